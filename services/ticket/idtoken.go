@@ -116,20 +116,23 @@ func (k *IDTokenKeys) SignTyped(typ string, claims any) (string, error) {
 	return msg + "." + b64.EncodeToString(sig), nil
 }
 
-// Verify checks the signature of a compact JWS signed by one of the keys
-// (RS256, the key its header's kid names) and returns its claims; it
-// checks no claim (the caller does: an expired ID token still names its
-// session for a logout).
-func (k *IDTokenKeys) Verify(token string) (map[string]any, error) {
+// Verify checks the signature of a compact JWS of type typ ("JWT": an ID
+// token, not a logout token) signed by one of the keys (RS256, the key its
+// header's kid names) and returns its claims; it checks no claim (the
+// caller does: an expired ID token still names its session for a logout).
+func (k *IDTokenKeys) Verify(token, typ string) (map[string]any, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return nil, errors.New("not a signed JWT")
 	}
 	b64 := base64.RawURLEncoding
-	var hdr struct{ Alg, Kid string }
+	var hdr struct{ Alg, Kid, Typ string }
 	raw, err := b64.DecodeString(parts[0])
 	if err != nil || json.Unmarshal(raw, &hdr) != nil || hdr.Alg != "RS256" {
 		return nil, errors.New("not an RS256 JWT")
+	}
+	if hdr.Typ != typ {
+		return nil, fmt.Errorf("a token of type %q, not %q", hdr.Typ, typ)
 	}
 	sig, err := b64.DecodeString(parts[2])
 	if err != nil {

@@ -298,9 +298,13 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	// tokens live only while the record does), and its own client's
 	// replay of the code that raced this exchange is looked for after
 	// (each side writes, then reads the other's: one of them sees it).
+	// It lives as long as a token of it can: the refresh token until the
+	// session's hard expiry, and an access token a refresh gave just
+	// before that for access_token_ttl more (the session raised, whose
+	// later hard expiry it may follow; review sec20 L4).
 	grant := keyOf(x.Code)
 	if err := s.store.PutCodeGrant(ctx, grant, &CodeGrant{ClientID: x.ID, UserID: t.UserID, OrgID: t.OrgID},
-		max(sess.HardExpiry.Sub(s.now()), time.Second)); err != nil {
+		max(sess.HardExpiry.Sub(s.now())+s.cfg.AccessTTL, time.Second)); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return fail(ErrInvalidGrant, "code replayed while it was redeemed", t)
 		}
@@ -710,14 +714,16 @@ func (s *Service) Revoke(ctx context.Context, c Client, token string) error {
 	if t.ClientID != c.ID {
 		return nil
 	}
-	if err := s.store.DeleteAccessToken(ctx, keyOf(token)); err != nil {
-		return err
-	}
 	if t.Refresh && t.Grant != "" {
-		// the access tokens of the same grant end too (RFC 7009 §2.1)
+		// the access tokens of the same grant end too (RFC 7009 §2.1):
+		// the grant first, so that a failure leaves the refresh token
+		// for the client's retry (review sec20 L3)
 		if err := s.store.DeleteCodeGrant(ctx, t.Grant); err != nil {
 			return err
 		}
+	}
+	if err := s.store.DeleteAccessToken(ctx, keyOf(token)); err != nil {
+		return err
 	}
 	s.audit(ctx, audit.Action{API: "oidc.revoke", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
 		Reason: "OK", Start: start, Fields: detail("client_id", c.ID), Own: detail("session_id", t.SessionID)})
@@ -734,13 +740,14 @@ func (s *Service) EndSessionOfIDToken(ctx context.Context, hint, clientID string
 	if s.idTokens == nil {
 		return false, ErrOIDCUnavailable
 	}
-	claims, err := s.idTokens.Verify(hint)
+	claims, err := s.idTokens.Verify(hint, "JWT")
 	if err != nil {
 		return false, ErrInvalidToken.WithMessage("the id_token_hint is not an ID token of this deployment: " + err.Error())
 	}
 	sid, _ := claims["sid"].(string)
 	sub, _ := claims["sub"].(string)
-	if sid == "" || sub == "" || (clientID != "" && !audienceHas(claims["aud"], clientID)) {
+	aud, _ := claims["aud"].(string)
+	if sid == "" || sub == "" || aud == "" || (clientID != "" && !audienceHas(claims["aud"], clientID)) {
 		return false, ErrInvalidToken.WithMessage("the id_token_hint names no session, or was issued to another client")
 	}
 	sess, _, err := s.followSession(ctx, sid)

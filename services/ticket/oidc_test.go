@@ -857,7 +857,12 @@ func TestEndSessionOfIDToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign, _ := other.Sign(map[string]any{"sub": "u1", "sid": ticket.SessionID(tgt), "aud": "app1"})
-	for name, hint := range map[string]string{"garbage": "x.y.z", "forged claims": forged, "another deployment's key": foreign} {
+	// signed here, but a back-channel logout token, or with no audience
+	// (review sec20 L1)
+	logoutToken, _ := testIDKeys(t).SignTyped("logout+jwt", map[string]any{"sub": "u1", "sid": ticket.SessionID(tgt), "aud": "app1"})
+	noAud, _ := testIDKeys(t).Sign(map[string]any{"sub": "u1", "sid": ticket.SessionID(tgt)})
+	for name, hint := range map[string]string{"garbage": "x.y.z", "forged claims": forged, "another deployment's key": foreign,
+		"a logout token": logoutToken, "no audience": noAud} {
 		if _, err := f.svc.EndSessionOfIDToken(ctx, hint, ""); !errors.Is(err, ticket.ErrInvalidToken) {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -877,5 +882,82 @@ func TestEndSessionOfIDToken(t *testing.T) {
 	}
 	if ok, err := f.svc.EndSessionOfIDToken(ctx, toks.IDToken, ""); err != nil || ok {
 		t.Fatalf("the same logout again: %v %v", ok, err)
+	}
+}
+
+// TestGrantOutlivesItsTokens: the grant lives as long as a token of it
+// may: an access token a refresh gave after a raise (the session's hard
+// expiry later) stays active until its own expiry (review sec20 L4).
+func TestGrantOutlivesItsTokens(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{TGTIdle: time.Hour, TGTHard: 4 * time.Second, AccessTTL: time.Hour})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	tgt := f.login(t, "u1")
+	c1 := ticket.Client{ID: "app1", Secret: "s1"}
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the records' TTLs run on the real clock
+	if _, _, replaced, err := f.svc.RaiseSession(ctx, tgt, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 2}); err != nil || !replaced {
+		t.Fatalf("raise: %v %v", replaced, err)
+	}
+	nt, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: c1, RefreshToken: toks.RefreshToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // past the first session's hard expiry
+	if j, err := f.svc.Introspect(ctx, c1, nt.AccessToken); err != nil || !strings.Contains(string(j), `"active":true`) {
+		t.Fatalf("the access token a refresh gave after the raise (expires_in %d s): %s %v", nt.ExpiresIn, j, err)
+	}
+}
+
+// failGrantDelete fails the first DeleteCodeGrant (a store timeout).
+type failGrantDelete struct {
+	ticket.Store
+	failed bool
+}
+
+func (s *failGrantDelete) DeleteCodeGrant(ctx context.Context, key string) error {
+	if !s.failed {
+		s.failed = true
+		return ticket.ErrConflict // any store error
+	}
+	return s.Store.DeleteCodeGrant(ctx, key)
+}
+
+// TestRevokeRetryEndsTheGrant: a revocation of a refresh token whose grant
+// could not be ended fails, and the client's retry ends it (review sec20
+// L3).
+func TestRevokeRetryEndsTheGrant(t *testing.T) {
+	ctx := context.Background()
+	w := &failGrantDelete{}
+	f := newFixtureWith(t, ticket.Config{}, func(s ticket.Store) ticket.Store { w.Store = s; return w })
+	register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB})
+	f.svc.Registry().Invalidate()
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	tgt := f.login(t, "u1")
+	c1 := ticket.Client{ID: "app1", Secret: "s1"}
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Revoke(ctx, c1, toks.RefreshToken); err == nil {
+		t.Fatal("a revocation whose grant was not ended answered success")
+	}
+	if err := f.svc.Revoke(ctx, c1, toks.RefreshToken); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if j, err := f.svc.Introspect(ctx, c1, toks.AccessToken); err != nil || !strings.Contains(string(j), `"active":false`) {
+		t.Fatalf("the grant's access token after the retried revocation: %s %v", j, err)
 	}
 }

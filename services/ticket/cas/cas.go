@@ -944,18 +944,22 @@ func dropParams(u string, names ...string) string {
 // every service that got a ticket), then redirects only to a registered
 // service.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	ended := false
 	if tgt := tgcOf(r); tgt != "" {
 		ctx, cancel := h.ctx(r)
-		_, err := h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: tgt})
+		res, err := h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: tgt})
 		cancel()
 		if err != nil && status.Code(err) != codes.InvalidArgument {
 			h.fault(w, r, err)
 			return
 		}
-	} else if hint := r.URL.Query().Get("id_token_hint"); hint != "" {
+		ended = res.GetEnded()
+	}
+	if hint := r.URL.Query().Get("id_token_hint"); hint != "" && !ended {
 		// RP-initiated logout from a browser without the session's
-		// cookie (another browser profile, the cookie cleared): the
-		// session the ID token names ends (trial11 D11). A hint that is
+		// cookie (another browser profile, the cookie cleared, or one of
+		// a session that has ended: review sec20 L2): the session the ID
+		// token names ends (trial11 D11). A hint that is
 		// not one of this deployment's ID tokens, or another client's,
 		// ends nothing and is logged.
 		ctx, cancel := h.ctx(r)
