@@ -69,7 +69,8 @@ func parseOIDC(v url.Values, form bool) (*oidcRequest, *oauthError) {
 	q := &oidcRequest{clientID: v.Get("client_id"), redirectURI: v.Get("redirect_uri"), scope: strings.Join(strings.Fields(v.Get("scope")), " "),
 		state: v.Get("state"), nonce: v.Get("nonce"), challenge: v.Get("code_challenge"), maxAge: -1, hintSub: hintSubject(v.Get("id_token_hint"))}
 	for _, k := range slices.Sorted(maps.Keys(v)) {
-		if len(v[k]) > 1 {
+		// (RFC 8707's resource may repeat; it is not used here)
+		if len(v[k]) > 1 && k != "resource" {
 			// RFC 6749 §3.1 (trial11 D9)
 			return q, &oauthError{"invalid_request", "the parameter " + k + " is given more than once"}
 		}

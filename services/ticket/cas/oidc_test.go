@@ -48,6 +48,15 @@ func TestParseOIDC(t *testing.T) {
 			t.Errorf("%s: %+v, want %s", name, bad, tc.want)
 		}
 	}
+	// resource may repeat (RFC 8707)
+	rv := url.Values{}
+	for k, vs := range good {
+		rv[k] = vs
+	}
+	rv["resource"] = []string{"https://api1.example/", "https://api2.example/"}
+	if _, bad := parseOIDC(rv, false); bad != nil {
+		t.Errorf("resource twice: %+v", bad)
+	}
 	// a parameter given twice (RFC 6749 §3.1; trial11 D9)
 	for _, k := range []string{"state", "scope", "nonce", "response_type", "code_challenge"} {
 		v := url.Values{}
