@@ -125,6 +125,25 @@ func pkce() (verifier, challenge string) {
 	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// app1 is the OpenID Connect client the tests' code grants are of.
+var app1 = ticket.Client{ID: "app1", Secret: "s1"}
+
+// codeGrant signs tgt's person in to app1 (scope): the code's exchange.
+func (f *fixture) codeGrant(t *testing.T, tgt, scope string) *ticket.Tokens {
+	t.Helper()
+	ctx := context.Background()
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
+		Binding: ticket.OIDCBinding{ClientID: app1.ID, Scope: scope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: app1, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toks
+}
+
 func TestAuthorizationCodeFlow(t *testing.T) {
 	ctx := context.Background()
 	f := oidcFixture(t, ticket.Config{})
@@ -840,16 +859,7 @@ func TestEndSessionOfIDToken(t *testing.T) {
 	f := oidcFixture(t, ticket.Config{})
 	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
 	tgt := f.login(t, "u1")
-	c1 := ticket.Client{ID: "app1", Secret: "s1"}
-	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
-		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
-	if err != nil {
-		t.Fatal(err)
-	}
+	toks := f.codeGrant(t, tgt, "openid")
 	parts := strings.Split(toks.IDToken, ".")
 	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"u1","sid":"x","aud":"app1"}`)) + "." + parts[2]
 	other, err := ticket.NewIDTokenKeys("k", map[string][]byte{"k": []byte("another deployment's seed, 32 bytes")})
@@ -893,16 +903,8 @@ func TestGrantOutlivesItsTokens(t *testing.T) {
 	f := oidcFixture(t, ticket.Config{TGTIdle: time.Hour, TGTHard: 4 * time.Second, AccessTTL: time.Hour})
 	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
 	tgt := f.login(t, "u1")
-	c1 := ticket.Client{ID: "app1", Secret: "s1"}
-	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
-		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c1 := app1
+	toks := f.codeGrant(t, tgt, "openid")
 	time.Sleep(2 * time.Second) // the records' TTLs run on the real clock
 	if _, _, replaced, err := f.svc.RaiseSession(ctx, tgt, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: 2}); err != nil || !replaced {
 		t.Fatalf("raise: %v %v", replaced, err)
@@ -942,15 +944,8 @@ func TestRevokeRetryEndsTheGrant(t *testing.T) {
 	f.svc.Registry().Invalidate()
 	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
 	tgt := f.login(t, "u1")
-	c1 := ticket.Client{ID: "app1", Secret: "s1"}
-	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c1 := app1
+	toks := f.codeGrant(t, tgt, "")
 	if err := f.svc.Revoke(ctx, c1, toks.RefreshToken); err == nil {
 		t.Fatal("a revocation whose grant was not ended answered success")
 	}
