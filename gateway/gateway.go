@@ -40,6 +40,10 @@ const DefaultMaxBodyBytes int64 = 1 << 20
 // readyTimeout bounds the default readiness check.
 const readyTimeout = 2 * time.Second
 
+// DefaultRequestTimeout bounds a REST API call: under the HTTP server's
+// 30 s write timeout, so that the caller gets an answer.
+const DefaultRequestTimeout = 25 * time.Second
+
 // Options configures the gateway handler.
 type Options struct {
 	// Logger receives request-independent diagnostics; nil means no logging.
@@ -58,6 +62,11 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes limits request bodies (413 beyond it); 0 means 1 MiB.
 	MaxBodyBytes int64
+	// RequestTimeout is the deadline of a REST API call's gRPC call (a
+	// caller's Grpc-Timeout header may shorten it): a component that stops
+	// answering mid-call gets the caller 504 DEADLINE_EXCEEDED, not a hang.
+	// 0 means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// APIDocs describe the REST routes of the backends; New merges them into
 	// the OpenAPI 3 document /openapi.json serves (BuildOpenAPI). nil: a
 	// document without operations.
@@ -104,6 +113,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,11 @@ func (echoAuth) Authenticate(ctx context.Context, req *identityv1.AuthenticateRe
 		// would send, naming an internal address.
 		n, _ := strconv.Atoi(c)
 		return nil, status.Error(codes.Code(n), "backend at 10.9.8.7:5432 exploded")
+	}
+	if req.GetAppUserId() == "hang" {
+		// a component that stops answering mid-call
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 	if v, ok := strings.CutPrefix(req.GetAppUserId(), "header:"); ok {
 		// Response header metadata of the service's own.
@@ -223,6 +229,41 @@ func TestHeadersForwarded(t *testing.T) {
 	}
 	if got := r.header.Get("X-Request-Id"); got != "req-42" {
 		t.Errorf("response X-Request-Id = %q, want req-42", got)
+	}
+}
+
+// TestRESTDeadline: a REST call whose component stops answering ends with
+// 504 DEADLINE_EXCEEDED at the edge's deadline, or the caller's shorter
+// Grpc-Timeout; a Grpc-Timeout that is none is refused (trial12 D1, D2).
+func TestRESTDeadline(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.RequestTimeout = 300 * time.Millisecond })
+	call := func(hdr map[string]string) result {
+		return e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"hang","password":"x"}`), hdr)
+	}
+	start := time.Now()
+	if r := call(nil); r.code != http.StatusGatewayTimeout {
+		t.Fatalf("a hung component: %d %s", r.code, r.body)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the edge's deadline took %v", d)
+	}
+	if r := call(map[string]string{"Grpc-Timeout": "20m"}); r.code != http.StatusGatewayTimeout {
+		t.Fatalf("a hung component with Grpc-Timeout: %d %s", r.code, r.body)
+	}
+	// the caller's deadline reaches the component
+	if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"alice","password":"x"}`),
+		map[string]string{"Grpc-Timeout": "1n"}); r.code != http.StatusGatewayTimeout {
+		t.Fatalf("Grpc-Timeout 1n: %d %s", r.code, r.body)
+	}
+	for _, bad := range []string{"3", "S", "3s", "-1S", "123456789S", "1.5S"} {
+		r := call(map[string]string{"Grpc-Timeout": bad})
+		if r.code != http.StatusBadRequest || !strings.Contains(string(r.body), "Grpc-Timeout") {
+			t.Errorf("Grpc-Timeout %q: %d %s", bad, r.code, r.body)
+		}
+	}
+	if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"alice","password":"x"}`),
+		map[string]string{"Grpc-Timeout": "5S"}); r.code != http.StatusOK {
+		t.Fatalf("Grpc-Timeout 5S: %d %s", r.code, r.body)
 	}
 }
 

@@ -260,7 +260,21 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		if c := x509cert.VerifiedPeer(r.TLS); c != nil {
 			o.ClientCert = x509cert.Thumbprint(c.Raw)
 		}
-		r2 := r.Clone(grpcx.WithRequestID(grpcx.WithOrigin(r.Context(), o), st.requestID))
+		// The call's deadline: the edge's, or the caller's Grpc-Timeout
+		// when shorter (the header itself is not forwarded).
+		timeout := g.opts.RequestTimeout
+		if v := r.Header.Get("Grpc-Timeout"); v != "" {
+			d, ok := grpcTimeout(v)
+			if !ok {
+				writeStatusJSON(w, http.StatusBadRequest, status.Convert(apierr.ToStatus(grpcx.BadRequest("Grpc-Timeout",
+					"Grpc-Timeout is not a gRPC timeout: at most 8 digits and a unit H, M, S, m (ms), u (µs) or n (ns), e.g. 3S"))))
+				return
+			}
+			timeout = min(timeout, d)
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		r2 := r.Clone(grpcx.WithRequestID(grpcx.WithOrigin(ctx, o), st.requestID))
 		h := make(http.Header, len(forwardedRequestHeaders)+1)
 		for _, k := range forwardedRequestHeaders {
 			if v, ok := r.Header[k]; ok {
@@ -286,6 +300,24 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		}
 		gw.ServeHTTP(w, r2)
 	})
+}
+
+// grpcTimeout parses a Grpc-Timeout header value (gRPC over HTTP/2:
+// TimeoutValue of at most 8 digits, TimeoutUnit).
+func grpcTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 || strings.ContainsAny(v[:len(v)-1], "+-") {
+		return 0, false
+	}
+	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond,
+		'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+	if unit == 0 {
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
 }
 
 // oneSignatureValue refuses (400, false) a request whose signature headers
