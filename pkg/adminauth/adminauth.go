@@ -37,6 +37,9 @@ const (
 	// ReasonAuthzUnavailable: the authz component did not answer within
 	// RetryFor, so an administrator's call could not be checked.
 	ReasonAuthzUnavailable = "AUTHZ_UNAVAILABLE"
+	// ReasonIdentityUnavailable: the identity component did not answer,
+	// so an administrator's token could not be checked.
+	ReasonIdentityUnavailable = "IDENTITY_UNAVAILABLE"
 )
 
 func init() {
@@ -47,6 +50,8 @@ func init() {
 			Doc: "The administrator's roles do not allow this action (here, or on this target: outside the org subtree they administer, a role they may not hand on, an administrator above them, their own grants). The message says which."},
 		apierr.Reason{Name: ReasonSoDConflict, Code: apierr.FailedPrecondition,
 			Doc: "The grant, role, group membership, move of a person or of an org would let one person hold both roles of a separation-of-duty pair, or a new pair is already broken by somebody (authz exclusions; the three administrators are one built in)."},
+		apierr.Reason{Name: ReasonIdentityUnavailable, Code: apierr.Unavailable, Legacy: -6,
+			Doc: "An administrator's call could not be checked: the identity service, which knows administrator tokens, did not answer (stopped, unreachable). Nothing was done; retry once identity is back (its /readyz, the edge's /readyz)."},
 		apierr.Reason{Name: ReasonAuthzUnavailable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "An administrator's call could not be checked: the authorization service (authz) did not answer for 10 s (stopped, unreachable, still loading its index). Nothing was done; retry once authz is back (its /readyz, the edge's /readyz)."},
 	)
@@ -200,6 +205,12 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (*Admin, erro
 		return nil, ErrNoToken
 	}
 	r, err := v.sessions.WhoAmI(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token), &identityv1.WhoAmIRequest{})
+	if c := status.Code(err); c == codes.Unavailable || (c == codes.DeadlineExceeded && ctx.Err() == nil) {
+		// the component asked is up; identity, behind it, is not: say so
+		// (trial12 D3)
+		return nil, apierr.Wrap(err, apierr.Unavailable, ReasonIdentityUnavailable,
+			"the identity service is unavailable, so the administrator token cannot be checked; nothing was done, try again later")
+	}
 	if err != nil {
 		return nil, err
 	}

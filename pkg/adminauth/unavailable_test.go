@@ -47,3 +47,27 @@ func TestAuthorizeAuthzUnavailable(t *testing.T) {
 		t.Fatalf("message %q", msg)
 	}
 }
+
+// An administrator's call whose token identity cannot check (identity
+// down behind the component asked) says that identity is the one missing
+// (trial12 D3).
+func TestAuthenticateIdentityUnavailable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	v := adminauth.New(conn, conn)
+	_, err = v.Authenticate(context.Background(), "some-token")
+	ae, ok := apierr.As(err)
+	if !ok || ae.Code != apierr.Unavailable || ae.Reason != adminauth.ReasonIdentityUnavailable ||
+		!strings.Contains(ae.Message, "identity service is unavailable") {
+		t.Fatalf("identity down: %v, want UNAVAILABLE %s", err, adminauth.ReasonIdentityUnavailable)
+	}
+}
