@@ -2,6 +2,7 @@ package ticket
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -74,6 +75,18 @@ func ServiceAccessDenied(missing, msg string) error {
 type accessDenial struct {
 	err     error
 	missing string
+}
+
+// why says what the person lacks, in the third person (for a proxying
+// service).
+func (d *accessDenial) why() string {
+	switch {
+	case d.missing == MissingAccountLink:
+		return "they have no account in it (no account link)"
+	case strings.HasPrefix(d.missing, MissingPermission+" "):
+		return "they are not granted " + strings.TrimPrefix(d.missing, MissingPermission+" ")
+	}
+	return "its access rule is not valid"
 }
 
 // checkAccess decides rs's access rule for userID: nil, nil when they pass

@@ -229,7 +229,9 @@ func TestProxyTicketAccessRule(t *testing.T) {
 		t.Fatalf("validate with pgtUrl: %+v %v", v, err)
 	}
 	pt, code, msg, err := f.svc.IssueProxyTicket(ctx, v.PGT, "https://perm.example.com/")
-	if err != nil || pt != "" || code != ticket.CodeUnauthorizedService || !strings.Contains(msg, "docs:read") {
+	// said to the proxying service, of the person (trial12 D4)
+	if err != nil || pt != "" || code != ticket.CodeUnauthorizedService || !strings.Contains(msg, "docs:read") ||
+		!strings.HasPrefix(msg, "the person may not use the target service's application: they are not granted") {
 		t.Fatalf("proxy ticket without the permission: %q %q %q %v", pt, code, msg, err)
 	}
 	if !f.audit.find("ticket.proxy", "denied", ticket.ReasonServiceAccessDenied) {

@@ -904,11 +904,8 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 		}
 		if denied != nil {
 			s.auditAccessDenied(ctx, "ticket.proxy", start, p.UserID, p.OrgID, target, rs, denied)
-			msg := denied.err.Error()
-			if ae, ok := apierr.As(denied.err); ok {
-				msg = ae.Message
-			}
-			return "", CodeUnauthorizedService, msg, nil
+			// said to the proxying service, not to the person (trial12 D4)
+			return "", CodeUnauthorizedService, "the person may not use the target service's application: " + denied.why(), nil
 		}
 	}
 	appID := rs.AppID

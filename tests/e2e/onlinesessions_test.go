@@ -93,6 +93,12 @@ func TestLiveSessionsAndOnlineNow(t *testing.T) {
 	}
 	_, err := c.ListSessions(x.as("unitA"), &ticketv1.ListSessionsRequest{OrgId: x.west})
 	denied(t, "unit admin lists another branch", err, "outside them")
+	// a person of another branch: refused, not an empty list (trial12 D7)
+	_, err = c.ListSessions(x.as("unitA"), &ticketv1.ListSessionsRequest{UserId: x.carol})
+	denied(t, "unit admin lists a person of another branch", err, "is not one of them")
+	if got := listAll("unitA", &ticketv1.ListSessionsRequest{UserId: x.dave}); !slices.Equal(got, want(x.dave, x.dave)) {
+		t.Errorf("unit admin of east lists dave's: %v", got)
+	}
 	_, err = c.ListSessions(ctx, &ticketv1.ListSessionsRequest{})
 	wantCode(t, err, codes.Unauthenticated, "BAD_ADMIN_TOKEN")
 	_, err = c.ListSessions(x.as("aud"), &ticketv1.ListSessionsRequest{PageToken: "%%"})

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/adminauth"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -15,6 +17,9 @@ import (
 type OrgTree interface {
 	// Subtree returns org and every org below it.
 	Subtree(ctx context.Context, org string) ([]string, error)
+	// UserOrg is the org of person id, as the calling administrator may
+	// read it (an error when they may not).
+	UserOrg(ctx context.Context, id string) (string, error)
 }
 
 // SessionsServer implements TicketSessionsService: the live sessions,
@@ -57,6 +62,17 @@ func (s *SessionsServer) ListSessions(ctx context.Context, r *ticketv1.ListSessi
 			return nil, err
 		}
 	}
+	if user := r.GetUserId(); user != "" && tops != nil {
+		// a person outside the administrator's orgs is refused, as an org
+		// is, not answered with an empty list (trial12 D7)
+		org, err := s.orgs.UserOrg(ctx, user)
+		if c := status.Code(err); c == codes.NotFound || c == codes.PermissionDenied || (err == nil && !orgs[org]) {
+			return nil, adminauth.Denied("you may list only the sessions of people in the org subtrees you administer, and " + user + " is not one of them")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	list, next, err := s.svc.ListSessions(ctx, ticket.SessionQuery{Orgs: orgs, UserID: r.GetUserId(), PageSize: int(r.GetPageSize()),
 		PageToken: r.GetPageToken()})
 	if err != nil {
@@ -90,6 +106,15 @@ func (s *SessionsServer) subtrees(ctx context.Context, tops ...string) (map[stri
 // identity answers only what they may read.
 type IdentityOrgs struct {
 	Admin identityv1.AdminServiceClient
+}
+
+// UserOrg implements OrgTree.
+func (o IdentityOrgs) UserOrg(ctx context.Context, id string) (string, error) {
+	u, err := o.Admin.GetUser(adminContext(ctx), &identityv1.GetUserRequest{Id: id})
+	if err != nil {
+		return "", err
+	}
+	return u.GetOrgId(), nil
 }
 
 // Subtree implements OrgTree.

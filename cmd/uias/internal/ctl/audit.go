@@ -328,11 +328,11 @@ func auditVerifyCmd() command {
 func auditQueryCmd() command {
 	return command{
 		usage: "[--since D | --from T] [--to T] [--actor A] [--subject S] [--app ID] [--api API] [--result R]\n" +
-			"              [--ip ADDR] [--text TEXT] [--page-size N] [--page-token T] [--all]",
+			"              [--ip ADDR] [--text TEXT] [--org ID] [--page-size N] [--page-token T] [--all]",
 		help: "Searches the audit log, newest first. Times are RFC 3339 (2026-12-01T08:00:00Z);\n" +
-			"--since 24h means from 24 hours ago. Filters combine (all must match).",
+			"--since 24h (or 7d) means from 24 hours (7 days) ago. Filters combine (all must match).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
-			since := fs.Duration("since", 0, "records of the last `DURATION` (e.g. 24h)")
+			since := sinceFlag(fs, "records")
 			from := fs.String("from", "", "records at or after `TIME` (a date, midnight UTC, or RFC 3339)")
 			to := fs.String("to", "", "records before `TIME` (a date, midnight UTC, or RFC 3339)")
 			actor := fs.String("actor", "", "who acted (e.g. user:ID, app:APP_ID)")

@@ -54,7 +54,7 @@ type loginRange struct {
 }
 
 func addLoginRange(fs *flag.FlagSet) *loginRange {
-	return &loginRange{since: fs.Duration("since", 0, "logins of the last `DURATION` (e.g. 24h)"),
+	return &loginRange{since: sinceFlag(fs, "logins"),
 		from: fs.String("from", "", "logins at or after `TIME` (a date, midnight UTC, or RFC 3339)"), to: fs.String("to", "", "logins before `TIME` (a date, midnight UTC, or RFC 3339)")}
 }
 

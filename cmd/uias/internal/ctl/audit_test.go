@@ -101,6 +101,13 @@ func TestAuditCommands(t *testing.T) {
 	if strings.Count(out, "org.create") != 1 || !strings.Contains(out, "TIME") {
 		t.Fatalf("query:\n%s", out)
 	}
+	// days, as the defaults are counted (trial12 D5)
+	if out = h.mustRun("audit", "query", "--api", "org.create", "--since", "1d"); strings.Count(out, "org.create") != 1 {
+		t.Fatalf("query --since 1d:\n%s", out)
+	}
+	if code, _, errs := h.run("audit", "query", "--since", "1w"); code != exitUsage || !strings.Contains(errs, "like 90d, 720h") {
+		t.Fatalf("query --since 1w: exit %d %s", code, errs)
+	}
 	// The administrator who acted is named (004 2.1.7: "administrator
 	// name"; here the system administrator's own query of the log, above),
 	// and -o json keeps the actor's id beside the name.

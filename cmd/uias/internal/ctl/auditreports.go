@@ -37,7 +37,7 @@ type filterFlags struct {
 }
 
 func addFilterFlags(fs *flag.FlagSet) *filterFlags {
-	return &filterFlags{since: fs.Duration("since", 0, "records of the last `DURATION` (e.g. 24h)"),
+	return &filterFlags{since: sinceFlag(fs, "records"),
 		from:  fs.String("from", "", "records at or after `TIME` (a date, midnight UTC, or RFC 3339)"),
 		to:    fs.String("to", "", "records before `TIME` (a date, midnight UTC, or RFC 3339)"),
 		actor: fs.String("actor", "", "who acted (e.g. user:ID, app:APP_ID)"), subject: fs.String("subject", "", "what it was done to"),

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"flag"
 	"strconv"
 	"strings"
 	"time"
@@ -61,4 +62,13 @@ func fmtDays(s int64) string {
 		return strconv.FormatInt(s/86400, 10) + "d"
 	}
 	return (time.Duration(s) * time.Second).String()
+}
+
+// sinceFlag defines --since on fs: a duration back from now, in days
+// ("30d") or a Go duration ("24h"); the value is read through the
+// returned pointer.
+func sinceFlag(fs *flag.FlagSet, what string) *time.Duration {
+	v := &days{}
+	fs.Var(v, "since", what+" of the last `DURATION` (e.g. 24h or 30d)")
+	return &v.d
 }
