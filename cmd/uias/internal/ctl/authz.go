@@ -382,9 +382,29 @@ func authzRoleCmd(update bool) command {
 	}}
 }
 
+// grantHeader heads grantTable's rows.
+const grantHeader = "ID\tROLE\tSUBJECT\tFROM\tUNTIL\tSCOPE"
+
 func grantTable(tw *tabwriter.Writer, g *authzv1.Grant) {
-	fmt.Fprintf(tw, "%s\t%s\t%s:%s\t%s\t%s\n", g.GetId(), g.GetRoleId(), g.GetSubject().GetKind(), g.GetSubject().GetId(),
-		tsText(g.GetValidFrom()), tsText(g.GetValidUntil()))
+	fmt.Fprintf(tw, "%s\t%s\t%s:%s\t%s\t%s\t%s\n", g.GetId(), g.GetRoleId(), g.GetSubject().GetKind(), g.GetSubject().GetId(),
+		tsText(g.GetValidFrom()), tsText(g.GetValidUntil()), grantScope(g))
+}
+
+// grantScope says what a unit administrator's grant is over (trial12
+// D6): the org subtree, the roles they may hand on, and whether they may
+// appoint unit administrators below them; "-" for any other grant.
+func grantScope(g *authzv1.Grant) string {
+	if g.GetScopeOrg() == "" {
+		return "-"
+	}
+	out := "org:" + g.GetScopeOrg()
+	if rs := g.GetGrantableRoles(); len(rs) > 0 {
+		out += " grantable:" + strings.Join(rs, ",")
+	}
+	if g.GetDelegable() {
+		out += " delegable"
+	}
+	return out
 }
 
 func tsText(t *timestamppb.Timestamp) string {
@@ -449,7 +469,7 @@ func authzGrantCmd() command {
 						return err
 					}
 					return a.output(out, func(tw *tabwriter.Writer) {
-						fmt.Fprintln(tw, "ID\tROLE\tSUBJECT\tFROM\tUNTIL")
+						fmt.Fprintln(tw, grantHeader)
 						grantTable(tw, out.GetGrant())
 						fmt.Fprintf(tw, "revision\t%d\n", out.GetRevision())
 						if pw := out.GetActivationPassword(); pw != "" {
@@ -490,7 +510,7 @@ func authzGrantsCmd() command {
 						return err
 					}
 					return a.output(out, func(tw *tabwriter.Writer) {
-						fmt.Fprintln(tw, "ID\tROLE\tSUBJECT\tFROM\tUNTIL")
+						fmt.Fprintln(tw, grantHeader)
 						for _, g := range out.GetGrants() {
 							grantTable(tw, g)
 						}
