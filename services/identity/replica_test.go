@@ -1174,12 +1174,7 @@ func TestDeletionOfAPersonLeftOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused := map[string]bool{}
-	for _, o := range objs {
-		if o.Outcome == identity.ReplicaConflict {
-			refused[o.Key] = true
-		}
-	}
+	refused := objectKeys(objs, identity.ReplicaConflict)
 	linkKey, memberKey := "link:"+links[0].ID, "group:"+crew.ID+"/member:"+p.user.ID
 	if !refused[linkKey] || !refused[memberKey] {
 		t.Fatalf("the left-out person's link and membership were not conflicts: %v", objs)
@@ -1192,12 +1187,7 @@ func TestDeletionOfAPersonLeftOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := map[string]bool{}
-	for _, o := range objs {
-		if o.Outcome == identity.ReplicaApplied {
-			done[o.Key] = true
-		}
-	}
+	done := objectKeys(objs, identity.ReplicaApplied)
 	// the deletion settles the person's link and membership conflicts
 	// too (review sec17 N6)
 	for _, k := range []string{"user:" + p.user.ID + "/*", "totp:" + p.user.ID + "/*", "finger:" + p.user.ID + "/*",
@@ -1206,6 +1196,17 @@ func TestDeletionOfAPersonLeftOut(t *testing.T) {
 			t.Fatalf("the deletion of a person left out answered %v, objects %v: no %s", out, objs, k)
 		}
 	}
+}
+
+// objectKeys are the keys of the objects answered with outcome.
+func objectKeys(objs []identity.ReplicaObject, outcome identity.ReplicaOutcome) map[string]bool {
+	out := map[string]bool{}
+	for _, o := range objs {
+		if o.Outcome == outcome {
+			out[o.Key] = true
+		}
+	}
+	return out
 }
 
 // TestDeletionOfAHeldMember: a person held here and deleted at home
@@ -1233,12 +1234,7 @@ func TestDeletionOfAHeldMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := map[string]bool{}
-	for _, o := range objs {
-		if o.Outcome == identity.ReplicaApplied {
-			done[o.Key] = true
-		}
-	}
+	done := objectKeys(objs, identity.ReplicaApplied)
 	if !done["user:"+member+"/*"] || !done["group:"+crew.ID+"/member:"+member] {
 		t.Fatalf("the deletion of a held member answered %v", objs)
 	}
