@@ -51,6 +51,18 @@ func (echoAuth) Authenticate(ctx context.Context, req *identityv1.AuthenticateRe
 		n, _ := strconv.Atoi(c)
 		return nil, status.Error(codes.Code(n), "backend at 10.9.8.7:5432 exploded")
 	}
+	if req.GetAppUserId() == "deadline" {
+		// the call's deadline, as the service sees it
+		dl, ok := ctx.Deadline()
+		left := "none"
+		if ok {
+			left = strconv.Itoa(int(time.Until(dl) / time.Second))
+		}
+		if err := grpc.SetHeader(ctx, metadata.Pairs("x-left", left)); err != nil {
+			return nil, err
+		}
+		return &identityv1.AuthenticateResponse{}, nil
+	}
 	if req.GetAppUserId() == "hang" {
 		// a component that stops answering mid-call
 		<-ctx.Done()
@@ -264,6 +276,26 @@ func TestRESTDeadline(t *testing.T) {
 	if r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"alice","password":"x"}`),
 		map[string]string{"Grpc-Timeout": "5S"}); r.code != http.StatusOK {
 		t.Fatalf("Grpc-Timeout 5S: %d %s", r.code, r.body)
+	}
+}
+
+// TestFileRouteDeadline: the calls of a backend's file routes (uploads,
+// downloads) get restfile.FileTime, not the API calls' deadline (review
+// sec21 H1).
+func TestFileRouteDeadline(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.RequestTimeout = time.Minute
+		o.Backends[0].FileRoutes = []string{"/v1/authenticate"}
+	})
+	r := e.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"deadline","password":"x"}`), nil)
+	left, err := strconv.Atoi(r.header.Get("Grpc-Metadata-X-Left"))
+	if r.code != http.StatusOK || err != nil || time.Duration(left)*time.Second < time.Hour {
+		t.Fatalf("a file route's deadline: %d left %q", r.code, r.header.Get("Grpc-Metadata-X-Left"))
+	}
+	e2 := newEnv(t, func(o *Options) { o.RequestTimeout = time.Minute })
+	r = e2.do(t, http.MethodPost, "/v1/authenticate", strings.NewReader(`{"app_user_id":"deadline","password":"x"}`), nil)
+	if left, err := strconv.Atoi(r.header.Get("Grpc-Metadata-X-Left")); r.code != http.StatusOK || err != nil || left > 60 {
+		t.Fatalf("an API call's deadline: %d left %q", r.code, r.header.Get("Grpc-Metadata-X-Left"))
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/reqsig"
+	"github.com/uias/uias/pkg/restfile"
 	"github.com/uias/uias/pkg/x509cert"
 )
 
@@ -263,6 +264,11 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		// The call's deadline: the edge's, or the caller's Grpc-Timeout
 		// when shorter (the header itself is not forwarded).
 		timeout := g.opts.RequestTimeout
+		if g.fileRoute(r.URL.Path) {
+			// an upload or download runs as long as the file takes
+			// (review sec21 H1)
+			timeout = restfile.FileTime
+		}
 		if v := r.Header.Get("Grpc-Timeout"); v != "" {
 			d, ok := grpcTimeout(v)
 			if !ok {
@@ -533,6 +539,19 @@ func writeStatusJSON(w http.ResponseWriter, httpStatus int, s *status.Status) {
 // bodyLimit is the body limit of a request to path: the limit of the
 // longest backend prefix (module.Module.BodyLimits) path starts with, else
 // Options.MaxBodyBytes.
+// fileRoute reports whether path is under a backend's file route
+// (module.Module.FileRoutes).
+func (g *gateway) fileRoute(path string) bool {
+	for _, b := range g.opts.Backends {
+		for _, prefix := range b.FileRoutes {
+			if strings.HasPrefix(path, prefix) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (g *gateway) bodyLimit(path string) int64 {
 	limit, best := g.opts.MaxBodyBytes, -1
 	for _, b := range g.opts.Backends {

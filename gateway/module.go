@@ -30,6 +30,8 @@ type Backend struct {
 	// BodyLimits are the component's body limits by path prefix
 	// (module.Module.BodyLimits).
 	BodyLimits map[string]int64
+	// FileRoutes are the prefixes of its file routes (module.Module.FileRoutes).
+	FileRoutes []string
 }
 
 // Config is the gateway section of the configuration (YAML key "gateway").
@@ -91,7 +93,7 @@ func Module() module.Module {
 				if err != nil {
 					return nil, err
 				}
-				backends = append(backends, Backend{Name: m.Name, Conn: conn, REST: m.REST, BodyLimits: m.BodyLimits})
+				backends = append(backends, Backend{Name: m.Name, Conn: conn, REST: m.REST, BodyLimits: m.BodyLimits, FileRoutes: m.FileRoutes})
 				if m.OpenAPI != nil {
 					docs = append(docs, APIDoc{OpenAPI: m.OpenAPI, Security: m.OpenAPISecurity, Public: m.OpenAPIPublic, Signed: m.OpenAPISigned})
 				}

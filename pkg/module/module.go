@@ -62,6 +62,10 @@ type Module struct {
 	// 16 GiB) whose handlers stream the body (file uploads) instead of
 	// decoding it whole. nil: the edge's limit everywhere.
 	BodyLimits map[string]int64
+	// FileRoutes are the path prefixes of the component's REST routes
+	// that move files (uploads, downloads): the edge gives their calls
+	// restfile.FileTime instead of its deadline for API calls.
+	FileRoutes []string
 	// OpenAPI is the component's OpenAPI 3.0 document as `make proto`
 	// generates it from its proto (proto/gen/openapi), merged by the edge
 	// into /openapi.json. nil: none.

@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -49,14 +50,16 @@ type Handle struct {
 // Module is the audit component's registration.
 func Module() module.Module {
 	return module.Module{
-		Name:    Name,
-		Config:  func() config.Section { return Defaults() },
-		SQL:     true,
-		NATS:    true,
-		Uses:    []string{"identity"},
-		Calls:   []string{"authz", "ticket"},
-		REST:    rest,
-		OpenAPI: auditOpenAPI,
+		Name:   Name,
+		Config: func() config.Section { return Defaults() },
+		SQL:    true,
+		NATS:   true,
+		Uses:   []string{"identity"},
+		Calls:  []string{"authz", "ticket"},
+		REST:   rest,
+		// the downloads of exports run as long as the file takes
+		FileRoutes: []string{ExportPath, strings.TrimSuffix(AnalyticsExportPath, "{report}")},
+		OpenAPI:    auditOpenAPI,
 		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials, "AuditQueryService": module.AdminCredentials,
 			"AuditReportService":    module.AdminCredentials,
 			"AuditAnalyticsService": module.AdminCredentials},

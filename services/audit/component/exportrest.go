@@ -63,6 +63,7 @@ type exportStream = grpc.ServerStreamingClient[auditv1.ExportRecordsChunk]
 // after the caller authentication, tells which.
 func serveDownload(mux *runtime.ServeMux, w http.ResponseWriter, r *http.Request, method, pattern string, parse func() error,
 	open func(ctx context.Context, empty bool) (exportStream, error)) {
+	restfile.Longer(w) // a long export is not cut by the server's write timeout
 	fail := func(err error) { restfile.Fail(mux, w, r, err) }
 	ctx, err := runtime.AnnotateContext(r.Context(), mux, r, method, runtime.WithHTTPPathPattern(pattern))
 	if err != nil {

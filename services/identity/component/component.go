@@ -73,6 +73,7 @@ func Module() module.Module {
 		// Uploads are streamed to the service (which enforces
 		// identity.import_max_bytes).
 		BodyLimits: map[string]int64{filesrest.ImportPrefix: filesrest.MaxUploadBytes},
+		FileRoutes: []string{filesrest.ImportPrefix, filesrest.ExportPrefix},
 		// Authenticate over Hessian 2.0 and SOAP 1.1 for older systems.
 		Pages: &module.Pages{Prefix: legacy.Prefix, New: legacyPages},
 		// A login cut off by a replica's crash is tried on another one (a

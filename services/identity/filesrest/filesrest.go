@@ -44,6 +44,8 @@ const (
 	ExportPath   = "/v1/export/{kind}"
 	// ImportPrefix is where the edge's body limit is raised.
 	ImportPrefix = "/v1/import/"
+	// ExportPrefix is where exports are downloaded.
+	ExportPrefix = "/v1/export/"
 )
 
 // MaxUploadBytes is the edge's body limit for uploads: the largest

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/uias/uias/gateway"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	identitycomponent "github.com/uias/uias/services/identity/component"
+	"github.com/uias/uias/services/identity/filesrest"
+)
+
+// fileWho answers WhoAmI for any token: a system administrator.
+type fileWho struct {
+	identityv1.UnimplementedAdminSessionServiceServer
+}
+
+func (fileWho) WhoAmI(context.Context, *identityv1.WhoAmIRequest) (*identityv1.WhoAmIResponse, error) {
+	return &identityv1.WhoAmIResponse{User: &identityv1.UserSummary{Id: "adm"}, SystemAdmin: true, LegacyAdminRule: true}, nil
+}
+
+// slowExport streams a file whose production takes `took` (a large export).
+type slowExport struct {
+	identityv1.UnimplementedExportServiceServer
+	took time.Duration
+}
+
+func (s slowExport) Export(_ *identityv1.ExportRequest, st grpc.ServerStreamingServer[identityv1.ExportChunk]) error {
+	if err := st.Send(&identityv1.ExportChunk{Data: []byte("id,login\n")}); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(s.took):
+	case <-st.Context().Done():
+		return st.Context().Err()
+	}
+	return st.Send(&identityv1.ExportChunk{Data: []byte("u1,alice\n"), Done: true})
+}
+
+// TestFileRouteNotCutByRESTDeadline: GET /v1/export/{kind} runs as long as
+// its file takes (restfile.FileTime), not the edge's deadline for API
+// calls (RequestTimeout: 300 ms here), through identity's registration of
+// its file routes (review sec21 H1).
+func TestFileRouteNotCutByRESTDeadline(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	identityv1.RegisterAdminSessionServiceServer(gs, fileWho{})
+	identityv1.RegisterExportServiceServer(gs, slowExport{took: 1 * time.Second})
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h, err := gateway.New(context.Background(), gateway.Options{RequestTimeout: 300 * time.Millisecond,
+		Backends: []gateway.Backend{{Name: "identity", Conn: conn, FileRoutes: identitycomponent.Module().FileRoutes,
+			REST: func(_ context.Context, mux *runtime.ServeMux, c grpc.ClientConnInterface) error {
+				return filesrest.Register(mux, c)
+			}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/export/users?format=csv", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, rerr := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || rerr != nil || !strings.Contains(string(body), "alice") {
+		t.Fatalf("an export that takes 1 s was cut by the 300 ms REST deadline: status %d, body %q, read error %v", resp.StatusCode, body, rerr)
+	}
+}
