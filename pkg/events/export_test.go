@@ -20,3 +20,6 @@ func (p *Publisher) Published() {
 	clear(p.queue)
 	p.queue = p.queue[:0]
 }
+
+// LockKeyOf is the advisory lock key of the relays of subjects.
+var LockKeyOf = lockKeyOf

@@ -290,11 +290,20 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-var relayLockKey = func() int64 {
+var relayLockKey = lockKeyOf(nil)
+
+// lockKeyOf is the advisory lock of the relays of the outbox rows of
+// subjects (nil: every row): the replicas of one component take turns,
+// the components sharing the table do not wait for one another (review
+// sec21 M1).
+func lockKeyOf(subjects []string) int64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("uias:events_outbox:relay"))
+	for _, s := range subjects {
+		_, _ = h.Write([]byte("\x00" + s))
+	}
 	return int64(h.Sum64() >> 1)
-}()
+}
 
 // batch publishes up to BatchSize rows; more reports whether a full batch was read.
 func (r *Relay) batch(ctx context.Context, o *outbox) (n int, more bool, err error) {
@@ -306,7 +315,7 @@ func (r *Relay) batch(ctx context.Context, o *outbox) (n int, more bool, err err
 		return 0, false, fmt.Errorf("events: begin outbox transaction: %w", err)
 	}
 	var locked bool
-	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLockKey).Scan(&locked); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockKeyOf(r.opts.Subjects)).Scan(&locked); err != nil {
 		_ = tx.Rollback()
 		return 0, false, fmt.Errorf("events: take outbox relay lock: %w", err)
 	}

@@ -154,9 +154,10 @@ func (e *Env) Relay(db *store.DB, js jetstream.JetStream, opts ...events.RelayOp
 	if o.GiveWay == nil {
 		o.GiveWay = e.GiveWay()
 	}
-	if db != nil && db.Dialect == store.Postgres && len(o.Subjects) == 0 {
-		// the components share the database's outbox: each relays its
-		// own events (what its NATS user may publish)
+	if len(o.Subjects) == 0 {
+		// components sharing a database (PostgreSQL, or one SQLite file
+		// set for all) share its outbox: each relays its own events
+		// (what its NATS user may publish; review sec20 L6, sec21 L1)
 		o.Subjects = OwnSubjects(e.Name)
 	}
 	log := e.Log.Named("relay")
