@@ -261,7 +261,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Register: func(g grpc.ServiceRegistrar) {
 			server.New(svc, admins, server.IdentityApps{Apps: identityv1.NewAdminServiceClient(idConn)}).WithAttributes(attrs).
 				WithModel(model).Register(g)
-			server.NewSessions(svc, admins, server.IdentityOrgs{Admin: identityv1.NewAdminServiceClient(idConn)}).Register(g)
+			server.NewSessions(svc, admins, server.IdentityOrgs{Admin: identityv1.NewAdminServiceClient(idConn), SSO: identityv1.NewSSOServiceClient(idConn)}).Register(g)
 		},
 		Auth: server.CallerAuth{Admins: admins},
 		Ready: func(ctx context.Context) error {
