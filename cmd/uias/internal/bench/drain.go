@@ -41,7 +41,7 @@ func (e *env) drainOnce(ctx context.Context, loginRate float64, round int) (drai
 	var last int64
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
 		for i := range drainBacklog {
-			ev := events.Event{ID: prefix + fmt.Sprint(i), Subject: "uias.changes.bench.drain", Type: "bench.drain",
+			ev := events.Event{ID: prefix + fmt.Sprint(i), Subject: "uias.changes.identity.bench.drain", Type: "identity.bench.drain",
 				Payload: []byte(`{"note":"uias bench drain phase: an outbox backlog as after a NATS outage"}`)}
 			if err := events.AddToOutbox(ctx, tx, db, ev); err != nil {
 				return err
