@@ -313,8 +313,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	if _, err := s.store.GetCodeGrant(ctx, replayKey(x.Code, x.ID)); !errors.Is(err, ErrNotFound) {
 		s.endGrant(ctx, grant)
 		if err == nil {
-			s.audit(ctx, audit.Action{API: "oidc.code.replayed", Subject: "user:" + t.UserID, Org: t.OrgID,
-				Result: audit.ResultSuccess, Reason: "CODE_REPLAYED", Start: s.now(), Fields: detail("client_id", x.ID)})
+			s.auditReplay(ctx, t.UserID, t.OrgID, x.ID)
 			return fail(ErrInvalidGrant, "code replayed while it was redeemed; replayed: its tokens ended", t)
 		}
 		return nil, err
@@ -530,8 +529,7 @@ func (s *Service) replayed(ctx context.Context, code, clientID, why string) stri
 	if err != nil || g.ClientID != clientID {
 		return why
 	}
-	defer s.audit(ctx, audit.Action{API: "oidc.code.replayed", Subject: "user:" + g.UserID, Org: g.OrgID,
-		Result: audit.ResultSuccess, Reason: "CODE_REPLAYED", Start: s.now(), Fields: detail("client_id", clientID)})
+	defer s.auditReplay(ctx, g.UserID, g.OrgID, clientID)
 	errs := []error{s.store.DeleteCodeGrant(ctx, grant)}
 	for _, k := range []string{g.Access, g.Refresh} {
 		if k != "" {
@@ -543,6 +541,13 @@ func (s *Service) replayed(ctx context.Context, code, clientID, why string) stri
 		return why + "; replayed: its tokens not all ended"
 	}
 	return why + "; replayed: its tokens ended"
+}
+
+// auditReplay records, for the person, that their tokens of a code
+// replayed by its client ended.
+func (s *Service) auditReplay(ctx context.Context, userID, orgID, clientID string) {
+	s.audit(ctx, audit.Action{API: "oidc.code.replayed", Subject: "user:" + userID, Org: orgID,
+		Result: audit.ResultSuccess, Reason: "CODE_REPLAYED", Start: s.now(), Fields: detail("client_id", clientID)})
 }
 
 // endGrant ends a code grant and so every token of it.

@@ -893,6 +893,12 @@ func TestEndSessionOfIDToken(t *testing.T) {
 	if ok, err := f.svc.EndSessionOfIDToken(ctx, toks.IDToken, ""); err != nil || ok {
 		t.Fatalf("the same logout again: %v %v", ok, err)
 	}
+	// the store down: a fault, not "no session"
+	other2 := f.codeGrant(t, f.login(t, "u2"), "openid")
+	f.ns.Shutdown()
+	if ok, err := f.svc.EndSessionOfIDToken(ctx, other2.IDToken, ""); ok || err == nil || errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("logout by an ID token with NATS down: %v %v, want a store fault", ok, err)
+	}
 }
 
 // TestGrantOutlivesItsTokens: the grant lives as long as a token of it

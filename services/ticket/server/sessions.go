@@ -17,8 +17,7 @@ import (
 type OrgTree interface {
 	// Subtree returns org and every org below it.
 	Subtree(ctx context.Context, org string) ([]string, error)
-	// UserOrg is the org of person id, as the calling administrator may
-	// read it (an error when they may not).
+	// UserOrg is the org of person id (NOT_FOUND: no such person).
 	UserOrg(ctx context.Context, id string) (string, error)
 }
 
@@ -103,8 +102,9 @@ func (s *SessionsServer) subtrees(ctx context.Context, tops ...string) (map[stri
 }
 
 // IdentityOrgs expands org subtrees with identity's ListOrgs
-// (include_descendants), asked with the calling administrator's token:
-// identity answers only what they may read.
+// (include_descendants), asked with the calling administrator's token
+// (identity answers only what they may read), and finds a person's org
+// through SSOService, as the component.
 type IdentityOrgs struct {
 	Admin identityv1.AdminServiceClient
 	SSO   identityv1.SSOServiceClient
