@@ -266,8 +266,10 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		timeout := g.opts.RequestTimeout
 		if g.fileRoute(r.URL.Path) {
 			// an upload or download runs as long as the file takes
-			// (review sec21 H1)
+			// (review sec21 H1), a pass over a whole log as long as the
+			// log: past the server's timeouts too
 			timeout = restfile.FileTime
+			restfile.Longer(w)
 		}
 		if v := r.Header.Get("Grpc-Timeout"); v != "" {
 			d, ok := grpcTimeout(v)
@@ -536,9 +538,6 @@ func writeStatusJSON(w http.ResponseWriter, httpStatus int, s *status.Status) {
 	_, _ = w.Write(body)
 }
 
-// bodyLimit is the body limit of a request to path: the limit of the
-// longest backend prefix (module.Module.BodyLimits) path starts with, else
-// Options.MaxBodyBytes.
 // fileRoute reports whether path is under a backend's file route
 // (module.Module.FileRoutes).
 func (g *gateway) fileRoute(path string) bool {
@@ -552,6 +551,9 @@ func (g *gateway) fileRoute(path string) bool {
 	return false
 }
 
+// bodyLimit is the body limit of a request to path: the limit of the
+// longest backend prefix (module.Module.BodyLimits) path starts with, else
+// Options.MaxBodyBytes.
 func (g *gateway) bodyLimit(path string) int64 {
 	limit, best := g.opts.MaxBodyBytes, -1
 	for _, b := range g.opts.Backends {

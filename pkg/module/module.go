@@ -63,8 +63,10 @@ type Module struct {
 	// decoding it whole. nil: the edge's limit everywhere.
 	BodyLimits map[string]int64
 	// FileRoutes are the path prefixes of the component's REST routes
-	// that move files (uploads, downloads): the edge gives their calls
-	// restfile.FileTime instead of its deadline for API calls.
+	// that move files (uploads, downloads) or pass over a whole store
+	// (e.g. audit's verification of the log): the edge gives their calls
+	// restfile.FileTime instead of its deadline for API calls, and lifts
+	// its HTTP server's read and write timeouts for them.
 	FileRoutes []string
 	// OpenAPI is the component's OpenAPI 3.0 document as `make proto`
 	// generates it from its proto (proto/gen/openapi), merged by the edge

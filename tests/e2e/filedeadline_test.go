@@ -15,7 +15,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/uias/uias/gateway"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	auditcomponent "github.com/uias/uias/services/audit/component"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 	"github.com/uias/uias/services/identity/filesrest"
 )
@@ -86,5 +88,63 @@ func TestFileRouteNotCutByRESTDeadline(t *testing.T) {
 	body, rerr := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || rerr != nil || !strings.Contains(string(body), "alice") {
 		t.Fatalf("an export that takes 1 s was cut by the 300 ms REST deadline: status %d, body %q, read error %v", resp.StatusCode, body, rerr)
+	}
+}
+
+// slowVerify answers a verification of the whole log after `took` (a
+// large log).
+type slowVerify struct {
+	auditv1.UnimplementedAuditLogServiceServer
+	took time.Duration
+}
+
+func (s slowVerify) VerifyLog(ctx context.Context, _ *auditv1.VerifyLogRequest) (*auditv1.VerifyLogResponse, error) {
+	select {
+	case <-time.After(s.took):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &auditv1.VerifyLogResponse{Ok: true, Records: 10_000_000, BadSeq: -1}, nil
+}
+
+// TestLogPassNotCutByRESTDeadline: POST /v1/audit/verify runs as long as
+// the log takes, past the edge's deadline for API calls (300 ms here) and
+// past its HTTP server's write timeout (600 ms here), through audit's
+// registration of its long routes (review sec21: a 10 M record log took
+// longer than the edge's 25 s and was answered 504).
+func TestLogPassNotCutByRESTDeadline(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	auditv1.RegisterAuditLogServiceServer(gs, slowVerify{took: 1 * time.Second})
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	m := auditcomponent.Module()
+	h, err := gateway.New(context.Background(), gateway.Options{RequestTimeout: 300 * time.Millisecond,
+		Backends: []gateway.Backend{{Name: "audit", Conn: conn, FileRoutes: m.FileRoutes, REST: m.REST}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.WriteTimeout = 600 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+auditcomponent.VerifyPath, strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a verification that takes 1 s was cut by the server's 600 ms write timeout: %v", err)
+	}
+	defer resp.Body.Close()
+	body, rerr := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || rerr != nil || !strings.Contains(string(body), "10000000") {
+		t.Fatalf("a verification that takes 1 s was cut by the 300 ms REST deadline: status %d, body %q, read error %v", resp.StatusCode, body, rerr)
 	}
 }

@@ -47,6 +47,14 @@ type Handle struct {
 	Ingester *ingest.Ingester
 }
 
+// The REST routes (audit.proto's google.api.http) that pass over the whole
+// log: a verification, an archiving pass (and its status, a cheap read
+// under the same prefix).
+const (
+	VerifyPath   = "/v1/audit/verify"
+	ArchivesPath = "/v1/audit/archives"
+)
+
 // Module is the audit component's registration.
 func Module() module.Module {
 	return module.Module{
@@ -57,8 +65,10 @@ func Module() module.Module {
 		Uses:   []string{"identity"},
 		Calls:  []string{"authz", "ticket"},
 		REST:   rest,
-		// the downloads of exports run as long as the file takes
-		FileRoutes: []string{ExportPath, strings.TrimSuffix(AnalyticsExportPath, "{report}")},
+		// the downloads of exports run as long as the file takes; a
+		// verification or an archiving pass as long as the log takes
+		// (10 M records: about half a minute), past the edge's 25 s
+		FileRoutes: []string{ExportPath, strings.TrimSuffix(AnalyticsExportPath, "{report}"), VerifyPath, ArchivesPath},
 		OpenAPI:    auditOpenAPI,
 		OpenAPISecurity: map[string][]string{"AuditLogService": module.AdminCredentials, "AuditQueryService": module.AdminCredentials,
 			"AuditReportService":    module.AdminCredentials,
