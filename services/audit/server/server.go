@@ -222,7 +222,7 @@ func (s *Server) VerifyLog(ctx context.Context, _ *auditv1.VerifyLogRequest) (*a
 	out := &auditv1.VerifyLogResponse{Ok: rep.OK(), Records: rep.Records, Checkpoints: int32(rep.Checkpoints), SignedSize: rep.Signed, BadSeq: -1,
 		Archived: rep.Archived}
 	if p := rep.Problem; p != nil {
-		out.BadSeq, out.Problem, out.BadCheckpoint = p.Seq, p.What, p.Checkpoint
+		out.BadSeq, out.Problem, out.BadCheckpoint, out.Unverified = p.Seq, p.What, p.Checkpoint, p.Unverified
 	}
 	return out, nil
 }

@@ -423,7 +423,8 @@ func (a *app) verifyArchive(path string, pinned verifierFlag) error {
 	if rep.Problem == nil {
 		out.Checkpoints = 1
 	} else {
-		out.BadSeq, out.Problem, out.BadCheckpoint = rep.Problem.Seq, rep.Problem.What, rep.Problem.Checkpoint
+		out.BadSeq, out.Problem, out.BadCheckpoint, out.Unverified = rep.Problem.Seq, rep.Problem.What, rep.Problem.Checkpoint,
+			rep.Problem.Unverified
 	}
 	if err := a.output(out, func(tw *tabwriter.Writer) {
 		fields(tw, "archive", path, "log", h.Origin, "records", fmt.Sprintf("%d to %d", h.From, h.To-1),

@@ -93,6 +93,11 @@ func TestAuditVerifyArchive(t *testing.T) {
 		strings.Contains(out, "TAMPERED") || strings.Contains(out, "first bad record") {
 		t.Fatalf("archive verified with another log's key: exit %d\n%s%s", code, out, errs)
 	}
+	// -o json says so too (review sec20 I9)
+	if code, out, errs := h.run(append([]string{"-o", "json", "audit", "verify", "--archive", arch[0].File}, opin...)...); code != 1 ||
+		!strings.Contains(out, `"unverified": true`) || strings.Contains(out, `"ok": true`) {
+		t.Fatalf("archive verified with another log's key, -o json: exit %d\n%s%s", code, out, errs)
+	}
 	// a record's field changed: the archive cannot tell which record, so
 	// it names none (not record 0)
 	edited := filepath.Join(dir, "edited.jsonl")

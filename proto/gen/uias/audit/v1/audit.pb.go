@@ -837,7 +837,11 @@ type VerifyLogResponse struct {
 	// archived: the leading records archived and removed from the database
 	// (their hashes checked against the checkpoints that cover them; the
 	// records themselves are in the archive files).
-	Archived      int64 `protobuf:"varint,8,opt,name=archived" json:"archived,omitempty"`
+	Archived int64 `protobuf:"varint,8,opt,name=archived" json:"archived,omitempty"`
+	// unverified: the problem is that no signature could be checked with the
+	// verifier keys given (a key not pinned, or another log's): nothing is
+	// shown altered, and nothing is shown intact either.
+	Unverified    bool `protobuf:"varint,9,opt,name=unverified" json:"unverified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -926,6 +930,13 @@ func (x *VerifyLogResponse) GetArchived() int64 {
 		return x.Archived
 	}
 	return 0
+}
+
+func (x *VerifyLogResponse) GetUnverified() bool {
+	if x != nil {
+		return x.Unverified
+	}
+	return false
 }
 
 type ArchiveRecordsRequest struct {
@@ -1489,7 +1500,7 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\x03old\x18\x01 \x01(\v2\x19.uias.audit.v1.CheckpointR\x03old\x12+\n" +
 	"\x03new\x18\x02 \x01(\v2\x19.uias.audit.v1.CheckpointR\x03new\x12\x14\n" +
 	"\x05proof\x18\x03 \x03(\fR\x05proof\"\x12\n" +
-	"\x10VerifyLogRequest\"\xf6\x01\n" +
+	"\x10VerifyLogRequest\"\x96\x02\n" +
 	"\x11VerifyLogResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\arecords\x18\x02 \x01(\x03R\arecords\x12 \n" +
@@ -1499,7 +1510,10 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\abad_seq\x18\x05 \x01(\x03R\x06badSeq\x12\x18\n" +
 	"\aproblem\x18\x06 \x01(\tR\aproblem\x12%\n" +
 	"\x0ebad_checkpoint\x18\a \x01(\x03R\rbadCheckpoint\x12\x1a\n" +
-	"\barchived\x18\b \x01(\x03R\barchived\"k\n" +
+	"\barchived\x18\b \x01(\x03R\barchived\x12\x1e\n" +
+	"\n" +
+	"unverified\x18\t \x01(\bR\n" +
+	"unverified\"k\n" +
 	"\x15ArchiveRecordsRequest\x12:\n" +
 	"\x06before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x06before\x12\x16\n" +
 	"\x06remove\x18\x02 \x01(\bR\x06remove\"\x86\x01\n" +
