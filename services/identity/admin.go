@@ -1560,20 +1560,49 @@ func (s *Service) BootstrapAdmins(ctx context.Context, p FirstAdmins) (Bootstrap
 
 // ---- field checks ----
 
+// checkPhone accepts a phone number as people write it: digits, a leading
+// '+', single spaces, '-' or '.' between digit groups, and one group in
+// parentheses (an area code): "+86 138 0013 8000", "(0571) 8765-4321",
+// "010-12345678". It is stored as given (encrypted; nothing looks a person
+// up by it).
 func checkPhone(p string) error {
 	if p == "" {
 		return nil
 	}
-	digits := 0
+	bad := func() error {
+		return badField("phone", "phone may contain only digits, a leading '+', single spaces, '-' or '.' between digit groups "+
+			"and one area code in parentheses, e.g. +86 10 1234-5678 or (0571) 8765-4321")
+	}
+	// prev is the kind of the rune before: 'd' a digit, 's' a separator,
+	// '+', '(', ')', or 0 at the start.
+	digits, groups, open, prev := 0, 0, false, byte(0)
 	for i, r := range p {
 		switch {
 		case r >= '0' && r <= '9':
-			digits++
+			digits, prev = digits+1, 'd'
 		case r == '+' && i == 0:
-		case r == '-' && i > 0 && i < len(p)-1 && p[i-1] != '-' && p[i-1] != '+':
+			prev = '+'
+		case r == ' ' || r == '-' || r == '.':
+			if prev != 'd' && prev != ')' {
+				return bad()
+			}
+			prev = 's'
+		case r == '(':
+			if open || groups > 0 || prev == 'd' || prev == ')' {
+				return bad()
+			}
+			open, prev = true, '('
+		case r == ')':
+			if !open || prev != 'd' {
+				return bad()
+			}
+			open, groups, prev = false, groups+1, ')'
 		default:
-			return badField("phone", "phone may contain only digits, single '-' between them and a leading '+'")
+			return bad()
 		}
+	}
+	if open || prev == 's' || prev == '+' {
+		return bad()
 	}
 	if digits < minPhoneDigits || digits > maxPhoneDigits {
 		// (E.164 numbers have at most 15 digits; trial11 D7)

@@ -178,7 +178,7 @@ func TestUpdateOwnProfileRefusals(t *testing.T) {
 		field string
 	}{
 		{identity.UserUpdate{Mask: []string{"email"}, Email: "not-an-address"}, "email"},
-		{identity.UserUpdate{Mask: []string{"phone", "email"}, Phone: "138 1234 5678", Email: "ok@example.org"}, "phone"},
+		{identity.UserUpdate{Mask: []string{"phone", "email"}, Phone: "138_1234_5678", Email: "ok@example.org"}, "phone"},
 	} {
 		ae := wantReason(t, tc.field, update(ctx, profilePass, tc.up), apierr.InvalidArgument, apierr.ReasonBadRequest)
 		if ae.Meta[apierr.MetaField] != tc.field {

@@ -95,7 +95,7 @@ func TestProfileSelfService(t *testing.T) {
 		!strings.Contains(body, `value="pia-at-example"`) {
 		t.Fatalf("bad e-mail: %d %s", code, errorRE.FindString(body))
 	}
-	code, body, _ = save(form("pia@example.org", "138 1234", f.password))
+	code, body, _ = save(form("pia@example.org", "138_1234", f.password))
 	if code != http.StatusBadRequest || !strings.Contains(errorRE.FindStringSubmatch(body)[1], "The mobile phone number is not valid.") {
 		t.Fatalf("bad phone: %d %s", code, errorRE.FindString(body))
 	}
