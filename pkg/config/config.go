@@ -39,6 +39,10 @@ const (
 	DiscoveryEtcd   = "etcd"
 )
 
+// MaxKeepaliveMinTime bounds grpc.keepalive_min_time: the components'
+// connections to each other ping every minute (discovery.ClientKeepalive).
+const MaxKeepaliveMinTime = time.Minute
+
 // Database drivers.
 const (
 	DriverSQLite   = "sqlite"
@@ -129,7 +133,8 @@ type Config struct {
 		// default) only when grpc_addr is a loopback address.
 		Reflection Toggle `yaml:"reflection"`
 		// KeepaliveMinTime is the shortest client ping interval tolerated
-		// (more frequent pings: the connection is closed), 10s.
+		// (more frequent pings: the connection is closed), 10s; at most
+		// MaxKeepaliveMinTime.
 		KeepaliveMinTime time.Duration `yaml:"keepalive_min_time"`
 		// MaxConnectionIdle closes connections idle this long, 15m;
 		// MaxConnectionAge closes connections this old, 30m, after
@@ -741,6 +746,10 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			bad(d.field, "must not be negative (0 takes the default), got %s", d.v)
 		}
+	}
+	if c.GRPC.KeepaliveMinTime > MaxKeepaliveMinTime {
+		bad("grpc.keepalive_min_time", "must be at most %s: the components ping their connections to each other every minute "+
+			"(a longer minimum closes them), got %s", MaxKeepaliveMinTime, c.GRPC.KeepaliveMinTime)
 	}
 	for _, name := range c.sectionNames() {
 		if err := c.Sections[name].Validate(&c); err != nil {

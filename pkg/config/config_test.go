@@ -166,6 +166,7 @@ func TestValidateEachProblem(t *testing.T) {
 		{"tls people ca without cert", func(c *Config) { c.TLS.PeopleCAFile = "people.crt" }, "tls.people_ca_file"},
 		{"tls crl without client cas", func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile, c.TLS.CRLFile = "s.crt", "s.key", "ca.crl" }, "tls.crl_file"},
 		{"section", func(c *Config) { *c = Default(demoDef); demoOf(*c).Workers = -1 }, "demo.workers"},
+		{"keepalive min time over the components' ping", func(c *Config) { c.GRPC.KeepaliveMinTime = 2 * time.Minute }, "grpc.keepalive_min_time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Prefix is the etcd key prefix under which components register.
@@ -338,6 +339,7 @@ func DialEtcdLog(ctx context.Context, cli *clientv3.Client, component string, lo
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithResolvers(etcdBuilder{cli: cli, log: log}),
 		grpc.WithDefaultServiceConfig(RoundRobinServiceConfig),
+		grpc.WithKeepaliveParams(ClientKeepalive),
 	}
 	conn, err := grpc.NewClient("etcd:///"+Target(component), append(base, opts...)...)
 	if err != nil {
@@ -345,6 +347,14 @@ func DialEtcdLog(ctx context.Context, cli *clientv3.Client, component string, lo
 	}
 	return conn, nil
 }
+
+// ClientKeepalive is how a component's connection to another finds a
+// replica that went silent (a hung process, a partition that sends no
+// reset): it pings after a minute without reads and drops the connection
+// when no answer comes within 20 s, so calls go to the other replicas and
+// one without a deadline does not wait forever. The servers tolerate
+// pings every 10 s (grpc.keepalive_min_time, at most 1 m).
+var ClientKeepalive = keepalive.ClientParameters{Time: time.Minute, Timeout: 20 * time.Second, PermitWithoutStream: true}
 
 // DialDirect returns a client connection to a fixed address: "host:port"
 // (resolved with the default dns resolver) or any gRPC target URI
