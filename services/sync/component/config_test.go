@@ -3,6 +3,7 @@ package component_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
@@ -38,6 +39,9 @@ func TestConfigValidate(t *testing.T) {
 			c.Centre, c.Peers = "l1", []component.Peer{{Name: "l2a"}, {Name: "l2a"}}
 		}, withNATS, "sync.peers[1].name"},
 		{"batch", func(c *component.Config) { c.Batch = 0 }, &config.Config{}, "sync.batch"},
+		{"dead letters wait for a person", func(c *component.Config) { c.Provision.DeadLetterRetry = 0 }, &config.Config{}, ""},
+		{"dead letter retry too short", func(c *component.Config) { c.Provision.DeadLetterRetry = time.Second }, &config.Config{},
+			"sync.provision.dead_letter_retry: must be between 1m0s and 168h0m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := component.Defaults()

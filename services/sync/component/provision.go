@@ -70,7 +70,8 @@ func startProvision(env *module.Env, cfg *Config, db *store.DB, relay *events.Re
 		auditor := audit.NewBuilder("sync", nil)
 		p.Engine = provision.New(provision.Options{Store: st, JS: js, Dial: Transports, Logger: log, Metrics: env.Metrics,
 			Timeout: pc.Timeout, RetryFirst: pc.RetryFirst, RetryMax: pc.RetryMax, MaxAttempts: pc.MaxAttempts,
-			Views: identityViews(identityv1.NewViewServiceClient(idc)),
+			DeadLetterRetry: pc.DeadLetterRetry,
+			Views:           identityViews(identityv1.NewViewServiceClient(idc)),
 			Alert: func(ctx context.Context, s *provision.Subscription, d provision.Delivery) {
 				log.Error("provisioning: delivery dead-lettered", zap.String("subscription", s.ID), zap.String("app", s.App),
 					zap.Int64("seq", d.Seq), zap.Int("attempts", d.Attempts), zap.String("error", d.LastError))

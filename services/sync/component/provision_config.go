@@ -23,13 +23,17 @@ type ProvisionConfig struct {
 	RetryMax   time.Duration `yaml:"retry_max"`
 	// MaxAttempts before a delivery becomes a dead letter (10).
 	MaxAttempts int `yaml:"max_attempts"`
+	// DeadLetterRetry puts a dead letter back in its queue this long after
+	// it died (30m; 0: dead letters wait for `uias ctl sync retry`).
+	DeadLetterRetry time.Duration `yaml:"dead_letter_retry"`
 	// KeyFile is the key ring that seals the subscriptions' secrets; empty:
 	// the deployment's ring as identity reads it.
 	KeyFile string `yaml:"key_file"`
 }
 
 func provisionDefaults() ProvisionConfig {
-	return ProvisionConfig{Enabled: true, Timeout: 10 * time.Second, RetryFirst: time.Second, RetryMax: 5 * time.Minute, MaxAttempts: 10}
+	return ProvisionConfig{Enabled: true, Timeout: 10 * time.Second, RetryFirst: time.Second, RetryMax: 5 * time.Minute, MaxAttempts: 10,
+		DeadLetterRetry: 30 * time.Minute}
 }
 
 func (c *ProvisionConfig) bind(b *config.Binder) {
@@ -38,6 +42,7 @@ func (c *ProvisionConfig) bind(b *config.Binder) {
 	b.Duration(&c.RetryFirst, "UIAS_SYNC_PROVISION_RETRY_FIRST", "", "")
 	b.Duration(&c.RetryMax, "UIAS_SYNC_PROVISION_RETRY_MAX", "", "")
 	b.Int(&c.MaxAttempts, "UIAS_SYNC_PROVISION_MAX_ATTEMPTS", "", "")
+	b.Duration(&c.DeadLetterRetry, "UIAS_SYNC_PROVISION_DEAD_LETTER_RETRY", "", "")
 	b.String(&c.KeyFile, "UIAS_SYNC_PROVISION_KEY_FILE", "", "")
 }
 
@@ -56,6 +61,9 @@ func (c *ProvisionConfig) validate() []error {
 	between("retry_max", c.RetryMax, c.RetryFirst, 24*time.Hour)
 	if c.MaxAttempts < 1 || c.MaxAttempts > 1000 {
 		bad("max_attempts", "must be between 1 and 1000, got %d", c.MaxAttempts)
+	}
+	if c.DeadLetterRetry != 0 {
+		between("dead_letter_retry", c.DeadLetterRetry, time.Minute, 7*24*time.Hour)
 	}
 	return errs
 }

@@ -50,6 +50,13 @@ type Options struct {
 	RetryFirst, RetryMax time.Duration
 	// MaxAttempts before a delivery is dead-lettered (10).
 	MaxAttempts int
+	// DeadLetterRetry puts a dead letter back in its queue this long
+	// after it died (attempts from zero again), so that a business system
+	// down for longer than the retries last gets its changes once it is
+	// back without anyone's `sync retry` (the maritime design's "retried
+	// by timer until the sync succeeds"); each death still alerts. 0: dead
+	// letters wait for a person.
+	DeadLetterRetry time.Duration
 	// Poll is how often idle workers and the scheduler look again (1s).
 	Poll time.Duration
 	// Views reads objects' current state by id, shaped as identity's
@@ -113,10 +120,12 @@ type Engine struct {
 	finishing sync.WaitGroup
 	kick      chan struct{}
 
-	delivered, failed, dead *prometheus.CounterVec
-	storeErrors             *prometheus.CounterVec
-	pending, lag            *prometheus.GaugeVec
-	latency                 *prometheus.HistogramVec
+	delivered, failed, dead, requeued *prometheus.CounterVec
+	// requeuedAt is when reconcile last put dead letters back.
+	requeuedAt   time.Time
+	storeErrors  *prometheus.CounterVec
+	pending, lag *prometheus.GaugeVec
+	latency      *prometheus.HistogramVec
 }
 
 type worker struct {
@@ -151,6 +160,8 @@ func New(o Options) *Engine {
 			Help: "Delivery attempts that failed, by application."}, []string{"app"}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_dead_letters_total",
 			Help: "Deliveries given up after the last retry (dead letters), by application."}, []string{"app"}),
+		requeued: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_provision_dead_letters_requeued_total",
+			Help: "Dead letters put back in their queue by sync.provision.dead_letter_retry, by application."}, []string{"app"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "uias_sync_provision_queue_depth",
 			Help: "Deliveries waiting, by subscription."}, []string{"subscription", "app"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "uias_sync_provision_lag_seconds",
@@ -163,7 +174,7 @@ func New(o Options) *Engine {
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}}, []string{"app"}),
 	}
 	if o.Metrics != nil {
-		for _, c := range []prometheus.Collector{e.delivered, e.failed, e.dead, e.storeErrors, e.pending, e.lag, e.latency} {
+		for _, c := range []prometheus.Collector{e.delivered, e.failed, e.dead, e.requeued, e.storeErrors, e.pending, e.lag, e.latency} {
 			if err := o.Metrics.Register(c); err != nil {
 				o.Logger.Warn("provisioning metrics not registered", zap.Error(err))
 			}
@@ -596,12 +607,45 @@ func (e *Engine) reconcile(ctx context.Context) {
 			}
 		}
 	}
+	e.requeueDead(ctx, want, now)
 	if q, err := e.o.Store.Queues(ctx); err == nil {
 		for _, s := range subs {
 			st := q[s.ID]
 			e.pending.WithLabelValues(s.ID, s.App).Set(float64(st.Pending))
 			e.lag.WithLabelValues(s.ID, s.App).Set(st.Lag(now).Seconds())
 		}
+	}
+}
+
+// requeueDead puts the dead letters of subs whose automatic retry is due
+// (Options.DeadLetterRetry) back in their queues, looking at most every
+// half of it (and every minute at most).
+func (e *Engine) requeueDead(ctx context.Context, subs map[string]*Subscription, now time.Time) {
+	if e.o.DeadLetterRetry <= 0 || now.Sub(e.requeuedAt) < min(e.o.DeadLetterRetry/2, time.Minute) {
+		return
+	}
+	e.requeuedAt = now
+	var back int64
+	for _, s := range subs {
+		// one subscription at a time: the queue's index serves the query
+		n, err := e.o.Store.Retry(ctx, DeliveryFilter{Subscription: s.ID, DueBy: now}, now)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.storeErrors.WithLabelValues("requeue").Inc()
+				e.o.Logger.Warn("provisioning: putting dead letters back failed; tried again", zap.String("subscription", s.ID),
+					zap.Error(err))
+			}
+			continue
+		}
+		if n > 0 {
+			back += n
+			e.requeued.WithLabelValues(s.App).Add(float64(n))
+			e.o.Logger.Info("provisioning: dead letters put back in their queue (sync.provision.dead_letter_retry)",
+				zap.String("subscription", s.ID), zap.String("app", s.App), zap.Int64("deliveries", n))
+		}
+	}
+	if back > 0 {
+		e.Kick()
 	}
 }
 
@@ -722,8 +766,11 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 				msg = msg[:500]
 			}
 			b.failed = d
-			b.outs = append(b.outs, Outcome{Seq: d.Seq, Attempts: attempts, LastError: msg,
-				Next: now.Add(Backoff(attempts, e.o.RetryFirst, e.o.RetryMax)), Dead: attempts >= e.o.MaxAttempts})
+			dead, next := attempts >= e.o.MaxAttempts, now.Add(Backoff(attempts, e.o.RetryFirst, e.o.RetryMax))
+			if dead && e.o.DeadLetterRetry > 0 {
+				next = now.Add(e.o.DeadLetterRetry) // its automatic retry
+			}
+			b.outs = append(b.outs, Outcome{Seq: d.Seq, Attempts: attempts, LastError: msg, Next: next, Dead: dead})
 			if errors.Is(err, errBrokenTransport) && tr != nil {
 				_ = tr.Close()
 				tr = nil

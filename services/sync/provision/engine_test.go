@@ -142,6 +142,44 @@ func TestFailuresAreRecordedDeadLetteredAndRetried(t *testing.T) {
 	}
 }
 
+// TestDeadLettersRetriedByTimer: with DeadLetterRetry a dead letter goes
+// back in its queue on its own that long after it died, and again after
+// each death, until the business system takes it (the maritime design's
+// "retried by timer until the sync succeeds"); each death alerts, and the
+// dead letter says when it is retried.
+func TestDeadLettersRetriedByTimer(t *testing.T) {
+	var alerts atomic.Int64
+	env := provtest.New(t, provision.Options{Dial: dial(), MaxAttempts: 2, DeadLetterRetry: 400 * time.Millisecond,
+		Alert: func(context.Context, *provision.Subscription, provision.Delivery) { alerts.Add(1) }})
+	var up atomic.Bool
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if !up.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "app1", Name: "x", Selection: provision.Selection{Orgs: []string{"o1"}},
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	start := time.Now()
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	env.Wait("a dead letter", func() bool { return env.Count(sub.ID, provision.Dead) == 1 })
+	d := env.Deliveries(sub.ID)[0]
+	if d.NextAt.Before(start.Add(400 * time.Millisecond)) {
+		t.Fatalf("a dead letter's automatic retry is due at %s, want 400 ms after it died", d.NextAt)
+	}
+	// dead again after its automatic retry: 2 attempts more, a second alert
+	env.Wait("the dead letter tried again on its own", func() bool { return calls.Load() >= 4 && alerts.Load() >= 2 })
+	up.Store(true)
+	env.Wait("the dead letter delivered once the system is back, without a retry by hand",
+		func() bool { return env.Count(sub.ID, provision.Delivered) == 1 })
+	if n := env.Count(sub.ID, provision.Dead); n != 0 {
+		t.Fatalf("%d dead letters left", n)
+	}
+}
+
 func TestScheduledBatch(t *testing.T) {
 	env := provtest.New(t, provision.Options{Dial: dial()})
 	var got atomic.Int64

@@ -137,7 +137,8 @@ type Outcome struct {
 	At      time.Time
 	Latency time.Duration
 	// Otherwise: the failure as a person reads it, and the next attempt
-	// at Next, or none (Dead).
+	// at Next; Dead: none but the automatic retry of dead letters, due at
+	// Next when Options.DeadLetterRetry is on.
 	LastError string
 	Next      time.Time
 	Dead      bool
@@ -147,4 +148,6 @@ type Outcome struct {
 type DeliveryFilter struct {
 	Subscription, App, Status string
 	Seq                       int64
+	// DueBy: only deliveries whose next attempt is due by then.
+	DueBy time.Time
 }

@@ -695,6 +695,9 @@ func deliveryWhere(f provision.DeliveryFilter) store.Where {
 	if f.Seq != 0 {
 		w.Add("seq = ?", f.Seq)
 	}
+	if !f.DueBy.IsZero() {
+		w.Add("next_ms <= ?", store.UnixMS(f.DueBy))
+	}
 	return w
 }
 

@@ -397,7 +397,11 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			r.Failed != 2 || r.AvgLatencyMS != 250 {
 			t.Fatalf("report row %+v", r)
 		}
-		n, err := s.Retry(ctx, provision.DeliveryFilter{App: "app1"}, now)
+		// the automatic retry takes only dead letters due by its time
+		if n, err := s.Retry(ctx, provision.DeliveryFilter{Subscription: "s1", DueBy: now.Add(-time.Second)}, now); err != nil || n != 0 {
+			t.Fatalf("retry of dead letters not due yet: %d %v", n, err)
+		}
+		n, err := s.Retry(ctx, provision.DeliveryFilter{App: "app1", DueBy: now}, now)
 		if err != nil || n != 1 {
 			t.Fatalf("retry %d %v", n, err)
 		}
