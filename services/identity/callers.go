@@ -107,6 +107,13 @@ func (s *Service) AdminLoginNewPassword(ctx context.Context, login, password, ne
 var errOTPRequired = apierr.New(apierr.FailedPrecondition, ReasonAdminOTPRequired,
 	"your account has an authenticator app: log in again with its current code (otp; uias ctl login --otp CODE)")
 
+// errAdminOTPSetup answers an administrator's login with the right
+// password when administrators must use an authenticator app and they
+// have none.
+var errAdminOTPSetup = apierr.New(apierr.FailedPrecondition, ReasonAdminOTPSetup,
+	"administrators log in here with an authenticator app and your account has none: set one up on your profile page "+
+		"(/cas/profile/totp), then log in with its current code (otp; uias ctl login --otp CODE)")
+
 // AdminLoginOTP is AdminLoginNewPassword with the code of the
 // administrator's authenticator app (TOTP), required when they have one:
 // the code is checked after the password and before anything else (a
@@ -156,10 +163,18 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 	// for its outcome: the password being right is not yet a login. With
 	// an authenticator app, the password is the first factor only.
 	changing := u.MustChange || u.PasswordByOther || newPassword != "" || s.cfg.Policy.Expired(u, start)
-	a.holdRecord, a.partial = changing || t != nil, t != nil
+	// Administrators without an app when every one needs one
+	// (identity.policy.admin_requires_otp): the password is a first
+	// factor with no second.
+	setup := t == nil && s.cfg.Policy.AdminRequiresOTP
+	a.holdRecord, a.partial = changing || t != nil || setup, t != nil || setup
 	verdict, err := s.checkPassword(ctx, u, password, "admin.login", start, a)
 	if err != nil {
 		return "", time.Time{}, nil, err
+	}
+	if setup && (verdict == ReasonOK || verdict == ReasonPasswordExpired) {
+		s.appendAudit(ctx, s.adminLoginRecord(ctx, u, nil, errAdminOTPSetup, start))
+		return "", time.Time{}, nil, errAdminOTPSetup
 	}
 	if t != nil && (verdict == ReasonOK || verdict == ReasonPasswordExpired) {
 		if otp == "" {

@@ -50,7 +50,13 @@ func newProfileEnvWith(t *testing.T, policy identity.Policy, change func(*identi
 	if _, _, err := e.svc.Bootstrap(context.Background(), evAdminPass); err != nil {
 		t.Fatal(err)
 	}
-	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "req-admin")
+	var admin context.Context
+	if policy.AdminRequiresOTP {
+		// the bootstrap administrator has no authenticator app to log in
+		admin = bootAdminCtx(t, e)
+	} else {
+		admin, _ = adminCtx(t, e.svc, "10.0.0.9", "req-admin")
+	}
 	root := evRoot(t, e.svc)
 	org, err := e.svc.CreateOrg(admin, "harbour", "Harbour Bureau", root.ID)
 	if err != nil {
@@ -62,6 +68,17 @@ func newProfileEnvWith(t *testing.T, policy identity.Policy, change func(*identi
 		t.Fatal(err)
 	}
 	return &profileEnv{evEnv: e, logs: logs, user: u, org: org}
+}
+
+// bootAdminCtx is the context of a call by the bootstrap administrator,
+// made without their login.
+func bootAdminCtx(t *testing.T, e *evEnv) context.Context {
+	t.Helper()
+	var id string
+	if err := e.db.QueryRowContext(context.Background(), "SELECT id FROM users WHERE login_name = 'admin'").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return caller.With(context.Background(), &caller.Caller{Principal: id, ClientIP: netip.MustParseAddr("10.0.0.9"), RequestID: "req-admin"})
 }
 
 // browserAt is the context of the edge's call for the person at address ip.

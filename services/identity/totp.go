@@ -133,8 +133,14 @@ func init() {
 			Doc: "AuthService.ChangePassword for a person with an authenticator app: the old password alone does not change the password (nor end their sessions); they change it at the sign-in page (/cas/password), which asks for the code. Nothing was checked or counted."},
 		apierr.Reason{Name: ReasonAdminOTPRequired, Code: apierr.FailedPrecondition,
 			Doc: "AdminLogin: the password was right, and the administrator has an authenticator app: log in again with its current code (`otp`; `uias ctl login --otp CODE`). No token was issued."},
+		apierr.Reason{Name: ReasonAdminOTPSetup, Code: apierr.FailedPrecondition,
+			Doc: "AdminLogin with `identity.policy.admin_requires_otp`: the password was right, but administrators must log in with an authenticator app and this one has none: they set one up on their profile page (`/cas/profile/totp`), then log in with its code. No token was issued."},
 	)
 }
+
+// ReasonAdminOTPSetup: administrators must log in with an authenticator
+// app (identity.policy.admin_requires_otp) and this one has none.
+const ReasonAdminOTPSetup = "ADMIN_TOTP_SETUP_REQUIRED"
 
 // ReasonAdminOTPRequired: an administrator's login needs the code of their
 // authenticator app.

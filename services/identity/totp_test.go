@@ -744,6 +744,63 @@ func TestAdminLoginWithAuthenticatorApp(t *testing.T) {
 	}
 }
 
+// With identity.policy.admin_requires_otp an administrator without an
+// authenticator app gets no token for the right password
+// (ADMIN_TOTP_SETUP_REQUIRED, recorded as incomplete, failures not
+// cleared); a wrong password stays a wrong password; once they set up an
+// app on their profile, password and code log them in.
+func TestAdminLoginRequiresAuthenticatorApp(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{AdminRequiresOTP: true})
+	admin := bootAdminCtx(t, e.evEnv)
+	const pass = "Harbour-Admin-Pass-1"
+	kim, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "kim", DisplayName: "Kim", OrgID: e.org.ID,
+		Password: pass, IsAdmin: true, OwnPassword: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browserAt("192.0.2.7")
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", "Wrong-Pass-9", "", "")
+	wantReason(t, "wrong password", err, apierr.Unauthenticated, "BAD_ADMIN_LOGIN")
+	tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", "")
+	wantReason(t, "an administrator without an app", err, apierr.FailedPrecondition, identity.ReasonAdminOTPSetup)
+	if tok != "" {
+		t.Fatal("a token for the password alone")
+	}
+	if ae, _ := apierr.As(err); ae == nil || !strings.Contains(ae.Message, "/cas/profile/totp") {
+		t.Fatalf("the refusal does not say where to set up an app: %v", err)
+	}
+	if u, _ := e.svc.GetUser(context.Background(), kim.ID); u.FailedCount == 0 {
+		t.Fatal("the right password without the second factor cleared the failed count")
+	}
+	// the profile page's set-up (the portal's sign-in is the password alone)
+	en, err := e.svc.BeginTOTPEnrolment(ctx, kim.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ConfirmTOTPEnrolment(ctx, kim.ID, pass, en.Token, e.code(key, 0)); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(identity.TOTPPeriod)
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", "")
+	wantReason(t, "password alone after the set-up", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
+	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", e.code(key, 0)); err != nil || tok == "" {
+		t.Fatalf("password and code: %v", err)
+	}
+	var incomplete bool
+	for _, d := range auditRecords(t, e.outbox(t, 0), "admin.login") {
+		if d.Reason == identity.ReasonAdminOTPSetup && d.Result == "incomplete" {
+			incomplete = true
+		}
+	}
+	if !incomplete {
+		t.Fatal("no incomplete admin.login record for the missing authenticator app")
+	}
+}
+
 // Someone who knows the password cannot guess codes at length: past
 // MaxTOTPCodeFailures codes without a right one (from any address, with
 // the login gate's own lockout far away), codes are refused for

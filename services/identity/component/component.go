@@ -339,7 +339,8 @@ func policyOf(p PolicyDefaults) identity.Policy {
 	return identity.Policy{MinLength: p.MinLength, RequireClasses: p.RequireClasses, History: p.History,
 		MaxFailures: p.MaxFailures, SourceFailures: p.SourceFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
 		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour, SharedIDNumbers: !p.UniqueIDNumber,
-		SelfServiceDisplayName: p.SelfServiceDisplayName, AuthenticateRequiresOTP: p.AuthenticateRequiresOTP}
+		SelfServiceDisplayName: p.SelfServiceDisplayName, AuthenticateRequiresOTP: p.AuthenticateRequiresOTP,
+		AdminRequiresOTP: p.AdminRequiresOTP}
 }
 
 func throttleOf(t LoginThrottle) identity.Throttle {

@@ -44,6 +44,11 @@ type PolicyDefaults struct {
 	// without it the answer is REASON_OTP_REQUIRED (-1). False (the
 	// default): the password alone decides, as before.
 	AuthenticateRequiresOTP bool `yaml:"authenticate_requires_otp"`
+	// AdminRequiresOTP: administrators must log in with the code of an
+	// authenticator app; one without an app is refused until they set one
+	// up on their profile page (/cas/profile/totp). False (the default):
+	// only administrators who have an app are asked for its code.
+	AdminRequiresOTP bool `yaml:"admin_requires_otp"`
 }
 
 // LoginThrottle is the login gate's timing (see identity.Throttle).
@@ -240,6 +245,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Bool(&c.Policy.UniqueIDNumber, "UIAS_POLICY_UNIQUE_ID_NUMBER", "", "")
 	b.Bool(&c.Policy.SelfServiceDisplayName, "UIAS_POLICY_SELF_SERVICE_DISPLAY_NAME", "", "")
 	b.Bool(&c.Policy.AuthenticateRequiresOTP, "UIAS_POLICY_AUTHENTICATE_REQUIRES_OTP", "", "")
+	b.Bool(&c.Policy.AdminRequiresOTP, "UIAS_POLICY_ADMIN_REQUIRES_OTP", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
 	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
 	b.Int(&c.LoginThrottle.AddressFailures, "UIAS_LOGIN_THROTTLE_ADDRESS_FAILURES", "", "")
