@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -63,7 +64,71 @@ func init() {
 			Doc: "BindUserCertificate: the person has 10 certificates bound already; unbind one first."},
 		apierr.Reason{Name: "CERTIFICATE_INVALID", Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "BindUserCertificate: the certificate is not a DER-encoded X.509 certificate, or the thumbprint given with it is not its own."},
+		apierr.Reason{Name: ReasonCertIdentity, Code: apierr.FailedPrecondition,
+			Doc: "BindUserCertificate with `identity.policy.cert_identity_check`: the certificate's subject does not carry the person's name and ID number (or the person has no ID number, or only a thumbprint was given): a certificate signs in only the person it names. Nothing was bound."},
 	)
+}
+
+// ReasonCertIdentity: the certificate does not name the person it is bound
+// to (identity.policy.cert_identity_check).
+const ReasonCertIdentity = "CERTIFICATE_IDENTITY_MISMATCH"
+
+func certIdentity(msg string) error {
+	return apierr.New(apierr.FailedPrecondition, ReasonCertIdentity, msg+" (identity.policy.cert_identity_check); nothing was bound").
+		WithMeta(apierr.MetaField, "certificate")
+}
+
+// checkCertIdentity holds a certificate to the person it is bound to (the
+// maritime design 2.1.2.1: the name and ID number of the certificate and
+// of the registered person must agree): some attribute of its subject
+// must contain the person's display name, and some the person's ID number
+// (not as part of a longer number). Chinese CAs put the number in the
+// common name ("张三 110101199003071233") or in serialNumber (2.5.4.5);
+// both are looked at. Nothing of the subject is kept or logged.
+func (s *Service) checkCertIdentity(ctx context.Context, u *User, cert *x509.Certificate) error {
+	idNumber, _, err := s.openPersonal(ctx, u)
+	if err != nil {
+		return err
+	}
+	if idNumber == "" {
+		return certIdentity("the person has no ID number to hold the certificate's to")
+	}
+	name := strings.ToUpper(strings.TrimSpace(u.DisplayName))
+	id := strings.ToUpper(idNumber)
+	var hasName, hasID bool
+	for _, atv := range cert.Subject.Names {
+		v, ok := atv.Value.(string)
+		if !ok {
+			continue
+		}
+		v = strings.ToUpper(v)
+		hasName = hasName || name != "" && strings.Contains(v, name)
+		hasID = hasID || containsNumber(v, id)
+	}
+	switch {
+	case !hasID:
+		return certIdentity("the certificate's subject does not carry this person's ID number")
+	case !hasName:
+		return certIdentity("the certificate's subject does not carry this person's name")
+	}
+	return nil
+}
+
+// containsNumber reports whether v holds id with no digit right before or
+// after it.
+func containsNumber(v, id string) bool {
+	digit := func(i int) bool { return i >= 0 && i < len(v) && v[i] >= '0' && v[i] <= '9' }
+	for from := 0; ; {
+		i := strings.Index(v[from:], id)
+		if i < 0 {
+			return false
+		}
+		i += from
+		if !digit(i-1) && !digit(i+len(id)) {
+			return true
+		}
+		from = i + 1
+	}
 }
 
 var (
@@ -85,9 +150,10 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 		return nil, badField("sha256", "sha256 is not a SHA-256 thumbprint (64 hex digits)")
 	}
 	c := &UserCert{SHA256: fp}
+	var cert *x509.Certificate
 	switch {
 	case len(der) > 0:
-		cert, err := x509.ParseCertificate(der)
+		cert, err = x509.ParseCertificate(der)
 		if err != nil {
 			return nil, certInvalid("certificate is not a DER-encoded X.509 certificate")
 		}
@@ -105,6 +171,14 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 	}
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
+	}
+	if s.cfg.Policy.CertIdentityCheck {
+		if cert == nil {
+			return nil, certIdentity("give the certificate itself, not its thumbprint: its subject is held to the person")
+		}
+		if err := s.checkCertIdentity(ctx, u, cert); err != nil {
+			return nil, err
+		}
 	}
 	c.UserID, c.CreatedAt = u.ID, s.now().UTC().Truncate(time.Millisecond)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.BindCert(ctx, c, MaxUserCerts, evs) },

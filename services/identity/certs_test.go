@@ -348,3 +348,70 @@ func TestReplicaOfCertificateBinding(t *testing.T) {
 	replicate()
 	loginAtL1(identity.CertNotRegistered, "")
 }
+
+// TestCertificateIdentityCheck: with identity.policy.cert_identity_check a
+// certificate is bound only when its subject carries the person's name and
+// ID number (the maritime design 2.1.2.1), from the certificate itself; a
+// certificate naming someone else, a longer number holding the person's,
+// a thumbprint alone and a person without an ID number are refused,
+// nothing bound.
+func TestCertificateIdentityCheck(t *testing.T) {
+	e := newEvEnvWith(t, "", func(d *identity.Deps) { d.Config.Policy.CertIdentityCheck = true })
+	if _, _, err := e.svc.Bootstrap(context.Background(), evAdminPass); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "req-admin")
+	root := evRoot(t, e.svc)
+	zhang, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "zhangsan", DisplayName: "张三", OrgID: root.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: "11010519491231002X", Password: "First-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noID, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "otto", DisplayName: "Otto", OrgID: root.ID, Password: "First-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, na := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 12, 31, 0, 0, 0, 0, time.UTC)
+	for name, tc := range map[string]struct {
+		user, cn string
+		sha      bool
+		want     string
+	}{
+		"another person":            {zhang.ID, "李四 110101199003071233", false, "ID number"},
+		"the name of another":       {zhang.ID, "李四 11010519491231002X", false, "name"},
+		"a longer number":           {zhang.ID, "张三 911010519491231002X1", false, "ID number"},
+		"a thumbprint alone":        {zhang.ID, "张三 11010519491231002X", true, "not its thumbprint"},
+		"a person without a number": {noID.ID, "Otto 110101199003071233", false, "no ID number"},
+	} {
+		der := testCertDER(t, tc.cn, nb, na)
+		var err error
+		if tc.sha {
+			_, err = e.svc.BindUserCert(admin, tc.user, nil, x509cert.Thumbprint(der))
+		} else {
+			_, err = e.svc.BindUserCert(admin, tc.user, der, "")
+		}
+		if reasonOf(err) != identity.ReasonCertIdentity || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %s naming the %s", name, err, identity.ReasonCertIdentity, tc.want)
+		}
+	}
+	if cs, _ := e.svc.ListUserCerts(admin, zhang.ID); len(cs) != 0 {
+		t.Fatalf("refused certificates bound: %+v", cs)
+	}
+	// the number in the common name, any case of its X, or in serialNumber
+	if _, err := e.svc.BindUserCert(admin, zhang.ID, testCertDER(t, "张三 11010519491231002x", nb, na), ""); err != nil {
+		t.Fatalf("a certificate naming the person: %v", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "张三", SerialNumber: "11010519491231002X"},
+		NotBefore: nb, NotAfter: na}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.BindUserCert(admin, zhang.ID, der, ""); err != nil {
+		t.Fatalf("the number in serialNumber: %v", err)
+	}
+}

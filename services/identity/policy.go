@@ -43,6 +43,12 @@ type Policy struct {
 	// 22239-2019 level 3, 8.1.4.1 d). Default false: an app is asked for
 	// only of those who have one.
 	AdminRequiresOTP bool
+	// CertIdentityCheck: a people's certificate is bound only from the
+	// certificate itself, and only when its subject carries the person's
+	// display name and ID number (identity.policy.cert_identity_check;
+	// the maritime design 2.1.2.1). Default false: an administrator's
+	// binding is trusted, by thumbprint too.
+	CertIdentityCheck bool
 }
 
 // DefaultPolicy follows the provincial staff SSO standard's baseline.

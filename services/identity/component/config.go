@@ -49,6 +49,11 @@ type PolicyDefaults struct {
 	// up on their profile page (/cas/profile/totp). False (the default):
 	// only administrators who have an app are asked for its code.
 	AdminRequiresOTP bool `yaml:"admin_requires_otp"`
+	// CertIdentityCheck: a people's certificate is bound only from the
+	// certificate, and only when its subject carries the person's display
+	// name and ID number. False (the default): bindings by thumbprint, and
+	// subjects unchecked.
+	CertIdentityCheck bool `yaml:"cert_identity_check"`
 }
 
 // LoginThrottle is the login gate's timing (see identity.Throttle).
@@ -246,6 +251,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Bool(&c.Policy.SelfServiceDisplayName, "UIAS_POLICY_SELF_SERVICE_DISPLAY_NAME", "", "")
 	b.Bool(&c.Policy.AuthenticateRequiresOTP, "UIAS_POLICY_AUTHENTICATE_REQUIRES_OTP", "", "")
 	b.Bool(&c.Policy.AdminRequiresOTP, "UIAS_POLICY_ADMIN_REQUIRES_OTP", "", "")
+	b.Bool(&c.Policy.CertIdentityCheck, "UIAS_POLICY_CERT_IDENTITY_CHECK", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
 	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
 	b.Int(&c.LoginThrottle.AddressFailures, "UIAS_LOGIN_THROTTLE_ADDRESS_FAILURES", "", "")
