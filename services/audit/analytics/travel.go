@@ -16,11 +16,12 @@ const ReasonNoGeoDB = "AUDIT_NO_GEO_DB"
 
 // ErrNoGeo answers a travel question when no geolocation database is open.
 var ErrNoGeo = apierr.New(apierr.FailedPrecondition, ReasonNoGeoDB,
-	"impossible travel needs an IP geolocation database: set audit.analytics.geoip_db to a MaxMind-format (.mmdb) city database")
+	"impossible travel needs to know where addresses are: set audit.analytics.sites (your own networks and where they are) "+
+		"or audit.analytics.geoip_db (a MaxMind-format .mmdb city database)")
 
 func init() {
 	apierr.Register(apierr.Reason{Name: ReasonNoGeoDB, Code: apierr.FailedPrecondition,
-		Doc: "Audit analytics: impossible travel needs an IP geolocation database (audit.analytics.geoip_db, a MaxMind-format city database); none is configured or it could not be opened (the log says why)."})
+		Doc: "Audit analytics: impossible travel needs to know where addresses are: the organisation's own networks (audit.analytics.sites) or an IP geolocation database (audit.analytics.geoip_db, a MaxMind-format city database); neither is configured, or the database could not be opened (the log says why)."})
 }
 
 // Travel question bounds.

@@ -33,6 +33,12 @@ type AnalyticsConfig struct {
 	// off). A database that cannot be opened is logged at start and
 	// travel questions are refused; the rest of the component runs.
 	GeoIPDB string `yaml:"geoip_db"`
+	// Sites place the organisation's own networks, which no database
+	// knows (an intranet's private addresses): "NETWORK LAT LON NAME",
+	// e.g. "10.20.0.0/16 22.54 114.06 Shenzhen MSA". An address is at the
+	// site of the most specific network holding it, else where GeoIPDB
+	// says; either alone turns impossible travel on.
+	Sites []string `yaml:"sites"`
 	// MaxTravelKMH is the fastest plausible travel between two logins
 	// (900 km/h); MinTravelKM ignores shorter distances (100 km).
 	MaxTravelKMH int `yaml:"max_travel_kmh"`
@@ -71,6 +77,7 @@ func analyticsDefaults() AnalyticsConfig {
 func (c *AnalyticsConfig) bind(b *config.Binder) {
 	b.Duration(&c.OnlineWindow, "UIAS_AUDIT_ONLINE_WINDOW", "", "")
 	b.String(&c.GeoIPDB, "UIAS_AUDIT_GEOIP_DB", "", "")
+	b.List(&c.Sites, "UIAS_AUDIT_SITES", "", "")
 	b.Int(&c.MaxTravelKMH, "UIAS_AUDIT_MAX_TRAVEL_KMH", "", "")
 	b.Int(&c.MinTravelKM, "UIAS_AUDIT_MIN_TRAVEL_KM", "", "")
 	b.Bool(&c.Alerts, "UIAS_AUDIT_ALERTS", "", "")
@@ -106,6 +113,25 @@ func (c *AnalyticsConfig) allowedNetworks() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// sites returns the Geo of Sites (nil: none).
+func (c *AnalyticsConfig) sites() (*analytics.Sites, error) {
+	var sites []analytics.Site
+	for _, s := range c.Sites {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		site, err := analytics.ParseSite(s)
+		if err != nil {
+			return nil, err
+		}
+		sites = append(sites, site)
+	}
+	if len(sites) == 0 {
+		return nil, nil
+	}
+	return analytics.NewSites(sites)
+}
+
 func (c *AnalyticsConfig) validate() error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
@@ -122,6 +148,9 @@ func (c *AnalyticsConfig) validate() error {
 	}
 	if _, err := c.allowedNetworks(); err != nil {
 		bad("allowed_networks", "%v", err)
+	}
+	if _, err := c.sites(); err != nil {
+		bad("sites", "%v", err)
 	}
 	if c.LockoutBurst < 0 || c.LockoutBurst > 100000 {
 		bad("lockout_burst", "must be between 0 (no alert) and 100000, got %d", c.LockoutBurst)
@@ -169,15 +198,29 @@ func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store, exp audit.
 	}
 	o := analytics.Options{Travel: analytics.TravelRules{MaxSpeedKMH: float64(ac.MaxTravelKMH), MinDistanceKM: float64(ac.MinTravelKM)},
 		ImportantApps: ac.ImportantApps, Allowed: allowed}
+	var geos analytics.Geos
+	sites, err := ac.sites()
+	if err != nil {
+		return nil, nil, err
+	}
+	if sites != nil {
+		geos = append(geos, sites)
+	}
 	if ac.GeoIPDB != "" {
 		db, err := analytics.OpenMMDB(ac.GeoIPDB)
 		if err != nil {
-			env.Log.Error("impossible travel is off: the IP geolocation database (audit.analytics.geoip_db) cannot be opened; "+
-				"the other analytics and the audit log run", zap.Error(err))
+			env.Log.Error("the IP geolocation database (audit.analytics.geoip_db) cannot be opened: impossible travel places "+
+				"only the addresses of audit.analytics.sites (off without them); the other analytics and the audit log run", zap.Error(err))
 		} else {
-			o.Geo = db
+			geos = append(geos, db)
 			env.OnStop(func(context.Context) error { return db.Close() })
 		}
+	}
+	switch len(geos) {
+	case 1:
+		o.Geo = geos[0]
+	case 2:
+		o.Geo = geos
 	}
 	if tc, err := env.Client("ticket"); err == nil {
 		o.Sessions = newTicketSessions(tc)

@@ -160,6 +160,8 @@ func TestValidateEachProblem(t *testing.T) {
 		// records would leave younger than the auditor may remove them
 		{func(c *Config) { c.Retention = 30 * 24 * time.Hour }, "audit.retention"},
 		{func(c *Config) { c.PDFFont = "" }, "audit.pdf_font"},
+		{func(c *Config) { c.Analytics.Sites = []string{"10.20.0.0/16 Shenzhen"} }, "audit.analytics.sites"},
+		{func(c *Config) { c.Analytics.Sites = []string{"10.0.0.0/8 1 2 A", "10.0.0.0/8 3 4 B"} }, "audit.analytics.sites"},
 		{func(c *Config) { c.PDFLatinFont = "" }, "audit.pdf_latin_font"},
 		{func(c *Config) { c.Reports.Schedule = []string{"hourly"} }, "audit.reports.schedule"},
 		{func(c *Config) { c.Reports.Schedule = nil }, "audit.reports.schedule"},
