@@ -51,6 +51,9 @@ func removes(r *Record) bool { return IsArchiveRecord(r) && r.Reason != ReasonBa
 // archivePass is one archiving of the records older than before, oldest
 // first, which ApplyRetention and ArchiveBefore share.
 type archivePass struct {
+	// after: a backup starts at the first record at or after it (zero:
+	// at the oldest stored record).
+	after  time.Time
 	before time.Time
 	dir    string
 	max    int64
@@ -98,6 +101,15 @@ func (l *Log) archiveBefore(ctx context.Context, p archivePass, now time.Time) (
 		}
 		if !p.remove && next >= 0 {
 			from = next
+		} else if !p.remove && !p.after.IsZero() {
+			first, found, err := l.store.FirstAtOrAfter(ctx, from, p.after)
+			if err != nil {
+				return out, err
+			}
+			if !found {
+				return out, nil
+			}
+			from = first
 		}
 		cp, err := l.store.LatestCheckpoint(ctx)
 		if err != nil {
@@ -227,6 +239,9 @@ type ArchiveRequest struct {
 	// Before: the records older than this are archived (required, not in
 	// the future).
 	Before time.Time
+	// After: a backup of the period [After, Before) (zero: from the oldest
+	// stored record); not with Remove.
+	After time.Time
 	// Remove: the records are removed from the database once archived;
 	// else the archive is a backup and they stay.
 	Remove bool
@@ -285,6 +300,14 @@ func (l *Log) ArchiveBefore(ctx context.Context, req ArchiveRequest, now time.Ti
 		return nil, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, fmt.Sprintf(
 			"before (%s) is in the future (now %s): only records already written can be archived",
 			req.Before.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	case !req.After.IsZero() && req.Remove:
+		return nil, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
+			"after is for a backup of a period: a removal always starts at the oldest stored record (the log stays whole after it); "+
+				"back the period up without remove, or remove what is older than before").WithMeta(apierr.MetaField, "after")
+	case !req.After.IsZero() && !req.After.Before(req.Before):
+		return nil, apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, fmt.Sprintf(
+			"after (%s) must be before before (%s): the period is the records from after to before",
+			req.After.UTC().Format(time.RFC3339), req.Before.UTC().Format(time.RFC3339))).WithMeta(apierr.MetaField, "after")
 	}
 	if floor := now.Add(-req.MinRemovalAge); req.Remove && req.MinRemovalAge > 0 && req.Before.After(floor) {
 		return nil, apierr.New(apierr.FailedPrecondition, ReasonRemovalTooRecent, fmt.Sprintf(
@@ -295,7 +318,7 @@ func (l *Log) ArchiveBefore(ctx context.Context, req ArchiveRequest, now time.Ti
 	if req.Remove {
 		reason = ReasonRemovedByAuditor
 	}
-	res, err := l.archiveBefore(ctx, archivePass{before: req.Before, dir: req.Dir, max: req.MaxPerArchive, remove: req.Remove,
+	res, err := l.archiveBefore(ctx, archivePass{after: req.After, before: req.Before, dir: req.Dir, max: req.MaxPerArchive, remove: req.Remove,
 		reason: reason, actor: req.Actor}, now)
 	out := &ArchiveOutcome{Archives: res.files, Unsigned: res.unsigned, Signed: res.signed}
 	if len(res.files) > 0 {

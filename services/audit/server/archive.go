@@ -64,7 +64,11 @@ func (s *Server) ArchiveRecords(ctx context.Context, r *auditv1.ArchiveRecordsRe
 	if r.GetBefore() != nil {
 		before = r.GetBefore().AsTime()
 	}
-	o, err := s.log.ArchiveBefore(ctx, audit.ArchiveRequest{Before: before, Remove: r.GetRemove(), Actor: "user:" + adminauth.From(ctx).ID,
+	var after time.Time
+	if r.GetAfter() != nil {
+		after = r.GetAfter().AsTime()
+	}
+	o, err := s.log.ArchiveBefore(ctx, audit.ArchiveRequest{After: after, Before: before, Remove: r.GetRemove(), Actor: "user:" + adminauth.From(ctx).ID,
 		Dir: s.archives.Dir, MinRemovalAge: s.archives.MinRemovalAge}, s.now())
 	if err != nil {
 		if o != nil && len(o.Archives) > 0 {
@@ -81,25 +85,29 @@ func (s *Server) ArchiveRecords(ctx context.Context, r *auditv1.ArchiveRecordsRe
 		out.Archives = append(out.Archives, &auditv1.ArchiveFile{File: filepath.Base(a.File), Sha256: a.SHA256, From: a.From, To: a.To,
 			CheckpointSize: a.CheckpointSize})
 	}
-	out.Message = archiveMessage(o, before, r.GetRemove())
+	out.Message = archiveMessage(o, after, before, r.GetRemove())
 	return out, nil
 }
 
 // archiveMessage says what ArchiveRecords did, in words.
-func archiveMessage(o *audit.ArchiveOutcome, before time.Time, remove bool) string {
+func archiveMessage(o *audit.ArchiveOutcome, after, before time.Time, remove bool) string {
 	var b strings.Builder
 	at := before.UTC().Format(time.RFC3339Nano) // the cut-off as given: a record of the same second may be newer
+	period := "older than " + at
+	if !after.IsZero() {
+		period = "from " + after.UTC().Format(time.RFC3339Nano) + " on and older than " + at
+	}
 	switch {
 	case o.Records() == 0 && o.Unsigned:
-		fmt.Fprintf(&b, "nothing archived: no stored record older than %s is covered by a signed checkpoint yet", at)
+		fmt.Fprintf(&b, "nothing archived: no stored record %s is covered by a signed checkpoint yet", period)
 	case o.Records() == 0:
-		fmt.Fprintf(&b, "nothing archived: no stored record is older than %s", at)
+		fmt.Fprintf(&b, "nothing archived: no stored record is %s", period)
 	default:
 		files := "files"
 		if len(o.Archives) == 1 {
 			files = "file"
 		}
-		fmt.Fprintf(&b, "records %d to %d (%d, older than %s) archived to %d %s", o.From, o.To-1, o.Records(), at, len(o.Archives), files)
+		fmt.Fprintf(&b, "records %d to %d (%d, %s) archived to %d %s", o.From, o.To-1, o.Records(), period, len(o.Archives), files)
 		if remove {
 			b.WriteString(" and removed from the database")
 		} else {

@@ -197,6 +197,55 @@ func testBackup(t *testing.T, s Subject) {
 	}
 }
 
+// testBackupPeriod: a backup of a period (the maritime design 2.1.7.1:
+// logs are backed up by time period) archives only the records from after
+// to before, in files that verify on their own; a removal of a period and
+// a period that ends before it starts are refused, nothing archived; a
+// period with no record is no error.
+func testBackupPeriod(t *testing.T, s Subject) {
+	ctx := context.Background()
+	l, _ := newLog(t, s, 10)
+	recs := Records("per", 40)
+	for i := 0; i < 40; i += 10 {
+		appendAll(t, l, recs[i:i+10])
+	}
+	known, err := audit.VerifiersFromKeys(l.Signer().VerifierKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	now := recs[39].Time.Add(time.Hour)
+	req := audit.ArchiveRequest{After: recs[12].Time, Before: recs[27].Time, Actor: "user:aud", Dir: dir}
+	for name, bad := range map[string]audit.ArchiveRequest{
+		"a removal of a period": {After: req.After, Before: req.Before, Remove: true, Actor: "user:aud", Dir: dir},
+		"a period backwards":    {After: req.Before, Before: req.After, Actor: "user:aud", Dir: dir},
+	} {
+		if o, err := l.ArchiveBefore(ctx, bad, now); apierr.CodeOf(err) != apierr.InvalidArgument || o != nil {
+			t.Fatalf("%s: %+v %v, want INVALID_ARGUMENT", name, o, err)
+		}
+	}
+	o, err := l.ArchiveBefore(ctx, req, now)
+	if err != nil || o.From != 12 || o.To != 27 || len(o.Archives) != 1 || o.Unsigned {
+		t.Fatalf("backup of records 12 to 26: %+v %v", o, err)
+	}
+	f, err := os.Open(o.Archives[0].File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if r, err := audit.VerifyArchive(f, known); err != nil || r.Problem != nil || r.Records != 15 {
+		t.Fatalf("the period's archive: %+v %v", r, err)
+	}
+	if p, _ := s.Store.Pruned(ctx); p != 0 {
+		t.Fatalf("a backup of a period removed records: pruned %d", p)
+	}
+	later := recs[39].Time.Add(time.Minute)
+	if o, err := l.ArchiveBefore(ctx, audit.ArchiveRequest{After: later, Before: now, Actor: "user:aud", Dir: dir}, now); err != nil ||
+		o.Records() != 0 || len(o.Archives) != 0 {
+		t.Fatalf("a period without records: %+v %v", o, err)
+	}
+}
+
 // testArchiveConcurrent: retention and an auditor's removal of the same
 // records at once (one process) archive each record once, and every
 // archive record's digest is its file's.

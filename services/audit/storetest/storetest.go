@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"Query":             testQuery,
 		"Retention":         testRetention,
 		"Backup":            testBackup,
+		"BackupPeriod":      testBackupPeriod,
 		"ArchiveConcurrent": testArchiveConcurrent,
 		"Counts":            testCounts,
 		"Analytics":         testAnalytics,

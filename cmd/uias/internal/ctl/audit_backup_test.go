@@ -130,7 +130,8 @@ func TestAuditBackup(t *testing.T) {
 
 	// refused before asking: no time, a removal without --yes, a bad date
 	for _, args := range [][]string{{"audit", "backup"}, {"audit", "backup", "--before", now, "--remove"},
-		{"audit", "backup", "--before", "yesterday"}} {
+		{"audit", "backup", "--before", "yesterday"}, {"audit", "backup", "--before", now, "--after", "2000-01-01", "--remove", "--yes"},
+		{"audit", "backup", "--before", now, "--after", "last week"}} {
 		if code, _, _ := h.run(args...); code != exitUsage {
 			t.Fatalf("%v: exit %d, want usage", args, code)
 		}
@@ -140,9 +141,13 @@ func TestAuditBackup(t *testing.T) {
 	if code, _, errs := h.run("audit", "backup", "--before", future); code != exitError || !strings.Contains(errs, "in the future") {
 		t.Fatalf("backup before %s: exit %d %s", future, code, errs)
 	}
-	// nothing older than 2000
+	// nothing older than 2000; nothing in a period of 1999
 	if out := h.mustRun("audit", "backup", "--before", "2000-01-01"); !strings.Contains(out, "nothing archived") {
 		t.Fatalf("backup before 2000:\n%s", out)
+	}
+	if out := h.mustRun("audit", "backup", "--after", "1999-01-01", "--before", "2000-01-01"); !strings.Contains(out, "nothing archived") ||
+		!strings.Contains(out, "1999-01-01") {
+		t.Fatalf("backup of 1999:\n%s", out)
 	}
 
 	// a backup of everything a checkpoint covers: the files verify

@@ -30,15 +30,17 @@ func parseWhen(flag, s string) (time.Time, error) {
 
 func auditBackupCmd() command {
 	return command{
-		usage: "--before DATE [--remove --yes]",
+		usage: "--before DATE [--after DATE] [--remove --yes]",
 		help: "Backs up the audit log: writes the stored records older than --before (a date, midnight UTC,\n" +
-			"or an RFC 3339 time) that a signed checkpoint covers, from the oldest still stored, to archive\n" +
+			"or an RFC 3339 time) that a signed checkpoint covers, from the oldest still stored (or, with\n" +
+			"--after, from that time: a backup of a period), to archive\n" +
 			"files in the audit component's audit.archive_dir (check them with audit verify --archive).\n" +
 			"With --remove --yes they are then removed from the database, as retention removes them (they\n" +
 			"exist only in the files afterwards). Each file is recorded in the log, and those records are\n" +
 			"never removed. The security auditor only.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			before := fs.String("before", "", "archive the records older than `DATE` (YYYY-MM-DD or RFC 3339)")
+			after := fs.String("after", "", "back up only the records from `DATE` on (a period; not with --remove)")
 			remove := fs.Bool("remove", false, "remove the archived records from the database")
 			yes := fs.Bool("yes", false, "confirm --remove (it cannot be undone)")
 			return func(args []string) error {
@@ -58,9 +60,19 @@ func auditBackupCmd() command {
 				if *yes && !*remove {
 					return usagef("--yes confirms --remove; a backup alone needs no confirmation")
 				}
+				req := &auditv1.ArchiveRecordsRequest{Before: timestamppb.New(t), Remove: *remove}
+				if *after != "" {
+					if *remove {
+						return usagef("--after backs up a period; a removal always starts at the oldest stored record (leave --after out)")
+					}
+					from, err := parseWhen("after", *after)
+					if err != nil {
+						return err
+					}
+					req.After = timestamppb.New(from)
+				}
 				return a.withSession(func(s *session) error {
-					r, err := auditv1.NewAuditLogServiceClient(s.conn).ArchiveRecords(s.ctx,
-						&auditv1.ArchiveRecordsRequest{Before: timestamppb.New(t), Remove: *remove})
+					r, err := auditv1.NewAuditLogServiceClient(s.conn).ArchiveRecords(s.ctx, req)
 					if err != nil {
 						return err
 					}

@@ -946,7 +946,12 @@ type ArchiveRecordsRequest struct {
 	Before *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=before" json:"before,omitempty"`
 	// remove: remove the archived records from the database (as retention
 	// does); otherwise the archive is a backup and they stay.
-	Remove        bool `protobuf:"varint,2,opt,name=remove" json:"remove,omitempty"`
+	Remove bool `protobuf:"varint,2,opt,name=remove" json:"remove,omitempty"`
+	// after: a backup of a period, the records from this time (included)
+	// to before; unset: from the oldest stored record. Not with remove (a
+	// removal always starts at the oldest record: the log stays whole
+	// after it).
+	After         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=after" json:"after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -993,6 +998,13 @@ func (x *ArchiveRecordsRequest) GetRemove() bool {
 		return x.Remove
 	}
 	return false
+}
+
+func (x *ArchiveRecordsRequest) GetAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.After
+	}
+	return nil
 }
 
 // ArchiveFile is one archive file written.
@@ -1513,10 +1525,11 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\barchived\x18\b \x01(\x03R\barchived\x12\x1e\n" +
 	"\n" +
 	"unverified\x18\t \x01(\bR\n" +
-	"unverified\"k\n" +
+	"unverified\"\x9d\x01\n" +
 	"\x15ArchiveRecordsRequest\x12:\n" +
 	"\x06before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x06before\x12\x16\n" +
-	"\x06remove\x18\x02 \x01(\bR\x06remove\"\x86\x01\n" +
+	"\x06remove\x18\x02 \x01(\bR\x06remove\x120\n" +
+	"\x05after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05after\"\x86\x01\n" +
 	"\vArchiveFile\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\tR\x04file\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
@@ -1609,30 +1622,31 @@ var file_uias_audit_v1_audit_proto_depIdxs = []int32{
 	3,  // 8: uias.audit.v1.ConsistencyProof.old:type_name -> uias.audit.v1.Checkpoint
 	3,  // 9: uias.audit.v1.ConsistencyProof.new:type_name -> uias.audit.v1.Checkpoint
 	18, // 10: uias.audit.v1.ArchiveRecordsRequest.before:type_name -> google.protobuf.Timestamp
-	12, // 11: uias.audit.v1.ArchiveRecordsResponse.archives:type_name -> uias.audit.v1.ArchiveFile
-	18, // 12: uias.audit.v1.ArchiveRun.time:type_name -> google.protobuf.Timestamp
-	15, // 13: uias.audit.v1.ArchiveStatus.last_backup:type_name -> uias.audit.v1.ArchiveRun
-	15, // 14: uias.audit.v1.ArchiveStatus.last_archive:type_name -> uias.audit.v1.ArchiveRun
-	18, // 15: uias.audit.v1.ArchiveStatus.oldest_record:type_name -> google.protobuf.Timestamp
-	2,  // 16: uias.audit.v1.AuditLogService.GetCheckpoint:input_type -> uias.audit.v1.GetCheckpointRequest
-	4,  // 17: uias.audit.v1.AuditLogService.ProveInclusion:input_type -> uias.audit.v1.ProveInclusionRequest
-	7,  // 18: uias.audit.v1.AuditLogService.ProveConsistency:input_type -> uias.audit.v1.ProveConsistencyRequest
-	9,  // 19: uias.audit.v1.AuditLogService.VerifyLog:input_type -> uias.audit.v1.VerifyLogRequest
-	11, // 20: uias.audit.v1.AuditLogService.ArchiveRecords:input_type -> uias.audit.v1.ArchiveRecordsRequest
-	14, // 21: uias.audit.v1.AuditLogService.GetArchiveStatus:input_type -> uias.audit.v1.GetArchiveStatusRequest
-	0,  // 22: uias.audit.v1.AuditQueryService.QueryRecords:input_type -> uias.audit.v1.QueryRecordsRequest
-	3,  // 23: uias.audit.v1.AuditLogService.GetCheckpoint:output_type -> uias.audit.v1.Checkpoint
-	6,  // 24: uias.audit.v1.AuditLogService.ProveInclusion:output_type -> uias.audit.v1.InclusionProof
-	8,  // 25: uias.audit.v1.AuditLogService.ProveConsistency:output_type -> uias.audit.v1.ConsistencyProof
-	10, // 26: uias.audit.v1.AuditLogService.VerifyLog:output_type -> uias.audit.v1.VerifyLogResponse
-	13, // 27: uias.audit.v1.AuditLogService.ArchiveRecords:output_type -> uias.audit.v1.ArchiveRecordsResponse
-	16, // 28: uias.audit.v1.AuditLogService.GetArchiveStatus:output_type -> uias.audit.v1.ArchiveStatus
-	1,  // 29: uias.audit.v1.AuditQueryService.QueryRecords:output_type -> uias.audit.v1.QueryRecordsResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	18, // 11: uias.audit.v1.ArchiveRecordsRequest.after:type_name -> google.protobuf.Timestamp
+	12, // 12: uias.audit.v1.ArchiveRecordsResponse.archives:type_name -> uias.audit.v1.ArchiveFile
+	18, // 13: uias.audit.v1.ArchiveRun.time:type_name -> google.protobuf.Timestamp
+	15, // 14: uias.audit.v1.ArchiveStatus.last_backup:type_name -> uias.audit.v1.ArchiveRun
+	15, // 15: uias.audit.v1.ArchiveStatus.last_archive:type_name -> uias.audit.v1.ArchiveRun
+	18, // 16: uias.audit.v1.ArchiveStatus.oldest_record:type_name -> google.protobuf.Timestamp
+	2,  // 17: uias.audit.v1.AuditLogService.GetCheckpoint:input_type -> uias.audit.v1.GetCheckpointRequest
+	4,  // 18: uias.audit.v1.AuditLogService.ProveInclusion:input_type -> uias.audit.v1.ProveInclusionRequest
+	7,  // 19: uias.audit.v1.AuditLogService.ProveConsistency:input_type -> uias.audit.v1.ProveConsistencyRequest
+	9,  // 20: uias.audit.v1.AuditLogService.VerifyLog:input_type -> uias.audit.v1.VerifyLogRequest
+	11, // 21: uias.audit.v1.AuditLogService.ArchiveRecords:input_type -> uias.audit.v1.ArchiveRecordsRequest
+	14, // 22: uias.audit.v1.AuditLogService.GetArchiveStatus:input_type -> uias.audit.v1.GetArchiveStatusRequest
+	0,  // 23: uias.audit.v1.AuditQueryService.QueryRecords:input_type -> uias.audit.v1.QueryRecordsRequest
+	3,  // 24: uias.audit.v1.AuditLogService.GetCheckpoint:output_type -> uias.audit.v1.Checkpoint
+	6,  // 25: uias.audit.v1.AuditLogService.ProveInclusion:output_type -> uias.audit.v1.InclusionProof
+	8,  // 26: uias.audit.v1.AuditLogService.ProveConsistency:output_type -> uias.audit.v1.ConsistencyProof
+	10, // 27: uias.audit.v1.AuditLogService.VerifyLog:output_type -> uias.audit.v1.VerifyLogResponse
+	13, // 28: uias.audit.v1.AuditLogService.ArchiveRecords:output_type -> uias.audit.v1.ArchiveRecordsResponse
+	16, // 29: uias.audit.v1.AuditLogService.GetArchiveStatus:output_type -> uias.audit.v1.ArchiveStatus
+	1,  // 30: uias.audit.v1.AuditQueryService.QueryRecords:output_type -> uias.audit.v1.QueryRecordsResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_uias_audit_v1_audit_proto_init() }
