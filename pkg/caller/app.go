@@ -262,17 +262,9 @@ func (a *AppAuthenticator) authenticate(ctx context.Context, appID, secret strin
 	if appID == "" || secret == "" || len(appID) > MaxAppIDLen || len(secret) > MaxSecretLen {
 		return nil, "", a.refuse(ctx, appID, ErrBadAppCredentials, start)
 	}
-	app, ok := a.cache.Get(appID, now)
-	if !ok {
-		got, err := a.apps.CallerApp(ctx, appID)
-		switch {
-		case errors.Is(err, ErrUnknownApp), err == nil && got == nil:
-			return nil, "", a.refuse(ctx, appID, ErrBadAppCredentials, start)
-		case err != nil:
-			return nil, "", err
-		}
-		app = got
-		a.cache.Put(appID, app, now)
+	app, err := a.lookup(ctx, appID, start)
+	if err != nil {
+		return nil, "", err
 	}
 	// An expired secret is said last of the checks that concern the
 	// caller: someone holding an old secret (found in a backup) learns
@@ -315,6 +307,61 @@ func (a *AppAuthenticator) authenticate(ctx context.Context, appID, secret strin
 	}
 	return app, key, nil
 }
+
+// lookup returns the application appID (cached), or refuses the caller
+// with ErrBadAppCredentials when there is none.
+func (a *AppAuthenticator) lookup(ctx context.Context, appID string, now time.Time) (*App, error) {
+	if app, ok := a.cache.Get(appID, now); ok {
+		return app, nil
+	}
+	got, err := a.apps.CallerApp(ctx, appID)
+	switch {
+	case errors.Is(err, ErrUnknownApp), err == nil && got == nil:
+		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, now)
+	case err != nil:
+		return nil, err
+	}
+	a.cache.Put(appID, got, now)
+	return got, nil
+}
+
+// AuthenticateAddress checks a caller of a legacy interface that presents
+// no App_Secret (ssoAuthService's address-only validation): the
+// application must exist and be active, its bound client certificate (if
+// any) must be the call's (From(ctx).ClientCert), ip must be on its IP
+// allow-list, which must not be empty (an empty list, which lets any
+// address in when a secret is presented, lets none in here), it must not
+// require signed requests (a legacy caller cannot sign: gap2 G2, such an
+// application's accounts were answered to any host of its network), and
+// the call counts against its rate limit.
+func (a *AppAuthenticator) AuthenticateAddress(ctx context.Context, appID string, ip netip.Addr) (*App, error) {
+	start := a.now()
+	if appID == "" || len(appID) > MaxAppIDLen {
+		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
+	}
+	app, err := a.lookup(ctx, appID, start)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !app.Active:
+		return nil, a.refuse(ctx, appID, ErrAppSuspended, start)
+	case !app.CertMatches(From(ctx).ClientCert):
+		return nil, a.refuse(ctx, appID, ErrClientCert, start)
+	case len(app.IPAllowList) == 0 || !app.AllowsIP(ip):
+		return nil, a.refuse(ctx, appID, ErrIPNotAllowed, start)
+	case app.RequireSignatures:
+		return nil, a.refuse(ctx, appID, errLegacyUnsigned, start)
+	case !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, start):
+		return nil, a.refuse(ctx, appID, ErrRateLimited, start)
+	}
+	return app, nil
+}
+
+// errLegacyUnsigned refuses an application that requires signed requests
+// on an interface that cannot carry a signature.
+var errLegacyUnsigned = apierr.New(apierr.Unauthenticated, ReasonSignatureRequired,
+	"this application must sign its requests, which this interface cannot carry: call the REST or gRPC API with signed requests")
 
 func (a *AppAuthenticator) refuse(ctx context.Context, appID string, err *apierr.Error, start time.Time) error {
 	if a.denied != nil {

@@ -397,6 +397,53 @@ func TestAuthenticateApp(t *testing.T) {
 	})
 }
 
+// TestAuthenticateAddress: a legacy caller without a secret is admitted
+// only from a non-empty IP allow-list, active, with its bound certificate
+// when it has one, never when it must sign (it cannot), and within its
+// rate limit; each refusal is reported for audit (gap2 G2).
+func TestAuthenticateAddress(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.7")
+	listed := func(id string, mod func(a *caller.App)) *caller.App {
+		a := activeApp(id)
+		a.IPAllowList = []string{"192.0.2.0/24"}
+		a.RateLimit, a.RateBurst = 1, 1
+		if mod != nil {
+			mod(a)
+		}
+		return a
+	}
+	const thumb = "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"
+	r := newRig(t, listed("ok", nil), listed("open", func(a *caller.App) { a.IPAllowList = nil }),
+		listed("off", func(a *caller.App) { a.Active = false }), listed("signs", func(a *caller.App) { a.RequireSignatures = true }),
+		listed("bound", func(a *caller.App) { a.ClientCertSHA256 = thumb }))
+	ctx := context.Background()
+	if app, err := r.auth.AuthenticateAddress(ctx, "ok", ip); err != nil || app.ID != "ok" {
+		t.Fatalf("an application on its list: %+v %v", app, err)
+	}
+	_, err := r.auth.AuthenticateAddress(ctx, "ok", ip)
+	r.wantRefused(t, err, "RATE_LIMITED", codes.ResourceExhausted, "-6")
+	for _, tc := range []struct {
+		id, reason string
+		code       codes.Code
+		ip         netip.Addr
+	}{
+		{"nope", "BAD_APP_CREDENTIALS", codes.Unauthenticated, ip},
+		{"", "BAD_APP_CREDENTIALS", codes.Unauthenticated, ip},
+		{"open", "IP_NOT_ALLOWED", codes.PermissionDenied, ip},
+		{"ok", "IP_NOT_ALLOWED", codes.PermissionDenied, netip.MustParseAddr("198.51.100.1")},
+		{"off", "APP_SUSPENDED", codes.PermissionDenied, ip},
+		{"signs", "SIGNATURE_REQUIRED", codes.Unauthenticated, ip},
+		{"bound", "CLIENT_CERT_REQUIRED", codes.Unauthenticated, ip},
+	} {
+		_, err := r.auth.AuthenticateAddress(ctx, tc.id, tc.ip)
+		r.wantRefused(t, err, tc.reason, tc.code, "")
+	}
+	withCert := caller.With(ctx, &caller.Caller{ClientCert: thumb})
+	if _, err := r.auth.AuthenticateAddress(withCert, "bound", ip); err != nil {
+		t.Fatalf("a bound application with its certificate: %v", err)
+	}
+}
+
 func TestNewAppAuthenticatorNeedsASource(t *testing.T) {
 	if _, err := caller.NewAppAuthenticator(caller.AuthOptions{}); err == nil {
 		t.Fatal("no error without an AppSource")

@@ -142,29 +142,15 @@ var (
 )
 
 // CheckAppAddress checks a legacy-interface caller that presents no
-// App_Secret: the application must exist and be active, and ip must be on
-// its IP allow-list, which must not be empty (an empty list, which lets
-// any address in when a secret is presented, lets none in here). Refusals
-// are audited like identity's own caller refusals.
+// App_Secret (caller.AppAuthenticator.AuthenticateAddress): the
+// application must exist and be active, ip must be on its IP allow-list,
+// which must not be empty, its bound client certificate (if any) must be
+// the call's (caller.From(ctx).ClientCert), it must not require signed
+// requests, and the call counts against its rate limit. Refusals are
+// audited like identity's own caller refusals.
 func (s *Service) CheckAppAddress(ctx context.Context, appID string, ip netip.Addr) error {
-	start := s.now()
-	a, err := s.store.GetApp(ctx, appID)
-	if errors.Is(err, ErrNotFound) {
-		s.callerDenied(ctx, appID, caller.ErrBadAppCredentials, start)
-		return caller.ErrBadAppCredentials
-	}
-	if err != nil {
-		return err
-	}
-	if a.Status != AppActive {
-		s.callerDenied(ctx, appID, caller.ErrAppSuspended, start)
-		return caller.ErrAppSuspended
-	}
-	if len(a.IPAllowList) == 0 || !caller.IPAllowed(a.IPAllowList, ip) {
-		s.callerDenied(ctx, appID, caller.ErrIPNotAllowed, start)
-		return caller.ErrIPNotAllowed
-	}
-	return nil
+	_, err := s.appAuth.AuthenticateAddress(ctx, appID, ip)
+	return err
 }
 
 // PersonLink is an active account link with its application's name.

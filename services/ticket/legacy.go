@@ -44,12 +44,15 @@ const (
 // caller is an *apierr.Error with code Unauthenticated or
 // PermissionDenied; other errors are faults.
 type LegacyApps interface {
-	// VerifyApp checks App_ID + secret and the caller's address against
-	// the application's IP allow-list.
-	VerifyApp(ctx context.Context, appID, secret, ip string) error
-	// CheckAddress checks the caller's address only: the application must
-	// be active and ip on its IP allow-list, which must not be empty.
-	CheckAddress(ctx context.Context, appID, ip string) error
+	// VerifyApp checks App_ID + secret, the caller's address against the
+	// application's IP allow-list and cert, the client certificate the
+	// edge verified (hex SHA-256, "" none), against its binding.
+	VerifyApp(ctx context.Context, appID, secret, ip, cert string) error
+	// CheckAddress checks a caller without a secret: the application must
+	// be active, ip on its IP allow-list, which must not be empty, cert
+	// its bound certificate (if any), and it must not require signed
+	// requests.
+	CheckAddress(ctx context.Context, appID, ip, cert string) error
 	// Account returns the person's linked account in the application (""
 	// when none).
 	Account(ctx context.Context, userID, appID string) (string, error)
@@ -117,8 +120,10 @@ type LegacyValidate struct {
 	Ticket string
 	// AppID and AppSecret the caller presented (may be empty).
 	AppID, AppSecret string
-	// ClientIP is the calling application's address.
-	ClientIP string
+	// ClientIP is the calling application's address; ClientCert the
+	// fingerprint of the client certificate the edge verified on its
+	// call ("" none).
+	ClientIP, ClientCert string
 }
 
 // LegacyValidation is the answer of validateServiceTicket.
@@ -203,11 +208,11 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 	}
 	switch {
 	case v.AppSecret != "":
-		err = s.legacy.Apps.VerifyApp(ctx, t.AppID, v.AppSecret, v.ClientIP)
+		err = s.legacy.Apps.VerifyApp(ctx, t.AppID, v.AppSecret, v.ClientIP, v.ClientCert)
 	case rs.LegacyRequireSecret:
 		return refuse(LegacyCallerNotAllowed, "CALLER_REFUSED", "this application must present its App_ID and secret", t)
 	default:
-		err = s.legacy.Apps.CheckAddress(ctx, t.AppID, v.ClientIP)
+		err = s.legacy.Apps.CheckAddress(ctx, t.AppID, v.ClientIP, v.ClientCert)
 	}
 	if err != nil {
 		if ae, ok := refused(err); ok && ae.Reason == caller.ReasonAppSecretExpired {

@@ -160,6 +160,9 @@ func (s *Service) IssueAuthorizationCode(ctx context.Context, a AuthorizationReq
 // revocation endpoints, and the address it called from.
 type Client struct {
 	ID, Secret, IP string
+	// Cert is the fingerprint of the client certificate the edge verified
+	// ("" none): an application bound to one must call with it.
+	Cert string
 }
 
 // authenticate checks c's App_ID, secret and address (identity): a refusal
@@ -171,7 +174,7 @@ func (s *Service) authenticate(ctx context.Context, c Client) error {
 	if s.legacy.Apps == nil {
 		return ErrOIDCUnavailable
 	}
-	err := s.legacy.Apps.VerifyApp(ctx, c.ID, c.Secret, c.IP)
+	err := s.legacy.Apps.VerifyApp(ctx, c.ID, c.Secret, c.IP, c.Cert)
 	if err == nil {
 		return nil
 	}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/uias/uias/pkg/reqsig"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -272,6 +275,36 @@ func TestLegacySSOAuthService(t *testing.T) {
 	if code, ans := legacyValidate(casBase, stub.last("c"), fc.appID, "wrong-secret"); code != 403 ||
 		ans.Result != "RPC_CALLER_NOT_ALLOWED" || !strings.Contains(ans.Message, "App_ID or App_Secret is wrong") {
 		t.Fatalf("C's App_ID with a wrong secret: %d %+v", code, ans)
+	}
+
+	// E and F: on the allow-list, but E must sign its requests and F is
+	// bound to a client certificate: neither is answered to an address
+	// alone, with or without its secret (gap2 G2: the person's account
+	// went to any host of the allowed network)
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	pub, err := reqsig.PublicKeyPEM(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := e.seed("lge", "erin", &identityv1.CreateAppRequest{IpAllowList: []string{"127.0.0.1"}, SigningKeys: [][]byte{[]byte(pub)},
+		RequireSignedRequests: true}, nil)
+	ff := e.seed("lgf", "finn", &identityv1.CreateAppRequest{IpAllowList: []string{"127.0.0.1"},
+		ClientCertSha256: strings.Repeat("ab", 32)}, nil)
+	for _, f := range []struct {
+		fx   fixture
+		name string
+	}{{fe, "e"}, {ff, "f"}} {
+		linkTo(t, e, fa.userID, f.fx.appID, "lena-at-"+f.name)
+		app := &stubApp{appID: f.fx.appID}
+		u := stub.add(f.name, app)
+		register(f.fx.appID, "Legacy "+f.name, u, 1, false)
+		for _, secret := range []string{"", f.fx.secret} {
+			app.secret = secret
+			_, body, _ = br.get(casBase + "login?service=" + url.QueryEscape(u))
+			if !strings.HasPrefix(body, "status=403;result=RPC_CALLER_NOT_ALLOWED;username=;password=;") {
+				t.Fatalf("%s (secret %t): %s", f.name, secret != "", body)
+			}
+		}
 	}
 
 	// D: the person has no account linked there.

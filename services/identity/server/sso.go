@@ -63,9 +63,10 @@ func (s ssoServer) CheckAppAddress(ctx context.Context, r *identityv1.CheckAppAd
 	if err != nil && r.GetClientIp() != "" {
 		return nil, apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "client_ip is not an IP address")
 	}
-	// The refusal is audited with the calling application's address.
+	// The refusal is audited with the calling application's address; the
+	// certificate is the one the edge verified on the application's call.
 	c := *caller.From(ctx)
-	c.ClientIP = ip.Unmap()
+	c.ClientIP, c.ClientCert = ip.Unmap(), r.GetClientCertSha256()
 	if err := s.svc.CheckAppAddress(caller.With(ctx, &c), r.GetAppId(), ip.Unmap()); err != nil {
 		return nil, err
 	}

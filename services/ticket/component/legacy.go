@@ -38,13 +38,13 @@ func domainErr(err error) error {
 	return err
 }
 
-func (a identityApps) VerifyApp(ctx context.Context, appID, secret, ip string) error {
-	_, err := a.callers.VerifyApp(ctx, &identityv1.VerifyAppRequest{AppId: appID, AppSecret: secret, ClientIp: ip})
+func (a identityApps) VerifyApp(ctx context.Context, appID, secret, ip, cert string) error {
+	_, err := a.callers.VerifyApp(ctx, &identityv1.VerifyAppRequest{AppId: appID, AppSecret: secret, ClientIp: ip, ClientCertSha256: cert})
 	return domainErr(err)
 }
 
-func (a identityApps) CheckAddress(ctx context.Context, appID, ip string) error {
-	_, err := a.sso.CheckAppAddress(ctx, &identityv1.CheckAppAddressRequest{AppId: appID, ClientIp: ip})
+func (a identityApps) CheckAddress(ctx context.Context, appID, ip, cert string) error {
+	_, err := a.sso.CheckAppAddress(ctx, &identityv1.CheckAppAddressRequest{AppId: appID, ClientIp: ip, ClientCertSha256: cert})
 	return domainErr(err)
 }
 

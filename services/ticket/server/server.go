@@ -261,7 +261,7 @@ func (s *Server) RevokeProxyGrantingTicket(ctx context.Context, r *ticketv1.Revo
 // address is the call's origin (the edge's client address).
 func (s *Server) ValidateLegacyTicket(ctx context.Context, r *ticketv1.ValidateLegacyTicketRequest) (*ticketv1.ValidateLegacyTicketResponse, error) {
 	v, err := s.svc.ValidateLegacy(ctx, ticket.LegacyValidate{Ticket: r.GetTicket(), AppID: r.GetAppId(),
-		AppSecret: r.GetAppSecret(), ClientIP: clientIP(ctx)})
+		AppSecret: r.GetAppSecret(), ClientIP: clientIP(ctx), ClientCert: grpcx.ClientCertSHA256(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -499,7 +499,7 @@ func (s *Server) IssueAuthorizationCode(ctx context.Context, r *ticketv1.IssueAu
 // oidcClient is the client a call names, with the address it called from
 // (the call's origin: the edge's client address).
 func oidcClient(ctx context.Context, id, secret string) ticket.Client {
-	return ticket.Client{ID: id, Secret: secret, IP: clientIP(ctx)}
+	return ticket.Client{ID: id, Secret: secret, IP: clientIP(ctx), Cert: grpcx.ClientCertSHA256(ctx)}
 }
 
 // clientIP is the call's origin address (the edge's client), "" if none.

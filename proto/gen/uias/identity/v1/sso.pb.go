@@ -1170,11 +1170,15 @@ func (x *PersonAttributesResponse) GetGroups() []string {
 }
 
 type CheckAppAddressRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AppId         string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
-	ClientIp      string                 `protobuf:"bytes,2,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	AppId    string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	ClientIp string                 `protobuf:"bytes,2,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	// client_cert_sha256: the fingerprint of the client certificate the edge
+	// verified on the application's call, if any (an application bound to a
+	// certificate is refused CLIENT_CERT_REQUIRED without it).
+	ClientCertSha256 string `protobuf:"bytes,3,opt,name=client_cert_sha256,json=clientCertSha256" json:"client_cert_sha256,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CheckAppAddressRequest) Reset() {
@@ -1217,6 +1221,13 @@ func (x *CheckAppAddressRequest) GetAppId() string {
 func (x *CheckAppAddressRequest) GetClientIp() string {
 	if x != nil {
 		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *CheckAppAddressRequest) GetClientCertSha256() string {
+	if x != nil {
+		return x.ClientCertSha256
 	}
 	return ""
 }
@@ -2002,10 +2013,11 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x12\x19\n" +
 	"\borg_name\x18\x05 \x01(\tR\aorgName\x12$\n" +
 	"\x0eapp_account_id\x18\x06 \x01(\tR\fappAccountId\x12\x16\n" +
-	"\x06groups\x18\a \x03(\tR\x06groups\"j\n" +
+	"\x06groups\x18\a \x03(\tR\x06groups\"\xa5\x01\n" +
 	"\x16CheckAppAddressRequest\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12(\n" +
-	"\tclient_ip\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\"\x19\n" +
+	"\tclient_ip\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\x129\n" +
+	"\x12client_cert_sha256\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x10clientCertSha256\"\x19\n" +
 	"\x17CheckAppAddressResponse\">\n" +
 	"\x12PersonLinksRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"d\n" +

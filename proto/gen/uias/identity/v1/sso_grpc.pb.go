@@ -53,10 +53,13 @@ type SSOServiceClient interface {
 	// an application (CAS 3.0 attributes).
 	PersonAttributes(ctx context.Context, in *PersonAttributesRequest, opts ...grpc.CallOption) (*PersonAttributesResponse, error)
 	// CheckAppAddress checks a call of the legacy ssoAuthService interface
-	// that carries no App_Secret: the application must be active and
-	// client_ip on its IP allow-list, which must not be empty (refusals:
+	// that carries no App_Secret: the application must be active,
+	// client_ip on its IP allow-list, which must not be empty, its bound
+	// client certificate the call's, and it must not require signed
+	// requests; the call counts against its rate limit (refusals:
 	// BAD_APP_CREDENTIALS for an unknown application, APP_SUSPENDED,
-	// IP_NOT_ALLOWED; audited like identity's own refusals).
+	// CLIENT_CERT_REQUIRED, IP_NOT_ALLOWED, SIGNATURE_REQUIRED,
+	// RATE_LIMITED; audited like identity's own refusals).
 	CheckAppAddress(ctx context.Context, in *CheckAppAddressRequest, opts ...grpc.CallOption) (*CheckAppAddressResponse, error)
 	// PersonLinks lists a person's active account links with the
 	// applications' names (the portal).
@@ -322,10 +325,13 @@ type SSOServiceServer interface {
 	// an application (CAS 3.0 attributes).
 	PersonAttributes(context.Context, *PersonAttributesRequest) (*PersonAttributesResponse, error)
 	// CheckAppAddress checks a call of the legacy ssoAuthService interface
-	// that carries no App_Secret: the application must be active and
-	// client_ip on its IP allow-list, which must not be empty (refusals:
+	// that carries no App_Secret: the application must be active,
+	// client_ip on its IP allow-list, which must not be empty, its bound
+	// client certificate the call's, and it must not require signed
+	// requests; the call counts against its rate limit (refusals:
 	// BAD_APP_CREDENTIALS for an unknown application, APP_SUSPENDED,
-	// IP_NOT_ALLOWED; audited like identity's own refusals).
+	// CLIENT_CERT_REQUIRED, IP_NOT_ALLOWED, SIGNATURE_REQUIRED,
+	// RATE_LIMITED; audited like identity's own refusals).
 	CheckAppAddress(context.Context, *CheckAppAddressRequest) (*CheckAppAddressResponse, error)
 	// PersonLinks lists a person's active account links with the
 	// applications' names (the portal).
