@@ -632,7 +632,10 @@ func (s *Service) claims(ctx context.Context, t *AccessToken) (map[string]any, e
 }
 
 // liveToken returns the record of an access token (with refresh, or a
-// refresh token) whose session lives.
+// refresh token) whose grant and session live and whose client is still
+// a registered, active OpenID Connect client: suspending or deleting the
+// application ends its tokens at once (JR/T 0185-2020 9.2.1: the bank
+// actively ends an application's tokens; gap2 G11).
 func (s *Service) liveToken(ctx context.Context, token string, refresh bool) (*AccessToken, error) {
 	if !(strings.HasPrefix(token, PrefixAT) || (refresh && strings.HasPrefix(token, PrefixRT))) || len(token) > MaxTicketLen {
 		return nil, ErrInvalidToken
@@ -656,11 +659,21 @@ func (s *Service) liveToken(ctx context.Context, token string, refresh bool) (*A
 		}
 		return nil, err
 	}
+	rs, err := s.reg.Match(ctx, t.Service)
+	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+		return nil, err
+	}
+	if rs == nil || oidcService(rs, t.ClientID, t.Service) != nil {
+		return nil, ErrInvalidToken
+	}
 	return t, nil
 }
 
 // UserInfo answers the claims of the person of an access token (JSON).
+// The call's record names the client application and the person (the
+// edge knows neither: a bearer token is all it sees).
 func (s *Service) UserInfo(ctx context.Context, token string) ([]byte, error) {
+	start := s.now()
 	t, err := s.liveToken(ctx, token, false)
 	if err != nil {
 		return nil, err
@@ -669,6 +682,9 @@ func (s *Service) UserInfo(ctx context.Context, token string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.auditCall(ctx, audit.Action{API: "oidc.userinfo", Subject: "user:" + t.UserID, Org: t.OrgID, Result: audit.ResultSuccess,
+		Reason: "OK", Start: start, AppID: t.ClientID, Fields: detail("client_id", t.ClientID, "scope", t.Scope),
+		Own: detail("session_id", t.SessionID)})
 	return json.Marshal(c)
 }
 

@@ -962,3 +962,57 @@ func TestRevokeRetryEndsTheGrant(t *testing.T) {
 		t.Fatalf("the grant's access token after the retried revocation: %s %v", j, err)
 	}
 }
+
+// TestTokensEndWithTheirApplication: suspending the client's application
+// ends its access and refresh tokens at once (userinfo, introspection),
+// resuming it brings back those not expired, and deleting it ends them for
+// good (JR/T 0185-2020 9.2.1; gap2 G11: a suspended or deleted client
+// kept reading the person's claims until the token expired). A userinfo
+// call's record names the client and the person (gap2 G17).
+func TestTokensEndWithTheirApplication(t *testing.T) {
+	ctx := context.Background()
+	f := oidcFixture(t, ticket.Config{})
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	tgt := f.login(t, "u1")
+	c1 := ticket.Client{ID: "app1", Secret: "s1"}
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range f.audit.evs {
+		if ev.API == "oidc.userinfo" && ev.AppID == "app1" && ev.Subject == "user:u1" && ev.Result == "success" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no oidc.userinfo record naming the client and the person: %+v", f.audit.evs)
+	}
+	suspended := true
+	f.svc.Registry().SetSuspended(func(app string) bool { return suspended && app == "app1" })
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("userinfo of a suspended application's token: %v", err)
+	}
+	suspended = false
+	f.svc.Registry().Invalidate()
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); err != nil {
+		t.Fatalf("userinfo once the application is active again: %v", err)
+	}
+	if _, err := f.svc.DeleteAppServices(ctx, "app1", ticket.CauseAppDeleted); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
+		t.Fatalf("userinfo of a deleted application's token: %v", err)
+	}
+	out, err := f.svc.Introspect(ctx, c1, toks.RefreshToken)
+	if err != nil || string(out) != `{"active":false}` {
+		t.Fatalf("introspection of a deleted application's refresh token: %s %v", out, err)
+	}
+}
