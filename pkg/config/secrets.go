@@ -46,9 +46,12 @@ func (t Toggle) On(auto bool) (bool, error) {
 // not loopback.
 func Loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
+	return err == nil && LoopbackHost(host)
+}
+
+// LoopbackHost reports whether host (a URL's host name, no port) is this
+// machine: localhost or a loopback IP.
+func LoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -30,6 +30,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/uias/uias/pkg/config"
 )
 
 // Transport kinds.
@@ -190,9 +192,18 @@ func (s *Subscription) Validate() error {
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return bad("endpoint", "must be an http(s) URL for %s", s.Transport)
 		}
+		if u.Scheme == "http" && !config.LoopbackHost(u.Hostname()) {
+			// (JR/T 0185-2020 9.2.2; gap2 G6)
+			return bad("endpoint", "must be https: plain http only to this machine (people's data and the %s credentials "+
+				"would cross the network in clear)", s.Transport)
+		}
 	case LDAP:
 		if u.Scheme != "ldap" && u.Scheme != "ldaps" {
 			return bad("endpoint", "must be an ldap:// or ldaps:// URL")
+		}
+		if u.Scheme == "ldap" && !config.LoopbackHost(u.Hostname()) {
+			return bad("endpoint", "must be ldaps://: plain ldap:// only to this machine (the bind password and people's data "+
+				"would cross the network in clear)")
 		}
 		if s.Settings["base_dn"] == "" {
 			return bad("settings.base_dn", "is required for ldap (the entry under which ou=people, ou=orgs and ou=groups are written)")

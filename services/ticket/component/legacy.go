@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/ticket"
@@ -95,7 +96,7 @@ var errNoAnswer = errors.New("the application's ssoAuthService did not answer")
 
 func (p principalClient) ValidatePrincipal(ctx context.Context, endpoint, account, idNumber string) (bool, error) {
 	u, err := url.Parse(endpoint)
-	if err != nil || u.Scheme != "https" && !loopbackHost(u.Hostname()) {
+	if err != nil || u.Scheme != "https" && !config.LoopbackHost(u.Hostname()) {
 		return false, fmt.Errorf("validatePrincipal endpoint is not https")
 	}
 	form := url.Values{"verb": {"validatePrincipal"}, "loginid": {account}, "userid": {idNumber}}
@@ -136,10 +137,6 @@ func (p principalClient) ValidatePrincipal(ctx context.Context, endpoint, accoun
 func principalOK(body string) bool {
 	b := strings.TrimSpace(body)
 	return b == string(ticket.LegacyOK) || strings.Contains(b, ">"+string(ticket.LegacyOK)+"<")
-}
-
-func loopbackHost(h string) bool {
-	return h == "localhost" || h == "127.0.0.1" || h == "::1"
 }
 
 // credentialSealer seals kept application passwords with AES-256-GCM keys

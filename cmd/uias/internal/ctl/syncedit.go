@@ -32,7 +32,7 @@ func syncSubscriptionUpdateCmd() command {
 			fs.Var(&groups, "group", "group whose members to deliver (repeatable; replaces the groups)")
 			linked := fs.Bool("linked", false, "deliver the people linked to the application")
 			transport := fs.String("transport", "", "webhook, scim or ldap")
-			endpoint := fs.String("endpoint", "", "webhook URL, SCIM base URL or ldap:// URL")
+			endpoint := fs.String("endpoint", "", "webhook URL, SCIM base URL (https://) or directory URL (ldaps://); plain http:// and ldap:// only to this machine")
 			fs.Var(settings, "setting", "transport setting KEY=VALUE (repeatable; KEY= removes it)")
 			onLeave := fs.String("on-leave", "", "delete or disable the people who leave the selection")
 			strategy := fs.String("strategy", "", "immediate (each change) or batch (batches only)")

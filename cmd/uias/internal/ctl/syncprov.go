@@ -61,7 +61,7 @@ func syncSubscribeCmd() command {
 			appID := fs.String("app", "", "the subscribing application's id")
 			name := fs.String("name", "", "a name for the subscription")
 			transport := fs.String("transport", "", "webhook, scim or ldap")
-			endpoint := fs.String("endpoint", "", "webhook URL, SCIM base URL or ldap:// URL")
+			endpoint := fs.String("endpoint", "", "webhook URL, SCIM base URL (https://) or directory URL (ldaps://); plain http:// and ldap:// only to this machine")
 			fs.Var(&orgs, "org", "org subtree to deliver (repeatable)")
 			fs.Var(&roles, "role", "role whose holders to deliver (repeatable)")
 			fs.Var(&groups, "group", "group whose members to deliver (repeatable)")
