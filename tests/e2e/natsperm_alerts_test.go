@@ -45,7 +45,15 @@ func TestNATSAuditUserRunsAlerts(t *testing.T) {
 	log := zaptest.NewLogger(t)
 	n := analytics.NewNotifier(auditConn.Publish, analytics.WebhookOptions{URL: hook.URL, Secret: []byte("alert-webhook-secret-0123456789"),
 		Attempts: 3}, log, nil)
-	det := analytics.NewDetector(analytics.DetectorOptions{Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	det := analytics.NewDetector(analytics.DetectorOptions{Allowed: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		CallerRefusalBurst: 1, LockoutWindow: time.Minute})
+	// the consumer as an earlier version made it (login records only): it
+	// is given the refused callers' subjects at start
+	if _, err := auditJS.CreateConsumer(ctx, events.StreamAudit, jetstream.ConsumerConfig{Durable: auditcomponent.AlertsDurable,
+		DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+		FilterSubjects: []string{"uias.audit.identity.admin.login", "uias.audit.identity.sso.login"}}); err != nil {
+		t.Fatal(err)
+	}
 	actx, acancel := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
 	go func() { n.Run(actx); done <- struct{}{} }()
@@ -75,13 +83,33 @@ func TestNATSAuditUserRunsAlerts(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("no alert from the consumer running as the audit user")
 	}
+	// a call refused as an application, published by another component
+	tkConn, _ := p.connect(t, p.ticket, "ticket")
+	tkJS, _ := jetstream.New(tkConn)
+	ev = events.Event{ID: "refused-1", Subject: "uias.audit.ticket.caller.denied", Type: "audit.caller.denied", Time: time.Now(),
+		Payload: []byte(`{"api":"caller.denied","result":"denied","reason":"BAD_APP_CREDENTIALS","subject":"app:crm","app_id":"crm","client_ip":"192.0.2.9"}`)}
+	if _, err := tkJS.PublishMsg(ctx, events.Msg(ev), jetstream.WithMsgID(ev.ID)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		var alert struct {
+			Kind  string `json:"kind"`
+			AppID string `json:"app_id"`
+		}
+		if err := json.Unmarshal(b, &alert); err != nil || alert.Kind != "caller_refusals" || alert.AppID != "crm" {
+			t.Fatalf("alert %s: %v", b, err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no alert of refused callers from the consumer running as the audit user")
+	}
 	eventually(t, "the login event acknowledged", func() bool {
 		cons, err := auditJS.Consumer(ctx, events.StreamAudit, auditcomponent.AlertsDurable)
 		if err != nil {
 			return false
 		}
 		info, err := cons.Info(ctx)
-		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.Delivered.Consumer >= 1
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.Delivered.Consumer >= 2
 	})
 	acancel()
 	<-done

@@ -23,6 +23,13 @@ const (
 	// AlertAuditRemoval: the security auditor removed records from the
 	// audit log's database (they stay in the archive files).
 	AlertAuditRemoval = "audit_removal"
+	// AlertCallerRefusals: calls refused as one application (a wrong
+	// secret or signature, a replayed nonce, an address off its list, a
+	// missing certificate) within the window reached the burst size:
+	// someone is calling as an application they are not, or it is
+	// misconfigured (JR/T 0185-2020: unauthorised and impersonated calls
+	// are found in real time).
+	AlertCallerRefusals = "caller_refusals"
 )
 
 // Alert is a security alert raised from an audit record as it arrives.
@@ -90,6 +97,10 @@ type DetectorOptions struct {
 	// AdminFailureBurst failed administrator logins of one account within
 	// LockoutWindow raise one alert per window and account (0: none).
 	AdminFailureBurst int
+	// CallerRefusalBurst calls refused as one application (caller.denied)
+	// within LockoutWindow raise one alert per window and application (0:
+	// none).
+	CallerRefusalBurst int
 	// Previous returns a person's latest successful login before t, when
 	// the detector has not seen one since it started (nil: none).
 	Previous func(ctx context.Context, subject string, before time.Time) (LastSeen, bool, error)
@@ -111,6 +122,9 @@ type Detector struct {
 	// the failed administrator logins within the window.
 	lockouts   failBurst
 	adminFails map[string]*failBurst
+	// callerFails, by subject ("app:<App_ID>"), the refused calls within
+	// the window.
+	callerFails map[string]*failBurst
 }
 
 // failBurst are events within a window, and until when the burst of that
@@ -125,7 +139,7 @@ func NewDetector(o DetectorOptions) *Detector {
 	if o.Travel == (TravelRules{}) {
 		o.Travel = DefaultTravelRules
 	}
-	return &Detector{o: o, places: map[string]Place{}, adminFails: map[string]*failBurst{}}
+	return &Detector{o: o, places: map[string]Place{}, adminFails: map[string]*failBurst{}, callerFails: map[string]*failBurst{}}
 }
 
 // Observe returns the alerts r raises (none for most records).
@@ -142,6 +156,11 @@ func (d *Detector) Observe(ctx context.Context, r *audit.Record) ([]Alert, error
 		out = append(out, a)
 	}
 	switch {
+	case r.API == APICallerDenied:
+		if n, burst := d.callerRefusal(r.Subject, r.Time); burst {
+			add(AlertCallerRefusals, fmt.Sprintf("%d calls refused as %s within %s (the latest: %s from %s)", n, r.Subject,
+				d.o.LockoutWindow, r.Reason, r.ClientIP), func(a *Alert) { a.Failures = n })
+		}
 	case r.API == APILockout:
 		if n, burst := d.lockout(r.Time); burst {
 			add(AlertLockoutBurst, fmt.Sprintf("%d accounts locked within %s", n, d.o.LockoutWindow), func(a *Alert) { a.Lockouts = n })
@@ -217,7 +236,27 @@ func (d *Detector) adminFailure(subject string, t time.Time) (int, bool) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.adminFails) > maxPlaces {
+	return d.count(&d.adminFails, subject, t, d.o.AdminFailureBurst)
+}
+
+// callerRefusal counts a call refused as application subject
+// ("app:<App_ID>", as claimed) at t; burst is true once per window and
+// subject when they reach CallerRefusalBurst. Made-up App_IDs thin the
+// table as made-up logins do adminFailure's.
+func (d *Detector) callerRefusal(subject string, t time.Time) (int, bool) {
+	if d.o.CallerRefusalBurst <= 0 || subject == "" {
+		return 0, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.count(&d.callerFails, subject, t, d.o.CallerRefusalBurst)
+}
+
+// count adds an event of key at t to *table (d.mu held), thinning the
+// table at its bound (see adminFailure), and reports the burst.
+func (d *Detector) count(table *map[string]*failBurst, key string, t time.Time, size int) (int, bool) {
+	fails := *table
+	if len(fails) > maxPlaces {
 		low := maxPlaces * 3 / 4
 		for _, drop := range []func(f *failBurst) bool{
 			func(f *failBurst) bool {
@@ -225,25 +264,26 @@ func (d *Detector) adminFailure(subject string, t time.Time) (int, bool) {
 			},
 			func(f *failBurst) bool { return len(f.times) < 2 },
 		} {
-			for s, f := range d.adminFails {
+			for s, f := range fails {
 				if drop(f) {
-					delete(d.adminFails, s)
+					delete(fails, s)
 				}
 			}
-			if len(d.adminFails) <= low {
+			if len(fails) <= low {
 				break
 			}
 		}
-		if len(d.adminFails) > low {
-			d.adminFails = map[string]*failBurst{}
+		if len(fails) > low {
+			fails = map[string]*failBurst{}
+			*table = fails
 		}
 	}
-	f := d.adminFails[subject]
+	f := fails[key]
 	if f == nil {
 		f = &failBurst{}
-		d.adminFails[subject] = f
+		fails[key] = f
 	}
-	return f.add(t, d.o.LockoutWindow, d.o.AdminFailureBurst)
+	return f.add(t, d.o.LockoutWindow, size)
 }
 
 // add counts an event at t and keeps those within window before it; burst

@@ -31,6 +31,9 @@ const (
 	APIAdminLogout   = "admin.logout"
 	// APILockout is a lockout after too many failed logins.
 	APILockout = "account.lockout"
+	// APICallerDenied is a call refused as an application (pkg/audit's
+	// CallerDenied records: subject "app:<App_ID>", the refusal's reason).
+	APICallerDenied = "caller.denied"
 )
 
 // LoginAPIs are the APIs whose records are login attempts.

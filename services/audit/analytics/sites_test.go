@@ -74,3 +74,39 @@ func TestSites(t *testing.T) {
 		t.Fatalf("a public address through the database: %+v %v %v", loc, found, err)
 	}
 }
+
+// TestCallerRefusalBurst: calls refused as one application (a wrong
+// secret, a bad signature, a replayed nonce...) raise one alert per window
+// when they reach the burst size, naming the application; another
+// application's refusals count apart; 0 turns it off.
+func TestCallerRefusalBurst(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	refused := func(i int, app, reason string, at time.Duration) *audit.Record {
+		return &audit.Record{EventID: "ev-" + strings.Repeat("x", i), API: analytics.APICallerDenied, Subject: "app:" + app,
+			AppID: app, Result: "denied", Reason: reason, ClientIP: "192.0.2.9", Time: t0.Add(at)}
+	}
+	det := analytics.NewDetector(analytics.DetectorOptions{CallerRefusalBurst: 3, LockoutWindow: time.Minute})
+	var raised []analytics.Alert
+	for i, r := range []*audit.Record{
+		refused(1, "crm", "BAD_APP_CREDENTIALS", 0), refused(2, "hr", "BAD_SIGNATURE", time.Second),
+		refused(3, "crm", "BAD_SIGNATURE", 2*time.Second), refused(4, "crm", "NONCE_REPLAYED", 3*time.Second), // the burst
+		refused(5, "crm", "NONCE_REPLAYED", 4*time.Second), // the same window: no second alert
+		refused(6, "crm", "IP_NOT_ALLOWED", 2*time.Minute), // a new window: counts from one
+	} {
+		as, err := det.Observe(context.Background(), r)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		raised = append(raised, as...)
+	}
+	if len(raised) != 1 || raised[0].Kind != analytics.AlertCallerRefusals || raised[0].AppID != "crm" || raised[0].Failures != 3 ||
+		!strings.Contains(raised[0].Message, "app:crm") || !strings.Contains(raised[0].Message, "NONCE_REPLAYED") {
+		t.Fatalf("alerts: %+v", raised)
+	}
+	off := analytics.NewDetector(analytics.DetectorOptions{LockoutWindow: time.Minute})
+	for i := range 10 {
+		if as, _ := off.Observe(context.Background(), refused(i, "crm", "BAD_SIGNATURE", 0)); len(as) != 0 {
+			t.Fatalf("an alert with the burst off: %+v", as)
+		}
+	}
+}

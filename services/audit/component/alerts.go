@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,7 +26,8 @@ func alertSubjects() []string {
 	for _, api := range append([]string{analytics.APILockout}, analytics.LoginAPIs...) {
 		out = append(out, "uias.audit.identity."+api)
 	}
-	return out
+	// every component's refused callers
+	return append(out, "uias.audit.*."+analytics.APICallerDenied)
 }
 
 // RunAlerts consumes the AUDIT stream through the durable consumer
@@ -89,13 +91,23 @@ func (a *alerter) run(ctx context.Context) {
 // history: old logins raise no alerts).
 func (a *alerter) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	c, err := a.js.Consumer(ctx, events.StreamAudit, AlertsDurable)
+	if err == nil {
+		// made by an older version: it gets the subjects of this one's
+		// alerts, and goes on from where it was
+		cfg := c.CachedInfo().Config
+		if want := alertSubjects(); !slices.Equal(cfg.FilterSubjects, want) {
+			cfg.FilterSubject, cfg.FilterSubjects = "", want
+			return a.js.UpdateConsumer(ctx, events.StreamAudit, cfg)
+		}
+		return c, nil
+	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return c, err
+		return nil, err
 	}
 	start := a.since
 	return a.js.CreateConsumer(ctx, events.StreamAudit, jetstream.ConsumerConfig{
 		Durable:        AlertsDurable,
-		Description:    "UIAS audit component: raises alerts (impossible travel, lockout bursts, unauthorised addresses)",
+		Description:    "UIAS audit component: raises alerts (impossible travel, lockout bursts, unauthorised addresses, refused callers)",
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &start,
 		AckPolicy:      jetstream.AckExplicitPolicy,

@@ -59,7 +59,10 @@ type AnalyticsConfig struct {
 	LockoutWindow time.Duration `yaml:"lockout_window"`
 	// AdminFailureBurst failed administrator logins of one account within
 	// LockoutWindow raise an alert (3; 0: none).
-	AdminFailureBurst    int    `yaml:"admin_failure_burst"`
+	AdminFailureBurst int `yaml:"admin_failure_burst"`
+	// CallerRefusalBurst calls refused as one application within
+	// LockoutWindow raise an alert (20; 0: none).
+	CallerRefusalBurst   int    `yaml:"caller_refusal_burst"`
 	AlertWebhookURL      string `yaml:"alert_webhook_url"`
 	AlertWebhookSecret   string `yaml:"-"`
 	AlertWebhookAttempts int    `yaml:"alert_webhook_attempts"`
@@ -71,7 +74,8 @@ type AnalyticsConfig struct {
 
 func analyticsDefaults() AnalyticsConfig {
 	return AnalyticsConfig{OnlineWindow: 30 * time.Minute, MaxTravelKMH: 900, MinTravelKM: 100, Alerts: true, LockoutBurst: 5,
-		LockoutWindow: 5 * time.Minute, AlertWebhookAttempts: 5, AdminFailureBurst: 3}
+		LockoutWindow: 5 * time.Minute, AlertWebhookAttempts: 5, AdminFailureBurst: 3,
+		CallerRefusalBurst: 20}
 }
 
 func (c *AnalyticsConfig) bind(b *config.Binder) {
@@ -85,6 +89,7 @@ func (c *AnalyticsConfig) bind(b *config.Binder) {
 	b.Int(&c.LockoutBurst, "UIAS_AUDIT_LOCKOUT_BURST", "", "")
 	b.Duration(&c.LockoutWindow, "UIAS_AUDIT_LOCKOUT_WINDOW", "", "")
 	b.Int(&c.AdminFailureBurst, "UIAS_AUDIT_ADMIN_FAILURE_BURST", "", "")
+	b.Int(&c.CallerRefusalBurst, "UIAS_AUDIT_CALLER_REFUSAL_BURST", "", "")
 	b.String(&c.AlertWebhookURL, "UIAS_AUDIT_ALERT_WEBHOOK_URL", "", "")
 	b.Secret(&c.AlertWebhookSecret, "UIAS_AUDIT_ALERT_WEBHOOK_SECRET")
 	b.Int(&c.AlertWebhookAttempts, "UIAS_AUDIT_ALERT_WEBHOOK_ATTEMPTS", "", "")
@@ -157,6 +162,9 @@ func (c *AnalyticsConfig) validate() error {
 	}
 	if c.AdminFailureBurst < 0 || c.AdminFailureBurst > 100000 {
 		bad("admin_failure_burst", "must be between 0 (no alert) and 100000, got %d", c.AdminFailureBurst)
+	}
+	if c.CallerRefusalBurst < 0 || c.CallerRefusalBurst > 100000 {
+		bad("caller_refusal_burst", "must be between 0 (no alert) and 100000, got %d", c.CallerRefusalBurst)
 	}
 	if c.LockoutWindow < time.Second || c.LockoutWindow > 24*time.Hour {
 		bad("lockout_window", "must be between 1s and 24h, got %s", c.LockoutWindow)
@@ -255,7 +263,8 @@ func startAlerts(env *module.Env, ac AnalyticsConfig, o analytics.Options, a *an
 	n := analytics.NewNotifier(nc.Publish, analytics.WebhookOptions{URL: ac.AlertWebhookURL, Secret: []byte(ac.AlertWebhookSecret),
 		Attempts: ac.AlertWebhookAttempts}, log, env.Metrics)
 	det := analytics.NewDetector(analytics.DetectorOptions{Geo: o.Geo, Travel: o.Travel, Allowed: allowed,
-		LockoutBurst: ac.LockoutBurst, LockoutWindow: ac.LockoutWindow, AdminFailureBurst: ac.AdminFailureBurst, Previous: a.PreviousLogin})
+		LockoutBurst: ac.LockoutBurst, LockoutWindow: ac.LockoutWindow, AdminFailureBurst: ac.AdminFailureBurst,
+		CallerRefusalBurst: ac.CallerRefusalBurst, Previous: a.PreviousLogin})
 	al := &alerter{js: js, det: det, n: n, log: log, since: time.Now(), giveWay: env.GiveWay()}
 	env.Go(n.Run)
 	env.Go(al.run)
