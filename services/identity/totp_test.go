@@ -90,8 +90,16 @@ func (e *totpEnv) code(key []byte, d int64) string {
 // used up).
 func (e *totpEnv) enrol(t *testing.T) []byte {
 	t.Helper()
+	return e.enrolUser(t, e.user.ID, profilePass)
+}
+
+// enrolUser sets up an authenticator app for person id (password pass) as
+// the profile page does and returns its key; the clock then moves to the
+// next step.
+func (e *totpEnv) enrolUser(t *testing.T, id, pass string) []byte {
+	t.Helper()
 	ctx := browserAt("192.0.2.1")
-	en, err := e.svc.BeginTOTPEnrolment(ctx, e.user.ID)
+	en, err := e.svc.BeginTOTPEnrolment(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +107,7 @@ func (e *totpEnv) enrol(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.ConfirmTOTPEnrolment(ctx, e.user.ID, profilePass, en.Token, e.code(key, 0)); err != nil {
+	if _, err := e.svc.ConfirmTOTPEnrolment(ctx, id, pass, en.Token, e.code(key, 0)); err != nil {
 		t.Fatal(err)
 	}
 	e.advance(identity.TOTPPeriod)
@@ -698,18 +706,7 @@ func TestAdminLoginWithAuthenticatorApp(t *testing.T) {
 	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", ""); err != nil || tok == "" {
 		t.Fatalf("without an app: %v", err)
 	}
-	en, err := e.svc.BeginTOTPEnrolment(ctx, kim.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.ConfirmTOTPEnrolment(ctx, kim.ID, pass, en.Token, e.code(key, 0)); err != nil {
-		t.Fatal(err)
-	}
-	e.advance(identity.TOTPPeriod)
+	key := e.enrolUser(t, kim.ID, pass)
 
 	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", "")
 	wantReason(t, "password alone", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
@@ -773,18 +770,7 @@ func TestAdminLoginRequiresAuthenticatorApp(t *testing.T) {
 		t.Fatal("the right password without the second factor cleared the failed count")
 	}
 	// the profile page's set-up (the portal's sign-in is the password alone)
-	en, err := e.svc.BeginTOTPEnrolment(ctx, kim.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.ConfirmTOTPEnrolment(ctx, kim.ID, pass, en.Token, e.code(key, 0)); err != nil {
-		t.Fatal(err)
-	}
-	e.advance(identity.TOTPPeriod)
+	key := e.enrolUser(t, kim.ID, pass)
 	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", "")
 	wantReason(t, "password alone after the set-up", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
 	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", e.code(key, 0)); err != nil || tok == "" {

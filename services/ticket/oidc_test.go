@@ -973,16 +973,7 @@ func TestTokensEndWithTheirApplication(t *testing.T) {
 	ctx := context.Background()
 	f := oidcFixture(t, ticket.Config{})
 	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
-	tgt := f.login(t, "u1")
-	c1 := ticket.Client{ID: "app1", Secret: "s1"}
-	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB, Binding: ticket.OIDCBinding{ClientID: "app1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	toks, err := f.svc.ExchangeCode(ctx, ticket.Exchange{Client: c1, Code: code, RedirectURI: oidcCB})
-	if err != nil {
-		t.Fatal(err)
-	}
+	toks := f.codeGrant(t, f.login(t, "u1"), "")
 	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); err != nil {
 		t.Fatal(err)
 	}
@@ -1011,7 +1002,7 @@ func TestTokensEndWithTheirApplication(t *testing.T) {
 	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !errors.Is(err, ticket.ErrInvalidToken) {
 		t.Fatalf("userinfo of a deleted application's token: %v", err)
 	}
-	out, err := f.svc.Introspect(ctx, c1, toks.RefreshToken)
+	out, err := f.svc.Introspect(ctx, app1, toks.RefreshToken)
 	if err != nil || string(out) != `{"active":false}` {
 		t.Fatalf("introspection of a deleted application's refresh token: %s %v", out, err)
 	}

@@ -49,25 +49,35 @@ func (s slowExport) Export(_ *identityv1.ExportRequest, st grpc.ServerStreamingS
 	return st.Send(&identityv1.ExportChunk{Data: []byte("u1,alice\n"), Done: true})
 }
 
-// TestFileRouteNotCutByRESTDeadline: GET /v1/export/{kind} runs as long as
-// its file takes (restfile.FileTime), not the edge's deadline for API
-// calls (RequestTimeout: 300 ms here), through identity's registration of
-// its file routes (review sec21 H1).
-func TestFileRouteNotCutByRESTDeadline(t *testing.T) {
+// slowBackend serves what register registers over loopback gRPC and
+// returns a connection to it (both closed when the test ends).
+func slowBackend(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	identityv1.RegisterAdminSessionServiceServer(gs, fileWho{})
-	identityv1.RegisterExportServiceServer(gs, slowExport{took: 1 * time.Second})
+	register(gs)
 	go func() { _ = gs.Serve(lis) }()
-	defer gs.Stop()
+	t.Cleanup(gs.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// TestFileRouteNotCutByRESTDeadline: GET /v1/export/{kind} runs as long as
+// its file takes (restfile.FileTime), not the edge's deadline for API
+// calls (RequestTimeout: 300 ms here), through identity's registration of
+// its file routes (review sec21 H1).
+func TestFileRouteNotCutByRESTDeadline(t *testing.T) {
+	conn := slowBackend(t, func(gs *grpc.Server) {
+		identityv1.RegisterAdminSessionServiceServer(gs, fileWho{})
+		identityv1.RegisterExportServiceServer(gs, slowExport{took: 1 * time.Second})
+	})
 	h, err := gateway.New(context.Background(), gateway.Options{RequestTimeout: 300 * time.Millisecond,
 		Backends: []gateway.Backend{{Name: "identity", Conn: conn, FileRoutes: identitycomponent.Module().FileRoutes,
 			REST: func(_ context.Context, mux *runtime.ServeMux, c grpc.ClientConnInterface) error {
@@ -113,19 +123,7 @@ func (s slowVerify) VerifyLog(ctx context.Context, _ *auditv1.VerifyLogRequest) 
 // registration of its long routes (review sec21: a 10 M record log took
 // longer than the edge's 25 s and was answered 504).
 func TestLogPassNotCutByRESTDeadline(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	auditv1.RegisterAuditLogServiceServer(gs, slowVerify{took: 1 * time.Second})
-	go func() { _ = gs.Serve(lis) }()
-	defer gs.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := slowBackend(t, func(gs *grpc.Server) { auditv1.RegisterAuditLogServiceServer(gs, slowVerify{took: 1 * time.Second}) })
 	m := auditcomponent.Module()
 	h, err := gateway.New(context.Background(), gateway.Options{RequestTimeout: 300 * time.Millisecond,
 		Backends: []gateway.Backend{{Name: "audit", Conn: conn, FileRoutes: m.FileRoutes, REST: m.REST}}})
