@@ -267,9 +267,13 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		if g.fileRoute(r.URL.Path) {
 			// an upload or download runs as long as the file takes
 			// (review sec21 H1), a pass over a whole log as long as the
-			// log: past the server's timeouts too
+			// log: its answer may be written past the server's write
+			// timeout. The read timeout stays until the route's handler
+			// has authenticated the call (an upload's lifts it then):
+			// lifted here, anyone could hold a connection for hours by
+			// not sending a body (review sec22 M1).
 			timeout = restfile.FileTime
-			restfile.Longer(w)
+			restfile.LongerAnswer(w)
 		}
 		if v := r.Header.Get("Grpc-Timeout"); v != "" {
 			d, ok := grpcTimeout(v)

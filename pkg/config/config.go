@@ -40,8 +40,9 @@ const (
 )
 
 // MaxKeepaliveMinTime bounds grpc.keepalive_min_time: the components'
-// connections to each other ping every minute (discovery.ClientKeepalive).
-const MaxKeepaliveMinTime = time.Minute
+// connections to each other ping every minute (discovery.ClientKeepalive),
+// and a ping a little early must not count as too many.
+const MaxKeepaliveMinTime = 30 * time.Second
 
 // Database drivers.
 const (
@@ -134,7 +135,7 @@ type Config struct {
 		Reflection Toggle `yaml:"reflection"`
 		// KeepaliveMinTime is the shortest client ping interval tolerated
 		// (more frequent pings: the connection is closed), 10s; at most
-		// MaxKeepaliveMinTime.
+		// MaxKeepaliveMinTime (30s).
 		KeepaliveMinTime time.Duration `yaml:"keepalive_min_time"`
 		// MaxConnectionIdle closes connections idle this long, 15m;
 		// MaxConnectionAge closes connections this old, 30m, after

@@ -37,7 +37,14 @@ func Fail(mux *runtime.ServeMux, w http.ResponseWriter, r *http.Request, err err
 	runtime.HTTPError(r.Context(), mux, m, w, r, err)
 }
 
-// Longer lets a file request run past the edge server's timeouts.
+// LongerAnswer lets a request's answer be written past the edge server's
+// write timeout (its reading keeps the read timeout).
+func LongerAnswer(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(FileTime))
+}
+
+// Longer lets a file request run past the edge server's timeouts, reading
+// included: call it once the request is authenticated.
 func Longer(w http.ResponseWriter) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(FileTime))

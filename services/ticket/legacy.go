@@ -146,6 +146,10 @@ func refused(err error) (*apierr.Error, bool) {
 	switch ae.Code {
 	case apierr.Unauthenticated, apierr.PermissionDenied, apierr.NotFound, apierr.InvalidArgument:
 		return ae, true
+	case apierr.ResourceExhausted:
+		// the application's rate limit: an answer about the caller, not
+		// a fault worth retrying (review sec22 M3)
+		return ae, ae.Reason == caller.ErrRateLimited.Reason
 	}
 	return nil, false
 }
@@ -230,6 +234,12 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 				why = "the application is suspended"
 			case caller.ErrIPNotAllowed.Reason:
 				why = "the caller is not allowed: calls from this address are not on the application's IP allow-list"
+			case caller.ErrClientCert.Reason:
+				why = "the application is bound to a client certificate: call over TLS with it"
+			case caller.ReasonSignatureRequired:
+				why = "the application must sign its requests, which this interface cannot carry: use the REST or gRPC API"
+			case caller.ErrRateLimited.Reason:
+				why = "too many calls from this application: slow down (this ticket is used up: the person signs in again)"
 			}
 			return refuse(LegacyCallerNotAllowed, "CALLER_REFUSED", why, t)
 		}

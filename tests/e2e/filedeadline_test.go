@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -144,5 +145,40 @@ func TestLogPassNotCutByRESTDeadline(t *testing.T) {
 	body, rerr := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || rerr != nil || !strings.Contains(string(body), "10000000") {
 		t.Fatalf("a verification that takes 1 s was cut by the 300 ms REST deadline: status %d, body %q, read error %v", resp.StatusCode, body, rerr)
+	}
+}
+
+// TestLogPassKeepsReadTimeout: a long route's call that never sends its
+// body is still cut by the server's read timeout (500 ms here): only the
+// answer may take long, so no one holds a connection for hours without
+// authenticating (review sec22 M1).
+func TestLogPassKeepsReadTimeout(t *testing.T) {
+	conn := slowBackend(t, func(gs *grpc.Server) { auditv1.RegisterAuditLogServiceServer(gs, slowVerify{took: time.Millisecond}) })
+	m := auditcomponent.Module()
+	h, err := gateway.New(context.Background(), gateway.Options{Backends: []gateway.Backend{{Name: "audit", Conn: conn,
+		FileRoutes: m.FileRoutes, REST: m.REST}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ReadTimeout = 500 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// a body announced and never sent
+	if _, err := io.WriteString(c, "POST "+auditcomponent.VerifyPath+" HTTP/1.1\r\nHost: uias\r\nContent-Type: application/json\r\n"+
+		"Content-Length: 100\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("a long route's call without its body still holds the connection after 20 s: the read timeout was lifted")
+		}
 	}
 }

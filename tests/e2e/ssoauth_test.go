@@ -307,6 +307,23 @@ func TestLegacySSOAuthService(t *testing.T) {
 		}
 	}
 
+	// G: one call a minute: the second validation in a row is refused as
+	// the caller's (too many calls), not a fault to retry (review sec22 M3)
+	fg := e.seed("lgg", "gus", &identityv1.CreateAppRequest{IpAllowList: []string{"127.0.0.1"}, RateLimit: 1.0 / 60, RateBurst: 1}, nil)
+	linkTo(t, e, fa.userID, fg.appID, "lena-at-g")
+	appG := &stubApp{appID: fg.appID}
+	urlG := stub.add("g", appG)
+	register(fg.appID, "Legacy G", urlG, 2, false)
+	if _, body, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlG)); body != "status=200;result=RPC_OK;username=lena-at-g;password=;loggedIn=true" {
+		t.Fatalf("G's first validation: %s", body)
+	}
+	appG.hold.Store(true)
+	_, _, _ = br.get(casBase + "login?service=" + url.QueryEscape(urlG))
+	if code, ans := legacyValidate(casBase, stub.last("g"), "", ""); code != 403 || ans.Result != "RPC_CALLER_NOT_ALLOWED" ||
+		!strings.Contains(ans.Message, "too many calls") {
+		t.Fatalf("G's second validation within its rate: %d %+v", code, ans)
+	}
+
 	// D: the person has no account linked there.
 	fd := e.seed("lgd", "dora", &identityv1.CreateAppRequest{IpAllowList: []string{"127.0.0.0/8"}}, nil)
 	urlD := stub.add("d", &stubApp{appID: fd.appID})

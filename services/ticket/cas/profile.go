@@ -180,7 +180,7 @@ func (h *Handler) profilePost(w http.ResponseWriter, r *http.Request) {
 	case len(f.email) > 254:
 		h.profilePage(w, r, http.StatusBadRequest, sess, f, t.ProfileBadEmail, "")
 		return
-	case len(f.phone) > 20:
+	case len(f.phone) > 32:
 		h.profilePage(w, r, http.StatusBadRequest, sess, f, t.ProfileBadPhone, "")
 		return
 	case f.password == "" || len(f.password) > 1024:

@@ -232,7 +232,7 @@ func TestProfilePost(t *testing.T) {
 		{"bad e-mail zh", "zh-CN", form("email", "pia-at-example"), http.StatusBadRequest, "电子邮箱格式不正确", 1},
 		{"no password", "en", form("current_password", ""), http.StatusUnauthorized, "Enter your current password to save the changes.", 0},
 		{"nothing changed", "en", form("email", "pia@example.org", "phone", ""), http.StatusBadRequest, "Nothing was changed.", 0},
-		{"phone too long", "en", form("phone", strings.Repeat("1", 21)), http.StatusBadRequest, "The mobile phone number is not valid.", 0},
+		{"phone too long", "en", form("phone", strings.Repeat("1", 33)), http.StatusBadRequest, "The mobile phone number is not valid.", 0},
 	} {
 		before := len(sso.calls())
 		res, body := profileCall(h, http.MethodPost, "/cas/profile", "TGT-live", tc.lang, tc.form)
