@@ -51,7 +51,8 @@ type Options struct {
 	// MaxAttempts before a delivery is dead-lettered (10).
 	MaxAttempts int
 	// DeadLetterRetry puts a dead letter back in its queue this long
-	// after it died (attempts from zero again), so that a business system
+	// after it died, for one attempt (a failure makes it dead again, the
+	// queue behind it held for that attempt only), so that a business system
 	// down for longer than the retries last gets its changes once it is
 	// back without anyone's `sync retry` (the maritime design's "retried
 	// by timer until the sync succeeds"); each death still alerts. 0: dead
@@ -121,8 +122,10 @@ type Engine struct {
 	kick      chan struct{}
 
 	delivered, failed, dead, requeued *prometheus.CounterVec
-	// requeuedAt is when reconcile last put dead letters back.
+	// requeuedAt is when reconcile last put dead letters back; warnedClear
+	// the subscriptions (and versions) warned of delivering in clear.
 	requeuedAt   time.Time
+	warnedClear  map[string]time.Time
 	storeErrors  *prometheus.CounterVec
 	pending, lag *prometheus.GaugeVec
 	latency      *prometheus.HistogramVec
@@ -608,12 +611,31 @@ func (e *Engine) reconcile(ctx context.Context) {
 		}
 	}
 	e.requeueDead(ctx, want, now)
+	e.warnInClear(want)
 	if q, err := e.o.Store.Queues(ctx); err == nil {
 		for _, s := range subs {
 			st := q[s.ID]
 			e.pending.WithLabelValues(s.ID, s.App).Set(float64(st.Pending))
 			e.lag.WithLabelValues(s.ID, s.App).Set(st.Lag(now).Seconds())
 		}
+	}
+}
+
+// warnInClear warns, once per subscription and edit, of an enabled one
+// that delivers in clear to another machine (stored before the rule that
+// refuses new ones: Subscription.CheckInClear).
+func (e *Engine) warnInClear(subs map[string]*Subscription) {
+	if e.warnedClear == nil {
+		e.warnedClear = map[string]time.Time{}
+	}
+	for id, s := range subs {
+		if !s.InClear() || e.warnedClear[id].Equal(s.UpdatedAt) {
+			continue
+		}
+		e.warnedClear[id] = s.UpdatedAt
+		e.o.Logger.Warn("provisioning: this subscription delivers people's data and the system's credentials in clear "+
+			"(plain http:// or ldap:// to another machine): change its endpoint to https:// or ldaps://",
+			zap.String("subscription", id), zap.String("app", s.App), zap.String("transport", s.Transport))
 	}
 }
 
@@ -627,8 +649,11 @@ func (e *Engine) requeueDead(ctx context.Context, subs map[string]*Subscription,
 	e.requeuedAt = now
 	var back int64
 	for _, s := range subs {
-		// one subscription at a time: the queue's index serves the query
-		n, err := e.o.Store.Retry(ctx, DeliveryFilter{Subscription: s.ID, DueBy: now}, now)
+		// one subscription at a time: the queue's index serves the query.
+		// One attempt each: a delivery the system always refuses holds
+		// the queue behind it for one attempt per dead_letter_retry, not a
+		// whole round of retries (review sec22 M2)
+		n, err := e.o.Store.Retry(ctx, DeliveryFilter{Subscription: s.ID, DueBy: now}, now, e.o.MaxAttempts-1)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.storeErrors.WithLabelValues("requeue").Inc()

@@ -162,6 +162,30 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // Validate checks a subscription before it is stored; its error is a
 // ValidationError naming the field.
+// InClear reports whether s delivers over plain http:// or ldap:// to
+// another machine: people's data and the business system's credentials
+// cross the network unencrypted.
+func (s *Subscription) InClear() bool {
+	u, err := url.Parse(s.Endpoint)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "ldap") && !config.LoopbackHost(u.Hostname())
+}
+
+// CheckInClear refuses an endpoint in clear to another machine (JR/T
+// 0185-2020 9.2.2; gap2 G6): a new subscription's, or a changed one's.
+// One stored before the rule keeps delivering (the engine warns of it)
+// and can be edited otherwise, paused included (review sec22 M5).
+func (s *Subscription) CheckInClear() error {
+	if !s.InClear() {
+		return nil
+	}
+	if s.Transport == LDAP {
+		return &ValidationError{Field: "endpoint", Msg: "must be ldaps://: plain ldap:// only to this machine (the bind password " +
+			"and people's data would cross the network in clear)"}
+	}
+	return &ValidationError{Field: "endpoint", Msg: fmt.Sprintf("must be https: plain http only to this machine (people's data "+
+		"and the %s credentials would cross the network in clear)", s.Transport)}
+}
+
 func (s *Subscription) Validate() error {
 	bad := func(field, format string, a ...any) error {
 		return &ValidationError{Field: field, Msg: fmt.Sprintf(format, a...)}
@@ -192,18 +216,9 @@ func (s *Subscription) Validate() error {
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return bad("endpoint", "must be an http(s) URL for %s", s.Transport)
 		}
-		if u.Scheme == "http" && !config.LoopbackHost(u.Hostname()) {
-			// (JR/T 0185-2020 9.2.2; gap2 G6)
-			return bad("endpoint", "must be https: plain http only to this machine (people's data and the %s credentials "+
-				"would cross the network in clear)", s.Transport)
-		}
 	case LDAP:
 		if u.Scheme != "ldap" && u.Scheme != "ldaps" {
 			return bad("endpoint", "must be an ldap:// or ldaps:// URL")
-		}
-		if u.Scheme == "ldap" && !config.LoopbackHost(u.Hostname()) {
-			return bad("endpoint", "must be ldaps://: plain ldap:// only to this machine (the bind password and people's data "+
-				"would cross the network in clear)")
 		}
 		if s.Settings["base_dn"] == "" {
 			return bad("settings.base_dn", "is required for ldap (the entry under which ou=people, ou=orgs and ou=groups are written)")

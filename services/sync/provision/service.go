@@ -82,6 +82,9 @@ func (s *Service) Create(ctx context.Context, sub *Subscription) (*Subscription,
 	if err := sub.Validate(); err != nil {
 		return nil, badSub(err)
 	}
+	if err := sub.CheckInClear(); err != nil {
+		return nil, badSub(err)
+	}
 	if s.AppExists != nil {
 		ok, err := s.AppExists(ctx, sub.App)
 		if err != nil {
@@ -129,6 +132,11 @@ func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription,
 	}
 	if err := check.Validate(); err != nil {
 		return nil, badSub(err)
+	}
+	if check.Endpoint != cur.Endpoint || check.Transport != cur.Transport {
+		if err := check.CheckInClear(); err != nil {
+			return nil, badSub(err)
+		}
 	}
 	batchID := ids.New()
 	n := 0
@@ -236,7 +244,7 @@ func (s *Service) StartBatch(ctx context.Context, app, subID string, f Filter) (
 
 // Retry puts dead letters back in their queues.
 func (s *Service) Retry(ctx context.Context, f DeliveryFilter) (int64, error) {
-	n, err := s.Store.Retry(ctx, f, s.now())
+	n, err := s.Store.Retry(ctx, f, s.now(), 0)
 	if err == nil && n > 0 {
 		s.kick()
 	}

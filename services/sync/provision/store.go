@@ -116,9 +116,10 @@ type Store interface {
 	Failed(ctx context.Context, seq int64, attempts int, lastErr string, next time.Time, dead bool) error
 	// ListDeliveries lists deliveries, newest first, a page at a time.
 	ListDeliveries(ctx context.Context, f DeliveryFilter, size int, token string) ([]Delivery, string, error)
-	// Retry puts dead deliveries back in the queue (attempts from zero, due
-	// now) and returns how many.
-	Retry(ctx context.Context, f DeliveryFilter, now time.Time) (int64, error)
+	// Retry puts dead deliveries back in the queue (due now, their count
+	// of attempts restarting from attempts: 0 for a whole round of
+	// retries) and returns how many.
+	Retry(ctx context.Context, f DeliveryFilter, now time.Time, attempts int) (int64, error)
 	// Report counts deliveries per application per day (of creation, UTC)
 	// in [from, to).
 	Report(ctx context.Context, app string, from, to time.Time) ([]ReportRow, error)

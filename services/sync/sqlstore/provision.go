@@ -744,11 +744,11 @@ func (p *Provision) ListDeliveries(ctx context.Context, f provision.DeliveryFilt
 }
 
 // Retry implements provision.Store.
-func (p *Provision) Retry(ctx context.Context, f provision.DeliveryFilter, now time.Time) (int64, error) {
+func (p *Provision) Retry(ctx context.Context, f provision.DeliveryFilter, now time.Time, attempts int) (int64, error) {
 	f.Status = provision.Dead
 	w := deliveryWhere(f)
-	res, err := p.db.ExecContext(ctx, p.db.Rebind("UPDATE prov_deliveries SET status = ?, attempts = 0, next_ms = ?"+w.SQL()),
-		append([]any{provision.Pending, store.UnixMS(now)}, w.Args()...)...)
+	res, err := p.db.ExecContext(ctx, p.db.Rebind("UPDATE prov_deliveries SET status = ?, attempts = ?, next_ms = ?"+w.SQL()),
+		append([]any{provision.Pending, attempts, store.UnixMS(now)}, w.Args()...)...)
 	if err != nil {
 		return 0, classify(err, "retry deliveries")
 	}

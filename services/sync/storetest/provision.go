@@ -398,10 +398,10 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			t.Fatalf("report row %+v", r)
 		}
 		// the automatic retry takes only dead letters due by its time
-		if n, err := s.Retry(ctx, provision.DeliveryFilter{Subscription: "s1", DueBy: now.Add(-time.Second)}, now); err != nil || n != 0 {
+		if n, err := s.Retry(ctx, provision.DeliveryFilter{Subscription: "s1", DueBy: now.Add(-time.Second)}, now, 0); err != nil || n != 0 {
 			t.Fatalf("retry of dead letters not due yet: %d %v", n, err)
 		}
-		n, err := s.Retry(ctx, provision.DeliveryFilter{App: "app1", DueBy: now}, now)
+		n, err := s.Retry(ctx, provision.DeliveryFilter{App: "app1", DueBy: now}, now, 0)
 		if err != nil || n != 1 {
 			t.Fatalf("retry %d %v", n, err)
 		}
