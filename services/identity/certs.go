@@ -65,7 +65,7 @@ func init() {
 		apierr.Reason{Name: "CERTIFICATE_INVALID", Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "BindUserCertificate: the certificate is not a DER-encoded X.509 certificate, or the thumbprint given with it is not its own."},
 		apierr.Reason{Name: ReasonCertIdentity, Code: apierr.FailedPrecondition,
-			Doc: "BindUserCertificate with `identity.policy.cert_identity_check`: the certificate's subject does not carry the person's name and ID number (or the person has no ID number, or only a thumbprint was given): a certificate signs in only the person it names. Nothing was bound."},
+			Doc: "BindUserCertificate with `identity.policy.cert_identity_check`: the certificate is not of a people's CA, or its subject does not carry the person's name and ID number (one answer for either), or the person has no ID number, or only a thumbprint was given: a certificate signs in only the person it names. Nothing was bound; the refusal is recorded."},
 	)
 }
 
@@ -73,19 +73,32 @@ func init() {
 // to (identity.policy.cert_identity_check).
 const ReasonCertIdentity = "CERTIFICATE_IDENTITY_MISMATCH"
 
-func certIdentity(msg string) error {
+func certIdentity(msg string) *apierr.Error {
 	return apierr.New(apierr.FailedPrecondition, ReasonCertIdentity, msg+" (identity.policy.cert_identity_check); nothing was bound").
 		WithMeta(apierr.MetaField, "certificate")
 }
 
+// errCertNotPerson answers any certificate whose subject does not name the
+// person: one answer whether the name or the ID number is missing, so that
+// binding attempts cannot be used to search for a person's ID number
+// (review sec22 M4).
+var errCertNotPerson = certIdentity("the certificate's subject does not name this person (their display name and ID number)")
+
 // checkCertIdentity holds a certificate to the person it is bound to (the
 // maritime design 2.1.2.1: the name and ID number of the certificate and
-// of the registered person must agree): some attribute of its subject
+// of the registered person must agree): it must chain to a people's CA
+// (when they are known: Deps.PeopleCAs), and some attribute of its subject
 // must contain the person's display name, and some the person's ID number
 // (not as part of a longer number). Chinese CAs put the number in the
 // common name ("张三 110101199003071233") or in serialNumber (2.5.4.5);
 // both are looked at. Nothing of the subject is kept or logged.
 func (s *Service) checkCertIdentity(ctx context.Context, u *User, cert *x509.Certificate) error {
+	if s.peopleCAs != nil {
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: s.peopleCAs, CurrentTime: s.now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			return certIdentity("the certificate is not one of a people's CA (tls.people_ca_file), or not for client authentication")
+		}
+	}
 	idNumber, _, err := s.openPersonal(ctx, u)
 	if err != nil {
 		return err
@@ -105,11 +118,8 @@ func (s *Service) checkCertIdentity(ctx context.Context, u *User, cert *x509.Cer
 		hasName = hasName || name != "" && strings.Contains(v, name)
 		hasID = hasID || containsNumber(v, id)
 	}
-	switch {
-	case !hasID:
-		return certIdentity("the certificate's subject does not carry this person's ID number")
-	case !hasName:
-		return certIdentity("the certificate's subject does not carry this person's name")
+	if !hasID || !hasName {
+		return errCertNotPerson
 	}
 	return nil
 }
@@ -177,6 +187,12 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 			return nil, certIdentity("give the certificate itself, not its thumbprint: its subject is held to the person")
 		}
 		if err := s.checkCertIdentity(ctx, u, cert); err != nil {
+			if ae, ok := apierr.As(err); ok && ae.Reason == ReasonCertIdentity {
+				// refusals are recorded: repeated ones are someone
+				// trying certificates against a person
+				s.appendAudit(ctx, s.audit(ctx, "user.certificate.bind", "user:"+u.ID, u.OrgID, "failure", ReasonCertIdentity, start,
+					map[string]string{"sha256": x509cert.Thumbprint(der)}))
+			}
 			return nil, err
 		}
 	}

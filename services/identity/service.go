@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,6 +101,10 @@ type Deps struct {
 	// nil keeps them in this process; the component gives a JetStream
 	// bucket shared by every replica, pkg/caller/natsnonce).
 	Nonces caller.NonceStore
+	// PeopleCAs are the CAs of people's certificates (tls.people_ca_file):
+	// with Policy.CertIdentityCheck a certificate is bound only when it
+	// chains to one of them (optional: nil checks no chain).
+	PeopleCAs *x509.CertPool
 }
 
 // Service is the identity domain.
@@ -115,6 +120,8 @@ type Service struct {
 
 	sleep func(ctx context.Context, d time.Duration) error
 	homes *centre.Homes
+	// peopleCAs: Deps.PeopleCAs.
+	peopleCAs *x509.CertPool
 
 	// appAuth authenticates application callers (with its app cache and
 	// rate limits).
@@ -221,7 +228,7 @@ func New(d Deps) (*Service, error) {
 		c.ImportLoginShare = DefaultImportLoginShare
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
-		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
+		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, peopleCAs: d.PeopleCAs, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	s.secrets.recount = make(chan struct{}, 1)
 	if s.kick == nil {

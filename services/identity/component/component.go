@@ -4,6 +4,7 @@ package component
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -179,7 +180,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	// on its connection, in turn). It drains the login outbox too.
 	relay := env.Relay(db, js, events.RelayOptions{Write: st.WriteTx, Also: []*store.DB{logins}})
 
-	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log,
+	var peopleCAs *x509.CertPool
+	if cfg.Policy.CertIdentityCheck {
+		if peopleCAs, err = peopleCAPool(env.Config); err != nil {
+			return nil, err
+		}
+	}
+	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log, PeopleCAs: peopleCAs,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,

@@ -1,8 +1,10 @@
 package component
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -460,4 +462,27 @@ func parseCutover(v string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Parse(time.RFC3339, v)
+}
+
+// peopleCAPool reads the CAs of people's certificates (tls.people_ca_file,
+// else tls.client_ca_file: the CAs the edge verifies people's certificates
+// against), which identity.policy.cert_identity_check holds a certificate
+// to at binding (read only with that policy); nil when neither is set.
+func peopleCAPool(c *config.Config) (*x509.CertPool, error) {
+	field, file := "tls.people_ca_file", c.TLS.PeopleCAFile
+	if file == "" {
+		field, file = "tls.client_ca_file", c.TLS.ClientCAFile
+	}
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, &config.FieldError{Field: field, Msg: fmt.Sprintf("cannot read: %v", err)}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, &config.FieldError{Field: field, Msg: file + ": no PEM certificates found"}
+	}
+	return pool, nil
 }
