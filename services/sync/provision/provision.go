@@ -23,8 +23,10 @@ package provision
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -562,4 +564,20 @@ func Matches(r Reader, s *Subscription, o *Object, f Filter) (bool, error) {
 		return GroupMatches(r, s, o, f)
 	}
 	return false, nil
+}
+
+// HTTPClient is the client of the http transports (webhook, SCIM): it does
+// not follow a redirect from https to plain http (the key or token and the
+// people's data would go on in clear: review sec22).
+func HTTPClient() *http.Client {
+	return &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("redirected from https to %s://%s: not followed (the credentials would cross the network in clear)",
+				req.URL.Scheme, req.URL.Host)
+		}
+		return nil
+	}}
 }

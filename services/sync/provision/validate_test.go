@@ -3,6 +3,8 @@ package provision_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +78,39 @@ func TestSubscriptionInClearStoredBefore(t *testing.T) {
 	moved.Endpoint = "https://crm2.example.com/hook"
 	if _, err := svc.Update(ctx, &moved); err != nil {
 		t.Fatalf("moving to https: %v", err)
+	}
+}
+
+// TestHTTPClientKeepsHTTPS: the http transports' client follows a
+// redirect within https, not one from https to plain http (the key or
+// token would go on in clear).
+func TestHTTPClientKeepsHTTPS(t *testing.T) {
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer plain.Close()
+	var secure *httptest.Server
+	secure = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/down":
+			http.Redirect(w, r, plain.URL+"/hook", http.StatusTemporaryRedirect)
+		case "/moved":
+			http.Redirect(w, r, secure.URL+"/hook", http.StatusTemporaryRedirect)
+		default:
+			w.WriteHeader(http.StatusOK)
+		}
+	}))
+	defer secure.Close()
+	c := provision.HTTPClient()
+	c.Transport = secure.Client().Transport
+	resp, err := c.Post(secure.URL+"/moved", "application/json", strings.NewReader("{}"))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a redirect within https: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if resp, err := c.Post(secure.URL+"/down", "application/json", strings.NewReader("{}")); err == nil ||
+		!strings.Contains(err.Error(), "not followed") {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		t.Fatalf("a redirect from https to http was followed: %v", err)
 	}
 }

@@ -43,7 +43,7 @@ type Transport struct {
 
 // New returns the transport of s (the secret is the bearer token).
 func New(s *provision.Subscription) (provision.Transport, error) {
-	return &Transport{Base: strings.TrimRight(s.Endpoint, "/"), Token: s.Secret, Client: &http.Client{}}, nil
+	return &Transport{Base: strings.TrimRight(s.Endpoint, "/"), Token: s.Secret, Client: provision.HTTPClient()}, nil
 }
 
 // Close implements provision.Transport.

@@ -53,7 +53,7 @@ type Transport struct {
 
 // New returns the transport of s.
 func New(s *provision.Subscription) (provision.Transport, error) {
-	return &Transport{URL: s.Endpoint, Secret: []byte(s.Secret), Client: &http.Client{}, Now: time.Now}, nil
+	return &Transport{URL: s.Endpoint, Secret: []byte(s.Secret), Client: provision.HTTPClient(), Now: time.Now}, nil
 }
 
 // Deliver implements provision.Transport.
