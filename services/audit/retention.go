@@ -188,6 +188,11 @@ func (l *Log) archiveOne(ctx context.Context, p archivePass, from, to int64, cp 
 		Detail: map[string]string{"from": strconv.FormatInt(from, 10), "to": strconv.FormatInt(to, 10),
 			"file": filepath.Base(a.File), "sha256": a.SHA256, "checkpoint_size": strconv.FormatInt(cp.Size, 10),
 			"before": p.before.UTC().Format(time.RFC3339Nano)}}
+	if !p.after.IsZero() {
+		// a backup of a period: it leaves the older records unbacked, so
+		// it does not answer the backup reminder (ArchiveStatusOf)
+		rec.Detail["after"] = p.after.UTC().Format(time.RFC3339Nano)
+	}
 	var res AppendResult
 	raced := false
 	err = l.store.InAppend(ctx, func(tx AppendTx) error {
@@ -395,7 +400,7 @@ func (l *Log) ArchiveStatusOf(ctx context.Context) (*ArchiveStatus, error) {
 			if out.LastArchive == nil {
 				out.LastArchive = r
 			}
-			if r.Reason == ReasonBackup || r.Reason == ReasonRemovedByAuditor {
+			if (r.Reason == ReasonBackup && r.Detail["after"] == "") || r.Reason == ReasonRemovedByAuditor {
 				out.LastBackup = r
 				return out, nil
 			}

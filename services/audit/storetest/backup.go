@@ -239,6 +239,11 @@ func testBackupPeriod(t *testing.T, s Subject) {
 	if p, _ := s.Store.Pruned(ctx); p != 0 {
 		t.Fatalf("a backup of a period removed records: pruned %d", p)
 	}
+	// it is no backup of the log for the reminder: the older records are
+	// not in it (review sec22)
+	if st, err := l.ArchiveStatusOf(ctx); err != nil || st.LastBackup != nil || st.LastArchive == nil {
+		t.Fatalf("archive status after a backup of a period: %+v %v", st, err)
+	}
 	later := recs[39].Time.Add(time.Minute)
 	if o, err := l.ArchiveBefore(ctx, audit.ArchiveRequest{After: later, Before: now, Actor: "user:aud", Dir: dir}, now); err != nil ||
 		o.Records() != 0 || len(o.Archives) != 0 {
