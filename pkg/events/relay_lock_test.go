@@ -2,7 +2,6 @@ package events_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -19,12 +18,8 @@ import (
 // claims "publishing recovered" (it published nothing) nor fails; once the
 // lock is free and NATS is back it drains and recovers.
 func TestRelayQuietWhileAnotherHoldsTheLock(t *testing.T) {
-	dsn := os.Getenv("UIAS_TEST_PG_DSN")
-	if dsn == "" {
-		t.Skip("UIAS_TEST_PG_DSN not set (scripts/test.sh starts a throwaway PostgreSQL)")
-	}
+	db := storetest.Postgres(t)(t)
 	ctx := context.Background()
-	db := storetest.OpenPG(t, dsn)
 	migrate(t, db)
 	storeDir := t.TempDir()
 	s := startNATS(t, storeDir, -1)

@@ -2,7 +2,6 @@ package events_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -59,12 +58,8 @@ func TestRelayPublishesItsOwnSubjects(t *testing.T) {
 // lock (stuck on failing publishes) the other publishes (review sec21
 // M1).
 func TestRelaysOfComponentsDoNotWaitForEachOther(t *testing.T) {
-	dsn := os.Getenv("UIAS_TEST_PG_DSN")
-	if dsn == "" {
-		t.Skip("UIAS_TEST_PG_DSN not set (scripts/test.sh starts a throwaway PostgreSQL)")
-	}
+	db := storetest.Postgres(t)(t)
 	ctx := context.Background()
-	db := storetest.OpenPG(t, dsn)
 	migrate(t, db)
 	_, js := connect(t, startNATS(t, t.TempDir(), -1))
 	mine := makeEvents("sync", 2)

@@ -85,6 +85,32 @@ func (e *totpEnv) code(key []byte, d int64) string {
 	return identity.TOTPCode(key, identity.TOTPStep(e.now())+d)
 }
 
+// kimPass is the password of kim, the administrator e.kim makes.
+const kimPass = "Harbour-Admin-Pass-1"
+
+// kim makes an administrator with a password of their own (kimPass).
+func (e *totpEnv) kim(t *testing.T, admin context.Context) *identity.User {
+	t.Helper()
+	kim, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "kim", DisplayName: "Kim", OrgID: e.org.ID,
+		Password: kimPass, IsAdmin: true, OwnPassword: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kim
+}
+
+// recorded reports whether the outbox holds a record of api with reason
+// and result.
+func (e *totpEnv) recorded(t *testing.T, api, reason, result string) bool {
+	t.Helper()
+	for _, d := range auditRecords(t, e.outbox(t, 0), api) {
+		if d.Reason == reason && d.Result == result {
+			return true
+		}
+	}
+	return false
+}
+
 // enrol sets up an authenticator app for the profile's person and returns
 // its key; the clock then moves to the next step (the enrolment's code is
 // used up).
@@ -695,48 +721,37 @@ func TestSSOChangePasswordWithTOTP(t *testing.T) {
 func TestAdminLoginWithAuthenticatorApp(t *testing.T) {
 	e := newTOTPEnv(t, identity.Policy{})
 	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-a")
-	const pass = "Harbour-Admin-Pass-1"
-	kim, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "kim", DisplayName: "Kim", OrgID: e.org.ID,
-		Password: pass, IsAdmin: true, OwnPassword: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kim := e.kim(t, admin)
 	ctx := browserAt("192.0.2.7")
 	// Without an app: the password alone, as before.
-	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", ""); err != nil || tok == "" {
+	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", ""); err != nil || tok == "" {
 		t.Fatalf("without an app: %v", err)
 	}
-	key := e.enrolUser(t, kim.ID, pass)
+	key := e.enrolUser(t, kim.ID, kimPass)
 
-	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", "")
+	_, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", "")
 	wantReason(t, "password alone", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
 	// Nor does a new password go in without the code.
-	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "Harbour-Admin-Pass-2", "")
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", kimPass, "Harbour-Admin-Pass-2", "")
 	wantReason(t, "password change without the code", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
-	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", e.code(key, 4))
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", e.code(key, 4))
 	wantReason(t, "wrong code", err, apierr.Unauthenticated, "BAD_ADMIN_LOGIN")
 	if u, _ := e.svc.GetUser(context.Background(), kim.ID); u.FailedCount == 0 {
 		t.Fatal("a wrong code was not counted")
 	}
 	code := e.code(key, 0)
-	tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", code)
+	tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", code)
 	if err != nil || tok == "" {
 		t.Fatalf("password and code: %v", err)
 	}
-	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", code)
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", code)
 	wantReason(t, "the same code again", err, apierr.Unauthenticated, "BAD_ADMIN_LOGIN")
 	// A wrong password with a right code: refused before the code.
 	e.advance(identity.TOTPPeriod)
 	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", "Wrong-Pass-9", "", e.code(key, 0))
 	wantReason(t, "wrong password, right code", err, apierr.Unauthenticated, "BAD_ADMIN_LOGIN")
 	// The audit says what happened: incomplete for the missing code.
-	var incomplete bool
-	for _, d := range auditRecords(t, e.outbox(t, 0), "admin.login") {
-		if d.Reason == identity.ReasonAdminOTPRequired && d.Result == "incomplete" {
-			incomplete = true
-		}
-	}
-	if !incomplete {
+	if !e.recorded(t, "admin.login", identity.ReasonAdminOTPRequired, "incomplete") {
 		t.Fatal("no incomplete admin.login record for the missing code")
 	}
 }
@@ -748,17 +763,11 @@ func TestAdminLoginWithAuthenticatorApp(t *testing.T) {
 // app on their profile, password and code log them in.
 func TestAdminLoginRequiresAuthenticatorApp(t *testing.T) {
 	e := newTOTPEnv(t, identity.Policy{AdminRequiresOTP: true})
-	admin := bootAdminCtx(t, e.evEnv)
-	const pass = "Harbour-Admin-Pass-1"
-	kim, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "kim", DisplayName: "Kim", OrgID: e.org.ID,
-		Password: pass, IsAdmin: true, OwnPassword: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kim := e.kim(t, bootAdminCtx(t, e.evEnv))
 	ctx := browserAt("192.0.2.7")
-	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", "Wrong-Pass-9", "", "")
+	_, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", "Wrong-Pass-9", "", "")
 	wantReason(t, "wrong password", err, apierr.Unauthenticated, "BAD_ADMIN_LOGIN")
-	tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", "")
+	tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", "")
 	wantReason(t, "an administrator without an app", err, apierr.FailedPrecondition, identity.ReasonAdminOTPSetup)
 	if tok != "" {
 		t.Fatal("a token for the password alone")
@@ -770,19 +779,13 @@ func TestAdminLoginRequiresAuthenticatorApp(t *testing.T) {
 		t.Fatal("the right password without the second factor cleared the failed count")
 	}
 	// the profile page's set-up (the portal's sign-in is the password alone)
-	key := e.enrolUser(t, kim.ID, pass)
-	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", pass, "", "")
+	key := e.enrolUser(t, kim.ID, kimPass)
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", "")
 	wantReason(t, "password alone after the set-up", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
-	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", pass, "", e.code(key, 0)); err != nil || tok == "" {
+	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", e.code(key, 0)); err != nil || tok == "" {
 		t.Fatalf("password and code: %v", err)
 	}
-	var incomplete bool
-	for _, d := range auditRecords(t, e.outbox(t, 0), "admin.login") {
-		if d.Reason == identity.ReasonAdminOTPSetup && d.Result == "incomplete" {
-			incomplete = true
-		}
-	}
-	if !incomplete {
+	if !e.recorded(t, "admin.login", identity.ReasonAdminOTPSetup, "incomplete") {
 		t.Fatal("no incomplete admin.login record for the missing authenticator app")
 	}
 }
