@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
@@ -280,7 +281,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 func (s *Service) checkPassword(ctx context.Context, u *User, password, api string, start time.Time, a *loginAttempt) (Reason, error) {
 	now := s.now()
 	subject := "user:" + u.ID
-	if r, err := s.refuseUnusable(ctx, u, api, start, a, nil); err != nil || r != 0 {
+	if r, err := s.refuseUnusable(ctx, u, api, start, a, a.detail); err != nil || r != 0 {
 		return r, err
 	}
 	// A check whose hash could not start within its budget now is refused
@@ -329,7 +330,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		}
 	}
 	if !v.ok {
-		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, nil)
+		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, a.detail)
 		locked, err := a.failed(ctx, u, eventsOf(ev), start)
 		if err != nil {
 			return 0, err
@@ -344,10 +345,10 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	// follows). If the account was locked while the hash ran, the lock
 	// stands.
 	evLocked := func() []events.Event {
-		return eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, nil))
+		return eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, a.detail))
 	}
 	if s.cfg.Policy.Expired(u, now) || s.unsaltedExpired(v, now) {
-		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, nil)
+		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, a.detail)
 		r, err := a.succeeded(ctx, u, "", a.record(ev), evLocked)
 		if err != nil || r != ReasonOK {
 			return r, err
@@ -370,8 +371,9 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 			newHash = h
 		}
 	}
-	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start,
-		map[string]string{"must_change_password": fmtBool(u.MustChange)})
+	okDetail := map[string]string{"must_change_password": fmtBool(u.MustChange)}
+	maps.Copy(okDetail, a.detail)
+	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start, okDetail)
 	if a.partial {
 		// The password was the first of two factors: the login is not
 		// done (nor counted a success) until the code.

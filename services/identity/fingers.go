@@ -356,6 +356,11 @@ func (s *Service) checkFinger(ctx context.Context, u *User, matched bool, api st
 		return eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, extra))
 	}
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start, extra)
+	if a.partial {
+		// The finger was the first of two factors (a sign-in page's login
+		// of a person with an authenticator app): not done until the code.
+		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start, extra)
+	}
 	return a.succeeded(ctx, u, "", eventsOf(ev), evLocked)
 }
 

@@ -641,6 +641,9 @@ type loginAttempt struct {
 	// per-source counts (only a right code clears them), taking back
 	// just what this check's admission added.
 	partial bool
+	// detail goes into the records checkPassword writes (a finger's login
+	// with the password: its method).
+	detail map[string]string
 }
 
 // record is the audit record of a right password as checkPassword writes

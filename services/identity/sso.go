@@ -23,6 +23,14 @@ type SSOLoginResult struct {
 	// SecondFactor: the login was completed with the authenticator app's
 	// code (SSOLoginOTP).
 	SecondFactor bool
+	// Method is how the person proved who they are (with ReasonOK):
+	// "password", "password+totp", "finger", "finger+password",
+	// "finger+totp".
+	Method string
+	// NoPassword: the login did not use the password (a finger, with or
+	// without the code): a password that must be changed or has expired
+	// is not asked for here.
+	NoPassword bool
 }
 
 // SSOLogin checks a person's central login name and password for the
@@ -73,7 +81,7 @@ func (s *Service) ssoLogin(ctx context.Context, login, password, binding string,
 	if t != nil && r == ReasonOK {
 		res := &SSOLoginResult{Reason: ReasonOTPRequired, Message: reasonMessages[ReasonOTPRequired]}
 		if bound {
-			if res.OTPToken, err = s.otpLoginToken(u, t, binding); err != nil {
+			if res.OTPToken, err = s.otpLoginToken(u, t, binding, ""); err != nil {
 				return nil, err
 			}
 		}
@@ -101,7 +109,7 @@ func (s *Service) ssoLogin(ctx context.Context, login, password, binding string,
 		}
 		return &SSOLoginResult{Reason: r, Message: reasonMessages[r]}, nil
 	}
-	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u}, nil
+	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, Method: "password"}, nil
 }
 
 // PersonAttributes are what a ticket validation releases to an application.

@@ -227,6 +227,9 @@ type otpLogin struct {
 	// Password is when the password was set (Unix ms) as the token was
 	// issued: a password changed or reset since ends the half-done login.
 	Password int64 `json:"p"`
+	// Method is the first factor: "" the password, "finger" a finger
+	// (SSOFingerLogin).
+	Method string `json:"m,omitempty"`
 }
 
 // totpEnrol is an enrolment page's secret.
@@ -437,6 +440,11 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 	if !s.openToken(ctx, token, aadOTPLogin, &tok) || tok.User == "" {
 		return expired("otp", "")
 	}
+	first := "password"
+	if tok.Method == methodFinger {
+		first = methodFinger
+	}
+	detail["method"] = first + "+totp"
 	subject := "user:" + tok.User
 	if binding == "" || subtle.ConstantTimeCompare([]byte(binding), []byte(tok.Binding)) != 1 || s.now().UnixMilli() > tok.Expires {
 		return expired(subject, "")
@@ -464,13 +472,14 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 	if r != ReasonOK {
 		return &SSOLoginResult{Reason: r, Message: reasonMessages[r]}, nil
 	}
-	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, SecondFactor: true}, nil
+	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, SecondFactor: true,
+		Method: detail["method"], NoPassword: first == methodFinger}, nil
 }
 
 // otpLoginToken seals the half-done login of u.
-func (s *Service) otpLoginToken(u *User, t *UserTOTP, binding string) (string, error) {
+func (s *Service) otpLoginToken(u *User, t *UserTOTP, binding, method string) (string, error) {
 	return s.sealToken(otpLogin{User: u.ID, Binding: binding, Expires: s.now().Add(OTPLoginTTL).UnixMilli(),
-		LastStep: t.LastStep, Enrolled: t.CreatedAt.UnixMilli(), Password: u.PasswordChangedAt.UnixMilli()}, aadOTPLogin)
+		LastStep: t.LastStep, Enrolled: t.CreatedAt.UnixMilli(), Password: u.PasswordChangedAt.UnixMilli(), Method: method}, aadOTPLogin)
 }
 
 // ---- enrolment by the person (My profile) ----

@@ -33,15 +33,20 @@ func (s ssoServer) LoginOtp(ctx context.Context, r *identityv1.SSOLoginOtpReques
 	return ssoLoginOut(s.svc.SSOLoginOTP(ctx, r.GetOtpToken(), r.GetCode(), r.GetOtpBinding()))
 }
 
+// FingerLogin implements SSOService.
+func (s ssoServer) FingerLogin(ctx context.Context, r *identityv1.SSOFingerLoginRequest) (*identityv1.SSOLoginResponse, error) {
+	return ssoLoginOut(s.svc.SSOFingerLogin(ctx, r.GetLogin(), r.GetFingerprint(), r.GetPassword(), r.GetOtpBinding()))
+}
+
 func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginResponse, error) {
 	if err != nil {
 		return nil, err
 	}
 	out := &identityv1.SSOLoginResponse{Reason: identityv1.Reason(res.Reason), Message: res.Message, OtpToken: res.OTPToken,
-		SecondFactor: res.SecondFactor}
+		SecondFactor: res.SecondFactor, Method: res.Method}
 	if u := res.User; u != nil {
 		out.UserId, out.Login, out.DisplayName, out.OrgId = u.ID, u.LoginName, u.DisplayName, u.OrgID
-		out.MustChangePassword, out.PasswordOnly = u.MustChange, u.PasswordOnly
+		out.MustChangePassword, out.PasswordOnly = u.MustChange && !res.NoPassword, u.PasswordOnly
 	}
 	return out, nil
 }

@@ -78,12 +78,18 @@ type Options struct {
 	// OIDCIssuer is the OpenID Connect issuer (ticket.oidc_issuer); empty:
 	// the URL each request reached.
 	OIDCIssuer string
+	// FingerAgent is the URL of the fingerprint reader's capture agent on
+	// the person's computer (ticket.finger_agent_url: finger.go); empty:
+	// no fingerprint sign-in.
+	FingerAgent string
 }
 
 // Handler serves CAS.
 type Handler struct {
 	o   Options
 	mux *http.ServeMux
+	// csp is the pages' Content-Security-Policy (%[1]s: the page's nonce).
+	csp string
 }
 
 // New returns the CAS handler.
@@ -104,7 +110,12 @@ func New(o Options) *Handler {
 		o.Client = &http.Client{Timeout: 5 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	h := &Handler{o: o, mux: http.NewServeMux()}
+	h := &Handler{o: o, mux: http.NewServeMux(), csp: "default-src 'none'; style-src 'nonce-%[1]s'; script-src 'nonce-%[1]s'; " +
+		"form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'"}
+	if ao := agentOrigin(o.FingerAgent); ao != "" {
+		// the login page's script asks the capture agent for a finger
+		h.csp += "; connect-src " + ao
+	}
 	p := o.Prefix
 	// Each endpoint with its methods. GET serves HEAD too, except where
 	// answering has an effect (a ticket used up or issued, a session
@@ -220,6 +231,12 @@ type pageData struct {
 	// authenticator app set-up page's new secret.
 	OTPToken string
 	TOTP     *totpView
+	// Finger: the login page shows the fingerprint form (FingerAgent the
+	// capture agent its script asks; FingerPassword: the application needs
+	// level 2, the password is asked too; PasswordLoginLink back to the
+	// password form); FingerLink: the password form's link to it.
+	Finger, FingerPassword                     bool
+	FingerAgent, FingerLink, PasswordLoginLink string
 }
 
 func randomToken() string {
@@ -254,7 +271,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, code int, name st
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+d.Nonce+"'; script-src 'nonce-"+d.Nonce+"'; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("Content-Security-Policy", fmt.Sprintf(h.csp, d.Nonce))
 	hd.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(code)
 	if err := pages.ExecuteTemplate(w, name, d); err != nil {
@@ -330,6 +347,8 @@ type loginParams struct {
 	// (service is its redirect URI): an authorization code, not a service
 	// ticket, goes back.
 	oidc *oidcRequest
+	// finger: the login page shows the fingerprint form (finger=1).
+	finger bool
 }
 
 // nextPages are the pages a login may return to (next=...): those that
@@ -346,7 +365,7 @@ func paramsOf(v url.Values) loginParams {
 	// person must sign in.
 	renew := truthy(v.Get("renew"))
 	p := loginParams{service: v.Get("service"), method: m, renew: renew, gateway: truthy(v.Get("gateway")) && !renew,
-		twoFactor: truthy(v.Get("twofactor"))}
+		twoFactor: truthy(v.Get("twofactor")), finger: truthy(v.Get("finger"))}
 	if n := v.Get("next"); p.service == "" && nextPages[n] {
 		p.next = n
 	}
@@ -468,6 +487,12 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 		d.Message = info[0]
 	} else if rejected != "" && errMsg == "" {
 		d.Message = rejected + " " + h.texts(r).CertRejPassword
+	}
+	if h.o.FingerAgent != "" {
+		if h.fingerForm(r, p, rs, &d) {
+			h.page(w, r, code, "login", d)
+			return
+		}
 	}
 	if rs != nil {
 		d.AppName = rs.GetName()
@@ -592,6 +617,10 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.PostFormValue("otp_token") != "" {
 		h.otpLoginPost(w, r, p, rs)
+		return
+	}
+	if p.finger {
+		h.fingerLoginPost(w, r, p, rs)
 		return
 	}
 	username := strings.TrimSpace(r.PostFormValue("username"))

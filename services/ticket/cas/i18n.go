@@ -47,6 +47,10 @@ type texts struct {
 	TOTPAlready                       string
 	TwoFactorLink, LevelTwoFactor     string
 	PasswordOTPLabel, PasswordNeedOTP string
+	// fingerprint sign-in (finger.go)
+	FingerLink, FingerIntro, FingerButton, FingerLevelTwo, FingerNeedPassword, FingerFailed  string
+	FingerPasswordFailed, FingerNone, FingerUnreadable, FingerOff, FingerAgentDown, FingerJS string
+	FingerUsePassword                                                                        string
 }
 
 var languages = map[string]texts{
@@ -168,6 +172,19 @@ var languages = map[string]texts{
 		PasswordOTPLabel:       "Authenticator app code (if you have set one up)",
 		PasswordNeedOTP:        "You have set up an authenticator app: enter the code it shows too. Nothing was changed.",
 		LevelTwoFactor:         "This application requires a strong sign-in (level 2): your password followed by the code of your authenticator app (or your certificate).",
+		FingerLink:             "Sign in with your fingerprint",
+		FingerIntro:            "Enter your login name, place your finger on the reader, then press the button below.",
+		FingerButton:           "Read my finger and sign in",
+		FingerLevelTwo:         "This application requires a strong sign-in (level 2): your finger and your password.",
+		FingerNeedPassword:     "This application requires your password as well as your finger.",
+		FingerFailed:           "The login name and finger do not match, or no finger is enrolled for you. Try again, or sign in with your password.",
+		FingerPasswordFailed:   "The login name, finger or password is not correct.",
+		FingerNone:             "No finger was read. Place your finger on the reader and try again.",
+		FingerUnreadable:       "What the fingerprint reader sent could not be read. Try again; if it keeps failing, sign in with your password.",
+		FingerOff:              "Fingerprint sign-in is not offered here. Sign in with your password.",
+		FingerAgentDown:        "The fingerprint reader did not answer. Check that it is connected and its program is running.",
+		FingerJS:               "Fingerprint sign-in needs JavaScript.",
+		FingerUsePassword:      "Sign in with your password instead",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -287,6 +304,19 @@ var languages = map[string]texts{
 		PasswordOTPLabel:       "动态口令（如已设置）",
 		PasswordNeedOTP:        "您已设置动态口令：请同时输入应用显示的口令。未做任何修改。",
 		LevelTwoFactor:         "该应用要求强认证（二级）登录：输入密码后还需输入身份验证器应用的动态口令（或使用数字证书）。",
+		FingerLink:             "使用指纹登录",
+		FingerIntro:            "请输入登录名，将手指放在指纹采集器上，然后点击下方按钮。",
+		FingerButton:           "采集指纹并登录",
+		FingerLevelTwo:         "该应用要求强认证（二级）登录：指纹加密码。",
+		FingerNeedPassword:     "该应用除指纹外还需要输入密码。",
+		FingerFailed:           "登录名与指纹不匹配，或您尚未登记指纹。请重试，或使用密码登录。",
+		FingerPasswordFailed:   "登录名、指纹或密码不正确。",
+		FingerNone:             "未采集到指纹。请将手指放在采集器上重试。",
+		FingerUnreadable:       "无法识别指纹采集器发送的数据。请重试；如仍失败，请使用密码登录。",
+		FingerOff:              "本系统未开放指纹登录，请使用密码登录。",
+		FingerAgentDown:        "指纹采集器无响应。请检查设备是否已连接、采集程序是否在运行。",
+		FingerJS:               "指纹登录需要启用 JavaScript。",
+		FingerUsePassword:      "改用密码登录",
 	},
 }
 

@@ -317,8 +317,8 @@ func (a *samlAnswer) succeed(service string, res *ticketv1.ValidateServiceTicket
 	case res.GetAuthMethod() == ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE:
 		a.authMethod = samlAMX509TLS
 	case res.GetAuthMethod() != ticketv1.AuthMethod_AUTH_METHOD_UNSPECIFIED:
-		// Password and an authenticator app's code: SAML 1.1 names no
-		// such method (the authLevel attribute says 2).
+		// Password and an authenticator app's code, a finger: SAML 1.1
+		// names no such method (the authLevel attribute says the level).
 		a.authMethod = samlAMUnspecified
 	case res.GetAuthLevel() == 1: // a ticket of a session that did not record its method
 		a.authMethod = samlAMPassword

@@ -122,6 +122,11 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 		h.passwordPage(w, r, http.StatusOK, p.casService(), res.GetLogin(), false, "", t.MustChange)
 		return
 	}
+	if _, ok := fingerMethods[res.GetMethod()]; ok {
+		// the finger and the code
+		h.openFingerSession(ctx, w, r, p, rs, res)
+		return
+	}
 	// As a certificate login: the same person's session is raised (a new
 	// TGT taking over its services), another person's is not switched.
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),

@@ -294,7 +294,7 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 		return nil, err
 	}
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
-		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people,
+		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people, FingerAgent: cfg.FingerAgentURL,
 		OIDCIssuer: cfg.OIDCIssuer}), nil
 }
 

@@ -92,6 +92,12 @@ type Config struct {
 	// AccessTokenTTL is the lifetime of an OAuth access token (1h; the
 	// end of its session ends it sooner).
 	AccessTokenTTL time.Duration `yaml:"access_token_ttl"`
+	// FingerAgentURL is the URL of the fingerprint reader's capture agent
+	// on the people's computers (e.g. http://127.0.0.1:15270/capture),
+	// which the sign-in page's script asks for a finger's record. Empty
+	// (the default): the sign-in page offers no fingerprint sign-in.
+	// https, or http to this computer (127.0.0.1, ::1, localhost).
+	FingerAgentURL string `yaml:"finger_agent_url"`
 }
 
 // Defaults returns the ticket defaults (CAS's).
@@ -126,6 +132,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.OIDCKeyFile, "UIAS_TICKET_OIDC_KEY_FILE", "", "")
 	b.Duration(&c.OIDCCodeTTL, "UIAS_TICKET_OIDC_CODE_TTL", "", "")
 	b.Duration(&c.AccessTokenTTL, "UIAS_TICKET_ACCESS_TOKEN_TTL", "", "")
+	b.String(&c.FingerAgentURL, "UIAS_TICKET_FINGER_AGENT_URL", "", "")
 }
 
 // Complete implements config.Section.
@@ -189,6 +196,13 @@ func (c *Config) Validate(*config.Config) error {
 			u.RawQuery != "" || u.Fragment != "" || !strings.HasSuffix(u.Path, "/oidc") {
 			bad("oidc_issuer", "must be the absolute https (or http) URL of the edge's /cas/oidc as clients reach it, "+
 				"ending in /oidc, without query, fragment or trailing slash (e.g. https://sso.example.gov/cas/oidc), got %q", c.OIDCIssuer)
+		}
+	}
+	if c.FingerAgentURL != "" {
+		if u, err := url.Parse(c.FingerAgentURL); err != nil || u.Host == "" || u.User != nil || u.Fragment != "" ||
+			strings.ContainsAny(u.Host, "%") || (u.Scheme != "https" && (u.Scheme != "http" || !config.LoopbackHost(u.Hostname()))) {
+			bad("finger_agent_url", "must be the absolute URL of the fingerprint capture agent, https or http to this computer "+
+				"(127.0.0.1, ::1, localhost), without user or fragment (e.g. http://127.0.0.1:15270/capture), got %q", c.FingerAgentURL)
 		}
 	}
 	if c.InactiveSweep != 0 {

@@ -95,6 +95,77 @@ func (CertificateLoginResult) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
 }
 
+type SSOFingerLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Login string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
+	// fingerprint is the finger's minutiae record.
+	Fingerprint []byte `protobuf:"bytes,2,opt,name=fingerprint" json:"fingerprint,omitempty"`
+	// password, when not empty, is checked as well.
+	Password string `protobuf:"bytes,3,opt,name=password" json:"password,omitempty"`
+	// otp_binding: as SSOLoginRequest's.
+	OtpBinding    string `protobuf:"bytes,4,opt,name=otp_binding,json=otpBinding" json:"otp_binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SSOFingerLoginRequest) Reset() {
+	*x = SSOFingerLoginRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SSOFingerLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SSOFingerLoginRequest) ProtoMessage() {}
+
+func (x *SSOFingerLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SSOFingerLoginRequest.ProtoReflect.Descriptor instead.
+func (*SSOFingerLoginRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SSOFingerLoginRequest) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *SSOFingerLoginRequest) GetFingerprint() []byte {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return nil
+}
+
+func (x *SSOFingerLoginRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *SSOFingerLoginRequest) GetOtpBinding() string {
+	if x != nil {
+		return x.OtpBinding
+	}
+	return ""
+}
+
 type SSOLoginOtpRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	OtpToken string                 `protobuf:"bytes,1,opt,name=otp_token,json=otpToken" json:"otp_token,omitempty"`
@@ -107,7 +178,7 @@ type SSOLoginOtpRequest struct {
 
 func (x *SSOLoginOtpRequest) Reset() {
 	*x = SSOLoginOtpRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -119,7 +190,7 @@ func (x *SSOLoginOtpRequest) String() string {
 func (*SSOLoginOtpRequest) ProtoMessage() {}
 
 func (x *SSOLoginOtpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -132,7 +203,7 @@ func (x *SSOLoginOtpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginOtpRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginOtpRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *SSOLoginOtpRequest) GetOtpToken() string {
@@ -166,7 +237,7 @@ type BeginTotpEnrolmentRequest struct {
 
 func (x *BeginTotpEnrolmentRequest) Reset() {
 	*x = BeginTotpEnrolmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -178,7 +249,7 @@ func (x *BeginTotpEnrolmentRequest) String() string {
 func (*BeginTotpEnrolmentRequest) ProtoMessage() {}
 
 func (x *BeginTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -191,7 +262,7 @@ func (x *BeginTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginTotpEnrolmentRequest.ProtoReflect.Descriptor instead.
 func (*BeginTotpEnrolmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *BeginTotpEnrolmentRequest) GetUserId() string {
@@ -218,7 +289,7 @@ type TotpEnrolment struct {
 
 func (x *TotpEnrolment) Reset() {
 	*x = TotpEnrolment{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +301,7 @@ func (x *TotpEnrolment) String() string {
 func (*TotpEnrolment) ProtoMessage() {}
 
 func (x *TotpEnrolment) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +314,7 @@ func (x *TotpEnrolment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TotpEnrolment.ProtoReflect.Descriptor instead.
 func (*TotpEnrolment) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TotpEnrolment) GetSecret() string {
@@ -293,7 +364,7 @@ type ConfirmTotpEnrolmentRequest struct {
 
 func (x *ConfirmTotpEnrolmentRequest) Reset() {
 	*x = ConfirmTotpEnrolmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +376,7 @@ func (x *ConfirmTotpEnrolmentRequest) String() string {
 func (*ConfirmTotpEnrolmentRequest) ProtoMessage() {}
 
 func (x *ConfirmTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +389,7 @@ func (x *ConfirmTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpEnrolmentRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpEnrolmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ConfirmTotpEnrolmentRequest) GetUserId() string {
@@ -364,7 +435,7 @@ type RemoveOwnTotpRequest struct {
 
 func (x *RemoveOwnTotpRequest) Reset() {
 	*x = RemoveOwnTotpRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +447,7 @@ func (x *RemoveOwnTotpRequest) String() string {
 func (*RemoveOwnTotpRequest) ProtoMessage() {}
 
 func (x *RemoveOwnTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +460,7 @@ func (x *RemoveOwnTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOwnTotpRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOwnTotpRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RemoveOwnTotpRequest) GetUserId() string {
@@ -423,7 +494,7 @@ type GetOwnProfileRequest struct {
 
 func (x *GetOwnProfileRequest) Reset() {
 	*x = GetOwnProfileRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +506,7 @@ func (x *GetOwnProfileRequest) String() string {
 func (*GetOwnProfileRequest) ProtoMessage() {}
 
 func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +519,7 @@ func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOwnProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetOwnProfileRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetOwnProfileRequest) GetUserId() string {
@@ -494,7 +565,7 @@ type OwnProfile struct {
 
 func (x *OwnProfile) Reset() {
 	*x = OwnProfile{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +577,7 @@ func (x *OwnProfile) String() string {
 func (*OwnProfile) ProtoMessage() {}
 
 func (x *OwnProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +590,7 @@ func (x *OwnProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OwnProfile.ProtoReflect.Descriptor instead.
 func (*OwnProfile) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OwnProfile) GetUserId() string {
@@ -644,7 +715,7 @@ type UpdateOwnProfileRequest struct {
 
 func (x *UpdateOwnProfileRequest) Reset() {
 	*x = UpdateOwnProfileRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +727,7 @@ func (x *UpdateOwnProfileRequest) String() string {
 func (*UpdateOwnProfileRequest) ProtoMessage() {}
 
 func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +740,7 @@ func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOwnProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOwnProfileRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateOwnProfileRequest) GetUserId() string {
@@ -724,7 +795,7 @@ type CertificateLoginRequest struct {
 
 func (x *CertificateLoginRequest) Reset() {
 	*x = CertificateLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +807,7 @@ func (x *CertificateLoginRequest) String() string {
 func (*CertificateLoginRequest) ProtoMessage() {}
 
 func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +820,7 @@ func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginRequest.ProtoReflect.Descriptor instead.
 func (*CertificateLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CertificateLoginRequest) GetCertificate() []byte {
@@ -773,7 +844,7 @@ type CertificateLoginResponse struct {
 
 func (x *CertificateLoginResponse) Reset() {
 	*x = CertificateLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +856,7 @@ func (x *CertificateLoginResponse) String() string {
 func (*CertificateLoginResponse) ProtoMessage() {}
 
 func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +869,7 @@ func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginResponse.ProtoReflect.Descriptor instead.
 func (*CertificateLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CertificateLoginResponse) GetResult() CertificateLoginResult {
@@ -850,7 +921,7 @@ type SSOLoginRequest struct {
 
 func (x *SSOLoginRequest) Reset() {
 	*x = SSOLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +933,7 @@ func (x *SSOLoginRequest) String() string {
 func (*SSOLoginRequest) ProtoMessage() {}
 
 func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +946,7 @@ func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SSOLoginRequest) GetLogin() string {
@@ -918,14 +989,18 @@ type SSOLoginResponse struct {
 	OtpToken string `protobuf:"bytes,9,opt,name=otp_token,json=otpToken" json:"otp_token,omitempty"`
 	// second_factor: the login was completed with the authenticator app
 	// code (LoginOtp): a two-factor login.
-	SecondFactor  bool `protobuf:"varint,10,opt,name=second_factor,json=secondFactor" json:"second_factor,omitempty"`
+	SecondFactor bool `protobuf:"varint,10,opt,name=second_factor,json=secondFactor" json:"second_factor,omitempty"`
+	// method is how the person proved who they are (with reason OK):
+	// "password", "password+totp", "finger", "finger+password",
+	// "finger+totp".
+	Method        string `protobuf:"bytes,11,opt,name=method" json:"method,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SSOLoginResponse) Reset() {
 	*x = SSOLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1012,7 @@ func (x *SSOLoginResponse) String() string {
 func (*SSOLoginResponse) ProtoMessage() {}
 
 func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1025,7 @@ func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginResponse.ProtoReflect.Descriptor instead.
 func (*SSOLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SSOLoginResponse) GetReason() Reason {
@@ -1023,6 +1098,13 @@ func (x *SSOLoginResponse) GetSecondFactor() bool {
 	return false
 }
 
+func (x *SSOLoginResponse) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
 type PersonAttributesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
@@ -1033,7 +1115,7 @@ type PersonAttributesRequest struct {
 
 func (x *PersonAttributesRequest) Reset() {
 	*x = PersonAttributesRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1127,7 @@ func (x *PersonAttributesRequest) String() string {
 func (*PersonAttributesRequest) ProtoMessage() {}
 
 func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1140,7 @@ func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesRequest.ProtoReflect.Descriptor instead.
 func (*PersonAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PersonAttributesRequest) GetUserId() string {
@@ -1092,7 +1174,7 @@ type PersonAttributesResponse struct {
 
 func (x *PersonAttributesResponse) Reset() {
 	*x = PersonAttributesResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1186,7 @@ func (x *PersonAttributesResponse) String() string {
 func (*PersonAttributesResponse) ProtoMessage() {}
 
 func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1199,7 @@ func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesResponse.ProtoReflect.Descriptor instead.
 func (*PersonAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PersonAttributesResponse) GetUserId() string {
@@ -1183,7 +1265,7 @@ type CheckAppAddressRequest struct {
 
 func (x *CheckAppAddressRequest) Reset() {
 	*x = CheckAppAddressRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1277,7 @@ func (x *CheckAppAddressRequest) String() string {
 func (*CheckAppAddressRequest) ProtoMessage() {}
 
 func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1290,7 @@ func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressRequest.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CheckAppAddressRequest) GetAppId() string {
@@ -1240,7 +1322,7 @@ type CheckAppAddressResponse struct {
 
 func (x *CheckAppAddressResponse) Reset() {
 	*x = CheckAppAddressResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1334,7 @@ func (x *CheckAppAddressResponse) String() string {
 func (*CheckAppAddressResponse) ProtoMessage() {}
 
 func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1347,7 @@ func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressResponse.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
 }
 
 type PersonLinksRequest struct {
@@ -1277,7 +1359,7 @@ type PersonLinksRequest struct {
 
 func (x *PersonLinksRequest) Reset() {
 	*x = PersonLinksRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1371,7 @@ func (x *PersonLinksRequest) String() string {
 func (*PersonLinksRequest) ProtoMessage() {}
 
 func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1384,7 @@ func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksRequest.ProtoReflect.Descriptor instead.
 func (*PersonLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PersonLinksRequest) GetUserId() string {
@@ -1323,7 +1405,7 @@ type PersonLink struct {
 
 func (x *PersonLink) Reset() {
 	*x = PersonLink{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1417,7 @@ func (x *PersonLink) String() string {
 func (*PersonLink) ProtoMessage() {}
 
 func (x *PersonLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1430,7 @@ func (x *PersonLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLink.ProtoReflect.Descriptor instead.
 func (*PersonLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PersonLink) GetAppId() string {
@@ -1381,7 +1463,7 @@ type PersonLinksResponse struct {
 
 func (x *PersonLinksResponse) Reset() {
 	*x = PersonLinksResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1475,7 @@ func (x *PersonLinksResponse) String() string {
 func (*PersonLinksResponse) ProtoMessage() {}
 
 func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1488,7 @@ func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksResponse.ProtoReflect.Descriptor instead.
 func (*PersonLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PersonLinksResponse) GetLinks() []*PersonLink {
@@ -1427,7 +1509,7 @@ type LinkAccountRequest struct {
 
 func (x *LinkAccountRequest) Reset() {
 	*x = LinkAccountRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1521,7 @@ func (x *LinkAccountRequest) String() string {
 func (*LinkAccountRequest) ProtoMessage() {}
 
 func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1534,7 @@ func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LinkAccountRequest) GetUserId() string {
@@ -1485,7 +1567,7 @@ type LinkAccountResponse struct {
 
 func (x *LinkAccountResponse) Reset() {
 	*x = LinkAccountResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1579,7 @@ func (x *LinkAccountResponse) String() string {
 func (*LinkAccountResponse) ProtoMessage() {}
 
 func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1592,7 @@ func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LinkAccountResponse) GetLinkId() string {
@@ -1529,7 +1611,7 @@ type InactivePeopleRequest struct {
 
 func (x *InactivePeopleRequest) Reset() {
 	*x = InactivePeopleRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1623,7 @@ func (x *InactivePeopleRequest) String() string {
 func (*InactivePeopleRequest) ProtoMessage() {}
 
 func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1636,7 @@ func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleRequest.ProtoReflect.Descriptor instead.
 func (*InactivePeopleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *InactivePeopleRequest) GetUserIds() []string {
@@ -1574,7 +1656,7 @@ type InactivePeopleResponse struct {
 
 func (x *InactivePeopleResponse) Reset() {
 	*x = InactivePeopleResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1668,7 @@ func (x *InactivePeopleResponse) String() string {
 func (*InactivePeopleResponse) ProtoMessage() {}
 
 func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1681,7 @@ func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleResponse.ProtoReflect.Descriptor instead.
 func (*InactivePeopleResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *InactivePeopleResponse) GetUserIds() []string {
@@ -1622,7 +1704,7 @@ type PrepareAppointmentRequest struct {
 
 func (x *PrepareAppointmentRequest) Reset() {
 	*x = PrepareAppointmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1716,7 @@ func (x *PrepareAppointmentRequest) String() string {
 func (*PrepareAppointmentRequest) ProtoMessage() {}
 
 func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1729,7 @@ func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentRequest.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrepareAppointmentRequest) GetUserId() string {
@@ -1676,7 +1758,7 @@ type PrepareAppointmentResponse struct {
 
 func (x *PrepareAppointmentResponse) Reset() {
 	*x = PrepareAppointmentResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1770,7 @@ func (x *PrepareAppointmentResponse) String() string {
 func (*PrepareAppointmentResponse) ProtoMessage() {}
 
 func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1783,7 @@ func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentResponse.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrepareAppointmentResponse) GetActivationPassword() string {
@@ -1720,7 +1802,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1814,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1827,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -1764,7 +1846,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +1858,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +1871,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -1822,7 +1904,7 @@ type SSOChangePasswordRequest struct {
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +1916,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +1929,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -1893,7 +1975,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +1987,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,14 +2000,20 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\x92\x01\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\xc3\x01\n" +
+	"\x15SSOFingerLoginRequest\x12%\n" +
+	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12.\n" +
+	"\vfingerprint\x18\x02 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x04R\vfingerprint\x12$\n" +
+	"\bpassword\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12-\n" +
+	"\votp_binding\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
+	"otpBinding\"\x92\x01\n" +
 	"\x12SSOLoginOtpRequest\x12,\n" +
 	"\totp_token\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\botpToken\x12\x1f\n" +
 	"\x04code\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x04code\x12-\n" +
@@ -1990,7 +2078,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12$\n" +
 	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12-\n" +
 	"\votp_binding\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
-	"otpBinding\"\xe0\x02\n" +
+	"otpBinding\"\xf8\x02\n" +
 	"\x10SSOLoginResponse\x120\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x18.uias.identity.v1.ReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x17\n" +
@@ -2002,7 +2090,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\rpassword_only\x18\b \x01(\bR\fpasswordOnly\x12\x1b\n" +
 	"\totp_token\x18\t \x01(\tR\botpToken\x12#\n" +
 	"\rsecond_factor\x18\n" +
-	" \x01(\bR\fsecondFactor\"h\n" +
+	" \x01(\bR\fsecondFactor\x12\x16\n" +
+	"\x06method\x18\v \x01(\tR\x06method\"h\n" +
 	"\x17PersonAttributesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
 	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\xdc\x01\n" +
@@ -2062,7 +2151,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	" CERTIFICATE_LOGIN_RESULT_EXPIRED\x10\x04\x12+\n" +
 	"'CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED\x10\x05\x12-\n" +
 	")CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED\x10\x06\x12*\n" +
-	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xa2\f\n" +
+	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xfe\f\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -2080,7 +2169,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\bLoginOtp\x12$.uias.identity.v1.SSOLoginOtpRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12b\n" +
 	"\x12BeginTotpEnrolment\x12+.uias.identity.v1.BeginTotpEnrolmentRequest\x1a\x1f.uias.identity.v1.TotpEnrolment\x12c\n" +
 	"\x14ConfirmTotpEnrolment\x12-.uias.identity.v1.ConfirmTotpEnrolmentRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12U\n" +
-	"\rRemoveOwnTotp\x12&.uias.identity.v1.RemoveOwnTotpRequest\x1a\x1c.uias.identity.v1.OwnProfileBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\rRemoveOwnTotp\x12&.uias.identity.v1.RemoveOwnTotpRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12Z\n" +
+	"\vFingerLogin\x12'.uias.identity.v1.SSOFingerLoginRequest\x1a\".uias.identity.v1.SSOLoginResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_sso_proto_rawDescOnce sync.Once
@@ -2095,84 +2185,87 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(CertificateLoginResult)(0),         // 0: uias.identity.v1.CertificateLoginResult
-	(*SSOLoginOtpRequest)(nil),          // 1: uias.identity.v1.SSOLoginOtpRequest
-	(*BeginTotpEnrolmentRequest)(nil),   // 2: uias.identity.v1.BeginTotpEnrolmentRequest
-	(*TotpEnrolment)(nil),               // 3: uias.identity.v1.TotpEnrolment
-	(*ConfirmTotpEnrolmentRequest)(nil), // 4: uias.identity.v1.ConfirmTotpEnrolmentRequest
-	(*RemoveOwnTotpRequest)(nil),        // 5: uias.identity.v1.RemoveOwnTotpRequest
-	(*GetOwnProfileRequest)(nil),        // 6: uias.identity.v1.GetOwnProfileRequest
-	(*OwnProfile)(nil),                  // 7: uias.identity.v1.OwnProfile
-	(*UpdateOwnProfileRequest)(nil),     // 8: uias.identity.v1.UpdateOwnProfileRequest
-	(*CertificateLoginRequest)(nil),     // 9: uias.identity.v1.CertificateLoginRequest
-	(*CertificateLoginResponse)(nil),    // 10: uias.identity.v1.CertificateLoginResponse
-	(*SSOLoginRequest)(nil),             // 11: uias.identity.v1.SSOLoginRequest
-	(*SSOLoginResponse)(nil),            // 12: uias.identity.v1.SSOLoginResponse
-	(*PersonAttributesRequest)(nil),     // 13: uias.identity.v1.PersonAttributesRequest
-	(*PersonAttributesResponse)(nil),    // 14: uias.identity.v1.PersonAttributesResponse
-	(*CheckAppAddressRequest)(nil),      // 15: uias.identity.v1.CheckAppAddressRequest
-	(*CheckAppAddressResponse)(nil),     // 16: uias.identity.v1.CheckAppAddressResponse
-	(*PersonLinksRequest)(nil),          // 17: uias.identity.v1.PersonLinksRequest
-	(*PersonLink)(nil),                  // 18: uias.identity.v1.PersonLink
-	(*PersonLinksResponse)(nil),         // 19: uias.identity.v1.PersonLinksResponse
-	(*LinkAccountRequest)(nil),          // 20: uias.identity.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),         // 21: uias.identity.v1.LinkAccountResponse
-	(*InactivePeopleRequest)(nil),       // 22: uias.identity.v1.InactivePeopleRequest
-	(*InactivePeopleResponse)(nil),      // 23: uias.identity.v1.InactivePeopleResponse
-	(*PrepareAppointmentRequest)(nil),   // 24: uias.identity.v1.PrepareAppointmentRequest
-	(*PrepareAppointmentResponse)(nil),  // 25: uias.identity.v1.PrepareAppointmentResponse
-	(*PersonIdNumberRequest)(nil),       // 26: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),      // 27: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),    // 28: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil),   // 29: uias.identity.v1.SSOChangePasswordResponse
-	(IdType)(0),                         // 30: uias.identity.v1.IdType
-	(*timestamppb.Timestamp)(nil),       // 31: google.protobuf.Timestamp
-	(Reason)(0),                         // 32: uias.identity.v1.Reason
+	(*SSOFingerLoginRequest)(nil),       // 1: uias.identity.v1.SSOFingerLoginRequest
+	(*SSOLoginOtpRequest)(nil),          // 2: uias.identity.v1.SSOLoginOtpRequest
+	(*BeginTotpEnrolmentRequest)(nil),   // 3: uias.identity.v1.BeginTotpEnrolmentRequest
+	(*TotpEnrolment)(nil),               // 4: uias.identity.v1.TotpEnrolment
+	(*ConfirmTotpEnrolmentRequest)(nil), // 5: uias.identity.v1.ConfirmTotpEnrolmentRequest
+	(*RemoveOwnTotpRequest)(nil),        // 6: uias.identity.v1.RemoveOwnTotpRequest
+	(*GetOwnProfileRequest)(nil),        // 7: uias.identity.v1.GetOwnProfileRequest
+	(*OwnProfile)(nil),                  // 8: uias.identity.v1.OwnProfile
+	(*UpdateOwnProfileRequest)(nil),     // 9: uias.identity.v1.UpdateOwnProfileRequest
+	(*CertificateLoginRequest)(nil),     // 10: uias.identity.v1.CertificateLoginRequest
+	(*CertificateLoginResponse)(nil),    // 11: uias.identity.v1.CertificateLoginResponse
+	(*SSOLoginRequest)(nil),             // 12: uias.identity.v1.SSOLoginRequest
+	(*SSOLoginResponse)(nil),            // 13: uias.identity.v1.SSOLoginResponse
+	(*PersonAttributesRequest)(nil),     // 14: uias.identity.v1.PersonAttributesRequest
+	(*PersonAttributesResponse)(nil),    // 15: uias.identity.v1.PersonAttributesResponse
+	(*CheckAppAddressRequest)(nil),      // 16: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),     // 17: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),          // 18: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),                  // 19: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),         // 20: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),          // 21: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),         // 22: uias.identity.v1.LinkAccountResponse
+	(*InactivePeopleRequest)(nil),       // 23: uias.identity.v1.InactivePeopleRequest
+	(*InactivePeopleResponse)(nil),      // 24: uias.identity.v1.InactivePeopleResponse
+	(*PrepareAppointmentRequest)(nil),   // 25: uias.identity.v1.PrepareAppointmentRequest
+	(*PrepareAppointmentResponse)(nil),  // 26: uias.identity.v1.PrepareAppointmentResponse
+	(*PersonIdNumberRequest)(nil),       // 27: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),      // 28: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),    // 29: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil),   // 30: uias.identity.v1.SSOChangePasswordResponse
+	(IdType)(0),                         // 31: uias.identity.v1.IdType
+	(*timestamppb.Timestamp)(nil),       // 32: google.protobuf.Timestamp
+	(Reason)(0),                         // 33: uias.identity.v1.Reason
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	30, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
-	31, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
-	31, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
-	31, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	31, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
+	32, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
+	32, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
+	32, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	32, // 5: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	18, // 6: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	11, // 7: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	13, // 8: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	15, // 9: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	17, // 10: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	20, // 11: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	22, // 12: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	24, // 13: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	26, // 14: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	28, // 15: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	9,  // 16: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	6,  // 17: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	8,  // 18: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	1,  // 19: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	2,  // 20: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	4,  // 21: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	5,  // 22: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	12, // 23: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	14, // 24: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	16, // 25: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	19, // 26: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	21, // 27: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	23, // 28: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	25, // 29: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	27, // 30: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	29, // 31: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	10, // 32: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	7,  // 33: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	7,  // 34: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	12, // 35: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	3,  // 36: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	7,  // 37: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	7,  // 38: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	23, // [23:39] is the sub-list for method output_type
-	7,  // [7:23] is the sub-list for method input_type
+	33, // 5: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	19, // 6: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	12, // 7: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	14, // 8: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	16, // 9: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	18, // 10: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	21, // 11: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	23, // 12: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	25, // 13: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	27, // 14: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	29, // 15: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	10, // 16: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	7,  // 17: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	9,  // 18: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	2,  // 19: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	3,  // 20: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	5,  // 21: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	6,  // 22: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	1,  // 23: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	13, // 24: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	15, // 25: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	17, // 26: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	20, // 27: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	22, // 28: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	24, // 29: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	26, // 30: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	28, // 31: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	30, // 32: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	11, // 33: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	8,  // 34: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	8,  // 35: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	13, // 36: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	4,  // 37: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	8,  // 38: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	8,  // 39: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	13, // 40: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	24, // [24:41] is the sub-list for method output_type
+	7,  // [7:24] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -2190,7 +2283,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

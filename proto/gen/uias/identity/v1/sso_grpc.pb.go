@@ -35,6 +35,7 @@ const (
 	SSOService_BeginTotpEnrolment_FullMethodName   = "/uias.identity.v1.SSOService/BeginTotpEnrolment"
 	SSOService_ConfirmTotpEnrolment_FullMethodName = "/uias.identity.v1.SSOService/ConfirmTotpEnrolment"
 	SSOService_RemoveOwnTotp_FullMethodName        = "/uias.identity.v1.SSOService/RemoveOwnTotp"
+	SSOService_FingerLogin_FullMethodName          = "/uias.identity.v1.SSOService/FingerLogin"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -139,6 +140,21 @@ type SSOServiceClient interface {
 	// RemoveOwnTotp removes the person's own enrolment after the current
 	// password (checked as at login); audited as user.totp.remove.
 	RemoveOwnTotp(ctx context.Context, in *RemoveOwnTotpRequest, opts ...grpc.CallOption) (*OwnProfile, error)
+	// FingerLogin signs a person in with a finger: the record the capture
+	// device's local agent made (ISO/IEC 19794-2 or ANSI/INCITS 378, one
+	// view), and the login name; with a password as well, both are checked
+	// (a two-factor login). The checks are Authenticate's: the account's
+	// status, org and lock, the login gate (a finger that does not match
+	// counts towards the lockout like a wrong password), copies of an
+	// enrolled finger's record refused. Reasons: OK, BAD_CREDENTIALS
+	// (unknown login, no match, wrong password), NO_FINGERPRINT (none
+	// enrolled, or none opens at this centre), PASSWORD_ONLY,
+	// ACCOUNT_LOCKED, ACCOUNT_DISABLED, PASSWORD_EXPIRED (with a password),
+	// OTP_REQUIRED (a person with an authenticator app and no password
+	// given: LoginOtp completes it). An unreadable record is
+	// INVALID_ARGUMENT (FINGER_RECORD_INVALID). Audited as sso.login with
+	// method "finger" or "finger+password".
+	FingerLogin(ctx context.Context, in *SSOFingerLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error)
 }
 
 type sSOServiceClient struct {
@@ -309,6 +325,16 @@ func (c *sSOServiceClient) RemoveOwnTotp(ctx context.Context, in *RemoveOwnTotpR
 	return out, nil
 }
 
+func (c *sSOServiceClient) FingerLogin(ctx context.Context, in *SSOFingerLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SSOLoginResponse)
+	err := c.cc.Invoke(ctx, SSOService_FingerLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SSOServiceServer is the server API for SSOService service.
 // All implementations must embed UnimplementedSSOServiceServer
 // for forward compatibility.
@@ -411,6 +437,21 @@ type SSOServiceServer interface {
 	// RemoveOwnTotp removes the person's own enrolment after the current
 	// password (checked as at login); audited as user.totp.remove.
 	RemoveOwnTotp(context.Context, *RemoveOwnTotpRequest) (*OwnProfile, error)
+	// FingerLogin signs a person in with a finger: the record the capture
+	// device's local agent made (ISO/IEC 19794-2 or ANSI/INCITS 378, one
+	// view), and the login name; with a password as well, both are checked
+	// (a two-factor login). The checks are Authenticate's: the account's
+	// status, org and lock, the login gate (a finger that does not match
+	// counts towards the lockout like a wrong password), copies of an
+	// enrolled finger's record refused. Reasons: OK, BAD_CREDENTIALS
+	// (unknown login, no match, wrong password), NO_FINGERPRINT (none
+	// enrolled, or none opens at this centre), PASSWORD_ONLY,
+	// ACCOUNT_LOCKED, ACCOUNT_DISABLED, PASSWORD_EXPIRED (with a password),
+	// OTP_REQUIRED (a person with an authenticator app and no password
+	// given: LoginOtp completes it). An unreadable record is
+	// INVALID_ARGUMENT (FINGER_RECORD_INVALID). Audited as sso.login with
+	// method "finger" or "finger+password".
+	FingerLogin(context.Context, *SSOFingerLoginRequest) (*SSOLoginResponse, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
 
@@ -468,6 +509,9 @@ func (UnimplementedSSOServiceServer) ConfirmTotpEnrolment(context.Context, *Conf
 }
 func (UnimplementedSSOServiceServer) RemoveOwnTotp(context.Context, *RemoveOwnTotpRequest) (*OwnProfile, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveOwnTotp not implemented")
+}
+func (UnimplementedSSOServiceServer) FingerLogin(context.Context, *SSOFingerLoginRequest) (*SSOLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FingerLogin not implemented")
 }
 func (UnimplementedSSOServiceServer) mustEmbedUnimplementedSSOServiceServer() {}
 func (UnimplementedSSOServiceServer) testEmbeddedByValue()                    {}
@@ -778,6 +822,24 @@ func _SSOService_RemoveOwnTotp_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_FingerLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SSOFingerLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).FingerLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_FingerLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).FingerLogin(ctx, req.(*SSOFingerLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SSOService_ServiceDesc is the grpc.ServiceDesc for SSOService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -848,6 +910,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveOwnTotp",
 			Handler:    _SSOService_RemoveOwnTotp_Handler,
+		},
+		{
+			MethodName: "FingerLogin",
+			Handler:    _SSOService_FingerLogin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

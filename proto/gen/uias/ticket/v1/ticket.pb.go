@@ -38,6 +38,12 @@ const (
 	AuthMethod_AUTH_METHOD_CERTIFICATE AuthMethod = 2
 	// PASSWORD_OTP: the password and an authenticator app's code (level 2).
 	AuthMethod_AUTH_METHOD_PASSWORD_OTP AuthMethod = 3
+	// FINGERPRINT: a finger (level 1).
+	AuthMethod_AUTH_METHOD_FINGERPRINT AuthMethod = 4
+	// FINGERPRINT_PASSWORD: a finger and the password (level 2).
+	AuthMethod_AUTH_METHOD_FINGERPRINT_PASSWORD AuthMethod = 5
+	// FINGERPRINT_OTP: a finger and an authenticator app's code (level 2).
+	AuthMethod_AUTH_METHOD_FINGERPRINT_OTP AuthMethod = 6
 )
 
 // Enum value maps for AuthMethod.
@@ -47,12 +53,18 @@ var (
 		1: "AUTH_METHOD_PASSWORD",
 		2: "AUTH_METHOD_CERTIFICATE",
 		3: "AUTH_METHOD_PASSWORD_OTP",
+		4: "AUTH_METHOD_FINGERPRINT",
+		5: "AUTH_METHOD_FINGERPRINT_PASSWORD",
+		6: "AUTH_METHOD_FINGERPRINT_OTP",
 	}
 	AuthMethod_value = map[string]int32{
-		"AUTH_METHOD_UNSPECIFIED":  0,
-		"AUTH_METHOD_PASSWORD":     1,
-		"AUTH_METHOD_CERTIFICATE":  2,
-		"AUTH_METHOD_PASSWORD_OTP": 3,
+		"AUTH_METHOD_UNSPECIFIED":          0,
+		"AUTH_METHOD_PASSWORD":             1,
+		"AUTH_METHOD_CERTIFICATE":          2,
+		"AUTH_METHOD_PASSWORD_OTP":         3,
+		"AUTH_METHOD_FINGERPRINT":          4,
+		"AUTH_METHOD_FINGERPRINT_PASSWORD": 5,
+		"AUTH_METHOD_FINGERPRINT_OTP":      6,
 	}
 )
 
@@ -3621,13 +3633,16 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\tclient_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bclientId\"\x14\n" +
 	"\x12SigningKeysRequest\")\n" +
 	"\x13SigningKeysResponse\x12\x12\n" +
-	"\x04jwks\x18\x01 \x01(\tR\x04jwks*~\n" +
+	"\x04jwks\x18\x01 \x01(\tR\x04jwks*\xe2\x01\n" +
 	"\n" +
 	"AuthMethod\x12\x1b\n" +
 	"\x17AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14AUTH_METHOD_PASSWORD\x10\x01\x12\x1b\n" +
 	"\x17AUTH_METHOD_CERTIFICATE\x10\x02\x12\x1c\n" +
-	"\x18AUTH_METHOD_PASSWORD_OTP\x10\x03*\xac\x02\n" +
+	"\x18AUTH_METHOD_PASSWORD_OTP\x10\x03\x12\x1b\n" +
+	"\x17AUTH_METHOD_FINGERPRINT\x10\x04\x12$\n" +
+	" AUTH_METHOD_FINGERPRINT_PASSWORD\x10\x05\x12\x1f\n" +
+	"\x1bAUTH_METHOD_FINGERPRINT_OTP\x10\x06*\xac\x02\n" +
 	"\aCasCode\x12\x18\n" +
 	"\x14CAS_CODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_REQUEST\x10\x01\x12 \n" +
