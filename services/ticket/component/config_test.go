@@ -35,12 +35,27 @@ func TestValidate(t *testing.T) {
 		"issuer path":      {func(c *Config) { c.OIDCIssuer = "https://sso.example" }, "ticket.oidc_issuer"},
 		"code ttl":         {func(c *Config) { c.OIDCCodeTTL = time.Hour }, "ticket.oidc_code_ttl"},
 		"access ttl":       {func(c *Config) { c.AccessTokenTTL = 0 }, "ticket.access_token_ttl"},
+		"agent in clear":   {func(c *Config) { c.FingerAgentURL = "http://agent.example:15270/capture" }, "ticket.finger_agent_url"},
+		"agent relative":   {func(c *Config) { c.FingerAgentURL = "/capture" }, "ticket.finger_agent_url"},
+		"agent scheme":     {func(c *Config) { c.FingerAgentURL = "ftp://127.0.0.1/capture" }, "ticket.finger_agent_url"},
+		"agent user":       {func(c *Config) { c.FingerAgentURL = "https://u:p@agent.example/capture" }, "ticket.finger_agent_url"},
 	} {
 		c := Defaults()
 		tc.mod(c)
 		err := c.Validate(&config.Config{DataDir: "d"})
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: %v, want an error naming %s", name, err, tc.field)
+		}
+	}
+}
+
+func TestFingerAgentURLs(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:15270/capture", "http://localhost:15270/", "http://[::1]:15270/capture",
+		"https://agent.example:8443/capture"} {
+		c := Defaults()
+		c.FingerAgentURL = u
+		if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
+			t.Errorf("%s: %v", u, err)
 		}
 	}
 }
