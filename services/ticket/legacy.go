@@ -452,7 +452,7 @@ func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry,
 	launch := map[string]*RegisteredService{}
 	for _, c := range all {
 		rs := c.RegisteredService
-		if rs.URL == "" || rs.MinAuthLevel > sess.AuthLevel && rs.LegacyScheme == 0 {
+		if rs.URL == "" || !rs.StrongEnough(sess.AuthLevel, sess.AuthMethod) && rs.LegacyScheme == 0 {
 			continue
 		}
 		if cur, ok := launch[rs.AppID]; !ok || rs.LegacyScheme != 0 && cur.LegacyScheme == 0 {

@@ -78,6 +78,20 @@ type RegisteredService struct {
 	// ("resource:operation") in it by authz. Neither set: anyone signed in.
 	RequireAccountLink bool
 	RequiredPermission string
+	// CertificateRequired: only a certificate login reaches the service
+	// (MinAuthLevel is then 2; StrongEnough).
+	CertificateRequired bool
+}
+
+// AuthMethodCertificate is a certificate login's Session.AuthMethod
+// (ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE).
+const AuthMethodCertificate = 2
+
+// StrongEnough reports whether a login of level and method (a session's,
+// a proxy-granting ticket's) reaches the service: its minimum level, and a
+// certificate when it requires one.
+func (r *RegisteredService) StrongEnough(level, method int) bool {
+	return level >= r.MinAuthLevel && (!r.CertificateRequired || method == AuthMethodCertificate)
 }
 
 // ServiceStore keeps the registry. Changes write their events (CHANGES,
@@ -232,6 +246,8 @@ func CheckService(s *RegisteredService) error {
 		return badService("app_id is required")
 	case (s.URL == "") == (s.Pattern == ""):
 		return badService("give either a URL prefix or a pattern")
+	case s.CertificateRequired && s.MinAuthLevel == 1:
+		return badService("a service that requires a certificate login has min_auth_level 2 (a certificate login's level)")
 	case s.MinAuthLevel < 1 || s.MinAuthLevel > 2:
 		return badService("min_auth_level must be 1 (password) or 2 (certificate or another strong method)")
 	case s.LegacyScheme < 0 || s.LegacyScheme > 2:

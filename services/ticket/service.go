@@ -484,7 +484,7 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 	for attempt := 0; ; attempt++ {
 		var rev uint64
 		sess, rev, err = s.sessionToUpdate(ctx, id, attempt > 0)
-		if err == nil && sess.AuthLevel < rs.MinAuthLevel {
+		if err == nil && !rs.StrongEnough(sess.AuthLevel, sess.AuthMethod) {
 			err = ErrAuthLevelTooLow
 		}
 		if err == nil && attempt == 0 && rs.HasAccessRule() {
@@ -894,7 +894,7 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 		return refuse(CodeUnauthorizedService, "LEGACY_SERVICE",
 			"the target is an application of the ssoAuthService interface, which takes no proxy tickets")
 	}
-	if p.AuthLevel < rs.MinAuthLevel {
+	if !rs.StrongEnough(p.AuthLevel, p.AuthMethod) {
 		return refuse(CodeUnauthorizedService, "AUTH_LEVEL_TOO_LOW", "the target service requires a stronger login")
 	}
 	if rs.HasAccessRule() {

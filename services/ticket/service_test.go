@@ -18,6 +18,7 @@ import (
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/events/eventstest"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/kvstore"
 )
@@ -757,5 +758,44 @@ func TestEndSessionsOfInactive(t *testing.T) {
 	}
 	if _, err := f.svc.GetSession(ctx, stays); err != nil {
 		t.Fatalf("another person's session: %v", err)
+	}
+}
+
+// TestCertificateRequiredService: a service that requires a certificate
+// login gets tickets from certificate sessions only; another level-2
+// session (the password and an app's code, a finger and the password) is
+// too weak, as is a level-2 session that did not record its method.
+func TestCertificateRequiredService(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	const certOnly = "https://cert.example.com/"
+	register(t, f.services, "cr", ticket.RegisteredService{AppID: "app5", URL: certOnly, MinAuthLevel: 2, CertificateRequired: true})
+	for method, want := range map[ticketv1.AuthMethod]error{
+		ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE:          nil,
+		ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP:         ticket.ErrAuthLevelTooLow,
+		ticketv1.AuthMethod_AUTH_METHOD_FINGERPRINT_PASSWORD: ticket.ErrAuthLevelTooLow,
+		ticketv1.AuthMethod_AUTH_METHOD_UNSPECIFIED:          ticket.ErrAuthLevelTooLow,
+	} {
+		tgt, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u-" + method.String(), Login: "u", AuthLevel: 2, AuthMethod: int(method)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, certOnly, false); !errors.Is(err, want) && (want != nil || err != nil) {
+			t.Errorf("%s session: %v, want %v", method, err, want)
+		}
+		// The same session reaches an ordinary level-2 service.
+		if _, _, err := f.svc.IssueServiceTicket(ctx, tgt, "https://strong.example.com/", false); err != nil {
+			t.Errorf("%s session at a level-2 service: %v", method, err)
+		}
+	}
+	// A definition asking for a certificate at level 1 is refused; one
+	// that does not say its level gets 2.
+	bad := ticket.RegisteredService{AppID: "app6", URL: "https://c2.example.com/", MinAuthLevel: 1, CertificateRequired: true}
+	if err := ticket.CheckService(&bad); err == nil || !strings.Contains(err.Error(), "min_auth_level 2") {
+		t.Fatalf("certificate at level 1: %v", err)
+	}
+	rs, err := f.svc.CreateRegisteredService(ctx, ticket.RegisteredService{AppID: "app6", URL: "https://c2.example.com/", CertificateRequired: true})
+	if err != nil || rs.MinAuthLevel != 2 || !rs.CertificateRequired {
+		t.Fatalf("created: %+v %v", rs, err)
 	}
 }

@@ -21,18 +21,29 @@ func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredSer
 	payload, _ := json.Marshal(map[string]any{"entity": "service", "op": op, "id": r.ID, "actor": caller.From(ctx).Actor(),
 		"time": now, "data": map[string]any{"app_id": r.AppID, "name": r.Name, "url": r.URL, "pattern": r.Pattern,
 			"logout_url": r.LogoutURL, "min_auth_level": r.MinAuthLevel, "allow_proxy": r.AllowProxy, "enabled": r.Enabled,
-			"require_account_link": r.RequireAccountLink, "required_permission": r.RequiredPermission}})
+			"require_account_link": r.RequireAccountLink, "required_permission": r.RequiredPermission,
+			"certificate_required": r.CertificateRequired}})
 	change := events.Event{ID: ids.New(), Subject: "uias.changes.ticket.service." + op, Type: "ticket.service." + op,
 		Time: now, Payload: payload}
 	return []events.Event{change, s.auditor.Event(ctx, audit.Action{API: "service." + op, Subject: "service:" + r.ID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: now, Fields: detail(append([]string{"app_id", r.AppID}, extra...)...)})}
 }
 
+// defaultLevel is def's minimum level: 0 means 1, or 2 for a service that
+// requires a certificate login.
+func defaultLevel(def RegisteredService) int {
+	switch {
+	case def.MinAuthLevel != 0:
+		return def.MinAuthLevel
+	case def.CertificateRequired:
+		return 2
+	}
+	return 1
+}
+
 // CreateRegisteredService registers a service.
 func (s *Service) CreateRegisteredService(ctx context.Context, def RegisteredService) (*RegisteredService, error) {
-	if def.MinAuthLevel == 0 {
-		def.MinAuthLevel = 1
-	}
+	def.MinAuthLevel = defaultLevel(def)
 	if err := CheckService(&def); err != nil {
 		return nil, err
 	}
@@ -61,9 +72,7 @@ func (s *Service) UpdateRegisteredService(ctx context.Context, id string, def Re
 	if err != nil {
 		return nil, err
 	}
-	if def.MinAuthLevel == 0 {
-		def.MinAuthLevel = 1
-	}
+	def.MinAuthLevel = defaultLevel(def)
 	if err := CheckService(&def); err != nil {
 		return nil, err
 	}

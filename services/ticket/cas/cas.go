@@ -488,7 +488,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 	} else if rejected != "" && errMsg == "" {
 		d.Message = rejected + " " + h.texts(r).CertRejPassword
 	}
-	if h.o.FingerAgent != "" {
+	if h.o.FingerAgent != "" && !rs.GetCertificateRequired() {
 		if h.fingerForm(r, p, rs, &d) {
 			h.page(w, r, code, "login", d)
 			return
@@ -496,7 +496,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 	}
 	if rs != nil {
 		d.AppName = rs.GetName()
-		if rs.GetMinAuthLevel() >= certLevel && p.twoFactor {
+		if rs.GetMinAuthLevel() >= certLevel && p.twoFactor && !rs.GetCertificateRequired() {
 			// A password with the authenticator app's code reaches level
 			// 2 (a person without an app is told after the password).
 			if d.Message == "" {
@@ -507,21 +507,26 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 			// page offers the certificate, or says one is needed, and
 			// links to the password-and-code form (twofactor=1).
 			d.HidePassword = true
-			q := p.query()
-			q.Set("twofactor", "1")
-			if p.renew {
-				q.Set("renew", "true")
+			if !rs.GetCertificateRequired() {
+				q := p.query()
+				q.Set("twofactor", "1")
+				if p.renew {
+					q.Set("renew", "true")
+				}
+				if p.method != "" {
+					q.Set("method", p.method)
+				}
+				d.TwoFactorLink = h.o.Prefix + "login?" + q.Encode()
 			}
-			if p.method != "" {
-				q.Set("method", p.method)
-			}
-			d.TwoFactorLink = h.o.Prefix + "login?" + q.Encode()
 			if rejected != "" && len(info) == 0 && errMsg == "" {
 				d.Message = rejected + " " + h.texts(r).CertRejLevel
 			}
 			if d.Message == "" {
 				d.Message = h.texts(r).LevelStepUp
-				if !d.CertLogin {
+				switch {
+				case !d.CertLogin && rs.GetCertificateRequired():
+					d.Message = h.texts(r).LevelCertOnly
+				case !d.CertLogin:
 					d.Message = h.texts(r).LevelNeedCert
 				}
 			}
@@ -837,6 +842,13 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 				// certificate, whose login raises it to level 2 (a new
 				// TGT taking over its services, none of them logged out).
 				h.loginPage(w, r, http.StatusOK, p, rs, "", "")
+				return
+			}
+			if rs.GetCertificateRequired() {
+				// Nothing but a certificate reaches it, and the browser
+				// presented none.
+				h.page(w, r, http.StatusForbidden, "message", pageData{Error: "1", Heading: t.LevelHead, Message: t.LevelCertOnly,
+					AppName: rs.GetName()})
 				return
 			}
 			// Or the password again with an authenticator app's code

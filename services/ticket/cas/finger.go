@@ -102,6 +102,12 @@ func (h *Handler) fingerLoginPost(w http.ResponseWriter, r *http.Request, p logi
 		h.loginPage(w, r, http.StatusBadRequest, p, rs, t.FingerUnreadable, username)
 		return
 	}
+	if rs.GetCertificateRequired() {
+		// Only a certificate reaches it: the login page says so.
+		p.finger = false
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, "", "")
+		return
+	}
 	if rs.GetMinAuthLevel() >= fingerLevel && password == "" {
 		// A finger alone cannot reach the application's level (the page
 		// asks for the password too; a person with an authenticator app

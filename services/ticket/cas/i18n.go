@@ -31,6 +31,9 @@ type texts struct {
 	// application that needs level 2.
 	CertRejPassword, CertRejLevel string
 	LevelNeedCert, LevelStepUp    string
+	// LevelCertOnly: an application only a certificate login reaches, and
+	// the browser presented none.
+	LevelCertOnly string
 	// My profile
 	ProfileHead, DisplayName, Organisation, IDTypeLabel, IDNumberLabel, PhoneLabel, EmailLabel, NewPhoneLabel   string
 	PasswordChangedLabel, PasswordExpiresLabel, Never, NotRecorded, IDResident, IDPassport, IDMilitary, IDOther string
@@ -121,6 +124,7 @@ var languages = map[string]texts{
 		CertPasswordOnly:      "Your account may sign in with its password only, not with a certificate.",
 		LevelNeedCert:         "This application requires signing in with a certificate (level 2). Your browser did not present a client certificate: insert your certificate (USB key) or install it in your browser, then open this page again. If you have set up an authenticator app, you may sign in with your password and its code instead.",
 		LevelStepUp:           "This application requires signing in with a certificate (level 2). Sign in with your certificate to continue.",
+		LevelCertOnly:         "This application accepts only a certificate sign-in. Your browser did not present a client certificate: insert your certificate (USB key) or install it in your browser, then open this page again.",
 		ProfileHead:           "My profile", DisplayName: "Name", Organisation: "Organisation", IDTypeLabel: "ID type",
 		IDNumberLabel: "ID number", PhoneLabel: "Mobile phone", EmailLabel: "E-mail", NewPhoneLabel: "New mobile phone",
 		PasswordChangedLabel: "Password last changed", PasswordExpiresLabel: "Password expires", Never: "Never",
@@ -253,6 +257,7 @@ var languages = map[string]texts{
 		CertPasswordOnly:      "您的账号只能使用密码登录，不能使用证书登录。",
 		LevelNeedCert:         "该应用要求使用数字证书（二级）登录。您的浏览器没有提供客户端证书：请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。如已设置动态口令，也可使用密码和动态口令登录。",
 		LevelStepUp:           "该应用要求使用数字证书（二级）登录。请使用您的证书登录后继续。",
+		LevelCertOnly:         "该应用仅接受数字证书登录。您的浏览器没有提供客户端证书：请插入您的证书（USB Key）或在浏览器中安装证书，然后重新打开本页。",
 		ProfileHead:           "我的资料", DisplayName: "姓名", Organisation: "所属单位", IDTypeLabel: "证件类型",
 		IDNumberLabel: "证件号码", PhoneLabel: "手机号码", EmailLabel: "电子邮箱", NewPhoneLabel: "新手机号码",
 		PasswordChangedLabel: "密码上次修改时间", PasswordExpiresLabel: "密码到期时间", Never: "永不过期",

@@ -334,14 +334,16 @@ func servicePB(r *ticket.RegisteredService) *ticketv1.RegisteredService {
 	return &ticketv1.RegisteredService{Id: r.ID, AppId: r.AppID, Name: r.Name, Url: r.URL, Pattern: r.Pattern,
 		LogoutUrl: r.LogoutURL, MinAuthLevel: int32(r.MinAuthLevel), AllowProxy: r.AllowProxy, Enabled: r.Enabled,
 		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt), LegacyScheme: int32(r.LegacyScheme),
-		LegacyRequireSecret: r.LegacyRequireSecret, RequireAccountLink: r.RequireAccountLink, RequiredPermission: r.RequiredPermission}
+		LegacyRequireSecret: r.LegacyRequireSecret, RequireAccountLink: r.RequireAccountLink, RequiredPermission: r.RequiredPermission,
+		CertificateRequired: r.CertificateRequired}
 }
 
 func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
 	return ticket.RegisteredService{AppID: d.GetAppId(), Name: d.GetName(), URL: d.GetUrl(), Pattern: d.GetPattern(),
 		LogoutURL: d.GetLogoutUrl(), MinAuthLevel: int(d.GetMinAuthLevel()), AllowProxy: d.GetAllowProxy(), Enabled: !d.GetDisabled(),
 		LegacyScheme: int(d.GetLegacyScheme()), LegacyRequireSecret: d.GetLegacyRequireSecret(),
-		RequireAccountLink: d.GetRequireAccountLink(), RequiredPermission: d.GetRequiredPermission()}
+		RequireAccountLink: d.GetRequireAccountLink(), RequiredPermission: d.GetRequiredPermission(),
+		CertificateRequired: d.GetCertificateRequired()}
 }
 
 // MatchService implements TicketService.

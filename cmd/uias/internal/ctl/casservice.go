@@ -36,6 +36,7 @@ type serviceFlags struct {
 	app, name, url, pattern, logoutURL, permission *string
 	minLevel, legacyScheme                         *int
 	allowProxy, disabled, legacySecret, link       *bool
+	certRequired                                   *bool
 }
 
 func addServiceFlags(fs *flag.FlagSet) serviceFlags {
@@ -52,6 +53,8 @@ func addServiceFlags(fs *flag.FlagSet) serviceFlags {
 		legacySecret: fs.Bool("legacy-require-secret", false, "legacy calls must carry the App_ID and secret"),
 		link: fs.Bool("require-link", false,
 			"access rule: only people with an active account link with the application get tickets (=false clears it)"),
+		certRequired: fs.Bool("certificate-required", false,
+			"only a certificate login reaches the service (implies --min-auth-level 2; =false clears it)"),
 		permission: fs.String("require-permission", "",
 			"access rule: only people authz allows `RES:OP` in the application get tickets (\"\" clears it)"),
 	}
@@ -106,6 +109,12 @@ func (f serviceFlags) apply(d *ticketv1.ServiceDefinition, set map[string]bool) 
 	if set["require-permission"] {
 		d.RequiredPermission = *f.permission
 	}
+	if set["certificate-required"] {
+		d.CertificateRequired = *f.certRequired
+		if d.CertificateRequired && !set["min-auth-level"] {
+			d.MinAuthLevel = 2
+		}
+	}
 }
 
 // check refuses values the server would refuse anyway, before dialling.
@@ -115,6 +124,8 @@ func (f serviceFlags) check(set map[string]bool) error {
 		return usagef("--url and --pattern exclude each other")
 	case set["min-auth-level"] && (*f.minLevel < 1 || *f.minLevel > 2):
 		return usagef("--min-auth-level must be 1 or 2")
+	case set["min-auth-level"] && *f.minLevel == 1 && *f.certRequired:
+		return usagef("--certificate-required needs --min-auth-level 2 (a certificate login's level)")
 	case set["legacy-scheme"] && (*f.legacyScheme < 0 || *f.legacyScheme > 2):
 		return usagef("--legacy-scheme must be 0, 1 or 2")
 	}
@@ -130,7 +141,7 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 func serviceCreateCmd() command {
 	return command{
 		usage: "--app ID (--url PREFIX | --pattern RE) [--name N] [--logout-url URL] [--min-auth-level 1] [--allow-proxy] [--disabled] " +
-			"[--legacy-scheme 0] [--legacy-require-secret] [--require-link] [--require-permission RES:OP]",
+			"[--legacy-scheme 0] [--legacy-require-secret] [--require-link] [--require-permission RES:OP] [--certificate-required]",
 		help: "Registers a CAS service of an application: where it may receive service tickets.\n" +
 			"Its access rule says who gets them: --require-link only people with an active account link with\n" +
 			"the application, --require-permission RES:OP only people authz allows RES:OP in it (both: both);\n" +
@@ -165,7 +176,8 @@ func serviceCreateCmd() command {
 func serviceUpdateCmd() command {
 	return command{
 		usage: "ID [--name N] [--url PREFIX | --pattern RE] [--logout-url URL] [--min-auth-level L] [--allow-proxy[=false]] " +
-			"[--disabled[=false]] [--legacy-scheme S] [--legacy-require-secret[=false]] [--require-link[=false]] [--require-permission RES:OP]",
+			"[--disabled[=false]] [--legacy-scheme S] [--legacy-require-secret[=false]] [--require-link[=false]] [--require-permission RES:OP] " +
+			"[--certificate-required[=false]]",
 		help: "Only the flags given are changed (the service is read and written back whole).\n" +
 			"--require-link=false and --require-permission \"\" clear the access rule's parts.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
@@ -204,7 +216,8 @@ func definitionOf(r *ticketv1.RegisteredService) *ticketv1.ServiceDefinition {
 	return &ticketv1.ServiceDefinition{AppId: r.GetAppId(), Name: r.GetName(), Url: r.GetUrl(), Pattern: r.GetPattern(),
 		LogoutUrl: r.GetLogoutUrl(), MinAuthLevel: r.GetMinAuthLevel(), AllowProxy: r.GetAllowProxy(), Disabled: !r.GetEnabled(),
 		LegacyScheme: r.GetLegacyScheme(), LegacyRequireSecret: r.GetLegacyRequireSecret(),
-		RequireAccountLink: r.GetRequireAccountLink(), RequiredPermission: r.GetRequiredPermission()}
+		RequireAccountLink: r.GetRequireAccountLink(), RequiredPermission: r.GetRequiredPermission(),
+		CertificateRequired: r.GetCertificateRequired()}
 }
 
 func serviceGetCmd() command {
@@ -250,6 +263,7 @@ func accessRule(r *ticketv1.RegisteredService) string {
 func serviceTable(tw *tabwriter.Writer, r *ticketv1.RegisteredService) {
 	fields(tw, "ID", r.GetId(), "App_ID", r.GetAppId(), "Name", r.GetName(), "URL", r.GetUrl(), "Pattern", r.GetPattern(),
 		"Logout URL", r.GetLogoutUrl(), "Min auth level", strconv.Itoa(int(r.GetMinAuthLevel())),
+		"Certificate required", yesNo(r.GetCertificateRequired()),
 		"Allow proxy", yesNo(r.GetAllowProxy()), "Enabled", yesNo(r.GetEnabled()),
 		"Legacy scheme", strconv.Itoa(int(r.GetLegacyScheme())), "Legacy requires secret", yesNo(r.GetLegacyRequireSecret()),
 		"Requires account link", yesNo(r.GetRequireAccountLink()), "Required permission", r.GetRequiredPermission(),

@@ -99,10 +99,21 @@ func TestServiceCommands(t *testing.T) {
 		t.Errorf("update clearing the rule:\n%s", up)
 	}
 
+	// A certificate only: level 2 follows; cleared again, the level stays.
+	up = flat(h.mustRun("service", "update", svc.ID, "--certificate-required"))
+	if !strings.Contains(up, "Certificate required: yes") || !strings.Contains(up, "Min auth level: 2") {
+		t.Errorf("update --certificate-required:\n%s", up)
+	}
+	up = flat(h.mustRun("service", "update", svc.ID, "--certificate-required=false"))
+	if !strings.Contains(up, "Certificate required: no") || !strings.Contains(up, "Min auth level: 2") {
+		t.Errorf("update --certificate-required=false:\n%s", up)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"service", "update", svc.ID, "--certificate-required", "--min-auth-level", "1"}, "--min-auth-level 2"},
 		{[]string{"service", "create", "--app", appID, "--url", "http://127.0.0.1:8081/x/", "--require-permission", "docs"}, "RESOURCE:OPERATION"},
 		{[]string{"service", "update", svc.ID, "--require-permission", "docs:read:x"}, "RESOURCE:OPERATION"},
 		{[]string{"service", "update", svc.ID}, "nothing to update"},

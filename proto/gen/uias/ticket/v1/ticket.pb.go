@@ -205,8 +205,14 @@ type RegisteredService struct {
 	// gets PERMISSION_DENIED SERVICE_ACCESS_DENIED (the CAS login page: 403).
 	RequireAccountLink bool   `protobuf:"varint,14,opt,name=require_account_link,json=requireAccountLink" json:"require_account_link,omitempty"`
 	RequiredPermission string `protobuf:"bytes,15,opt,name=required_permission,json=requiredPermission" json:"required_permission,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// certificate_required: only a certificate login reaches the service
+	// (min_auth_level is then 2): a session of level 2 by another method
+	// (the password and an authenticator app's code, a finger and the
+	// password) gets AUTH_LEVEL_TOO_LOW, as a password-only one does
+	// (graded authentication: "数字证书方式" systems).
+	CertificateRequired bool `protobuf:"varint,16,opt,name=certificate_required,json=certificateRequired" json:"certificate_required,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RegisteredService) Reset() {
@@ -344,6 +350,13 @@ func (x *RegisteredService) GetRequiredPermission() string {
 	return ""
 }
 
+func (x *RegisteredService) GetCertificateRequired() bool {
+	if x != nil {
+		return x.CertificateRequired
+	}
+	return false
+}
+
 // ServiceDefinition is what an administrator sets.
 type ServiceDefinition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -366,8 +379,10 @@ type ServiceDefinition struct {
 	// required_permission: "resource:operation" authz must allow the person
 	// in the application (empty: none).
 	RequiredPermission string `protobuf:"bytes,12,opt,name=required_permission,json=requiredPermission" json:"required_permission,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// certificate_required: see RegisteredService (implies min_auth_level 2).
+	CertificateRequired bool `protobuf:"varint,13,opt,name=certificate_required,json=certificateRequired" json:"certificate_required,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ServiceDefinition) Reset() {
@@ -482,6 +497,13 @@ func (x *ServiceDefinition) GetRequiredPermission() string {
 		return x.RequiredPermission
 	}
 	return ""
+}
+
+func (x *ServiceDefinition) GetCertificateRequired() bool {
+	if x != nil {
+		return x.CertificateRequired
+	}
+	return false
 }
 
 type MatchServiceRequest struct {
@@ -3384,7 +3406,7 @@ var File_uias_ticket_v1_ticket_proto protoreflect.FileDescriptor
 
 const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xac\x04\n" +
+	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xdf\x04\n" +
 	"\x11RegisteredService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -3405,7 +3427,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\rlegacy_scheme\x18\f \x01(\x05R\flegacyScheme\x122\n" +
 	"\x15legacy_require_secret\x18\r \x01(\bR\x13legacyRequireSecret\x120\n" +
 	"\x14require_account_link\x18\x0e \x01(\bR\x12requireAccountLink\x12/\n" +
-	"\x13required_permission\x18\x0f \x01(\tR\x12requiredPermission\"\x95\x04\n" +
+	"\x13required_permission\x18\x0f \x01(\tR\x12requiredPermission\x121\n" +
+	"\x14certificate_required\x18\x10 \x01(\bR\x13certificateRequired\"\xc8\x04\n" +
 	"\x11ServiceDefinition\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12 \n" +
 	"\x04name\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x12\x1e\n" +
@@ -3421,7 +3444,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x15legacy_require_secret\x18\n" +
 	" \x01(\bR\x13legacyRequireSecret\x120\n" +
 	"\x14require_account_link\x18\v \x01(\bR\x12requireAccountLink\x12=\n" +
-	"\x13required_permission\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xc1\x01R\x12requiredPermission\"@\n" +
+	"\x13required_permission\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xc1\x01R\x12requiredPermission\x121\n" +
+	"\x14certificate_required\x18\r \x01(\bR\x13certificateRequired\"@\n" +
 	"\x13MatchServiceRequest\x12)\n" +
 	"\aservice\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\"[\n" +
 	"\x14CreateServiceRequest\x12C\n" +
