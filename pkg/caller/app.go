@@ -109,6 +109,11 @@ type App struct {
 	// one of them).
 	SigningKeys       []*reqsig.Key
 	RequireSignatures bool
+	// GrantedAPIs are the interfaces the application may call (APIs;
+	// empty: every one); AccessFrom and AccessUntil bound when it may call
+	// (zero: open). Permits checks them (grants.go).
+	GrantedAPIs             []string
+	AccessFrom, AccessUntil time.Time
 }
 
 // CertMatches reports whether a call with the client certificate of
@@ -352,10 +357,25 @@ func (a *AppAuthenticator) AuthenticateAddress(ctx context.Context, appID string
 		return nil, a.refuse(ctx, appID, ErrIPNotAllowed, start)
 	case app.RequireSignatures:
 		return nil, a.refuse(ctx, appID, errLegacyUnsigned, start)
-	case !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, start):
+	}
+	if err := app.Permits(APISSO, start); err != nil {
+		return nil, a.refuse(ctx, appID, err, start)
+	}
+	if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, start) {
 		return nil, a.refuse(ctx, appID, ErrRateLimited, start)
 	}
 	return app, nil
+}
+
+// Authorize holds an authenticated application to its grants and access
+// period for a call of interface api (App.Permits); a refusal is told to
+// Denied as the other caller refusals are.
+func (a *AppAuthenticator) Authorize(ctx context.Context, app *App, api string) error {
+	start := a.now()
+	if err := app.Permits(api, start); err != nil {
+		return a.refuse(ctx, app.ID, err, start)
+	}
+	return nil
 }
 
 // errLegacyUnsigned refuses an application that requires signed requests

@@ -415,7 +415,8 @@ func TestAuthenticateAddress(t *testing.T) {
 	const thumb = "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"
 	r := newRig(t, listed("ok", nil), listed("open", func(a *caller.App) { a.IPAllowList = nil }),
 		listed("off", func(a *caller.App) { a.Active = false }), listed("signs", func(a *caller.App) { a.RequireSignatures = true }),
-		listed("bound", func(a *caller.App) { a.ClientCertSHA256 = thumb }))
+		listed("bound", func(a *caller.App) { a.ClientCertSHA256 = thumb }),
+		listed("authn", func(a *caller.App) { a.GrantedAPIs = []string{caller.APIAuthenticate} }))
 	ctx := context.Background()
 	if app, err := r.auth.AuthenticateAddress(ctx, "ok", ip); err != nil || app.ID != "ok" {
 		t.Fatalf("an application on its list: %+v %v", app, err)
@@ -434,6 +435,7 @@ func TestAuthenticateAddress(t *testing.T) {
 		{"off", "APP_SUSPENDED", codes.PermissionDenied, ip},
 		{"signs", "SIGNATURE_REQUIRED", codes.Unauthenticated, ip},
 		{"bound", "CLIENT_CERT_REQUIRED", codes.Unauthenticated, ip},
+		{"authn", "API_NOT_GRANTED", codes.PermissionDenied, ip},
 	} {
 		_, err := r.auth.AuthenticateAddress(ctx, tc.id, tc.ip)
 		r.wantRefused(t, err, tc.reason, tc.code, "")

@@ -1085,6 +1085,48 @@ type NewApp struct {
 	// RequireSignatures needs one.
 	SigningKeys       [][]byte
 	RequireSignatures bool
+	// GrantedAPIs, AccessFrom, AccessUntil: see App.
+	GrantedAPIs             []string
+	AccessFrom, AccessUntil time.Time
+}
+
+// checkAccess checks an application's interface grants and access period.
+func checkAccess(apis []string, from, until time.Time) error {
+	if err := caller.CheckAPIs(apis); err != nil {
+		return err
+	}
+	if !from.IsZero() && !until.IsZero() && !from.Before(until) {
+		return badField("access_until", "access_until (%s) must be after access_from (%s)", until.UTC().Format(time.RFC3339),
+			from.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// accessDetail is the audit detail of an application's grants and period.
+func accessDetail(a *App, detail map[string]string) {
+	detail["granted_apis"] = "all"
+	if len(a.GrantedAPIs) > 0 {
+		detail["granted_apis"] = strings.Join(a.GrantedAPIs, ",")
+	}
+	open := func(t time.Time) string {
+		if t.IsZero() {
+			return "open"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	detail["access_from"], detail["access_until"] = open(a.AccessFrom), open(a.AccessUntil)
+}
+
+// createAppDetail is the audit detail of a's creation.
+func createAppDetail(a *App) map[string]string {
+	d := signingKeysDetail(a)
+	if len(a.GrantedAPIs) > 0 || !a.AccessFrom.IsZero() || !a.AccessUntil.IsZero() {
+		if d == nil {
+			d = map[string]string{}
+		}
+		accessDetail(a, d)
+	}
+	return d
 }
 
 // certFingerprint normalizes a SHA-256 certificate fingerprint as tools
@@ -1149,15 +1191,25 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	if err := checkSignaturePolicy(n.RequireSignatures, keys); err != nil {
 		return nil, "", err
 	}
+	if err := checkAccess(n.GrantedAPIs, n.AccessFrom, n.AccessUntil); err != nil {
+		return nil, "", err
+	}
 	secret := crypto.RandomToken(32)
 	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
 		SecretHash: crypto.HashToken(secret), SecretLifetime: n.SecretLifetime, ClientCertSHA256: fp,
-		SigningKeys: keys, RequireSignatures: n.RequireSignatures, CreatedAt: start, UpdatedAt: start}
+		SigningKeys: keys, RequireSignatures: n.RequireSignatures, GrantedAPIs: slices.Clone(n.GrantedAPIs),
+		AccessFrom: n.AccessFrom.UTC(), AccessUntil: n.AccessUntil.UTC(), CreatedAt: start, UpdatedAt: start}
+	if n.AccessFrom.IsZero() {
+		a.AccessFrom = time.Time{}
+	}
+	if n.AccessUntil.IsZero() {
+		a.AccessUntil = time.Time{}
+	}
 	s.issueSecret(a, start)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
 		s.replicaChange(ctx, "app", "created", a.ID, appView(a), appReplica(a, true)),
-		s.audit(ctx, "app.create", "app:"+a.ID, "", "success", "OK", start, signingKeysDetail(a)))
+		s.audit(ctx, "app.create", "app:"+a.ID, "", "success", "OK", start, createAppDetail(a)))
 	if !a.SecretExpires.IsZero() {
 		s.secretsChanged()
 	}
@@ -1202,6 +1254,11 @@ type AppUpdate struct {
 	// RequireSignatures (mask require_signed_requests).
 	SigningKeys       [][]byte
 	RequireSignatures bool
+	// GrantedAPIs (mask granted_apis; empty: every interface),
+	// AccessFrom (mask access_from), AccessUntil (mask access_until; zero:
+	// open).
+	GrantedAPIs             []string
+	AccessFrom, AccessUntil time.Time
 }
 
 // UpdateApp changes the named fields.
@@ -1259,6 +1316,18 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 		case "require_signed_requests":
 			a.RequireSignatures = up.RequireSignatures
 			detail[f] = fmt.Sprint(up.RequireSignatures)
+		case "granted_apis":
+			a.GrantedAPIs = slices.Clone(up.GrantedAPIs)
+		case "access_from":
+			a.AccessFrom = time.Time{}
+			if !up.AccessFrom.IsZero() {
+				a.AccessFrom = up.AccessFrom.UTC()
+			}
+		case "access_until":
+			a.AccessUntil = time.Time{}
+			if !up.AccessUntil.IsZero() {
+				a.AccessUntil = up.AccessUntil.UTC()
+			}
 		default:
 			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
@@ -1273,6 +1342,12 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	}
 	if err := checkSignaturePolicy(a.RequireSignatures, a.SigningKeys); err != nil {
 		return nil, err
+	}
+	if slices.Contains(up.Mask, "granted_apis") || slices.Contains(up.Mask, "access_from") || slices.Contains(up.Mask, "access_until") {
+		if err := checkAccess(a.GrantedAPIs, a.AccessFrom, a.AccessUntil); err != nil {
+			return nil, err
+		}
+		accessDetail(a, detail)
 	}
 	a.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateApp(ctx, a, evs) },

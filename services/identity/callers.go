@@ -48,12 +48,20 @@ func (s *Service) AuthenticateSignedApp(ctx context.Context, appID, secret strin
 	return s.appAuth.AuthenticateSigned(ctx, appID, secret, ip, sig)
 }
 
+// AuthorizeApp holds app, authenticated, to its interface grants and
+// access period for a call of interface api (caller.APIOf; refusals
+// audited as refused callers).
+func (s *Service) AuthorizeApp(ctx context.Context, app *caller.App, api string) error {
+	return s.appAuth.Authorize(ctx, app, api)
+}
+
 // CallerApp is the application as caller authentication sees it.
 func (a *App) CallerApp() *caller.App {
 	return &caller.App{ID: a.ID, Type: a.Type, Code: a.Code, Active: a.Status == AppActive,
 		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst,
 		SecretHash: a.SecretHash, SecretExpires: a.SecretExpires, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
-		ClientCertSHA256: a.ClientCertSHA256, SigningKeys: a.ParsedSigningKeys(), RequireSignatures: a.RequireSignatures}
+		ClientCertSHA256: a.ClientCertSHA256, SigningKeys: a.ParsedSigningKeys(), RequireSignatures: a.RequireSignatures,
+		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom, AccessUntil: a.AccessUntil}
 }
 
 // appSource is the caller.AppSource of the identity component: its store.

@@ -171,6 +171,11 @@ type App struct {
 	// AuthService calls must be signed with one of them.
 	SigningKeys       []SigningKey
 	RequireSignatures bool
+	// GrantedAPIs are the interfaces the application may call
+	// (caller.APIs; empty: every one); AccessFrom and AccessUntil bound
+	// the period it may call (zero: open; caller.App.Permits).
+	GrantedAPIs             []string
+	AccessFrom, AccessUntil time.Time
 	// Home is the centre the application is homed at (written at) in a
 	// multi-centre deployment: "" for one created at this centre, else
 	// the peer centre it is a replica of (pkg/centre, replica.go).

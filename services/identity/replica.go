@@ -302,7 +302,12 @@ type appRecord struct {
 	// of an older version): none, not required.
 	SigningKeys       []SigningKey      `json:"signing_keys,omitempty"`
 	RequireSignatures bool              `json:"require_signatures,omitzero"`
-	Secrets           *appSecretsRecord `json:"secrets,omitempty"`
+	// The interface grants and the access period: on every change.
+	// Absent (a centre of an older version): every interface, open.
+	GrantedAPIs []string          `json:"granted_apis,omitempty"`
+	AccessFrom  time.Time         `json:"access_from,omitzero"`
+	AccessUntil time.Time         `json:"access_until,omitzero"`
+	Secrets     *appSecretsRecord `json:"secrets,omitempty"`
 }
 
 type linkRecord struct {
@@ -341,7 +346,8 @@ func appReplica(a *App, withSecrets bool) appRecord {
 	r := appRecord{Type: a.Type, Code: a.Code, Name: a.Name, Status: a.Status, IPAllowList: a.IPAllowList,
 		RateLimit: a.RateLimit, RateBurst: a.RateBurst, ClientCertSHA256: a.ClientCertSHA256, CreatedAt: a.CreatedAt.UTC(),
 		UpdatedAt: a.UpdatedAt.UTC(), SecretLifetime: int64(a.SecretLifetime / time.Second),
-		SecretIssuedAt: a.SecretIssuedAt.UTC(), SecretExpires: a.SecretExpires.UTC(), RequireSignatures: a.RequireSignatures}
+		SecretIssuedAt: a.SecretIssuedAt.UTC(), SecretExpires: a.SecretExpires.UTC(), RequireSignatures: a.RequireSignatures,
+		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom.UTC(), AccessUntil: a.AccessUntil.UTC()}
 	for _, k := range a.SigningKeys {
 		r.SigningKeys = append(r.SigningKeys, SigningKey{PEM: k.PEM, AddedAt: k.AddedAt.UTC()})
 	}
@@ -1068,7 +1074,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			RateLimit: r.RateLimit, RateBurst: r.RateBurst, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, SecretLifetime: time.Duration(r.SecretLifetime) * time.Second,
 			SecretIssuedAt: r.SecretIssuedAt, SecretExpires: r.SecretExpires, SigningKeys: r.SigningKeys,
-			RequireSignatures: r.RequireSignatures}
+			RequireSignatures: r.RequireSignatures, GrantedAPIs: r.GrantedAPIs, AccessFrom: r.AccessFrom, AccessUntil: r.AccessUntil}
 		if r.Secrets != nil {
 			w.WithSecrets = true
 			w.App.SecretHash, w.App.PrevSecretHash, w.App.PrevSecretExpires = r.Secrets.SecretHash, r.Secrets.PrevSecretHash,
@@ -1316,9 +1322,15 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 	}
 	if err := eachPage(ctx, func(p Page) ([]*App, string, error) { return s.store.ListApps(ctx, AppFilter{}, p) }, func(a *App) {
 		if s.appHome(a) == home {
-			add("apps", a.ID, a.Type, a.Code, a.Name, int(a.Status), strings.Join(a.IPAllowList, ","), a.RateLimit, a.RateBurst,
+			row := []any{a.ID, a.Type, a.Code, a.Name, int(a.Status), strings.Join(a.IPAllowList, ","), a.RateLimit, a.RateBurst,
 				a.SecretHash, a.PrevSecretHash, ms(a.PrevSecretExpires), a.ClientCertSHA256, ms(a.CreatedAt), ms(a.UpdatedAt),
-				int64(a.SecretLifetime/time.Second), ms(a.SecretExpires), signingKeysDigest(a.SigningKeys), a.RequireSignatures)
+				int64(a.SecretLifetime/time.Second), ms(a.SecretExpires), signingKeysDigest(a.SigningKeys), a.RequireSignatures}
+			if len(a.GrantedAPIs) > 0 || !a.AccessFrom.IsZero() || !a.AccessUntil.IsZero() {
+				// Only when set: an application without grants or a period
+				// has the row of a centre of an older version.
+				row = append(row, strings.Join(a.GrantedAPIs, ","), ms(a.AccessFrom), ms(a.AccessUntil))
+			}
+			add("apps", row...)
 		}
 	}); err != nil {
 		return nil, err

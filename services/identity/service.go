@@ -319,7 +319,16 @@ func appView(a *App) map[string]any {
 	return map[string]any{"app_type": a.Type, "app_code": a.Code, "name": a.Name,
 		"status": a.Status, "ip_allow_list": a.IPAllowList, "rate_limit": a.RateLimit, "rate_burst": a.RateBurst,
 		"client_cert_sha256": a.ClientCertSHA256, "secret_lifetime_seconds": int64(a.SecretLifetime / time.Second),
-		"require_signed_requests": a.RequireSignatures, "signing_keys": len(a.SigningKeys)}
+		"require_signed_requests": a.RequireSignatures, "signing_keys": len(a.SigningKeys), "granted_apis": a.GrantedAPIs,
+		"access_from": optionalTime(a.AccessFrom), "access_until": optionalTime(a.AccessUntil)}
+}
+
+// optionalTime is t for an event's data, nil when zero (unset).
+func optionalTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
 }
 
 func fmtBool(b bool) string { return fmt.Sprintf("%t", b) }

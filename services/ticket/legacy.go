@@ -46,8 +46,9 @@ const (
 type LegacyApps interface {
 	// VerifyApp checks App_ID + secret, the caller's address against the
 	// application's IP allow-list and cert, the client certificate the
-	// edge verified (hex SHA-256, "" none), against its binding.
-	VerifyApp(ctx context.Context, appID, secret, ip, cert string) error
+	// edge verified (hex SHA-256, "" none), against its binding, and that
+	// it may call interface api (caller.APISSO, caller.APIOIDC) now.
+	VerifyApp(ctx context.Context, appID, secret, ip, cert, api string) error
 	// CheckAddress checks a caller without a secret: the application must
 	// be active, ip on its IP allow-list, which must not be empty, cert
 	// its bound certificate (if any), and it must not require signed
@@ -212,7 +213,7 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 	}
 	switch {
 	case v.AppSecret != "":
-		err = s.legacy.Apps.VerifyApp(ctx, t.AppID, v.AppSecret, v.ClientIP, v.ClientCert)
+		err = s.legacy.Apps.VerifyApp(ctx, t.AppID, v.AppSecret, v.ClientIP, v.ClientCert, caller.APISSO)
 	case rs.LegacyRequireSecret:
 		return refuse(LegacyCallerNotAllowed, "CALLER_REFUSED", "this application must present its App_ID and secret", t)
 	default:
@@ -240,6 +241,8 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 				why = "the application must sign its requests, which this interface cannot carry: use the REST or gRPC API"
 			case caller.ErrRateLimited.Reason:
 				why = "too many calls from this application: slow down (this ticket is used up: the person signs in again)"
+			case caller.ReasonAPINotGranted, caller.ReasonAppAccessExpired, caller.ReasonAppAccessNotBegun:
+				why = ae.Message // what the application may call, and when
 			}
 			return refuse(LegacyCallerNotAllowed, "CALLER_REFUSED", why, t)
 		}

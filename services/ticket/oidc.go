@@ -174,7 +174,7 @@ func (s *Service) authenticate(ctx context.Context, c Client) error {
 	if s.legacy.Apps == nil {
 		return ErrOIDCUnavailable
 	}
-	err := s.legacy.Apps.VerifyApp(ctx, c.ID, c.Secret, c.IP, c.Cert)
+	err := s.legacy.Apps.VerifyApp(ctx, c.ID, c.Secret, c.IP, c.Cert, caller.APIOIDC)
 	if err == nil {
 		return nil
 	}

@@ -36,7 +36,7 @@ type clientApps struct {
 	down    bool
 }
 
-func (c clientApps) VerifyApp(_ context.Context, id, secret, _, _ string) error {
+func (c clientApps) VerifyApp(_ context.Context, id, secret, _, _, _ string) error {
 	if c.down {
 		return apierr.New(apierr.Unavailable, "IDENTITY_UNAVAILABLE", "identity is down")
 	}

@@ -188,10 +188,10 @@ type identityVerifier struct {
 	admins *adminauth.Verifier
 }
 
-func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest) (*caller.App, string, error) {
+func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest, api string) (*caller.App, string, error) {
 	req := &identityv1.VerifyAppRequest{AppId: appID, AppSecret: secret, ClientCertSha256: cert,
 		Signature: sig.Signature, Timestamp: sig.Timestamp, Nonce: sig.Nonce, SignedTarget: sig.Target,
-		BodySha256: sig.BodySHA256, SignedUntrusted: sig.Untrusted}
+		BodySha256: sig.BodySHA256, SignedUntrusted: sig.Untrusted, Api: api}
 	if ip.IsValid() {
 		req.ClientIp = ip.String()
 	}
@@ -199,8 +199,15 @@ func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, i
 	if err != nil {
 		return nil, "", err
 	}
-	return &caller.App{ID: r.GetAppId(), Type: r.GetAppType(), Code: r.GetAppCode(), Active: true,
-		RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst())}, r.GetSignedKey(), nil
+	app := &caller.App{ID: r.GetAppId(), Type: r.GetAppType(), Code: r.GetAppCode(), Active: true,
+		RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()), GrantedAPIs: r.GetGrantedApis()}
+	if r.GetAccessFrom() != nil {
+		app.AccessFrom = r.GetAccessFrom().AsTime()
+	}
+	if r.GetAccessUntil() != nil {
+		app.AccessUntil = r.GetAccessUntil().AsTime()
+	}
+	return app, r.GetSignedKey(), nil
 }
 
 func (v identityVerifier) VerifyAdmin(ctx context.Context, token string) (*adminauth.Admin, error) {

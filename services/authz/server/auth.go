@@ -26,9 +26,10 @@ func init() {
 type Verifier interface {
 	// VerifyApp checks App_ID + App_Secret from ip with the client
 	// certificate fingerprint cert ("" if none) and the call's request
-	// signature sig (none: an unsigned call); it returns the thumbprint of
-	// the key that verified a signed call.
-	VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest) (*caller.App, string, error)
+	// signature sig (none: an unsigned call), and that the application
+	// may call interface api (caller.APIOf) now; it returns the
+	// thumbprint of the key that verified a signed call.
+	VerifyApp(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest, api string) (*caller.App, string, error)
 	// VerifyAdmin checks an administrator's bearer token and returns the
 	// administrator (pkg/adminauth).
 	VerifyAdmin(ctx context.Context, token string) (*adminauth.Admin, error)
@@ -101,7 +102,7 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		}
 		appID, secret := grpcx.AppCredentials(ctx)
 		sig := grpcx.RequestSignature(ctx, method)
-		app, key, err := a.app(ctx, appID, secret, c.ClientIP, c.ClientCert, sig)
+		app, key, err := a.app(ctx, appID, secret, c.ClientIP, c.ClientCert, sig, caller.APIOf(method))
 		if err != nil {
 			return nil, err
 		}
@@ -164,13 +165,18 @@ func appRef(id string) *caller.App {
 // verified by identity every time (its nonce is spent there) and never
 // cached; an unsigned call of an application that requires signatures is
 // refused by identity, so never cached either.
-func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest) (*caller.App, string, error) {
+//
+// The application's interface grants and access period hold for every
+// call: identity checks them for the call it verifies, and a call served
+// from the cache is checked here; one they refuse is asked of identity,
+// which refuses it again and records the refusal.
+func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Addr, cert string, sig caller.SignedRequest, api string) (*caller.App, string, error) {
 	if appID == "" || secret == "" || len(appID) > caller.MaxAppIDLen || len(secret) > caller.MaxSecretLen {
 		return nil, "", caller.ErrBadAppCredentials
 	}
 	now := a.now()
 	if sig.Attempted() {
-		app, key, err := a.v.VerifyApp(ctx, appID, secret, ip, cert, sig)
+		app, key, err := a.v.VerifyApp(ctx, appID, secret, ip, cert, sig, api)
 		if err != nil {
 			return nil, "", err
 		}
@@ -181,8 +187,11 @@ func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Add
 	}
 	k := a.credKey(appID, secret, ip, cert)
 	app, ok := a.apps.Get(k, now)
+	if ok && app.Permits(api, now) != nil {
+		ok = false
+	}
 	if !ok {
-		got, _, err := a.v.VerifyApp(ctx, appID, secret, ip, cert, sig)
+		got, _, err := a.v.VerifyApp(ctx, appID, secret, ip, cert, sig, api)
 		if err != nil {
 			return nil, "", err
 		}

@@ -46,6 +46,11 @@ func (s callerServer) VerifyApp(ctx context.Context, r *identityv1.VerifyAppRequ
 	if err != nil {
 		return nil, err
 	}
-	return &identityv1.VerifyAppResponse{AppId: app.ID, AppType: app.Type, AppCode: app.Code,
-		RateLimit: app.RateLimit, RateBurst: int32(app.RateBurst), SignedKey: key}, nil
+	if err := s.svc.AuthorizeApp(ctx, app, r.GetApi()); err != nil {
+		return nil, err
+	}
+	out := &identityv1.VerifyAppResponse{AppId: app.ID, AppType: app.Type, AppCode: app.Code,
+		RateLimit: app.RateLimit, RateBurst: int32(app.RateBurst), SignedKey: key, GrantedApis: app.GrantedAPIs}
+	out.AccessFrom, out.AccessUntil = ts(app.AccessFrom), ts(app.AccessUntil)
+	return out, nil
 }

@@ -163,6 +163,9 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		if err != nil {
 			return nil, err
 		}
+		if err := a.Svc.AuthorizeApp(ctx, app, caller.APIOf(method)); err != nil {
+			return nil, err
+		}
 		c.App, c.SignedKey = app, key
 		if key != "" {
 			c.Signed = &sig
@@ -446,7 +449,8 @@ func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) 
 	a, secret, err := s.svc.CreateApp(ctx, identity.NewApp{Type: r.GetAppType(), Code: r.GetAppCode(), Name: r.GetName(),
 		IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()),
 		ClientCertSHA256: r.GetClientCertSha256(), SecretLifetime: seconds(r.GetSecretLifetimeSeconds()),
-		SigningKeys: r.GetSigningKeys(), RequireSignatures: r.GetRequireSignedRequests()})
+		SigningKeys: r.GetSigningKeys(), RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
+		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil())})
 	if err != nil {
 		return nil, err
 	}
@@ -486,11 +490,20 @@ func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) 
 		Status: identity.AppStatus(r.GetStatus()), IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(),
 		RateBurst: int(r.GetRateBurst()), ClientCertSHA256: r.GetClientCertSha256(),
 		SecretLifetime: seconds(r.GetSecretLifetimeSeconds()), SigningKeys: r.GetSigningKeys(),
-		RequireSignatures: r.GetRequireSignedRequests()})
+		RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
+		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil())})
 	if err != nil {
 		return nil, err
 	}
 	return appPB(a), nil
+}
+
+// timeOf is the time of an optional timestamp (zero when unset).
+func timeOf(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
 }
 
 // RotateAppSecret implements AdminService.
@@ -644,7 +657,8 @@ func appPB(a *identity.App) *identityv1.App {
 		RateBurst: int32(a.RateBurst), CreateTime: ts(a.CreatedAt), UpdateTime: ts(a.UpdatedAt),
 		ClientCertSha256: a.ClientCertSHA256, SecretLifetimeSeconds: int64(a.SecretLifetime / time.Second),
 		SecretIssueTime: ts(a.SecretIssuedAt), SecretExpireTime: ts(a.SecretExpires),
-		SigningKeys: signingKeysPB(a), RequireSignedRequests: a.RequireSignatures}
+		SigningKeys: signingKeysPB(a), RequireSignedRequests: a.RequireSignatures, GrantedApis: a.GrantedAPIs,
+		AccessFrom: ts(a.AccessFrom), AccessUntil: ts(a.AccessUntil)}
 }
 
 // signingKeysPB shows a's request signing keys: thumbprint, algorithm, the

@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,6 +116,7 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	// the signing keys and the requirement come with any change
 	a2.SigningKeys = []identity.SigningKey{{PEM: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n", AddedAt: base}}
 	a2.RequireSignatures = true
+	a2.GrantedAPIs, a2.AccessUntil = []string{"sso"}, base.Add(time.Hour)
 	ws = []identity.ReplicaWrite{w("user", u.ID, 9, identity.ReplicaUpsert), w("user", u.ID, 5, identity.ReplicaUpsert),
 		w("app", a.ID, 10, identity.ReplicaUpsert), w("link", l.ID, 11, identity.ReplicaDelete),
 		w("group", g.ID, 12, identity.ReplicaMemberRemove)}
@@ -134,7 +136,8 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	ga, err = f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
 	if ga.Name != "Renamed app" || ga.SecretHash != "secret-hash" || !ga.RequireSignatures || len(ga.SigningKeys) != 1 ||
-		ga.SigningKeys[0].PEM != a2.SigningKeys[0].PEM || !ga.SigningKeys[0].AddedAt.Equal(base) {
+		ga.SigningKeys[0].PEM != a2.SigningKeys[0].PEM || !ga.SigningKeys[0].AddedAt.Equal(base) ||
+		!slices.Equal(ga.GrantedAPIs, []string{"sso"}) || !ga.AccessUntil.Equal(base.Add(time.Hour)) {
 		t.Fatalf("replica app after update %+v", ga)
 	}
 	if _, err := f.s.GetLink(f.ctx, l.ID); err == nil {

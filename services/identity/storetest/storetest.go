@@ -1150,6 +1150,9 @@ func sameApp(t *testing.T, got, want *identity.App) {
 	eqTime(t, "SecretExpires", g.SecretExpires, w.SecretExpires)
 	eqTime(t, "CreatedAt", g.CreatedAt, w.CreatedAt)
 	eqTime(t, "UpdatedAt", g.UpdatedAt, w.UpdatedAt)
+	eqTime(t, "AccessFrom", g.AccessFrom, w.AccessFrom)
+	eqTime(t, "AccessUntil", g.AccessUntil, w.AccessUntil)
+	g.AccessFrom, w.AccessFrom, g.AccessUntil, w.AccessUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if !slices.Equal(g.IPAllowList, w.IPAllowList) {
 		t.Fatalf("IPAllowList = %v, want %v", g.IPAllowList, w.IPAllowList)
 	}
@@ -1179,7 +1182,7 @@ func testApps(t *testing.T, f *fixture) {
 		SecretLifetime: 90 * 24 * time.Hour, SecretIssuedAt: base, SecretExpires: base.Add(90 * 24 * time.Hour),
 		ClientCertSHA256: strings.Repeat("ab", 32), CreatedAt: base, UpdatedAt: base,
 		SigningKeys:       []identity.SigningKey{{PEM: testKeyPEM("one"), AddedAt: base.Add(-time.Hour)}},
-		RequireSignatures: true}
+		RequireSignatures: true, GrantedAPIs: []string{"authenticate", "authz.check"}, AccessUntil: base.Add(365 * 24 * time.Hour)}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
@@ -1209,6 +1212,8 @@ func testApps(t *testing.T, f *fixture) {
 	// a key rollover: two keys; signatures no longer required
 	upd.SigningKeys = []identity.SigningKey{a.SigningKeys[0], {PEM: testKeyPEM("two"), AddedAt: base.Add(time.Hour)}}
 	upd.RequireSignatures = false
+	// every interface again; a period with a start
+	upd.GrantedAPIs, upd.AccessFrom, upd.AccessUntil = nil, base.Add(time.Hour), base.Add(2*365*24*time.Hour)
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)

@@ -39,8 +39,9 @@ func domainErr(err error) error {
 	return err
 }
 
-func (a identityApps) VerifyApp(ctx context.Context, appID, secret, ip, cert string) error {
-	_, err := a.callers.VerifyApp(ctx, &identityv1.VerifyAppRequest{AppId: appID, AppSecret: secret, ClientIp: ip, ClientCertSha256: cert})
+func (a identityApps) VerifyApp(ctx context.Context, appID, secret, ip, cert, api string) error {
+	_, err := a.callers.VerifyApp(ctx, &identityv1.VerifyAppRequest{AppId: appID, AppSecret: secret, ClientIp: ip,
+		ClientCertSha256: cert, Api: api})
 	return domainErr(err)
 }
 

@@ -901,13 +901,15 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures]",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE]",
 		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
 			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
 			"its calls must then come over TLS with that certificate.\n" +
 			"--secret-lifetime is how long each of its secrets is valid (0: the server default, identity.app_secret_lifetime).\n" +
 			"--signing-key registers a request signing public key (PEM file; at most 2); --require-signatures\n" +
-			"makes every AuthService and AuthzService call of the application be signed (docs/operators.md, Signed requests).",
+			"makes every AuthService and AuthzService call of the application be signed (docs/operators.md, Signed requests).\n" +
+			"--grant-api lists the interfaces it may call (least privilege; default: every one); --access-from and\n" +
+			"--access-until bound the period it may call (docs/operators.md, Interface grants and access periods).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			typ := fs.String("type", "", "application `type`")
 			code := fs.String("code", "", "application `code`")
@@ -922,6 +924,7 @@ func appCreateCmd() command {
 			var signingKeyFiles stringList
 			fs.Var(&signingKeyFiles, "signing-key", "request signing public key (PEM `file`); repeatable")
 			requireSig := fs.Bool("require-signatures", false, "every AuthService and AuthzService call must be signed")
+			access := addAccessFlags(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -950,6 +953,9 @@ func appCreateCmd() command {
 				req := &identityv1.CreateAppRequest{AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
 					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds(),
 					SigningKeys: keys, RequireSignedRequests: *requireSig}
+				if err := access.applyCreate(req); err != nil {
+					return err
+				}
 				return sessionCall(a, func(s *session) (*identityv1.CreateAppResponse, error) { return s.client.CreateApp(s.ctx, req) }, secretTable)
 			}
 		},
@@ -1006,7 +1012,7 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
 			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
@@ -1015,7 +1021,9 @@ func appUpdateCmd() command {
 			"--signing-key (repeatable, at most 2) replaces the application's request signing keys with these\n" +
 			"public keys (PEM PUBLIC KEY files); to roll a key over give the old and the new one, later the new one\n" +
 			"alone; --no-signing-keys removes them. --require-signatures makes every AuthService and AuthzService call of the\n" +
-			"application be signed; --no-signatures makes signing optional again (docs/operators.md).",
+			"application be signed; --no-signatures makes signing optional again (docs/operators.md).\n" +
+			"--grant-api replaces the interfaces the application may call (\"all\": every one); --access-from and\n" +
+			"--access-until set its access period (\"\" opens that end).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			name := fs.String("name", "", "application `name`")
 			var signingKeyFiles stringList
@@ -1032,6 +1040,7 @@ func appUpdateCmd() command {
 			noCert := fs.Bool("no-client-cert", false, "remove the client certificate binding")
 			var lifetime days
 			fs.Var(&lifetime, "secret-lifetime", "how long each App_Secret is valid (`DURATION`: 90d, 720h; 0: the server default)")
+			access := addAccessFlags(fs)
 			return func(args []string) error {
 				if err := wantArgs(args, "ID"); err != nil {
 					return err
@@ -1102,8 +1111,11 @@ func appUpdateCmd() command {
 					req.RequireSignedRequests = *requireSig
 					req.UpdateMask = append(req.UpdateMask, "require_signed_requests")
 				}
+				if err := access.applyUpdate(req, set); err != nil {
+					return err
+				}
 				if len(req.UpdateMask) == 0 {
-					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures")
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until")
 				}
 				return sessionCall(a, func(s *session) (*identityv1.App, error) { return s.client.UpdateApp(s.ctx, req) }, appTable)
 			}

@@ -11,6 +11,7 @@ import (
 	_ "github.com/uias/uias/proto/gen/uias/validate/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -48,8 +49,13 @@ type VerifyAppRequest struct {
 	// HTTP request the component does not believe (what was signed is
 	// unknown; a signed call is then refused BAD_SIGNATURE).
 	SignedUntrusted bool `protobuf:"varint,10,opt,name=signed_untrusted,json=signedUntrusted" json:"signed_untrusted,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// api: the interface the caller called (pkg/caller APIs: authenticate,
+	// change_password, authz.check, authz.subjects, authz.model, sso, oidc):
+	// the application must be granted it (API_NOT_GRANTED). Empty: only its
+	// access period is checked.
+	Api           string `protobuf:"bytes,11,opt,name=api" json:"api,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyAppRequest) Reset() {
@@ -152,6 +158,13 @@ func (x *VerifyAppRequest) GetSignedUntrusted() bool {
 	return false
 }
 
+func (x *VerifyAppRequest) GetApi() string {
+	if x != nil {
+		return x.Api
+	}
+	return ""
+}
+
 type VerifyAppResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	AppId   string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
@@ -164,7 +177,13 @@ type VerifyAppResponse struct {
 	// signed_key: the thumbprint of the application's key that verified the
 	// call's signature ("" for an unsigned call), for the component's
 	// records.
-	SignedKey     string `protobuf:"bytes,6,opt,name=signed_key,json=signedKey" json:"signed_key,omitempty"`
+	SignedKey string `protobuf:"bytes,6,opt,name=signed_key,json=signedKey" json:"signed_key,omitempty"`
+	// granted_apis, access_from, access_until: the application's interface
+	// grants and access period (see App), for the component to hold the
+	// calls it serves from its own cache to.
+	GrantedApis   []string               `protobuf:"bytes,7,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
+	AccessFrom    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
+	AccessUntil   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,11 +260,32 @@ func (x *VerifyAppResponse) GetSignedKey() string {
 	return ""
 }
 
+func (x *VerifyAppResponse) GetGrantedApis() []string {
+	if x != nil {
+		return x.GrantedApis
+	}
+	return nil
+}
+
+func (x *VerifyAppResponse) GetAccessFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessFrom
+	}
+	return nil
+}
+
+func (x *VerifyAppResponse) GetAccessUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessUntil
+	}
+	return nil
+}
+
 var File_uias_identity_v1_callers_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"\n" +
-	"\x1euias/identity/v1/callers.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cuias/validate/v1/rules.proto\"\xcd\x03\n" +
+	"\x1euias/identity/v1/callers.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xec\x03\n" +
 	"\x10VerifyAppRequest\x12#\n" +
 	"\x06app_id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12'\n" +
 	"\n" +
@@ -259,7 +299,8 @@ const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"\vbody_sha256\x18\t \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\n" +
 	"bodySha256\x12)\n" +
 	"\x10signed_untrusted\x18\n" +
-	" \x01(\bR\x0fsignedUntrusted\"\xbd\x01\n" +
+	" \x01(\bR\x0fsignedUntrusted\x12\x1d\n" +
+	"\x03api\x18\v \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x03api\"\xdc\x02\n" +
 	"\x11VerifyAppResponse\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -269,7 +310,11 @@ const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"\n" +
 	"rate_burst\x18\x05 \x01(\x05R\trateBurst\x12\x1d\n" +
 	"\n" +
-	"signed_key\x18\x06 \x01(\tR\tsignedKey2e\n" +
+	"signed_key\x18\x06 \x01(\tR\tsignedKey\x12!\n" +
+	"\fgranted_apis\x18\a \x03(\tR\vgrantedApis\x12;\n" +
+	"\vaccess_from\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"accessFrom\x12=\n" +
+	"\faccess_until\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil2e\n" +
 	"\rCallerService\x12T\n" +
 	"\tVerifyApp\x12\".uias.identity.v1.VerifyAppRequest\x1a#.uias.identity.v1.VerifyAppResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
@@ -287,17 +332,20 @@ func file_uias_identity_v1_callers_proto_rawDescGZIP() []byte {
 
 var file_uias_identity_v1_callers_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_uias_identity_v1_callers_proto_goTypes = []any{
-	(*VerifyAppRequest)(nil),  // 0: uias.identity.v1.VerifyAppRequest
-	(*VerifyAppResponse)(nil), // 1: uias.identity.v1.VerifyAppResponse
+	(*VerifyAppRequest)(nil),      // 0: uias.identity.v1.VerifyAppRequest
+	(*VerifyAppResponse)(nil),     // 1: uias.identity.v1.VerifyAppResponse
+	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_callers_proto_depIdxs = []int32{
-	0, // 0: uias.identity.v1.CallerService.VerifyApp:input_type -> uias.identity.v1.VerifyAppRequest
-	1, // 1: uias.identity.v1.CallerService.VerifyApp:output_type -> uias.identity.v1.VerifyAppResponse
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: uias.identity.v1.VerifyAppResponse.access_from:type_name -> google.protobuf.Timestamp
+	2, // 1: uias.identity.v1.VerifyAppResponse.access_until:type_name -> google.protobuf.Timestamp
+	0, // 2: uias.identity.v1.CallerService.VerifyApp:input_type -> uias.identity.v1.VerifyAppRequest
+	1, // 3: uias.identity.v1.CallerService.VerifyApp:output_type -> uias.identity.v1.VerifyAppResponse
+	3, // [3:4] is the sub-list for method output_type
+	2, // [2:3] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_callers_proto_init() }

@@ -2996,8 +2996,21 @@ type App struct {
 	// require_signed_requests: every AuthService call of the application
 	// must be signed (SIGNATURE_REQUIRED otherwise).
 	RequireSignedRequests bool `protobuf:"varint,16,opt,name=require_signed_requests,json=requireSignedRequests" json:"require_signed_requests,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// granted_apis are the interfaces the application may call (least
+	// privilege, JR/T 0185-2020 9.3.2): authenticate, change_password,
+	// authz.check (Check, BatchCheck, ListPermissions, Explain),
+	// authz.subjects (ListSubjects), authz.model (its resources, roles and
+	// grants), sso (the legacy ssoAuthService interface), oidc (the OpenID
+	// Connect token endpoints). Empty: every interface. Other calls are
+	// refused PERMISSION_DENIED API_NOT_GRANTED.
+	GrantedApis []string `protobuf:"bytes,17,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
+	// access_from and access_until bound the period the application may
+	// call (the term of its agreement); unset: open. Outside it every call
+	// is refused APP_ACCESS_NOT_BEGUN or APP_ACCESS_EXPIRED.
+	AccessFrom    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
+	AccessUntil   *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *App) Reset() {
@@ -3142,6 +3155,27 @@ func (x *App) GetRequireSignedRequests() bool {
 	return false
 }
 
+func (x *App) GetGrantedApis() []string {
+	if x != nil {
+		return x.GrantedApis
+	}
+	return nil
+}
+
+func (x *App) GetAccessFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessFrom
+	}
+	return nil
+}
+
+func (x *App) GetAccessUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessUntil
+	}
+	return nil
+}
+
 // SigningKey is a registered request signing key of an application.
 type SigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3236,8 +3270,12 @@ type CreateAppRequest struct {
 	SigningKeys [][]byte `protobuf:"bytes,9,rep,name=signing_keys,json=signingKeys" json:"signing_keys,omitempty"`
 	// require_signed_requests: see App; needs a signing key.
 	RequireSignedRequests bool `protobuf:"varint,10,opt,name=require_signed_requests,json=requireSignedRequests" json:"require_signed_requests,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// granted_apis, access_from, access_until: see App.
+	GrantedApis   []string               `protobuf:"bytes,11,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
+	AccessFrom    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
+	AccessUntil   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAppRequest) Reset() {
@@ -3338,6 +3376,27 @@ func (x *CreateAppRequest) GetRequireSignedRequests() bool {
 		return x.RequireSignedRequests
 	}
 	return false
+}
+
+func (x *CreateAppRequest) GetGrantedApis() []string {
+	if x != nil {
+		return x.GrantedApis
+	}
+	return nil
+}
+
+func (x *CreateAppRequest) GetAccessFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessFrom
+	}
+	return nil
+}
+
+func (x *CreateAppRequest) GetAccessUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessUntil
+	}
+	return nil
 }
 
 type CreateAppResponse struct {
@@ -3582,7 +3641,8 @@ type UpdateAppRequest struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask change: name, status, ip_allow_list,
 	// rate_limit, rate_burst, client_cert_sha256, secret_lifetime_seconds,
-	// signing_keys, require_signed_requests.
+	// signing_keys, require_signed_requests, granted_apis, access_from,
+	// access_until.
 	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
@@ -3602,8 +3662,13 @@ type UpdateAppRequest struct {
 	// require_signed_requests: see App; needs a signing key
 	// (SIGNING_KEY_REQUIRED).
 	RequireSignedRequests bool `protobuf:"varint,11,opt,name=require_signed_requests,json=requireSignedRequests" json:"require_signed_requests,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// granted_apis: see App; empty grants every interface.
+	GrantedApis []string `protobuf:"bytes,12,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
+	// access_from, access_until: see App; unset opens that end.
+	AccessFrom    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
+	AccessUntil   *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateAppRequest) Reset() {
@@ -3711,6 +3776,27 @@ func (x *UpdateAppRequest) GetRequireSignedRequests() bool {
 		return x.RequireSignedRequests
 	}
 	return false
+}
+
+func (x *UpdateAppRequest) GetGrantedApis() []string {
+	if x != nil {
+		return x.GrantedApis
+	}
+	return nil
+}
+
+func (x *UpdateAppRequest) GetAccessFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessFrom
+	}
+	return nil
+}
+
+func (x *UpdateAppRequest) GetAccessUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AccessUntil
+	}
+	return nil
 }
 
 type RotateAppSecretRequest struct {
@@ -5110,7 +5196,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xe1\x05\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x80\a\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -5132,7 +5218,11 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x11secret_issue_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0fsecretIssueTime\x12H\n" +
 	"\x12secret_expire_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x10secretExpireTime\x12?\n" +
 	"\fsigning_keys\x18\x0f \x03(\v2\x1c.uias.identity.v1.SigningKeyR\vsigningKeys\x126\n" +
-	"\x17require_signed_requests\x18\x10 \x01(\bR\x15requireSignedRequests\"\xa7\x01\n" +
+	"\x17require_signed_requests\x18\x10 \x01(\bR\x15requireSignedRequests\x12!\n" +
+	"\fgranted_apis\x18\x11 \x03(\tR\vgrantedApis\x12;\n" +
+	"\vaccess_from\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"accessFrom\x12=\n" +
+	"\faccess_until\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\"\xa7\x01\n" +
 	"\n" +
 	"SigningKey\x12\x1e\n" +
 	"\n" +
@@ -5140,7 +5230,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"thumbprint\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12$\n" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x125\n" +
-	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\xe0\x03\n" +
+	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\x93\x05\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -5154,7 +5244,11 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x17secret_lifetime_seconds\x18\b \x01(\x03R\x15secretLifetimeSeconds\x122\n" +
 	"\fsigning_keys\x18\t \x03(\fB\x0f\xbaH\f\x92\x01\t\x10\b\"\x05z\x03\x18\x80 R\vsigningKeys\x126\n" +
 	"\x17require_signed_requests\x18\n" +
-	" \x01(\bR\x15requireSignedRequests\"[\n" +
+	" \x01(\bR\x15requireSignedRequests\x125\n" +
+	"\fgranted_apis\x18\v \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\x10\"\br\x06\xc8\xc6'\x01(@R\vgrantedApis\x12;\n" +
+	"\vaccess_from\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"accessFrom\x12=\n" +
+	"\faccess_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
@@ -5171,7 +5265,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1dsecret_expires_within_seconds\x18\x06 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x1asecretExpiresWithinSeconds\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x94\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc7\x05\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -5188,7 +5282,11 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x17secret_lifetime_seconds\x18\t \x01(\x03R\x15secretLifetimeSeconds\x122\n" +
 	"\fsigning_keys\x18\n" +
 	" \x03(\fB\x0f\xbaH\f\x92\x01\t\x10\b\"\x05z\x03\x18\x80 R\vsigningKeys\x126\n" +
-	"\x17require_signed_requests\x18\v \x01(\bR\x15requireSignedRequests\"i\n" +
+	"\x17require_signed_requests\x18\v \x01(\bR\x15requireSignedRequests\x125\n" +
+	"\fgranted_apis\x18\f \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\x10\"\br\x06\xc8\xc6'\x01(@R\vgrantedApis\x12;\n" +
+	"\vaccess_from\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"accessFrom\x12=\n" +
+	"\faccess_until\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\"i\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"3\n" +
@@ -5475,107 +5573,113 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	75, // 30: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
 	75, // 31: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
 	43, // 32: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	75, // 33: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	42, // 34: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 35: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	42, // 36: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 37: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	2,  // 38: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	75, // 39: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	53, // 40: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	26, // 41: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	75, // 42: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	75, // 43: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	68, // 44: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	7,  // 45: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	10, // 46: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	12, // 47: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	14, // 48: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	17, // 49: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	18, // 50: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	19, // 51: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	21, // 52: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	24, // 53: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	22, // 54: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	63, // 55: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	25, // 56: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	27, // 57: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	28, // 58: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	29, // 59: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	31, // 60: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	32, // 61: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	33, // 62: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	34, // 63: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	59, // 64: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	35, // 65: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	61, // 66: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	37, // 67: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	65, // 68: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	67, // 69: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	38, // 70: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	39, // 71: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	41, // 72: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	41, // 73: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	44, // 74: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	46, // 75: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	47, // 76: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	49, // 77: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	50, // 78: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	51, // 79: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	54, // 80: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	55, // 81: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	57, // 82: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	69, // 83: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	70, // 84: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	72, // 85: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	6,  // 86: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	8,  // 87: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	11, // 88: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	13, // 89: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	15, // 90: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	16, // 91: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	16, // 92: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	20, // 93: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	16, // 94: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	16, // 95: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	23, // 96: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	64, // 97: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	16, // 98: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	26, // 99: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	26, // 100: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	30, // 101: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	26, // 102: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	26, // 103: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	26, // 104: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	26, // 105: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	60, // 106: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	26, // 107: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	62, // 108: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	36, // 109: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	66, // 110: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	36, // 111: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	36, // 112: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	40, // 113: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	36, // 114: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	36, // 115: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	45, // 116: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	42, // 117: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	48, // 118: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	42, // 119: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	45, // 120: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	52, // 121: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	53, // 122: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	56, // 123: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	58, // 124: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	68, // 125: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	71, // 126: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	73, // 127: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	26, // 128: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	87, // [87:129] is the sub-list for method output_type
-	45, // [45:87] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	75, // 33: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
+	75, // 34: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
+	75, // 35: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	75, // 36: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	75, // 37: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	42, // 38: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 39: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	42, // 40: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 41: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	75, // 42: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	75, // 43: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	2,  // 44: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	75, // 45: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	53, // 46: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	26, // 47: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	75, // 48: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	75, // 49: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	68, // 50: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	7,  // 51: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	10, // 52: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	12, // 53: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	14, // 54: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	17, // 55: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	18, // 56: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	19, // 57: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	21, // 58: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	24, // 59: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	22, // 60: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	63, // 61: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	25, // 62: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	27, // 63: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	28, // 64: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	29, // 65: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	31, // 66: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	32, // 67: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	33, // 68: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	34, // 69: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	59, // 70: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	35, // 71: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	61, // 72: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	37, // 73: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	65, // 74: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	67, // 75: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	38, // 76: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	39, // 77: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	41, // 78: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	41, // 79: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	44, // 80: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	46, // 81: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	47, // 82: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	49, // 83: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	50, // 84: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	51, // 85: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	54, // 86: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	55, // 87: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	57, // 88: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	69, // 89: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	70, // 90: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	72, // 91: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	6,  // 92: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	8,  // 93: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	11, // 94: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	13, // 95: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	15, // 96: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	16, // 97: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	16, // 98: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	20, // 99: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	16, // 100: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	16, // 101: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	23, // 102: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	64, // 103: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	16, // 104: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	26, // 105: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	26, // 106: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	30, // 107: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	26, // 108: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	26, // 109: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	26, // 110: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	26, // 111: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	60, // 112: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	26, // 113: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	62, // 114: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	36, // 115: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	66, // 116: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	36, // 117: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	36, // 118: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	40, // 119: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	36, // 120: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	36, // 121: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	45, // 122: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	42, // 123: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	48, // 124: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	42, // 125: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	45, // 126: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	52, // 127: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	53, // 128: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	56, // 129: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	58, // 130: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	68, // 131: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	71, // 132: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	73, // 133: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	26, // 134: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	93, // [93:135] is the sub-list for method output_type
+	51, // [51:93] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }

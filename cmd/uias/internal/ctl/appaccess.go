@@ -1,0 +1,116 @@
+package ctl
+
+import (
+	"flag"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/uias/uias/pkg/caller"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// accessFlags are an application's interface grants and access period
+// (app create and update).
+type accessFlags struct {
+	apis, from, until *string
+}
+
+func addAccessFlags(fs *flag.FlagSet) accessFlags {
+	return accessFlags{
+		apis: fs.String("grant-api", "", "the interfaces the application may call, comma-separated (`LIST` of "+
+			strings.Join(caller.APIs, ", ")+`; "all" or "": every one)`),
+		from:  fs.String("access-from", "", `its access begins at DATE (YYYY-MM-DD, midnight UTC, or RFC 3339; "": open)`),
+		until: fs.String("access-until", "", `its access ends at DATE (YYYY-MM-DD, midnight UTC, or RFC 3339; "": open)`),
+	}
+}
+
+// grants are the interfaces of --grant-api (nil: every one).
+func (f accessFlags) grants() ([]string, error) {
+	v := strings.TrimSpace(*f.apis)
+	if v == "" || v == "all" {
+		return nil, nil
+	}
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		out = append(out, strings.TrimSpace(p))
+	}
+	if err := caller.CheckAPIs(out); err != nil {
+		return nil, usagef("--grant-api: unknown or repeated interface in %q; the interfaces are %s", v, strings.Join(caller.APIs, ", "))
+	}
+	return out, nil
+}
+
+// when is a time flag's value (nil for "": open).
+func when(name, v string) (*timestamppb.Timestamp, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	t, err := parseWhen(name, strings.TrimSpace(v))
+	if err != nil {
+		return nil, err
+	}
+	return timestamppb.New(t), nil
+}
+
+// applyCreate sets the flags on a new application.
+func (f accessFlags) applyCreate(req *identityv1.CreateAppRequest) error {
+	var err error
+	if req.GrantedApis, err = f.grants(); err != nil {
+		return err
+	}
+	if req.AccessFrom, err = when("access-from", *f.from); err != nil {
+		return err
+	}
+	req.AccessUntil, err = when("access-until", *f.until)
+	return err
+}
+
+// applyUpdate sets the flags given (set) on an update.
+func (f accessFlags) applyUpdate(req *identityv1.UpdateAppRequest, set map[string]bool) error {
+	var err error
+	if set["grant-api"] {
+		if req.GrantedApis, err = f.grants(); err != nil {
+			return err
+		}
+		req.UpdateMask = append(req.UpdateMask, "granted_apis")
+	}
+	if set["access-from"] {
+		if req.AccessFrom, err = when("access-from", *f.from); err != nil {
+			return err
+		}
+		req.UpdateMask = append(req.UpdateMask, "access_from")
+	}
+	if set["access-until"] {
+		if req.AccessUntil, err = when("access-until", *f.until); err != nil {
+			return err
+		}
+		req.UpdateMask = append(req.UpdateMask, "access_until")
+	}
+	return nil
+}
+
+// appAccess shows an application's grants.
+func appAccess(x *identityv1.App) string {
+	if len(x.GetGrantedApis()) == 0 {
+		return "every interface"
+	}
+	return strings.Join(x.GetGrantedApis(), ", ")
+}
+
+// appPeriod shows an application's access period.
+func appPeriod(x *identityv1.App, now time.Time) string {
+	from, until := x.GetAccessFrom(), x.GetAccessUntil()
+	switch {
+	case from == nil && until == nil:
+		return "open"
+	case until != nil && !now.Before(until.AsTime()):
+		return "ENDED " + ts(until)
+	case from == nil:
+		return "until " + ts(until)
+	case until == nil:
+		return "from " + ts(from)
+	}
+	return ts(from) + " to " + ts(until)
+}

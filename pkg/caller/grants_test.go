@@ -1,0 +1,73 @@
+package caller_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/uias/uias/pkg/caller"
+)
+
+func TestAPIOf(t *testing.T) {
+	for m, want := range map[string]string{
+		"/uias.identity.v1.AuthService/Authenticate":   caller.APIAuthenticate,
+		"/uias.identity.v1.AuthService/ChangePassword": caller.APIChangePassword,
+		"/uias.authz.v1.AuthzService/Check":            caller.APIAuthzCheck,
+		"/uias.authz.v1.AuthzService/BatchCheck":       caller.APIAuthzCheck,
+		"/uias.authz.v1.AuthzService/ListSubjects":     caller.APIAuthzSubjects,
+		"/uias.authz.v1.AuthzService/PutResource":      caller.APIAuthzModel,
+		"/uias.identity.v1.AdminService/CreateUser":    "",
+	} {
+		if got := caller.APIOf(m); got != want {
+			t.Errorf("%s: %q, want %q", m, got, want)
+		}
+	}
+}
+
+func TestCheckAPIs(t *testing.T) {
+	if err := caller.CheckAPIs(caller.APIs); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{"authenticat"}, {"sso", "sso"}, {""}} {
+		if err := caller.CheckAPIs(bad); err == nil || !strings.Contains(err.Error(), "granted_apis") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// TestAuthorizeGrantsAndPeriod: an application is held to its interfaces
+// and its access period; a refusal says what to do and is told to Denied.
+func TestAuthorizeGrantsAndPeriod(t *testing.T) {
+	r := newRig(t)
+	now := r.clk.t
+	ctx := context.Background()
+	all := activeApp("all")
+	if err := r.auth.Authorize(ctx, all, caller.APIAuthzSubjects); err != nil {
+		t.Fatalf("no grants: every interface: %v", err)
+	}
+	some := activeApp("some")
+	some.GrantedAPIs = []string{caller.APIAuthenticate, caller.APIAuthzCheck}
+	if err := r.auth.Authorize(ctx, some, caller.APIAuthzCheck); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.auth.Authorize(ctx, some, ""); err != nil {
+		t.Fatalf("a call no grant covers: %v", err)
+	}
+	err := r.auth.Authorize(ctx, some, caller.APIAuthzSubjects)
+	r.wantRefused(t, err, "API_NOT_GRANTED", codes.PermissionDenied, "")
+	if !strings.Contains(err.Error(), "--grant-api") || !strings.Contains(err.Error(), `"authz.subjects"`) {
+		t.Errorf("refusal says nothing useful: %v", err)
+	}
+	period := activeApp("period")
+	period.AccessFrom, period.AccessUntil = now.Add(time.Hour), now.Add(48*time.Hour)
+	r.wantRefused(t, r.auth.Authorize(ctx, period, caller.APIAuthenticate), "APP_ACCESS_NOT_BEGUN", codes.PermissionDenied, "")
+	r.clk.t = now.Add(2 * time.Hour)
+	if err := r.auth.Authorize(ctx, period, caller.APIAuthenticate); err != nil {
+		t.Fatalf("within the period: %v", err)
+	}
+	r.clk.t = now.Add(48 * time.Hour)
+	r.wantRefused(t, r.auth.Authorize(ctx, period, ""), "APP_ACCESS_EXPIRED", codes.PermissionDenied, "")
+}
