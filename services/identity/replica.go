@@ -300,8 +300,8 @@ type appRecord struct {
 	// The request signing keys (public) and whether signatures are
 	// required: on every change, like the allow-list. Absent (a centre
 	// of an older version): none, not required.
-	SigningKeys       []SigningKey      `json:"signing_keys,omitempty"`
-	RequireSignatures bool              `json:"require_signatures,omitzero"`
+	SigningKeys       []SigningKey `json:"signing_keys,omitempty"`
+	RequireSignatures bool         `json:"require_signatures,omitzero"`
 	// The interface grants and the access period: on every change.
 	// Absent (a centre of an older version): every interface, open.
 	GrantedAPIs []string          `json:"granted_apis,omitempty"`
@@ -1324,7 +1324,7 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 		if s.appHome(a) == home {
 			row := []any{a.ID, a.Type, a.Code, a.Name, int(a.Status), strings.Join(a.IPAllowList, ","), a.RateLimit, a.RateBurst,
 				a.SecretHash, a.PrevSecretHash, ms(a.PrevSecretExpires), a.ClientCertSHA256, ms(a.CreatedAt), ms(a.UpdatedAt),
-				int64(a.SecretLifetime/time.Second), ms(a.SecretExpires), signingKeysDigest(a.SigningKeys), a.RequireSignatures}
+				int64(a.SecretLifetime / time.Second), ms(a.SecretExpires), signingKeysDigest(a.SigningKeys), a.RequireSignatures}
 			if len(a.GrantedAPIs) > 0 || !a.AccessFrom.IsZero() || !a.AccessUntil.IsZero() {
 				// Only when set: an application without grants or a period
 				// has the row of a centre of an older version.
