@@ -35,7 +35,7 @@ func identityAPIDoc() APIDoc {
 			"AuthService":  module.AppCredentials,
 			"AdminService": module.AdminCredentials,
 		},
-		Public: []string{"AdminService_AdminLogin"},
+		Public: []string{"AdminService_AdminLogin", "ResponseKeyService_ListResponseSigningKeys"},
 		Signed: []string{"AuthService"},
 	}
 }
@@ -177,7 +177,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	// CallerAuth enforces it.
 	wantSecurity := func(fullMethod string) []string {
 		switch {
-		case fullMethod == identityv1.AdminService_AdminLogin_FullMethodName:
+		case fullMethod == identityv1.AdminService_AdminLogin_FullMethodName,
+			fullMethod == identityv1.ResponseKeyService_ListResponseSigningKeys_FullMethodName:
 			return nil
 		case strings.HasPrefix(fullMethod, "/uias.identity.v1.AuthService/"):
 			return []string{module.SchemeAppID, module.SchemeAppSecret}

@@ -27,7 +27,7 @@ func (s staticHealth) Check(context.Context, *healthpb.HealthCheckRequest) (*hea
 func TestSignedBodiesUnsignedPathAllocations(t *testing.T) {
 	srv := staticHealth{resp: &healthpb.HealthCheckResponse{}}
 	plain := healthpb.Health_ServiceDesc.Methods[0].Handler
-	wrapped := SignedBodies(&healthpb.Health_ServiceDesc).Methods[0].Handler
+	wrapped := SignedBodies(&healthpb.Health_ServiceDesc, nil).Methods[0].Handler
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(MetadataAppID, "app-1", MetadataAppSecret, "s",
 		"user-agent", "grpc-go", MetadataRequestID, "rid-1"))
 	req := &healthpb.HealthCheckRequest{}
@@ -58,7 +58,7 @@ func TestSignedBodiesUnsignedPathAllocations(t *testing.T) {
 // SHA-256 of the bytes received is there for RequestSignature.
 func TestSignedBodiesDigest(t *testing.T) {
 	srv := staticHealth{resp: &healthpb.HealthCheckResponse{}}
-	wrapped := SignedBodies(&healthpb.Health_ServiceDesc).Methods[0].Handler
+	wrapped := SignedBodies(&healthpb.Health_ServiceDesc, nil).Methods[0].Handler
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(MetadataSignature, "c2ln",
 		MetadataTimestamp, "1800000000", MetadataNonce, "nonce-0123456789ab"))
 	codec := newRequestCodec()
