@@ -27,6 +27,16 @@ type remote struct {
 
 // SignResponse implements grpcx.ResponseSigner.
 func (r remote) SignResponse(ctx context.Context, appID, target, nonce, bodySHA256 string) (reqsig.ResponseSignature, error) {
+	// Part of the call it answers, which has its access record already:
+	// the signing is not an API call of its own (no second record).
+	ctx = grpcx.PartOf(ctx)
+	if grpcx.RequestID(ctx) == "" {
+		// authz signs outside its server chain (grpcx.SignedBodies): the
+		// call's request id as it came.
+		if id := grpcx.IncomingValue(ctx, grpcx.MetadataRequestID); grpcx.ValidRequestID(id) {
+			ctx = grpcx.WithRequestID(ctx, id)
+		}
+	}
 	res, err := r.c.SignResponse(ctx, &identityv1.SignResponseRequest{AppId: appID, Target: target, Nonce: nonce, ResponseSha256: bodySHA256})
 	if err != nil {
 		return reqsig.ResponseSignature{}, err

@@ -21,8 +21,10 @@ import (
 
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/reqsig"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	auditcomponent "github.com/uias/uias/services/audit/component"
 	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
@@ -204,5 +206,69 @@ func TestSignedAnswersAcrossProcesses(t *testing.T) {
 		if _, res, _ := call(false); res.Header.Get(reqsig.HeaderResponseSignature) != "" {
 			t.Fatalf("POST %s unsigned: the answer is signed", c.path)
 		}
+	}
+}
+
+// TestSignedAnswersLeaveNoExtraRecord: having identity sign an answer
+// (CallerService.SignResponse, from authz and from the REST edge) is part
+// of the call it answers: the signed calls leave their access records,
+// the signing none of its own.
+func TestSignedAnswersLeaveNoExtraRecord(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	auditcomponent.Settings(&cfg).BatchWait = 20 * time.Millisecond
+	e := start(t, cfg)
+	e.login()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	pub, err := reqsig.PublicKeyPEM(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := e.seed("recorded", "rec-user", &identityv1.CreateAppRequest{SigningKeys: [][]byte{[]byte(pub)}}, nil)
+	creds := metadata.AppendToOutgoingContext(context.Background(), grpcx.MetadataAppID, f.appID, grpcx.MetadataAppSecret, f.secret)
+	conn, err := grpc.NewClient(e.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(grpcx.SignRequests(f.appID, priv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var trailer metadata.MD
+	if _, err := authzv1.NewAuthzServiceClient(conn).Check(creds, &authzv1.CheckRequest{Person: f.account, Resource: "docs", Operation: "read"},
+		grpc.Trailer(&trailer)); err != nil || grpcx.ResponseSignatureFrom(trailer).Signature == "" {
+		t.Fatalf("signed Check: %v, trailer %v", err, trailer)
+	}
+	body := `{"app_user_id":"` + f.account + `","password":"` + f.password + `","auth_type":"AUTH_TYPE_PASSWORD"}`
+	h := appHeaders(f)
+	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "recorded-"+strconv.FormatInt(time.Now().UnixNano(), 36)
+	sum := sha256.Sum256([]byte(body))
+	sig, err := reqsig.Sign(priv, reqsig.StringToSign(f.appID, "POST /v1/authenticate", ts, nonce, hex.EncodeToString(sum[:])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h["X-Uias-Timestamp"], h["X-Uias-Nonce"], h["X-Uias-Signature"] = ts, nonce, sig
+	if code, out, hdr := e.rest(http.MethodPost, "/v1/authenticate", h, body); code != http.StatusOK || hdr.Get(reqsig.HeaderResponseSignature) == "" {
+		t.Fatalf("signed REST Authenticate: %d %v %v", code, out, hdr)
+	}
+
+	audTok := e.grantedAdmin(t, "auditor-signed", "security_auditor")
+	aud := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+audTok)
+	q := auditv1.NewAuditQueryServiceClient(e.conn)
+	count := func(api string) int {
+		t.Helper()
+		res, err := q.QueryRecords(aud, &auditv1.QueryRecordsRequest{Api: api, AppId: f.appID, PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.GetRecords())
+	}
+	// (a Check's access record is its decision record, authz.check)
+	eventually(t, "the access records of the signed calls", func() bool {
+		return count("authz.check") == 1 && count("uias.identity.v1.AuthService/Authenticate") == 1
+	})
+	res, err := q.QueryRecords(aud, &auditv1.QueryRecordsRequest{Api: "uias.identity.v1.CallerService/SignResponse", PageSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.GetRecords()); n != 0 {
+		t.Fatalf("%d access records of the signing itself, want none: %v", n, res.GetRecords())
 	}
 }
