@@ -90,7 +90,13 @@ func SignRequests(appID string, priv crypto.Signer, opts ...SignOption) grpc.Una
 		if err := invoker(ctx, method, EncodedRequest(b), got, cc, append(opts, WithEncodedRequests(), grpc.Trailer(&trailer))...); err != nil {
 			return err
 		}
-		if _, err := so.verifier.Verify(appID, method, md[3], got.b, ResponseSignatureFrom(trailer)); err != nil {
+		var nonce string
+		for i := 0; i+1 < len(md); i += 2 {
+			if md[i] == MetadataNonce {
+				nonce = md[i+1]
+			}
+		}
+		if _, err := so.verifier.Verify(appID, method, nonce, got.b, ResponseSignatureFrom(trailer)); err != nil {
 			return fmt.Errorf("grpcx: the answer to %s: %w", method, err)
 		}
 		return nil
