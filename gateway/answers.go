@@ -25,7 +25,8 @@ import (
 // forwarded), the edge hashes the body, has it signed
 // (Options.ResponseSigner: identity, which holds the key ring, through
 // CallerService.SignResponse) and sends it with X-Uias-Response-Signature,
-// -Key-Id and -Timestamp. Unsigned requests are not held.
+// -Key-Id and -Timestamp. Unsigned requests are not held, nor are the
+// answers of file routes (streamed; not signed answers).
 
 // headerSignAnswer is the service's word as grpc-gateway sets it on the
 // response (outgoingHeaderMatcher).

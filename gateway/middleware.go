@@ -310,6 +310,12 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 			if !ok {
 				return
 			}
+			if g.fileRoute(r.URL.Path) {
+				// File routes (uploads, downloads) are not answered
+				// signed: their answers are streamed, never held.
+				gw.ServeHTTP(w, r2)
+				return
+			}
 			// Its answer is signed over the body sent (answers.go).
 			aw := &answerWriter{w: w}
 			gw.ServeHTTP(aw, r2)
