@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 
 	// The error details sent by the identity service (ErrorInfo) must be
 	// resolvable so error bodies can be marshalled to JSON.
@@ -81,6 +82,10 @@ type Options struct {
 	// Pages are components' own handlers mounted under their prefixes
 	// (module.Pages).
 	Pages []Mount
+	// ResponseSigner signs the answers to signed requests whose signature
+	// the service verified (answers.go): identity's CallerService through
+	// the edge's client of identity. nil: such answers are sent unsigned.
+	ResponseSigner grpcx.ResponseSigner
 }
 
 // Mount is a component's handler served under Prefix (ending in "/").

@@ -889,6 +889,9 @@ func identityREST(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientCo
 	if err := identityv1.RegisterAuthServiceHandlerClient(ctx, mux, identityv1.NewAuthServiceClient(conn)); err != nil {
 		return err
 	}
+	if err := identityv1.RegisterResponseKeyServiceHandlerClient(ctx, mux, identityv1.NewResponseKeyServiceClient(conn)); err != nil {
+		return err
+	}
 	return identityv1.RegisterAdminServiceHandlerClient(ctx, mux, identityv1.NewAdminServiceClient(conn))
 }
 

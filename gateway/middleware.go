@@ -306,9 +306,21 @@ func (g *gateway) apiHandler(gw http.Handler) http.Handler {
 		if r.Header.Get(headerSignature) != "" {
 			// A signed request: the service verifies the signature over
 			// the HTTP request as received here, which the origin asserts.
-			if !signedRequest(w, r, r2, st) {
+			target, ok := signedRequest(w, r, r2, st)
+			if !ok {
 				return
 			}
+			if g.fileRoute(r.URL.Path) {
+				// File routes (uploads, downloads) are not answered
+				// signed: their answers are streamed, never held.
+				gw.ServeHTTP(w, r2)
+				return
+			}
+			// Its answer is signed over the body sent (answers.go).
+			aw := &answerWriter{w: w}
+			gw.ServeHTTP(aw, r2)
+			aw.finish(r2.Context(), g.opts.ResponseSigner, target, r.Header.Get(headerNonce))
+			return
 		}
 		gw.ServeHTTP(w, r2)
 	})
@@ -364,11 +376,12 @@ const maxSignedBody = 1 << 20
 // signedRequest reads r2's body (within its limit) to hash it, puts it
 // back, and sets r2's origin's HTTPRequest: the method, the request target
 // as received (r.RequestURI) and the body's SHA-256 (pkg/reqsig). A body
-// over the limit is answered here; false: the request was answered.
-func signedRequest(w http.ResponseWriter, r, r2 *http.Request, st *requestState) bool {
-	refuse := func(s *status.Status) bool {
+// over the limit is answered here; false: the request was answered. The
+// signed target line is returned (its answer's is the same).
+func signedRequest(w http.ResponseWriter, r, r2 *http.Request, st *requestState) (string, bool) {
+	refuse := func(s *status.Status) (string, bool) {
 		writeStatusJSON(w, apierr.HTTPStatus(s), s)
-		return false
+		return "", false
 	}
 	target := r.RequestURI
 	if target == "" {
@@ -398,9 +411,10 @@ func signedRequest(w http.ResponseWriter, r, r2 *http.Request, st *requestState)
 	}
 	sum := sha256.Sum256(body)
 	o := grpcx.OriginFrom(r2.Context())
-	o.HTTPRequest = reqsig.HTTPTarget(r.Method, target) + " " + hex.EncodeToString(sum[:])
+	line := reqsig.HTTPTarget(r.Method, target)
+	o.HTTPRequest = line + " " + hex.EncodeToString(sum[:])
 	*r2 = *r2.WithContext(grpcx.WithOrigin(r2.Context(), o))
-	return true
+	return line, true
 }
 
 // limitedBody notes in the request state when the body limit was hit, so the

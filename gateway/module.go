@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
 )
 
@@ -78,7 +79,17 @@ func Module() module.Module {
 			var backends []Backend
 			var docs []APIDoc
 			var pages []Mount
+			var signer grpcx.ResponseSigner
 			for _, m := range env.Modules() {
+				if m.ResponseSigner != nil && signer == nil {
+					// The holder of the key ring signs the REST answers
+					// to signed requests (answers.go).
+					conn, err := env.Client(m.Name)
+					if err != nil {
+						return nil, err
+					}
+					signer = m.ResponseSigner(conn)
+				}
 				if m.Pages != nil {
 					h, err := m.Pages.New(env.Context(), module.PagesEnv{Log: env.Log.Named(m.Name), Config: env.Config, Client: env.Client})
 					if err != nil {
@@ -109,7 +120,7 @@ func Module() module.Module {
 			// The handlers live as long as the process.
 			h, err := New(env.Context(), Options{Logger: env.Log, Backends: backends, Registry: env.Metrics,
 				TrustedProxies: env.TrustedProxies(), APIDocs: docs, Pages: pages, NoMetrics: !env.Config.MetricsOn(),
-				ReadyFor: readyFor})
+				ReadyFor: readyFor, ResponseSigner: signer})
 			if err != nil {
 				return nil, err
 			}

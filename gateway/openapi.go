@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/reqsig"
 )
 
 // securitySchemes are the OpenAPI 3 definitions of the schemes components
@@ -89,6 +90,23 @@ func signatureParameters() []any {
 			"the timestamp, the nonce and the lower-case hex SHA-256 of the body, joined by newlines "+
 			"(docs/integrators.md, Signed requests).",
 			map[string]any{"type": "string", "minLength": 1}),
+	}
+}
+
+// answerSignatureHeaders are the headers of a signed answer, on the
+// success response of an operation that takes request signatures
+// (docs/integrators.md, "Signed answers"): present when the request was
+// signed and verified.
+func answerSignatureHeaders() map[string]any {
+	h := func(desc string) map[string]any {
+		return map[string]any{"description": desc, "schema": map[string]any{"type": "string"}}
+	}
+	return map[string]any{
+		reqsig.HeaderResponseSignature: h("Signed answers (to a signed request): UIAS's Ed25519 signature, base64, of the lines " +
+			"UIAS-SIG-V1-RESP, App_ID, the request's method and target, the request's nonce, X-Uias-Response-Timestamp " +
+			"and the lower-case hex SHA-256 of this body, joined by newlines (docs/integrators.md, Signed answers)."),
+		reqsig.HeaderResponseKeyID:     h("Signed answers: the id (kid) of the key that signed, among GET /v1/keys/response-signing."),
+		reqsig.HeaderResponseTimestamp: h("Signed answers: when the answer was signed, Unix seconds."),
 	}
 }
 
@@ -233,6 +251,11 @@ func (m *merged) add(d APIDoc, schemes map[string]any) error {
 			if tags, _ := op["tags"].([]any); len(tags) == 1 && slices.Contains(d.Signed, fmt.Sprint(tags[0])) {
 				params, _ := op["parameters"].([]any)
 				op["parameters"] = append(params, signatureParameters()...)
+				if rs, _ := op["responses"].(map[string]any); rs != nil {
+					if ok, _ := rs["200"].(map[string]any); ok != nil {
+						ok["headers"] = answerSignatureHeaders()
+					}
+				}
 			}
 			delete(public, id)
 			into[method] = op

@@ -35,7 +35,7 @@ func identityAPIDoc() APIDoc {
 			"AuthService":  module.AppCredentials,
 			"AdminService": module.AdminCredentials,
 		},
-		Public: []string{"AdminService_AdminLogin"},
+		Public: []string{"AdminService_AdminLogin", "ResponseKeyService_ListResponseSigningKeys"},
 		Signed: []string{"AuthService"},
 	}
 }
@@ -125,6 +125,13 @@ func TestOpenAPISignatureHeaders(t *testing.T) {
 			t.Errorf("header %s is declared but not forwarded by the edge", name)
 		}
 	}
+	// The signed answer's headers, on the success response.
+	ok := doc.Paths.Find("/v1/authenticate").Post.Responses.Status(http.StatusOK)
+	for _, name := range []string{"X-Uias-Response-Signature", "X-Uias-Response-Key-Id", "X-Uias-Response-Timestamp"} {
+		if ok == nil || ok.Value == nil || ok.Value.Headers[name] == nil || ok.Value.Headers[name].Value.Description == "" {
+			t.Errorf("POST /v1/authenticate: the success response does not declare %s", name)
+		}
+	}
 	if got := headers("/v1/users/{id}", http.MethodGet); len(got) != 0 {
 		t.Errorf("GET /v1/users/{id} (AdminService, not signed) declares headers %v", slices.Collect(maps.Keys(got)))
 	}
@@ -177,7 +184,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	// CallerAuth enforces it.
 	wantSecurity := func(fullMethod string) []string {
 		switch {
-		case fullMethod == identityv1.AdminService_AdminLogin_FullMethodName:
+		case fullMethod == identityv1.AdminService_AdminLogin_FullMethodName,
+			fullMethod == identityv1.ResponseKeyService_ListResponseSigningKeys_FullMethodName:
 			return nil
 		case strings.HasPrefix(fullMethod, "/uias.identity.v1.AuthService/"):
 			return []string{module.SchemeAppID, module.SchemeAppSecret}

@@ -53,6 +53,15 @@ func newRequestCodec() requestCodec {
 	return requestCodec{CodecV2: encoding.GetCodecV2(protoenc.Name)}
 }
 
+// Marshal encodes v; an encodedResponse (a signed answer, SignedBodies) is
+// sent as it was encoded and signed.
+func (c requestCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(encodedResponse); ok {
+		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
 // Unmarshal decodes data into v. When that fails and v is a proto message,
 // v is reset and marked undecodable, and nil is returned.
 //

@@ -227,6 +227,9 @@ func (d *Direct) Invoke(ctx context.Context, method string, args, reply any, opt
 		// server stopping. Any other error is the handler's own answer.
 		err = shuttingDown()
 	} else if err == nil {
+		if e, ok := resp.(encodedResponse); ok {
+			resp = e.msg // a signed answer (SignedBodies): its message
+		}
 		if r, ok := resp.(proto.Message); !ok || r == nil {
 			err = status.Errorf(codes.Internal, "grpc: error while marshaling: %T is not a message", resp)
 		} else {

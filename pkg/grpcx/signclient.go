@@ -42,6 +42,15 @@ func (c encodedCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return c.CodecV2.Marshal(v)
 }
 
+// Unmarshal decodes data into v; a receivedReply keeps the bytes.
+func (c encodedCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*receivedReply); ok {
+		r.b = data.Materialize()
+		return c.CodecV2.Unmarshal(data, r.msg)
+	}
+	return c.CodecV2.Unmarshal(data, v)
+}
+
 // WithEncodedRequests is the call option that lets a call's request be an
 // EncodedRequest.
 func WithEncodedRequests() grpc.CallOption {
@@ -52,8 +61,13 @@ func WithEncodedRequests() grpc.CallOption {
 // as application appID with priv (an *ecdsa.PrivateKey, ed25519.PrivateKey
 // or *rsa.PrivateKey whose public key is registered): the request is
 // encoded once, its bytes signed (pkg/reqsig, a fresh random nonce, the
-// time now) and sent as they are.
-func SignRequests(appID string, priv crypto.Signer) grpc.UnaryClientInterceptor {
+// time now) and sent as they are. With VerifyAnswers, the answer's
+// signature is checked too.
+func SignRequests(appID string, priv crypto.Signer, opts ...SignOption) grpc.UnaryClientInterceptor {
+	var so signOptions
+	for _, o := range opts {
+		o(&so)
+	}
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		m, ok := req.(proto.Message)
 		if !ok {
@@ -68,8 +82,58 @@ func SignRequests(appID string, priv crypto.Signer) grpc.UnaryClientInterceptor 
 			return err
 		}
 		ctx = metadata.AppendToOutgoingContext(ctx, md...)
-		return invoker(ctx, method, EncodedRequest(b), reply, cc, append(opts, WithEncodedRequests())...)
+		if so.verifier == nil {
+			return invoker(ctx, method, EncodedRequest(b), reply, cc, append(opts, WithEncodedRequests())...)
+		}
+		var trailer metadata.MD
+		got := &receivedReply{msg: reply}
+		if err := invoker(ctx, method, EncodedRequest(b), got, cc, append(opts, WithEncodedRequests(), grpc.Trailer(&trailer))...); err != nil {
+			return err
+		}
+		var nonce string
+		for i := 0; i+1 < len(md); i += 2 {
+			if md[i] == MetadataNonce {
+				nonce = md[i+1]
+			}
+		}
+		if _, err := so.verifier.Verify(appID, method, nonce, got.b, ResponseSignatureFrom(trailer)); err != nil {
+			return fmt.Errorf("grpcx: the answer to %s: %w", method, err)
+		}
+		return nil
 	}
+}
+
+// SignOption is an option of SignRequests.
+type SignOption func(*signOptions)
+
+type signOptions struct{ verifier *reqsig.ResponseVerifier }
+
+// VerifyAnswers makes SignRequests check UIAS's signature of every answer
+// with v (the published keys: reqsig.ParseResponseKeys): over the response
+// bytes as received, bound to the request's nonce. An answer that does not
+// verify is an error wrapping reqsig.ErrResponseUnsigned,
+// ErrResponseUnknownKey or ErrResponseBadSignature (the call's effect, if
+// any, has happened).
+func VerifyAnswers(v *reqsig.ResponseVerifier) SignOption {
+	return func(o *signOptions) { o.verifier = v }
+}
+
+// ResponseSignatureFrom reads a signed answer's trailer.
+func ResponseSignatureFrom(trailer metadata.MD) reqsig.ResponseSignature {
+	first := func(k string) string {
+		if v := trailer.Get(k); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	return reqsig.ResponseSignature{Signature: first(MetadataResponseSignature), KeyID: first(MetadataResponseKeyID),
+		Timestamp: first(MetadataResponseTimestamp)}
+}
+
+// receivedReply is a reply whose bytes as received are kept (encodedCodec).
+type receivedReply struct {
+	msg any
+	b   []byte
 }
 
 // SignatureMetadata signs the request bytes body of a call to method as

@@ -85,6 +85,11 @@ type Module struct {
 	// request signatures (registered through grpcx.SignedBodies): the edge
 	// declares the signature headers on their operations.
 	OpenAPISigned []string
+	// ResponseSigner, for the component that holds the key ring
+	// (identity): the signer of signed calls' REST answers the edge uses,
+	// given the edge's client of this component (docs/adr/0016: the edge
+	// alone sees the HTTP body; it asks the key's holder to sign it).
+	ResponseSigner func(conn grpc.ClientConnInterface) grpcx.ResponseSigner
 	// Pages is the component's own HTTP handler, which the edge mounts
 	// (browser pages and protocols that are not REST mappings of its RPCs,
 	// e.g. CAS under /cas/). nil: none.

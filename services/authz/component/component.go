@@ -25,6 +25,7 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/respsign"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/proto/gen/openapi"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
@@ -229,8 +230,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 
 	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn), admins: adminauth.New(conn, nil)})
 	return &module.Component{
-		Register: func(g grpc.ServiceRegistrar) { server.New(svc).Register(g); server.RegisterReplica(g, svc) },
-		Auth:     loadingGate{auth: auth, loaded: &loaded},
+		Register: func(g grpc.ServiceRegistrar) {
+			server.New(svc).WithResponseSigner(respsign.Remote(conn)).Register(g)
+			server.RegisterReplica(g, svc)
+		},
+		Auth: loadingGate{auth: auth, loaded: &loaded},
 		Ready: func(ctx context.Context) error {
 			if !loaded.Load() {
 				return errLoading

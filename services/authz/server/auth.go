@@ -109,6 +109,7 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		c.App, c.SignedKey = app, key
 		if key != "" {
 			c.Signed = &sig
+			grpcx.SignedCall(ctx, app.ID, sig) // its answer is signed
 		}
 		o.App = app.ID
 	case strings.HasPrefix(method, "/uias.authz.v1.AuthzAdminService/"):

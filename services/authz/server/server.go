@@ -25,18 +25,28 @@ import (
 type Server struct {
 	authzv1.UnimplementedAuthzServiceServer
 	authzv1.UnimplementedAuthzAdminServiceServer
-	svc *commands.Service
+	svc     *commands.Service
+	answers grpcx.ResponseSigner
 }
 
 // New wraps svc.
 func New(svc *commands.Service) *Server { return &Server{svc: svc} }
 
+// WithResponseSigner signs the answers to signed AuthzService calls with
+// a (identity's CallerService.SignResponse: authz holds no key ring;
+// docs/adr/0016). nil: answers are not signed.
+func (s *Server) WithResponseSigner(a grpcx.ResponseSigner) *Server {
+	s.answers = a
+	return s
+}
+
 // Register adds both services to g.
 func (s *Server) Register(g grpc.ServiceRegistrar) {
 	// Signed requests of applications: the request bytes of a signed call
 	// are hashed as received (grpcx.SignedBodies); identity verifies the
-	// signature (CallerService.VerifyApp).
-	g.RegisterService(grpcx.SignedBodies(&authzv1.AuthzService_ServiceDesc), s)
+	// signature (CallerService.VerifyApp) and signs the answer
+	// (CallerService.SignResponse).
+	g.RegisterService(grpcx.SignedBodies(&authzv1.AuthzService_ServiceDesc, s.answers), s)
 	authzv1.RegisterAuthzAdminServiceServer(g, s)
 }
 

@@ -25,6 +25,8 @@ import (
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/reqsig"
+	"github.com/uias/uias/pkg/respsign"
 	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/pkg/store"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
@@ -69,8 +71,11 @@ func Module() module.Module {
 			"ImportService": module.AdminCredentials,
 			"ExportService": module.AdminCredentials,
 		},
-		OpenAPIPublic: []string{"AdminService_AdminLogin", "ImportService_Template"},
+		OpenAPIPublic: []string{"AdminService_AdminLogin", "ImportService_Template", "ResponseKeyService_ListResponseSigningKeys"},
 		OpenAPISigned: []string{"AuthService"},
+		// identity holds the key ring: the edge asks it to sign the REST
+		// answers to signed calls.
+		ResponseSigner: respsign.Remote,
 		// Uploads are streamed to the service (which enforces
 		// identity.import_max_bytes).
 		BodyLimits: map[string]int64{filesrest.ImportPrefix: filesrest.MaxUploadBytes},
@@ -97,6 +102,9 @@ func legacyPages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	if err := identityv1.RegisterAuthServiceHandlerClient(ctx, mux, identityv1.NewAuthServiceClient(conn)); err != nil {
+		return err
+	}
+	if err := identityv1.RegisterResponseKeyServiceHandlerClient(ctx, mux, identityv1.NewResponseKeyServiceClient(conn)); err != nil {
 		return err
 	}
 	if err := identityv1.RegisterFingerServiceHandlerClient(ctx, mux, identityv1.NewFingerServiceClient(conn)); err != nil {
@@ -133,7 +141,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		sqlstore.WithImportCache(cfg.ImportCacheMiB))
 	// Registered after the database's own close, so it runs first.
 	env.OnStop(func(context.Context) error { return st.Close() })
-	keys, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)
+	keys, answers, err := openKeys(ctx, cfg, st, log, env.Config.Target == config.TargetAll)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +247,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	return &module.Component{
-		Register: server.New(svc).WithGuard(guard).Register,
+		Register: server.New(svc).WithGuard(guard).WithResponseSigner(answers).Register,
 		Auth:     server.CallerAuth{Svc: svc},
 		// A malformed Authenticate is refused before its handler, and
 		// still audited as a failed login.
@@ -273,41 +281,52 @@ const keyReloadEvery = 30 * time.Second
 // next update of a person would erase it); outside "all" (microservices
 // mode, replicas sharing one database) it stops the start too, since a ring
 // made by one replica would be unknown to the others.
-func openKeys(ctx context.Context, cfg *Config, st *sqlstore.Store, log *zap.Logger, all bool) (*identity.Keys, error) {
+//
+// It also derives the keys that sign UIAS's answers to signed calls
+// (reqsig.ResponseKeyPurpose; docs/adr/0016-signed-answers.md).
+func openKeys(ctx context.Context, cfg *Config, st *sqlstore.Store, log *zap.Logger, all bool) (*identity.Keys, *reqsig.ResponseSigner, error) {
 	hasData, err := identity.HasKeyedData(ctx, st, st)
 	if err != nil {
-		return nil, fmt.Errorf("key ring: read the database: %w", err)
+		return nil, nil, fmt.Errorf("key ring: read the database: %w", err)
 	}
 	ring, err := crypto.LoadRing(crypto.RingSource{Env: cfg.KeyRing, File: cfg.KeyFile, AllowOpenFile: cfg.KeyFileAllowOpenMode})
 	switch {
 	case errors.Is(err, crypto.ErrNoRing) && hasData:
-		return nil, fmt.Errorf("key ring: %w, but the database already holds encrypted data: "+
+		return nil, nil, fmt.Errorf("key ring: %w, but the database already holds encrypted data: "+
 			"restore the key ring this database was set up with (the backup of %s, or its Secret via UIAS_KEYRING); "+
 			"UIAS does not make a new ring for existing data, which would make it unreadable. Nothing was changed",
 			err, cfg.KeyFile)
 	case errors.Is(err, crypto.ErrNoRing) && !all:
-		return nil, fmt.Errorf("key ring: %w (%s does not exist and UIAS_KEYRING is not set). Outside target \"all\" "+
+		return nil, nil, fmt.Errorf("key ring: %w (%s does not exist and UIAS_KEYRING is not set). Outside target \"all\" "+
 			"every identity replica must use the same ring, so none is made here: create one once with "+
 			"\"uias keys new --out %s\" (or \"uias keys new\" for the JSON to keep in a Secret, given to every replica "+
 			"as UIAS_KEYRING) and give every replica the same one", err, cfg.KeyFile, cfg.KeyFile)
 	case errors.Is(err, crypto.ErrNoRing):
 		if ring, err = crypto.NewRingFile(cfg.KeyFile); err != nil {
-			return nil, fmt.Errorf("key ring: %w", err)
+			return nil, nil, fmt.Errorf("key ring: %w", err)
 		}
 		log.Warn("created a new key ring for a new database; back it up, or better keep it in a Secret (docs/operators.md)",
 			zap.String("key_file", cfg.KeyFile))
 	case errors.Is(err, crypto.ErrKeyFileOpen):
-		return nil, fmt.Errorf("key ring: %w (identity.key_file_allow_open_mode)", err)
+		return nil, nil, fmt.Errorf("key ring: %w (identity.key_file_allow_open_mode)", err)
 	case err != nil:
-		return nil, fmt.Errorf("key ring: %w", err)
+		return nil, nil, fmt.Errorf("key ring: %w", err)
 	}
 	keys, err := identity.OpenKeys(ctx, st, ring, hasData, log)
 	if err != nil {
-		return nil, fmt.Errorf("key ring: %w", err)
+		return nil, nil, fmt.Errorf("key ring: %w", err)
+	}
+	rk, err := ring.Ed25519(reqsig.ResponseKeyPurpose)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key ring: %w", err)
+	}
+	answers, err := reqsig.NewResponseSigner(rk.Active, rk.Keys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key ring: %w", err)
 	}
 	log.Info("key ring loaded", zap.String("source", ring.Source), zap.String("master_key", ring.Master.Active),
-		zap.String("data_key", keys.Sealer().ActiveKeyID()))
-	return keys, nil
+		zap.String("data_key", keys.Sealer().ActiveKeyID()), zap.String("response_signing_key", rk.Active))
+	return keys, answers, nil
 }
 
 // schedPolicy resolves "auto", the default, to inherit, whatever else the

@@ -7,6 +7,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/pkg/reqsig"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 )
@@ -16,7 +17,8 @@ import (
 // checks its own callers (the same refusals, audited the same way).
 type callerServer struct {
 	identityv1.UnimplementedCallerServiceServer
-	svc *identity.Service
+	svc     *identity.Service
+	answers *reqsig.ResponseSigner
 }
 
 // errComponentsOnly refuses CallerService calls from outside UIAS: only
@@ -52,5 +54,56 @@ func (s callerServer) VerifyApp(ctx context.Context, r *identityv1.VerifyAppRequ
 	out := &identityv1.VerifyAppResponse{AppId: app.ID, AppType: app.Type, AppCode: app.Code,
 		RateLimit: app.RateLimit, RateBurst: int32(app.RateBurst), SignedKey: key, GrantedApis: app.GrantedAPIs}
 	out.AccessFrom, out.AccessUntil = ts(app.AccessFrom), ts(app.AccessUntil)
+	return out, nil
+}
+
+// SignResponse implements CallerService: identity, which holds the key
+// ring, signs the answer of another component (authz) or of the REST edge
+// to a signed call. Components only: anyone else could have UIAS sign what
+// it never answered.
+func (s callerServer) SignResponse(ctx context.Context, r *identityv1.SignResponseRequest) (*identityv1.SignResponseResponse, error) {
+	if !grpcx.FromComponent(ctx) {
+		return nil, errComponentsOnly
+	}
+	if s.answers == nil {
+		return nil, apierr.ErrUnavailable.WithMessage("this identity instance does not sign answers")
+	}
+	if !reqsig.ValidNonce(r.GetNonce()) || !lowerHex(r.GetResponseSha256(), 64) {
+		return nil, apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "nonce must be a request nonce and response_sha256 64 lower case hex digits")
+	}
+	sig := s.answers.Sign(r.GetAppId(), r.GetTarget(), r.GetNonce(), r.GetResponseSha256())
+	return &identityv1.SignResponseResponse{Signature: sig.Signature, KeyId: sig.KeyID, Timestamp: sig.Timestamp}, nil
+}
+
+// lowerHex reports whether s is n lower case hex digits.
+func lowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// responseKeyServer implements ResponseKeyService: the public keys of
+// signed answers (no credentials needed).
+type responseKeyServer struct {
+	identityv1.UnimplementedResponseKeyServiceServer
+	answers *reqsig.ResponseSigner
+}
+
+// ListResponseSigningKeys implements ResponseKeyService.
+func (s responseKeyServer) ListResponseSigningKeys(context.Context, *identityv1.ListResponseSigningKeysRequest) (*identityv1.ResponseSigningKeys, error) {
+	out := &identityv1.ResponseSigningKeys{}
+	if s.answers == nil {
+		return out, nil
+	}
+	for _, k := range s.answers.PublicKeys() {
+		out.Keys = append(out.Keys, &identityv1.ResponseSigningKey{Kid: k.KeyID, Kty: k.Kty, Crv: k.Crv, X: k.X,
+			Use: k.Use, Alg: k.Alg, Active: k.Active})
+	}
 	return out, nil
 }

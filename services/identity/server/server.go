@@ -25,8 +25,9 @@ import (
 type Server struct {
 	identityv1.UnimplementedAuthServiceServer
 	identityv1.UnimplementedAdminServiceServer
-	svc   *identity.Service
-	guard *Guard
+	svc     *identity.Service
+	guard   *Guard
+	answers *reqsig.ResponseSigner
 }
 
 // New wraps svc. Administrator calls are let through as before authz;
@@ -39,6 +40,15 @@ func (s *Server) WithGuard(g *Guard) *Server {
 	return s
 }
 
+// WithResponseSigner makes the answers to signed AuthService calls signed
+// with a (docs/adr/0016), signs the answers of the other components
+// (CallerService.SignResponse) and publishes a's keys
+// (ResponseKeyService). nil: answers are not signed.
+func (s *Server) WithResponseSigner(a *reqsig.ResponseSigner) *Server {
+	s.answers = a
+	return s
+}
+
 // Register adds the services (AuthService, AdminService, KeyService,
 // AdminSessionService, FingerService, SSOService, CallerService,
 // ReplicaService, ViewService) to g;
@@ -46,13 +56,18 @@ func (s *Server) WithGuard(g *Guard) *Server {
 func (s *Server) Register(g grpc.ServiceRegistrar) {
 	// Signed requests: the request bytes of a signed call are hashed as
 	// received (grpcx.SignedBodies).
-	g.RegisterService(grpcx.SignedBodies(&identityv1.AuthService_ServiceDesc), s)
+	var answers grpcx.ResponseSigner
+	if s.answers != nil {
+		answers = s.answers
+	}
+	g.RegisterService(grpcx.SignedBodies(&identityv1.AuthService_ServiceDesc, answers), s)
+	identityv1.RegisterResponseKeyServiceServer(g, responseKeyServer{answers: s.answers})
 	g.RegisterService(AuditedAdminService(s.svc, s.guard), s)
 	g.RegisterService(Guarded(&identityv1.KeyService_ServiceDesc, s.guard), keyServer{svc: s.svc})
 	identityv1.RegisterAdminSessionServiceServer(g, sessionServer{svc: s.svc, legacy: s.guard == nil})
 	g.RegisterService(Guarded(&identityv1.FingerService_ServiceDesc, s.guard), fingerServer{svc: s.svc})
 	identityv1.RegisterSSOServiceServer(g, ssoServer{svc: s.svc})
-	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc})
+	identityv1.RegisterCallerServiceServer(g, callerServer{svc: s.svc, answers: s.answers})
 	identityv1.RegisterReplicaServiceServer(g, replicaServer{svc: s.svc})
 	identityv1.RegisterViewServiceServer(g, viewServer{svc: s.svc})
 	identityv1.RegisterImportServiceServer(g, importServer{svc: s.svc, guard: s.guard})
@@ -169,6 +184,7 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		c.App, c.SignedKey = app, key
 		if key != "" {
 			c.Signed = &sig
+			grpcx.SignedCall(ctx, app.ID, sig) // its answer is signed
 		}
 	case method == "/uias.identity.v1.AdminService/AdminLogin":
 	case strings.HasPrefix(method, "/uias.identity.v1.AdminService/"),
@@ -191,6 +207,8 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		strings.HasPrefix(method, "/grpc.reflection."),
 		// CallerService calls carry the credentials they ask about.
 		strings.HasPrefix(method, "/uias.identity.v1.CallerService/"),
+		// The published response signing keys are public.
+		strings.HasPrefix(method, "/uias.identity.v1.ResponseKeyService/"),
 		// ReplicaService is for components only (its handlers check).
 		strings.HasPrefix(method, "/uias.identity.v1.ReplicaService/"),
 		// ViewService is for components only (its handler checks).

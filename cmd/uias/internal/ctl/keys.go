@@ -9,12 +9,46 @@ import (
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
-// keysCommands are the "keys" noun: data keys of the identity service.
+// keysCommands are the "keys" noun: data keys of the identity service,
+// and the published keys of UIAS's signed answers.
 func keysCommands() map[string]command {
 	return map[string]command{
-		"status":    keysStatusCmd(),
-		"rotate":    keysRotateCmd(),
-		"reencrypt": keysReencryptCmd(),
+		"status":           keysStatusCmd(),
+		"rotate":           keysRotateCmd(),
+		"reencrypt":        keysReencryptCmd(),
+		"response-signing": keysResponseSigningCmd(),
+	}
+}
+
+func keysResponseSigningCmd() command {
+	return command{
+		usage: "",
+		help: "Lists the public keys UIAS signs its answers to signed calls with (Ed25519; the active key\n" +
+			"first), as GET /v1/keys/response-signing publishes them. No login needed. With -o json the\n" +
+			"key set (JWKS-like: kid, kty OKP, crv Ed25519, x) to give integrators, who check answers with\n" +
+			"it (reqsig.ParseResponseKeys; docs/integrators.md, Signed answers).",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				if err := wantArgs(args); err != nil {
+					return err
+				}
+				s, err := a.dial()
+				if err != nil {
+					return err
+				}
+				defer s.close()
+				ks, err := identityv1.NewResponseKeyServiceClient(s.conn).ListResponseSigningKeys(s.ctx, &identityv1.ListResponseSigningKeysRequest{})
+				if err != nil {
+					return s.wrap(err)
+				}
+				return a.output(ks, func(tw *tabwriter.Writer) {
+					row(tw, "KID", "ALGORITHM", "ACTIVE", "PUBLIC KEY (x, base64url)")
+					for _, k := range ks.GetKeys() {
+						row(tw, k.GetKid(), k.GetCrv(), yesNo(k.GetActive()), k.GetX())
+					}
+				})
+			}
+		},
 	}
 }
 

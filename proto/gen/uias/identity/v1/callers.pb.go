@@ -24,6 +24,143 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SignResponseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// app_id: the application whose signed call is answered.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	// target: the gRPC full method, or "<HTTP method> <request target>".
+	Target string `protobuf:"bytes,2,opt,name=target" json:"target,omitempty"`
+	// nonce: the request's nonce (x-uias-nonce), which binds the answer to
+	// its request.
+	Nonce string `protobuf:"bytes,3,opt,name=nonce" json:"nonce,omitempty"`
+	// response_sha256: lower case hex SHA-256 of the answer's bytes as sent.
+	ResponseSha256 string `protobuf:"bytes,4,opt,name=response_sha256,json=responseSha256" json:"response_sha256,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SignResponseRequest) Reset() {
+	*x = SignResponseRequest{}
+	mi := &file_uias_identity_v1_callers_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignResponseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignResponseRequest) ProtoMessage() {}
+
+func (x *SignResponseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_callers_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignResponseRequest.ProtoReflect.Descriptor instead.
+func (*SignResponseRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_callers_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SignResponseRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *SignResponseRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *SignResponseRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *SignResponseRequest) GetResponseSha256() string {
+	if x != nil {
+		return x.ResponseSha256
+	}
+	return ""
+}
+
+type SignResponseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// signature: base64 (standard alphabet) Ed25519 signature of the
+	// response string to sign.
+	Signature string `protobuf:"bytes,1,opt,name=signature" json:"signature,omitempty"`
+	// key_id: the id of the key that signed (ResponseKeyService).
+	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId" json:"key_id,omitempty"`
+	// timestamp: unix seconds, decimal, as signed.
+	Timestamp     string `protobuf:"bytes,3,opt,name=timestamp" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignResponseResponse) Reset() {
+	*x = SignResponseResponse{}
+	mi := &file_uias_identity_v1_callers_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignResponseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignResponseResponse) ProtoMessage() {}
+
+func (x *SignResponseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_callers_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignResponseResponse.ProtoReflect.Descriptor instead.
+func (*SignResponseResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_callers_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SignResponseResponse) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *SignResponseResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SignResponseResponse) GetTimestamp() string {
+	if x != nil {
+		return x.Timestamp
+	}
+	return ""
+}
+
 type VerifyAppRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	AppId     string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
@@ -60,7 +197,7 @@ type VerifyAppRequest struct {
 
 func (x *VerifyAppRequest) Reset() {
 	*x = VerifyAppRequest{}
-	mi := &file_uias_identity_v1_callers_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_callers_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -72,7 +209,7 @@ func (x *VerifyAppRequest) String() string {
 func (*VerifyAppRequest) ProtoMessage() {}
 
 func (x *VerifyAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_callers_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_callers_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -85,7 +222,7 @@ func (x *VerifyAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAppRequest.ProtoReflect.Descriptor instead.
 func (*VerifyAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_callers_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_callers_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *VerifyAppRequest) GetAppId() string {
@@ -190,7 +327,7 @@ type VerifyAppResponse struct {
 
 func (x *VerifyAppResponse) Reset() {
 	*x = VerifyAppResponse{}
-	mi := &file_uias_identity_v1_callers_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_callers_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +339,7 @@ func (x *VerifyAppResponse) String() string {
 func (*VerifyAppResponse) ProtoMessage() {}
 
 func (x *VerifyAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_callers_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_callers_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +352,7 @@ func (x *VerifyAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyAppResponse.ProtoReflect.Descriptor instead.
 func (*VerifyAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_callers_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_callers_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *VerifyAppResponse) GetAppId() string {
@@ -285,7 +422,17 @@ var File_uias_identity_v1_callers_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"\n" +
-	"\x1euias/identity/v1/callers.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xec\x03\n" +
+	"\x1euias/identity/v1/callers.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xbf\x01\n" +
+	"\x13SignResponseRequest\x12%\n" +
+	"\x06app_id\x18\x01 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01 \x01(\x80\x01R\x05appId\x12&\n" +
+	"\x06target\x18\x02 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01 \x01(\x80@R\x06target\x12#\n" +
+	"\x05nonce\x18\x03 \x01(\tB\r\xbaH\n" +
+	"r\b\xc8\xc6'\x01 \x10(@R\x05nonce\x124\n" +
+	"\x0fresponse_sha256\x18\x04 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x0eresponseSha256\"i\n" +
+	"\x14SignResponseResponse\x12\x1c\n" +
+	"\tsignature\x18\x01 \x01(\tR\tsignature\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\ttimestamp\x18\x03 \x01(\tR\ttimestamp\"\xec\x03\n" +
 	"\x10VerifyAppRequest\x12#\n" +
 	"\x06app_id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12'\n" +
 	"\n" +
@@ -314,9 +461,10 @@ const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"\fgranted_apis\x18\a \x03(\tR\vgrantedApis\x12;\n" +
 	"\vaccess_from\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessFrom\x12=\n" +
-	"\faccess_until\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil2e\n" +
+	"\faccess_until\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil2\xc4\x01\n" +
 	"\rCallerService\x12T\n" +
-	"\tVerifyApp\x12\".uias.identity.v1.VerifyAppRequest\x1a#.uias.identity.v1.VerifyAppResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\tVerifyApp\x12\".uias.identity.v1.VerifyAppRequest\x1a#.uias.identity.v1.VerifyAppResponse\x12]\n" +
+	"\fSignResponse\x12%.uias.identity.v1.SignResponseRequest\x1a&.uias.identity.v1.SignResponseResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_callers_proto_rawDescOnce sync.Once
@@ -330,19 +478,23 @@ func file_uias_identity_v1_callers_proto_rawDescGZIP() []byte {
 	return file_uias_identity_v1_callers_proto_rawDescData
 }
 
-var file_uias_identity_v1_callers_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_uias_identity_v1_callers_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_uias_identity_v1_callers_proto_goTypes = []any{
-	(*VerifyAppRequest)(nil),      // 0: uias.identity.v1.VerifyAppRequest
-	(*VerifyAppResponse)(nil),     // 1: uias.identity.v1.VerifyAppResponse
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	(*SignResponseRequest)(nil),   // 0: uias.identity.v1.SignResponseRequest
+	(*SignResponseResponse)(nil),  // 1: uias.identity.v1.SignResponseResponse
+	(*VerifyAppRequest)(nil),      // 2: uias.identity.v1.VerifyAppRequest
+	(*VerifyAppResponse)(nil),     // 3: uias.identity.v1.VerifyAppResponse
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_callers_proto_depIdxs = []int32{
-	2, // 0: uias.identity.v1.VerifyAppResponse.access_from:type_name -> google.protobuf.Timestamp
-	2, // 1: uias.identity.v1.VerifyAppResponse.access_until:type_name -> google.protobuf.Timestamp
-	0, // 2: uias.identity.v1.CallerService.VerifyApp:input_type -> uias.identity.v1.VerifyAppRequest
-	1, // 3: uias.identity.v1.CallerService.VerifyApp:output_type -> uias.identity.v1.VerifyAppResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
+	4, // 0: uias.identity.v1.VerifyAppResponse.access_from:type_name -> google.protobuf.Timestamp
+	4, // 1: uias.identity.v1.VerifyAppResponse.access_until:type_name -> google.protobuf.Timestamp
+	2, // 2: uias.identity.v1.CallerService.VerifyApp:input_type -> uias.identity.v1.VerifyAppRequest
+	0, // 3: uias.identity.v1.CallerService.SignResponse:input_type -> uias.identity.v1.SignResponseRequest
+	3, // 4: uias.identity.v1.CallerService.VerifyApp:output_type -> uias.identity.v1.VerifyAppResponse
+	1, // 5: uias.identity.v1.CallerService.SignResponse:output_type -> uias.identity.v1.SignResponseResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -359,7 +511,7 @@ func file_uias_identity_v1_callers_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_callers_proto_rawDesc), len(file_uias_identity_v1_callers_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

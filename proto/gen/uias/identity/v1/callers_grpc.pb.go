@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CallerService_VerifyApp_FullMethodName = "/uias.identity.v1.CallerService/VerifyApp"
+	CallerService_VerifyApp_FullMethodName    = "/uias.identity.v1.CallerService/VerifyApp"
+	CallerService_SignResponse_FullMethodName = "/uias.identity.v1.CallerService/SignResponse"
 )
 
 // CallerServiceClient is the client API for CallerService service.
@@ -38,6 +39,12 @@ const (
 // PERMISSION_DENIED IP_NOT_ALLOWED, ...).
 type CallerServiceClient interface {
 	VerifyApp(ctx context.Context, in *VerifyAppRequest, opts ...grpc.CallOption) (*VerifyAppResponse, error)
+	// SignResponse signs an answer to a verified signed call with UIAS's
+	// response signing key (docs/adr/0016): a component that does not hold
+	// the key ring (authz, the REST edge) asks identity, which does. Only
+	// components may ask (the internal key, or in-process): UIAS's signature
+	// is not for anyone else to obtain.
+	SignResponse(ctx context.Context, in *SignResponseRequest, opts ...grpc.CallOption) (*SignResponseResponse, error)
 }
 
 type callerServiceClient struct {
@@ -52,6 +59,16 @@ func (c *callerServiceClient) VerifyApp(ctx context.Context, in *VerifyAppReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VerifyAppResponse)
 	err := c.cc.Invoke(ctx, CallerService_VerifyApp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *callerServiceClient) SignResponse(ctx context.Context, in *SignResponseRequest, opts ...grpc.CallOption) (*SignResponseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignResponseResponse)
+	err := c.cc.Invoke(ctx, CallerService_SignResponse_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +91,12 @@ func (c *callerServiceClient) VerifyApp(ctx context.Context, in *VerifyAppReques
 // PERMISSION_DENIED IP_NOT_ALLOWED, ...).
 type CallerServiceServer interface {
 	VerifyApp(context.Context, *VerifyAppRequest) (*VerifyAppResponse, error)
+	// SignResponse signs an answer to a verified signed call with UIAS's
+	// response signing key (docs/adr/0016): a component that does not hold
+	// the key ring (authz, the REST edge) asks identity, which does. Only
+	// components may ask (the internal key, or in-process): UIAS's signature
+	// is not for anyone else to obtain.
+	SignResponse(context.Context, *SignResponseRequest) (*SignResponseResponse, error)
 	mustEmbedUnimplementedCallerServiceServer()
 }
 
@@ -86,6 +109,9 @@ type UnimplementedCallerServiceServer struct{}
 
 func (UnimplementedCallerServiceServer) VerifyApp(context.Context, *VerifyAppRequest) (*VerifyAppResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyApp not implemented")
+}
+func (UnimplementedCallerServiceServer) SignResponse(context.Context, *SignResponseRequest) (*SignResponseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignResponse not implemented")
 }
 func (UnimplementedCallerServiceServer) mustEmbedUnimplementedCallerServiceServer() {}
 func (UnimplementedCallerServiceServer) testEmbeddedByValue()                       {}
@@ -126,6 +152,24 @@ func _CallerService_VerifyApp_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CallerService_SignResponse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignResponseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallerServiceServer).SignResponse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CallerService_SignResponse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallerServiceServer).SignResponse(ctx, req.(*SignResponseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CallerService_ServiceDesc is the grpc.ServiceDesc for CallerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -136,6 +180,10 @@ var CallerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyApp",
 			Handler:    _CallerService_VerifyApp_Handler,
+		},
+		{
+			MethodName: "SignResponse",
+			Handler:    _CallerService_SignResponse_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -372,6 +372,188 @@ func (AppStatus) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
 }
 
+// ListResponseSigningKeysRequest has no fields.
+type ListResponseSigningKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListResponseSigningKeysRequest) Reset() {
+	*x = ListResponseSigningKeysRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListResponseSigningKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListResponseSigningKeysRequest) ProtoMessage() {}
+
+func (x *ListResponseSigningKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListResponseSigningKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListResponseSigningKeysRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{0}
+}
+
+// ResponseSigningKey is one public key (RFC 8037 OKP JWK).
+type ResponseSigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kid: the key id, x-uias-response-key-id of the answers it signs.
+	Kid string `protobuf:"bytes,1,opt,name=kid" json:"kid,omitempty"`
+	// kty: "OKP".
+	Kty string `protobuf:"bytes,2,opt,name=kty" json:"kty,omitempty"`
+	// crv: "Ed25519".
+	Crv string `protobuf:"bytes,3,opt,name=crv" json:"crv,omitempty"`
+	// x: the public key, base64url without padding.
+	X string `protobuf:"bytes,4,opt,name=x" json:"x,omitempty"`
+	// use: "sig".
+	Use string `protobuf:"bytes,5,opt,name=use" json:"use,omitempty"`
+	// alg: "EdDSA".
+	Alg string `protobuf:"bytes,6,opt,name=alg" json:"alg,omitempty"`
+	// active: the key that signs new answers.
+	Active        bool `protobuf:"varint,7,opt,name=active" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseSigningKey) Reset() {
+	*x = ResponseSigningKey{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseSigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseSigningKey) ProtoMessage() {}
+
+func (x *ResponseSigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseSigningKey.ProtoReflect.Descriptor instead.
+func (*ResponseSigningKey) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ResponseSigningKey) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *ResponseSigningKey) GetKty() string {
+	if x != nil {
+		return x.Kty
+	}
+	return ""
+}
+
+func (x *ResponseSigningKey) GetCrv() string {
+	if x != nil {
+		return x.Crv
+	}
+	return ""
+}
+
+func (x *ResponseSigningKey) GetX() string {
+	if x != nil {
+		return x.X
+	}
+	return ""
+}
+
+func (x *ResponseSigningKey) GetUse() string {
+	if x != nil {
+		return x.Use
+	}
+	return ""
+}
+
+func (x *ResponseSigningKey) GetAlg() string {
+	if x != nil {
+		return x.Alg
+	}
+	return ""
+}
+
+func (x *ResponseSigningKey) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+// ResponseSigningKeys are the keys, the active one first.
+type ResponseSigningKeys struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*ResponseSigningKey  `protobuf:"bytes,1,rep,name=keys" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseSigningKeys) Reset() {
+	*x = ResponseSigningKeys{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseSigningKeys) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseSigningKeys) ProtoMessage() {}
+
+func (x *ResponseSigningKeys) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseSigningKeys.ProtoReflect.Descriptor instead.
+func (*ResponseSigningKeys) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ResponseSigningKeys) GetKeys() []*ResponseSigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 type ResetUserTotpRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
@@ -381,7 +563,7 @@ type ResetUserTotpRequest struct {
 
 func (x *ResetUserTotpRequest) Reset() {
 	*x = ResetUserTotpRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +575,7 @@ func (x *ResetUserTotpRequest) String() string {
 func (*ResetUserTotpRequest) ProtoMessage() {}
 
 func (x *ResetUserTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +588,7 @@ func (x *ResetUserTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetUserTotpRequest.ProtoReflect.Descriptor instead.
 func (*ResetUserTotpRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ResetUserTotpRequest) GetId() string {
@@ -449,7 +631,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +643,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +656,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AuthenticateRequest) GetAppType() string {
@@ -559,7 +741,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +753,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +766,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuthenticateResponse) GetResultCode() int32 {
@@ -641,7 +823,7 @@ type UserSummary struct {
 
 func (x *UserSummary) Reset() {
 	*x = UserSummary{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +835,7 @@ func (x *UserSummary) String() string {
 func (*UserSummary) ProtoMessage() {}
 
 func (x *UserSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +848,7 @@ func (x *UserSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserSummary.ProtoReflect.Descriptor instead.
 func (*UserSummary) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UserSummary) GetId() string {
@@ -708,7 +890,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +902,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +915,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChangePasswordRequest) GetAppUserId() string {
@@ -765,7 +947,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +959,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +972,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{8}
 }
 
 type AdminLoginRequest struct {
@@ -815,7 +997,7 @@ type AdminLoginRequest struct {
 
 func (x *AdminLoginRequest) Reset() {
 	*x = AdminLoginRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1009,7 @@ func (x *AdminLoginRequest) String() string {
 func (*AdminLoginRequest) ProtoMessage() {}
 
 func (x *AdminLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1022,7 @@ func (x *AdminLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLoginRequest.ProtoReflect.Descriptor instead.
 func (*AdminLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AdminLoginRequest) GetLoginName() string {
@@ -890,7 +1072,7 @@ type AdminLoginResponse struct {
 
 func (x *AdminLoginResponse) Reset() {
 	*x = AdminLoginResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1084,7 @@ func (x *AdminLoginResponse) String() string {
 func (*AdminLoginResponse) ProtoMessage() {}
 
 func (x *AdminLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1097,7 @@ func (x *AdminLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLoginResponse.ProtoReflect.Descriptor instead.
 func (*AdminLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AdminLoginResponse) GetToken() string {
@@ -954,7 +1136,7 @@ type AdminLogoutRequest struct {
 
 func (x *AdminLogoutRequest) Reset() {
 	*x = AdminLogoutRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1148,7 @@ func (x *AdminLogoutRequest) String() string {
 func (*AdminLogoutRequest) ProtoMessage() {}
 
 func (x *AdminLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1161,7 @@ func (x *AdminLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLogoutRequest.ProtoReflect.Descriptor instead.
 func (*AdminLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{11}
 }
 
 type AdminLogoutResponse struct {
@@ -990,7 +1172,7 @@ type AdminLogoutResponse struct {
 
 func (x *AdminLogoutResponse) Reset() {
 	*x = AdminLogoutResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1184,7 @@ func (x *AdminLogoutResponse) String() string {
 func (*AdminLogoutResponse) ProtoMessage() {}
 
 func (x *AdminLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1197,7 @@ func (x *AdminLogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLogoutResponse.ProtoReflect.Descriptor instead.
 func (*AdminLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{12}
 }
 
 type Org struct {
@@ -1033,7 +1215,7 @@ type Org struct {
 
 func (x *Org) Reset() {
 	*x = Org{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1227,7 @@ func (x *Org) String() string {
 func (*Org) ProtoMessage() {}
 
 func (x *Org) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1240,7 @@ func (x *Org) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Org.ProtoReflect.Descriptor instead.
 func (*Org) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Org) GetId() string {
@@ -1121,7 +1303,7 @@ type CreateOrgRequest struct {
 
 func (x *CreateOrgRequest) Reset() {
 	*x = CreateOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1315,7 @@ func (x *CreateOrgRequest) String() string {
 func (*CreateOrgRequest) ProtoMessage() {}
 
 func (x *CreateOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1328,7 @@ func (x *CreateOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOrgRequest.ProtoReflect.Descriptor instead.
 func (*CreateOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateOrgRequest) GetCode() string {
@@ -1179,7 +1361,7 @@ type GetOrgRequest struct {
 
 func (x *GetOrgRequest) Reset() {
 	*x = GetOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1373,7 @@ func (x *GetOrgRequest) String() string {
 func (*GetOrgRequest) ProtoMessage() {}
 
 func (x *GetOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1386,7 @@ func (x *GetOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrgRequest.ProtoReflect.Descriptor instead.
 func (*GetOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetOrgRequest) GetId() string {
@@ -1233,7 +1415,7 @@ type ListOrgsRequest struct {
 
 func (x *ListOrgsRequest) Reset() {
 	*x = ListOrgsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1427,7 @@ func (x *ListOrgsRequest) String() string {
 func (*ListOrgsRequest) ProtoMessage() {}
 
 func (x *ListOrgsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1440,7 @@ func (x *ListOrgsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrgsRequest.ProtoReflect.Descriptor instead.
 func (*ListOrgsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListOrgsRequest) GetPageSize() int32 {
@@ -1313,7 +1495,7 @@ type ListOrgsResponse struct {
 
 func (x *ListOrgsResponse) Reset() {
 	*x = ListOrgsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1507,7 @@ func (x *ListOrgsResponse) String() string {
 func (*ListOrgsResponse) ProtoMessage() {}
 
 func (x *ListOrgsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1520,7 @@ func (x *ListOrgsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrgsResponse.ProtoReflect.Descriptor instead.
 func (*ListOrgsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListOrgsResponse) GetOrgs() []*Org {
@@ -1365,7 +1547,7 @@ type UpdateOrgRequest struct {
 
 func (x *UpdateOrgRequest) Reset() {
 	*x = UpdateOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1559,7 @@ func (x *UpdateOrgRequest) String() string {
 func (*UpdateOrgRequest) ProtoMessage() {}
 
 func (x *UpdateOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1572,7 @@ func (x *UpdateOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOrgRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateOrgRequest) GetId() string {
@@ -1416,7 +1598,7 @@ type ResendOrgRequest struct {
 
 func (x *ResendOrgRequest) Reset() {
 	*x = ResendOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1610,7 @@ func (x *ResendOrgRequest) String() string {
 func (*ResendOrgRequest) ProtoMessage() {}
 
 func (x *ResendOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1623,7 @@ func (x *ResendOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendOrgRequest.ProtoReflect.Descriptor instead.
 func (*ResendOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResendOrgRequest) GetId() string {
@@ -1470,7 +1652,7 @@ type ResendOrgResponse struct {
 
 func (x *ResendOrgResponse) Reset() {
 	*x = ResendOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1664,7 @@ func (x *ResendOrgResponse) String() string {
 func (*ResendOrgResponse) ProtoMessage() {}
 
 func (x *ResendOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1677,7 @@ func (x *ResendOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendOrgResponse.ProtoReflect.Descriptor instead.
 func (*ResendOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResendOrgResponse) GetResendId() string {
@@ -1564,7 +1746,7 @@ type MoveOrgRequest struct {
 
 func (x *MoveOrgRequest) Reset() {
 	*x = MoveOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1758,7 @@ func (x *MoveOrgRequest) String() string {
 func (*MoveOrgRequest) ProtoMessage() {}
 
 func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1771,7 @@ func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveOrgRequest.ProtoReflect.Descriptor instead.
 func (*MoveOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MoveOrgRequest) GetId() string {
@@ -1616,7 +1798,7 @@ type SetOrgStatusRequest struct {
 
 func (x *SetOrgStatusRequest) Reset() {
 	*x = SetOrgStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1810,7 @@ func (x *SetOrgStatusRequest) String() string {
 func (*SetOrgStatusRequest) ProtoMessage() {}
 
 func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1823,7 @@ func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOrgStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetOrgStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetOrgStatusRequest) GetId() string {
@@ -1709,7 +1891,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1903,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1916,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *User) GetId() string {
@@ -1928,7 +2110,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2122,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2135,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateUserRequest) GetLoginName() string {
@@ -2056,7 +2238,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2250,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2263,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -2115,7 +2297,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2309,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2322,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -2202,7 +2384,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2396,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2409,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -2271,7 +2453,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2465,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2478,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateUserRequest) GetId() string {
@@ -2393,7 +2575,7 @@ type SetUserStatusRequest struct {
 
 func (x *SetUserStatusRequest) Reset() {
 	*x = SetUserStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2587,7 @@ func (x *SetUserStatusRequest) String() string {
 func (*SetUserStatusRequest) ProtoMessage() {}
 
 func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2600,7 @@ func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetUserStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetUserStatusRequest) GetId() string {
@@ -2446,7 +2628,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2640,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2653,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LockUserRequest) GetId() string {
@@ -2497,7 +2679,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2509,7 +2691,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2522,7 +2704,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UnlockUserRequest) GetId() string {
@@ -2545,7 +2727,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2739,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2752,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetPasswordRequest) GetId() string {
@@ -2610,7 +2792,7 @@ type Group struct {
 
 func (x *Group) Reset() {
 	*x = Group{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2804,7 @@ func (x *Group) String() string {
 func (*Group) ProtoMessage() {}
 
 func (x *Group) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2817,7 @@ func (x *Group) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Group.ProtoReflect.Descriptor instead.
 func (*Group) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Group) GetId() string {
@@ -2691,7 +2873,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2885,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2898,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateGroupRequest) GetCode() string {
@@ -2749,7 +2931,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +2943,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +2956,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetGroupRequest) GetId() string {
@@ -2796,7 +2978,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2990,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +3003,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListGroupsRequest) GetPageSize() int32 {
@@ -2862,7 +3044,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2874,7 +3056,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2887,7 +3069,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -2914,7 +3096,7 @@ type GroupMemberRequest struct {
 
 func (x *GroupMemberRequest) Reset() {
 	*x = GroupMemberRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2926,7 +3108,7 @@ func (x *GroupMemberRequest) String() string {
 func (*GroupMemberRequest) ProtoMessage() {}
 
 func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2939,7 +3121,7 @@ func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberRequest.ProtoReflect.Descriptor instead.
 func (*GroupMemberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GroupMemberRequest) GetGroupId() string {
@@ -3015,7 +3197,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3209,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3222,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *App) GetId() string {
@@ -3195,7 +3377,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3207,7 +3389,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3220,7 +3402,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SigningKey) GetThumbprint() string {
@@ -3280,7 +3462,7 @@ type CreateAppRequest struct {
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3292,7 +3474,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3305,7 +3487,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateAppRequest) GetAppType() string {
@@ -3410,7 +3592,7 @@ type CreateAppResponse struct {
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3604,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3617,7 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
@@ -3461,7 +3643,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3473,7 +3655,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3486,7 +3668,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetAppRequest) GetId() string {
@@ -3514,7 +3696,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +3708,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3721,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListAppsRequest) GetPageSize() int32 {
@@ -3594,7 +3776,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3606,7 +3788,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3619,7 +3801,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -3673,7 +3855,7 @@ type UpdateAppRequest struct {
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3685,7 +3867,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3698,7 +3880,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UpdateAppRequest) GetId() string {
@@ -3810,7 +3992,7 @@ type RotateAppSecretRequest struct {
 
 func (x *RotateAppSecretRequest) Reset() {
 	*x = RotateAppSecretRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3822,7 +4004,7 @@ func (x *RotateAppSecretRequest) String() string {
 func (*RotateAppSecretRequest) ProtoMessage() {}
 
 func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3835,7 +4017,7 @@ func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RotateAppSecretRequest) GetId() string {
@@ -3861,7 +4043,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3873,7 +4055,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3886,7 +4068,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteAppRequest) GetId() string {
@@ -3904,7 +4086,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3916,7 +4098,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3929,7 +4111,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
 }
 
 type AccountLink struct {
@@ -3947,7 +4129,7 @@ type AccountLink struct {
 
 func (x *AccountLink) Reset() {
 	*x = AccountLink{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3959,7 +4141,7 @@ func (x *AccountLink) String() string {
 func (*AccountLink) ProtoMessage() {}
 
 func (x *AccountLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3972,7 +4154,7 @@ func (x *AccountLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLink.ProtoReflect.Descriptor instead.
 func (*AccountLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AccountLink) GetId() string {
@@ -4028,7 +4210,7 @@ type CreateAccountLinkRequest struct {
 
 func (x *CreateAccountLinkRequest) Reset() {
 	*x = CreateAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4040,7 +4222,7 @@ func (x *CreateAccountLinkRequest) String() string {
 func (*CreateAccountLinkRequest) ProtoMessage() {}
 
 func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4053,7 +4235,7 @@ func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreateAccountLinkRequest) GetUserId() string {
@@ -4089,7 +4271,7 @@ type ListAccountLinksRequest struct {
 
 func (x *ListAccountLinksRequest) Reset() {
 	*x = ListAccountLinksRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4101,7 +4283,7 @@ func (x *ListAccountLinksRequest) String() string {
 func (*ListAccountLinksRequest) ProtoMessage() {}
 
 func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4114,7 +4296,7 @@ func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListAccountLinksRequest) GetPageSize() int32 {
@@ -4155,7 +4337,7 @@ type ListAccountLinksResponse struct {
 
 func (x *ListAccountLinksResponse) Reset() {
 	*x = ListAccountLinksResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4167,7 +4349,7 @@ func (x *ListAccountLinksResponse) String() string {
 func (*ListAccountLinksResponse) ProtoMessage() {}
 
 func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4180,7 +4362,7 @@ func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListAccountLinksResponse) GetLinks() []*AccountLink {
@@ -4206,7 +4388,7 @@ type DeleteAccountLinkRequest struct {
 
 func (x *DeleteAccountLinkRequest) Reset() {
 	*x = DeleteAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4218,7 +4400,7 @@ func (x *DeleteAccountLinkRequest) String() string {
 func (*DeleteAccountLinkRequest) ProtoMessage() {}
 
 func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4231,7 +4413,7 @@ func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DeleteAccountLinkRequest) GetId() string {
@@ -4249,7 +4431,7 @@ type DeleteAccountLinkResponse struct {
 
 func (x *DeleteAccountLinkResponse) Reset() {
 	*x = DeleteAccountLinkResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4261,7 +4443,7 @@ func (x *DeleteAccountLinkResponse) String() string {
 func (*DeleteAccountLinkResponse) ProtoMessage() {}
 
 func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4274,7 +4456,7 @@ func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
 }
 
 type DeleteUserRequest struct {
@@ -4286,7 +4468,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4298,7 +4480,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4311,7 +4493,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -4329,7 +4511,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4341,7 +4523,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4354,7 +4536,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
 }
 
 type ResetPasswordRequest struct {
@@ -4366,7 +4548,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4378,7 +4560,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4391,7 +4573,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ResetPasswordRequest) GetId() string {
@@ -4413,7 +4595,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4425,7 +4607,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4438,7 +4620,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ResetPasswordResponse) GetUser() *User {
@@ -4464,7 +4646,7 @@ type DeleteOrgRequest struct {
 
 func (x *DeleteOrgRequest) Reset() {
 	*x = DeleteOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4476,7 +4658,7 @@ func (x *DeleteOrgRequest) String() string {
 func (*DeleteOrgRequest) ProtoMessage() {}
 
 func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4489,7 +4671,7 @@ func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DeleteOrgRequest) GetId() string {
@@ -4507,7 +4689,7 @@ type DeleteOrgResponse struct {
 
 func (x *DeleteOrgResponse) Reset() {
 	*x = DeleteOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4519,7 +4701,7 @@ func (x *DeleteOrgResponse) String() string {
 func (*DeleteOrgResponse) ProtoMessage() {}
 
 func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4532,7 +4714,7 @@ func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
 }
 
 type DeleteGroupRequest struct {
@@ -4544,7 +4726,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4556,7 +4738,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4569,7 +4751,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DeleteGroupRequest) GetId() string {
@@ -4587,7 +4769,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4599,7 +4781,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4612,7 +4794,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
 }
 
 type UpdateGroupRequest struct {
@@ -4625,7 +4807,7 @@ type UpdateGroupRequest struct {
 
 func (x *UpdateGroupRequest) Reset() {
 	*x = UpdateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4637,7 +4819,7 @@ func (x *UpdateGroupRequest) String() string {
 func (*UpdateGroupRequest) ProtoMessage() {}
 
 func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4650,7 +4832,7 @@ func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UpdateGroupRequest) GetId() string {
@@ -4685,7 +4867,7 @@ type UserCertificate struct {
 
 func (x *UserCertificate) Reset() {
 	*x = UserCertificate{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4697,7 +4879,7 @@ func (x *UserCertificate) String() string {
 func (*UserCertificate) ProtoMessage() {}
 
 func (x *UserCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4710,7 +4892,7 @@ func (x *UserCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserCertificate.ProtoReflect.Descriptor instead.
 func (*UserCertificate) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *UserCertificate) GetUserId() string {
@@ -4757,7 +4939,7 @@ type BindUserCertificateRequest struct {
 
 func (x *BindUserCertificateRequest) Reset() {
 	*x = BindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4769,7 +4951,7 @@ func (x *BindUserCertificateRequest) String() string {
 func (*BindUserCertificateRequest) ProtoMessage() {}
 
 func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4782,7 +4964,7 @@ func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*BindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *BindUserCertificateRequest) GetUserId() string {
@@ -4815,7 +4997,7 @@ type ListUserCertificatesRequest struct {
 
 func (x *ListUserCertificatesRequest) Reset() {
 	*x = ListUserCertificatesRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4827,7 +5009,7 @@ func (x *ListUserCertificatesRequest) String() string {
 func (*ListUserCertificatesRequest) ProtoMessage() {}
 
 func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4840,7 +5022,7 @@ func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListUserCertificatesRequest) GetUserId() string {
@@ -4859,7 +5041,7 @@ type ListUserCertificatesResponse struct {
 
 func (x *ListUserCertificatesResponse) Reset() {
 	*x = ListUserCertificatesResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4871,7 +5053,7 @@ func (x *ListUserCertificatesResponse) String() string {
 func (*ListUserCertificatesResponse) ProtoMessage() {}
 
 func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4884,7 +5066,7 @@ func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{65}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListUserCertificatesResponse) GetCertificates() []*UserCertificate {
@@ -4904,7 +5086,7 @@ type UnbindUserCertificateRequest struct {
 
 func (x *UnbindUserCertificateRequest) Reset() {
 	*x = UnbindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4916,7 +5098,7 @@ func (x *UnbindUserCertificateRequest) String() string {
 func (*UnbindUserCertificateRequest) ProtoMessage() {}
 
 func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4929,7 +5111,7 @@ func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{66}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UnbindUserCertificateRequest) GetUserId() string {
@@ -4954,7 +5136,7 @@ type UnbindUserCertificateResponse struct {
 
 func (x *UnbindUserCertificateResponse) Reset() {
 	*x = UnbindUserCertificateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4966,7 +5148,7 @@ func (x *UnbindUserCertificateResponse) String() string {
 func (*UnbindUserCertificateResponse) ProtoMessage() {}
 
 func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4979,14 +5161,25 @@ func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateResponse.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{67}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{70}
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
-	"\x1fuias/identity/v1/identity.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"7\n" +
+	"\x1fuias/identity/v1/identity.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\" \n" +
+	"\x1eListResponseSigningKeysRequest\"\x94\x01\n" +
+	"\x12ResponseSigningKey\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
+	"\x03kty\x18\x02 \x01(\tR\x03kty\x12\x10\n" +
+	"\x03crv\x18\x03 \x01(\tR\x03crv\x12\f\n" +
+	"\x01x\x18\x04 \x01(\tR\x01x\x12\x10\n" +
+	"\x03use\x18\x05 \x01(\tR\x03use\x12\x10\n" +
+	"\x03alg\x18\x06 \x01(\tR\x03alg\x12\x16\n" +
+	"\x06active\x18\a \x01(\bR\x06active\"O\n" +
+	"\x13ResponseSigningKeys\x128\n" +
+	"\x04keys\x18\x01 \x03(\v2$.uias.identity.v1.ResponseSigningKeyR\x04keys\"7\n" +
 	"\x14ResetUserTotpRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xc4\x04\n" +
 	"\x13AuthenticateRequest\x12&\n" +
@@ -5394,7 +5587,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xe6#\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xac\x01\n" +
+	"\x12ResponseKeyService\x12\x95\x01\n" +
+	"\x17ListResponseSigningKeys\x120.uias.identity.v1.ListResponseSigningKeysRequest\x1a%.uias.identity.v1.ResponseSigningKeys\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/keys/response-signing2\xe6#\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -5460,226 +5655,232 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
-	(AuthType)(0),                         // 0: uias.identity.v1.AuthType
-	(Reason)(0),                           // 1: uias.identity.v1.Reason
-	(Status)(0),                           // 2: uias.identity.v1.Status
-	(IdType)(0),                           // 3: uias.identity.v1.IdType
-	(UserStatus)(0),                       // 4: uias.identity.v1.UserStatus
-	(AppStatus)(0),                        // 5: uias.identity.v1.AppStatus
-	(*ResetUserTotpRequest)(nil),          // 6: uias.identity.v1.ResetUserTotpRequest
-	(*AuthenticateRequest)(nil),           // 7: uias.identity.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),          // 8: uias.identity.v1.AuthenticateResponse
-	(*UserSummary)(nil),                   // 9: uias.identity.v1.UserSummary
-	(*ChangePasswordRequest)(nil),         // 10: uias.identity.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),        // 11: uias.identity.v1.ChangePasswordResponse
-	(*AdminLoginRequest)(nil),             // 12: uias.identity.v1.AdminLoginRequest
-	(*AdminLoginResponse)(nil),            // 13: uias.identity.v1.AdminLoginResponse
-	(*AdminLogoutRequest)(nil),            // 14: uias.identity.v1.AdminLogoutRequest
-	(*AdminLogoutResponse)(nil),           // 15: uias.identity.v1.AdminLogoutResponse
-	(*Org)(nil),                           // 16: uias.identity.v1.Org
-	(*CreateOrgRequest)(nil),              // 17: uias.identity.v1.CreateOrgRequest
-	(*GetOrgRequest)(nil),                 // 18: uias.identity.v1.GetOrgRequest
-	(*ListOrgsRequest)(nil),               // 19: uias.identity.v1.ListOrgsRequest
-	(*ListOrgsResponse)(nil),              // 20: uias.identity.v1.ListOrgsResponse
-	(*UpdateOrgRequest)(nil),              // 21: uias.identity.v1.UpdateOrgRequest
-	(*ResendOrgRequest)(nil),              // 22: uias.identity.v1.ResendOrgRequest
-	(*ResendOrgResponse)(nil),             // 23: uias.identity.v1.ResendOrgResponse
-	(*MoveOrgRequest)(nil),                // 24: uias.identity.v1.MoveOrgRequest
-	(*SetOrgStatusRequest)(nil),           // 25: uias.identity.v1.SetOrgStatusRequest
-	(*User)(nil),                          // 26: uias.identity.v1.User
-	(*CreateUserRequest)(nil),             // 27: uias.identity.v1.CreateUserRequest
-	(*GetUserRequest)(nil),                // 28: uias.identity.v1.GetUserRequest
-	(*ListUsersRequest)(nil),              // 29: uias.identity.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),             // 30: uias.identity.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),             // 31: uias.identity.v1.UpdateUserRequest
-	(*SetUserStatusRequest)(nil),          // 32: uias.identity.v1.SetUserStatusRequest
-	(*LockUserRequest)(nil),               // 33: uias.identity.v1.LockUserRequest
-	(*UnlockUserRequest)(nil),             // 34: uias.identity.v1.UnlockUserRequest
-	(*SetPasswordRequest)(nil),            // 35: uias.identity.v1.SetPasswordRequest
-	(*Group)(nil),                         // 36: uias.identity.v1.Group
-	(*CreateGroupRequest)(nil),            // 37: uias.identity.v1.CreateGroupRequest
-	(*GetGroupRequest)(nil),               // 38: uias.identity.v1.GetGroupRequest
-	(*ListGroupsRequest)(nil),             // 39: uias.identity.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),            // 40: uias.identity.v1.ListGroupsResponse
-	(*GroupMemberRequest)(nil),            // 41: uias.identity.v1.GroupMemberRequest
-	(*App)(nil),                           // 42: uias.identity.v1.App
-	(*SigningKey)(nil),                    // 43: uias.identity.v1.SigningKey
-	(*CreateAppRequest)(nil),              // 44: uias.identity.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),             // 45: uias.identity.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                 // 46: uias.identity.v1.GetAppRequest
-	(*ListAppsRequest)(nil),               // 47: uias.identity.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),              // 48: uias.identity.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),              // 49: uias.identity.v1.UpdateAppRequest
-	(*RotateAppSecretRequest)(nil),        // 50: uias.identity.v1.RotateAppSecretRequest
-	(*DeleteAppRequest)(nil),              // 51: uias.identity.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),             // 52: uias.identity.v1.DeleteAppResponse
-	(*AccountLink)(nil),                   // 53: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),      // 54: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),       // 55: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),      // 56: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),      // 57: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil),     // 58: uias.identity.v1.DeleteAccountLinkResponse
-	(*DeleteUserRequest)(nil),             // 59: uias.identity.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),            // 60: uias.identity.v1.DeleteUserResponse
-	(*ResetPasswordRequest)(nil),          // 61: uias.identity.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),         // 62: uias.identity.v1.ResetPasswordResponse
-	(*DeleteOrgRequest)(nil),              // 63: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),             // 64: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),            // 65: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),           // 66: uias.identity.v1.DeleteGroupResponse
-	(*UpdateGroupRequest)(nil),            // 67: uias.identity.v1.UpdateGroupRequest
-	(*UserCertificate)(nil),               // 68: uias.identity.v1.UserCertificate
-	(*BindUserCertificateRequest)(nil),    // 69: uias.identity.v1.BindUserCertificateRequest
-	(*ListUserCertificatesRequest)(nil),   // 70: uias.identity.v1.ListUserCertificatesRequest
-	(*ListUserCertificatesResponse)(nil),  // 71: uias.identity.v1.ListUserCertificatesResponse
-	(*UnbindUserCertificateRequest)(nil),  // 72: uias.identity.v1.UnbindUserCertificateRequest
-	(*UnbindUserCertificateResponse)(nil), // 73: uias.identity.v1.UnbindUserCertificateResponse
-	nil,                                   // 74: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),         // 75: google.protobuf.Timestamp
+	(AuthType)(0),                          // 0: uias.identity.v1.AuthType
+	(Reason)(0),                            // 1: uias.identity.v1.Reason
+	(Status)(0),                            // 2: uias.identity.v1.Status
+	(IdType)(0),                            // 3: uias.identity.v1.IdType
+	(UserStatus)(0),                        // 4: uias.identity.v1.UserStatus
+	(AppStatus)(0),                         // 5: uias.identity.v1.AppStatus
+	(*ListResponseSigningKeysRequest)(nil), // 6: uias.identity.v1.ListResponseSigningKeysRequest
+	(*ResponseSigningKey)(nil),             // 7: uias.identity.v1.ResponseSigningKey
+	(*ResponseSigningKeys)(nil),            // 8: uias.identity.v1.ResponseSigningKeys
+	(*ResetUserTotpRequest)(nil),           // 9: uias.identity.v1.ResetUserTotpRequest
+	(*AuthenticateRequest)(nil),            // 10: uias.identity.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),           // 11: uias.identity.v1.AuthenticateResponse
+	(*UserSummary)(nil),                    // 12: uias.identity.v1.UserSummary
+	(*ChangePasswordRequest)(nil),          // 13: uias.identity.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),         // 14: uias.identity.v1.ChangePasswordResponse
+	(*AdminLoginRequest)(nil),              // 15: uias.identity.v1.AdminLoginRequest
+	(*AdminLoginResponse)(nil),             // 16: uias.identity.v1.AdminLoginResponse
+	(*AdminLogoutRequest)(nil),             // 17: uias.identity.v1.AdminLogoutRequest
+	(*AdminLogoutResponse)(nil),            // 18: uias.identity.v1.AdminLogoutResponse
+	(*Org)(nil),                            // 19: uias.identity.v1.Org
+	(*CreateOrgRequest)(nil),               // 20: uias.identity.v1.CreateOrgRequest
+	(*GetOrgRequest)(nil),                  // 21: uias.identity.v1.GetOrgRequest
+	(*ListOrgsRequest)(nil),                // 22: uias.identity.v1.ListOrgsRequest
+	(*ListOrgsResponse)(nil),               // 23: uias.identity.v1.ListOrgsResponse
+	(*UpdateOrgRequest)(nil),               // 24: uias.identity.v1.UpdateOrgRequest
+	(*ResendOrgRequest)(nil),               // 25: uias.identity.v1.ResendOrgRequest
+	(*ResendOrgResponse)(nil),              // 26: uias.identity.v1.ResendOrgResponse
+	(*MoveOrgRequest)(nil),                 // 27: uias.identity.v1.MoveOrgRequest
+	(*SetOrgStatusRequest)(nil),            // 28: uias.identity.v1.SetOrgStatusRequest
+	(*User)(nil),                           // 29: uias.identity.v1.User
+	(*CreateUserRequest)(nil),              // 30: uias.identity.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                 // 31: uias.identity.v1.GetUserRequest
+	(*ListUsersRequest)(nil),               // 32: uias.identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),              // 33: uias.identity.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),              // 34: uias.identity.v1.UpdateUserRequest
+	(*SetUserStatusRequest)(nil),           // 35: uias.identity.v1.SetUserStatusRequest
+	(*LockUserRequest)(nil),                // 36: uias.identity.v1.LockUserRequest
+	(*UnlockUserRequest)(nil),              // 37: uias.identity.v1.UnlockUserRequest
+	(*SetPasswordRequest)(nil),             // 38: uias.identity.v1.SetPasswordRequest
+	(*Group)(nil),                          // 39: uias.identity.v1.Group
+	(*CreateGroupRequest)(nil),             // 40: uias.identity.v1.CreateGroupRequest
+	(*GetGroupRequest)(nil),                // 41: uias.identity.v1.GetGroupRequest
+	(*ListGroupsRequest)(nil),              // 42: uias.identity.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),             // 43: uias.identity.v1.ListGroupsResponse
+	(*GroupMemberRequest)(nil),             // 44: uias.identity.v1.GroupMemberRequest
+	(*App)(nil),                            // 45: uias.identity.v1.App
+	(*SigningKey)(nil),                     // 46: uias.identity.v1.SigningKey
+	(*CreateAppRequest)(nil),               // 47: uias.identity.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),              // 48: uias.identity.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                  // 49: uias.identity.v1.GetAppRequest
+	(*ListAppsRequest)(nil),                // 50: uias.identity.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),               // 51: uias.identity.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),               // 52: uias.identity.v1.UpdateAppRequest
+	(*RotateAppSecretRequest)(nil),         // 53: uias.identity.v1.RotateAppSecretRequest
+	(*DeleteAppRequest)(nil),               // 54: uias.identity.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),              // 55: uias.identity.v1.DeleteAppResponse
+	(*AccountLink)(nil),                    // 56: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),       // 57: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),        // 58: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),       // 59: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),       // 60: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil),      // 61: uias.identity.v1.DeleteAccountLinkResponse
+	(*DeleteUserRequest)(nil),              // 62: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),             // 63: uias.identity.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),           // 64: uias.identity.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),          // 65: uias.identity.v1.ResetPasswordResponse
+	(*DeleteOrgRequest)(nil),               // 66: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),              // 67: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),             // 68: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),            // 69: uias.identity.v1.DeleteGroupResponse
+	(*UpdateGroupRequest)(nil),             // 70: uias.identity.v1.UpdateGroupRequest
+	(*UserCertificate)(nil),                // 71: uias.identity.v1.UserCertificate
+	(*BindUserCertificateRequest)(nil),     // 72: uias.identity.v1.BindUserCertificateRequest
+	(*ListUserCertificatesRequest)(nil),    // 73: uias.identity.v1.ListUserCertificatesRequest
+	(*ListUserCertificatesResponse)(nil),   // 74: uias.identity.v1.ListUserCertificatesResponse
+	(*UnbindUserCertificateRequest)(nil),   // 75: uias.identity.v1.UnbindUserCertificateRequest
+	(*UnbindUserCertificateResponse)(nil),  // 76: uias.identity.v1.UnbindUserCertificateResponse
+	nil,                                    // 77: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),          // 78: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
-	0,  // 0: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	74, // 1: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	1,  // 2: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
-	9,  // 3: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	75, // 4: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 5: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
-	2,  // 6: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	75, // 7: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	75, // 8: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 9: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
-	16, // 10: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
-	2,  // 11: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
-	3,  // 12: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 13: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	75, // 14: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	75, // 15: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	75, // 16: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	75, // 17: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	75, // 18: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
-	75, // 19: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
-	3,  // 20: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 21: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	26, // 22: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
-	3,  // 23: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 24: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	75, // 25: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	36, // 26: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
-	5,  // 27: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	75, // 28: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	75, // 29: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	75, // 30: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	75, // 31: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
-	43, // 32: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	75, // 33: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
-	75, // 34: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
-	75, // 35: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	75, // 36: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	75, // 37: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	42, // 38: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 39: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	42, // 40: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 41: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	75, // 42: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	75, // 43: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	2,  // 44: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	75, // 45: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	53, // 46: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	26, // 47: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	75, // 48: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	75, // 49: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	68, // 50: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	7,  // 51: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	10, // 52: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	12, // 53: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	14, // 54: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	17, // 55: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	18, // 56: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	19, // 57: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	21, // 58: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	24, // 59: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	22, // 60: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	63, // 61: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	25, // 62: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	27, // 63: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	28, // 64: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	29, // 65: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	31, // 66: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	32, // 67: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	33, // 68: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	34, // 69: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	59, // 70: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	35, // 71: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	61, // 72: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	37, // 73: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	65, // 74: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	67, // 75: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	38, // 76: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	39, // 77: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	41, // 78: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	41, // 79: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	44, // 80: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	46, // 81: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	47, // 82: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	49, // 83: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	50, // 84: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	51, // 85: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	54, // 86: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	55, // 87: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	57, // 88: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	69, // 89: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	70, // 90: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	72, // 91: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	6,  // 92: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	8,  // 93: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	11, // 94: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	13, // 95: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	15, // 96: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	16, // 97: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	16, // 98: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	20, // 99: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	16, // 100: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	16, // 101: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	23, // 102: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	64, // 103: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	16, // 104: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	26, // 105: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	26, // 106: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	30, // 107: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	26, // 108: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	26, // 109: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	26, // 110: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	26, // 111: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	60, // 112: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	26, // 113: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	62, // 114: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	36, // 115: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	66, // 116: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	36, // 117: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	36, // 118: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	40, // 119: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	36, // 120: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	36, // 121: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	45, // 122: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	42, // 123: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	48, // 124: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	42, // 125: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	45, // 126: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	52, // 127: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	53, // 128: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	56, // 129: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	58, // 130: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	68, // 131: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	71, // 132: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	73, // 133: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	26, // 134: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	93, // [93:135] is the sub-list for method output_type
-	51, // [51:93] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	7,  // 0: uias.identity.v1.ResponseSigningKeys.keys:type_name -> uias.identity.v1.ResponseSigningKey
+	0,  // 1: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
+	77, // 2: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	1,  // 3: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
+	12, // 4: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
+	78, // 5: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 6: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
+	2,  // 7: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
+	78, // 8: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	78, // 9: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 10: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
+	19, // 11: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
+	2,  // 12: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
+	3,  // 13: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 14: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
+	78, // 15: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	78, // 16: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	78, // 17: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	78, // 18: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	78, // 19: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	78, // 20: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	3,  // 21: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 22: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
+	29, // 23: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	3,  // 24: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 25: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
+	78, // 26: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	39, // 27: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	5,  // 28: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
+	78, // 29: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	78, // 30: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	78, // 31: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	78, // 32: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	46, // 33: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
+	78, // 34: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
+	78, // 35: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
+	78, // 36: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	78, // 37: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	78, // 38: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	45, // 39: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 40: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	45, // 41: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 42: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	78, // 43: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	78, // 44: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	2,  // 45: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	78, // 46: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	56, // 47: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	29, // 48: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	78, // 49: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	78, // 50: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	71, // 51: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	10, // 52: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	13, // 53: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	6,  // 54: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
+	15, // 55: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	17, // 56: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	20, // 57: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	21, // 58: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	22, // 59: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	24, // 60: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	27, // 61: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	25, // 62: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	66, // 63: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	28, // 64: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	30, // 65: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	31, // 66: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	32, // 67: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	34, // 68: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	35, // 69: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	36, // 70: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	37, // 71: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	62, // 72: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	38, // 73: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	64, // 74: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	40, // 75: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	68, // 76: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	70, // 77: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	41, // 78: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	42, // 79: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	44, // 80: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	44, // 81: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	47, // 82: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	49, // 83: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	50, // 84: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	52, // 85: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	53, // 86: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	54, // 87: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	57, // 88: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	58, // 89: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	60, // 90: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	72, // 91: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	73, // 92: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	75, // 93: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	9,  // 94: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	11, // 95: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	14, // 96: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	8,  // 97: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
+	16, // 98: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	18, // 99: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	19, // 100: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	19, // 101: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	23, // 102: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	19, // 103: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	19, // 104: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	26, // 105: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	67, // 106: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	19, // 107: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	29, // 108: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	29, // 109: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	33, // 110: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	29, // 111: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	29, // 112: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	29, // 113: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	29, // 114: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	63, // 115: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	29, // 116: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	65, // 117: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	39, // 118: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	69, // 119: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	39, // 120: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	39, // 121: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	43, // 122: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	39, // 123: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	39, // 124: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	48, // 125: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	45, // 126: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	51, // 127: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	45, // 128: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	48, // 129: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	55, // 130: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	56, // 131: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	59, // 132: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	61, // 133: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	71, // 134: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	74, // 135: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	76, // 136: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	29, // 137: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	95, // [95:138] is the sub-list for method output_type
+	52, // [52:95] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
@@ -5693,9 +5894,9 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   69,
+			NumMessages:   72,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_uias_identity_v1_identity_proto_goTypes,
 		DependencyIndexes: file_uias_identity_v1_identity_proto_depIdxs,

@@ -89,6 +89,27 @@ func local_request_AuthService_ChangePassword_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
+func request_ResponseKeyService_ListResponseSigningKeys_0(ctx context.Context, marshaler runtime.Marshaler, client ResponseKeyServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListResponseSigningKeysRequest
+		metadata runtime.ServerMetadata
+	)
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListResponseSigningKeys(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ResponseKeyService_ListResponseSigningKeys_0(ctx context.Context, marshaler runtime.Marshaler, server ResponseKeyServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListResponseSigningKeysRequest
+		metadata runtime.ServerMetadata
+	)
+	msg, err := server.ListResponseSigningKeys(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_AdminService_AdminLogin_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq AdminLoginRequest
@@ -1723,6 +1744,36 @@ func RegisterAuthServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 	return nil
 }
 
+// RegisterResponseKeyServiceHandlerServer registers the http handlers for service ResponseKeyService to "mux".
+// UnaryRPC     :call ResponseKeyServiceServer directly.
+// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
+// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterResponseKeyServiceHandlerFromEndpoint instead.
+// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
+func RegisterResponseKeyServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server ResponseKeyServiceServer) error {
+	mux.Handle(http.MethodGet, pattern_ResponseKeyService_ListResponseSigningKeys_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/uias.identity.v1.ResponseKeyService/ListResponseSigningKeys", runtime.WithHTTPPathPattern("/v1/keys/response-signing"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ResponseKeyService_ListResponseSigningKeys_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ResponseKeyService_ListResponseSigningKeys_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+
+	return nil
+}
+
 // RegisterAdminServiceHandlerServer registers the http handlers for service AdminService to "mux".
 // UnaryRPC     :call AdminServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -2614,6 +2665,70 @@ var (
 var (
 	forward_AuthService_Authenticate_0   = runtime.ForwardResponseMessage
 	forward_AuthService_ChangePassword_0 = runtime.ForwardResponseMessage
+)
+
+// RegisterResponseKeyServiceHandlerFromEndpoint is same as RegisterResponseKeyServiceHandler but
+// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
+func RegisterResponseKeyServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
+	conn, err := grpc.NewClient(endpoint, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+			return
+		}
+		go func() {
+			<-ctx.Done()
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+		}()
+	}()
+	return RegisterResponseKeyServiceHandler(ctx, mux, conn)
+}
+
+// RegisterResponseKeyServiceHandler registers the http handlers for service ResponseKeyService to "mux".
+// The handlers forward requests to the grpc endpoint over "conn".
+func RegisterResponseKeyServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return RegisterResponseKeyServiceHandlerClient(ctx, mux, NewResponseKeyServiceClient(conn))
+}
+
+// RegisterResponseKeyServiceHandlerClient registers the http handlers for service ResponseKeyService
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "ResponseKeyServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "ResponseKeyServiceClient"
+// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
+// "ResponseKeyServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterResponseKeyServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client ResponseKeyServiceClient) error {
+	mux.Handle(http.MethodGet, pattern_ResponseKeyService_ListResponseSigningKeys_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/uias.identity.v1.ResponseKeyService/ListResponseSigningKeys", runtime.WithHTTPPathPattern("/v1/keys/response-signing"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ResponseKeyService_ListResponseSigningKeys_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ResponseKeyService_ListResponseSigningKeys_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	return nil
+}
+
+var (
+	pattern_ResponseKeyService_ListResponseSigningKeys_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "keys", "response-signing"}, ""))
+)
+
+var (
+	forward_ResponseKeyService_ListResponseSigningKeys_0 = runtime.ForwardResponseMessage
 )
 
 // RegisterAdminServiceHandlerFromEndpoint is same as RegisterAdminServiceHandler but

@@ -179,6 +179,120 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	ResponseKeyService_ListResponseSigningKeys_FullMethodName = "/uias.identity.v1.ResponseKeyService/ListResponseSigningKeys"
+)
+
+// ResponseKeyServiceClient is the client API for ResponseKeyService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ResponseKeyService publishes the public keys UIAS signs its answers to
+// signed calls with (x-uias-response-signature; docs/integrators.md,
+// "Signed answers"). It needs no credentials.
+type ResponseKeyServiceClient interface {
+	// ListResponseSigningKeys lists the Ed25519 public keys, JWKS-like: the
+	// active one first; older ones stay listed while the key ring keeps them.
+	ListResponseSigningKeys(ctx context.Context, in *ListResponseSigningKeysRequest, opts ...grpc.CallOption) (*ResponseSigningKeys, error)
+}
+
+type responseKeyServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewResponseKeyServiceClient(cc grpc.ClientConnInterface) ResponseKeyServiceClient {
+	return &responseKeyServiceClient{cc}
+}
+
+func (c *responseKeyServiceClient) ListResponseSigningKeys(ctx context.Context, in *ListResponseSigningKeysRequest, opts ...grpc.CallOption) (*ResponseSigningKeys, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResponseSigningKeys)
+	err := c.cc.Invoke(ctx, ResponseKeyService_ListResponseSigningKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ResponseKeyServiceServer is the server API for ResponseKeyService service.
+// All implementations must embed UnimplementedResponseKeyServiceServer
+// for forward compatibility.
+//
+// ResponseKeyService publishes the public keys UIAS signs its answers to
+// signed calls with (x-uias-response-signature; docs/integrators.md,
+// "Signed answers"). It needs no credentials.
+type ResponseKeyServiceServer interface {
+	// ListResponseSigningKeys lists the Ed25519 public keys, JWKS-like: the
+	// active one first; older ones stay listed while the key ring keeps them.
+	ListResponseSigningKeys(context.Context, *ListResponseSigningKeysRequest) (*ResponseSigningKeys, error)
+	mustEmbedUnimplementedResponseKeyServiceServer()
+}
+
+// UnimplementedResponseKeyServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedResponseKeyServiceServer struct{}
+
+func (UnimplementedResponseKeyServiceServer) ListResponseSigningKeys(context.Context, *ListResponseSigningKeysRequest) (*ResponseSigningKeys, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListResponseSigningKeys not implemented")
+}
+func (UnimplementedResponseKeyServiceServer) mustEmbedUnimplementedResponseKeyServiceServer() {}
+func (UnimplementedResponseKeyServiceServer) testEmbeddedByValue()                            {}
+
+// UnsafeResponseKeyServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ResponseKeyServiceServer will
+// result in compilation errors.
+type UnsafeResponseKeyServiceServer interface {
+	mustEmbedUnimplementedResponseKeyServiceServer()
+}
+
+func RegisterResponseKeyServiceServer(s grpc.ServiceRegistrar, srv ResponseKeyServiceServer) {
+	// If the following call panics, it indicates UnimplementedResponseKeyServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ResponseKeyService_ServiceDesc, srv)
+}
+
+func _ResponseKeyService_ListResponseSigningKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListResponseSigningKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ResponseKeyServiceServer).ListResponseSigningKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ResponseKeyService_ListResponseSigningKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ResponseKeyServiceServer).ListResponseSigningKeys(ctx, req.(*ListResponseSigningKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ResponseKeyService_ServiceDesc is the grpc.ServiceDesc for ResponseKeyService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ResponseKeyService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "uias.identity.v1.ResponseKeyService",
+	HandlerType: (*ResponseKeyServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListResponseSigningKeys",
+			Handler:    _ResponseKeyService_ListResponseSigningKeys_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "uias/identity/v1/identity.proto",
+}
+
+const (
 	AdminService_AdminLogin_FullMethodName            = "/uias.identity.v1.AdminService/AdminLogin"
 	AdminService_AdminLogout_FullMethodName           = "/uias.identity.v1.AdminService/AdminLogout"
 	AdminService_CreateOrg_FullMethodName             = "/uias.identity.v1.AdminService/CreateOrg"
