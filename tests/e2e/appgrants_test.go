@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// TestAppInterfaceGrants: an application granted authz checks only is
+// refused Authenticate (gRPC and REST) and authz's ListSubjects, also when
+// its credentials were just verified for a check (authz's cache), each
+// refusal saying what it is granted; granted authenticate later, it
+// authenticates. An access period that has ended refuses every call, one
+// not yet begun too.
+func TestAppInterfaceGrants(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	f := e.seed("grants", "gus", &identityv1.CreateAppRequest{GrantedApis: []string{"authz.check"}}, nil)
+	az := authzv1.NewAuthzServiceClient(e.conn)
+	authzOA(t, authzv1.NewAuthzAdminServiceClient(e.conn), e.adm(), f.appID)
+
+	_, err := e.authPW(f, f.account, f.password)
+	st := wantCode(t, err, codes.PermissionDenied, "API_NOT_GRANTED")
+	if !strings.Contains(st.Message(), `"authenticate"`) || !strings.Contains(st.Message(), "authz.check") {
+		t.Fatalf("refusal: %q", st.Message())
+	}
+	code, out, _ := e.rest("POST", "/v1/authenticate", appHeaders(f), map[string]any{"appUserId": f.account, "password": f.password})
+	if code != http.StatusForbidden || !strings.Contains(fmt.Sprint(out), "API_NOT_GRANTED") {
+		t.Fatalf("REST Authenticate: %d %v", code, out)
+	}
+	if _, err := az.Check(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs.inbox", Operation: "read"}); err != nil {
+		t.Fatalf("a granted check: %v", err)
+	}
+	// The credentials are in authz's cache now; the grant still holds.
+	_, err = az.ListSubjects(f.ctx(), &authzv1.ListSubjectsRequest{Resource: "docs.inbox", Operation: "read"})
+	wantCode(t, err, codes.PermissionDenied, "API_NOT_GRANTED")
+
+	// Granted authenticate as well: it authenticates.
+	app, err := e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"granted_apis"},
+		GrantedApis: []string{"authz.check", "authenticate"}})
+	if err != nil || len(app.GetGrantedApis()) != 2 {
+		t.Fatalf("grant: %v %v", app, err)
+	}
+	wantResult(t, mustAuth(e.authPW(f, f.account, f.password)), nil, 0, identityv1.Reason_REASON_OK)
+	// Unknown interfaces are refused, naming the field.
+	_, err = e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"granted_apis"},
+		GrantedApis: []string{"everything"}})
+	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
+
+	// The access period ended yesterday: every call is refused.
+	if _, err := e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"access_until"},
+		AccessUntil: timestamppb.New(time.Now().Add(-24 * time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.authPW(f, f.account, f.password)
+	wantCode(t, err, codes.PermissionDenied, "APP_ACCESS_EXPIRED")
+	eventually(t, "authz to refuse an ended access period", func() bool {
+		_, err := az.Check(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs.inbox", Operation: "read"})
+		return err != nil && strings.Contains(err.Error(), "access ended")
+	})
+	// A period that begins tomorrow, with no end.
+	if _, err := e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"access_until", "access_from"},
+		AccessFrom: timestamppb.New(time.Now().Add(24 * time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.authPW(f, f.account, f.password)
+	wantCode(t, err, codes.PermissionDenied, "APP_ACCESS_NOT_BEGUN")
+	got, err := e.admin.GetApp(e.adm(), &identityv1.GetAppRequest{Id: f.appID})
+	if err != nil || got.GetAccessFrom() == nil || got.GetAccessUntil() != nil {
+		t.Fatalf("period: %v %v", got, err)
+	}
+}
