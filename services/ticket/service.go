@@ -1006,6 +1006,15 @@ func (s *Service) RevokeUserSessions(ctx context.Context, userID, sessionID, rea
 // empty: the session in which they changed their password); it returns
 // how many ended.
 func (s *Service) EndUserSessions(ctx context.Context, userID, keep, reason string) (int, error) {
+	return s.EndUserSessionsBefore(ctx, userID, keep, reason, time.Time{})
+}
+
+// EndUserSessionsBefore is EndUserSessions for a change made at before
+// (zero: whenever): a session that began at or after it stays. A change's
+// event may arrive late (the outbox's relay, a busy NATS): the person who
+// changed their password, or whose account was enabled again, and signed
+// in meanwhile keeps that new session.
+func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reason string, before time.Time) (int, error) {
 	ids, err := s.store.UserSessions(ctx, userID)
 	if err != nil {
 		return 0, err
@@ -1015,6 +1024,12 @@ func (s *Service) EndUserSessions(ctx context.Context, userID, keep, reason stri
 	for _, id := range ids {
 		if id == keep {
 			continue
+		}
+		if !before.IsZero() {
+			sess, _, err := s.store.GetSession(ctx, id)
+			if err == nil && !sess.CreatedAt.Before(before) {
+				continue // begun after the change
+			}
 		}
 		ok, err := s.endSession(ctx, id, userID, reason)
 		switch {

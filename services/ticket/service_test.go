@@ -799,3 +799,31 @@ func TestCertificateRequiredService(t *testing.T) {
 		t.Fatalf("created: %+v %v", rs, err)
 	}
 }
+
+// TestEndUserSessionsBefore: a change's event that arrives late ends the
+// sessions begun before the change, not the one the person opened since
+// (trial: a password changed, signed out and in again at once, and the
+// late event signed the new session out).
+func TestEndUserSessionsBefore(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	old := f.login(t, "u1")
+	f.clock.advance(time.Second)
+	changed := f.clock.now()
+	f.clock.advance(time.Second)
+	fresh := f.login(t, "u1")
+	n, err := f.svc.EndUserSessionsBefore(ctx, "u1", "", "PASSWORD_CHANGED", changed)
+	if err != nil || n != 1 {
+		t.Fatalf("ended %d: %v", n, err)
+	}
+	if _, err := f.svc.GetSession(ctx, old); !errors.Is(err, ticket.ErrSessionNotFound) {
+		t.Fatalf("the session from before the change: %v", err)
+	}
+	if _, err := f.svc.GetSession(ctx, fresh); err != nil {
+		t.Fatalf("the session begun since: %v", err)
+	}
+	// Without a time (an event of an older version): every session.
+	if n, err := f.svc.EndUserSessions(ctx, "u1", "", "PASSWORD_CHANGED"); err != nil || n != 1 {
+		t.Fatalf("ended %d: %v", n, err)
+	}
+}

@@ -333,7 +333,9 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 		return
 	}
 	var ev struct {
-		ID   string `json:"id"`
+		ID string `json:"id"`
+		// Time is when the change was made: sessions begun since stay.
+		Time time.Time `json:"time"`
 		Data struct {
 			// keep_session: the session a person changed their password
 			// in stays (user.password_changed of the SSO pages).
@@ -347,7 +349,7 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 	if reason == "PASSWORD_CHANGED" {
 		keep = ev.Data.KeepSession
 	}
-	n, err := svc.EndUserSessions(ctx, ev.ID, keep, reason)
+	n, err := svc.EndUserSessionsBefore(ctx, ev.ID, keep, reason, ev.Time)
 	if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
 		log.Warn("sessions of a changed user not ended", zap.String("reason", reason), zap.Error(err))
 		return
