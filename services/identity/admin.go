@@ -1088,6 +1088,8 @@ type NewApp struct {
 	// GrantedAPIs, AccessFrom, AccessUntil: see App.
 	GrantedAPIs             []string
 	AccessFrom, AccessUntil time.Time
+	// SecurityLevel: see App (0: 1).
+	SecurityLevel int
 }
 
 // checkAccess checks an application's interface grants and access period.
@@ -1194,12 +1196,16 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	if err := checkAccess(n.GrantedAPIs, n.AccessFrom, n.AccessUntil); err != nil {
 		return nil, "", err
 	}
+	if err := checkSecurityLevel(n.SecurityLevel, n.RequireSignatures); err != nil {
+		return nil, "", err
+	}
 	secret := crypto.RandomToken(32)
 	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
 		SecretHash: crypto.HashToken(secret), SecretLifetime: n.SecretLifetime, ClientCertSHA256: fp,
 		SigningKeys: keys, RequireSignatures: n.RequireSignatures, GrantedAPIs: slices.Clone(n.GrantedAPIs),
-		AccessFrom: n.AccessFrom.UTC(), AccessUntil: n.AccessUntil.UTC(), CreatedAt: start, UpdatedAt: start}
+		AccessFrom: n.AccessFrom.UTC(), AccessUntil: n.AccessUntil.UTC(), SecurityLevel: max(n.SecurityLevel, 1),
+		CreatedAt: start, UpdatedAt: start}
 	if n.AccessFrom.IsZero() {
 		a.AccessFrom = time.Time{}
 	}
@@ -1259,6 +1265,8 @@ type AppUpdate struct {
 	// open).
 	GrantedAPIs             []string
 	AccessFrom, AccessUntil time.Time
+	// SecurityLevel (mask security_level; 0: 1).
+	SecurityLevel int
 }
 
 // UpdateApp changes the named fields.
@@ -1323,6 +1331,12 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			if !up.AccessFrom.IsZero() {
 				a.AccessFrom = up.AccessFrom.UTC()
 			}
+		case "security_level":
+			if err := checkSecurityLevel(up.SecurityLevel, true); err != nil {
+				return nil, err
+			}
+			a.SecurityLevel = max(up.SecurityLevel, 1)
+			detail[f] = fmt.Sprint(a.SecurityLevel)
 		case "access_until":
 			a.AccessUntil = time.Time{}
 			if !up.AccessUntil.IsZero() {
@@ -1341,6 +1355,9 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 				"(require_signed_requests false; uias ctl app update --no-signatures), then remove the keys")
 	}
 	if err := checkSignaturePolicy(a.RequireSignatures, a.SigningKeys); err != nil {
+		return nil, err
+	}
+	if err := checkSecurityLevel(a.SecurityLevel, a.RequireSignatures); err != nil {
 		return nil, err
 	}
 	if slices.Contains(up.Mask, "granted_apis") || slices.Contains(up.Mask, "access_from") || slices.Contains(up.Mask, "access_until") {

@@ -176,6 +176,11 @@ type App struct {
 	// the period it may call (zero: open; caller.App.Permits).
 	GrantedAPIs             []string
 	AccessFrom, AccessUntil time.Time
+	// SecurityLevel is the application's interface level (JR/T
+	// 0185-2020 6.2): 1 (A1, the default) or 2 (A2: its calls must be
+	// signed with a registered key, and UIAS signs its answers;
+	// checkSecurityLevel).
+	SecurityLevel int
 	// Home is the centre the application is homed at (written at) in a
 	// multi-centre deployment: "" for one created at this centre, else
 	// the peer centre it is a replica of (pkg/centre, replica.go).

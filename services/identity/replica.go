@@ -304,10 +304,12 @@ type appRecord struct {
 	RequireSignatures bool         `json:"require_signatures,omitzero"`
 	// The interface grants and the access period: on every change.
 	// Absent (a centre of an older version): every interface, open.
-	GrantedAPIs []string          `json:"granted_apis,omitempty"`
-	AccessFrom  time.Time         `json:"access_from,omitzero"`
-	AccessUntil time.Time         `json:"access_until,omitzero"`
-	Secrets     *appSecretsRecord `json:"secrets,omitempty"`
+	GrantedAPIs []string  `json:"granted_apis,omitempty"`
+	AccessFrom  time.Time `json:"access_from,omitzero"`
+	AccessUntil time.Time `json:"access_until,omitzero"`
+	// SecurityLevel: 2 for an A2 application; absent: A1.
+	SecurityLevel int               `json:"security_level,omitzero"`
+	Secrets       *appSecretsRecord `json:"secrets,omitempty"`
 }
 
 type linkRecord struct {
@@ -348,6 +350,9 @@ func appReplica(a *App, withSecrets bool) appRecord {
 		UpdatedAt: a.UpdatedAt.UTC(), SecretLifetime: int64(a.SecretLifetime / time.Second),
 		SecretIssuedAt: a.SecretIssuedAt.UTC(), SecretExpires: a.SecretExpires.UTC(), RequireSignatures: a.RequireSignatures,
 		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom.UTC(), AccessUntil: a.AccessUntil.UTC()}
+	if a.SecurityLevel > 1 {
+		r.SecurityLevel = a.SecurityLevel
+	}
 	for _, k := range a.SigningKeys {
 		r.SigningKeys = append(r.SigningKeys, SigningKey{PEM: k.PEM, AddedAt: k.AddedAt.UTC()})
 	}
@@ -1074,7 +1079,8 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			RateLimit: r.RateLimit, RateBurst: r.RateBurst, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, SecretLifetime: time.Duration(r.SecretLifetime) * time.Second,
 			SecretIssuedAt: r.SecretIssuedAt, SecretExpires: r.SecretExpires, SigningKeys: r.SigningKeys,
-			RequireSignatures: r.RequireSignatures, GrantedAPIs: r.GrantedAPIs, AccessFrom: r.AccessFrom, AccessUntil: r.AccessUntil}
+			RequireSignatures: r.RequireSignatures, GrantedAPIs: r.GrantedAPIs, AccessFrom: r.AccessFrom, AccessUntil: r.AccessUntil,
+			SecurityLevel: max(r.SecurityLevel, 1)}
 		if r.Secrets != nil {
 			w.WithSecrets = true
 			w.App.SecretHash, w.App.PrevSecretHash, w.App.PrevSecretExpires = r.Secrets.SecretHash, r.Secrets.PrevSecretHash,
@@ -1329,6 +1335,9 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 				// Only when set: an application without grants or a period
 				// has the row of a centre of an older version.
 				row = append(row, strings.Join(a.GrantedAPIs, ","), ms(a.AccessFrom), ms(a.AccessUntil))
+			}
+			if a.SecurityLevel > 1 {
+				row = append(row, "A"+strconv.Itoa(a.SecurityLevel))
 			}
 			add("apps", row...)
 		}

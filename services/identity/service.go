@@ -320,7 +320,8 @@ func appView(a *App) map[string]any {
 		"status": a.Status, "ip_allow_list": a.IPAllowList, "rate_limit": a.RateLimit, "rate_burst": a.RateBurst,
 		"client_cert_sha256": a.ClientCertSHA256, "secret_lifetime_seconds": int64(a.SecretLifetime / time.Second),
 		"require_signed_requests": a.RequireSignatures, "signing_keys": len(a.SigningKeys), "granted_apis": a.GrantedAPIs,
-		"access_from": optionalTime(a.AccessFrom), "access_until": optionalTime(a.AccessUntil)}
+		"access_from": optionalTime(a.AccessFrom), "access_until": optionalTime(a.AccessUntil),
+		"security_level": max(a.SecurityLevel, 1)}
 }
 
 // optionalTime is t for an event's data, nil when zero (unset).

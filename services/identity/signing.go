@@ -55,6 +55,30 @@ func checkSignaturePolicy(require bool, keys []SigningKey) error {
 	return nil
 }
 
+func init() {
+	apierr.Register(apierr.Reason{Name: ReasonSecurityLevel, Code: apierr.FailedPrecondition,
+		Doc: "An A2 application (security_level 2, JR/T 0185-2020 6.2, 7.2) must require signed requests, with a registered signing key: register its public key and require signatures first (uias ctl app update --signing-key FILE.pem --require-signatures), or keep it A1."})
+}
+
+// ReasonSecurityLevel refuses settings an A2 application may not have.
+const ReasonSecurityLevel = "SECURITY_LEVEL_REQUIREMENTS"
+
+// checkSecurityLevel checks an application's level against its settings:
+// an A2 application authenticates with a key pair and signs every call
+// (7.2.1 a) 2), 7.2.2: both sides sign A2 data; UIAS signs its answers to
+// signed calls).
+func checkSecurityLevel(level int, requireSignatures bool) error {
+	switch {
+	case level != 0 && level != 1 && level != 2:
+		return badField("security_level", "security_level must be 1 (A1) or 2 (A2)")
+	case level == 2 && !requireSignatures:
+		return apierr.New(apierr.FailedPrecondition, ReasonSecurityLevel,
+			"an A2 application must require signed requests with a registered signing key (require_signed_requests; "+
+				"uias ctl app update --signing-key FILE.pem --require-signatures), or be A1")
+	}
+	return nil
+}
+
 // ParsedSigningKeys are a's keys parsed (a stored key that no longer
 // parses, which UIAS never stores, is left out).
 func (a *App) ParsedSigningKeys() []*reqsig.Key {

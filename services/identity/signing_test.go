@@ -182,3 +182,36 @@ func TestReplicaAppSigningKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestAppSecurityLevel: an A2 application must require signed requests
+// (with a key); it cannot stop requiring them while A2; A1 again, it may.
+func TestAppSecurityLevel(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	ctx := context.Background()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, _, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "a2", Name: "A2", SecurityLevel: 2})
+	wantReason(t, "A2 without signatures", err, apierr.FailedPrecondition, identity.ReasonSecurityLevel)
+	a, _, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "a2", Name: "A2", SecurityLevel: 2,
+		SigningKeys: [][]byte{pubPEM(t, k)}, RequireSignatures: true})
+	if err != nil || a.SecurityLevel != 2 {
+		t.Fatalf("A2 with signatures: %+v %v", a, err)
+	}
+	_, err = w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"require_signed_requests"}})
+	wantReason(t, "A2 stops requiring signatures", err, apierr.FailedPrecondition, identity.ReasonSecurityLevel)
+	_, err = w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"security_level"}, SecurityLevel: 3})
+	wantReason(t, "level 3", err, apierr.InvalidArgument, "BAD_REQUEST")
+	a, err = w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"security_level", "require_signed_requests"}, SecurityLevel: 1})
+	if err != nil || a.SecurityLevel != 1 || a.RequireSignatures {
+		t.Fatalf("back to A1 without signatures: %+v %v", a, err)
+	}
+	_, err = w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"security_level"}, SecurityLevel: 2})
+	wantReason(t, "A2 of an application that does not sign", err, apierr.FailedPrecondition, identity.ReasonSecurityLevel)
+	plain, _, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "a1", Name: "A1"})
+	if err != nil || plain.SecurityLevel != 1 {
+		t.Fatalf("default level: %+v %v", plain, err)
+	}
+	got, err := w.svc.GetApp(ctx, a.ID)
+	if err != nil || got.SecurityLevel != 1 {
+		t.Fatalf("stored level: %+v %v", got, err)
+	}
+}

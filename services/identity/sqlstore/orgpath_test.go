@@ -91,7 +91,8 @@ func TestOrgPathBackfill(t *testing.T) {
 			// And the signing key columns of each application (0053), its
 			// grants and access period (0058).
 			for _, c := range []string{"signing_keys TEXT NOT NULL DEFAULT '[]'", "require_signatures BOOLEAN NOT NULL DEFAULT FALSE",
-				"granted_apis TEXT NOT NULL DEFAULT ''", "access_from BIGINT NOT NULL DEFAULT 0", "access_until BIGINT NOT NULL DEFAULT 0"} {
+				"granted_apis TEXT NOT NULL DEFAULT ''", "access_from BIGINT NOT NULL DEFAULT 0", "access_until BIGINT NOT NULL DEFAULT 0",
+				"security_level INTEGER NOT NULL DEFAULT 1"} {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}
@@ -148,7 +149,7 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN password_by_other"); err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range append(appSecretColumns, "signing_keys", "require_signatures", "granted_apis", "access_from", "access_until") {
+			for _, c := range append(appSecretColumns, "signing_keys", "require_signatures", "granted_apis", "access_from", "access_until", "security_level") {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps DROP COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}

@@ -1153,6 +1153,8 @@ func sameApp(t *testing.T, got, want *identity.App) {
 	eqTime(t, "AccessFrom", g.AccessFrom, w.AccessFrom)
 	eqTime(t, "AccessUntil", g.AccessUntil, w.AccessUntil)
 	g.AccessFrom, w.AccessFrom, g.AccessUntil, w.AccessUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	// an application written without a level is A1
+	w.SecurityLevel = max(w.SecurityLevel, 1)
 	if !slices.Equal(g.IPAllowList, w.IPAllowList) {
 		t.Fatalf("IPAllowList = %v, want %v", g.IPAllowList, w.IPAllowList)
 	}
@@ -1182,7 +1184,8 @@ func testApps(t *testing.T, f *fixture) {
 		SecretLifetime: 90 * 24 * time.Hour, SecretIssuedAt: base, SecretExpires: base.Add(90 * 24 * time.Hour),
 		ClientCertSHA256: strings.Repeat("ab", 32), CreatedAt: base, UpdatedAt: base,
 		SigningKeys:       []identity.SigningKey{{PEM: testKeyPEM("one"), AddedAt: base.Add(-time.Hour)}},
-		RequireSignatures: true, GrantedAPIs: []string{"authenticate", "authz.check"}, AccessUntil: base.Add(365 * 24 * time.Hour)}
+		RequireSignatures: true, GrantedAPIs: []string{"authenticate", "authz.check"}, AccessUntil: base.Add(365 * 24 * time.Hour),
+		SecurityLevel: 2}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
@@ -1214,6 +1217,7 @@ func testApps(t *testing.T, f *fixture) {
 	upd.RequireSignatures = false
 	// every interface again; a period with a start
 	upd.GrantedAPIs, upd.AccessFrom, upd.AccessUntil = nil, base.Add(time.Hour), base.Add(2*365*24*time.Hour)
+	upd.SecurityLevel = 1
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)

@@ -14,7 +14,7 @@ import (
 // accessFlags are an application's interface grants and access period
 // (app create and update).
 type accessFlags struct {
-	apis, from, until *string
+	apis, from, until, level *string
 }
 
 func addAccessFlags(fs *flag.FlagSet) accessFlags {
@@ -23,7 +23,21 @@ func addAccessFlags(fs *flag.FlagSet) accessFlags {
 			strings.Join(caller.APIs, ", ")+`; "all" or "": every one)`),
 		from:  fs.String("access-from", "", `its access begins at DATE (YYYY-MM-DD, midnight UTC, or RFC 3339; "": open)`),
 		until: fs.String("access-until", "", `its access ends at DATE (YYYY-MM-DD, midnight UTC, or RFC 3339; "": open)`),
+		level: fs.String("security-level", "", "interface `LEVEL`: A1, or A2 (its calls must be signed: needs --require-signatures)"),
 	}
+}
+
+// securityLevel is --security-level as a number (0 when not given).
+func (f accessFlags) securityLevel() (int32, error) {
+	switch strings.ToUpper(strings.TrimSpace(*f.level)) {
+	case "":
+		return 0, nil
+	case "A1", "1":
+		return 1, nil
+	case "A2", "2":
+		return 2, nil
+	}
+	return 0, usagef("--security-level must be A1 or A2, got %q", *f.level)
 }
 
 // grants are the interfaces of --grant-api (nil: every one).
@@ -63,7 +77,10 @@ func (f accessFlags) applyCreate(req *identityv1.CreateAppRequest) error {
 	if req.AccessFrom, err = when("access-from", *f.from); err != nil {
 		return err
 	}
-	req.AccessUntil, err = when("access-until", *f.until)
+	if req.AccessUntil, err = when("access-until", *f.until); err != nil {
+		return err
+	}
+	req.SecurityLevel, err = f.securityLevel()
 	return err
 }
 
@@ -88,7 +105,21 @@ func (f accessFlags) applyUpdate(req *identityv1.UpdateAppRequest, set map[strin
 		}
 		req.UpdateMask = append(req.UpdateMask, "access_until")
 	}
+	if set["security-level"] {
+		if req.SecurityLevel, err = f.securityLevel(); err != nil {
+			return err
+		}
+		req.UpdateMask = append(req.UpdateMask, "security_level")
+	}
 	return nil
+}
+
+// securityLevel shows an application's interface level.
+func securityLevel(x *identityv1.App) string {
+	if x.GetSecurityLevel() == 2 {
+		return "A2 (signed requests and answers)"
+	}
+	return "A1"
 }
 
 // appAccess shows an application's grants.

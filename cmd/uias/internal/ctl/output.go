@@ -252,6 +252,7 @@ func appTable(tw *tabwriter.Writer, x *identityv1.App) {
 		"Secret expires", secretExpiry(x.GetSecretExpireTime(), time.Now()),
 		"Signing keys", signingKeys(x.GetSigningKeys()),
 		"Signed requests", signedRequests(x),
+		"Security level", securityLevel(x),
 		"Interfaces", appAccess(x),
 		"Access period", appPeriod(x, time.Now()),
 		"Created", ts(x.GetCreateTime()),

@@ -3189,8 +3189,14 @@ type App struct {
 	// access_from and access_until bound the period the application may
 	// call (the term of its agreement); unset: open. Outside it every call
 	// is refused APP_ACCESS_NOT_BEGUN or APP_ACCESS_EXPIRED.
-	AccessFrom    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
-	AccessUntil   *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	AccessFrom  *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
+	AccessUntil *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	// security_level is the application's interface level (JR/T 0185-2020
+	// 6.2): 1 = A1 (the default), 2 = A2: it must require signed requests
+	// with a registered key (SECURITY_LEVEL_REQUIREMENTS otherwise), so its
+	// requests and UIAS's answers are signed, and it cannot use the legacy
+	// transports, which carry no signature.
+	SecurityLevel int32 `protobuf:"varint,20,opt,name=security_level,json=securityLevel" json:"security_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3358,6 +3364,13 @@ func (x *App) GetAccessUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *App) GetSecurityLevel() int32 {
+	if x != nil {
+		return x.SecurityLevel
+	}
+	return 0
+}
+
 // SigningKey is a registered request signing key of an application.
 type SigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3453,9 +3466,11 @@ type CreateAppRequest struct {
 	// require_signed_requests: see App; needs a signing key.
 	RequireSignedRequests bool `protobuf:"varint,10,opt,name=require_signed_requests,json=requireSignedRequests" json:"require_signed_requests,omitempty"`
 	// granted_apis, access_from, access_until: see App.
-	GrantedApis   []string               `protobuf:"bytes,11,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
-	AccessFrom    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
-	AccessUntil   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	GrantedApis []string               `protobuf:"bytes,11,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
+	AccessFrom  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
+	AccessUntil *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	// security_level: see App (0: 1).
+	SecurityLevel int32 `protobuf:"varint,14,opt,name=security_level,json=securityLevel" json:"security_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3579,6 +3594,13 @@ func (x *CreateAppRequest) GetAccessUntil() *timestamppb.Timestamp {
 		return x.AccessUntil
 	}
 	return nil
+}
+
+func (x *CreateAppRequest) GetSecurityLevel() int32 {
+	if x != nil {
+		return x.SecurityLevel
+	}
+	return 0
 }
 
 type CreateAppResponse struct {
@@ -3824,7 +3846,7 @@ type UpdateAppRequest struct {
 	// Only fields named in update_mask change: name, status, ip_allow_list,
 	// rate_limit, rate_burst, client_cert_sha256, secret_lifetime_seconds,
 	// signing_keys, require_signed_requests, granted_apis, access_from,
-	// access_until.
+	// access_until, security_level.
 	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
@@ -3847,8 +3869,10 @@ type UpdateAppRequest struct {
 	// granted_apis: see App; empty grants every interface.
 	GrantedApis []string `protobuf:"bytes,12,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
 	// access_from, access_until: see App; unset opens that end.
-	AccessFrom    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
-	AccessUntil   *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	AccessFrom  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
+	AccessUntil *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	// security_level: see App (0: 1).
+	SecurityLevel int32 `protobuf:"varint,15,opt,name=security_level,json=securityLevel" json:"security_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3979,6 +4003,13 @@ func (x *UpdateAppRequest) GetAccessUntil() *timestamppb.Timestamp {
 		return x.AccessUntil
 	}
 	return nil
+}
+
+func (x *UpdateAppRequest) GetSecurityLevel() int32 {
+	if x != nil {
+		return x.SecurityLevel
+	}
+	return 0
 }
 
 type RotateAppSecretRequest struct {
@@ -5389,7 +5420,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x80\a\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xa7\a\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -5415,7 +5446,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\fgranted_apis\x18\x11 \x03(\tR\vgrantedApis\x12;\n" +
 	"\vaccess_from\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessFrom\x12=\n" +
-	"\faccess_until\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\"\xa7\x01\n" +
+	"\faccess_until\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x12%\n" +
+	"\x0esecurity_level\x18\x14 \x01(\x05R\rsecurityLevel\"\xa7\x01\n" +
 	"\n" +
 	"SigningKey\x12\x1e\n" +
 	"\n" +
@@ -5423,7 +5455,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"thumbprint\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12$\n" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x125\n" +
-	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\x93\x05\n" +
+	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\xc5\x05\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -5441,7 +5473,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\fgranted_apis\x18\v \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\x10\"\br\x06\xc8\xc6'\x01(@R\vgrantedApis\x12;\n" +
 	"\vaccess_from\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessFrom\x12=\n" +
-	"\faccess_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\"[\n" +
+	"\faccess_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
+	"\x0esecurity_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
@@ -5458,7 +5491,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1dsecret_expires_within_seconds\x18\x06 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x1asecretExpiresWithinSeconds\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc7\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf9\x05\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -5479,7 +5512,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\fgranted_apis\x18\f \x03(\tB\x12\xbaH\x0f\x92\x01\f\x10\x10\"\br\x06\xc8\xc6'\x01(@R\vgrantedApis\x12;\n" +
 	"\vaccess_from\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessFrom\x12=\n" +
-	"\faccess_until\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\"i\n" +
+	"\faccess_until\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
+	"\x0esecurity_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\"i\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"3\n" +
