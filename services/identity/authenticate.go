@@ -485,7 +485,7 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, set Passw
 	evs := []events.Event{
 		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"must_change_password": fmtBool(mustChange),
 			"set_by_other": fmtBool(set.ByOther)}),
-		s.replicaChange(ctx, "user", "password_changed", u.ID, passwordChanged(mustChange, keepSession),
+		s.replicaChange(ctx, "user", "password_changed", u.ID, passwordChanged(mustChange, keepSession, at),
 			userReplica(&after, true)),
 	}
 	keep := s.cfg.Policy.History
@@ -514,9 +514,12 @@ func eventsOf(evs ...events.Event) []events.Event { return evs }
 func zapErr(err error) zap.Field   { return zap.Error(err) }
 func zapReason(r string) zap.Field { return zap.String("reason", r) }
 
-// passwordChanged is the data of a user.password_changed event.
-func passwordChanged(mustChange bool, keepSession string) map[string]any {
-	d := map[string]any{"must_change_password": mustChange}
+// passwordChanged is the data of a user.password_changed event: at is
+// when the password was set, as stored (to the millisecond) and as the
+// sign-in pages' logins answer it (password_changed_at): the ticket
+// component ends the sessions opened before it.
+func passwordChanged(mustChange bool, keepSession string, at time.Time) map[string]any {
+	d := map[string]any{"must_change_password": mustChange, "password_changed_at": at.UTC().Truncate(time.Millisecond)}
 	if keepSession != "" {
 		d["keep_session"] = keepSession
 	}

@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,5 +74,57 @@ func TestAdminLoginHashesForUnknownLogins(t *testing.T) {
 	}
 	if n, err := count("admin", "Boot-Strap-Pass1"); n != 1 || err != nil {
 		t.Errorf("right password: %d hashes, %v", n, err)
+	}
+}
+
+// TestFingerLoginCostsAlike: the sign-in page's finger login with a
+// password hashes once whatever the verdict (unknown login, no finger
+// enrolled, another finger, the right finger and a wrong password), and
+// without a password never: neither the time nor the work tells which
+// logins exist or whether a finger matched (review sec23 M1).
+func TestFingerLoginCostsAlike(t *testing.T) {
+	ctx := context.Background()
+	var hashes atomic.Int64
+	hasher := crypto.NewHasher(crypto.HasherConfig{Params: cheapArgon2,
+		Testing: &crypto.HasherTesting{HashTime: time.Millisecond, BeforeHash: func() { hashes.Add(1) }}})
+	svc := testService(t, identity.Deps{Store: sqlstore.New(testDB(t)), Hasher: hasher,
+		Sleep: func(context.Context, time.Duration) error { return nil }})
+	if _, _, err := svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := adminCtx(t, svc, "10.0.0.1", "r1")
+	org := evRoot(t, svc)
+	for _, login := range []string{"fay", "nofinger"} {
+		u, err := svc.CreateUser(admin, identity.NewUser{LoginName: login, DisplayName: login, OrgID: org.ID, Password: "Right-Pass-123"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if login == "fay" {
+			if _, err := svc.EnrollFinger(admin, u.ID, 1, impression(1, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, tc := range []struct {
+		login    string
+		finger   []byte
+		password string
+		hashes   int64
+	}{
+		{"nobody", impression(1, 1), "Wrong-Pass-123", 1},
+		{"nofinger", impression(1, 1), "Wrong-Pass-123", 1},
+		{"fay", impression(2, 1), "Wrong-Pass-123", 1},
+		{"fay", impression(1, 1), "Wrong-Pass-123", 1},
+		{"fay", impression(1, 1), "Right-Pass-123", 1},
+		{"nobody", impression(1, 1), "", 0},
+		{"fay", impression(2, 1), "", 0},
+	} {
+		before := hashes.Load()
+		if _, err := svc.SSOFingerLogin(browserAt(fmt.Sprintf("192.0.2.%d", 10+i)), tc.login, tc.finger, tc.password, "b"); err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if n := hashes.Load() - before; n != tc.hashes {
+			t.Errorf("%s with a password %q: %d hashes, want %d", tc.login, tc.password, n, tc.hashes)
+		}
 	}
 }

@@ -441,6 +441,12 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 		})
 		if d := wantChange(t, rows, "user", "password_changed", user.ID, actor); d["must_change_password"] != true {
 			t.Errorf("user.password_changed data %v", d)
+		} else if at, _ := d["password_changed_at"].(string); at == "" {
+			// the time the sign-in pages' logins answer (ticket keeps the
+			// sessions opened with the new password)
+			t.Errorf("user.password_changed without password_changed_at: %v", d)
+		} else if u, err := e.svc.GetUser(context.Background(), user.ID); err != nil || u.PasswordChangedAt.UTC().Format(time.RFC3339Nano) != at {
+			t.Errorf("password_changed_at %s, stored %v (%v)", at, u.PasswordChangedAt, err)
 		}
 
 		var temporary string

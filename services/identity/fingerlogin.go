@@ -89,10 +89,20 @@ func (s *Service) SSOFingerLogin(ctx context.Context, login string, record []byt
 	if err != nil {
 		return nil, err
 	}
-	if r.Reason != ReasonOK && r.Reason != ReasonOTPRequired && !a.hashed && a.userID == "" {
+	switch {
+	case r.Reason == ReasonOK || r.Reason == ReasonOTPRequired || a.hashed:
+	case a.userID == "":
 		// Refused before the finger was compared (no gate passed): the
 		// work of a check, as for an unknown login.
 		if err := cover(); err != nil {
+			return nil, err
+		}
+	case password != "":
+		// A finger that did not match, with a password: the password is
+		// hashed all the same, so that the time does not tell a known
+		// login from an unknown one, nor a matching finger (whose
+		// password is checked) from another (review sec23 M1).
+		if err := s.verifyDummy(ctx, password); err != nil {
 			return nil, err
 		}
 	}

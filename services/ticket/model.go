@@ -21,7 +21,12 @@ type Session struct {
 	AuthLevel int    `json:"auth_level"`
 	// AuthMethod is how the person signed in (ticketv1.AuthMethod; 0: not
 	// recorded).
-	AuthMethod int       `json:"auth_method,omitempty"`
+	AuthMethod int `json:"auth_method,omitempty"`
+	// PasswordAt is when the person's password was last set as identity
+	// answered the login (zero: not known, a session of an earlier
+	// version): a password change after it ends the session
+	// (EndUserSessionsBefore).
+	PasswordAt time.Time `json:"password_at,omitzero"`
 	Centre     string    `json:"centre"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`

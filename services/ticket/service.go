@@ -210,6 +210,8 @@ type NewSession struct {
 	// AuthMethod is how the person signed in (ticketv1.AuthMethod).
 	AuthMethod int
 	ClientIP   string
+	// PasswordAt: see Session.
+	PasswordAt time.Time
 }
 
 // CreateSession starts a session and returns its TGT.
@@ -227,7 +229,10 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
 	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel, AuthMethod: n.AuthMethod,
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
-		ClientIP: n.ClientIP, Services: services, SID: sid}
+		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC()}
+	if n.PasswordAt.IsZero() {
+		sess.PasswordAt = time.Time{}
+	}
 	if err := s.store.CreateSession(ctx, sess, sess.Expiry(s.cfg.TGTIdle).Sub(start)); err != nil {
 		s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
 			Result: audit.ResultFailure, Reason: reasonOf(err), Start: start})
@@ -1009,12 +1014,15 @@ func (s *Service) EndUserSessions(ctx context.Context, userID, keep, reason stri
 	return s.EndUserSessionsBefore(ctx, userID, keep, reason, time.Time{})
 }
 
-// EndUserSessionsBefore is EndUserSessions for a change made at before
-// (zero: whenever): a session that began at or after it stays. A change's
-// event may arrive late (the outbox's relay, a busy NATS): the person who
-// changed their password, or whose account was enabled again, and signed
-// in meanwhile keeps that new session.
-func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reason string, before time.Time) (int, error) {
+// EndUserSessionsBefore is EndUserSessions for a password set at
+// password (zero: whenever): a session whose login saw that password
+// (Session.PasswordAt not before it) stays. A change's event may arrive
+// late (the outbox's relay, a busy NATS, another centre): the person who
+// changed their password and signed in with the new one meanwhile keeps
+// that session, while one opened with the old password (also at a centre
+// that had not yet applied the change) ends. The times are identity's
+// (the stored password time, replicated as it is), not two clocks.
+func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reason string, password time.Time) (int, error) {
 	ids, err := s.store.UserSessions(ctx, userID)
 	if err != nil {
 		return 0, err
@@ -1025,10 +1033,10 @@ func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reaso
 		if id == keep {
 			continue
 		}
-		if !before.IsZero() {
+		if !password.IsZero() {
 			sess, _, err := s.store.GetSession(ctx, id)
-			if err == nil && !sess.CreatedAt.Before(before) {
-				continue // begun after the change
+			if err == nil && !sess.PasswordAt.IsZero() && !sess.PasswordAt.Before(password) {
+				continue // signed in with the new password (or later)
 			}
 		}
 		ok, err := s.endSession(ctx, id, userID, reason)

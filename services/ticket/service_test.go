@@ -800,30 +800,39 @@ func TestCertificateRequiredService(t *testing.T) {
 	}
 }
 
-// TestEndUserSessionsBefore: a change's event that arrives late ends the
-// sessions begun before the change, not the one the person opened since
-// (trial: a password changed, signed out and in again at once, and the
-// late event signed the new session out).
+// TestEndUserSessionsBefore: a password change's event that arrives late
+// ends the sessions opened with the old password (or an unknown one), not
+// the one opened with the new password meanwhile (trial: a password
+// changed, signed out and in again at once, and the late event signed the
+// new session out); the password times are identity's, not clocks'.
 func TestEndUserSessionsBefore(t *testing.T) {
 	f := newFixture(t, ticket.Config{})
 	ctx := context.Background()
-	old := f.login(t, "u1")
-	f.clock.advance(time.Second)
-	changed := f.clock.now()
-	f.clock.advance(time.Second)
-	fresh := f.login(t, "u1")
-	n, err := f.svc.EndUserSessionsBefore(ctx, "u1", "", "PASSWORD_CHANGED", changed)
-	if err != nil || n != 1 {
+	oldPw := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	newPw := oldPw.Add(90 * 24 * time.Hour)
+	open := func(pw time.Time) string {
+		tgt, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "u1", AuthLevel: 1, PasswordAt: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tgt
+	}
+	old, unknown, fresh := open(oldPw), open(time.Time{}), open(newPw)
+	n, err := f.svc.EndUserSessionsBefore(ctx, "u1", "", "PASSWORD_CHANGED", newPw)
+	if err != nil || n != 2 {
 		t.Fatalf("ended %d: %v", n, err)
 	}
-	if _, err := f.svc.GetSession(ctx, old); !errors.Is(err, ticket.ErrSessionNotFound) {
-		t.Fatalf("the session from before the change: %v", err)
+	for _, tgt := range []string{old, unknown} {
+		if _, err := f.svc.GetSession(ctx, tgt); !errors.Is(err, ticket.ErrSessionNotFound) {
+			t.Fatalf("a session of the old password: %v", err)
+		}
 	}
 	if _, err := f.svc.GetSession(ctx, fresh); err != nil {
-		t.Fatalf("the session begun since: %v", err)
+		t.Fatalf("the session of the new password: %v", err)
 	}
-	// Without a time (an event of an older version): every session.
-	if n, err := f.svc.EndUserSessions(ctx, "u1", "", "PASSWORD_CHANGED"); err != nil || n != 1 {
+	// Without a password time (another change, an event of an older
+	// version): every session.
+	if n, err := f.svc.EndUserSessions(ctx, "u1", "", "USER_DISABLED"); err != nil || n != 1 {
 		t.Fatalf("ended %d: %v", n, err)
 	}
 }

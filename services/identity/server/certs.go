@@ -50,6 +50,7 @@ func (s ssoServer) CertificateLogin(ctx context.Context, r *identityv1.Certifica
 	out := &identityv1.CertificateLoginResponse{Result: identityv1.CertificateLoginResult(res.Verdict)}
 	if u := res.User; u != nil {
 		out.UserId, out.Login, out.DisplayName, out.OrgId = u.ID, u.LoginName, u.DisplayName, u.OrgID
+		out.PasswordChangedAt = ts(u.PasswordChangedAt)
 	}
 	return out, nil
 }

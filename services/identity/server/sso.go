@@ -47,6 +47,7 @@ func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginR
 	if u := res.User; u != nil {
 		out.UserId, out.Login, out.DisplayName, out.OrgId = u.ID, u.LoginName, u.DisplayName, u.OrgID
 		out.MustChangePassword, out.PasswordOnly = u.MustChange && !res.NoPassword, u.PasswordOnly
+		out.PasswordChangedAt = ts(u.PasswordChangedAt)
 	}
 	return out, nil
 }

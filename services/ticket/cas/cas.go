@@ -685,7 +685,8 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	// their applications staying signed in (as Keycloak re-authenticates
 	// within the session), not a logout of everything.
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: 1, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD, ReplaceTgt: old})
+		AuthLevel: 1, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD, ReplaceTgt: old,
+		PasswordChangedAt: res.GetPasswordChangedAt()})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -747,7 +748,8 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 	// Keycloak: "already authenticated as a different user"): they sign
 	// out first.
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: certLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE}, t.CertOtherPerson)
+		AuthLevel: certLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE,
+		PasswordChangedAt: res.GetPasswordChangedAt()}, t.CertOtherPerson)
 }
 
 // raiseSession opens the session cs of a login of level 2 (certificate,

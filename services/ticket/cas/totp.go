@@ -130,7 +130,8 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 	// As a certificate login: the same person's session is raised (a new
 	// TGT taking over its services), another person's is not switched.
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP}, t.OtherPerson)
+		AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP,
+		PasswordChangedAt: res.GetPasswordChangedAt()}, t.OtherPerson)
 }
 
 // ---- My profile: setting up and removing the app ----

@@ -46,15 +46,28 @@ const unknownGrace = 10 * time.Minute
 type appStatus struct {
 	mu        sync.RWMutex
 	suspended map[string]bool
-	reg       *ticket.Registry
+	// periods are the access periods of the applications that have one
+	// (access_from, access_until; zero: open): outside it an application
+	// is as suspended (its services take no tickets; the registry rereads
+	// every registry_refresh, so a period's end applies that late).
+	periods map[string]accessPeriod
+	reg     *ticket.Registry
 	// unknownSince: when the refresh first found identity not knowing
 	// the application (only the refresh's goroutine uses it).
 	unknownSince map[string]time.Time
 	now          func() time.Time
 }
 
+// accessPeriod is an application's access_from .. access_until.
+type accessPeriod struct{ from, until time.Time }
+
+func (p accessPeriod) outside(now time.Time) bool {
+	return !p.from.IsZero() && now.Before(p.from) || !p.until.IsZero() && !now.Before(p.until)
+}
+
 func newAppStatus(reg *ticket.Registry) *appStatus {
-	a := &appStatus{suspended: map[string]bool{}, reg: reg, unknownSince: map[string]time.Time{}, now: time.Now}
+	a := &appStatus{suspended: map[string]bool{}, periods: map[string]accessPeriod{}, reg: reg,
+		unknownSince: map[string]time.Time{}, now: time.Now}
 	reg.SetSuspended(a.isSuspended)
 	return a
 }
@@ -62,7 +75,44 @@ func newAppStatus(reg *ticket.Registry) *appStatus {
 func (a *appStatus) isSuspended(appID string) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	if p, ok := a.periods[appID]; ok && p.outside(a.now()) {
+		return true
+	}
 	return a.suspended[appID]
+}
+
+// setPeriod records appID's access period.
+func (a *appStatus) setPeriod(appID string, p accessPeriod) {
+	a.mu.Lock()
+	changed := a.periods[appID] != p
+	if p == (accessPeriod{}) {
+		delete(a.periods, appID)
+	} else {
+		a.periods[appID] = p
+	}
+	a.mu.Unlock()
+	if changed {
+		a.reg.Invalidate()
+	}
+}
+
+// appData is what appStatus reads of an application's view (identity's
+// appView): its status and access period.
+type appData struct {
+	Status      *int       `json:"status"`
+	AccessFrom  *time.Time `json:"access_from"`
+	AccessUntil *time.Time `json:"access_until"`
+}
+
+func (d appData) period() accessPeriod {
+	var p accessPeriod
+	if d.AccessFrom != nil {
+		p.from = *d.AccessFrom
+	}
+	if d.AccessUntil != nil {
+		p.until = *d.AccessUntil
+	}
+	return p
 }
 
 // set records appID's status; the registry is reread when it changed.
@@ -83,12 +133,10 @@ func (a *appStatus) set(appID string, suspended bool) {
 // onChange applies one identity CHANGES event of an application.
 func (a *appStatus) onChange(m *nats.Msg) {
 	var ev struct {
-		Entity string `json:"entity"`
-		Op     string `json:"op"`
-		ID     string `json:"id"`
-		Data   struct {
-			Status *int `json:"status"`
-		} `json:"data"`
+		Entity string  `json:"entity"`
+		Op     string  `json:"op"`
+		ID     string  `json:"id"`
+		Data   appData `json:"data"`
 	}
 	if json.Unmarshal(m.Data, &ev) != nil || ev.Entity != "app" || ev.ID == "" {
 		return
@@ -97,6 +145,7 @@ func (a *appStatus) onChange(m *nats.Msg) {
 	case strings.HasSuffix(m.Subject, ".deleted"):
 		a.set(ev.ID, true) // and its services go (deleteAppServices)
 	case ev.Data.Status != nil:
+		a.setPeriod(ev.ID, ev.Data.period())
 		a.set(ev.ID, *ev.Data.Status == appSuspended)
 	}
 }
@@ -173,11 +222,10 @@ func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views ident
 			}
 		}
 		for _, v := range res.GetViews() {
-			var d struct {
-				Status int `json:"status"`
-			}
-			if json.Unmarshal(v.GetData(), &d) == nil {
-				a.set(v.GetId(), d.Status == appSuspended)
+			var d appData
+			if json.Unmarshal(v.GetData(), &d) == nil && d.Status != nil {
+				a.setPeriod(v.GetId(), d.period())
+				a.set(v.GetId(), *d.Status == appSuspended)
 			}
 		}
 		ids = ids[n:]

@@ -117,3 +117,35 @@ func TestAppStatusUnknownEverywhere(t *testing.T) {
 		t.Fatalf("identity knowing no application: deleted %v, a suspended %v", svcs.deleted, a.isSuspended("a"))
 	}
 }
+
+// An application outside its access period (access_from, access_until) is
+// as suspended: its services take no tickets until the period begins, and
+// none once it has ended (review sec23 M2).
+func TestAppStatusAccessPeriod(t *testing.T) {
+	a := newAppStatus(ticket.NewRegistry(nil, 0, nil))
+	clock := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	a.now = func() time.Time { return clock }
+	msg := func(id, data string) *nats.Msg {
+		return &nats.Msg{Subject: "uias.changes.identity.app.updated",
+			Data: []byte(`{"entity":"app","op":"updated","id":"` + id + `","data":` + data + `}`)}
+	}
+	a.onChange(msg("ending", `{"status":1,"access_until":"2026-12-06T00:00:00Z"}`))
+	a.onChange(msg("starting", `{"status":1,"access_from":"2026-12-06T00:00:00Z","access_until":null}`))
+	a.onChange(msg("open", `{"status":1,"access_from":null,"access_until":null}`))
+	for app, want := range map[string]bool{"ending": false, "starting": true, "open": false} {
+		if got := a.isSuspended(app); got != want {
+			t.Errorf("before: %s suspended %v, want %v", app, got, want)
+		}
+	}
+	clock = clock.Add(24 * time.Hour)
+	for app, want := range map[string]bool{"ending": true, "starting": false, "open": false} {
+		if got := a.isSuspended(app); got != want {
+			t.Errorf("after: %s suspended %v, want %v", app, got, want)
+		}
+	}
+	// The period lifted: open again.
+	a.onChange(msg("ending", `{"status":1,"access_until":null}`))
+	if a.isSuspended("ending") {
+		t.Error("an application whose period was lifted stays suspended")
+	}
+}

@@ -333,10 +333,11 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 		return
 	}
 	var ev struct {
-		ID string `json:"id"`
-		// Time is when the change was made: sessions begun since stay.
-		Time time.Time `json:"time"`
+		ID   string `json:"id"`
 		Data struct {
+			// password_changed_at: when the new password was set
+			// (user.password_changed): sessions whose login saw it stay.
+			PasswordChangedAt time.Time `json:"password_changed_at"`
 			// keep_session: the session a person changed their password
 			// in stays (user.password_changed of the SSO pages).
 			KeepSession string `json:"keep_session"`
@@ -345,11 +346,11 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 	if json.Unmarshal(data, &ev) != nil || ev.ID == "" {
 		return
 	}
-	keep := ""
+	keep, password := "", time.Time{}
 	if reason == "PASSWORD_CHANGED" {
-		keep = ev.Data.KeepSession
+		keep, password = ev.Data.KeepSession, ev.Data.PasswordChangedAt
 	}
-	n, err := svc.EndUserSessionsBefore(ctx, ev.ID, keep, reason, ev.Time)
+	n, err := svc.EndUserSessionsBefore(ctx, ev.ID, keep, reason, password)
 	if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
 		log.Warn("sessions of a changed user not ended", zap.String("reason", reason), zap.Error(err))
 		return

@@ -200,7 +200,7 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if c.FingerAgentURL != "" {
 		if u, err := url.Parse(c.FingerAgentURL); err != nil || u.Host == "" || u.User != nil || u.Fragment != "" ||
-			strings.ContainsAny(u.Host, "%") || (u.Scheme != "https" && (u.Scheme != "http" || !config.LoopbackHost(u.Hostname()))) {
+			strings.ContainsAny(c.FingerAgentURL, "%;,'\" \t\r\n") || (u.Scheme != "https" && (u.Scheme != "http" || !config.LoopbackHost(u.Hostname()))) {
 			bad("finger_agent_url", "must be the absolute URL of the fingerprint capture agent, https or http to this computer "+
 				"(127.0.0.1, ::1, localhost), without user or fragment (e.g. http://127.0.0.1:15270/capture), got %q", c.FingerAgentURL)
 		}

@@ -39,6 +39,7 @@ func TestValidate(t *testing.T) {
 		"agent relative":   {func(c *Config) { c.FingerAgentURL = "/capture" }, "ticket.finger_agent_url"},
 		"agent scheme":     {func(c *Config) { c.FingerAgentURL = "ftp://127.0.0.1/capture" }, "ticket.finger_agent_url"},
 		"agent user":       {func(c *Config) { c.FingerAgentURL = "https://u:p@agent.example/capture" }, "ticket.finger_agent_url"},
+		"agent into CSP":   {func(c *Config) { c.FingerAgentURL = "https://a.example;script-src */c" }, "ticket.finger_agent_url"},
 	} {
 		c := Defaults()
 		tc.mod(c)

@@ -156,6 +156,9 @@ func sessionPB(s *ticket.Session, idle time.Duration) *ticketv1.Session {
 func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionRequest) (*ticketv1.CreateSessionResponse, error) {
 	n := ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(), OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()),
 		AuthMethod: int(r.GetAuthMethod()), ClientIP: clientIP(ctx)}
+	if t := r.GetPasswordChangedAt(); t != nil {
+		n.PasswordAt = t.AsTime()
+	}
 	if r.GetReplaceTgt() != "" {
 		tgt, sess, replaced, err := s.svc.RaiseSession(ctx, r.GetReplaceTgt(), n)
 		if err != nil {

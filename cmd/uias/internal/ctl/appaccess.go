@@ -22,7 +22,7 @@ func addAccessFlags(fs *flag.FlagSet) accessFlags {
 		apis: fs.String("grant-api", "", "the interfaces the application may call, comma-separated (`LIST` of "+
 			strings.Join(caller.APIs, ", ")+`; "all" or "": every one)`),
 		from:  fs.String("access-from", "", `its access begins at DATE (YYYY-MM-DD, midnight UTC, or RFC 3339; "": open)`),
-		until: fs.String("access-until", "", `its access ends at DATE (YYYY-MM-DD, midnight UTC, or RFC 3339; "": open)`),
+		until: fs.String("access-until", "", `its access ends after DATE (YYYY-MM-DD: at the end of that day, UTC; or an RFC 3339 time; "": open)`),
 		level: fs.String("security-level", "", "interface `LEVEL`: A1, or A2 (its calls must be signed: needs --require-signatures)"),
 	}
 }
@@ -68,6 +68,19 @@ func when(name, v string) (*timestamppb.Timestamp, error) {
 	return timestamppb.New(t), nil
 }
 
+// until is --access-until's end: a date's is the end of that day (the
+// next midnight UTC: an agreement "until 2027-12-31" includes that day).
+func until(v string) (*timestamppb.Timestamp, error) {
+	t, err := when("access-until", v)
+	if err != nil || t == nil {
+		return t, err
+	}
+	if _, derr := time.Parse(time.DateOnly, strings.TrimSpace(v)); derr == nil {
+		return timestamppb.New(t.AsTime().Add(24 * time.Hour)), nil
+	}
+	return t, nil
+}
+
 // applyCreate sets the flags on a new application.
 func (f accessFlags) applyCreate(req *identityv1.CreateAppRequest) error {
 	var err error
@@ -77,7 +90,7 @@ func (f accessFlags) applyCreate(req *identityv1.CreateAppRequest) error {
 	if req.AccessFrom, err = when("access-from", *f.from); err != nil {
 		return err
 	}
-	if req.AccessUntil, err = when("access-until", *f.until); err != nil {
+	if req.AccessUntil, err = until(*f.until); err != nil {
 		return err
 	}
 	req.SecurityLevel, err = f.securityLevel()
@@ -100,7 +113,7 @@ func (f accessFlags) applyUpdate(req *identityv1.UpdateAppRequest, set map[strin
 		req.UpdateMask = append(req.UpdateMask, "access_from")
 	}
 	if set["access-until"] {
-		if req.AccessUntil, err = when("access-until", *f.until); err != nil {
+		if req.AccessUntil, err = until(*f.until); err != nil {
 			return err
 		}
 		req.UpdateMask = append(req.UpdateMask, "access_until")

@@ -834,12 +834,14 @@ type CertificateLoginResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Result CertificateLoginResult `protobuf:"varint,1,opt,name=result,enum=uias.identity.v1.CertificateLoginResult" json:"result,omitempty"`
 	// user_id, login, display_name and org_id are set when result is OK.
-	UserId        string `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
-	Login         string `protobuf:"bytes,3,opt,name=login" json:"login,omitempty"`
-	DisplayName   string `protobuf:"bytes,4,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
-	OrgId         string `protobuf:"bytes,5,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UserId      string `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Login       string `protobuf:"bytes,3,opt,name=login" json:"login,omitempty"`
+	DisplayName string `protobuf:"bytes,4,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
+	OrgId       string `protobuf:"bytes,5,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	// password_changed_at: as SSOLoginResponse's.
+	PasswordChangedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=password_changed_at,json=passwordChangedAt" json:"password_changed_at,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CertificateLoginResponse) Reset() {
@@ -905,6 +907,13 @@ func (x *CertificateLoginResponse) GetOrgId() string {
 		return x.OrgId
 	}
 	return ""
+}
+
+func (x *CertificateLoginResponse) GetPasswordChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PasswordChangedAt
+	}
+	return nil
 }
 
 type SSOLoginRequest struct {
@@ -993,9 +1002,12 @@ type SSOLoginResponse struct {
 	// method is how the person proved who they are (with reason OK):
 	// "password", "password+totp", "finger", "finger+password",
 	// "finger+totp".
-	Method        string `protobuf:"bytes,11,opt,name=method" json:"method,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Method string `protobuf:"bytes,11,opt,name=method" json:"method,omitempty"`
+	// password_changed_at: when the person's password was last set (with
+	// reason OK), for the session to record (CreateSessionRequest).
+	PasswordChangedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=password_changed_at,json=passwordChangedAt" json:"password_changed_at,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SSOLoginResponse) Reset() {
@@ -1103,6 +1115,13 @@ func (x *SSOLoginResponse) GetMethod() string {
 		return x.Method
 	}
 	return ""
+}
+
+func (x *SSOLoginResponse) GetPasswordChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PasswordChangedAt
+	}
+	return nil
 }
 
 type PersonAttributesRequest struct {
@@ -2067,18 +2086,19 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x05phone\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01( R\x05phone\x12\"\n" +
 	"\x05email\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xfe\x01R\x05email\"I\n" +
 	"\x17CertificateLoginRequest\x12.\n" +
-	"\vcertificate\x18\x01 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x01R\vcertificate\"\xc5\x01\n" +
+	"\vcertificate\x18\x01 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x01R\vcertificate\"\x91\x02\n" +
 	"\x18CertificateLoginResponse\x12@\n" +
 	"\x06result\x18\x01 \x01(\x0e2(.uias.identity.v1.CertificateLoginResultR\x06result\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05login\x18\x03 \x01(\tR\x05login\x12!\n" +
 	"\fdisplay_name\x18\x04 \x01(\tR\vdisplayName\x12\x15\n" +
-	"\x06org_id\x18\x05 \x01(\tR\x05orgId\"\x8d\x01\n" +
+	"\x06org_id\x18\x05 \x01(\tR\x05orgId\x12J\n" +
+	"\x13password_changed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\"\x8d\x01\n" +
 	"\x0fSSOLoginRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12$\n" +
 	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12-\n" +
 	"\votp_binding\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
-	"otpBinding\"\xf8\x02\n" +
+	"otpBinding\"\xc4\x03\n" +
 	"\x10SSOLoginResponse\x120\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x18.uias.identity.v1.ReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x17\n" +
@@ -2091,7 +2111,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\totp_token\x18\t \x01(\tR\botpToken\x12#\n" +
 	"\rsecond_factor\x18\n" +
 	" \x01(\bR\fsecondFactor\x12\x16\n" +
-	"\x06method\x18\v \x01(\tR\x06method\"h\n" +
+	"\x06method\x18\v \x01(\tR\x06method\x12J\n" +
+	"\x13password_changed_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\"h\n" +
 	"\x17PersonAttributesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
 	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\xdc\x01\n" +
@@ -2228,47 +2249,49 @@ var file_uias_identity_v1_sso_proto_depIdxs = []int32{
 	32, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
 	32, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	33, // 5: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	19, // 6: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	12, // 7: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	14, // 8: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	16, // 9: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	18, // 10: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	21, // 11: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	23, // 12: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	25, // 13: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	27, // 14: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	29, // 15: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	10, // 16: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	7,  // 17: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	9,  // 18: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	2,  // 19: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	3,  // 20: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	5,  // 21: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	6,  // 22: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	1,  // 23: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	13, // 24: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	15, // 25: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	17, // 26: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	20, // 27: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	22, // 28: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	24, // 29: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	26, // 30: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	28, // 31: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	30, // 32: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	11, // 33: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	8,  // 34: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	8,  // 35: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	13, // 36: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	4,  // 37: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	8,  // 38: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	8,  // 39: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	13, // 40: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	24, // [24:41] is the sub-list for method output_type
-	7,  // [7:24] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	32, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	33, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	32, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	19, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	12, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	14, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	16, // 11: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	18, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	21, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	23, // 14: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	25, // 15: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	27, // 16: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	29, // 17: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	10, // 18: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	7,  // 19: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	9,  // 20: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	2,  // 21: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	3,  // 22: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	5,  // 23: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	6,  // 24: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	1,  // 25: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	13, // 26: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	15, // 27: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	17, // 28: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	20, // 29: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	22, // 30: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	24, // 31: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	26, // 32: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	28, // 33: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	30, // 34: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	11, // 35: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	8,  // 36: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	8,  // 37: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	13, // 38: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	4,  // 39: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	8,  // 40: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	8,  // 41: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	13, // 42: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	26, // [26:43] is the sub-list for method output_type
+	9,  // [9:26] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }
