@@ -39,7 +39,16 @@ type answerWriter struct {
 	code  int
 	wrote bool
 	body  bytes.Buffer
+	// passing: the answer is not to be signed and grew past
+	// maxHeldAnswer: it goes out as it comes (review sec23 L4: a request
+	// that only carries a signature header held any answer whole).
+	passing bool
 }
+
+// maxHeldAnswer bounds what is held of an answer the service did not ask
+// to sign (those it asks to sign, of AuthService and AuthzService, are
+// small, and bounded by the gRPC message size).
+const maxHeldAnswer = 1 << 20
 
 func (a *answerWriter) Header() http.Header { return a.w.Header() }
 
@@ -51,6 +60,19 @@ func (a *answerWriter) WriteHeader(code int) {
 
 func (a *answerWriter) Write(b []byte) (int, error) {
 	a.WriteHeader(http.StatusOK)
+	if a.passing {
+		return a.w.Write(b)
+	}
+	if a.body.Len()+len(b) > maxHeldAnswer && a.w.Header().Get(headerSignAnswer) == "" {
+		// Not an answer to sign: let it go out as it comes.
+		a.passing = true
+		a.w.WriteHeader(a.code)
+		if _, err := a.w.Write(a.body.Bytes()); err != nil {
+			return 0, err
+		}
+		a.body = bytes.Buffer{}
+		return a.w.Write(b)
+	}
 	return a.body.Write(b)
 }
 
@@ -66,7 +88,7 @@ func (a *answerWriter) finish(ctx context.Context, signer grpcx.ResponseSigner, 
 	h := a.w.Header()
 	app := h.Get(headerSignAnswer)
 	h.Del(headerSignAnswer)
-	if !a.wrote {
+	if !a.wrote || a.passing {
 		return
 	}
 	if app != "" && signer != nil && a.code >= 200 && a.code < 300 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -115,5 +116,37 @@ func TestSignedAnswers(t *testing.T) {
 	if r.code != http.StatusServiceUnavailable || r.header.Get(reqsig.HeaderResponseSignature) != "" || leaks(r) ||
 		strings.Contains(string(r.body), "answer to") {
 		t.Fatalf("signer failing: %d %v %s", r.code, r.header, r.body)
+	}
+}
+
+// An answer the service did not ask to sign is held only up to
+// maxHeldAnswer: past it, it goes out as it comes, whole and unsigned
+// (review sec23 L4); one it asks to sign is held whole and signed.
+func TestHeldAnswersAreBounded(t *testing.T) {
+	for _, sign := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		a := &answerWriter{w: rec}
+		if sign {
+			a.Header().Set(headerSignAnswer, "app-1")
+		}
+		chunk := strings.Repeat("x", 64<<10)
+		n := 0
+		for n <= maxHeldAnswer+len(chunk) {
+			if _, err := a.Write([]byte(chunk)); err != nil {
+				t.Fatal(err)
+			}
+			n += len(chunk)
+		}
+		if sign == (rec.Body.Len() > 0) {
+			t.Fatalf("sign %v: %d bytes out before the end", sign, rec.Body.Len())
+		}
+		s := &recordingSigner{}
+		a.finish(context.Background(), s, "POST /v1/authenticate", "n1")
+		if rec.Body.Len() != n || rec.Code != http.StatusOK {
+			t.Fatalf("sign %v: %d of %d bytes, status %d", sign, rec.Body.Len(), n, rec.Code)
+		}
+		if signed := rec.Header().Get(reqsig.HeaderResponseSignature) != ""; signed != sign {
+			t.Fatalf("sign %v: signature header %v", sign, signed)
+		}
 	}
 }
