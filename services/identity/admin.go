@@ -2,7 +2,9 @@ package identity
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -38,16 +40,53 @@ func (s *Service) adminAudit(ctx context.Context, api, subject, org string, star
 // by their whole thumbprints (SHA-256 of each SubjectPublicKeyInfo): the
 // permanent log binds the keys in force from then on, so a public key
 // presented later (by the application, which keeps it) is checked against
-// it, after a rollover too. nil without keys.
+// it, after a rollover too; and the public keys themselves (base64 of
+// each DER SubjectPublicKeyInfo, the PEM's body; not secret), so the log
+// keeps them after a rollover or the application's deletion, when UIAS no
+// longer holds them (JR/T 0185-2020 9.4: retired credentials archived for
+// later checks; gap2 G12). nil without keys.
 func signingKeysDetail(a *App) map[string]string {
-	var thumbs []string
+	var thumbs, spki []string
 	for _, k := range a.ParsedSigningKeys() {
 		thumbs = append(thumbs, k.Thumbprint)
+		if b, _ := pem.Decode([]byte(k.PEM)); b != nil {
+			spki = append(spki, base64.StdEncoding.EncodeToString(b.Bytes))
+		}
 	}
 	if len(thumbs) == 0 {
 		return nil
 	}
-	return map[string]string{"signing_keys": strings.Join(thumbs, ",")}
+	return map[string]string{"signing_keys": strings.Join(thumbs, ","), "signing_keys_spki": strings.Join(spki, ",")}
+}
+
+// retiredKeys are the thumbprints of the keys of before that after no
+// longer has.
+func retiredKeys(before, after []SigningKey) string {
+	kept := map[string]bool{}
+	for _, k := range after {
+		kept[k.PEM] = true
+	}
+	var out []string
+	for _, k := range (&App{SigningKeys: before}).ParsedSigningKeys() {
+		if !kept[k.PEM] {
+			out = append(out, k.Thumbprint)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// deletedAppDetail is the audit detail of a's deletion: what identified
+// it and its credentials (the bound certificate's fingerprint, the
+// signing keys with their PEM, when its secret was issued), archived in
+// the log as the application's row goes.
+func deletedAppDetail(a *App) map[string]string {
+	d := map[string]string{"app_type": a.Type, "app_code": a.Code, "name": a.Name, "secret_issued": expiryText(a.SecretIssuedAt),
+		"secret_expires": expiryText(a.SecretExpires)}
+	if a.ClientCertSHA256 != "" {
+		d["client_cert_sha256"] = a.ClientCertSHA256
+	}
+	maps.Copy(d, signingKeysDetail(a))
+	return d
 }
 
 func pageOf(size int32, token string) (Page, error) {
@@ -1318,6 +1357,9 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			if err != nil {
 				return nil, err
 			}
+			if r := retiredKeys(a.SigningKeys, keys); r != "" {
+				detail["retired_signing_keys"] = r
+			}
 			a.SigningKeys = keys
 			detail[f] = "none"
 			maps.Copy(detail, signingKeysDetail(a))
@@ -1456,7 +1498,7 @@ func (s *Service) DeleteApp(ctx context.Context, id string) error {
 	}
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteApp(ctx, id, evs) },
 		s.change(ctx, "app", "deleted", id, map[string]any{"app_type": a.Type, "app_code": a.Code}),
-		s.adminAudit(ctx, "app.delete", "app:"+id, "", start))
+		s.audit(ctx, "app.delete", "app:"+id, "", "success", "OK", start, deletedAppDetail(a)))
 	s.appAuth.Forget(id)
 	return err
 }

@@ -8,10 +8,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +216,45 @@ func TestAppSecurityLevel(t *testing.T) {
 	got, err := w.svc.GetApp(ctx, a.ID)
 	if err != nil || got.SecurityLevel != 1 {
 		t.Fatalf("stored level: %+v %v", got, err)
+	}
+}
+
+// TestRetiredKeysArchived: the audit log keeps an application's public
+// signing keys (PEM) when they are added, names those a rollover retires,
+// and the deletion's record archives what identified the application and
+// its credentials (JR/T 0185-2020 9.4; gap2 G12).
+func TestRetiredKeysArchived(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	ctx := context.Background()
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, k2, _ := ed25519.GenerateKey(rand.Reader)
+	a, _, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "arch", Name: "Archive", SigningKeys: [][]byte{pubPEM(t, k1)},
+		ClientCertSHA256: strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := a.ParsedSigningKeys()[0]
+	blk, _ := pem.Decode([]byte(first.PEM))
+	if d := w.auditDetails(t, "app.create"); d[len(d)-1]["signing_keys_spki"] != base64.StdEncoding.EncodeToString(blk.Bytes) {
+		t.Fatalf("app.create detail %v", d[len(d)-1])
+	}
+	if _, err := w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"signing_keys"}, SigningKeys: [][]byte{pubPEM(t, k2)}}); err != nil {
+		t.Fatal(err)
+	}
+	upd := w.auditDetails(t, "app.update")
+	if d := upd[len(upd)-1]; d["retired_signing_keys"] != first.Thumbprint || d["signing_keys_spki"] == "" {
+		t.Fatalf("app.update detail %v", d)
+	}
+	if _, err := w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"status"}, Status: identity.AppSuspended}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.svc.DeleteApp(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	del := w.auditDetails(t, "app.delete")
+	d := del[len(del)-1]
+	if d["app_code"] != "arch" || d["name"] != "Archive" || d["client_cert_sha256"] != strings.Repeat("ab", 32) ||
+		d["signing_keys_spki"] == "" || d["signing_keys"] == "" {
+		t.Fatalf("app.delete detail %v", d)
 	}
 }
