@@ -320,6 +320,9 @@ func (a *AppAuthenticator) lookup(ctx context.Context, appID string, now time.Ti
 		return app, nil
 	}
 	got, err := a.apps.CallerApp(ctx, appID)
+	if e, ok := apierr.As(err); ok && e.Reason == ReasonAppTerminated {
+		return nil, a.refuse(ctx, appID, e, now)
+	}
 	switch {
 	case errors.Is(err, ErrUnknownApp), err == nil && got == nil:
 		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, now)

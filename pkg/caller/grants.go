@@ -78,6 +78,18 @@ func CheckAPIs(apis []string) error {
 
 func quote(s string) string { return `"` + s + `"` }
 
+// ReasonAppTerminated: the App_ID of an application that was deleted.
+const ReasonAppTerminated = "APP_TERMINATED"
+
+// AppTerminated is the notice a deleted application's calls get (JR/T
+// 0185-2020 11: the service's end announced to the application, not
+// answered as an unknown App_ID); an AppSource returns it for such an
+// App_ID.
+func AppTerminated(at time.Time) *apierr.Error {
+	return apierr.New(apierr.PermissionDenied, ReasonAppTerminated, "this application's access to UIAS was terminated on "+
+		at.UTC().Format(time.RFC3339)+" (the application was removed); ask the UIAS operator")
+}
+
 // Reasons of grants and periods.
 const (
 	ReasonAPINotGranted     = "API_NOT_GRANTED"
@@ -93,6 +105,8 @@ func init() {
 			Doc: "The application's access period has ended (access_until, the term of its agreement); an administrator extends it: uias ctl app update APP_ID --access-until DATE."},
 		apierr.Reason{Name: ReasonAppAccessNotBegun, Code: apierr.PermissionDenied,
 			Doc: "The application's access period has not begun (access_from)."},
+		apierr.Reason{Name: ReasonAppTerminated, Code: apierr.PermissionDenied,
+			Doc: "The application was removed from UIAS (its service terminated, JR/T 0185-2020 11); the message says when. Its App_ID and secret no longer work."},
 	)
 }
 

@@ -1496,7 +1496,7 @@ func (s *Service) DeleteApp(ctx context.Context, id string) error {
 	if a.Status != AppSuspended {
 		return ErrAppActive
 	}
-	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteApp(ctx, id, evs) },
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.DeleteApp(ctx, id, start, evs) },
 		s.change(ctx, "app", "deleted", id, map[string]any{"app_type": a.Type, "app_code": a.Code}),
 		s.audit(ctx, "app.delete", "app:"+id, "", "success", "OK", start, deletedAppDetail(a)))
 	s.appAuth.Forget(id)

@@ -71,6 +71,10 @@ func (src appSource) CallerApp(ctx context.Context, appID string) (*caller.App, 
 	a, err := src.s.store.GetApp(ctx, appID)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		// A deleted application's App_ID is told its service ended.
+		if at, terr := src.s.store.AppTombstone(ctx, appID); terr == nil {
+			return nil, caller.AppTerminated(at)
+		}
 		return nil, caller.ErrUnknownApp
 	case err != nil:
 		return nil, err

@@ -621,7 +621,7 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 		if _, err := e.svc.GetLink(ctx, oldLink.ID); !errors.Is(err, identity.ErrNotFound) {
 			t.Errorf("the link of a deleted application: %v", err)
 		}
-		if _, err := e.svc.AuthenticateApp(ctx, old.ID, oldSecret, netip.Addr{}); reasonOf(err) != "BAD_APP_CREDENTIALS" {
+		if _, err := e.svc.AuthenticateApp(ctx, old.ID, oldSecret, netip.Addr{}); reasonOf(err) != "APP_TERMINATED" {
 			t.Errorf("a deleted application's credentials: %v", err)
 		}
 		if err := e.svc.DeleteApp(ctx, old.ID); !errors.Is(err, identity.ErrNotFound) {

@@ -127,8 +127,12 @@ type Store interface {
 	// DeleteApp deletes application id with its secrets and what hangs on
 	// it (account links, fingerprint bypass setting), with evs, if it is
 	// suspended (checked in the deleting statement: ErrAppActive when it is
-	// not); ErrNotFound when there is no such application.
-	DeleteApp(ctx context.Context, id string, evs []events.Event) error
+	// not); ErrNotFound when there is no such application. The App_ID is
+	// kept with the time of the deletion (AppTombstone).
+	DeleteApp(ctx context.Context, id string, at time.Time, evs []events.Event) error
+	// AppTombstone is when application id was deleted; ErrNotFound when
+	// it never was (or never existed).
+	AppTombstone(ctx context.Context, id string) (time.Time, error)
 
 	CreateLink(ctx context.Context, l *AccountLink, evs []events.Event) error
 	GetLink(ctx context.Context, id string) (*AccountLink, error)

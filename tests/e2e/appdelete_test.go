@@ -84,13 +84,17 @@ func TestDeleteApp(t *testing.T) {
 	if code, body, _ := e.rest(http.MethodDelete, "/v1/apps/"+f.appID, bearer, nil); code != http.StatusNotFound {
 		t.Fatalf("deleted twice: %d %v", code, body)
 	}
-	// Its credentials: refused at once, over REST and gRPC.
+	// Its credentials: refused at once, over REST and gRPC, with the
+	// notice that its service ended (JR/T 0185-2020 11).
 	if code, body, _ := e.rest(http.MethodPost, "/v1/authenticate", appHeaders(f),
-		map[string]any{"app_user_id": f.account, "password": f.password, "auth_type": "AUTH_TYPE_PASSWORD"}); code != http.StatusUnauthorized {
+		map[string]any{"app_user_id": f.account, "password": f.password, "auth_type": "AUTH_TYPE_PASSWORD"}); code != http.StatusForbidden ||
+		!strings.Contains(fmt.Sprint(body), "APP_TERMINATED") {
 		t.Fatalf("a deleted application authenticates: %d %v", code, body)
 	}
 	_, err = e.authPW(f, f.account, f.password)
-	wantCode(t, err, codes.Unauthenticated, "BAD_APP_CREDENTIALS")
+	if st := wantCode(t, err, codes.PermissionDenied, "APP_TERMINATED"); !strings.Contains(st.Message(), "terminated on") {
+		t.Fatalf("notice: %q", st.Message())
+	}
 	links, err := e.admin.ListAccountLinks(e.adm(), &identityv1.ListAccountLinksRequest{UserId: f.userID})
 	if err != nil || len(links.GetLinks()) != 0 {
 		t.Fatalf("links of the deleted application: %v %v", links, err)

@@ -369,7 +369,7 @@ func (s *Store) linkListing(ctx context.Context, f identity.LinkFilter) (*listin
 // DeleteApp deletes application id (its secrets are columns of its row);
 // the schema's cascades take its account links and fingerprint bypass
 // setting with it (and its delete trigger the search entries).
-func (s *Store) DeleteApp(ctx context.Context, id string, evs []events.Event) error {
+func (s *Store) DeleteApp(ctx context.Context, id string, at time.Time, evs []events.Event) error {
 	return s.inTx(ctx, "delete app", "application", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q("DELETE FROM apps WHERE id = ? AND status = ?"), id, int(identity.AppSuspended))
 		if err != nil {
@@ -386,8 +386,25 @@ func (s *Store) DeleteApp(ctx context.Context, id string, evs []events.Event) er
 			}
 			return store.NotFound("application")
 		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO app_tombstones (id, deleted_at) VALUES (?, ?)"),
+			id, store.UnixMS(at)); err != nil {
+			return err
+		}
 		return s.addEvents(ctx, tx, evs)
 	})
+}
+
+// AppTombstone implements identity.Store.
+func (s *Store) AppTombstone(ctx context.Context, id string) (time.Time, error) {
+	var at int64
+	err := s.db.QueryRowContext(ctx, s.q("SELECT deleted_at FROM app_tombstones WHERE id = ?"), id).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, store.NotFound("application")
+	}
+	if err != nil {
+		return time.Time{}, classify(err, "app tombstone", "")
+	}
+	return store.FromUnixMS(at), nil
 }
 
 // DeleteLink deletes the link id.

@@ -1860,12 +1860,18 @@ func testDeleteApp(t *testing.T, f *fixture) {
 	must(t, f.s.SetFingerBypass(f.ctx, &identity.FingerBypass{AppID: a.ID, Enabled: true, Reason: "r", SetBy: "x", UpdatedAt: base}, nil))
 
 	// Only a suspended application goes (checked as it is deleted).
-	f.expectEvents(0, func() { isErr(t, f.s.DeleteApp(f.ctx, a.ID, f.evs(1)), identity.ErrAppActive) })
+	_, err := f.s.AppTombstone(f.ctx, a.ID)
+	isErr(t, err, identity.ErrNotFound)
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteApp(f.ctx, a.ID, base, f.evs(1)), identity.ErrAppActive) })
 	a.Status = identity.AppSuspended
 	must(t, f.s.UpdateApp(f.ctx, a, nil))
-	f.expectEvents(1, func() { must(t, f.s.DeleteApp(f.ctx, a.ID, f.evs(1))) })
-	_, err := f.s.GetApp(f.ctx, a.ID)
+	f.expectEvents(1, func() { must(t, f.s.DeleteApp(f.ctx, a.ID, base.Add(time.Hour), f.evs(1))) })
+	_, err = f.s.GetApp(f.ctx, a.ID)
 	isErr(t, err, identity.ErrNotFound)
+	// Its App_ID is kept with the time of its deletion.
+	if at, err := f.s.AppTombstone(f.ctx, a.ID); err != nil || !at.Equal(base.Add(time.Hour)) {
+		t.Fatalf("tombstone: %v %v", at, err)
+	}
 	_, err = f.s.GetAppByCode(f.ctx, a.Type, a.Code)
 	isErr(t, err, identity.ErrNotFound)
 	_, err = f.s.GetLink(f.ctx, l.ID)
@@ -1884,8 +1890,8 @@ func testDeleteApp(t *testing.T, f *fixture) {
 	if len(apps) != 1 || apps[0].ID != keep.ID {
 		t.Fatalf("applications after the deletion: %v", apps)
 	}
-	isErr(t, f.s.DeleteApp(f.ctx, a.ID, f.evs(1)), identity.ErrNotFound)
-	f.expectEvents(0, func() { isErr(t, f.s.DeleteApp(f.ctx, "missing", f.evs(1)), identity.ErrNotFound) })
+	isErr(t, f.s.DeleteApp(f.ctx, a.ID, base, f.evs(1)), identity.ErrNotFound)
+	f.expectEvents(0, func() { isErr(t, f.s.DeleteApp(f.ctx, "missing", base, f.evs(1)), identity.ErrNotFound) })
 	// The type and code, and the account, can be registered again.
 	again := &identity.App{ID: f.id("app"), Type: a.Type, Code: a.Code, Name: "Again", Status: identity.AppActive,
 		SecretHash: "secret-again", CreatedAt: base, UpdatedAt: base}
