@@ -26,9 +26,6 @@ const (
 	APIAuthzCheck = "authz.check"
 	// APIAuthzSubjects: authz's ListSubjects (who holds a permission).
 	APIAuthzSubjects = "authz.subjects"
-	// APIAuthzModel: authz's resources and roles of the application (its
-	// permission model) and grants.
-	APIAuthzModel = "authz.model"
 	// APISSO: the legacy ssoAuthService interface (ticket validation).
 	APISSO = "sso"
 	// APIOIDC: the OpenID Connect token, introspection and revocation
@@ -38,7 +35,7 @@ const (
 
 // APIs are the interfaces an application can be granted, in the order
 // they are listed.
-var APIs = []string{APIAuthenticate, APIChangePassword, APIAuthzCheck, APIAuthzSubjects, APIAuthzModel, APISSO, APIOIDC}
+var APIs = []string{APIAuthenticate, APIChangePassword, APIAuthzCheck, APIAuthzSubjects, APISSO, APIOIDC}
 
 // APIOf is the interface of the gRPC method fullMethod an application
 // calls ("" for a method no grant covers).
@@ -54,9 +51,8 @@ func APIOf(fullMethod string) string {
 	case "/uias.authz.v1.AuthzService/ListSubjects":
 		return APIAuthzSubjects
 	}
-	if strings.HasPrefix(fullMethod, "/uias.authz.v1.AuthzService/") {
-		return APIAuthzModel
-	}
+	// Nothing else an application calls (authz's model is administrators'
+	// AuthzAdminService; CheckAdmin and AppointAdmin are components').
 	return ""
 }
 

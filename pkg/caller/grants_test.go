@@ -18,7 +18,7 @@ func TestAPIOf(t *testing.T) {
 		"/uias.authz.v1.AuthzService/Check":            caller.APIAuthzCheck,
 		"/uias.authz.v1.AuthzService/BatchCheck":       caller.APIAuthzCheck,
 		"/uias.authz.v1.AuthzService/ListSubjects":     caller.APIAuthzSubjects,
-		"/uias.authz.v1.AuthzService/PutResource":      caller.APIAuthzModel,
+		"/uias.authz.v1.AuthzService/CheckAdmin":       "",
 		"/uias.identity.v1.AdminService/CreateUser":    "",
 	} {
 		if got := caller.APIOf(m); got != want {

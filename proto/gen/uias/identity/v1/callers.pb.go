@@ -187,7 +187,7 @@ type VerifyAppRequest struct {
 	// unknown; a signed call is then refused BAD_SIGNATURE).
 	SignedUntrusted bool `protobuf:"varint,10,opt,name=signed_untrusted,json=signedUntrusted" json:"signed_untrusted,omitempty"`
 	// api: the interface the caller called (pkg/caller APIs: authenticate,
-	// change_password, authz.check, authz.subjects, authz.model, sso, oidc):
+	// change_password, authz.check, authz.subjects, sso, oidc):
 	// the application must be granted it (API_NOT_GRANTED). Empty: only its
 	// access period is checked.
 	Api           string `protobuf:"bytes,11,opt,name=api" json:"api,omitempty"`

@@ -3181,10 +3181,9 @@ type App struct {
 	// granted_apis are the interfaces the application may call (least
 	// privilege, JR/T 0185-2020 9.3.2): authenticate, change_password,
 	// authz.check (Check, BatchCheck, ListPermissions, Explain),
-	// authz.subjects (ListSubjects), authz.model (its resources, roles and
-	// grants), sso (the legacy ssoAuthService interface), oidc (the OpenID
-	// Connect token endpoints). Empty: every interface. Other calls are
-	// refused PERMISSION_DENIED API_NOT_GRANTED.
+	// authz.subjects (ListSubjects), sso (the legacy ssoAuthService
+	// interface), oidc (the OpenID Connect token endpoints). Empty: every
+	// interface. Other calls are refused PERMISSION_DENIED API_NOT_GRANTED.
 	GrantedApis []string `protobuf:"bytes,17,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
 	// access_from and access_until bound the period the application may
 	// call (the term of its agreement); unset: open. Outside it every call
