@@ -722,7 +722,8 @@ func TestCtlAppCommands(t *testing.T) {
 	if r := c.exec("", "app", "delete", oaID, "--yes"); r.code != 0 || r.stdout != "Deleted application "+oaID+".\n" {
 		t.Fatalf("app delete: %+v", r)
 	}
-	if _, err := ctlAuthenticate(t, a, oaID, newest, "A1", readmeUserPassword); status.Code(err) != codes.Unauthenticated {
+	if _, err := ctlAuthenticate(t, a, oaID, newest, "A1", readmeUserPassword); status.Code(err) != codes.PermissionDenied ||
+		!strings.Contains(err.Error(), "terminated") {
 		t.Fatalf("Authenticate by a deleted application: %v", err)
 	}
 	if stderr := c.fail(1, "", "app", "get", oaID); !strings.Contains(stderr, "not found") {
