@@ -109,6 +109,11 @@ type App struct {
 	// one of them).
 	SigningKeys       []*reqsig.Key
 	RequireSignatures bool
+	// Terminated is when the application was deleted (zero: it was not):
+	// a caller presenting one of its last secrets (SecretHash,
+	// PrevSecretHash) is told its service ended (AppTerminated), any other
+	// refused as for an unknown App_ID.
+	Terminated time.Time
 	// GrantedAPIs are the interfaces the application may call (APIs;
 	// empty: every one); AccessFrom and AccessUntil bound when it may call
 	// (zero: open). Permits checks them (grants.go).
@@ -271,6 +276,16 @@ func (a *AppAuthenticator) authenticate(ctx context.Context, appID, secret strin
 	if err != nil {
 		return nil, "", err
 	}
+	if !app.Terminated.IsZero() {
+		// A deleted application: told so only with one of its last
+		// secrets (review sec24 L4).
+		h := crypto.HashToken(secret)
+		if subtle.ConstantTimeCompare([]byte(h), []byte(app.SecretHash)) == 1 ||
+			app.PrevSecretHash != "" && subtle.ConstantTimeCompare([]byte(h), []byte(app.PrevSecretHash)) == 1 {
+			return nil, "", a.refuse(ctx, appID, AppTerminated(app.Terminated), start)
+		}
+		return nil, "", a.refuse(ctx, appID, ErrBadAppCredentials, start)
+	}
 	// An expired secret is said last of the checks that concern the
 	// caller: someone holding an old secret (found in a backup) learns
 	// that it was right only from where the application may call.
@@ -320,9 +335,6 @@ func (a *AppAuthenticator) lookup(ctx context.Context, appID string, now time.Ti
 		return app, nil
 	}
 	got, err := a.apps.CallerApp(ctx, appID)
-	if e, ok := apierr.As(err); ok && e.Reason == ReasonAppTerminated {
-		return nil, a.refuse(ctx, appID, e, now)
-	}
 	switch {
 	case errors.Is(err, ErrUnknownApp), err == nil && got == nil:
 		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, now)
@@ -352,6 +364,9 @@ func (a *AppAuthenticator) AuthenticateAddress(ctx context.Context, appID string
 		return nil, err
 	}
 	switch {
+	case !app.Terminated.IsZero():
+		// no secret to show it is the application's: as unknown
+		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
 	case !app.Active:
 		return nil, a.refuse(ctx, appID, ErrAppSuspended, start)
 	case !app.CertMatches(From(ctx).ClientCert):

@@ -77,10 +77,9 @@ func quote(s string) string { return `"` + s + `"` }
 // ReasonAppTerminated: the App_ID of an application that was deleted.
 const ReasonAppTerminated = "APP_TERMINATED"
 
-// AppTerminated is the notice a deleted application's calls get (JR/T
-// 0185-2020 11: the service's end announced to the application, not
-// answered as an unknown App_ID); an AppSource returns it for such an
-// App_ID.
+// AppTerminated is the notice a deleted application's calls with one of
+// its last secrets get (JR/T 0185-2020 11: the service's end announced to
+// the application, not answered as an unknown App_ID; App.Terminated).
 func AppTerminated(at time.Time) *apierr.Error {
 	return apierr.New(apierr.PermissionDenied, ReasonAppTerminated, "this application's access to UIAS was terminated on "+
 		at.UTC().Format(time.RFC3339)+" (the application was removed); ask the UIAS operator")

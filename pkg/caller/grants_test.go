@@ -2,6 +2,7 @@ package caller_test
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -70,4 +71,23 @@ func TestAuthorizeGrantsAndPeriod(t *testing.T) {
 	}
 	r.clk.t = now.Add(48 * time.Hour)
 	r.wantRefused(t, r.auth.Authorize(ctx, period, ""), "APP_ACCESS_EXPIRED", codes.PermissionDenied, "")
+}
+
+// A deleted application is told its service ended only when the caller
+// presents one of its last secrets; any other caller learns nothing of it
+// (review sec24 L4).
+func TestTerminatedApplication(t *testing.T) {
+	gone := activeApp("gone")
+	gone.Active, gone.Terminated = false, time.Unix(1_700_000_000, 0)
+	r := newRig(t, gone)
+	ctx := context.Background()
+	_, err := r.auth.Authenticate(ctx, "gone", secret, netip.Addr{})
+	r.wantRefused(t, err, "APP_TERMINATED", codes.PermissionDenied, "")
+	if !strings.Contains(err.Error(), "2023-11-14") {
+		t.Errorf("notice without its date: %v", err)
+	}
+	_, err = r.auth.Authenticate(ctx, "gone", "not-its-secret-0123456789", netip.Addr{})
+	r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
+	_, err = r.auth.AuthenticateAddress(ctx, "gone", netip.MustParseAddr("192.0.2.7"))
+	r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
 }

@@ -59,20 +59,26 @@ func signingKeysDetail(a *App) map[string]string {
 	return map[string]string{"signing_keys": strings.Join(thumbs, ","), "signing_keys_spki": strings.Join(spki, ",")}
 }
 
-// retiredKeys are the thumbprints of the keys of before that after no
-// longer has.
-func retiredKeys(before, after []SigningKey) string {
+// retiredKeys is the audit detail of the keys of before that after no
+// longer has: their thumbprints and the keys themselves (those registered
+// before the log kept keys have their only archived copy here; review
+// sec24 L3). nil when none is retired.
+func retiredKeys(before, after []SigningKey) map[string]string {
 	kept := map[string]bool{}
 	for _, k := range after {
 		kept[k.PEM] = true
 	}
-	var out []string
-	for _, k := range (&App{SigningKeys: before}).ParsedSigningKeys() {
+	var gone []SigningKey
+	for _, k := range before {
 		if !kept[k.PEM] {
-			out = append(out, k.Thumbprint)
+			gone = append(gone, k)
 		}
 	}
-	return strings.Join(out, ",")
+	d := signingKeysDetail(&App{SigningKeys: gone})
+	if d == nil {
+		return nil
+	}
+	return map[string]string{"retired_signing_keys": d["signing_keys"], "retired_signing_keys_spki": d["signing_keys_spki"]}
 }
 
 // deletedAppDetail is the audit detail of a's deletion: what identified
@@ -1357,9 +1363,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			if err != nil {
 				return nil, err
 			}
-			if r := retiredKeys(a.SigningKeys, keys); r != "" {
-				detail["retired_signing_keys"] = r
-			}
+			maps.Copy(detail, retiredKeys(a.SigningKeys, keys))
 			a.SigningKeys = keys
 			detail[f] = "none"
 			maps.Copy(detail, signingKeysDetail(a))

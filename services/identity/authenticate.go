@@ -479,6 +479,12 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, set Passw
 		return err
 	}
 	at := s.now()
+	if prev := u.PasswordChangedAt.Truncate(time.Millisecond); !at.Truncate(time.Millisecond).After(prev) {
+		// Each password's time is after the one before (to the stored
+		// millisecond), also on a clock that stepped back: the sessions
+		// opened with the earlier one end (review sec24 L1).
+		at = prev.Add(time.Millisecond)
+	}
 	after := *u
 	after.PasswordHash, after.PasswordChangedAt, after.MustChange, after.UpdatedAt = h, at, mustChange, at
 	after.PasswordByOther = set.ByOther

@@ -71,11 +71,16 @@ func (src appSource) CallerApp(ctx context.Context, appID string) (*caller.App, 
 	a, err := src.s.store.GetApp(ctx, appID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		// A deleted application's App_ID is told its service ended.
-		if at, terr := src.s.store.AppTombstone(ctx, appID); terr == nil {
-			return nil, caller.AppTerminated(at)
+		// A deleted application: its calls with one of its last secrets
+		// are told its service ended (caller.App.Terminated).
+		t, terr := src.s.store.AppTombstone(ctx, appID)
+		switch {
+		case errors.Is(terr, ErrNotFound):
+			return nil, caller.ErrUnknownApp
+		case terr != nil:
+			return nil, terr
 		}
-		return nil, caller.ErrUnknownApp
+		return &caller.App{ID: appID, SecretHash: t.SecretHash, PrevSecretHash: t.PrevSecretHash, Terminated: t.DeletedAt}, nil
 	case err != nil:
 		return nil, err
 	}

@@ -189,6 +189,14 @@ type App struct {
 	UpdatedAt time.Time
 }
 
+// AppTombstone is what is kept of a deleted application: when it was
+// deleted and the hashes of its last secrets (its calls with one of them
+// are told its service ended: caller.AppTerminated).
+type AppTombstone struct {
+	DeletedAt                  time.Time
+	SecretHash, PrevSecretHash string
+}
+
 // SigningKey is a registered request signing key: the public key (PEM
 // PUBLIC KEY, as re-encoded from what was given) and when it was added.
 type SigningKey struct {

@@ -155,3 +155,31 @@ func TestUnsaltedPolicy(t *testing.T) {
 		t.Fatalf("before the cut-over: %v", r.Reason)
 	}
 }
+
+// TestPasswordTimesIncrease: each password's time is after the one before
+// (to the stored millisecond), also when the clock has not moved or went
+// back: the sessions opened with the earlier password end at the change
+// (review sec24 L1).
+func TestPasswordTimesIncrease(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	var last time.Time
+	for i, pw := range []string{"Second-Pass-1", "Third-Pass-22", "Fourth-Pass-333"} {
+		if i == 2 {
+			w.clk.mu.Lock()
+			w.clk.t = w.clk.t.Add(-time.Hour) // a clock stepped back
+			w.clk.mu.Unlock()
+		}
+		if _, err := w.svc.SetPassword(ctx, w.user.ID, pw, false); err != nil {
+			t.Fatal(err)
+		}
+		u, err := w.svc.GetUser(ctx, w.user.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !u.PasswordChangedAt.After(last) {
+			t.Fatalf("change %d at %v, not after %v", i, u.PasswordChangedAt, last)
+		}
+		last = u.PasswordChangedAt
+	}
+}

@@ -242,7 +242,8 @@ func TestRetiredKeysArchived(t *testing.T) {
 		t.Fatal(err)
 	}
 	upd := w.auditDetails(t, "app.update")
-	if d := upd[len(upd)-1]; d["retired_signing_keys"] != first.Thumbprint || d["signing_keys_spki"] == "" {
+	if d := upd[len(upd)-1]; d["retired_signing_keys"] != first.Thumbprint || d["retired_signing_keys_spki"] != base64.StdEncoding.EncodeToString(blk.Bytes) ||
+		d["signing_keys_spki"] == "" {
 		t.Fatalf("app.update detail %v", d)
 	}
 	if _, err := w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"status"}, Status: identity.AppSuspended}); err != nil {

@@ -130,9 +130,10 @@ type Store interface {
 	// not); ErrNotFound when there is no such application. The App_ID is
 	// kept with the time of the deletion (AppTombstone).
 	DeleteApp(ctx context.Context, id string, at time.Time, evs []events.Event) error
-	// AppTombstone is when application id was deleted; ErrNotFound when
-	// it never was (or never existed).
-	AppTombstone(ctx context.Context, id string) (time.Time, error)
+	// AppTombstone is what is kept of deleted application id (when, its
+	// last secrets' hashes); ErrNotFound when it never was deleted (or
+	// never existed).
+	AppTombstone(ctx context.Context, id string) (*AppTombstone, error)
 
 	CreateLink(ctx context.Context, l *AccountLink, evs []events.Event) error
 	GetLink(ctx context.Context, id string) (*AccountLink, error)

@@ -371,6 +371,14 @@ func (s *Store) linkListing(ctx context.Context, f identity.LinkFilter) (*listin
 // setting with it (and its delete trigger the search entries).
 func (s *Store) DeleteApp(ctx context.Context, id string, at time.Time, evs []events.Event) error {
 	return s.inTx(ctx, "delete app", "application", func(tx *sql.Tx) error {
+		// What is kept of it (the same row's secrets; a restored App_ID
+		// deleted again replaces its tombstone), then the row.
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO app_tombstones (id, deleted_at, secret_hash, prev_secret_hash)
+			SELECT id, ?, secret_hash, prev_secret_hash FROM apps WHERE id = ? AND status = ?
+			ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at, secret_hash = excluded.secret_hash,
+			prev_secret_hash = excluded.prev_secret_hash`), store.UnixMS(at), id, int(identity.AppSuspended)); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, s.q("DELETE FROM apps WHERE id = ? AND status = ?"), id, int(identity.AppSuspended))
 		if err != nil {
 			return err
@@ -386,25 +394,26 @@ func (s *Store) DeleteApp(ctx context.Context, id string, at time.Time, evs []ev
 			}
 			return store.NotFound("application")
 		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO app_tombstones (id, deleted_at) VALUES (?, ?)"),
-			id, store.UnixMS(at)); err != nil {
-			return err
-		}
 		return s.addEvents(ctx, tx, evs)
 	})
 }
 
 // AppTombstone implements identity.Store.
-func (s *Store) AppTombstone(ctx context.Context, id string) (time.Time, error) {
-	var at int64
-	err := s.db.QueryRowContext(ctx, s.q("SELECT deleted_at FROM app_tombstones WHERE id = ?"), id).Scan(&at)
+func (s *Store) AppTombstone(ctx context.Context, id string) (*identity.AppTombstone, error) {
+	var (
+		at int64
+		t  identity.AppTombstone
+	)
+	err := s.db.QueryRowContext(ctx, s.q("SELECT deleted_at, secret_hash, prev_secret_hash FROM app_tombstones WHERE id = ?"), id).
+		Scan(&at, &t.SecretHash, &t.PrevSecretHash)
 	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, store.NotFound("application")
+		return nil, store.NotFound("application")
 	}
 	if err != nil {
-		return time.Time{}, classify(err, "app tombstone", "")
+		return nil, classify(err, "app tombstone", "")
 	}
-	return store.FromUnixMS(at), nil
+	t.DeletedAt = store.FromUnixMS(at)
+	return &t, nil
 }
 
 // DeleteLink deletes the link id.

@@ -1868,9 +1868,11 @@ func testDeleteApp(t *testing.T, f *fixture) {
 	f.expectEvents(1, func() { must(t, f.s.DeleteApp(f.ctx, a.ID, base.Add(time.Hour), f.evs(1))) })
 	_, err = f.s.GetApp(f.ctx, a.ID)
 	isErr(t, err, identity.ErrNotFound)
-	// Its App_ID is kept with the time of its deletion.
-	if at, err := f.s.AppTombstone(f.ctx, a.ID); err != nil || !at.Equal(base.Add(time.Hour)) {
-		t.Fatalf("tombstone: %v %v", at, err)
+	// Its App_ID is kept with the time of its deletion and its last
+	// secrets' hashes.
+	if ts, err := f.s.AppTombstone(f.ctx, a.ID); err != nil || !ts.DeletedAt.Equal(base.Add(time.Hour)) ||
+		ts.SecretHash != a.SecretHash || ts.PrevSecretHash != a.PrevSecretHash {
+		t.Fatalf("tombstone: %+v %v, want %q %q", ts, err, a.SecretHash, a.PrevSecretHash)
 	}
 	_, err = f.s.GetAppByCode(f.ctx, a.Type, a.Code)
 	isErr(t, err, identity.ErrNotFound)

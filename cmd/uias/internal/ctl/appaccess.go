@@ -31,6 +31,9 @@ func addAccessFlags(fs *flag.FlagSet) accessFlags {
 func (f accessFlags) securityLevel() (int32, error) {
 	switch strings.ToUpper(strings.TrimSpace(*f.level)) {
 	case "":
+		if *f.level != "" {
+			break
+		}
 		return 0, nil
 	case "A1", "1":
 		return 1, nil
@@ -119,6 +122,9 @@ func (f accessFlags) applyUpdate(req *identityv1.UpdateAppRequest, set map[strin
 		req.UpdateMask = append(req.UpdateMask, "access_until")
 	}
 	if set["security-level"] {
+		if strings.TrimSpace(*f.level) == "" {
+			return usagef("--security-level must be A1 or A2")
+		}
 		if req.SecurityLevel, err = f.securityLevel(); err != nil {
 			return err
 		}
