@@ -38,16 +38,7 @@ import (
 func TestSignedAnswersMonolith(t *testing.T) {
 	const pw = "Signed-Answers-Pass-1"
 	a, h := startMonolith(t, pw, nil)
-	var created struct {
-		App struct {
-			ID string `json:"id"`
-		} `json:"app"`
-		AppSecret string `json:"app_secret"`
-	}
-	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "app", "create", "--type", "OA", "--code", "answers", "--name", "Answers")), &created); err != nil {
-		t.Fatal(err)
-	}
-	appID, secret := created.App.ID, created.AppSecret
+	appID, secret := h.createApp("answers", "Answers")
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
 	pub, _ := reqsig.PublicKeyPEM(ed.Public())
 	keyFile := filepath.Join(t.TempDir(), "ed.pem")

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,4 +73,20 @@ func (h *harness) loginEventually(login, pw string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// createApp registers an application of type OA with code and name
+// through ctl and returns its App_ID and App_Secret.
+func (h *harness) createApp(code, name string) (string, string) {
+	h.t.Helper()
+	var created struct {
+		App struct {
+			ID string `json:"id"`
+		} `json:"app"`
+		AppSecret string `json:"app_secret"`
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "app", "create", "--type", "OA", "--code", code, "--name", name)), &created); err != nil {
+		h.t.Fatal(err)
+	}
+	return created.App.ID, created.AppSecret
 }

@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -46,17 +45,7 @@ import (
 func TestSignedRequestsMonolith(t *testing.T) {
 	const pw = "Signed-Req-Pass-1"
 	a, h := startMonolith(t, pw, nil)
-	var created struct {
-		App struct {
-			ID string `json:"id"`
-		} `json:"app"`
-		AppSecret string `json:"app_secret"`
-	}
-	out := h.mustRun("-o", "json", "app", "create", "--type", "OA", "--code", "signer", "--name", "Signer")
-	if err := json.Unmarshal([]byte(out), &created); err != nil {
-		t.Fatal(err)
-	}
-	appID, secret := created.App.ID, created.AppSecret
+	appID, secret := h.createApp("signer", "Signer")
 	dir := t.TempDir()
 	keyFile := func(name string, priv crypto.Signer) string {
 		p, err := reqsig.PublicKeyPEM(priv.Public())
@@ -135,7 +124,7 @@ func TestSignedRequestsMonolith(t *testing.T) {
 		t.Fatalf("signed without keys: %s", r)
 	}
 
-	out = h.mustRun("app", "update", appID, "--signing-key", keyFile("p256", p256))
+	out := h.mustRun("app", "update", appID, "--signing-key", keyFile("p256", p256))
 	if !strings.Contains(out, reqsig.AlgECDSAP256) || !strings.Contains(out, "optional") {
 		t.Fatalf("app update --signing-key:\n%s", out)
 	}
