@@ -46,8 +46,8 @@ type answerWriter struct {
 }
 
 // maxHeldAnswer bounds what is held of an answer the service did not ask
-// to sign (those it asks to sign, of AuthService and AuthzService, are
-// small, and bounded by the gRPC message size).
+// to sign (those it asks to sign are AuthService's and AuthzService's
+// answers to one call each: small).
 const maxHeldAnswer = 1 << 20
 
 func (a *answerWriter) Header() http.Header { return a.w.Header() }
@@ -77,8 +77,12 @@ func (a *answerWriter) Write(b []byte) (int, error) {
 }
 
 // Flush implements http.Flusher: nothing leaves before the answer is
-// signed.
-func (a *answerWriter) Flush() {}
+// signed; an answer let through (passing) is flushed.
+func (a *answerWriter) Flush() {
+	if f, ok := a.w.(http.Flusher); a.passing && ok {
+		f.Flush()
+	}
+}
 
 // finish sends the answer held, signed for application's request to target
 // with nonce when the service asked for it and the answer is a success.

@@ -140,6 +140,10 @@ func TestHeldAnswersAreBounded(t *testing.T) {
 		if sign == (rec.Body.Len() > 0) {
 			t.Fatalf("sign %v: %d bytes out before the end", sign, rec.Body.Len())
 		}
+		a.Flush()
+		if rec.Flushed == sign {
+			t.Fatalf("sign %v: flushed %v", sign, rec.Flushed)
+		}
 		s := &recordingSigner{}
 		a.finish(context.Background(), s, "POST /v1/authenticate", "n1")
 		if rec.Body.Len() != n || rec.Code != http.StatusOK {
