@@ -2,6 +2,7 @@ package caller
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,18 +62,16 @@ func CheckAPIs(apis []string) error {
 	seen := map[string]bool{}
 	for _, a := range apis {
 		if !slices.Contains(APIs, a) {
-			return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "granted_apis: unknown interface "+quote(a)+
+			return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "granted_apis: unknown interface "+strconv.Quote(a)+
 				"; the interfaces are "+strings.Join(APIs, ", ")).WithMeta(apierr.MetaField, "granted_apis")
 		}
 		if seen[a] {
-			return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "granted_apis: "+quote(a)+" is listed twice").WithMeta(apierr.MetaField, "granted_apis")
+			return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, "granted_apis: "+strconv.Quote(a)+" is listed twice").WithMeta(apierr.MetaField, "granted_apis")
 		}
 		seen[a] = true
 	}
 	return nil
 }
-
-func quote(s string) string { return `"` + s + `"` }
 
 // ReasonAppTerminated: the App_ID of an application that was deleted.
 const ReasonAppTerminated = "APP_TERMINATED"
@@ -118,7 +117,7 @@ func (a *App) Permits(api string, now time.Time) *apierr.Error {
 		return apierr.New(apierr.PermissionDenied, ReasonAppAccessExpired, "this application's access ended at "+
 			a.AccessUntil.UTC().Format(time.RFC3339)+"; an administrator extends it: uias ctl app update "+a.ID+" --access-until DATE")
 	case api != "" && len(a.GrantedAPIs) > 0 && !slices.Contains(a.GrantedAPIs, api):
-		return apierr.New(apierr.PermissionDenied, ReasonAPINotGranted, "this application is not granted the "+quote(api)+
+		return apierr.New(apierr.PermissionDenied, ReasonAPINotGranted, "this application is not granted the "+strconv.Quote(api)+
 			" interface (it is granted "+strings.Join(a.GrantedAPIs, ", ")+"); an administrator grants it: uias ctl app update "+
 			a.ID+" --grant-api LIST")
 	}

@@ -49,7 +49,6 @@ func (s *Service) SSOFingerLogin(ctx context.Context, login string, record []byt
 			map[string]string{"method": method}))
 		return nil, err
 	}
-	refused := func(r Reason) *SSOLoginResult { return &SSOLoginResult{Reason: r, Message: reasonMessages[r]} }
 	a := s.newEarlyAttempt(ssoLoginSource(ctx), api)
 	// cover does the work of a check that was not made (an unknown login,
 	// an account refused before its finger was compared): counted at the
@@ -82,7 +81,7 @@ func (s *Service) SSOFingerLogin(ctx context.Context, login string, record []byt
 		}
 		s.appendAudit(ctx, s.audit(ctx, api, claimedAccount(login), "", "failure", ReasonNoSuchUser.String(), start,
 			map[string]string{"method": method}))
-		return refused(ReasonBadCredentials), nil
+		return ssoVerdict(ReasonBadCredentials), nil
 	}
 	detail := map[string]string{"method": method}
 	r, err := s.fingerLoginCheck(ctx, u, probe, sha256.Sum256(record), password, binding, start, a, detail)
@@ -113,11 +112,10 @@ func (s *Service) SSOFingerLogin(ctx context.Context, login string, record []byt
 func (s *Service) fingerLoginCheck(ctx context.Context, u *User, probe *finger.Template, probeSum [sha256.Size]byte,
 	password, binding string, start time.Time, a *loginAttempt, detail map[string]string) (*SSOLoginResult, error) {
 	const api = "sso.login"
-	refused := func(r Reason) *SSOLoginResult { return &SSOLoginResult{Reason: r, Message: reasonMessages[r]} }
 	if u.PasswordOnly {
 		a.refund(ctx)
 		s.appendAudit(ctx, s.audit(ctx, api, "user:"+u.ID, u.OrgID, "failure", ReasonPasswordOnly.String(), start, detail))
-		return refused(ReasonPasswordOnly), nil
+		return ssoVerdict(ReasonPasswordOnly), nil
 	}
 	t, err := s.getTOTP(ctx, u.ID)
 	if err != nil {
@@ -138,7 +136,7 @@ func (s *Service) fingerLoginCheck(ctx context.Context, u *User, probe *finger.T
 	if v == ReasonNoFingerprint {
 		a.refund(ctx)
 		s.appendAudit(ctx, s.audit(ctx, api, "user:"+u.ID, u.OrgID, "failure", ReasonNoFingerprint.String(), start, detail))
-		return refused(ReasonNoFingerprint), nil
+		return ssoVerdict(ReasonNoFingerprint), nil
 	}
 	var r Reason
 	if v == ReasonOK && password != "" {
@@ -154,7 +152,7 @@ func (s *Service) fingerLoginCheck(ctx context.Context, u *User, probe *finger.T
 	}
 	switch {
 	case r == ReasonOK && a.partial:
-		res := refused(ReasonOTPRequired)
+		res := ssoVerdict(ReasonOTPRequired)
 		if binding != "" {
 			if res.OTPToken, err = s.otpLoginToken(u, t, binding, methodFinger); err != nil {
 				return nil, err
@@ -164,9 +162,9 @@ func (s *Service) fingerLoginCheck(ctx context.Context, u *User, probe *finger.T
 	case r == ReasonPasswordExpired:
 		// The finger and the right (expired) password: the person changes
 		// it next, as after a password login.
-		return refused(r), nil
+		return ssoVerdict(r), nil
 	case r != ReasonOK:
-		return refused(r), nil
+		return ssoVerdict(r), nil
 	}
 	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, Method: detail["method"],
 		NoPassword: password == ""}, nil

@@ -33,6 +33,11 @@ type SSOLoginResult struct {
 	NoPassword bool
 }
 
+// ssoVerdict is a sign-in page's login answered r (not signed in).
+func ssoVerdict(r Reason) *SSOLoginResult {
+	return &SSOLoginResult{Reason: r, Message: reasonMessages[r]}
+}
+
 // SSOLogin checks a person's central login name and password for the
 // single sign-on login page (the ticket component's CAS login). It shares
 // Authenticate's checks (status, org, lock, login gate, hash, lockout,
