@@ -13,6 +13,8 @@ func init() {
 			Doc: "The ticket store (NATS JetStream) does not answer in time; nothing was changed that the answer does not say. Retry later."},
 		apierr.Reason{Name: "COMPONENTS_ONLY", Code: apierr.PermissionDenied,
 			Doc: "This TicketService call is made only by UIAS components (the CAS edge), not by applications."},
+		apierr.Reason{Name: "PASSWORD_CHANGED_DURING_LOGIN", Code: apierr.FailedPrecondition,
+			Doc: "CreateSession: the person's password was changed while they signed in with the previous one; no session was opened. Sign in with the new password."},
 		apierr.Reason{Name: "SESSION_NOT_OF_USER", Code: apierr.NotFound,
 			Doc: "RevokeUserSessions: the person has no live session with this id."},
 		apierr.Reason{Name: "OIDC_UNAVAILABLE", Code: apierr.FailedPrecondition,
@@ -39,5 +41,9 @@ var (
 	// component.
 	ErrPGTComponentsOnly = ErrComponentsOnly.WithMessage("issue_pgt is for the CAS edge, which hands the proxy-granting ticket to the pgtUrl: " +
 		"validate without it, or use /cas/serviceValidate with pgtUrl")
+	// ErrPasswordChanged refuses a session whose login checked a password
+	// that was replaced meanwhile (Store.NotePassword).
+	ErrPasswordChanged = apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGED_DURING_LOGIN",
+		"the password was changed while signing in: sign in with the new password")
 	ErrNoSuchUserSession = apierr.New(apierr.NotFound, "SESSION_NOT_OF_USER", "the person has no live session with this id")
 )

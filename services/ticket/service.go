@@ -233,7 +233,11 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	if n.PasswordAt.IsZero() {
 		sess.PasswordAt = time.Time{}
 	}
-	if err := s.store.CreateSession(ctx, sess, sess.Expiry(s.cfg.TGTIdle).Sub(start)); err != nil {
+	err := s.store.CreateSession(ctx, sess, sess.Expiry(s.cfg.TGTIdle).Sub(start))
+	if err == nil {
+		err = s.passwordStillCurrent(ctx, sess)
+	}
+	if err != nil {
 		s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
 			Result: audit.ResultFailure, Reason: reasonOf(err), Start: start})
 		return "", nil, err
@@ -242,6 +246,39 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
 		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel))})
 	return tgt, sess, nil
+}
+
+// passwordStillCurrent checks, after sess was stored, that the password its
+// login checked is still the person's: a change handled meanwhile
+// (NotePassword, before it looks for the person's sessions) would not have
+// found this session. Either the change's handler lists the session or
+// this check sees its note. A session opened with a replaced password is
+// removed again (ErrPasswordChanged), as is one whose check could not be
+// made. Sessions without a password time (none given) are not checked.
+func (s *Service) passwordStillCurrent(ctx context.Context, sess *Session) error {
+	if sess.PasswordAt.IsZero() {
+		return nil
+	}
+	noted, err := s.store.PasswordNoted(ctx, sess.UserID)
+	if err == nil && !noted.After(sess.PasswordAt) {
+		return nil
+	}
+	if err == nil {
+		err = ErrPasswordChanged
+	}
+	if _, derr := s.store.DeleteSession(ctx, sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
+		s.log.Warn("a session opened with a replaced password could not be removed; it ends with the password change's event",
+			zapErr(derr))
+	}
+	return err
+}
+
+// NotePassword records that a person's password was set at at (a
+// user.password_changed event), before their older sessions are ended:
+// a login that checked the previous password and opens its session only
+// now is refused (passwordStillCurrent).
+func (s *Service) NotePassword(ctx context.Context, userID string, at time.Time) error {
+	return s.store.NotePassword(ctx, userID, at, s.cfg.TGTHard)
 }
 
 // RaiseSession starts the session n, replacing the browser's current

@@ -836,3 +836,51 @@ func TestEndUserSessionsBefore(t *testing.T) {
 		t.Fatalf("ended %d: %v", n, err)
 	}
 }
+
+// A login that checked the previous password and stores its session after
+// the change's event was handled (which found no session to end) is
+// refused: the handler notes the new password's time first, and the
+// session is checked against the note once stored (review sec24 M1).
+func TestLoginRacingPasswordChange(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	oldPw := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	newPw := oldPw.Add(time.Hour)
+	// The change is handled: noted, then the person's sessions (none yet).
+	if err := f.svc.NotePassword(ctx, "u1", newPw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.EndUserSessionsBefore(ctx, "u1", "", "PASSWORD_CHANGED", newPw); !errors.Is(err, ticket.ErrNoSuchUserSession) && err != nil {
+		t.Fatal(err)
+	}
+	// An older note arriving late changes nothing.
+	if err := f.svc.NotePassword(ctx, "u1", oldPw); err != nil {
+		t.Fatal(err)
+	}
+	// The login in flight with the old password: no session.
+	_, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "u1", AuthLevel: 1, PasswordAt: oldPw})
+	if !errors.Is(err, ticket.ErrPasswordChanged) {
+		t.Fatalf("a session of the replaced password: %v", err)
+	}
+	if ae, ok := apierr.As(err); !ok || ae.Reason != "PASSWORD_CHANGED_DURING_LOGIN" || ae.Code != apierr.FailedPrecondition {
+		t.Fatalf("error %v", err)
+	}
+	if n, err := f.svc.EndUserSessions(ctx, "u1", "", "CHECK"); n != 0 || (err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession)) {
+		t.Fatalf("the refused session stayed stored: %d %v", n, err)
+	}
+	// With the new password, or the same person's certificate without a
+	// password time, or another person: sessions open.
+	for _, n := range []ticket.NewSession{
+		{UserID: "u1", Login: "u1", AuthLevel: 1, PasswordAt: newPw},
+		{UserID: "u1", Login: "u1", AuthLevel: 2},
+		{UserID: "u2", Login: "u2", AuthLevel: 1, PasswordAt: oldPw},
+	} {
+		tgt, _, err := f.svc.CreateSession(ctx, n)
+		if err != nil {
+			t.Fatalf("%+v: %v", n, err)
+		}
+		if _, err := f.svc.GetSession(ctx, tgt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -94,6 +94,14 @@ type Store interface {
 	// GetSessionForward returns the session that replaced oldID
 	// (ErrNotFound: none).
 	GetSessionForward(ctx context.Context, oldID string) (string, error)
+	// NotePassword records that the person's password was set at at
+	// (identity's time, from a user.password_changed event), for ttl (the
+	// longest a session lives): a later time replaces an earlier one, never
+	// the reverse, so events arriving out of order keep the newest.
+	NotePassword(ctx context.Context, userID string, at time.Time, ttl time.Duration) error
+	// PasswordNoted returns the latest time NotePassword recorded for the
+	// person (zero: none, or expired).
+	PasswordNoted(ctx context.Context, userID string) (time.Time, error)
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
 }

@@ -425,11 +425,15 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, err error) {
 	t := h.texts(r)
 	code := http.StatusServiceUnavailable
 	msg := t.TryLater
-	if reasonOf(err) == "LOGIN_THROTTLED" {
+	switch reason := reasonOf(err); reason {
+	case "LOGIN_THROTTLED":
 		// the login gate doing its work, not a fault
 		code, msg = http.StatusTooManyRequests, t.Throttled
-		h.o.Log.Info("CAS page: login throttled", zap.String("reason", "LOGIN_THROTTLED"))
-	} else {
+		h.o.Log.Info("CAS page: login throttled", zap.String("reason", reason))
+	case "PASSWORD_CHANGED_DURING_LOGIN":
+		code, msg = http.StatusConflict, t.PasswordReplaced
+		h.o.Log.Info("CAS page: the password changed during a login; no session opened", zap.String("reason", reason))
+	default:
 		h.o.Log.Warn("CAS page: a component call failed", zap.Error(err))
 	}
 	h.message(w, r, code, true, t.ErrorHead, msg, "", "")

@@ -10,12 +10,15 @@ type texts struct {
 	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue         string
 	BadCredentials, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead, OIDCMissing string
 	FormTooLarge, FormUnreadable                                                                            string
-	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead          string
-	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword   string
-	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad                 string
-	LinkNoIDNumber, LinkNotSupported, LinkCSRF                                                              string
-	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch           string
-	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal          string
+	// PasswordReplaced: the password was changed while the person signed
+	// in with the previous one (PASSWORD_CHANGED_DURING_LOGIN).
+	PasswordReplaced                                                                                      string
+	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead        string
+	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword string
+	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad               string
+	LinkNoIDNumber, LinkNotSupported, LinkCSRF                                                            string
+	ChangePassword, CurrentPassword, NewPassword, ConfirmPassword, ChangeButton, PasswordMismatch         string
+	PasswordChanged, PasswordChangedSignIn, VerificationFailed, PolicyFailed, CannotChange, Portal        string
 	// PasswordElsewhere: a person homed at another centre changes their
 	// password there (the centre's name follows, when known).
 	PasswordElsewhere                                                              string
@@ -60,18 +63,19 @@ var languages = map[string]texts{
 	"en": {
 		Title: "UIAS sign-in", SignIn: "Sign in", SigningInTo: "You are signing in to", Username: "Login name",
 		Password: "Password", SignInButton: "Sign in", Language: "Language", OtherLanguage: "中文", Continue: "Continue",
-		BadCredentials: "The login name or password is not correct.",
-		Expired:        "Your password has expired. Choose a new one to continue.",
-		MustChange:     "You must change your password before you continue.",
-		TryLater:       "The sign-in service is busy or unavailable. Please try again in a moment.",
-		Throttled:      "Too many attempts from your network. Please wait a moment and try again.",
-		CSRF:           "Your sign-in form expired. Please sign in again.",
-		FormTooLarge:   "The form sent is too large to be read. Send the form of this page, without attachments.",
-		FormUnreadable: "The form sent could not be read. Send the form of this page again.",
-		BadService:     "The application you came from is not registered to use single sign-on. You were not sent back to it. Contact the application's administrator.",
-		OIDCMissing:    "The application's sign-in request names no client_id or redirect_uri, or names one twice. Contact the application's administrator.",
-		BadServiceHead: "Application not authorised",
-		LoggedOut:      "You have signed out of every application of this session.", LoggedOutHead: "Signed out",
+		BadCredentials:   "The login name or password is not correct.",
+		Expired:          "Your password has expired. Choose a new one to continue.",
+		MustChange:       "You must change your password before you continue.",
+		TryLater:         "The sign-in service is busy or unavailable. Please try again in a moment.",
+		Throttled:        "Too many attempts from your network. Please wait a moment and try again.",
+		PasswordReplaced: "Your password was changed while you were signing in. Sign in with the new password.",
+		CSRF:             "Your sign-in form expired. Please sign in again.",
+		FormTooLarge:     "The form sent is too large to be read. Send the form of this page, without attachments.",
+		FormUnreadable:   "The form sent could not be read. Send the form of this page again.",
+		BadService:       "The application you came from is not registered to use single sign-on. You were not sent back to it. Contact the application's administrator.",
+		OIDCMissing:      "The application's sign-in request names no client_id or redirect_uri, or names one twice. Contact the application's administrator.",
+		BadServiceHead:   "Application not authorised",
+		LoggedOut:        "You have signed out of every application of this session.", LoggedOutHead: "Signed out",
 		SignedIn: "You are signed in. You can now open your applications without typing your password again.", SignedInHead: "Signed in",
 		SignOut:       "Sign out",
 		LevelHead:     "A stronger sign-in is required",
@@ -193,18 +197,19 @@ var languages = map[string]texts{
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
 		Password: "密码", SignInButton: "登录", Language: "语言", OtherLanguage: "English", Continue: "继续",
-		BadCredentials: "登录名或密码不正确。",
-		Expired:        "您的密码已过期，请设置新密码后继续。",
-		MustChange:     "继续之前必须修改密码。",
-		TryLater:       "登录服务繁忙或暂不可用，请稍后再试。",
-		Throttled:      "来自您网络的尝试次数过多，请稍候再试。",
-		CSRF:           "登录表单已过期，请重新登录。",
-		FormTooLarge:   "提交的表单过大，无法读取。请只提交本页的表单。",
-		FormUnreadable: "提交的表单无法读取，请重新提交本页的表单。",
-		BadService:     "您来自的应用未登记使用统一登录，系统没有将您跳转回该应用。请联系该应用的管理员。",
-		OIDCMissing:    "应用的登录请求缺少 client_id 或 redirect_uri（或重复给出），请联系该应用的管理员。",
-		BadServiceHead: "应用未获授权",
-		LoggedOut:      "您已退出本次会话中的所有应用。", LoggedOutHead: "已退出",
+		BadCredentials:   "登录名或密码不正确。",
+		Expired:          "您的密码已过期，请设置新密码后继续。",
+		MustChange:       "继续之前必须修改密码。",
+		TryLater:         "登录服务繁忙或暂不可用，请稍后再试。",
+		Throttled:        "来自您网络的尝试次数过多，请稍候再试。",
+		PasswordReplaced: "您的密码在登录过程中已被修改，请使用新密码登录。",
+		CSRF:             "登录表单已过期，请重新登录。",
+		FormTooLarge:     "提交的表单过大，无法读取。请只提交本页的表单。",
+		FormUnreadable:   "提交的表单无法读取，请重新提交本页的表单。",
+		BadService:       "您来自的应用未登记使用统一登录，系统没有将您跳转回该应用。请联系该应用的管理员。",
+		OIDCMissing:      "应用的登录请求缺少 client_id 或 redirect_uri（或重复给出），请联系该应用的管理员。",
+		BadServiceHead:   "应用未获授权",
+		LoggedOut:        "您已退出本次会话中的所有应用。", LoggedOutHead: "已退出",
 		SignedIn: "您已登录，现在打开您的应用无需再次输入密码。", SignedInHead: "已登录",
 		SignOut:       "退出",
 		LevelHead:     "需要更高强度的登录",

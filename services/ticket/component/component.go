@@ -349,6 +349,13 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 	keep, password := "", time.Time{}
 	if reason == "PASSWORD_CHANGED" {
 		keep, password = ev.Data.KeepSession, ev.Data.PasswordChangedAt
+		// Noted first: a login racing the change that stores its session
+		// after the sessions are listed below sees the note and is refused.
+		if !password.IsZero() {
+			if err := svc.NotePassword(ctx, ev.ID, password); err != nil {
+				log.Warn("a password change was not noted for the logins in flight", zap.Error(err))
+			}
+		}
 	}
 	n, err := svc.EndUserSessionsBefore(ctx, ev.ID, keep, reason, password)
 	if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {

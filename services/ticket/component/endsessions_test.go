@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -31,13 +32,11 @@ func (noServices) UpdateService(context.Context, *ticket.RegisteredService, ...e
 }
 func (noServices) DeleteService(context.Context, string, ...events.Event) error { return nil }
 
-// Unbinding a person's certificate (identity's user.certificate_unbound)
-// ends the person's sessions, as a password change does: a session does
-// not record which certificate opened it, so all of them end; another
-// person's sessions stay. Real sessions in JetStream (embedded NATS).
-func TestCertificateUnboundEndsSessions(t *testing.T) {
-	ns := eventstest.NATS(t)
-	_, js := eventstest.Connect(t, ns)
+// newSessions is a ticket service over JetStream (embedded NATS) with no
+// registered services.
+func newSessions(t *testing.T) *ticket.Service {
+	t.Helper()
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
 	ring, err := crypto.ParseRing(crypto.NewRingJSON())
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +50,44 @@ func TestCertificateUnboundEndsSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return svc
+}
+
+// A password change's event ends the sessions of the older password and
+// notes the new password's time, so that a login that checked the old
+// password and opens its session only after the event is refused; the
+// new password's sessions open.
+func TestPasswordChangedRefusesLoginsInFlight(t *testing.T) {
+	svc := newSessions(t)
+	ctx := context.Background()
+	oldPw := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	open := func(pw time.Time) (string, error) {
+		tgt, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "l-u1", AuthLevel: 1, PasswordAt: pw})
+		return tgt, err
+	}
+	before, err := open(oldPw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endSessionsOnChange(ctx, svc, zap.NewNop(), "uias.changes.identity.user.password_changed",
+		[]byte(`{"entity":"user","op":"password_changed","id":"u1","data":{"password_changed_at":"2026-03-01T09:00:00Z"}}`))
+	if _, err := svc.GetSession(ctx, before); err == nil {
+		t.Error("the old password's session survived the change")
+	}
+	if _, err := open(oldPw); !errors.Is(err, ticket.ErrPasswordChanged) {
+		t.Errorf("a login of the old password after the change: %v", err)
+	}
+	if _, err := open(oldPw.Add(time.Hour)); err != nil {
+		t.Errorf("a login of the new password: %v", err)
+	}
+}
+
+// Unbinding a person's certificate (identity's user.certificate_unbound)
+// ends the person's sessions, as a password change does: a session does
+// not record which certificate opened it, so all of them end; another
+// person's sessions stay. Real sessions in JetStream (embedded NATS).
+func TestCertificateUnboundEndsSessions(t *testing.T) {
+	svc := newSessions(t)
 	var reasons []string
 	svc.SetEnding(func(_ *ticket.Session, reason string) { reasons = append(reasons, reason) })
 	ctx := context.Background()

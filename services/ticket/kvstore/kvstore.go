@@ -527,6 +527,61 @@ func (s *Store) GetSessionForward(ctx context.Context, oldID string) (string, er
 	return f.To, nil
 }
 
+// passwordKey is where the latest password time of a person is noted (the
+// tickets bucket).
+func passwordKey(userID string) string { return "w." + hex.EncodeToString([]byte(userID)) }
+
+// passwordNote is the record under passwordKey.
+type passwordNote struct {
+	At time.Time `json:"at"`
+}
+
+// NotePassword implements ticket.Store: a compare-and-set on the key's
+// revision, so that of two concurrent notes the later time stays.
+func (s *Store) NotePassword(ctx context.Context, userID string, at time.Time, ttl time.Duration) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_, kv, err := s.buckets(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(passwordNote{At: at.UTC()})
+	if err != nil {
+		return err
+	}
+	key := passwordKey(userID)
+	for {
+		e, err := kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			// Create also takes the place of an expired (deleted) note.
+			_, err = kv.Create(ctx, key, data, jetstream.KeyTTL(ttlOf(ttl)))
+		case err != nil:
+			return s.fail(err)
+		default:
+			var old passwordNote
+			if json.Unmarshal(e.Value(), &old) == nil && !old.At.Before(at) {
+				return nil // as new or newer already
+			}
+			_, err = s.publish(ctx, BucketTickets, key, data, e.Revision(), ttl)
+		}
+		if err = s.fail(err); !errors.Is(err, ticket.ErrConflict) {
+			return err
+		}
+		// another note (or its expiry) came between: read again
+	}
+}
+
+// PasswordNoted implements ticket.Store.
+func (s *Store) PasswordNoted(ctx context.Context, userID string) (time.Time, error) {
+	var n passwordNote
+	err := s.getRecord(ctx, passwordKey(userID), "password note", &n)
+	if errors.Is(err, ticket.ErrNotFound) {
+		return time.Time{}, nil
+	}
+	return n.At, err
+}
+
 // Ping implements ticket.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if nc := s.js.Conn(); nc != nil && !nc.IsConnected() {

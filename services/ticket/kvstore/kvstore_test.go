@@ -277,3 +277,46 @@ func TestCodeGrantsAreCreateOnly(t *testing.T) {
 		t.Fatalf("an ended token: %v", err)
 	}
 }
+
+// A person's password note keeps the latest time, and is written again
+// after it expired (the key then holds a deletion marker).
+func TestPasswordNote(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
+	st := kvstore.New(js, kvstore.Options{})
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if at, err := st.PasswordNoted(ctx, "u1"); err != nil || !at.IsZero() {
+		t.Fatalf("no note: %v %v", at, err)
+	}
+	for _, at := range []time.Time{t0.Add(time.Hour), t0, t0.Add(time.Hour)} {
+		if err := st.NotePassword(ctx, "u1", at, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if at, err := st.PasswordNoted(ctx, "u1"); err != nil || !at.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("note %v %v, want the latest", at, err)
+	}
+	if at, err := st.PasswordNoted(ctx, "u2"); err != nil || !at.IsZero() {
+		t.Fatalf("another person's note: %v %v", at, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		at, err := st.PasswordNoted(ctx, "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a note with a 1 s TTL still there after 15 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := st.NotePassword(ctx, "u1", t0, time.Hour); err != nil {
+		t.Fatalf("a note after the last expired: %v", err)
+	}
+	if at, err := st.PasswordNoted(ctx, "u1"); err != nil || !at.Equal(t0) {
+		t.Fatalf("note %v %v", at, err)
+	}
+}
