@@ -221,11 +221,11 @@ func TestImportUsersXLSX(t *testing.T) {
 		{"登录名", "姓名", "机构编码", "邮箱", "证件类型", "证件号码", "密码哈希", "应用类型", "应用编码", "应用账号"},
 		{"zhangsan", "张三", root, "zs@example.org", "身份证", "11010519491231002X", sshaOcean, "OA", "oa", "z001"}, // 2
 		{"lisi", "李四", root, "", "护照", "", "", "", "", ""},                                                     // 3 a type, no number
-		{"zhangsan", "张三二", root, "", "", "", "", "", "", ""},                                                  // 4 duplicate login
+		{"ZhangSan", "张三二", root, "", "", "", "", "", "", ""},                                                  // 4 duplicate login (case aside)
 		{"wangwu", "王五", "nowhere", "", "", "", "", "", "", ""},                                                // 5 unknown org
 		{"zhaoliu", "赵六", root, "", "resident_id", "110105194912310021", "", "", "", ""},                       // 6 bad check digit
 		{"sunqi", "孙七", root, "", "", "", "md5:abc", "", "", ""},                                               // 7 bad hash
-		{"mia", "Mia Again", root, "", "", "", "", "", "", ""},                                                 // 8 login exists
+		{"MIA", "Mia Again", root, "", "", "", "", "", "", ""},                                                 // 8 login exists (case aside)
 		{"zhouba", "周八", root, "not an email", "", "", "", "", "", ""},                                         // 9 bad email
 		{"wujiu", "吴九", root, "", "", "", "", "OA", "nope", "w009"},                                            // 10 unknown app
 		{"zheng", "郑十", root, "", "", "", "", "OA", "oa", "z001"},                                              // 11 account twice

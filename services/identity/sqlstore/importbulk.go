@@ -52,7 +52,7 @@ const bulkRows = 500
 // queryIn completes with the values (and a key it takes first).
 const (
 	checkImported    = "SELECT ext_key FROM import_rows WHERE import_id = ? AND ext_key IN "
-	checkLogins      = "SELECT login_name FROM users WHERE login_name IN "
+	checkLogins      = "SELECT lower(login_name) FROM users WHERE lower(login_name) IN "
 	checkFeatures    = "SELECT feature_code FROM users WHERE feature_code IN "
 	checkIDKeys      = "SELECT id_key FROM users WHERE id_key IN "
 	checkUserPaths   = "SELECT id, org_path FROM users WHERE id IN "
@@ -225,7 +225,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 			if u.OrgID != "" {
 				orgIDs = append(orgIDs, u.OrgID)
 			}
-			logins = append(logins, u.LoginName)
+			logins = append(logins, strings.ToLower(u.LoginName))
 			if u.FeatureCode != "" {
 				features = append(features, u.FeatureCode)
 			}
@@ -300,7 +300,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 			switch {
 			case u.OrgID != "" && !paths.orgs.has(u.OrgID):
 				e = store.NotFound("org")
-			case loginTaken[u.LoginName]:
+			case loginTaken[strings.ToLower(u.LoginName)]:
 				e = store.Conflict("login name already exists")
 			case u.FeatureCode != "" && featureTaken[u.FeatureCode]:
 				e = store.Conflict("feature code already exists")

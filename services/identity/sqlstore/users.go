@@ -39,7 +39,13 @@ func scanUser(sc store.Scanner) (*identity.User, string, error) {
 }
 
 func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*identity.User, error) {
-	u, _, err := scanUser(qr.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE "+col+" = ?"), v))
+	where := col + " = ?"
+	if col == "login_name" {
+		// Login names differing only in case name one account (the
+		// unique index users_login_name_fold_key, migration 0062).
+		where = loginIs
+	}
+	u, _, err := scanUser(qr.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE "+where), v))
 	if errors.Is(err, sql.ErrNoRows) {
 		if col == "id" {
 			return nil, store.NotFound("user")
@@ -54,7 +60,7 @@ func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*
 // ID key only when it differs from oldIDKey (what the row holds: "" for a
 // new one), so that an update that keeps it costs no look-up.
 func (s *Store) checkUserUnique(ctx context.Context, tx store.Querier, u *identity.User, self, oldIDKey string) error {
-	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE login_name = ? AND id <> ?", u.LoginName, self); err != nil {
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE "+loginIs+" AND id <> ?", u.LoginName, self); err != nil {
 		return err
 	} else if ok {
 		return store.Conflict("login name already exists")
@@ -150,7 +156,15 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 	return u, nil
 }
 
-// GetUserByLogin returns the user whose login name is login (exact match).
+// loginIs matches the users whose login name is the argument's, case
+// aside (ASCII letters: login names are ASCII, uias.code): the
+// expression of the unique index users_login_name_fold_key, which the
+// look-up uses.
+const loginIs = "lower(login_name) = lower(?)"
+
+// GetUserByLogin returns the user whose login name is login, case aside
+// (ZhangSan and zhangsan are one account, as in Windows AD and Keycloak);
+// the answer holds the name as it was registered.
 func (s *Store) GetUserByLogin(ctx context.Context, login string) (*identity.User, error) {
 	u, err := s.getUser(ctx, s.stmts, "login_name", login)
 	if err != nil {

@@ -558,8 +558,10 @@ func testUserCRUD(t *testing.T, f *fixture) {
 	if strings.Contains(err.Error(), "secret-login-name") {
 		t.Fatalf("not-found error echoes the login name: %v", err)
 	}
-	_, err = f.s.GetUserByLogin(f.ctx, strings.ToUpper(u.LoginName))
-	isErr(t, err, identity.ErrNotFound)
+	// Case aside: the same account, its name as registered.
+	got, err = f.s.GetUserByLogin(f.ctx, strings.ToUpper(u.LoginName))
+	must(t, err)
+	sameUser(t, got, u)
 }
 
 func testUserConflicts(t *testing.T, f *fixture) {
@@ -570,6 +572,17 @@ func testUserConflicts(t *testing.T, f *fixture) {
 	dupLogin := f.newUser(o.ID)
 	dupLogin.LoginName = u.LoginName
 	isErr(t, f.s.CreateUser(f.ctx, dupLogin, nil), identity.ErrConflict, "login name")
+	// Login names differing only in case are one name (gap1 G17), on
+	// create and on update.
+	caseTwin := f.newUser(o.ID)
+	caseTwin.LoginName = strings.ToUpper(u.LoginName)
+	isErr(t, f.s.CreateUser(f.ctx, caseTwin, nil), identity.ErrConflict, "login name")
+	other := f.user(o.ID)
+	other.LoginName = strings.ToUpper(u.LoginName)
+	isErr(t, f.s.UpdateUser(f.ctx, other, nil), identity.ErrConflict, "login name")
+	// A person may change the case of their own name.
+	u.LoginName = strings.ToUpper(u.LoginName)
+	must(t, f.s.UpdateUser(f.ctx, u, nil))
 	dupFeature := f.newUser(o.ID)
 	dupFeature.FeatureCode = u.FeatureCode
 	isErr(t, f.s.CreateUser(f.ctx, dupFeature, nil), identity.ErrConflict, "feature code")
