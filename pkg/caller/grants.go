@@ -32,11 +32,20 @@ const (
 	// APIOIDC: the OpenID Connect token, introspection and revocation
 	// endpoints (client authentication).
 	APIOIDC = "oidc"
+	// APIDirectory: identity's DirectoryService (the people with an
+	// account in the application, the org tree). Granted only by name: an
+	// application with no grants does not hold it (the design's "no
+	// application not authorised reads these data", 004 2.1.5).
+	APIDirectory = "directory"
 )
 
 // APIs are the interfaces an application can be granted, in the order
 // they are listed.
-var APIs = []string{APIAuthenticate, APIChangePassword, APIAuthzCheck, APIAuthzSubjects, APISSO, APIOIDC}
+var APIs = []string{APIAuthenticate, APIChangePassword, APIAuthzCheck, APIAuthzSubjects, APISSO, APIOIDC, APIDirectory}
+
+// byNameOnly are the interfaces an application holds only when its grants
+// name them (not with an empty list).
+var byNameOnly = []string{APIDirectory}
 
 // APIOf is the interface of the gRPC method fullMethod an application
 // calls ("" for a method no grant covers).
@@ -51,6 +60,9 @@ func APIOf(fullMethod string) string {
 		return APIAuthzCheck
 	case "/uias.authz.v1.AuthzService/ListSubjects":
 		return APIAuthzSubjects
+	case "/uias.identity.v1.DirectoryService/GetPerson", "/uias.identity.v1.DirectoryService/ListPeople",
+		"/uias.identity.v1.DirectoryService/ListOrgs":
+		return APIDirectory
 	}
 	// Nothing else an application calls (authz's model is administrators'
 	// AuthzAdminService; CheckAdmin and AppointAdmin are components').
@@ -116,6 +128,10 @@ func (a *App) Permits(api string, now time.Time) *apierr.Error {
 	case !a.AccessUntil.IsZero() && !now.Before(a.AccessUntil):
 		return apierr.New(apierr.PermissionDenied, ReasonAppAccessExpired, "this application's access ended at "+
 			a.AccessUntil.UTC().Format(time.RFC3339)+"; an administrator extends it: uias ctl app update "+a.ID+" --access-until DATE")
+	case api != "" && len(a.GrantedAPIs) == 0 && slices.Contains(byNameOnly, api):
+		return apierr.New(apierr.PermissionDenied, ReasonAPINotGranted, "the "+strconv.Quote(api)+
+			" interface is granted only by name (it shares people's data); an administrator grants it: uias ctl app update "+
+			a.ID+" --grant-api LIST")
 	case api != "" && len(a.GrantedAPIs) > 0 && !slices.Contains(a.GrantedAPIs, api):
 		return apierr.New(apierr.PermissionDenied, ReasonAPINotGranted, "this application is not granted the "+strconv.Quote(api)+
 			" interface (it is granted "+strings.Join(a.GrantedAPIs, ", ")+"); an administrator grants it: uias ctl app update "+

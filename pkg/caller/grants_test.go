@@ -14,13 +14,14 @@ import (
 
 func TestAPIOf(t *testing.T) {
 	for m, want := range map[string]string{
-		"/uias.identity.v1.AuthService/Authenticate":   caller.APIAuthenticate,
-		"/uias.identity.v1.AuthService/ChangePassword": caller.APIChangePassword,
-		"/uias.authz.v1.AuthzService/Check":            caller.APIAuthzCheck,
-		"/uias.authz.v1.AuthzService/BatchCheck":       caller.APIAuthzCheck,
-		"/uias.authz.v1.AuthzService/ListSubjects":     caller.APIAuthzSubjects,
-		"/uias.authz.v1.AuthzService/CheckAdmin":       "",
-		"/uias.identity.v1.AdminService/CreateUser":    "",
+		"/uias.identity.v1.AuthService/Authenticate":    caller.APIAuthenticate,
+		"/uias.identity.v1.AuthService/ChangePassword":  caller.APIChangePassword,
+		"/uias.authz.v1.AuthzService/Check":             caller.APIAuthzCheck,
+		"/uias.authz.v1.AuthzService/BatchCheck":        caller.APIAuthzCheck,
+		"/uias.authz.v1.AuthzService/ListSubjects":      caller.APIAuthzSubjects,
+		"/uias.authz.v1.AuthzService/CheckAdmin":        "",
+		"/uias.identity.v1.AdminService/CreateUser":     "",
+		"/uias.identity.v1.DirectoryService/ListPeople": caller.APIDirectory,
 	} {
 		if got := caller.APIOf(m); got != want {
 			t.Errorf("%s: %q, want %q", m, got, want)
@@ -48,6 +49,16 @@ func TestAuthorizeGrantsAndPeriod(t *testing.T) {
 	all := activeApp("all")
 	if err := r.auth.Authorize(ctx, all, caller.APIAuthzSubjects); err != nil {
 		t.Fatalf("no grants: every interface: %v", err)
+	}
+	// but the directory (people's data), granted only by name
+	if err := r.auth.Authorize(ctx, all, caller.APIDirectory); err == nil || !strings.Contains(err.Error(), "granted only by name") ||
+		!strings.Contains(err.Error(), "API_NOT_GRANTED") && !strings.Contains(err.Error(), "interface") {
+		t.Fatalf("no grants: the directory: %v", err)
+	}
+	reader := activeApp("reader")
+	reader.GrantedAPIs = []string{caller.APIDirectory}
+	if err := r.auth.Authorize(ctx, reader, caller.APIDirectory); err != nil {
+		t.Fatalf("the directory granted by name: %v", err)
 	}
 	some := activeApp("some")
 	some.GrantedAPIs = []string{caller.APIAuthenticate, caller.APIAuthzCheck}

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
 // servedOpenAPI is the part of /openapi.json a client generator uses to
@@ -34,7 +36,9 @@ type servedOpenAPI struct {
 func TestOpenAPISecurityIsTrue(t *testing.T) {
 	e := start(t, testConfig(t.TempDir()))
 	e.login()
-	f := e.seed("oa3", "olga", nil, nil)
+	// Granted every interface, "directory" included (granted only by name).
+	f := e.seed("oa3", "olga", &identityv1.CreateAppRequest{GrantedApis: []string{"authenticate", "change_password", "authz.check",
+		"authz.subjects", "sso", "oidc", "directory"}}, nil)
 	credentials := map[string]string{
 		"X-Uias-App-Id":     f.appID,
 		"X-Uias-App-Secret": f.secret,

@@ -52,6 +52,13 @@ var AuditAnalytics []byte
 //go:embed uias/identity/v1/finger.openapi.json
 var IdentityFinger []byte
 
+// IdentityDirectory is the OpenAPI 3.0 document of
+// uias/identity/v1/directory.proto (DirectoryService), without security
+// requirements.
+//
+//go:embed uias/identity/v1/directory.openapi.json
+var IdentityDirectory []byte
+
 // Authz is the OpenAPI 3.0 document of uias/authz/v1/authz.proto
 // (AuthzService and AuthzAdminService), without security requirements.
 //

@@ -65,14 +65,15 @@ func Module() module.Module {
 		// application credentials, AdminService callers an administrator
 		// token, except AdminLogin.
 		OpenAPISecurity: map[string][]string{
-			"AuthService":   module.AppCredentials,
-			"AdminService":  module.AdminCredentials,
-			"FingerService": module.AdminCredentials,
-			"ImportService": module.AdminCredentials,
-			"ExportService": module.AdminCredentials,
+			"AuthService":      module.AppCredentials,
+			"DirectoryService": module.AppCredentials,
+			"AdminService":     module.AdminCredentials,
+			"FingerService":    module.AdminCredentials,
+			"ImportService":    module.AdminCredentials,
+			"ExportService":    module.AdminCredentials,
 		},
 		OpenAPIPublic: []string{"AdminService_AdminLogin", "ImportService_Template", "ResponseKeyService_ListResponseSigningKeys"},
-		OpenAPISigned: []string{"AuthService"},
+		OpenAPISigned: []string{"AuthService", "DirectoryService"},
 		// identity holds the key ring: the edge asks it to sign the REST
 		// answers to signed calls.
 		ResponseSigner: respsign.Remote,
@@ -102,6 +103,9 @@ func legacyPages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 
 func rest(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
 	if err := identityv1.RegisterAuthServiceHandlerClient(ctx, mux, identityv1.NewAuthServiceClient(conn)); err != nil {
+		return err
+	}
+	if err := identityv1.RegisterDirectoryServiceHandlerClient(ctx, mux, identityv1.NewDirectoryServiceClient(conn)); err != nil {
 		return err
 	}
 	if err := identityv1.RegisterResponseKeyServiceHandlerClient(ctx, mux, identityv1.NewResponseKeyServiceClient(conn)); err != nil {

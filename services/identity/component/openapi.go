@@ -8,9 +8,9 @@ import (
 )
 
 // identityOpenAPI is one document for the component's proto files with
-// REST mappings (identity.proto and finger.proto) and the file routes: the
+// REST mappings (identity.proto, finger.proto and directory.proto) and the file routes: the
 // module carries one.
-var identityOpenAPI = module.MustMergeOpenAPI(openapi.Identity, openapi.IdentityFinger, filesOpenAPI)
+var identityOpenAPI = module.MustMergeOpenAPI(openapi.Identity, openapi.IdentityFinger, openapi.IdentityDirectory, filesOpenAPI)
 
 // filesOpenAPI documents the file routes (package filesrest), which have no
 // google.api.http mapping to generate it from.

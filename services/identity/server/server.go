@@ -49,7 +49,7 @@ func (s *Server) WithResponseSigner(a *reqsig.ResponseSigner) *Server {
 	return s
 }
 
-// Register adds the services (AuthService, AdminService, KeyService,
+// Register adds the services (AuthService, DirectoryService, AdminService, KeyService,
 // AdminSessionService, FingerService, SSOService, CallerService,
 // ReplicaService, ViewService) to g;
 // the AdminService audits the calls it refuses (AuditedAdminService).
@@ -61,6 +61,7 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 		answers = s.answers
 	}
 	g.RegisterService(grpcx.SignedBodies(&identityv1.AuthService_ServiceDesc, answers), s)
+	g.RegisterService(grpcx.SignedBodies(&identityv1.DirectoryService_ServiceDesc, answers), directoryServer{svc: s.svc})
 	identityv1.RegisterResponseKeyServiceServer(g, responseKeyServer{answers: s.answers})
 	g.RegisterService(AuditedAdminService(s.svc, s.guard), s)
 	g.RegisterService(Guarded(&identityv1.KeyService_ServiceDesc, s.guard), keyServer{svc: s.svc})
@@ -169,9 +170,10 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	c := &caller.Caller{ClientIP: grpcx.ClientIP(ctx), RequestID: grpcx.RequestID(ctx), ClientCert: grpcx.ClientCertSHA256(ctx)}
 	ctx = caller.With(ctx, c)
 	switch {
-	case strings.HasPrefix(method, "/uias.identity.v1.AuthService/"):
-		// AuthService takes signed requests (its methods are registered
-		// through grpcx.SignedBodies).
+	case strings.HasPrefix(method, "/uias.identity.v1.AuthService/"),
+		strings.HasPrefix(method, "/uias.identity.v1.DirectoryService/"):
+		// AuthService and DirectoryService take signed requests (their
+		// methods are registered through grpcx.SignedBodies).
 		appID, secret := grpcx.AppCredentials(ctx)
 		sig := grpcx.RequestSignature(ctx, method)
 		app, key, err := a.Svc.AuthenticateSignedApp(ctx, appID, secret, c.ClientIP, sig)

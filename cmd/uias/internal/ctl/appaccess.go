@@ -20,7 +20,7 @@ type accessFlags struct {
 func addAccessFlags(fs *flag.FlagSet) accessFlags {
 	return accessFlags{
 		apis: fs.String("grant-api", "", "the interfaces the application may call, comma-separated (`LIST` of "+
-			strings.Join(caller.APIs, ", ")+`; "all" or "": every one)`),
+			strings.Join(caller.APIs, ", ")+`; "all" or "": every one but directory, granted only by name)`),
 		from:  fs.String("access-from", "", `its access begins at DATE (YYYY-MM-DD, midnight UTC, or RFC 3339; "": open)`),
 		until: fs.String("access-until", "", `its access ends after DATE (YYYY-MM-DD: at the end of that day, UTC; or an RFC 3339 time; "": open)`),
 		level: fs.String("security-level", "", "interface `LEVEL`: A1, or A2 (its calls must be signed: needs --require-signatures)"),
