@@ -44,8 +44,8 @@ type DirectoryServiceClient interface {
 	// ListPeople lists the people with an account in the calling
 	// application, in a stable order, a page at a time.
 	ListPeople(ctx context.Context, in *ListPeopleRequest, opts ...grpc.CallOption) (*ListPeopleResponse, error)
-	// ListOrgs lists the org tree (every org, parents before children
-	// within a page's order by path), a page at a time.
+	// ListOrgs lists the org tree (every org, each naming its parent), in a
+	// stable order, a page at a time.
 	ListOrgs(ctx context.Context, in *ListDirectoryOrgsRequest, opts ...grpc.CallOption) (*ListDirectoryOrgsResponse, error)
 }
 
@@ -107,8 +107,8 @@ type DirectoryServiceServer interface {
 	// ListPeople lists the people with an account in the calling
 	// application, in a stable order, a page at a time.
 	ListPeople(context.Context, *ListPeopleRequest) (*ListPeopleResponse, error)
-	// ListOrgs lists the org tree (every org, parents before children
-	// within a page's order by path), a page at a time.
+	// ListOrgs lists the org tree (every org, each naming its parent), in a
+	// stable order, a page at a time.
 	ListOrgs(context.Context, *ListDirectoryOrgsRequest) (*ListDirectoryOrgsResponse, error)
 	mustEmbedUnimplementedDirectoryServiceServer()
 }
