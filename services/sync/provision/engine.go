@@ -604,7 +604,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	}
 	now := e.o.Now()
 	for _, s := range want {
-		if s.BatchEvery > 0 && now.Sub(s.LastBatchAt) >= s.BatchEvery {
+		if s.BatchDue(now) {
 			if _, _, err := e.scheduled(ctx, s, now); err != nil {
 				e.o.Logger.Warn("provisioning: scheduled batch failed", zap.String("subscription", s.ID), zap.Error(err))
 			}

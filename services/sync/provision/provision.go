@@ -121,11 +121,16 @@ type Subscription struct {
 	// bind password. Sealed at rest, never logged, never answered.
 	Secret   string
 	Strategy string
-	// BatchEvery runs a batch of the whole selection this often (0: none).
+	// BatchEvery runs a batch of the whole selection this often (0: none;
+	// with BatchAt: every day).
 	BatchEvery time.Duration
-	Enabled    bool
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// BatchAt ("HH:MM", 24-hour) runs the scheduled batches at that time of
+	// day in BatchTimeZone (an IANA name; "": UTC); BatchEvery is then a
+	// whole number of days ("" : the period alone, from the last batch).
+	BatchAt, BatchTimeZone string
+	Enabled                bool
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
 	// LastBatchAt is when the last scheduled batch was enqueued.
 	LastBatchAt time.Time
 	// InitialBatch is the batch that delivered the whole selection when
@@ -208,6 +213,9 @@ func (s *Subscription) Validate() error {
 	}
 	if s.BatchEvery != 0 && s.BatchEvery < time.Minute {
 		return bad("batch_every", "must be 0 (no schedule) or at least 1m, got %s", s.BatchEvery)
+	}
+	if err := s.checkBatchAt(); err != nil {
+		return err
 	}
 	u, err := url.Parse(s.Endpoint)
 	if err != nil || u.Host == "" {

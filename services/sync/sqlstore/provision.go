@@ -57,10 +57,12 @@ func (p *Provision) CreateSubscription(ctx context.Context, s *provision.Subscri
 	sel, _ := json.Marshal(selectionJSON(s.Selection))
 	set, _ := json.Marshal(s.Settings)
 	_, err = p.db.ExecContext(ctx, p.db.Rebind(`INSERT INTO prov_subscriptions (id, app, name, selection, transport, endpoint,
-		settings, secret_sealed, strategy, batch_every_s, enabled, created_ms, updated_ms, last_batch_ms, initial_batch)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '')`),
+		settings, secret_sealed, strategy, batch_every_s, enabled, created_ms, updated_ms, last_batch_ms, initial_batch,
+		batch_at, batch_tz)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)`),
 		s.ID, s.App, s.Name, string(sel), s.Transport, s.Endpoint, string(set), sec, s.Strategy,
-		int64(s.BatchEvery/time.Second), boolInt(s.Enabled), store.UnixMS(s.CreatedAt), store.UnixMS(s.UpdatedAt))
+		int64(s.BatchEvery/time.Second), boolInt(s.Enabled), store.UnixMS(s.CreatedAt), store.UnixMS(s.UpdatedAt),
+		s.BatchAt, s.BatchTimeZone)
 	if store.IsUniqueViolation(err) {
 		return store.Conflict("subscription " + s.ID + " exists")
 	}
@@ -80,9 +82,9 @@ func (p *Provision) updateSub(ctx context.Context, ex execer, s *provision.Subsc
 	sel, _ := json.Marshal(selectionJSON(s.Selection))
 	set, _ := json.Marshal(s.Settings)
 	q := `UPDATE prov_subscriptions SET name = ?, selection = ?, transport = ?, endpoint = ?, settings = ?, strategy = ?,
-		batch_every_s = ?, enabled = ?, updated_ms = ?`
+		batch_every_s = ?, enabled = ?, updated_ms = ?, batch_at = ?, batch_tz = ?`
 	args := []any{s.Name, string(sel), s.Transport, s.Endpoint, string(set), s.Strategy, int64(s.BatchEvery / time.Second),
-		boolInt(s.Enabled), store.UnixMS(s.UpdatedAt)}
+		boolInt(s.Enabled), store.UnixMS(s.UpdatedAt), s.BatchAt, s.BatchTimeZone}
 	if s.Secret != "" {
 		sec, err := p.sealed(s)
 		if err != nil {
@@ -121,14 +123,14 @@ func (p *Provision) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 const subCols = `id, app, name, selection, transport, endpoint, settings, secret_sealed, strategy, batch_every_s, enabled,
-	created_ms, updated_ms, last_batch_ms, initial_batch`
+	created_ms, updated_ms, last_batch_ms, initial_batch, batch_at, batch_tz`
 
 func (p *Provision) scanSub(row interface{ Scan(...any) error }) (*provision.Subscription, error) {
 	s := &provision.Subscription{}
 	var sel, set, sec string
 	var every, enabled, created, updated, last int64
 	if err := row.Scan(&s.ID, &s.App, &s.Name, &sel, &s.Transport, &s.Endpoint, &set, &sec, &s.Strategy, &every, &enabled,
-		&created, &updated, &last, &s.InitialBatch); err != nil {
+		&created, &updated, &last, &s.InitialBatch, &s.BatchAt, &s.BatchTimeZone); err != nil {
 		return nil, err
 	}
 	var sj selectionJSON

@@ -43,8 +43,21 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			t.Fatal(err)
 		}
 		if got.Secret != "webhook-secret-0123456789" || got.Settings["k"] != "v" || !slices.Equal(got.Selection.Orgs, []string{"o1"}) ||
-			!got.Selection.Linked || got.BatchEvery != time.Hour || !got.Enabled || !got.CreatedAt.Equal(now) {
+			!got.Selection.Linked || got.BatchEvery != time.Hour || !got.Enabled || !got.CreatedAt.Equal(now) || got.BatchAt != "" {
 			t.Fatalf("read back %+v", got)
+		}
+		// A time of day and its zone, set and cleared.
+		got.BatchAt, got.BatchTimeZone, got.BatchEvery = "02:30", "Asia/Shanghai", 48*time.Hour
+		if err := s.UpdateSubscription(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := s.GetSubscription(ctx, "s1"); err != nil || again.BatchAt != "02:30" || again.BatchTimeZone != "Asia/Shanghai" ||
+			again.BatchEvery != 48*time.Hour {
+			t.Fatalf("batch_at read back %+v %v", again, err)
+		}
+		got.BatchAt, got.BatchTimeZone, got.BatchEvery = "", "", time.Hour
+		if err := s.UpdateSubscription(ctx, got); err != nil {
+			t.Fatal(err)
 		}
 		if sealed := raw("s1"); sealed == "" || sealed == got.Secret {
 			t.Fatalf("secret stored as %q", sealed)

@@ -17,7 +17,8 @@ import (
 func syncSubscriptionUpdateCmd() command {
 	return verb("ID [--name NAME] [--org ORG]... [--role ROLE]... [--group GROUP]... [--linked=true|false] "+
 		"[--transport webhook|scim|ldap] [--endpoint URL] [--setting KEY=VALUE]... [--on-leave delete|disable] "+
-		"[--strategy immediate|batch] [--batch-every DURATION] [--enabled=true|false] [--secret-stdin]",
+		"[--strategy immediate|batch] [--batch-every DURATION] [--batch-at HH:MM] [--time-zone ZONE] [--enabled=true|false] "+
+		"[--secret-stdin]",
 		"Only what the flags name changes. --org, --role and --group replace that list of the selection (an empty\n"+
 			"value, --org '', empties it); --setting KEY=VALUE sets one transport setting and KEY= removes it;\n"+
 			"--on-leave says what the business system does with people who leave the selection: delete (the\n"+
@@ -37,6 +38,8 @@ func syncSubscriptionUpdateCmd() command {
 			onLeave := fs.String("on-leave", "", "delete or disable the people who leave the selection")
 			strategy := fs.String("strategy", "", "immediate (each change) or batch (batches only)")
 			every := fs.Duration("batch-every", 0, "deliver the whole selection this often (0: never)")
+			at := fs.String("batch-at", "", `deliver the whole selection at this time of day, HH:MM (--batch-every in whole days; "": the period alone)`)
+			zone := fs.String("time-zone", "", `the time zone of --batch-at, such as Asia/Shanghai ("": UTC)`)
 			enabled := fs.Bool("enabled", true, "deliver (false: pause the subscription)")
 			secretIn := fs.Bool("secret-stdin", false, "read a new secret from standard input")
 			return func(args []string) (func(s *session) (*syncv1.Subscription, error), error) {
@@ -106,6 +109,15 @@ func syncSubscriptionUpdateCmd() command {
 					}
 					if set["batch-every"] {
 						sub.BatchEverySeconds = int64(every.Seconds())
+					}
+					if set["batch-at"] {
+						sub.BatchAt = *at
+						if *at == "" {
+							sub.BatchTimeZone = ""
+						}
+					}
+					if set["time-zone"] {
+						sub.BatchTimeZone = *zone
 					}
 					if set["enabled"] {
 						sub.Enabled = *enabled

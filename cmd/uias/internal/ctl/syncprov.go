@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -49,7 +50,8 @@ func (f settingFlag) Set(s string) error {
 
 func syncSubscribeCmd() command {
 	return verb("--app APP --name NAME --transport webhook|scim|ldap --endpoint URL [--org ORG]... [--role ROLE]... "+
-		"[--group GROUP]... [--linked] [--strategy immediate|batch] [--batch-every DURATION] [--setting KEY=VALUE]... "+
+		"[--group GROUP]... [--linked] [--strategy immediate|batch] [--batch-every DURATION] [--batch-at HH:MM [--time-zone ZONE]] "+
+		"[--setting KEY=VALUE]... "+
 		"[--secret-stdin] [--disabled]",
 		"Subscribes an application to a selection (people inside the org subtrees, holding the roles, members of the\n"+
 			"groups, or linked to the application) delivered through a transport. The secret (webhook signing key, SCIM\n"+
@@ -68,6 +70,8 @@ func syncSubscribeCmd() command {
 			linked := fs.Bool("linked", false, "deliver the people linked to the application")
 			strategy := fs.String("strategy", "immediate", "immediate (each change) or batch (batches only)")
 			every := fs.Duration("batch-every", 0, "deliver the whole selection this often (0: never)")
+			at := fs.String("batch-at", "", "deliver the whole selection at this time of day, HH:MM (--batch-every in whole days, 0: daily)")
+			zone := fs.String("time-zone", "", "the time zone of --batch-at, such as Asia/Shanghai (\"\": UTC)")
 			fs.Var(settings, "setting", "transport setting KEY=VALUE (repeatable)")
 			secretIn := fs.Bool("secret-stdin", false, "read the secret from standard input")
 			disabled := fs.Bool("disabled", false, "create it disabled")
@@ -77,7 +81,8 @@ func syncSubscribeCmd() command {
 				}
 				sub := &syncv1.Subscription{App: *appID, Name: *name, Transport: *transport, Endpoint: *endpoint,
 					Selection: &syncv1.Selection{Orgs: orgs, Roles: roles, Groups: groups, Linked: *linked},
-					Strategy:  *strategy, BatchEverySeconds: int64(every.Seconds()), Enabled: !*disabled, Settings: settings}
+					Strategy:  *strategy, BatchEverySeconds: int64(every.Seconds()), Enabled: !*disabled, Settings: settings,
+					BatchAt: *at, BatchTimeZone: *zone}
 				if *secretIn {
 					sec, err := a.readSecretLine("the subscription's secret")
 					if err != nil {
@@ -113,8 +118,16 @@ func subscriptionFields(tw *tabwriter.Writer, x *syncv1.Subscription) {
 	}
 	fields(tw, "id", x.GetId(), "app", x.GetApp(), "name", x.GetName(), "selection", strings.Join(parts, "; "),
 		"transport", x.GetTransport(), "endpoint", x.GetEndpoint(), "secret", map[bool]string{true: "set", false: ""}[x.GetHasSecret()],
-		"strategy", x.GetStrategy(), "batch every", every, "enabled", strconv.FormatBool(x.GetEnabled()),
+		"strategy", x.GetStrategy(), "batch every", every, "batch at", batchAt(x), "enabled", strconv.FormatBool(x.GetEnabled()),
 		"last batch", ts(x.GetLastBatchTime()), "initial batch", x.GetInitialBatch())
+}
+
+// batchAt is the time of day of a subscription's batches with its zone.
+func batchAt(x *syncv1.Subscription) string {
+	if x.GetBatchAt() == "" {
+		return ""
+	}
+	return x.GetBatchAt() + " " + cmp.Or(x.GetBatchTimeZone(), "UTC")
 }
 
 func syncSubscriptionsCmd() command {

@@ -175,6 +175,29 @@ func TestSyncProvisioningCommands(t *testing.T) {
 		"--org", org.Id); code == 0 || !strings.Contains(stderr, "transport") {
 		t.Fatalf("subscribe with a bad transport: exit %d %s", code, stderr)
 	}
+	// A time of day for the batches (design 004 2.1.5.3: the timer sets the
+	// time and the period), in a zone; refused when it is not one.
+	var listed struct {
+		Subscriptions []struct{ Id string } `json:"subscriptions"`
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "sync", "subscriptions", "--app", crm)), &listed); err != nil ||
+		len(listed.Subscriptions) == 0 {
+		t.Fatalf("subscriptions: %v", err)
+	}
+	subID := listed.Subscriptions[0].Id
+	if out := h.mustRun("sync", "subscription-update", subID, "--batch-at", "02:30", "--time-zone", "Asia/Shanghai",
+		"--batch-every", "168h"); !strings.Contains(out, "02:30 Asia/Shanghai") || !strings.Contains(out, "168h") {
+		t.Fatalf("batch at:\n%s", out)
+	}
+	for _, bad := range [][]string{{"--batch-at", "2:30"}, {"--batch-at", "02:30", "--batch-every", "36h"}, {"--time-zone", "Mars/Olympus"}} {
+		if code, _, stderr := h.run(append([]string{"sync", "subscription-update", subID}, bad...)...); code == 0 ||
+			!strings.Contains(stderr, "batch_") {
+			t.Fatalf("%v: exit %d %s", bad, code, stderr)
+		}
+	}
+	if out := h.mustRun("sync", "subscription-update", subID, "--batch-at", "", "--batch-every", "0s"); strings.Contains(out, "Asia/Shanghai") {
+		t.Fatalf("batch at cleared:\n%s", out)
+	}
 
 	// REST through the gateway: the same listing, and a refusal without a token.
 	token := strings.TrimSpace(readFile(t, filepath.Join(h.cfg, "token")))

@@ -64,7 +64,8 @@ func fromProto(p *syncv1.Subscription) *provision.Subscription {
 	return &provision.Subscription{ID: p.GetId(), App: p.GetApp(), Name: p.GetName(),
 		Selection: provision.Selection{Orgs: sel.GetOrgs(), Roles: sel.GetRoles(), Groups: sel.GetGroups(), Linked: sel.GetLinked()},
 		Transport: p.GetTransport(), Endpoint: p.GetEndpoint(), Settings: p.GetSettings(), Secret: p.GetSecret(),
-		Strategy: p.GetStrategy(), BatchEvery: time.Duration(p.GetBatchEverySeconds()) * time.Second, Enabled: p.GetEnabled()}
+		Strategy: p.GetStrategy(), BatchEvery: time.Duration(p.GetBatchEverySeconds()) * time.Second, Enabled: p.GetEnabled(),
+		BatchAt: p.GetBatchAt(), BatchTimeZone: p.GetBatchTimeZone()}
 }
 
 func toProto(s *provision.Subscription) *syncv1.Subscription {
@@ -72,7 +73,8 @@ func toProto(s *provision.Subscription) *syncv1.Subscription {
 		Selection: &syncv1.Selection{Orgs: s.Selection.Orgs, Roles: s.Selection.Roles, Groups: s.Selection.Groups, Linked: s.Selection.Linked},
 		Transport: s.Transport, Endpoint: s.Endpoint, Settings: s.Settings, HasSecret: s.HasSecret(), Strategy: s.Strategy,
 		BatchEverySeconds: int64(s.BatchEvery / time.Second), Enabled: s.Enabled,
-		CreateTime: timestamppb.New(s.CreatedAt), UpdateTime: timestamppb.New(s.UpdatedAt), InitialBatch: s.InitialBatch}
+		CreateTime: timestamppb.New(s.CreatedAt), UpdateTime: timestamppb.New(s.UpdatedAt), InitialBatch: s.InitialBatch,
+		BatchAt: s.BatchAt, BatchTimeZone: s.BatchTimeZone}
 	if !s.LastBatchAt.IsZero() {
 		out.LastBatchTime = timestamppb.New(s.LastBatchAt)
 	}

@@ -119,8 +119,8 @@ type Subscription struct {
 	// strategy: immediate (each change, plus batches) or batch (batches
 	// only).
 	Strategy string `protobuf:"bytes,10,opt,name=strategy" json:"strategy,omitempty"`
-	// batch_every_seconds schedules a batch of the whole selection (0: none;
-	// at least 60).
+	// batch_every_seconds schedules a batch of the whole selection (0: none,
+	// or every day with batch_at; at least 60).
 	BatchEverySeconds int64                  `protobuf:"varint,11,opt,name=batch_every_seconds,json=batchEverySeconds" json:"batch_every_seconds,omitempty"`
 	Enabled           bool                   `protobuf:"varint,12,opt,name=enabled" json:"enabled,omitempty"`
 	CreateTime        *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
@@ -130,7 +130,14 @@ type Subscription struct {
 	// subscription is created (or first enabled); output only. Empty while
 	// it is still to be enqueued; "before" for subscriptions created before
 	// initial deliveries existed.
-	InitialBatch  string `protobuf:"bytes,16,opt,name=initial_batch,json=initialBatch" json:"initial_batch,omitempty"`
+	InitialBatch string `protobuf:"bytes,16,opt,name=initial_batch,json=initialBatch" json:"initial_batch,omitempty"`
+	// batch_at runs the scheduled batches at this time of day, "HH:MM"
+	// (24-hour), in batch_time_zone; batch_every_seconds is then a whole
+	// number of days (0: every day). Empty: the period alone, from the last
+	// batch.
+	BatchAt string `protobuf:"bytes,17,opt,name=batch_at,json=batchAt" json:"batch_at,omitempty"`
+	// batch_time_zone: an IANA time zone such as Asia/Shanghai (empty: UTC).
+	BatchTimeZone string `protobuf:"bytes,18,opt,name=batch_time_zone,json=batchTimeZone" json:"batch_time_zone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -273,6 +280,20 @@ func (x *Subscription) GetLastBatchTime() *timestamppb.Timestamp {
 func (x *Subscription) GetInitialBatch() string {
 	if x != nil {
 		return x.InitialBatch
+	}
+	return ""
+}
+
+func (x *Subscription) GetBatchAt() string {
+	if x != nil {
+		return x.BatchAt
+	}
+	return ""
+}
+
+func (x *Subscription) GetBatchTimeZone() string {
+	if x != nil {
+		return x.BatchTimeZone
 	}
 	return ""
 }
@@ -1577,7 +1598,7 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"\x04orgs\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x04orgs\x12)\n" +
 	"\x05roles\x18\x02 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x05roles\x12+\n" +
 	"\x06groups\x18\x03 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x06groups\x12\x16\n" +
-	"\x06linked\x18\x04 \x01(\bR\x06linked\"\xcd\x06\n" +
+	"\x06linked\x18\x04 \x01(\bR\x06linked\"\xaa\a\n" +
 	"\fSubscription\x12\x1c\n" +
 	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12\x1e\n" +
 	"\x03app\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03app\x12 \n" +
@@ -1598,7 +1619,9 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"\vupdate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12B\n" +
 	"\x0flast_batch_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rlastBatchTime\x121\n" +
-	"\rinitial_batch\x18\x10 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\finitialBatch\x1a;\n" +
+	"\rinitial_batch\x18\x10 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\finitialBatch\x12&\n" +
+	"\bbatch_at\x18\x11 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x05R\abatchAt\x123\n" +
+	"\x0fbatch_time_zone\x18\x12 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\rbatchTimeZone\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
