@@ -22,6 +22,7 @@ func TestAPIOf(t *testing.T) {
 		"/uias.authz.v1.AuthzService/CheckAdmin":        "",
 		"/uias.identity.v1.AdminService/CreateUser":     "",
 		"/uias.identity.v1.DirectoryService/ListPeople": caller.APIDirectory,
+		"/uias.identity.v1.DirectoryService/Future":     caller.APIDirectory,
 	} {
 		if got := caller.APIOf(m); got != want {
 			t.Errorf("%s: %q, want %q", m, got, want)

@@ -533,7 +533,7 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 	}
 	// users
 	login := f["login_name"]
-	if e := im.once(r.Row, "login_name", "login\x00"+strings.ToLower(login)); e != nil {
+	if e := im.once(r.Row, "login_name", "login\x00"+FoldLogin(login)); e != nil {
 		return nil, e
 	}
 	o, e := im.org(ctx, r.Row, "org_code", f["org_code"])

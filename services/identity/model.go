@@ -294,3 +294,16 @@ type LinkFilter struct {
 	// included): a unit administrator's listing that names no org.
 	Within []string
 }
+
+// FoldLogin is a login name as uniqueness compares it: ASCII letters in
+// lower case, every other character as it is (login names are ASCII; the
+// store folds alike: unique index users_login_name_fold_key).
+func FoldLogin(login string) string {
+	b := []byte(login)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}

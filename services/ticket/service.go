@@ -1072,6 +1072,12 @@ func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reaso
 		}
 		if !password.IsZero() {
 			sess, _, err := s.store.GetSession(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				// Ended, or not yet seen by the replica that answered (a
+				// replicated bucket): the component's second sweep
+				// looks again (review sec25 I1).
+				continue
+			}
 			if err == nil && !sess.PasswordAt.IsZero() && !sess.PasswordAt.Before(password) {
 				continue // signed in with the new password (or later)
 			}

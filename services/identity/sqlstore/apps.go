@@ -311,7 +311,7 @@ func (s *Store) FindLink(ctx context.Context, appID, account string) (*identity.
 	if errors.Is(err, sql.ErrNoRows) {
 		l, _, err = scanLink(s.stmts.QueryRowContext(ctx, s.q(`SELECT l.id, l.user_id, l.app_id, l.app_account_id,
 			l.status, l.created_at FROM account_links l JOIN users u ON u.id = l.user_id
-			WHERE l.app_id = ? AND lower(u.login_name) = lower(?)`), appID, account))
+			WHERE l.app_id = ? AND `+s.loginIs("u.login_name")), appID, account))
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		// The account (personal data) is not echoed.

@@ -319,7 +319,7 @@ func TestImportCheckPlans(t *testing.T) {
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{checkImported, checkLogins, checkFeatures, checkIDKeys, checkUserPaths, checkApps, checkAccounts,
+	for _, q := range []string{checkImported, New(db).checkLogins(), checkFeatures, checkIDKeys, checkUserPaths, checkApps, checkAccounts,
 		checkLinkedUsers, checkOrgPaths} {
 		q += "(SELECT value FROM json_each(?))"
 		args := []any{`["a","b"]`}

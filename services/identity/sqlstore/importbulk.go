@@ -52,7 +52,6 @@ const bulkRows = 500
 // queryIn completes with the values (and a key it takes first).
 const (
 	checkImported    = "SELECT ext_key FROM import_rows WHERE import_id = ? AND ext_key IN "
-	checkLogins      = "SELECT lower(login_name) FROM users WHERE lower(login_name) IN "
 	checkFeatures    = "SELECT feature_code FROM users WHERE feature_code IN "
 	checkIDKeys      = "SELECT id_key FROM users WHERE id_key IN "
 	checkUserPaths   = "SELECT id, org_path FROM users WHERE id IN "
@@ -61,6 +60,13 @@ const (
 	checkLinkedUsers = "SELECT user_id FROM account_links WHERE app_id = ? AND user_id IN "
 	checkOrgPaths    = "SELECT id, path FROM orgs WHERE id IN "
 )
+
+// checkLogins is the import's check of login names, folded as the unique
+// index folds them (loginFold); the file's are folded alike
+// (identity.FoldLogin).
+func (s *Store) checkLogins() string {
+	return "SELECT " + s.loginFold("login_name") + " FROM users WHERE " + s.loginFold("login_name") + " IN "
+}
 
 // bulkable reports whether the bulk path can write items: users and links
 // only (an org row may be the parent of the next one, so orgs go row by
@@ -225,7 +231,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 			if u.OrgID != "" {
 				orgIDs = append(orgIDs, u.OrgID)
 			}
-			logins = append(logins, strings.ToLower(u.LoginName))
+			logins = append(logins, identity.FoldLogin(u.LoginName))
 			if u.FeatureCode != "" {
 				features = append(features, u.FeatureCode)
 			}
@@ -245,7 +251,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 	if err != nil {
 		return nil, importPaths{}, err
 	}
-	loginTaken, err := s.existingIn(ctx, tx, checkLogins, nil, logins)
+	loginTaken, err := s.existingIn(ctx, tx, s.checkLogins(), nil, logins)
 	if err != nil {
 		return nil, importPaths{}, err
 	}
@@ -300,7 +306,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 			switch {
 			case u.OrgID != "" && !paths.orgs.has(u.OrgID):
 				e = store.NotFound("org")
-			case loginTaken[strings.ToLower(u.LoginName)]:
+			case loginTaken[identity.FoldLogin(u.LoginName)]:
 				e = store.Conflict("login name already exists")
 			case u.FeatureCode != "" && featureTaken[u.FeatureCode]:
 				e = store.Conflict("feature code already exists")

@@ -43,7 +43,7 @@ func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*
 	if col == "login_name" {
 		// Login names differing only in case name one account (the
 		// unique index users_login_name_fold_key, migration 0062).
-		where = loginIs
+		where = s.loginIs("login_name")
 	}
 	u, _, err := scanUser(qr.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE "+where), v))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -60,7 +60,7 @@ func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*
 // ID key only when it differs from oldIDKey (what the row holds: "" for a
 // new one), so that an update that keeps it costs no look-up.
 func (s *Store) checkUserUnique(ctx context.Context, tx store.Querier, u *identity.User, self, oldIDKey string) error {
-	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE "+loginIs+" AND id <> ?", u.LoginName, self); err != nil {
+	if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE "+s.loginIs("login_name")+" AND id <> ?", u.LoginName, self); err != nil {
 		return err
 	} else if ok {
 		return store.Conflict("login name already exists")
@@ -156,11 +156,24 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 	return u, nil
 }
 
+// loginFold is the login name column folded to lower case, ASCII letters
+// only, as the unique index users_login_name_fold_key (migration 0062)
+// has it: SQLite's lower() folds ASCII alone; PostgreSQL's follows the
+// database's locale (a Kelvin sign would fold to k, a Turkish locale
+// folds I to ı), unless under the "C" collation (review sec25 L4).
+func (s *Store) loginFold(col string) string {
+	if s.db.Dialect == store.Postgres {
+		return "lower(" + col + ` COLLATE "C")`
+	}
+	return "lower(" + col + ")"
+}
+
 // loginIs matches the users whose login name is the argument's, case
-// aside (ASCII letters: login names are ASCII, uias.code): the
-// expression of the unique index users_login_name_fold_key, which the
-// look-up uses.
-const loginIs = "lower(login_name) = lower(?)"
+// aside (ASCII letters: login names are ASCII, uias.code); the look-up
+// uses the index.
+func (s *Store) loginIs(col string) string {
+	return s.loginFold(col) + " = " + s.loginFold("?")
+}
 
 // GetUserByLogin returns the user whose login name is login, case aside
 // (ZhangSan and zhangsan are one account, as in Windows AD and Keycloak);

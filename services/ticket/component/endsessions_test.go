@@ -82,6 +82,44 @@ func TestPasswordChangedRefusesLoginsInFlight(t *testing.T) {
 	}
 }
 
+// A session that escaped the first sweep (a replica had not listed it, or
+// the note could not be written when a racing login stored it) ends at
+// the second one; the new password's session stays.
+func TestPasswordChangedSweepsTwice(t *testing.T) {
+	old := passwordResweep
+	passwordResweep = 50 * time.Millisecond
+	t.Cleanup(func() { passwordResweep = old })
+	svc := newSessions(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	endSessionsOnChange(ctx, svc, zap.NewNop(), "uias.changes.identity.user.password_changed",
+		[]byte(`{"entity":"user","op":"password_changed","id":"u1","data":{"password_changed_at":"2026-03-01T09:00:00Z"}}`))
+	// Opened after the first sweep without a password time: not checked
+	// at creation, as a session the first sweep did not see.
+	escaped, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "l-u1", AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "l-u1", AuthLevel: 1,
+		PasswordAt: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := svc.GetSession(ctx, escaped); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second sweep did not end the session that escaped the first")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := svc.GetSession(ctx, fresh); err != nil {
+		t.Fatalf("the new password's session: %v", err)
+	}
+}
+
 // Unbinding a person's certificate (identity's user.certificate_unbound)
 // ends the person's sessions, as a password change does: a session does
 // not record which certificate opened it, so all of them end; another

@@ -550,7 +550,9 @@ func (s *Store) NotePassword(ctx context.Context, userID string, at time.Time, t
 		return err
 	}
 	key := passwordKey(userID)
-	for {
+	// Bounded: each turn is another writer's note or an expiry between
+	// the read and the write.
+	for range 16 {
 		e, err := kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -570,16 +572,55 @@ func (s *Store) NotePassword(ctx context.Context, userID string, at time.Time, t
 		}
 		// another note (or its expiry) came between: read again
 	}
+	return unavailable(errors.New("password note: changed concurrently 16 times"))
 }
 
-// PasswordNoted implements ticket.Store.
+// PasswordNoted implements ticket.Store. The note is read from the
+// bucket's stream leader (the JetStream API's message get), not with the
+// KV's direct get, which any replica of a replicated bucket may answer
+// from behind (review sec25 M1): a note committed before this read is
+// seen.
 func (s *Store) PasswordNoted(ctx context.Context, userID string) (time.Time, error) {
-	var n passwordNote
-	err := s.getRecord(ctx, passwordKey(userID), "password note", &n)
-	if errors.Is(err, ticket.ErrNotFound) {
-		return time.Time{}, nil
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if _, _, err := s.buckets(ctx); err != nil {
+		return time.Time{}, err
 	}
-	return n.At, err
+	nc := s.js.Conn()
+	if nc == nil {
+		return time.Time{}, unavailable(nats.ErrConnectionClosed)
+	}
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + BucketTickets + "." + passwordKey(userID)})
+	m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+BucketTickets, req)
+	if err != nil {
+		return time.Time{}, unavailable(err)
+	}
+	var res struct {
+		Message *struct {
+			Data []byte `json:"data"`
+			Hdrs []byte `json:"hdrs"`
+		} `json:"message"`
+		Error *struct {
+			Code    int `json:"code"`
+			ErrCode int `json:"err_code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &res); err != nil {
+		return time.Time{}, unavailable(fmt.Errorf("password note: %w", err))
+	}
+	switch {
+	case res.Error != nil && res.Error.Code == 404:
+		return time.Time{}, nil // none
+	case res.Error != nil || res.Message == nil:
+		return time.Time{}, unavailable(fmt.Errorf("password note: stream message get failed (%+v)", res.Error))
+	case len(res.Message.Data) == 0:
+		return time.Time{}, nil // a deletion or expiry marker
+	}
+	var n passwordNote
+	if err := json.Unmarshal(res.Message.Data, &n); err != nil {
+		return time.Time{}, fmt.Errorf("password note record: %w", err)
+	}
+	return n.At, nil
 }
 
 // Ping implements ticket.Store.

@@ -144,7 +144,7 @@ func securityLevel(x *identityv1.App) string {
 // appAccess shows an application's grants.
 func appAccess(x *identityv1.App) string {
 	if len(x.GetGrantedApis()) == 0 {
-		return "every interface"
+		return "every interface but directory"
 	}
 	return strings.Join(x.GetGrantedApis(), ", ")
 }
