@@ -312,6 +312,7 @@ func userView(u *User) map[string]any {
 		"login_name": u.LoginName, "display_name": u.DisplayName, "org_id": u.OrgID,
 		"status": u.Status, "id_type": u.IDType, "id_number": u.IDNumberMask, "phone": u.PhoneMask,
 		"email": u.Email, "feature_code": u.FeatureCode, "is_admin": u.IsAdmin, "password_only": u.PasswordOnly,
+		"min_auth_level": u.MinAuthLevel,
 	}
 }
 
@@ -321,7 +322,7 @@ func appView(a *App) map[string]any {
 		"client_cert_sha256": a.ClientCertSHA256, "secret_lifetime_seconds": int64(a.SecretLifetime / time.Second),
 		"require_signed_requests": a.RequireSignatures, "signing_keys": len(a.SigningKeys), "granted_apis": a.GrantedAPIs,
 		"access_from": optionalTime(a.AccessFrom), "access_until": optionalTime(a.AccessUntil),
-		"security_level": max(a.SecurityLevel, 1)}
+		"security_level": max(a.SecurityLevel, 1), "min_auth_level": a.MinAuthLevel}
 }
 
 // optionalTime is t for an event's data, nil when zero (unset).
