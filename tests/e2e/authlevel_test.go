@@ -3,12 +3,14 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/identity"
 )
 
 // TestGradedAuthentication over the real server (maritime SSO design 004
@@ -16,7 +18,8 @@ import (
 // alone by Authenticate (gRPC and REST) with one answer whether the
 // password was right or not, and at the CAS page after the right
 // password, told why (a wrong one is the usual answer); set back to any
-// method over REST, the password signs them in. An application requiring
+// method over REST, the password signs them in; with an authenticator app
+// and level 2 again, the page asks for the code. An application requiring
 // two factors refuses the password alone for everyone; a person required
 // to use a certificate is told so at the page.
 func TestGradedAuthentication(t *testing.T) {
@@ -67,6 +70,36 @@ func TestGradedAuthentication(t *testing.T) {
 	if code != http.StatusOK || at.Path != "/cas/portal" || !hasCookie(br, casBase, "TGC") {
 		t.Fatalf("level 1 at the page: %d at %s", code, at)
 	}
+
+	// With an authenticator app set up, level 2 again: the page asks for
+	// the code after the password, and the code signs in; Authenticate
+	// takes the password with the code.
+	key, step := profileTOTP(t, br, casBase, f.password)
+	setLevel := func(l int32) {
+		t.Helper()
+		if _, err := e.admin.UpdateUser(e.adm(), &identityv1.UpdateUserRequest{Id: f.userID, UpdateMask: []string{"min_auth_level"},
+			MinAuthLevel: l}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLevel(2)
+	b3 := newBrowser(t)
+	_, body, _ = b3.get(casBase + "login")
+	code, body, _ = b3.loginForm(casBase, body, f.login, f.password)
+	tok := hiddenRE("otp_token").FindStringSubmatch(body)
+	if code != http.StatusOK || tok == nil || hasCookie(b3, casBase, "TGC") {
+		t.Fatalf("level 2 with an app, password step: %d\n%s", code, body)
+	}
+	code, _, at = b3.post(casBase+"login", url.Values{"csrf": {csrfRE.FindStringSubmatch(body)[1]}, "otp_token": {htmlUnescape(tok[1])},
+		"code": {identity.TOTPCode(key, step)}})
+	if code != http.StatusOK || at.Path != "/cas/portal" || !hasCookie(b3, casBase, "TGC") {
+		t.Fatalf("level 2 with an app, the code: %d at %s", code, at)
+	}
+	wantResult(t, mustAuth(e.authPW(f, f.account, f.password)), nil, -1, identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW)
+	res, err := e.auth.Authenticate(f.ctx(), &identityv1.AuthenticateRequest{AppUserId: f.account, Password: f.password,
+		AuthType: identityv1.AuthType_AUTH_TYPE_PASSWORD, Otp: identity.TOTPCode(key, step+1)})
+	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+	setLevel(0)
 
 	// The application requires two factors: the password alone is refused
 	// (gRPC and REST), whoever the person.
