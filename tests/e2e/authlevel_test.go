@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -19,7 +20,8 @@ import (
 // password was right or not, and at the CAS page after the right
 // password, told why (a wrong one is the usual answer); set back to any
 // method over REST, the password signs them in; with an authenticator app
-// and level 2 again, the page asks for the code. An application requiring
+// and level 2 again, their password session ends and the page asks for
+// the code. An application requiring
 // two factors refuses the password alone for everyone; a person required
 // to use a certificate is told so at the page.
 func TestGradedAuthentication(t *testing.T) {
@@ -83,6 +85,13 @@ func TestGradedAuthentication(t *testing.T) {
 		}
 	}
 	setLevel(2)
+	// The password session opened before does not reach the new level:
+	// it ends (ticket follows identity's change event).
+	sessions := ticketv1.NewTicketSessionsServiceClient(e.conn)
+	eventually(t, "the one-factor session to end", func() bool {
+		l, err := sessions.ListSessions(e.adm(), &ticketv1.ListSessionsRequest{UserId: f.userID})
+		return err == nil && len(l.GetSessions()) == 0
+	})
 	b3 := newBrowser(t)
 	_, body, _ = b3.get(casBase + "login")
 	code, body, _ = b3.loginForm(casBase, body, f.login, f.password)
