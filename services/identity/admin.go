@@ -425,8 +425,12 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.PasswordByOther = h, start, !n.OwnPassword
 	}
+	var levelSet map[string]any
+	if u.MinAuthLevel > 0 {
+		levelSet = map[string]any{"min_auth_level": u.MinAuthLevel}
+	}
 	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), s.withSealed(userReplica(u, true), u)),
-		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, nil))}, nil
+		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, levelSet))}, nil
 }
 
 func (s *Service) sealPersonal(u *User, idNumber, phone string) error {

@@ -355,8 +355,23 @@ func TestPersonLevelSettings(t *testing.T) {
 	if _, err := e.svc.UpdateUser(e.admin, u.ID, identity.UserUpdate{Mask: []string{"min_auth_level"}, MinAuthLevel: 5}); reasonOf(err) != apierr.ReasonBadRequest {
 		t.Fatalf("level 5: %v", err)
 	}
-	if !e.recorded(t, "user.create", "OK", "success") {
-		t.Fatal("create not audited")
+	if got, err := e.svc.UpdateUser(e.admin, u.ID, identity.UserUpdate{Mask: []string{"min_auth_level"}, MinAuthLevel: 2}); err != nil ||
+		got.MinAuthLevel != 2 {
+		t.Fatalf("update to 2: %+v %v", got, err)
+	}
+	var created bool
+	for _, d := range auditRecords(t, e.outbox(t, 0), "user.create") {
+		created = created || d.Detail["login"] == "lev" && d.Detail["min_auth_level"] == "3"
+	}
+	if !created {
+		t.Fatal("the level set on create is not in its record")
+	}
+	var updated bool
+	for _, d := range auditRecords(t, e.outbox(t, 0), "user.update") {
+		updated = updated || d.Detail["min_auth_level"] != ""
+	}
+	if !updated {
+		t.Fatal("a level change is not in its record")
 	}
 }
 
