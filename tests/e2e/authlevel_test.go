@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +14,8 @@ import (
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/ticket"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
 // TestGradedAuthentication over the real server (maritime SSO design 004
@@ -111,7 +115,21 @@ func TestGradedAuthentication(t *testing.T) {
 	setLevel(0)
 
 	// The application requires two factors: the password alone is refused
-	// (gRPC and REST), whoever the person.
+	// (gRPC and REST), whoever the person, and its CAS service is held to
+	// level 2 (a password session gets no ticket; the page asks for more).
+	const svcURL = "https://graded.example.com/"
+	if _, err := ticketv1.NewServiceRegistryServiceClient(e.conn).CreateService(e.adm(), &ticketv1.CreateServiceRequest{
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "Graded", Url: svcURL}}); err != nil {
+		t.Fatal(err)
+	}
+	h := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
+	tgt, _, err := h.Service.CreateSession(context.Background(), ticket.NewSession{UserID: f.userID, Login: f.login, AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Service.IssueServiceTicket(context.Background(), tgt, svcURL, false); err != nil {
+		t.Fatalf("a level-1 session before the application's level: %v", err)
+	}
 	app, err := e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"min_auth_level"}, MinAuthLevel: 2})
 	if err != nil || app.GetMinAuthLevel() != 2 {
 		t.Fatalf("app level: %v %v", app, err)
@@ -120,6 +138,14 @@ func TestGradedAuthentication(t *testing.T) {
 		res, err := e.authPW(f, f.account, f.password)
 		return err == nil && res.GetReason() == identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW
 	})
+	eventually(t, "the application's service to be held to its level", func() bool {
+		_, _, err := h.Service.IssueServiceTicket(context.Background(), tgt, svcURL, false)
+		return errors.Is(err, ticket.ErrAuthLevelTooLow)
+	})
+	code, body, _ = newBrowser(t).get(casBase + "login?service=" + url.QueryEscape(svcURL))
+	if code != http.StatusForbidden || strings.Contains(body, `name="password"`) || !strings.Contains(body, "twofactor=1") {
+		t.Fatalf("the login page of a level-2 application's service: %d\n%s", code, body)
+	}
 	code, out, _ = e.rest("POST", "/v1/authenticate", appHeaders(f), map[string]any{"appUserId": "acct-nobody", "password": "x",
 		"authType": "AUTH_TYPE_PASSWORD"})
 	if code != http.StatusOK || out["reason"] != "REASON_AUTH_LEVEL_TOO_LOW" {
@@ -128,6 +154,17 @@ func TestGradedAuthentication(t *testing.T) {
 	// A level out of range is refused by the request's rules.
 	_, err = e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"min_auth_level"}, MinAuthLevel: 4})
 	wantCode(t, err, codes.InvalidArgument, "")
+
+	// Certificates only for the application: its service takes a
+	// certificate's session only.
+	if _, err := e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"min_auth_level"},
+		MinAuthLevel: 3}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the application's service to take certificates only", func() bool {
+		_, body, _ := newBrowser(t).get(casBase + "login?service=" + url.QueryEscape(svcURL))
+		return strings.Contains(body, "accepts only a certificate sign-in")
+	})
 
 	// A person required to use a certificate: told so after the password.
 	if _, err := e.admin.UpdateUser(e.adm(), &identityv1.UpdateUserRequest{Id: f.userID, UpdateMask: []string{"min_auth_level"},
