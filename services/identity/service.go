@@ -312,7 +312,6 @@ func userView(u *User) map[string]any {
 		"login_name": u.LoginName, "display_name": u.DisplayName, "org_id": u.OrgID,
 		"status": u.Status, "id_type": u.IDType, "id_number": u.IDNumberMask, "phone": u.PhoneMask,
 		"email": u.Email, "feature_code": u.FeatureCode, "is_admin": u.IsAdmin, "password_only": u.PasswordOnly,
-		"min_auth_level": u.MinAuthLevel,
 	}
 }
 
