@@ -119,6 +119,10 @@ type App struct {
 	// (zero: open). Permits checks them (grants.go).
 	GrantedAPIs             []string
 	AccessFrom, AccessUntil time.Time
+	// MinAuthLevel is the lowest authentication level the application's
+	// Authenticate calls must reach (identity's graded authentication,
+	// ADR 0020; 0: any).
+	MinAuthLevel int
 }
 
 // CertMatches reports whether a call with the client certificate of

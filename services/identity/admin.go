@@ -320,6 +320,8 @@ type NewUser struct {
 	CannotChange           bool
 	PasswordOnly           bool
 	IsAdmin                bool
+	// MinAuthLevel: see User.
+	MinAuthLevel int
 	// OwnPassword: Password is the person's own (the first
 	// administrators', each given by whoever starts the system for them);
 	// otherwise a password given is one another set for them
@@ -395,6 +397,9 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 	if err := checkEmail(n.Email); err != nil {
 		return nil, nil, err
 	}
+	if err := checkPersonLevel(n.MinAuthLevel, n.PasswordOnly); err != nil {
+		return nil, nil, err
+	}
 	if err := s.ownOrg(ctx, n.OrgID, "org "+n.OrgID); err != nil {
 		return nil, nil, err
 	}
@@ -404,7 +409,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 	u := &User{ID: ids.New(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
 		Email: n.Email, OrgID: n.OrgID, Status: StatusActive, IsAdmin: n.IsAdmin,
 		MustChange: n.MustChange, NeverExpires: n.NeverExpires, CannotChange: n.CannotChange,
-		PasswordOnly: n.PasswordOnly, CreatedAt: start, UpdatedAt: start}
+		PasswordOnly: n.PasswordOnly, MinAuthLevel: n.MinAuthLevel, CreatedAt: start, UpdatedAt: start}
 	if err := s.sealPersonal(u, n.IDNumber, n.Phone); err != nil {
 		return nil, nil, err
 	}
@@ -420,8 +425,12 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.PasswordByOther = h, start, !n.OwnPassword
 	}
+	var levelSet map[string]any
+	if u.MinAuthLevel > 0 {
+		levelSet = map[string]any{"min_auth_level": u.MinAuthLevel}
+	}
 	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), s.withSealed(userReplica(u, true), u)),
-		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, nil))}, nil
+		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, levelSet))}, nil
 }
 
 func (s *Service) sealPersonal(u *User, idNumber, phone string) error {
@@ -592,6 +601,8 @@ type UserUpdate struct {
 	// removes it.
 	IDType   IDType
 	IDNumber string
+	// MinAuthLevel (mask min_auth_level): see User.
+	MinAuthLevel int
 }
 
 // UpdateUser changes the named fields of a user.
@@ -718,6 +729,9 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 		case "password_only":
 			u.PasswordOnly = up.PasswordOnly
 			changed[f] = up.PasswordOnly
+		case "min_auth_level":
+			u.MinAuthLevel = up.MinAuthLevel
+			changed[f] = up.MinAuthLevel
 		case "id_type":
 			u.IDType, idChanged = up.IDType, true
 			changed[f] = up.IDType
@@ -727,6 +741,9 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 		default:
 			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
+	}
+	if err := checkPersonLevel(u.MinAuthLevel, u.PasswordOnly); err != nil {
+		return nil, err
 	}
 	if idChanged {
 		idNumber = normalIDNumber(u.IDType, idNumber)
@@ -1135,6 +1152,8 @@ type NewApp struct {
 	AccessFrom, AccessUntil time.Time
 	// SecurityLevel: see App (0: 1).
 	SecurityLevel int
+	// MinAuthLevel: see App (0: any).
+	MinAuthLevel int
 }
 
 // checkAccess checks an application's interface grants and access period.
@@ -1167,6 +1186,12 @@ func accessDetail(a *App, detail map[string]string) {
 // createAppDetail is the audit detail of a's creation.
 func createAppDetail(a *App) map[string]string {
 	d := signingKeysDetail(a)
+	if a.MinAuthLevel > 0 {
+		if d == nil {
+			d = map[string]string{}
+		}
+		d["min_auth_level"] = fmt.Sprint(a.MinAuthLevel)
+	}
 	if len(a.GrantedAPIs) > 0 || !a.AccessFrom.IsZero() || !a.AccessUntil.IsZero() {
 		if d == nil {
 			d = map[string]string{}
@@ -1244,13 +1269,16 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	if err := checkSecurityLevel(n.SecurityLevel, n.RequireSignatures); err != nil {
 		return nil, "", err
 	}
+	if err := checkLevel("min_auth_level", n.MinAuthLevel); err != nil {
+		return nil, "", err
+	}
 	secret := crypto.RandomToken(32)
 	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
 		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
 		SecretHash: crypto.HashToken(secret), SecretLifetime: n.SecretLifetime, ClientCertSHA256: fp,
 		SigningKeys: keys, RequireSignatures: n.RequireSignatures, GrantedAPIs: slices.Clone(n.GrantedAPIs),
 		AccessFrom: n.AccessFrom.UTC(), AccessUntil: n.AccessUntil.UTC(), SecurityLevel: max(n.SecurityLevel, 1),
-		CreatedAt: start, UpdatedAt: start}
+		MinAuthLevel: n.MinAuthLevel, CreatedAt: start, UpdatedAt: start}
 	if n.AccessFrom.IsZero() {
 		a.AccessFrom = time.Time{}
 	}
@@ -1312,6 +1340,8 @@ type AppUpdate struct {
 	AccessFrom, AccessUntil time.Time
 	// SecurityLevel (mask security_level; 0: 1).
 	SecurityLevel int
+	// MinAuthLevel (mask min_auth_level; 0: any).
+	MinAuthLevel int
 }
 
 // UpdateApp changes the named fields.
@@ -1383,6 +1413,12 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			}
 			a.SecurityLevel = max(up.SecurityLevel, 1)
 			detail[f] = fmt.Sprint(a.SecurityLevel)
+		case "min_auth_level":
+			if err := checkLevel(f, up.MinAuthLevel); err != nil {
+				return nil, err
+			}
+			a.MinAuthLevel = up.MinAuthLevel
+			detail[f] = fmt.Sprint(a.MinAuthLevel)
 		case "access_until":
 			a.AccessUntil = time.Time{}
 			if !up.AccessUntil.IsZero() {

@@ -35,6 +35,9 @@ const (
 	ReasonOTPRequired     Reason = 11
 	ReasonNoOTP           Reason = 12
 	ReasonOTPExpired      Reason = 13
+	// ReasonAuthLevelTooLow: the login's method does not reach the level
+	// the application or the person requires (levels.go).
+	ReasonAuthLevelTooLow Reason = 14
 )
 
 var reasonNames = map[Reason]string{
@@ -43,6 +46,7 @@ var reasonNames = map[Reason]string{
 	ReasonSystemError: "SYSTEM_ERROR", ReasonAccountLocked: "ACCOUNT_LOCKED",
 	ReasonAccountDisabled: "ACCOUNT_DISABLED", ReasonPasswordExpired: "PASSWORD_EXPIRED",
 	ReasonOTPRequired: "OTP_REQUIRED", ReasonNoOTP: "NO_OTP", ReasonOTPExpired: "OTP_EXPIRED",
+	ReasonAuthLevelTooLow: "AUTH_LEVEL_TOO_LOW",
 }
 
 func (r Reason) String() string { return reasonNames[r] }
@@ -75,6 +79,8 @@ var reasonMessages = map[Reason]string{
 	ReasonOTPRequired: "password accepted; the authenticator app code is required next",
 	ReasonNoOTP:       "no authenticator app enrolled for this user (or none usable at this centre)",
 	ReasonOTPExpired:  "the sign-in has expired or was already completed; sign in again",
+	ReasonAuthLevelTooLow: "this way of signing in does not reach the required authentication level " +
+		"(two factors or a certificate)",
 }
 
 // Auth types.
@@ -96,6 +102,11 @@ type AuthRequest struct {
 	// OTP is the authenticator app's code, checked after the password
 	// (auth type 1 only); empty: the password alone.
 	OTP string
+
+	// short: the call's auth type does not reach the person's level
+	// (levels.go): its credentials are checked and counted all the same,
+	// and whatever their verdict the answer is ReasonAuthLevelTooLow.
+	short bool
 
 	probe *finger.Template // Fingerprint, parsed by validateAuth
 	// probeErr: why Fingerprint of an auth type 2 call is unusable (it
@@ -210,6 +221,14 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "", "", "denied", caller.ReasonForeignApp, start, nil))
 		return nil, caller.ForeignApp("an application may only authenticate its own accounts")
 	}
+	if need, have := c.App.MinAuthLevel, req.authLevel(); have < need {
+		// The application's minimum: a property of the call, not of the
+		// person, answered before any account is looked at.
+		s.appendAudit(ctx, s.audit(ctx, "authenticate", claimedAccount(req.AppUserID), "", "failure", ReasonAuthLevelTooLow.String(),
+			start, levelDetail("app", need, have)))
+		return &AuthResult{Reason: ReasonAuthLevelTooLow, Message: reasonMessages[ReasonAuthLevelTooLow], Serial: c.RequestID,
+			Extend: req.Extend}, nil
+	}
 	if req.probeErr != nil {
 		// No usable finger in an auth type 2 call: only the application's
 		// emergency bypass (the password instead) takes it.
@@ -255,6 +274,11 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonPasswordOnly.String(), start, nil))
 		return finish(ReasonPasswordOnly, nil)
 	}
+	// The person's minimum: the credentials are still checked (a wrong
+	// one counts towards the lockout; a right one clears nothing), and
+	// the answer is the same whichever they were (ADR 0020).
+	need, have := s.cfg.Policy.PersonLevel(u), req.authLevel()
+	req.short = have < need
 	var r Reason
 	if req.AuthType != AuthPassword {
 		r, err = s.authenticateFinger(ctx, c, &req, u, start)
@@ -262,10 +286,17 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		r, err = s.authenticateOTP(ctx, c, &req, u, start, "authenticate")
 	} else {
 		r, err = s.checkPassword(ctx, u, req.Password, "authenticate", start,
-			s.newAttempt(appLoginSource(c.App.ID, req.Extend, u.ID), "authenticate"))
+			s.newAttempt(appLoginSource(c.App.ID, req.Extend, u.ID), "authenticate").shortOf(req.short))
 	}
 	if err != nil {
 		return nil, err
+	}
+	if req.short && r != ReasonAccountDisabled && r != ReasonNoFingerprint {
+		// Every verdict of the credential (right, wrong, expired, the
+		// lock a wrong one set) is this one; a disabled account and a
+		// person without fingers are told before any credential is
+		// compared, as for anyone.
+		r = ReasonAuthLevelTooLow
 	}
 	if r != ReasonOK {
 		return finish(r, nil)
@@ -374,7 +405,11 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	okDetail := map[string]string{"must_change_password": fmtBool(u.MustChange)}
 	maps.Copy(okDetail, a.detail)
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start, okDetail)
-	if a.partial {
+	switch {
+	case a.short:
+		// A right password that cannot sign the person in (their level).
+		ev = s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, a.detail)
+	case a.partial:
 		// The password was the first of two factors: the login is not
 		// done (nor counted a success) until the code.
 		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start,

@@ -61,7 +61,7 @@ func (a *App) CallerApp() *caller.App {
 		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst,
 		SecretHash: a.SecretHash, SecretExpires: a.SecretExpires, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
 		ClientCertSHA256: a.ClientCertSHA256, SigningKeys: a.ParsedSigningKeys(), RequireSignatures: a.RequireSignatures,
-		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom, AccessUntil: a.AccessUntil}
+		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom, AccessUntil: a.AccessUntil, MinAuthLevel: a.MinAuthLevel}
 }
 
 // appSource is the caller.AppSource of the identity component: its store.

@@ -138,19 +138,31 @@ func (s *Service) fingerLoginCheck(ctx context.Context, u *User, probe *finger.T
 		s.appendAudit(ctx, s.audit(ctx, api, "user:"+u.ID, u.OrgID, "failure", ReasonNoFingerprint.String(), start, detail))
 		return ssoVerdict(ReasonNoFingerprint), nil
 	}
+	// The person's level: the finger with the password or the code (asked
+	// next) reaches two factors, the finger alone one; none a
+	// certificate's. Told only after the matching finger (and the right
+	// password with it).
+	need := s.cfg.Policy.PersonLevel(u)
+	have := AuthLevelAny
+	if password != "" || t != nil {
+		have = AuthLevelTwoFactor
+	}
+	short := have < need
 	var r Reason
 	if v == ReasonOK && password != "" {
 		// Both: the finger matched; the password decides (and counts).
 		a.detail = detail
-		r, err = s.checkPassword(ctx, u, password, api, start, a)
+		r, err = s.checkPassword(ctx, u, password, api, start, a.shortOf(short))
 	} else {
 		a.partial = t != nil && password == ""
-		r, err = s.checkFinger(ctx, u, v == ReasonOK, api, start, a, detail)
+		r, err = s.checkFinger(ctx, u, v == ReasonOK, api, start, a.shortOf(short), detail)
 	}
 	if err != nil {
 		return nil, err
 	}
 	switch {
+	case short && (r == ReasonOK || r == ReasonPasswordExpired):
+		return levelVerdict(need), nil
 	case r == ReasonOK && a.partial:
 		res := ssoVerdict(ReasonOTPRequired)
 		if binding != "" {

@@ -356,7 +356,10 @@ func (s *Service) checkFinger(ctx context.Context, u *User, matched bool, api st
 		return eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, extra))
 	}
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start, extra)
-	if a.partial {
+	if a.short {
+		// A matching finger that cannot sign the person in (their level).
+		ev = s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, extra)
+	} else if a.partial {
 		// The finger was the first of two factors (a sign-in page's login
 		// of a person with an authenticator app): not done until the code.
 		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start, extra)
@@ -382,7 +385,8 @@ func (s *Service) authenticateFinger(ctx context.Context, c *caller.Caller, req 
 			if s.cfg.Policy.AuthenticateRequiresOTP {
 				return s.authenticateOTP(ctx, c, req, u, start, "authenticate.finger_bypass")
 			}
-			return s.checkPassword(ctx, u, req.Password, "authenticate.finger_bypass", start, s.newAttempt(src, "authenticate"))
+			return s.checkPassword(ctx, u, req.Password, "authenticate.finger_bypass", start,
+				s.newAttempt(src, "authenticate").shortOf(req.short))
 		}
 	}
 	r, err := s.fingerVerdict(ctx, u, req.probe, sha256.Sum256(req.Fingerprint))
@@ -402,7 +406,7 @@ func (s *Service) authenticateFinger(ctx context.Context, c *caller.Caller, req 
 		return r, nil
 	case r == ReasonOK && req.AuthType == AuthPasswordFingerprint:
 		// Both: the finger matched; the password decides (and counts).
-		return s.checkPassword(ctx, u, req.Password, "authenticate", start, s.newAttempt(src, "authenticate"))
+		return s.checkPassword(ctx, u, req.Password, "authenticate", start, s.newAttempt(src, "authenticate").shortOf(req.short))
 	}
-	return s.checkFinger(ctx, u, r == ReasonOK, "authenticate", start, s.newAttempt(src, "authenticate"), extra)
+	return s.checkFinger(ctx, u, r == ReasonOK, "authenticate", start, s.newAttempt(src, "authenticate").shortOf(req.short), extra)
 }

@@ -641,6 +641,10 @@ type loginAttempt struct {
 	// per-source counts (only a right code clears them), taking back
 	// just what this check's admission added.
 	partial bool
+	// short: the credential, right or wrong, cannot sign the person in
+	// (their level, levels.go): a right one is recorded as refused
+	// (AUTH_LEVEL_TOO_LOW) and, as with partial, clears nothing.
+	short bool
 	// detail goes into the records checkPassword writes (a finger's login
 	// with the password: its method).
 	detail map[string]string
@@ -659,6 +663,15 @@ func (a *loginAttempt) record(ev events.Event) []events.Event {
 // when it fails).
 func (s *Service) newAttempt(src loginSource, api string) *loginAttempt {
 	return &loginAttempt{s: s, src: src, api: api}
+}
+
+// shortOf marks a as a check whose credential cannot sign the person in
+// when short (loginAttempt.short); a itself.
+func (a *loginAttempt) shortOf(short bool) *loginAttempt {
+	if short {
+		a.partial, a.short = true, true
+	}
+	return a
 }
 
 // newEarlyAttempt starts a check that rule 1 counts from its admission.

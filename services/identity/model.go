@@ -86,6 +86,11 @@ type User struct {
 	// PasswordOnly: the person may authenticate by password only; a
 	// fingerprint Authenticate answers ReasonPasswordOnly (-3).
 	PasswordOnly bool
+	// MinAuthLevel is the level the person must sign in with everywhere
+	// (graded authentication, ADR 0020): 0 the policy's default
+	// (Policy.MinAuthLevel), AuthLevelAny, AuthLevelTwoFactor,
+	// AuthLevelCertificate.
+	MinAuthLevel int
 	// FailedCount is the number of counted failed password checks since
 	// the last success or lock (see loginguard.go).
 	FailedCount int
@@ -181,6 +186,9 @@ type App struct {
 	// signed with a registered key, and UIAS signs its answers;
 	// checkSecurityLevel).
 	SecurityLevel int
+	// MinAuthLevel is the lowest level Authenticate accepts for the
+	// application's people (0 or AuthLevelAny: any auth type; ADR 0020).
+	MinAuthLevel int
 	// Home is the centre the application is homed at (written at) in a
 	// multi-centre deployment: "" for one created at this centre, else
 	// the peer centre it is a replica of (pkg/centre, replica.go).

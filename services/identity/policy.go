@@ -49,6 +49,10 @@ type Policy struct {
 	// the maritime design 2.1.2.1). Default false: an administrator's
 	// binding is trusted, by thumbprint too.
 	CertIdentityCheck bool
+	// MinAuthLevel is the level of the people whose own User.MinAuthLevel
+	// is 0 (identity.policy.min_auth_level; 0 or AuthLevelAny: any
+	// method). See PersonLevel.
+	MinAuthLevel int
 }
 
 // DefaultPolicy follows the provincial staff SSO standard's baseline.

@@ -225,6 +225,10 @@ type userRecord struct {
 	// Sealed: the ID and phone numbers sealed as the home stored them
 	// (withSealed; only on the events that write them).
 	Sealed *sealedRecord `json:"sealed,omitempty"`
+	// MinAuthLevel: the person's level (ADR 0020) on every change;
+	// absent: the policy's default (also from a centre of an older
+	// version).
+	MinAuthLevel int `json:"min_auth_level,omitzero"`
 }
 
 // sealedRecord is a person's sealed personal data. It travels sealed with
@@ -308,8 +312,11 @@ type appRecord struct {
 	AccessFrom  time.Time `json:"access_from,omitzero"`
 	AccessUntil time.Time `json:"access_until,omitzero"`
 	// SecurityLevel: 2 for an A2 application; absent: A1.
-	SecurityLevel int               `json:"security_level,omitzero"`
-	Secrets       *appSecretsRecord `json:"secrets,omitempty"`
+	SecurityLevel int `json:"security_level,omitzero"`
+	// MinAuthLevel: the lowest level of its Authenticate calls (ADR
+	// 0020); absent: any.
+	MinAuthLevel int               `json:"min_auth_level,omitzero"`
+	Secrets      *appSecretsRecord `json:"secrets,omitempty"`
 }
 
 type linkRecord struct {
@@ -331,7 +338,7 @@ func userReplica(u *User, withPassword bool) userRecord {
 	r := userRecord{LoginName: u.LoginName, DisplayName: u.DisplayName, IDType: u.IDType, IDNumberMask: u.IDNumberMask,
 		PhoneMask: u.PhoneMask, Email: u.Email, OrgID: u.OrgID, Status: u.Status, FeatureCode: u.FeatureCode,
 		MustChange: u.MustChange, NeverExpires: u.NeverExpires, CannotChange: u.CannotChange, PasswordOnly: u.PasswordOnly,
-		LockedUntil: u.LockedUntil.UTC(), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
+		MinAuthLevel: u.MinAuthLevel, LockedUntil: u.LockedUntil.UTC(), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
 	if withPassword && u.PasswordHash != "" {
 		r.Password = &passwordRecord{Hash: u.PasswordHash, ChangedAt: u.PasswordChangedAt.UTC(), ByOther: u.PasswordByOther}
 	}
@@ -352,6 +359,9 @@ func appReplica(a *App, withSecrets bool) appRecord {
 		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom.UTC(), AccessUntil: a.AccessUntil.UTC()}
 	if a.SecurityLevel > 1 {
 		r.SecurityLevel = a.SecurityLevel
+	}
+	if a.MinAuthLevel > 1 {
+		r.MinAuthLevel = a.MinAuthLevel
 	}
 	for _, k := range a.SigningKeys {
 		r.SigningKeys = append(r.SigningKeys, SigningKey{PEM: k.PEM, AddedAt: k.AddedAt.UTC()})
@@ -973,7 +983,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		w.User = &User{ID: ev.ID, LoginName: r.LoginName, DisplayName: r.DisplayName, IDType: r.IDType,
 			IDNumberMask: r.IDNumberMask, PhoneMask: r.PhoneMask, Email: r.Email, OrgID: r.OrgID, Status: r.Status,
 			FeatureCode: r.FeatureCode, MustChange: r.MustChange, NeverExpires: r.NeverExpires, CannotChange: r.CannotChange,
-			PasswordOnly: r.PasswordOnly, LockedUntil: r.LockedUntil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+			PasswordOnly: r.PasswordOnly, MinAuthLevel: r.MinAuthLevel, LockedUntil: r.LockedUntil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 		if r.Password != nil {
 			w.WithPassword, w.User.PasswordHash, w.User.PasswordChangedAt = true, r.Password.Hash, r.Password.ChangedAt
 			w.User.PasswordByOther = r.Password.ByOther
@@ -1080,7 +1090,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, SecretLifetime: time.Duration(r.SecretLifetime) * time.Second,
 			SecretIssuedAt: r.SecretIssuedAt, SecretExpires: r.SecretExpires, SigningKeys: r.SigningKeys,
 			RequireSignatures: r.RequireSignatures, GrantedAPIs: r.GrantedAPIs, AccessFrom: r.AccessFrom, AccessUntil: r.AccessUntil,
-			SecurityLevel: max(r.SecurityLevel, 1)}
+			SecurityLevel: max(r.SecurityLevel, 1), MinAuthLevel: r.MinAuthLevel}
 		if r.Secrets != nil {
 			w.WithSecrets = true
 			w.App.SecretHash, w.App.PrevSecretHash, w.App.PrevSecretExpires = r.Secrets.SecretHash, r.Secrets.PrevSecretHash,
@@ -1285,9 +1295,14 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 	if err := eachPage(ctx, func(p Page) ([]*User, string, error) { return s.store.ListUsers(ctx, UserFilter{}, p) }, func(u *User) {
 		if orgs[u.OrgID] {
 			users[u.ID] = true
-			add("users", u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email, u.OrgID,
+			row := []any{u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email, u.OrgID,
 				int(u.Status), u.FeatureCode, u.MustChange, u.NeverExpires, u.CannotChange, u.PasswordOnly, u.PasswordHash,
-				ms(u.PasswordChangedAt), ms(u.LockedUntil), ms(u.CreatedAt), ms(u.UpdatedAt))
+				ms(u.PasswordChangedAt), ms(u.LockedUntil), ms(u.CreatedAt), ms(u.UpdatedAt)}
+			if u.MinAuthLevel > 0 {
+				// Only when set: the row of a centre of an older version.
+				row = append(row, "L"+strconv.Itoa(u.MinAuthLevel))
+			}
+			add("users", row...)
 		}
 	}); err != nil {
 		return nil, err
@@ -1338,6 +1353,9 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 			}
 			if a.SecurityLevel > 1 {
 				row = append(row, "A"+strconv.Itoa(a.SecurityLevel))
+			}
+			if a.MinAuthLevel > 1 {
+				row = append(row, "L"+strconv.Itoa(a.MinAuthLevel))
 			}
 			add("apps", row...)
 		}

@@ -31,6 +31,17 @@ type SSOLoginResult struct {
 	// without the code): a password that must be changed or has expired
 	// is not asked for here.
 	NoPassword bool
+	// RequiredLevel is the person's level with ReasonAuthLevelTooLow
+	// (AuthLevelTwoFactor, AuthLevelCertificate).
+	RequiredLevel int
+}
+
+// levelVerdict is a sign-in page's login refused for the person's level
+// need, after their right credential.
+func levelVerdict(need int) *SSOLoginResult {
+	r := ssoVerdict(ReasonAuthLevelTooLow)
+	r.RequiredLevel = need
+	return r
 }
 
 // ssoVerdict is a sign-in page's login answered r (not signed in).
@@ -79,9 +90,19 @@ func (s *Service) ssoLogin(ctx context.Context, login, password, binding string,
 		return nil, err
 	}
 	a.partial = t != nil
+	// The person's level: a password reaches it only with the code (when
+	// they have an app, asked next) and never a certificate's. Told only
+	// after the right password: the page must not tell anyone who types
+	// a login name how that person signs in.
+	need := s.cfg.Policy.PersonLevel(u)
+	short := need >= AuthLevelCertificate || need == AuthLevelTwoFactor && t == nil
+	a.shortOf(short)
 	r, err := s.checkPassword(ctx, u, password, "sso.login", start, a)
 	if err != nil {
 		return nil, err
+	}
+	if short && (r == ReasonOK || r == ReasonPasswordExpired) {
+		return levelVerdict(need), nil
 	}
 	if t != nil && r == ReasonOK {
 		res := &SSOLoginResult{Reason: ReasonOTPRequired, Message: reasonMessages[ReasonOTPRequired]}
@@ -114,7 +135,7 @@ func (s *Service) ssoLogin(ctx context.Context, login, password, binding string,
 		}
 		return &SSOLoginResult{Reason: r, Message: reasonMessages[r]}, nil
 	}
-	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, Method: "password"}, nil
+	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, Method: MethodPassword}, nil
 }
 
 // PersonAttributes are what a ticket validation releases to an application.

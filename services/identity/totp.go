@@ -465,6 +465,13 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 	if t == nil || t.CreatedAt.UnixMilli() != tok.Enrolled || t.LastStep != tok.LastStep || u.PasswordChangedAt.UnixMilli() != tok.Password {
 		return expired(subject, u.OrgID)
 	}
+	if need := s.cfg.Policy.PersonLevel(u); need > AuthLevelTwoFactor {
+		// Set to certificates only since the first step: the code is not
+		// asked for (nor counted).
+		a.refund(ctx)
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, detail))
+		return levelVerdict(need), nil
+	}
 	r, err := s.checkOTP(ctx, u, t, code, api, start, a, detail)
 	if err != nil {
 		return nil, err
@@ -688,7 +695,7 @@ func (s *Service) authenticateOTP(ctx context.Context, c *caller.Caller, req *Au
 		return 0, err
 	}
 	src := appLoginSource(c.App.ID, req.Extend, u.ID)
-	a := s.newAttempt(src, api)
+	a := s.newAttempt(src, api).shortOf(req.short)
 	if req.OTP == "" && t == nil {
 		return s.checkPassword(ctx, u, req.Password, pwAPI, start, a)
 	}
@@ -703,7 +710,9 @@ func (s *Service) authenticateOTP(ctx context.Context, c *caller.Caller, req *Au
 		return ReasonOTPRequired, nil
 	}
 	r, err := s.checkPassword(ctx, u, req.Password, pwAPI, start, a)
-	if err != nil || r != ReasonOK {
+	if err != nil || r != ReasonOK || req.short {
+		// short: the code would not reach the person's level either (a
+		// certificate's): not checked.
 		return r, err
 	}
 	if t == nil {

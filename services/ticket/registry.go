@@ -357,6 +357,10 @@ type Registry struct {
 	// suspended, when set, says which applications are suspended in
 	// identity: their services take no tickets (SetSuspended).
 	suspended func(appID string) bool
+	// appLevel, when set, is each application's own minimum level
+	// (identity's App.min_auth_level): its services are held to it too
+	// (SetAppLevels).
+	appLevel func(appID string) int
 
 	mu     sync.Mutex
 	loaded time.Time
@@ -394,6 +398,30 @@ func (r *Registry) SetSuspended(suspended func(appID string) bool) {
 	r.mu.Unlock()
 }
 
+// SetAppLevels makes the registry hold the services of each application
+// to the application's own minimum level (graded authentication per
+// system, identity's min_auth_level), from the next reread (Invalidate
+// when an answer changes): 2 raises a service's min_auth_level to 2, 3
+// (a certificate only) also makes it certificate_required. A service's own
+// stricter settings stay.
+func (r *Registry) SetAppLevels(level func(appID string) int) {
+	r.mu.Lock()
+	r.appLevel, r.loaded = level, time.Time{}
+	r.mu.Unlock()
+}
+
+// heldToApp is s held to its application's level l (s itself when it
+// already is).
+func heldToApp(s *RegisteredService, l int) *RegisteredService {
+	if l < 2 || s.MinAuthLevel >= 2 && (l < 3 || s.CertificateRequired) {
+		return s
+	}
+	cp := *s
+	cp.MinAuthLevel = max(cp.MinAuthLevel, 2)
+	cp.CertificateRequired = cp.CertificateRequired || l >= 3
+	return &cp
+}
+
 // Invalidate makes the next match reread the store.
 func (r *Registry) Invalidate() {
 	r.mu.Lock()
@@ -424,6 +452,9 @@ func (r *Registry) services(ctx context.Context) ([]*compiled, error) {
 	for _, s := range all {
 		if !s.Enabled || r.suspended != nil && r.suspended(s.AppID) {
 			continue
+		}
+		if r.appLevel != nil && s.AppID != "" {
+			s = heldToApp(s, r.appLevel(s.AppID))
 		}
 		c := &compiled{RegisteredService: s}
 		if s.Pattern != "" {

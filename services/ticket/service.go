@@ -1096,6 +1096,51 @@ func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reaso
 	return n, errors.Join(untold...)
 }
 
+// EndUserSessionsBelow ends the sessions of a person that do not reach
+// level, the person's own (identity's min_auth_level, just raised): 2 two
+// factors or a certificate (a session of level 2), 3 a certificate only (a
+// certificate's session); it returns how many ended.
+func (s *Service) EndUserSessionsBelow(ctx context.Context, userID string, level int, reason string) (int, error) {
+	ids, err := s.store.UserSessions(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var untold []error
+	for _, id := range ids {
+		sess, _, err := s.store.GetSession(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if sessionReaches(sess, level) {
+			continue
+		}
+		ok, err := s.endSession(ctx, id, userID, reason)
+		switch {
+		case ok:
+			n++
+			if err != nil {
+				untold = append(untold, err)
+			}
+		case err != nil:
+			return n, err
+		}
+	}
+	return n, errors.Join(untold...)
+}
+
+// sessionReaches reports whether sess reaches a person's level (1 any, 2
+// two factors or a certificate, 3 a certificate only).
+func sessionReaches(sess *Session, level int) bool {
+	if level >= 3 {
+		return sess.AuthMethod == AuthMethodCertificate
+	}
+	return sess.AuthLevel >= level
+}
+
 // EndSessionsOfInactive ends the sessions of the people with live
 // sessions whom inactive names (asked in batches of at most 1000 user
 // ids: those who may no longer sign in), for reason; it returns how many

@@ -987,7 +987,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{args: []string{"group"}, msg: `"group" needs a subcommand`, usage: "uias ctl group add-member GROUP USER"},
 		{args: []string{"user", "promote", "X"}, msg: `unknown subcommand "promote" for "user"`, usage: "uias ctl user set-password ID"},
 		{args: []string{"app", "frob", "X"}, msg: `unknown subcommand "frob" for "app"`, usage: "uias ctl app suspend ID"},
-		{args: []string{"app", "update", "X"}, msg: "nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level", usage: "Usage: uias ctl app update ID"},
+		{args: []string{"app", "update", "X"}, msg: "nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level, --min-auth-level", usage: "Usage: uias ctl app update ID"},
 		{args: []string{"app", "update", "X", "--client-cert-sha256", "ab", "--no-client-cert"}, msg: "--no-client-cert excludes --client-cert and --client-cert-sha256", usage: "Usage: uias ctl app update ID"},
 		{args: []string{"app", "create", "--type", "OA", "--code", "c", "--name", "N", "--client-cert", "/nonexistent/app.pem"},
 			msg: "--client-cert: open /nonexistent/app.pem: no such file or directory", usage: "Usage: uias ctl app create"},

@@ -56,6 +56,10 @@ type PolicyDefaults struct {
 	// name and ID number. False (the default): bindings by thumbprint, and
 	// subjects unchecked.
 	CertIdentityCheck bool `yaml:"cert_identity_check"`
+	// MinAuthLevel is the level of every person whose own min_auth_level
+	// is 0 (graded authentication, ADR 0020): 1 (the default, also 0) any
+	// method, 2 two factors or a certificate.
+	MinAuthLevel int `yaml:"min_auth_level"`
 }
 
 // LoginThrottle is the login gate's timing (see identity.Throttle).
@@ -254,6 +258,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Bool(&c.Policy.AuthenticateRequiresOTP, "UIAS_POLICY_AUTHENTICATE_REQUIRES_OTP", "", "")
 	b.Bool(&c.Policy.AdminRequiresOTP, "UIAS_POLICY_ADMIN_REQUIRES_OTP", "", "")
 	b.Bool(&c.Policy.CertIdentityCheck, "UIAS_POLICY_CERT_IDENTITY_CHECK", "", "")
+	b.Int(&c.Policy.MinAuthLevel, "UIAS_POLICY_MIN_AUTH_LEVEL", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
 	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
 	b.Int(&c.LoginThrottle.AddressFailures, "UIAS_LOGIN_THROTTLE_ADDRESS_FAILURES", "", "")
@@ -321,6 +326,9 @@ func (c *Config) Validate(*config.Config) error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, &config.FieldError{Field: Name + "." + field, Msg: fmt.Sprintf(format, a...)})
+	}
+	if l := c.Policy.MinAuthLevel; l < 0 || l > 2 {
+		bad("policy.min_auth_level", "must be 0 or 1 (any method) or 2 (two factors or a certificate), got %d", l)
 	}
 	if iss := c.TOTPIssuer; iss == "" || len(iss) > 64 || strings.ContainsAny(iss, ":\x00\r\n") {
 		bad("totp_issuer", "must be 1 to 64 bytes without ':' or control characters, got %q", iss)

@@ -80,6 +80,8 @@ func TestValidateEachProblem(t *testing.T) {
 		{"policy lock", func(c *Config) { c.Policy.LockMinutes = -1 }, "identity.policy.lock_minutes"},
 		{"policy age", func(c *Config) { c.Policy.MaxAgeDays = -1 }, "identity.policy.max_age_days"},
 		{"policy length", func(c *Config) { c.Policy.MinLength = 2000 }, "identity.policy.min_length"},
+		{"policy level 3", func(c *Config) { c.Policy.MinAuthLevel = 3 }, "identity.policy.min_auth_level"},
+		{"policy level negative", func(c *Config) { c.Policy.MinAuthLevel = -1 }, "identity.policy.min_auth_level"},
 		{"admin ttl", func(c *Config) { c.AdminTokenTTL = 0 }, "identity.admin_token_ttl"},
 		{"negative app secret lifetime", func(c *Config) { c.AppSecretLifetime = -time.Hour }, "identity.app_secret_lifetime"},
 		{"absurd app secret lifetime", func(c *Config) { c.AppSecretLifetime = 3651 * 24 * time.Hour }, "identity.app_secret_lifetime"},
@@ -129,7 +131,7 @@ identity:
 		t.Fatal(err)
 	}
 	env := map[string]string{"UIAS_HASH_WORKERS": "2", "UIAS_ARGON2_THREADS": "1", "UIAS_BOOTSTRAP_PASSWORD": "Boot-Pass-1",
-		"UIAS_POLICY_MAX_FAILURES": "7", "UIAS_POLICY_UNIQUE_ID_NUMBER": "false", "UIAS_LOGIN_THROTTLE_DECAY": "2m", "UIAS_MAX_HASH_WAIT": "750ms"}
+		"UIAS_POLICY_MAX_FAILURES": "7", "UIAS_POLICY_UNIQUE_ID_NUMBER": "false", "UIAS_POLICY_MIN_AUTH_LEVEL": "2", "UIAS_LOGIN_THROTTLE_DECAY": "2m", "UIAS_MAX_HASH_WAIT": "750ms"}
 	c, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +146,8 @@ identity:
 		s.KeyFile != "/var/lib/uias/keyring.json" || s.Policy.SourceFailures != 1 || s.AdminTokenIdle != 10*time.Minute ||
 		s.LoginThrottle != (LoginThrottle{AddressFailures: 20, BaseDelay: 500 * time.Millisecond, MaxDelay: time.Minute, Decay: 2 * time.Minute}) ||
 		s.MaxHashWait != 750*time.Millisecond || s.Policy.UniqueIDNumber || !Defaults().Policy.UniqueIDNumber ||
-		!s.Policy.SelfServiceDisplayName || Defaults().Policy.SelfServiceDisplayName || !policyOf(s.Policy).SelfServiceDisplayName {
+		!s.Policy.SelfServiceDisplayName || Defaults().Policy.SelfServiceDisplayName || !policyOf(s.Policy).SelfServiceDisplayName ||
+		policyOf(s.Policy).MinAuthLevel != 2 {
 		t.Fatalf("got %+v", s)
 	}
 	// Out-of-range and unknown values are clear errors.

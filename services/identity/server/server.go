@@ -355,6 +355,7 @@ func (s *Server) CreateUser(ctx context.Context, r *identityv1.CreateUserRequest
 		IDNumber: r.GetIdNumber(), Phone: r.GetPhone(), Email: r.GetEmail(), OrgID: r.GetOrgId(),
 		Password: r.GetPassword(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
 		CannotChange: r.GetUserCannotChangePassword(), IsAdmin: r.GetIsAdmin(), PasswordOnly: r.GetPasswordOnly(),
+		MinAuthLevel: int(r.GetMinAuthLevel()),
 	}))
 }
 
@@ -397,7 +398,7 @@ func (s *Server) UpdateUser(ctx context.Context, r *identityv1.UpdateUserRequest
 		Mask: r.GetUpdateMask(), DisplayName: r.GetDisplayName(), Phone: r.GetPhone(), Email: r.GetEmail(),
 		OrgID: r.GetOrgId(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
 		CannotChange: r.GetUserCannotChangePassword(), PasswordOnly: r.GetPasswordOnly(),
-		IDType: identity.IDType(r.GetIdType()), IDNumber: r.GetIdNumber(),
+		IDType: identity.IDType(r.GetIdType()), IDNumber: r.GetIdNumber(), MinAuthLevel: int(r.GetMinAuthLevel()),
 	}))
 }
 
@@ -470,7 +471,8 @@ func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) 
 		IPAllowList: r.GetIpAllowList(), RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()),
 		ClientCertSHA256: r.GetClientCertSha256(), SecretLifetime: seconds(r.GetSecretLifetimeSeconds()),
 		SigningKeys: r.GetSigningKeys(), RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
-		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel())})
+		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel()),
+		MinAuthLevel: int(r.GetMinAuthLevel())})
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +513,8 @@ func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) 
 		RateBurst: int(r.GetRateBurst()), ClientCertSHA256: r.GetClientCertSha256(),
 		SecretLifetime: seconds(r.GetSecretLifetimeSeconds()), SigningKeys: r.GetSigningKeys(),
 		RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
-		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel())})
+		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel()),
+		MinAuthLevel: int(r.GetMinAuthLevel())})
 	if err != nil {
 		return nil, err
 	}
@@ -642,7 +645,7 @@ func (s *Server) userPB(u *identity.User) *identityv1.User {
 		Email: u.Email, OrgId: u.OrgID, Status: identityv1.UserStatus(u.Status), FeatureCode: u.FeatureCode,
 		Locked: u.Locked(now), MustChangePassword: u.MustChange, PasswordNeverExpires: u.NeverExpires,
 		UserCannotChangePassword: u.CannotChange, PasswordChangedAt: ts(u.PasswordChangedAt), IsAdmin: u.IsAdmin,
-		CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt), PasswordOnly: u.PasswordOnly}
+		CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt), PasswordOnly: u.PasswordOnly, MinAuthLevel: int32(u.MinAuthLevel)}
 	if out.Locked {
 		out.LockedUntil = ts(u.LockedUntil)
 	}
@@ -678,7 +681,8 @@ func appPB(a *identity.App) *identityv1.App {
 		ClientCertSha256: a.ClientCertSHA256, SecretLifetimeSeconds: int64(a.SecretLifetime / time.Second),
 		SecretIssueTime: ts(a.SecretIssuedAt), SecretExpireTime: ts(a.SecretExpires),
 		SigningKeys: signingKeysPB(a), RequireSignedRequests: a.RequireSignatures, GrantedApis: a.GrantedAPIs,
-		AccessFrom: ts(a.AccessFrom), AccessUntil: ts(a.AccessUntil), SecurityLevel: int32(max(a.SecurityLevel, 1))}
+		AccessFrom: ts(a.AccessFrom), AccessUntil: ts(a.AccessUntil), SecurityLevel: int32(max(a.SecurityLevel, 1)),
+		MinAuthLevel: int32(a.MinAuthLevel)}
 }
 
 // signingKeysPB shows a's request signing keys: thumbprint, algorithm, the

@@ -43,7 +43,7 @@ func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginR
 		return nil, err
 	}
 	out := &identityv1.SSOLoginResponse{Reason: identityv1.Reason(res.Reason), Message: res.Message, OtpToken: res.OTPToken,
-		SecondFactor: res.SecondFactor, Method: res.Method}
+		SecondFactor: res.SecondFactor, Method: res.Method, RequiredAuthLevel: int32(res.RequiredLevel)}
 	if u := res.User; u != nil {
 		out.UserId, out.Login, out.DisplayName, out.OrgId = u.ID, u.LoginName, u.DisplayName, u.OrgID
 		out.MustChangePassword, out.PasswordOnly = u.MustChange && !res.NoPassword, u.PasswordOnly

@@ -82,6 +82,10 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN password_by_other BOOLEAN NOT NULL DEFAULT FALSE"); err != nil {
 				t.Fatal(err)
 			}
+			// And the person's level (0061): a stand-in column.
+			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN min_auth_level INTEGER NOT NULL DEFAULT 0"); err != nil {
+				t.Fatal(err)
+			}
 			// And the secret validity columns of each application (0051).
 			for _, c := range appSecretColumns {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c+" BIGINT NOT NULL DEFAULT 0"); err != nil {
@@ -92,7 +96,7 @@ func TestOrgPathBackfill(t *testing.T) {
 			// grants and access period (0058).
 			for _, c := range []string{"signing_keys TEXT NOT NULL DEFAULT '[]'", "require_signatures BOOLEAN NOT NULL DEFAULT FALSE",
 				"granted_apis TEXT NOT NULL DEFAULT ''", "access_from BIGINT NOT NULL DEFAULT 0", "access_until BIGINT NOT NULL DEFAULT 0",
-				"security_level INTEGER NOT NULL DEFAULT 1"} {
+				"security_level INTEGER NOT NULL DEFAULT 1", "min_auth_level INTEGER NOT NULL DEFAULT 0"} {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}
@@ -146,10 +150,12 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN id_key"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN password_by_other"); err != nil {
-				t.Fatal(err)
+			for _, c := range []string{"password_by_other", "min_auth_level"} {
+				if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN "+c); err != nil {
+					t.Fatal(err)
+				}
 			}
-			for _, c := range append(appSecretColumns, "signing_keys", "require_signatures", "granted_apis", "access_from", "access_until", "security_level") {
+			for _, c := range append(appSecretColumns, "signing_keys", "require_signatures", "granted_apis", "access_from", "access_until", "security_level", "min_auth_level") {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps DROP COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}

@@ -24,8 +24,9 @@ func testApplyReplica(t *testing.T, f *fixture) {
 		Status: identity.StatusActive, CreatedAt: base, UpdatedAt: base}
 	u := f.newUser(top.ID)
 	u.PasswordHash = "argon-hash"
+	u.MinAuthLevel = identity.AuthLevelTwoFactor
 	a := &identity.App{ID: f.id("app"), Type: "OA", Code: "peer-app", Name: "Peer app", Status: identity.AppActive,
-		SecretHash: "secret-hash", Home: "peer", CreatedAt: base, UpdatedAt: base}
+		SecretHash: "secret-hash", Home: "peer", CreatedAt: base, UpdatedAt: base, MinAuthLevel: identity.AuthLevelCertificate}
 	clash := f.newUser(top.ID)
 	clash.LoginName = local.LoginName
 	g := &identity.Group{ID: f.id("grp"), Code: "peer-group", Name: "Peer group", OrgID: top.ID, CreatedAt: base}
@@ -79,12 +80,13 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	}
 	got, err := f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
-	if got.PasswordHash != "argon-hash" || got.LoginName != u.LoginName || got.OrgID != top.ID {
+	if got.PasswordHash != "argon-hash" || got.LoginName != u.LoginName || got.OrgID != top.ID ||
+		got.MinAuthLevel != identity.AuthLevelTwoFactor {
 		t.Fatalf("replica user %+v", got)
 	}
 	ga, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
-	if ga.SecretHash != "secret-hash" || ga.Home != "peer" {
+	if ga.SecretHash != "secret-hash" || ga.Home != "peer" || ga.MinAuthLevel != identity.AuthLevelCertificate {
 		t.Fatalf("replica app %+v", ga)
 	}
 	gg, err := f.s.GetGroup(f.ctx, g.ID)
@@ -111,7 +113,9 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	// stale; a delete removes the link.
 	u2 := *u
 	u2.DisplayName, u2.PasswordHash = "Renamed", ""
+	u2.MinAuthLevel = identity.AuthLevelCertificate // the person's level comes with any change
 	a2 := *a
+	a2.MinAuthLevel = identity.AuthLevelTwoFactor
 	a2.Name, a2.SecretHash = "Renamed app", ""
 	// the signing keys and the requirement come with any change
 	a2.SigningKeys = []identity.SigningKey{{PEM: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n", AddedAt: base}}
@@ -130,14 +134,15 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	}
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
-	if got.DisplayName != "Renamed" || got.PasswordHash != "argon-hash" {
+	if got.DisplayName != "Renamed" || got.PasswordHash != "argon-hash" || got.MinAuthLevel != identity.AuthLevelCertificate {
 		t.Fatalf("replica user after update %+v", got)
 	}
 	ga, err = f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
 	if ga.Name != "Renamed app" || ga.SecretHash != "secret-hash" || !ga.RequireSignatures || len(ga.SigningKeys) != 1 ||
 		ga.SigningKeys[0].PEM != a2.SigningKeys[0].PEM || !ga.SigningKeys[0].AddedAt.Equal(base) ||
-		!slices.Equal(ga.GrantedAPIs, []string{"sso"}) || !ga.AccessUntil.Equal(base.Add(time.Hour)) {
+		!slices.Equal(ga.GrantedAPIs, []string{"sso"}) || !ga.AccessUntil.Equal(base.Add(time.Hour)) ||
+		ga.MinAuthLevel != identity.AuthLevelTwoFactor {
 		t.Fatalf("replica app after update %+v", ga)
 	}
 	if _, err := f.s.GetLink(f.ctx, l.ID); err == nil {

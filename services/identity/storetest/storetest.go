@@ -505,6 +505,7 @@ func fullUser(f *fixture, orgID string) *identity.User {
 	u.NeverExpires = true
 	u.CannotChange = true
 	u.PasswordOnly = true
+	u.MinAuthLevel = identity.AuthLevelTwoFactor
 	u.FailedCount = 2
 	u.LockedUntil = base.Add(time.Minute)
 	u.CreatedAt = base
@@ -744,6 +745,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	upd.IsAdmin = true
 	upd.PasswordChangedAt = base.Add(3 * time.Hour)
 	upd.MustChange, upd.NeverExpires, upd.CannotChange, upd.PasswordOnly = true, true, true, false
+	upd.MinAuthLevel = identity.AuthLevelCertificate
 	upd.FailedCount = 4
 	upd.LockedUntil = identity.LockForever
 	upd.NextAttemptAt = base.Add(time.Minute)
@@ -781,6 +783,7 @@ func testUpdateUser(t *testing.T, f *fixture) {
 	clr.FeatureCode, clr.OrgID, clr.LockedUntil = "", "", time.Time{}
 	clr.NextAttemptAt, clr.WriteGate, clr.WriteMustChange = time.Time{}, true, true
 	clr.IsAdmin, clr.MustChange, clr.NeverExpires, clr.CannotChange, clr.PasswordOnly = false, false, false, false, false
+	clr.MinAuthLevel = identity.AuthLevelDefault
 	must(t, f.s.UpdateUser(f.ctx, &clr, nil))
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
@@ -1204,7 +1207,7 @@ func testApps(t *testing.T, f *fixture) {
 		ClientCertSHA256: strings.Repeat("ab", 32), CreatedAt: base, UpdatedAt: base,
 		SigningKeys:       []identity.SigningKey{{PEM: testKeyPEM("one"), AddedAt: base.Add(-time.Hour)}},
 		RequireSignatures: true, GrantedAPIs: []string{"authenticate", "authz.check"}, AccessUntil: base.Add(365 * 24 * time.Hour),
-		SecurityLevel: 2}
+		SecurityLevel: 2, MinAuthLevel: identity.AuthLevelTwoFactor}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
@@ -1237,6 +1240,7 @@ func testApps(t *testing.T, f *fixture) {
 	// every interface again; a period with a start
 	upd.GrantedAPIs, upd.AccessFrom, upd.AccessUntil = nil, base.Add(time.Hour), base.Add(2*365*24*time.Hour)
 	upd.SecurityLevel = 1
+	upd.MinAuthLevel = identity.AuthLevelCertificate
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)

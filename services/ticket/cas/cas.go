@@ -542,6 +542,15 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 	h.page(w, r, code, "login", d)
 }
 
+// personLevelText is what the login page tells a person whose own level
+// (identity's min_auth_level) the login res did not reach.
+func personLevelText(t texts, res *identityv1.SSOLoginResponse) string {
+	if res.GetRequiredAuthLevel() > certLevel {
+		return t.PersonLevelCert
+	}
+	return t.PersonLevelTwoFactor
+}
+
 // certLevel is the authentication level of a certificate login.
 const certLevel = 2
 
@@ -666,6 +675,11 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 		// The change form follows at once (the current password is
 		// asked again there: nothing of this login is kept).
 		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.Expired)
+		return
+	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
+		// The right password of a person whose own level it does not
+		// reach (identity answers it after the right password only).
+		h.loginPage(w, r, http.StatusForbidden, p, rs, personLevelText(t, res), "")
 		return
 	default:
 		// Unknown login, wrong password, and a locked or disabled account:

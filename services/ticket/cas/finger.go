@@ -147,6 +147,9 @@ func (h *Handler) fingerLoginPost(w http.ResponseWriter, r *http.Request, p logi
 	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
 		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.Expired)
 		return
+	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
+		h.loginPage(w, r, http.StatusForbidden, p, rs, personLevelText(t, res), username)
+		return
 	default:
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, failed, username)
 		return

@@ -57,6 +57,10 @@ type texts struct {
 	FingerLink, FingerIntro, FingerButton, FingerLevelTwo, FingerNeedPassword, FingerFailed  string
 	FingerPasswordFailed, FingerNone, FingerUnreadable, FingerOff, FingerAgentDown, FingerJS string
 	FingerUsePassword                                                                        string
+	// The person's own level (identity's min_auth_level) refused the
+	// login after the right password or finger: two factors (and they
+	// have no authenticator app), or a certificate only.
+	PersonLevelTwoFactor, PersonLevelCert string
 }
 
 var languages = map[string]texts{
@@ -193,6 +197,11 @@ var languages = map[string]texts{
 		FingerAgentDown:        "The fingerprint reader did not answer. Check that it is connected and its program is running.",
 		FingerJS:               "Fingerprint sign-in needs JavaScript.",
 		FingerUsePassword:      "Sign in with your password instead",
+
+		PersonLevelTwoFactor: "Your account must sign in with two factors or a certificate, and it has no authenticator app set up: " +
+			"sign in with your certificate, or with your finger and your password, or ask your administrator to help you set up an authenticator app.",
+		PersonLevelCert: "Your account may sign in with a certificate only: insert your certificate (USB key) or install it in your browser, " +
+			"then sign in with it.",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -327,6 +336,9 @@ var languages = map[string]texts{
 		FingerAgentDown:        "指纹采集器无响应。请检查设备是否已连接、采集程序是否在运行。",
 		FingerJS:               "指纹登录需要启用 JavaScript。",
 		FingerUsePassword:      "改用密码登录",
+
+		PersonLevelTwoFactor: "您的账号要求双因素或数字证书登录，且尚未设置身份验证器应用：请使用数字证书登录，或使用指纹加密码登录，或联系管理员协助设置身份验证器应用。",
+		PersonLevelCert:      "您的账号只能使用数字证书登录：请插入您的证书（USB Key）或在浏览器中安装证书后，使用证书登录。",
 	},
 }
 

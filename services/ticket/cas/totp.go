@@ -111,6 +111,10 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 	case identityv1.Reason_REASON_OTP_EXPIRED:
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.OTPExpired, "")
 		return
+	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
+		// Set to certificates only since the password step.
+		h.loginPage(w, r, http.StatusForbidden, p, rs, personLevelText(t, res), "")
+		return
 	default:
 		// Locked (the codes' failures count) or disabled meanwhile: the
 		// password was right, so this is the person; the login page's

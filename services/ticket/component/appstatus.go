@@ -51,7 +51,11 @@ type appStatus struct {
 	// is as suspended (its services take no tickets; the registry rereads
 	// every registry_refresh, so a period's end applies that late).
 	periods map[string]accessPeriod
-	reg     *ticket.Registry
+	// levels are the applications' own minimum levels, those above 1
+	// (identity's min_auth_level): their services are held to them
+	// (ticket.Registry.SetAppLevels).
+	levels map[string]int
+	reg    *ticket.Registry
 	// unknownSince: when the refresh first found identity not knowing
 	// the application (only the refresh's goroutine uses it).
 	unknownSince map[string]time.Time
@@ -66,10 +70,39 @@ func (p accessPeriod) outside(now time.Time) bool {
 }
 
 func newAppStatus(reg *ticket.Registry) *appStatus {
-	a := &appStatus{suspended: map[string]bool{}, periods: map[string]accessPeriod{}, reg: reg,
+	a := &appStatus{suspended: map[string]bool{}, periods: map[string]accessPeriod{}, levels: map[string]int{}, reg: reg,
 		unknownSince: map[string]time.Time{}, now: time.Now}
 	reg.SetSuspended(a.isSuspended)
+	reg.SetAppLevels(a.level)
 	return a
+}
+
+func (a *appStatus) level(appID string) int {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.levels[appID]
+}
+
+// setLevel records appID's own minimum level (nil: not said, kept).
+func (a *appStatus) setLevel(appID string, level *int) {
+	if level == nil {
+		return
+	}
+	l := *level
+	if l <= 1 {
+		l = 0 // any: not kept
+	}
+	a.mu.Lock()
+	changed := a.levels[appID] != l
+	if l == 0 {
+		delete(a.levels, appID)
+	} else {
+		a.levels[appID] = l
+	}
+	a.mu.Unlock()
+	if changed {
+		a.reg.Invalidate()
+	}
 }
 
 func (a *appStatus) isSuspended(appID string) bool {
@@ -102,6 +135,9 @@ type appData struct {
 	Status      *int       `json:"status"`
 	AccessFrom  *time.Time `json:"access_from"`
 	AccessUntil *time.Time `json:"access_until"`
+	// MinAuthLevel: the application's own minimum level (absent from an
+	// identity of an earlier version).
+	MinAuthLevel *int `json:"min_auth_level"`
 }
 
 func (d appData) period() accessPeriod {
@@ -146,6 +182,7 @@ func (a *appStatus) onChange(m *nats.Msg) {
 		a.set(ev.ID, true) // and its services go (deleteAppServices)
 	case ev.Data.Status != nil:
 		a.setPeriod(ev.ID, ev.Data.period())
+		a.setLevel(ev.ID, ev.Data.MinAuthLevel)
 		a.set(ev.ID, *ev.Data.Status == appSuspended)
 	}
 }
@@ -225,6 +262,7 @@ func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views ident
 			var d appData
 			if json.Unmarshal(v.GetData(), &d) == nil && d.Status != nil {
 				a.setPeriod(v.GetId(), d.period())
+				a.setLevel(v.GetId(), d.MinAuthLevel)
 				a.set(v.GetId(), *d.Status == appSuspended)
 			}
 		}

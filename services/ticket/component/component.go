@@ -193,6 +193,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	for _, subject := range []string{UserChangesSubject, LockChangesSubject} {
 		if err := env.Subscribed(nc.QueueSubscribe(subject, "uias-ticket", func(m *nats.Msg) {
 			endSessionsOnChange(env.Context(), svc, log, m.Subject, m.Data)
+			endSessionsBelowLevel(env.Context(), svc, log, m.Subject, m.Data)
 		})); err != nil {
 			return nil, fmt.Errorf("subscribe to %s: %w", subject, err)
 		}
@@ -386,6 +387,39 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 // passwordResweep is how long after a password change its sessions are
 // looked for again (longer than a login takes and a replica lags).
 var passwordResweep = 10 * time.Second
+
+// ReasonLevelRaised is the session.end reason of a session below the
+// level its person was just set to (identity's min_auth_level).
+const ReasonLevelRaised = "AUTH_LEVEL_RAISED"
+
+// endSessionsBelowLevel ends, when a person's own level was raised to 2
+// or 3 (user.updated naming min_auth_level, here or as a replica), their
+// sessions that do not reach it: graded authentication holds at once, not
+// at their next login (as CAS asks an SSO session for the factor a
+// principal's MFA trigger needs). A level lowered, or set back to the
+// policy's (0), ends nothing.
+func endSessionsBelowLevel(ctx context.Context, svc *ticket.Service, log *zap.Logger, subject string, data []byte) {
+	if !strings.HasSuffix(subject, ".user.updated") && !strings.HasSuffix(subject, ".user.replica.updated") {
+		return
+	}
+	var ev struct {
+		ID   string `json:"id"`
+		Data struct {
+			MinAuthLevel *int `json:"min_auth_level"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(data, &ev) != nil || ev.ID == "" || ev.Data.MinAuthLevel == nil || *ev.Data.MinAuthLevel < 2 {
+		return
+	}
+	n, err := svc.EndUserSessionsBelow(ctx, ev.ID, *ev.Data.MinAuthLevel, ReasonLevelRaised)
+	if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
+		log.Warn("sessions below a person's raised level not ended", zap.Error(err))
+		return
+	}
+	if n > 0 {
+		log.Info("ended the sessions below a person's raised level", zap.Int("sessions", n))
+	}
+}
 
 // endSessionsOnOrgDisabled ends, when an org was disabled (CHANGES
 // org.status_changed to a status other than active, here or as a

@@ -153,3 +153,63 @@ func TestCertificateUnboundEndsSessions(t *testing.T) {
 		t.Errorf("ended with %v, want CERTIFICATE_UNBOUND twice", reasons)
 	}
 }
+
+// A person's own level raised (identity's user.updated naming
+// min_auth_level, at home or as a replica) ends their sessions below it:
+// at 2 the one-factor sessions, at 3 every session but a certificate's;
+// another person's sessions, a level lowered and other changes end
+// nothing.
+func TestRaisedLevelEndsWeakerSessions(t *testing.T) {
+	ns := eventstest.NATS(t)
+	_, js := eventstest.Connect(t, ns)
+	ring, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, err := ring.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second}), MAC: mac,
+		Registry: ticket.NewRegistry(noServices{}, 0, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	svc.SetEnding(func(_ *ticket.Session, reason string) { reasons = append(reasons, reason) })
+	ctx := context.Background()
+	login := func(user string, level, method int) string {
+		t.Helper()
+		tgt, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: user, Login: "l-" + user, AuthLevel: level, AuthMethod: method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tgt
+	}
+	alive := func(tgt string) bool {
+		_, err := svc.GetSession(ctx, tgt)
+		return err == nil
+	}
+	password, twoFactor, cert := login("u1", 1, 1), login("u1", 2, 3), login("u1", 2, ticket.AuthMethodCertificate)
+	other := login("u2", 1, 1)
+	change := func(subject, data string) {
+		endSessionsBelowLevel(ctx, svc, zap.NewNop(), "uias.changes.identity.user."+subject, []byte(`{"entity":"user","id":"u1","data":`+data+`}`))
+	}
+	change("updated", `{"display_name":"X"}`)
+	change("updated", `{"min_auth_level":1}`)
+	change("updated", `{"min_auth_level":0}`)
+	if !alive(password) || len(reasons) != 0 {
+		t.Fatalf("ended by a change that raised no level: %v", reasons)
+	}
+	change("updated", `{"min_auth_level":2}`)
+	if alive(password) || !alive(twoFactor) || !alive(cert) || !alive(other) {
+		t.Fatalf("level 2: password %v two factors %v certificate %v other %v", alive(password), alive(twoFactor), alive(cert), alive(other))
+	}
+	change("replica.updated", `{"min_auth_level":3}`)
+	if alive(twoFactor) || !alive(cert) || !alive(other) {
+		t.Fatalf("level 3: two factors %v certificate %v other %v", alive(twoFactor), alive(cert), alive(other))
+	}
+	if len(reasons) != 2 || reasons[0] != ReasonLevelRaised || reasons[1] != ReasonLevelRaised {
+		t.Fatalf("ended with %v", reasons)
+	}
+}

@@ -15,6 +15,8 @@ import (
 // (app create and update).
 type accessFlags struct {
 	apis, from, until, level *string
+	// minLevel: the lowest level of its Authenticate calls.
+	minLevel *string
 }
 
 func addAccessFlags(fs *flag.FlagSet) accessFlags {
@@ -24,6 +26,8 @@ func addAccessFlags(fs *flag.FlagSet) accessFlags {
 		from:  fs.String("access-from", "", `its access begins at DATE (YYYY-MM-DD, midnight UTC, or RFC 3339; "": open)`),
 		until: fs.String("access-until", "", `its access ends after DATE (YYYY-MM-DD: at the end of that day, UTC; or an RFC 3339 time; "": open)`),
 		level: fs.String("security-level", "", "interface `LEVEL`: A1, or A2 (its calls must be signed: needs --require-signatures)"),
+		minLevel: fs.String("min-auth-level", "", "the lowest `LEVEL` its Authenticate calls must reach: "+authLevelUsage+
+			" (two-factor: a password with the code, or finger and password; certificate: none, Authenticate is closed)"),
 	}
 }
 
@@ -96,7 +100,12 @@ func (f accessFlags) applyCreate(req *identityv1.CreateAppRequest) error {
 	if req.AccessUntil, err = until(*f.until); err != nil {
 		return err
 	}
-	req.SecurityLevel, err = f.securityLevel()
+	if req.SecurityLevel, err = f.securityLevel(); err != nil {
+		return err
+	}
+	if *f.minLevel != "" {
+		req.MinAuthLevel, err = parseAuthLevel(*f.minLevel)
+	}
 	return err
 }
 
@@ -129,6 +138,12 @@ func (f accessFlags) applyUpdate(req *identityv1.UpdateAppRequest, set map[strin
 			return err
 		}
 		req.UpdateMask = append(req.UpdateMask, "security_level")
+	}
+	if set["min-auth-level"] {
+		if req.MinAuthLevel, err = parseAuthLevel(*f.minLevel); err != nil {
+			return err
+		}
+		req.UpdateMask = append(req.UpdateMask, "min_auth_level")
 	}
 	return nil
 }

@@ -494,7 +494,8 @@ func parseIDType(s string) (identityv1.IdType, bool) {
 func userCreateCmd() command {
 	return command{
 		usage: "--login L --name N --org ID [--id-type resident_id|passport|military|other] [--id-number X] " +
-			"[--phone P] [--email E] [--password-stdin] [--must-change] [--never-expires] [--cannot-change] [--password-only] [--admin]",
+			"[--phone P] [--email E] [--password-stdin] [--must-change] [--never-expires] [--cannot-change] [--password-only] [--admin] " +
+			"[--min-auth-level any|two-factor|certificate]",
 		help: "With --password-stdin the initial password is read from the first line of standard input;\n" +
 			"without it the user cannot log in by password until one is set with set-password.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
@@ -511,6 +512,8 @@ func userCreateCmd() command {
 			cannotChange := fs.Bool("cannot-change", false, "the user may not change the password")
 			passwordOnly := fs.Bool("password-only", false, "the user may authenticate by password only (fingerprint Authenticate answers -3)")
 			admin := fs.Bool("admin", false, "the user is an administrator")
+			minLevel := fs.String("min-auth-level", "", "the `LEVEL` the person must sign in with everywhere: "+authLevelUsage+
+				" (the policy's, identity.policy.min_auth_level)")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -523,6 +526,13 @@ func userCreateCmd() command {
 					Phone: *phone, Email: *email, MustChangePassword: *mustChange,
 					PasswordNeverExpires: *neverExpires, UserCannotChangePassword: *cannotChange, IsAdmin: *admin,
 					PasswordOnly: *passwordOnly,
+				}
+				if *minLevel != "" {
+					l, err := parseAuthLevel(*minLevel)
+					if err != nil {
+						return err
+					}
+					req.MinAuthLevel = l
 				}
 				if *idt != "" && *idt != "none" { // none: no document, the default
 					t, ok := parseIDType(*idt)
@@ -758,14 +768,14 @@ var userUpdateFlags = []struct{ flag, field string }{
 	{"name", "display_name"}, {"phone", "phone"}, {"email", "email"}, {"org", "org_id"},
 	{"must-change", "must_change_password"}, {"never-expires", "password_never_expires"},
 	{"cannot-change", "user_cannot_change_password"}, {"password-only", "password_only"},
-	{"id-type", "id_type"}, {"id-number", "id_number"},
+	{"id-type", "id_type"}, {"id-number", "id_number"}, {"min-auth-level", "min_auth_level"},
 }
 
 func userUpdateCmd() command {
 	return command{
 		usage: "ID [--name N] [--phone P] [--email E] [--org ID] [--must-change=true|false] " +
 			"[--never-expires=true|false] [--cannot-change=true|false] [--password-only=true|false] " +
-			"[--id-type resident_id|passport|military|other|none] [--id-number X]",
+			"[--id-type resident_id|passport|military|other|none] [--id-number X] [--min-auth-level any|two-factor|certificate|default]",
 		help: "Only the flags given are changed (an empty value clears --phone or --email; --id-type none\n" +
 			"--id-number '' removes the ID document). An ID number stays one person's: another account's is refused.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
@@ -780,6 +790,8 @@ func userUpdateCmd() command {
 			fs.BoolVar(&req.PasswordNeverExpires, "never-expires", false, "the password never expires")
 			fs.BoolVar(&req.UserCannotChangePassword, "cannot-change", false, "the user may not change the password")
 			fs.BoolVar(&req.PasswordOnly, "password-only", false, "the user may authenticate by password only")
+			minLevel := fs.String("min-auth-level", "", "the `LEVEL` the person must sign in with everywhere: "+authLevelUsage+
+				" (default: the policy's)")
 			return func(args []string) error {
 				if err := wantArgs(args, "ID"); err != nil {
 					return err
@@ -793,7 +805,14 @@ func userUpdateCmd() command {
 				}
 				if len(req.UpdateMask) == 0 {
 					return usagef("nothing to update: give at least one of --name, --phone, --email, --org, " +
-						"--must-change, --never-expires, --cannot-change, --password-only, --id-type, --id-number")
+						"--must-change, --never-expires, --cannot-change, --password-only, --id-type, --id-number, --min-auth-level")
+				}
+				if set["min-auth-level"] {
+					l, err := parseAuthLevel(*minLevel)
+					if err != nil {
+						return err
+					}
+					req.MinAuthLevel = l
 				}
 				if set["id-type"] && *idt != "none" {
 					t, ok := parseIDType(*idt)
@@ -901,7 +920,7 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2]",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate]",
 		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
 			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
 			"its calls must then come over TLS with that certificate.\n" +
@@ -1012,7 +1031,7 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
 			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
@@ -1115,7 +1134,7 @@ func appUpdateCmd() command {
 					return err
 				}
 				if len(req.UpdateMask) == 0 {
-					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level")
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level, --min-auth-level")
 				}
 				return sessionCall(a, func(s *session) (*identityv1.App, error) { return s.client.UpdateApp(s.ctx, req) }, appTable)
 			}

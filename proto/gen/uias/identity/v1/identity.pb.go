@@ -105,6 +105,13 @@ const (
 	// OTP_EXPIRED: the half-done single sign-on login (otp_token) has
 	// expired, was used, or belongs to another browser: sign in again.
 	Reason_REASON_OTP_EXPIRED Reason = 13 // -1
+	// AUTH_LEVEL_TOO_LOW: the way the person proved who they are does not
+	// reach the level the application (App.min_auth_level) or the person
+	// (User.min_auth_level) requires. Authenticate answers it whatever the
+	// password or finger (a wrong one still counts as a failed login), so
+	// it never tells whether the credential was right; the sign-in pages
+	// answer it after the right password or finger only.
+	Reason_REASON_AUTH_LEVEL_TOO_LOW Reason = 14 // -1
 )
 
 // Enum value maps for Reason.
@@ -124,22 +131,24 @@ var (
 		11: "REASON_OTP_REQUIRED",
 		12: "REASON_NO_OTP",
 		13: "REASON_OTP_EXPIRED",
+		14: "REASON_AUTH_LEVEL_TOO_LOW",
 	}
 	Reason_value = map[string]int32{
-		"REASON_UNSPECIFIED":      0,
-		"REASON_OK":               1,
-		"REASON_BAD_CREDENTIALS":  2,
-		"REASON_NO_SUCH_USER":     3,
-		"REASON_PASSWORD_ONLY":    4,
-		"REASON_NO_FINGERPRINT":   5,
-		"REASON_BAD_REQUEST":      6,
-		"REASON_SYSTEM_ERROR":     7,
-		"REASON_ACCOUNT_LOCKED":   8,
-		"REASON_ACCOUNT_DISABLED": 9,
-		"REASON_PASSWORD_EXPIRED": 10,
-		"REASON_OTP_REQUIRED":     11,
-		"REASON_NO_OTP":           12,
-		"REASON_OTP_EXPIRED":      13,
+		"REASON_UNSPECIFIED":        0,
+		"REASON_OK":                 1,
+		"REASON_BAD_CREDENTIALS":    2,
+		"REASON_NO_SUCH_USER":       3,
+		"REASON_PASSWORD_ONLY":      4,
+		"REASON_NO_FINGERPRINT":     5,
+		"REASON_BAD_REQUEST":        6,
+		"REASON_SYSTEM_ERROR":       7,
+		"REASON_ACCOUNT_LOCKED":     8,
+		"REASON_ACCOUNT_DISABLED":   9,
+		"REASON_PASSWORD_EXPIRED":   10,
+		"REASON_OTP_REQUIRED":       11,
+		"REASON_NO_OTP":             12,
+		"REASON_OTP_EXPIRED":        13,
+		"REASON_AUTH_LEVEL_TOO_LOW": 14,
 	}
 )
 
@@ -1885,8 +1894,15 @@ type User struct {
 	// totp_enrolled_at.
 	TotpEnrolled   bool                   `protobuf:"varint,23,opt,name=totp_enrolled,json=totpEnrolled" json:"totp_enrolled,omitempty"`
 	TotpEnrolledAt *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=totp_enrolled_at,json=totpEnrolledAt" json:"totp_enrolled_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// min_auth_level is the level the person must sign in with, everywhere
+	// (graded authentication per person): 0 = identity.policy.min_auth_level
+	// (1 unless set), 1 = any method, 2 = two factors (password and the
+	// authenticator app's code, finger and password, finger and code) or a
+	// certificate, 3 = a certificate only. Lower logins are refused
+	// REASON_AUTH_LEVEL_TOO_LOW (Authenticate, the sign-in pages).
+	MinAuthLevel  int32 `protobuf:"varint,25,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -2087,6 +2103,13 @@ func (x *User) GetTotpEnrolledAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *User) GetMinAuthLevel() int32 {
+	if x != nil {
+		return x.MinAuthLevel
+	}
+	return 0
+}
+
 type CreateUserRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	LoginName   string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
@@ -2104,8 +2127,11 @@ type CreateUserRequest struct {
 	UserCannotChangePassword bool   `protobuf:"varint,11,opt,name=user_cannot_change_password,json=userCannotChangePassword" json:"user_cannot_change_password,omitempty"`
 	IsAdmin                  bool   `protobuf:"varint,12,opt,name=is_admin,json=isAdmin" json:"is_admin,omitempty"`
 	PasswordOnly             bool   `protobuf:"varint,13,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// min_auth_level: see User (not 3 with password_only: a person who may
+	// use neither a certificate nor a finger could not sign in).
+	MinAuthLevel  int32 `protobuf:"varint,14,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateUserRequest) Reset() {
@@ -2227,6 +2253,13 @@ func (x *CreateUserRequest) GetPasswordOnly() bool {
 		return x.PasswordOnly
 	}
 	return false
+}
+
+func (x *CreateUserRequest) GetMinAuthLevel() int32 {
+	if x != nil {
+		return x.MinAuthLevel
+	}
+	return 0
 }
 
 type GetUserRequest struct {
@@ -2431,7 +2464,8 @@ type UpdateUserRequest struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// Only fields named in update_mask are changed: display_name, phone,
 	// email, org_id, must_change_password, password_never_expires,
-	// user_cannot_change_password, password_only, id_type, id_number.
+	// user_cannot_change_password, password_only, id_type, id_number,
+	// min_auth_level.
 	UpdateMask               []string `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	DisplayName              string   `protobuf:"bytes,3,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
 	Phone                    string   `protobuf:"bytes,4,opt,name=phone" json:"phone,omitempty"`
@@ -2445,8 +2479,10 @@ type UpdateUserRequest struct {
 	// or both in update_mask); the number stays one account's
 	// (ALREADY_EXISTS ID_NUMBER_TAKEN). ID_TYPE_UNSPECIFIED with an empty
 	// number removes it.
-	IdType        IdType `protobuf:"varint,11,opt,name=id_type,json=idType,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
-	IdNumber      string `protobuf:"bytes,12,opt,name=id_number,json=idNumber" json:"id_number,omitempty"`
+	IdType   IdType `protobuf:"varint,11,opt,name=id_type,json=idType,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
+	IdNumber string `protobuf:"bytes,12,opt,name=id_number,json=idNumber" json:"id_number,omitempty"`
+	// min_auth_level: see User.
+	MinAuthLevel  int32 `protobuf:"varint,13,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2563,6 +2599,13 @@ func (x *UpdateUserRequest) GetIdNumber() string {
 		return x.IdNumber
 	}
 	return ""
+}
+
+func (x *UpdateUserRequest) GetMinAuthLevel() int32 {
+	if x != nil {
+		return x.MinAuthLevel
+	}
+	return 0
 }
 
 type SetUserStatusRequest struct {
@@ -3196,6 +3239,15 @@ type App struct {
 	// requests and UIAS's answers are signed, and it cannot use the legacy
 	// transports, which carry no signature.
 	SecurityLevel int32 `protobuf:"varint,20,opt,name=security_level,json=securityLevel" json:"security_level,omitempty"`
+	// min_auth_level is the lowest authentication level Authenticate
+	// accepts for the application's people (graded authentication per
+	// system): 0 or 1 = any auth type, 2 = two factors (auth type 1 with
+	// otp, auth type 3), 3 = a certificate (which Authenticate cannot take:
+	// every call is refused; people sign in at the CAS pages). Lower calls
+	// are answered REASON_AUTH_LEVEL_TOO_LOW before any credential is
+	// checked. The CAS/OpenID Connect services keep their own
+	// min_auth_level and certificate_required (ticket).
+	MinAuthLevel  int32 `protobuf:"varint,21,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3370,6 +3422,13 @@ func (x *App) GetSecurityLevel() int32 {
 	return 0
 }
 
+func (x *App) GetMinAuthLevel() int32 {
+	if x != nil {
+		return x.MinAuthLevel
+	}
+	return 0
+}
+
 // SigningKey is a registered request signing key of an application.
 type SigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3470,6 +3529,8 @@ type CreateAppRequest struct {
 	AccessUntil *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
 	// security_level: see App (0: 1).
 	SecurityLevel int32 `protobuf:"varint,14,opt,name=security_level,json=securityLevel" json:"security_level,omitempty"`
+	// min_auth_level: see App (0: 1).
+	MinAuthLevel  int32 `protobuf:"varint,15,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3598,6 +3659,13 @@ func (x *CreateAppRequest) GetAccessUntil() *timestamppb.Timestamp {
 func (x *CreateAppRequest) GetSecurityLevel() int32 {
 	if x != nil {
 		return x.SecurityLevel
+	}
+	return 0
+}
+
+func (x *CreateAppRequest) GetMinAuthLevel() int32 {
+	if x != nil {
+		return x.MinAuthLevel
 	}
 	return 0
 }
@@ -3845,7 +3913,7 @@ type UpdateAppRequest struct {
 	// Only fields named in update_mask change: name, status, ip_allow_list,
 	// rate_limit, rate_burst, client_cert_sha256, secret_lifetime_seconds,
 	// signing_keys, require_signed_requests, granted_apis, access_from,
-	// access_until, security_level.
+	// access_until, security_level, min_auth_level.
 	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
@@ -3872,6 +3940,8 @@ type UpdateAppRequest struct {
 	AccessUntil *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
 	// security_level: see App (0: 1).
 	SecurityLevel int32 `protobuf:"varint,15,opt,name=security_level,json=securityLevel" json:"security_level,omitempty"`
+	// min_auth_level: see App (0: 1).
+	MinAuthLevel  int32 `protobuf:"varint,16,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4007,6 +4077,13 @@ func (x *UpdateAppRequest) GetAccessUntil() *timestamppb.Timestamp {
 func (x *UpdateAppRequest) GetSecurityLevel() int32 {
 	if x != nil {
 		return x.SecurityLevel
+	}
+	return 0
+}
+
+func (x *UpdateAppRequest) GetMinAuthLevel() int32 {
+	if x != nil {
+		return x.MinAuthLevel
 	}
 	return 0
 }
@@ -5305,7 +5382,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rnew_parent_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\vnewParentId\"h\n" +
 	"\x13SetOrgStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xc6\b\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xec\b\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -5334,7 +5411,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x14password_expire_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x12passwordExpireTime\x12)\n" +
 	"\x10password_expired\x18\x16 \x01(\bR\x0fpasswordExpired\x12#\n" +
 	"\rtotp_enrolled\x18\x17 \x01(\bR\ftotpEnrolled\x12D\n" +
-	"\x10totp_enrolled_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\"\xcd\x04\n" +
+	"\x10totp_enrolled_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\x12$\n" +
+	"\x0emin_auth_level\x18\x19 \x01(\x05R\fminAuthLevel\"\xfe\x04\n" +
 	"\x11CreateUserRequest\x12+\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\tloginName\x122\n" +
@@ -5350,7 +5428,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	" \x01(\bR\x14passwordNeverExpires\x12=\n" +
 	"\x1buser_cannot_change_password\x18\v \x01(\bR\x18userCannotChangePassword\x12\x19\n" +
 	"\bis_admin\x18\f \x01(\bR\aisAdmin\x12#\n" +
-	"\rpassword_only\x18\r \x01(\bR\fpasswordOnly\"1\n" +
+	"\rpassword_only\x18\r \x01(\bR\fpasswordOnly\x12/\n" +
+	"\x0emin_auth_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\"1\n" +
 	"\x0eGetUserRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xb7\x02\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
@@ -5364,7 +5443,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x10password_expired\x18\a \x01(\bR\x0fpasswordExpired\"i\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.uias.identity.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xad\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xde\x04\n" +
 	"\x11UpdateUserRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -5380,7 +5459,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rpassword_only\x18\n" +
 	" \x01(\bR\fpasswordOnly\x121\n" +
 	"\aid_type\x18\v \x01(\x0e2\x18.uias.identity.v1.IdTypeR\x06idType\x12(\n" +
-	"\tid_number\x18\f \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bidNumber\"m\n" +
+	"\tid_number\x18\f \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bidNumber\x12/\n" +
+	"\x0emin_auth_level\x18\r \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\"m\n" +
 	"\x14SetUserStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"]\n" +
@@ -5419,7 +5499,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xa7\a\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xcd\a\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -5446,7 +5526,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vaccess_from\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessFrom\x12=\n" +
 	"\faccess_until\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x12%\n" +
-	"\x0esecurity_level\x18\x14 \x01(\x05R\rsecurityLevel\"\xa7\x01\n" +
+	"\x0esecurity_level\x18\x14 \x01(\x05R\rsecurityLevel\x12$\n" +
+	"\x0emin_auth_level\x18\x15 \x01(\x05R\fminAuthLevel\"\xa7\x01\n" +
 	"\n" +
 	"SigningKey\x12\x1e\n" +
 	"\n" +
@@ -5454,7 +5535,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"thumbprint\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12$\n" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x125\n" +
-	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\xc5\x05\n" +
+	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\xf6\x05\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -5473,7 +5554,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vaccess_from\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessFrom\x12=\n" +
 	"\faccess_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
-	"\x0esecurity_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\"[\n" +
+	"\x0esecurity_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
+	"\x0emin_auth_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
@@ -5490,7 +5572,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1dsecret_expires_within_seconds\x18\x06 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x1asecretExpiresWithinSeconds\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf9\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\x06\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -5512,7 +5594,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vaccess_from\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessFrom\x12=\n" +
 	"\faccess_until\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
-	"\x0esecurity_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\"i\n" +
+	"\x0esecurity_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
+	"\x0emin_auth_level\x18\x10 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\"i\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"3\n" +
@@ -5582,7 +5665,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12AUTH_TYPE_PASSWORD\x10\x01\x12\x19\n" +
 	"\x15AUTH_TYPE_FINGERPRINT\x10\x02\x12&\n" +
-	"\"AUTH_TYPE_PASSWORD_AND_FINGERPRINT\x10\x03*\xe3\x02\n" +
+	"\"AUTH_TYPE_PASSWORD_AND_FINGERPRINT\x10\x03*\x82\x03\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tREASON_OK\x10\x01\x12\x1a\n" +
@@ -5598,7 +5681,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x12\x17\n" +
 	"\x13REASON_OTP_REQUIRED\x10\v\x12\x11\n" +
 	"\rREASON_NO_OTP\x10\f\x12\x16\n" +
-	"\x12REASON_OTP_EXPIRED\x10\r*H\n" +
+	"\x12REASON_OTP_EXPIRED\x10\r\x12\x1d\n" +
+	"\x19REASON_AUTH_LEVEL_TOO_LOW\x10\x0e*H\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +

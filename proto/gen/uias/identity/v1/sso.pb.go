@@ -982,7 +982,9 @@ func (x *SSOLoginRequest) GetOtpBinding() string {
 type SSOLoginResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// reason: OK, BAD_CREDENTIALS (unknown login or wrong password, alike),
-	// ACCOUNT_LOCKED, ACCOUNT_DISABLED, PASSWORD_EXPIRED.
+	// ACCOUNT_LOCKED, ACCOUNT_DISABLED, PASSWORD_EXPIRED, AUTH_LEVEL_TOO_LOW
+	// (the right password or finger of a person whose min_auth_level it
+	// does not reach: see required_auth_level).
 	Reason  Reason `protobuf:"varint,1,opt,name=reason,enum=uias.identity.v1.Reason" json:"reason,omitempty"`
 	Message string `protobuf:"bytes,2,opt,name=message" json:"message,omitempty"`
 	// user_id, login, display_name and org_id are set when reason is OK.
@@ -1006,6 +1008,10 @@ type SSOLoginResponse struct {
 	// password_changed_at: when the person's password was last set (with
 	// reason OK), for the session to record (CreateSessionRequest).
 	PasswordChangedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=password_changed_at,json=passwordChangedAt" json:"password_changed_at,omitempty"`
+	// required_auth_level is the person's level with reason
+	// AUTH_LEVEL_TOO_LOW: 2 (two factors or a certificate), 3 (a
+	// certificate only).
+	RequiredAuthLevel int32 `protobuf:"varint,13,opt,name=required_auth_level,json=requiredAuthLevel" json:"required_auth_level,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1122,6 +1128,13 @@ func (x *SSOLoginResponse) GetPasswordChangedAt() *timestamppb.Timestamp {
 		return x.PasswordChangedAt
 	}
 	return nil
+}
+
+func (x *SSOLoginResponse) GetRequiredAuthLevel() int32 {
+	if x != nil {
+		return x.RequiredAuthLevel
+	}
+	return 0
 }
 
 type PersonAttributesRequest struct {
@@ -2098,7 +2111,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12$\n" +
 	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12-\n" +
 	"\votp_binding\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
-	"otpBinding\"\xc4\x03\n" +
+	"otpBinding\"\xf4\x03\n" +
 	"\x10SSOLoginResponse\x120\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x18.uias.identity.v1.ReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x17\n" +
@@ -2112,7 +2125,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\rsecond_factor\x18\n" +
 	" \x01(\bR\fsecondFactor\x12\x16\n" +
 	"\x06method\x18\v \x01(\tR\x06method\x12J\n" +
-	"\x13password_changed_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\"h\n" +
+	"\x13password_changed_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12.\n" +
+	"\x13required_auth_level\x18\r \x01(\x05R\x11requiredAuthLevel\"h\n" +
 	"\x17PersonAttributesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
 	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\xdc\x01\n" +
