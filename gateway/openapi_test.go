@@ -327,7 +327,7 @@ func TestDocsCurlExamplesInDocument(t *testing.T) {
 	// no other component); the other components' generated documents route
 	// the examples of their own sections.
 	rs := []routers.Router{router}
-	for _, raw := range [][]byte{openapi.Ticket, openapi.Audit, openapi.IdentityFinger, openapi.Authz} {
+	for _, raw := range [][]byte{openapi.Ticket, openapi.Audit, openapi.IdentityFinger, openapi.IdentityDirectory, openapi.Authz} {
 		other, err := openapi3.NewLoader().LoadFromData(raw)
 		if err != nil {
 			t.Fatal(err)
