@@ -338,7 +338,7 @@ func servicePB(r *ticket.RegisteredService) *ticketv1.RegisteredService {
 		LogoutUrl: r.LogoutURL, MinAuthLevel: int32(r.MinAuthLevel), AllowProxy: r.AllowProxy, Enabled: r.Enabled,
 		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt), LegacyScheme: int32(r.LegacyScheme),
 		LegacyRequireSecret: r.LegacyRequireSecret, RequireAccountLink: r.RequireAccountLink, RequiredPermission: r.RequiredPermission,
-		CertificateRequired: r.CertificateRequired}
+		CertificateRequired: r.CertificateRequired, ReleaseRoles: r.ReleaseRoles, ReleasePermissions: r.ReleasePermissions}
 }
 
 func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
@@ -346,7 +346,7 @@ func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
 		LogoutURL: d.GetLogoutUrl(), MinAuthLevel: int(d.GetMinAuthLevel()), AllowProxy: d.GetAllowProxy(), Enabled: !d.GetDisabled(),
 		LegacyScheme: int(d.GetLegacyScheme()), LegacyRequireSecret: d.GetLegacyRequireSecret(),
 		RequireAccountLink: d.GetRequireAccountLink(), RequiredPermission: d.GetRequiredPermission(),
-		CertificateRequired: d.GetCertificateRequired()}
+		CertificateRequired: d.GetCertificateRequired(), ReleaseRoles: d.GetReleaseRoles(), ReleasePermissions: d.GetReleasePermissions()}
 }
 
 // MatchService implements TicketService.
