@@ -230,7 +230,7 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		return nil, ticket.ErrPGTComponentsOnly
 	}
 	v, err := s.svc.ValidateTicket(ctx, ticket.Validate{Ticket: r.GetTicket(), Service: r.GetService(), Renew: r.GetRenew(),
-		AllowProxy: r.GetAllowProxy(), IssuePGT: r.GetIssuePgt(), PGTURL: r.GetPgtUrl()})
+		AllowProxy: r.GetAllowProxy(), IssuePGT: r.GetIssuePgt(), PGTURL: r.GetPgtUrl(), Attributes: r.GetAttributes()})
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +242,10 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		AuthMethod: ticketv1.AuthMethod(t.AuthMethod),
 		AppId:      t.AppID, FromNewLogin: t.FromNewLogin, AuthenticatedAt: ts(t.AuthTime), Proxies: t.Proxies,
 		Pgt: v.PGT, PgtIou: v.PGTIOU, SessionId: t.SessionID}
+	if a := v.Authorization; a != nil {
+		out.Authorization = &ticketv1.ReleasedAuthorization{Roles: a.Roles, Permissions: a.Permissions,
+			RolesReleased: a.RolesReleased, PermissionsReleased: a.PermissionsReleased}
+	}
 	if r.GetAttributes() && s.attrs != nil {
 		// Identity not answering leaves them out: the edge answers
 		// without the person's attributes (logged there).
