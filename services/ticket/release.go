@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 )
 
@@ -40,6 +41,9 @@ type Authorization struct {
 	Roles, Permissions []string
 	// RolesReleased and PermissionsReleased: the service releases them.
 	RolesReleased, PermissionsReleased bool
+	// user: the person asked about (an answer asked before a code was
+	// used up is taken only for the code's person).
+	user string
 }
 
 // errNoRelease: a service releases authz's answer but no source is
@@ -100,4 +104,35 @@ func releasedNames(a *Authorization) string {
 		n = append(n, "permissions")
 	}
 	return strings.Join(n, ",")
+}
+
+// releaseOf is what t's service releases to its OpenID Connect client
+// (nil when nothing): pre when it was asked for t's person already, else
+// asked now.
+func (s *Service) releaseOf(ctx context.Context, t *AccessToken, pre *Authorization) (*Authorization, error) {
+	if pre != nil && pre.user == t.UserID {
+		return pre, nil
+	}
+	rs, err := s.reg.Match(ctx, t.Service)
+	if errors.Is(err, ErrServiceNotRegistered) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.authorization(ctx, t.UserID, t.ClientID, rs)
+}
+
+// releaseFault is the error of an OpenID Connect request whose roles and
+// permissions authz did not answer: UNAVAILABLE (the edge: 503
+// temporarily_unavailable), logged and recorded. spent: the code was used
+// up before (its instance could not be asked for its record).
+func (s *Service) releaseFault(ctx context.Context, api string, start time.Time, userID, orgID, clientID string, spent bool, err error) error {
+	s.log.Warn("OpenID Connect: authz did not answer the roles and permissions the client's service releases; no claims answered",
+		zapErr(err))
+	s.auditCall(ctx, audit.Action{API: api, Subject: "user:" + userID, Org: orgID, Result: audit.ResultFailure,
+		Reason: ReasonAuthorizationUnavailable, Start: start, AppID: clientID,
+		Fields: detail("client_id", clientID, "code_spent", strconv.FormatBool(spent))})
+	return apierr.ErrUnavailable.WithMessage("the person's roles and permissions could not be read (the authorization service " +
+		"did not answer); retry later").WithCause(err)
 }

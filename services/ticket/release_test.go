@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/ticket"
 )
 
@@ -186,4 +188,84 @@ func TestReleaseWithoutPeek(t *testing.T) {
 	if v := validateAttrs(t, f.svc, st, svcBoth); v.Valid || v.Code != ticket.CodeInvalidTicket {
 		t.Fatalf("the spent ticket again: %+v", v)
 	}
+}
+
+// releasingClient is oidcFixture with app1's redirect URI releasing roles
+// and permissions.
+func releasingClient(t *testing.T) (*fixture, *fakeRelease) {
+	t.Helper()
+	f := newFixture(t, ticket.Config{})
+	register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB, ReleaseRoles: true, ReleasePermissions: true})
+	f.svc.Registry().Invalidate()
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	r := &fakeRelease{roles: map[string][]string{"u1/app1": {"clerk"}}, perms: map[string][]string{"u1/app1": {"docs:read"}}}
+	f.svc.SetRelease(r)
+	return f, r
+}
+
+func stringsOf(v any) []string {
+	var out []string
+	l, _ := v.([]any)
+	for _, x := range l {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestReleaseToOIDCClient: the ID token and userinfo of a releasing
+// client carry roles and permissions (userinfo as authz answers now);
+// authz down fails the exchange (UNAVAILABLE) leaving the code usable,
+// and fails userinfo and refresh.
+func TestReleaseToOIDCClient(t *testing.T) {
+	ctx := context.Background()
+	f, r := releasingClient(t)
+	tgt := f.login(t, "u1")
+	code, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: oidcCB,
+		Binding: ticket.OIDCBinding{ClientID: "app1", Scope: "openid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := ticket.Exchange{Client: app1, Code: code, RedirectURI: oidcCB}
+	r.set(errors.New("authz unreachable"))
+	if _, err := f.svc.ExchangeCode(ctx, x); !isUnavailable(err) {
+		t.Fatalf("exchange with authz down: %v", err)
+	}
+	if !f.audit.find("oidc.token", "failure", ticket.ReasonAuthorizationUnavailable) {
+		t.Error("no record of the failed release")
+	}
+	r.set(nil)
+	toks, err := f.svc.ExchangeCode(ctx, x)
+	if err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
+	jwks, _ := f.svc.JWKS()
+	c := verifyJWT(t, jwks, toks.IDToken)
+	if !slices.Equal(stringsOf(c["roles"]), []string{"clerk"}) || !slices.Equal(stringsOf(c["permissions"]), []string{"docs:read"}) {
+		t.Fatalf("ID token claims: %v", c)
+	}
+	// userinfo answers what authz says now.
+	r.mu.Lock()
+	r.roles["u1/app1"] = nil
+	r.mu.Unlock()
+	ui, err := f.svc.UserInfo(ctx, toks.AccessToken)
+	if err != nil || !strings.Contains(string(ui), `"roles":[]`) || !strings.Contains(string(ui), `"permissions":["docs:read"]`) {
+		t.Fatalf("userinfo: %s %v", ui, err)
+	}
+	r.set(errors.New("authz unreachable"))
+	if _, err := f.svc.UserInfo(ctx, toks.AccessToken); !isUnavailable(err) {
+		t.Fatalf("userinfo with authz down: %v", err)
+	}
+	if _, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: app1, RefreshToken: toks.RefreshToken}); !isUnavailable(err) {
+		t.Fatalf("refresh with authz down: %v", err)
+	}
+	r.set(nil)
+	if _, err := f.svc.Refresh(ctx, ticket.RefreshRequest{Client: app1, RefreshToken: toks.RefreshToken}); err != nil {
+		t.Fatalf("refresh after: %v", err)
+	}
+}
+
+func isUnavailable(err error) bool {
+	ae, ok := apierr.As(err)
+	return ok && ae.Code == apierr.Unavailable
 }
