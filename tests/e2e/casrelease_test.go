@@ -3,14 +3,19 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -305,5 +310,85 @@ func TestCASReleaseWithAuthzDown(t *testing.T) {
 	}
 	if r := validateJSON(t, br, casBase, relURL, stJSON); r.ok || r.code != "INVALID_TICKET" {
 		t.Fatalf("single use after the retry: %+v", r)
+	}
+}
+
+// TestOIDCReleasesRolesAndPermissions: an OpenID Connect client (go-oidc
+// and x/oauth2) whose registered redirect URI releases roles and
+// permissions finds them in the ID token and at userinfo, with scope
+// openid alone; userinfo answers what authz says at that moment.
+func TestOIDCReleasesRolesAndPermissions(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	casBase := e.http + "/cas/"
+	issuer := e.http + "/cas/oidc"
+	f := e.seed("oidcrel", "orla", nil, nil)
+	adm := authzv1.NewAuthzAdminServiceClient(e.conn)
+	clerk, _ := authzOA(t, adm, e.adm(), f.appID)
+	grant, err := adm.CreateGrant(e.adm(), &authzv1.Grant{RoleId: clerk, Subject: &authzv1.Subject{Kind: "user", Id: f.userID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	az := authzv1.NewAuthzServiceClient(e.conn)
+	roleCount := func() int {
+		r, err := az.ListPermissions(f.ctx(), &authzv1.ListPermissionsRequest{Person: f.userID, IncludeRoles: true})
+		if err != nil {
+			return -1
+		}
+		return len(r.GetRoles())
+	}
+	eventually(t, "authz to know orla's grant", func() bool { return roleCount() == 1 })
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "callback") }))
+	t.Cleanup(cb.Close)
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{
+		AppId: f.appID, Name: "OIDC releasing", Url: cb.URL + "/callback", ReleaseRoles: true, ReleasePermissions: true}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	conf := oauth2.Config{ClientID: f.appID, ClientSecret: f.secret, Endpoint: provider.Endpoint(),
+		RedirectURL: cb.URL + "/callback", Scopes: []string{oidc.ScopeOpenID}}
+	br := newBrowser(t)
+	_, body, _ := br.get(conf.AuthCodeURL("st-1"))
+	code, body, at := br.oidcLogin(casBase, body, "orla", f.password)
+	if code != http.StatusOK || body != "callback" || at.Query().Get("code") == "" {
+		t.Fatalf("after login: %d at %s\n%s", code, at, body)
+	}
+	tok, err := conf.Exchange(ctx, at.Query().Get("code"))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: f.appID}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("ID token: %v", err)
+	}
+	var claims struct {
+		Roles       []string `json:"roles"`
+		Permissions []string `json:"permissions"`
+	}
+	if err := idt.Claims(&claims); err != nil || !slices.Equal(claims.Roles, []string{"clerk"}) ||
+		!slices.Equal(claims.Permissions, []string{"docs.inbox:read"}) {
+		t.Fatalf("ID token claims: %+v %v", claims, err)
+	}
+	ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ui.Claims(&claims); err != nil || !slices.Equal(claims.Roles, []string{"clerk"}) {
+		t.Fatalf("userinfo: %+v %v", claims, err)
+	}
+	if _, err := adm.RevokeGrant(e.adm(), &authzv1.RevokeGrantRequest{Id: grant.GetGrant().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "authz to forget orla's grant", func() bool { return roleCount() == 0 })
+	ui, err = provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	claims.Roles, claims.Permissions = nil, nil
+	if err != nil || ui.Claims(&claims) != nil || claims.Roles == nil || len(claims.Roles) != 0 || len(claims.Permissions) != 0 {
+		t.Fatalf("userinfo after the revocation: %+v %v", claims, err)
 	}
 }
