@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -53,6 +55,13 @@ const (
 // roles and permissions (relService) and one releasing nothing.
 func newReleaseFixture(t *testing.T, a *authzAnswers) *samlFixture {
 	t.Helper()
+	return newReleaseFixtureAt(t, a, time.Now().UTC(), &ticketv1.PersonAttributes{Login: "li", Groups: []string{"finance"}})
+}
+
+// newReleaseFixtureAt is newReleaseFixture at start, identity answering
+// attrs.
+func newReleaseFixtureAt(t *testing.T, a *authzAnswers, start time.Time, attrs *ticketv1.PersonAttributes) *samlFixture {
+	t.Helper()
 	ns := eventstest.NATS(t)
 	_, js := eventstest.Connect(t, ns)
 	ring, err := crypto.ParseRing(crypto.NewRingJSON())
@@ -74,14 +83,14 @@ func newReleaseFixture(t *testing.T, a *authzAnswers) *samlFixture {
 		}
 		_ = services.CreateService(context.Background(), &rs)
 	}
-	f := &samlFixture{audit: &auditLog{}, clock: &fixedClock{t: time.Now().UTC()}}
+	f := &samlFixture{audit: &auditLog{}, clock: &fixedClock{t: start}}
 	f.svc, err = ticket.New(ticket.Deps{Store: kvstore.New(js, kvstore.Options{Timeout: time.Second}), MAC: mac, Audit: f.audit,
 		Now: f.clock.now, Registry: ticket.NewRegistry(services, 0, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.svc.SetRelease(a)
-	srv := server.New(f.svc, nil, nil).WithAttributes(person{&ticketv1.PersonAttributes{Login: "li", Groups: []string{"finance"}}})
+	srv := server.New(f.svc, nil, nil).WithAttributes(person{attrs})
 	f.h = New(Options{Tickets: direct{s: srv}, SSO: noSSO{}, Now: f.clock.now})
 	return f
 }
@@ -212,5 +221,33 @@ func TestReleaseAuthzDownIsInternalError(t *testing.T) {
 	a.setDown(true)
 	if _, code := jsonAttributes(t, f.get(t, validatePath("p3/serviceValidate", plainService, f.ticketFor(t, "u1", "li", plainService), "JSON"))); code != "" {
 		t.Errorf("a service releasing nothing, authz down: %s", code)
+	}
+}
+
+// TestReleaseDocsExample: the p3/serviceValidate answer docs/integrators.md
+// shows for a releasing service is what the handler answers for its person
+// (the role clerk of the OA model), byte for byte.
+func TestReleaseDocsExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "integrators.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	for _, b := range fence(string(doc)) {
+		if b[0] == "xml" && strings.Contains(b[1], "<cas:roles>") {
+			want = b[1]
+		}
+	}
+	if want == "" {
+		t.Fatal("docs/integrators.md shows no validation answer with roles (```xml)")
+	}
+	start := time.Date(2026, 12, 1, 19, 6, 43, 0, time.UTC)
+	a := &authzAnswers{roles: []string{"clerk"}, perms: []string{"api.contract:access", "docs.contract:write", "docs.inbox:read"}}
+	f := newReleaseFixtureAt(t, a, start, &ticketv1.PersonAttributes{Login: "zhangsan", DisplayName: "张三",
+		OrgId: "01a2330087311ad36dea6936cac39651", OrgName: "Root", AppAccountId: "zs001", Groups: []string{"finance"}})
+	st := f.ticketFor(t, "01a2330089d116ea0e598af2c464b975", "zhangsan", relService)
+	got := f.get(t, validatePath("p3/serviceValidate", relService, st, "XML"))
+	if strings.TrimSpace(got) != strings.TrimSpace(want) {
+		t.Errorf("the handler answers:\n%s\nthe docs show:\n%s", got, want)
 	}
 }
