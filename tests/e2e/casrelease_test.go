@@ -207,8 +207,11 @@ func TestCASReleasesRolesAndPermissions(t *testing.T) {
 // TestCASReleaseWithAuthzDown: identity, authz and the ticket component
 // with the edge in three processes (etcd). With authz stopped, the
 // validation of a service releasing roles answers INTERNAL_ERROR (XML and
-// JSON) and does not use the ticket up; a service releasing nothing still
-// validates; once authz is back, the same ticket validates with the roles.
+// JSON) and does not use the ticket up, and an OpenID Connect client's
+// code exchange answers 503 temporarily_unavailable without using the code
+// up; a service releasing nothing still validates; once authz is back, the
+// same ticket validates with the roles, and the same code gives an ID
+// token with them.
 func TestCASReleaseWithAuthzDown(t *testing.T) {
 	d := newDeployment(t)
 	idCfg := d.config("identity", "identity")
@@ -220,7 +223,7 @@ func TestCASReleaseWithAuthzDown(t *testing.T) {
 	edgeCfg := idCfg
 	edgeCfg.Target, edgeCfg.DataDir = "ticket,gateway", filepath.Join(d.dir, "edge")
 	tc := *idCfg.Sections[ticketcomponent.Name].(*ticketcomponent.Config)
-	tc.STTTL = 5 * time.Minute // the retry comes after authz's restart
+	tc.STTTL, tc.OIDCCodeTTL = 5*time.Minute, 5*time.Minute // the retries come after authz's restart
 	edgeCfg.Sections = maps.Clone(edgeCfg.Sections)
 	edgeCfg.Sections[ticketcomponent.Name] = &tc
 	edge := start(t, edgeCfg)
@@ -241,9 +244,12 @@ func TestCASReleaseWithAuthzDown(t *testing.T) {
 	eventually(t, "authz to know sam's grant", knows)
 	registry := ticketv1.NewServiceRegistryServiceClient(edge.conn)
 	const relURL, plainURL = "https://rel.example.com/", "https://plain.example.com/"
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "callback") }))
+	t.Cleanup(cb.Close)
 	for _, sd := range []*ticketv1.ServiceDefinition{
 		{AppId: f.appID, Name: "Releasing", Url: relURL, ReleaseRoles: true},
 		{AppId: f.appID, Name: "Plain", Url: plainURL},
+		{AppId: f.appID, Name: "OIDC releasing", Url: cb.URL + "/callback", ReleaseRoles: true},
 	} {
 		if _, err := registry.CreateService(id.adm(), &ticketv1.CreateServiceRequest{Service: sd}); err != nil {
 			t.Fatal(err)
@@ -270,12 +276,27 @@ func TestCASReleaseWithAuthzDown(t *testing.T) {
 	}
 
 	stXML, stJSON := issue(relURL), issue(relURL)
+	// An OpenID Connect client's code, redeemed after authz stopped.
+	provider, err := oidc.NewProvider(ctx, edge.http+"/cas/oidc")
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	conf := oauth2.Config{ClientID: f.appID, ClientSecret: f.secret, Endpoint: provider.Endpoint(),
+		RedirectURL: cb.URL + "/callback", Scopes: []string{oidc.ScopeOpenID}}
+	ob := newBrowser(t)
+	_, body, _ := ob.get(conf.AuthCodeURL("st"))
+	code, body, at := ob.oidcLogin(casBase, body, "sam", f.password)
+	oidcCode := at.Query().Get("code")
+	if code != http.StatusOK || body != "callback" || oidcCode == "" {
+		t.Fatalf("OpenID Connect login: %d at %s\n%s", code, at, body)
+	}
+
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := az.app.Stop(sctx); err != nil {
 		t.Fatalf("stop authz: %v", err)
 	}
-	_, body, _ := br.get(casBase + "p3/serviceValidate?service=" + url.QueryEscape(relURL) + "&ticket=" + stXML)
+	_, body, _ = br.get(casBase + "p3/serviceValidate?service=" + url.QueryEscape(relURL) + "&ticket=" + stXML)
 	if !strings.Contains(body, `<cas:authenticationFailure code="INTERNAL_ERROR">`) || !strings.Contains(body, "retry later") {
 		t.Fatalf("XML with authz down: %s", body)
 	}
@@ -285,6 +306,9 @@ func TestCASReleaseWithAuthzDown(t *testing.T) {
 	}
 	if r := validateJSON(t, br, casBase, relURL, stJSON); r.ok || r.code != "INTERNAL_ERROR" {
 		t.Fatalf("JSON with authz down: %+v", r)
+	}
+	if _, err := conf.Exchange(ctx, oidcCode); oauthCode(err) != "temporarily_unavailable" {
+		t.Fatalf("code exchange with authz down: %v", err)
 	}
 	// A service releasing nothing does not need authz.
 	if r := validateJSON(t, br, casBase, plainURL, issue(plainURL)); !r.ok || len(r.login) != 1 {
@@ -310,6 +334,21 @@ func TestCASReleaseWithAuthzDown(t *testing.T) {
 	}
 	if r := validateJSON(t, br, casBase, relURL, stJSON); r.ok || r.code != "INVALID_TICKET" {
 		t.Fatalf("single use after the retry: %+v", r)
+	}
+	tok, err := conf.Exchange(ctx, oidcCode)
+	if err != nil {
+		t.Fatalf("the code after authz is back: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: f.appID}).Verify(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Roles []string `json:"roles"`
+	}
+	if err := idt.Claims(&claims); err != nil || !slices.Equal(claims.Roles, []string{"clerk"}) {
+		t.Fatalf("ID token after authz is back: %+v %v", claims, err)
 	}
 }
 
