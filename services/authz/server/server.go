@@ -214,7 +214,7 @@ func (s *Server) ListPermissions(ctx context.Context, r *authzv1.ListPermissions
 	if err != nil {
 		return nil, err
 	}
-	out := &authzv1.ListPermissionsResponse{Revision: rev, Permissions: permsPB(ps)}
+	out := &authzv1.ListPermissionsResponse{Revision: rev, Permissions: permsPB(ps), RolesIncluded: true}
 	for _, x := range roles {
 		out.Roles = append(out.Roles, &authzv1.Role{Id: x.ID, App: x.App, Code: x.Code, Name: x.Name})
 	}

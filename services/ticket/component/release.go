@@ -3,6 +3,7 @@ package component
 import (
 	"context"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	"github.com/uias/uias/services/ticket"
@@ -19,6 +20,10 @@ type authzRelease struct {
 
 var _ ticket.AuthorizationSource = authzRelease{}
 
+// errRolesNotAnswered: authz answered without the roles asked for.
+var errRolesNotAnswered = apierr.ErrUnavailable.WithMessage("the authorization component did not answer the person's roles " +
+	"(an earlier version: upgrade it)")
+
 // Authorization implements ticket.AuthorizationSource. As the access rule
 // does, it asks on behalf of the person (the origin's principal): the call
 // is the component's, about the application of the service.
@@ -28,6 +33,11 @@ func (a authzRelease) Authorization(ctx context.Context, userID, appID string) (
 	r, err := a.authz.ListPermissions(ctx, &authzv1.ListPermissionsRequest{Person: userID, App: appID, IncludeRoles: true})
 	if err != nil {
 		return nil, nil, domainErr(err)
+	}
+	if !r.GetRolesIncluded() {
+		// An authz of an earlier version ignored include_roles: its empty
+		// roles would read as "none".
+		return nil, nil, errRolesNotAnswered
 	}
 	roles := make([]string, 0, len(r.GetRoles()))
 	for _, x := range r.GetRoles() {

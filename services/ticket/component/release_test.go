@@ -20,6 +20,7 @@ type fakeAuthz struct {
 	got       *authzv1.ListPermissionsRequest
 	principal string
 	err       error
+	old       bool // an authz of an earlier version: include_roles ignored
 }
 
 func (f *fakeAuthz) ListPermissions(ctx context.Context, r *authzv1.ListPermissionsRequest, _ ...grpc.CallOption) (*authzv1.ListPermissionsResponse, error) {
@@ -27,7 +28,7 @@ func (f *fakeAuthz) ListPermissions(ctx context.Context, r *authzv1.ListPermissi
 	if f.err != nil {
 		return nil, f.err
 	}
-	return &authzv1.ListPermissionsResponse{
+	return &authzv1.ListPermissionsResponse{RolesIncluded: !f.old,
 		Roles: []*authzv1.Role{{Id: "r1", App: "oa", Code: "clerk", Name: "Clerk"}, {Id: "r2", App: "oa", Code: "head"}},
 		Permissions: []*authzv1.Permission{{App: "oa", Resource: "docs", Operation: "read"},
 			{App: "oa", Resource: "docs.inbox", Operation: "read"}}}, nil
@@ -50,7 +51,12 @@ func TestAuthzRelease(t *testing.T) {
 	if roles, perms, err := (authzRelease{authz: f}).Authorization(context.Background(), "u1", "oa"); err == nil || roles != nil || perms != nil {
 		t.Fatalf("authz down: %v %v %v", roles, perms, err)
 	}
-	f.err = errors.New("closed")
+	// An authz that ignores include_roles is not taken as "no roles".
+	f.err, f.old = nil, true
+	if roles, _, err := (authzRelease{authz: f}).Authorization(context.Background(), "u1", "oa"); err == nil || roles != nil {
+		t.Fatalf("an authz of an earlier version: %v %v", roles, err)
+	}
+	f.err, f.old = errors.New("closed"), false
 	if _, _, err := (authzRelease{authz: f}).Authorization(context.Background(), "u1", "oa"); err == nil {
 		t.Fatal("an error answered as no roles")
 	}

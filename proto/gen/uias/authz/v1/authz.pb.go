@@ -703,7 +703,11 @@ type ListPermissionsResponse struct {
 	// Only id, app, code and name are set. A global role, or another
 	// application's, is not listed, even where it holds permissions in the
 	// application (those are in permissions).
-	Roles         []*Role `protobuf:"bytes,3,rep,name=roles" json:"roles,omitempty"`
+	Roles []*Role `protobuf:"bytes,3,rep,name=roles" json:"roles,omitempty"`
+	// roles_included: roles was computed (include_roles was asked of an
+	// authz that knows it): an empty roles then means none, not "an earlier
+	// version ignored the question".
+	RolesIncluded bool `protobuf:"varint,4,opt,name=roles_included,json=rolesIncluded" json:"roles_included,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +761,13 @@ func (x *ListPermissionsResponse) GetRoles() []*Role {
 		return x.Roles
 	}
 	return nil
+}
+
+func (x *ListPermissionsResponse) GetRolesIncluded() bool {
+	if x != nil {
+		return x.RolesIncluded
+	}
+	return false
 }
 
 type ListSubjectsRequest struct {
@@ -2528,11 +2539,12 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x12\x1e\n" +
 	"\x03app\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03app\x123\n" +
 	"\x11at_least_revision\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\x12#\n" +
-	"\rinclude_roles\x18\x04 \x01(\bR\fincludeRoles\"\x9d\x01\n" +
+	"\rinclude_roles\x18\x04 \x01(\bR\fincludeRoles\"\xc4\x01\n" +
 	"\x17ListPermissionsResponse\x12;\n" +
 	"\vpermissions\x18\x01 \x03(\v2\x19.uias.authz.v1.PermissionR\vpermissions\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12)\n" +
-	"\x05roles\x18\x03 \x03(\v2\x13.uias.authz.v1.RoleR\x05roles\"\xc5\x01\n" +
+	"\x05roles\x18\x03 \x03(\v2\x13.uias.authz.v1.RoleR\x05roles\x12%\n" +
+	"\x0eroles_included\x18\x04 \x01(\bR\rrolesIncluded\"\xc5\x01\n" +
 	"\x13ListSubjectsRequest\x12\x1e\n" +
 	"\x03app\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03app\x12+\n" +
 	"\bresource\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\bresource\x12,\n" +
