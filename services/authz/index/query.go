@@ -417,7 +417,9 @@ func (x *Index) listRolesLocked(person, app string, now time.Time) []authz.Role 
 			return
 		}
 		seen[n] = true
-		if !n.gone && n.r.App == app {
+		// A node without an id is no role of the model (a direct grant of
+		// a permission is kept as one, G13): never listed as a role.
+		if !n.gone && n.r.App == app && n.r.ID != "" {
 			out = append(out, authz.Role{ID: n.r.ID, App: n.r.App, Code: n.r.Code, Name: n.r.Name})
 		}
 		for _, j := range n.r.Inherits {
