@@ -267,6 +267,19 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
 		return nil, err
 	}
+	// A client whose service releases roles and permissions: authz is
+	// asked before the code is used up (its record read, not taken), so
+	// that authz not answering leaves the code usable for a retry.
+	var pre *Authorization
+	if rs != nil && rs.ReleasesAuthorization() {
+		if pt, perr := s.store.PeekTicket(ctx, sig.Replica, keyOf(x.Code)); perr == nil && pt.OIDC != nil &&
+			pt.OIDC.ClientID == x.ID && pt.Service == x.RedirectURI && hasScope(pt.OIDC.Scope, "openid") {
+			if pre, err = s.authorization(ctx, pt.UserID, pt.AppID, rs); err != nil {
+				return nil, s.releaseFault(ctx, "oidc.token", start, pt.UserID, pt.OrgID, x.ID, false, err)
+			}
+			pre.user = pt.UserID
+		}
+	}
 	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(x.Code))
 	if errors.Is(err, ErrNotFound) {
 		return fail(ErrInvalidGrant, s.replayed(ctx, x.Code, x.ID, "unknown or used code"), nil)
@@ -329,7 +342,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	}
 	base := AccessToken{SessionID: t.SessionID, SID: sess.OIDCSid(), UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID, Service: t.Service,
 		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC(), Grant: grant}
-	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true)
+	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true, pre)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +357,11 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 // profile fails a refresh (nothing is spent: the client retries); at a
 // code's exchange, whose code is spent, it leaves the profile's claims out
 // of the ID token (userinfo answers them later), never guessed.
-func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, nonce string, codeGrant bool) (*Tokens, error) {
+//
+// A client whose service releases roles and permissions gets them in the
+// ID token as authz answers them (pre: asked already for the code's
+// person); when authz does not answer, no token is made (ADR 0019).
+func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, nonce string, codeGrant bool, pre *Authorization) (*Tokens, error) {
 	now := s.now()
 	exp := now.Add(s.cfg.AccessTTL)
 	if sess.HardExpiry.Before(exp) {
@@ -354,7 +371,15 @@ func (s *Service) mint(ctx context.Context, base AccessToken, sess *Session, non
 	rec.IssuedAt, rec.ExpiresAt, rec.Refresh = now.UTC(), exp.UTC(), false
 	out := &Tokens{ExpiresIn: int64(exp.Sub(now).Round(time.Second) / time.Second), Scope: base.Scope}
 	if hasScope(base.Scope, "openid") {
-		claims, perr := s.claims(ctx, &rec)
+		rel, rerr := s.releaseOf(ctx, &rec, pre)
+		if rerr != nil {
+			api := "oidc.refresh"
+			if codeGrant {
+				api = "oidc.token" // the code is spent: it was read before only where its instance could say
+			}
+			return nil, s.releaseFault(ctx, api, now, rec.UserID, rec.OrgID, rec.ClientID, codeGrant, rerr)
+		}
+		claims, perr := s.claims(ctx, &rec, rel)
 		if perr != nil {
 			if !codeGrant {
 				return nil, perr
@@ -484,7 +509,7 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 	if base.Issuer == "" {
 		base.Issuer = x.Issuer
 	}
-	out, err := s.mint(ctx, base, sess, "", false)
+	out, err := s.mint(ctx, base, sess, "", false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -586,12 +611,20 @@ func pkceOK(verifier, challenge string) bool {
 func hasScope(scope, s string) bool { return slices.Contains(strings.Fields(scope), s) }
 
 // claims are a token's person's claims: sub always; with scope profile
-// their login, name and org; with scope groups their groups. When identity
+// their login, name and org; with scope groups their groups; roles and
+// permissions as rel releases them (whatever the scope: the service's
+// registration decides, as for CAS). When identity
 // does not answer the profile, the error is returned with the claims the
 // session itself knows (sub, login, org id): never a claim that was not
 // read, such as an empty list of groups.
-func (s *Service) claims(ctx context.Context, t *AccessToken) (map[string]any, error) {
+func (s *Service) claims(ctx context.Context, t *AccessToken, rel *Authorization) (map[string]any, error) {
 	c := map[string]any{"sub": t.UserID}
+	if rel != nil && rel.RolesReleased {
+		c["roles"] = append([]string{}, rel.Roles...)
+	}
+	if rel != nil && rel.PermissionsReleased {
+		c["permissions"] = append([]string{}, rel.Permissions...)
+	}
 	profile, groups := hasScope(t.Scope, "profile"), hasScope(t.Scope, "groups")
 	if !profile && !groups {
 		return c, nil
@@ -678,7 +711,11 @@ func (s *Service) UserInfo(ctx context.Context, token string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.claims(ctx, t)
+	rel, err := s.releaseOf(ctx, t, nil)
+	if err != nil {
+		return nil, s.releaseFault(ctx, "oidc.userinfo", start, t.UserID, t.OrgID, t.ClientID, false, err)
+	}
+	c, err := s.claims(ctx, t, rel)
 	if err != nil {
 		return nil, err
 	}

@@ -81,6 +81,18 @@ type RegisteredService struct {
 	// CertificateRequired: only a certificate login reaches the service
 	// (MinAuthLevel is then 2; StrongEnough).
 	CertificateRequired bool
+	// ReleaseRoles and ReleasePermissions: a validation of the service's
+	// tickets asking for attributes releases the person's roles and
+	// permissions in the application, as authz answers them then
+	// (Service.SetRelease).
+	ReleaseRoles       bool
+	ReleasePermissions bool
+}
+
+// ReleasesAuthorization reports whether the service's validations release
+// authz's answer for the person.
+func (r *RegisteredService) ReleasesAuthorization() bool {
+	return r.ReleaseRoles || r.ReleasePermissions
 }
 
 // AuthMethodCertificate is a certificate login's Session.AuthMethod
@@ -256,6 +268,9 @@ func CheckService(s *RegisteredService) error {
 		return badService("a legacy service is registered by the URL of its ssoAuthService endpoint, not a pattern")
 	case s.LegacyScheme != 0 && s.AllowProxy:
 		return badService("a legacy service cannot obtain proxy-granting tickets")
+	case s.LegacyScheme != 0 && s.ReleasesAuthorization():
+		return badService("a legacy service's validation answers the account only: roles and permissions are released " +
+			"to CAS and OpenID Connect services (release_roles, release_permissions)")
 	}
 	if s.RequiredPermission != "" {
 		if _, _, ok := SplitPermission(s.RequiredPermission); !ok {

@@ -184,6 +184,7 @@ func TestCheckService(t *testing.T) {
 		"bad pattern":     {AppID: "a", Pattern: "(", MinAuthLevel: 1},
 		"http logout":     {AppID: "a", URL: "https://a.example/", LogoutURL: "http://a.example/logout", MinAuthLevel: 1},
 		"http service":    {AppID: "a", URL: "http://a.example/app/", MinAuthLevel: 1},
+		"legacy release":  {AppID: "a", URL: "https://a.example/sso", MinAuthLevel: 1, LegacyScheme: 2, ReleaseRoles: true},
 	} {
 		if err := ticket.CheckService(&s); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -138,7 +138,8 @@ type Service struct {
 	cfg      Config
 	auditor  *audit.Builder
 	legacy   LegacyDeps
-	access   AccessChecker // services' access rules (access.go); nil: none configured
+	access   AccessChecker       // services' access rules (access.go); nil: none configured
+	release  AuthorizationSource // released roles and permissions (release.go); nil: none configured
 	idTokens *IDTokenKeys
 	profiles ProfileSource
 }
@@ -685,6 +686,10 @@ type Validate struct {
 	// IssuePGT asks for a proxy-granting ticket for PGTURL.
 	IssuePGT bool
 	PGTURL   string
+	// Attributes: the answer releases attributes (CAS 3.0 p3/,
+	// samlValidate), and so the service's roles and permissions when it
+	// releases them (Validation.Authorization).
+	Attributes bool
 }
 
 // Validation is the answer: Valid with the ticket's record, or a CAS code
@@ -696,6 +701,9 @@ type Validation struct {
 	Ticket  *Ticket
 	PGT     string
 	PGTIOU  string
+	// Authorization: the person's roles and permissions, when asked for
+	// (Validate.Attributes) and the service releases them.
+	Authorization *Authorization
 }
 
 // ValidateTicket consumes and checks a service (or proxy) ticket. Refusals
@@ -744,6 +752,23 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 		if pgtRefusal, err = s.checkProxyCallback(ctx, rs, v.PGTURL); err != nil {
 			return nil, err
 		}
+	}
+	// A service releasing authz's answer: authz is asked before the
+	// ticket is used up (its record read, not taken), so that authz not
+	// answering leaves the ticket usable for the application's retry. The
+	// answer is released only if the ticket then validates.
+	release := v.Attributes && rs != nil && rs.ReleasesAuthorization()
+	var rel *Authorization
+	relUser := ""
+	if release {
+		if pt, perr := s.store.PeekTicket(ctx, sig.Replica, keyOf(v.Ticket)); perr == nil && sameService(pt.Service, v.Service) && pt.OIDC == nil {
+			if rel, err = s.authorization(ctx, pt.UserID, pt.AppID, rs); err != nil {
+				return s.refuseRelease(ctx, start, v, pt, sig.Serial, false, err)
+			}
+			relUser = pt.UserID
+		}
+		// Else (not found, or its instance cannot be asked so): the
+		// ticket's fate is decided below, authz asked after.
 	}
 	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(v.Ticket))
 	if errors.Is(err, ErrNotFound) {
@@ -798,7 +823,14 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 		}
 		return nil, err
 	}
-	out := &Validation{Valid: true, Ticket: t}
+	if release && (rel == nil || relUser != t.UserID) {
+		// Not asked before (the ticket's instance could not be asked for
+		// its record): asked now, the ticket used up.
+		if rel, err = s.authorization(ctx, t.UserID, t.AppID, rs); err != nil {
+			return s.refuseRelease(ctx, start, v, t, sig.Serial, true, err)
+		}
+	}
+	out := &Validation{Valid: true, Ticket: t, Authorization: rel}
 	if v.IssuePGT {
 		pgt, iou := newOpaque(PrefixPGT, s.cfg.Centre), newOpaque(PrefixPGTIOU, s.cfg.Centre)
 		rec := &PGT{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, AuthLevel: t.AuthLevel, AuthMethod: t.AuthMethod,
@@ -814,6 +846,9 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	// parseSigned; the record's), and pgt a boolean.
 	f := detail("service", v.Service, "app_id", t.AppID, "kind", prefix[:len(prefix)-1], "serial", sig.Serial,
 		"pgt", strconv.FormatBool(out.PGT != ""))
+	if rel != nil {
+		f = append(f, detail("released", releasedNames(rel))...)
+	}
 	s.auditCall(ctx, audit.Action{API: "ticket.validate", Subject: "user:" + t.UserID, Org: t.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: f[:2], Own: f[2:]})
 	return out, nil

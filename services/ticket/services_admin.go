@@ -22,7 +22,8 @@ func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredSer
 		"time": now, "data": map[string]any{"app_id": r.AppID, "name": r.Name, "url": r.URL, "pattern": r.Pattern,
 			"logout_url": r.LogoutURL, "min_auth_level": r.MinAuthLevel, "allow_proxy": r.AllowProxy, "enabled": r.Enabled,
 			"require_account_link": r.RequireAccountLink, "required_permission": r.RequiredPermission,
-			"certificate_required": r.CertificateRequired}})
+			"certificate_required": r.CertificateRequired, "release_roles": r.ReleaseRoles,
+			"release_permissions": r.ReleasePermissions}})
 	change := events.Event{ID: ids.New(), Subject: "uias.changes.ticket.service." + op, Type: "ticket.service." + op,
 		Time: now, Payload: payload}
 	return []events.Event{change, s.auditor.Event(ctx, audit.Action{API: "service." + op, Subject: "service:" + r.ID,

@@ -66,6 +66,11 @@ type Store interface {
 	// exactly one gets the ticket, the others ErrNotFound. A ticket of an
 	// instance that has stopped is ErrNotFound.
 	ConsumeTicket(ctx context.Context, replica, key string) (*Ticket, error)
+	// PeekTicket returns what ConsumeTicket would, without removing the
+	// ticket (a validation asks about the person before it uses the ticket
+	// up). ErrNotFound also when the instance cannot be asked so (an
+	// earlier version): the caller then goes on with ConsumeTicket.
+	PeekTicket(ctx context.Context, replica, key string) (*Ticket, error)
 	// PutPGT stores a proxy-granting ticket under key, ending after ttl.
 	PutPGT(ctx context.Context, key string, p *PGT, ttl time.Duration) error
 	// GetPGT returns the proxy-granting ticket under key.

@@ -456,3 +456,70 @@ func TestNotify(t *testing.T) {
 		t.Fatal("repeat changed the index")
 	}
 }
+
+// ListPermissionsAndRoles answers the application's roles a person holds:
+// granted to them, their group or an org above them, the juniors of those,
+// in force now; not another application's nor a global role.
+func TestListPermissionsAndRoles(t *testing.T) {
+	f := newFixture(t)
+	clerk, approver, head := f.oa()
+	f.resource("crm", "leads", "", authz.KindModule, "read")
+	crm := f.role("crm", "sales", nil, "crm:leads:read")
+	global := f.role("", "reader", nil, "oa:docs:read")
+	x := f.svc.Index()
+	x.SetOrgParent("root", "")
+	x.SetOrgParent("branch", "root")
+	x.SetUserOrg("ann", "branch")
+	x.SetGroupMember("reviewers", "ann", true)
+	f.grant(crm, authz.SubjectUser, "ann")
+	f.grant(global, authz.SubjectUser, "ann")
+	f.grant(approver, authz.SubjectGroup, "reviewers")
+	f.grant(clerk, authz.SubjectOrg, "root")
+	codes := func(person string) ([]string, []string) {
+		t.Helper()
+		ps, roles, rev, err := f.svc.ListPermissionsAndRoles(f.ctx, person, "oa", 0)
+		f.must(err)
+		if rev != f.svc.Index().Revision() {
+			t.Errorf("revision %d, want %d", rev, f.svc.Index().Revision())
+		}
+		var rs, pp []string
+		for _, r := range roles {
+			if r.App != "oa" || r.ID == "" || len(r.Permissions) != 0 {
+				t.Errorf("role %+v", r)
+			}
+			rs = append(rs, r.Code)
+		}
+		for _, p := range ps {
+			pp = append(pp, p.Resource+":"+p.Operation)
+		}
+		return rs, pp
+	}
+	rs, ps := codes("ann")
+	if want := []string{"approver", "clerk"}; !slices.Equal(rs, want) {
+		t.Errorf("roles through a group and an org above = %v, want %v (not crm's sales, not the global reader)", rs, want)
+	}
+	if !slices.Contains(ps, "docs:read") || !slices.Contains(ps, "docs.contract:approve") || slices.Contains(ps, "leads:read") {
+		t.Errorf("permissions = %v: want the global role's oa permission, not crm's", ps)
+	}
+	// A senior role lists the juniors it inherits.
+	f.grant(head, authz.SubjectUser, "bob")
+	if rs, _ := codes("bob"); !slices.Equal(rs, []string{"approver", "clerk", "head"}) {
+		t.Errorf("inherited roles = %v", rs)
+	}
+	// Outside its window a grant gives nothing.
+	now := f.clock.now()
+	_, _, err := f.svc.CreateGrant(f.ctx, authz.Grant{Role: head, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "cy"},
+		ValidFrom: now.Add(time.Hour)})
+	f.must(err)
+	if rs, ps := codes("cy"); len(rs) != 0 || len(ps) != 0 {
+		t.Errorf("before valid_from: %v %v", rs, ps)
+	}
+	f.clock.add(2 * time.Hour)
+	if rs, _ := codes("cy"); len(rs) != 3 {
+		t.Errorf("inside the window: %v", rs)
+	}
+	// A person unknown to authz holds nothing.
+	if rs, ps := codes("nobody"); rs != nil || ps != nil {
+		t.Errorf("unknown person: %v %v", rs, ps)
+	}
+}

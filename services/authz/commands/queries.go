@@ -169,6 +169,16 @@ func (s *Service) ListPermissions(ctx context.Context, person, app string, atLea
 	return ps, rev, nil
 }
 
+// ListPermissionsAndRoles lists what person may do in app and the roles
+// of app they hold, at one revision.
+func (s *Service) ListPermissionsAndRoles(ctx context.Context, person, app string, atLeast int64) ([]authz.Permission, []authz.Role, int64, error) {
+	if err := s.WaitFor(ctx, atLeast); err != nil {
+		return nil, nil, 0, err
+	}
+	ps, roles, rev := s.idx.ListPermissionsAndRoles(person, app, s.now())
+	return ps, roles, rev, nil
+}
+
 // ListSubjects lists who may do op on resource of app.
 func (s *Service) ListSubjects(ctx context.Context, app, resource, op string, atLeast int64) ([]index.SubjectGrant, int64, error) {
 	if err := s.WaitFor(ctx, atLeast); err != nil {

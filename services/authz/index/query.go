@@ -379,9 +379,72 @@ func quote(s string) string {
 func (x *Index) ListPermissions(person, app string, now time.Time) ([]authz.Permission, int64) {
 	x.rlock()
 	defer x.mu.RUnlock()
+	return x.listPermissionsLocked(person, app, now), x.rev
+}
+
+// ListPermissionsAndRoles returns ListPermissions and ListRoles of person
+// in app at now, both at the one revision returned.
+func (x *Index) ListPermissionsAndRoles(person, app string, now time.Time) ([]authz.Permission, []authz.Role, int64) {
+	x.rlock()
+	defer x.mu.RUnlock()
+	return x.listPermissionsLocked(person, app, now), x.listRolesLocked(person, app, now), x.rev
+}
+
+// ListRoles returns the roles of app person holds at now: the roles of
+// their grants in force (directly, through a group, or through their org
+// or an org above it; not the administrator grants scoped to an org), and
+// the junior roles those inherit, that belong to app (a global role, or
+// another application's, is not listed even when it holds permissions in
+// app: ListPermissions has those), sorted by code, without their
+// permissions and inherited roles.
+func (x *Index) ListRoles(person, app string, now time.Time) ([]authz.Role, int64) {
+	x.rlock()
+	defer x.mu.RUnlock()
+	return x.listRolesLocked(person, app, now), x.rev
+}
+
+func (x *Index) listRolesLocked(person, app string, now time.Time) []authz.Role {
+	p := x.people[person]
+	if p == nil || x.disabledLocked(p) || app == "" {
+		return nil
+	}
+	t := now.UnixNano()
+	seen := map[*roleNode]bool{}
+	var out []authz.Role
+	var walk func(n *roleNode, depth int)
+	walk = func(n *roleNode, depth int) {
+		if n == nil || seen[n] || depth > 64 {
+			return
+		}
+		seen[n] = true
+		// A node without an id is no role of the model (a direct grant of
+		// a permission is kept as one, G13): never listed as a role.
+		if !n.gone && n.r.App == app && n.r.ID != "" {
+			out = append(out, authz.Role{ID: n.r.ID, App: n.r.App, Code: n.r.Code, Name: n.r.Name})
+		}
+		for _, j := range n.r.Inherits {
+			walk(x.roles[j], depth+1)
+		}
+	}
+	x.allGrants(p, func(_ int32, g *grantNode) {
+		if !g.activeAt(t) || g.scope != 0 || g.role == 0 {
+			return
+		}
+		walk(x.roleTab[g.role], 0)
+	})
+	slices.SortFunc(out, func(a, b authz.Role) int {
+		if c := strings.Compare(a.Code, b.Code); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+func (x *Index) listPermissionsLocked(person, app string, now time.Time) []authz.Permission {
 	p := x.people[person]
 	if p == nil || x.disabledLocked(p) {
-		return nil, x.rev
+		return nil
 	}
 	t := now.UnixNano()
 	held := map[permKey]bool{}
@@ -399,7 +462,7 @@ func (x *Index) ListPermissions(person, app string, now time.Time) ([]authz.Perm
 	})
 	var out []authz.Permission
 	if len(held) == 0 {
-		return nil, x.rev
+		return nil
 	}
 	for _, n := range x.resources[app] {
 		for _, op := range n.r.Operations {
@@ -412,7 +475,7 @@ func (x *Index) ListPermissions(person, app string, now time.Time) ([]authz.Perm
 		}
 	}
 	sortPerms(out)
-	return out, x.rev
+	return out
 }
 
 func sortPerms(ps []authz.Permission) {

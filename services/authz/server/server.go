@@ -203,15 +203,30 @@ func (s *Server) ListPermissions(ctx context.Context, r *authzv1.ListPermissions
 	if err != nil {
 		return nil, err
 	}
-	ps, rev, err := s.svc.ListPermissions(ctx, r.GetPerson(), app, r.GetAtLeastRevision())
+	if !r.GetIncludeRoles() {
+		ps, rev, err := s.svc.ListPermissions(ctx, r.GetPerson(), app, r.GetAtLeastRevision())
+		if err != nil {
+			return nil, err
+		}
+		return &authzv1.ListPermissionsResponse{Revision: rev, Permissions: permsPB(ps)}, nil
+	}
+	ps, roles, rev, err := s.svc.ListPermissionsAndRoles(ctx, r.GetPerson(), app, r.GetAtLeastRevision())
 	if err != nil {
 		return nil, err
 	}
-	out := &authzv1.ListPermissionsResponse{Revision: rev}
-	for _, p := range ps {
-		out.Permissions = append(out.Permissions, permPB(p))
+	out := &authzv1.ListPermissionsResponse{Revision: rev, Permissions: permsPB(ps), RolesIncluded: true}
+	for _, x := range roles {
+		out.Roles = append(out.Roles, &authzv1.Role{Id: x.ID, App: x.App, Code: x.Code, Name: x.Name})
 	}
 	return out, nil
+}
+
+func permsPB(ps []authz.Permission) []*authzv1.Permission {
+	out := make([]*authzv1.Permission, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, permPB(p))
+	}
+	return out
 }
 
 // ListSubjects implements AuthzService.

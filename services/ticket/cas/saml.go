@@ -244,6 +244,10 @@ func (h *Handler) samlValidate(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		h.o.Log.Warn("CAS samlValidate: the ticket component failed", zap.Error(err))
 		a.fail(samlResponder, "", "the ticket service is unavailable, retry later")
+	case !res.GetValid() && res.GetCode() == ticketv1.CasCode_CAS_CODE_INTERNAL_ERROR:
+		// Ours, not the requester's (authz did not answer what the
+		// service releases): the application may retry.
+		a.fail(samlResponder, "", "INTERNAL_ERROR: "+res.GetMessage())
 	case !res.GetValid() && res.GetCode() == ticketv1.CasCode_CAS_CODE_INVALID_REQUEST:
 		a.fail(samlRequester, "", "INVALID_REQUEST: the TARGET parameter (the service URL) is required")
 	case !res.GetValid():

@@ -119,6 +119,10 @@ func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceT
 	// else (identity did not answer it, or an older ticket component) they
 	// are asked here, as part of the validation (whose call has the
 	// access record).
+	// The person's roles and permissions in the application, when its
+	// service releases them (the ticket component asked authz: a
+	// validation it could not answer failed).
+	out = appendAuthorization(out, res.GetAuthorization())
 	a := res.GetAttributes()
 	if a == nil {
 		pa, err := h.o.SSO.PersonAttributes(grpcx.PartOf(ctx), &identityv1.PersonAttributesRequest{UserId: res.GetUserId(), AppId: res.GetAppId()})
@@ -140,6 +144,19 @@ func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceT
 	}
 	for _, g := range a.GetGroups() {
 		out = append(out, [2]string{"memberOf", g})
+	}
+	return out
+}
+
+// appendAuthorization appends the released roles and permissions as the
+// multi-valued attributes "roles" and "permissions" (none for a person who
+// holds none: CAS has no empty attribute).
+func appendAuthorization(out [][2]string, a *ticketv1.ReleasedAuthorization) [][2]string {
+	for _, r := range a.GetRoles() {
+		out = append(out, [2]string{"roles", r})
+	}
+	for _, p := range a.GetPermissions() {
+		out = append(out, [2]string{"permissions", p})
 	}
 	return out
 }

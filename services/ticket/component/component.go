@@ -242,8 +242,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if azConn, err := env.Client("authz"); err == nil {
 		rules.authz = authzv1.NewAuthzServiceClient(azConn)
 		model = server.AuthzModel{Admin: authzv1.NewAuthzAdminServiceClient(azConn)}
+		// Roles and permissions released at validation (ADR 0019).
+		svc.SetRelease(authzRelease{authz: rules.authz})
 	} else {
-		log.Warn("the authz component is not reachable: services whose access rule names a permission issue no ticket", zap.Error(err))
+		log.Warn("the authz component is not reachable: services whose access rule names a permission issue no ticket, "+
+			"and validations of services releasing roles or permissions fail", zap.Error(err))
 	}
 	svc.SetAccess(rules)
 	env.OnStop(func(context.Context) error {

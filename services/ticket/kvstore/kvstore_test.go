@@ -236,6 +236,43 @@ func TestOwnedTicketsAcrossInstances(t *testing.T) {
 	}
 }
 
+// TestPeekTicket: a ticket's record is read, at its instance or another,
+// without taking it out: it is consumed once after any number of peeks;
+// an unknown or consumed ticket, or one of an unknown instance, is not
+// found.
+func TestPeekTicket(t *testing.T) {
+	ns := eventstest.NATS(t)
+	_, jsA := eventstest.Connect(t, ns)
+	_, jsB := eventstest.Connect(t, ns)
+	a := kvstore.New(jsA, kvstore.Options{Timeout: 5 * time.Second})
+	b := kvstore.New(jsB, kvstore.Options{Timeout: 5 * time.Second})
+	ctx := context.Background()
+	if err := a.PutTicket(ctx, "k1", &ticket.Ticket{Kind: ticket.KindST, Service: "s1", UserID: "u1"}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*kvstore.Store{"its instance": a, "another": b} {
+		for range 2 {
+			if got, err := s.PeekTicket(ctx, a.Replica(), "k1"); err != nil || got.UserID != "u1" || got.Service != "s1" {
+				t.Fatalf("peek at %s: %+v %v", name, got, err)
+			}
+		}
+	}
+	if got, err := b.ConsumeTicket(ctx, a.Replica(), "k1"); err != nil || got.UserID != "u1" {
+		t.Fatalf("consumed after the peeks: %+v %v", got, err)
+	}
+	for name, s := range map[string]*kvstore.Store{"its instance": a, "another": b} {
+		if _, err := s.PeekTicket(ctx, a.Replica(), "k1"); !errors.Is(err, ticket.ErrNotFound) {
+			t.Fatalf("peek at %s after the consume: %v", name, err)
+		}
+		if _, err := s.PeekTicket(ctx, a.Replica(), "nope"); !errors.Is(err, ticket.ErrNotFound) {
+			t.Fatalf("peek at %s of an unknown ticket: %v", name, err)
+		}
+	}
+	if _, err := b.PeekTicket(ctx, "000000000000", "k1"); !errors.Is(err, ticket.ErrNotFound) {
+		t.Fatalf("an unknown instance's ticket: %v", err)
+	}
+}
+
 // TestCodeGrantsAreCreateOnly: a code grant is written once (a second
 // write, as a replay's mark racing the exchange's grant, is a conflict),
 // read back whole and ended by its deletion; the tokens it ends read

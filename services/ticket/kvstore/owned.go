@@ -30,6 +30,14 @@ const OwnedSubjectPrefix = "uias.ticket.owned."
 // answers (empty).
 const EndedSubjectSuffix = ".ended"
 
+// PeekSubjectSuffix follows an instance's OwnedSubjectPrefix subject where
+// it answers a ticket's record without taking it out (the request carries
+// the key; the answer is empty when it keeps no such ticket): a validation
+// that must ask another component about the person before it uses the
+// ticket up (ADR 0019). An instance of an earlier version does not answer
+// there (no responders).
+const PeekSubjectSuffix = ".peek"
+
 // endedKeep is the least time an instance refuses new tickets of a session
 // that ended (an issue may be under way from a copy of it read before).
 const endedKeep = 2 * time.Minute
@@ -54,6 +62,7 @@ type owned struct {
 	head      int
 	sub       *nats.Subscription // the answers to other instances (set under mu and subMu)
 	endSub    *nats.Subscription // the session ends (with sub)
+	peekSub   *nats.Subscription // the peeks (with sub)
 
 	subMu sync.Mutex // held while subscribing
 }
@@ -241,6 +250,19 @@ func (o *owned) take(key string, now time.Time) (ownedTicket, bool) {
 	return k, now.Before(k.expires)
 }
 
+// peek returns a copy of the ticket under key, if kept and not expired,
+// leaving it kept.
+func (o *owned) peek(key string, now time.Time) (*ticket.Ticket, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k, ok := o.tickets[key]
+	if !ok || !now.Before(k.expires) {
+		return nil, false
+	}
+	t := *k.t
+	return &t, true
+}
+
 // epoch is the NATS connection's reconnections, and whether it is
 // connected.
 func (s *Store) epoch() (uint64, bool) {
@@ -301,6 +323,12 @@ func (s *Store) serve(ctx context.Context) error {
 		_ = sub.Unsubscribe()
 		return unavailable(err)
 	}
+	peekSub, err := nc.Subscribe(OwnedSubjectPrefix+s.owned.replica+PeekSubjectSuffix, s.answerPeek)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		_ = endSub.Unsubscribe()
+		return unavailable(err)
+	}
 	// The server knows of the subscription before any ticket is handed
 	// out (else another instance could find no answerer for it).
 	ctx, cancel := s.ctx(ctx)
@@ -308,10 +336,11 @@ func (s *Store) serve(ctx context.Context) error {
 	if err := nc.FlushWithContext(ctx); err != nil {
 		_ = sub.Unsubscribe()
 		_ = endSub.Unsubscribe()
+		_ = peekSub.Unsubscribe()
 		return unavailable(err)
 	}
 	s.owned.mu.Lock()
-	s.owned.sub, s.owned.endSub = sub, endSub
+	s.owned.sub, s.owned.endSub, s.owned.peekSub = sub, endSub, peekSub
 	s.owned.mu.Unlock()
 	return nil
 }
@@ -320,6 +349,15 @@ func (s *Store) serve(ctx context.Context) error {
 func (s *Store) answer(m *nats.Msg) {
 	var data []byte
 	if t, ok := s.take(string(m.Data)); ok {
+		data, _ = json.Marshal(t)
+	}
+	_ = m.Respond(data)
+}
+
+// answerPeek answers a ticket's record to another instance, keeping it.
+func (s *Store) answerPeek(m *nats.Msg) {
+	var data []byte
+	if t, ok := s.owned.peek(string(m.Data), time.Now()); ok {
 		data, _ = json.Marshal(t)
 	}
 	_ = m.Respond(data)
@@ -428,6 +466,39 @@ func (s *Store) ConsumeTicket(ctx context.Context, replica, key string) (*ticket
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	m, err := nc.RequestWithContext(ctx, OwnedSubjectPrefix+replica, []byte(key))
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, ticket.ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(m.Data) == 0 {
+		return nil, ticket.ErrNotFound
+	}
+	var t ticket.Ticket
+	if err := json.Unmarshal(m.Data, &t); err != nil {
+		return nil, fmt.Errorf("ticket record from instance %s: %w", replica, err)
+	}
+	return &t, nil
+}
+
+// PeekTicket implements ticket.Store: ConsumeTicket's answer without
+// taking the ticket out.
+func (s *Store) PeekTicket(ctx context.Context, replica, key string) (*ticket.Ticket, error) {
+	if replica == s.owned.replica {
+		t, ok := s.owned.peek(key, time.Now())
+		if !ok {
+			return nil, ticket.ErrNotFound
+		}
+		return t, nil
+	}
+	nc := s.js.Conn()
+	if nc == nil || !nc.IsConnected() {
+		return nil, unavailable(nats.ErrConnectionClosed)
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	m, err := nc.RequestWithContext(ctx, OwnedSubjectPrefix+replica+PeekSubjectSuffix, []byte(key))
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, ticket.ErrNotFound
 	}

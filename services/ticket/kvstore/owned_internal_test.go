@@ -39,3 +39,28 @@ func TestOwnedDropsExpiredInOrder(t *testing.T) {
 		t.Fatal("a key longer than a ticket's was taken")
 	}
 }
+
+// TestOwnedPeek: peek answers a copy of a kept ticket, leaves it kept,
+// and answers nothing for an expired one.
+func TestOwnedPeek(t *testing.T) {
+	var o owned
+	o.init("r1", 100, time.Minute)
+	t0 := time.Now()
+	if err := o.put("a", &ticket.Ticket{Kind: ticket.KindST, SessionID: "s1", UserID: "u1"}, t0.Add(time.Second), t0, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := o.peek("a", t0)
+	if !ok || got.UserID != "u1" {
+		t.Fatalf("peek: %+v %v", got, ok)
+	}
+	got.UserID = "changed" // a copy: the kept record is not touched
+	if k, ok := o.take("a", t0); !ok || k.t.UserID != "u1" {
+		t.Fatalf("take after peek: %+v %v", k.t, ok)
+	}
+	if err := o.put("b", &ticket.Ticket{Kind: ticket.KindST, SessionID: "s1"}, t0.Add(time.Second), t0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := o.peek("b", t0.Add(time.Second)); ok {
+		t.Fatal("an expired ticket peeked")
+	}
+}

@@ -230,7 +230,7 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		return nil, ticket.ErrPGTComponentsOnly
 	}
 	v, err := s.svc.ValidateTicket(ctx, ticket.Validate{Ticket: r.GetTicket(), Service: r.GetService(), Renew: r.GetRenew(),
-		AllowProxy: r.GetAllowProxy(), IssuePGT: r.GetIssuePgt(), PGTURL: r.GetPgtUrl()})
+		AllowProxy: r.GetAllowProxy(), IssuePGT: r.GetIssuePgt(), PGTURL: r.GetPgtUrl(), Attributes: r.GetAttributes()})
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +242,10 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		AuthMethod: ticketv1.AuthMethod(t.AuthMethod),
 		AppId:      t.AppID, FromNewLogin: t.FromNewLogin, AuthenticatedAt: ts(t.AuthTime), Proxies: t.Proxies,
 		Pgt: v.PGT, PgtIou: v.PGTIOU, SessionId: t.SessionID}
+	if a := v.Authorization; a != nil {
+		out.Authorization = &ticketv1.ReleasedAuthorization{Roles: a.Roles, Permissions: a.Permissions,
+			RolesReleased: a.RolesReleased, PermissionsReleased: a.PermissionsReleased}
+	}
 	if r.GetAttributes() && s.attrs != nil {
 		// Identity not answering leaves them out: the edge answers
 		// without the person's attributes (logged there).
@@ -338,7 +342,7 @@ func servicePB(r *ticket.RegisteredService) *ticketv1.RegisteredService {
 		LogoutUrl: r.LogoutURL, MinAuthLevel: int32(r.MinAuthLevel), AllowProxy: r.AllowProxy, Enabled: r.Enabled,
 		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt), LegacyScheme: int32(r.LegacyScheme),
 		LegacyRequireSecret: r.LegacyRequireSecret, RequireAccountLink: r.RequireAccountLink, RequiredPermission: r.RequiredPermission,
-		CertificateRequired: r.CertificateRequired}
+		CertificateRequired: r.CertificateRequired, ReleaseRoles: r.ReleaseRoles, ReleasePermissions: r.ReleasePermissions}
 }
 
 func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
@@ -346,7 +350,7 @@ func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
 		LogoutURL: d.GetLogoutUrl(), MinAuthLevel: int(d.GetMinAuthLevel()), AllowProxy: d.GetAllowProxy(), Enabled: !d.GetDisabled(),
 		LegacyScheme: int(d.GetLegacyScheme()), LegacyRequireSecret: d.GetLegacyRequireSecret(),
 		RequireAccountLink: d.GetRequireAccountLink(), RequiredPermission: d.GetRequiredPermission(),
-		CertificateRequired: d.GetCertificateRequired()}
+		CertificateRequired: d.GetCertificateRequired(), ReleaseRoles: d.GetReleaseRoles(), ReleasePermissions: d.GetReleasePermissions()}
 }
 
 // MatchService implements TicketService.

@@ -82,7 +82,7 @@ func (s *Store) inTx(ctx context.Context, op string, evs []events.Event, fn func
 }
 
 const serviceCols = "id, app_id, name, url, pattern, logout_url, min_auth_level, allow_proxy, enabled, created_at, updated_at, " +
-	"legacy_scheme, legacy_require_secret, require_account_link, required_permission, certificate_required"
+	"legacy_scheme, legacy_require_secret, require_account_link, required_permission, certificate_required, release_roles, release_permissions"
 
 func b2i(b bool) int {
 	if b {
@@ -99,10 +99,10 @@ func (s *Store) CreateService(ctx context.Context, r *ticket.RegisteredService, 
 		} else if ok {
 			return store.Conflict("service id already exists")
 		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			r.ID, r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
 			store.UnixMS(r.CreatedAt), store.UnixMS(r.UpdatedAt), r.LegacyScheme, b2i(r.LegacyRequireSecret),
-			b2i(r.RequireAccountLink), r.RequiredPermission, b2i(r.CertificateRequired))
+			b2i(r.RequireAccountLink), r.RequiredPermission, b2i(r.CertificateRequired), b2i(r.ReleaseRoles), b2i(r.ReleasePermissions))
 		return err
 	})
 }
@@ -111,14 +111,14 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanService(row scanner) (*ticket.RegisteredService, error) {
 	var r ticket.RegisteredService
-	var proxy, enabled, secret, link, cert int
+	var proxy, enabled, secret, link, cert, roles, perms int
 	var created, updated int64
 	if err := row.Scan(&r.ID, &r.AppID, &r.Name, &r.URL, &r.Pattern, &r.LogoutURL, &r.MinAuthLevel, &proxy, &enabled,
-		&created, &updated, &r.LegacyScheme, &secret, &link, &r.RequiredPermission, &cert); err != nil {
+		&created, &updated, &r.LegacyScheme, &secret, &link, &r.RequiredPermission, &cert, &roles, &perms); err != nil {
 		return nil, err
 	}
 	r.AllowProxy, r.Enabled, r.LegacyRequireSecret, r.RequireAccountLink = proxy != 0, enabled != 0, secret != 0, link != 0
-	r.CertificateRequired = cert != 0
+	r.CertificateRequired, r.ReleaseRoles, r.ReleasePermissions = cert != 0, roles != 0, perms != 0
 	r.CreatedAt, r.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(updated)
 	return &r, nil
 }
@@ -159,10 +159,10 @@ func (s *Store) UpdateService(ctx context.Context, r *ticket.RegisteredService, 
 	return s.inTx(ctx, "update service", evs, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind("UPDATE ticket_services SET app_id = ?, name = ?, url = ?, pattern = ?, "+
 			"logout_url = ?, min_auth_level = ?, allow_proxy = ?, enabled = ?, updated_at = ?, legacy_scheme = ?, "+
-			"legacy_require_secret = ?, require_account_link = ?, required_permission = ?, certificate_required = ? WHERE id = ?"),
+			"legacy_require_secret = ?, require_account_link = ?, required_permission = ?, certificate_required = ?, release_roles = ?, release_permissions = ? WHERE id = ?"),
 			r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
 			store.UnixMS(r.UpdatedAt), r.LegacyScheme, b2i(r.LegacyRequireSecret), b2i(r.RequireAccountLink),
-			r.RequiredPermission, b2i(r.CertificateRequired), r.ID)
+			r.RequiredPermission, b2i(r.CertificateRequired), b2i(r.ReleaseRoles), b2i(r.ReleasePermissions), r.ID)
 		if err != nil {
 			return err
 		}

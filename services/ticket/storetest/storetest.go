@@ -151,7 +151,7 @@ func testAllFields(t *testing.T, s Subject) {
 	r := svc("p", "app9")
 	r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, r.AllowProxy, r.Name = "", `https://[a-z]+\.example\.com/.*`,
 		"https://slo.example.com/logout", 2, true, "名称 with unicode"
-	r.CertificateRequired = true
+	r.CertificateRequired, r.ReleaseRoles, r.ReleasePermissions = true, true, true
 	if err := s.Store.CreateService(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func testAllFields(t *testing.T, s Subject) {
 	if err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip: %+v %v, want %+v", got, err, r)
 	}
-	r.CertificateRequired, r.UpdatedAt = false, r.UpdatedAt.Add(time.Second)
+	r.CertificateRequired, r.ReleaseRoles, r.UpdatedAt = false, false, r.UpdatedAt.Add(time.Second)
 	if err := s.Store.UpdateService(ctx, r); err != nil {
 		t.Fatal(err)
 	}

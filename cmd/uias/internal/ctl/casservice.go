@@ -36,7 +36,7 @@ type serviceFlags struct {
 	app, name, url, pattern, logoutURL, permission *string
 	minLevel, legacyScheme                         *int
 	allowProxy, disabled, legacySecret, link       *bool
-	certRequired                                   *bool
+	certRequired, releaseRoles, releasePerms       *bool
 }
 
 func addServiceFlags(fs *flag.FlagSet) serviceFlags {
@@ -55,6 +55,10 @@ func addServiceFlags(fs *flag.FlagSet) serviceFlags {
 			"access rule: only people with an active account link with the application get tickets (=false clears it)"),
 		certRequired: fs.Bool("certificate-required", false,
 			"only a certificate login reaches the service (implies --min-auth-level 2; =false clears it)"),
+		releaseRoles: fs.Bool("release-roles", false,
+			"validations (CAS p3/, samlValidate, OpenID Connect) release the person's roles of the application (=false stops it)"),
+		releasePerms: fs.Bool("release-permissions", false,
+			"validations release the person's permissions in the application, as RES:OP (=false stops it)"),
 		permission: fs.String("require-permission", "",
 			"access rule: only people authz allows `RES:OP` in the application get tickets (\"\" clears it)"),
 	}
@@ -109,6 +113,12 @@ func (f serviceFlags) apply(d *ticketv1.ServiceDefinition, set map[string]bool) 
 	if set["require-permission"] {
 		d.RequiredPermission = *f.permission
 	}
+	if set["release-roles"] {
+		d.ReleaseRoles = *f.releaseRoles
+	}
+	if set["release-permissions"] {
+		d.ReleasePermissions = *f.releasePerms
+	}
 	if set["certificate-required"] {
 		d.CertificateRequired = *f.certRequired
 		if d.CertificateRequired && !set["min-auth-level"] {
@@ -141,12 +151,16 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 func serviceCreateCmd() command {
 	return command{
 		usage: "--app ID (--url PREFIX | --pattern RE) [--name N] [--logout-url URL] [--min-auth-level 1] [--allow-proxy] [--disabled] " +
-			"[--legacy-scheme 0] [--legacy-require-secret] [--require-link] [--require-permission RES:OP] [--certificate-required]",
+			"[--legacy-scheme 0] [--legacy-require-secret] [--require-link] [--require-permission RES:OP] [--certificate-required] " +
+			"[--release-roles] [--release-permissions]",
 		help: "Registers a CAS service of an application: where it may receive service tickets.\n" +
 			"Its access rule says who gets them: --require-link only people with an active account link with\n" +
 			"the application, --require-permission RES:OP only people authz allows RES:OP in it (both: both);\n" +
 			"without them anyone signed in. A person refused keeps their session and sees that they may not\n" +
-			"use the application (HTTP 403).",
+			"use the application (HTTP 403).\n" +
+			"--release-roles and --release-permissions make its validations release the person's roles and\n" +
+			"permissions in the application (attributes and claims roles, permissions), read from authz each time;\n" +
+			"while authz does not answer, its validations fail (CAS INTERNAL_ERROR) and the application retries.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			f := addServiceFlags(fs)
 			return func(args []string) error {
@@ -177,7 +191,7 @@ func serviceUpdateCmd() command {
 	return command{
 		usage: "ID [--name N] [--url PREFIX | --pattern RE] [--logout-url URL] [--min-auth-level L] [--allow-proxy[=false]] " +
 			"[--disabled[=false]] [--legacy-scheme S] [--legacy-require-secret[=false]] [--require-link[=false]] [--require-permission RES:OP] " +
-			"[--certificate-required[=false]]",
+			"[--certificate-required[=false]] [--release-roles[=false]] [--release-permissions[=false]]",
 		help: "Only the flags given are changed (the service is read and written back whole).\n" +
 			"--require-link=false and --require-permission \"\" clear the access rule's parts.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
@@ -217,7 +231,7 @@ func definitionOf(r *ticketv1.RegisteredService) *ticketv1.ServiceDefinition {
 		LogoutUrl: r.GetLogoutUrl(), MinAuthLevel: r.GetMinAuthLevel(), AllowProxy: r.GetAllowProxy(), Disabled: !r.GetEnabled(),
 		LegacyScheme: r.GetLegacyScheme(), LegacyRequireSecret: r.GetLegacyRequireSecret(),
 		RequireAccountLink: r.GetRequireAccountLink(), RequiredPermission: r.GetRequiredPermission(),
-		CertificateRequired: r.GetCertificateRequired()}
+		CertificateRequired: r.GetCertificateRequired(), ReleaseRoles: r.GetReleaseRoles(), ReleasePermissions: r.GetReleasePermissions()}
 }
 
 func serviceGetCmd() command {
@@ -267,5 +281,18 @@ func serviceTable(tw *tabwriter.Writer, r *ticketv1.RegisteredService) {
 		"Allow proxy", yesNo(r.GetAllowProxy()), "Enabled", yesNo(r.GetEnabled()),
 		"Legacy scheme", strconv.Itoa(int(r.GetLegacyScheme())), "Legacy requires secret", yesNo(r.GetLegacyRequireSecret()),
 		"Requires account link", yesNo(r.GetRequireAccountLink()), "Required permission", r.GetRequiredPermission(),
-		"Access", accessRule(r), "Created", ts(r.GetCreatedAt()), "Updated", ts(r.GetUpdatedAt()))
+		"Access", accessRule(r), "Releases", released(r), "Created", ts(r.GetCreatedAt()), "Updated", ts(r.GetUpdatedAt()))
+}
+
+// released words what a service's validations release of authz.
+func released(r *ticketv1.RegisteredService) string {
+	switch roles, perms := r.GetReleaseRoles(), r.GetReleasePermissions(); {
+	case roles && perms:
+		return "roles, permissions"
+	case roles:
+		return "roles"
+	case perms:
+		return "permissions"
+	}
+	return "no roles or permissions"
 }

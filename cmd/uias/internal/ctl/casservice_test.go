@@ -109,6 +109,23 @@ func TestServiceCommands(t *testing.T) {
 		t.Errorf("update --certificate-required=false:\n%s", up)
 	}
 
+	// Roles and permissions released: each flag on its own, off again.
+	up = flat(h.mustRun("service", "update", svc.ID, "--release-roles", "--release-permissions"))
+	if !strings.Contains(up, "Releases: roles, permissions") || !strings.Contains(up, "Certificate required: no") {
+		t.Errorf("update --release-roles --release-permissions:\n%s", up)
+	}
+	var rel struct {
+		ReleaseRoles       bool `json:"release_roles"`
+		ReleasePermissions bool `json:"release_permissions"`
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "service", "update", svc.ID, "--release-roles=false")), &rel); err != nil ||
+		rel.ReleaseRoles || !rel.ReleasePermissions {
+		t.Errorf("update --release-roles=false -o json: %+v %v", rel, err)
+	}
+	if !strings.Contains(plain, "Releases: no roles or permissions") && !strings.Contains(flat(plain), "Releases: no roles or permissions") {
+		t.Errorf("a service created without them:\n%s", plain)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		want string

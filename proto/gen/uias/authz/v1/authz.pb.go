@@ -628,8 +628,11 @@ type ListPermissionsRequest struct {
 	// app: empty = the calling application.
 	App             string `protobuf:"bytes,2,opt,name=app" json:"app,omitempty"`
 	AtLeastRevision int64  `protobuf:"varint,3,opt,name=at_least_revision,json=atLeastRevision" json:"at_least_revision,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// include_roles: also answer the roles of the application the person
+	// holds (roles), at the same revision.
+	IncludeRoles  bool `protobuf:"varint,4,opt,name=include_roles,json=includeRoles" json:"include_roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListPermissionsRequest) Reset() {
@@ -683,10 +686,28 @@ func (x *ListPermissionsRequest) GetAtLeastRevision() int64 {
 	return 0
 }
 
+func (x *ListPermissionsRequest) GetIncludeRoles() bool {
+	if x != nil {
+		return x.IncludeRoles
+	}
+	return false
+}
+
 type ListPermissionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Permissions   []*Permission          `protobuf:"bytes,1,rep,name=permissions" json:"permissions,omitempty"`
-	Revision      int64                  `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Permissions []*Permission          `protobuf:"bytes,1,rep,name=permissions" json:"permissions,omitempty"`
+	Revision    int64                  `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
+	// roles (with include_roles): the application's roles the person holds
+	// now, through grants in force to them, a group of theirs, or their org
+	// or an org above it, and the junior roles those inherit; sorted by code.
+	// Only id, app, code and name are set. A global role, or another
+	// application's, is not listed, even where it holds permissions in the
+	// application (those are in permissions).
+	Roles []*Role `protobuf:"bytes,3,rep,name=roles" json:"roles,omitempty"`
+	// roles_included: roles was computed (include_roles was asked of an
+	// authz that knows it): an empty roles then means none, not "an earlier
+	// version ignored the question".
+	RolesIncluded bool `protobuf:"varint,4,opt,name=roles_included,json=rolesIncluded" json:"roles_included,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -733,6 +754,20 @@ func (x *ListPermissionsResponse) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *ListPermissionsResponse) GetRoles() []*Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *ListPermissionsResponse) GetRolesIncluded() bool {
+	if x != nil {
+		return x.RolesIncluded
+	}
+	return false
 }
 
 type ListSubjectsRequest struct {
@@ -2499,14 +2534,17 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\x11at_least_revision\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"J\n" +
 	"\x12BatchCheckResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x03(\bR\aallowed\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\x96\x01\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\xbb\x01\n" +
 	"\x16ListPermissionsRequest\x12'\n" +
 	"\x06person\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06person\x12\x1e\n" +
 	"\x03app\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03app\x123\n" +
-	"\x11at_least_revision\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"r\n" +
+	"\x11at_least_revision\x18\x03 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\x12#\n" +
+	"\rinclude_roles\x18\x04 \x01(\bR\fincludeRoles\"\xc4\x01\n" +
 	"\x17ListPermissionsResponse\x12;\n" +
 	"\vpermissions\x18\x01 \x03(\v2\x19.uias.authz.v1.PermissionR\vpermissions\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\xc5\x01\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12)\n" +
+	"\x05roles\x18\x03 \x03(\v2\x13.uias.authz.v1.RoleR\x05roles\x12%\n" +
+	"\x0eroles_included\x18\x04 \x01(\bR\rrolesIncluded\"\xc5\x01\n" +
 	"\x13ListSubjectsRequest\x12\x1e\n" +
 	"\x03app\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03app\x12+\n" +
 	"\bresource\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\bresource\x12,\n" +
@@ -2722,71 +2760,72 @@ var file_uias_authz_v1_authz_proto_goTypes = []any{
 var file_uias_authz_v1_authz_proto_depIdxs = []int32{
 	0,  // 0: uias.authz.v1.BatchCheckRequest.checks:type_name -> uias.authz.v1.CheckRequest
 	14, // 1: uias.authz.v1.ListPermissionsResponse.permissions:type_name -> uias.authz.v1.Permission
-	12, // 2: uias.authz.v1.ListSubjectsResponse.subjects:type_name -> uias.authz.v1.SubjectGrant
-	17, // 3: uias.authz.v1.SubjectGrant.subject:type_name -> uias.authz.v1.Subject
-	18, // 4: uias.authz.v1.ExplainResponse.grant:type_name -> uias.authz.v1.Grant
-	14, // 5: uias.authz.v1.ExplainResponse.permission:type_name -> uias.authz.v1.Permission
-	18, // 6: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
-	14, // 7: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
-	17, // 8: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
-	38, // 9: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
-	38, // 10: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
-	38, // 11: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
-	15, // 12: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
-	15, // 13: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
-	16, // 14: uias.authz.v1.RoleResponse.role:type_name -> uias.authz.v1.Role
-	16, // 15: uias.authz.v1.ListRolesResponse.roles:type_name -> uias.authz.v1.Role
-	18, // 16: uias.authz.v1.GrantResponse.grant:type_name -> uias.authz.v1.Grant
-	18, // 17: uias.authz.v1.ListGrantsResponse.grants:type_name -> uias.authz.v1.Grant
-	19, // 18: uias.authz.v1.ExclusionResponse.exclusion:type_name -> uias.authz.v1.Exclusion
-	19, // 19: uias.authz.v1.ListExclusionsResponse.exclusions:type_name -> uias.authz.v1.Exclusion
-	0,  // 20: uias.authz.v1.AuthzService.Check:input_type -> uias.authz.v1.CheckRequest
-	6,  // 21: uias.authz.v1.AuthzService.BatchCheck:input_type -> uias.authz.v1.BatchCheckRequest
-	8,  // 22: uias.authz.v1.AuthzService.ListPermissions:input_type -> uias.authz.v1.ListPermissionsRequest
-	10, // 23: uias.authz.v1.AuthzService.ListSubjects:input_type -> uias.authz.v1.ListSubjectsRequest
-	0,  // 24: uias.authz.v1.AuthzService.Explain:input_type -> uias.authz.v1.CheckRequest
-	1,  // 25: uias.authz.v1.AuthzService.CheckAdmin:input_type -> uias.authz.v1.CheckAdminRequest
-	3,  // 26: uias.authz.v1.AuthzService.AppointAdmin:input_type -> uias.authz.v1.AppointAdminRequest
-	15, // 27: uias.authz.v1.AuthzAdminService.PutResource:input_type -> uias.authz.v1.Resource
-	22, // 28: uias.authz.v1.AuthzAdminService.ListResources:input_type -> uias.authz.v1.ListResourcesRequest
-	24, // 29: uias.authz.v1.AuthzAdminService.DeleteResource:input_type -> uias.authz.v1.DeleteResourceRequest
-	16, // 30: uias.authz.v1.AuthzAdminService.CreateRole:input_type -> uias.authz.v1.Role
-	16, // 31: uias.authz.v1.AuthzAdminService.UpdateRole:input_type -> uias.authz.v1.Role
-	26, // 32: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
-	27, // 33: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
-	29, // 34: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
-	18, // 35: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
-	31, // 36: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
-	33, // 37: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
-	19, // 38: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
-	35, // 39: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
-	37, // 40: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
-	5,  // 41: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
-	7,  // 42: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
-	9,  // 43: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
-	11, // 44: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
-	13, // 45: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
-	2,  // 46: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
-	4,  // 47: uias.authz.v1.AuthzService.AppointAdmin:output_type -> uias.authz.v1.AppointAdminResponse
-	21, // 48: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
-	23, // 49: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
-	20, // 50: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
-	25, // 51: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
-	25, // 52: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
-	25, // 53: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
-	28, // 54: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
-	20, // 55: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
-	30, // 56: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
-	32, // 57: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
-	20, // 58: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
-	34, // 59: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
-	36, // 60: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
-	20, // 61: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
-	41, // [41:62] is the sub-list for method output_type
-	20, // [20:41] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	16, // 2: uias.authz.v1.ListPermissionsResponse.roles:type_name -> uias.authz.v1.Role
+	12, // 3: uias.authz.v1.ListSubjectsResponse.subjects:type_name -> uias.authz.v1.SubjectGrant
+	17, // 4: uias.authz.v1.SubjectGrant.subject:type_name -> uias.authz.v1.Subject
+	18, // 5: uias.authz.v1.ExplainResponse.grant:type_name -> uias.authz.v1.Grant
+	14, // 6: uias.authz.v1.ExplainResponse.permission:type_name -> uias.authz.v1.Permission
+	18, // 7: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
+	14, // 8: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
+	17, // 9: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
+	38, // 10: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
+	38, // 11: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
+	38, // 12: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
+	15, // 13: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
+	15, // 14: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
+	16, // 15: uias.authz.v1.RoleResponse.role:type_name -> uias.authz.v1.Role
+	16, // 16: uias.authz.v1.ListRolesResponse.roles:type_name -> uias.authz.v1.Role
+	18, // 17: uias.authz.v1.GrantResponse.grant:type_name -> uias.authz.v1.Grant
+	18, // 18: uias.authz.v1.ListGrantsResponse.grants:type_name -> uias.authz.v1.Grant
+	19, // 19: uias.authz.v1.ExclusionResponse.exclusion:type_name -> uias.authz.v1.Exclusion
+	19, // 20: uias.authz.v1.ListExclusionsResponse.exclusions:type_name -> uias.authz.v1.Exclusion
+	0,  // 21: uias.authz.v1.AuthzService.Check:input_type -> uias.authz.v1.CheckRequest
+	6,  // 22: uias.authz.v1.AuthzService.BatchCheck:input_type -> uias.authz.v1.BatchCheckRequest
+	8,  // 23: uias.authz.v1.AuthzService.ListPermissions:input_type -> uias.authz.v1.ListPermissionsRequest
+	10, // 24: uias.authz.v1.AuthzService.ListSubjects:input_type -> uias.authz.v1.ListSubjectsRequest
+	0,  // 25: uias.authz.v1.AuthzService.Explain:input_type -> uias.authz.v1.CheckRequest
+	1,  // 26: uias.authz.v1.AuthzService.CheckAdmin:input_type -> uias.authz.v1.CheckAdminRequest
+	3,  // 27: uias.authz.v1.AuthzService.AppointAdmin:input_type -> uias.authz.v1.AppointAdminRequest
+	15, // 28: uias.authz.v1.AuthzAdminService.PutResource:input_type -> uias.authz.v1.Resource
+	22, // 29: uias.authz.v1.AuthzAdminService.ListResources:input_type -> uias.authz.v1.ListResourcesRequest
+	24, // 30: uias.authz.v1.AuthzAdminService.DeleteResource:input_type -> uias.authz.v1.DeleteResourceRequest
+	16, // 31: uias.authz.v1.AuthzAdminService.CreateRole:input_type -> uias.authz.v1.Role
+	16, // 32: uias.authz.v1.AuthzAdminService.UpdateRole:input_type -> uias.authz.v1.Role
+	26, // 33: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
+	27, // 34: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
+	29, // 35: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
+	18, // 36: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
+	31, // 37: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
+	33, // 38: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
+	19, // 39: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
+	35, // 40: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
+	37, // 41: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
+	5,  // 42: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
+	7,  // 43: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
+	9,  // 44: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
+	11, // 45: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
+	13, // 46: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
+	2,  // 47: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
+	4,  // 48: uias.authz.v1.AuthzService.AppointAdmin:output_type -> uias.authz.v1.AppointAdminResponse
+	21, // 49: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
+	23, // 50: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
+	20, // 51: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
+	25, // 52: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
+	25, // 53: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
+	25, // 54: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
+	28, // 55: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
+	20, // 56: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
+	30, // 57: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
+	32, // 58: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
+	20, // 59: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
+	34, // 60: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
+	36, // 61: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
+	20, // 62: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
+	42, // [42:63] is the sub-list for method output_type
+	21, // [21:42] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_uias_authz_v1_authz_proto_init() }

@@ -211,8 +211,19 @@ type RegisteredService struct {
 	// password) gets AUTH_LEVEL_TOO_LOW, as a password-only one does
 	// (graded authentication: "数字证书方式" systems).
 	CertificateRequired bool `protobuf:"varint,16,opt,name=certificate_required,json=certificateRequired" json:"certificate_required,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// release_roles and release_permissions: a validation releases the
+	// person's roles of the application (role codes, attribute and claim
+	// "roles") and permissions in it ("resource:operation", attribute and
+	// claim "permissions"), as authz computes them at that moment (grants in
+	// force to the person, their groups and orgs; inherited roles). CAS 3.0
+	// p3/serviceValidate and p3/proxyValidate, samlValidate, and the ID token
+	// and userinfo of an OpenID Connect client. When authz does not answer,
+	// the validation fails (CAS INTERNAL_ERROR) and, where the ticket's
+	// instance can tell, leaves the ticket usable for a retry.
+	ReleaseRoles       bool `protobuf:"varint,17,opt,name=release_roles,json=releaseRoles" json:"release_roles,omitempty"`
+	ReleasePermissions bool `protobuf:"varint,18,opt,name=release_permissions,json=releasePermissions" json:"release_permissions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RegisteredService) Reset() {
@@ -357,6 +368,20 @@ func (x *RegisteredService) GetCertificateRequired() bool {
 	return false
 }
 
+func (x *RegisteredService) GetReleaseRoles() bool {
+	if x != nil {
+		return x.ReleaseRoles
+	}
+	return false
+}
+
+func (x *RegisteredService) GetReleasePermissions() bool {
+	if x != nil {
+		return x.ReleasePermissions
+	}
+	return false
+}
+
 // ServiceDefinition is what an administrator sets.
 type ServiceDefinition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -381,8 +406,12 @@ type ServiceDefinition struct {
 	RequiredPermission string `protobuf:"bytes,12,opt,name=required_permission,json=requiredPermission" json:"required_permission,omitempty"`
 	// certificate_required: see RegisteredService (implies min_auth_level 2).
 	CertificateRequired bool `protobuf:"varint,13,opt,name=certificate_required,json=certificateRequired" json:"certificate_required,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// release_roles, release_permissions: see RegisteredService (off: not
+	// released).
+	ReleaseRoles       bool `protobuf:"varint,14,opt,name=release_roles,json=releaseRoles" json:"release_roles,omitempty"`
+	ReleasePermissions bool `protobuf:"varint,15,opt,name=release_permissions,json=releasePermissions" json:"release_permissions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ServiceDefinition) Reset() {
@@ -502,6 +531,20 @@ func (x *ServiceDefinition) GetRequiredPermission() string {
 func (x *ServiceDefinition) GetCertificateRequired() bool {
 	if x != nil {
 		return x.CertificateRequired
+	}
+	return false
+}
+
+func (x *ServiceDefinition) GetReleaseRoles() bool {
+	if x != nil {
+		return x.ReleaseRoles
+	}
+	return false
+}
+
+func (x *ServiceDefinition) GetReleasePermissions() bool {
+	if x != nil {
+		return x.ReleasePermissions
 	}
 	return false
 }
@@ -1533,7 +1576,12 @@ type ValidateServiceTicketResponse struct {
 	// absent when identity did not answer them.
 	Attributes *PersonAttributes `protobuf:"bytes,14,opt,name=attributes" json:"attributes,omitempty"`
 	// auth_method: how the person signed in (UNSPECIFIED: not recorded).
-	AuthMethod    AuthMethod `protobuf:"varint,15,opt,name=auth_method,json=authMethod,enum=uias.ticket.v1.AuthMethod" json:"auth_method,omitempty"`
+	AuthMethod AuthMethod `protobuf:"varint,15,opt,name=auth_method,json=authMethod,enum=uias.ticket.v1.AuthMethod" json:"auth_method,omitempty"`
+	// authorization: the person's roles and permissions in the application,
+	// when the request asked for attributes and the service releases them
+	// (RegisteredService.release_roles, release_permissions); absent
+	// otherwise.
+	Authorization *ReleasedAuthorization `protobuf:"bytes,16,opt,name=authorization" json:"authorization,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1673,6 +1721,87 @@ func (x *ValidateServiceTicketResponse) GetAuthMethod() AuthMethod {
 	return AuthMethod_AUTH_METHOD_UNSPECIFIED
 }
 
+func (x *ValidateServiceTicketResponse) GetAuthorization() *ReleasedAuthorization {
+	if x != nil {
+		return x.Authorization
+	}
+	return nil
+}
+
+// ReleasedAuthorization is what a validation releases of authz's answer
+// for the person in the ticket's application.
+type ReleasedAuthorization struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// roles: role codes, sorted (release_roles).
+	Roles []string `protobuf:"bytes,1,rep,name=roles" json:"roles,omitempty"`
+	// permissions: "resource:operation", sorted (release_permissions).
+	Permissions []string `protobuf:"bytes,2,rep,name=permissions" json:"permissions,omitempty"`
+	// roles_released, permissions_released: the service releases them
+	// (an empty list then means the person holds none).
+	RolesReleased       bool `protobuf:"varint,3,opt,name=roles_released,json=rolesReleased" json:"roles_released,omitempty"`
+	PermissionsReleased bool `protobuf:"varint,4,opt,name=permissions_released,json=permissionsReleased" json:"permissions_released,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ReleasedAuthorization) Reset() {
+	*x = ReleasedAuthorization{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleasedAuthorization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleasedAuthorization) ProtoMessage() {}
+
+func (x *ReleasedAuthorization) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleasedAuthorization.ProtoReflect.Descriptor instead.
+func (*ReleasedAuthorization) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReleasedAuthorization) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *ReleasedAuthorization) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *ReleasedAuthorization) GetRolesReleased() bool {
+	if x != nil {
+		return x.RolesReleased
+	}
+	return false
+}
+
+func (x *ReleasedAuthorization) GetPermissionsReleased() bool {
+	if x != nil {
+		return x.PermissionsReleased
+	}
+	return false
+}
+
 // PersonAttributes are what a validation releases to the application
 // (identity's SSOService.PersonAttributes).
 type PersonAttributes struct {
@@ -1691,7 +1820,7 @@ type PersonAttributes struct {
 
 func (x *PersonAttributes) Reset() {
 	*x = PersonAttributes{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1832,7 @@ func (x *PersonAttributes) String() string {
 func (*PersonAttributes) ProtoMessage() {}
 
 func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1845,7 @@ func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributes.ProtoReflect.Descriptor instead.
 func (*PersonAttributes) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{20}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PersonAttributes) GetLogin() string {
@@ -1772,7 +1901,7 @@ type IssueProxyTicketRequest struct {
 
 func (x *IssueProxyTicketRequest) Reset() {
 	*x = IssueProxyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1913,7 @@ func (x *IssueProxyTicketRequest) String() string {
 func (*IssueProxyTicketRequest) ProtoMessage() {}
 
 func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1926,7 @@ func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketRequest.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{21}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *IssueProxyTicketRequest) GetPgt() string {
@@ -1830,7 +1959,7 @@ type RevokeProxyGrantingTicketRequest struct {
 
 func (x *RevokeProxyGrantingTicketRequest) Reset() {
 	*x = RevokeProxyGrantingTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1971,7 @@ func (x *RevokeProxyGrantingTicketRequest) String() string {
 func (*RevokeProxyGrantingTicketRequest) ProtoMessage() {}
 
 func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1984,7 @@ func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProxyGrantingTicketRequest.ProtoReflect.Descriptor instead.
 func (*RevokeProxyGrantingTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevokeProxyGrantingTicketRequest) GetPgt() string {
@@ -1873,7 +2002,7 @@ type RevokeProxyGrantingTicketResponse struct {
 
 func (x *RevokeProxyGrantingTicketResponse) Reset() {
 	*x = RevokeProxyGrantingTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +2014,7 @@ func (x *RevokeProxyGrantingTicketResponse) String() string {
 func (*RevokeProxyGrantingTicketResponse) ProtoMessage() {}
 
 func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +2027,7 @@ func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RevokeProxyGrantingTicketResponse.ProtoReflect.Descriptor instead.
 func (*RevokeProxyGrantingTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
 }
 
 type IssueProxyTicketResponse struct {
@@ -1913,7 +2042,7 @@ type IssueProxyTicketResponse struct {
 
 func (x *IssueProxyTicketResponse) Reset() {
 	*x = IssueProxyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2054,7 @@ func (x *IssueProxyTicketResponse) String() string {
 func (*IssueProxyTicketResponse) ProtoMessage() {}
 
 func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2067,7 @@ func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *IssueProxyTicketResponse) GetTicket() string {
@@ -1971,7 +2100,7 @@ type ListUserSessionsRequest struct {
 
 func (x *ListUserSessionsRequest) Reset() {
 	*x = ListUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2112,7 @@ func (x *ListUserSessionsRequest) String() string {
 func (*ListUserSessionsRequest) ProtoMessage() {}
 
 func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2125,7 @@ func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListUserSessionsRequest) GetUserId() string {
@@ -2015,7 +2144,7 @@ type ListUserSessionsResponse struct {
 
 func (x *ListUserSessionsResponse) Reset() {
 	*x = ListUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2156,7 @@ func (x *ListUserSessionsResponse) String() string {
 func (*ListUserSessionsResponse) ProtoMessage() {}
 
 func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2169,7 @@ func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListUserSessionsResponse) GetSessions() []*Session {
@@ -2060,7 +2189,7 @@ type RevokeUserSessionsRequest struct {
 
 func (x *RevokeUserSessionsRequest) Reset() {
 	*x = RevokeUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2201,7 @@ func (x *RevokeUserSessionsRequest) String() string {
 func (*RevokeUserSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2214,7 @@ func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RevokeUserSessionsRequest) GetUserId() string {
@@ -2111,7 +2240,7 @@ type RevokeUserSessionsResponse struct {
 
 func (x *RevokeUserSessionsResponse) Reset() {
 	*x = RevokeUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2252,7 @@ func (x *RevokeUserSessionsResponse) String() string {
 func (*RevokeUserSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2265,7 @@ func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RevokeUserSessionsResponse) GetEnded() int32 {
@@ -2159,7 +2288,7 @@ type ValidateLegacyTicketRequest struct {
 
 func (x *ValidateLegacyTicketRequest) Reset() {
 	*x = ValidateLegacyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2300,7 @@ func (x *ValidateLegacyTicketRequest) String() string {
 func (*ValidateLegacyTicketRequest) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2313,7 @@ func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketRequest.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ValidateLegacyTicketRequest) GetTicket() string {
@@ -2230,7 +2359,7 @@ type ValidateLegacyTicketResponse struct {
 
 func (x *ValidateLegacyTicketResponse) Reset() {
 	*x = ValidateLegacyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2371,7 @@ func (x *ValidateLegacyTicketResponse) String() string {
 func (*ValidateLegacyTicketResponse) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2384,7 @@ func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketResponse.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ValidateLegacyTicketResponse) GetResult() string {
@@ -2319,7 +2448,7 @@ type AssociateAccountRequest struct {
 
 func (x *AssociateAccountRequest) Reset() {
 	*x = AssociateAccountRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2460,7 @@ func (x *AssociateAccountRequest) String() string {
 func (*AssociateAccountRequest) ProtoMessage() {}
 
 func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2473,7 @@ func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountRequest.ProtoReflect.Descriptor instead.
 func (*AssociateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AssociateAccountRequest) GetTgt() string {
@@ -2383,7 +2512,7 @@ type AssociateAccountResponse struct {
 
 func (x *AssociateAccountResponse) Reset() {
 	*x = AssociateAccountResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2524,7 @@ func (x *AssociateAccountResponse) String() string {
 func (*AssociateAccountResponse) ProtoMessage() {}
 
 func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2537,7 @@ func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountResponse.ProtoReflect.Descriptor instead.
 func (*AssociateAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
 }
 
 type PortalEntriesRequest struct {
@@ -2420,7 +2549,7 @@ type PortalEntriesRequest struct {
 
 func (x *PortalEntriesRequest) Reset() {
 	*x = PortalEntriesRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2561,7 @@ func (x *PortalEntriesRequest) String() string {
 func (*PortalEntriesRequest) ProtoMessage() {}
 
 func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2574,7 @@ func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesRequest.ProtoReflect.Descriptor instead.
 func (*PortalEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PortalEntriesRequest) GetTgt() string {
@@ -2473,7 +2602,7 @@ type PortalEntry struct {
 
 func (x *PortalEntry) Reset() {
 	*x = PortalEntry{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2614,7 @@ func (x *PortalEntry) String() string {
 func (*PortalEntry) ProtoMessage() {}
 
 func (x *PortalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2627,7 @@ func (x *PortalEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntry.ProtoReflect.Descriptor instead.
 func (*PortalEntry) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PortalEntry) GetAppId() string {
@@ -2552,7 +2681,7 @@ type PortalEntriesResponse struct {
 
 func (x *PortalEntriesResponse) Reset() {
 	*x = PortalEntriesResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2564,7 +2693,7 @@ func (x *PortalEntriesResponse) String() string {
 func (*PortalEntriesResponse) ProtoMessage() {}
 
 func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2577,7 +2706,7 @@ func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesResponse.ProtoReflect.Descriptor instead.
 func (*PortalEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
@@ -2608,7 +2737,7 @@ type IssueAuthorizationCodeRequest struct {
 
 func (x *IssueAuthorizationCodeRequest) Reset() {
 	*x = IssueAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +2749,7 @@ func (x *IssueAuthorizationCodeRequest) String() string {
 func (*IssueAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +2762,7 @@ func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *IssueAuthorizationCodeRequest) GetTgt() string {
@@ -2702,7 +2831,7 @@ type IssueAuthorizationCodeResponse struct {
 
 func (x *IssueAuthorizationCodeResponse) Reset() {
 	*x = IssueAuthorizationCodeResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2843,7 @@ func (x *IssueAuthorizationCodeResponse) String() string {
 func (*IssueAuthorizationCodeResponse) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2856,7 @@ func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeResponse.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *IssueAuthorizationCodeResponse) GetCode() string {
@@ -2759,7 +2888,7 @@ type ExchangeAuthorizationCodeRequest struct {
 
 func (x *ExchangeAuthorizationCodeRequest) Reset() {
 	*x = ExchangeAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +2900,7 @@ func (x *ExchangeAuthorizationCodeRequest) String() string {
 func (*ExchangeAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +2913,7 @@ func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*ExchangeAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExchangeAuthorizationCodeRequest) GetCode() string {
@@ -2844,7 +2973,7 @@ type TokenResponse struct {
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +2985,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +2998,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TokenResponse) GetAccessToken() string {
@@ -2928,7 +3057,7 @@ type RefreshAccessTokenRequest struct {
 
 func (x *RefreshAccessTokenRequest) Reset() {
 	*x = RefreshAccessTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3069,7 @@ func (x *RefreshAccessTokenRequest) String() string {
 func (*RefreshAccessTokenRequest) ProtoMessage() {}
 
 func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3082,7 @@ func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RefreshAccessTokenRequest) GetRefreshToken() string {
@@ -3000,7 +3129,7 @@ type UserInfoRequest struct {
 
 func (x *UserInfoRequest) Reset() {
 	*x = UserInfoRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3012,7 +3141,7 @@ func (x *UserInfoRequest) String() string {
 func (*UserInfoRequest) ProtoMessage() {}
 
 func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3025,7 +3154,7 @@ func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoRequest.ProtoReflect.Descriptor instead.
 func (*UserInfoRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UserInfoRequest) GetAccessToken() string {
@@ -3045,7 +3174,7 @@ type UserInfoResponse struct {
 
 func (x *UserInfoResponse) Reset() {
 	*x = UserInfoResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3057,7 +3186,7 @@ func (x *UserInfoResponse) String() string {
 func (*UserInfoResponse) ProtoMessage() {}
 
 func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3070,7 +3199,7 @@ func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoResponse.ProtoReflect.Descriptor instead.
 func (*UserInfoResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UserInfoResponse) GetClaims() string {
@@ -3091,7 +3220,7 @@ type IntrospectTokenRequest struct {
 
 func (x *IntrospectTokenRequest) Reset() {
 	*x = IntrospectTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3103,7 +3232,7 @@ func (x *IntrospectTokenRequest) String() string {
 func (*IntrospectTokenRequest) ProtoMessage() {}
 
 func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3116,7 +3245,7 @@ func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenRequest.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *IntrospectTokenRequest) GetToken() string {
@@ -3150,7 +3279,7 @@ type IntrospectTokenResponse struct {
 
 func (x *IntrospectTokenResponse) Reset() {
 	*x = IntrospectTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3162,7 +3291,7 @@ func (x *IntrospectTokenResponse) String() string {
 func (*IntrospectTokenResponse) ProtoMessage() {}
 
 func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3175,7 +3304,7 @@ func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenResponse.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *IntrospectTokenResponse) GetJson() string {
@@ -3196,7 +3325,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3337,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3350,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RevokeTokenRequest) GetToken() string {
@@ -3253,7 +3382,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +3394,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +3407,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
 }
 
 type EndSessionOfIDTokenRequest struct {
@@ -3291,7 +3420,7 @@ type EndSessionOfIDTokenRequest struct {
 
 func (x *EndSessionOfIDTokenRequest) Reset() {
 	*x = EndSessionOfIDTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +3432,7 @@ func (x *EndSessionOfIDTokenRequest) String() string {
 func (*EndSessionOfIDTokenRequest) ProtoMessage() {}
 
 func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +3445,7 @@ func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionOfIDTokenRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionOfIDTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EndSessionOfIDTokenRequest) GetIdTokenHint() string {
@@ -3341,7 +3470,7 @@ type SigningKeysRequest struct {
 
 func (x *SigningKeysRequest) Reset() {
 	*x = SigningKeysRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3482,7 @@ func (x *SigningKeysRequest) String() string {
 func (*SigningKeysRequest) ProtoMessage() {}
 
 func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3495,7 @@ func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*SigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
 }
 
 type SigningKeysResponse struct {
@@ -3379,7 +3508,7 @@ type SigningKeysResponse struct {
 
 func (x *SigningKeysResponse) Reset() {
 	*x = SigningKeysResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3391,7 +3520,7 @@ func (x *SigningKeysResponse) String() string {
 func (*SigningKeysResponse) ProtoMessage() {}
 
 func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3404,7 +3533,7 @@ func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*SigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SigningKeysResponse) GetJwks() string {
@@ -3418,7 +3547,7 @@ var File_uias_ticket_v1_ticket_proto protoreflect.FileDescriptor
 
 const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xdf\x04\n" +
+	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xb5\x05\n" +
 	"\x11RegisteredService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -3440,7 +3569,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x15legacy_require_secret\x18\r \x01(\bR\x13legacyRequireSecret\x120\n" +
 	"\x14require_account_link\x18\x0e \x01(\bR\x12requireAccountLink\x12/\n" +
 	"\x13required_permission\x18\x0f \x01(\tR\x12requiredPermission\x121\n" +
-	"\x14certificate_required\x18\x10 \x01(\bR\x13certificateRequired\"\xc8\x04\n" +
+	"\x14certificate_required\x18\x10 \x01(\bR\x13certificateRequired\x12#\n" +
+	"\rrelease_roles\x18\x11 \x01(\bR\freleaseRoles\x12/\n" +
+	"\x13release_permissions\x18\x12 \x01(\bR\x12releasePermissions\"\x9e\x05\n" +
 	"\x11ServiceDefinition\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12 \n" +
 	"\x04name\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x12\x1e\n" +
@@ -3457,7 +3588,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	" \x01(\bR\x13legacyRequireSecret\x120\n" +
 	"\x14require_account_link\x18\v \x01(\bR\x12requireAccountLink\x12=\n" +
 	"\x13required_permission\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xc1\x01R\x12requiredPermission\x121\n" +
-	"\x14certificate_required\x18\r \x01(\bR\x13certificateRequired\"@\n" +
+	"\x14certificate_required\x18\r \x01(\bR\x13certificateRequired\x12#\n" +
+	"\rrelease_roles\x18\x0e \x01(\bR\freleaseRoles\x12/\n" +
+	"\x13release_permissions\x18\x0f \x01(\bR\x12releasePermissions\"@\n" +
 	"\x13MatchServiceRequest\x12)\n" +
 	"\aservice\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\"[\n" +
 	"\x14CreateServiceRequest\x12C\n" +
@@ -3531,7 +3664,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\apgt_url\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x06pgtUrl\x12\x1e\n" +
 	"\n" +
 	"attributes\x18\a \x01(\bR\n" +
-	"attributes\"\xb1\x04\n" +
+	"attributes\"\xfe\x04\n" +
 	"\x1dValidateServiceTicketResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12+\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.uias.ticket.v1.CasCodeR\x04code\x12\x18\n" +
@@ -3553,7 +3686,13 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"attributes\x18\x0e \x01(\v2 .uias.ticket.v1.PersonAttributesR\n" +
 	"attributes\x12;\n" +
 	"\vauth_method\x18\x0f \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
-	"authMethod\"\xbb\x01\n" +
+	"authMethod\x12K\n" +
+	"\rauthorization\x18\x10 \x01(\v2%.uias.ticket.v1.ReleasedAuthorizationR\rauthorization\"\xa9\x01\n" +
+	"\x15ReleasedAuthorization\x12\x14\n" +
+	"\x05roles\x18\x01 \x03(\tR\x05roles\x12 \n" +
+	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12%\n" +
+	"\x0eroles_released\x18\x03 \x01(\bR\rrolesReleased\x121\n" +
+	"\x14permissions_released\x18\x04 \x01(\bR\x13permissionsReleased\"\xbb\x01\n" +
 	"\x10PersonAttributes\x12\x14\n" +
 	"\x05login\x18\x01 \x01(\tR\x05login\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x15\n" +
@@ -3735,7 +3874,7 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(AuthMethod)(0),                           // 0: uias.ticket.v1.AuthMethod
 	(CasCode)(0),                              // 1: uias.ticket.v1.CasCode
@@ -3759,117 +3898,119 @@ var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(*IssueServiceTicketResponse)(nil),        // 19: uias.ticket.v1.IssueServiceTicketResponse
 	(*ValidateServiceTicketRequest)(nil),      // 20: uias.ticket.v1.ValidateServiceTicketRequest
 	(*ValidateServiceTicketResponse)(nil),     // 21: uias.ticket.v1.ValidateServiceTicketResponse
-	(*PersonAttributes)(nil),                  // 22: uias.ticket.v1.PersonAttributes
-	(*IssueProxyTicketRequest)(nil),           // 23: uias.ticket.v1.IssueProxyTicketRequest
-	(*RevokeProxyGrantingTicketRequest)(nil),  // 24: uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	(*RevokeProxyGrantingTicketResponse)(nil), // 25: uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	(*IssueProxyTicketResponse)(nil),          // 26: uias.ticket.v1.IssueProxyTicketResponse
-	(*ListUserSessionsRequest)(nil),           // 27: uias.ticket.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),          // 28: uias.ticket.v1.ListUserSessionsResponse
-	(*RevokeUserSessionsRequest)(nil),         // 29: uias.ticket.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil),        // 30: uias.ticket.v1.RevokeUserSessionsResponse
-	(*ValidateLegacyTicketRequest)(nil),       // 31: uias.ticket.v1.ValidateLegacyTicketRequest
-	(*ValidateLegacyTicketResponse)(nil),      // 32: uias.ticket.v1.ValidateLegacyTicketResponse
-	(*AssociateAccountRequest)(nil),           // 33: uias.ticket.v1.AssociateAccountRequest
-	(*AssociateAccountResponse)(nil),          // 34: uias.ticket.v1.AssociateAccountResponse
-	(*PortalEntriesRequest)(nil),              // 35: uias.ticket.v1.PortalEntriesRequest
-	(*PortalEntry)(nil),                       // 36: uias.ticket.v1.PortalEntry
-	(*PortalEntriesResponse)(nil),             // 37: uias.ticket.v1.PortalEntriesResponse
-	(*IssueAuthorizationCodeRequest)(nil),     // 38: uias.ticket.v1.IssueAuthorizationCodeRequest
-	(*IssueAuthorizationCodeResponse)(nil),    // 39: uias.ticket.v1.IssueAuthorizationCodeResponse
-	(*ExchangeAuthorizationCodeRequest)(nil),  // 40: uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	(*TokenResponse)(nil),                     // 41: uias.ticket.v1.TokenResponse
-	(*RefreshAccessTokenRequest)(nil),         // 42: uias.ticket.v1.RefreshAccessTokenRequest
-	(*UserInfoRequest)(nil),                   // 43: uias.ticket.v1.UserInfoRequest
-	(*UserInfoResponse)(nil),                  // 44: uias.ticket.v1.UserInfoResponse
-	(*IntrospectTokenRequest)(nil),            // 45: uias.ticket.v1.IntrospectTokenRequest
-	(*IntrospectTokenResponse)(nil),           // 46: uias.ticket.v1.IntrospectTokenResponse
-	(*RevokeTokenRequest)(nil),                // 47: uias.ticket.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),               // 48: uias.ticket.v1.RevokeTokenResponse
-	(*EndSessionOfIDTokenRequest)(nil),        // 49: uias.ticket.v1.EndSessionOfIDTokenRequest
-	(*SigningKeysRequest)(nil),                // 50: uias.ticket.v1.SigningKeysRequest
-	(*SigningKeysResponse)(nil),               // 51: uias.ticket.v1.SigningKeysResponse
-	(*timestamppb.Timestamp)(nil),             // 52: google.protobuf.Timestamp
+	(*ReleasedAuthorization)(nil),             // 22: uias.ticket.v1.ReleasedAuthorization
+	(*PersonAttributes)(nil),                  // 23: uias.ticket.v1.PersonAttributes
+	(*IssueProxyTicketRequest)(nil),           // 24: uias.ticket.v1.IssueProxyTicketRequest
+	(*RevokeProxyGrantingTicketRequest)(nil),  // 25: uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	(*RevokeProxyGrantingTicketResponse)(nil), // 26: uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	(*IssueProxyTicketResponse)(nil),          // 27: uias.ticket.v1.IssueProxyTicketResponse
+	(*ListUserSessionsRequest)(nil),           // 28: uias.ticket.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),          // 29: uias.ticket.v1.ListUserSessionsResponse
+	(*RevokeUserSessionsRequest)(nil),         // 30: uias.ticket.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),        // 31: uias.ticket.v1.RevokeUserSessionsResponse
+	(*ValidateLegacyTicketRequest)(nil),       // 32: uias.ticket.v1.ValidateLegacyTicketRequest
+	(*ValidateLegacyTicketResponse)(nil),      // 33: uias.ticket.v1.ValidateLegacyTicketResponse
+	(*AssociateAccountRequest)(nil),           // 34: uias.ticket.v1.AssociateAccountRequest
+	(*AssociateAccountResponse)(nil),          // 35: uias.ticket.v1.AssociateAccountResponse
+	(*PortalEntriesRequest)(nil),              // 36: uias.ticket.v1.PortalEntriesRequest
+	(*PortalEntry)(nil),                       // 37: uias.ticket.v1.PortalEntry
+	(*PortalEntriesResponse)(nil),             // 38: uias.ticket.v1.PortalEntriesResponse
+	(*IssueAuthorizationCodeRequest)(nil),     // 39: uias.ticket.v1.IssueAuthorizationCodeRequest
+	(*IssueAuthorizationCodeResponse)(nil),    // 40: uias.ticket.v1.IssueAuthorizationCodeResponse
+	(*ExchangeAuthorizationCodeRequest)(nil),  // 41: uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	(*TokenResponse)(nil),                     // 42: uias.ticket.v1.TokenResponse
+	(*RefreshAccessTokenRequest)(nil),         // 43: uias.ticket.v1.RefreshAccessTokenRequest
+	(*UserInfoRequest)(nil),                   // 44: uias.ticket.v1.UserInfoRequest
+	(*UserInfoResponse)(nil),                  // 45: uias.ticket.v1.UserInfoResponse
+	(*IntrospectTokenRequest)(nil),            // 46: uias.ticket.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil),           // 47: uias.ticket.v1.IntrospectTokenResponse
+	(*RevokeTokenRequest)(nil),                // 48: uias.ticket.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),               // 49: uias.ticket.v1.RevokeTokenResponse
+	(*EndSessionOfIDTokenRequest)(nil),        // 50: uias.ticket.v1.EndSessionOfIDTokenRequest
+	(*SigningKeysRequest)(nil),                // 51: uias.ticket.v1.SigningKeysRequest
+	(*SigningKeysResponse)(nil),               // 52: uias.ticket.v1.SigningKeysResponse
+	(*timestamppb.Timestamp)(nil),             // 53: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
-	52, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	52, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	53, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	53, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
 	3,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
 	2,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
 	3,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	52, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	52, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	52, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	53, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	53, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 8: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	0,  // 9: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	52, // 10: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
+	53, // 10: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
 	12, // 11: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	52, // 12: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 12: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 13: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	52, // 14: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
-	22, // 15: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
+	53, // 14: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	23, // 15: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
 	0,  // 16: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	1,  // 17: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	12, // 18: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	36, // 19: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	52, // 20: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 21: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	15, // 22: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	16, // 23: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	18, // 24: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	20, // 25: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	23, // 26: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	24, // 27: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	4,  // 28: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	31, // 29: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	33, // 30: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	35, // 31: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	38, // 32: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
-	40, // 33: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	42, // 34: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
-	43, // 35: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
-	45, // 36: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
-	47, // 37: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
-	50, // 38: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
-	49, // 39: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
-	5,  // 40: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	6,  // 41: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	7,  // 42: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	9,  // 43: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	10, // 44: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	27, // 45: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	29, // 46: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	14, // 47: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	12, // 48: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	17, // 49: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	19, // 50: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	21, // 51: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	26, // 52: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	25, // 53: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	2,  // 54: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	32, // 55: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	34, // 56: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	37, // 57: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	39, // 58: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
-	41, // 59: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
-	41, // 60: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
-	44, // 61: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
-	46, // 62: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
-	48, // 63: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
-	51, // 64: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
-	17, // 65: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
-	2,  // 66: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	2,  // 67: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	8,  // 68: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	2,  // 69: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	11, // 70: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	28, // 71: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	30, // 72: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	47, // [47:73] is the sub-list for method output_type
-	21, // [21:47] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	22, // 17: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
+	1,  // 18: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	12, // 19: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
+	37, // 20: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	53, // 21: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 22: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	15, // 23: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	16, // 24: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	18, // 25: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	20, // 26: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	24, // 27: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	25, // 28: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	4,  // 29: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	32, // 30: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	34, // 31: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	36, // 32: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	39, // 33: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
+	41, // 34: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	43, // 35: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
+	44, // 36: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
+	46, // 37: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
+	48, // 38: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
+	51, // 39: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
+	50, // 40: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
+	5,  // 41: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	6,  // 42: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	7,  // 43: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	9,  // 44: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	10, // 45: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	28, // 46: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	30, // 47: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	14, // 48: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	12, // 49: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	17, // 50: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	19, // 51: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	21, // 52: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	27, // 53: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	26, // 54: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	2,  // 55: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	33, // 56: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	35, // 57: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	38, // 58: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	40, // 59: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
+	42, // 60: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
+	42, // 61: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
+	45, // 62: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
+	47, // 63: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
+	49, // 64: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
+	52, // 65: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
+	17, // 66: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
+	2,  // 67: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	2,  // 68: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 69: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	2,  // 70: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	11, // 71: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	29, // 72: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	31, // 73: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	48, // [48:74] is the sub-list for method output_type
+	22, // [22:48] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -3883,7 +4024,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
