@@ -304,8 +304,10 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 		}
 		if gi := x.holds(p, set, t); gi != 0 {
 			e.Allowed = true
-			e.Path = &Path{Grant: x.grantOf(gi), Roles: x.roleChain(x.roleTab[x.node(gi).role], r, op),
-				Permission: authz.Permission{App: r.r.App, Resource: r.r.Code, Operation: op}}
+			e.Path = &Path{Grant: x.grantOf(gi), Permission: authz.Permission{App: r.r.App, Resource: r.r.Code, Operation: op}}
+			if granted := x.roleTab[x.node(gi).role]; !granted.direct {
+				e.Path.Roles = x.roleChain(granted, r, op)
+			}
 			return e
 		}
 		x.allGrants(p, func(gi int32, g *grantNode) {
@@ -318,12 +320,16 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 	case !anyRole:
 		e.Reason, e.Detail = WhyNoRole, "no role holds "+quote(op)+" on "+quote(res.r.Code)+" or a resource above it"
 	case len(e.Inactive) > 0:
-		e.Reason, e.Detail = WhyGrantInactive, "the person holds a role allowing it only through grants not in force now"
+		e.Reason, e.Detail = WhyGrantInactive, "the person holds a role or permission allowing it only through grants not in force now"
 	default:
 		var names []string
 		for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 			for _, role := range x.permRoles[permKey{r, op}].nodes {
-				names = append(names, role.r.Code)
+				if role.direct {
+					names = append(names, "a direct grant of "+role.r.Permissions[0].String())
+				} else {
+					names = append(names, role.r.Code)
+				}
 			}
 		}
 		sort.Strings(names)
@@ -331,7 +337,7 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 		if len(names) > 10 {
 			names = append(names[:10], "...")
 		}
-		e.Reason, e.Detail = WhyNotGranted, "the person holds none of the roles allowing it ("+strings.Join(names, ", ")+")"
+		e.Reason, e.Detail = WhyNotGranted, "the person holds none of the roles or direct grants allowing it ("+strings.Join(names, ", ")+")"
 	}
 	return e
 }
@@ -425,7 +431,8 @@ func sortPerms(ps []authz.Permission) {
 }
 
 // SubjectGrant is one answer of ListSubjects: a subject holding a grant
-// whose role allows the operation.
+// whose role allows the operation, or a direct grant of a permission that
+// does (Grant.Permission).
 type SubjectGrant struct {
 	Subject authz.Subject
 	Grant   authz.Grant
