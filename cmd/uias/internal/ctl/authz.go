@@ -200,8 +200,12 @@ func authzCheckCmd(explain bool) command {
 					return a.output(r, func(tw *tabwriter.Writer) {
 						fmt.Fprintf(tw, "allowed\t%v\nrevision\t%d\nresource\t%s\noperation\t%s\n", r.GetAllowed(), r.GetRevision(), r.GetResource(), r.GetOperation())
 						if g := r.GetGrant(); g != nil {
+							roles := strings.Join(r.GetRolePath(), " > ")
+							if g.GetPermission() != nil {
+								roles = "(direct grant)"
+							}
 							fmt.Fprintf(tw, "grant\t%s (%s:%s)\nroles\t%s\npermission\t%s:%s\n", g.GetId(), g.GetSubject().GetKind(), g.GetSubject().GetId(),
-								strings.Join(r.GetRolePath(), " > "), r.GetPermission().GetResource(), r.GetPermission().GetOperation())
+								roles, r.GetPermission().GetResource(), r.GetPermission().GetOperation())
 						}
 						if r.GetReason() != "" {
 							fmt.Fprintf(tw, "reason\t%s\ndetail\t%s\n", r.GetReason(), r.GetDetail())
