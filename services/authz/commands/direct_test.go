@@ -271,3 +271,20 @@ func TestDirectGrantReplicated(t *testing.T) {
 		t.Fatal("allowed at level 1 after the revocation at level 2")
 	}
 }
+
+// A person deleted in identity takes their direct grants with them, as
+// their grants of roles.
+func TestDirectGrantsOfADeletedPerson(t *testing.T) {
+	f := newFixture(t)
+	f.oa()
+	_, _, err := f.svc.CreateGrant(f.ctx, direct("oa", "docs.contract", "approve", authz.SubjectUser, "ann"))
+	f.must(err)
+	_, _, err = f.svc.CreateGrant(f.ctx, direct("oa", "docs.contract", "approve", authz.SubjectUser, "bob"))
+	f.must(err)
+	if n, err := f.svc.DeleteGrantsOf(as("admin1"), authz.Subject{Kind: authz.SubjectUser, ID: "ann"}, "user.deleted"); err != nil || n != 1 {
+		t.Fatalf("ann's direct grant: %d deleted, %v", n, err)
+	}
+	if f.check(f.svc, "ann", "oa", "docs.contract", "approve") || !f.check(f.svc, "bob", "oa", "docs.contract", "approve") {
+		t.Fatal("the deleted person's direct grant still allows, or another's went")
+	}
+}

@@ -1,14 +1,19 @@
 package dataset_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/commands"
 	"github.com/uias/uias/services/authz/dataset"
+	"github.com/uias/uias/services/authz/index"
+	"github.com/uias/uias/services/authz/sqlstore"
 )
 
 // reference answers a check the slow, obvious way, from the data set
@@ -175,6 +180,38 @@ func TestRenameApps(t *testing.T) {
 		}
 		if got, _ := after.Check(c.Query(), now); got != want[i] {
 			t.Fatalf("check %d (%+v): %v after the renaming, %v before", i, c, got, want[i])
+		}
+	}
+}
+
+// A replica's start (the data set in a store, read by commands'
+// Service.Load, which decodes the grants in parallel) holds the direct
+// grants as the data set has them: every check answers as the reference.
+func TestLoadedDirectGrants(t *testing.T) {
+	size := dataset.Small
+	size.DirectGrants = 1000
+	d := dataset.Generate(size, 5, 1000)
+	ctx := context.Background()
+	db := storetest.OpenSQLite(t)
+	if err := sqlstore.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteStore(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	idx := index.New()
+	d.Mirror(idx)
+	svc := commands.New(commands.Deps{Store: sqlstore.New(db), Index: idx})
+	if err := svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := idx.GrantCount(); n != len(d.Grants) {
+		t.Fatalf("loaded %d grants of %d", n, len(d.Grants))
+	}
+	now := time.Now()
+	for _, c := range d.Checks {
+		if got, _ := idx.Check(c.Query(), now); got != reference(d, c) {
+			t.Fatalf("%+v: loaded index %v", c, got)
 		}
 	}
 }
