@@ -3,6 +3,7 @@ package index_test
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,5 +229,21 @@ func TestRolesAllow(t *testing.T) {
 	d.grant("d1", approve, authz.SubjectUser, "u1", time.Time{}, time.Time{})
 	if d.x.RolesAllow([]string{""}, approve) {
 		t.Fatal("a direct grant counted as a role")
+	}
+}
+
+// Explain names the direct grants allowing a permission among what the
+// person lacks, and once they are all revoked says no role holds it.
+func TestExplainDirectGrantsRevoked(t *testing.T) {
+	d := newDirectIndex(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	q := index.Query{Person: "u2", App: "oa", Resource: "docs.contract", Operation: "approve"}
+	d.grant("d1", approve, authz.SubjectUser, "u1", time.Time{}, time.Time{})
+	if ex := d.x.Explain(q, now); ex.Reason != index.WhyNotGranted || !strings.Contains(ex.Detail, "a direct grant of oa:docs.contract:approve") {
+		t.Fatalf("explain with a direct grant to another: %+v", ex)
+	}
+	d.del(authz.ObjGrant, "d1")
+	if ex := d.x.Explain(q, now); ex.Reason != index.WhyNoRole {
+		t.Fatalf("explain once the direct grants are revoked: %+v", ex)
 	}
 }

@@ -1188,6 +1188,17 @@ type roleSet struct {
 	ids   []int32
 }
 
+// live reports whether s holds a role, or the node of a permission granted
+// directly now (one whose direct grants were all revoked allows nobody).
+func (s roleSet) live() bool {
+	for _, r := range s.nodes {
+		if !r.direct || len(r.grants) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // has reports whether role number idx is in s (0, no role, never is).
 func (s roleSet) has(idx int32) bool {
 	_, ok := slices.BinarySearch(s.ids, idx)

@@ -295,7 +295,7 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 	anyRole := false
 	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 		set := x.permRoles[permKey{r, op}]
-		if len(set.ids) == 0 {
+		if !set.live() {
 			continue
 		}
 		anyRole = true
@@ -325,9 +325,12 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 		var names []string
 		for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 			for _, role := range x.permRoles[permKey{r, op}].nodes {
-				if role.direct {
+				switch {
+				case role.direct && len(role.grants) == 0:
+					// every direct grant of it revoked
+				case role.direct:
 					names = append(names, "a direct grant of "+role.r.Permissions[0].String())
-				} else {
+				default:
 					names = append(names, role.r.Code)
 				}
 			}
