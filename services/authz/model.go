@@ -12,6 +12,7 @@
 package authz
 
 import (
+	"strings"
 	"time"
 )
 
@@ -62,6 +63,23 @@ type Permission struct {
 	Operation string `json:"operation"`
 }
 
+// String is the permission as written on the command line and in audit
+// records: "app:resource:operation".
+func (p Permission) String() string { return p.App + ":" + p.Resource + ":" + p.Operation }
+
+// IsZero reports whether p names nothing.
+func (p Permission) IsZero() bool { return p == Permission{} }
+
+// ParsePermission reads "app:resource:operation" (three non-empty parts;
+// resource codes and operations hold no ':').
+func ParsePermission(s string) (Permission, bool) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return Permission{}, false
+	}
+	return Permission{App: parts[0], Resource: parts[1], Operation: parts[2]}, true
+}
+
 // Role holds permissions and includes the permissions of the roles it
 // inherits (a senior role includes its juniors). App "" is a global role,
 // which may hold permissions of any application; an application role holds
@@ -104,23 +122,41 @@ type Subject struct {
 // String is "<kind>:<id>".
 func (s Subject) String() string { return string(s.Kind) + ":" + s.ID }
 
-// Grant gives a role to a subject, optionally only from ValidFrom and/or
-// until ValidUntil (zero: unbounded). A grant to an org reaches every person
-// of the org and of the orgs below it. ScopeOrg and Delegable are for
-// administrator roles (delegated administration over an org subtree).
+// Grant gives a role, or directly one permission (a direct grant: Role
+// "", Permission set; docs/adr/0018), to a subject, optionally only from
+// ValidFrom and/or until ValidUntil (zero: unbounded). A grant to an org
+// reaches every person of the org and of the orgs below it. ScopeOrg and
+// Delegable are for administrator roles (delegated administration over an
+// org subtree).
 type Grant struct {
-	ID         string    `json:"id"`
-	Role       string    `json:"role"`
-	Subject    Subject   `json:"subject"`
-	ValidFrom  time.Time `json:"valid_from,omitzero"`
-	ValidUntil time.Time `json:"valid_until,omitzero"`
-	ScopeOrg   string    `json:"scope_org,omitempty"`
-	Delegable  bool      `json:"delegable,omitempty"`
+	ID   string `json:"id"`
+	Role string `json:"role"`
+	// Permission: the permission a direct grant gives (zero for a grant of
+	// a role). Stored in the grant's JSON, so grants written before it
+	// existed read as role grants.
+	Permission Permission `json:"permission,omitzero"`
+	Subject    Subject    `json:"subject"`
+	ValidFrom  time.Time  `json:"valid_from,omitzero"`
+	ValidUntil time.Time  `json:"valid_until,omitzero"`
+	ScopeOrg   string     `json:"scope_org,omitempty"`
+	Delegable  bool       `json:"delegable,omitempty"`
 	// Grantable: for an administrator role granted over ScopeOrg, the roles
 	// (with their juniors) the holder may grant inside it.
 	Grantable []string  `json:"grantable,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// Direct reports whether g grants a permission directly (not a role).
+func (g *Grant) Direct() bool { return !g.Permission.IsZero() }
+
+// What is what g gives, for messages and audit: the role id, or
+// "permission app:resource:operation".
+func (g *Grant) What() string {
+	if g.Direct() {
+		return "permission " + g.Permission.String()
+	}
+	return g.Role
 }
 
 // ActiveAt reports whether the grant is in force at t.

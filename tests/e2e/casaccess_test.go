@@ -24,7 +24,8 @@ import (
 // validates the ticket; a person without gets the 403 page saying they may
 // not use the application (in English and Chinese), no ticket, and stays
 // signed in; once the grant is revoked the next login to that service is
-// refused; a service without a rule is unchanged. Every refusal is audited.
+// refused, and a direct grant of the permission lets her in again; a
+// service without a rule is unchanged. Every refusal is audited.
 func TestCASServiceAccessRule(t *testing.T) {
 	e := start(t, testConfig(t.TempDir()))
 	e.login()
@@ -153,6 +154,17 @@ func TestCASServiceAccessRule(t *testing.T) {
 	code, body, at = gb.get(plain.srv.URL + "/")
 	if code != http.StatusOK || !strings.HasPrefix(body, "user=gina;") {
 		t.Fatalf("gina at the plain app: %d at %s\n%s", code, at, body)
+	}
+	// The permission granted to her directly (no role: docs/adr/0018)
+	// meets the rule as the role did.
+	if _, err := adm.CreateGrant(e.adm(), &authzv1.Grant{Permission: &authzv1.Permission{App: f.appID, Resource: "docs.inbox", Operation: "read"},
+		Subject: &authzv1.Subject{Kind: "user", Id: f.userID}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "authz to know gina's direct grant", func() bool { return allowed(f.userID) })
+	code, body, at = gb.get(casBase + "login?service=" + url.QueryEscape(ruled.srv.URL+"/direct"))
+	if code != http.StatusOK || !strings.HasPrefix(body, "user=gina;") {
+		t.Fatalf("gina at the ruled app by a direct grant: %d at %s\n%s", code, at, body)
 	}
 
 	// Every refusal is an audit record naming the service and application.

@@ -251,3 +251,102 @@ func revisionOf(t *testing.T, st *authzsql.Store) int64 {
 	}
 	return chs[len(chs)-1].Rev
 }
+
+// TestAuthzReplicaDirectGrants: direct grants of a permission (no role)
+// made at a level-2 centre, and the revocation of one, reach level 1's
+// authz through the sync applier over NATS: the permission travels in the
+// grant, level 1 answers it, the revoked one no more, and both centres
+// hold the same grants of level 2's (equal digests).
+func TestAuthzReplicaDirectGrants(t *testing.T) {
+	ctx := context.Background()
+	subtrees := map[string]string{"bureau": "l2a"}
+	az1, st1 := authzCentre(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees}, "root1", 2)
+	az2, st2 := authzCentre(t, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees}, "root2", 2)
+	if _, _, err := az1.PutResource(ctx, authz.Resource{App: "oa", Code: "docs", Kind: authz.KindModule, Operations: []string{"read", "sign"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := az2.ApplyReplica(ctx, "l1", authzChanges(t, st1)); err != nil {
+		t.Fatal(err)
+	}
+	sign := authz.Permission{App: "oa", Resource: "docs", Operation: "sign"}
+	for i := range 2 {
+		if _, _, err := az2.CreateGrant(ctx, authz.Grant{Permission: sign, Subject: authz.Subject{Kind: authz.SubjectUser, ID: fmt.Sprintf("p%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p1 := authz.Subject{Kind: authz.SubjectUser, ID: "p1"}
+	if _, err := az2.RevokeGrant(ctx, az2.Index().Grants(index.GrantFilter{Subject: &p1})[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	l1 := synctest.StartLevel1(t, "l1")
+	l2 := synctest.StartLevel2(t, "l2a", l1)
+	_, js1 := l1.Connect(t)
+	_, js2 := l2.Connect(t)
+	for _, js := range []jetstream.JetStream{js1, js2} {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := events.EnsureStreams(ectx, js); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	sent := int64(0)
+	for _, c := range authzChanges(t, st2) {
+		if !strings.HasPrefix(c.Subject, commands.ChangesSubjectPrefix+authz.ObjGrant+".") {
+			continue
+		}
+		m := nats.NewMsg(c.Subject)
+		m.Data = c.Payload
+		m.Header.Set(jetstream.MsgIDHeader, c.EventID)
+		m.Header.Set(events.HeaderTime, time.Now().UTC().Format(time.RFC3339Nano))
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := js2.PublishMsg(pctx, m)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	db := storetest.OpenSQLite(t)
+	if err := syncsql.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	sst := syncsql.New(db)
+	a := applier.New(js1, sst, []applier.Link{applier.PeerLink("l2a", applier.Up)},
+		applier.Options{Batch: 20, Retry: 20 * time.Millisecond, Logger: zaptest.NewLogger(t), Targets: []applier.Target{&authzTarget{svc: az1}}})
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { a.Run(actx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	eventuallyWithin(t, 2*time.Minute, "the link applies level 2's direct grants", func() bool {
+		c, err := sst.Cursor(ctx, "l2a")
+		return err == nil && c.Applied == sent
+	})
+	if c, err := sst.Cursor(ctx, "l2a"); err != nil || c.Skipped != 0 {
+		t.Fatalf("cursor %+v %v", c, err)
+	}
+	q := func(p string) bool {
+		ok, _, err := az1.Check(ctx, index.Query{Person: p, App: "oa", Resource: "docs", Operation: "sign"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !q("p0") || q("p1") {
+		t.Fatalf("level 1's answers: p0 %v (want true), p1 %v (revoked: want false)", q("p0"), q("p1"))
+	}
+	p0 := authz.Subject{Kind: authz.SubjectUser, ID: "p0"}
+	if gs := az1.Index().Grants(index.GrantFilter{Subject: &p0}); len(gs) != 1 || gs[0].Permission != sign || gs[0].Role != "" {
+		t.Fatalf("level 1's replica of p0's grant: %+v", gs)
+	}
+	d1, err := az1.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := az2.ReplicaDigest(ctx, "l2a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(d1) != fmt.Sprint(d2) || !strings.Contains(fmt.Sprint(d1), "grants 1 ") {
+		t.Fatalf("digests of l2a's objects:\n l1 %v\n l2 %v", d1, d2)
+	}
+}

@@ -269,6 +269,10 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 	}
 	why := "you may " + verb + " only the roles you were given to hand on (grantable_roles of your unit_admin grant), " +
 		"to subjects inside your scope (a group's members too)"
+	if g.Direct() {
+		why = "you may " + verb + " directly only a permission held by a role you were given to hand on (grantable_roles of " +
+			"your unit_admin grant, with the roles it includes), to subjects inside your scope (a group's members too)"
+	}
 	if g.Role == authz.RoleUnitAdmin {
 		why = "you may appoint unit administrators only when your grant is delegable, strictly below your scope org, with a part of your grantable roles, not delegable"
 	}
@@ -334,6 +338,10 @@ func (s *Service) mayHandOn(auth, g authz.Grant) bool {
 	var handable []string
 	for _, r := range auth.Grantable {
 		handable = append(handable, s.idx.Closure(r)...)
+	}
+	if g.Direct() {
+		// a part of a role they may grant: no more than that role gives
+		return s.idx.RolesAllow(handable, g.Permission)
 	}
 	if g.Role != authz.RoleUnitAdmin {
 		return slices.Contains(handable, g.Role)

@@ -17,7 +17,7 @@ import (
 
 // ForgetApp removes the model of application app, deleted in identity
 // (CHANGES app.deleted): its resources and roles, the grants of its roles
-// and the exclusions naming them, and, from the roles of other
+// and the direct grants of its permissions, and the exclusions naming them, and, from the roles of other
 // applications and the global roles, its permissions and its roles they
 // inherit. It commits in one transaction (one revision per change, one
 // CHANGES event each and one audit record app.forget) and returns the
@@ -74,7 +74,8 @@ func (s *Service) ForgetApp(ctx context.Context, app string) (int64, int, error)
 }
 
 // appModelChanges lists the changes that remove app's model, in an order
-// where nothing refers to what is gone: grants of its roles, exclusions
+// where nothing refers to what is gone: grants of its roles and direct
+// grants of its permissions, exclusions
 // naming them, the other roles without its permissions and roles, its
 // roles, then its resources, those below first.
 func appModelChanges(x *index.Index, app string) ([]authz.Change, error) {
@@ -97,6 +98,14 @@ func appModelChanges(x *index.Index, app string) ([]authz.Change, error) {
 	for _, id := range roles {
 		for _, g := range x.Grants(index.GrantFilter{Role: id}) {
 			out = append(out, del(authz.ObjGrant, g.ID))
+		}
+	}
+	// direct grants of its permissions (docs/adr/0018)
+	for _, r := range x.Resources(app) {
+		for _, op := range r.Operations {
+			for _, g := range x.Grants(index.GrantFilter{Permission: authz.Permission{App: app, Resource: r.Code, Operation: op}}) {
+				out = append(out, del(authz.ObjGrant, g.ID))
+			}
 		}
 	}
 	for _, e := range x.Exclusions() {

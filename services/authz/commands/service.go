@@ -375,10 +375,14 @@ func (s *Service) describe(ch authz.Change) (map[string]string, string) {
 	org := ""
 	grant := func(g authz.Grant) {
 		d["grant_id"], d["granted_to"] = g.ID, g.Subject.String()
-		if r, ok := s.idx.Role(g.Role); ok {
-			d["role"] = r.Code
+		if g.Direct() {
+			d["permission"], d["app_id"] = g.Permission.String(), g.Permission.App
+		} else {
+			if r, ok := s.idx.Role(g.Role); ok {
+				d["role"] = r.Code
+			}
+			d["role_id"] = g.Role
 		}
-		d["role_id"] = g.Role
 		if g.ScopeOrg != "" {
 			d["scope_org"] = g.ScopeOrg
 		}

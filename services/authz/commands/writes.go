@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/uias/uias/pkg/adminauth"
@@ -83,10 +84,14 @@ func (s *Service) checkResource(r authz.Resource) error {
 			if slices.Contains(r.Operations, op) {
 				continue
 			}
+			p := authz.Permission{App: r.App, Resource: r.Code, Operation: op}
 			for _, role := range s.idx.Roles("", true) {
-				if slices.Contains(role.Permissions, authz.Permission{App: r.App, Resource: r.Code, Operation: op}) {
+				if slices.Contains(role.Permissions, p) {
 					return inUse(fmt.Sprintf("operation %q is held by role %q; take it out of the role first", op, role.Code))
 				}
+			}
+			if n := s.idx.DirectGrants(p); n > 0 {
+				return inUse(fmt.Sprintf("operation %q is granted directly by %d grant(s); revoke them first", op, n))
 			}
 		}
 	}
@@ -116,6 +121,15 @@ func (s *Service) DeleteResource(ctx context.Context, app, code string) (int64, 
 		}
 		if n := s.idx.ResourceUsers(app, code); n > 0 {
 			return authz.Change{}, inUse(fmt.Sprintf("%d role(s) hold permissions on this resource", n))
+		}
+		if res, ok := s.idx.Resource(app, code); ok {
+			n := 0
+			for _, op := range res.Operations {
+				n += s.idx.DirectGrants(authz.Permission{App: app, Resource: code, Operation: op})
+			}
+			if n > 0 {
+				return authz.Change{}, inUse(fmt.Sprintf("%d grant(s) give a permission on this resource directly; revoke them first", n))
+			}
 		}
 		return authz.Change{Obj: authz.ObjResource, Op: authz.OpDelete, ID: id}, nil
 	})
@@ -225,10 +239,12 @@ func (s *Service) DeleteRole(ctx context.Context, id string) (int64, error) {
 	return ch.Rev, err
 }
 
-// CreateGrant grants a role to a subject. It is refused when the subject
-// would hold both roles of an exclusion (counting what it holds directly,
-// through its groups and orgs, the roles the granted role inherits, and
-// for a group or an org each person it reaches).
+// CreateGrant grants a role, or directly one permission, to a subject. A
+// grant of a role is refused when the subject would hold both roles of an
+// exclusion (counting what it holds directly, through its groups and orgs,
+// the roles the granted role inherits, and for a group or an org each
+// person it reaches); separation of duty is about roles, and a direct grant
+// gives none (docs/adr/0018-direct-permission-grants.md).
 func (s *Service) CreateGrant(ctx context.Context, g authz.Grant) (authz.Grant, int64, error) {
 	g, rev, _, err := s.CreateGrantActivation(ctx, g)
 	return g, rev, err
@@ -274,7 +290,11 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 		}
 		if d, ok := s.sameGrant(g); ok {
 			// one grant of it: revoking "the" grant revokes it (trial7 M3)
-			return authz.Change{}, store.Conflict("the same grant exists already (" + d.ID + "): one is enough, and revoking it then revokes the role")
+			what := "role"
+			if g.Direct() {
+				what = "permission"
+			}
+			return authz.Change{}, store.Conflict("the same grant exists already (" + d.ID + "): one is enough, and revoking it then revokes the " + what)
 		}
 		if s.appoint != nil && !appointed && g.Subject.Kind == authz.SubjectUser && s.administers(g.Role) {
 			// once, however often a stale write is tried again
@@ -327,9 +347,14 @@ func (s *Service) subjectExists(ctx context.Context, sub authz.Subject) error {
 }
 
 // sameGrant returns a grant of the index equal to g in everything but its
-// id and creation (role, subject, period, scope and what it hands on).
+// id and creation (role or permission, subject, period, scope and what it
+// hands on).
 func (s *Service) sameGrant(g authz.Grant) (authz.Grant, bool) {
-	for _, h := range s.idx.Grants(index.GrantFilter{Subject: &g.Subject, Role: g.Role}) {
+	f := index.GrantFilter{Subject: &g.Subject, Role: g.Role, Permission: g.Permission}
+	for _, h := range s.idx.Grants(f) {
+		if h.Role != g.Role || h.Permission != g.Permission {
+			continue
+		}
 		if h.ScopeOrg == g.ScopeOrg && h.ValidFrom.Equal(g.ValidFrom) && h.ValidUntil.Equal(g.ValidUntil) && h.Delegable == g.Delegable &&
 			slices.Equal(slices.Sorted(slices.Values(h.Grantable)), slices.Sorted(slices.Values(g.Grantable))) {
 			return h, true
@@ -363,6 +388,14 @@ func (s *Service) checkGrant(g authz.Grant) error {
 	case !g.ValidUntil.IsZero() && !g.ValidUntil.After(s.now()):
 		return badModel("valid_until is in the past")
 	}
+	switch {
+	case g.Direct() && g.Role != "":
+		return badModel("a grant gives a role or one permission, not both (make two grants)")
+	case g.Direct():
+		return s.checkDirect(g.Permission)
+	case g.Role == "":
+		return badModel("a grant needs a role or a permission")
+	}
 	if _, ok := s.idx.Role(g.Role); !ok {
 		return badModel("the role does not exist")
 	}
@@ -372,10 +405,33 @@ func (s *Service) checkGrant(g authz.Grant) error {
 	return nil
 }
 
+// checkDirect checks the permission of a direct grant: an operation of a
+// resource of the model, not of the administration application (whose
+// permissions come with the built-in administrator roles only, as for
+// custom roles: checkRoleAdminPowers).
+func (s *Service) checkDirect(p authz.Permission) error {
+	if p.App == authz.AdminApp {
+		return denied("permissions of the " + authz.AdminApp + " application come only with the built-in administrator roles; grant one of those")
+	}
+	res, ok := s.idx.Resource(p.App, p.Resource)
+	if !ok {
+		return badModel(fmt.Sprintf("permission %s: application %q has no resource %q", strconv.Quote(p.String()), p.App, p.Resource))
+	}
+	if !slices.Contains(res.Operations, p.Operation) {
+		return badModel(fmt.Sprintf("permission %s: resource %q has no operation %q (it has: %s)", strconv.Quote(p.String()),
+			p.Resource, p.Operation, strings.Join(res.Operations, ", ")))
+	}
+	return nil
+}
+
 // grantConflict returns a separation-of-duty pair grant g would give its
 // subject, or anyone it reaches (a group's members, the people below an
-// org), both roles of, with what they hold already.
+// org), both roles of, with what they hold already. A direct grant gives
+// no role: it breaks no pair (separation of duty is defined over roles).
 func (s *Service) grantConflict(g authz.Grant) (authz.Exclusion, bool) {
+	if g.Direct() {
+		return authz.Exclusion{}, false
+	}
 	granted := s.idx.Closure(g.Role)
 	holders := []authz.Subject{g.Subject}
 	var people []string

@@ -24,6 +24,10 @@ type Size struct {
 	// PermsPerRole permissions each role holds; a fifth of the roles also
 	// inherit one or two junior roles of their application.
 	PermsPerRole int
+	// DirectGrants: grants of one permission directly (no role), besides
+	// Grants; 0 in Full and Small, whose data the peers (bench/authzpeers,
+	// which know only grants of roles) load too.
+	DirectGrants int
 }
 
 // Full is the size issue 10 names: 100k people, 10k roles, 1 M grants, an
@@ -87,7 +91,7 @@ func Generate(s Size, seed uint64, nChecks int) *Data {
 			d.GroupUsers[g] = append(d.GroupUsers[g], PersonID(i))
 		}
 	}
-	type perm struct{ app, res, op string }
+	type perm = struct{ app, res, op string }
 	var perms [][]perm // per app
 	for a := range s.Apps {
 		app := AppID(a)
@@ -177,7 +181,39 @@ func Generate(s Size, seed uint64, nChecks int) *Data {
 		p := perms[a][rng.IntN(len(perms[a]))]
 		d.Checks = append(d.Checks, Check{Person: person, App: p.app, Resource: p.res, Operation: p.op})
 	}
+	d.direct(s, seed, perms, groups, nChecks, created)
 	return d
+}
+
+// direct adds s.DirectGrants direct grants of a permission (drawn from
+// their own random stream: the rest of the data set is as without them)
+// and, for a quarter of nChecks at most, checks asking for a permission
+// granted directly to the person.
+func (d *Data) direct(s Size, seed uint64, perms [][]struct{ app, res, op string }, groups []string, nChecks int, created time.Time) {
+	if s.DirectGrants <= 0 {
+		return
+	}
+	rng := rand.New(rand.NewPCG(seed^0xd12ec7, seed))
+	var checks []Check
+	for i := range s.DirectGrants {
+		a := rng.IntN(s.Apps)
+		p := perms[a][rng.IntN(len(perms[a]))]
+		g := authz.Grant{ID: GrantID(s.Grants + i), Permission: authz.Permission{App: p.app, Resource: p.res, Operation: p.op},
+			CreatedAt: created.Add(time.Duration(i) * 7919 * time.Millisecond), CreatedBy: "admin00"}
+		switch x := rng.IntN(100); {
+		case x < 5 && len(groups) > 0:
+			g.Subject = authz.Subject{Kind: authz.SubjectGroup, ID: groups[rng.IntN(len(groups))]}
+		case x < 8:
+			g.Subject = authz.Subject{Kind: authz.SubjectOrg, ID: OrgID(s.Orgs/2 + rng.IntN(s.Orgs-s.Orgs/2))}
+		default:
+			g.Subject = authz.Subject{Kind: authz.SubjectUser, ID: PersonID(rng.IntN(s.People))}
+			if len(checks) < nChecks/4 {
+				checks = append(checks, Check{Person: g.Subject.ID, App: p.app, Resource: p.res, Operation: p.op})
+			}
+		}
+		d.Grants = append(d.Grants, g)
+	}
+	d.Checks = append(d.Checks, checks...)
 }
 
 func roleIndex(id string) int {
@@ -204,6 +240,11 @@ func (d *Data) RenameApps(to map[string]string) {
 		d.Roles[i].App = name(d.Roles[i].App)
 		for j := range d.Roles[i].Permissions {
 			d.Roles[i].Permissions[j].App = name(d.Roles[i].Permissions[j].App)
+		}
+	}
+	for i := range d.Grants {
+		if d.Grants[i].Direct() {
+			d.Grants[i].Permission.App = name(d.Grants[i].Permission.App)
 		}
 	}
 	for i := range d.Checks {

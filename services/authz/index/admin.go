@@ -109,6 +109,33 @@ func (x *Index) RoleUsers(id string) (grants, seniors, exclusions int) {
 	return
 }
 
+// DirectGrants reports how many direct grants give permission p.
+func (x *Index) DirectGrants(p authz.Permission) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if r := x.direct[p]; r != nil {
+		return len(r.grants)
+	}
+	return 0
+}
+
+// RolesAllow reports whether one of roles (ids; the caller includes the
+// roles they inherit) holds permission p, on its resource or on one above
+// it: p is then a part of what granting one of them gives (delegated
+// administrators grant directly only such permissions).
+func (x *Index) RolesAllow(roles []string, p authz.Permission) bool {
+	x.rlock()
+	defer x.mu.RUnlock()
+	for n, d := x.resources[p.App][p.Resource], 0; n != nil && d < maxOrgDepth; n, d = n.parent, d+1 {
+		for _, r := range x.permRoles[permKey{n, p.Operation}].nodes {
+			if !r.direct && slices.Contains(roles, r.r.ID) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // ResourceUsers reports how many roles name a permission on app/code.
 func (x *Index) ResourceUsers(app, code string) int {
 	x.mu.RLock()
@@ -149,6 +176,9 @@ func (x *Index) ClosureOf(r authz.Role) []string {
 }
 
 func (x *Index) closureLocked(id string, seen map[string]bool) []string {
+	if id == "" {
+		return nil // a direct grant: no role
+	}
 	if seen == nil {
 		seen = map[string]bool{}
 	}
@@ -182,10 +212,25 @@ func (x *Index) Grant(id string) (authz.Grant, bool) {
 	return x.grantOf(gi), true
 }
 
-// GrantFilter selects grants: by subject, by role, or all.
+// GrantFilter selects grants: by subject, by role or by permission
+// granted directly (at most one of the two), or all.
 type GrantFilter struct {
-	Subject *authz.Subject
-	Role    string
+	Subject    *authz.Subject
+	Role       string
+	Permission authz.Permission
+}
+
+// matches reports whether grant gi is of f's role or permission (either,
+// when f names neither).
+func (f GrantFilter) matches(x *Index, gi int32) bool {
+	n := x.node(gi)
+	switch {
+	case f.Role != "":
+		return x.roleID(gi, n) == f.Role
+	case !f.Permission.IsZero():
+		return x.directOf(n) == f.Permission
+	}
+	return true
 }
 
 // Grants returns the grants matching f, sorted by id.
@@ -212,13 +257,17 @@ func (x *Index) Grants(f GrantFilter) []authz.Grant {
 		}
 		if h != nil {
 			for _, gi := range h.grants {
-				if f.Role == "" || x.roleID(gi, x.node(gi)) == f.Role {
+				if f.matches(x, gi) {
 					out = append(out, x.grantOf(gi))
 				}
 			}
 		}
-	case f.Role != "":
-		if n := x.roles[f.Role]; n != nil {
+	case f.Role != "" || !f.Permission.IsZero():
+		n := x.roles[f.Role]
+		if f.Role == "" {
+			n = x.direct[f.Permission]
+		}
+		if n != nil {
 			for _, gi := range n.grants {
 				out = append(out, x.grantOf(gi))
 			}

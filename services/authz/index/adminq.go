@@ -87,8 +87,8 @@ func (x *Index) CheckAdmin(q AdminQuery, now time.Time) AdminDecision {
 	}
 	if p := x.people[q.Person]; p != nil {
 		x.allGrants(p, func(_ int32, g *grantNode) {
-			if !g.activeAt(t) || g.role == 0 || !allows(g.role) {
-				return
+			if !g.activeAt(t) || g.role == 0 || x.roleTab[g.role].direct || !allows(g.role) {
+				return // administrator powers come with the built-in roles only, never a direct grant
 			}
 			if g.scope == 0 {
 				global = true
@@ -261,7 +261,7 @@ func (x *Index) AdminGrants(person, resource, op string, now time.Time) []authz.
 	t := now.UnixNano()
 	var out []authz.Grant
 	x.allGrants(p, func(gi int32, g *grantNode) {
-		if !g.activeAt(t) || g.role == 0 {
+		if !g.activeAt(t) || g.role == 0 || x.roleTab[g.role].direct {
 			return
 		}
 		for n, depth := res, 0; n != nil && depth < maxOrgDepth; n, depth = n.parent, depth+1 {

@@ -213,6 +213,9 @@ func fastGrant(g *authz.Grant, b []byte, id string, in *Decoder) bool {
 		case "created_by":
 			bit = 512
 			g.CreatedBy, ok = s.str()
+		case "permission":
+			bit = 1024
+			ok = s.permission(&g.Permission)
 		default:
 			return false
 		}
@@ -223,6 +226,49 @@ func fastGrant(g *authz.Grant, b []byte, id string, in *Decoder) bool {
 		seen |= bit
 		if s.byte('}') {
 			return s.i == len(b)
+		}
+		if !s.byte(',') {
+			return false
+		}
+	}
+}
+
+// permission reads a direct grant's permission: the three keys, each once,
+// in any order.
+func (s *jsonScan) permission(out *authz.Permission) bool {
+	if !s.byte('{') {
+		return false
+	}
+	if s.byte('}') {
+		return true
+	}
+	seen := 0
+	for {
+		key, ok := s.raw()
+		if !ok || !s.byte(':') {
+			return false
+		}
+		v, ok := s.str()
+		if !ok {
+			return false
+		}
+		var bit int
+		switch string(key) {
+		case "app":
+			bit, out.App = 1, v
+		case "resource":
+			bit, out.Resource = 2, v
+		case "operation":
+			bit, out.Operation = 4, v
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if s.byte('}') {
+			return true
 		}
 		if !s.byte(',') {
 			return false

@@ -33,6 +33,9 @@ func TestDecodeGrantAgreesWithEncodingJSON(t *testing.T) {
 		for range rng.IntN(3) {
 			g.Grantable = append(g.Grantable, pick())
 		}
+		if rng.IntN(3) == 0 { // a direct grant
+			g.Permission = authz.Permission{App: pick(), Resource: pick(), Operation: pick()}
+		}
 		b, err := json.Marshal(g)
 		if err != nil {
 			t.Fatal(err)
@@ -52,6 +55,9 @@ func TestDecodeGrantAgreesWithEncodingJSON(t *testing.T) {
 		`{"subject":{"kind":"user","id":"u","kind":"org"}}`, `{"subject":{}}`, `{"subject":null}`,
 		`{"grantable":[]}`, `{"grantable":["a","b"]}`, `{"grantable":null}`, `{"delegable":true}`, `{"delegable":false}`,
 		`{"delegable":1}`, `{"valid_from":"2026-13-01T00:00:00Z"}`, `{"valid_from":"2026-12-01T00:00:00Z"}`,
+		`{"permission":{"app":"a","resource":"r","operation":"o"}}`, `{"permission":{"operation":"o","app":"a"}}`,
+		`{"permission":{}}`, `{"permission":null}`, `{"permission":{"app":"a","app":"b"}}`, `{"permission":{"x":"a"}}`,
+		`{"permission":{"app":1}}`, `{"permission":"a:r:o"}`,
 		`{"id":"a"}x`, `{"id":"a"`, `{"id":"\u00e9"}`, "{\"id\":\"\xff\"}", `[]`, ``, `{"Role":"r"}`,
 	} {
 		check(t, []byte(s))

@@ -62,6 +62,10 @@ func TestGrantsComeBackAsPut(t *testing.T) {
 		{ID: "g-later", Role: "r-later", Subject: authz.Subject{Kind: authz.SubjectUser, ID: "u1"}, CreatedBy: "admin2"},
 		{ID: "g-" + strings.Repeat("x", 5000), Role: "r1", Subject: authz.Subject{Kind: authz.SubjectUser, ID: "u3"}},
 		{ID: "g-escaped\u00e9\"", Role: "r1", Subject: authz.Subject{Kind: authz.SubjectUser, ID: "u\u00e9"}},
+		// direct grants of a permission (plain, timed in a fixed zone, to an unknown kind)
+		{ID: "g-direct", Permission: authz.Permission{App: "oa", Resource: "menu", Operation: "read"}, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "u5"}, CreatedBy: "admin1"},
+		{ID: "g-direct-east", Permission: authz.Permission{App: "oa", Resource: "menu", Operation: "read"}, Subject: authz.Subject{Kind: authz.SubjectGroup, ID: "gr1"}, ValidUntil: utc.In(east)},
+		{ID: "g-direct-kind", Permission: authz.Permission{App: "oa", Resource: "gone", Operation: "x"}, Subject: authz.Subject{Kind: "robot", ID: "r2d2"}},
 	}
 	for _, g := range grants {
 		put(authz.ObjGrant, g.ID, g)
@@ -146,7 +150,7 @@ func TestGrantsComeBackAsPut(t *testing.T) {
 
 	// Nodes of deleted grants are reused; the ids put again read back.
 	for i := range 3 {
-		for _, id := range []string{"g-window", "g-far", "g-epoch", "g-kind"} {
+		for _, id := range []string{"g-window", "g-far", "g-epoch", "g-kind", "g-direct", "g-direct-east"} {
 			del(authz.ObjGrant, id)
 			if _, ok := x.Grant(id); ok {
 				t.Fatalf("round %d: grant %s still there", i, id)

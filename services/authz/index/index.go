@@ -46,6 +46,11 @@ type roleNode struct {
 	// gone: deleted (grants may still refer to it until they move to the
 	// role put again, or are deleted).
 	gone bool
+	// direct: not a role of the model but the node of the direct grants
+	// of one permission (Index.direct; r holds only that permission, r.ID
+	// is ""): Check, ListPermissions, ListSubjects and Explain find direct
+	// grants through the same role sets as grants of roles.
+	direct bool
 	// grants: every grant of the role (ListSubjects, RoleUsers), as grant
 	// node numbers; a grant's rpos is its place here.
 	grants []int32
@@ -296,7 +301,11 @@ type Index struct {
 	nextRole   int32
 	// roleTab: the role nodes by number (roleNode.idx; nil at 0 and for a
 	// deleted role no grant refers to any more).
-	roleTab    []*roleNode
+	roleTab []*roleNode
+	// direct: the nodes of direct grants, one per permission granted
+	// directly (made at its first grant, kept while the index lives: few,
+	// and a permission granted again finds its node).
+	direct     map[authz.Permission]*roleNode
 	exclusions map[string]*authz.Exclusion
 	// grants: grant node numbers by grant id.
 	grants grantTable
@@ -346,7 +355,7 @@ type Index struct {
 func New() *Index {
 	return &Index{
 		resources: map[string]map[string]*resNode{}, urls: map[string][]*resNode{}, roles: map[string]*roleNode{},
-		roleByCode: map[string]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: newGrantTable(),
+		roleByCode: map[string]*roleNode{}, direct: map[authz.Permission]*roleNode{}, exclusions: map[string]*authz.Exclusion{}, grants: newGrantTable(),
 		pending: map[int32]string{}, people: map[string]*person{}, groups: map[string]*group{},
 		orgs: map[string]*org{}, permRoles: map[permKey]roleSet{},
 		roleTab: []*roleNode{nil}, nextNode: 1, nodes: []*[nodeBlock]grantNode{new([nodeBlock]grantNode)},
@@ -705,8 +714,12 @@ func (x *Index) putGrant(g authz.Grant) {
 	}
 	gi := x.newNode()
 	n := x.node(gi)
-	role := x.roles[g.Role]
-	if role == nil {
+	var role *roleNode
+	if g.Direct() {
+		role = x.directRole(g.Permission)
+		n.role = role.idx
+		g.Permission = role.r.Permissions[0] // one copy for all its grants
+	} else if role = x.roles[g.Role]; role == nil {
 		// The store refuses grants of unknown roles; a grant whose role is
 		// not (yet) known is kept out of queries.
 		x.pending[gi] = g.Role
@@ -750,6 +763,30 @@ func (x *Index) putGrant(g authz.Grant) {
 	}
 }
 
+// directRole returns the node of the direct grants of p, made if new.
+func (x *Index) directRole(p authz.Permission) *roleNode {
+	if r := x.direct[p]; r != nil {
+		return r
+	}
+	x.nextRole++
+	r := &roleNode{idx: x.nextRole, direct: true, r: authz.Role{App: p.App, Permissions: []authz.Permission{p}}}
+	x.roleTab = append(x.roleTab, r)
+	x.direct[p] = r
+	x.derivedDirty = true
+	return r
+}
+
+// directOf returns the permission grant node n gives directly (zero for a
+// grant of a role).
+func (x *Index) directOf(n *grantNode) authz.Permission {
+	if n.role != 0 {
+		if r := x.roleTab[n.role]; r != nil && r.direct {
+			return r.r.Permissions[0]
+		}
+	}
+	return authz.Permission{}
+}
+
 // grantOf returns grant gi as it was put.
 func (x *Index) grantOf(gi int32) authz.Grant {
 	n := x.node(gi)
@@ -758,7 +795,7 @@ func (x *Index) grantOf(gi int32) authz.Grant {
 	}
 	h := x.holderTab[n.holder].h
 	return authz.Grant{
-		ID: x.ids.get(n.id), Role: x.roleID(gi, n), Subject: authz.Subject{Kind: h.kind, ID: h.id},
+		ID: x.ids.get(n.id), Role: x.roleID(gi, n), Permission: x.directOf(n), Subject: authz.Subject{Kind: h.kind, ID: h.id},
 		ValidFrom: makeTime(n.from, n.zones[0]), ValidUntil: makeTime(n.until, n.zones[1]),
 		ScopeOrg: x.strs[n.scope], Delegable: n.flags&flagDelegable != 0, Grantable: x.lists[n.grantable],
 		CreatedAt: makeTime(n.created, n.zones[2]), CreatedBy: x.strs[n.createdBy],
@@ -768,12 +805,12 @@ func (x *Index) grantOf(gi int32) authz.Grant {
 // grantID is the id of grant gi.
 func (x *Index) grantID(gi int32) string { return x.ids.get(x.node(gi).id) }
 
-// roleID is the role id of grant gi.
+// roleID is the role id of grant gi ("" for a direct grant).
 func (x *Index) roleID(gi int32, n *grantNode) string {
 	if n.role == 0 {
 		return x.pending[gi]
 	}
-	return x.roleTab[n.role].r.ID
+	return x.roleTab[n.role].r.ID // "" for a direct grant's node
 }
 
 // holderChanged drops what Check prepared from the grants of a holder:
@@ -1056,6 +1093,13 @@ func (x *Index) ensureDerivedLocked() {
 			raw[p] = append(raw[p], r)
 		}
 	}
+	// A direct grant's node holds its permission (once its resource is
+	// known: a replica may get the grant before the resource).
+	for _, r := range x.direct {
+		for _, p := range x.effectivePermsLocked(r) {
+			raw[p] = append(raw[p], r)
+		}
+	}
 	pr := make(map[permKey]roleSet, len(raw))
 	for k, set := range raw {
 		slices.SortFunc(set, func(a, b *roleNode) int { return int(a.idx - b.idx) })
@@ -1142,6 +1186,17 @@ func (x *Index) Rebuild() {
 type roleSet struct {
 	nodes []*roleNode
 	ids   []int32
+}
+
+// live reports whether s holds a role, or the node of a permission granted
+// directly now (one whose direct grants were all revoked allows nobody).
+func (s roleSet) live() bool {
+	for _, r := range s.nodes {
+		if !r.direct || len(r.grants) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // has reports whether role number idx is in s (0, no role, never is).

@@ -16,10 +16,13 @@ import (
 // through their grants, groups and orgs); Explain walks the grants every
 // time. After every kind of change (grants to people, groups and orgs,
 // time-boxed grants, revocations, people moving between orgs and groups,
-// orgs moving in the tree, roles deleted and put again), with every
-// person's prepared roles warm before the change, both answer alike.
+// orgs moving in the tree, roles deleted and put again, direct grants of a
+// permission made and revoked), with every person's prepared roles warm
+// before the change, both answer alike.
 func TestCheckFollowsEveryChange(t *testing.T) {
-	d := dataset.Generate(dataset.Small, 21, 1500)
+	size := dataset.Small
+	size.DirectGrants = 300
+	d := dataset.Generate(size, 21, 1500)
 	x, err := d.Index()
 	if err != nil {
 		t.Fatal(err)
@@ -57,12 +60,12 @@ func TestCheckFollowsEveryChange(t *testing.T) {
 		groups = append(groups, g)
 	}
 	s := d.Size
-	grants := len(d.Grants)
+	grants := len(d.Grants) // ids 0..grants-1: the role grants, then the direct ones
 	deleted := map[int]authz.Role{}
 	compare(0, "start")
 	for step := 1; step <= 120; step++ {
 		var what string
-		switch k := rng.IntN(11); k {
+		switch k := rng.IntN(12); k {
 		case 0, 1:
 			what = "revoke"
 			apply(authz.Change{Obj: authz.ObjGrant, Op: authz.OpDelete, ID: dataset.GrantID(rng.IntN(grants))})
@@ -114,6 +117,25 @@ func TestCheckFollowsEveryChange(t *testing.T) {
 		case 10:
 			what = "org disabled or enabled"
 			x.SetOrgDisabled(dataset.OrgID(rng.IntN(s.Orgs)), rng.IntN(3) == 0)
+		case 11:
+			// a permission some check asks about, granted directly
+			c := d.Checks[rng.IntN(len(d.Checks))]
+			g := authz.Grant{ID: dataset.GrantID(grants), Permission: authz.Permission{App: c.App, Resource: c.Resource, Operation: c.Operation}}
+			grants++
+			switch rng.IntN(3) {
+			case 0:
+				g.Subject = authz.Subject{Kind: authz.SubjectUser, ID: c.Person}
+			case 1:
+				g.Subject = authz.Subject{Kind: authz.SubjectGroup, ID: groups[rng.IntN(len(groups))]}
+			default:
+				g.Subject = authz.Subject{Kind: authz.SubjectOrg, ID: dataset.OrgID(rng.IntN(s.Orgs))}
+			}
+			if rng.IntN(2) == 0 {
+				g.ValidFrom = now.Add(time.Duration(rng.IntN(3)-2) * time.Hour)
+				g.ValidUntil = g.ValidFrom.Add(time.Duration(1+rng.IntN(2)) * time.Hour)
+			}
+			what = fmt.Sprintf("direct grant to %s (window %v)", g.Subject, !g.ValidFrom.IsZero())
+			putJSON(authz.ObjGrant, g.ID, g)
 		}
 		compare(step, what)
 	}

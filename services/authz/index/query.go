@@ -295,7 +295,7 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 	anyRole := false
 	for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 		set := x.permRoles[permKey{r, op}]
-		if len(set.ids) == 0 {
+		if !set.live() {
 			continue
 		}
 		anyRole = true
@@ -304,8 +304,10 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 		}
 		if gi := x.holds(p, set, t); gi != 0 {
 			e.Allowed = true
-			e.Path = &Path{Grant: x.grantOf(gi), Roles: x.roleChain(x.roleTab[x.node(gi).role], r, op),
-				Permission: authz.Permission{App: r.r.App, Resource: r.r.Code, Operation: op}}
+			e.Path = &Path{Grant: x.grantOf(gi), Permission: authz.Permission{App: r.r.App, Resource: r.r.Code, Operation: op}}
+			if granted := x.roleTab[x.node(gi).role]; !granted.direct {
+				e.Path.Roles = x.roleChain(granted, r, op)
+			}
 			return e
 		}
 		x.allGrants(p, func(gi int32, g *grantNode) {
@@ -318,12 +320,19 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 	case !anyRole:
 		e.Reason, e.Detail = WhyNoRole, "no role holds "+quote(op)+" on "+quote(res.r.Code)+" or a resource above it"
 	case len(e.Inactive) > 0:
-		e.Reason, e.Detail = WhyGrantInactive, "the person holds a role allowing it only through grants not in force now"
+		e.Reason, e.Detail = WhyGrantInactive, "the person holds a role or permission allowing it only through grants not in force now"
 	default:
 		var names []string
 		for r, d := res, 0; r != nil && d < maxOrgDepth; r, d = r.parent, d+1 {
 			for _, role := range x.permRoles[permKey{r, op}].nodes {
-				names = append(names, role.r.Code)
+				switch {
+				case role.direct && len(role.grants) == 0:
+					// every direct grant of it revoked
+				case role.direct:
+					names = append(names, "a direct grant of "+role.r.Permissions[0].String())
+				default:
+					names = append(names, role.r.Code)
+				}
 			}
 		}
 		sort.Strings(names)
@@ -331,7 +340,7 @@ func (x *Index) Explain(q Query, now time.Time) Explanation {
 		if len(names) > 10 {
 			names = append(names[:10], "...")
 		}
-		e.Reason, e.Detail = WhyNotGranted, "the person holds none of the roles allowing it ("+strings.Join(names, ", ")+")"
+		e.Reason, e.Detail = WhyNotGranted, "the person holds none of the roles or direct grants allowing it ("+strings.Join(names, ", ")+")"
 	}
 	return e
 }
@@ -488,7 +497,8 @@ func sortPerms(ps []authz.Permission) {
 }
 
 // SubjectGrant is one answer of ListSubjects: a subject holding a grant
-// whose role allows the operation.
+// whose role allows the operation, or a direct grant of a permission that
+// does (Grant.Permission).
 type SubjectGrant struct {
 	Subject authz.Subject
 	Grant   authz.Grant

@@ -248,7 +248,11 @@ func (s *Server) ListSubjects(ctx context.Context, r *authzv1.ListSubjectsReques
 		if keep != nil && !keep(x.Subject) {
 			continue
 		}
-		out.Subjects = append(out.Subjects, &authzv1.SubjectGrant{Subject: subjectPB(x.Subject), GrantId: x.Grant.ID, RoleId: x.Grant.Role})
+		sg := &authzv1.SubjectGrant{Subject: subjectPB(x.Subject), GrantId: x.Grant.ID, RoleId: x.Grant.Role}
+		if x.Grant.Direct() {
+			sg.Permission = permPB(x.Grant.Permission)
+		}
+		out.Subjects = append(out.Subjects, sg)
 	}
 	return out, nil
 }
@@ -344,6 +348,9 @@ func (s *Server) CreateGrant(ctx context.Context, r *authzv1.Grant) (*authzv1.Gr
 // ListGrants implements AuthzAdminService.
 func (s *Server) ListGrants(ctx context.Context, r *authzv1.ListGrantsRequest) (*authzv1.ListGrantsResponse, error) {
 	f := index.GrantFilter{Role: r.GetRoleId()}
+	if p := r.GetPermission(); p != nil {
+		f.Permission = permOf(p)
+	}
 	if r.GetSubjectKind() != "" || r.GetSubjectId() != "" {
 		switch k := authz.SubjectKind(r.GetSubjectKind()); {
 		case k != authz.SubjectUser && k != authz.SubjectGroup && k != authz.SubjectOrg:
@@ -422,6 +429,10 @@ func permPB(p authz.Permission) *authzv1.Permission {
 	return &authzv1.Permission{App: p.App, Resource: p.Resource, Operation: p.Operation}
 }
 
+func permOf(p *authzv1.Permission) authz.Permission {
+	return authz.Permission{App: p.GetApp(), Resource: p.GetResource(), Operation: p.GetOperation()}
+}
+
 func subjectPB(s authz.Subject) *authzv1.Subject {
 	return &authzv1.Subject{Kind: string(s.Kind), Id: s.ID}
 }
@@ -441,15 +452,23 @@ func timeOf(t *timestamppb.Timestamp) time.Time {
 }
 
 func grantPB(g authz.Grant) *authzv1.Grant {
-	return &authzv1.Grant{Id: g.ID, RoleId: g.Role, Subject: subjectPB(g.Subject), ValidFrom: ts(g.ValidFrom),
+	out := &authzv1.Grant{Id: g.ID, RoleId: g.Role, Subject: subjectPB(g.Subject), ValidFrom: ts(g.ValidFrom),
 		ValidUntil: ts(g.ValidUntil), ScopeOrg: g.ScopeOrg, Delegable: g.Delegable, CreatedAt: ts(g.CreatedAt), CreatedBy: g.CreatedBy,
 		GrantableRoles: g.Grantable}
+	if g.Direct() {
+		out.Permission = permPB(g.Permission)
+	}
+	return out
 }
 
 func grantOf(g *authzv1.Grant) authz.Grant {
-	return authz.Grant{Role: g.GetRoleId(), Subject: authz.Subject{Kind: authz.SubjectKind(g.GetSubject().GetKind()), ID: g.GetSubject().GetId()},
+	out := authz.Grant{Role: g.GetRoleId(), Subject: authz.Subject{Kind: authz.SubjectKind(g.GetSubject().GetKind()), ID: g.GetSubject().GetId()},
 		ValidFrom: timeOf(g.GetValidFrom()), ValidUntil: timeOf(g.GetValidUntil()), ScopeOrg: g.GetScopeOrg(), Delegable: g.GetDelegable(),
 		Grantable: g.GetGrantableRoles()}
+	if p := g.GetPermission(); p != nil {
+		out.Permission = permOf(p)
+	}
+	return out
 }
 
 func resourcePB(r authz.Resource) *authzv1.Resource {
@@ -473,7 +492,7 @@ func rolePB(r authz.Role) *authzv1.Role {
 func roleOf(r *authzv1.Role) authz.Role {
 	out := authz.Role{ID: r.GetId(), App: r.GetApp(), Code: r.GetCode(), Name: r.GetName(), Inherits: r.GetInherits()}
 	for _, p := range r.GetPermissions() {
-		out.Permissions = append(out.Permissions, authz.Permission{App: p.GetApp(), Resource: p.GetResource(), Operation: p.GetOperation()})
+		out.Permissions = append(out.Permissions, permOf(p))
 	}
 	return out
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		{"Replica", testReplica},
 		{"DeleteGrantsOf", testDeleteGrantsOf},
 		{"RecordBreaches", testRecordBreaches},
+		{"DirectGrant", testDirectGrant},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })

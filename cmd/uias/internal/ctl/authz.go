@@ -200,8 +200,12 @@ func authzCheckCmd(explain bool) command {
 					return a.output(r, func(tw *tabwriter.Writer) {
 						fmt.Fprintf(tw, "allowed\t%v\nrevision\t%d\nresource\t%s\noperation\t%s\n", r.GetAllowed(), r.GetRevision(), r.GetResource(), r.GetOperation())
 						if g := r.GetGrant(); g != nil {
+							roles := strings.Join(r.GetRolePath(), " > ")
+							if g.GetPermission() != nil {
+								roles = "(direct grant)"
+							}
 							fmt.Fprintf(tw, "grant\t%s (%s:%s)\nroles\t%s\npermission\t%s:%s\n", g.GetId(), g.GetSubject().GetKind(), g.GetSubject().GetId(),
-								strings.Join(r.GetRolePath(), " > "), r.GetPermission().GetResource(), r.GetPermission().GetOperation())
+								roles, r.GetPermission().GetResource(), r.GetPermission().GetOperation())
 						}
 						if r.GetReason() != "" {
 							fmt.Fprintf(tw, "reason\t%s\ndetail\t%s\n", r.GetReason(), r.GetDetail())
@@ -258,7 +262,7 @@ func authzSubjectsCmd() command {
 					return a.output(r, func(tw *tabwriter.Writer) {
 						fmt.Fprintln(tw, "KIND\tSUBJECT\tROLE\tGRANT")
 						for _, x := range r.GetSubjects() {
-							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.GetSubject().GetKind(), x.GetSubject().GetId(), x.GetRoleId(), x.GetGrantId())
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.GetSubject().GetKind(), x.GetSubject().GetId(), grantWhat(x.GetRoleId(), x.GetPermission()), x.GetGrantId())
 						}
 					})
 				})
@@ -322,13 +326,25 @@ func authzResourcePutCmd() command {
 		}}
 }
 
-// parsePerm parses app:resource:operation.
-func parsePerm(s string) (*authzv1.Permission, error) {
+// parsePerm parses app:resource:operation (of flag --perm).
+func parsePerm(s string) (*authzv1.Permission, error) { return parsePermFlag("perm", s) }
+
+// parsePermFlag parses app:resource:operation, the value of flag --name.
+func parsePermFlag(name, s string) (*authzv1.Permission, error) {
 	parts := strings.Split(s, ":")
-	if len(parts) != 3 {
-		return nil, usagef("--perm %q: want APP:RESOURCE:OPERATION", s)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return nil, usagef("--%s %q: want APP:RESOURCE:OPERATION", name, s)
 	}
 	return &authzv1.Permission{App: parts[0], Resource: parts[1], Operation: parts[2]}, nil
+}
+
+// grantWhat is what a grant gives, as its table shows it: the role id, or
+// "perm:APP:RESOURCE:OPERATION" for a direct grant of a permission.
+func grantWhat(role string, p *authzv1.Permission) string {
+	if p != nil {
+		return "perm:" + p.GetApp() + ":" + p.GetResource() + ":" + p.GetOperation()
+	}
+	return role
 }
 
 func authzRoleCmd(update bool) command {
@@ -386,7 +402,7 @@ func authzRoleCmd(update bool) command {
 const grantHeader = "ID\tROLE\tSUBJECT\tFROM\tUNTIL\tSCOPE"
 
 func grantTable(tw *tabwriter.Writer, g *authzv1.Grant) {
-	fmt.Fprintf(tw, "%s\t%s\t%s:%s\t%s\t%s\t%s\n", g.GetId(), g.GetRoleId(), g.GetSubject().GetKind(), g.GetSubject().GetId(),
+	fmt.Fprintf(tw, "%s\t%s\t%s:%s\t%s\t%s\t%s\n", g.GetId(), grantWhat(g.GetRoleId(), g.GetPermission()), g.GetSubject().GetKind(), g.GetSubject().GetId(),
 		tsText(g.GetValidFrom()), tsText(g.GetValidUntil()), grantScope(g))
 }
 
@@ -415,14 +431,16 @@ func tsText(t *timestamppb.Timestamp) string {
 }
 
 func authzGrantCmd() command {
-	return command{usage: "--role ROLE_ID (--user ID | --group ID | --org ID) [--from RFC3339] [--until RFC3339] [--scope-org ORG_ID --grantable ROLE_ID,... [--delegable]]",
+	return command{usage: "(--role ROLE_ID | --permission APP:RESOURCE:OPERATION) (--user ID | --group ID | --org ID) [--from RFC3339] [--until RFC3339] [--scope-org ORG_ID --grantable ROLE_ID,... [--delegable]]",
 		help: "Grants a role to a person, a group, or an org and every org below it, optionally for a time window. " +
+			"--permission grants one permission directly instead of a role (docs/operators.md, direct grants). " +
 			"A unit administrator (--role unit_admin) is granted over an org subtree (--scope-org) with the roles they may hand on (--grantable) " +
 			"and, with --delegable, the right to appoint unit administrators below them. " +
 			"Appointing a person to an administrator role replaces a password someone else set for them (or gives one to a person " +
 			"without) with an activation password, printed once: hand it over; they choose their own at their first administrator login.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			role := fs.String("role", "", "role `ID`")
+			perm := fs.String("permission", "", "grant this `APP:RESOURCE:OPERATION` directly instead of a role")
 			user, group, org := fs.String("user", "", "user `ID`"), fs.String("group", "", "group `ID`"), fs.String("org", "", "org `ID`")
 			from, until := fs.String("from", "", "valid from (RFC 3339 `time`)"), fs.String("until", "", "valid until (RFC 3339 `time`)")
 			scope := fs.String("scope-org", "", "unit_admin: the `ORG_ID` whose subtree they administer")
@@ -432,10 +450,17 @@ func authzGrantCmd() command {
 				if err := wantArgs(args); err != nil {
 					return err
 				}
-				if err := required("role", *role); err != nil {
-					return err
+				if (*role == "") == (*perm == "") {
+					return usagef("name exactly one of --role and --permission")
 				}
 				g := &authzv1.Grant{RoleId: *role, ScopeOrg: *scope, Delegable: *delegable}
+				if *perm != "" {
+					p, err := parsePermFlag("permission", *perm)
+					if err != nil {
+						return err
+					}
+					g.Permission = p
+				}
 				for _, r := range strings.Split(*grantable, ",") {
 					if r = strings.TrimSpace(r); r != "" {
 						g.GrantableRoles = append(g.GrantableRoles, r)
@@ -485,10 +510,11 @@ func authzGrantCmd() command {
 }
 
 func authzGrantsCmd() command {
-	return command{usage: "[--role ROLE_ID] [--user ID | --group ID | --org ID] [--page-size N] [--page-token T]",
-		help: "Lists grants, of a role or of a subject.",
+	return command{usage: "[--role ROLE_ID | --permission APP:RESOURCE:OPERATION] [--user ID | --group ID | --org ID] [--page-size N] [--page-token T]",
+		help: "Lists grants, of a role, or the direct grants of a permission, or of a subject.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			role := fs.String("role", "", "role `ID`")
+			perm := fs.String("permission", "", "direct grants of this `APP:RESOURCE:OPERATION`")
 			user, group, org := fs.String("user", "", "user `ID`"), fs.String("group", "", "group `ID`"), fs.String("org", "", "org `ID`")
 			size, token := fs.Int("page-size", 0, "grants per `page`"), fs.String("page-token", "", "page `token`")
 			return func(args []string) error {
@@ -499,6 +525,13 @@ func authzGrantsCmd() command {
 					return usagef("--page-size must be between 0 and %d (the most the server answers in one page)", authzMaxPage)
 				}
 				req := &authzv1.ListGrantsRequest{RoleId: *role, PageSize: int32(*size), PageToken: *token}
+				if *perm != "" {
+					p, err := parsePermFlag("permission", *perm)
+					if err != nil {
+						return err
+					}
+					req.Permission = p
+				}
 				for kind, id := range map[string]string{"user": *user, "group": *group, "org": *org} {
 					if id != "" {
 						req.SubjectKind, req.SubjectId = kind, id

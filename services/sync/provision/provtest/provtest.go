@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,6 +176,20 @@ func (e *Env) ResentReplica(entity, id string, data any) string {
 func (e *Env) Grant(op, id, role, subjectKind, subjectID string) string {
 	e.T.Helper()
 	g, _ := json.Marshal(map[string]any{"id": id, "role": role, "subject": map[string]string{"kind": subjectKind, "id": subjectID}})
+	payload, _ := json.Marshal(map[string]any{"rev": 1, "obj": "grant", "op": op, "id": id, "data": g})
+	return e.publish("uias.changes.authz.grant."+op, payload)
+}
+
+// DirectGrant publishes authz's CHANGES event of a direct grant of a
+// permission (app:resource:operation, no role) to a subject.
+func (e *Env) DirectGrant(op, id, perm, subjectKind, subjectID string) string {
+	e.T.Helper()
+	parts := strings.SplitN(perm, ":", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	g, _ := json.Marshal(map[string]any{"id": id, "role": "", "permission": map[string]string{"app": parts[0], "resource": parts[1],
+		"operation": parts[2]}, "subject": map[string]string{"kind": subjectKind, "id": subjectID}})
 	payload, _ := json.Marshal(map[string]any{"rev": 1, "obj": "grant", "op": op, "id": id, "data": g})
 	return e.publish("uias.changes.authz.grant."+op, payload)
 }

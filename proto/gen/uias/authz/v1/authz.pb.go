@@ -891,10 +891,14 @@ func (x *ListSubjectsResponse) GetRevision() int64 {
 }
 
 type SubjectGrant struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subject       *Subject               `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
-	GrantId       string                 `protobuf:"bytes,2,opt,name=grant_id,json=grantId" json:"grant_id,omitempty"`
-	RoleId        string                 `protobuf:"bytes,3,opt,name=role_id,json=roleId" json:"role_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Subject *Subject               `protobuf:"bytes,1,opt,name=subject" json:"subject,omitempty"`
+	GrantId string                 `protobuf:"bytes,2,opt,name=grant_id,json=grantId" json:"grant_id,omitempty"`
+	// role_id: the role granted; empty for a direct grant (permission).
+	RoleId string `protobuf:"bytes,3,opt,name=role_id,json=roleId" json:"role_id,omitempty"`
+	// permission: what a direct grant gives (on the resource asked about or
+	// on one above it).
+	Permission    *Permission `protobuf:"bytes,4,opt,name=permission" json:"permission,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -950,6 +954,13 @@ func (x *SubjectGrant) GetRoleId() string {
 	return ""
 }
 
+func (x *SubjectGrant) GetPermission() *Permission {
+	if x != nil {
+		return x.Permission
+	}
+	return nil
+}
+
 type ExplainResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Allowed  bool                   `protobuf:"varint,1,opt,name=allowed" json:"allowed,omitempty"`
@@ -959,8 +970,8 @@ type ExplainResponse struct {
 	Resource  string `protobuf:"bytes,3,opt,name=resource" json:"resource,omitempty"`
 	Operation string `protobuf:"bytes,4,opt,name=operation" json:"operation,omitempty"`
 	// When allowed: the grant, the roles from the granted one down to the one
-	// holding the permission, and the permission (on this resource or one
-	// above it).
+	// holding the permission (none for a direct grant of the permission),
+	// and the permission (on this resource or one above it).
 	Grant      *Grant      `protobuf:"bytes,5,opt,name=grant" json:"grant,omitempty"`
 	RolePath   []string    `protobuf:"bytes,6,rep,name=role_path,json=rolePath" json:"role_path,omitempty"`
 	Permission *Permission `protobuf:"bytes,7,opt,name=permission" json:"permission,omitempty"`
@@ -1377,9 +1388,14 @@ func (x *Subject) GetId() string {
 	return ""
 }
 
+// Grant gives a subject a role (role_id), or directly one permission
+// (permission: an operation on a resource of an application, as a role
+// holds it; docs/adr/0018-direct-permission-grants.md). A grant names
+// exactly one of the two.
 type Grant struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Id         string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	// role_id: the role granted; empty for a direct grant of a permission.
 	RoleId     string                 `protobuf:"bytes,2,opt,name=role_id,json=roleId" json:"role_id,omitempty"`
 	Subject    *Subject               `protobuf:"bytes,3,opt,name=subject" json:"subject,omitempty"`
 	ValidFrom  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=valid_from,json=validFrom" json:"valid_from,omitempty"`
@@ -1392,8 +1408,12 @@ type Grant struct {
 	// grantable_roles: for an administrator role granted over scope_org, the
 	// roles (with the roles they inherit) the holder may grant inside it.
 	GrantableRoles []string `protobuf:"bytes,10,rep,name=grantable_roles,json=grantableRoles" json:"grantable_roles,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// permission: the permission a direct grant gives (instead of a role):
+	// an operation the resource of the application declares. A direct grant
+	// has no scope_org, delegable or grantable_roles.
+	Permission    *Permission `protobuf:"bytes,11,opt,name=permission" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Grant) Reset() {
@@ -1492,6 +1512,13 @@ func (x *Grant) GetCreatedBy() string {
 func (x *Grant) GetGrantableRoles() []string {
 	if x != nil {
 		return x.GrantableRoles
+	}
+	return nil
+}
+
+func (x *Grant) GetPermission() *Permission {
+	if x != nil {
+		return x.Permission
 	}
 	return nil
 }
@@ -2121,12 +2148,14 @@ func (x *GrantResponse) GetActivationPassword() string {
 
 type ListGrantsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// subject_kind + subject_id, or role_id, select the grants; none = all.
-	SubjectKind   string `protobuf:"bytes,1,opt,name=subject_kind,json=subjectKind" json:"subject_kind,omitempty"`
-	SubjectId     string `protobuf:"bytes,2,opt,name=subject_id,json=subjectId" json:"subject_id,omitempty"`
-	RoleId        string `protobuf:"bytes,3,opt,name=role_id,json=roleId" json:"role_id,omitempty"`
-	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	// subject_kind + subject_id, and/or role_id or permission (direct grants
+	// of it), select the grants; none = all.
+	SubjectKind   string      `protobuf:"bytes,1,opt,name=subject_kind,json=subjectKind" json:"subject_kind,omitempty"`
+	SubjectId     string      `protobuf:"bytes,2,opt,name=subject_id,json=subjectId" json:"subject_id,omitempty"`
+	RoleId        string      `protobuf:"bytes,3,opt,name=role_id,json=roleId" json:"role_id,omitempty"`
+	PageSize      int32       `protobuf:"varint,4,opt,name=page_size,json=pageSize" json:"page_size,omitempty"`
+	PageToken     string      `protobuf:"bytes,5,opt,name=page_token,json=pageToken" json:"page_token,omitempty"`
+	Permission    *Permission `protobuf:"bytes,6,opt,name=permission" json:"permission,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2194,6 +2223,13 @@ func (x *ListGrantsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListGrantsRequest) GetPermission() *Permission {
+	if x != nil {
+		return x.Permission
+	}
+	return nil
 }
 
 type ListGrantsResponse struct {
@@ -2552,11 +2588,14 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\x11at_least_revision\x18\x04 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x0fatLeastRevision\"k\n" +
 	"\x14ListSubjectsResponse\x127\n" +
 	"\bsubjects\x18\x01 \x03(\v2\x1b.uias.authz.v1.SubjectGrantR\bsubjects\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"t\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\xaf\x01\n" +
 	"\fSubjectGrant\x120\n" +
 	"\asubject\x18\x01 \x01(\v2\x16.uias.authz.v1.SubjectR\asubject\x12\x19\n" +
 	"\bgrant_id\x18\x02 \x01(\tR\agrantId\x12\x17\n" +
-	"\arole_id\x18\x03 \x01(\tR\x06roleId\"\xe7\x02\n" +
+	"\arole_id\x18\x03 \x01(\tR\x06roleId\x129\n" +
+	"\n" +
+	"permission\x18\x04 \x01(\v2\x19.uias.authz.v1.PermissionR\n" +
+	"permission\"\xe7\x02\n" +
 	"\x0fExplainResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x1a\n" +
@@ -2596,10 +2635,10 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\binherits\x18\x06 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10@\"\tr\a\xc8\xc6'\x01(\x80\x01R\binherits\"N\n" +
 	"\aSubject\x12\"\n" +
 	"\x04kind\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(\x10R\x04kind\x12\x1f\n" +
-	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xe2\x03\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x90\a\n" +
 	"\x05Grant\x12\x1c\n" +
-	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12(\n" +
-	"\arole_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06roleId\x128\n" +
+	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12%\n" +
+	"\arole_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06roleId\x128\n" +
 	"\asubject\x18\x03 \x01(\v2\x16.uias.authz.v1.SubjectB\x06\xbaH\x03\xc8\x01\x01R\asubject\x129\n" +
 	"\n" +
 	"valid_from\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tvalidFrom\x12;\n" +
@@ -2612,7 +2651,12 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\n" +
 	"created_by\x18\t \x01(\tR\tcreatedBy\x12<\n" +
 	"\x0fgrantable_roles\x18\n" +
-	" \x03(\tB\x13\xbaH\x10\x92\x01\r\x10@\"\tr\a\xc8\xc6'\x01(\x80\x01R\x0egrantableRoles\"\x9b\x01\n" +
+	" \x03(\tB\x13\xbaH\x10\x92\x01\r\x10@\"\tr\a\xc8\xc6'\x01(\x80\x01R\x0egrantableRoles\x129\n" +
+	"\n" +
+	"permission\x18\v \x01(\v2\x19.uias.authz.v1.PermissionR\n" +
+	"permission:\xf3\x02\xbaH\xef\x02\x1a\xc5\x01\n" +
+	"\x18grant.role_or_permission\x12}names neither role_id nor permission: a grant gives a role (role_id) or one permission (permission: app, resource, operation)\x1a*this.role_id != '' || has(this.permission)\x1a\xa4\x01\n" +
+	"\x0egrant.not_both\x12enames both role_id and permission: a grant gives a role or one permission, not both (make two grants)\x1a+this.role_id == '' || !has(this.permission)\"\x9b\x01\n" +
 	"\tExclusion\x12\x1c\n" +
 	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12&\n" +
 	"\x06role_a\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05roleA\x12&\n" +
@@ -2647,7 +2691,7 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\rGrantResponse\x12*\n" +
 	"\x05grant\x18\x01 \x01(\v2\x14.uias.authz.v1.GrantR\x05grant\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12/\n" +
-	"\x13activation_password\x18\x03 \x01(\tR\x12activationPassword\"\xe1\x01\n" +
+	"\x13activation_password\x18\x03 \x01(\tR\x12activationPassword\"\xd6\x03\n" +
 	"\x11ListGrantsRequest\x12.\n" +
 	"\fsubject_kind\x18\x01 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\vsubjectKind\x12+\n" +
 	"\n" +
@@ -2655,7 +2699,11 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\arole_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06roleId\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\"\x86\x01\n" +
+	"page_token\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x04R\tpageToken\x129\n" +
+	"\n" +
+	"permission\x18\x06 \x01(\v2\x19.uias.authz.v1.PermissionR\n" +
+	"permission:\xb7\x01\xbaH\xb3\x01\x1a\xb0\x01\n" +
+	"\x1elist_grants.role_or_permission\x12anames both role_id and permission: list the grants of a role or the direct grants of a permission\x1a+this.role_id == '' || !has(this.permission)\"\x86\x01\n" +
 	"\x12ListGrantsResponse\x12,\n" +
 	"\x06grants\x18\x01 \x03(\v2\x14.uias.authz.v1.GrantR\x06grants\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
@@ -2763,69 +2811,72 @@ var file_uias_authz_v1_authz_proto_depIdxs = []int32{
 	16, // 2: uias.authz.v1.ListPermissionsResponse.roles:type_name -> uias.authz.v1.Role
 	12, // 3: uias.authz.v1.ListSubjectsResponse.subjects:type_name -> uias.authz.v1.SubjectGrant
 	17, // 4: uias.authz.v1.SubjectGrant.subject:type_name -> uias.authz.v1.Subject
-	18, // 5: uias.authz.v1.ExplainResponse.grant:type_name -> uias.authz.v1.Grant
-	14, // 6: uias.authz.v1.ExplainResponse.permission:type_name -> uias.authz.v1.Permission
-	18, // 7: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
-	14, // 8: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
-	17, // 9: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
-	38, // 10: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
-	38, // 11: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
-	38, // 12: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
-	15, // 13: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
-	15, // 14: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
-	16, // 15: uias.authz.v1.RoleResponse.role:type_name -> uias.authz.v1.Role
-	16, // 16: uias.authz.v1.ListRolesResponse.roles:type_name -> uias.authz.v1.Role
-	18, // 17: uias.authz.v1.GrantResponse.grant:type_name -> uias.authz.v1.Grant
-	18, // 18: uias.authz.v1.ListGrantsResponse.grants:type_name -> uias.authz.v1.Grant
-	19, // 19: uias.authz.v1.ExclusionResponse.exclusion:type_name -> uias.authz.v1.Exclusion
-	19, // 20: uias.authz.v1.ListExclusionsResponse.exclusions:type_name -> uias.authz.v1.Exclusion
-	0,  // 21: uias.authz.v1.AuthzService.Check:input_type -> uias.authz.v1.CheckRequest
-	6,  // 22: uias.authz.v1.AuthzService.BatchCheck:input_type -> uias.authz.v1.BatchCheckRequest
-	8,  // 23: uias.authz.v1.AuthzService.ListPermissions:input_type -> uias.authz.v1.ListPermissionsRequest
-	10, // 24: uias.authz.v1.AuthzService.ListSubjects:input_type -> uias.authz.v1.ListSubjectsRequest
-	0,  // 25: uias.authz.v1.AuthzService.Explain:input_type -> uias.authz.v1.CheckRequest
-	1,  // 26: uias.authz.v1.AuthzService.CheckAdmin:input_type -> uias.authz.v1.CheckAdminRequest
-	3,  // 27: uias.authz.v1.AuthzService.AppointAdmin:input_type -> uias.authz.v1.AppointAdminRequest
-	15, // 28: uias.authz.v1.AuthzAdminService.PutResource:input_type -> uias.authz.v1.Resource
-	22, // 29: uias.authz.v1.AuthzAdminService.ListResources:input_type -> uias.authz.v1.ListResourcesRequest
-	24, // 30: uias.authz.v1.AuthzAdminService.DeleteResource:input_type -> uias.authz.v1.DeleteResourceRequest
-	16, // 31: uias.authz.v1.AuthzAdminService.CreateRole:input_type -> uias.authz.v1.Role
-	16, // 32: uias.authz.v1.AuthzAdminService.UpdateRole:input_type -> uias.authz.v1.Role
-	26, // 33: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
-	27, // 34: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
-	29, // 35: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
-	18, // 36: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
-	31, // 37: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
-	33, // 38: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
-	19, // 39: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
-	35, // 40: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
-	37, // 41: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
-	5,  // 42: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
-	7,  // 43: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
-	9,  // 44: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
-	11, // 45: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
-	13, // 46: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
-	2,  // 47: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
-	4,  // 48: uias.authz.v1.AuthzService.AppointAdmin:output_type -> uias.authz.v1.AppointAdminResponse
-	21, // 49: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
-	23, // 50: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
-	20, // 51: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
-	25, // 52: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
-	25, // 53: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
-	25, // 54: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
-	28, // 55: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
-	20, // 56: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
-	30, // 57: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
-	32, // 58: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
-	20, // 59: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
-	34, // 60: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
-	36, // 61: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
-	20, // 62: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
-	42, // [42:63] is the sub-list for method output_type
-	21, // [21:42] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	14, // 5: uias.authz.v1.SubjectGrant.permission:type_name -> uias.authz.v1.Permission
+	18, // 6: uias.authz.v1.ExplainResponse.grant:type_name -> uias.authz.v1.Grant
+	14, // 7: uias.authz.v1.ExplainResponse.permission:type_name -> uias.authz.v1.Permission
+	18, // 8: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
+	14, // 9: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
+	17, // 10: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
+	38, // 11: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
+	38, // 12: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
+	38, // 13: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
+	14, // 14: uias.authz.v1.Grant.permission:type_name -> uias.authz.v1.Permission
+	15, // 15: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
+	15, // 16: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
+	16, // 17: uias.authz.v1.RoleResponse.role:type_name -> uias.authz.v1.Role
+	16, // 18: uias.authz.v1.ListRolesResponse.roles:type_name -> uias.authz.v1.Role
+	18, // 19: uias.authz.v1.GrantResponse.grant:type_name -> uias.authz.v1.Grant
+	14, // 20: uias.authz.v1.ListGrantsRequest.permission:type_name -> uias.authz.v1.Permission
+	18, // 21: uias.authz.v1.ListGrantsResponse.grants:type_name -> uias.authz.v1.Grant
+	19, // 22: uias.authz.v1.ExclusionResponse.exclusion:type_name -> uias.authz.v1.Exclusion
+	19, // 23: uias.authz.v1.ListExclusionsResponse.exclusions:type_name -> uias.authz.v1.Exclusion
+	0,  // 24: uias.authz.v1.AuthzService.Check:input_type -> uias.authz.v1.CheckRequest
+	6,  // 25: uias.authz.v1.AuthzService.BatchCheck:input_type -> uias.authz.v1.BatchCheckRequest
+	8,  // 26: uias.authz.v1.AuthzService.ListPermissions:input_type -> uias.authz.v1.ListPermissionsRequest
+	10, // 27: uias.authz.v1.AuthzService.ListSubjects:input_type -> uias.authz.v1.ListSubjectsRequest
+	0,  // 28: uias.authz.v1.AuthzService.Explain:input_type -> uias.authz.v1.CheckRequest
+	1,  // 29: uias.authz.v1.AuthzService.CheckAdmin:input_type -> uias.authz.v1.CheckAdminRequest
+	3,  // 30: uias.authz.v1.AuthzService.AppointAdmin:input_type -> uias.authz.v1.AppointAdminRequest
+	15, // 31: uias.authz.v1.AuthzAdminService.PutResource:input_type -> uias.authz.v1.Resource
+	22, // 32: uias.authz.v1.AuthzAdminService.ListResources:input_type -> uias.authz.v1.ListResourcesRequest
+	24, // 33: uias.authz.v1.AuthzAdminService.DeleteResource:input_type -> uias.authz.v1.DeleteResourceRequest
+	16, // 34: uias.authz.v1.AuthzAdminService.CreateRole:input_type -> uias.authz.v1.Role
+	16, // 35: uias.authz.v1.AuthzAdminService.UpdateRole:input_type -> uias.authz.v1.Role
+	26, // 36: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
+	27, // 37: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
+	29, // 38: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
+	18, // 39: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
+	31, // 40: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
+	33, // 41: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
+	19, // 42: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
+	35, // 43: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
+	37, // 44: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
+	5,  // 45: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
+	7,  // 46: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
+	9,  // 47: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
+	11, // 48: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
+	13, // 49: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
+	2,  // 50: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
+	4,  // 51: uias.authz.v1.AuthzService.AppointAdmin:output_type -> uias.authz.v1.AppointAdminResponse
+	21, // 52: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
+	23, // 53: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
+	20, // 54: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
+	25, // 55: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
+	25, // 56: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
+	25, // 57: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
+	28, // 58: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
+	20, // 59: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
+	30, // 60: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
+	32, // 61: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
+	20, // 62: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
+	34, // 63: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
+	36, // 64: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
+	20, // 65: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
+	45, // [45:66] is the sub-list for method output_type
+	24, // [24:45] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_uias_authz_v1_authz_proto_init() }

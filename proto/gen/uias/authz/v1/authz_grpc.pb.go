@@ -422,8 +422,10 @@ type AuthzAdminServiceClient interface {
 	ListRoles(ctx context.Context, in *ListRolesRequest, opts ...grpc.CallOption) (*ListRolesResponse, error)
 	// DeleteRole is refused while grants, other roles or exclusions use it.
 	DeleteRole(ctx context.Context, in *DeleteRoleRequest, opts ...grpc.CallOption) (*WriteResponse, error)
-	// CreateGrant is refused (FAILED_PRECONDITION SOD_CONFLICT) when it would
-	// give the subject both roles of a separation-of-duty pair.
+	// CreateGrant grants a role, or directly one permission, to a person, a
+	// group or an org. A grant of a role is refused (FAILED_PRECONDITION
+	// SOD_CONFLICT) when it would give the subject both roles of a
+	// separation-of-duty pair (pairs are of roles: a direct grant breaks none).
 	CreateGrant(ctx context.Context, in *Grant, opts ...grpc.CallOption) (*GrantResponse, error)
 	ListGrants(ctx context.Context, in *ListGrantsRequest, opts ...grpc.CallOption) (*ListGrantsResponse, error)
 	RevokeGrant(ctx context.Context, in *RevokeGrantRequest, opts ...grpc.CallOption) (*WriteResponse, error)
@@ -600,8 +602,10 @@ type AuthzAdminServiceServer interface {
 	ListRoles(context.Context, *ListRolesRequest) (*ListRolesResponse, error)
 	// DeleteRole is refused while grants, other roles or exclusions use it.
 	DeleteRole(context.Context, *DeleteRoleRequest) (*WriteResponse, error)
-	// CreateGrant is refused (FAILED_PRECONDITION SOD_CONFLICT) when it would
-	// give the subject both roles of a separation-of-duty pair.
+	// CreateGrant grants a role, or directly one permission, to a person, a
+	// group or an org. A grant of a role is refused (FAILED_PRECONDITION
+	// SOD_CONFLICT) when it would give the subject both roles of a
+	// separation-of-duty pair (pairs are of roles: a direct grant breaks none).
 	CreateGrant(context.Context, *Grant) (*GrantResponse, error)
 	ListGrants(context.Context, *ListGrantsRequest) (*ListGrantsResponse, error)
 	RevokeGrant(context.Context, *RevokeGrantRequest) (*WriteResponse, error)
