@@ -459,27 +459,7 @@ func (s *Store) ConsumeTicket(ctx context.Context, replica, key string) (*ticket
 		}
 		return t, nil
 	}
-	nc := s.js.Conn()
-	if nc == nil || !nc.IsConnected() {
-		return nil, unavailable(nats.ErrConnectionClosed)
-	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	m, err := nc.RequestWithContext(ctx, OwnedSubjectPrefix+replica, []byte(key))
-	if errors.Is(err, nats.ErrNoResponders) {
-		return nil, ticket.ErrNotFound
-	}
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	if len(m.Data) == 0 {
-		return nil, ticket.ErrNotFound
-	}
-	var t ticket.Ticket
-	if err := json.Unmarshal(m.Data, &t); err != nil {
-		return nil, fmt.Errorf("ticket record from instance %s: %w", replica, err)
-	}
-	return &t, nil
+	return s.askOwner(ctx, replica, OwnedSubjectPrefix+replica, key)
 }
 
 // PeekTicket implements ticket.Store: ConsumeTicket's answer without
@@ -492,13 +472,19 @@ func (s *Store) PeekTicket(ctx context.Context, replica, key string) (*ticket.Ti
 		}
 		return t, nil
 	}
+	return s.askOwner(ctx, replica, OwnedSubjectPrefix+replica+PeekSubjectSuffix, key)
+}
+
+// askOwner asks the instance replica, on subject, for the ticket under
+// key (no answerer or an empty answer: ErrNotFound).
+func (s *Store) askOwner(ctx context.Context, replica, subject, key string) (*ticket.Ticket, error) {
 	nc := s.js.Conn()
 	if nc == nil || !nc.IsConnected() {
 		return nil, unavailable(nats.ErrConnectionClosed)
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	m, err := nc.RequestWithContext(ctx, OwnedSubjectPrefix+replica+PeekSubjectSuffix, []byte(key))
+	m, err := nc.RequestWithContext(ctx, subject, []byte(key))
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, ticket.ErrNotFound
 	}
