@@ -181,9 +181,13 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 	// an authenticator app, the password is the first factor only.
 	changing := u.MustChange || u.PasswordByOther || newPassword != "" || s.cfg.Policy.Expired(u, start)
 	// Administrators without an app when every one needs one
-	// (identity.policy.admin_requires_otp): the password is a first
-	// factor with no second.
-	setup := t == nil && s.cfg.Policy.AdminRequiresOTP
+	// (identity.policy.admin_requires_otp), or whose own level asks two
+	// factors or a certificate (min_auth_level 2 or 3; review sec26 M1:
+	// the console has no certificate path, so password and code): the
+	// password is a first factor with no second. The policy's default
+	// level does not apply here (ADR 0020: an escape hatch, as no
+	// administrator would be left who could log in to lower it).
+	setup := t == nil && (s.cfg.Policy.AdminRequiresOTP || u.MinAuthLevel >= AuthLevelTwoFactor)
 	a.holdRecord, a.partial = changing || t != nil || setup, t != nil || setup
 	verdict, err := s.checkPassword(ctx, u, password, "admin.login", start, a)
 	if err != nil {

@@ -929,3 +929,29 @@ func TestSSOLoginOTPMalformedCode(t *testing.T) {
 		t.Fatalf("the right code after malformed ones: %+v %v", got, err)
 	}
 }
+
+// An administrator whose own level asks two factors (or a certificate)
+// logs in to the console with password and code, as with
+// admin_requires_otp (review sec26 M1): the password alone is no login.
+func TestAdminLoginHeldToOwnLevel(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{})
+	boot := bootAdminCtx(t, e.evEnv)
+	kim := e.kim(t, boot)
+	ctx := browserAt("192.0.2.7")
+	for _, level := range []int{identity.AuthLevelTwoFactor, identity.AuthLevelCertificate} {
+		if _, err := e.svc.UpdateUser(boot, kim.ID, identity.UserUpdate{Mask: []string{"min_auth_level"}, MinAuthLevel: level}); err != nil {
+			t.Fatal(err)
+		}
+		tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", "")
+		wantReason(t, "level without an app", err, apierr.FailedPrecondition, identity.ReasonAdminOTPSetup)
+		if tok != "" {
+			t.Fatal("a token for the password alone")
+		}
+	}
+	key := e.enrolUser(t, kim.ID, kimPass)
+	_, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", "")
+	wantReason(t, "password alone with an app", err, apierr.FailedPrecondition, identity.ReasonAdminOTPRequired)
+	if tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", kimPass, "", e.code(key, 0)); err != nil || tok == "" {
+		t.Fatalf("password and code: %v", err)
+	}
+}

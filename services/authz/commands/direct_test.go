@@ -140,9 +140,10 @@ func (f *fixture) must2(_ int64, err error) {
 	f.must(err)
 }
 
-// Separation of duty is defined over roles: a direct grant of a permission
-// gives no role, so it is not refused by an exclusion, and a role granted
-// beside it is judged on the roles alone (docs/adr/0018).
+// Separation of duty is defined over roles and held at the grant: a direct
+// grant giving the holder of one role of an exclusion a permission only the
+// other role gives is refused (review sec26 M2; docs/adr/0018); given to
+// someone else it allows, and the pair still holds for roles.
 func TestDirectGrantAndSeparationOfDuty(t *testing.T) {
 	f := newFixture(t)
 	f.oa()
@@ -152,9 +153,13 @@ func TestDirectGrantAndSeparationOfDuty(t *testing.T) {
 	f.must(err)
 	f.grant(clerk, authz.SubjectUser, "ann")
 	_, _, err = f.svc.CreateGrant(f.ctx, direct("oa", "docs.contract", "approve", authz.SubjectUser, "ann"))
+	if reasonOf(err) != authz.ReasonSoDConflict {
+		t.Fatalf("the signer's permission to the writer: %v", err)
+	}
+	_, _, err = f.svc.CreateGrant(f.ctx, direct("oa", "docs.contract", "approve", authz.SubjectUser, "bob"))
 	f.must(err)
-	if !f.check(f.svc, "ann", "oa", "docs.contract", "approve") {
-		t.Fatal("the direct grant does not allow")
+	if !f.check(f.svc, "bob", "oa", "docs.contract", "approve") || f.check(f.svc, "ann", "oa", "docs.contract", "approve") {
+		t.Fatal("direct grants do not allow as granted")
 	}
 	// the pair still holds for roles
 	_, _, err = f.svc.CreateGrant(f.ctx, authz.Grant{Role: approver, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "ann"}})
@@ -286,5 +291,35 @@ func TestDirectGrantsOfADeletedPerson(t *testing.T) {
 	}
 	if f.check(f.svc, "ann", "oa", "docs.contract", "approve") || !f.check(f.svc, "bob", "oa", "docs.contract", "approve") {
 		t.Fatal("the deleted person's direct grant still allows, or another's went")
+	}
+}
+
+// Separation of duty holds for direct grants too (review sec26 M2): a
+// clerk (maker) refused the exclusive boss role is refused boss's
+// "approve" granted directly, by a delegated administrator or a system
+// administrator alike; a permission the clerk's own role gives conflicts
+// with nothing, and a person holding neither role takes "approve".
+func TestDirectGrantsHeldToExclusions(t *testing.T) {
+	f := newAdminFixture(t)
+	if _, _, err := f.svc.CreateExclusion(f.ctx, authz.Exclusion{RoleA: f.clerk, RoleB: f.boss, Name: "maker-checker"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.CreateGrant(as("wa"), authz.Grant{Role: f.clerk, Subject: authz.Subject{Kind: authz.SubjectUser, ID: "carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, ctx := range map[string]context.Context{"delegated": as("wa"), "system": f.ctx} {
+		_, _, err := f.svc.CreateGrant(ctx, direct("oa", "oa", "approve", authz.SubjectUser, "carol"))
+		if err == nil || !strings.Contains(err.Error(), "mutually exclusive") {
+			t.Fatalf("%s administrator: boss's permission to a clerk: %v", name, err)
+		}
+	}
+	if f.check(f.svc, "carol", "oa", "oa", "approve") {
+		t.Fatal("carol may approve")
+	}
+	if _, _, err := f.svc.CreateGrant(f.ctx, direct("oa", "oa", "read", authz.SubjectUser, "carol")); err != nil {
+		t.Fatalf("the clerk's own permission: %v", err)
+	}
+	if _, _, err := f.svc.CreateGrant(f.ctx, direct("oa", "oa", "approve", authz.SubjectUser, "dave")); err != nil {
+		t.Fatalf("approve to someone holding neither role: %v", err)
 	}
 }

@@ -165,6 +165,14 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 						out[i] = authz.ReplicaIgnored
 						continue
 					}
+					if g.Direct() && !s.wellFormedDirect(g) {
+						// What the home's own checks refuse is not taken
+						// from a peer either (review sec26 L4).
+						s.log.Warn("a peer's direct grant is malformed (a role beside it, administrative flags, the uias application, or a permission the model lacks); not applied",
+							zap.String("origin", origin), zap.String("grant", ch.ID))
+						out[i] = authz.ReplicaIgnored
+						continue
+					}
 					if authz.IsBuiltinRole(g.Role) {
 						// Administrators are appointed at each centre, but
 						// for the unit administrators level 1 appoints for
@@ -381,4 +389,11 @@ func (s *Service) CheckReplicaSeparation(ctx context.Context, q ReplicaSeparatio
 		v.Message = ae.Message
 	}
 	return v, nil
+}
+
+// wellFormedDirect reports whether a direct grant is one the home's checks
+// let through: only a permission, of the model, not of the administration
+// application, with none of an administrator role's flags.
+func (s *Service) wellFormedDirect(g authz.Grant) bool {
+	return g.Role == "" && g.ScopeOrg == "" && !g.Delegable && len(g.Grantable) == 0 && s.checkDirect(g.Permission) == nil
 }

@@ -1,0 +1,45 @@
+package commands_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/services/authz"
+	"github.com/uias/uias/services/authz/commands"
+)
+
+// A peer's direct grant that the home's own checks would refuse is not
+// applied (review sec26 L4): one of a uias (administration) permission,
+// one naming a role beside the permission, one with an administrator's
+// flags or a permission the model lacks. A well-formed one is.
+func TestReplicaRefusesMalformedDirectGrants(t *testing.T) {
+	l1, l2 := newCentres(t)
+	l1.idx.SetOrgParent("bureau", "root1")
+	l1.idx.SetUserOrg("ann", "bureau")
+	l2.idx.SetOrgParent("bureau", "root2")
+	l2.idx.SetUserOrg("ann", "bureau")
+	clerk, _, _ := l1.makerChecker()
+	_ = outcomes(l2.apply("l1", l1.changes()))
+	mk := func(rev int, g authz.Grant) commands.ReplicaChange {
+		d, _ := json.Marshal(g)
+		ch := authz.Change{Rev: int64(rev), Obj: authz.ObjGrant, Op: authz.OpPut, ID: g.ID, Data: d}
+		p, _ := json.Marshal(commands.ChangePayload{Change: ch, Time: time.Now()})
+		return commands.ReplicaChange{EventID: fmt.Sprintf("f-%d", rev), Subject: commands.ChangesSubjectPrefix + "grant.put",
+			Version: uint64(rev), Payload: p}
+	}
+	user := authz.Subject{Kind: authz.SubjectUser, ID: "ann"}
+	l1.apply("l2", []commands.ReplicaChange{
+		mk(1, authz.Grant{ID: "fg1", Subject: user, Permission: authz.Permission{App: authz.AdminApp, Resource: "identity.users", Operation: "write"}}),
+		mk(2, authz.Grant{ID: "fg2", Subject: user, Role: clerk, Permission: authz.Permission{App: "oa", Resource: "docs", Operation: "approve"}}),
+		mk(3, authz.Grant{ID: "fg3", Subject: user, Permission: authz.Permission{App: "oa", Resource: "docs", Operation: "nosuchop"}}),
+		mk(4, authz.Grant{ID: "fg4", Subject: user, Permission: authz.Permission{App: "oa", Resource: "docs", Operation: "approve"},
+			ScopeOrg: "root1", Delegable: true}),
+	})
+	for _, id := range []string{"fg1", "fg2", "fg3", "fg4"} {
+		if g, ok := l1.idx.Grant(id); ok {
+			t.Errorf("%s applied: %+v", id, g)
+		}
+	}
+}
