@@ -458,6 +458,11 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	} else if t != nil {
 		return errChangeNeedsOTP
 	}
+	// Nor a person whose level the password alone does not reach (review
+	// sec26 L2).
+	if s.cfg.Policy.PersonLevel(u) >= AuthLevelTwoFactor {
+		return errChangeNeedsLevel
+	}
 	r, err := s.checkPassword(ctx, u, oldPassword, "password.change.verify", start,
 		s.newAttempt(appLoginSource(c.App.ID, nil, u.ID), "password.change.verify"))
 	if err != nil {

@@ -438,3 +438,29 @@ func TestLevelsReplicated(t *testing.T) {
 		t.Fatalf("certificate-only person at level 1: %+v %v", res, err)
 	}
 }
+
+// A person whose level the password alone does not reach does not change
+// it with the password alone (review sec26 L2): the page, not signed in,
+// refuses after the right password (verdict AUTH_LEVEL_TOO_LOW), a wrong
+// one stays a wrong one, signed in (a session of their level) it is
+// changed; an application's ChangePassword refuses.
+func TestPasswordChangeHeldToLevel(t *testing.T) {
+	e := newLevelEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
+	e.setLevel(t, identity.AuthLevelCertificate)
+	ctx := browserAt("192.0.2.7")
+	err := e.svc.SSOChangePassword(ctx, "pia", profilePass, "Brand-New-Pass-9", "", "")
+	if ae, ok := apierr.As(err); !ok || ae.Reason != "VERIFICATION_FAILED" || ae.Meta["verdict"] != "AUTH_LEVEL_TOO_LOW" {
+		t.Fatalf("the password alone: %v", err)
+	}
+	err = e.svc.SSOChangePassword(ctx, "pia", "Wrong-Pass-1", "Brand-New-Pass-9", "", "")
+	if ae, ok := apierr.As(err); !ok || ae.Reason != "VERIFICATION_FAILED" || ae.Meta["verdict"] == "AUTH_LEVEL_TOO_LOW" {
+		t.Fatalf("a wrong password: %v", err)
+	}
+	app := caller.With(context.Background(), &caller.Caller{App: e.app.CallerApp(), RequestID: "r-change"})
+	if err := e.svc.ChangePassword(app, "p001", profilePass, "Brand-New-Pass-9"); reasonOf(err) != "VERIFICATION_FAILED" {
+		t.Fatalf("through the application: %v", err)
+	}
+	if err := e.svc.SSOChangePassword(ctx, "pia", profilePass, "Brand-New-Pass-9", "session-1", ""); err != nil {
+		t.Fatalf("signed in: %v", err)
+	}
+}

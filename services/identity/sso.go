@@ -310,6 +310,12 @@ func (s *Service) InactivePeople(ctx context.Context, ids []string) ([]string, e
 	return out, nil
 }
 
+// errChangeNeedsLevel refuses a password change by the password alone of a
+// person whose level asks more (a second factor or a certificate).
+var errChangeNeedsLevel = apierr.New(apierr.FailedPrecondition, "VERIFICATION_FAILED",
+	"your sign-in level asks more than the password: sign in first (certificate, or password and code), then change it on your profile, "+
+		"or ask an administrator").WithMeta("verdict", ReasonAuthLevelTooLow.String())
+
 // errVerification refuses a password change whose current password (or
 // login) is not accepted; the same for an unknown login.
 func errVerification(r Reason) *apierr.Error {
@@ -385,6 +391,15 @@ func (s *Service) SSOChangePassword(ctx context.Context, login, oldPassword, new
 	}
 	if u.CannotChange {
 		return apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
+	}
+	// A person whose level the password alone does not reach changes it
+	// signed in (a session of their level) or with their authenticator
+	// app's code: the password alone would sign them out everywhere,
+	// certificate sessions included (review sec26 L2). Told only after the
+	// right password, as the sign-in page tells a level.
+	if keepSession == "" && t == nil && s.cfg.Policy.PersonLevel(u) >= AuthLevelTwoFactor {
+		s.appendAudit(ctx, s.audit(ctx, "sso.password.change.verify", "user:"+u.ID, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, nil))
+		return errChangeNeedsLevel
 	}
 	c := *caller.From(ctx)
 	c.Principal, c.PrincipalLogin = u.ID, u.LoginName

@@ -234,6 +234,10 @@ func (h *Handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case reason == "VERIFICATION_FAILED" && verdictOf(err) == "OTP_REQUIRED":
 			h.passwordPage(w, r, http.StatusUnauthorized, svc, login, signedIn, t.PasswordNeedOTP, "")
+		case reason == "VERIFICATION_FAILED" && verdictOf(err) == "AUTH_LEVEL_TOO_LOW":
+			// the password was right; the person's level asks more: sign
+			// in first (the page says how)
+			h.passwordPage(w, r, http.StatusForbidden, svc, login, signedIn, t.PersonLevelTwoFactor, "")
 		case reason == "VERIFICATION_FAILED":
 			h.passwordPage(w, r, http.StatusUnauthorized, svc, login, signedIn, t.VerificationFailed, "")
 		case reason == "CANNOT_CHANGE_PASSWORD":
