@@ -377,19 +377,25 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 		// bucket had not shown the listing yet, or one a racing login
 		// stored when the note above could not be written, ends too
 		// (review sec25 M1, L1). Sessions of the new password stay.
-		go func() {
-			select {
-			case <-time.After(passwordResweep):
-				sweep()
-			case <-ctx.Done():
-			}
-		}()
+		later(ctx, sweep)
 	}
 }
 
-// passwordResweep is how long after a password change its sessions are
-// looked for again (longer than a login takes and a replica lags).
+// passwordResweep is how long after a change its sessions are looked for
+// again (longer than a login takes and a replica lags).
 var passwordResweep = 10 * time.Second
+
+// later runs sweep once more passwordResweep from now, unless ctx ends.
+func later(ctx context.Context, sweep func()) {
+	d := passwordResweep
+	go func() {
+		select {
+		case <-time.After(d):
+			sweep()
+		case <-ctx.Done():
+		}
+	}()
+}
 
 // ReasonLevelRaised is the session.end reason of a session below the
 // level its person was just set to (identity's min_auth_level).
@@ -414,14 +420,21 @@ func endSessionsBelowLevel(ctx context.Context, svc *ticket.Service, log *zap.Lo
 	if json.Unmarshal(data, &ev) != nil || ev.ID == "" || ev.Data.MinAuthLevel == nil || *ev.Data.MinAuthLevel < 2 {
 		return
 	}
-	n, err := svc.EndUserSessionsBelow(ctx, ev.ID, *ev.Data.MinAuthLevel, ReasonLevelRaised)
-	if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
-		log.Warn("sessions below a person's raised level not ended", zap.Error(err))
-		return
+	sweep := func() {
+		n, err := svc.EndUserSessionsBelow(ctx, ev.ID, *ev.Data.MinAuthLevel, ReasonLevelRaised)
+		if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
+			log.Warn("sessions below a person's raised level not ended", zap.Error(err))
+			return
+		}
+		if n > 0 {
+			log.Info("ended the sessions below a person's raised level", zap.Int("sessions", n))
+		}
 	}
-	if n > 0 {
-		log.Info("ended the sessions below a person's raised level", zap.Int("sessions", n))
-	}
+	sweep()
+	// Once more a little later: a login that checked the person's old
+	// level and stores its session after this sweep ends too (review
+	// sec26 L1), as a session a lagging replica did not list.
+	later(ctx, sweep)
 }
 
 // endSessionsOnOrgDisabled ends, when an org was disabled (CHANGES

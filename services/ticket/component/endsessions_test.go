@@ -3,6 +3,8 @@ package component
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +61,8 @@ func newSessions(t *testing.T) *ticket.Service {
 // new password's sessions open.
 func TestPasswordChangedRefusesLoginsInFlight(t *testing.T) {
 	svc := newSessions(t)
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	oldPw := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	open := func(pw time.Time) (string, error) {
 		tgt, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "l-u1", AuthLevel: 1, PasswordAt: pw})
@@ -175,9 +178,14 @@ func TestRaisedLevelEndsWeakerSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reasons []string
-	svc.SetEnding(func(_ *ticket.Session, reason string) { reasons = append(reasons, reason) })
-	ctx := context.Background()
+	var (
+		mu      sync.Mutex
+		reasons []string
+	)
+	svc.SetEnding(func(_ *ticket.Session, reason string) { mu.Lock(); reasons = append(reasons, reason); mu.Unlock() })
+	ended := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(reasons) }
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	login := func(user string, level, method int) string {
 		t.Helper()
 		tgt, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: user, Login: "l-" + user, AuthLevel: level, AuthMethod: method})
@@ -198,8 +206,8 @@ func TestRaisedLevelEndsWeakerSessions(t *testing.T) {
 	change("updated", `{"display_name":"X"}`)
 	change("updated", `{"min_auth_level":1}`)
 	change("updated", `{"min_auth_level":0}`)
-	if !alive(password) || len(reasons) != 0 {
-		t.Fatalf("ended by a change that raised no level: %v", reasons)
+	if !alive(password) || len(ended()) != 0 {
+		t.Fatalf("ended by a change that raised no level: %v", ended())
 	}
 	change("updated", `{"min_auth_level":2}`)
 	if alive(password) || !alive(twoFactor) || !alive(cert) || !alive(other) {
@@ -209,7 +217,41 @@ func TestRaisedLevelEndsWeakerSessions(t *testing.T) {
 	if alive(twoFactor) || !alive(cert) || !alive(other) {
 		t.Fatalf("level 3: two factors %v certificate %v other %v", alive(twoFactor), alive(cert), alive(other))
 	}
-	if len(reasons) != 2 || reasons[0] != ReasonLevelRaised || reasons[1] != ReasonLevelRaised {
-		t.Fatalf("ended with %v", reasons)
+	if r := ended(); len(r) != 2 || r[0] != ReasonLevelRaised || r[1] != ReasonLevelRaised {
+		t.Fatalf("ended with %v", r)
+	}
+}
+
+// A login that checked the person's old level and stores its session
+// after the raise's sweep ends at the second sweep (review sec26 L1).
+func TestRaisedLevelSweepsTwice(t *testing.T) {
+	old := passwordResweep
+	passwordResweep = 50 * time.Millisecond
+	t.Cleanup(func() { passwordResweep = old })
+	svc := newSessions(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	endSessionsBelowLevel(ctx, svc, zap.NewNop(), "uias.changes.identity.user.updated",
+		[]byte(`{"entity":"user","id":"u1","data":{"min_auth_level":2}}`))
+	late, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "l-u1", AuthLevel: 1, AuthMethod: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	strong, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "l-u1", AuthLevel: 2, AuthMethod: ticket.AuthMethodCertificate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := svc.GetSession(ctx, late); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second sweep did not end the level-1 session stored after the first")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := svc.GetSession(ctx, strong); err != nil {
+		t.Fatalf("the certificate session: %v", err)
 	}
 }
