@@ -319,6 +319,9 @@ func TestImportCheckPlans(t *testing.T) {
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
+	// The sign-in's look-up of a login name, case aside (migration 0062),
+	// goes through the folded index too.
+	wantKeyedPlan(t, db, "SELECT id FROM users WHERE "+New(db).loginIs("login_name"), []any{"Mia"})
 	for _, q := range []string{checkImported, New(db).checkLogins(), checkFeatures, checkIDKeys, checkUserPaths, checkApps, checkAccounts,
 		checkLinkedUsers, checkOrgPaths} {
 		q += "(SELECT value FROM json_each(?))"

@@ -598,11 +598,9 @@ func (s *Store) PasswordNoted(ctx context.Context, userID string) (time.Time, er
 	var res struct {
 		Message *struct {
 			Data []byte `json:"data"`
-			Hdrs []byte `json:"hdrs"`
 		} `json:"message"`
 		Error *struct {
-			Code    int `json:"code"`
-			ErrCode int `json:"err_code"`
+			Code int `json:"code"`
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &res); err != nil {
