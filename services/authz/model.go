@@ -12,7 +12,6 @@
 package authz
 
 import (
-	"strings"
 	"time"
 )
 
@@ -69,16 +68,6 @@ func (p Permission) String() string { return p.App + ":" + p.Resource + ":" + p.
 
 // IsZero reports whether p names nothing.
 func (p Permission) IsZero() bool { return p == Permission{} }
-
-// ParsePermission reads "app:resource:operation" (three non-empty parts;
-// resource codes and operations hold no ':').
-func ParsePermission(s string) (Permission, bool) {
-	parts := strings.Split(s, ":")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return Permission{}, false
-	}
-	return Permission{App: parts[0], Resource: parts[1], Operation: parts[2]}, true
-}
 
 // Role holds permissions and includes the permissions of the roles it
 // inherits (a senior role includes its juniors). App "" is a global role,
@@ -149,15 +138,6 @@ type Grant struct {
 
 // Direct reports whether g grants a permission directly (not a role).
 func (g *Grant) Direct() bool { return !g.Permission.IsZero() }
-
-// What is what g gives, for messages and audit: the role id, or
-// "permission app:resource:operation".
-func (g *Grant) What() string {
-	if g.Direct() {
-		return "permission " + g.Permission.String()
-	}
-	return g.Role
-}
 
 // ActiveAt reports whether the grant is in force at t.
 func (g *Grant) ActiveAt(t time.Time) bool {

@@ -395,5 +395,5 @@ func (s *Service) CheckReplicaSeparation(ctx context.Context, q ReplicaSeparatio
 // let through: only a permission, of the model, not of the administration
 // application, with none of an administrator role's flags.
 func (s *Service) wellFormedDirect(g authz.Grant) bool {
-	return g.Role == "" && g.ScopeOrg == "" && !g.Delegable && len(g.Grantable) == 0 && s.checkDirect(g.Permission) == nil
+	return g.Role == "" && s.checkGrantShape(g) == nil && s.checkDirect(g.Permission) == nil
 }

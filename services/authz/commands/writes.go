@@ -243,8 +243,9 @@ func (s *Service) DeleteRole(ctx context.Context, id string) (int64, error) {
 // grant of a role is refused when the subject would hold both roles of an
 // exclusion (counting what it holds directly, through its groups and orgs,
 // the roles the granted role inherits, and for a group or an org each
-// person it reaches); separation of duty is about roles, and a direct grant
-// gives none (docs/adr/0018-direct-permission-grants.md).
+// person it reaches); a direct grant when it gives a holder of one role of
+// an exclusion a permission only the other role gives
+// (docs/adr/0018-direct-permission-grants.md).
 func (s *Service) CreateGrant(ctx context.Context, g authz.Grant) (authz.Grant, int64, error) {
 	g, rev, _, err := s.CreateGrantActivation(ctx, g)
 	return g, rev, err
@@ -429,12 +430,25 @@ func (s *Service) checkDirect(p authz.Permission) error {
 
 // grantConflict returns a separation-of-duty pair grant g would give its
 // subject, or anyone it reaches (a group's members, the people below an
-// org), both roles of, with what they hold already. A direct grant gives
-// no role: it breaks no pair (separation of duty is defined over roles).
+// org), both roles of, with what they hold already; for a direct grant,
+// a pair one of whose roles they hold while the permission is only the
+// other's (review sec26 M2: a maker granted "approve" directly holds both
+// sides; a permission both roles give conflicts with nothing).
 func (s *Service) grantConflict(g authz.Grant) (authz.Exclusion, bool) {
 	var granted []string
+	exclusions := s.idx.Exclusions()
+	// For a direct grant: whether the permission is only role B's (onlyB)
+	// or only role A's (onlyA), per exclusion, whoever holds what.
+	var onlyA, onlyB []bool
 	if !g.Direct() {
 		granted = s.idx.Closure(g.Role)
+	} else {
+		onlyA, onlyB = make([]bool, len(exclusions)), make([]bool, len(exclusions))
+		for i, e := range exclusions {
+			inA := s.idx.RolesAllow(s.idx.Closure(e.RoleA), g.Permission)
+			inB := s.idx.RolesAllow(s.idx.Closure(e.RoleB), g.Permission)
+			onlyA[i], onlyB[i] = inA && !inB, inB && !inA
+		}
 	}
 	holders := []authz.Subject{g.Subject}
 	var people []string
@@ -452,26 +466,16 @@ func (s *Service) grantConflict(g authz.Grant) (authz.Exclusion, bool) {
 		for _, id := range granted {
 			held[id] = true
 		}
-		for _, e := range s.idx.Exclusions() {
+		for i, e := range exclusions {
 			if held[e.RoleA] && held[e.RoleB] {
 				return e, true
 			}
-			if g.Direct() && (held[e.RoleA] && s.onlyIn(g.Permission, e.RoleB, e.RoleA) ||
-				held[e.RoleB] && s.onlyIn(g.Permission, e.RoleA, e.RoleB)) {
+			if g.Direct() && (held[e.RoleA] && onlyB[i] || held[e.RoleB] && onlyA[i]) {
 				return e, true
 			}
 		}
 	}
 	return authz.Exclusion{}, false
-}
-
-// onlyIn reports whether permission p is a part of role in (with the
-// roles it inherits) and not of role held: granting p directly to a
-// holder of held gives them what separation of duty keeps for in (review
-// sec26 M2: a maker granted "approve" directly holds both sides). A
-// permission both roles give (a shared "read") conflicts with nothing.
-func (s *Service) onlyIn(p authz.Permission, in, held string) bool {
-	return s.idx.RolesAllow(s.idx.Closure(in), p) && !s.idx.RolesAllow(s.idx.Closure(held), p)
 }
 
 func sodConflict(x *index.Index, e authz.Exclusion) error {
