@@ -1095,40 +1095,23 @@ func (s *Service) EndUserSessions(ctx context.Context, userID, keep, reason stri
 // that had not yet applied the change) ends. The times are identity's
 // (the stored password time, replicated as it is), not two clocks.
 func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reason string, password time.Time) (int, error) {
-	ids, err := s.store.UserSessions(ctx, userID)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	var untold []error
-	for _, id := range ids {
+	return s.endUserSessionsBut(ctx, userID, reason, func(id string) (bool, error) {
 		if id == keep {
-			continue
+			return true, nil
 		}
-		if !password.IsZero() {
-			sess, _, err := s.store.GetSession(ctx, id)
-			if errors.Is(err, ErrNotFound) {
-				// Ended, or not yet seen by the replica that answered (a
-				// replicated bucket): the component's second sweep
-				// looks again (review sec25 I1).
-				continue
-			}
-			if err == nil && !sess.PasswordAt.IsZero() && !sess.PasswordAt.Before(password) {
-				continue // signed in with the new password (or later)
-			}
+		if password.IsZero() {
+			return false, nil
 		}
-		ok, err := s.endSession(ctx, id, userID, reason)
-		switch {
-		case ok:
-			n++
-			if err != nil {
-				untold = append(untold, err)
-			}
-		case err != nil:
-			return n, err
+		sess, _, err := s.store.GetSession(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			// Ended, or not yet seen by the replica that answered (a
+			// replicated bucket): the component's second sweep looks
+			// again (review sec25 I1).
+			return true, nil
 		}
-	}
-	return n, errors.Join(untold...)
+		// signed in with the new password (or later)
+		return err == nil && !sess.PasswordAt.IsZero() && !sess.PasswordAt.Before(password), nil
+	})
 }
 
 // EndUserSessionsBelow ends the sessions of a person that do not reach
@@ -1136,6 +1119,21 @@ func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reaso
 // factors or a certificate (a session of level 2), 3 a certificate only (a
 // certificate's session); it returns how many ended.
 func (s *Service) EndUserSessionsBelow(ctx context.Context, userID string, level int, reason string) (int, error) {
+	return s.endUserSessionsBut(ctx, userID, reason, func(id string) (bool, error) {
+		sess, _, err := s.store.GetSession(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return sessionReaches(sess, level), nil
+	})
+}
+
+// endUserSessionsBut ends, for reason, the sessions of a person but those
+// stays keeps (an error of stays stops it); it returns how many ended.
+func (s *Service) endUserSessionsBut(ctx context.Context, userID, reason string, stays func(id string) (bool, error)) (int, error) {
 	ids, err := s.store.UserSessions(ctx, userID)
 	if err != nil {
 		return 0, err
@@ -1143,14 +1141,11 @@ func (s *Service) EndUserSessionsBelow(ctx context.Context, userID string, level
 	n := 0
 	var untold []error
 	for _, id := range ids {
-		sess, _, err := s.store.GetSession(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
+		keep, err := stays(id)
 		if err != nil {
 			return n, err
 		}
-		if sessionReaches(sess, level) {
+		if keep {
 			continue
 		}
 		ok, err := s.endSession(ctx, id, userID, reason)

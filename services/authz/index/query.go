@@ -399,19 +399,13 @@ func (x *Index) ListPermissionsAndRoles(person, app string, now time.Time) ([]au
 	return x.listPermissionsLocked(person, app, now), x.listRolesLocked(person, app, now), x.rev
 }
 
-// ListRoles returns the roles of app person holds at now: the roles of
+// listRolesLocked returns the roles of app person holds at now: the roles of
 // their grants in force (directly, through a group, or through their org
 // or an org above it; not the administrator grants scoped to an org), and
 // the junior roles those inherit, that belong to app (a global role, or
 // another application's, is not listed even when it holds permissions in
 // app: ListPermissions has those), sorted by code, without their
-// permissions and inherited roles.
-func (x *Index) ListRoles(person, app string, now time.Time) ([]authz.Role, int64) {
-	x.rlock()
-	defer x.mu.RUnlock()
-	return x.listRolesLocked(person, app, now), x.rev
-}
-
+// permissions and inherited roles (ListPermissionsAndRoles).
 func (x *Index) listRolesLocked(person, app string, now time.Time) []authz.Role {
 	p := x.people[person]
 	if p == nil || x.disabledLocked(p) || app == "" {

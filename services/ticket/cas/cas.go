@@ -545,11 +545,16 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 // personLevelText is what the login page tells a person whose own level
 // (identity's min_auth_level) the login res did not reach.
 func personLevelText(t texts, res *identityv1.SSOLoginResponse) string {
-	if res.GetRequiredAuthLevel() > certLevel {
+	if res.GetRequiredAuthLevel() >= personCertificateOnly {
 		return t.PersonLevelCert
 	}
 	return t.PersonLevelTwoFactor
 }
+
+// personCertificateOnly is a person's level (identity's min_auth_level, a
+// scale of its own: 1 any, 2 two factors or a certificate) asking a
+// certificate alone; a certificate session's AuthLevel is certLevel.
+const personCertificateOnly = 3
 
 // certLevel is the authentication level of a certificate login.
 const certLevel = 2
