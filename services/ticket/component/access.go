@@ -42,13 +42,19 @@ func (a accessRules) Allowed(ctx context.Context, userID, appID, resource, opera
 	if a.authz == nil {
 		return false, apierr.ErrUnavailable.WithMessage("this application's access rule cannot be checked: the authorization component is not reachable")
 	}
-	o := grpcx.OriginFrom(ctx)
-	ctx = grpcx.WithOrigin(ctx, grpcx.Origin{ClientIP: o.ClientIP, Principal: userID})
-	r, err := a.authz.Check(ctx, &authzv1.CheckRequest{Person: userID, App: appID, Resource: resource, Operation: operation})
+	r, err := a.authz.Check(asPerson(ctx, userID), &authzv1.CheckRequest{Person: userID, App: appID, Resource: resource, Operation: operation})
 	if err != nil {
 		return false, unavailable("authorization", err)
 	}
 	return r.GetAllowed(), nil
+}
+
+// asPerson is ctx for a call to authz on behalf of the signed-in person
+// userID (the origin's principal; its client address kept): the call is
+// the component's, about that person.
+func asPerson(ctx context.Context, userID string) context.Context {
+	o := grpcx.OriginFrom(ctx)
+	return grpcx.WithOrigin(ctx, grpcx.Origin{ClientIP: o.ClientIP, Principal: userID})
 }
 
 // unavailable is the fault of a component asked about an access rule:

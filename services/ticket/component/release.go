@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/uias/uias/pkg/apierr"
-	"github.com/uias/uias/pkg/grpcx"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	"github.com/uias/uias/services/ticket"
 )
@@ -28,9 +27,7 @@ var errRolesNotAnswered = apierr.ErrUnavailable.WithMessage("the authorization c
 // does, it asks on behalf of the person (the origin's principal): the call
 // is the component's, about the application of the service.
 func (a authzRelease) Authorization(ctx context.Context, userID, appID string) ([]string, []string, error) {
-	o := grpcx.OriginFrom(ctx)
-	ctx = grpcx.WithOrigin(ctx, grpcx.Origin{ClientIP: o.ClientIP, Principal: userID})
-	r, err := a.authz.ListPermissions(ctx, &authzv1.ListPermissionsRequest{Person: userID, App: appID, IncludeRoles: true})
+	r, err := a.authz.ListPermissions(asPerson(ctx, userID), &authzv1.ListPermissionsRequest{Person: userID, App: appID, IncludeRoles: true})
 	if err != nil {
 		return nil, nil, domainErr(err)
 	}
