@@ -48,9 +48,12 @@ type Exporter struct {
 	Now func() time.Time
 	// MaxPDF bounds the records of a PDF (0: MaxPDFRecords).
 	MaxPDF int
-	// Names names the people who are actors (the actor_name column); nil:
-	// the column stays empty.
+	// Names names the people who are actors and subjects (the actor_name
+	// and description columns); nil: the records' ids stand in.
 	Names Names
+	// Lang is the language of a records export's headers, title and
+	// description column.
+	Lang Lang
 }
 
 func (e Exporter) fonts() (cjk, latin string) {
@@ -78,15 +81,16 @@ func ExportCounts(q CountQuery, counts []Count, f Format, w io.Writer) error {
 const MaxExportRecords = 1_000_000
 
 // recordWeights are the relative widths of the record columns in a PDF.
-var recordWeights = []float64{8, 28, 18, 13, 12, 12, 20, 18, 18, 11, 11, 14, 9, 20, 34, 18, 18}
+var recordWeights = []float64{8, 28, 18, 13, 12, 12, 20, 18, 18, 11, 11, 14, 9, 20, 34, 18, 18, 40}
 
 // recordHeader are the columns of exported records. actor_name is the
 // person the actor names, as identity knows them at the export (not part
-// of the record).
+// of the record); description says what the record records in a sentence
+// (Describe; not part of the record either).
 var recordHeader = []string{"seq", "time", "type", "component", "serial", "app_id", "api", "actor", "subject", "org",
-	"result", "reason", "duration_ms", "client_ip", "detail", "event_id", "actor_name"}
+	"result", "reason", "duration_ms", "client_ip", "detail", "event_id", "actor_name", "description"}
 
-func recordRow(r *Record, actorName string) []string {
+func recordRow(r *Record, actorName, description string) []string {
 	d := ""
 	if len(r.Detail) > 0 {
 		b, _ := json.Marshal(r.Detail) // a map of strings always marshals
@@ -94,8 +98,11 @@ func recordRow(r *Record, actorName string) []string {
 	}
 	return []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format(time.RFC3339Nano), r.Type, r.Component, r.Serial,
 		r.AppID, r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, strconv.FormatFloat(r.DurationMS, 'f', -1, 64),
-		r.ClientIP, d, r.EventID, actorName}
+		r.ClientIP, d, r.EventID, actorName, description}
 }
+
+// recordTitles are the titles of a records export.
+var recordTitles = [...]string{English: "Audit records", Chinese: "审计日志"}
 
 // Records writes the records of q within scope (newest first, at most
 // max, 0: MaxExportRecords; a PDF at most MaxPDFRecords, saying so when
@@ -116,7 +123,7 @@ func (e Exporter) Records(ctx context.Context, st QueryStore, scope Scope, q Que
 	if err != nil {
 		return 0, err
 	}
-	rw, err := e.newRowWriter(f, w, "Audit records", recordHeader, recordWeights)
+	rw, err := e.newRowWriter(f, w, recordTitles[e.Lang], headerIn(recordHeader, e.Lang), recordWeights)
 	if err != nil {
 		return 0, err
 	}
@@ -128,15 +135,18 @@ func (e Exporter) Records(ctx context.Context, st QueryStore, scope Scope, q Que
 		return rw.close()
 	}
 	for {
-		names := ActorNames(ctx, e.Names, recs)
+		names := PeopleNames(ctx, e.Names, recs)
 		for i := range recs {
 			if n == max {
 				return n, more()
 			}
+			r := &recs[i]
+			actor := ActorName(names, r)
+			desc := Describe(r, actor, names[r.Subject], e.Lang)
 			if f == JSONL {
-				err = rw.json(recordJSON(&recs[i], ActorName(names, &recs[i])))
+				err = rw.json(recordJSON(r, actor, desc))
 			} else {
-				err = rw.row(recordRow(&recs[i], ActorName(names, &recs[i])))
+				err = rw.row(recordRow(r, actor, desc))
 			}
 			if err != nil {
 				return n, err
@@ -158,7 +168,7 @@ func (e Exporter) Records(ctx context.Context, st QueryStore, scope Scope, q Que
 
 // recordJSON is a record as an exported JSON line (actor_name only when
 // known).
-func recordJSON(r *Record, actorName string) map[string]any {
+func recordJSON(r *Record, actorName, description string) map[string]any {
 	out := map[string]any{"seq": r.Seq, "time": r.Time.UTC().Format(time.RFC3339Nano), "type": r.Type, "component": r.Component,
 		"serial": r.Serial, "trace_id": r.TraceID, "app_id": r.AppID, "api": r.API, "actor": r.Actor, "subject": r.Subject,
 		"org": r.Org, "result": r.Result, "reason": r.Reason, "duration_ms": r.DurationMS, "client_ip": r.ClientIP,
@@ -166,6 +176,7 @@ func recordJSON(r *Record, actorName string) map[string]any {
 	if actorName != "" {
 		out["actor_name"] = actorName
 	}
+	out["description"] = description
 	return out
 }
 

@@ -26,6 +26,16 @@ func ActorNames(ctx context.Context, names Names, recs []Record) map[string]stri
 	return SubjectNames(ctx, names, actors)
 }
 
+// PeopleNames is ActorNames of recs' actors and subjects both (one
+// question to identity).
+func PeopleNames(ctx context.Context, names Names, recs []Record) map[string]string {
+	people := make([]string, 0, 2*len(recs))
+	for i := range recs {
+		people = append(people, recs[i].Actor, recs[i].Subject)
+	}
+	return SubjectNames(ctx, names, people)
+}
+
 // SubjectNames returns the names of the people among subjects
 // ("user:<id>"; others are skipped) by subject, as identity knows them
 // now, best effort: nil when names is nil or cannot answer.

@@ -158,6 +158,23 @@ func TestAuditReports(t *testing.T) {
 		!strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") || bytes.Count(b, []byte(",admin.login,")) != 3 {
 		t.Fatalf("REST export: %d %v\n%s", resp.StatusCode, resp.Header, b)
 	}
+	// in Chinese: the maritime design's columns (004 2.1.7 序号、管理员名称、
+	// 操作类别、操作日期、操作描述), a description per record; the query
+	// describes records too
+	resp, b = get("/v1/audit/export?format=csv&api=admin.login&result=failure&language=zh-CN", auth)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("序号,操作日期")) || !bytes.Contains(b, []byte("管理员名称,操作描述")) ||
+		bytes.Count(b, []byte("管理员登录")) != 3 {
+		t.Fatalf("REST export in Chinese: %d\n%s", resp.StatusCode, b)
+	}
+	resp, b = get("/v1/audit/records?api=admin.login&result=failure&language=zh-CN", auth)
+	if resp.StatusCode != http.StatusOK || bytes.Count(b, []byte("管理员登录")) != 3 || !bytes.Contains(b, []byte(`"description"`)) {
+		t.Fatalf("REST query in Chinese: %d\n%s", resp.StatusCode, b)
+	}
+	for _, path := range []string{"/v1/audit/export?format=csv&language=fr", "/v1/audit/records?language=zh"} {
+		if resp, b := get(path, auth); resp.StatusCode != http.StatusBadRequest || !bytes.Contains(b, []byte("language")) {
+			t.Errorf("%s: %d %s, want 400 naming language", path, resp.StatusCode, b)
+		}
+	}
 	resp, b = get("/v1/audit/export?format=html&by=weekday&utc_offset_minutes=480", auth)
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("<svg")) {
 		t.Fatalf("REST count report: %d\n%s", resp.StatusCode, b)

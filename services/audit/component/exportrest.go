@@ -100,7 +100,7 @@ func badParam(msg string) error {
 // exportParams are the query parameters of a download of records or of a
 // count report.
 var exportParams = []string{"format", "start_time", "end_time", "actor", "subject", "app_id", "api", "result", "client_ip", "text",
-	"org_id", "max_records", "by", "bucket", "utc_offset_minutes", "limit"}
+	"org_id", "max_records", "language", "by", "bucket", "utc_offset_minutes", "limit"}
 
 // exportRequest reads the query parameters of a download; one it does not
 // know is refused (a misspelt filter is not dropped without a word).
@@ -138,7 +138,7 @@ func exportRequest(r *http.Request) (*auditv1.ExportRecordsRequest, error) {
 		}
 		return int32(n), nil
 	}
-	req := &auditv1.ExportRecordsRequest{Filter: f, Format: format}
+	req := &auditv1.ExportRecordsRequest{Filter: f, Format: format, Language: v.Get("language")}
 	var err error
 	if req.MaxRecords, err = num("max_records"); err != nil {
 		return nil, err

@@ -56,10 +56,12 @@ func (s *QueryServer) QueryRecords(ctx context.Context, r *auditv1.QueryRecordsR
 		return nil, err
 	}
 	out := &auditv1.QueryRecordsResponse{NextPageToken: next, Records: make([]*auditv1.Record, len(recs))}
-	names := audit.ActorNames(ctx, s.names, recs)
+	lang, _ := audit.ParseLang(r.GetLanguage()) // validated
+	names := audit.PeopleNames(ctx, s.names, recs)
 	for i := range recs {
 		out.Records[i] = RecordPB(&recs[i])
 		out.Records[i].ActorName = audit.ActorName(names, &recs[i])
+		out.Records[i].Description = audit.Describe(&recs[i], out.Records[i].ActorName, names[recs[i].Subject], lang)
 	}
 	return out, nil
 }

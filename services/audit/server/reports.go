@@ -152,7 +152,9 @@ func (s *ReportServer) ExportRecords(r *auditv1.ExportRecordsRequest, st grpc.Se
 		note.Report, note.Filter, note.By, note.Rows = "counts", q.Filter, q.By, len(counts)
 	} else {
 		q := FilterQuery(r.GetFilter())
-		n, err := s.exp.Records(ctx, s.store, sc, q, int(r.GetMaxRecords()), f, w)
+		exp := s.exp
+		exp.Lang, _ = audit.ParseLang(r.GetLanguage()) // validated
+		n, err := exp.Records(ctx, s.store, sc, q, int(r.GetMaxRecords()), f, w)
 		note.Filter, note.Rows = q, n
 		if err != nil {
 			if n > 0 {

@@ -328,9 +328,10 @@ func auditVerifyCmd() command {
 func auditQueryCmd() command {
 	return command{
 		usage: "[--since D | --from T] [--to T] [--actor A] [--subject S] [--app ID] [--api API] [--result R]\n" +
-			"              [--ip ADDR] [--text TEXT] [--org ID] [--page-size N] [--page-token T] [--all]",
+			"              [--ip ADDR] [--text TEXT] [--org ID] [--lang en|zh-CN] [--page-size N] [--page-token T] [--all]",
 		help: "Searches the audit log, newest first. Times are RFC 3339 (2026-12-01T08:00:00Z);\n" +
-			"--since 24h (or 7d) means from 24 hours (7 days) ago. Filters combine (all must match).",
+			"--since 24h (or 7d) means from 24 hours (7 days) ago. Filters combine (all must match).\n" +
+			"Each record is described in a sentence (DESCRIPTION; --lang zh-CN: in Chinese, 操作描述).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			since := sinceFlag(fs, "records")
 			from := fs.String("from", "", "records at or after `TIME` (a date, midnight UTC, or RFC 3339)")
@@ -343,6 +344,7 @@ func auditQueryCmd() command {
 			ip := fs.String("ip", "", "client IP address")
 			text := fs.String("text", "", "substring of subject, actor, reason or detail")
 			org := fs.String("org", "", "records of the org `ID` and of every org below it")
+			lang := fs.String("lang", "", "language of the description column: en (default) or zh-CN")
 			lo := addListFlags(fs, audit.MaxPageSize)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -352,8 +354,10 @@ func auditQueryCmd() command {
 					return err
 				}
 				req := &auditv1.QueryRecordsRequest{Actor: *actor, Subject: *subject, AppId: *appID, Api: *api, Result: *result,
-					ClientIp: *ip, Text: *text, OrgId: *org}
+					ClientIp: *ip, Text: *text, OrgId: *org, Language: *lang}
 				switch {
+				case *lang != "" && *lang != "en" && *lang != "zh-CN":
+					return usagef("--lang must be en or zh-CN")
 				case *since < 0:
 					return usagef("--since must be positive")
 				case *since > 0 && *from != "":
@@ -386,11 +390,11 @@ func auditQueryCmd() command {
 					}
 					a.moreHint(next)
 					return a.output(&auditv1.QueryRecordsResponse{Records: recs, NextPageToken: next}, func(tw *tabwriter.Writer) {
-						row(tw, "TIME", "SEQ", "COMPONENT", "API", "ACTOR", "SUBJECT", "RESULT", "REASON", "CLIENT IP", "APP", "MS")
+						row(tw, "TIME", "SEQ", "COMPONENT", "API", "ACTOR", "SUBJECT", "RESULT", "REASON", "CLIENT IP", "APP", "MS", "DESCRIPTION")
 						for _, r := range recs {
 							row(tw, r.GetTime().AsTime().Format(time.RFC3339Nano), strconv.FormatInt(r.GetSeq(), 10), r.GetComponent(),
 								r.GetApi(), actorShown(r), r.GetSubject(), r.GetResult(), r.GetReason(), r.GetClientIp(), r.GetAppId(),
-								strconv.FormatFloat(r.GetDurationMs(), 'f', -1, 64))
+								strconv.FormatFloat(r.GetDurationMs(), 'f', -1, 64), r.GetDescription())
 						}
 					})
 				})

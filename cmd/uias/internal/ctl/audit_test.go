@@ -101,6 +101,15 @@ func TestAuditCommands(t *testing.T) {
 	if strings.Count(out, "org.create") != 1 || !strings.Contains(out, "TIME") {
 		t.Fatalf("query:\n%s", out)
 	}
+	// each record described in a sentence, in Chinese when asked (004
+	// 2.1.7 操作描述)
+	if out = h.mustRun("audit", "query", "--api", "org.create", "--since", "1h", "--lang", "zh-CN"); !strings.Contains(out, "DESCRIPTION") ||
+		!strings.Contains(out, "创建机构") {
+		t.Fatalf("query --lang zh-CN:\n%s", out)
+	}
+	if code, _, errs := h.run("audit", "query", "--lang", "fr"); code != exitUsage || !strings.Contains(errs, "--lang must be en or zh-CN") {
+		t.Fatalf("query --lang fr: exit %d %s", code, errs)
+	}
 	// days, as the defaults are counted (trial12 D5)
 	if out = h.mustRun("audit", "query", "--api", "org.create", "--since", "1d"); strings.Count(out, "org.create") != 1 {
 		t.Fatalf("query --since 1d:\n%s", out)
@@ -191,6 +200,16 @@ func TestAuditCommands(t *testing.T) {
 	}
 	if code, _, _ := h.run("audit", "export", "--format", "csv", "--out", csvFile); code == 0 {
 		t.Error("audit export overwrote an existing file")
+	}
+	// in Chinese: the maritime design's columns, a description per record
+	zhFile := filepath.Join(t.TempDir(), "records-zh.csv")
+	h.mustRun("audit", "export", "--format", "csv", "--lang", "zh-CN", "--api", "org.create", "--out", zhFile)
+	if b, err := os.ReadFile(zhFile); err != nil || !strings.Contains(string(b), "序号,操作日期") || !strings.Contains(string(b), "操作描述") ||
+		!strings.Contains(string(b), "创建机构") {
+		t.Errorf("audit export --lang zh-CN: %v\n%s", err, b)
+	}
+	if code, _, errs := h.run("audit", "export", "--format", "csv", "--lang", "zh"); code != exitUsage || !strings.Contains(errs, "--lang must be") {
+		t.Errorf("audit export --lang zh: exit %d %s", code, errs)
 	}
 	// a PDF count report, when the CJK font is installed (else refused
 	// with the setting's name)

@@ -145,11 +145,13 @@ func auditCountsCmd() command {
 
 func auditExportCmd() command {
 	return command{
-		usage: "--format csv|xlsx|html|jsonl|pdf [--out FILE] [--max N] [--by FIELD [count flags]] [filters as in audit query]",
+		usage: "--format csv|xlsx|html|jsonl|pdf [--out FILE] [--max N] [--lang en|zh-CN] [--by FIELD [count flags]] [filters as in audit query]",
 		help: "Exports the audit records matching the filters (newest first), or with --by a count report (as audit counts),\n" +
-			"to FILE (default: the name the server gives, in the current directory; - for standard output).",
+			"to FILE (default: the name the server gives, in the current directory; - for standard output).\n" +
+			"--lang zh-CN gives a records export Chinese column headers and descriptions (操作描述).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			ff, cf := addFilterFlags(fs), addCountFlags(fs)
+			lang := fs.String("lang", "", "language of a records export's headers and description column: en (default) or zh-CN")
 			format := fs.String("format", "", "csv, xlsx, html, jsonl or pdf")
 			out := fs.String("out", "", "write to `FILE` (- : standard output)")
 			maxRecs := fs.Int("max", 0, "at most `N` records (default and most 1000000)")
@@ -165,7 +167,10 @@ func auditExportCmd() command {
 				if err != nil {
 					return err
 				}
-				req := &auditv1.ExportRecordsRequest{Filter: f, Format: fm, MaxRecords: int32(*maxRecs)}
+				if *lang != "" && *lang != "en" && *lang != "zh-CN" {
+					return usagef("--lang must be en or zh-CN")
+				}
+				req := &auditv1.ExportRecordsRequest{Filter: f, Format: fm, MaxRecords: int32(*maxRecs), Language: *lang}
 				if *cf.by != "" {
 					if req.Counts, err = cf.request(f); err != nil {
 						return err

@@ -53,7 +53,9 @@ type QueryRecordsRequest struct {
 	// org_id: the records of this org and of every org below it (within the
 	// caller's scope; a unit administrator's org outside their subtrees is
 	// refused).
-	OrgId         string `protobuf:"bytes,12,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	OrgId string `protobuf:"bytes,12,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	// language of the records' description: "en" (default) or "zh-CN".
+	Language      string `protobuf:"bytes,13,opt,name=language" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -168,6 +170,13 @@ func (x *QueryRecordsRequest) GetPageToken() string {
 func (x *QueryRecordsRequest) GetOrgId() string {
 	if x != nil {
 		return x.OrgId
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
 	}
 	return ""
 }
@@ -431,7 +440,12 @@ type Record struct {
 	// knows them when the record is read: "login (Display Name)" (the
 	// maritime design's "administrator name"). Empty for other actors and
 	// for people identity no longer knows; not part of the record's leaf.
-	ActorName     string `protobuf:"bytes,19,opt,name=actor_name,json=actorName" json:"actor_name,omitempty"`
+	ActorName string `protobuf:"bytes,19,opt,name=actor_name,json=actorName" json:"actor_name,omitempty"`
+	// description says what the record records in a sentence, in the
+	// language the query asked for (the maritime design's 操作描述): who did
+	// what to whom and how it ended, e.g. "Create person bob (user:…) by
+	// alice (Alice Li): success". Not part of the record's leaf.
+	Description   string `protobuf:"bytes,20,opt,name=description" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -595,6 +609,13 @@ func (x *Record) GetLeafData() []byte {
 func (x *Record) GetActorName() string {
 	if x != nil {
 		return x.ActorName
+	}
+	return ""
+}
+
+func (x *Record) GetDescription() string {
+	if x != nil {
+		return x.Description
 	}
 	return ""
 }
@@ -1439,7 +1460,7 @@ var File_uias_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19uias/audit/v1/audit.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\x84\x04\n" +
+	"\x19uias/audit/v1/audit.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xb4\x04\n" +
 	"\x13QueryRecordsRequest\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -1456,7 +1477,8 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12+\n" +
 	"\n" +
 	"page_token\x18\v \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\tpageToken\x12#\n" +
-	"\x06org_id\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\"o\n" +
+	"\x06org_id\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x12.\n" +
+	"\blanguage\x18\r \x01(\tB\x12\xbaH\x0fr\rR\x00R\x02enR\x05zh-CNR\blanguage\"o\n" +
 	"\x14QueryRecordsResponse\x12/\n" +
 	"\arecords\x18\x01 \x03(\v2\x15.uias.audit.v1.RecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +
@@ -1471,7 +1493,7 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\rverifier_keys\x18\x05 \x03(\tR\fverifierKeys\"O\n" +
 	"\x15ProveInclusionRequest\x12\x19\n" +
 	"\x03seq\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x03seq\x12\x1b\n" +
-	"\x04size\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x04size\"\xd5\x04\n" +
+	"\x04size\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x04size\"\xf7\x04\n" +
 	"\x06Record\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x12\n" +
@@ -1494,7 +1516,8 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\x06detail\x18\x11 \x03(\v2!.uias.audit.v1.Record.DetailEntryR\x06detail\x12\x1b\n" +
 	"\tleaf_data\x18\x12 \x01(\fR\bleafData\x12\x1d\n" +
 	"\n" +
-	"actor_name\x18\x13 \x01(\tR\tactorName\x1a9\n" +
+	"actor_name\x18\x13 \x01(\tR\tactorName\x12 \n" +
+	"\vdescription\x18\x14 \x01(\tR\vdescription\x1a9\n" +
 	"\vDetailEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xad\x01\n" +

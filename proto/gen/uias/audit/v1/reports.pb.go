@@ -549,7 +549,12 @@ type ExportRecordsRequest struct {
 	// counts, when set, exports that count report instead of records.
 	Counts *CountRecordsRequest `protobuf:"bytes,3,opt,name=counts" json:"counts,omitempty"`
 	// max_records: at most this many records (default and most: 1000000).
-	MaxRecords    int32 `protobuf:"varint,4,opt,name=max_records,json=maxRecords" json:"max_records,omitempty"`
+	MaxRecords int32 `protobuf:"varint,4,opt,name=max_records,json=maxRecords" json:"max_records,omitempty"`
+	// language of a records export's column headers, title and description
+	// column (the maritime design's 操作描述, 004 2.1.7): "en" (default) or
+	// "zh-CN". JSON lines keep their English keys; descriptions follow the
+	// language there too.
+	Language      string `protobuf:"bytes,5,opt,name=language" json:"language,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,6 +615,13 @@ func (x *ExportRecordsRequest) GetMaxRecords() int32 {
 		return x.MaxRecords
 	}
 	return 0
+}
+
+func (x *ExportRecordsRequest) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
 }
 
 // ExportRecordsChunk is a piece of the file.
@@ -714,13 +726,14 @@ const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"\vRecordCount\x12=\n" +
 	"\fbucket_start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vbucketStart\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x03R\x05count\"\xf7\x01\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\"\xa7\x02\n" +
 	"\x14ExportRecordsRequest\x123\n" +
 	"\x06filter\x18\x01 \x01(\v2\x1b.uias.audit.v1.RecordFilterR\x06filter\x12@\n" +
 	"\x06format\x18\x02 \x01(\x0e2\x1b.uias.audit.v1.ExportFormatB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x06format\x12:\n" +
 	"\x06counts\x18\x03 \x01(\v2\".uias.audit.v1.CountRecordsRequestR\x06counts\x12,\n" +
 	"\vmax_records\x18\x04 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\n" +
-	"maxRecords\"|\n" +
+	"maxRecords\x12.\n" +
+	"\blanguage\x18\x05 \x01(\tB\x12\xbaH\x0fr\rR\x00R\x02enR\x05zh-CNR\blanguage\"|\n" +
 	"\x12ExportRecordsChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12!\n" +
