@@ -26,6 +26,7 @@ const (
 	ReasonStaleSignature    = "STALE_SIGNATURE"
 	ReasonReplayedRequest   = "REPLAYED_REQUEST"
 	ReasonReplayUnavailable = "REPLAY_CHECK_UNAVAILABLE"
+	ReasonSigningKeyExpired = "SIGNING_KEY_EXPIRED"
 )
 
 func init() {
@@ -38,6 +39,8 @@ func init() {
 			Doc: "The signed request's timestamp is more than 300 seconds from the server's clock: sign each request when it is sent, with a synchronised clock."},
 		apierr.Reason{Name: ReasonReplayedRequest, Code: apierr.Unauthenticated,
 			Doc: "The signed request's nonce was already used by the application within the signature window: a replayed request (use a new random nonce for every request, retries included)."},
+		apierr.Reason{Name: ReasonSigningKeyExpired, Code: apierr.Unauthenticated,
+			Doc: "The request was signed with a signing key past its validity period (JR/T 0185-2020 7.3.4; the key's expire_time in the application's signing_keys): register a new key beside it (uias ctl app update --signing-key OLD.pem --signing-key NEW.pem), sign with the new one, then remove the old."},
 		apierr.Reason{Name: ReasonReplayUnavailable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "A signed request could not be checked against replays (the nonce store, NATS JetStream, is unreachable); it is refused rather than accepted unchecked. Retry later."},
 	)
@@ -144,9 +147,10 @@ func (a *AppAuthenticator) checkSignature(app *App, sig *SignedRequest, now time
 	}
 	msg := []byte(reqsig.StringToSign(app.ID, sig.Target, sig.Timestamp, sig.Nonce, sig.BodySHA256))
 	var used string
+	var notAfter time.Time
 	for _, k := range app.SigningKeys {
 		if k.Verify(msg, raw) {
-			used = k.Thumbprint
+			used, notAfter = k.Thumbprint, k.NotAfter
 			break
 		}
 	}
@@ -166,6 +170,14 @@ func (a *AppAuthenticator) checkSignature(app *App, sig *SignedRequest, now time
 		return "", apierr.New(apierr.Unauthenticated, ReasonStaleSignature,
 			"the signature's timestamp "+sig.Timestamp+" is "+skew(d)+" the server's clock "+strconv.FormatInt(now.Unix(), 10)+
 				"; at most "+strconv.Itoa(int(reqsig.MaxSkew/time.Second))+" seconds either way are allowed")
+	}
+	// Past its validity period, told only to the key's holder (the
+	// signature verified).
+	if !notAfter.IsZero() && !now.Before(notAfter) {
+		return "", apierr.New(apierr.Unauthenticated, ReasonSigningKeyExpired,
+			"the key that signed this request (thumbprint "+used+") expired at "+notAfter.UTC().Format(time.RFC3339)+
+				": register a new signing key beside it, sign with the new one, then remove the old (docs/integrators.md, Signed requests)").
+			WithMeta("key_thumbprint", used)
 	}
 	return used, nil
 }

@@ -121,7 +121,11 @@ type Key struct {
 	// PEM is the key as a PEM PUBLIC KEY block (re-encoded: what is
 	// stored and shown).
 	PEM string
-	pub crypto.PublicKey
+	// NotAfter is when the key stops being accepted (zero: never): the
+	// key's validity period, which its registry fixes (JR/T 0185-2020
+	// 7.3.4); a signature it makes later is refused.
+	NotAfter time.Time
+	pub      crypto.PublicKey
 }
 
 // ParseKey parses one PEM "PUBLIC KEY" block (surrounding blank space

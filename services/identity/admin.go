@@ -1256,7 +1256,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	if err := checkSecretLifetime("secret_lifetime_seconds", n.SecretLifetime); err != nil {
 		return nil, "", err
 	}
-	keys, err := signingKeys(n.SigningKeys, nil, start)
+	keys, err := signingKeys(n.SigningKeys, nil, start, s.signingKeyLifetime(n.SecurityLevel))
 	if err != nil {
 		return nil, "", err
 	}
@@ -1389,7 +1389,11 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			detail[f] = fmt.Sprint(int64(up.SecretLifetime / time.Second))
 			detail["secret_expire_time"] = expiryText(a.SecretExpires)
 		case "signing_keys":
-			keys, err := signingKeys(up.SigningKeys, a.SigningKeys, start)
+			level := a.SecurityLevel
+			if slices.Contains(up.Mask, "security_level") {
+				level = up.SecurityLevel // the level the application has after the update
+			}
+			keys, err := signingKeys(up.SigningKeys, a.SigningKeys, start, s.signingKeyLifetime(level))
 			if err != nil {
 				return nil, err
 			}

@@ -210,6 +210,9 @@ type AppTombstone struct {
 type SigningKey struct {
 	PEM     string    `json:"pem"`
 	AddedAt time.Time `json:"added_at"`
+	// ExpiresAt ends the key's validity period (zero: it does not
+	// expire), fixed when it is registered (signing.go).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // AccountLink ties a central user to their account inside an application.

@@ -364,7 +364,7 @@ func appReplica(a *App, withSecrets bool) appRecord {
 		r.MinAuthLevel = a.MinAuthLevel
 	}
 	for _, k := range a.SigningKeys {
-		r.SigningKeys = append(r.SigningKeys, SigningKey{PEM: k.PEM, AddedAt: k.AddedAt.UTC()})
+		r.SigningKeys = append(r.SigningKeys, SigningKey{PEM: k.PEM, AddedAt: k.AddedAt.UTC(), ExpiresAt: k.ExpiresAt.UTC()})
 	}
 	if withSecrets {
 		r.Secrets = &appSecretsRecord{SecretHash: a.SecretHash, PrevSecretHash: a.PrevSecretHash,

@@ -56,6 +56,9 @@ func (s *Service) secretLifetime(a *App) time.Duration {
 	if a.SecretLifetime > 0 {
 		return a.SecretLifetime
 	}
+	if a.SecurityLevel == 2 && s.cfg.AppSecretLifetimeA2 > 0 {
+		return s.cfg.AppSecretLifetimeA2
+	}
 	return s.cfg.AppSecretLifetime
 }
 
@@ -125,14 +128,19 @@ func (s *Service) appFilter(f AppFilter) (AppFilter, error) {
 // and those already expired (Expired), at the last WarnExpiringSecrets.
 type SecretExpiryCounts struct {
 	Expiring, Expired int64
+	// KeysExpiring and KeysExpired count the request signing keys of
+	// those applications the same way (a key expiring within
+	// SecretWarnWithin, the expired included; the expired).
+	KeysExpiring, KeysExpired int64
 	// Checked is false until the first check ended.
 	Checked bool
 }
 
 // secretCounts holds the last SecretExpiryCounts.
 type secretCounts struct {
-	expiring, expired atomic.Int64
-	checked           atomic.Bool
+	expiring, expired         atomic.Int64
+	keysExpiring, keysExpired atomic.Int64
+	checked                   atomic.Bool
 	// recount wakes RunSecretExpiryWarnings (secretsChanged)
 	recount chan struct{}
 }
@@ -141,7 +149,7 @@ type secretCounts struct {
 // component's gauges read them).
 func (s *Service) SecretExpiry() SecretExpiryCounts {
 	return SecretExpiryCounts{Expiring: s.secrets.expiring.Load(), Expired: s.secrets.expired.Load(),
-		Checked: s.secrets.checked.Load()}
+		KeysExpiring: s.secrets.keysExpiring.Load(), KeysExpired: s.secrets.keysExpired.Load(), Checked: s.secrets.checked.Load()}
 }
 
 // WarnExpiringSecrets logs one warning per application homed at this
@@ -190,10 +198,53 @@ func (s *Service) checkExpiringSecrets(ctx context.Context, warn bool) error {
 	if err != nil {
 		return err
 	}
+	keysExpiring, keysExpired, err := s.checkExpiringKeys(ctx, now, warn)
+	if err != nil {
+		return err
+	}
 	s.secrets.expiring.Store(expiring)
 	s.secrets.expired.Store(expired)
+	s.secrets.keysExpiring.Store(keysExpiring)
+	s.secrets.keysExpired.Store(keysExpired)
 	s.secrets.checked.Store(true)
 	return nil
+}
+
+// checkExpiringKeys counts (and with warn logs) the request signing keys
+// of the applications homed here that expire within SecretWarnWithin or
+// have expired: the App_ID, the key's thumbprint and expiry, never more.
+func (s *Service) checkExpiringKeys(ctx context.Context, now time.Time, warn bool) (expiring, expired int64, err error) {
+	err = eachPage(ctx, func(p Page) ([]*App, string, error) {
+		return s.store.ListApps(ctx, AppFilter{}, p)
+	}, func(a *App) {
+		if a.Home != "" {
+			return
+		}
+		for _, k := range a.ParsedSigningKeys() {
+			if k.NotAfter.IsZero() || k.NotAfter.After(now.Add(SecretWarnWithin)) {
+				continue
+			}
+			expiring++
+			isExpired := !now.Before(k.NotAfter)
+			if isExpired {
+				expired++
+			}
+			if !warn {
+				continue
+			}
+			fields := []zap.Field{zap.String("app_id", a.ID), zap.String("app_type", a.Type), zap.String("app_code", a.Code),
+				zap.String("key_thumbprint", k.Thumbprint), zap.Time("key_expire_time", k.NotAfter.UTC())}
+			if isExpired {
+				s.log.Warn("application request signing key has expired: requests it signs are refused (SIGNING_KEY_EXPIRED); "+
+					"register a new key (uias ctl app update --signing-key)", fields...)
+				continue
+			}
+			s.log.Warn("application request signing key expires soon: register a new key beside it before then "+
+				"(uias ctl app update --signing-key OLD.pem --signing-key NEW.pem)",
+				append(fields, zap.Duration("expires_in", k.NotAfter.Sub(now).Round(time.Minute)))...)
+		}
+	})
+	return expiring, expired, err
 }
 
 // secretsChanged asks RunSecretExpiryWarnings for a recount (an

@@ -42,6 +42,14 @@ type Config struct {
 	// applications without one of their own (zero: secrets do not
 	// expire; at most MaxSecretLifetime). See secretlife.go.
 	AppSecretLifetime time.Duration
+	// AppSecretLifetimeA2 is the default App_Secret lifetime of A2
+	// applications (security_level 2) without one of their own (zero:
+	// AppSecretLifetime).
+	AppSecretLifetimeA2 time.Duration
+	// SigningKeyLifetime and SigningKeyLifetimeA2 are the validity
+	// periods of request signing keys registered for A1 and A2
+	// applications (zero: keys do not expire). See signing.go.
+	SigningKeyLifetime, SigningKeyLifetimeA2 time.Duration
 	// AdminReads caps the listings and searches running at once (default
 	// DefaultAdminReads: half the CPUs); AdminReadTimeout bounds each,
 	// waiting for a slot included (default 5s). See adminreads.go.

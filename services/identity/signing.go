@@ -14,9 +14,9 @@ import (
 
 // signingKeys parses the keys given to CreateApp or UpdateApp (PEM or DER)
 // into the keys to store: a key already registered (in old) keeps the
-// time it was added, a new one is added at now. Refusals: see
-// reqsig.ParseKeys.
-func signingKeys(given [][]byte, old []SigningKey, now time.Time) ([]SigningKey, error) {
+// time it was added and its expiry, a new one is added at now and expires
+// after lifetime (zero: never). Refusals: see reqsig.ParseKeys.
+func signingKeys(given [][]byte, old []SigningKey, now time.Time, lifetime time.Duration) ([]SigningKey, error) {
 	texts := make([]string, len(given))
 	for i, g := range given {
 		texts[i] = string(g)
@@ -25,21 +25,44 @@ func signingKeys(given [][]byte, old []SigningKey, now time.Time) ([]SigningKey,
 	if err != nil {
 		return nil, err
 	}
-	added := map[string]time.Time{}
+	registered := map[string]SigningKey{}
 	for _, k := range old {
 		if pk, err := reqsig.ParseKey(k.PEM); err == nil {
-			added[pk.Thumbprint] = k.AddedAt
+			registered[pk.Thumbprint] = k
 		}
 	}
 	var out []SigningKey
 	for _, k := range keys {
-		at, ok := added[k.Thumbprint]
+		sk, ok := registered[k.Thumbprint]
 		if !ok {
-			at = now
+			sk = SigningKey{AddedAt: now}
+			if lifetime > 0 {
+				sk.ExpiresAt = now.Add(lifetime)
+			}
 		}
-		out = append(out, SigningKey{PEM: k.PEM, AddedAt: at})
+		sk.PEM = k.PEM
+		out = append(out, sk)
 	}
 	return out, nil
+}
+
+// Signing key validity periods (JR/T 0185-2020 7.3.4: key validity set by
+// the interface's level, keys renewed periodically): a key registered
+// for an application expires after the lifetime of the application's
+// security level in force then (identity.signing_key_lifetime for A1,
+// identity.signing_key_lifetime_a2 for A2; zero: never); its expiry is
+// fixed with it and kept (a later change of the settings or of the level
+// applies to keys registered afterwards). Past it a signature it made is
+// refused SIGNING_KEY_EXPIRED (pkg/caller). Renewal is a rollover:
+// register the new key beside the old, then remove the old.
+
+// signingKeyLifetime is the lifetime of keys registered now for an
+// application of level.
+func (s *Service) signingKeyLifetime(level int) time.Duration {
+	if level == 2 {
+		return s.cfg.SigningKeyLifetimeA2
+	}
+	return s.cfg.SigningKeyLifetime
 }
 
 // signingKeyRequired is the reason of a refused signature policy.
@@ -88,6 +111,7 @@ func (a *App) ParsedSigningKeys() []*reqsig.Key {
 	keys := make([]*reqsig.Key, 0, len(a.SigningKeys))
 	for _, k := range a.SigningKeys {
 		if pk, err := reqsig.ParseKey(k.PEM); err == nil {
+			pk.NotAfter = k.ExpiresAt
 			keys = append(keys, pk)
 		}
 	}
@@ -98,7 +122,13 @@ func (a *App) ParsedSigningKeys() []*reqsig.Key {
 func signingKeysDigest(keys []SigningKey) string {
 	s := ""
 	for _, k := range keys {
-		s += k.PEM + "@" + k.AddedAt.UTC().Format(time.RFC3339Nano) + ";"
+		s += k.PEM + "@" + k.AddedAt.UTC().Format(time.RFC3339Nano)
+		if !k.ExpiresAt.IsZero() {
+			// only then: a key without expiry digests as before, so
+			// centres of the earlier version agree on it
+			s += "~" + k.ExpiresAt.UTC().Format(time.RFC3339Nano)
+		}
+		s += ";"
 	}
 	return s
 }

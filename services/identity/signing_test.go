@@ -18,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
@@ -123,7 +127,10 @@ func TestReplicaAppSigningKeys(t *testing.T) {
 	subtrees := map[string]string{bureau.ID: "l2a"}
 	clk := newTestClock()
 	at := func(c *replicaCentre, h *centre.Homes) *identity.Service {
-		return testService(t, identity.Deps{Store: sqlstore.New(c.db), Homes: h, Now: clk.now, Sleep: clk.sleep})
+		// keys expire after two days at home; the peer's own setting
+		// plays no part in the replicas' keys
+		return testService(t, identity.Deps{Store: sqlstore.New(c.db), Homes: h, Now: clk.now, Sleep: clk.sleep,
+			Config: identity.Config{SigningKeyLifetime: 48 * time.Hour}})
 	}
 	svc2 := at(l2, &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees})
 	svc1 := at(l1, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees})
@@ -170,6 +177,11 @@ func TestReplicaAppSigningKeys(t *testing.T) {
 	}
 	if _, _, err := svc1.AuthenticateSignedApp(ctx, app.ID, secret, ip, signed(k1, "peer-nonce-0000003")); reasonOf(err) != caller.ReasonBadSignature {
 		t.Fatalf("old key at the peer: %v", err)
+	}
+	// the key's validity period came with it
+	clk.t = clk.t.Add(49 * time.Hour)
+	if _, _, err := svc1.AuthenticateSignedApp(ctx, app.ID, secret, ip, signed(k2, "peer-nonce-0000004")); reasonOf(err) != caller.ReasonSigningKeyExpired {
+		t.Fatalf("expired key at the peer: %v", err)
 	}
 	d1, err := svc1.ReplicaDigest(ctx, "l2a")
 	if err != nil {
@@ -257,5 +269,122 @@ func TestRetiredKeysArchived(t *testing.T) {
 	if d["app_code"] != "arch" || d["name"] != "Archive" || d["client_cert_sha256"] != strings.Repeat("ab", 32) ||
 		d["signing_keys_spki"] == "" || d["signing_keys"] == "" {
 		t.Fatalf("app.delete detail %v", d)
+	}
+}
+
+// Signing keys have validity periods by the application's level (JR/T
+// 0185-2020 7.3.4): fixed when a key is registered, kept through a
+// rollover and a restart; past it a signature the key made is refused
+// SIGNING_KEY_EXPIRED (only to the key's holder: a wrong signature is
+// still BAD_SIGNATURE), audited as a refused caller, while the other key
+// of a rollover works; keys about to expire are counted and warned of.
+// A2 applications' secrets take their level's lifetime.
+func TestSigningKeyValidity(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	db, clk := testDB(t), newTestClock()
+	w := &secretWorld{clk: clk, db: db, logs: logs}
+	w.svc = testService(t, identity.Deps{Store: sqlstore.New(db), Now: clk.now, Sleep: clk.sleep, Logger: zap.New(core),
+		Config: identity.Config{SigningKeyLifetimeA2: 30 * 24 * time.Hour, AppSecretLifetimeA2: 90 * 24 * time.Hour}})
+	ctx := context.Background()
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, k2, _ := ed25519.GenerateKey(rand.Reader)
+	_, k3, _ := ed25519.GenerateKey(rand.Reader)
+
+	// A1: no lifetime set, keys and secret do not expire
+	a1, _, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "a1", Name: "A1", SigningKeys: [][]byte{pubPEM(t, k3)}})
+	if err != nil || !a1.SigningKeys[0].ExpiresAt.IsZero() || !a1.SecretExpires.IsZero() {
+		t.Fatalf("A1 app %+v %v", a1, err)
+	}
+	created := clk.now()
+	a, secret, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "a2", Name: "A2", SecurityLevel: 2,
+		SigningKeys: [][]byte{pubPEM(t, k1)}, RequireSignatures: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.SigningKeys[0].ExpiresAt; !got.Equal(created.Add(30 * 24 * time.Hour)) {
+		t.Fatalf("A2 key expires %v, want 30 days after %v", got, created)
+	}
+	if !a.SecretExpires.Equal(created.Add(90 * 24 * time.Hour)) {
+		t.Fatalf("A2 secret expires %v, want 90 days after %v", a.SecretExpires, created)
+	}
+	ip := netip.MustParseAddr("192.0.2.1")
+	n := 0
+	call := func(k crypto.Signer) (string, error) {
+		n++
+		sum := sha256.Sum256([]byte("body"))
+		r := caller.SignedRequest{Timestamp: strconv.FormatInt(clk.now().Unix(), 10), Nonce: "validity-nonce-" + strconv.Itoa(1000+n),
+			Target: "/uias.identity.v1.AuthService/Authenticate", BodySHA256: hex.EncodeToString(sum[:])}
+		s, err := reqsig.Sign(k, reqsig.StringToSign(a.ID, r.Target, r.Timestamp, r.Nonce, r.BodySHA256))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Signature = s
+		_, key, err := w.svc.AuthenticateSignedApp(ctx, a.ID, secret, ip, r)
+		return key, err
+	}
+	if _, err := call(k1); err != nil {
+		t.Fatalf("fresh key: %v", err)
+	}
+	// day 20: the key expires within 14 days: counted, warned of; a
+	// rollover adds the second key with a fresh period, the first keeps
+	// its own
+	clk.t = clk.t.Add(20 * 24 * time.Hour)
+	if err := w.svc.WarnExpiringSecrets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := w.svc.SecretExpiry(); c.KeysExpiring != 1 || c.KeysExpired != 0 {
+		t.Fatalf("counts at day 20 %+v", c)
+	}
+	keys := a.ParsedSigningKeys()
+	if l := logs.FilterMessageSnippet("signing key expires soon").All(); len(l) != 1 || l[0].ContextMap()["key_thumbprint"] != keys[0].Thumbprint ||
+		l[0].ContextMap()["app_id"] != a.ID {
+		t.Fatalf("warning at day 20: %v", l)
+	}
+	a, err = w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"signing_keys"}, SigningKeys: [][]byte{pubPEM(t, k1), pubPEM(t, k2)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.SigningKeys[0].ExpiresAt.Equal(created.Add(30*24*time.Hour)) || !a.SigningKeys[1].ExpiresAt.Equal(clk.now().Add(30*24*time.Hour)) {
+		t.Fatalf("rollover keys %+v", a.SigningKeys)
+	}
+	// day 31: the first key's signatures are refused, the second's taken
+	clk.t = clk.t.Add(11 * 24 * time.Hour)
+	_, err = call(k1)
+	wantReason(t, "expired key", err, apierr.Unauthenticated, caller.ReasonSigningKeyExpired)
+	if !strings.Contains(err.Error(), keys[0].Thumbprint) {
+		t.Errorf("the refusal does not name the key: %v", err)
+	}
+	_, err = call(k3)
+	wantReason(t, "unregistered key", err, apierr.Unauthenticated, caller.ReasonBadSignature)
+	if key, err := call(k2); err != nil || key != a.ParsedSigningKeys()[1].Thumbprint {
+		t.Fatalf("the second key: %q %v", key, err)
+	}
+	if got := w.deniedReasons(t); !slices.Equal(got, []string{caller.ReasonSigningKeyExpired, caller.ReasonBadSignature}) {
+		t.Fatalf("caller.denied reasons %v", got)
+	}
+	if err := w.svc.WarnExpiringSecrets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := w.svc.SecretExpiry(); c.KeysExpiring != 1 || c.KeysExpired != 1 {
+		t.Fatalf("counts at day 31 %+v", c)
+	}
+	if l := logs.FilterMessageSnippet("signing key has expired").All(); len(l) != 1 {
+		t.Fatalf("warnings at day 31: %v", l)
+	}
+	// kept as stored (a restart reads the same)
+	got, err := w.svc.GetApp(ctx, a.ID)
+	if err != nil || len(got.SigningKeys) != 2 || !got.SigningKeys[0].ExpiresAt.Equal(a.SigningKeys[0].ExpiresAt) ||
+		!got.SigningKeys[1].ExpiresAt.Equal(a.SigningKeys[1].ExpiresAt) {
+		t.Fatalf("stored keys %+v %v", got.SigningKeys, err)
+	}
+	// raised to A2 with a new key in the same update: the key takes the
+	// A2 period
+	up, err := w.svc.UpdateApp(ctx, a1.ID, identity.AppUpdate{Mask: []string{"security_level", "require_signed_requests", "signing_keys"},
+		SecurityLevel: 2, RequireSignatures: true, SigningKeys: [][]byte{pubPEM(t, k3), pubPEM(t, k1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !up.SigningKeys[0].ExpiresAt.IsZero() || !up.SigningKeys[1].ExpiresAt.Equal(clk.now().Add(30*24*time.Hour)) {
+		t.Fatalf("keys after raising to A2 %+v", up.SigningKeys)
 	}
 }

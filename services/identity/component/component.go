@@ -205,7 +205,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, FingerCache: fingerCache(cfg.FingerTemplateCache),
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
-			AppSecretLifetime: cfg.AppSecretLifetime, TOTPIssuer: cfg.TOTPIssuer},
+			AppSecretLifetime: cfg.AppSecretLifetime, AppSecretLifetimeA2: cfg.AppSecretLifetimeA2,
+			SigningKeyLifetime: cfg.SigningKeyLifetime, SigningKeyLifetimeA2: cfg.SigningKeyLifetimeA2, TOTPIssuer: cfg.TOTPIssuer},
 		Homes: centre.FromConfig(env.Config),
 		// Signed requests' nonces, shared by every replica (fail closed
 		// when NATS is down: caller.ReasonReplayUnavailable).

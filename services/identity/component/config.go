@@ -188,12 +188,28 @@ type Config struct {
 	// changing this applies to the secrets issued afterwards
 	// (identity/secretlife.go, docs/operators.md). At most ten years.
 	AppSecretLifetime time.Duration `yaml:"app_secret_lifetime"`
+	// AppSecretLifetimeA2 is the default App_Secret lifetime of A2
+	// applications (security_level 2) without one of their own; 0, the
+	// default: app_secret_lifetime. Key validity set by the interface's
+	// level (JR/T 0185-2020 7.3.4).
+	AppSecretLifetimeA2 time.Duration `yaml:"app_secret_lifetime_a2"`
+	// SigningKeyLifetime and SigningKeyLifetimeA2 are the validity periods
+	// of request signing keys registered for A1 and A2 applications
+	// (JR/T 0185-2020 7.3.4; defaults 0, keys do not expire, and 8760h,
+	// one year). A key's expiry is fixed when it is registered: a change
+	// applies to keys registered afterwards. At most ten years.
+	SigningKeyLifetime   time.Duration `yaml:"signing_key_lifetime"`
+	SigningKeyLifetimeA2 time.Duration `yaml:"signing_key_lifetime_a2"`
 	// TOTPIssuer names this service in people's authenticator apps (the
 	// issuer of the otpauth URI their phone scans on My profile; default
 	// "UIAS"). Changing it changes what new enrolments show; the ones made
 	// keep working. At most 64 bytes, without ':'.
 	TOTPIssuer string `yaml:"totp_issuer"`
 }
+
+// DefaultSigningKeyLifetimeA2 is the default validity period of request
+// signing keys registered for A2 applications: a year.
+const DefaultSigningKeyLifetimeA2 = 8760 * time.Hour
 
 // Defaults returns the identity defaults.
 func Defaults() *Config {
@@ -204,19 +220,20 @@ func Defaults() *Config {
 		SchedPolicy:  SchedAuto,
 		Policy: PolicyDefaults{MinLength: 8, RequireClasses: 3, History: 5, MaxFailures: 5, SourceFailures: 2,
 			LockMinutes: 15, MaxAgeDays: 90, UniqueIDNumber: true},
-		AdminTokenTTL:       8 * time.Hour,
-		AdminTokenIdle:      30 * time.Minute,
-		AdminReadTimeout:    identity.DefaultAdminReadTimeout,
-		FingerFMR:           identity.DefaultFingerFMR,
-		FingerTemplateCache: identity.DefaultFingerCache,
-		UnsaltedWrapRate:    5,
-		ImportMaxBytes:      identity.DefaultImportMaxBytes,
-		ImportLoginShare:    identity.DefaultImportLoginShare,
-		ImportCacheMiB:      sqlstore.DefaultImportCacheMiB,
-		AdminAuthz:          true,
-		TOTPIssuer:          identity.DefaultTOTPIssuer,
-		AdminDecisionTTL:    adminauth.DefaultDecisionTTL,
-		LoginThrottle:       LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
+		AdminTokenTTL:        8 * time.Hour,
+		AdminTokenIdle:       30 * time.Minute,
+		SigningKeyLifetimeA2: DefaultSigningKeyLifetimeA2,
+		AdminReadTimeout:     identity.DefaultAdminReadTimeout,
+		FingerFMR:            identity.DefaultFingerFMR,
+		FingerTemplateCache:  identity.DefaultFingerCache,
+		UnsaltedWrapRate:     5,
+		ImportMaxBytes:       identity.DefaultImportMaxBytes,
+		ImportLoginShare:     identity.DefaultImportLoginShare,
+		ImportCacheMiB:       sqlstore.DefaultImportCacheMiB,
+		AdminAuthz:           true,
+		TOTPIssuer:           identity.DefaultTOTPIssuer,
+		AdminDecisionTTL:     adminauth.DefaultDecisionTTL,
+		LoginThrottle:        LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
 
@@ -294,6 +311,9 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Duration(&c.AppSecretLifetime, "UIAS_APP_SECRET_LIFETIME", "", "")
+	b.Duration(&c.AppSecretLifetimeA2, "UIAS_APP_SECRET_LIFETIME_A2", "", "")
+	b.Duration(&c.SigningKeyLifetime, "UIAS_SIGNING_KEY_LIFETIME", "", "")
+	b.Duration(&c.SigningKeyLifetimeA2, "UIAS_SIGNING_KEY_LIFETIME_A2", "", "")
 	b.String(&c.TOTPIssuer, "UIAS_TOTP_ISSUER", "", "")
 	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
@@ -360,11 +380,19 @@ func (c *Config) Validate(*config.Config) error {
 	if c.AdminDecisionTTL < 0 || c.AdminDecisionTTL > 10*time.Second {
 		bad("admin_decision_ttl", "must be 0 (no cache) to 10s, got %s", c.AdminDecisionTTL)
 	}
-	if c.AppSecretLifetime < 0 || c.AppSecretLifetime > identity.MaxSecretLifetime {
-		bad("app_secret_lifetime", "must be 0 (secrets do not expire) to 87600h (ten years), e.g. 2160h for 90 days, got %s",
-			c.AppSecretLifetime)
-	} else if c.AppSecretLifetime%time.Second != 0 {
-		bad("app_secret_lifetime", "must be whole seconds, got %s", c.AppSecretLifetime)
+	for _, l := range []struct {
+		key  string
+		d    time.Duration
+		zero string
+	}{{"app_secret_lifetime", c.AppSecretLifetime, "secrets do not expire"},
+		{"app_secret_lifetime_a2", c.AppSecretLifetimeA2, "app_secret_lifetime"},
+		{"signing_key_lifetime", c.SigningKeyLifetime, "keys do not expire"},
+		{"signing_key_lifetime_a2", c.SigningKeyLifetimeA2, "keys do not expire"}} {
+		if l.d < 0 || l.d > identity.MaxSecretLifetime {
+			bad(l.key, "must be 0 (%s) to 87600h (ten years), e.g. 2160h for 90 days, got %s", l.zero, l.d)
+		} else if l.d%time.Second != 0 {
+			bad(l.key, "must be whole seconds, got %s", l.d)
+		}
 	}
 	if c.MaxHashWait <= 0 || c.MaxHashWait > time.Minute {
 		bad("max_hash_wait", "must be more than 0 and at most 1m, got %s", c.MaxHashWait)

@@ -86,6 +86,9 @@ func TestValidateEachProblem(t *testing.T) {
 		{"negative app secret lifetime", func(c *Config) { c.AppSecretLifetime = -time.Hour }, "identity.app_secret_lifetime"},
 		{"absurd app secret lifetime", func(c *Config) { c.AppSecretLifetime = 3651 * 24 * time.Hour }, "identity.app_secret_lifetime"},
 		{"app secret lifetime in part seconds", func(c *Config) { c.AppSecretLifetime = 1500 * time.Millisecond }, "identity.app_secret_lifetime"},
+		{"negative A2 secret lifetime", func(c *Config) { c.AppSecretLifetimeA2 = -time.Hour }, "identity.app_secret_lifetime_a2"},
+		{"negative signing key lifetime", func(c *Config) { c.SigningKeyLifetime = -time.Hour }, "identity.signing_key_lifetime"},
+		{"absurd A2 signing key lifetime", func(c *Config) { c.SigningKeyLifetimeA2 = 3651 * 24 * time.Hour }, "identity.signing_key_lifetime_a2"},
 		{"admin idle", func(c *Config) { c.AdminTokenIdle = 0 }, "identity.admin_token_idle"},
 		{"source failures zero", func(c *Config) { c.Policy.SourceFailures = 0 }, "identity.policy.source_failures"},
 		// One address could lock the account.

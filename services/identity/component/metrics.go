@@ -54,6 +54,12 @@ func registerSecretMetrics(reg prometheus.Registerer, svc *identity.Service) err
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_app_secrets_expired",
 			Help: "Applications homed at this centre whose App_Secret has expired: their callers are refused APP_SECRET_EXPIRED (counted every 5 minutes and after each secret change)."},
 			func() float64 { return float64(svc.SecretExpiry().Expired) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_app_signing_keys_expiring",
+			Help: "Request signing keys of applications homed at this centre that expire within 14 days or have expired (counted with the secrets)."},
+			func() float64 { return float64(svc.SecretExpiry().KeysExpiring) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uias_app_signing_keys_expired",
+			Help: "Request signing keys of applications homed at this centre that have expired: requests they sign are refused SIGNING_KEY_EXPIRED."},
+			func() float64 { return float64(svc.SecretExpiry().KeysExpired) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -692,7 +692,7 @@ func signingKeysPB(a *identity.App) []*identityv1.SigningKey {
 	for _, sk := range a.SigningKeys {
 		if k, err := reqsig.ParseKey(sk.PEM); err == nil {
 			out = append(out, &identityv1.SigningKey{Thumbprint: k.Thumbprint, Algorithm: k.Algorithm, PublicKeyPem: k.PEM,
-				AddTime: ts(sk.AddedAt)})
+				AddTime: ts(sk.AddedAt), ExpireTime: ts(sk.ExpiresAt)})
 		}
 	}
 	return out

@@ -55,17 +55,20 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 			return nil, "", errors.New("corrupt signing keys")
 		}
 		for _, k := range stored {
-			a.SigningKeys = append(a.SigningKeys, identity.SigningKey{PEM: k.PEM, AddedAt: store.FromUnixMS(k.AddedAt)})
+			a.SigningKeys = append(a.SigningKeys, identity.SigningKey{PEM: k.PEM, AddedAt: store.FromUnixMS(k.AddedAt),
+				ExpiresAt: store.FromUnixMS(k.Expires)})
 		}
 	}
 	return &a, a.ID, nil
 }
 
 // storedKey is a signing key as the signing_keys column holds it (a JSON
-// list): the PEM and when it was added (Unix ms).
+// list): the PEM, when it was added and when it expires (Unix ms; 0 or
+// absent: never).
 type storedKey struct {
 	PEM     string `json:"pem"`
 	AddedAt int64  `json:"added_at"`
+	Expires int64  `json:"expires,omitempty"`
 }
 
 // signingKeys is the signing_keys column of keys.
@@ -75,7 +78,7 @@ func signingKeys(keys []identity.SigningKey) string {
 	}
 	stored := make([]storedKey, len(keys))
 	for i, k := range keys {
-		stored[i] = storedKey{PEM: k.PEM, AddedAt: store.UnixMS(k.AddedAt)}
+		stored[i] = storedKey{PEM: k.PEM, AddedAt: store.UnixMS(k.AddedAt), Expires: store.UnixMS(k.ExpiresAt)}
 	}
 	b, _ := json.Marshal(stored) // strings and numbers: never fails
 	return string(b)

@@ -270,7 +270,11 @@ func signingKeys(keys []*identityv1.SigningKey) string {
 	}
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k.GetAlgorithm() + " " + k.GetThumbprint() + " (added " + ts(k.GetAddTime()) + ")"
+		parts[i] = k.GetAlgorithm() + " " + k.GetThumbprint() + " (added " + ts(k.GetAddTime())
+		if k.GetExpireTime() != nil {
+			parts[i] += ", expires " + ts(k.GetExpireTime())
+		}
+		parts[i] += ")"
 	}
 	return strings.Join(parts, "; ")
 }

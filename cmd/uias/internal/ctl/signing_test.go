@@ -367,6 +367,16 @@ func TestSignedRequestsMonolith(t *testing.T) {
 	if !strings.Contains(out, reqsig.AlgECDSAP384) || !strings.Contains(out, "required") {
 		t.Fatalf("app create --signing-key --require-signatures:\n%s", out)
 	}
+	// An A2 application's key has a validity period (a year by default,
+	// identity.signing_key_lifetime_a2); an A1's none (the default).
+	out = h.mustRun("app", "create", "--type", "OA", "--code", "a2-signed", "--name", "A2", "--signing-key", keyFile("p384", p384),
+		"--require-signatures", "--security-level", "A2")
+	if !strings.Contains(out, ", expires "+time.Now().UTC().AddDate(0, 0, 365).Format("2006-01-02")) {
+		t.Fatalf("A2 app create: the key's expiry is not shown:\n%s", out)
+	}
+	if strings.Contains(h.mustRun("app", "get", appID), ", expires ") {
+		t.Fatalf("an A1 key shows an expiry")
+	}
 	if code, _, errs := h.run("app", "create", "--type", "OA", "--code", "nokey", "--name", "No key", "--require-signatures"); code == 0 ||
 		!strings.Contains(errs, "without a signing key") {
 		t.Fatalf("app create --require-signatures without a key: exit %d %s", code, errs)

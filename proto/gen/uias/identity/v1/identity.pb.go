@@ -3441,7 +3441,14 @@ type SigningKey struct {
 	// public_key_pem is the key, PEM "PUBLIC KEY".
 	PublicKeyPem string `protobuf:"bytes,3,opt,name=public_key_pem,json=publicKeyPem" json:"public_key_pem,omitempty"`
 	// add_time is when the key was registered.
-	AddTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=add_time,json=addTime" json:"add_time,omitempty"`
+	AddTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=add_time,json=addTime" json:"add_time,omitempty"`
+	// expire_time ends the key's validity period (JR/T 0185-2020 7.3.4):
+	// fixed when the key is registered, from the lifetime of the
+	// application's security level then (identity.signing_key_lifetime,
+	// identity.signing_key_lifetime_a2); unset: it does not expire. A
+	// request it signs later is refused SIGNING_KEY_EXPIRED: register a new
+	// key beside it before then.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3500,6 +3507,13 @@ func (x *SigningKey) GetPublicKeyPem() string {
 func (x *SigningKey) GetAddTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.AddTime
+	}
+	return nil
+}
+
+func (x *SigningKey) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
 	}
 	return nil
 }
@@ -5527,7 +5541,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"accessFrom\x12=\n" +
 	"\faccess_until\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x12%\n" +
 	"\x0esecurity_level\x18\x14 \x01(\x05R\rsecurityLevel\x12$\n" +
-	"\x0emin_auth_level\x18\x15 \x01(\x05R\fminAuthLevel\"\xa7\x01\n" +
+	"\x0emin_auth_level\x18\x15 \x01(\x05R\fminAuthLevel\"\xe4\x01\n" +
 	"\n" +
 	"SigningKey\x12\x1e\n" +
 	"\n" +
@@ -5535,7 +5549,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"thumbprint\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12$\n" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x125\n" +
-	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\"\xf6\x05\n" +
+	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\x12;\n" +
+	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xf6\x05\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -5892,112 +5908,113 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	78, // 34: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
 	78, // 35: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
 	78, // 36: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	78, // 37: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	78, // 38: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	45, // 39: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 40: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	45, // 41: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 42: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	78, // 43: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	78, // 44: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	2,  // 45: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	78, // 46: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	56, // 47: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	29, // 48: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	78, // 49: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	78, // 50: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	71, // 51: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	10, // 52: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	13, // 53: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	6,  // 54: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
-	15, // 55: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	17, // 56: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	20, // 57: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	21, // 58: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	22, // 59: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	24, // 60: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	27, // 61: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	25, // 62: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	66, // 63: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	28, // 64: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	30, // 65: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	31, // 66: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	32, // 67: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	34, // 68: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	35, // 69: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	36, // 70: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	37, // 71: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	62, // 72: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	38, // 73: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	64, // 74: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	40, // 75: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	68, // 76: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	70, // 77: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	41, // 78: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	42, // 79: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	44, // 80: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	44, // 81: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	47, // 82: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	49, // 83: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	50, // 84: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	52, // 85: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	53, // 86: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	54, // 87: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	57, // 88: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	58, // 89: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	60, // 90: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	72, // 91: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	73, // 92: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	75, // 93: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	9,  // 94: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	11, // 95: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	14, // 96: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	8,  // 97: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
-	16, // 98: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	18, // 99: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	19, // 100: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	19, // 101: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	23, // 102: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	19, // 103: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	19, // 104: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	26, // 105: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	67, // 106: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	19, // 107: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	29, // 108: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	29, // 109: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	33, // 110: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	29, // 111: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	29, // 112: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	29, // 113: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	29, // 114: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	63, // 115: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	29, // 116: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	65, // 117: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	39, // 118: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	69, // 119: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	39, // 120: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	39, // 121: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	43, // 122: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	39, // 123: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	39, // 124: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	48, // 125: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	45, // 126: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	51, // 127: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	45, // 128: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	48, // 129: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	55, // 130: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	56, // 131: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	59, // 132: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	61, // 133: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	71, // 134: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	74, // 135: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	76, // 136: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	29, // 137: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	95, // [95:138] is the sub-list for method output_type
-	52, // [52:95] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	78, // 37: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
+	78, // 38: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	78, // 39: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	45, // 40: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 41: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	45, // 42: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 43: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	78, // 44: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	78, // 45: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	2,  // 46: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	78, // 47: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	56, // 48: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	29, // 49: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	78, // 50: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	78, // 51: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	71, // 52: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	10, // 53: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	13, // 54: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	6,  // 55: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
+	15, // 56: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	17, // 57: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	20, // 58: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	21, // 59: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	22, // 60: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	24, // 61: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	27, // 62: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	25, // 63: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	66, // 64: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	28, // 65: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	30, // 66: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	31, // 67: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	32, // 68: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	34, // 69: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	35, // 70: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	36, // 71: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	37, // 72: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	62, // 73: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	38, // 74: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	64, // 75: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	40, // 76: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	68, // 77: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	70, // 78: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	41, // 79: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	42, // 80: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	44, // 81: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	44, // 82: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	47, // 83: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	49, // 84: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	50, // 85: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	52, // 86: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	53, // 87: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	54, // 88: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	57, // 89: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	58, // 90: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	60, // 91: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	72, // 92: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	73, // 93: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	75, // 94: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	9,  // 95: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	11, // 96: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	14, // 97: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	8,  // 98: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
+	16, // 99: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	18, // 100: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	19, // 101: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	19, // 102: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	23, // 103: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	19, // 104: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	19, // 105: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	26, // 106: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	67, // 107: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	19, // 108: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	29, // 109: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	29, // 110: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	33, // 111: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	29, // 112: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	29, // 113: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	29, // 114: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	29, // 115: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	63, // 116: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	29, // 117: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	65, // 118: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	39, // 119: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	69, // 120: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	39, // 121: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	39, // 122: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	43, // 123: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	39, // 124: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	39, // 125: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	48, // 126: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	45, // 127: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	51, // 128: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	45, // 129: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	48, // 130: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	55, // 131: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	56, // 132: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	59, // 133: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	61, // 134: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	71, // 135: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	74, // 136: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	76, // 137: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	29, // 138: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	96, // [96:139] is the sub-list for method output_type
+	53, // [53:96] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
