@@ -115,13 +115,17 @@ type Config struct {
 	// internal hops, and only they sign people in. CRLFile holds the
 	// certificate revocation lists of those CAs (PEM "X509 CRL" blocks, or
 	// one DER list): a client certificate (or intermediate) they list is
-	// refused; read again when it changes.
+	// refused; read again when it changes. AllowPlaintext lets a listener
+	// bound beyond loopback run without TLS (refused otherwise: JR/T
+	// 0185-2020 9.2.2, passwords and secrets would cross the network in
+	// clear), for a network the operator trusts (logged loudly at start).
 	TLS struct {
-		CertFile     string `yaml:"cert_file"`
-		KeyFile      string `yaml:"key_file"`
-		ClientCAFile string `yaml:"client_ca_file"`
-		PeopleCAFile string `yaml:"people_ca_file"`
-		CRLFile      string `yaml:"crl_file"`
+		CertFile       string `yaml:"cert_file"`
+		KeyFile        string `yaml:"key_file"`
+		ClientCAFile   string `yaml:"client_ca_file"`
+		PeopleCAFile   string `yaml:"people_ca_file"`
+		CRLFile        string `yaml:"crl_file"`
+		AllowPlaintext bool   `yaml:"allow_plaintext"`
 	} `yaml:"tls"`
 	// Metrics: Enabled serves /metrics on http_addr. auto (the default)
 	// serves it only when http_addr is a loopback address.
@@ -407,6 +411,8 @@ func (c *Config) bind() []binding {
 	b.String(&c.TLS.ClientCAFile, "UIAS_TLS_CLIENT_CA_FILE", "", "")
 	b.String(&c.TLS.PeopleCAFile, "UIAS_TLS_PEOPLE_CA_FILE", "", "")
 	b.String(&c.TLS.CRLFile, "UIAS_TLS_CRL_FILE", "", "")
+	b.Bool(&c.TLS.AllowPlaintext, "UIAS_TLS_ALLOW_PLAINTEXT", "tls-allow-plaintext",
+		"serve without TLS on addresses beyond loopback (refused otherwise): only on a network you trust")
 	b.String(&c.DB.PasswordFile, "UIAS_DB_PASSWORD_FILE", "", "")
 	b.Secret(&c.DB.Password, "UIAS_DB_PASSWORD")
 	b.String(&c.NATS.User, "UIAS_NATS_USER", "", "")

@@ -204,7 +204,9 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 		return nil, err
 	}
 	p.clientTLS = clientTLS
-	warnPlaintext(o.Logger, cfg, run, serverTLS != nil)
+	if err := checkPlaintext(o.Logger, cfg, run, serverTLS != nil); err != nil {
+		return nil, err
+	}
 	if cfg.Discovery == config.DiscoveryEtcd {
 		ec, err := EtcdConfig(cfg)
 		if err != nil {

@@ -20,11 +20,12 @@ import (
 	"github.com/uias/uias/pkg/grpcx"
 )
 
-// warnPlaintext logs, loudly, every listener bound beyond loopback without
-// TLS (passwords, App secrets and admin tokens would cross the network in
-// clear), and says when metrics or reflection are off because of the
-// address.
-func warnPlaintext(log *zap.Logger, cfg config.Config, run config.Run, withTLS bool) {
+// checkPlaintext refuses a listener bound beyond loopback without TLS
+// (passwords, App secrets and admin tokens would cross the network in
+// clear: JR/T 0185-2020 9.2.2 asks for TLS), unless tls.allow_plaintext
+// says the network is trusted: then it logs each such listener, loudly.
+// It says when metrics or reflection are off because of the address.
+func checkPlaintext(log *zap.Logger, cfg config.Config, run config.Run, withTLS bool) error {
 	type listener struct{ name, field, addr string }
 	var ls []listener
 	if run.GRPC {
@@ -37,9 +38,16 @@ func warnPlaintext(log *zap.Logger, cfg config.Config, run config.Run, withTLS b
 		if config.Loopback(l.addr) {
 			continue
 		}
+		if !withTLS && !cfg.TLS.AllowPlaintext {
+			return fmt.Errorf("%s (%s %s) listens beyond loopback without TLS: passwords, application secrets and "+
+				"admin tokens would cross the network in clear text. Set tls.cert_file and tls.key_file "+
+				"(UIAS_TLS_CERT_FILE, UIAS_TLS_KEY_FILE), or bind %s to 127.0.0.1 behind a TLS-terminating proxy; "+
+				"on a network you trust, tls.allow_plaintext: true (UIAS_TLS_ALLOW_PLAINTEXT=true, --tls-allow-plaintext) "+
+				"serves in clear text anyway", l.name, l.field, l.addr, l.field)
+		}
 		if !withTLS {
-			log.Warn("SECURITY WARNING: "+l.name+" listens beyond loopback WITHOUT TLS: passwords, application "+
-				"secrets and admin tokens cross the network in clear text. Set tls.cert_file and tls.key_file "+
+			log.Warn("SECURITY WARNING: "+l.name+" listens beyond loopback WITHOUT TLS (tls.allow_plaintext): passwords, "+
+				"application secrets and admin tokens cross the network in clear text. Set tls.cert_file and tls.key_file "+
 				"(or bind "+l.field+" to 127.0.0.1 behind a TLS-terminating proxy).",
 				zap.String("listener", l.name), zap.String(l.field, l.addr))
 		}
@@ -50,6 +58,7 @@ func warnPlaintext(log *zap.Logger, cfg config.Config, run config.Run, withTLS b
 			log.Info("gRPC reflection is off: grpc_addr is not a loopback address (set grpc.reflection=true to turn it on)")
 		}
 	}
+	return nil
 }
 
 // etcdReconnect bounds the back-off between the etcd client's attempts to

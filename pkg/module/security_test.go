@@ -49,6 +49,27 @@ func startPlain(t *testing.T, edit func(c *config.Config)) (*Process, *observer.
 	return p, logs
 }
 
+// startRefused starts a process as startPlain does and returns why it
+// was refused.
+func startRefused(t *testing.T, edit func(c *config.Config)) error {
+	t.Helper()
+	r := &Registry{}
+	r.Register(Module{Name: "svc", Init: func(context.Context, *Env) (*Component, error) {
+		return &Component{Register: func(grpc.ServiceRegistrar) {}}, nil
+	}})
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	edit(&cfg)
+	cfg.Complete()
+	p, err := Start(context.Background(), r, cfg, Options{Logger: zap.NewNop()})
+	if err == nil {
+		_ = p.Stop(context.Background())
+		t.Fatal("the process started")
+	}
+	return err
+}
+
 // local turns a listen address (possibly 0.0.0.0:port) into one to dial.
 func local(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
@@ -94,12 +115,34 @@ func securityWarnings(logs *observer.ObservedLogs) []observer.LoggedEntry {
 	return out
 }
 
-// Bound beyond loopback without TLS, a process says so loudly (once per
-// listener) and hides /metrics and gRPC reflection unless they are turned
-// on; on loopback (make run) it stays quiet and serves both.
+// Bound beyond loopback without TLS, a process refuses to start (JR/T
+// 0185-2020 9.2.2: TLS; gap2 G5), saying what to set, unless
+// tls.allow_plaintext says the network is trusted: then it says so loudly
+// (once per listener). Beyond loopback it hides /metrics and gRPC
+// reflection unless they are turned on; on loopback (make run) it stays
+// quiet and serves both.
 func TestPlaintextBeyondLoopback(t *testing.T) {
-	t.Run("all interfaces, defaults", func(t *testing.T) {
-		p, logs := startPlain(t, func(c *config.Config) { c.GRPCAddr, c.HTTPAddr = "0.0.0.0:0", "0.0.0.0:0" })
+	t.Run("all interfaces without TLS: refused", func(t *testing.T) {
+		for name, edit := range map[string]func(c *config.Config){
+			"both":       func(c *config.Config) { c.GRPCAddr, c.HTTPAddr = "0.0.0.0:0", "0.0.0.0:0" },
+			"gRPC":       func(c *config.Config) { c.GRPCAddr = ":0" },
+			"HTTP (v6)":  func(c *config.Config) { c.HTTPAddr = "[::]:0" },
+			"an address": func(c *config.Config) { c.HTTPAddr = "192.0.2.1:0" },
+		} {
+			err := startRefused(t, edit)
+			for _, want := range []string{"listens beyond loopback without TLS", "tls.cert_file", "tls.allow_plaintext",
+				"UIAS_TLS_ALLOW_PLAINTEXT"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: the refusal %q does not say %q", name, err, want)
+				}
+			}
+		}
+	})
+	t.Run("all interfaces, plaintext allowed", func(t *testing.T) {
+		p, logs := startPlain(t, func(c *config.Config) {
+			c.GRPCAddr, c.HTTPAddr = "0.0.0.0:0", "0.0.0.0:0"
+			c.TLS.AllowPlaintext = true
+		})
 		w := securityWarnings(logs)
 		if len(w) != 2 {
 			t.Fatalf("%d security warnings, want one per listener: %v", len(w), logs.All())
@@ -119,6 +162,7 @@ func TestPlaintextBeyondLoopback(t *testing.T) {
 	t.Run("all interfaces, turned on", func(t *testing.T) {
 		p, _ := startPlain(t, func(c *config.Config) {
 			c.GRPCAddr, c.HTTPAddr = "0.0.0.0:0", "0.0.0.0:0"
+			c.TLS.AllowPlaintext = true
 			c.Metrics.Enabled, c.GRPC.Reflection = config.ToggleOn, config.ToggleOn
 		})
 		if code := get(t, http.DefaultClient, "http://"+local(p.HTTPAddr())+"/metrics").StatusCode; code != http.StatusOK {

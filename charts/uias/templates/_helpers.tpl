@@ -140,6 +140,9 @@ failure is one clear line.
 {{- fail "uias: secrets.bootstrapAuditorPassword names the same Secret key as secrets.bootstrapPassword: the security auditor's password must differ from the system administrator's (use another key, e.g. auditor-password)" -}}
 {{- end -}}
 {{- end -}}
+{{- if and (not $v.tls.secretName) (not $v.tls.allowPlaintext) -}}
+{{- fail "uias: tls.secretName is required: every listener serves TLS (JR/T 0185-2020 9.2.2; a kubernetes.io/tls Secret, e.g. from cert-manager). On a network you trust, tls.allowPlaintext=true serves without TLS" -}}
+{{- end -}}
 {{- if and $v.tls.verifyClients (not $v.tls.secretName) -}}
 {{- fail "uias: tls.verifyClients needs tls.secretName (client certificates need server TLS)" -}}
 {{- end -}}
