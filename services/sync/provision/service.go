@@ -160,7 +160,8 @@ func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription,
 		sub.InitialBatch = before.InitialBatch
 		// an initial batch still to be enqueued takes the new selection;
 		// a disabled subscription gets nothing until it is enabled
-		if before.Enabled && sub.Enabled && before.InitialBatch != "" && !SameSelection(before.Selection, sub.Selection) {
+		if before.Enabled && sub.Enabled && before.InitialBatch != "" && (!SameSelection(before.Selection, sub.Selection) ||
+			before.DeliverRoles != sub.DeliverRoles) {
 			n, err = EnqueueEdit(tx, before, sub, batchID, sub.UpdatedAt)
 		}
 		return err
