@@ -161,7 +161,9 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	switch it.Delivery.Kind {
 	case provision.KindUser, provision.KindOrg, provision.KindGroup:
 	case provision.KindRole:
-		if !t.Roles {
+		if !t.Roles && it.Delivery.Op == provision.OpUpsert {
+			// (never enqueued without deliver_roles; its removal is: the
+			// option turned off removes the roles written before)
 			return nil
 		}
 	default:

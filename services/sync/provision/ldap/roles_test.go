@@ -1,6 +1,7 @@
 package ldap_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -67,6 +68,20 @@ func TestRolesInOpenLDAP(t *testing.T) {
 	wait("the removal", func() bool { return d.entry(admin) == nil })
 	if got := d.dns("ou=roles,"+base, "(objectClass=*)"); !slices.Equal(got, lowerSorted(clerk)) {
 		t.Fatalf("ou=roles holds %v", got)
+	}
+	// deliver_roles turned off: the roles written are removed
+	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
+	cur, err := env.Store.GetSubscription(context.Background(), sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.DeliverRoles, cur.Secret = false, ""
+	if _, err := svc.Update(context.Background(), cur); err != nil {
+		t.Fatal(err)
+	}
+	wait("the roles' removal", func() bool { return d.entry(clerk) == nil })
+	if e := d.entry(ann, "uid"); e == nil {
+		t.Fatal("ann's entry went with the roles")
 	}
 }
 
