@@ -371,3 +371,51 @@ func TestDocumentedRolePayloads(t *testing.T) {
 		t.Errorf("documented role %s members %v, delivered %s %v", wantRole, examples[1]["members"], gotRole, role["members"])
 	}
 }
+
+// Batches (on demand, a resync) deliver the roles after the people: the
+// whole selection with its roles; narrowed to a role, its holders and the
+// role; narrowed to an org, people only.
+func TestRoleBatches(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	env.Start()
+	s := env.Subscribe(&provision.Subscription{App: "crm", Name: "crm", Selection: provision.Selection{Orgs: []string{"o1"}},
+		DeliverRoles: true, Strategy: provision.Batch, Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	roleFixture(env)
+	env.Role("put", "r5", "crm", "viewer", "Viewer")
+	env.Grant("put", "gr1", "r1", "user", "u1")
+	env.Grant("put", "gr2", "r5", "group", "g1")
+	env.Grant("put", "gr3", "r2", "user", "u2")
+	// a batch strategy: the changes enqueue nothing; wait for the
+	// projection through a batch narrowed to the last grant's role
+	batch := func(f provision.Filter) []string {
+		t.Helper()
+		before := len(rc.got())
+		_, n, err := env.Engine().EnqueueBatch(context.Background(), []*provision.Subscription{s}, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Wait("the batch"+env.Summary(s.ID), func() bool { return len(rc.got()) == before+n })
+		return seen(rc.got()[before:])
+	}
+	env.Wait("the projection of the grants", func() bool {
+		return slices.Equal(batch(provision.Filter{Role: "r5"}), []string{"identity.user u2 upsert", "authz.role r5 upsert"})
+	})
+	all := batch(provision.Filter{})
+	if w := []string{"identity.org o1 upsert", "identity.user u1 upsert", "identity.user u2 upsert", "identity.group g1 upsert",
+		"authz.role r1 upsert", "authz.role r5 upsert"}; !slices.Equal(all, w) {
+		t.Fatalf("whole batch %v, want %v", all, w)
+	}
+	got := rc.got()
+	if u1 := got[len(got)-5]; roleCodes(u1) != "[clerk]" {
+		t.Fatalf("u1 in the batch carries %s", roleCodes(u1))
+	}
+	if u2 := got[len(got)-4]; roleCodes(u2) != "[viewer]" {
+		t.Fatalf("u2 in the batch carries %s", roleCodes(u2))
+	}
+	if byOrg := batch(provision.Filter{Org: "o1"}); slices.ContainsFunc(byOrg, func(s string) bool { return strings.HasPrefix(s, "authz.role") }) {
+		t.Fatalf("a batch narrowed to an org delivered roles: %v", byOrg)
+	}
+}
