@@ -29,6 +29,7 @@ import (
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/cmd/uias/internal/ctl"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
 )
 
 // ctlRun is one `uias ctl` invocation's outcome.
@@ -1045,5 +1046,46 @@ func TestCtlUsageErrors(t *testing.T) {
 	stderr := c.fail(1, "", "user", "list", "--page-token", "not-a-token")
 	if stderr != "error: invalid page token (InvalidArgument, INVALID_PAGE_TOKEN)\n" {
 		t.Errorf("user list --page-token not-a-token: %q", stderr)
+	}
+}
+
+// `uias ctl sync subscribe --deliver-roles` and `subscription-update
+// --deliver-roles=true|false` set and clear the subscription's delivery of
+// the application's roles (docs/adr/0024); it is off unless asked.
+func TestCtlSyncDeliverRoles(t *testing.T) {
+	_, c, root := ctlSetup(t)
+	created := &identityv1.CreateAppResponse{}
+	c.jsonOut(created, "", "app", "create", "--type", "OA", "--code", "crm-roles", "--name", "CRM")
+	appID := created.GetApp().GetId()
+	var sub syncv1.Subscription
+	c.jsonOut(&sub, "whsec-0123456789abcdef\n", "sync", "subscribe", "--app", appID, "--name", "crm roles", "--transport", "webhook",
+		"--endpoint", "http://127.0.0.1:9/hook", "--org", root.GetId(), "--deliver-roles", "--secret-stdin", "--disabled")
+	if !sub.GetDeliverRoles() || sub.GetApp() != appID {
+		t.Fatalf("subscribe --deliver-roles: %v", &sub)
+	}
+	var plain syncv1.Subscription
+	c.jsonOut(&plain, "whsec-0123456789abcdef\n", "sync", "subscribe", "--app", appID, "--name", "crm people", "--transport", "webhook",
+		"--endpoint", "http://127.0.0.1:9/hook", "--org", root.GetId(), "--secret-stdin", "--disabled")
+	if plain.GetDeliverRoles() {
+		t.Fatalf("deliver_roles is on without --deliver-roles: %v", &plain)
+	}
+	var upd syncv1.Subscription
+	c.jsonOut(&upd, "", "sync", "subscription-update", sub.GetId(), "--deliver-roles=false")
+	if upd.GetDeliverRoles() || upd.GetName() != "crm roles" {
+		t.Fatalf("subscription-update --deliver-roles=false: %v", &upd)
+	}
+	c.jsonOut(&upd, "", "sync", "subscription-update", plain.GetId(), "--deliver-roles")
+	var list syncv1.ListSubscriptionsResponse
+	c.jsonOut(&list, "", "sync", "subscriptions", "--app", appID)
+	on := map[string]bool{}
+	for _, s := range list.GetSubscriptions() {
+		on[s.GetId()] = s.GetDeliverRoles()
+	}
+	if len(on) != 2 || !on[plain.GetId()] || on[sub.GetId()] {
+		t.Fatalf("subscriptions after the updates: %v", list.GetSubscriptions())
+	}
+	if r := c.exec("", "sync", "subscription-update", plain.GetId(), "--deliver-roles=maybe"); r.code == 0 ||
+		!strings.Contains(r.stderr, "deliver-roles") {
+		t.Fatalf("--deliver-roles=maybe: exit %d %s", r.code, r.stderr)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/pkg/store"
 	usync "github.com/uias/uias/services/sync"
 )
 
@@ -736,6 +737,14 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 			e.wait(ctx, w, e.o.Poll)
 			continue
 		}
+		if e.replaced(ctx, s) {
+			// the subscription was edited since this worker started (its
+			// deliver_roles, its transport): the worker that replaces it
+			// delivers the rest, the edit's deliveries (read above, so
+			// committed with the edit) included
+			e.wait(ctx, w, e.o.Poll)
+			continue
+		}
 		if wait := ds[0].NextAt.Sub(e.o.Now()); wait > 0 {
 			e.wait(ctx, w, min(wait, e.o.Poll))
 			continue
@@ -757,7 +766,7 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 				}
 			}
 			if err == nil {
-				err = e.deliver(ctx, tr, d, objs[d.Kind][d.ObjectID])
+				err = e.deliver(ctx, tr, s, d, objs[d.Kind][d.ObjectID])
 			}
 			if ctx.Err() != nil {
 				// stopped mid-delivery: one the business system answered is
@@ -806,6 +815,17 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 			e.wait(ctx, w, e.o.Poll)
 		}
 	}
+}
+
+// replaced reports whether s is stored with another version than the
+// one its worker delivers (edited or removed since); a failed read is
+// not a replacement (the delivery's own reads tell of the database).
+func (e *Engine) replaced(ctx context.Context, s *Subscription) bool {
+	cur, err := e.o.Store.GetSubscription(ctx, s.ID)
+	if err != nil {
+		return errors.Is(err, store.ErrNotFound)
+	}
+	return !cur.UpdatedAt.Equal(s.UpdatedAt) || !cur.Enabled
 }
 
 // lease is a worker's lease on its subscription's queue.
@@ -933,7 +953,7 @@ func (e *Engine) batchObjects(ctx context.Context, ds []Delivery) map[string]map
 
 // deliver makes one delivery; pre is its object when read with its batch
 // (nil: read here).
-func (e *Engine) deliver(ctx context.Context, tr Transport, d *Delivery, pre *Object) error {
+func (e *Engine) deliver(ctx context.Context, tr Transport, s *Subscription, d *Delivery, pre *Object) error {
 	obj, members := pre, []string(nil)
 	var err error
 	if pre == nil || d.Kind == KindGroup {
@@ -955,6 +975,9 @@ func (e *Engine) deliver(ctx context.Context, tr Transport, d *Delivery, pre *Ob
 		}
 	}
 	it := Item{Delivery: *d, Object: obj, Members: ms}
+	if err := e.roles(ctx, s, &it); err != nil {
+		return err
+	}
 	if _, ok := tr.(OrgPlaced); ok && d.Op != OpDelete {
 		from := obj.Field("org_id")
 		if d.Kind == KindOrg {
@@ -971,6 +994,29 @@ func (e *Engine) deliver(ctx context.Context, tr Transport, d *Delivery, pre *Ob
 		return fmt.Errorf("no answer within %s (timeout): %w", e.o.Timeout, err)
 	}
 	return err
+}
+
+// roles fills, for a subscription that delivers roles, a person's roles
+// of its application, or a role's holders in its selection (read in one
+// transaction of the projection).
+func (e *Engine) roles(ctx context.Context, s *Subscription, it *Item) error {
+	d := it.Delivery
+	if !s.DeliverRoles || d.Op == OpDelete || (d.Kind != KindUser && d.Kind != KindRole) {
+		return nil
+	}
+	err := e.o.Store.InTx(ctx, func(tx Tx) error {
+		var err error
+		if d.Kind == KindUser {
+			it.Roles, err = UserRoles(tx, d.ObjectID, s.App)
+		} else {
+			it.Members, err = RoleHolders(tx, s, d.ObjectID)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reading the roles of %s %s: %w", d.Kind, d.ObjectID, err)
+	}
+	return nil
 }
 
 // orgPath reads org and its ancestors (nearest first), stopping at an

@@ -26,6 +26,16 @@ type Change struct {
 type ref struct {
 	kind, id string
 	changed  bool
+	// roleApp: the object changed for the subscriptions of this
+	// application that deliver roles (DeliverRoles): a person whose roles
+	// of it changed, a role whose holders changed.
+	roleApp string
+}
+
+// changedFor reports whether r's object is delivered again to s while
+// selected.
+func (r ref) changedFor(s *Subscription) bool {
+	return r.changed || (r.roleApp != "" && s.DeliverRoles && s.App == r.roleApp)
 }
 
 // Project applies c to the projection and enqueues, for every immediate
@@ -104,7 +114,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 			}
 			changed = cur == nil || cur.Deleted || !bytes.Equal(usync.Merge(cur.Data, p.Data), cur.Data)
 		}
-		touched = append(touched, ref{kind, p.ID, changed})
+		touched = append(touched, ref{kind: kind, id: p.ID, changed: changed})
 		if match && kind == KindOrg && op != "created" && hasKey(p.Data, "parent_id") {
 			// a moved org: the orgs, people and groups below it may enter
 			// or leave a selection with it
@@ -126,7 +136,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 			// the person first: a person entering the selection with the
 			// membership exists at the business system before the group
 			// that lists them is written
-			touched = append([]ref{{KindUser, d.UserID, false}}, touched...)
+			touched = append([]ref{{kind: KindUser, id: d.UserID}}, touched...)
 			mutate = func() error { return tx.SetMember(p.ID, d.UserID, op == "member_added") }
 		default:
 			mutate = func() error {
@@ -154,7 +164,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		if d.UserID == "" {
 			return 0, nil
 		}
-		touched = append(touched, ref{KindUser, d.UserID, false})
+		touched = append(touched, ref{kind: KindUser, id: d.UserID, changed: false})
 		mutate = func() error {
 			if isDelete(op) {
 				_, err := tx.DeleteLink(p.ID)
@@ -162,6 +172,67 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 			}
 			return tx.PutLink(p.ID, d.UserID, d.AppID)
 		}
+	case KindRole:
+		var role struct {
+			App         string `json:"app"`
+			Code        string `json:"code"`
+			Name        string `json:"name"`
+			Permissions []struct {
+				Resource  string `json:"resource"`
+				Operation string `json:"operation"`
+			} `json:"permissions"`
+			Inherits []string `json:"inherits"`
+		}
+		// authz carries the role as bytes (base64 in JSON)
+		var raw []byte
+		if json.Unmarshal(p.Data, &raw) == nil {
+			_ = json.Unmarshal(raw, &role)
+		} else {
+			_ = json.Unmarshal(p.Data, &role)
+		}
+		del := isDelete(op)
+		cur, err := tx.Object(KindRole, p.ID)
+		if err != nil {
+			return 0, err
+		}
+		app := role.App
+		var data json.RawMessage
+		switch {
+		case del && cur == nil:
+			return 0, nil // a role never seen: nothing was delivered
+		case del:
+			app, data = cur.Field("app"), cur.Data
+		default:
+			perms := make([]string, 0, len(role.Permissions))
+			for _, pm := range role.Permissions {
+				perms = append(perms, pm.Resource+":"+pm.Operation)
+			}
+			inherits := role.Inherits
+			if inherits == nil {
+				inherits = []string{}
+			}
+			data, err = json.Marshal(map[string]any{"app": role.App, "code": role.Code, "name": role.Name, "permissions": perms,
+				"inherits": inherits})
+			if err != nil {
+				return 0, err
+			}
+		}
+		if app == "" {
+			// a global role: no application's role, never delivered
+			return 0, tx.PutObject(Object{Kind: KindRole, ID: p.ID, Data: data, Deleted: del})
+		}
+		touched = append(touched, ref{kind: KindRole, id: p.ID, changed: true})
+		if match && !del && cur != nil && (cur.Field("code") != role.Code || cur.Field("name") != role.Name) {
+			// its holders carry its code and name
+			users, err := roleUsers(tx, p.ID)
+			if err != nil {
+				return 0, err
+			}
+			for _, u := range users {
+				touched = append(touched, ref{kind: KindUser, id: u, roleApp: app})
+			}
+		}
+		mutate = func() error { return tx.PutObject(Object{Kind: KindRole, ID: p.ID, Data: data, Deleted: del}) }
 	case "authz.grant":
 		var g struct {
 			Role    string `json:"role"`
@@ -178,21 +249,35 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 			_ = json.Unmarshal(p.Data, &g)
 		}
 		del := op == "delete" || isDelete(op)
-		subjKind, subjID := g.Subject.Kind, g.Subject.ID
+		subjKind, subjID, roleID := g.Subject.Kind, g.Subject.ID, g.Role
 		if del && match {
-			_, k, s, err := tx.Grant(p.ID)
+			r, k, s, err := tx.Grant(p.ID)
 			if err != nil {
 				return 0, err
 			}
-			subjKind, subjID = k, s
+			subjKind, subjID, roleID = k, s, r
 		}
 		if match {
+			// the role's application: its subscriptions that deliver
+			// roles get the people reached and the role (its holders)
+			// again
+			roleApp := ""
+			if roleID != "" {
+				ro, err := tx.Object(KindRole, roleID)
+				if err != nil {
+					return 0, err
+				}
+				roleApp = ro.Field("app")
+			}
 			users, err := grantUsers(tx, subjKind, subjID)
 			if err != nil {
 				return 0, err
 			}
 			for _, u := range users {
-				touched = append(touched, ref{KindUser, u, false})
+				touched = append(touched, ref{kind: KindUser, id: u, roleApp: roleApp})
+			}
+			if roleApp != "" {
+				touched = append(touched, ref{kind: KindRole, id: roleID, roleApp: roleApp})
 			}
 		}
 		mutate = func() error {
@@ -227,7 +312,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		var moved []string // people who came into or left the selection
 		for j, r := range touched {
 			switch {
-			case after[i][j] && (r.changed || !before[i][j]):
+			case after[i][j] && (r.changedFor(s) || !before[i][j]):
 				if err := q.add(s, r.kind, r.id, OpUpsert); err != nil {
 					return q.n, err
 				}
@@ -245,8 +330,38 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		if err := q.groupsOf(s, moved); err != nil {
 			return q.n, err
 		}
+		if err := q.rolesOf(s, moved); err != nil {
+			return q.n, err
+		}
 	}
 	return q.n, nil
+}
+
+// rolesOf enqueues, after the people themselves, an upsert of each role
+// of s's application held by the people who came into or left s's
+// selection (when s delivers roles): the business system keeps the
+// holders of a role (LDAP's ou=roles, the webhook's members).
+func (q *enqueuer) rolesOf(s *Subscription, people []string) error {
+	if !s.DeliverRoles || len(people) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, u := range people {
+		rs, err := UserRoles(q.tx, u, s.App)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if seen[r.ID] {
+				continue
+			}
+			seen[r.ID] = true
+			if err := q.add(s, KindRole, r.ID, OpUpsert); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // enqueuer enqueues the deliveries of one change (or one edit of a
@@ -342,6 +457,50 @@ func grantUsers(tx Tx, kind, id string) ([]string, error) {
 	return nil, nil
 }
 
+// roleUsers lists the people role reaches through its grants (to them,
+// to their groups, to an org above them), each once, by id.
+func roleUsers(tx Tx, role string) ([]string, error) {
+	subjects, err := tx.GrantsOfRole(role)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, sub := range subjects {
+		kind, id, _ := strings.Cut(sub, ":")
+		us, err := grantUsers(tx, kind, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, us...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// RoleHolders lists the people in s's selection who hold role (the
+// members of its delivery), by id.
+func RoleHolders(tx Tx, s *Subscription, role string) ([]Member, error) {
+	users, err := roleUsers(tx, role)
+	if err != nil {
+		return nil, err
+	}
+	out := []Member{}
+	for _, id := range users {
+		u, err := tx.Object(KindUser, id)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := UserMatches(tx, s, u, Filter{})
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, Member{ID: id, Login: u.Field("login_name")})
+		}
+	}
+	return out, nil
+}
+
 // subtree lists what sits below org (its own people and groups included):
 // the orgs, then the people, then the groups (so that members exist before
 // their groups are delivered); only the people when usersOnly.
@@ -359,12 +518,12 @@ func subtree(tx Tx, org string, usersOnly bool) ([]ref, error) {
 				if !seen[k.ID] {
 					seen[k.ID] = true
 					queue = append(queue, k.ID)
-					orgs = append(orgs, ref{KindOrg, k.ID, false})
+					orgs = append(orgs, ref{kind: KindOrg, id: k.ID, changed: false})
 				}
 			case KindUser:
-				users = append(users, ref{KindUser, k.ID, false})
+				users = append(users, ref{kind: KindUser, id: k.ID, changed: false})
 			case KindGroup:
-				groups = append(groups, ref{KindGroup, k.ID, false})
+				groups = append(groups, ref{kind: KindGroup, id: k.ID, changed: false})
 			}
 		}
 	}
@@ -409,6 +568,16 @@ func matchAll(tx Tx, subs []*Subscription, refs []ref) ([][]bool, []*Object, err
 	return out, objs, nil
 }
 
+// kindsOf is the kinds of objects s delivers, in the order a batch
+// delivers them: orgs, then people, then groups (their members exist
+// before them), then, when s delivers roles, roles (their holders too).
+func kindsOf(s *Subscription) []string {
+	if s.DeliverRoles {
+		return []string{KindOrg, KindUser, KindGroup, KindRole}
+	}
+	return []string{KindOrg, KindUser, KindGroup}
+}
+
 func isDelete(op string) bool {
 	switch op {
 	case "deleted", "delete", "removed":
@@ -423,7 +592,7 @@ func isDelete(op string) bool {
 // how many deliveries it added.
 func EnqueueSelection(tx Tx, s *Subscription, f Filter, batchID string, now time.Time) (int, error) {
 	n := 0
-	for _, kind := range []string{KindOrg, KindUser, KindGroup} {
+	for _, kind := range kindsOf(s) {
 		after := ""
 		for {
 			objs, err := tx.Objects(kind, after, 500)
@@ -467,7 +636,11 @@ func EnqueueSelection(tx Tx, s *Subscription, f Filter, batchID string, now time
 func EnqueueEdit(tx Tx, old, sub *Subscription, batchID string, now time.Time) (int, error) {
 	q := &enqueuer{tx: tx, eventID: "edit:" + batchID, batchID: batchID, now: now}
 	moved := map[string]bool{}
-	for _, kind := range []string{KindOrg, KindUser, KindGroup} {
+	kinds := kindsOf(sub)
+	if old.DeliverRoles && !sub.DeliverRoles {
+		kinds = kindsOf(old) // its roles are removed
+	}
+	for _, kind := range kinds {
 		after := ""
 		for {
 			objs, err := tx.Objects(kind, after, 500)
@@ -496,6 +669,20 @@ func EnqueueEdit(tx Tx, old, sub *Subscription, batchID string, now time.Time) (
 						return q.n, err
 					}
 					if slices.ContainsFunc(members, func(u string) bool { return moved[u] }) {
+						op = OpUpsert
+					}
+				case is && kind == KindUser && old.DeliverRoles != sub.DeliverRoles:
+					// still selected: its roles come with it, or no more
+					if err := q.add(sub, kind, o.ID, OpUpsert); err != nil {
+						return q.n, err
+					}
+					continue
+				case is && kind == KindRole && len(moved) > 0:
+					holders, err := roleUsers(tx, o.ID)
+					if err != nil {
+						return q.n, err
+					}
+					if slices.ContainsFunc(holders, func(u string) bool { return moved[u] }) {
 						op = OpUpsert
 					}
 				}

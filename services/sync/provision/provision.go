@@ -56,6 +56,9 @@ const (
 	KindUser  = "identity.user"
 	KindOrg   = "identity.org"
 	KindGroup = "identity.group"
+	// KindRole is an application's role (authz), delivered only to the
+	// subscriptions of that application with DeliverRoles (docs/adr/0024).
+	KindRole = "authz.role"
 )
 
 // Operations of a delivery.
@@ -133,6 +136,12 @@ type Subscription struct {
 	UpdatedAt              time.Time
 	// LastBatchAt is when the last scheduled batch was enqueued.
 	LastBatchAt time.Time
+	// DeliverRoles delivers the subscribing application's roles (kind
+	// authz.role: code, name, permissions, and the selected people who
+	// hold each) and, on each person delivered, the roles of that
+	// application the person holds (granted to them, to a group of
+	// theirs or to an org above them). Off by default (docs/adr/0024).
+	DeliverRoles bool
 	// InitialBatch is the batch that delivered the whole selection when
 	// the subscription was created (or first enabled): "" while it is
 	// still to be enqueued, "before" for subscriptions created before
@@ -322,6 +331,10 @@ type Item struct {
 	Object   *Object
 	// Members of a group, for group objects.
 	Members []Member
+	// Roles are, for a person delivered to a subscription with
+	// DeliverRoles (not removed), the roles of the subscribing application
+	// the person holds ([] when none), by code.
+	Roles []RoleRef
 	// Orgs is where the object sits in the org tree, nearest first: for an
 	// org its ancestors, for a person or a group their org and its
 	// ancestors. Filled only for transports that implement OrgPlaced (LDAP
@@ -339,8 +352,17 @@ type View struct {
 	Data json.RawMessage
 }
 
-// Member is a member of a group: their user id and login name.
+// Member is a member of a group (or a holder of a role): their user id
+// and login name.
 type Member struct{ ID, Login string }
+
+// RoleRef is a role a person holds, as delivered with the person: its
+// authz id, code and name.
+type RoleRef struct {
+	ID   string `json:"id"`
+	Code string `json:"code"`
+	Name string `json:"name,omitempty"`
+}
 
 // ReportRow is one application's deliveries of one day (UTC).
 type ReportRow struct {
@@ -570,8 +592,54 @@ func Matches(r Reader, s *Subscription, o *Object, f Filter) (bool, error) {
 		return OrgMatches(r, s, o, f)
 	case KindGroup:
 		return GroupMatches(r, s, o, f)
+	case KindRole:
+		return RoleMatches(s, o, f), nil
 	}
 	return false, nil
+}
+
+// RoleMatches reports whether a role is delivered: s delivers roles and
+// the role is one of s's application (never another application's, nor a
+// global one), in a batch narrowed by role only that role (a batch
+// narrowed by org delivers people only).
+func RoleMatches(s *Subscription, o *Object, f Filter) bool {
+	if o == nil || o.Deleted || !s.DeliverRoles || f.Org != "" || (f.Role != "" && f.Role != o.ID) {
+		return false
+	}
+	return o.Field("app") != "" && o.Field("app") == s.App
+}
+
+// UserRoles lists the roles of application app that user holds (granted
+// to them, to a group of theirs or to an org on their path: the
+// projection of authz's grants), by code. Roles unknown to the projection
+// or of another application are left out.
+func UserRoles(r Reader, user, app string) ([]RoleRef, error) {
+	u, err := r.Object(KindUser, user)
+	if err != nil || u == nil {
+		return []RoleRef{}, err
+	}
+	path, err := OrgPath(r, u.Field("org_id"))
+	if err != nil {
+		return nil, err
+	}
+	ids, err := rolesOf(r, user, path)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids)
+	out := []RoleRef{}
+	for _, id := range slices.Compact(ids) {
+		o, err := r.Object(KindRole, id)
+		if err != nil {
+			return nil, err
+		}
+		if o == nil || o.Deleted || o.Field("app") != app {
+			continue
+		}
+		out = append(out, RoleRef{ID: id, Code: o.Field("code"), Name: o.Field("name")})
+	}
+	slices.SortFunc(out, func(a, b RoleRef) int { return strings.Compare(a.Code, b.Code) })
+	return out, nil
 }
 
 // HTTPClient is the client of the http transports (webhook, SCIM): it does

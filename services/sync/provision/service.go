@@ -114,7 +114,9 @@ func (s *Service) Create(ctx context.Context, sub *Subscription) (*Subscription,
 // came into the selection is upserted, what left it is deleted (or, for
 // people, disabled: setting on_leave), in the transaction that stores the
 // edit, so that no change is projected against a selection the business
-// system does not have.
+// system does not have. Turning DeliverRoles on or off is delivered the
+// same way: the selected people again (with or without their roles), then
+// the roles (or their removal).
 func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription, error) {
 	cur, err := s.Store.GetSubscription(ctx, sub.ID)
 	if err != nil {
@@ -160,7 +162,8 @@ func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription,
 		sub.InitialBatch = before.InitialBatch
 		// an initial batch still to be enqueued takes the new selection;
 		// a disabled subscription gets nothing until it is enabled
-		if before.Enabled && sub.Enabled && before.InitialBatch != "" && !SameSelection(before.Selection, sub.Selection) {
+		if before.Enabled && sub.Enabled && before.InitialBatch != "" && (!SameSelection(before.Selection, sub.Selection) ||
+			before.DeliverRoles != sub.DeliverRoles) {
 			n, err = EnqueueEdit(tx, before, sub, batchID, sub.UpdatedAt)
 		}
 		return err

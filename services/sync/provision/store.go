@@ -31,6 +31,8 @@ type Tx interface {
 	// Grant reads grant id (all empty if unknown).
 	Grant(id string) (role, kind, subject string, err error)
 	DeleteGrant(id string) (kind, subject string, err error)
+	// GrantsOfRole lists the subjects role is granted to, as "kind:id".
+	GrantsOfRole(role string) ([]string, error)
 	// Objects lists the live objects of kind, a page at a time after the
 	// id after ("" first).
 	Objects(kind, after string, limit int) ([]Object, error)

@@ -58,11 +58,11 @@ func (p *Provision) CreateSubscription(ctx context.Context, s *provision.Subscri
 	set, _ := json.Marshal(s.Settings)
 	_, err = p.db.ExecContext(ctx, p.db.Rebind(`INSERT INTO prov_subscriptions (id, app, name, selection, transport, endpoint,
 		settings, secret_sealed, strategy, batch_every_s, enabled, created_ms, updated_ms, last_batch_ms, initial_batch,
-		batch_at, batch_tz)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)`),
+		batch_at, batch_tz, deliver_roles)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?, ?)`),
 		s.ID, s.App, s.Name, string(sel), s.Transport, s.Endpoint, string(set), sec, s.Strategy,
 		int64(s.BatchEvery/time.Second), boolInt(s.Enabled), store.UnixMS(s.CreatedAt), store.UnixMS(s.UpdatedAt),
-		s.BatchAt, s.BatchTimeZone)
+		s.BatchAt, s.BatchTimeZone, boolInt(s.DeliverRoles))
 	if store.IsUniqueViolation(err) {
 		return store.Conflict("subscription " + s.ID + " exists")
 	}
@@ -82,9 +82,9 @@ func (p *Provision) updateSub(ctx context.Context, ex execer, s *provision.Subsc
 	sel, _ := json.Marshal(selectionJSON(s.Selection))
 	set, _ := json.Marshal(s.Settings)
 	q := `UPDATE prov_subscriptions SET name = ?, selection = ?, transport = ?, endpoint = ?, settings = ?, strategy = ?,
-		batch_every_s = ?, enabled = ?, updated_ms = ?, batch_at = ?, batch_tz = ?`
+		batch_every_s = ?, enabled = ?, updated_ms = ?, batch_at = ?, batch_tz = ?, deliver_roles = ?`
 	args := []any{s.Name, string(sel), s.Transport, s.Endpoint, string(set), s.Strategy, int64(s.BatchEvery / time.Second),
-		boolInt(s.Enabled), store.UnixMS(s.UpdatedAt), s.BatchAt, s.BatchTimeZone}
+		boolInt(s.Enabled), store.UnixMS(s.UpdatedAt), s.BatchAt, s.BatchTimeZone, boolInt(s.DeliverRoles)}
 	if s.Secret != "" {
 		sec, err := p.sealed(s)
 		if err != nil {
@@ -123,14 +123,14 @@ func (p *Provision) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 const subCols = `id, app, name, selection, transport, endpoint, settings, secret_sealed, strategy, batch_every_s, enabled,
-	created_ms, updated_ms, last_batch_ms, initial_batch, batch_at, batch_tz`
+	created_ms, updated_ms, last_batch_ms, initial_batch, batch_at, batch_tz, deliver_roles`
 
 func (p *Provision) scanSub(row interface{ Scan(...any) error }) (*provision.Subscription, error) {
 	s := &provision.Subscription{}
 	var sel, set, sec string
-	var every, enabled, created, updated, last int64
+	var every, enabled, created, updated, last, roles int64
 	if err := row.Scan(&s.ID, &s.App, &s.Name, &sel, &s.Transport, &s.Endpoint, &set, &sec, &s.Strategy, &every, &enabled,
-		&created, &updated, &last, &s.InitialBatch, &s.BatchAt, &s.BatchTimeZone); err != nil {
+		&created, &updated, &last, &s.InitialBatch, &s.BatchAt, &s.BatchTimeZone, &roles); err != nil {
 		return nil, err
 	}
 	var sj selectionJSON
@@ -147,7 +147,7 @@ func (p *Provision) scanSub(row interface{ Scan(...any) error }) (*provision.Sub
 		}
 		s.Secret = string(b)
 	}
-	s.BatchEvery, s.Enabled = time.Duration(every)*time.Second, enabled != 0
+	s.BatchEvery, s.Enabled, s.DeliverRoles = time.Duration(every)*time.Second, enabled != 0, roles != 0
 	s.CreatedAt, s.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(updated)
 	if last > 0 {
 		s.LastBatchAt = store.FromUnixMS(last)
@@ -465,6 +465,11 @@ func (t *provTx) DeleteGrant(id string) (string, string, error) {
 		return "", "", classify(err, "read grant")
 	}
 	return kind, subject, t.exec("delete grant", "DELETE FROM prov_grants WHERE id = ?", id)
+}
+
+func (t *provTx) GrantsOfRole(role string) ([]string, error) {
+	return strings1(t.ctx, t.db, t.q, "SELECT subject_kind || ':' || subject_id FROM prov_grants WHERE role = ? "+
+		"ORDER BY subject_kind, subject_id", role)
 }
 
 func (t *provTx) Objects(kind, after string, limit int) ([]provision.Object, error) {

@@ -27,6 +27,91 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			CreatedAt: now, UpdatedAt: now}
 	}
 
+	t.Run("RolesOfAnApplication", func(t *testing.T) {
+		s, _ := open(t)
+		sub := newSub("s1", "crm")
+		sub.DeliverRoles = true
+		if err := s.CreateSubscription(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetSubscription(ctx, "s1"); err != nil || !got.DeliverRoles {
+			t.Fatalf("deliver_roles read back %+v %v", got, err)
+		}
+		sub.DeliverRoles, sub.UpdatedAt = false, now.Add(time.Second)
+		if err := s.UpdateSubscription(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetSubscription(ctx, "s1"); err != nil || got.DeliverRoles {
+			t.Fatalf("deliver_roles cleared, read back %+v %v", got, err)
+		}
+		sub.DeliverRoles = true
+		err := s.InTx(ctx, func(tx provision.Tx) error {
+			for _, o := range []provision.Object{
+				{Kind: provision.KindOrg, ID: "o1", Data: []byte(`{"code":"hq"}`)},
+				{Kind: provision.KindOrg, ID: "o2", Data: []byte(`{"code":"x","parent_id":"o1"}`)},
+				{Kind: provision.KindUser, ID: "u1", Data: []byte(`{"login_name":"ann","org_id":"o2"}`)},
+				{Kind: provision.KindUser, ID: "u2", Data: []byte(`{"login_name":"bob","org_id":"o1"}`)},
+				{Kind: provision.KindUser, ID: "u3", Data: []byte(`{"login_name":"cy","org_id":"elsewhere"}`)},
+				{Kind: provision.KindGroup, ID: "g1", Data: []byte(`{"code":"desk","org_id":"o1"}`)},
+				{Kind: provision.KindRole, ID: "r1", Data: []byte(`{"app":"crm","code":"clerk","name":"Clerk","permissions":["orders:read"]}`)},
+				{Kind: provision.KindRole, ID: "r2", Data: []byte(`{"app":"crm","code":"admin","name":"Admin"}`)},
+				{Kind: provision.KindRole, ID: "r3", Data: []byte(`{"app":"erp","code":"buyer"}`)},
+				{Kind: provision.KindRole, ID: "r4", Data: []byte(`{"app":"crm","code":"gone"}`), Deleted: true},
+			} {
+				if err := tx.PutObject(o); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetMember("g1", "u3", true); err != nil {
+				return err
+			}
+			for _, g := range [][4]string{{"gr1", "r1", "org", "o1"}, {"gr2", "r2", "user", "u1"}, {"gr3", "r3", "user", "u1"},
+				{"gr4", "r1", "group", "g1"}, {"gr5", "r4", "user", "u1"}} {
+				if err := tx.PutGrant(g[0], g[1], g[2], g[3]); err != nil {
+					return err
+				}
+			}
+			if got, err := tx.GrantsOfRole("r1"); err != nil || !slices.Equal(got, []string{"group:g1", "org:o1"}) {
+				t.Errorf("grants of r1 %v %v", got, err)
+			}
+			if got, err := tx.GrantsOfRole("nope"); err != nil || len(got) != 0 {
+				t.Errorf("grants of an unknown role %v %v", got, err)
+			}
+			// u1: r1 through o1 above o2, r2 directly; not erp's r3 nor the deleted r4
+			rs, err := provision.UserRoles(tx, "u1", "crm")
+			if err != nil || len(rs) != 2 || rs[0].Code != "admin" || rs[1].Code != "clerk" || rs[1].Name != "Clerk" || rs[1].ID != "r1" {
+				t.Errorf("u1's roles %+v %v", rs, err)
+			}
+			if rs, err := provision.UserRoles(tx, "u2", "erp"); err != nil || rs == nil || len(rs) != 0 {
+				t.Errorf("u2's erp roles %+v %v", rs, err)
+			}
+			// r1's holders in the selection (o1's subtree): u1, u2; u3 (through g1) is outside it
+			hs, err := provision.RoleHolders(tx, sub, "r1")
+			if err != nil || len(hs) != 2 || hs[0] != (provision.Member{ID: "u1", Login: "ann"}) || hs[1].ID != "u2" {
+				t.Errorf("r1's holders %+v %v", hs, err)
+			}
+			n, err := provision.EnqueueSelection(tx, sub, provision.Filter{}, "b1", now)
+			if err != nil || n != 7 { // o1, o2, u1, u2, g1, then the roles r1, r2 (not erp's, not the deleted one)
+				t.Errorf("batch enqueued %d %v", n, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := s.Due(ctx, "s1", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.ObjectID)
+		}
+		if !slices.Equal(got, []string{"o1", "o2", "u1", "u2", "g1", "r1", "r2"}) {
+			t.Fatalf("batch %v", got)
+		}
+	})
+
 	t.Run("SubscriptionsRoundTripWithSealedSecret", func(t *testing.T) {
 		s, raw := open(t)
 		if err := s.CreateSubscription(ctx, newSub("s1", "app1")); err != nil {

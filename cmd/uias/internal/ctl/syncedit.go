@@ -18,12 +18,13 @@ func syncSubscriptionUpdateCmd() command {
 	return verb("ID [--name NAME] [--org ORG]... [--role ROLE]... [--group GROUP]... [--linked=true|false] "+
 		"[--transport webhook|scim|ldap] [--endpoint URL] [--setting KEY=VALUE]... [--on-leave delete|disable] "+
 		"[--strategy immediate|batch] [--batch-every DURATION] [--batch-at HH:MM] [--time-zone ZONE] [--enabled=true|false] "+
-		"[--secret-stdin]",
+		"[--deliver-roles=true|false] [--secret-stdin]",
 		"Only what the flags name changes. --org, --role and --group replace that list of the selection (an empty\n"+
 			"value, --org '', empties it); --setting KEY=VALUE sets one transport setting and KEY= removes it;\n"+
 			"--on-leave says what the business system does with people who leave the selection: delete (the\n"+
 			"default) or disable (SCIM active=false, webhook op \"disable\"; not LDAP). A new secret is read from\n"+
-			"standard input with --secret-stdin; without it the stored secret is kept.",
+			"standard input with --secret-stdin; without it the stored secret is kept. --deliver-roles=true delivers\n"+
+			"the application's roles and the selected people again with theirs; =false removes the roles there.",
 		[]string{"ID"}, func(a *app, fs *flag.FlagSet) prepared[*syncv1.Subscription] {
 			var orgs, roles, groups verifierFlag
 			settings := settingFlag{}
@@ -41,6 +42,7 @@ func syncSubscriptionUpdateCmd() command {
 			at := fs.String("batch-at", "", `deliver the whole selection at this time of day, HH:MM (--batch-every in whole days; "": the period alone)`)
 			zone := fs.String("time-zone", "", `the time zone of --batch-at, such as Asia/Shanghai ("": UTC)`)
 			enabled := fs.Bool("enabled", true, "deliver (false: pause the subscription)")
+			deliverRoles := fs.Bool("deliver-roles", true, "deliver the application's roles and each person's roles of it")
 			secretIn := fs.Bool("secret-stdin", false, "read a new secret from standard input")
 			return func(args []string) (func(s *session) (*syncv1.Subscription, error), error) {
 				id := args[0]
@@ -121,6 +123,9 @@ func syncSubscriptionUpdateCmd() command {
 					}
 					if set["enabled"] {
 						sub.Enabled = *enabled
+					}
+					if set["deliver-roles"] {
+						sub.DeliverRoles = *deliverRoles
 					}
 					sub.Secret = secret
 					return provClient(s).UpdateSubscription(s.ctx, &syncv1.UpdateSubscriptionRequest{Id: id, Subscription: sub})

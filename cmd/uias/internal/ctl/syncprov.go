@@ -51,12 +51,13 @@ func (f settingFlag) Set(s string) error {
 func syncSubscribeCmd() command {
 	return verb("--app APP --name NAME --transport webhook|scim|ldap --endpoint URL [--org ORG]... [--role ROLE]... "+
 		"[--group GROUP]... [--linked] [--strategy immediate|batch] [--batch-every DURATION] [--batch-at HH:MM [--time-zone ZONE]] "+
-		"[--setting KEY=VALUE]... "+
+		"[--setting KEY=VALUE]... [--deliver-roles] "+
 		"[--secret-stdin] [--disabled]",
 		"Subscribes an application to a selection (people inside the org subtrees, holding the roles, members of the\n"+
 			"groups, or linked to the application) delivered through a transport. The secret (webhook signing key, SCIM\n"+
 			"bearer token, LDAP bind password) is read from standard input with --secret-stdin; it is stored encrypted\n"+
-			"and never shown. LDAP takes --setting base_dn=... and --setting bind_dn=....",
+			"and never shown. LDAP takes --setting base_dn=... and --setting bind_dn=.... --deliver-roles delivers the\n"+
+			"application's roles too (code, name, permissions, holders) and each person's roles of the application.",
 		nil, func(a *app, fs *flag.FlagSet) prepared[*syncv1.Subscription] {
 			var orgs, roles, groups verifierFlag
 			settings := settingFlag{}
@@ -75,6 +76,7 @@ func syncSubscribeCmd() command {
 			fs.Var(settings, "setting", "transport setting KEY=VALUE (repeatable)")
 			secretIn := fs.Bool("secret-stdin", false, "read the secret from standard input")
 			disabled := fs.Bool("disabled", false, "create it disabled")
+			deliverRoles := fs.Bool("deliver-roles", false, "deliver the application's roles and each person's roles of it")
 			return func([]string) (func(s *session) (*syncv1.Subscription, error), error) {
 				if *appID == "" || *name == "" || *transport == "" || *endpoint == "" {
 					return nil, usagef("--app, --name, --transport and --endpoint are required")
@@ -82,7 +84,7 @@ func syncSubscribeCmd() command {
 				sub := &syncv1.Subscription{App: *appID, Name: *name, Transport: *transport, Endpoint: *endpoint,
 					Selection: &syncv1.Selection{Orgs: orgs, Roles: roles, Groups: groups, Linked: *linked},
 					Strategy:  *strategy, BatchEverySeconds: int64(every.Seconds()), Enabled: !*disabled, Settings: settings,
-					BatchAt: *at, BatchTimeZone: *zone}
+					BatchAt: *at, BatchTimeZone: *zone, DeliverRoles: *deliverRoles}
 				if *secretIn {
 					sec, err := a.readSecretLine("the subscription's secret")
 					if err != nil {
@@ -119,7 +121,8 @@ func subscriptionFields(tw *tabwriter.Writer, x *syncv1.Subscription) {
 	fields(tw, "id", x.GetId(), "app", x.GetApp(), "name", x.GetName(), "selection", strings.Join(parts, "; "),
 		"transport", x.GetTransport(), "endpoint", x.GetEndpoint(), "secret", map[bool]string{true: "set", false: ""}[x.GetHasSecret()],
 		"strategy", x.GetStrategy(), "batch every", every, "batch at", batchAt(x), "enabled", strconv.FormatBool(x.GetEnabled()),
-		"last batch", ts(x.GetLastBatchTime()), "initial batch", x.GetInitialBatch())
+		"last batch", ts(x.GetLastBatchTime()), "initial batch", x.GetInitialBatch(),
+		"deliver roles", strconv.FormatBool(x.GetDeliverRoles()))
 }
 
 // batchAt is the time of day of a subscription's batches with its zone.

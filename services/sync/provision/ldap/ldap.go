@@ -16,7 +16,12 @@
 //     DNs of their people's entries. A person renamed or removed is renamed
 //     or removed in the groups too (as OpenLDAP's refint overlay would).
 //     An empty group holds the empty DN as its one member (both classes
-//     require a member).
+//     require a member);
+//   - ou=roles (subscriptions with deliver_roles only): the application's
+//     roles as entries of the same class cn=<role code>, found again by
+//     businessCategory "uias:<role id>", whose members are the DNs of the
+//     selected people who hold the role, its name as description
+//     (docs/adr/0024).
 package ldap
 
 import (
@@ -50,6 +55,8 @@ type Transport struct {
 	GroupClass string
 	// Roots are the selected orgs: each is placed right under ou=orgs.
 	Roots []string
+	// Roles: the subscription delivers roles (ou=roles is kept).
+	Roles bool
 	conn  *goldap.Conn
 }
 
@@ -58,7 +65,7 @@ type Transport struct {
 // delivery.
 func New(s *provision.Subscription) (provision.Transport, error) {
 	return &Transport{URL: s.Endpoint, BaseDN: s.Settings["base_dn"], BindDN: s.Settings["bind_dn"], Password: s.Secret,
-		GroupClass: cmp.Or(s.Settings["group_class"], GroupOfNames), Roots: s.Selection.Orgs}, nil
+		GroupClass: cmp.Or(s.Settings["group_class"], GroupOfNames), Roots: s.Selection.Orgs, Roles: s.DeliverRoles}, nil
 }
 
 // NeedsOrgs implements provision.OrgPlaced: orgs are placed by their path.
@@ -77,6 +84,15 @@ func (t *Transport) Close() error {
 func (t *Transport) people() string { return "ou=people," + t.BaseDN }
 func (t *Transport) orgs() string   { return "ou=orgs," + t.BaseDN }
 func (t *Transport) groups() string { return "ou=groups," + t.BaseDN }
+func (t *Transport) roles() string  { return "ou=roles," + t.BaseDN }
+
+// branches are the ou entries under base_dn.
+func (t *Transport) branches() []string {
+	if t.Roles {
+		return []string{"people", "orgs", "groups", "roles"}
+	}
+	return []string{"people", "orgs", "groups"}
+}
 
 func (t *Transport) memberAttr() string {
 	if t.GroupClass == GroupOfUniqueNames {
@@ -105,8 +121,8 @@ func (t *Transport) connect(ctx context.Context) error {
 		}
 	}
 	t.conn = c
-	// the three branches are created once (already there: fine)
-	for _, ou := range []string{"people", "orgs", "groups"} {
+	// the branches are created once (already there: fine)
+	for _, ou := range t.branches() {
 		dn := "ou=" + ou + "," + t.BaseDN
 		add := goldap.NewAddRequest(dn, nil)
 		add.Attribute("objectClass", []string{"organizationalUnit"})
@@ -144,6 +160,12 @@ func resultText(err error) string {
 func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	switch it.Delivery.Kind {
 	case provision.KindUser, provision.KindOrg, provision.KindGroup:
+	case provision.KindRole:
+		if !t.Roles && it.Delivery.Op == provision.OpUpsert {
+			// (never enqueued without deliver_roles; its removal is: the
+			// option turned off removes the roles written before)
+			return nil
+		}
 	default:
 		return nil
 	}
@@ -157,7 +179,9 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	case provision.KindOrg:
 		return t.org(it)
 	case provision.KindGroup:
-		return t.group(it)
+		return t.group(it, t.groups())
+	case provision.KindRole:
+		return t.group(it, t.roles())
 	}
 	return t.person(it)
 }
@@ -295,12 +319,20 @@ func (t *Transport) remove(dn string) error {
 }
 
 // renameMember replaces the member old by now ("": removes it) in every
-// group that has it.
+// group (and role) that has it.
 func (t *Transport) renameMember(old, now string) error {
 	attr := t.memberAttr()
-	es, err := t.search(t.groups(), goldap.ScopeSingleLevel, "("+attr+"="+goldap.EscapeFilter(old)+")", attr)
-	if err != nil {
-		return err
+	bases := []string{t.groups()}
+	if t.Roles {
+		bases = append(bases, t.roles())
+	}
+	var es []*goldap.Entry
+	for _, base := range bases {
+		more, err := t.search(base, goldap.ScopeSingleLevel, "("+attr+"="+goldap.EscapeFilter(old)+")", attr)
+		if err != nil {
+			return err
+		}
+		es = append(es, more...)
 	}
 	for _, e := range es {
 		var ms []string
@@ -407,9 +439,10 @@ func (t *Transport) deleteTree(dn string) error {
 	return nil
 }
 
-func (t *Transport) group(it provision.Item) error {
+// group writes a group under ou=groups, or a role under ou=roles (branch).
+func (t *Transport) group(it provision.Item, branch string) error {
 	o, d := it.Object, it.Delivery
-	cur, err := t.find(t.groups(), goldap.ScopeSingleLevel, "("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+")")
+	cur, err := t.find(branch, goldap.ScopeSingleLevel, "("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+")")
 	if err != nil {
 		return err
 	}
@@ -424,7 +457,7 @@ func (t *Transport) group(it provision.Item) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.write(cur, entry{rdn: "cn=" + goldap.EscapeDN(cn), parent: t.groups(),
+	_, err = t.write(cur, entry{rdn: "cn=" + goldap.EscapeDN(cn), parent: branch,
 		create: map[string][]string{"objectClass": {t.GroupClass}, "cn": {cn}, anchor: {anchorOf(d.ObjectID)}},
 		attrs:  map[string][]string{"description": nonEmpty(o.Field("name")), t.memberAttr(): withPlaceholder(members)}})
 	return err

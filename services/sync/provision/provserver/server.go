@@ -65,7 +65,7 @@ func fromProto(p *syncv1.Subscription) *provision.Subscription {
 		Selection: provision.Selection{Orgs: sel.GetOrgs(), Roles: sel.GetRoles(), Groups: sel.GetGroups(), Linked: sel.GetLinked()},
 		Transport: p.GetTransport(), Endpoint: p.GetEndpoint(), Settings: p.GetSettings(), Secret: p.GetSecret(),
 		Strategy: p.GetStrategy(), BatchEvery: time.Duration(p.GetBatchEverySeconds()) * time.Second, Enabled: p.GetEnabled(),
-		BatchAt: p.GetBatchAt(), BatchTimeZone: p.GetBatchTimeZone()}
+		BatchAt: p.GetBatchAt(), BatchTimeZone: p.GetBatchTimeZone(), DeliverRoles: p.GetDeliverRoles()}
 }
 
 func toProto(s *provision.Subscription) *syncv1.Subscription {
@@ -74,7 +74,7 @@ func toProto(s *provision.Subscription) *syncv1.Subscription {
 		Transport: s.Transport, Endpoint: s.Endpoint, Settings: s.Settings, HasSecret: s.HasSecret(), Strategy: s.Strategy,
 		BatchEverySeconds: int64(s.BatchEvery / time.Second), Enabled: s.Enabled,
 		CreateTime: timestamppb.New(s.CreatedAt), UpdateTime: timestamppb.New(s.UpdatedAt), InitialBatch: s.InitialBatch,
-		BatchAt: s.BatchAt, BatchTimeZone: s.BatchTimeZone}
+		BatchAt: s.BatchAt, BatchTimeZone: s.BatchTimeZone, DeliverRoles: s.DeliverRoles}
 	if !s.LastBatchAt.IsZero() {
 		out.LastBatchTime = timestamppb.New(s.LastBatchAt)
 	}

@@ -180,6 +180,24 @@ func (e *Env) Grant(op, id, role, subjectKind, subjectID string) string {
 	return e.publish("uias.changes.authz.grant."+op, payload)
 }
 
+// Role publishes an authz role change as authz writes it: op "put" with
+// the role (app, code, name, permissions as "resource:operation"), or
+// "delete" (the rest ignored).
+func (e *Env) Role(op, id, app, code, name string, perms ...string) string {
+	e.T.Helper()
+	ps := []map[string]string{}
+	for _, p := range perms {
+		res, oper, _ := strings.Cut(p, ":")
+		ps = append(ps, map[string]string{"app": app, "resource": res, "operation": oper})
+	}
+	var data []byte
+	if op != "delete" {
+		data, _ = json.Marshal(map[string]any{"id": id, "app": app, "code": code, "name": name, "permissions": ps})
+	}
+	payload, _ := json.Marshal(map[string]any{"rev": 1, "obj": "role", "op": op, "id": id, "data": data})
+	return e.publish("uias.changes.authz.role."+op, payload)
+}
+
 // DirectGrant publishes authz's CHANGES event of a direct grant of a
 // permission (app:resource:operation, no role) to a subject.
 func (e *Env) DirectGrant(op, id, perm, subjectKind, subjectID string) string {

@@ -4,6 +4,11 @@
 // with on_leave=disable: active false) and removed with DELETE, each update and removal
 // carrying the resource's version (If-Match) from the lookup before it.
 //
+// A subscription with deliver_roles gives each User the roles of the
+// application the person holds in the RFC 7643 roles attribute (value: the
+// role's code, display: its name, type: the App_ID); roles themselves are
+// no SCIM resource (docs/adr/0024).
+//
 // Each delivery first looks the resource up (Users by userName, Groups by
 // displayName, keeping the one whose externalId is ours), so delivering
 // the same item twice (a retry after a lost answer, a restart mid-batch)
@@ -57,7 +62,10 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	case provision.KindGroup:
 		return t.group(ctx, it)
 	}
-	return nil // SCIM has no resource for orgs: nothing to do
+	// SCIM has no resource for orgs nor for roles (a role reaches the
+	// service provider as a value of its holders' roles attribute):
+	// nothing to do
+	return nil
 }
 
 type resource struct {
@@ -98,6 +106,15 @@ func (t *Transport) user(ctx context.Context, it provision.Item) error {
 	}
 	if em := o.Field("email"); em != "" {
 		attrs["emails"] = []any{map[string]any{"value": em, "primary": true}}
+	}
+	if it.Roles != nil {
+		// deliver_roles: the roles of the application the person holds,
+		// as RFC 7643 4.1.2's roles (replaced whole: [] when none)
+		roles := make([]any, 0, len(it.Roles))
+		for _, r := range it.Roles {
+			roles = append(roles, map[string]any{"value": r.Code, "display": r.Name, "type": d.App})
+		}
+		attrs["roles"] = roles
 	}
 	if cur == nil {
 		attrs["schemas"] = []string{SchemaUser}

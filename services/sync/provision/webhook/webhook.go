@@ -37,10 +37,15 @@ type Body struct {
 	ObjectID     string          `json:"object_id"`
 	Op           string          `json:"op"`
 	Object       json.RawMessage `json:"object,omitempty"`
-	// Members: a group's user ids (every delivery of a group but its
-	// removal, [] when it has none); absent for other kinds.
+	// Members: a group's user ids, or a role's holders in the selection
+	// (every delivery of a group or a role but its removal, [] when it has
+	// none); absent for other kinds.
 	Members *[]string `json:"members,omitempty"`
-	Time    time.Time `json:"time"`
+	// Roles: for a person delivered to a subscription with deliver_roles
+	// (but their removal), the roles of the application they hold ([]
+	// when none); absent otherwise.
+	Roles *[]provision.RoleRef `json:"roles,omitempty"`
+	Time  time.Time            `json:"time"`
 }
 
 // Transport posts deliveries to one URL.
@@ -61,12 +66,16 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	d := it.Delivery
 	b := Body{Delivery: fmt.Sprintf("%s:%d", d.Subscription, d.Seq), Subscription: d.Subscription, App: d.App, EventID: d.EventID,
 		BatchID: d.BatchID, Kind: d.Kind, ObjectID: d.ObjectID, Op: d.Op, Time: t.Now().UTC()}
-	if d.Kind == provision.KindGroup && d.Op != provision.OpDelete {
+	if (d.Kind == provision.KindGroup || d.Kind == provision.KindRole) && d.Op != provision.OpDelete {
 		members := make([]string, 0, len(it.Members))
 		for _, m := range it.Members {
 			members = append(members, m.ID)
 		}
 		b.Members = &members
+	}
+	if d.Kind == provision.KindUser && d.Op != provision.OpDelete && it.Roles != nil {
+		roles := it.Roles
+		b.Roles = &roles
 	}
 	if d.Op != provision.OpDelete && it.Object != nil {
 		b.Object = it.Object.Data

@@ -138,6 +138,12 @@ type Subscription struct {
 	BatchAt string `protobuf:"bytes,17,opt,name=batch_at,json=batchAt" json:"batch_at,omitempty"`
 	// batch_time_zone: an IANA time zone such as Asia/Shanghai (empty: UTC).
 	BatchTimeZone string `protobuf:"bytes,18,opt,name=batch_time_zone,json=batchTimeZone" json:"batch_time_zone,omitempty"`
+	// deliver_roles delivers the subscribing application's roles (kind
+	// authz.role: code, name, permissions as resource:operation, and the
+	// selected people who hold each) and, on each person delivered, the
+	// roles of the application they hold (webhook "roles", SCIM User
+	// "roles", LDAP ou=roles). Off by default (docs/adr/0024).
+	DeliverRoles  bool `protobuf:"varint,19,opt,name=deliver_roles,json=deliverRoles" json:"deliver_roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -296,6 +302,13 @@ func (x *Subscription) GetBatchTimeZone() string {
 		return x.BatchTimeZone
 	}
 	return ""
+}
+
+func (x *Subscription) GetDeliverRoles() bool {
+	if x != nil {
+		return x.DeliverRoles
+	}
+	return false
 }
 
 type CreateSubscriptionRequest struct {
@@ -1598,7 +1611,7 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"\x04orgs\x18\x01 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x04orgs\x12)\n" +
 	"\x05roles\x18\x02 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x05roles\x12+\n" +
 	"\x06groups\x18\x03 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10d\"\tr\a\xc8\xc6'\x01(\x80\x01R\x06groups\x12\x16\n" +
-	"\x06linked\x18\x04 \x01(\bR\x06linked\"\xaa\a\n" +
+	"\x06linked\x18\x04 \x01(\bR\x06linked\"\xcf\a\n" +
 	"\fSubscription\x12\x1c\n" +
 	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12\x1e\n" +
 	"\x03app\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03app\x12 \n" +
@@ -1621,7 +1634,8 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"\x0flast_batch_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rlastBatchTime\x121\n" +
 	"\rinitial_batch\x18\x10 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\finitialBatch\x12&\n" +
 	"\bbatch_at\x18\x11 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x05R\abatchAt\x123\n" +
-	"\x0fbatch_time_zone\x18\x12 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\rbatchTimeZone\x1a;\n" +
+	"\x0fbatch_time_zone\x18\x12 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\rbatchTimeZone\x12#\n" +
+	"\rdeliver_roles\x18\x13 \x01(\bR\fdeliverRoles\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
