@@ -119,6 +119,9 @@ type App struct {
 	// (zero: open). Permits checks them (grants.go).
 	GrantedAPIs             []string
 	AccessFrom, AccessUntil time.Time
+	// MaxConcurrent bounds the application's calls in progress (0: no
+	// bound; flow.go), across the instances that share it.
+	MaxConcurrent int
 	// MinAuthLevel is the lowest authentication level the application's
 	// Authenticate calls must reach (identity's graded authentication,
 	// ADR 0020; 0: any).
@@ -206,6 +209,9 @@ type AuthOptions struct {
 	// MemoryNonces of this process; give a shared one, natsnonce, where
 	// several replicas serve).
 	Nonces NonceStore
+	// Share is the number of instances sharing the applications' rate
+	// and concurrency limits (nil: this one alone; flow.go).
+	Share Share
 }
 
 // AppAuthenticator authenticates application callers. Its rate limits
@@ -217,6 +223,8 @@ type AppAuthenticator struct {
 	now     func() time.Time
 	denied  func(ctx context.Context, appID string, err *apierr.Error, start time.Time)
 	nonces  NonceStore
+	share   Share
+	flows   *Concurrency
 }
 
 // NewAppAuthenticator returns an authenticator over o.Apps.
@@ -234,7 +242,7 @@ func NewAppAuthenticator(o AuthOptions) (*AppAuthenticator, error) {
 		o.Nonces = NewMemoryNonces(o.Now)
 	}
 	return &AppAuthenticator{apps: o.Apps, cache: cache.NewTTL[*App](o.CacheTTL, o.CacheMax),
-		limiter: NewRateLimiter(), now: o.Now, denied: o.Denied, nonces: o.Nonces}, nil
+		limiter: NewRateLimiter(), now: o.Now, denied: o.Denied, nonces: o.Nonces, share: o.Share, flows: NewConcurrency()}, nil
 }
 
 // Authenticate checks an application caller: App_ID + App_Secret, status,
@@ -313,7 +321,7 @@ func (a *AppAuthenticator) authenticate(ctx context.Context, appID, secret strin
 	// costs CPU (an RSA key's ~1 ms), which a holder of the App_Secret
 	// sending garbage signatures spends only within the application's
 	// limit.
-	if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, now) {
+	if rate, burst := a.share.Rate(app.RateLimit, app.RateBurst); !a.limiter.Allow(app.ID, rate, burst, now) {
 		return nil, "", a.refuse(ctx, appID, ErrRateLimited, start)
 	}
 	var key string
@@ -383,7 +391,7 @@ func (a *AppAuthenticator) AuthenticateAddress(ctx context.Context, appID string
 	if err := app.Permits(APISSO, start); err != nil {
 		return nil, a.refuse(ctx, appID, err, start)
 	}
-	if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, start) {
+	if rate, burst := a.share.Rate(app.RateLimit, app.RateBurst); !a.limiter.Allow(app.ID, rate, burst, start) {
 		return nil, a.refuse(ctx, appID, ErrRateLimited, start)
 	}
 	return app, nil

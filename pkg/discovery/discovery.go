@@ -424,3 +424,72 @@ func Components(ctx context.Context, cli *clientv3.Client) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// Instances counts the endpoints registered under "uias/<component>" now,
+// followed by an etcd watch in the background until ctx ends: Count is
+// what it last saw (at least 1, the caller itself being one of them
+// whether or not its own registration shows yet). A lost watch is
+// re-established after a fresh listing; while etcd cannot be reached the
+// last count stays.
+type Instances struct {
+	n atomic.Int64
+}
+
+// Count is the number of instances last seen (at least 1).
+func (i *Instances) Count() int {
+	if i == nil {
+		return 1
+	}
+	return int(max(1, i.n.Load()))
+}
+
+// WatchInstances starts counting component's instances in cli.
+func WatchInstances(ctx context.Context, cli *clientv3.Client, component string, log *zap.Logger) *Instances {
+	i := &Instances{}
+	i.n.Store(1)
+	prefix := Target(component) + "/"
+	go func() {
+		for ctx.Err() == nil {
+			resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Debug("counting instances", zap.String("component", component), zap.Error(err))
+				}
+				sleepCtx(ctx, 2*time.Second)
+				continue
+			}
+			keys := map[string]bool{}
+			for _, kv := range resp.Kvs {
+				keys[string(kv.Key)] = true
+			}
+			i.n.Store(int64(len(keys)))
+			wctx, cancel := context.WithCancel(ctx)
+			for wr := range cli.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(),
+				clientv3.WithRev(resp.Header.Revision+1)) {
+				if wr.Err() != nil {
+					break
+				}
+				for _, ev := range wr.Events {
+					if ev.Type == clientv3.EventTypeDelete {
+						delete(keys, string(ev.Kv.Key))
+					} else {
+						keys[string(ev.Kv.Key)] = true
+					}
+				}
+				i.n.Store(int64(len(keys)))
+			}
+			cancel()
+			sleepCtx(ctx, 500*time.Millisecond)
+		}
+	}()
+	return i
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -232,3 +232,39 @@ func TestComponents(t *testing.T) {
 		t.Fatalf("after audit left: %v, %v; want identity", got, err)
 	}
 }
+
+// The instances of a component are counted as they register and leave
+// (what shares an application's rate and concurrency limits), never
+// below one; other components do not count.
+func TestWatchInstances(t *testing.T) {
+	cli := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	inst := discovery.WatchInstances(ctx, cli, "identity", zap.NewNop())
+	if n := inst.Count(); n != 1 {
+		t.Fatalf("none registered: %d, want 1 (this one)", n)
+	}
+	var deregs []func(context.Context) error
+	for _, r := range []struct{ name, addr string }{{"identity", "127.0.0.1:1"}, {"identity", "127.0.0.1:2"}, {"identity", "127.0.0.1:3"}, {"authz", "127.0.0.1:4"}} {
+		d, err := discovery.Register(ctx, cli, r.name, r.addr, 30, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		deregs = append(deregs, d)
+	}
+	waitFor(t, "three identity instances", func() bool { return inst.Count() == 3 })
+	if err := deregs[0](ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two after one left", func() bool { return inst.Count() == 2 })
+	for _, d := range deregs[1:3] {
+		if err := d(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "one (itself) after all left", func() bool { return inst.Count() == 1 })
+	var none *discovery.Instances
+	if none.Count() != 1 {
+		t.Fatal("a nil counter is one instance")
+	}
+}

@@ -97,6 +97,9 @@ func (c *chain) unaryServe(ctx context.Context, req any, method string, handler 
 	if err != nil {
 		return nil, err
 	}
+	if end := callEndOf(ctx); end != nil {
+		defer end()
+	}
 	if err := c.checkRequest(ctx, method, req); err != nil {
 		return nil, err
 	}
@@ -320,6 +323,22 @@ func (c *chain) streamMetrics(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 
 // ---- caller auth ----
 
+type callEndKey struct{}
+
+// WithCallEnd returns ctx carrying end, which the server runs when the call
+// ends (its handler returned, or it was refused after the caller was
+// authenticated): a CallerAuth that takes something for the call (a slot
+// of the caller's concurrency limit) gives it back there. One per call:
+// a later WithCallEnd replaces an earlier.
+func WithCallEnd(ctx context.Context, end func()) context.Context {
+	return context.WithValue(ctx, callEndKey{}, end)
+}
+
+func callEndOf(ctx context.Context) func() {
+	f, _ := ctx.Value(callEndKey{}).(func())
+	return f
+}
+
 func (c *chain) authenticate(ctx context.Context, method string) (context.Context, error) {
 	if c.auth == nil || strings.HasPrefix(method, healthPrefix) {
 		return ctx, nil
@@ -336,6 +355,9 @@ func (c *chain) authenticate(ctx context.Context, method string) (context.Contex
 	}
 	rctx, err := withRemark(nctx)
 	if err != nil {
+		if end := callEndOf(nctx); end != nil {
+			end() // the call ends here
+		}
 		noteAuthed(ctx, nctx)
 		return nil, c.toStatus(ctx, method, err)
 	}
@@ -347,6 +369,9 @@ func (c *chain) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 	ctx, err := c.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
 		return err
+	}
+	if end := callEndOf(ctx); end != nil {
+		defer end()
 	}
 	return handler(srv, withStreamContext(ss, ctx))
 }

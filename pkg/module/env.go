@@ -94,6 +94,16 @@ func (e *Env) Discovered(ctx context.Context) ([]string, error) {
 	return discovery.Components(ctx, e.p.etcd)
 }
 
+// Instances returns the number of instances of the module serving now
+// (registered in etcd, followed by a watch; with in-process discovery 1):
+// what shares an application's rate and concurrency limits among them.
+func (e *Env) Instances() func() int {
+	if e.p.etcd == nil {
+		return func() int { return 1 }
+	}
+	return discovery.WatchInstances(e.p.runCtx, e.p.etcd, e.Name, e.Log).Count
+}
+
 // TrustedProxies are the parsed trusted_proxies.
 func (e *Env) TrustedProxies() []netip.Prefix { return slices.Clone(e.p.proxies) }
 

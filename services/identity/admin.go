@@ -1138,6 +1138,7 @@ type NewApp struct {
 	IPAllowList      []string
 	RateLimit        float64
 	RateBurst        int
+	MaxConcurrent    int
 	// ClientCertSHA256 binds the app to a client certificate (see App).
 	ClientCertSHA256 string
 	// SecretLifetime is the app's own secret lifetime (zero: the server
@@ -1240,6 +1241,14 @@ func checkApp(name string, ips []string, rate float64, burst int) error {
 	return nil
 }
 
+// checkMaxConcurrent checks an application's concurrency limit.
+func checkMaxConcurrent(n int) error {
+	if n < 0 || n > 1e6 {
+		return badField("max_concurrent", "max_concurrent must be between 0 (no bound) and 1000000 calls in progress")
+	}
+	return nil
+}
+
 // CreateApp registers an application and returns its secret (shown once).
 func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error) {
 	start := s.now()
@@ -1247,6 +1256,9 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	// local systems too): the application is homed where it is created,
 	// and its replicas elsewhere refuse writes (ownApp).
 	if err := checkApp(n.Name, n.IPAllowList, n.RateLimit, n.RateBurst); err != nil {
+		return nil, "", err
+	}
+	if err := checkMaxConcurrent(n.MaxConcurrent); err != nil {
 		return nil, "", err
 	}
 	fp, err := certFingerprint(n.ClientCertSHA256)
@@ -1274,7 +1286,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	}
 	secret := crypto.RandomToken(32)
 	a := &App{ID: ids.New(), Type: n.Type, Code: n.Code, Name: n.Name, Status: AppActive,
-		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst,
+		IPAllowList: append([]string{}, n.IPAllowList...), RateLimit: n.RateLimit, RateBurst: n.RateBurst, MaxConcurrent: n.MaxConcurrent,
 		SecretHash: crypto.HashToken(secret), SecretLifetime: n.SecretLifetime, ClientCertSHA256: fp,
 		SigningKeys: keys, RequireSignatures: n.RequireSignatures, GrantedAPIs: slices.Clone(n.GrantedAPIs),
 		AccessFrom: n.AccessFrom.UTC(), AccessUntil: n.AccessUntil.UTC(), SecurityLevel: max(n.SecurityLevel, 1),
@@ -1324,6 +1336,8 @@ type AppUpdate struct {
 	IPAllowList []string
 	RateLimit   float64
 	RateBurst   int
+	// MaxConcurrent (mask max_concurrent; 0: no bound).
+	MaxConcurrent int
 	// ClientCertSHA256: "" removes the certificate binding.
 	ClientCertSHA256 string
 	// SecretLifetime (mask secret_lifetime_seconds; zero: the server
@@ -1373,6 +1387,12 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			a.RateLimit = up.RateLimit
 		case "rate_burst":
 			a.RateBurst = up.RateBurst
+		case "max_concurrent":
+			if err := checkMaxConcurrent(up.MaxConcurrent); err != nil {
+				return nil, err
+			}
+			a.MaxConcurrent = up.MaxConcurrent
+			detail[f] = fmt.Sprint(a.MaxConcurrent)
 		case "client_cert_sha256":
 			fp, err := certFingerprint(up.ClientCertSHA256)
 			if err != nil {

@@ -48,6 +48,14 @@ func (s *Service) AuthenticateSignedApp(ctx context.Context, appID, secret strin
 	return s.appAuth.AuthenticateSigned(ctx, appID, secret, ip, sig)
 }
 
+// EnterApp takes a slot of app's concurrency limit for a call (this
+// instance's share of MaxConcurrent) and returns the function that gives
+// it back when the call ends; beyond the limit the caller is refused
+// CONCURRENCY_LIMITED (audited as a refused caller).
+func (s *Service) EnterApp(ctx context.Context, app *caller.App) (leave func(), err error) {
+	return s.appAuth.Enter(ctx, app)
+}
+
 // AuthorizeApp holds app, authenticated, to its interface grants and
 // access period for a call of interface api (caller.APIOf; refusals
 // audited as refused callers).
@@ -58,7 +66,7 @@ func (s *Service) AuthorizeApp(ctx context.Context, app *caller.App, api string)
 // CallerApp is the application as caller authentication sees it.
 func (a *App) CallerApp() *caller.App {
 	return &caller.App{ID: a.ID, Type: a.Type, Code: a.Code, Active: a.Status == AppActive,
-		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst,
+		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxConcurrent: a.MaxConcurrent,
 		SecretHash: a.SecretHash, SecretExpires: a.SecretExpires, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
 		ClientCertSHA256: a.ClientCertSHA256, SigningKeys: a.ParsedSigningKeys(), RequireSignatures: a.RequireSignatures,
 		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom, AccessUntil: a.AccessUntil, MinAuthLevel: a.MinAuthLevel}

@@ -153,7 +153,10 @@ type App struct {
 	IPAllowList []string
 	RateLimit   float64
 	RateBurst   int
-	SecretHash  string
+	// MaxConcurrent bounds the application's calls in progress (0: none;
+	// pkg/caller flow.go).
+	MaxConcurrent int
+	SecretHash    string
 	// SecretLifetime is the application's own secret lifetime (whole
 	// seconds; zero: the server default, identity.app_secret_lifetime).
 	SecretLifetime time.Duration

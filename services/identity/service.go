@@ -109,6 +109,9 @@ type Deps struct {
 	// nil keeps them in this process; the component gives a JetStream
 	// bucket shared by every replica, pkg/caller/natsnonce).
 	Nonces caller.NonceStore
+	// Share is the number of identity instances serving, which share the
+	// applications' rate and concurrency limits (nil: this one alone).
+	Share caller.Share
 	// PeopleCAs are the CAs of people's certificates (tls.people_ca_file):
 	// with Policy.CertIdentityCheck a certificate is bound only when it
 	// chains to one of them (optional: nil checks no chain).
@@ -254,7 +257,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.auditor = audit.NewBuilder("identity", s.now)
 	appAuth, err := caller.NewAppAuthenticator(caller.AuthOptions{Apps: appSource{s}, CacheTTL: c.AppCacheTTL,
-		Now: s.now, Denied: s.callerDenied, Nonces: d.Nonces})
+		Now: s.now, Denied: s.callerDenied, Nonces: d.Nonces, Share: d.Share})
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +328,7 @@ func userView(u *User) map[string]any {
 
 func appView(a *App) map[string]any {
 	return map[string]any{"app_type": a.Type, "app_code": a.Code, "name": a.Name,
-		"status": a.Status, "ip_allow_list": a.IPAllowList, "rate_limit": a.RateLimit, "rate_burst": a.RateBurst,
+		"status": a.Status, "ip_allow_list": a.IPAllowList, "rate_limit": a.RateLimit, "rate_burst": a.RateBurst, "max_concurrent": a.MaxConcurrent,
 		"client_cert_sha256": a.ClientCertSHA256, "secret_lifetime_seconds": int64(a.SecretLifetime / time.Second),
 		"require_signed_requests": a.RequireSignatures, "signing_keys": len(a.SigningKeys), "granted_apis": a.GrantedAPIs,
 		"access_from": optionalTime(a.AccessFrom), "access_until": optionalTime(a.AccessUntil),

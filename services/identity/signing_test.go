@@ -138,7 +138,7 @@ func TestReplicaAppSigningKeys(t *testing.T) {
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, k2, _ := ed25519.GenerateKey(rand.Reader)
 	app, secret, err := svc2.CreateApp(admin2, identity.NewApp{Type: "OA", Code: "harbour", Name: "Harbour",
-		SigningKeys: [][]byte{pubPEM(t, k1)}, RequireSignatures: true})
+		SigningKeys: [][]byte{pubPEM(t, k1)}, RequireSignatures: true, MaxConcurrent: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +157,9 @@ func TestReplicaAppSigningKeys(t *testing.T) {
 		}
 		r.Signature = s
 		return r
+	}
+	if got, err := svc1.GetApp(ctx, app.ID); err != nil || got.MaxConcurrent != 3 {
+		t.Fatalf("the peer's replica: max_concurrent %+v %v", got, err)
 	}
 	if _, _, err := svc1.AuthenticateSignedApp(ctx, app.ID, secret, ip, caller.SignedRequest{}); reasonOf(err) != caller.ReasonSignatureRequired {
 		t.Fatalf("unsigned at the peer: %v", err)

@@ -33,9 +33,13 @@ func TestCtlAppUpdateAndOrgRename(t *testing.T) {
 	}
 	wantAuth(t, "after --allow-any", a, id, secret, "a001", "Battery-Staple-77", identityv1.Reason_REASON_OK)
 
-	c.jsonOut(&x, "", "app", "update", id, "--name", "Office automation", "--rate", "3", "--burst", "4")
-	if x.GetName() != "Office automation" || x.GetRateLimit() != 3 || x.GetRateBurst() != 4 || len(x.GetIpAllowList()) != 0 {
-		t.Fatalf("after name and rate: %v", &x)
+	c.jsonOut(&x, "", "app", "update", id, "--name", "Office automation", "--rate", "3", "--burst", "4", "--max-concurrent", "8")
+	if x.GetName() != "Office automation" || x.GetRateLimit() != 3 || x.GetRateBurst() != 4 || len(x.GetIpAllowList()) != 0 ||
+		x.GetMaxConcurrent() != 8 {
+		t.Fatalf("after name, rate and concurrency: %v", &x)
+	}
+	if out := c.run("", "app", "get", id); !strings.Contains(out, "8 calls in progress") {
+		t.Fatalf("app get does not show the concurrency limit:\n%s", out)
 	}
 	c.jsonOut(&x, "", "app", "update", id, "--allow", "127.0.0.1", "--allow", "192.168.0.0/16")
 	if !slices.Equal(x.GetIpAllowList(), []string{"127.0.0.1/32", "192.168.0.0/16"}) || x.GetName() != "Office automation" {
@@ -51,6 +55,7 @@ func TestCtlAppUpdateAndOrgRename(t *testing.T) {
 		{[]string{"app", "update", id, "--allow", "10.0.0.0/8", "--allow-any"}, "exclude each other"},
 		{[]string{"app", "update", id, "--allow", "not-a-network"}, "is not a CIDR"},
 		{[]string{"app", "update", id, "--rate", "-1"}, "--rate must be a non-negative number"},
+		{[]string{"app", "update", id, "--max-concurrent", "-1"}, "--max-concurrent must be between 0"},
 		{[]string{"app", "update", "--name", "X"}, "missing ID"},
 		{[]string{"org", "rename", root.GetId()}, "--name"},
 	} {

@@ -229,6 +229,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	})
 
 	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn), admins: adminauth.New(conn, nil)})
+	auth.Share = env.Instances()
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
 			server.New(svc).WithResponseSigner(respsign.Remote(conn)).Register(g)

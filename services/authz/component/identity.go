@@ -200,7 +200,8 @@ func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, i
 		return nil, "", err
 	}
 	app := &caller.App{ID: r.GetAppId(), Type: r.GetAppType(), Code: r.GetAppCode(), Active: true,
-		RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()), GrantedAPIs: r.GetGrantedApis()}
+		RateLimit: r.GetRateLimit(), RateBurst: int(r.GetRateBurst()), GrantedAPIs: r.GetGrantedApis(),
+		MaxConcurrent: int(r.GetMaxConcurrent())}
 	if r.GetAccessFrom() != nil {
 		app.AccessFrom = r.GetAccessFrom().AsTime()
 	}

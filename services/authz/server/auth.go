@@ -52,7 +52,11 @@ type CallerAuth struct {
 	apps    *cache.TTL[*caller.App]
 	key     credKeyPrefix
 	limiter *caller.RateLimiter
+	flows   *caller.Concurrency
 	now     func() time.Time
+	// Share is the number of authz instances serving, which share the
+	// applications' rate and concurrency limits (nil: this one alone).
+	Share caller.Share
 }
 
 // NewCallerAuth returns the authenticator over v.
@@ -60,7 +64,7 @@ func NewCallerAuth(v Verifier) *CallerAuth {
 	var key credKeyPrefix
 	_, _ = rand.Read(key[:])
 	return &CallerAuth{v: v, apps: cache.NewTTL[*caller.App](AppCacheTTL, 10000), key: key,
-		limiter: caller.NewRateLimiter(), now: time.Now}
+		limiter: caller.NewRateLimiter(), flows: caller.NewConcurrency(), now: time.Now}
 }
 
 // AuthenticateCaller implements grpcx.CallerAuth.
@@ -106,6 +110,13 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		if err != nil {
 			return nil, err
 		}
+		// Last: a slot of the application's concurrency limit, given
+		// back when the call ends.
+		leave, ok := a.flows.Enter(app.ID, a.Share.Concurrent(app.MaxConcurrent))
+		if !ok {
+			return nil, caller.ErrConcurrencyLimited
+		}
+		ctx = grpcx.WithCallEnd(ctx, leave)
 		c.App, c.SignedKey = app, key
 		if key != "" {
 			c.Signed = &sig
@@ -181,7 +192,7 @@ func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Add
 		if err != nil {
 			return nil, "", err
 		}
-		if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, now) {
+		if rate, burst := a.Share.Rate(app.RateLimit, app.RateBurst); !a.limiter.Allow(app.ID, rate, burst, now) {
 			return nil, "", caller.ErrRateLimited
 		}
 		return app, key, nil
@@ -199,7 +210,7 @@ func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Add
 		app = got
 		a.apps.Put(k, app, now)
 	}
-	if !a.limiter.Allow(app.ID, app.RateLimit, app.RateBurst, now) {
+	if rate, burst := a.Share.Rate(app.RateLimit, app.RateBurst); !a.limiter.Allow(app.ID, rate, burst, now) {
 		return nil, "", caller.ErrRateLimited
 	}
 	return app, "", nil

@@ -210,7 +210,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Homes: centre.FromConfig(env.Config),
 		// Signed requests' nonces, shared by every replica (fail closed
 		// when NATS is down: caller.ReasonReplayUnavailable).
-		Nonces: natsnonce.New(js, natsnonce.Options{Replicas: cfg.NonceKVReplicas})})
+		Nonces: natsnonce.New(js, natsnonce.Options{Replicas: cfg.NonceKVReplicas}),
+		// The applications' rate and concurrency limits are shared by the
+		// identity instances serving (pkg/caller flow.go).
+		Share: env.Instances()})
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,8 @@ func (s callerServer) VerifyApp(ctx context.Context, r *identityv1.VerifyAppRequ
 		return nil, err
 	}
 	out := &identityv1.VerifyAppResponse{AppId: app.ID, AppType: app.Type, AppCode: app.Code,
-		RateLimit: app.RateLimit, RateBurst: int32(app.RateBurst), SignedKey: key, GrantedApis: app.GrantedAPIs}
+		RateLimit: app.RateLimit, RateBurst: int32(app.RateBurst), SignedKey: key, GrantedApis: app.GrantedAPIs,
+		MaxConcurrent: int32(app.MaxConcurrent)}
 	out.AccessFrom, out.AccessUntil = ts(app.AccessFrom), ts(app.AccessUntil)
 	return out, nil
 }

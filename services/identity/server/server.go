@@ -183,6 +183,13 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		if err := a.Svc.AuthorizeApp(ctx, app, caller.APIOf(method)); err != nil {
 			return nil, err
 		}
+		// Last of the checks: a slot of the application's concurrency
+		// limit, given back when the call ends.
+		leave, err := a.Svc.EnterApp(ctx, app)
+		if err != nil {
+			return nil, err
+		}
+		ctx = grpcx.WithCallEnd(ctx, leave)
 		c.App, c.SignedKey = app, key
 		if key != "" {
 			c.Signed = &sig
@@ -472,7 +479,7 @@ func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) 
 		ClientCertSHA256: r.GetClientCertSha256(), SecretLifetime: seconds(r.GetSecretLifetimeSeconds()),
 		SigningKeys: r.GetSigningKeys(), RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
 		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel()),
-		MinAuthLevel: int(r.GetMinAuthLevel())})
+		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent())})
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +521,7 @@ func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) 
 		SecretLifetime: seconds(r.GetSecretLifetimeSeconds()), SigningKeys: r.GetSigningKeys(),
 		RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
 		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel()),
-		MinAuthLevel: int(r.GetMinAuthLevel())})
+		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent())})
 	if err != nil {
 		return nil, err
 	}
@@ -682,7 +689,7 @@ func appPB(a *identity.App) *identityv1.App {
 		SecretIssueTime: ts(a.SecretIssuedAt), SecretExpireTime: ts(a.SecretExpires),
 		SigningKeys: signingKeysPB(a), RequireSignedRequests: a.RequireSignatures, GrantedApis: a.GrantedAPIs,
 		AccessFrom: ts(a.AccessFrom), AccessUntil: ts(a.AccessUntil), SecurityLevel: int32(max(a.SecurityLevel, 1)),
-		MinAuthLevel: int32(a.MinAuthLevel)}
+		MinAuthLevel: int32(a.MinAuthLevel), MaxConcurrent: int32(a.MaxConcurrent)}
 }
 
 // signingKeysPB shows a's request signing keys: thumbprint, algorithm, the

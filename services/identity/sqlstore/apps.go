@@ -15,7 +15,7 @@ import (
 
 const appCols = "id, app_type, app_code, name, status, ip_allow_list, rate_limit, rate_burst, secret_hash, " +
 	"prev_secret_hash, prev_secret_expires, created_at, updated_at, client_cert_sha256, home, " +
-	"secret_lifetime_s, secret_issued_at, secret_expires, signing_keys, require_signatures, granted_apis, access_from, access_until, security_level, min_auth_level"
+	"secret_lifetime_s, secret_issued_at, secret_expires, signing_keys, require_signatures, granted_apis, access_from, access_until, security_level, min_auth_level, max_concurrent"
 
 func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	var (
@@ -26,11 +26,11 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 		lifetime, issued, expires int64
 		keys, apis                string
 		from, until, level        int64
-		minLevel                  int64
+		minLevel, maxConcurrent   int64
 	)
 	if err := sc.Scan(&a.ID, &a.Type, &a.Code, &a.Name, &status, &ips, &a.RateLimit, &burst, &a.SecretHash,
 		&a.PrevSecretHash, &prevExp, &created, &updated, &a.ClientCertSHA256, &a.Home,
-		&lifetime, &issued, &expires, &keys, &a.RequireSignatures, &apis, &from, &until, &level, &minLevel); err != nil {
+		&lifetime, &issued, &expires, &keys, &a.RequireSignatures, &apis, &from, &until, &level, &minLevel, &maxConcurrent); err != nil {
 		return nil, "", err
 	}
 	if apis != "" {
@@ -38,6 +38,7 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	}
 	a.AccessFrom, a.AccessUntil, a.SecurityLevel = store.FromUnixMS(from), store.FromUnixMS(until), int(level)
 	a.Status, a.RateBurst, a.MinAuthLevel = identity.AppStatus(status), int(burst), int(minLevel)
+	a.MaxConcurrent = int(maxConcurrent)
 	if ips != "" {
 		if err := json.Unmarshal([]byte(ips), &a.IPAllowList); err != nil {
 			return nil, "", errors.New("corrupt ip allow list")
@@ -85,7 +86,7 @@ func signingKeys(keys []identity.SigningKey) string {
 }
 
 // appValues are the placeholders of appCols.
-const appValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+const appValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 // appArgs are a's values of appCols, ips its allow-list as stored.
 func appArgs(a *identity.App, ips string) []any {
@@ -93,7 +94,7 @@ func appArgs(a *identity.App, ips string) []any {
 		a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt),
 		a.ClientCertSHA256, a.Home, int64(a.SecretLifetime / time.Second), store.UnixMS(a.SecretIssuedAt),
 		store.UnixMS(a.SecretExpires), signingKeys(a.SigningKeys), a.RequireSignatures, strings.Join(a.GrantedAPIs, ","),
-		store.UnixMS(a.AccessFrom), store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel}
+		store.UnixMS(a.AccessFrom), store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent}
 }
 
 // level is the security_level column of a level (0: 1).
@@ -211,12 +212,12 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 			ip_allow_list = ?, rate_limit = ?, rate_burst = ?, secret_hash = ?, prev_secret_hash = ?,
 			prev_secret_expires = ?, updated_at = ?, client_cert_sha256 = ?, secret_lifetime_s = ?, secret_issued_at = ?,
 			secret_expires = ?, signing_keys = ?, require_signatures = ?, granted_apis = ?, access_from = ?, access_until = ?,
-			security_level = ?, min_auth_level = ? WHERE id = ?`),
+			security_level = ?, min_auth_level = ?, max_concurrent = ? WHERE id = ?`),
 			a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash, a.PrevSecretHash,
 			store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256,
 			int64(a.SecretLifetime/time.Second), store.UnixMS(a.SecretIssuedAt), store.UnixMS(a.SecretExpires),
 			signingKeys(a.SigningKeys), a.RequireSignatures, strings.Join(a.GrantedAPIs, ","), store.UnixMS(a.AccessFrom),
-			store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.ID)
+			store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.ID)
 		if err != nil {
 			return err
 		}

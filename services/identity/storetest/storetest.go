@@ -1192,6 +1192,7 @@ func sameApp(t *testing.T, got, want *identity.App) {
 			t.Fatalf("SigningKeys[%d] = %q, want %q", i, g.SigningKeys[i].PEM, w.SigningKeys[i].PEM)
 		}
 		eqTime(t, "SigningKeys.AddedAt", g.SigningKeys[i].AddedAt, w.SigningKeys[i].AddedAt)
+		eqTime(t, "SigningKeys.ExpiresAt", g.SigningKeys[i].ExpiresAt, w.SigningKeys[i].ExpiresAt)
 	}
 	g.SigningKeys, w.SigningKeys = nil, nil
 	if !reflect.DeepEqual(g, w) {
@@ -1205,9 +1206,10 @@ func testApps(t *testing.T, f *fixture) {
 		SecretHash: "s1", PrevSecretHash: "s0", PrevSecretExpires: base.Add(24 * time.Hour),
 		SecretLifetime: 90 * 24 * time.Hour, SecretIssuedAt: base, SecretExpires: base.Add(90 * 24 * time.Hour),
 		ClientCertSHA256: strings.Repeat("ab", 32), CreatedAt: base, UpdatedAt: base,
-		SigningKeys:       []identity.SigningKey{{PEM: testKeyPEM("one"), AddedAt: base.Add(-time.Hour)}},
+		SigningKeys: []identity.SigningKey{{PEM: testKeyPEM("one"), AddedAt: base.Add(-time.Hour),
+			ExpiresAt: base.Add(365 * 24 * time.Hour)}},
 		RequireSignatures: true, GrantedAPIs: []string{"authenticate", "authz.check"}, AccessUntil: base.Add(365 * 24 * time.Hour),
-		SecurityLevel: 2, MinAuthLevel: identity.AuthLevelTwoFactor}
+		SecurityLevel: 2, MinAuthLevel: identity.AuthLevelTwoFactor, MaxConcurrent: 40}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
@@ -1241,6 +1243,7 @@ func testApps(t *testing.T, f *fixture) {
 	upd.GrantedAPIs, upd.AccessFrom, upd.AccessUntil = nil, base.Add(time.Hour), base.Add(2*365*24*time.Hour)
 	upd.SecurityLevel = 1
 	upd.MinAuthLevel = identity.AuthLevelCertificate
+	upd.MaxConcurrent = 0
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)

@@ -920,7 +920,7 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate]",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate]",
 		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
 			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
 			"its calls must then come over TLS with that certificate.\n" +
@@ -937,6 +937,7 @@ func appCreateCmd() command {
 			fs.Var(&allow, "allow", "allowed caller network (`CIDR`); repeatable; none: any address")
 			rate := fs.Float64("rate", 100, "requests per second (0: no limit)")
 			burst := fs.Int("burst", 200, "rate limit burst")
+			maxConc := fs.Int("max-concurrent", 0, "at most `N` calls in progress at once (0: no bound)")
 			cert := certFlags(fs)
 			var lifetime days
 			fs.Var(&lifetime, "secret-lifetime", "how long each App_Secret is valid (`DURATION`: 90d, 720h; 0: the server default)")
@@ -970,7 +971,7 @@ func appCreateCmd() command {
 					return usagef("--burst must be between 0 and %d", math.MaxInt32)
 				}
 				req := &identityv1.CreateAppRequest{AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
-					RateLimit: *rate, RateBurst: int32(*burst), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds(),
+					RateLimit: *rate, RateBurst: int32(*burst), MaxConcurrent: int32(*maxConc), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds(),
 					SigningKeys: keys, RequireSignedRequests: *requireSig}
 				if err := access.applyCreate(req); err != nil {
 					return err
@@ -1031,7 +1032,7 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
 			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
@@ -1055,6 +1056,7 @@ func appUpdateCmd() command {
 			allowAny := fs.Bool("allow-any", false, "empty the allow-list: calls from any address")
 			rate := fs.Float64("rate", 0, "requests per second (0: no limit)")
 			burst := fs.Int("burst", 0, "rate limit burst")
+			maxConc := fs.Int("max-concurrent", 0, "at most `N` calls in progress at once (0: no bound)")
 			cert := certFlags(fs)
 			noCert := fs.Bool("no-client-cert", false, "remove the client certificate binding")
 			var lifetime days
@@ -1105,6 +1107,13 @@ func appUpdateCmd() command {
 						return usagef("--burst must be between 0 and %d", math.MaxInt32)
 					}
 					req.UpdateMask = append(req.UpdateMask, "rate_burst")
+				}
+				if set["max-concurrent"] {
+					if *maxConc < 0 || *maxConc > 1000000 {
+						return usagef("--max-concurrent must be between 0 (no bound) and 1000000")
+					}
+					req.MaxConcurrent = int32(*maxConc)
+					req.UpdateMask = append(req.UpdateMask, "max_concurrent")
 				}
 				if lifetime.set {
 					req.SecretLifetimeSeconds = lifetime.seconds()

@@ -247,6 +247,7 @@ func appTable(tw *tabwriter.Writer, x *identityv1.App) {
 		"IP allow list", strings.Join(x.GetIpAllowList(), ", "),
 		"Rate limit", fmtFloat(x.GetRateLimit())+"/s",
 		"Burst", strconv.Itoa(int(x.GetRateBurst())),
+		"Max concurrent", maxConcurrent(x.GetMaxConcurrent()),
 		"Client cert SHA-256", x.GetClientCertSha256(),
 		"Secret lifetime", secretLifetime(x.GetSecretLifetimeSeconds()),
 		"Secret issued", ts(x.GetSecretIssueTime()),
@@ -347,4 +348,12 @@ func secretTable(tw *tabwriter.Writer, r *identityv1.CreateAppResponse) {
 		"Signed requests", signedRequests(r.GetApp()),
 	)
 	fmt.Fprintln(tw, "The App_Secret is shown only once: store it securely now; it cannot be retrieved later (use rotate-secret if it is lost).")
+}
+
+// maxConcurrent shows an application's concurrency limit.
+func maxConcurrent(n int32) string {
+	if n <= 0 {
+		return "no bound"
+	}
+	return strconv.Itoa(int(n)) + " calls in progress"
 }

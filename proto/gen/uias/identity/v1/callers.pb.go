@@ -318,9 +318,12 @@ type VerifyAppResponse struct {
 	// granted_apis, access_from, access_until: the application's interface
 	// grants and access period (see App), for the component to hold the
 	// calls it serves from its own cache to.
-	GrantedApis   []string               `protobuf:"bytes,7,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
-	AccessFrom    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
-	AccessUntil   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	GrantedApis []string               `protobuf:"bytes,7,rep,name=granted_apis,json=grantedApis" json:"granted_apis,omitempty"`
+	AccessFrom  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=access_from,json=accessFrom" json:"access_from,omitempty"`
+	AccessUntil *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=access_until,json=accessUntil" json:"access_until,omitempty"`
+	// max_concurrent: the application's bound on calls in progress (0:
+	// none), for the component to apply to the calls it serves.
+	MaxConcurrent int32 `protobuf:"varint,10,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -418,6 +421,13 @@ func (x *VerifyAppResponse) GetAccessUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *VerifyAppResponse) GetMaxConcurrent() int32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
 var File_uias_identity_v1_callers_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_callers_proto_rawDesc = "" +
@@ -447,7 +457,7 @@ const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"bodySha256\x12)\n" +
 	"\x10signed_untrusted\x18\n" +
 	" \x01(\bR\x0fsignedUntrusted\x12\x1d\n" +
-	"\x03api\x18\v \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x03api\"\xdc\x02\n" +
+	"\x03api\x18\v \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\x03api\"\x83\x03\n" +
 	"\x11VerifyAppResponse\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -461,7 +471,9 @@ const file_uias_identity_v1_callers_proto_rawDesc = "" +
 	"\fgranted_apis\x18\a \x03(\tR\vgrantedApis\x12;\n" +
 	"\vaccess_from\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"accessFrom\x12=\n" +
-	"\faccess_until\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil2\xc4\x01\n" +
+	"\faccess_until\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x12%\n" +
+	"\x0emax_concurrent\x18\n" +
+	" \x01(\x05R\rmaxConcurrent2\xc4\x01\n" +
 	"\rCallerService\x12T\n" +
 	"\tVerifyApp\x12\".uias.identity.v1.VerifyAppRequest\x1a#.uias.identity.v1.VerifyAppResponse\x12]\n" +
 	"\fSignResponse\x12%.uias.identity.v1.SignResponseRequest\x1a&.uias.identity.v1.SignResponseResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"

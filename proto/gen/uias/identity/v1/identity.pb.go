@@ -3192,6 +3192,8 @@ type App struct {
 	// ip_allow_list holds CIDRs; empty allows any address.
 	IpAllowList []string `protobuf:"bytes,6,rep,name=ip_allow_list,json=ipAllowList" json:"ip_allow_list,omitempty"`
 	// rate_limit is requests per second (0: no limit); rate_burst the bucket.
+	// Both are the application's whole: several instances of a component
+	// each apply their share (docs/operators.md, Flow control).
 	RateLimit  float64                `protobuf:"fixed64,7,opt,name=rate_limit,json=rateLimit" json:"rate_limit,omitempty"`
 	RateBurst  int32                  `protobuf:"varint,8,opt,name=rate_burst,json=rateBurst" json:"rate_burst,omitempty"`
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime" json:"create_time,omitempty"`
@@ -3247,7 +3249,12 @@ type App struct {
 	// are answered REASON_AUTH_LEVEL_TOO_LOW before any credential is
 	// checked. The CAS/OpenID Connect services keep their own
 	// min_auth_level and certificate_required (ticket).
-	MinAuthLevel  int32 `protobuf:"varint,21,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	MinAuthLevel int32 `protobuf:"varint,21,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	// max_concurrent bounds the application's calls in progress at once
+	// (JR/T 0185-2020 10.1.2 最大允许调用并发数; 0: no bound), across the
+	// instances that serve it: a call beyond is refused RESOURCE_EXHAUSTED
+	// CONCURRENCY_LIMITED.
+	MaxConcurrent int32 `protobuf:"varint,22,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3429,6 +3436,13 @@ func (x *App) GetMinAuthLevel() int32 {
 	return 0
 }
 
+func (x *App) GetMaxConcurrent() int32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
 // SigningKey is a registered request signing key of an application.
 type SigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3544,7 +3558,9 @@ type CreateAppRequest struct {
 	// security_level: see App (0: 1).
 	SecurityLevel int32 `protobuf:"varint,14,opt,name=security_level,json=securityLevel" json:"security_level,omitempty"`
 	// min_auth_level: see App (0: 1).
-	MinAuthLevel  int32 `protobuf:"varint,15,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	MinAuthLevel int32 `protobuf:"varint,15,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	// max_concurrent: see App (0: no bound).
+	MaxConcurrent int32 `protobuf:"varint,16,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3680,6 +3696,13 @@ func (x *CreateAppRequest) GetSecurityLevel() int32 {
 func (x *CreateAppRequest) GetMinAuthLevel() int32 {
 	if x != nil {
 		return x.MinAuthLevel
+	}
+	return 0
+}
+
+func (x *CreateAppRequest) GetMaxConcurrent() int32 {
+	if x != nil {
+		return x.MaxConcurrent
 	}
 	return 0
 }
@@ -3927,7 +3950,7 @@ type UpdateAppRequest struct {
 	// Only fields named in update_mask change: name, status, ip_allow_list,
 	// rate_limit, rate_burst, client_cert_sha256, secret_lifetime_seconds,
 	// signing_keys, require_signed_requests, granted_apis, access_from,
-	// access_until, security_level, min_auth_level.
+	// access_until, security_level, min_auth_level, max_concurrent.
 	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
@@ -3955,7 +3978,9 @@ type UpdateAppRequest struct {
 	// security_level: see App (0: 1).
 	SecurityLevel int32 `protobuf:"varint,15,opt,name=security_level,json=securityLevel" json:"security_level,omitempty"`
 	// min_auth_level: see App (0: 1).
-	MinAuthLevel  int32 `protobuf:"varint,16,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	MinAuthLevel int32 `protobuf:"varint,16,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	// max_concurrent: see App (0: no bound).
+	MaxConcurrent int32 `protobuf:"varint,17,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4098,6 +4123,13 @@ func (x *UpdateAppRequest) GetSecurityLevel() int32 {
 func (x *UpdateAppRequest) GetMinAuthLevel() int32 {
 	if x != nil {
 		return x.MinAuthLevel
+	}
+	return 0
+}
+
+func (x *UpdateAppRequest) GetMaxConcurrent() int32 {
+	if x != nil {
+		return x.MaxConcurrent
 	}
 	return 0
 }
@@ -5513,7 +5545,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xcd\a\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xf4\a\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -5541,7 +5573,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"accessFrom\x12=\n" +
 	"\faccess_until\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x12%\n" +
 	"\x0esecurity_level\x18\x14 \x01(\x05R\rsecurityLevel\x12$\n" +
-	"\x0emin_auth_level\x18\x15 \x01(\x05R\fminAuthLevel\"\xe4\x01\n" +
+	"\x0emin_auth_level\x18\x15 \x01(\x05R\fminAuthLevel\x12%\n" +
+	"\x0emax_concurrent\x18\x16 \x01(\x05R\rmaxConcurrent\"\xe4\x01\n" +
 	"\n" +
 	"SigningKey\x12\x1e\n" +
 	"\n" +
@@ -5551,7 +5584,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x125\n" +
 	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\x12;\n" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xf6\x05\n" +
+	"expireTime\"\xaa\x06\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -5571,7 +5604,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"accessFrom\x12=\n" +
 	"\faccess_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
 	"\x0esecurity_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
-	"\x0emin_auth_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\"[\n" +
+	"\x0emin_auth_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x122\n" +
+	"\x0emax_concurrent\x18\x10 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
@@ -5588,7 +5622,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1dsecret_expires_within_seconds\x18\x06 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x1asecretExpiresWithinSeconds\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xde\x06\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -5611,7 +5645,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"accessFrom\x12=\n" +
 	"\faccess_until\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
 	"\x0esecurity_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
-	"\x0emin_auth_level\x18\x10 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\"i\n" +
+	"\x0emin_auth_level\x18\x10 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x122\n" +
+	"\x0emax_concurrent\x18\x11 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\"i\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"3\n" +
