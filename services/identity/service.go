@@ -75,6 +75,9 @@ type Config struct {
 	// never, every call reads the store. The component sets it to
 	// identity.admin_decision_ttl.
 	AdminTokenCacheTTL time.Duration
+	// CredentialSources are the directories that check the passwords of
+	// the people of some org subtrees (identity.ldap_auth; credsource.go).
+	CredentialSources []DirectorySource
 }
 
 // Deps are what the service needs; all required except Kick and Now.
@@ -171,6 +174,8 @@ type Service struct {
 	// (LoginWritesAside), so an import need not shorten its transactions
 	// for logins that merely hash.
 	writesAside bool
+	// creds are the credential sources (credsource.go).
+	creds *credSources
 }
 
 // New validates deps and builds the service.
@@ -231,6 +236,7 @@ func New(d Deps) (*Service, error) {
 		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, peopleCAs: d.PeopleCAs, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	s.secrets.recount = make(chan struct{}, 1)
+	s.creds = newCredSources(c.CredentialSources)
 	if s.kick == nil {
 		s.kick = func() {}
 	}

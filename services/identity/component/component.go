@@ -198,6 +198,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			return nil, err
 		}
 	}
+	creds, err := credentialSources(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log, PeopleCAs: peopleCAs,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
@@ -205,7 +209,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, FingerCache: fingerCache(cfg.FingerTemplateCache),
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
-			AppSecretLifetime: cfg.AppSecretLifetime, TOTPIssuer: cfg.TOTPIssuer},
+			AppSecretLifetime: cfg.AppSecretLifetime, TOTPIssuer: cfg.TOTPIssuer, CredentialSources: creds},
 		Homes: centre.FromConfig(env.Config),
 		// Signed requests' nonces, shared by every replica (fail closed
 		// when NATS is down: caller.ReasonReplayUnavailable).
