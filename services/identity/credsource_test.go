@@ -12,7 +12,10 @@ import (
 	"github.com/uias/uias/services/identity/ldapauth/ldaptest"
 )
 
-const annDirPW = "Ann-Dir-Pass-1"
+const (
+	annDirPW  = "Ann-Dir-Pass-1"
+	doraDirPW = "Dora-Dir-Pass-1"
+)
 
 // dirWorld is a service whose org "sz" (and its subtree) signs in against
 // a real slapd (identity.ldap_auth "corp"): ann (in sz/sz-ops, linked to
@@ -28,7 +31,7 @@ type dirWorld struct {
 
 func newDirWorld(t *testing.T) *dirWorld {
 	t.Helper()
-	srv := ldaptest.Start(t, ldaptest.Person{UID: "ann", Password: annDirPW})
+	srv := ldaptest.Start(t, ldaptest.Person{UID: "ann", Password: annDirPW}, ldaptest.Person{UID: "dora", Password: doraDirPW})
 	src, err := ldapauth.Open(ldapauth.Config{Name: "corp", URL: srv.URL, CAFile: srv.CAFile,
 		BindDNTemplate: "uid={login}," + ldaptest.People, Orgs: []string{"sz"}}, nil)
 	if err != nil {
@@ -240,4 +243,27 @@ func TestDirectoryPasswordNotSetHere(t *testing.T) {
 	if err := w.svc.ChangePassword(w.ctx, "m001", "First-Pass-1", "Second-Pass-2"); err != nil {
 		t.Fatalf("local person's change: %v", err)
 	}
+}
+
+// An administrator of the directory's subtree logs in with the directory's
+// password: a must_change_password an administrator set does not hold the
+// token back (the directory owns the password), and a new password given
+// at login is refused.
+func TestDirectoryAdministratorLogin(t *testing.T) {
+	w := newDirWorld(t)
+	ctx := context.Background()
+	dora, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "dora", DisplayName: "Dora", OrgID: w.zed.OrgID,
+		IsAdmin: true, MustChange: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, u, err := w.svc.AdminLogin(from("198.51.100.20"), "dora", doraDirPW)
+	if err != nil || tok == "" || u.ID != dora.ID {
+		t.Fatalf("administrator login: %q %v", tok, err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(from("198.51.100.20"), "dora", "Wrong-Pass-1"); reasonOf(err) != "BAD_ADMIN_LOGIN" {
+		t.Fatalf("wrong password: %v", err)
+	}
+	_, _, _, err = w.svc.AdminLoginNewPassword(from("198.51.100.20"), "dora", doraDirPW, "New-Pass-123")
+	wantReason(t, "new password at login", err, apierr.FailedPrecondition, identity.ReasonPasswordManagedByDirectory)
 }
