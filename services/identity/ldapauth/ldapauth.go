@@ -79,7 +79,13 @@ type Config struct {
 	Orgs []string `yaml:"orgs"`
 	// Timeout bounds one check (default DefaultTimeout, at most 1m).
 	Timeout time.Duration `yaml:"timeout"`
+	// MaxConnections caps the checks talking to the directory at once
+	// (default DefaultMaxConnections); more wait, within Timeout.
+	MaxConnections int `yaml:"max_connections"`
 }
+
+// DefaultMaxConnections is a source's MaxConnections when it sets none.
+const DefaultMaxConnections = 16
 
 // FieldError is a problem with one setting (Field relative to the entry,
 // e.g. "url").
@@ -166,6 +172,9 @@ func (c *Config) Validate() []*FieldError {
 	if c.Timeout < 0 || c.Timeout > time.Minute {
 		bad("timeout", "must be 0 (default 5s) to 1m, got %s", c.Timeout)
 	}
+	if c.MaxConnections < 0 || c.MaxConnections > 1024 {
+		bad("max_connections", "must be 0 (default %d) to 1024, got %d", DefaultMaxConnections, c.MaxConnections)
+	}
 	return errs
 }
 
@@ -193,6 +202,8 @@ type Source struct {
 	tls      *tls.Config
 	bindPass string
 	timeout  time.Duration
+	// slots holds a token per check talking to the directory.
+	slots chan struct{}
 }
 
 // Open reads what cfg names (CA file, the service account's password) and
@@ -209,6 +220,11 @@ func Open(cfg Config, getenv func(string) string) (*Source, error) {
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
 	}
+	n := cfg.MaxConnections
+	if n == 0 {
+		n = DefaultMaxConnections
+	}
+	s.slots = make(chan struct{}, n)
 	s.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
@@ -275,6 +291,15 @@ func (s *Source) Check(ctx context.Context, login, password string) (bool, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// At most max_connections checks talk to the directory at once; the
+	// others wait, within the check's time.
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-ctx.Done():
+		return false, s.unavailable(ctx, "waiting for a connection (max_connections)", ctx.Err())
+	}
+	timeout = time.Until(deadlineOf(ctx))
 	c, err := s.dial(ctx, timeout)
 	if err != nil {
 		return false, err
@@ -300,6 +325,11 @@ func (s *Source) Check(ctx context.Context, login, password string) (bool, error
 		return false, nil
 	}
 	return false, s.unavailable(ctx, "the person's bind", err)
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	dl, _ := ctx.Deadline() // set by Check
+	return dl
 }
 
 // rejected reports whether a bind's error is the directory's verdict on

@@ -267,3 +267,46 @@ func BenchmarkPasswordCheck(b *testing.B) {
 		}
 	})
 }
+
+// max_connections: with one check talking to a directory that does not
+// answer, the next waits for it and, its time up, answers no verdict
+// without having connected.
+func TestMaxConnections(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	src := open(t, ldapauth.Config{URL: "ldap://" + silent.Addr().String(), StartTLS: new(false),
+		BindDNTemplate: "uid={login},dc=x", MaxConnections: 1, Timeout: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() { _, err := src.Check(ctx, "ann", annPW); first <- err }()
+	held := <-accepted
+	defer held.Close()
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelShort()
+	_, err = src.Check(short, "bob", annPW)
+	if !errors.Is(err, ldapauth.ErrUnavailable) || !strings.Contains(err.Error(), "max_connections") {
+		t.Fatalf("second check: %v", err)
+	}
+	select {
+	case c := <-accepted:
+		t.Fatalf("the second check connected: %v", c.RemoteAddr())
+	default:
+	}
+	cancel() // the caller leaves: the first check ends too
+	if err := <-first; !errors.Is(err, ldapauth.ErrUnavailable) {
+		t.Fatalf("first check: %v", err)
+	}
+}
