@@ -68,4 +68,10 @@ func TestDirectoryPasswordAtCASPage(t *testing.T) {
 	if strings.Contains(st.Message(), dirPW) || errorInfo(st).GetMetadata()["legacy_code"] != "-6" {
 		t.Fatalf("unavailable: %v", st)
 	}
+	// The CAS page: "try again later" (503), not a wrong password.
+	br = newBrowser(t)
+	_, page, _ = br.get(casBase + "login")
+	if code, body, _ := br.loginForm(casBase, page, "deb", dirPW); code != http.StatusServiceUnavailable {
+		t.Fatalf("CAS page with the directory down: %d\n%s", code, body)
+	}
 }
