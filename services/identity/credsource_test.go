@@ -38,7 +38,7 @@ func newDirWorld(t *testing.T) *dirWorld {
 		t.Fatal(err)
 	}
 	e := newEvEnvWith(t, "", func(d *identity.Deps) {
-		d.Config.CredentialSources = []identity.DirectorySource{{Source: src, Orgs: []string{"sz"}}}
+		d.CredentialSources = []identity.DirectorySource{{Source: src, Orgs: []string{"sz"}}}
 	})
 	ctx := context.Background()
 	if _, _, err := e.svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {

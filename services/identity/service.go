@@ -75,9 +75,6 @@ type Config struct {
 	// never, every call reads the store. The component sets it to
 	// identity.admin_decision_ttl.
 	AdminTokenCacheTTL time.Duration
-	// CredentialSources are the directories that check the passwords of
-	// the people of some org subtrees (identity.ldap_auth; credsource.go).
-	CredentialSources []DirectorySource
 }
 
 // Deps are what the service needs; all required except Kick and Now.
@@ -108,6 +105,10 @@ type Deps struct {
 	// with Policy.CertIdentityCheck a certificate is bound only when it
 	// chains to one of them (optional: nil checks no chain).
 	PeopleCAs *x509.CertPool
+	// CredentialSources are the directories that check the passwords of
+	// the people of some org subtrees (identity.ldap_auth; credsource.go;
+	// optional: none, every password is UIAS's).
+	CredentialSources []DirectorySource
 }
 
 // Service is the identity domain.
@@ -236,7 +237,7 @@ func New(d Deps) (*Service, error) {
 		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, peopleCAs: d.PeopleCAs, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	s.secrets.recount = make(chan struct{}, 1)
-	s.creds = newCredSources(c.CredentialSources)
+	s.creds = newCredSources(d.CredentialSources)
 	if s.kick == nil {
 		s.kick = func() {}
 	}

@@ -209,8 +209,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			AdminReadTimeout: cfg.AdminReadTimeout, FingerFMR: cfg.FingerFMR, FingerCache: fingerCache(cfg.FingerTemplateCache),
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
-			AppSecretLifetime: cfg.AppSecretLifetime, TOTPIssuer: cfg.TOTPIssuer, CredentialSources: creds},
+			AppSecretLifetime: cfg.AppSecretLifetime, TOTPIssuer: cfg.TOTPIssuer},
 		Homes: centre.FromConfig(env.Config),
+		// identity.ldap_auth (credsource.go)
+		CredentialSources: creds,
 		// Signed requests' nonces, shared by every replica (fail closed
 		// when NATS is down: caller.ReasonReplayUnavailable).
 		Nonces: natsnonce.New(js, natsnonce.Options{Replicas: cfg.NonceKVReplicas})})
