@@ -416,6 +416,9 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 	u.FeatureCode = s.featureCode(n.IDType, n.IDNumber, n.DisplayName, n.LoginName)
 	u.IDKey = s.idKey(n.IDType, n.IDNumber)
 	if n.Password != "" {
+		if err := s.refuseDirectoryPassword(ctx, &User{OrgID: n.OrgID}); err != nil {
+			return nil, nil, err
+		}
 		if err := s.cfg.Policy.CheckPassword(n.Password, n.LoginName); err != nil {
 			return nil, nil, err
 		}

@@ -315,13 +315,20 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	if r, err := s.refuseUnusable(ctx, u, api, start, a, a.detail); err != nil || r != 0 {
 		return r, err
 	}
+	// A directory's person (credsource.go): the directory compares the
+	// password instead of the hash, everything else as below.
+	src, err := s.directoryManaged(ctx, u)
+	if err != nil {
+		a.refund(ctx)
+		return 0, err
+	}
 	// A check whose hash could not start within its budget now is refused
 	// here, before the gate's store writes (the account's count and its
 	// refund): in a login storm most checks are refused, and each refusal
 	// then costs a few reads instead of two write transactions queued
 	// behind the served logins' writes. The hash's own admission below
 	// still decides for the checks let through.
-	if s.hasher != nil && hashNeedsWorker(u.PasswordHash) && !s.hasher.Admits(ctx) {
+	if src == nil && s.hasher != nil && hashNeedsWorker(u.PasswordHash) && !s.hasher.Admits(ctx) {
 		a.refund(ctx)
 		return 0, errOverloaded
 	}
@@ -343,7 +350,20 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	// load. The hasher refuses at once (OVERLOADED) when the projected wait
 	// for a worker does not fit identity.max_hash_wait or the deadline.
 	var v hashVerdict
-	if u.PasswordHash != "" {
+	switch {
+	case src != nil:
+		ok, err := s.checkAtSource(ctx, src, u, password)
+		if err != nil {
+			// No verdict: not a failed login, nothing counted.
+			a.refund(ctx)
+			if errors.Is(err, errSourceUnavailable) {
+				s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "error", ReasonCredentialSourceUnavailable, start,
+					withDetail(a.detail, "credential_source", src.Name())))
+			}
+			return 0, err
+		}
+		a.hashed, v = true, hashVerdict{ok: ok}
+	case u.PasswordHash != "":
 		var err error
 		v, err = s.verifyHash(ctx, u.PasswordHash, password)
 		a.hashed = err == nil
@@ -447,6 +467,11 @@ func (s *Service) ChangePassword(ctx context.Context, appUserID, oldPassword, ne
 	if err != nil {
 		return err
 	}
+	// A directory's password is changed there: refused before the old
+	// one is checked (credsource.go).
+	if err := s.refuseDirectoryPassword(ctx, u); err != nil {
+		return err
+	}
 	if u.CannotChange {
 		return apierr.New(apierr.FailedPrecondition, "CANNOT_CHANGE_PASSWORD", "this user's password can only be changed by an administrator")
 	}
@@ -489,6 +514,10 @@ func (s *Service) setPassword(ctx context.Context, u *User, pw string, set Passw
 	// application or the sign-in pages connected to level 1) would work
 	// there alone, the home keeping the old one (trial8 D1).
 	if err := s.ownUser(ctx, u); err != nil {
+		return err
+	}
+	// Nor is a directory's password set here (credsource.go), by anyone.
+	if err := s.refuseDirectoryPassword(ctx, u); err != nil {
 		return err
 	}
 	if err := s.cfg.Policy.CheckPassword(pw, u.LoginName); err != nil {

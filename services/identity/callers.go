@@ -187,6 +187,12 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 	// With a change pending (or asked for), the login's audit record waits
 	// for its outcome: the password being right is not yet a login. With
 	// an authenticator app, the password is the first factor only.
+	// A directory's administrator (credsource.go) has no pending change
+	// here: the directory owns their password (a new_password is refused).
+	if _, err := s.directoryManaged(ctx, u); err != nil {
+		a.refund(ctx)
+		return "", time.Time{}, nil, err
+	}
 	changing := u.MustChange || u.PasswordByOther || newPassword != "" || s.cfg.Policy.Expired(u, start)
 	// Administrators without an app when every one needs one
 	// (identity.policy.admin_requires_otp), or whose own level asks two
@@ -294,6 +300,11 @@ func (s *Service) PrepareAppointment(ctx context.Context, id, role string) (stri
 	}
 	if u.PasswordHash != "" && !u.PasswordByOther {
 		return "", nil
+	}
+	// A directory's password (credsource.go) is the person's own: none
+	// is set.
+	if src, err := s.sourceOf(ctx, u); err != nil || src != nil {
+		return "", err
 	}
 	pw, err := s.cfg.Policy.Temporary(u.LoginName)
 	if err != nil {

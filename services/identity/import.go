@@ -569,6 +569,18 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 			return nil, rowErr(r.Row, "password_hash", ReasonImportBadHash, "not a password hash in a known format (see docs/operators.md)")
 		}
 	}
+	if hash != "" {
+		// A directory keeps the password of its org's people
+		// (credsource.go): none is brought for them.
+		src, err := im.s.sourceOfOrg(ctx, o)
+		if err != nil {
+			return nil, &RowError{Row: r.Row, Message: err.Error()}
+		}
+		if src != nil {
+			return nil, rowErr(r.Row, "password_hash", ReasonPasswordManagedByDirectory,
+				"the people of this org sign in with the password of the directory "+src.Name()+" (identity.ldap_auth): leave password_hash empty")
+		}
+	}
 	u := &User{ID: ids.New(), LoginName: login, DisplayName: f["display_name"], IDType: t, Email: f["email"],
 		OrgID: o.ID, Status: status, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
 	if hash != "" {

@@ -90,6 +90,27 @@ func TestLegacyHashesRehashAtLogin(t *testing.T) {
 	}
 }
 
+// An Active Directory NT hash (the published one of "password") brought by
+// an import: the person keeps the AD password, rehashed to argon2id at the
+// first sign-in.
+func TestNTHashRehashAtLogin(t *testing.T) {
+	w, st := legacyWorld(t, identity.Config{})
+	const nt = "$NT$8846f7eaee8fb117ad06bdd830b7586c"
+	w.plant(t, st, nt)
+	if r := w.auth(t, "Password"); r.Reason != identity.ReasonBadCredentials || w.storedHash(t, st) != nt {
+		t.Fatalf("wrong password: %v", r.Reason)
+	}
+	if r := w.auth(t, "password"); r.Reason != identity.ReasonOK {
+		t.Fatalf("right password: %v", r.Reason)
+	}
+	if got := w.storedHash(t, st); !strings.HasPrefix(got, "$argon2id$") {
+		t.Fatalf("hash after the login = %q, want argon2id", got)
+	}
+	if r := w.auth(t, "password"); r.Reason != identity.ReasonOK {
+		t.Fatalf("right password after the rehash: %v", r.Reason)
+	}
+}
+
 func TestUnreadableHashIsAFailedLogin(t *testing.T) {
 	w, st := legacyWorld(t, identity.Config{})
 	w.plant(t, st, "{CRYPT}$1$abc")

@@ -116,6 +116,10 @@ type Deps struct {
 	// with Policy.CertIdentityCheck a certificate is bound only when it
 	// chains to one of them (optional: nil checks no chain).
 	PeopleCAs *x509.CertPool
+	// CredentialSources are the directories that check the passwords of
+	// the people of some org subtrees (identity.ldap_auth; credsource.go;
+	// optional: none, every password is UIAS's).
+	CredentialSources []DirectorySource
 }
 
 // Service is the identity domain.
@@ -182,6 +186,8 @@ type Service struct {
 	// (LoginWritesAside), so an import need not shorten its transactions
 	// for logins that merely hash.
 	writesAside bool
+	// creds are the credential sources (credsource.go).
+	creds *credSources
 }
 
 // New validates deps and builds the service.
@@ -242,6 +248,7 @@ func New(d Deps) (*Service, error) {
 		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, peopleCAs: d.PeopleCAs, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	s.secrets.recount = make(chan struct{}, 1)
+	s.creds = newCredSources(d.CredentialSources)
 	if s.kick == nil {
 		s.kick = func() {}
 	}

@@ -296,7 +296,7 @@ func TestCtlUserCommands(t *testing.T) {
 	var got identityv1.User
 	c.jsonOut(&got, "", "user", "get", bob.GetId())
 	if got.GetId() != bob.GetId() || got.GetLoginName() != "bob" || got.GetOrgId() != ops.GetId() ||
-		got.GetLocked() || got.GetPasswordChangedAt() == nil {
+		got.GetLocked() || got.GetPasswordChangedAt() == nil || got.GetCredentialSource() != "local" {
 		t.Fatalf("user get: %v", &got)
 	}
 
@@ -395,7 +395,8 @@ func TestCtlUserCommands(t *testing.T) {
 	}
 	// The table shows the lock's end.
 	r := c.exec("", "user", "get", carol.GetId())
-	if r.code != 0 || !strings.Contains(r.stdout, "Locked:") || !strings.Contains(r.stdout, "yes (until ") {
+	if r.code != 0 || !strings.Contains(r.stdout, "Locked:") || !strings.Contains(r.stdout, "yes (until ") ||
+		!strings.Contains(r.stdout, "Credential source:") {
 		t.Fatalf("user get (table) of a locked user: %+v", r)
 	}
 	c.jsonOut(&lk, "", "user", "unlock", carol.GetId())

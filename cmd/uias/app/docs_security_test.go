@@ -10,6 +10,7 @@ import (
 	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/config"
 	auditcomponent "github.com/uias/uias/services/audit/component"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 )
 
 // TestOperatorsSecurityExample loads the production example of
@@ -78,5 +79,18 @@ func TestOperatorsReportMailExample(t *testing.T) {
 	if len(m.To) != 2 || m.SMTPAddr != "mail.example.org:587" || m.SMTPSecurity != "" || m.SMTPPassword != "from-a-secret" ||
 		len(m.Schedule) != 1 || m.Schedule[0] != "weekly" || len(m.Formats) != 1 || m.Formats[0] != "pdf" {
 		t.Fatalf("mail settings: %+v", m)
+	}
+}
+
+// TestOperatorsLDAPAuthExample: the example of "Directory passwords" loads
+// and validates: an Active Directory source that searches by
+// sAMAccountName over ldaps (the service account's password from a file)
+// and a template source with StartTLS on by default.
+func TestOperatorsLDAPAuthExample(t *testing.T) {
+	cfg := operatorsExample(t, "ldap-auth-example", nil)
+	l := identitycomponent.Settings(&cfg).LDAPAuth
+	if len(l) != 2 || l[0].Name != "corp-ad" || !strings.Contains(l[0].Filter, "sAMAccountName={login}") ||
+		l[0].BindPasswordFile == "" || l[0].Plaintext() || l[1].BindDNTemplate == "" || l[1].StartTLS != nil || l[1].Plaintext() {
+		t.Fatalf("ldap_auth: %+v", l)
 	}
 }

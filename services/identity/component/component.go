@@ -198,6 +198,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			return nil, err
 		}
 	}
+	creds, err := credentialSources(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log, PeopleCAs: peopleCAs,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
@@ -208,6 +212,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			AppSecretLifetime: cfg.AppSecretLifetime, AppSecretLifetimeA2: cfg.AppSecretLifetimeA2,
 			SigningKeyLifetime: cfg.SigningKeyLifetime, SigningKeyLifetimeA2: cfg.SigningKeyLifetimeA2, TOTPIssuer: cfg.TOTPIssuer},
 		Homes: centre.FromConfig(env.Config),
+		// identity.ldap_auth (credsource.go)
+		CredentialSources: creds,
 		// Signed requests' nonces, shared by every replica (fail closed
 		// when NATS is down: caller.ReasonReplayUnavailable).
 		Nonces: natsnonce.New(js, natsnonce.Options{Replicas: cfg.NonceKVReplicas}),

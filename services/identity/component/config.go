@@ -10,11 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/ldapauth"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
 
@@ -205,6 +208,13 @@ type Config struct {
 	// "UIAS"). Changing it changes what new enrolments show; the ones made
 	// keep working. At most 64 bytes, without ':'.
 	TOTPIssuer string `yaml:"totp_issuer"`
+	// LDAPAuth are directories (LDAP, Active Directory) that check the
+	// passwords of the people of some org subtrees, who then have no
+	// password in UIAS (services/identity/ldapauth, credsource.go,
+	// docs/adr/0023-directory-credential-sources.md). Configuration file
+	// only; the service accounts' passwords come from a file or the
+	// environment.
+	LDAPAuth []ldapauth.Config `yaml:"ldap_auth"`
 }
 
 // DefaultSigningKeyLifetimeA2 is the default validity period of request
@@ -485,7 +495,50 @@ func (c *Config) Validate(*config.Config) error {
 	if !(c.FingerFMR >= 1e-4 && c.FingerFMR <= 1e-2) {
 		bad("finger_fmr", "must be between 0.0001 (1 in 10,000) and 0.01, got %g", c.FingerFMR)
 	}
+	names, orgs := map[string]bool{}, map[string]string{}
+	for i := range c.LDAPAuth {
+		l := &c.LDAPAuth[i]
+		at := fmt.Sprintf("ldap_auth[%d].", i)
+		for _, e := range l.Validate() {
+			bad(at+e.Field, "%s", e.Msg)
+		}
+		if l.Name != "" && names[l.Name] {
+			bad(at+"name", "%q names another entry too", l.Name)
+		}
+		names[l.Name] = true
+		for _, o := range l.Orgs {
+			if other, ok := orgs[o]; ok && other != l.Name {
+				bad(at+"orgs", "org %q is listed by %q too: one source per org", o, other)
+			}
+			orgs[o] = l.Name
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// credentialSources opens identity.ldap_auth (reading CA files and the
+// service accounts' passwords), logging each source and warning of one
+// whose passwords cross the network in clear.
+func credentialSources(cfg *Config, log *zap.Logger) ([]identity.DirectorySource, error) {
+	var out []identity.DirectorySource
+	for i, l := range cfg.LDAPAuth {
+		src, err := ldapauth.Open(l, nil)
+		if err != nil {
+			var fe *ldapauth.FieldError
+			if errors.As(err, &fe) {
+				return nil, &config.FieldError{Field: fmt.Sprintf("%s.ldap_auth[%d].%s", Name, i, fe.Field), Msg: fe.Msg}
+			}
+			return nil, err
+		}
+		log.Info("credential source", zap.String("name", l.Name), zap.String("url", l.URL), zap.Strings("orgs", l.Orgs),
+			zap.Bool("search", l.BindDNTemplate == ""))
+		if l.Plaintext() {
+			log.Warn("credential source without TLS: people's passwords cross the connection in clear",
+				zap.String("name", l.Name), zap.String("url", l.URL), zap.Bool("insecure_plaintext", l.InsecurePlaintext))
+		}
+		out = append(out, identity.DirectorySource{Source: src, Orgs: l.Orgs})
+	}
+	return out, nil
 }
 
 // parseCutover reads identity.unsalted_cutover: "" (never), a date (UTC

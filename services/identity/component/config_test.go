@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 )
@@ -184,5 +186,61 @@ func TestKeyRingSettings(t *testing.T) {
 		if _, err := config.Load(path, nil, nil, nil, def); err == nil || !strings.Contains(err.Error(), "unknown key") {
 			t.Errorf("%s in the config file: %v, want an unknown-key error", key, err)
 		}
+	}
+}
+
+// identity.ldap_auth from the configuration file: an Active Directory
+// search entry and an OpenLDAP template entry load and open (the service
+// account's password from the environment variable named); each entry's
+// problems are told with its place; one org in two sources is refused.
+func TestLDAPAuthSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "uias.yaml")
+	yaml := `data_dir: ` + t.TempDir() + `
+identity:
+  ldap_auth:
+    - name: corp-ad
+      url: ldaps://dc1.corp.example.com
+      bind_dn: CN=uias-reader,OU=Service Accounts,DC=corp,DC=example,DC=com
+      bind_password_env: UIAS_LDAP_CORP_PASSWORD
+      base_dn: DC=corp,DC=example,DC=com
+      filter: (&(objectClass=user)(sAMAccountName={login}))
+      orgs: [sz]
+      timeout: 3s
+    - name: lab
+      url: ldap://127.0.0.1:3389
+      start_tls: false
+      bind_dn_template: uid={login},ou=people,dc=lab
+      orgs: [lab]
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"UIAS_LDAP_CORP_PASSWORD": "reader-secret"}
+	t.Setenv("UIAS_LDAP_CORP_PASSWORD", "reader-secret")
+	c, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, nil, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Settings(&c)
+	if len(s.LDAPAuth) != 2 || s.LDAPAuth[0].Timeout != 3*time.Second || s.LDAPAuth[1].StartTLS == nil || *s.LDAPAuth[1].StartTLS {
+		t.Fatalf("ldap_auth: %+v", s.LDAPAuth)
+	}
+	srcs, err := credentialSources(s, zap.NewNop())
+	if err != nil || len(srcs) != 2 || srcs[0].Source.Name() != "corp-ad" || !slices.Equal(srcs[1].Orgs, []string{"lab"}) {
+		t.Fatalf("opened: %+v %v", srcs, err)
+	}
+	t.Setenv("UIAS_LDAP_CORP_PASSWORD", "")
+	if _, err := credentialSources(s, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "identity.ldap_auth[0].bind_password_file") ||
+		strings.Contains(err.Error(), "reader-secret") {
+		t.Fatalf("no service account password: %v", err)
+	}
+
+	s.LDAPAuth[1].Orgs = []string{"sz"}
+	s.LDAPAuth[1].StartTLS = nil
+	s.LDAPAuth[1].URL = "ldap://ldap.lab.example.com"
+	s.LDAPAuth[1].StartTLS = new(false)
+	got := fields(s.Validate(&c))
+	if !slices.Equal(got, []string{"identity.ldap_auth[1].start_tls", "identity.ldap_auth[1].orgs"}) {
+		t.Fatalf("problems: %v", got)
 	}
 }

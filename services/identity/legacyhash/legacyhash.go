@@ -13,7 +13,10 @@
 //	digest          $digest$<md5|sha1|sha256|sm3>$<ps|sp>$<salt text>$<hex>
 //	                H(password + salt) (ps) or H(salt + password) (sp), the
 //	                digest in hex (any case); an empty salt is unsalted
-//	wrapped         $wrap-<md5|sha1|sha256|sm3>$argon2id$...: argon2id (PHC)
+//	NT (Windows)    $NT$<32 hex>: MD4 of the password in UTF-16LE, unsalted (Active
+//	                Directory's unicodePwd, Samba's sambaNTPassword, as dumped by
+//	                migration tools)
+//	wrapped         $wrap-<md5|sha1|sha256|sm3|nt>$argon2id$...: argon2id (PHC)
 //	                of the lower-case hex of an unsalted H(password), made
 //	                from an unsalted hash without the password (see Wrap)
 //
@@ -27,14 +30,17 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"hash"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/emmansun/gmsm/sm3"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/md4" //nolint:staticcheck // NT hashes are MD4: read, never made
 )
 
 // ErrMalformed is returned for a hash that names a known scheme but does
@@ -51,6 +57,7 @@ const (
 	PBKDF2   Scheme = "pbkdf2-sha256"
 	LDAP     Scheme = "ldap"   // {SSHA} and friends
 	Digest   Scheme = "digest" // $digest$
+	NT       Scheme = "nt"     // $NT$
 	Wrapped  Scheme = "wrapped"
 )
 
@@ -89,7 +96,25 @@ type Hash struct {
 func IsArgon2id(encoded string) bool { return strings.HasPrefix(encoded, "$argon2id$") }
 
 var digests = map[string]func() hash.Hash{
-	"md5": md5.New, "sha1": sha1.New, "sha256": sha256.New, "sm3": sm3.New,
+	"md5": md5.New, "sha1": sha1.New, "sha256": sha256.New, "sm3": sm3.New, ntAlg: md4.New,
+}
+
+// ntAlg is the digest of NT hashes: MD4 of the password's UTF-16LE
+// encoding (input).
+const ntAlg = "nt"
+
+// input is what alg digests of password: its UTF-16LE encoding for NT
+// hashes, else its bytes.
+func input(alg, password string) []byte {
+	if alg != ntAlg {
+		return []byte(password)
+	}
+	u := utf16.Encode([]rune(password))
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		binary.LittleEndian.PutUint16(b[2*i:], c)
+	}
+	return b
 }
 
 // ldapTags maps an RFC 2307 tag to its digest and saltedness.
@@ -141,7 +166,7 @@ func Parse(encoded string) (*Hash, error) {
 			return nil, ErrMalformed
 		}
 		newH, ok := digests[f[2]]
-		if !ok || (f[3] != "ps" && f[3] != "sp") {
+		if !ok || f[2] == ntAlg || (f[3] != "ps" && f[3] != "sp") {
 			return nil, ErrMalformed
 		}
 		d, err := hex.DecodeString(f[5])
@@ -150,6 +175,13 @@ func Parse(encoded string) (*Hash, error) {
 		}
 		h.Scheme, h.Alg, h.saltPos, h.salt, h.digest = Digest, f[2], f[3], []byte(f[4]), d
 		h.Unsalted = f[4] == ""
+		return h, nil
+	case strings.HasPrefix(encoded, "$NT$"):
+		d, err := hex.DecodeString(encoded[len("$NT$"):])
+		if err != nil || len(d) != md4.Size {
+			return nil, ErrMalformed
+		}
+		h.Scheme, h.Alg, h.Unsalted, h.digest = NT, ntAlg, true, d
 		return h, nil
 	case strings.HasPrefix(encoded, "$wrap-"):
 		rest := encoded[len("$wrap-"):]
@@ -227,7 +259,7 @@ func (h *Hash) Verify(password string) (bool, error) {
 			return false, err
 		}
 		return subtle.ConstantTimeCompare(got, h.digest) == 1, nil
-	case LDAP, Digest:
+	case LDAP, Digest, NT:
 		return subtle.ConstantTimeCompare(h.sum(password), h.digest) == 1, nil
 	}
 	return false, ErrMalformed
@@ -238,9 +270,9 @@ func (h *Hash) sum(password string) []byte {
 	d := digests[h.Alg]()
 	if h.saltPos == "sp" {
 		d.Write(h.salt)
-		d.Write([]byte(password))
+		d.Write(input(h.Alg, password))
 	} else {
-		d.Write([]byte(password))
+		d.Write(input(h.Alg, password))
 		d.Write(h.salt)
 	}
 	return d.Sum(nil)
@@ -251,7 +283,7 @@ func (h *Hash) sum(password string) []byte {
 // against it with the argon2id hasher.
 func (h *Hash) WrappedInput(password string) string {
 	d := digests[h.Alg]()
-	d.Write([]byte(password))
+	d.Write(input(h.Alg, password))
 	return hex.EncodeToString(d.Sum(nil))
 }
 
@@ -259,7 +291,7 @@ func (h *Hash) WrappedInput(password string) string {
 // argon2id hash (the lower-case hex of its digest), computed without the
 // password; Wrap then builds the stored string.
 func (h *Hash) WrapInput() (string, bool) {
-	if !h.Unsalted || (h.Scheme != LDAP && h.Scheme != Digest) {
+	if !h.Unsalted || (h.Scheme != LDAP && h.Scheme != Digest && h.Scheme != NT) {
 		return "", false
 	}
 	return hex.EncodeToString(h.digest), true

@@ -116,9 +116,49 @@ func TestMalformed(t *testing.T) {
 		"$digest$md4$ps$abc$39ddaa1e8803de22688ecfaa8af5573c", "$digest$md5$xx$abc$39ddaa1e8803de22688ecfaa8af5573c",
 		"$digest$md5$ps$abc$39dd", "$digest$md5$ps$abc$zz", "$digest$md5$ps$abc",
 		"$wrap-md5$bcrypt", "$wrap-md4$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA", "$wrap-md5",
+		"$NT$", "$NT$8846f7eaee8fb117ad06bdd830b7586", "$NT$8846f7eaee8fb117ad06bdd830b7586czz", "$NT$zz46f7eaee8fb117ad06bdd830b7586c",
+		"$digest$nt$ps$$8846f7eaee8fb117ad06bdd830b7586c",
 	} {
 		if _, err := Parse(enc); !errors.Is(err, ErrMalformed) {
 			t.Errorf("Parse(%q) = %v, want ErrMalformed", enc, err)
 		}
+	}
+}
+
+// NT hashes (Active Directory, Samba): MD4 of the UTF-16LE password. The
+// published values of "password" and of the empty password; upper or
+// lower case hex; wrapped like the other unsalted digests.
+func TestNTHash(t *testing.T) {
+	for enc, password := range map[string]string{
+		"$NT$8846f7eaee8fb117ad06bdd830b7586c": "password",
+		"$NT$8846F7EAEE8FB117AD06BDD830B7586C": "password",
+		"$NT$31d6cfe0d16ae931b73c59d7e0c089c0": "",
+	} {
+		h := mustParse(t, enc)
+		if h.Scheme != NT || !h.Unsalted || h.Slow {
+			t.Fatalf("%s: %+v", enc, h)
+		}
+		if ok, err := h.Verify(password); !ok || err != nil {
+			t.Fatalf("%s: right password %v %v", enc, ok, err)
+		}
+		for _, wrong := range []string{"Password", "password ", "passwor", "x"} {
+			if ok, err := h.Verify(wrong); ok || err != nil {
+				t.Fatalf("%s: wrong password %q: %v %v", enc, wrong, ok, err)
+			}
+		}
+	}
+	h := mustParse(t, "$NT$8846f7eaee8fb117ad06bdd830b7586c")
+	in, ok := h.WrapInput()
+	if !ok || in != "8846f7eaee8fb117ad06bdd830b7586c" {
+		t.Fatalf("wrap input %q %v", in, ok)
+	}
+	w := mustParse(t, Wrap("nt", "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaA"))
+	if w.Scheme != Wrapped || w.Alg != "nt" || w.WrappedInput("password") != in {
+		t.Fatalf("wrapped: %+v %q", w, w.WrappedInput("password"))
+	}
+	// Beyond ASCII the password is UTF-16LE, not UTF-8: the two
+	// encodings of one password give different hashes.
+	if string(input(ntAlg, "密码")) != "\xc6\x5b\x01\x78" { // Python: "密码".encode("utf-16le")
+		t.Fatalf("UTF-16LE of 密码: % x", input(ntAlg, "密码"))
 	}
 }

@@ -376,6 +376,9 @@ func (s *Server) GetUser(ctx context.Context, r *identityv1.GetUserRequest) (*id
 	if !at.IsZero() {
 		out.TotpEnrolled, out.TotpEnrolledAt = true, ts(at)
 	}
+	if out.CredentialSource, err = s.svc.CredentialSourceOf(ctx, &u); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -595,6 +595,11 @@ func userGetCmd() command {
 			app = "yes (since " + ts(u.GetTotpEnrolledAt()) + ")"
 		}
 		fields(tw, "Authenticator app", app)
+		if src := u.GetCredentialSource(); src != "" {
+			// local: UIAS's hash; ldap:NAME: that directory's password
+			// (identity.ldap_auth).
+			fields(tw, "Credential source", src)
+		}
 	})
 }
 

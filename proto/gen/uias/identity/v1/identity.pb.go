@@ -1900,9 +1900,15 @@ type User struct {
 	// authenticator app's code, finger and password, finger and code) or a
 	// certificate, 3 = a certificate only. Lower logins are refused
 	// REASON_AUTH_LEVEL_TOO_LOW (Authenticate, the sign-in pages).
-	MinAuthLevel  int32 `protobuf:"varint,25,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MinAuthLevel int32 `protobuf:"varint,25,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	// credential_source is where the person's password is checked (set by
+	// GetUser only; empty in listings): "local" (a hash UIAS keeps) or
+	// "ldap:NAME", the directory identity.ldap_auth NAME (LDAP, Active
+	// Directory), which then keeps the password: UIAS neither sets nor
+	// changes it (PASSWORD_MANAGED_BY_DIRECTORY).
+	CredentialSource string `protobuf:"bytes,26,opt,name=credential_source,json=credentialSource" json:"credential_source,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -2108,6 +2114,13 @@ func (x *User) GetMinAuthLevel() int32 {
 		return x.MinAuthLevel
 	}
 	return 0
+}
+
+func (x *User) GetCredentialSource() string {
+	if x != nil {
+		return x.CredentialSource
+	}
+	return ""
 }
 
 type CreateUserRequest struct {
@@ -5428,7 +5441,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rnew_parent_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\vnewParentId\"h\n" +
 	"\x13SetOrgStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xec\b\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\x99\t\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -5458,7 +5471,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x10password_expired\x18\x16 \x01(\bR\x0fpasswordExpired\x12#\n" +
 	"\rtotp_enrolled\x18\x17 \x01(\bR\ftotpEnrolled\x12D\n" +
 	"\x10totp_enrolled_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\x12$\n" +
-	"\x0emin_auth_level\x18\x19 \x01(\x05R\fminAuthLevel\"\xfe\x04\n" +
+	"\x0emin_auth_level\x18\x19 \x01(\x05R\fminAuthLevel\x12+\n" +
+	"\x11credential_source\x18\x1a \x01(\tR\x10credentialSource\"\xfe\x04\n" +
 	"\x11CreateUserRequest\x12+\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\tloginName\x122\n" +

@@ -1,0 +1,269 @@
+package identity_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/ldapauth"
+	"github.com/uias/uias/services/identity/ldapauth/ldaptest"
+)
+
+const (
+	annDirPW  = "Ann-Dir-Pass-1"
+	doraDirPW = "Dora-Dir-Pass-1"
+)
+
+// dirWorld is a service whose org "sz" (and its subtree) signs in against
+// a real slapd (identity.ldap_auth "corp"): ann (in sz/sz-ops, linked to
+// app oa as a001) and zed (in sz, unknown to the directory) have no
+// password in UIAS; mia (root org, m001) keeps her local one.
+type dirWorld struct {
+	*evEnv
+	srv      *ldaptest.Server
+	ctx      context.Context // app oa
+	ann, zed *identity.User
+	mia      *identity.User
+}
+
+func newDirWorld(t *testing.T) *dirWorld {
+	t.Helper()
+	srv := ldaptest.Start(t, ldaptest.Person{UID: "ann", Password: annDirPW}, ldaptest.Person{UID: "dora", Password: doraDirPW})
+	src, err := ldapauth.Open(ldapauth.Config{Name: "corp", URL: srv.URL, CAFile: srv.CAFile,
+		BindDNTemplate: "uid={login}," + ldaptest.People, Orgs: []string{"sz"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEvEnvWith(t, "", func(d *identity.Deps) {
+		d.CredentialSources = []identity.DirectorySource{{Source: src, Orgs: []string{"sz"}}}
+	})
+	ctx := context.Background()
+	if _, _, err := e.svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
+		t.Fatal(err)
+	}
+	orgs, _, err := e.svc.ListOrgs(ctx, identity.OrgFilter{}, 0, "")
+	if err != nil || len(orgs) != 1 {
+		t.Fatalf("orgs: %v %v", orgs, err)
+	}
+	sz, err := e.svc.CreateOrg(ctx, "sz", "Shenzhen", orgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := e.svc.CreateOrg(ctx, "sz-ops", "Shenzhen operations", sz.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _, err := e.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "oa", Name: "OA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &dirWorld{evEnv: e, srv: srv, ctx: caller.With(ctx, &caller.Caller{App: app.CallerApp(), RequestID: "r1"})}
+	for _, p := range []struct {
+		u             **identity.User
+		login, org    string
+		pw, account   string
+		wantCreateErr string
+	}{
+		{&w.ann, "ann", ops.ID, "", "a001", ""},
+		{&w.zed, "zed", sz.ID, "", "z001", ""},
+		{&w.mia, "mia", orgs[0].ID, "First-Pass-1", "m001", ""},
+	} {
+		u, err := e.svc.CreateUser(ctx, identity.NewUser{LoginName: p.login, DisplayName: p.login, OrgID: p.org, Password: p.pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.CreateLink(ctx, u.ID, app.ID, p.account); err != nil {
+			t.Fatal(err)
+		}
+		*p.u = u
+	}
+	return w
+}
+
+func (w *dirWorld) auth(t *testing.T, account, pw, ip string) (*identity.AuthResult, error) {
+	t.Helper()
+	return w.svc.Authenticate(w.ctx, identity.AuthRequest{AppUserID: account, Password: pw, AuthType: identity.AuthPassword,
+		Extend: map[string]string{identity.ClientIPExtend: ip}})
+}
+
+func (w *dirWorld) failed(t *testing.T, u *identity.User) int {
+	t.Helper()
+	got, err := w.svc.GetUser(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.FailedCount
+}
+
+// The people of the directory's subtree sign in with its password (the
+// application's Authenticate and the sign-in page), wrong passwords count
+// towards the lockout as local ones do, and the lock holds against the
+// right one; people elsewhere keep their local hash.
+func TestDirectoryPasswordSignIn(t *testing.T) {
+	w := newDirWorld(t)
+	m := w.mark(t)
+	if r, err := w.auth(t, "a001", annDirPW, "198.51.100.1"); err != nil || r.Reason != identity.ReasonOK || r.MustChange {
+		t.Fatalf("directory password: %+v %v", r, err)
+	}
+	recs := auditRecords(t, w.outbox(t, m), "authenticate")
+	if len(recs) != 1 || recs[0].Result != "success" {
+		t.Fatalf("audit of the sign-in: %+v", recs)
+	}
+	if r, err := w.svc.SSOLogin(from("198.51.100.9"), "ann", annDirPW); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("sign-in page: %+v %v", r, err)
+	}
+	// A person of the subtree the directory does not know.
+	if r, err := w.auth(t, "z001", annDirPW, "198.51.100.1"); err != nil || r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("unknown to the directory: %+v %v", r, err)
+	}
+	// Local people are untouched: mia's hash decides, not the directory.
+	if r, err := w.auth(t, "m001", "First-Pass-1", "198.51.100.1"); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("local person: %+v %v", r, err)
+	}
+	if r, _ := w.auth(t, "m001", annDirPW, "198.51.100.1"); r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("local person with a directory password: %+v", r)
+	}
+
+	// Wrong passwords: counted (two per source), locked at the fifth.
+	for i := range 4 {
+		if r, err := w.auth(t, "a001", "Wrong-Pass-1", fmt.Sprintf("203.0.113.%d", i/2+1)); err != nil ||
+			r.Reason != identity.ReasonBadCredentials {
+			t.Fatalf("wrong password %d: %+v %v", i, r, err)
+		}
+	}
+	if n := w.failed(t, w.ann); n != 4 {
+		t.Fatalf("counted failures %d, want 4", n)
+	}
+	if r, _ := w.auth(t, "a001", "Wrong-Pass-1", "203.0.113.9"); r.Reason != identity.ReasonAccountLocked {
+		t.Fatalf("fifth failure: %v", r.Reason)
+	}
+	if r, _ := w.auth(t, "a001", annDirPW, "203.0.113.10"); r.Reason != identity.ReasonAccountLocked {
+		t.Fatalf("right directory password while locked: %v", r.Reason)
+	}
+	if _, err := w.svc.UnlockUser(context.Background(), w.ann.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := w.auth(t, "a001", annDirPW, "203.0.113.10"); r.Reason != identity.ReasonOK {
+		t.Fatalf("after the unlock: %v", r.Reason)
+	}
+	// The empty password is never sent (an anonymous bind would succeed):
+	// a wrong password, counted.
+	if r, err := w.svc.SSOLogin(from("198.51.100.9"), "ann", ""); err != nil || r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("empty password: %+v %v", r, err)
+	}
+	if n := w.failed(t, w.ann); n != 1 {
+		t.Fatalf("empty password counted %d", n)
+	}
+
+	// The source each person uses, as GetUser answers it.
+	for u, want := range map[*identity.User]string{w.ann: "ldap:corp", w.zed: "ldap:corp", w.mia: "local"} {
+		if got, err := w.svc.CredentialSourceOf(context.Background(), u); err != nil || got != want {
+			t.Fatalf("%s: credential source %q %v, want %q", u.LoginName, got, err, want)
+		}
+	}
+}
+
+// The directory down: no verdict (UNAVAILABLE CREDENTIAL_SOURCE_UNAVAILABLE,
+// legacy -6) on every path, nothing counted, an audit record of the error;
+// local people still sign in.
+func TestDirectoryDown(t *testing.T) {
+	w := newDirWorld(t)
+	w.srv.Stop()
+	before := w.failed(t, w.ann)
+	m := w.mark(t)
+	for i := range 6 {
+		_, err := w.auth(t, "a001", "Any-Pass-1", fmt.Sprintf("203.0.113.%d", i+1))
+		wantReason(t, "Authenticate", err, apierr.Unavailable, identity.ReasonCredentialSourceUnavailable)
+		if apierr.LegacyCode(err) != -6 {
+			t.Fatalf("legacy code %d", apierr.LegacyCode(err))
+		}
+	}
+	_, err := w.svc.SSOLogin(from("198.51.100.9"), "ann", annDirPW)
+	wantReason(t, "SSOLogin", err, apierr.Unavailable, identity.ReasonCredentialSourceUnavailable)
+	if n := w.failed(t, w.ann); n != before {
+		t.Fatalf("failures counted while the directory was down: %d, was %d", n, before)
+	}
+	recs := auditRecords(t, w.outbox(t, m), "authenticate")
+	if len(recs) != 6 || recs[0].Result != "error" || recs[0].Reason != identity.ReasonCredentialSourceUnavailable ||
+		recs[0].Detail["credential_source"] != "corp" {
+		t.Fatalf("audit records: %+v", recs)
+	}
+	if r, err := w.auth(t, "m001", "First-Pass-1", "198.51.100.1"); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("local person with the directory down: %+v %v", r, err)
+	}
+}
+
+// UIAS never sets a directory's password: the person's own change (through
+// an application or the sign-in page), an administrator's set and reset, a
+// new person created with one, and an import bringing a hash.
+func TestDirectoryPasswordNotSetHere(t *testing.T) {
+	w := newDirWorld(t)
+	ctx := context.Background()
+	const refused = identity.ReasonPasswordManagedByDirectory
+	wantReason(t, "ChangePassword", w.svc.ChangePassword(w.ctx, "a001", annDirPW, "New-Pass-123"), apierr.FailedPrecondition, refused)
+	wantReason(t, "SSOChangePassword", w.svc.SSOChangePassword(from("198.51.100.9"), "ann", annDirPW, "New-Pass-123", "", ""),
+		apierr.FailedPrecondition, refused)
+	_, err := w.svc.SetPassword(ctx, w.ann.ID, "New-Pass-123", false)
+	wantReason(t, "SetPassword", err, apierr.FailedPrecondition, refused)
+	_, _, err = w.svc.ResetPassword(ctx, w.zed.ID)
+	wantReason(t, "ResetPassword", err, apierr.FailedPrecondition, refused)
+	_, err = w.svc.CreateUser(ctx, identity.NewUser{LoginName: "newbie", DisplayName: "N", OrgID: w.zed.OrgID, Password: "New-Pass-123"})
+	wantReason(t, "CreateUser with a password", err, apierr.FailedPrecondition, refused)
+	// An import: a hash for a person of the subtree is a row error; one
+	// without a hash, and a local person's hash, are written.
+	rows := []map[string]string{
+		{"login_name": "imp1", "display_name": "I1", "org_code": "sz-ops", "password_hash": "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="},
+		{"login_name": "imp2", "display_name": "I2", "org_code": "sz-ops"},
+		{"login_name": "imp3", "display_name": "I3", "org_code": "sz", "password_hash": "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g="},
+	}
+	root, err := w.svc.GetOrg(ctx, w.mia.OrgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows[2]["org_code"] = root.Code
+	i := 0
+	rep, err := w.svc.Import(ctx, identity.ImportOptions{Kind: "users", ImportID: "dir-1"}, func() (*identity.ImportRow, bool, error) {
+		if i == len(rows) {
+			return nil, false, nil
+		}
+		i++
+		return &identity.ImportRow{Row: i + 1, Fields: rows[i-1]}, true, nil
+	})
+	if err != nil || rep.Written != 2 || rep.Failed != 1 || rep.Errors[0].Row != 2 || rep.Errors[0].Field != "password_hash" ||
+		rep.Errors[0].Reason != refused {
+		t.Fatalf("import: %+v %v", rep, err)
+	}
+	// and her directory password still works; mia's own is still hers to change
+	if r, err := w.auth(t, "a001", annDirPW, "198.51.100.1"); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("after the refusals: %+v %v", r, err)
+	}
+	if err := w.svc.ChangePassword(w.ctx, "m001", "First-Pass-1", "Second-Pass-2"); err != nil {
+		t.Fatalf("local person's change: %v", err)
+	}
+}
+
+// An administrator of the directory's subtree logs in with the directory's
+// password: a must_change_password an administrator set does not hold the
+// token back (the directory owns the password), and a new password given
+// at login is refused.
+func TestDirectoryAdministratorLogin(t *testing.T) {
+	w := newDirWorld(t)
+	ctx := context.Background()
+	dora, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "dora", DisplayName: "Dora", OrgID: w.zed.OrgID,
+		IsAdmin: true, MustChange: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, u, err := w.svc.AdminLogin(from("198.51.100.20"), "dora", doraDirPW)
+	if err != nil || tok == "" || u.ID != dora.ID {
+		t.Fatalf("administrator login: %q %v", tok, err)
+	}
+	if _, _, _, err := w.svc.AdminLogin(from("198.51.100.20"), "dora", "Wrong-Pass-1"); reasonOf(err) != "BAD_ADMIN_LOGIN" {
+		t.Fatalf("wrong password: %v", err)
+	}
+	_, _, _, err = w.svc.AdminLoginNewPassword(from("198.51.100.20"), "dora", doraDirPW, "New-Pass-123")
+	wantReason(t, "new password at login", err, apierr.FailedPrecondition, identity.ReasonPasswordManagedByDirectory)
+}
