@@ -23,6 +23,7 @@ import (
 	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
 )
 
 // Windows domain sign-in (Kerberos over SPNEGO, RFC 4559; ADR 0022): a
@@ -38,19 +39,12 @@ import (
 // the form with a message, never another challenge.
 
 // Reasons of a Kerberos sign-in the page refused before identity (logged,
-// never the ticket or the principal).
+// never the ticket or the principal; ticket/reasons.go documents them).
 const (
-	// ReasonKerberosTokenInvalid: the Negotiate token is not a Kerberos
-	// AP-REQ this server's keytab opens (malformed, tampered, expired, for
-	// another service principal, clock skew).
-	ReasonKerberosTokenInvalid = "KERBEROS_TOKEN_INVALID"
-	// ReasonKerberosReplay: the token's authenticator was presented before.
-	ReasonKerberosReplay = "KERBEROS_REPLAY"
-	// ReasonKerberosRealm: the client's realm is not in ticket.kerberos.realms.
-	ReasonKerberosRealm = "KERBEROS_REALM_NOT_ACCEPTED"
-	// ReasonKerberosUnmapped: the principal maps to no login name (a name
-	// with an instance, e.g. alice/admin, or one too long).
-	ReasonKerberosUnmapped = "KERBEROS_PRINCIPAL_UNMAPPED"
+	ReasonKerberosTokenInvalid = ticket.ReasonKerberosTokenInvalid
+	ReasonKerberosReplay       = ticket.ReasonKerberosReplay
+	ReasonKerberosRealm        = ticket.ReasonKerberosRealm
+	ReasonKerberosUnmapped     = ticket.ReasonKerberosUnmapped
 )
 
 // KerberosRules are the checked settings of ticket.kerberos.
