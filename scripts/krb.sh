@@ -47,8 +47,8 @@ install_kdc() {
 	export DEBIAN_FRONTEND=noninteractive
 	# the packages' post-install asks nothing non-interactively and its own
 	# KDC, without a database, does not start; it is not used here
-	{ apt-get install -y --no-install-recommends krb5-kdc krb5-admin-server >&2 ||
-		{ apt-get update >&2 && apt-get install -y --no-install-recommends krb5-kdc krb5-admin-server >&2; }; } || {
+	{ apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends krb5-kdc krb5-admin-server >&2 ||
+		{ apt-get -o DPkg::Lock::Timeout=300 update >&2 && apt-get install -o DPkg::Lock::Timeout=300 -y --no-install-recommends krb5-kdc krb5-admin-server >&2; }; } || {
 		echo "krb.sh: installing krb5-kdc failed" >&2
 		return 1
 	}

@@ -7,6 +7,10 @@ import (
 	ulog "github.com/uias/uias/pkg/log"
 )
 
+// kerberosRefusals are the CAS page's own refusals of a verified Kerberos
+// principal (the ticket component's reasons) that identity audits.
+var kerberosRefusals = map[string]bool{"KERBEROS_REPLAY": true, "KERBEROS_REALM_NOT_ACCEPTED": true, "KERBEROS_PRINCIPAL_UNMAPPED": true}
+
 // MethodKerberos is a login with the Windows domain's Kerberos ticket
 // (SPNEGO on the CAS login page; ADR 0022): level 1, as a password.
 const MethodKerberos = "kerberos"
@@ -27,9 +31,20 @@ const MethodKerberos = "kerberos"
 // against the browser's address (taken back on success) so that a stream
 // of refused principals is throttled; the account's lockout count is not
 // touched (the KDC checked the password, not us).
-func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal string) (*SSOLoginResult, error) {
+//
+// refusal, when not empty, is the page's own refusal of the verified
+// principal (one of kerberosRefusals: a replayed token, a realm not
+// accepted, no login name): it is audited with that reason and counted the
+// same way, and answered ReasonBadCredentials; no account is looked at.
+func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusal string) (*SSOLoginResult, error) {
 	start := s.now()
 	const api = "sso.login"
+	if refusal != "" && !kerberosRefusals[refusal] {
+		return nil, badField("refusal", "refusal must be KERBEROS_REPLAY, KERBEROS_REALM_NOT_ACCEPTED or KERBEROS_PRINCIPAL_UNMAPPED")
+	}
+	if refusal == "" && login == "" {
+		return nil, badField("login", "login is required (the login name the principal maps to)")
+	}
 	detail := map[string]string{"method": MethodKerberos, "principal": ulog.MaskText(principal)}
 	fail := func(subject, org string, r Reason, audited Reason) (*SSOLoginResult, error) {
 		s.appendAudit(ctx, s.audit(ctx, api, subject, org, "failure", audited.String(), start, detail))
@@ -41,6 +56,10 @@ func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal string)
 	}
 	if err := a.wait(ctx); err != nil {
 		return nil, err
+	}
+	if refusal != "" {
+		s.appendAudit(ctx, s.audit(ctx, api, claimedAccount(principal), "", "failure", refusal, start, detail))
+		return ssoVerdict(ReasonBadCredentials), nil
 	}
 	u, err := s.store.GetUserByLogin(ctx, login)
 	if errors.Is(err, ErrNotFound) {

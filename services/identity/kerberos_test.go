@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -17,7 +18,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 	ctx := browserAt("192.0.2.9")
 	login := func(name string) *identity.SSOLoginResult {
 		t.Helper()
-		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST")
+		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,5 +84,23 @@ func TestSSOKerberosLogin(t *testing.T) {
 	}
 	if e.failedCount(t) != before {
 		t.Fatal("a Kerberos refusal changed the account's failure count")
+	}
+
+	// The page's own refusals of a verified principal: audited, answered
+	// as an unknown login; a refusal identity does not know, or no login
+	// without one, is a bad request.
+	for _, refusal := range []string{"KERBEROS_REPLAY", "KERBEROS_REALM_NOT_ACCEPTED", "KERBEROS_PRINCIPAL_UNMAPPED"} {
+		r, err := e.svc.SSOKerberosLogin(ctx, "", "pia@OTHER.TEST", refusal)
+		if err != nil || r.Reason != identity.ReasonBadCredentials || r.User != nil {
+			t.Fatalf("%s: %+v %v", refusal, r, err)
+		}
+		if !e.recorded(t, "sso.login", refusal, "failure") {
+			t.Errorf("%s not audited", refusal)
+		}
+	}
+	for _, c := range [][2]string{{"", ""}, {"pia", "SOMETHING_ELSE"}} {
+		if _, err := e.svc.SSOKerberosLogin(ctx, c[0], "pia@UIAS.TEST", c[1]); apierr.CodeOf(err) != apierr.InvalidArgument {
+			t.Errorf("login %q refusal %q: %v, want INVALID_ARGUMENT", c[0], c[1], err)
+		}
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
@@ -226,5 +228,29 @@ func TestKerberosSignIn(t *testing.T) {
 	resp.Body.Close()
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, svc+"?ticket=ST-") {
 		t.Fatalf("renew with a fresh token: %d to %q", resp.StatusCode, loc)
+	}
+
+	// Audited as sso.login with method kerberos: the successes, the
+	// replay (its principal known), the unknown and refused people.
+	want := map[string]bool{"success OK": false, "failure KERBEROS_REPLAY": false, "failure NO_SUCH_USER": false,
+		"failure ACCOUNT_DISABLED": false, "failure AUTH_LEVEL_TOO_LOW": false}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.identity.sso.login") {
+			if det, _ := ev["detail"].(map[string]any); det["method"] == "kerberos" {
+				want[fmt.Sprintf("%v %v", ev["result"], ev["reason"])] = true
+			}
+		}
+		missing := []string{}
+		for k, seen := range want {
+			if !seen {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit records missing: %v", missing)
+		}
 	}
 }

@@ -194,15 +194,21 @@ func (k *Kerberos) verify(tok string, ip netip.Addr) (*kerberosPrincipal, string
 		return nil, ReasonKerberosTokenInvalid
 	}
 	ok, _, err := service.VerifyAPREQ(req, service.NewSettings(k.kt, opts...))
+	var replay bool
 	if err != nil || !ok {
 		var ke messages.KRBError
-		if errors.As(err, &ke) && ke.ErrorCode == errorcode.KRB_AP_ERR_REPEAT {
-			return nil, ReasonKerberosReplay
+		if !errors.As(err, &ke) || ke.ErrorCode != errorcode.KRB_AP_ERR_REPEAT {
+			return nil, ReasonKerberosTokenInvalid
 		}
-		return nil, ReasonKerberosTokenInvalid
+		// The ticket opened and its authenticator was seen before: whose
+		// it is is known (the replay is audited under it).
+		replay = true
 	}
 	cname, crealm := req.Ticket.DecryptedEncPart.CName, req.Ticket.DecryptedEncPart.CRealm
 	p := &kerberosPrincipal{principal: cname.PrincipalNameString() + "@" + crealm, realm: crealm}
+	if replay {
+		return p, ReasonKerberosReplay
+	}
 	if !k.rules.Realms[crealm] {
 		return p, ReasonKerberosRealm
 	}
@@ -259,8 +265,19 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 	}
 	ip := grpcx.OriginFrom(r.Context()).ClientIP
 	kp, reason := h.o.Kerberos.verify(tok, ip)
+	ctx, cancel := h.ctx(r)
+	defer cancel()
 	if reason != "" {
 		h.o.Log.Info("CAS page: Windows domain (Kerberos) sign-in refused", zap.String("reason", reason))
+		if kp != nil {
+			// A principal the KDC vouched for and this page refused (a
+			// replay, a realm not accepted, no login name): identity
+			// audits it and counts it at the browser's address.
+			if _, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Principal: kp.principal, Refusal: reason}); err != nil {
+				h.fault(w, r, err)
+				return true
+			}
+		}
 		msg := t.KerberosFailed
 		switch reason {
 		case ReasonKerberosRealm:
@@ -271,8 +288,6 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, msg, "")
 		return true
 	}
-	ctx, cancel := h.ctx(r)
-	defer cancel()
 	res, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Login: kp.login, Principal: kp.principal})
 	if err != nil {
 		if status.Code(err) == codes.InvalidArgument {

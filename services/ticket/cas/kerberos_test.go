@@ -3,6 +3,7 @@ package cas
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -12,11 +13,15 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+	"google.golang.org/grpc"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
 // testKDC is a throwaway MIT Kerberos realm (scripts/krb.sh): its settings.
@@ -100,7 +105,7 @@ func TestKerberosMapping(t *testing.T) {
 	check := func(kr *Kerberos, who, login, reason string) {
 		t.Helper()
 		p, r := kr.verify(strings.TrimPrefix(k.token(t, who), "Negotiate "), ip)
-		if r != reason || r == "" && p.login != login {
+		if r != reason || r == "" && p.login != login || r == ReasonKerberosRealm && p == nil {
 			t.Fatalf("%s: %+v %q, want %q %q", who, p, r, login, reason)
 		}
 		if r == "" && p.principal != who+"@"+realm {
@@ -130,14 +135,31 @@ func TestKerberosMapping(t *testing.T) {
 	}
 }
 
+// krbSSO answers KerberosLogin as identity does for a refusal, and keeps
+// the requests.
+type krbSSO struct {
+	identityv1.SSOServiceClient
+	mu    sync.Mutex
+	calls []*identityv1.KerberosLoginRequest
+}
+
+func (s *krbSSO) KerberosLogin(_ context.Context, r *identityv1.KerberosLoginRequest, _ ...grpc.CallOption) (*identityv1.SSOLoginResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, r)
+	return &identityv1.SSOLoginResponse{Reason: identityv1.Reason_REASON_BAD_CREDENTIALS}, nil
+}
+
 // TestKerberosPage: the login page challenges only browsers of the
 // configured networks; a token of a realm not accepted falls back to the
-// form with the message and no new challenge (identity is not asked).
+// form with the message and no new challenge (identity is told, to audit
+// it).
 func TestKerberosPage(t *testing.T) {
 	k := startTestKDC(t, "alice")
 	inside := k.verifier(t, KerberosRules{Realms: map[string]bool{"OTHER.TEST": true},
 		Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	srv := httptest.NewServer(New(Options{Tickets: &certTickets{sessions: map[string]int32{}}, SSO: noSSO{}, Kerberos: inside}))
+	sso := &krbSSO{}
+	srv := httptest.NewServer(New(Options{Tickets: &certTickets{sessions: map[string]int32{}}, SSO: sso, Kerberos: inside}))
 	t.Cleanup(srv.Close)
 	get := func(srvURL, authz string) (*http.Response, string) {
 		t.Helper()
@@ -162,6 +184,13 @@ func TestKerberosPage(t *testing.T) {
 		!strings.Contains(page, "Your Windows domain is not accepted by this server.") || !strings.Contains(page, `id="password"`) {
 		t.Fatalf("foreign realm: %d %q\n%s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), page)
 	}
+	// identity was told, to audit it (and nothing else was asked).
+	sso.mu.Lock()
+	if len(sso.calls) != 1 || sso.calls[0].GetRefusal() != ReasonKerberosRealm || sso.calls[0].GetPrincipal() != "alice@"+k["REALM"] ||
+		sso.calls[0].GetLogin() != "" {
+		t.Fatalf("identity asked: %v", sso.calls)
+	}
+	sso.mu.Unlock()
 
 	outside := k.verifier(t, KerberosRules{Networks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	srv2 := httptest.NewServer(New(Options{Tickets: &certTickets{sessions: map[string]int32{}}, SSO: noSSO{}, Kerberos: outside}))

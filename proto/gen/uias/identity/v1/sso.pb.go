@@ -97,11 +97,17 @@ func (CertificateLoginResult) EnumDescriptor() ([]byte, []int) {
 
 type KerberosLoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// login is the UIAS login name the verified principal maps to.
+	// login is the UIAS login name the verified principal maps to (empty
+	// with refusal).
 	Login string `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
 	// principal is the verified client principal (name@REALM), for the
 	// audit record.
-	Principal     string `protobuf:"bytes,2,opt,name=principal" json:"principal,omitempty"`
+	Principal string `protobuf:"bytes,2,opt,name=principal" json:"principal,omitempty"`
+	// refusal, when set, is the page's own refusal of the principal, to be
+	// audited and counted only (the answer is BAD_CREDENTIALS):
+	// KERBEROS_REPLAY (a replayed token of this principal),
+	// KERBEROS_REALM_NOT_ACCEPTED, KERBEROS_PRINCIPAL_UNMAPPED.
+	Refusal       string `protobuf:"bytes,3,opt,name=refusal" json:"refusal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +152,13 @@ func (x *KerberosLoginRequest) GetLogin() string {
 func (x *KerberosLoginRequest) GetPrincipal() string {
 	if x != nil {
 		return x.Principal
+	}
+	return ""
+}
+
+func (x *KerberosLoginRequest) GetRefusal() string {
+	if x != nil {
+		return x.Refusal
 	}
 	return ""
 }
@@ -1058,7 +1071,7 @@ type SSOLoginResponse struct {
 	SecondFactor bool `protobuf:"varint,10,opt,name=second_factor,json=secondFactor" json:"second_factor,omitempty"`
 	// method is how the person proved who they are (with reason OK):
 	// "password", "password+totp", "finger", "finger+password",
-	// "finger+totp".
+	// "finger+totp", "kerberos".
 	Method string `protobuf:"bytes,11,opt,name=method" json:"method,omitempty"`
 	// password_changed_at: when the person's password was last set (with
 	// reason OK), for the session to record (CreateSessionRequest).
@@ -2094,10 +2107,11 @@ var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"l\n" +
-	"\x14KerberosLoginRequest\x12%\n" +
-	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12-\n" +
-	"\tprincipal\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x04R\tprincipal\"\xc3\x01\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\x90\x01\n" +
+	"\x14KerberosLoginRequest\x12\"\n" +
+	"\x05login\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05login\x12-\n" +
+	"\tprincipal\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x04R\tprincipal\x12%\n" +
+	"\arefusal\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\arefusal\"\xc3\x01\n" +
 	"\x15SSOFingerLoginRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12.\n" +
 	"\vfingerprint\x18\x02 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x04R\vfingerprint\x12$\n" +

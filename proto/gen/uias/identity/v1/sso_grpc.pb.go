@@ -167,7 +167,10 @@ type SSOServiceClient interface {
 	// ACCOUNT_LOCKED, PASSWORD_ONLY, AUTH_LEVEL_TOO_LOW. Counted against the
 	// browser's address like a refused certificate (the account's lockout
 	// count is not touched: the KDC checked the password). Audited as
-	// sso.login with method "kerberos" and the principal. Components only.
+	// sso.login with method "kerberos" and the principal. A principal the
+	// page refused itself (refusal: replayed token, realm not accepted, no
+	// login name) is audited and counted the same way, answered
+	// BAD_CREDENTIALS. Components only.
 	KerberosLogin(ctx context.Context, in *KerberosLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error)
 }
 
@@ -487,7 +490,10 @@ type SSOServiceServer interface {
 	// ACCOUNT_LOCKED, PASSWORD_ONLY, AUTH_LEVEL_TOO_LOW. Counted against the
 	// browser's address like a refused certificate (the account's lockout
 	// count is not touched: the KDC checked the password). Audited as
-	// sso.login with method "kerberos" and the principal. Components only.
+	// sso.login with method "kerberos" and the principal. A principal the
+	// page refused itself (refusal: replayed token, realm not accepted, no
+	// login name) is audited and counted the same way, answered
+	// BAD_CREDENTIALS. Components only.
 	KerberosLogin(context.Context, *KerberosLoginRequest) (*SSOLoginResponse, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
