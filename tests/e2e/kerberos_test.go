@@ -16,6 +16,7 @@ import (
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
@@ -96,7 +97,8 @@ func withKerberos(k kdc) func(*ticketcomponent.Config) {
 // tampered and other-service tokens, unknown principals, disabled and
 // level-2 people, and a level-2 application fall back to the form (or the
 // level page) with a message and no new challenge; gateway=true never
-// challenges.
+// challenges; an application outside its access period stays closed; the
+// sign-ins are audited with method kerberos.
 func TestKerberosSignIn(t *testing.T) {
 	k := startKDC(t, "alice", "bob", "dora", "eve")
 	cfg := testConfig(t.TempDir())
@@ -229,6 +231,23 @@ func TestKerberosSignIn(t *testing.T) {
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, svc+"?ticket=ST-") {
 		t.Fatalf("renew with a fresh token: %d to %q", resp.StatusCode, loc)
 	}
+
+	// An application outside its access period: its services are closed
+	// to a Kerberos sign-in as to any other (no session, no ticket).
+	late := e.seed("krb4", "lena", nil, nil)
+	const lateSvc = "https://late-krb.example.com/"
+	if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{
+		AppId: late.appID, Name: "Late", Url: lateSvc}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: late.appID, UpdateMask: []string{"access_until"},
+		AccessUntil: timestamppb.New(time.Now().Add(-24 * time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the CAS page to close the application outside its access period", func() bool {
+		resp, _ := get(casBase+"login?service="+url.QueryEscape(lateSvc), negotiate(t, alice, "HTTP/localhost"))
+		return resp.StatusCode == http.StatusForbidden && resp.Header.Get("Location") == "" && len(resp.Cookies()) == 0
+	})
 
 	// Audited as sso.login with method kerberos: the successes, the
 	// replay (its principal known), the unknown and refused people.
