@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -271,5 +273,28 @@ func TestKerberosSignIn(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("audit records missing: %v", missing)
 		}
+	}
+}
+
+// TestKerberosLoginComponentsOnly: SSOService.KerberosLogin signs anyone in
+// whose login name it is given, so only UIAS components (the CAS pages,
+// which verified the Kerberos ticket) may call it: an anonymous caller, an
+// application and an administrator are refused, and nobody is signed in.
+func TestKerberosLoginComponentsOnly(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	f := e.seed("krbforge", "kurt", nil, nil)
+	sso := identityv1.NewSSOServiceClient(e.conn)
+	req := &identityv1.KerberosLoginRequest{Login: "kurt", Principal: "kurt@MSA.EXAMPLE"}
+	for name, ctx := range map[string]context.Context{
+		"anonymous":     context.Background(),
+		"application":   f.ctx(),
+		"administrator": e.adm(),
+	} {
+		res, err := sso.KerberosLogin(ctx, req)
+		if res != nil {
+			t.Fatalf("%s: answered %v", name, res)
+		}
+		wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
 	}
 }
