@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,7 +82,7 @@ func NewKerberos(keytabData []byte, rules KerberosRules) (*Kerberos, error) {
 	want := strings.Split(rules.Service, "/")
 	found := false
 	for _, e := range kt.Entries {
-		if e.Principal.Realm == rules.Realm && slicesEqual(e.Principal.Components, want) {
+		if e.Principal.Realm == rules.Realm && slices.Equal(e.Principal.Components, want) {
 			found = true
 			break
 		}
@@ -91,34 +92,11 @@ func NewKerberos(keytabData []byte, rules KerberosRules) (*Kerberos, error) {
 		for _, e := range kt.Entries {
 			have = append(have, strings.Join(e.Principal.Components, "/")+"@"+e.Principal.Realm)
 		}
+		slices.Sort(have)
 		return nil, fmt.Errorf("holds no key of %s@%s (it has: %s): export the keys of ticket.kerberos.service_principal",
-			rules.Service, rules.Realm, strings.Join(uniq(have), ", "))
+			rules.Service, rules.Realm, strings.Join(slices.Compact(have), ", "))
 	}
 	return &Kerberos{kt: kt, rules: rules, spn: types.NewPrincipalName(2, rules.Service), maxSkew: 5 * time.Minute}, nil
-}
-
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func uniq(v []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range v {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // offered reports whether the browser at r is offered Negotiate: Kerberos
@@ -273,7 +251,10 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 			// A principal the KDC vouched for and this page refused (a
 			// replay, a realm not accepted, no login name): identity
 			// audits it and counts it at the browser's address.
-			if _, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Principal: kp.principal, Refusal: reason}); err != nil {
+			// (A principal identity cannot take, e.g. over 512 bytes, is
+			// refused all the same.)
+			_, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Principal: kp.principal, Refusal: reason})
+			if err != nil && status.Code(err) != codes.InvalidArgument {
 				h.fault(w, r, err)
 				return true
 			}
