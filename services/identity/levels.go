@@ -33,7 +33,7 @@ const (
 // does not know: it reaches no level).
 func MethodLevel(method string) int {
 	switch method {
-	case MethodPassword, MethodFinger:
+	case MethodPassword, MethodFinger, MethodKerberos:
 		return AuthLevelAny
 	case MethodPasswordTOTP, MethodFingerPassword, MethodFingerTOTP:
 		return AuthLevelTwoFactor

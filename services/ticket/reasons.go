@@ -27,10 +27,30 @@ func init() {
 			Doc: "The token endpoint: the authorization code is unknown, expired or used, was issued to another client or redirect_uri, fails PKCE, or its session has ended (OAuth invalid_grant, HTTP 400)."},
 		apierr.Reason{Name: "OAUTH_INVALID_SCOPE", Code: apierr.InvalidArgument,
 			Doc: "The token endpoint's refresh_token grant: the scope asked for is not within the scope first granted (OAuth invalid_scope, HTTP 400)."},
+		// The CAS login page's Windows domain sign-in (ticket.kerberos,
+		// cas/kerberos.go): refusals before identity is asked. The page
+		// shows the login form with a message (HTTP 401, no new Negotiate
+		// challenge); the reason is logged, never the token or principal.
+		apierr.Reason{Name: ReasonKerberosTokenInvalid, Code: apierr.Unauthenticated,
+			Doc: "/cas/login with Authorization: Negotiate: the token is not a Kerberos ticket this server's keytab opens (malformed, tampered, expired, for another service principal, or outside the 5-minute clock skew): the login form with a message."},
+		apierr.Reason{Name: ReasonKerberosReplay, Code: apierr.Unauthenticated,
+			Doc: "/cas/login with Authorization: Negotiate: the token's authenticator was presented before (a replay): the login form with a message."},
+		apierr.Reason{Name: ReasonKerberosRealm, Code: apierr.Unauthenticated,
+			Doc: "/cas/login with Authorization: Negotiate: the person's Kerberos realm is not in ticket.kerberos.realms: the login form with a message."},
+		apierr.Reason{Name: ReasonKerberosUnmapped, Code: apierr.Unauthenticated,
+			Doc: "/cas/login with Authorization: Negotiate: the principal maps to no login name (a name with an instance such as alice/admin, or longer than 128 characters): the login form with a message."},
 		apierr.Reason{Name: "OAUTH_INVALID_TOKEN", Code: apierr.Unauthenticated,
 			Doc: "The userinfo endpoint: the access token is unknown, expired or revoked, or its session has ended (HTTP 401 with WWW-Authenticate: Bearer error=\"invalid_token\")."},
 	)
 }
+
+// The Windows domain (Kerberos) sign-in's refusals on the CAS login page.
+const (
+	ReasonKerberosTokenInvalid = "KERBEROS_TOKEN_INVALID"
+	ReasonKerberosReplay       = "KERBEROS_REPLAY"
+	ReasonKerberosRealm        = "KERBEROS_REALM_NOT_ACCEPTED"
+	ReasonKerberosUnmapped     = "KERBEROS_PRINCIPAL_UNMAPPED"
+)
 
 // Errors of the domain.
 var (

@@ -38,6 +38,11 @@ func (s ssoServer) FingerLogin(ctx context.Context, r *identityv1.SSOFingerLogin
 	return ssoLoginOut(s.svc.SSOFingerLogin(ctx, r.GetLogin(), r.GetFingerprint(), r.GetPassword(), r.GetOtpBinding()))
 }
 
+// KerberosLogin implements SSOService.
+func (s ssoServer) KerberosLogin(ctx context.Context, r *identityv1.KerberosLoginRequest) (*identityv1.SSOLoginResponse, error) {
+	return ssoLoginOut(s.svc.SSOKerberosLogin(ctx, r.GetLogin(), r.GetPrincipal(), r.GetRefusal()))
+}
+
 func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginResponse, error) {
 	if err != nil {
 		return nil, err

@@ -82,6 +82,9 @@ type Options struct {
 	// the person's computer (ticket.finger_agent_url: finger.go); empty:
 	// no fingerprint sign-in.
 	FingerAgent string
+	// Kerberos is the Windows domain sign-in (ticket.kerberos: SPNEGO with
+	// the keytab; kerberos.go); nil: none.
+	Kerberos *Kerberos
 }
 
 // Handler serves CAS.
@@ -473,8 +476,21 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, p loginParams, r
 	}
 	if p.gateway && rs != nil {
 		// CAS gateway: no login page; back to the service without a ticket
-		// (OpenID Connect prompt=none: with login_required).
+		// (OpenID Connect prompt=none: with login_required). Never a
+		// Negotiate challenge either.
 		h.backWithout(w, r, p, "login_required")
+		return
+	}
+	if h.kerberosLogin(w, r, p, rs) {
+		return
+	}
+	if h.challenge(r, p, rs) {
+		// Windows domain sign-in (kerberos.go): 401 with Negotiate and the
+		// login form as the body; a browser with a domain ticket comes
+		// back with it (also with renew: a fresh ticket is a fresh
+		// login), one without shows the form.
+		w.Header().Set("WWW-Authenticate", "Negotiate")
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, "", "")
 		return
 	}
 	h.loginPage(w, r, http.StatusOK, p, rs, "", "")

@@ -61,6 +61,13 @@ type texts struct {
 	// login after the right password or finger: two factors (and they
 	// have no authenticator app), or a certificate only.
 	PersonLevelTwoFactor, PersonLevelCert string
+	// Windows domain (Kerberos, SPNEGO) sign-in (kerberos.go): the ticket
+	// was not accepted (bad, expired, replayed, for another server), its
+	// realm is not accepted, no UIAS account has the mapped name, the
+	// account is locked, disabled or password-only, another person is
+	// signed in, and an application that needs level 2.
+	KerberosFailed, KerberosRealm, KerberosUnknown, KerberosLocked, KerberosDisabled string
+	KerberosPasswordOnly, KerberosOtherPerson, KerberosLevel                         string
 }
 
 var languages = map[string]texts{
@@ -202,6 +209,14 @@ var languages = map[string]texts{
 			"sign in with your certificate, or with your finger and your password, or ask your administrator to help you set up an authenticator app.",
 		PersonLevelCert: "Your account may sign in with a certificate only: insert your certificate (USB key) or install it in your browser, " +
 			"then sign in with it.",
+		KerberosFailed:       "Your Windows sign-in could not be used here (the domain ticket was not accepted). Sign in with your login name and password.",
+		KerberosRealm:        "Your Windows domain is not accepted by this server. Sign in with your login name and password.",
+		KerberosUnknown:      "Your Windows account has no matching account here. Sign in with your login name and password, or ask your administrator.",
+		KerberosLocked:       "Your account is locked. Try again later or ask your administrator.",
+		KerberosDisabled:     "Your account is disabled. Ask your administrator.",
+		KerberosPasswordOnly: "Your account may sign in with its password only, not with your Windows sign-in.",
+		KerberosOtherPerson:  "You are signed in as %s, and this computer's Windows sign-in is someone else's. Sign out first.",
+		KerberosLevel:        "This application requires a stronger sign-in (level 2) than your Windows sign-in.",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -339,6 +354,14 @@ var languages = map[string]texts{
 
 		PersonLevelTwoFactor: "您的账号要求双因素或数字证书登录，且尚未设置身份验证器应用：请使用数字证书登录，或使用指纹加密码登录，或联系管理员协助设置身份验证器应用。",
 		PersonLevelCert:      "您的账号只能使用数字证书登录：请插入您的证书（USB Key）或在浏览器中安装证书后，使用证书登录。",
+		KerberosFailed:       "无法使用您的 Windows 域登录（域票据未被接受）。请使用登录名和密码登录。",
+		KerberosRealm:        "本系统不接受您所在的 Windows 域。请使用登录名和密码登录。",
+		KerberosUnknown:      "您的 Windows 账号在本系统中没有对应的账号。请使用登录名和密码登录，或联系管理员。",
+		KerberosLocked:       "您的账号已被锁定。请稍后再试或联系管理员。",
+		KerberosDisabled:     "您的账号已被停用。请联系管理员。",
+		KerberosPasswordOnly: "您的账号只能使用密码登录，不能使用 Windows 域登录。",
+		KerberosOtherPerson:  "您当前以 %s 的身份登录，而本机的 Windows 域登录属于其他人。请先退出登录。",
+		KerberosLevel:        "该应用要求比 Windows 域登录更高级别（二级）的登录方式。",
 	},
 }
 

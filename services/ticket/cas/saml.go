@@ -47,8 +47,10 @@ const (
 	// a level-2 one with a client certificate over TLS (the certificate
 	// login, the only level-2 login; "TLS client authentication", as
 	// Apereo says of X.509 logins); any other is not said to be either.
-	samlAMPassword    = "urn:oasis:names:tc:SAML:1.0:am:password"
-	samlAMX509TLS     = "urn:ietf:rfc:2246"
+	samlAMPassword = "urn:oasis:names:tc:SAML:1.0:am:password"
+	samlAMX509TLS  = "urn:ietf:rfc:2246"
+	// samlAMKerberos: SAML 1.1 core §7.1 Kerberos (RFC 1510).
+	samlAMKerberos    = "urn:ietf:rfc:1510"
 	samlAMUnspecified = "urn:oasis:names:tc:SAML:1.0:am:unspecified"
 	samlCMArtifact    = "urn:oasis:names:tc:SAML:1.0:cm:artifact"
 )
@@ -320,6 +322,8 @@ func (a *samlAnswer) succeed(service string, res *ticketv1.ValidateServiceTicket
 		a.authMethod = samlAMPassword
 	case res.GetAuthMethod() == ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE:
 		a.authMethod = samlAMX509TLS
+	case res.GetAuthMethod() == ticketv1.AuthMethod_AUTH_METHOD_KERBEROS:
+		a.authMethod = samlAMKerberos
 	case res.GetAuthMethod() != ticketv1.AuthMethod_AUTH_METHOD_UNSPECIFIED:
 		// Password and an authenticator app's code, a finger: SAML 1.1
 		// names no such method (the authLevel attribute says the level).

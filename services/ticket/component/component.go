@@ -297,9 +297,13 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	kerberos, err := cfg.kerberos()
+	if err != nil {
+		return nil, err
+	}
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
 		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people, FingerAgent: cfg.FingerAgentURL,
-		OIDCIssuer: cfg.OIDCIssuer}), nil
+		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos}), nil
 }
 
 // outboundClient makes the component's outbound HTTPS calls (pgtUrl

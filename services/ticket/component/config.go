@@ -98,6 +98,39 @@ type Config struct {
 	// (the default): the sign-in page offers no fingerprint sign-in.
 	// https, or http to this computer (127.0.0.1, ::1, localhost).
 	FingerAgentURL string `yaml:"finger_agent_url"`
+	// Kerberos is the Windows domain sign-in (SPNEGO) of the CAS login
+	// page (ticket.kerberos; ADR 0022).
+	Kerberos KerberosConfig `yaml:"kerberos"`
+}
+
+// KerberosConfig is ticket.kerberos: a person already logged on to the
+// Windows (AD) domain, or an MIT realm, signs in to the CAS login page
+// with the Kerberos ticket the browser presents (SPNEGO, HTTP Negotiate),
+// without typing a password.
+type KerberosConfig struct {
+	// Enabled offers Negotiate on the login page.
+	Enabled bool `yaml:"enabled"`
+	// KeytabFile holds the keys of ServicePrincipal (ktpass on AD, kadmin
+	// ktadd on MIT): a secret. Mode 0600 (or 0440) unless
+	// ticket.key_file_allow_open_mode; read at the start, which fails when
+	// it holds no key of ServicePrincipal.
+	KeytabFile string `yaml:"keytab_file"`
+	// ServicePrincipal is the page's principal, HTTP/<host the browsers
+	// reach>@REALM (e.g. HTTP/sso.msa.example@MSA.EXAMPLE).
+	ServicePrincipal string `yaml:"service_principal"`
+	// Realms are the client realms accepted (upper case as Kerberos
+	// writes them); empty: the service principal's realm only.
+	Realms []string `yaml:"realms"`
+	// StripSuffix, per realm ("REALM=text"), removes text from the end of
+	// the principal's name before the mapping (e.g. "MSA.EXAMPLE=.sz").
+	StripSuffix []string `yaml:"strip_suffix"`
+	// LoginSuffix, per realm ("REALM=text"), appends text to the name (e.g.
+	// "MSA.EXAMPLE=@sz" when UIAS login names carry it).
+	LoginSuffix []string `yaml:"login_suffix"`
+	// Networks are the client networks (CIDR) offered Negotiate; empty:
+	// every client. Browsers outside the domain then never see the
+	// challenge.
+	Networks []string `yaml:"networks"`
 }
 
 // Defaults returns the ticket defaults (CAS's).
@@ -133,6 +166,13 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.OIDCCodeTTL, "UIAS_TICKET_OIDC_CODE_TTL", "", "")
 	b.Duration(&c.AccessTokenTTL, "UIAS_TICKET_ACCESS_TOKEN_TTL", "", "")
 	b.String(&c.FingerAgentURL, "UIAS_TICKET_FINGER_AGENT_URL", "", "")
+	b.Bool(&c.Kerberos.Enabled, "UIAS_TICKET_KERBEROS_ENABLED", "", "")
+	b.String(&c.Kerberos.KeytabFile, "UIAS_TICKET_KERBEROS_KEYTAB_FILE", "", "")
+	b.String(&c.Kerberos.ServicePrincipal, "UIAS_TICKET_KERBEROS_SERVICE_PRINCIPAL", "", "")
+	b.List(&c.Kerberos.Realms, "UIAS_TICKET_KERBEROS_REALMS", "", "")
+	b.List(&c.Kerberos.StripSuffix, "UIAS_TICKET_KERBEROS_STRIP_SUFFIX", "", "")
+	b.List(&c.Kerberos.LoginSuffix, "UIAS_TICKET_KERBEROS_LOGIN_SUFFIX", "", "")
+	b.List(&c.Kerberos.Networks, "UIAS_TICKET_KERBEROS_NETWORKS", "", "")
 }
 
 // Complete implements config.Section.
@@ -204,6 +244,9 @@ func (c *Config) Validate(*config.Config) error {
 			bad("finger_agent_url", "must be the absolute URL of the fingerprint capture agent, https or http to this computer "+
 				"(127.0.0.1, ::1, localhost), without user or fragment (e.g. http://127.0.0.1:15270/capture), got %q", c.FingerAgentURL)
 		}
+	}
+	if c.Kerberos.Enabled {
+		c.Kerberos.validate(func(field, format string, a ...any) { bad("kerberos."+field, format, a...) })
 	}
 	if c.InactiveSweep != 0 {
 		between("inactive_sweep", c.InactiveSweep, time.Second, 24*time.Hour)

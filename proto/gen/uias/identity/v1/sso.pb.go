@@ -95,6 +95,74 @@ func (CertificateLoginResult) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
 }
 
+type KerberosLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// login is the UIAS login name the verified principal maps to (empty
+	// with refusal).
+	Login string `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
+	// principal is the verified client principal (name@REALM), for the
+	// audit record.
+	Principal string `protobuf:"bytes,2,opt,name=principal" json:"principal,omitempty"`
+	// refusal, when set, is the page's own refusal of the principal, to be
+	// audited and counted only (the answer is BAD_CREDENTIALS):
+	// KERBEROS_REPLAY (a replayed token of this principal),
+	// KERBEROS_REALM_NOT_ACCEPTED, KERBEROS_PRINCIPAL_UNMAPPED.
+	Refusal       string `protobuf:"bytes,3,opt,name=refusal" json:"refusal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KerberosLoginRequest) Reset() {
+	*x = KerberosLoginRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KerberosLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KerberosLoginRequest) ProtoMessage() {}
+
+func (x *KerberosLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KerberosLoginRequest.ProtoReflect.Descriptor instead.
+func (*KerberosLoginRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *KerberosLoginRequest) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *KerberosLoginRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *KerberosLoginRequest) GetRefusal() string {
+	if x != nil {
+		return x.Refusal
+	}
+	return ""
+}
+
 type SSOFingerLoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Login string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
@@ -110,7 +178,7 @@ type SSOFingerLoginRequest struct {
 
 func (x *SSOFingerLoginRequest) Reset() {
 	*x = SSOFingerLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -122,7 +190,7 @@ func (x *SSOFingerLoginRequest) String() string {
 func (*SSOFingerLoginRequest) ProtoMessage() {}
 
 func (x *SSOFingerLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -135,7 +203,7 @@ func (x *SSOFingerLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOFingerLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOFingerLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *SSOFingerLoginRequest) GetLogin() string {
@@ -178,7 +246,7 @@ type SSOLoginOtpRequest struct {
 
 func (x *SSOLoginOtpRequest) Reset() {
 	*x = SSOLoginOtpRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -190,7 +258,7 @@ func (x *SSOLoginOtpRequest) String() string {
 func (*SSOLoginOtpRequest) ProtoMessage() {}
 
 func (x *SSOLoginOtpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,7 +271,7 @@ func (x *SSOLoginOtpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginOtpRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginOtpRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SSOLoginOtpRequest) GetOtpToken() string {
@@ -237,7 +305,7 @@ type BeginTotpEnrolmentRequest struct {
 
 func (x *BeginTotpEnrolmentRequest) Reset() {
 	*x = BeginTotpEnrolmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +317,7 @@ func (x *BeginTotpEnrolmentRequest) String() string {
 func (*BeginTotpEnrolmentRequest) ProtoMessage() {}
 
 func (x *BeginTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +330,7 @@ func (x *BeginTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginTotpEnrolmentRequest.ProtoReflect.Descriptor instead.
 func (*BeginTotpEnrolmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BeginTotpEnrolmentRequest) GetUserId() string {
@@ -289,7 +357,7 @@ type TotpEnrolment struct {
 
 func (x *TotpEnrolment) Reset() {
 	*x = TotpEnrolment{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +369,7 @@ func (x *TotpEnrolment) String() string {
 func (*TotpEnrolment) ProtoMessage() {}
 
 func (x *TotpEnrolment) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +382,7 @@ func (x *TotpEnrolment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TotpEnrolment.ProtoReflect.Descriptor instead.
 func (*TotpEnrolment) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TotpEnrolment) GetSecret() string {
@@ -364,7 +432,7 @@ type ConfirmTotpEnrolmentRequest struct {
 
 func (x *ConfirmTotpEnrolmentRequest) Reset() {
 	*x = ConfirmTotpEnrolmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +444,7 @@ func (x *ConfirmTotpEnrolmentRequest) String() string {
 func (*ConfirmTotpEnrolmentRequest) ProtoMessage() {}
 
 func (x *ConfirmTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +457,7 @@ func (x *ConfirmTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpEnrolmentRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpEnrolmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConfirmTotpEnrolmentRequest) GetUserId() string {
@@ -435,7 +503,7 @@ type RemoveOwnTotpRequest struct {
 
 func (x *RemoveOwnTotpRequest) Reset() {
 	*x = RemoveOwnTotpRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +515,7 @@ func (x *RemoveOwnTotpRequest) String() string {
 func (*RemoveOwnTotpRequest) ProtoMessage() {}
 
 func (x *RemoveOwnTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +528,7 @@ func (x *RemoveOwnTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOwnTotpRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOwnTotpRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RemoveOwnTotpRequest) GetUserId() string {
@@ -494,7 +562,7 @@ type GetOwnProfileRequest struct {
 
 func (x *GetOwnProfileRequest) Reset() {
 	*x = GetOwnProfileRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +574,7 @@ func (x *GetOwnProfileRequest) String() string {
 func (*GetOwnProfileRequest) ProtoMessage() {}
 
 func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +587,7 @@ func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOwnProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetOwnProfileRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetOwnProfileRequest) GetUserId() string {
@@ -565,7 +633,7 @@ type OwnProfile struct {
 
 func (x *OwnProfile) Reset() {
 	*x = OwnProfile{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +645,7 @@ func (x *OwnProfile) String() string {
 func (*OwnProfile) ProtoMessage() {}
 
 func (x *OwnProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +658,7 @@ func (x *OwnProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OwnProfile.ProtoReflect.Descriptor instead.
 func (*OwnProfile) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *OwnProfile) GetUserId() string {
@@ -715,7 +783,7 @@ type UpdateOwnProfileRequest struct {
 
 func (x *UpdateOwnProfileRequest) Reset() {
 	*x = UpdateOwnProfileRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +795,7 @@ func (x *UpdateOwnProfileRequest) String() string {
 func (*UpdateOwnProfileRequest) ProtoMessage() {}
 
 func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +808,7 @@ func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOwnProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOwnProfileRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateOwnProfileRequest) GetUserId() string {
@@ -795,7 +863,7 @@ type CertificateLoginRequest struct {
 
 func (x *CertificateLoginRequest) Reset() {
 	*x = CertificateLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +875,7 @@ func (x *CertificateLoginRequest) String() string {
 func (*CertificateLoginRequest) ProtoMessage() {}
 
 func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +888,7 @@ func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginRequest.ProtoReflect.Descriptor instead.
 func (*CertificateLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CertificateLoginRequest) GetCertificate() []byte {
@@ -846,7 +914,7 @@ type CertificateLoginResponse struct {
 
 func (x *CertificateLoginResponse) Reset() {
 	*x = CertificateLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +926,7 @@ func (x *CertificateLoginResponse) String() string {
 func (*CertificateLoginResponse) ProtoMessage() {}
 
 func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +939,7 @@ func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginResponse.ProtoReflect.Descriptor instead.
 func (*CertificateLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CertificateLoginResponse) GetResult() CertificateLoginResult {
@@ -930,7 +998,7 @@ type SSOLoginRequest struct {
 
 func (x *SSOLoginRequest) Reset() {
 	*x = SSOLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1010,7 @@ func (x *SSOLoginRequest) String() string {
 func (*SSOLoginRequest) ProtoMessage() {}
 
 func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1023,7 @@ func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SSOLoginRequest) GetLogin() string {
@@ -1003,7 +1071,7 @@ type SSOLoginResponse struct {
 	SecondFactor bool `protobuf:"varint,10,opt,name=second_factor,json=secondFactor" json:"second_factor,omitempty"`
 	// method is how the person proved who they are (with reason OK):
 	// "password", "password+totp", "finger", "finger+password",
-	// "finger+totp".
+	// "finger+totp", "kerberos".
 	Method string `protobuf:"bytes,11,opt,name=method" json:"method,omitempty"`
 	// password_changed_at: when the person's password was last set (with
 	// reason OK), for the session to record (CreateSessionRequest).
@@ -1018,7 +1086,7 @@ type SSOLoginResponse struct {
 
 func (x *SSOLoginResponse) Reset() {
 	*x = SSOLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1098,7 @@ func (x *SSOLoginResponse) String() string {
 func (*SSOLoginResponse) ProtoMessage() {}
 
 func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1111,7 @@ func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginResponse.ProtoReflect.Descriptor instead.
 func (*SSOLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SSOLoginResponse) GetReason() Reason {
@@ -1147,7 +1215,7 @@ type PersonAttributesRequest struct {
 
 func (x *PersonAttributesRequest) Reset() {
 	*x = PersonAttributesRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1227,7 @@ func (x *PersonAttributesRequest) String() string {
 func (*PersonAttributesRequest) ProtoMessage() {}
 
 func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1240,7 @@ func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesRequest.ProtoReflect.Descriptor instead.
 func (*PersonAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PersonAttributesRequest) GetUserId() string {
@@ -1206,7 +1274,7 @@ type PersonAttributesResponse struct {
 
 func (x *PersonAttributesResponse) Reset() {
 	*x = PersonAttributesResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1286,7 @@ func (x *PersonAttributesResponse) String() string {
 func (*PersonAttributesResponse) ProtoMessage() {}
 
 func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1299,7 @@ func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesResponse.ProtoReflect.Descriptor instead.
 func (*PersonAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PersonAttributesResponse) GetUserId() string {
@@ -1297,7 +1365,7 @@ type CheckAppAddressRequest struct {
 
 func (x *CheckAppAddressRequest) Reset() {
 	*x = CheckAppAddressRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1377,7 @@ func (x *CheckAppAddressRequest) String() string {
 func (*CheckAppAddressRequest) ProtoMessage() {}
 
 func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1390,7 @@ func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressRequest.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CheckAppAddressRequest) GetAppId() string {
@@ -1354,7 +1422,7 @@ type CheckAppAddressResponse struct {
 
 func (x *CheckAppAddressResponse) Reset() {
 	*x = CheckAppAddressResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1434,7 @@ func (x *CheckAppAddressResponse) String() string {
 func (*CheckAppAddressResponse) ProtoMessage() {}
 
 func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1447,7 @@ func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressResponse.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
 }
 
 type PersonLinksRequest struct {
@@ -1391,7 +1459,7 @@ type PersonLinksRequest struct {
 
 func (x *PersonLinksRequest) Reset() {
 	*x = PersonLinksRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1471,7 @@ func (x *PersonLinksRequest) String() string {
 func (*PersonLinksRequest) ProtoMessage() {}
 
 func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1484,7 @@ func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksRequest.ProtoReflect.Descriptor instead.
 func (*PersonLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PersonLinksRequest) GetUserId() string {
@@ -1437,7 +1505,7 @@ type PersonLink struct {
 
 func (x *PersonLink) Reset() {
 	*x = PersonLink{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1517,7 @@ func (x *PersonLink) String() string {
 func (*PersonLink) ProtoMessage() {}
 
 func (x *PersonLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1530,7 @@ func (x *PersonLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLink.ProtoReflect.Descriptor instead.
 func (*PersonLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PersonLink) GetAppId() string {
@@ -1495,7 +1563,7 @@ type PersonLinksResponse struct {
 
 func (x *PersonLinksResponse) Reset() {
 	*x = PersonLinksResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1575,7 @@ func (x *PersonLinksResponse) String() string {
 func (*PersonLinksResponse) ProtoMessage() {}
 
 func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1588,7 @@ func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksResponse.ProtoReflect.Descriptor instead.
 func (*PersonLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PersonLinksResponse) GetLinks() []*PersonLink {
@@ -1541,7 +1609,7 @@ type LinkAccountRequest struct {
 
 func (x *LinkAccountRequest) Reset() {
 	*x = LinkAccountRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1621,7 @@ func (x *LinkAccountRequest) String() string {
 func (*LinkAccountRequest) ProtoMessage() {}
 
 func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1634,7 @@ func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LinkAccountRequest) GetUserId() string {
@@ -1599,7 +1667,7 @@ type LinkAccountResponse struct {
 
 func (x *LinkAccountResponse) Reset() {
 	*x = LinkAccountResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1679,7 @@ func (x *LinkAccountResponse) String() string {
 func (*LinkAccountResponse) ProtoMessage() {}
 
 func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1692,7 @@ func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LinkAccountResponse) GetLinkId() string {
@@ -1643,7 +1711,7 @@ type InactivePeopleRequest struct {
 
 func (x *InactivePeopleRequest) Reset() {
 	*x = InactivePeopleRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1723,7 @@ func (x *InactivePeopleRequest) String() string {
 func (*InactivePeopleRequest) ProtoMessage() {}
 
 func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1736,7 @@ func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleRequest.ProtoReflect.Descriptor instead.
 func (*InactivePeopleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *InactivePeopleRequest) GetUserIds() []string {
@@ -1688,7 +1756,7 @@ type InactivePeopleResponse struct {
 
 func (x *InactivePeopleResponse) Reset() {
 	*x = InactivePeopleResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1768,7 @@ func (x *InactivePeopleResponse) String() string {
 func (*InactivePeopleResponse) ProtoMessage() {}
 
 func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1781,7 @@ func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleResponse.ProtoReflect.Descriptor instead.
 func (*InactivePeopleResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *InactivePeopleResponse) GetUserIds() []string {
@@ -1736,7 +1804,7 @@ type PrepareAppointmentRequest struct {
 
 func (x *PrepareAppointmentRequest) Reset() {
 	*x = PrepareAppointmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1816,7 @@ func (x *PrepareAppointmentRequest) String() string {
 func (*PrepareAppointmentRequest) ProtoMessage() {}
 
 func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1829,7 @@ func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentRequest.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrepareAppointmentRequest) GetUserId() string {
@@ -1790,7 +1858,7 @@ type PrepareAppointmentResponse struct {
 
 func (x *PrepareAppointmentResponse) Reset() {
 	*x = PrepareAppointmentResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1870,7 @@ func (x *PrepareAppointmentResponse) String() string {
 func (*PrepareAppointmentResponse) ProtoMessage() {}
 
 func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1883,7 @@ func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentResponse.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PrepareAppointmentResponse) GetActivationPassword() string {
@@ -1834,7 +1902,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1914,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +1927,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -1878,7 +1946,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +1958,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +1971,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -1936,7 +2004,7 @@ type SSOChangePasswordRequest struct {
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2016,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2029,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -2007,7 +2075,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2087,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,14 +2100,18 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\xc3\x01\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\x90\x01\n" +
+	"\x14KerberosLoginRequest\x12\"\n" +
+	"\x05login\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05login\x12-\n" +
+	"\tprincipal\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x04R\tprincipal\x12%\n" +
+	"\arefusal\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\arefusal\"\xc3\x01\n" +
 	"\x15SSOFingerLoginRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12.\n" +
 	"\vfingerprint\x18\x02 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x04R\vfingerprint\x12$\n" +
@@ -2186,7 +2258,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	" CERTIFICATE_LOGIN_RESULT_EXPIRED\x10\x04\x12+\n" +
 	"'CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED\x10\x05\x12-\n" +
 	")CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED\x10\x06\x12*\n" +
-	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xfe\f\n" +
+	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xdb\r\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -2205,7 +2277,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x12BeginTotpEnrolment\x12+.uias.identity.v1.BeginTotpEnrolmentRequest\x1a\x1f.uias.identity.v1.TotpEnrolment\x12c\n" +
 	"\x14ConfirmTotpEnrolment\x12-.uias.identity.v1.ConfirmTotpEnrolmentRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12U\n" +
 	"\rRemoveOwnTotp\x12&.uias.identity.v1.RemoveOwnTotpRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12Z\n" +
-	"\vFingerLogin\x12'.uias.identity.v1.SSOFingerLoginRequest\x1a\".uias.identity.v1.SSOLoginResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\vFingerLogin\x12'.uias.identity.v1.SSOFingerLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12[\n" +
+	"\rKerberosLogin\x12&.uias.identity.v1.KerberosLoginRequest\x1a\".uias.identity.v1.SSOLoginResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_sso_proto_rawDescOnce sync.Once
@@ -2220,89 +2293,92 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(CertificateLoginResult)(0),         // 0: uias.identity.v1.CertificateLoginResult
-	(*SSOFingerLoginRequest)(nil),       // 1: uias.identity.v1.SSOFingerLoginRequest
-	(*SSOLoginOtpRequest)(nil),          // 2: uias.identity.v1.SSOLoginOtpRequest
-	(*BeginTotpEnrolmentRequest)(nil),   // 3: uias.identity.v1.BeginTotpEnrolmentRequest
-	(*TotpEnrolment)(nil),               // 4: uias.identity.v1.TotpEnrolment
-	(*ConfirmTotpEnrolmentRequest)(nil), // 5: uias.identity.v1.ConfirmTotpEnrolmentRequest
-	(*RemoveOwnTotpRequest)(nil),        // 6: uias.identity.v1.RemoveOwnTotpRequest
-	(*GetOwnProfileRequest)(nil),        // 7: uias.identity.v1.GetOwnProfileRequest
-	(*OwnProfile)(nil),                  // 8: uias.identity.v1.OwnProfile
-	(*UpdateOwnProfileRequest)(nil),     // 9: uias.identity.v1.UpdateOwnProfileRequest
-	(*CertificateLoginRequest)(nil),     // 10: uias.identity.v1.CertificateLoginRequest
-	(*CertificateLoginResponse)(nil),    // 11: uias.identity.v1.CertificateLoginResponse
-	(*SSOLoginRequest)(nil),             // 12: uias.identity.v1.SSOLoginRequest
-	(*SSOLoginResponse)(nil),            // 13: uias.identity.v1.SSOLoginResponse
-	(*PersonAttributesRequest)(nil),     // 14: uias.identity.v1.PersonAttributesRequest
-	(*PersonAttributesResponse)(nil),    // 15: uias.identity.v1.PersonAttributesResponse
-	(*CheckAppAddressRequest)(nil),      // 16: uias.identity.v1.CheckAppAddressRequest
-	(*CheckAppAddressResponse)(nil),     // 17: uias.identity.v1.CheckAppAddressResponse
-	(*PersonLinksRequest)(nil),          // 18: uias.identity.v1.PersonLinksRequest
-	(*PersonLink)(nil),                  // 19: uias.identity.v1.PersonLink
-	(*PersonLinksResponse)(nil),         // 20: uias.identity.v1.PersonLinksResponse
-	(*LinkAccountRequest)(nil),          // 21: uias.identity.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),         // 22: uias.identity.v1.LinkAccountResponse
-	(*InactivePeopleRequest)(nil),       // 23: uias.identity.v1.InactivePeopleRequest
-	(*InactivePeopleResponse)(nil),      // 24: uias.identity.v1.InactivePeopleResponse
-	(*PrepareAppointmentRequest)(nil),   // 25: uias.identity.v1.PrepareAppointmentRequest
-	(*PrepareAppointmentResponse)(nil),  // 26: uias.identity.v1.PrepareAppointmentResponse
-	(*PersonIdNumberRequest)(nil),       // 27: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),      // 28: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),    // 29: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil),   // 30: uias.identity.v1.SSOChangePasswordResponse
-	(IdType)(0),                         // 31: uias.identity.v1.IdType
-	(*timestamppb.Timestamp)(nil),       // 32: google.protobuf.Timestamp
-	(Reason)(0),                         // 33: uias.identity.v1.Reason
+	(*KerberosLoginRequest)(nil),        // 1: uias.identity.v1.KerberosLoginRequest
+	(*SSOFingerLoginRequest)(nil),       // 2: uias.identity.v1.SSOFingerLoginRequest
+	(*SSOLoginOtpRequest)(nil),          // 3: uias.identity.v1.SSOLoginOtpRequest
+	(*BeginTotpEnrolmentRequest)(nil),   // 4: uias.identity.v1.BeginTotpEnrolmentRequest
+	(*TotpEnrolment)(nil),               // 5: uias.identity.v1.TotpEnrolment
+	(*ConfirmTotpEnrolmentRequest)(nil), // 6: uias.identity.v1.ConfirmTotpEnrolmentRequest
+	(*RemoveOwnTotpRequest)(nil),        // 7: uias.identity.v1.RemoveOwnTotpRequest
+	(*GetOwnProfileRequest)(nil),        // 8: uias.identity.v1.GetOwnProfileRequest
+	(*OwnProfile)(nil),                  // 9: uias.identity.v1.OwnProfile
+	(*UpdateOwnProfileRequest)(nil),     // 10: uias.identity.v1.UpdateOwnProfileRequest
+	(*CertificateLoginRequest)(nil),     // 11: uias.identity.v1.CertificateLoginRequest
+	(*CertificateLoginResponse)(nil),    // 12: uias.identity.v1.CertificateLoginResponse
+	(*SSOLoginRequest)(nil),             // 13: uias.identity.v1.SSOLoginRequest
+	(*SSOLoginResponse)(nil),            // 14: uias.identity.v1.SSOLoginResponse
+	(*PersonAttributesRequest)(nil),     // 15: uias.identity.v1.PersonAttributesRequest
+	(*PersonAttributesResponse)(nil),    // 16: uias.identity.v1.PersonAttributesResponse
+	(*CheckAppAddressRequest)(nil),      // 17: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),     // 18: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),          // 19: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),                  // 20: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),         // 21: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),          // 22: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),         // 23: uias.identity.v1.LinkAccountResponse
+	(*InactivePeopleRequest)(nil),       // 24: uias.identity.v1.InactivePeopleRequest
+	(*InactivePeopleResponse)(nil),      // 25: uias.identity.v1.InactivePeopleResponse
+	(*PrepareAppointmentRequest)(nil),   // 26: uias.identity.v1.PrepareAppointmentRequest
+	(*PrepareAppointmentResponse)(nil),  // 27: uias.identity.v1.PrepareAppointmentResponse
+	(*PersonIdNumberRequest)(nil),       // 28: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),      // 29: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),    // 30: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil),   // 31: uias.identity.v1.SSOChangePasswordResponse
+	(IdType)(0),                         // 32: uias.identity.v1.IdType
+	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
+	(Reason)(0),                         // 34: uias.identity.v1.Reason
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	31, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
-	32, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
-	32, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
-	32, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	32, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
+	33, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
+	33, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
+	33, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	32, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	33, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	32, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	19, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	12, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	14, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	16, // 11: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	18, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	21, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	23, // 14: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	25, // 15: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	27, // 16: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	29, // 17: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	10, // 18: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	7,  // 19: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	9,  // 20: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	2,  // 21: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	3,  // 22: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	5,  // 23: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	6,  // 24: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	1,  // 25: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	13, // 26: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	15, // 27: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	17, // 28: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	20, // 29: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	22, // 30: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	24, // 31: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	26, // 32: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	28, // 33: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	30, // 34: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	11, // 35: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	8,  // 36: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	8,  // 37: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	13, // 38: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	4,  // 39: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	8,  // 40: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	8,  // 41: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	13, // 42: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	26, // [26:43] is the sub-list for method output_type
-	9,  // [9:26] is the sub-list for method input_type
+	33, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	34, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	33, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	20, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	13, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	15, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	17, // 11: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	19, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	22, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	24, // 14: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	26, // 15: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	28, // 16: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	30, // 17: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	11, // 18: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	8,  // 19: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	10, // 20: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	3,  // 21: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	4,  // 22: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	6,  // 23: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	7,  // 24: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	2,  // 25: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	1,  // 26: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
+	14, // 27: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	16, // 28: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	18, // 29: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	21, // 30: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	23, // 31: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	25, // 32: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	27, // 33: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	29, // 34: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	31, // 35: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	12, // 36: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	9,  // 37: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	9,  // 38: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	14, // 39: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	5,  // 40: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	9,  // 41: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	9,  // 42: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	14, // 43: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	14, // 44: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	27, // [27:45] is the sub-list for method output_type
+	9,  // [9:27] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -2320,7 +2396,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	SSOService_ConfirmTotpEnrolment_FullMethodName = "/uias.identity.v1.SSOService/ConfirmTotpEnrolment"
 	SSOService_RemoveOwnTotp_FullMethodName        = "/uias.identity.v1.SSOService/RemoveOwnTotp"
 	SSOService_FingerLogin_FullMethodName          = "/uias.identity.v1.SSOService/FingerLogin"
+	SSOService_KerberosLogin_FullMethodName        = "/uias.identity.v1.SSOService/KerberosLogin"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -155,6 +156,22 @@ type SSOServiceClient interface {
 	// INVALID_ARGUMENT (FINGER_RECORD_INVALID). Audited as sso.login with
 	// method "finger" or "finger+password".
 	FingerLogin(ctx context.Context, in *SSOFingerLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error)
+	// KerberosLogin signs a person in with the Windows domain (Kerberos)
+	// ticket the browser presented on the CAS login page (SPNEGO): the
+	// ticket component verified it with its keytab, checked the realm and
+	// mapped the principal to login (ticket.kerberos). The checks are
+	// CertificateLogin's: the account active, its org enabled, not locked,
+	// not password-only; then the person's level (a Kerberos login is level
+	// 1: a person of level 2 or 3 is AUTH_LEVEL_TOO_LOW). Reasons: OK,
+	// BAD_CREDENTIALS (no account has that login name), ACCOUNT_DISABLED,
+	// ACCOUNT_LOCKED, PASSWORD_ONLY, AUTH_LEVEL_TOO_LOW. Counted against the
+	// browser's address like a refused certificate (the account's lockout
+	// count is not touched: the KDC checked the password). Audited as
+	// sso.login with method "kerberos" and the principal. A principal the
+	// page refused itself (refusal: replayed token, realm not accepted, no
+	// login name) is audited and counted the same way, answered
+	// BAD_CREDENTIALS. Components only.
+	KerberosLogin(ctx context.Context, in *KerberosLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error)
 }
 
 type sSOServiceClient struct {
@@ -335,6 +352,16 @@ func (c *sSOServiceClient) FingerLogin(ctx context.Context, in *SSOFingerLoginRe
 	return out, nil
 }
 
+func (c *sSOServiceClient) KerberosLogin(ctx context.Context, in *KerberosLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SSOLoginResponse)
+	err := c.cc.Invoke(ctx, SSOService_KerberosLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SSOServiceServer is the server API for SSOService service.
 // All implementations must embed UnimplementedSSOServiceServer
 // for forward compatibility.
@@ -452,6 +479,22 @@ type SSOServiceServer interface {
 	// INVALID_ARGUMENT (FINGER_RECORD_INVALID). Audited as sso.login with
 	// method "finger" or "finger+password".
 	FingerLogin(context.Context, *SSOFingerLoginRequest) (*SSOLoginResponse, error)
+	// KerberosLogin signs a person in with the Windows domain (Kerberos)
+	// ticket the browser presented on the CAS login page (SPNEGO): the
+	// ticket component verified it with its keytab, checked the realm and
+	// mapped the principal to login (ticket.kerberos). The checks are
+	// CertificateLogin's: the account active, its org enabled, not locked,
+	// not password-only; then the person's level (a Kerberos login is level
+	// 1: a person of level 2 or 3 is AUTH_LEVEL_TOO_LOW). Reasons: OK,
+	// BAD_CREDENTIALS (no account has that login name), ACCOUNT_DISABLED,
+	// ACCOUNT_LOCKED, PASSWORD_ONLY, AUTH_LEVEL_TOO_LOW. Counted against the
+	// browser's address like a refused certificate (the account's lockout
+	// count is not touched: the KDC checked the password). Audited as
+	// sso.login with method "kerberos" and the principal. A principal the
+	// page refused itself (refusal: replayed token, realm not accepted, no
+	// login name) is audited and counted the same way, answered
+	// BAD_CREDENTIALS. Components only.
+	KerberosLogin(context.Context, *KerberosLoginRequest) (*SSOLoginResponse, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
 
@@ -512,6 +555,9 @@ func (UnimplementedSSOServiceServer) RemoveOwnTotp(context.Context, *RemoveOwnTo
 }
 func (UnimplementedSSOServiceServer) FingerLogin(context.Context, *SSOFingerLoginRequest) (*SSOLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FingerLogin not implemented")
+}
+func (UnimplementedSSOServiceServer) KerberosLogin(context.Context, *KerberosLoginRequest) (*SSOLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KerberosLogin not implemented")
 }
 func (UnimplementedSSOServiceServer) mustEmbedUnimplementedSSOServiceServer() {}
 func (UnimplementedSSOServiceServer) testEmbeddedByValue()                    {}
@@ -840,6 +886,24 @@ func _SSOService_FingerLogin_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_KerberosLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KerberosLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).KerberosLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_KerberosLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).KerberosLogin(ctx, req.(*KerberosLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SSOService_ServiceDesc is the grpc.ServiceDesc for SSOService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -914,6 +978,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FingerLogin",
 			Handler:    _SSOService_FingerLogin_Handler,
+		},
+		{
+			MethodName: "KerberosLogin",
+			Handler:    _SSOService_KerberosLogin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -44,6 +44,8 @@ const (
 	AuthMethod_AUTH_METHOD_FINGERPRINT_PASSWORD AuthMethod = 5
 	// FINGERPRINT_OTP: a finger and an authenticator app's code (level 2).
 	AuthMethod_AUTH_METHOD_FINGERPRINT_OTP AuthMethod = 6
+	// KERBEROS: the Windows domain's Kerberos ticket (SPNEGO; level 1).
+	AuthMethod_AUTH_METHOD_KERBEROS AuthMethod = 7
 )
 
 // Enum value maps for AuthMethod.
@@ -56,6 +58,7 @@ var (
 		4: "AUTH_METHOD_FINGERPRINT",
 		5: "AUTH_METHOD_FINGERPRINT_PASSWORD",
 		6: "AUTH_METHOD_FINGERPRINT_OTP",
+		7: "AUTH_METHOD_KERBEROS",
 	}
 	AuthMethod_value = map[string]int32{
 		"AUTH_METHOD_UNSPECIFIED":          0,
@@ -65,6 +68,7 @@ var (
 		"AUTH_METHOD_FINGERPRINT":          4,
 		"AUTH_METHOD_FINGERPRINT_PASSWORD": 5,
 		"AUTH_METHOD_FINGERPRINT_OTP":      6,
+		"AUTH_METHOD_KERBEROS":             7,
 	}
 )
 
@@ -3809,7 +3813,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\tclient_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bclientId\"\x14\n" +
 	"\x12SigningKeysRequest\")\n" +
 	"\x13SigningKeysResponse\x12\x12\n" +
-	"\x04jwks\x18\x01 \x01(\tR\x04jwks*\xe2\x01\n" +
+	"\x04jwks\x18\x01 \x01(\tR\x04jwks*\xfc\x01\n" +
 	"\n" +
 	"AuthMethod\x12\x1b\n" +
 	"\x17AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -3818,7 +3822,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x18AUTH_METHOD_PASSWORD_OTP\x10\x03\x12\x1b\n" +
 	"\x17AUTH_METHOD_FINGERPRINT\x10\x04\x12$\n" +
 	" AUTH_METHOD_FINGERPRINT_PASSWORD\x10\x05\x12\x1f\n" +
-	"\x1bAUTH_METHOD_FINGERPRINT_OTP\x10\x06*\xac\x02\n" +
+	"\x1bAUTH_METHOD_FINGERPRINT_OTP\x10\x06\x12\x18\n" +
+	"\x14AUTH_METHOD_KERBEROS\x10\a*\xac\x02\n" +
 	"\aCasCode\x12\x18\n" +
 	"\x14CAS_CODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_REQUEST\x10\x01\x12 \n" +

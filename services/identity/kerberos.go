@@ -1,0 +1,100 @@
+package identity
+
+import (
+	"context"
+	"errors"
+
+	ulog "github.com/uias/uias/pkg/log"
+)
+
+// kerberosRefusals are the CAS page's own refusals of a verified Kerberos
+// principal (the ticket component's reasons) that identity audits.
+var kerberosRefusals = map[string]bool{"KERBEROS_REPLAY": true, "KERBEROS_REALM_NOT_ACCEPTED": true, "KERBEROS_PRINCIPAL_UNMAPPED": true}
+
+// MethodKerberos is a login with the Windows domain's Kerberos ticket
+// (SPNEGO on the CAS login page; ADR 0022): level 1, as a password.
+const MethodKerberos = "kerberos"
+
+// SSOKerberosLogin signs a person in on the single sign-on pages with the
+// Kerberos ticket their browser presented (SPNEGO, "already logged on to
+// the AD domain": maritime SSO design 004 §2.1.4.1). The ticket component
+// verified the ticket with its keytab, checked the client's realm and
+// mapped the principal to login; only UIAS components reach this (the
+// SSOService rule), as CertLogin.
+//
+// The checks are CertLogin's: an account with that login name, active, its
+// org enabled, not locked, not password-only; then the person's level: a
+// Kerberos login is level 1, so a person whose level is 2 or 3 is refused
+// ReasonAuthLevelTooLow (with RequiredLevel). An unknown login is
+// ReasonBadCredentials. Every call is audited as sso.login with method
+// "kerberos" and the principal (masked as a claimed account is), counted
+// against the browser's address (taken back on success) so that a stream
+// of refused principals is throttled; the account's lockout count is not
+// touched (the KDC checked the password, not us).
+//
+// refusal, when not empty, is the page's own refusal of the verified
+// principal (one of kerberosRefusals: a replayed token, a realm not
+// accepted, no login name): it is audited with that reason and counted the
+// same way, and answered ReasonBadCredentials; no account is looked at.
+func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusal string) (*SSOLoginResult, error) {
+	start := s.now()
+	const api = "sso.login"
+	if refusal != "" && !kerberosRefusals[refusal] {
+		return nil, badField("refusal", "refusal must be KERBEROS_REPLAY, KERBEROS_REALM_NOT_ACCEPTED or KERBEROS_PRINCIPAL_UNMAPPED")
+	}
+	if refusal == "" && login == "" {
+		return nil, badField("login", "login is required (the login name the principal maps to)")
+	}
+	detail := map[string]string{"method": MethodKerberos, "principal": ulog.MaskText(principal)}
+	fail := func(subject, org string, r Reason, audited Reason) (*SSOLoginResult, error) {
+		s.appendAudit(ctx, s.audit(ctx, api, subject, org, "failure", audited.String(), start, detail))
+		return ssoVerdict(r), nil
+	}
+	a := s.newEarlyAttempt(ssoLoginSource(ctx), api)
+	if err := a.admitSource(ctx, "kerberos", "", start); err != nil {
+		return nil, err
+	}
+	if err := a.wait(ctx); err != nil {
+		return nil, err
+	}
+	if refusal != "" {
+		s.appendAudit(ctx, s.audit(ctx, api, claimedAccount(principal), "", "failure", refusal, start, detail))
+		return ssoVerdict(ReasonBadCredentials), nil
+	}
+	u, err := s.store.GetUserByLogin(ctx, login)
+	if errors.Is(err, ErrNotFound) {
+		return fail(claimedAccount(login), "", ReasonBadCredentials, ReasonNoSuchUser)
+	}
+	if err != nil {
+		a.refund(ctx)
+		return nil, err
+	}
+	subject := "user:" + u.ID
+	if u.Status != StatusActive {
+		return fail(subject, u.OrgID, ReasonAccountDisabled, ReasonAccountDisabled)
+	}
+	if u.OrgID != "" {
+		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			a.refund(ctx)
+			return nil, err
+		}
+		if d != "" {
+			return fail(subject, u.OrgID, ReasonAccountDisabled, ReasonAccountDisabled)
+		}
+	}
+	if u.Locked(s.now()) {
+		return fail(subject, u.OrgID, ReasonAccountLocked, ReasonAccountLocked)
+	}
+	if u.PasswordOnly {
+		return fail(subject, u.OrgID, ReasonPasswordOnly, ReasonPasswordOnly)
+	}
+	if need := s.cfg.Policy.PersonLevel(u); need > MethodLevel(MethodKerberos) {
+		a.refund(ctx)
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, detail))
+		return levelVerdict(need), nil
+	}
+	a.refund(ctx)
+	s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "success", "OK", start, detail))
+	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, Method: MethodKerberos, NoPassword: true}, nil
+}

@@ -1,0 +1,106 @@
+package identity_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/services/identity"
+)
+
+// TestSSOKerberosLogin: a verified Kerberos principal mapped to a login
+// name signs its person in at level 1 (method kerberos, no password asked),
+// and the refusals are CertLogin's (unknown login, disabled, locked,
+// password-only) and the person's level; each is audited as sso.login with
+// method kerberos, the account's failure count untouched.
+func TestSSOKerberosLogin(t *testing.T) {
+	e := newLevelEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
+	ctx := browserAt("192.0.2.9")
+	login := func(name string) *identity.SSOLoginResult {
+		t.Helper()
+		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (res.Reason == identity.ReasonOK) != (res.User != nil) {
+			t.Fatalf("result %+v", res)
+		}
+		return res
+	}
+	r := login("PIA") // login names are found case aside
+	if r.Reason != identity.ReasonOK || r.User.ID != e.user.ID || r.Method != identity.MethodKerberos || !r.NoPassword {
+		t.Fatalf("ok: %+v", r)
+	}
+	if identity.MethodLevel(identity.MethodKerberos) != identity.AuthLevelAny {
+		t.Fatal("kerberos is not level 1")
+	}
+	recs := auditRecords(t, e.outbox(t, 0), "sso.login")
+	if len(recs) == 0 || recs[len(recs)-1].Result != "success" || recs[len(recs)-1].Detail["method"] != "kerberos" ||
+		recs[len(recs)-1].Detail["principal"] == "" {
+		t.Fatalf("audit: %+v", recs)
+	}
+	if r := login("nobody"); r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("unknown: %+v", r)
+	}
+	if !e.recorded(t, "sso.login", "NO_SUCH_USER", "failure") {
+		t.Fatal("unknown principal not audited")
+	}
+	before := e.failedCount(t)
+
+	e.setLevel(t, identity.AuthLevelTwoFactor)
+	if r := login("pia"); r.Reason != identity.ReasonAuthLevelTooLow || r.RequiredLevel != 2 {
+		t.Fatalf("level 2: %+v", r)
+	}
+	e.setLevel(t, identity.AuthLevelDefault)
+
+	if _, err := e.svc.LockUser(e.admin, e.user.ID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if r := login("pia"); r.Reason != identity.ReasonAccountLocked {
+		t.Fatalf("locked: %+v", r)
+	}
+	if _, err := e.svc.UnlockUser(e.admin, e.user.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.UpdateUser(e.admin, e.user.ID, identity.UserUpdate{Mask: []string{"password_only"}, PasswordOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := login("pia"); r.Reason != identity.ReasonPasswordOnly {
+		t.Fatalf("password only: %+v", r)
+	}
+	if _, err := e.svc.UpdateUser(e.admin, e.user.ID, identity.UserUpdate{Mask: []string{"password_only"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SetUserStatus(e.admin, e.user.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if r := login("pia"); r.Reason != identity.ReasonAccountDisabled {
+		t.Fatalf("disabled: %+v", r)
+	}
+	for _, reason := range []string{"AUTH_LEVEL_TOO_LOW", "ACCOUNT_LOCKED", "PASSWORD_ONLY", "ACCOUNT_DISABLED"} {
+		if !e.recorded(t, "sso.login", reason, "failure") {
+			t.Errorf("%s not audited", reason)
+		}
+	}
+	if e.failedCount(t) != before {
+		t.Fatal("a Kerberos refusal changed the account's failure count")
+	}
+
+	// The page's own refusals of a verified principal: audited, answered
+	// as an unknown login; a refusal identity does not know, or no login
+	// without one, is a bad request.
+	for _, refusal := range []string{"KERBEROS_REPLAY", "KERBEROS_REALM_NOT_ACCEPTED", "KERBEROS_PRINCIPAL_UNMAPPED"} {
+		r, err := e.svc.SSOKerberosLogin(ctx, "", "pia@OTHER.TEST", refusal)
+		if err != nil || r.Reason != identity.ReasonBadCredentials || r.User != nil {
+			t.Fatalf("%s: %+v %v", refusal, r, err)
+		}
+		if !e.recorded(t, "sso.login", refusal, "failure") {
+			t.Errorf("%s not audited", refusal)
+		}
+	}
+	for _, c := range [][2]string{{"", ""}, {"pia", "SOMETHING_ELSE"}} {
+		if _, err := e.svc.SSOKerberosLogin(ctx, c[0], "pia@UIAS.TEST", c[1]); apierr.CodeOf(err) != apierr.InvalidArgument {
+			t.Errorf("login %q refusal %q: %v, want INVALID_ARGUMENT", c[0], c[1], err)
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package cas
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	krbclient "github.com/jcmturner/gokrb5/v8/client"
+	krbconfig "github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/spnego"
+	"google.golang.org/grpc"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// testKDC is a throwaway MIT Kerberos realm (scripts/krb.sh): its settings.
+type testKDC map[string]string
+
+// startTestKDC starts a KDC with the people names, or skips the test when
+// scripts/krb.sh says the KDC cannot be installed here.
+func startTestKDC(t *testing.T, names ...string) testKDC {
+	t.Helper()
+	const script = "../../../scripts/krb.sh"
+	if out, err := exec.Command(script).CombinedOutput(); err != nil {
+		t.Skip("the MIT KDC is not installed and scripts/krb.sh could not install it " +
+			"(apt-get install krb5-kdc krb5-admin-server as root): " + strings.TrimSpace(string(out)))
+	}
+	dir := t.TempDir()
+	out, err := exec.Command(script, append([]string{"start", dir}, names...)...).Output()
+	if err != nil {
+		t.Fatalf("scripts/krb.sh start: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(script, "stop", dir).Run() })
+	k := testKDC{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if key, v, ok := strings.Cut(sc.Text(), "="); ok {
+			k[key] = v
+		}
+	}
+	if k["KEYTAB"] == "" || k["PASSWORD"] == "" {
+		t.Fatalf("scripts/krb.sh start printed:\n%s", out)
+	}
+	return k
+}
+
+// token is a fresh SPNEGO token (the Authorization header's value) of
+// name for HTTP/localhost.
+func (k testKDC) token(t *testing.T, name string) string {
+	t.Helper()
+	cfg, err := krbconfig.Load(k["KRB5_CONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := krbclient.NewWithPassword(name, k["REALM"], k["PASSWORD"], cfg, krbclient.DisablePAFXFAST(true))
+	if err := cl.Login(); err != nil {
+		t.Fatalf("kinit %s: %v", name, err)
+	}
+	t.Cleanup(cl.Destroy)
+	r, _ := http.NewRequest(http.MethodGet, "http://localhost/", nil)
+	if err := spnego.SetSPNEGOHeader(cl, r, "HTTP/localhost"); err != nil {
+		t.Fatal(err)
+	}
+	return r.Header.Get("Authorization")
+}
+
+// verifier is the page's Kerberos with the realm's keytab and rules.
+func (k testKDC) verifier(t *testing.T, rules KerberosRules) *Kerberos {
+	t.Helper()
+	data, err := os.ReadFile(k["KEYTAB"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules.Service, rules.Realm = "HTTP/localhost", k["REALM"]
+	if rules.Realms == nil {
+		rules.Realms = map[string]bool{k["REALM"]: true}
+	}
+	kr, err := NewKerberos(data, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// TestKerberosMapping: a verified principal maps to a login name: its name
+// folded to lower case, per realm a suffix stripped and one appended; a
+// principal with an instance (alice/admin) maps to none; a realm not
+// accepted is refused; a raw Kerberos token (no SPNEGO wrapper) is taken.
+func TestKerberosMapping(t *testing.T) {
+	k := startTestKDC(t, "alice", "Carl.SZ", "alice/admin")
+	realm := k["REALM"]
+	plain := k.verifier(t, KerberosRules{})
+	ip := netip.MustParseAddr("127.0.0.1")
+	check := func(kr *Kerberos, who, login, reason string) {
+		t.Helper()
+		p, r := kr.verify(strings.TrimPrefix(k.token(t, who), "Negotiate "), ip)
+		if r != reason || r == "" && p.login != login || r == ReasonKerberosRealm && p == nil {
+			t.Fatalf("%s: %+v %q, want %q %q", who, p, r, login, reason)
+		}
+		if r == "" && p.principal != who+"@"+realm {
+			t.Fatalf("%s: principal %q", who, p.principal)
+		}
+	}
+	check(plain, "alice", "alice", "")
+	check(plain, "Carl.SZ", "carl.sz", "")
+	check(plain, "alice/admin", "", ReasonKerberosUnmapped)
+	check(k.verifier(t, KerberosRules{Strip: map[string]string{realm: ".sz"}, Suffix: map[string]string{realm: "@sz"}}),
+		"Carl.SZ", "carl@sz", "")
+	check(k.verifier(t, KerberosRules{Realms: map[string]bool{"OTHER.TEST": true}}), "alice", "", ReasonKerberosRealm)
+
+	// The raw Kerberos token inside the SPNEGO one (as some clients send).
+	b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(k.token(t, "alice"), "Negotiate "))
+	var st spnego.SPNEGOToken
+	if err := st.Unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	if p, r := plain.verify(base64.StdEncoding.EncodeToString(st.NegTokenInit.MechTokenBytes), ip); r != "" || p.login != "alice" {
+		t.Fatalf("raw token: %+v %q", p, r)
+	}
+	for name, tok := range map[string]string{"empty": "", "not base64": "%%%", "too long": strings.Repeat("A", 70000)} {
+		if _, r := plain.verify(tok, ip); r != ReasonKerberosTokenInvalid {
+			t.Errorf("%s: %q", name, r)
+		}
+	}
+}
+
+// krbSSO answers KerberosLogin as identity does for a refusal, and keeps
+// the requests.
+type krbSSO struct {
+	identityv1.SSOServiceClient
+	mu    sync.Mutex
+	calls []*identityv1.KerberosLoginRequest
+}
+
+func (s *krbSSO) KerberosLogin(_ context.Context, r *identityv1.KerberosLoginRequest, _ ...grpc.CallOption) (*identityv1.SSOLoginResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, r)
+	return &identityv1.SSOLoginResponse{Reason: identityv1.Reason_REASON_BAD_CREDENTIALS}, nil
+}
+
+// TestKerberosPage: the login page challenges only browsers of the
+// configured networks; a token of a realm not accepted falls back to the
+// form with the message and no new challenge (identity is told, to audit
+// it).
+func TestKerberosPage(t *testing.T) {
+	k := startTestKDC(t, "alice")
+	inside := k.verifier(t, KerberosRules{Realms: map[string]bool{"OTHER.TEST": true},
+		Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	sso := &krbSSO{}
+	srv := httptest.NewServer(New(Options{Tickets: &certTickets{sessions: map[string]int32{}}, SSO: sso, Kerberos: inside}))
+	t.Cleanup(srv.Close)
+	get := func(srvURL, authz string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srvURL+"/cas/login?service="+url.QueryEscape("https://weak.example.com/"), nil)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, page := get(srv.URL, "")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "Negotiate" || !strings.Contains(page, `id="password"`) {
+		t.Fatalf("challenge: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	resp, page = get(srv.URL, k.token(t, "alice"))
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "" ||
+		!strings.Contains(page, "Your Windows domain is not accepted by this server.") || !strings.Contains(page, `id="password"`) {
+		t.Fatalf("foreign realm: %d %q\n%s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), page)
+	}
+	// identity was told, to audit it (and nothing else was asked).
+	sso.mu.Lock()
+	if len(sso.calls) != 1 || sso.calls[0].GetRefusal() != ReasonKerberosRealm || sso.calls[0].GetPrincipal() != "alice@"+k["REALM"] ||
+		sso.calls[0].GetLogin() != "" {
+		t.Fatalf("identity asked: %v", sso.calls)
+	}
+	sso.mu.Unlock()
+
+	outside := k.verifier(t, KerberosRules{Networks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	srv2 := httptest.NewServer(New(Options{Tickets: &certTickets{sessions: map[string]int32{}}, SSO: noSSO{}, Kerberos: outside}))
+	t.Cleanup(srv2.Close)
+	if resp, _ := get(srv2.URL, ""); resp.StatusCode != http.StatusOK || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("outside the networks: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// A token from outside the networks is not looked at (noSSO would
+	// panic if identity were asked): the form as usual.
+	if resp, _ := get(srv2.URL, k.token(t, "alice")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("token from outside the networks: %d", resp.StatusCode)
+	}
+}
