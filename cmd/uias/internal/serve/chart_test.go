@@ -737,6 +737,8 @@ func TestChartSchemaRejects(t *testing.T) {
 			[]string{"components.identity.autoscaling.minReplicas (5) is more than maxReplicas (3)"}},
 		{"both PDB bounds", []string{"--set", "components.identity.pdb.minAvailable=1"},
 			[]string{"components.identity.pdb: set minAvailable or maxUnavailable, not both"}},
+		{"secret mounted outside /etc/uias", []string{"--set", "components.identity.secretMounts[0].secret=s",
+			"--set", "components.identity.secretMounts[0].mountPath=/var/run/secrets"}, []string{"/components/identity/secretMounts/0/mountPath"}},
 		{"no TLS, plaintext not allowed", []string{"--set", "tls.allowPlaintext=false"},
 			[]string{"tls.secretName is required", "tls.allowPlaintext=true"}},
 		{"client certificates without TLS", []string{"--set", "tls.verifyClients=true"}, []string{"tls.verifyClients needs tls.secretName"}},
