@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/module"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
@@ -236,7 +237,7 @@ func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store, exp audit.
 		env.Log.Info("online now comes from the audit log's logins: the ticket component cannot be reached", zap.Error(err))
 	}
 	if ic, err := env.Client("identity"); err == nil {
-		o.People = newIdentityPeople(ic)
+		o.People = newIdentityPeople(ic, centre.FromConfig(env.Config))
 	}
 	a := analytics.New(st, o)
 	var n *analytics.Notifier

@@ -1,0 +1,86 @@
+package component
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/centre"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	"github.com/uias/uias/services/audit/analytics"
+)
+
+// orgTree answers ListOrgs (descendants) and ListUsers over a fixed tree:
+// the two calls People makes of identity's AdminService.
+type orgTree struct {
+	identityv1.AdminServiceClient
+	parent map[string]string // org: parent
+	people map[string]string // person: org
+}
+
+func (o orgTree) below(root string) []*identityv1.Org {
+	var out []*identityv1.Org
+	for org := range o.parent {
+		for p := o.parent[org]; p != ""; p = o.parent[p] {
+			if p == root {
+				out = append(out, &identityv1.Org{Id: org})
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (o orgTree) ListOrgs(_ context.Context, r *identityv1.ListOrgsRequest, _ ...grpc.CallOption) (*identityv1.ListOrgsResponse, error) {
+	return &identityv1.ListOrgsResponse{Orgs: o.below(r.GetParentId())}, nil
+}
+
+func (o orgTree) ListUsers(_ context.Context, _ *identityv1.ListUsersRequest, _ ...grpc.CallOption) (*identityv1.ListUsersResponse, error) {
+	var out []*identityv1.User
+	for id, org := range o.people {
+		out = append(out, &identityv1.User{Id: id, OrgId: org})
+	}
+	return &identityv1.ListUsersResponse{Users: out}, nil
+}
+
+// The people of the absence reports are those homed at this centre (gap1
+// G11): level 1 leaves out the level-2 bureaus' people it holds as
+// replicas (they log in at their own centre), but keeps a subtree of its
+// own inside a bureau; a level-2 centre keeps only its bureau's; one
+// centre keeps everyone.
+func TestPeopleHomedHere(t *testing.T) {
+	tree := orgTree{
+		parent: map[string]string{"root": "", "hq": "root", "bureau": "root", "harbour": "bureau", "annex": "bureau", "annex-desk": "annex"},
+		people: map[string]string{"p-root": "root", "p-hq": "hq", "p-bureau": "bureau", "p-harbour": "harbour", "p-annex": "annex-desk"},
+	}
+	list := func(h *centre.Homes) []string {
+		var got []string
+		err := identityPeople{c: tree, homes: h}.People(context.Background(), nil, func(page []analytics.Person) error {
+			for _, p := range page {
+				got = append(got, p.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		return got
+	}
+	subtrees := map[string]string{"bureau": "l2a", "annex": "l1"}
+	for _, c := range []struct {
+		name  string
+		homes *centre.Homes
+		want  []string
+	}{
+		{"one centre", nil, []string{"p-annex", "p-bureau", "p-harbour", "p-hq", "p-root"}},
+		{"level 1", &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees}, []string{"p-annex", "p-hq", "p-root"}},
+		{"level 2", &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees}, []string{"p-bureau", "p-harbour"}},
+	} {
+		if got := list(c.homes); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
