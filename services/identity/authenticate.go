@@ -432,8 +432,11 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	case a.partial:
 		// The password was the first of two factors: the login is not
 		// done (nor counted a success) until the code.
-		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start,
-			map[string]string{"method": "password"})
+		pending := map[string]string{"method": "password"}
+		if m := a.detail["method"]; m != "" {
+			pending["method"] = m // the finger and the password (fingerlogin.go)
+		}
+		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start, pending)
 	}
 	return a.succeeded(ctx, u, newHash, a.record(ev), evLocked)
 }

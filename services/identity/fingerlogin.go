@@ -32,10 +32,10 @@ const methodFinger = "finger"
 // password login.
 //
 // A person with an authenticator app enrolled is not signed in by the
-// finger alone: a match answers ReasonOTPRequired with the half-done login
-// (bound to binding, as SSOLoginBound), which SSOLoginOTP completes
-// ("finger+totp"). Audited as sso.login with detail method "finger" or
-// "finger+password".
+// finger, nor by the finger and the password: a match answers
+// ReasonOTPRequired with the half-done login (bound to binding, as
+// SSOLoginBound), which SSOLoginOTP completes ("finger+totp"). Audited as
+// sso.login with detail method "finger" or "finger+password".
 func (s *Service) SSOFingerLogin(ctx context.Context, login string, record []byte, password, binding string) (*SSOLoginResult, error) {
 	start := s.now()
 	const api = "sso.login"
@@ -132,6 +132,8 @@ func (s *Service) fingerLoginCheck(ctx context.Context, u *User, probe *finger.T
 		v, detail["fingers"] = ReasonNoFingerprint, "none opens at this centre"
 	case reasonFingerCopied:
 		v, detail["probe"] = ReasonBadCredentials, "the record of an enrolled finger (a copy, not a capture)"
+	case reasonFingerReplayed:
+		v, detail["probe"] = ReasonBadCredentials, "a record presented before (a replay, not a capture)"
 	}
 	if v == ReasonNoFingerprint {
 		a.refund(ctx)
@@ -150,8 +152,12 @@ func (s *Service) fingerLoginCheck(ctx context.Context, u *User, probe *finger.T
 	short := have < need
 	var r Reason
 	if v == ReasonOK && password != "" {
-		// Both: the finger matched; the password decides (and counts).
+		// Both: the finger matched; the password decides (and counts). A
+		// person who enrolled an authenticator app is asked its code
+		// after them too: the factor they chose is not skipped because a
+		// finger came with the password (review sec23 M3).
 		a.detail = detail
+		a.partial = t != nil
 		r, err = s.checkPassword(ctx, u, password, api, start, a.shortOf(short))
 	} else {
 		a.partial = t != nil && password == ""
@@ -166,7 +172,11 @@ func (s *Service) fingerLoginCheck(ctx context.Context, u *User, probe *finger.T
 	case r == ReasonOK && a.partial:
 		res := ssoVerdict(ReasonOTPRequired)
 		if binding != "" {
-			if res.OTPToken, err = s.otpLoginToken(u, t, binding, methodFinger); err != nil {
+			first := methodFinger
+			if password != "" {
+				first = MethodFingerPassword
+			}
+			if res.OTPToken, err = s.otpLoginToken(u, t, binding, first); err != nil {
 				return nil, err
 			}
 		}

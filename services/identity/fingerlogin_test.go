@@ -157,8 +157,9 @@ func TestSSOFingerLoginLocks(t *testing.T) {
 }
 
 // TestSSOFingerLoginWithTOTP: a person with an authenticator app signs in
-// with the finger and the code (the finger alone is half a login); the
-// finger with the password is two factors already.
+// with the finger and the code (the finger alone is half a login); with
+// the finger and the password they are asked the code too: the factor
+// they chose is not skipped (review sec23 M3).
 func TestSSOFingerLoginWithTOTP(t *testing.T) {
 	e, _ := fingerLoginEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
 	key := e.enrol(t)
@@ -182,9 +183,18 @@ func TestSSOFingerLoginWithTOTP(t *testing.T) {
 	if res, err := e.svc.SSOFingerLogin(ctx, "pia", impression(1, 2), "", ""); err != nil || res.Reason != identity.ReasonOTPRequired || res.OTPToken != "" {
 		t.Fatalf("unbound finger step: %+v %v", res, err)
 	}
+	m = e.mark(t)
 	res, err = e.svc.SSOFingerLogin(ctx, "pia", impression(1, 3), profilePass, "browser-1")
-	if err != nil || res.Reason != identity.ReasonOK || res.Method != "finger+password" {
+	if err != nil || res.Reason != identity.ReasonOTPRequired || res.OTPToken == "" || res.User != nil {
 		t.Fatalf("finger and password of a person with an app: %+v %v", res, err)
+	}
+	if d := e.fingerRecord(t, m, "OTP_REQUIRED", "pending"); d["method"] != "finger+password" {
+		t.Fatalf("pending record of finger and password: %v", d)
+	}
+	e.advance(identity.TOTPPeriod)
+	done, err = e.svc.SSOLoginOTP(ctx, res.OTPToken, e.code(key, 0), "browser-1")
+	if err != nil || done.Reason != identity.ReasonOK || done.Method != "finger+totp" || done.NoPassword {
+		t.Fatalf("code after finger and password: %+v %v (the session carries the password: a change ends it)", done, err)
 	}
 	// A password login is still "password+totp".
 	pw, err := e.svc.SSOLoginBound(ctx, "pia", profilePass, "browser-1")

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -239,7 +240,33 @@ func (s *Service) SetFingerprintBypass(ctx context.Context, appID string, enable
 const (
 	reasonFingersUnusable Reason = -100
 	reasonFingerCopied    Reason = -101
+	reasonFingerReplayed  Reason = -102
 )
+
+// DefaultFingerProbeMemory is how long a presented fingerprint record is
+// remembered by default (identity.finger_probe_memory).
+const DefaultFingerProbeMemory = 30 * 24 * time.Hour
+
+// ReasonFingerCheckUnavailable: the record could not be checked against
+// the ones presented before (the store, NATS JetStream, is unreachable).
+const ReasonFingerCheckUnavailable = "FINGER_CHECK_UNAVAILABLE"
+
+// ErrFingerCheckUnavailable refuses a finger that cannot be checked
+// against replays.
+var ErrFingerCheckUnavailable = apierr.New(apierr.Unavailable, ReasonFingerCheckUnavailable,
+	"the fingerprint cannot be checked now; sign in with the password, or try the finger again later")
+
+func init() {
+	apierr.Register(apierr.Reason{Name: ReasonFingerCheckUnavailable, Code: apierr.Unavailable, Legacy: -6,
+		Doc: "A fingerprint could not be checked against the records presented before (replay protection; the store, NATS JetStream, is unreachable): it is refused rather than taken unchecked. Sign in with the password, or retry later."})
+}
+
+// probeKey is the key under which a presented record is remembered: the
+// person and the record's digest (half of it: a collision would take
+// 2^64 captures).
+func probeKey(userID string, sum [sha256.Size]byte) string {
+	return "f." + userID + "." + hex.EncodeToString(sum[:16])
+}
 
 // fingerVerdict matches the probe of req against u's enrolled fingers:
 // ReasonOK (matched), ReasonBadCredentials (no match),
@@ -275,7 +302,23 @@ func (s *Service) fingerVerdict(ctx context.Context, u *User, probe *finger.Temp
 		// person everywhere).
 		return reasonFingersUnusable, nil
 	}
-	if ok, _ := s.matcher.Match([]*finger.Template{probe}, gallery); ok {
+	// A record presented before (by anyone, matched or not) is a replay:
+	// a scanner never captures the same bytes twice (review sec23 M3).
+	// Remembered per person for FingerProbeMemory; a store that cannot
+	// tell refuses the finger (UNAVAILABLE) rather than take it unchecked.
+	err = s.probes.Remember(ctx, probeKey(u.ID, probeSum), s.cfg.FingerProbeMemory)
+	replayed := errors.Is(err, caller.ErrNonceSeen)
+	if err != nil && !replayed {
+		s.log.Warn("fingerprint replay check", zapErr(err))
+		return 0, ErrFingerCheckUnavailable
+	}
+	// matched either way: a replay costs what a capture does (its answer's
+	// time tells nothing of the account)
+	ok, _ := s.matcher.Match([]*finger.Template{probe}, gallery)
+	switch {
+	case replayed:
+		return reasonFingerReplayed, nil
+	case ok:
 		return ReasonOK, nil
 	}
 	return ReasonBadCredentials, nil
@@ -399,6 +442,8 @@ func (s *Service) authenticateFinger(ctx context.Context, c *caller.Caller, req 
 		r, extra["fingers"] = ReasonNoFingerprint, "none opens at this centre"
 	case reasonFingerCopied:
 		r, extra["probe"] = ReasonBadCredentials, "the record of an enrolled finger (a copy, not a capture)"
+	case reasonFingerReplayed:
+		r, extra["probe"] = ReasonBadCredentials, "a record presented before (a replay, not a capture)"
 	}
 	switch {
 	case r == ReasonNoFingerprint:

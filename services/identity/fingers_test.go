@@ -88,20 +88,29 @@ func TestFingerprintAuthenticate(t *testing.T) {
 	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(3, 0), ""); r != identity.ReasonBadCredentials {
 		t.Fatalf("the enrolled record as a probe: %v", r)
 	}
-	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(3, 4), ""); r != identity.ReasonOK {
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(3, 5), ""); r != identity.ReasonOK {
 		t.Fatalf("a capture of the same finger after the copy: %v", r)
 	}
-	// Auth type 3: both needed.
-	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, genuine, "First-Pass-1"); r != identity.ReasonOK {
+	// A record presented before, byte for byte: a replay, never a capture
+	// (a scanner never captures the same bytes twice; review sec23 M3):
+	// -1, counted; another capture still matches.
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(3, 4), ""); r != identity.ReasonBadCredentials {
+		t.Fatalf("a capture presented again: %v", r)
+	}
+	if r := w.mustAuthFinger(t, identity.AuthFingerprint, impression(3, 6), ""); r != identity.ReasonOK {
+		t.Fatalf("a fresh capture after the replay: %v", r)
+	}
+	// Auth type 3: both needed (each a fresh capture).
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, impression(1, 7), "First-Pass-1"); r != identity.ReasonOK {
 		t.Fatalf("type 3, both right: %v", r)
 	}
-	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, genuine, "Wrong-Pass-1"); r != identity.ReasonBadCredentials {
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, impression(1, 8), "Wrong-Pass-1"); r != identity.ReasonBadCredentials {
 		t.Fatalf("type 3, wrong password: %v", r)
 	}
-	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, other, "First-Pass-1"); r != identity.ReasonBadCredentials {
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, impression(2, 2), "First-Pass-1"); r != identity.ReasonBadCredentials {
 		t.Fatalf("type 3, wrong finger: %v", r)
 	}
-	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, genuine, "First-Pass-1"); r != identity.ReasonOK {
+	if r := w.mustAuthFinger(t, identity.AuthPasswordFingerprint, impression(1, 9), "First-Pass-1"); r != identity.ReasonOK {
 		t.Fatalf("type 3 after the failures: %v", r)
 	}
 
@@ -325,8 +334,8 @@ func TestFingerTemplateCache(t *testing.T) {
 		if _, err := w.svc.EnrollFinger(ctx, w.user.ID, 2, impression(1, 0)); err != nil {
 			t.Fatal(err)
 		}
-		for range 2 { // the second time from the cache, when on
-			if r := other.mustAuthFinger(t, identity.AuthFingerprint, impression(1, 1), ""); r != identity.ReasonOK {
+		for i := range 2 { // the second time from the cache, when on
+			if r := other.mustAuthFinger(t, identity.AuthFingerprint, impression(1, 1+i), ""); r != identity.ReasonOK {
 				t.Fatalf("cache %d: enrolled finger: %v", size, r)
 			}
 		}

@@ -603,6 +603,7 @@ type sealedPerson struct {
 	enrolStep   int64
 	browser     context.Context
 	fingerProbe []byte
+	probes      int // fresh captures presented so far
 }
 
 func newSealedPerson(t *testing.T, svc2 *identity.Service, admin2 context.Context, bureau *identity.Org) *sealedPerson {
@@ -649,8 +650,11 @@ func (p *sealedPerson) appCtx(t *testing.T, svc *identity.Service) context.Conte
 
 func (p *sealedPerson) finger(t *testing.T, svc *identity.Service) identity.Reason {
 	t.Helper()
+	// a fresh capture every time (the same bytes again are a replay)
+	p.probes++
+	probe := withPosition(t, impression(4, 1+p.probes), 2)
 	res, err := svc.Authenticate(p.appCtx(t, svc), identity.AuthRequest{AppUserID: "acct-pilot", AuthType: identity.AuthFingerprint,
-		Fingerprint: p.fingerProbe})
+		Fingerprint: probe})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,11 @@ type Config struct {
 	// FingerFMR is the target false-match rate of a fingerprint decision
 	// (default DefaultFingerFMR, 1e-4).
 	FingerFMR float64
+	// FingerProbeMemory is how long a presented fingerprint record is
+	// remembered (default DefaultFingerProbeMemory): presented again
+	// within it, it is a replay, refused as a wrong finger (a scanner
+	// never captures the same bytes twice).
+	FingerProbeMemory time.Duration
 	// FingerCache is how many prepared fingerprint templates (decrypted
 	// and indexed for matching) are kept in memory, each for at most
 	// FingerCacheTTL (default DefaultFingerCache; negative: none). At
@@ -112,6 +117,11 @@ type Deps struct {
 	// Share is the number of identity instances serving, which share the
 	// applications' rate and concurrency limits (nil: this one alone).
 	Share caller.Share
+	// Probes remembers the fingerprint records presented, for
+	// Config.FingerProbeMemory: one presented again is a replay (optional:
+	// nil keeps them in this process; the component gives a JetStream
+	// bucket shared by every replica).
+	Probes caller.NonceStore
 	// PeopleCAs are the CAs of people's certificates (tls.people_ca_file):
 	// with Policy.CertIdentityCheck a certificate is bound only when it
 	// chains to one of them (optional: nil checks no chain).
@@ -141,6 +151,8 @@ type Service struct {
 	// appAuth authenticates application callers (with its app cache and
 	// rate limits).
 	appAuth *caller.AppAuthenticator
+	// probes remembers the fingerprint records presented (fingers.go)
+	probes caller.NonceStore
 	// secrets counts the applications whose secret expires soon
 	// (secretlife.go).
 	secrets secretCounts
@@ -228,6 +240,9 @@ func New(d Deps) (*Service, error) {
 	if c.FingerFMR == 0 {
 		c.FingerFMR = DefaultFingerFMR
 	}
+	if c.FingerProbeMemory <= 0 {
+		c.FingerProbeMemory = DefaultFingerProbeMemory
+	}
 	matcher, err := finger.NewMatcher(c.FingerFMR)
 	if err != nil {
 		return nil, fmt.Errorf("identity: finger_fmr: %w", err)
@@ -269,6 +284,10 @@ func New(d Deps) (*Service, error) {
 		return nil, err
 	}
 	s.appAuth = appAuth
+	s.probes = d.Probes
+	if s.probes == nil {
+		s.probes = caller.NewMemoryNonces(s.now)
+	}
 	s.users = cache.NewTTL[cachedUser](c.UserCacheTTL, 0)
 	switch {
 	case c.FingerCache == 0:

@@ -441,9 +441,13 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 		return expired("otp", "")
 	}
 	first := "password"
-	if tok.Method == methodFinger {
+	if tok.Method == methodFinger || tok.Method == MethodFingerPassword {
 		first = methodFinger
 	}
+	// the finger and the password before the code: the session is the
+	// finger's and the code's, and the password's (a password change ends
+	// it)
+	withPassword := tok.Method != methodFinger
 	detail["method"] = first + "+totp"
 	subject := "user:" + tok.User
 	if binding == "" || subtle.ConstantTimeCompare([]byte(binding), []byte(tok.Binding)) != 1 || s.now().UnixMilli() > tok.Expires {
@@ -480,7 +484,7 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 		return &SSOLoginResult{Reason: r, Message: reasonMessages[r]}, nil
 	}
 	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, SecondFactor: true,
-		Method: detail["method"], NoPassword: first == methodFinger}, nil
+		Method: detail["method"], NoPassword: !withPassword}, nil
 }
 
 // otpLoginToken seals the half-done login of u.

@@ -91,22 +91,28 @@ func TestFingerprintCodesOnEveryTransport(t *testing.T) {
 			return int32(n)
 		},
 	}
-	check := func(what string, fx fixture, at int, probe []byte, password string, want int32) {
+	// fresh is a new capture of finger id for each call (a record
+	// presented twice is a replay, refused as a wrong finger)
+	n := 10
+	fresh := func(id int) func() []byte { return func() []byte { n++; return rec(id, n) } }
+	same := func(b []byte) func() []byte { return func() []byte { return b } }
+	check := func(what string, fx fixture, at int, probe func() []byte, password string, want int32) {
 		t.Helper()
 		for name, call := range transports {
-			if got := call(fx, at, probe, password); got != want {
+			if got := call(fx, at, probe(), password); got != want {
 				t.Errorf("%s over %s: %d, want %d", what, name, got, want)
 			}
 		}
 	}
-	check("nothing enrolled", f, 2, rec(1, 1), "", -4)
+	check("nothing enrolled", f, 2, same(rec(1, 1)), "", -4)
 	if _, err := identityv1.NewFingerServiceClient(e.conn).EnrollFinger(e.adm(),
 		&identityv1.EnrollFingerRequest{UserId: f.userID, Position: 2, Record: rec(1, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	check("the enrolled finger", f, 2, rec(1, 2), "", 0)
-	check("the enrolled finger and the password", f, 3, rec(1, 3), f.password, 0)
-	check("another finger", f, 2, rec(5, 1), "", -1)
-	check("a malformed record", f, 2, []byte("FMR\x00 20\x00short"), "", -5)
-	check("a password-only person", pw, 2, rec(1, 2), "", -3)
+	check("the enrolled finger", f, 2, fresh(1), "", 0)
+	check("the enrolled finger and the password", f, 3, fresh(1), f.password, 0)
+	check("another finger", f, 2, fresh(5), "", -1)
+	check("a capture presented again (a replay)", f, 2, same(rec(1, 11)), "", -1) // the first fresh one
+	check("a malformed record", f, 2, same([]byte("FMR\x00 20\x00short")), "", -5)
+	check("a password-only person", pw, 2, same(rec(1, 2)), "", -3)
 }

@@ -30,6 +30,11 @@ const TTL = 11 * time.Minute
 type Options struct {
 	Replicas int           // the bucket's replicas (default 1)
 	Timeout  time.Duration // of one record (default 2s)
+	// Bucket, TTL and Description name another bucket of things seen once
+	// (default Bucket, TTL and the request nonces' description): e.g.
+	// identity's fingerprint probes, kept for days.
+	Bucket, Description string
+	TTL                 time.Duration
 }
 
 // Store is the NonceStore. Safe for concurrent use.
@@ -51,6 +56,15 @@ func New(js jetstream.JetStream, o Options) *Store {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Second
 	}
+	if o.Bucket == "" {
+		o.Bucket = Bucket
+	}
+	if o.TTL <= 0 {
+		o.TTL = TTL
+	}
+	if o.Description == "" {
+		o.Description = "UIAS nonces of signed application requests (replay protection)"
+	}
 	return &Store{js: js, opts: o}
 }
 
@@ -63,9 +77,9 @@ func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if nc := s.js.Conn(); nc != nil && !nc.IsConnected() {
 		return nil, nats.ErrConnectionClosed
 	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket,
-		Description: "UIAS nonces of signed application requests (replay protection)",
-		History:     1, TTL: TTL, Storage: jetstream.FileStorage, Replicas: s.opts.Replicas})
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.opts.Bucket,
+		Description: s.opts.Description,
+		History:     1, TTL: s.opts.TTL, Storage: jetstream.FileStorage, Replicas: s.opts.Replicas})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +90,7 @@ func (s *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 // Remember implements caller.NonceStore. ttl must not exceed TTL (the
 // bucket's): a nonce is kept for TTL whatever is asked.
 func (s *Store) Remember(ctx context.Context, key string, ttl time.Duration) error {
-	if ttl > TTL {
+	if ttl > s.opts.TTL {
 		return errors.New("natsnonce: a nonce to keep longer than the bucket's TTL")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)

@@ -55,3 +55,49 @@ func TestRememberAcrossReplicas(t *testing.T) {
 		t.Fatalf("NATS down: %v", err)
 	}
 }
+
+// Another bucket of things seen once (identity's fingerprint probes): its
+// own name and TTL, longer than the nonces'; a key kept longer than the
+// bucket's TTL is refused.
+func TestOtherBucket(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := natsnonce.New(js, natsnonce.Options{Bucket: "UIAS_FINGER_PROBES", TTL: 720 * time.Hour, Description: "probes"})
+	ctx := context.Background()
+	if err := s.Remember(ctx, "f.u1.00ff", 720*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remember(ctx, "f.u1.00ff", 720*time.Hour); !errors.Is(err, caller.ErrNonceSeen) {
+		t.Fatalf("a probe presented again: %v", err)
+	}
+	if err := s.Remember(ctx, "f.u1.00fe", 721*time.Hour); err == nil {
+		t.Fatal("kept longer than the bucket's TTL")
+	}
+	kv, err := js.KeyValue(ctx, "UIAS_FINGER_PROBES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil || st.TTL() != 720*time.Hour {
+		t.Fatalf("bucket TTL %v %v", st, err)
+	}
+	if _, err := js.KeyValue(ctx, natsnonce.Bucket); err == nil {
+		t.Fatal("the nonces' bucket made too")
+	}
+}

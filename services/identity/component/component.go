@@ -210,13 +210,17 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			UnsaltedCutover: cutover, PersonalDataAdmins: cfg.PersonalDataAdmins, ImportMaxBytes: cfg.ImportMaxBytes,
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
 			AppSecretLifetime: cfg.AppSecretLifetime, AppSecretLifetimeA2: cfg.AppSecretLifetimeA2,
-			SigningKeyLifetime: cfg.SigningKeyLifetime, SigningKeyLifetimeA2: cfg.SigningKeyLifetimeA2, TOTPIssuer: cfg.TOTPIssuer},
+			SigningKeyLifetime: cfg.SigningKeyLifetime, SigningKeyLifetimeA2: cfg.SigningKeyLifetimeA2, TOTPIssuer: cfg.TOTPIssuer,
+			FingerProbeMemory: cfg.FingerProbeMemory},
 		Homes: centre.FromConfig(env.Config),
 		// identity.ldap_auth (credsource.go)
 		CredentialSources: creds,
 		// Signed requests' nonces, shared by every replica (fail closed
 		// when NATS is down: caller.ReasonReplayUnavailable).
 		Nonces: natsnonce.New(js, natsnonce.Options{Replicas: cfg.NonceKVReplicas}),
+		// The fingerprint records presented (replays refused), shared too.
+		Probes: natsnonce.New(js, natsnonce.Options{Replicas: cfg.NonceKVReplicas, Bucket: "UIAS_FINGER_PROBES",
+			TTL: cfg.FingerProbeMemory, Description: "UIAS digests of the fingerprint records presented (replay protection)"}),
 		// The applications' rate and concurrency limits are shared by the
 		// identity instances serving (pkg/caller flow.go).
 		Share: env.Instances()})

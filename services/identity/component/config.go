@@ -147,6 +147,11 @@ type Config struct {
 	// signed requests' nonces (UIAS_REQUEST_NONCES; default 1, as with the
 	// embedded NATS server; 3 on a NATS cluster).
 	NonceKVReplicas int `yaml:"nonce_kv_replicas"`
+	// FingerProbeMemory is how long the digest of a presented fingerprint
+	// record is kept (JetStream bucket UIAS_FINGER_PROBES, nonce_kv_replicas
+	// replicas): the same record presented again within it is a replay,
+	// refused as a wrong finger (default 720h, 30 days; 1h to 8784h).
+	FingerProbeMemory time.Duration `yaml:"finger_probe_memory"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -233,6 +238,7 @@ func Defaults() *Config {
 		AdminTokenTTL:        8 * time.Hour,
 		AdminTokenIdle:       30 * time.Minute,
 		SigningKeyLifetimeA2: DefaultSigningKeyLifetimeA2,
+		FingerProbeMemory:    identity.DefaultFingerProbeMemory,
 		AdminReadTimeout:     identity.DefaultAdminReadTimeout,
 		FingerFMR:            identity.DefaultFingerFMR,
 		FingerTemplateCache:  identity.DefaultFingerCache,
@@ -318,6 +324,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.FingerTemplateCache, "UIAS_FINGER_TEMPLATE_CACHE", "", "")
 	b.Int(&c.ImportCacheMiB, "UIAS_IMPORT_CACHE_MIB", "", "")
 	b.Int(&c.NonceKVReplicas, "UIAS_NONCE_KV_REPLICAS", "", "")
+	b.Duration(&c.FingerProbeMemory, "UIAS_FINGER_PROBE_MEMORY", "", "")
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Duration(&c.AppSecretLifetime, "UIAS_APP_SECRET_LIFETIME", "", "")
@@ -403,6 +410,9 @@ func (c *Config) Validate(*config.Config) error {
 		} else if l.d%time.Second != 0 {
 			bad(l.key, "must be whole seconds, got %s", l.d)
 		}
+	}
+	if c.FingerProbeMemory < time.Hour || c.FingerProbeMemory > 8784*time.Hour {
+		bad("finger_probe_memory", "must be 1h to 8784h (a year), e.g. 720h for 30 days, got %s", c.FingerProbeMemory)
 	}
 	if c.MaxHashWait <= 0 || c.MaxHashWait > time.Minute {
 		bad("max_hash_wait", "must be more than 0 and at most 1m, got %s", c.MaxHashWait)

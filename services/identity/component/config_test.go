@@ -88,6 +88,7 @@ func TestValidateEachProblem(t *testing.T) {
 		{"negative app secret lifetime", func(c *Config) { c.AppSecretLifetime = -time.Hour }, "identity.app_secret_lifetime"},
 		{"absurd app secret lifetime", func(c *Config) { c.AppSecretLifetime = 3651 * 24 * time.Hour }, "identity.app_secret_lifetime"},
 		{"app secret lifetime in part seconds", func(c *Config) { c.AppSecretLifetime = 1500 * time.Millisecond }, "identity.app_secret_lifetime"},
+		{"finger probe memory too short", func(c *Config) { c.FingerProbeMemory = time.Minute }, "identity.finger_probe_memory"},
 		{"negative A2 secret lifetime", func(c *Config) { c.AppSecretLifetimeA2 = -time.Hour }, "identity.app_secret_lifetime_a2"},
 		{"negative signing key lifetime", func(c *Config) { c.SigningKeyLifetime = -time.Hour }, "identity.signing_key_lifetime"},
 		{"absurd A2 signing key lifetime", func(c *Config) { c.SigningKeyLifetimeA2 = 3651 * 24 * time.Hour }, "identity.signing_key_lifetime_a2"},
