@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/grpcx"
 )
@@ -56,4 +57,21 @@ func waitUntil(t *testing.T, ok func() bool, msg string) {
 			t.Fatal(msg)
 		}
 	}
+}
+
+// A caller check that takes something for the call and then refuses it,
+// returning its context with the error, has it given back by the server
+// (review sec27b H1).
+func TestCallEndOnRefusal(t *testing.T) {
+	var ended atomic.Int64
+	auth := grpcx.CallerAuthFunc(func(ctx context.Context, _ string) (context.Context, error) {
+		return grpcx.WithCallEnd(ctx, func() { ended.Add(1) }), apierr.New(apierr.Unavailable, "LOADING", "not yet")
+	})
+	h := start(t, grpcx.ServerOptions{Auth: auth}, time.Second)
+	for _, call := range []func(context.Context, string) result{h.check, h.watch, h.directCheck} {
+		if r := call(ctxT(t), "ok"); r.err == nil {
+			t.Fatal("taken")
+		}
+	}
+	waitUntil(t, func() bool { return ended.Load() == 3 }, "the refused calls kept what was taken for them")
 }

@@ -339,6 +339,16 @@ func callEndOf(ctx context.Context) func() {
 	return f
 }
 
+// EndCall runs the call end ctx carries (WithCallEnd), if any: for a
+// CallerAuth that refuses a call after an inner one took something for it
+// (a CallerAuth returning an error with its context has it run by the
+// server; one returning a nil context must run it itself).
+func EndCall(ctx context.Context) {
+	if end := callEndOf(ctx); end != nil {
+		end()
+	}
+}
+
 func (c *chain) authenticate(ctx context.Context, method string) (context.Context, error) {
 	if c.auth == nil || strings.HasPrefix(method, healthPrefix) {
 		return ctx, nil
@@ -346,6 +356,7 @@ func (c *chain) authenticate(ctx context.Context, method string) (context.Contex
 	nctx, err := c.auth.AuthenticateCaller(ctx, method)
 	if err != nil {
 		if nctx != nil {
+			EndCall(nctx)         // refused after all: what was taken for it is given back
 			noteAuthed(ctx, nctx) // the refused caller, as far as known, for the access record
 		}
 		return nil, c.toStatus(ctx, method, err)

@@ -381,7 +381,7 @@ func (rw *rowWriter) close() error {
 
 // csvCells are cells as a CSV export writes them: a text a spreadsheet
 // would read as a formula (starting with =, +, @, a tab or a carriage
-// return, or - followed by something other than a number: a display name or a claimed login
+// return, or - not followed by a number alone: a display name or a claimed login
 // of "=HYPERLINK(...)") is written after an apostrophe, as OWASP advises,
 // so that opening the export runs nothing. Numbers, times and addresses
 // are left as they are.
@@ -407,7 +407,10 @@ func formulaLike(c string) bool {
 	case '=', '+', '@', '\t', '\r':
 		return true
 	case '-':
-		return len(c) > 1 && (c[1] < '0' || c[1] > '9') && c[1] != '.'
+		// a negative number only: "-2+3" or "-1+cmd|..." is a formula
+		// (review sec27b L4)
+		_, err := strconv.ParseFloat(c, 64)
+		return err != nil && c != "-"
 	}
 	return false
 }

@@ -212,12 +212,13 @@ func TestExportNamesActors(t *testing.T) {
 func TestCSVFormulaCells(t *testing.T) {
 	var b bytes.Buffer
 	q := audit.CountQuery{By: audit.BySubject}
-	counts := []audit.Count{{Key: `=HYPERLINK("http://x","y")`, Count: 2}, {Key: "-5", Count: 1}, {Key: "@SUM(A1)", Count: 1}, {Key: "user:u1", Count: 1}}
+	counts := []audit.Count{{Key: `=HYPERLINK("http://x","y")`, Count: 2}, {Key: "-5", Count: 1}, {Key: "@SUM(A1)", Count: 1}, {Key: "user:u1", Count: 1},
+		{Key: "-2+3", Count: 1}, {Key: "-1.5", Count: 1}}
 	if err := audit.ExportCounts(q, counts, audit.CSV, &b); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{`"'=HYPERLINK(""http://x"",""y"")"`, "\n-5,", "\n'@SUM(A1),", "\nuser:u1,"} {
+	for _, want := range []string{`"'=HYPERLINK(""http://x"",""y"")"`, "\n-5,", "\n'@SUM(A1),", "\nuser:u1,", "\n'-2+3,", "\n-1.5,"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("CSV lacks %q:\n%s", want, out)
 		}

@@ -1374,6 +1374,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	if err := s.ownApp(a); err != nil {
 		return nil, err
 	}
+	levelBefore := max(a.SecurityLevel, 1)
 	detail := map[string]string{"fields": strings.Join(up.Mask, ",")}
 	for _, f := range up.Mask {
 		switch f {
@@ -1468,6 +1469,17 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	}
 	if err := checkSecurityLevel(a.SecurityLevel, a.RequireSignatures); err != nil {
 		return nil, err
+	}
+	if a.SecurityLevel == 2 && levelBefore < 2 {
+		// Raised to A2: keys without a validity period get A2's from now
+		// (review sec27b L3: they kept none).
+		if d := s.signingKeyLifetime(2); d > 0 {
+			for i := range a.SigningKeys {
+				if a.SigningKeys[i].ExpiresAt.IsZero() {
+					a.SigningKeys[i].ExpiresAt = start.Add(d)
+				}
+			}
+		}
 	}
 	if slices.Contains(up.Mask, "granted_apis") || slices.Contains(up.Mask, "access_from") || slices.Contains(up.Mask, "access_until") {
 		if err := checkAccess(a.GrantedAPIs, a.AccessFrom, a.AccessUntil); err != nil {

@@ -387,7 +387,9 @@ func TestSigningKeyValidity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !up.SigningKeys[0].ExpiresAt.IsZero() || !up.SigningKeys[1].ExpiresAt.Equal(clk.now().Add(30*24*time.Hour)) {
+	// the key kept from A1 (no period) gets A2's from the raise, like the
+	// new one (review sec27b L3)
+	if !up.SigningKeys[0].ExpiresAt.Equal(clk.now().Add(30*24*time.Hour)) || !up.SigningKeys[1].ExpiresAt.Equal(clk.now().Add(30*24*time.Hour)) {
 		t.Fatalf("keys after raising to A2 %+v", up.SigningKeys)
 	}
 }

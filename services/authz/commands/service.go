@@ -438,6 +438,22 @@ func (s *Service) describe(ch authz.Change) (map[string]string, string) {
 	return d, org
 }
 
+// AuditCallerDenied records an application caller this component refused
+// itself (its rate or concurrency limit: identity records the refusals of
+// the credentials it checks), as caller.denied like identity's records, so
+// the real-time alert sees them too.
+func (s *Service) AuditCallerDenied(ctx context.Context, appID string, err *apierr.Error, start time.Time) {
+	ev := s.auditor.CallerDenied(ctx, appID, err.Reason, start)
+	if w, ok := s.st.(interface {
+		AppendEvents(ctx context.Context, evs []events.Event) error
+	}); ok {
+		if aerr := w.AppendEvents(ctx, []events.Event{ev}); aerr != nil {
+			s.log.Warn("audit record of a refused caller not stored", zap.Error(aerr))
+		}
+	}
+	s.kick()
+}
+
 // appendRefusal records a refused write or administrative action in the
 // audit log (best effort); a refusal of an administrator's permission
 // keeps its sentence (detail "why").

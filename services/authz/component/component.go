@@ -24,6 +24,7 @@ import (
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/respsign"
 	"github.com/uias/uias/pkg/store"
@@ -230,6 +231,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 
 	auth := server.NewCallerAuth(identityVerifier{c: identityv1.NewCallerServiceClient(conn), admins: adminauth.New(conn, nil)})
 	auth.Share = env.Instances()
+	auth.Denied = svc.AuditCallerDenied
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
 			server.New(svc).WithResponseSigner(respsign.Remote(conn)).Register(g)
@@ -263,6 +265,9 @@ type loadingGate struct {
 func (g loadingGate) AuthenticateCaller(ctx context.Context, method string) (context.Context, error) {
 	ctx, err := g.auth.AuthenticateCaller(ctx, method)
 	if err == nil && !g.loaded.Load() && !isHealth(method) {
+		// refused after all: the slot of the caller's concurrency limit
+		// the inner check took is given back (review sec27b H1)
+		grpcx.EndCall(ctx)
 		return nil, errLoading
 	}
 	return ctx, err

@@ -57,6 +57,17 @@ type CallerAuth struct {
 	// Share is the number of authz instances serving, which share the
 	// applications' rate and concurrency limits (nil: this one alone).
 	Share caller.Share
+	// Denied, when set, is told of every caller refused by those limits
+	// here (to audit it as caller.denied).
+	Denied func(ctx context.Context, appID string, err *apierr.Error, start time.Time)
+}
+
+// refuse tells Denied of err and returns it.
+func (a *CallerAuth) refuse(ctx context.Context, appID string, err *apierr.Error, start time.Time) error {
+	if a.Denied != nil {
+		a.Denied(ctx, appID, err, start)
+	}
+	return err
 }
 
 // NewCallerAuth returns the authenticator over v.
@@ -114,7 +125,7 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		// back when the call ends.
 		leave, ok := a.flows.Enter(app.ID, a.Share.Concurrent(app.MaxConcurrent))
 		if !ok {
-			return nil, caller.ErrConcurrencyLimited
+			return nil, a.refuse(ctx, app.ID, caller.ErrConcurrencyLimited, a.now())
 		}
 		ctx = grpcx.WithCallEnd(ctx, leave)
 		c.App, c.SignedKey = app, key
@@ -193,7 +204,7 @@ func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Add
 			return nil, "", err
 		}
 		if rate, burst := a.Share.Rate(app.RateLimit, app.RateBurst); !a.limiter.Allow(app.ID, rate, burst, now) {
-			return nil, "", caller.ErrRateLimited
+			return nil, "", a.refuse(ctx, app.ID, caller.ErrRateLimited, now)
 		}
 		return app, key, nil
 	}
@@ -211,7 +222,7 @@ func (a *CallerAuth) app(ctx context.Context, appID, secret string, ip netip.Add
 		a.apps.Put(k, app, now)
 	}
 	if rate, burst := a.Share.Rate(app.RateLimit, app.RateBurst); !a.limiter.Allow(app.ID, rate, burst, now) {
-		return nil, "", caller.ErrRateLimited
+		return nil, "", a.refuse(ctx, app.ID, caller.ErrRateLimited, now)
 	}
 	return app, "", nil
 }

@@ -1,8 +1,19 @@
 package server
 
 import (
+	"context"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/grpcx"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 )
 
 // Credentials meet in the cache only when every part is the same: the
@@ -39,4 +50,54 @@ func BenchmarkCredKey(b *testing.B) {
 	for b.Loop() {
 		_ = a.credKey("oa-app-0001", "0123456789abcdef0123456789abcdef", ip, "")
 	}
+}
+
+// limitVerifier verifies every caller as an application with tight limits.
+type limitVerifier struct{}
+
+func (limitVerifier) VerifyApp(_ context.Context, appID, _ string, _ netip.Addr, _ string, _ caller.SignedRequest, _ string) (*caller.App, string, error) {
+	return &caller.App{ID: appID, Active: true, RateLimit: 1, RateBurst: 1, MaxConcurrent: 1}, "", nil
+}
+
+func (limitVerifier) VerifyAdmin(context.Context, string) (*adminauth.Admin, error) {
+	return nil, apierr.ErrUnavailable
+}
+
+// The callers authz refuses itself (its share of an application's rate and
+// concurrency limits) are told to Denied, which audits them as
+// caller.denied (review sec27b L1: they went unrecorded, unseen by the
+// alert).
+func TestLimitRefusalsAudited(t *testing.T) {
+	a := NewCallerAuth(limitVerifier{})
+	var denied []string
+	a.Denied = func(_ context.Context, appID string, err *apierr.Error, _ time.Time) {
+		denied = append(denied, appID+":"+err.Reason)
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(grpcx.MetadataAppID, "oa", grpcx.MetadataAppSecret, "s"))
+	m := authzv1.AuthzService_Check_FullMethodName
+	c1, err := a.AuthenticateCaller(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the first call in progress: the second is refused its slot (the
+	// rate would refuse it too: the slot is checked after the rate here,
+	// so let the bucket refill)
+	a.now = func() time.Time { return time.Now().Add(2 * time.Second) }
+	if _, err := a.AuthenticateCaller(ctx, m); reasonOf(err) != caller.ReasonConcurrencyLimited {
+		t.Fatalf("a second call at once: %v", err)
+	}
+	grpcx.EndCall(c1)
+	if _, err := a.AuthenticateCaller(ctx, m); reasonOf(err) != "RATE_LIMITED" {
+		t.Fatalf("a third call within the second: %v", err)
+	}
+	if want := []string{"oa:" + caller.ReasonConcurrencyLimited, "oa:RATE_LIMITED"}; !slices.Equal(denied, want) {
+		t.Fatalf("denied %v, want %v", denied, want)
+	}
+}
+
+func reasonOf(err error) string {
+	if ae, ok := apierr.As(err); ok {
+		return ae.Reason
+	}
+	return ""
 }
