@@ -455,7 +455,7 @@ func WatchInstances(ctx context.Context, cli *clientv3.Client, component string,
 				if ctx.Err() == nil {
 					log.Debug("counting instances", zap.String("component", component), zap.Error(err))
 				}
-				sleepCtx(ctx, 2*time.Second)
+				sleep(ctx, 2*time.Second)
 				continue
 			}
 			keys := map[string]bool{}
@@ -479,17 +479,8 @@ func WatchInstances(ctx context.Context, cli *clientv3.Client, component string,
 				i.n.Store(int64(len(keys)))
 			}
 			cancel()
-			sleepCtx(ctx, 500*time.Millisecond)
+			sleep(ctx, 500*time.Millisecond)
 		}
 	}()
 	return i
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -31,17 +31,8 @@ import (
 // listener, and the given settings.
 func startPlain(t *testing.T, edit func(c *config.Config)) (*Process, *observer.ObservedLogs) {
 	t.Helper()
-	r := &Registry{}
-	r.Register(Module{Name: "svc", Init: func(context.Context, *Env) (*Component, error) {
-		return &Component{Register: func(grpc.ServiceRegistrar) {}}, nil
-	}})
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
-	edit(&cfg)
-	cfg.Complete()
 	core, logs := observer.New(zapcore.InfoLevel)
-	p, err := Start(context.Background(), r, cfg, Options{Logger: zap.New(core)})
+	p, err := startOne(t, edit, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +44,17 @@ func startPlain(t *testing.T, edit func(c *config.Config)) (*Process, *observer.
 // was refused.
 func startRefused(t *testing.T, edit func(c *config.Config)) error {
 	t.Helper()
+	p, err := startOne(t, edit, zap.NewNop())
+	if err == nil {
+		_ = p.Stop(context.Background())
+		t.Fatal("the process started")
+	}
+	return err
+}
+
+// startOne starts a process of one empty module on loopback, its
+// configuration changed by edit.
+func startOne(t *testing.T, edit func(c *config.Config), log *zap.Logger) (*Process, error) {
 	r := &Registry{}
 	r.Register(Module{Name: "svc", Init: func(context.Context, *Env) (*Component, error) {
 		return &Component{Register: func(grpc.ServiceRegistrar) {}}, nil
@@ -62,12 +64,7 @@ func startRefused(t *testing.T, edit func(c *config.Config)) error {
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdvertiseAddr = "127.0.0.1:0", "127.0.0.1:0", ""
 	edit(&cfg)
 	cfg.Complete()
-	p, err := Start(context.Background(), r, cfg, Options{Logger: zap.NewNop()})
-	if err == nil {
-		_ = p.Stop(context.Background())
-		t.Fatal("the process started")
-	}
-	return err
+	return Start(context.Background(), r, cfg, Options{Logger: log})
 }
 
 // local turns a listen address (possibly 0.0.0.0:port) into one to dial.

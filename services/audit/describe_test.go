@@ -107,12 +107,7 @@ func TestDescribeKnowsTheAPIs(t *testing.T) {
 // keep English keys and carry the description in the language asked.
 func TestExportDescriptionColumn(t *testing.T) {
 	ctx := context.Background()
-	db := pstoretest.OpenSQLite(t)
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	st := sqlstore.New(db)
-	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	st, l := newLog(t)
 	recs := storetest.Records("ds", 2)
 	recs[0].API, recs[0].Actor, recs[0].Subject, recs[0].Result = "user.create", "user:u1", "user:u2", "success"
 	recs[1].API, recs[1].Actor, recs[1].Subject, recs[1].Result, recs[1].Reason = "authenticate", "app:oa", "user:u2", "failure", "BAD_CREDENTIALS"
@@ -168,4 +163,15 @@ func TestExportDescriptionColumn(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[1]), &m); err != nil || m["description"] != "ada (Ada Li) 创建用户 bob (Bob Wu)：成功" || m["seq"] == nil {
 		t.Fatalf("JSON line %v %v", m, err)
 	}
+}
+
+// newLog is an audit log on a fresh SQLite store.
+func newLog(t *testing.T) (*sqlstore.Store, *audit.Log) {
+	t.Helper()
+	db := pstoretest.OpenSQLite(t)
+	if err := sqlstore.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	st := sqlstore.New(db)
+	return st, audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
 }

@@ -13,9 +13,7 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
-	pstoretest "github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/audit"
-	"github.com/uias/uias/services/audit/sqlstore"
 	"github.com/uias/uias/services/audit/storetest"
 )
 
@@ -23,12 +21,7 @@ import (
 // caller's scope) and of count reports (an HTML chart by hour).
 func TestExports(t *testing.T) {
 	ctx := context.Background()
-	db := pstoretest.OpenSQLite(t)
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	st := sqlstore.New(db)
-	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	st, l := newLog(t)
 	recs := storetest.Records("exp", 1200) // more than one page of 1000
 	recs[5].Detail = map[string]string{"name": `张三, "quoted" <script>alert(1)</script>`}
 	if _, err := l.Append(ctx, recs); err != nil {
@@ -155,12 +148,7 @@ func (n *names) PersonNames(_ context.Context, ids []string) (map[string]string,
 // failure of the names leave the column empty, never the export.
 func TestExportNamesActors(t *testing.T) {
 	ctx := context.Background()
-	db := pstoretest.OpenSQLite(t)
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	st := sqlstore.New(db)
-	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	st, l := newLog(t)
 	recs := storetest.Records("nm", 6)
 	recs[0].Actor, recs[1].Actor, recs[2].Actor, recs[3].Actor = "user:u1", "user:u1", "user:gone", "app:oa"
 	// records that kept their actor's login (trial5 D3): one since

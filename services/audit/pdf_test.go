@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
-	pstoretest "github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/audit"
-	"github.com/uias/uias/services/audit/sqlstore"
 	"github.com/uias/uias/services/audit/storetest"
 )
 
@@ -55,12 +53,7 @@ func pdfText(t *testing.T, pdf []byte) string {
 func TestPDFExports(t *testing.T) {
 	fonts := pdfFonts(t)
 	ctx := context.Background()
-	db := pstoretest.OpenSQLite(t)
-	if err := sqlstore.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	st := sqlstore.New(db)
-	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{})
+	st, l := newLog(t)
 	recs := storetest.Records("pdf", 300)
 	recs[289].Detail = map[string]string{"备注": "张三 登录失败：密码错误"}
 	recs[289].Subject = "user:李四"

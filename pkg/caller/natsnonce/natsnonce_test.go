@@ -14,7 +14,9 @@ import (
 	"github.com/uias/uias/pkg/caller/natsnonce"
 )
 
-func TestRememberAcrossReplicas(t *testing.T) {
+// startNATS starts an embedded NATS server with JetStream.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +25,12 @@ func TestRememberAcrossReplicas(t *testing.T) {
 	if !srv.ReadyForConnections(5 * time.Second) {
 		t.Fatal("nats not ready")
 	}
-	defer srv.Shutdown()
+	t.Cleanup(srv.Shutdown)
+	return srv
+}
+
+func TestRememberAcrossReplicas(t *testing.T) {
+	srv := startNATS(t)
 	store := func() *natsnonce.Store {
 		nc, err := nats.Connect(srv.ClientURL())
 		if err != nil {
@@ -50,7 +57,7 @@ func TestRememberAcrossReplicas(t *testing.T) {
 	}
 	// NATS down: an error that is not ErrNonceSeen (the caller fails closed).
 	srv.Shutdown()
-	err = a.Remember(ctx, caller.NonceKey("app/one", "zzzzzzzzzzzzzzzzzz"), 10*time.Minute)
+	err := a.Remember(ctx, caller.NonceKey("app/one", "zzzzzzzzzzzzzzzzzz"), 10*time.Minute)
 	if err == nil || errors.Is(err, caller.ErrNonceSeen) {
 		t.Fatalf("NATS down: %v", err)
 	}
@@ -60,15 +67,7 @@ func TestRememberAcrossReplicas(t *testing.T) {
 // own name and TTL, longer than the nonces'; a key kept longer than the
 // bucket's TTL is refused.
 func TestOtherBucket(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	defer srv.Shutdown()
+	srv := startNATS(t)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
