@@ -272,12 +272,12 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	// that authz not answering leaves the code usable for a retry.
 	var pre *Authorization
 	if rs != nil && rs.ReleasesAuthorization() {
-		if pt, perr := s.store.PeekTicket(ctx, sig.Replica, keyOf(x.Code)); perr == nil && pt.OIDC != nil &&
-			pt.OIDC.ClientID == x.ID && pt.Service == x.RedirectURI && hasScope(pt.OIDC.Scope, "openid") {
-			if pre, err = s.authorization(ctx, pt.UserID, pt.AppID, rs); err != nil {
-				return nil, s.releaseFault(ctx, "oidc.token", start, pt.UserID, pt.OrgID, x.ID, false, err)
-			}
-			pre.user = pt.UserID
+		var pt *Ticket
+		pre, pt, err = s.releaseBefore(ctx, sig.Replica, keyOf(x.Code), rs, func(pt *Ticket) bool {
+			return pt.OIDC != nil && pt.OIDC.ClientID == x.ID && pt.Service == x.RedirectURI && hasScope(pt.OIDC.Scope, "openid")
+		})
+		if err != nil {
+			return nil, s.releaseFault(ctx, "oidc.token", start, pt.UserID, pt.OrgID, x.ID, false, err)
 		}
 	}
 	t, err := s.store.ConsumeTicket(ctx, sig.Replica, keyOf(x.Code))

@@ -136,3 +136,22 @@ func (s *Service) releaseFault(ctx context.Context, api string, start time.Time,
 	return apierr.ErrUnavailable.WithMessage("the person's roles and permissions could not be read (the authorization service " +
 		"did not answer); retry later").WithCause(err)
 }
+
+// releaseBefore asks authz for what rs releases of the person of the
+// ticket under key before the ticket is used up (its record read, not
+// taken: authz not answering leaves the ticket usable for a retry). nil,
+// nil, nil when the ticket is not there, cannot be read so, or is not
+// the one asked for (matches); the ticket read with authz's error.
+func (s *Service) releaseBefore(ctx context.Context, replica, key string, rs *RegisteredService,
+	matches func(*Ticket) bool) (*Authorization, *Ticket, error) {
+	pt, err := s.store.PeekTicket(ctx, replica, key)
+	if err != nil || !matches(pt) {
+		return nil, nil, nil //nolint:nilerr // not readable before: decided when it is used up
+	}
+	a, err := s.authorization(ctx, pt.UserID, pt.AppID, rs)
+	if err != nil {
+		return nil, pt, err
+	}
+	a.user = pt.UserID
+	return a, pt, nil
+}

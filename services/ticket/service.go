@@ -759,13 +759,13 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	// answer is released only if the ticket then validates.
 	release := v.Attributes && rs != nil && rs.ReleasesAuthorization()
 	var rel *Authorization
-	relUser := ""
 	if release {
-		if pt, perr := s.store.PeekTicket(ctx, sig.Replica, keyOf(v.Ticket)); perr == nil && sameService(pt.Service, v.Service) && pt.OIDC == nil {
-			if rel, err = s.authorization(ctx, pt.UserID, pt.AppID, rs); err != nil {
-				return s.refuseRelease(ctx, start, v, pt, sig.Serial, false, err)
-			}
-			relUser = pt.UserID
+		var pt *Ticket
+		rel, pt, err = s.releaseBefore(ctx, sig.Replica, keyOf(v.Ticket), rs, func(pt *Ticket) bool {
+			return sameService(pt.Service, v.Service) && pt.OIDC == nil
+		})
+		if err != nil {
+			return s.refuseRelease(ctx, start, v, pt, sig.Serial, false, err)
 		}
 		// Else (not found, or its instance cannot be asked so): the
 		// ticket's fate is decided below, authz asked after.
@@ -823,7 +823,7 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 		}
 		return nil, err
 	}
-	if release && (rel == nil || relUser != t.UserID) {
+	if release && (rel == nil || rel.user != t.UserID) {
 		// Not asked before (the ticket's instance could not be asked for
 		// its record): asked now, the ticket used up.
 		if rel, err = s.authorization(ctx, t.UserID, t.AppID, rs); err != nil {
