@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -30,12 +31,18 @@ type ref struct {
 	// application that deliver roles (DeliverRoles): a person whose roles
 	// of it changed, a role whose holders changed.
 	roleApp string
+	// roleApps: more such applications (a person whose roles of several
+	// applications changed with a membership or a move).
+	roleApps []string
 }
 
 // changedFor reports whether r's object is delivered again to s while
 // selected.
 func (r ref) changedFor(s *Subscription) bool {
-	return r.changed || (r.roleApp != "" && s.DeliverRoles && s.App == r.roleApp)
+	if r.changed {
+		return true
+	}
+	return s.DeliverRoles && ((r.roleApp != "" && s.App == r.roleApp) || slices.Contains(r.roleApps, s.App))
 }
 
 // Project applies c to the projection and enqueues, for every immediate
@@ -300,12 +307,31 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	if err != nil {
 		return 0, err
 	}
+	// a membership or a move changes the roles a person holds through a
+	// group's or an org's grant: their roles are compared across the
+	// change (review sec27b H2)
+	var watch *roleWatch
+	if rolesMayChange(live, kind, op, p.Data) {
+		if watch, err = watchRoles(tx, touched); err != nil {
+			return 0, err
+		}
+	}
 	if err := mutate(); err != nil {
 		return 0, err
+	}
+	if watch != nil {
+		if touched, err = watch.changed(tx, touched); err != nil {
+			return 0, err
+		}
 	}
 	after, objs, err := matchAll(tx, live, touched)
 	if err != nil {
 		return 0, err
+	}
+	for i := range before {
+		// the roles appended: a role's selection does not change with a
+		// membership or a move
+		before[i] = append(before[i], after[i][len(before[i]):]...)
 	}
 	q := &enqueuer{tx: tx, eventID: c.EventID, now: now}
 	for i, s := range live {
@@ -335,6 +361,117 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		}
 	}
 	return q.n, nil
+}
+
+// rolesMayChange reports whether a change of kind and op (with data) may
+// change the roles people hold while some subscription of live delivers
+// roles: a group's membership (the group's grants), a person's move to
+// another org or an org's move (the grants of the orgs on the path).
+func rolesMayChange(live []*Subscription, kind, op string, data json.RawMessage) bool {
+	if !slices.ContainsFunc(live, func(s *Subscription) bool { return s.DeliverRoles }) {
+		return false
+	}
+	switch kind {
+	case KindGroup:
+		return op == "member_added" || op == "member_removed"
+	case KindUser:
+		return op != "created" && hasKey(data, "org_id")
+	case KindOrg:
+		return op != "created" && hasKey(data, "parent_id")
+	}
+	return false
+}
+
+// roleWatch keeps the roles (id: application) the people a change touches
+// hold before it.
+type roleWatch struct {
+	idx    []int
+	before []map[string]string
+}
+
+// watchRoles reads the roles of the people in touched.
+func watchRoles(tx Tx, touched []ref) (*roleWatch, error) {
+	w := &roleWatch{}
+	for j, r := range touched {
+		if r.kind != KindUser {
+			continue
+		}
+		held, err := heldRoles(tx, r.id)
+		if err != nil {
+			return nil, err
+		}
+		w.idx, w.before = append(w.idx, j), append(w.before, held)
+	}
+	return w, nil
+}
+
+// changed marks, after the change, each person whose roles of an
+// application changed as changed for that application's subscriptions
+// that deliver roles (their roles are delivered again), and appends each
+// role gained or lost (its holders changed) after the people, each once.
+func (w *roleWatch) changed(tx Tx, touched []ref) ([]ref, error) {
+	seen := map[string]bool{}
+	var roles []ref
+	for k, j := range w.idx {
+		now, err := heldRoles(tx, touched[j].id)
+		if err != nil {
+			return nil, err
+		}
+		diff := map[string]string{}
+		for id, app := range w.before[k] {
+			if _, ok := now[id]; !ok {
+				diff[id] = app
+			}
+		}
+		for id, app := range now {
+			if _, ok := w.before[k][id]; !ok {
+				diff[id] = app
+			}
+		}
+		ids := slices.Sorted(maps.Keys(diff))
+		for _, id := range ids {
+			app := diff[id]
+			if app != touched[j].roleApp && !slices.Contains(touched[j].roleApps, app) {
+				touched[j].roleApps = append(touched[j].roleApps, app)
+			}
+			if !seen[id] {
+				seen[id] = true
+				roles = append(roles, ref{kind: KindRole, id: id, roleApp: app})
+			}
+		}
+	}
+	return append(touched, roles...), nil
+}
+
+// heldRoles lists the roles of an application user holds (grants to
+// them, their groups, the orgs on their path), as id: application.
+func heldRoles(tx Tx, user string) (map[string]string, error) {
+	out := map[string]string{}
+	u, err := tx.Object(KindUser, user)
+	if err != nil || u == nil || u.Deleted {
+		return out, err
+	}
+	path, err := OrgPath(tx, u.Field("org_id"))
+	if err != nil {
+		return nil, err
+	}
+	ids, err := rolesOf(tx, user, path)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; ok {
+			continue
+		}
+		o, err := tx.Object(KindRole, id)
+		if err != nil {
+			return nil, err
+		}
+		if o != nil && !o.Deleted && o.Field("app") != "" {
+			out[id] = o.Field("app")
+		}
+	}
+	return out, nil
 }
 
 // rolesOf enqueues, after the people themselves, an upsert of each role
