@@ -1001,6 +1001,10 @@ func (e *Engine) deliver(ctx context.Context, tr Transport, s *Subscription, d *
 // transaction of the projection).
 func (e *Engine) roles(ctx context.Context, s *Subscription, it *Item) error {
 	d := it.Delivery
+	if !s.DeliverRoles && WithdrawsRoles(&d) {
+		it.Roles = []RoleRef{} // the option turned off: the roles withdrawn
+		return nil
+	}
 	if !s.DeliverRoles || d.Op == OpDelete || (d.Kind != KindUser && d.Kind != KindRole) {
 		return nil
 	}

@@ -515,7 +515,12 @@ type enqueuer struct {
 }
 
 func (q *enqueuer) add(s *Subscription, kind, id, op string) error {
-	added, err := q.tx.Enqueue(Delivery{Subscription: s.ID, App: s.App, EventID: q.eventID, Kind: kind, ObjectID: id, Op: op,
+	return q.addEvent(s, kind, id, op, q.eventID)
+}
+
+// addEvent is add with the delivery's event id.
+func (q *enqueuer) addEvent(s *Subscription, kind, id, op, eventID string) error {
+	added, err := q.tx.Enqueue(Delivery{Subscription: s.ID, App: s.App, EventID: eventID, Kind: kind, ObjectID: id, Op: op,
 		BatchID: q.batchID, CreatedAt: q.now})
 	if added {
 		q.n++
@@ -762,6 +767,28 @@ func EnqueueSelection(tx Tx, s *Subscription, f Filter, batchID string, now time
 	return n, nil
 }
 
+// rolesOffSuffix ends the event id of the deliveries of people an edit
+// turning deliver_roles off makes: they carry no roles ([]), so that a
+// business system that keeps the roles on the person (SCIM's roles,
+// replaced whole) drops them (review sec27b M1).
+const rolesOffSuffix = ":roles-off"
+
+// withdrawn is the event id of an edit's person delivery: eventID, with
+// rolesOffSuffix when the edit turns deliver_roles off.
+func withdrawn(sub, old *Subscription, eventID string) string {
+	if old.DeliverRoles && !sub.DeliverRoles {
+		return eventID + rolesOffSuffix
+	}
+	return eventID
+}
+
+// WithdrawsRoles reports whether d is the delivery of a person by an edit
+// that turned deliver_roles off: it carries the person with no roles.
+func WithdrawsRoles(d *Delivery) bool {
+	return d.Kind == KindUser && d.Op != OpDelete && strings.HasPrefix(d.EventID, "edit:") &&
+		strings.HasSuffix(d.EventID, rolesOffSuffix)
+}
+
 // EnqueueEdit enqueues, in tx, what an edit of a subscription's selection
 // (from old to sub) changes at the business system, as batch batchID: an
 // upsert of each object that came into the selection, the removal of each
@@ -809,8 +836,9 @@ func EnqueueEdit(tx Tx, old, sub *Subscription, batchID string, now time.Time) (
 						op = OpUpsert
 					}
 				case is && kind == KindUser && old.DeliverRoles != sub.DeliverRoles:
-					// still selected: its roles come with it, or no more
-					if err := q.add(sub, kind, o.ID, OpUpsert); err != nil {
+					// still selected: its roles come with it, or are
+					// withdrawn (review sec27b M1)
+					if err := q.addEvent(sub, kind, o.ID, OpUpsert, withdrawn(sub, old, q.eventID)); err != nil {
 						return q.n, err
 					}
 					continue
@@ -826,10 +854,12 @@ func EnqueueEdit(tx Tx, old, sub *Subscription, batchID string, now time.Time) (
 				if op == "" {
 					continue
 				}
+				eventID := q.eventID
 				if kind == KindUser {
 					moved[o.ID] = true
+					eventID = withdrawn(sub, old, q.eventID)
 				}
-				if err := q.add(sub, kind, o.ID, op); err != nil {
+				if err := q.addEvent(sub, kind, o.ID, op, eventID); err != nil {
 					return q.n, err
 				}
 			}

@@ -333,7 +333,9 @@ type Item struct {
 	Members []Member
 	// Roles are, for a person delivered to a subscription with
 	// DeliverRoles (not removed), the roles of the subscribing application
-	// the person holds ([] when none), by code.
+	// the person holds ([] when none), by code; [] for a person delivered
+	// by the edit that turns DeliverRoles off (WithdrawsRoles); nil
+	// otherwise.
 	Roles []RoleRef
 	// Orgs is where the object sits in the org tree, nearest first: for an
 	// org its ancestors, for a person or a group their org and its
