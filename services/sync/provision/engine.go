@@ -611,6 +611,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 			}
 		}
 	}
+	e.sweepWindows(ctx, want, now)
 	e.requeueDead(ctx, want, now)
 	e.warnInClear(want)
 	if q, err := e.o.Store.Queues(ctx); err == nil {
@@ -1008,12 +1009,13 @@ func (e *Engine) roles(ctx context.Context, s *Subscription, it *Item) error {
 	if !s.DeliverRoles || d.Op == OpDelete || (d.Kind != KindUser && d.Kind != KindRole) {
 		return nil
 	}
+	now := e.o.Now()
 	err := e.o.Store.InTx(ctx, func(tx Tx) error {
 		var err error
 		if d.Kind == KindUser {
-			it.Roles, err = UserRoles(tx, d.ObjectID, s.App)
+			it.Roles, err = UserRoles(tx, d.ObjectID, s.App, now)
 		} else {
-			it.Members, err = RoleHolders(tx, s, d.ObjectID)
+			it.Members, err = RoleHolders(tx, s, d.ObjectID, now)
 		}
 		return err
 	})

@@ -231,7 +231,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		touched = append(touched, ref{kind: KindRole, id: p.ID, changed: true})
 		if match && !del && cur != nil && (cur.Field("code") != role.Code || cur.Field("name") != role.Name) {
 			// its holders carry its code and name
-			users, err := roleUsers(tx, p.ID)
+			users, err := roleUsers(tx, p.ID, time.Time{})
 			if err != nil {
 				return 0, err
 			}
@@ -247,6 +247,8 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 				Kind string `json:"kind"`
 				ID   string `json:"id"`
 			} `json:"subject"`
+			ValidFrom  time.Time `json:"valid_from"`
+			ValidUntil time.Time `json:"valid_until"`
 		}
 		// authz carries the grant as bytes (base64 in JSON)
 		var raw []byte
@@ -295,7 +297,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 			if g.Role == "" || subjKind == "" {
 				return nil
 			}
-			return tx.PutGrant(p.ID, g.Role, subjKind, subjID)
+			return tx.PutGrant(p.ID, g.Role, subjKind, subjID, Window{From: g.ValidFrom, Until: g.ValidUntil})
 		}
 	default:
 		return 0, nil
@@ -312,7 +314,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	// change (review sec27b H2)
 	var watch *roleWatch
 	if rolesMayChange(live, kind, op, p.Data) {
-		if watch, err = watchRoles(tx, touched); err != nil {
+		if watch, err = watchRoles(tx, touched, now); err != nil {
 			return 0, err
 		}
 	}
@@ -385,18 +387,19 @@ func rolesMayChange(live []*Subscription, kind, op string, data json.RawMessage)
 // roleWatch keeps the roles (id: application) the people a change touches
 // hold before it.
 type roleWatch struct {
+	at     time.Time
 	idx    []int
 	before []map[string]string
 }
 
 // watchRoles reads the roles of the people in touched.
-func watchRoles(tx Tx, touched []ref) (*roleWatch, error) {
-	w := &roleWatch{}
+func watchRoles(tx Tx, touched []ref, at time.Time) (*roleWatch, error) {
+	w := &roleWatch{at: at}
 	for j, r := range touched {
 		if r.kind != KindUser {
 			continue
 		}
-		held, err := heldRoles(tx, r.id)
+		held, err := heldRoles(tx, r.id, w.at)
 		if err != nil {
 			return nil, err
 		}
@@ -413,7 +416,7 @@ func (w *roleWatch) changed(tx Tx, touched []ref) ([]ref, error) {
 	seen := map[string]bool{}
 	var roles []ref
 	for k, j := range w.idx {
-		now, err := heldRoles(tx, touched[j].id)
+		now, err := heldRoles(tx, touched[j].id, w.at)
 		if err != nil {
 			return nil, err
 		}
@@ -444,8 +447,9 @@ func (w *roleWatch) changed(tx Tx, touched []ref) ([]ref, error) {
 }
 
 // heldRoles lists the roles of an application user holds (grants to
-// them, their groups, the orgs on their path), as id: application.
-func heldRoles(tx Tx, user string) (map[string]string, error) {
+// them, their groups, the orgs on their path, in force at at), as id:
+// application.
+func heldRoles(tx Tx, user string, at time.Time) (map[string]string, error) {
 	out := map[string]string{}
 	u, err := tx.Object(KindUser, user)
 	if err != nil || u == nil || u.Deleted {
@@ -455,7 +459,7 @@ func heldRoles(tx Tx, user string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := rolesOf(tx, user, path)
+	ids, err := rolesOf(tx, user, path, at)
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +488,7 @@ func (q *enqueuer) rolesOf(s *Subscription, people []string) error {
 	}
 	seen := map[string]bool{}
 	for _, u := range people {
-		rs, err := UserRoles(q.tx, u, s.App)
+		rs, err := UserRoles(q.tx, u, s.App, q.now)
 		if err != nil {
 			return err
 		}
@@ -600,9 +604,10 @@ func grantUsers(tx Tx, kind, id string) ([]string, error) {
 }
 
 // roleUsers lists the people role reaches through its grants (to them,
-// to their groups, to an org above them), each once, by id.
-func roleUsers(tx Tx, role string) ([]string, error) {
-	subjects, err := tx.GrantsOfRole(role)
+// to their groups, to an org above them) in force at at (zero: all), each
+// once, by id.
+func roleUsers(tx Tx, role string, at time.Time) ([]string, error) {
+	subjects, err := tx.GrantsOfRole(role, at)
 	if err != nil {
 		return nil, err
 	}
@@ -619,10 +624,10 @@ func roleUsers(tx Tx, role string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// RoleHolders lists the people in s's selection who hold role (the
+// RoleHolders lists the people in s's selection who hold role at at (the
 // members of its delivery), by id.
-func RoleHolders(tx Tx, s *Subscription, role string) ([]Member, error) {
-	users, err := roleUsers(tx, role)
+func RoleHolders(tx Tx, s *Subscription, role string, at time.Time) ([]Member, error) {
+	users, err := roleUsers(tx, role, at)
 	if err != nil {
 		return nil, err
 	}
@@ -843,7 +848,7 @@ func EnqueueEdit(tx Tx, old, sub *Subscription, batchID string, now time.Time) (
 					}
 					continue
 				case is && kind == KindRole && len(moved) > 0:
-					holders, err := roleUsers(tx, o.ID)
+					holders, err := roleUsers(tx, o.ID, time.Time{})
 					if err != nil {
 						return q.n, err
 					}
