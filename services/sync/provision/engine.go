@@ -109,6 +109,9 @@ func (o Options) withDefaults() Options {
 // holds back another.
 type Engine struct {
 	o Options
+	// swept is when this engine last swept the grants' windows (only the
+	// supervisor reads and writes it).
+	swept time.Time
 	// owner names this engine in the subscriptions' leases.
 	owner string
 

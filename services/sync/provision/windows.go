@@ -69,7 +69,7 @@ func SweepGrantWindows(tx Tx, subs []*Subscription, after, upTo time.Time) (int,
 // sweepWindows runs SweepGrantWindows from the time the last sweep
 // reached to now, in one transaction serialised with the projection's,
 // when some subscription delivers roles (otherwise the cursor stays, and
-// the first sweep after one does catches up).
+// the first sweep after one does catches up), at most once a poll.
 func (e *Engine) sweepWindows(ctx context.Context, subs map[string]*Subscription, now time.Time) {
 	list := make([]*Subscription, 0, len(subs))
 	for _, s := range subs {
@@ -77,9 +77,10 @@ func (e *Engine) sweepWindows(ctx context.Context, subs map[string]*Subscription
 			list = append(list, s)
 		}
 	}
-	if len(list) == 0 {
-		return
+	if len(list) == 0 || (now.Sub(e.swept) < e.o.Poll && now.After(e.swept)) {
+		return // at most once a poll, not at every kick
 	}
+	e.swept = now
 	n := 0
 	err := e.o.Store.InTx(ctx, func(tx Tx) error {
 		n = 0
