@@ -109,6 +109,9 @@ func (o Options) withDefaults() Options {
 // holds back another.
 type Engine struct {
 	o Options
+	// swept is when this engine last swept the grants' windows (only the
+	// supervisor reads and writes it).
+	swept time.Time
 	// owner names this engine in the subscriptions' leases.
 	owner string
 
@@ -611,6 +614,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 			}
 		}
 	}
+	e.sweepWindows(ctx, want, now)
 	e.requeueDead(ctx, want, now)
 	e.warnInClear(want)
 	if q, err := e.o.Store.Queues(ctx); err == nil {
@@ -1001,15 +1005,20 @@ func (e *Engine) deliver(ctx context.Context, tr Transport, s *Subscription, d *
 // transaction of the projection).
 func (e *Engine) roles(ctx context.Context, s *Subscription, it *Item) error {
 	d := it.Delivery
+	if !s.DeliverRoles && WithdrawsRoles(&d) {
+		it.Roles = []RoleRef{} // the option turned off: the roles withdrawn
+		return nil
+	}
 	if !s.DeliverRoles || d.Op == OpDelete || (d.Kind != KindUser && d.Kind != KindRole) {
 		return nil
 	}
+	now := e.o.Now()
 	err := e.o.Store.InTx(ctx, func(tx Tx) error {
 		var err error
 		if d.Kind == KindUser {
-			it.Roles, err = UserRoles(tx, d.ObjectID, s.App)
+			it.Roles, err = UserRoles(tx, d.ObjectID, s.App, now)
 		} else {
-			it.Members, err = RoleHolders(tx, s, d.ObjectID)
+			it.Members, err = RoleHolders(tx, s, d.ObjectID, now)
 		}
 		return err
 	})

@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -30,12 +31,18 @@ type ref struct {
 	// application that deliver roles (DeliverRoles): a person whose roles
 	// of it changed, a role whose holders changed.
 	roleApp string
+	// roleApps: more such applications (a person whose roles of several
+	// applications changed with a membership or a move).
+	roleApps []string
 }
 
 // changedFor reports whether r's object is delivered again to s while
 // selected.
 func (r ref) changedFor(s *Subscription) bool {
-	return r.changed || (r.roleApp != "" && s.DeliverRoles && s.App == r.roleApp)
+	if r.changed {
+		return true
+	}
+	return s.DeliverRoles && ((r.roleApp != "" && s.App == r.roleApp) || slices.Contains(r.roleApps, s.App))
 }
 
 // Project applies c to the projection and enqueues, for every immediate
@@ -224,7 +231,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 		touched = append(touched, ref{kind: KindRole, id: p.ID, changed: true})
 		if match && !del && cur != nil && (cur.Field("code") != role.Code || cur.Field("name") != role.Name) {
 			// its holders carry its code and name
-			users, err := roleUsers(tx, p.ID)
+			users, err := roleUsers(tx, p.ID, time.Time{})
 			if err != nil {
 				return 0, err
 			}
@@ -240,6 +247,8 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 				Kind string `json:"kind"`
 				ID   string `json:"id"`
 			} `json:"subject"`
+			ValidFrom  time.Time `json:"valid_from"`
+			ValidUntil time.Time `json:"valid_until"`
 		}
 		// authz carries the grant as bytes (base64 in JSON)
 		var raw []byte
@@ -288,7 +297,7 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 			if g.Role == "" || subjKind == "" {
 				return nil
 			}
-			return tx.PutGrant(p.ID, g.Role, subjKind, subjID)
+			return tx.PutGrant(p.ID, g.Role, subjKind, subjID, Window{From: g.ValidFrom, Until: g.ValidUntil})
 		}
 	default:
 		return 0, nil
@@ -300,12 +309,31 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	if err != nil {
 		return 0, err
 	}
+	// a membership or a move changes the roles a person holds through a
+	// group's or an org's grant: their roles are compared across the
+	// change (review sec27b H2)
+	var watch *roleWatch
+	if rolesMayChange(live, kind, op, p.Data) {
+		if watch, err = watchRoles(tx, touched, now); err != nil {
+			return 0, err
+		}
+	}
 	if err := mutate(); err != nil {
 		return 0, err
+	}
+	if watch != nil {
+		if touched, err = watch.changed(tx, touched); err != nil {
+			return 0, err
+		}
 	}
 	after, objs, err := matchAll(tx, live, touched)
 	if err != nil {
 		return 0, err
+	}
+	for i := range before {
+		// the roles appended: a role's selection does not change with a
+		// membership or a move
+		before[i] = append(before[i], after[i][len(before[i]):]...)
 	}
 	q := &enqueuer{tx: tx, eventID: c.EventID, now: now}
 	for i, s := range live {
@@ -337,6 +365,119 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	return q.n, nil
 }
 
+// rolesMayChange reports whether a change of kind and op (with data) may
+// change the roles people hold while some subscription of live delivers
+// roles: a group's membership (the group's grants), a person's move to
+// another org or an org's move (the grants of the orgs on the path).
+func rolesMayChange(live []*Subscription, kind, op string, data json.RawMessage) bool {
+	if !slices.ContainsFunc(live, func(s *Subscription) bool { return s.DeliverRoles }) {
+		return false
+	}
+	switch kind {
+	case KindGroup:
+		return op == "member_added" || op == "member_removed"
+	case KindUser:
+		return op != "created" && hasKey(data, "org_id")
+	case KindOrg:
+		return op != "created" && hasKey(data, "parent_id")
+	}
+	return false
+}
+
+// roleWatch keeps the roles (id: application) the people a change touches
+// hold before it.
+type roleWatch struct {
+	at     time.Time
+	idx    []int
+	before []map[string]string
+}
+
+// watchRoles reads the roles of the people in touched.
+func watchRoles(tx Tx, touched []ref, at time.Time) (*roleWatch, error) {
+	w := &roleWatch{at: at}
+	for j, r := range touched {
+		if r.kind != KindUser {
+			continue
+		}
+		held, err := heldRoles(tx, r.id, w.at)
+		if err != nil {
+			return nil, err
+		}
+		w.idx, w.before = append(w.idx, j), append(w.before, held)
+	}
+	return w, nil
+}
+
+// changed marks, after the change, each person whose roles of an
+// application changed as changed for that application's subscriptions
+// that deliver roles (their roles are delivered again), and appends each
+// role gained or lost (its holders changed) after the people, each once.
+func (w *roleWatch) changed(tx Tx, touched []ref) ([]ref, error) {
+	seen := map[string]bool{}
+	var roles []ref
+	for k, j := range w.idx {
+		now, err := heldRoles(tx, touched[j].id, w.at)
+		if err != nil {
+			return nil, err
+		}
+		diff := map[string]string{}
+		for id, app := range w.before[k] {
+			if _, ok := now[id]; !ok {
+				diff[id] = app
+			}
+		}
+		for id, app := range now {
+			if _, ok := w.before[k][id]; !ok {
+				diff[id] = app
+			}
+		}
+		ids := slices.Sorted(maps.Keys(diff))
+		for _, id := range ids {
+			app := diff[id]
+			if app != touched[j].roleApp && !slices.Contains(touched[j].roleApps, app) {
+				touched[j].roleApps = append(touched[j].roleApps, app)
+			}
+			if !seen[id] {
+				seen[id] = true
+				roles = append(roles, ref{kind: KindRole, id: id, roleApp: app})
+			}
+		}
+	}
+	return append(touched, roles...), nil
+}
+
+// heldRoles lists the roles of an application user holds (grants to
+// them, their groups, the orgs on their path, in force at at), as id:
+// application.
+func heldRoles(tx Tx, user string, at time.Time) (map[string]string, error) {
+	out := map[string]string{}
+	u, err := tx.Object(KindUser, user)
+	if err != nil || u == nil || u.Deleted {
+		return out, err
+	}
+	path, err := OrgPath(tx, u.Field("org_id"))
+	if err != nil {
+		return nil, err
+	}
+	ids, err := rolesOf(tx, user, path, at)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if _, ok := out[id]; ok {
+			continue
+		}
+		o, err := tx.Object(KindRole, id)
+		if err != nil {
+			return nil, err
+		}
+		if o != nil && !o.Deleted && o.Field("app") != "" {
+			out[id] = o.Field("app")
+		}
+	}
+	return out, nil
+}
+
 // rolesOf enqueues, after the people themselves, an upsert of each role
 // of s's application held by the people who came into or left s's
 // selection (when s delivers roles): the business system keeps the
@@ -347,7 +488,7 @@ func (q *enqueuer) rolesOf(s *Subscription, people []string) error {
 	}
 	seen := map[string]bool{}
 	for _, u := range people {
-		rs, err := UserRoles(q.tx, u, s.App)
+		rs, err := UserRoles(q.tx, u, s.App, q.now)
 		if err != nil {
 			return err
 		}
@@ -378,7 +519,12 @@ type enqueuer struct {
 }
 
 func (q *enqueuer) add(s *Subscription, kind, id, op string) error {
-	added, err := q.tx.Enqueue(Delivery{Subscription: s.ID, App: s.App, EventID: q.eventID, Kind: kind, ObjectID: id, Op: op,
+	return q.addEvent(s, kind, id, op, q.eventID)
+}
+
+// addEvent is add with the delivery's event id.
+func (q *enqueuer) addEvent(s *Subscription, kind, id, op, eventID string) error {
+	added, err := q.tx.Enqueue(Delivery{Subscription: s.ID, App: s.App, EventID: eventID, Kind: kind, ObjectID: id, Op: op,
 		BatchID: q.batchID, CreatedAt: q.now})
 	if added {
 		q.n++
@@ -458,9 +604,10 @@ func grantUsers(tx Tx, kind, id string) ([]string, error) {
 }
 
 // roleUsers lists the people role reaches through its grants (to them,
-// to their groups, to an org above them), each once, by id.
-func roleUsers(tx Tx, role string) ([]string, error) {
-	subjects, err := tx.GrantsOfRole(role)
+// to their groups, to an org above them) in force at at (zero: all), each
+// once, by id.
+func roleUsers(tx Tx, role string, at time.Time) ([]string, error) {
+	subjects, err := tx.GrantsOfRole(role, at)
 	if err != nil {
 		return nil, err
 	}
@@ -477,10 +624,10 @@ func roleUsers(tx Tx, role string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// RoleHolders lists the people in s's selection who hold role (the
+// RoleHolders lists the people in s's selection who hold role at at (the
 // members of its delivery), by id.
-func RoleHolders(tx Tx, s *Subscription, role string) ([]Member, error) {
-	users, err := roleUsers(tx, role)
+func RoleHolders(tx Tx, s *Subscription, role string, at time.Time) ([]Member, error) {
+	users, err := roleUsers(tx, role, at)
 	if err != nil {
 		return nil, err
 	}
@@ -625,6 +772,28 @@ func EnqueueSelection(tx Tx, s *Subscription, f Filter, batchID string, now time
 	return n, nil
 }
 
+// rolesOffSuffix ends the event id of the deliveries of people an edit
+// turning deliver_roles off makes: they carry no roles ([]), so that a
+// business system that keeps the roles on the person (SCIM's roles,
+// replaced whole) drops them (review sec27b M1).
+const rolesOffSuffix = ":roles-off"
+
+// withdrawn is the event id of an edit's person delivery: eventID, with
+// rolesOffSuffix when the edit turns deliver_roles off.
+func withdrawn(sub, old *Subscription, eventID string) string {
+	if old.DeliverRoles && !sub.DeliverRoles {
+		return eventID + rolesOffSuffix
+	}
+	return eventID
+}
+
+// WithdrawsRoles reports whether d is the delivery of a person by an edit
+// that turned deliver_roles off: it carries the person with no roles.
+func WithdrawsRoles(d *Delivery) bool {
+	return d.Kind == KindUser && d.Op != OpDelete && strings.HasPrefix(d.EventID, "edit:") &&
+		strings.HasSuffix(d.EventID, rolesOffSuffix)
+}
+
 // EnqueueEdit enqueues, in tx, what an edit of a subscription's selection
 // (from old to sub) changes at the business system, as batch batchID: an
 // upsert of each object that came into the selection, the removal of each
@@ -672,13 +841,14 @@ func EnqueueEdit(tx Tx, old, sub *Subscription, batchID string, now time.Time) (
 						op = OpUpsert
 					}
 				case is && kind == KindUser && old.DeliverRoles != sub.DeliverRoles:
-					// still selected: its roles come with it, or no more
-					if err := q.add(sub, kind, o.ID, OpUpsert); err != nil {
+					// still selected: its roles come with it, or are
+					// withdrawn (review sec27b M1)
+					if err := q.addEvent(sub, kind, o.ID, OpUpsert, withdrawn(sub, old, q.eventID)); err != nil {
 						return q.n, err
 					}
 					continue
 				case is && kind == KindRole && len(moved) > 0:
-					holders, err := roleUsers(tx, o.ID)
+					holders, err := roleUsers(tx, o.ID, time.Time{})
 					if err != nil {
 						return q.n, err
 					}
@@ -689,10 +859,12 @@ func EnqueueEdit(tx Tx, old, sub *Subscription, batchID string, now time.Time) (
 				if op == "" {
 					continue
 				}
+				eventID := q.eventID
 				if kind == KindUser {
 					moved[o.ID] = true
+					eventID = withdrawn(sub, old, q.eventID)
 				}
-				if err := q.add(sub, kind, o.ID, op); err != nil {
+				if err := q.addEvent(sub, kind, o.ID, op, eventID); err != nil {
 					return q.n, err
 				}
 			}

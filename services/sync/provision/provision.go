@@ -333,7 +333,9 @@ type Item struct {
 	Members []Member
 	// Roles are, for a person delivered to a subscription with
 	// DeliverRoles (not removed), the roles of the subscribing application
-	// the person holds ([] when none), by code.
+	// the person holds ([] when none), by code; [] for a person delivered
+	// by the edit that turns DeliverRoles off (WithdrawsRoles); nil
+	// otherwise.
 	Roles []RoleRef
 	// Orgs is where the object sits in the org tree, nearest first: for an
 	// org its ancestors, for a person or a group their org and its
@@ -430,8 +432,25 @@ type Reader interface {
 	GroupsOf(user string) ([]string, error)
 	// AppsLinked lists the applications user has an account link to.
 	AppsLinked(user string) ([]string, error)
-	// Grants lists the roles granted to subject (kind user, group or org).
-	Grants(kind, id string) ([]string, error)
+	// Grants lists the roles granted to subject (kind user, group or org):
+	// by the grants in force at at (zero: all, whatever their window).
+	Grants(kind, id string, at time.Time) ([]string, error)
+}
+
+// Window is when a grant is in force: authz's valid_from and valid_until
+// (zero: unbounded on that side; in force from From, no more at Until).
+type Window struct{ From, Until time.Time }
+
+// ActiveAt reports whether w is in force at t (as authz's
+// Grant.ActiveAt).
+func (w Window) ActiveAt(t time.Time) bool {
+	return (w.From.IsZero() || !t.Before(w.From)) && (w.Until.IsZero() || t.Before(w.Until))
+}
+
+// GrantWindow is a grant whose window starts or ends at At.
+type GrantWindow struct {
+	ID, Role, Kind, Subject string
+	At                      time.Time
 }
 
 // OrgPath returns org and its ancestors (nearest first), stopping on a
@@ -467,7 +486,7 @@ func UserMatches(r Reader, s *Subscription, u *Object, f Filter) (bool, error) {
 	}
 	var roles []string
 	if len(s.Selection.Roles) > 0 || f.Role != "" {
-		if roles, err = rolesOf(r, u.ID, path); err != nil {
+		if roles, err = rolesOf(r, u.ID, path, time.Time{}); err != nil {
 			return false, err
 		}
 		if f.Role != "" && !slices.Contains(roles, f.Role) {
@@ -509,9 +528,9 @@ func UserMatches(r Reader, s *Subscription, u *Object, f Filter) (bool, error) {
 }
 
 // rolesOf lists the roles a user holds: granted to them, to their groups,
-// or to an org on their path.
-func rolesOf(r Reader, user string, path []string) ([]string, error) {
-	roles, err := r.Grants("user", user)
+// or to an org on their path; by the grants in force at at (zero: all).
+func rolesOf(r Reader, user string, path []string, at time.Time) ([]string, error) {
+	roles, err := r.Grants("user", user, at)
 	if err != nil {
 		return nil, err
 	}
@@ -520,14 +539,14 @@ func rolesOf(r Reader, user string, path []string) ([]string, error) {
 		return nil, err
 	}
 	for _, g := range gs {
-		more, err := r.Grants("group", g)
+		more, err := r.Grants("group", g, at)
 		if err != nil {
 			return nil, err
 		}
 		roles = append(roles, more...)
 	}
 	for _, o := range path {
-		more, err := r.Grants("org", o)
+		more, err := r.Grants("org", o, at)
 		if err != nil {
 			return nil, err
 		}
@@ -611,9 +630,9 @@ func RoleMatches(s *Subscription, o *Object, f Filter) bool {
 
 // UserRoles lists the roles of application app that user holds (granted
 // to them, to a group of theirs or to an org on their path: the
-// projection of authz's grants), by code. Roles unknown to the projection
-// or of another application are left out.
-func UserRoles(r Reader, user, app string) ([]RoleRef, error) {
+// projection of authz's grants in force at at), by code. Roles unknown to
+// the projection or of another application are left out.
+func UserRoles(r Reader, user, app string, at time.Time) ([]RoleRef, error) {
 	u, err := r.Object(KindUser, user)
 	if err != nil || u == nil {
 		return []RoleRef{}, err
@@ -622,7 +641,7 @@ func UserRoles(r Reader, user, app string) ([]RoleRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids, err := rolesOf(r, user, path)
+	ids, err := rolesOf(r, user, path, at)
 	if err != nil {
 		return nil, err
 	}

@@ -25,14 +25,22 @@ type Tx interface {
 	// and returns its user ("" if unknown).
 	PutLink(id, user, app string) error
 	DeleteLink(id string) (string, error)
-	// PutGrant records grant id of role to subject (kind, id); DeleteGrant
-	// removes it and returns its subject.
-	PutGrant(id, role, kind, subject string) error
+	// PutGrant records grant id of role to subject (kind, id), in force
+	// during w; DeleteGrant removes it and returns its subject.
+	PutGrant(id, role, kind, subject string, w Window) error
 	// Grant reads grant id (all empty if unknown).
 	Grant(id string) (role, kind, subject string, err error)
 	DeleteGrant(id string) (kind, subject string, err error)
-	// GrantsOfRole lists the subjects role is granted to, as "kind:id".
-	GrantsOfRole(role string) ([]string, error)
+	// GrantsOfRole lists the subjects role is granted to, as "kind:id":
+	// by the grants in force at at (zero: all).
+	GrantsOfRole(role string, at time.Time) ([]string, error)
+	// GrantsCrossing lists the grants whose window starts or ends after
+	// after and at upTo or before, once per such start or end.
+	GrantsCrossing(after, upTo time.Time) ([]GrantWindow, error)
+	// SweptUntil is the time up to which grant windows were swept (zero:
+	// never); SetSweptUntil moves it.
+	SweptUntil() (time.Time, error)
+	SetSweptUntil(at time.Time) error
 	// Objects lists the live objects of kind, a page at a time after the
 	// id after ("" first).
 	Objects(kind, after string, limit int) ([]Object, error)

@@ -285,8 +285,16 @@ func (t *provTx) AppsLinked(user string) ([]string, error) {
 	return strings1(t.ctx, t.db, t.q, "SELECT app_id FROM prov_links WHERE user_id = ? ORDER BY app_id", user)
 }
 
-func (t *provTx) Grants(kind, id string) ([]string, error) {
-	return strings1(t.ctx, t.db, t.q, "SELECT role FROM prov_grants WHERE subject_kind = ? AND subject_id = ? ORDER BY role", kind, id)
+// inForce is the condition of a grant in force at ms (0: unbounded ends).
+const inForce = " AND (valid_from_ms = 0 OR valid_from_ms <= ?) AND (valid_until_ms = 0 OR valid_until_ms > ?)"
+
+func (t *provTx) Grants(kind, id string, at time.Time) ([]string, error) {
+	if at.IsZero() {
+		return strings1(t.ctx, t.db, t.q, "SELECT role FROM prov_grants WHERE subject_kind = ? AND subject_id = ? ORDER BY role", kind, id)
+	}
+	ms := store.UnixMS(at)
+	return strings1(t.ctx, t.db, t.q, "SELECT role FROM prov_grants WHERE subject_kind = ? AND subject_id = ?"+inForce+" ORDER BY role",
+		kind, id, ms, ms)
 }
 
 func (t *provTx) exec(op, query string, args ...any) error {
@@ -439,10 +447,63 @@ func (t *provTx) DeleteLink(id string) (string, error) {
 	return user, t.exec("delete link", "DELETE FROM prov_links WHERE id = ?", id)
 }
 
-func (t *provTx) PutGrant(id, role, kind, subject string) error {
-	return t.exec("write grant", `INSERT INTO prov_grants (id, role, subject_kind, subject_id) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET role = excluded.role, subject_kind = excluded.subject_kind, subject_id = excluded.subject_id`,
-		id, role, kind, subject)
+func (t *provTx) PutGrant(id, role, kind, subject string, w provision.Window) error {
+	return t.exec("write grant", `INSERT INTO prov_grants (id, role, subject_kind, subject_id, valid_from_ms, valid_until_ms)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET role = excluded.role, subject_kind = excluded.subject_kind, subject_id = excluded.subject_id,
+		valid_from_ms = excluded.valid_from_ms, valid_until_ms = excluded.valid_until_ms`,
+		id, role, kind, subject, windowMS(w.From), windowMS(w.Until))
+}
+
+// windowMS is a window's end in ms (0: unbounded).
+func windowMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return store.UnixMS(t)
+}
+
+func (t *provTx) GrantsCrossing(after, upTo time.Time) ([]provision.GrantWindow, error) {
+	a, b := windowMS(after), store.UnixMS(upTo)
+	rows, err := t.q.QueryContext(t.ctx, t.db.Rebind(`SELECT id, role, subject_kind, subject_id, valid_from_ms, valid_until_ms
+		FROM prov_grants WHERE (valid_from_ms > ? AND valid_from_ms <= ?) OR (valid_until_ms > ? AND valid_until_ms <= ?) ORDER BY id`),
+		a, b, a, b)
+	if err != nil {
+		return nil, classify(err, "read grant windows")
+	}
+	defer rows.Close()
+	var out []provision.GrantWindow
+	for rows.Next() {
+		var g provision.GrantWindow
+		var from, until int64
+		if err := rows.Scan(&g.ID, &g.Role, &g.Kind, &g.Subject, &from, &until); err != nil {
+			return nil, classify(err, "read grant windows")
+		}
+		for _, ms := range []int64{from, until} {
+			if ms > a && ms <= b {
+				g.At = time.UnixMilli(ms).UTC()
+				out = append(out, g)
+			}
+		}
+	}
+	return out, classify(rows.Err(), "read grant windows")
+}
+
+// windowsCursor names the time up to which grant windows were swept.
+const windowsCursor = "grant_windows"
+
+func (t *provTx) SweptUntil() (time.Time, error) {
+	var ms int64
+	err := t.q.QueryRowContext(t.ctx, t.db.Rebind("SELECT seq FROM prov_cursor WHERE name = ?"), windowsCursor).Scan(&ms)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && ms == 0) {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(ms).UTC(), classify(err, "read the grant windows' cursor")
+}
+
+func (t *provTx) SetSweptUntil(at time.Time) error {
+	return t.exec("move the grant windows' cursor", `INSERT INTO prov_cursor (name, seq) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, windowsCursor, store.UnixMS(at))
 }
 
 func (t *provTx) Grant(id string) (string, string, string, error) {
@@ -467,9 +528,14 @@ func (t *provTx) DeleteGrant(id string) (string, string, error) {
 	return kind, subject, t.exec("delete grant", "DELETE FROM prov_grants WHERE id = ?", id)
 }
 
-func (t *provTx) GrantsOfRole(role string) ([]string, error) {
-	return strings1(t.ctx, t.db, t.q, "SELECT subject_kind || ':' || subject_id FROM prov_grants WHERE role = ? "+
-		"ORDER BY subject_kind, subject_id", role)
+func (t *provTx) GrantsOfRole(role string, at time.Time) ([]string, error) {
+	if at.IsZero() {
+		return strings1(t.ctx, t.db, t.q, "SELECT subject_kind || ':' || subject_id FROM prov_grants WHERE role = ? "+
+			"ORDER BY subject_kind, subject_id", role)
+	}
+	ms := store.UnixMS(at)
+	return strings1(t.ctx, t.db, t.q, "SELECT subject_kind || ':' || subject_id FROM prov_grants WHERE role = ?"+inForce+
+		" ORDER BY subject_kind, subject_id", role, ms, ms)
 }
 
 func (t *provTx) Objects(kind, after string, limit int) ([]provision.Object, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,28 +68,87 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			}
 			for _, g := range [][4]string{{"gr1", "r1", "org", "o1"}, {"gr2", "r2", "user", "u1"}, {"gr3", "r3", "user", "u1"},
 				{"gr4", "r1", "group", "g1"}, {"gr5", "r4", "user", "u1"}} {
-				if err := tx.PutGrant(g[0], g[1], g[2], g[3]); err != nil {
+				if err := tx.PutGrant(g[0], g[1], g[2], g[3], provision.Window{}); err != nil {
 					return err
 				}
 			}
-			if got, err := tx.GrantsOfRole("r1"); err != nil || !slices.Equal(got, []string{"group:g1", "org:o1"}) {
+			if got, err := tx.GrantsOfRole("r1", time.Time{}); err != nil || !slices.Equal(got, []string{"group:g1", "org:o1"}) {
 				t.Errorf("grants of r1 %v %v", got, err)
 			}
-			if got, err := tx.GrantsOfRole("nope"); err != nil || len(got) != 0 {
+			if got, err := tx.GrantsOfRole("nope", now); err != nil || len(got) != 0 {
 				t.Errorf("grants of an unknown role %v %v", got, err)
 			}
 			// u1: r1 through o1 above o2, r2 directly; not erp's r3 nor the deleted r4
-			rs, err := provision.UserRoles(tx, "u1", "crm")
+			rs, err := provision.UserRoles(tx, "u1", "crm", now)
 			if err != nil || len(rs) != 2 || rs[0].Code != "admin" || rs[1].Code != "clerk" || rs[1].Name != "Clerk" || rs[1].ID != "r1" {
 				t.Errorf("u1's roles %+v %v", rs, err)
 			}
-			if rs, err := provision.UserRoles(tx, "u2", "erp"); err != nil || rs == nil || len(rs) != 0 {
+			if rs, err := provision.UserRoles(tx, "u2", "erp", now); err != nil || rs == nil || len(rs) != 0 {
 				t.Errorf("u2's erp roles %+v %v", rs, err)
 			}
 			// r1's holders in the selection (o1's subtree): u1, u2; u3 (through g1) is outside it
-			hs, err := provision.RoleHolders(tx, sub, "r1")
+			hs, err := provision.RoleHolders(tx, sub, "r1", now)
 			if err != nil || len(hs) != 2 || hs[0] != (provision.Member{ID: "u1", Login: "ann"}) || hs[1].ID != "u2" {
 				t.Errorf("r1's holders %+v %v", hs, err)
+			}
+			// a grant's validity window (review sec27b M2): bob holds admin
+			// from +1h until +2h only
+			base := now.Truncate(time.Millisecond)
+			from, until := base.Add(time.Hour), base.Add(2*time.Hour)
+			if err := tx.PutGrant("gr6", "r2", "user", "u2", provision.Window{From: from, Until: until}); err != nil {
+				return err
+			}
+			for _, c := range []struct {
+				at   time.Time
+				want string
+			}{{base, "clerk"}, {from.Add(-time.Millisecond), "clerk"}, {from, "admin,clerk"}, {until.Add(-time.Millisecond), "admin,clerk"},
+				{until, "clerk"}, {time.Time{}, "admin,clerk"}} {
+				rs, err := provision.UserRoles(tx, "u2", "crm", c.at)
+				var codes []string
+				for _, r := range rs {
+					codes = append(codes, r.Code)
+				}
+				if err != nil || strings.Join(codes, ",") != c.want {
+					t.Errorf("bob's roles at %v: %v %v, want %s", c.at, codes, err, c.want)
+				}
+			}
+			if got, err := tx.GrantsOfRole("r2", base); err != nil || !slices.Equal(got, []string{"user:u1"}) {
+				t.Errorf("grants of r2 now %v %v", got, err)
+			}
+			if got, err := tx.GrantsOfRole("r2", from); err != nil || !slices.Equal(got, []string{"user:u1", "user:u2"}) {
+				t.Errorf("grants of r2 in the window %v %v", got, err)
+			}
+			if got, err := tx.Grants("user", "u2", until); err != nil || len(got) != 0 {
+				t.Errorf("bob's grants after the window %v %v", got, err)
+			}
+			for _, c := range []struct {
+				after, upTo time.Time
+				want        []provision.GrantWindow
+			}{
+				{base, from.Add(-time.Millisecond), nil},
+				{base, from, []provision.GrantWindow{{ID: "gr6", Role: "r2", Kind: "user", Subject: "u2", At: from.UTC()}}},
+				{from, until, []provision.GrantWindow{{ID: "gr6", Role: "r2", Kind: "user", Subject: "u2", At: until.UTC()}}},
+				{time.Time{}, until.Add(time.Hour), []provision.GrantWindow{{ID: "gr6", Role: "r2", Kind: "user", Subject: "u2", At: from.UTC()},
+					{ID: "gr6", Role: "r2", Kind: "user", Subject: "u2", At: until.UTC()}}},
+			} {
+				got, err := tx.GrantsCrossing(c.after, c.upTo)
+				if err != nil || !slices.EqualFunc(got, c.want, func(a, b provision.GrantWindow) bool {
+					return a.ID == b.ID && a.Role == b.Role && a.Kind == b.Kind && a.Subject == b.Subject && a.At.Equal(b.At)
+				}) {
+					t.Errorf("grants crossing (%v, %v]: %+v %v, want %+v", c.after, c.upTo, got, err, c.want)
+				}
+			}
+			if at, err := tx.SweptUntil(); err != nil || !at.IsZero() {
+				t.Errorf("never swept: %v %v", at, err)
+			}
+			if err := tx.SetSweptUntil(from); err != nil {
+				return err
+			}
+			if at, err := tx.SweptUntil(); err != nil || !at.Equal(from) {
+				t.Errorf("swept until %v %v, want %v", at, err, from)
+			}
+			if _, _, err := tx.DeleteGrant("gr6"); err != nil {
+				return err
 			}
 			n, err := provision.EnqueueSelection(tx, sub, provision.Filter{}, "b1", now)
 			if err != nil || n != 7 { // o1, o2, u1, u2, g1, then the roles r1, r2 (not erp's, not the deleted one)
@@ -278,7 +338,7 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			if as, _ := tx.AppsLinked("u1"); !slices.Equal(as, []string{"app1"}) {
 				t.Errorf("apps %v", as)
 			}
-			if rs, _ := tx.Grants("user", "u1"); !slices.Equal(rs, []string{"r1"}) {
+			if rs, _ := tx.Grants("user", "u1", time.Time{}); !slices.Equal(rs, []string{"r1"}) {
 				t.Errorf("grants %v", rs)
 			}
 			if gs, _ := tx.GroupsOf("u1"); !slices.Equal(gs, []string{"g1"}) {
@@ -388,7 +448,7 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			if err := tx.PutLink("l1", "u1", "app1"); err != nil {
 				return err
 			}
-			if err := tx.PutGrant("gr1", "r1", "user", "u1"); err != nil {
+			if err := tx.PutGrant("gr1", "r1", "user", "u1", provision.Window{}); err != nil {
 				return err
 			}
 			return tx.SetCursor(42)
@@ -412,7 +472,7 @@ func RunProvision(t *testing.T, open func(t *testing.T) (provision.Store, func(i
 			if as, _ := tx.AppsLinked("u1"); !slices.Equal(as, []string{"app1"}) {
 				t.Errorf("apps %v", as)
 			}
-			if rs, _ := tx.Grants("user", "u1"); !slices.Equal(rs, []string{"r1"}) {
+			if rs, _ := tx.Grants("user", "u1", time.Time{}); !slices.Equal(rs, []string{"r1"}) {
 				t.Errorf("grants %v", rs)
 			}
 			if role, k, id, _ := tx.Grant("gr1"); role != "r1" || k != "user" || id != "u1" {

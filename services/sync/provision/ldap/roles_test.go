@@ -94,3 +94,58 @@ func lowerSorted(ss ...string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestRolesFollowMembershipInOpenLDAP: a role held through a group's or an
+// org's grant leaves (or joins) ou=roles with the membership or the move
+// that ends (or starts) it, the people staying in the selection (review
+// sec27b H2).
+func TestRolesFollowMembershipInOpenLDAP(t *testing.T) {
+	url := startSlapd(t)
+	d := openDir(t, url)
+	env := provtest.New(t, provision.Options{Dial: map[string]provision.Dialer{provision.LDAP: ldap.New}})
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "mail", Name: "directory", Selection: provision.Selection{Orgs: []string{"o1"}},
+		DeliverRoles: true, Transport: provision.LDAP, Endpoint: url, Secret: rootPW,
+		Settings: map[string]string{"base_dn": base, "bind_dn": rootDN}})
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		env.Wait(what+env.Summary(sub.ID), func() bool {
+			for _, dl := range env.Deliveries(sub.ID) {
+				if dl.Status != provision.Delivered {
+					return false
+				}
+			}
+			return cond()
+		})
+	}
+	ann, bob, cy := "uid=ann,ou=people,"+base, "uid=bob,ou=people,"+base, "uid=cy,ou=people,"+base
+	clerk, admin := "cn=clerk,ou=roles,"+base, "cn=mailadmin,ou=roles,"+base
+	env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "HQ"})
+	env.Change("org", "created", "o2", map[string]any{"code": "it", "name": "IT", "parent_id": "o1"})
+	env.Change("org", "created", "o3", map[string]any{"code": "ops", "name": "Ops", "parent_id": "o1"})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "display_name": "Ann", "org_id": "o1"})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bob", "display_name": "Bob", "org_id": "o2"})
+	env.Change("user", "created", "u3", map[string]any{"login_name": "cy", "display_name": "Cy", "org_id": "o3"})
+	env.Change("group", "created", "g1", map[string]any{"code": "desk", "name": "Desk", "org_id": "o1"})
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u1"})
+	env.Role("put", "r1", "mail", "clerk", "Mail clerk", "inbox:read")
+	env.Role("put", "r2", "mail", "mailadmin", "Mail administrator", "inbox:admin")
+	env.Grant("put", "gr1", "r1", "group", "g1")
+	env.Grant("put", "gr2", "r2", "org", "o2")
+	wait("the roles", func() bool {
+		return slices.Equal(d.members(clerk, "member"), lowerSorted(ann)) && slices.Equal(d.members(admin, "member"), lowerSorted(bob))
+	})
+	env.Change("group", "member_removed", "g1", map[string]any{"user_id": "u1"})
+	wait("ann leaves the group", func() bool { return slices.Equal(d.members(clerk, "member"), []string{""}) })
+	env.Change("group", "member_added", "g1", map[string]any{"user_id": "u2"})
+	wait("bob joins the group", func() bool { return slices.Equal(d.members(clerk, "member"), lowerSorted(bob)) })
+	env.Change("user", "updated", "u2", map[string]any{"org_id": "o1"})
+	wait("bob leaves o2", func() bool { return slices.Equal(d.members(admin, "member"), []string{""}) })
+	env.Change("org", "moved", "o3", map[string]any{"parent_id": "o2"})
+	wait("cy's org moves under o2", func() bool { return slices.Equal(d.members(admin, "member"), lowerSorted(cy)) })
+	env.Change("org", "moved", "o3", map[string]any{"parent_id": "o1"})
+	wait("cy's org moves back", func() bool { return slices.Equal(d.members(admin, "member"), []string{""}) })
+	if e := d.entry(cy, "uid"); e == nil {
+		t.Fatal("cy's entry is gone: cy never left the selection")
+	}
+}

@@ -180,6 +180,22 @@ func (e *Env) Grant(op, id, role, subjectKind, subjectID string) string {
 	return e.publish("uias.changes.authz.grant."+op, payload)
 }
 
+// GrantDuring publishes an authz grant put, in force from from until
+// until (zero: unbounded), as authz writes it (valid_from, valid_until).
+func (e *Env) GrantDuring(id, role, subjectKind, subjectID string, from, until time.Time) string {
+	e.T.Helper()
+	g := map[string]any{"id": id, "role": role, "subject": map[string]string{"kind": subjectKind, "id": subjectID}}
+	if !from.IsZero() {
+		g["valid_from"] = from
+	}
+	if !until.IsZero() {
+		g["valid_until"] = until
+	}
+	data, _ := json.Marshal(g)
+	payload, _ := json.Marshal(map[string]any{"rev": 1, "obj": "grant", "op": "put", "id": id, "data": data})
+	return e.publish("uias.changes.authz.grant.put", payload)
+}
+
 // Role publishes an authz role change as authz writes it: op "put" with
 // the role (app, code, name, permissions as "resource:operation"), or
 // "delete" (the rest ignored).

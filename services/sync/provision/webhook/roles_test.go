@@ -204,8 +204,13 @@ func TestRolesDeliveredToTheirApplication(t *testing.T) {
 	if w := []string{"identity.user u1 upsert", "identity.user u2 upsert", "authz.role r1 delete"}; !slices.Equal(seen(gotB), w) {
 		t.Fatalf("turned off: %v, want %v", seen(gotB), w)
 	}
-	if gotB[0].Roles != nil || gotB[1].Roles != nil {
-		t.Fatalf("turned off: people still carry roles")
+	// withdrawn: the people carry no roles (review sec27b M1), and the
+	// edit's deliveries say so in their event id
+	if roleCodes(gotB[0]) != "[]" || roleCodes(gotB[1]) != "[]" || !strings.HasSuffix(gotB[0].EventID, ":roles-off") {
+		t.Fatalf("turned off: people carry roles %s %s (event %s)", roleCodes(gotB[0]), roleCodes(gotB[1]), gotB[0].EventID)
+	}
+	if gotB[2].EventID != "edit:"+gotB[2].BatchID {
+		t.Fatalf("turned off: the role's event id %s", gotB[2].EventID)
 	}
 }
 

@@ -43,7 +43,8 @@ type Body struct {
 	Members *[]string `json:"members,omitempty"`
 	// Roles: for a person delivered to a subscription with deliver_roles
 	// (but their removal), the roles of the application they hold ([]
-	// when none); absent otherwise.
+	// when none), and [] on the edit that turns deliver_roles off (the
+	// roles withdrawn); absent otherwise.
 	Roles *[]provision.RoleRef `json:"roles,omitempty"`
 	Time  time.Time            `json:"time"`
 }
