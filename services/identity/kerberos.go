@@ -15,6 +15,10 @@ var kerberosRefusals = map[string]bool{"KERBEROS_REPLAY": true, "KERBEROS_REALM_
 // (SPNEGO on the CAS login page; ADR 0022): level 1, as a password.
 const MethodKerberos = "kerberos"
 
+// MethodKerberosTOTP is a Kerberos ticket and then the authenticator
+// app's code (SSOLoginOTP): level 2, as the password and the code.
+const MethodKerberosTOTP = MethodKerberos + "+totp"
+
 // SSOKerberosLogin signs a person in on the single sign-on pages with the
 // Kerberos ticket their browser presented (SPNEGO, "already logged on to
 // the AD domain": maritime SSO design 004 §2.1.4.1). The ticket component
@@ -36,7 +40,16 @@ const MethodKerberos = "kerberos"
 // principal (one of kerberosRefusals: a replayed token, a realm not
 // accepted, no login name): it is audited with that reason and counted the
 // same way, and answered ReasonBadCredentials; no account is looked at.
-func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusal string) (*SSOLoginResult, error) {
+//
+// A person who enrolled an authenticator app is not signed in by the
+// ticket alone (one factor: the domain password, or a stolen ticket
+// cache), as not by a password or a finger alone (review sec27a H3): the
+// ticket answers ReasonOTPRequired with OTPToken, the half-done login
+// bound to binding (as SSOLoginBound's; none without a binding), which
+// SSOLoginOTP completes ("kerberos+totp", level 2: a person whose level is
+// 2 may then sign in this way, as with a finger and the code). The ticket
+// step is audited "pending" OTP_REQUIRED.
+func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusal, binding string) (*SSOLoginResult, error) {
 	start := s.now()
 	const api = "sso.login"
 	if refusal != "" && !kerberosRefusals[refusal] {
@@ -89,12 +102,32 @@ func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusa
 	if u.PasswordOnly {
 		return fail(subject, u.OrgID, ReasonPasswordOnly, ReasonPasswordOnly)
 	}
-	if need := s.cfg.Policy.PersonLevel(u); need > MethodLevel(MethodKerberos) {
+	t, err := s.getTOTP(ctx, u.ID)
+	if err != nil {
+		a.refund(ctx)
+		return nil, err
+	}
+	have := MethodLevel(MethodKerberos)
+	if t != nil {
+		have = MethodLevel(MethodKerberosTOTP)
+	}
+	if need := s.cfg.Policy.PersonLevel(u); need > have {
 		a.refund(ctx)
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, detail))
 		return levelVerdict(need), nil
 	}
 	a.refund(ctx)
+	if t != nil {
+		// The ticket was the first of two factors: not done until the code.
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start, detail))
+		res := ssoVerdict(ReasonOTPRequired)
+		if binding != "" {
+			if res.OTPToken, err = s.otpLoginToken(u, t, binding, MethodKerberos); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
+	}
 	s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "success", "OK", start, detail))
 	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, Method: MethodKerberos, NoPassword: true}, nil
 }

@@ -18,7 +18,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 	ctx := browserAt("192.0.2.9")
 	login := func(name string) *identity.SSOLoginResult {
 		t.Helper()
-		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST", "")
+		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST", "", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 	// as an unknown login; a refusal identity does not know, or no login
 	// without one, is a bad request.
 	for _, refusal := range []string{"KERBEROS_REPLAY", "KERBEROS_REALM_NOT_ACCEPTED", "KERBEROS_PRINCIPAL_UNMAPPED"} {
-		r, err := e.svc.SSOKerberosLogin(ctx, "", "pia@OTHER.TEST", refusal)
+		r, err := e.svc.SSOKerberosLogin(ctx, "", "pia@OTHER.TEST", refusal, "")
 		if err != nil || r.Reason != identity.ReasonBadCredentials || r.User != nil {
 			t.Fatalf("%s: %+v %v", refusal, r, err)
 		}
@@ -99,8 +99,71 @@ func TestSSOKerberosLogin(t *testing.T) {
 		}
 	}
 	for _, c := range [][2]string{{"", ""}, {"pia", "SOMETHING_ELSE"}} {
-		if _, err := e.svc.SSOKerberosLogin(ctx, c[0], "pia@UIAS.TEST", c[1]); apierr.CodeOf(err) != apierr.InvalidArgument {
+		if _, err := e.svc.SSOKerberosLogin(ctx, c[0], "pia@UIAS.TEST", c[1], ""); apierr.CodeOf(err) != apierr.InvalidArgument {
 			t.Errorf("login %q refusal %q: %v, want INVALID_ARGUMENT", c[0], c[1], err)
 		}
+	}
+}
+
+// TestSSOKerberosLoginWithTOTP: a person with an authenticator app is not
+// signed in by a Kerberos ticket alone (one factor: the domain password or
+// a stolen ticket cache), as not by a password alone: the ticket answers
+// OTP_REQUIRED with a half-done login (audited "pending"), which the code
+// completes as "kerberos+totp", level 2, without the password (review
+// sec27a H3). A person whose level is 2 may then sign in this way; a page
+// without a binding gets the verdict only.
+func TestSSOKerberosLoginWithTOTP(t *testing.T) {
+	e := newLevelEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
+	key := e.enrol(t)
+	ctx := browserAt("192.0.2.9")
+	pw, err := e.svc.SSOLogin(ctx, "pia", profilePass)
+	if err != nil || pw.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("password alone: %+v %v", pw, err)
+	}
+	res, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1")
+	if err != nil || res.Reason != identity.ReasonOTPRequired || res.OTPToken == "" || res.User != nil {
+		t.Fatalf("Kerberos alone of a person with an app: %+v %v", res, err)
+	}
+	recs := auditRecords(t, e.outbox(t, 0), "sso.login")
+	if last := recs[len(recs)-1]; last.Result != "pending" || last.Reason != "OTP_REQUIRED" || last.Detail["method"] != "kerberos" {
+		t.Fatalf("pending record: %+v", last)
+	}
+	// Another browser's binding does not complete it.
+	if r, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, e.code(key, 0), "browser-2"); err != nil || r.Reason != identity.ReasonOTPExpired {
+		t.Fatalf("other browser: %+v %v", r, err)
+	}
+	done, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, e.code(key, 0), "browser-1")
+	if err != nil || done.Reason != identity.ReasonOK || !done.SecondFactor || done.Method != identity.MethodKerberosTOTP || !done.NoPassword ||
+		done.User == nil || done.User.ID != e.user.ID {
+		t.Fatalf("code step: %+v %v", done, err)
+	}
+	if identity.MethodLevel(identity.MethodKerberosTOTP) != identity.AuthLevelTwoFactor {
+		t.Fatal("kerberos+totp is not level 2")
+	}
+	recs = auditRecords(t, e.outbox(t, 0), "sso.login")
+	if last := recs[len(recs)-1]; last.Result != "success" || last.Detail["method"] != "kerberos+totp" {
+		t.Fatalf("record of ticket and code: %+v", last)
+	}
+	// A wrong code is a counted failure, as after a password.
+	e.advance(identity.TOTPPeriod)
+	res, err = e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1")
+	if err != nil || res.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("second ticket: %+v %v", res, err)
+	}
+	wrong := "000000"
+	if wrong == e.code(key, 0) {
+		wrong = "000001"
+	}
+	if r, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, wrong, "browser-1"); err != nil || r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("wrong code: %+v %v", r, err)
+	}
+	// Without a binding: the verdict only.
+	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", ""); err != nil || r.Reason != identity.ReasonOTPRequired || r.OTPToken != "" {
+		t.Fatalf("unbound: %+v %v", r, err)
+	}
+	// Level 2: the ticket and the code reach it.
+	e.setLevel(t, identity.AuthLevelTwoFactor)
+	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1"); err != nil || r.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("level-2 person with an app: %+v %v", r, err)
 	}
 }

@@ -48,6 +48,10 @@ const (
 	ReasonKerberosUnmapped     = ticket.ReasonKerberosUnmapped
 )
 
+// methodKerberosTOTP is identity's method of a Kerberos ticket completed
+// with the authenticator app's code (LoginOtp): a level-2 session.
+const methodKerberosTOTP = "kerberos+totp"
+
 // KerberosRules are the checked settings of ticket.kerberos.
 type KerberosRules struct {
 	// Service is the service principal's name without realm
@@ -269,7 +273,8 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, msg, "")
 		return true
 	}
-	res, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Login: kp.login, Principal: kp.principal})
+	binding, setBinding := h.otpBinding(r)
+	res, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Login: kp.login, Principal: kp.principal, OtpBinding: binding})
 	if err != nil {
 		if status.Code(err) == codes.InvalidArgument {
 			h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.KerberosUnknown, "")
@@ -280,6 +285,17 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 	}
 	switch res.GetReason() {
 	case identityv1.Reason_REASON_OK:
+	case identityv1.Reason_REASON_OTP_REQUIRED:
+		// A person with an authenticator app: the ticket was the first
+		// factor, the code comes next (review sec27a H3), as after a
+		// password or a finger.
+		if res.GetOtpToken() == "" {
+			h.fault(w, r, errHalfLogin)
+			return true
+		}
+		setBinding(w)
+		h.otpPage(w, r, http.StatusOK, p, rs, res.GetOtpToken(), "")
+		return true
 	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
 		h.loginPage(w, r, http.StatusForbidden, p, rs, personLevelText(t, res), "")
 		return true
