@@ -99,7 +99,7 @@ func (k testKDC) verifier(t *testing.T, rules KerberosRules) *Kerberos {
 // principal with an instance (alice/admin) maps to none; a realm not
 // accepted is refused; a raw Kerberos token (no SPNEGO wrapper) is taken.
 func TestKerberosMapping(t *testing.T) {
-	k := startTestKDC(t, "alice", "Carl.SZ", "alice/admin")
+	k := startTestKDC(t, "alice", "Carl.SZ", "alice/admin", "alice.sz", "Alice", "ann:x", ".sz")
 	realm := k["REALM"]
 	plain := k.verifier(t, KerberosRules{})
 	ip := netip.MustParseAddr("127.0.0.1")
@@ -119,6 +119,23 @@ func TestKerberosMapping(t *testing.T) {
 	check(k.verifier(t, KerberosRules{Strip: map[string]string{realm: ".sz"}, Suffix: map[string]string{realm: "@sz"}}),
 		"Carl.SZ", "carl@sz", "")
 	check(k.verifier(t, KerberosRules{Realms: map[string]bool{"OTHER.TEST": true}}), "alice", "", ReasonKerberosRealm)
+	// One-to-one (review sec27a H1): with strip_suffix a principal without
+	// it maps to no one (else alice and alice.sz would both be alice); a
+	// case-sensitive (MIT) realm's name maps only in lower case (Alice
+	// and alice are two principals); a name never carries a separator.
+	strip := k.verifier(t, KerberosRules{Strip: map[string]string{realm: ".sz"}})
+	check(strip, "alice.sz", "alice", "")
+	check(strip, "alice", "", ReasonKerberosUnmapped)
+	check(strip, "Carl.SZ", "carl", "") // a folded realm compares the suffix case aside
+	sensitive := k.verifier(t, KerberosRules{CaseSensitive: map[string]bool{realm: true}})
+	check(sensitive, "alice", "alice", "")
+	check(sensitive, "Alice", "", ReasonKerberosUnmapped)
+	check(sensitive, "Carl.SZ", "", ReasonKerberosUnmapped)
+	check(k.verifier(t, KerberosRules{CaseSensitive: map[string]bool{realm: true}, Strip: map[string]string{realm: ".sz"}}),
+		"alice.sz", "alice", "")
+	check(plain, "Alice", "alice", "") // a folded (AD) realm: one person, either case
+	check(plain, "ann:x", "", ReasonKerberosUnmapped)
+	check(k.verifier(t, KerberosRules{Strip: map[string]string{realm: ".sz"}}), ".sz", "", ReasonKerberosUnmapped)
 
 	// The raw Kerberos token inside the SPNEGO one (as some clients send).
 	b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(k.token(t, "alice"), "Negotiate "))
