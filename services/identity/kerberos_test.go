@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -165,5 +166,53 @@ func TestSSOKerberosLoginWithTOTP(t *testing.T) {
 	e.setLevel(t, identity.AuthLevelTwoFactor)
 	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1"); err != nil || r.Reason != identity.ReasonOTPRequired {
 		t.Fatalf("level-2 person with an app: %+v %v", r, err)
+	}
+}
+
+// TestSSOKerberosLoginOrgScope: with identity.kerberos_orgs a realm signs
+// in only the people of its org codes' subtrees (review sec27a H2): others
+// (another org, the administrators at the root, a realm not listed, a code
+// that names no org) get the answer of an unknown login, audited
+// KERBEROS_PERSON_OUT_OF_SCOPE; a person in a child org of a listed code
+// is in. MissingOrgCodes names the codes that name no org (the start's
+// warning).
+func TestSSOKerberosLoginOrgScope(t *testing.T) {
+	e := &totpEnv{newProfileEnvWith(t, identity.Policy{MaxFailures: 50, SourceFailures: 40}, func(d *identity.Deps) {
+		d.Config.KerberosOrgs = map[string][]string{"UIAS.TEST": {"harbour"}, "OTHER.TEST": {"nosuch"}}
+	})}
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-scope")
+	child, err := e.svc.CreateOrg(admin, "pier", "Pier", e.org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "pete", DisplayName: "Pete", OrgID: child.ID, Password: profilePass}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browserAt("192.0.2.9")
+	for _, c := range []struct {
+		login, principal string
+		want             identity.Reason
+	}{
+		{"pia", "pia@UIAS.TEST", identity.ReasonOK},
+		{"pete", "pete@UIAS.TEST", identity.ReasonOK},            // a child org
+		{"pia", "pia@OTHER.TEST", identity.ReasonBadCredentials}, // its code names no org
+		{"pia", "pia@THIRD.TEST", identity.ReasonBadCredentials}, // a realm not listed
+		{"admin", "admin@UIAS.TEST", identity.ReasonBadCredentials},
+	} {
+		res, err := e.svc.SSOKerberosLogin(ctx, c.login, c.principal, "", "")
+		if err != nil || res.Reason != c.want {
+			t.Fatalf("%s: %+v %v, want %s", c.principal, res, err, c.want)
+		}
+		if c.want == identity.ReasonOK {
+			continue
+		}
+		recs := auditRecords(t, e.outbox(t, 0), "sso.login")
+		if last := recs[len(recs)-1]; last.Result != "failure" || last.Reason != identity.ReasonKerberosOutOfScope {
+			t.Fatalf("%s: record %+v", c.principal, last)
+		}
+	}
+	missing, err := e.svc.MissingOrgCodes(context.Background(), []string{"harbour", "nosuch", "pier"})
+	if err != nil || len(missing) != 1 || missing[0] != "nosuch" {
+		t.Fatalf("missing codes: %v %v", missing, err)
 	}
 }
