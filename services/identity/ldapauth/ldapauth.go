@@ -379,16 +379,41 @@ func (s *Source) bindName(login string) (string, bool) {
 	return strings.Replace(t, Placeholder, login, 1), true
 }
 
+// dial connects to the directory for one check. The connection itself
+// carries the check's deadline (SetDeadline): every read and write on it,
+// the TLS handshakes included (ldaps, and StartTLS, whose handshake go-ldap
+// runs without a deadline of its own), ends by then, so a directory, load
+// balancer or anything on the path that goes silent after accepting
+// StartTLS frees its max_connections slot at the check's timeout (review
+// sec27a M1).
 func (s *Source) dial(ctx context.Context, timeout time.Duration) (*ldap.Conn, error) {
-	d := &net.Dialer{Timeout: timeout}
-	opts := []ldap.DialOpt{ldap.DialWithDialer(d)}
-	if s.u.Scheme == "ldaps" {
-		opts = append(opts, ldap.DialWithTLSConfig(s.tls))
+	port := s.u.Port()
+	if port == "" {
+		port = ldap.DefaultLdapPort
+		if s.u.Scheme == "ldaps" {
+			port = ldap.DefaultLdapsPort
+		}
 	}
-	c, err := ldap.DialURL(s.cfg.URL, opts...)
+	d := &net.Dialer{Timeout: timeout}
+	raw, err := d.DialContext(ctx, "tcp", net.JoinHostPort(s.u.Hostname(), port))
 	if err != nil {
 		return nil, s.unavailable(ctx, "connecting", err)
 	}
+	if err := raw.SetDeadline(deadlineOf(ctx)); err != nil {
+		_ = raw.Close()
+		return nil, s.unavailable(ctx, "connecting", err)
+	}
+	conn := raw
+	if s.u.Scheme == "ldaps" {
+		tc := tls.Client(raw, s.tls.Clone())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, s.unavailable(ctx, "TLS handshake", err)
+		}
+		conn = tc
+	}
+	c := ldap.NewConn(conn, s.u.Scheme == "ldaps")
+	c.Start()
 	c.SetTimeout(timeout)
 	if s.u.Scheme == "ldap" && s.cfg.startTLS() {
 		if err := c.StartTLS(s.tls.Clone()); err != nil {

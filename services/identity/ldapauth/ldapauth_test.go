@@ -166,11 +166,25 @@ func TestUnavailable(t *testing.T) {
 	slow.URL, slow.StartTLS, slow.Timeout = "ldap://"+silent.Addr().String(), new(false), 300*time.Millisecond
 	closed := template(srv)
 	closed.URL = "ldap://127.0.0.1:1"
-	for name, cfg := range map[string]ldapauth.Config{"closed port": closed, "no answer": slow, "service account refused": badReader} {
+	// A directory (or a load balancer) that accepts StartTLS and then
+	// never speaks TLS, and one that accepts an ldaps connection and
+	// never answers its handshake (review sec27a M1): the handshakes end
+	// at the check's timeout; with max_connections 1, the next check still
+	// gets the slot (the stalled one freed it).
+	stall := stallingServer(t)
+	stallTLS := template(srv)
+	stallTLS.URL, stallTLS.Timeout, stallTLS.MaxConnections = "ldap://"+stall, 300*time.Millisecond, 1
+	stallLDAPS := template(srv)
+	stallLDAPS.URL, stallLDAPS.Timeout, stallLDAPS.MaxConnections = "ldaps://"+silent.Addr().String(), 300*time.Millisecond, 1
+	for name, cfg := range map[string]ldapauth.Config{"closed port": closed, "no answer": slow, "service account refused": badReader,
+		"silent after StartTLS": stallTLS, "silent ldaps handshake": stallLDAPS} {
 		t.Run(name, func(t *testing.T) {
-			ok, err := open(t, cfg).Check(context.Background(), "ann", annPW)
-			if ok || !errors.Is(err, ldapauth.ErrUnavailable) || strings.Contains(err.Error(), annPW) {
-				t.Fatalf("%v %v", ok, err)
+			src := open(t, cfg)
+			for range 2 {
+				ok, err := src.Check(context.Background(), "ann", annPW)
+				if ok || !errors.Is(err, ldapauth.ErrUnavailable) || strings.Contains(err.Error(), annPW) {
+					t.Fatalf("%v %v", ok, err)
+				}
 			}
 		})
 	}
@@ -309,4 +323,34 @@ func TestMaxConnections(t *testing.T) {
 	if err := <-first; !errors.Is(err, ldapauth.ErrUnavailable) {
 		t.Fatalf("first check: %v", err)
 	}
+}
+
+// stallingServer listens on loopback and answers the first request of each
+// connection (a StartTLS extended request) with success, then says nothing
+// more (no TLS ServerHello); its address.
+func stallingServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 512)
+				_, _ = c.Read(buf) // the StartTLS request (message id 1)
+				// ExtendedResponse of message 1: success
+				_, _ = c.Write([]byte{0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00})
+				<-done // never a TLS ServerHello
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
 }
