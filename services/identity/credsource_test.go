@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"encoding/base32"
 	"fmt"
 	"testing"
 
@@ -266,4 +267,48 @@ func TestDirectoryAdministratorLogin(t *testing.T) {
 	}
 	_, _, _, err = w.svc.AdminLoginNewPassword(from("198.51.100.20"), "dora", doraDirPW, "New-Pass-123")
 	wantReason(t, "new password at login", err, apierr.FailedPrecondition, identity.ReasonPasswordManagedByDirectory)
+}
+
+// TestDirectoryPersonSelfService: a directory person (no hash here, her
+// password the directory's) confirms her own changes with that password:
+// the profile page's contact fields and the authenticator app's
+// enrolment (a level-2 directory person needs it to sign in at all); a
+// wrong directory password is refused as a failed check. A person with no
+// password anywhere is still NO_OWN_PASSWORD (review sec27a M3).
+func TestDirectoryPersonSelfService(t *testing.T) {
+	w := newDirWorld(t)
+	ctx := browserAt("192.0.2.10")
+	if r, err := w.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("directory sign-in: %+v %v", r, err)
+	}
+	if _, err := w.svc.UpdateOwnProfile(ctx, w.ann.ID, "Wrong-Dir-Pass-1", identity.UserUpdate{Mask: []string{"email"}, Email: "ann@example.org"}); reasonOf(err) != "VERIFICATION_FAILED" {
+		t.Fatalf("wrong directory password: %v", err)
+	}
+	p, err := w.svc.UpdateOwnProfile(ctx, w.ann.ID, annDirPW, identity.UserUpdate{Mask: []string{"email"}, Email: "ann@example.org"})
+	if err != nil || p.User.Email != "ann@example.org" {
+		t.Fatalf("profile change with the directory password: %+v %v", p, err)
+	}
+	en, err := w.svc.BeginTOTPEnrolment(ctx, w.ann.ID)
+	if err != nil {
+		t.Fatalf("a directory person cannot begin an authenticator app: %v", err)
+	}
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := identity.TOTPCode(key, identity.TOTPStep(w.clk.t))
+	if _, err := w.svc.ConfirmTOTPEnrolment(ctx, w.ann.ID, annDirPW, en.Token, code); err != nil {
+		t.Fatalf("confirm with the directory password: %v", err)
+	}
+	if r, err := w.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("after the enrolment: %+v %v", r, err)
+	}
+	// No password anywhere (root org, no directory, no hash).
+	cy, err := w.svc.CreateUser(context.Background(), identity.NewUser{LoginName: "cy", DisplayName: "Cy", OrgID: w.mia.OrgID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.BeginTOTPEnrolment(ctx, cy.ID); reasonOf(err) != "NO_OWN_PASSWORD" {
+		t.Fatalf("no password anywhere: %v", err)
+	}
 }

@@ -526,8 +526,8 @@ func (s *Service) selfUser(ctx context.Context, id string) (*User, error) {
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
 	}
-	if u.PasswordHash == "" {
-		return nil, errNoOwnPassword
+	if err := s.ownPassword(ctx, u); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
