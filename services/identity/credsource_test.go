@@ -312,3 +312,54 @@ func TestDirectoryPersonSelfService(t *testing.T) {
 		t.Fatalf("no password anywhere: %v", err)
 	}
 }
+
+// TestDirectoryMoveDropsLocalHash: a person moved into a directory subtree
+// loses the local hash (audited user.clear_password, the replicas told):
+// moved out again, the old password no longer signs in (review sec27a M2).
+// A person whose org was moved under the subtree keeps it until an
+// administrator "moves" them to their own org, which clears it.
+func TestDirectoryMoveDropsLocalHash(t *testing.T) {
+	w := newDirWorld(t)
+	ctx := browserAt("192.0.2.11")
+	admin := context.Background()
+	root := w.mia.OrgID
+	m := w.mark(t)
+	if _, err := w.svc.UpdateUser(admin, w.mia.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: w.zed.OrgID}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := w.svc.GetUser(admin, w.mia.ID); err != nil || u.PasswordHash != "" {
+		t.Fatalf("moved in, hash kept: %v", err)
+	}
+	recs := auditRecords(t, w.outbox(t, m), "user.clear_password")
+	if len(recs) != 1 || recs[0].Detail["reason"] != "DIRECTORY" || recs[0].Detail["credential_source"] != "ldap:corp" {
+		t.Fatalf("audit: %+v", recs)
+	}
+	if _, err := w.svc.UpdateUser(admin, w.mia.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: root}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.svc.SSOLogin(ctx, "mia", "First-Pass-1"); err != nil || r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("moved out again, the old local password: %+v %v", r, err)
+	}
+	// An org moved under the subtree: its people's hashes stay until an
+	// administrator clears them.
+	yard, err := w.svc.CreateOrg(admin, "yard", "Yard", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yan, err := w.svc.CreateUser(admin, identity.NewUser{LoginName: "yan", DisplayName: "Yan", OrgID: yard.ID, Password: "Quay-Local-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.MoveOrg(admin, yard.ID, w.zed.OrgID); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := w.svc.GetUser(admin, yan.ID); u.PasswordHash == "" {
+		t.Fatal("an org move changed its people's hashes")
+	}
+	if _, err := w.svc.UpdateUser(admin, yan.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: yard.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := w.svc.GetUser(admin, yan.ID); u.PasswordHash != "" {
+		t.Fatal("the administrator's clearing kept the hash")
+	}
+}
