@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base32"
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -361,5 +362,93 @@ func TestDirectoryMoveDropsLocalHash(t *testing.T) {
 	}
 	if u, _ := w.svc.GetUser(admin, yan.ID); u.PasswordHash != "" {
 		t.Fatal("the administrator's clearing kept the hash")
+	}
+}
+
+// adStateServer is ldapauth's test AD server: every bind answered with
+// result 49 and "data <code>" (one bind per connection); its address.
+func adStateServer(t *testing.T, code string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	diag := "80090308: LdapErr: DSID-0C09050F, comment: AcceptSecurityContext error, data " + code + ", v4563"
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 1024)
+				n, _ := c.Read(buf)
+				if n < 5 || buf[2] != 0x02 || buf[3] != 0x01 {
+					return
+				}
+				res := append([]byte{0x0a, 0x01, 0x31, 0x04, 0x00, 0x04, byte(len(diag))}, diag...)
+				op := append([]byte{0x61, byte(len(res))}, res...)
+				msg := append([]byte{0x02, 0x01, buf[4]}, op...)
+				_, _ = c.Write(append([]byte{0x30, byte(len(msg))}, msg...))
+				_, _ = c.Read(buf)
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestDirectoryAccountStates: Active Directory's "locked out" and
+// "disabled" refusals are answered as such and not counted towards UIAS's
+// lock (the directory counts its own); its "password expired" / "must
+// change" (answered only to the right password) is an expired password
+// (review sec27a L1).
+func TestDirectoryAccountStates(t *testing.T) {
+	world := func(code string) (*evEnv, *identity.User) {
+		src, err := ldapauth.Open(ldapauth.Config{Name: "ad", URL: "ldap://" + adStateServer(t, code), StartTLS: new(false),
+			BindDNTemplate: "{login}@corp.example.com", Orgs: []string{"sz"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEvEnvWith(t, "", func(d *identity.Deps) {
+			d.CredentialSources = []identity.DirectorySource{{Source: src, Orgs: []string{"sz"}}}
+		})
+		ctx := context.Background()
+		if _, _, err := e.svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
+			t.Fatal(err)
+		}
+		sz, err := e.svc.CreateOrg(ctx, "sz", "Shenzhen", evRoot(t, e.svc).ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := e.svc.CreateUser(ctx, identity.NewUser{LoginName: "ann", DisplayName: "Ann", OrgID: sz.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, u
+	}
+	ctx := browserAt("192.0.2.12")
+	e, ann := world("775")
+	m := e.mark(t)
+	for range 6 {
+		if r, err := e.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason == identity.ReasonOK {
+			t.Fatalf("locked at the directory: %+v %v", r, err)
+		}
+	}
+	if u, err := e.svc.GetUser(context.Background(), ann.ID); err != nil || u.FailedCount != 0 || !u.LockedUntil.IsZero() {
+		t.Fatalf("counted: %+v %v", u, err)
+	}
+	recs := auditRecords(t, e.outbox(t, m), "sso.login")
+	if len(recs) == 0 || recs[0].Reason != "ACCOUNT_LOCKED" || recs[0].Detail["directory_state"] != "locked" {
+		t.Fatalf("audit: %+v", recs)
+	}
+	e, _ = world("532")
+	if r, err := e.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason != identity.ReasonPasswordExpired {
+		t.Fatalf("expired at the directory: %+v %v", r, err)
+	}
+	e, _ = world("533")
+	if r, err := e.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason == identity.ReasonOK {
+		t.Fatalf("disabled at the directory: %+v %v", r, err)
 	}
 }
