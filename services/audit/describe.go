@@ -94,6 +94,7 @@ var apiPhrases = map[string]phrase{
 	"link.associate":             {"Associate an application account", "关联应用账号"},
 	"user.set_password":          {"Set a person's password", "设置用户密码"},
 	"user.reset_password":        {"Reset a person's password", "重置用户密码"},
+	"user.clear_password":        {"Remove a person's local password (a directory keeps it)", "清除用户本地密码（由目录管理）"},
 	"user.appointment_password":  {"Set an appointed administrator's password", "设置受委派管理员密码"},
 	"sso.password.change":        {"Change own password (single sign-on page)", "修改本人密码（单点登录页面）"},
 	"password.change":            {"Change own password", "修改本人密码"},

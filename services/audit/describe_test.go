@@ -80,7 +80,7 @@ func TestDescribeKnowsTheAPIs(t *testing.T) {
 	apis := []string{"authenticate", "authenticate.finger_bypass", "change_password", "caller.denied", "admin.login", "admin.logout",
 		"admin.refused", "admin.auth", "admin.appointed", "admin.tokens_revoked", "sso.login", "sso.password.change.verify",
 		"account.lockout", "account.associate", "user.create", "user.update", "user.delete", "user.locked", "user.unlocked",
-		"user.status_changed", "user.set_password", "user.reset_password", "user.certificate.bind", "user.certificate.unbind",
+		"user.status_changed", "user.set_password", "user.reset_password", "user.clear_password", "user.certificate.bind", "user.certificate.unbind",
 		"user.totp.enrol", "user.totp.remove", "user.totp.reset", "org.create", "org.update", "org.move", "org.delete",
 		"org.set_status", "org.resend", "group.create", "group.update", "group.delete", "app.create", "app.update", "app.delete",
 		"app.rotate_secret", "app.forget", "link.create", "link.delete", "link.associate", "finger.enroll", "finger.delete",

@@ -769,7 +769,52 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.replicaChange(ctx, "user", "updated", u.ID, changed, s.withSealed(userReplica(u, false), u)),
 		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, changeDetail(changed)))
-	return u, err
+	if err != nil {
+		return u, err
+	}
+	if _, moved := changed["org_id"]; moved {
+		if err := s.dropDirectoryHash(ctx, u, start); err != nil {
+			return u, err
+		}
+	}
+	return u, nil
+}
+
+// dropDirectoryHash removes the local password hash of u once u's password
+// is a directory's (u moved into an identity.ldap_auth subtree; also an
+// org_id "change" to the same org, which is how an administrator clears
+// the hash of a person moved in before): kept, it signed in again
+// wherever no source covered u (moved out, a centre without the same
+// ldap_auth, an org code that stopped resolving; review sec27a M2). The
+// hash goes as a password change does (into the history, the replicas
+// told: other centres keep no usable copy; the person's sessions end),
+// audited user.clear_password with reason DIRECTORY.
+func (s *Service) dropDirectoryHash(ctx context.Context, u *User, start time.Time) error {
+	if u.PasswordHash == "" {
+		return nil
+	}
+	src, err := s.sourceOf(ctx, u)
+	if err != nil || src == nil {
+		return err
+	}
+	at := s.now()
+	if prev := u.PasswordChangedAt.Truncate(time.Millisecond); !at.Truncate(time.Millisecond).After(prev) {
+		at = prev.Add(time.Millisecond)
+	}
+	after := *u
+	after.PasswordHash, after.PasswordChangedAt, after.MustChange, after.UpdatedAt = "", at, false, at
+	evs := []events.Event{
+		s.audit(ctx, "user.clear_password", "user:"+u.ID, u.OrgID, "success", "OK", start,
+			map[string]string{"reason": "DIRECTORY", "credential_source": "ldap:" + src.Name()}),
+		s.replicaChange(ctx, "user", "password_changed", u.ID, passwordChanged(false, "", at), userReplica(&after, true)),
+	}
+	keep := max(s.cfg.Policy.History, 1)
+	if err := s.store.SetPassword(ctx, u.ID, "", at, PasswordSet{}, keep, evs); err != nil {
+		return err
+	}
+	*u = after
+	s.kick()
+	return nil
 }
 
 // mutateUser loads a user, applies fn and stores it with events for op.

@@ -350,9 +350,28 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	// load. The hasher refuses at once (OVERLOADED) when the projected wait
 	// for a worker does not fit identity.max_hash_wait or the deadline.
 	var v hashVerdict
+	dirExpired := false
 	switch {
 	case src != nil:
 		ok, err := s.checkAtSource(ctx, src, u, password)
+		var as *sourceAccountState
+		if errors.As(err, &as) && as.reason() == ReasonPasswordExpired {
+			// The right password, expired at the directory (AD answers
+			// 532/773 only to the right one): as a local expired one (the
+			// person changes it at the directory).
+			a.hashed, v, dirExpired = true, hashVerdict{ok: true}, true
+			break
+		}
+		if as != nil {
+			// The directory's own refusal of the account (locked out,
+			// disabled): its verdict, audited, not counted here (the
+			// directory counts its own).
+			a.refund(ctx)
+			r := as.reason()
+			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", r.String(), start,
+				withDetail(withDetail(a.detail, "credential_source", src.Name()), "directory_state", as.state)))
+			return r, nil //nolint:nilerr // the directory's verdict on the account, not a fault
+		}
 		if err != nil {
 			// No verdict: not a failed login, nothing counted.
 			a.refund(ctx)
@@ -398,7 +417,7 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 	evLocked := func() []events.Event {
 		return eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, a.detail))
 	}
-	if s.cfg.Policy.Expired(u, now) || s.unsaltedExpired(v, now) {
+	if s.cfg.Policy.Expired(u, now) || s.unsaltedExpired(v, now) || dirExpired {
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPasswordExpired.String(), start, a.detail)
 		r, err := a.succeeded(ctx, u, "", a.record(ev), evLocked)
 		if err != nil || r != ReasonOK {

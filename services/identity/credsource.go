@@ -193,11 +193,35 @@ func (s *Service) checkAtSource(ctx context.Context, src CredentialSource, u *Us
 	if err == nil {
 		return ok, nil
 	}
+	var st interface{ AccountState() string }
+	if errors.As(err, &st) {
+		return false, &sourceAccountState{state: st.AccountState()}
+	}
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
 	s.log.Warn("credential source did not answer", zap.String("source", src.Name()), zap.String("user_id", u.ID), zapErr(err))
 	return false, errSourceUnavailable
+}
+
+// sourceAccountState is a directory's refusal of the account itself
+// (Active Directory: locked out, disabled, password expired or to be
+// changed; review sec27a L1): not a wrong password, so not counted.
+type sourceAccountState struct{ state string }
+
+func (e *sourceAccountState) Error() string { return "directory account " + e.state }
+
+// reason is the sign-in's verdict of the state: locked and disabled as
+// UIAS's own; an expired password (AD answers it only to the right one)
+// as an expired password, which the person changes at the directory.
+func (e *sourceAccountState) reason() Reason {
+	switch e.state {
+	case "locked":
+		return ReasonAccountLocked
+	case "password_expired":
+		return ReasonPasswordExpired
+	}
+	return ReasonAccountDisabled
 }
 
 // withDetail is detail (not changed) with k set to v.

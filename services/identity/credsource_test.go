@@ -2,7 +2,9 @@ package identity_test
 
 import (
 	"context"
+	"encoding/base32"
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -266,4 +268,187 @@ func TestDirectoryAdministratorLogin(t *testing.T) {
 	}
 	_, _, _, err = w.svc.AdminLoginNewPassword(from("198.51.100.20"), "dora", doraDirPW, "New-Pass-123")
 	wantReason(t, "new password at login", err, apierr.FailedPrecondition, identity.ReasonPasswordManagedByDirectory)
+}
+
+// TestDirectoryPersonSelfService: a directory person (no hash here, her
+// password the directory's) confirms her own changes with that password:
+// the profile page's contact fields and the authenticator app's
+// enrolment (a level-2 directory person needs it to sign in at all); a
+// wrong directory password is refused as a failed check. A person with no
+// password anywhere is still NO_OWN_PASSWORD (review sec27a M3).
+func TestDirectoryPersonSelfService(t *testing.T) {
+	w := newDirWorld(t)
+	ctx := browserAt("192.0.2.10")
+	if r, err := w.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("directory sign-in: %+v %v", r, err)
+	}
+	if _, err := w.svc.UpdateOwnProfile(ctx, w.ann.ID, "Wrong-Dir-Pass-1", identity.UserUpdate{Mask: []string{"email"}, Email: "ann@example.org"}); reasonOf(err) != "VERIFICATION_FAILED" {
+		t.Fatalf("wrong directory password: %v", err)
+	}
+	p, err := w.svc.UpdateOwnProfile(ctx, w.ann.ID, annDirPW, identity.UserUpdate{Mask: []string{"email"}, Email: "ann@example.org"})
+	if err != nil || p.User.Email != "ann@example.org" {
+		t.Fatalf("profile change with the directory password: %+v %v", p, err)
+	}
+	en, err := w.svc.BeginTOTPEnrolment(ctx, w.ann.ID)
+	if err != nil {
+		t.Fatalf("a directory person cannot begin an authenticator app: %v", err)
+	}
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := identity.TOTPCode(key, identity.TOTPStep(w.clk.t))
+	if _, err := w.svc.ConfirmTOTPEnrolment(ctx, w.ann.ID, annDirPW, en.Token, code); err != nil {
+		t.Fatalf("confirm with the directory password: %v", err)
+	}
+	if r, err := w.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("after the enrolment: %+v %v", r, err)
+	}
+	// No password anywhere (root org, no directory, no hash).
+	cy, err := w.svc.CreateUser(context.Background(), identity.NewUser{LoginName: "cy", DisplayName: "Cy", OrgID: w.mia.OrgID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.BeginTOTPEnrolment(ctx, cy.ID); reasonOf(err) != "NO_OWN_PASSWORD" {
+		t.Fatalf("no password anywhere: %v", err)
+	}
+}
+
+// TestDirectoryMoveDropsLocalHash: a person moved into a directory subtree
+// loses the local hash (audited user.clear_password, the replicas told):
+// moved out again, the old password no longer signs in (review sec27a M2).
+// A person whose org was moved under the subtree keeps it until an
+// administrator "moves" them to their own org, which clears it.
+func TestDirectoryMoveDropsLocalHash(t *testing.T) {
+	w := newDirWorld(t)
+	ctx := browserAt("192.0.2.11")
+	admin := context.Background()
+	root := w.mia.OrgID
+	m := w.mark(t)
+	if _, err := w.svc.UpdateUser(admin, w.mia.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: w.zed.OrgID}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := w.svc.GetUser(admin, w.mia.ID); err != nil || u.PasswordHash != "" {
+		t.Fatalf("moved in, hash kept: %v", err)
+	}
+	recs := auditRecords(t, w.outbox(t, m), "user.clear_password")
+	if len(recs) != 1 || recs[0].Detail["reason"] != "DIRECTORY" || recs[0].Detail["credential_source"] != "ldap:corp" {
+		t.Fatalf("audit: %+v", recs)
+	}
+	if _, err := w.svc.UpdateUser(admin, w.mia.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: root}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.svc.SSOLogin(ctx, "mia", "First-Pass-1"); err != nil || r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("moved out again, the old local password: %+v %v", r, err)
+	}
+	// An org moved under the subtree: its people's hashes stay until an
+	// administrator clears them.
+	yard, err := w.svc.CreateOrg(admin, "yard", "Yard", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yan, err := w.svc.CreateUser(admin, identity.NewUser{LoginName: "yan", DisplayName: "Yan", OrgID: yard.ID, Password: "Quay-Local-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.MoveOrg(admin, yard.ID, w.zed.OrgID); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := w.svc.GetUser(admin, yan.ID); u.PasswordHash == "" {
+		t.Fatal("an org move changed its people's hashes")
+	}
+	if _, err := w.svc.UpdateUser(admin, yan.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: yard.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := w.svc.GetUser(admin, yan.ID); u.PasswordHash != "" {
+		t.Fatal("the administrator's clearing kept the hash")
+	}
+}
+
+// adStateServer is ldapauth's test AD server: every bind answered with
+// result 49 and "data <code>" (one bind per connection); its address.
+func adStateServer(t *testing.T, code string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	diag := "80090308: LdapErr: DSID-0C09050F, comment: AcceptSecurityContext error, data " + code + ", v4563"
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 1024)
+				n, _ := c.Read(buf)
+				if n < 5 || buf[2] != 0x02 || buf[3] != 0x01 {
+					return
+				}
+				res := append([]byte{0x0a, 0x01, 0x31, 0x04, 0x00, 0x04, byte(len(diag))}, diag...)
+				op := append([]byte{0x61, byte(len(res))}, res...)
+				msg := append([]byte{0x02, 0x01, buf[4]}, op...)
+				_, _ = c.Write(append([]byte{0x30, byte(len(msg))}, msg...))
+				_, _ = c.Read(buf)
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestDirectoryAccountStates: Active Directory's "locked out" and
+// "disabled" refusals are answered as such and not counted towards UIAS's
+// lock (the directory counts its own); its "password expired" / "must
+// change" (answered only to the right password) is an expired password
+// (review sec27a L1).
+func TestDirectoryAccountStates(t *testing.T) {
+	world := func(code string) (*evEnv, *identity.User) {
+		src, err := ldapauth.Open(ldapauth.Config{Name: "ad", URL: "ldap://" + adStateServer(t, code), StartTLS: new(false),
+			BindDNTemplate: "{login}@corp.example.com", Orgs: []string{"sz"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEvEnvWith(t, "", func(d *identity.Deps) {
+			d.CredentialSources = []identity.DirectorySource{{Source: src, Orgs: []string{"sz"}}}
+		})
+		ctx := context.Background()
+		if _, _, err := e.svc.Bootstrap(ctx, "Boot-Strap-Pass1"); err != nil {
+			t.Fatal(err)
+		}
+		sz, err := e.svc.CreateOrg(ctx, "sz", "Shenzhen", evRoot(t, e.svc).ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := e.svc.CreateUser(ctx, identity.NewUser{LoginName: "ann", DisplayName: "Ann", OrgID: sz.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, u
+	}
+	ctx := browserAt("192.0.2.12")
+	e, ann := world("775")
+	m := e.mark(t)
+	for range 6 {
+		if r, err := e.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason == identity.ReasonOK {
+			t.Fatalf("locked at the directory: %+v %v", r, err)
+		}
+	}
+	if u, err := e.svc.GetUser(context.Background(), ann.ID); err != nil || u.FailedCount != 0 || !u.LockedUntil.IsZero() {
+		t.Fatalf("counted: %+v %v", u, err)
+	}
+	recs := auditRecords(t, e.outbox(t, m), "sso.login")
+	if len(recs) == 0 || recs[0].Reason != "ACCOUNT_LOCKED" || recs[0].Detail["directory_state"] != "locked" {
+		t.Fatalf("audit: %+v", recs)
+	}
+	e, _ = world("532")
+	if r, err := e.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason != identity.ReasonPasswordExpired {
+		t.Fatalf("expired at the directory: %+v %v", r, err)
+	}
+	e, _ = world("533")
+	if r, err := e.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason == identity.ReasonOK {
+		t.Fatalf("disabled at the directory: %+v %v", r, err)
+	}
 }

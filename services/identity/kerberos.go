@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 
 	ulog "github.com/uias/uias/pkg/log"
 )
@@ -14,6 +16,68 @@ var kerberosRefusals = map[string]bool{"KERBEROS_REPLAY": true, "KERBEROS_REALM_
 // MethodKerberos is a login with the Windows domain's Kerberos ticket
 // (SPNEGO on the CAS login page; ADR 0022): level 1, as a password.
 const MethodKerberos = "kerberos"
+
+// ReasonKerberosOutOfScope is the audited reason of a Kerberos sign-in of
+// a person outside the org subtrees the principal's realm may sign in
+// (identity.kerberos_orgs).
+const ReasonKerberosOutOfScope = "KERBEROS_PERSON_OUT_OF_SCOPE"
+
+// kerberosMayHold says whether a verified principal (name@REALM) may sign
+// in u: always without identity.kerberos_orgs; else only when u's org is in
+// the subtree of one of its realm's org codes (a realm not listed: no
+// one; a code that names no org here: no one of it).
+func (s *Service) kerberosMayHold(ctx context.Context, principal string, u *User) (bool, error) {
+	if len(s.cfg.KerberosOrgs) == 0 {
+		return true, nil
+	}
+	i := strings.LastIndexByte(principal, '@')
+	if i < 0 || u.OrgID == "" {
+		return false, nil
+	}
+	codes := s.cfg.KerberosOrgs[principal[i+1:]]
+	if len(codes) == 0 {
+		return false, nil
+	}
+	o, err := s.store.GetOrg(ctx, u.OrgID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	chain := strings.Split(strings.Trim(o.Path, "/"), "/")
+	chain = append(chain, o.ID)
+	for _, code := range codes {
+		id, err := s.orgIDOf(ctx, code)
+		if err != nil {
+			return false, err
+		}
+		if id != "" && slices.Contains(chain, id) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// MissingOrgCodes are the codes of codes that name no org here (for the
+// start's warnings about identity.kerberos_orgs and ldap_auth[].orgs).
+func (s *Service) MissingOrgCodes(ctx context.Context, codes []string) ([]string, error) {
+	var out []string
+	for _, c := range codes {
+		id, err := s.orgIDOf(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if id == "" {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// MethodKerberosTOTP is a Kerberos ticket and then the authenticator
+// app's code (SSOLoginOTP): level 2, as the password and the code.
+const MethodKerberosTOTP = MethodKerberos + "+totp"
 
 // SSOKerberosLogin signs a person in on the single sign-on pages with the
 // Kerberos ticket their browser presented (SPNEGO, "already logged on to
@@ -36,7 +100,16 @@ const MethodKerberos = "kerberos"
 // principal (one of kerberosRefusals: a replayed token, a realm not
 // accepted, no login name): it is audited with that reason and counted the
 // same way, and answered ReasonBadCredentials; no account is looked at.
-func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusal string) (*SSOLoginResult, error) {
+//
+// A person who enrolled an authenticator app is not signed in by the
+// ticket alone (one factor: the domain password, or a stolen ticket
+// cache), as not by a password or a finger alone (review sec27a H3): the
+// ticket answers ReasonOTPRequired with OTPToken, the half-done login
+// bound to binding (as SSOLoginBound's; none without a binding), which
+// SSOLoginOTP completes ("kerberos+totp", level 2: a person whose level is
+// 2 may then sign in this way, as with a finger and the code). The ticket
+// step is audited "pending" OTP_REQUIRED.
+func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusal, binding string) (*SSOLoginResult, error) {
 	start := s.now()
 	const api = "sso.login"
 	if refusal != "" && !kerberosRefusals[refusal] {
@@ -70,6 +143,19 @@ func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusa
 		return nil, err
 	}
 	subject := "user:" + u.ID
+	in, err := s.kerberosMayHold(ctx, principal, u)
+	if err != nil {
+		a.refund(ctx)
+		return nil, err
+	}
+	if !in {
+		// A person the realm may not sign in (identity.kerberos_orgs): the
+		// answer of an unknown login, not counted (the KDC vouched for
+		// the principal; the operator's scope refused it).
+		a.refund(ctx)
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonKerberosOutOfScope, start, detail))
+		return ssoVerdict(ReasonBadCredentials), nil
+	}
 	if u.Status != StatusActive {
 		return fail(subject, u.OrgID, ReasonAccountDisabled, ReasonAccountDisabled)
 	}
@@ -89,12 +175,32 @@ func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusa
 	if u.PasswordOnly {
 		return fail(subject, u.OrgID, ReasonPasswordOnly, ReasonPasswordOnly)
 	}
-	if need := s.cfg.Policy.PersonLevel(u); need > MethodLevel(MethodKerberos) {
+	t, err := s.getTOTP(ctx, u.ID)
+	if err != nil {
+		a.refund(ctx)
+		return nil, err
+	}
+	have := MethodLevel(MethodKerberos)
+	if t != nil {
+		have = MethodLevel(MethodKerberosTOTP)
+	}
+	if need := s.cfg.Policy.PersonLevel(u); need > have {
 		a.refund(ctx)
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, detail))
 		return levelVerdict(need), nil
 	}
 	a.refund(ctx)
+	if t != nil {
+		// The ticket was the first of two factors: not done until the code.
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start, detail))
+		res := ssoVerdict(ReasonOTPRequired)
+		if binding != "" {
+			if res.OTPToken, err = s.otpLoginToken(u, t, binding, MethodKerberos); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
+	}
 	s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "success", "OK", start, detail))
 	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, Method: MethodKerberos, NoPassword: true}, nil
 }

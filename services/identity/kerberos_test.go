@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 	ctx := browserAt("192.0.2.9")
 	login := func(name string) *identity.SSOLoginResult {
 		t.Helper()
-		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST", "")
+		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST", "", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +91,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 	// as an unknown login; a refusal identity does not know, or no login
 	// without one, is a bad request.
 	for _, refusal := range []string{"KERBEROS_REPLAY", "KERBEROS_REALM_NOT_ACCEPTED", "KERBEROS_PRINCIPAL_UNMAPPED"} {
-		r, err := e.svc.SSOKerberosLogin(ctx, "", "pia@OTHER.TEST", refusal)
+		r, err := e.svc.SSOKerberosLogin(ctx, "", "pia@OTHER.TEST", refusal, "")
 		if err != nil || r.Reason != identity.ReasonBadCredentials || r.User != nil {
 			t.Fatalf("%s: %+v %v", refusal, r, err)
 		}
@@ -99,8 +100,119 @@ func TestSSOKerberosLogin(t *testing.T) {
 		}
 	}
 	for _, c := range [][2]string{{"", ""}, {"pia", "SOMETHING_ELSE"}} {
-		if _, err := e.svc.SSOKerberosLogin(ctx, c[0], "pia@UIAS.TEST", c[1]); apierr.CodeOf(err) != apierr.InvalidArgument {
+		if _, err := e.svc.SSOKerberosLogin(ctx, c[0], "pia@UIAS.TEST", c[1], ""); apierr.CodeOf(err) != apierr.InvalidArgument {
 			t.Errorf("login %q refusal %q: %v, want INVALID_ARGUMENT", c[0], c[1], err)
 		}
+	}
+}
+
+// TestSSOKerberosLoginWithTOTP: a person with an authenticator app is not
+// signed in by a Kerberos ticket alone (one factor: the domain password or
+// a stolen ticket cache), as not by a password alone: the ticket answers
+// OTP_REQUIRED with a half-done login (audited "pending"), which the code
+// completes as "kerberos+totp", level 2, without the password (review
+// sec27a H3). A person whose level is 2 may then sign in this way; a page
+// without a binding gets the verdict only.
+func TestSSOKerberosLoginWithTOTP(t *testing.T) {
+	e := newLevelEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
+	key := e.enrol(t)
+	ctx := browserAt("192.0.2.9")
+	pw, err := e.svc.SSOLogin(ctx, "pia", profilePass)
+	if err != nil || pw.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("password alone: %+v %v", pw, err)
+	}
+	res, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1")
+	if err != nil || res.Reason != identity.ReasonOTPRequired || res.OTPToken == "" || res.User != nil {
+		t.Fatalf("Kerberos alone of a person with an app: %+v %v", res, err)
+	}
+	recs := auditRecords(t, e.outbox(t, 0), "sso.login")
+	if last := recs[len(recs)-1]; last.Result != "pending" || last.Reason != "OTP_REQUIRED" || last.Detail["method"] != "kerberos" {
+		t.Fatalf("pending record: %+v", last)
+	}
+	// Another browser's binding does not complete it.
+	if r, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, e.code(key, 0), "browser-2"); err != nil || r.Reason != identity.ReasonOTPExpired {
+		t.Fatalf("other browser: %+v %v", r, err)
+	}
+	done, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, e.code(key, 0), "browser-1")
+	if err != nil || done.Reason != identity.ReasonOK || !done.SecondFactor || done.Method != identity.MethodKerberosTOTP || !done.NoPassword ||
+		done.User == nil || done.User.ID != e.user.ID {
+		t.Fatalf("code step: %+v %v", done, err)
+	}
+	if identity.MethodLevel(identity.MethodKerberosTOTP) != identity.AuthLevelTwoFactor {
+		t.Fatal("kerberos+totp is not level 2")
+	}
+	recs = auditRecords(t, e.outbox(t, 0), "sso.login")
+	if last := recs[len(recs)-1]; last.Result != "success" || last.Detail["method"] != "kerberos+totp" {
+		t.Fatalf("record of ticket and code: %+v", last)
+	}
+	// A wrong code is a counted failure, as after a password.
+	e.advance(identity.TOTPPeriod)
+	res, err = e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1")
+	if err != nil || res.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("second ticket: %+v %v", res, err)
+	}
+	wrong := "000000"
+	if wrong == e.code(key, 0) {
+		wrong = "000001"
+	}
+	if r, err := e.svc.SSOLoginOTP(ctx, res.OTPToken, wrong, "browser-1"); err != nil || r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("wrong code: %+v %v", r, err)
+	}
+	// Without a binding: the verdict only.
+	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", ""); err != nil || r.Reason != identity.ReasonOTPRequired || r.OTPToken != "" {
+		t.Fatalf("unbound: %+v %v", r, err)
+	}
+	// Level 2: the ticket and the code reach it.
+	e.setLevel(t, identity.AuthLevelTwoFactor)
+	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1"); err != nil || r.Reason != identity.ReasonOTPRequired {
+		t.Fatalf("level-2 person with an app: %+v %v", r, err)
+	}
+}
+
+// TestSSOKerberosLoginOrgScope: with identity.kerberos_orgs a realm signs
+// in only the people of its org codes' subtrees (review sec27a H2): others
+// (another org, the administrators at the root, a realm not listed, a code
+// that names no org) get the answer of an unknown login, audited
+// KERBEROS_PERSON_OUT_OF_SCOPE; a person in a child org of a listed code
+// is in. MissingOrgCodes names the codes that name no org (the start's
+// warning).
+func TestSSOKerberosLoginOrgScope(t *testing.T) {
+	e := &totpEnv{newProfileEnvWith(t, identity.Policy{MaxFailures: 50, SourceFailures: 40}, func(d *identity.Deps) {
+		d.Config.KerberosOrgs = map[string][]string{"UIAS.TEST": {"harbour"}, "OTHER.TEST": {"nosuch"}}
+	})}
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-scope")
+	child, err := e.svc.CreateOrg(admin, "pier", "Pier", e.org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "pete", DisplayName: "Pete", OrgID: child.ID, Password: profilePass}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browserAt("192.0.2.9")
+	for _, c := range []struct {
+		login, principal string
+		want             identity.Reason
+	}{
+		{"pia", "pia@UIAS.TEST", identity.ReasonOK},
+		{"pete", "pete@UIAS.TEST", identity.ReasonOK},            // a child org
+		{"pia", "pia@OTHER.TEST", identity.ReasonBadCredentials}, // its code names no org
+		{"pia", "pia@THIRD.TEST", identity.ReasonBadCredentials}, // a realm not listed
+		{"admin", "admin@UIAS.TEST", identity.ReasonBadCredentials},
+	} {
+		res, err := e.svc.SSOKerberosLogin(ctx, c.login, c.principal, "", "")
+		if err != nil || res.Reason != c.want {
+			t.Fatalf("%s: %+v %v, want %s", c.principal, res, err, c.want)
+		}
+		if c.want == identity.ReasonOK {
+			continue
+		}
+		recs := auditRecords(t, e.outbox(t, 0), "sso.login")
+		if last := recs[len(recs)-1]; last.Result != "failure" || last.Reason != identity.ReasonKerberosOutOfScope {
+			t.Fatalf("%s: record %+v", c.principal, last)
+		}
+	}
+	missing, err := e.svc.MissingOrgCodes(context.Background(), []string{"harbour", "nosuch", "pier"})
+	if err != nil || len(missing) != 1 || missing[0] != "nosuch" {
+		t.Fatalf("missing codes: %v %v", missing, err)
 	}
 }

@@ -35,7 +35,7 @@ func MethodLevel(method string) int {
 	switch method {
 	case MethodPassword, MethodFinger, MethodKerberos:
 		return AuthLevelAny
-	case MethodPasswordTOTP, MethodFingerPassword, MethodFingerTOTP:
+	case MethodPasswordTOTP, MethodFingerPassword, MethodFingerTOTP, MethodKerberosTOTP:
 		return AuthLevelTwoFactor
 	case MethodCertificate:
 		return AuthLevelCertificate

@@ -21,6 +21,7 @@ func TestAuthLevelTable(t *testing.T) {
 	}{
 		{identity.MethodPassword, 1}, {identity.MethodFinger, 1},
 		{identity.MethodPasswordTOTP, 2}, {identity.MethodFingerPassword, 2}, {identity.MethodFingerTOTP, 2},
+		{identity.MethodKerberos, 1}, {identity.MethodKerberosTOTP, 2},
 		{identity.MethodCertificate, 3}, {"", 0}, {"sms", 0},
 	} {
 		if got := identity.MethodLevel(c.method); got != c.want {

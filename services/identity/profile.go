@@ -76,6 +76,24 @@ func (s *Service) ownProfile(ctx context.Context, u *User) (*OwnProfile, error) 
 var errNoOwnPassword = apierr.New(apierr.FailedPrecondition, "NO_OWN_PASSWORD",
 	"you have no password to confirm the change with; your administrator changes these details")
 
+// ownPassword refuses (errNoOwnPassword) a person with no password to
+// re-enter: none kept here and no directory that checks one. A directory
+// person (identity.ldap_auth) has no hash here but a password all the
+// same, which checkPassword asks the directory about (review sec27a M3).
+func (s *Service) ownPassword(ctx context.Context, u *User) error {
+	if u.PasswordHash != "" {
+		return nil
+	}
+	src, err := s.sourceOf(ctx, u)
+	if err != nil {
+		return err
+	}
+	if src == nil {
+		return errNoOwnPassword
+	}
+	return nil
+}
+
 // errSelfServiceField refuses a change of a field that is the
 // administrator's.
 func errSelfServiceField(field string) error {
@@ -114,10 +132,10 @@ func (s *Service) UpdateOwnProfile(ctx context.Context, id, currentPassword stri
 	if err := checkContactFields(up); err != nil {
 		return nil, err
 	}
-	if u.PasswordHash == "" {
+	if err := s.ownPassword(ctx, u); err != nil {
 		// nothing to re-enter (a person who signs in with a certificate
 		// only): not a failed login, and the administrator's to change
-		return nil, errNoOwnPassword
+		return nil, err
 	}
 	// The person is the actor of the check, the change and their records.
 	ctx = asSelf(ctx, u)

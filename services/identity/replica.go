@@ -340,7 +340,11 @@ func userReplica(u *User, withPassword bool) userRecord {
 		PhoneMask: u.PhoneMask, Email: u.Email, OrgID: u.OrgID, Status: u.Status, FeatureCode: u.FeatureCode,
 		MustChange: u.MustChange, NeverExpires: u.NeverExpires, CannotChange: u.CannotChange, PasswordOnly: u.PasswordOnly,
 		MinAuthLevel: u.MinAuthLevel, LockedUntil: u.LockedUntil.UTC(), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
-	if withPassword && u.PasswordHash != "" {
+	// A hash removed (dropDirectoryHash: the person's password is a
+	// directory's) travels as an empty one with its time, so that the
+	// other centres' copies stop signing in with it too (review sec27a
+	// M2); a person who never had one sends none, as before.
+	if withPassword && (u.PasswordHash != "" || !u.PasswordChangedAt.IsZero()) {
 		r.Password = &passwordRecord{Hash: u.PasswordHash, ChangedAt: u.PasswordChangedAt.UTC(), ByOther: u.PasswordByOther}
 	}
 	return r

@@ -58,6 +58,12 @@ type Config struct {
 	// FingerFMR is the target false-match rate of a fingerprint decision
 	// (default DefaultFingerFMR, 1e-4).
 	FingerFMR float64
+	// KerberosOrgs limits, per Kerberos realm, the people a ticket of that
+	// realm may sign in to those of these org codes' subtrees
+	// (identity.kerberos_orgs; review sec27a H2). Empty: no limit (every
+	// realm the ticket component accepts maps into all of UIAS's login
+	// names). Not empty: a realm not listed signs in no one.
+	KerberosOrgs map[string][]string
 	// FingerProbeMemory is how long a presented fingerprint record is
 	// remembered (default DefaultFingerProbeMemory): presented again
 	// within it, it is a replay, refused as a wrong finger (a scanner

@@ -25,7 +25,7 @@ type SSOLoginResult struct {
 	SecondFactor bool
 	// Method is how the person proved who they are (with ReasonOK):
 	// "password", "password+totp", "finger", "finger+password",
-	// "finger+totp".
+	// "finger+totp", "kerberos", "kerberos+totp".
 	Method string
 	// NoPassword: the login did not use the password (a finger, with or
 	// without the code): a password that must be changed or has expired

@@ -228,7 +228,8 @@ type otpLogin struct {
 	// issued: a password changed or reset since ends the half-done login.
 	Password int64 `json:"p"`
 	// Method is the first factor: "" the password, "finger" a finger
-	// (SSOFingerLogin).
+	// (SSOFingerLogin), "finger+password" both, "kerberos" a Kerberos
+	// ticket (SSOKerberosLogin).
 	Method string `json:"m,omitempty"`
 }
 
@@ -416,7 +417,8 @@ func (s *Service) SSOLoginBound(ctx context.Context, login, password, binding st
 // the authenticator app's code. Answers ReasonOTPExpired when the token
 // does not open, has expired, is of another browser, or was used (a code
 // was accepted since it was issued) or the enrolment changed; otherwise
-// checkOTP's verdict. Audited as sso.login with method "password+totp";
+// checkOTP's verdict. Audited as sso.login with method "password+totp"
+// ("finger+totp", "kerberos+totp" after a finger or a Kerberos ticket);
 // a token that does not serve is counted against the browser's address
 // (the login gate's rule 1).
 func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) (*SSOLoginResult, error) {
@@ -441,13 +443,16 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 		return expired("otp", "")
 	}
 	first := "password"
-	if tok.Method == methodFinger || tok.Method == MethodFingerPassword {
+	switch tok.Method {
+	case methodFinger, MethodFingerPassword:
 		first = methodFinger
+	case MethodKerberos:
+		first = MethodKerberos
 	}
 	// the finger and the password before the code: the session is the
 	// finger's and the code's, and the password's (a password change ends
-	// it)
-	withPassword := tok.Method != methodFinger
+	// it); a Kerberos ticket's is not the password's (the KDC checked it)
+	withPassword := tok.Method != methodFinger && tok.Method != MethodKerberos
 	detail["method"] = first + "+totp"
 	subject := "user:" + tok.User
 	if binding == "" || subtle.ConstantTimeCompare([]byte(binding), []byte(tok.Binding)) != 1 || s.now().UnixMilli() > tok.Expires {
@@ -521,8 +526,8 @@ func (s *Service) selfUser(ctx context.Context, id string) (*User, error) {
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
 	}
-	if u.PasswordHash == "" {
-		return nil, errNoOwnPassword
+	if err := s.ownPassword(ctx, u); err != nil {
+		return nil, err
 	}
 	return u, nil
 }

@@ -22,6 +22,7 @@ import (
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/identity"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
@@ -296,5 +297,70 @@ func TestKerberosLoginComponentsOnly(t *testing.T) {
 			t.Fatalf("%s: answered %v", name, res)
 		}
 		wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
+	}
+}
+
+// TestKerberosSignInAsksCode: a person who set up an authenticator app is
+// not signed in by the domain ticket alone: the page asks the app's code,
+// and the ticket and the code open a level-2 session of method
+// KERBEROS_OTP (review sec27a H3).
+func TestKerberosSignInAsksCode(t *testing.T) {
+	k := startKDC(t, "erin")
+	cfg := testConfig(t.TempDir())
+	withKerberos(k)(ticketcomponent.Settings(&cfg))
+	e := start(t, cfg)
+	e.login()
+	casBase := e.http + "/cas/"
+	f := e.seed("krbotp", "erin", nil, nil)
+	const svc = "https://krb-otp.example.com/"
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "Harbour", Url: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	br := newBrowser(t)
+	// the same browser (cookies), not following the redirects to svc
+	hc := &http.Client{Jar: br.c.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	erin := k.client(t, "erin")
+	withTicket := func() (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, casBase+"login?service="+url.QueryEscape(svc), nil)
+		req.Header.Set("Authorization", negotiate(t, erin, "HTTP/localhost"))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	// Without an app: the ticket alone (a session to set the app up with).
+	if resp, page := withTicket(); resp.StatusCode/100 != 3 {
+		t.Fatalf("ticket alone: %d\n%s", resp.StatusCode, page)
+	}
+	key, step := profileTOTP(t, br, casBase, f.password)
+	br.get(casBase + "logout")
+	resp, page := withTicket()
+	tok := hiddenRE("otp_token").FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusOK || tok == nil || hasCookie(br, casBase, "TGC") {
+		t.Fatalf("ticket of a person with an app: %d\n%s", resp.StatusCode, page)
+	}
+	resp, err := hc.PostForm(casBase+"login", url.Values{"csrf": {csrfRE.FindStringSubmatch(page)[1]}, "otp_token": {htmlUnescape(tok[1])},
+		"service": {svc}, "code": {identity.TOTPCode(key, step)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 3 || !strings.HasPrefix(resp.Header.Get("Location"), svc+"?ticket=ST-") {
+		t.Fatalf("code: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	sessions, err := ticketv1.NewTicketSessionsServiceClient(e.conn).ListSessions(e.adm(), &ticketv1.ListSessionsRequest{UserId: f.userID})
+	var got *ticketv1.Session
+	for _, s := range sessions.GetSessions() {
+		if s.GetSession().GetAuthMethod() == ticketv1.AuthMethod_AUTH_METHOD_KERBEROS_OTP {
+			got = s.GetSession()
+		}
+	}
+	if err != nil || got == nil || got.GetAuthLevel() != 2 {
+		t.Fatalf("session of a ticket and a code: %v %v", sessions, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -202,6 +203,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	krbOrgs, err := kerberosOrgs(cfg.KerberosOrgs) // validated
+	if err != nil {
+		return nil, err
+	}
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log, PeopleCAs: peopleCAs,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
@@ -211,7 +216,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
 			AppSecretLifetime: cfg.AppSecretLifetime, AppSecretLifetimeA2: cfg.AppSecretLifetimeA2,
 			SigningKeyLifetime: cfg.SigningKeyLifetime, SigningKeyLifetimeA2: cfg.SigningKeyLifetimeA2, TOTPIssuer: cfg.TOTPIssuer,
-			FingerProbeMemory: cfg.FingerProbeMemory},
+			FingerProbeMemory: cfg.FingerProbeMemory, KerberosOrgs: krbOrgs},
 		Homes: centre.FromConfig(env.Config),
 		// identity.ldap_auth (credsource.go)
 		CredentialSources: creds,
@@ -260,6 +265,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		log.Info("created root org, system administrator \"admin\" and security auditor \"auditor\"")
 		printFirstPasswords(env, boot)
 	}
+	warnMissingOrgs(ctx, log, svc, cfg)
 	guard, err := adminGuard(cfg, env, svc)
 	if err != nil {
 		return nil, err
@@ -518,3 +524,34 @@ func adminGuard(cfg *Config, env *module.Env, svc *identity.Service) (*server.Gu
 // appointEvery is how often identity looks for administrators still to
 // appoint in authz.
 const appointEvery = 5 * time.Minute
+
+// warnMissingOrgs warns, at the start, of each org code of
+// identity.kerberos_orgs and ldap_auth[].orgs that names no org here
+// (review sec27a L2). Not an error: on a first start only the root org
+// exists, and the orgs may come later (created, imported, replicated). A
+// missing code of kerberos_orgs signs in no one of it (fails closed); one
+// of ldap_auth leaves its people's passwords with UIAS until the org
+// exists.
+func warnMissingOrgs(ctx context.Context, log *zap.Logger, svc *identity.Service, cfg *Config) {
+	check := func(field string, codes []string, effect string) {
+		missing, err := svc.MissingOrgCodes(ctx, codes)
+		if err != nil {
+			log.Warn("org codes of "+field+" not checked", zap.Error(err))
+			return
+		}
+		for _, c := range missing {
+			log.Error(field+" names an org code that does not exist here: "+effect, zap.String("org_code", c))
+		}
+	}
+	var krb []string
+	for _, e := range cfg.KerberosOrgs {
+		if _, code, ok := strings.Cut(e, "="); ok {
+			krb = append(krb, code)
+		}
+	}
+	check("identity.kerberos_orgs", krb, "Kerberos tickets sign in no one of it until it exists")
+	for i, l := range cfg.LDAPAuth {
+		check(fmt.Sprintf("identity.ldap_auth[%d].orgs", i), l.Orgs,
+			"its people's passwords are checked by UIAS, not by the directory, until it exists")
+	}
+}

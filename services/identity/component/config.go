@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -220,6 +221,30 @@ type Config struct {
 	// only; the service accounts' passwords come from a file or the
 	// environment.
 	LDAPAuth []ldapauth.Config `yaml:"ldap_auth"`
+	// KerberosOrgs limits whom a Kerberos realm's tickets (the CAS page's
+	// Windows sign-in, ticket.kerberos) may sign in: entries
+	// "REALM=org_code", one per code, a realm may have several. With any
+	// entry, a realm not listed signs in no one, and a listed realm only
+	// the people of its codes' subtrees (review sec27a H2). Empty: no
+	// limit.
+	KerberosOrgs []string `yaml:"kerberos_orgs"`
+}
+
+// kerberosOrgs reads identity.kerberos_orgs (validated).
+func kerberosOrgs(v []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, e := range v {
+		realm, code, ok := strings.Cut(e, "=")
+		if !ok || realm == "" || code == "" || strings.ToUpper(realm) != realm ||
+			strings.ContainsFunc(realm, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-') }) ||
+			strings.ContainsFunc(code, func(r rune) bool { return r < 0x21 || r == 0x7f || r == ',' || r == '=' }) {
+			return nil, fmt.Errorf("entries must be REALM=org_code (realm in upper case as Kerberos writes it, e.g. MSA.EXAMPLE=sz), got %q", e)
+		}
+		if !slices.Contains(out[realm], code) {
+			out[realm] = append(out[realm], code)
+		}
+	}
+	return out, nil
 }
 
 // DefaultSigningKeyLifetimeA2 is the default validity period of request
@@ -332,6 +357,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.SigningKeyLifetime, "UIAS_SIGNING_KEY_LIFETIME", "", "")
 	b.Duration(&c.SigningKeyLifetimeA2, "UIAS_SIGNING_KEY_LIFETIME_A2", "", "")
 	b.String(&c.TOTPIssuer, "UIAS_TOTP_ISSUER", "", "")
+	b.List(&c.KerberosOrgs, "UIAS_KERBEROS_ORGS", "", "")
 	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -504,6 +530,9 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if !(c.FingerFMR >= 1e-4 && c.FingerFMR <= 1e-2) {
 		bad("finger_fmr", "must be between 0.0001 (1 in 10,000) and 0.01, got %g", c.FingerFMR)
+	}
+	if _, err := kerberosOrgs(c.KerberosOrgs); err != nil {
+		bad("kerberos_orgs", "%v", err)
 	}
 	names, orgs := map[string]bool{}, map[string]string{}
 	for i := range c.LDAPAuth {

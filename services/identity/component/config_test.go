@@ -106,6 +106,9 @@ func TestValidateEachProblem(t *testing.T) {
 		{"import login share > 1", func(c *Config) { c.ImportLoginShare = 1.5 }, "identity.import_login_share"},
 		{"import cache too small", func(c *Config) { c.ImportCacheMiB = 1 }, "identity.import_cache_mib"},
 		{"import cache too large", func(c *Config) { c.ImportCacheMiB = 1 << 20 }, "identity.import_cache_mib"},
+		{"kerberos orgs no realm", func(c *Config) { c.KerberosOrgs = []string{"sz"} }, "identity.kerberos_orgs"},
+		{"kerberos orgs lower realm", func(c *Config) { c.KerberosOrgs = []string{"msa.example=sz"} }, "identity.kerberos_orgs"},
+		{"kerberos orgs no code", func(c *Config) { c.KerberosOrgs = []string{"MSA.EXAMPLE="} }, "identity.kerberos_orgs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,5 +246,23 @@ identity:
 	got := fields(s.Validate(&c))
 	if !slices.Equal(got, []string{"identity.ldap_auth[1].start_tls", "identity.ldap_auth[1].orgs"}) {
 		t.Fatalf("problems: %v", got)
+	}
+}
+
+// TestKerberosOrgsSetting: identity.kerberos_orgs reads REALM=code
+// entries, several codes per realm, from the file or the environment.
+func TestKerberosOrgsSetting(t *testing.T) {
+	m, err := kerberosOrgs([]string{"MSA.EXAMPLE=sz", "MSA.EXAMPLE=gz", "MSA.EXAMPLE=sz", "LAB.EXAMPLE=lab"})
+	if err != nil || len(m) != 2 || !slices.Equal(m["MSA.EXAMPLE"], []string{"sz", "gz"}) || !slices.Equal(m["LAB.EXAMPLE"], []string{"lab"}) {
+		t.Fatalf("%v %v", m, err)
+	}
+	c, err := config.Load("", func(k string) (string, bool) {
+		if k == "UIAS_KERBEROS_ORGS" {
+			return "MSA.EXAMPLE=sz,MSA.EXAMPLE=gz", true
+		}
+		return "", false
+	}, nil, nil, def)
+	if err != nil || !slices.Equal(Settings(&c).KerberosOrgs, []string{"MSA.EXAMPLE=sz", "MSA.EXAMPLE=gz"}) {
+		t.Fatalf("from the environment: %v %v", Settings(&c).KerberosOrgs, err)
 	}
 }

@@ -195,6 +195,50 @@ func dnTemplate(t string) bool { return strings.Contains(t, "=") }
 // something else than a verdict on the password.
 var ErrUnavailable = errors.New("the directory could not check the password")
 
+// Account states Active Directory names in a refused bind's diagnostic
+// (result 49, "data NNN"; review sec27a L1).
+const (
+	// StateLocked: data 775, the account is locked out at the directory
+	// (answered whatever the password).
+	StateLocked = "locked"
+	// StateDisabled: data 533 (disabled) or 701 (account expired).
+	StateDisabled = "disabled"
+	// StatePasswordExpired: data 532 (password expired) or 773 (must
+	// change at next logon); AD answers these only to the right password.
+	StatePasswordExpired = "password_expired"
+)
+
+// AccountStateError is a refused bind whose diagnostic names the
+// account's state at the directory (Active Directory's sub-codes): not a
+// wrong password.
+type AccountStateError struct{ State string }
+
+func (e *AccountStateError) Error() string {
+	return "the directory refused the account: " + e.State
+}
+
+// AccountState is the state (identity's credential sources ask for it).
+func (e *AccountStateError) AccountState() string { return e.State }
+
+// adStates maps AD's bind sub-codes to states.
+var adStates = map[string]string{"775": StateLocked, "533": StateDisabled, "701": StateDisabled,
+	"532": StatePasswordExpired, "773": StatePasswordExpired}
+
+// accountState is the state an Active Directory bind refusal names ("" for
+// a wrong password or another directory's answer).
+func accountState(err error) string {
+	var le *ldap.Error
+	if !errors.As(err, &le) || le.ResultCode != ldap.LDAPResultInvalidCredentials || le.Err == nil {
+		return ""
+	}
+	msg := le.Err.Error()
+	i := strings.Index(msg, ", data ")
+	if i < 0 || len(msg) < i+10 {
+		return ""
+	}
+	return adStates[msg[i+7:i+10]]
+}
+
 // Source is one opened entry of identity.ldap_auth.
 type Source struct {
 	cfg      Config
@@ -321,6 +365,9 @@ func (s *Source) Check(ctx context.Context, login, password string) (bool, error
 	if err == nil {
 		return true, nil
 	}
+	if st := accountState(err); st != "" {
+		return false, &AccountStateError{State: st}
+	}
 	if rejected(err) {
 		return false, nil
 	}
@@ -379,16 +426,41 @@ func (s *Source) bindName(login string) (string, bool) {
 	return strings.Replace(t, Placeholder, login, 1), true
 }
 
+// dial connects to the directory for one check. The connection itself
+// carries the check's deadline (SetDeadline): every read and write on it,
+// the TLS handshakes included (ldaps, and StartTLS, whose handshake go-ldap
+// runs without a deadline of its own), ends by then, so a directory, load
+// balancer or anything on the path that goes silent after accepting
+// StartTLS frees its max_connections slot at the check's timeout (review
+// sec27a M1).
 func (s *Source) dial(ctx context.Context, timeout time.Duration) (*ldap.Conn, error) {
-	d := &net.Dialer{Timeout: timeout}
-	opts := []ldap.DialOpt{ldap.DialWithDialer(d)}
-	if s.u.Scheme == "ldaps" {
-		opts = append(opts, ldap.DialWithTLSConfig(s.tls))
+	port := s.u.Port()
+	if port == "" {
+		port = ldap.DefaultLdapPort
+		if s.u.Scheme == "ldaps" {
+			port = ldap.DefaultLdapsPort
+		}
 	}
-	c, err := ldap.DialURL(s.cfg.URL, opts...)
+	d := &net.Dialer{Timeout: timeout}
+	raw, err := d.DialContext(ctx, "tcp", net.JoinHostPort(s.u.Hostname(), port))
 	if err != nil {
 		return nil, s.unavailable(ctx, "connecting", err)
 	}
+	if err := raw.SetDeadline(deadlineOf(ctx)); err != nil {
+		_ = raw.Close()
+		return nil, s.unavailable(ctx, "connecting", err)
+	}
+	conn := raw
+	if s.u.Scheme == "ldaps" {
+		tc := tls.Client(raw, s.tls.Clone())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, s.unavailable(ctx, "TLS handshake", err)
+		}
+		conn = tc
+	}
+	c := ldap.NewConn(conn, s.u.Scheme == "ldaps")
+	c.Start()
 	c.SetTimeout(timeout)
 	if s.u.Scheme == "ldap" && s.cfg.startTLS() {
 		if err := c.StartTLS(s.tls.Clone()); err != nil {

@@ -166,11 +166,25 @@ func TestUnavailable(t *testing.T) {
 	slow.URL, slow.StartTLS, slow.Timeout = "ldap://"+silent.Addr().String(), new(false), 300*time.Millisecond
 	closed := template(srv)
 	closed.URL = "ldap://127.0.0.1:1"
-	for name, cfg := range map[string]ldapauth.Config{"closed port": closed, "no answer": slow, "service account refused": badReader} {
+	// A directory (or a load balancer) that accepts StartTLS and then
+	// never speaks TLS, and one that accepts an ldaps connection and
+	// never answers its handshake (review sec27a M1): the handshakes end
+	// at the check's timeout; with max_connections 1, the next check still
+	// gets the slot (the stalled one freed it).
+	stall := stallingServer(t)
+	stallTLS := template(srv)
+	stallTLS.URL, stallTLS.Timeout, stallTLS.MaxConnections = "ldap://"+stall, 300*time.Millisecond, 1
+	stallLDAPS := template(srv)
+	stallLDAPS.URL, stallLDAPS.Timeout, stallLDAPS.MaxConnections = "ldaps://"+silent.Addr().String(), 300*time.Millisecond, 1
+	for name, cfg := range map[string]ldapauth.Config{"closed port": closed, "no answer": slow, "service account refused": badReader,
+		"silent after StartTLS": stallTLS, "silent ldaps handshake": stallLDAPS} {
 		t.Run(name, func(t *testing.T) {
-			ok, err := open(t, cfg).Check(context.Background(), "ann", annPW)
-			if ok || !errors.Is(err, ldapauth.ErrUnavailable) || strings.Contains(err.Error(), annPW) {
-				t.Fatalf("%v %v", ok, err)
+			src := open(t, cfg)
+			for range 2 {
+				ok, err := src.Check(context.Background(), "ann", annPW)
+				if ok || !errors.Is(err, ldapauth.ErrUnavailable) || strings.Contains(err.Error(), annPW) {
+					t.Fatalf("%v %v", ok, err)
+				}
 			}
 		})
 	}
@@ -308,5 +322,94 @@ func TestMaxConnections(t *testing.T) {
 	cancel() // the caller leaves: the first check ends too
 	if err := <-first; !errors.Is(err, ldapauth.ErrUnavailable) {
 		t.Fatalf("first check: %v", err)
+	}
+}
+
+// stallingServer listens on loopback and answers the first request of each
+// connection (a StartTLS extended request) with success, then says nothing
+// more (no TLS ServerHello); its address.
+func stallingServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 512)
+				_, _ = c.Read(buf) // the StartTLS request (message id 1)
+				// ExtendedResponse of message 1: success
+				_, _ = c.Write([]byte{0x30, 0x0c, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00})
+				<-done // never a TLS ServerHello
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// adServer listens on loopback and answers every bind as Active Directory
+// answers an account in a given state: result 49 with the diagnostic
+// "…, data <code>, v4563" (one bind per connection); its address.
+func adServer(t *testing.T, code string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	diag := "80090308: LdapErr: DSID-0C09050F, comment: AcceptSecurityContext error, data " + code + ", v4563"
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 1024)
+				n, _ := c.Read(buf)
+				if n < 5 || buf[2] != 0x02 || buf[3] != 0x01 { // SEQUENCE, short length, INTEGER id of one byte
+					return
+				}
+				// BindResponse: resultCode 49, matchedDN "", diagnosticMessage
+				res := append([]byte{0x0a, 0x01, 0x31, 0x04, 0x00, 0x04, byte(len(diag))}, diag...)
+				op := append([]byte{0x61, byte(len(res))}, res...)
+				msg := append([]byte{0x02, 0x01, buf[4]}, op...)
+				_, _ = c.Write(append([]byte{0x30, byte(len(msg))}, msg...))
+				_, _ = c.Read(buf) // the unbind, or the close
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestADAccountStates: Active Directory's refusals of the account itself
+// (locked out, disabled, account expired, password expired, must change)
+// are told apart from a wrong password (review sec27a L1); another data
+// code is a wrong password.
+func TestADAccountStates(t *testing.T) {
+	for code, want := range map[string]string{"775": ldapauth.StateLocked, "533": ldapauth.StateDisabled, "701": ldapauth.StateDisabled,
+		"532": ldapauth.StatePasswordExpired, "773": ldapauth.StatePasswordExpired, "52e": ""} {
+		src, err := ldapauth.Open(ldapauth.Config{Name: "ad", URL: "ldap://" + adServer(t, code), StartTLS: new(false),
+			BindDNTemplate: "{login}@corp.example.com", Orgs: []string{"sz"}, Timeout: 5 * time.Second}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := src.Check(context.Background(), "ann", annPW)
+		var st *ldapauth.AccountStateError
+		switch {
+		case want == "" && (ok || err != nil):
+			t.Errorf("data %s: %v %v, want a wrong password", code, ok, err)
+		case want != "" && (ok || !errors.As(err, &st) || st.State != want || strings.Contains(err.Error(), annPW)):
+			t.Errorf("data %s: %v %v, want %s", code, ok, err, want)
+		}
 	}
 }

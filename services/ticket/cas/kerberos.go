@@ -48,6 +48,10 @@ const (
 	ReasonKerberosUnmapped     = ticket.ReasonKerberosUnmapped
 )
 
+// methodKerberosTOTP is identity's method of a Kerberos ticket completed
+// with the authenticator app's code (LoginOtp): a level-2 session.
+const methodKerberosTOTP = "kerberos+totp"
+
 // KerberosRules are the checked settings of ticket.kerberos.
 type KerberosRules struct {
 	// Service is the service principal's name without realm
@@ -56,8 +60,16 @@ type KerberosRules struct {
 	// Realms are the client realms accepted.
 	Realms map[string]bool
 	// Strip and Suffix map a realm to the text taken off the end of a
-	// principal's name, and to the text appended to the login name.
+	// principal's name, and to the text appended to the login name. With
+	// Strip set for a realm, a principal of that realm whose name does
+	// not end with it maps to no one (review sec27a H1: else alice.sz and
+	// alice would both become alice).
 	Strip, Suffix map[string]string
+	// CaseSensitive are the realms whose principal names are case
+	// sensitive (MIT): a name of such a realm maps only when it is
+	// already in lower case (Alice and alice are two principals; only
+	// alice maps). Other realms (Active Directory) are folded.
+	CaseSensitive map[string]bool
 	// Networks are the client networks offered Negotiate (none: all).
 	Networks []netip.Prefix
 }
@@ -193,16 +205,46 @@ func (k *Kerberos) verify(tok string, ip netip.Addr) (*kerberosPrincipal, string
 	if len(cname.NameString) != 1 {
 		return p, ReasonKerberosUnmapped
 	}
-	name := cname.NameString[0]
-	if s := k.rules.Strip[crealm]; s != "" && len(name) > len(s) && strings.EqualFold(name[len(name)-len(s):], s) {
-		name = name[:len(name)-len(s)]
-	}
-	name = asciiLower(name) + k.rules.Suffix[crealm]
-	if name == "" || len(name) > 128 || strings.ContainsFunc(name, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+	login, ok := k.mapName(cname.NameString[0], crealm)
+	if !ok {
 		return p, ReasonKerberosUnmapped
 	}
-	p.login = name
+	p.login = login
 	return p, ""
+}
+
+// mapName maps a principal's name of realm to a login name, one-to-one
+// (review sec27a H1): a case-sensitive realm's name must be in lower case
+// already (folding would send Alice and alice to one login); strip_suffix,
+// when set for the realm, must be there (compared as the realm compares
+// names); the rest is a name without separators ('@', '/', '\', ':',
+// spaces, controls: a mapped name never carries a realm or another
+// suffix of its own), then login_suffix is appended.
+func (k *Kerberos) mapName(name, realm string) (string, bool) {
+	sensitive := k.rules.CaseSensitive[realm]
+	if sensitive && asciiLower(name) != name {
+		return "", false
+	}
+	if s := k.rules.Strip[realm]; s != "" {
+		if len(name) <= len(s) {
+			return "", false
+		}
+		tail := name[len(name)-len(s):]
+		if sensitive && tail != s || !sensitive && !strings.EqualFold(tail, s) {
+			return "", false
+		}
+		name = name[:len(name)-len(s)]
+	}
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool {
+		return r < 0x21 || r == 0x7f || r == '@' || r == '/' || r == '\\' || r == ':'
+	}) {
+		return "", false
+	}
+	login := asciiLower(name) + k.rules.Suffix[realm]
+	if len(login) > 128 {
+		return "", false
+	}
+	return login, true
 }
 
 // asciiLower folds ASCII letters as login names are folded (migration
@@ -269,7 +311,8 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 		h.loginPage(w, r, http.StatusUnauthorized, p, rs, msg, "")
 		return true
 	}
-	res, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Login: kp.login, Principal: kp.principal})
+	binding, setBinding := h.otpBinding(r)
+	res, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Login: kp.login, Principal: kp.principal, OtpBinding: binding})
 	if err != nil {
 		if status.Code(err) == codes.InvalidArgument {
 			h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.KerberosUnknown, "")
@@ -280,6 +323,17 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 	}
 	switch res.GetReason() {
 	case identityv1.Reason_REASON_OK:
+	case identityv1.Reason_REASON_OTP_REQUIRED:
+		// A person with an authenticator app: the ticket was the first
+		// factor, the code comes next (review sec27a H3), as after a
+		// password or a finger.
+		if res.GetOtpToken() == "" {
+			h.fault(w, r, errHalfLogin)
+			return true
+		}
+		setBinding(w)
+		h.otpPage(w, r, http.StatusOK, p, rs, res.GetOtpToken(), "")
+		return true
 	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
 		h.loginPage(w, r, http.StatusForbidden, p, rs, personLevelText(t, res), "")
 		return true

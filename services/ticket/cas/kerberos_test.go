@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
 
 // testKDC is a throwaway MIT Kerberos realm (scripts/krb.sh): its settings.
@@ -98,7 +99,7 @@ func (k testKDC) verifier(t *testing.T, rules KerberosRules) *Kerberos {
 // principal with an instance (alice/admin) maps to none; a realm not
 // accepted is refused; a raw Kerberos token (no SPNEGO wrapper) is taken.
 func TestKerberosMapping(t *testing.T) {
-	k := startTestKDC(t, "alice", "Carl.SZ", "alice/admin")
+	k := startTestKDC(t, "alice", "Carl.SZ", "alice/admin", "alice.sz", "Alice", "ann:x", ".sz")
 	realm := k["REALM"]
 	plain := k.verifier(t, KerberosRules{})
 	ip := netip.MustParseAddr("127.0.0.1")
@@ -118,6 +119,23 @@ func TestKerberosMapping(t *testing.T) {
 	check(k.verifier(t, KerberosRules{Strip: map[string]string{realm: ".sz"}, Suffix: map[string]string{realm: "@sz"}}),
 		"Carl.SZ", "carl@sz", "")
 	check(k.verifier(t, KerberosRules{Realms: map[string]bool{"OTHER.TEST": true}}), "alice", "", ReasonKerberosRealm)
+	// One-to-one (review sec27a H1): with strip_suffix a principal without
+	// it maps to no one (else alice and alice.sz would both be alice); a
+	// case-sensitive (MIT) realm's name maps only in lower case (Alice
+	// and alice are two principals); a name never carries a separator.
+	strip := k.verifier(t, KerberosRules{Strip: map[string]string{realm: ".sz"}})
+	check(strip, "alice.sz", "alice", "")
+	check(strip, "alice", "", ReasonKerberosUnmapped)
+	check(strip, "Carl.SZ", "carl", "") // a folded realm compares the suffix case aside
+	sensitive := k.verifier(t, KerberosRules{CaseSensitive: map[string]bool{realm: true}})
+	check(sensitive, "alice", "alice", "")
+	check(sensitive, "Alice", "", ReasonKerberosUnmapped)
+	check(sensitive, "Carl.SZ", "", ReasonKerberosUnmapped)
+	check(k.verifier(t, KerberosRules{CaseSensitive: map[string]bool{realm: true}, Strip: map[string]string{realm: ".sz"}}),
+		"alice.sz", "alice", "")
+	check(plain, "Alice", "alice", "") // a folded (AD) realm: one person, either case
+	check(plain, "ann:x", "", ReasonKerberosUnmapped)
+	check(k.verifier(t, KerberosRules{Strip: map[string]string{realm: ".sz"}}), ".sz", "", ReasonKerberosUnmapped)
 
 	// The raw Kerberos token inside the SPNEGO one (as some clients send).
 	b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(k.token(t, "alice"), "Negotiate "))
@@ -202,5 +220,75 @@ func TestKerberosPage(t *testing.T) {
 	// panic if identity were asked): the form as usual.
 	if resp, _ := get(srv2.URL, k.token(t, "alice")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("token from outside the networks: %d", resp.StatusCode)
+	}
+}
+
+// krbOTPSSO answers KerberosLogin for alice as identity does for a person
+// with an authenticator app (OTP_REQUIRED with a half-done login bound to
+// the page's binding), and LoginOtp as otpSSO with method kerberos+totp.
+type krbOTPSSO struct {
+	*otpSSO
+}
+
+func (s krbOTPSSO) KerberosLogin(_ context.Context, r *identityv1.KerberosLoginRequest, _ ...grpc.CallOption) (*identityv1.SSOLoginResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.GetLogin() != "alice" || r.GetOtpBinding() == "" {
+		return &identityv1.SSOLoginResponse{Reason: identityv1.Reason_REASON_BAD_CREDENTIALS}, nil
+	}
+	s.bindings["krb-otp-token"] = r.GetOtpBinding()
+	return &identityv1.SSOLoginResponse{Reason: identityv1.Reason_REASON_OTP_REQUIRED, OtpToken: "krb-otp-token"}, nil
+}
+
+func (s krbOTPSSO) LoginOtp(ctx context.Context, r *identityv1.SSOLoginOtpRequest, o ...grpc.CallOption) (*identityv1.SSOLoginResponse, error) {
+	res, err := s.otpSSO.LoginOtp(ctx, r, o...)
+	if res != nil && res.GetReason() == identityv1.Reason_REASON_OK {
+		res.UserId, res.Login, res.Method = "u-alice", "alice", "kerberos+totp"
+	}
+	return res, err
+}
+
+// TestKerberosPageAsksCode: a Kerberos ticket of a person with an
+// authenticator app opens no session but the code page (the browser's
+// binding set); the right code opens a level-2 session of method
+// KERBEROS_OTP (review sec27a H3).
+func TestKerberosPageAsksCode(t *testing.T) {
+	k := startTestKDC(t, "alice")
+	kr := k.verifier(t, KerberosRules{Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	tickets := &certTickets{sessions: map[string]int32{}}
+	srv := httptest.NewServer(New(Options{Tickets: tickets, SSO: krbOTPSSO{&otpSSO{bindings: map[string]string{}}}, Kerberos: kr}))
+	t.Cleanup(srv.Close)
+	c := certBrowser(t, srv, nil)
+	weak := "https://weak.example.com/"
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/cas/login?service="+url.QueryEscape(weak), nil)
+	req.Header.Set("Authorization", k.token(t, "alice"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(resp)
+	m := otpTokenField.FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusOK || m == nil || m[1] != "krb-otp-token" || !strings.Contains(page, "Open your authenticator app") {
+		t.Fatalf("ticket step: %d\n%s", resp.StatusCode, page)
+	}
+	if sc := strings.Join(resp.Header.Values("Set-Cookie"), "\n"); strings.Contains(sc, TGCCookie+"=") || !strings.Contains(sc, otpCookie+"=") {
+		t.Fatalf("ticket step cookies: %q", sc)
+	}
+	tickets.mu.Lock()
+	if len(tickets.created) != 0 {
+		t.Fatalf("a session was opened by the ticket alone: %v", tickets.created)
+	}
+	tickets.mu.Unlock()
+	csrf := csrfField.FindStringSubmatch(page)[1]
+	resp = postForm(t, c, srv.URL+"/cas/login", url.Values{"csrf": {csrf}, "otp_token": {m[1]}, "code": {"123456"}, "service": {weak}})
+	body(resp)
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), weak+"?ticket=") {
+		t.Fatalf("code step: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	tickets.mu.Lock()
+	defer tickets.mu.Unlock()
+	if len(tickets.created) != 1 || tickets.created[0].GetAuthMethod() != ticketv1.AuthMethod_AUTH_METHOD_KERBEROS_OTP ||
+		tickets.created[0].GetAuthLevel() != 2 || tickets.created[0].GetLogin() != "alice" {
+		t.Fatalf("session: %v", tickets.created)
 	}
 }

@@ -131,6 +131,13 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 		h.openFingerSession(ctx, w, r, p, rs, res)
 		return
 	}
+	if res.GetMethod() == methodKerberosTOTP {
+		// a Kerberos ticket and the code
+		h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
+			AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_KERBEROS_OTP,
+			PasswordChangedAt: res.GetPasswordChangedAt()}, t.KerberosOtherPerson)
+		return
+	}
 	// As a certificate login: the same person's session is raised (a new
 	// TGT taking over its services), another person's is not switched.
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),

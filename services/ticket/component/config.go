@@ -122,8 +122,13 @@ type KerberosConfig struct {
 	// writes them); empty: the service principal's realm only.
 	Realms []string `yaml:"realms"`
 	// StripSuffix, per realm ("REALM=text"), removes text from the end of
-	// the principal's name before the mapping (e.g. "MSA.EXAMPLE=.sz").
+	// the principal's name before the mapping (e.g. "MSA.EXAMPLE=.sz"); a
+	// principal of that realm without it maps to no one.
 	StripSuffix []string `yaml:"strip_suffix"`
+	// CaseSensitiveRealms are the realms whose principal names are case
+	// sensitive (MIT Kerberos): a name there maps only when it is in lower
+	// case already. Other realms (Active Directory) are folded.
+	CaseSensitiveRealms []string `yaml:"case_sensitive_realms"`
 	// LoginSuffix, per realm ("REALM=text"), appends text to the name (e.g.
 	// "MSA.EXAMPLE=@sz" when UIAS login names carry it).
 	LoginSuffix []string `yaml:"login_suffix"`
@@ -171,6 +176,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.Kerberos.ServicePrincipal, "UIAS_TICKET_KERBEROS_SERVICE_PRINCIPAL", "", "")
 	b.List(&c.Kerberos.Realms, "UIAS_TICKET_KERBEROS_REALMS", "", "")
 	b.List(&c.Kerberos.StripSuffix, "UIAS_TICKET_KERBEROS_STRIP_SUFFIX", "", "")
+	b.List(&c.Kerberos.CaseSensitiveRealms, "UIAS_TICKET_KERBEROS_CASE_SENSITIVE_REALMS", "", "")
 	b.List(&c.Kerberos.LoginSuffix, "UIAS_TICKET_KERBEROS_LOGIN_SUFFIX", "", "")
 	b.List(&c.Kerberos.Networks, "UIAS_TICKET_KERBEROS_NETWORKS", "", "")
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/uias/uias/services/ticket/cas"
@@ -40,11 +41,52 @@ func (k *KerberosConfig) validate(bad func(field, format string, a ...any)) {
 			bad(l.field, "%v", err)
 		}
 	}
+	for _, r := range k.CaseSensitiveRealms {
+		if !realmRE.MatchString(r) {
+			bad("case_sensitive_realms", "must be Kerberos realms in upper case (e.g. LAB.EXAMPLE), got %q", r)
+		}
+	}
 	for _, n := range k.Networks {
 		if _, err := netip.ParsePrefix(n); err != nil {
 			bad("networks", "must be networks in CIDR notation (e.g. 10.20.0.0/16), got %q", n)
 		}
 	}
+	// One login space per realm (review sec27a H1): two accepted realms
+	// whose login names can meet (the same login_suffix, none included,
+	// or one ending with the other, as ".sz" and "": alice.sz@B would be
+	// alice@A) would sign one realm's people in as the other's.
+	if suffix, err := realmMap(k.LoginSuffix); err == nil {
+		realms := slices.Clone(k.Realms)
+		if len(realms) == 0 {
+			if m := spnRE.FindStringSubmatch(k.ServicePrincipal); m != nil {
+				realms = []string{m[3]}
+			}
+		}
+		slices.Sort(realms)
+		realms = slices.Compact(realms)
+	pairs:
+		for i, a := range realms {
+			for _, b := range realms[i+1:] {
+				if suffixesMeet(suffix[a], suffix[b]) {
+					bad("login_suffix", "realms %s and %s map into the same login names (login_suffix %q and %q): "+
+						"the same name in both would be one person; give each accepted realm a login_suffix of its own "+
+						"that does not end with the other's (e.g. %s=@a, %s=@b)", a, b, suffix[a], suffix[b], a, b)
+					break pairs
+				}
+			}
+		}
+	}
+}
+
+// suffixesMeet says whether names of two realms with login suffixes a and
+// b can map to one login name: the longer ends with the shorter and what
+// it adds before it could be part of a name (no '@', which a mapped name
+// never has).
+func suffixesMeet(a, b string) bool {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	return strings.HasSuffix(a, b) && !strings.Contains(a[:len(a)-len(b)], "@")
 }
 
 // affixRE is what strip_suffix and login_suffix take off or add to a
@@ -104,6 +146,10 @@ func (c *Config) kerberos() (*cas.Kerberos, error) {
 	}
 	if rules.Suffix, err = realmMap(k.LoginSuffix); err != nil {
 		return nil, fmt.Errorf("ticket.kerberos.login_suffix: %w", err)
+	}
+	rules.CaseSensitive = map[string]bool{}
+	for _, r := range k.CaseSensitiveRealms {
+		rules.CaseSensitive[r] = true
 	}
 	for _, n := range k.Networks {
 		p, err := netip.ParsePrefix(n)

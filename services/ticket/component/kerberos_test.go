@@ -48,6 +48,18 @@ func TestKerberosValidate(t *testing.T) {
 	if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
 		t.Fatal(err)
 	}
+	// Realms of their own login spaces: the suffixes differ by an '@'
+	// (a mapped name never has one); one realm listed twice is one.
+	for _, suffixes := range [][]string{{"SZ.MSA.EXAMPLE=@sz"}, {"MSA.EXAMPLE=@msa", "SZ.MSA.EXAMPLE=@sz.msa"}} {
+		c = Defaults()
+		ok(c)
+		c.Kerberos.LoginSuffix = suffixes
+		c.Kerberos.Realms = append(c.Kerberos.Realms, "MSA.EXAMPLE")
+		c.Kerberos.CaseSensitiveRealms = []string{"SZ.MSA.EXAMPLE"}
+		if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
+			t.Fatalf("%v: %v", suffixes, err)
+		}
+	}
 	c = Defaults()
 	c.Kerberos.ServicePrincipal = "nonsense" // off: not checked
 	if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
@@ -66,6 +78,15 @@ func TestKerberosValidate(t *testing.T) {
 		"strip twice":      {func(k *KerberosConfig) { k.StripSuffix = []string{"A=.x", "A=.y"} }, "ticket.kerberos.strip_suffix"},
 		"suffix spaces":    {func(k *KerberosConfig) { k.LoginSuffix = []string{"A=a b"} }, "ticket.kerberos.login_suffix"},
 		"network not cidr": {func(k *KerberosConfig) { k.Networks = []string{"10.20.0.1"} }, "ticket.kerberos.networks"},
+		"case lower realm": {func(k *KerberosConfig) { k.CaseSensitiveRealms = []string{"lab.example"} }, "ticket.kerberos.case_sensitive_realms"},
+		// review sec27a H1: two realms in one login space
+		"two realms, no suffix": {func(k *KerberosConfig) { k.LoginSuffix = nil }, "ticket.kerberos.login_suffix"},
+		"two realms, same suffix": {func(k *KerberosConfig) { k.LoginSuffix = []string{"MSA.EXAMPLE=@x", "SZ.MSA.EXAMPLE=@x"} },
+			"ticket.kerberos.login_suffix"},
+		"suffix ends with the other": {func(k *KerberosConfig) { k.LoginSuffix = []string{"SZ.MSA.EXAMPLE=.sz"} }, "ticket.kerberos.login_suffix"},
+		"one realm twice, other unsuffixed": {func(k *KerberosConfig) {
+			k.Realms = []string{"MSA.EXAMPLE", "MSA.EXAMPLE", "B.EXAMPLE"}
+		}, "ticket.kerberos.login_suffix"},
 	} {
 		c := Defaults()
 		ok(c)

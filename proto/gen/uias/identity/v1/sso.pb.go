@@ -107,7 +107,10 @@ type KerberosLoginRequest struct {
 	// audited and counted only (the answer is BAD_CREDENTIALS):
 	// KERBEROS_REPLAY (a replayed token of this principal),
 	// KERBEROS_REALM_NOT_ACCEPTED, KERBEROS_PRINCIPAL_UNMAPPED.
-	Refusal       string `protobuf:"bytes,3,opt,name=refusal" json:"refusal,omitempty"`
+	Refusal string `protobuf:"bytes,3,opt,name=refusal" json:"refusal,omitempty"`
+	// otp_binding: as SSOLoginRequest's (the half-done login of a person
+	// with an authenticator app is bound to it).
+	OtpBinding    string `protobuf:"bytes,4,opt,name=otp_binding,json=otpBinding" json:"otp_binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -159,6 +162,13 @@ func (x *KerberosLoginRequest) GetPrincipal() string {
 func (x *KerberosLoginRequest) GetRefusal() string {
 	if x != nil {
 		return x.Refusal
+	}
+	return ""
+}
+
+func (x *KerberosLoginRequest) GetOtpBinding() string {
+	if x != nil {
+		return x.OtpBinding
 	}
 	return ""
 }
@@ -1071,7 +1081,7 @@ type SSOLoginResponse struct {
 	SecondFactor bool `protobuf:"varint,10,opt,name=second_factor,json=secondFactor" json:"second_factor,omitempty"`
 	// method is how the person proved who they are (with reason OK):
 	// "password", "password+totp", "finger", "finger+password",
-	// "finger+totp", "kerberos".
+	// "finger+totp", "kerberos", "kerberos+totp".
 	Method string `protobuf:"bytes,11,opt,name=method" json:"method,omitempty"`
 	// password_changed_at: when the person's password was last set (with
 	// reason OK), for the session to record (CreateSessionRequest).
@@ -2107,11 +2117,13 @@ var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\x90\x01\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\xbf\x01\n" +
 	"\x14KerberosLoginRequest\x12\"\n" +
 	"\x05login\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05login\x12-\n" +
 	"\tprincipal\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x04R\tprincipal\x12%\n" +
-	"\arefusal\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\arefusal\"\xc3\x01\n" +
+	"\arefusal\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\arefusal\x12-\n" +
+	"\votp_binding\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
+	"otpBinding\"\xc3\x01\n" +
 	"\x15SSOFingerLoginRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12.\n" +
 	"\vfingerprint\x18\x02 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x04R\vfingerprint\x12$\n" +

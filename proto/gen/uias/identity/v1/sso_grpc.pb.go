@@ -162,9 +162,12 @@ type SSOServiceClient interface {
 	// mapped the principal to login (ticket.kerberos). The checks are
 	// CertificateLogin's: the account active, its org enabled, not locked,
 	// not password-only; then the person's level (a Kerberos login is level
-	// 1: a person of level 2 or 3 is AUTH_LEVEL_TOO_LOW). Reasons: OK,
+	// 1: a person of level 2 or 3 is AUTH_LEVEL_TOO_LOW; with the app's code
+	// level 2). A person with an authenticator app enrolled is asked its
+	// code: OTP_REQUIRED with otp_token (given otp_binding), which LoginOtp
+	// completes (method "kerberos+totp"). Reasons: OK,
 	// BAD_CREDENTIALS (no account has that login name), ACCOUNT_DISABLED,
-	// ACCOUNT_LOCKED, PASSWORD_ONLY, AUTH_LEVEL_TOO_LOW. Counted against the
+	// ACCOUNT_LOCKED, PASSWORD_ONLY, AUTH_LEVEL_TOO_LOW, OTP_REQUIRED. Counted against the
 	// browser's address like a refused certificate (the account's lockout
 	// count is not touched: the KDC checked the password). Audited as
 	// sso.login with method "kerberos" and the principal. A principal the
@@ -485,9 +488,12 @@ type SSOServiceServer interface {
 	// mapped the principal to login (ticket.kerberos). The checks are
 	// CertificateLogin's: the account active, its org enabled, not locked,
 	// not password-only; then the person's level (a Kerberos login is level
-	// 1: a person of level 2 or 3 is AUTH_LEVEL_TOO_LOW). Reasons: OK,
+	// 1: a person of level 2 or 3 is AUTH_LEVEL_TOO_LOW; with the app's code
+	// level 2). A person with an authenticator app enrolled is asked its
+	// code: OTP_REQUIRED with otp_token (given otp_binding), which LoginOtp
+	// completes (method "kerberos+totp"). Reasons: OK,
 	// BAD_CREDENTIALS (no account has that login name), ACCOUNT_DISABLED,
-	// ACCOUNT_LOCKED, PASSWORD_ONLY, AUTH_LEVEL_TOO_LOW. Counted against the
+	// ACCOUNT_LOCKED, PASSWORD_ONLY, AUTH_LEVEL_TOO_LOW, OTP_REQUIRED. Counted against the
 	// browser's address like a refused certificate (the account's lockout
 	// count is not touched: the KDC checked the password). Audited as
 	// sso.login with method "kerberos" and the principal. A principal the
