@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base32"
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -365,40 +364,6 @@ func TestDirectoryMoveDropsLocalHash(t *testing.T) {
 	}
 }
 
-// adStateServer is ldapauth's test AD server: every bind answered with
-// result 49 and "data <code>" (one bind per connection); its address.
-func adStateServer(t *testing.T, code string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	diag := "80090308: LdapErr: DSID-0C09050F, comment: AcceptSecurityContext error, data " + code + ", v4563"
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				buf := make([]byte, 1024)
-				n, _ := c.Read(buf)
-				if n < 5 || buf[2] != 0x02 || buf[3] != 0x01 {
-					return
-				}
-				res := append([]byte{0x0a, 0x01, 0x31, 0x04, 0x00, 0x04, byte(len(diag))}, diag...)
-				op := append([]byte{0x61, byte(len(res))}, res...)
-				msg := append([]byte{0x02, 0x01, buf[4]}, op...)
-				_, _ = c.Write(append([]byte{0x30, byte(len(msg))}, msg...))
-				_, _ = c.Read(buf)
-			}(c)
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // TestDirectoryAccountStates: Active Directory's "locked out" and
 // "disabled" refusals are answered as such and not counted towards UIAS's
 // lock (the directory counts its own); its "password expired" / "must
@@ -406,7 +371,7 @@ func adStateServer(t *testing.T, code string) string {
 // (review sec27a L1).
 func TestDirectoryAccountStates(t *testing.T) {
 	world := func(code string) (*evEnv, *identity.User) {
-		src, err := ldapauth.Open(ldapauth.Config{Name: "ad", URL: "ldap://" + adStateServer(t, code), StartTLS: new(false),
+		src, err := ldapauth.Open(ldapauth.Config{Name: "ad", URL: "ldap://" + ldaptest.ADServer(t, code), StartTLS: new(false),
 			BindDNTemplate: "{login}@corp.example.com", Orgs: []string{"sz"}}, nil)
 		if err != nil {
 			t.Fatal(err)

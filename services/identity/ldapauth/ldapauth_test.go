@@ -355,42 +355,6 @@ func stallingServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// adServer listens on loopback and answers every bind as Active Directory
-// answers an account in a given state: result 49 with the diagnostic
-// "…, data <code>, v4563" (one bind per connection); its address.
-func adServer(t *testing.T, code string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	diag := "80090308: LdapErr: DSID-0C09050F, comment: AcceptSecurityContext error, data " + code + ", v4563"
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) {
-				defer c.Close()
-				buf := make([]byte, 1024)
-				n, _ := c.Read(buf)
-				if n < 5 || buf[2] != 0x02 || buf[3] != 0x01 { // SEQUENCE, short length, INTEGER id of one byte
-					return
-				}
-				// BindResponse: resultCode 49, matchedDN "", diagnosticMessage
-				res := append([]byte{0x0a, 0x01, 0x31, 0x04, 0x00, 0x04, byte(len(diag))}, diag...)
-				op := append([]byte{0x61, byte(len(res))}, res...)
-				msg := append([]byte{0x02, 0x01, buf[4]}, op...)
-				_, _ = c.Write(append([]byte{0x30, byte(len(msg))}, msg...))
-				_, _ = c.Read(buf) // the unbind, or the close
-			}(c)
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // TestADAccountStates: Active Directory's refusals of the account itself
 // (locked out, disabled, account expired, password expired, must change)
 // are told apart from a wrong password (review sec27a L1); another data
@@ -398,7 +362,7 @@ func adServer(t *testing.T, code string) string {
 func TestADAccountStates(t *testing.T) {
 	for code, want := range map[string]string{"775": ldapauth.StateLocked, "533": ldapauth.StateDisabled, "701": ldapauth.StateDisabled,
 		"532": ldapauth.StatePasswordExpired, "773": ldapauth.StatePasswordExpired, "52e": ""} {
-		src, err := ldapauth.Open(ldapauth.Config{Name: "ad", URL: "ldap://" + adServer(t, code), StartTLS: new(false),
+		src, err := ldapauth.Open(ldapauth.Config{Name: "ad", URL: "ldap://" + ldaptest.ADServer(t, code), StartTLS: new(false),
 			BindDNTemplate: "{login}@corp.example.com", Orgs: []string{"sz"}, Timeout: 5 * time.Second}, nil)
 		if err != nil {
 			t.Fatal(err)
