@@ -76,13 +76,14 @@ type Concurrency struct {
 // NewConcurrency returns an empty Concurrency.
 func NewConcurrency() *Concurrency { return &Concurrency{inFlight: map[string]int{}} }
 
-// Enter counts a call of key in, if fewer than limit are in progress
-// (limit <= 0: no limit, nothing counted), and returns the function that
-// counts it out (call it once, when the call ends); ok is false when the
-// limit is reached.
+// Enter counts a call of key in, if fewer than limit are in progress, and
+// returns the function that counts it out (call it once, when the call
+// ends); ok is false when the limit is reached. limit <= 0: no limit,
+// nothing counted, leave nil (nothing to give back: the hot path of an
+// application without a limit allocates nothing).
 func (c *Concurrency) Enter(key string, limit int) (leave func(), ok bool) {
 	if limit <= 0 {
-		return func() {}, true
+		return nil, true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -111,8 +112,9 @@ func (c *Concurrency) InFlight(key string) int {
 
 // Enter counts a call of app in against its concurrency limit (this
 // instance's share of App.MaxConcurrent) and returns the function that
-// counts it out when the call ends; beyond the limit the caller is
-// refused ErrConcurrencyLimited (told to Denied, like every refusal).
+// counts it out when the call ends (nil without a limit); beyond the limit
+// the caller is refused ErrConcurrencyLimited (told to Denied, like every
+// refusal).
 func (a *AppAuthenticator) Enter(ctx context.Context, app *App) (leave func(), err error) {
 	leave, ok := a.flows.Enter(app.ID, a.share.Concurrent(app.MaxConcurrent))
 	if !ok {

@@ -50,7 +50,7 @@ func (s *Service) AuthenticateSignedApp(ctx context.Context, appID, secret strin
 
 // EnterApp takes a slot of app's concurrency limit for a call (this
 // instance's share of MaxConcurrent) and returns the function that gives
-// it back when the call ends; beyond the limit the caller is refused
+// it back when the call ends (nil without a limit); beyond the limit the caller is refused
 // CONCURRENCY_LIMITED (audited as a refused caller).
 func (s *Service) EnterApp(ctx context.Context, app *caller.App) (leave func(), err error) {
 	return s.appAuth.Enter(ctx, app)

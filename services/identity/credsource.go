@@ -121,10 +121,7 @@ func (s *Service) sourceOfOrg(ctx context.Context, o *Org) (CredentialSource, er
 			}
 		}
 	}
-	chain := strings.Split(strings.Trim(o.Path, "/"), "/")
-	if len(chain) == 0 || chain[len(chain)-1] != o.ID {
-		chain = append(chain, o.ID)
-	}
+	chain := orgChain(o)
 	for i := len(chain) - 1; i >= 0; i-- {
 		if src, ok := byID[chain[i]]; ok {
 			return src, nil
@@ -232,4 +229,13 @@ func withDetail(detail map[string]string, k, v string) map[string]string {
 	}
 	d[k] = v
 	return d
+}
+
+// orgChain is the ids of o's ancestors and o, from the root.
+func orgChain(o *Org) []string {
+	chain := strings.Split(strings.Trim(o.Path, "/"), "/")
+	if len(chain) == 0 || chain[len(chain)-1] != o.ID {
+		chain = append(chain, o.ID)
+	}
+	return chain
 }

@@ -45,8 +45,7 @@ func (s *Service) kerberosMayHold(ctx context.Context, principal string, u *User
 	if err != nil {
 		return false, err
 	}
-	chain := strings.Split(strings.Trim(o.Path, "/"), "/")
-	chain = append(chain, o.ID)
+	chain := orgChain(o)
 	for _, code := range codes {
 		id, err := s.orgIDOf(ctx, code)
 		if err != nil {

@@ -127,7 +127,9 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		if !ok {
 			return nil, a.refuse(ctx, app.ID, caller.ErrConcurrencyLimited, a.now())
 		}
-		ctx = grpcx.WithCallEnd(ctx, leave)
+		if leave != nil {
+			ctx = grpcx.WithCallEnd(ctx, leave)
+		}
 		c.App, c.SignedKey = app, key
 		if key != "" {
 			c.Signed = &sig

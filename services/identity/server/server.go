@@ -189,7 +189,9 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		if err != nil {
 			return nil, err
 		}
-		ctx = grpcx.WithCallEnd(ctx, leave)
+		if leave != nil {
+			ctx = grpcx.WithCallEnd(ctx, leave)
+		}
 		c.App, c.SignedKey = app, key
 		if key != "" {
 			c.Signed = &sig
