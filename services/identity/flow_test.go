@@ -2,13 +2,16 @@ package identity_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // An application's concurrency limit (JR/T 0185-2020 10.1.2, max
@@ -52,5 +55,31 @@ func TestAppMaxConcurrent(t *testing.T) {
 	leave2()
 	if got := w.deniedReasons(t); !slices.Equal(got, []string{caller.ReasonConcurrencyLimited}) {
 		t.Fatalf("caller.denied reasons %v", got)
+	}
+}
+
+// downStore is a store of presented fingerprint records that cannot answer
+// (NATS JetStream down).
+type downStore struct{}
+
+func (downStore) Remember(context.Context, string, time.Duration) error {
+	return errors.New("nats: connection closed")
+}
+
+// A fingerprint that cannot be checked against the records presented
+// before (the store down) is refused FINGER_CHECK_UNAVAILABLE, not taken
+// unchecked, and not counted as a wrong finger (ADR 0027).
+func TestFingerReplayStoreDown(t *testing.T) {
+	db, clk := testDB(t), newTestClock()
+	svc := testService(t, identity.Deps{Store: sqlstore.New(db), Sealer: testSealer(t), Now: clk.now, Sleep: clk.sleep,
+		Hasher: cheapHasher(), Probes: downStore{}})
+	w := setupOn(t, svc, clk)
+	if _, err := w.svc.EnrollFinger(context.Background(), w.user.ID, 2, impression(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.authFinger(t, identity.AuthFingerprint, impression(1, 1), "")
+	wantReason(t, "store down", err, apierr.Unavailable, identity.ReasonFingerCheckUnavailable)
+	if u, err := w.svc.GetUser(context.Background(), w.user.ID); err != nil || u.FailedCount != 0 {
+		t.Fatalf("counted: %+v %v", u, err)
 	}
 }
