@@ -23,12 +23,18 @@ const MethodKerberos = "kerberos"
 const ReasonKerberosOutOfScope = "KERBEROS_PERSON_OUT_OF_SCOPE"
 
 // kerberosMayHold says whether a verified principal (name@REALM) may sign
-// in u: always without identity.kerberos_orgs; else only when u's org is in
-// the subtree of one of its realm's org codes (a realm not listed: no
-// one; a code that names no org here: no one of it).
+// in u: only when u's org is in the subtree of one of its realm's org
+// codes in identity.kerberos_orgs (a realm not listed: no one; a code that
+// names no org here: no one of it; no entry at all: no one, logged once:
+// a domain's administrators name its accounts, so a realm is never taken
+// to hold every person with its login names; ADR 0022 amendment 2).
 func (s *Service) kerberosMayHold(ctx context.Context, principal string, u *User) (bool, error) {
 	if len(s.cfg.KerberosOrgs) == 0 {
-		return true, nil
+		s.krbUnscoped.Do(func() {
+			s.log.Error("a Kerberos (Windows) sign-in was refused: identity.kerberos_orgs lists no realm; " +
+				"list REALM=org_code entries for the subtrees each realm may sign in (the root org's code for all)")
+		})
+		return false, nil
 	}
 	i := strings.LastIndexByte(principal, '@')
 	if i < 0 || u.OrgID == "" {

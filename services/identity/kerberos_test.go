@@ -15,7 +15,7 @@ import (
 // password-only) and the person's level; each is audited as sso.login with
 // method kerberos, the account's failure count untouched.
 func TestSSOKerberosLogin(t *testing.T) {
-	e := newLevelEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
+	e := newKerberosEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
 	ctx := browserAt("192.0.2.9")
 	login := func(name string) *identity.SSOLoginResult {
 		t.Helper()
@@ -114,7 +114,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 // sec27a H3). A person whose level is 2 may then sign in this way; a page
 // without a binding gets the verdict only.
 func TestSSOKerberosLoginWithTOTP(t *testing.T) {
-	e := newLevelEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
+	e := newKerberosEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
 	key := e.enrol(t)
 	ctx := browserAt("192.0.2.9")
 	pw, err := e.svc.SSOLogin(ctx, "pia", profilePass)
@@ -166,6 +166,44 @@ func TestSSOKerberosLoginWithTOTP(t *testing.T) {
 	e.setLevel(t, identity.AuthLevelTwoFactor)
 	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1"); err != nil || r.Reason != identity.ReasonOTPRequired {
 		t.Fatalf("level-2 person with an app: %+v %v", r, err)
+	}
+}
+
+// newKerberosEnv is a level environment whose realm UIAS.TEST may sign in
+// everyone (identity.kerberos_orgs names the root org).
+func newKerberosEnv(t *testing.T, policy identity.Policy) *levelEnv {
+	t.Helper()
+	e := &totpEnv{newProfileEnvWith(t, policy, func(d *identity.Deps) {
+		d.Config.KerberosOrgs = map[string][]string{"UIAS.TEST": {"root"}}
+	})}
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-level")
+	return &levelEnv{totpEnv: e, admin: admin, app: e.linkedApp(t, admin)}
+}
+
+// TestSSOKerberosLoginUnscoped: without identity.kerberos_orgs no realm
+// signs in anyone (a domain's administrators name its accounts: a realm
+// is never taken to hold every UIAS person with its login names): the
+// answer of an unknown login, audited KERBEROS_PERSON_OUT_OF_SCOPE, not
+// counted, and one error log line that says what to set.
+func TestSSOKerberosLoginUnscoped(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{MaxFailures: 2, SourceFailures: 40})
+	ctx := browserAt("192.0.2.9")
+	for range 3 {
+		res, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "")
+		if err != nil || res.Reason != identity.ReasonBadCredentials || res.User != nil {
+			t.Fatalf("unscoped: %+v %v", res, err)
+		}
+		recs := auditRecords(t, e.outbox(t, 0), "sso.login")
+		if last := recs[len(recs)-1]; last.Result != "failure" || last.Reason != identity.ReasonKerberosOutOfScope {
+			t.Fatalf("record %+v", last)
+		}
+	}
+	if n := e.logs.FilterMessageSnippet("identity.kerberos_orgs lists no realm").Len(); n != 1 {
+		t.Fatalf("%d log lines about the empty scope, want 1", n)
+	}
+	// Not counted: the password still signs in (MaxFailures is 2).
+	if r, err := e.svc.SSOLogin(ctx, "pia", profilePass); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("password after refused tickets: %+v %v", r, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -145,9 +146,11 @@ type Service struct {
 	sealer *crypto.Sealer
 	keys   *Keys
 	log    *zap.Logger
-	cfg    Config
-	kick   func()
-	now    func() time.Time
+	// krbUnscoped logs once that identity.kerberos_orgs is empty.
+	krbUnscoped sync.Once
+	cfg         Config
+	kick        func()
+	now         func() time.Time
 
 	sleep func(ctx context.Context, d time.Duration) error
 	homes *centre.Homes

@@ -20,9 +20,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/config"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/identity"
+	identitycomponent "github.com/uias/uias/services/identity/component"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
@@ -86,11 +88,12 @@ func negotiate(t *testing.T, cl *krbclient.Client, spn string) string {
 	return r.Header.Get("Authorization")
 }
 
-// withKerberos turns on ticket.kerberos with the realm's keytab.
-func withKerberos(k kdc) func(*ticketcomponent.Config) {
-	return func(c *ticketcomponent.Config) {
-		c.Kerberos = ticketcomponent.KerberosConfig{Enabled: true, KeytabFile: k["KEYTAB"], ServicePrincipal: k["SPN"]}
-	}
+// withKerberos turns on ticket.kerberos with the realm's keytab, and lets
+// the realm sign in the whole org tree (identity.kerberos_orgs names the
+// root org: without an entry no realm signs in anyone).
+func withKerberos(k kdc, cfg *config.Config) {
+	ticketcomponent.Settings(cfg).Kerberos = ticketcomponent.KerberosConfig{Enabled: true, KeytabFile: k["KEYTAB"], ServicePrincipal: k["SPN"]}
+	identitycomponent.Settings(cfg).KerberosOrgs = []string{k["REALM"] + "=root"}
 }
 
 // TestKerberosSignIn: with ticket.kerberos on, the CAS login page answers a
@@ -105,7 +108,7 @@ func withKerberos(k kdc) func(*ticketcomponent.Config) {
 func TestKerberosSignIn(t *testing.T) {
 	k := startKDC(t, "alice", "bob", "dora", "eve")
 	cfg := testConfig(t.TempDir())
-	withKerberos(k)(ticketcomponent.Settings(&cfg))
+	withKerberos(k, &cfg)
 	e := start(t, cfg)
 	e.login()
 	casBase := e.http + "/cas/"
@@ -307,7 +310,7 @@ func TestKerberosLoginComponentsOnly(t *testing.T) {
 func TestKerberosSignInAsksCode(t *testing.T) {
 	k := startKDC(t, "erin")
 	cfg := testConfig(t.TempDir())
-	withKerberos(k)(ticketcomponent.Settings(&cfg))
+	withKerberos(k, &cfg)
 	e := start(t, cfg)
 	e.login()
 	casBase := e.http + "/cas/"
