@@ -492,6 +492,8 @@ func (s *Service) Refresh(ctx context.Context, x RefreshRequest) (*Tokens, error
 	switch {
 	case rs == nil || oidcService(rs, x.ID, t.Service) != nil:
 		return fail(ErrInvalidRefresh.WithMessage("the client's redirect URI is no longer registered, or its application is suspended"), "service gone", t)
+	case rs.AppLevelUnknown:
+		return nil, ErrAppLevelUnknown // kept: try again once the level is read
 	case !rs.StrongEnough(sess.AuthLevel, sess.AuthMethod):
 		return fail(ErrInvalidRefresh.WithMessage("the application now needs a stronger login than the session's"), "level", t)
 	case rs.HasAccessRule():

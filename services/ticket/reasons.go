@@ -11,6 +11,8 @@ func init() {
 			Doc: "The single sign-on session (TGT) has ended, expired or never existed: sign in again."},
 		apierr.Reason{Name: "TICKET_STORE_UNAVAILABLE", Code: apierr.Unavailable, Legacy: -6,
 			Doc: "The ticket store (NATS JetStream) does not answer in time; nothing was changed that the answer does not say. Retry later."},
+		apierr.Reason{Name: "APP_SETTINGS_UNAVAILABLE", Code: apierr.Unavailable, Legacy: -6,
+			Doc: "A ticket, code or token for a service of an application was asked before this ticket instance read the applications' sign-in levels from identity since its start (it tries every 2 seconds): nothing is issued until then, so that an application's minimum level is never skipped. Retry shortly."},
 		apierr.Reason{Name: "COMPONENTS_ONLY", Code: apierr.PermissionDenied,
 			Doc: "This TicketService call is made only by UIAS components (the CAS edge), not by applications."},
 		apierr.Reason{Name: "PASSWORD_CHANGED_DURING_LOGIN", Code: apierr.FailedPrecondition,

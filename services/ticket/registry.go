@@ -34,6 +34,7 @@ func init() {
 var (
 	ErrServiceNotRegistered = apierr.New(apierr.PermissionDenied, "SERVICE_NOT_REGISTERED", "the service is not registered to use single sign-on")
 	ErrAuthLevelTooLow      = apierr.New(apierr.FailedPrecondition, "AUTH_LEVEL_TOO_LOW", "this application requires a stronger login")
+	ErrAppLevelUnknown      = apierr.New(apierr.Unavailable, "APP_SETTINGS_UNAVAILABLE", "the application's sign-in settings are not yet read from identity; try again shortly")
 )
 
 func badService(msg string) error {
@@ -87,6 +88,10 @@ type RegisteredService struct {
 	// (Service.SetRelease).
 	ReleaseRoles       bool
 	ReleasePermissions bool
+	// AppLevelUnknown (not stored): the registry has not yet read the
+	// level of the service's application (AppLevelUnknown); the service
+	// issues nothing.
+	AppLevelUnknown bool
 }
 
 // ReleasesAuthorization reports whether the service's validations release
@@ -103,7 +108,7 @@ const AuthMethodCertificate = 2
 // a proxy-granting ticket's) reaches the service: its minimum level, and a
 // certificate when it requires one.
 func (r *RegisteredService) StrongEnough(level, method int) bool {
-	return level >= r.MinAuthLevel && (!r.CertificateRequired || method == AuthMethodCertificate)
+	return !r.AppLevelUnknown && level >= r.MinAuthLevel && (!r.CertificateRequired || method == AuthMethodCertificate)
 }
 
 // ServiceStore keeps the registry. Changes write their events (CHANGES,
@@ -425,9 +430,21 @@ func (r *Registry) SetAppLevels(level func(appID string) int) {
 	r.mu.Unlock()
 }
 
+// AppLevelUnknown is the application level (SetAppLevels) of an
+// application whose level is not known yet: the ticket component has not
+// read the levels from identity since its start. Its services issue
+// nothing until then (StrongEnough is false, the issuing calls answer
+// ErrAppLevelUnknown): graded authentication fails closed (review sec26 M3).
+const AppLevelUnknown = -1
+
 // heldToApp is s held to its application's level l (s itself when it
 // already is).
 func heldToApp(s *RegisteredService, l int) *RegisteredService {
+	if l == AppLevelUnknown {
+		cp := *s
+		cp.AppLevelUnknown = true
+		return &cp
+	}
 	if l < 2 || s.MinAuthLevel >= 2 && (l < 3 || s.CertificateRequired) {
 		return s
 	}

@@ -508,6 +508,11 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 		return "", time.Time{}, err
 	}
 	appID := rs.AppID
+	if rs.AppLevelUnknown {
+		s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultDenied,
+			Reason: reasonOf(ErrAppLevelUnknown), Start: start, Fields: detail("service", service, "app_id", appID)})
+		return "", time.Time{}, ErrAppLevelUnknown
+	}
 	ttl, kind := s.cfg.STTTL, "ST"
 	if oidc != nil {
 		if err := oidcService(rs, oidc.ClientID, service); err != nil {
@@ -970,6 +975,9 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 		// (the caller checked), never proxy tickets.
 		return refuse(CodeUnauthorizedService, "LEGACY_SERVICE",
 			"the target is an application of the ssoAuthService interface, which takes no proxy tickets")
+	}
+	if rs.AppLevelUnknown {
+		return "", "", "", ErrAppLevelUnknown
 	}
 	if !rs.StrongEnough(p.AuthLevel, p.AuthMethod) {
 		return refuse(CodeUnauthorizedService, "AUTH_LEVEL_TOO_LOW", "the target service requires a stronger login")

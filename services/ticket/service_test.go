@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/crypto"
@@ -250,6 +252,33 @@ func TestRegistryAndLevels(t *testing.T) {
 	}
 	if !f.audit.find("ticket.issue", "denied", "SERVICE_NOT_REGISTERED") || !f.audit.find("ticket.issue", "failure", "AUTH_LEVEL_TOO_LOW") {
 		t.Error("refused issues not audited")
+	}
+}
+
+// While the registry does not know an application's level (the ticket
+// component has not read the levels from identity since its start), its
+// services issue nothing, whatever the session: APP_SETTINGS_UNAVAILABLE
+// (503, try again), audited; a service of a known application still
+// issues (review sec26 M3).
+func TestAppLevelUnknownIssuesNothing(t *testing.T) {
+	f := newFixture(t, ticket.Config{})
+	ctx := context.Background()
+	f.svc.Registry().SetAppLevels(func(appID string) int {
+		if appID == "app2" {
+			return ticket.AppLevelUnknown
+		}
+		return 0
+	})
+	strong, _, _ := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "u2", AuthLevel: 3, AuthMethod: ticket.AuthMethodCertificate})
+	_, _, err := f.svc.IssueServiceTicket(ctx, strong, "https://b.example.com/", false)
+	if !errors.Is(err, ticket.ErrAppLevelUnknown) || status.Code(apierr.ToStatus(err)) != codes.Unavailable {
+		t.Fatalf("a service of an application of unknown level: %v", err)
+	}
+	if !f.audit.find("ticket.issue", "denied", "APP_SETTINGS_UNAVAILABLE") {
+		t.Error("refusal not audited")
+	}
+	if _, _, err := f.svc.IssueServiceTicket(ctx, strong, svcA, false); err != nil {
+		t.Fatalf("a service of a known application: %v", err)
 	}
 }
 

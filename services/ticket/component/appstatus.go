@@ -36,6 +36,12 @@ import (
 // covers events missed while an instance was not connected).
 const appStatusRefresh = time.Minute
 
+// appStatusFirstRetry is how soon a first read that failed is tried again.
+const appStatusFirstRetry = 2 * time.Second
+
+// appStatusFirstWait bounds the first read at the component's start.
+const appStatusFirstWait = 5 * time.Second
+
 // identity's AppStatus values (services/identity AppSuspended).
 const appSuspended = 2
 
@@ -55,7 +61,11 @@ type appStatus struct {
 	// (identity's min_auth_level): their services are held to them
 	// (ticket.Registry.SetAppLevels).
 	levels map[string]int
-	reg    *ticket.Registry
+	// read: the levels have been read from identity once since the start
+	// (until then every application's level is unknown and its services
+	// issue nothing: review sec26 M3).
+	read bool
+	reg  *ticket.Registry
 	// unknownSince: when the refresh first found identity not knowing
 	// the application (only the refresh's goroutine uses it).
 	unknownSince map[string]time.Time
@@ -77,10 +87,27 @@ func newAppStatus(reg *ticket.Registry) *appStatus {
 	return a
 }
 
+// level is appID's own minimum level, ticket.AppLevelUnknown until the
+// levels were read from identity once.
 func (a *appStatus) level(appID string) int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	if !a.read {
+		return ticket.AppLevelUnknown
+	}
 	return a.levels[appID]
+}
+
+// markRead records that the levels were read from identity: the services
+// are held to them from now on.
+func (a *appStatus) markRead() {
+	a.mu.Lock()
+	was := a.read
+	a.read = true
+	a.mu.Unlock()
+	if !was {
+		a.reg.Invalidate()
+	}
 }
 
 // setLevel records appID's own minimum level (nil: not said, kept).
@@ -268,6 +295,7 @@ func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views ident
 		}
 		ids = ids[n:]
 	}
+	a.markRead()
 	return nil
 }
 
@@ -279,10 +307,16 @@ func (a *appStatus) run(ctx context.Context, svc servicesLister, views identityv
 			log.Warn("the status of applications with CAS services not read from identity; trying again", zap.Error(err))
 		}
 		cancel()
+		wait := appStatusRefresh
+		a.mu.RLock()
+		if !a.read {
+			wait = appStatusFirstRetry // services of applications issue nothing yet
+		}
+		a.mu.RUnlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(appStatusRefresh):
+		case <-time.After(wait):
 		}
 	}
 }

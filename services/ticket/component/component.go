@@ -224,8 +224,18 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err := env.Subscribed(nc.Subscribe(AppChangesSubject, apps.onChange)); err != nil {
 		return nil, fmt.Errorf("subscribe to application changes: %w", err)
 	}
+	// Their levels are read before serving when identity answers within
+	// a few seconds; until they are read the services of applications
+	// issue nothing (APP_SETTINGS_UNAVAILABLE; review sec26 M3).
+	appViews := identityv1.NewViewServiceClient(idConn)
+	firstCtx, cancelFirst := context.WithTimeout(env.Context(), appStatusFirstWait)
+	if err := apps.refresh(firstCtx, svc, appViews, log.Named("apps")); err != nil {
+		log.Warn("the applications' sign-in levels were not read from identity at the start: their services issue no tickets until they are (trying every 2 s)",
+			zap.Error(err))
+	}
+	cancelFirst()
 	env.Go(func(ctx context.Context) {
-		apps.run(ctx, svc, identityv1.NewViewServiceClient(idConn), log.Named("apps"))
+		apps.run(ctx, svc, appViews, log.Named("apps"))
 	})
 	// The attributes validations release, cached on every instance and
 	// dropped by identity's CHANGES events.
