@@ -73,7 +73,7 @@ type ExportOptions struct {
 // import's columns (importfile.Columns) that an export fills
 // (readExportPage appends each row's values in this order).
 var ExportColumns = map[string][]string{
-	"users": {"login_name", "display_name", "org_code", "email", "phone", "id_type", "id_number", "status"},
+	"users": {"login_name", "display_name", "org_code", "email", "phone", "id_type", "id_number", "status", "min_auth_level", "password_only"},
 	"orgs":  {"code", "name", "parent_code", "status"},
 	"links": {"login_name", "app_type", "app_code", "app_account", "status"},
 }
@@ -81,6 +81,22 @@ var ExportColumns = map[string][]string{
 // idTypeNames are the id_type column's canonical values.
 var idTypeNames = map[IDType]string{IDTypeNone: "", IDTypeResidentID: "resident_id", IDTypePassport: "passport",
 	IDTypeMilitary: "military", IDTypeOther: "other"}
+
+// levelNames are the min_auth_level column's canonical values (0: the
+// policy's, an empty cell).
+var levelNames = map[int]string{0: "", AuthLevelAny: "any", AuthLevelTwoFactor: "two-factor", AuthLevelCertificate: "certificate"}
+
+// levelValues maps the min_auth_level column's accepted values.
+var levelValues = map[string]int{"": 0, "default": 0, "默认": 0, "0": 0, "any": AuthLevelAny, "任意": AuthLevelAny, "1": AuthLevelAny,
+	"two-factor": AuthLevelTwoFactor, "双因素": AuthLevelTwoFactor, "2": AuthLevelTwoFactor,
+	"certificate": AuthLevelCertificate, "证书": AuthLevelCertificate, "3": AuthLevelCertificate}
+
+// yesNoNames are the password_only column's canonical values.
+var yesNoNames = map[bool]string{false: "", true: "yes"}
+
+// yesNoValues maps the password_only column's accepted values.
+var yesNoValues = map[string]bool{"": false, "no": false, "否": false, "false": false, "0": false,
+	"yes": true, "是": true, "true": true, "1": true}
 
 // statusNames are the status column's canonical values.
 var statusNames = map[Status]string{StatusActive: "active", StatusDisabled: "disabled"}
@@ -289,7 +305,7 @@ func (s *Service) readExportPage(ctx context.Context, opts ExportOptions, after 
 				}
 			}
 			p.vals = append(p.vals, u.LoginName, u.DisplayName, e.OrgCode, u.Email, phone, idTypeNames[u.IDType],
-				idNumber, statusNames[u.Status])
+				idNumber, statusNames[u.Status], levelNames[u.MinAuthLevel], yesNoNames[u.PasswordOnly])
 		}
 	}
 	return nil

@@ -86,11 +86,11 @@ func seedForExport(t *testing.T, iw *importWorld) {
 	if rep := iw.run(t, orgs, importfile.CSV, importfile.Orgs, "", false); rep.Written != 4 {
 		t.Fatalf("orgs %+v", rep)
 	}
-	users := writeFile(t, "users.csv", "login_name,display_name,org_code,email,phone,id_type,id_number,password_hash,app_type,app_code,app_account,status\n"+
-		"zhangsan,张三,sh-pd,zs@example.org,13812345678,身份证,11010519491231002X,"+sshaOcean+",OA,oa,z001,\n"+
-		"lisi,李四,sh,,,passport,E12345678,,,,,\n"+
-		"wangwu,王五,nb,ww@example.org,+86-139-0000-1111,,,,OA,oa,w001,停用\n"+
-		"zhaoliu,赵六,sh-old,,,,,,,,,\n")
+	users := writeFile(t, "users.csv", "login_name,display_name,org_code,email,phone,id_type,id_number,password_hash,app_type,app_code,app_account,status,min_auth_level,password_only\n"+
+		"zhangsan,张三,sh-pd,zs@example.org,13812345678,身份证,11010519491231002X,"+sshaOcean+",OA,oa,z001,,证书,\n"+
+		"lisi,李四,sh,,,passport,E12345678,,,,,,two-factor,\n"+
+		"wangwu,王五,nb,ww@example.org,+86-139-0000-1111,,,,OA,oa,w001,停用,,是\n"+
+		"zhaoliu,赵六,sh-old,,,,,,,,,,,\n")
 	if rep := iw.run(t, users, importfile.CSV, importfile.Users, "", false); rep.Written != 4 {
 		t.Fatalf("users %+v", rep)
 	}
@@ -136,10 +136,12 @@ func TestExportRoundTrip(t *testing.T) {
 					t.Fatalf("%s: export after the round trip differs:\n%s\nwant\n%s", k, strings.Join(rb, "\n"), strings.Join(ra, "\n"))
 				}
 				data, _ := os.ReadFile(pa)
-				if k == importfile.Users && (len(ra) != 6 || !strings.Contains(strings.Join(ra, "\n"), "id_number=11010519491231002X|status=active")) {
+				if all := strings.Join(ra, "\n"); k == importfile.Users && (len(ra) != 6 || !strings.Contains(all, "id_number=11010519491231002X|status=active|min_auth_level=certificate") ||
+					!strings.Contains(all, "status=active|min_auth_level=two-factor|password_only=") ||
+					!strings.Contains(all, "status=disabled|min_auth_level=|password_only=yes")) {
 					t.Fatalf("users export:\n%s", strings.Join(ra, "\n"))
 				}
-				if f != importfile.XLSX && (bytes.Contains(data, []byte("SSHA")) || bytes.Contains(data, []byte("password"))) {
+				if f != importfile.XLSX && (bytes.Contains(data, []byte("SSHA")) || bytes.Contains(data, []byte("password_hash"))) {
 					t.Fatalf("%s export carries password hashes:\n%s", k, data)
 				}
 			}

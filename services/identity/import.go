@@ -581,8 +581,19 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 				"the people of this org sign in with the password of the directory "+src.Name()+" (identity.ldap_auth): leave password_hash empty")
 		}
 	}
+	level, ok := levelValues[strings.ToLower(f["min_auth_level"])]
+	if !ok {
+		return nil, rowErr(r.Row, "min_auth_level", ReasonImportBadField, "min_auth_level must be default, any, two-factor or certificate")
+	}
+	passwordOnly, ok := yesNoValues[strings.ToLower(f["password_only"])]
+	if !ok {
+		return nil, rowErr(r.Row, "password_only", ReasonImportBadField, "password_only must be yes or no")
+	}
+	if err := checkPersonLevel(level, passwordOnly); err != nil {
+		return nil, rowErr(r.Row, "min_auth_level", ReasonImportBadField, messageOf(err))
+	}
 	u := &User{ID: ids.New(), LoginName: login, DisplayName: f["display_name"], IDType: t, Email: f["email"],
-		OrgID: o.ID, Status: status, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+		OrgID: o.ID, Status: status, PasswordHash: hash, MinAuthLevel: level, PasswordOnly: passwordOnly, CreatedAt: now, UpdatedAt: now}
 	if hash != "" {
 		// a hash the importer brought: a password the person may not be
 		// alone to know (User.PasswordByOther)

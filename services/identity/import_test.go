@@ -688,3 +688,35 @@ func heldHasher(now func() time.Time) (*crypto.Hasher, func(n int) (release func
 	}
 	return h, hold
 }
+
+// TestImportLevels: the min_auth_level and password_only columns set the
+// person's sign-in level and password-only setting (English or Chinese
+// values); an unknown value, and a certificate level for a password-only
+// person, are the row's error, naming the column.
+func TestImportLevels(t *testing.T) {
+	iw := newImportWorld(t)
+	root := iw.root.Code
+	p := writeFile(t, "levels.csv", "login_name,display_name,org_code,min_auth_level,password_only\n"+
+		"lv2,Two,"+root+",双因素,\n"+ // 2
+		"lv3,Three,"+root+",certificate,no\n"+ // 3
+		"po,Only,"+root+",,yes\n"+ // 4
+		"bad,Bad,"+root+",strong,\n"+ // 5
+		"bad2,Bad,"+root+",,maybe\n"+ // 6
+		"bad3,Bad,"+root+",3,是\n") // 7
+	rep := iw.run(t, p, importfile.CSV, importfile.Users, "", false)
+	if rep.Written != 3 || rep.Failed != 3 {
+		t.Fatalf("report %+v", rep)
+	}
+	fields := map[int]string{5: "min_auth_level", 6: "password_only", 7: "min_auth_level"}
+	for _, e := range rep.Errors {
+		if e.Reason != identity.ReasonImportBadField || e.Field != fields[e.Row] || e.Message == "" {
+			t.Fatalf("row %d: %+v", e.Row, e)
+		}
+	}
+	for login, want := range map[string][2]any{"lv2": {identity.AuthLevelTwoFactor, false}, "lv3": {identity.AuthLevelCertificate, false}, "po": {0, true}} {
+		u, err := iw.st.GetUserByLogin(context.Background(), login)
+		if err != nil || u.MinAuthLevel != want[0].(int) || u.PasswordOnly != want[1].(bool) {
+			t.Fatalf("%s: %+v %v", login, u, err)
+		}
+	}
+}

@@ -62,6 +62,8 @@ var Columns = map[Kind][]Column{
 		{"app_account", "应用账号", false, "the person's account id in the application"},
 		{"external_key", "外部标识", false, "the row's key for resuming (default: login_name)"},
 		{"status", "状态", false, "active (正常, the default) or disabled (停用)"},
+		{"min_auth_level", "认证等级", false, "the person's minimum sign-in level: default (默认: the policy's, the default), any (任意), two-factor (双因素), certificate (证书)"},
+		{"password_only", "仅密码认证", false, "yes (是): the person signs in with the password alone (no certificate, fingerprint or Windows sign-in); no (否, the default)"},
 	},
 	Orgs: {
 		{"code", "机构编码", true, "unique org code"},

@@ -24,12 +24,14 @@ func (w withExtra) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.ext
 // the file shows (and the sealed ID number and phone, opened when the
 // caller may see them in clear), not the whole row.
 const exportUserCols = "users.id, users.login_name, users.display_name, users.id_type, users.id_number_enc, " +
-	"users.id_number_mask, users.phone_enc, users.phone_mask, users.email, users.status, COALESCE(orgs.code, '')"
+	"users.id_number_mask, users.phone_enc, users.phone_mask, users.email, users.status, users.min_auth_level, users.password_only, " +
+	"COALESCE(orgs.code, '')"
 
 // ExportUsers returns up to n users with ids after after, in id order, with
 // their org's code. Only the exported fields of each user are read: id,
-// login name, display name, email, status, ID type, and the ID number and
-// phone (sealed and masked); the password hash is not.
+// login name, display name, email, status, ID type, the ID number and
+// phone (sealed and masked), the minimum level and password-only; the
+// password hash is not.
 func (s *Store) ExportUsers(ctx context.Context, after string, n int) ([]identity.ExportedUser, error) {
 	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+exportUserCols+" FROM users "+
 		"LEFT JOIN orgs ON orgs.id = users.org_id WHERE users.id > ? ORDER BY users.id LIMIT ?"), after, n)
@@ -44,13 +46,15 @@ func (s *Store) ExportUsers(ctx context.Context, after string, n int) ([]identit
 			users = append(users, identity.User{})
 		}
 		u := &users[i]
-		var idType, status int64
+		var idType, status, level int64
+		var passwordOnly bool
 		e := identity.ExportedUser{User: u}
 		if err := rows.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask, &u.PhoneEnc,
-			&u.PhoneMask, &u.Email, &status, &e.OrgCode); err != nil {
+			&u.PhoneMask, &u.Email, &status, &level, &passwordOnly, &e.OrgCode); err != nil {
 			return nil, classify(err, "export users", "")
 		}
 		u.IDType, u.Status = identity.IDType(idType), identity.Status(status)
+		u.MinAuthLevel, u.PasswordOnly = int(level), passwordOnly
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
