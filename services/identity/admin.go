@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
@@ -304,7 +306,72 @@ func (s *Service) MoveOrg(ctx context.Context, id, newParentID string) (*Org, er
 		return err
 	}, s.replicaChange(ctx, "org", "moved", id, map[string]any{"parent_id": newParentID}, movedReplica(cur, newParentID, start)),
 		s.adminAudit(ctx, "org.move", "org:"+id, id, start))
+	if err == nil {
+		// Moved under a directory's subtree: its people's local hashes go
+		// (review sec27a M2); what a failure leaves, the start's sweep
+		// clears.
+		if src, serr := s.sourceOfOrg(ctx, out); serr == nil && src != nil {
+			if _, serr = s.ClearDirectoryHashes(ctx, id); serr != nil {
+				s.log.Warn("local password hashes of the people of an org moved under a directory not all removed; the next start removes the rest",
+					zap.String("org_id", id), zap.Error(serr))
+			}
+		}
+	}
 	return out, err
+}
+
+// ClearDirectoryHashes removes the local password hash of every person of
+// orgID's subtree (every directory subtree when empty) whose password a
+// directory checks (identity.ldap_auth): people who came under a
+// directory by an org move, by a wider ldap_auth, or before a version
+// that removed hashes on a person's move (review sec27a M2). Each removal
+// is a password change (history, sessions ended, replicated, audited
+// user.clear_password DIRECTORY). It returns how many it removed.
+func (s *Service) ClearDirectoryHashes(ctx context.Context, orgID string) (int, error) {
+	var roots []string
+	switch {
+	case orgID != "":
+		roots = []string{orgID}
+	case s.creds != nil:
+		for _, d := range s.creds.list {
+			for _, code := range d.Orgs {
+				id, err := s.orgIDOf(ctx, code)
+				if err != nil {
+					return 0, err
+				}
+				if id != "" {
+					roots = append(roots, id)
+				}
+			}
+		}
+	}
+	n := 0
+	for _, root := range roots {
+		token := ""
+		for {
+			users, next, err := s.store.ListUsers(ctx, UserFilter{OrgID: root, Subtree: true, HasPassword: true}, Page{Size: 200, Token: token})
+			if err != nil {
+				return n, err
+			}
+			for _, u := range users {
+				if s.elsewhere(ctx, u) {
+					continue // another centre's person: their home removes it
+				}
+				had := u.PasswordHash != ""
+				if err := s.dropDirectoryHash(ctx, u, s.now()); err != nil {
+					return n, err
+				}
+				if had && u.PasswordHash == "" {
+					n++
+				}
+			}
+			if next == "" {
+				break
+			}
+			token = next
+		}
+	}
+	return n, nil
 }
 
 // ---- users ----

@@ -5,12 +5,15 @@ import (
 	"encoding/base32"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/ldapauth"
 	"github.com/uias/uias/services/identity/ldapauth/ldaptest"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 const (
@@ -316,8 +319,9 @@ func TestDirectoryPersonSelfService(t *testing.T) {
 // TestDirectoryMoveDropsLocalHash: a person moved into a directory subtree
 // loses the local hash (audited user.clear_password, the replicas told):
 // moved out again, the old password no longer signs in (review sec27a M2).
-// A person whose org was moved under the subtree keeps it until an
-// administrator "moves" them to their own org, which clears it.
+// A person whose org is moved under the subtree loses it with the move;
+// ClearDirectoryHashes (run at identity's start) removes hashes kept from
+// before.
 func TestDirectoryMoveDropsLocalHash(t *testing.T) {
 	w := newDirWorld(t)
 	ctx := browserAt("192.0.2.11")
@@ -340,8 +344,8 @@ func TestDirectoryMoveDropsLocalHash(t *testing.T) {
 	if r, err := w.svc.SSOLogin(ctx, "mia", "First-Pass-1"); err != nil || r.Reason != identity.ReasonBadCredentials {
 		t.Fatalf("moved out again, the old local password: %+v %v", r, err)
 	}
-	// An org moved under the subtree: its people's hashes stay until an
-	// administrator clears them.
+	// An org moved under the subtree: its people's hashes go with the
+	// move, audited, and the old password signs in nowhere.
 	yard, err := w.svc.CreateOrg(admin, "yard", "Yard", root)
 	if err != nil {
 		t.Fatal(err)
@@ -350,17 +354,35 @@ func TestDirectoryMoveDropsLocalHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m = w.mark(t)
 	if _, err := w.svc.MoveOrg(admin, yard.ID, w.zed.OrgID); err != nil {
 		t.Fatal(err)
 	}
-	if u, _ := w.svc.GetUser(admin, yan.ID); u.PasswordHash == "" {
-		t.Fatal("an org move changed its people's hashes")
+	if u, _ := w.svc.GetUser(admin, yan.ID); u.PasswordHash != "" {
+		t.Fatal("an org moved under a directory kept its people's hashes")
 	}
-	if _, err := w.svc.UpdateUser(admin, yan.ID, identity.UserUpdate{Mask: []string{"org_id"}, OrgID: yard.ID}); err != nil {
+	if recs := auditRecords(t, w.outbox(t, m), "user.clear_password"); len(recs) != 1 || recs[0].Subject != "user:"+yan.ID {
+		t.Fatalf("audit of the org move's clearing: %+v", recs)
+	}
+	if _, err := w.svc.MoveOrg(admin, yard.ID, root); err != nil {
 		t.Fatal(err)
 	}
-	if u, _ := w.svc.GetUser(admin, yan.ID); u.PasswordHash != "" {
-		t.Fatal("the administrator's clearing kept the hash")
+	if r, err := w.svc.SSOLogin(ctx, "yan", "Quay-Local-Pass-1"); err != nil || r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("org moved out again, the old local password: %+v %v", r, err)
+	}
+	// A hash kept from before (an earlier version, a wider ldap_auth): the
+	// sweep of every directory subtree removes it, once.
+	if _, err := w.db.ExecContext(admin, "UPDATE users SET password_hash = 'kept-from-before' WHERE id = ?", w.ann.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.svc.ClearDirectoryHashes(admin, ""); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if u, _ := w.svc.GetUser(admin, w.ann.ID); u.PasswordHash != "" {
+		t.Fatal("the sweep kept the hash")
+	}
+	if n, err := w.svc.ClearDirectoryHashes(admin, ""); err != nil || n != 0 {
+		t.Fatalf("second sweep: %d %v", n, err)
 	}
 }
 
@@ -415,5 +437,54 @@ func TestDirectoryAccountStates(t *testing.T) {
 	e, _ = world("533")
 	if r, err := e.svc.SSOLogin(ctx, "ann", annDirPW); err != nil || r.Reason == identity.ReasonOK {
 		t.Fatalf("disabled at the directory: %+v %v", r, err)
+	}
+}
+
+// TestDirectoryClearedHashReachesOtherCentres: a level-2 centre whose
+// subtree "dir" signs in against a directory; an org of its people with
+// local passwords, replicated to level 1 (where the password signs in), is
+// moved under "dir": the cleared hashes travel, and level 1 no longer
+// takes the old password either (review sec27a M2).
+func TestDirectoryClearedHashReachesOtherCentres(t *testing.T) {
+	srv := ldaptest.Start(t, ldaptest.Person{UID: "ann", Password: annDirPW})
+	src, err := ldapauth.Open(ldapauth.Config{Name: "corp", URL: srv.URL, CAFile: srv.CAFile,
+		BindDNTemplate: "uid={login}," + ldaptest.People, Orgs: []string{"dir"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-d")
+	homes := &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: map[string]string{bureau.ID: "l2a"}}
+	svc2 := testService(t, identity.Deps{Store: sqlstore.New(l2.db), Homes: homes, Keys: l2.keys,
+		Sleep:             func(context.Context, time.Duration) error { return nil },
+		CredentialSources: []identity.DirectorySource{{Source: src, Orgs: []string{"dir"}}}})
+	dir, err := svc2.CreateOrg(admin2, "dir", "Directory people", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yard, err := svc2.CreateOrg(admin2, "yard-d", "Yard", bureau.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "yen", DisplayName: "Yen", OrgID: yard.ID, Password: "Quay-Local-Pass-2"}); err != nil {
+		t.Fatal(err)
+	}
+	cs, mark, _ := l2.changes(t, 0)
+	if _, err := l1.svc.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	at := browserAt("192.0.2.13")
+	if r, err := l1.svc.SSOLogin(at, "yen", "Quay-Local-Pass-2"); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("the replicated password at level 1: %+v %v", r, err)
+	}
+	if _, err := svc2.MoveOrg(admin2, yard.ID, dir.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = l2.changes(t, mark)
+	if _, err := l1.svc.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := l1.svc.SSOLogin(at, "yen", "Quay-Local-Pass-2"); err != nil || r.Reason != identity.ReasonBadCredentials {
+		t.Fatalf("the cleared password at level 1: %+v %v", r, err)
 	}
 }

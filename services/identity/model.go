@@ -274,6 +274,9 @@ type UserFilter struct {
 	// password set before it that may expire.
 	PasswordExpired       bool
 	PasswordChangedBefore time.Time
+	// HasPassword limits the listing to the users with a password hash
+	// (the sweep of directory people's hashes: ClearDirectoryHashes).
+	HasPassword bool
 }
 
 // GroupFilter narrows ListGroups.

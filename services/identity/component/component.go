@@ -266,6 +266,19 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		printFirstPasswords(env, boot)
 	}
 	warnMissingOrgs(ctx, log, svc, cfg)
+	if len(cfg.LDAPAuth) > 0 {
+		// Local hashes of people a directory now covers (an org moved, a
+		// wider ldap_auth, an earlier version) go, in the background.
+		env.Go(func(ctx context.Context) {
+			n, err := svc.ClearDirectoryHashes(ctx, "")
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn("local password hashes of people a directory covers not all removed; the next start tries again", zap.Error(err))
+			case n > 0:
+				log.Info("removed the local password hashes of people whose passwords a directory checks", zap.Int("people", n))
+			}
+		})
+	}
 	guard, err := adminGuard(cfg, env, svc)
 	if err != nil {
 		return nil, err

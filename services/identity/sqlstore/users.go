@@ -241,6 +241,9 @@ func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listin
 		l.w.Add("users.password_changed_at > 0 AND users.password_changed_at < ? AND users.never_expires = ?",
 			store.UnixMS(f.PasswordChangedBefore), false)
 	}
+	if f.HasPassword {
+		l.w.Add("users.password_hash <> ''")
+	}
 	if f.Query != "" {
 		s.search(l, "users", "display_name", []string{"login_name", "display_name", "email"}, f.Query)
 	}

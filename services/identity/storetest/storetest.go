@@ -721,6 +721,10 @@ func testUserListPasswordExpired(t *testing.T, f *fixture) {
 	if got := ids(identity.UserFilter{OrgID: o.ID, Subtree: true, PasswordChangedBefore: cut}, 5); !slices.Equal(got, want) {
 		t.Fatalf("expired in subtree = %v, want %v", got, want)
 	}
+	// HasPassword: the users with a hash (the directory sweep's listing).
+	if got := ids(identity.UserFilter{OrgID: o.ID, Subtree: true, HasPassword: true}, 2); len(got) != 5 {
+		t.Fatalf("with a password in subtree = %v, want the 5 with a hash", got)
+	}
 	if got := ids(identity.UserFilter{OrgID: o.ID}, 10); len(got) != 6 {
 		t.Fatalf("without the filter: %d users, want 6", len(got))
 	}
