@@ -88,7 +88,7 @@ func TestDescribeKnowsTheAPIs(t *testing.T) {
 		"directory.list_orgs", "session.create", "session.end", "ticket.issue", "ticket.validate", "ticket.proxy",
 		"ticket.pgt.revoke", "logout.delivery", "oidc.token", "oidc.refresh", "oidc.revoke", "oidc.userinfo",
 		"oidc.code.replayed", "service.create", "service.update", "service.delete", "authz.check", "authz.batch_check",
-		"authz.explain", "authz.subjects", "authz.sod_breach", "role.create", "role.update", "role.delete", "grant.create",
+		"authz.explain", "authz.subjects", "authz.sod_breach", "role.create", "role.update", "role.delete", "role.resend", "grant.create",
 		"grant.revoke", "grant.appoint", "resource.put", "resource.delete", "exclusion.create", "exclusion.delete",
 		"subscription.create", "subscription.update", "subscription.delete", "provision.dead_letter", "provision.batch",
 		"provision.retry", "sync.skipped.resolve", "export", "archive"}

@@ -74,3 +74,35 @@ func TestCtlDirectGrant(t *testing.T) {
 		t.Fatal("allowed after the revocation")
 	}
 }
+
+// `uias ctl authz roles-resend --app APP` sends every role of the
+// application again, unchanged (role provisioning turned on after an
+// upgrade): it answers how many; the roles are as they were; without
+// --app it is a usage error.
+func TestCtlRolesResend(t *testing.T) {
+	_, c, _ := ctlSetup(t)
+	var app identityv1.CreateAppResponse
+	c.jsonOut(&app, "", "app", "create", "--type", "OA", "--code", "oa", "--name", "OA")
+	appID := app.GetApp().GetId()
+	c.run("", "authz", "resource-put", "--app", appID, "--code", "docs", "--kind", "module", "--ops", "read")
+	c.run("", "authz", "role-create", "--app", appID, "--code", "clerk", "--name", "Clerk", "--perm", appID+":docs:read")
+	c.run("", "authz", "role-create", "--app", appID, "--code", "head", "--name", "Head")
+	var before, after authzv1.ListRolesResponse
+	c.jsonOut(&before, "", "authz", "roles", "--app", appID)
+	var r authzv1.ResendRolesResponse
+	c.jsonOut(&r, "", "authz", "roles-resend", "--app", appID)
+	if r.GetRoles() != 2 || r.GetRevision() <= before.GetRevision() {
+		t.Fatalf("resend: %v (roles at revision %d)", &r, before.GetRevision())
+	}
+	if out := c.run("", "authz", "roles-resend", "--app", appID); !strings.Contains(out, "roles sent again") || !strings.Contains(out, "2") {
+		t.Fatalf("table:\n%s", out)
+	}
+	c.jsonOut(&after, "", "authz", "roles", "--app", appID)
+	if len(after.GetRoles()) != 2 || after.GetRoles()[0].GetCode() != before.GetRoles()[0].GetCode() ||
+		len(after.GetRoles()[0].GetPermissions()) != len(before.GetRoles()[0].GetPermissions()) {
+		t.Fatalf("roles changed: %v, were %v", after.GetRoles(), before.GetRoles())
+	}
+	if errs := c.fail(2, "", "authz", "roles-resend"); !strings.Contains(errs, "--app is required") {
+		t.Fatalf("without --app: %s", errs)
+	}
+}

@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -628,5 +629,62 @@ func TestGrantToNobody(t *testing.T) {
 	_, _, err = svc.CreateGrant(ctx, user("erin"))
 	if ae, ok := apierr.As(err); !ok || ae.Code != apierr.Unavailable || !strings.Contains(ae.Message, "the grant is not made") {
 		t.Fatalf("identity refusing the question: %v", err)
+	}
+}
+
+// ResendRoles writes every role of the application again, unchanged: one
+// role change each in CHANGES (what sync's projection learns roles from),
+// audited role.resend; other applications' roles are not sent; a unit
+// administrator and the auditor are refused; an application without
+// roles sends none; no application named is a bad request.
+func TestResendRoles(t *testing.T) {
+	f := newAdminFixture(t)
+	sys := as("sys")
+	for _, r := range []authz.Resource{{App: "crm", Code: "deals", Kind: authz.KindModule, Operations: []string{"read", "write"}},
+		{App: "oa2", Code: "docs", Kind: authz.KindModule, Operations: []string{"read"}}} {
+		if _, _, err := f.svc.PutResource(sys, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	for _, code := range []string{"seller", "manager"} {
+		r, _, err := f.svc.CreateRole(sys, authz.Role{App: "crm", Code: code, Name: code,
+			Permissions: []authz.Permission{{App: "crm", Resource: "deals", Operation: "read"}}})
+		f.must(err)
+		ids = append(ids, r.ID)
+	}
+	if _, _, err := f.svc.CreateRole(sys, authz.Role{App: "oa2", Code: "reader"}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.outbox("uias.changes.authz.role."))
+	beforeRoles, _ := f.svc.Roles("crm", false)
+	n, rev, err := f.svc.ResendRoles(sys, "crm")
+	if err != nil || n != 2 || rev <= 0 {
+		t.Fatalf("resend: %d %d %v", n, rev, err)
+	}
+	sent := f.outbox("uias.changes.authz.role.")[before:]
+	if len(sent) != 2 {
+		t.Fatalf("%d role changes written, want 2: %v", len(sent), sent)
+	}
+	for _, id := range ids {
+		if !strings.Contains(sent[0], id) && !strings.Contains(sent[1], id) {
+			t.Fatalf("role %s not sent: %v", id, sent)
+		}
+	}
+	if after, _ := f.svc.Roles("crm", false); !reflect.DeepEqual(after, beforeRoles) {
+		t.Fatalf("the roles changed: %+v, were %+v", after, beforeRoles)
+	}
+	if recs := f.outbox("uias.audit.authz.role.resend"); len(recs) != 2 {
+		t.Fatalf("%d role.resend audit records, want 2", len(recs))
+	}
+	_, _, err = f.svc.ResendRoles(as("ea"), "crm")
+	wantDenied(t, "unit admin resends", err, "")
+	_, _, err = f.svc.ResendRoles(as("aud"), "crm")
+	wantDenied(t, "auditor resends", err, "")
+	if n, _, err := f.svc.ResendRoles(sys, "nothing-here"); err != nil || n != 0 {
+		t.Fatalf("an application without roles: %d %v", n, err)
+	}
+	if _, _, err := f.svc.ResendRoles(sys, ""); apierr.CodeOf(err) != apierr.InvalidArgument && apierr.CodeOf(err) != apierr.FailedPrecondition {
+		t.Fatalf("no application: %v", err)
 	}
 }

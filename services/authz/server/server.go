@@ -336,6 +336,15 @@ func (s *Server) DeleteRole(ctx context.Context, r *authzv1.DeleteRoleRequest) (
 	return writeResp(rev, err)
 }
 
+// ResendRoles implements AuthzAdminService.
+func (s *Server) ResendRoles(ctx context.Context, r *authzv1.ResendRolesRequest) (*authzv1.ResendRolesResponse, error) {
+	n, rev, err := s.svc.ResendRoles(ctx, r.GetApp())
+	if err != nil {
+		return nil, err
+	}
+	return &authzv1.ResendRolesResponse{Roles: int32(n), Revision: rev}, nil
+}
+
 // CreateGrant implements AuthzAdminService.
 func (s *Server) CreateGrant(ctx context.Context, r *authzv1.Grant) (*authzv1.GrantResponse, error) {
 	g, rev, activation, err := s.svc.CreateGrantActivation(ctx, grantOf(r))

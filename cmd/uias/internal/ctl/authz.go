@@ -17,18 +17,20 @@ import (
 // roles, grants, exclusive pairs) and its queries, as an administrator.
 func authzCommands() map[string]command {
 	return map[string]command{
-		"check":            authzCheckCmd(false),
-		"explain":          authzCheckCmd(true),
-		"permissions":      authzPermissionsCmd(),
-		"subjects":         authzSubjectsCmd(),
-		"resource-put":     authzResourcePutCmd(),
-		"resources":        authzSimple("--app APP", "Lists the resources of an application.", []string{"app"}, nil, authzResources),
-		"resource-delete":  authzSimple("--app APP --code CODE", "Deletes a resource no resource is below and no role uses.", []string{"app", "code"}, nil, authzResourceDelete),
-		"role-create":      authzRoleCmd(false),
-		"role-update":      authzRoleCmd(true),
-		"role-get":         authzSimple("ID", "Shows a role.", nil, []string{"ID"}, authzRoleGet),
-		"roles":            authzSimple("[--app APP]", "Lists the roles of an application (no --app: global roles).", nil, nil, authzRoles),
-		"role-delete":      authzSimple("ID", "Deletes a role no grant, role or exclusion uses.", nil, []string{"ID"}, authzRoleDelete),
+		"check":           authzCheckCmd(false),
+		"explain":         authzCheckCmd(true),
+		"permissions":     authzPermissionsCmd(),
+		"subjects":        authzSubjectsCmd(),
+		"resource-put":    authzResourcePutCmd(),
+		"resources":       authzSimple("--app APP", "Lists the resources of an application.", []string{"app"}, nil, authzResources),
+		"resource-delete": authzSimple("--app APP --code CODE", "Deletes a resource no resource is below and no role uses.", []string{"app", "code"}, nil, authzResourceDelete),
+		"role-create":     authzRoleCmd(false),
+		"role-update":     authzRoleCmd(true),
+		"role-get":        authzSimple("ID", "Shows a role.", nil, []string{"ID"}, authzRoleGet),
+		"roles":           authzSimple("[--app APP]", "Lists the roles of an application (no --app: global roles).", nil, nil, authzRoles),
+		"role-delete":     authzSimple("ID", "Deletes a role no grant, role or exclusion uses.", nil, []string{"ID"}, authzRoleDelete),
+		"roles-resend": authzSimple("--app APP", "Sends every role of an application again, unchanged (for role provisioning turned on after an upgrade).",
+			[]string{"app"}, nil, authzRolesResend),
 		"grant":            authzGrantCmd(),
 		"grants":           authzGrantsCmd(),
 		"revoke":           authzSimple("GRANT_ID", "Revokes a grant.", nil, []string{"GRANT_ID"}, authzRevoke),
@@ -128,6 +130,13 @@ func authzRoles(s *session, c *authzClients, f map[string]*string, _ []string) (
 func authzRoleDelete(s *session, c *authzClients, _ map[string]*string, args []string) (proto.Message, func(*tabwriter.Writer), error) {
 	r, err := c.adm.DeleteRole(s.ctx, &authzv1.DeleteRoleRequest{Id: args[0]})
 	return r, revTable(r), err
+}
+
+func authzRolesResend(s *session, c *authzClients, f map[string]*string, _ []string) (proto.Message, func(*tabwriter.Writer), error) {
+	r, err := c.adm.ResendRoles(s.ctx, &authzv1.ResendRolesRequest{App: *f["app"]})
+	return r, func(tw *tabwriter.Writer) {
+		fmt.Fprintf(tw, "roles sent again\t%d\nrevision\t%d\n", r.GetRoles(), r.GetRevision())
+	}, err
 }
 
 func authzRevoke(s *session, c *authzClients, _ map[string]*string, args []string) (proto.Message, func(*tabwriter.Writer), error) {

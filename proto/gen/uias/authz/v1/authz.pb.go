@@ -2081,6 +2081,105 @@ func (x *DeleteRoleRequest) GetId() string {
 	return ""
 }
 
+type ResendRolesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// app: the application whose roles are sent again.
+	App           string `protobuf:"bytes,1,opt,name=app" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendRolesRequest) Reset() {
+	*x = ResendRolesRequest{}
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendRolesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendRolesRequest) ProtoMessage() {}
+
+func (x *ResendRolesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendRolesRequest.ProtoReflect.Descriptor instead.
+func (*ResendRolesRequest) Descriptor() ([]byte, []int) {
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ResendRolesRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+type ResendRolesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// roles: how many were sent again.
+	Roles int32 `protobuf:"varint,1,opt,name=roles" json:"roles,omitempty"`
+	// revision: the model's revision after the last of them.
+	Revision      int64 `protobuf:"varint,2,opt,name=revision" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResendRolesResponse) Reset() {
+	*x = ResendRolesResponse{}
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResendRolesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResendRolesResponse) ProtoMessage() {}
+
+func (x *ResendRolesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResendRolesResponse.ProtoReflect.Descriptor instead.
+func (*ResendRolesResponse) Descriptor() ([]byte, []int) {
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ResendRolesResponse) GetRoles() int32 {
+	if x != nil {
+		return x.Roles
+	}
+	return 0
+}
+
+func (x *ResendRolesResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 type GrantResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Grant    *Grant                 `protobuf:"bytes,1,opt,name=grant" json:"grant,omitempty"`
@@ -2097,7 +2196,7 @@ type GrantResponse struct {
 
 func (x *GrantResponse) Reset() {
 	*x = GrantResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2208,7 @@ func (x *GrantResponse) String() string {
 func (*GrantResponse) ProtoMessage() {}
 
 func (x *GrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[30]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2221,7 @@ func (x *GrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
 func (*GrantResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{30}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GrantResponse) GetGrant() *Grant {
@@ -2162,7 +2261,7 @@ type ListGrantsRequest struct {
 
 func (x *ListGrantsRequest) Reset() {
 	*x = ListGrantsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2273,7 @@ func (x *ListGrantsRequest) String() string {
 func (*ListGrantsRequest) ProtoMessage() {}
 
 func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[31]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2286,7 @@ func (x *ListGrantsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsRequest.ProtoReflect.Descriptor instead.
 func (*ListGrantsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{31}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListGrantsRequest) GetSubjectKind() string {
@@ -2243,7 +2342,7 @@ type ListGrantsResponse struct {
 
 func (x *ListGrantsResponse) Reset() {
 	*x = ListGrantsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2354,7 @@ func (x *ListGrantsResponse) String() string {
 func (*ListGrantsResponse) ProtoMessage() {}
 
 func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[32]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2367,7 @@ func (x *ListGrantsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGrantsResponse.ProtoReflect.Descriptor instead.
 func (*ListGrantsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{32}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListGrantsResponse) GetGrants() []*Grant {
@@ -2301,7 +2400,7 @@ type RevokeGrantRequest struct {
 
 func (x *RevokeGrantRequest) Reset() {
 	*x = RevokeGrantRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2412,7 @@ func (x *RevokeGrantRequest) String() string {
 func (*RevokeGrantRequest) ProtoMessage() {}
 
 func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[33]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2425,7 @@ func (x *RevokeGrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeGrantRequest.ProtoReflect.Descriptor instead.
 func (*RevokeGrantRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{33}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeGrantRequest) GetId() string {
@@ -2346,7 +2445,7 @@ type ExclusionResponse struct {
 
 func (x *ExclusionResponse) Reset() {
 	*x = ExclusionResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2457,7 @@ func (x *ExclusionResponse) String() string {
 func (*ExclusionResponse) ProtoMessage() {}
 
 func (x *ExclusionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[34]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2470,7 @@ func (x *ExclusionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExclusionResponse.ProtoReflect.Descriptor instead.
 func (*ExclusionResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{34}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ExclusionResponse) GetExclusion() *Exclusion {
@@ -2396,7 +2495,7 @@ type ListExclusionsRequest struct {
 
 func (x *ListExclusionsRequest) Reset() {
 	*x = ListExclusionsRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2507,7 @@ func (x *ListExclusionsRequest) String() string {
 func (*ListExclusionsRequest) ProtoMessage() {}
 
 func (x *ListExclusionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[35]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2520,7 @@ func (x *ListExclusionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExclusionsRequest.ProtoReflect.Descriptor instead.
 func (*ListExclusionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{35}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{37}
 }
 
 type ListExclusionsResponse struct {
@@ -2434,7 +2533,7 @@ type ListExclusionsResponse struct {
 
 func (x *ListExclusionsResponse) Reset() {
 	*x = ListExclusionsResponse{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[36]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2545,7 @@ func (x *ListExclusionsResponse) String() string {
 func (*ListExclusionsResponse) ProtoMessage() {}
 
 func (x *ListExclusionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[36]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2558,7 @@ func (x *ListExclusionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExclusionsResponse.ProtoReflect.Descriptor instead.
 func (*ListExclusionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{36}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListExclusionsResponse) GetExclusions() []*Exclusion {
@@ -2485,7 +2584,7 @@ type DeleteExclusionRequest struct {
 
 func (x *DeleteExclusionRequest) Reset() {
 	*x = DeleteExclusionRequest{}
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[37]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2596,7 @@ func (x *DeleteExclusionRequest) String() string {
 func (*DeleteExclusionRequest) ProtoMessage() {}
 
 func (x *DeleteExclusionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_authz_v1_authz_proto_msgTypes[37]
+	mi := &file_uias_authz_v1_authz_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2609,7 @@ func (x *DeleteExclusionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExclusionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExclusionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{37}
+	return file_uias_authz_v1_authz_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteExclusionRequest) GetId() string {
@@ -2687,7 +2786,12 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\x05roles\x18\x01 \x03(\v2\x13.uias.authz.v1.RoleR\x05roles\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"4\n" +
 	"\x11DeleteRoleRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x88\x01\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"7\n" +
+	"\x12ResendRolesRequest\x12!\n" +
+	"\x03app\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x03app\"G\n" +
+	"\x13ResendRolesResponse\x12\x14\n" +
+	"\x05roles\x18\x01 \x01(\x05R\x05roles\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x88\x01\n" +
 	"\rGrantResponse\x12*\n" +
 	"\x05grant\x18\x01 \x01(\v2\x14.uias.authz.v1.GrantR\x05grant\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12/\n" +
@@ -2730,7 +2834,7 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\aExplain\x12\x1b.uias.authz.v1.CheckRequest\x1a\x1e.uias.authz.v1.ExplainResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/authz/explain\x12Q\n" +
 	"\n" +
 	"CheckAdmin\x12 .uias.authz.v1.CheckAdminRequest\x1a!.uias.authz.v1.CheckAdminResponse\x12W\n" +
-	"\fAppointAdmin\x12\".uias.authz.v1.AppointAdminRequest\x1a#.uias.authz.v1.AppointAdminResponse2\xb4\f\n" +
+	"\fAppointAdmin\x12\".uias.authz.v1.AppointAdminRequest\x1a#.uias.authz.v1.AppointAdminResponse2\xad\r\n" +
 	"\x11AuthzAdminService\x12y\n" +
 	"\vPutResource\x12\x17.uias.authz.v1.Resource\x1a\x1f.uias.authz.v1.ResourceResponse\"0\x82\xd3\xe4\x93\x02*:\x01*\x1a%/v1/authz/apps/{app}/resources/{code}\x12\x82\x01\n" +
 	"\rListResources\x12#.uias.authz.v1.ListResourcesRequest\x1a$.uias.authz.v1.ListResourcesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/authz/apps/{app}/resources\x12\x83\x01\n" +
@@ -2742,7 +2846,8 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\aGetRole\x12\x1d.uias.authz.v1.GetRoleRequest\x1a\x1b.uias.authz.v1.RoleResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/authz/roles/{id}\x12g\n" +
 	"\tListRoles\x12\x1f.uias.authz.v1.ListRolesRequest\x1a .uias.authz.v1.ListRolesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/authz/roles\x12j\n" +
 	"\n" +
-	"DeleteRole\x12 .uias.authz.v1.DeleteRoleRequest\x1a\x1c.uias.authz.v1.WriteResponse\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/v1/authz/roles/{id}\x12^\n" +
+	"DeleteRole\x12 .uias.authz.v1.DeleteRoleRequest\x1a\x1c.uias.authz.v1.WriteResponse\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/v1/authz/roles/{id}\x12w\n" +
+	"\vResendRoles\x12!.uias.authz.v1.ResendRolesRequest\x1a\".uias.authz.v1.ResendRolesResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/authz/roles:resend\x12^\n" +
 	"\vCreateGrant\x12\x14.uias.authz.v1.Grant\x1a\x1c.uias.authz.v1.GrantResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authz/grants\x12k\n" +
 	"\n" +
 	"ListGrants\x12 .uias.authz.v1.ListGrantsRequest\x1a!.uias.authz.v1.ListGrantsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/authz/grants\x12m\n" +
@@ -2763,7 +2868,7 @@ func file_uias_authz_v1_authz_proto_rawDescGZIP() []byte {
 	return file_uias_authz_v1_authz_proto_rawDescData
 }
 
-var file_uias_authz_v1_authz_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_uias_authz_v1_authz_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_uias_authz_v1_authz_proto_goTypes = []any{
 	(*CheckRequest)(nil),            // 0: uias.authz.v1.CheckRequest
 	(*CheckAdminRequest)(nil),       // 1: uias.authz.v1.CheckAdminRequest
@@ -2795,15 +2900,17 @@ var file_uias_authz_v1_authz_proto_goTypes = []any{
 	(*ListRolesRequest)(nil),        // 27: uias.authz.v1.ListRolesRequest
 	(*ListRolesResponse)(nil),       // 28: uias.authz.v1.ListRolesResponse
 	(*DeleteRoleRequest)(nil),       // 29: uias.authz.v1.DeleteRoleRequest
-	(*GrantResponse)(nil),           // 30: uias.authz.v1.GrantResponse
-	(*ListGrantsRequest)(nil),       // 31: uias.authz.v1.ListGrantsRequest
-	(*ListGrantsResponse)(nil),      // 32: uias.authz.v1.ListGrantsResponse
-	(*RevokeGrantRequest)(nil),      // 33: uias.authz.v1.RevokeGrantRequest
-	(*ExclusionResponse)(nil),       // 34: uias.authz.v1.ExclusionResponse
-	(*ListExclusionsRequest)(nil),   // 35: uias.authz.v1.ListExclusionsRequest
-	(*ListExclusionsResponse)(nil),  // 36: uias.authz.v1.ListExclusionsResponse
-	(*DeleteExclusionRequest)(nil),  // 37: uias.authz.v1.DeleteExclusionRequest
-	(*timestamppb.Timestamp)(nil),   // 38: google.protobuf.Timestamp
+	(*ResendRolesRequest)(nil),      // 30: uias.authz.v1.ResendRolesRequest
+	(*ResendRolesResponse)(nil),     // 31: uias.authz.v1.ResendRolesResponse
+	(*GrantResponse)(nil),           // 32: uias.authz.v1.GrantResponse
+	(*ListGrantsRequest)(nil),       // 33: uias.authz.v1.ListGrantsRequest
+	(*ListGrantsResponse)(nil),      // 34: uias.authz.v1.ListGrantsResponse
+	(*RevokeGrantRequest)(nil),      // 35: uias.authz.v1.RevokeGrantRequest
+	(*ExclusionResponse)(nil),       // 36: uias.authz.v1.ExclusionResponse
+	(*ListExclusionsRequest)(nil),   // 37: uias.authz.v1.ListExclusionsRequest
+	(*ListExclusionsResponse)(nil),  // 38: uias.authz.v1.ListExclusionsResponse
+	(*DeleteExclusionRequest)(nil),  // 39: uias.authz.v1.DeleteExclusionRequest
+	(*timestamppb.Timestamp)(nil),   // 40: google.protobuf.Timestamp
 }
 var file_uias_authz_v1_authz_proto_depIdxs = []int32{
 	0,  // 0: uias.authz.v1.BatchCheckRequest.checks:type_name -> uias.authz.v1.CheckRequest
@@ -2817,9 +2924,9 @@ var file_uias_authz_v1_authz_proto_depIdxs = []int32{
 	18, // 8: uias.authz.v1.ExplainResponse.inactive:type_name -> uias.authz.v1.Grant
 	14, // 9: uias.authz.v1.Role.permissions:type_name -> uias.authz.v1.Permission
 	17, // 10: uias.authz.v1.Grant.subject:type_name -> uias.authz.v1.Subject
-	38, // 11: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
-	38, // 12: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
-	38, // 13: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
+	40, // 11: uias.authz.v1.Grant.valid_from:type_name -> google.protobuf.Timestamp
+	40, // 12: uias.authz.v1.Grant.valid_until:type_name -> google.protobuf.Timestamp
+	40, // 13: uias.authz.v1.Grant.created_at:type_name -> google.protobuf.Timestamp
 	14, // 14: uias.authz.v1.Grant.permission:type_name -> uias.authz.v1.Permission
 	15, // 15: uias.authz.v1.ResourceResponse.resource:type_name -> uias.authz.v1.Resource
 	15, // 16: uias.authz.v1.ListResourcesResponse.resources:type_name -> uias.authz.v1.Resource
@@ -2845,35 +2952,37 @@ var file_uias_authz_v1_authz_proto_depIdxs = []int32{
 	26, // 36: uias.authz.v1.AuthzAdminService.GetRole:input_type -> uias.authz.v1.GetRoleRequest
 	27, // 37: uias.authz.v1.AuthzAdminService.ListRoles:input_type -> uias.authz.v1.ListRolesRequest
 	29, // 38: uias.authz.v1.AuthzAdminService.DeleteRole:input_type -> uias.authz.v1.DeleteRoleRequest
-	18, // 39: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
-	31, // 40: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
-	33, // 41: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
-	19, // 42: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
-	35, // 43: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
-	37, // 44: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
-	5,  // 45: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
-	7,  // 46: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
-	9,  // 47: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
-	11, // 48: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
-	13, // 49: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
-	2,  // 50: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
-	4,  // 51: uias.authz.v1.AuthzService.AppointAdmin:output_type -> uias.authz.v1.AppointAdminResponse
-	21, // 52: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
-	23, // 53: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
-	20, // 54: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
-	25, // 55: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
-	25, // 56: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
-	25, // 57: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
-	28, // 58: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
-	20, // 59: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
-	30, // 60: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
-	32, // 61: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
-	20, // 62: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
-	34, // 63: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
-	36, // 64: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
-	20, // 65: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
-	45, // [45:66] is the sub-list for method output_type
-	24, // [24:45] is the sub-list for method input_type
+	30, // 39: uias.authz.v1.AuthzAdminService.ResendRoles:input_type -> uias.authz.v1.ResendRolesRequest
+	18, // 40: uias.authz.v1.AuthzAdminService.CreateGrant:input_type -> uias.authz.v1.Grant
+	33, // 41: uias.authz.v1.AuthzAdminService.ListGrants:input_type -> uias.authz.v1.ListGrantsRequest
+	35, // 42: uias.authz.v1.AuthzAdminService.RevokeGrant:input_type -> uias.authz.v1.RevokeGrantRequest
+	19, // 43: uias.authz.v1.AuthzAdminService.CreateExclusion:input_type -> uias.authz.v1.Exclusion
+	37, // 44: uias.authz.v1.AuthzAdminService.ListExclusions:input_type -> uias.authz.v1.ListExclusionsRequest
+	39, // 45: uias.authz.v1.AuthzAdminService.DeleteExclusion:input_type -> uias.authz.v1.DeleteExclusionRequest
+	5,  // 46: uias.authz.v1.AuthzService.Check:output_type -> uias.authz.v1.CheckResponse
+	7,  // 47: uias.authz.v1.AuthzService.BatchCheck:output_type -> uias.authz.v1.BatchCheckResponse
+	9,  // 48: uias.authz.v1.AuthzService.ListPermissions:output_type -> uias.authz.v1.ListPermissionsResponse
+	11, // 49: uias.authz.v1.AuthzService.ListSubjects:output_type -> uias.authz.v1.ListSubjectsResponse
+	13, // 50: uias.authz.v1.AuthzService.Explain:output_type -> uias.authz.v1.ExplainResponse
+	2,  // 51: uias.authz.v1.AuthzService.CheckAdmin:output_type -> uias.authz.v1.CheckAdminResponse
+	4,  // 52: uias.authz.v1.AuthzService.AppointAdmin:output_type -> uias.authz.v1.AppointAdminResponse
+	21, // 53: uias.authz.v1.AuthzAdminService.PutResource:output_type -> uias.authz.v1.ResourceResponse
+	23, // 54: uias.authz.v1.AuthzAdminService.ListResources:output_type -> uias.authz.v1.ListResourcesResponse
+	20, // 55: uias.authz.v1.AuthzAdminService.DeleteResource:output_type -> uias.authz.v1.WriteResponse
+	25, // 56: uias.authz.v1.AuthzAdminService.CreateRole:output_type -> uias.authz.v1.RoleResponse
+	25, // 57: uias.authz.v1.AuthzAdminService.UpdateRole:output_type -> uias.authz.v1.RoleResponse
+	25, // 58: uias.authz.v1.AuthzAdminService.GetRole:output_type -> uias.authz.v1.RoleResponse
+	28, // 59: uias.authz.v1.AuthzAdminService.ListRoles:output_type -> uias.authz.v1.ListRolesResponse
+	20, // 60: uias.authz.v1.AuthzAdminService.DeleteRole:output_type -> uias.authz.v1.WriteResponse
+	31, // 61: uias.authz.v1.AuthzAdminService.ResendRoles:output_type -> uias.authz.v1.ResendRolesResponse
+	32, // 62: uias.authz.v1.AuthzAdminService.CreateGrant:output_type -> uias.authz.v1.GrantResponse
+	34, // 63: uias.authz.v1.AuthzAdminService.ListGrants:output_type -> uias.authz.v1.ListGrantsResponse
+	20, // 64: uias.authz.v1.AuthzAdminService.RevokeGrant:output_type -> uias.authz.v1.WriteResponse
+	36, // 65: uias.authz.v1.AuthzAdminService.CreateExclusion:output_type -> uias.authz.v1.ExclusionResponse
+	38, // 66: uias.authz.v1.AuthzAdminService.ListExclusions:output_type -> uias.authz.v1.ListExclusionsResponse
+	20, // 67: uias.authz.v1.AuthzAdminService.DeleteExclusion:output_type -> uias.authz.v1.WriteResponse
+	46, // [46:68] is the sub-list for method output_type
+	24, // [24:46] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -2890,7 +2999,7 @@ func file_uias_authz_v1_authz_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_authz_v1_authz_proto_rawDesc), len(file_uias_authz_v1_authz_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -526,6 +526,33 @@ func local_request_AuthzAdminService_DeleteRole_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
+func request_AuthzAdminService_ResendRoles_0(ctx context.Context, marshaler runtime.Marshaler, client AuthzAdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ResendRolesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ResendRoles(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AuthzAdminService_ResendRoles_0(ctx context.Context, marshaler runtime.Marshaler, server AuthzAdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ResendRolesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ResendRoles(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_AuthzAdminService_CreateGrant_0(ctx context.Context, marshaler runtime.Marshaler, client AuthzAdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq Grant
@@ -990,6 +1017,26 @@ func RegisterAuthzAdminServiceHandlerServer(ctx context.Context, mux *runtime.Se
 		}
 		forward_AuthzAdminService_DeleteRole_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_AuthzAdminService_ResendRoles_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/uias.authz.v1.AuthzAdminService/ResendRoles", runtime.WithHTTPPathPattern("/v1/authz/roles:resend"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AuthzAdminService_ResendRoles_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AuthzAdminService_ResendRoles_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_AuthzAdminService_CreateGrant_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1426,6 +1473,23 @@ func RegisterAuthzAdminServiceHandlerClient(ctx context.Context, mux *runtime.Se
 		}
 		forward_AuthzAdminService_DeleteRole_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_AuthzAdminService_ResendRoles_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/uias.authz.v1.AuthzAdminService/ResendRoles", runtime.WithHTTPPathPattern("/v1/authz/roles:resend"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AuthzAdminService_ResendRoles_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AuthzAdminService_ResendRoles_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_AuthzAdminService_CreateGrant_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1540,6 +1604,7 @@ var (
 	pattern_AuthzAdminService_GetRole_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "authz", "roles", "id"}, ""))
 	pattern_AuthzAdminService_ListRoles_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "authz", "roles"}, ""))
 	pattern_AuthzAdminService_DeleteRole_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "authz", "roles", "id"}, ""))
+	pattern_AuthzAdminService_ResendRoles_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "authz", "roles"}, "resend"))
 	pattern_AuthzAdminService_CreateGrant_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "authz", "grants"}, ""))
 	pattern_AuthzAdminService_ListGrants_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "authz", "grants"}, ""))
 	pattern_AuthzAdminService_RevokeGrant_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "authz", "grants", "id"}, ""))
@@ -1557,6 +1622,7 @@ var (
 	forward_AuthzAdminService_GetRole_0         = runtime.ForwardResponseMessage
 	forward_AuthzAdminService_ListRoles_0       = runtime.ForwardResponseMessage
 	forward_AuthzAdminService_DeleteRole_0      = runtime.ForwardResponseMessage
+	forward_AuthzAdminService_ResendRoles_0     = runtime.ForwardResponseMessage
 	forward_AuthzAdminService_CreateGrant_0     = runtime.ForwardResponseMessage
 	forward_AuthzAdminService_ListGrants_0      = runtime.ForwardResponseMessage
 	forward_AuthzAdminService_RevokeGrant_0     = runtime.ForwardResponseMessage

@@ -395,6 +395,7 @@ const (
 	AuthzAdminService_GetRole_FullMethodName         = "/uias.authz.v1.AuthzAdminService/GetRole"
 	AuthzAdminService_ListRoles_FullMethodName       = "/uias.authz.v1.AuthzAdminService/ListRoles"
 	AuthzAdminService_DeleteRole_FullMethodName      = "/uias.authz.v1.AuthzAdminService/DeleteRole"
+	AuthzAdminService_ResendRoles_FullMethodName     = "/uias.authz.v1.AuthzAdminService/ResendRoles"
 	AuthzAdminService_CreateGrant_FullMethodName     = "/uias.authz.v1.AuthzAdminService/CreateGrant"
 	AuthzAdminService_ListGrants_FullMethodName      = "/uias.authz.v1.AuthzAdminService/ListGrants"
 	AuthzAdminService_RevokeGrant_FullMethodName     = "/uias.authz.v1.AuthzAdminService/RevokeGrant"
@@ -422,6 +423,11 @@ type AuthzAdminServiceClient interface {
 	ListRoles(ctx context.Context, in *ListRolesRequest, opts ...grpc.CallOption) (*ListRolesResponse, error)
 	// DeleteRole is refused while grants, other roles or exclusions use it.
 	DeleteRole(ctx context.Context, in *DeleteRoleRequest, opts ...grpc.CallOption) (*WriteResponse, error)
+	// ResendRoles writes every role of an application again, unchanged: each
+	// is a change in CHANGES, so that the provisioning of roles to business
+	// systems (sync's deliver_roles) and the other centres learn roles made
+	// before they followed them. Nothing about the roles changes.
+	ResendRoles(ctx context.Context, in *ResendRolesRequest, opts ...grpc.CallOption) (*ResendRolesResponse, error)
 	// CreateGrant grants a role, or directly one permission, to a person, a
 	// group or an org. A grant of a role is refused (FAILED_PRECONDITION
 	// SOD_CONFLICT) when it would give the subject both roles of a
@@ -523,6 +529,16 @@ func (c *authzAdminServiceClient) DeleteRole(ctx context.Context, in *DeleteRole
 	return out, nil
 }
 
+func (c *authzAdminServiceClient) ResendRoles(ctx context.Context, in *ResendRolesRequest, opts ...grpc.CallOption) (*ResendRolesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResendRolesResponse)
+	err := c.cc.Invoke(ctx, AuthzAdminService_ResendRoles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authzAdminServiceClient) CreateGrant(ctx context.Context, in *Grant, opts ...grpc.CallOption) (*GrantResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GrantResponse)
@@ -602,6 +618,11 @@ type AuthzAdminServiceServer interface {
 	ListRoles(context.Context, *ListRolesRequest) (*ListRolesResponse, error)
 	// DeleteRole is refused while grants, other roles or exclusions use it.
 	DeleteRole(context.Context, *DeleteRoleRequest) (*WriteResponse, error)
+	// ResendRoles writes every role of an application again, unchanged: each
+	// is a change in CHANGES, so that the provisioning of roles to business
+	// systems (sync's deliver_roles) and the other centres learn roles made
+	// before they followed them. Nothing about the roles changes.
+	ResendRoles(context.Context, *ResendRolesRequest) (*ResendRolesResponse, error)
 	// CreateGrant grants a role, or directly one permission, to a person, a
 	// group or an org. A grant of a role is refused (FAILED_PRECONDITION
 	// SOD_CONFLICT) when it would give the subject both roles of a
@@ -646,6 +667,9 @@ func (UnimplementedAuthzAdminServiceServer) ListRoles(context.Context, *ListRole
 }
 func (UnimplementedAuthzAdminServiceServer) DeleteRole(context.Context, *DeleteRoleRequest) (*WriteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteRole not implemented")
+}
+func (UnimplementedAuthzAdminServiceServer) ResendRoles(context.Context, *ResendRolesRequest) (*ResendRolesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResendRoles not implemented")
 }
 func (UnimplementedAuthzAdminServiceServer) CreateGrant(context.Context, *Grant) (*GrantResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateGrant not implemented")
@@ -830,6 +854,24 @@ func _AuthzAdminService_DeleteRole_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthzAdminService_ResendRoles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResendRolesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthzAdminServiceServer).ResendRoles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthzAdminService_ResendRoles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthzAdminServiceServer).ResendRoles(ctx, req.(*ResendRolesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthzAdminService_CreateGrant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Grant)
 	if err := dec(in); err != nil {
@@ -976,6 +1018,10 @@ var AuthzAdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteRole",
 			Handler:    _AuthzAdminService_DeleteRole_Handler,
+		},
+		{
+			MethodName: "ResendRoles",
+			Handler:    _AuthzAdminService_ResendRoles_Handler,
 		},
 		{
 			MethodName: "CreateGrant",
