@@ -5,7 +5,10 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	ulog "github.com/uias/uias/pkg/log"
 )
 
@@ -21,6 +24,36 @@ const MethodKerberos = "kerberos"
 // a person outside the org subtrees the principal's realm may sign in
 // (identity.kerberos_orgs).
 const ReasonKerberosOutOfScope = "KERBEROS_PERSON_OUT_OF_SCOPE"
+
+// kerberosReplayMemory is how long a Kerberos authenticator is remembered:
+// its ctime is accepted within 5 minutes of the clock either way.
+const kerberosReplayMemory = 10*time.Minute + time.Second
+
+// Reasons and errors of the shared Kerberos replay check.
+const (
+	ReasonKerberosReplayed         = "KERBEROS_AUTHENTICATOR_REPLAYED"
+	ReasonKerberosCheckUnavailable = "KERBEROS_CHECK_UNAVAILABLE"
+)
+
+var (
+	// ErrKerberosReplayed: the authenticator was presented before, at this
+	// or another edge replica.
+	ErrKerberosReplayed = apierr.New(apierr.Unauthenticated, ReasonKerberosReplayed,
+		"this Windows sign-in was used before; sign in again")
+	// ErrKerberosCheckUnavailable: the authenticator could not be checked
+	// against those presented before.
+	ErrKerberosCheckUnavailable = apierr.New(apierr.Unavailable, ReasonKerberosCheckUnavailable,
+		"Windows sign-in cannot be checked now; sign in with the password, or try again later")
+)
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: ReasonKerberosReplayed, Code: apierr.Unauthenticated,
+			Doc: "SSOService.KerberosLogin (the CAS page's Windows sign-in): the Kerberos authenticator was presented before, at this or another edge replica (a replayed SPNEGO token); nobody is signed in, and the attempt counts at the browser's address."},
+		apierr.Reason{Name: ReasonKerberosCheckUnavailable, Code: apierr.Unavailable, Legacy: -6,
+			Doc: "SSOService.KerberosLogin: the Kerberos authenticator could not be checked against those presented before (the shared store, NATS JetStream, is unreachable): refused rather than taken unchecked. Sign in with the password, or retry later."},
+	)
+}
 
 // kerberosMayHold says whether a verified principal (name@REALM) may sign
 // in u: only when u's org is in the subtree of one of its realm's org
@@ -114,7 +147,7 @@ const MethodKerberosTOTP = MethodKerberos + "+totp"
 // SSOLoginOTP completes ("kerberos+totp", level 2: a person whose level is
 // 2 may then sign in this way, as with a finger and the code). The ticket
 // step is audited "pending" OTP_REQUIRED.
-func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusal, binding string) (*SSOLoginResult, error) {
+func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusal, binding, authenticator string) (*SSOLoginResult, error) {
 	start := s.now()
 	const api = "sso.login"
 	if refusal != "" && !kerberosRefusals[refusal] {
@@ -138,6 +171,21 @@ func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusa
 	if refusal != "" {
 		s.appendAudit(ctx, s.audit(ctx, api, claimedAccount(principal), "", "failure", refusal, start, detail))
 		return ssoVerdict(ReasonBadCredentials), nil
+	}
+	if authenticator != "" {
+		// The page's replay cache is its process's; this one is every
+		// edge replica's (the shared nonce bucket): a token captured at
+		// one replica is refused at the others (review sec27a L4).
+		err := s.nonces.Remember(ctx, "krb."+authenticator[:32], kerberosReplayMemory)
+		if errors.Is(err, caller.ErrNonceSeen) {
+			s.appendAudit(ctx, s.audit(ctx, api, claimedAccount(principal), "", "failure", ReasonKerberosReplayed, start, detail))
+			return nil, ErrKerberosReplayed // counted at the browser's address, as the page's own replays
+		}
+		if err != nil {
+			a.refund(ctx)
+			s.log.Warn("Kerberos replay check", zapErr(err))
+			return nil, ErrKerberosCheckUnavailable
+		}
 	}
 	u, err := s.store.GetUserByLogin(ctx, login)
 	if errors.Is(err, ErrNotFound) {

@@ -2,10 +2,12 @@ package identity_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -19,7 +21,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 	ctx := browserAt("192.0.2.9")
 	login := func(name string) *identity.SSOLoginResult {
 		t.Helper()
-		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST", "", "")
+		res, err := e.svc.SSOKerberosLogin(ctx, name, name+"@UIAS.TEST", "", "", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +93,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 	// as an unknown login; a refusal identity does not know, or no login
 	// without one, is a bad request.
 	for _, refusal := range []string{"KERBEROS_REPLAY", "KERBEROS_REALM_NOT_ACCEPTED", "KERBEROS_PRINCIPAL_UNMAPPED"} {
-		r, err := e.svc.SSOKerberosLogin(ctx, "", "pia@OTHER.TEST", refusal, "")
+		r, err := e.svc.SSOKerberosLogin(ctx, "", "pia@OTHER.TEST", refusal, "", "")
 		if err != nil || r.Reason != identity.ReasonBadCredentials || r.User != nil {
 			t.Fatalf("%s: %+v %v", refusal, r, err)
 		}
@@ -100,7 +102,7 @@ func TestSSOKerberosLogin(t *testing.T) {
 		}
 	}
 	for _, c := range [][2]string{{"", ""}, {"pia", "SOMETHING_ELSE"}} {
-		if _, err := e.svc.SSOKerberosLogin(ctx, c[0], "pia@UIAS.TEST", c[1], ""); apierr.CodeOf(err) != apierr.InvalidArgument {
+		if _, err := e.svc.SSOKerberosLogin(ctx, c[0], "pia@UIAS.TEST", c[1], "", ""); apierr.CodeOf(err) != apierr.InvalidArgument {
 			t.Errorf("login %q refusal %q: %v, want INVALID_ARGUMENT", c[0], c[1], err)
 		}
 	}
@@ -121,7 +123,7 @@ func TestSSOKerberosLoginWithTOTP(t *testing.T) {
 	if err != nil || pw.Reason != identity.ReasonOTPRequired {
 		t.Fatalf("password alone: %+v %v", pw, err)
 	}
-	res, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1")
+	res, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1", "")
 	if err != nil || res.Reason != identity.ReasonOTPRequired || res.OTPToken == "" || res.User != nil {
 		t.Fatalf("Kerberos alone of a person with an app: %+v %v", res, err)
 	}
@@ -147,7 +149,7 @@ func TestSSOKerberosLoginWithTOTP(t *testing.T) {
 	}
 	// A wrong code is a counted failure, as after a password.
 	e.advance(identity.TOTPPeriod)
-	res, err = e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1")
+	res, err = e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1", "")
 	if err != nil || res.Reason != identity.ReasonOTPRequired {
 		t.Fatalf("second ticket: %+v %v", res, err)
 	}
@@ -159,12 +161,12 @@ func TestSSOKerberosLoginWithTOTP(t *testing.T) {
 		t.Fatalf("wrong code: %+v %v", r, err)
 	}
 	// Without a binding: the verdict only.
-	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", ""); err != nil || r.Reason != identity.ReasonOTPRequired || r.OTPToken != "" {
+	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "", ""); err != nil || r.Reason != identity.ReasonOTPRequired || r.OTPToken != "" {
 		t.Fatalf("unbound: %+v %v", r, err)
 	}
 	// Level 2: the ticket and the code reach it.
 	e.setLevel(t, identity.AuthLevelTwoFactor)
-	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1"); err != nil || r.Reason != identity.ReasonOTPRequired {
+	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "browser-1", ""); err != nil || r.Reason != identity.ReasonOTPRequired {
 		t.Fatalf("level-2 person with an app: %+v %v", r, err)
 	}
 }
@@ -180,6 +182,49 @@ func newKerberosEnv(t *testing.T, policy identity.Policy) *levelEnv {
 	return &levelEnv{totpEnv: e, admin: admin, app: e.linkedApp(t, admin)}
 }
 
+// TestSSOKerberosReplayShared: the authenticator the page verified is
+// remembered in the nonce store every identity replica shares, so a token
+// replayed at another edge replica (whose own replay cache never saw it)
+// is refused KERBEROS_AUTHENTICATOR_REPLAYED, audited, nobody signed in;
+// another authenticator passes; a store that cannot answer refuses
+// KERBEROS_CHECK_UNAVAILABLE rather than take the token unchecked, and
+// neither touches the account's failure count (review sec27a L4).
+func TestSSOKerberosReplayShared(t *testing.T) {
+	shared := caller.NewMemoryNonces(time.Now)
+	e := &totpEnv{newProfileEnvWith(t, identity.Policy{MaxFailures: 50, SourceFailures: 40}, func(d *identity.Deps) {
+		d.Config.KerberosOrgs = map[string][]string{"UIAS.TEST": {"root"}}
+		d.Nonces = shared
+	})}
+	ctx := browserAt("192.0.2.9")
+	auth1 := strings.Repeat("a1", 32)
+	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "", auth1); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("first use: %+v %v", r, err)
+	}
+	r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "", auth1)
+	if r != nil || apierr.CodeOf(err) != apierr.Unauthenticated || reasonOf(err) != identity.ReasonKerberosReplayed {
+		t.Fatalf("replayed: %+v %v", r, err)
+	}
+	if !e.recorded(t, "sso.login", identity.ReasonKerberosReplayed, "failure") {
+		t.Error("replay not audited")
+	}
+	if r, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "", strings.Repeat("b2", 32)); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("another authenticator: %+v %v", r, err)
+	}
+	down := &totpEnv{newProfileEnvWith(t, identity.Policy{MaxFailures: 50, SourceFailures: 40}, func(d *identity.Deps) {
+		d.Config.KerberosOrgs = map[string][]string{"UIAS.TEST": {"root"}}
+		d.Nonces = downStore{}
+	})}
+	r, err = down.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "", auth1)
+	if r != nil || apierr.CodeOf(err) != apierr.Unavailable || reasonOf(err) != identity.ReasonKerberosCheckUnavailable {
+		t.Fatalf("store down: %+v %v", r, err)
+	}
+	for _, env := range []*totpEnv{e, down} {
+		if u, err := env.svc.GetUser(context.Background(), env.user.ID); err != nil || u.FailedCount != 0 {
+			t.Fatalf("a refused ticket counted against the account: %+v %v", u, err)
+		}
+	}
+}
+
 // TestSSOKerberosLoginUnscoped: without identity.kerberos_orgs no realm
 // signs in anyone (a domain's administrators name its accounts: a realm
 // is never taken to hold every UIAS person with its login names): the
@@ -189,7 +234,7 @@ func TestSSOKerberosLoginUnscoped(t *testing.T) {
 	e := newTOTPEnv(t, identity.Policy{MaxFailures: 2, SourceFailures: 40})
 	ctx := browserAt("192.0.2.9")
 	for range 3 {
-		res, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "")
+		res, err := e.svc.SSOKerberosLogin(ctx, "pia", "pia@UIAS.TEST", "", "", "")
 		if err != nil || res.Reason != identity.ReasonBadCredentials || res.User != nil {
 			t.Fatalf("unscoped: %+v %v", res, err)
 		}
@@ -237,7 +282,7 @@ func TestSSOKerberosLoginOrgScope(t *testing.T) {
 		{"pia", "pia@THIRD.TEST", identity.ReasonBadCredentials}, // a realm not listed
 		{"admin", "admin@UIAS.TEST", identity.ReasonBadCredentials},
 	} {
-		res, err := e.svc.SSOKerberosLogin(ctx, c.login, c.principal, "", "")
+		res, err := e.svc.SSOKerberosLogin(ctx, c.login, c.principal, "", "", "")
 		if err != nil || res.Reason != c.want {
 			t.Fatalf("%s: %+v %v, want %s", c.principal, res, err, c.want)
 		}

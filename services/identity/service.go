@@ -162,6 +162,9 @@ type Service struct {
 	appAuth *caller.AppAuthenticator
 	// probes remembers the fingerprint records presented (fingers.go)
 	probes caller.NonceStore
+	// nonces remembers things seen once for minutes (Deps.Nonces): the
+	// Kerberos authenticators (kerberos.go).
+	nonces caller.NonceStore
 	// secrets counts the applications whose secret expires soon
 	// (secretlife.go).
 	secrets secretCounts
@@ -293,6 +296,10 @@ func New(d Deps) (*Service, error) {
 		return nil, err
 	}
 	s.appAuth = appAuth
+	s.nonces = d.Nonces
+	if s.nonces == nil {
+		s.nonces = caller.NewMemoryNonces(s.now)
+	}
 	s.probes = d.Probes
 	if s.probes == nil {
 		s.probes = caller.NewMemoryNonces(s.now)

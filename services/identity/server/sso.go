@@ -40,7 +40,7 @@ func (s ssoServer) FingerLogin(ctx context.Context, r *identityv1.SSOFingerLogin
 
 // KerberosLogin implements SSOService.
 func (s ssoServer) KerberosLogin(ctx context.Context, r *identityv1.KerberosLoginRequest) (*identityv1.SSOLoginResponse, error) {
-	return ssoLoginOut(s.svc.SSOKerberosLogin(ctx, r.GetLogin(), r.GetPrincipal(), r.GetRefusal(), r.GetOtpBinding()))
+	return ssoLoginOut(s.svc.SSOKerberosLogin(ctx, r.GetLogin(), r.GetPrincipal(), r.GetRefusal(), r.GetOtpBinding(), r.GetAuthenticator()))
 }
 
 func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginResponse, error) {

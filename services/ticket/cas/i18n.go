@@ -67,7 +67,7 @@ type texts struct {
 	// account is locked, disabled or password-only, another person is
 	// signed in, and an application that needs level 2.
 	KerberosFailed, KerberosRealm, KerberosUnknown, KerberosLocked, KerberosDisabled string
-	KerberosPasswordOnly, KerberosOtherPerson, KerberosLevel                         string
+	KerberosPasswordOnly, KerberosOtherPerson, KerberosLevel, KerberosUnavailable    string
 }
 
 var languages = map[string]texts{
@@ -211,6 +211,7 @@ var languages = map[string]texts{
 			"then sign in with it.",
 		KerberosFailed:       "Your Windows sign-in could not be used here (the domain ticket was not accepted). Sign in with your login name and password.",
 		KerberosRealm:        "Your Windows domain is not accepted by this server. Sign in with your login name and password.",
+		KerberosUnavailable:  "Windows sign-in cannot be checked right now. Sign in with your login name and password, or try again later.",
 		KerberosUnknown:      "Your Windows account has no matching account here. Sign in with your login name and password, or ask your administrator.",
 		KerberosLocked:       "Your account is locked. Try again later or ask your administrator.",
 		KerberosDisabled:     "Your account is disabled. Ask your administrator.",
@@ -356,6 +357,7 @@ var languages = map[string]texts{
 		PersonLevelCert:      "您的账号只能使用数字证书登录：请插入您的证书（USB Key）或在浏览器中安装证书后，使用证书登录。",
 		KerberosFailed:       "无法使用您的 Windows 域登录（域票据未被接受）。请使用登录名和密码登录。",
 		KerberosRealm:        "本系统不接受您所在的 Windows 域。请使用登录名和密码登录。",
+		KerberosUnavailable:  "暂时无法校验 Windows 域登录。请使用登录名和密码登录，或稍后再试。",
 		KerberosUnknown:      "您的 Windows 账号在本系统中没有对应的账号。请使用登录名和密码登录，或联系管理员。",
 		KerberosLocked:       "您的账号已被锁定。请稍后再试或联系管理员。",
 		KerberosDisabled:     "您的账号已被停用。请联系管理员。",

@@ -1,7 +1,9 @@
 package cas
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -148,6 +150,10 @@ func negotiateToken(r *http.Request) (string, bool) {
 // kerberosPrincipal is a verified client principal and the login it maps to.
 type kerberosPrincipal struct {
 	principal, realm, login string
+	// authenticator is the SHA-256 (hex) of the client, the server and
+	// the authenticator's time: the same token presented again has the
+	// same one (identity remembers it for every edge replica).
+	authenticator string
 }
 
 // verify checks the Negotiate token tok of the browser at ip: an SPNEGO
@@ -210,6 +216,11 @@ func (k *Kerberos) verify(tok string, ip netip.Addr) (*kerberosPrincipal, string
 		return p, ReasonKerberosUnmapped
 	}
 	p.login = login
+	// What a Kerberos replay cache keys on (RFC 4120 3.2.3): the client,
+	// the server, the authenticator's time and microseconds.
+	sum := sha256.Sum256(fmt.Appendf(nil, "uias kerberos authenticator\x00%s\x00%s\x00%d\x00%d", p.principal,
+		req.Ticket.SName.PrincipalNameString(), req.Authenticator.CTime.UTC().Unix(), req.Authenticator.Cusec))
+	p.authenticator = hex.EncodeToString(sum[:])
 	return p, ""
 }
 
@@ -312,13 +323,23 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 		return true
 	}
 	binding, setBinding := h.otpBinding(r)
-	res, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Login: kp.login, Principal: kp.principal, OtpBinding: binding})
+	res, err := h.o.SSO.KerberosLogin(ctx, &identityv1.KerberosLoginRequest{Login: kp.login, Principal: kp.principal, OtpBinding: binding,
+		Authenticator: kp.authenticator})
 	if err != nil {
-		if status.Code(err) == codes.InvalidArgument {
+		switch reason := reasonOf(err); {
+		case status.Code(err) == codes.InvalidArgument:
 			h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.KerberosUnknown, "")
-			return true
+		case reason == "KERBEROS_AUTHENTICATOR_REPLAYED":
+			// seen at another edge replica (this one's cache missed it)
+			h.o.Log.Info("CAS page: Windows domain (Kerberos) sign-in refused", zap.String("reason", reason))
+			h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.KerberosFailed, "")
+		case reason == "KERBEROS_CHECK_UNAVAILABLE":
+			// the form, not an error page: the password still signs in
+			h.o.Log.Warn("CAS page: Windows domain (Kerberos) sign-in not checked against replays; the form offered", zap.String("reason", reason))
+			h.loginPage(w, r, http.StatusServiceUnavailable, p, rs, t.KerberosUnavailable, "")
+		default:
+			h.fault(w, r, err)
 		}
-		h.fault(w, r, err)
 		return true
 	}
 	switch res.GetReason() {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -290,5 +292,69 @@ func TestKerberosPageAsksCode(t *testing.T) {
 	if len(tickets.created) != 1 || tickets.created[0].GetAuthMethod() != ticketv1.AuthMethod_AUTH_METHOD_KERBEROS_OTP ||
 		tickets.created[0].GetAuthLevel() != 2 || tickets.created[0].GetLogin() != "alice" {
 		t.Fatalf("session: %v", tickets.created)
+	}
+}
+
+// krbErrSSO answers every KerberosLogin with err and keeps the requests.
+type krbErrSSO struct {
+	identityv1.SSOServiceClient
+	err   error
+	mu    sync.Mutex
+	calls []*identityv1.KerberosLoginRequest
+}
+
+func (s *krbErrSSO) KerberosLogin(_ context.Context, r *identityv1.KerberosLoginRequest, _ ...grpc.CallOption) (*identityv1.SSOLoginResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, r)
+	return nil, s.err
+}
+
+// TestKerberosPageSharedReplay: the page hands identity the digest of the
+// authenticator it verified (64 hex digits: the same token, the same
+// digest), and identity's answers of the shared replay check show the form
+// with a message, never an error page: a replay seen at another replica
+// (401, the ticket not accepted), the check unavailable (503, sign in with
+// the password); no session either way (review sec27a L4).
+func TestKerberosPageSharedReplay(t *testing.T) {
+	// identity's reasons (registered by identity's package, not linked here)
+	apierr.Register(apierr.Reason{Name: "KERBEROS_AUTHENTICATOR_REPLAYED", Code: apierr.Unauthenticated, Doc: "identity's"},
+		apierr.Reason{Name: "KERBEROS_CHECK_UNAVAILABLE", Code: apierr.Unavailable, Legacy: -6, Doc: "identity's"})
+	k := startTestKDC(t, "alice")
+	kr := k.verifier(t, KerberosRules{Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	for _, c := range []struct {
+		err  error
+		code int
+		msg  string
+	}{
+		{apierr.ToStatus(apierr.New(apierr.Unauthenticated, "KERBEROS_AUTHENTICATOR_REPLAYED", "used before")), http.StatusUnauthorized,
+			"Your Windows sign-in could not be used here"},
+		{apierr.ToStatus(apierr.New(apierr.Unavailable, "KERBEROS_CHECK_UNAVAILABLE", "cannot check")), http.StatusServiceUnavailable,
+			"Windows sign-in cannot be checked right now"},
+	} {
+		sso := &krbErrSSO{err: c.err}
+		tickets := &certTickets{sessions: map[string]int32{}}
+		srv := httptest.NewServer(New(Options{Tickets: tickets, SSO: sso, Kerberos: kr}))
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/cas/login?service="+url.QueryEscape("https://weak.example.com/"), nil)
+		req.Header.Set("Authorization", k.token(t, "alice"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := body(resp)
+		srv.Close()
+		if resp.StatusCode != c.code || resp.Header.Get("WWW-Authenticate") != "" || !strings.Contains(page, c.msg) || !strings.Contains(page, `id="password"`) {
+			t.Fatalf("%v: %d %q\n%s", c.err, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), page)
+		}
+		sso.mu.Lock()
+		if len(sso.calls) != 1 || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(sso.calls[0].GetAuthenticator()) || sso.calls[0].GetLogin() != "alice" {
+			t.Fatalf("identity asked: %v", sso.calls)
+		}
+		sso.mu.Unlock()
+		tickets.mu.Lock()
+		if len(tickets.created) != 0 {
+			t.Fatalf("a session was opened: %v", tickets.created)
+		}
+		tickets.mu.Unlock()
 	}
 }

@@ -110,7 +110,13 @@ type KerberosLoginRequest struct {
 	Refusal string `protobuf:"bytes,3,opt,name=refusal" json:"refusal,omitempty"`
 	// otp_binding: as SSOLoginRequest's (the half-done login of a person
 	// with an authenticator app is bound to it).
-	OtpBinding    string `protobuf:"bytes,4,opt,name=otp_binding,json=otpBinding" json:"otp_binding,omitempty"`
+	OtpBinding string `protobuf:"bytes,4,opt,name=otp_binding,json=otpBinding" json:"otp_binding,omitempty"`
+	// authenticator: the SHA-256 (hex) of the Kerberos authenticator the page
+	// verified (client principal, ctime, cusec, service principal). Identity
+	// remembers it in the bucket every replica shares: the same
+	// authenticator presented again, at any edge replica, is a replay
+	// (KERBEROS_AUTHENTICATOR_REPLAYED). Empty: not checked here.
+	Authenticator string `protobuf:"bytes,5,opt,name=authenticator" json:"authenticator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -169,6 +175,13 @@ func (x *KerberosLoginRequest) GetRefusal() string {
 func (x *KerberosLoginRequest) GetOtpBinding() string {
 	if x != nil {
 		return x.OtpBinding
+	}
+	return ""
+}
+
+func (x *KerberosLoginRequest) GetAuthenticator() string {
+	if x != nil {
+		return x.Authenticator
 	}
 	return ""
 }
@@ -2117,13 +2130,14 @@ var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\xbf\x01\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\xff\x01\n" +
 	"\x14KerberosLoginRequest\x12\"\n" +
 	"\x05login\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05login\x12-\n" +
 	"\tprincipal\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x04R\tprincipal\x12%\n" +
 	"\arefusal\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\arefusal\x12-\n" +
 	"\votp_binding\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
-	"otpBinding\"\xc3\x01\n" +
+	"otpBinding\x12>\n" +
+	"\rauthenticator\x18\x05 \x01(\tB\x18\xbaH\x15r\x132\x11^([0-9a-f]{64})?$R\rauthenticator\"\xc3\x01\n" +
 	"\x15SSOFingerLoginRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12.\n" +
 	"\vfingerprint\x18\x02 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x04R\vfingerprint\x12$\n" +
