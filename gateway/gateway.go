@@ -72,6 +72,9 @@ type Options struct {
 	// the OpenAPI 3 document /openapi.json serves (BuildOpenAPI). nil: a
 	// document without operations.
 	APIDocs []APIDoc
+	// Institution is the institution code of the interface ids in
+	// /openapi.json (gateway.institution_code).
+	Institution string
 	// Ready answers /readyz; nil means a gRPC health check on the backends
 	// ReadyFor names.
 	Ready func(ctx context.Context) error
@@ -143,7 +146,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	// Built once here: it depends on which components are served, and a
 	// collision or an operation without declared security stops the start.
-	apiDoc, err := BuildOpenAPI(DefaultOpenAPIInfo, o.APIDocs...)
+	info := DefaultOpenAPIInfo
+	info.Institution = o.Institution
+	apiDoc, err := BuildOpenAPI(info, o.APIDocs...)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}

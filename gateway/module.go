@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/apiid"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
@@ -42,12 +43,25 @@ type Config struct {
 	// components running in this process and those registered in etcd
 	// since the edge started.
 	Backends []string `yaml:"backends"`
+	// InstitutionCode is the institution's 6-character code in the
+	// uniform interface ids /openapi.json publishes (U_API_ID, JR/T 0185
+	// Appendix B: the first 6 characters of the financial institution
+	// code). Empty: apiid.DefaultInstitution.
+	InstitutionCode string `yaml:"institution_code"`
+}
+
+// Settings returns the gateway section of cfg (nil if cfg has none).
+func Settings(cfg *config.Config) *Config {
+	c, _ := cfg.Section(Name).(*Config)
+	return c
 }
 
 // Bind implements config.Section.
 func (c *Config) Bind(b *config.Binder) {
 	b.List(&c.Backends, "UIAS_GATEWAY_BACKENDS", "gateway-backends",
 		"components deployed behind the REST edge that /readyz waits for (comma list; empty: those running in the process or registered in etcd)")
+	b.String(&c.InstitutionCode, "UIAS_INSTITUTION_CODE", "institution-code",
+		"the institution's 6-character code in the interface ids (U_API_ID) of /openapi.json (default 000000)")
 }
 
 // Complete implements config.Section.
@@ -57,6 +71,11 @@ func (c *Config) Complete(*config.Config) {}
 // the edge serves is checked at start, against the registered modules.
 func (c *Config) Validate(*config.Config) error {
 	var errs []error
+	if c.InstitutionCode != "" {
+		if err := apiid.CheckInstitution(c.InstitutionCode); err != nil {
+			errs = append(errs, &config.FieldError{Field: "gateway.institution_code", Msg: err.Error()})
+		}
+	}
 	for i, n := range c.Backends {
 		if n == "" || n == config.TargetAll || strings.ContainsAny(n, " /") {
 			errs = append(errs, &config.FieldError{Field: "gateway.backends", Msg: fmt.Sprintf("%q is not a component name", n)})
@@ -106,7 +125,8 @@ func Module() module.Module {
 				}
 				backends = append(backends, Backend{Name: m.Name, Conn: conn, REST: m.REST, BodyLimits: m.BodyLimits, FileRoutes: m.FileRoutes})
 				if m.OpenAPI != nil {
-					docs = append(docs, APIDoc{OpenAPI: m.OpenAPI, Security: m.OpenAPISecurity, Public: m.OpenAPIPublic, Signed: m.OpenAPISigned})
+					docs = append(docs, APIDoc{OpenAPI: m.OpenAPI, Security: m.OpenAPISecurity, Public: m.OpenAPIPublic, Signed: m.OpenAPISigned,
+						APIIDs: m.APIIDs})
 				}
 			}
 			cfg, _ := env.Section().(*Config)
@@ -120,7 +140,7 @@ func Module() module.Module {
 			// The handlers live as long as the process.
 			h, err := New(env.Context(), Options{Logger: env.Log, Backends: backends, Registry: env.Metrics,
 				TrustedProxies: env.TrustedProxies(), APIDocs: docs, Pages: pages, NoMetrics: !env.Config.MetricsOn(),
-				ReadyFor: readyFor, ResponseSigner: signer})
+				ReadyFor: readyFor, ResponseSigner: signer, Institution: cfg.InstitutionCode})
 			if err != nil {
 				return nil, err
 			}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/uias/uias/pkg/apiid"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/reqsig"
 )
@@ -35,6 +36,9 @@ type OpenAPIInfo struct {
 	Title       string
 	Version     string
 	Description string
+	// Institution is the institution code of the interface ids
+	// (x-u-api-id; empty: apiid.DefaultInstitution).
+	Institution string
 }
 
 // DefaultOpenAPIInfo titles /openapi.json. Version is the version of the
@@ -69,6 +73,9 @@ type APIDoc struct {
 	// signatures (grpcx.SignedBodies): their operations declare the
 	// optional signature headers (signatureParameters).
 	Signed []string
+	// APIIDs place operations in the catalogue of uniform interface ids:
+	// each gets x-u-api-id (module.Module.APIIDs).
+	APIIDs []apiid.Interface
 }
 
 // signatureParameters are the header parameters of an operation that
@@ -136,11 +143,20 @@ func BuildOpenAPI(info OpenAPIInfo, docs ...APIDoc) ([]byte, error) {
 		return nil, errors.New("openapi: info needs a title and a version")
 	}
 	schemes := securitySchemes()
+	institution := info.Institution
+	if institution == "" {
+		institution = apiid.DefaultInstitution
+	}
+	if err := apiid.CheckInstitution(institution); err != nil {
+		return nil, fmt.Errorf("openapi: %w", err)
+	}
 	m := &merged{
-		paths:      map[string]map[string]any{},
-		components: map[string]map[string]any{},
-		opIDs:      map[string]bool{},
-		tags:       map[string]bool{},
+		institution: institution,
+		uapi:        map[string]string{},
+		paths:       map[string]map[string]any{},
+		components:  map[string]map[string]any{},
+		opIDs:       map[string]bool{},
+		tags:        map[string]bool{},
 	}
 	for i, d := range docs {
 		if err := m.add(d, schemes); err != nil {
@@ -175,6 +191,9 @@ func BuildOpenAPI(info OpenAPIInfo, docs ...APIDoc) ([]byte, error) {
 }
 
 type merged struct {
+	institution string
+	// uapi: the interface ids given (id -> operation), each once.
+	uapi       map[string]string
 	version    string
 	paths      map[string]map[string]any
 	components map[string]map[string]any
@@ -217,6 +236,16 @@ func (m *merged) add(d APIDoc, schemes map[string]any) error {
 		public[id] = true
 	}
 
+	uapi := map[string]apiid.Interface{}
+	for _, i := range d.APIIDs {
+		if err := i.Check(); err != nil {
+			return err
+		}
+		if _, dup := uapi[i.Operation]; dup {
+			return fmt.Errorf("operation %s has two interface ids", i.Operation)
+		}
+		uapi[i.Operation] = i
+	}
 	for _, path := range slices.Sorted(maps.Keys(f.Paths)) {
 		item := f.Paths[path]
 		into := m.paths[path]
@@ -257,12 +286,24 @@ func (m *merged) add(d APIDoc, schemes map[string]any) error {
 					}
 				}
 			}
+			if i, ok := uapi[id]; ok {
+				uid := i.ID(m.institution)
+				if other, taken := m.uapi[uid]; taken {
+					return fmt.Errorf("operations %s and %s have the same interface id %s", other, id, uid)
+				}
+				m.uapi[uid] = id
+				op["x-u-api-id"] = uid
+				delete(uapi, id)
+			}
 			delete(public, id)
 			into[method] = op
 		}
 	}
 	if len(public) > 0 {
 		return fmt.Errorf("APIDoc.Public names unknown operations: %s", strings.Join(slices.Sorted(maps.Keys(public)), ", "))
+	}
+	if len(uapi) > 0 {
+		return fmt.Errorf("APIDoc.APIIDs names unknown operations: %s", strings.Join(slices.Sorted(maps.Keys(uapi)), ", "))
 	}
 
 	for _, kind := range slices.Sorted(maps.Keys(f.Components)) {

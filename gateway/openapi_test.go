@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/uias/uias/pkg/apiid"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/proto/gen/openapi"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -570,5 +571,60 @@ func TestBuildOpenAPIRejects(t *testing.T) {
 		APIDocs: []APIDoc{{OpenAPI: []byte(`{"swagger": "2.0"}`)}}})
 	if err == nil || !strings.Contains(err.Error(), "openapi") {
 		t.Errorf("New with a Swagger 2 document: %v", err)
+	}
+}
+
+// The interface ids (U_API_ID, JR/T 0185 Appendix B) a component declares
+// are published on its operations as x-u-api-id with the institution code
+// of the edge's settings; an id for an unknown operation, the same
+// operation twice, the same id for two operations, a malformed entry and
+// a malformed institution code stop the build with a sentence.
+func TestOpenAPIInterfaceIDs(t *testing.T) {
+	doc := identityAPIDoc()
+	doc.APIIDs = []apiid.Interface{
+		{Operation: "AuthService_Authenticate", Type: apiid.A2, Category: apiid.CategoryIdentity, Seq: 1},
+		{Operation: "ResponseKeyService_ListResponseSigningKeys", Type: apiid.A1, Category: apiid.CategoryIdentity, Seq: 3},
+	}
+	raw, err := BuildOpenAPI(OpenAPIInfo{Title: "t", Version: "v1", Institution: "C10010"}, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	op := func(path, method string) map[string]any {
+		return m["paths"].(map[string]any)[path].(map[string]any)[method].(map[string]any)
+	}
+	if got := op("/v1/authenticate", "post")["x-u-api-id"]; got != "OPC100100208010100000100" {
+		t.Fatalf("Authenticate: %v", got)
+	}
+	if got := op("/v1/keys/response-signing", "get")["x-u-api-id"]; got != "OPC100100108010100000300" {
+		t.Fatalf("ListResponseSigningKeys: %v", got)
+	}
+	if got, ok := op("/v1/password:change", "post")["x-u-api-id"]; ok {
+		t.Fatalf("an operation not in the catalogue has an id: %v", got)
+	}
+	if raw, err := BuildOpenAPI(OpenAPIInfo{Title: "t", Version: "v1"}, doc); err != nil || !strings.Contains(string(raw), `"OP000000020801010000010`) {
+		t.Fatalf("default institution: %v", err)
+	}
+	for _, c := range []struct {
+		ids         []apiid.Interface
+		institution string
+		want        string
+	}{
+		{[]apiid.Interface{{Operation: "AuthService_Nothing", Type: apiid.A1, Category: "080101", Seq: 9}}, "", "names unknown operations: AuthService_Nothing"},
+		{[]apiid.Interface{{Operation: "AuthService_Authenticate", Type: apiid.A1, Category: "080101", Seq: 1},
+			{Operation: "AuthService_Authenticate", Type: apiid.A1, Category: "080101", Seq: 2}}, "", "has two interface ids"},
+		{[]apiid.Interface{{Operation: "AuthService_Authenticate", Type: apiid.A1, Category: "080101", Seq: 1},
+			{Operation: "AuthService_ChangePassword", Type: apiid.A1, Category: "080101", Seq: 1}}, "", "have the same interface id"},
+		{[]apiid.Interface{{Operation: "AuthService_Authenticate", Type: 7, Category: "080101", Seq: 1}}, "", "neither A1"},
+		{nil, "c1001", "institution code is 6 characters"},
+	} {
+		d := identityAPIDoc()
+		d.APIIDs = c.ids
+		if _, err := BuildOpenAPI(OpenAPIInfo{Title: "t", Version: "v1", Institution: c.institution}, d); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %q: %v, want %q", c.ids, c.institution, err, c.want)
+		}
 	}
 }

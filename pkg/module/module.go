@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/pkg/apiid"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/grpcx"
 )
@@ -85,6 +86,12 @@ type Module struct {
 	// request signatures (registered through grpcx.SignedBodies): the edge
 	// declares the signature headers on their operations.
 	OpenAPISigned []string
+	// APIIDs place the component's operations that business systems call
+	// in the catalogue of uniform interface ids (U_API_ID, JR/T 0185
+	// Appendix B): the edge publishes each id in /openapi.json
+	// (x-u-api-id). A sequence, once given, is never given to another
+	// operation.
+	APIIDs []apiid.Interface
 	// ResponseSigner, for the component that holds the key ring
 	// (identity): the signer of signed calls' REST answers the edge uses,
 	// given the edge's client of this component (docs/adr/0016: the edge

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uias/uias/gateway"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -135,5 +136,64 @@ func TestOpenAPISecurityIsTrue(t *testing.T) {
 	code, out, h := e.rest("GET", "/v1/authenticate", nil, nil)
 	if code != http.StatusMethodNotAllowed || h.Get("Allow") != "POST" || out["message"] == nil {
 		t.Errorf("GET /v1/authenticate: %d Allow %q %v", code, h.Get("Allow"), out)
+	}
+}
+
+// TestOpenAPIInterfaceIDs: a real deployment with
+// gateway.institution_code publishes a uniform interface id (U_API_ID,
+// JR/T 0185 Appendix B) on every operation business systems call
+// (identity's and authz's application interfaces), 24 characters with the
+// institution's code, each once; administrators' operations carry none.
+func TestOpenAPIInterfaceIDs(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	gateway.Settings(&cfg).InstitutionCode = "C10010"
+	e := start(t, cfg)
+	resp, err := http.Get(e.http + "/openapi.json")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /openapi.json: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+			UAPI        string `json:"x-u-api-id"`
+		} `json:"paths"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	seen := map[string]bool{}
+	for _, item := range doc.Paths {
+		for _, op := range item {
+			if op.UAPI == "" {
+				continue
+			}
+			if len(op.UAPI) != 24 || !strings.HasPrefix(op.UAPI, "OPC10010") || !strings.HasSuffix(op.UAPI, "00") || seen[op.UAPI] {
+				t.Errorf("%s: %q", op.OperationID, op.UAPI)
+			}
+			seen[op.UAPI] = true
+			got[op.OperationID] = op.UAPI
+		}
+	}
+	want := map[string]string{
+		"AuthService_Authenticate":   "OPC100100208010100000100",
+		"DirectoryService_ListOrgs":  "OPC100100108010100000600",
+		"AuthzService_Check":         "OPC100100108010200000100",
+		"AuthzService_ListSubjects":  "OPC100100208010200000400",
+		"AuthService_ChangePassword": "OPC100100208010100000200",
+	}
+	for op, id := range want {
+		if got[op] != id {
+			t.Errorf("%s: %q, want %q", op, got[op], id)
+		}
+	}
+	if len(got) != 11 {
+		t.Errorf("%d operations with an id, want 11: %v", len(got), got)
+	}
+	for op := range got {
+		if strings.HasPrefix(op, "AdminService_") {
+			t.Errorf("an administrators' operation has an id: %s", op)
+		}
 	}
 }

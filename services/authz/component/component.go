@@ -20,6 +20,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/apiid"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
@@ -77,7 +78,16 @@ func Module() module.Module {
 			"AuthzAdminService": module.AdminCredentials,
 		},
 		OpenAPISigned: []string{"AuthzService"},
-		Init:          start,
+		// The interfaces business systems call (U_API_ID): who holds a
+		// permission names people (A2); the answers about one person A1.
+		APIIDs: []apiid.Interface{
+			{Operation: "AuthzService_Check", Type: apiid.A1, Category: apiid.CategoryAuthz, Seq: 1},
+			{Operation: "AuthzService_BatchCheck", Type: apiid.A1, Category: apiid.CategoryAuthz, Seq: 2},
+			{Operation: "AuthzService_ListPermissions", Type: apiid.A1, Category: apiid.CategoryAuthz, Seq: 3},
+			{Operation: "AuthzService_ListSubjects", Type: apiid.A2, Category: apiid.CategoryAuthz, Seq: 4},
+			{Operation: "AuthzService_Explain", Type: apiid.A1, Category: apiid.CategoryAuthz, Seq: 5},
+		},
+		Init: start,
 	}
 }
 

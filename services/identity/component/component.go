@@ -20,6 +20,7 @@ import (
 
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/apiid"
 	"github.com/uias/uias/pkg/caller/natsnonce"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
@@ -75,6 +76,16 @@ func Module() module.Module {
 		},
 		OpenAPIPublic: []string{"AdminService_AdminLogin", "ImportService_Template", "ResponseKeyService_ListResponseSigningKeys"},
 		OpenAPISigned: []string{"AuthService", "DirectoryService"},
+		// The interfaces business systems call (U_API_ID): a person's
+		// credentials or data are A2, the answer keys and the org list A1.
+		APIIDs: []apiid.Interface{
+			{Operation: "AuthService_Authenticate", Type: apiid.A2, Category: apiid.CategoryIdentity, Seq: 1},
+			{Operation: "AuthService_ChangePassword", Type: apiid.A2, Category: apiid.CategoryIdentity, Seq: 2},
+			{Operation: "ResponseKeyService_ListResponseSigningKeys", Type: apiid.A1, Category: apiid.CategoryIdentity, Seq: 3},
+			{Operation: "DirectoryService_GetPerson", Type: apiid.A2, Category: apiid.CategoryIdentity, Seq: 4},
+			{Operation: "DirectoryService_ListPeople", Type: apiid.A2, Category: apiid.CategoryIdentity, Seq: 5},
+			{Operation: "DirectoryService_ListOrgs", Type: apiid.A1, Category: apiid.CategoryIdentity, Seq: 6},
+		},
 		// identity holds the key ring: the edge asks it to sign the REST
 		// answers to signed calls.
 		ResponseSigner: respsign.Remote,
