@@ -28,6 +28,9 @@ type Session struct {
 	// (EndUserSessionsBefore).
 	PasswordAt time.Time `json:"password_at,omitzero"`
 	Centre     string    `json:"centre"`
+	// Peer is the centre whose assertion opened the session (sign-in
+	// across centres, peer.go); "" for a login here.
+	Peer       string    `json:"peer,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
 	// HardExpiry is when the session ends however much it is used.

@@ -127,12 +127,14 @@ type Deps struct {
 
 // Service is the ticket domain.
 type Service struct {
-	store    Store
-	mac      *crypto.Signer
-	sink     AuditSink
-	later    LaterSink // sink, when it builds events itself
-	log      *zap.Logger
-	now      func() time.Time
+	store Store
+	mac   *crypto.Signer
+	sink  AuditSink
+	later LaterSink // sink, when it builds events itself
+	log   *zap.Logger
+	now   func() time.Time
+	// peers: sign-in across centres (peer.go); nil: off.
+	peers    *PeerSettings
 	ended    Ending
 	reg      *Registry
 	cfg      Config
@@ -213,6 +215,8 @@ type NewSession struct {
 	ClientIP   string
 	// PasswordAt: see Session.
 	PasswordAt time.Time
+	// Peer: see Session.
+	Peer string
 }
 
 // CreateSession starts a session and returns its TGT.
@@ -230,7 +234,7 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
 	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel, AuthMethod: n.AuthMethod,
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
-		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC()}
+		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC(), Peer: n.Peer}
 	if n.PasswordAt.IsZero() {
 		sess.PasswordAt = time.Time{}
 	}
@@ -245,7 +249,7 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	}
 	s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel))})
+		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel), "peer", n.Peer)})
 	return tgt, sess, nil
 }
 

@@ -38,6 +38,8 @@ const (
 	TicketService_RevokeToken_FullMethodName               = "/uias.ticket.v1.TicketService/RevokeToken"
 	TicketService_SigningKeys_FullMethodName               = "/uias.ticket.v1.TicketService/SigningKeys"
 	TicketService_EndSessionOfIDToken_FullMethodName       = "/uias.ticket.v1.TicketService/EndSessionOfIDToken"
+	TicketService_IssuePeerAssertion_FullMethodName        = "/uias.ticket.v1.TicketService/IssuePeerAssertion"
+	TicketService_RedeemPeerAssertion_FullMethodName       = "/uias.ticket.v1.TicketService/RedeemPeerAssertion"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -129,6 +131,21 @@ type TicketServiceClient interface {
 	// (an expired one too) and, with client_id, issued to that client.
 	// UNAUTHENTICATED OAUTH_INVALID_TOKEN for a token that is not.
 	EndSessionOfIDToken(ctx context.Context, in *EndSessionOfIDTokenRequest, opts ...grpc.CallOption) (*DestroySessionResponse, error)
+	// IssuePeerAssertion (the CAS pages of a centre a peer centre sent the
+	// browser to, /cas/peer/assert): a signed, single-use, short-lived
+	// assertion that the person of the session tgt is signed in here, for
+	// the peer named audience (ticket.peers) and bound to its nonce.
+	// NOT_FOUND SESSION_NOT_FOUND without a live session; INVALID_ARGUMENT
+	// PEER_UNKNOWN for an audience that is not a configured peer;
+	// FAILED_PRECONDITION PEER_SIGN_IN_OFF without ticket.peer_key_file.
+	IssuePeerAssertion(ctx context.Context, in *IssuePeerAssertionRequest, opts ...grpc.CallOption) (*IssuePeerAssertionResponse, error)
+	// RedeemPeerAssertion (the CAS pages of the centre the assertion is for,
+	// /cas/peer/accept): checks a peer's assertion (a configured peer, signed
+	// with one of its configured keys, for this centre, not expired, the
+	// browser's nonce) and uses it up; answers who signed in there and how.
+	// UNAUTHENTICATED PEER_ASSERTION_INVALID, PEER_ASSERTION_EXPIRED,
+	// PEER_ASSERTION_REPLAYED, PEER_ASSERTION_AUDIENCE otherwise (audited).
+	RedeemPeerAssertion(ctx context.Context, in *RedeemPeerAssertionRequest, opts ...grpc.CallOption) (*RedeemPeerAssertionResponse, error)
 }
 
 type ticketServiceClient struct {
@@ -329,6 +346,26 @@ func (c *ticketServiceClient) EndSessionOfIDToken(ctx context.Context, in *EndSe
 	return out, nil
 }
 
+func (c *ticketServiceClient) IssuePeerAssertion(ctx context.Context, in *IssuePeerAssertionRequest, opts ...grpc.CallOption) (*IssuePeerAssertionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssuePeerAssertionResponse)
+	err := c.cc.Invoke(ctx, TicketService_IssuePeerAssertion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) RedeemPeerAssertion(ctx context.Context, in *RedeemPeerAssertionRequest, opts ...grpc.CallOption) (*RedeemPeerAssertionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedeemPeerAssertionResponse)
+	err := c.cc.Invoke(ctx, TicketService_RedeemPeerAssertion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TicketServiceServer is the server API for TicketService service.
 // All implementations must embed UnimplementedTicketServiceServer
 // for forward compatibility.
@@ -418,6 +455,21 @@ type TicketServiceServer interface {
 	// (an expired one too) and, with client_id, issued to that client.
 	// UNAUTHENTICATED OAUTH_INVALID_TOKEN for a token that is not.
 	EndSessionOfIDToken(context.Context, *EndSessionOfIDTokenRequest) (*DestroySessionResponse, error)
+	// IssuePeerAssertion (the CAS pages of a centre a peer centre sent the
+	// browser to, /cas/peer/assert): a signed, single-use, short-lived
+	// assertion that the person of the session tgt is signed in here, for
+	// the peer named audience (ticket.peers) and bound to its nonce.
+	// NOT_FOUND SESSION_NOT_FOUND without a live session; INVALID_ARGUMENT
+	// PEER_UNKNOWN for an audience that is not a configured peer;
+	// FAILED_PRECONDITION PEER_SIGN_IN_OFF without ticket.peer_key_file.
+	IssuePeerAssertion(context.Context, *IssuePeerAssertionRequest) (*IssuePeerAssertionResponse, error)
+	// RedeemPeerAssertion (the CAS pages of the centre the assertion is for,
+	// /cas/peer/accept): checks a peer's assertion (a configured peer, signed
+	// with one of its configured keys, for this centre, not expired, the
+	// browser's nonce) and uses it up; answers who signed in there and how.
+	// UNAUTHENTICATED PEER_ASSERTION_INVALID, PEER_ASSERTION_EXPIRED,
+	// PEER_ASSERTION_REPLAYED, PEER_ASSERTION_AUDIENCE otherwise (audited).
+	RedeemPeerAssertion(context.Context, *RedeemPeerAssertionRequest) (*RedeemPeerAssertionResponse, error)
 	mustEmbedUnimplementedTicketServiceServer()
 }
 
@@ -484,6 +536,12 @@ func (UnimplementedTicketServiceServer) SigningKeys(context.Context, *SigningKey
 }
 func (UnimplementedTicketServiceServer) EndSessionOfIDToken(context.Context, *EndSessionOfIDTokenRequest) (*DestroySessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EndSessionOfIDToken not implemented")
+}
+func (UnimplementedTicketServiceServer) IssuePeerAssertion(context.Context, *IssuePeerAssertionRequest) (*IssuePeerAssertionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssuePeerAssertion not implemented")
+}
+func (UnimplementedTicketServiceServer) RedeemPeerAssertion(context.Context, *RedeemPeerAssertionRequest) (*RedeemPeerAssertionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeemPeerAssertion not implemented")
 }
 func (UnimplementedTicketServiceServer) mustEmbedUnimplementedTicketServiceServer() {}
 func (UnimplementedTicketServiceServer) testEmbeddedByValue()                       {}
@@ -848,6 +906,42 @@ func _TicketService_EndSessionOfIDToken_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_IssuePeerAssertion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssuePeerAssertionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).IssuePeerAssertion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_IssuePeerAssertion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).IssuePeerAssertion(ctx, req.(*IssuePeerAssertionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_RedeemPeerAssertion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeemPeerAssertionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).RedeemPeerAssertion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_RedeemPeerAssertion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).RedeemPeerAssertion(ctx, req.(*RedeemPeerAssertionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TicketService_ServiceDesc is the grpc.ServiceDesc for TicketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -930,6 +1024,14 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EndSessionOfIDToken",
 			Handler:    _TicketService_EndSessionOfIDToken_Handler,
+		},
+		{
+			MethodName: "IssuePeerAssertion",
+			Handler:    _TicketService_IssuePeerAssertion_Handler,
+		},
+		{
+			MethodName: "RedeemPeerAssertion",
+			Handler:    _TicketService_RedeemPeerAssertion_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

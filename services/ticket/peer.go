@@ -1,0 +1,262 @@
+package ticket
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
+)
+
+// Sign-in across centres (ADR 0030): a centre's CAS pages send a browser
+// without a session to a peer centre (ticket.peers) the person is signed in
+// at; the peer answers with a signed, single-use, short-lived assertion for
+// this centre, bound to the browser's nonce, naming the person, how and when
+// they signed in. This centre verifies it with the peer's configured public
+// keys, uses it up and opens its own session at the same level.
+
+// The reasons of sign-in across centres.
+const (
+	ReasonPeerSignInOff      = "PEER_SIGN_IN_OFF"
+	ReasonPeerUnknown        = "PEER_UNKNOWN"
+	ReasonPeerInvalid        = "PEER_ASSERTION_INVALID"
+	ReasonPeerExpired        = "PEER_ASSERTION_EXPIRED"
+	ReasonPeerReplayed       = "PEER_ASSERTION_REPLAYED"
+	ReasonPeerWrongAudience  = "PEER_ASSERTION_AUDIENCE"
+	peerAssertionType        = "uias-peer+jwt"
+	DefaultPeerAssertionTTL  = time.Minute
+	peerClockSkew            = 30 * time.Second
+	maxPeerAssertionLifetime = 5 * time.Minute
+)
+
+func init() {
+	apierr.Register(
+		apierr.Reason{Name: ReasonPeerSignInOff, Code: apierr.FailedPrecondition,
+			Doc: "Sign-in across centres: this centre has no ticket.peer_key_file (it vouches for nobody) or no ticket.peers (it trusts nobody)."},
+		apierr.Reason{Name: ReasonPeerUnknown, Code: apierr.PermissionDenied,
+			Doc: "Sign-in across centres: the centre named (the assertion's issuer, or the audience asked for) is not one of ticket.peers."},
+		apierr.Reason{Name: ReasonPeerInvalid, Code: apierr.Unauthenticated,
+			Doc: "/cas/peer/accept: the peer's assertion is malformed, not signed by one of the keys configured for that peer, or not bound to this browser (nonce): no session; the login form."},
+		apierr.Reason{Name: ReasonPeerExpired, Code: apierr.Unauthenticated,
+			Doc: "/cas/peer/accept: the peer's assertion has expired (ticket.peer_assertion_ttl after it was signed): no session; the login form."},
+		apierr.Reason{Name: ReasonPeerReplayed, Code: apierr.Unauthenticated,
+			Doc: "/cas/peer/accept: the peer's assertion was used before (each is good once): no session; the login form."},
+		apierr.Reason{Name: ReasonPeerWrongAudience, Code: apierr.Unauthenticated,
+			Doc: "/cas/peer/accept: the peer's assertion is for another centre: no session; the login form."},
+	)
+}
+
+// Errors of sign-in across centres.
+var (
+	ErrPeerSignInOff = apierr.New(apierr.FailedPrecondition, ReasonPeerSignInOff,
+		"sign-in across centres is not set up at this centre (ticket.peer_key_file, ticket.peers)")
+	errPeerInvalid   = apierr.New(apierr.Unauthenticated, ReasonPeerInvalid, "the other centre's sign-in could not be verified")
+	errPeerExpired   = apierr.New(apierr.Unauthenticated, ReasonPeerExpired, "the other centre's sign-in has expired")
+	errPeerReplayed  = apierr.New(apierr.Unauthenticated, ReasonPeerReplayed, "the other centre's sign-in was used already")
+	errPeerAudience  = apierr.New(apierr.Unauthenticated, ReasonPeerWrongAudience, "the other centre's sign-in is for another centre")
+	errPeerUnknownFn = func(name string) error {
+		return apierr.New(apierr.PermissionDenied, ReasonPeerUnknown, fmt.Sprintf("centre %q is not a configured peer (ticket.peers)", name))
+	}
+)
+
+// Peer is a centre this one trusts (ticket.peers).
+type Peer struct {
+	// Name is the peer's centre code (its ticket.centre).
+	Name string
+	// URL is the peer's external base URL (https://sso.l1.example): its
+	// pages are URL/cas/....
+	URL string
+	// Keys are the public keys the peer signs its assertions with (more
+	// than one during a rotation).
+	Keys []ed25519.PublicKey
+}
+
+// PeerSettings configure sign-in across centres.
+type PeerSettings struct {
+	// Key signs this centre's assertions (nil: it issues none).
+	Key ed25519.PrivateKey
+	// Peers by name.
+	Peers map[string]Peer
+	// TTL is an assertion's lifetime (DefaultPeerAssertionTTL).
+	TTL time.Duration
+}
+
+// PeerKeyID is the key id of a public key in an assertion's header: the
+// first 16 bytes of its SHA-256, hex.
+func PeerKeyID(k ed25519.PublicKey) string {
+	h := sha256.Sum256(k)
+	return hex.EncodeToString(h[:16])
+}
+
+// SetPeers configures sign-in across centres.
+func (s *Service) SetPeers(p PeerSettings) {
+	if p.TTL <= 0 {
+		p.TTL = DefaultPeerAssertionTTL
+	}
+	s.peers = &p
+}
+
+// PeerAssertion is what a verified assertion says.
+type PeerAssertion struct {
+	Peer       string
+	UserID     string
+	AuthLevel  int
+	AuthMethod int
+	AuthTime   time.Time
+}
+
+type peerHeader struct {
+	Alg string `json:"alg"`
+	Typ string `json:"typ"`
+	Kid string `json:"kid"`
+}
+
+type peerClaims struct {
+	Iss      string `json:"iss"`
+	Aud      string `json:"aud"`
+	Sub      string `json:"sub"`
+	Jti      string `json:"jti"`
+	Iat      int64  `json:"iat"`
+	Exp      int64  `json:"exp"`
+	AuthTime int64  `json:"auth_time"`
+	Acr      int    `json:"acr"`
+	Amr      int    `json:"amr"`
+	Nonce    string `json:"nonce"`
+}
+
+// IssuePeerAssertion signs an assertion that the person of tgt's live
+// session is signed in here, for peer audience, bound to nonce; it returns
+// the assertion and the peer's page that takes it.
+func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce string) (string, string, error) {
+	start := s.now()
+	if s.peers == nil || s.peers.Key == nil {
+		return "", "", ErrPeerSignInOff
+	}
+	p, ok := s.peers.Peers[audience]
+	if !ok {
+		return "", "", errPeerUnknownFn(audience)
+	}
+	sess, err := s.GetSession(ctx, tgt)
+	if err != nil {
+		return "", "", err
+	}
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	c := peerClaims{Iss: s.cfg.Centre, Aud: audience, Sub: sess.UserID, Jti: base64.RawURLEncoding.EncodeToString(jti),
+		Iat: start.Unix(), Exp: start.Add(s.peers.TTL).Unix(), AuthTime: sess.CreatedAt.Unix(), Acr: sess.AuthLevel,
+		Amr: sess.AuthMethod, Nonce: nonce}
+	tok, err := signPeer(s.peers.Key, c)
+	if err != nil {
+		return "", "", err
+	}
+	s.audit(ctx, audit.Action{API: "peer.assertion.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
+		Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Fields: detail("audience", audience, "session_id", sess.ID, "auth_level", fmt.Sprint(sess.AuthLevel))})
+	return tok, strings.TrimSuffix(p.URL, "/") + "/cas/peer/accept", nil
+}
+
+func signPeer(key ed25519.PrivateKey, c peerClaims) (string, error) {
+	h, err := json.Marshal(peerHeader{Alg: "EdDSA", Typ: peerAssertionType, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))})
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	in := enc.EncodeToString(h) + "." + enc.EncodeToString(b)
+	return in + "." + enc.EncodeToString(ed25519.Sign(key, []byte(in))), nil
+}
+
+// RedeemPeerAssertion verifies a peer's assertion for this centre, bound
+// to nonce, and uses it up. Every refusal is audited.
+func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*PeerAssertion, error) {
+	start := s.now()
+	c, err := s.verifyPeer(tok, nonce, start)
+	if err == nil {
+		// Once: the record outlives the assertion (and the skew).
+		ttl := time.Unix(c.Exp, 0).Add(peerClaimsSkewTTL).Sub(start)
+		if uerr := s.store.UseOnce(ctx, "peer."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
+			err = errPeerReplayed
+		} else if uerr != nil {
+			return nil, uerr
+		}
+	}
+	subject, peer := "", ""
+	if c != nil {
+		subject, peer = "user:"+c.Sub, c.Iss
+	}
+	if err != nil {
+		s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultDenied,
+			Reason: reasonOf(err), Start: start, Fields: detail("peer", peer)})
+		return nil, err
+	}
+	s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultSuccess, Reason: "OK",
+		Start: start, Fields: detail("peer", peer, "auth_level", fmt.Sprint(c.Acr))})
+	return &PeerAssertion{Peer: c.Iss, UserID: c.Sub, AuthLevel: c.Acr, AuthMethod: c.Amr, AuthTime: time.Unix(c.AuthTime, 0).UTC()}, nil
+}
+
+// peerClaimsSkewTTL is how long past its expiry a used assertion's record
+// is kept (the clock skew accepted, and a margin).
+const peerClaimsSkewTTL = peerClockSkew + 30*time.Second
+
+// verifyPeer checks tok; the claims are returned (with an error) once the
+// signature holds, so that refusals of a genuine assertion are audited
+// with its person and peer.
+func (s *Service) verifyPeer(tok, nonce string, now time.Time) (*peerClaims, error) {
+	if s.peers == nil || len(s.peers.Peers) == 0 {
+		return nil, ErrPeerSignInOff
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, errPeerInvalid
+	}
+	enc := base64.RawURLEncoding
+	hb, err1 := enc.DecodeString(parts[0])
+	cb, err2 := enc.DecodeString(parts[1])
+	sig, err3 := enc.DecodeString(parts[2])
+	var h peerHeader
+	var c peerClaims
+	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &h) != nil || json.Unmarshal(cb, &c) != nil ||
+		h.Alg != "EdDSA" || h.Typ != peerAssertionType {
+		return nil, errPeerInvalid
+	}
+	p, ok := s.peers.Peers[c.Iss]
+	if !ok {
+		return nil, errPeerUnknownFn(c.Iss)
+	}
+	var key ed25519.PublicKey
+	for _, k := range p.Keys {
+		if PeerKeyID(k) == h.Kid {
+			key = k
+		}
+	}
+	if key == nil || !ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig) {
+		// untrusted key or a forged signature
+		return nil, errPeerInvalid
+	}
+	switch {
+	case c.Aud != s.cfg.Centre:
+		return &c, errPeerAudience
+	case c.Exp <= c.Iat || time.Duration(c.Exp-c.Iat)*time.Second > maxPeerAssertionLifetime ||
+		time.Unix(c.Iat, 0).After(now.Add(peerClockSkew)):
+		return &c, errPeerInvalid
+	case !now.Before(time.Unix(c.Exp, 0).Add(peerClockSkew)):
+		return &c, errPeerExpired
+	case c.Nonce == "" || c.Nonce != nonce:
+		return &c, errPeerInvalid
+	case c.Sub == "" || c.Jti == "" || c.Acr < 1 || c.Acr > 2 || c.Amr < 0 || c.Amr > 8:
+		return &c, errPeerInvalid
+	}
+	return &c, nil
+}

@@ -1,0 +1,175 @@
+package ticket_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+)
+
+func peerKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
+
+func wantPeerReason(t *testing.T, what string, err error, reason string) {
+	t.Helper()
+	ae, ok := apierr.As(err)
+	if !ok || ae.Reason != reason {
+		t.Fatalf("%s: %v, want %s", what, err, reason)
+	}
+	if ae.Message == "" {
+		t.Fatalf("%s: no message", what)
+	}
+}
+
+const nonce = "0123456789abcdef0123456789abcdef"
+
+// TestPeerAssertion: a level-2 centre (l2a) vouches for its signed-in
+// person to level 1 (l1), which verifies with l2a's configured public key,
+// keeps the level and method, and takes each assertion once, before it
+// expires, for itself only, from a trusted key only, in the browser it was
+// asked for only; every refusal is audited.
+func TestPeerAssertion(t *testing.T) {
+	l2aKey, l1Key, otherKey := peerKey(t), peerKey(t), peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: l2aKey, TTL: time.Minute, Peers: map[string]ticket.Peer{
+		"l1":  {Name: "l1", URL: "https://l1.example/", Keys: []ed25519.PublicKey{pub(l1Key)}},
+		"l2b": {Name: "l2b", URL: "https://l2b.example", Keys: []ed25519.PublicKey{pub(otherKey)}},
+	}})
+	l1.svc.SetPeers(ticket.PeerSettings{Key: l1Key, Peers: map[string]ticket.Peer{
+		// a rotation: the old key and the new one
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(otherKey), pub(l2aKey)}},
+	}})
+	ctx := context.Background()
+	tgt, _, err := l2a.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "alice", AuthLevel: 2,
+		AuthMethod: int(ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(aud string) string {
+		t.Helper()
+		a, u, err := l2a.svc.IssuePeerAssertion(ctx, tgt, aud, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aud == "l1" && u != "https://l1.example/cas/peer/accept" {
+			t.Fatalf("accept URL %q", u)
+		}
+		return a
+	}
+	a := issue("l1")
+	got, err := l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Peer != "l2a" || got.UserID != "u1" || got.AuthLevel != 2 || got.AuthMethod != int(ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE) ||
+		got.AuthTime.IsZero() {
+		t.Fatalf("redeemed %+v", got)
+	}
+	if !l2a.audit.find("peer.assertion.issue", "success", "OK") || !l1.audit.find("peer.assertion.redeem", "success", "OK") {
+		t.Fatalf("audit: %+v / %+v", l2a.audit.evs, l1.audit.evs)
+	}
+
+	// Replayed.
+	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+	wantPeerReason(t, "replay", err, ticket.ReasonPeerReplayed)
+
+	// Another browser's (its nonce is not the one bound).
+	_, err = l1.svc.RedeemPeerAssertion(ctx, issue("l1"), "ffffffffffffffffffffffffffffffff")
+	wantPeerReason(t, "other nonce", err, ticket.ReasonPeerInvalid)
+
+	// For another centre.
+	_, err = l1.svc.RedeemPeerAssertion(ctx, issue("l2b"), nonce)
+	wantPeerReason(t, "wrong audience", err, ticket.ReasonPeerWrongAudience)
+
+	// Tampered: another person, the same signature.
+	parts := strings.Split(issue("l1"), ".")
+	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(claims), `"sub":"u1"`, `"sub":"u2"`, 1)))
+	_, err = l1.svc.RedeemPeerAssertion(ctx, strings.Join(parts, "."), nonce)
+	wantPeerReason(t, "tampered", err, ticket.ReasonPeerInvalid)
+	_, err = l1.svc.RedeemPeerAssertion(ctx, "not.an.assertion", nonce)
+	wantPeerReason(t, "garbage", err, ticket.ReasonPeerInvalid)
+
+	// Expired: past its minute and the clock skew allowed.
+	late := issue("l1")
+	l1.clock.advance(2 * time.Minute)
+	_, err = l1.svc.RedeemPeerAssertion(ctx, late, nonce)
+	wantPeerReason(t, "expired", err, ticket.ReasonPeerExpired)
+	for _, r := range []string{ticket.ReasonPeerReplayed, ticket.ReasonPeerInvalid, ticket.ReasonPeerWrongAudience, ticket.ReasonPeerExpired} {
+		if !l1.audit.find("peer.assertion.redeem", "denied", r) {
+			t.Errorf("refusal %s not audited: %+v", r, l1.audit.evs)
+		}
+	}
+
+	// An untrusted key: a centre that trusts l2a under another key.
+	l1b := newFixture(t, ticket.Config{Centre: "l1"})
+	l1b.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(otherKey)}}}})
+	_, err = l1b.svc.RedeemPeerAssertion(ctx, issue("l1"), nonce)
+	wantPeerReason(t, "untrusted key", err, ticket.ReasonPeerInvalid)
+	// An unknown peer: a centre that trusts only l2b.
+	l1c := newFixture(t, ticket.Config{Centre: "l1"})
+	l1c.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{
+		"l2b": {Name: "l2b", URL: "https://l2b.example", Keys: []ed25519.PublicKey{pub(l2aKey)}}}})
+	_, err = l1c.svc.RedeemPeerAssertion(ctx, issue("l1"), nonce)
+	wantPeerReason(t, "unknown peer", err, ticket.ReasonPeerUnknown)
+	// A centre without peers.
+	_, err = newFixture(t, ticket.Config{Centre: "l1"}).svc.RedeemPeerAssertion(ctx, issue("l1"), nonce)
+	wantPeerReason(t, "no peers", err, ticket.ReasonPeerSignInOff)
+}
+
+func TestIssuePeerAssertionRefusals(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{Centre: "l2a"})
+	tgt := f.login(t, "u1")
+	_, _, err := f.svc.IssuePeerAssertion(ctx, tgt, "l1", nonce)
+	wantPeerReason(t, "not set up", err, ticket.ReasonPeerSignInOff)
+	f.svc.SetPeers(ticket.PeerSettings{Key: peerKey(t), Peers: map[string]ticket.Peer{
+		"l1": {Name: "l1", URL: "https://l1.example", Keys: []ed25519.PublicKey{pub(peerKey(t))}}}})
+	_, _, err = f.svc.IssuePeerAssertion(ctx, tgt, "evil", nonce)
+	wantPeerReason(t, "unknown audience", err, ticket.ReasonPeerUnknown)
+	_, _, err = f.svc.IssuePeerAssertion(ctx, "TGT-0000-l2a", "l1", nonce)
+	wantPeerReason(t, "no session", err, "SESSION_NOT_FOUND")
+	if _, err := f.svc.DestroySession(ctx, tgt); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = f.svc.IssuePeerAssertion(ctx, tgt, "l1", nonce)
+	wantPeerReason(t, "ended session", err, "SESSION_NOT_FOUND")
+}
+
+// TestPeerAssertionStoreDown: with the ticket store down a genuine
+// assertion is refused TICKET_STORE_UNAVAILABLE (its single use cannot be
+// recorded), never accepted.
+func TestPeerAssertionStoreDown(t *testing.T) {
+	ctx := context.Background()
+	k := peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: k, Peers: map[string]ticket.Peer{"l1": {Name: "l1", URL: "https://l1.example"}}})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l1.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{"l2a": {Name: "l2a", URL: "https://l2a.example",
+		Keys: []ed25519.PublicKey{pub(k)}}}})
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, l2a.login(t, "u1"), "l1", nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1.ns.Shutdown()
+	l1.ns.WaitForShutdown()
+	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+	wantPeerReason(t, "store down", err, "TICKET_STORE_UNAVAILABLE")
+}
