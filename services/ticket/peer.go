@@ -120,7 +120,11 @@ type peerHeader struct {
 	Kid string `json:"kid"`
 }
 
-type peerClaims struct {
+// PeerClaims are an assertion's claims (JWT names): iss the signing
+// centre, aud the centre it is for, sub the person's UIAS id, jti its
+// single-use id, iat/exp/auth_time Unix seconds, acr the session's level
+// (1, 2), amr its method (ticketv1.AuthMethod), nonce the browser's.
+type PeerClaims struct {
 	Iss      string `json:"iss"`
 	Aud      string `json:"aud"`
 	Sub      string `json:"sub"`
@@ -151,10 +155,10 @@ func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce s
 	}
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
-	c := peerClaims{Iss: s.cfg.Centre, Aud: audience, Sub: sess.UserID, Jti: base64.RawURLEncoding.EncodeToString(jti),
+	c := PeerClaims{Iss: s.cfg.Centre, Aud: audience, Sub: sess.UserID, Jti: base64.RawURLEncoding.EncodeToString(jti),
 		Iat: start.Unix(), Exp: start.Add(s.peers.TTL).Unix(), AuthTime: sess.CreatedAt.Unix(), Acr: sess.AuthLevel,
 		Amr: sess.AuthMethod, Nonce: nonce}
-	tok, err := signPeer(s.peers.Key, c)
+	tok, err := SignPeerAssertion(s.peers.Key, c)
 	if err != nil {
 		return "", "", err
 	}
@@ -164,7 +168,9 @@ func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce s
 	return tok, strings.TrimSuffix(p.URL, "/") + "/cas/peer/accept", nil
 }
 
-func signPeer(key ed25519.PrivateKey, c peerClaims) (string, error) {
+// SignPeerAssertion signs c with key as a compact JWS (EdDSA, typ
+// uias-peer+jwt, kid PeerKeyID): what IssuePeerAssertion hands the browser.
+func SignPeerAssertion(key ed25519.PrivateKey, c PeerClaims) (string, error) {
 	h, err := json.Marshal(peerHeader{Alg: "EdDSA", Typ: peerAssertionType, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))})
 	if err != nil {
 		return "", err
@@ -185,7 +191,7 @@ func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*
 	c, err := s.verifyPeer(tok, nonce, start)
 	if err == nil {
 		// Once: the record outlives the assertion (and the skew).
-		ttl := time.Unix(c.Exp, 0).Add(peerClaimsSkewTTL).Sub(start)
+		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
 		if uerr := s.store.UseOnce(ctx, "peer."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
 			err = errPeerReplayed
 		} else if uerr != nil {
@@ -206,14 +212,14 @@ func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*
 	return &PeerAssertion{Peer: c.Iss, UserID: c.Sub, AuthLevel: c.Acr, AuthMethod: c.Amr, AuthTime: time.Unix(c.AuthTime, 0).UTC()}, nil
 }
 
-// peerClaimsSkewTTL is how long past its expiry a used assertion's record
+// peerSkewTTL is how long past its expiry a used assertion's record
 // is kept (the clock skew accepted, and a margin).
-const peerClaimsSkewTTL = peerClockSkew + 30*time.Second
+const peerSkewTTL = peerClockSkew + 30*time.Second
 
 // verifyPeer checks tok; the claims are returned (with an error) once the
 // signature holds, so that refusals of a genuine assertion are audited
 // with its person and peer.
-func (s *Service) verifyPeer(tok, nonce string, now time.Time) (*peerClaims, error) {
+func (s *Service) verifyPeer(tok, nonce string, now time.Time) (*PeerClaims, error) {
 	if s.peers == nil || len(s.peers.Peers) == 0 {
 		return nil, ErrPeerSignInOff
 	}
@@ -226,7 +232,7 @@ func (s *Service) verifyPeer(tok, nonce string, now time.Time) (*peerClaims, err
 	cb, err2 := enc.DecodeString(parts[1])
 	sig, err3 := enc.DecodeString(parts[2])
 	var h peerHeader
-	var c peerClaims
+	var c PeerClaims
 	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &h) != nil || json.Unmarshal(cb, &c) != nil ||
 		h.Alg != "EdDSA" || h.Typ != peerAssertionType {
 		return nil, errPeerInvalid

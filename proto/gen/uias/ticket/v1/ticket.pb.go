@@ -3921,7 +3921,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\vauth_method\x18\n" +
 	" \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
 	"authMethod\x12\x12\n" +
-	"\x04peer\x18\v \x01(\tR\x04peer\"\x97\x03\n" +
+	"\x04peer\x18\v \x01(\tR\x04peer\"\x9a\x03\n" +
 	"\x14CreateSessionRequest\x12'\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(@R\x06userId\x12%\n" +
 	"\x05login\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12(\n" +
@@ -3932,8 +3932,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"replaceTgt\x12E\n" +
 	"\vauth_method\x18\x06 \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
 	"authMethod\x12J\n" +
-	"\x13password_changed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12\x1f\n" +
-	"\x04peer\x18\b \x01(\tB\v\xbaH\br\x06\xd0\xc6'\x01(\x10R\x04peer\"x\n" +
+	"\x13password_changed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12\"\n" +
+	"\x04peer\x18\b \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\xd0\xc6'\x01(\x10R\x04peer\"x\n" +
 	"\x15CreateSessionResponse\x12\x10\n" +
 	"\x03tgt\x18\x01 \x01(\tR\x03tgt\x121\n" +
 	"\asession\x18\x02 \x01(\v2\x17.uias.ticket.v1.SessionR\asession\x12\x1a\n" +
