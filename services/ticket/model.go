@@ -30,7 +30,13 @@ type Session struct {
 	Centre     string    `json:"centre"`
 	// Peer is the centre whose assertion opened the session (sign-in
 	// across centres, peer.go); "" for a login here.
-	Peer       string    `json:"peer,omitempty"`
+	Peer string `json:"peer,omitempty"`
+	// PeerSID is the peer's session (its OIDCSid) the assertion came from:
+	// a logout here tells the peer to end it (and its end ends this one).
+	PeerSID string `json:"peer_sid,omitempty"`
+	// Vouched are the peers this session gave an assertion to: its end
+	// tells each of them to end the sessions they opened from it.
+	Vouched    []string  `json:"vouched,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
 	// HardExpiry is when the session ends however much it is used.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,13 +27,17 @@ import (
 
 // The reasons of sign-in across centres.
 const (
-	ReasonPeerSignInOff      = "PEER_SIGN_IN_OFF"
-	ReasonPeerUnknown        = "PEER_UNKNOWN"
-	ReasonPeerInvalid        = "PEER_ASSERTION_INVALID"
-	ReasonPeerExpired        = "PEER_ASSERTION_EXPIRED"
-	ReasonPeerReplayed       = "PEER_ASSERTION_REPLAYED"
-	ReasonPeerWrongAudience  = "PEER_ASSERTION_AUDIENCE"
-	peerAssertionType        = "uias-peer+jwt"
+	ReasonPeerSignInOff     = "PEER_SIGN_IN_OFF"
+	ReasonPeerUnknown       = "PEER_UNKNOWN"
+	ReasonPeerInvalid       = "PEER_ASSERTION_INVALID"
+	ReasonPeerExpired       = "PEER_ASSERTION_EXPIRED"
+	ReasonPeerReplayed      = "PEER_ASSERTION_REPLAYED"
+	ReasonPeerWrongAudience = "PEER_ASSERTION_AUDIENCE"
+	peerAssertionType       = "uias-peer+jwt"
+	peerLogoutType          = "uias-peer-logout+jwt"
+	// ReasonPeerLogout is the session.end reason of a session a peer's
+	// logout token ended.
+	ReasonPeerLogout         = "PEER_LOGOUT"
 	DefaultPeerAssertionTTL  = time.Minute
 	peerClockSkew            = 30 * time.Second
 	maxPeerAssertionLifetime = 5 * time.Minute
@@ -45,11 +50,11 @@ func init() {
 		apierr.Reason{Name: ReasonPeerUnknown, Code: apierr.PermissionDenied,
 			Doc: "Sign-in across centres: the centre named (the assertion's issuer, or the audience asked for) is not one of ticket.peers."},
 		apierr.Reason{Name: ReasonPeerInvalid, Code: apierr.Unauthenticated,
-			Doc: "/cas/peer/accept: the peer's assertion is malformed, not signed by one of the keys configured for that peer, or not bound to this browser (nonce): no session; the login form."},
+			Doc: "/cas/peer/accept: the peer's assertion is malformed, not signed by one of the keys configured for that peer, or not bound to this browser (nonce): no session; the login form. /cas/peer/logout: the same for a logout token (HTTP 400)."},
 		apierr.Reason{Name: ReasonPeerExpired, Code: apierr.Unauthenticated,
-			Doc: "/cas/peer/accept: the peer's assertion has expired (ticket.peer_assertion_ttl after it was signed): no session; the login form."},
+			Doc: "/cas/peer/accept: the peer's assertion (or, at /cas/peer/logout, its logout token) has expired (ticket.peer_assertion_ttl after it was signed): no session; the login form."},
 		apierr.Reason{Name: ReasonPeerReplayed, Code: apierr.Unauthenticated,
-			Doc: "/cas/peer/accept: the peer's assertion was used before (each is good once): no session; the login form."},
+			Doc: "/cas/peer/accept: the peer's assertion was used before (each is good once): no session; the login form. /cas/peer/logout: a logout token posted again (HTTP 400)."},
 		apierr.Reason{Name: ReasonPeerWrongAudience, Code: apierr.Unauthenticated,
 			Doc: "/cas/peer/accept: the peer's assertion is for another centre: no session; the login form."},
 	)
@@ -112,6 +117,8 @@ type PeerAssertion struct {
 	AuthLevel  int
 	AuthMethod int
 	AuthTime   time.Time
+	// PeerSID: the peer's session it came from.
+	PeerSID string
 }
 
 type peerHeader struct {
@@ -123,7 +130,8 @@ type peerHeader struct {
 // PeerClaims are an assertion's claims (JWT names): iss the signing
 // centre, aud the centre it is for, sub the person's UIAS id, jti its
 // single-use id, iat/exp/auth_time Unix seconds, acr the session's level
-// (1, 2), amr its method (ticketv1.AuthMethod), nonce the browser's.
+// (1, 2), amr its method (ticketv1.AuthMethod), nonce the browser's, sid
+// the session (see Sid).
 type PeerClaims struct {
 	Iss      string `json:"iss"`
 	Aud      string `json:"aud"`
@@ -134,7 +142,10 @@ type PeerClaims struct {
 	AuthTime int64  `json:"auth_time"`
 	Acr      int    `json:"acr"`
 	Amr      int    `json:"amr"`
-	Nonce    string `json:"nonce"`
+	Nonce    string `json:"nonce,omitempty"`
+	// Sid is the issuing centre's session (its OIDCSid): in an assertion,
+	// the session it came from; in a logout token, the session to end.
+	Sid string `json:"sid,omitempty"`
 }
 
 // IssuePeerAssertion signs an assertion that the person of tgt's live
@@ -149,7 +160,10 @@ func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce s
 	if !ok {
 		return "", "", errPeerUnknownFn(audience)
 	}
-	sess, err := s.GetSession(ctx, tgt)
+	if !validTGT(tgt) {
+		return "", "", ErrSessionNotFound
+	}
+	sess, err := s.recordVouched(ctx, SessionID(tgt), audience)
 	if err != nil {
 		return "", "", err
 	}
@@ -157,7 +171,7 @@ func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce s
 	_, _ = rand.Read(jti)
 	c := PeerClaims{Iss: s.cfg.Centre, Aud: audience, Sub: sess.UserID, Jti: base64.RawURLEncoding.EncodeToString(jti),
 		Iat: start.Unix(), Exp: start.Add(s.peers.TTL).Unix(), AuthTime: sess.CreatedAt.Unix(), Acr: sess.AuthLevel,
-		Amr: sess.AuthMethod, Nonce: nonce}
+		Amr: sess.AuthMethod, Nonce: nonce, Sid: sess.OIDCSid()}
 	tok, err := SignPeerAssertion(s.peers.Key, c)
 	if err != nil {
 		return "", "", err
@@ -171,7 +185,33 @@ func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce s
 // SignPeerAssertion signs c with key as a compact JWS (EdDSA, typ
 // uias-peer+jwt, kid PeerKeyID): what IssuePeerAssertion hands the browser.
 func SignPeerAssertion(key ed25519.PrivateKey, c PeerClaims) (string, error) {
-	h, err := json.Marshal(peerHeader{Alg: "EdDSA", Typ: peerAssertionType, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))})
+	return signPeer(key, peerAssertionType, c)
+}
+
+// recordVouched records in the live session id that it vouched to
+// audience (its end tells the audience), and returns it.
+func (s *Service) recordVouched(ctx context.Context, id, audience string) (*Session, error) {
+	sess, rev, err := s.liveSession(ctx, id)
+	for attempt := 0; err == nil; attempt++ {
+		if slices.Contains(sess.Vouched, audience) {
+			return sess, nil
+		}
+		sess.Vouched = append(sess.Vouched, audience)
+		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(s.now()))
+		switch {
+		case err == nil:
+			return sess, nil
+		case errors.Is(err, ErrConflict) && attempt < 5:
+			sess, rev, err = s.liveSession(ctx, id)
+		case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
+			return nil, ErrSessionNotFound
+		}
+	}
+	return nil, err
+}
+
+func signPeer(key ed25519.PrivateKey, typ string, c PeerClaims) (string, error) {
+	h, err := json.Marshal(peerHeader{Alg: "EdDSA", Typ: typ, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))})
 	if err != nil {
 		return "", err
 	}
@@ -188,7 +228,7 @@ func SignPeerAssertion(key ed25519.PrivateKey, c PeerClaims) (string, error) {
 // to nonce, and uses it up. Every refusal is audited.
 func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*PeerAssertion, error) {
 	start := s.now()
-	c, err := s.verifyPeer(tok, nonce, start)
+	c, err := s.verifyPeer(tok, peerAssertionType, nonce, start)
 	if err == nil {
 		// Once: the record outlives the assertion (and the skew).
 		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
@@ -209,7 +249,8 @@ func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*
 	}
 	s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultSuccess, Reason: "OK",
 		Start: start, Fields: detail("peer", peer, "auth_level", fmt.Sprint(c.Acr))})
-	return &PeerAssertion{Peer: c.Iss, UserID: c.Sub, AuthLevel: c.Acr, AuthMethod: c.Amr, AuthTime: time.Unix(c.AuthTime, 0).UTC()}, nil
+	return &PeerAssertion{Peer: c.Iss, UserID: c.Sub, AuthLevel: c.Acr, AuthMethod: c.Amr, AuthTime: time.Unix(c.AuthTime, 0).UTC(),
+		PeerSID: c.Sid}, nil
 }
 
 // peerSkewTTL is how long past its expiry a used assertion's record
@@ -219,7 +260,7 @@ const peerSkewTTL = peerClockSkew + 30*time.Second
 // verifyPeer checks tok; the claims are returned (with an error) once the
 // signature holds, so that refusals of a genuine assertion are audited
 // with its person and peer.
-func (s *Service) verifyPeer(tok, nonce string, now time.Time) (*PeerClaims, error) {
+func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims, error) {
 	if s.peers == nil || len(s.peers.Peers) == 0 {
 		return nil, ErrPeerSignInOff
 	}
@@ -234,7 +275,7 @@ func (s *Service) verifyPeer(tok, nonce string, now time.Time) (*PeerClaims, err
 	var h peerHeader
 	var c PeerClaims
 	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &h) != nil || json.Unmarshal(cb, &c) != nil ||
-		h.Alg != "EdDSA" || h.Typ != peerAssertionType {
+		h.Alg != "EdDSA" || h.Typ != typ {
 		return nil, errPeerInvalid
 	}
 	p, ok := s.peers.Peers[c.Iss]
@@ -259,10 +300,82 @@ func (s *Service) verifyPeer(tok, nonce string, now time.Time) (*PeerClaims, err
 		return &c, errPeerInvalid
 	case !now.Before(time.Unix(c.Exp, 0).Add(peerClockSkew)):
 		return &c, errPeerExpired
-	case c.Nonce == "" || c.Nonce != nonce:
+	case typ == peerAssertionType && (c.Nonce == "" || c.Nonce != nonce):
 		return &c, errPeerInvalid
-	case c.Sub == "" || c.Jti == "" || c.Acr < 1 || c.Acr > 2 || c.Amr < 0 || c.Amr > 8:
+	case typ == peerAssertionType && (c.Acr < 1 || c.Acr > 2 || c.Amr < 0 || c.Amr > 8):
+		return &c, errPeerInvalid
+	case c.Sub == "" || c.Jti == "" || (typ == peerLogoutType && c.Sid == ""):
 		return &c, errPeerInvalid
 	}
 	return &c, nil
+}
+
+// PeerLogoutToken signs, for peer, a logout token naming the person sub
+// and the session sid (the peer's own, or this centre's the peer opened a
+// session from), and returns where to post it (the peer's
+// /cas/peer/logout). ErrPeerSignInOff without a key; PEER_UNKNOWN for a
+// peer not configured.
+func (s *Service) PeerLogoutToken(peer, sub, sid string) (string, string, error) {
+	if s.peers == nil || s.peers.Key == nil {
+		return "", "", ErrPeerSignInOff
+	}
+	p, ok := s.peers.Peers[peer]
+	if !ok {
+		return "", "", errPeerUnknownFn(peer)
+	}
+	now := s.now()
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	tok, err := signPeer(s.peers.Key, peerLogoutType, PeerClaims{Iss: s.cfg.Centre, Aud: peer, Sub: sub, Sid: sid,
+		Jti: base64.RawURLEncoding.EncodeToString(jti), Iat: now.Unix(), Exp: now.Add(s.peers.TTL).Unix()})
+	return tok, strings.TrimSuffix(p.URL, "/") + "/cas/peer/logout", err
+}
+
+// PeerLogout verifies a peer's logout token (as an assertion, without a
+// nonce) and ends the person's sessions tied to that peer's session: the
+// one here the peer opened a session from (sid is this centre's, and it
+// vouched to the peer), and those opened here on the peer's word from its
+// session sid. It answers how many ended; refusals are audited.
+func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
+	start := s.now()
+	c, err := s.verifyPeer(tok, peerLogoutType, "", start)
+	if err == nil {
+		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
+		if uerr := s.store.UseOnce(ctx, "peerlogout."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
+			err = errPeerReplayed
+		} else if uerr != nil {
+			return 0, uerr
+		}
+	}
+	if err != nil {
+		subject, peer := "", ""
+		if c != nil {
+			subject, peer = "user:"+c.Sub, c.Iss
+		}
+		s.audit(ctx, audit.Action{API: "peer.logout", Subject: subject, Result: audit.ResultDenied, Reason: reasonOf(err),
+			Start: start, Fields: detail("peer", peer)})
+		return 0, err
+	}
+	sessions, err := s.UserSessions(ctx, c.Sub)
+	if err != nil && !errors.Is(err, ErrNoSuchUserSession) {
+		return 0, err
+	}
+	n := 0
+	for _, sess := range sessions {
+		mine := sess.OIDCSid() == c.Sid && slices.Contains(sess.Vouched, c.Iss)
+		theirs := sess.Peer == c.Iss && sess.PeerSID == c.Sid
+		if !mine && !theirs {
+			continue
+		}
+		ended, err := s.endSession(ctx, sess.ID, c.Sub, ReasonPeerLogout)
+		if err != nil && !ended {
+			return n, err
+		}
+		if ended {
+			n++
+		}
+	}
+	s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Fields: detail("peer", c.Iss, "sessions", fmt.Sprint(n))})
+	return n, nil
 }

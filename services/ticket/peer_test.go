@@ -173,3 +173,95 @@ func TestPeerAssertionStoreDown(t *testing.T) {
 	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
 	wantPeerReason(t, "store down", err, "TICKET_STORE_UNAVAILABLE")
 }
+
+// TestPeerLogout: a session l2a vouched from and the level-1 session
+// opened on its word end together, whichever centre the person signs out
+// at: each centre's logout token names the session, is good once, and
+// ends only sessions tied to its issuer.
+func TestPeerLogout(t *testing.T) {
+	ctx := context.Background()
+	l2aKey, l1Key := peerKey(t), peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: l2aKey, Peers: map[string]ticket.Peer{
+		"l1": {Name: "l1", URL: "https://l1.example", Keys: []ed25519.PublicKey{pub(l1Key)}}}})
+	l1.svc.SetPeers(ticket.PeerSettings{Key: l1Key, Peers: map[string]ticket.Peer{
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(l2aKey)}}}})
+	hop := func() (string, *ticket.Session, string, *ticket.Session) {
+		t.Helper()
+		tgtA := l2a.login(t, "u1")
+		a, _, err := l2a.svc.IssuePeerAssertion(ctx, tgtA, "l1", nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessA, err := l2a.svc.GetSession(ctx, tgtA)
+		if err != nil || len(sessA.Vouched) != 1 || sessA.Vouched[0] != "l1" || got.PeerSID != sessA.OIDCSid() {
+			t.Fatalf("vouching session %+v %v, assertion sid %q", sessA, err, got.PeerSID)
+		}
+		tgtB, sessB, err := l1.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: got.AuthLevel,
+			Peer: got.Peer, PeerSID: got.PeerSID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tgtA, sessA, tgtB, sessB
+	}
+
+	// Signed out at l2a: its token ends level 1's session, once.
+	tgtA, sessA, tgtB, _ := hop()
+	other := l1.login(t, "u1") // a session of level 1's own: untouched
+	tok, u, err := l2a.svc.PeerLogoutToken("l1", "u1", sessA.OIDCSid())
+	if err != nil || u != "https://l1.example/cas/peer/logout" {
+		t.Fatalf("token: %q %v", u, err)
+	}
+	if n, err := l1.svc.PeerLogout(ctx, tok); err != nil || n != 1 {
+		t.Fatalf("peer logout at level 1: %d %v", n, err)
+	}
+	if _, err := l1.svc.GetSession(ctx, tgtB); err == nil {
+		t.Fatal("level 1's session from l2a survived l2a's logout")
+	}
+	if _, err := l1.svc.GetSession(ctx, other); err != nil {
+		t.Fatalf("level 1's own session ended: %v", err)
+	}
+	_, err = l1.svc.PeerLogout(ctx, tok)
+	wantPeerReason(t, "replayed logout", err, ticket.ReasonPeerReplayed)
+	if !l1.audit.find("session.end", "success", ticket.ReasonPeerLogout) || !l1.audit.find("peer.logout", "success", "OK") {
+		t.Fatalf("audit: %+v", l1.audit.evs)
+	}
+	_ = tgtA
+
+	// Signed out at level 1: its token ends the l2a session it came from.
+	tgtA, sessA, _, sessB := hop()
+	tok, _, err = l1.svc.PeerLogoutToken("l2a", "u1", sessB.PeerSID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l2a.svc.PeerLogout(ctx, tok); err != nil || n != 1 {
+		t.Fatalf("peer logout at l2a: %d %v", n, err)
+	}
+	if _, err := l2a.svc.GetSession(ctx, tgtA); err == nil {
+		t.Fatal("l2a's session survived level 1's logout")
+	}
+
+	// A session that vouched to nobody is not level 1's to end.
+	own := l2a.login(t, "u1")
+	ownSess, _ := l2a.svc.GetSession(ctx, own)
+	tok, _, _ = l1.svc.PeerLogoutToken("l2a", "u1", ownSess.OIDCSid())
+	if n, err := l2a.svc.PeerLogout(ctx, tok); err != nil || n != 0 {
+		t.Fatalf("a session that did not vouch: %d %v", n, err)
+	}
+	if _, err := l2a.svc.GetSession(ctx, own); err != nil {
+		t.Fatalf("a session that did not vouch ended: %v", err)
+	}
+	// An assertion is no logout token.
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, own, "l1", nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1.svc.PeerLogout(ctx, a)
+	wantPeerReason(t, "assertion as logout token", err, ticket.ReasonPeerInvalid)
+	_ = sessA
+}

@@ -215,8 +215,9 @@ type NewSession struct {
 	ClientIP   string
 	// PasswordAt: see Session.
 	PasswordAt time.Time
-	// Peer: see Session.
-	Peer string
+	// Peer, PeerSID, Vouched: see Session.
+	Peer, PeerSID string
+	Vouched       []string
 }
 
 // CreateSession starts a session and returns its TGT.
@@ -234,7 +235,8 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
 	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel, AuthMethod: n.AuthMethod,
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
-		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC(), Peer: n.Peer}
+		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC(), Peer: n.Peer,
+		PeerSID: n.PeerSID, Vouched: n.Vouched}
 	if n.PasswordAt.IsZero() {
 		sess.PasswordAt = time.Time{}
 	}
@@ -339,6 +341,12 @@ func (s *Service) RaiseSession(ctx context.Context, tgt string, n NewSession) (n
 	// The new session keeps the old one's OpenID Connect sid, and the old
 	// id names the new session for the tokens and proxy-granting tickets
 	// issued from it: the applications stay signed in with what they hold.
+	// The peers the old session vouched to are told of the new one's end.
+	for _, v := range old.Vouched {
+		if !slices.Contains(n.Vouched, v) {
+			n.Vouched = append(n.Vouched, v)
+		}
+	}
 	newTGT, sess, err = s.createSession(ctx, n, old.Services, old.OIDCSid())
 	if err == nil {
 		if ferr := s.store.PutSessionForward(ctx, old.ID, sess.ID, max(sess.HardExpiry.Sub(s.now()), time.Second)); ferr != nil {

@@ -213,8 +213,10 @@ func auditedAt(t *testing.T, c *syncCentre, api, result, reason string) bool {
 // method (a level-2 application still asks for more). The assertion is
 // good once; expired, foreign, untrusted and unknown-peer assertions and
 // open-redirect attempts are refused with a message and audited; the other
-// way (level 1 to l2a) works alike; logout offers the peer's logout; with
-// l2a down level 1's page offers only its own form.
+// way (level 1 to l2a) works alike; a logout at either centre ends the
+// session at the other it is tied to (back channel, signed logout token)
+// and the page links to the peer's logout; with l2a down level 1's page
+// offers only its own form.
 func TestSignInAcrossCentres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two UIAS processes")
@@ -365,11 +367,32 @@ func TestSignInAcrossCentres(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `href="`+l2aCas+`logout"`) || !strings.Contains(body, "sign out there too") {
 		t.Fatalf("logout of a session from l2a: %d\n%s", code, body)
 	}
-	if ss, err := ticketv1.NewTicketAdminServiceClient(pc.l1.e.conn).ListUserSessions(pc.l1.e.adm(),
-		&ticketv1.ListUserSessionsRequest{UserId: pc.person.userID}); err != nil || len(ss.GetSessions()) != 1 {
-		// b3's own level-1 session stays
-		t.Fatalf("sessions at level 1 after the logout: %v %v", ss, err)
+	l1Sessions := func() int {
+		ss, err := ticketv1.NewTicketAdminServiceClient(pc.l1.e.conn).ListUserSessions(pc.l1.e.adm(),
+			&ticketv1.ListUserSessionsRequest{UserId: pc.person.userID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ss.GetSessions())
 	}
+	if n := l1Sessions(); n != 1 { // b3's own level-1 session stays
+		t.Fatalf("sessions at level 1 after the logout: %d", n)
+	}
+	// ... and level 1 told l2a, which ended the session the hop came from.
+	eventually(t, "l2a's session ended by level 1's logout", func() bool {
+		code, body, at := br.get(l2aCas + "login")
+		return code == http.StatusOK && strings.HasSuffix(at.Path, "/cas/login") && strings.Contains(body, `id="username"`)
+	})
+	eventually(t, "the logout across centres audited", func() bool {
+		return auditedAt(t, pc.l1, "peer.logout.delivery", "success", "OK") && auditedAt(t, pc.l2a, "peer.logout", "success", "OK") &&
+			auditedAt(t, pc.l2a, "session.end", "success", ticket.ReasonPeerLogout)
+	})
+	// Signed out at l2a (where b3 hopped to): level 1's session it came
+	// from ends too.
+	if code, body, _ := b3.get(l2aCas + "logout"); code != http.StatusOK || !strings.Contains(body, `href="`+l1Cas+`logout"`) {
+		t.Fatalf("logout at l2a: %d\n%s", code, body)
+	}
+	eventually(t, "level 1's session ended by l2a's logout", func() bool { return l1Sessions() == 0 })
 
 	// l2a down: level 1's page offers its own form only.
 	pc.l2a.stop(t)

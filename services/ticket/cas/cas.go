@@ -164,6 +164,7 @@ func New(o Options) *Handler {
 		{"peer/assert", map[string]http.HandlerFunc{"GET": h.peerAssert}, false},
 		{"peer/accept", map[string]http.HandlerFunc{"GET": h.peerAccept}, false},
 		{"peer/ping", map[string]http.HandlerFunc{"GET": h.peerPing}, true},
+		{"peer/logout", map[string]http.HandlerFunc{"POST": h.peerLogout}, false},
 	}
 	allowed := map[string]string{} // path -> Allow
 	for _, rt := range routes {

@@ -309,7 +309,7 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: as.GetAuthLevel(), OrgId: res.GetOrgId(), AuthMethod: as.GetAuthMethod(), ReplaceTgt: old,
-		PasswordChangedAt: res.GetPasswordChangedAt(), Peer: as.GetPeer()})
+		PasswordChangedAt: res.GetPasswordChangedAt(), Peer: as.GetPeer(), PeerSid: as.GetPeerSid()})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -332,4 +332,36 @@ func (h *Handler) peerLogoutLinks(r *http.Request, peer string) []peerLink {
 	}
 	return []peerLink{{Name: pr.Name, Text: fmt.Sprintf(h.texts(r).PeerLogout, pr.display()),
 		Href: strings.TrimSuffix(pr.URL, "/") + "/cas/logout"}}
+}
+
+// peerLogout is POST /cas/peer/logout: a peer centre's ticket component
+// posts a signed logout token (logout_token) when a session tied to this
+// centre ended there; the ticket component ends the sessions it names.
+// 200 {"ended":n}; 400 for a token that is not one; 503 when the component
+// cannot be asked (the peer retries).
+func (h *Handler) peerLogout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	if err := r.ParseForm(); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
+		return
+	}
+	ctx, cancel := h.ctx(r)
+	defer cancel()
+	res, err := h.o.Tickets.PeerLogout(ctx, &ticketv1.PeerLogoutRequest{LogoutToken: r.PostFormValue("logout_token")})
+	switch {
+	case err == nil:
+		_, _ = fmt.Fprintf(w, `{"ended":%d}`, res.GetEnded())
+	case status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.InvalidArgument ||
+		status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.FailedPrecondition:
+		h.o.Log.Info("CAS peer logout refused", zap.String("reason", reasonOf(err)))
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = fmt.Fprintf(w, `{"error":"invalid_token","reason":%q}`, reasonOf(err))
+	default:
+		h.o.Log.Warn("CAS peer logout: the ticket component did not answer", zap.Error(err))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+	}
 }

@@ -155,7 +155,8 @@ func sessionPB(s *ticket.Session, idle time.Duration) *ticketv1.Session {
 // CreateSession implements TicketService.
 func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionRequest) (*ticketv1.CreateSessionResponse, error) {
 	n := ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(), OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()),
-		AuthMethod: int(r.GetAuthMethod()), ClientIP: clientIP(ctx), Peer: r.GetPeer()}
+		AuthMethod: int(r.GetAuthMethod()), ClientIP: clientIP(ctx), Peer: r.GetPeer(),
+		PeerSID: r.GetPeerSid()}
 	if t := r.GetPasswordChangedAt(); t != nil {
 		n.PasswordAt = t.AsTime()
 	}
@@ -189,7 +190,16 @@ func (s *Server) RedeemPeerAssertion(ctx context.Context, r *ticketv1.RedeemPeer
 		return nil, err
 	}
 	return &ticketv1.RedeemPeerAssertionResponse{Peer: a.Peer, UserId: a.UserID, AuthLevel: int32(a.AuthLevel),
-		AuthMethod: ticketv1.AuthMethod(a.AuthMethod), AuthTime: ts(a.AuthTime)}, nil
+		AuthMethod: ticketv1.AuthMethod(a.AuthMethod), AuthTime: ts(a.AuthTime), PeerSid: a.PeerSID}, nil
+}
+
+// PeerLogout implements TicketService.
+func (s *Server) PeerLogout(ctx context.Context, r *ticketv1.PeerLogoutRequest) (*ticketv1.PeerLogoutResponse, error) {
+	n, err := s.svc.PeerLogout(ctx, r.GetLogoutToken())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.PeerLogoutResponse{Ended: int32(min(n, 1<<20))}, nil // #nosec G115 -- bounded
 }
 
 // GetSession implements TicketService.

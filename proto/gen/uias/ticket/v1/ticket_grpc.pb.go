@@ -40,6 +40,7 @@ const (
 	TicketService_EndSessionOfIDToken_FullMethodName       = "/uias.ticket.v1.TicketService/EndSessionOfIDToken"
 	TicketService_IssuePeerAssertion_FullMethodName        = "/uias.ticket.v1.TicketService/IssuePeerAssertion"
 	TicketService_RedeemPeerAssertion_FullMethodName       = "/uias.ticket.v1.TicketService/RedeemPeerAssertion"
+	TicketService_PeerLogout_FullMethodName                = "/uias.ticket.v1.TicketService/PeerLogout"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -146,6 +147,13 @@ type TicketServiceClient interface {
 	// UNAUTHENTICATED PEER_ASSERTION_INVALID, PEER_ASSERTION_EXPIRED,
 	// PEER_ASSERTION_REPLAYED, PEER_ASSERTION_AUDIENCE otherwise (audited).
 	RedeemPeerAssertion(ctx context.Context, in *RedeemPeerAssertionRequest, opts ...grpc.CallOption) (*RedeemPeerAssertionResponse, error)
+	// PeerLogout (the CAS pages, /cas/peer/logout, posted by a peer centre's
+	// ticket component): a peer's signed logout token ends the sessions tied
+	// to it here: this centre's session the peer opened a session from (the
+	// token's sid, when this centre vouched to that peer), and the sessions
+	// this centre opened on the peer's word from the peer's session sid.
+	// Refusals as RedeemPeerAssertion's (audited).
+	PeerLogout(ctx context.Context, in *PeerLogoutRequest, opts ...grpc.CallOption) (*PeerLogoutResponse, error)
 }
 
 type ticketServiceClient struct {
@@ -366,6 +374,16 @@ func (c *ticketServiceClient) RedeemPeerAssertion(ctx context.Context, in *Redee
 	return out, nil
 }
 
+func (c *ticketServiceClient) PeerLogout(ctx context.Context, in *PeerLogoutRequest, opts ...grpc.CallOption) (*PeerLogoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PeerLogoutResponse)
+	err := c.cc.Invoke(ctx, TicketService_PeerLogout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TicketServiceServer is the server API for TicketService service.
 // All implementations must embed UnimplementedTicketServiceServer
 // for forward compatibility.
@@ -470,6 +488,13 @@ type TicketServiceServer interface {
 	// UNAUTHENTICATED PEER_ASSERTION_INVALID, PEER_ASSERTION_EXPIRED,
 	// PEER_ASSERTION_REPLAYED, PEER_ASSERTION_AUDIENCE otherwise (audited).
 	RedeemPeerAssertion(context.Context, *RedeemPeerAssertionRequest) (*RedeemPeerAssertionResponse, error)
+	// PeerLogout (the CAS pages, /cas/peer/logout, posted by a peer centre's
+	// ticket component): a peer's signed logout token ends the sessions tied
+	// to it here: this centre's session the peer opened a session from (the
+	// token's sid, when this centre vouched to that peer), and the sessions
+	// this centre opened on the peer's word from the peer's session sid.
+	// Refusals as RedeemPeerAssertion's (audited).
+	PeerLogout(context.Context, *PeerLogoutRequest) (*PeerLogoutResponse, error)
 	mustEmbedUnimplementedTicketServiceServer()
 }
 
@@ -542,6 +567,9 @@ func (UnimplementedTicketServiceServer) IssuePeerAssertion(context.Context, *Iss
 }
 func (UnimplementedTicketServiceServer) RedeemPeerAssertion(context.Context, *RedeemPeerAssertionRequest) (*RedeemPeerAssertionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RedeemPeerAssertion not implemented")
+}
+func (UnimplementedTicketServiceServer) PeerLogout(context.Context, *PeerLogoutRequest) (*PeerLogoutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PeerLogout not implemented")
 }
 func (UnimplementedTicketServiceServer) mustEmbedUnimplementedTicketServiceServer() {}
 func (UnimplementedTicketServiceServer) testEmbeddedByValue()                       {}
@@ -942,6 +970,24 @@ func _TicketService_RedeemPeerAssertion_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_PeerLogout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PeerLogoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).PeerLogout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_PeerLogout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).PeerLogout(ctx, req.(*PeerLogoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TicketService_ServiceDesc is the grpc.ServiceDesc for TicketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1032,6 +1078,10 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RedeemPeerAssertion",
 			Handler:    _TicketService_RedeemPeerAssertion_Handler,
+		},
+		{
+			MethodName: "PeerLogout",
+			Handler:    _TicketService_PeerLogout_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
