@@ -170,7 +170,7 @@ func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce s
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	c := PeerClaims{Iss: s.cfg.Centre, Aud: audience, Sub: sess.UserID, Jti: base64.RawURLEncoding.EncodeToString(jti),
-		Iat: start.Unix(), Exp: start.Add(s.peers.TTL).Unix(), AuthTime: sess.CreatedAt.Unix(), Acr: sess.AuthLevel,
+		Iat: start.Unix(), Exp: start.Add(s.peers.TTL).Unix(), AuthTime: sess.AuthTime().Unix(), Acr: sess.AuthLevel,
 		Amr: sess.AuthMethod, Nonce: nonce, Sid: sess.OIDCSid()}
 	tok, err := SignPeerAssertion(s.peers.Key, c)
 	if err != nil {
@@ -299,6 +299,10 @@ func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims
 		time.Unix(c.Iat, 0).After(now.Add(peerClockSkew)):
 		return &c, errPeerInvalid
 	case !now.Before(time.Unix(c.Exp, 0).Add(peerClockSkew)):
+		return &c, errPeerExpired
+	case typ == peerAssertionType && (time.Unix(c.AuthTime, 0).After(now.Add(peerClockSkew)) ||
+		!now.Before(time.Unix(c.AuthTime, 0).Add(s.cfg.TGTHard))):
+		// a sign-in from the future, or one older than a session may live
 		return &c, errPeerExpired
 	case typ == peerAssertionType && (c.Nonce == "" || c.Nonce != nonce):
 		return &c, errPeerInvalid

@@ -85,6 +85,29 @@ func TestPeerAssertion(t *testing.T) {
 		t.Fatalf("audit: %+v / %+v", l2a.audit.evs, l1.audit.evs)
 	}
 
+	// The session opened on it keeps the sign-in's time: its hard limit
+	// runs from there, so hops never extend a sign-in.
+	signedIn := time.Now().Add(-3 * time.Hour)
+	_, sess, err := l1.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "alice", AuthLevel: 2, Peer: "l2a",
+		AuthAt: signedIn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sess.AuthTime().Equal(signedIn.UTC()) || !sess.HardExpiry.Equal(signedIn.Add(8*time.Hour).UTC()) {
+		t.Fatalf("session on a peer's word: auth %s, hard expiry %s", sess.AuthTime(), sess.HardExpiry)
+	}
+	// A sign-in older than a session may live (or from the future) is
+	// refused as expired.
+	for _, at := range []time.Time{time.Now().Add(-9 * time.Hour), time.Now().Add(time.Hour)} {
+		old, err := ticket.SignPeerAssertion(l2aKey, ticket.PeerClaims{Iss: "l2a", Aud: "l1", Sub: "u1", Jti: at.String(),
+			Iat: time.Now().Unix(), Exp: time.Now().Add(time.Minute).Unix(), AuthTime: at.Unix(), Acr: 1, Amr: 1, Nonce: nonce})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l1.svc.RedeemPeerAssertion(ctx, old, nonce)
+		wantPeerReason(t, "sign-in at "+at.String(), err, ticket.ReasonPeerExpired)
+	}
+
 	// Replayed.
 	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
 	wantPeerReason(t, "replay", err, ticket.ReasonPeerReplayed)

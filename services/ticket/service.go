@@ -218,6 +218,9 @@ type NewSession struct {
 	// Peer, PeerSID, Vouched: see Session.
 	Peer, PeerSID string
 	Vouched       []string
+	// AuthAt: when the person authenticated, if before now (a peer's
+	// sign-in): the hard lifetime runs from it.
+	AuthAt time.Time
 }
 
 // CreateSession starts a session and returns its TGT.
@@ -237,6 +240,12 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
 		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC(), Peer: n.Peer,
 		PeerSID: n.PeerSID, Vouched: n.Vouched}
+	if !n.AuthAt.IsZero() && n.AuthAt.Before(start) {
+		// Hops between centres never extend a sign-in: the hard limit
+		// runs from the authentication.
+		sess.AuthAt = n.AuthAt.UTC()
+		sess.HardExpiry = n.AuthAt.Add(s.cfg.TGTHard).UTC()
+	}
 	if n.PasswordAt.IsZero() {
 		sess.PasswordAt = time.Time{}
 	}
@@ -572,7 +581,7 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 			guarded = slices.Contains(sess.Issuers, replica) || len(sess.Issuers) < MaxIssuersPerSession
 			rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
 				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, AuthMethod: sess.AuthMethod, FromNewLogin: fromNewLogin,
-				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded, OIDC: oidc}
+				AuthTime: sess.AuthTime(), IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded, OIDC: oidc}
 			if err := s.store.PutTicket(ctx, keyOf(st), rec, max(sig.Expires.Sub(now), time.Second)); err != nil {
 				if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
 					err = ErrSessionNotFound

@@ -255,6 +255,13 @@ func TestSignInAcrossCentres(t *testing.T) {
 	if s := ss.GetSessions()[0]; s.GetPeer() != "l2a" || s.GetAuthLevel() != 1 || s.GetAuthMethod() != ticketv1.AuthMethod_AUTH_METHOD_PASSWORD {
 		t.Fatalf("session at level 1: %+v", s)
 	}
+	// ... and the time of the sign-in at l2a (its hard limit runs from it).
+	sa, err := ticketv1.NewTicketAdminServiceClient(pc.l2a.e.conn).ListUserSessions(pc.l2a.e.adm(),
+		&ticketv1.ListUserSessionsRequest{UserId: pc.person.userID})
+	if err != nil || len(sa.GetSessions()) != 1 ||
+		ss.GetSessions()[0].GetAuthTime().AsTime().Unix() != sa.GetSessions()[0].GetCreatedAt().AsTime().Unix() {
+		t.Fatalf("auth time at level 1 %v, sessions at l2a %v %v", ss.GetSessions()[0].GetAuthTime(), sa, err)
+	}
 	eventually(t, "the hop audited at both centres", func() bool {
 		return auditedAt(t, pc.l1, "peer.assertion.redeem", "success", "OK") && auditedAt(t, pc.l2a, "peer.assertion.issue", "success", "OK")
 	})

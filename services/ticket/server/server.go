@@ -141,7 +141,8 @@ func ts(t time.Time) *timestamppb.Timestamp {
 
 func sessionPB(s *ticket.Session, idle time.Duration) *ticketv1.Session {
 	out := &ticketv1.Session{Id: s.ID, UserId: s.UserID, Login: s.Login, AuthLevel: int32(s.AuthLevel), AuthMethod: ticketv1.AuthMethod(s.AuthMethod),
-		CreatedAt: ts(s.CreatedAt), LastUsedAt: ts(s.LastUsedAt), ExpiresAt: ts(s.Expiry(idle)), ClientIp: s.ClientIP, Peer: s.Peer}
+		CreatedAt: ts(s.CreatedAt), LastUsedAt: ts(s.LastUsedAt), ExpiresAt: ts(s.Expiry(idle)), ClientIp: s.ClientIP, Peer: s.Peer,
+		AuthTime: ts(s.AuthTime())}
 	seen := map[string]bool{}
 	for _, u := range s.Services {
 		if !seen[u.Service] {
@@ -157,6 +158,9 @@ func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionReq
 	n := ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(), OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()),
 		AuthMethod: int(r.GetAuthMethod()), ClientIP: clientIP(ctx), Peer: r.GetPeer(),
 		PeerSID: r.GetPeerSid()}
+	if t := r.GetAuthTime(); t != nil {
+		n.AuthAt = t.AsTime()
+	}
 	if t := r.GetPasswordChangedAt(); t != nil {
 		n.PasswordAt = t.AsTime()
 	}
