@@ -43,23 +43,6 @@ const (
 	maxPeerAssertionLifetime = 5 * time.Minute
 )
 
-func init() {
-	apierr.Register(
-		apierr.Reason{Name: ReasonPeerSignInOff, Code: apierr.FailedPrecondition,
-			Doc: "Sign-in across centres: this centre has no ticket.peer_key_file (it vouches for nobody) or no ticket.peers (it trusts nobody)."},
-		apierr.Reason{Name: ReasonPeerUnknown, Code: apierr.PermissionDenied,
-			Doc: "Sign-in across centres: the centre named (the assertion's issuer, or the audience asked for) is not one of ticket.peers."},
-		apierr.Reason{Name: ReasonPeerInvalid, Code: apierr.Unauthenticated,
-			Doc: "/cas/peer/accept: the peer's assertion is malformed, not signed by one of the keys configured for that peer, or not bound to this browser (nonce): no session; the login form. /cas/peer/logout: the same for a logout token (HTTP 400)."},
-		apierr.Reason{Name: ReasonPeerExpired, Code: apierr.Unauthenticated,
-			Doc: "/cas/peer/accept: the peer's assertion (or, at /cas/peer/logout, its logout token) has expired (ticket.peer_assertion_ttl after it was signed): no session; the login form."},
-		apierr.Reason{Name: ReasonPeerReplayed, Code: apierr.Unauthenticated,
-			Doc: "/cas/peer/accept: the peer's assertion was used before (each is good once): no session; the login form. /cas/peer/logout: a logout token posted again (HTTP 400)."},
-		apierr.Reason{Name: ReasonPeerWrongAudience, Code: apierr.Unauthenticated,
-			Doc: "/cas/peer/accept: the peer's assertion is for another centre: no session; the login form."},
-	)
-}
-
 // Errors of sign-in across centres.
 var (
 	ErrPeerSignInOff = apierr.New(apierr.FailedPrecondition, ReasonPeerSignInOff,
