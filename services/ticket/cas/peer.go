@@ -307,6 +307,18 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	if old != "" && h.signedInAsOther(ctx, w, r, old, res.GetUserId(), t.OtherPerson) {
 		return
 	}
+	if old != "" {
+		// The same person's live session here at the peer's level or
+		// above stays (never lowered by a weaker sign-in elsewhere).
+		if cur, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: old}); err == nil && cur.GetAuthLevel() >= as.GetAuthLevel() {
+			if rs == nil && p.oidc == nil {
+				h.afterLogin(w, r, p)
+				return
+			}
+			h.sendToService(w, r, old, p, rs, false)
+			return
+		}
+	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: as.GetAuthLevel(), OrgId: res.GetOrgId(), AuthMethod: as.GetAuthMethod(), ReplaceTgt: old,
 		PasswordChangedAt: res.GetPasswordChangedAt(), Peer: as.GetPeer(), PeerSid: as.GetPeerSid(),

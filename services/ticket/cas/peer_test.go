@@ -207,3 +207,35 @@ func TestPeerPages(t *testing.T) {
 		t.Errorf("peer logout with the store down: %d", res.StatusCode)
 	}
 }
+
+// sessionTickets is peerTickets with a live session of u1 at level.
+type sessionTickets struct {
+	*peerTickets
+	level int32
+}
+
+func (s sessionTickets) GetSession(context.Context, *ticketv1.GetSessionRequest, ...grpc.CallOption) (*ticketv1.Session, error) {
+	return &ticketv1.Session{UserId: "u1", Login: "pia", AuthLevel: s.level}, nil
+}
+
+// TestPeerAcceptKeepsStrongerSession: a hop of a person already signed in
+// here at a higher level keeps that session (a weaker sign-in elsewhere
+// never lowers it); at a lower level the hop raises it (replace_tgt).
+func TestPeerAcceptKeepsStrongerSession(t *testing.T) {
+	svc := "https://app.example/x"
+	accept := "/cas/peer/accept?" + url.Values{"assertion": {"a.b.c"}, "peer": {"l1"},
+		"state": {url.Values{"service": {svc}}.Encode()}}.Encode()
+	cookies := []*http.Cookie{{Name: peerCookie, Value: "00112233445566778899aabbccddeeff"}, {Name: TGCCookie, Value: "TGT-7-l2a"}}
+	strong := &peerTickets{}
+	h := New(Options{Tickets: sessionTickets{strong, 2}, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example"}}})
+	if res := peerCall(h, http.MethodGet, accept, nil, cookies...); res.StatusCode != http.StatusFound || strong.created != nil {
+		t.Fatalf("a level-2 session met a level-1 hop: %d, created %+v", res.StatusCode, strong.created)
+	}
+	weak := &peerTickets{}
+	h = New(Options{Tickets: sessionTickets{weak, 0}, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example"}}})
+	if res := peerCall(h, http.MethodGet, accept, nil, cookies...); res.StatusCode != http.StatusFound || weak.created.GetReplaceTgt() != "TGT-7-l2a" {
+		t.Fatalf("a lower session met a hop: %d, created %+v", res.StatusCode, weak.created)
+	}
+}
