@@ -28,6 +28,18 @@ type Session struct {
 	// (EndUserSessionsBefore).
 	PasswordAt time.Time `json:"password_at,omitzero"`
 	Centre     string    `json:"centre"`
+	// Peer is the centre whose assertion opened the session (sign-in
+	// across centres, peer.go); "" for a login here.
+	Peer string `json:"peer,omitempty"`
+	// PeerSID is the peer's session (its OIDCSid) the assertion came from:
+	// a logout here tells the peer to end it (and its end ends this one).
+	PeerSID string `json:"peer_sid,omitempty"`
+	// Vouched are the peers this session gave an assertion to: its end
+	// tells each of them to end the sessions they opened from it.
+	Vouched []string `json:"vouched,omitempty"`
+	// AuthAt is when the person authenticated, when before CreatedAt (a
+	// session opened on a peer's word: the sign-in there); zero: CreatedAt.
+	AuthAt     time.Time `json:"auth_at,omitzero"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
 	// HardExpiry is when the session ends however much it is used.
@@ -77,6 +89,14 @@ func (s *Session) OIDCSid() string {
 		return s.SID
 	}
 	return s.ID
+}
+
+// AuthTime is when the person authenticated (AuthAt, else CreatedAt).
+func (s *Session) AuthTime() time.Time {
+	if !s.AuthAt.IsZero() {
+		return s.AuthAt
+	}
+	return s.CreatedAt
 }
 
 // Expiry is when s ends unless used again.

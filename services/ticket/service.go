@@ -127,12 +127,14 @@ type Deps struct {
 
 // Service is the ticket domain.
 type Service struct {
-	store    Store
-	mac      *crypto.Signer
-	sink     AuditSink
-	later    LaterSink // sink, when it builds events itself
-	log      *zap.Logger
-	now      func() time.Time
+	store Store
+	mac   *crypto.Signer
+	sink  AuditSink
+	later LaterSink // sink, when it builds events itself
+	log   *zap.Logger
+	now   func() time.Time
+	// peers: sign-in across centres (peer.go); nil: off.
+	peers    *PeerSettings
 	ended    Ending
 	reg      *Registry
 	cfg      Config
@@ -213,6 +215,12 @@ type NewSession struct {
 	ClientIP   string
 	// PasswordAt: see Session.
 	PasswordAt time.Time
+	// Peer, PeerSID, Vouched: see Session.
+	Peer, PeerSID string
+	Vouched       []string
+	// AuthAt: when the person authenticated, if before now (a peer's
+	// sign-in): the hard lifetime runs from it.
+	AuthAt time.Time
 }
 
 // CreateSession starts a session and returns its TGT.
@@ -230,7 +238,14 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
 	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel, AuthMethod: n.AuthMethod,
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
-		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC()}
+		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC(), Peer: n.Peer,
+		PeerSID: n.PeerSID, Vouched: n.Vouched}
+	if !n.AuthAt.IsZero() && n.AuthAt.Before(start) {
+		// Hops between centres never extend a sign-in: the hard limit
+		// runs from the authentication.
+		sess.AuthAt = n.AuthAt.UTC()
+		sess.HardExpiry = n.AuthAt.Add(s.cfg.TGTHard).UTC()
+	}
 	if n.PasswordAt.IsZero() {
 		sess.PasswordAt = time.Time{}
 	}
@@ -245,7 +260,7 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	}
 	s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel))})
+		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel), "peer", n.Peer)})
 	return tgt, sess, nil
 }
 
@@ -335,6 +350,12 @@ func (s *Service) RaiseSession(ctx context.Context, tgt string, n NewSession) (n
 	// The new session keeps the old one's OpenID Connect sid, and the old
 	// id names the new session for the tokens and proxy-granting tickets
 	// issued from it: the applications stay signed in with what they hold.
+	// The peers the old session vouched to are told of the new one's end.
+	for _, v := range old.Vouched {
+		if !slices.Contains(n.Vouched, v) {
+			n.Vouched = append(n.Vouched, v)
+		}
+	}
 	newTGT, sess, err = s.createSession(ctx, n, old.Services, old.OIDCSid())
 	if err == nil {
 		if ferr := s.store.PutSessionForward(ctx, old.ID, sess.ID, max(sess.HardExpiry.Sub(s.now()), time.Second)); ferr != nil {
@@ -565,7 +586,7 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 			guarded = slices.Contains(sess.Issuers, replica) || len(sess.Issuers) < MaxIssuersPerSession
 			rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
 				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, AuthMethod: sess.AuthMethod, FromNewLogin: fromNewLogin,
-				AuthTime: sess.CreatedAt, IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded, OIDC: oidc}
+				AuthTime: sess.AuthTime(), IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded, OIDC: oidc}
 			if err := s.store.PutTicket(ctx, keyOf(st), rec, max(sig.Expires.Sub(now), time.Second)); err != nil {
 				if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
 					err = ErrSessionNotFound

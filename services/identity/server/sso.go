@@ -43,6 +43,11 @@ func (s ssoServer) KerberosLogin(ctx context.Context, r *identityv1.KerberosLogi
 	return ssoLoginOut(s.svc.SSOKerberosLogin(ctx, r.GetLogin(), r.GetPrincipal(), r.GetRefusal(), r.GetOtpBinding(), r.GetAuthenticator()))
 }
 
+// PeerLogin implements SSOService.
+func (s ssoServer) PeerLogin(ctx context.Context, r *identityv1.PeerLoginRequest) (*identityv1.SSOLoginResponse, error) {
+	return ssoLoginOut(s.svc.SSOPeerLogin(ctx, r.GetUserId(), int(r.GetAuthLevel()), r.GetPeer()))
+}
+
 func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginResponse, error) {
 	if err != nil {
 		return nil, err

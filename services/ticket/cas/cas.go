@@ -85,12 +85,21 @@ type Options struct {
 	// Kerberos is the Windows domain sign-in (ticket.kerberos: SPNEGO with
 	// the keytab; kerberos.go); nil: none.
 	Kerberos *Kerberos
+	// Centre is this centre's name (ticket.centre): the audience of the
+	// peers' assertions.
+	Centre string
+	// Peers are the centres of sign-in across centres (ticket.peers,
+	// peer.go); PeerProbe how often the page checks each answers (30s).
+	Peers     []PeerPage
+	PeerProbe time.Duration
 }
 
 // Handler serves CAS.
 type Handler struct {
 	o   Options
 	mux *http.ServeMux
+	// peerUp: the peers' last probe (peer.go).
+	peerUp *peerProbes
 	// csp is the pages' Content-Security-Policy (%[1]s: the page's nonce).
 	csp string
 }
@@ -119,6 +128,7 @@ func New(o Options) *Handler {
 		// the login page's script asks the capture agent for a finger
 		h.csp += "; connect-src " + ao
 	}
+	h.peerUp = newPeerProbes(o)
 	p := o.Prefix
 	// Each endpoint with its methods. GET serves HEAD too, except where
 	// answering has an effect (a ticket used up or issued, a session
@@ -150,6 +160,11 @@ func New(o Options) *Handler {
 		{"oidc/userinfo", map[string]http.HandlerFunc{"GET": h.oidcUserInfo, "POST": h.oidcUserInfo}, true},
 		{"oidc/introspect", map[string]http.HandlerFunc{"POST": h.oidcIntrospect}, false},
 		{"oidc/revoke", map[string]http.HandlerFunc{"POST": h.oidcRevoke}, false},
+		{"peer/start", map[string]http.HandlerFunc{"GET": h.peerStart}, false},
+		{"peer/assert", map[string]http.HandlerFunc{"GET": h.peerAssert}, false},
+		{"peer/accept", map[string]http.HandlerFunc{"GET": h.peerAccept}, false},
+		{"peer/ping", map[string]http.HandlerFunc{"GET": h.peerPing}, true},
+		{"peer/logout", map[string]http.HandlerFunc{"POST": h.peerLogout}, false},
 	}
 	allowed := map[string]string{} // path -> Allow
 	for _, rt := range routes {
@@ -240,6 +255,9 @@ type pageData struct {
 	// password form); FingerLink: the password form's link to it.
 	Finger, FingerPassword                     bool
 	FingerAgent, FingerLink, PasswordLoginLink string
+	// PeerLinks: the login page's "signed in at <centre>? continue" (the
+	// peers that answer), the logout page's "sign out there too".
+	PeerLinks []peerLink
 }
 
 func randomToken() string {
@@ -502,6 +520,7 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 	if p.oidc != nil {
 		d.Service, d.OIDC = "", p.oidc.encode()
 	}
+	d.PeerLinks = h.peerLinks(r, p)
 	rejected := h.certRejected(r)
 	if len(info) > 0 {
 		d.Message = info[0]
@@ -1026,9 +1045,16 @@ func dropParams(u string, names ...string) string {
 // every service that got a ticket), then redirects only to a registered
 // service.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	ended := false
+	ended, peer := false, ""
 	if tgt := tgcOf(r); tgt != "" {
 		ctx, cancel := h.ctx(r)
+		if len(h.o.Peers) > 0 {
+			// A session a peer's assertion opened: the page offers to sign
+			// out there too (its session is the peer's, not ended here).
+			if sess, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt}); err == nil {
+				peer = sess.GetPeer()
+			}
+		}
 		res, err := h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: tgt})
 		cancel()
 		if err != nil && status.Code(err) != codes.InvalidArgument {
@@ -1096,9 +1122,11 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		_, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: u})
 		cancel()
 		if err == nil {
-			h.message(w, r, http.StatusOK, false, t.LoggedOutHead, t.LoggedOut, u, t.BackToApp)
+			h.page(w, r, http.StatusOK, "message", pageData{Heading: t.LoggedOutHead, Message: t.LoggedOut, Link: u,
+				LinkText: t.BackToApp, PeerLinks: h.peerLogoutLinks(r, peer)})
 			return
 		}
 	}
-	h.message(w, r, http.StatusOK, false, t.LoggedOutHead, t.LoggedOut, h.o.Prefix+"login", t.SignIn)
+	h.page(w, r, http.StatusOK, "message", pageData{Heading: t.LoggedOutHead, Message: t.LoggedOut, Link: h.o.Prefix + "login",
+		LinkText: t.SignIn, PeerLinks: h.peerLogoutLinks(r, peer)})
 }

@@ -57,6 +57,9 @@ type texts struct {
 	FingerLink, FingerIntro, FingerButton, FingerLevelTwo, FingerNeedPassword, FingerFailed  string
 	FingerPasswordFailed, FingerNone, FingerUnreadable, FingerOff, FingerAgentDown, FingerJS string
 	FingerUsePassword                                                                        string
+	// sign-in across centres (peer.go): %s is the peer's name
+	PeerLink, PeerNotSignedIn, PeerInvalid, PeerExpired, PeerReplayed, PeerAudience, PeerUnknown string
+	PeerAccount, PeerLevel, PeerLogout, PeerUnavailable                                          string
 	// The person's own level (identity's min_auth_level) refused the
 	// login after the right password or finger: two factors (and they
 	// have no authenticator app), or a certificate only.
@@ -204,6 +207,17 @@ var languages = map[string]texts{
 		FingerAgentDown:        "The fingerprint reader did not answer. Check that it is connected and its program is running.",
 		FingerJS:               "Fingerprint sign-in needs JavaScript.",
 		FingerUsePassword:      "Sign in with your password instead",
+		PeerLink:               "Signed in at %s? Continue without a password",
+		PeerNotSignedIn:        "You are not signed in at %s (or your session there has ended). Sign in here.",
+		PeerInvalid:            "The sign-in from the other centre could not be verified. Sign in here.",
+		PeerExpired:            "The sign-in from the other centre took too long and has expired. Try again, or sign in here.",
+		PeerReplayed:           "The sign-in from the other centre was used already (each is good once). Try again, or sign in here.",
+		PeerAudience:           "The sign-in from the other centre was meant for another centre. Sign in here.",
+		PeerUnknown:            "That centre is not one this centre trusts. Sign in here.",
+		PeerAccount:            "Your account cannot sign in at this centre on the other centre's word (it is not known here, disabled or locked). Sign in here, or ask your administrator.",
+		PeerLevel:              "Your sign-in at %s does not reach the level your account needs here. Sign in here with a stronger method.",
+		PeerLogout:             "You signed in through %s: sign out there too",
+		PeerUnavailable:        "The other centre cannot be reached now. Sign in here.",
 
 		PersonLevelTwoFactor: "Your account must sign in with two factors or a certificate, and it has no authenticator app set up: " +
 			"sign in with your certificate, or with your finger and your password, or ask your administrator to help you set up an authenticator app.",
@@ -352,6 +366,17 @@ var languages = map[string]texts{
 		FingerAgentDown:        "指纹采集器无响应。请检查设备是否已连接、采集程序是否在运行。",
 		FingerJS:               "指纹登录需要启用 JavaScript。",
 		FingerUsePassword:      "改用密码登录",
+		PeerLink:               "已在%s登录？无需密码继续",
+		PeerNotSignedIn:        "您尚未在%s登录（或该处的会话已结束）。请在此登录。",
+		PeerInvalid:            "无法验证来自另一中心的登录。请在此登录。",
+		PeerExpired:            "来自另一中心的登录已过期。请重试或在此登录。",
+		PeerReplayed:           "来自另一中心的登录已被使用（每次只能使用一次）。请重试或在此登录。",
+		PeerAudience:           "来自另一中心的登录不是发给本中心的。请在此登录。",
+		PeerUnknown:            "该中心不是本中心信任的中心。请在此登录。",
+		PeerAccount:            "您的账号无法凭另一中心的登录在本中心登录（本中心没有该账号，或账号已停用或锁定）。请在此登录或联系管理员。",
+		PeerLevel:              "您在%s的登录未达到本中心对您账号要求的级别。请在此使用更强的方式登录。",
+		PeerLogout:             "您是通过%s登录的：也在该处退出",
+		PeerUnavailable:        "目前无法连接另一中心。请在此登录。",
 
 		PersonLevelTwoFactor: "您的账号要求双因素或数字证书登录，且尚未设置身份验证器应用：请使用数字证书登录，或使用指纹加密码登录，或联系管理员协助设置身份验证器应用。",
 		PersonLevelCert:      "您的账号只能使用数字证书登录：请插入您的证书（USB Key）或在浏览器中安装证书后，使用证书登录。",

@@ -271,7 +271,11 @@ func (h *Handler) oidcSessionOK(w http.ResponseWriter, r *http.Request, p loginP
 		h.oidcBack(w, r, q, oauthError{code: "login_required", desc: "another person is signed in"})
 		return false
 	}
-	if q.maxAge >= 0 && h.o.Now().Sub(sess.GetCreatedAt().AsTime()) > time.Duration(q.maxAge)*time.Second {
+	authAt := sess.GetCreatedAt().AsTime()
+	if sess.GetAuthTime() != nil { // the sign-in at a peer, for a session opened on its word
+		authAt = sess.GetAuthTime().AsTime()
+	}
+	if q.maxAge >= 0 && h.o.Now().Sub(authAt) > time.Duration(q.maxAge)*time.Second {
 		if p.gateway {
 			h.oidcBack(w, r, q, oauthError{code: "login_required", desc: "the sign-in is older than max_age"})
 			return false

@@ -4,6 +4,7 @@ package component
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -175,6 +176,15 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	peers, err := peerSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	svc.SetPeers(peers)
+	if peers.Key != nil {
+		log.Info("sign-in across centres: this centre vouches for its people to its peers",
+			zap.String("peer_key_id", ticket.PeerKeyID(peers.Key.Public().(ed25519.PublicKey))), zap.Int("peers", len(peers.Peers)))
+	}
 	svc.SetEnding(newSingleLogout(env.Context(), svc, client, aq, log.Named("slo")).ended)
 	credSealer, err := credentialSealer(ring)
 	if err != nil {
@@ -313,7 +323,7 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 	}
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
 		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people, FingerAgent: cfg.FingerAgentURL,
-		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos}), nil
+		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos, Centre: cfg.Centre, Peers: peerPages(cfg), PeerProbe: cfg.PeerProbe}), nil
 }
 
 // outboundClient makes the component's outbound HTTPS calls (pgtUrl

@@ -101,6 +101,35 @@ type Config struct {
 	// Kerberos is the Windows domain sign-in (SPNEGO) of the CAS login
 	// page (ticket.kerberos; ADR 0022).
 	Kerberos KerberosConfig `yaml:"kerberos"`
+	// PeerKeyFile is a PEM file with this centre's Ed25519 private key
+	// (PKCS#8, `openssl genpkey -algorithm ed25519`) that signs the
+	// assertions it gives its peers (sign-in across centres, ADR 0030).
+	// Empty: it vouches for nobody. Mode 0600 unless
+	// key_file_allow_open_mode.
+	PeerKeyFile string `yaml:"peer_key_file"`
+	// PeerAssertionTTL is how long an assertion is good for (1m; 5s-5m).
+	PeerAssertionTTL time.Duration `yaml:"peer_assertion_ttl"`
+	// Peers are the centres this one trusts and offers on its login page:
+	// the level-2 centre's is level 1, level 1's are its level-2 centres.
+	Peers []PeerConfig `yaml:"peers"`
+	// PeerProbe is how often the pages check that each peer answers (30s):
+	// the login page offers only peers that answered last time.
+	PeerProbe time.Duration `yaml:"peer_probe"`
+}
+
+// PeerConfig is one of ticket.peers.
+type PeerConfig struct {
+	// Name is the peer's ticket.centre.
+	Name string `yaml:"name"`
+	// URL is the peer's external base URL as browsers reach it
+	// (https://sso.l1.example), without /cas.
+	URL string `yaml:"url"`
+	// PublicKeyFile is a PEM file of the peer's public keys (PUBLIC KEY,
+	// `openssl pkey -in peer.key -pubout`; several during a rotation).
+	PublicKeyFile string `yaml:"public_key_file"`
+	// DisplayName is how the login page names the peer ("Level 1 centre");
+	// empty: Name.
+	DisplayName string `yaml:"display_name"`
 }
 
 // KerberosConfig is ticket.kerberos: a person already logged on to the
@@ -144,7 +173,8 @@ func Defaults() *Config {
 		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
 		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second, CAS2Attributes: true,
 		SessionCache: time.Minute, AttributeCache: 5 * time.Second, InactiveSweep: 5 * time.Minute,
-		OIDCCodeTTL: ticket.DefaultCodeTTL, AccessTokenTTL: ticket.DefaultAccessTTL}
+		OIDCCodeTTL: ticket.DefaultCodeTTL, AccessTokenTTL: ticket.DefaultAccessTTL,
+		PeerAssertionTTL: ticket.DefaultPeerAssertionTTL, PeerProbe: 30 * time.Second}
 }
 
 // Bind implements config.Section.
@@ -179,6 +209,9 @@ func (c *Config) Bind(b *config.Binder) {
 	b.List(&c.Kerberos.CaseSensitiveRealms, "UIAS_TICKET_KERBEROS_CASE_SENSITIVE_REALMS", "", "")
 	b.List(&c.Kerberos.LoginSuffix, "UIAS_TICKET_KERBEROS_LOGIN_SUFFIX", "", "")
 	b.List(&c.Kerberos.Networks, "UIAS_TICKET_KERBEROS_NETWORKS", "", "")
+	b.String(&c.PeerKeyFile, "UIAS_TICKET_PEER_KEY_FILE", "", "")
+	b.Duration(&c.PeerAssertionTTL, "UIAS_TICKET_PEER_ASSERTION_TTL", "", "")
+	b.Duration(&c.PeerProbe, "UIAS_TICKET_PEER_PROBE", "", "")
 }
 
 // Complete implements config.Section.
@@ -253,6 +286,24 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if c.Kerberos.Enabled {
 		c.Kerberos.validate(func(field, format string, a ...any) { bad("kerberos."+field, format, a...) })
+	}
+	between("peer_assertion_ttl", c.PeerAssertionTTL, 5*time.Second, 5*time.Minute)
+	between("peer_probe", c.PeerProbe, 100*time.Millisecond, time.Hour)
+	seen := map[string]bool{}
+	for i, p := range c.Peers {
+		f := fmt.Sprintf("peers[%d]", i)
+		if !centreRE.MatchString(p.Name) || p.Name == c.Centre || seen[p.Name] {
+			bad(f+".name", "must be another centre's ticket.centre (1-16 letters or digits), each once, got %q", p.Name)
+		}
+		seen[p.Name] = true
+		if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/cas") || strings.HasSuffix(u.Path, "/cas/") {
+			bad(f+".url", "must be the peer's absolute https (or http) base URL as browsers reach it, without /cas, query or "+
+				"fragment (e.g. https://sso.l1.example), got %q", p.URL)
+		}
+		if p.PublicKeyFile == "" {
+			bad(f+".public_key_file", "is required: the PEM file of the peer's public keys (openssl pkey -in peer.key -pubout)")
+		}
 	}
 	if c.InactiveSweep != 0 {
 		between("inactive_sweep", c.InactiveSweep, time.Second, 24*time.Hour)

@@ -44,6 +44,75 @@ func (s *singleLogout) ended(sess *ticket.Session, reason string) {
 		seen[u.Service] = true
 		go s.deliver(sess, u)
 	}
+	// Sign-in across centres (ADR 0030): the peer whose assertion opened
+	// the session ends the session it came from, and the peers this one
+	// vouched to end those they opened from it.
+	type target struct{ peer, sid string }
+	var targets []target
+	if sess.Peer != "" && sess.PeerSID != "" {
+		targets = append(targets, target{sess.Peer, sess.PeerSID})
+	}
+	for _, v := range sess.Vouched {
+		targets = append(targets, target{v, sess.OIDCSid()})
+	}
+	for _, tg := range targets {
+		go s.tellPeer(sess, tg.peer, tg.sid)
+	}
+}
+
+// tellPeer posts a signed logout token to peer's /cas/peer/logout for
+// the session sid of the person of sess, retried as single logout is, the
+// delivery audited (peer.logout.delivery). A peer that refuses the token
+// (400) is not asked again.
+func (s *singleLogout) tellPeer(sess *ticket.Session, peer, sid string) {
+	start := time.Now()
+	tok, target, err := s.svc.PeerLogoutToken(peer, sess.UserID, sid)
+	lastErr := ""
+	if err != nil {
+		lastErr = "NO_TOKEN"
+		s.log.Warn("logout across centres: no logout token for the peer", zap.String("peer", peer), zap.Error(err))
+	}
+	body := url.Values{"logout_token": {tok}}.Encode()
+	for attempt := 0; err == nil; attempt++ {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		req, rerr := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
+		if rerr != nil {
+			cancel()
+			lastErr = "BAD_URL"
+			break
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, derr := s.client.Do(req)
+		switch {
+		case derr != nil:
+			lastErr = "UNREACHABLE"
+		default:
+			_ = resp.Body.Close()
+			lastErr = ""
+			if resp.StatusCode >= 300 {
+				lastErr = "HTTP_" + resp.Status[:3]
+			}
+		}
+		cancel()
+		if lastErr == "" || lastErr == "HTTP_400" || attempt >= len(s.retries) {
+			break
+		}
+		select {
+		case <-s.ctx.Done():
+			lastErr = "STOPPED"
+		case <-time.After(s.retries[attempt]):
+			continue
+		}
+		break
+	}
+	result, reason := audit.ResultSuccess, "OK"
+	if lastErr != "" {
+		result, reason = audit.ResultFailure, lastErr
+		s.log.Info("logout across centres not delivered", zap.String("peer", peer), zap.String("reason", lastErr))
+	}
+	s.sink.Publish(s.auditor.Event(context.Background(), audit.Action{API: "peer.logout.delivery", Subject: "user:" + sess.UserID,
+		Org: sess.OrgID, Result: result, Reason: reason, Start: start,
+		Detail: map[string]string{"peer": peer, "session_id": sess.ID}}))
 }
 
 // logoutRequest is the CAS SAML logout request body.

@@ -141,7 +141,8 @@ func ts(t time.Time) *timestamppb.Timestamp {
 
 func sessionPB(s *ticket.Session, idle time.Duration) *ticketv1.Session {
 	out := &ticketv1.Session{Id: s.ID, UserId: s.UserID, Login: s.Login, AuthLevel: int32(s.AuthLevel), AuthMethod: ticketv1.AuthMethod(s.AuthMethod),
-		CreatedAt: ts(s.CreatedAt), LastUsedAt: ts(s.LastUsedAt), ExpiresAt: ts(s.Expiry(idle)), ClientIp: s.ClientIP}
+		CreatedAt: ts(s.CreatedAt), LastUsedAt: ts(s.LastUsedAt), ExpiresAt: ts(s.Expiry(idle)), ClientIp: s.ClientIP, Peer: s.Peer,
+		AuthTime: ts(s.AuthTime())}
 	seen := map[string]bool{}
 	for _, u := range s.Services {
 		if !seen[u.Service] {
@@ -155,7 +156,11 @@ func sessionPB(s *ticket.Session, idle time.Duration) *ticketv1.Session {
 // CreateSession implements TicketService.
 func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionRequest) (*ticketv1.CreateSessionResponse, error) {
 	n := ticket.NewSession{UserID: r.GetUserId(), Login: r.GetLogin(), OrgID: r.GetOrgId(), AuthLevel: int(r.GetAuthLevel()),
-		AuthMethod: int(r.GetAuthMethod()), ClientIP: clientIP(ctx)}
+		AuthMethod: int(r.GetAuthMethod()), ClientIP: clientIP(ctx), Peer: r.GetPeer(),
+		PeerSID: r.GetPeerSid()}
+	if t := r.GetAuthTime(); t != nil {
+		n.AuthAt = t.AsTime()
+	}
 	if t := r.GetPasswordChangedAt(); t != nil {
 		n.PasswordAt = t.AsTime()
 	}
@@ -171,6 +176,34 @@ func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionReq
 		return nil, err
 	}
 	return &ticketv1.CreateSessionResponse{Tgt: tgt, Session: sessionPB(sess, s.svc.Config().TGTIdle)}, nil
+}
+
+// IssuePeerAssertion implements TicketService.
+func (s *Server) IssuePeerAssertion(ctx context.Context, r *ticketv1.IssuePeerAssertionRequest) (*ticketv1.IssuePeerAssertionResponse, error) {
+	a, u, err := s.svc.IssuePeerAssertion(ctx, r.GetTgt(), r.GetAudience(), r.GetNonce())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.IssuePeerAssertionResponse{Assertion: a, AcceptUrl: u}, nil
+}
+
+// RedeemPeerAssertion implements TicketService.
+func (s *Server) RedeemPeerAssertion(ctx context.Context, r *ticketv1.RedeemPeerAssertionRequest) (*ticketv1.RedeemPeerAssertionResponse, error) {
+	a, err := s.svc.RedeemPeerAssertion(ctx, r.GetAssertion(), r.GetNonce())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.RedeemPeerAssertionResponse{Peer: a.Peer, UserId: a.UserID, AuthLevel: int32(a.AuthLevel),
+		AuthMethod: ticketv1.AuthMethod(a.AuthMethod), AuthTime: ts(a.AuthTime), PeerSid: a.PeerSID}, nil
+}
+
+// PeerLogout implements TicketService.
+func (s *Server) PeerLogout(ctx context.Context, r *ticketv1.PeerLogoutRequest) (*ticketv1.PeerLogoutResponse, error) {
+	n, err := s.svc.PeerLogout(ctx, r.GetLogoutToken())
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.PeerLogoutResponse{Ended: int32(min(n, 1<<20))}, nil // #nosec G115 -- bounded
 }
 
 // GetSession implements TicketService.

@@ -45,11 +45,13 @@ func sessionListCmd() command {
 					}
 					a.moreHint(next)
 					return a.output(&ticketv1.ListSessionsResponse{Sessions: list, NextPageToken: next}, func(tw *tabwriter.Writer) {
-						row(tw, "SESSION", "USER", "LOGIN", "ORG", "STARTED", "LAST USED", "EXPIRES", "CLIENT IP", "APPS")
+						// VIA: the peer centre whose sign-in opened the session
+						// (sign-in across centres), "-" for a sign-in here.
+						row(tw, "SESSION", "USER", "LOGIN", "ORG", "STARTED", "LAST USED", "EXPIRES", "CLIENT IP", "VIA", "APPS")
 						for _, x := range list {
 							se := x.GetSession()
 							row(tw, se.GetId(), se.GetUserId(), se.GetLogin(), x.GetOrgId(), ts(se.GetCreatedAt()), ts(se.GetLastUsedAt()),
-								ts(se.GetExpiresAt()), se.GetClientIp(), strings.Join(x.GetAppIds(), ","))
+								ts(se.GetExpiresAt()), se.GetClientIp(), se.GetPeer(), strings.Join(x.GetAppIds(), ","))
 						}
 					})
 				})

@@ -21,15 +21,17 @@ func sessionChecks(t *testing.T, a *uiasapp.App, h *harness) {
 	if !ok {
 		t.Fatal("no ticket component in the monolith")
 	}
-	for _, u := range []string{"ctl-person-1", "ctl-person-2"} {
+	for i, u := range []string{"ctl-person-1", "ctl-person-2"} {
+		// the second signed in at a peer centre (sign-in across centres)
 		if _, _, err := th.Service.CreateSession(context.Background(), ticket.NewSession{UserID: u, Login: u, OrgID: "org-x",
-			AuthLevel: 1, ClientIP: "192.0.2.7"}); err != nil {
+			AuthLevel: 1, ClientIP: "192.0.2.7", Peer: []string{"", "l2a"}[i]}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	out := h.mustRun("sessions", "list", "--page-size", "1", "--all")
 	if !strings.Contains(out, "ctl-person-1") || !strings.Contains(out, "ctl-person-2") || !strings.Contains(out, "192.0.2.7") ||
-		!strings.Contains(out, "org-x") || !strings.Contains(out, "STARTED") {
+		!strings.Contains(out, "org-x") || !strings.Contains(out, "STARTED") || !strings.Contains(out, "VIA") ||
+		!strings.Contains(out, " l2a ") {
 		t.Errorf("sessions list --all:\n%s", out)
 	}
 	var page struct {

@@ -1769,6 +1769,69 @@ func (x *InactivePeopleRequest) GetUserIds() []string {
 	return nil
 }
 
+type PeerLoginRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	// auth_level on identity's scale (1 any, 2 two factors, 3 certificate)
+	// of the person's sign-in at the peer.
+	AuthLevel int32 `protobuf:"varint,2,opt,name=auth_level,json=authLevel" json:"auth_level,omitempty"`
+	// peer: the centre that vouched for the person (audited).
+	Peer          string `protobuf:"bytes,3,opt,name=peer" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerLoginRequest) Reset() {
+	*x = PeerLoginRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerLoginRequest) ProtoMessage() {}
+
+func (x *PeerLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerLoginRequest.ProtoReflect.Descriptor instead.
+func (*PeerLoginRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PeerLoginRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PeerLoginRequest) GetAuthLevel() int32 {
+	if x != nil {
+		return x.AuthLevel
+	}
+	return 0
+}
+
+func (x *PeerLoginRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
 type InactivePeopleResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// user_ids: those of the request that may no longer sign in.
@@ -1779,7 +1842,7 @@ type InactivePeopleResponse struct {
 
 func (x *InactivePeopleResponse) Reset() {
 	*x = InactivePeopleResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +1854,7 @@ func (x *InactivePeopleResponse) String() string {
 func (*InactivePeopleResponse) ProtoMessage() {}
 
 func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +1867,7 @@ func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleResponse.ProtoReflect.Descriptor instead.
 func (*InactivePeopleResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *InactivePeopleResponse) GetUserIds() []string {
@@ -1827,7 +1890,7 @@ type PrepareAppointmentRequest struct {
 
 func (x *PrepareAppointmentRequest) Reset() {
 	*x = PrepareAppointmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +1902,7 @@ func (x *PrepareAppointmentRequest) String() string {
 func (*PrepareAppointmentRequest) ProtoMessage() {}
 
 func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +1915,7 @@ func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentRequest.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PrepareAppointmentRequest) GetUserId() string {
@@ -1881,7 +1944,7 @@ type PrepareAppointmentResponse struct {
 
 func (x *PrepareAppointmentResponse) Reset() {
 	*x = PrepareAppointmentResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +1956,7 @@ func (x *PrepareAppointmentResponse) String() string {
 func (*PrepareAppointmentResponse) ProtoMessage() {}
 
 func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +1969,7 @@ func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentResponse.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PrepareAppointmentResponse) GetActivationPassword() string {
@@ -1925,7 +1988,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2000,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2013,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -1969,7 +2032,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2044,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2057,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -2027,7 +2090,7 @@ type SSOChangePasswordRequest struct {
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2102,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2115,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -2098,7 +2161,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2173,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2186,7 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{31}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
@@ -2257,7 +2320,12 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x13LinkAccountResponse\x12\x17\n" +
 	"\alink_id\x18\x01 \x01(\tR\x06linkId\"H\n" +
 	"\x15InactivePeopleRequest\x12/\n" +
-	"\buser_ids\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x10\xe8\a\"\tr\a\xc8\xc6'\x01(\x80\x01R\auserIds\"3\n" +
+	"\buser_ids\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x10\xe8\a\"\tr\a\xc8\xc6'\x01(\x80\x01R\auserIds\"\x8a\x01\n" +
+	"\x10PeerLoginRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12(\n" +
+	"\n" +
+	"auth_level\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x01R\tauthLevel\x12\"\n" +
+	"\x04peer\x18\x03 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(\x10R\x04peer\"3\n" +
 	"\x16InactivePeopleResponse\x12\x19\n" +
 	"\buser_ids\x18\x01 \x03(\tR\auserIds\"f\n" +
 	"\x19PrepareAppointmentRequest\x12(\n" +
@@ -2284,7 +2352,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	" CERTIFICATE_LOGIN_RESULT_EXPIRED\x10\x04\x12+\n" +
 	"'CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED\x10\x05\x12-\n" +
 	")CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED\x10\x06\x12*\n" +
-	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xdb\r\n" +
+	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xb0\x0e\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -2292,7 +2360,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x0fCheckAppAddress\x12(.uias.identity.v1.CheckAppAddressRequest\x1a).uias.identity.v1.CheckAppAddressResponse\x12Z\n" +
 	"\vPersonLinks\x12$.uias.identity.v1.PersonLinksRequest\x1a%.uias.identity.v1.PersonLinksResponse\x12Z\n" +
 	"\vLinkAccount\x12$.uias.identity.v1.LinkAccountRequest\x1a%.uias.identity.v1.LinkAccountResponse\x12c\n" +
-	"\x0eInactivePeople\x12'.uias.identity.v1.InactivePeopleRequest\x1a(.uias.identity.v1.InactivePeopleResponse\x12o\n" +
+	"\x0eInactivePeople\x12'.uias.identity.v1.InactivePeopleRequest\x1a(.uias.identity.v1.InactivePeopleResponse\x12S\n" +
+	"\tPeerLogin\x12\".uias.identity.v1.PeerLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12o\n" +
 	"\x12PrepareAppointment\x12+.uias.identity.v1.PrepareAppointmentRequest\x1a,.uias.identity.v1.PrepareAppointmentResponse\x12c\n" +
 	"\x0ePersonIdNumber\x12'.uias.identity.v1.PersonIdNumberRequest\x1a(.uias.identity.v1.PersonIdNumberResponse\x12i\n" +
 	"\x0eChangePassword\x12*.uias.identity.v1.SSOChangePasswordRequest\x1a+.uias.identity.v1.SSOChangePasswordResponse\x12i\n" +
@@ -2319,7 +2388,7 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(CertificateLoginResult)(0),         // 0: uias.identity.v1.CertificateLoginResult
 	(*KerberosLoginRequest)(nil),        // 1: uias.identity.v1.KerberosLoginRequest
@@ -2346,26 +2415,27 @@ var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(*LinkAccountRequest)(nil),          // 22: uias.identity.v1.LinkAccountRequest
 	(*LinkAccountResponse)(nil),         // 23: uias.identity.v1.LinkAccountResponse
 	(*InactivePeopleRequest)(nil),       // 24: uias.identity.v1.InactivePeopleRequest
-	(*InactivePeopleResponse)(nil),      // 25: uias.identity.v1.InactivePeopleResponse
-	(*PrepareAppointmentRequest)(nil),   // 26: uias.identity.v1.PrepareAppointmentRequest
-	(*PrepareAppointmentResponse)(nil),  // 27: uias.identity.v1.PrepareAppointmentResponse
-	(*PersonIdNumberRequest)(nil),       // 28: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),      // 29: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),    // 30: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil),   // 31: uias.identity.v1.SSOChangePasswordResponse
-	(IdType)(0),                         // 32: uias.identity.v1.IdType
-	(*timestamppb.Timestamp)(nil),       // 33: google.protobuf.Timestamp
-	(Reason)(0),                         // 34: uias.identity.v1.Reason
+	(*PeerLoginRequest)(nil),            // 25: uias.identity.v1.PeerLoginRequest
+	(*InactivePeopleResponse)(nil),      // 26: uias.identity.v1.InactivePeopleResponse
+	(*PrepareAppointmentRequest)(nil),   // 27: uias.identity.v1.PrepareAppointmentRequest
+	(*PrepareAppointmentResponse)(nil),  // 28: uias.identity.v1.PrepareAppointmentResponse
+	(*PersonIdNumberRequest)(nil),       // 29: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),      // 30: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),    // 31: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil),   // 32: uias.identity.v1.SSOChangePasswordResponse
+	(IdType)(0),                         // 33: uias.identity.v1.IdType
+	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
+	(Reason)(0),                         // 35: uias.identity.v1.Reason
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	32, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
-	33, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
-	33, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
-	33, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	33, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
+	34, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
+	34, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
+	34, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	33, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	34, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	33, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	34, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	35, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	34, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
 	20, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
 	13, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
 	15, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
@@ -2373,38 +2443,40 @@ var file_uias_identity_v1_sso_proto_depIdxs = []int32{
 	19, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
 	22, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
 	24, // 14: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	26, // 15: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	28, // 16: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	30, // 17: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	11, // 18: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	8,  // 19: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	10, // 20: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	3,  // 21: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	4,  // 22: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	6,  // 23: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	7,  // 24: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	2,  // 25: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	1,  // 26: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
-	14, // 27: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	16, // 28: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	18, // 29: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	21, // 30: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	23, // 31: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	25, // 32: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	27, // 33: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	29, // 34: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	31, // 35: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	12, // 36: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	9,  // 37: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	9,  // 38: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	14, // 39: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	5,  // 40: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	9,  // 41: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	9,  // 42: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	14, // 43: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	14, // 44: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	27, // [27:45] is the sub-list for method output_type
-	9,  // [9:27] is the sub-list for method input_type
+	25, // 15: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
+	27, // 16: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	29, // 17: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	31, // 18: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	11, // 19: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	8,  // 20: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	10, // 21: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	3,  // 22: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	4,  // 23: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	6,  // 24: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	7,  // 25: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	2,  // 26: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	1,  // 27: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
+	14, // 28: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	16, // 29: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	18, // 30: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	21, // 31: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	23, // 32: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	26, // 33: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	14, // 34: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	28, // 35: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	30, // 36: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	32, // 37: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	12, // 38: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	9,  // 39: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	9,  // 40: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	14, // 41: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	5,  // 42: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	9,  // 43: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	9,  // 44: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	14, // 45: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	14, // 46: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	28, // [28:47] is the sub-list for method output_type
+	9,  // [9:28] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -2422,7 +2494,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

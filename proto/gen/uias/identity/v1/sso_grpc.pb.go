@@ -25,6 +25,7 @@ const (
 	SSOService_PersonLinks_FullMethodName          = "/uias.identity.v1.SSOService/PersonLinks"
 	SSOService_LinkAccount_FullMethodName          = "/uias.identity.v1.SSOService/LinkAccount"
 	SSOService_InactivePeople_FullMethodName       = "/uias.identity.v1.SSOService/InactivePeople"
+	SSOService_PeerLogin_FullMethodName            = "/uias.identity.v1.SSOService/PeerLogin"
 	SSOService_PrepareAppointment_FullMethodName   = "/uias.identity.v1.SSOService/PrepareAppointment"
 	SSOService_PersonIdNumber_FullMethodName       = "/uias.identity.v1.SSOService/PersonIdNumber"
 	SSOService_ChangePassword_FullMethodName       = "/uias.identity.v1.SSOService/ChangePassword"
@@ -76,6 +77,13 @@ type SSOServiceClient interface {
 	// disabled. The ticket component asks it of the people with live
 	// sessions when an org is disabled, to end theirs.
 	InactivePeople(ctx context.Context, in *InactivePeopleRequest, opts ...grpc.CallOption) (*InactivePeopleResponse, error)
+	// PeerLogin (the CAS pages, with a peer centre's assertion the ticket
+	// component verified): may the person, held here (home or replica), sign
+	// in here on the peer's word at that level? The answer of a login
+	// (REASON_OK with the person; NO_SUCH_USER, ACCOUNT_DISABLED,
+	// ACCOUNT_LOCKED, AUTH_LEVEL_TOO_LOW with required_auth_level), audited
+	// as sso.login with method "peer". Nothing is counted.
+	PeerLogin(ctx context.Context, in *PeerLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error)
 	// PrepareAppointment (authz, before it grants a person an administrator
 	// role): a person whose password someone else set (or who has none) gets
 	// a new temporary password, answered once as activation_password for the
@@ -245,6 +253,16 @@ func (c *sSOServiceClient) InactivePeople(ctx context.Context, in *InactivePeopl
 	return out, nil
 }
 
+func (c *sSOServiceClient) PeerLogin(ctx context.Context, in *PeerLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SSOLoginResponse)
+	err := c.cc.Invoke(ctx, SSOService_PeerLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sSOServiceClient) PrepareAppointment(ctx context.Context, in *PrepareAppointmentRequest, opts ...grpc.CallOption) (*PrepareAppointmentResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PrepareAppointmentResponse)
@@ -402,6 +420,13 @@ type SSOServiceServer interface {
 	// disabled. The ticket component asks it of the people with live
 	// sessions when an org is disabled, to end theirs.
 	InactivePeople(context.Context, *InactivePeopleRequest) (*InactivePeopleResponse, error)
+	// PeerLogin (the CAS pages, with a peer centre's assertion the ticket
+	// component verified): may the person, held here (home or replica), sign
+	// in here on the peer's word at that level? The answer of a login
+	// (REASON_OK with the person; NO_SUCH_USER, ACCOUNT_DISABLED,
+	// ACCOUNT_LOCKED, AUTH_LEVEL_TOO_LOW with required_auth_level), audited
+	// as sso.login with method "peer". Nothing is counted.
+	PeerLogin(context.Context, *PeerLoginRequest) (*SSOLoginResponse, error)
 	// PrepareAppointment (authz, before it grants a person an administrator
 	// role): a person whose password someone else set (or who has none) gets
 	// a new temporary password, answered once as activation_password for the
@@ -528,6 +553,9 @@ func (UnimplementedSSOServiceServer) LinkAccount(context.Context, *LinkAccountRe
 }
 func (UnimplementedSSOServiceServer) InactivePeople(context.Context, *InactivePeopleRequest) (*InactivePeopleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method InactivePeople not implemented")
+}
+func (UnimplementedSSOServiceServer) PeerLogin(context.Context, *PeerLoginRequest) (*SSOLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PeerLogin not implemented")
 }
 func (UnimplementedSSOServiceServer) PrepareAppointment(context.Context, *PrepareAppointmentRequest) (*PrepareAppointmentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PrepareAppointment not implemented")
@@ -690,6 +718,24 @@ func _SSOService_InactivePeople_Handler(srv interface{}, ctx context.Context, de
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SSOServiceServer).InactivePeople(ctx, req.(*InactivePeopleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_PeerLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PeerLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).PeerLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_PeerLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).PeerLogin(ctx, req.(*PeerLoginRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -940,6 +986,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "InactivePeople",
 			Handler:    _SSOService_InactivePeople_Handler,
+		},
+		{
+			MethodName: "PeerLogin",
+			Handler:    _SSOService_PeerLogin_Handler,
 		},
 		{
 			MethodName: "PrepareAppointment",

@@ -172,6 +172,354 @@ func (CasCode) EnumDescriptor() ([]byte, []int) {
 	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{1}
 }
 
+type PeerLogoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LogoutToken   string                 `protobuf:"bytes,1,opt,name=logout_token,json=logoutToken" json:"logout_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerLogoutRequest) Reset() {
+	*x = PeerLogoutRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerLogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerLogoutRequest) ProtoMessage() {}
+
+func (x *PeerLogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerLogoutRequest.ProtoReflect.Descriptor instead.
+func (*PeerLogoutRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PeerLogoutRequest) GetLogoutToken() string {
+	if x != nil {
+		return x.LogoutToken
+	}
+	return ""
+}
+
+type PeerLogoutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ended: how many sessions ended here.
+	Ended         int32 `protobuf:"varint,1,opt,name=ended" json:"ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerLogoutResponse) Reset() {
+	*x = PeerLogoutResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerLogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerLogoutResponse) ProtoMessage() {}
+
+func (x *PeerLogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerLogoutResponse.ProtoReflect.Descriptor instead.
+func (*PeerLogoutResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PeerLogoutResponse) GetEnded() int32 {
+	if x != nil {
+		return x.Ended
+	}
+	return 0
+}
+
+type IssuePeerAssertionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tgt   string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
+	// audience is the name of the peer centre the assertion is for.
+	Audience string `protobuf:"bytes,2,opt,name=audience" json:"audience,omitempty"`
+	// nonce is the value the peer's page bound the browser to (its cookie).
+	Nonce         string `protobuf:"bytes,3,opt,name=nonce" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssuePeerAssertionRequest) Reset() {
+	*x = IssuePeerAssertionRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssuePeerAssertionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssuePeerAssertionRequest) ProtoMessage() {}
+
+func (x *IssuePeerAssertionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssuePeerAssertionRequest.ProtoReflect.Descriptor instead.
+func (*IssuePeerAssertionRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IssuePeerAssertionRequest) GetTgt() string {
+	if x != nil {
+		return x.Tgt
+	}
+	return ""
+}
+
+func (x *IssuePeerAssertionRequest) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *IssuePeerAssertionRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+type IssuePeerAssertionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// assertion is the signed assertion (a compact JWS, EdDSA).
+	Assertion string `protobuf:"bytes,1,opt,name=assertion" json:"assertion,omitempty"`
+	// accept_url is where the browser takes it: the audience's configured
+	// URL, /cas/peer/accept.
+	AcceptUrl     string `protobuf:"bytes,2,opt,name=accept_url,json=acceptUrl" json:"accept_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssuePeerAssertionResponse) Reset() {
+	*x = IssuePeerAssertionResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssuePeerAssertionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssuePeerAssertionResponse) ProtoMessage() {}
+
+func (x *IssuePeerAssertionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssuePeerAssertionResponse.ProtoReflect.Descriptor instead.
+func (*IssuePeerAssertionResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *IssuePeerAssertionResponse) GetAssertion() string {
+	if x != nil {
+		return x.Assertion
+	}
+	return ""
+}
+
+func (x *IssuePeerAssertionResponse) GetAcceptUrl() string {
+	if x != nil {
+		return x.AcceptUrl
+	}
+	return ""
+}
+
+type RedeemPeerAssertionRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Assertion string                 `protobuf:"bytes,1,opt,name=assertion" json:"assertion,omitempty"`
+	// nonce is the browser's (the cookie the page set before it sent the
+	// browser to the peer).
+	Nonce         string `protobuf:"bytes,2,opt,name=nonce" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeemPeerAssertionRequest) Reset() {
+	*x = RedeemPeerAssertionRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeemPeerAssertionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeemPeerAssertionRequest) ProtoMessage() {}
+
+func (x *RedeemPeerAssertionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeemPeerAssertionRequest.ProtoReflect.Descriptor instead.
+func (*RedeemPeerAssertionRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RedeemPeerAssertionRequest) GetAssertion() string {
+	if x != nil {
+		return x.Assertion
+	}
+	return ""
+}
+
+func (x *RedeemPeerAssertionRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+type RedeemPeerAssertionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// peer is the centre that signed the assertion.
+	Peer   string `protobuf:"bytes,1,opt,name=peer" json:"peer,omitempty"`
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	// auth_level and auth_method of the person's session at the peer.
+	AuthLevel  int32                  `protobuf:"varint,3,opt,name=auth_level,json=authLevel" json:"auth_level,omitempty"`
+	AuthMethod AuthMethod             `protobuf:"varint,4,opt,name=auth_method,json=authMethod,enum=uias.ticket.v1.AuthMethod" json:"auth_method,omitempty"`
+	AuthTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=auth_time,json=authTime" json:"auth_time,omitempty"`
+	// peer_sid: the peer's session (its OpenID Connect sid) the assertion
+	// came from, for logout across centres.
+	PeerSid       string `protobuf:"bytes,6,opt,name=peer_sid,json=peerSid" json:"peer_sid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeemPeerAssertionResponse) Reset() {
+	*x = RedeemPeerAssertionResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeemPeerAssertionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeemPeerAssertionResponse) ProtoMessage() {}
+
+func (x *RedeemPeerAssertionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeemPeerAssertionResponse.ProtoReflect.Descriptor instead.
+func (*RedeemPeerAssertionResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RedeemPeerAssertionResponse) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *RedeemPeerAssertionResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RedeemPeerAssertionResponse) GetAuthLevel() int32 {
+	if x != nil {
+		return x.AuthLevel
+	}
+	return 0
+}
+
+func (x *RedeemPeerAssertionResponse) GetAuthMethod() AuthMethod {
+	if x != nil {
+		return x.AuthMethod
+	}
+	return AuthMethod_AUTH_METHOD_UNSPECIFIED
+}
+
+func (x *RedeemPeerAssertionResponse) GetAuthTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthTime
+	}
+	return nil
+}
+
+func (x *RedeemPeerAssertionResponse) GetPeerSid() string {
+	if x != nil {
+		return x.PeerSid
+	}
+	return ""
+}
+
 // RegisteredService is where an application may receive tickets.
 type RegisteredService struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -237,7 +585,7 @@ type RegisteredService struct {
 
 func (x *RegisteredService) Reset() {
 	*x = RegisteredService{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[0]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +597,7 @@ func (x *RegisteredService) String() string {
 func (*RegisteredService) ProtoMessage() {}
 
 func (x *RegisteredService) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[0]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +610,7 @@ func (x *RegisteredService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredService.ProtoReflect.Descriptor instead.
 func (*RegisteredService) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{0}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RegisteredService) GetId() string {
@@ -425,7 +773,7 @@ type ServiceDefinition struct {
 
 func (x *ServiceDefinition) Reset() {
 	*x = ServiceDefinition{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[1]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +785,7 @@ func (x *ServiceDefinition) String() string {
 func (*ServiceDefinition) ProtoMessage() {}
 
 func (x *ServiceDefinition) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[1]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +798,7 @@ func (x *ServiceDefinition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceDefinition.ProtoReflect.Descriptor instead.
 func (*ServiceDefinition) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{1}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ServiceDefinition) GetAppId() string {
@@ -567,7 +915,7 @@ type MatchServiceRequest struct {
 
 func (x *MatchServiceRequest) Reset() {
 	*x = MatchServiceRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[2]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +927,7 @@ func (x *MatchServiceRequest) String() string {
 func (*MatchServiceRequest) ProtoMessage() {}
 
 func (x *MatchServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[2]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +940,7 @@ func (x *MatchServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchServiceRequest.ProtoReflect.Descriptor instead.
 func (*MatchServiceRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{2}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MatchServiceRequest) GetService() string {
@@ -611,7 +959,7 @@ type CreateServiceRequest struct {
 
 func (x *CreateServiceRequest) Reset() {
 	*x = CreateServiceRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[3]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +971,7 @@ func (x *CreateServiceRequest) String() string {
 func (*CreateServiceRequest) ProtoMessage() {}
 
 func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[3]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +984,7 @@ func (x *CreateServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{3}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateServiceRequest) GetService() *ServiceDefinition {
@@ -655,7 +1003,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[4]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +1015,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[4]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +1028,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{4}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetServiceRequest) GetId() string {
@@ -699,7 +1047,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[5]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +1059,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[5]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +1072,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{5}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListServicesRequest) GetAppId() string {
@@ -743,7 +1091,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[6]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +1103,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[6]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +1116,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{6}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListServicesResponse) GetServices() []*RegisteredService {
@@ -788,7 +1136,7 @@ type UpdateServiceRequest struct {
 
 func (x *UpdateServiceRequest) Reset() {
 	*x = UpdateServiceRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[7]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +1148,7 @@ func (x *UpdateServiceRequest) String() string {
 func (*UpdateServiceRequest) ProtoMessage() {}
 
 func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[7]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +1161,7 @@ func (x *UpdateServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{7}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateServiceRequest) GetId() string {
@@ -839,7 +1187,7 @@ type DeleteServiceRequest struct {
 
 func (x *DeleteServiceRequest) Reset() {
 	*x = DeleteServiceRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[8]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1199,7 @@ func (x *DeleteServiceRequest) String() string {
 func (*DeleteServiceRequest) ProtoMessage() {}
 
 func (x *DeleteServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[8]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1212,7 @@ func (x *DeleteServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{8}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteServiceRequest) GetId() string {
@@ -882,7 +1230,7 @@ type DeleteServiceResponse struct {
 
 func (x *DeleteServiceResponse) Reset() {
 	*x = DeleteServiceResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[9]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1242,7 @@ func (x *DeleteServiceResponse) String() string {
 func (*DeleteServiceResponse) ProtoMessage() {}
 
 func (x *DeleteServiceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[9]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1255,7 @@ func (x *DeleteServiceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServiceResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{9}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{15}
 }
 
 type Session struct {
@@ -925,16 +1273,22 @@ type Session struct {
 	// bounded by the hard lifetime).
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
 	// services that received a ticket in this session.
-	Services      []string   `protobuf:"bytes,8,rep,name=services" json:"services,omitempty"`
-	ClientIp      string     `protobuf:"bytes,9,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
-	AuthMethod    AuthMethod `protobuf:"varint,10,opt,name=auth_method,json=authMethod,enum=uias.ticket.v1.AuthMethod" json:"auth_method,omitempty"`
+	Services   []string   `protobuf:"bytes,8,rep,name=services" json:"services,omitempty"`
+	ClientIp   string     `protobuf:"bytes,9,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
+	AuthMethod AuthMethod `protobuf:"varint,10,opt,name=auth_method,json=authMethod,enum=uias.ticket.v1.AuthMethod" json:"auth_method,omitempty"`
+	// peer: the centre whose assertion opened the session (sign-in across
+	// centres); empty for a login here.
+	Peer string `protobuf:"bytes,11,opt,name=peer" json:"peer,omitempty"`
+	// auth_time: when the person authenticated: created_at, or for a
+	// session opened on a peer's word the sign-in at the peer.
+	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=auth_time,json=authTime" json:"auth_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[10]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1300,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[10]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1313,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{10}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Session) GetId() string {
@@ -1032,6 +1386,20 @@ func (x *Session) GetAuthMethod() AuthMethod {
 	return AuthMethod_AUTH_METHOD_UNSPECIFIED
 }
 
+func (x *Session) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *Session) GetAuthTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthTime
+	}
+	return nil
+}
+
 type CreateSessionRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
@@ -1054,13 +1422,23 @@ type CreateSessionRequest struct {
 	// password made after it (user.password_changed, however late its event
 	// arrives) ends the session; one made before it does not.
 	PasswordChangedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=password_changed_at,json=passwordChangedAt" json:"password_changed_at,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// peer: the centre whose assertion (RedeemPeerAssertion) the person
+	// signed in with, when they did.
+	Peer string `protobuf:"bytes,8,opt,name=peer" json:"peer,omitempty"`
+	// peer_sid: the peer's session the assertion came from
+	// (RedeemPeerAssertionResponse.peer_sid).
+	PeerSid string `protobuf:"bytes,9,opt,name=peer_sid,json=peerSid" json:"peer_sid,omitempty"`
+	// auth_time: when the person authenticated, if before now (the sign-in
+	// at the peer, RedeemPeerAssertionResponse.auth_time): the session's hard
+	// lifetime runs from it, so hops between centres never extend a sign-in.
+	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=auth_time,json=authTime" json:"auth_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateSessionRequest) Reset() {
 	*x = CreateSessionRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[11]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1450,7 @@ func (x *CreateSessionRequest) String() string {
 func (*CreateSessionRequest) ProtoMessage() {}
 
 func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[11]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1463,7 @@ func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSessionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{11}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateSessionRequest) GetUserId() string {
@@ -1137,6 +1515,27 @@ func (x *CreateSessionRequest) GetPasswordChangedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CreateSessionRequest) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *CreateSessionRequest) GetPeerSid() string {
+	if x != nil {
+		return x.PeerSid
+	}
+	return ""
+}
+
+func (x *CreateSessionRequest) GetAuthTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthTime
+	}
+	return nil
+}
+
 type CreateSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// tgt is the ticket-granting ticket: a secret, the TGC cookie's value.
@@ -1151,7 +1550,7 @@ type CreateSessionResponse struct {
 
 func (x *CreateSessionResponse) Reset() {
 	*x = CreateSessionResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[12]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1562,7 @@ func (x *CreateSessionResponse) String() string {
 func (*CreateSessionResponse) ProtoMessage() {}
 
 func (x *CreateSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[12]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1575,7 @@ func (x *CreateSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSessionResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{12}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateSessionResponse) GetTgt() string {
@@ -1209,7 +1608,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[13]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1620,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[13]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1633,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{13}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetSessionRequest) GetTgt() string {
@@ -1253,7 +1652,7 @@ type DestroySessionRequest struct {
 
 func (x *DestroySessionRequest) Reset() {
 	*x = DestroySessionRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[14]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1664,7 @@ func (x *DestroySessionRequest) String() string {
 func (*DestroySessionRequest) ProtoMessage() {}
 
 func (x *DestroySessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[14]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1677,7 @@ func (x *DestroySessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySessionRequest.ProtoReflect.Descriptor instead.
 func (*DestroySessionRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{14}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DestroySessionRequest) GetTgt() string {
@@ -1298,7 +1697,7 @@ type DestroySessionResponse struct {
 
 func (x *DestroySessionResponse) Reset() {
 	*x = DestroySessionResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[15]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1709,7 @@ func (x *DestroySessionResponse) String() string {
 func (*DestroySessionResponse) ProtoMessage() {}
 
 func (x *DestroySessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[15]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1722,7 @@ func (x *DestroySessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySessionResponse.ProtoReflect.Descriptor instead.
 func (*DestroySessionResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{15}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DestroySessionResponse) GetEnded() bool {
@@ -1350,7 +1749,7 @@ type IssueServiceTicketRequest struct {
 
 func (x *IssueServiceTicketRequest) Reset() {
 	*x = IssueServiceTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[16]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1761,7 @@ func (x *IssueServiceTicketRequest) String() string {
 func (*IssueServiceTicketRequest) ProtoMessage() {}
 
 func (x *IssueServiceTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[16]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1774,7 @@ func (x *IssueServiceTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueServiceTicketRequest.ProtoReflect.Descriptor instead.
 func (*IssueServiceTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{16}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *IssueServiceTicketRequest) GetTgt() string {
@@ -1416,7 +1815,7 @@ type IssueServiceTicketResponse struct {
 
 func (x *IssueServiceTicketResponse) Reset() {
 	*x = IssueServiceTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[17]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1827,7 @@ func (x *IssueServiceTicketResponse) String() string {
 func (*IssueServiceTicketResponse) ProtoMessage() {}
 
 func (x *IssueServiceTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[17]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1840,7 @@ func (x *IssueServiceTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueServiceTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueServiceTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{17}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IssueServiceTicketResponse) GetTicket() string {
@@ -1483,7 +1882,7 @@ type ValidateServiceTicketRequest struct {
 
 func (x *ValidateServiceTicketRequest) Reset() {
 	*x = ValidateServiceTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[18]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1894,7 @@ func (x *ValidateServiceTicketRequest) String() string {
 func (*ValidateServiceTicketRequest) ProtoMessage() {}
 
 func (x *ValidateServiceTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[18]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1907,7 @@ func (x *ValidateServiceTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateServiceTicketRequest.ProtoReflect.Descriptor instead.
 func (*ValidateServiceTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{18}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ValidateServiceTicketRequest) GetTicket() string {
@@ -1597,7 +1996,7 @@ type ValidateServiceTicketResponse struct {
 
 func (x *ValidateServiceTicketResponse) Reset() {
 	*x = ValidateServiceTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[19]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +2008,7 @@ func (x *ValidateServiceTicketResponse) String() string {
 func (*ValidateServiceTicketResponse) ProtoMessage() {}
 
 func (x *ValidateServiceTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[19]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +2021,7 @@ func (x *ValidateServiceTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateServiceTicketResponse.ProtoReflect.Descriptor instead.
 func (*ValidateServiceTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{19}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ValidateServiceTicketResponse) GetValid() bool {
@@ -1755,7 +2154,7 @@ type ReleasedAuthorization struct {
 
 func (x *ReleasedAuthorization) Reset() {
 	*x = ReleasedAuthorization{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +2166,7 @@ func (x *ReleasedAuthorization) String() string {
 func (*ReleasedAuthorization) ProtoMessage() {}
 
 func (x *ReleasedAuthorization) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[20]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +2179,7 @@ func (x *ReleasedAuthorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasedAuthorization.ProtoReflect.Descriptor instead.
 func (*ReleasedAuthorization) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{20}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReleasedAuthorization) GetRoles() []string {
@@ -1829,7 +2228,7 @@ type PersonAttributes struct {
 
 func (x *PersonAttributes) Reset() {
 	*x = PersonAttributes{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +2240,7 @@ func (x *PersonAttributes) String() string {
 func (*PersonAttributes) ProtoMessage() {}
 
 func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[21]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +2253,7 @@ func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributes.ProtoReflect.Descriptor instead.
 func (*PersonAttributes) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{21}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PersonAttributes) GetLogin() string {
@@ -1910,7 +2309,7 @@ type IssueProxyTicketRequest struct {
 
 func (x *IssueProxyTicketRequest) Reset() {
 	*x = IssueProxyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2321,7 @@ func (x *IssueProxyTicketRequest) String() string {
 func (*IssueProxyTicketRequest) ProtoMessage() {}
 
 func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[22]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2334,7 @@ func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketRequest.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{22}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IssueProxyTicketRequest) GetPgt() string {
@@ -1968,7 +2367,7 @@ type RevokeProxyGrantingTicketRequest struct {
 
 func (x *RevokeProxyGrantingTicketRequest) Reset() {
 	*x = RevokeProxyGrantingTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2379,7 @@ func (x *RevokeProxyGrantingTicketRequest) String() string {
 func (*RevokeProxyGrantingTicketRequest) ProtoMessage() {}
 
 func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[23]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2392,7 @@ func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProxyGrantingTicketRequest.ProtoReflect.Descriptor instead.
 func (*RevokeProxyGrantingTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{23}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RevokeProxyGrantingTicketRequest) GetPgt() string {
@@ -2011,7 +2410,7 @@ type RevokeProxyGrantingTicketResponse struct {
 
 func (x *RevokeProxyGrantingTicketResponse) Reset() {
 	*x = RevokeProxyGrantingTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2422,7 @@ func (x *RevokeProxyGrantingTicketResponse) String() string {
 func (*RevokeProxyGrantingTicketResponse) ProtoMessage() {}
 
 func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[24]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2435,7 @@ func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RevokeProxyGrantingTicketResponse.ProtoReflect.Descriptor instead.
 func (*RevokeProxyGrantingTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{24}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
 }
 
 type IssueProxyTicketResponse struct {
@@ -2051,7 +2450,7 @@ type IssueProxyTicketResponse struct {
 
 func (x *IssueProxyTicketResponse) Reset() {
 	*x = IssueProxyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2462,7 @@ func (x *IssueProxyTicketResponse) String() string {
 func (*IssueProxyTicketResponse) ProtoMessage() {}
 
 func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[25]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2475,7 @@ func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{25}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *IssueProxyTicketResponse) GetTicket() string {
@@ -2109,7 +2508,7 @@ type ListUserSessionsRequest struct {
 
 func (x *ListUserSessionsRequest) Reset() {
 	*x = ListUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2520,7 @@ func (x *ListUserSessionsRequest) String() string {
 func (*ListUserSessionsRequest) ProtoMessage() {}
 
 func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2533,7 @@ func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListUserSessionsRequest) GetUserId() string {
@@ -2153,7 +2552,7 @@ type ListUserSessionsResponse struct {
 
 func (x *ListUserSessionsResponse) Reset() {
 	*x = ListUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2564,7 @@ func (x *ListUserSessionsResponse) String() string {
 func (*ListUserSessionsResponse) ProtoMessage() {}
 
 func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2577,7 @@ func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListUserSessionsResponse) GetSessions() []*Session {
@@ -2198,7 +2597,7 @@ type RevokeUserSessionsRequest struct {
 
 func (x *RevokeUserSessionsRequest) Reset() {
 	*x = RevokeUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2609,7 @@ func (x *RevokeUserSessionsRequest) String() string {
 func (*RevokeUserSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2622,7 @@ func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevokeUserSessionsRequest) GetUserId() string {
@@ -2249,7 +2648,7 @@ type RevokeUserSessionsResponse struct {
 
 func (x *RevokeUserSessionsResponse) Reset() {
 	*x = RevokeUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2660,7 @@ func (x *RevokeUserSessionsResponse) String() string {
 func (*RevokeUserSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2673,7 @@ func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeUserSessionsResponse) GetEnded() int32 {
@@ -2297,7 +2696,7 @@ type ValidateLegacyTicketRequest struct {
 
 func (x *ValidateLegacyTicketRequest) Reset() {
 	*x = ValidateLegacyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2708,7 @@ func (x *ValidateLegacyTicketRequest) String() string {
 func (*ValidateLegacyTicketRequest) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2721,7 @@ func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketRequest.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ValidateLegacyTicketRequest) GetTicket() string {
@@ -2368,7 +2767,7 @@ type ValidateLegacyTicketResponse struct {
 
 func (x *ValidateLegacyTicketResponse) Reset() {
 	*x = ValidateLegacyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2779,7 @@ func (x *ValidateLegacyTicketResponse) String() string {
 func (*ValidateLegacyTicketResponse) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2792,7 @@ func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketResponse.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ValidateLegacyTicketResponse) GetResult() string {
@@ -2457,7 +2856,7 @@ type AssociateAccountRequest struct {
 
 func (x *AssociateAccountRequest) Reset() {
 	*x = AssociateAccountRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2868,7 @@ func (x *AssociateAccountRequest) String() string {
 func (*AssociateAccountRequest) ProtoMessage() {}
 
 func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2881,7 @@ func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountRequest.ProtoReflect.Descriptor instead.
 func (*AssociateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AssociateAccountRequest) GetTgt() string {
@@ -2521,7 +2920,7 @@ type AssociateAccountResponse struct {
 
 func (x *AssociateAccountResponse) Reset() {
 	*x = AssociateAccountResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +2932,7 @@ func (x *AssociateAccountResponse) String() string {
 func (*AssociateAccountResponse) ProtoMessage() {}
 
 func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +2945,7 @@ func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountResponse.ProtoReflect.Descriptor instead.
 func (*AssociateAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
 }
 
 type PortalEntriesRequest struct {
@@ -2558,7 +2957,7 @@ type PortalEntriesRequest struct {
 
 func (x *PortalEntriesRequest) Reset() {
 	*x = PortalEntriesRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2969,7 @@ func (x *PortalEntriesRequest) String() string {
 func (*PortalEntriesRequest) ProtoMessage() {}
 
 func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2982,7 @@ func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesRequest.ProtoReflect.Descriptor instead.
 func (*PortalEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PortalEntriesRequest) GetTgt() string {
@@ -2611,7 +3010,7 @@ type PortalEntry struct {
 
 func (x *PortalEntry) Reset() {
 	*x = PortalEntry{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +3022,7 @@ func (x *PortalEntry) String() string {
 func (*PortalEntry) ProtoMessage() {}
 
 func (x *PortalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +3035,7 @@ func (x *PortalEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntry.ProtoReflect.Descriptor instead.
 func (*PortalEntry) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PortalEntry) GetAppId() string {
@@ -2690,7 +3089,7 @@ type PortalEntriesResponse struct {
 
 func (x *PortalEntriesResponse) Reset() {
 	*x = PortalEntriesResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +3101,7 @@ func (x *PortalEntriesResponse) String() string {
 func (*PortalEntriesResponse) ProtoMessage() {}
 
 func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +3114,7 @@ func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesResponse.ProtoReflect.Descriptor instead.
 func (*PortalEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
@@ -2746,7 +3145,7 @@ type IssueAuthorizationCodeRequest struct {
 
 func (x *IssueAuthorizationCodeRequest) Reset() {
 	*x = IssueAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2758,7 +3157,7 @@ func (x *IssueAuthorizationCodeRequest) String() string {
 func (*IssueAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2771,7 +3170,7 @@ func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *IssueAuthorizationCodeRequest) GetTgt() string {
@@ -2840,7 +3239,7 @@ type IssueAuthorizationCodeResponse struct {
 
 func (x *IssueAuthorizationCodeResponse) Reset() {
 	*x = IssueAuthorizationCodeResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +3251,7 @@ func (x *IssueAuthorizationCodeResponse) String() string {
 func (*IssueAuthorizationCodeResponse) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +3264,7 @@ func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeResponse.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *IssueAuthorizationCodeResponse) GetCode() string {
@@ -2897,7 +3296,7 @@ type ExchangeAuthorizationCodeRequest struct {
 
 func (x *ExchangeAuthorizationCodeRequest) Reset() {
 	*x = ExchangeAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +3308,7 @@ func (x *ExchangeAuthorizationCodeRequest) String() string {
 func (*ExchangeAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2922,7 +3321,7 @@ func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*ExchangeAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ExchangeAuthorizationCodeRequest) GetCode() string {
@@ -2982,7 +3381,7 @@ type TokenResponse struct {
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3393,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3406,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TokenResponse) GetAccessToken() string {
@@ -3066,7 +3465,7 @@ type RefreshAccessTokenRequest struct {
 
 func (x *RefreshAccessTokenRequest) Reset() {
 	*x = RefreshAccessTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3477,7 @@ func (x *RefreshAccessTokenRequest) String() string {
 func (*RefreshAccessTokenRequest) ProtoMessage() {}
 
 func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3490,7 @@ func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RefreshAccessTokenRequest) GetRefreshToken() string {
@@ -3138,7 +3537,7 @@ type UserInfoRequest struct {
 
 func (x *UserInfoRequest) Reset() {
 	*x = UserInfoRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3549,7 @@ func (x *UserInfoRequest) String() string {
 func (*UserInfoRequest) ProtoMessage() {}
 
 func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3562,7 @@ func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoRequest.ProtoReflect.Descriptor instead.
 func (*UserInfoRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UserInfoRequest) GetAccessToken() string {
@@ -3183,7 +3582,7 @@ type UserInfoResponse struct {
 
 func (x *UserInfoResponse) Reset() {
 	*x = UserInfoResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3195,7 +3594,7 @@ func (x *UserInfoResponse) String() string {
 func (*UserInfoResponse) ProtoMessage() {}
 
 func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3208,7 +3607,7 @@ func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoResponse.ProtoReflect.Descriptor instead.
 func (*UserInfoResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UserInfoResponse) GetClaims() string {
@@ -3229,7 +3628,7 @@ type IntrospectTokenRequest struct {
 
 func (x *IntrospectTokenRequest) Reset() {
 	*x = IntrospectTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3241,7 +3640,7 @@ func (x *IntrospectTokenRequest) String() string {
 func (*IntrospectTokenRequest) ProtoMessage() {}
 
 func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3254,7 +3653,7 @@ func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenRequest.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *IntrospectTokenRequest) GetToken() string {
@@ -3288,7 +3687,7 @@ type IntrospectTokenResponse struct {
 
 func (x *IntrospectTokenResponse) Reset() {
 	*x = IntrospectTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3699,7 @@ func (x *IntrospectTokenResponse) String() string {
 func (*IntrospectTokenResponse) ProtoMessage() {}
 
 func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3712,7 @@ func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenResponse.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *IntrospectTokenResponse) GetJson() string {
@@ -3334,7 +3733,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3346,7 +3745,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3359,7 +3758,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RevokeTokenRequest) GetToken() string {
@@ -3391,7 +3790,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3403,7 +3802,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3416,7 +3815,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{53}
 }
 
 type EndSessionOfIDTokenRequest struct {
@@ -3429,7 +3828,7 @@ type EndSessionOfIDTokenRequest struct {
 
 func (x *EndSessionOfIDTokenRequest) Reset() {
 	*x = EndSessionOfIDTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3441,7 +3840,7 @@ func (x *EndSessionOfIDTokenRequest) String() string {
 func (*EndSessionOfIDTokenRequest) ProtoMessage() {}
 
 func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3454,7 +3853,7 @@ func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionOfIDTokenRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionOfIDTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *EndSessionOfIDTokenRequest) GetIdTokenHint() string {
@@ -3479,7 +3878,7 @@ type SigningKeysRequest struct {
 
 func (x *SigningKeysRequest) Reset() {
 	*x = SigningKeysRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3491,7 +3890,7 @@ func (x *SigningKeysRequest) String() string {
 func (*SigningKeysRequest) ProtoMessage() {}
 
 func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +3903,7 @@ func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*SigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{55}
 }
 
 type SigningKeysResponse struct {
@@ -3517,7 +3916,7 @@ type SigningKeysResponse struct {
 
 func (x *SigningKeysResponse) Reset() {
 	*x = SigningKeysResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3529,7 +3928,7 @@ func (x *SigningKeysResponse) String() string {
 func (*SigningKeysResponse) ProtoMessage() {}
 
 func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3542,7 +3941,7 @@ func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*SigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SigningKeysResponse) GetJwks() string {
@@ -3556,7 +3955,31 @@ var File_uias_ticket_v1_ticket_proto protoreflect.FileDescriptor
 
 const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xb5\x05\n" +
+	"\x1buias/ticket/v1/ticket.proto\x12\x0euias.ticket.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"G\n" +
+	"\x11PeerLogoutRequest\x122\n" +
+	"\flogout_token\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80 R\vlogoutToken\"*\n" +
+	"\x12PeerLogoutResponse\x12\x14\n" +
+	"\x05ended\x18\x01 \x01(\x05R\x05ended\"\x93\x01\n" +
+	"\x19IssuePeerAssertionRequest\x12!\n" +
+	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12*\n" +
+	"\baudience\x18\x02 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(\x10R\baudience\x12'\n" +
+	"\x05nonce\x18\x03 \x01(\tB\x11\xbaH\x0e\xc8\x01\x01r\t\xd0\xc6'\x01 \x10(\x80\x01R\x05nonce\"Y\n" +
+	"\x1aIssuePeerAssertionResponse\x12\x1c\n" +
+	"\tassertion\x18\x01 \x01(\tR\tassertion\x12\x1d\n" +
+	"\n" +
+	"accept_url\x18\x02 \x01(\tR\tacceptUrl\"r\n" +
+	"\x1aRedeemPeerAssertionRequest\x12-\n" +
+	"\tassertion\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80 R\tassertion\x12%\n" +
+	"\x05nonce\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05nonce\"\xfa\x01\n" +
+	"\x1bRedeemPeerAssertionResponse\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"auth_level\x18\x03 \x01(\x05R\tauthLevel\x12;\n" +
+	"\vauth_method\x18\x04 \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
+	"authMethod\x127\n" +
+	"\tauth_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x19\n" +
+	"\bpeer_sid\x18\x06 \x01(\tR\apeerSid\"\xb5\x05\n" +
 	"\x11RegisteredService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -3615,7 +4038,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\aservice\x18\x02 \x01(\v2!.uias.ticket.v1.ServiceDefinitionB\x06\xbaH\x03\xc8\x01\x01R\aservice\"6\n" +
 	"\x14DeleteServiceRequest\x12\x1e\n" +
 	"\x02id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(@R\x02id\"\x17\n" +
-	"\x15DeleteServiceResponse\"\x91\x03\n" +
+	"\x15DeleteServiceResponse\"\xde\x03\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
@@ -3632,7 +4055,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\tclient_ip\x18\t \x01(\tR\bclientIp\x12;\n" +
 	"\vauth_method\x18\n" +
 	" \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
-	"authMethod\"\xf6\x02\n" +
+	"authMethod\x12\x12\n" +
+	"\x04peer\x18\v \x01(\tR\x04peer\x127\n" +
+	"\tauth_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"\xfc\x03\n" +
 	"\x14CreateSessionRequest\x12'\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(@R\x06userId\x12%\n" +
 	"\x05login\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12(\n" +
@@ -3643,7 +4068,11 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"replaceTgt\x12E\n" +
 	"\vauth_method\x18\x06 \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodB\b\xbaH\x05\x82\x01\x02\x10\x01R\n" +
 	"authMethod\x12J\n" +
-	"\x13password_changed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\"x\n" +
+	"\x13password_changed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12\"\n" +
+	"\x04peer\x18\b \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\xd0\xc6'\x01(\x10R\x04peer\x12'\n" +
+	"\bpeer_sid\x18\t \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\apeerSid\x127\n" +
+	"\tauth_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"x\n" +
 	"\x15CreateSessionResponse\x12\x10\n" +
 	"\x03tgt\x18\x01 \x01(\tR\x03tgt\x121\n" +
 	"\asession\x18\x02 \x01(\v2\x17.uias.ticket.v1.SessionR\asession\x12\x1a\n" +
@@ -3839,7 +4268,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x17CAS_CODE_INVALID_TICKET\x10\x05\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_SERVICE\x10\x06\x12\x1b\n" +
 	"\x17CAS_CODE_INTERNAL_ERROR\x10\a\x12!\n" +
-	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\x8a\x0f\n" +
+	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xbc\x11\n" +
 	"\rTicketService\x12\\\n" +
 	"\rCreateSession\x12$.uias.ticket.v1.CreateSessionRequest\x1a%.uias.ticket.v1.CreateSessionResponse\x12H\n" +
 	"\n" +
@@ -3860,7 +4289,11 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x0fIntrospectToken\x12&.uias.ticket.v1.IntrospectTokenRequest\x1a'.uias.ticket.v1.IntrospectTokenResponse\x12V\n" +
 	"\vRevokeToken\x12\".uias.ticket.v1.RevokeTokenRequest\x1a#.uias.ticket.v1.RevokeTokenResponse\x12V\n" +
 	"\vSigningKeys\x12\".uias.ticket.v1.SigningKeysRequest\x1a#.uias.ticket.v1.SigningKeysResponse\x12i\n" +
-	"\x13EndSessionOfIDToken\x12*.uias.ticket.v1.EndSessionOfIDTokenRequest\x1a&.uias.ticket.v1.DestroySessionResponse2\xf0\x04\n" +
+	"\x13EndSessionOfIDToken\x12*.uias.ticket.v1.EndSessionOfIDTokenRequest\x1a&.uias.ticket.v1.DestroySessionResponse\x12k\n" +
+	"\x12IssuePeerAssertion\x12).uias.ticket.v1.IssuePeerAssertionRequest\x1a*.uias.ticket.v1.IssuePeerAssertionResponse\x12n\n" +
+	"\x13RedeemPeerAssertion\x12*.uias.ticket.v1.RedeemPeerAssertionRequest\x1a+.uias.ticket.v1.RedeemPeerAssertionResponse\x12S\n" +
+	"\n" +
+	"PeerLogout\x12!.uias.ticket.v1.PeerLogoutRequest\x1a\".uias.ticket.v1.PeerLogoutResponse2\xf0\x04\n" +
 	"\x16ServiceRegistryService\x12u\n" +
 	"\rCreateService\x12$.uias.ticket.v1.CreateServiceRequest\x1a!.uias.ticket.v1.RegisteredService\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/cas/services\x12q\n" +
 	"\n" +
@@ -3885,143 +4318,159 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(AuthMethod)(0),                           // 0: uias.ticket.v1.AuthMethod
 	(CasCode)(0),                              // 1: uias.ticket.v1.CasCode
-	(*RegisteredService)(nil),                 // 2: uias.ticket.v1.RegisteredService
-	(*ServiceDefinition)(nil),                 // 3: uias.ticket.v1.ServiceDefinition
-	(*MatchServiceRequest)(nil),               // 4: uias.ticket.v1.MatchServiceRequest
-	(*CreateServiceRequest)(nil),              // 5: uias.ticket.v1.CreateServiceRequest
-	(*GetServiceRequest)(nil),                 // 6: uias.ticket.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),               // 7: uias.ticket.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),              // 8: uias.ticket.v1.ListServicesResponse
-	(*UpdateServiceRequest)(nil),              // 9: uias.ticket.v1.UpdateServiceRequest
-	(*DeleteServiceRequest)(nil),              // 10: uias.ticket.v1.DeleteServiceRequest
-	(*DeleteServiceResponse)(nil),             // 11: uias.ticket.v1.DeleteServiceResponse
-	(*Session)(nil),                           // 12: uias.ticket.v1.Session
-	(*CreateSessionRequest)(nil),              // 13: uias.ticket.v1.CreateSessionRequest
-	(*CreateSessionResponse)(nil),             // 14: uias.ticket.v1.CreateSessionResponse
-	(*GetSessionRequest)(nil),                 // 15: uias.ticket.v1.GetSessionRequest
-	(*DestroySessionRequest)(nil),             // 16: uias.ticket.v1.DestroySessionRequest
-	(*DestroySessionResponse)(nil),            // 17: uias.ticket.v1.DestroySessionResponse
-	(*IssueServiceTicketRequest)(nil),         // 18: uias.ticket.v1.IssueServiceTicketRequest
-	(*IssueServiceTicketResponse)(nil),        // 19: uias.ticket.v1.IssueServiceTicketResponse
-	(*ValidateServiceTicketRequest)(nil),      // 20: uias.ticket.v1.ValidateServiceTicketRequest
-	(*ValidateServiceTicketResponse)(nil),     // 21: uias.ticket.v1.ValidateServiceTicketResponse
-	(*ReleasedAuthorization)(nil),             // 22: uias.ticket.v1.ReleasedAuthorization
-	(*PersonAttributes)(nil),                  // 23: uias.ticket.v1.PersonAttributes
-	(*IssueProxyTicketRequest)(nil),           // 24: uias.ticket.v1.IssueProxyTicketRequest
-	(*RevokeProxyGrantingTicketRequest)(nil),  // 25: uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	(*RevokeProxyGrantingTicketResponse)(nil), // 26: uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	(*IssueProxyTicketResponse)(nil),          // 27: uias.ticket.v1.IssueProxyTicketResponse
-	(*ListUserSessionsRequest)(nil),           // 28: uias.ticket.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),          // 29: uias.ticket.v1.ListUserSessionsResponse
-	(*RevokeUserSessionsRequest)(nil),         // 30: uias.ticket.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil),        // 31: uias.ticket.v1.RevokeUserSessionsResponse
-	(*ValidateLegacyTicketRequest)(nil),       // 32: uias.ticket.v1.ValidateLegacyTicketRequest
-	(*ValidateLegacyTicketResponse)(nil),      // 33: uias.ticket.v1.ValidateLegacyTicketResponse
-	(*AssociateAccountRequest)(nil),           // 34: uias.ticket.v1.AssociateAccountRequest
-	(*AssociateAccountResponse)(nil),          // 35: uias.ticket.v1.AssociateAccountResponse
-	(*PortalEntriesRequest)(nil),              // 36: uias.ticket.v1.PortalEntriesRequest
-	(*PortalEntry)(nil),                       // 37: uias.ticket.v1.PortalEntry
-	(*PortalEntriesResponse)(nil),             // 38: uias.ticket.v1.PortalEntriesResponse
-	(*IssueAuthorizationCodeRequest)(nil),     // 39: uias.ticket.v1.IssueAuthorizationCodeRequest
-	(*IssueAuthorizationCodeResponse)(nil),    // 40: uias.ticket.v1.IssueAuthorizationCodeResponse
-	(*ExchangeAuthorizationCodeRequest)(nil),  // 41: uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	(*TokenResponse)(nil),                     // 42: uias.ticket.v1.TokenResponse
-	(*RefreshAccessTokenRequest)(nil),         // 43: uias.ticket.v1.RefreshAccessTokenRequest
-	(*UserInfoRequest)(nil),                   // 44: uias.ticket.v1.UserInfoRequest
-	(*UserInfoResponse)(nil),                  // 45: uias.ticket.v1.UserInfoResponse
-	(*IntrospectTokenRequest)(nil),            // 46: uias.ticket.v1.IntrospectTokenRequest
-	(*IntrospectTokenResponse)(nil),           // 47: uias.ticket.v1.IntrospectTokenResponse
-	(*RevokeTokenRequest)(nil),                // 48: uias.ticket.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),               // 49: uias.ticket.v1.RevokeTokenResponse
-	(*EndSessionOfIDTokenRequest)(nil),        // 50: uias.ticket.v1.EndSessionOfIDTokenRequest
-	(*SigningKeysRequest)(nil),                // 51: uias.ticket.v1.SigningKeysRequest
-	(*SigningKeysResponse)(nil),               // 52: uias.ticket.v1.SigningKeysResponse
-	(*timestamppb.Timestamp)(nil),             // 53: google.protobuf.Timestamp
+	(*PeerLogoutRequest)(nil),                 // 2: uias.ticket.v1.PeerLogoutRequest
+	(*PeerLogoutResponse)(nil),                // 3: uias.ticket.v1.PeerLogoutResponse
+	(*IssuePeerAssertionRequest)(nil),         // 4: uias.ticket.v1.IssuePeerAssertionRequest
+	(*IssuePeerAssertionResponse)(nil),        // 5: uias.ticket.v1.IssuePeerAssertionResponse
+	(*RedeemPeerAssertionRequest)(nil),        // 6: uias.ticket.v1.RedeemPeerAssertionRequest
+	(*RedeemPeerAssertionResponse)(nil),       // 7: uias.ticket.v1.RedeemPeerAssertionResponse
+	(*RegisteredService)(nil),                 // 8: uias.ticket.v1.RegisteredService
+	(*ServiceDefinition)(nil),                 // 9: uias.ticket.v1.ServiceDefinition
+	(*MatchServiceRequest)(nil),               // 10: uias.ticket.v1.MatchServiceRequest
+	(*CreateServiceRequest)(nil),              // 11: uias.ticket.v1.CreateServiceRequest
+	(*GetServiceRequest)(nil),                 // 12: uias.ticket.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),               // 13: uias.ticket.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),              // 14: uias.ticket.v1.ListServicesResponse
+	(*UpdateServiceRequest)(nil),              // 15: uias.ticket.v1.UpdateServiceRequest
+	(*DeleteServiceRequest)(nil),              // 16: uias.ticket.v1.DeleteServiceRequest
+	(*DeleteServiceResponse)(nil),             // 17: uias.ticket.v1.DeleteServiceResponse
+	(*Session)(nil),                           // 18: uias.ticket.v1.Session
+	(*CreateSessionRequest)(nil),              // 19: uias.ticket.v1.CreateSessionRequest
+	(*CreateSessionResponse)(nil),             // 20: uias.ticket.v1.CreateSessionResponse
+	(*GetSessionRequest)(nil),                 // 21: uias.ticket.v1.GetSessionRequest
+	(*DestroySessionRequest)(nil),             // 22: uias.ticket.v1.DestroySessionRequest
+	(*DestroySessionResponse)(nil),            // 23: uias.ticket.v1.DestroySessionResponse
+	(*IssueServiceTicketRequest)(nil),         // 24: uias.ticket.v1.IssueServiceTicketRequest
+	(*IssueServiceTicketResponse)(nil),        // 25: uias.ticket.v1.IssueServiceTicketResponse
+	(*ValidateServiceTicketRequest)(nil),      // 26: uias.ticket.v1.ValidateServiceTicketRequest
+	(*ValidateServiceTicketResponse)(nil),     // 27: uias.ticket.v1.ValidateServiceTicketResponse
+	(*ReleasedAuthorization)(nil),             // 28: uias.ticket.v1.ReleasedAuthorization
+	(*PersonAttributes)(nil),                  // 29: uias.ticket.v1.PersonAttributes
+	(*IssueProxyTicketRequest)(nil),           // 30: uias.ticket.v1.IssueProxyTicketRequest
+	(*RevokeProxyGrantingTicketRequest)(nil),  // 31: uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	(*RevokeProxyGrantingTicketResponse)(nil), // 32: uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	(*IssueProxyTicketResponse)(nil),          // 33: uias.ticket.v1.IssueProxyTicketResponse
+	(*ListUserSessionsRequest)(nil),           // 34: uias.ticket.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),          // 35: uias.ticket.v1.ListUserSessionsResponse
+	(*RevokeUserSessionsRequest)(nil),         // 36: uias.ticket.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),        // 37: uias.ticket.v1.RevokeUserSessionsResponse
+	(*ValidateLegacyTicketRequest)(nil),       // 38: uias.ticket.v1.ValidateLegacyTicketRequest
+	(*ValidateLegacyTicketResponse)(nil),      // 39: uias.ticket.v1.ValidateLegacyTicketResponse
+	(*AssociateAccountRequest)(nil),           // 40: uias.ticket.v1.AssociateAccountRequest
+	(*AssociateAccountResponse)(nil),          // 41: uias.ticket.v1.AssociateAccountResponse
+	(*PortalEntriesRequest)(nil),              // 42: uias.ticket.v1.PortalEntriesRequest
+	(*PortalEntry)(nil),                       // 43: uias.ticket.v1.PortalEntry
+	(*PortalEntriesResponse)(nil),             // 44: uias.ticket.v1.PortalEntriesResponse
+	(*IssueAuthorizationCodeRequest)(nil),     // 45: uias.ticket.v1.IssueAuthorizationCodeRequest
+	(*IssueAuthorizationCodeResponse)(nil),    // 46: uias.ticket.v1.IssueAuthorizationCodeResponse
+	(*ExchangeAuthorizationCodeRequest)(nil),  // 47: uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	(*TokenResponse)(nil),                     // 48: uias.ticket.v1.TokenResponse
+	(*RefreshAccessTokenRequest)(nil),         // 49: uias.ticket.v1.RefreshAccessTokenRequest
+	(*UserInfoRequest)(nil),                   // 50: uias.ticket.v1.UserInfoRequest
+	(*UserInfoResponse)(nil),                  // 51: uias.ticket.v1.UserInfoResponse
+	(*IntrospectTokenRequest)(nil),            // 52: uias.ticket.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil),           // 53: uias.ticket.v1.IntrospectTokenResponse
+	(*RevokeTokenRequest)(nil),                // 54: uias.ticket.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),               // 55: uias.ticket.v1.RevokeTokenResponse
+	(*EndSessionOfIDTokenRequest)(nil),        // 56: uias.ticket.v1.EndSessionOfIDTokenRequest
+	(*SigningKeysRequest)(nil),                // 57: uias.ticket.v1.SigningKeysRequest
+	(*SigningKeysResponse)(nil),               // 58: uias.ticket.v1.SigningKeysResponse
+	(*timestamppb.Timestamp)(nil),             // 59: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
-	53, // 0: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	53, // 1: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 2: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	2,  // 3: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
-	3,  // 4: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	53, // 5: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	53, // 6: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	53, // 7: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 8: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	0,  // 9: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	53, // 10: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
-	12, // 11: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	53, // 12: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 13: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	53, // 14: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
-	23, // 15: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
-	0,  // 16: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	22, // 17: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
-	1,  // 18: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	12, // 19: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	37, // 20: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	53, // 21: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 22: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	15, // 23: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	16, // 24: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	18, // 25: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	20, // 26: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	24, // 27: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	25, // 28: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	4,  // 29: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	32, // 30: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	34, // 31: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	36, // 32: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	39, // 33: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
-	41, // 34: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	43, // 35: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
-	44, // 36: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
-	46, // 37: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
-	48, // 38: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
-	51, // 39: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
-	50, // 40: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
-	5,  // 41: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	6,  // 42: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	7,  // 43: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	9,  // 44: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	10, // 45: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	28, // 46: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	30, // 47: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	14, // 48: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	12, // 49: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	17, // 50: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	19, // 51: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	21, // 52: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	27, // 53: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	26, // 54: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	2,  // 55: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	33, // 56: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	35, // 57: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	38, // 58: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	40, // 59: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
-	42, // 60: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
-	42, // 61: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
-	45, // 62: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
-	47, // 63: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
-	49, // 64: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
-	52, // 65: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
-	17, // 66: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
-	2,  // 67: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	2,  // 68: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	8,  // 69: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	2,  // 70: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	11, // 71: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	29, // 72: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	31, // 73: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	48, // [48:74] is the sub-list for method output_type
-	22, // [22:48] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	0,  // 0: uias.ticket.v1.RedeemPeerAssertionResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
+	59, // 1: uias.ticket.v1.RedeemPeerAssertionResponse.auth_time:type_name -> google.protobuf.Timestamp
+	59, // 2: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	59, // 3: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	9,  // 4: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
+	8,  // 5: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
+	9,  // 6: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
+	59, // 7: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	59, // 8: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	59, // 9: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 10: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
+	59, // 11: uias.ticket.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	0,  // 12: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
+	59, // 13: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
+	59, // 14: uias.ticket.v1.CreateSessionRequest.auth_time:type_name -> google.protobuf.Timestamp
+	18, // 15: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
+	59, // 16: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 17: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	59, // 18: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	29, // 19: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
+	0,  // 20: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
+	28, // 21: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
+	1,  // 22: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	18, // 23: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
+	43, // 24: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	59, // 25: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 26: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	21, // 27: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	22, // 28: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	24, // 29: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	26, // 30: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	30, // 31: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	31, // 32: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	10, // 33: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	38, // 34: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	40, // 35: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	42, // 36: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	45, // 37: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
+	47, // 38: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	49, // 39: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
+	50, // 40: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
+	52, // 41: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
+	54, // 42: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
+	57, // 43: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
+	56, // 44: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
+	4,  // 45: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
+	6,  // 46: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
+	2,  // 47: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
+	11, // 48: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	12, // 49: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	13, // 50: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	15, // 51: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	16, // 52: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	34, // 53: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	36, // 54: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	20, // 55: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	18, // 56: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	23, // 57: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	25, // 58: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	27, // 59: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	33, // 60: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	32, // 61: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	8,  // 62: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	39, // 63: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	41, // 64: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	44, // 65: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	46, // 66: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
+	48, // 67: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
+	48, // 68: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
+	51, // 69: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
+	53, // 70: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
+	55, // 71: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
+	58, // 72: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
+	23, // 73: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
+	5,  // 74: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
+	7,  // 75: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
+	3,  // 76: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
+	8,  // 77: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 78: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	14, // 79: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	8,  // 80: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	17, // 81: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	35, // 82: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	37, // 83: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	55, // [55:84] is the sub-list for method output_type
+	26, // [26:55] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -4035,7 +4484,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   51,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

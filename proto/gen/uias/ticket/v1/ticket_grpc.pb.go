@@ -38,6 +38,9 @@ const (
 	TicketService_RevokeToken_FullMethodName               = "/uias.ticket.v1.TicketService/RevokeToken"
 	TicketService_SigningKeys_FullMethodName               = "/uias.ticket.v1.TicketService/SigningKeys"
 	TicketService_EndSessionOfIDToken_FullMethodName       = "/uias.ticket.v1.TicketService/EndSessionOfIDToken"
+	TicketService_IssuePeerAssertion_FullMethodName        = "/uias.ticket.v1.TicketService/IssuePeerAssertion"
+	TicketService_RedeemPeerAssertion_FullMethodName       = "/uias.ticket.v1.TicketService/RedeemPeerAssertion"
+	TicketService_PeerLogout_FullMethodName                = "/uias.ticket.v1.TicketService/PeerLogout"
 )
 
 // TicketServiceClient is the client API for TicketService service.
@@ -129,6 +132,28 @@ type TicketServiceClient interface {
 	// (an expired one too) and, with client_id, issued to that client.
 	// UNAUTHENTICATED OAUTH_INVALID_TOKEN for a token that is not.
 	EndSessionOfIDToken(ctx context.Context, in *EndSessionOfIDTokenRequest, opts ...grpc.CallOption) (*DestroySessionResponse, error)
+	// IssuePeerAssertion (the CAS pages of a centre a peer centre sent the
+	// browser to, /cas/peer/assert): a signed, single-use, short-lived
+	// assertion that the person of the session tgt is signed in here, for
+	// the peer named audience (ticket.peers) and bound to its nonce.
+	// NOT_FOUND SESSION_NOT_FOUND without a live session; INVALID_ARGUMENT
+	// PEER_UNKNOWN for an audience that is not a configured peer;
+	// FAILED_PRECONDITION PEER_SIGN_IN_OFF without ticket.peer_key_file.
+	IssuePeerAssertion(ctx context.Context, in *IssuePeerAssertionRequest, opts ...grpc.CallOption) (*IssuePeerAssertionResponse, error)
+	// RedeemPeerAssertion (the CAS pages of the centre the assertion is for,
+	// /cas/peer/accept): checks a peer's assertion (a configured peer, signed
+	// with one of its configured keys, for this centre, not expired, the
+	// browser's nonce) and uses it up; answers who signed in there and how.
+	// UNAUTHENTICATED PEER_ASSERTION_INVALID, PEER_ASSERTION_EXPIRED,
+	// PEER_ASSERTION_REPLAYED, PEER_ASSERTION_AUDIENCE otherwise (audited).
+	RedeemPeerAssertion(ctx context.Context, in *RedeemPeerAssertionRequest, opts ...grpc.CallOption) (*RedeemPeerAssertionResponse, error)
+	// PeerLogout (the CAS pages, /cas/peer/logout, posted by a peer centre's
+	// ticket component): a peer's signed logout token ends the sessions tied
+	// to it here: this centre's session the peer opened a session from (the
+	// token's sid, when this centre vouched to that peer), and the sessions
+	// this centre opened on the peer's word from the peer's session sid.
+	// Refusals as RedeemPeerAssertion's (audited).
+	PeerLogout(ctx context.Context, in *PeerLogoutRequest, opts ...grpc.CallOption) (*PeerLogoutResponse, error)
 }
 
 type ticketServiceClient struct {
@@ -329,6 +354,36 @@ func (c *ticketServiceClient) EndSessionOfIDToken(ctx context.Context, in *EndSe
 	return out, nil
 }
 
+func (c *ticketServiceClient) IssuePeerAssertion(ctx context.Context, in *IssuePeerAssertionRequest, opts ...grpc.CallOption) (*IssuePeerAssertionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssuePeerAssertionResponse)
+	err := c.cc.Invoke(ctx, TicketService_IssuePeerAssertion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) RedeemPeerAssertion(ctx context.Context, in *RedeemPeerAssertionRequest, opts ...grpc.CallOption) (*RedeemPeerAssertionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedeemPeerAssertionResponse)
+	err := c.cc.Invoke(ctx, TicketService_RedeemPeerAssertion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) PeerLogout(ctx context.Context, in *PeerLogoutRequest, opts ...grpc.CallOption) (*PeerLogoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PeerLogoutResponse)
+	err := c.cc.Invoke(ctx, TicketService_PeerLogout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TicketServiceServer is the server API for TicketService service.
 // All implementations must embed UnimplementedTicketServiceServer
 // for forward compatibility.
@@ -418,6 +473,28 @@ type TicketServiceServer interface {
 	// (an expired one too) and, with client_id, issued to that client.
 	// UNAUTHENTICATED OAUTH_INVALID_TOKEN for a token that is not.
 	EndSessionOfIDToken(context.Context, *EndSessionOfIDTokenRequest) (*DestroySessionResponse, error)
+	// IssuePeerAssertion (the CAS pages of a centre a peer centre sent the
+	// browser to, /cas/peer/assert): a signed, single-use, short-lived
+	// assertion that the person of the session tgt is signed in here, for
+	// the peer named audience (ticket.peers) and bound to its nonce.
+	// NOT_FOUND SESSION_NOT_FOUND without a live session; INVALID_ARGUMENT
+	// PEER_UNKNOWN for an audience that is not a configured peer;
+	// FAILED_PRECONDITION PEER_SIGN_IN_OFF without ticket.peer_key_file.
+	IssuePeerAssertion(context.Context, *IssuePeerAssertionRequest) (*IssuePeerAssertionResponse, error)
+	// RedeemPeerAssertion (the CAS pages of the centre the assertion is for,
+	// /cas/peer/accept): checks a peer's assertion (a configured peer, signed
+	// with one of its configured keys, for this centre, not expired, the
+	// browser's nonce) and uses it up; answers who signed in there and how.
+	// UNAUTHENTICATED PEER_ASSERTION_INVALID, PEER_ASSERTION_EXPIRED,
+	// PEER_ASSERTION_REPLAYED, PEER_ASSERTION_AUDIENCE otherwise (audited).
+	RedeemPeerAssertion(context.Context, *RedeemPeerAssertionRequest) (*RedeemPeerAssertionResponse, error)
+	// PeerLogout (the CAS pages, /cas/peer/logout, posted by a peer centre's
+	// ticket component): a peer's signed logout token ends the sessions tied
+	// to it here: this centre's session the peer opened a session from (the
+	// token's sid, when this centre vouched to that peer), and the sessions
+	// this centre opened on the peer's word from the peer's session sid.
+	// Refusals as RedeemPeerAssertion's (audited).
+	PeerLogout(context.Context, *PeerLogoutRequest) (*PeerLogoutResponse, error)
 	mustEmbedUnimplementedTicketServiceServer()
 }
 
@@ -484,6 +561,15 @@ func (UnimplementedTicketServiceServer) SigningKeys(context.Context, *SigningKey
 }
 func (UnimplementedTicketServiceServer) EndSessionOfIDToken(context.Context, *EndSessionOfIDTokenRequest) (*DestroySessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EndSessionOfIDToken not implemented")
+}
+func (UnimplementedTicketServiceServer) IssuePeerAssertion(context.Context, *IssuePeerAssertionRequest) (*IssuePeerAssertionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssuePeerAssertion not implemented")
+}
+func (UnimplementedTicketServiceServer) RedeemPeerAssertion(context.Context, *RedeemPeerAssertionRequest) (*RedeemPeerAssertionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeemPeerAssertion not implemented")
+}
+func (UnimplementedTicketServiceServer) PeerLogout(context.Context, *PeerLogoutRequest) (*PeerLogoutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PeerLogout not implemented")
 }
 func (UnimplementedTicketServiceServer) mustEmbedUnimplementedTicketServiceServer() {}
 func (UnimplementedTicketServiceServer) testEmbeddedByValue()                       {}
@@ -848,6 +934,60 @@ func _TicketService_EndSessionOfIDToken_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_IssuePeerAssertion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssuePeerAssertionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).IssuePeerAssertion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_IssuePeerAssertion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).IssuePeerAssertion(ctx, req.(*IssuePeerAssertionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_RedeemPeerAssertion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeemPeerAssertionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).RedeemPeerAssertion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_RedeemPeerAssertion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).RedeemPeerAssertion(ctx, req.(*RedeemPeerAssertionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_PeerLogout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PeerLogoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).PeerLogout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_PeerLogout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).PeerLogout(ctx, req.(*PeerLogoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TicketService_ServiceDesc is the grpc.ServiceDesc for TicketService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -930,6 +1070,18 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EndSessionOfIDToken",
 			Handler:    _TicketService_EndSessionOfIDToken_Handler,
+		},
+		{
+			MethodName: "IssuePeerAssertion",
+			Handler:    _TicketService_IssuePeerAssertion_Handler,
+		},
+		{
+			MethodName: "RedeemPeerAssertion",
+			Handler:    _TicketService_RedeemPeerAssertion_Handler,
+		},
+		{
+			MethodName: "PeerLogout",
+			Handler:    _TicketService_PeerLogout_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,241 @@
+package cas
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/uias/uias/pkg/apierr"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+)
+
+// peerTickets is a ticket component for the peer pages: redeem and issue
+// answer what the test sets; sessions are created.
+type peerTickets struct {
+	ticketv1.TicketServiceClient
+	redeemErr, issueErr, logoutErr error
+	created                        *ticketv1.CreateSessionRequest
+}
+
+func (p *peerTickets) MatchService(_ context.Context, r *ticketv1.MatchServiceRequest, _ ...grpc.CallOption) (*ticketv1.RegisteredService, error) {
+	if !strings.HasPrefix(r.GetService(), "https://app.example/") {
+		return nil, apierr.ToStatus(apierr.New(apierr.NotFound, "SERVICE_NOT_REGISTERED", "not registered"))
+	}
+	return &ticketv1.RegisteredService{Name: "App"}, nil
+}
+
+func (p *peerTickets) RedeemPeerAssertion(context.Context, *ticketv1.RedeemPeerAssertionRequest, ...grpc.CallOption) (*ticketv1.RedeemPeerAssertionResponse, error) {
+	if p.redeemErr != nil {
+		return nil, p.redeemErr
+	}
+	return &ticketv1.RedeemPeerAssertionResponse{Peer: "l1", UserId: "u1", AuthLevel: 1, AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD,
+		PeerSid: "sid-1"}, nil
+}
+
+func (p *peerTickets) IssuePeerAssertion(context.Context, *ticketv1.IssuePeerAssertionRequest, ...grpc.CallOption) (*ticketv1.IssuePeerAssertionResponse, error) {
+	if p.issueErr != nil {
+		return nil, p.issueErr
+	}
+	return &ticketv1.IssuePeerAssertionResponse{Assertion: "a.b.c", AcceptUrl: "https://l1.example/cas/peer/accept"}, nil
+}
+
+func (p *peerTickets) CreateSession(_ context.Context, r *ticketv1.CreateSessionRequest, _ ...grpc.CallOption) (*ticketv1.CreateSessionResponse, error) {
+	p.created = r
+	return &ticketv1.CreateSessionResponse{Tgt: "TGT-1-l2a"}, nil
+}
+
+func (p *peerTickets) IssueServiceTicket(context.Context, *ticketv1.IssueServiceTicketRequest, ...grpc.CallOption) (*ticketv1.IssueServiceTicketResponse, error) {
+	return &ticketv1.IssueServiceTicketResponse{Ticket: "ST-1-l2a"}, nil
+}
+
+func (p *peerTickets) PeerLogout(context.Context, *ticketv1.PeerLogoutRequest, ...grpc.CallOption) (*ticketv1.PeerLogoutResponse, error) {
+	if p.logoutErr != nil {
+		return nil, p.logoutErr
+	}
+	return &ticketv1.PeerLogoutResponse{Ended: 1}, nil
+}
+
+// peerSSO answers PeerLogin with reason.
+type peerSSO struct {
+	identityv1.SSOServiceClient
+	reason identityv1.Reason
+}
+
+func (s peerSSO) PeerLogin(context.Context, *identityv1.PeerLoginRequest, ...grpc.CallOption) (*identityv1.SSOLoginResponse, error) {
+	return &identityv1.SSOLoginResponse{Reason: s.reason, UserId: "u1", Login: "pia", RequiredAuthLevel: 2}, nil
+}
+
+func peerCall(h *Handler, method, path string, body url.Values, cookies ...*http.Cookie) *http.Response {
+	var r *http.Request
+	if body != nil {
+		r = httptest.NewRequest(method, path, strings.NewReader(body.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		r = httptest.NewRequest(method, path, nil)
+	}
+	for _, c := range cookies {
+		r.AddCookie(c)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Result()
+}
+
+func bodyOf(res *http.Response) string {
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+func TestPeerPages(t *testing.T) {
+	ping := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/cas/peer/ping" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer ping.Close()
+	tk := &peerTickets{}
+	sso := peerSSO{reason: identityv1.Reason_REASON_OK}
+	peers := []PeerPage{{Name: "l1", URL: ping.URL, Display: "Level 1"}, {Name: "l2b", URL: "http://127.0.0.1:1"}}
+	h := New(Options{Tickets: tk, SSO: sso, Centre: "l2a", Peers: peers})
+	svc := "https://app.example/x"
+
+	// The login page offers the peer that answers, not the one that does
+	// not; never for renew.
+	body := bodyOf(peerCall(h, http.MethodGet, "/cas/login?service="+url.QueryEscape(svc), nil))
+	if !strings.Contains(body, `id="peer-l1"`) || !strings.Contains(body, "Signed in at Level 1?") || strings.Contains(body, `id="peer-l2b"`) {
+		t.Fatalf("login page:\n%s", body)
+	}
+	if body := bodyOf(peerCall(h, http.MethodGet, "/cas/login?renew=true&service="+url.QueryEscape(svc), nil)); strings.Contains(body, "peer-link") {
+		t.Fatal("a peer offered for renew")
+	}
+
+	// start: the browser bound to a nonce, off to the peer's assert.
+	res := peerCall(h, http.MethodGet, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), nil)
+	loc, _ := url.Parse(res.Header.Get("Location"))
+	var nonce string
+	for _, c := range res.Cookies() {
+		if c.Name == peerCookie {
+			nonce = c.Value
+		}
+	}
+	if res.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/cas/peer/assert" || loc.Query().Get("audience") != "l2a" ||
+		loc.Query().Get("nonce") != nonce || len(nonce) != 32 || !strings.Contains(loc.Query().Get("state"), url.QueryEscape(svc)) {
+		t.Fatalf("start: %d to %v, nonce %q", res.StatusCode, loc, nonce)
+	}
+	if res := peerCall(h, http.MethodGet, "/cas/peer/start?peer=evil&service="+url.QueryEscape(svc), nil); res.StatusCode != http.StatusBadRequest ||
+		res.Header.Get("Location") != "" {
+		t.Fatalf("start for a stranger: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+
+	// assert: to the audience's configured page only.
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil)
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, ping.URL+"/cas/peer/accept?") ||
+		!strings.Contains(loc, "error=login_required") {
+		t.Fatalf("assert without a session: %d to %q", res.StatusCode, loc)
+	}
+	tgc := &http.Cookie{Name: TGCCookie, Value: "TGT-9-l2a"}
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil, tgc)
+	if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "https://l1.example/cas/peer/accept?") || !strings.Contains(loc, "assertion=a.b.c") {
+		t.Fatalf("assert: %d to %q", res.StatusCode, loc)
+	}
+	tk.issueErr = unavailable()
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil, tgc)
+	if loc := res.Header.Get("Location"); !strings.Contains(loc, "error=temporarily_unavailable") {
+		t.Fatalf("assert with the store down: %d to %q", res.StatusCode, loc)
+	}
+	tk.issueErr = nil
+
+	// accept: the session at the peer's level, with the peer recorded; on
+	// to the service with a ticket.
+	state := url.Values{"service": {svc}}.Encode()
+	accept := "/cas/peer/accept?" + url.Values{"assertion": {"a.b.c"}, "peer": {"l1"}, "state": {state}}.Encode()
+	nc := &http.Cookie{Name: peerCookie, Value: nonce}
+	res = peerCall(h, http.MethodGet, accept, nil, nc)
+	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusFound || loc != svc+"?ticket=ST-1-l2a" || tk.created == nil ||
+		tk.created.GetPeer() != "l1" || tk.created.GetPeerSid() != "sid-1" || tk.created.GetAuthLevel() != 1 {
+		t.Fatalf("accept: %d to %q, session %+v", res.StatusCode, loc, tk.created)
+	}
+	for reason, want := range map[string]string{ticket.ReasonPeerReplayed: "used already", ticket.ReasonPeerExpired: "has expired",
+		ticket.ReasonPeerWrongAudience: "another centre", ticket.ReasonPeerInvalid: "could not be verified"} {
+		tk.redeemErr = apierr.ToStatus(apierr.New(apierr.Unauthenticated, reason, "x"))
+		res = peerCall(h, http.MethodGet, accept, nil, nc)
+		if body := bodyOf(res); res.StatusCode != http.StatusUnauthorized || !strings.Contains(body, want) || !strings.Contains(body, `id="password"`) {
+			t.Errorf("%s: %d\n%s", reason, res.StatusCode, body)
+		}
+	}
+	tk.redeemErr = unavailable()
+	if res := peerCall(h, http.MethodGet, accept, nil, nc); res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("accept with the store down: %d", res.StatusCode)
+	}
+	tk.redeemErr = nil
+	for reason, want := range map[identityv1.Reason]string{identityv1.Reason_REASON_ACCOUNT_LOCKED: "disabled or locked",
+		identityv1.Reason_REASON_NO_SUCH_USER: "not known here", identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW: "does not reach the level"} {
+		h := New(Options{Tickets: tk, SSO: peerSSO{reason: reason}, Centre: "l2a", Peers: peers})
+		res := peerCall(h, http.MethodGet, accept, nil, nc)
+		if body := bodyOf(res); res.StatusCode != http.StatusForbidden || !strings.Contains(body, want) {
+			t.Errorf("%v: %d\n%s", reason, res.StatusCode, body)
+		}
+	}
+	// to an unregistered service: the error page, no redirect
+	bad := "/cas/peer/accept?" + url.Values{"assertion": {"a.b.c"}, "peer": {"l1"}, "state": {"service=https://evil.example/"}}.Encode()
+	if res := peerCall(h, http.MethodGet, bad, nil, nc); res.StatusCode != http.StatusForbidden || res.Header.Get("Location") != "" {
+		t.Errorf("accept to a stranger: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+
+	// logout tokens
+	if res := peerCall(h, http.MethodPost, "/cas/peer/logout", url.Values{"logout_token": {"a.b.c"}}); res.StatusCode != http.StatusOK ||
+		bodyOf(res) != `{"ended":1}` {
+		t.Errorf("peer logout: %d", res.StatusCode)
+	}
+	tk.logoutErr = apierr.ToStatus(apierr.New(apierr.Unauthenticated, ticket.ReasonPeerInvalid, "x"))
+	if res := peerCall(h, http.MethodPost, "/cas/peer/logout", url.Values{"logout_token": {"x"}}); res.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(bodyOf(res), ticket.ReasonPeerInvalid) {
+		t.Errorf("forged peer logout: %d", res.StatusCode)
+	}
+	tk.logoutErr = unavailable()
+	if res := peerCall(h, http.MethodPost, "/cas/peer/logout", url.Values{"logout_token": {"x"}}); res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("peer logout with the store down: %d", res.StatusCode)
+	}
+}
+
+// sessionTickets is peerTickets with a live session of u1 at level.
+type sessionTickets struct {
+	*peerTickets
+	level int32
+}
+
+func (s sessionTickets) GetSession(context.Context, *ticketv1.GetSessionRequest, ...grpc.CallOption) (*ticketv1.Session, error) {
+	return &ticketv1.Session{UserId: "u1", Login: "pia", AuthLevel: s.level}, nil
+}
+
+// TestPeerAcceptKeepsStrongerSession: a hop of a person already signed in
+// here at a higher level keeps that session (a weaker sign-in elsewhere
+// never lowers it); at a lower level the hop raises it (replace_tgt).
+func TestPeerAcceptKeepsStrongerSession(t *testing.T) {
+	svc := "https://app.example/x"
+	accept := "/cas/peer/accept?" + url.Values{"assertion": {"a.b.c"}, "peer": {"l1"},
+		"state": {url.Values{"service": {svc}}.Encode()}}.Encode()
+	cookies := []*http.Cookie{{Name: peerCookie, Value: "00112233445566778899aabbccddeeff"}, {Name: TGCCookie, Value: "TGT-7-l2a"}}
+	strong := &peerTickets{}
+	h := New(Options{Tickets: sessionTickets{strong, 2}, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example"}}})
+	if res := peerCall(h, http.MethodGet, accept, nil, cookies...); res.StatusCode != http.StatusFound || strong.created != nil {
+		t.Fatalf("a level-2 session met a level-1 hop: %d, created %+v", res.StatusCode, strong.created)
+	}
+	weak := &peerTickets{}
+	h = New(Options{Tickets: sessionTickets{weak, 0}, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example"}}})
+	if res := peerCall(h, http.MethodGet, accept, nil, cookies...); res.StatusCode != http.StatusFound || weak.created.GetReplaceTgt() != "TGT-7-l2a" {
+		t.Fatalf("a lower session met a hop: %d, created %+v", res.StatusCode, weak.created)
+	}
+}

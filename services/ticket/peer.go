@@ -1,0 +1,368 @@
+package ticket
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
+)
+
+// Sign-in across centres (ADR 0030): a centre's CAS pages send a browser
+// without a session to a peer centre (ticket.peers) the person is signed in
+// at; the peer answers with a signed, single-use, short-lived assertion for
+// this centre, bound to the browser's nonce, naming the person, how and when
+// they signed in. This centre verifies it with the peer's configured public
+// keys, uses it up and opens its own session at the same level.
+
+// The reasons of sign-in across centres.
+const (
+	ReasonPeerSignInOff     = "PEER_SIGN_IN_OFF"
+	ReasonPeerUnknown       = "PEER_UNKNOWN"
+	ReasonPeerInvalid       = "PEER_ASSERTION_INVALID"
+	ReasonPeerExpired       = "PEER_ASSERTION_EXPIRED"
+	ReasonPeerReplayed      = "PEER_ASSERTION_REPLAYED"
+	ReasonPeerWrongAudience = "PEER_ASSERTION_AUDIENCE"
+	peerAssertionType       = "uias-peer+jwt"
+	peerLogoutType          = "uias-peer-logout+jwt"
+	// ReasonPeerLogout is the session.end reason of a session a peer's
+	// logout token ended.
+	ReasonPeerLogout         = "PEER_LOGOUT"
+	DefaultPeerAssertionTTL  = time.Minute
+	peerClockSkew            = 30 * time.Second
+	maxPeerAssertionLifetime = 5 * time.Minute
+)
+
+// Errors of sign-in across centres.
+var (
+	ErrPeerSignInOff = apierr.New(apierr.FailedPrecondition, ReasonPeerSignInOff,
+		"sign-in across centres is not set up at this centre (ticket.peer_key_file, ticket.peers)")
+	errPeerInvalid   = apierr.New(apierr.Unauthenticated, ReasonPeerInvalid, "the other centre's sign-in could not be verified")
+	errPeerExpired   = apierr.New(apierr.Unauthenticated, ReasonPeerExpired, "the other centre's sign-in has expired")
+	errPeerReplayed  = apierr.New(apierr.Unauthenticated, ReasonPeerReplayed, "the other centre's sign-in was used already")
+	errPeerAudience  = apierr.New(apierr.Unauthenticated, ReasonPeerWrongAudience, "the other centre's sign-in is for another centre")
+	errPeerUnknownFn = func(name string) error {
+		return apierr.New(apierr.PermissionDenied, ReasonPeerUnknown, fmt.Sprintf("centre %q is not a configured peer (ticket.peers)", name))
+	}
+)
+
+// Peer is a centre this one trusts (ticket.peers).
+type Peer struct {
+	// Name is the peer's centre code (its ticket.centre).
+	Name string
+	// URL is the peer's external base URL (https://sso.l1.example): its
+	// pages are URL/cas/....
+	URL string
+	// Keys are the public keys the peer signs its assertions with (more
+	// than one during a rotation).
+	Keys []ed25519.PublicKey
+}
+
+// PeerSettings configure sign-in across centres.
+type PeerSettings struct {
+	// Key signs this centre's assertions (nil: it issues none).
+	Key ed25519.PrivateKey
+	// Peers by name.
+	Peers map[string]Peer
+	// TTL is an assertion's lifetime (DefaultPeerAssertionTTL).
+	TTL time.Duration
+}
+
+// PeerKeyID is the key id of a public key in an assertion's header: the
+// first 16 bytes of its SHA-256, hex.
+func PeerKeyID(k ed25519.PublicKey) string {
+	h := sha256.Sum256(k)
+	return hex.EncodeToString(h[:16])
+}
+
+// SetPeers configures sign-in across centres.
+func (s *Service) SetPeers(p PeerSettings) {
+	if p.TTL <= 0 {
+		p.TTL = DefaultPeerAssertionTTL
+	}
+	s.peers = &p
+}
+
+// PeerAssertion is what a verified assertion says.
+type PeerAssertion struct {
+	Peer       string
+	UserID     string
+	AuthLevel  int
+	AuthMethod int
+	AuthTime   time.Time
+	// PeerSID: the peer's session it came from.
+	PeerSID string
+}
+
+type peerHeader struct {
+	Alg string `json:"alg"`
+	Typ string `json:"typ"`
+	Kid string `json:"kid"`
+}
+
+// PeerClaims are an assertion's claims (JWT names): iss the signing
+// centre, aud the centre it is for, sub the person's UIAS id, jti its
+// single-use id, iat/exp/auth_time Unix seconds, acr the session's level
+// (1, 2), amr its method (ticketv1.AuthMethod), nonce the browser's, sid
+// the session (see Sid).
+type PeerClaims struct {
+	Iss      string `json:"iss"`
+	Aud      string `json:"aud"`
+	Sub      string `json:"sub"`
+	Jti      string `json:"jti"`
+	Iat      int64  `json:"iat"`
+	Exp      int64  `json:"exp"`
+	AuthTime int64  `json:"auth_time"`
+	Acr      int    `json:"acr"`
+	Amr      int    `json:"amr"`
+	Nonce    string `json:"nonce,omitempty"`
+	// Sid is the issuing centre's session (its OIDCSid): in an assertion,
+	// the session it came from; in a logout token, the session to end.
+	Sid string `json:"sid,omitempty"`
+}
+
+// IssuePeerAssertion signs an assertion that the person of tgt's live
+// session is signed in here, for peer audience, bound to nonce; it returns
+// the assertion and the peer's page that takes it.
+func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce string) (string, string, error) {
+	start := s.now()
+	if s.peers == nil || s.peers.Key == nil {
+		return "", "", ErrPeerSignInOff
+	}
+	p, ok := s.peers.Peers[audience]
+	if !ok {
+		return "", "", errPeerUnknownFn(audience)
+	}
+	if !validTGT(tgt) {
+		return "", "", ErrSessionNotFound
+	}
+	sess, err := s.recordVouched(ctx, SessionID(tgt), audience)
+	if err != nil {
+		return "", "", err
+	}
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	c := PeerClaims{Iss: s.cfg.Centre, Aud: audience, Sub: sess.UserID, Jti: base64.RawURLEncoding.EncodeToString(jti),
+		Iat: start.Unix(), Exp: start.Add(s.peers.TTL).Unix(), AuthTime: sess.AuthTime().Unix(), Acr: sess.AuthLevel,
+		Amr: sess.AuthMethod, Nonce: nonce, Sid: sess.OIDCSid()}
+	tok, err := SignPeerAssertion(s.peers.Key, c)
+	if err != nil {
+		return "", "", err
+	}
+	s.audit(ctx, audit.Action{API: "peer.assertion.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
+		Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Fields: detail("audience", audience, "session_id", sess.ID, "auth_level", fmt.Sprint(sess.AuthLevel))})
+	return tok, strings.TrimSuffix(p.URL, "/") + "/cas/peer/accept", nil
+}
+
+// SignPeerAssertion signs c with key as a compact JWS (EdDSA, typ
+// uias-peer+jwt, kid PeerKeyID): what IssuePeerAssertion hands the browser.
+func SignPeerAssertion(key ed25519.PrivateKey, c PeerClaims) (string, error) {
+	return signPeer(key, peerAssertionType, c)
+}
+
+// recordVouched records in the live session id that it vouched to
+// audience (its end tells the audience), and returns it.
+func (s *Service) recordVouched(ctx context.Context, id, audience string) (*Session, error) {
+	sess, rev, err := s.liveSession(ctx, id)
+	for attempt := 0; err == nil; attempt++ {
+		if slices.Contains(sess.Vouched, audience) {
+			return sess, nil
+		}
+		sess.Vouched = append(sess.Vouched, audience)
+		err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(s.now()))
+		switch {
+		case err == nil:
+			return sess, nil
+		case errors.Is(err, ErrConflict) && attempt < 5:
+			sess, rev, err = s.liveSession(ctx, id)
+		case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
+			return nil, ErrSessionNotFound
+		}
+	}
+	return nil, err
+}
+
+func signPeer(key ed25519.PrivateKey, typ string, c PeerClaims) (string, error) {
+	h, err := json.Marshal(peerHeader{Alg: "EdDSA", Typ: typ, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))})
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	in := enc.EncodeToString(h) + "." + enc.EncodeToString(b)
+	return in + "." + enc.EncodeToString(ed25519.Sign(key, []byte(in))), nil
+}
+
+// RedeemPeerAssertion verifies a peer's assertion for this centre, bound
+// to nonce, and uses it up. Every refusal is audited.
+func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*PeerAssertion, error) {
+	start := s.now()
+	c, err := s.verifyPeer(tok, peerAssertionType, nonce, start)
+	if err == nil {
+		// Once: the record outlives the assertion (and the skew).
+		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
+		if uerr := s.store.UseOnce(ctx, "peer."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
+			err = errPeerReplayed
+		} else if uerr != nil {
+			return nil, uerr
+		}
+	}
+	subject, peer := "", ""
+	if c != nil {
+		subject, peer = "user:"+c.Sub, c.Iss
+	}
+	if err != nil {
+		s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultDenied,
+			Reason: reasonOf(err), Start: start, Fields: detail("peer", peer)})
+		return nil, err
+	}
+	s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultSuccess, Reason: "OK",
+		Start: start, Fields: detail("peer", peer, "auth_level", fmt.Sprint(c.Acr))})
+	return &PeerAssertion{Peer: c.Iss, UserID: c.Sub, AuthLevel: c.Acr, AuthMethod: c.Amr, AuthTime: time.Unix(c.AuthTime, 0).UTC(),
+		PeerSID: c.Sid}, nil
+}
+
+// peerSkewTTL is how long past its expiry a used assertion's record
+// is kept (the clock skew accepted, and a margin).
+const peerSkewTTL = peerClockSkew + 30*time.Second
+
+// verifyPeer checks tok; the claims are returned (with an error) once the
+// signature holds, so that refusals of a genuine assertion are audited
+// with its person and peer.
+func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims, error) {
+	if s.peers == nil || len(s.peers.Peers) == 0 {
+		return nil, ErrPeerSignInOff
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, errPeerInvalid
+	}
+	enc := base64.RawURLEncoding
+	hb, err1 := enc.DecodeString(parts[0])
+	cb, err2 := enc.DecodeString(parts[1])
+	sig, err3 := enc.DecodeString(parts[2])
+	var h peerHeader
+	var c PeerClaims
+	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &h) != nil || json.Unmarshal(cb, &c) != nil ||
+		h.Alg != "EdDSA" || h.Typ != typ {
+		return nil, errPeerInvalid
+	}
+	p, ok := s.peers.Peers[c.Iss]
+	if !ok {
+		return nil, errPeerUnknownFn(c.Iss)
+	}
+	var key ed25519.PublicKey
+	for _, k := range p.Keys {
+		if PeerKeyID(k) == h.Kid {
+			key = k
+		}
+	}
+	if key == nil || !ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig) {
+		// untrusted key or a forged signature
+		return nil, errPeerInvalid
+	}
+	switch {
+	case c.Aud != s.cfg.Centre:
+		return &c, errPeerAudience
+	case c.Exp <= c.Iat || time.Duration(c.Exp-c.Iat)*time.Second > maxPeerAssertionLifetime ||
+		time.Unix(c.Iat, 0).After(now.Add(peerClockSkew)):
+		return &c, errPeerInvalid
+	case !now.Before(time.Unix(c.Exp, 0).Add(peerClockSkew)):
+		return &c, errPeerExpired
+	case typ == peerAssertionType && (time.Unix(c.AuthTime, 0).After(now.Add(peerClockSkew)) ||
+		!now.Before(time.Unix(c.AuthTime, 0).Add(s.cfg.TGTHard))):
+		// a sign-in from the future, or one older than a session may live
+		return &c, errPeerExpired
+	case typ == peerAssertionType && (c.Nonce == "" || c.Nonce != nonce):
+		return &c, errPeerInvalid
+	case typ == peerAssertionType && (c.Acr < 1 || c.Acr > 2 || c.Amr < 0 || c.Amr > 8):
+		return &c, errPeerInvalid
+	case c.Sub == "" || c.Jti == "" || (typ == peerLogoutType && c.Sid == ""):
+		return &c, errPeerInvalid
+	}
+	return &c, nil
+}
+
+// PeerLogoutToken signs, for peer, a logout token naming the person sub
+// and the session sid (the peer's own, or this centre's the peer opened a
+// session from), and returns where to post it (the peer's
+// /cas/peer/logout). ErrPeerSignInOff without a key; PEER_UNKNOWN for a
+// peer not configured.
+func (s *Service) PeerLogoutToken(peer, sub, sid string) (string, string, error) {
+	if s.peers == nil || s.peers.Key == nil {
+		return "", "", ErrPeerSignInOff
+	}
+	p, ok := s.peers.Peers[peer]
+	if !ok {
+		return "", "", errPeerUnknownFn(peer)
+	}
+	now := s.now()
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	tok, err := signPeer(s.peers.Key, peerLogoutType, PeerClaims{Iss: s.cfg.Centre, Aud: peer, Sub: sub, Sid: sid,
+		Jti: base64.RawURLEncoding.EncodeToString(jti), Iat: now.Unix(), Exp: now.Add(s.peers.TTL).Unix()})
+	return tok, strings.TrimSuffix(p.URL, "/") + "/cas/peer/logout", err
+}
+
+// PeerLogout verifies a peer's logout token (as an assertion, without a
+// nonce) and ends the person's sessions tied to that peer's session: the
+// one here the peer opened a session from (sid is this centre's, and it
+// vouched to the peer), and those opened here on the peer's word from its
+// session sid. It answers how many ended; refusals are audited.
+func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
+	start := s.now()
+	c, err := s.verifyPeer(tok, peerLogoutType, "", start)
+	if err == nil {
+		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
+		if uerr := s.store.UseOnce(ctx, "peerlogout."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
+			err = errPeerReplayed
+		} else if uerr != nil {
+			return 0, uerr
+		}
+	}
+	if err != nil {
+		subject, peer := "", ""
+		if c != nil {
+			subject, peer = "user:"+c.Sub, c.Iss
+		}
+		s.audit(ctx, audit.Action{API: "peer.logout", Subject: subject, Result: audit.ResultDenied, Reason: reasonOf(err),
+			Start: start, Fields: detail("peer", peer)})
+		return 0, err
+	}
+	sessions, err := s.UserSessions(ctx, c.Sub)
+	if err != nil && !errors.Is(err, ErrNoSuchUserSession) {
+		return 0, err
+	}
+	n := 0
+	for _, sess := range sessions {
+		mine := sess.OIDCSid() == c.Sid && slices.Contains(sess.Vouched, c.Iss)
+		theirs := sess.Peer == c.Iss && sess.PeerSID == c.Sid
+		if !mine && !theirs {
+			continue
+		}
+		ended, err := s.endSession(ctx, sess.ID, c.Sub, ReasonPeerLogout)
+		if err != nil && !ended {
+			return n, err
+		}
+		if ended {
+			n++
+		}
+	}
+	s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Fields: detail("peer", c.Iss, "sessions", fmt.Sprint(n))})
+	return n, nil
+}

@@ -1,0 +1,290 @@
+package ticket_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/apierr"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+)
+
+func peerKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
+
+func wantPeerReason(t *testing.T, what string, err error, reason string) {
+	t.Helper()
+	ae, ok := apierr.As(err)
+	if !ok || ae.Reason != reason {
+		t.Fatalf("%s: %v, want %s", what, err, reason)
+	}
+	if ae.Message == "" {
+		t.Fatalf("%s: no message", what)
+	}
+}
+
+const nonce = "0123456789abcdef0123456789abcdef"
+
+// TestPeerAssertion: a level-2 centre (l2a) vouches for its signed-in
+// person to level 1 (l1), which verifies with l2a's configured public key,
+// keeps the level and method, and takes each assertion once, before it
+// expires, for itself only, from a trusted key only, in the browser it was
+// asked for only; every refusal is audited.
+func TestPeerAssertion(t *testing.T) {
+	l2aKey, l1Key, otherKey := peerKey(t), peerKey(t), peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: l2aKey, TTL: time.Minute, Peers: map[string]ticket.Peer{
+		"l1":  {Name: "l1", URL: "https://l1.example/", Keys: []ed25519.PublicKey{pub(l1Key)}},
+		"l2b": {Name: "l2b", URL: "https://l2b.example", Keys: []ed25519.PublicKey{pub(otherKey)}},
+	}})
+	l1.svc.SetPeers(ticket.PeerSettings{Key: l1Key, Peers: map[string]ticket.Peer{
+		// a rotation: the old key and the new one
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(otherKey), pub(l2aKey)}},
+	}})
+	ctx := context.Background()
+	tgt, _, err := l2a.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "alice", AuthLevel: 2,
+		AuthMethod: int(ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(aud string) string {
+		t.Helper()
+		a, u, err := l2a.svc.IssuePeerAssertion(ctx, tgt, aud, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aud == "l1" && u != "https://l1.example/cas/peer/accept" {
+			t.Fatalf("accept URL %q", u)
+		}
+		return a
+	}
+	a := issue("l1")
+	got, err := l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Peer != "l2a" || got.UserID != "u1" || got.AuthLevel != 2 || got.AuthMethod != int(ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE) ||
+		got.AuthTime.IsZero() {
+		t.Fatalf("redeemed %+v", got)
+	}
+	if !l2a.audit.find("peer.assertion.issue", "success", "OK") || !l1.audit.find("peer.assertion.redeem", "success", "OK") {
+		t.Fatalf("audit: %+v / %+v", l2a.audit.evs, l1.audit.evs)
+	}
+
+	// The session opened on it keeps the sign-in's time: its hard limit
+	// runs from there, so hops never extend a sign-in.
+	signedIn := time.Now().Add(-3 * time.Hour)
+	_, sess, err := l1.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "alice", AuthLevel: 2, Peer: "l2a",
+		AuthAt: signedIn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sess.AuthTime().Equal(signedIn.UTC()) || !sess.HardExpiry.Equal(signedIn.Add(8*time.Hour).UTC()) {
+		t.Fatalf("session on a peer's word: auth %s, hard expiry %s", sess.AuthTime(), sess.HardExpiry)
+	}
+	// A sign-in older than a session may live (or from the future) is
+	// refused as expired.
+	for _, at := range []time.Time{time.Now().Add(-9 * time.Hour), time.Now().Add(time.Hour)} {
+		old, err := ticket.SignPeerAssertion(l2aKey, ticket.PeerClaims{Iss: "l2a", Aud: "l1", Sub: "u1", Jti: at.String(),
+			Iat: time.Now().Unix(), Exp: time.Now().Add(time.Minute).Unix(), AuthTime: at.Unix(), Acr: 1, Amr: 1, Nonce: nonce})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = l1.svc.RedeemPeerAssertion(ctx, old, nonce)
+		wantPeerReason(t, "sign-in at "+at.String(), err, ticket.ReasonPeerExpired)
+	}
+
+	// Replayed.
+	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+	wantPeerReason(t, "replay", err, ticket.ReasonPeerReplayed)
+
+	// Another browser's (its nonce is not the one bound).
+	_, err = l1.svc.RedeemPeerAssertion(ctx, issue("l1"), "ffffffffffffffffffffffffffffffff")
+	wantPeerReason(t, "other nonce", err, ticket.ReasonPeerInvalid)
+
+	// For another centre.
+	_, err = l1.svc.RedeemPeerAssertion(ctx, issue("l2b"), nonce)
+	wantPeerReason(t, "wrong audience", err, ticket.ReasonPeerWrongAudience)
+
+	// Tampered: another person, the same signature.
+	parts := strings.Split(issue("l1"), ".")
+	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(claims), `"sub":"u1"`, `"sub":"u2"`, 1)))
+	_, err = l1.svc.RedeemPeerAssertion(ctx, strings.Join(parts, "."), nonce)
+	wantPeerReason(t, "tampered", err, ticket.ReasonPeerInvalid)
+	_, err = l1.svc.RedeemPeerAssertion(ctx, "not.an.assertion", nonce)
+	wantPeerReason(t, "garbage", err, ticket.ReasonPeerInvalid)
+
+	// Expired: past its minute and the clock skew allowed.
+	late := issue("l1")
+	l1.clock.advance(2 * time.Minute)
+	_, err = l1.svc.RedeemPeerAssertion(ctx, late, nonce)
+	wantPeerReason(t, "expired", err, ticket.ReasonPeerExpired)
+	for _, r := range []string{ticket.ReasonPeerReplayed, ticket.ReasonPeerInvalid, ticket.ReasonPeerWrongAudience, ticket.ReasonPeerExpired} {
+		if !l1.audit.find("peer.assertion.redeem", "denied", r) {
+			t.Errorf("refusal %s not audited: %+v", r, l1.audit.evs)
+		}
+	}
+
+	// An untrusted key: a centre that trusts l2a under another key.
+	l1b := newFixture(t, ticket.Config{Centre: "l1"})
+	l1b.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(otherKey)}}}})
+	_, err = l1b.svc.RedeemPeerAssertion(ctx, issue("l1"), nonce)
+	wantPeerReason(t, "untrusted key", err, ticket.ReasonPeerInvalid)
+	// An unknown peer: a centre that trusts only l2b.
+	l1c := newFixture(t, ticket.Config{Centre: "l1"})
+	l1c.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{
+		"l2b": {Name: "l2b", URL: "https://l2b.example", Keys: []ed25519.PublicKey{pub(l2aKey)}}}})
+	_, err = l1c.svc.RedeemPeerAssertion(ctx, issue("l1"), nonce)
+	wantPeerReason(t, "unknown peer", err, ticket.ReasonPeerUnknown)
+	// A centre without peers.
+	_, err = newFixture(t, ticket.Config{Centre: "l1"}).svc.RedeemPeerAssertion(ctx, issue("l1"), nonce)
+	wantPeerReason(t, "no peers", err, ticket.ReasonPeerSignInOff)
+}
+
+func TestIssuePeerAssertionRefusals(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{Centre: "l2a"})
+	tgt := f.login(t, "u1")
+	_, _, err := f.svc.IssuePeerAssertion(ctx, tgt, "l1", nonce)
+	wantPeerReason(t, "not set up", err, ticket.ReasonPeerSignInOff)
+	f.svc.SetPeers(ticket.PeerSettings{Key: peerKey(t), Peers: map[string]ticket.Peer{
+		"l1": {Name: "l1", URL: "https://l1.example", Keys: []ed25519.PublicKey{pub(peerKey(t))}}}})
+	_, _, err = f.svc.IssuePeerAssertion(ctx, tgt, "evil", nonce)
+	wantPeerReason(t, "unknown audience", err, ticket.ReasonPeerUnknown)
+	_, _, err = f.svc.IssuePeerAssertion(ctx, "TGT-0000-l2a", "l1", nonce)
+	wantPeerReason(t, "no session", err, "SESSION_NOT_FOUND")
+	if _, err := f.svc.DestroySession(ctx, tgt); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = f.svc.IssuePeerAssertion(ctx, tgt, "l1", nonce)
+	wantPeerReason(t, "ended session", err, "SESSION_NOT_FOUND")
+}
+
+// TestPeerAssertionStoreDown: with the ticket store down a genuine
+// assertion is refused TICKET_STORE_UNAVAILABLE (its single use cannot be
+// recorded), never accepted.
+func TestPeerAssertionStoreDown(t *testing.T) {
+	ctx := context.Background()
+	k := peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: k, Peers: map[string]ticket.Peer{"l1": {Name: "l1", URL: "https://l1.example"}}})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l1.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{"l2a": {Name: "l2a", URL: "https://l2a.example",
+		Keys: []ed25519.PublicKey{pub(k)}}}})
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, l2a.login(t, "u1"), "l1", nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1.ns.Shutdown()
+	l1.ns.WaitForShutdown()
+	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+	wantPeerReason(t, "store down", err, "TICKET_STORE_UNAVAILABLE")
+}
+
+// TestPeerLogout: a session l2a vouched from and the level-1 session
+// opened on its word end together, whichever centre the person signs out
+// at: each centre's logout token names the session, is good once, and
+// ends only sessions tied to its issuer.
+func TestPeerLogout(t *testing.T) {
+	ctx := context.Background()
+	l2aKey, l1Key := peerKey(t), peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: l2aKey, Peers: map[string]ticket.Peer{
+		"l1": {Name: "l1", URL: "https://l1.example", Keys: []ed25519.PublicKey{pub(l1Key)}}}})
+	l1.svc.SetPeers(ticket.PeerSettings{Key: l1Key, Peers: map[string]ticket.Peer{
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(l2aKey)}}}})
+	hop := func() (string, *ticket.Session, string, *ticket.Session) {
+		t.Helper()
+		tgtA := l2a.login(t, "u1")
+		a, _, err := l2a.svc.IssuePeerAssertion(ctx, tgtA, "l1", nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessA, err := l2a.svc.GetSession(ctx, tgtA)
+		if err != nil || len(sessA.Vouched) != 1 || sessA.Vouched[0] != "l1" || got.PeerSID != sessA.OIDCSid() {
+			t.Fatalf("vouching session %+v %v, assertion sid %q", sessA, err, got.PeerSID)
+		}
+		tgtB, sessB, err := l1.svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "login-u1", AuthLevel: got.AuthLevel,
+			Peer: got.Peer, PeerSID: got.PeerSID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tgtA, sessA, tgtB, sessB
+	}
+
+	// Signed out at l2a: its token ends level 1's session, once.
+	tgtA, sessA, tgtB, _ := hop()
+	other := l1.login(t, "u1") // a session of level 1's own: untouched
+	tok, u, err := l2a.svc.PeerLogoutToken("l1", "u1", sessA.OIDCSid())
+	if err != nil || u != "https://l1.example/cas/peer/logout" {
+		t.Fatalf("token: %q %v", u, err)
+	}
+	if n, err := l1.svc.PeerLogout(ctx, tok); err != nil || n != 1 {
+		t.Fatalf("peer logout at level 1: %d %v", n, err)
+	}
+	if _, err := l1.svc.GetSession(ctx, tgtB); err == nil {
+		t.Fatal("level 1's session from l2a survived l2a's logout")
+	}
+	if _, err := l1.svc.GetSession(ctx, other); err != nil {
+		t.Fatalf("level 1's own session ended: %v", err)
+	}
+	_, err = l1.svc.PeerLogout(ctx, tok)
+	wantPeerReason(t, "replayed logout", err, ticket.ReasonPeerReplayed)
+	if !l1.audit.find("session.end", "success", ticket.ReasonPeerLogout) || !l1.audit.find("peer.logout", "success", "OK") {
+		t.Fatalf("audit: %+v", l1.audit.evs)
+	}
+	_ = tgtA
+
+	// Signed out at level 1: its token ends the l2a session it came from.
+	tgtA, sessA, _, sessB := hop()
+	tok, _, err = l1.svc.PeerLogoutToken("l2a", "u1", sessB.PeerSID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l2a.svc.PeerLogout(ctx, tok); err != nil || n != 1 {
+		t.Fatalf("peer logout at l2a: %d %v", n, err)
+	}
+	if _, err := l2a.svc.GetSession(ctx, tgtA); err == nil {
+		t.Fatal("l2a's session survived level 1's logout")
+	}
+
+	// A session that vouched to nobody is not level 1's to end.
+	own := l2a.login(t, "u1")
+	ownSess, _ := l2a.svc.GetSession(ctx, own)
+	tok, _, _ = l1.svc.PeerLogoutToken("l2a", "u1", ownSess.OIDCSid())
+	if n, err := l2a.svc.PeerLogout(ctx, tok); err != nil || n != 0 {
+		t.Fatalf("a session that did not vouch: %d %v", n, err)
+	}
+	if _, err := l2a.svc.GetSession(ctx, own); err != nil {
+		t.Fatalf("a session that did not vouch ended: %v", err)
+	}
+	// An assertion is no logout token.
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, own, "l1", nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1.svc.PeerLogout(ctx, a)
+	wantPeerReason(t, "assertion as logout token", err, ticket.ReasonPeerInvalid)
+	_ = sessA
+}
