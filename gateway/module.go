@@ -16,7 +16,10 @@ import (
 
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/gateway/console"
 	"github.com/uias/uias/pkg/module"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
 // Name is the REST edge's component name.
@@ -42,12 +45,17 @@ type Config struct {
 	// components running in this process and those registered in etcd
 	// since the edge started.
 	Backends []string `yaml:"backends"`
+	// Console serves the graphical management console under /console/
+	// (gateway/console; default on). Off: /console/ answers 404.
+	Console bool `yaml:"console"`
 }
 
 // Bind implements config.Section.
 func (c *Config) Bind(b *config.Binder) {
 	b.List(&c.Backends, "UIAS_GATEWAY_BACKENDS", "gateway-backends",
 		"components deployed behind the REST edge that /readyz waits for (comma list; empty: those running in the process or registered in etcd)")
+	b.Bool(&c.Console, "UIAS_GATEWAY_CONSOLE", "gateway-console",
+		"serve the graphical management console under /console/ (false: /console/ answers 404)")
 }
 
 // Complete implements config.Section.
@@ -74,7 +82,7 @@ func Module() module.Module {
 	return module.Module{
 		Name:   Name,
 		Edge:   true,
-		Config: func() config.Section { return &Config{} },
+		Config: func() config.Section { return &Config{Console: true} },
 		Init: func(_ context.Context, env *module.Env) (*module.Component, error) {
 			var backends []Backend
 			var docs []APIDoc
@@ -111,7 +119,16 @@ func Module() module.Module {
 			}
 			cfg, _ := env.Section().(*Config)
 			if cfg == nil {
-				cfg = &Config{}
+				cfg = &Config{Console: true}
+			}
+			if cfg.Console {
+				m, err := consoleMount(env)
+				if err != nil {
+					return nil, err
+				}
+				if m != nil {
+					pages = append(pages, *m)
+				}
 			}
 			readyFor, err := readyFor(env, cfg.Backends, backends)
 			if err != nil {
@@ -242,4 +259,35 @@ func (d *discovered) run(ctx context.Context, env *module.Env) {
 		case <-t.C:
 		}
 	}
+}
+
+// consoleMount is the management console (gateway/console) on the
+// clients of identity and audit the edge holds: nil when identity, whose
+// AdminService it needs, is not among the components behind the edge.
+func consoleMount(env *module.Env) (*Mount, error) {
+	var hasIdentity, hasAudit bool
+	for _, m := range env.Modules() {
+		switch m.Name {
+		case "identity":
+			hasIdentity = true
+		case "audit":
+			hasAudit = true
+		}
+	}
+	if !hasIdentity {
+		return nil, nil
+	}
+	ic, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
+	o := console.Options{Admin: identityv1.NewAdminServiceClient(ic), Log: env.Log.Named("console"), Prefix: console.Prefix}
+	if hasAudit {
+		ac, err := env.Client("audit")
+		if err != nil {
+			return nil, err
+		}
+		o.AuditQuery, o.AuditLog = auditv1.NewAuditQueryServiceClient(ac), auditv1.NewAuditLogServiceClient(ac)
+	}
+	return &Mount{Prefix: console.Prefix, Handler: console.New(o)}, nil
 }
