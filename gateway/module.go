@@ -14,9 +14,9 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/gateway/console"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/grpcx"
-	"github.com/uias/uias/gateway/console"
 	"github.com/uias/uias/pkg/module"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
