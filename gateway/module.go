@@ -19,6 +19,7 @@ import (
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -262,16 +263,18 @@ func (d *discovered) run(ctx context.Context, env *module.Env) {
 }
 
 // consoleMount is the management console (gateway/console) on the
-// clients of identity and audit the edge holds: nil when identity, whose
+// clients of identity, audit and authz the edge holds: nil when identity, whose
 // AdminService it needs, is not among the components behind the edge.
 func consoleMount(env *module.Env) (*Mount, error) {
-	var hasIdentity, hasAudit bool
+	var hasIdentity, hasAudit, hasAuthz bool
 	for _, m := range env.Modules() {
 		switch m.Name {
 		case "identity":
 			hasIdentity = true
 		case "audit":
 			hasAudit = true
+		case "authz":
+			hasAuthz = true
 		}
 	}
 	if !hasIdentity {
@@ -288,6 +291,13 @@ func consoleMount(env *module.Env) (*Mount, error) {
 			return nil, err
 		}
 		o.AuditQuery, o.AuditLog = auditv1.NewAuditQueryServiceClient(ac), auditv1.NewAuditLogServiceClient(ac)
+	}
+	if hasAuthz {
+		zc, err := env.Client("authz")
+		if err != nil {
+			return nil, err
+		}
+		o.Authz = authzv1.NewAuthzAdminServiceClient(zc)
 	}
 	return &Mount{Prefix: console.Prefix, Handler: console.New(o)}, nil
 }

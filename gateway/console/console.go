@@ -33,6 +33,7 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/module"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -76,7 +77,10 @@ type Options struct {
 	// backup reminder); nil: the audit page says it is unavailable.
 	AuditQuery auditv1.AuditQueryServiceClient
 	AuditLog   auditv1.AuditLogServiceClient
-	Log        *zap.Logger
+	// Authz is authz's AuthzAdminService (roles and grants); nil: those
+	// sections say they are unavailable.
+	Authz authzv1.AuthzAdminServiceClient
+	Log   *zap.Logger
 	// Prefix is where the console is mounted ("/console/").
 	Prefix string
 	// CallTimeout bounds each call to a component (default 15s).
@@ -119,6 +123,11 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("POST "+p+"orgs", h.signed(h.createOrg))
 	h.mux.HandleFunc("POST "+p+"orgs/{id}/{action}", h.signed(h.orgAction))
 	h.mux.HandleFunc("GET "+p+"audit", h.signed(h.audit))
+	h.mux.HandleFunc("GET "+p+"apps", h.signed(h.apps))
+	h.mux.HandleFunc("GET "+p+"apps/{id}", h.signed(h.app))
+	h.mux.HandleFunc("POST "+p+"apps/{id}/{action}", h.signed(h.appAction))
+	h.mux.HandleFunc("GET "+p+"roles", h.signed(h.roles))
+	h.mux.HandleFunc("POST "+p+"people/{id}/roles/{action}", h.signed(h.grantAction))
 	return h
 }
 
@@ -237,7 +246,7 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, err error, name
 // HTTP status; for an expired or revoked token it clears the session,
 // sends the browser to the sign-in page and returns false.
 func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error, d *pageData) (int, bool) {
-	st := status.Convert(err)
+	st := statusOf(err)
 	if st.Code() == codes.Unauthenticated {
 		h.clearSession(w, r)
 		h.toLogin(w, r, "expired")
@@ -396,3 +405,6 @@ func (h *Handler) backupReminder(r *http.Request, s *session, d *pageData) {
 		d.BackupReport = d.T("backupNever")
 	}
 }
+
+// statusOf is err's gRPC status.
+func statusOf(err error) *status.Status { return status.Convert(err) }

@@ -11,15 +11,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/gateway/console"
 	"github.com/uias/uias/pkg/apierr"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -366,5 +369,56 @@ func TestLanguage(t *testing.T) {
 	_, page = b.do("GET", "/console/login", nil, nil)
 	if !strings.Contains(page, `<html lang="zh-CN">`) {
 		t.Fatalf("the language choice is not kept: %s", page)
+	}
+}
+
+// fakeAuditLog answers GetArchiveStatus: allowed (the auditor) or not,
+// and a backup due or not.
+type fakeAuditLog struct {
+	auditv1.AuditLogServiceClient
+	allowed, due bool
+	last         *timestamppb.Timestamp
+}
+
+func (f *fakeAuditLog) GetArchiveStatus(_ context.Context, in *auditv1.GetArchiveStatusRequest, _ ...grpc.CallOption) (*auditv1.ArchiveStatus, error) {
+	if !in.GetIfAllowed() {
+		return nil, status.Error(codes.PermissionDenied, "only the security auditor")
+	}
+	st := &auditv1.ArchiveStatus{Allowed: f.allowed, BackupDue: f.due && f.allowed}
+	if f.last != nil {
+		st.LastBackup = &auditv1.ArchiveRun{Time: f.last}
+	}
+	return st, nil
+}
+
+// TestBackupReminder: the auditor sees the backup reminder on every page
+// while a backup is due (saying when the last one was, or that there
+// was none); nobody else, and nobody when none is due.
+func TestBackupReminder(t *testing.T) {
+	last := timestamppb.New(time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC))
+	for name, tc := range map[string]struct {
+		log  *fakeAuditLog
+		want string
+	}{
+		"auditor, never backed up": {&fakeAuditLog{allowed: true, due: true}, "the audit log has never been backed up"},
+		"auditor, last long ago":   {&fakeAuditLog{allowed: true, due: true, last: last}, "last backed up on 2026-10-01"},
+		"auditor, not due":         {&fakeAuditLog{allowed: true, last: last}, ""},
+		"another administrator":    {&fakeAuditLog{due: true}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(console.New(console.Options{Admin: &fakeAdmin{}, AuditLog: tc.log}))
+			t.Cleanup(srv.Close)
+			jar, _ := cookiejar.New(nil)
+			b := &browser{t: t, base: srv.URL, c: &http.Client{Jar: jar,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+			page := b.signIn()
+			banner := regexp.MustCompile(`<p class="banner" role="status" id="backup">([^<]*)</p>`).FindStringSubmatch(page)
+			switch {
+			case tc.want == "" && banner != nil:
+				t.Fatalf("a reminder: %s", banner[1])
+			case tc.want != "" && (banner == nil || !strings.Contains(banner[1], tc.want)):
+				t.Fatalf("reminder %v, want %q", banner, tc.want)
+			}
+		})
 	}
 }

@@ -5,6 +5,14 @@ package console
 // notes shown after an action (?done=<action>).
 var texts = map[string]map[string]string{
 	"en": {
+		"apps": "Applications", "roles": "Roles", "appCode": "App code", "appType": "Type", "suspend": "Suspend", "resume": "Resume",
+		"suspended": "Suspended", "securityLevel": "Security level", "minAuthLevel": "Minimum sign-in level", "ipAllow": "IP allow-list",
+		"secretExpires": "Secret expires", "role": "Role", "roleApp": "Application", "inherits": "Inherits", "grant": "Grant",
+		"revoke": "Revoke", "scopeOrg": "Scope org ID (administrator roles)", "grants": "Roles of this person", "noGrants": "No roles.",
+		"validUntil": "Valid until", "activation": "Activation password (shown once; the person chooses their own at their first administrator sign-in):",
+		"noAuthz":      "Roles and grants are not available behind this console.",
+		"done.suspend": "The application is suspended.", "done.resume": "The application is active again.",
+		"done.grant": "The role was granted.", "done.revoke": "The grant was revoked.",
 		"title": "UIAS management console", "brand": "UIAS console", "lang": "中文",
 		"signIn": "Sign in", "loginName": "Login name", "password": "Password", "otp": "Authenticator code",
 		"newPassword": "New password", "newPassword2": "New password again", "signInButton": "Sign in", "signOut": "Sign out",
@@ -46,6 +54,14 @@ var texts = map[string]map[string]string{
 		"done.orgCreated": "The org was created.", "done.orgRename": "The org was renamed.", "done.orgMove": "The org was moved.",
 	},
 	"zh-CN": {
+		"apps": "应用", "roles": "角色", "appCode": "应用代码", "appType": "类型", "suspend": "暂停", "resume": "恢复",
+		"suspended": "已暂停", "securityLevel": "安全级别", "minAuthLevel": "最低登录级别", "ipAllow": "IP 白名单",
+		"secretExpires": "密钥到期", "role": "角色", "roleApp": "应用", "inherits": "继承", "grant": "授予",
+		"revoke": "撤销", "scopeOrg": "管辖机构 ID（管理员角色）", "grants": "此人的角色", "noGrants": "没有角色。",
+		"validUntil": "有效期至", "activation": "激活密码（仅显示一次；本人首次以管理员登录时自行设置密码）：",
+		"noAuthz":      "本控制台无法访问角色与授权。",
+		"done.suspend": "应用已暂停。", "done.resume": "应用已恢复。",
+		"done.grant": "角色已授予。", "done.revoke": "授权已撤销。",
 		"title": "UIAS 管理控制台", "brand": "UIAS 控制台", "lang": "English",
 		"signIn": "登录", "loginName": "登录名", "password": "密码", "otp": "动态验证码",
 		"newPassword": "新密码", "newPassword2": "再次输入新密码", "signInButton": "登录", "signOut": "退出",

@@ -60,6 +60,8 @@ func (h *Handler) people(w http.ResponseWriter, r *http.Request, s *session) {
 type personPage struct {
 	User        *identityv1.User
 	OneTimePass string
+	// Roles: the person's grants and the grant form (nil: not shown).
+	Roles *personRoles
 }
 
 func (h *Handler) person(w http.ResponseWriter, r *http.Request, s *session) {
@@ -73,7 +75,7 @@ func (h *Handler) person(w http.ResponseWriter, r *http.Request, s *session) {
 		h.failed(w, r, err, "person", &d)
 		return
 	}
-	d.Page = &personPage{User: u}
+	d.Page = &personPage{User: u, Roles: h.rolesOf(r, s, &d, u.GetId())}
 	h.render(w, r, http.StatusOK, "person", d)
 }
 

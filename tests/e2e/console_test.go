@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/uias/uias/gateway"
+
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
@@ -207,6 +211,44 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	run("screenshot console-audit-en.png", b.shot("console-audit-en.png"))
 
+	// Roles: grant the application's clerk role to li.na on her page,
+	// then revoke it.
+	run("grant clerk", chromedp.Navigate(base+"people/"+liID), chromedp.WaitVisible(chromedp.CSS("#role_id")),
+		chromedp.SetValue(chromedp.CSS("#role_id"), x.clerk), chromedp.Click(chromedp.CSS("#grant")))
+	waitFor("granted", `location.search.includes("done=grant") && document.querySelector("#grants") != null`)
+	if g := textOf("#grants"); !strings.Contains(g, x.clerk) {
+		t.Fatalf("li.na's grants: %q", g)
+	}
+	grants := authzv1.NewAuthzAdminServiceClient(e.conn)
+	if l, err := grants.ListGrants(e.adm(), &authzv1.ListGrantsRequest{SubjectKind: "user", SubjectId: liID}); err != nil ||
+		len(l.GetGrants()) != 1 || l.GetGrants()[0].GetRoleId() != x.clerk {
+		t.Fatalf("li.na's grants over gRPC: %v %v", l, err)
+	}
+	run("revoke clerk", chromedp.Click(chromedp.CSS(`#grants button`)))
+	waitFor("revoked", `location.search.includes("done=revoke")`)
+	if l, err := grants.ListGrants(e.adm(), &authzv1.ListGrantsRequest{SubjectKind: "user", SubjectId: liID}); err != nil || len(l.GetGrants()) != 0 {
+		t.Fatalf("li.na's grants after the revocation: %v %v", l, err)
+	}
+	run("roles page", chromedp.Navigate(base+"roles"), chromedp.WaitVisible(chromedp.CSS("#roles")))
+	if rl := textOf("#roles"); !strings.Contains(rl, x.clerk) || !strings.Contains(rl, "unit_admin") {
+		t.Fatalf("roles page: %q", rl)
+	}
+
+	// Applications: suspend and resume one.
+	run("apps", chromedp.Navigate(base+"apps"), chromedp.WaitVisible(chromedp.CSS("#apps")),
+		chromedp.Click(chromedp.CSS("#apps a")), chromedp.WaitVisible(chromedp.CSS("#suspend")), chromedp.Click(chromedp.CSS("#suspend")))
+	waitFor("suspended", `document.querySelector("#resume") != null`)
+	appID := strings.TrimPrefix(b.location(), base+"apps/")
+	appID, _, _ = strings.Cut(appID, "?")
+	if a, err := e.admin.GetApp(e.adm(), &identityv1.GetAppRequest{Id: appID}); err != nil || a.GetStatus() != identityv1.AppStatus_APP_STATUS_SUSPENDED {
+		t.Fatalf("the application after suspend: %v %v", a, err)
+	}
+	run("resume", chromedp.Click(chromedp.CSS("#resume")))
+	waitFor("resumed", `document.querySelector("#suspend") != null`)
+	if a, err := e.admin.GetApp(e.adm(), &identityv1.GetAppRequest{Id: appID}); err != nil || a.GetStatus() != identityv1.AppStatus_APP_STATUS_ACTIVE {
+		t.Fatalf("the application after resume: %v %v", a, err)
+	}
+
 	// Sign out: the pages ask for a sign-in again.
 	consoleSignOut(b)
 	run("people after sign-out", chromedp.Navigate(base+"people"), chromedp.WaitVisible(chromedp.CSS("#login_name")))
@@ -238,4 +280,21 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	run("auditor's audit page", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(chromedp.CSS("#records")))
 	consoleSignOut(b)
+}
+
+// TestConsoleOff: gateway.console false leaves /console/ unserved (404),
+// the REST API as it was.
+func TestConsoleOff(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Sections = maps.Clone(cfg.Sections)
+	cfg.Sections[gateway.Name] = &gateway.Config{Console: false}
+	e := start(t, cfg)
+	for _, path := range []string{"/console/", "/console/login"} {
+		if code, body := httpBody(t, e.http+path); code != http.StatusNotFound {
+			t.Fatalf("%s with the console off: %d %s", path, code, body)
+		}
+	}
+	if code, _ := httpBody(t, e.http+"/openapi.json"); code != http.StatusOK {
+		t.Fatalf("/openapi.json with the console off: %d", code)
+	}
 }
