@@ -9,7 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/gateway"
 
@@ -27,6 +32,25 @@ func consoleSignIn(b *chromium, base, login, pw string) {
 		chromedp.Click(chromedp.CSS("#signin")))
 	b.waitFor("answer to the sign-in of "+login, `document.querySelector("#people") != null || document.querySelector("#error") != null ||
 		(document.querySelector("h1") != null && document.querySelector("h1").innerText == "People")`)
+}
+
+// consoleCookie is the browser's console session cookie (nil: none).
+func consoleCookie(b *chromium) *network.Cookie {
+	b.t.Helper()
+	ctx, c := b.step()
+	defer c()
+	res, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (network.GetCookiesResult, error) {
+		return cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{})
+	})
+	if err != nil {
+		b.t.Fatalf("cookies: %v", err)
+	}
+	for _, ck := range res.Cookies {
+		if ck.Name == "uias_console" {
+			return ck
+		}
+	}
+	return nil
 }
 
 // consoleSignOut signs out with the header's button.
@@ -73,8 +97,14 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("locked administrator: %q, the service says %v", msg, refusal)
 	}
 
-	// The system administrator: the people list, in both languages.
+	// The system administrator: the people list, in both languages. The
+	// token is in an HttpOnly, SameSite=Strict cookie, not in the URL.
 	consoleSignIn(b, base, "admin", adminPassword)
+	session := consoleCookie(b)
+	if session == nil || session.Value == "" || !session.HTTPOnly || session.SameSite != network.CookieSameSiteStrict ||
+		session.Path != "/console/" || strings.Contains(b.location(), session.Value) {
+		t.Fatalf("session cookie: %+v at %s", session, b.location())
+	}
 	run("people in Chinese", chromedp.Navigate(base+"people?locale=zh-CN"), chromedp.WaitVisible(chromedp.CSS("#people")),
 		b.shot("console-people-zh.png"))
 	if h := textOf("h1"); h != "人员" {
@@ -249,8 +279,28 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("the application after resume: %v %v", a, err)
 	}
 
-	// Sign out: the pages ask for a sign-in again.
+	// The token revoked elsewhere (as when it expires): the next page is
+	// the sign-in page, saying why.
+	if _, err := e.admin.AdminLogout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+session.Value),
+		&identityv1.AdminLogoutRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	run("people with an ended session", chromedp.Navigate(base+"people"), chromedp.WaitVisible(chromedp.CSS("#login_name")))
+	if msg := errorText(); msg != "Your session has ended. Please sign in again." {
+		t.Fatalf("after the token's end: %q", msg)
+	}
+	if c := consoleCookie(b); c != nil {
+		t.Fatalf("the ended session's cookie is kept: %+v", c)
+	}
+
+	// Sign out: the token is revoked, the pages ask for a sign-in again.
+	consoleSignIn(b, base, "admin", adminPassword)
+	session = consoleCookie(b)
 	consoleSignOut(b)
+	if _, err := e.admin.ListUsers(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+session.Value),
+		&identityv1.ListUsersRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("the token after sign-out: %v", err)
+	}
 	run("people after sign-out", chromedp.Navigate(base+"people"), chromedp.WaitVisible(chromedp.CSS("#login_name")))
 
 	// A unit administrator of east: their subtree only.
