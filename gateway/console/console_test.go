@@ -345,6 +345,9 @@ func TestSignOut(t *testing.T) {
 	}
 	// Signed in again, the token revoked behind the console's back.
 	b.signIn()
+	if got := f.called("AdminLogout"); len(got) != 1 {
+		t.Fatalf("a sign-in without a session revokes nothing: %v", got)
+	}
 	f.mu.Lock()
 	f.revoked = true
 	f.mu.Unlock()

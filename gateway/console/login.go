@@ -100,6 +100,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, code, "login", d)
 		return
 	}
+	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" && old.Value != res.GetToken() {
+		// signing in over a session ends it: its token is revoked, not
+		// left valid until its idle limit (best effort)
+		octx, ocancel := h.ctx(r, &session{token: old.Value})
+		_, _ = h.o.Admin.AdminLogout(octx, &identityv1.AdminLogoutRequest{})
+		ocancel()
+	}
 	ck := &http.Cookie{Name: sessionCookie, Value: res.GetToken(), Path: h.o.Prefix, HttpOnly: true,
 		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode}
 	if exp := res.GetExpiresAt(); exp != nil && exp.AsTime().After(time.Now()) {

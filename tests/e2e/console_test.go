@@ -279,6 +279,41 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("the application after resume: %v %v", a, err)
 	}
 
+	// Appoint li.na unit administrator of east1 on her page: the
+	// activation password is shown once; at her first sign-in the
+	// console asks her to choose her own, and she sees east1's people.
+	run("appoint li.na", chromedp.Navigate(base+"people/"+liID), chromedp.WaitVisible(chromedp.CSS("#role_id")),
+		chromedp.SetValue(chromedp.CSS("#role_id"), "unit_admin"), chromedp.SendKeys(chromedp.CSS("#scope_org"), x.east1),
+		chromedp.Click(chromedp.CSS("#grant")))
+	waitFor("activation password", `document.querySelector("#one-time") != null`)
+	activation := textOf("#one-time")
+	if len(activation) < 8 || !strings.Contains(textOf("main"), "Activation password") {
+		t.Fatalf("appointment: %q in %q", activation, textOf("main"))
+	}
+	// Signing in over a session ends that session (its token revoked).
+	adminSession := consoleCookie(b)
+	consoleSignIn(b, base, "li.na", activation)
+	if msg := errorText(); !strings.Contains(msg, "Choose a new password") {
+		t.Fatalf("first sign-in with the activation password: %q", msg)
+	}
+	run("choose a password", chromedp.SendKeys(chromedp.CSS("#password"), activation),
+		chromedp.SendKeys(chromedp.CSS("#new_password"), "Li-Na-Own-Pass-7"), chromedp.SendKeys(chromedp.CSS("#new_password2"), "Li-Na-Own-Pass-7"),
+		chromedp.Click(chromedp.CSS("#signin")))
+	waitFor("li.na signed in", `document.querySelector("#people") != null`)
+	if list := textOf("#people tbody"); !strings.Contains(list, "bob") || strings.Contains(list, "unit-a") || strings.Contains(list, "carol") {
+		t.Fatalf("li.na's people (east1): %q", list)
+	}
+	if _, err := e.admin.ListUsers(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+adminSession.Value),
+		&identityv1.ListUsersRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("the session signed in over: %v", err)
+	}
+	consoleSignOut(b)
+	consoleSignIn(b, base, "li.na", "Li-Na-Own-Pass-7")
+	waitFor("li.na with her own password", `document.querySelector("#people") != null`)
+	consoleSignOut(b)
+	consoleSignIn(b, base, "admin", adminPassword)
+	session = consoleCookie(b)
+
 	// The token revoked elsewhere (as when it expires): the next page is
 	// the sign-in page, saying why.
 	if _, err := e.admin.AdminLogout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+session.Value),
