@@ -170,7 +170,8 @@ func (h *Handler) grantAction(w http.ResponseWriter, r *http.Request, s *session
 				h.failed(w, r, gerr, "person", &d)
 				return
 			}
-			d.Page = &personPage{User: u, OneTimePass: res.GetActivationPassword(), Roles: h.rolesOf(r, s, &d, id)}
+			d.Page = &personPage{User: u, OneTimePass: res.GetActivationPassword(), Roles: h.rolesOf(r, s, &d, id),
+				OrgNames: h.orgNames(r, s, []*identityv1.User{u})}
 			d.Done = d.T("done.grant")
 			h.render(w, r, http.StatusOK, "person", d)
 			return

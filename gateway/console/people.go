@@ -16,6 +16,9 @@ const pageSize = 25
 type peoplePage struct {
 	Query, Org, Status string
 	People             []*identityv1.User
+	// OrgNames are the names of the listed people's orgs by id (an org
+	// the administrator may not read shows its id).
+	OrgNames map[string]string
 	// Next is the query of the next page ("" on the last).
 	Next template.URL
 }
@@ -42,6 +45,7 @@ func (h *Handler) people(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	p.People = res.GetUsers()
+	p.OrgNames = h.orgNames(r, s, p.People)
 	if t := res.GetNextPageToken(); t != "" {
 		nq := url.Values{}
 		for _, k := range []string{"q", "org", "status"} {
@@ -61,7 +65,27 @@ type personPage struct {
 	User        *identityv1.User
 	OneTimePass string
 	// Roles: the person's grants and the grant form (nil: not shown).
-	Roles *personRoles
+	Roles    *personRoles
+	OrgNames map[string]string
+}
+
+// orgNames reads the names of people's orgs (one GetOrg per distinct
+// org of a page, at most pageSize).
+func (h *Handler) orgNames(r *http.Request, s *session, people []*identityv1.User) map[string]string {
+	names := map[string]string{}
+	ctx, cancel := h.ctx(r, s)
+	defer cancel()
+	for _, u := range people {
+		id := u.GetOrgId()
+		if _, ok := names[id]; ok || id == "" {
+			continue
+		}
+		names[id] = id
+		if o, err := h.o.Admin.GetOrg(ctx, &identityv1.GetOrgRequest{Id: id}); err == nil && o.GetName() != "" {
+			names[id] = o.GetName()
+		}
+	}
+	return names
 }
 
 func (h *Handler) person(w http.ResponseWriter, r *http.Request, s *session) {
@@ -75,7 +99,7 @@ func (h *Handler) person(w http.ResponseWriter, r *http.Request, s *session) {
 		h.failed(w, r, err, "person", &d)
 		return
 	}
-	d.Page = &personPage{User: u, Roles: h.rolesOf(r, s, &d, u.GetId())}
+	d.Page = &personPage{User: u, Roles: h.rolesOf(r, s, &d, u.GetId()), OrgNames: h.orgNames(r, s, []*identityv1.User{u})}
 	h.render(w, r, http.StatusOK, "person", d)
 }
 
@@ -171,7 +195,8 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 		if err == nil {
 			// shown on this answer only (no redirect: a reload does not
 			// show it again, the page is not stored)
-			d.Page = &personPage{User: res.GetUser(), OneTimePass: res.GetTemporaryPassword()}
+			d.Page = &personPage{User: res.GetUser(), OneTimePass: res.GetTemporaryPassword(), Roles: h.rolesOf(r, s, &d, id),
+				OrgNames: h.orgNames(r, s, []*identityv1.User{res.GetUser()})}
 			d.Done = d.T("done.reset")
 			h.render(w, r, http.StatusOK, "person", d)
 			return
