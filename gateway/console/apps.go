@@ -18,7 +18,6 @@ type appsPage struct {
 
 func (h *Handler) apps(w http.ResponseWriter, r *http.Request, s *session) {
 	d := h.data(r, s, "apps")
-	h.backupReminder(r, s, &d)
 	q := r.URL.Query()
 	p := &appsPage{Query: q.Get("q")}
 	d.Page = p
@@ -47,7 +46,6 @@ type appPage struct {
 
 func (h *Handler) app(w http.ResponseWriter, r *http.Request, s *session) {
 	d := h.data(r, s, "apps")
-	h.backupReminder(r, s, &d)
 	d.Page = &appPage{}
 	ctx, cancel := h.ctx(r, s)
 	defer cancel()
@@ -96,7 +94,6 @@ type rolesPage struct {
 
 func (h *Handler) roles(w http.ResponseWriter, r *http.Request, s *session) {
 	d := h.data(r, s, "roles")
-	h.backupReminder(r, s, &d)
 	d.Page = &rolesPage{}
 	if h.o.Authz == nil {
 		d.Error = d.T("noAuthz")

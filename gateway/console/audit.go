@@ -24,7 +24,8 @@ const formTime = "2006-01-02T15:04"
 
 func (h *Handler) audit(w http.ResponseWriter, r *http.Request, s *session) {
 	d := h.data(r, s, "audit")
-	h.backupReminder(r, s, &d)
+	// the audit page reads the reminder afresh (a backup just made ends it)
+	d.BackupReport = backupReport(&d, h.checkBackup(w, r, s.token))
 	q := r.URL.Query()
 	p := &auditPage{From: q.Get("from"), To: q.Get("to"), Actor: strings.TrimSpace(q.Get("actor")), API: strings.TrimSpace(q.Get("api")),
 		Result: q.Get("result"), Text: strings.TrimSpace(q.Get("text"))}

@@ -180,6 +180,9 @@ type session struct {
 // by the call timeout.
 func (h *Handler) ctx(r *http.Request, s *session) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.o.CallTimeout)
+	if s == nil || s.token == "" {
+		return ctx, cancel
+	}
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.token), cancel
 }
 
@@ -274,8 +277,10 @@ func message(st *status.Status, d *pageData) string {
 }
 
 func (h *Handler) clearSession(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: h.o.Prefix, MaxAge: -1, HttpOnly: true,
-		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode})
+	for _, name := range []string{sessionCookie, backupCookie} {
+		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: h.o.Prefix, MaxAge: -1, HttpOnly: true,
+			Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode})
+	}
 }
 
 func randomToken() string {
@@ -315,6 +320,9 @@ func (h *Handler) data(r *http.Request, s *session, nav string) pageData {
 	}
 	if s != nil {
 		d.CSRF = s.csrf
+		if c, err := r.Cookie(backupCookie); err == nil {
+			d.BackupReport = backupReport(&d, c.Value)
+		}
 	}
 	q := r.URL.Query()
 	q.Set("locale", d.OtherLang)
@@ -386,24 +394,51 @@ func (h *Handler) redirectDone(w http.ResponseWriter, r *http.Request, path, don
 	http.Redirect(w, r, u, http.StatusSeeOther)
 }
 
-// backupReminder adds the audit backup reminder to d when the
-// administrator may back the log up (the auditor) and a backup is due, as
-// `uias ctl login` prints it.
-func (h *Handler) backupReminder(r *http.Request, s *session, d *pageData) {
+// backupCookie keeps the backup reminder between pages: "never", or the
+// date of the last backup, while one is due. It is read at sign-in and on
+// the audit page (not on every page: each call is an audit record of its
+// own). It tells nothing secret; a person who forges it fools only their
+// own browser.
+const backupCookie = "uias_console_backup"
+
+// checkBackup asks audit whether the administrator of token may back the
+// log up (the auditor) and a backup is due, as `uias ctl login` does, and
+// keeps the answer in the reminder's cookie (cleared when none is due).
+// It returns the cookie's value ("" none).
+func (h *Handler) checkBackup(w http.ResponseWriter, r *http.Request, token string) string {
 	if h.o.AuditLog == nil {
-		return
+		return ""
 	}
-	ctx, cancel := h.ctx(r, s)
+	ctx, cancel := h.ctx(r, &session{token: token})
 	defer cancel()
+	val := ""
 	st, err := h.o.AuditLog.GetArchiveStatus(ctx, &auditv1.GetArchiveStatusRequest{IfAllowed: true})
-	if err != nil || !st.GetAllowed() || !st.GetBackupDue() {
-		return
+	if err == nil && st.GetAllowed() && st.GetBackupDue() {
+		val = "never"
+		if b := st.GetLastBackup(); b != nil {
+			val = b.GetTime().AsTime().UTC().Format(time.DateOnly)
+		}
 	}
-	if b := st.GetLastBackup(); b != nil {
-		d.BackupReport = fmt.Sprintf(d.T("backupLast"), b.GetTime().AsTime().UTC().Format(time.DateOnly))
-	} else {
-		d.BackupReport = d.T("backupNever")
+	ck := &http.Cookie{Name: backupCookie, Value: val, Path: h.o.Prefix, HttpOnly: true, Secure: module.RequestHTTPS(r),
+		SameSite: http.SameSiteStrictMode}
+	if val == "" {
+		ck.MaxAge = -1
 	}
+	http.SetCookie(w, ck)
+	return val
+}
+
+// backupReport is the reminder's sentence for the cookie's value.
+func backupReport(d *pageData, val string) string {
+	switch {
+	case val == "never":
+		return d.T("backupNever")
+	case len(val) == len(time.DateOnly):
+		if _, err := time.Parse(time.DateOnly, val); err == nil {
+			return fmt.Sprintf(d.T("backupLast"), val)
+		}
+	}
+	return ""
 }
 
 // statusOf is err's gRPC status.

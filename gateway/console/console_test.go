@@ -381,9 +381,11 @@ type fakeAuditLog struct {
 	auditv1.AuditLogServiceClient
 	allowed, due bool
 	last         *timestamppb.Timestamp
+	calls        int
 }
 
 func (f *fakeAuditLog) GetArchiveStatus(_ context.Context, in *auditv1.GetArchiveStatusRequest, _ ...grpc.CallOption) (*auditv1.ArchiveStatus, error) {
+	f.calls++
 	if !in.GetIfAllowed() {
 		return nil, status.Error(codes.PermissionDenied, "only the security auditor")
 	}
@@ -396,7 +398,9 @@ func (f *fakeAuditLog) GetArchiveStatus(_ context.Context, in *auditv1.GetArchiv
 
 // TestBackupReminder: the auditor sees the backup reminder on every page
 // while a backup is due (saying when the last one was, or that there
-// was none); nobody else, and nobody when none is due.
+// was none); nobody else, and nobody when none is due. It is asked at
+// sign-in (and on the audit page), not on every page: each ask is an
+// audit record.
 func TestBackupReminder(t *testing.T) {
 	last := timestamppb.New(time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC))
 	for name, tc := range map[string]struct {
@@ -415,6 +419,13 @@ func TestBackupReminder(t *testing.T) {
 			b := &browser{t: t, base: srv.URL, c: &http.Client{Jar: jar,
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 			page := b.signIn()
+			_, page2 := b.do("GET", "/console/people/u1", nil, nil)
+			if tc.log.calls != 1 {
+				t.Fatalf("archive status asked %d times for a sign-in and two pages", tc.log.calls)
+			}
+			if tc.want != "" && !strings.Contains(page2, tc.want) {
+				t.Fatalf("the second page lost the reminder: %s", page2)
+			}
 			banner := regexp.MustCompile(`<p class="banner" role="status" id="backup">([^<]*)</p>`).FindStringSubmatch(page)
 			switch {
 			case tc.want == "" && banner != nil:

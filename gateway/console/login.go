@@ -76,7 +76,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusBadRequest, "login", d)
 		return
 	}
-	ctx, cancel := h.ctx(r, &session{})
+	ctx, cancel := h.ctx(r, nil)
 	defer cancel()
 	res, err := h.o.Admin.AdminLogin(ctx, &identityv1.AdminLoginRequest{LoginName: f.Login, Password: r.PostForm.Get("password"),
 		NewPassword: newPW, Otp: strings.TrimSpace(r.PostForm.Get("otp"))})
@@ -116,6 +116,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	// the sign-in form's token has served its purpose
 	http.SetCookie(w, &http.Cookie{Name: loginCSRF, Value: "", Path: h.o.Prefix, MaxAge: -1, HttpOnly: true,
 		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode})
+	h.checkBackup(w, r, res.GetToken())
 	done := ""
 	if res.GetMustChangePassword() {
 		done = "mustChange"

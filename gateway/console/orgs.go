@@ -56,7 +56,6 @@ func orgTree(orgs []*identityv1.Org) []*orgNode {
 
 func (h *Handler) orgs(w http.ResponseWriter, r *http.Request, s *session) {
 	d := h.data(r, s, "orgs")
-	h.backupReminder(r, s, &d)
 	h.orgsInto(w, r, s, &d, http.StatusOK)
 }
 

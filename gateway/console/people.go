@@ -25,7 +25,6 @@ type peoplePage struct {
 
 func (h *Handler) people(w http.ResponseWriter, r *http.Request, s *session) {
 	d := h.data(r, s, "people")
-	h.backupReminder(r, s, &d)
 	q := r.URL.Query()
 	p := peoplePage{Query: q.Get("q"), Org: q.Get("org"), Status: q.Get("status")}
 	d.Page = &p
@@ -90,7 +89,6 @@ func (h *Handler) orgNames(r *http.Request, s *session, people []*identityv1.Use
 
 func (h *Handler) person(w http.ResponseWriter, r *http.Request, s *session) {
 	d := h.data(r, s, "people")
-	h.backupReminder(r, s, &d)
 	ctx, cancel := h.ctx(r, s)
 	defer cancel()
 	u, err := h.o.Admin.GetUser(ctx, &identityv1.GetUserRequest{Id: r.PathValue("id")})
