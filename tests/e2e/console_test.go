@@ -165,6 +165,7 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("one-time password: %q", pw)
 	}
 	run("screenshot console-person-en.png", b.shot("console-person-en.png"))
+	b.accessible("person page with a one-time password", "en")
 	u, err := e.admin.ListUsers(e.adm(), &identityv1.ListUsersRequest{Query: "li.na"})
 	if err != nil || len(u.GetUsers()) != 1 {
 		t.Fatalf("li.na over gRPC: %v %v", u, err)
@@ -224,6 +225,7 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("orgs under west after the move: %v %v", l, err)
 	}
 	run("screenshot console-orgs-en.png", b.shot("console-orgs-en.png"))
+	b.accessible("org tree", "en")
 
 	// Audit: the administrators' sign-ins, with their description.
 	run("audit", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(chromedp.CSS("#api")),
@@ -240,6 +242,7 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("audit records of failed administrator sign-ins: %q", rows)
 	}
 	run("screenshot console-audit-en.png", b.shot("console-audit-en.png"))
+	b.accessible("audit log page", "en")
 
 	// Roles: grant the application's clerk role to li.na on her page,
 	// then revoke it.
@@ -263,11 +266,13 @@ func TestBrowserConsole(t *testing.T) {
 	if rl := textOf("#roles"); !strings.Contains(rl, x.clerk) || !strings.Contains(rl, "unit_admin") {
 		t.Fatalf("roles page: %q", rl)
 	}
+	b.accessible("roles page", "en")
 
 	// Applications: suspend and resume one.
 	run("apps", chromedp.Navigate(base+"apps"), chromedp.WaitVisible(chromedp.CSS("#apps")),
 		chromedp.Click(chromedp.CSS("#apps a")), chromedp.WaitVisible(chromedp.CSS("#suspend")), chromedp.Click(chromedp.CSS("#suspend")))
 	waitFor("suspended", `document.querySelector("#resume") != null`)
+	b.accessible("application page", "en")
 	appID := strings.TrimPrefix(b.location(), base+"apps/")
 	appID, _, _ = strings.Cut(appID, "?")
 	if a, err := e.admin.GetApp(e.adm(), &identityv1.GetAppRequest{Id: appID}); err != nil || a.GetStatus() != identityv1.AppStatus_APP_STATUS_SUSPENDED {
