@@ -181,6 +181,13 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatal("the one-time password is shown again")
 	}
 
+	// An unknown person: identity's sentence.
+	run("unknown person", chromedp.Navigate(base+"people/no-such-person"), chromedp.WaitVisible(chromedp.CSS("#error")))
+	_, refusal = e.admin.GetUser(e.adm(), &identityv1.GetUserRequest{Id: "no-such-person"})
+	if msg := errorText(); refusal == nil || msg == "" || !strings.Contains(refusal.Error(), msg) {
+		t.Fatalf("unknown person: %q, the service says %v", msg, refusal)
+	}
+
 	// Forms: without the token, with a wrong one → 403, nothing changed.
 	for name, tamper := range map[string]chromedp.Action[chromedp.Void]{
 		"wrong token": chromedp.SetAttributeValue(chromedp.CSS(`form[action$="/lock"] input[name="csrf"]`), "value", "not-the-token"),
