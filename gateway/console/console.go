@@ -149,12 +149,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // sameOrigin refuses a POST another site's page sent: by the browser's
-// Sec-Fetch-Site, else by Origin (or Referer) against the request's host.
-// A request with none of them (not a browser) passes: it cannot carry the
-// session's form token anyway.
+// Sec-Fetch-Site (every current browser sends it; it holds behind a proxy
+// that rewrites Host), else by Origin (or Referer) against the request's
+// host. A request with none of them (not a browser) passes: it cannot
+// carry the session's form token anyway.
 func sameOrigin(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
-		return false
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
+		return s == "same-origin" || s == "none"
 	}
 	o := r.Header.Get("Origin")
 	if o == "" {

@@ -295,6 +295,8 @@ func TestForms(t *testing.T) {
 		"wrong token":    {url.Values{"csrf": {tok[:len(tok)-1] + "A"}}, nil},
 		"other site":     {url.Values{"csrf": {tok}}, map[string]string{"Origin": "https://evil.example"}},
 		"cross-site tag": {url.Values{"csrf": {tok}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		"same-site tag":  {url.Values{"csrf": {tok}}, map[string]string{"Sec-Fetch-Site": "same-site", "Origin": b.base}},
+		"null origin":    {url.Values{"csrf": {tok}}, map[string]string{"Origin": "null"}},
 	} {
 		res, body := b.do("POST", "/console/people/u1/lock", tc.form, tc.hdr)
 		if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "did not come from this console") {
@@ -307,6 +309,12 @@ func TestForms(t *testing.T) {
 	res, _ := b.do("POST", "/console/people/u1/lock", url.Values{"csrf": {tok}}, map[string]string{"Origin": b.base, "Sec-Fetch-Site": "same-origin"})
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/people/u1?done=lock" {
 		t.Fatalf("lock: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	// behind a proxy that rewrites Host the browser's same-origin mark holds
+	res, _ = b.do("POST", "/console/people/u1/lock", url.Values{"csrf": {tok}},
+		map[string]string{"Origin": "https://uias.example.org", "Sec-Fetch-Site": "same-origin"})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("lock through a proxy: %d", res.StatusCode)
 	}
 	_, page = b.do("GET", "/console/people/u1?done=lock", nil, nil)
 	if !strings.Contains(page, "The account is locked.") {
