@@ -360,6 +360,22 @@ func TestBrowserConsole(t *testing.T) {
 	if msg := errorText(); refusal == nil || msg == "" || !strings.Contains(refusal.Error(), msg) {
 		t.Fatalf("unit administrator opening carol: %q, the service says %v", msg, refusal)
 	}
+	// nor may they create a person in west
+	run("unit-a creates in west", chromedp.Navigate(base+"people/new"), chromedp.WaitVisible(chromedp.CSS("#login_name")),
+		chromedp.SendKeys(chromedp.CSS("#login_name"), "wu"), chromedp.SendKeys(chromedp.CSS("#display_name"), "Wu"),
+		chromedp.SendKeys(chromedp.CSS("#org_id"), x.west), chromedp.SendKeys(chromedp.CSS("#password"), "Wu-Start-Pass-9x"),
+		chromedp.Click(chromedp.CSS("#create")))
+	waitFor("creation in west refused", `document.querySelector("#error") != null`)
+	_, refusal = e.admin.CreateUser(x.as("unitA"), &identityv1.CreateUserRequest{LoginName: "wu", DisplayName: "Wu", OrgId: x.west,
+		Password: "Wu-Start-Pass-9x"})
+	if msg := errorText(); refusal == nil || msg == "" || !strings.Contains(refusal.Error(), msg) {
+		t.Fatalf("unit administrator creating in west: %q, the service says %v", msg, refusal)
+	}
+	var kept string
+	b.evalJS("the refused form", `document.querySelector("#login_name").value`, &kept)
+	if kept != "wu" {
+		t.Fatalf("the refused form lost the login name: %q", kept)
+	}
 	run("orgs of unit-a", chromedp.Navigate(base+"orgs"), chromedp.WaitVisible(chromedp.CSS("#tree")))
 	if tree := textOf("#tree"); !strings.Contains(tree, "east1") || strings.Contains(tree, "west") {
 		t.Fatalf("unit administrator's tree: %q", tree)
