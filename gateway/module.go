@@ -14,10 +14,14 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/uias/uias/gateway/console"
 	"github.com/uias/uias/pkg/apiid"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
 // Name is the REST edge's component name.
@@ -48,6 +52,9 @@ type Config struct {
 	// Appendix B: the first 6 characters of the financial institution
 	// code). Empty: apiid.DefaultInstitution.
 	InstitutionCode string `yaml:"institution_code"`
+	// Console serves the graphical management console under /console/
+	// (gateway/console; default on). Off: /console/ answers 404.
+	Console bool `yaml:"console"`
 }
 
 // Settings returns the gateway section of cfg (nil if cfg has none).
@@ -62,6 +69,8 @@ func (c *Config) Bind(b *config.Binder) {
 		"components deployed behind the REST edge that /readyz waits for (comma list; empty: those running in the process or registered in etcd)")
 	b.String(&c.InstitutionCode, "UIAS_INSTITUTION_CODE", "institution-code",
 		"the institution's 6-character code in the interface ids (U_API_ID) of /openapi.json (default 000000)")
+	b.Bool(&c.Console, "UIAS_GATEWAY_CONSOLE", "gateway-console",
+		"serve the graphical management console under /console/ (false: /console/ answers 404)")
 }
 
 // Complete implements config.Section.
@@ -93,7 +102,7 @@ func Module() module.Module {
 	return module.Module{
 		Name:   Name,
 		Edge:   true,
-		Config: func() config.Section { return &Config{} },
+		Config: func() config.Section { return &Config{Console: true} },
 		Init: func(_ context.Context, env *module.Env) (*module.Component, error) {
 			var backends []Backend
 			var docs []APIDoc
@@ -131,7 +140,16 @@ func Module() module.Module {
 			}
 			cfg, _ := env.Section().(*Config)
 			if cfg == nil {
-				cfg = &Config{}
+				cfg = &Config{Console: true}
+			}
+			if cfg.Console {
+				m, err := consoleMount(env)
+				if err != nil {
+					return nil, err
+				}
+				if m != nil {
+					pages = append(pages, *m)
+				}
 			}
 			readyFor, err := readyFor(env, cfg.Backends, backends)
 			if err != nil {
@@ -262,4 +280,44 @@ func (d *discovered) run(ctx context.Context, env *module.Env) {
 		case <-t.C:
 		}
 	}
+}
+
+// consoleMount is the management console (gateway/console) on the
+// clients of identity, audit and authz the edge holds: nil when identity, whose
+// AdminService it needs, is not among the components behind the edge.
+func consoleMount(env *module.Env) (*Mount, error) {
+	var hasIdentity, hasAudit, hasAuthz bool
+	for _, m := range env.Modules() {
+		switch m.Name {
+		case "identity":
+			hasIdentity = true
+		case "audit":
+			hasAudit = true
+		case "authz":
+			hasAuthz = true
+		}
+	}
+	if !hasIdentity {
+		return nil, nil
+	}
+	ic, err := env.Client("identity")
+	if err != nil {
+		return nil, err
+	}
+	o := console.Options{Admin: identityv1.NewAdminServiceClient(ic), Log: env.Log.Named("console"), Prefix: console.Prefix}
+	if hasAudit {
+		ac, err := env.Client("audit")
+		if err != nil {
+			return nil, err
+		}
+		o.AuditQuery, o.AuditLog = auditv1.NewAuditQueryServiceClient(ac), auditv1.NewAuditLogServiceClient(ac)
+	}
+	if hasAuthz {
+		zc, err := env.Client("authz")
+		if err != nil {
+			return nil, err
+		}
+		o.Authz = authzv1.NewAuthzAdminServiceClient(zc)
+	}
+	return &Mount{Prefix: console.Prefix, Handler: console.New(o)}, nil
 }

@@ -206,6 +206,19 @@ func TestQuickStart(t *testing.T) {
 		"--org", orgID, "--password-stdin", "-o", "json"), "id")
 	c.run("", "link", "create", "--user", userID, "--app", appID, "--account", readmeAccount)
 
+	// The management console the README names is on under make run.
+	t.Run("console", func(t *testing.T) {
+		resp, err := http.Get("http://" + a.HTTPAddr() + "/console/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `name="login_name"`) {
+			t.Fatalf("/console/login under make run: HTTP %d: %s", resp.StatusCode, body)
+		}
+	})
+
 	// The curl example.
 	t.Run("curl", func(t *testing.T) {
 		req, err := http.NewRequest(http.MethodPost, "http://"+a.HTTPAddr()+"/v1/authenticate", strings.NewReader(readmeAuthBody))

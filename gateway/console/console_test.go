@@ -1,0 +1,504 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/uias/uias/gateway/console"
+	"github.com/uias/uias/pkg/apierr"
+	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// fakeAdmin is identity's AdminService as the console sees it: one
+// administrator "root" with password "right", whose token is "tok-1"
+// until it is revoked; everything else it does not implement panics.
+type fakeAdmin struct {
+	identityv1.AdminServiceClient
+	mu      sync.Mutex
+	revoked bool
+	calls   []string // "Method token"
+	// lockErr is LockUser's answer.
+	lockErr error
+	otp     bool // the administrator has an authenticator app
+}
+
+func (f *fakeAdmin) note(ctx context.Context, m string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	md, _ := metadata.FromOutgoingContext(ctx)
+	tok := strings.TrimPrefix(strings.Join(md.Get("authorization"), ""), "Bearer ")
+	f.calls = append(f.calls, m+" "+tok)
+	return tok
+}
+
+func (f *fakeAdmin) authed(ctx context.Context, m string) error {
+	tok := f.note(ctx, m)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if tok != "tok-1" || f.revoked {
+		return status.Error(codes.Unauthenticated, "the token has expired or was revoked")
+	}
+	return nil
+}
+
+// reasonErr is a status as the services' funnel makes it.
+func reasonErr(c codes.Code, reason, msg string) error {
+	st, err := status.New(c, msg).WithDetails(&errdetails.ErrorInfo{Domain: apierr.Domain, Reason: reason})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
+}
+
+func (f *fakeAdmin) AdminLogin(ctx context.Context, in *identityv1.AdminLoginRequest, _ ...grpc.CallOption) (*identityv1.AdminLoginResponse, error) {
+	f.note(ctx, "AdminLogin")
+	if in.GetLoginName() != "root" || in.GetPassword() != "right" {
+		return nil, status.Error(codes.Unauthenticated, "the login name or password is not correct")
+	}
+	if f.otp && in.GetOtp() != "123456" {
+		return nil, reasonErr(codes.FailedPrecondition, "OTP_REQUIRED", "your authenticator app's code is required")
+	}
+	f.mu.Lock()
+	f.revoked = false
+	f.mu.Unlock()
+	return &identityv1.AdminLoginResponse{Token: "tok-1"}, nil
+}
+
+func (f *fakeAdmin) AdminLogout(ctx context.Context, _ *identityv1.AdminLogoutRequest, _ ...grpc.CallOption) (*identityv1.AdminLogoutResponse, error) {
+	if err := f.authed(ctx, "AdminLogout"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.revoked = true
+	f.mu.Unlock()
+	return &identityv1.AdminLogoutResponse{}, nil
+}
+
+func (f *fakeAdmin) ListUsers(ctx context.Context, _ *identityv1.ListUsersRequest, _ ...grpc.CallOption) (*identityv1.ListUsersResponse, error) {
+	if err := f.authed(ctx, "ListUsers"); err != nil {
+		return nil, err
+	}
+	return &identityv1.ListUsersResponse{Users: []*identityv1.User{{Id: "u1", LoginName: "wang", DisplayName: "Wang <b>",
+		IdNumberMasked: "110***********002X", PhoneMasked: "138****5678"}}, NextPageToken: "p2"}, nil
+}
+
+func (f *fakeAdmin) GetUser(ctx context.Context, in *identityv1.GetUserRequest, _ ...grpc.CallOption) (*identityv1.User, error) {
+	if err := f.authed(ctx, "GetUser"); err != nil {
+		return nil, err
+	}
+	return &identityv1.User{Id: in.GetId(), LoginName: "wang", DisplayName: "Wang"}, nil
+}
+
+func (f *fakeAdmin) LockUser(ctx context.Context, _ *identityv1.LockUserRequest, _ ...grpc.CallOption) (*identityv1.User, error) {
+	if err := f.authed(ctx, "LockUser"); err != nil {
+		return nil, err
+	}
+	return &identityv1.User{}, f.lockErr
+}
+
+func (f *fakeAdmin) ResetPassword(ctx context.Context, in *identityv1.ResetPasswordRequest, _ ...grpc.CallOption) (*identityv1.ResetPasswordResponse, error) {
+	if err := f.authed(ctx, "ResetPassword"); err != nil {
+		return nil, err
+	}
+	return &identityv1.ResetPasswordResponse{User: &identityv1.User{Id: in.GetId(), DisplayName: "Wang"}, TemporaryPassword: "Tmp-Once-42"}, nil
+}
+
+func (f *fakeAdmin) called(m string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, m+" ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// browser is an HTTP client with cookies that does not follow redirects.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+func newConsole(t *testing.T, f *fakeAdmin) *browser {
+	t.Helper()
+	srv := httptest.NewServer(console.New(console.Options{Admin: f}))
+	t.Cleanup(srv.Close)
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: srv.URL, c: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) do(method, path string, form url.Values, hdr map[string]string) (*http.Response, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return res, string(raw)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func formToken(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no form token on the page: %s", page)
+	}
+	return m[1]
+}
+
+// signIn signs root in and returns the people page.
+func (b *browser) signIn() string {
+	b.t.Helper()
+	_, page := b.do("GET", "/console/login", nil, nil)
+	res, _ := b.do("POST", "/console/login", url.Values{"csrf": {formToken(b.t, page)}, "login_name": {"root"}, "password": {"right"}}, nil)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/people" {
+		b.t.Fatalf("sign-in: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	res, page = b.do("GET", "/console/people", nil, nil)
+	if res.StatusCode != http.StatusOK {
+		b.t.Fatalf("people page after sign-in: %d %s", res.StatusCode, page)
+	}
+	return page
+}
+
+// TestSignIn: the sign-in page carries a strict policy and a form token;
+// a wrong password shows the service's sentence (401) and sets no session;
+// the right one sets the token in an HttpOnly, SameSite=Strict cookie on
+// /console/ (never in the URL) and opens the people list with the masked
+// ID numbers and phones, escaped; an unsigned visit goes to sign-in.
+func TestSignIn(t *testing.T) {
+	f := &fakeAdmin{}
+	b := newConsole(t, f)
+	res, _ := b.do("GET", "/console/people", nil, nil)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/login" {
+		t.Fatalf("unsigned people page: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	res, page := b.do("GET", "/console/login", nil, nil)
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+		strings.Contains(csp, "script-src") {
+		t.Fatalf("sign-in page policy: %q", csp)
+	}
+	if res.Header.Get("Cache-Control") != "no-store" || res.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("sign-in page headers: %v", res.Header)
+	}
+	tok := formToken(t, page)
+	res, page = b.do("POST", "/console/login", url.Values{"csrf": {tok}, "login_name": {"root"}, "password": {"wrong"}}, nil)
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "the login name or password is not correct") ||
+		!strings.Contains(page, `value="root"`) {
+		t.Fatalf("wrong password: %d %s", res.StatusCode, page)
+	}
+	for _, c := range res.Cookies() {
+		if c.Name == "uias_console" {
+			t.Fatalf("a failed sign-in set a session: %+v", c)
+		}
+	}
+	res, _ = b.do("POST", "/console/login", url.Values{"csrf": {tok}, "login_name": {"root"}, "password": {"right"}}, nil)
+	if res.StatusCode != http.StatusSeeOther || strings.Contains(res.Header.Get("Location"), "tok-1") {
+		t.Fatalf("sign-in: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, c := range res.Cookies() {
+		if c.Name == "uias_console" {
+			session = c
+		}
+	}
+	if session == nil || session.Value != "tok-1" || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode ||
+		session.Path != "/console/" || session.Secure {
+		t.Fatalf("session cookie: %+v", session)
+	}
+	_, page = b.do("GET", "/console/people", nil, nil)
+	if !strings.Contains(page, "138****5678") || !strings.Contains(page, "110***********002X") || !strings.Contains(page, "Wang &lt;b&gt;") ||
+		!strings.Contains(page, `href="/console/people?page=p2"`) {
+		t.Fatalf("people page: %s", page)
+	}
+	if got := f.called("ListUsers"); len(got) != 1 || got[0] != "ListUsers tok-1" {
+		t.Fatalf("the list is asked with the administrator's token: %v", got)
+	}
+}
+
+// TestSignInOTP: an administrator with an authenticator app is asked for
+// its code, and signs in with it.
+func TestSignInOTP(t *testing.T) {
+	b := newConsole(t, &fakeAdmin{otp: true})
+	_, page := b.do("GET", "/console/login", nil, nil)
+	tok := formToken(t, page)
+	res, page := b.do("POST", "/console/login", url.Values{"csrf": {tok}, "login_name": {"root"}, "password": {"right"}}, nil)
+	if res.StatusCode != http.StatusBadRequest && res.StatusCode != http.StatusPreconditionFailed || !strings.Contains(page, "authenticator app") ||
+		!regexp.MustCompile(`id="otp"[^>]*required`).MatchString(page) {
+		t.Fatalf("without the code: %d %s", res.StatusCode, page)
+	}
+	res, _ = b.do("POST", "/console/login", url.Values{"csrf": {tok}, "login_name": {"root"}, "password": {"right"}, "otp": {"123456"}}, nil)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("with the code: %d", res.StatusCode)
+	}
+}
+
+// TestForms: every POST needs the session's form token (missing or wrong:
+// 403, nothing called) and the console's own origin (another site's page:
+// 403); the sign-in form its own token. The service's refusal is shown
+// in its words with its status.
+func TestForms(t *testing.T) {
+	f := &fakeAdmin{}
+	b := newConsole(t, f)
+	_, page := b.do("GET", "/console/login", nil, nil)
+	if res, _ := b.do("POST", "/console/login", url.Values{"login_name": {"root"}, "password": {"right"}}, nil); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in without the form token: %d", res.StatusCode)
+	}
+	if res, _ := b.do("POST", "/console/login", url.Values{"csrf": {formToken(t, page) + "x"}, "login_name": {"root"}, "password": {"right"}}, nil); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in with a wrong form token: %d", res.StatusCode)
+	}
+	page = b.signIn()
+	tok := formToken(t, page)
+	for name, tc := range map[string]struct {
+		form url.Values
+		hdr  map[string]string
+	}{
+		"no token":       {url.Values{}, nil},
+		"wrong token":    {url.Values{"csrf": {tok[:len(tok)-1] + "A"}}, nil},
+		"other site":     {url.Values{"csrf": {tok}}, map[string]string{"Origin": "https://evil.example"}},
+		"cross-site tag": {url.Values{"csrf": {tok}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		"same-site tag":  {url.Values{"csrf": {tok}}, map[string]string{"Sec-Fetch-Site": "same-site", "Origin": b.base}},
+		"null origin":    {url.Values{"csrf": {tok}}, map[string]string{"Origin": "null"}},
+	} {
+		res, body := b.do("POST", "/console/people/u1/lock", tc.form, tc.hdr)
+		if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "did not come from this console") {
+			t.Errorf("%s: %d %s", name, res.StatusCode, body)
+		}
+	}
+	if got := f.called("LockUser"); len(got) != 0 {
+		t.Fatalf("a refused form reached the service: %v", got)
+	}
+	res, _ := b.do("POST", "/console/people/u1/lock", url.Values{"csrf": {tok}}, map[string]string{"Origin": b.base, "Sec-Fetch-Site": "same-origin"})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/people/u1?done=lock" {
+		t.Fatalf("lock: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	// behind a proxy that rewrites Host the browser's same-origin mark holds
+	res, _ = b.do("POST", "/console/people/u1/lock", url.Values{"csrf": {tok}},
+		map[string]string{"Origin": "https://uias.example.org", "Sec-Fetch-Site": "same-origin"})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("lock through a proxy: %d", res.StatusCode)
+	}
+	_, page = b.do("GET", "/console/people/u1?done=lock", nil, nil)
+	if !strings.Contains(page, "The account is locked.") {
+		t.Fatalf("after the lock: %s", page)
+	}
+	f.lockErr = reasonErr(codes.PermissionDenied, "ADMIN_NOT_ALLOWED", "wang is outside the orgs you administer")
+	res, page = b.do("POST", "/console/people/u1/lock", url.Values{"csrf": {tok}}, nil)
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(page, "wang is outside the orgs you administer") {
+		t.Fatalf("refused lock: %d %s", res.StatusCode, page)
+	}
+	res, page = b.do("POST", "/console/people/u1/reset-password", url.Values{"csrf": {tok}}, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, `id="one-time">Tmp-Once-42<`) || res.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("reset password: %d %s", res.StatusCode, page)
+	}
+	if res, _ := b.do("POST", "/console/people/u1/explode", url.Values{"csrf": {tok}}, nil); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown action: %d", res.StatusCode)
+	}
+}
+
+// TestSignOut: signing out revokes the token (AdminLogout) and clears the
+// cookie; a token the service no longer accepts (expired elsewhere) sends
+// back to the sign-in page, which says why.
+func TestSignOut(t *testing.T) {
+	f := &fakeAdmin{}
+	b := newConsole(t, f)
+	tok := formToken(t, b.signIn())
+	res, _ := b.do("POST", "/console/logout", url.Values{"csrf": {tok}}, nil)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/login?why=out" {
+		t.Fatalf("sign-out: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if got := f.called("AdminLogout"); len(got) != 1 || got[0] != "AdminLogout tok-1" {
+		t.Fatalf("sign-out revokes the token: %v", got)
+	}
+	if res, _ := b.do("GET", "/console/people", nil, nil); res.Header.Get("Location") != "/console/login" {
+		t.Fatalf("after sign-out: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	// Signed in again, the token revoked behind the console's back.
+	b.signIn()
+	if got := f.called("AdminLogout"); len(got) != 1 {
+		t.Fatalf("a sign-in without a session revokes nothing: %v", got)
+	}
+	f.mu.Lock()
+	f.revoked = true
+	f.mu.Unlock()
+	res, _ = b.do("GET", "/console/people", nil, nil)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/login?why=expired" {
+		t.Fatalf("expired session: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	_, page := b.do("GET", "/console/login?why=expired", nil, nil)
+	if !strings.Contains(page, "Your session has ended. Please sign in again.") {
+		t.Fatalf("sign-in page after expiry: %s", page)
+	}
+}
+
+// TestLanguage: ?locale=zh-CN gives the Chinese page, and the choice
+// stays (a cookie) on the next page.
+func TestLanguage(t *testing.T) {
+	b := newConsole(t, &fakeAdmin{})
+	_, page := b.do("GET", "/console/login?locale=zh-CN", nil, nil)
+	if !strings.Contains(page, `<html lang="zh-CN">`) || !strings.Contains(page, "<h1>登录</h1>") {
+		t.Fatalf("Chinese sign-in page: %s", page)
+	}
+	_, page = b.do("GET", "/console/login", nil, nil)
+	if !strings.Contains(page, `<html lang="zh-CN">`) {
+		t.Fatalf("the language choice is not kept: %s", page)
+	}
+}
+
+// fakeAuditLog answers GetArchiveStatus: allowed (the auditor) or not,
+// and a backup due or not.
+type fakeAuditLog struct {
+	auditv1.AuditLogServiceClient
+	allowed, due bool
+	last         *timestamppb.Timestamp
+	calls        int
+}
+
+func (f *fakeAuditLog) GetArchiveStatus(_ context.Context, in *auditv1.GetArchiveStatusRequest, _ ...grpc.CallOption) (*auditv1.ArchiveStatus, error) {
+	f.calls++
+	if !in.GetIfAllowed() {
+		return nil, status.Error(codes.PermissionDenied, "only the security auditor")
+	}
+	st := &auditv1.ArchiveStatus{Allowed: f.allowed, BackupDue: f.due && f.allowed}
+	if f.last != nil {
+		st.LastBackup = &auditv1.ArchiveRun{Time: f.last}
+	}
+	return st, nil
+}
+
+// TestBackupReminder: the auditor sees the backup reminder on every page
+// while a backup is due (saying when the last one was, or that there
+// was none); nobody else, and nobody when none is due. It is asked at
+// sign-in (and on the audit page), not on every page: each ask is an
+// audit record.
+func TestBackupReminder(t *testing.T) {
+	last := timestamppb.New(time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC))
+	for name, tc := range map[string]struct {
+		log  *fakeAuditLog
+		want string
+	}{
+		"auditor, never backed up": {&fakeAuditLog{allowed: true, due: true}, "the audit log has never been backed up"},
+		"auditor, last long ago":   {&fakeAuditLog{allowed: true, due: true, last: last}, "last backed up on 2026-10-01"},
+		"auditor, not due":         {&fakeAuditLog{allowed: true, last: last}, ""},
+		"another administrator":    {&fakeAuditLog{due: true}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(console.New(console.Options{Admin: &fakeAdmin{}, AuditLog: tc.log}))
+			t.Cleanup(srv.Close)
+			jar, _ := cookiejar.New(nil)
+			b := &browser{t: t, base: srv.URL, c: &http.Client{Jar: jar,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+			page := b.signIn()
+			_, page2 := b.do("GET", "/console/people/u1", nil, nil)
+			if tc.log.calls != 1 {
+				t.Fatalf("archive status asked %d times for a sign-in and two pages", tc.log.calls)
+			}
+			if tc.want != "" && !strings.Contains(page2, tc.want) {
+				t.Fatalf("the second page lost the reminder: %s", page2)
+			}
+			banner := regexp.MustCompile(`<p class="banner" role="status" id="backup">([^<]*)</p>`).FindStringSubmatch(page)
+			switch {
+			case tc.want == "" && banner != nil:
+				t.Fatalf("a reminder: %s", banner[1])
+			case tc.want != "" && (banner == nil || !strings.Contains(banner[1], tc.want)):
+				t.Fatalf("reminder %v, want %q", banner, tc.want)
+			}
+		})
+	}
+}
+
+// fakeQuery is audit's query service: it keeps the last request, or
+// fails with err.
+type fakeQuery struct {
+	auditv1.AuditQueryServiceClient
+	last *auditv1.QueryRecordsRequest
+	err  error
+}
+
+func (f *fakeQuery) QueryRecords(_ context.Context, in *auditv1.QueryRecordsRequest, _ ...grpc.CallOption) (*auditv1.QueryRecordsResponse, error) {
+	f.last = in
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &auditv1.QueryRecordsResponse{Records: []*auditv1.Record{{Api: "admin.login", Result: "failure", Actor: "user:u1",
+		ActorName: "root", Description: "Administrator sign-in <failed>"}}, NextPageToken: "n2"}, nil
+}
+
+// TestAuditPage: the filters reach QueryRecords (times as UTC, the page's
+// language for the descriptions); a malformed time is refused on the page
+// (400) before any call; audit down shows the console's sentence (503),
+// not the transport's; audit not deployed says so.
+func TestAuditPage(t *testing.T) {
+	q := &fakeQuery{}
+	srv := httptest.NewServer(console.New(console.Options{Admin: &fakeAdmin{}, AuditQuery: q}))
+	t.Cleanup(srv.Close)
+	jar, _ := cookiejar.New(nil)
+	b := &browser{t: t, base: srv.URL, c: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	b.signIn()
+	res, page := b.do("GET", "/console/audit?from=2026-12-01T08:00&to=2026-12-02T00:00&api=admin.login&result=failure&text=wang&locale=zh-CN", nil, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, "Administrator sign-in &lt;failed&gt;") || !strings.Contains(page, "root (user:u1)") ||
+		!strings.Contains(page, "page=n2") {
+		t.Fatalf("audit page: %d %s", res.StatusCode, page)
+	}
+	want := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	if l := q.last; !l.GetStartTime().AsTime().Equal(want) || l.GetEndTime().AsTime().Day() != 2 || l.GetApi() != "admin.login" ||
+		l.GetResult() != "failure" || l.GetText() != "wang" || l.GetLanguage() != "zh-CN" {
+		t.Fatalf("query: %v", l)
+	}
+	q.last = nil
+	res, page = b.do("GET", "/console/audit?from=yesterday&locale=en", nil, nil)
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "A time is not in the form 2026-12-31T23:59.") || q.last != nil {
+		t.Fatalf("bad time: %d %s", res.StatusCode, page)
+	}
+	q.err = status.Error(codes.Unavailable, "dial tcp 10.0.0.7:9090: connection refused")
+	res, page = b.do("GET", "/console/audit", nil, nil)
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "The service is unavailable.") || strings.Contains(page, "10.0.0.7") {
+		t.Fatalf("audit down: %d %s", res.StatusCode, page)
+	}
+
+	none := newConsole(t, &fakeAdmin{})
+	none.signIn()
+	res, page = none.do("GET", "/console/audit", nil, nil)
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "The audit log is not available behind this console.") {
+		t.Fatalf("no audit: %d %s", res.StatusCode, page)
+	}
+}

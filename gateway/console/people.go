@@ -1,0 +1,216 @@
+package console
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// pageSize is the rows of one list page.
+const pageSize = 25
+
+// peoplePage is the people list.
+type peoplePage struct {
+	Query, Org, Status string
+	People             []*identityv1.User
+	// OrgNames are the names of the listed people's orgs by id (an org
+	// the administrator may not read shows its id).
+	OrgNames map[string]string
+	// Next is the query of the next page ("" on the last).
+	Next template.URL
+}
+
+func (h *Handler) people(w http.ResponseWriter, r *http.Request, s *session) {
+	d := h.data(r, s, "people")
+	q := r.URL.Query()
+	p := peoplePage{Query: q.Get("q"), Org: q.Get("org"), Status: q.Get("status")}
+	d.Page = &p
+	req := &identityv1.ListUsersRequest{PageSize: pageSize, PageToken: q.Get("page"), Query: p.Query, OrgId: p.Org,
+		IncludeDescendants: p.Org != ""}
+	switch p.Status {
+	case "active":
+		req.Status = identityv1.UserStatus_USER_STATUS_ACTIVE
+	case "disabled":
+		req.Status = identityv1.UserStatus_USER_STATUS_DISABLED
+	}
+	ctx, cancel := h.ctx(r, s)
+	defer cancel()
+	res, err := h.o.Admin.ListUsers(ctx, req)
+	if err != nil {
+		h.failed(w, r, err, "people", &d)
+		return
+	}
+	p.People = res.GetUsers()
+	p.OrgNames = h.orgNames(r, s, p.People)
+	if t := res.GetNextPageToken(); t != "" {
+		nq := url.Values{}
+		for _, k := range []string{"q", "org", "status"} {
+			if v := q.Get(k); v != "" {
+				nq.Set(k, v)
+			}
+		}
+		nq.Set("page", t)
+		p.Next = template.URL(nq.Encode()) // #nosec G203 -- url.Values.Encode escapes every value
+	}
+	h.render(w, r, http.StatusOK, "people", d)
+}
+
+// personPage is one person, with what an action left to show once (a
+// temporary password).
+type personPage struct {
+	User        *identityv1.User
+	OneTimePass string
+	// Roles: the person's grants and the grant form (nil: not shown).
+	Roles    *personRoles
+	OrgNames map[string]string
+}
+
+// orgNames reads the names of people's orgs (one GetOrg per distinct
+// org of a page, at most pageSize).
+func (h *Handler) orgNames(r *http.Request, s *session, people []*identityv1.User) map[string]string {
+	names := map[string]string{}
+	ctx, cancel := h.ctx(r, s)
+	defer cancel()
+	for _, u := range people {
+		id := u.GetOrgId()
+		if _, ok := names[id]; ok || id == "" {
+			continue
+		}
+		names[id] = id
+		if o, err := h.o.Admin.GetOrg(ctx, &identityv1.GetOrgRequest{Id: id}); err == nil && o.GetName() != "" {
+			names[id] = o.GetName()
+		}
+	}
+	return names
+}
+
+func (h *Handler) person(w http.ResponseWriter, r *http.Request, s *session) {
+	d := h.data(r, s, "people")
+	ctx, cancel := h.ctx(r, s)
+	defer cancel()
+	u, err := h.o.Admin.GetUser(ctx, &identityv1.GetUserRequest{Id: r.PathValue("id")})
+	if err != nil {
+		d.Page = &personPage{}
+		h.failed(w, r, err, "person", &d)
+		return
+	}
+	d.Page = &personPage{User: u, Roles: h.rolesOf(r, s, &d, u.GetId()), OrgNames: h.orgNames(r, s, []*identityv1.User{u})}
+	h.render(w, r, http.StatusOK, "person", d)
+}
+
+// personForm is the new person form, kept when the service refuses it.
+type personForm struct {
+	Login, Name, Email, Org, IDType string
+	MustChange                      bool
+}
+
+func (h *Handler) newPerson(w http.ResponseWriter, r *http.Request, s *session) {
+	d := h.data(r, s, "people")
+	d.Page = &personForm{Org: r.URL.Query().Get("org"), MustChange: true}
+	h.render(w, r, http.StatusOK, "newperson", d)
+}
+
+func idType(v string) identityv1.IdType {
+	switch v {
+	case "resident":
+		return identityv1.IdType_ID_TYPE_RESIDENT_ID
+	case "passport":
+		return identityv1.IdType_ID_TYPE_PASSPORT
+	case "military":
+		return identityv1.IdType_ID_TYPE_MILITARY
+	case "other":
+		return identityv1.IdType_ID_TYPE_OTHER
+	}
+	return identityv1.IdType_ID_TYPE_UNSPECIFIED
+}
+
+func (h *Handler) createPerson(w http.ResponseWriter, r *http.Request, s *session) {
+	d := h.data(r, s, "people")
+	f := r.PostForm
+	pf := &personForm{Login: strings.TrimSpace(f.Get("login_name")), Name: strings.TrimSpace(f.Get("display_name")),
+		Email: strings.TrimSpace(f.Get("email")), Org: strings.TrimSpace(f.Get("org_id")), IDType: f.Get("id_type"),
+		MustChange: f.Get("must_change") != ""}
+	d.Page = pf
+	ctx, cancel := h.ctx(r, s)
+	defer cancel()
+	u, err := h.o.Admin.CreateUser(ctx, &identityv1.CreateUserRequest{LoginName: pf.Login, DisplayName: pf.Name, Email: pf.Email,
+		OrgId: pf.Org, IdType: idType(pf.IDType), IdNumber: strings.TrimSpace(f.Get("id_number")), Phone: strings.TrimSpace(f.Get("phone")),
+		Password: f.Get("password"), MustChangePassword: pf.MustChange})
+	if err != nil {
+		// the ID number, phone and password are not sent back
+		h.failed(w, r, err, "newperson", &d)
+		return
+	}
+	h.redirectDone(w, r, "people/"+url.PathEscape(u.GetId()), "created")
+}
+
+// personAction is one of the buttons of a person's page.
+func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	d := h.data(r, s, "people")
+	ctx, cancel := h.ctx(r, s)
+	defer cancel()
+	var err error
+	action := r.PathValue("action")
+	switch action {
+	case "lock":
+		_, err = h.o.Admin.LockUser(ctx, &identityv1.LockUserRequest{Id: id})
+	case "unlock":
+		_, err = h.o.Admin.UnlockUser(ctx, &identityv1.UnlockUserRequest{Id: id})
+	case "disable":
+		_, err = h.o.Admin.SetUserStatus(ctx, &identityv1.SetUserStatusRequest{Id: id, Status: identityv1.UserStatus_USER_STATUS_DISABLED})
+	case "enable":
+		_, err = h.o.Admin.SetUserStatus(ctx, &identityv1.SetUserStatusRequest{Id: id, Status: identityv1.UserStatus_USER_STATUS_ACTIVE})
+	case "edit":
+		f := r.PostForm
+		req := &identityv1.UpdateUserRequest{Id: id}
+		for _, k := range []string{"display_name", "email", "phone", "org_id"} {
+			v, ok := f[k]
+			if !ok || (k == "phone" && strings.TrimSpace(v[0]) == "") {
+				// an empty phone field keeps the phone (the page shows it masked)
+				continue
+			}
+			req.UpdateMask = append(req.UpdateMask, k)
+			val := strings.TrimSpace(v[0])
+			switch k {
+			case "display_name":
+				req.DisplayName = val
+			case "email":
+				req.Email = val
+			case "phone":
+				req.Phone = val
+			case "org_id":
+				req.OrgId = val
+			}
+		}
+		_, err = h.o.Admin.UpdateUser(ctx, req)
+	case "reset-password":
+		var res *identityv1.ResetPasswordResponse
+		res, err = h.o.Admin.ResetPassword(ctx, &identityv1.ResetPasswordRequest{Id: id})
+		if err == nil {
+			// shown on this answer only (no redirect: a reload does not
+			// show it again, the page is not stored)
+			d.Page = &personPage{User: res.GetUser(), OneTimePass: res.GetTemporaryPassword(), Roles: h.rolesOf(r, s, &d, id),
+				OrgNames: h.orgNames(r, s, []*identityv1.User{res.GetUser()})}
+			d.Done = d.T("done.reset")
+			h.render(w, r, http.StatusOK, "person", d)
+			return
+		}
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		u, gerr := h.o.Admin.GetUser(ctx, &identityv1.GetUserRequest{Id: id})
+		if gerr != nil {
+			u = nil
+		}
+		d.Page = &personPage{User: u}
+		h.failed(w, r, err, "person", &d)
+		return
+	}
+	h.redirectDone(w, r, "people/"+url.PathEscape(id), action)
+}
