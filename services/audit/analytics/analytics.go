@@ -63,6 +63,9 @@ type Filter struct {
 	// Orgs restricts the records to these orgs (set from the caller's
 	// scope, never by the caller).
 	Orgs []string
+	// Origin: the records of this log only (ADR 0029); empty: every
+	// origin held.
+	Origin string
 }
 
 // Group is what records are counted by.
