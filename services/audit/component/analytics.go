@@ -239,6 +239,9 @@ func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store, exp audit.
 	if ic, err := env.Client("identity"); err == nil {
 		o.People = newIdentityPeople(ic, centre.FromConfig(env.Config), cfg.peerCentres())
 	}
+	for _, pe := range cfg.Peers {
+		o.PeerOrigins = append(o.PeerOrigins, pe.Origin)
+	}
 	a := analytics.New(st, o)
 	var n *analytics.Notifier
 	if ac.Alerts {

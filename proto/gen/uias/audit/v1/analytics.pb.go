@@ -1270,8 +1270,10 @@ func (x *OnlinePerson) GetName() string {
 
 type OnlineNowResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// source: "ticket" (live SSO sessions) or "logins" (recent logins in
-	// the audit log).
+	// source: "ticket" (live SSO sessions), "logins" (recent logins in
+	// the audit log) or, at level 1 receiving level-2 centres' logs,
+	// "ticket+logins" (its own live sessions and the level-2 centres'
+	// recent logins: their sessions live there).
 	Source    string          `protobuf:"bytes,1,opt,name=source" json:"source,omitempty"`
 	People    []*OnlinePerson `protobuf:"bytes,2,rep,name=people" json:"people,omitempty"`
 	Truncated bool            `protobuf:"varint,3,opt,name=truncated" json:"truncated,omitempty"`
