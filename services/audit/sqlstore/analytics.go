@@ -110,7 +110,7 @@ func (s *Store) LatestPerSubject(ctx context.Context, f analytics.Filter, before
 // Records implements analytics.Store: newest first, keyset pages on
 // (time_ms, seq) as QueryRecords' (the same tokens).
 func (s *Store) Records(ctx context.Context, f analytics.Filter, pageSize int, pageToken string) ([]audit.Record, string, error) {
-	return s.pageRecords(ctx, f.Origin, analyticsWhere(f), pageSize, pageToken, "login history")
+	return s.pageRecords(ctx, f.Origin, func() *store.Where { return analyticsWhere(f) }, pageSize, pageToken, "login history")
 }
 
 // Timelines implements analytics.Store: by subject, then time (one sorted

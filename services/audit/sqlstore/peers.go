@@ -208,13 +208,15 @@ type recordSource struct {
 	from, originCol string
 	onlyOrigin      string
 	union           bool
+	// ownCol is the own records' origin (a literal).
+	ownCol string
 }
 
 // source is the recordSource of origin ("": all origins held).
 func (s *Store) source(ctx context.Context, origin string) (recordSource, error) {
 	local := s.LocalOrigin()
 	lit := "'" + strings.ReplaceAll(local, "'", "") + "'" // a valid origin has no quote
-	own := recordSource{from: " FROM audit_records", originCol: lit}
+	own := recordSource{from: " FROM audit_records", originCol: lit, ownCol: lit}
 	switch {
 	case origin == local && local != "":
 		return own, nil
@@ -226,11 +228,8 @@ func (s *Store) source(ctx context.Context, origin string) (recordSource, error)
 		return own, err
 	}
 	return recordSource{from: " FROM (SELECT " + lit + " AS origin, " + recordCols + " FROM audit_records UNION ALL SELECT " +
-		peerRecordCols + " FROM audit_peer_records) recs", originCol: "origin", union: true}, nil
+		peerRecordCols + " FROM audit_peer_records) recs", originCol: "origin", union: true, ownCol: lit}, nil
 }
-
-// cols is the select list of a record read from src (scanRecordFrom).
-func (src recordSource) cols() string { return recordCols + ", " + src.originCol }
 
 // order is the ORDER BY of newest first, and key the keyset of a page.
 func (src recordSource) order() string {

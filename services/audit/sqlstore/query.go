@@ -18,35 +18,55 @@ var _ audit.QueryStore = (*Store)(nil)
 // (migration 0002); of all origins held (ADR 0029) unless q.Origin names
 // one, by time, origin and seq.
 func (s *Store) QueryRecords(ctx context.Context, q audit.Query) ([]audit.Record, string, error) {
-	return s.pageRecords(ctx, q.Origin, filterWhere(q), q.PageSize, q.PageToken, "query records")
+	return s.pageRecords(ctx, q.Origin, func() *store.Where { return filterWhere(q) }, q.PageSize, q.PageToken, "query records")
 }
 
-// pageRecords reads a page of records of origin matching w, newest first.
-func (s *Store) pageRecords(ctx context.Context, origin string, w *store.Where, pageSize int, pageToken, op string) ([]audit.Record, string, error) {
+// pageRecords reads a page of records of origin matching the filter where
+// builds, newest first. Of several origins it reads a page of each table
+// (each through its own indexes, newest first) and merges them.
+func (s *Store) pageRecords(ctx context.Context, origin string, where func() *store.Where, pageSize int, pageToken, op string) ([]audit.Record, string, error) {
 	src, err := s.source(ctx, origin)
 	if err != nil {
 		return nil, "", err
-	}
-	if src.onlyOrigin != "" {
-		w.Add("origin = ?", src.onlyOrigin)
 	}
 	after, err := store.PageAfter(pageToken)
 	if err != nil {
 		return nil, "", err
 	}
+	var ms, seq int64
+	var org string
 	if after != "" {
-		ms, seq, org, ok := parseKey(after)
-		switch {
-		case !ok:
+		var ok bool
+		if ms, seq, org, ok = parseKey(after); !ok {
 			return nil, "", store.ErrBadPageToken
-		case src.union:
-			w.Add("(time_ms, origin, seq) < (?, ?, ?)", ms, org, seq)
+		}
+	}
+	// arm is the SELECT of one table: its filter, the page key, its order.
+	arm := func(from, originCol, order string, union bool) (string, []any) {
+		w := where()
+		if src.onlyOrigin != "" {
+			w.Add("origin = ?", src.onlyOrigin)
+		}
+		switch {
+		case after == "":
+		case union:
+			w.Add("(time_ms, "+originCol+", seq) < (?, ?, ?)", ms, org, seq)
 		default:
 			w.Add("(time_ms, seq) < (?, ?)", ms, seq)
 		}
+		return "SELECT " + recordCols + ", " + originCol + " AS origin" + from + w.SQL() + order + " LIMIT ?", append(w.Args(), pageSize+1)
 	}
-	query := "SELECT " + src.cols() + src.from + w.SQL() + src.order() + " LIMIT ?"
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), append(w.Args(), pageSize+1)...)
+	var query string
+	var args []any
+	if src.union {
+		own, ownArgs := arm(" FROM audit_records", src.ownCol, " ORDER BY time_ms DESC, seq DESC", true)
+		peers, peerArgs := arm(" FROM audit_peer_records", "origin", " ORDER BY time_ms DESC, origin DESC, seq DESC", true)
+		query = "SELECT * FROM (" + own + ") own_page UNION ALL SELECT * FROM (" + peers + ") peer_page" + src.order() + " LIMIT ?"
+		args = append(append(ownArgs, peerArgs...), pageSize+1)
+	} else {
+		query, args = arm(src.from, src.originCol, src.order(), false)
+	}
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), args...)
 	if err != nil {
 		return nil, "", classify(err, op)
 	}
