@@ -68,16 +68,19 @@ func (s *sharer) run(ctx context.Context) {
 			return true
 		}
 	}
-	for {
+	for backoff := s.every; ; backoff = min(2*backoff, time.Minute) {
 		var err error
 		if stream, err = s.js.CreateOrUpdateStream(ctx, LogStreamConfig()); err == nil {
 			break
 		}
 		if ctx.Err() == nil {
-			s.log.Warn("audit log not shared yet: its AUDIT_LOG stream cannot be set up; trying again", zap.Error(err))
+			s.log.Warn("audit log not shared yet: its AUDIT_LOG stream cannot be set up (the audit user's NATS permissions?); trying again",
+				zap.Duration("retry_in", backoff), zap.Error(err))
 		}
-		if !wait() {
+		select {
+		case <-ctx.Done():
 			return
+		case <-time.After(backoff):
 		}
 	}
 	nextRec, nextCp := int64(-1), int64(0)
@@ -245,16 +248,17 @@ func (r *receiver) run(ctx context.Context) {
 		}
 	}
 	var cons jetstream.Consumer
-	for {
+	for backoff := retry; ; backoff = min(2*backoff, time.Minute) {
 		var err error
 		cons, err = r.setup(ctx)
 		if err == nil {
 			break
 		}
 		if ctx.Err() == nil {
-			log.Warn("audit: the peer's log cannot be received yet (stream or consumer not set up); trying again", zap.Error(err))
+			log.Warn("audit: the peer's log cannot be received yet (stream or consumer not set up); trying again",
+				zap.Duration("retry_in", backoff), zap.Error(err))
 		}
-		if !sleep(retry) {
+		if !sleep(backoff) {
 			return
 		}
 	}
