@@ -309,8 +309,18 @@ func (r *receiver) setup(ctx context.Context) (jetstream.Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
 	}
-	return s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "audit", AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: time.Minute, MaxAckPending: 4 * r.batch})
+	return s.CreateOrUpdateConsumer(ctx, PeerConsumerConfig(r.batch))
+}
+
+// PeerConsumer is the durable consumer level 1's audit component reads an
+// AUDIT_<PEER> stream with.
+const PeerConsumer = "audit"
+
+// PeerConsumerConfig is its configuration (batch: the most messages
+// stored per transaction).
+func PeerConsumerConfig(batch int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{Durable: PeerConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
+		MaxAckPending: 4 * batch}
 }
 
 // store stores msgs (in stream order) in one transaction.
