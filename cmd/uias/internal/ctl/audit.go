@@ -323,11 +323,15 @@ func auditVerifyCmd() command {
 							for _, o := range v.GetOrigins() {
 								if !o.GetOk() && v.GetProblem() == "" {
 									bad = &auditv1.VerifyLogResponse{BadSeq: o.GetBadSeq(), BadCheckpoint: o.GetBadCheckpoint(),
-										Problem: o.GetOrigin() + ": " + o.GetProblem()}
+										Problem: o.GetOrigin() + ": " + o.GetProblem(), Unverified: o.GetUnverified()}
 									break
 								}
 							}
-							verdict(tw, "TAMPERED", bad.GetBadSeq(), bad.GetBadCheckpoint(), bad.GetProblem())
+							result := "TAMPERED"
+							if bad.GetUnverified() {
+								result = "NOT VERIFIED" // no key to check a signature with: nothing shown altered, nothing intact
+							}
+							verdict(tw, result, bad.GetBadSeq(), bad.GetBadCheckpoint(), bad.GetProblem())
 						}
 					}); err != nil {
 						return err
