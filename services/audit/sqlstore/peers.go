@@ -231,7 +231,8 @@ func (s *Store) source(ctx context.Context, origin string) (recordSource, error)
 		peerRecordCols + " FROM audit_peer_records) recs", originCol: "origin", union: true, ownCol: lit}, nil
 }
 
-// order is the ORDER BY of newest first, and key the keyset of a page.
+// order is the ORDER BY of newest first (time, then origin when several
+// interleave, then seq).
 func (src recordSource) order() string {
 	if src.union {
 		return " ORDER BY time_ms DESC, origin DESC, seq DESC"
