@@ -133,4 +133,28 @@ func testPeers(t *testing.T, s Subject) {
 	if rep, err := audit.Verify(ctx, s.Store, peer, mustVerifiers(t, l)); err != nil || !rep.OK() {
 		t.Fatalf("own log after the peer's was changed: %+v %v", rep, err)
 	}
+
+	// Online now from this centre's SSO sessions adds the people online by
+	// the peer log's recent logins (their sessions are at their centre).
+	if an, ok := s.Store.(analytics.Store); ok {
+		a := analytics.New(an, analytics.Options{Now: func() time.Time { return recs[9].Time.Add(time.Minute) },
+			Sessions: oneSession{}, PeerOrigins: []string{peer}})
+		on, err := a.OnlineNow(ctx, audit.Scope{All: true}, 30*time.Minute, 0, false)
+		got := map[string]bool{}
+		for _, p := range on.People {
+			got[p.Subject] = true
+		}
+		// successful logins of the peer: records 0, 3, 6 and 9 (u0, u3, u6, u2)
+		if err != nil || on.Source != analytics.SourceTicketAndLogins || len(on.People) != 5 || !got["user:here"] || !got["user:u0"] ||
+			!got["user:u2"] || got["user:u1"] {
+			t.Fatalf("online now with the peer's logins: %+v %v", on, err)
+		}
+	}
+}
+
+// oneSession is the SSO sessions of a centre where one person is online.
+type oneSession struct{}
+
+func (oneSession) Online(context.Context, int) ([]analytics.LastSeen, bool, error) {
+	return []analytics.LastSeen{{Subject: "user:here", Org: "org-1"}}, false, nil
 }
