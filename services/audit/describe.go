@@ -273,7 +273,7 @@ var headerNames = map[string]string{
 	"seq": "序号", "time": "操作日期", "type": "类型", "component": "组件", "serial": "流水号", "app_id": "应用标识",
 	"api": "操作类别", "actor": "操作者", "subject": "操作对象", "org": "机构", "result": "结果", "reason": "原因",
 	"duration_ms": "耗时（毫秒）", "client_ip": "客户端地址", "detail": "详情", "event_id": "事件标识",
-	"actor_name": "管理员名称", "description": "操作描述",
+	"actor_name": "管理员名称", "description": "操作描述", "origin": "所属日志（中心）",
 }
 
 // headerIn is header in l.

@@ -86,9 +86,11 @@ var recordWeights = []float64{8, 28, 18, 13, 12, 12, 20, 18, 18, 11, 11, 14, 9, 
 // recordHeader are the columns of exported records. actor_name is the
 // person the actor names, as identity knows them at the export (not part
 // of the record); description says what the record records in a sentence
-// (Describe; not part of the record either).
+// (Describe; not part of the record either); origin names the log the
+// record belongs to (ADR 0029: at level 1, a level-2 centre's too), in
+// which seq numbers it.
 var recordHeader = []string{"seq", "time", "type", "component", "serial", "app_id", "api", "actor", "subject", "org",
-	"result", "reason", "duration_ms", "client_ip", "detail", "event_id", "actor_name", "description"}
+	"result", "reason", "duration_ms", "client_ip", "detail", "event_id", "origin", "actor_name", "description"}
 
 func recordRow(r *Record, actorName, description string) []string {
 	d := ""
@@ -98,7 +100,7 @@ func recordRow(r *Record, actorName, description string) []string {
 	}
 	return []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format(time.RFC3339Nano), r.Type, r.Component, r.Serial,
 		r.AppID, r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, strconv.FormatFloat(r.DurationMS, 'f', -1, 64),
-		r.ClientIP, d, r.EventID, actorName, description}
+		r.ClientIP, d, r.EventID, r.Origin, actorName, description}
 }
 
 // recordTitles are the titles of a records export.
@@ -177,6 +179,9 @@ func recordJSON(r *Record, actorName, description string) map[string]any {
 		out["actor_name"] = actorName
 	}
 	out["description"] = description
+	if r.Origin != "" {
+		out["origin"] = r.Origin // the log of the record (ADR 0029); seq is its number there
+	}
 	return out
 }
 

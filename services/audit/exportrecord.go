@@ -49,7 +49,7 @@ func ExportRecord(e Export, now time.Time) Record {
 	}
 	f := e.Filter
 	for k, v := range map[string]string{"actor": f.Actor, "subject": f.Subject, "app_id": f.AppID, "api": f.API, "result": f.Result,
-		"client_ip": f.ClientIP, "text": f.Text, "org_id": e.OrgID} {
+		"client_ip": f.ClientIP, "text": f.Text, "org_id": e.OrgID, "origin": f.Origin} {
 		if v != "" {
 			d["filter_"+k] = pkgaudit.Text(v) // the caller's words: escaped and cut as every such value
 		}

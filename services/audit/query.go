@@ -23,6 +23,10 @@ type Query struct {
 	// Orgs restricts the records to these orgs (set from the caller's
 	// scope, never by the caller).
 	Orgs []string
+	// Origin restricts the records to one log (audit.origin of a centre,
+	// ADR 0029); empty: every origin held (at level 1 its own and its
+	// level-2 centres', elsewhere its own).
+	Origin string
 	// PageSize is at most MaxPageSize (0: DefaultPageSize); PageToken
 	// continues a previous query.
 	PageSize  int

@@ -52,6 +52,10 @@ type Record struct {
 	// Detail holds the event's further fields (masked by the component
 	// that wrote them).
 	Detail map[string]string
+	// Origin names the log the record belongs to (audit.origin of the
+	// centre that wrote it): set when read, never part of its leaf. A
+	// record of a peer centre's log (peer.go) keeps that log's Seq.
+	Origin string
 }
 
 // LeafData returns the bytes the tree hashes for r (its leaf): canonical

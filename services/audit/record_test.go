@@ -147,8 +147,8 @@ func TestMask(t *testing.T) {
 // screen) and cut; the remark whole (review sec9 L5).
 func TestExportRecordFilterText(t *testing.T) {
 	long := strings.Repeat("x", 1000)
-	r := audit.ExportRecord(audit.Export{Report: "records", Format: audit.CSV, Remark: "备注", Filter: audit.Query{Text: "a\u202eb", Subject: long}},
-		time.Now())
+	r := audit.ExportRecord(audit.Export{Report: "records", Format: audit.CSV, Remark: "备注", Filter: audit.Query{Text: "a\u202eb", Subject: long,
+		Origin: "l2a.audit"}}, time.Now())
 	if got := r.Detail["filter_text"]; got != `a\u202eb` {
 		t.Errorf("filter_text %q", got)
 	}
@@ -157,5 +157,8 @@ func TestExportRecordFilterText(t *testing.T) {
 	}
 	if r.Detail["remark"] != "备注" {
 		t.Errorf("remark %q", r.Detail["remark"])
+	}
+	if r.Detail["filter_origin"] != "l2a.audit" { // an export of one centre's log says so (ADR 0029)
+		t.Errorf("filter_origin %q", r.Detail["filter_origin"])
 	}
 }

@@ -63,6 +63,9 @@ type Filter struct {
 	// Orgs restricts the records to these orgs (set from the caller's
 	// scope, never by the caller).
 	Orgs []string
+	// Origin: the records of this log only (ADR 0029); empty: every
+	// origin held.
+	Origin string
 }
 
 // Group is what records are counted by.
@@ -137,6 +140,8 @@ type Analytics struct {
 	// important applications and allowed networks of the settings.
 	important []string
 	allowed   []netip.Prefix
+	// peerOrigins: the logs of level-2 centres received here (ADR 0029).
+	peerOrigins []string
 }
 
 // Options configure Analytics.
@@ -159,6 +164,11 @@ type Options struct {
 	ImportantApps []string
 	// Allowed are the networks logins may come from (OutsideAllowList).
 	Allowed []netip.Prefix
+	// PeerOrigins are the logs of the level-2 centres received here
+	// (audit.peers, ADR 0029): their people's SSO sessions live at their
+	// own centre's ticket component, so OnlineNow from the sessions adds
+	// the people online by those logs' logins.
+	PeerOrigins []string
 }
 
 // New returns the analytics of st.
@@ -170,7 +180,7 @@ func New(st Store, o Options) *Analytics {
 		o.Travel = DefaultTravelRules
 	}
 	return &Analytics{st: st, now: o.Now, geo: o.Geo, travel: o.Travel, sessions: o.Sessions, people: o.People,
-		important: o.ImportantApps, allowed: o.Allowed}
+		important: o.ImportantApps, allowed: o.Allowed, peerOrigins: o.PeerOrigins}
 }
 
 func badRequest(msg string) error {
@@ -379,6 +389,9 @@ func (a *Analytics) Absences(ctx context.Context, scope audit.Scope, days, limit
 const (
 	SourceTicket = "ticket"
 	SourceLogins = "logins"
+	// SourceTicketAndLogins: this centre's live SSO sessions and, for the
+	// level-2 centres whose logs it receives, their recent logins.
+	SourceTicketAndLogins = "ticket+logins"
 )
 
 // Defaults of OnlineFromLogins.
@@ -393,11 +406,18 @@ const (
 // component's sessions cannot be asked). A login whose session expired
 // unused within the window still counts.
 func (a *Analytics) OnlineFromLogins(ctx context.Context, scope audit.Scope, window time.Duration, limit int) ([]LastSeen, bool, error) {
+	return a.onlineFromLogins(ctx, scope, window, limit, "")
+}
+
+// onlineFromLogins is OnlineFromLogins over the log origin ("": every log
+// held).
+func (a *Analytics) onlineFromLogins(ctx context.Context, scope audit.Scope, window time.Duration, limit int, origin string) ([]LastSeen, bool, error) {
 	if window <= 0 || window > MaxOnlineWindow {
 		return nil, false, badRequest("the online window must be between 1 minute and 24 hours")
 	}
 	from := a.now().Add(-window)
-	f, err := scoped(scope, Filter{APIs: append([]string{APISessionCreate}, LoginAPIs...), Results: []string{ResultSuccess}, From: from})
+	f, err := scoped(scope, Filter{APIs: append([]string{APISessionCreate}, LoginAPIs...), Results: []string{ResultSuccess}, From: from,
+		Origin: origin})
 	if err != nil {
 		return nil, false, err
 	}

@@ -40,6 +40,9 @@ type Online struct {
 func (a *Analytics) OnlineNow(ctx context.Context, scope audit.Scope, window time.Duration, limit int, fromLogins bool) (Online, error) {
 	if a.sessions != nil && !fromLogins {
 		on, err := a.onlineFromSessions(ctx, scope, limit)
+		if err == nil && len(a.peerOrigins) > 0 {
+			err = a.addPeerLogins(ctx, scope, window, limit, &on)
+		}
 		if !errors.Is(err, ErrNoSessions) {
 			return on, err
 		}
@@ -73,4 +76,32 @@ func (a *Analytics) onlineFromSessions(ctx context.Context, scope audit.Scope, l
 		people, more = people[:limit], true
 	}
 	return Online{Source: SourceTicket, People: people, Truncated: more}, nil
+}
+
+// addPeerLogins adds to on the people online by the logins of the level-2
+// centres' logs received here (their sessions are at their own centre),
+// each person once.
+func (a *Analytics) addPeerLogins(ctx context.Context, scope audit.Scope, window time.Duration, limit int, on *Online) error {
+	have := make(map[string]bool, len(on.People))
+	for _, p := range on.People {
+		have[p.Subject] = true
+	}
+	for _, origin := range a.peerOrigins {
+		people, more, err := a.onlineFromLogins(ctx, scope, window, limit, origin)
+		if err != nil {
+			return err
+		}
+		on.Truncated = on.Truncated || more
+		for _, p := range people {
+			if !have[p.Subject] {
+				have[p.Subject] = true
+				on.People = append(on.People, p)
+			}
+		}
+	}
+	on.Source = SourceTicketAndLogins
+	if l, err := limitOf(limit, DefaultOnlineLimit); err == nil && len(on.People) > l {
+		on.People, on.Truncated = on.People[:l], true
+	}
+	return nil
 }

@@ -123,6 +123,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	st := sqlstore.New(db)
+	st.SetLocalOrigin(cfg.Origin)
 	signer, err := openSigner(ctx, cfg, cfg.KeyFileIn(env.Config), st, log)
 	if err != nil {
 		return nil, err
@@ -164,6 +165,20 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	in := ingest.New(js, l, ingest.Options{Batch: cfg.Batch, MaxWait: cfg.BatchWait, StreamMaxAge: cfg.StreamMaxAge,
 		Logger: log.Named("ingest"), Metrics: env.Metrics, GiveWay: env.GiveWay()})
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
+	shared, received := peerMetrics(env.Metrics)
+	origins := &server.Origins{Own: cfg.Origin, Store: st}
+	for _, pe := range cfg.Peers {
+		origins.Peers = append(origins.Peers, server.PeerKeys{Origin: pe.Origin, VerifierKeys: pe.VerifierKeys})
+	}
+	if cfg.Share {
+		sh := &sharer{js: js, st: st, origin: cfg.Origin, log: log.Named("share"), every: time.Second, published: shared}
+		env.Go(sh.run)
+	}
+	for _, pe := range cfg.Peers {
+		rc := &receiver{js: js, st: st, peer: pe, batch: min(cfg.Batch, 1000), log: log.Named("peers"), sourceRetry: 5 * time.Second,
+			received: received}
+		env.Go(rc.run)
+	}
 	if wit != nil {
 		wm := newWitnessMetrics(env.Metrics)
 		env.Go(func(ctx context.Context) {
@@ -194,11 +209,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	return &module.Component{
 		Register: func(g grpc.ServiceRegistrar) {
-			server.New(l).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins,
+			server.New(l).WithOrigins(origins).WithArchives(server.ArchiveOptions{Dir: archiveDir, Reminder: cfg.BackupReminder, Checker: admins,
 				MinRemovalAge: cfg.MinRemovalAge, OnRemoved: removalAlert(alerts, log)}).Register(g)
 			server.NewQuery(st).WithNames(names).WithOrgs(subtrees).Register(g)
 			server.NewReports(st, exp).WithOrgs(subtrees).WithExportLog(exportLog).Register(g)
-			an.WithExportLog(exportLog).WithNames(names).Register(g)
+			an.WithExportLog(exportLog).WithNames(names).WithOrigins(origins).Register(g)
 		},
 		Auth:  server.CallerAuth(admins, subtrees),
 		Ready: db.PingContext,

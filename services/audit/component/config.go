@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/uias/uias/pkg/config"
@@ -70,6 +71,27 @@ type Config struct {
 	Reports ReportsConfig `yaml:"reports"`
 	// Analytics: login analytics and alerts (analytics.go).
 	Analytics AnalyticsConfig `yaml:"analytics"`
+	// Share (a level-2 centre): publish this centre's log, every record
+	// and checkpoint as stored, to its AUDIT_LOG stream, which level 1
+	// sources (ADR 0029).
+	Share bool `yaml:"share"`
+	// Peers (level 1): the level-2 centres whose shared logs this centre
+	// receives and keeps per origin (ADR 0029).
+	Peers []PeerConfig `yaml:"peers"`
+}
+
+// PeerConfig is a level-2 centre whose log level 1 receives.
+type PeerConfig struct {
+	// Centre is the centre's name: its JetStream domain, as in
+	// sync.peers[].name.
+	Centre string `yaml:"centre"`
+	// Origin is its audit.origin (the name its checkpoints carry).
+	Origin string `yaml:"origin"`
+	// VerifierKeys verify its checkpoints ("<origin>+<hash>+<key>", as
+	// its "audit log ready" log line and uias ctl audit checkpoint list
+	// them); without them its checkpoints are received but verify
+	// reports them unverified.
+	VerifierKeys []string `yaml:"verifier_keys"`
 }
 
 // DefaultBackupReminder is audit.backup_reminder's default: 30 days.
@@ -84,6 +106,9 @@ const DefaultMinRemovalAge = 4380 * time.Hour
 
 // MinRetention is the shortest retention accepted (besides 0, forever).
 const MinRetention = 24 * time.Hour
+
+// centreName is a centre's name (a JetStream domain).
+var centreName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // Defaults returns the audit defaults.
 func Defaults() *Config {
@@ -113,6 +138,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.BackupReminder, "UIAS_AUDIT_BACKUP_REMINDER", "", "")
 	b.String(&c.PDFFont, "UIAS_AUDIT_PDF_FONT", "", "")
 	b.String(&c.PDFLatinFont, "UIAS_AUDIT_PDF_LATIN_FONT", "", "")
+	b.Bool(&c.Share, "UIAS_AUDIT_SHARE", "", "")
 	c.Reports.bind(b)
 	c.Analytics.bind(b)
 }
@@ -199,9 +225,34 @@ func (c *Config) Validate(p *config.Config) error {
 	if c.PDFLatinFont == "" {
 		bad("pdf_latin_font", "must name a TrueType font file with Latin glyphs, e.g. %s (Debian: apt-get install fonts-dejavu-core)", audit.DefaultPDFLatinFont)
 	}
+	seen := map[string]bool{c.Origin: true}
+	for i, pe := range c.Peers {
+		f := fmt.Sprintf("peers[%d]", i)
+		if !centreName.MatchString(pe.Centre) {
+			bad(f+".centre", "must name the centre (its JetStream domain, as sync.peers[].name): a lowercase letter, then lowercase letters, digits or '-', got %q", pe.Centre)
+		}
+		if !audit.ValidOrigin(pe.Origin) {
+			bad(f+".origin", "must be the centre's audit.origin, got %q", pe.Origin)
+		} else if seen[pe.Origin] {
+			bad(f+".origin", "%q is this centre's own origin or another peer's: each centre's log needs its own audit.origin", pe.Origin)
+		}
+		seen[pe.Origin] = true
+		if _, err := audit.VerifiersFromKeys(pe.VerifierKeys); err != nil {
+			bad(f+".verifier_keys", "%v", err)
+		}
+	}
 	c.Reports.validate(bad)
 	if err := c.Analytics.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// peerCentres are the centres of Peers.
+func (c *Config) peerCentres() []string {
+	out := make([]string, len(c.Peers))
+	for i, pe := range c.Peers {
+		out[i] = pe.Centre
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/storetest"
 )
 
 var def = config.SectionDef{Name: Name, New: func() config.Section { return Defaults() }}
@@ -204,5 +205,29 @@ func TestValidateEachProblem(t *testing.T) {
 	Settings(&c).MinRemovalAge, Settings(&c).Retention = 0, 24*time.Hour
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPeerSettings: audit.peers names each level-2 centre whose log level 1
+// receives; a bad centre name, origin, a repeated origin (or this centre's
+// own) and a key that is no verifier key are refused naming the field.
+func TestPeerSettings(t *testing.T) {
+	good := PeerConfig{Centre: "l2a", Origin: "l2a.audit", VerifierKeys: storetest.Signer(t).VerifierKeys()}
+	c := config.Default(def)
+	s := Settings(&c)
+	s.Origin, s.Peers = "l1.audit", []PeerConfig{good}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a good peer: %v", err)
+	}
+	s.Peers = []PeerConfig{good, {Centre: "L2B!", Origin: "l2a.audit"}, {Centre: "l2c", Origin: "l1.audit"},
+		{Centre: "l2d", Origin: "bad origin"}, {Centre: "l2e", Origin: "l2e.audit", VerifierKeys: []string{"not a key"}}}
+	err := c.Validate()
+	want := []string{"audit.peers[1].centre", "audit.peers[1].origin", "audit.peers[2].origin", "audit.peers[3].origin",
+		"audit.peers[4].verifier_keys"}
+	if got := fields(err); !slices.Equal(got, want) {
+		t.Fatalf("bad peers: fields %v, want %v (%v)", got, want, err)
+	}
+	if !strings.Contains(err.Error(), "own origin or another peer's") {
+		t.Fatalf("message: %v", err)
 	}
 }

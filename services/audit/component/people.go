@@ -28,10 +28,21 @@ type identityPeople struct {
 	// gap1 G11: they log in at their own centre, whose log this centre
 	// does not hold, so they would all look absent here).
 	homes *centre.Homes
+	// received are the centres whose logs this centre receives
+	// (audit.peers, ADR 0029): their people log in there and their
+	// logins reach this centre's reports, so they are counted too.
+	received map[string]bool
 }
 
-func newIdentityPeople(conn grpc.ClientConnInterface, homes *centre.Homes) identityPeople {
-	return identityPeople{c: identityv1.NewAdminServiceClient(conn), v: identityv1.NewViewServiceClient(conn), homes: homes}
+func newIdentityPeople(conn grpc.ClientConnInterface, homes *centre.Homes, received []string) identityPeople {
+	p := identityPeople{c: identityv1.NewAdminServiceClient(conn), v: identityv1.NewViewServiceClient(conn), homes: homes}
+	for _, c := range received {
+		if p.received == nil {
+			p.received = map[string]bool{}
+		}
+		p.received[c] = true
+	}
+	return p
 }
 
 // peoplePage is the page size asked of identity (its largest).
@@ -45,7 +56,7 @@ const namesTimeout = 2 * time.Second
 var errScopeUnknown = apierr.ErrUnavailable.WithMessage("the orgs of the subtrees you administer cannot be listed now (identity did not answer); retry later")
 
 // People implements analytics.PeopleSource: the active people homed at
-// this centre.
+// this centre or at a centre whose log it receives.
 func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]analytics.Person) error) error {
 	ctx = asCaller(ctx)
 	if orgs == nil {
@@ -89,8 +100,8 @@ func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]ana
 	return nil
 }
 
-// homedHere returns whether an org is homed at this centre (nil when every
-// org is: one centre). Each listed subtree root is expanded over identity's
+// homedHere returns whether an org is homed at this centre or at a centre
+// whose log it receives (nil when every org is: one centre). Each listed subtree root is expanded over identity's
 // ListOrgs; the deepest root above an org decides, an org below none is
 // homed at the level-1 centre (centre.Homes.HomeOfPath's rule). A root the
 // caller may not read, or that identity does not hold, adds nothing.
@@ -148,7 +159,7 @@ func (p identityPeople) homedHere(ctx context.Context) (func(org string) bool, e
 		if !ok {
 			c = top
 		}
-		return c == self
+		return c == self || p.received[c]
 	}, nil
 }
 

@@ -55,9 +55,9 @@ func TestPeopleHomedHere(t *testing.T) {
 		parent: map[string]string{"root": "", "hq": "root", "bureau": "root", "harbour": "bureau", "annex": "bureau", "annex-desk": "annex"},
 		people: map[string]string{"p-root": "root", "p-hq": "hq", "p-bureau": "bureau", "p-harbour": "harbour", "p-annex": "annex-desk"},
 	}
-	list := func(h *centre.Homes) []string {
+	list := func(h *centre.Homes, received map[string]bool) []string {
 		var got []string
-		err := identityPeople{c: tree, homes: h}.People(context.Background(), nil, func(page []analytics.Person) error {
+		err := identityPeople{c: tree, homes: h, received: received}.People(context.Background(), nil, func(page []analytics.Person) error {
 			for _, p := range page {
 				got = append(got, p.ID)
 			}
@@ -71,15 +71,20 @@ func TestPeopleHomedHere(t *testing.T) {
 	}
 	subtrees := map[string]string{"bureau": "l2a", "annex": "l1"}
 	for _, c := range []struct {
-		name  string
-		homes *centre.Homes
-		want  []string
+		name     string
+		homes    *centre.Homes
+		received map[string]bool
+		want     []string
 	}{
-		{"one centre", nil, []string{"p-annex", "p-bureau", "p-harbour", "p-hq", "p-root"}},
-		{"level 1", &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees}, []string{"p-annex", "p-hq", "p-root"}},
-		{"level 2", &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees}, []string{"p-bureau", "p-harbour"}},
+		{"one centre", nil, nil, []string{"p-annex", "p-bureau", "p-harbour", "p-hq", "p-root"}},
+		{"level 1", &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees}, nil, []string{"p-annex", "p-hq", "p-root"}},
+		// level 1 receiving l2a's log (audit.peers): l2a's people's
+		// logins reach its reports, so they are counted again
+		{"level 1 with l2a's log", &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees}, map[string]bool{"l2a": true},
+			[]string{"p-annex", "p-bureau", "p-harbour", "p-hq", "p-root"}},
+		{"level 2", &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees}, nil, []string{"p-bureau", "p-harbour"}},
 	} {
-		if got := list(c.homes); !slices.Equal(got, c.want) {
+		if got := list(c.homes, c.received); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}

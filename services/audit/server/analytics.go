@@ -24,6 +24,9 @@ type AnalyticsServer struct {
 	log ExportLog
 	// names: the people's names shown beside their ids (nil: ids only)
 	names audit.Names
+	// origins: the logs held (ADR 0029), whose completeness the login
+	// reports state.
+	origins *Origins
 }
 
 // WithNames makes the reports name the people in them ("login (Display
@@ -152,7 +155,10 @@ func (s *AnalyticsServer) LoginHistory(ctx context.Context, r *auditv1.LoginHist
 	out := &auditv1.LoginHistoryResponse{NextPageToken: next, Logins: make([]*auditv1.Login, len(recs))}
 	for i, rec := range recs {
 		out.Logins[i] = &auditv1.Login{Time: ts(rec.Time), Api: rec.API, Result: rec.Result, Reason: rec.Reason, AppId: rec.AppID,
-			ClientIp: rec.ClientIP, Seq: rec.Seq}
+			ClientIp: rec.ClientIP, Seq: rec.Seq, Origin: rec.Origin}
+	}
+	if out.Origins, err = s.originStatus(ctx); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -190,6 +196,9 @@ func (s *AnalyticsServer) Absences(ctx context.Context, r *auditv1.AbsencesReque
 		out.Absences[i] = &auditv1.Absence{Subject: a.Subject, UserId: analytics.UserID(a.Subject), Org: a.Org,
 			LastLogin: ts(a.Time), DaysAbsent: int32(a.Days), NeverLoggedIn: a.Never, Created: ts(a.Created), Login: a.Login}
 	}
+	if out.Origins, err = s.originStatus(ctx); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -212,6 +221,9 @@ func (s *AnalyticsServer) OnlineNow(ctx context.Context, r *auditv1.OnlineNowReq
 	for i, p := range on.People {
 		out.People[i] = &auditv1.OnlinePerson{UserId: analytics.UserID(p.Subject), Org: p.Org, Since: ts(p.Time), ClientIp: p.ClientIP,
 			AppId: p.AppID, Name: names[p.Subject]}
+	}
+	if out.Origins, err = s.originStatus(ctx); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -278,7 +290,7 @@ func (s *AnalyticsServer) OutsideAllowList(ctx context.Context, r *auditv1.Outsi
 	for i, rec := range recs {
 		out.Attempts[i] = &auditv1.OutsideAttempt{Subject: rec.Subject, UserId: analytics.UserID(rec.Subject), Org: rec.Org, Name: names[rec.Subject],
 			Login: &auditv1.Login{Time: ts(rec.Time), Api: rec.API, Result: rec.Result, Reason: rec.Reason, AppId: rec.AppID,
-				ClientIp: rec.ClientIP, Seq: rec.Seq}}
+				ClientIp: rec.ClientIP, Seq: rec.Seq, Origin: rec.Origin}}
 	}
 	return out, nil
 }

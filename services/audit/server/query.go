@@ -44,7 +44,8 @@ func (s *QueryServer) QueryRecords(ctx context.Context, r *auditv1.QueryRecordsR
 		return nil, err
 	}
 	q := audit.Query{Actor: r.GetActor(), Subject: r.GetSubject(), AppID: r.GetAppId(), API: r.GetApi(), Result: r.GetResult(),
-		ClientIP: r.GetClientIp(), Text: r.GetText(), PageSize: int(r.GetPageSize()), PageToken: r.GetPageToken()}
+		ClientIP: r.GetClientIp(), Text: r.GetText(), PageSize: int(r.GetPageSize()), PageToken: r.GetPageToken(),
+		Origin: r.GetOrigin()}
 	if r.GetStartTime() != nil {
 		q.From = r.GetStartTime().AsTime()
 	}

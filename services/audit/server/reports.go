@@ -53,7 +53,7 @@ func (s *ReportServer) Register(g grpc.ServiceRegistrar) {
 // FilterQuery is the query of a RecordFilter.
 func FilterQuery(f *auditv1.RecordFilter) audit.Query {
 	q := audit.Query{Actor: f.GetActor(), Subject: f.GetSubject(), AppID: f.GetAppId(), API: f.GetApi(), Result: f.GetResult(),
-		ClientIP: f.GetClientIp(), Text: f.GetText()}
+		ClientIP: f.GetClientIp(), Text: f.GetText(), Origin: f.GetOrigin()}
 	if f.GetStartTime() != nil {
 		q.From = f.GetStartTime().AsTime()
 	}

@@ -22,6 +22,7 @@ type Server struct {
 	auditv1.UnimplementedAuditLogServiceServer
 	log      *audit.Log
 	archives ArchiveOptions
+	origins  *Origins
 }
 
 // New returns the server of l.
@@ -210,19 +211,26 @@ func (s *Server) ProveConsistency(ctx context.Context, r *auditv1.ProveConsisten
 	return out, nil
 }
 
-// VerifyLog implements AuditLogService.
-func (s *Server) VerifyLog(ctx context.Context, _ *auditv1.VerifyLogRequest) (*auditv1.VerifyLogResponse, error) {
+// VerifyLog implements AuditLogService: the own log and every peer log
+// held (ADR 0029), or the one origin asked for, each against its own tree
+// and signed checkpoints.
+func (s *Server) VerifyLog(ctx context.Context, r *auditv1.VerifyLogRequest) (*auditv1.VerifyLogResponse, error) {
 	if err := wholeLog(ctx); err != nil {
 		return nil, err
 	}
-	rep, err := s.log.Verify(ctx)
+	vs, ownRep, err := s.verifyOrigins(ctx, r.GetOrigin())
 	if err != nil {
 		return nil, err
 	}
-	out := &auditv1.VerifyLogResponse{Ok: rep.OK(), Records: rep.Records, Checkpoints: int32(rep.Checkpoints), SignedSize: rep.Signed, BadSeq: -1,
-		Archived: rep.Archived}
-	if p := rep.Problem; p != nil {
-		out.BadSeq, out.Problem, out.BadCheckpoint, out.Unverified = p.Seq, p.What, p.Checkpoint, p.Unverified
+	first := vs[0]
+	out := &auditv1.VerifyLogResponse{Ok: true, Records: first.GetRecords(), Checkpoints: first.GetCheckpoints(), SignedSize: first.GetSignedSize(),
+		BadSeq: first.GetBadSeq(), Problem: first.GetProblem(), BadCheckpoint: first.GetBadCheckpoint(), Unverified: first.GetUnverified(),
+		Origins: vs}
+	if ownRep != nil {
+		out.Archived = ownRep.Archived
+	}
+	for _, v := range vs {
+		out.Ok = out.Ok && v.GetOk()
 	}
 	return out, nil
 }
@@ -236,5 +244,6 @@ func (s *Server) checkpoint(c *audit.Checkpoint) *auditv1.Checkpoint {
 func RecordPB(r *audit.Record) *auditv1.Record {
 	return &auditv1.Record{Seq: r.Seq, EventId: r.EventID, Type: r.Type, Component: r.Component, Time: timestamppb.New(r.Time),
 		Serial: r.Serial, TraceId: r.TraceID, AppId: r.AppID, Api: r.API, Actor: r.Actor, Subject: r.Subject, Org: r.Org,
-		Result: r.Result, Reason: r.Reason, DurationMs: r.DurationMS, ClientIp: r.ClientIP, Detail: r.Detail, LeafData: r.LeafData()}
+		Result: r.Result, Reason: r.Reason, DurationMs: r.DurationMS, ClientIp: r.ClientIP, Detail: r.Detail, LeafData: r.LeafData(),
+		Origin: r.Origin}
 }

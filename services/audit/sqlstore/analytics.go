@@ -40,8 +40,11 @@ func (s *Store) CountBy(ctx context.Context, f analytics.Filter, g analytics.Gro
 	default:
 		return nil, fmt.Errorf("audit store: count by %d", g)
 	}
-	w := analyticsWhere(f)
-	query := "SELECT " + key + ", COUNT(*), MAX(time_ms) FROM audit_records" + w.SQL() + " GROUP BY 1 ORDER BY " + order + " LIMIT ?"
+	w, from, err := s.analyticsSource(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	query := "SELECT " + key + ", COUNT(*), MAX(time_ms)" + from + w.SQL() + " GROUP BY 1 ORDER BY " + order + " LIMIT ?"
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), append(append(sel, w.Args()...), limit+1)...)
 	if err != nil {
 		return nil, classify(err, "count logins")
@@ -72,7 +75,10 @@ func (s *Store) CountBy(ctx context.Context, f analytics.Filter, g analytics.Gro
 // LatestPerSubject implements analytics.Store: the latest matching record
 // of each subject (a window function, on SQLite and PostgreSQL alike).
 func (s *Store) LatestPerSubject(ctx context.Context, f analytics.Filter, before time.Time, limit int) ([]analytics.LastSeen, error) {
-	w := analyticsWhere(f)
+	w, from, err := s.analyticsSource(ctx, f)
+	if err != nil {
+		return nil, err
+	}
 	var outer store.Where
 	outer.Add("rn = 1")
 	order := "time_ms DESC, subject"
@@ -81,7 +87,7 @@ func (s *Store) LatestPerSubject(ctx context.Context, f analytics.Filter, before
 		order = "time_ms, subject"
 	}
 	query := "SELECT subject, time_ms, org, client_ip, app_id FROM (SELECT subject, time_ms, org, client_ip, app_id, " +
-		"ROW_NUMBER() OVER (PARTITION BY subject ORDER BY time_ms DESC, seq DESC) AS rn FROM audit_records" + w.SQL() + ") latest" +
+		"ROW_NUMBER() OVER (PARTITION BY subject ORDER BY time_ms DESC, seq DESC) AS rn" + from + w.SQL() + ") latest" +
 		outer.SQL() + " ORDER BY " + order + " LIMIT ?"
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), append(append(w.Args(), outer.Args()...), limit+1)...)
 	if err != nil {
@@ -104,50 +110,18 @@ func (s *Store) LatestPerSubject(ctx context.Context, f analytics.Filter, before
 // Records implements analytics.Store: newest first, keyset pages on
 // (time_ms, seq) as QueryRecords' (the same tokens).
 func (s *Store) Records(ctx context.Context, f analytics.Filter, pageSize int, pageToken string) ([]audit.Record, string, error) {
-	w := analyticsWhere(f)
-	after, err := store.PageAfter(pageToken)
-	if err != nil {
-		return nil, "", err
-	}
-	if after != "" {
-		ms, seq, ok := parseKey(after)
-		if !ok {
-			return nil, "", store.ErrBadPageToken
-		}
-		w.Add("(time_ms, seq) < (?, ?)", ms, seq)
-	}
-	query := "SELECT " + recordCols + " FROM audit_records" + w.SQL() + " ORDER BY time_ms DESC, seq DESC LIMIT ?"
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), append(w.Args(), pageSize+1)...)
-	if err != nil {
-		return nil, "", classify(err, "login history")
-	}
-	defer rows.Close()
-	var out []audit.Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, "", classify(err, "login history")
-		}
-		out = append(out, *r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", classify(err, "login history")
-	}
-	next := ""
-	if len(out) > pageSize {
-		out = out[:pageSize]
-		last := out[len(out)-1]
-		next = store.PageToken(fmt.Sprintf("%d:%d", last.Time.UnixMilli(), last.Seq))
-	}
-	return out, next, nil
+	return s.pageRecords(ctx, f.Origin, func() *store.Where { return analyticsWhere(f) }, pageSize, pageToken, "login history")
 }
 
 // Timelines implements analytics.Store: by subject, then time (one sorted
 // read of the range's records, which the APIs' index selects).
 func (s *Store) Timelines(ctx context.Context, f analytics.Filter, max int, fn func(l analytics.LastSeen) error) (bool, error) {
-	w := analyticsWhere(f)
+	w, from, err := s.analyticsSource(ctx, f)
+	if err != nil {
+		return false, err
+	}
 	w.Add("client_ip <> ?", "")
-	query := "SELECT subject, time_ms, org, client_ip, app_id FROM audit_records" + w.SQL() + " ORDER BY subject, time_ms, seq LIMIT ?"
+	query := "SELECT subject, time_ms, org, client_ip, app_id" + from + w.SQL() + " ORDER BY subject, time_ms, seq LIMIT ?"
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), append(w.Args(), max+1)...)
 	if err != nil {
 		return false, classify(err, "login timelines")
@@ -170,4 +144,18 @@ func (s *Store) Timelines(ctx context.Context, f analytics.Filter, max int, fn f
 		}
 	}
 	return false, classify(rows.Err(), "login timelines")
+}
+
+// analyticsSource is the WHERE of f and the FROM of the records it reads
+// (all origins held unless f.Origin names one).
+func (s *Store) analyticsSource(ctx context.Context, f analytics.Filter) (*store.Where, string, error) {
+	w := analyticsWhere(f)
+	src, err := s.source(ctx, f.Origin)
+	if err != nil {
+		return nil, "", err
+	}
+	if src.onlyOrigin != "" {
+		w.Add("origin = ?", src.onlyOrigin)
+	}
+	return w, src.from, nil
 }

@@ -34,6 +34,10 @@ type Store struct {
 	// before it are in audit_hashes_v1, one per row (migration 0004). It
 	// never changes once the migration ran.
 	treeFrom atomic.Int64
+	// local names this centre's log (SetLocalOrigin); peers: peer records
+	// are held (hasPeers).
+	local atomic.Pointer[string]
+	peers atomic.Bool
 }
 
 var _ audit.Store = (*Store)(nil)

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"Counts":            testCounts,
 		"Analytics":         testAnalytics,
 		"AnalyticsTravel":   testAnalyticsTravel,
+		"Peers":             testPeers,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })

@@ -239,7 +239,7 @@ func auditConsistencyCmd() command {
 
 func auditVerifyCmd() command {
 	return command{
-		usage: "[--forget] [--verifier-key KEY]... | --archive FILE [--verifier-key KEY]...",
+		usage: "[--origin LOG] [--forget] [--verifier-key KEY]... | --archive FILE [--verifier-key KEY]...",
 		help: "Has the audit component read its whole stored log, recompute the Merkle tree from the\n" +
 			"records and check it against the stored hashes and every signed checkpoint. Reports the\n" +
 			"first bad record (changed, deleted, inserted, moved or cut off); exit status 1 if any.\n" +
@@ -247,9 +247,12 @@ func auditVerifyCmd() command {
 			"(kept beside the token: a log whose end was cut off in the database fails), then keeps the\n" +
 			"latest; --forget drops the kept one first (accept a log restored from a backup).\n" +
 			"With --archive it checks an archive file here, offline (no server): its signed checkpoint,\n" +
-			"and that its records are, in order and unchanged, in that checkpoint's tree.",
+			"and that its records are, in order and unchanged, in that checkpoint's tree.\n" +
+			"At level 1 it checks every level-2 centre's log it receives too, each against that centre's\n" +
+			"own tree and signed checkpoints (one line per log); --origin LOG checks one log only.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			archive := fs.String("archive", "", "check this archive `FILE` offline")
+			origin := fs.String("origin", "", "verify only the log `LOG` (a centre's audit.origin)")
 			forget := fs.Bool("forget", false, "forget the checkpoint verified before and verify from scratch")
 			var pinned verifierFlag
 			fs.Var(&pinned, "verifier-key", "trusted verifier key (repeatable)")
@@ -264,7 +267,7 @@ func auditVerifyCmd() command {
 					return a.verifyArchive(*archive, pinned)
 				}
 				return a.withSession(func(s *session) error {
-					v, err := auditv1.NewAuditLogServiceClient(s.conn).VerifyLog(s.ctx, &auditv1.VerifyLogRequest{})
+					v, err := auditv1.NewAuditLogServiceClient(s.conn).VerifyLog(s.ctx, &auditv1.VerifyLogRequest{Origin: *origin})
 					if err != nil {
 						return err
 					}
@@ -275,7 +278,8 @@ func auditVerifyCmd() command {
 					}
 					var wit *witnessed
 					var latest *audit.Checkpoint
-					if v.GetOk() {
+					ownChecked := len(v.GetOrigins()) == 0 || v.GetOrigins()[0].GetOwn()
+					if v.GetOk() && ownChecked {
 						var problem *audit.Problem
 						var known note.Verifiers
 						latest, known, err = a.latestChecked(s, pinned)
@@ -307,16 +311,33 @@ func auditVerifyCmd() command {
 						if latest != nil {
 							fields(tw, "witness", wit.describe(latest.Size))
 						}
+						if len(v.GetOrigins()) > 1 || (len(v.GetOrigins()) == 1 && !v.GetOrigins()[0].GetOwn()) {
+							for _, o := range v.GetOrigins() {
+								fields(tw, "log "+o.GetOrigin(), originLine(o))
+							}
+						}
 						if v.GetOk() {
 							fields(tw, "result", "ok")
 						} else {
-							verdict(tw, "TAMPERED", v.GetBadSeq(), v.GetBadCheckpoint(), v.GetProblem())
+							bad := v
+							for _, o := range v.GetOrigins() {
+								if !o.GetOk() && v.GetProblem() == "" {
+									bad = &auditv1.VerifyLogResponse{BadSeq: o.GetBadSeq(), BadCheckpoint: o.GetBadCheckpoint(),
+										Problem: o.GetOrigin() + ": " + o.GetProblem(), Unverified: o.GetUnverified()}
+									break
+								}
+							}
+							result := "TAMPERED"
+							if bad.GetUnverified() {
+								result = "NOT VERIFIED" // no key to check a signature with: nothing shown altered, nothing intact
+							}
+							verdict(tw, result, bad.GetBadSeq(), bad.GetBadCheckpoint(), bad.GetProblem())
 						}
 					}); err != nil {
 						return err
 					}
 					if !v.GetOk() {
-						return fmt.Errorf("the audit log does not verify: %s", v.GetProblem())
+						return fmt.Errorf("the audit log does not verify: %s", verifyProblem(v))
 					}
 					return nil
 				})
@@ -328,9 +349,11 @@ func auditVerifyCmd() command {
 func auditQueryCmd() command {
 	return command{
 		usage: "[--since D | --from T] [--to T] [--actor A] [--subject S] [--app ID] [--api API] [--result R]\n" +
-			"              [--ip ADDR] [--text TEXT] [--org ID] [--lang en|zh-CN] [--page-size N] [--page-token T] [--all]",
+			"              [--ip ADDR] [--text TEXT] [--org ID] [--origin LOG] [--lang en|zh-CN] [--page-size N] [--page-token T] [--all]",
 		help: "Searches the audit log, newest first. Times are RFC 3339 (2026-12-01T08:00:00Z);\n" +
 			"--since 24h (or 7d) means from 24 hours (7 days) ago. Filters combine (all must match).\n" +
+			"At level 1 the records of the level-2 centres it receives are searched too (ORIGIN names\n" +
+			"each record's log, SEQ its number there); --origin LOG keeps one log's.\n" +
 			"Each record is described in a sentence (DESCRIPTION; --lang zh-CN: in Chinese, 操作描述).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			since := sinceFlag(fs, "records")
@@ -345,6 +368,7 @@ func auditQueryCmd() command {
 			text := fs.String("text", "", "substring of subject, actor, reason or detail")
 			org := fs.String("org", "", "records of the org `ID` and of every org below it")
 			lang := fs.String("lang", "", "language of the description column: en (default) or zh-CN")
+			origin := fs.String("origin", "", "only the records of the log `LOG` (a centre's audit.origin)")
 			lo := addListFlags(fs, audit.MaxPageSize)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -354,7 +378,7 @@ func auditQueryCmd() command {
 					return err
 				}
 				req := &auditv1.QueryRecordsRequest{Actor: *actor, Subject: *subject, AppId: *appID, Api: *api, Result: *result,
-					ClientIp: *ip, Text: *text, OrgId: *org, Language: *lang}
+					ClientIp: *ip, Text: *text, OrgId: *org, Language: *lang, Origin: *origin}
 				switch {
 				case *lang != "" && *lang != "en" && *lang != "zh-CN":
 					return usagef("--lang must be en or zh-CN")
@@ -390,9 +414,9 @@ func auditQueryCmd() command {
 					}
 					a.moreHint(next)
 					return a.output(&auditv1.QueryRecordsResponse{Records: recs, NextPageToken: next}, func(tw *tabwriter.Writer) {
-						row(tw, "TIME", "SEQ", "COMPONENT", "API", "ACTOR", "SUBJECT", "RESULT", "REASON", "CLIENT IP", "APP", "MS", "DESCRIPTION")
+						row(tw, "TIME", "ORIGIN", "SEQ", "COMPONENT", "API", "ACTOR", "SUBJECT", "RESULT", "REASON", "CLIENT IP", "APP", "MS", "DESCRIPTION")
 						for _, r := range recs {
-							row(tw, r.GetTime().AsTime().Format(time.RFC3339Nano), strconv.FormatInt(r.GetSeq(), 10), r.GetComponent(),
+							row(tw, r.GetTime().AsTime().Format(time.RFC3339Nano), r.GetOrigin(), strconv.FormatInt(r.GetSeq(), 10), r.GetComponent(),
 								r.GetApi(), actorShown(r), r.GetSubject(), r.GetResult(), r.GetReason(), r.GetClientIp(), r.GetAppId(),
 								strconv.FormatFloat(r.GetDurationMs(), 'f', -1, 64), r.GetDescription())
 						}
@@ -471,4 +495,33 @@ func actorShown(r *auditv1.Record) string {
 		return n
 	}
 	return r.GetActor()
+}
+
+// originLine sums up the verification of one log (audit verify at level 1).
+func originLine(o *auditv1.OriginVerification) string {
+	out := fmt.Sprintf("%d records, %d checkpoints matched, signed up to %d", o.GetRecords(), o.GetCheckpoints(), o.GetSignedSize())
+	if t := o.GetCompleteUntil(); t != nil {
+		out += ", complete until " + t.AsTime().Format(time.RFC3339)
+	}
+	switch {
+	case o.GetOk():
+		return out + ": ok"
+	case o.GetUnverified():
+		return out + ": NOT VERIFIED: " + o.GetProblem()
+	}
+	return out + ": TAMPERED: " + o.GetProblem()
+}
+
+// verifyProblem is the first problem of v: its own log's, else the first
+// other log's that failed.
+func verifyProblem(v *auditv1.VerifyLogResponse) string {
+	if v.GetProblem() != "" {
+		return v.GetProblem()
+	}
+	for _, o := range v.GetOrigins() {
+		if !o.GetOk() {
+			return "log " + o.GetOrigin() + ": " + o.GetProblem()
+		}
+	}
+	return "unknown"
 }

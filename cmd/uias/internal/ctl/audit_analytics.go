@@ -47,6 +47,21 @@ func analyticsNote(a *app, msg string) {
 	}
 }
 
+// originsNote says up to when each level-2 centre's log received here is
+// complete (ADR 0029): logins made there since arrive when the link allows.
+func originsNote(a *app, origins []*auditv1.OriginStatus) {
+	for _, o := range origins {
+		if o.GetOwn() {
+			continue
+		}
+		until := "nothing received yet"
+		if o.GetCompleteUntil() != nil {
+			until = "complete until " + ts(o.GetCompleteUntil())
+		}
+		analyticsNote(a, fmt.Sprintf("the log %s of a level-2 centre: %s (later records arrive when the link allows)", o.GetOrigin(), until))
+	}
+}
+
 // loginRange is the --since/--from/--to flags of an analytics command.
 type loginRange struct {
 	since    *time.Duration
@@ -239,10 +254,10 @@ func auditLoginsCmd() command {
 					}
 					a.moreHint(next)
 					return a.output(&auditv1.LoginHistoryResponse{Logins: logins, NextPageToken: next}, func(tw *tabwriter.Writer) {
-						row(tw, "TIME", "API", "RESULT", "REASON", "APP", "CLIENT IP", "SEQ")
+						row(tw, "TIME", "API", "RESULT", "REASON", "APP", "CLIENT IP", "ORIGIN", "SEQ")
 						for _, l := range logins {
 							row(tw, ts(l.GetTime()), l.GetApi(), l.GetResult(), l.GetReason(), l.GetAppId(), l.GetClientIp(),
-								strconv.FormatInt(l.GetSeq(), 10))
+								l.GetOrigin(), strconv.FormatInt(l.GetSeq(), 10))
 						}
 					})
 				})
@@ -318,6 +333,7 @@ func auditAbsentCmd() command {
 			if res.GetSource() != "identity" {
 				analyticsNote(a, "the identity component was not asked: people who never logged in are not listed")
 			}
+			originsNote(a, res.GetOrigins())
 			return a.output(res, func(tw *tabwriter.Writer) {
 				row(tw, "USER", "LOGIN", "ORG", "LAST LOGIN", "DAYS")
 				for _, x := range res.GetAbsences() {
@@ -351,11 +367,15 @@ func auditOnlineCmd() command {
 			if err != nil {
 				return err
 			}
-			if res.GetSource() == "ticket" {
+			switch res.GetSource() {
+			case "ticket":
 				analyticsNote(a, "from the live SSO sessions; SINCE is when the latest session started")
-			} else {
+			case "ticket+logins":
+				analyticsNote(a, "from this centre's live SSO sessions and the level-2 centres' recent logins")
+			default:
 				analyticsNote(a, "from the audit log: recent logins without a logout")
 			}
+			originsNote(a, res.GetOrigins())
 			truncatedNote(a, res.GetTruncated(), "more people are online than shown; raise --limit")
 			// the number online (004 2.1.7.2 "检查当前访问网络的用户数量")
 			if res.GetTruncated() {

@@ -33,7 +33,7 @@ var (
 type filterFlags struct {
 	since                                          *time.Duration
 	from, to, actor, subject, app, api, result, ip *string
-	text, org                                      *string
+	text, org, origin                              *string
 }
 
 func addFilterFlags(fs *flag.FlagSet) *filterFlags {
@@ -43,13 +43,14 @@ func addFilterFlags(fs *flag.FlagSet) *filterFlags {
 		actor: fs.String("actor", "", "who acted (e.g. user:ID, app:APP_ID)"), subject: fs.String("subject", "", "what it was done to"),
 		app: fs.String("app", "", "App_ID of the calling application"), api: fs.String("api", "", "API id / event kind (e.g. admin.login)"),
 		result: fs.String("result", "", "success, failure, denied or incomplete (any case)"), ip: fs.String("ip", "", "client IP address"),
-		text: fs.String("text", "", "substring of subject, actor, reason or detail"),
-		org:  fs.String("org", "", "records of the org `ID` and of every org below it")}
+		text:   fs.String("text", "", "substring of subject, actor, reason or detail"),
+		org:    fs.String("org", "", "records of the org `ID` and of every org below it"),
+		origin: fs.String("origin", "", "only the records of the log `LOG` (a centre's audit.origin; default: every log held)")}
 }
 
 func (f *filterFlags) filter() (*auditv1.RecordFilter, error) {
 	out := &auditv1.RecordFilter{Actor: *f.actor, Subject: *f.subject, AppId: *f.app, Api: *f.api, Result: *f.result,
-		ClientIp: *f.ip, Text: *f.text, OrgId: *f.org}
+		ClientIp: *f.ip, Text: *f.text, OrgId: *f.org, Origin: *f.origin}
 	switch {
 	case *f.since < 0:
 		return nil, usagef("--since must be positive")

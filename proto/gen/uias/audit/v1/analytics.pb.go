@@ -491,8 +491,10 @@ type Login struct {
 	Reason   string `protobuf:"bytes,4,opt,name=reason" json:"reason,omitempty"`
 	AppId    string `protobuf:"bytes,5,opt,name=app_id,json=appId" json:"app_id,omitempty"`
 	ClientIp string `protobuf:"bytes,6,opt,name=client_ip,json=clientIp" json:"client_ip,omitempty"`
-	// seq of the audit record (for an inclusion proof).
-	Seq           int64 `protobuf:"varint,7,opt,name=seq" json:"seq,omitempty"`
+	// seq of the audit record (for an inclusion proof) in the log origin:
+	// the audit.origin of the centre where the login happened.
+	Seq           int64  `protobuf:"varint,7,opt,name=seq" json:"seq,omitempty"`
+	Origin        string `protobuf:"bytes,8,opt,name=origin" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -576,10 +578,20 @@ func (x *Login) GetSeq() int64 {
 	return 0
 }
 
+func (x *Login) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
 type LoginHistoryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Logins        []*Login               `protobuf:"bytes,1,rep,name=logins" json:"logins,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken" json:"next_page_token,omitempty"`
+	// origins: the logs the answer is drawn from and how complete each is
+	// (level 1: its own and each level-2 centre's it receives).
+	Origins       []*OriginStatus `protobuf:"bytes,3,rep,name=origins" json:"origins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -626,6 +638,13 @@ func (x *LoginHistoryResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *LoginHistoryResponse) GetOrigins() []*OriginStatus {
+	if x != nil {
+		return x.Origins
+	}
+	return nil
 }
 
 type AbsencesRequest struct {
@@ -1026,7 +1045,11 @@ type AbsencesResponse struct {
 	Truncated bool                   `protobuf:"varint,2,opt,name=truncated" json:"truncated,omitempty"`
 	// source: "identity" (every active person) or "logins" (only people
 	// with a stored login: identity could not be asked).
-	Source        string `protobuf:"bytes,3,opt,name=source" json:"source,omitempty"`
+	Source string `protobuf:"bytes,3,opt,name=source" json:"source,omitempty"`
+	// origins: the logs the logins are drawn from and how complete each is
+	// (level 1: its own and each level-2 centre's it receives; a person of
+	// a centre whose log lags may log in there after complete_until).
+	Origins       []*OriginStatus `protobuf:"bytes,4,rep,name=origins" json:"origins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1080,6 +1103,13 @@ func (x *AbsencesResponse) GetSource() string {
 		return x.Source
 	}
 	return ""
+}
+
+func (x *AbsencesResponse) GetOrigins() []*OriginStatus {
+	if x != nil {
+		return x.Origins
+	}
+	return nil
 }
 
 type OnlineNowRequest struct {
@@ -1240,11 +1270,16 @@ func (x *OnlinePerson) GetName() string {
 
 type OnlineNowResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// source: "ticket" (live SSO sessions) or "logins" (recent logins in
-	// the audit log).
-	Source        string          `protobuf:"bytes,1,opt,name=source" json:"source,omitempty"`
-	People        []*OnlinePerson `protobuf:"bytes,2,rep,name=people" json:"people,omitempty"`
-	Truncated     bool            `protobuf:"varint,3,opt,name=truncated" json:"truncated,omitempty"`
+	// source: "ticket" (live SSO sessions), "logins" (recent logins in
+	// the audit log) or, at level 1 receiving level-2 centres' logs,
+	// "ticket+logins" (its own live sessions and the level-2 centres'
+	// recent logins: their sessions live there).
+	Source    string          `protobuf:"bytes,1,opt,name=source" json:"source,omitempty"`
+	People    []*OnlinePerson `protobuf:"bytes,2,rep,name=people" json:"people,omitempty"`
+	Truncated bool            `protobuf:"varint,3,opt,name=truncated" json:"truncated,omitempty"`
+	// origins: the logs the logins are drawn from and how complete each is
+	// (source logins; see AbsencesResponse.origins).
+	Origins       []*OriginStatus `protobuf:"bytes,4,rep,name=origins" json:"origins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1298,6 +1333,13 @@ func (x *OnlineNowResponse) GetTruncated() bool {
 		return x.Truncated
 	}
 	return false
+}
+
+func (x *OnlineNowResponse) GetOrigins() []*OriginStatus {
+	if x != nil {
+		return x.Origins
+	}
+	return nil
 }
 
 type ImpossibleTravelRequest struct {
@@ -2250,7 +2292,7 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\tpage_size\x18\x04 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12+\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\tpageToken\"\xbf\x01\n" +
+	"page_token\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\tpageToken\"\xd7\x01\n" +
 	"\x05Login\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x10\n" +
 	"\x03api\x18\x02 \x01(\tR\x03api\x12\x16\n" +
@@ -2258,10 +2300,12 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x15\n" +
 	"\x06app_id\x18\x05 \x01(\tR\x05appId\x12\x1b\n" +
 	"\tclient_ip\x18\x06 \x01(\tR\bclientIp\x12\x10\n" +
-	"\x03seq\x18\a \x01(\x03R\x03seq\"l\n" +
+	"\x03seq\x18\a \x01(\x03R\x03seq\x12\x16\n" +
+	"\x06origin\x18\b \x01(\tR\x06origin\"\xa3\x01\n" +
 	"\x14LoginHistoryResponse\x12,\n" +
 	"\x06logins\x18\x01 \x03(\v2\x14.uias.audit.v1.LoginR\x06logins\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"S\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x125\n" +
+	"\aorigins\x18\x03 \x03(\v2\x1b.uias.audit.v1.OriginStatusR\aorigins\"S\n" +
 	"\x0fAbsencesRequest\x12\x1e\n" +
 	"\x04days\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xc2\x1c(\x01R\x04days\x12 \n" +
@@ -2296,11 +2340,12 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"daysAbsent\x12&\n" +
 	"\x0fnever_logged_in\x18\x06 \x01(\bR\rneverLoggedIn\x124\n" +
 	"\acreated\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x14\n" +
-	"\x05login\x18\b \x01(\tR\x05login\"|\n" +
+	"\x05login\x18\b \x01(\tR\x05login\"\xb3\x01\n" +
 	"\x10AbsencesResponse\x122\n" +
 	"\babsences\x18\x01 \x03(\v2\x16.uias.audit.v1.AbsenceR\babsences\x12\x1c\n" +
 	"\ttruncated\x18\x02 \x01(\bR\ttruncated\x12\x16\n" +
-	"\x06source\x18\x03 \x01(\tR\x06source\"\x8d\x01\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x125\n" +
+	"\aorigins\x18\x04 \x03(\v2\x1b.uias.audit.v1.OriginStatusR\aorigins\"\x8d\x01\n" +
 	"\x10OnlineNowRequest\x121\n" +
 	"\x0ewindow_minutes\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xa0\v(\x00R\rwindowMinutes\x12 \n" +
@@ -2313,11 +2358,12 @@ const file_uias_audit_v1_analytics_proto_rawDesc = "" +
 	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1b\n" +
 	"\tclient_ip\x18\x04 \x01(\tR\bclientIp\x12\x15\n" +
 	"\x06app_id\x18\x05 \x01(\tR\x05appId\x12\x12\n" +
-	"\x04name\x18\x06 \x01(\tR\x04name\"~\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\"\xb5\x01\n" +
 	"\x11OnlineNowResponse\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x123\n" +
 	"\x06people\x18\x02 \x03(\v2\x1b.uias.audit.v1.OnlinePersonR\x06people\x12\x1c\n" +
-	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"\xad\x01\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x125\n" +
+	"\aorigins\x18\x04 \x03(\v2\x1b.uias.audit.v1.OriginStatusR\aorigins\"\xad\x01\n" +
 	"\x17ImpossibleTravelRequest\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -2462,8 +2508,9 @@ var file_uias_audit_v1_analytics_proto_goTypes = []any{
 	(*OutsideAllowListResponse)(nil), // 27: uias.audit.v1.OutsideAllowListResponse
 	(*ExportAnalyticsRequest)(nil),   // 28: uias.audit.v1.ExportAnalyticsRequest
 	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
-	(ExportFormat)(0),                // 30: uias.audit.v1.ExportFormat
-	(*ExportRecordsChunk)(nil),       // 31: uias.audit.v1.ExportRecordsChunk
+	(*OriginStatus)(nil),             // 30: uias.audit.v1.OriginStatus
+	(ExportFormat)(0),                // 31: uias.audit.v1.ExportFormat
+	(*ExportRecordsChunk)(nil),       // 32: uias.audit.v1.ExportRecordsChunk
 }
 var file_uias_audit_v1_analytics_proto_depIdxs = []int32{
 	29, // 0: uias.audit.v1.FailedLoginsRequest.start_time:type_name -> google.protobuf.Timestamp
@@ -2478,62 +2525,65 @@ var file_uias_audit_v1_analytics_proto_depIdxs = []int32{
 	29, // 9: uias.audit.v1.LoginHistoryRequest.end_time:type_name -> google.protobuf.Timestamp
 	29, // 10: uias.audit.v1.Login.time:type_name -> google.protobuf.Timestamp
 	7,  // 11: uias.audit.v1.LoginHistoryResponse.logins:type_name -> uias.audit.v1.Login
-	29, // 12: uias.audit.v1.PersonAbsenceRequest.start_time:type_name -> google.protobuf.Timestamp
-	29, // 13: uias.audit.v1.PersonAbsenceRequest.end_time:type_name -> google.protobuf.Timestamp
-	29, // 14: uias.audit.v1.PersonDay.first:type_name -> google.protobuf.Timestamp
-	11, // 15: uias.audit.v1.PersonAbsenceResponse.days:type_name -> uias.audit.v1.PersonDay
-	29, // 16: uias.audit.v1.Absence.last_login:type_name -> google.protobuf.Timestamp
-	29, // 17: uias.audit.v1.Absence.created:type_name -> google.protobuf.Timestamp
-	13, // 18: uias.audit.v1.AbsencesResponse.absences:type_name -> uias.audit.v1.Absence
-	29, // 19: uias.audit.v1.OnlinePerson.since:type_name -> google.protobuf.Timestamp
-	16, // 20: uias.audit.v1.OnlineNowResponse.people:type_name -> uias.audit.v1.OnlinePerson
-	29, // 21: uias.audit.v1.ImpossibleTravelRequest.start_time:type_name -> google.protobuf.Timestamp
-	29, // 22: uias.audit.v1.ImpossibleTravelRequest.end_time:type_name -> google.protobuf.Timestamp
-	29, // 23: uias.audit.v1.TravelPlace.time:type_name -> google.protobuf.Timestamp
-	19, // 24: uias.audit.v1.ImpossibleTravel.from:type_name -> uias.audit.v1.TravelPlace
-	19, // 25: uias.audit.v1.ImpossibleTravel.to:type_name -> uias.audit.v1.TravelPlace
-	20, // 26: uias.audit.v1.ImpossibleTravelResponse.travels:type_name -> uias.audit.v1.ImpossibleTravel
-	29, // 27: uias.audit.v1.LastAccessRequest.start_time:type_name -> google.protobuf.Timestamp
-	29, // 28: uias.audit.v1.LastAccessRequest.end_time:type_name -> google.protobuf.Timestamp
-	29, // 29: uias.audit.v1.ResourceAccess.last_access:type_name -> google.protobuf.Timestamp
-	23, // 30: uias.audit.v1.LastAccessResponse.accesses:type_name -> uias.audit.v1.ResourceAccess
-	29, // 31: uias.audit.v1.OutsideAllowListRequest.start_time:type_name -> google.protobuf.Timestamp
-	29, // 32: uias.audit.v1.OutsideAllowListRequest.end_time:type_name -> google.protobuf.Timestamp
-	7,  // 33: uias.audit.v1.OutsideAttempt.login:type_name -> uias.audit.v1.Login
-	26, // 34: uias.audit.v1.OutsideAllowListResponse.attempts:type_name -> uias.audit.v1.OutsideAttempt
-	30, // 35: uias.audit.v1.ExportAnalyticsRequest.format:type_name -> uias.audit.v1.ExportFormat
-	2,  // 36: uias.audit.v1.ExportAnalyticsRequest.failed_logins:type_name -> uias.audit.v1.FailedLoginsRequest
-	3,  // 37: uias.audit.v1.ExportAnalyticsRequest.login_peaks:type_name -> uias.audit.v1.LoginPeaksRequest
-	9,  // 38: uias.audit.v1.ExportAnalyticsRequest.absences:type_name -> uias.audit.v1.AbsencesRequest
-	15, // 39: uias.audit.v1.ExportAnalyticsRequest.online:type_name -> uias.audit.v1.OnlineNowRequest
-	18, // 40: uias.audit.v1.ExportAnalyticsRequest.impossible_travel:type_name -> uias.audit.v1.ImpossibleTravelRequest
-	22, // 41: uias.audit.v1.ExportAnalyticsRequest.last_access:type_name -> uias.audit.v1.LastAccessRequest
-	25, // 42: uias.audit.v1.ExportAnalyticsRequest.outside_allow_list:type_name -> uias.audit.v1.OutsideAllowListRequest
-	2,  // 43: uias.audit.v1.AuditAnalyticsService.FailedLogins:input_type -> uias.audit.v1.FailedLoginsRequest
-	3,  // 44: uias.audit.v1.AuditAnalyticsService.LoginPeaks:input_type -> uias.audit.v1.LoginPeaksRequest
-	6,  // 45: uias.audit.v1.AuditAnalyticsService.LoginHistory:input_type -> uias.audit.v1.LoginHistoryRequest
-	9,  // 46: uias.audit.v1.AuditAnalyticsService.Absences:input_type -> uias.audit.v1.AbsencesRequest
-	10, // 47: uias.audit.v1.AuditAnalyticsService.PersonAbsence:input_type -> uias.audit.v1.PersonAbsenceRequest
-	15, // 48: uias.audit.v1.AuditAnalyticsService.OnlineNow:input_type -> uias.audit.v1.OnlineNowRequest
-	18, // 49: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:input_type -> uias.audit.v1.ImpossibleTravelRequest
-	22, // 50: uias.audit.v1.AuditAnalyticsService.LastAccess:input_type -> uias.audit.v1.LastAccessRequest
-	25, // 51: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:input_type -> uias.audit.v1.OutsideAllowListRequest
-	28, // 52: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:input_type -> uias.audit.v1.ExportAnalyticsRequest
-	4,  // 53: uias.audit.v1.AuditAnalyticsService.FailedLogins:output_type -> uias.audit.v1.LoginCounts
-	4,  // 54: uias.audit.v1.AuditAnalyticsService.LoginPeaks:output_type -> uias.audit.v1.LoginCounts
-	8,  // 55: uias.audit.v1.AuditAnalyticsService.LoginHistory:output_type -> uias.audit.v1.LoginHistoryResponse
-	14, // 56: uias.audit.v1.AuditAnalyticsService.Absences:output_type -> uias.audit.v1.AbsencesResponse
-	12, // 57: uias.audit.v1.AuditAnalyticsService.PersonAbsence:output_type -> uias.audit.v1.PersonAbsenceResponse
-	17, // 58: uias.audit.v1.AuditAnalyticsService.OnlineNow:output_type -> uias.audit.v1.OnlineNowResponse
-	21, // 59: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:output_type -> uias.audit.v1.ImpossibleTravelResponse
-	24, // 60: uias.audit.v1.AuditAnalyticsService.LastAccess:output_type -> uias.audit.v1.LastAccessResponse
-	27, // 61: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:output_type -> uias.audit.v1.OutsideAllowListResponse
-	31, // 62: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:output_type -> uias.audit.v1.ExportRecordsChunk
-	53, // [53:63] is the sub-list for method output_type
-	43, // [43:53] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	30, // 12: uias.audit.v1.LoginHistoryResponse.origins:type_name -> uias.audit.v1.OriginStatus
+	29, // 13: uias.audit.v1.PersonAbsenceRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 14: uias.audit.v1.PersonAbsenceRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 15: uias.audit.v1.PersonDay.first:type_name -> google.protobuf.Timestamp
+	11, // 16: uias.audit.v1.PersonAbsenceResponse.days:type_name -> uias.audit.v1.PersonDay
+	29, // 17: uias.audit.v1.Absence.last_login:type_name -> google.protobuf.Timestamp
+	29, // 18: uias.audit.v1.Absence.created:type_name -> google.protobuf.Timestamp
+	13, // 19: uias.audit.v1.AbsencesResponse.absences:type_name -> uias.audit.v1.Absence
+	30, // 20: uias.audit.v1.AbsencesResponse.origins:type_name -> uias.audit.v1.OriginStatus
+	29, // 21: uias.audit.v1.OnlinePerson.since:type_name -> google.protobuf.Timestamp
+	16, // 22: uias.audit.v1.OnlineNowResponse.people:type_name -> uias.audit.v1.OnlinePerson
+	30, // 23: uias.audit.v1.OnlineNowResponse.origins:type_name -> uias.audit.v1.OriginStatus
+	29, // 24: uias.audit.v1.ImpossibleTravelRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 25: uias.audit.v1.ImpossibleTravelRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 26: uias.audit.v1.TravelPlace.time:type_name -> google.protobuf.Timestamp
+	19, // 27: uias.audit.v1.ImpossibleTravel.from:type_name -> uias.audit.v1.TravelPlace
+	19, // 28: uias.audit.v1.ImpossibleTravel.to:type_name -> uias.audit.v1.TravelPlace
+	20, // 29: uias.audit.v1.ImpossibleTravelResponse.travels:type_name -> uias.audit.v1.ImpossibleTravel
+	29, // 30: uias.audit.v1.LastAccessRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 31: uias.audit.v1.LastAccessRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 32: uias.audit.v1.ResourceAccess.last_access:type_name -> google.protobuf.Timestamp
+	23, // 33: uias.audit.v1.LastAccessResponse.accesses:type_name -> uias.audit.v1.ResourceAccess
+	29, // 34: uias.audit.v1.OutsideAllowListRequest.start_time:type_name -> google.protobuf.Timestamp
+	29, // 35: uias.audit.v1.OutsideAllowListRequest.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 36: uias.audit.v1.OutsideAttempt.login:type_name -> uias.audit.v1.Login
+	26, // 37: uias.audit.v1.OutsideAllowListResponse.attempts:type_name -> uias.audit.v1.OutsideAttempt
+	31, // 38: uias.audit.v1.ExportAnalyticsRequest.format:type_name -> uias.audit.v1.ExportFormat
+	2,  // 39: uias.audit.v1.ExportAnalyticsRequest.failed_logins:type_name -> uias.audit.v1.FailedLoginsRequest
+	3,  // 40: uias.audit.v1.ExportAnalyticsRequest.login_peaks:type_name -> uias.audit.v1.LoginPeaksRequest
+	9,  // 41: uias.audit.v1.ExportAnalyticsRequest.absences:type_name -> uias.audit.v1.AbsencesRequest
+	15, // 42: uias.audit.v1.ExportAnalyticsRequest.online:type_name -> uias.audit.v1.OnlineNowRequest
+	18, // 43: uias.audit.v1.ExportAnalyticsRequest.impossible_travel:type_name -> uias.audit.v1.ImpossibleTravelRequest
+	22, // 44: uias.audit.v1.ExportAnalyticsRequest.last_access:type_name -> uias.audit.v1.LastAccessRequest
+	25, // 45: uias.audit.v1.ExportAnalyticsRequest.outside_allow_list:type_name -> uias.audit.v1.OutsideAllowListRequest
+	2,  // 46: uias.audit.v1.AuditAnalyticsService.FailedLogins:input_type -> uias.audit.v1.FailedLoginsRequest
+	3,  // 47: uias.audit.v1.AuditAnalyticsService.LoginPeaks:input_type -> uias.audit.v1.LoginPeaksRequest
+	6,  // 48: uias.audit.v1.AuditAnalyticsService.LoginHistory:input_type -> uias.audit.v1.LoginHistoryRequest
+	9,  // 49: uias.audit.v1.AuditAnalyticsService.Absences:input_type -> uias.audit.v1.AbsencesRequest
+	10, // 50: uias.audit.v1.AuditAnalyticsService.PersonAbsence:input_type -> uias.audit.v1.PersonAbsenceRequest
+	15, // 51: uias.audit.v1.AuditAnalyticsService.OnlineNow:input_type -> uias.audit.v1.OnlineNowRequest
+	18, // 52: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:input_type -> uias.audit.v1.ImpossibleTravelRequest
+	22, // 53: uias.audit.v1.AuditAnalyticsService.LastAccess:input_type -> uias.audit.v1.LastAccessRequest
+	25, // 54: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:input_type -> uias.audit.v1.OutsideAllowListRequest
+	28, // 55: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:input_type -> uias.audit.v1.ExportAnalyticsRequest
+	4,  // 56: uias.audit.v1.AuditAnalyticsService.FailedLogins:output_type -> uias.audit.v1.LoginCounts
+	4,  // 57: uias.audit.v1.AuditAnalyticsService.LoginPeaks:output_type -> uias.audit.v1.LoginCounts
+	8,  // 58: uias.audit.v1.AuditAnalyticsService.LoginHistory:output_type -> uias.audit.v1.LoginHistoryResponse
+	14, // 59: uias.audit.v1.AuditAnalyticsService.Absences:output_type -> uias.audit.v1.AbsencesResponse
+	12, // 60: uias.audit.v1.AuditAnalyticsService.PersonAbsence:output_type -> uias.audit.v1.PersonAbsenceResponse
+	17, // 61: uias.audit.v1.AuditAnalyticsService.OnlineNow:output_type -> uias.audit.v1.OnlineNowResponse
+	21, // 62: uias.audit.v1.AuditAnalyticsService.ImpossibleTravel:output_type -> uias.audit.v1.ImpossibleTravelResponse
+	24, // 63: uias.audit.v1.AuditAnalyticsService.LastAccess:output_type -> uias.audit.v1.LastAccessResponse
+	27, // 64: uias.audit.v1.AuditAnalyticsService.OutsideAllowList:output_type -> uias.audit.v1.OutsideAllowListResponse
+	32, // 65: uias.audit.v1.AuditAnalyticsService.ExportAnalytics:output_type -> uias.audit.v1.ExportRecordsChunk
+	56, // [56:66] is the sub-list for method output_type
+	46, // [46:56] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_uias_audit_v1_analytics_proto_init() }

@@ -55,7 +55,11 @@ type QueryRecordsRequest struct {
 	// refused).
 	OrgId string `protobuf:"bytes,12,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	// language of the records' description: "en" (default) or "zh-CN".
-	Language      string `protobuf:"bytes,13,opt,name=language" json:"language,omitempty"`
+	Language string `protobuf:"bytes,13,opt,name=language" json:"language,omitempty"`
+	// origin: the records of this log only (a centre's audit.origin, e.g.
+	// "l2a.audit"); empty: every log this centre holds (at level 1 its own
+	// and those of the level-2 centres it receives, elsewhere its own).
+	Origin        string `protobuf:"bytes,14,opt,name=origin" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +181,13 @@ func (x *QueryRecordsRequest) GetOrgId() string {
 func (x *QueryRecordsRequest) GetLanguage() string {
 	if x != nil {
 		return x.Language
+	}
+	return ""
+}
+
+func (x *QueryRecordsRequest) GetOrigin() string {
+	if x != nil {
+		return x.Origin
 	}
 	return ""
 }
@@ -445,7 +456,11 @@ type Record struct {
 	// language the query asked for (the maritime design's 操作描述): who did
 	// what to whom and how it ended, e.g. "Create person bob (user:…) by
 	// alice (Alice Li): success". Not part of the record's leaf.
-	Description   string `protobuf:"bytes,20,opt,name=description" json:"description,omitempty"`
+	Description string `protobuf:"bytes,20,opt,name=description" json:"description,omitempty"`
+	// origin names the log the record belongs to (the audit.origin of the
+	// centre where it happened); seq is its number in that log. Not part of
+	// the record's leaf.
+	Origin        string `protobuf:"bytes,21,opt,name=origin" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -616,6 +631,13 @@ func (x *Record) GetActorName() string {
 func (x *Record) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *Record) GetOrigin() string {
+	if x != nil {
+		return x.Origin
 	}
 	return ""
 }
@@ -803,7 +825,10 @@ func (x *ConsistencyProof) GetProof() [][]byte {
 }
 
 type VerifyLogRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin: verify this log only; empty: every log this centre holds (its
+	// own and, at level 1, each level-2 centre's it receives).
+	Origin        string `protobuf:"bytes,1,opt,name=origin" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -838,6 +863,13 @@ func (*VerifyLogRequest) Descriptor() ([]byte, []int) {
 	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
+func (x *VerifyLogRequest) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
 type VerifyLogResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ok: nothing was found wrong.
@@ -862,7 +894,11 @@ type VerifyLogResponse struct {
 	// unverified: the problem is that no signature could be checked with the
 	// verifier keys given (a key not pinned, or another log's): nothing is
 	// shown altered, and nothing is shown intact either.
-	Unverified    bool `protobuf:"varint,9,opt,name=unverified" json:"unverified,omitempty"`
+	Unverified bool `protobuf:"varint,9,opt,name=unverified" json:"unverified,omitempty"`
+	// origins: the outcome for each log verified, this centre's own first
+	// (its fields above are the own log's, or the one origin asked for); ok
+	// above is true only when every one is.
+	Origins       []*OriginVerification `protobuf:"bytes,10,rep,name=origins" json:"origins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -960,6 +996,152 @@ func (x *VerifyLogResponse) GetUnverified() bool {
 	return false
 }
 
+func (x *VerifyLogResponse) GetOrigins() []*OriginVerification {
+	if x != nil {
+		return x.Origins
+	}
+	return nil
+}
+
+// OriginVerification is the outcome of verifying one log: a centre's own,
+// or a level-2 centre's received at level 1, checked against that
+// centre's own tree and signed checkpoints.
+type OriginVerification struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Origin string                 `protobuf:"bytes,1,opt,name=origin" json:"origin,omitempty"`
+	// own: this centre's own log.
+	Own           bool   `protobuf:"varint,2,opt,name=own" json:"own,omitempty"`
+	Ok            bool   `protobuf:"varint,3,opt,name=ok" json:"ok,omitempty"`
+	Records       int64  `protobuf:"varint,4,opt,name=records" json:"records,omitempty"`
+	Checkpoints   int32  `protobuf:"varint,5,opt,name=checkpoints" json:"checkpoints,omitempty"`
+	SignedSize    int64  `protobuf:"varint,6,opt,name=signed_size,json=signedSize" json:"signed_size,omitempty"`
+	BadSeq        int64  `protobuf:"varint,7,opt,name=bad_seq,json=badSeq" json:"bad_seq,omitempty"`
+	Problem       string `protobuf:"bytes,8,opt,name=problem" json:"problem,omitempty"`
+	BadCheckpoint int64  `protobuf:"varint,9,opt,name=bad_checkpoint,json=badCheckpoint" json:"bad_checkpoint,omitempty"`
+	Unverified    bool   `protobuf:"varint,10,opt,name=unverified" json:"unverified,omitempty"`
+	// complete_until: the time of the newest record held of a received log
+	// (records made later at its centre arrive when the link allows);
+	// received_time: when level 1 last stored something of it.
+	CompleteUntil *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=complete_until,json=completeUntil" json:"complete_until,omitempty"`
+	ReceivedTime  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=received_time,json=receivedTime" json:"received_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OriginVerification) Reset() {
+	*x = OriginVerification{}
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OriginVerification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OriginVerification) ProtoMessage() {}
+
+func (x *OriginVerification) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OriginVerification.ProtoReflect.Descriptor instead.
+func (*OriginVerification) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *OriginVerification) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *OriginVerification) GetOwn() bool {
+	if x != nil {
+		return x.Own
+	}
+	return false
+}
+
+func (x *OriginVerification) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *OriginVerification) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *OriginVerification) GetCheckpoints() int32 {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return 0
+}
+
+func (x *OriginVerification) GetSignedSize() int64 {
+	if x != nil {
+		return x.SignedSize
+	}
+	return 0
+}
+
+func (x *OriginVerification) GetBadSeq() int64 {
+	if x != nil {
+		return x.BadSeq
+	}
+	return 0
+}
+
+func (x *OriginVerification) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *OriginVerification) GetBadCheckpoint() int64 {
+	if x != nil {
+		return x.BadCheckpoint
+	}
+	return 0
+}
+
+func (x *OriginVerification) GetUnverified() bool {
+	if x != nil {
+		return x.Unverified
+	}
+	return false
+}
+
+func (x *OriginVerification) GetCompleteUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompleteUntil
+	}
+	return nil
+}
+
+func (x *OriginVerification) GetReceivedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedTime
+	}
+	return nil
+}
+
 type ArchiveRecordsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// before: the records older than this are archived (required; not in
@@ -979,7 +1161,7 @@ type ArchiveRecordsRequest struct {
 
 func (x *ArchiveRecordsRequest) Reset() {
 	*x = ArchiveRecordsRequest{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1173,7 @@ func (x *ArchiveRecordsRequest) String() string {
 func (*ArchiveRecordsRequest) ProtoMessage() {}
 
 func (x *ArchiveRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1186,7 @@ func (x *ArchiveRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ArchiveRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ArchiveRecordsRequest) GetBefore() *timestamppb.Timestamp {
@@ -1046,7 +1228,7 @@ type ArchiveFile struct {
 
 func (x *ArchiveFile) Reset() {
 	*x = ArchiveFile{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1240,7 @@ func (x *ArchiveFile) String() string {
 func (*ArchiveFile) ProtoMessage() {}
 
 func (x *ArchiveFile) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1253,7 @@ func (x *ArchiveFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveFile.ProtoReflect.Descriptor instead.
 func (*ArchiveFile) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ArchiveFile) GetFile() string {
@@ -1132,7 +1314,7 @@ type ArchiveRecordsResponse struct {
 
 func (x *ArchiveRecordsResponse) Reset() {
 	*x = ArchiveRecordsResponse{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1326,7 @@ func (x *ArchiveRecordsResponse) String() string {
 func (*ArchiveRecordsResponse) ProtoMessage() {}
 
 func (x *ArchiveRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1339,7 @@ func (x *ArchiveRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ArchiveRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ArchiveRecordsResponse) GetArchives() []*ArchiveFile {
@@ -1221,7 +1403,7 @@ type GetArchiveStatusRequest struct {
 
 func (x *GetArchiveStatusRequest) Reset() {
 	*x = GetArchiveStatusRequest{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1415,7 @@ func (x *GetArchiveStatusRequest) String() string {
 func (*GetArchiveStatusRequest) ProtoMessage() {}
 
 func (x *GetArchiveStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1428,7 @@ func (x *GetArchiveStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArchiveStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetArchiveStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetArchiveStatusRequest) GetIfAllowed() bool {
@@ -1276,7 +1458,7 @@ type ArchiveRun struct {
 
 func (x *ArchiveRun) Reset() {
 	*x = ArchiveRun{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1470,7 @@ func (x *ArchiveRun) String() string {
 func (*ArchiveRun) ProtoMessage() {}
 
 func (x *ArchiveRun) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1483,7 @@ func (x *ArchiveRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveRun.ProtoReflect.Descriptor instead.
 func (*ArchiveRun) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ArchiveRun) GetTime() *timestamppb.Timestamp {
@@ -1379,7 +1561,7 @@ type ArchiveStatus struct {
 
 func (x *ArchiveStatus) Reset() {
 	*x = ArchiveStatus{}
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1573,7 @@ func (x *ArchiveStatus) String() string {
 func (*ArchiveStatus) ProtoMessage() {}
 
 func (x *ArchiveStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_uias_audit_v1_audit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1586,7 @@ func (x *ArchiveStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveStatus.ProtoReflect.Descriptor instead.
 func (*ArchiveStatus) Descriptor() ([]byte, []int) {
-	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+	return file_uias_audit_v1_audit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ArchiveStatus) GetAllowed() bool {
@@ -1460,7 +1642,7 @@ var File_uias_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19uias/audit/v1/audit.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xb4\x04\n" +
+	"\x19uias/audit/v1/audit.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xda\x04\n" +
 	"\x13QueryRecordsRequest\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -1478,7 +1660,8 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\v \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\tpageToken\x12#\n" +
 	"\x06org_id\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x12.\n" +
-	"\blanguage\x18\r \x01(\tB\x12\xbaH\x0fr\rR\x00R\x02enR\x05zh-CNR\blanguage\"o\n" +
+	"\blanguage\x18\r \x01(\tB\x12\xbaH\x0fr\rR\x00R\x02enR\x05zh-CNR\blanguage\x12$\n" +
+	"\x06origin\x18\x0e \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06origin\"o\n" +
 	"\x14QueryRecordsResponse\x12/\n" +
 	"\arecords\x18\x01 \x03(\v2\x15.uias.audit.v1.RecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +
@@ -1493,7 +1676,7 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\rverifier_keys\x18\x05 \x03(\tR\fverifierKeys\"O\n" +
 	"\x15ProveInclusionRequest\x12\x19\n" +
 	"\x03seq\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x03seq\x12\x1b\n" +
-	"\x04size\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x04size\"\xf7\x04\n" +
+	"\x04size\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\x04size\"\x8f\x05\n" +
 	"\x06Record\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x12\n" +
@@ -1517,7 +1700,8 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\tleaf_data\x18\x12 \x01(\fR\bleafData\x12\x1d\n" +
 	"\n" +
 	"actor_name\x18\x13 \x01(\tR\tactorName\x12 \n" +
-	"\vdescription\x18\x14 \x01(\tR\vdescription\x1a9\n" +
+	"\vdescription\x18\x14 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06origin\x18\x15 \x01(\tR\x06origin\x1a9\n" +
 	"\vDetailEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xad\x01\n" +
@@ -1534,8 +1718,9 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\x10ConsistencyProof\x12+\n" +
 	"\x03old\x18\x01 \x01(\v2\x19.uias.audit.v1.CheckpointR\x03old\x12+\n" +
 	"\x03new\x18\x02 \x01(\v2\x19.uias.audit.v1.CheckpointR\x03new\x12\x14\n" +
-	"\x05proof\x18\x03 \x03(\fR\x05proof\"\x12\n" +
-	"\x10VerifyLogRequest\"\x96\x02\n" +
+	"\x05proof\x18\x03 \x03(\fR\x05proof\"8\n" +
+	"\x10VerifyLogRequest\x12$\n" +
+	"\x06origin\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06origin\"\xd3\x02\n" +
 	"\x11VerifyLogResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\arecords\x18\x02 \x01(\x03R\arecords\x12 \n" +
@@ -1548,7 +1733,26 @@ const file_uias_audit_v1_audit_proto_rawDesc = "" +
 	"\barchived\x18\b \x01(\x03R\barchived\x12\x1e\n" +
 	"\n" +
 	"unverified\x18\t \x01(\bR\n" +
-	"unverified\"\x9d\x01\n" +
+	"unverified\x12;\n" +
+	"\aorigins\x18\n" +
+	" \x03(\v2!.uias.audit.v1.OriginVerificationR\aorigins\"\xa9\x03\n" +
+	"\x12OriginVerification\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
+	"\x03own\x18\x02 \x01(\bR\x03own\x12\x0e\n" +
+	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x03R\arecords\x12 \n" +
+	"\vcheckpoints\x18\x05 \x01(\x05R\vcheckpoints\x12\x1f\n" +
+	"\vsigned_size\x18\x06 \x01(\x03R\n" +
+	"signedSize\x12\x17\n" +
+	"\abad_seq\x18\a \x01(\x03R\x06badSeq\x12\x18\n" +
+	"\aproblem\x18\b \x01(\tR\aproblem\x12%\n" +
+	"\x0ebad_checkpoint\x18\t \x01(\x03R\rbadCheckpoint\x12\x1e\n" +
+	"\n" +
+	"unverified\x18\n" +
+	" \x01(\bR\n" +
+	"unverified\x12A\n" +
+	"\x0ecomplete_until\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rcompleteUntil\x12?\n" +
+	"\rreceived_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\freceivedTime\"\x9d\x01\n" +
 	"\x15ArchiveRecordsRequest\x12:\n" +
 	"\x06before\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\x06before\x12\x16\n" +
 	"\x06remove\x18\x02 \x01(\bR\x06remove\x120\n" +
@@ -1611,7 +1815,7 @@ func file_uias_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_uias_audit_v1_audit_proto_rawDescData
 }
 
-var file_uias_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_uias_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_uias_audit_v1_audit_proto_goTypes = []any{
 	(*QueryRecordsRequest)(nil),     // 0: uias.audit.v1.QueryRecordsRequest
 	(*QueryRecordsResponse)(nil),    // 1: uias.audit.v1.QueryRecordsResponse
@@ -1624,52 +1828,56 @@ var file_uias_audit_v1_audit_proto_goTypes = []any{
 	(*ConsistencyProof)(nil),        // 8: uias.audit.v1.ConsistencyProof
 	(*VerifyLogRequest)(nil),        // 9: uias.audit.v1.VerifyLogRequest
 	(*VerifyLogResponse)(nil),       // 10: uias.audit.v1.VerifyLogResponse
-	(*ArchiveRecordsRequest)(nil),   // 11: uias.audit.v1.ArchiveRecordsRequest
-	(*ArchiveFile)(nil),             // 12: uias.audit.v1.ArchiveFile
-	(*ArchiveRecordsResponse)(nil),  // 13: uias.audit.v1.ArchiveRecordsResponse
-	(*GetArchiveStatusRequest)(nil), // 14: uias.audit.v1.GetArchiveStatusRequest
-	(*ArchiveRun)(nil),              // 15: uias.audit.v1.ArchiveRun
-	(*ArchiveStatus)(nil),           // 16: uias.audit.v1.ArchiveStatus
-	nil,                             // 17: uias.audit.v1.Record.DetailEntry
-	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
+	(*OriginVerification)(nil),      // 11: uias.audit.v1.OriginVerification
+	(*ArchiveRecordsRequest)(nil),   // 12: uias.audit.v1.ArchiveRecordsRequest
+	(*ArchiveFile)(nil),             // 13: uias.audit.v1.ArchiveFile
+	(*ArchiveRecordsResponse)(nil),  // 14: uias.audit.v1.ArchiveRecordsResponse
+	(*GetArchiveStatusRequest)(nil), // 15: uias.audit.v1.GetArchiveStatusRequest
+	(*ArchiveRun)(nil),              // 16: uias.audit.v1.ArchiveRun
+	(*ArchiveStatus)(nil),           // 17: uias.audit.v1.ArchiveStatus
+	nil,                             // 18: uias.audit.v1.Record.DetailEntry
+	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
 }
 var file_uias_audit_v1_audit_proto_depIdxs = []int32{
-	18, // 0: uias.audit.v1.QueryRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
-	18, // 1: uias.audit.v1.QueryRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
+	19, // 0: uias.audit.v1.QueryRecordsRequest.start_time:type_name -> google.protobuf.Timestamp
+	19, // 1: uias.audit.v1.QueryRecordsRequest.end_time:type_name -> google.protobuf.Timestamp
 	5,  // 2: uias.audit.v1.QueryRecordsResponse.records:type_name -> uias.audit.v1.Record
-	18, // 3: uias.audit.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
-	18, // 4: uias.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
-	17, // 5: uias.audit.v1.Record.detail:type_name -> uias.audit.v1.Record.DetailEntry
+	19, // 3: uias.audit.v1.Checkpoint.time:type_name -> google.protobuf.Timestamp
+	19, // 4: uias.audit.v1.Record.time:type_name -> google.protobuf.Timestamp
+	18, // 5: uias.audit.v1.Record.detail:type_name -> uias.audit.v1.Record.DetailEntry
 	5,  // 6: uias.audit.v1.InclusionProof.record:type_name -> uias.audit.v1.Record
 	3,  // 7: uias.audit.v1.InclusionProof.checkpoint:type_name -> uias.audit.v1.Checkpoint
 	3,  // 8: uias.audit.v1.ConsistencyProof.old:type_name -> uias.audit.v1.Checkpoint
 	3,  // 9: uias.audit.v1.ConsistencyProof.new:type_name -> uias.audit.v1.Checkpoint
-	18, // 10: uias.audit.v1.ArchiveRecordsRequest.before:type_name -> google.protobuf.Timestamp
-	18, // 11: uias.audit.v1.ArchiveRecordsRequest.after:type_name -> google.protobuf.Timestamp
-	12, // 12: uias.audit.v1.ArchiveRecordsResponse.archives:type_name -> uias.audit.v1.ArchiveFile
-	18, // 13: uias.audit.v1.ArchiveRun.time:type_name -> google.protobuf.Timestamp
-	15, // 14: uias.audit.v1.ArchiveStatus.last_backup:type_name -> uias.audit.v1.ArchiveRun
-	15, // 15: uias.audit.v1.ArchiveStatus.last_archive:type_name -> uias.audit.v1.ArchiveRun
-	18, // 16: uias.audit.v1.ArchiveStatus.oldest_record:type_name -> google.protobuf.Timestamp
-	2,  // 17: uias.audit.v1.AuditLogService.GetCheckpoint:input_type -> uias.audit.v1.GetCheckpointRequest
-	4,  // 18: uias.audit.v1.AuditLogService.ProveInclusion:input_type -> uias.audit.v1.ProveInclusionRequest
-	7,  // 19: uias.audit.v1.AuditLogService.ProveConsistency:input_type -> uias.audit.v1.ProveConsistencyRequest
-	9,  // 20: uias.audit.v1.AuditLogService.VerifyLog:input_type -> uias.audit.v1.VerifyLogRequest
-	11, // 21: uias.audit.v1.AuditLogService.ArchiveRecords:input_type -> uias.audit.v1.ArchiveRecordsRequest
-	14, // 22: uias.audit.v1.AuditLogService.GetArchiveStatus:input_type -> uias.audit.v1.GetArchiveStatusRequest
-	0,  // 23: uias.audit.v1.AuditQueryService.QueryRecords:input_type -> uias.audit.v1.QueryRecordsRequest
-	3,  // 24: uias.audit.v1.AuditLogService.GetCheckpoint:output_type -> uias.audit.v1.Checkpoint
-	6,  // 25: uias.audit.v1.AuditLogService.ProveInclusion:output_type -> uias.audit.v1.InclusionProof
-	8,  // 26: uias.audit.v1.AuditLogService.ProveConsistency:output_type -> uias.audit.v1.ConsistencyProof
-	10, // 27: uias.audit.v1.AuditLogService.VerifyLog:output_type -> uias.audit.v1.VerifyLogResponse
-	13, // 28: uias.audit.v1.AuditLogService.ArchiveRecords:output_type -> uias.audit.v1.ArchiveRecordsResponse
-	16, // 29: uias.audit.v1.AuditLogService.GetArchiveStatus:output_type -> uias.audit.v1.ArchiveStatus
-	1,  // 30: uias.audit.v1.AuditQueryService.QueryRecords:output_type -> uias.audit.v1.QueryRecordsResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	11, // 10: uias.audit.v1.VerifyLogResponse.origins:type_name -> uias.audit.v1.OriginVerification
+	19, // 11: uias.audit.v1.OriginVerification.complete_until:type_name -> google.protobuf.Timestamp
+	19, // 12: uias.audit.v1.OriginVerification.received_time:type_name -> google.protobuf.Timestamp
+	19, // 13: uias.audit.v1.ArchiveRecordsRequest.before:type_name -> google.protobuf.Timestamp
+	19, // 14: uias.audit.v1.ArchiveRecordsRequest.after:type_name -> google.protobuf.Timestamp
+	13, // 15: uias.audit.v1.ArchiveRecordsResponse.archives:type_name -> uias.audit.v1.ArchiveFile
+	19, // 16: uias.audit.v1.ArchiveRun.time:type_name -> google.protobuf.Timestamp
+	16, // 17: uias.audit.v1.ArchiveStatus.last_backup:type_name -> uias.audit.v1.ArchiveRun
+	16, // 18: uias.audit.v1.ArchiveStatus.last_archive:type_name -> uias.audit.v1.ArchiveRun
+	19, // 19: uias.audit.v1.ArchiveStatus.oldest_record:type_name -> google.protobuf.Timestamp
+	2,  // 20: uias.audit.v1.AuditLogService.GetCheckpoint:input_type -> uias.audit.v1.GetCheckpointRequest
+	4,  // 21: uias.audit.v1.AuditLogService.ProveInclusion:input_type -> uias.audit.v1.ProveInclusionRequest
+	7,  // 22: uias.audit.v1.AuditLogService.ProveConsistency:input_type -> uias.audit.v1.ProveConsistencyRequest
+	9,  // 23: uias.audit.v1.AuditLogService.VerifyLog:input_type -> uias.audit.v1.VerifyLogRequest
+	12, // 24: uias.audit.v1.AuditLogService.ArchiveRecords:input_type -> uias.audit.v1.ArchiveRecordsRequest
+	15, // 25: uias.audit.v1.AuditLogService.GetArchiveStatus:input_type -> uias.audit.v1.GetArchiveStatusRequest
+	0,  // 26: uias.audit.v1.AuditQueryService.QueryRecords:input_type -> uias.audit.v1.QueryRecordsRequest
+	3,  // 27: uias.audit.v1.AuditLogService.GetCheckpoint:output_type -> uias.audit.v1.Checkpoint
+	6,  // 28: uias.audit.v1.AuditLogService.ProveInclusion:output_type -> uias.audit.v1.InclusionProof
+	8,  // 29: uias.audit.v1.AuditLogService.ProveConsistency:output_type -> uias.audit.v1.ConsistencyProof
+	10, // 30: uias.audit.v1.AuditLogService.VerifyLog:output_type -> uias.audit.v1.VerifyLogResponse
+	14, // 31: uias.audit.v1.AuditLogService.ArchiveRecords:output_type -> uias.audit.v1.ArchiveRecordsResponse
+	17, // 32: uias.audit.v1.AuditLogService.GetArchiveStatus:output_type -> uias.audit.v1.ArchiveStatus
+	1,  // 33: uias.audit.v1.AuditQueryService.QueryRecords:output_type -> uias.audit.v1.QueryRecordsResponse
+	27, // [27:34] is the sub-list for method output_type
+	20, // [20:27] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_uias_audit_v1_audit_proto_init() }
@@ -1683,7 +1891,7 @@ func file_uias_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_audit_v1_audit_proto_rawDesc), len(file_uias_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

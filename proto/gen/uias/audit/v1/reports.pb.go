@@ -241,7 +241,10 @@ type RecordFilter struct {
 	// org_id: the records of this org and of every org below it (within the
 	// caller's scope; a unit administrator's org outside their subtrees is
 	// refused).
-	OrgId         string `protobuf:"bytes,10,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	OrgId string `protobuf:"bytes,10,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
+	// origin: the records of this log only (a centre's audit.origin);
+	// empty: every log this centre holds.
+	Origin        string `protobuf:"bytes,11,opt,name=origin" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +345,13 @@ func (x *RecordFilter) GetText() string {
 func (x *RecordFilter) GetOrgId() string {
 	if x != nil {
 		return x.OrgId
+	}
+	return ""
+}
+
+func (x *RecordFilter) GetOrigin() string {
+	if x != nil {
+		return x.Origin
 	}
 	return ""
 }
@@ -695,11 +705,92 @@ func (x *ExportRecordsChunk) GetFileName() string {
 	return ""
 }
 
+// OriginStatus says how complete a log held here is: this centre's own is
+// complete; a level-2 centre's received at level 1 holds its records up to
+// complete_until (the newest one held; those made since arrive when the
+// link allows, e.g. after a cut).
+type OriginStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin" json:"origin,omitempty"`
+	Own           bool                   `protobuf:"varint,2,opt,name=own" json:"own,omitempty"`
+	CompleteUntil *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=complete_until,json=completeUntil" json:"complete_until,omitempty"`
+	ReceivedTime  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=received_time,json=receivedTime" json:"received_time,omitempty"`
+	// records held of it.
+	Records       int64 `protobuf:"varint,5,opt,name=records" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OriginStatus) Reset() {
+	*x = OriginStatus{}
+	mi := &file_uias_audit_v1_reports_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OriginStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OriginStatus) ProtoMessage() {}
+
+func (x *OriginStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_audit_v1_reports_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OriginStatus.ProtoReflect.Descriptor instead.
+func (*OriginStatus) Descriptor() ([]byte, []int) {
+	return file_uias_audit_v1_reports_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *OriginStatus) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *OriginStatus) GetOwn() bool {
+	if x != nil {
+		return x.Own
+	}
+	return false
+}
+
+func (x *OriginStatus) GetCompleteUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompleteUntil
+	}
+	return nil
+}
+
+func (x *OriginStatus) GetReceivedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedTime
+	}
+	return nil
+}
+
+func (x *OriginStatus) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
 var File_uias_audit_v1_reports_proto protoreflect.FileDescriptor
 
 const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"\n" +
-	"\x1buias/audit/v1/reports.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xa7\x03\n" +
+	"\x1buias/audit/v1/reports.proto\x12\ruias.audit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\"\xcd\x03\n" +
 	"\fRecordFilter\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -712,7 +803,8 @@ const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"\tclient_ip\x18\b \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\x12 \n" +
 	"\x04text\x18\t \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04text\x12#\n" +
 	"\x06org_id\x18\n" +
-	" \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\"\xa1\x02\n" +
+	" \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05orgId\x12$\n" +
+	"\x06origin\x18\v \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06origin\"\xa1\x02\n" +
 	"\x13CountRecordsRequest\x123\n" +
 	"\x06filter\x18\x01 \x01(\v2\x1b.uias.audit.v1.RecordFilterR\x06filter\x123\n" +
 	"\x02by\x18\x02 \x01(\x0e2\x16.uias.audit.v1.CountByB\v\xbaH\b\xc8\x01\x01\x82\x01\x02\x10\x01R\x02by\x12;\n" +
@@ -738,7 +830,13 @@ const file_uias_audit_v1_reports_proto_rawDesc = "" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
 	"\x04done\x18\x02 \x01(\bR\x04done\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x1b\n" +
-	"\tfile_name\x18\x04 \x01(\tR\bfileName*\xf8\x01\n" +
+	"\tfile_name\x18\x04 \x01(\tR\bfileName\"\xd6\x01\n" +
+	"\fOriginStatus\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
+	"\x03own\x18\x02 \x01(\bR\x03own\x12A\n" +
+	"\x0ecomplete_until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rcompleteUntil\x12?\n" +
+	"\rreceived_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\freceivedTime\x12\x18\n" +
+	"\arecords\x18\x05 \x01(\x03R\arecords*\xf8\x01\n" +
 	"\aCountBy\x12\x18\n" +
 	"\x14COUNT_BY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fCOUNT_BY_API\x10\x01\x12\x13\n" +
@@ -781,7 +879,7 @@ func file_uias_audit_v1_reports_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_audit_v1_reports_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_uias_audit_v1_reports_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_uias_audit_v1_reports_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_uias_audit_v1_reports_proto_goTypes = []any{
 	(CountBy)(0),                  // 0: uias.audit.v1.CountBy
 	(TimeBucket)(0),               // 1: uias.audit.v1.TimeBucket
@@ -792,28 +890,31 @@ var file_uias_audit_v1_reports_proto_goTypes = []any{
 	(*RecordCount)(nil),           // 6: uias.audit.v1.RecordCount
 	(*ExportRecordsRequest)(nil),  // 7: uias.audit.v1.ExportRecordsRequest
 	(*ExportRecordsChunk)(nil),    // 8: uias.audit.v1.ExportRecordsChunk
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*OriginStatus)(nil),          // 9: uias.audit.v1.OriginStatus
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_uias_audit_v1_reports_proto_depIdxs = []int32{
-	9,  // 0: uias.audit.v1.RecordFilter.start_time:type_name -> google.protobuf.Timestamp
-	9,  // 1: uias.audit.v1.RecordFilter.end_time:type_name -> google.protobuf.Timestamp
+	10, // 0: uias.audit.v1.RecordFilter.start_time:type_name -> google.protobuf.Timestamp
+	10, // 1: uias.audit.v1.RecordFilter.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: uias.audit.v1.CountRecordsRequest.filter:type_name -> uias.audit.v1.RecordFilter
 	0,  // 3: uias.audit.v1.CountRecordsRequest.by:type_name -> uias.audit.v1.CountBy
 	1,  // 4: uias.audit.v1.CountRecordsRequest.bucket:type_name -> uias.audit.v1.TimeBucket
 	6,  // 5: uias.audit.v1.CountRecordsResponse.counts:type_name -> uias.audit.v1.RecordCount
-	9,  // 6: uias.audit.v1.RecordCount.bucket_start:type_name -> google.protobuf.Timestamp
+	10, // 6: uias.audit.v1.RecordCount.bucket_start:type_name -> google.protobuf.Timestamp
 	3,  // 7: uias.audit.v1.ExportRecordsRequest.filter:type_name -> uias.audit.v1.RecordFilter
 	2,  // 8: uias.audit.v1.ExportRecordsRequest.format:type_name -> uias.audit.v1.ExportFormat
 	4,  // 9: uias.audit.v1.ExportRecordsRequest.counts:type_name -> uias.audit.v1.CountRecordsRequest
-	4,  // 10: uias.audit.v1.AuditReportService.CountRecords:input_type -> uias.audit.v1.CountRecordsRequest
-	7,  // 11: uias.audit.v1.AuditReportService.ExportRecords:input_type -> uias.audit.v1.ExportRecordsRequest
-	5,  // 12: uias.audit.v1.AuditReportService.CountRecords:output_type -> uias.audit.v1.CountRecordsResponse
-	8,  // 13: uias.audit.v1.AuditReportService.ExportRecords:output_type -> uias.audit.v1.ExportRecordsChunk
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 10: uias.audit.v1.OriginStatus.complete_until:type_name -> google.protobuf.Timestamp
+	10, // 11: uias.audit.v1.OriginStatus.received_time:type_name -> google.protobuf.Timestamp
+	4,  // 12: uias.audit.v1.AuditReportService.CountRecords:input_type -> uias.audit.v1.CountRecordsRequest
+	7,  // 13: uias.audit.v1.AuditReportService.ExportRecords:input_type -> uias.audit.v1.ExportRecordsRequest
+	5,  // 14: uias.audit.v1.AuditReportService.CountRecords:output_type -> uias.audit.v1.CountRecordsResponse
+	8,  // 15: uias.audit.v1.AuditReportService.ExportRecords:output_type -> uias.audit.v1.ExportRecordsChunk
+	14, // [14:16] is the sub-list for method output_type
+	12, // [12:14] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_uias_audit_v1_reports_proto_init() }
@@ -827,7 +928,7 @@ func file_uias_audit_v1_reports_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_audit_v1_reports_proto_rawDesc), len(file_uias_audit_v1_reports_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,424 @@
+package component
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/services/audit"
+)
+
+// Audit across centres (ADR 0029). A level-2 centre (audit.share) copies
+// its log as stored, record by record with its seq and checkpoint by
+// checkpoint, to its AUDIT_LOG stream (sharer). Level 1 (audit.peers)
+// sources each peer's AUDIT_LOG through the peer's JetStream domain over
+// the leaf-node link into a stream AUDIT_<PEER>, as sync sources the
+// peer's CHANGES into SYNC_<PEER>, and stores what it reads per origin
+// (receiver), exactly once by seq with its cursor in the same transaction.
+
+// LogStreamConfig is the configuration of a centre's AUDIT_LOG stream: kept
+// until level 1 has had it (no age limit by default, as CHANGES; an
+// operator may set one longer than the longest cut of the link).
+func LogStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{Name: audit.StreamLog, Description: "UIAS audit log of this centre, as stored (shared with level 1)",
+		Subjects: []string{"uias.auditlog.>"}, Storage: jetstream.FileStorage, Duplicates: events.DuplicateWindow}
+}
+
+// PeerStreamConfig is the configuration of level 1's stream sourcing
+// peer's AUDIT_LOG in the peer's JetStream domain, kept a week (a cut-off
+// link catches up from the peer's own AUDIT_LOG).
+func PeerStreamConfig(peer PeerConfig) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        audit.PeerStreamFor(peer.Centre),
+		Description: "UIAS audit log of centre " + peer.Centre + " (sourced for the audit component)",
+		Storage:     jetstream.FileStorage,
+		Sources:     []*jetstream.StreamSource{{Name: audit.StreamLog, Domain: peer.Centre}},
+		MaxAge:      7 * 24 * time.Hour,
+	}
+}
+
+// sharer publishes the centre's log to AUDIT_LOG.
+type sharer struct {
+	js     jetstream.JetStream
+	st     audit.Store
+	origin string
+	log    *zap.Logger
+	every  time.Duration
+	// published counts the records published (metrics).
+	published prometheus.Counter
+}
+
+const shareChunk = 500
+
+func (s *sharer) run(ctx context.Context) {
+	var stream jetstream.Stream
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(s.every):
+			return true
+		}
+	}
+	for backoff := s.every; ; backoff = min(2*backoff, time.Minute) {
+		var err error
+		if stream, err = s.js.CreateOrUpdateStream(ctx, LogStreamConfig()); err == nil {
+			break
+		}
+		if ctx.Err() == nil {
+			s.log.Warn("audit log not shared yet: its AUDIT_LOG stream cannot be set up (the audit user's NATS permissions?); trying again",
+				zap.Duration("retry_in", backoff), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+	nextRec, nextCp := int64(-1), int64(0)
+	for {
+		if nextRec < 0 {
+			var err error
+			if nextRec, nextCp, err = s.resume(ctx, stream); err != nil {
+				nextRec = -1
+				if ctx.Err() == nil {
+					s.log.Warn("audit log sharing: cannot read how far it was shared; trying again", zap.Error(err))
+				}
+			}
+		}
+		if nextRec >= 0 {
+			var err error
+			nextRec, nextCp, err = s.pass(ctx, nextRec, nextCp)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("audit log sharing: not all published; trying again", zap.Int64("next_record", nextRec), zap.Error(err))
+				nextRec = -1 // read the stream again: what was published stays
+			}
+		}
+		if !wait() {
+			return
+		}
+	}
+}
+
+// resume reads from AUDIT_LOG how far the log was shared: the next record
+// and the largest checkpoint published (none: from the first record
+// stored).
+func (s *sharer) resume(ctx context.Context, stream jetstream.Stream) (int64, int64, error) {
+	var next, cp int64
+	m, err := stream.GetLastMsgForSubject(ctx, audit.SubjectLogRecord)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		if next, err = s.st.Pruned(ctx); err != nil {
+			return -1, 0, err
+		}
+	case err != nil:
+		return -1, 0, err
+	default:
+		lm, err := audit.ParseLogMessage(m.Data)
+		if err != nil {
+			return -1, 0, err
+		}
+		next = lm.Record.Seq + 1
+	}
+	m, err = stream.GetLastMsgForSubject(ctx, audit.SubjectLogCheckpt)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return -1, 0, err
+	default:
+		if lm, err := audit.ParseLogMessage(m.Data); err == nil && lm.Checkpoint != nil {
+			cp = lm.Checkpoint.Size
+		}
+	}
+	return next, cp, nil
+}
+
+// pass publishes the records from next on and then the checkpoints
+// larger than cp that they cover.
+func (s *sharer) pass(ctx context.Context, next, cp int64) (int64, int64, error) {
+	size, err := s.st.Size(ctx)
+	if err != nil {
+		return next, cp, err
+	}
+	errChunk := errors.New("chunk")
+	for next < size {
+		var msgs []audit.LogMessage
+		err := s.st.ScanRecords(ctx, next, func(r *audit.Record) error {
+			msgs = append(msgs, audit.RecordMessage(s.origin, r))
+			if len(msgs) == shareChunk {
+				return errChunk
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errChunk) {
+			return next, cp, err
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		if err := s.publish(ctx, audit.SubjectLogRecord, msgs); err != nil {
+			return next, cp, err
+		}
+		next = msgs[len(msgs)-1].Record.Seq + 1
+		if s.published != nil {
+			s.published.Add(float64(len(msgs)))
+		}
+	}
+	latest, err := s.st.LatestCheckpoint(ctx)
+	if err != nil || latest == nil || latest.Size <= cp {
+		return next, cp, err
+	}
+	var msgs []audit.LogMessage
+	err = s.st.Checkpoints(ctx, func(c *audit.Checkpoint) error {
+		if c.Size > cp && c.Size <= next {
+			msgs = append(msgs, audit.LogMessage{Origin: s.origin, Checkpoint: &audit.LogCheckpt{Size: c.Size, Note: string(c.Note)}})
+		}
+		return nil
+	})
+	if err != nil {
+		return next, cp, err
+	}
+	if err := s.publish(ctx, audit.SubjectLogCheckpt, msgs); err != nil {
+		return next, cp, err
+	}
+	if len(msgs) > 0 {
+		cp = msgs[len(msgs)-1].Checkpoint.Size
+	}
+	return next, cp, nil
+}
+
+// publish publishes msgs in order (asynchronously, then waits for every
+// acknowledgement), each with its id (MsgID) for JetStream's dedupe.
+func (s *sharer) publish(ctx context.Context, subject string, msgs []audit.LogMessage) error {
+	var futures []jetstream.PubAckFuture
+	for _, m := range msgs {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		f, err := s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: b, Header: nats.Header{jetstream.MsgIDHeader: []string{m.MsgID()}}})
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// receiver stores one peer's shared log.
+type receiver struct {
+	js    jetstream.JetStream
+	st    audit.PeerStore
+	peer  PeerConfig
+	batch int
+	log   *zap.Logger
+	// sourceRetry: the stream's source silent this long is restarted (as
+	// sync's applier does: nats-server's own retry backs off to minutes
+	// after a cut).
+	sourceRetry time.Duration
+	received    *prometheus.CounterVec
+}
+
+func (r *receiver) run(ctx context.Context) {
+	log := r.log.With(zap.String("centre", r.peer.Centre), zap.String("origin", r.peer.Origin))
+	retry := time.Second
+	sleep := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	var cons jetstream.Consumer
+	for backoff := retry; ; backoff = min(2*backoff, time.Minute) {
+		var err error
+		cons, err = r.setup(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() == nil {
+			log.Warn("audit: the peer's log cannot be received yet (stream or consumer not set up); trying again",
+				zap.Duration("retry_in", backoff), zap.Error(err))
+		}
+		if !sleep(backoff) {
+			return
+		}
+	}
+	if r.sourceRetry > 0 {
+		go r.watchSource(ctx, log)
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(r.batch, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if !sleep(retry) {
+				return
+			}
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if err := r.store(ctx, msgs, log); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			lvl := log.Warn
+			if errors.Is(err, audit.ErrPeerGap) {
+				lvl = log.Error
+			}
+			lvl("audit: records of the peer's log not stored; trying again (they are redelivered)", zap.Error(err))
+			for _, m := range msgs {
+				_ = m.NakWithDelay(retry)
+			}
+			sleep(retry)
+			continue
+		}
+		for _, m := range msgs {
+			_ = m.Ack()
+		}
+	}
+}
+
+// setup creates the stream sourcing the peer's AUDIT_LOG and the durable
+// consumer the receiver reads it with.
+func (r *receiver) setup(ctx context.Context) (jetstream.Consumer, error) {
+	cfg := PeerStreamConfig(r.peer)
+	s, err := r.js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	return s.CreateOrUpdateConsumer(ctx, PeerConsumerConfig(r.batch))
+}
+
+// PeerConsumer is the durable consumer level 1's audit component reads an
+// AUDIT_<PEER> stream with.
+const PeerConsumer = "audit"
+
+// PeerConsumerConfig is its configuration (batch: the most messages
+// stored per transaction).
+func PeerConsumerConfig(batch int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{Durable: PeerConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
+		MaxAckPending: 4 * batch}
+}
+
+// store stores msgs (in stream order) in one transaction.
+func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Logger) error {
+	b := audit.PeerBatch{Origin: r.peer.Origin, At: time.Now().UTC()}
+	for _, m := range msgs {
+		if meta, err := m.Metadata(); err == nil {
+			b.StreamSeq = max(b.StreamSeq, meta.Sequence.Stream)
+		}
+		lm, err := audit.ParseLogMessage(m.Data())
+		switch {
+		case err != nil:
+			log.Error("audit: a message of the peer's log is not one; skipped", zap.Error(err))
+			continue
+		case lm.Origin != r.peer.Origin:
+			log.Error("audit: a message of the peer's log names another origin than audit.peers[].origin; skipped",
+				zap.String("message_origin", lm.Origin))
+			continue
+		case lm.Record != nil:
+			b.Records = append(b.Records, lm.Rec())
+		default:
+			c, err := audit.CheckpointOf(lm.Origin, []byte(lm.Checkpoint.Note))
+			if err != nil {
+				log.Error("audit: a checkpoint of the peer's log cannot be read; skipped", zap.Error(err))
+				continue
+			}
+			b.Checkpoints = append(b.Checkpoints, c)
+		}
+	}
+	res, err := r.st.AppendPeer(ctx, b)
+	if err != nil {
+		return err
+	}
+	if r.received != nil {
+		r.received.WithLabelValues(r.peer.Origin).Add(float64(res.Added))
+	}
+	return nil
+}
+
+// watchSource restarts the stream's source when it has been silent for
+// sourceRetry (see services/sync/applier/source.go).
+func (r *receiver) watchSource(ctx context.Context, log *zap.Logger) {
+	t := time.NewTicker(r.sourceRetry / 2)
+	defer t.Stop()
+	var last time.Time
+	cfg := PeerStreamConfig(r.peer)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(last) < r.sourceRetry || r.sourceHeard(ctx, cfg.Name) {
+			continue
+		}
+		last = time.Now()
+		uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		bare := cfg
+		bare.Sources = nil
+		_, err := r.js.UpdateStream(uctx, bare)
+		if err == nil {
+			_, err = r.js.UpdateStream(uctx, cfg)
+		}
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Debug("audit: source not restarted", zap.Error(err))
+		}
+	}
+}
+
+func (r *receiver) sourceHeard(ctx context.Context, name string) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := r.js.Stream(ictx, name)
+	if err != nil {
+		return true
+	}
+	info, err := st.Info(ictx)
+	if err != nil || len(info.Sources) == 0 {
+		return err != nil
+	}
+	for _, si := range info.Sources {
+		if si.Active < 0 || si.Active >= r.sourceRetry {
+			return false
+		}
+	}
+	return true
+}
+
+// peerMetrics: records shared and received.
+func peerMetrics(reg prometheus.Registerer) (prometheus.Counter, *prometheus.CounterVec) {
+	shared := prometheus.NewCounter(prometheus.CounterOpts{Name: "uias_audit_shared_records_total",
+		Help: "Records of this centre's audit log published to its AUDIT_LOG stream for level 1 (audit.share)."})
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_audit_peer_records_total",
+		Help: "Records of a level-2 centre's audit log stored at level 1 (audit.peers), by origin."}, []string{"origin"})
+	if reg != nil {
+		_ = reg.Register(shared)
+		_ = reg.Register(received)
+	}
+	return shared, received
+}

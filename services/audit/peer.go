@@ -1,0 +1,303 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Audit across centres (ADR 0029).
+//
+// A level-2 centre shares its log: every record, with its Seq, and every
+// signed checkpoint, as it stands in the centre's store, is published to
+// its AUDIT_LOG stream (LogMessage). Level 1 sources each peer's AUDIT_LOG
+// through the peer's JetStream domain (stream AUDIT_<PEER>) and keeps the
+// records per origin (PeerStore), apart from its own log: a peer's record
+// keeps its place in the peer's tree and is verified against the peer's
+// checkpoints (VerifyPeer), never chained into level 1's own tree.
+
+// Subjects of the shared log (stream StreamLog).
+const (
+	StreamLog         = "AUDIT_LOG"
+	SubjectLogRecord  = "uias.auditlog.record"
+	SubjectLogCheckpt = "uias.auditlog.checkpoint"
+)
+
+// PeerStreamFor is the stream at level 1 that sources centre's AUDIT_LOG.
+func PeerStreamFor(centre string) string {
+	return "AUDIT_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(centre))
+}
+
+// LogMessage is one message of a shared log: a record or a checkpoint of
+// log Origin.
+type LogMessage struct {
+	Origin     string      `json:"origin"`
+	Record     *LogRecord  `json:"record,omitempty"`
+	Checkpoint *LogCheckpt `json:"checkpoint,omitempty"`
+}
+
+// LogRecord is a record as shared: every field of its leaf.
+type LogRecord struct {
+	Seq        int64             `json:"seq"`
+	EventID    string            `json:"event_id"`
+	Type       string            `json:"type"`
+	Component  string            `json:"component"`
+	TimeMS     int64             `json:"time_ms"`
+	Serial     string            `json:"serial,omitempty"`
+	TraceID    string            `json:"trace_id,omitempty"`
+	AppID      string            `json:"app_id,omitempty"`
+	API        string            `json:"api,omitempty"`
+	Actor      string            `json:"actor,omitempty"`
+	Subject    string            `json:"subject,omitempty"`
+	Org        string            `json:"org,omitempty"`
+	Result     string            `json:"result,omitempty"`
+	Reason     string            `json:"reason,omitempty"`
+	DurationMS float64           `json:"duration_ms,omitempty"`
+	ClientIP   string            `json:"client_ip,omitempty"`
+	Detail     map[string]string `json:"detail,omitempty"`
+}
+
+// LogCheckpt is a signed checkpoint as shared: its note.
+type LogCheckpt struct {
+	Size int64  `json:"size"`
+	Note string `json:"note"`
+}
+
+// RecordMessage is the shared form of r of log origin.
+func RecordMessage(origin string, r *Record) LogMessage {
+	return LogMessage{Origin: origin, Record: &LogRecord{Seq: r.Seq, EventID: r.EventID, Type: r.Type, Component: r.Component,
+		TimeMS: r.Time.UnixMilli(), Serial: r.Serial, TraceID: r.TraceID, AppID: r.AppID, API: r.API, Actor: r.Actor,
+		Subject: r.Subject, Org: r.Org, Result: r.Result, Reason: r.Reason, DurationMS: r.DurationMS, ClientIP: r.ClientIP,
+		Detail: r.Detail}}
+}
+
+// MsgID is the message's JetStream id (dedupe): origin, kind, number.
+func (m LogMessage) MsgID() string {
+	if m.Record != nil {
+		return m.Origin + ".r." + strconv.FormatInt(m.Record.Seq, 10)
+	}
+	if m.Checkpoint != nil {
+		return m.Origin + ".c." + strconv.FormatInt(m.Checkpoint.Size, 10)
+	}
+	return m.Origin
+}
+
+// Rec is the record the message carries (its Origin set).
+func (m LogMessage) Rec() Record {
+	l := m.Record
+	return Record{Seq: l.Seq, EventID: l.EventID, Type: l.Type, Component: l.Component, Time: time.UnixMilli(l.TimeMS).UTC(),
+		Serial: l.Serial, TraceID: l.TraceID, AppID: l.AppID, API: l.API, Actor: l.Actor, Subject: l.Subject, Org: l.Org,
+		Result: l.Result, Reason: l.Reason, DurationMS: l.DurationMS, ClientIP: l.ClientIP, Detail: l.Detail, Origin: m.Origin}
+}
+
+// ParseLogMessage reads a message of a shared log.
+func ParseLogMessage(b []byte) (LogMessage, error) {
+	var m LogMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("shared audit log message: %w", err)
+	}
+	switch {
+	case !ValidOrigin(m.Origin):
+		return m, fmt.Errorf("shared audit log message: invalid origin %q", m.Origin)
+	case (m.Record == nil) == (m.Checkpoint == nil):
+		return m, errors.New("shared audit log message: neither one record nor one checkpoint")
+	case m.Record != nil && (m.Record.Seq < 0 || m.Record.EventID == ""):
+		return m, errors.New("shared audit log message: a record without seq or event id")
+	}
+	return m, nil
+}
+
+// CheckpointOf reads a peer's checkpoint note without checking its
+// signature (VerifyPeer does, with the peer's keys): its size, root and
+// time as the note states them.
+func CheckpointOf(origin string, noteText []byte) (Checkpoint, error) {
+	text, _, _ := strings.Cut(string(noteText), "\n\n")
+	lines := strings.Split(text, "\n")
+	if len(lines) < 3 || lines[0] != origin {
+		return Checkpoint{}, fmt.Errorf("checkpoint is not of log %q", origin)
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 {
+		return Checkpoint{}, errors.New("checkpoint has an invalid tree size")
+	}
+	root, err := tlog.ParseHash(lines[2])
+	if err != nil {
+		return Checkpoint{}, errors.New("checkpoint has an invalid root hash")
+	}
+	c := Checkpoint{Size: size, Root: root, Note: noteText}
+	for _, l := range lines[3:] {
+		if v, ok := strings.CutPrefix(l, "time "); ok {
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+				c.Time = time.UnixMilli(ms).UTC()
+			}
+		}
+	}
+	return c, nil
+}
+
+// Peer is what level 1 holds of a peer centre's log.
+type Peer struct {
+	Origin string
+	// First is the first record received (0 unless the peer had archived
+	// and removed records before it shared its log); Size the next one
+	// expected: records [First, Size) are held.
+	First, Size int64
+	// StreamSeq is the last message of the AUDIT_<PEER> stream stored (the
+	// cursor, written in the same transaction as the records).
+	StreamSeq uint64
+	// Checkpoints held, and the largest size signed.
+	Checkpoints int64
+	Signed      int64
+	// LastRecord is the time of the newest record held: the log of this
+	// origin is complete up to about then (records made later at the peer
+	// arrive when the link allows). LastReceived is when level 1 last
+	// stored something of it.
+	LastRecord, LastReceived time.Time
+}
+
+// PeerBatch is what the receiver stores in one transaction: the messages
+// of one peer stream up to StreamSeq.
+type PeerBatch struct {
+	Origin      string
+	StreamSeq   uint64
+	Records     []Record
+	Checkpoints []Checkpoint
+	At          time.Time
+}
+
+// PeerAppended says what AppendPeer did.
+type PeerAppended struct {
+	Added, Duplicates, Checkpoints int
+	// Size is the origin's next record expected after the batch.
+	Size int64
+}
+
+// ErrPeerGap: a peer record came with a number past the next one
+// expected (a record in between was lost on the way): nothing of the
+// batch is stored.
+var ErrPeerGap = errors.New("audit: a record of the peer's log is missing before this one")
+
+// PeerStore keeps the logs of peer centres, per origin.
+type PeerStore interface {
+	// AppendPeer stores b in one transaction: each record whose Seq is
+	// the origin's next (Size) is added, one below it is a duplicate
+	// (skipped), one above it fails with ErrPeerGap (only the origin's
+	// very first record may start above 0: First); checkpoints are added
+	// once by size; the cursor moves to b.StreamSeq.
+	AppendPeer(ctx context.Context, b PeerBatch) (PeerAppended, error)
+	// Peers returns the origins held, by name.
+	Peers(ctx context.Context) ([]Peer, error)
+	// ScanPeerRecords calls fn for origin's records in seq order, as they
+	// are stored.
+	ScanPeerRecords(ctx context.Context, origin string, fn func(r *Record) error) error
+	// PeerCheckpoints returns origin's checkpoints, by size.
+	PeerCheckpoints(ctx context.Context, origin string) ([]Checkpoint, error)
+}
+
+// OriginReport is the outcome of verifying one origin's log.
+type OriginReport struct {
+	Origin string
+	Report
+}
+
+// VerifyPeer recomputes the tree of peer log p from its records held and
+// checks every checkpoint of it held against it, each signature with
+// known (the peer's verifier keys). Records the peer archived before it
+// shared its log (p.First > 0) cannot be recomputed: that is reported,
+// unverified.
+func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers) (*Report, error) {
+	rep := &Report{}
+	cps, err := st.PeerCheckpoints(ctx, p.Origin)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(cps, func(i, j int) bool { return cps[i].Size < cps[j].Size })
+	for _, c := range cps {
+		if _, err := OpenCheckpoint(c.Note, p.Origin, known); err != nil {
+			rep.Problem = &Problem{Seq: -1, Checkpoint: c.Size, Unverified: known == nil || isUnverified(err),
+				What: fmt.Sprintf("checkpoint of size %d of log %q: %v", c.Size, p.Origin, err)}
+			return rep, nil
+		}
+	}
+	if p.First > 0 {
+		rep.Problem = &Problem{Seq: 0, Unverified: true, What: fmt.Sprintf("records 0-%d of log %q were archived at its centre "+
+			"before it shared its log: its tree cannot be recomputed here (verify it at its centre)", p.First-1, p.Origin)}
+		return rep, nil
+	}
+	hashes := make(memHashes, 0, 2*p.Size+1)
+	next := 0
+	want := int64(0)
+	var problem *Problem
+	errStop := errors.New("stop")
+	check := func(n int64) bool { // checkpoints of size <= n
+		for next < len(cps) && cps[next].Size <= n {
+			c := cps[next]
+			root, err := tlog.TreeHash(c.Size, hashes)
+			if err != nil || root != c.Root {
+				problem = &Problem{Seq: -1, Checkpoint: c.Size, What: fmt.Sprintf("the records of log %q held here do not match "+
+					"its signed checkpoint of size %d: a record before %d was changed, removed or inserted here", p.Origin, c.Size, c.Size)}
+				return false
+			}
+			rep.Checkpoints++
+			rep.Signed = c.Size
+			next++
+		}
+		return true
+	}
+	if !check(0) {
+		rep.Problem = problem
+		return rep, nil
+	}
+	err = st.ScanPeerRecords(ctx, p.Origin, func(r *Record) error {
+		if r.Seq != want {
+			problem = &Problem{Seq: want, What: fmt.Sprintf("record %d of log %q is missing here (found %d next)", want, p.Origin, r.Seq)}
+			return errStop
+		}
+		add, err := tlog.StoredHashes(want, r.LeafData(), hashes)
+		if err != nil {
+			return err
+		}
+		hashes = append(hashes, add...)
+		want++
+		rep.Records = want
+		if !check(want) {
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		rep.Problem = problem
+		return rep, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func isUnverified(err error) bool {
+	var u *note.UnverifiedNoteError
+	return errors.As(err, &u)
+}
+
+// memHashes is a tlog.HashReader over hashes held in memory.
+type memHashes []tlog.Hash
+
+func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x < 0 || x >= int64(len(m)) {
+			return nil, fmt.Errorf("hash %d not computed", x)
+		}
+		out[i] = m[x]
+	}
+	return out, nil
+}

@@ -1,0 +1,253 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uias/uias/services/audit"
+)
+
+// The logs of peer centres (migration 0005, ADR 0029).
+
+var _ audit.PeerStore = (*Store)(nil)
+
+const peerRecordCols = "origin, " + recordCols
+
+// SetLocalOrigin names this centre's own log (audit.origin): the origin
+// of the records of audit_records when they are read.
+func (s *Store) SetLocalOrigin(origin string) {
+	if audit.ValidOrigin(origin) {
+		s.local.Store(&origin)
+	}
+}
+
+// LocalOrigin is the name SetLocalOrigin gave ("" if none).
+func (s *Store) LocalOrigin() string {
+	if p := s.local.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// AppendPeer implements audit.PeerStore.
+func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAppended, error) {
+	var out audit.PeerAppended
+	if !audit.ValidOrigin(b.Origin) {
+		return out, fmt.Errorf("audit store: invalid origin %q", b.Origin)
+	}
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		out = audit.PeerAppended{}
+		var first, size, streamSeq, lastMS int64
+		err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT first_seq, size, stream_seq, last_record_ms FROM audit_peers WHERE origin = ?"+
+			s.db.ForUpdate()), b.Origin).Scan(&first, &size, &streamSeq, &lastMS)
+		fresh := errors.Is(err, sql.ErrNoRows)
+		if err != nil && !fresh {
+			return classify(err, "lock the peer log")
+		}
+		var add []audit.Record
+		for _, r := range b.Records {
+			switch {
+			case r.Seq < size || (!fresh && r.Seq < first):
+				out.Duplicates++
+				continue
+			case r.Seq > size && (size > 0 || len(add) > 0 || !fresh):
+				return fmt.Errorf("%w: record %d of log %q came, %d expected", audit.ErrPeerGap, r.Seq, b.Origin, size)
+			case r.Seq > size: // the first record held: the peer archived those before it
+				first = r.Seq
+			}
+			add = append(add, r)
+			size = r.Seq + 1
+			lastMS = max(lastMS, r.Time.UnixMilli())
+		}
+		if err := insertRows(ctx, s.db, tx, "audit_peer_records", peerRecordCols, nRecordCols+1, len(add), func(args []any, i int) ([]any, error) {
+			return recordArgs(append(args, b.Origin), &add[i]), nil
+		}); err != nil {
+			return err
+		}
+		for _, c := range b.Checkpoints {
+			res, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO audit_peer_checkpoints (origin, size, root, time_ms, note) VALUES (?, ?, ?, ?, ?) "+
+				"ON CONFLICT DO NOTHING"), b.Origin, c.Size, c.Root[:], c.Time.UnixMilli(), string(c.Note))
+			if err != nil {
+				return classify(err, "insert peer checkpoint")
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				out.Checkpoints++
+			}
+		}
+		cursor := max(uint64(streamSeq), b.StreamSeq)
+		if fresh {
+			_, err = tx.ExecContext(ctx, s.db.Rebind("INSERT INTO audit_peers (origin, first_seq, size, stream_seq, last_record_ms, received_ms) "+
+				"VALUES (?, ?, ?, ?, ?, ?)"), b.Origin, first, size, int64(cursor), lastMS, b.At.UnixMilli())
+		} else {
+			_, err = tx.ExecContext(ctx, s.db.Rebind("UPDATE audit_peers SET size = ?, stream_seq = ?, last_record_ms = ?, received_ms = ? "+
+				"WHERE origin = ?"), size, int64(cursor), lastMS, b.At.UnixMilli(), b.Origin)
+		}
+		if err != nil {
+			return classify(err, "peer cursor")
+		}
+		out.Added, out.Size = len(add), size
+		return nil
+	})
+	if err != nil {
+		return audit.PeerAppended{}, classify(err, "append peer records")
+	}
+	if out.Added > 0 || out.Checkpoints > 0 {
+		s.peers.Store(true)
+	}
+	return out, nil
+}
+
+// Peers implements audit.PeerStore.
+func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT p.origin, p.first_seq, p.size, p.stream_seq, p.last_record_ms, p.received_ms, "+
+		"(SELECT COUNT(*) FROM audit_peer_checkpoints c WHERE c.origin = p.origin), "+
+		"(SELECT COALESCE(MAX(size), 0) FROM audit_peer_checkpoints c WHERE c.origin = p.origin) FROM audit_peers p ORDER BY p.origin")
+	if err != nil {
+		return nil, classify(err, "peers")
+	}
+	defer rows.Close()
+	var out []audit.Peer
+	for rows.Next() {
+		var p audit.Peer
+		var stream, lastMS, recvMS int64
+		if err := rows.Scan(&p.Origin, &p.First, &p.Size, &stream, &lastMS, &recvMS, &p.Checkpoints, &p.Signed); err != nil {
+			return nil, classify(err, "peers")
+		}
+		p.StreamSeq = uint64(stream)
+		if lastMS > 0 {
+			p.LastRecord = time.UnixMilli(lastMS).UTC()
+		}
+		p.LastReceived = time.UnixMilli(recvMS).UTC()
+		out = append(out, p)
+	}
+	return out, classify(rows.Err(), "peers")
+}
+
+// ScanPeerRecords implements audit.PeerStore.
+func (s *Store) ScanPeerRecords(ctx context.Context, origin string, fn func(r *audit.Record) error) error {
+	const page = 2000
+	from := int64(-1)
+	for {
+		rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT "+recordCols+" FROM audit_peer_records WHERE origin = ? AND seq > ? "+
+			"ORDER BY seq LIMIT ?"), origin, from, page)
+		if err != nil {
+			return classify(err, "peer records")
+		}
+		var recs []*audit.Record
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				rows.Close()
+				return classify(err, "peer records")
+			}
+			r.Origin = origin
+			recs = append(recs, r)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return classify(err, "peer records")
+		}
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+			from = r.Seq
+		}
+		if len(recs) < page {
+			return nil
+		}
+	}
+}
+
+// PeerCheckpoints implements audit.PeerStore.
+func (s *Store) PeerCheckpoints(ctx context.Context, origin string) ([]audit.Checkpoint, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT "+checkpointCols+" FROM audit_peer_checkpoints WHERE origin = ? ORDER BY size"), origin)
+	if err != nil {
+		return nil, classify(err, "peer checkpoints")
+	}
+	defer rows.Close()
+	var out []audit.Checkpoint
+	for rows.Next() {
+		c, err := scanCheckpoint(rows)
+		if err != nil {
+			return nil, classify(err, "peer checkpoints")
+		}
+		out = append(out, *c)
+	}
+	return out, classify(rows.Err(), "peer checkpoints")
+}
+
+// hasPeers reports whether peer records are held (read once, then kept
+// true by AppendPeer): the reads of all origins take the union of the
+// own and the peers' records only then, and the plain own table else.
+func (s *Store) hasPeers(ctx context.Context) (bool, error) {
+	if s.peers.Load() {
+		return true, nil
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM audit_peers LIMIT 1) p").Scan(&n)
+	if err != nil {
+		return false, classify(err, "peers")
+	}
+	if n > 0 {
+		s.peers.Store(true)
+	}
+	return n > 0, nil
+}
+
+// recordSource is where a read of records of one origin or all of them
+// takes them from: From (" FROM ..."), the origin column's expression, a
+// condition on origin (on Where), and whether several origins interleave
+// (the order and the page keys then name the origin).
+type recordSource struct {
+	from, originCol string
+	onlyOrigin      string
+	union           bool
+	// ownCol is the own records' origin (a literal).
+	ownCol string
+}
+
+// source is the recordSource of origin ("": all origins held).
+func (s *Store) source(ctx context.Context, origin string) (recordSource, error) {
+	local := s.LocalOrigin()
+	lit := "'" + strings.ReplaceAll(local, "'", "") + "'" // a valid origin has no quote
+	own := recordSource{from: " FROM audit_records", originCol: lit, ownCol: lit}
+	switch {
+	case origin == local && local != "":
+		return own, nil
+	case origin != "":
+		return recordSource{from: " FROM audit_peer_records", originCol: "origin", onlyOrigin: origin}, nil
+	}
+	peers, err := s.hasPeers(ctx)
+	if err != nil || !peers {
+		return own, err
+	}
+	return recordSource{from: " FROM (SELECT " + lit + " AS origin, " + recordCols + " FROM audit_records UNION ALL SELECT " +
+		peerRecordCols + " FROM audit_peer_records) recs", originCol: "origin", union: true, ownCol: lit}, nil
+}
+
+// order is the ORDER BY of newest first (time, then origin when several
+// interleave, then seq).
+func (src recordSource) order() string {
+	if src.union {
+		return " ORDER BY time_ms DESC, origin DESC, seq DESC"
+	}
+	return " ORDER BY time_ms DESC, seq DESC"
+}
+
+func scanRecordFrom(sc interface{ Scan(...any) error }) (*audit.Record, error) {
+	var r audit.Record
+	var ms int64
+	var detail string
+	if err := sc.Scan(&r.Seq, &r.EventID, &r.Type, &r.Component, &ms, &r.Serial, &r.TraceID, &r.AppID, &r.API,
+		&r.Actor, &r.Subject, &r.Org, &r.Result, &r.Reason, &r.DurationMS, &r.ClientIP, &detail, &r.Origin); err != nil {
+		return nil, err
+	}
+	finishRecord(&r, ms, detail)
+	return &r, nil
+}

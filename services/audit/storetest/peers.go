@@ -1,0 +1,160 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/services/audit"
+	"github.com/uias/uias/services/audit/analytics"
+)
+
+// localOriginSetter is a store that names its own log (sqlstore).
+type localOriginSetter interface{ SetLocalOrigin(string) }
+
+// testPeers: the logs of peer centres (ADR 0029) are stored per origin,
+// exactly once by seq with the cursor; each verifies against its own
+// signed checkpoints, a record changed in the database fails it; queries
+// take every origin or one, each record naming its origin.
+func testPeers(t *testing.T, s Subject) {
+	ctx := context.Background()
+	ps, ok := s.Store.(audit.PeerStore)
+	if !ok {
+		t.Skip("the store keeps no peer logs")
+	}
+	if ls, ok := s.Store.(localOriginSetter); ok {
+		ls.SetLocalOrigin("l1.audit")
+	}
+	// The "peer" log is built on this store's own log (its signer's
+	// origin), then handed to AppendPeer as level 1 receives it.
+	l, _ := newLog(t, s, 4)
+	peer := l.Signer().Origin()
+	all := Records("peer", 10)
+	for _, part := range [][]audit.Record{all[:4], all[4:8], all[8:]} {
+		appendAll(t, l, part)
+	}
+	var recs []audit.Record
+	if err := s.Store.ScanRecords(ctx, 0, func(r *audit.Record) error { recs = append(recs, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var cps []audit.Checkpoint
+	if err := s.Store.Checkpoints(ctx, func(c *audit.Checkpoint) error {
+		cp, err := audit.CheckpointOf(peer, c.Note) // as received: from the note
+		if err != nil {
+			return err
+		}
+		cps = append(cps, cp)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 10 || len(cps) != 2 {
+		t.Fatalf("peer log: %d records, %d checkpoints", len(recs), len(cps))
+	}
+	at := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 6, Records: recs[:6], Checkpoints: cps[:1], At: at})
+	if err != nil || res.Added != 6 || res.Checkpoints != 1 || res.Size != 6 {
+		t.Fatalf("first batch: %+v %v", res, err)
+	}
+	// Redelivered with more: the known records and checkpoint are skipped.
+	res, err = ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 12, Records: recs[3:], Checkpoints: cps, At: at})
+	if err != nil || res.Added != 4 || res.Duplicates != 3 || res.Checkpoints != 1 || res.Size != 10 {
+		t.Fatalf("redelivered batch: %+v %v", res, err)
+	}
+	// A gap stores nothing, not even the cursor.
+	gap := recs[9]
+	gap.Seq = 12
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 20, Records: []audit.Record{gap}, At: at}); !errors.Is(err, audit.ErrPeerGap) {
+		t.Fatalf("a gap: %v", err)
+	}
+	peers, err := ps.Peers(ctx)
+	if err != nil || len(peers) != 1 {
+		t.Fatalf("peers %+v %v", peers, err)
+	}
+	if p := peers[0]; p.Origin != peer || p.First != 0 || p.Size != 10 || p.StreamSeq != 12 || p.Checkpoints != 2 || p.Signed != 8 ||
+		!p.LastRecord.Equal(recs[9].Time) || !p.LastReceived.Equal(at) {
+		t.Fatalf("peer %+v", p)
+	}
+
+	rep, err := audit.VerifyPeer(ctx, ps, peers[0], mustVerifiers(t, l))
+	if err != nil || !rep.OK() || rep.Records != 10 || rep.Checkpoints != 2 || rep.Signed != 8 {
+		t.Fatalf("verify peer: %+v %v", rep, err)
+	}
+	if rep, err := audit.VerifyPeer(ctx, ps, peers[0], nil); err != nil || rep.OK() || !rep.Problem.Unverified {
+		t.Fatalf("verify peer without its keys: %+v %v", rep, err)
+	}
+
+	// Queries: all origins (own and peer, 20), one page at a time.
+	seen := map[string]int{}
+	token := ""
+	for range 10 {
+		qs, ok := s.Store.(audit.QueryStore)
+		if !ok {
+			t.Skip("no queries")
+		}
+		page, next, err := qs.QueryRecords(ctx, audit.Query{PageSize: 3, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			seen[r.Origin+"/"+r.EventID]++
+		}
+		if token = next; token == "" {
+			break
+		}
+	}
+	if len(seen) != 20 || seen[peer+"/peer-4"] != 1 || seen["l1.audit/peer-4"] != 1 {
+		t.Fatalf("all origins, paged: %v", seen)
+	}
+	qs := s.Store.(audit.QueryStore)
+	only, _, err := qs.QueryRecords(ctx, audit.Query{Origin: peer, Subject: "user:u1", PageSize: 50})
+	if err != nil || len(only) != 2 || only[0].Origin != peer || only[0].EventID != "peer-8" {
+		t.Fatalf("one origin: %+v %v", only, err)
+	}
+	own, _, err := qs.QueryRecords(ctx, audit.Query{Origin: "l1.audit", PageSize: 50})
+	if err != nil || len(own) != 10 || own[0].Origin != "l1.audit" {
+		t.Fatalf("own origin: %d %v", len(own), err)
+	}
+	if an, ok := s.Store.(analytics.Store); ok {
+		last, err := an.LatestPerSubject(ctx, analytics.Filter{Subject: "user:u1", Origin: peer}, time.Time{}, 10)
+		if err != nil || len(last) != 1 || !last[0].Time.Equal(recs[8].Time) {
+			t.Fatalf("latest per subject of the peer: %+v %v", last, err)
+		}
+	}
+
+	// A record of the peer changed in level 1's database fails its tree.
+	s.Exec(t, "UPDATE audit_peer_records SET actor = ? WHERE origin = ? AND seq = ?", "app:forged", peer, 3)
+	rep, err = audit.VerifyPeer(ctx, ps, peers[0], mustVerifiers(t, l))
+	if err != nil || rep.OK() || rep.Problem.Checkpoint != 4 || rep.Problem.Unverified {
+		t.Fatalf("verify a changed peer record: %+v %v", rep, err)
+	}
+	// ... and never its own log.
+	if rep, err := audit.Verify(ctx, s.Store, peer, mustVerifiers(t, l)); err != nil || !rep.OK() {
+		t.Fatalf("own log after the peer's was changed: %+v %v", rep, err)
+	}
+
+	// Online now from this centre's SSO sessions adds the people online by
+	// the peer log's recent logins (their sessions are at their centre).
+	if an, ok := s.Store.(analytics.Store); ok {
+		a := analytics.New(an, analytics.Options{Now: func() time.Time { return recs[9].Time.Add(time.Minute) },
+			Sessions: oneSession{}, PeerOrigins: []string{peer}})
+		on, err := a.OnlineNow(ctx, audit.Scope{All: true}, 30*time.Minute, 0, false)
+		got := map[string]bool{}
+		for _, p := range on.People {
+			got[p.Subject] = true
+		}
+		// successful logins of the peer: records 0, 3, 6 and 9 (u0, u3, u6, u2)
+		if err != nil || on.Source != analytics.SourceTicketAndLogins || len(on.People) != 5 || !got["user:here"] || !got["user:u0"] ||
+			!got["user:u2"] || got["user:u1"] {
+			t.Fatalf("online now with the peer's logins: %+v %v", on, err)
+		}
+	}
+}
+
+// oneSession is the SSO sessions of a centre where one person is online.
+type oneSession struct{}
+
+func (oneSession) Online(context.Context, int) ([]analytics.LastSeen, bool, error) {
+	return []analytics.LastSeen{{Subject: "user:here", Org: "org-1"}}, false, nil
+}
