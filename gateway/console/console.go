@@ -32,6 +32,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/pkg/pagelang"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -352,34 +353,8 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, code int, name 
 }
 
 // language picks the page language: ?locale=, then the switch's cookie,
-// then Accept-Language (zh* is Simplified Chinese), else English.
-func language(r *http.Request) string {
-	pick := func(v string) string {
-		v = strings.ToLower(strings.TrimSpace(v))
-		switch {
-		case strings.HasPrefix(v, "zh"):
-			return "zh-CN"
-		case strings.HasPrefix(v, "en"):
-			return "en"
-		}
-		return ""
-	}
-	if l := pick(r.URL.Query().Get("locale")); l != "" {
-		return l
-	}
-	if c, err := r.Cookie(langCookie); err == nil {
-		if l := pick(c.Value); l != "" {
-			return l
-		}
-	}
-	for part := range strings.SplitSeq(r.Header.Get("Accept-Language"), ",") {
-		tag, _, _ := strings.Cut(part, ";")
-		if l := pick(tag); l != "" {
-			return l
-		}
-	}
-	return "en"
-}
+// then Accept-Language (pkg/pagelang).
+func language(r *http.Request) string { return pagelang.Of(r, langCookie) }
 
 // redirectDone sends the browser to path with a "done" note (Post,
 // Redirect, Get: a reload repeats nothing).

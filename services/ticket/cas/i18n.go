@@ -2,7 +2,8 @@ package cas
 
 import (
 	"net/http"
-	"strings"
+
+	"github.com/uias/uias/pkg/pagelang"
 )
 
 // texts are the page strings of one language.
@@ -396,31 +397,5 @@ var languages = map[string]texts{
 const langCookie = "uias_lang"
 
 // language picks the page language: ?locale=, then the switch's cookie,
-// then Accept-Language (zh* is Simplified Chinese), else English.
-func language(r *http.Request) string {
-	pick := func(v string) string {
-		v = strings.ToLower(strings.TrimSpace(v))
-		switch {
-		case strings.HasPrefix(v, "zh"):
-			return "zh-CN"
-		case strings.HasPrefix(v, "en"):
-			return "en"
-		}
-		return ""
-	}
-	if l := pick(r.URL.Query().Get("locale")); l != "" {
-		return l
-	}
-	if c, err := r.Cookie(langCookie); err == nil {
-		if l := pick(c.Value); l != "" {
-			return l
-		}
-	}
-	for part := range strings.SplitSeq(r.Header.Get("Accept-Language"), ",") {
-		tag, _, _ := strings.Cut(part, ";")
-		if l := pick(tag); l != "" {
-			return l
-		}
-	}
-	return "en"
-}
+// then Accept-Language (pkg/pagelang).
+func language(r *http.Request) string { return pagelang.Of(r, langCookie) }
