@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/pagelang"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
@@ -55,7 +56,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 			Sel *identityv1.Org
 		}{prefix, n, sel}
 	},
-	"results": func() []string { return []string{"success", "failure", "denied", "incomplete"} },
+	"results":       func() []string { return []string{"success", "failure", "denied", "incomplete"} },
+	"passwordStamp": passwordStamp,
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // Prefix is the console's path on the edge.
@@ -188,6 +190,15 @@ func (h *Handler) ctx(r *http.Request, s *session) (context.Context, context.Can
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.token), cancel
 }
 
+// partCtx is ctx for a page's secondary calls (org names, a person's
+// roles, the state shown after a refusal, the backup reminder): the
+// page's own call carries the access record; theirs would only repeat it
+// in the audit log (grpcx.PartOf; review sec28a M2).
+func (h *Handler) partCtx(r *http.Request, s *session) (context.Context, context.CancelFunc) {
+	ctx, cancel := h.ctx(r, s)
+	return grpcx.PartOf(ctx), cancel
+}
+
 // csrfFor is the session's form token: an HMAC of a fixed label keyed by
 // the bearer token, which no other site can compute (it never sees the
 // cookie) and which tells nothing about the token.
@@ -204,6 +215,17 @@ func (h *Handler) signed(fn func(http.ResponseWriter, *http.Request, *session)) 
 		c, err := r.Cookie(sessionCookie)
 		if err != nil || c.Value == "" {
 			h.toLogin(w, r, "")
+			return
+		}
+		if n := countCookies(r, sessionCookie); n > 1 {
+			// Another cookie of the name, set for a parent domain by a
+			// sibling site, would shadow the console's own (browsers send
+			// both; which is first is theirs to choose): no session is
+			// taken from such a request (review sec28a L2).
+			h.o.Log.Warn("console request with several session cookies refused (one may have been set by another site of the domain)",
+				zap.Int("cookies", n))
+			h.clearSession(w, r)
+			h.toLogin(w, r, "cookies")
 			return
 		}
 		s := &session{token: c.Value, csrf: csrfFor(c.Value)}
@@ -283,6 +305,17 @@ func (h *Handler) clearSession(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: h.o.Prefix, MaxAge: -1, HttpOnly: true,
 			Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode})
 	}
+}
+
+// countCookies counts r's cookies named name.
+func countCookies(r *http.Request, name string) int {
+	n := 0
+	for _, c := range r.Cookies() {
+		if c.Name == name {
+			n++
+		}
+	}
+	return n
 }
 
 func randomToken() string {
@@ -385,7 +418,7 @@ func (h *Handler) checkBackup(w http.ResponseWriter, r *http.Request, token stri
 	if h.o.AuditLog == nil {
 		return ""
 	}
-	ctx, cancel := h.ctx(r, &session{token: token})
+	ctx, cancel := h.partCtx(r, &session{token: token})
 	defer cancel()
 	val := ""
 	st, err := h.o.AuditLog.GetArchiveStatus(ctx, &auditv1.GetArchiveStatusRequest{IfAllowed: true})

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/uias/uias/gateway/console"
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
@@ -37,6 +39,12 @@ type fakeAdmin struct {
 	// lockErr is LockUser's answer.
 	lockErr error
 	otp     bool // the administrator has an authenticator app
+	// pwChanged is the person's password change time (ms), moved by
+	// ResetPassword.
+	pwChanged int64
+	// nested are the calls made as part of a page's call (grpcx.PartOf):
+	// they leave no access record of their own.
+	nested []string
 }
 
 func (f *fakeAdmin) note(ctx context.Context, m string) string {
@@ -45,6 +53,9 @@ func (f *fakeAdmin) note(ctx context.Context, m string) string {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	tok := strings.TrimPrefix(strings.Join(md.Get("authorization"), ""), "Bearer ")
 	f.calls = append(f.calls, m+" "+tok)
+	if grpcx.Serving(ctx) {
+		f.nested = append(f.nested, m)
+	}
 	return tok
 }
 
@@ -103,7 +114,13 @@ func (f *fakeAdmin) GetUser(ctx context.Context, in *identityv1.GetUserRequest, 
 	if err := f.authed(ctx, "GetUser"); err != nil {
 		return nil, err
 	}
-	return &identityv1.User{Id: in.GetId(), LoginName: "wang", DisplayName: "Wang"}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := &identityv1.User{Id: in.GetId(), LoginName: "wang", DisplayName: "Wang"}
+	if f.pwChanged != 0 {
+		u.PasswordChangedAt = timestamppb.New(time.UnixMilli(f.pwChanged))
+	}
+	return u, nil
 }
 
 func (f *fakeAdmin) LockUser(ctx context.Context, _ *identityv1.LockUserRequest, _ ...grpc.CallOption) (*identityv1.User, error) {
@@ -117,6 +134,9 @@ func (f *fakeAdmin) ResetPassword(ctx context.Context, in *identityv1.ResetPassw
 	if err := f.authed(ctx, "ResetPassword"); err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	f.pwChanged = time.Now().UnixMilli() + int64(len(f.calls)) // a new change time each reset
+	f.mu.Unlock()
 	return &identityv1.ResetPasswordResponse{User: &identityv1.User{Id: in.GetId(), DisplayName: "Wang"}, TemporaryPassword: "Tmp-Once-42"}, nil
 }
 
@@ -500,5 +520,99 @@ func TestAuditPage(t *testing.T) {
 	res, page = none.do("GET", "/console/audit", nil, nil)
 	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "The audit log is not available behind this console.") {
 		t.Fatalf("no audit: %d %s", res.StatusCode, page)
+	}
+}
+
+// A reset is posted with the page's mark of the password it replaces: the
+// first post resets and shows the temporary password; the same post again
+// (a reload of the answer) resets nothing and says why, so the password
+// just handed over keeps working (review sec28a L1).
+func TestResetNotRepeatedByReload(t *testing.T) {
+	f := &fakeAdmin{}
+	b := newConsole(t, f)
+	b.signIn()
+	_, page := b.do("GET", "/console/people/u1", nil, nil)
+	stamp := regexp.MustCompile(`name="password_stamp" value="([^"]+)"`).FindStringSubmatch(page)
+	if stamp == nil {
+		t.Fatalf("no password stamp on the person page:\n%s", page)
+	}
+	form := url.Values{"csrf": {formToken(t, page)}, "password_stamp": {stamp[1]}}
+	res, p := b.do("POST", "/console/people/u1/reset-password", form, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(p, "Tmp-Once-42") {
+		t.Fatalf("reset: %d", res.StatusCode)
+	}
+	res, p = b.do("POST", "/console/people/u1/reset-password", form, nil)
+	if res.StatusCode == http.StatusOK || strings.Contains(p, "Tmp-Once-42") || !strings.Contains(p, "nothing was reset") {
+		t.Fatalf("the reload: %d\n%s", res.StatusCode, p)
+	}
+	if got := f.called("ResetPassword"); len(got) != 1 {
+		t.Fatalf("ResetPassword calls: %v", got)
+	}
+}
+
+// Two session cookies (one set for the parent domain by a sibling site
+// shadows the console's own): no session is taken from the request; it
+// goes to sign-in with the reason (review sec28a L2). The session cookie
+// is a browser-session cookie (no Expires, no Max-Age): closing the
+// browser ends it (L3).
+func TestSessionCookieHardening(t *testing.T) {
+	f := &fakeAdmin{}
+	b := newConsole(t, f)
+	b.signIn()
+	before := len(f.called("ListUsers"))
+	req, _ := http.NewRequest("GET", b.base+"/console/people", nil)
+	req.Header.Set("Cookie", "uias_console=tossed-by-sibling; uias_console=tok-1")
+	res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || !strings.Contains(res.Header.Get("Location"), "why=cookies") {
+		t.Fatalf("two session cookies: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if n := len(f.called("ListUsers")) - before; n != 0 {
+		t.Fatalf("a page was served on one of two cookies (%d ListUsers)", n)
+	}
+	_, page := b.do("GET", "/console/login?why=cookies", nil, nil)
+	if !strings.Contains(page, "several console session cookies") {
+		t.Fatalf("sign-in page:\n%s", page)
+	}
+	_, page = b.do("GET", "/console/login", nil, nil)
+	res, _ = b.do("POST", "/console/login", url.Values{"csrf": {formToken(t, page)}, "login_name": {"root"}, "password": {"right"}}, nil)
+	found := false
+	for _, c := range res.Cookies() {
+		if c.Name == "uias_console" && c.Value != "" {
+			found = true
+			if !c.Expires.IsZero() || c.MaxAge != 0 {
+				t.Fatalf("session cookie outlives the browser: %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no session cookie")
+	}
+}
+
+// A page's own call leaves its access record; the calls that only dress it
+// (the people's org names, the state shown after a refusal) are made as
+// part of it, so one page view is one record in the audit log, not one per
+// org (review sec28a M2).
+func TestSecondaryCallsArePartOfThePage(t *testing.T) {
+	f := &fakeAdmin{lockErr: reasonErr(codes.PermissionDenied, "ADMIN_NOT_ALLOWED", "not yours")}
+	b := newConsole(t, f)
+	page := b.signIn()
+	if f.called("ListUsers") == nil {
+		t.Fatal("no people listed")
+	}
+	b.do("POST", "/console/people/u1/lock", url.Values{"csrf": {formToken(t, page)}}, nil)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.nested {
+		if m == "ListUsers" || m == "LockUser" || m == "AdminLogin" {
+			t.Fatalf("a page's own call %s was marked part of another: %v", m, f.nested)
+		}
+	}
+	if !slices.Contains(f.nested, "GetUser") {
+		t.Fatalf("the person shown after the refusal was read as a call of its own: %v (calls %v)", f.nested, f.calls)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/status"
 
@@ -48,6 +47,8 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Query().Get("why") {
 	case "expired":
 		d.Error = d.T("expired")
+	case "cookies":
+		d.Error = d.T("cookies")
 	case "out":
 		d.Done = d.T("signedOut")
 	}
@@ -107,12 +108,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		_, _ = h.o.Admin.AdminLogout(octx, &identityv1.AdminLogoutRequest{})
 		ocancel()
 	}
-	ck := &http.Cookie{Name: sessionCookie, Value: res.GetToken(), Path: h.o.Prefix, HttpOnly: true,
-		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode}
-	if exp := res.GetExpiresAt(); exp != nil && exp.AsTime().After(time.Now()) {
-		ck.Expires = exp.AsTime()
-	}
-	http.SetCookie(w, ck)
+	// A browser-session cookie (no Expires): closing the browser ends the
+	// console session; the token's own limits still hold (review sec28a L3).
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: res.GetToken(), Path: h.o.Prefix, HttpOnly: true,
+		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode})
 	// the sign-in form's token has served its purpose
 	http.SetCookie(w, &http.Cookie{Name: loginCSRF, Value: "", Path: h.o.Prefix, MaxAge: -1, HttpOnly: true,
 		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode})

@@ -4,7 +4,11 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
@@ -72,7 +76,7 @@ type personPage struct {
 // org of a page, at most pageSize).
 func (h *Handler) orgNames(r *http.Request, s *session, people []*identityv1.User) map[string]string {
 	names := map[string]string{}
-	ctx, cancel := h.ctx(r, s)
+	ctx, cancel := h.partCtx(r, s)
 	defer cancel()
 	for _, u := range people {
 		id := u.GetOrgId()
@@ -188,6 +192,16 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 		_, err = h.o.Admin.UpdateUser(ctx, req)
 	case "reset-password":
+		// The form names the password it replaces (its change time when
+		// the page was shown): a reload of the answer re-posts it, and
+		// must not reset the password just handed over (review sec28a L1).
+		if stale, gerr := h.passwordChangedSince(r, s, id, r.PostForm.Get("password_stamp")); gerr != nil || stale {
+			err = gerr
+			if stale {
+				err = errResetAgain
+			}
+			break
+		}
 		var res *identityv1.ResetPasswordResponse
 		res, err = h.o.Admin.ResetPassword(ctx, &identityv1.ResetPasswordRequest{Id: id})
 		if err == nil {
@@ -204,7 +218,9 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	if err != nil {
-		u, gerr := h.o.Admin.GetUser(ctx, &identityv1.GetUserRequest{Id: id})
+		pctx, pcancel := h.partCtx(r, s)
+		u, gerr := h.o.Admin.GetUser(pctx, &identityv1.GetUserRequest{Id: id})
+		pcancel()
 		if gerr != nil {
 			u = nil
 		}
@@ -213,4 +229,34 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	h.redirectDone(w, r, "people/"+url.PathEscape(id), action)
+}
+
+// errResetAgain refuses a reset posted from a page shown before the
+// person's password last changed (a reload of a reset's answer).
+var errResetAgain = status.Error(codes.FailedPrecondition,
+	"the password was changed after this page was shown (a reload repeats the form): nothing was reset; open the person's page again to reset it")
+
+// passwordStamp is the form's mark of the password a page shows the
+// person with: its change time, "none" without one.
+func passwordStamp(u *identityv1.User) string {
+	if t := u.GetPasswordChangedAt(); t != nil {
+		return strconv.FormatInt(t.AsTime().UnixMilli(), 10)
+	}
+	return "none"
+}
+
+// passwordChangedSince reports whether person id's password changed since
+// the page with stamp was shown (an absent stamp, from a form of an older
+// console: not checked).
+func (h *Handler) passwordChangedSince(r *http.Request, s *session, id, stamp string) (bool, error) {
+	if stamp == "" {
+		return false, nil
+	}
+	ctx, cancel := h.partCtx(r, s)
+	defer cancel()
+	u, err := h.o.Admin.GetUser(ctx, &identityv1.GetUserRequest{Id: id})
+	if err != nil {
+		return false, err
+	}
+	return passwordStamp(u) != stamp, nil
 }
