@@ -216,6 +216,17 @@ func (s *Service) AdminLoginOTP(ctx context.Context, login, password, newPasswor
 			s.appendAudit(ctx, s.adminLoginRecord(ctx, u, nil, errOTPRequired, start))
 			return "", time.Time{}, nil, errOTPRequired
 		}
+		if newPassword == "" {
+			// A change that must come first is said before the code is
+			// checked (and used up): the administrator then gives the new
+			// password with the code their app still shows, checked once
+			// (review sec28a L4). Without a new password the call changes
+			// nothing.
+			if _, cerr := s.adminPasswordChange(ctx, u, verdict == ReasonPasswordExpired, "", start); cerr != nil {
+				s.appendAudit(ctx, s.adminLoginRecord(ctx, u, nil, cerr, start))
+				return "", time.Time{}, nil, cerr
+			}
+		}
 		// The code's own record (admin.login, method password+totp) is
 		// the login's: success, or a counted failure.
 		b := s.newEarlyAttempt(adminLoginSource(caller.From(ctx).ClientIP), "admin.login")

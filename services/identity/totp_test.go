@@ -955,3 +955,34 @@ func TestAdminLoginHeldToOwnLevel(t *testing.T) {
 		t.Fatalf("password and code: %v", err)
 	}
 }
+
+// An administrator with an authenticator app whose password must change
+// (reset by another) is told so after the password and before the code is
+// checked: the code still on their app then signs them in with the new
+// password, checked once; nothing is counted (review sec28a L4).
+func TestAdminOTPThenPasswordChange(t *testing.T) {
+	e := newTOTPEnv(t, identity.Policy{})
+	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-a")
+	kim := e.kim(t, admin)
+	key := e.enrolUser(t, kim.ID, kimPass)
+	_, tmp, err := e.svc.ResetPassword(admin, kim.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browserAt("192.0.2.7")
+	code := e.code(key, 0)
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", tmp, "", code)
+	wantReason(t, "password and code, no new password", err, apierr.FailedPrecondition, "PASSWORD_CHANGE_REQUIRED")
+	tok, _, _, err := e.svc.AdminLoginOTP(ctx, "kim", tmp, "Harbour-Admin-Pass-2", code)
+	if err != nil || tok == "" {
+		t.Fatalf("the same code with the new password: %v", err)
+	}
+	if u, err := e.svc.GetUser(context.Background(), kim.ID); err != nil || u.FailedCount != 0 {
+		t.Fatalf("counted: %+v %v", u, err)
+	}
+	// a wrong code with the new password is still refused and counted
+	_, _, _, err = e.svc.AdminLoginOTP(ctx, "kim", "Harbour-Admin-Pass-2", "", "000000")
+	if err == nil {
+		t.Fatal("a wrong code signed in")
+	}
+}
