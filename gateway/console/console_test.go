@@ -42,6 +42,8 @@ type fakeAdmin struct {
 	// pwChanged is the person's password change time (ms), moved by
 	// ResetPassword.
 	pwChanged int64
+	// logoutErr is AdminLogout's answer (nil: the token is revoked).
+	logoutErr error
 	// nested are the calls made as part of a page's call (grpcx.PartOf):
 	// they leave no access record of their own.
 	nested []string
@@ -97,6 +99,10 @@ func (f *fakeAdmin) AdminLogout(ctx context.Context, _ *identityv1.AdminLogoutRe
 		return nil, err
 	}
 	f.mu.Lock()
+	if f.logoutErr != nil {
+		f.mu.Unlock()
+		return nil, f.logoutErr
+	}
 	f.revoked = true
 	f.mu.Unlock()
 	return &identityv1.AdminLogoutResponse{}, nil
@@ -614,5 +620,22 @@ func TestSecondaryCallsArePartOfThePage(t *testing.T) {
 	}
 	if !slices.Contains(f.nested, "GetUser") {
 		t.Fatalf("the person shown after the refusal was read as a call of its own: %v (calls %v)", f.nested, f.calls)
+	}
+}
+
+// A sign-out whose revocation the server did not confirm clears the
+// cookie all the same and says that the token may still be valid, never
+// "signed out" (review sec28a I1).
+func TestSignOutUnconfirmed(t *testing.T) {
+	f := &fakeAdmin{logoutErr: status.Error(codes.Unavailable, "identity down")}
+	b := newConsole(t, f)
+	page := b.signIn()
+	res, _ := b.do("POST", "/console/logout", url.Values{"csrf": {formToken(t, page)}}, nil)
+	if res.StatusCode != http.StatusSeeOther || !strings.Contains(res.Header.Get("Location"), "why=outUnconfirmed") {
+		t.Fatalf("sign-out: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	_, p := b.do("GET", "/console/login?why=outUnconfirmed", nil, nil)
+	if !strings.Contains(p, "stays valid until its time limit") || strings.Contains(p, "You have signed out.") {
+		t.Fatalf("page:\n%s", p)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -51,6 +53,8 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 		d.Error = d.T("cookies")
 	case "out":
 		d.Done = d.T("signedOut")
+	case "outUnconfirmed":
+		d.Error = d.T("signedOutUnconfirmed")
 	}
 	d.Page = loginForm{}
 	h.render(w, r, http.StatusOK, "login", d)
@@ -127,7 +131,14 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx, cancel := h.ctx(r, s)
 	defer cancel()
 	// An expired token is signed out already; the cookie goes either way.
-	_, _ = h.o.Admin.AdminLogout(ctx, &identityv1.AdminLogoutRequest{})
+	_, err := h.o.Admin.AdminLogout(ctx, &identityv1.AdminLogoutRequest{})
 	h.clearSession(w, r)
+	if err != nil && status.Code(err) != codes.Unauthenticated {
+		// the token may still be valid until its idle limit: say so
+		// (review sec28a I1)
+		h.o.Log.Warn("console sign-out: the token was not revoked", zap.Error(err))
+		h.toLogin(w, r, "outUnconfirmed")
+		return
+	}
 	h.toLogin(w, r, "out")
 }
