@@ -60,6 +60,7 @@ if [[ ! -f $SCHEMAS/.done || $(cat "$SCHEMAS/.done") != "$gen_sum" ]]; then
 	pzip=$(modzip "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
 	rm -rf "$SCHEMAS"
 	(cd tools && go run ./k8s-schemas -zip "$kzip" -out "$SCHEMAS" \
-		-crd "$pzip=jsonnet/prometheus-operator/servicemonitors-crd.json")
+		-crd "$pzip=jsonnet/prometheus-operator/servicemonitors-crd.json" \
+		-crd "$pzip=jsonnet/prometheus-operator/prometheusrules-crd.json")
 	echo "$gen_sum" >"$SCHEMAS/.done"
 fi

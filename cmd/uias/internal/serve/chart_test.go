@@ -961,3 +961,87 @@ func TestChartPeopleCA(t *testing.T) {
 		}
 	}
 }
+
+// TestChartAlertsNameRealMetrics: the PrometheusRule the chart renders
+// (metrics.prometheusRule) alerts on metrics UIAS defines: every metric
+// name in its expressions (a histogram's _bucket series by its name) is
+// registered somewhere in the code, so a renamed metric cannot leave an
+// alert that never fires; the rule carries the operator's extra rules and
+// thresholds; without metrics.prometheusRule.enabled there is none.
+func TestChartAlertsNameRealMetrics(t *testing.T) {
+	helm := helmBin(t)
+	docs, err := render(t, helm, valueSets(t)["full"]...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rule map[string]any
+	for _, d := range docs {
+		if d["kind"] == "PrometheusRule" {
+			rule = d
+		}
+	}
+	if rule == nil {
+		t.Fatal("no PrometheusRule with metrics.prometheusRule.enabled")
+	}
+	var exprs []string
+	alerts := map[string]bool{}
+	for _, g := range list(get(rule, "spec", "groups")) {
+		for _, r := range list(get(g, "rules")) {
+			exprs = append(exprs, str(get(r, "expr")))
+			alerts[str(get(r, "alert"))] = true
+		}
+	}
+	for _, a := range []string{"UIASComponentDown", "UIASServerErrors", "UIASSlowCalls", "UIASAuditWitnessProblem", "UIASLoginFailuresHigh"} {
+		if !alerts[a] {
+			t.Errorf("alert %s missing: %v", a, alerts)
+		}
+	}
+	if !strings.Contains(strings.Join(exprs, "\n"), "> 0.02") {
+		t.Errorf("metrics.prometheusRule.errorRatio not applied:\n%s", strings.Join(exprs, "\n"))
+	}
+	var src strings.Builder
+	root := repoRoot(t)
+	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".bin" || d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "gen") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			src.Write(b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := src.String()
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\b(uias_[a-z0-9_]+|grpc_server_[a-z_]+)\b`).FindAllString(strings.Join(exprs, "\n"), -1) {
+		name := strings.TrimSuffix(m, "_bucket")
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if !strings.Contains(code, `"`+name+`"`) {
+			t.Errorf("the alerts use %s, which no code registers", m)
+		}
+	}
+	if len(seen) < 8 {
+		t.Errorf("only %d metrics found in the alerts: %v", len(seen), seen)
+	}
+	minimal, err := render(t, helm, valueSets(t)["minimal"]...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range minimal {
+		if d["kind"] == "PrometheusRule" {
+			t.Fatal("a PrometheusRule without metrics.prometheusRule.enabled")
+		}
+	}
+}
