@@ -31,6 +31,8 @@ func init() {
 			Doc: "The App_Secret presented is right but has expired (its application's secret lifetime, JR/T 0185-2020 7.3.4); an administrator issues a new one (uias ctl app rotate-secret). Only a caller who presented the right secret, and whom the application's status, certificate and IP allow-list admit, is told."},
 		apierr.Reason{Name: "APP_SUSPENDED", Code: apierr.PermissionDenied,
 			Doc: "The calling application is suspended."},
+		apierr.Reason{Name: ReasonAllowListRequired, Code: apierr.PermissionDenied,
+			Doc: "The application has no IP allow-list, and this deployment requires one of every application (`identity.policy.require_ip_allow_list`): an administrator sets one; nothing else was checked after the secret, address and certificate."},
 		apierr.Reason{Name: "IP_NOT_ALLOWED", Code: apierr.PermissionDenied,
 			Doc: "The caller's address is not in the application's IP allow-list."},
 		apierr.Reason{Name: "CLIENT_CERT_REQUIRED", Code: apierr.Unauthenticated,
@@ -71,8 +73,12 @@ var (
 	ErrBadAppCredentials = apierr.New(apierr.Unauthenticated, "BAD_APP_CREDENTIALS", "invalid application credentials")
 	ErrAppSuspended      = apierr.New(apierr.PermissionDenied, "APP_SUSPENDED", "application is suspended")
 	ErrIPNotAllowed      = apierr.New(apierr.PermissionDenied, "IP_NOT_ALLOWED", "calls from this address are not allowed for this application")
-	ErrClientCert        = apierr.New(apierr.Unauthenticated, "CLIENT_CERT_REQUIRED", "this application must call over TLS with its registered client certificate")
-	ErrRateLimited       = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later")
+	// ErrAllowListRequired refuses an application without an IP
+	// allow-list where the deployment requires one.
+	ErrAllowListRequired = apierr.New(apierr.PermissionDenied, ReasonAllowListRequired,
+		"this application has no IP allow-list, which this deployment requires: an administrator sets one (uias ctl app update APP_ID --ip-allow-list LIST)")
+	ErrClientCert  = apierr.New(apierr.Unauthenticated, "CLIENT_CERT_REQUIRED", "this application must call over TLS with its registered client certificate")
+	ErrRateLimited = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later")
 )
 
 // ErrUnknownApp is what an AppSource returns (wrapped or bare) when no
@@ -174,6 +180,9 @@ func (a *App) matchSecret(secret string, now time.Time) (current, previous, repl
 	return false, now.Before(a.PrevSecretExpires), !now.Before(a.PrevSecretExpires)
 }
 
+// ReasonAllowListRequired: ErrAllowListRequired's reason.
+const ReasonAllowListRequired = "IP_ALLOW_LIST_REQUIRED"
+
 // AllowsIP reports whether the allow-list admits ip (see IPAllowed).
 func (a *App) AllowsIP(ip netip.Addr) bool { return IPAllowed(a.IPAllowList, ip) }
 
@@ -212,6 +221,11 @@ type AuthOptions struct {
 	// Share is the number of instances sharing the applications' rate
 	// and concurrency limits (nil: this one alone; flow.go).
 	Share Share
+	// RequireAllowList refuses the calls of an application without an IP
+	// allow-list (ErrAllowListRequired; identity.policy.require_ip_allow_list:
+	// the fingerprint server design's interface security is the address
+	// check).
+	RequireAllowList bool
 }
 
 // AppAuthenticator authenticates application callers. Its rate limits
@@ -224,7 +238,9 @@ type AppAuthenticator struct {
 	denied  func(ctx context.Context, appID string, err *apierr.Error, start time.Time)
 	nonces  NonceStore
 	share   Share
-	flows   *Concurrency
+	// requireAllowList: AuthOptions.RequireAllowList.
+	requireAllowList bool
+	flows            *Concurrency
 }
 
 // NewAppAuthenticator returns an authenticator over o.Apps.
@@ -242,7 +258,8 @@ func NewAppAuthenticator(o AuthOptions) (*AppAuthenticator, error) {
 		o.Nonces = NewMemoryNonces(o.Now)
 	}
 	return &AppAuthenticator{apps: o.Apps, cache: cache.NewTTL[*App](o.CacheTTL, o.CacheMax),
-		limiter: NewRateLimiter(), now: o.Now, denied: o.Denied, nonces: o.Nonces, share: o.Share, flows: NewConcurrency()}, nil
+		limiter: NewRateLimiter(), now: o.Now, denied: o.Denied, nonces: o.Nonces, share: o.Share, flows: NewConcurrency(),
+		requireAllowList: o.RequireAllowList}, nil
 }
 
 // Authenticate checks an application caller: App_ID + App_Secret, status,
@@ -313,6 +330,9 @@ func (a *AppAuthenticator) authenticate(ctx context.Context, appID, secret strin
 	}
 	if !app.AllowsIP(ip) {
 		return nil, "", a.refuse(ctx, appID, ErrIPNotAllowed, start)
+	}
+	if a.requireAllowList && len(app.IPAllowList) == 0 {
+		return nil, "", a.refuse(ctx, appID, ErrAllowListRequired, start)
 	}
 	if expired != nil {
 		return nil, "", a.refuse(ctx, appID, expired, start)

@@ -460,3 +460,36 @@ func TestNewAppAuthenticatorNeedsASource(t *testing.T) {
 		t.Fatalf("error = %v, want ErrBadAppCredentials", err)
 	}
 }
+
+// With RequireAllowList (identity.policy.require_ip_allow_list), an
+// application without an IP allow-list is refused IP_ALLOW_LIST_REQUIRED
+// once its secret and address were checked (a wrong secret is still the
+// usual refusal: nothing is learnt without it); with one it is served;
+// without the option an empty list admits any address.
+func TestRequireAllowList(t *testing.T) {
+	ctx := context.Background()
+	ip := netip.MustParseAddr("192.0.2.10")
+	open, listed := activeApp("open"), activeApp("listed")
+	listed.IPAllowList = []string{"192.0.2.0/24"}
+	r := newRig(t, open, listed)
+	strict, err := caller.NewAppAuthenticator(caller.AuthOptions{Apps: r.src, Now: r.clk.now, RequireAllowList: true,
+		Denied: func(_ context.Context, appID string, err *apierr.Error, _ time.Time) {
+			r.refused = append(r.refused, refusal{appID, err.Reason})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = strict.Authenticate(ctx, "open", secret, ip)
+	r.wantRefused(t, err, caller.ReasonAllowListRequired, codes.PermissionDenied, "")
+	if msg := status.Convert(apierr.ToStatus(err)).Message(); !strings.Contains(msg, "--ip-allow-list") {
+		t.Fatalf("message %q", msg)
+	}
+	_, err = strict.Authenticate(ctx, "open", "wrong-secret", ip)
+	r.wantRefused(t, err, "BAD_APP_CREDENTIALS", codes.Unauthenticated, "")
+	if _, err := strict.Authenticate(ctx, "listed", secret, ip); err != nil {
+		t.Fatalf("an application with a list: %v", err)
+	}
+	if _, err := r.auth.Authenticate(ctx, "open", secret, ip); err != nil {
+		t.Fatalf("without the option: %v", err)
+	}
+}

@@ -1364,6 +1364,16 @@ func checkMaxConcurrent(n int) error {
 	return nil
 }
 
+// requiredAllowList refuses an empty IP allow-list where every application
+// must have one (identity.policy.require_ip_allow_list).
+func (s *Service) requiredAllowList(list []string) error {
+	if s.cfg.Policy.RequireIPAllowList && len(list) == 0 {
+		return badField("ip_allow_list", "every application needs an IP allow-list here (identity.policy.require_ip_allow_list): "+
+			"name the addresses or networks it calls from, e.g. 10.1.0.0/16")
+	}
+	return nil
+}
+
 // CreateApp registers an application and returns its secret (shown once).
 func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error) {
 	start := s.now()
@@ -1371,6 +1381,9 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	// local systems too): the application is homed where it is created,
 	// and its replicas elsewhere refuse writes (ownApp).
 	if err := checkApp(n.Name, n.IPAllowList, n.RateLimit, n.RateBurst); err != nil {
+		return nil, "", err
+	}
+	if err := s.requiredAllowList(n.IPAllowList); err != nil {
 		return nil, "", err
 	}
 	if err := checkMaxConcurrent(n.MaxConcurrent); err != nil {
@@ -1570,6 +1583,11 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	}
 	if err := checkApp(a.Name, a.IPAllowList, a.RateLimit, a.RateBurst); err != nil {
 		return nil, err
+	}
+	if slices.Contains(up.Mask, "ip_allow_list") {
+		if err := s.requiredAllowList(a.IPAllowList); err != nil {
+			return nil, err
+		}
 	}
 	if a.RequireSignatures && len(a.SigningKeys) == 0 && slices.Contains(up.Mask, "signing_keys") && !slices.Contains(up.Mask, "require_signed_requests") {
 		return nil, apierr.New(apierr.FailedPrecondition, signingKeyRequired,

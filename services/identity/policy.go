@@ -43,6 +43,13 @@ type Policy struct {
 	// 22239-2019 level 3, 8.1.4.1 d). Default false: an app is asked for
 	// only of those who have one.
 	AdminRequiresOTP bool
+	// RequireIPAllowList: every application has an IP allow-list — one
+	// without is not created or left so (ip_allow_list is BAD_FIELD), and
+	// its calls are refused IP_ALLOW_LIST_REQUIRED
+	// (identity.policy.require_ip_allow_list; the fingerprint server
+	// design 3.4.2: the interface's security is the address check).
+	// Default false: an empty list admits any address.
+	RequireIPAllowList bool
 	// CertIdentityCheck: a people's certificate is bound only from the
 	// certificate itself, and only when its subject carries the person's
 	// display name and ID number (identity.policy.cert_identity_check;

@@ -482,3 +482,40 @@ func TestSecretExpiryCountsFollowRotation(t *testing.T) {
 		t.Fatalf("%d secret warnings, want the start's one only", warnings)
 	}
 }
+
+// With identity.policy.require_ip_allow_list every application has an IP
+// allow-list: one is not created or updated without (BAD_FIELD naming
+// ip_allow_list), and the calls of one left without (made before the
+// policy) are refused IP_ALLOW_LIST_REQUIRED, audited; with a list it is
+// served (gap2 G25; the fingerprint server design 3.4.2).
+func TestRequireIPAllowList(t *testing.T) {
+	db, clk := testDB(t), newTestClock()
+	open := testService(t, identity.Deps{Store: sqlstore.New(db), Now: clk.now, Sleep: clk.sleep})
+	old, oldSecret, err := open.CreateApp(context.Background(), identity.NewApp{Type: "OA", Code: "old", Name: "Old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &secretWorld{svc: testService(t, identity.Deps{Store: sqlstore.New(db), Now: clk.now, Sleep: clk.sleep,
+		Config: identity.Config{Policy: identity.Policy{RequireIPAllowList: true}}}), clk: clk, db: db}
+	_, _, err = w.svc.CreateApp(context.Background(), identity.NewApp{Type: "OA", Code: "new", Name: "New"})
+	wantBadField(t, err, "ip_allow_list")
+	a, secret, err := w.svc.CreateApp(context.Background(), identity.NewApp{Type: "OA", Code: "new", Name: "New", IPAllowList: []string{"192.0.2.0/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.call(a.ID, secret); err != nil {
+		t.Fatalf("an application with a list: %v", err)
+	}
+	_, err = w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"ip_allow_list"}})
+	wantBadField(t, err, "ip_allow_list")
+	err = w.call(old.ID, oldSecret)
+	if reasonOf(err) != caller.ReasonAllowListRequired {
+		t.Fatalf("an application without a list: %v", err)
+	}
+	if got := w.deniedReasons(t); len(got) == 0 || got[len(got)-1] != caller.ReasonAllowListRequired {
+		t.Fatalf("refusal not audited: %v", got)
+	}
+	if _, err := w.svc.UpdateApp(context.Background(), old.ID, identity.AppUpdate{Mask: []string{"name"}, Name: "Old app"}); err != nil {
+		t.Fatalf("an update that leaves the list alone: %v", err)
+	}
+}

@@ -291,7 +291,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s.auditor = audit.NewBuilder("identity", s.now)
 	appAuth, err := caller.NewAppAuthenticator(caller.AuthOptions{Apps: appSource{s}, CacheTTL: c.AppCacheTTL,
-		Now: s.now, Denied: s.callerDenied, Nonces: d.Nonces, Share: d.Share})
+		Now: s.now, Denied: s.callerDenied, Nonces: d.Nonces, Share: d.Share, RequireAllowList: c.Policy.RequireIPAllowList})
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,11 @@ type PolicyDefaults struct {
 	// up on their profile page (/cas/profile/totp). False (the default):
 	// only administrators who have an app are asked for its code.
 	AdminRequiresOTP bool `yaml:"admin_requires_otp"`
+	// RequireIPAllowList: every application must have an IP allow-list
+	// (one without is refused at create/update, and its calls are refused
+	// IP_ALLOW_LIST_REQUIRED). False (the default): an empty list admits
+	// any address.
+	RequireIPAllowList bool `yaml:"require_ip_allow_list"`
 	// CertIdentityCheck: a people's certificate is bound only from the
 	// certificate, and only when its subject carries the person's display
 	// name and ID number. False (the default): bindings by thumbprint, and
@@ -315,6 +320,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Bool(&c.Policy.SelfServiceDisplayName, "UIAS_POLICY_SELF_SERVICE_DISPLAY_NAME", "", "")
 	b.Bool(&c.Policy.AuthenticateRequiresOTP, "UIAS_POLICY_AUTHENTICATE_REQUIRES_OTP", "", "")
 	b.Bool(&c.Policy.AdminRequiresOTP, "UIAS_POLICY_ADMIN_REQUIRES_OTP", "", "")
+	b.Bool(&c.Policy.RequireIPAllowList, "UIAS_POLICY_REQUIRE_IP_ALLOW_LIST", "", "")
 	b.Bool(&c.Policy.CertIdentityCheck, "UIAS_POLICY_CERT_IDENTITY_CHECK", "", "")
 	b.Int(&c.Policy.MinAuthLevel, "UIAS_POLICY_MIN_AUTH_LEVEL", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
