@@ -3,18 +3,27 @@ package cas
 // Sign-in across centres (ADR 0030; ticket/peer.go holds the assertions):
 //
 //  1. The login page of a browser without a session offers each configured
-//     peer that answers its probe: "signed in at <peer>? continue"
-//     (/cas/peer/start?peer=...&service=...).
-//  2. peer/start binds the browser to a random nonce (cookie uias_peer) and
-//     sends it to the peer's /cas/peer/assert with the nonce, this centre's
-//     name (audience) and the login request (state).
+//     peer that answers its probe: "signed in at <peer>? continue", a
+//     button posting the page's CSRF token to
+//     /cas/peer/start?peer=...&service=... (the hop starts only from the
+//     person's own click on this centre's page: never forced cross-site).
+//  2. peer/start binds the browser to a random nonce (cookie uias_peer,
+//     HttpOnly, Secure under TLS, SameSite=Lax so that the top-level return
+//     from the peer carries it) and sends the browser to the peer's
+//     /cas/peer/assert with the nonce's hash (ticket.PeerNonceHash), this
+//     centre's name (audience) and the login request (state).
 //  3. peer/assert at the peer: with a live session there, the ticket
-//     component signs an assertion for the audience, bound to the nonce,
+//     component signs an assertion for the audience, bound to the hash,
 //     and the browser goes to the audience's configured URL
 //     /cas/peer/accept (nowhere else: no open redirect); without one, back
-//     there with error=login_required.
-//  4. peer/accept here: the ticket component verifies the assertion (the
-//     peer's configured key, audience, expiry, nonce) and uses it up;
+//     there with error=login_required. The peer cannot know who handed it
+//     the hash; an assertion for a hash the visitor chose is of use only in
+//     a browser holding the matching cookie, which only this centre's page
+//     sets and no one can read.
+//  4. peer/accept here: without the cookie, refused (never compared with a
+//     stand-in value); the cookie is cleared (single use); the ticket
+//     component verifies the assertion (the peer's configured key,
+//     audience, expiry, nonce) and uses it up;
 //     identity checks the person (held here, active, not locked, level);
 //     a session of this centre is opened at the peer's level and method,
 //     and the login request goes on (a service ticket, an OIDC code).
@@ -148,11 +157,23 @@ func (h *Handler) peerPing(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// peerStart is GET /cas/peer/start: off to the peer, the browser bound to a
-// new nonce.
+// peerStart is POST /cas/peer/start (the login page's button, with its
+// CSRF token): off to the peer, the browser bound to a new nonce.
 func (h *Handler) peerStart(w http.ResponseWriter, r *http.Request) {
 	t := h.texts(r)
 	q := r.URL.Query()
+	if !h.csrfOK(r) {
+		// Not this centre's page in this browser (a link or form of
+		// another site): no hop, the login page instead.
+		h.o.Log.Info("CAS peer sign-in not started from this centre's page", zap.String("reason", ticket.ReasonPeerInvalid))
+		p := paramsOf(q)
+		rs, ok := h.match(w, r, p.service)
+		if !ok {
+			return
+		}
+		h.loginPage(w, r, http.StatusForbidden, p, rs, t.CSRF, "")
+		return
+	}
 	pr, ok := h.peer(q.Get("peer"))
 	if !ok || h.o.Centre == "" {
 		h.o.Log.Info("CAS peer sign-in: not a configured peer", zap.String("reason", ticket.ReasonPeerUnknown))
@@ -176,7 +197,8 @@ func (h *Handler) peerStart(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: peerCookie, Value: nonce, Path: h.o.Prefix, MaxAge: 600, HttpOnly: true,
 		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteLaxMode})
 	to := strings.TrimSuffix(pr.URL, "/") + "/cas/peer/assert?" +
-		url.Values{"audience": {h.o.Centre}, "nonce": {nonce}, "state": {state.Encode()}}.Encode()
+		url.Values{"audience": {h.o.Centre}, "nonce": {ticket.PeerNonceHash(nonce)}, "state": {state.Encode()}}.Encode()
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
@@ -194,6 +216,7 @@ func (h *Handler) peerAssert(w http.ResponseWriter, r *http.Request) {
 		h.message(w, r, http.StatusBadRequest, true, t.ErrorHead, t.PeerUnknown, "", "")
 		return
 	}
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	back := func(v url.Values) {
 		v.Set("peer", h.o.Centre)
 		v.Set("state", state)
@@ -229,6 +252,7 @@ func (h *Handler) peerAssert(w http.ResponseWriter, r *http.Request) {
 // refusal) for the login request of state.
 func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	t := h.texts(r)
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	q := r.URL.Query()
 	sv, err := url.ParseQuery(q.Get("state"))
 	if err != nil || len(q.Get("state")) > maxPeerState {
@@ -262,9 +286,16 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if nonce == "" {
 		// Not started in this browser (or its cookie gone): whatever the
-		// assertion, it is not this browser's.
+		// assertion, it is not this browser's. Refused here, never
+		// compared with a stand-in value; the ticket component is still
+		// asked with no nonce so that it audits the refusal (with the
+		// claimed peer and person) and uses the assertion up.
 		h.o.Log.Info("CAS peer sign-in without this browser's nonce refused", zap.String("reason", ticket.ReasonPeerInvalid))
-		nonce = "none"
+		if _, err := h.o.Tickets.RedeemPeerAssertion(ctx, &ticketv1.RedeemPeerAssertionRequest{Assertion: q.Get("assertion")}); err == nil {
+			h.o.Log.Error("CAS peer sign-in: the ticket component accepted an assertion without a nonce; refused")
+		}
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.PeerInvalid, "")
+		return
 	}
 	as, err := h.o.Tickets.RedeemPeerAssertion(ctx, &ticketv1.RedeemPeerAssertionRequest{Assertion: q.Get("assertion"), Nonce: nonce})
 	if err != nil {

@@ -119,8 +119,14 @@ func TestPeerPages(t *testing.T) {
 		t.Fatal("a peer offered for renew")
 	}
 
-	// start: the browser bound to a nonce, off to the peer's assert.
-	res := peerCall(h, http.MethodGet, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), nil)
+	// start: the page's button (a POST with its CSRF token); the browser
+	// bound to a nonce, off to the peer's assert with the nonce's hash.
+	csrf := &http.Cookie{Name: csrfCookie, Value: "0123456789abcdef0123456789abcdef-csrf"}
+	form := url.Values{"csrf": {csrf.Value}}
+	if !strings.Contains(body, `<form method="post" action="/cas/peer/start?`) || !strings.Contains(body, `name="csrf"`) {
+		t.Fatalf("the peer link is not a form with the CSRF token:\n%s", body)
+	}
+	res := peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), form, csrf)
 	loc, _ := url.Parse(res.Header.Get("Location"))
 	var nonce string
 	for _, c := range res.Cookies() {
@@ -129,27 +135,43 @@ func TestPeerPages(t *testing.T) {
 		}
 	}
 	if res.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/cas/peer/assert" || loc.Query().Get("audience") != "l2a" ||
-		loc.Query().Get("nonce") != nonce || len(nonce) != 32 || !strings.Contains(loc.Query().Get("state"), url.QueryEscape(svc)) {
+		loc.Query().Get("nonce") != ticket.PeerNonceHash(nonce) || len(nonce) != 32 || !strings.Contains(loc.Query().Get("state"), url.QueryEscape(svc)) {
 		t.Fatalf("start: %d to %v, nonce %q", res.StatusCode, loc, nonce)
 	}
-	if res := peerCall(h, http.MethodGet, "/cas/peer/start?peer=evil&service="+url.QueryEscape(svc), nil); res.StatusCode != http.StatusBadRequest ||
+	// (sec28b H1) never started by a link or another site's form: a GET,
+	// a POST without the page's token or with another one.
+	for name, res := range map[string]*http.Response{
+		"GET":        peerCall(h, http.MethodGet, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), nil),
+		"no token":   peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), url.Values{}),
+		"no cookie":  peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), form),
+		"wrong form": peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), url.Values{"csrf": {"x" + csrf.Value}}, csrf),
+	} {
+		set := false
+		for _, c := range res.Cookies() {
+			set = set || c.Name == peerCookie
+		}
+		if res.StatusCode < 400 || res.Header.Get("Location") != "" || set {
+			t.Errorf("start (%s): %d to %q, nonce cookie set %v", name, res.StatusCode, res.Header.Get("Location"), set)
+		}
+	}
+	if res := peerCall(h, http.MethodPost, "/cas/peer/start?peer=evil&service="+url.QueryEscape(svc), form, csrf); res.StatusCode != http.StatusBadRequest ||
 		res.Header.Get("Location") != "" {
 		t.Fatalf("start for a stranger: %d to %q", res.StatusCode, res.Header.Get("Location"))
 	}
 
 	// assert: to the audience's configured page only.
-	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil)
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+ticket.PeerNonceHash(nonce)+"&state=x", nil)
 	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, ping.URL+"/cas/peer/accept?") ||
 		!strings.Contains(loc, "error=login_required") {
 		t.Fatalf("assert without a session: %d to %q", res.StatusCode, loc)
 	}
 	tgc := &http.Cookie{Name: TGCCookie, Value: "TGT-9-l2a"}
-	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil, tgc)
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+ticket.PeerNonceHash(nonce)+"&state=x", nil, tgc)
 	if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "https://l1.example/cas/peer/accept?") || !strings.Contains(loc, "assertion=a.b.c") {
 		t.Fatalf("assert: %d to %q", res.StatusCode, loc)
 	}
 	tk.issueErr = unavailable()
-	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil, tgc)
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+ticket.PeerNonceHash(nonce)+"&state=x", nil, tgc)
 	if loc := res.Header.Get("Location"); !strings.Contains(loc, "error=temporarily_unavailable") {
 		t.Fatalf("assert with the store down: %d to %q", res.StatusCode, loc)
 	}
@@ -237,5 +259,43 @@ func TestPeerAcceptKeepsStrongerSession(t *testing.T) {
 		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example"}}})
 	if res := peerCall(h, http.MethodGet, accept, nil, cookies...); res.StatusCode != http.StatusFound || weak.created.GetReplaceTgt() != "TGT-7-l2a" {
 		t.Fatalf("a lower session met a hop: %d, created %+v", res.StatusCode, weak.created)
+	}
+}
+
+// redeemTickets records the nonce the ticket component was asked with and
+// answers success whatever it is (as a faulty or older component might).
+type redeemTickets struct {
+	*peerTickets
+	asked  bool
+	nonces []string
+}
+
+func (z *redeemTickets) RedeemPeerAssertion(ctx context.Context, r *ticketv1.RedeemPeerAssertionRequest, o ...grpc.CallOption) (*ticketv1.RedeemPeerAssertionResponse, error) {
+	z.asked = true
+	z.nonces = append(z.nonces, r.GetNonce())
+	return z.peerTickets.RedeemPeerAssertion(ctx, r, o...)
+}
+
+// TestPeerAcceptWithoutCookie (sec28b H1): a browser without the nonce
+// cookie (login CSRF: the attacker's own assertion sent to a victim) is
+// refused by the page itself, never redeemed with a stand-in nonce, and
+// no session opens; the ticket component is asked with no nonce only so
+// that it audits the refusal and uses the assertion up.
+func TestPeerAcceptWithoutCookie(t *testing.T) {
+	tk := &redeemTickets{peerTickets: &peerTickets{}}
+	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "http://127.0.0.1:1"}}})
+	state := url.Values{"service": {"https://app.example/x"}}.Encode()
+	res := peerCall(h, http.MethodGet, "/cas/peer/accept?"+url.Values{"peer": {"l1"}, "assertion": {"attacker.assertion.sig"},
+		"state": {state}}.Encode(), nil)
+	if body := bodyOf(res); res.StatusCode != http.StatusUnauthorized || res.Header.Get("Location") != "" || tk.created != nil ||
+		!strings.Contains(body, "could not be verified") {
+		t.Fatalf("accept without the nonce cookie: %d to %q, session %+v\n%s", res.StatusCode, res.Header.Get("Location"), tk.created, body)
+	}
+	if !tk.asked || len(tk.nonces) != 1 || tk.nonces[0] != "" {
+		t.Fatalf("ticket component asked with nonces %q", tk.nonces)
+	}
+	if res.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("Referrer-Policy %q", res.Header.Get("Referrer-Policy"))
 	}
 }
