@@ -34,8 +34,11 @@ const (
 	ReasonPeerExpired       = "PEER_ASSERTION_EXPIRED"
 	ReasonPeerReplayed      = "PEER_ASSERTION_REPLAYED"
 	ReasonPeerWrongAudience = "PEER_ASSERTION_AUDIENCE"
-	peerAssertionType       = "uias-peer+jwt"
-	peerLogoutType          = "uias-peer-logout+jwt"
+	// ReasonPeerNonceInvalid: /cas/peer/assert was handed something other
+	// than the hash of a browser's nonce (sec28b H1).
+	ReasonPeerNonceInvalid = "PEER_NONCE_INVALID"
+	peerAssertionType      = "uias-peer+jwt"
+	peerLogoutType         = "uias-peer-logout+jwt"
 	// ReasonPeerLogout is the session.end reason of a session a peer's
 	// logout token ended.
 	ReasonPeerLogout         = "PEER_LOGOUT"
@@ -52,7 +55,7 @@ var (
 	errPeerExpired   = apierr.New(apierr.Unauthenticated, ReasonPeerExpired, "the other centre's sign-in has expired")
 	errPeerReplayed  = apierr.New(apierr.Unauthenticated, ReasonPeerReplayed, "the other centre's sign-in was used already")
 	errPeerAudience  = apierr.New(apierr.Unauthenticated, ReasonPeerWrongAudience, "the other centre's sign-in is for another centre")
-	errPeerNonce     = apierr.New(apierr.InvalidArgument, ReasonPeerInvalid, "nonce must be the hash of a browser's nonce (64 lowercase hex)")
+	errPeerNonce     = apierr.New(apierr.InvalidArgument, ReasonPeerNonceInvalid, "nonce must be the hash of a browser's nonce (64 lowercase hex)")
 	errPeerUnknownFn = func(name string) error {
 		return apierr.New(apierr.PermissionDenied, ReasonPeerUnknown, fmt.Sprintf("centre %q is not a configured peer (ticket.peers)", name))
 	}

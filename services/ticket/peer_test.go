@@ -315,7 +315,7 @@ func TestPeerNonceBinding(t *testing.T) {
 	// The peer signs only for a hash of a browser's nonce.
 	for _, n := range []string{"none", "", nonce, strings.ToUpper(nonceHash), nonceHash[:63] + "g"} {
 		_, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", n)
-		if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidArgument || ae.Reason != ticket.ReasonPeerInvalid {
+		if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidArgument || ae.Reason != ticket.ReasonPeerNonceInvalid {
 			t.Errorf("assertion issued for nonce %q: %v", n, err)
 		}
 	}
