@@ -330,6 +330,11 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
 		h.loginPage(w, r, http.StatusForbidden, p, rs, fmt.Sprintf(t.PeerLevel, name), "")
 		return
+	case identityv1.Reason_REASON_PASSWORD_ONLY:
+		// Not the peer's person, or an administrator (identity audited
+		// PEER_NOT_HOME or PEER_ADMINISTRATOR): a password here.
+		h.loginPage(w, r, http.StatusForbidden, p, rs, fmt.Sprintf(t.PeerOwnPassword, name), "")
+		return
 	default:
 		h.loginPage(w, r, http.StatusForbidden, p, rs, t.PeerAccount, "")
 		return

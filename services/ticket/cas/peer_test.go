@@ -201,7 +201,8 @@ func TestPeerPages(t *testing.T) {
 	}
 	tk.redeemErr = nil
 	for reason, want := range map[identityv1.Reason]string{identityv1.Reason_REASON_ACCOUNT_LOCKED: "disabled or locked",
-		identityv1.Reason_REASON_NO_SUCH_USER: "not known here", identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW: "does not reach the level"} {
+		identityv1.Reason_REASON_NO_SUCH_USER: "not known here", identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW: "does not reach the level",
+		identityv1.Reason_REASON_PASSWORD_ONLY: "with its own password, not on Level 1&#39;s word"} {
 		h := New(Options{Tickets: tk, SSO: peerSSO{reason: reason}, Centre: "l2a", Peers: peers})
 		res := peerCall(h, http.MethodGet, accept, nil, nc)
 		if body := bodyOf(res); res.StatusCode != http.StatusForbidden || !strings.Contains(body, want) {
