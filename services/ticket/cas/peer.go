@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -132,7 +133,8 @@ func (h *Handler) peer(name string) (PeerPage, bool) {
 // a login that must be fresh (renew, prompt=login: a peer's session is no
 // fresh login here; prompt=login is renew).
 func (h *Handler) peerLinks(r *http.Request, p loginParams) []peerLink {
-	if len(h.o.Peers) == 0 || p.renew {
+	if len(h.o.Peers) == 0 || p.renew || (p.oidc != nil && p.oidc.maxAge == 0) {
+		// max_age=0 is a fresh login too: no sign-in elsewhere is that new
 		return nil
 	}
 	t := h.texts(r)
@@ -145,6 +147,7 @@ func (h *Handler) peerLinks(r *http.Request, p loginParams) []peerLink {
 		if p.next != "" {
 			q.Set("next", p.next)
 		}
+		withPeerMaxAge(q, p)
 		q.Set("peer", pr.Name)
 		out = append(out, peerLink{Name: pr.Name, Text: fmt.Sprintf(t.PeerLink, pr.display()), Href: h.o.Prefix + "peer/start?" + q.Encode()})
 	}
@@ -181,13 +184,21 @@ func (h *Handler) peerStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := paramsOf(q)
-	if _, ok := h.match(w, r, p.service); !ok {
+	peerMaxAgeOf(q, &p)
+	rs, ok := h.match(w, r, p.service)
+	if !ok {
+		return
+	}
+	if p.renew {
+		// A fresh login was asked for (renew, prompt=login): never a hop.
+		h.loginPage(w, r, http.StatusForbidden, p, rs, fmt.Sprintf(t.PeerNotFresh, pr.display()), "")
 		return
 	}
 	state := p.query()
 	if p.next != "" {
 		state.Set("next", p.next)
 	}
+	withPeerMaxAge(state, p)
 	if p.service == "" && p.oidc == nil {
 		state.Del("service")
 	}
@@ -259,6 +270,7 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 		sv = url.Values{}
 	}
 	p := paramsOf(sv)
+	peerMaxAgeOf(sv, &p)
 	rs, ok := h.match(w, r, p.service)
 	if !ok {
 		return
@@ -284,6 +296,12 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
+	if p.renew {
+		// A state asking for a fresh login (made by hand: the page never
+		// offers a hop for one): no session on a peer's word.
+		h.loginPage(w, r, http.StatusForbidden, p, rs, fmt.Sprintf(t.PeerNotFresh, name), "")
+		return
+	}
 	if nonce == "" {
 		// Not started in this browser (or its cookie gone): whatever the
 		// assertion, it is not this browser's. Refused here, never
@@ -315,6 +333,15 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	}
 	if pp, ok := h.peer(as.GetPeer()); ok {
 		name = pp.display()
+	}
+	if q := p.oidc; q != nil && q.maxAge >= 0 && h.o.Now().Sub(as.GetAuthTime().AsTime()) > time.Duration(q.maxAge)*time.Second {
+		// OIDC max_age: the sign-in at the peer is older than the client
+		// allows; no session here on it, a fresh login here instead (the
+		// assertion is used up).
+		h.o.Log.Info("CAS peer sign-in older than the client's max_age: a login here instead")
+		p.renew = true
+		h.loginPage(w, r, http.StatusOK, p, rs, fmt.Sprintf(t.PeerNotFresh, name), "")
+		return
 	}
 	idLevel := as.GetAuthLevel()
 	if as.GetAuthMethod() == ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE {
@@ -349,6 +376,10 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 		if cur, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: old}); err == nil && cur.GetAuthLevel() >= as.GetAuthLevel() {
 			if rs == nil && p.oidc == nil {
 				h.afterLogin(w, r, p)
+				return
+			}
+			if p.oidc != nil && !h.oidcSessionOK(w, r, p, rs, cur) {
+				// the kept session too must meet max_age
 				return
 			}
 			h.sendToService(w, r, old, p, rs, false)
@@ -412,5 +443,25 @@ func (h *Handler) peerLogout(w http.ResponseWriter, r *http.Request) {
 		h.o.Log.Warn("CAS peer logout: the ticket component did not answer", zap.Error(err))
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+	}
+}
+
+// withPeerMaxAge carries an OpenID Connect request's max_age through the
+// hop (link, state): the login form's oidc field drops it, since a login
+// there is fresh; a sign-in at a peer is not, and its age is checked at
+// peer/accept.
+func withPeerMaxAge(v url.Values, p loginParams) {
+	if p.oidc != nil && p.oidc.maxAge >= 0 {
+		v.Set("max_age", strconv.FormatInt(p.oidc.maxAge, 10))
+	}
+}
+
+// peerMaxAgeOf restores into p the max_age withPeerMaxAge carried in v.
+func peerMaxAgeOf(v url.Values, p *loginParams) {
+	if p.oidc == nil {
+		return
+	}
+	if n, err := strconv.ParseInt(v.Get("max_age"), 10, 64); err == nil && n >= 0 {
+		p.oidc.maxAge = min(n, 100*365*24*3600)
 	}
 }

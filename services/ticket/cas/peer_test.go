@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -298,5 +300,98 @@ func TestPeerAcceptWithoutCookie(t *testing.T) {
 	}
 	if res.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("Referrer-Policy %q", res.Header.Get("Referrer-Policy"))
+	}
+}
+
+// codeTickets is peerTickets whose assertions name a sign-in at authAt and
+// which count the authorization codes issued.
+type codeTickets struct {
+	*peerTickets
+	authAt time.Time
+	codes  int
+}
+
+func (z *codeTickets) RedeemPeerAssertion(ctx context.Context, r *ticketv1.RedeemPeerAssertionRequest, o ...grpc.CallOption) (*ticketv1.RedeemPeerAssertionResponse, error) {
+	res, err := z.peerTickets.RedeemPeerAssertion(ctx, r, o...)
+	if err == nil {
+		res.AuthTime = timestamppb.New(z.authAt)
+	}
+	return res, err
+}
+
+func (z *codeTickets) IssueAuthorizationCode(context.Context, *ticketv1.IssueAuthorizationCodeRequest, ...grpc.CallOption) (*ticketv1.IssueAuthorizationCodeResponse, error) {
+	z.codes++
+	return &ticketv1.IssueAuthorizationCodeResponse{Code: "OC-1"}, nil
+}
+
+// TestPeerHopKeepsMaxAge (sec28b M2): an OpenID Connect request's max_age
+// travels through the hop (link, state) and is checked at accept against
+// the time of the sign-in at the peer: too old, no session and no code,
+// the login form for a fresh login; recent enough, a code. max_age=0 and
+// renew (prompt=login) are never offered a hop, and a hop made by hand for
+// one is refused at start and at accept.
+func TestPeerHopKeepsMaxAge(t *testing.T) {
+	ping := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer ping.Close()
+	tk := &codeTickets{peerTickets: &peerTickets{}}
+	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: ping.URL}}})
+	oidcReq := func(maxAge string) loginParams {
+		v := url.Values{"client_id": {"c1"}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"}, "scope": {"openid"}}
+		if maxAge != "" {
+			v.Set("max_age", maxAge)
+		}
+		q, bad := parseOIDC(v, false)
+		if bad != nil {
+			t.Fatal(bad)
+		}
+		return loginParams{oidc: q, service: q.redirectURI}
+	}
+	login := httptest.NewRequest(http.MethodGet, "/cas/login", nil)
+	if links := h.peerLinks(login, oidcReq("0")); len(links) != 0 {
+		t.Fatalf("a hop offered for max_age=0: %v", links)
+	}
+	links := h.peerLinks(login, oidcReq("300"))
+	if len(links) != 1 {
+		t.Fatal("no hop offered for max_age=300")
+	}
+	start, _ := url.Parse(links[0].Href)
+	if start.Query().Get("max_age") != "300" {
+		t.Fatalf("the link loses max_age: %s", links[0].Href)
+	}
+	csrf := &http.Cookie{Name: csrfCookie, Value: "0123456789abcdef0123456789abcdef-csrf"}
+	res := peerCall(h, http.MethodPost, "/cas/peer/start?"+start.RawQuery, url.Values{"csrf": {csrf.Value}}, csrf)
+	loc, _ := url.Parse(res.Header.Get("Location"))
+	state := loc.Query().Get("state")
+	if sv, _ := url.ParseQuery(state); sv.Get("max_age") != "300" {
+		t.Fatalf("the state loses max_age: %q", state)
+	}
+	nc := &http.Cookie{Name: peerCookie, Value: "0123456789abcdef0123456789abcdef"}
+	accept := "/cas/peer/accept?" + url.Values{"peer": {"l1"}, "assertion": {"a.b.c"}, "state": {state}}.Encode()
+
+	// signed in at the peer an hour ago: too old for max_age=300
+	tk.authAt = time.Now().Add(-time.Hour)
+	res = peerCall(h, http.MethodGet, accept, nil, nc)
+	if body := bodyOf(res); tk.codes != 0 || tk.created != nil || res.StatusCode != http.StatusOK || !strings.Contains(body, "fresh or recent sign-in") ||
+		!strings.Contains(body, `name="renew" value="true"`) {
+		t.Fatalf("an old sign-in for max_age=300: %d to %q, codes %d, session %+v\n%s", res.StatusCode, res.Header.Get("Location"), tk.codes, tk.created, body)
+	}
+	// a minute ago: a code
+	tk.authAt = time.Now().Add(-time.Minute)
+	if res = peerCall(h, http.MethodGet, accept, nil, nc); tk.codes != 1 || !strings.HasPrefix(res.Header.Get("Location"), "https://app.example/cb?code=OC-1") {
+		t.Fatalf("a recent sign-in for max_age=300: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+
+	// renew by hand: refused at start and at accept
+	tk.created = nil
+	res = peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&renew=true&service="+url.QueryEscape("https://app.example/x"),
+		url.Values{"csrf": {csrf.Value}}, csrf)
+	if res.StatusCode != http.StatusForbidden || res.Header.Get("Location") != "" {
+		t.Fatalf("start with renew: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	res = peerCall(h, http.MethodGet, "/cas/peer/accept?"+url.Values{"peer": {"l1"}, "assertion": {"a.b.c"},
+		"state": {"renew=true&service=" + url.QueryEscape("https://app.example/x")}}.Encode(), nil, nc)
+	if res.StatusCode != http.StatusForbidden || tk.created != nil {
+		t.Fatalf("accept with renew: %d, session %+v", res.StatusCode, tk.created)
 	}
 }
