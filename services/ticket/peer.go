@@ -17,6 +17,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/events"
 )
 
 // Sign-in across centres (ADR 0030): a centre's CAS pages send a browser
@@ -258,23 +259,23 @@ func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*
 				err = errPeerReplayed
 			}
 		} else if uerr != nil {
+			// not accepted, and audited (sec28b L1)
+			s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: "user:" + c.Sub, Result: audit.ResultDenied,
+				Reason: reasonOf(uerr), Start: start, Fields: detail("peer", c.Iss)})
 			return nil, uerr
 		}
 	}
 	if errors.Is(err, errPeerNonceMismatch) {
 		err = errPeerInvalid
 	}
-	subject, peer := "", ""
-	if c != nil {
-		subject, peer = "user:"+c.Sub, c.Iss
-	}
 	if err != nil {
-		s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultDenied,
-			Reason: reasonOf(err), Start: start, Fields: detail("peer", peer)})
+		s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: peerSubject(c), Result: audit.ResultDenied,
+			Reason: reasonOf(err), Start: start, Fields: peerRefusalDetail(tok, c)})
 		return nil, err
 	}
+	subject := "user:" + c.Sub
 	s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultSuccess, Reason: "OK",
-		Start: start, Fields: detail("peer", peer, "auth_level", fmt.Sprint(c.Acr))})
+		Start: start, Fields: detail("peer", c.Iss, "auth_level", fmt.Sprint(c.Acr))})
 	return &PeerAssertion{Peer: c.Iss, UserID: c.Sub, AuthLevel: c.Acr, AuthMethod: c.Amr, AuthTime: time.Unix(c.AuthTime, 0).UTC(),
 		PeerSID: c.Sid}, nil
 }
@@ -379,16 +380,14 @@ func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
 		if uerr := s.store.UseOnce(ctx, "peerlogout."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
 			err = errPeerReplayed
 		} else if uerr != nil {
+			s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultDenied,
+				Reason: reasonOf(uerr), Start: start, Fields: detail("peer", c.Iss)})
 			return 0, uerr
 		}
 	}
 	if err != nil {
-		subject, peer := "", ""
-		if c != nil {
-			subject, peer = "user:"+c.Sub, c.Iss
-		}
-		s.audit(ctx, audit.Action{API: "peer.logout", Subject: subject, Result: audit.ResultDenied, Reason: reasonOf(err),
-			Start: start, Fields: detail("peer", peer)})
+		s.audit(ctx, audit.Action{API: "peer.logout", Subject: peerSubject(c), Result: audit.ResultDenied, Reason: reasonOf(err),
+			Start: start, Fields: peerRefusalDetail(tok, c)})
 		return 0, err
 	}
 	sessions, err := s.UserSessions(ctx, c.Sub)
@@ -413,4 +412,40 @@ func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
 	s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultSuccess, Reason: "OK", Start: start,
 		Fields: detail("peer", c.Iss, "sessions", fmt.Sprint(n))})
 	return n, nil
+}
+
+// peerSubject is the audit subject of a refused assertion or logout token:
+// its person once the signature holds, none otherwise.
+func peerSubject(c *PeerClaims) string {
+	if c == nil {
+		return ""
+	}
+	return "user:" + c.Sub
+}
+
+// peerRefusalDetail is the audit detail of a refused assertion or logout
+// token: the peer once the signature holds; before that (malformed, an
+// unknown issuer, a key not configured, a forged signature) what it claims
+// (issuer, person), marked unverified and cut to 64 characters, for the
+// forensics of a forgery (sec28b L1).
+func peerRefusalDetail(tok string, c *PeerClaims) []events.DetailField {
+	if c != nil {
+		return detail("peer", c.Iss)
+	}
+	var claimed PeerClaims
+	if parts := strings.Split(tok, "."); len(parts) == 3 {
+		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			_ = json.Unmarshal(b, &claimed)
+		}
+	}
+	cut := func(v string) string {
+		if len(v) > 64 {
+			return strings.ToValidUTF8(v[:64], "")
+		}
+		return v
+	}
+	if claimed.Iss == "" && claimed.Sub == "" {
+		return detail("peer", "")
+	}
+	return detail("peer", "", "claimed_peer", cut(claimed.Iss), "claimed_subject", cut(claimed.Sub), "claims", "unverified")
 }

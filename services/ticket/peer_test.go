@@ -150,6 +150,18 @@ func TestPeerAssertion(t *testing.T) {
 		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(otherKey)}}}})
 	_, err = l1b.svc.RedeemPeerAssertion(ctx, issue("l1"), nonce)
 	wantPeerReason(t, "untrusted key", err, ticket.ReasonPeerInvalid)
+	// (sec28b L1) a refusal before the signature holds names what the
+	// assertion claims, marked unverified, and no person as subject.
+	claimed := false
+	for _, ev := range l1b.audit.evs {
+		if ev.API == "peer.assertion.redeem" && ev.Reason == ticket.ReasonPeerInvalid && ev.Subject == "" &&
+			ev.Detail["claimed_peer"] == "l2a" && ev.Detail["claimed_subject"] == "u1" && ev.Detail["claims"] == "unverified" {
+			claimed = true
+		}
+	}
+	if !claimed {
+		t.Errorf("untrusted key: claimed issuer and person not audited: %+v", l1b.audit.evs)
+	}
 	// An unknown peer: a centre that trusts only l2b.
 	l1c := newFixture(t, ticket.Config{Centre: "l1"})
 	l1c.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{
@@ -199,6 +211,10 @@ func TestPeerAssertionStoreDown(t *testing.T) {
 	l1.ns.WaitForShutdown()
 	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
 	wantPeerReason(t, "store down", err, "TICKET_STORE_UNAVAILABLE")
+	// (sec28b L1) the refusal is audited, with the person and peer
+	if !l1.audit.find("peer.assertion.redeem", "denied", "TICKET_STORE_UNAVAILABLE") {
+		t.Fatalf("store-down refusal not audited: %+v", l1.audit.evs)
+	}
 }
 
 // TestPeerLogout: a session l2a vouched from and the level-1 session
