@@ -42,8 +42,11 @@ const (
 	peerLogoutType         = "uias-peer-logout+jwt"
 	// ReasonPeerLogout is the session.end reason of a session a peer's
 	// logout token ended.
-	ReasonPeerLogout         = "PEER_LOGOUT"
-	DefaultPeerAssertionTTL  = time.Minute
+	ReasonPeerLogout        = "PEER_LOGOUT"
+	DefaultPeerAssertionTTL = time.Minute
+	// PeerLogoutTokenTTL is the least lifetime of a logout token: it
+	// covers the delivery's retries (about 76 s from the first attempt).
+	PeerLogoutTokenTTL       = 2 * time.Minute
 	peerClockSkew            = 30 * time.Second
 	maxPeerAssertionLifetime = 5 * time.Minute
 )
@@ -362,8 +365,11 @@ func (s *Service) PeerLogoutToken(peer, sub, sid string) (string, string, error)
 	now := s.now()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
+	// The same token is retried (component/slo.go: +1 s, +5 s, +30 s, 10 s
+	// each): it lives at least PeerLogoutTokenTTL, whatever the assertions'
+	// lifetime, so that the last retry is not refused as expired (sec28b L3).
 	tok, err := signPeer(s.peers.Key, peerLogoutType, PeerClaims{Iss: s.cfg.Centre, Aud: peer, Sub: sub, Sid: sid,
-		Jti: base64.RawURLEncoding.EncodeToString(jti), Iat: now.Unix(), Exp: now.Add(s.peers.TTL).Unix()})
+		Jti: base64.RawURLEncoding.EncodeToString(jti), Iat: now.Unix(), Exp: now.Add(max(s.peers.TTL, PeerLogoutTokenTTL)).Unix()})
 	return tok, strings.TrimSuffix(p.URL, "/") + "/cas/peer/logout", err
 }
 

@@ -364,3 +364,33 @@ func TestPeerNonceBinding(t *testing.T) {
 		t.Errorf("refusal not audited: %+v", l1.audit.evs)
 	}
 }
+
+// TestPeerLogoutTokenOutlivesRetries (sec28b L3): with assertions of 5 s,
+// a logout token still lives through its delivery's retries (+1 s, +5 s,
+// +30 s, 10 s each: about 76 s), and no longer than PeerLogoutTokenTTL
+// (and the clock skew).
+func TestPeerLogoutTokenOutlivesRetries(t *testing.T) {
+	ctx := context.Background()
+	l2aKey, l1Key := peerKey(t), peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: l2aKey, TTL: 5 * time.Second, Peers: map[string]ticket.Peer{
+		"l1": {Name: "l1", URL: "https://l1.example", Keys: []ed25519.PublicKey{pub(l1Key)}}}})
+	l1.svc.SetPeers(ticket.PeerSettings{Key: l1Key, Peers: map[string]ticket.Peer{
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(l2aKey)}}}})
+	late, _, err := l2a.svc.PeerLogoutToken("l1", "u1", "sid-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tooLate, _, err := l2a.svc.PeerLogoutToken("l1", "u1", "sid-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1.clock.advance(80 * time.Second)
+	if _, err := l1.svc.PeerLogout(ctx, late); err != nil {
+		t.Fatalf("a logout token at its last retry: %v", err)
+	}
+	l1.clock.advance(ticket.PeerLogoutTokenTTL)
+	_, err = l1.svc.PeerLogout(ctx, tooLate)
+	wantPeerReason(t, "a logout token past its life", err, ticket.ReasonPeerExpired)
+}
