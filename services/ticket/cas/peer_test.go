@@ -395,3 +395,30 @@ func TestPeerHopKeepsMaxAge(t *testing.T) {
 		t.Fatalf("accept with renew: %d, session %+v", res.StatusCode, tk.created)
 	}
 }
+
+// TestPeerKeptSessionMeetsMaxAge (sec28b M2): a live session of the same
+// person that the hop keeps must meet the client's max_age too: one signed
+// in long ago gets the login form for a fresh login, no code.
+func TestPeerKeptSessionMeetsMaxAge(t *testing.T) {
+	// the sign-in at the peer is recent; the session kept here is old
+	ct := &codeTickets{peerTickets: &peerTickets{}, authAt: time.Now()}
+	tk := ct.peerTickets
+	h := New(Options{Tickets: keptTickets{ct}, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example"}}})
+	oidc := url.Values{"client_id": {"c1"}, "redirect_uri": {"https://app.example/cb"}, "scope": {"openid"}}.Encode()
+	state := url.Values{"oidc": {oidc}, "max_age": {"300"}}.Encode()
+	res := peerCall(h, http.MethodGet, "/cas/peer/accept?"+url.Values{"peer": {"l1"}, "assertion": {"a.b.c"}, "state": {state}}.Encode(), nil,
+		&http.Cookie{Name: peerCookie, Value: "00112233445566778899aabbccddeeff"}, &http.Cookie{Name: TGCCookie, Value: "TGT-7-l2a"})
+	if body := bodyOf(res); res.StatusCode != http.StatusOK || res.Header.Get("Location") != "" || tk.created != nil ||
+		!strings.Contains(body, `name="renew" value="true"`) || ct.codes != 0 {
+		t.Fatalf("a kept session older than max_age: %d to %q, created %+v\n%s", res.StatusCode, res.Header.Get("Location"), tk.created, body)
+	}
+}
+
+// keptTickets is codeTickets with a live level-2 session of u1 signed in
+// two hours ago.
+type keptTickets struct{ *codeTickets }
+
+func (k keptTickets) GetSession(context.Context, *ticketv1.GetSessionRequest, ...grpc.CallOption) (*ticketv1.Session, error) {
+	return &ticketv1.Session{UserId: "u1", Login: "pia", AuthLevel: 2, CreatedAt: timestamppb.New(time.Now().Add(-2 * time.Hour))}, nil
+}
