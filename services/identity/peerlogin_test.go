@@ -1,10 +1,13 @@
 package identity_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // TestSSOPeerLogin: a peer centre's word signs in a person held here when
@@ -12,11 +15,17 @@ import (
 // answer is audited as sso.login with method peer and the peer's name, and
 // nothing is counted towards a lockout.
 func TestSSOPeerLogin(t *testing.T) {
-	e := newLevelEnv(t, identity.Policy{MaxFailures: 50, SourceFailures: 40})
+	// Built as level 1 (the bootstrap writes the root org), then made the
+	// level-2 centre l2a homing the person's org, vouched for by its level 1.
+	homes := &centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{}}
+	pe := newProfileEnvWith(t, identity.Policy{MaxFailures: 50, SourceFailures: 40}, func(d *identity.Deps) { d.Homes = homes })
+	admin, _ := adminCtx(t, pe.svc, "10.0.0.9", "r-level")
+	e := &levelEnv{totpEnv: &totpEnv{pe}, admin: admin}
+	homes.Self, homes.Level, homes.Parent, homes.Subtrees[pe.org.ID] = "l2a", 2, "l1", "l2a"
 	ctx := browserAt("192.0.2.9")
 	login := func(id string, level int) *identity.SSOLoginResult {
 		t.Helper()
-		res, err := e.svc.SSOPeerLogin(ctx, id, level, "l2a")
+		res, err := e.svc.SSOPeerLogin(ctx, id, level, "l1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,8 +40,23 @@ func TestSSOPeerLogin(t *testing.T) {
 	}
 	recs := auditRecords(t, e.outbox(t, 0), "sso.login")
 	if len(recs) == 0 || recs[len(recs)-1].Result != "success" || recs[len(recs)-1].Detail["method"] != "peer" ||
-		recs[len(recs)-1].Detail["peer"] != "l2a" {
+		recs[len(recs)-1].Detail["peer"] != "l1" {
 		t.Fatalf("audit: %+v", recs)
+	}
+	// (sec28b H2) another centre's word for this centre's person, and its
+	// level 1's for an administrator of this centre: refused, audited.
+	if res, err := e.svc.SSOPeerLogin(ctx, e.user.ID, identity.AuthLevelAny, "l2b"); err != nil || res.Reason != identity.ReasonPasswordOnly ||
+		!e.recorded(t, "sso.login", identity.ReasonPeerNotHome, "failure") {
+		t.Fatalf("l2b's word for l2a's person: %+v %v", res, err)
+	}
+	adm, err := e.svc.CreateUser(e.admin, identity.NewUser{LoginName: "harbour-adm", DisplayName: "Adm", OrgID: pe.org.ID,
+		Password: "Mx-Pass-5511", IsAdmin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := login(adm.ID, identity.AuthLevelCertificate); r.Reason != identity.ReasonPasswordOnly ||
+		!e.recorded(t, "sso.login", identity.ReasonPeerAdministrator, "failure") {
+		t.Fatalf("an administrator on level 1's word: %+v", r)
 	}
 	if r := login("no-such-person", identity.AuthLevelAny); r.Reason != identity.ReasonNoSuchUser {
 		t.Fatalf("unknown: %+v", r)
@@ -70,5 +94,69 @@ func TestSSOPeerLogin(t *testing.T) {
 	}
 	if got := e.failedCount(t); got != before {
 		t.Fatalf("failures counted: %d, was %d", got, before)
+	}
+}
+
+// TestSSOPeerLoginHomeCentre (sec28b H2): a peer vouches only for its own
+// people. At level 1 (bureau-a homed at l2a, bureau-b at l2b), l2a's word
+// signs in a person of bureau-a, never one of bureau-b nor a level-1
+// person; administrators (the legacy flag) are never signed in on a
+// peer's word, not even the peer's own; a single centre (no homes) takes
+// nobody's word. Each refusal is audited with its reason and answered
+// REASON_PASSWORD_ONLY (a password here).
+func TestSSOPeerLoginHomeCentre(t *testing.T) {
+	ctx := context.Background()
+	db, sealer, hasher := testDB(t), testSealer(t), cheapHasher()
+	newSvc := func(h *centre.Homes) *identity.Service {
+		return testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer,
+			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
+	}
+	one := newSvc(nil)
+	if _, _, err := one.Bootstrap(ctx, evAdminPass); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := adminCtx(t, one, "10.0.0.1", "r1")
+	root := evRoot(t, one)
+	a, err := one.CreateOrg(admin, "bureau-a", "Bureau A", root.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := one.CreateOrg(admin, "bureau-b", "Bureau B", root.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(login, org string, isAdmin bool) *identity.User {
+		t.Helper()
+		u, err := one.CreateUser(admin, identity.NewUser{LoginName: login, DisplayName: login, OrgID: org, Password: "Mx-Pass-5511", IsAdmin: isAdmin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	inA, inB, l1Person, l1Admin, aAdmin := mk("in-a", a.ID, false), mk("in-b", b.ID, false), mk("l1-p", root.ID, false),
+		mk("l1-adm", root.ID, true), mk("a-adm", a.ID, true)
+	l1 := newSvc(&centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{a.ID: "l2a", b.ID: "l2b"}})
+	for _, tc := range []struct {
+		svc    *identity.Service
+		u      *identity.User
+		peer   string
+		reason string // audited; "" for OK
+	}{
+		{l1, inA, "l2a", ""},
+		{l1, inB, "l2a", identity.ReasonPeerNotHome},
+		{l1, l1Person, "l2a", identity.ReasonPeerNotHome},
+		{l1, l1Admin, "l2a", identity.ReasonPeerNotHome},
+		{l1, aAdmin, "l2a", identity.ReasonPeerAdministrator},
+		{l1, inA, "l1", identity.ReasonPeerNotHome},
+		{l1, inA, "", identity.ReasonPeerNotHome},
+		{one, inA, "l2a", identity.ReasonPeerNotHome},
+	} {
+		res, err := tc.svc.SSOPeerLogin(ctx, tc.u.ID, identity.AuthLevelCertificate, tc.peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok := res.Reason == identity.ReasonOK; ok != (tc.reason == "") || (!ok && (res.Reason != identity.ReasonPasswordOnly || res.User != nil)) {
+			t.Errorf("%s on %q's word: %+v, want %q", tc.u.LoginName, tc.peer, res, tc.reason)
+		}
 	}
 }

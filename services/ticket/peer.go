@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/events"
 )
 
 // Sign-in across centres (ADR 0030): a centre's CAS pages send a browser
@@ -33,12 +35,18 @@ const (
 	ReasonPeerExpired       = "PEER_ASSERTION_EXPIRED"
 	ReasonPeerReplayed      = "PEER_ASSERTION_REPLAYED"
 	ReasonPeerWrongAudience = "PEER_ASSERTION_AUDIENCE"
-	peerAssertionType       = "uias-peer+jwt"
-	peerLogoutType          = "uias-peer-logout+jwt"
+	// ReasonPeerNonceInvalid: /cas/peer/assert was handed something other
+	// than the hash of a browser's nonce (sec28b H1).
+	ReasonPeerNonceInvalid = "PEER_NONCE_INVALID"
+	peerAssertionType      = "uias-peer+jwt"
+	peerLogoutType         = "uias-peer-logout+jwt"
 	// ReasonPeerLogout is the session.end reason of a session a peer's
 	// logout token ended.
-	ReasonPeerLogout         = "PEER_LOGOUT"
-	DefaultPeerAssertionTTL  = time.Minute
+	ReasonPeerLogout        = "PEER_LOGOUT"
+	DefaultPeerAssertionTTL = time.Minute
+	// PeerLogoutTokenTTL is the least lifetime of a logout token: it
+	// covers the delivery's retries (about 76 s from the first attempt).
+	PeerLogoutTokenTTL       = 2 * time.Minute
 	peerClockSkew            = 30 * time.Second
 	maxPeerAssertionLifetime = 5 * time.Minute
 )
@@ -51,6 +59,7 @@ var (
 	errPeerExpired   = apierr.New(apierr.Unauthenticated, ReasonPeerExpired, "the other centre's sign-in has expired")
 	errPeerReplayed  = apierr.New(apierr.Unauthenticated, ReasonPeerReplayed, "the other centre's sign-in was used already")
 	errPeerAudience  = apierr.New(apierr.Unauthenticated, ReasonPeerWrongAudience, "the other centre's sign-in is for another centre")
+	errPeerNonce     = apierr.New(apierr.InvalidArgument, ReasonPeerNonceInvalid, "nonce must be the hash of a browser's nonce (64 lowercase hex)")
 	errPeerUnknownFn = func(name string) error {
 		return apierr.New(apierr.PermissionDenied, ReasonPeerUnknown, fmt.Sprintf("centre %q is not a configured peer (ticket.peers)", name))
 	}
@@ -76,6 +85,30 @@ type PeerSettings struct {
 	Peers map[string]Peer
 	// TTL is an assertion's lifetime (DefaultPeerAssertionTTL).
 	TTL time.Duration
+}
+
+// PeerNonceHash is what a peer's assertion is bound to: the SHA-256 (hex)
+// of the browser's nonce, the value of the cookie the receiving centre's
+// page set when the person started the hop. The peer, and whoever sees the
+// URLs of the hop, learn only the hash, never the cookie's value.
+func PeerNonceHash(nonce string) string {
+	h := sha256.Sum256([]byte(nonce))
+	return hex.EncodeToString(h[:])
+}
+
+// validPeerNonce: a browser's nonce is 32 lowercase hex characters (16
+// random bytes), its hash 64; nothing else is ever compared (no fixed or
+// empty value stands in for a missing one).
+func validPeerNonce(n string, size int) bool {
+	if len(n) != size {
+		return false
+	}
+	for _, c := range n {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // PeerKeyID is the key id of a public key in an assertion's header: the
@@ -132,12 +165,17 @@ type PeerClaims struct {
 }
 
 // IssuePeerAssertion signs an assertion that the person of tgt's live
-// session is signed in here, for peer audience, bound to nonce; it returns
-// the assertion and the peer's page that takes it.
-func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce string) (string, string, error) {
+// session is signed in here, for peer audience, bound to nonceHash (the
+// PeerNonceHash of the browser's nonce at the audience, 64 lowercase hex;
+// anything else is refused with InvalidArgument); it returns the
+// assertion and the peer's page that takes it.
+func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonceHash string) (string, string, error) {
 	start := s.now()
 	if s.peers == nil || s.peers.Key == nil {
 		return "", "", ErrPeerSignInOff
+	}
+	if !validPeerNonce(nonceHash, 2*sha256.Size) {
+		return "", "", errPeerNonce
 	}
 	p, ok := s.peers.Peers[audience]
 	if !ok {
@@ -154,7 +192,7 @@ func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonce s
 	_, _ = rand.Read(jti)
 	c := PeerClaims{Iss: s.cfg.Centre, Aud: audience, Sub: sess.UserID, Jti: base64.RawURLEncoding.EncodeToString(jti),
 		Iat: start.Unix(), Exp: start.Add(s.peers.TTL).Unix(), AuthTime: sess.AuthTime().Unix(), Acr: sess.AuthLevel,
-		Amr: sess.AuthMethod, Nonce: nonce, Sid: sess.OIDCSid()}
+		Amr: sess.AuthMethod, Nonce: nonceHash, Sid: sess.OIDCSid()}
 	tok, err := SignPeerAssertion(s.peers.Key, c)
 	if err != nil {
 		return "", "", err
@@ -208,33 +246,46 @@ func signPeer(key ed25519.PrivateKey, typ string, c PeerClaims) (string, error) 
 }
 
 // RedeemPeerAssertion verifies a peer's assertion for this centre, bound
-// to nonce, and uses it up. Every refusal is audited.
+// to the browser's nonce (its cookie's value, 32 lowercase hex: the
+// assertion names its PeerNonceHash; an empty or malformed nonce is
+// refused), and uses it up. A genuine assertion is used up even when it
+// is refused for its nonce, so that one that reached the wrong browser
+// cannot be tried again elsewhere. Every refusal is audited.
 func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*PeerAssertion, error) {
 	start := s.now()
 	c, err := s.verifyPeer(tok, peerAssertionType, nonce, start)
-	if err == nil {
+	if c != nil && (err == nil || errors.Is(err, errPeerNonceMismatch)) {
 		// Once: the record outlives the assertion (and the skew).
 		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
 		if uerr := s.store.UseOnce(ctx, "peer."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
-			err = errPeerReplayed
+			if err == nil {
+				err = errPeerReplayed
+			}
 		} else if uerr != nil {
+			// not accepted, and audited (sec28b L1)
+			s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: "user:" + c.Sub, Result: audit.ResultDenied,
+				Reason: reasonOf(uerr), Start: start, Fields: detail("peer", c.Iss)})
 			return nil, uerr
 		}
 	}
-	subject, peer := "", ""
-	if c != nil {
-		subject, peer = "user:"+c.Sub, c.Iss
+	if errors.Is(err, errPeerNonceMismatch) {
+		err = errPeerInvalid
 	}
 	if err != nil {
-		s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultDenied,
-			Reason: reasonOf(err), Start: start, Fields: detail("peer", peer)})
+		s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: peerSubject(c), Result: audit.ResultDenied,
+			Reason: reasonOf(err), Start: start, Fields: peerRefusalDetail(tok, c)})
 		return nil, err
 	}
+	subject := "user:" + c.Sub
 	s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: subject, Result: audit.ResultSuccess, Reason: "OK",
-		Start: start, Fields: detail("peer", peer, "auth_level", fmt.Sprint(c.Acr))})
+		Start: start, Fields: detail("peer", c.Iss, "auth_level", fmt.Sprint(c.Acr))})
 	return &PeerAssertion{Peer: c.Iss, UserID: c.Sub, AuthLevel: c.Acr, AuthMethod: c.Amr, AuthTime: time.Unix(c.AuthTime, 0).UTC(),
 		PeerSID: c.Sid}, nil
 }
+
+// errPeerNonceMismatch is an assertion of another browser (or of none):
+// refused as PEER_ASSERTION_INVALID, and used up.
+var errPeerNonceMismatch = fmt.Errorf("nonce: %w", errPeerInvalid)
 
 // peerSkewTTL is how long past its expiry a used assertion's record
 // is kept (the clock skew accepted, and a margin).
@@ -287,8 +338,9 @@ func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims
 		!now.Before(time.Unix(c.AuthTime, 0).Add(s.cfg.TGTHard))):
 		// a sign-in from the future, or one older than a session may live
 		return &c, errPeerExpired
-	case typ == peerAssertionType && (c.Nonce == "" || c.Nonce != nonce):
-		return &c, errPeerInvalid
+	case typ == peerAssertionType && (!validPeerNonce(nonce, 32) || !validPeerNonce(c.Nonce, 2*sha256.Size) ||
+		subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(PeerNonceHash(nonce))) != 1):
+		return &c, errPeerNonceMismatch
 	case typ == peerAssertionType && (c.Acr < 1 || c.Acr > 2 || c.Amr < 0 || c.Amr > 8):
 		return &c, errPeerInvalid
 	case c.Sub == "" || c.Jti == "" || (typ == peerLogoutType && c.Sid == ""):
@@ -313,8 +365,11 @@ func (s *Service) PeerLogoutToken(peer, sub, sid string) (string, string, error)
 	now := s.now()
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
+	// The same token is retried (component/slo.go: +1 s, +5 s, +30 s, 10 s
+	// each): it lives at least PeerLogoutTokenTTL, whatever the assertions'
+	// lifetime, so that the last retry is not refused as expired (sec28b L3).
 	tok, err := signPeer(s.peers.Key, peerLogoutType, PeerClaims{Iss: s.cfg.Centre, Aud: peer, Sub: sub, Sid: sid,
-		Jti: base64.RawURLEncoding.EncodeToString(jti), Iat: now.Unix(), Exp: now.Add(s.peers.TTL).Unix()})
+		Jti: base64.RawURLEncoding.EncodeToString(jti), Iat: now.Unix(), Exp: now.Add(max(s.peers.TTL, PeerLogoutTokenTTL)).Unix()})
 	return tok, strings.TrimSuffix(p.URL, "/") + "/cas/peer/logout", err
 }
 
@@ -331,16 +386,14 @@ func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
 		if uerr := s.store.UseOnce(ctx, "peerlogout."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
 			err = errPeerReplayed
 		} else if uerr != nil {
+			s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultDenied,
+				Reason: reasonOf(uerr), Start: start, Fields: detail("peer", c.Iss)})
 			return 0, uerr
 		}
 	}
 	if err != nil {
-		subject, peer := "", ""
-		if c != nil {
-			subject, peer = "user:"+c.Sub, c.Iss
-		}
-		s.audit(ctx, audit.Action{API: "peer.logout", Subject: subject, Result: audit.ResultDenied, Reason: reasonOf(err),
-			Start: start, Fields: detail("peer", peer)})
+		s.audit(ctx, audit.Action{API: "peer.logout", Subject: peerSubject(c), Result: audit.ResultDenied, Reason: reasonOf(err),
+			Start: start, Fields: peerRefusalDetail(tok, c)})
 		return 0, err
 	}
 	sessions, err := s.UserSessions(ctx, c.Sub)
@@ -365,4 +418,40 @@ func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
 	s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultSuccess, Reason: "OK", Start: start,
 		Fields: detail("peer", c.Iss, "sessions", fmt.Sprint(n))})
 	return n, nil
+}
+
+// peerSubject is the audit subject of a refused assertion or logout token:
+// its person once the signature holds, none otherwise.
+func peerSubject(c *PeerClaims) string {
+	if c == nil {
+		return ""
+	}
+	return "user:" + c.Sub
+}
+
+// peerRefusalDetail is the audit detail of a refused assertion or logout
+// token: the peer once the signature holds; before that (malformed, an
+// unknown issuer, a key not configured, a forged signature) what it claims
+// (issuer, person), marked unverified and cut to 64 characters, for the
+// forensics of a forgery (sec28b L1).
+func peerRefusalDetail(tok string, c *PeerClaims) []events.DetailField {
+	if c != nil {
+		return detail("peer", c.Iss)
+	}
+	var claimed PeerClaims
+	if parts := strings.Split(tok, "."); len(parts) == 3 {
+		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			_ = json.Unmarshal(b, &claimed)
+		}
+	}
+	cut := func(v string) string {
+		if len(v) > 64 {
+			return strings.ToValidUTF8(v[:64], "")
+		}
+		return v
+	}
+	if claimed.Iss == "" && claimed.Sub == "" {
+		return detail("peer", "")
+	}
+	return detail("peer", "", "claimed_peer", cut(claimed.Iss), "claimed_subject", cut(claimed.Sub), "claims", "unverified")
 }

@@ -36,7 +36,11 @@ func wantPeerReason(t *testing.T, what string, err error, reason string) {
 	}
 }
 
+// nonce is a browser's (its uias_peer cookie), nonceHash what the peer
+// is handed and binds the assertion to.
 const nonce = "0123456789abcdef0123456789abcdef"
+
+var nonceHash = ticket.PeerNonceHash(nonce)
 
 // TestPeerAssertion: a level-2 centre (l2a) vouches for its signed-in
 // person to level 1 (l1), which verifies with l2a's configured public key,
@@ -63,7 +67,7 @@ func TestPeerAssertion(t *testing.T) {
 	}
 	issue := func(aud string) string {
 		t.Helper()
-		a, u, err := l2a.svc.IssuePeerAssertion(ctx, tgt, aud, nonce)
+		a, u, err := l2a.svc.IssuePeerAssertion(ctx, tgt, aud, nonceHash)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +104,7 @@ func TestPeerAssertion(t *testing.T) {
 	// refused as expired.
 	for _, at := range []time.Time{time.Now().Add(-9 * time.Hour), time.Now().Add(time.Hour)} {
 		old, err := ticket.SignPeerAssertion(l2aKey, ticket.PeerClaims{Iss: "l2a", Aud: "l1", Sub: "u1", Jti: at.String(),
-			Iat: time.Now().Unix(), Exp: time.Now().Add(time.Minute).Unix(), AuthTime: at.Unix(), Acr: 1, Amr: 1, Nonce: nonce})
+			Iat: time.Now().Unix(), Exp: time.Now().Add(time.Minute).Unix(), AuthTime: at.Unix(), Acr: 1, Amr: 1, Nonce: nonceHash})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,6 +150,18 @@ func TestPeerAssertion(t *testing.T) {
 		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(otherKey)}}}})
 	_, err = l1b.svc.RedeemPeerAssertion(ctx, issue("l1"), nonce)
 	wantPeerReason(t, "untrusted key", err, ticket.ReasonPeerInvalid)
+	// (sec28b L1) a refusal before the signature holds names what the
+	// assertion claims, marked unverified, and no person as subject.
+	claimed := false
+	for _, ev := range l1b.audit.evs {
+		if ev.API == "peer.assertion.redeem" && ev.Reason == ticket.ReasonPeerInvalid && ev.Subject == "" &&
+			ev.Detail["claimed_peer"] == "l2a" && ev.Detail["claimed_subject"] == "u1" && ev.Detail["claims"] == "unverified" {
+			claimed = true
+		}
+	}
+	if !claimed {
+		t.Errorf("untrusted key: claimed issuer and person not audited: %+v", l1b.audit.evs)
+	}
 	// An unknown peer: a centre that trusts only l2b.
 	l1c := newFixture(t, ticket.Config{Centre: "l1"})
 	l1c.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{
@@ -161,18 +177,18 @@ func TestIssuePeerAssertionRefusals(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, ticket.Config{Centre: "l2a"})
 	tgt := f.login(t, "u1")
-	_, _, err := f.svc.IssuePeerAssertion(ctx, tgt, "l1", nonce)
+	_, _, err := f.svc.IssuePeerAssertion(ctx, tgt, "l1", nonceHash)
 	wantPeerReason(t, "not set up", err, ticket.ReasonPeerSignInOff)
 	f.svc.SetPeers(ticket.PeerSettings{Key: peerKey(t), Peers: map[string]ticket.Peer{
 		"l1": {Name: "l1", URL: "https://l1.example", Keys: []ed25519.PublicKey{pub(peerKey(t))}}}})
-	_, _, err = f.svc.IssuePeerAssertion(ctx, tgt, "evil", nonce)
+	_, _, err = f.svc.IssuePeerAssertion(ctx, tgt, "evil", nonceHash)
 	wantPeerReason(t, "unknown audience", err, ticket.ReasonPeerUnknown)
-	_, _, err = f.svc.IssuePeerAssertion(ctx, "TGT-0000-l2a", "l1", nonce)
+	_, _, err = f.svc.IssuePeerAssertion(ctx, "TGT-0000-l2a", "l1", nonceHash)
 	wantPeerReason(t, "no session", err, "SESSION_NOT_FOUND")
 	if _, err := f.svc.DestroySession(ctx, tgt); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = f.svc.IssuePeerAssertion(ctx, tgt, "l1", nonce)
+	_, _, err = f.svc.IssuePeerAssertion(ctx, tgt, "l1", nonceHash)
 	wantPeerReason(t, "ended session", err, "SESSION_NOT_FOUND")
 }
 
@@ -187,7 +203,7 @@ func TestPeerAssertionStoreDown(t *testing.T) {
 	l1 := newFixture(t, ticket.Config{Centre: "l1"})
 	l1.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{"l2a": {Name: "l2a", URL: "https://l2a.example",
 		Keys: []ed25519.PublicKey{pub(k)}}}})
-	a, _, err := l2a.svc.IssuePeerAssertion(ctx, l2a.login(t, "u1"), "l1", nonce)
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, l2a.login(t, "u1"), "l1", nonceHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +211,10 @@ func TestPeerAssertionStoreDown(t *testing.T) {
 	l1.ns.WaitForShutdown()
 	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
 	wantPeerReason(t, "store down", err, "TICKET_STORE_UNAVAILABLE")
+	// (sec28b L1) the refusal is audited, with the person and peer
+	if !l1.audit.find("peer.assertion.redeem", "denied", "TICKET_STORE_UNAVAILABLE") {
+		t.Fatalf("store-down refusal not audited: %+v", l1.audit.evs)
+	}
 }
 
 // TestPeerLogout: a session l2a vouched from and the level-1 session
@@ -213,7 +233,7 @@ func TestPeerLogout(t *testing.T) {
 	hop := func() (string, *ticket.Session, string, *ticket.Session) {
 		t.Helper()
 		tgtA := l2a.login(t, "u1")
-		a, _, err := l2a.svc.IssuePeerAssertion(ctx, tgtA, "l1", nonce)
+		a, _, err := l2a.svc.IssuePeerAssertion(ctx, tgtA, "l1", nonceHash)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,11 +300,97 @@ func TestPeerLogout(t *testing.T) {
 		t.Fatalf("a session that did not vouch ended: %v", err)
 	}
 	// An assertion is no logout token.
-	a, _, err := l2a.svc.IssuePeerAssertion(ctx, own, "l1", nonce)
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, own, "l1", nonceHash)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = l1.svc.PeerLogout(ctx, a)
 	wantPeerReason(t, "assertion as logout token", err, ticket.ReasonPeerInvalid)
 	_ = sessA
+}
+
+// TestPeerNonceBinding (sec28b H1): an assertion is bound to the hash of
+// the browser's nonce; a nonce of another form ("none", empty, the hash
+// itself) is never signed nor compared, and an assertion refused for its
+// nonce is used up (it cannot be tried again in the browser it was meant
+// for, or any other).
+func TestPeerNonceBinding(t *testing.T) {
+	l2aKey, l1Key := peerKey(t), peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: l2aKey, TTL: time.Minute, Peers: map[string]ticket.Peer{
+		"l1": {Name: "l1", URL: "https://l1.example/", Keys: []ed25519.PublicKey{pub(l1Key)}}}})
+	l1.svc.SetPeers(ticket.PeerSettings{Key: l1Key, Peers: map[string]ticket.Peer{
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(l2aKey)}}}})
+	ctx := context.Background()
+	tgt, _, err := l2a.svc.CreateSession(ctx, ticket.NewSession{UserID: "attacker", Login: "mallory", AuthLevel: 1,
+		AuthMethod: int(ticketv1.AuthMethod_AUTH_METHOD_PASSWORD)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The peer signs only for a hash of a browser's nonce.
+	for _, n := range []string{"none", "", nonce, strings.ToUpper(nonceHash), nonceHash[:63] + "g"} {
+		_, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", n)
+		if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidArgument || ae.Reason != ticket.ReasonPeerNonceInvalid {
+			t.Errorf("assertion issued for nonce %q: %v", n, err)
+		}
+	}
+	// Hand-signed for the stand-in "none" (as a peer's key holder could):
+	// refused for a browser without a nonce, and for one whose nonce it is
+	// not.
+	none, err := ticket.SignPeerAssertion(l2aKey, ticket.PeerClaims{Iss: "l2a", Aud: "l1", Sub: "attacker", Jti: "j-none",
+		Iat: time.Now().Unix(), Exp: time.Now().Add(time.Minute).Unix(), AuthTime: time.Now().Unix(), Acr: 1, Amr: 1, Nonce: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"none", "", nonce} {
+		if got, err := l1.svc.RedeemPeerAssertion(ctx, none, n); err == nil {
+			t.Errorf("assertion bound to \"none\" redeemed with nonce %q: %+v", n, got)
+		}
+	}
+	// A genuine assertion: refused without the browser's nonce, or with
+	// the hash in its place, and then used up.
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", nonceHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1.svc.RedeemPeerAssertion(ctx, a, "")
+	wantPeerReason(t, "no nonce", err, ticket.ReasonPeerInvalid)
+	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonceHash)
+	wantPeerReason(t, "the hash as the nonce", err, ticket.ReasonPeerInvalid)
+	_, err = l1.svc.RedeemPeerAssertion(ctx, a, nonce)
+	wantPeerReason(t, "after a refusal for its nonce", err, ticket.ReasonPeerReplayed)
+	if !l1.audit.find("peer.assertion.redeem", "denied", ticket.ReasonPeerInvalid) {
+		t.Errorf("refusal not audited: %+v", l1.audit.evs)
+	}
+}
+
+// TestPeerLogoutTokenOutlivesRetries (sec28b L3): with assertions of 5 s,
+// a logout token still lives through its delivery's retries (+1 s, +5 s,
+// +30 s, 10 s each: about 76 s), and no longer than PeerLogoutTokenTTL
+// (and the clock skew).
+func TestPeerLogoutTokenOutlivesRetries(t *testing.T) {
+	ctx := context.Background()
+	l2aKey, l1Key := peerKey(t), peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: l2aKey, TTL: 5 * time.Second, Peers: map[string]ticket.Peer{
+		"l1": {Name: "l1", URL: "https://l1.example", Keys: []ed25519.PublicKey{pub(l1Key)}}}})
+	l1.svc.SetPeers(ticket.PeerSettings{Key: l1Key, Peers: map[string]ticket.Peer{
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(l2aKey)}}}})
+	late, _, err := l2a.svc.PeerLogoutToken("l1", "u1", "sid-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tooLate, _, err := l2a.svc.PeerLogoutToken("l1", "u1", "sid-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1.clock.advance(80 * time.Second)
+	if _, err := l1.svc.PeerLogout(ctx, late); err != nil {
+		t.Fatalf("a logout token at its last retry: %v", err)
+	}
+	l1.clock.advance(ticket.PeerLogoutTokenTTL)
+	_, err = l1.svc.PeerLogout(ctx, tooLate)
+	wantPeerReason(t, "a logout token past its life", err, ticket.ReasonPeerExpired)
 }

@@ -153,13 +153,15 @@ func startPeerCentres(t *testing.T) *peerCentres {
 // hopBrowser is a browser that remembers the URLs it was redirected to.
 type hopBrowser struct {
 	*browser
+	jar  *nonceJar
 	mu   sync.Mutex
 	hops []*url.URL
 }
 
 func newHopBrowser(t *testing.T) *hopBrowser {
-	jar, _ := cookiejar.New(nil)
-	b := &hopBrowser{browser: &browser{t: t}}
+	inner, _ := cookiejar.New(nil)
+	jar := &nonceJar{CookieJar: inner}
+	b := &hopBrowser{browser: &browser{t: t}, jar: jar}
 	b.c = &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, via []*http.Request) error {
 		b.mu.Lock()
 		b.hops = append(b.hops, r.URL)
@@ -184,16 +186,53 @@ func (b *hopBrowser) hop(path string) *url.URL {
 	return nil
 }
 
-var peerLinkRE = regexp.MustCompile(`<a href="([^"]+)" class="peer-link" id="peer-([a-z0-9]+)"`)
+var peerLinkRE = regexp.MustCompile(`<form method="post" action="([^"]+)" class="peer-form"><input type="hidden" name="csrf" value="([^"]+)"><button type="submit" class="peer-link" id="peer-([a-z0-9]+)"`)
 
-// peerLink is the href of the login page's link to peer ("" if none).
+// peerLink is the action of the login page's button to peer ("" if none).
 func peerLink(body, peer string) string {
+	a, _ := peerButton(body, peer)
+	return a
+}
+
+// peerButton is the action and CSRF token of the login page's button to
+// peer.
+func peerButton(body, peer string) (string, string) {
 	for _, m := range peerLinkRE.FindAllStringSubmatch(body, -1) {
-		if m[2] == peer {
-			return htmlUnescape(m[1])
+		if m[3] == peer {
+			return htmlUnescape(m[1]), htmlUnescape(m[2])
 		}
 	}
-	return ""
+	return "", ""
+}
+
+// peerHop clicks the button to peer of the login page in body (a POST of
+// the page's CSRF token to base+its action).
+func (b *browser) peerHop(base, body, peer string) (int, string, *url.URL) {
+	b.t.Helper()
+	action, csrf := peerButton(body, peer)
+	if action == "" {
+		b.t.Fatalf("no button to %s on the page:\n%s", peer, body)
+	}
+	return b.post(base+action, url.Values{"csrf": {csrf}})
+}
+
+// nonceJar is a cookie jar that remembers the last nonce (uias_peer) the
+// browser was bound to.
+type nonceJar struct {
+	http.CookieJar
+	mu    sync.Mutex
+	nonce string
+}
+
+func (j *nonceJar) SetCookies(u *url.URL, cs []*http.Cookie) {
+	j.mu.Lock()
+	for _, c := range cs {
+		if c.Name == "uias_peer" && c.Value != "" {
+			j.nonce = c.Value
+		}
+	}
+	j.mu.Unlock()
+	j.CookieJar.SetCookies(u, cs)
 }
 
 // auditedAt reports whether centre c recorded api with result and reason.
@@ -237,7 +276,7 @@ func TestSignInAcrossCentres(t *testing.T) {
 		!strings.Contains(body, "Signed in at l2a? Continue without a password") {
 		t.Fatalf("level 1's login page: %d at %s, link %q\n%s", code, at, link, body)
 	}
-	code, body, at = br.get(pc.l1URL + link)
+	code, body, at = br.peerHop(pc.l1URL, body, "l2a")
 	if code != http.StatusOK || !strings.HasPrefix(body, "user=pia;") || !strings.HasPrefix(at.String(), pc.appL1.srv.URL+"/page") {
 		t.Fatalf("after the hop: %d at %s\n%s", code, at, body)
 	}
@@ -272,8 +311,12 @@ func TestSignInAcrossCentres(t *testing.T) {
 		t.Fatalf("level-2 application on a level-1 hop: %d\n%s", code, body)
 	}
 
+	// The peer was handed the nonce's hash, never the nonce.
+	nonceOf := br.jar.nonce
+	if nonceOf == "" || assert.Query().Get("nonce") != ticket.PeerNonceHash(nonceOf) || strings.Contains(assert.String(), nonceOf) {
+		t.Fatalf("nonce %q, assert %s", nonceOf, assert)
+	}
 	// Replayed (even with the browser's nonce set again): refused.
-	nonceOf := assert.Query().Get("nonce")
 	u1, _ := url.Parse(l1Cas)
 	br.c.Jar.SetCookies(u1, []*http.Cookie{{Name: "uias_peer", Value: nonceOf, Path: "/cas/"}})
 	code, body, _ = br.get(accept.String())
@@ -292,7 +335,7 @@ func TestSignInAcrossCentres(t *testing.T) {
 		b.c.Jar.SetCookies(u1, []*http.Cookie{{Name: "uias_peer", Value: "00112233445566778899aabbccddeeff", Path: "/cas/"}})
 		now := time.Now()
 		c := ticket.PeerClaims{Iss: "l2a", Aud: "l1", Sub: pc.person.userID, Jti: fmt.Sprint(now.UnixNano()), Iat: now.Unix(),
-			Exp: now.Add(time.Minute).Unix(), AuthTime: now.Unix(), Acr: 2, Amr: 2, Nonce: "00112233445566778899aabbccddeeff"}
+			Exp: now.Add(time.Minute).Unix(), AuthTime: now.Unix(), Acr: 2, Amr: 2, Nonce: ticket.PeerNonceHash("00112233445566778899aabbccddeeff")}
 		mod(&c)
 		a, err := ticket.SignPeerAssertion(key, c)
 		if err != nil {
@@ -317,7 +360,7 @@ func TestSignInAcrossCentres(t *testing.T) {
 		{"another audience", pc.l2aKey, func(c *ticket.PeerClaims) { c.Aud = "l2b" }, "meant for another centre", ticket.ReasonPeerWrongAudience},
 		{"untrusted key", newPeerKey(t), func(*ticket.PeerClaims) {}, "could not be verified", ticket.ReasonPeerInvalid},
 		{"unknown peer", pc.l2aKey, func(c *ticket.PeerClaims) { c.Iss = "l9" }, "not one this centre trusts", ticket.ReasonPeerUnknown},
-		{"another browser", pc.l2aKey, func(c *ticket.PeerClaims) { c.Nonce = "ffeeddccbbaa99887766554433221100" }, "could not be verified",
+		{"another browser", pc.l2aKey, func(c *ticket.PeerClaims) { c.Nonce = ticket.PeerNonceHash("ffeeddccbbaa99887766554433221100") }, "could not be verified",
 			ticket.ReasonPeerInvalid},
 	} {
 		code, body := forged(tc.key, tc.mod)
@@ -325,6 +368,27 @@ func TestSignInAcrossCentres(t *testing.T) {
 			t.Fatalf("%s: %d\n%s", tc.name, code, body)
 		}
 		eventually(t, tc.name+" audited", func() bool { return auditedAt(t, pc.l1, "peer.assertion.redeem", "denied", tc.reason) })
+	}
+
+	// Login CSRF (sec28b H1): a genuine assertion of the attacker's in a
+	// browser that never started a hop (no nonce cookie) is refused, and a
+	// hop cannot be started by a link or another site's form.
+	noCookie := newBrowser(t)
+	now := time.Now()
+	mine, err := ticket.SignPeerAssertion(pc.l2aKey, ticket.PeerClaims{Iss: "l2a", Aud: "l1", Sub: pc.person.userID, Jti: "csrf-" + fmt.Sprint(now.UnixNano()),
+		Iat: now.Unix(), Exp: now.Add(time.Minute).Unix(), AuthTime: now.Unix(), Acr: 1, Amr: 1, Nonce: ticket.PeerNonceHash("00112233445566778899aabbccddeeff")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ = noCookie.get(l1Cas + "peer/accept?" + url.Values{"assertion": {mine}, "peer": {"l2a"}, "state": {state}}.Encode())
+	if code != http.StatusUnauthorized || strings.HasPrefix(body, "user=") || !strings.Contains(body, "could not be verified") {
+		t.Fatalf("an assertion in a browser without a nonce: %d\n%s", code, body)
+	}
+	if code, _, at := noCookie.get(l1Cas + "peer/start?" + url.Values{"peer": {"l2a"}, "service": {pc.appL1.srv.URL + "/page"}}.Encode()); code != http.StatusMethodNotAllowed || at.Host != u1.Host {
+		t.Fatalf("peer/start by a link: %d at %s", code, at)
+	}
+	if code, _, at := noCookie.post(l1Cas+"peer/start?"+url.Values{"peer": {"l2a"}, "service": {pc.appL1.srv.URL + "/page"}}.Encode(), url.Values{"csrf": {"forged-0123456789abcdef0123456789"}}); code != http.StatusForbidden || at.Host != u1.Host {
+		t.Fatalf("peer/start by another site's form: %d at %s", code, at)
 	}
 
 	// No open redirect: l2a sends an assertion to no centre but its peers,
@@ -347,7 +411,7 @@ func TestSignInAcrossCentres(t *testing.T) {
 	// Not signed in at the peer: back to the local form with a word.
 	b2 := newBrowser(t)
 	_, body, _ = b2.get(pc.appL1.srv.URL + "/page")
-	code, body, at = b2.get(pc.l1URL + peerLink(body, "l2a"))
+	code, body, at = b2.peerHop(pc.l1URL, body, "l2a")
 	if code != http.StatusOK || at.Host != u1.Host || !strings.Contains(body, "You are not signed in at l2a") ||
 		!strings.Contains(body, `name="password"`) {
 		t.Fatalf("hop without a session at the peer: %d at %s\n%s", code, at, body)
@@ -365,7 +429,7 @@ func TestSignInAcrossCentres(t *testing.T) {
 	if link == "" {
 		t.Fatalf("l2a's login page offers no level 1:\n%s", body)
 	}
-	if code, body, at = b3.get(pc.l2aURL + link); code != http.StatusOK || !strings.HasPrefix(body, "user=pia;") {
+	if code, body, at = b3.peerHop(pc.l2aURL, body, "l1"); code != http.StatusOK || !strings.HasPrefix(body, "user=pia;") {
 		t.Fatalf("l1 -> l2a: %d at %s\n%s", code, at, body)
 	}
 

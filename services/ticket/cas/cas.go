@@ -160,7 +160,7 @@ func New(o Options) *Handler {
 		{"oidc/userinfo", map[string]http.HandlerFunc{"GET": h.oidcUserInfo, "POST": h.oidcUserInfo}, true},
 		{"oidc/introspect", map[string]http.HandlerFunc{"POST": h.oidcIntrospect}, false},
 		{"oidc/revoke", map[string]http.HandlerFunc{"POST": h.oidcRevoke}, false},
-		{"peer/start", map[string]http.HandlerFunc{"GET": h.peerStart}, false},
+		{"peer/start", map[string]http.HandlerFunc{"POST": h.peerStart}, false},
 		{"peer/assert", map[string]http.HandlerFunc{"GET": h.peerAssert}, false},
 		{"peer/accept", map[string]http.HandlerFunc{"GET": h.peerAccept}, false},
 		{"peer/ping", map[string]http.HandlerFunc{"GET": h.peerPing}, true},

@@ -60,7 +60,7 @@ type texts struct {
 	FingerUsePassword                                                                        string
 	// sign-in across centres (peer.go): %s is the peer's name
 	PeerLink, PeerNotSignedIn, PeerInvalid, PeerExpired, PeerReplayed, PeerAudience, PeerUnknown string
-	PeerAccount, PeerLevel, PeerLogout, PeerUnavailable                                          string
+	PeerAccount, PeerLevel, PeerLogout, PeerUnavailable, PeerOwnPassword, PeerNotFresh           string
 	// The person's own level (identity's min_auth_level) refused the
 	// login after the right password or finger: two factors (and they
 	// have no authenticator app), or a certificate only.
@@ -217,6 +217,8 @@ var languages = map[string]texts{
 		PeerUnknown:            "That centre is not one this centre trusts. Sign in here.",
 		PeerAccount:            "Your account cannot sign in at this centre on the other centre's word (it is not known here, disabled or locked). Sign in here, or ask your administrator.",
 		PeerLevel:              "Your sign-in at %s does not reach the level your account needs here. Sign in here with a stronger method.",
+		PeerNotFresh:           "This application asks for a fresh or recent sign-in, which your sign-in at %s is not. Sign in here.",
+		PeerOwnPassword:        "Your account signs in at this centre with its own password, not on %s's word (administrators, and people whose home centre is another). Sign in here.",
 		PeerLogout:             "You signed in through %s: sign out there too",
 		PeerUnavailable:        "The other centre cannot be reached now. Sign in here.",
 
@@ -376,6 +378,8 @@ var languages = map[string]texts{
 		PeerUnknown:            "该中心不是本中心信任的中心。请在此登录。",
 		PeerAccount:            "您的账号无法凭另一中心的登录在本中心登录（本中心没有该账号，或账号已停用或锁定）。请在此登录或联系管理员。",
 		PeerLevel:              "您在%s的登录未达到本中心对您账号要求的级别。请在此使用更强的方式登录。",
+		PeerNotFresh:           "该应用要求重新或近期登录，您在%s的登录不满足。请在此登录。",
+		PeerOwnPassword:        "您的账号须在本中心使用自己的密码登录，不能凭%s的登录进入（管理员，以及归属其他中心的人员）。请在此登录。",
 		PeerLogout:             "您是通过%s登录的：也在该处退出",
 		PeerUnavailable:        "目前无法连接另一中心。请在此登录。",
 

@@ -3,18 +3,27 @@ package cas
 // Sign-in across centres (ADR 0030; ticket/peer.go holds the assertions):
 //
 //  1. The login page of a browser without a session offers each configured
-//     peer that answers its probe: "signed in at <peer>? continue"
-//     (/cas/peer/start?peer=...&service=...).
-//  2. peer/start binds the browser to a random nonce (cookie uias_peer) and
-//     sends it to the peer's /cas/peer/assert with the nonce, this centre's
-//     name (audience) and the login request (state).
+//     peer that answers its probe: "signed in at <peer>? continue", a
+//     button posting the page's CSRF token to
+//     /cas/peer/start?peer=...&service=... (the hop starts only from the
+//     person's own click on this centre's page: never forced cross-site).
+//  2. peer/start binds the browser to a random nonce (cookie uias_peer,
+//     HttpOnly, Secure under TLS, SameSite=Lax so that the top-level return
+//     from the peer carries it) and sends the browser to the peer's
+//     /cas/peer/assert with the nonce's hash (ticket.PeerNonceHash), this
+//     centre's name (audience) and the login request (state).
 //  3. peer/assert at the peer: with a live session there, the ticket
-//     component signs an assertion for the audience, bound to the nonce,
+//     component signs an assertion for the audience, bound to the hash,
 //     and the browser goes to the audience's configured URL
 //     /cas/peer/accept (nowhere else: no open redirect); without one, back
-//     there with error=login_required.
-//  4. peer/accept here: the ticket component verifies the assertion (the
-//     peer's configured key, audience, expiry, nonce) and uses it up;
+//     there with error=login_required. The peer cannot know who handed it
+//     the hash; an assertion for a hash the visitor chose is of use only in
+//     a browser holding the matching cookie, which only this centre's page
+//     sets and no one can read.
+//  4. peer/accept here: without the cookie, refused (never compared with a
+//     stand-in value); the cookie is cleared (single use); the ticket
+//     component verifies the assertion (the peer's configured key,
+//     audience, expiry, nonce) and uses it up;
 //     identity checks the person (held here, active, not locked, level);
 //     a session of this centre is opened at the peer's level and method,
 //     and the login request goes on (a service ticket, an OIDC code).
@@ -26,6 +35,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -123,7 +133,8 @@ func (h *Handler) peer(name string) (PeerPage, bool) {
 // a login that must be fresh (renew, prompt=login: a peer's session is no
 // fresh login here; prompt=login is renew).
 func (h *Handler) peerLinks(r *http.Request, p loginParams) []peerLink {
-	if len(h.o.Peers) == 0 || p.renew {
+	if len(h.o.Peers) == 0 || p.renew || (p.oidc != nil && p.oidc.maxAge == 0) {
+		// max_age=0 is a fresh login too: no sign-in elsewhere is that new
 		return nil
 	}
 	t := h.texts(r)
@@ -136,6 +147,7 @@ func (h *Handler) peerLinks(r *http.Request, p loginParams) []peerLink {
 		if p.next != "" {
 			q.Set("next", p.next)
 		}
+		withPeerMaxAge(q, p)
 		q.Set("peer", pr.Name)
 		out = append(out, peerLink{Name: pr.Name, Text: fmt.Sprintf(t.PeerLink, pr.display()), Href: h.o.Prefix + "peer/start?" + q.Encode()})
 	}
@@ -148,11 +160,23 @@ func (h *Handler) peerPing(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// peerStart is GET /cas/peer/start: off to the peer, the browser bound to a
-// new nonce.
+// peerStart is POST /cas/peer/start (the login page's button, with its
+// CSRF token): off to the peer, the browser bound to a new nonce.
 func (h *Handler) peerStart(w http.ResponseWriter, r *http.Request) {
 	t := h.texts(r)
 	q := r.URL.Query()
+	if !h.csrfOK(r) {
+		// Not this centre's page in this browser (a link or form of
+		// another site): no hop, the login page instead.
+		h.o.Log.Info("CAS peer sign-in not started from this centre's page", zap.String("reason", ticket.ReasonPeerInvalid))
+		p := paramsOf(q)
+		rs, ok := h.match(w, r, p.service)
+		if !ok {
+			return
+		}
+		h.loginPage(w, r, http.StatusForbidden, p, rs, t.CSRF, "")
+		return
+	}
 	pr, ok := h.peer(q.Get("peer"))
 	if !ok || h.o.Centre == "" {
 		h.o.Log.Info("CAS peer sign-in: not a configured peer", zap.String("reason", ticket.ReasonPeerUnknown))
@@ -160,13 +184,21 @@ func (h *Handler) peerStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := paramsOf(q)
-	if _, ok := h.match(w, r, p.service); !ok {
+	peerMaxAgeOf(q, &p)
+	rs, ok := h.match(w, r, p.service)
+	if !ok {
+		return
+	}
+	if p.renew {
+		// A fresh login was asked for (renew, prompt=login): never a hop.
+		h.loginPage(w, r, http.StatusForbidden, p, rs, fmt.Sprintf(t.PeerNotFresh, pr.display()), "")
 		return
 	}
 	state := p.query()
 	if p.next != "" {
 		state.Set("next", p.next)
 	}
+	withPeerMaxAge(state, p)
 	if p.service == "" && p.oidc == nil {
 		state.Del("service")
 	}
@@ -176,7 +208,8 @@ func (h *Handler) peerStart(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: peerCookie, Value: nonce, Path: h.o.Prefix, MaxAge: 600, HttpOnly: true,
 		Secure: module.RequestHTTPS(r), SameSite: http.SameSiteLaxMode})
 	to := strings.TrimSuffix(pr.URL, "/") + "/cas/peer/assert?" +
-		url.Values{"audience": {h.o.Centre}, "nonce": {nonce}, "state": {state.Encode()}}.Encode()
+		url.Values{"audience": {h.o.Centre}, "nonce": {ticket.PeerNonceHash(nonce)}, "state": {state.Encode()}}.Encode()
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
@@ -194,6 +227,7 @@ func (h *Handler) peerAssert(w http.ResponseWriter, r *http.Request) {
 		h.message(w, r, http.StatusBadRequest, true, t.ErrorHead, t.PeerUnknown, "", "")
 		return
 	}
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	back := func(v url.Values) {
 		v.Set("peer", h.o.Centre)
 		v.Set("state", state)
@@ -229,12 +263,14 @@ func (h *Handler) peerAssert(w http.ResponseWriter, r *http.Request) {
 // refusal) for the login request of state.
 func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	t := h.texts(r)
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	q := r.URL.Query()
 	sv, err := url.ParseQuery(q.Get("state"))
 	if err != nil || len(q.Get("state")) > maxPeerState {
 		sv = url.Values{}
 	}
 	p := paramsOf(sv)
+	peerMaxAgeOf(sv, &p)
 	rs, ok := h.match(w, r, p.service)
 	if !ok {
 		return
@@ -260,11 +296,24 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
+	if p.renew {
+		// A state asking for a fresh login (made by hand: the page never
+		// offers a hop for one): no session on a peer's word.
+		h.loginPage(w, r, http.StatusForbidden, p, rs, fmt.Sprintf(t.PeerNotFresh, name), "")
+		return
+	}
 	if nonce == "" {
 		// Not started in this browser (or its cookie gone): whatever the
-		// assertion, it is not this browser's.
+		// assertion, it is not this browser's. Refused here, never
+		// compared with a stand-in value; the ticket component is still
+		// asked with no nonce so that it audits the refusal (with the
+		// claimed peer and person) and uses the assertion up.
 		h.o.Log.Info("CAS peer sign-in without this browser's nonce refused", zap.String("reason", ticket.ReasonPeerInvalid))
-		nonce = "none"
+		if _, err := h.o.Tickets.RedeemPeerAssertion(ctx, &ticketv1.RedeemPeerAssertionRequest{Assertion: q.Get("assertion")}); err == nil {
+			h.o.Log.Error("CAS peer sign-in: the ticket component accepted an assertion without a nonce; refused")
+		}
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.PeerInvalid, "")
+		return
 	}
 	as, err := h.o.Tickets.RedeemPeerAssertion(ctx, &ticketv1.RedeemPeerAssertionRequest{Assertion: q.Get("assertion"), Nonce: nonce})
 	if err != nil {
@@ -285,6 +334,15 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	if pp, ok := h.peer(as.GetPeer()); ok {
 		name = pp.display()
 	}
+	if q := p.oidc; q != nil && q.maxAge >= 0 && h.o.Now().Sub(as.GetAuthTime().AsTime()) > time.Duration(q.maxAge)*time.Second {
+		// OIDC max_age: the sign-in at the peer is older than the client
+		// allows; no session here on it, a fresh login here instead (the
+		// assertion is used up).
+		h.o.Log.Info("CAS peer sign-in older than the client's max_age: a login here instead")
+		p.renew = true
+		h.loginPage(w, r, http.StatusOK, p, rs, fmt.Sprintf(t.PeerNotFresh, name), "")
+		return
+	}
 	idLevel := as.GetAuthLevel()
 	if as.GetAuthMethod() == ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE {
 		idLevel = personCertificateOnly // identity's scale: a certificate is its level 3
@@ -298,6 +356,11 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	case identityv1.Reason_REASON_OK:
 	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
 		h.loginPage(w, r, http.StatusForbidden, p, rs, fmt.Sprintf(t.PeerLevel, name), "")
+		return
+	case identityv1.Reason_REASON_PASSWORD_ONLY:
+		// Not the peer's person, or an administrator (identity audited
+		// PEER_NOT_HOME or PEER_ADMINISTRATOR): a password here.
+		h.loginPage(w, r, http.StatusForbidden, p, rs, fmt.Sprintf(t.PeerOwnPassword, name), "")
 		return
 	default:
 		h.loginPage(w, r, http.StatusForbidden, p, rs, t.PeerAccount, "")
@@ -313,6 +376,10 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 		if cur, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: old}); err == nil && cur.GetAuthLevel() >= as.GetAuthLevel() {
 			if rs == nil && p.oidc == nil {
 				h.afterLogin(w, r, p)
+				return
+			}
+			if p.oidc != nil && !h.oidcSessionOK(w, r, p, rs, cur) {
+				// the kept session too must meet max_age
 				return
 			}
 			h.sendToService(w, r, old, p, rs, false)
@@ -376,5 +443,25 @@ func (h *Handler) peerLogout(w http.ResponseWriter, r *http.Request) {
 		h.o.Log.Warn("CAS peer logout: the ticket component did not answer", zap.Error(err))
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
+	}
+}
+
+// withPeerMaxAge carries an OpenID Connect request's max_age through the
+// hop (link, state): the login form's oidc field drops it, since a login
+// there is fresh; a sign-in at a peer is not, and its age is checked at
+// peer/accept.
+func withPeerMaxAge(v url.Values, p loginParams) {
+	if p.oidc != nil && p.oidc.maxAge >= 0 {
+		v.Set("max_age", strconv.FormatInt(p.oidc.maxAge, 10))
+	}
+}
+
+// peerMaxAgeOf restores into p the max_age withPeerMaxAge carried in v.
+func peerMaxAgeOf(v url.Values, p *loginParams) {
+	if p.oidc == nil {
+		return
+	}
+	if n, err := strconv.ParseInt(v.Get("max_age"), 10, 64); err == nil && n >= 0 {
+		p.oidc.maxAge = min(n, 100*365*24*3600)
 	}
 }

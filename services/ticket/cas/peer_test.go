@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -119,8 +121,14 @@ func TestPeerPages(t *testing.T) {
 		t.Fatal("a peer offered for renew")
 	}
 
-	// start: the browser bound to a nonce, off to the peer's assert.
-	res := peerCall(h, http.MethodGet, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), nil)
+	// start: the page's button (a POST with its CSRF token); the browser
+	// bound to a nonce, off to the peer's assert with the nonce's hash.
+	csrf := &http.Cookie{Name: csrfCookie, Value: "0123456789abcdef0123456789abcdef-csrf"}
+	form := url.Values{"csrf": {csrf.Value}}
+	if !strings.Contains(body, `<form method="post" action="/cas/peer/start?`) || !strings.Contains(body, `name="csrf"`) {
+		t.Fatalf("the peer link is not a form with the CSRF token:\n%s", body)
+	}
+	res := peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), form, csrf)
 	loc, _ := url.Parse(res.Header.Get("Location"))
 	var nonce string
 	for _, c := range res.Cookies() {
@@ -129,27 +137,43 @@ func TestPeerPages(t *testing.T) {
 		}
 	}
 	if res.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/cas/peer/assert" || loc.Query().Get("audience") != "l2a" ||
-		loc.Query().Get("nonce") != nonce || len(nonce) != 32 || !strings.Contains(loc.Query().Get("state"), url.QueryEscape(svc)) {
+		loc.Query().Get("nonce") != ticket.PeerNonceHash(nonce) || len(nonce) != 32 || !strings.Contains(loc.Query().Get("state"), url.QueryEscape(svc)) {
 		t.Fatalf("start: %d to %v, nonce %q", res.StatusCode, loc, nonce)
 	}
-	if res := peerCall(h, http.MethodGet, "/cas/peer/start?peer=evil&service="+url.QueryEscape(svc), nil); res.StatusCode != http.StatusBadRequest ||
+	// (sec28b H1) never started by a link or another site's form: a GET,
+	// a POST without the page's token or with another one.
+	for name, res := range map[string]*http.Response{
+		"GET":        peerCall(h, http.MethodGet, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), nil),
+		"no token":   peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), url.Values{}),
+		"no cookie":  peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), form),
+		"wrong form": peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&service="+url.QueryEscape(svc), url.Values{"csrf": {"x" + csrf.Value}}, csrf),
+	} {
+		set := false
+		for _, c := range res.Cookies() {
+			set = set || c.Name == peerCookie
+		}
+		if res.StatusCode < 400 || res.Header.Get("Location") != "" || set {
+			t.Errorf("start (%s): %d to %q, nonce cookie set %v", name, res.StatusCode, res.Header.Get("Location"), set)
+		}
+	}
+	if res := peerCall(h, http.MethodPost, "/cas/peer/start?peer=evil&service="+url.QueryEscape(svc), form, csrf); res.StatusCode != http.StatusBadRequest ||
 		res.Header.Get("Location") != "" {
 		t.Fatalf("start for a stranger: %d to %q", res.StatusCode, res.Header.Get("Location"))
 	}
 
 	// assert: to the audience's configured page only.
-	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil)
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+ticket.PeerNonceHash(nonce)+"&state=x", nil)
 	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, ping.URL+"/cas/peer/accept?") ||
 		!strings.Contains(loc, "error=login_required") {
 		t.Fatalf("assert without a session: %d to %q", res.StatusCode, loc)
 	}
 	tgc := &http.Cookie{Name: TGCCookie, Value: "TGT-9-l2a"}
-	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil, tgc)
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+ticket.PeerNonceHash(nonce)+"&state=x", nil, tgc)
 	if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "https://l1.example/cas/peer/accept?") || !strings.Contains(loc, "assertion=a.b.c") {
 		t.Fatalf("assert: %d to %q", res.StatusCode, loc)
 	}
 	tk.issueErr = unavailable()
-	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+nonce+"&state=x", nil, tgc)
+	res = peerCall(h, http.MethodGet, "/cas/peer/assert?audience=l1&nonce="+ticket.PeerNonceHash(nonce)+"&state=x", nil, tgc)
 	if loc := res.Header.Get("Location"); !strings.Contains(loc, "error=temporarily_unavailable") {
 		t.Fatalf("assert with the store down: %d to %q", res.StatusCode, loc)
 	}
@@ -179,7 +203,8 @@ func TestPeerPages(t *testing.T) {
 	}
 	tk.redeemErr = nil
 	for reason, want := range map[identityv1.Reason]string{identityv1.Reason_REASON_ACCOUNT_LOCKED: "disabled or locked",
-		identityv1.Reason_REASON_NO_SUCH_USER: "not known here", identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW: "does not reach the level"} {
+		identityv1.Reason_REASON_NO_SUCH_USER: "not known here", identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW: "does not reach the level",
+		identityv1.Reason_REASON_PASSWORD_ONLY: "with its own password, not on Level 1&#39;s word"} {
 		h := New(Options{Tickets: tk, SSO: peerSSO{reason: reason}, Centre: "l2a", Peers: peers})
 		res := peerCall(h, http.MethodGet, accept, nil, nc)
 		if body := bodyOf(res); res.StatusCode != http.StatusForbidden || !strings.Contains(body, want) {
@@ -238,4 +263,162 @@ func TestPeerAcceptKeepsStrongerSession(t *testing.T) {
 	if res := peerCall(h, http.MethodGet, accept, nil, cookies...); res.StatusCode != http.StatusFound || weak.created.GetReplaceTgt() != "TGT-7-l2a" {
 		t.Fatalf("a lower session met a hop: %d, created %+v", res.StatusCode, weak.created)
 	}
+}
+
+// redeemTickets records the nonce the ticket component was asked with and
+// answers success whatever it is (as a faulty or older component might).
+type redeemTickets struct {
+	*peerTickets
+	asked  bool
+	nonces []string
+}
+
+func (z *redeemTickets) RedeemPeerAssertion(ctx context.Context, r *ticketv1.RedeemPeerAssertionRequest, o ...grpc.CallOption) (*ticketv1.RedeemPeerAssertionResponse, error) {
+	z.asked = true
+	z.nonces = append(z.nonces, r.GetNonce())
+	return z.peerTickets.RedeemPeerAssertion(ctx, r, o...)
+}
+
+// TestPeerAcceptWithoutCookie (sec28b H1): a browser without the nonce
+// cookie (login CSRF: the attacker's own assertion sent to a victim) is
+// refused by the page itself, never redeemed with a stand-in nonce, and
+// no session opens; the ticket component is asked with no nonce only so
+// that it audits the refusal and uses the assertion up.
+func TestPeerAcceptWithoutCookie(t *testing.T) {
+	tk := &redeemTickets{peerTickets: &peerTickets{}}
+	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "http://127.0.0.1:1"}}})
+	state := url.Values{"service": {"https://app.example/x"}}.Encode()
+	res := peerCall(h, http.MethodGet, "/cas/peer/accept?"+url.Values{"peer": {"l1"}, "assertion": {"attacker.assertion.sig"},
+		"state": {state}}.Encode(), nil)
+	if body := bodyOf(res); res.StatusCode != http.StatusUnauthorized || res.Header.Get("Location") != "" || tk.created != nil ||
+		!strings.Contains(body, "could not be verified") {
+		t.Fatalf("accept without the nonce cookie: %d to %q, session %+v\n%s", res.StatusCode, res.Header.Get("Location"), tk.created, body)
+	}
+	if !tk.asked || len(tk.nonces) != 1 || tk.nonces[0] != "" {
+		t.Fatalf("ticket component asked with nonces %q", tk.nonces)
+	}
+	if res.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("Referrer-Policy %q", res.Header.Get("Referrer-Policy"))
+	}
+}
+
+// codeTickets is peerTickets whose assertions name a sign-in at authAt and
+// which count the authorization codes issued.
+type codeTickets struct {
+	*peerTickets
+	authAt time.Time
+	codes  int
+}
+
+func (z *codeTickets) RedeemPeerAssertion(ctx context.Context, r *ticketv1.RedeemPeerAssertionRequest, o ...grpc.CallOption) (*ticketv1.RedeemPeerAssertionResponse, error) {
+	res, err := z.peerTickets.RedeemPeerAssertion(ctx, r, o...)
+	if err == nil {
+		res.AuthTime = timestamppb.New(z.authAt)
+	}
+	return res, err
+}
+
+func (z *codeTickets) IssueAuthorizationCode(context.Context, *ticketv1.IssueAuthorizationCodeRequest, ...grpc.CallOption) (*ticketv1.IssueAuthorizationCodeResponse, error) {
+	z.codes++
+	return &ticketv1.IssueAuthorizationCodeResponse{Code: "OC-1"}, nil
+}
+
+// TestPeerHopKeepsMaxAge (sec28b M2): an OpenID Connect request's max_age
+// travels through the hop (link, state) and is checked at accept against
+// the time of the sign-in at the peer: too old, no session and no code,
+// the login form for a fresh login; recent enough, a code. max_age=0 and
+// renew (prompt=login) are never offered a hop, and a hop made by hand for
+// one is refused at start and at accept.
+func TestPeerHopKeepsMaxAge(t *testing.T) {
+	ping := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer ping.Close()
+	tk := &codeTickets{peerTickets: &peerTickets{}}
+	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: ping.URL}}})
+	oidcReq := func(maxAge string) loginParams {
+		v := url.Values{"client_id": {"c1"}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"}, "scope": {"openid"}}
+		if maxAge != "" {
+			v.Set("max_age", maxAge)
+		}
+		q, bad := parseOIDC(v, false)
+		if bad != nil {
+			t.Fatal(bad)
+		}
+		return loginParams{oidc: q, service: q.redirectURI}
+	}
+	login := httptest.NewRequest(http.MethodGet, "/cas/login", nil)
+	if links := h.peerLinks(login, oidcReq("0")); len(links) != 0 {
+		t.Fatalf("a hop offered for max_age=0: %v", links)
+	}
+	links := h.peerLinks(login, oidcReq("300"))
+	if len(links) != 1 {
+		t.Fatal("no hop offered for max_age=300")
+	}
+	start, _ := url.Parse(links[0].Href)
+	if start.Query().Get("max_age") != "300" {
+		t.Fatalf("the link loses max_age: %s", links[0].Href)
+	}
+	csrf := &http.Cookie{Name: csrfCookie, Value: "0123456789abcdef0123456789abcdef-csrf"}
+	res := peerCall(h, http.MethodPost, "/cas/peer/start?"+start.RawQuery, url.Values{"csrf": {csrf.Value}}, csrf)
+	loc, _ := url.Parse(res.Header.Get("Location"))
+	state := loc.Query().Get("state")
+	if sv, _ := url.ParseQuery(state); sv.Get("max_age") != "300" {
+		t.Fatalf("the state loses max_age: %q", state)
+	}
+	nc := &http.Cookie{Name: peerCookie, Value: "0123456789abcdef0123456789abcdef"}
+	accept := "/cas/peer/accept?" + url.Values{"peer": {"l1"}, "assertion": {"a.b.c"}, "state": {state}}.Encode()
+
+	// signed in at the peer an hour ago: too old for max_age=300
+	tk.authAt = time.Now().Add(-time.Hour)
+	res = peerCall(h, http.MethodGet, accept, nil, nc)
+	if body := bodyOf(res); tk.codes != 0 || tk.created != nil || res.StatusCode != http.StatusOK || !strings.Contains(body, "fresh or recent sign-in") ||
+		!strings.Contains(body, `name="renew" value="true"`) {
+		t.Fatalf("an old sign-in for max_age=300: %d to %q, codes %d, session %+v\n%s", res.StatusCode, res.Header.Get("Location"), tk.codes, tk.created, body)
+	}
+	// a minute ago: a code
+	tk.authAt = time.Now().Add(-time.Minute)
+	if res = peerCall(h, http.MethodGet, accept, nil, nc); tk.codes != 1 || !strings.HasPrefix(res.Header.Get("Location"), "https://app.example/cb?code=OC-1") {
+		t.Fatalf("a recent sign-in for max_age=300: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+
+	// renew by hand: refused at start and at accept
+	tk.created = nil
+	res = peerCall(h, http.MethodPost, "/cas/peer/start?peer=l1&renew=true&service="+url.QueryEscape("https://app.example/x"),
+		url.Values{"csrf": {csrf.Value}}, csrf)
+	if res.StatusCode != http.StatusForbidden || res.Header.Get("Location") != "" {
+		t.Fatalf("start with renew: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	res = peerCall(h, http.MethodGet, "/cas/peer/accept?"+url.Values{"peer": {"l1"}, "assertion": {"a.b.c"},
+		"state": {"renew=true&service=" + url.QueryEscape("https://app.example/x")}}.Encode(), nil, nc)
+	if res.StatusCode != http.StatusForbidden || tk.created != nil {
+		t.Fatalf("accept with renew: %d, session %+v", res.StatusCode, tk.created)
+	}
+}
+
+// TestPeerKeptSessionMeetsMaxAge (sec28b M2): a live session of the same
+// person that the hop keeps must meet the client's max_age too: one signed
+// in long ago gets the login form for a fresh login, no code.
+func TestPeerKeptSessionMeetsMaxAge(t *testing.T) {
+	// the sign-in at the peer is recent; the session kept here is old
+	ct := &codeTickets{peerTickets: &peerTickets{}, authAt: time.Now()}
+	tk := ct.peerTickets
+	h := New(Options{Tickets: keptTickets{ct}, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example"}}})
+	oidc := url.Values{"client_id": {"c1"}, "redirect_uri": {"https://app.example/cb"}, "scope": {"openid"}}.Encode()
+	state := url.Values{"oidc": {oidc}, "max_age": {"300"}}.Encode()
+	res := peerCall(h, http.MethodGet, "/cas/peer/accept?"+url.Values{"peer": {"l1"}, "assertion": {"a.b.c"}, "state": {state}}.Encode(), nil,
+		&http.Cookie{Name: peerCookie, Value: "00112233445566778899aabbccddeeff"}, &http.Cookie{Name: TGCCookie, Value: "TGT-7-l2a"})
+	if body := bodyOf(res); res.StatusCode != http.StatusOK || res.Header.Get("Location") != "" || tk.created != nil ||
+		!strings.Contains(body, `name="renew" value="true"`) || ct.codes != 0 {
+		t.Fatalf("a kept session older than max_age: %d to %q, created %+v\n%s", res.StatusCode, res.Header.Get("Location"), tk.created, body)
+	}
+}
+
+// keptTickets is codeTickets with a live level-2 session of u1 signed in
+// two hours ago.
+type keptTickets struct{ *codeTickets }
+
+func (k keptTickets) GetSession(context.Context, *ticketv1.GetSessionRequest, ...grpc.CallOption) (*ticketv1.Session, error) {
+	return &ticketv1.Session{UserId: "u1", Login: "pia", AuthLevel: 2, CreatedAt: timestamppb.New(time.Now().Add(-2 * time.Hour))}, nil
 }

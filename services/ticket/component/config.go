@@ -296,10 +296,12 @@ func (c *Config) Validate(*config.Config) error {
 			bad(f+".name", "must be another centre's ticket.centre (1-16 letters or digits), each once, got %q", p.Name)
 		}
 		seen[p.Name] = true
-		if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-			u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/cas") || strings.HasSuffix(u.Path, "/cas/") {
-			bad(f+".url", "must be the peer's absolute https (or http) base URL as browsers reach it, without /cas, query or "+
-				"fragment (e.g. https://sso.l1.example), got %q", p.URL)
+		// http only to this computer (a test or a local proxy): the
+		// assertions travel in the URL (sec28b L2)
+		if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "https" && (u.Scheme != "http" || !config.LoopbackHost(u.Hostname()))) ||
+			u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/cas") || strings.HasSuffix(u.Path, "/cas/") {
+			bad(f+".url", "must be the peer's absolute https base URL as browsers reach it (http only to this computer: "+
+				"127.0.0.1, ::1, localhost), without /cas, query or fragment (e.g. https://sso.l1.example), got %q", p.URL)
 		}
 		if p.PublicKeyFile == "" {
 			bad(f+".public_key_file", "is required: the PEM file of the peer's public keys (openssl pkey -in peer.key -pubout)")

@@ -32,7 +32,7 @@ func peerSettings(cfg *Config) (ticket.PeerSettings, error) {
 		out.Key = k
 	}
 	for i, p := range cfg.Peers {
-		keys, err := readPeerPublicKeys(p.PublicKeyFile)
+		keys, err := readPeerPublicKeys(p.PublicKeyFile, cfg.KeyFileAllowOpenMode)
 		if err != nil {
 			return out, fmt.Errorf("ticket.peers[%d].public_key_file: %w", i, err)
 		}
@@ -71,8 +71,16 @@ func readPeerKey(path string, allowOpen bool) (ed25519.PrivateKey, error) {
 }
 
 // readPeerPublicKeys reads the Ed25519 public keys (PEM PUBLIC KEY) of a
-// file: at least one.
-func readPeerPublicKeys(path string) ([]ed25519.PublicKey, error) {
+// file: at least one. A file its group or others may write is refused
+// unless allowOpen: whoever writes it adds trust (sec28b L2).
+func readPeerPublicKeys(path string, allowOpen bool) ([]ed25519.PublicKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o022 != 0 && !allowOpen {
+		return nil, fmt.Errorf("%s may be written by its group or others (mode %v): chmod 644 (or 444) it", path, fi.Mode().Perm())
+	}
 	data, err := os.ReadFile(path) // #nosec G304 -- the operator's configured key file
 	if err != nil {
 		return nil, err

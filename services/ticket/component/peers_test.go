@@ -38,6 +38,7 @@ func TestValidatePeers(t *testing.T) {
 		"url with /cas":  {peer(func(p *PeerConfig) { p.URL = "https://sso.l1.example/cas/" }), "ticket.peers[0].url"},
 		"url with query": {peer(func(p *PeerConfig) { p.URL = "https://sso.l1.example/?x=1" }), "ticket.peers[0].url"},
 		"url scheme":     {peer(func(p *PeerConfig) { p.URL = "ftp://sso.l1.example" }), "ticket.peers[0].url"},
+		"url http":       {peer(func(p *PeerConfig) { p.URL = "http://sso.l1.example" }), "ticket.peers[0].url"},
 		"no public key":  {peer(func(p *PeerConfig) { p.PublicKeyFile = "" }), "ticket.peers[0].public_key_file"},
 		"the same peer twice": {func(c *Config) {
 			c.Peers = []PeerConfig{{Name: "l2a", URL: "https://a.example", PublicKeyFile: "a"}, {Name: "l2a", URL: "https://b.example", PublicKeyFile: "b"}}
@@ -50,10 +51,12 @@ func TestValidatePeers(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming %s", name, err, tc.field)
 		}
 	}
-	c := Defaults()
-	peer(func(*PeerConfig) {})(c)
-	if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
-		t.Fatal(err)
+	for _, u := range []string{"https://sso.l1.example", "http://127.0.0.1:8080", "http://[::1]:8080", "http://localhost:8080"} {
+		c := Defaults()
+		peer(func(p *PeerConfig) { p.URL = u })(c)
+		if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
 	}
 }
 
@@ -104,6 +107,12 @@ func TestPeerSettings(t *testing.T) {
 	ecpder, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
 	ecPub := filepath.Join(dir, "ec.pub")
 	writePEM(t, ecPub, "PUBLIC KEY", ecpder, 0o644)
+	// (sec28b L2) a public key file its group or others may write
+	writable := filepath.Join(dir, "writable.pub")
+	writePEM(t, writable, "PUBLIC KEY", pder, 0o600)
+	if err := os.Chmod(writable, 0o664); err != nil { // past the umask
+		t.Fatal(err)
+	}
 	empty := filepath.Join(dir, "empty.pub")
 	if err := os.WriteFile(empty, []byte("not a key\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -117,6 +126,7 @@ func TestPeerSettings(t *testing.T) {
 		"missing key":       {func(c *Config) { c.PeerKeyFile = filepath.Join(dir, "none") }, "ticket.peer_key_file"},
 		"public not Ed":     {func(c *Config) { c.Peers[0].PublicKeyFile = ecPub }, "not Ed25519"},
 		"no public key":     {func(c *Config) { c.Peers[0].PublicKeyFile = empty }, "no PEM PUBLIC KEY"},
+		"writable public":   {func(c *Config) { c.Peers[0].PublicKeyFile = writable }, "chmod 644"},
 		"public key absent": {func(c *Config) { c.Peers[0].PublicKeyFile = filepath.Join(dir, "none.pub") }, "ticket.peers[0].public_key_file"},
 	} {
 		c := Defaults()
@@ -127,7 +137,7 @@ func TestPeerSettings(t *testing.T) {
 		}
 	}
 	// open mode allowed explicitly
-	c.PeerKeyFile, c.KeyFileAllowOpenMode = open, true
+	c.PeerKeyFile, c.Peers[0].PublicKeyFile, c.KeyFileAllowOpenMode = open, writable, true
 	if _, err := peerSettings(c); err != nil {
 		t.Fatal(err)
 	}
