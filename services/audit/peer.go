@@ -213,8 +213,19 @@ type OriginReport struct {
 // known (the peer's verifier keys). Records the peer archived before it
 // shared its log (p.First > 0) cannot be recomputed: that is reported,
 // unverified.
+//
+// It fails closed (sec28b H3): without known (no verifier keys
+// configured) the log is never OK but unverified; with no checkpoint held
+// it is "not verified yet" (unverified); a signed checkpoint larger than
+// the records held, or fewer records held than the store counts (p.Size),
+// is reported as records missing here (a cut tail).
 func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers) (*Report, error) {
 	rep := &Report{}
+	if known == nil {
+		rep.Problem = &Problem{Seq: -1, Unverified: true, What: fmt.Sprintf("log %q is not verified: no verifier keys of it are "+
+			"configured here (audit.peers[].verifier_keys)", p.Origin)}
+		return rep, nil
+	}
 	cps, err := st.PeerCheckpoints(ctx, p.Origin)
 	if err != nil {
 		return nil, err
@@ -279,6 +290,18 @@ func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers)
 	}
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case next < len(cps): // a signed checkpoint covers records not held
+		c := cps[next]
+		rep.Problem = &Problem{Seq: want, Checkpoint: c.Size, What: fmt.Sprintf("records %d-%d of log %q are missing here: its "+
+			"signed checkpoint of size %d is held, only %d records are (removed here, or the tail was cut)", want, c.Size-1, p.Origin, c.Size, want)}
+	case want < p.Size:
+		rep.Problem = &Problem{Seq: want, What: fmt.Sprintf("records %d-%d of log %q are missing here: %d were stored, %d are held",
+			want, p.Size-1, p.Origin, p.Size, want)}
+	case rep.Checkpoints == 0:
+		rep.Problem = &Problem{Seq: -1, Unverified: true, What: fmt.Sprintf("log %q is not verified yet: no signed checkpoint of it "+
+			"is held here (%d records held, none signed)", p.Origin, want)}
 	}
 	return rep, nil
 }

@@ -3,8 +3,11 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/analytics"
@@ -157,4 +160,98 @@ type oneSession struct{}
 
 func (oneSession) Online(context.Context, int) ([]analytics.LastSeen, bool, error) {
 	return []analytics.LastSeen{{Subject: "user:here", Org: "org-1"}}, false, nil
+}
+
+// peerLog builds a peer log of n records with a checkpoint every 4 on a
+// log of s (its records and checkpoints as level 1 receives them).
+func peerLog(t *testing.T, s Subject, n int) (*audit.Log, []audit.Record, []audit.Checkpoint) {
+	t.Helper()
+	ctx := context.Background()
+	l, _ := newLog(t, s, 4)
+	all := Records("peer", n)
+	for i := 0; i < n; i += 4 {
+		appendAll(t, l, all[i:min(i+4, n)])
+	}
+	var recs []audit.Record
+	if err := s.Store.ScanRecords(ctx, 0, func(r *audit.Record) error { recs = append(recs, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var cps []audit.Checkpoint
+	if err := s.Store.Checkpoints(ctx, func(c *audit.Checkpoint) error {
+		cp, err := audit.CheckpointOf(l.Signer().Origin(), c.Note)
+		cps = append(cps, cp)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return l, recs, cps
+}
+
+// testPeersFailClosed (sec28b H3): a peer log verifies OK only with its
+// keys and a signed checkpoint over what is held; no keys, no checkpoint
+// yet, or records missing after a signed checkpoint (a cut tail) are
+// never OK.
+func testPeersFailClosed(t *testing.T, s Subject) {
+	ctx := context.Background()
+	ps, ok := s.Store.(audit.PeerStore)
+	if !ok {
+		t.Skip("the store keeps no peer logs")
+	}
+	if ls, ok := s.Store.(localOriginSetter); ok {
+		ls.SetLocalOrigin("l1.audit")
+	}
+	l, recs, cps := peerLog(t, s, 10)
+	peer := l.Signer().Origin()
+	known := mustVerifiers(t, l)
+	if len(cps) != 2 || cps[1].Size != 8 {
+		t.Fatalf("checkpoints %+v", cps)
+	}
+	verify := func(known note.Verifiers) *audit.Report {
+		t.Helper()
+		peers, err := ps.Peers(ctx)
+		if err != nil || len(peers) != 1 {
+			t.Fatalf("peers %+v %v", peers, err)
+		}
+		rep, err := audit.VerifyPeer(ctx, ps, peers[0], known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+
+	// Records held, no checkpoint yet: not verified yet, with or without keys.
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 3, Records: recs[:3]}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verify(known); rep.OK() || !rep.Problem.Unverified || !strings.Contains(rep.Problem.What, "not verified yet") {
+		t.Fatalf("no checkpoint yet, with keys: %+v %+v", rep, rep.Problem)
+	}
+	if rep := verify(nil); rep.OK() || !rep.Problem.Unverified || !strings.Contains(rep.Problem.What, "no verifier keys") {
+		t.Fatalf("no checkpoint yet, no keys: %+v %+v", rep, rep.Problem)
+	}
+
+	// The whole log: OK with its keys, never without them.
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 12, Records: recs[3:], Checkpoints: cps}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verify(known); !rep.OK() || rep.Records != 10 || rep.Signed != 8 {
+		t.Fatalf("whole peer log: %+v %+v", rep, rep.Problem)
+	}
+	if rep := verify(nil); rep.OK() || !rep.Problem.Unverified {
+		t.Fatalf("whole peer log without keys: %+v", rep)
+	}
+
+	// Rows removed at level 1 past a record (size not changed): missing.
+	s.Exec(t, "DELETE FROM audit_peer_records WHERE origin = ? AND seq >= ?", peer, 9)
+	if rep := verify(known); rep.OK() || rep.Problem.Unverified || rep.Problem.Seq != 9 || rep.Problem.Checkpoint != 0 {
+		t.Fatalf("last record removed: %+v %+v", rep, rep.Problem)
+	}
+	// The tail cut below the signed checkpoint of size 8, the count too.
+	s.Exec(t, "DELETE FROM audit_peer_records WHERE origin = ? AND seq >= ?", peer, 5)
+	s.Exec(t, "UPDATE audit_peers SET size = ? WHERE origin = ?", 5, peer)
+	rep := verify(known)
+	if rep.OK() || rep.Problem.Unverified || rep.Problem.Seq != 5 || rep.Problem.Checkpoint != 8 ||
+		!strings.Contains(rep.Problem.What, "missing") {
+		t.Fatalf("tail cut below a signed checkpoint: %+v %+v", rep, rep.Problem)
+	}
 }
