@@ -247,12 +247,3 @@ func (c *Config) Validate(p *config.Config) error {
 	}
 	return errors.Join(errs...)
 }
-
-// peerCentres are the centres of Peers.
-func (c *Config) peerCentres() []string {
-	out := make([]string, len(c.Peers))
-	for i, pe := range c.Peers {
-		out[i] = pe.Centre
-	}
-	return out
-}

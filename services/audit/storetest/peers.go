@@ -140,18 +140,109 @@ func testPeers(t *testing.T, s Subject) {
 	// Online now from this centre's SSO sessions adds the people online by
 	// the peer log's recent logins (their sessions are at their centre).
 	if an, ok := s.Store.(analytics.Store); ok {
+		// u6 is homed at level 1: the peer's record of their login is not
+		// counted (sec28b M1)
+		homes := homesOf{"u0": peer, "u2": peer, "u3": peer}
 		a := analytics.New(an, analytics.Options{Now: func() time.Time { return recs[9].Time.Add(time.Minute) },
-			Sessions: oneSession{}, PeerOrigins: []string{peer}})
+			Sessions: oneSession{}, PeerOrigins: []string{peer}, LocalOrigin: "l1.audit", People: homes})
 		on, err := a.OnlineNow(ctx, audit.Scope{All: true}, 30*time.Minute, 0, false)
 		got := map[string]bool{}
 		for _, p := range on.People {
 			got[p.Subject] = true
 		}
 		// successful logins of the peer: records 0, 3, 6 and 9 (u0, u3, u6, u2)
-		if err != nil || on.Source != analytics.SourceTicketAndLogins || len(on.People) != 5 || !got["user:here"] || !got["user:u0"] ||
-			!got["user:u2"] || got["user:u1"] {
+		if err != nil || on.Source != analytics.SourceTicketAndLogins || len(on.People) != 4 || !got["user:here"] || !got["user:u0"] ||
+			!got["user:u2"] || got["user:u1"] || got["user:u6"] {
 			t.Fatalf("online now with the peer's logins: %+v %v", on, err)
 		}
+	}
+}
+
+// homesOf is a PeopleSource over fixed people (id: home origin) that
+// tells their homes (analytics.HomeSource).
+type homesOf map[string]string
+
+func (h homesOf) People(_ context.Context, _ []string, fn func([]analytics.Person) error) error {
+	var page []analytics.Person
+	for id, home := range h {
+		page = append(page, analytics.Person{ID: id, Login: id, Org: "org-1", Home: home})
+	}
+	return fn(page)
+}
+
+func (h homesOf) HomeOrigins(_ context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, id := range ids {
+		if o, ok := h[id]; ok {
+			out[id] = o
+		}
+	}
+	return out, nil
+}
+
+// testPeersBound (sec28b M1): a peer's log may write about anyone, and
+// its records verify (it signs them); level 1 counts a peer's login
+// records only for the people homed at that peer: a level-2 record of a
+// level-1 administrator's login shows in no report as their login (the
+// record itself stays held and queryable, by its origin, as evidence).
+func testPeersBound(t *testing.T, s Subject) {
+	ctx := context.Background()
+	ps, ok := s.Store.(audit.PeerStore)
+	an, ok2 := s.Store.(analytics.Store)
+	if !ok || !ok2 {
+		t.Skip("the store keeps no peer logs")
+	}
+	if ls, ok := s.Store.(localOriginSetter); ok {
+		ls.SetLocalOrigin("l1.audit")
+	}
+	const peer = "l2a.audit"
+	recs := Records("l2a", 2)
+	for i, who := range []string{"l1-admin", "l2a-person"} {
+		recs[i].Seq, recs[i].Subject, recs[i].Result, recs[i].API = int64(i), "user:"+who, "success", "authenticate"
+	}
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 2, Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	people := homesOf{"l1-admin": "", "l2a-person": peer}
+	now := recs[1].Time.Add(time.Minute)
+	a := analytics.New(an, analytics.Options{Now: func() time.Time { return now }, PeerOrigins: []string{peer},
+		LocalOrigin: "l1.audit", People: people})
+
+	// absence: the administrator never logged in (here), the l2a person did
+	now = recs[1].Time.Add(3 * 24 * time.Hour)
+	abs, err := a.AbsenceReport(ctx, audit.Scope{All: true}, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]analytics.Absence{}
+	for _, p := range abs.People {
+		got[p.Subject] = p
+	}
+	if len(got) != 2 || !got["user:l1-admin"].Never || got["user:l2a-person"].Never {
+		t.Fatalf("absence: %+v", abs)
+	}
+	// online from the logins: the l2a person only
+	now = recs[1].Time.Add(time.Minute)
+	on, _, err := a.OnlineFromLogins(ctx, audit.Scope{All: true}, 30*time.Minute, 0)
+	if err != nil || len(on) != 1 || on[0].Subject != "user:l2a-person" {
+		t.Fatalf("online from logins: %+v %v", on, err)
+	}
+	// login history: none for the administrator, one for the l2a person
+	for who, want := range map[string]int{"l1-admin": 0, "l2a-person": 1} {
+		h, _, err := a.LoginHistory(ctx, audit.Scope{All: true}, who, analytics.Range{}, 0, "")
+		if err != nil || len(h) != want {
+			t.Fatalf("login history of %s: %+v %v", who, h, err)
+		}
+	}
+	// without the people's homes, no peer login counts
+	b := analytics.New(an, analytics.Options{Now: func() time.Time { return now }, PeerOrigins: []string{peer},
+		LocalOrigin: "l1.audit", Sessions: oneSession{}})
+	if o, err := b.OnlineNow(ctx, audit.Scope{All: true}, 30*time.Minute, 0, false); err != nil || len(o.People) != 1 ||
+		o.Source != analytics.SourceTicket {
+		t.Fatalf("online now without homes: %+v %v", o, err)
+	}
+	if h, _, err := b.LoginHistory(ctx, audit.Scope{All: true}, "l2a-person", analytics.Range{}, 0, ""); err != nil || len(h) != 0 {
+		t.Fatalf("login history without homes: %+v %v", h, err)
 	}
 }
 

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"AnalyticsTravel":   testAnalyticsTravel,
 		"Peers":             testPeers,
 		"PeersFailClosed":   testPeersFailClosed,
+		"PeersBound":        testPeersBound,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
