@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,14 +36,18 @@ func LogStreamConfig() jetstream.StreamConfig {
 
 // PeerStreamConfig is the configuration of level 1's stream sourcing
 // peer's AUDIT_LOG in the peer's JetStream domain, kept a week (a cut-off
-// link catches up from the peer's own AUDIT_LOG).
+// link catches up from the peer's own AUDIT_LOG) and bounded in bytes
+// (peers[].max_bytes, max_age): full, it takes nothing new (DiscardNew),
+// what waits stays in the peer's AUDIT_LOG (sec28b M3).
 func PeerStreamConfig(peer PeerConfig) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        audit.PeerStreamFor(peer.Centre),
 		Description: "UIAS audit log of centre " + peer.Centre + " (sourced for the audit component)",
 		Storage:     jetstream.FileStorage,
 		Sources:     []*jetstream.StreamSource{{Name: audit.StreamLog, Domain: peer.Centre}},
-		MaxAge:      7 * 24 * time.Hour,
+		MaxAge:      peer.maxAge(),
+		MaxBytes:    peer.maxBytes(),
+		Discard:     jetstream.DiscardNew,
 	}
 }
 
@@ -234,6 +240,11 @@ type receiver struct {
 	// after a cut).
 	sourceRetry time.Duration
 	received    *prometheus.CounterVec
+	// problems counts the gaps skipped and conflicts (origin, kind); audit
+	// records them in this centre's own log (nil: logged only).
+	problems *prometheus.CounterVec
+	audit    func(ctx context.Context, rec audit.Record) error
+	now      func() time.Time
 }
 
 func (r *receiver) run(ctx context.Context) {
@@ -265,6 +276,7 @@ func (r *receiver) run(ctx context.Context) {
 	if r.sourceRetry > 0 {
 		go r.watchSource(ctx, log)
 	}
+	var gaps gapWatch
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(r.batch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
@@ -280,13 +292,16 @@ func (r *receiver) run(ctx context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
-		if err := r.store(ctx, msgs, log); err != nil {
+		err = r.store(ctx, msgs, log, gaps.skip(r.clock(), r.peer.skipGapAfter()))
+		gaps.seen(err, r.clock())
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			lvl := log.Warn
 			if errors.Is(err, audit.ErrPeerGap) {
 				lvl = log.Error
+				err = fmt.Errorf("%w (skipped after %s: peers[].skip_gap_after)", err, r.peer.skipGapAfter())
 			}
 			lvl("audit: records of the peer's log not stored; trying again (they are redelivered)", zap.Error(err))
 			for _, m := range msgs {
@@ -299,6 +314,32 @@ func (r *receiver) run(ctx context.Context) {
 			_ = m.Ack()
 		}
 	}
+}
+
+// gapWatch says when a gap has lasted long enough to be skipped: since
+// the first ErrPeerGap of a run of them (a batch stored ends it).
+type gapWatch struct{ since time.Time }
+
+func (g *gapWatch) seen(err error, now time.Time) {
+	switch {
+	case errors.Is(err, audit.ErrPeerGap):
+		if g.since.IsZero() {
+			g.since = now
+		}
+	case err == nil:
+		g.since = time.Time{}
+	}
+}
+
+func (g *gapWatch) skip(now time.Time, after time.Duration) bool {
+	return !g.since.IsZero() && now.Sub(g.since) >= after
+}
+
+func (r *receiver) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
 }
 
 // setup creates the stream sourcing the peer's AUDIT_LOG and the durable
@@ -323,9 +364,10 @@ func PeerConsumerConfig(batch int) jetstream.ConsumerConfig {
 		MaxAckPending: 4 * batch}
 }
 
-// store stores msgs (in stream order) in one transaction.
-func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Logger) error {
-	b := audit.PeerBatch{Origin: r.peer.Origin, At: time.Now().UTC()}
+// store stores msgs (in stream order) in one transaction; skipGap passes
+// over records missing before them (reported as a gap).
+func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Logger, skipGap bool) error {
+	b := audit.PeerBatch{Origin: r.peer.Origin, At: r.clock().UTC(), SkipGap: skipGap}
 	for _, m := range msgs {
 		if meta, err := m.Metadata(); err == nil {
 			b.StreamSeq = max(b.StreamSeq, meta.Sequence.Stream)
@@ -357,7 +399,36 @@ func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Log
 	if r.received != nil {
 		r.received.WithLabelValues(r.peer.Origin).Add(float64(res.Added))
 	}
+	for _, g := range res.Skipped {
+		log.Error("audit: records of the peer's log were lost on the way (gone from its stream at level 1) and are skipped: "+
+			"verify reports them missing; they are stored if they come again", zap.Int64("from", g.From), zap.Int64("to", g.To-1))
+		r.report(ctx, "gap", audit.ReasonPeerLogGap, map[string]string{"from": strconv.FormatInt(g.From, 10),
+			"to": strconv.FormatInt(g.To-1, 10)}, log)
+	}
+	if len(res.Conflicts) > 0 {
+		seqs := make([]string, len(res.Conflicts))
+		for i, s := range res.Conflicts {
+			seqs[i] = strconv.FormatInt(s, 10)
+		}
+		log.Error("audit: records of the peer's log came again under numbers held with other content (its log rewritten, or "+
+			"tampering): the records held are kept", zap.Strings("seqs", seqs))
+		r.report(ctx, "conflict", audit.ReasonPeerLogConflict, map[string]string{"seqs": strings.Join(seqs, ",")}, log)
+	}
 	return nil
+}
+
+// report counts a problem of the peer's log and records it in this
+// centre's own log.
+func (r *receiver) report(ctx context.Context, kind, reason string, detail map[string]string, log *zap.Logger) {
+	if r.problems != nil {
+		r.problems.WithLabelValues(r.peer.Origin, kind).Inc()
+	}
+	if r.audit == nil {
+		return
+	}
+	if err := r.audit(ctx, audit.PeerLogRecord(r.peer.Origin, reason, detail, r.clock())); err != nil {
+		log.Error("audit: the peer log's problem could not be recorded in this centre's log (it is logged here)", zap.Error(err))
+	}
 }
 
 // watchSource restarts the stream's source when it has been silent for
@@ -421,4 +492,15 @@ func peerMetrics(reg prometheus.Registerer) (prometheus.Counter, *prometheus.Cou
 		_ = reg.Register(received)
 	}
 	return shared, received
+}
+
+// peerProblemMetrics: gaps skipped and conflicting records of peer logs.
+func peerProblemMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_audit_peer_log_problems_total",
+		Help: "Problems of a level-2 centre's audit log received at level 1, by origin and kind (gap: records lost and skipped; " +
+			"conflict: a record re-sent with other content)."}, []string{"origin", "kind"})
+	if reg != nil {
+		_ = reg.Register(c)
+	}
+	return c
 }

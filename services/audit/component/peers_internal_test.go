@@ -2,13 +2,17 @@ package component
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -138,7 +142,7 @@ func TestShareAndReceive(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	rc := &receiver{js: js, st: st1, peer: PeerConfig{Centre: "l2a", Origin: origin}, batch: 100, log: zap.New(core)}
 	// A gap: records 0-4, then from 10 on.
-	if err := rc.store(ctx, msgs[:5], rc.log); err != nil {
+	if err := rc.store(ctx, msgs[:5], rc.log, false); err != nil {
 		t.Fatal(err)
 	}
 	var rest []jetstream.Msg
@@ -147,12 +151,12 @@ func TestShareAndReceive(t *testing.T) {
 			rest = append(rest, m)
 		}
 	}
-	if err := rc.store(ctx, rest, rc.log); !errors.Is(err, audit.ErrPeerGap) {
+	if err := rc.store(ctx, rest, rc.log, false); !errors.Is(err, audit.ErrPeerGap) {
 		t.Fatalf("a gap: %v", err)
 	}
 	// Everything, twice (a redelivery).
 	for range 2 {
-		if err := rc.store(ctx, msgs, rc.log); err != nil {
+		if err := rc.store(ctx, msgs, rc.log, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -181,7 +185,138 @@ func TestShareAndReceive(t *testing.T) {
 	if err := st1.DB().Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.store(ctx, msgs, rc.log); err == nil {
+	if err := rc.store(ctx, msgs, rc.log, false); err == nil {
 		t.Fatal("stored with the database closed")
+	}
+}
+
+// TestReceiverGapsAndConflicts (sec28b M3, L5): records lost before the
+// next one received are refused as a gap, then (skip_gap_after passed)
+// skipped with a record in this centre's log and a count; a skipped
+// record that comes later is stored; a record re-sent under a number held
+// with another event id is kept out and reported as a conflict.
+func TestReceiverGapsAndConflicts(t *testing.T) {
+	ctx := context.Background()
+	js := peerTestNATS(t)
+	if _, err := js.CreateOrUpdateStream(ctx, LogStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	const origin = "l2a.audit"
+	recs := storetest.Records("l2a", 6)
+	publish := func(seq int64, eventID string) {
+		r := recs[seq]
+		r.Seq, r.EventID = seq, eventID
+		b, err := json.Marshal(audit.RecordMessage(origin, &r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, audit.SubjectLogRecord, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range int64(6) {
+		publish(i, recs[i].EventID)
+	}
+	publish(2, "rewritten") // the same number, other content
+	msgs := fetchAll(t, js, 1)
+	if len(msgs) != 7 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	st := peerTestStore(t)
+	var audited []audit.Record
+	problems := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p"}, []string{"origin", "kind"})
+	rc := &receiver{js: js, st: st, peer: PeerConfig{Centre: "l2a", Origin: origin}, batch: 100, log: zap.NewNop(), problems: problems,
+		audit: func(_ context.Context, rec audit.Record) error { audited = append(audited, rec); return nil }}
+	if err := rc.store(ctx, msgs[:2], rc.log, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.store(ctx, msgs[4:6], rc.log, false); !errors.Is(err, audit.ErrPeerGap) || len(audited) != 0 {
+		t.Fatalf("a gap: %v %v", err, audited)
+	}
+	if err := rc.store(ctx, msgs[4:6], rc.log, true); err != nil {
+		t.Fatalf("a gap skipped: %v", err)
+	}
+	if len(audited) != 1 || audited[0].Reason != audit.ReasonPeerLogGap || audited[0].Detail["from"] != "2" || audited[0].Detail["to"] != "3" ||
+		audited[0].Detail["origin"] != origin || audited[0].Type != audit.TypePeerLog || testutil.ToFloat64(problems.WithLabelValues(origin, "gap")) != 1 {
+		t.Fatalf("the gap's record: %+v", audited)
+	}
+	// the skipped records come after all: stored
+	if err := rc.store(ctx, msgs[2:4], rc.log, false); err != nil {
+		t.Fatal(err)
+	}
+	held := map[int64]string{}
+	if err := st.ScanPeerRecords(ctx, origin, func(r *audit.Record) error { held[r.Seq] = r.EventID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 6 || held[2] != recs[2].EventID {
+		t.Fatalf("held after the gap filled: %v", held)
+	}
+	// the conflicting record: kept out, reported
+	if err := rc.store(ctx, msgs[6:], rc.log, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(audited) != 2 || audited[1].Reason != audit.ReasonPeerLogConflict || audited[1].Detail["seqs"] != "2" ||
+		testutil.ToFloat64(problems.WithLabelValues(origin, "conflict")) != 1 {
+		t.Fatalf("the conflict's record: %+v", audited)
+	}
+	held = map[int64]string{}
+	if err := st.ScanPeerRecords(ctx, origin, func(r *audit.Record) error { held[r.Seq] = r.EventID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 6 || held[2] != recs[2].EventID {
+		t.Fatalf("held after the conflict: %v", held)
+	}
+	// a plain redelivery is no conflict
+	if err := rc.store(ctx, msgs[:6], rc.log, false); err != nil || len(audited) != 2 {
+		t.Fatalf("redelivery: %v %+v", err, audited)
+	}
+}
+
+// The gap is skipped once it has lasted skip_gap_after, counted from the
+// first refusal of a run; a batch stored ends the run.
+func TestGapWatch(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	var g gapWatch
+	if g.skip(t0, time.Hour) {
+		t.Fatal("skip without a gap")
+	}
+	g.seen(fmt.Errorf("x: %w", audit.ErrPeerGap), t0)
+	g.seen(audit.ErrPeerGap, t0.Add(30*time.Minute)) // the same run
+	g.seen(errors.New("database down"), t0.Add(40*time.Minute))
+	if g.skip(t0.Add(59*time.Minute), time.Hour) || !g.skip(t0.Add(time.Hour), time.Hour) {
+		t.Fatal("skip_gap_after not counted from the first refusal")
+	}
+	g.seen(nil, t0.Add(time.Hour))
+	if g.skip(t0.Add(3*time.Hour), time.Hour) {
+		t.Fatal("a stored batch does not end the gap")
+	}
+}
+
+// The stream of a peer is bounded (sec28b M3): full, it takes nothing new.
+func TestPeerStreamBounded(t *testing.T) {
+	c := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit"})
+	if c.MaxBytes != DefaultPeerMaxBytes || c.MaxAge != DefaultPeerMaxAge || c.Discard != jetstream.DiscardNew {
+		t.Fatalf("default bounds: %+v", c)
+	}
+	c = PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit", MaxBytes: 5 << 20, MaxAge: 48 * time.Hour})
+	if c.MaxBytes != 5<<20 || c.MaxAge != 48*time.Hour {
+		t.Fatalf("configured bounds: %+v", c)
+	}
+	// NATS takes it, and refuses a message past max_bytes
+	js := peerTestNATS(t)
+	ctx := context.Background()
+	small := jetstream.StreamConfig{Name: "BOUNDED", Subjects: []string{"b.>"}, Storage: jetstream.FileStorage, MaxBytes: 1 << 10,
+		Discard: c.Discard}
+	if _, err := js.CreateOrUpdateStream(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	for range 20 {
+		if _, refused = js.Publish(ctx, "b.x", make([]byte, 200)); refused != nil {
+			break
+		}
+	}
+	if refused == nil {
+		t.Fatal("a full stream with DiscardNew took more")
 	}
 }

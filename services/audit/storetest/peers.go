@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -344,5 +345,47 @@ func testPeersFailClosed(t *testing.T, s Subject) {
 	if rep.OK() || rep.Problem.Unverified || rep.Problem.Seq != 5 || rep.Problem.Checkpoint != 8 ||
 		!strings.Contains(rep.Problem.What, "missing") {
 		t.Fatalf("tail cut below a signed checkpoint: %+v %+v", rep, rep.Problem)
+	}
+}
+
+// testPeersGaps (sec28b M3, L5): a gap is refused unless skipped, then
+// reported; a skipped record stored when it comes; a record re-sent under
+// a number held with another event id is a conflict, not stored.
+func testPeersGaps(t *testing.T, s Subject) {
+	ctx := context.Background()
+	ps, ok := s.Store.(audit.PeerStore)
+	if !ok {
+		t.Skip("the store keeps no peer logs")
+	}
+	const peer = "l2a.audit"
+	recs := Records("l2a", 6)
+	for i := range recs {
+		recs[i].Seq = int64(i)
+	}
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 2, Records: recs[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 6, Records: recs[4:]}); !errors.Is(err, audit.ErrPeerGap) {
+		t.Fatalf("a gap: %v", err)
+	}
+	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 6, Records: recs[4:], SkipGap: true})
+	if err != nil || res.Added != 2 || res.Size != 6 || len(res.Skipped) != 1 || res.Skipped[0] != (audit.SeqRange{From: 2, To: 4}) {
+		t.Fatalf("a gap skipped: %+v %v", res, err)
+	}
+	other := recs[1]
+	other.EventID = "rewritten"
+	res, err = ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 8, Records: []audit.Record{recs[2], other, recs[3], recs[5]}})
+	if err != nil || res.Added != 2 || res.Duplicates != 2 || !slices.Equal(res.Conflicts, []int64{1}) || res.Size != 6 {
+		t.Fatalf("gap filled, a conflict: %+v %v", res, err)
+	}
+	n := 0
+	if err := ps.ScanPeerRecords(ctx, peer, func(r *audit.Record) error {
+		if r.Seq != int64(n) || r.EventID != recs[n].EventID {
+			t.Errorf("record %d held: %s", r.Seq, r.EventID)
+		}
+		n++
+		return nil
+	}); err != nil || n != 6 {
+		t.Fatalf("held %d %v", n, err)
 	}
 }
