@@ -190,6 +190,8 @@ type PeerAppended struct {
 	Size int64
 	// Skipped are the records passed over (SkipGap): lost here.
 	Skipped []SeqRange
+	// Stored are the numbers of the records added.
+	Stored []int64
 	// Conflicts are the numbers of records re-sent with another event id
 	// than the one held under that number (the peer's log rewritten, or
 	// a forgery): the record held is kept, the other is not stored (review
@@ -206,6 +208,9 @@ const (
 	// ReasonPeerLogConflict: a record came again under a number held with
 	// other content (detail seqs).
 	ReasonPeerLogConflict = "AUDIT_PEER_LOG_CONFLICT"
+	// ReasonPeerLogUnmasked: records came with personal numbers in clear
+	// and were stored masked (detail seqs; MaskPeerRecord).
+	ReasonPeerLogUnmasked = "AUDIT_PEER_LOG_UNMASKED"
 )
 
 // PeerLogRecord is the record of a problem of peer log origin (reason

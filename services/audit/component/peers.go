@@ -368,6 +368,7 @@ func PeerConsumerConfig(batch int) jetstream.ConsumerConfig {
 // over records missing before them (reported as a gap).
 func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Logger, skipGap bool) error {
 	b := audit.PeerBatch{Origin: r.peer.Origin, At: r.clock().UTC(), SkipGap: skipGap}
+	masked := map[int64]bool{}
 	for _, m := range msgs {
 		if meta, err := m.Metadata(); err == nil {
 			b.StreamSeq = max(b.StreamSeq, meta.Sequence.Stream)
@@ -382,7 +383,11 @@ func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Log
 				zap.String("message_origin", lm.Origin))
 			continue
 		case lm.Record != nil:
-			b.Records = append(b.Records, lm.Rec())
+			rec := lm.Rec()
+			if audit.MaskPeerRecord(&rec) {
+				masked[rec.Seq] = true
+			}
+			b.Records = append(b.Records, rec)
 		default:
 			c, err := audit.CheckpointOf(lm.Origin, []byte(lm.Checkpoint.Note))
 			if err != nil {
@@ -404,6 +409,17 @@ func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Log
 			"verify reports them missing; they are stored if they come again", zap.Int64("from", g.From), zap.Int64("to", g.To-1))
 		r.report(ctx, "gap", audit.ReasonPeerLogGap, map[string]string{"from": strconv.FormatInt(g.From, 10),
 			"to": strconv.FormatInt(g.To-1, 10)}, log)
+	}
+	var unmasked []string
+	for _, s := range res.Stored {
+		if masked[s] {
+			unmasked = append(unmasked, strconv.FormatInt(s, 10))
+		}
+	}
+	if len(unmasked) > 0 {
+		log.Error("audit: records of the peer's log came with personal numbers in clear and are stored masked: they no longer "+
+			"match its signed checkpoints (upgrade that centre)", zap.Strings("seqs", unmasked))
+		r.report(ctx, "unmasked", audit.ReasonPeerLogUnmasked, map[string]string{"seqs": strings.Join(unmasked, ",")}, log)
 	}
 	if len(res.Conflicts) > 0 {
 		seqs := make([]string, len(res.Conflicts))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,5 +319,50 @@ func TestPeerStreamBounded(t *testing.T) {
 	}
 	if refused == nil {
 		t.Fatal("a full stream with DiscardNew took more")
+	}
+}
+
+// TestReceiverMasksPeerRecords (sec28b I3): a peer's record with a
+// personal number in clear is stored masked, as this centre's own are,
+// and that is reported once (a redelivery adds nothing).
+func TestReceiverMasksPeerRecords(t *testing.T) {
+	ctx := context.Background()
+	js := peerTestNATS(t)
+	if _, err := js.CreateOrUpdateStream(ctx, LogStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	const origin = "l2a.audit"
+	const card = "6222021234567890123"
+	recs := storetest.Records("l2a", 2)
+	recs[1].Detail = map[string]string{"note": "paid with " + card}
+	for i := range recs {
+		recs[i].Seq = int64(i)
+		b, err := json.Marshal(audit.RecordMessage(origin, &recs[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, audit.SubjectLogRecord, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := fetchAll(t, js, 1)
+	st := peerTestStore(t)
+	var audited []audit.Record
+	rc := &receiver{js: js, st: st, peer: PeerConfig{Centre: "l2a", Origin: origin}, batch: 100, log: zap.NewNop(),
+		audit: func(_ context.Context, rec audit.Record) error { audited = append(audited, rec); return nil }}
+	for range 2 {
+		if err := rc.store(ctx, msgs, rc.log, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held []audit.Record
+	if err := st.ScanPeerRecords(ctx, origin, func(r *audit.Record) error { held = append(held, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 2 || strings.Contains(held[1].Detail["note"], card) || held[1].Detail["note"] != audit.Mask("paid with "+card) {
+		t.Fatalf("held: %+v", held)
+	}
+	if len(audited) != 1 || audited[0].Reason != audit.ReasonPeerLogUnmasked || audited[0].Detail["seqs"] != "1" {
+		t.Fatalf("reported: %+v", audited)
 	}
 }

@@ -115,6 +115,9 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 			return classify(err, "peer cursor")
 		}
 		out.Added, out.Size = len(add), size
+		for _, r := range add {
+			out.Stored = append(out.Stored, r.Seq)
+		}
 		return nil
 	})
 	if err != nil {
