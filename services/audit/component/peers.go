@@ -51,6 +51,18 @@ func PeerStreamConfig(peer PeerConfig) jetstream.StreamConfig {
 	}
 }
 
+// ensureLogStream creates AUDIT_LOG, or takes it as it is: the audit user
+// may not update it (review sec28b L6: an update that shortens its limits
+// amounts to a purge), so a change of its configuration is the setup
+// user's.
+func ensureLogStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	st, err := js.CreateStream(ctx, LogStreamConfig())
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return js.Stream(ctx, audit.StreamLog)
+	}
+	return st, err
+}
+
 // sharer publishes the centre's log to AUDIT_LOG.
 type sharer struct {
 	js     jetstream.JetStream
@@ -76,7 +88,7 @@ func (s *sharer) run(ctx context.Context) {
 	}
 	for backoff := s.every; ; backoff = min(2*backoff, time.Minute) {
 		var err error
-		if stream, err = s.js.CreateOrUpdateStream(ctx, LogStreamConfig()); err == nil {
+		if stream, err = ensureLogStream(ctx, s.js); err == nil {
 			break
 		}
 		if ctx.Err() == nil {
@@ -460,6 +472,7 @@ func (r *receiver) watchSource(ctx context.Context, log *zap.Logger) {
 			return
 		case <-t.C:
 		}
+		r.checkSource(ctx, cfg, log)
 		if time.Since(last) < r.sourceRetry || r.sourceHeard(ctx, cfg.Name) {
 			continue
 		}
@@ -476,6 +489,51 @@ func (r *receiver) watchSource(ctx context.Context, log *zap.Logger) {
 			log.Debug("audit: source not restarted", zap.Error(err))
 		}
 	}
+}
+
+// checkSource puts back the stream's source when it is not the peer's
+// AUDIT_LOG in the peer's domain (changed by someone with JetStream rights
+// at level 1 or, over a leaf link given them, at another centre: sec28b
+// M4), and reports it: records sourced from elsewhere would be stored as
+// this peer's.
+func (r *receiver) checkSource(ctx context.Context, cfg jetstream.StreamConfig, log *zap.Logger) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := r.js.Stream(ictx, cfg.Name)
+	if err != nil {
+		return true // not readable now: the next tick
+	}
+	info, err := st.Info(ictx)
+	if err != nil {
+		return true
+	}
+	src := info.Config.Sources
+	prefix := func(s *jetstream.StreamSource) string { // the domain, as the server keeps it
+		switch {
+		case s.External != nil:
+			return s.External.APIPrefix
+		case s.Domain != "":
+			return "$JS." + s.Domain + ".API"
+		}
+		return ""
+	}
+	if len(src) == 1 && src[0].Name == audit.StreamLog && prefix(src[0]) == "$JS."+r.peer.Centre+".API" && src[0].FilterSubject == "" &&
+		len(src[0].SubjectTransforms) == 0 {
+		return true
+	}
+	var got []string
+	for _, s := range src {
+		got = append(got, s.Name+" via "+prefix(s))
+	}
+	log.Error("audit: the peer's stream sources something else than the peer's AUDIT_LOG: put back (check who may use level 1's "+
+		"JetStream API, and the leaf link's permissions)", zap.String("stream", cfg.Name), zap.Strings("sources", got))
+	if r.problems != nil {
+		r.problems.WithLabelValues(r.peer.Origin, "source").Inc()
+	}
+	if _, err := r.js.UpdateStream(ictx, cfg); err != nil && ctx.Err() == nil {
+		log.Error("audit: the peer's stream source could not be put back", zap.Error(err))
+	}
+	return false
 }
 
 func (r *receiver) sourceHeard(ctx context.Context, name string) bool {

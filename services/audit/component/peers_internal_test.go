@@ -366,3 +366,64 @@ func TestReceiverMasksPeerRecords(t *testing.T) {
 		t.Fatalf("reported: %+v", audited)
 	}
 }
+
+// ensureLogStream creates AUDIT_LOG, and takes an existing one as it is
+// (the audit user may not update it: sec28b L6).
+func TestEnsureLogStream(t *testing.T) {
+	ctx := context.Background()
+	js := peerTestNATS(t)
+	for range 2 {
+		if _, err := ensureLogStream(ctx, js); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := LogStreamConfig()
+	other.MaxAge = 240 * time.Hour // set by the setup user
+	if _, err := js.UpdateStream(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ensureLogStream(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Config.MaxAge != 240*time.Hour {
+		t.Fatalf("AUDIT_LOG after ensureLogStream: %+v %v", info, err)
+	}
+}
+
+// The receiver puts back a peer stream re-pointed at another domain
+// (sec28b M4) and reports it; the right source is left alone.
+func TestCheckSource(t *testing.T) {
+	ctx := context.Background()
+	js := peerTestNATS(t)
+	problems := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p"}, []string{"origin", "kind"})
+	rc := &receiver{js: js, peer: PeerConfig{Centre: "l2b", Origin: "l2b.audit"}, problems: problems}
+	cfg := PeerStreamConfig(rc.peer)
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !rc.checkSource(ctx, cfg, zap.NewNop()) {
+		t.Fatal("the right source reported")
+	}
+	bad := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2b.audit"}) // AUDIT_L2B sourcing l2a's log
+	bad.Name = cfg.Name
+	if _, err := js.UpdateStream(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	if rc.checkSource(ctx, cfg, zap.NewNop()) || testutil.ToFloat64(problems.WithLabelValues("l2b.audit", "source")) != 1 {
+		t.Fatal("a re-pointed source not reported")
+	}
+	st, err := js.Stream(ctx, cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || len(info.Config.Sources) != 1 || info.Config.Sources[0].External == nil ||
+		info.Config.Sources[0].External.APIPrefix != "$JS.l2b.API" {
+		t.Fatalf("source after: %+v %v", info.Config.Sources, err)
+	}
+	if !rc.checkSource(ctx, cfg, zap.NewNop()) {
+		t.Fatal("the put-back source reported")
+	}
+}
