@@ -24,6 +24,32 @@ func maskRecord(r *Record) {
 	}
 }
 
+// MaskPeerRecord masks a peer centre's record as this centre masks its own
+// before storing (review sec28b I3: level 1 keeps nothing in clear that a
+// level-2 centre of an older version, or a careless one, shared), and
+// reports whether that changed it. A changed record no longer matches the
+// peer's signed checkpoint: verify reports it, and the receiver records why.
+func MaskPeerRecord(r *Record) bool {
+	before := *r
+	if len(r.Detail) > 0 {
+		d := make(map[string]string, len(r.Detail))
+		for k, v := range r.Detail {
+			d[k] = v
+		}
+		r.Detail = d
+	}
+	maskRecord(r)
+	if r.Subject != before.Subject || r.Actor != before.Actor {
+		return true
+	}
+	for k, v := range r.Detail {
+		if before.Detail[k] != v {
+			return true
+		}
+	}
+	return false
+}
+
 func maskAccounts(s string) string {
 	var b strings.Builder
 	last := 0

@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/uias/uias/pkg/ids"
 )
 
 // Audit across centres (ADR 0029).
@@ -171,13 +173,55 @@ type PeerBatch struct {
 	Records     []Record
 	Checkpoints []Checkpoint
 	At          time.Time
+	// SkipGap stores a record past the next one expected instead of
+	// failing with ErrPeerGap: the records in between are lost at level
+	// 1 (PeerAppended.Skipped; sec28b M3). A record of a skipped range
+	// that comes later is still stored.
+	SkipGap bool
 }
+
+// SeqRange is the records [From, To) of a log.
+type SeqRange struct{ From, To int64 }
 
 // PeerAppended says what AppendPeer did.
 type PeerAppended struct {
 	Added, Duplicates, Checkpoints int
 	// Size is the origin's next record expected after the batch.
 	Size int64
+	// Skipped are the records passed over (SkipGap): lost here.
+	Skipped []SeqRange
+	// Stored are the numbers of the records added.
+	Stored []int64
+	// Conflicts are the numbers of records re-sent with another event id
+	// than the one held under that number (the peer's log rewritten, or
+	// a forgery): the record held is kept, the other is not stored (review
+	// sec28b L5).
+	Conflicts []int64
+}
+
+// Records the audit component adds about a peer's log (sec28b M3, L5).
+const (
+	TypePeerLog = "audit.peer_log"
+	// ReasonPeerLogGap: records of a peer's log were lost on the way and
+	// skipped (detail from, to).
+	ReasonPeerLogGap = "AUDIT_PEER_LOG_GAP"
+	// ReasonPeerLogConflict: a record came again under a number held with
+	// other content (detail seqs).
+	ReasonPeerLogConflict = "AUDIT_PEER_LOG_CONFLICT"
+	// ReasonPeerLogUnmasked: records came with personal numbers in clear
+	// and were stored masked (detail seqs; MaskPeerRecord).
+	ReasonPeerLogUnmasked = "AUDIT_PEER_LOG_UNMASKED"
+)
+
+// PeerLogRecord is the record of a problem of peer log origin (reason
+// ReasonPeerLogGap or ReasonPeerLogConflict) at now, with detail.
+func PeerLogRecord(origin, reason string, detail map[string]string, now time.Time) Record {
+	d := map[string]string{"origin": origin}
+	for k, v := range detail {
+		d[k] = v
+	}
+	return Record{EventID: ids.New(), Type: TypePeerLog, Component: "audit", Time: now.UTC().Truncate(time.Millisecond),
+		API: "peer.receive", Subject: "audit:" + origin, Result: "failure", Reason: reason, Detail: d}
 }
 
 // ErrPeerGap: a peer record came with a number past the next one
@@ -189,9 +233,11 @@ var ErrPeerGap = errors.New("audit: a record of the peer's log is missing before
 type PeerStore interface {
 	// AppendPeer stores b in one transaction: each record whose Seq is
 	// the origin's next (Size) is added, one below it is a duplicate
-	// (skipped), one above it fails with ErrPeerGap (only the origin's
-	// very first record may start above 0: First); checkpoints are added
-	// once by size; the cursor moves to b.StreamSeq.
+	// (skipped when held with the same event id, a conflict with another,
+	// stored when not held: a skipped gap filled), one above it fails
+	// with ErrPeerGap unless b.SkipGap (only the origin's very first
+	// record may start above 0: First); checkpoints are added once by
+	// size; the cursor moves to b.StreamSeq.
 	AppendPeer(ctx context.Context, b PeerBatch) (PeerAppended, error)
 	// Peers returns the origins held, by name.
 	Peers(ctx context.Context) ([]Peer, error)
@@ -213,8 +259,19 @@ type OriginReport struct {
 // known (the peer's verifier keys). Records the peer archived before it
 // shared its log (p.First > 0) cannot be recomputed: that is reported,
 // unverified.
+//
+// It fails closed (sec28b H3): without known (no verifier keys
+// configured) the log is never OK but unverified; with no checkpoint held
+// it is "not verified yet" (unverified); a signed checkpoint larger than
+// the records held, or fewer records held than the store counts (p.Size),
+// is reported as records missing here (a cut tail).
 func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers) (*Report, error) {
 	rep := &Report{}
+	if known == nil {
+		rep.Problem = &Problem{Seq: -1, Unverified: true, What: fmt.Sprintf("log %q is not verified: no verifier keys of it are "+
+			"configured here (audit.peers[].verifier_keys)", p.Origin)}
+		return rep, nil
+	}
 	cps, err := st.PeerCheckpoints(ctx, p.Origin)
 	if err != nil {
 		return nil, err
@@ -279,6 +336,18 @@ func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers)
 	}
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case next < len(cps): // a signed checkpoint covers records not held
+		c := cps[next]
+		rep.Problem = &Problem{Seq: want, Checkpoint: c.Size, What: fmt.Sprintf("records %d-%d of log %q are missing here: its "+
+			"signed checkpoint of size %d is held, only %d records are (removed here, or the tail was cut)", want, c.Size-1, p.Origin, c.Size, want)}
+	case want < p.Size:
+		rep.Problem = &Problem{Seq: want, What: fmt.Sprintf("records %d-%d of log %q are missing here: %d were stored, %d are held",
+			want, p.Size-1, p.Origin, p.Size, want)}
+	case rep.Checkpoints == 0:
+		rep.Problem = &Problem{Seq: -1, Unverified: true, What: fmt.Sprintf("log %q is not verified yet: no signed checkpoint of it "+
+			"is held here (%d records held, none signed)", p.Origin, want)}
 	}
 	return rep, nil
 }

@@ -112,9 +112,12 @@ func TestNATSAuditUserAcrossCentres(t *testing.T) {
 	ctx := p.ctx
 	js, conn, viol := p.user(t, p.audit, "audit")
 
-	logStream, err := js.CreateOrUpdateStream(ctx, auditcomponent.LogStreamConfig())
+	logStream, err := js.CreateStream(ctx, auditcomponent.LogStreamConfig())
 	if err != nil {
 		t.Fatalf("the audit user creating AUDIT_LOG: %v", err)
+	}
+	if _, err := js.CreateStream(ctx, auditcomponent.LogStreamConfig()); err != nil {
+		t.Fatalf("the audit user creating AUDIT_LOG again, as it is (a restart): %v", err)
 	}
 	m := audit.RecordMessage("l2a.audit", &audit.Record{Seq: 0, EventID: "ev-0", Type: "audit.authenticate", Component: "identity",
 		Time: time.Now().UTC().Truncate(time.Millisecond)})
@@ -171,6 +174,13 @@ func TestNATSAuditUserAcrossCentres(t *testing.T) {
 		{"purge AUDIT_LOG", "$JS.API.STREAM.PURGE.AUDIT_LOG", request("$JS.API.STREAM.PURGE.AUDIT_LOG", "{}")},
 		{"delete a message of AUDIT_LOG", "$JS.API.STREAM.MSG.DELETE.AUDIT_LOG", request("$JS.API.STREAM.MSG.DELETE.AUDIT_LOG", `{"seq":1}`)},
 		{"delete AUDIT_LOG", "$JS.API.STREAM.DELETE.AUDIT_LOG", request("$JS.API.STREAM.DELETE.AUDIT_LOG", "")},
+		// sec28b L6: an update that keeps one message amounts to a purge
+		{"update AUDIT_LOG", "$JS.API.STREAM.UPDATE.AUDIT_LOG", func(ctx context.Context) error {
+			cfg := auditcomponent.LogStreamConfig()
+			cfg.MaxMsgs = 1
+			_, err := js.UpdateStream(ctx, cfg)
+			return err
+		}},
 		{"delete AUDIT_L2A", "$JS.API.STREAM.DELETE.AUDIT_L2A", request("$JS.API.STREAM.DELETE.AUDIT_L2A", "")},
 		{"delete its consumer on AUDIT_L2A", "$JS.API.CONSUMER.DELETE.AUDIT_L2A.audit", request("$JS.API.CONSUMER.DELETE.AUDIT_L2A.audit", "")},
 		{"create another stream", "$JS.API.STREAM.CREATE.OTHER", func(ctx context.Context) error {

@@ -14,6 +14,10 @@ import (
 // Person is an active person of the identity component.
 type Person struct {
 	ID, Login, Org string
+	// Home is the origin of the peer log whose logins count for this
+	// person (the log of the level-2 centre they are homed at; "": only
+	// this centre's own log's, sec28b M1).
+	Home string
 	// Created: when the account was made (zero: unknown).
 	Created time.Time
 }
@@ -111,13 +115,9 @@ func (a *Analytics) absencesOfPeople(ctx context.Context, scope audit.Scope, day
 		for i, p := range page {
 			pf.Subjects[i] = UserSubject(p.ID)
 		}
-		last, err := a.st.LatestPerSubject(ctx, pf, time.Time{}, len(page))
+		seen, err := a.latestLogins(ctx, pf, page)
 		if err != nil {
 			return err
-		}
-		seen := make(map[string]LastSeen, len(last))
-		for _, l := range last {
-			seen[l.Subject] = l
 		}
 		for _, p := range page {
 			l, ok := seen[UserSubject(p.ID)]
@@ -163,4 +163,71 @@ func longestAbsentFirst(x, y Absence) int {
 		}
 	}
 	return cmp.Compare(x.Subject, y.Subject)
+}
+
+// HomeSource is what a PeopleSource may also answer (review sec28b M1):
+// the origin of the peer log that may speak of each person's logins, the
+// log of the level-2 centre the person is homed at ("" or absent: none, a
+// person homed here or at a centre whose log is not received).
+type HomeSource interface {
+	HomeOrigins(ctx context.Context, userIDs []string) (map[string]string, error)
+}
+
+// ErrNoHomes: with peer logs received, the people's homes cannot be
+// asked: a peer log's logins would be counted for anyone it names.
+var ErrNoHomes = errors.New("the people's home centres cannot be asked: the logins of the level-2 centres' logs are not counted")
+
+// homeOrigins asks the people source for the home origins of userIDs
+// (ErrNoHomes when it cannot tell).
+func (a *Analytics) homeOrigins(ctx context.Context, userIDs []string) (map[string]string, error) {
+	hs, ok := a.people.(HomeSource)
+	if !ok {
+		return nil, ErrNoHomes
+	}
+	return hs.HomeOrigins(ctx, userIDs)
+}
+
+// mayTell reports whether a record of log origin may speak of the login
+// of a person whose home origin is home: this centre's own log speaks of
+// everyone, a peer's log only of the people homed at that peer (a level-2
+// centre signs what it logs, so its records verify whatever they say).
+func (a *Analytics) mayTell(origin, home string) bool {
+	if !slices.Contains(a.peerOrigins, origin) {
+		return true
+	}
+	return origin == home
+}
+
+// latestLogins returns the latest login of f of each person of page, by
+// subject. With peer logs received, this centre's own log is asked for
+// everyone and each peer's log only for the people homed at that peer
+// (sec28b M1): a level-2 centre's records of anyone else's logins are not
+// counted.
+func (a *Analytics) latestLogins(ctx context.Context, f Filter, page []Person) (map[string]LastSeen, error) {
+	byOrigin := map[string][]string{}
+	if len(a.peerOrigins) == 0 {
+		byOrigin[""] = f.Subjects
+	} else {
+		byOrigin[a.localOrigin] = f.Subjects
+		for _, p := range page {
+			if p.Home != "" && p.Home != a.localOrigin && slices.Contains(a.peerOrigins, p.Home) {
+				byOrigin[p.Home] = append(byOrigin[p.Home], UserSubject(p.ID))
+			}
+		}
+	}
+	seen := make(map[string]LastSeen, len(page))
+	for origin, subjects := range byOrigin {
+		of := f
+		of.Origin, of.Subjects = origin, subjects
+		last, err := a.st.LatestPerSubject(ctx, of, time.Time{}, len(subjects))
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range last {
+			if old, ok := seen[l.Subject]; !ok || l.Time.After(old.Time) {
+				seen[l.Subject] = l
+			}
+		}
+	}
+	return seen, nil
 }

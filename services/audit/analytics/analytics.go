@@ -9,8 +9,10 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,6 +144,7 @@ type Analytics struct {
 	allowed   []netip.Prefix
 	// peerOrigins: the logs of level-2 centres received here (ADR 0029).
 	peerOrigins []string
+	localOrigin string
 }
 
 // Options configure Analytics.
@@ -169,6 +172,11 @@ type Options struct {
 	// own centre's ticket component, so OnlineNow from the sessions adds
 	// the people online by those logs' logins.
 	PeerOrigins []string
+	// LocalOrigin is this centre's own log (audit.origin). With
+	// PeerOrigins, a peer log's logins count only for the people homed at
+	// that peer (HomeSource, review sec28b M1); this centre's own logins
+	// count for everyone.
+	LocalOrigin string
 }
 
 // New returns the analytics of st.
@@ -180,7 +188,7 @@ func New(st Store, o Options) *Analytics {
 		o.Travel = DefaultTravelRules
 	}
 	return &Analytics{st: st, now: o.Now, geo: o.Geo, travel: o.Travel, sessions: o.Sessions, people: o.People,
-		important: o.ImportantApps, allowed: o.Allowed, peerOrigins: o.PeerOrigins}
+		important: o.ImportantApps, allowed: o.Allowed, peerOrigins: o.PeerOrigins, localOrigin: o.LocalOrigin}
 }
 
 func badRequest(msg string) error {
@@ -337,7 +345,16 @@ func (a *Analytics) LoginHistory(ctx context.Context, scope audit.Scope, userID 
 	case pageSize == 0:
 		pageSize = DefaultPageSize
 	}
-	return a.st.Records(ctx, f, pageSize, pageToken)
+	recs, next, err := a.st.Records(ctx, f, pageSize, pageToken)
+	if err != nil || len(a.peerOrigins) == 0 {
+		return recs, next, err
+	}
+	// a peer log speaks only of its own people's logins (sec28b M1)
+	homes, err := a.homeOrigins(ctx, []string{userID})
+	if err != nil && !errors.Is(err, ErrNoHomes) { // no homes: no peer's record counts
+		return nil, "", err
+	}
+	return slices.DeleteFunc(recs, func(r audit.Record) bool { return !a.mayTell(r.Origin, homes[userID]) }), next, nil
 }
 
 // Absence is a person whose last successful login is long ago, or who
@@ -406,7 +423,20 @@ const (
 // component's sessions cannot be asked). A login whose session expired
 // unused within the window still counts.
 func (a *Analytics) OnlineFromLogins(ctx context.Context, scope audit.Scope, window time.Duration, limit int) ([]LastSeen, bool, error) {
-	return a.onlineFromLogins(ctx, scope, window, limit, "")
+	if len(a.peerOrigins) == 0 {
+		return a.onlineFromLogins(ctx, scope, window, limit, "")
+	}
+	// this centre's own logins, then each peer's of its own people only
+	// (sec28b M1)
+	people, more, err := a.onlineFromLogins(ctx, scope, window, limit, a.localOrigin)
+	if err != nil {
+		return nil, false, err
+	}
+	on := Online{People: people, Truncated: more}
+	if err := a.addPeerLogins(ctx, scope, window, limit, &on); err != nil {
+		return nil, false, err
+	}
+	return on.People, on.Truncated, nil
 }
 
 // onlineFromLogins is OnlineFromLogins over the log origin ("": every log

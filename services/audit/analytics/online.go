@@ -92,7 +92,22 @@ func (a *Analytics) addPeerLogins(ctx context.Context, scope audit.Scope, window
 			return err
 		}
 		on.Truncated = on.Truncated || more
+		// a peer's log speaks only of its own people (sec28b M1)
+		ids := make([]string, 0, len(people))
 		for _, p := range people {
+			ids = append(ids, UserID(p.Subject))
+		}
+		homes, err := a.homeOrigins(ctx, ids)
+		if errors.Is(err, ErrNoHomes) {
+			return nil // not counted: the source stays "ticket"
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range people {
+			if homes[UserID(p.Subject)] != origin {
+				continue
+			}
 			if !have[p.Subject] {
 				have[p.Subject] = true
 				on.People = append(on.People, p)

@@ -237,11 +237,12 @@ func startAnalytics(env *module.Env, cfg *Config, st *sqlstore.Store, exp audit.
 		env.Log.Info("online now comes from the audit log's logins: the ticket component cannot be reached", zap.Error(err))
 	}
 	if ic, err := env.Client("identity"); err == nil {
-		o.People = newIdentityPeople(ic, centre.FromConfig(env.Config), cfg.peerCentres())
+		o.People = newIdentityPeople(ic, centre.FromConfig(env.Config), cfg.Peers)
 	}
 	for _, pe := range cfg.Peers {
 		o.PeerOrigins = append(o.PeerOrigins, pe.Origin)
 	}
+	o.LocalOrigin = cfg.Origin
 	a := analytics.New(st, o)
 	var n *analytics.Notifier
 	if ac.Alerts {

@@ -1,6 +1,7 @@
 package component
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -92,7 +93,33 @@ type PeerConfig struct {
 	// them); without them its checkpoints are received but verify
 	// reports them unverified.
 	VerifierKeys []string `yaml:"verifier_keys"`
+	// MaxBytes and MaxAge bound the stream AUDIT_<PEER> at level 1 (0:
+	// DefaultPeerMaxBytes, DefaultPeerMaxAge): full, it takes no more
+	// (they wait in the peer's AUDIT_LOG), so a peer cannot fill level
+	// 1's NATS store (review sec28b M3).
+	MaxBytes int64         `yaml:"max_bytes"`
+	MaxAge   time.Duration `yaml:"max_age"`
+	// SkipGapAfter: records missing before the next one received (lost
+	// from AUDIT_<PEER>, e.g. aged out while level 1 was down) are waited
+	// for this long (0: DefaultSkipGapAfter), then skipped: logged, counted
+	// and recorded in this centre's own log (audit.peer_log,
+	// AUDIT_PEER_LOG_GAP), never retried forever.
+	SkipGapAfter time.Duration `yaml:"skip_gap_after"`
 }
+
+// Defaults of audit.peers[] (sec28b M3).
+const (
+	DefaultPeerMaxBytes = 1 << 30
+	DefaultPeerMaxAge   = 7 * 24 * time.Hour
+	DefaultSkipGapAfter = time.Hour
+	minPeerMaxBytes     = 1 << 20
+)
+
+func (p PeerConfig) maxBytes() int64 { return cmp.Or(p.MaxBytes, DefaultPeerMaxBytes) }
+
+func (p PeerConfig) maxAge() time.Duration { return cmp.Or(p.MaxAge, DefaultPeerMaxAge) }
+
+func (p PeerConfig) skipGapAfter() time.Duration { return cmp.Or(p.SkipGapAfter, DefaultSkipGapAfter) }
 
 // DefaultBackupReminder is audit.backup_reminder's default: 30 days.
 const DefaultBackupReminder = 30 * 24 * time.Hour
@@ -226,10 +253,23 @@ func (c *Config) Validate(p *config.Config) error {
 		bad("pdf_latin_font", "must name a TrueType font file with Latin glyphs, e.g. %s (Debian: apt-get install fonts-dejavu-core)", audit.DefaultPDFLatinFont)
 	}
 	seen := map[string]bool{c.Origin: true}
+	centres := map[string]bool{}
 	for i, pe := range c.Peers {
 		f := fmt.Sprintf("peers[%d]", i)
 		if !centreName.MatchString(pe.Centre) {
 			bad(f+".centre", "must name the centre (its JetStream domain, as sync.peers[].name): a lowercase letter, then lowercase letters, digits or '-', got %q", pe.Centre)
+		} else if centres[audit.PeerStreamFor(pe.Centre)] {
+			bad(f+".centre", "%q is named twice (or as another peer's stream %s): each centre once", pe.Centre, audit.PeerStreamFor(pe.Centre))
+		}
+		centres[audit.PeerStreamFor(pe.Centre)] = true
+		if pe.MaxBytes != 0 && pe.MaxBytes < minPeerMaxBytes {
+			bad(f+".max_bytes", "must be 0 (%d) or at least %d, got %d", DefaultPeerMaxBytes, minPeerMaxBytes, pe.MaxBytes)
+		}
+		if pe.MaxAge != 0 && pe.MaxAge < time.Hour {
+			bad(f+".max_age", "must be 0 (%s) or at least 1h, got %s", DefaultPeerMaxAge, pe.MaxAge)
+		}
+		if pe.SkipGapAfter != 0 && pe.SkipGapAfter < time.Minute {
+			bad(f+".skip_gap_after", "must be 0 (%s) or at least 1m, got %s", DefaultSkipGapAfter, pe.SkipGapAfter)
 		}
 		if !audit.ValidOrigin(pe.Origin) {
 			bad(f+".origin", "must be the centre's audit.origin, got %q", pe.Origin)
@@ -246,13 +286,4 @@ func (c *Config) Validate(p *config.Config) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// peerCentres are the centres of Peers.
-func (c *Config) peerCentres() []string {
-	out := make([]string, len(c.Peers))
-	for i, pe := range c.Peers {
-		out[i] = pe.Centre
-	}
-	return out
 }

@@ -230,4 +230,17 @@ func TestPeerSettings(t *testing.T) {
 	if !strings.Contains(err.Error(), "own origin or another peer's") {
 		t.Fatalf("message: %v", err)
 	}
+	// sec28b L5, M3: a centre named twice (one stream, one consumer: each
+	// receiver would ack the other's messages), bounds too small
+	s.Peers = []PeerConfig{good, {Centre: "l2a", Origin: "l2x.audit"}, {Centre: "l2b", Origin: "l2b.audit", MaxBytes: 1000},
+		{Centre: "l2c", Origin: "l2c.audit", MaxAge: time.Minute, SkipGapAfter: time.Second}}
+	err = c.Validate()
+	want = []string{"audit.peers[1].centre", "audit.peers[2].max_bytes", "audit.peers[3].max_age", "audit.peers[3].skip_gap_after"}
+	if got := fields(err); !slices.Equal(got, want) {
+		t.Fatalf("repeated centre, bounds: fields %v, want %v (%v)", got, want, err)
+	}
+	s.Peers = []PeerConfig{good, {Centre: "l2b", Origin: "l2b.audit", MaxBytes: 10 << 20, MaxAge: 2 * time.Hour, SkipGapAfter: time.Minute}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("good bounds: %v", err)
+	}
 }

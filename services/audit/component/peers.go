@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,15 +36,31 @@ func LogStreamConfig() jetstream.StreamConfig {
 
 // PeerStreamConfig is the configuration of level 1's stream sourcing
 // peer's AUDIT_LOG in the peer's JetStream domain, kept a week (a cut-off
-// link catches up from the peer's own AUDIT_LOG).
+// link catches up from the peer's own AUDIT_LOG) and bounded in bytes
+// (peers[].max_bytes, max_age): full, it takes nothing new (DiscardNew),
+// what waits stays in the peer's AUDIT_LOG (sec28b M3).
 func PeerStreamConfig(peer PeerConfig) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        audit.PeerStreamFor(peer.Centre),
 		Description: "UIAS audit log of centre " + peer.Centre + " (sourced for the audit component)",
 		Storage:     jetstream.FileStorage,
 		Sources:     []*jetstream.StreamSource{{Name: audit.StreamLog, Domain: peer.Centre}},
-		MaxAge:      7 * 24 * time.Hour,
+		MaxAge:      peer.maxAge(),
+		MaxBytes:    peer.maxBytes(),
+		Discard:     jetstream.DiscardNew,
 	}
+}
+
+// ensureLogStream creates AUDIT_LOG, or takes it as it is: the audit user
+// may not update it (review sec28b L6: an update that shortens its limits
+// amounts to a purge), so a change of its configuration is the setup
+// user's.
+func ensureLogStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	st, err := js.CreateStream(ctx, LogStreamConfig())
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return js.Stream(ctx, audit.StreamLog)
+	}
+	return st, err
 }
 
 // sharer publishes the centre's log to AUDIT_LOG.
@@ -70,7 +88,7 @@ func (s *sharer) run(ctx context.Context) {
 	}
 	for backoff := s.every; ; backoff = min(2*backoff, time.Minute) {
 		var err error
-		if stream, err = s.js.CreateOrUpdateStream(ctx, LogStreamConfig()); err == nil {
+		if stream, err = ensureLogStream(ctx, s.js); err == nil {
 			break
 		}
 		if ctx.Err() == nil {
@@ -234,6 +252,11 @@ type receiver struct {
 	// after a cut).
 	sourceRetry time.Duration
 	received    *prometheus.CounterVec
+	// problems counts the gaps skipped and conflicts (origin, kind); audit
+	// records them in this centre's own log (nil: logged only).
+	problems *prometheus.CounterVec
+	audit    func(ctx context.Context, rec audit.Record) error
+	now      func() time.Time
 }
 
 func (r *receiver) run(ctx context.Context) {
@@ -265,6 +288,7 @@ func (r *receiver) run(ctx context.Context) {
 	if r.sourceRetry > 0 {
 		go r.watchSource(ctx, log)
 	}
+	var gaps gapWatch
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(r.batch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
@@ -280,13 +304,16 @@ func (r *receiver) run(ctx context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
-		if err := r.store(ctx, msgs, log); err != nil {
+		err = r.store(ctx, msgs, log, gaps.skip(r.clock(), r.peer.skipGapAfter()))
+		gaps.seen(err, r.clock())
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			lvl := log.Warn
 			if errors.Is(err, audit.ErrPeerGap) {
 				lvl = log.Error
+				err = fmt.Errorf("%w (skipped after %s: peers[].skip_gap_after)", err, r.peer.skipGapAfter())
 			}
 			lvl("audit: records of the peer's log not stored; trying again (they are redelivered)", zap.Error(err))
 			for _, m := range msgs {
@@ -299,6 +326,32 @@ func (r *receiver) run(ctx context.Context) {
 			_ = m.Ack()
 		}
 	}
+}
+
+// gapWatch says when a gap has lasted long enough to be skipped: since
+// the first ErrPeerGap of a run of them (a batch stored ends it).
+type gapWatch struct{ since time.Time }
+
+func (g *gapWatch) seen(err error, now time.Time) {
+	switch {
+	case errors.Is(err, audit.ErrPeerGap):
+		if g.since.IsZero() {
+			g.since = now
+		}
+	case err == nil:
+		g.since = time.Time{}
+	}
+}
+
+func (g *gapWatch) skip(now time.Time, after time.Duration) bool {
+	return !g.since.IsZero() && now.Sub(g.since) >= after
+}
+
+func (r *receiver) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
 }
 
 // setup creates the stream sourcing the peer's AUDIT_LOG and the durable
@@ -323,9 +376,11 @@ func PeerConsumerConfig(batch int) jetstream.ConsumerConfig {
 		MaxAckPending: 4 * batch}
 }
 
-// store stores msgs (in stream order) in one transaction.
-func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Logger) error {
-	b := audit.PeerBatch{Origin: r.peer.Origin, At: time.Now().UTC()}
+// store stores msgs (in stream order) in one transaction; skipGap passes
+// over records missing before them (reported as a gap).
+func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Logger, skipGap bool) error {
+	b := audit.PeerBatch{Origin: r.peer.Origin, At: r.clock().UTC(), SkipGap: skipGap}
+	masked := map[int64]bool{}
 	for _, m := range msgs {
 		if meta, err := m.Metadata(); err == nil {
 			b.StreamSeq = max(b.StreamSeq, meta.Sequence.Stream)
@@ -340,7 +395,11 @@ func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Log
 				zap.String("message_origin", lm.Origin))
 			continue
 		case lm.Record != nil:
-			b.Records = append(b.Records, lm.Rec())
+			rec := lm.Rec()
+			if audit.MaskPeerRecord(&rec) {
+				masked[rec.Seq] = true
+			}
+			b.Records = append(b.Records, rec)
 		default:
 			c, err := audit.CheckpointOf(lm.Origin, []byte(lm.Checkpoint.Note))
 			if err != nil {
@@ -357,7 +416,47 @@ func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Log
 	if r.received != nil {
 		r.received.WithLabelValues(r.peer.Origin).Add(float64(res.Added))
 	}
+	for _, g := range res.Skipped {
+		log.Error("audit: records of the peer's log were lost on the way (gone from its stream at level 1) and are skipped: "+
+			"verify reports them missing; they are stored if they come again", zap.Int64("from", g.From), zap.Int64("to", g.To-1))
+		r.report(ctx, "gap", audit.ReasonPeerLogGap, map[string]string{"from": strconv.FormatInt(g.From, 10),
+			"to": strconv.FormatInt(g.To-1, 10)}, log)
+	}
+	var unmasked []string
+	for _, s := range res.Stored {
+		if masked[s] {
+			unmasked = append(unmasked, strconv.FormatInt(s, 10))
+		}
+	}
+	if len(unmasked) > 0 {
+		log.Error("audit: records of the peer's log came with personal numbers in clear and are stored masked: they no longer "+
+			"match its signed checkpoints (upgrade that centre)", zap.Strings("seqs", unmasked))
+		r.report(ctx, "unmasked", audit.ReasonPeerLogUnmasked, map[string]string{"seqs": strings.Join(unmasked, ",")}, log)
+	}
+	if len(res.Conflicts) > 0 {
+		seqs := make([]string, len(res.Conflicts))
+		for i, s := range res.Conflicts {
+			seqs[i] = strconv.FormatInt(s, 10)
+		}
+		log.Error("audit: records of the peer's log came again under numbers held with other content (its log rewritten, or "+
+			"tampering): the records held are kept", zap.Strings("seqs", seqs))
+		r.report(ctx, "conflict", audit.ReasonPeerLogConflict, map[string]string{"seqs": strings.Join(seqs, ",")}, log)
+	}
 	return nil
+}
+
+// report counts a problem of the peer's log and records it in this
+// centre's own log.
+func (r *receiver) report(ctx context.Context, kind, reason string, detail map[string]string, log *zap.Logger) {
+	if r.problems != nil {
+		r.problems.WithLabelValues(r.peer.Origin, kind).Inc()
+	}
+	if r.audit == nil {
+		return
+	}
+	if err := r.audit(ctx, audit.PeerLogRecord(r.peer.Origin, reason, detail, r.clock())); err != nil {
+		log.Error("audit: the peer log's problem could not be recorded in this centre's log (it is logged here)", zap.Error(err))
+	}
 }
 
 // watchSource restarts the stream's source when it has been silent for
@@ -373,6 +472,7 @@ func (r *receiver) watchSource(ctx context.Context, log *zap.Logger) {
 			return
 		case <-t.C:
 		}
+		r.checkSource(ctx, cfg, log)
 		if time.Since(last) < r.sourceRetry || r.sourceHeard(ctx, cfg.Name) {
 			continue
 		}
@@ -389,6 +489,51 @@ func (r *receiver) watchSource(ctx context.Context, log *zap.Logger) {
 			log.Debug("audit: source not restarted", zap.Error(err))
 		}
 	}
+}
+
+// checkSource puts back the stream's source when it is not the peer's
+// AUDIT_LOG in the peer's domain (changed by someone with JetStream rights
+// at level 1 or, over a leaf link given them, at another centre: sec28b
+// M4), and reports it: records sourced from elsewhere would be stored as
+// this peer's.
+func (r *receiver) checkSource(ctx context.Context, cfg jetstream.StreamConfig, log *zap.Logger) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := r.js.Stream(ictx, cfg.Name)
+	if err != nil {
+		return true // not readable now: the next tick
+	}
+	info, err := st.Info(ictx)
+	if err != nil {
+		return true
+	}
+	src := info.Config.Sources
+	prefix := func(s *jetstream.StreamSource) string { // the domain, as the server keeps it
+		switch {
+		case s.External != nil:
+			return s.External.APIPrefix
+		case s.Domain != "":
+			return "$JS." + s.Domain + ".API"
+		}
+		return ""
+	}
+	if len(src) == 1 && src[0].Name == audit.StreamLog && prefix(src[0]) == "$JS."+r.peer.Centre+".API" && src[0].FilterSubject == "" &&
+		len(src[0].SubjectTransforms) == 0 {
+		return true
+	}
+	var got []string
+	for _, s := range src {
+		got = append(got, s.Name+" via "+prefix(s))
+	}
+	log.Error("audit: the peer's stream sources something else than the peer's AUDIT_LOG: put back (check who may use level 1's "+
+		"JetStream API, and the leaf link's permissions)", zap.String("stream", cfg.Name), zap.Strings("sources", got))
+	if r.problems != nil {
+		r.problems.WithLabelValues(r.peer.Origin, "source").Inc()
+	}
+	if _, err := r.js.UpdateStream(ictx, cfg); err != nil && ctx.Err() == nil {
+		log.Error("audit: the peer's stream source could not be put back", zap.Error(err))
+	}
+	return false
 }
 
 func (r *receiver) sourceHeard(ctx context.Context, name string) bool {
@@ -421,4 +566,15 @@ func peerMetrics(reg prometheus.Registerer) (prometheus.Counter, *prometheus.Cou
 		_ = reg.Register(received)
 	}
 	return shared, received
+}
+
+// peerProblemMetrics: gaps skipped and conflicting records of peer logs.
+func peerProblemMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_audit_peer_log_problems_total",
+		Help: "Problems of a level-2 centre's audit log received at level 1, by origin and kind (gap: records lost and skipped; " +
+			"conflict: a record re-sent with other content)."}, []string{"origin", "kind"})
+	if reg != nil {
+		_ = reg.Register(c)
+	}
+	return c
 }

@@ -2,13 +2,18 @@ package component
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -138,7 +143,7 @@ func TestShareAndReceive(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	rc := &receiver{js: js, st: st1, peer: PeerConfig{Centre: "l2a", Origin: origin}, batch: 100, log: zap.New(core)}
 	// A gap: records 0-4, then from 10 on.
-	if err := rc.store(ctx, msgs[:5], rc.log); err != nil {
+	if err := rc.store(ctx, msgs[:5], rc.log, false); err != nil {
 		t.Fatal(err)
 	}
 	var rest []jetstream.Msg
@@ -147,12 +152,12 @@ func TestShareAndReceive(t *testing.T) {
 			rest = append(rest, m)
 		}
 	}
-	if err := rc.store(ctx, rest, rc.log); !errors.Is(err, audit.ErrPeerGap) {
+	if err := rc.store(ctx, rest, rc.log, false); !errors.Is(err, audit.ErrPeerGap) {
 		t.Fatalf("a gap: %v", err)
 	}
 	// Everything, twice (a redelivery).
 	for range 2 {
-		if err := rc.store(ctx, msgs, rc.log); err != nil {
+		if err := rc.store(ctx, msgs, rc.log, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -181,7 +186,244 @@ func TestShareAndReceive(t *testing.T) {
 	if err := st1.DB().Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.store(ctx, msgs, rc.log); err == nil {
+	if err := rc.store(ctx, msgs, rc.log, false); err == nil {
 		t.Fatal("stored with the database closed")
+	}
+}
+
+// TestReceiverGapsAndConflicts (sec28b M3, L5): records lost before the
+// next one received are refused as a gap, then (skip_gap_after passed)
+// skipped with a record in this centre's log and a count; a skipped
+// record that comes later is stored; a record re-sent under a number held
+// with another event id is kept out and reported as a conflict.
+func TestReceiverGapsAndConflicts(t *testing.T) {
+	ctx := context.Background()
+	js := peerTestNATS(t)
+	if _, err := js.CreateOrUpdateStream(ctx, LogStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	const origin = "l2a.audit"
+	recs := storetest.Records("l2a", 6)
+	publish := func(seq int64, eventID string) {
+		r := recs[seq]
+		r.Seq, r.EventID = seq, eventID
+		b, err := json.Marshal(audit.RecordMessage(origin, &r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, audit.SubjectLogRecord, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range int64(6) {
+		publish(i, recs[i].EventID)
+	}
+	publish(2, "rewritten") // the same number, other content
+	msgs := fetchAll(t, js, 1)
+	if len(msgs) != 7 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	st := peerTestStore(t)
+	var audited []audit.Record
+	problems := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p"}, []string{"origin", "kind"})
+	rc := &receiver{js: js, st: st, peer: PeerConfig{Centre: "l2a", Origin: origin}, batch: 100, log: zap.NewNop(), problems: problems,
+		audit: func(_ context.Context, rec audit.Record) error { audited = append(audited, rec); return nil }}
+	if err := rc.store(ctx, msgs[:2], rc.log, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.store(ctx, msgs[4:6], rc.log, false); !errors.Is(err, audit.ErrPeerGap) || len(audited) != 0 {
+		t.Fatalf("a gap: %v %v", err, audited)
+	}
+	if err := rc.store(ctx, msgs[4:6], rc.log, true); err != nil {
+		t.Fatalf("a gap skipped: %v", err)
+	}
+	if len(audited) != 1 || audited[0].Reason != audit.ReasonPeerLogGap || audited[0].Detail["from"] != "2" || audited[0].Detail["to"] != "3" ||
+		audited[0].Detail["origin"] != origin || audited[0].Type != audit.TypePeerLog || testutil.ToFloat64(problems.WithLabelValues(origin, "gap")) != 1 {
+		t.Fatalf("the gap's record: %+v", audited)
+	}
+	// the skipped records come after all: stored
+	if err := rc.store(ctx, msgs[2:4], rc.log, false); err != nil {
+		t.Fatal(err)
+	}
+	held := map[int64]string{}
+	if err := st.ScanPeerRecords(ctx, origin, func(r *audit.Record) error { held[r.Seq] = r.EventID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 6 || held[2] != recs[2].EventID {
+		t.Fatalf("held after the gap filled: %v", held)
+	}
+	// the conflicting record: kept out, reported
+	if err := rc.store(ctx, msgs[6:], rc.log, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(audited) != 2 || audited[1].Reason != audit.ReasonPeerLogConflict || audited[1].Detail["seqs"] != "2" ||
+		testutil.ToFloat64(problems.WithLabelValues(origin, "conflict")) != 1 {
+		t.Fatalf("the conflict's record: %+v", audited)
+	}
+	held = map[int64]string{}
+	if err := st.ScanPeerRecords(ctx, origin, func(r *audit.Record) error { held[r.Seq] = r.EventID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 6 || held[2] != recs[2].EventID {
+		t.Fatalf("held after the conflict: %v", held)
+	}
+	// a plain redelivery is no conflict
+	if err := rc.store(ctx, msgs[:6], rc.log, false); err != nil || len(audited) != 2 {
+		t.Fatalf("redelivery: %v %+v", err, audited)
+	}
+}
+
+// The gap is skipped once it has lasted skip_gap_after, counted from the
+// first refusal of a run; a batch stored ends the run.
+func TestGapWatch(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	var g gapWatch
+	if g.skip(t0, time.Hour) {
+		t.Fatal("skip without a gap")
+	}
+	g.seen(fmt.Errorf("x: %w", audit.ErrPeerGap), t0)
+	g.seen(audit.ErrPeerGap, t0.Add(30*time.Minute)) // the same run
+	g.seen(errors.New("database down"), t0.Add(40*time.Minute))
+	if g.skip(t0.Add(59*time.Minute), time.Hour) || !g.skip(t0.Add(time.Hour), time.Hour) {
+		t.Fatal("skip_gap_after not counted from the first refusal")
+	}
+	g.seen(nil, t0.Add(time.Hour))
+	if g.skip(t0.Add(3*time.Hour), time.Hour) {
+		t.Fatal("a stored batch does not end the gap")
+	}
+}
+
+// The stream of a peer is bounded (sec28b M3): full, it takes nothing new.
+func TestPeerStreamBounded(t *testing.T) {
+	c := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit"})
+	if c.MaxBytes != DefaultPeerMaxBytes || c.MaxAge != DefaultPeerMaxAge || c.Discard != jetstream.DiscardNew {
+		t.Fatalf("default bounds: %+v", c)
+	}
+	c = PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit", MaxBytes: 5 << 20, MaxAge: 48 * time.Hour})
+	if c.MaxBytes != 5<<20 || c.MaxAge != 48*time.Hour {
+		t.Fatalf("configured bounds: %+v", c)
+	}
+	// NATS takes it, and refuses a message past max_bytes
+	js := peerTestNATS(t)
+	ctx := context.Background()
+	small := jetstream.StreamConfig{Name: "BOUNDED", Subjects: []string{"b.>"}, Storage: jetstream.FileStorage, MaxBytes: 1 << 10,
+		Discard: c.Discard}
+	if _, err := js.CreateOrUpdateStream(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	var refused error
+	for range 20 {
+		if _, refused = js.Publish(ctx, "b.x", make([]byte, 200)); refused != nil {
+			break
+		}
+	}
+	if refused == nil {
+		t.Fatal("a full stream with DiscardNew took more")
+	}
+}
+
+// TestReceiverMasksPeerRecords (sec28b I3): a peer's record with a
+// personal number in clear is stored masked, as this centre's own are,
+// and that is reported once (a redelivery adds nothing).
+func TestReceiverMasksPeerRecords(t *testing.T) {
+	ctx := context.Background()
+	js := peerTestNATS(t)
+	if _, err := js.CreateOrUpdateStream(ctx, LogStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	const origin = "l2a.audit"
+	const card = "6222021234567890123"
+	recs := storetest.Records("l2a", 2)
+	recs[1].Detail = map[string]string{"note": "paid with " + card}
+	for i := range recs {
+		recs[i].Seq = int64(i)
+		b, err := json.Marshal(audit.RecordMessage(origin, &recs[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, audit.SubjectLogRecord, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := fetchAll(t, js, 1)
+	st := peerTestStore(t)
+	var audited []audit.Record
+	rc := &receiver{js: js, st: st, peer: PeerConfig{Centre: "l2a", Origin: origin}, batch: 100, log: zap.NewNop(),
+		audit: func(_ context.Context, rec audit.Record) error { audited = append(audited, rec); return nil }}
+	for range 2 {
+		if err := rc.store(ctx, msgs, rc.log, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held []audit.Record
+	if err := st.ScanPeerRecords(ctx, origin, func(r *audit.Record) error { held = append(held, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 2 || strings.Contains(held[1].Detail["note"], card) || held[1].Detail["note"] != audit.Mask("paid with "+card) {
+		t.Fatalf("held: %+v", held)
+	}
+	if len(audited) != 1 || audited[0].Reason != audit.ReasonPeerLogUnmasked || audited[0].Detail["seqs"] != "1" {
+		t.Fatalf("reported: %+v", audited)
+	}
+}
+
+// ensureLogStream creates AUDIT_LOG, and takes an existing one as it is
+// (the audit user may not update it: sec28b L6).
+func TestEnsureLogStream(t *testing.T) {
+	ctx := context.Background()
+	js := peerTestNATS(t)
+	for range 2 {
+		if _, err := ensureLogStream(ctx, js); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := LogStreamConfig()
+	other.MaxAge = 240 * time.Hour // set by the setup user
+	if _, err := js.UpdateStream(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ensureLogStream(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Config.MaxAge != 240*time.Hour {
+		t.Fatalf("AUDIT_LOG after ensureLogStream: %+v %v", info, err)
+	}
+}
+
+// The receiver puts back a peer stream re-pointed at another domain
+// (sec28b M4) and reports it; the right source is left alone.
+func TestCheckSource(t *testing.T) {
+	ctx := context.Background()
+	js := peerTestNATS(t)
+	problems := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p"}, []string{"origin", "kind"})
+	rc := &receiver{js: js, peer: PeerConfig{Centre: "l2b", Origin: "l2b.audit"}, problems: problems}
+	cfg := PeerStreamConfig(rc.peer)
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !rc.checkSource(ctx, cfg, zap.NewNop()) {
+		t.Fatal("the right source reported")
+	}
+	bad := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2b.audit"}) // AUDIT_L2B sourcing l2a's log
+	bad.Name = cfg.Name
+	if _, err := js.UpdateStream(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	if rc.checkSource(ctx, cfg, zap.NewNop()) || testutil.ToFloat64(problems.WithLabelValues("l2b.audit", "source")) != 1 {
+		t.Fatal("a re-pointed source not reported")
+	}
+	st, err := js.Stream(ctx, cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil || len(info.Config.Sources) != 1 || info.Config.Sources[0].External == nil ||
+		info.Config.Sources[0].External.APIPrefix != "$JS.l2b.API" {
+		t.Fatalf("source after: %+v %v", info.Config.Sources, err)
+	}
+	if !rc.checkSource(ctx, cfg, zap.NewNop()) {
+		t.Fatal("the put-back source reported")
 	}
 }

@@ -32,15 +32,20 @@ type identityPeople struct {
 	// (audit.peers, ADR 0029): their people log in there and their
 	// logins reach this centre's reports, so they are counted too.
 	received map[string]bool
+	// origins are the logs of the received centres, by centre: a person
+	// homed at one counts the logins of that log only (sec28b M1).
+	origins map[string]string
 }
 
-func newIdentityPeople(conn grpc.ClientConnInterface, homes *centre.Homes, received []string) identityPeople {
-	p := identityPeople{c: identityv1.NewAdminServiceClient(conn), v: identityv1.NewViewServiceClient(conn), homes: homes}
-	for _, c := range received {
+func newIdentityPeople(conn grpc.ClientConnInterface, homes *centre.Homes, peers []PeerConfig) identityPeople {
+	p := identityPeople{c: identityv1.NewAdminServiceClient(conn), v: identityv1.NewViewServiceClient(conn), homes: homes,
+		origins: map[string]string{}}
+	for _, pe := range peers {
 		if p.received == nil {
 			p.received = map[string]bool{}
 		}
-		p.received[c] = true
+		p.received[pe.Centre] = true
+		p.origins[pe.Centre] = pe.Origin
 	}
 	return p
 }
@@ -62,14 +67,21 @@ func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]ana
 	if orgs == nil {
 		orgs = []string{""}
 	}
-	ours, err := p.homedHere(ctx)
+	homeOf, err := p.homeCentre(ctx)
 	if err != nil {
 		return err
 	}
-	if ours != nil {
+	if homeOf != nil {
 		inner := fn
 		fn = func(page []analytics.Person) error {
-			return inner(slices.DeleteFunc(page, func(x analytics.Person) bool { return !ours(x.Org) }))
+			page = slices.DeleteFunc(page, func(x analytics.Person) bool {
+				c := homeOf(x.Org)
+				return c != p.homes.Self && !p.received[c]
+			})
+			for i := range page {
+				page[i].Home = p.origins[homeOf(page[i].Org)]
+			}
+			return inner(page)
 		}
 	}
 	for _, org := range orgs {
@@ -100,12 +112,12 @@ func (p identityPeople) People(ctx context.Context, orgs []string, fn func([]ana
 	return nil
 }
 
-// homedHere returns whether an org is homed at this centre or at a centre
-// whose log it receives (nil when every org is: one centre). Each listed subtree root is expanded over identity's
+// homeCentre returns the centre an org is homed at (nil when every org is
+// homed here: one centre). Each listed subtree root is expanded over identity's
 // ListOrgs; the deepest root above an org decides, an org below none is
 // homed at the level-1 centre (centre.Homes.HomeOfPath's rule). A root the
 // caller may not read, or that identity does not hold, adds nothing.
-func (p identityPeople) homedHere(ctx context.Context) (func(org string) bool, error) {
+func (p identityPeople) homeCentre(ctx context.Context) (func(org string) string, error) {
 	h := p.homes
 	if h == nil || len(h.Subtrees) == 0 {
 		return nil, nil
@@ -153,14 +165,45 @@ func (p identityPeople) homedHere(ctx context.Context) (func(org string) bool, e
 			home[o] = h.Subtrees[r]
 		}
 	}
-	top, self := h.Top(), h.Self
-	return func(org string) bool {
+	top := h.Top()
+	return func(org string) string {
 		c, ok := home[org]
 		if !ok {
 			c = top
 		}
-		return c == self || p.received[c]
+		return c
 	}, nil
+}
+
+// HomeOrigins implements analytics.HomeSource: for each person, the log of
+// the received centre whose subtree holds their org (as identity's views
+// hold it). A person identity does not hold has none.
+func (p identityPeople) HomeOrigins(ctx context.Context, userIDs []string) (map[string]string, error) {
+	out := make(map[string]string, len(userIDs))
+	if len(p.origins) == 0 || len(userIDs) == 0 {
+		return out, nil
+	}
+	homeOf, err := p.homeCentre(asCaller(ctx))
+	if err != nil || homeOf == nil {
+		return out, err
+	}
+	for len(userIDs) > 0 {
+		k := min(len(userIDs), peoplePage)
+		res, err := p.v.GetViews(ctx, &identityv1.GetViewsRequest{Entity: "user", Ids: userIDs[:k]})
+		if err != nil {
+			return nil, unreachable(err, analytics.ErrNoHomes)
+		}
+		for _, v := range res.GetViews() {
+			var d struct {
+				Org string `json:"org_id"`
+			}
+			if json.Unmarshal(v.GetData(), &d) == nil && d.Org != "" {
+				out[v.GetId()] = p.origins[homeOf(d.Org)]
+			}
+		}
+		userIDs = userIDs[k:]
+	}
+	return out, nil
 }
 
 // MayRead implements analytics.PersonScope: the person's org, as

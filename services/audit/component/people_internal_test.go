@@ -89,3 +89,52 @@ func TestPeopleHomedHere(t *testing.T) {
 		}
 	}
 }
+
+// userViews answers GetViews of people: their org.
+type userViews struct {
+	identityv1.ViewServiceClient
+	people map[string]string
+}
+
+func (u userViews) GetViews(_ context.Context, r *identityv1.GetViewsRequest, _ ...grpc.CallOption) (*identityv1.GetViewsResponse, error) {
+	var out []*identityv1.View
+	for _, id := range r.GetIds() {
+		if org, ok := u.people[id]; ok {
+			out = append(out, &identityv1.View{Id: id, Data: []byte(`{"org_id":"` + org + `"}`)})
+		}
+	}
+	return &identityv1.GetViewsResponse{Views: out}, nil
+}
+
+// Each person's home log (sec28b M1): the people of l2a's bureau count
+// l2a's logins, level 1's own people (a subtree of level 1's inside the
+// bureau too) none of a peer's.
+func TestPeopleHomeOrigins(t *testing.T) {
+	tree := orgTree{
+		parent: map[string]string{"root": "", "hq": "root", "bureau": "root", "harbour": "bureau", "annex": "bureau", "annex-desk": "annex"},
+		people: map[string]string{"p-root": "root", "p-hq": "hq", "p-bureau": "bureau", "p-harbour": "harbour", "p-annex": "annex-desk"},
+	}
+	h := &centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{"bureau": "l2a", "annex": "l1"}}
+	p := newIdentityPeople(nil, h, []PeerConfig{{Centre: "l2a", Origin: "l2a.audit"}})
+	p.c, p.v = tree, userViews{people: tree.people}
+	want := map[string]string{"p-root": "", "p-hq": "", "p-bureau": "l2a.audit", "p-harbour": "l2a.audit", "p-annex": ""}
+	got := map[string]string{}
+	err := p.People(context.Background(), nil, func(page []analytics.Person) error {
+		for _, x := range page {
+			got[x.ID] = x.Home
+		}
+		return nil
+	})
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("people %v %v", got, err)
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("People: home of %s %q, want %q", id, got[id], w)
+		}
+	}
+	homes, err := p.HomeOrigins(context.Background(), []string{"p-root", "p-harbour", "p-annex", "nobody"})
+	if err != nil || homes["p-harbour"] != "l2a.audit" || homes["p-root"] != "" || homes["p-annex"] != "" || len(homes) != 3 {
+		t.Fatalf("HomeOrigins %v %v", homes, err)
+	}
+}

@@ -49,17 +49,42 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 			return classify(err, "lock the peer log")
 		}
 		var add []audit.Record
+		inBatch := map[int64]string{}
 		for _, r := range b.Records {
 			switch {
-			case r.Seq < size || (!fresh && r.Seq < first):
+			case !fresh && r.Seq < first:
+				out.Duplicates++ // archived at the peer before it shared: none held
+				continue
+			case r.Seq < size:
+				held, ok := inBatch[r.Seq]
+				if !ok {
+					err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT event_id FROM audit_peer_records WHERE origin = ? AND seq = ?"),
+						b.Origin, r.Seq).Scan(&held)
+					if errors.Is(err, sql.ErrNoRows) { // a record of a skipped gap: stored now
+						add = append(add, r)
+						inBatch[r.Seq] = r.EventID
+						lastMS = max(lastMS, r.Time.UnixMilli())
+						continue
+					}
+					if err != nil {
+						return classify(err, "peer record held")
+					}
+				}
+				if held != r.EventID {
+					out.Conflicts = append(out.Conflicts, r.Seq)
+				}
 				out.Duplicates++
 				continue
 			case r.Seq > size && (size > 0 || len(add) > 0 || !fresh):
-				return fmt.Errorf("%w: record %d of log %q came, %d expected", audit.ErrPeerGap, r.Seq, b.Origin, size)
+				if !b.SkipGap {
+					return fmt.Errorf("%w: record %d of log %q came, %d expected", audit.ErrPeerGap, r.Seq, b.Origin, size)
+				}
+				out.Skipped = append(out.Skipped, audit.SeqRange{From: size, To: r.Seq})
 			case r.Seq > size: // the first record held: the peer archived those before it
 				first = r.Seq
 			}
 			add = append(add, r)
+			inBatch[r.Seq] = r.EventID
 			size = r.Seq + 1
 			lastMS = max(lastMS, r.Time.UnixMilli())
 		}
@@ -90,6 +115,9 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 			return classify(err, "peer cursor")
 		}
 		out.Added, out.Size = len(add), size
+		for _, r := range add {
+			out.Stored = append(out.Stored, r.Seq)
+		}
 		return nil
 	})
 	if err != nil {

@@ -3,8 +3,12 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/analytics"
@@ -137,18 +141,109 @@ func testPeers(t *testing.T, s Subject) {
 	// Online now from this centre's SSO sessions adds the people online by
 	// the peer log's recent logins (their sessions are at their centre).
 	if an, ok := s.Store.(analytics.Store); ok {
+		// u6 is homed at level 1: the peer's record of their login is not
+		// counted (sec28b M1)
+		homes := homesOf{"u0": peer, "u2": peer, "u3": peer}
 		a := analytics.New(an, analytics.Options{Now: func() time.Time { return recs[9].Time.Add(time.Minute) },
-			Sessions: oneSession{}, PeerOrigins: []string{peer}})
+			Sessions: oneSession{}, PeerOrigins: []string{peer}, LocalOrigin: "l1.audit", People: homes})
 		on, err := a.OnlineNow(ctx, audit.Scope{All: true}, 30*time.Minute, 0, false)
 		got := map[string]bool{}
 		for _, p := range on.People {
 			got[p.Subject] = true
 		}
 		// successful logins of the peer: records 0, 3, 6 and 9 (u0, u3, u6, u2)
-		if err != nil || on.Source != analytics.SourceTicketAndLogins || len(on.People) != 5 || !got["user:here"] || !got["user:u0"] ||
-			!got["user:u2"] || got["user:u1"] {
+		if err != nil || on.Source != analytics.SourceTicketAndLogins || len(on.People) != 4 || !got["user:here"] || !got["user:u0"] ||
+			!got["user:u2"] || got["user:u1"] || got["user:u6"] {
 			t.Fatalf("online now with the peer's logins: %+v %v", on, err)
 		}
+	}
+}
+
+// homesOf is a PeopleSource over fixed people (id: home origin) that
+// tells their homes (analytics.HomeSource).
+type homesOf map[string]string
+
+func (h homesOf) People(_ context.Context, _ []string, fn func([]analytics.Person) error) error {
+	var page []analytics.Person
+	for id, home := range h {
+		page = append(page, analytics.Person{ID: id, Login: id, Org: "org-1", Home: home})
+	}
+	return fn(page)
+}
+
+func (h homesOf) HomeOrigins(_ context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, id := range ids {
+		if o, ok := h[id]; ok {
+			out[id] = o
+		}
+	}
+	return out, nil
+}
+
+// testPeersBound (sec28b M1): a peer's log may write about anyone, and
+// its records verify (it signs them); level 1 counts a peer's login
+// records only for the people homed at that peer: a level-2 record of a
+// level-1 administrator's login shows in no report as their login (the
+// record itself stays held and queryable, by its origin, as evidence).
+func testPeersBound(t *testing.T, s Subject) {
+	ctx := context.Background()
+	ps, ok := s.Store.(audit.PeerStore)
+	an, ok2 := s.Store.(analytics.Store)
+	if !ok || !ok2 {
+		t.Skip("the store keeps no peer logs")
+	}
+	if ls, ok := s.Store.(localOriginSetter); ok {
+		ls.SetLocalOrigin("l1.audit")
+	}
+	const peer = "l2a.audit"
+	recs := Records("l2a", 2)
+	for i, who := range []string{"l1-admin", "l2a-person"} {
+		recs[i].Seq, recs[i].Subject, recs[i].Result, recs[i].API = int64(i), "user:"+who, "success", "authenticate"
+	}
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 2, Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	people := homesOf{"l1-admin": "", "l2a-person": peer}
+	now := recs[1].Time.Add(time.Minute)
+	a := analytics.New(an, analytics.Options{Now: func() time.Time { return now }, PeerOrigins: []string{peer},
+		LocalOrigin: "l1.audit", People: people})
+
+	// absence: the administrator never logged in (here), the l2a person did
+	now = recs[1].Time.Add(3 * 24 * time.Hour)
+	abs, err := a.AbsenceReport(ctx, audit.Scope{All: true}, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]analytics.Absence{}
+	for _, p := range abs.People {
+		got[p.Subject] = p
+	}
+	if len(got) != 2 || !got["user:l1-admin"].Never || got["user:l2a-person"].Never {
+		t.Fatalf("absence: %+v", abs)
+	}
+	// online from the logins: the l2a person only
+	now = recs[1].Time.Add(time.Minute)
+	on, _, err := a.OnlineFromLogins(ctx, audit.Scope{All: true}, 30*time.Minute, 0)
+	if err != nil || len(on) != 1 || on[0].Subject != "user:l2a-person" {
+		t.Fatalf("online from logins: %+v %v", on, err)
+	}
+	// login history: none for the administrator, one for the l2a person
+	for who, want := range map[string]int{"l1-admin": 0, "l2a-person": 1} {
+		h, _, err := a.LoginHistory(ctx, audit.Scope{All: true}, who, analytics.Range{}, 0, "")
+		if err != nil || len(h) != want {
+			t.Fatalf("login history of %s: %+v %v", who, h, err)
+		}
+	}
+	// without the people's homes, no peer login counts
+	b := analytics.New(an, analytics.Options{Now: func() time.Time { return now }, PeerOrigins: []string{peer},
+		LocalOrigin: "l1.audit", Sessions: oneSession{}})
+	if o, err := b.OnlineNow(ctx, audit.Scope{All: true}, 30*time.Minute, 0, false); err != nil || len(o.People) != 1 ||
+		o.Source != analytics.SourceTicket {
+		t.Fatalf("online now without homes: %+v %v", o, err)
+	}
+	if h, _, err := b.LoginHistory(ctx, audit.Scope{All: true}, "l2a-person", analytics.Range{}, 0, ""); err != nil || len(h) != 0 {
+		t.Fatalf("login history without homes: %+v %v", h, err)
 	}
 }
 
@@ -157,4 +252,140 @@ type oneSession struct{}
 
 func (oneSession) Online(context.Context, int) ([]analytics.LastSeen, bool, error) {
 	return []analytics.LastSeen{{Subject: "user:here", Org: "org-1"}}, false, nil
+}
+
+// peerLog builds a peer log of n records with a checkpoint every 4 on a
+// log of s (its records and checkpoints as level 1 receives them).
+func peerLog(t *testing.T, s Subject, n int) (*audit.Log, []audit.Record, []audit.Checkpoint) {
+	t.Helper()
+	ctx := context.Background()
+	l, _ := newLog(t, s, 4)
+	all := Records("peer", n)
+	for i := 0; i < n; i += 4 {
+		appendAll(t, l, all[i:min(i+4, n)])
+	}
+	var recs []audit.Record
+	if err := s.Store.ScanRecords(ctx, 0, func(r *audit.Record) error { recs = append(recs, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var cps []audit.Checkpoint
+	if err := s.Store.Checkpoints(ctx, func(c *audit.Checkpoint) error {
+		cp, err := audit.CheckpointOf(l.Signer().Origin(), c.Note)
+		cps = append(cps, cp)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return l, recs, cps
+}
+
+// testPeersFailClosed (sec28b H3): a peer log verifies OK only with its
+// keys and a signed checkpoint over what is held; no keys, no checkpoint
+// yet, or records missing after a signed checkpoint (a cut tail) are
+// never OK.
+func testPeersFailClosed(t *testing.T, s Subject) {
+	ctx := context.Background()
+	ps, ok := s.Store.(audit.PeerStore)
+	if !ok {
+		t.Skip("the store keeps no peer logs")
+	}
+	if ls, ok := s.Store.(localOriginSetter); ok {
+		ls.SetLocalOrigin("l1.audit")
+	}
+	l, recs, cps := peerLog(t, s, 10)
+	peer := l.Signer().Origin()
+	known := mustVerifiers(t, l)
+	if len(cps) != 2 || cps[1].Size != 8 {
+		t.Fatalf("checkpoints %+v", cps)
+	}
+	verify := func(known note.Verifiers) *audit.Report {
+		t.Helper()
+		peers, err := ps.Peers(ctx)
+		if err != nil || len(peers) != 1 {
+			t.Fatalf("peers %+v %v", peers, err)
+		}
+		rep, err := audit.VerifyPeer(ctx, ps, peers[0], known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+
+	// Records held, no checkpoint yet: not verified yet, with or without keys.
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 3, Records: recs[:3]}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verify(known); rep.OK() || !rep.Problem.Unverified || !strings.Contains(rep.Problem.What, "not verified yet") {
+		t.Fatalf("no checkpoint yet, with keys: %+v %+v", rep, rep.Problem)
+	}
+	if rep := verify(nil); rep.OK() || !rep.Problem.Unverified || !strings.Contains(rep.Problem.What, "no verifier keys") {
+		t.Fatalf("no checkpoint yet, no keys: %+v %+v", rep, rep.Problem)
+	}
+
+	// The whole log: OK with its keys, never without them.
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 12, Records: recs[3:], Checkpoints: cps}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verify(known); !rep.OK() || rep.Records != 10 || rep.Signed != 8 {
+		t.Fatalf("whole peer log: %+v %+v", rep, rep.Problem)
+	}
+	if rep := verify(nil); rep.OK() || !rep.Problem.Unverified {
+		t.Fatalf("whole peer log without keys: %+v", rep)
+	}
+
+	// Rows removed at level 1 past a record (size not changed): missing.
+	s.Exec(t, "DELETE FROM audit_peer_records WHERE origin = ? AND seq >= ?", peer, 9)
+	if rep := verify(known); rep.OK() || rep.Problem.Unverified || rep.Problem.Seq != 9 || rep.Problem.Checkpoint != 0 {
+		t.Fatalf("last record removed: %+v %+v", rep, rep.Problem)
+	}
+	// The tail cut below the signed checkpoint of size 8, the count too.
+	s.Exec(t, "DELETE FROM audit_peer_records WHERE origin = ? AND seq >= ?", peer, 5)
+	s.Exec(t, "UPDATE audit_peers SET size = ? WHERE origin = ?", 5, peer)
+	rep := verify(known)
+	if rep.OK() || rep.Problem.Unverified || rep.Problem.Seq != 5 || rep.Problem.Checkpoint != 8 ||
+		!strings.Contains(rep.Problem.What, "missing") {
+		t.Fatalf("tail cut below a signed checkpoint: %+v %+v", rep, rep.Problem)
+	}
+}
+
+// testPeersGaps (sec28b M3, L5): a gap is refused unless skipped, then
+// reported; a skipped record stored when it comes; a record re-sent under
+// a number held with another event id is a conflict, not stored.
+func testPeersGaps(t *testing.T, s Subject) {
+	ctx := context.Background()
+	ps, ok := s.Store.(audit.PeerStore)
+	if !ok {
+		t.Skip("the store keeps no peer logs")
+	}
+	const peer = "l2a.audit"
+	recs := Records("l2a", 6)
+	for i := range recs {
+		recs[i].Seq = int64(i)
+	}
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 2, Records: recs[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 6, Records: recs[4:]}); !errors.Is(err, audit.ErrPeerGap) {
+		t.Fatalf("a gap: %v", err)
+	}
+	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 6, Records: recs[4:], SkipGap: true})
+	if err != nil || res.Added != 2 || res.Size != 6 || len(res.Skipped) != 1 || res.Skipped[0] != (audit.SeqRange{From: 2, To: 4}) {
+		t.Fatalf("a gap skipped: %+v %v", res, err)
+	}
+	other := recs[1]
+	other.EventID = "rewritten"
+	res, err = ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 8, Records: []audit.Record{recs[2], other, recs[3], recs[5]}})
+	if err != nil || res.Added != 2 || res.Duplicates != 2 || !slices.Equal(res.Conflicts, []int64{1}) || res.Size != 6 {
+		t.Fatalf("gap filled, a conflict: %+v %v", res, err)
+	}
+	n := 0
+	if err := ps.ScanPeerRecords(ctx, peer, func(r *audit.Record) error {
+		if r.Seq != int64(n) || r.EventID != recs[n].EventID {
+			t.Errorf("record %d held: %s", r.Seq, r.EventID)
+		}
+		n++
+		return nil
+	}); err != nil || n != 6 {
+		t.Fatalf("held %d %v", n, err)
+	}
 }

@@ -53,6 +53,9 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"Analytics":         testAnalytics,
 		"AnalyticsTravel":   testAnalyticsTravel,
 		"Peers":             testPeers,
+		"PeersFailClosed":   testPeersFailClosed,
+		"PeersBound":        testPeersBound,
+		"PeersGaps":         testPeersGaps,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
