@@ -45,11 +45,10 @@ func idTokenKeys(cfg *Config, r *crypto.Ring) (*ticket.IDTokenKeys, error) {
 	return ticket.NewIDTokenKeys("m"+r.Master.Active, seeds)
 }
 
-// readRSAKeys reads the RSA private keys of a PEM file (PKCS#8 or PKCS#1,
-// in order), refusing a file that others may read or group may write unless
-// allowOpen (group read is a Kubernetes Secret's mode 0440 for the pod's
-// fsGroup).
-func readRSAKeys(path string, allowOpen bool) ([]*rsa.PrivateKey, error) {
+// readKeyFile reads a private key file, refusing one that others may read
+// or its group may write unless allowOpen (group read is a Kubernetes
+// Secret's mode 0440 for the pod's fsGroup).
+func readKeyFile(path string, allowOpen bool) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -57,7 +56,15 @@ func readRSAKeys(path string, allowOpen bool) ([]*rsa.PrivateKey, error) {
 	if fi.Mode().Perm()&0o037 != 0 && !allowOpen {
 		return nil, fmt.Errorf("%s may be read by others or written by its group (mode %v): chmod 600 (or 440) it", path, fi.Mode().Perm())
 	}
-	data, err := os.ReadFile(path) // #nosec G304 -- the operator's configured key file
+	return os.ReadFile(path) // #nosec G304 -- the operator's configured key file
+}
+
+// readRSAKeys reads the RSA private keys of a PEM file (PKCS#8 or PKCS#1,
+// in order), refusing a file that others may read or group may write unless
+// allowOpen (group read is a Kubernetes Secret's mode 0440 for the pod's
+// fsGroup).
+func readRSAKeys(path string, allowOpen bool) ([]*rsa.PrivateKey, error) {
+	data, err := readKeyFile(path, allowOpen)
 	if err != nil {
 		return nil, err
 	}

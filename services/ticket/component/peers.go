@@ -44,14 +44,7 @@ func peerSettings(cfg *Config) (ticket.PeerSettings, error) {
 // readPeerKey reads an Ed25519 private key (PKCS#8 PEM), refusing a file
 // others may read unless allowOpen.
 func readPeerKey(path string, allowOpen bool) (ed25519.PrivateKey, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o037 != 0 && !allowOpen {
-		return nil, fmt.Errorf("%s may be read by others or written by its group (mode %v): chmod 600 (or 440) it", path, fi.Mode().Perm())
-	}
-	data, err := os.ReadFile(path) // #nosec G304 -- the operator's configured key file
+	data, err := readKeyFile(path, allowOpen)
 	if err != nil {
 		return nil, err
 	}
