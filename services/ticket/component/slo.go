@@ -67,43 +67,13 @@ func (s *singleLogout) ended(sess *ticket.Session, reason string) {
 func (s *singleLogout) tellPeer(sess *ticket.Session, peer, sid string) {
 	start := time.Now()
 	tok, target, err := s.svc.PeerLogoutToken(peer, sess.UserID, sid)
-	lastErr := ""
+	var lastErr string
 	if err != nil {
 		lastErr = "NO_TOKEN"
 		s.log.Warn("logout across centres: no logout token for the peer", zap.String("peer", peer), zap.Error(err))
-	}
-	body := url.Values{"logout_token": {tok}}.Encode()
-	for attempt := 0; err == nil; attempt++ {
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		req, rerr := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
-		if rerr != nil {
-			cancel()
-			lastErr = "BAD_URL"
-			break
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, derr := s.client.Do(req)
-		switch {
-		case derr != nil:
-			lastErr = "UNREACHABLE"
-		default:
-			_ = resp.Body.Close()
-			lastErr = ""
-			if resp.StatusCode >= 300 {
-				lastErr = "HTTP_" + resp.Status[:3]
-			}
-		}
-		cancel()
-		if lastErr == "" || lastErr == "HTTP_400" || attempt >= len(s.retries) {
-			break
-		}
-		select {
-		case <-s.ctx.Done():
-			lastErr = "STOPPED"
-		case <-time.After(s.retries[attempt]):
-			continue
-		}
-		break
+	} else {
+		// a peer that refuses the token (400) is not asked again
+		lastErr = s.post(target, url.Values{"logout_token": {tok}}.Encode(), func(r string) bool { return r == "HTTP_400" })
 	}
 	result, reason := audit.ResultSuccess, "OK"
 	if lastErr != "" {
@@ -113,6 +83,44 @@ func (s *singleLogout) tellPeer(sess *ticket.Session, peer, sid string) {
 	s.sink.Publish(s.auditor.Event(context.Background(), audit.Action{API: "peer.logout.delivery", Subject: "user:" + sess.UserID,
 		Org: sess.OrgID, Result: result, Reason: reason, Start: start,
 		Detail: map[string]string{"peer": peer, "session_id": sess.ID}}))
+}
+
+// post posts the form body to target, again after each of s.retries while
+// it fails (unless final says the failure is for good), and returns the
+// last failure: "" (delivered), BAD_URL, UNREACHABLE, HTTP_<status> or
+// STOPPED (the component stopping).
+func (s *singleLogout) post(target, body string, final func(reason string) bool) string {
+	for attempt := 0; ; attempt++ {
+		reason := s.postOnce(target, body)
+		if reason == "" || reason == "BAD_URL" || final(reason) || attempt >= len(s.retries) {
+			return reason
+		}
+		select {
+		case <-s.ctx.Done():
+			return "STOPPED"
+		case <-time.After(s.retries[attempt]):
+		}
+	}
+}
+
+// postOnce is one attempt of post.
+func (s *singleLogout) postOnce(target, body string) string {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
+	if err != nil {
+		return "BAD_URL"
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return "UNREACHABLE"
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return "HTTP_" + resp.Status[:3]
+	}
+	return ""
 }
 
 // logoutRequest is the CAS SAML logout request body.
@@ -151,39 +159,7 @@ func (s *singleLogout) deliver(sess *ticket.Session, u ticket.ServiceUse) {
 		}
 		body = url.Values{"logout_token": {tok}}.Encode()
 	}
-	var lastErr string
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(body))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			var resp *http.Response
-			resp, err = s.client.Do(req)
-			if err == nil {
-				_ = resp.Body.Close()
-				if resp.StatusCode >= 300 {
-					lastErr = "HTTP_" + resp.Status[:3]
-				} else {
-					lastErr = ""
-				}
-			} else {
-				lastErr = "UNREACHABLE"
-			}
-		} else {
-			lastErr = "BAD_URL"
-		}
-		cancel()
-		if lastErr == "" || attempt >= len(s.retries) || lastErr == "BAD_URL" {
-			break
-		}
-		select {
-		case <-s.ctx.Done():
-			lastErr = "STOPPED"
-		case <-time.After(s.retries[attempt]):
-			continue
-		}
-		break
-	}
+	lastErr := s.post(target, body, func(string) bool { return false })
 	result, reason := audit.ResultSuccess, "OK"
 	if lastErr != "" {
 		result, reason = audit.ResultFailure, lastErr
