@@ -176,8 +176,11 @@ func TestEstimateWhileOtherGoroutinesHogTheProcessors(t *testing.T) {
 	if got.Estimate*2 > got.Wall {
 		t.Errorf("estimate %v follows the wall time %v of hashes that waited for a processor", got.Estimate, got.Wall)
 	}
-	if _, ok := threadCPU(); ok && (got.CPU <= 0 || got.CPU > got.Estimate) {
-		t.Errorf("CPU median %v, want in (0, estimate %v]", got.CPU, got.Estimate)
+	// The CPU median and the estimate are read by different clocks at the
+	// hash's yields: the CPU may exceed the estimate by the readings' own
+	// cost (CI saw 0.5%), never by the waits the wall time holds.
+	if _, ok := threadCPU(); ok && (got.CPU <= 0 || got.CPU > got.Estimate+got.Estimate/10) {
+		t.Errorf("CPU median %v, want in (0, estimate %v + 10%%]", got.CPU, got.Estimate)
 	}
 }
 
