@@ -5,12 +5,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/services/identity"
-	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // TestHomeCentreRefusesWritesElsewhere: with centre settings, writes to
@@ -19,39 +17,12 @@ import (
 // go through, and every level registers its own applications.
 func TestHomeCentreRefusesWritesElsewhere(t *testing.T) {
 	ctx := context.Background()
-	db, sealer, hasher := testDB(t), testSealer(t), cheapHasher()
-	newSvc := func(h *centre.Homes) *identity.Service {
-		return testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer,
-			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
-	}
 	// Set up as a single centre: the root, two bureaus, a person in each.
-	one := newSvc(nil)
-	if _, _, err := one.Bootstrap(ctx, evAdminPass); err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := adminCtx(t, one, "10.0.0.1", "r1")
-	root := evRoot(t, one)
-	a, err := one.CreateOrg(admin, "bureau-a", "Bureau A", root.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := one.CreateOrg(admin, "bureau-b", "Bureau B", root.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ua, err := one.CreateUser(admin, identity.NewUser{LoginName: "in-a", DisplayName: "In A", OrgID: a.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ub, err := one.CreateUser(admin, identity.NewUser{LoginName: "in-b", DisplayName: "In B", OrgID: b.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb := newTwoBureaus(t)
+	newSvc, root, a, b := tb.newSvc, tb.root, tb.a, tb.b
+	ua, ub := tb.person(t, "in-a", a.ID, false), tb.person(t, "in-b", b.ID, false)
 	// an administrator of bureau B whose password another set
-	if _, err := one.CreateUser(admin, identity.NewUser{LoginName: "adm-b", DisplayName: "Adm B", OrgID: b.ID, Password: "Mx-Pass-5511",
-		IsAdmin: true}); err != nil {
-		t.Fatal(err)
-	}
+	tb.person(t, "adm-b", b.ID, true)
 
 	refused := func(t *testing.T, err error, home string) {
 		t.Helper()

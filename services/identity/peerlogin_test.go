@@ -7,7 +7,6 @@ import (
 
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/services/identity"
-	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // TestSSOPeerLogin: a peer centre's word signs in a person held here when
@@ -106,36 +105,12 @@ func TestSSOPeerLogin(t *testing.T) {
 // REASON_PASSWORD_ONLY (a password here).
 func TestSSOPeerLoginHomeCentre(t *testing.T) {
 	ctx := context.Background()
-	db, sealer, hasher := testDB(t), testSealer(t), cheapHasher()
-	newSvc := func(h *centre.Homes) *identity.Service {
-		return testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer,
-			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
-	}
-	one := newSvc(nil)
-	if _, _, err := one.Bootstrap(ctx, evAdminPass); err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := adminCtx(t, one, "10.0.0.1", "r1")
-	root := evRoot(t, one)
-	a, err := one.CreateOrg(admin, "bureau-a", "Bureau A", root.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := one.CreateOrg(admin, "bureau-b", "Bureau B", root.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mk := func(login, org string, isAdmin bool) *identity.User {
-		t.Helper()
-		u, err := one.CreateUser(admin, identity.NewUser{LoginName: login, DisplayName: login, OrgID: org, Password: "Mx-Pass-5511", IsAdmin: isAdmin})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
+	tb := newTwoBureaus(t)
+	one, a, b, root := tb.one, tb.a, tb.b, tb.root
+	mk := func(login, org string, isAdmin bool) *identity.User { return tb.person(t, login, org, isAdmin) }
 	inA, inB, l1Person, l1Admin, aAdmin := mk("in-a", a.ID, false), mk("in-b", b.ID, false), mk("l1-p", root.ID, false),
 		mk("l1-adm", root.ID, true), mk("a-adm", a.ID, true)
-	l1 := newSvc(&centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{a.ID: "l2a", b.ID: "l2b"}})
+	l1 := tb.newSvc(&centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{a.ID: "l2a", b.ID: "l2b"}})
 	for _, tc := range []struct {
 		svc    *identity.Service
 		u      *identity.User

@@ -1,0 +1,60 @@
+package identity_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/sqlstore"
+)
+
+// twoBureaus is one database seen by services with different centre
+// settings: set up as a single centre (the root and two bureaus), then
+// opened again as level 1 or level 2 with newSvc.
+type twoBureaus struct {
+	one   *identity.Service // the single centre that set it up
+	admin context.Context   // the bootstrap administrator at one
+	root  *identity.Org
+	a, b  *identity.Org // bureau-a and bureau-b, under root
+	// newSvc opens the same database with the centre settings h (nil: a
+	// single centre).
+	newSvc func(h *centre.Homes) *identity.Service
+}
+
+func newTwoBureaus(t *testing.T) *twoBureaus {
+	t.Helper()
+	ctx := context.Background()
+	db, sealer, hasher := testDB(t), testSealer(t), cheapHasher()
+	tb := &twoBureaus{newSvc: func(h *centre.Homes) *identity.Service {
+		return testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer,
+			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
+	}}
+	tb.one = tb.newSvc(nil)
+	if _, _, err := tb.one.Bootstrap(ctx, evAdminPass); err != nil {
+		t.Fatal(err)
+	}
+	tb.admin, _ = adminCtx(t, tb.one, "10.0.0.1", "r1")
+	tb.root = evRoot(t, tb.one)
+	var err error
+	if tb.a, err = tb.one.CreateOrg(tb.admin, "bureau-a", "Bureau A", tb.root.ID); err != nil {
+		t.Fatal(err)
+	}
+	if tb.b, err = tb.one.CreateOrg(tb.admin, "bureau-b", "Bureau B", tb.root.ID); err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// person creates a person in org at the single centre, with the password
+// "Mx-Pass-5511" (an administrator when isAdmin).
+func (tb *twoBureaus) person(t *testing.T, login, org string, isAdmin bool) *identity.User {
+	t.Helper()
+	u, err := tb.one.CreateUser(tb.admin, identity.NewUser{LoginName: login, DisplayName: login, OrgID: org,
+		Password: "Mx-Pass-5511", IsAdmin: isAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
