@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
 )
@@ -172,23 +173,9 @@ type loginSource struct {
 	account string // the source as the account counts it (rule 2)
 }
 
-// addressKey is the client address as a source: IPv4 whole, IPv6 by /64
-// (one host usually holds a whole /64).
-func addressKey(ip netip.Addr) string {
-	if !ip.IsValid() {
-		return "ip:unknown"
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return "ip:" + p.String()
-	}
-	return "ip:" + ip.String()
-}
-
 // adminLoginSource is the source of an AdminLogin.
 func adminLoginSource(ip netip.Addr) loginSource {
-	k := addressKey(ip)
+	k := audit.AddressKey(ip)
 	return loginSource{gate: k, account: k}
 }
 
@@ -201,7 +188,7 @@ const ClientIPExtend = "client_ip"
 func appLoginSource(appID string, extend map[string]string, userID string) loginSource {
 	app := "app:" + appID
 	if ip, err := netip.ParseAddr(extend[ClientIPExtend]); err == nil {
-		k := app + "/" + addressKey(ip)
+		k := app + "/" + audit.AddressKey(ip)
 		return loginSource{gate: k, account: k}
 	}
 	return loginSource{gate: app + "/user:" + userID, account: app}
@@ -360,34 +347,6 @@ func (g *sourceGate) makeRoom(now time.Time) {
 		}
 		delete(g.m, k)
 	}
-}
-
-// hitLog thins the audit of refused checks: at most one record per key per
-// second, carrying how many refusals it stands for.
-type hitLog struct {
-	mu sync.Mutex
-	m  map[string]hitState
-}
-
-type hitState struct {
-	last       time.Time
-	suppressed int
-}
-
-func (h *hitLog) note(key string, now time.Time) (audit bool, suppressed int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil || len(h.m) > 10000 {
-		h.m = map[string]hitState{}
-	}
-	st := h.m[key]
-	if !st.last.IsZero() && now.Sub(st.last) < time.Second {
-		st.suppressed++
-		h.m[key] = st
-		return false, 0
-	}
-	h.m[key] = hitState{last: now}
-	return true, st.suppressed
 }
 
 // ---- rules 2 and 3: the per-account gate ----
@@ -700,7 +659,7 @@ func (a *loginAttempt) admitSource(ctx context.Context, subject, org string, sta
 	return nil
 }
 
-// throttled audits a refused check (thinned, see hitLog) and returns the
+// throttled audits a refused check (thinned, see audit.Thinner) and returns the
 // refusal.
 func (a *loginAttempt) throttled(ctx context.Context, gate, subject, org string, retry time.Duration, start time.Time) error {
 	err := errLoginThrottled(retry)
@@ -708,7 +667,7 @@ func (a *loginAttempt) throttled(ctx context.Context, gate, subject, org string,
 	if gate == "account" {
 		key = gate + "|" + a.userID
 	}
-	if ok, suppressed := a.s.hits.note(key, a.s.now()); ok {
+	if ok, suppressed := a.s.hits.Note(key, a.s.now()); ok {
 		a.s.appendAudit(ctx, a.s.audit(ctx, a.api, subject, org, "denied", err.Reason, start, map[string]string{
 			"gate": gate, MetaRetryAfter: err.Meta[MetaRetryAfter], "suppressed": strconv.Itoa(suppressed)}))
 	}

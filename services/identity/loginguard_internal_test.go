@@ -3,7 +3,6 @@ package identity
 import (
 	"fmt"
 	"math"
-	"net/netip"
 	"testing"
 	"time"
 )
@@ -86,22 +85,6 @@ func TestSourceGateBounded(t *testing.T) {
 }
 
 func TestLoginSources(t *testing.T) {
-	for ip, want := range map[string]string{
-		"192.0.2.7":                "ip:192.0.2.7",
-		"::ffff:192.0.2.7":         "ip:192.0.2.7",
-		"2001:db8:1:2:3:4:5:6":     "ip:2001:db8:1:2::/64",
-		"2001:db8:1:2:ffff::1":     "ip:2001:db8:1:2::/64",
-		"2001:db8:1:3::1":          "ip:2001:db8:1:3::/64",
-		"fe80::1%eth0":             "ip:fe80::/64",
-		"2001:db8:1:2:3:4:5:6%eth": "ip:2001:db8:1:2::/64",
-	} {
-		if got := addressKey(netip.MustParseAddr(ip)); got != want {
-			t.Errorf("addressKey(%s) = %s, want %s", ip, got, want)
-		}
-	}
-	if got := addressKey(netip.Addr{}); got != "ip:unknown" {
-		t.Errorf("no address: %s", got)
-	}
 	if s := appLoginSource("A", map[string]string{ClientIPExtend: "192.0.2.9"}, "u1"); s.gate != "app:A/ip:192.0.2.9" || s.account != s.gate {
 		t.Errorf("reported address: %+v", s)
 	}

@@ -172,7 +172,7 @@ type Service struct {
 	// sources is the login gate's per-source state; hits thins the audit
 	// of refused password checks (loginguard.go).
 	sources *sourceGate
-	hits    hitLog
+	hits    audit.Thinner
 	// running lists the password checks admitted in memory (loginguard.go).
 	running *runningChecks
 	// dummyHash is a password hash of nobody, with the current parameters:

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
 )
 
@@ -272,8 +274,7 @@ func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*
 		err = errPeerInvalid
 	}
 	if err != nil {
-		s.audit(ctx, audit.Action{API: "peer.assertion.redeem", Subject: peerSubject(c), Result: audit.ResultDenied,
-			Reason: reasonOf(err), Start: start, Fields: peerRefusalDetail(tok, c)})
+		s.auditPeerRefusal(ctx, "peer.assertion.redeem", start, tok, c, err)
 		return nil, err
 	}
 	subject := "user:" + c.Sub
@@ -392,8 +393,7 @@ func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
 		}
 	}
 	if err != nil {
-		s.audit(ctx, audit.Action{API: "peer.logout", Subject: peerSubject(c), Result: audit.ResultDenied, Reason: reasonOf(err),
-			Start: start, Fields: peerRefusalDetail(tok, c)})
+		s.auditPeerRefusal(ctx, "peer.logout", start, tok, c, err)
 		return 0, err
 	}
 	sessions, err := s.UserSessions(ctx, c.Sub)
@@ -418,6 +418,25 @@ func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
 	s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultSuccess, Reason: "OK", Start: start,
 		Fields: detail("peer", c.Iss, "sessions", fmt.Sprint(n))})
 	return n, nil
+}
+
+// auditPeerRefusal audits the refusal err of tok (c: its claims once the
+// signature holds). Anyone can send a forgery, so refusals before the
+// signature holds are thinned per client address (sec28b L1): at most one
+// record a second, carrying how many it stands for ("suppressed").
+func (s *Service) auditPeerRefusal(ctx context.Context, api string, start time.Time, tok string, c *PeerClaims, err error) {
+	fields := peerRefusalDetail(tok, c)
+	if c == nil {
+		ok, suppressed := s.peerThin.Note(api+"|"+audit.AddressKey(caller.From(ctx).ClientIP), s.now())
+		if !ok {
+			return
+		}
+		if suppressed > 0 {
+			fields = append(fields, events.DetailField{Key: "suppressed", Value: strconv.Itoa(suppressed)})
+		}
+	}
+	s.audit(ctx, audit.Action{API: api, Subject: peerSubject(c), Result: audit.ResultDenied, Reason: reasonOf(err),
+		Start: start, Fields: fields})
 }
 
 // peerSubject is the audit subject of a refused assertion or logout token:

@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
 )
@@ -393,4 +395,76 @@ func TestPeerLogoutTokenOutlivesRetries(t *testing.T) {
 	l1.clock.advance(ticket.PeerLogoutTokenTTL)
 	_, err = l1.svc.PeerLogout(ctx, tooLate)
 	wantPeerReason(t, "a logout token past its life", err, ticket.ReasonPeerExpired)
+}
+
+// TestPeerForgeriesThinned (sec28b L1): anyone can send forged assertions
+// and logout tokens, so their refusals (before a signature holds) are
+// audited at most once a second per client address, the next record
+// saying how many it stands for; another address gets its own record, and
+// a genuine assertion's refusal is never thinned.
+func TestPeerForgeriesThinned(t *testing.T) {
+	l2aKey := peerKey(t)
+	l1 := newFixture(t, ticket.Config{Centre: "l1"})
+	l1.svc.SetPeers(ticket.PeerSettings{Key: peerKey(t), Peers: map[string]ticket.Peer{
+		"l2a": {Name: "l2a", URL: "https://l2a.example", Keys: []ed25519.PublicKey{pub(l2aKey)}}}})
+	from := func(ip string) context.Context {
+		return caller.With(context.Background(), &caller.Caller{ClientIP: netip.MustParseAddr(ip)})
+	}
+	count := func(api string) (n int, suppressed []string) {
+		for _, ev := range l1.audit.evs {
+			if ev.API == api && ev.Result == "denied" {
+				n++
+				suppressed = append(suppressed, ev.Detail["suppressed"])
+			}
+		}
+		return n, suppressed
+	}
+	for range 50 {
+		_, err := l1.svc.RedeemPeerAssertion(from("192.0.2.7"), "not.an.assertion", nonce)
+		wantPeerReason(t, "forgery", err, ticket.ReasonPeerInvalid)
+		_, err = l1.svc.PeerLogout(from("192.0.2.7"), "forged.logout.token")
+		wantPeerReason(t, "forged logout", err, ticket.ReasonPeerInvalid)
+	}
+	if n, _ := count("peer.assertion.redeem"); n != 1 {
+		t.Fatalf("50 forgeries in one second from one address: %d records, want 1", n)
+	}
+	if n, _ := count("peer.logout"); n != 1 {
+		t.Fatalf("50 forged logout tokens in one second: %d records, want 1", n)
+	}
+	if _, err := l1.svc.RedeemPeerAssertion(from("2001:db8::1"), "x.y.z", nonce); err == nil {
+		t.Fatal("forgery accepted")
+	}
+	if n, _ := count("peer.assertion.redeem"); n != 2 {
+		t.Fatalf("another address not audited: %d records", n)
+	}
+	l1.clock.advance(1100 * time.Millisecond)
+	if _, err := l1.svc.RedeemPeerAssertion(from("192.0.2.7"), "not.an.assertion", nonce); err == nil {
+		t.Fatal("forgery accepted")
+	}
+	if n, sup := count("peer.assertion.redeem"); n != 3 || sup[2] != "49" {
+		t.Fatalf("the next second: %d records, suppressed %v; want 3, the last standing for 49", n, sup)
+	}
+	// Genuine but replayed: every one audited.
+	a, err := ticket.SignPeerAssertion(l2aKey, ticket.PeerClaims{Iss: "l2a", Aud: "l1", Sub: "u1", Jti: "j1",
+		Iat: l1.clock.now().Unix(), Exp: l1.clock.now().Add(time.Minute).Unix(), AuthTime: l1.clock.now().Unix(), Acr: 1, Amr: 1,
+		Nonce: nonceHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1.svc.RedeemPeerAssertion(from("192.0.2.7"), a, nonce); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, err := l1.svc.RedeemPeerAssertion(from("192.0.2.7"), a, nonce)
+		wantPeerReason(t, "replay", err, ticket.ReasonPeerReplayed)
+	}
+	replays := 0
+	for _, ev := range l1.audit.evs {
+		if ev.Reason == ticket.ReasonPeerReplayed {
+			replays++
+		}
+	}
+	if replays != 3 {
+		t.Fatalf("replays of a genuine assertion audited %d times, want 3", replays)
+	}
 }

@@ -135,6 +135,7 @@ type Service struct {
 	now   func() time.Time
 	// peers: sign-in across centres (peer.go); nil: off.
 	peers    *PeerSettings
+	peerThin audit.Thinner // refusals before a peer's signature holds
 	ended    Ending
 	reg      *Registry
 	cfg      Config
