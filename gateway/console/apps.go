@@ -4,6 +4,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -39,9 +40,45 @@ func (h *Handler) apps(w http.ResponseWriter, r *http.Request, s *session) {
 	h.render(w, r, http.StatusOK, "apps", d)
 }
 
-// appPage is one application.
+// appPage is one application; Secret is its App_Secret right after it
+// was created or rotated (shown once, never again).
 type appPage struct {
-	App *identityv1.App
+	App    *identityv1.App
+	Secret string
+}
+
+// appForm is the new-application form, filled again after a refusal
+// (nothing secret in it).
+type appForm struct {
+	Type, Code, Name, IPs string
+}
+
+func (h *Handler) newApp(w http.ResponseWriter, r *http.Request, s *session) {
+	d := h.data(r, s, "apps")
+	d.Page = &appForm{Type: "WEB"}
+	h.render(w, r, http.StatusOK, "newapp", d)
+}
+
+// createApp registers an application and shows its App_ID and App_Secret
+// once (as uias ctl app create does): the page is answered, not
+// redirected, so that the secret is in no URL and no later page.
+func (h *Handler) createApp(w http.ResponseWriter, r *http.Request, s *session) {
+	d := h.data(r, s, "apps")
+	f := r.PostForm
+	af := &appForm{Type: strings.TrimSpace(f.Get("app_type")), Code: strings.TrimSpace(f.Get("app_code")),
+		Name: strings.TrimSpace(f.Get("name")), IPs: f.Get("ip_allow_list")}
+	d.Page = af
+	ctx, cancel := h.ctx(r, s)
+	defer cancel()
+	res, err := h.o.Admin.CreateApp(ctx, &identityv1.CreateAppRequest{AppType: af.Type, AppCode: af.Code, Name: af.Name,
+		IpAllowList: strings.Fields(strings.ReplaceAll(af.IPs, ",", " "))})
+	if err != nil {
+		h.failed(w, r, err, "newapp", &d)
+		return
+	}
+	d.Page = &appPage{App: res.GetApp(), Secret: res.GetAppSecret()}
+	d.Done = d.T("done.appCreated")
+	h.render(w, r, http.StatusOK, "app", d)
 }
 
 func (h *Handler) app(w http.ResponseWriter, r *http.Request, s *session) {
@@ -58,7 +95,9 @@ func (h *Handler) app(w http.ResponseWriter, r *http.Request, s *session) {
 	h.render(w, r, http.StatusOK, "app", d)
 }
 
-// appAction suspends or resumes an application.
+// appAction suspends or resumes an application, or rotates its secret
+// (the new one shown once; the old one keeps working for a day, as
+// uias ctl app rotate-secret).
 func (h *Handler) appAction(w http.ResponseWriter, r *http.Request, s *session) {
 	d := h.data(r, s, "apps")
 	id := r.PathValue("id")
@@ -68,13 +107,26 @@ func (h *Handler) appAction(w http.ResponseWriter, r *http.Request, s *session) 
 		st = identityv1.AppStatus_APP_STATUS_SUSPENDED
 	case "resume":
 		st = identityv1.AppStatus_APP_STATUS_ACTIVE
+	case "rotate":
 	default:
 		http.NotFound(w, r)
 		return
 	}
 	ctx, cancel := h.ctx(r, s)
 	defer cancel()
-	if _, err := h.o.Admin.UpdateApp(ctx, &identityv1.UpdateAppRequest{Id: id, UpdateMask: []string{"status"}, Status: st}); err != nil {
+	var err error
+	if st == identityv1.AppStatus_APP_STATUS_UNSPECIFIED {
+		var res *identityv1.CreateAppResponse
+		if res, err = h.o.Admin.RotateAppSecret(ctx, &identityv1.RotateAppSecretRequest{Id: id}); err == nil {
+			d.Page = &appPage{App: res.GetApp(), Secret: res.GetAppSecret()}
+			d.Done = d.T("done.rotate")
+			h.render(w, r, http.StatusOK, "app", d)
+			return
+		}
+	} else {
+		_, err = h.o.Admin.UpdateApp(ctx, &identityv1.UpdateAppRequest{Id: id, UpdateMask: []string{"status"}, Status: st})
+	}
+	if err != nil {
 		pctx, pcancel := h.partCtx(r, s)
 		defer pcancel()
 		a, gerr := h.o.Admin.GetApp(pctx, &identityv1.GetAppRequest{Id: id})

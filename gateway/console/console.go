@@ -127,6 +127,8 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("POST "+p+"orgs/{id}/{action}", h.signed(h.orgAction))
 	h.mux.HandleFunc("GET "+p+"audit", h.signed(h.audit))
 	h.mux.HandleFunc("GET "+p+"apps", h.signed(h.apps))
+	h.mux.HandleFunc("GET "+p+"apps/new", h.signed(h.newApp))
+	h.mux.HandleFunc("POST "+p+"apps", h.signed(h.createApp))
 	h.mux.HandleFunc("GET "+p+"apps/{id}", h.signed(h.app))
 	h.mux.HandleFunc("POST "+p+"apps/{id}/{action}", h.signed(h.appAction))
 	h.mux.HandleFunc("GET "+p+"roles", h.signed(h.roles))

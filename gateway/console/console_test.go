@@ -639,3 +639,80 @@ func TestSignOutUnconfirmed(t *testing.T) {
 		t.Fatalf("page:\n%s", p)
 	}
 }
+
+func (f *fakeAdmin) CreateApp(ctx context.Context, in *identityv1.CreateAppRequest, _ ...grpc.CallOption) (*identityv1.CreateAppResponse, error) {
+	if err := f.authed(ctx, "CreateApp"); err != nil {
+		return nil, err
+	}
+	if in.GetAppCode() == "taken" {
+		return nil, reasonErr(codes.AlreadyExists, "APP_EXISTS", "an application with this type and code exists already")
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, "CreateApp.ips "+strings.Join(in.GetIpAllowList(), ","))
+	f.mu.Unlock()
+	return &identityv1.CreateAppResponse{App: &identityv1.App{Id: "APP-1", AppType: in.GetAppType(), AppCode: in.GetAppCode(), Name: in.GetName(),
+		IpAllowList: in.GetIpAllowList()}, AppSecret: "sec-Once-1"}, nil
+}
+
+func (f *fakeAdmin) RotateAppSecret(ctx context.Context, in *identityv1.RotateAppSecretRequest, _ ...grpc.CallOption) (*identityv1.CreateAppResponse, error) {
+	if err := f.authed(ctx, "RotateAppSecret"); err != nil {
+		return nil, err
+	}
+	if in.GetOverlapSeconds() != 0 || in.OverlapSeconds != nil {
+		return nil, status.Error(codes.InvalidArgument, "the console asks for the default overlap")
+	}
+	return &identityv1.CreateAppResponse{App: &identityv1.App{Id: in.GetId(), Name: "Mail"}, AppSecret: "sec-Once-2"}, nil
+}
+
+func (f *fakeAdmin) ListApps(ctx context.Context, _ *identityv1.ListAppsRequest, _ ...grpc.CallOption) (*identityv1.ListAppsResponse, error) {
+	if err := f.authed(ctx, "ListApps"); err != nil {
+		return nil, err
+	}
+	return &identityv1.ListAppsResponse{}, nil
+}
+
+// TestAppCreateAndRotate: an administrator registers an application from
+// the console and sees its App_Secret once, on the answer to the form
+// (not redirected: the secret is in no URL, and a reload of the app's
+// page shows it no more); a refusal keeps the form filled and says why;
+// a secret rotation shows the new secret once. Every call carries the
+// administrator's token.
+func TestAppCreateAndRotate(t *testing.T) {
+	f := &fakeAdmin{}
+	b := newConsole(t, f)
+	b.signIn()
+	_, list := b.do("GET", "/console/apps", nil, nil)
+	if !strings.Contains(list, `href="/console/apps/new"`) {
+		t.Fatalf("no new-application link: %s", list)
+	}
+	_, form := b.do("GET", "/console/apps/new", nil, nil)
+	tok := formToken(t, form)
+	res, page := b.do("POST", "/console/apps", url.Values{"csrf": {tok}, "app_type": {"WEB"}, "app_code": {"taken"}, "name": {"Mail"},
+		"ip_allow_list": {"192.0.2.0/24"}}, nil)
+	if res.StatusCode != http.StatusConflict || !strings.Contains(page, "exists already") || !strings.Contains(page, `value="taken"`) ||
+		!strings.Contains(page, "192.0.2.0/24") {
+		t.Fatalf("refused create: %d %s", res.StatusCode, page)
+	}
+	res, page = b.do("POST", "/console/apps", url.Values{"csrf": {tok}, "app_type": {"WEB"}, "app_code": {"mail"}, "name": {"Mail"},
+		"ip_allow_list": {"192.0.2.0/24\n198.51.100.7, 203.0.113.0/28"}}, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, `id="app-secret">sec-Once-1<`) || !strings.Contains(page, "APP-1") ||
+		!strings.Contains(res.Header.Get("Cache-Control"), "no-store") {
+		t.Fatalf("create: %d %v %s", res.StatusCode, res.Header, page)
+	}
+	if got := f.called("CreateApp.ips"); len(got) != 1 || got[0] != "CreateApp.ips 192.0.2.0/24,198.51.100.7,203.0.113.0/28" {
+		t.Fatalf("allow-list sent: %v", got)
+	}
+	if calls := f.called("CreateApp"); len(calls) != 2 || calls[1] != "CreateApp tok-1" {
+		t.Fatalf("CreateApp calls: %v", calls)
+	}
+	res, page = b.do("POST", "/console/apps/APP-1/rotate", url.Values{"csrf": {tok}}, nil)
+	if res.StatusCode != http.StatusOK || !strings.Contains(page, `id="app-secret">sec-Once-2<`) || strings.Contains(page, "sec-Once-1") {
+		t.Fatalf("rotate: %d %s", res.StatusCode, page)
+	}
+	// without the form token nothing is created
+	n := len(f.called("CreateApp"))
+	res, _ = b.do("POST", "/console/apps", url.Values{"app_type": {"WEB"}, "app_code": {"x"}, "name": {"X"}}, nil)
+	if res.StatusCode != http.StatusForbidden || len(f.called("CreateApp")) != n {
+		t.Fatalf("create without the form token: %d", res.StatusCode)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -289,6 +290,40 @@ func TestBrowserConsole(t *testing.T) {
 	waitFor("resumed", `document.querySelector("#suspend") != null`)
 	if a, err := e.admin.GetApp(e.adm(), &identityv1.GetAppRequest{Id: appID}); err != nil || a.GetStatus() != identityv1.AppStatus_APP_STATUS_ACTIVE {
 		t.Fatalf("the application after resume: %v %v", a, err)
+	}
+
+	// Register an application: its App_Secret is shown once and works;
+	// a secret rotation shows a new one, and both work during the overlap.
+	run("new app", chromedp.Navigate(base+"apps"), chromedp.WaitVisible(chromedp.CSS("#new-app")), chromedp.Click(chromedp.CSS("#new-app")),
+		chromedp.WaitVisible(chromedp.CSS("#app_code")), chromedp.SetValue(chromedp.CSS("#app_type"), "WEB"),
+		chromedp.SendKeys(chromedp.CSS("#app_code"), "console-made"), chromedp.SendKeys(chromedp.CSS("#name"), "Made in the console"),
+		chromedp.Click(chromedp.CSS("#create")))
+	waitFor("the new app's secret", `document.querySelector("#app-secret") != null`)
+	b.accessible("application created", "en")
+	newApp, secret := textOf("#app-id"), textOf("#app-secret")
+	appWorks := func(what, id, secret string) {
+		t.Helper()
+		// an unknown person: answered (not refused as a caller)
+		res, err := e.auth.Authenticate(appCtx(id, secret), &identityv1.AuthenticateRequest{AppUserId: "nobody-here", Password: "x",
+			AuthType: identityv1.AuthType_AUTH_TYPE_PASSWORD})
+		if err != nil || res.GetResultCode() == 0 {
+			t.Fatalf("%s: the application's credentials: %v %v", what, res, err)
+		}
+	}
+	appWorks("created in the console", newApp, secret)
+	_, err = e.auth.Authenticate(appCtx(newApp, secret+"x"), &identityv1.AuthenticateRequest{AppUserId: "nobody-here", Password: "x",
+		AuthType: identityv1.AuthType_AUTH_TYPE_PASSWORD})
+	wantCode(t, err, codes.Unauthenticated, "BAD_APP_CREDENTIALS")
+	run("rotate", chromedp.Click(chromedp.CSS("#rotate")))
+	waitFor("the rotated secret", `document.querySelector("#app-secret") != null && document.querySelector("#app-secret").textContent != `+
+		strconv.Quote(secret))
+	appWorks("rotated", newApp, textOf("#app-secret"))
+	appWorks("the old secret during the overlap", newApp, secret)
+	run("reload", chromedp.Navigate(base+"apps/"+newApp), chromedp.WaitVisible(chromedp.CSS("#app-name")))
+	var shown bool
+	b.evalJS("secret on the app's page", `document.querySelector("#app-secret") != null`, &shown)
+	if shown {
+		t.Fatalf("the secret is shown again on the app's page")
 	}
 
 	// Appoint li.na unit administrator of east1 on her page: the
