@@ -154,10 +154,18 @@ func (l *Log) writeArchive(ctx context.Context, dir, tag string, from, to int64,
 		}); err != nil {
 		return nil, fmt.Errorf("archive: tree hashes: %w", err)
 	}
+	return writeArchiveFile(dir, archiveName(h.Origin, from, to, tag), &h, cp, replace,
+		func(fn func(r *Record) error) error { return l.store.ScanRecords(ctx, from, fn) })
+}
+
+// writeArchiveFile writes the archive of h (the records [h.From, h.To)
+// that scan hands over from h.From on, in order) as name in dir, checking
+// them against cp with h.Outside first: see WriteArchive.
+func writeArchiveFile(dir, name string, h *ArchiveHeader, cp *Checkpoint, replace bool, scan func(fn func(r *Record) error) error) (*ArchiveResult, error) {
+	from, to := h.From, h.To
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, errArchiveDir(err)
 	}
-	name := archiveName(h.Origin, from, to, tag)
 	final := filepath.Join(dir, name)
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
@@ -181,7 +189,7 @@ func (l *Log) writeArchive(ctx context.Context, dir, tag string, from, to int64,
 	leaves := make([]tlog.Hash, 0, to-from)
 	next := from
 	errDone := errors.New("done")
-	err = l.store.ScanRecords(ctx, from, func(r *Record) error {
+	err = scan(func(r *Record) error {
 		if r.Seq >= to {
 			return errDone
 		}

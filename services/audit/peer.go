@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,6 +160,10 @@ type Peer struct {
 	// Checkpoints held, and the largest size signed.
 	Checkpoints int64
 	Signed      int64
+	// Frontier: the tree hashes of the records [0, First) this centre
+	// archived and removed (ApplyPeerRetention); none when First is 0 or
+	// the peer had archived them before it shared its log.
+	Frontier []SubtreeHash
 	// LastRecord is the time of the newest record held: the log of this
 	// origin is complete up to about then (records made later at the peer
 	// arrive when the link allows). LastReceived is when level 1 last
@@ -246,19 +252,24 @@ type PeerStore interface {
 	ScanPeerRecords(ctx context.Context, origin string, fn func(r *Record) error) error
 	// PeerCheckpoints returns origin's checkpoints, by size.
 	PeerCheckpoints(ctx context.Context, origin string) ([]Checkpoint, error)
+	// PrunePeer removes origin's records [from, to) (archived) in one
+	// transaction, keeping frontier (the tree hashes of [0, to)) and
+	// moving First to to; ErrPeerPruned when First is no longer from
+	// (another instance pruned meanwhile): nothing is changed then.
+	PrunePeer(ctx context.Context, origin string, from, to int64, frontier []SubtreeHash) error
 }
 
-// OriginReport is the outcome of verifying one origin's log.
-type OriginReport struct {
-	Origin string
-	Report
-}
+// ErrPeerPruned: another instance removed the records first.
+var ErrPeerPruned = errors.New("audit: the peer log's records were removed meanwhile")
 
 // VerifyPeer recomputes the tree of peer log p from its records held and
 // checks every checkpoint of it held against it, each signature with
-// known (the peer's verifier keys). Records the peer archived before it
-// shared its log (p.First > 0) cannot be recomputed: that is reported,
-// unverified.
+// known (the peer's verifier keys). Records archived and removed here by
+// retention (ApplyPeerRetention) are represented by the tree hashes kept
+// at their removal (p.Frontier): checkpoints up to there were matched
+// before, and their signatures are still checked. Records the peer
+// archived before it shared its log (p.First > 0 without a frontier)
+// cannot be recomputed: that is reported, unverified.
 //
 // It fails closed (sec28b H3): without known (no verifier keys
 // configured) the log is never OK but unverified; with no checkpoint held
@@ -266,32 +277,57 @@ type OriginReport struct {
 // the records held, or fewer records held than the store counts (p.Size),
 // is reported as records missing here (a cut tail).
 func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers) (*Report, error) {
+	rep, _, err := replayPeer(ctx, st, p, known, time.Time{})
+	return rep, err
+}
+
+// peerReplay is what replayPeer computed besides its report.
+type peerReplay struct {
+	hashes *peerHashes
+	cps    []Checkpoint // the origin's checkpoints, by size
+	// young is the first record held at or after the time replayPeer was
+	// given (p.Size if none).
+	young int64
+}
+
+// replayPeer is VerifyPeer; it also returns the tree hashes computed and
+// the first record at or after young.
+func replayPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers, young time.Time) (*Report, *peerReplay, error) {
 	rep := &Report{}
 	if known == nil {
 		rep.Problem = &Problem{Seq: -1, Unverified: true, What: fmt.Sprintf("log %q is not verified: no verifier keys of it are "+
 			"configured here (audit.peers[].verifier_keys)", p.Origin)}
-		return rep, nil
+		return rep, nil, nil
 	}
 	cps, err := st.PeerCheckpoints(ctx, p.Origin)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Slice(cps, func(i, j int) bool { return cps[i].Size < cps[j].Size })
 	for _, c := range cps {
 		if _, err := OpenCheckpoint(c.Note, p.Origin, known); err != nil {
 			rep.Problem = &Problem{Seq: -1, Checkpoint: c.Size, Unverified: known == nil || isUnverified(err),
 				What: fmt.Sprintf("checkpoint of size %d of log %q: %v", c.Size, p.Origin, err)}
-			return rep, nil
+			return rep, nil, nil
 		}
 	}
-	if p.First > 0 {
+	hashes, ok := newPeerHashes(p.First, p.Frontier)
+	if !ok {
 		rep.Problem = &Problem{Seq: 0, Unverified: true, What: fmt.Sprintf("records 0-%d of log %q were archived at its centre "+
 			"before it shared its log: its tree cannot be recomputed here (verify it at its centre)", p.First-1, p.Origin)}
-		return rep, nil
+		return rep, nil, nil
 	}
-	hashes := make(memHashes, 0, 2*p.Size+1)
+	out := &peerReplay{hashes: hashes, cps: cps, young: -1}
 	next := 0
-	want := int64(0)
+	want := p.First
+	rep.Archived = p.First
+	// checkpoints of records removed here were matched before they went;
+	// their signatures were checked above
+	for next < len(cps) && cps[next].Size < p.First {
+		rep.Checkpoints++
+		rep.Signed = cps[next].Size
+		next++
+	}
 	var problem *Problem
 	errStop := errors.New("stop")
 	check := func(n int64) bool { // checkpoints of size <= n
@@ -309,22 +345,25 @@ func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers)
 		}
 		return true
 	}
-	if !check(0) {
+	if !check(want) {
 		rep.Problem = problem
-		return rep, nil
+		return rep, nil, nil
 	}
 	err = st.ScanPeerRecords(ctx, p.Origin, func(r *Record) error {
 		if r.Seq != want {
 			problem = &Problem{Seq: want, What: fmt.Sprintf("record %d of log %q is missing here (found %d next)", want, p.Origin, r.Seq)}
 			return errStop
 		}
+		if out.young < 0 && !young.IsZero() && !r.Time.Before(young) {
+			out.young = want
+		}
 		add, err := tlog.StoredHashes(want, r.LeafData(), hashes)
 		if err != nil {
 			return err
 		}
-		hashes = append(hashes, add...)
+		hashes.dense = append(hashes.dense, add...)
 		want++
-		rep.Records = want
+		rep.Records = want - p.First
 		if !check(want) {
 			return errStop
 		}
@@ -332,10 +371,13 @@ func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers)
 	})
 	if errors.Is(err, errStop) {
 		rep.Problem = problem
-		return rep, nil
+		return rep, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if out.young < 0 {
+		out.young = want
 	}
 	switch {
 	case next < len(cps): // a signed checkpoint covers records not held
@@ -349,7 +391,7 @@ func VerifyPeer(ctx context.Context, st PeerStore, p Peer, known note.Verifiers)
 		rep.Problem = &Problem{Seq: -1, Unverified: true, What: fmt.Sprintf("log %q is not verified yet: no signed checkpoint of it "+
 			"is held here (%d records held, none signed)", p.Origin, want)}
 	}
-	return rep, nil
+	return rep, out, nil
 }
 
 func isUnverified(err error) bool {
@@ -357,16 +399,80 @@ func isUnverified(err error) bool {
 	return errors.As(err, &u)
 }
 
-// memHashes is a tlog.HashReader over hashes held in memory.
-type memHashes []tlog.Hash
+// peerHashes is a tlog.HashReader over the tree hashes of a peer log:
+// the frontier kept when records were removed here (the hashes of the
+// subtrees that make up the records [0, first)), then those computed
+// from the records held, densely from the first record's leaf on.
+type peerHashes struct {
+	base  int64 // tlog.StoredHashIndex(0, first)
+	front map[int64]tlog.Hash
+	dense []tlog.Hash
+}
 
-func (m memHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+// frontierRanges are the subtrees [lo, hi) that make up the leaves [0, n)
+// (one per bit of n, largest first): what a tree of n leaves and more
+// needs of them.
+func frontierRanges(n int64) []SeqRange {
+	var out []SeqRange
+	lo := int64(0)
+	for b := 62; b >= 0; b-- {
+		if n&(1<<b) != 0 {
+			out = append(out, SeqRange{From: lo, To: lo + 1<<b})
+			lo += 1 << b
+		}
+	}
+	return out
+}
+
+func subtreeIndex(r SeqRange) int64 {
+	level := bits.TrailingZeros64(uint64(r.To - r.From))
+	return tlog.StoredHashIndex(level, r.From>>level)
+}
+
+// newPeerHashes starts the hashes of a log whose records held begin at
+// first, from its frontier (not ok when first > 0 and the frontier does
+// not make up [0, first): the peer archived them before it shared).
+func newPeerHashes(first int64, frontier []SubtreeHash) (*peerHashes, bool) {
+	h := &peerHashes{base: tlog.StoredHashIndex(0, first), front: map[int64]tlog.Hash{}}
+	for _, r := range frontierRanges(first) {
+		i := slices.IndexFunc(frontier, func(s SubtreeHash) bool { return s.Lo == r.From && s.Hi == r.To })
+		if i < 0 || len(frontier[i].Hash) != len(tlog.Hash{}) {
+			return nil, false
+		}
+		h.front[subtreeIndex(r)] = tlog.Hash(frontier[i].Hash)
+	}
+	return h, true
+}
+
+// frontier is the frontier of the records [0, n) (n at least the first
+// record held).
+func (h *peerHashes) frontier(n int64) ([]SubtreeHash, error) {
+	var out []SubtreeHash
+	for _, r := range frontierRanges(n) {
+		hs, err := h.ReadHashes([]int64{subtreeIndex(r)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, SubtreeHash{Lo: r.From, Hi: r.To, Hash: hs[0][:]})
+	}
+	return out, nil
+}
+
+func (h *peerHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
-		if x < 0 || x >= int64(len(m)) {
+		switch {
+		case x >= h.base && x-h.base < int64(len(h.dense)):
+			out[i] = h.dense[x-h.base]
+		case x < h.base:
+			v, ok := h.front[x]
+			if !ok {
+				return nil, fmt.Errorf("hash %d not kept", x)
+			}
+			out[i] = v
+		default:
 			return nil, fmt.Errorf("hash %d not computed", x)
 		}
-		out[i] = m[x]
 	}
 	return out, nil
 }

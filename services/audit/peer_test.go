@@ -27,6 +27,9 @@ func (m memPeers) ScanPeerRecords(_ context.Context, _ string, fn func(r *audit.
 func (m memPeers) PeerCheckpoints(context.Context, string) ([]audit.Checkpoint, error) {
 	return nil, nil
 }
+func (m memPeers) PrunePeer(context.Context, string, int64, int64, []audit.SubtreeHash) error {
+	return audit.ErrPeerPruned
+}
 
 // TestVerifyPeerFailsClosed (sec28b H3): records nobody signed (made up by
 // the peer or in level 1's database) never verify OK: without keys they

@@ -166,9 +166,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Logger: log.Named("ingest"), Metrics: env.Metrics, GiveWay: env.GiveWay()})
 	env.Go(func(ctx context.Context) { _ = in.Run(ctx) })
 	shared, received := peerMetrics(env.Metrics)
-	origins := &server.Origins{Own: cfg.Origin, Store: st}
+	var peerKeys []audit.PeerKeys
 	for _, pe := range cfg.Peers {
-		origins.Peers = append(origins.Peers, server.PeerKeys{Origin: pe.Origin, VerifierKeys: pe.VerifierKeys})
+		peerKeys = append(peerKeys, audit.PeerKeys{Origin: pe.Origin, VerifierKeys: pe.VerifierKeys})
+	}
+	origins, err := audit.NewOrigins(cfg.Origin, st, peerKeys)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Share {
 		sh := &sharer{js: js, st: st, origin: cfg.Origin, log: log.Named("share"), every: time.Second, published: shared}
@@ -196,7 +200,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if cfg.Retention > 0 {
 		ret := audit.Retention{Keep: cfg.Retention, Dir: archiveDir}
 		rm := newRetentionMetrics(env.Metrics)
-		env.Go(func(ctx context.Context) { runRetention(ctx, l, ret, cfg.RetentionCheck, log.Named("retention"), rm) })
+		env.Go(func(ctx context.Context) {
+			runRetention(ctx, l, origins, ret, cfg.RetentionCheck, log.Named("retention"), rm)
+		})
 	}
 
 	if rep != nil {
@@ -444,12 +450,15 @@ func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
 }
 
 // runRetention archives and removes the records older than the retention,
-// at start and every check.
-func runRetention(ctx context.Context, l *audit.Log, r audit.Retention, every time.Duration, log *zap.Logger, m *retentionMetrics) {
+// of the own log and of the peer logs held (origins), at start and every
+// check.
+func runRetention(ctx context.Context, l *audit.Log, origins *audit.Origins, r audit.Retention, every time.Duration, log *zap.Logger,
+	m *retentionMetrics) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		retentionPass(ctx, l, r, log, m, time.Now())
+		peerRetentionPass(ctx, l, origins, r, log, m, time.Now())
 		select {
 		case <-ctx.Done():
 			return
@@ -474,6 +483,25 @@ func retentionPass(ctx context.Context, l *audit.Log, r audit.Retention, log *za
 			zap.String("archive_dir", r.Dir), zap.Duration("retention", r.Keep), zap.Error(err))
 	case err == nil:
 		m.lastOK.Set(float64(now.Unix()))
+	}
+}
+
+// peerRetentionPass applies the retention to the peer logs held (ADR 0029
+// amendment 2). A log that does not verify, or whose keys are not
+// configured, keeps its records: logged as an error and counted, as a
+// failed pass of the own log.
+func peerRetentionPass(ctx context.Context, l *audit.Log, origins *audit.Origins, r audit.Retention, log *zap.Logger, m *retentionMetrics,
+	now time.Time) {
+	arch, err := origins.ApplyRetention(ctx, l, r, now)
+	for _, a := range arch {
+		log.Info("peer audit records archived and removed", zap.Int64("from", a.From), zap.Int64("to", a.To),
+			zap.String("file", a.File), zap.String("sha256", a.SHA256))
+	}
+	if err != nil && ctx.Err() == nil {
+		m.failures.Inc()
+		log.Error("audit retention of peer logs failed: their records past the retention stay in the database "+
+			"(nothing of a failed log was removed); fix the cause, the next check tries again",
+			zap.String("archive_dir", r.Dir), zap.Duration("retention", r.Keep), zap.Error(err))
 	}
 }
 

@@ -176,3 +176,80 @@ func TestProveMissingRecord(t *testing.T) {
 		t.Fatalf("a removed record: %v", err)
 	}
 }
+
+// The retention applies to the peer logs held too (ADR 0029 amendment
+// 2): a peer log whose keys are not configured keeps its records, with an
+// error logged and counted; with the peer's keys its records past the
+// retention are archived and removed up to the peer's checkpoint.
+func TestPeerRetentionPass(t *testing.T) {
+	ctx := context.Background()
+	open := func() *sqlstore.Store {
+		db := pstoretest.OpenSQLite(t)
+		if err := sqlstore.Migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		return sqlstore.New(db)
+	}
+	// the peer's log, on its own store
+	pst := open()
+	pl := audit.NewLog(pst, storetest.Signer(t), audit.LogOptions{Policy: audit.Policy{Every: 10, Interval: time.Hour}})
+	recs := storetest.Records("l2a", 25)
+	for i := 0; i < 25; i += 10 {
+		if _, err := pl.Append(ctx, recs[i:min(i+10, 25)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held []audit.Record
+	if err := pst.ScanRecords(ctx, 0, func(r *audit.Record) error { held = append(held, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var cps []audit.Checkpoint
+	if err := pst.Checkpoints(ctx, func(c *audit.Checkpoint) error {
+		cp, err := audit.CheckpointOf(pl.Signer().Origin(), c.Note)
+		cps = append(cps, cp)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	peer := pl.Signer().Origin()
+	// level 1
+	st := open()
+	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{Policy: audit.Policy{Every: 10, Interval: time.Hour}})
+	if _, err := st.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 3, Records: held, Checkpoints: cps, At: recs[24].Time}); err != nil {
+		t.Fatal(err)
+	}
+	now := recs[24].Time.Add(48 * time.Hour)
+	ret := audit.Retention{Keep: 24 * time.Hour, Dir: filepath.Join(t.TempDir(), "archive")}
+	core, logs := observer.New(zapcore.InfoLevel)
+	reg := prometheus.NewRegistry()
+	m := newRetentionMetrics(reg)
+
+	noKeys, err := audit.NewOrigins("l1.audit", st, []audit.PeerKeys{{Origin: peer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerRetentionPass(ctx, l, noKeys, ret, zap.New(core), m, now)
+	errs := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, "stay in the database") || metric(t, reg, "uias_audit_retention_failures_total") != 1 {
+		t.Fatalf("no keys: %+v", logs.All())
+	}
+	if ps, _ := st.Peers(ctx); len(ps) != 1 || ps[0].First != 0 {
+		t.Fatalf("records removed from a log that cannot be verified: %+v", ps)
+	}
+
+	withKeys, err := audit.NewOrigins("l1.audit", st, []audit.PeerKeys{{Origin: peer, VerifierKeys: pl.Signer().VerifierKeys()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerRetentionPass(ctx, l, withKeys, ret, zap.New(core), m, now)
+	if ps, _ := st.Peers(ctx); len(ps) != 1 || ps[0].First != 20 || ps[0].Size != 25 {
+		t.Fatalf("after the pass: %+v (want the records up to the checkpoint of 20 removed)", ps)
+	}
+	reps, err := withKeys.VerifyPeers(ctx, "")
+	if err != nil || len(reps) != 1 || !reps[0].OK() || reps[0].Archived != 20 || reps[0].Records != 5 {
+		t.Fatalf("verify after the pass: %+v %v", reps, err)
+	}
+	if n := len(logs.FilterMessage("peer audit records archived and removed").All()); n != 1 {
+		t.Fatalf("%d archives logged, want 1 (0-19): %+v", n, logs.All())
+	}
+}

@@ -26,7 +26,7 @@ type AnalyticsServer struct {
 	names audit.Names
 	// origins: the logs held (ADR 0029), whose completeness the login
 	// reports state.
-	origins *Origins
+	origins *audit.Origins
 }
 
 // WithNames makes the reports name the people in them ("login (Display

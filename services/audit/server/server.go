@@ -22,7 +22,7 @@ type Server struct {
 	auditv1.UnimplementedAuditLogServiceServer
 	log      *audit.Log
 	archives ArchiveOptions
-	origins  *Origins
+	origins  *audit.Origins
 }
 
 // New returns the server of l.

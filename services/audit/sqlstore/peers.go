@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -131,7 +132,7 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 
 // Peers implements audit.PeerStore.
 func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT p.origin, p.first_seq, p.size, p.stream_seq, p.last_record_ms, p.received_ms, "+
+	rows, err := s.db.QueryContext(ctx, "SELECT p.origin, p.first_seq, p.size, p.stream_seq, p.last_record_ms, p.received_ms, p.frontier, "+
 		"(SELECT COUNT(*) FROM audit_peer_checkpoints c WHERE c.origin = p.origin), "+
 		"(SELECT COALESCE(MAX(size), 0) FROM audit_peer_checkpoints c WHERE c.origin = p.origin) FROM audit_peers p ORDER BY p.origin")
 	if err != nil {
@@ -142,8 +143,14 @@ func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
 	for rows.Next() {
 		var p audit.Peer
 		var stream, lastMS, recvMS int64
-		if err := rows.Scan(&p.Origin, &p.First, &p.Size, &stream, &lastMS, &recvMS, &p.Checkpoints, &p.Signed); err != nil {
+		var frontier string
+		if err := rows.Scan(&p.Origin, &p.First, &p.Size, &stream, &lastMS, &recvMS, &frontier, &p.Checkpoints, &p.Signed); err != nil {
 			return nil, classify(err, "peers")
+		}
+		if frontier != "" {
+			if err := json.Unmarshal([]byte(frontier), &p.Frontier); err != nil {
+				return nil, fmt.Errorf("audit store: the frontier of peer log %q is unreadable: %w", p.Origin, err)
+			}
 		}
 		p.StreamSeq = uint64(stream)
 		if lastMS > 0 {
@@ -208,6 +215,36 @@ func (s *Store) PeerCheckpoints(ctx context.Context, origin string) ([]audit.Che
 		out = append(out, *c)
 	}
 	return out, classify(rows.Err(), "peer checkpoints")
+}
+
+// PrunePeer implements audit.PeerStore.
+func (s *Store) PrunePeer(ctx context.Context, origin string, from, to int64, frontier []audit.SubtreeHash) error {
+	if to <= from {
+		return fmt.Errorf("audit store: bad range %d-%d to remove of peer log %q", from, to, origin)
+	}
+	fj, err := json.Marshal(frontier)
+	if err != nil {
+		return err
+	}
+	return classify(s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var first, size int64
+		err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT first_seq, size FROM audit_peers WHERE origin = ?"+s.db.ForUpdate()), origin).
+			Scan(&first, &size)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && first != from) {
+			return audit.ErrPeerPruned
+		}
+		if err != nil {
+			return classify(err, "lock the peer log")
+		}
+		if to > size {
+			return fmt.Errorf("audit store: records %d-%d of peer log %q are not held", from, to-1, origin)
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind("DELETE FROM audit_peer_records WHERE origin = ? AND seq < ?"), origin, to); err != nil {
+			return classify(err, "remove peer records")
+		}
+		_, err = tx.ExecContext(ctx, s.db.Rebind("UPDATE audit_peers SET first_seq = ?, frontier = ? WHERE origin = ?"), to, string(fj), origin)
+		return classify(err, "peer frontier")
+	}), "remove peer records")
 }
 
 // hasPeers reports whether peer records are held (read once, then kept

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -387,5 +388,127 @@ func testPeersGaps(t *testing.T, s Subject) {
 		return nil
 	}); err != nil || n != 6 {
 		t.Fatalf("held %d %v", n, err)
+	}
+}
+
+// testPeersRetention (ADR 0029 amendment 2): level 1 archives and removes
+// a peer's records past the retention, only up to a checkpoint of the
+// peer and only from a log that verifies; the archives verify with the
+// peer's keys, the records still held verify against the peer's later
+// checkpoints from the tree hashes kept, records re-sent from before are
+// not stored again, and each archive is recorded in level 1's own log.
+func testPeersRetention(t *testing.T, s Subject) {
+	ctx := context.Background()
+	ps, ok := s.Store.(audit.PeerStore)
+	if !ok {
+		t.Skip("the store keeps no peer logs")
+	}
+	if ls, ok := s.Store.(localOriginSetter); ok {
+		ls.SetLocalOrigin("l1.audit")
+	}
+	l, recs, cps := peerLog(t, s, 17)
+	peer := l.Signer().Origin()
+	known := mustVerifiers(t, l)
+	if len(cps) != 4 || cps[3].Size != 16 {
+		t.Fatalf("checkpoints %+v", cps)
+	}
+	at := recs[0].Time
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 1, Records: recs[:13], Checkpoints: cps[:3], At: at}); err != nil {
+		t.Fatal(err)
+	}
+	held := func() audit.Peer {
+		t.Helper()
+		peers, err := ps.Peers(ctx)
+		if err != nil || len(peers) != 1 {
+			t.Fatalf("peers %+v %v", peers, err)
+		}
+		return peers[0]
+	}
+	dir := t.TempDir()
+	keep := time.Hour
+	pr := func(p audit.Peer) audit.PeerRetention {
+		return audit.PeerRetention{Peer: p, Known: known, Keys: l.Signer().VerifierKeys()}
+	}
+	// Records 0-9 are past the retention: up to the checkpoint of 8, in
+	// archives of at most 5 records (so: 0-3, then 4-7).
+	now := recs[10].Time.Add(keep)
+	var files []string
+	for i, want := range []int64{4, 8} {
+		a, err := l.ApplyPeerRetention(ctx, ps, pr(held()), audit.Retention{Keep: keep, Dir: dir, MaxPerArchive: 5}, now)
+		if err != nil || a == nil || a.To != want || a.CheckpointSize != want {
+			t.Fatalf("pass %d: %+v %v", i, a, err)
+		}
+		files = append(files, a.File)
+		p := held()
+		if p.First != want || len(p.Frontier) != 1 || p.Frontier[0].Lo != 0 || p.Frontier[0].Hi != want {
+			t.Fatalf("after pass %d: %+v", i, p)
+		}
+		rep, err := audit.VerifyPeer(ctx, ps, p, known)
+		if err != nil || !rep.OK() || rep.Records != 13-want || rep.Archived != want || rep.Signed != 12 || rep.Checkpoints != 3 {
+			t.Fatalf("verify after pass %d: %+v %v", i, rep, err)
+		}
+	}
+	if a, err := l.ApplyPeerRetention(ctx, ps, pr(held()), audit.Retention{Keep: keep, Dir: dir, MaxPerArchive: 5}, now); err != nil || a != nil {
+		t.Fatalf("nothing more is due: %+v %v", a, err)
+	}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.VerifyArchive(fh, known)
+		fh.Close()
+		if err != nil || rep.Problem != nil || rep.Header.Origin != peer {
+			t.Fatalf("archive %s: %+v %v", f, rep, err)
+		}
+	}
+	// Records re-sent from before the first held are not stored again.
+	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 2, Records: recs[2:6], At: at})
+	if err != nil || res.Added != 0 || res.Duplicates != 4 {
+		t.Fatalf("old records re-sent: %+v %v", res, err)
+	}
+	// Later: up to 12 (the frontier is no power of two), then the peer's
+	// next records and checkpoint verify on it.
+	a, err := l.ApplyPeerRetention(ctx, ps, pr(held()), audit.Retention{Keep: keep, Dir: dir}, recs[16].Time.Add(keep))
+	if err != nil || a == nil || a.From != 8 || a.To != 12 {
+		t.Fatalf("to 12: %+v %v", a, err)
+	}
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 3, Records: recs[13:], Checkpoints: cps[3:], At: at}); err != nil {
+		t.Fatal(err)
+	}
+	p := held()
+	if p.First != 12 || len(p.Frontier) != 2 {
+		t.Fatalf("frontier of 12: %+v", p)
+	}
+	if rep, err := audit.VerifyPeer(ctx, ps, p, known); err != nil || !rep.OK() || rep.Records != 5 || rep.Signed != 16 {
+		t.Fatalf("verify on the frontier of 12: %+v %v", rep, err)
+	}
+	// Each archive is recorded in level 1's own log, naming the origin.
+	var recorded []string
+	if err := s.Store.ScanRecords(ctx, 0, func(r *audit.Record) error {
+		if audit.IsArchiveRecord(r) && r.Detail["origin"] == peer && r.Reason == audit.ReasonRetention {
+			recorded = append(recorded, r.Detail["from"]+"-"+r.Detail["to"])
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(recorded, []string{"0-4", "4-8", "8-12"}) {
+		t.Fatalf("archives recorded: %v", recorded)
+	}
+
+	// A held record changed here: the log is kept whole, the problem said.
+	s.Exec(t, "UPDATE audit_peer_records SET actor = ? WHERE origin = ? AND seq = ?", "app:forged", peer, 13)
+	if a, err := l.ApplyPeerRetention(ctx, ps, pr(p), audit.Retention{Keep: keep, Dir: dir}, recs[16].Time.Add(2*keep)); err == nil || a != nil ||
+		!strings.Contains(err.Error(), "kept whole") {
+		t.Fatalf("a changed log: %+v %v", a, err)
+	}
+	// Without the peer's keys nothing is removed either.
+	if a, err := l.ApplyPeerRetention(ctx, ps, audit.PeerRetention{Peer: p}, audit.Retention{Keep: keep, Dir: dir},
+		recs[16].Time.Add(2*keep)); err == nil || a != nil {
+		t.Fatalf("no keys: %+v %v", a, err)
+	}
+	if held().First != 12 {
+		t.Fatalf("records removed from a log that does not verify: %+v", held())
 	}
 }

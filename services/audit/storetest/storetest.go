@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 		"AnalyticsTravel":   testAnalyticsTravel,
 		"Peers":             testPeers,
 		"PeersFailClosed":   testPeersFailClosed,
+		"PeersRetention":    testPeersRetention,
 		"PeersBound":        testPeersBound,
 		"PeersGaps":         testPeersGaps,
 	}
