@@ -623,35 +623,45 @@ func passwordChanged(mustChange bool, keepSession string, at time.Time) map[stri
 	return d
 }
 
-// refuseUnusable answers a check of u's credentials (password, code,
-// fingerprint) that cannot be one because the account is disabled (or its
-// org, up the chain) or locked: a's admission is taken back and the
-// refusal audited under api with detail; (0, nil) for an account that may
-// sign in.
-func (s *Service) refuseUnusable(ctx context.Context, u *User, api string, start time.Time, a *loginAttempt, detail map[string]string) (Reason, error) {
-	subject := "user:" + u.ID
+// unusable says whether u may not sign in at all, however they prove who
+// they are: the verdict (ReasonAccountDisabled for the account or its
+// org up the chain, ReasonAccountLocked; 0: usable) and the reason to
+// audit (ACCOUNT_DISABLED, ORG_DISABLED, ACCOUNT_LOCKED). Every sign-in
+// path (password, code, fingerprint, Kerberos, peer) asks it, so they
+// refuse and audit alike.
+func (s *Service) unusable(ctx context.Context, u *User) (Reason, string, error) {
 	if u.Status != StatusActive {
-		a.refund(ctx)
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountDisabled.String(), start, detail))
-		return ReasonAccountDisabled, nil
+		return ReasonAccountDisabled, ReasonAccountDisabled.String(), nil
 	}
 	if u.OrgID != "" {
 		// A disabled org disables the accounts of its whole subtree.
 		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			a.refund(ctx)
-			return 0, err
+			return 0, "", err
 		}
 		if d != "" {
-			a.refund(ctx)
-			s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", "ORG_DISABLED", start, detail))
-			return ReasonAccountDisabled, nil
+			return ReasonAccountDisabled, "ORG_DISABLED", nil
 		}
 	}
 	if u.Locked(s.now()) {
-		a.refund(ctx)
-		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, detail))
-		return ReasonAccountLocked, nil
+		return ReasonAccountLocked, ReasonAccountLocked.String(), nil
 	}
-	return 0, nil
+	return 0, "", nil
+}
+
+// refuseUnusable answers a check of u's credentials (password, code,
+// fingerprint) that cannot be one because the account is unusable: a's
+// admission is taken back and the refusal audited under api with detail;
+// (0, nil) for an account that may sign in.
+func (s *Service) refuseUnusable(ctx context.Context, u *User, api string, start time.Time, a *loginAttempt, detail map[string]string) (Reason, error) {
+	v, audited, err := s.unusable(ctx, u)
+	if err != nil || v == 0 {
+		if err != nil {
+			a.refund(ctx)
+		}
+		return 0, err
+	}
+	a.refund(ctx)
+	s.appendAudit(ctx, s.audit(ctx, api, "user:"+u.ID, u.OrgID, "failure", audited, start, detail))
+	return v, nil
 }

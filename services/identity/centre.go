@@ -30,17 +30,21 @@ func (s *Service) ownOrg(ctx context.Context, orgID, what string) error {
 	return s.homes.CheckOrg(o.Path, what)
 }
 
-// homeOfUser is the home centre of u's org ("" when unknown or in a single
-// centre).
-func (s *Service) homeOfUser(ctx context.Context, u *User) string {
+// homeOfUser is the home centre of u's org ("" in a single centre, or
+// when u's org is not held here); a store failure is returned, never
+// taken for "no home" (review rr29 A5).
+func (s *Service) homeOfUser(ctx context.Context, u *User) (string, error) {
 	if s.homes == nil {
-		return ""
+		return "", nil
 	}
 	o, err := s.store.GetOrg(ctx, u.OrgID)
-	if err != nil {
-		return ""
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
 	}
-	return s.homes.HomeOfPath(o.Path)
+	if err != nil {
+		return "", err
+	}
+	return s.homes.HomeOfPath(o.Path), nil
 }
 
 // ownUser refuses a write to user u unless this centre is the home of u's org.

@@ -329,8 +329,15 @@ func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, 
 	// made (replicated: kind "cert") only. This centre's own bindings of
 	// them are orphaned (their org moved to another centre, which owns the
 	// person and binds their certificates).
-	if !s.homedHere(ctx, u) && (b.Origin == "" || b.Origin != s.homeOfUser(ctx, u)) {
-		return fail("certificate", "", CertNotRegistered)
+	if !s.homedHere(ctx, u) {
+		home, err := s.homeOfUser(ctx, u)
+		if err != nil {
+			a.refund(ctx)
+			return nil, err
+		}
+		if b.Origin == "" || b.Origin != home {
+			return fail("certificate", "", CertNotRegistered)
+		}
 	}
 	subject := "user:" + u.ID
 	now := s.now()

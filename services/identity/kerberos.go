@@ -209,21 +209,12 @@ func (s *Service) SSOKerberosLogin(ctx context.Context, login, principal, refusa
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonKerberosOutOfScope, start, detail))
 		return ssoVerdict(ReasonBadCredentials), nil
 	}
-	if u.Status != StatusActive {
-		return fail(subject, u.OrgID, ReasonAccountDisabled, ReasonAccountDisabled)
-	}
-	if u.OrgID != "" {
-		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			a.refund(ctx)
-			return nil, err
-		}
-		if d != "" {
-			return fail(subject, u.OrgID, ReasonAccountDisabled, ReasonAccountDisabled)
-		}
-	}
-	if u.Locked(s.now()) {
-		return fail(subject, u.OrgID, ReasonAccountLocked, ReasonAccountLocked)
+	if v, audited, err := s.unusable(ctx, u); err != nil {
+		a.refund(ctx)
+		return nil, err
+	} else if v != 0 {
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", audited, start, detail))
+		return ssoVerdict(v), nil
 	}
 	if u.PasswordOnly {
 		return fail(subject, u.OrgID, ReasonPasswordOnly, ReasonPasswordOnly)

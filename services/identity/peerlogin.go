@@ -25,15 +25,15 @@ const (
 // u homed here (level 1 holds and replicates this centre's people: 004
 // §2.1.1, people sign in through level 1). Never in a single centre (no
 // homes to tell), never for a person whose home cannot be told.
-func (s *Service) peerMayVouch(ctx context.Context, u *User, peer string) bool {
+func (s *Service) peerMayVouch(ctx context.Context, u *User, peer string) (bool, error) {
 	if s.homes == nil || peer == "" || peer == s.homes.Self {
-		return false
+		return false, nil
 	}
-	home := s.homeOfUser(ctx, u)
-	if home == "" {
-		return false
+	home, err := s.homeOfUser(ctx, u)
+	if err != nil || home == "" {
+		return false, err
 	}
-	return home == peer || (s.homes.Level == 2 && peer == s.homes.Parent && home == s.homes.Self)
+	return home == peer || (s.homes.Level == 2 && peer == s.homes.Parent && home == s.homes.Self), nil
 }
 
 // SSOPeerLogin answers whether the person userID, held here (home or
@@ -63,7 +63,11 @@ func (s *Service) SSOPeerLogin(ctx context.Context, userID string, level int, pe
 	}
 	// Whose word: a peer vouches only for its own people, never for
 	// administrators (sec28b H2; ADR 0030 amendment).
-	if !s.peerMayVouch(ctx, u, peer) {
+	may, err := s.peerMayVouch(ctx, u, peer)
+	if err != nil {
+		return nil, err
+	}
+	if !may {
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPeerNotHome, start, detail))
 		return peerRefused(), nil
 	}
@@ -75,20 +79,11 @@ func (s *Service) SSOPeerLogin(ctx context.Context, userID string, level int, pe
 		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", ReasonPeerAdministrator, start, detail))
 		return peerRefused(), nil
 	}
-	if u.Status != StatusActive {
-		return fail(subject, u.OrgID, ssoVerdict(ReasonAccountDisabled))
-	}
-	if u.OrgID != "" {
-		d, err := s.store.DisabledInOrgChain(ctx, u.OrgID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-		if d != "" {
-			return fail(subject, u.OrgID, ssoVerdict(ReasonAccountDisabled))
-		}
-	}
-	if u.Locked(s.now()) {
-		return fail(subject, u.OrgID, ssoVerdict(ReasonAccountLocked))
+	if v, audited, err := s.unusable(ctx, u); err != nil {
+		return nil, err
+	} else if v != 0 {
+		s.appendAudit(ctx, s.audit(ctx, api, subject, u.OrgID, "failure", audited, start, detail))
+		return ssoVerdict(v), nil
 	}
 	if need := s.cfg.Policy.PersonLevel(u); need > level {
 		return fail(subject, u.OrgID, levelVerdict(need))
@@ -100,6 +95,7 @@ func (s *Service) SSOPeerLogin(ctx context.Context, userID string, level int, pe
 // peerRefused is the verdict on a person a peer may not vouch for: a
 // password here (REASON_PASSWORD_ONLY), with a sentence saying so.
 func peerRefused() *SSOLoginResult {
-	return &SSOLoginResult{Reason: ReasonPasswordOnly,
-		Message: "this account signs in at this centre with its own password, not on another centre's word"}
+	return &SSOLoginResult{Reason: ReasonPasswordOnly, Message: peerRefusedMessage}
 }
+
+const peerRefusedMessage = "this account signs in at this centre with its own password, not on another centre's word"

@@ -2,10 +2,13 @@ package identity_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 )
 
@@ -133,5 +136,47 @@ func TestSSOPeerLoginHomeCentre(t *testing.T) {
 		if ok := res.Reason == identity.ReasonOK; ok != (tc.reason == "") || (!ok && (res.Reason != identity.ReasonPasswordOnly || res.User != nil)) {
 			t.Errorf("%s on %q's word: %+v, want %q", tc.u.LoginName, tc.peer, res, tc.reason)
 		}
+	}
+}
+
+// orgDownStore is the real store whose org reads fail (the database
+// gone between two reads).
+type orgDownStore struct{ identity.Store }
+
+func (orgDownStore) GetOrg(context.Context, string) (*identity.Org, error) {
+	return nil, fmt.Errorf("get org: %w", store.ErrUnavailable)
+}
+
+// TestSSOPeerLoginStoreDownAndOrgDisabled: a store failure while telling
+// a person's home centre is answered as the failure it is (unavailable),
+// never as the verdict "not the peer's person" blamed on the peer (review
+// rr29 A5); a person below a disabled org is refused and audited
+// ORG_DISABLED, as by password (rr29 B5).
+func TestSSOPeerLoginStoreDownAndOrgDisabled(t *testing.T) {
+	ctx := context.Background()
+	tb := newTwoBureaus(t)
+	inA := tb.person(t, "in-a", tb.a.ID, false)
+	homes := &centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{tb.a.ID: "l2a"}}
+	down := tb.open(homes, func(st identity.Store) identity.Store { return orgDownStore{st} })
+	res, err := down.SSOPeerLogin(ctx, inA.ID, identity.AuthLevelAny, "l2a")
+	if !errors.Is(err, store.ErrUnavailable) || res != nil {
+		t.Fatalf("org store down: %+v %v, want unavailable", res, err)
+	}
+	for _, r := range tb.audited(t, "sso.login") {
+		if r.Reason == identity.ReasonPeerNotHome {
+			t.Fatalf("a store failure audited as %s: %+v", r.Reason, r)
+		}
+	}
+	l1 := tb.newSvc(homes)
+	if _, err := tb.one.SetOrgStatus(tb.admin, tb.a.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	res, err = l1.SSOPeerLogin(ctx, inA.ID, identity.AuthLevelAny, "l2a")
+	if err != nil || res.Reason != identity.ReasonAccountDisabled || res.User != nil {
+		t.Fatalf("below a disabled org: %+v %v", res, err)
+	}
+	recs := tb.audited(t, "sso.login")
+	if last := recs[len(recs)-1]; last.Reason != "ORG_DISABLED" || last.Result != "failure" || last.Detail["method"] != identity.MethodPeer {
+		t.Fatalf("audited %+v, want ORG_DISABLED as the password path", last)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -16,7 +15,6 @@ import (
 	"github.com/uias/uias/pkg/centre"
 	ulog "github.com/uias/uias/pkg/log"
 	"github.com/uias/uias/services/identity"
-	"github.com/uias/uias/services/identity/sqlstore"
 )
 
 // profileEnv is the real service with a person "pia" (ID number and phone
@@ -285,33 +283,17 @@ func TestUpdateOwnDisplayNameByPolicy(t *testing.T) {
 // replica refuses the change (HOME_CENTRE_ELSEWHERE naming the home), as
 // it refuses UpdateUser, before any password check.
 func TestUpdateOwnProfileHomeCentreOnly(t *testing.T) {
-	ctx := context.Background()
-	db, sealer, hasher := testDB(t), testSealer(t), cheapHasher()
-	newSvc := func(h *centre.Homes) *identity.Service {
-		return testService(t, identity.Deps{Store: sqlstore.New(db), Hasher: hasher, Sealer: sealer,
-			Sleep: func(context.Context, time.Duration) error { return nil }, Homes: h})
-	}
-	one := newSvc(nil)
-	if _, _, err := one.Bootstrap(ctx, evAdminPass); err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := adminCtx(t, one, "10.0.0.1", "r1")
-	a, err := one.CreateOrg(admin, "bureau-a", "Bureau A", evRoot(t, one).ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := one.CreateUser(admin, identity.NewUser{LoginName: "in-a", DisplayName: "In A", OrgID: a.ID, Password: profilePass})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb := newTwoBureaus(t)
+	newSvc, a := tb.newSvc, tb.a
+	u := tb.person(t, "in-a", a.ID, false)
 	l1 := newSvc(&centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{a.ID: "l2a"}})
-	_, err = l1.UpdateOwnProfile(browserAt("192.0.2.1"), u.ID, "Wrong-Pass-99", identity.UserUpdate{Mask: []string{"email"}, Email: "a@example.org"})
+	_, err := l1.UpdateOwnProfile(browserAt("192.0.2.1"), u.ID, "Wrong-Pass-99", identity.UserUpdate{Mask: []string{"email"}, Email: "a@example.org"})
 	ae := wantReason(t, "replica", err, apierr.FailedPrecondition, centre.ReasonElsewhere)
 	if !strings.Contains(ae.Message, `homed at centre "l2a"`) {
 		t.Fatalf("message %q", ae.Message)
 	}
 	l2 := newSvc(&centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: map[string]string{a.ID: "l2a"}})
-	if _, err := l2.UpdateOwnProfile(browserAt("192.0.2.1"), u.ID, profilePass, identity.UserUpdate{Mask: []string{"email"}, Email: "a@example.org"}); err != nil {
+	if _, err := l2.UpdateOwnProfile(browserAt("192.0.2.1"), u.ID, "Mx-Pass-5511", identity.UserUpdate{Mask: []string{"email"}, Email: "a@example.org"}); err != nil {
 		t.Fatalf("at home: %v", err)
 	}
 }
