@@ -86,7 +86,7 @@ func (f *fakeAdmin) AdminLogin(ctx context.Context, in *identityv1.AdminLoginReq
 		return nil, status.Error(codes.Unauthenticated, "the login name or password is not correct")
 	}
 	if f.otp && in.GetOtp() != "123456" {
-		return nil, reasonErr(codes.FailedPrecondition, "OTP_REQUIRED", "your authenticator app's code is required")
+		return nil, reasonErr(codes.FailedPrecondition, "TOTP_CODE_REQUIRED", "your authenticator app's code is required")
 	}
 	f.mu.Lock()
 	f.revoked = false
@@ -141,6 +141,10 @@ func (f *fakeAdmin) ResetPassword(ctx context.Context, in *identityv1.ResetPassw
 		return nil, err
 	}
 	f.mu.Lock()
+	if t := in.GetIfPasswordChangedAt(); t != nil && t.AsTime().UnixMilli() != f.pwChanged {
+		f.mu.Unlock()
+		return nil, reasonErr(codes.FailedPrecondition, "PASSWORD_CHANGED_SINCE", "the password was changed after the page was shown")
+	}
 	f.pwChanged = time.Now().UnixMilli() + int64(len(f.calls)) // a new change time each reset
 	f.mu.Unlock()
 	return &identityv1.ResetPasswordResponse{User: &identityv1.User{Id: in.GetId(), DisplayName: "Wang"}, TemporaryPassword: "Tmp-Once-42"}, nil
@@ -548,11 +552,19 @@ func TestResetNotRepeatedByReload(t *testing.T) {
 		t.Fatalf("reset: %d", res.StatusCode)
 	}
 	res, p = b.do("POST", "/console/people/u1/reset-password", form, nil)
-	if res.StatusCode == http.StatusOK || strings.Contains(p, "Tmp-Once-42") || !strings.Contains(p, "nothing was reset") {
+	if res.StatusCode != http.StatusBadRequest || strings.Contains(p, "Tmp-Once-42") || !strings.Contains(p, "nothing was reset") {
 		t.Fatalf("the reload: %d\n%s", res.StatusCode, p)
 	}
-	if got := f.called("ResetPassword"); len(got) != 1 {
+	// identity decides (the condition travels with the one call): no
+	// read of the person of the console's own before a reset
+	if got := f.called("ResetPassword"); len(got) != 2 {
 		t.Fatalf("ResetPassword calls: %v", got)
+	}
+	// in Chinese, the console's own sentence
+	form.Set("locale", "zh-CN")
+	_, p = b.do("POST", "/console/people/u1/reset-password?locale=zh-CN", form, nil)
+	if !strings.Contains(p, "未重置") {
+		t.Fatalf("the reload in Chinese:\n%s", p)
 	}
 }
 

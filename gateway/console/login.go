@@ -88,10 +88,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		st := status.Convert(err)
 		switch apierr.Info(st).GetReason() {
-		case "OTP_REQUIRED", "TOTP_CODE_REQUIRED":
+		case reasonTOTPCodeRequired:
 			f.AskOTP = true
 			d.Error = d.T("needOTP")
-		case "PASSWORD_CHANGE_REQUIRED":
+		case reasonPasswordChangeRequired:
 			f.AskNew = true
 			d.Error = d.T("needNew") + " " + st.Message()
 		default:

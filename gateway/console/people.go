@@ -6,9 +6,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
@@ -194,16 +194,16 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 	case "reset-password":
 		// The form names the password it replaces (its change time when
 		// the page was shown): a reload of the answer re-posts it, and
-		// must not reset the password just handed over (review sec28a L1).
-		if stale, gerr := h.passwordChangedSince(r, s, id, r.PostForm.Get("password_stamp")); gerr != nil || stale {
-			err = gerr
-			if stale {
-				err = errResetAgain
-			}
-			break
+		// identity resets nothing then (PASSWORD_CHANGED_SINCE; review
+		// sec28a L1, rr29 A2).
+		req := &identityv1.ResetPasswordRequest{Id: id}
+		if st := r.PostForm.Get("password_stamp"); st == "none" {
+			req.IfPasswordChangedAt = timestamppb.New(time.UnixMilli(0))
+		} else if ms, perr := strconv.ParseInt(st, 10, 64); perr == nil && ms > 0 {
+			req.IfPasswordChangedAt = timestamppb.New(time.UnixMilli(ms))
 		}
 		var res *identityv1.ResetPasswordResponse
-		res, err = h.o.Admin.ResetPassword(ctx, &identityv1.ResetPasswordRequest{Id: id})
+		res, err = h.o.Admin.ResetPassword(ctx, req)
 		if err == nil {
 			// shown on this answer only (no redirect: a reload does not
 			// show it again, the page is not stored)
@@ -231,11 +231,6 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 	h.redirectDone(w, r, "people/"+url.PathEscape(id), action)
 }
 
-// errResetAgain refuses a reset posted from a page shown before the
-// person's password last changed (a reload of a reset's answer).
-var errResetAgain = status.Error(codes.FailedPrecondition,
-	"the password was changed after this page was shown (a reload repeats the form): nothing was reset; open the person's page again to reset it")
-
 // passwordStamp is the form's mark of the password a page shows the
 // person with: its change time, "none" without one.
 func passwordStamp(u *identityv1.User) string {
@@ -243,20 +238,4 @@ func passwordStamp(u *identityv1.User) string {
 		return strconv.FormatInt(t.AsTime().UnixMilli(), 10)
 	}
 	return "none"
-}
-
-// passwordChangedSince reports whether person id's password changed since
-// the page with stamp was shown (an absent stamp, from a form of an older
-// console: not checked).
-func (h *Handler) passwordChangedSince(r *http.Request, s *session, id, stamp string) (bool, error) {
-	if stamp == "" {
-		return false, nil
-	}
-	ctx, cancel := h.partCtx(r, s)
-	defer cancel()
-	u, err := h.o.Admin.GetUser(ctx, &identityv1.GetUserRequest{Id: id})
-	if err != nil {
-		return false, err
-	}
-	return passwordStamp(u) != stamp, nil
 }

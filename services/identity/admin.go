@@ -1108,7 +1108,13 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 // ResetPassword gives user id a random temporary password that meets the
 // policy and must be changed at next login (unless the user may not change
 // their password), and returns it (shown this once). It ends the user's SSO sessions, as SetPassword does.
-func (s *Service) ResetPassword(ctx context.Context, id string) (*User, string, error) {
+//
+// With ifChangedAt, the reset is made only if the person's password
+// change time is still that one (the zero time: no password set), read and
+// written in one statement (ReasonPasswordChangedSince else): a form that
+// showed the person before their password last changed (a reload of the
+// console's answer) resets nothing.
+func (s *Service) ResetPassword(ctx context.Context, id string, ifChangedAt *time.Time) (*User, string, error) {
 	start := s.now()
 	u, err := s.loadUser(ctx, id)
 	if err != nil {
@@ -1117,13 +1123,24 @@ func (s *Service) ResetPassword(ctx context.Context, id string) (*User, string, 
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, "", err
 	}
+	set := PasswordSet{MustChange: !u.CannotChange, ByOther: byOther(ctx, id)}
+	if ifChangedAt != nil {
+		if !u.PasswordChangedAt.Truncate(time.Millisecond).Equal(ifChangedAt.Truncate(time.Millisecond)) {
+			return nil, "", errPasswordChangedSince
+		}
+		at := u.PasswordChangedAt
+		set.IfChangedAt = &at
+	}
 	pw, err := s.cfg.Policy.Temporary(u.LoginName)
 	if err != nil {
 		return nil, "", err
 	}
 	// A user who may not change their password would be stuck on the
 	// change page: theirs stays until an administrator sets another.
-	if err := s.setPassword(ctx, u, pw, PasswordSet{MustChange: !u.CannotChange, ByOther: byOther(ctx, id)}, false, "user.reset_password", start, ""); err != nil {
+	if err := s.setPassword(ctx, u, pw, set, false, "user.reset_password", start, ""); err != nil {
+		if ifChangedAt != nil && errors.Is(err, ErrConflict) {
+			return nil, "", errPasswordChangedSince
+		}
 		return nil, "", err
 	}
 	u, err = s.loadUser(ctx, id)
@@ -1132,6 +1149,13 @@ func (s *Service) ResetPassword(ctx context.Context, id string) (*User, string, 
 	}
 	return u, pw, nil
 }
+
+// ReasonPasswordChangedSince refuses a conditional reset of a password
+// that changed since (ResetPassword's ifChangedAt).
+const ReasonPasswordChangedSince = "PASSWORD_CHANGED_SINCE"
+
+var errPasswordChangedSince = apierr.New(apierr.FailedPrecondition, ReasonPasswordChangedSince,
+	"the password was changed after the page you reset it from was shown: nothing was reset; open the person again to reset it")
 
 // PasswordExpiry is when u's password expires (zero: never) and whether
 // it has at now.

@@ -25,7 +25,7 @@ func TestAdminLoginMustChangePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, root := adminLogin(t, w.svc, "admin", "Boot-Strap-Pass1")
-	_, temp, err := w.svc.ResetPassword(root, ada.ID)
+	_, temp, err := w.svc.ResetPassword(root, ada.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -212,7 +212,7 @@ func TestDirectoryPasswordNotSetHere(t *testing.T) {
 		apierr.FailedPrecondition, refused)
 	_, err := w.svc.SetPassword(ctx, w.ann.ID, "New-Pass-123", false)
 	wantReason(t, "SetPassword", err, apierr.FailedPrecondition, refused)
-	_, _, err = w.svc.ResetPassword(ctx, w.zed.ID)
+	_, _, err = w.svc.ResetPassword(ctx, w.zed.ID, nil)
 	wantReason(t, "ResetPassword", err, apierr.FailedPrecondition, refused)
 	_, err = w.svc.CreateUser(ctx, identity.NewUser{LoginName: "newbie", DisplayName: "N", OrgID: w.zed.OrgID, Password: "New-Pass-123"})
 	wantReason(t, "CreateUser with a password", err, apierr.FailedPrecondition, refused)

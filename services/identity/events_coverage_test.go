@@ -451,7 +451,7 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 
 		var temporary string
 		rows = step(t, "user.reset_password", "user:"+user.ID, func() string {
-			_, pw, err := e.svc.ResetPassword(ctx, user.ID)
+			_, pw, err := e.svc.ResetPassword(ctx, user.ID, nil)
 			must(err)
 			temporary = pw
 			return root.ID

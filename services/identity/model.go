@@ -121,6 +121,10 @@ type PasswordSet struct {
 	MustChange bool
 	// ByOther: someone other than the person set it (User.PasswordByOther).
 	ByOther bool
+	// IfChangedAt: the password is set only if the stored change time is
+	// still this one (to the millisecond; the zero time: no password set
+	// yet), else ErrConflict; nil: whatever it is.
+	IfChangedAt *time.Time
 }
 
 // LockForever is the LockedUntil value of an account locked until an

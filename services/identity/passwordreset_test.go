@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
 )
@@ -54,7 +55,7 @@ func TestTemporaryPasswordImpossible(t *testing.T) {
 func TestResetPassword(t *testing.T) {
 	w := setup(t)
 	ctx := context.Background()
-	u, pw, err := w.svc.ResetPassword(ctx, w.user.ID)
+	u, pw, err := w.svc.ResetPassword(ctx, w.user.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +76,11 @@ func TestResetPassword(t *testing.T) {
 		t.Fatalf("after the change: %v must change %v", r.Reason, r.MustChange)
 	}
 	// Each reset gives another password.
-	_, pw2, err := w.svc.ResetPassword(ctx, w.user.ID)
+	_, pw2, err := w.svc.ResetPassword(ctx, w.user.ID, nil)
 	if err != nil || pw2 == pw {
 		t.Fatalf("second reset: %q %v", pw2, err)
 	}
-	if _, _, err := w.svc.ResetPassword(ctx, "no-such-user"); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := w.svc.ResetPassword(ctx, "no-such-user", nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown user: %v", err)
 	}
 	// A user who may not change their password is not sent to a change
@@ -87,7 +88,7 @@ func TestResetPassword(t *testing.T) {
 	if _, err := w.svc.UpdateUser(ctx, w.user.ID, identity.UserUpdate{Mask: []string{"user_cannot_change_password"}, CannotChange: true}); err != nil {
 		t.Fatal(err)
 	}
-	u, pw3, err := w.svc.ResetPassword(ctx, w.user.ID)
+	u, pw3, err := w.svc.ResetPassword(ctx, w.user.ID, nil)
 	if err != nil || u.MustChange {
 		t.Fatalf("reset of a user who cannot change their password: must change %v, %v", u != nil && u.MustChange, err)
 	}
@@ -145,7 +146,7 @@ func TestListExpiredPasswords(t *testing.T) {
 		t.Fatal("mia's password is not expired")
 	}
 	// A reset password is no longer expired.
-	if _, _, err := w.svc.ResetPassword(ctx, w.user.ID); err != nil {
+	if _, _, err := w.svc.ResetPassword(ctx, w.user.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := listed(); slices.Contains(got, w.user.ID) {
@@ -188,5 +189,45 @@ func TestUpdateGroup(t *testing.T) {
 	}
 	if _, err := w.svc.UpdateGroup(ctx, "no-such-group", "X"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown group: %v", err)
+	}
+}
+
+// TestResetPasswordIfUnchanged: a reset naming the password change time
+// it was asked from resets only that password: once the password changed
+// (the reset itself, or the person), the same request is refused
+// PASSWORD_CHANGED_SINCE and the password handed over stays; a person
+// without a password is named by the zero time (review rr29 A2).
+func TestResetPasswordIfUnchanged(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	before, err := w.svc.GetUser(ctx, w.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := before.PasswordChangedAt
+	_, pw, err := w.svc.ResetPassword(ctx, w.user.ID, &seen)
+	if err != nil {
+		t.Fatalf("reset of the password shown: %v", err)
+	}
+	_, _, err = w.svc.ResetPassword(ctx, w.user.ID, &seen)
+	var ae *apierr.Error
+	if !errors.As(err, &ae) || ae.Reason != identity.ReasonPasswordChangedSince || ae.Code != apierr.FailedPrecondition {
+		t.Fatalf("the same reset again: %v", err)
+	}
+	if r := w.auth(t, pw); r.Reason != identity.ReasonOK {
+		t.Fatalf("the password handed over was replaced: %v", r.Reason)
+	}
+	// a person who never had a password: the zero time
+	admin, _ := adminCtx(t, w.svc, "10.0.0.1", "r-nopw")
+	np, err := w.svc.CreateUser(admin, identity.NewUser{LoginName: "no-pw", DisplayName: "No Password", OrgID: w.user.OrgID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var none time.Time
+	if _, _, err := w.svc.ResetPassword(ctx, np.ID, &none); err != nil {
+		t.Fatalf("first reset of a person without a password: %v", err)
+	}
+	if _, _, err := w.svc.ResetPassword(ctx, np.ID, &none); !errors.As(err, &ae) || ae.Reason != identity.ReasonPasswordChangedSince {
+		t.Fatalf("the first reset repeated: %v", err)
 	}
 }

@@ -73,7 +73,8 @@ type Store interface {
 	// SetPassword stores a new hash, moves the replaced hash (if any) into
 	// the history (keeping the newest keep entries), clears the login gate
 	// (failures, per-source counts, next attempt) and deletes every admin
-	// token of the user.
+	// token of the user. With set.IfChangedAt, only if the stored change
+	// time is still that one: ErrConflict else (nothing written).
 	SetPassword(ctx context.Context, userID, hash string, changedAt time.Time, set PasswordSet, keep int, evs []events.Event) error
 	PasswordHistory(ctx context.Context, userID string, n int) ([]string, error)
 	// ReplacePasswordHash replaces userID's hash old by new (the same

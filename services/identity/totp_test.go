@@ -965,7 +965,7 @@ func TestAdminOTPThenPasswordChange(t *testing.T) {
 	admin, _ := adminCtx(t, e.svc, "10.0.0.9", "r-a")
 	kim := e.kim(t, admin)
 	key := e.enrolUser(t, kim.ID, kimPass)
-	_, tmp, err := e.svc.ResetPassword(admin, kim.ID)
+	_, tmp, err := e.svc.ResetPassword(admin, kim.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -436,7 +436,15 @@ func (s *Server) SetPassword(ctx context.Context, r *identityv1.SetPasswordReque
 
 // ResetPassword implements AdminService.
 func (s *Server) ResetPassword(ctx context.Context, r *identityv1.ResetPasswordRequest) (*identityv1.ResetPasswordResponse, error) {
-	u, pw, err := s.svc.ResetPassword(ctx, r.GetId())
+	var ifChanged *time.Time
+	if t := r.GetIfPasswordChangedAt(); t != nil {
+		at := t.AsTime()
+		if at.UnixMilli() == 0 {
+			at = time.Time{} // no password set
+		}
+		ifChanged = &at
+	}
+	u, pw, err := s.svc.ResetPassword(ctx, r.GetId(), ifChanged)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/uias/uias/pkg/events"
@@ -384,13 +385,21 @@ func (s *Store) SetPassword(ctx context.Context, userID, hash string, changedAt 
 			}
 			return err
 		}
+		cond, args := "", []any{hash, store.UnixMS(changedAt), set.MustChange, set.ByOther, store.UnixMS(changedAt), userID}
+		if set.IfChangedAt != nil {
+			// in the one statement: a change made since the caller read
+			// the person is not overwritten
+			cond, args = " AND password_changed_at = ?", append(args, store.UnixMS(*set.IfChangedAt))
+		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ?, password_changed_at = ?,
-			must_change = ?, password_by_other = ?, failed_count = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`),
-			hash, store.UnixMS(changedAt), set.MustChange, set.ByOther, store.UnixMS(changedAt), userID)
+			must_change = ?, password_by_other = ?, failed_count = 0, next_attempt_at = 0, updated_at = ? WHERE id = ?`+cond), args...)
 		if err != nil {
 			return err
 		}
 		if err := mustAffect(res, "user"); err != nil {
+			if set.IfChangedAt != nil {
+				return fmt.Errorf("the password changed meanwhile: %w", store.ErrConflict)
+			}
 			return err
 		}
 		if err := s.clearSources(ctx, tx, userID); err != nil {

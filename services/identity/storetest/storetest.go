@@ -877,6 +877,27 @@ func testPasswordHistory(t *testing.T, f *fixture) {
 	eq(t, "history of missing user", len(h), 0)
 
 	isErr(t, f.s.SetPassword(f.ctx, "missing", "x", base, identity.PasswordSet{}, 3, nil), identity.ErrNotFound)
+
+	// Conditional: only while the stored change time is the one named.
+	cur, err := f.s.GetUser(f.ctx, v.ID)
+	must(t, err)
+	stale := cur.PasswordChangedAt.Add(-time.Minute)
+	isErr(t, f.s.SetPassword(f.ctx, v.ID, "v-stale", base.Add(time.Hour), identity.PasswordSet{IfChangedAt: &stale}, 5, f.evs(1)),
+		identity.ErrConflict)
+	got, err = f.s.GetUser(f.ctx, v.ID)
+	must(t, err)
+	eq(t, "hash after a refused conditional set", got.PasswordHash, cur.PasswordHash)
+	at := cur.PasswordChangedAt
+	must(t, f.s.SetPassword(f.ctx, v.ID, "v-next", base.Add(time.Hour), identity.PasswordSet{IfChangedAt: &at}, 5, nil))
+	got, err = f.s.GetUser(f.ctx, v.ID)
+	must(t, err)
+	eq(t, "hash after a conditional set", got.PasswordHash, "v-next")
+	// no change time yet: the zero time names it
+	nv := f.user(o.ID)
+	var zero time.Time
+	must(t, f.s.SetPassword(f.ctx, nv.ID, "nv-1", base, identity.PasswordSet{IfChangedAt: &zero}, 5, nil))
+	isErr(t, f.s.SetPassword(f.ctx, nv.ID, "nv-2", base.Add(time.Minute), identity.PasswordSet{IfChangedAt: &zero}, 5, nil),
+		identity.ErrConflict)
 }
 
 // gate sets the login gate of userID: n failures, all from source, the

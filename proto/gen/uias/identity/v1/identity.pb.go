@@ -4706,10 +4706,17 @@ func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
 }
 
 type ResetPasswordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
+	// if_password_changed_at: reset only if the person's password was last
+	// changed at this time (the user's password_changed_at, to the
+	// millisecond; the Unix epoch for a person without a password), else
+	// FAILED_PRECONDITION PASSWORD_CHANGED_SINCE and nothing is reset. A
+	// form that shows the person sends it, so that a reload re-posting the
+	// form does not reset the password just handed over. Unset: no check.
+	IfPasswordChangedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=if_password_changed_at,json=ifPasswordChangedAt" json:"if_password_changed_at,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ResetPasswordRequest) Reset() {
@@ -4747,6 +4754,13 @@ func (x *ResetPasswordRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *ResetPasswordRequest) GetIfPasswordChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IfPasswordChangedAt
+	}
+	return nil
 }
 
 type ResetPasswordResponse struct {
@@ -5693,9 +5707,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x19DeleteAccountLinkResponse\"4\n" +
 	"\x11DeleteUserRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x14\n" +
-	"\x12DeleteUserResponse\"7\n" +
+	"\x12DeleteUserResponse\"\x88\x01\n" +
 	"\x14ResetPasswordRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"r\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12O\n" +
+	"\x16if_password_changed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x13ifPasswordChangedAt\"r\n" +
 	"\x15ResetPasswordResponse\x12*\n" +
 	"\x04user\x18\x01 \x01(\v2\x16.uias.identity.v1.UserR\x04user\x12-\n" +
 	"\x12temporary_password\x18\x02 \x01(\tR\x11temporaryPassword\"3\n" +
@@ -5969,101 +5984,102 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	2,  // 46: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
 	78, // 47: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
 	56, // 48: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	29, // 49: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	78, // 50: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	78, // 51: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	71, // 52: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	10, // 53: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	13, // 54: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	6,  // 55: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
-	15, // 56: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	17, // 57: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	20, // 58: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	21, // 59: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	22, // 60: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	24, // 61: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	27, // 62: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	25, // 63: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	66, // 64: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	28, // 65: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	30, // 66: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	31, // 67: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	32, // 68: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	34, // 69: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	35, // 70: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	36, // 71: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	37, // 72: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	62, // 73: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	38, // 74: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	64, // 75: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	40, // 76: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	68, // 77: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	70, // 78: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	41, // 79: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	42, // 80: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	44, // 81: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	44, // 82: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	47, // 83: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	49, // 84: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	50, // 85: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	52, // 86: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	53, // 87: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	54, // 88: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	57, // 89: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	58, // 90: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	60, // 91: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	72, // 92: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	73, // 93: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	75, // 94: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	9,  // 95: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	11, // 96: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	14, // 97: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	8,  // 98: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
-	16, // 99: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	18, // 100: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	19, // 101: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	19, // 102: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	23, // 103: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	19, // 104: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	19, // 105: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	26, // 106: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	67, // 107: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	19, // 108: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	29, // 109: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	29, // 110: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	33, // 111: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	29, // 112: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	29, // 113: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	29, // 114: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	29, // 115: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	63, // 116: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	29, // 117: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	65, // 118: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	39, // 119: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	69, // 120: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	39, // 121: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	39, // 122: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	43, // 123: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	39, // 124: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	39, // 125: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	48, // 126: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	45, // 127: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	51, // 128: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	45, // 129: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	48, // 130: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	55, // 131: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	56, // 132: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	59, // 133: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	61, // 134: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	71, // 135: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	74, // 136: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	76, // 137: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	29, // 138: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	96, // [96:139] is the sub-list for method output_type
-	53, // [53:96] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	78, // 49: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
+	29, // 50: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	78, // 51: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	78, // 52: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	71, // 53: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	10, // 54: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	13, // 55: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	6,  // 56: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
+	15, // 57: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	17, // 58: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	20, // 59: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	21, // 60: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	22, // 61: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	24, // 62: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	27, // 63: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	25, // 64: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	66, // 65: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	28, // 66: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	30, // 67: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	31, // 68: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	32, // 69: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	34, // 70: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	35, // 71: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	36, // 72: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	37, // 73: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	62, // 74: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	38, // 75: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	64, // 76: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	40, // 77: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	68, // 78: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	70, // 79: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	41, // 80: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	42, // 81: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	44, // 82: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	44, // 83: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	47, // 84: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	49, // 85: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	50, // 86: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	52, // 87: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	53, // 88: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	54, // 89: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	57, // 90: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	58, // 91: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	60, // 92: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	72, // 93: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	73, // 94: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	75, // 95: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	9,  // 96: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	11, // 97: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	14, // 98: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	8,  // 99: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
+	16, // 100: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	18, // 101: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	19, // 102: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	19, // 103: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	23, // 104: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	19, // 105: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	19, // 106: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	26, // 107: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	67, // 108: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	19, // 109: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	29, // 110: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	29, // 111: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	33, // 112: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	29, // 113: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	29, // 114: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	29, // 115: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	29, // 116: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	63, // 117: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	29, // 118: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	65, // 119: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	39, // 120: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	69, // 121: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	39, // 122: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	39, // 123: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	43, // 124: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	39, // 125: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	39, // 126: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	48, // 127: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	45, // 128: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	51, // 129: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	45, // 130: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	48, // 131: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	55, // 132: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	56, // 133: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	59, // 134: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	61, // 135: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	71, // 136: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	74, // 137: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	76, // 138: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	29, // 139: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	97, // [97:140] is the sub-list for method output_type
+	54, // [54:97] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
