@@ -19,9 +19,6 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/module"
-	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
-	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
-	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
 
 // Name is the REST edge's component name.
@@ -282,42 +279,15 @@ func (d *discovered) run(ctx context.Context, env *module.Env) {
 	}
 }
 
-// consoleMount is the management console (gateway/console) on the
-// clients of identity, audit and authz the edge holds: nil when identity, whose
-// AdminService it needs, is not among the components behind the edge.
+// consoleMount is the management console (gateway/console), an edge page
+// like /openapi.json: nil when identity is not registered behind the edge.
 func consoleMount(env *module.Env) (*Mount, error) {
-	var hasIdentity, hasAudit, hasAuthz bool
-	for _, m := range env.Modules() {
-		switch m.Name {
-		case "identity":
-			hasIdentity = true
-		case "audit":
-			hasAudit = true
-		case "authz":
-			hasAuthz = true
-		}
+	has := func(name string) bool {
+		return slices.ContainsFunc(env.Modules(), func(m *module.Module) bool { return m.Name == name })
 	}
-	if !hasIdentity {
-		return nil, nil
-	}
-	ic, err := env.Client("identity")
-	if err != nil {
+	h, err := console.OnEdge(env.Log.Named("console"), env.Client, has)
+	if err != nil || h == nil {
 		return nil, err
 	}
-	o := console.Options{Admin: identityv1.NewAdminServiceClient(ic), Log: env.Log.Named("console"), Prefix: console.Prefix}
-	if hasAudit {
-		ac, err := env.Client("audit")
-		if err != nil {
-			return nil, err
-		}
-		o.AuditQuery, o.AuditLog = auditv1.NewAuditQueryServiceClient(ac), auditv1.NewAuditLogServiceClient(ac)
-	}
-	if hasAuthz {
-		zc, err := env.Client("authz")
-		if err != nil {
-			return nil, err
-		}
-		o.Authz = authzv1.NewAuthzAdminServiceClient(zc)
-	}
-	return &Mount{Prefix: console.Prefix, Handler: console.New(o)}, nil
+	return &Mount{Prefix: console.Prefix, Handler: h}, nil
 }
