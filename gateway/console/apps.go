@@ -237,14 +237,7 @@ func (h *Handler) grantAction(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	if err != nil {
-		pctx, pcancel := h.partCtx(r, s)
-		u, gerr := h.o.Admin.GetUser(pctx, &identityv1.GetUserRequest{Id: id})
-		pcancel()
-		if gerr != nil {
-			u = nil
-		}
-		d.Page = &personPage{User: u, Roles: h.rolesOf(r, s, &d, id)}
-		h.failed(w, r, err, "person", &d)
+		h.personRefused(w, r, s, &d, id, err)
 		return
 	}
 	h.redirectDone(w, r, "people/"+url.PathEscape(id), action)

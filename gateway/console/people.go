@@ -218,17 +218,25 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	if err != nil {
-		pctx, pcancel := h.partCtx(r, s)
-		u, gerr := h.o.Admin.GetUser(pctx, &identityv1.GetUserRequest{Id: id})
-		pcancel()
-		if gerr != nil {
-			u = nil
-		}
-		d.Page = &personPage{User: u}
-		h.failed(w, r, err, "person", &d)
+		h.personRefused(w, r, s, &d, id, err)
 		return
 	}
 	h.redirectDone(w, r, "people/"+url.PathEscape(id), action)
+}
+
+// personRefused shows person id's page again with the refusal err of an
+// action on it: the person, their roles and org name read afresh (as
+// part of the page's call), or the refusal alone when they cannot be read.
+func (h *Handler) personRefused(w http.ResponseWriter, r *http.Request, s *session, d *pageData, id string, err error) {
+	pctx, pcancel := h.partCtx(r, s)
+	u, gerr := h.o.Admin.GetUser(pctx, &identityv1.GetUserRequest{Id: id})
+	pcancel()
+	p := &personPage{}
+	if gerr == nil {
+		p = &personPage{User: u, Roles: h.rolesOf(r, s, d, id), OrgNames: h.orgNames(r, s, []*identityv1.User{u})}
+	}
+	d.Page = p
+	h.failed(w, r, err, "person", d)
 }
 
 // passwordStamp is the form's mark of the password a page shows the

@@ -1,0 +1,61 @@
+package console
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestTextsComplete: both languages have the same keys (no page falls
+// back to English in Chinese), and every key the templates and the code
+// ask for exists (review rr29 B9).
+func TestTextsComplete(t *testing.T) {
+	en, zh := texts["en"], texts["zh-CN"]
+	for k := range en {
+		if _, ok := zh[k]; !ok {
+			t.Errorf("text %q has no Chinese", k)
+		}
+	}
+	for k := range zh {
+		if _, ok := en[k]; !ok {
+			t.Errorf("text %q is Chinese only", k)
+		}
+	}
+	used := map[string]string{}
+	tmplKey := regexp.MustCompile(`\.T "([^"]+)"`)
+	codeKey := regexp.MustCompile(`\.T\("([^"]+)"\)`)
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join("templates", "console.html"))
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range []*regexp.Regexp{tmplKey, codeKey} {
+			for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+				used[m[1]] = f
+			}
+		}
+	}
+	if len(used) < 50 {
+		t.Fatalf("found only %d text keys in use: the scan is broken", len(used))
+	}
+	for k, f := range used {
+		if _, ok := en[k]; !ok {
+			t.Errorf("%s asks for text %q, which is not defined", f, k)
+		}
+	}
+	for k := range reasonTexts {
+		if _, ok := en[reasonTexts[k]]; !ok {
+			t.Errorf("reason %s is worded by the undefined text %q", k, reasonTexts[k])
+		}
+	}
+}
