@@ -132,6 +132,11 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("GET "+p+"apps/{id}", h.signed(h.app))
 	h.mux.HandleFunc("POST "+p+"apps/{id}/{action}", h.signed(h.appAction))
 	h.mux.HandleFunc("GET "+p+"roles", h.signed(h.roles))
+	h.mux.HandleFunc("GET "+p+"groups", h.signed(h.groups))
+	h.mux.HandleFunc("GET "+p+"groups/new", h.signed(h.newGroup))
+	h.mux.HandleFunc("POST "+p+"groups", h.signed(h.createGroup))
+	h.mux.HandleFunc("GET "+p+"groups/{id}", h.signed(h.group))
+	h.mux.HandleFunc("POST "+p+"groups/{id}/{action}", h.signed(h.groupAction))
 	h.mux.HandleFunc("POST "+p+"people/{id}/roles/{action}", h.signed(h.grantAction))
 	return h
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 
@@ -324,6 +325,42 @@ func TestBrowserConsole(t *testing.T) {
 	b.evalJS("secret on the app's page", `document.querySelector("#app-secret") != null`, &shown)
 	if shown {
 		t.Fatalf("the secret is shown again on the app's page")
+	}
+
+	// Groups: create one in east1, add li.na by login name (a name nobody
+	// has is refused in the console's words), rename, remove, delete.
+	run("new group", chromedp.Navigate(base+"groups"), chromedp.WaitVisible(chromedp.CSS("#new-group")),
+		chromedp.Click(chromedp.CSS("#new-group")), chromedp.WaitVisible(chromedp.CSS("#code")),
+		chromedp.SendKeys(chromedp.CSS("#code"), "harbour-duty"), chromedp.SendKeys(chromedp.CSS("#name"), "Harbour duty"),
+		chromedp.SendKeys(chromedp.CSS("#org_id"), x.east1), chromedp.Click(chromedp.CSS("#create")))
+	waitFor("group created", `document.querySelector("#done") != null && document.querySelector("#group-id") != null`)
+	b.accessible("group page", "en")
+	groupID := textOf("#group-id")
+	run("add nobody", chromedp.SendKeys(chromedp.CSS("#person"), "no.such.person"), chromedp.Click(chromedp.CSS("#add-member")))
+	waitFor("unknown person refused", `document.querySelector("#error") != null`)
+	if msg := errorText(); !strings.Contains(msg, "No person has that ID or login name") {
+		t.Fatalf("adding an unknown person: %q", msg)
+	}
+	run("add li.na", chromedp.Navigate(base+"groups/"+groupID), chromedp.WaitVisible(chromedp.CSS("#person")),
+		chromedp.SendKeys(chromedp.CSS("#person"), "li.na"), chromedp.Click(chromedp.CSS("#add-member")))
+	waitFor("member added", `document.querySelector("#members") != null && document.querySelector("#members").innerText.includes("li.na")`)
+	if g, err := e.admin.GetGroup(e.adm(), &identityv1.GetGroupRequest{Id: groupID}); err != nil || !slices.Equal(g.GetMemberIds(), []string{liID}) ||
+		g.GetOrgId() != x.east1 {
+		t.Fatalf("the group after adding li.na: %v %v", g, err)
+	}
+	run("rename group", chromedp.SetValue(chromedp.CSS("#group_name"), "Harbour watch"), chromedp.Click(chromedp.CSS("#rename")))
+	waitFor("renamed", `document.querySelector("#group-name") != null && document.querySelector("#group-name").innerText == "Harbour watch"`)
+	run("list groups", chromedp.Navigate(base+"groups?org="+x.east1), chromedp.WaitVisible(chromedp.CSS("#groups")))
+	if l := textOf("#groups"); !strings.Contains(l, "Harbour watch") || !strings.Contains(l, "harbour-duty") {
+		t.Fatalf("groups list: %q", l)
+	}
+	run("remove li.na", chromedp.Navigate(base+"groups/"+groupID), chromedp.WaitVisible(chromedp.CSS("#members")),
+		chromedp.Click(chromedp.CSS("#members button")))
+	waitFor("member removed", `document.querySelector("#done") != null && document.querySelector("#members") == null`)
+	run("delete group", chromedp.Click(chromedp.CSS("#delete-group")))
+	waitFor("deleted", `location.pathname.endsWith("/groups") && document.querySelector("#done") != null`)
+	if _, err := e.admin.GetGroup(e.adm(), &identityv1.GetGroupRequest{Id: groupID}); status.Code(err) != codes.NotFound {
+		t.Fatalf("the deleted group: %v", err)
 	}
 
 	// Appoint li.na unit administrator of east1 on her page: the
