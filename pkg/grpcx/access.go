@@ -35,6 +35,10 @@ type Call struct {
 	// (over a trusted channel), so it is part of that API call, not one
 	// of its own.
 	Nested bool
+	// Refused: caller authentication refused the call (the caller was not
+	// established: bad or missing credentials, or a refusal before the
+	// caller was known).
+	Refused bool
 	// Record is what the handler handed with HandRecord to be the call's
 	// access record (nil: none).
 	Record any
@@ -43,9 +47,10 @@ type Call struct {
 // callState carries, from the access interceptor to caller auth, the
 // context in which the caller is known.
 type callState struct {
-	authed context.Context
-	nested bool // see nestedCall
-	record any  // see HandRecord
+	authed  context.Context
+	nested  bool // see nestedCall
+	refused bool // see Call.Refused
+	record  any  // see HandRecord
 }
 
 // servingKey marks the context of a call this server serves: calls made
@@ -107,7 +112,7 @@ func HandRecord(ctx context.Context, rec any) bool {
 }
 
 func (c *chain) endCall(ctx context.Context, st *callState, method string, start time.Time, d time.Duration, err error, completed bool) {
-	call := Call{Method: method, Start: start, Duration: d, Code: callCode(err, completed), Nested: st.nested, Record: st.record}
+	call := Call{Method: method, Start: start, Duration: d, Code: callCode(err, completed), Nested: st.nested, Refused: st.refused, Record: st.record}
 	if s, ok := status.FromError(err); ok && err != nil {
 		if info := apierr.Info(s); info != nil {
 			call.Reason = info.GetReason()
@@ -130,6 +135,14 @@ func (c *chain) streamAccess(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	err = handler(srv, withStreamContext(ss, ctx))
 	completed = true
 	return err
+}
+
+// noteRefused tells the access interceptor of the call that caller
+// authentication refused it.
+func noteRefused(ctx context.Context) {
+	if st, ok := ctx.Value(servingKey{}).(*callState); ok {
+		st.refused = true
+	}
 }
 
 // noteAuthed hands the context in which the caller is known to the access

@@ -76,6 +76,9 @@ func TestOnCallRecordsEveryCall(t *testing.T) {
 		if s.call.Method != w.method || s.call.Code != w.code || s.call.Reason != w.reason || s.caller != w.caller {
 			t.Errorf("call %d: %+v caller %q, want %+v", i, s.call, s.caller, w)
 		}
+		if refused := w.reason == "NO_CREDENTIALS"; s.call.Refused != refused {
+			t.Errorf("call %d: refused by caller auth %v, want %v", i, s.call.Refused, refused)
+		}
 		if s.call.Nested || s.rid == "" || s.ip != "127.0.0.1" || s.call.Duration < 0 || s.call.Start.IsZero() {
 			t.Errorf("call %d: nested %v request id %q client ip %q duration %v start %v", i, s.call.Nested, s.rid, s.ip,
 				s.call.Duration, s.call.Start)
