@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// Per-application metrics (JR/T 0185-2020 10.1.1: each interface's time,
+// volume and success rate): two applications log people in, over gRPC and
+// REST, one with a request the checks refuse; /metrics (real HTTP) counts
+// each application's calls by method and code, with their latency; a wrong
+// App_Secret counts as "unauthenticated" (never under the App_ID it named);
+// an application beyond metrics.max_apps counts as "other".
+func TestAppMetricsPerApplication(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Metrics.MaxApps = 2
+	e := start(t, cfg)
+	e.login()
+	a := e.seed("ma", "mia", nil, nil)
+	b := e.seed("mb", "max", nil, nil)
+	c := e.seed("mc", "moe", nil, nil)
+
+	for range 2 {
+		res, err := e.authPW(a, a.account, a.password)
+		wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+	}
+	if code, _, _ := e.rest(http.MethodPost, "/v1/authenticate", appHeaders(a), map[string]any{"app_user_id": a.account,
+		"password": a.password, "auth_type": "AUTH_TYPE_PASSWORD"}); code != http.StatusOK {
+		t.Fatalf("REST authenticate: %d", code)
+	}
+	res, err := e.authPW(b, b.account, b.password)
+	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+	_, err = e.authPW(b, "", b.password) // no account: refused by the request checks
+	wantCode(t, err, codes.InvalidArgument, "BAD_REQUEST")
+	_, err = e.authPW(fixture{appID: b.appID, secret: "wrong-secret"}, b.account, b.password)
+	wantCode(t, err, codes.Unauthenticated, "")
+	_, err = e.authPW(fixture{appID: "no-such-app", secret: "whatever-secret"}, b.account, b.password)
+	wantCode(t, err, codes.Unauthenticated, "")
+	res, err = e.authPW(c, c.account, c.password) // the third application: over the cap of 2
+	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+
+	resp, err := http.Get(e.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	var lines []string
+	for l := range strings.Lines(string(raw)) {
+		if strings.HasPrefix(l, "uias_app_call") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	page := strings.Join(lines, "\n")
+	const auth = `method="/uias.identity.v1.AuthService/Authenticate"`
+	for _, want := range []string{
+		`uias_app_calls_total{app_id="` + a.appID + `",code="OK",` + auth + `} 3`,
+		`uias_app_calls_total{app_id="` + b.appID + `",code="OK",` + auth + `} 1`,
+		`uias_app_calls_total{app_id="` + b.appID + `",code="InvalidArgument",` + auth + `} 1`,
+		`uias_app_calls_total{app_id="unauthenticated",code="Unauthenticated",` + auth + `} 2`,
+		`uias_app_calls_total{app_id="other",code="OK",` + auth + `} 1`,
+		`uias_app_call_duration_seconds_count{app_id="` + a.appID + `",` + auth + `} 3`,
+		`uias_app_call_duration_seconds_count{app_id="` + b.appID + `",` + auth + `} 2`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/metrics lacks %s; application metrics:\n%s", want, page)
+		}
+	}
+	for _, never := range []string{c.appID, "no-such-app"} {
+		if strings.Contains(page, never) {
+			t.Errorf("/metrics labels %s in the application metrics", never)
+		}
+	}
+	// The administrator's calls (seeding) are no application's.
+	if !strings.Contains(page, `uias_app_calls_total{app_id="none",code="OK",method="/uias.identity.v1.AdminService/CreateApp"} 3`) {
+		t.Errorf("administrator calls not counted as app_id none:\n%s", page)
+	}
+}
