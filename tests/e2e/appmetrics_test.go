@@ -15,15 +15,18 @@ import (
 // volume and success rate): two applications log people in, over gRPC and
 // REST, one with a request the checks refuse; /metrics (real HTTP) counts
 // each application's calls by method and code, with their latency; a wrong
-// App_Secret counts as "unauthenticated" (never under the App_ID it named);
-// an application beyond metrics.max_apps counts as "other".
+// App_Secret counts as "unauthenticated" (never under the App_ID it named),
+// a refusal after the credentials checked (an interface not granted) under
+// the application; an application beyond metrics.max_apps counts as
+// "other".
 func TestAppMetricsPerApplication(t *testing.T) {
 	cfg := testConfig(t.TempDir())
-	cfg.Metrics.MaxApps = 2
+	cfg.Metrics.MaxApps = 3
 	e := start(t, cfg)
 	e.login()
 	a := e.seed("ma", "mia", nil, nil)
 	b := e.seed("mb", "max", nil, nil)
+	g := e.seed("mg", "meg", &identityv1.CreateAppRequest{GrantedApis: []string{"authz.check"}}, nil)
 	c := e.seed("mc", "moe", nil, nil)
 
 	for range 2 {
@@ -42,7 +45,9 @@ func TestAppMetricsPerApplication(t *testing.T) {
 	wantCode(t, err, codes.Unauthenticated, "")
 	_, err = e.authPW(fixture{appID: "no-such-app", secret: "whatever-secret"}, b.account, b.password)
 	wantCode(t, err, codes.Unauthenticated, "")
-	res, err = e.authPW(c, c.account, c.password) // the third application: over the cap of 2
+	_, err = e.authPW(g, g.account, g.password) // authenticated, not granted Authenticate
+	wantCode(t, err, codes.PermissionDenied, "API_NOT_GRANTED")
+	res, err = e.authPW(c, c.account, c.password) // the fourth application: over the cap of 3
 	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
 
 	resp, err := http.Get(e.http + "/metrics")
@@ -67,6 +72,7 @@ func TestAppMetricsPerApplication(t *testing.T) {
 		`uias_app_calls_total{app_id="` + b.appID + `",code="OK",` + auth + `} 1`,
 		`uias_app_calls_total{app_id="` + b.appID + `",code="InvalidArgument",` + auth + `} 1`,
 		`uias_app_calls_total{app_id="unauthenticated",code="Unauthenticated",` + auth + `} 2`,
+		`uias_app_calls_total{app_id="` + g.appID + `",code="PermissionDenied",` + auth + `} 1`,
 		`uias_app_calls_total{app_id="other",code="OK",` + auth + `} 1`,
 		`uias_app_call_duration_seconds_count{app_id="` + a.appID + `",` + auth + `} 3`,
 		`uias_app_call_duration_seconds_count{app_id="` + b.appID + `",` + auth + `} 2`,
@@ -81,7 +87,7 @@ func TestAppMetricsPerApplication(t *testing.T) {
 		}
 	}
 	// The administrator's calls (seeding) are no application's.
-	if !strings.Contains(page, `uias_app_calls_total{app_id="none",code="OK",method="/uias.identity.v1.AdminService/CreateApp"} 3`) {
+	if !strings.Contains(page, `uias_app_calls_total{app_id="none",code="OK",method="/uias.identity.v1.AdminService/CreateApp"} 4`) {
 		t.Errorf("administrator calls not counted as app_id none:\n%s", page)
 	}
 }
