@@ -86,6 +86,31 @@ func TestOnCallRecordsEveryCall(t *testing.T) {
 	}
 }
 
+// A handler may name the application a call was made for (a CAS
+// validation, made by the application its ticket was issued for): OnCall
+// finds it in Call.App. Outside a served call it is refused.
+func TestNameApp(t *testing.T) {
+	var mu sync.Mutex
+	var apps []string
+	h := start(t, grpcx.ServerOptions{OnCall: func(ctx context.Context, c grpcx.Call) {
+		mu.Lock()
+		defer mu.Unlock()
+		apps = append(apps, c.App)
+	}}, time.Second)
+	h.both(func(name string, call func(context.Context, string) result) {
+		call(ctxT(t), "app")
+		call(ctxT(t), "ok")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(apps) != 4 || apps[0] != "app-named" || apps[1] != "" || apps[2] != "app-named" || apps[3] != "" {
+		t.Fatalf("apps %q", apps)
+	}
+	if grpcx.NameApp(context.Background(), "x") || grpcx.NameApp(grpcx.PartOf(context.Background()), "x") {
+		t.Fatal("an application named outside a served call")
+	}
+}
+
 // A handler may hand its call a record of its own, once, to be the call's
 // access record: OnCall finds it in Call.Record. Outside a served call it
 // is refused.

@@ -90,10 +90,16 @@ func newAppMetrics(reg prometheus.Registerer, maxApps int) *appMetrics {
 	return m
 }
 
-// appLabel is the app_id value of a call in ctx (as caller auth left it).
+// appLabel is the app_id value of a call in ctx (as caller auth left it):
+// the application caller auth established, else the one the handler named
+// (a CAS validation of a ticket issued for it: a registered application,
+// never what a caller sent).
 func appLabel(ctx context.Context, c *grpcx.Call) (id string, isApp bool) {
 	if app := caller.From(ctx).App; app != nil && app.ID != "" {
 		return app.ID, true
+	}
+	if c.App != "" && !c.Refused { // named by the handler (grpcx.NameApp)
+		return c.App, true
 	}
 	if c.Refused {
 		return AppUnauthenticated, false

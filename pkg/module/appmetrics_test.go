@@ -243,3 +243,27 @@ func BenchmarkAppMetricsCall(b *testing.B) {
 	}
 	p.appMetrics = m
 }
+
+// The app_id of a call: the application caller auth established, else the
+// one its handler named (grpcx.NameApp), unless caller auth refused it;
+// else none.
+func TestAppLabel(t *testing.T) {
+	withApp := caller.With(context.Background(), &caller.Caller{App: &caller.App{ID: "by-auth"}})
+	for _, tc := range []struct {
+		ctx   context.Context
+		call  grpcx.Call
+		want  string
+		isApp bool
+	}{
+		{withApp, grpcx.Call{App: "named"}, "by-auth", true},
+		{withApp, grpcx.Call{Refused: true}, "by-auth", true},
+		{context.Background(), grpcx.Call{App: "named"}, "named", true},
+		{context.Background(), grpcx.Call{App: "named", Refused: true}, AppUnauthenticated, false},
+		{context.Background(), grpcx.Call{Refused: true}, AppUnauthenticated, false},
+		{context.Background(), grpcx.Call{}, AppNone, false},
+	} {
+		if got, isApp := appLabel(tc.ctx, &tc.call); got != tc.want || isApp != tc.isApp {
+			t.Errorf("%+v: %q %v, want %q %v", tc.call, got, isApp, tc.want, tc.isApp)
+		}
+	}
+}

@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
 // Per-application metrics (JR/T 0185-2020 10.1.1: each interface's time,
@@ -18,7 +23,8 @@ import (
 // App_Secret counts as "unauthenticated" (never under the App_ID it named),
 // a refusal after the credentials checked (an interface not granted) under
 // the application; an application beyond metrics.max_apps counts as
-// "other".
+// "other". A CAS ticket validation (no credentials: the service URL) counts
+// under the application its ticket was issued for.
 func TestAppMetricsPerApplication(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Metrics.MaxApps = 3
@@ -50,6 +56,32 @@ func TestAppMetricsPerApplication(t *testing.T) {
 	res, err = e.authPW(c, c.account, c.password) // the fourth application: over the cap of 3
 	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
 
+	// CAS: a service of application a, a session, a ticket validated over
+	// the edge's p3/serviceValidate.
+	const svc = "https://metrics.example.com/"
+	if _, err := ticketv1.NewServiceRegistryServiceClient(e.conn).CreateService(e.adm(), &ticketv1.CreateServiceRequest{
+		Service: &ticketv1.ServiceDefinition{AppId: a.appID, Name: "Metrics app", Url: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	h := e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle)
+	tgt, _, err := h.Service.CreateSession(context.Background(), ticket.NewSession{UserID: a.userID, Login: a.login, AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := h.Service.IssueServiceTicket(context.Background(), tgt, svc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr, err := http.Get(e.http + "/cas/p3/serviceValidate?service=" + url.QueryEscape(svc) + "&ticket=" + url.QueryEscape(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(vr.Body)
+	_ = vr.Body.Close()
+	if !strings.Contains(string(body), "<cas:authenticationSuccess>") {
+		t.Fatalf("serviceValidate: %d %s", vr.StatusCode, body)
+	}
+
 	resp, err := http.Get(e.http + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +107,7 @@ func TestAppMetricsPerApplication(t *testing.T) {
 		`uias_app_calls_total{app_id="` + g.appID + `",code="PermissionDenied",` + auth + `} 1`,
 		`uias_app_calls_total{app_id="other",code="OK",` + auth + `} 1`,
 		`uias_app_call_duration_seconds_count{app_id="` + a.appID + `",` + auth + `} 3`,
+		`uias_app_calls_total{app_id="` + a.appID + `",code="OK",method="/uias.ticket.v1.TicketService/ValidateServiceTicket"} 1`,
 		`uias_app_call_duration_seconds_count{app_id="` + b.appID + `",` + auth + `} 2`,
 	} {
 		if !strings.Contains(page, want) {

@@ -271,6 +271,9 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		return &ticketv1.ValidateServiceTicketResponse{Code: casCodes[v.Code], Message: v.Message}, nil
 	}
 	t := v.Ticket
+	// The validation is the application's the ticket was issued for (its
+	// registered service): the per-application metrics count it there.
+	grpcx.NameApp(ctx, t.AppID)
 	out := &ticketv1.ValidateServiceTicketResponse{Valid: true, UserId: t.UserID, Login: t.Login, AuthLevel: int32(t.AuthLevel),
 		AuthMethod: ticketv1.AuthMethod(t.AuthMethod),
 		AppId:      t.AppID, FromNewLogin: t.FromNewLogin, AuthenticatedAt: ts(t.AuthTime), Proxies: t.Proxies,
