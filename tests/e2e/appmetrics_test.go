@@ -24,7 +24,8 @@ import (
 // a refusal after the credentials checked (an interface not granted) under
 // the application; an application beyond metrics.max_apps counts as
 // "other". A CAS ticket validation (no credentials: the service URL) counts
-// under the application its ticket was issued for.
+// under the application its ticket was issued for, an OpenID Connect code
+// exchange under the client that authenticated.
 func TestAppMetricsPerApplication(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	cfg.Metrics.MaxApps = 3
@@ -82,6 +83,27 @@ func TestAppMetricsPerApplication(t *testing.T) {
 		t.Fatalf("serviceValidate: %d %s", vr.StatusCode, body)
 	}
 
+	// OpenID Connect: a code for application a's client, exchanged at the
+	// token endpoint with its App_ID and secret.
+	authCode, _, err := h.Service.IssueAuthorizationCode(context.Background(), ticket.AuthorizationRequest{TGT: tgt,
+		RedirectURI: svc, Binding: ticket.OIDCBinding{ClientID: a.appID, Scope: "openid"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	treq, _ := http.NewRequest(http.MethodPost, e.http+"/cas/oidc/token", strings.NewReader(url.Values{
+		"grant_type": {"authorization_code"}, "code": {authCode}, "redirect_uri": {svc}}.Encode()))
+	treq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	treq.SetBasicAuth(url.QueryEscape(a.appID), url.QueryEscape(a.secret))
+	tr, err := http.DefaultClient.Do(treq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbody, _ := io.ReadAll(tr.Body)
+	_ = tr.Body.Close()
+	if tr.StatusCode != http.StatusOK || !strings.Contains(string(tbody), "access_token") {
+		t.Fatalf("token endpoint: %d %s", tr.StatusCode, tbody)
+	}
+
 	resp, err := http.Get(e.http + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +130,7 @@ func TestAppMetricsPerApplication(t *testing.T) {
 		`uias_app_calls_total{app_id="other",code="OK",` + auth + `} 1`,
 		`uias_app_call_duration_seconds_count{app_id="` + a.appID + `",` + auth + `} 3`,
 		`uias_app_calls_total{app_id="` + a.appID + `",code="OK",method="/uias.ticket.v1.TicketService/ValidateServiceTicket"} 1`,
+		`uias_app_calls_total{app_id="` + a.appID + `",code="OK",method="/uias.ticket.v1.TicketService/ExchangeAuthorizationCode"} 1`,
 		`uias_app_call_duration_seconds_count{app_id="` + b.appID + `",` + auth + `} 2`,
 	} {
 		if !strings.Contains(page, want) {

@@ -562,6 +562,7 @@ func (s *Server) ExchangeAuthorizationCode(ctx context.Context, r *ticketv1.Exch
 	if err != nil {
 		return nil, err
 	}
+	grpcx.NameApp(ctx, r.GetClientId()) // the client authenticated: an App_ID
 	return tokenResponse(t), nil
 }
 
@@ -577,6 +578,7 @@ func (s *Server) RefreshAccessToken(ctx context.Context, r *ticketv1.RefreshAcce
 	if err != nil {
 		return nil, err
 	}
+	grpcx.NameApp(ctx, r.GetClientId())
 	return tokenResponse(t), nil
 }
 
@@ -595,6 +597,7 @@ func (s *Server) IntrospectToken(ctx context.Context, r *ticketv1.IntrospectToke
 	if err != nil {
 		return nil, err
 	}
+	grpcx.NameApp(ctx, r.GetClientId())
 	return &ticketv1.IntrospectTokenResponse{Json: string(j)}, nil
 }
 
@@ -603,6 +606,7 @@ func (s *Server) RevokeToken(ctx context.Context, r *ticketv1.RevokeTokenRequest
 	if err := s.svc.Revoke(ctx, oidcClient(ctx, r.GetClientId(), r.GetClientSecret()), r.GetToken()); err != nil {
 		return nil, err
 	}
+	grpcx.NameApp(ctx, r.GetClientId())
 	return &ticketv1.RevokeTokenResponse{}, nil
 }
 
