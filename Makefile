@@ -19,7 +19,7 @@ TAGS := $(if $(filter 1,$(LIBARGON2)),libargon2)
 export GOFLAGS = -buildvcs=false $(if $(TAGS),-tags=$(TAGS))
 export CGO_ENABLED = $(if $(TAGS),1,0)
 
-.PHONY: chaos all build run test test-short bench bench-sync bench-authz-peers soak proto lint verify tools tidy fmt clean buildtags image chart-test
+.PHONY: chaos all build run test test-short bench bench-capacity bench-sync bench-authz-peers soak proto lint verify tools tidy fmt clean buildtags image chart-test
 
 all: build
 
@@ -61,6 +61,17 @@ chart-test:
 ## bench: Authenticate and cheap-RPC benchmarks vs their floors; writes docs/benchmarks.md
 bench: buildtags
 	scripts/bench.sh
+
+## bench-capacity: the fingerprint server design's sizing (2.7: 10 000
+## registered people, 1 000 online, answers within 4 s) with the default
+## argon2id: the online people log in, then act (CAS ticket issued and
+## validated, authz Check, logout and password login) against a no-op floor
+## in the same run (cmd/uias/internal/bench/capacity.go); ~8 minutes on 2
+## CPUs; adds its section to docs/benchmarks-capacity.md. Not part of test or
+## bench. BENCH_CAPACITY_FLAGS for more, e.g. --duration 30s for a short run
+BENCH_CAPACITY_FLAGS ?=
+bench-capacity: buildtags
+	$(GO) run ./cmd/uias bench capacity --out docs/benchmarks-capacity.md $(BENCH_CAPACITY_FLAGS)
 
 ## bench-sync: two-level centres (services/sync/applier/bench_test.go):
 ## BENCH_SYNC_N changes queued at level 2 during a cut, applied at level 1

@@ -32,7 +32,8 @@ Commands:
             the JetStream streams (the components may not)
   keys      "uias keys new" makes a key ring for the identity replicas
   bench     measure Authenticate and cheap RPCs against their floors
-            "uias bench --help" lists its flags
+            "uias bench --help" lists its flags; "uias bench scale" and
+            "uias bench capacity" (the design's 1 000 online people) theirs
   version   print the version
   help      print this help
 `

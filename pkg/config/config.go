@@ -44,6 +44,14 @@ const (
 // and a ping a little early must not count as too many.
 const MaxKeepaliveMinTime = 30 * time.Second
 
+// metrics.max_apps: its default, and its bound (each labelled application
+// costs some series per method it calls: a Prometheus keeps about
+// max_apps × methods called × (buckets + codes) of them).
+const (
+	DefaultMetricsMaxApps = 1000
+	MaxMetricsMaxApps     = 100000
+)
+
 // Database drivers.
 const (
 	DriverSQLite   = "sqlite"
@@ -128,9 +136,12 @@ type Config struct {
 		AllowPlaintext bool   `yaml:"allow_plaintext"`
 	} `yaml:"tls"`
 	// Metrics: Enabled serves /metrics on http_addr. auto (the default)
-	// serves it only when http_addr is a loopback address.
+	// serves it only when http_addr is a loopback address. MaxApps bounds
+	// the distinct App_IDs the per-application metrics label (later
+	// applications count as app_id="other"), 1000.
 	Metrics struct {
 		Enabled Toggle `yaml:"enabled"`
+		MaxApps int    `yaml:"max_apps"`
 	} `yaml:"metrics"`
 	// GRPC tunes the gRPC server.
 	GRPC struct {
@@ -223,6 +234,7 @@ func base(defs []SectionDef) Config {
 	c.Etcd.LeaseTTL = 10
 	c.TrustedProxies = []string{}
 	c.Metrics.Enabled = ToggleAuto
+	c.Metrics.MaxApps = DefaultMetricsMaxApps
 	c.GRPC.Reflection = ToggleAuto
 	c.GRPC.KeepaliveMinTime = 10 * time.Second
 	c.GRPC.MaxConnectionIdle = 15 * time.Minute
@@ -425,6 +437,7 @@ func (c *Config) bind() []binding {
 	b.String(&c.Etcd.TLS.CertFile, "UIAS_ETCD_TLS_CERT_FILE", "", "")
 	b.String(&c.Etcd.TLS.KeyFile, "UIAS_ETCD_TLS_KEY_FILE", "", "")
 	b.Func("UIAS_METRICS_ENABLED", "", "", func(v string) error { c.Metrics.Enabled = Toggle(strings.TrimSpace(v)); return nil }, nil)
+	b.Int(&c.Metrics.MaxApps, "UIAS_METRICS_MAX_APPS", "", "")
 	b.Func("UIAS_GRPC_REFLECTION", "", "", func(v string) error { c.GRPC.Reflection = Toggle(strings.TrimSpace(v)); return nil }, nil)
 	b.Duration(&c.GRPC.KeepaliveMinTime, "UIAS_GRPC_KEEPALIVE_MIN_TIME", "", "")
 	b.Duration(&c.GRPC.MaxConnectionIdle, "UIAS_GRPC_MAX_CONNECTION_IDLE", "", "")
@@ -739,6 +752,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.Metrics.Enabled.On(true); err != nil {
 		bad("metrics.enabled", "%v", err)
+	}
+	if c.Metrics.MaxApps < 1 || c.Metrics.MaxApps > MaxMetricsMaxApps {
+		bad("metrics.max_apps", "must be between 1 and %d (distinct App_IDs labelled in the per-application metrics)", MaxMetricsMaxApps)
 	}
 	if _, err := c.GRPC.Reflection.On(true); err != nil {
 		bad("grpc.reflection", "%v", err)

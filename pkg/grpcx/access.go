@@ -35,6 +35,12 @@ type Call struct {
 	// (over a trusted channel), so it is part of that API call, not one
 	// of its own.
 	Nested bool
+	// Refused: caller authentication refused the call (the caller was not
+	// established: bad or missing credentials, or a refusal before the
+	// caller was known).
+	Refused bool
+	// App is the App_ID the handler named with NameApp ("" if none).
+	App string
 	// Record is what the handler handed with HandRecord to be the call's
 	// access record (nil: none).
 	Record any
@@ -43,9 +49,11 @@ type Call struct {
 // callState carries, from the access interceptor to caller auth, the
 // context in which the caller is known.
 type callState struct {
-	authed context.Context
-	nested bool // see nestedCall
-	record any  // see HandRecord
+	authed  context.Context
+	nested  bool   // see nestedCall
+	refused bool   // see Call.Refused
+	app     string // see NameApp
+	record  any    // see HandRecord
 }
 
 // servingKey marks the context of a call this server serves: calls made
@@ -106,8 +114,24 @@ func HandRecord(ctx context.Context, rec any) bool {
 	return true
 }
 
+// NameApp names, for the API call being served in ctx, the application it
+// was made for when caller authentication established none: a CAS ticket
+// validation is made by the application the ticket was issued for, known
+// once the ticket is (ServerOptions.OnCall finds it in Call.App; the
+// per-application metrics count the call under it). It reports false when
+// ctx serves no call that OnCall hears of. Only the handler's goroutine
+// may call it, before the handler returns.
+func NameApp(ctx context.Context, appID string) bool {
+	st, ok := ctx.Value(servingKey{}).(*callState)
+	if !ok || appID == "" {
+		return false
+	}
+	st.app = appID
+	return true
+}
+
 func (c *chain) endCall(ctx context.Context, st *callState, method string, start time.Time, d time.Duration, err error, completed bool) {
-	call := Call{Method: method, Start: start, Duration: d, Code: callCode(err, completed), Nested: st.nested, Record: st.record}
+	call := Call{Method: method, Start: start, Duration: d, Code: callCode(err, completed), Nested: st.nested, Refused: st.refused, App: st.app, Record: st.record}
 	if s, ok := status.FromError(err); ok && err != nil {
 		if info := apierr.Info(s); info != nil {
 			call.Reason = info.GetReason()
@@ -130,6 +154,14 @@ func (c *chain) streamAccess(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	err = handler(srv, withStreamContext(ss, ctx))
 	completed = true
 	return err
+}
+
+// noteRefused tells the access interceptor of the call that caller
+// authentication refused it.
+func noteRefused(ctx context.Context) {
+	if st, ok := ctx.Value(servingKey{}).(*callState); ok {
+		st.refused = true
+	}
 }
 
 // noteAuthed hands the context in which the caller is known to the access

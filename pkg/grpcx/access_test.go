@@ -76,10 +76,38 @@ func TestOnCallRecordsEveryCall(t *testing.T) {
 		if s.call.Method != w.method || s.call.Code != w.code || s.call.Reason != w.reason || s.caller != w.caller {
 			t.Errorf("call %d: %+v caller %q, want %+v", i, s.call, s.caller, w)
 		}
+		if refused := w.reason == "NO_CREDENTIALS"; s.call.Refused != refused {
+			t.Errorf("call %d: refused by caller auth %v, want %v", i, s.call.Refused, refused)
+		}
 		if s.call.Nested || s.rid == "" || s.ip != "127.0.0.1" || s.call.Duration < 0 || s.call.Start.IsZero() {
 			t.Errorf("call %d: nested %v request id %q client ip %q duration %v start %v", i, s.call.Nested, s.rid, s.ip,
 				s.call.Duration, s.call.Start)
 		}
+	}
+}
+
+// A handler may name the application a call was made for (a CAS
+// validation, made by the application its ticket was issued for): OnCall
+// finds it in Call.App. Outside a served call it is refused.
+func TestNameApp(t *testing.T) {
+	var mu sync.Mutex
+	var apps []string
+	h := start(t, grpcx.ServerOptions{OnCall: func(ctx context.Context, c grpcx.Call) {
+		mu.Lock()
+		defer mu.Unlock()
+		apps = append(apps, c.App)
+	}}, time.Second)
+	h.both(func(name string, call func(context.Context, string) result) {
+		call(ctxT(t), "app")
+		call(ctxT(t), "ok")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(apps) != 4 || apps[0] != "app-named" || apps[1] != "" || apps[2] != "app-named" || apps[3] != "" {
+		t.Fatalf("apps %q", apps)
+	}
+	if grpcx.NameApp(context.Background(), "x") || grpcx.NameApp(grpcx.PartOf(context.Background()), "x") {
+		t.Fatal("an application named outside a served call")
 	}
 }
 

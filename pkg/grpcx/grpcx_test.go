@@ -132,6 +132,10 @@ func (s *testServer) behave(ctx context.Context, req *testReq, setTrailer func(m
 		if !grpcx.HandRecord(ctx, "the handler's record") || grpcx.HandRecord(ctx, "another") {
 			return errors.New("HandRecord")
 		}
+	case "app": // names the application the call was made for
+		if !grpcx.NameApp(ctx, "app-named") {
+			return errors.New("NameApp")
+		}
 	case "block":
 		s.entered <- struct{}{}
 		select {

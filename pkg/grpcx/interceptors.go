@@ -355,6 +355,7 @@ func (c *chain) authenticate(ctx context.Context, method string) (context.Contex
 	}
 	nctx, err := c.auth.AuthenticateCaller(ctx, method)
 	if err != nil {
+		noteRefused(ctx)
 		if nctx != nil {
 			EndCall(nctx)         // refused after all: what was taken for it is given back
 			noteAuthed(ctx, nctx) // the refused caller, as far as known, for the access record

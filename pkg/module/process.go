@@ -105,6 +105,8 @@ type Process struct {
 	// serves (nil: none).
 	access    atomic.Pointer[events.Publisher]
 	accessOff atomic.Bool // SetAccessLog(false)
+	// appMetrics count the calls the process serves per application.
+	appMetrics *appMetrics
 }
 
 // GRPCAddr is the address the gRPC server listens on ("" if none).
@@ -221,6 +223,7 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.appMetrics = newAppMetrics(metrics, cfg.Metrics.MaxApps)
 
 	// One gRPC server for every module of the process, with the in-process
 	// listener that local clients use. Caller auth and admission are routed
@@ -758,16 +761,25 @@ func (p *Process) startAccessLog(metrics prometheus.Registerer) error {
 // (benchmarks measure what they cost: `uias bench --only access`).
 func (p *Process) SetAccessLog(on bool) { p.accessOff.Store(!on) }
 
-// accessRecord is the servers' OnCall: it queues the access record of every
+// accessRecord is the servers' OnCall: it counts every call made from
+// outside to a service of a module of the process in the per-application
+// metrics (appMetrics) and queues the access record of every
 // call made from outside (not nested in a call of another component, which
 // has its own record) to a service of a module of the process: the record
 // its handler handed when it did (audit.AccessOf), else the usual one.
 func (p *Process) accessRecord(r *router) func(ctx context.Context, c grpcx.Call) {
 	return func(ctx context.Context, c grpcx.Call) {
+		if c.Nested {
+			audit.NotKept(c)
+			return
+		}
+		name := r.ownerOf(c.Method)
+		if name != "" && p.appMetrics != nil {
+			p.appMetrics.observe(ctx, &c)
+		}
 		pub := p.access.Load()
-		name := ""
-		if pub != nil && !c.Nested && !p.accessOff.Load() {
-			name = r.ownerOf(c.Method)
+		if pub == nil || p.accessOff.Load() {
+			name = ""
 		}
 		if name == "" {
 			audit.NotKept(c) // a record the handler handed goes out its component's way

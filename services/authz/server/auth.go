@@ -125,7 +125,10 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		// back when the call ends.
 		leave, ok := a.flows.Enter(app.ID, a.Share.Concurrent(app.MaxConcurrent))
 		if !ok {
-			return nil, a.refuse(ctx, app.ID, caller.ErrConcurrencyLimited, a.now())
+			// refused after its credentials checked: the caller returned
+			// names it (access record, per-application metrics)
+			c.App = app
+			return ctx, a.refuse(ctx, app.ID, caller.ErrConcurrencyLimited, a.now())
 		}
 		if leave != nil {
 			ctx = grpcx.WithCallEnd(ctx, leave)

@@ -180,14 +180,19 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		if err != nil {
 			return nil, err
 		}
+		// Refusals from here on come after the application's credentials
+		// checked: the caller returned with them names it (the call's
+		// access record and the per-application metrics).
 		if err := a.Svc.AuthorizeApp(ctx, app, caller.APIOf(method)); err != nil {
-			return nil, err
+			c.App = app
+			return ctx, err
 		}
 		// Last of the checks: a slot of the application's concurrency
 		// limit, given back when the call ends.
 		leave, err := a.Svc.EnterApp(ctx, app)
 		if err != nil {
-			return nil, err
+			c.App = app
+			return ctx, err
 		}
 		if leave != nil {
 			ctx = grpcx.WithCallEnd(ctx, leave)

@@ -271,6 +271,9 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 		return &ticketv1.ValidateServiceTicketResponse{Code: casCodes[v.Code], Message: v.Message}, nil
 	}
 	t := v.Ticket
+	// The validation is the application's the ticket was issued for (its
+	// registered service): the per-application metrics count it there.
+	grpcx.NameApp(ctx, t.AppID)
 	out := &ticketv1.ValidateServiceTicketResponse{Valid: true, UserId: t.UserID, Login: t.Login, AuthLevel: int32(t.AuthLevel),
 		AuthMethod: ticketv1.AuthMethod(t.AuthMethod),
 		AppId:      t.AppID, FromNewLogin: t.FromNewLogin, AuthenticatedAt: ts(t.AuthTime), Proxies: t.Proxies,
@@ -559,6 +562,7 @@ func (s *Server) ExchangeAuthorizationCode(ctx context.Context, r *ticketv1.Exch
 	if err != nil {
 		return nil, err
 	}
+	grpcx.NameApp(ctx, r.GetClientId()) // the client authenticated: an App_ID
 	return tokenResponse(t), nil
 }
 
@@ -574,6 +578,7 @@ func (s *Server) RefreshAccessToken(ctx context.Context, r *ticketv1.RefreshAcce
 	if err != nil {
 		return nil, err
 	}
+	grpcx.NameApp(ctx, r.GetClientId())
 	return tokenResponse(t), nil
 }
 
@@ -592,6 +597,7 @@ func (s *Server) IntrospectToken(ctx context.Context, r *ticketv1.IntrospectToke
 	if err != nil {
 		return nil, err
 	}
+	grpcx.NameApp(ctx, r.GetClientId())
 	return &ticketv1.IntrospectTokenResponse{Json: string(j)}, nil
 }
 
@@ -600,6 +606,7 @@ func (s *Server) RevokeToken(ctx context.Context, r *ticketv1.RevokeTokenRequest
 	if err := s.svc.Revoke(ctx, oidcClient(ctx, r.GetClientId(), r.GetClientSecret()), r.GetToken()); err != nil {
 		return nil, err
 	}
+	grpcx.NameApp(ctx, r.GetClientId())
 	return &ticketv1.RevokeTokenResponse{}, nil
 }
 

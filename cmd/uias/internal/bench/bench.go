@@ -78,6 +78,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "scale" { // identity with many people: scale.go
 		return MainScale(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "capacity" { // the design's sizing: capacity.go
+		return MainCapacity(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == stormClientArg { // the storm's client process: storm.go
 		if err := runStormClient(ctx, os.Stdin, stdout); err != nil {
 			fmt.Fprintf(stderr, "uias bench: %v\n", err)

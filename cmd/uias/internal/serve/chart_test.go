@@ -991,13 +991,17 @@ func TestChartAlertsNameRealMetrics(t *testing.T) {
 			alerts[str(get(r, "alert"))] = true
 		}
 	}
-	for _, a := range []string{"UIASComponentDown", "UIASServerErrors", "UIASSlowCalls", "UIASAuditWitnessProblem", "UIASLoginFailuresHigh"} {
+	for _, a := range []string{"UIASComponentDown", "UIASServerErrors", "UIASSlowCalls", "UIASAuditWitnessProblem", "UIASLoginFailuresHigh",
+		"UIASAppSuccessLow", "UIASAppSlowCalls"} {
 		if !alerts[a] {
 			t.Errorf("alert %s missing: %v", a, alerts)
 		}
 	}
 	if !strings.Contains(strings.Join(exprs, "\n"), "> 0.02") {
 		t.Errorf("metrics.prometheusRule.errorRatio not applied:\n%s", strings.Join(exprs, "\n"))
+	}
+	if !strings.Contains(strings.Join(exprs, "\n"), "< 0.85") {
+		t.Errorf("metrics.prometheusRule.appSuccessRatio not applied:\n%s", strings.Join(exprs, "\n"))
 	}
 	var src strings.Builder
 	root := repoRoot(t)
