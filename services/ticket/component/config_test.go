@@ -40,6 +40,11 @@ func TestValidate(t *testing.T) {
 		"agent scheme":     {func(c *Config) { c.FingerAgentURL = "ftp://127.0.0.1/capture" }, "ticket.finger_agent_url"},
 		"agent user":       {func(c *Config) { c.FingerAgentURL = "https://u:p@agent.example/capture" }, "ticket.finger_agent_url"},
 		"agent into CSP":   {func(c *Config) { c.FingerAgentURL = "https://a.example;script-src */c" }, "ticket.finger_agent_url"},
+		"usb script clear": {func(c *Config) { c.USBKey, c.USBKeyScript = true, "http://vendor.example/k.js" }, "ticket.usb_key_script"},
+		"usb script rel":   {func(c *Config) { c.USBKey, c.USBKeyScript = true, "k.js" }, "ticket.usb_key_script"},
+		"usb script //":    {func(c *Config) { c.USBKey, c.USBKeyScript = true, "//vendor.example/k.js" }, "ticket.usb_key_script"},
+		"usb script CSP":   {func(c *Config) { c.USBKey, c.USBKeyScript = true, "https://v.example;script-src *" }, "ticket.usb_key_script"},
+		"usb script off":   {func(c *Config) { c.USBKeyScript = "/static/k.js" }, "ticket.usb_key_script"},
 	} {
 		c := Defaults()
 		tc.mod(c)
