@@ -10,9 +10,11 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"time"
 
 	"github.com/emmansun/gmsm/sm2"
@@ -248,8 +250,9 @@ func (s *Service) checkCertProof(ctx context.Context, purpose string, p CertProo
 }
 
 // verifyChallengeSignature verifies sig over msg with pub: RSA (PKCS#1
-// v1.5, then PSS, SHA-256), ECDSA P-256 (ASN.1, SHA-256), SM2 (ASN.1, SM3
-// with the default user ID), Ed25519.
+// v1.5, then PSS, SHA-256), ECDSA P-256 (SHA-256), SM2 (SM3 with the
+// default user ID), Ed25519. ECDSA and SM2 signatures are ASN.1 DER, or
+// the 64 bytes r||s.
 func verifyChallengeSignature(pub any, msg, sig []byte) bool {
 	if len(sig) == 0 {
 		return false
@@ -262,13 +265,25 @@ func verifyChallengeSignature(pub any, msg, sig []byte) bool {
 		}
 		return rsa.VerifyPSS(k, crypto.SHA256, sum[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
 	case *ecdsa.PublicKey:
-		if k.Curve == sm2.P256() {
-			return sm2.VerifyASN1WithSM2(k, nil, msg, sig)
-		}
-		if k.Curve != elliptic.P256() {
+		verify := func(sig []byte) bool {
+			switch k.Curve {
+			case sm2.P256():
+				return sm2.VerifyASN1WithSM2(k, nil, msg, sig)
+			case elliptic.P256():
+				return ecdsa.VerifyASN1(k, sum[:], sig)
+			}
 			return false
 		}
-		return ecdsa.VerifyASN1(k, sum[:], sig)
+		if verify(sig) {
+			return true
+		}
+		if len(sig) != 64 {
+			return false
+		}
+		// r||s of 32 bytes each (IEEE P1363: WebCrypto's ECDSA, and many
+		// USB key SDKs' SM2), as ASN.1
+		der, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
+		return err == nil && verify(der)
 	case ed25519.PublicKey:
 		return ed25519.Verify(k, msg, sig)
 	}

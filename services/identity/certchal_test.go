@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -152,6 +153,19 @@ func (h *chalHolder) sign(t *testing.T, challenge string) []byte {
 	return sig
 }
 
+// rawSig turns an ASN.1 ECDSA/SM2 signature into r||s (32 bytes each).
+func rawSig(t *testing.T, der []byte) []byte {
+	t.Helper()
+	var rs struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &rs); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 64)
+	rs.R.FillBytes(out[:32])
+	rs.S.FillBytes(out[32:])
+	return out
+}
+
 type deadNonces struct{}
 
 func (deadNonces) Remember(context.Context, string, time.Duration) error {
@@ -237,6 +251,13 @@ func TestCertChallengeLogin(t *testing.T) {
 	}
 	h := holders["ecdsa"]
 
+	t.Run("raw r||s", func(t *testing.T) {
+		// WebCrypto's ECDSA and many USB key SDKs' SM2 give r||s
+		for _, kind := range []string{"ecdsa", "sm2"} {
+			c := challenge()
+			login(t, identity.CertProof{Challenge: c, Certificate: holders[kind].der, Signature: rawSig(t, holders[kind].sign(t, c))}, identity.CertOK)
+		}
+	})
 	t.Run("replayed", func(t *testing.T) {
 		c := challenge()
 		p := identity.CertProof{Challenge: c, Certificate: h.der, Signature: h.sign(t, c)}

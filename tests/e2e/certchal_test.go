@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
@@ -311,4 +312,64 @@ func TestCertChallengeCASPage(t *testing.T) {
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestBrowserUSBKey drives headless Chromium through the USB key
+// sign-in: a CAS application (level 2) sends the browser to the login
+// page; without a vendor control the button says so; then the test
+// injects window.uiasSignChallenge, implemented with WebCrypto (ECDSA
+// P-256 over the challenge's UTF-8 bytes, r||s as WebCrypto signs), as a
+// vendor control would define it: the button signs the person in and the
+// browser is back at the application.
+func TestBrowserUSBKey(t *testing.T) {
+	chromium := chromiumPath(t)
+	p := newChalPKI(t)
+	cfg := testConfig(t.TempDir())
+	identitycomponent.Settings(&cfg).CertChallengeCAFile = p.caFile
+	ticketcomponent.Settings(&cfg).USBKey = true
+	e := start(t, cfg)
+	e.login()
+	casBase := e.http + "/cas/"
+	f := e.seed("usbb", "li", nil, nil)
+	key := p.issue(t, "Li", false)
+	if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: key.der}); err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key.ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appA := newCASApp(t, casBase)
+	if _, err := ticketv1.NewServiceRegistryServiceClient(e.conn).CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{
+		AppId: f.appID, Name: "Strong application", Url: appA.srv.URL + "/", MinAuthLevel: 2}}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newChromium(t, chromium, 760, 640)
+	b.run("open the application", chromedp.Navigate(appA.srv.URL+"/page"), chromedp.WaitVisible(chromedp.CSS("#usbkey-login")))
+	// No vendor control in this browser yet.
+	b.run("USB key without a control", chromedp.Click(chromedp.CSS("#usbkey-login")))
+	b.waitFor("missing control told", `!document.getElementById("usbkey-status").hidden`)
+	if text := b.textOf("#usbkey-status"); !strings.Contains(text, "not installed") {
+		t.Fatalf("without a control: %q", text)
+	}
+	var defined bool
+	b.evalJS("define the hook", `(() => {
+		const b64 = s => Uint8Array.from(atob(s), c => c.charCodeAt(0));
+		const pkcs8 = b64("`+base64.StdEncoding.EncodeToString(pkcs8)+`");
+		window.uiasSignChallenge = async challenge => {
+			const k = await crypto.subtle.importKey("pkcs8", pkcs8, {name: "ECDSA", namedCurve: "P-256"}, false, ["sign"]);
+			const sig = await crypto.subtle.sign({name: "ECDSA", hash: "SHA-256"}, k, new TextEncoder().encode(challenge));
+			return {certificate: "`+key.certificate()+`", signature: btoa(String.fromCharCode(...new Uint8Array(sig)))};
+		};
+		return typeof window.uiasSignChallenge === "function";
+	})()`, &defined)
+	if !defined {
+		t.Fatal("hook not defined")
+	}
+	b.run("sign in with the USB key", chromedp.Click(chromedp.CSS("#usbkey-login")))
+	b.waitFor("back at the application", `document.body != null && document.body.innerText.startsWith("user=")`)
+	if text, loc := b.textOf("body"), b.location(); !strings.HasPrefix(text, "user=li;") || !strings.HasPrefix(loc, appA.srv.URL+"/page") {
+		t.Fatalf("back at the application: %q at %s", text, loc)
+	}
 }
