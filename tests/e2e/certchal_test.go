@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -190,6 +191,47 @@ func TestCertChallengeAuthenticate(t *testing.T) {
 	}
 	if u, _ := out["user"].(map[string]any); u == nil || u["id"] != f.userID {
 		t.Fatalf("signed in %v", out["user"])
+	}
+	// The OpenSSL line of docs/integrators.md, with an ECDSA key of
+	// zhao's (PEM), when openssl is installed.
+	if _, err := exec.LookPath("openssl"); err == nil {
+		ek := p.issue(t, "Zhao EC", false)
+		if _, err := e.admin.BindUserCertificate(e.adm(), &identityv1.BindUserCertificateRequest{UserId: f.userID, Certificate: ek.der}); err != nil {
+			t.Fatal(err)
+		}
+		kb, _ := x509.MarshalECPrivateKey(ek.ec)
+		keyFile := filepath.Join(t.TempDir(), "key.pem")
+		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := challenge()
+		cmd := exec.Command("sh", "-c", `printf '%s' "$CHALLENGE" | openssl dgst -sha256 -sign "$KEY" | base64 -w0`)
+		cmd.Env = append(os.Environ(), "CHALLENGE="+c, "KEY="+keyFile)
+		sig, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("openssl: %v", err)
+		}
+		if code, out := auth(c, ek, strings.TrimSpace(string(sig))); code != http.StatusOK || out["reason"] != "REASON_OK" {
+			t.Fatalf("signed by openssl: %d %v", code, out)
+		}
+		// SM2 (OpenSSL 3): the SM3 digest with the default user ID.
+		sk, err := smx509.MarshalPKCS8PrivateKey(key.sm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		smFile := filepath.Join(t.TempDir(), "sm2key.pem")
+		if err := os.WriteFile(smFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: sk}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c = challenge()
+		cmd = exec.Command("sh", "-c", `printf '%s' "$CHALLENGE" | openssl dgst -sm3 -sign "$KEY" -sigopt distid:1234567812345678 | base64 -w0`)
+		cmd.Env = append(os.Environ(), "CHALLENGE="+c, "KEY="+smFile)
+		if sig, err = cmd.Output(); err != nil {
+			t.Fatalf("openssl sm2: %v", err)
+		}
+		if code, out := auth(c, key, strings.TrimSpace(string(sig))); code != http.StatusOK || out["reason"] != "REASON_OK" {
+			t.Fatalf("SM2 signed by openssl: %d %v", code, out)
+		}
 	}
 	// The same answer again.
 	if code, out := auth(c, key, ""); code != http.StatusUnauthorized || reason(out) != "CERTIFICATE_CHALLENGE_REPLAYED" {
