@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
+	"google.golang.org/grpc/codes"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
@@ -254,6 +255,22 @@ func TestCertChallengeAuthenticate(t *testing.T) {
 	// A challenge needs the application's credentials.
 	if code, _, _ := e.rest(http.MethodPost, "/v1/authenticate:challenge", nil, map[string]any{}); code != http.StatusUnauthorized {
 		t.Fatalf("challenge without credentials: %d", code)
+	}
+	// The page's calls are components' only: an application gets neither
+	// a page challenge nor a page sign-in with its answer.
+	sso := identityv1.NewSSOServiceClient(e.conn)
+	_, err := sso.IssueCertificateChallenge(f.ctx(), &identityv1.CertificateChallengeRequest{})
+	wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
+	c = challenge()
+	sig, _ := base64.StdEncoding.DecodeString(key.sign(t, c))
+	_, err = sso.CertificateLogin(f.ctx(), &identityv1.CertificateLoginRequest{Certificate: key.der, Challenge: c, Signature: sig})
+	wantCode(t, err, codes.PermissionDenied, "SSO_COMPONENTS_ONLY")
+	// Over gRPC, a failed proof is UNAUTHENTICATED with its reason.
+	_, err = e.auth.Authenticate(f.ctx(), &identityv1.AuthenticateRequest{AppUserId: f.account, AuthType: identityv1.AuthType_AUTH_TYPE_CERTIFICATE,
+		Challenge: c, Certificate: key.der, Signature: []byte("forged")})
+	st := wantCode(t, err, codes.Unauthenticated, "CERTIFICATE_SIGNATURE_INVALID")
+	if errorInfo(st).GetMetadata()["legacy_code"] != "-1" || !strings.Contains(st.Message(), "signature") {
+		t.Fatalf("gRPC refusal: %v", st)
 	}
 	// Another application's challenge is not this one's.
 	code, out, _ = e.rest(http.MethodPost, "/v1/authenticate:challenge", appHeaders(other), map[string]any{})
