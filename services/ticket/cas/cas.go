@@ -926,11 +926,12 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 				h.page(w, r, http.StatusForbidden, "message", d)
 				return
 			}
-			if h.clientCert(r) != nil {
+			if h.clientCert(r) != nil || h.o.USBKey {
 				// Step-up (as CAS renew): the session is kept for the
 				// person's other applications; the page asks for the
-				// certificate, whose login raises it to level 2 (a new
-				// TGT taking over its services, none of them logged out).
+				// certificate (or the USB key's), whose login raises it
+				// to level 2 (a new TGT taking over its services, none of
+				// them logged out).
 				h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 				return
 			}

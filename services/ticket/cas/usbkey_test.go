@@ -183,3 +183,31 @@ func TestUSBKeyPage(t *testing.T) {
 		t.Fatalf("challenge while identity is down: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestUSBKeyStepUp: a person signed in with a password (level 1) who opens
+// a level-2 application is shown the login page with the USB key (a
+// step-up, as with a TLS certificate); its sign-in raises their session
+// (the new TGT replaces theirs) and reaches the application.
+func TestUSBKeyStepUp(t *testing.T) {
+	tickets, sso := &certTickets{sessions: map[string]int32{"TGT-1": 1}}, &usbSSO{}
+	srv := httptest.NewServer(New(Options{Tickets: tickets, SSO: sso, USBKey: true}))
+	t.Cleanup(srv.Close)
+	strong := "https://strong.example.com/app"
+	br := usbBrowser()
+	u, _ := url.Parse(srv.URL + "/cas/")
+	br.Jar.SetCookies(u, []*http.Cookie{{Name: TGCCookie, Value: "TGT-1", Path: "/cas/"}})
+	code, page := getPage(t, br, srv.URL+"/cas/login?service="+url.QueryEscape(strong), "en")
+	m := csrfField.FindStringSubmatch(page)
+	if code != http.StatusOK || !strings.Contains(page, `id="usbkey-form"`) || m == nil {
+		t.Fatalf("step-up page: %d\n%s", code, page)
+	}
+	resp := postForm(t, br, srv.URL+"/cas/login", url.Values{"usbkey": {"1"}, "service": {strong}, "csrf": {m[1]}, "cert_challenge": {"good"},
+		"cert_certificate": {base64.StdEncoding.EncodeToString([]byte("der"))}, "cert_signature": {base64.StdEncoding.EncodeToString([]byte("sig"))}})
+	body(resp)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != strong+"?ticket=ST-1" {
+		t.Fatalf("step-up: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if len(tickets.created) != 1 || tickets.created[0].GetReplaceTgt() != "TGT-1" || tickets.created[0].GetAuthLevel() != certLevel {
+		t.Fatalf("sessions: %v", tickets.created)
+	}
+}
