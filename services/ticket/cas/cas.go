@@ -99,6 +99,10 @@ type Options struct {
 	// browser's control defines it, e.g. an extension).
 	USBKey       bool
 	USBKeyScript string
+	// USBKeyConnect are further origins the page's scripts may reach for
+	// the USB key (the vendor control's local agent;
+	// ticket.usb_key_connect, validated there).
+	USBKeyConnect []string
 }
 
 // Handler serves CAS.
@@ -143,6 +147,7 @@ func New(o Options) *Handler {
 		if so := agentOrigin(o.USBKeyScript); so != "" {
 			connect = append(connect, so)
 		}
+		connect = append(connect, o.USBKeyConnect...)
 	}
 	if len(connect) > 0 {
 		h.csp += "; connect-src " + strings.Join(connect, " ")

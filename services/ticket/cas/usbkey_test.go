@@ -71,7 +71,8 @@ func usbBrowser() *http.Client {
 // is the login page with its sentence; the form needs its CSRF token.
 func TestUSBKeyPage(t *testing.T) {
 	tickets, sso := &certTickets{sessions: map[string]int32{}}, &usbSSO{}
-	srv := httptest.NewServer(New(Options{Tickets: tickets, SSO: sso, USBKey: true, USBKeyScript: "/static/usbkey.js"}))
+	srv := httptest.NewServer(New(Options{Tickets: tickets, SSO: sso, USBKey: true, USBKeyScript: "/static/usbkey.js",
+		USBKeyConnect: []string{"ws://127.0.0.1:4006"}}))
 	t.Cleanup(srv.Close)
 	off := httptest.NewServer(New(Options{Tickets: tickets, SSO: sso}))
 	t.Cleanup(off.Close)
@@ -100,7 +101,7 @@ func TestUSBKeyPage(t *testing.T) {
 			!strings.Contains(page, `<script src="/static/usbkey.js" nonce=`) || !strings.Contains(page, "window.uiasSignChallenge") {
 			t.Fatalf("%s: %d\n%s", lang, resp.StatusCode, page)
 		}
-		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self'") {
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' ws://127.0.0.1:4006") {
 			t.Fatalf("CSP %q", csp)
 		}
 	}

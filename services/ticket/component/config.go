@@ -109,6 +109,11 @@ type Config struct {
 	// the browser defines the hook itself (an extension, a built-in
 	// control).
 	USBKeyScript string `yaml:"usb_key_script"`
+	// USBKeyConnect are further origins the login page's scripts may
+	// fetch or open (WebSocket) for the USB key: the vendor control's
+	// local agent, e.g. ws://127.0.0.1:4006. https/wss, or http/ws to this
+	// computer; scheme://host[:port] only.
+	USBKeyConnect []string `yaml:"usb_key_connect"`
 	// Kerberos is the Windows domain sign-in (SPNEGO) of the CAS login
 	// page (ticket.kerberos; ADR 0022).
 	Kerberos KerberosConfig `yaml:"kerberos"`
@@ -214,6 +219,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.FingerAgentURL, "UIAS_TICKET_FINGER_AGENT_URL", "", "")
 	b.Bool(&c.USBKey, "UIAS_TICKET_USB_KEY", "", "")
 	b.String(&c.USBKeyScript, "UIAS_TICKET_USB_KEY_SCRIPT", "", "")
+	b.List(&c.USBKeyConnect, "UIAS_TICKET_USB_KEY_CONNECT", "", "")
 	b.Bool(&c.Kerberos.Enabled, "UIAS_TICKET_KERBEROS_ENABLED", "", "")
 	b.String(&c.Kerberos.KeytabFile, "UIAS_TICKET_KERBEROS_KEYTAB_FILE", "", "")
 	b.String(&c.Kerberos.ServicePrincipal, "UIAS_TICKET_KERBEROS_SERVICE_PRINCIPAL", "", "")
@@ -307,6 +313,19 @@ func (c *Config) Validate(*config.Config) error {
 		}
 		if !c.USBKey {
 			bad("usb_key_script", "is set but usb_key is off: set usb_key: true to offer the USB key sign-in")
+		}
+	}
+	for _, o := range c.USBKeyConnect {
+		u, err := url.Parse(o)
+		secure := err == nil && (u.Scheme == "https" || u.Scheme == "wss")
+		local := err == nil && (u.Scheme == "http" || u.Scheme == "ws") && config.LoopbackHost(u.Hostname())
+		if (!secure && !local) || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" ||
+			strings.ContainsAny(o, "%;,'\" \t\r\n*") {
+			bad("usb_key_connect", "each entry must be an origin (scheme://host[:port], no path), https or wss, or http or ws to this computer "+
+				"(127.0.0.1, ::1, localhost), e.g. ws://127.0.0.1:4006, got %q", o)
+		}
+		if !c.USBKey {
+			bad("usb_key_connect", "is set but usb_key is off: set usb_key: true to offer the USB key sign-in")
 		}
 	}
 	if c.Kerberos.Enabled {
