@@ -47,22 +47,22 @@ func TestChallengeCAPool(t *testing.T) {
 	empty := write("empty.pem", []byte("no certificates here\n"))
 
 	env := &config.Config{}
-	if pool, err := challengeCAPool(&Config{}, env); pool != nil || err != nil {
+	if pool, _, err := challengeCAPool(&Config{}, env); pool != nil || err != nil {
 		t.Fatalf("nothing set: %v %v", pool, err)
 	}
-	if pool, err := challengeCAPool(&Config{CertChallengeCAFile: good}, env); pool == nil || err != nil {
+	if pool, cas, err := challengeCAPool(&Config{CertChallengeCAFile: good}, env); pool == nil || len(cas) != 1 || err != nil {
 		t.Fatalf("an SM2 CA: %v", err)
 	}
 	env.TLS.ClientCAFile = good
-	if pool, err := challengeCAPool(&Config{}, env); pool == nil || err != nil {
+	if pool, _, err := challengeCAPool(&Config{}, env); pool == nil || err != nil {
 		t.Fatalf("tls.client_ca_file: %v", err)
 	}
 	env.TLS.PeopleCAFile = junk
-	if _, err := challengeCAPool(&Config{}, env); err == nil || !strings.Contains(err.Error(), "tls.people_ca_file") {
+	if _, _, err := challengeCAPool(&Config{}, env); err == nil || !strings.Contains(err.Error(), "tls.people_ca_file") {
 		t.Fatalf("tls.people_ca_file first: %v", err)
 	}
 	for file, want := range map[string]string{junk: "certificate 1", empty: "no PEM certificates", filepath.Join(dir, "none.pem"): "cannot read"} {
-		_, err := challengeCAPool(&Config{CertChallengeCAFile: file}, env)
+		_, _, err := challengeCAPool(&Config{CertChallengeCAFile: file}, env)
 		if err == nil || !strings.Contains(err.Error(), "identity.cert_challenge_ca_file") || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v", filepath.Base(file), err)
 		}

@@ -215,13 +215,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	// The certificate sign-in by challenge (ADR 0033): its CAs (SM2 ones
 	// too) and the revocation lists of tls.crl_file.
-	challengeCAs, err := challengeCAPool(cfg, env.Config)
+	challengeCAs, challengeCACerts, err := challengeCAPool(cfg, env.Config)
 	if err != nil {
 		return nil, err
 	}
 	var revocation func() *x509cert.Revocation
-	if env.Config.TLS.CRLFile != "" {
-		if revocation, err = module.RevocationFile(env.Config.TLS.CRLFile, nil, log); err != nil {
+	if env.Config.TLS.CRLFile != "" && challengeCAs != nil {
+		if revocation, err = module.RevocationFile(env.Config.TLS.CRLFile, challengeCACerts, log); err != nil {
 			return nil, &config.FieldError{Field: "tls.crl_file", Msg: err.Error()}
 		}
 	}

@@ -639,22 +639,23 @@ func peopleCAFile(c *config.Config) (string, string) {
 
 // challengeCAPool is the pool of identity.cert_challenge_ca_file, else of
 // the people's CAs (peopleCAFile), parsed with gmsm's smx509 (SM2 CAs
-// too); nil when none is set. Any certificate of the file that does not
-// parse fails the start.
-func challengeCAPool(c *Config, env *config.Config) (*smx509.CertPool, error) {
+// too), with the CAs (as crypto/x509 has them: the revocation lists are
+// matched to them); nil when none is set. Any certificate of the file that
+// does not parse fails the start.
+func challengeCAPool(c *Config, env *config.Config) (*smx509.CertPool, []*x509.Certificate, error) {
 	field, file := "identity.cert_challenge_ca_file", c.CertChallengeCAFile
 	if file == "" {
 		field, file = peopleCAFile(env)
 	}
 	if file == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, &config.FieldError{Field: field, Msg: fmt.Sprintf("cannot read: %v", err)}
+		return nil, nil, &config.FieldError{Field: field, Msg: fmt.Sprintf("cannot read: %v", err)}
 	}
 	pool := smx509.NewCertPool()
-	n := 0
+	var cas []*x509.Certificate
 	for len(b) > 0 {
 		var blk *pem.Block
 		blk, b = pem.Decode(b)
@@ -666,13 +667,13 @@ func challengeCAPool(c *Config, env *config.Config) (*smx509.CertPool, error) {
 		}
 		cert, err := smx509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, &config.FieldError{Field: field, Msg: fmt.Sprintf("%s: certificate %d: %v", file, n+1, err)}
+			return nil, nil, &config.FieldError{Field: field, Msg: fmt.Sprintf("%s: certificate %d: %v", file, len(cas)+1, err)}
 		}
 		pool.AddCert(cert)
-		n++
+		cas = append(cas, cert.ToX509())
 	}
-	if n == 0 {
-		return nil, &config.FieldError{Field: field, Msg: file + ": no PEM certificates found"}
+	if len(cas) == 0 {
+		return nil, nil, &config.FieldError{Field: field, Msg: file + ": no PEM certificates found"}
 	}
-	return pool, nil
+	return pool, cas, nil
 }
