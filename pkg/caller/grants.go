@@ -51,7 +51,7 @@ var byNameOnly = []string{APIDirectory}
 // calls ("" for a method no grant covers).
 func APIOf(fullMethod string) string {
 	switch fullMethod {
-	case "/uias.identity.v1.AuthService/Authenticate":
+	case "/uias.identity.v1.AuthService/Authenticate", "/uias.identity.v1.AuthService/GetCertificateChallenge":
 		return APIAuthenticate
 	case "/uias.identity.v1.AuthService/ChangePassword":
 		return APIChangePassword

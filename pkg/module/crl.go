@@ -154,3 +154,17 @@ func (f *crlFile) check(chains [][]*x509.Certificate) error {
 	}
 	return nil
 }
+
+// RevocationFile reads the revocation lists of path (tls.crl_file) for a
+// component that checks people's certificates itself (identity's
+// certificate sign-in by challenge): the function returns the lists in
+// force, reading the file again when it changes (as the edge's handshakes
+// do). cas are the CAs whose lists are expected (lists none of them signs
+// are logged). An error when path does not hold CRLs.
+func RevocationFile(path string, cas []*x509.Certificate, log *zap.Logger) (func() *x509cert.Revocation, error) {
+	f, err := newCRLFile(path, cas, log)
+	if err != nil {
+		return nil, err
+	}
+	return f.current, nil
+}

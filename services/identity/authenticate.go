@@ -102,6 +102,12 @@ type AuthRequest struct {
 	// OTP is the authenticator app's code, checked after the password
 	// (auth type 1 only); empty: the password alone.
 	OTP string
+	// Challenge, Certificate (DER or PEM), Chain and Signature are the
+	// answer to a challenge of auth type 4 (AuthCertificate).
+	Challenge   string
+	Certificate []byte
+	Chain       [][]byte
+	Signature   []byte
 
 	// short: the call's auth type does not reach the person's level
 	// (levels.go): its credentials are checked and counted all the same,
@@ -156,8 +162,22 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 			}
 			return badField(field, "password and fingerprint_feature are both required for auth type 3")
 		}
+	case AuthCertificate:
+		switch {
+		case req.Challenge == "":
+			return badField("challenge", "challenge is required for auth type 4 (certificate): get one from /v1/authenticate:challenge")
+		case len(req.Certificate) == 0:
+			return badField("certificate", "certificate is required for auth type 4 (certificate)")
+		case len(req.Signature) == 0:
+			return badField("signature", "signature (of the challenge, by the certificate's key) is required for auth type 4 (certificate)")
+		case req.Password != "" || len(req.Fingerprint) > 0:
+			return badField("auth_type", "auth type 4 (certificate) takes no password nor fingerprint_feature")
+		}
 	default:
-		return badField("auth_type", "auth_type must be 1 (password), 2 (fingerprint) or 3 (both)")
+		return badField("auth_type", "auth_type must be 1 (password), 2 (fingerprint), 3 (both) or 4 (certificate)")
+	}
+	if req.AuthType != AuthCertificate && (req.Challenge != "" || len(req.Certificate) > 0 || len(req.Signature) > 0 || len(req.Chain) > 0) {
+		return badField("certificate", "challenge, certificate, chain and signature go with auth type 4 (certificate) only")
 	}
 	if req.OTP != "" && req.AuthType != AuthPassword {
 		return badField("otp", "otp goes with auth type 1 (password) only")
@@ -269,8 +289,8 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	}
 
 	if req.AuthType != AuthPassword && u.PasswordOnly {
-		// Fingerprint (alone or with the password) is not allowed for this
-		// person: -3, whatever is enrolled.
+		// Fingerprint (alone or with the password) or a certificate is
+		// not allowed for this person: -3, whatever is enrolled.
 		s.appendAudit(ctx, s.audit(ctx, "authenticate", "user:"+u.ID, u.OrgID, "failure", ReasonPasswordOnly.String(), start, nil))
 		return finish(ReasonPasswordOnly, nil)
 	}
@@ -280,7 +300,9 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	need, have := s.cfg.Policy.PersonLevel(u), req.authLevel()
 	req.short = have < need
 	var r Reason
-	if req.AuthType != AuthPassword {
+	if req.AuthType == AuthCertificate {
+		r, err = s.authenticateCert(ctx, c, &req, u, start)
+	} else if req.AuthType != AuthPassword {
 		r, err = s.authenticateFinger(ctx, c, &req, u, start)
 	} else if req.OTP != "" || s.cfg.Policy.AuthenticateRequiresOTP {
 		r, err = s.authenticateOTP(ctx, c, &req, u, start, "authenticate")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emmansun/gmsm/smx509"
+
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
@@ -92,10 +94,19 @@ var errCertNotPerson = certIdentity("the certificate's subject does not name thi
 // (not as part of a longer number). Chinese CAs put the number in the
 // common name ("张三 110101199003071233") or in serialNumber (2.5.4.5);
 // both are looked at. Nothing of the subject is kept or logged.
-func (s *Service) checkCertIdentity(ctx context.Context, u *User, cert *x509.Certificate) error {
+func (s *Service) checkCertIdentity(ctx context.Context, u *User, sc *smx509.Certificate) error {
+	cert := sc.ToX509()
 	if s.peopleCAs != nil {
-		if _, err := cert.Verify(x509.VerifyOptions{Roots: s.peopleCAs, CurrentTime: s.now(),
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		var err error
+		if s.challengeCAs != nil {
+			// the same CAs, SM2 ones included
+			_, err = sc.Verify(smx509.VerifyOptions{Roots: s.challengeCAs, CurrentTime: s.now(),
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		} else {
+			_, err = cert.Verify(x509.VerifyOptions{Roots: s.peopleCAs, CurrentTime: s.now(),
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		}
+		if err != nil {
 			return certIdentity("the certificate is not one of a people's CA (tls.people_ca_file), or not for client authentication")
 		}
 	}
@@ -160,10 +171,11 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 		return nil, badField("sha256", "sha256 is not a SHA-256 thumbprint (64 hex digits)")
 	}
 	c := &UserCert{SHA256: fp}
-	var cert *x509.Certificate
+	var cert *smx509.Certificate
 	switch {
 	case len(der) > 0:
-		cert, err = x509.ParseCertificate(der)
+		// Go's parser and, for SM2 certificates, gmsm's (which takes both)
+		cert, err = smx509.ParseCertificate(der)
 		if err != nil {
 			return nil, certInvalid("certificate is not a DER-encoded X.509 certificate")
 		}
@@ -253,12 +265,22 @@ const (
 	CertAccountLocked
 	CertAccountDisabled
 	CertPasswordOnly
+	// The verdicts of an answer to a challenge (certchal.go).
+	CertChallengeInvalid
+	CertChallengeExpired
+	CertChallengeReplayed
+	CertSignatureInvalid
+	CertUntrusted
+	CertRevoked
 )
 
 var certVerdictNames = map[CertVerdict]string{
 	CertOK: "OK", CertNotVerified: "CERTIFICATE_NOT_VERIFIED", CertNotRegistered: "CERTIFICATE_NOT_REGISTERED",
 	CertExpired: "CERTIFICATE_EXPIRED", CertAccountLocked: ReasonAccountLocked.String(),
 	CertAccountDisabled: ReasonAccountDisabled.String(), CertPasswordOnly: ReasonPasswordOnly.String(),
+	CertChallengeInvalid: ReasonCertChallengeInvalid, CertChallengeExpired: ReasonCertChallengeExpired,
+	CertChallengeReplayed: ReasonCertChallengeReplayed, CertSignatureInvalid: ReasonCertSignatureInvalid,
+	CertUntrusted: ReasonCertUntrusted, CertRevoked: ReasonCertRevoked,
 }
 
 func (v CertVerdict) String() string { return certVerdictNames[v] }
@@ -309,6 +331,15 @@ func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, 
 	if err != nil {
 		return fail("certificate", "", CertNotVerified)
 	}
+	return s.certPerson(ctx, a, fail, der, cert.NotBefore, cert.NotAfter, detail, start)
+}
+
+// certPerson is the end of a certificate login (CertLogin,
+// CertChallengeLogin) once the certificate (der, valid from notBefore to
+// notAfter) is proved: the person it is bound to, if they may sign in.
+func (s *Service) certPerson(ctx context.Context, a *loginAttempt, fail func(subject, org string, v CertVerdict) (*CertLoginResult, error),
+	der []byte, notBefore, notAfter time.Time, detail map[string]string, start time.Time) (*CertLoginResult, error) {
+	fp := x509cert.Thumbprint(der)
 	b, err := s.store.GetCert(ctx, fp)
 	if errors.Is(err, ErrNotFound) {
 		return fail("certificate", "", CertNotRegistered)
@@ -345,7 +376,7 @@ func (s *Service) CertLogin(ctx context.Context, der []byte) (*CertLoginResult, 
 	// already refuses a certificate out of its validity, so a browser
 	// never reaches the page with one; this verdict holds should a caller
 	// ever hand over a certificate the handshake did not check in time.
-	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+	if now.Before(notBefore) || now.After(notAfter) {
 		return fail(subject, u.OrgID, CertExpired)
 	}
 	if u.Status != StatusActive {

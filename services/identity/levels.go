@@ -55,10 +55,12 @@ func (p Policy) PersonLevel(u *User) int {
 // authLevel is the level an Authenticate call reaches by its auth type:
 // a password with the code, or a finger and the password, two factors; a
 // password or a finger alone (also a finger's call the application's
-// bypass answers with the password), one. Authenticate never takes a
-// certificate.
+// bypass answers with the password), one; a certificate (auth type 4),
+// the certificate level.
 func (req *AuthRequest) authLevel() int {
 	switch {
+	case req.AuthType == AuthCertificate:
+		return AuthLevelCertificate
 	case req.AuthType == AuthPassword && req.OTP != "":
 		return AuthLevelTwoFactor
 	case req.AuthType == AuthPasswordFingerprint:

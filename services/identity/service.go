@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emmansun/gmsm/smx509"
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/audit"
@@ -19,6 +20,7 @@ import (
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
+	"github.com/uias/uias/pkg/x509cert"
 	"github.com/uias/uias/services/identity/finger"
 )
 
@@ -133,6 +135,15 @@ type Deps struct {
 	// with Policy.CertIdentityCheck a certificate is bound only when it
 	// chains to one of them (optional: nil checks no chain).
 	PeopleCAs *x509.CertPool
+	// ChallengeCAs are the people's CAs (tls.people_ca_file, else
+	// tls.client_ca_file) as the certificate sign-in by challenge trusts
+	// them, SM2 CAs included (certchal.go; optional: nil trusts no
+	// certificate for it). With Policy.CertIdentityCheck they also check
+	// the chain of a certificate bound (for SM2 certificates).
+	ChallengeCAs *smx509.CertPool
+	// Revocation returns the revocation lists in force (tls.crl_file;
+	// optional: nil revokes nothing).
+	Revocation func() *x509cert.Revocation
 	// CredentialSources are the directories that check the passwords of
 	// the people of some org subtrees (identity.ldap_auth; credsource.go;
 	// optional: none, every password is UIAS's).
@@ -156,6 +167,9 @@ type Service struct {
 	homes *centre.Homes
 	// peopleCAs: Deps.PeopleCAs.
 	peopleCAs *x509.CertPool
+	// challengeCAs, revocation: Deps.ChallengeCAs, Deps.Revocation.
+	challengeCAs *smx509.CertPool
+	revocation   func() *x509cert.Revocation
 
 	// appAuth authenticates application callers (with its app cache and
 	// rate limits).
@@ -272,7 +286,7 @@ func New(d Deps) (*Service, error) {
 		c.ImportLoginShare = DefaultImportLoginShare
 	}
 	s := &Service{store: d.Store, hasher: d.Hasher, sealer: d.Sealer, keys: d.Keys, log: d.Logger, cfg: c,
-		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, peopleCAs: d.PeopleCAs, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
+		kick: d.Kick, now: d.Now, sleep: d.Sleep, homes: d.Homes, peopleCAs: d.PeopleCAs, challengeCAs: d.ChallengeCAs, revocation: d.Revocation, sources: newSourceGate(c.Throttle), running: newRunningChecks(),
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	s.secrets.recount = make(chan struct{}, 1)
 	s.creds = newCredSources(d.CredentialSources)

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -631,5 +632,33 @@ func TestCertificateLoginPeopleCA(t *testing.T) {
 		if code != http.StatusFound || !strings.HasPrefix(loc, svc+"?ticket=ST-") {
 			t.Fatalf("%s certificate, password login: %d to %q", name, code, loc)
 		}
+	}
+	// The same CAs and lists hold for the sign-in by challenge (ADR 0033;
+	// identity.cert_challenge_ca_file unset: tls.people_ca_file): an
+	// application's Authenticate with auth type 4 signs Petra in with her
+	// key, refuses the lost (revoked) key and the key of the components' CA.
+	for name, tc := range map[string]struct {
+		cert   tls.Certificate
+		reason string
+	}{"good": {good, ""}, "revoked": {lost, "CERTIFICATE_REVOKED"}, "components' CA": {wrong, "CERTIFICATE_UNTRUSTED"}} {
+		ch, err := e.auth.GetCertificateChallenge(f.ctx(), &identityv1.GetCertificateChallengeRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(ch.GetChallenge()))
+		sig, err := ecdsa.SignASN1(rand.Reader, tc.cert.PrivateKey.(*ecdsa.PrivateKey), sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.auth.Authenticate(f.ctx(), &identityv1.AuthenticateRequest{AppUserId: f.account, AuthType: identityv1.AuthType_AUTH_TYPE_CERTIFICATE,
+			Challenge: ch.GetChallenge(), Certificate: tc.cert.Certificate[0], Signature: sig})
+		if tc.reason == "" {
+			wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+			continue
+		}
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("%s: %v %v", name, res, err)
+		}
+		wantCode(t, err, codes.Unauthenticated, tc.reason)
 	}
 }

@@ -182,14 +182,16 @@ func TestOpenAPIInterfaceIDs(t *testing.T) {
 		"AuthzService_Check":         "OPC100100108010200000100",
 		"AuthzService_ListSubjects":  "OPC100100208010200000400",
 		"AuthService_ChangePassword": "OPC100100208010100000200",
+		// ADR 0033
+		"AuthService_GetCertificateChallenge": "OPC100100108010100000700",
 	}
 	for op, id := range want {
 		if got[op] != id {
 			t.Errorf("%s: %q, want %q", op, got[op], id)
 		}
 	}
-	if len(got) != 11 {
-		t.Errorf("%d operations with an id, want 11: %v", len(got), got)
+	if len(got) != 12 {
+		t.Errorf("%d operations with an id, want 12: %v", len(got), got)
 	}
 	for op := range got {
 		if strings.HasPrefix(op, "AdminService_") {

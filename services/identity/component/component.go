@@ -31,6 +31,7 @@ import (
 	"github.com/uias/uias/pkg/respsign"
 	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/pkg/store"
+	"github.com/uias/uias/pkg/x509cert"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
@@ -85,6 +86,8 @@ func Module() module.Module {
 			{Operation: "DirectoryService_GetPerson", Type: apiid.A2, Category: apiid.CategoryIdentity, Seq: 4},
 			{Operation: "DirectoryService_ListPeople", Type: apiid.A2, Category: apiid.CategoryIdentity, Seq: 5},
 			{Operation: "DirectoryService_ListOrgs", Type: apiid.A1, Category: apiid.CategoryIdentity, Seq: 6},
+			// a random challenge for Authenticate with a certificate
+			{Operation: "AuthService_GetCertificateChallenge", Type: apiid.A1, Category: apiid.CategoryIdentity, Seq: 7},
 		},
 		// identity holds the key ring: the edge asks it to sign the REST
 		// answers to signed calls.
@@ -210,6 +213,18 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			return nil, err
 		}
 	}
+	// The certificate sign-in by challenge (ADR 0033): its CAs (SM2 ones
+	// too) and the revocation lists of tls.crl_file.
+	challengeCAs, challengeCACerts, err := challengeCAPool(cfg, env.Config)
+	if err != nil {
+		return nil, err
+	}
+	var revocation func() *x509cert.Revocation
+	if env.Config.TLS.CRLFile != "" && challengeCAs != nil {
+		if revocation, err = module.RevocationFile(env.Config.TLS.CRLFile, challengeCACerts, log); err != nil {
+			return nil, &config.FieldError{Field: "tls.crl_file", Msg: err.Error()}
+		}
+	}
 	creds, err := credentialSources(cfg, log)
 	if err != nil {
 		return nil, err
@@ -219,6 +234,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		return nil, err
 	}
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log, PeopleCAs: peopleCAs,
+		ChallengeCAs: challengeCAs, Revocation: revocation,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
 			AdminTokenIdle: cfg.AdminTokenIdle, Throttle: throttleOf(cfg.LoginThrottle),
 			UserCacheTTL: userCacheTTL(cfg.UserCacheTTL), AdminReads: cfg.AdminReads,

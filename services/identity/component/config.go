@@ -2,6 +2,7 @@ package component
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emmansun/gmsm/smx509"
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/adminauth"
@@ -158,6 +160,13 @@ type Config struct {
 	// replicas): the same record presented again within it is a replay,
 	// refused as a wrong finger (default 720h, 30 days; 1h to 8784h).
 	FingerProbeMemory time.Duration `yaml:"finger_probe_memory"`
+	// CertChallengeCAFile holds the people's CAs (PEM) the certificate
+	// sign-in by challenge (the CAS page's USB key, Authenticate auth type
+	// 4) trusts, SM2 CAs included (ADR 0033); empty: tls.people_ca_file,
+	// else tls.client_ca_file (which the TLS edge also reads, and which
+	// therefore cannot hold SM2 CAs). Neither set: no certificate signs in
+	// by challenge.
+	CertChallengeCAFile string `yaml:"cert_challenge_ca_file"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -356,6 +365,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.ImportCacheMiB, "UIAS_IMPORT_CACHE_MIB", "", "")
 	b.Int(&c.NonceKVReplicas, "UIAS_NONCE_KV_REPLICAS", "", "")
 	b.Duration(&c.FingerProbeMemory, "UIAS_FINGER_PROBE_MEMORY", "", "")
+	b.String(&c.CertChallengeCAFile, "UIAS_CERT_CHALLENGE_CA_FILE", "", "")
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Duration(&c.AppSecretLifetime, "UIAS_APP_SECRET_LIFETIME", "", "")
@@ -603,10 +613,7 @@ func parseCutover(v string) (time.Time, error) {
 // against), which identity.policy.cert_identity_check holds a certificate
 // to at binding (read only with that policy); nil when neither is set.
 func peopleCAPool(c *config.Config) (*x509.CertPool, error) {
-	field, file := "tls.people_ca_file", c.TLS.PeopleCAFile
-	if file == "" {
-		field, file = "tls.client_ca_file", c.TLS.ClientCAFile
-	}
+	field, file := peopleCAFile(c)
 	if file == "" {
 		return nil, nil
 	}
@@ -619,4 +626,54 @@ func peopleCAPool(c *config.Config) (*x509.CertPool, error) {
 		return nil, &config.FieldError{Field: field, Msg: file + ": no PEM certificates found"}
 	}
 	return pool, nil
+}
+
+// peopleCAFile is tls.people_ca_file, else tls.client_ca_file, with the
+// setting's name.
+func peopleCAFile(c *config.Config) (string, string) {
+	if c.TLS.PeopleCAFile != "" {
+		return "tls.people_ca_file", c.TLS.PeopleCAFile
+	}
+	return "tls.client_ca_file", c.TLS.ClientCAFile
+}
+
+// challengeCAPool is the pool of identity.cert_challenge_ca_file, else of
+// the people's CAs (peopleCAFile), parsed with gmsm's smx509 (SM2 CAs
+// too), with the CAs (as crypto/x509 has them: the revocation lists are
+// matched to them); nil when none is set. Any certificate of the file that
+// does not parse fails the start.
+func challengeCAPool(c *Config, env *config.Config) (*smx509.CertPool, []*x509.Certificate, error) {
+	field, file := "identity.cert_challenge_ca_file", c.CertChallengeCAFile
+	if file == "" {
+		field, file = peopleCAFile(env)
+	}
+	if file == "" {
+		return nil, nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, &config.FieldError{Field: field, Msg: fmt.Sprintf("cannot read: %v", err)}
+	}
+	pool := smx509.NewCertPool()
+	var cas []*x509.Certificate
+	for len(b) > 0 {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := smx509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, nil, &config.FieldError{Field: field, Msg: fmt.Sprintf("%s: certificate %d: %v", file, len(cas)+1, err)}
+		}
+		pool.AddCert(cert)
+		cas = append(cas, cert.ToX509())
+	}
+	if len(cas) == 0 {
+		return nil, nil, &config.FieldError{Field: field, Msg: file + ": no PEM certificates found"}
+	}
+	return pool, cas, nil
 }

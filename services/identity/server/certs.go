@@ -43,7 +43,17 @@ func certOut(c *identity.UserCert) *identityv1.UserCertificate {
 
 // CertificateLogin implements SSOService.
 func (s ssoServer) CertificateLogin(ctx context.Context, r *identityv1.CertificateLoginRequest) (*identityv1.CertificateLoginResponse, error) {
-	res, err := s.svc.CertLogin(ctx, r.GetCertificate())
+	var (
+		res *identity.CertLoginResult
+		err error
+	)
+	if r.GetChallenge() != "" {
+		// the USB key's answer to a challenge (certchal.go)
+		res, err = s.svc.CertChallengeLogin(ctx, identity.CertProof{Challenge: r.GetChallenge(), Certificate: r.GetCertificate(),
+			Chain: r.GetChain(), Signature: r.GetSignature()})
+	} else {
+		res, err = s.svc.CertLogin(ctx, r.GetCertificate())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -53,4 +63,22 @@ func (s ssoServer) CertificateLogin(ctx context.Context, r *identityv1.Certifica
 		out.PasswordChangedAt = ts(u.PasswordChangedAt)
 	}
 	return out, nil
+}
+
+// IssueCertificateChallenge implements SSOService.
+func (s ssoServer) IssueCertificateChallenge(ctx context.Context, _ *identityv1.CertificateChallengeRequest) (*identityv1.CertificateChallenge, error) {
+	c, exp, err := s.svc.CertChallenge(ctx, identity.ChallengePurposeSSO)
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.CertificateChallenge{Challenge: c, ExpireTime: ts(exp)}, nil
+}
+
+// GetCertificateChallenge implements AuthService.
+func (s *Server) GetCertificateChallenge(ctx context.Context, _ *identityv1.GetCertificateChallengeRequest) (*identityv1.CertificateChallenge, error) {
+	c, exp, err := s.svc.AppCertChallenge(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &identityv1.CertificateChallenge{Challenge: c, ExpireTime: ts(exp)}, nil
 }

@@ -261,6 +261,7 @@ func (s *Server) Authenticate(ctx context.Context, r *identityv1.AuthenticateReq
 		AppType: r.GetAppType(), AppCode: r.GetAppCode(), AppUserID: r.GetAppUserId(),
 		Password: r.GetPassword(), Fingerprint: r.GetFingerprintFeature(), AuthType: int(r.GetAuthType()),
 		Extend: r.GetExtendInfo(), ExtendLegacy: r.GetExtendInfoLegacy(), OTP: r.GetOtp(),
+		Challenge: r.GetChallenge(), Certificate: r.GetCertificate(), Chain: r.GetChain(), Signature: r.GetSignature(),
 	})
 	if err != nil {
 		return nil, err

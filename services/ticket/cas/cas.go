@@ -92,6 +92,17 @@ type Options struct {
 	// peer.go); PeerProbe how often the page checks each answers (30s).
 	Peers     []PeerPage
 	PeerProbe time.Duration
+	// USBKey offers the USB key sign-in (ticket.usb_key: a certificate
+	// and its signature of a challenge; usbkey.go); USBKeyScript is the
+	// URL of the USB key vendor's script the login page loads, which
+	// defines window.uiasSignChallenge (ticket.usb_key_script; empty: the
+	// browser's control defines it, e.g. an extension).
+	USBKey       bool
+	USBKeyScript string
+	// USBKeyConnect are further origins the page's scripts may reach for
+	// the USB key (the vendor control's local agent;
+	// ticket.usb_key_connect, validated there).
+	USBKeyConnect []string
 }
 
 // Handler serves CAS.
@@ -124,9 +135,22 @@ func New(o Options) *Handler {
 	}
 	h := &Handler{o: o, mux: http.NewServeMux(), csp: "default-src 'none'; style-src 'nonce-%[1]s'; script-src 'nonce-%[1]s'; " +
 		"form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'"}
+	var connect []string
 	if ao := agentOrigin(o.FingerAgent); ao != "" {
 		// the login page's script asks the capture agent for a finger
-		h.csp += "; connect-src " + ao
+		connect = append(connect, ao)
+	}
+	if o.USBKey {
+		// the USB key's challenge (this origin), and the vendor script's
+		// origin (its control may answer there)
+		connect = append(connect, "'self'")
+		if so := agentOrigin(o.USBKeyScript); so != "" {
+			connect = append(connect, so)
+		}
+		connect = append(connect, o.USBKeyConnect...)
+	}
+	if len(connect) > 0 {
+		h.csp += "; connect-src " + strings.Join(connect, " ")
 	}
 	h.peerUp = newPeerProbes(o)
 	p := o.Prefix
@@ -139,6 +163,7 @@ func New(o Options) *Handler {
 		safe    bool // HEAD served as GET
 	}{
 		{"login", map[string]http.HandlerFunc{"GET": h.loginForm, "POST": h.loginPost}, false},
+		{"cert/challenge", map[string]http.HandlerFunc{"GET": h.certChallenge}, false},
 		{"logout", map[string]http.HandlerFunc{"GET": h.logout}, false},
 		{"validate", map[string]http.HandlerFunc{"GET": h.validate1}, false},
 		{"serviceValidate", map[string]http.HandlerFunc{"GET": h.validator(false, o.CAS2Attributes)}, false},
@@ -237,6 +262,11 @@ type pageData struct {
 	// (the page offers the certificate login); HidePassword: the
 	// application needs level 2, which a password cannot give.
 	CertLogin, HidePassword bool
+	// USBKey: the page offers the USB key sign-in (usbkey.go), whose
+	// vendor script is USBKeyScript ("" none); ChallengeURL is where its
+	// script gets a challenge.
+	USBKey                     bool
+	USBKeyScript, ChallengeURL string
 	// TwoFactor: the login form carries twofactor=1; TwoFactorLink: the
 	// level-2 page's link to the password-and-code form.
 	TwoFactor                                         bool
@@ -516,7 +546,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, p loginParams, r
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p loginParams, rs *ticketv1.RegisteredService, errMsg, username string, info ...string) {
 	d := pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "login", Service: p.service, Next: p.next, Renew: p.renew, Method: p.method,
-		Error: errMsg, Username: username, CertLogin: h.clientCert(r) != nil, TwoFactor: p.twoFactor}
+		Error: errMsg, Username: username, CertLogin: h.clientCert(r) != nil, TwoFactor: p.twoFactor,
+		USBKey: h.o.USBKey, USBKeyScript: h.o.USBKeyScript, ChallengeURL: h.o.Prefix + "cert/challenge"}
 	if p.oidc != nil {
 		d.Service, d.OIDC = "", p.oidc.encode()
 	}
@@ -563,13 +594,13 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 			if d.Message == "" {
 				d.Message = h.texts(r).LevelStepUp
 				switch {
-				case !d.CertLogin && rs.GetCertificateRequired():
+				case !d.CertLogin && !d.USBKey && rs.GetCertificateRequired():
 					d.Message = h.texts(r).LevelCertOnly
-				case !d.CertLogin:
+				case !d.CertLogin && !d.USBKey:
 					d.Message = h.texts(r).LevelNeedCert
 				}
 			}
-			if !d.CertLogin && code == http.StatusOK {
+			if !d.CertLogin && !d.USBKey && code == http.StatusOK {
 				code = http.StatusForbidden
 			}
 		}
@@ -667,6 +698,10 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	t := h.texts(r)
 	if !h.csrfOK(r) {
 		h.loginPage(w, r, http.StatusForbidden, p, rs, t.CSRF, "")
+		return
+	}
+	if r.PostFormValue("usbkey") != "" {
+		h.usbKeyLoginPost(w, r, p, rs)
 		return
 	}
 	if r.PostFormValue("certificate") != "" {
@@ -896,11 +931,12 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 				h.page(w, r, http.StatusForbidden, "message", d)
 				return
 			}
-			if h.clientCert(r) != nil {
+			if h.clientCert(r) != nil || h.o.USBKey {
 				// Step-up (as CAS renew): the session is kept for the
 				// person's other applications; the page asks for the
-				// certificate, whose login raises it to level 2 (a new
-				// TGT taking over its services, none of them logged out).
+				// certificate (or the USB key's), whose login raises it
+				// to level 2 (a new TGT taking over its services, none of
+				// them logged out).
 				h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 				return
 			}

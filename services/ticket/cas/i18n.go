@@ -26,7 +26,9 @@ type texts struct {
 	BackToApp, AccessDeniedHead, AccessDenied, AccessNoAccount, AccessNoPermission string
 	// certificate login (authentication level 2)
 	CertSignIn, CertOr, CertNone, CertNotRegistered, CertExpired, CertLocked, CertDisabled, CertPasswordOnly string
-	CertOtherPerson, OtherPerson                                                                             string
+	// The USB key sign-in (a signed challenge, usbkey.go).
+	USBKeySignIn, USBKeyMissing, USBKeyFailed, USBKeyRetry, USBKeySignature, USBKeyUntrusted, USBKeyRevoked string
+	CertOtherPerson, OtherPerson                                                                            string
 	// A certificate the browser presented and the server did not accept
 	// (x509cert.Rejection): expired (%s: when), not yet valid (%s: from
 	// when), of a CA this server does not trust, or otherwise unusable.
@@ -125,6 +127,13 @@ var languages = map[string]texts{
 		AccessNoAccount:       "You have no account in it. Ask the application's administrator to give you one.",
 		AccessNoPermission:    "You have not been granted access to it. Ask your administrator for the permission.",
 		CertSignIn:            "Sign in with your certificate",
+		USBKeySignIn:          "Sign in with your USB key",
+		USBKeyMissing:         "The USB key's software is not installed or not running in this browser. Install it, insert the key, and try again, or sign in with your password.",
+		USBKeyFailed:          "The USB key could not sign in",
+		USBKeyRetry:           "The USB key's sign-in took too long or was already used. Try again.",
+		USBKeySignature:       "The USB key's signature does not match its certificate. Try again, or ask your administrator.",
+		USBKeyUntrusted:       "The certificate on your USB key is not issued by a certificate authority this site trusts.",
+		USBKeyRevoked:         "The certificate on your USB key has been revoked. Ask for a new certificate.",
 		CertOr:                "or sign in with your login name and password:",
 		CertOtherPerson:       "You are signed in as %s, and this certificate belongs to someone else. Sign out first, then sign in with the certificate.",
 		OtherPerson:           "You are signed in as %s. To sign in as someone else, sign out first.",
@@ -286,6 +295,13 @@ var languages = map[string]texts{
 		AccessNoAccount:       "您在该应用中没有账号，请联系该应用的管理员为您开通。",
 		AccessNoPermission:    "您未被授予使用该应用的权限，请联系管理员申请。",
 		CertSignIn:            "使用数字证书登录",
+		USBKeySignIn:          "使用USB Key登录",
+		USBKeyMissing:         "本浏览器中没有安装或没有运行USB Key的控件。请安装控件并插入USB Key后重试，或使用密码登录。",
+		USBKeyFailed:          "USB Key未能完成登录",
+		USBKeyRetry:           "USB Key登录超时或已被使用，请重试。",
+		USBKeySignature:       "USB Key的签名与其证书不符。请重试，或联系管理员。",
+		USBKeyUntrusted:       "USB Key中的证书不是本站信任的证书机构签发的。",
+		USBKeyRevoked:         "USB Key中的证书已被吊销。请申请新的证书。",
 		CertOr:                "或者使用登录名和密码登录：",
 		CertOtherPerson:       "您当前以 %s 的身份登录，而此证书属于其他人。请先退出登录，再使用该证书登录。",
 		OtherPerson:           "您当前以 %s 的身份登录。如需以其他身份登录，请先退出登录。",

@@ -98,6 +98,22 @@ type Config struct {
 	// (the default): the sign-in page offers no fingerprint sign-in.
 	// https, or http to this computer (127.0.0.1, ::1, localhost).
 	FingerAgentURL string `yaml:"finger_agent_url"`
+	// USBKey offers the USB key sign-in at the login page (a certificate
+	// and its key's signature of a challenge, verified by identity; ADR
+	// 0033): for browsers behind a proxy that terminates TLS and for USB
+	// keys whose vendor control signs (SM2 too). Default off.
+	USBKey bool `yaml:"usb_key"`
+	// USBKeyScript is the URL of the USB key vendor's script the login
+	// page loads (it defines window.uiasSignChallenge): a path on this
+	// site (/static/usbkey.js), https, or http to this computer. Empty:
+	// the browser defines the hook itself (an extension, a built-in
+	// control).
+	USBKeyScript string `yaml:"usb_key_script"`
+	// USBKeyConnect are further origins the login page's scripts may
+	// fetch or open (WebSocket) for the USB key: the vendor control's
+	// local agent, e.g. ws://127.0.0.1:4006. https/wss, or http/ws to this
+	// computer; scheme://host[:port] only.
+	USBKeyConnect []string `yaml:"usb_key_connect"`
 	// Kerberos is the Windows domain sign-in (SPNEGO) of the CAS login
 	// page (ticket.kerberos; ADR 0022).
 	Kerberos KerberosConfig `yaml:"kerberos"`
@@ -201,6 +217,9 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.OIDCCodeTTL, "UIAS_TICKET_OIDC_CODE_TTL", "", "")
 	b.Duration(&c.AccessTokenTTL, "UIAS_TICKET_ACCESS_TOKEN_TTL", "", "")
 	b.String(&c.FingerAgentURL, "UIAS_TICKET_FINGER_AGENT_URL", "", "")
+	b.Bool(&c.USBKey, "UIAS_TICKET_USB_KEY", "", "")
+	b.String(&c.USBKeyScript, "UIAS_TICKET_USB_KEY_SCRIPT", "", "")
+	b.List(&c.USBKeyConnect, "UIAS_TICKET_USB_KEY_CONNECT", "", "")
 	b.Bool(&c.Kerberos.Enabled, "UIAS_TICKET_KERBEROS_ENABLED", "", "")
 	b.String(&c.Kerberos.KeytabFile, "UIAS_TICKET_KERBEROS_KEYTAB_FILE", "", "")
 	b.String(&c.Kerberos.ServicePrincipal, "UIAS_TICKET_KERBEROS_SERVICE_PRINCIPAL", "", "")
@@ -282,6 +301,31 @@ func (c *Config) Validate(*config.Config) error {
 			strings.ContainsAny(c.FingerAgentURL, "%;,'\" \t\r\n") || (u.Scheme != "https" && (u.Scheme != "http" || !config.LoopbackHost(u.Hostname()))) {
 			bad("finger_agent_url", "must be the absolute URL of the fingerprint capture agent, https or http to this computer "+
 				"(127.0.0.1, ::1, localhost), without user or fragment (e.g. http://127.0.0.1:15270/capture), got %q", c.FingerAgentURL)
+		}
+	}
+	if c.USBKeyScript != "" {
+		u, err := url.Parse(c.USBKeyScript)
+		local := err == nil && u.Host == "" && u.Scheme == "" && strings.HasPrefix(c.USBKeyScript, "/") && !strings.HasPrefix(c.USBKeyScript, "//")
+		remote := err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http" && config.LoopbackHost(u.Hostname()))
+		if (!local && !remote) || u.User != nil || u.Fragment != "" || strings.ContainsAny(c.USBKeyScript, "%;,'\" \t\r\n") {
+			bad("usb_key_script", "must be a path on this site (/static/usbkey.js), or an https URL (http only to this computer), "+
+				"without user or fragment, got %q", c.USBKeyScript)
+		}
+		if !c.USBKey {
+			bad("usb_key_script", "is set but usb_key is off: set usb_key: true to offer the USB key sign-in")
+		}
+	}
+	for _, o := range c.USBKeyConnect {
+		u, err := url.Parse(o)
+		secure := err == nil && (u.Scheme == "https" || u.Scheme == "wss")
+		local := err == nil && (u.Scheme == "http" || u.Scheme == "ws") && config.LoopbackHost(u.Hostname())
+		if (!secure && !local) || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" ||
+			strings.ContainsAny(o, "%;,'\" \t\r\n*") {
+			bad("usb_key_connect", "each entry must be an origin (scheme://host[:port], no path), https or wss, or http or ws to this computer "+
+				"(127.0.0.1, ::1, localhost), e.g. ws://127.0.0.1:4006, got %q", o)
+		}
+		if !c.USBKey {
+			bad("usb_key_connect", "is set but usb_key is off: set usb_key: true to offer the USB key sign-in")
 		}
 	}
 	if c.Kerberos.Enabled {

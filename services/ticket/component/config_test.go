@@ -40,6 +40,15 @@ func TestValidate(t *testing.T) {
 		"agent scheme":     {func(c *Config) { c.FingerAgentURL = "ftp://127.0.0.1/capture" }, "ticket.finger_agent_url"},
 		"agent user":       {func(c *Config) { c.FingerAgentURL = "https://u:p@agent.example/capture" }, "ticket.finger_agent_url"},
 		"agent into CSP":   {func(c *Config) { c.FingerAgentURL = "https://a.example;script-src */c" }, "ticket.finger_agent_url"},
+		"usb script clear": {func(c *Config) { c.USBKey, c.USBKeyScript = true, "http://vendor.example/k.js" }, "ticket.usb_key_script"},
+		"usb script rel":   {func(c *Config) { c.USBKey, c.USBKeyScript = true, "k.js" }, "ticket.usb_key_script"},
+		"usb script //":    {func(c *Config) { c.USBKey, c.USBKeyScript = true, "//vendor.example/k.js" }, "ticket.usb_key_script"},
+		"usb script CSP":   {func(c *Config) { c.USBKey, c.USBKeyScript = true, "https://v.example;script-src *" }, "ticket.usb_key_script"},
+		"usb script off":   {func(c *Config) { c.USBKeyScript = "/static/k.js" }, "ticket.usb_key_script"},
+		"usb connect ws":   {func(c *Config) { c.USBKey, c.USBKeyConnect = true, []string{"ws://agent.example:4006"} }, "ticket.usb_key_connect"},
+		"usb connect path": {func(c *Config) { c.USBKey, c.USBKeyConnect = true, []string{"wss://agent.example/x"} }, "ticket.usb_key_connect"},
+		"usb connect star": {func(c *Config) { c.USBKey, c.USBKeyConnect = true, []string{"https://*.example"} }, "ticket.usb_key_connect"},
+		"usb connect off":  {func(c *Config) { c.USBKeyConnect = []string{"ws://127.0.0.1:4006"} }, "ticket.usb_key_connect"},
 	} {
 		c := Defaults()
 		tc.mod(c)
@@ -57,6 +66,19 @@ func TestFingerAgentURLs(t *testing.T) {
 		c.FingerAgentURL = u
 		if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
 			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+// TestUSBKeySettings: the USB key's script and agent origins operators
+// use are accepted.
+func TestUSBKeySettings(t *testing.T) {
+	for _, script := range []string{"/static/usbkey.js", "https://vendor.example/k.js", "http://127.0.0.1:4006/k.js", ""} {
+		c := Defaults()
+		c.USBKey, c.USBKeyScript = true, script
+		c.USBKeyConnect = []string{"ws://127.0.0.1:4006", "wss://agent.example:8443", "http://localhost:4007", "https://vendor.example"}
+		if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
+			t.Errorf("%q: %v", script, err)
 		}
 	}
 }

@@ -1,13 +1,14 @@
 package ctl
 
 import (
-	"crypto/x509"
 	"encoding/pem"
 	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
 	"time"
+
+	"github.com/emmansun/gmsm/smx509"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 
@@ -44,7 +45,7 @@ func userBindCertCmd() command {
 						return err
 					}
 					req.Certificate = der
-					if c, err := x509.ParseCertificate(der); err == nil && time.Now().After(c.NotAfter) {
+					if c, err := smx509.ParseCertificate(der); err == nil && time.Now().After(c.NotAfter) {
 						// Bound all the same (a renewal may follow), but it
 						// signs no one in until then.
 						fmt.Fprintf(a.stderr, "Warning: this certificate expired on %s: it signs no one in (the login page says it expired); bind the renewed one.\n",
@@ -137,7 +138,7 @@ func readCertPEM(file string) ([]byte, error) {
 			return nil, usagef("--cert: %s holds no PEM CERTIFICATE", file)
 		}
 		if blk.Type == "CERTIFICATE" {
-			if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			if _, err := smx509.ParseCertificate(blk.Bytes); err != nil {
 				return nil, usagef("--cert: %s: %v", file, err)
 			}
 			return blk.Bytes, nil

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -132,6 +134,26 @@ func TestCertCommands(t *testing.T) {
 	}
 	if code, _, errs := h.run("user", "bind-cert", "u1", "--cert", oldFile); code != 0 || !strings.Contains(errs, "Warning: this certificate expired on") {
 		t.Fatalf("expired certificate: exit %d, stderr %q", code, errs)
+	}
+	// An SM2 certificate (national commercial cryptography): read and
+	// sent as any other.
+	smKey, err := sm2.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smTmpl := &x509.Certificate{SerialNumber: big.NewInt(11), Subject: pkix.Name{CommonName: "Mia SM2"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	smDER, err := smx509.CreateCertificate(rand.Reader, smTmpl, smTmpl, &smKey.PublicKey, smKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smFile := filepath.Join(dir, "sm2.pem")
+	if err := os.WriteFile(smFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: smDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.mustRun("user", "bind-cert", "u1", "--cert", smFile)
+	if string(certs.bind.GetCertificate()) != string(smDER) {
+		t.Fatalf("SM2 bind request %v", certs.bind)
 	}
 	h.mustRun("user", "bind-cert", "u2", "--sha256", "AB:CD")
 	if certs.bind.GetUserId() != "u2" || certs.bind.GetSha256() != "AB:CD" || len(certs.bind.GetCertificate()) != 0 {

@@ -32,6 +32,10 @@ const (
 	AuthType_AUTH_TYPE_PASSWORD                 AuthType = 1
 	AuthType_AUTH_TYPE_FINGERPRINT              AuthType = 2
 	AuthType_AUTH_TYPE_PASSWORD_AND_FINGERPRINT AuthType = 3
+	// CERTIFICATE: the person's certificate and its key's signature of a
+	// challenge of GetCertificateChallenge (challenge, certificate,
+	// signature; chain optional). The certificate level (3).
+	AuthType_AUTH_TYPE_CERTIFICATE AuthType = 4
 )
 
 // Enum value maps for AuthType.
@@ -41,12 +45,14 @@ var (
 		1: "AUTH_TYPE_PASSWORD",
 		2: "AUTH_TYPE_FINGERPRINT",
 		3: "AUTH_TYPE_PASSWORD_AND_FINGERPRINT",
+		4: "AUTH_TYPE_CERTIFICATE",
 	}
 	AuthType_value = map[string]int32{
 		"AUTH_TYPE_UNSPECIFIED":              0,
 		"AUTH_TYPE_PASSWORD":                 1,
 		"AUTH_TYPE_FINGERPRINT":              2,
 		"AUTH_TYPE_PASSWORD_AND_FINGERPRINT": 3,
+		"AUTH_TYPE_CERTIFICATE":              4,
 	}
 )
 
@@ -381,6 +387,98 @@ func (AppStatus) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
 }
 
+type GetCertificateChallengeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCertificateChallengeRequest) Reset() {
+	*x = GetCertificateChallengeRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCertificateChallengeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCertificateChallengeRequest) ProtoMessage() {}
+
+func (x *GetCertificateChallengeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCertificateChallengeRequest.ProtoReflect.Descriptor instead.
+func (*GetCertificateChallengeRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{0}
+}
+
+// CertificateChallenge is a challenge to sign for a certificate sign-in.
+type CertificateChallenge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// challenge is the string to sign (its UTF-8 bytes) and to send back
+	// unchanged (printable ASCII).
+	Challenge string `protobuf:"bytes,1,opt,name=challenge" json:"challenge,omitempty"`
+	// expire_time: it is refused after this (60 seconds after issue).
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateChallenge) Reset() {
+	*x = CertificateChallenge{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateChallenge) ProtoMessage() {}
+
+func (x *CertificateChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateChallenge.ProtoReflect.Descriptor instead.
+func (*CertificateChallenge) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CertificateChallenge) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *CertificateChallenge) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // ListResponseSigningKeysRequest has no fields.
 type ListResponseSigningKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -390,7 +488,7 @@ type ListResponseSigningKeysRequest struct {
 
 func (x *ListResponseSigningKeysRequest) Reset() {
 	*x = ListResponseSigningKeysRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +500,7 @@ func (x *ListResponseSigningKeysRequest) String() string {
 func (*ListResponseSigningKeysRequest) ProtoMessage() {}
 
 func (x *ListResponseSigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +513,7 @@ func (x *ListResponseSigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponseSigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListResponseSigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{2}
 }
 
 // ResponseSigningKey is one public key (RFC 8037 OKP JWK).
@@ -441,7 +539,7 @@ type ResponseSigningKey struct {
 
 func (x *ResponseSigningKey) Reset() {
 	*x = ResponseSigningKey{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +551,7 @@ func (x *ResponseSigningKey) String() string {
 func (*ResponseSigningKey) ProtoMessage() {}
 
 func (x *ResponseSigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +564,7 @@ func (x *ResponseSigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseSigningKey.ProtoReflect.Descriptor instead.
 func (*ResponseSigningKey) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ResponseSigningKey) GetKid() string {
@@ -528,7 +626,7 @@ type ResponseSigningKeys struct {
 
 func (x *ResponseSigningKeys) Reset() {
 	*x = ResponseSigningKeys{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +638,7 @@ func (x *ResponseSigningKeys) String() string {
 func (*ResponseSigningKeys) ProtoMessage() {}
 
 func (x *ResponseSigningKeys) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +651,7 @@ func (x *ResponseSigningKeys) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseSigningKeys.ProtoReflect.Descriptor instead.
 func (*ResponseSigningKeys) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ResponseSigningKeys) GetKeys() []*ResponseSigningKey {
@@ -572,7 +670,7 @@ type ResetUserTotpRequest struct {
 
 func (x *ResetUserTotpRequest) Reset() {
 	*x = ResetUserTotpRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +682,7 @@ func (x *ResetUserTotpRequest) String() string {
 func (*ResetUserTotpRequest) ProtoMessage() {}
 
 func (x *ResetUserTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +695,7 @@ func (x *ResetUserTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetUserTotpRequest.ProtoReflect.Descriptor instead.
 func (*ResetUserTotpRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ResetUserTotpRequest) GetId() string {
@@ -633,14 +731,29 @@ type AuthenticateRequest struct {
 	// checked as before, also for a person with an app enrolled, unless
 	// identity.policy.authenticate_requires_otp (then OTP_REQUIRED; see
 	// docs/integrators.md).
-	Otp           string `protobuf:"bytes,9,opt,name=otp" json:"otp,omitempty"`
+	Otp string `protobuf:"bytes,9,opt,name=otp" json:"otp,omitempty"`
+	// challenge is the string of GetCertificateChallenge, unchanged (auth
+	// type 4).
+	Challenge string `protobuf:"bytes,10,opt,name=challenge" json:"challenge,omitempty"`
+	// certificate is the person's X.509 certificate (auth type 4): DER, or
+	// PEM (which may hold its intermediates after it). RSA, ECDSA P-256,
+	// Ed25519 and SM2 keys. base64 in JSON.
+	Certificate []byte `protobuf:"bytes,11,opt,name=certificate" json:"certificate,omitempty"`
+	// chain are intermediate CA certificates (DER) between the certificate
+	// and a people's CA, optional.
+	Chain [][]byte `protobuf:"bytes,12,rep,name=chain" json:"chain,omitempty"`
+	// signature is the certificate key's signature of the challenge
+	// string's UTF-8 bytes (auth type 4): RSA PKCS#1 v1.5 or PSS with
+	// SHA-256; ECDSA P-256 with SHA-256, ASN.1 DER; Ed25519; SM2 with SM3
+	// and the default user ID 1234567812345678, ASN.1 DER. base64 in JSON.
+	Signature     []byte `protobuf:"bytes,13,opt,name=signature" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +765,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +778,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AuthenticateRequest) GetAppType() string {
@@ -731,6 +844,34 @@ func (x *AuthenticateRequest) GetOtp() string {
 	return ""
 }
 
+func (x *AuthenticateRequest) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *AuthenticateRequest) GetChain() [][]byte {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+func (x *AuthenticateRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 type AuthenticateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// result_code is the legacy code: 0 success, -1 verification failed,
@@ -750,7 +891,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +903,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +916,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AuthenticateResponse) GetResultCode() int32 {
@@ -832,7 +973,7 @@ type UserSummary struct {
 
 func (x *UserSummary) Reset() {
 	*x = UserSummary{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +985,7 @@ func (x *UserSummary) String() string {
 func (*UserSummary) ProtoMessage() {}
 
 func (x *UserSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +998,7 @@ func (x *UserSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserSummary.ProtoReflect.Descriptor instead.
 func (*UserSummary) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UserSummary) GetId() string {
@@ -899,7 +1040,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1052,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1065,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChangePasswordRequest) GetAppUserId() string {
@@ -956,7 +1097,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1109,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1122,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{10}
 }
 
 type AdminLoginRequest struct {
@@ -1006,7 +1147,7 @@ type AdminLoginRequest struct {
 
 func (x *AdminLoginRequest) Reset() {
 	*x = AdminLoginRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1159,7 @@ func (x *AdminLoginRequest) String() string {
 func (*AdminLoginRequest) ProtoMessage() {}
 
 func (x *AdminLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1172,7 @@ func (x *AdminLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLoginRequest.ProtoReflect.Descriptor instead.
 func (*AdminLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AdminLoginRequest) GetLoginName() string {
@@ -1081,7 +1222,7 @@ type AdminLoginResponse struct {
 
 func (x *AdminLoginResponse) Reset() {
 	*x = AdminLoginResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1234,7 @@ func (x *AdminLoginResponse) String() string {
 func (*AdminLoginResponse) ProtoMessage() {}
 
 func (x *AdminLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1247,7 @@ func (x *AdminLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLoginResponse.ProtoReflect.Descriptor instead.
 func (*AdminLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AdminLoginResponse) GetToken() string {
@@ -1145,7 +1286,7 @@ type AdminLogoutRequest struct {
 
 func (x *AdminLogoutRequest) Reset() {
 	*x = AdminLogoutRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1298,7 @@ func (x *AdminLogoutRequest) String() string {
 func (*AdminLogoutRequest) ProtoMessage() {}
 
 func (x *AdminLogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1311,7 @@ func (x *AdminLogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLogoutRequest.ProtoReflect.Descriptor instead.
 func (*AdminLogoutRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{13}
 }
 
 type AdminLogoutResponse struct {
@@ -1181,7 +1322,7 @@ type AdminLogoutResponse struct {
 
 func (x *AdminLogoutResponse) Reset() {
 	*x = AdminLogoutResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1334,7 @@ func (x *AdminLogoutResponse) String() string {
 func (*AdminLogoutResponse) ProtoMessage() {}
 
 func (x *AdminLogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1347,7 @@ func (x *AdminLogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminLogoutResponse.ProtoReflect.Descriptor instead.
 func (*AdminLogoutResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{14}
 }
 
 type Org struct {
@@ -1224,7 +1365,7 @@ type Org struct {
 
 func (x *Org) Reset() {
 	*x = Org{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1377,7 @@ func (x *Org) String() string {
 func (*Org) ProtoMessage() {}
 
 func (x *Org) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1390,7 @@ func (x *Org) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Org.ProtoReflect.Descriptor instead.
 func (*Org) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Org) GetId() string {
@@ -1312,7 +1453,7 @@ type CreateOrgRequest struct {
 
 func (x *CreateOrgRequest) Reset() {
 	*x = CreateOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1465,7 @@ func (x *CreateOrgRequest) String() string {
 func (*CreateOrgRequest) ProtoMessage() {}
 
 func (x *CreateOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1478,7 @@ func (x *CreateOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOrgRequest.ProtoReflect.Descriptor instead.
 func (*CreateOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateOrgRequest) GetCode() string {
@@ -1370,7 +1511,7 @@ type GetOrgRequest struct {
 
 func (x *GetOrgRequest) Reset() {
 	*x = GetOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1523,7 @@ func (x *GetOrgRequest) String() string {
 func (*GetOrgRequest) ProtoMessage() {}
 
 func (x *GetOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1536,7 @@ func (x *GetOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrgRequest.ProtoReflect.Descriptor instead.
 func (*GetOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetOrgRequest) GetId() string {
@@ -1424,7 +1565,7 @@ type ListOrgsRequest struct {
 
 func (x *ListOrgsRequest) Reset() {
 	*x = ListOrgsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1436,7 +1577,7 @@ func (x *ListOrgsRequest) String() string {
 func (*ListOrgsRequest) ProtoMessage() {}
 
 func (x *ListOrgsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1590,7 @@ func (x *ListOrgsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrgsRequest.ProtoReflect.Descriptor instead.
 func (*ListOrgsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListOrgsRequest) GetPageSize() int32 {
@@ -1504,7 +1645,7 @@ type ListOrgsResponse struct {
 
 func (x *ListOrgsResponse) Reset() {
 	*x = ListOrgsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1657,7 @@ func (x *ListOrgsResponse) String() string {
 func (*ListOrgsResponse) ProtoMessage() {}
 
 func (x *ListOrgsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1670,7 @@ func (x *ListOrgsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrgsResponse.ProtoReflect.Descriptor instead.
 func (*ListOrgsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListOrgsResponse) GetOrgs() []*Org {
@@ -1556,7 +1697,7 @@ type UpdateOrgRequest struct {
 
 func (x *UpdateOrgRequest) Reset() {
 	*x = UpdateOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1709,7 @@ func (x *UpdateOrgRequest) String() string {
 func (*UpdateOrgRequest) ProtoMessage() {}
 
 func (x *UpdateOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1722,7 @@ func (x *UpdateOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOrgRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateOrgRequest) GetId() string {
@@ -1607,7 +1748,7 @@ type ResendOrgRequest struct {
 
 func (x *ResendOrgRequest) Reset() {
 	*x = ResendOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1760,7 @@ func (x *ResendOrgRequest) String() string {
 func (*ResendOrgRequest) ProtoMessage() {}
 
 func (x *ResendOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1773,7 @@ func (x *ResendOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendOrgRequest.ProtoReflect.Descriptor instead.
 func (*ResendOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResendOrgRequest) GetId() string {
@@ -1661,7 +1802,7 @@ type ResendOrgResponse struct {
 
 func (x *ResendOrgResponse) Reset() {
 	*x = ResendOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1814,7 @@ func (x *ResendOrgResponse) String() string {
 func (*ResendOrgResponse) ProtoMessage() {}
 
 func (x *ResendOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1827,7 @@ func (x *ResendOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResendOrgResponse.ProtoReflect.Descriptor instead.
 func (*ResendOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResendOrgResponse) GetResendId() string {
@@ -1755,7 +1896,7 @@ type MoveOrgRequest struct {
 
 func (x *MoveOrgRequest) Reset() {
 	*x = MoveOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1908,7 @@ func (x *MoveOrgRequest) String() string {
 func (*MoveOrgRequest) ProtoMessage() {}
 
 func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1921,7 @@ func (x *MoveOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveOrgRequest.ProtoReflect.Descriptor instead.
 func (*MoveOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MoveOrgRequest) GetId() string {
@@ -1807,7 +1948,7 @@ type SetOrgStatusRequest struct {
 
 func (x *SetOrgStatusRequest) Reset() {
 	*x = SetOrgStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +1960,7 @@ func (x *SetOrgStatusRequest) String() string {
 func (*SetOrgStatusRequest) ProtoMessage() {}
 
 func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +1973,7 @@ func (x *SetOrgStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOrgStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetOrgStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetOrgStatusRequest) GetId() string {
@@ -1913,7 +2054,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2066,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2079,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *User) GetId() string {
@@ -2149,7 +2290,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2302,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2315,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateUserRequest) GetLoginName() string {
@@ -2284,7 +2425,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2437,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2450,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetUserRequest) GetId() string {
@@ -2343,7 +2484,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2496,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2509,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListUsersRequest) GetPageSize() int32 {
@@ -2430,7 +2571,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2442,7 +2583,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2455,7 +2596,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -2502,7 +2643,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +2655,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +2668,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateUserRequest) GetId() string {
@@ -2631,7 +2772,7 @@ type SetUserStatusRequest struct {
 
 func (x *SetUserStatusRequest) Reset() {
 	*x = SetUserStatusRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2784,7 @@ func (x *SetUserStatusRequest) String() string {
 func (*SetUserStatusRequest) ProtoMessage() {}
 
 func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2797,7 @@ func (x *SetUserStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserStatusRequest.ProtoReflect.Descriptor instead.
 func (*SetUserStatusRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetUserStatusRequest) GetId() string {
@@ -2684,7 +2825,7 @@ type LockUserRequest struct {
 
 func (x *LockUserRequest) Reset() {
 	*x = LockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2696,7 +2837,7 @@ func (x *LockUserRequest) String() string {
 func (*LockUserRequest) ProtoMessage() {}
 
 func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2709,7 +2850,7 @@ func (x *LockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockUserRequest.ProtoReflect.Descriptor instead.
 func (*LockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LockUserRequest) GetId() string {
@@ -2735,7 +2876,7 @@ type UnlockUserRequest struct {
 
 func (x *UnlockUserRequest) Reset() {
 	*x = UnlockUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2888,7 @@ func (x *UnlockUserRequest) String() string {
 func (*UnlockUserRequest) ProtoMessage() {}
 
 func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2901,7 @@ func (x *UnlockUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockUserRequest.ProtoReflect.Descriptor instead.
 func (*UnlockUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{31}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UnlockUserRequest) GetId() string {
@@ -2783,7 +2924,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2936,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2949,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{32}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetPasswordRequest) GetId() string {
@@ -2848,7 +2989,7 @@ type Group struct {
 
 func (x *Group) Reset() {
 	*x = Group{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +3001,7 @@ func (x *Group) String() string {
 func (*Group) ProtoMessage() {}
 
 func (x *Group) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +3014,7 @@ func (x *Group) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Group.ProtoReflect.Descriptor instead.
 func (*Group) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{33}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Group) GetId() string {
@@ -2929,7 +3070,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3082,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3095,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{34}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateGroupRequest) GetCode() string {
@@ -2987,7 +3128,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2999,7 +3140,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[35]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3012,7 +3153,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{35}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetGroupRequest) GetId() string {
@@ -3034,7 +3175,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3187,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[36]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3200,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{36}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListGroupsRequest) GetPageSize() int32 {
@@ -3100,7 +3241,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3253,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[37]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3266,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{37}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -3152,7 +3293,7 @@ type GroupMemberRequest struct {
 
 func (x *GroupMemberRequest) Reset() {
 	*x = GroupMemberRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3164,7 +3305,7 @@ func (x *GroupMemberRequest) String() string {
 func (*GroupMemberRequest) ProtoMessage() {}
 
 func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[38]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3177,7 +3318,7 @@ func (x *GroupMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberRequest.ProtoReflect.Descriptor instead.
 func (*GroupMemberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{38}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GroupMemberRequest) GetGroupId() string {
@@ -3274,7 +3415,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3286,7 +3427,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[39]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3299,7 +3440,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{39}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *App) GetId() string {
@@ -3482,7 +3623,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3494,7 +3635,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[40]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3507,7 +3648,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{40}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SigningKey) GetThumbprint() string {
@@ -3580,7 +3721,7 @@ type CreateAppRequest struct {
 
 func (x *CreateAppRequest) Reset() {
 	*x = CreateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3592,7 +3733,7 @@ func (x *CreateAppRequest) String() string {
 func (*CreateAppRequest) ProtoMessage() {}
 
 func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[41]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3605,7 +3746,7 @@ func (x *CreateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppRequest.ProtoReflect.Descriptor instead.
 func (*CreateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{41}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateAppRequest) GetAppType() string {
@@ -3731,7 +3872,7 @@ type CreateAppResponse struct {
 
 func (x *CreateAppResponse) Reset() {
 	*x = CreateAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3743,7 +3884,7 @@ func (x *CreateAppResponse) String() string {
 func (*CreateAppResponse) ProtoMessage() {}
 
 func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[42]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3756,7 +3897,7 @@ func (x *CreateAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAppResponse.ProtoReflect.Descriptor instead.
 func (*CreateAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{42}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CreateAppResponse) GetApp() *App {
@@ -3782,7 +3923,7 @@ type GetAppRequest struct {
 
 func (x *GetAppRequest) Reset() {
 	*x = GetAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3794,7 +3935,7 @@ func (x *GetAppRequest) String() string {
 func (*GetAppRequest) ProtoMessage() {}
 
 func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[43]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3807,7 +3948,7 @@ func (x *GetAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAppRequest.ProtoReflect.Descriptor instead.
 func (*GetAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{43}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetAppRequest) GetId() string {
@@ -3835,7 +3976,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +3988,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[44]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +4001,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{44}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListAppsRequest) GetPageSize() int32 {
@@ -3915,7 +4056,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3927,7 +4068,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[45]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3940,7 +4081,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{45}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -4000,7 +4141,7 @@ type UpdateAppRequest struct {
 
 func (x *UpdateAppRequest) Reset() {
 	*x = UpdateAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4012,7 +4153,7 @@ func (x *UpdateAppRequest) String() string {
 func (*UpdateAppRequest) ProtoMessage() {}
 
 func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[46]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4025,7 +4166,7 @@ func (x *UpdateAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAppRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{46}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UpdateAppRequest) GetId() string {
@@ -4158,7 +4299,7 @@ type RotateAppSecretRequest struct {
 
 func (x *RotateAppSecretRequest) Reset() {
 	*x = RotateAppSecretRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4170,7 +4311,7 @@ func (x *RotateAppSecretRequest) String() string {
 func (*RotateAppSecretRequest) ProtoMessage() {}
 
 func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[47]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4183,7 +4324,7 @@ func (x *RotateAppSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateAppSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateAppSecretRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{47}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RotateAppSecretRequest) GetId() string {
@@ -4209,7 +4350,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +4362,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[48]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +4375,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{48}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteAppRequest) GetId() string {
@@ -4252,7 +4393,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4264,7 +4405,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[49]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4277,7 +4418,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{49}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
 }
 
 type AccountLink struct {
@@ -4295,7 +4436,7 @@ type AccountLink struct {
 
 func (x *AccountLink) Reset() {
 	*x = AccountLink{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4307,7 +4448,7 @@ func (x *AccountLink) String() string {
 func (*AccountLink) ProtoMessage() {}
 
 func (x *AccountLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[50]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4320,7 +4461,7 @@ func (x *AccountLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLink.ProtoReflect.Descriptor instead.
 func (*AccountLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{50}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AccountLink) GetId() string {
@@ -4376,7 +4517,7 @@ type CreateAccountLinkRequest struct {
 
 func (x *CreateAccountLinkRequest) Reset() {
 	*x = CreateAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4388,7 +4529,7 @@ func (x *CreateAccountLinkRequest) String() string {
 func (*CreateAccountLinkRequest) ProtoMessage() {}
 
 func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[51]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4401,7 +4542,7 @@ func (x *CreateAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{51}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateAccountLinkRequest) GetUserId() string {
@@ -4437,7 +4578,7 @@ type ListAccountLinksRequest struct {
 
 func (x *ListAccountLinksRequest) Reset() {
 	*x = ListAccountLinksRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4449,7 +4590,7 @@ func (x *ListAccountLinksRequest) String() string {
 func (*ListAccountLinksRequest) ProtoMessage() {}
 
 func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[52]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4462,7 +4603,7 @@ func (x *ListAccountLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{52}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListAccountLinksRequest) GetPageSize() int32 {
@@ -4503,7 +4644,7 @@ type ListAccountLinksResponse struct {
 
 func (x *ListAccountLinksResponse) Reset() {
 	*x = ListAccountLinksResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4515,7 +4656,7 @@ func (x *ListAccountLinksResponse) String() string {
 func (*ListAccountLinksResponse) ProtoMessage() {}
 
 func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[53]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4528,7 +4669,7 @@ func (x *ListAccountLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{53}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListAccountLinksResponse) GetLinks() []*AccountLink {
@@ -4554,7 +4695,7 @@ type DeleteAccountLinkRequest struct {
 
 func (x *DeleteAccountLinkRequest) Reset() {
 	*x = DeleteAccountLinkRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4566,7 +4707,7 @@ func (x *DeleteAccountLinkRequest) String() string {
 func (*DeleteAccountLinkRequest) ProtoMessage() {}
 
 func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[54]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4579,7 +4720,7 @@ func (x *DeleteAccountLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{54}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DeleteAccountLinkRequest) GetId() string {
@@ -4597,7 +4738,7 @@ type DeleteAccountLinkResponse struct {
 
 func (x *DeleteAccountLinkResponse) Reset() {
 	*x = DeleteAccountLinkResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4609,7 +4750,7 @@ func (x *DeleteAccountLinkResponse) String() string {
 func (*DeleteAccountLinkResponse) ProtoMessage() {}
 
 func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[55]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4622,7 +4763,7 @@ func (x *DeleteAccountLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountLinkResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountLinkResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{55}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
 }
 
 type DeleteUserRequest struct {
@@ -4634,7 +4775,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4646,7 +4787,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[56]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4659,7 +4800,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{56}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DeleteUserRequest) GetId() string {
@@ -4677,7 +4818,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4689,7 +4830,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[57]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4702,7 +4843,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{57}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
 }
 
 type ResetPasswordRequest struct {
@@ -4721,7 +4862,7 @@ type ResetPasswordRequest struct {
 
 func (x *ResetPasswordRequest) Reset() {
 	*x = ResetPasswordRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4733,7 +4874,7 @@ func (x *ResetPasswordRequest) String() string {
 func (*ResetPasswordRequest) ProtoMessage() {}
 
 func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[58]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4746,7 +4887,7 @@ func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{58}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ResetPasswordRequest) GetId() string {
@@ -4775,7 +4916,7 @@ type ResetPasswordResponse struct {
 
 func (x *ResetPasswordResponse) Reset() {
 	*x = ResetPasswordResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4787,7 +4928,7 @@ func (x *ResetPasswordResponse) String() string {
 func (*ResetPasswordResponse) ProtoMessage() {}
 
 func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[59]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4800,7 +4941,7 @@ func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{59}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ResetPasswordResponse) GetUser() *User {
@@ -4826,7 +4967,7 @@ type DeleteOrgRequest struct {
 
 func (x *DeleteOrgRequest) Reset() {
 	*x = DeleteOrgRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4838,7 +4979,7 @@ func (x *DeleteOrgRequest) String() string {
 func (*DeleteOrgRequest) ProtoMessage() {}
 
 func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[60]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4851,7 +4992,7 @@ func (x *DeleteOrgRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOrgRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{60}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DeleteOrgRequest) GetId() string {
@@ -4869,7 +5010,7 @@ type DeleteOrgResponse struct {
 
 func (x *DeleteOrgResponse) Reset() {
 	*x = DeleteOrgResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4881,7 +5022,7 @@ func (x *DeleteOrgResponse) String() string {
 func (*DeleteOrgResponse) ProtoMessage() {}
 
 func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[61]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4894,7 +5035,7 @@ func (x *DeleteOrgResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOrgResponse.ProtoReflect.Descriptor instead.
 func (*DeleteOrgResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{61}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
 }
 
 type DeleteGroupRequest struct {
@@ -4906,7 +5047,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4918,7 +5059,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[62]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4931,7 +5072,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{62}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeleteGroupRequest) GetId() string {
@@ -4949,7 +5090,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4961,7 +5102,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[63]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4974,7 +5115,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{63}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{65}
 }
 
 type UpdateGroupRequest struct {
@@ -4987,7 +5128,7 @@ type UpdateGroupRequest struct {
 
 func (x *UpdateGroupRequest) Reset() {
 	*x = UpdateGroupRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4999,7 +5140,7 @@ func (x *UpdateGroupRequest) String() string {
 func (*UpdateGroupRequest) ProtoMessage() {}
 
 func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[64]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5012,7 +5153,7 @@ func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
 func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{64}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *UpdateGroupRequest) GetId() string {
@@ -5047,7 +5188,7 @@ type UserCertificate struct {
 
 func (x *UserCertificate) Reset() {
 	*x = UserCertificate{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5059,7 +5200,7 @@ func (x *UserCertificate) String() string {
 func (*UserCertificate) ProtoMessage() {}
 
 func (x *UserCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[65]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5072,7 +5213,7 @@ func (x *UserCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserCertificate.ProtoReflect.Descriptor instead.
 func (*UserCertificate) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{65}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *UserCertificate) GetUserId() string {
@@ -5119,7 +5260,7 @@ type BindUserCertificateRequest struct {
 
 func (x *BindUserCertificateRequest) Reset() {
 	*x = BindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5131,7 +5272,7 @@ func (x *BindUserCertificateRequest) String() string {
 func (*BindUserCertificateRequest) ProtoMessage() {}
 
 func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[66]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5144,7 +5285,7 @@ func (x *BindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*BindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{66}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *BindUserCertificateRequest) GetUserId() string {
@@ -5177,7 +5318,7 @@ type ListUserCertificatesRequest struct {
 
 func (x *ListUserCertificatesRequest) Reset() {
 	*x = ListUserCertificatesRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5189,7 +5330,7 @@ func (x *ListUserCertificatesRequest) String() string {
 func (*ListUserCertificatesRequest) ProtoMessage() {}
 
 func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[67]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5202,7 +5343,7 @@ func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{67}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListUserCertificatesRequest) GetUserId() string {
@@ -5221,7 +5362,7 @@ type ListUserCertificatesResponse struct {
 
 func (x *ListUserCertificatesResponse) Reset() {
 	*x = ListUserCertificatesResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[68]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5233,7 +5374,7 @@ func (x *ListUserCertificatesResponse) String() string {
 func (*ListUserCertificatesResponse) ProtoMessage() {}
 
 func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[68]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5246,7 +5387,7 @@ func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{68}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListUserCertificatesResponse) GetCertificates() []*UserCertificate {
@@ -5266,7 +5407,7 @@ type UnbindUserCertificateRequest struct {
 
 func (x *UnbindUserCertificateRequest) Reset() {
 	*x = UnbindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5278,7 +5419,7 @@ func (x *UnbindUserCertificateRequest) String() string {
 func (*UnbindUserCertificateRequest) ProtoMessage() {}
 
 func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5291,7 +5432,7 @@ func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{69}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *UnbindUserCertificateRequest) GetUserId() string {
@@ -5316,7 +5457,7 @@ type UnbindUserCertificateResponse struct {
 
 func (x *UnbindUserCertificateResponse) Reset() {
 	*x = UnbindUserCertificateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5328,7 +5469,7 @@ func (x *UnbindUserCertificateResponse) String() string {
 func (*UnbindUserCertificateResponse) ProtoMessage() {}
 
 func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5341,7 +5482,7 @@ func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateResponse.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{70}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{72}
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
@@ -5349,6 +5490,11 @@ var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
 const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"\x1fuias/identity/v1/identity.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cuias/validate/v1/rules.proto\" \n" +
+	"\x1eGetCertificateChallengeRequest\"q\n" +
+	"\x14CertificateChallenge\x12\x1c\n" +
+	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\" \n" +
 	"\x1eListResponseSigningKeysRequest\"\x94\x01\n" +
 	"\x12ResponseSigningKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
@@ -5361,7 +5507,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x13ResponseSigningKeys\x128\n" +
 	"\x04keys\x18\x01 \x03(\v2$.uias.identity.v1.ResponseSigningKeyR\x04keys\"7\n" +
 	"\x14ResetUserTotpRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xc4\x04\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xfd\x05\n" +
 	"\x13AuthenticateRequest\x12&\n" +
 	"\bapp_type\x18\x01 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappType\x12&\n" +
 	"\bapp_code\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappCode\x12/\n" +
@@ -5372,7 +5518,13 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vextend_info\x18\a \x03(\v25.uias.identity.v1.AuthenticateRequest.ExtendInfoEntryB\x1f\xbaH\x1c\x9a\x01\x19\x10 \"\x06r\x04\xd8\xc6'\x01*\rr\v\xc8\xc6'\x01(\x80\b\xba\x01\x01|R\n" +
 	"extendInfo\x12:\n" +
 	"\x12extend_info_legacy\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80@R\x10extendInfoLegacy\x12\x1d\n" +
-	"\x03otp\x18\t \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\x1a=\n" +
+	"\x03otp\x18\t \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\x12:\n" +
+	"\tchallenge\x18\n" +
+	" \x01(\tB\x1c\xbaH\x19r\x17\xc8\xc6'\x01(\x80\b2\x0e^[\\x21-\\x7e]*$R\tchallenge\x12+\n" +
+	"\vcertificate\x18\v \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x02R\vcertificate\x12&\n" +
+	"\x05chain\x18\f \x03(\fB\x10\xbaH\r\x92\x01\n" +
+	"\x10\b\"\x06z\x04\x18\x80\x80\x01R\x05chain\x12&\n" +
+	"\tsignature\x18\r \x01(\fB\b\xbaH\x05z\x03\x18\x80\bR\tsignature\x1a=\n" +
 	"\x0fExtendInfoEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
@@ -5740,12 +5892,13 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1cUnbindUserCertificateRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12'\n" +
 	"\x06sha256\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06sha256\"\x1f\n" +
-	"\x1dUnbindUserCertificateResponse*\x80\x01\n" +
+	"\x1dUnbindUserCertificateResponse*\x9b\x01\n" +
 	"\bAuthType\x12\x19\n" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12AUTH_TYPE_PASSWORD\x10\x01\x12\x19\n" +
 	"\x15AUTH_TYPE_FINGERPRINT\x10\x02\x12&\n" +
-	"\"AUTH_TYPE_PASSWORD_AND_FINGERPRINT\x10\x03*\x82\x03\n" +
+	"\"AUTH_TYPE_PASSWORD_AND_FINGERPRINT\x10\x03\x12\x19\n" +
+	"\x15AUTH_TYPE_CERTIFICATE\x10\x04*\x82\x03\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tREASON_OK\x10\x01\x12\x1a\n" +
@@ -5781,10 +5934,11 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\tAppStatus\x12\x1a\n" +
 	"\x16APP_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11APP_STATUS_ACTIVE\x10\x01\x12\x18\n" +
-	"\x14APP_STATUS_SUSPENDED\x10\x022\x8f\x02\n" +
+	"\x14APP_STATUS_SUSPENDED\x10\x022\xac\x03\n" +
 	"\vAuthService\x12z\n" +
 	"\fAuthenticate\x12%.uias.identity.v1.AuthenticateRequest\x1a&.uias.identity.v1.AuthenticateResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/authenticate\x12\x83\x01\n" +
-	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change2\xac\x01\n" +
+	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change\x12\x9a\x01\n" +
+	"\x17GetCertificateChallenge\x120.uias.identity.v1.GetCertificateChallengeRequest\x1a&.uias.identity.v1.CertificateChallenge\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/authenticate:challenge2\xac\x01\n" +
 	"\x12ResponseKeyService\x12\x95\x01\n" +
 	"\x17ListResponseSigningKeys\x120.uias.identity.v1.ListResponseSigningKeysRequest\x1a%.uias.identity.v1.ResponseSigningKeys\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/keys/response-signing2\xe6#\n" +
 	"\fAdminService\x12s\n" +
@@ -5852,7 +6006,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                          // 0: uias.identity.v1.AuthType
 	(Reason)(0),                            // 1: uias.identity.v1.Reason
@@ -5860,226 +6014,231 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(IdType)(0),                            // 3: uias.identity.v1.IdType
 	(UserStatus)(0),                        // 4: uias.identity.v1.UserStatus
 	(AppStatus)(0),                         // 5: uias.identity.v1.AppStatus
-	(*ListResponseSigningKeysRequest)(nil), // 6: uias.identity.v1.ListResponseSigningKeysRequest
-	(*ResponseSigningKey)(nil),             // 7: uias.identity.v1.ResponseSigningKey
-	(*ResponseSigningKeys)(nil),            // 8: uias.identity.v1.ResponseSigningKeys
-	(*ResetUserTotpRequest)(nil),           // 9: uias.identity.v1.ResetUserTotpRequest
-	(*AuthenticateRequest)(nil),            // 10: uias.identity.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),           // 11: uias.identity.v1.AuthenticateResponse
-	(*UserSummary)(nil),                    // 12: uias.identity.v1.UserSummary
-	(*ChangePasswordRequest)(nil),          // 13: uias.identity.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),         // 14: uias.identity.v1.ChangePasswordResponse
-	(*AdminLoginRequest)(nil),              // 15: uias.identity.v1.AdminLoginRequest
-	(*AdminLoginResponse)(nil),             // 16: uias.identity.v1.AdminLoginResponse
-	(*AdminLogoutRequest)(nil),             // 17: uias.identity.v1.AdminLogoutRequest
-	(*AdminLogoutResponse)(nil),            // 18: uias.identity.v1.AdminLogoutResponse
-	(*Org)(nil),                            // 19: uias.identity.v1.Org
-	(*CreateOrgRequest)(nil),               // 20: uias.identity.v1.CreateOrgRequest
-	(*GetOrgRequest)(nil),                  // 21: uias.identity.v1.GetOrgRequest
-	(*ListOrgsRequest)(nil),                // 22: uias.identity.v1.ListOrgsRequest
-	(*ListOrgsResponse)(nil),               // 23: uias.identity.v1.ListOrgsResponse
-	(*UpdateOrgRequest)(nil),               // 24: uias.identity.v1.UpdateOrgRequest
-	(*ResendOrgRequest)(nil),               // 25: uias.identity.v1.ResendOrgRequest
-	(*ResendOrgResponse)(nil),              // 26: uias.identity.v1.ResendOrgResponse
-	(*MoveOrgRequest)(nil),                 // 27: uias.identity.v1.MoveOrgRequest
-	(*SetOrgStatusRequest)(nil),            // 28: uias.identity.v1.SetOrgStatusRequest
-	(*User)(nil),                           // 29: uias.identity.v1.User
-	(*CreateUserRequest)(nil),              // 30: uias.identity.v1.CreateUserRequest
-	(*GetUserRequest)(nil),                 // 31: uias.identity.v1.GetUserRequest
-	(*ListUsersRequest)(nil),               // 32: uias.identity.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),              // 33: uias.identity.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),              // 34: uias.identity.v1.UpdateUserRequest
-	(*SetUserStatusRequest)(nil),           // 35: uias.identity.v1.SetUserStatusRequest
-	(*LockUserRequest)(nil),                // 36: uias.identity.v1.LockUserRequest
-	(*UnlockUserRequest)(nil),              // 37: uias.identity.v1.UnlockUserRequest
-	(*SetPasswordRequest)(nil),             // 38: uias.identity.v1.SetPasswordRequest
-	(*Group)(nil),                          // 39: uias.identity.v1.Group
-	(*CreateGroupRequest)(nil),             // 40: uias.identity.v1.CreateGroupRequest
-	(*GetGroupRequest)(nil),                // 41: uias.identity.v1.GetGroupRequest
-	(*ListGroupsRequest)(nil),              // 42: uias.identity.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),             // 43: uias.identity.v1.ListGroupsResponse
-	(*GroupMemberRequest)(nil),             // 44: uias.identity.v1.GroupMemberRequest
-	(*App)(nil),                            // 45: uias.identity.v1.App
-	(*SigningKey)(nil),                     // 46: uias.identity.v1.SigningKey
-	(*CreateAppRequest)(nil),               // 47: uias.identity.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),              // 48: uias.identity.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                  // 49: uias.identity.v1.GetAppRequest
-	(*ListAppsRequest)(nil),                // 50: uias.identity.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),               // 51: uias.identity.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),               // 52: uias.identity.v1.UpdateAppRequest
-	(*RotateAppSecretRequest)(nil),         // 53: uias.identity.v1.RotateAppSecretRequest
-	(*DeleteAppRequest)(nil),               // 54: uias.identity.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),              // 55: uias.identity.v1.DeleteAppResponse
-	(*AccountLink)(nil),                    // 56: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),       // 57: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),        // 58: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),       // 59: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),       // 60: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil),      // 61: uias.identity.v1.DeleteAccountLinkResponse
-	(*DeleteUserRequest)(nil),              // 62: uias.identity.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),             // 63: uias.identity.v1.DeleteUserResponse
-	(*ResetPasswordRequest)(nil),           // 64: uias.identity.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),          // 65: uias.identity.v1.ResetPasswordResponse
-	(*DeleteOrgRequest)(nil),               // 66: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),              // 67: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),             // 68: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),            // 69: uias.identity.v1.DeleteGroupResponse
-	(*UpdateGroupRequest)(nil),             // 70: uias.identity.v1.UpdateGroupRequest
-	(*UserCertificate)(nil),                // 71: uias.identity.v1.UserCertificate
-	(*BindUserCertificateRequest)(nil),     // 72: uias.identity.v1.BindUserCertificateRequest
-	(*ListUserCertificatesRequest)(nil),    // 73: uias.identity.v1.ListUserCertificatesRequest
-	(*ListUserCertificatesResponse)(nil),   // 74: uias.identity.v1.ListUserCertificatesResponse
-	(*UnbindUserCertificateRequest)(nil),   // 75: uias.identity.v1.UnbindUserCertificateRequest
-	(*UnbindUserCertificateResponse)(nil),  // 76: uias.identity.v1.UnbindUserCertificateResponse
-	nil,                                    // 77: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),          // 78: google.protobuf.Timestamp
+	(*GetCertificateChallengeRequest)(nil), // 6: uias.identity.v1.GetCertificateChallengeRequest
+	(*CertificateChallenge)(nil),           // 7: uias.identity.v1.CertificateChallenge
+	(*ListResponseSigningKeysRequest)(nil), // 8: uias.identity.v1.ListResponseSigningKeysRequest
+	(*ResponseSigningKey)(nil),             // 9: uias.identity.v1.ResponseSigningKey
+	(*ResponseSigningKeys)(nil),            // 10: uias.identity.v1.ResponseSigningKeys
+	(*ResetUserTotpRequest)(nil),           // 11: uias.identity.v1.ResetUserTotpRequest
+	(*AuthenticateRequest)(nil),            // 12: uias.identity.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),           // 13: uias.identity.v1.AuthenticateResponse
+	(*UserSummary)(nil),                    // 14: uias.identity.v1.UserSummary
+	(*ChangePasswordRequest)(nil),          // 15: uias.identity.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),         // 16: uias.identity.v1.ChangePasswordResponse
+	(*AdminLoginRequest)(nil),              // 17: uias.identity.v1.AdminLoginRequest
+	(*AdminLoginResponse)(nil),             // 18: uias.identity.v1.AdminLoginResponse
+	(*AdminLogoutRequest)(nil),             // 19: uias.identity.v1.AdminLogoutRequest
+	(*AdminLogoutResponse)(nil),            // 20: uias.identity.v1.AdminLogoutResponse
+	(*Org)(nil),                            // 21: uias.identity.v1.Org
+	(*CreateOrgRequest)(nil),               // 22: uias.identity.v1.CreateOrgRequest
+	(*GetOrgRequest)(nil),                  // 23: uias.identity.v1.GetOrgRequest
+	(*ListOrgsRequest)(nil),                // 24: uias.identity.v1.ListOrgsRequest
+	(*ListOrgsResponse)(nil),               // 25: uias.identity.v1.ListOrgsResponse
+	(*UpdateOrgRequest)(nil),               // 26: uias.identity.v1.UpdateOrgRequest
+	(*ResendOrgRequest)(nil),               // 27: uias.identity.v1.ResendOrgRequest
+	(*ResendOrgResponse)(nil),              // 28: uias.identity.v1.ResendOrgResponse
+	(*MoveOrgRequest)(nil),                 // 29: uias.identity.v1.MoveOrgRequest
+	(*SetOrgStatusRequest)(nil),            // 30: uias.identity.v1.SetOrgStatusRequest
+	(*User)(nil),                           // 31: uias.identity.v1.User
+	(*CreateUserRequest)(nil),              // 32: uias.identity.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                 // 33: uias.identity.v1.GetUserRequest
+	(*ListUsersRequest)(nil),               // 34: uias.identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),              // 35: uias.identity.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),              // 36: uias.identity.v1.UpdateUserRequest
+	(*SetUserStatusRequest)(nil),           // 37: uias.identity.v1.SetUserStatusRequest
+	(*LockUserRequest)(nil),                // 38: uias.identity.v1.LockUserRequest
+	(*UnlockUserRequest)(nil),              // 39: uias.identity.v1.UnlockUserRequest
+	(*SetPasswordRequest)(nil),             // 40: uias.identity.v1.SetPasswordRequest
+	(*Group)(nil),                          // 41: uias.identity.v1.Group
+	(*CreateGroupRequest)(nil),             // 42: uias.identity.v1.CreateGroupRequest
+	(*GetGroupRequest)(nil),                // 43: uias.identity.v1.GetGroupRequest
+	(*ListGroupsRequest)(nil),              // 44: uias.identity.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),             // 45: uias.identity.v1.ListGroupsResponse
+	(*GroupMemberRequest)(nil),             // 46: uias.identity.v1.GroupMemberRequest
+	(*App)(nil),                            // 47: uias.identity.v1.App
+	(*SigningKey)(nil),                     // 48: uias.identity.v1.SigningKey
+	(*CreateAppRequest)(nil),               // 49: uias.identity.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),              // 50: uias.identity.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                  // 51: uias.identity.v1.GetAppRequest
+	(*ListAppsRequest)(nil),                // 52: uias.identity.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),               // 53: uias.identity.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),               // 54: uias.identity.v1.UpdateAppRequest
+	(*RotateAppSecretRequest)(nil),         // 55: uias.identity.v1.RotateAppSecretRequest
+	(*DeleteAppRequest)(nil),               // 56: uias.identity.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),              // 57: uias.identity.v1.DeleteAppResponse
+	(*AccountLink)(nil),                    // 58: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),       // 59: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),        // 60: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),       // 61: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),       // 62: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil),      // 63: uias.identity.v1.DeleteAccountLinkResponse
+	(*DeleteUserRequest)(nil),              // 64: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),             // 65: uias.identity.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),           // 66: uias.identity.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),          // 67: uias.identity.v1.ResetPasswordResponse
+	(*DeleteOrgRequest)(nil),               // 68: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),              // 69: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),             // 70: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),            // 71: uias.identity.v1.DeleteGroupResponse
+	(*UpdateGroupRequest)(nil),             // 72: uias.identity.v1.UpdateGroupRequest
+	(*UserCertificate)(nil),                // 73: uias.identity.v1.UserCertificate
+	(*BindUserCertificateRequest)(nil),     // 74: uias.identity.v1.BindUserCertificateRequest
+	(*ListUserCertificatesRequest)(nil),    // 75: uias.identity.v1.ListUserCertificatesRequest
+	(*ListUserCertificatesResponse)(nil),   // 76: uias.identity.v1.ListUserCertificatesResponse
+	(*UnbindUserCertificateRequest)(nil),   // 77: uias.identity.v1.UnbindUserCertificateRequest
+	(*UnbindUserCertificateResponse)(nil),  // 78: uias.identity.v1.UnbindUserCertificateResponse
+	nil,                                    // 79: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*timestamppb.Timestamp)(nil),          // 80: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
-	7,  // 0: uias.identity.v1.ResponseSigningKeys.keys:type_name -> uias.identity.v1.ResponseSigningKey
-	0,  // 1: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	77, // 2: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	1,  // 3: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
-	12, // 4: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	78, // 5: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 6: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
-	2,  // 7: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	78, // 8: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	78, // 9: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 10: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
-	19, // 11: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
-	2,  // 12: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
-	3,  // 13: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 14: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	78, // 15: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	78, // 16: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	78, // 17: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	78, // 18: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	78, // 19: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
-	78, // 20: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
-	3,  // 21: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 22: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	29, // 23: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
-	3,  // 24: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 25: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	78, // 26: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	39, // 27: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
-	5,  // 28: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	78, // 29: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	78, // 30: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	78, // 31: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	78, // 32: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
-	46, // 33: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	78, // 34: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
-	78, // 35: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
-	78, // 36: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	78, // 37: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
-	78, // 38: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	78, // 39: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	45, // 40: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 41: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	45, // 42: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 43: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	78, // 44: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	78, // 45: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	2,  // 46: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	78, // 47: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	56, // 48: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	78, // 49: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
-	29, // 50: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	78, // 51: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	78, // 52: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	71, // 53: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	10, // 54: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	13, // 55: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	6,  // 56: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
-	15, // 57: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	17, // 58: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	20, // 59: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	21, // 60: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	22, // 61: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	24, // 62: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	27, // 63: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	25, // 64: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	66, // 65: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	28, // 66: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	30, // 67: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	31, // 68: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	32, // 69: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	34, // 70: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	35, // 71: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	36, // 72: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	37, // 73: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	62, // 74: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	38, // 75: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	64, // 76: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	40, // 77: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	68, // 78: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	70, // 79: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	41, // 80: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	42, // 81: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	44, // 82: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	44, // 83: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	47, // 84: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	49, // 85: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	50, // 86: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	52, // 87: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	53, // 88: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	54, // 89: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	57, // 90: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	58, // 91: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	60, // 92: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	72, // 93: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	73, // 94: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	75, // 95: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	9,  // 96: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	11, // 97: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	14, // 98: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	8,  // 99: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
-	16, // 100: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	18, // 101: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	19, // 102: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	19, // 103: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	23, // 104: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	19, // 105: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	19, // 106: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	26, // 107: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	67, // 108: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	19, // 109: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	29, // 110: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	29, // 111: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	33, // 112: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	29, // 113: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	29, // 114: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	29, // 115: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	29, // 116: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	63, // 117: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	29, // 118: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	65, // 119: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	39, // 120: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	69, // 121: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	39, // 122: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	39, // 123: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	43, // 124: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	39, // 125: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	39, // 126: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	48, // 127: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	45, // 128: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	51, // 129: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	45, // 130: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	48, // 131: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	55, // 132: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	56, // 133: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	59, // 134: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	61, // 135: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	71, // 136: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	74, // 137: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	76, // 138: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	29, // 139: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	97, // [97:140] is the sub-list for method output_type
-	54, // [54:97] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	80, // 0: uias.identity.v1.CertificateChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	9,  // 1: uias.identity.v1.ResponseSigningKeys.keys:type_name -> uias.identity.v1.ResponseSigningKey
+	0,  // 2: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
+	79, // 3: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	1,  // 4: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
+	14, // 5: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
+	80, // 6: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 7: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
+	2,  // 8: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
+	80, // 9: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	80, // 10: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 11: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
+	21, // 12: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
+	2,  // 13: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
+	3,  // 14: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 15: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
+	80, // 16: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	80, // 17: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	80, // 18: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	80, // 19: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	80, // 20: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	80, // 21: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	3,  // 22: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 23: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
+	31, // 24: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	3,  // 25: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,  // 26: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
+	80, // 27: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	41, // 28: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	5,  // 29: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
+	80, // 30: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	80, // 31: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	80, // 32: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	80, // 33: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	48, // 34: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
+	80, // 35: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
+	80, // 36: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
+	80, // 37: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	80, // 38: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
+	80, // 39: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	80, // 40: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	47, // 41: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,  // 42: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	47, // 43: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,  // 44: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	80, // 45: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	80, // 46: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	2,  // 47: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	80, // 48: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	58, // 49: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	80, // 50: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
+	31, // 51: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	80, // 52: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	80, // 53: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	73, // 54: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	12, // 55: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	15, // 56: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	6,  // 57: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
+	8,  // 58: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
+	17, // 59: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	19, // 60: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	22, // 61: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	23, // 62: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	24, // 63: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	26, // 64: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	29, // 65: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	27, // 66: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	68, // 67: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	30, // 68: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	32, // 69: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	33, // 70: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	34, // 71: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	36, // 72: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	37, // 73: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	38, // 74: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	39, // 75: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	64, // 76: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	40, // 77: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	66, // 78: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	42, // 79: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	70, // 80: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	72, // 81: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	43, // 82: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	44, // 83: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	46, // 84: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	46, // 85: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	49, // 86: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	51, // 87: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	52, // 88: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	54, // 89: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	55, // 90: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	56, // 91: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	59, // 92: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	60, // 93: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	62, // 94: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	74, // 95: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	75, // 96: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	77, // 97: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	11, // 98: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	13, // 99: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	16, // 100: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	7,  // 101: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	10, // 102: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
+	18, // 103: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	20, // 104: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	21, // 105: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	21, // 106: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	25, // 107: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	21, // 108: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	21, // 109: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	28, // 110: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	69, // 111: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	21, // 112: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	31, // 113: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	31, // 114: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	35, // 115: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	31, // 116: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	31, // 117: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	31, // 118: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	31, // 119: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	65, // 120: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	31, // 121: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	67, // 122: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	41, // 123: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	71, // 124: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	41, // 125: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	41, // 126: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	45, // 127: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	41, // 128: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	41, // 129: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	50, // 130: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	47, // 131: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	53, // 132: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	47, // 133: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	50, // 134: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	57, // 135: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	58, // 136: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	61, // 137: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	63, // 138: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	73, // 139: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	76, // 140: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	78, // 141: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	31, // 142: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	99, // [99:143] is the sub-list for method output_type
+	55, // [55:99] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
@@ -6093,7 +6252,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   72,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

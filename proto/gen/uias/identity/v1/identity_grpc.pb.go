@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Authenticate_FullMethodName   = "/uias.identity.v1.AuthService/Authenticate"
-	AuthService_ChangePassword_FullMethodName = "/uias.identity.v1.AuthService/ChangePassword"
+	AuthService_Authenticate_FullMethodName            = "/uias.identity.v1.AuthService/Authenticate"
+	AuthService_ChangePassword_FullMethodName          = "/uias.identity.v1.AuthService/ChangePassword"
+	AuthService_GetCertificateChallenge_FullMethodName = "/uias.identity.v1.AuthService/GetCertificateChallenge"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -39,6 +40,13 @@ type AuthServiceClient interface {
 	// ChangePassword lets a person change their own password through an
 	// application (needs the current password; works for expired passwords).
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	// GetCertificateChallenge hands the calling application a challenge for
+	// Authenticate with auth type 4 (certificate): a random value sealed by
+	// UIAS's key ring, answered once, within 60 seconds, to this application
+	// only. The person's USB key signs the challenge string's UTF-8 bytes
+	// (docs/integrators.md, "Certificate sign-in by challenge"). Nothing is
+	// stored; it needs the Authenticate interface.
+	GetCertificateChallenge(ctx context.Context, in *GetCertificateChallengeRequest, opts ...grpc.CallOption) (*CertificateChallenge, error)
 }
 
 type authServiceClient struct {
@@ -69,6 +77,16 @@ func (c *authServiceClient) ChangePassword(ctx context.Context, in *ChangePasswo
 	return out, nil
 }
 
+func (c *authServiceClient) GetCertificateChallenge(ctx context.Context, in *GetCertificateChallengeRequest, opts ...grpc.CallOption) (*CertificateChallenge, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateChallenge)
+	err := c.cc.Invoke(ctx, AuthService_GetCertificateChallenge_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -85,6 +103,13 @@ type AuthServiceServer interface {
 	// ChangePassword lets a person change their own password through an
 	// application (needs the current password; works for expired passwords).
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	// GetCertificateChallenge hands the calling application a challenge for
+	// Authenticate with auth type 4 (certificate): a random value sealed by
+	// UIAS's key ring, answered once, within 60 seconds, to this application
+	// only. The person's USB key signs the challenge string's UTF-8 bytes
+	// (docs/integrators.md, "Certificate sign-in by challenge"). Nothing is
+	// stored; it needs the Authenticate interface.
+	GetCertificateChallenge(context.Context, *GetCertificateChallengeRequest) (*CertificateChallenge, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -100,6 +125,9 @@ func (UnimplementedAuthServiceServer) Authenticate(context.Context, *Authenticat
 }
 func (UnimplementedAuthServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedAuthServiceServer) GetCertificateChallenge(context.Context, *GetCertificateChallengeRequest) (*CertificateChallenge, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCertificateChallenge not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -158,6 +186,24 @@ func _AuthService_ChangePassword_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_GetCertificateChallenge_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCertificateChallengeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).GetCertificateChallenge(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_GetCertificateChallenge_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).GetCertificateChallenge(ctx, req.(*GetCertificateChallengeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -172,6 +218,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangePassword",
 			Handler:    _AuthService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "GetCertificateChallenge",
+			Handler:    _AuthService_GetCertificateChallenge_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

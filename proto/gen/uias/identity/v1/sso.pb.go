@@ -42,29 +42,51 @@ const (
 	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED CertificateLoginResult = 6
 	// PASSWORD_ONLY: the account may sign in with its password only.
 	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY CertificateLoginResult = 7
+	// The verdicts of an answer to a challenge (the reasons of the same
+	// names): the challenge not UIAS's for the page, expired, answered
+	// before; the signature not the certificate key's; the certificate of
+	// no trusted people's CA, or revoked.
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_CHALLENGE_INVALID  CertificateLoginResult = 8
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_CHALLENGE_EXPIRED  CertificateLoginResult = 9
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_CHALLENGE_REPLAYED CertificateLoginResult = 10
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_SIGNATURE_INVALID  CertificateLoginResult = 11
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_UNTRUSTED          CertificateLoginResult = 12
+	CertificateLoginResult_CERTIFICATE_LOGIN_RESULT_REVOKED            CertificateLoginResult = 13
 )
 
 // Enum value maps for CertificateLoginResult.
 var (
 	CertificateLoginResult_name = map[int32]string{
-		0: "CERTIFICATE_LOGIN_RESULT_UNSPECIFIED",
-		1: "CERTIFICATE_LOGIN_RESULT_OK",
-		2: "CERTIFICATE_LOGIN_RESULT_NOT_VERIFIED",
-		3: "CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED",
-		4: "CERTIFICATE_LOGIN_RESULT_EXPIRED",
-		5: "CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED",
-		6: "CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED",
-		7: "CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY",
+		0:  "CERTIFICATE_LOGIN_RESULT_UNSPECIFIED",
+		1:  "CERTIFICATE_LOGIN_RESULT_OK",
+		2:  "CERTIFICATE_LOGIN_RESULT_NOT_VERIFIED",
+		3:  "CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED",
+		4:  "CERTIFICATE_LOGIN_RESULT_EXPIRED",
+		5:  "CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED",
+		6:  "CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED",
+		7:  "CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY",
+		8:  "CERTIFICATE_LOGIN_RESULT_CHALLENGE_INVALID",
+		9:  "CERTIFICATE_LOGIN_RESULT_CHALLENGE_EXPIRED",
+		10: "CERTIFICATE_LOGIN_RESULT_CHALLENGE_REPLAYED",
+		11: "CERTIFICATE_LOGIN_RESULT_SIGNATURE_INVALID",
+		12: "CERTIFICATE_LOGIN_RESULT_UNTRUSTED",
+		13: "CERTIFICATE_LOGIN_RESULT_REVOKED",
 	}
 	CertificateLoginResult_value = map[string]int32{
-		"CERTIFICATE_LOGIN_RESULT_UNSPECIFIED":      0,
-		"CERTIFICATE_LOGIN_RESULT_OK":               1,
-		"CERTIFICATE_LOGIN_RESULT_NOT_VERIFIED":     2,
-		"CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED":   3,
-		"CERTIFICATE_LOGIN_RESULT_EXPIRED":          4,
-		"CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED":   5,
-		"CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED": 6,
-		"CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY":    7,
+		"CERTIFICATE_LOGIN_RESULT_UNSPECIFIED":        0,
+		"CERTIFICATE_LOGIN_RESULT_OK":                 1,
+		"CERTIFICATE_LOGIN_RESULT_NOT_VERIFIED":       2,
+		"CERTIFICATE_LOGIN_RESULT_NOT_REGISTERED":     3,
+		"CERTIFICATE_LOGIN_RESULT_EXPIRED":            4,
+		"CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED":     5,
+		"CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED":   6,
+		"CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY":      7,
+		"CERTIFICATE_LOGIN_RESULT_CHALLENGE_INVALID":  8,
+		"CERTIFICATE_LOGIN_RESULT_CHALLENGE_EXPIRED":  9,
+		"CERTIFICATE_LOGIN_RESULT_CHALLENGE_REPLAYED": 10,
+		"CERTIFICATE_LOGIN_RESULT_SIGNATURE_INVALID":  11,
+		"CERTIFICATE_LOGIN_RESULT_UNTRUSTED":          12,
+		"CERTIFICATE_LOGIN_RESULT_REVOKED":            13,
 	}
 )
 
@@ -876,17 +898,65 @@ func (x *UpdateOwnProfileRequest) GetEmail() string {
 	return ""
 }
 
+type CertificateChallengeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateChallengeRequest) Reset() {
+	*x = CertificateChallengeRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateChallengeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateChallengeRequest) ProtoMessage() {}
+
+func (x *CertificateChallengeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateChallengeRequest.ProtoReflect.Descriptor instead.
+func (*CertificateChallengeRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+}
+
 type CertificateLoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// certificate is the DER encoding of the verified client certificate.
-	Certificate   []byte `protobuf:"bytes,1,opt,name=certificate" json:"certificate,omitempty"`
+	// certificate is the DER encoding of the verified client certificate;
+	// with challenge, the certificate the browser's USB key sent (DER or
+	// PEM, any CA's until identity checks it).
+	Certificate []byte `protobuf:"bytes,1,opt,name=certificate" json:"certificate,omitempty"`
+	// challenge, when set, is a challenge of IssueCertificateChallenge that
+	// signature answers (the USB key sign-in, ADR 0033): the certificate
+	// need not be one the edge verified; identity checks the signature, the
+	// chain (identity.cert_challenge_ca_file), validity and revocation.
+	Challenge string `protobuf:"bytes,2,opt,name=challenge" json:"challenge,omitempty"`
+	// signature of the challenge string's UTF-8 bytes by the certificate's
+	// key (as AuthenticateRequest.signature).
+	Signature []byte `protobuf:"bytes,3,opt,name=signature" json:"signature,omitempty"`
+	// chain: intermediate CA certificates (DER), optional.
+	Chain         [][]byte `protobuf:"bytes,4,rep,name=chain" json:"chain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CertificateLoginRequest) Reset() {
 	*x = CertificateLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +968,7 @@ func (x *CertificateLoginRequest) String() string {
 func (*CertificateLoginRequest) ProtoMessage() {}
 
 func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,12 +981,33 @@ func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginRequest.ProtoReflect.Descriptor instead.
 func (*CertificateLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CertificateLoginRequest) GetCertificate() []byte {
 	if x != nil {
 		return x.Certificate
+	}
+	return nil
+}
+
+func (x *CertificateLoginRequest) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *CertificateLoginRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *CertificateLoginRequest) GetChain() [][]byte {
+	if x != nil {
+		return x.Chain
 	}
 	return nil
 }
@@ -937,7 +1028,7 @@ type CertificateLoginResponse struct {
 
 func (x *CertificateLoginResponse) Reset() {
 	*x = CertificateLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1040,7 @@ func (x *CertificateLoginResponse) String() string {
 func (*CertificateLoginResponse) ProtoMessage() {}
 
 func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1053,7 @@ func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginResponse.ProtoReflect.Descriptor instead.
 func (*CertificateLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CertificateLoginResponse) GetResult() CertificateLoginResult {
@@ -1021,7 +1112,7 @@ type SSOLoginRequest struct {
 
 func (x *SSOLoginRequest) Reset() {
 	*x = SSOLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1124,7 @@ func (x *SSOLoginRequest) String() string {
 func (*SSOLoginRequest) ProtoMessage() {}
 
 func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1137,7 @@ func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SSOLoginRequest) GetLogin() string {
@@ -1109,7 +1200,7 @@ type SSOLoginResponse struct {
 
 func (x *SSOLoginResponse) Reset() {
 	*x = SSOLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1212,7 @@ func (x *SSOLoginResponse) String() string {
 func (*SSOLoginResponse) ProtoMessage() {}
 
 func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1225,7 @@ func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginResponse.ProtoReflect.Descriptor instead.
 func (*SSOLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SSOLoginResponse) GetReason() Reason {
@@ -1238,7 +1329,7 @@ type PersonAttributesRequest struct {
 
 func (x *PersonAttributesRequest) Reset() {
 	*x = PersonAttributesRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1341,7 @@ func (x *PersonAttributesRequest) String() string {
 func (*PersonAttributesRequest) ProtoMessage() {}
 
 func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1354,7 @@ func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesRequest.ProtoReflect.Descriptor instead.
 func (*PersonAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PersonAttributesRequest) GetUserId() string {
@@ -1297,7 +1388,7 @@ type PersonAttributesResponse struct {
 
 func (x *PersonAttributesResponse) Reset() {
 	*x = PersonAttributesResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1400,7 @@ func (x *PersonAttributesResponse) String() string {
 func (*PersonAttributesResponse) ProtoMessage() {}
 
 func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1413,7 @@ func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesResponse.ProtoReflect.Descriptor instead.
 func (*PersonAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PersonAttributesResponse) GetUserId() string {
@@ -1388,7 +1479,7 @@ type CheckAppAddressRequest struct {
 
 func (x *CheckAppAddressRequest) Reset() {
 	*x = CheckAppAddressRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1491,7 @@ func (x *CheckAppAddressRequest) String() string {
 func (*CheckAppAddressRequest) ProtoMessage() {}
 
 func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1504,7 @@ func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressRequest.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CheckAppAddressRequest) GetAppId() string {
@@ -1445,7 +1536,7 @@ type CheckAppAddressResponse struct {
 
 func (x *CheckAppAddressResponse) Reset() {
 	*x = CheckAppAddressResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1548,7 @@ func (x *CheckAppAddressResponse) String() string {
 func (*CheckAppAddressResponse) ProtoMessage() {}
 
 func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1561,7 @@ func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressResponse.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
 }
 
 type PersonLinksRequest struct {
@@ -1482,7 +1573,7 @@ type PersonLinksRequest struct {
 
 func (x *PersonLinksRequest) Reset() {
 	*x = PersonLinksRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1585,7 @@ func (x *PersonLinksRequest) String() string {
 func (*PersonLinksRequest) ProtoMessage() {}
 
 func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1598,7 @@ func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksRequest.ProtoReflect.Descriptor instead.
 func (*PersonLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PersonLinksRequest) GetUserId() string {
@@ -1528,7 +1619,7 @@ type PersonLink struct {
 
 func (x *PersonLink) Reset() {
 	*x = PersonLink{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1631,7 @@ func (x *PersonLink) String() string {
 func (*PersonLink) ProtoMessage() {}
 
 func (x *PersonLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1644,7 @@ func (x *PersonLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLink.ProtoReflect.Descriptor instead.
 func (*PersonLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PersonLink) GetAppId() string {
@@ -1586,7 +1677,7 @@ type PersonLinksResponse struct {
 
 func (x *PersonLinksResponse) Reset() {
 	*x = PersonLinksResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1689,7 @@ func (x *PersonLinksResponse) String() string {
 func (*PersonLinksResponse) ProtoMessage() {}
 
 func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1702,7 @@ func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksResponse.ProtoReflect.Descriptor instead.
 func (*PersonLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PersonLinksResponse) GetLinks() []*PersonLink {
@@ -1632,7 +1723,7 @@ type LinkAccountRequest struct {
 
 func (x *LinkAccountRequest) Reset() {
 	*x = LinkAccountRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1735,7 @@ func (x *LinkAccountRequest) String() string {
 func (*LinkAccountRequest) ProtoMessage() {}
 
 func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1748,7 @@ func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LinkAccountRequest) GetUserId() string {
@@ -1690,7 +1781,7 @@ type LinkAccountResponse struct {
 
 func (x *LinkAccountResponse) Reset() {
 	*x = LinkAccountResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1793,7 @@ func (x *LinkAccountResponse) String() string {
 func (*LinkAccountResponse) ProtoMessage() {}
 
 func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1806,7 @@ func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LinkAccountResponse) GetLinkId() string {
@@ -1734,7 +1825,7 @@ type InactivePeopleRequest struct {
 
 func (x *InactivePeopleRequest) Reset() {
 	*x = InactivePeopleRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1837,7 @@ func (x *InactivePeopleRequest) String() string {
 func (*InactivePeopleRequest) ProtoMessage() {}
 
 func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +1850,7 @@ func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleRequest.ProtoReflect.Descriptor instead.
 func (*InactivePeopleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *InactivePeopleRequest) GetUserIds() []string {
@@ -1783,7 +1874,7 @@ type PeerLoginRequest struct {
 
 func (x *PeerLoginRequest) Reset() {
 	*x = PeerLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +1886,7 @@ func (x *PeerLoginRequest) String() string {
 func (*PeerLoginRequest) ProtoMessage() {}
 
 func (x *PeerLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +1899,7 @@ func (x *PeerLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerLoginRequest.ProtoReflect.Descriptor instead.
 func (*PeerLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PeerLoginRequest) GetUserId() string {
@@ -1842,7 +1933,7 @@ type InactivePeopleResponse struct {
 
 func (x *InactivePeopleResponse) Reset() {
 	*x = InactivePeopleResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1945,7 @@ func (x *InactivePeopleResponse) String() string {
 func (*InactivePeopleResponse) ProtoMessage() {}
 
 func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1958,7 @@ func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleResponse.ProtoReflect.Descriptor instead.
 func (*InactivePeopleResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InactivePeopleResponse) GetUserIds() []string {
@@ -1890,7 +1981,7 @@ type PrepareAppointmentRequest struct {
 
 func (x *PrepareAppointmentRequest) Reset() {
 	*x = PrepareAppointmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +1993,7 @@ func (x *PrepareAppointmentRequest) String() string {
 func (*PrepareAppointmentRequest) ProtoMessage() {}
 
 func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +2006,7 @@ func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentRequest.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PrepareAppointmentRequest) GetUserId() string {
@@ -1944,7 +2035,7 @@ type PrepareAppointmentResponse struct {
 
 func (x *PrepareAppointmentResponse) Reset() {
 	*x = PrepareAppointmentResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2047,7 @@ func (x *PrepareAppointmentResponse) String() string {
 func (*PrepareAppointmentResponse) ProtoMessage() {}
 
 func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2060,7 @@ func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentResponse.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PrepareAppointmentResponse) GetActivationPassword() string {
@@ -1988,7 +2079,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2091,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2104,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -2032,7 +2123,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2135,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2148,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -2090,7 +2181,7 @@ type SSOChangePasswordRequest struct {
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2193,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2206,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -2161,7 +2252,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2264,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2277,7 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{31}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{32}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
@@ -2258,9 +2349,14 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"updateMask\x12/\n" +
 	"\fdisplay_name\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\vdisplayName\x12!\n" +
 	"\x05phone\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01( R\x05phone\x12\"\n" +
-	"\x05email\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xfe\x01R\x05email\"I\n" +
+	"\x05email\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xfe\x01R\x05email\"\x1d\n" +
+	"\x1bCertificateChallengeRequest\"\xd5\x01\n" +
 	"\x17CertificateLoginRequest\x12.\n" +
-	"\vcertificate\x18\x01 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x01R\vcertificate\"\x91\x02\n" +
+	"\vcertificate\x18\x01 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x02R\vcertificate\x12:\n" +
+	"\tchallenge\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\xc8\xc6'\x01(\x80\b2\x0e^[\\x21-\\x7e]*$R\tchallenge\x12&\n" +
+	"\tsignature\x18\x03 \x01(\fB\b\xbaH\x05z\x03\x18\x80\bR\tsignature\x12&\n" +
+	"\x05chain\x18\x04 \x03(\fB\x10\xbaH\r\x92\x01\n" +
+	"\x10\b\"\x06z\x04\x18\x80\x80\x01R\x05chain\"\x91\x02\n" +
 	"\x18CertificateLoginResponse\x12@\n" +
 	"\x06result\x18\x01 \x01(\x0e2(.uias.identity.v1.CertificateLoginResultR\x06result\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
@@ -2343,7 +2439,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\fnew_password\x18\x03 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\vnewPassword\x12/\n" +
 	"\fkeep_session\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\vkeepSession\x12\x1d\n" +
 	"\x03otp\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\"\x1b\n" +
-	"\x19SSOChangePasswordResponse*\xe9\x02\n" +
+	"\x19SSOChangePasswordResponse*\xf8\x04\n" +
 	"\x16CertificateLoginResult\x12(\n" +
 	"$CERTIFICATE_LOGIN_RESULT_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bCERTIFICATE_LOGIN_RESULT_OK\x10\x01\x12)\n" +
@@ -2352,7 +2448,14 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	" CERTIFICATE_LOGIN_RESULT_EXPIRED\x10\x04\x12+\n" +
 	"'CERTIFICATE_LOGIN_RESULT_ACCOUNT_LOCKED\x10\x05\x12-\n" +
 	")CERTIFICATE_LOGIN_RESULT_ACCOUNT_DISABLED\x10\x06\x12*\n" +
-	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a2\xb0\x0e\n" +
+	"&CERTIFICATE_LOGIN_RESULT_PASSWORD_ONLY\x10\a\x12.\n" +
+	"*CERTIFICATE_LOGIN_RESULT_CHALLENGE_INVALID\x10\b\x12.\n" +
+	"*CERTIFICATE_LOGIN_RESULT_CHALLENGE_EXPIRED\x10\t\x12/\n" +
+	"+CERTIFICATE_LOGIN_RESULT_CHALLENGE_REPLAYED\x10\n" +
+	"\x12.\n" +
+	"*CERTIFICATE_LOGIN_RESULT_SIGNATURE_INVALID\x10\v\x12&\n" +
+	"\"CERTIFICATE_LOGIN_RESULT_UNTRUSTED\x10\f\x12$\n" +
+	" CERTIFICATE_LOGIN_RESULT_REVOKED\x10\r2\xa4\x0f\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -2365,7 +2468,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x12PrepareAppointment\x12+.uias.identity.v1.PrepareAppointmentRequest\x1a,.uias.identity.v1.PrepareAppointmentResponse\x12c\n" +
 	"\x0ePersonIdNumber\x12'.uias.identity.v1.PersonIdNumberRequest\x1a(.uias.identity.v1.PersonIdNumberResponse\x12i\n" +
 	"\x0eChangePassword\x12*.uias.identity.v1.SSOChangePasswordRequest\x1a+.uias.identity.v1.SSOChangePasswordResponse\x12i\n" +
-	"\x10CertificateLogin\x12).uias.identity.v1.CertificateLoginRequest\x1a*.uias.identity.v1.CertificateLoginResponse\x12U\n" +
+	"\x10CertificateLogin\x12).uias.identity.v1.CertificateLoginRequest\x1a*.uias.identity.v1.CertificateLoginResponse\x12r\n" +
+	"\x19IssueCertificateChallenge\x12-.uias.identity.v1.CertificateChallengeRequest\x1a&.uias.identity.v1.CertificateChallenge\x12U\n" +
 	"\rGetOwnProfile\x12&.uias.identity.v1.GetOwnProfileRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12[\n" +
 	"\x10UpdateOwnProfile\x12).uias.identity.v1.UpdateOwnProfileRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12T\n" +
 	"\bLoginOtp\x12$.uias.identity.v1.SSOLoginOtpRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12b\n" +
@@ -2388,7 +2492,7 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(CertificateLoginResult)(0),         // 0: uias.identity.v1.CertificateLoginResult
 	(*KerberosLoginRequest)(nil),        // 1: uias.identity.v1.KerberosLoginRequest
@@ -2401,82 +2505,86 @@ var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(*GetOwnProfileRequest)(nil),        // 8: uias.identity.v1.GetOwnProfileRequest
 	(*OwnProfile)(nil),                  // 9: uias.identity.v1.OwnProfile
 	(*UpdateOwnProfileRequest)(nil),     // 10: uias.identity.v1.UpdateOwnProfileRequest
-	(*CertificateLoginRequest)(nil),     // 11: uias.identity.v1.CertificateLoginRequest
-	(*CertificateLoginResponse)(nil),    // 12: uias.identity.v1.CertificateLoginResponse
-	(*SSOLoginRequest)(nil),             // 13: uias.identity.v1.SSOLoginRequest
-	(*SSOLoginResponse)(nil),            // 14: uias.identity.v1.SSOLoginResponse
-	(*PersonAttributesRequest)(nil),     // 15: uias.identity.v1.PersonAttributesRequest
-	(*PersonAttributesResponse)(nil),    // 16: uias.identity.v1.PersonAttributesResponse
-	(*CheckAppAddressRequest)(nil),      // 17: uias.identity.v1.CheckAppAddressRequest
-	(*CheckAppAddressResponse)(nil),     // 18: uias.identity.v1.CheckAppAddressResponse
-	(*PersonLinksRequest)(nil),          // 19: uias.identity.v1.PersonLinksRequest
-	(*PersonLink)(nil),                  // 20: uias.identity.v1.PersonLink
-	(*PersonLinksResponse)(nil),         // 21: uias.identity.v1.PersonLinksResponse
-	(*LinkAccountRequest)(nil),          // 22: uias.identity.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),         // 23: uias.identity.v1.LinkAccountResponse
-	(*InactivePeopleRequest)(nil),       // 24: uias.identity.v1.InactivePeopleRequest
-	(*PeerLoginRequest)(nil),            // 25: uias.identity.v1.PeerLoginRequest
-	(*InactivePeopleResponse)(nil),      // 26: uias.identity.v1.InactivePeopleResponse
-	(*PrepareAppointmentRequest)(nil),   // 27: uias.identity.v1.PrepareAppointmentRequest
-	(*PrepareAppointmentResponse)(nil),  // 28: uias.identity.v1.PrepareAppointmentResponse
-	(*PersonIdNumberRequest)(nil),       // 29: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),      // 30: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),    // 31: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil),   // 32: uias.identity.v1.SSOChangePasswordResponse
-	(IdType)(0),                         // 33: uias.identity.v1.IdType
-	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
-	(Reason)(0),                         // 35: uias.identity.v1.Reason
+	(*CertificateChallengeRequest)(nil), // 11: uias.identity.v1.CertificateChallengeRequest
+	(*CertificateLoginRequest)(nil),     // 12: uias.identity.v1.CertificateLoginRequest
+	(*CertificateLoginResponse)(nil),    // 13: uias.identity.v1.CertificateLoginResponse
+	(*SSOLoginRequest)(nil),             // 14: uias.identity.v1.SSOLoginRequest
+	(*SSOLoginResponse)(nil),            // 15: uias.identity.v1.SSOLoginResponse
+	(*PersonAttributesRequest)(nil),     // 16: uias.identity.v1.PersonAttributesRequest
+	(*PersonAttributesResponse)(nil),    // 17: uias.identity.v1.PersonAttributesResponse
+	(*CheckAppAddressRequest)(nil),      // 18: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),     // 19: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),          // 20: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),                  // 21: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),         // 22: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),          // 23: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),         // 24: uias.identity.v1.LinkAccountResponse
+	(*InactivePeopleRequest)(nil),       // 25: uias.identity.v1.InactivePeopleRequest
+	(*PeerLoginRequest)(nil),            // 26: uias.identity.v1.PeerLoginRequest
+	(*InactivePeopleResponse)(nil),      // 27: uias.identity.v1.InactivePeopleResponse
+	(*PrepareAppointmentRequest)(nil),   // 28: uias.identity.v1.PrepareAppointmentRequest
+	(*PrepareAppointmentResponse)(nil),  // 29: uias.identity.v1.PrepareAppointmentResponse
+	(*PersonIdNumberRequest)(nil),       // 30: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),      // 31: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),    // 32: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil),   // 33: uias.identity.v1.SSOChangePasswordResponse
+	(IdType)(0),                         // 34: uias.identity.v1.IdType
+	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
+	(Reason)(0),                         // 36: uias.identity.v1.Reason
+	(*CertificateChallenge)(nil),        // 37: uias.identity.v1.CertificateChallenge
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	33, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
-	34, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
-	34, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
-	34, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	34, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
+	35, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
+	35, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
+	35, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	34, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	35, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	34, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	20, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	13, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	15, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	17, // 11: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	19, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	22, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	24, // 14: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	25, // 15: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
-	27, // 16: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	29, // 17: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	31, // 18: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	11, // 19: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	8,  // 20: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	10, // 21: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	3,  // 22: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	4,  // 23: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	6,  // 24: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	7,  // 25: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	2,  // 26: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	1,  // 27: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
-	14, // 28: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	16, // 29: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	18, // 30: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	21, // 31: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	23, // 32: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	26, // 33: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	14, // 34: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	28, // 35: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	30, // 36: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	32, // 37: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	12, // 38: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	9,  // 39: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	9,  // 40: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	14, // 41: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	5,  // 42: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	9,  // 43: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	9,  // 44: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	14, // 45: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	14, // 46: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	28, // [28:47] is the sub-list for method output_type
-	9,  // [9:28] is the sub-list for method input_type
+	35, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	36, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	35, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	21, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	14, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	16, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	18, // 11: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	20, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	23, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	25, // 14: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	26, // 15: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
+	28, // 16: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	30, // 17: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	32, // 18: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	12, // 19: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	11, // 20: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
+	8,  // 21: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	10, // 22: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	3,  // 23: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	4,  // 24: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	6,  // 25: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	7,  // 26: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	2,  // 27: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	1,  // 28: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
+	15, // 29: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	17, // 30: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	19, // 31: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	22, // 32: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	24, // 33: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	27, // 34: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	15, // 35: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	29, // 36: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	31, // 37: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	33, // 38: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	13, // 39: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	37, // 40: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	9,  // 41: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	9,  // 42: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	15, // 43: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	5,  // 44: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	9,  // 45: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	9,  // 46: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	15, // 47: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	15, // 48: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	29, // [29:49] is the sub-list for method output_type
+	9,  // [9:29] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -2494,7 +2602,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

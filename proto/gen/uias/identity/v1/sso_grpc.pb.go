@@ -19,25 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SSOService_Login_FullMethodName                = "/uias.identity.v1.SSOService/Login"
-	SSOService_PersonAttributes_FullMethodName     = "/uias.identity.v1.SSOService/PersonAttributes"
-	SSOService_CheckAppAddress_FullMethodName      = "/uias.identity.v1.SSOService/CheckAppAddress"
-	SSOService_PersonLinks_FullMethodName          = "/uias.identity.v1.SSOService/PersonLinks"
-	SSOService_LinkAccount_FullMethodName          = "/uias.identity.v1.SSOService/LinkAccount"
-	SSOService_InactivePeople_FullMethodName       = "/uias.identity.v1.SSOService/InactivePeople"
-	SSOService_PeerLogin_FullMethodName            = "/uias.identity.v1.SSOService/PeerLogin"
-	SSOService_PrepareAppointment_FullMethodName   = "/uias.identity.v1.SSOService/PrepareAppointment"
-	SSOService_PersonIdNumber_FullMethodName       = "/uias.identity.v1.SSOService/PersonIdNumber"
-	SSOService_ChangePassword_FullMethodName       = "/uias.identity.v1.SSOService/ChangePassword"
-	SSOService_CertificateLogin_FullMethodName     = "/uias.identity.v1.SSOService/CertificateLogin"
-	SSOService_GetOwnProfile_FullMethodName        = "/uias.identity.v1.SSOService/GetOwnProfile"
-	SSOService_UpdateOwnProfile_FullMethodName     = "/uias.identity.v1.SSOService/UpdateOwnProfile"
-	SSOService_LoginOtp_FullMethodName             = "/uias.identity.v1.SSOService/LoginOtp"
-	SSOService_BeginTotpEnrolment_FullMethodName   = "/uias.identity.v1.SSOService/BeginTotpEnrolment"
-	SSOService_ConfirmTotpEnrolment_FullMethodName = "/uias.identity.v1.SSOService/ConfirmTotpEnrolment"
-	SSOService_RemoveOwnTotp_FullMethodName        = "/uias.identity.v1.SSOService/RemoveOwnTotp"
-	SSOService_FingerLogin_FullMethodName          = "/uias.identity.v1.SSOService/FingerLogin"
-	SSOService_KerberosLogin_FullMethodName        = "/uias.identity.v1.SSOService/KerberosLogin"
+	SSOService_Login_FullMethodName                     = "/uias.identity.v1.SSOService/Login"
+	SSOService_PersonAttributes_FullMethodName          = "/uias.identity.v1.SSOService/PersonAttributes"
+	SSOService_CheckAppAddress_FullMethodName           = "/uias.identity.v1.SSOService/CheckAppAddress"
+	SSOService_PersonLinks_FullMethodName               = "/uias.identity.v1.SSOService/PersonLinks"
+	SSOService_LinkAccount_FullMethodName               = "/uias.identity.v1.SSOService/LinkAccount"
+	SSOService_InactivePeople_FullMethodName            = "/uias.identity.v1.SSOService/InactivePeople"
+	SSOService_PeerLogin_FullMethodName                 = "/uias.identity.v1.SSOService/PeerLogin"
+	SSOService_PrepareAppointment_FullMethodName        = "/uias.identity.v1.SSOService/PrepareAppointment"
+	SSOService_PersonIdNumber_FullMethodName            = "/uias.identity.v1.SSOService/PersonIdNumber"
+	SSOService_ChangePassword_FullMethodName            = "/uias.identity.v1.SSOService/ChangePassword"
+	SSOService_CertificateLogin_FullMethodName          = "/uias.identity.v1.SSOService/CertificateLogin"
+	SSOService_IssueCertificateChallenge_FullMethodName = "/uias.identity.v1.SSOService/IssueCertificateChallenge"
+	SSOService_GetOwnProfile_FullMethodName             = "/uias.identity.v1.SSOService/GetOwnProfile"
+	SSOService_UpdateOwnProfile_FullMethodName          = "/uias.identity.v1.SSOService/UpdateOwnProfile"
+	SSOService_LoginOtp_FullMethodName                  = "/uias.identity.v1.SSOService/LoginOtp"
+	SSOService_BeginTotpEnrolment_FullMethodName        = "/uias.identity.v1.SSOService/BeginTotpEnrolment"
+	SSOService_ConfirmTotpEnrolment_FullMethodName      = "/uias.identity.v1.SSOService/ConfirmTotpEnrolment"
+	SSOService_RemoveOwnTotp_FullMethodName             = "/uias.identity.v1.SSOService/RemoveOwnTotp"
+	SSOService_FingerLogin_FullMethodName               = "/uias.identity.v1.SSOService/FingerLogin"
+	SSOService_KerberosLogin_FullMethodName             = "/uias.identity.v1.SSOService/KerberosLogin"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -110,6 +111,10 @@ type SSOServiceClient interface {
 	// origin must carry the same certificate's thumbprint (the edge asserts
 	// it verified it). Audited as sso.login with method "certificate".
 	CertificateLogin(ctx context.Context, in *CertificateLoginRequest, opts ...grpc.CallOption) (*CertificateLoginResponse, error)
+	// IssueCertificateChallenge hands the CAS login page a challenge for its USB
+	// key sign-in (CertificateLogin with challenge and signature): sealed by
+	// the key ring, valid 60 seconds, answered once, for the page only.
+	IssueCertificateChallenge(ctx context.Context, in *CertificateChallengeRequest, opts ...grpc.CallOption) (*CertificateChallenge, error)
 	// GetOwnProfile returns what the person signed in to the pages may see
 	// of their own account ("My profile"): the ID number and phone masked
 	// only, never in clear.
@@ -303,6 +308,16 @@ func (c *sSOServiceClient) CertificateLogin(ctx context.Context, in *Certificate
 	return out, nil
 }
 
+func (c *sSOServiceClient) IssueCertificateChallenge(ctx context.Context, in *CertificateChallengeRequest, opts ...grpc.CallOption) (*CertificateChallenge, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateChallenge)
+	err := c.cc.Invoke(ctx, SSOService_IssueCertificateChallenge_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sSOServiceClient) GetOwnProfile(ctx context.Context, in *GetOwnProfileRequest, opts ...grpc.CallOption) (*OwnProfile, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(OwnProfile)
@@ -453,6 +468,10 @@ type SSOServiceServer interface {
 	// origin must carry the same certificate's thumbprint (the edge asserts
 	// it verified it). Audited as sso.login with method "certificate".
 	CertificateLogin(context.Context, *CertificateLoginRequest) (*CertificateLoginResponse, error)
+	// IssueCertificateChallenge hands the CAS login page a challenge for its USB
+	// key sign-in (CertificateLogin with challenge and signature): sealed by
+	// the key ring, valid 60 seconds, answered once, for the page only.
+	IssueCertificateChallenge(context.Context, *CertificateChallengeRequest) (*CertificateChallenge, error)
 	// GetOwnProfile returns what the person signed in to the pages may see
 	// of their own account ("My profile"): the ID number and phone masked
 	// only, never in clear.
@@ -568,6 +587,9 @@ func (UnimplementedSSOServiceServer) ChangePassword(context.Context, *SSOChangeP
 }
 func (UnimplementedSSOServiceServer) CertificateLogin(context.Context, *CertificateLoginRequest) (*CertificateLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CertificateLogin not implemented")
+}
+func (UnimplementedSSOServiceServer) IssueCertificateChallenge(context.Context, *CertificateChallengeRequest) (*CertificateChallenge, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueCertificateChallenge not implemented")
 }
 func (UnimplementedSSOServiceServer) GetOwnProfile(context.Context, *GetOwnProfileRequest) (*OwnProfile, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOwnProfile not implemented")
@@ -812,6 +834,24 @@ func _SSOService_CertificateLogin_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_IssueCertificateChallenge_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CertificateChallengeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).IssueCertificateChallenge(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_IssueCertificateChallenge_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).IssueCertificateChallenge(ctx, req.(*CertificateChallengeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SSOService_GetOwnProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetOwnProfileRequest)
 	if err := dec(in); err != nil {
@@ -1006,6 +1046,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CertificateLogin",
 			Handler:    _SSOService_CertificateLogin_Handler,
+		},
+		{
+			MethodName: "IssueCertificateChallenge",
+			Handler:    _SSOService_IssueCertificateChallenge_Handler,
 		},
 		{
 			MethodName: "GetOwnProfile",
