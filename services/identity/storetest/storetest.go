@@ -49,6 +49,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserConflicts", testUserConflicts},
 		{"UserIDKey", testUserIDKey},
 		{"IDKeyBackfill", testIDKeyBackfill},
+		{"CentresKey", testCentresKey},
 		{"UserList", testUserList},
 		{"UserListPasswordExpired", testUserListPasswordExpired},
 		{"UpdateUser", testUpdateUser},
