@@ -1004,6 +1004,9 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			// a value sent back is left out: the stored ones stay
 			// (review sec15 M4)
 			w.WithSealed = !own1 && !own2
+			if err := s.replicaIDCollision(ctx, origin, &w); err != nil {
+				return ReplicaWrite{}, "", err
+			}
 		}
 		w.Unlocked = ev.Op == "unlocked"
 		b.users[ev.ID] = r.OrgID

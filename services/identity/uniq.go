@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/store"
 )
 
@@ -276,4 +277,32 @@ func (m *memReservations) Reserve(_ context.Context, key, person string) (string
 	}
 	m.held[key] = memHold{person: person, until: now.Add(m.hold)}
 	return person, nil
+}
+
+// APIReplicaIDCollision is the audit record of a replica whose ID number
+// another person here has (replicaIDCollision).
+const APIReplicaIDCollision = "user.replica_id_collision"
+
+// replicaIDCollision reports, at level 1, a person of another centre whose
+// ID number (centres key) another person here already has: a collision
+// the level-2 centre could not ask about (cut off from level 1, or created
+// before this check). The replica is applied all the same (the person
+// stays held here, unlike a login name's CONFLICT); the collision is
+// logged and audited APIReplicaIDCollision, reason ID_NUMBER_TAKEN, with
+// the person's home centre, each time their ID number arrives, until one
+// of the two accounts is deleted or corrected at its home.
+func (s *Service) replicaIDCollision(ctx context.Context, origin string, w *ReplicaWrite) error {
+	if s.homes == nil || s.homes.Level != 1 || !w.WithSealed || w.User.CentresKey == "" {
+		return nil
+	}
+	held, err := s.store.CentresKeyHeld(ctx, w.User.CentresKey, w.User.ID)
+	if err != nil || !held {
+		return err
+	}
+	s.log.Warn("a person of another centre has the ID number of another person here (one account per person): applied, and audited "+
+		APIReplicaIDCollision, zap.String("origin", origin), zap.String("user_id", w.User.ID))
+	w.Events = append(w.Events, s.auditor.Event(ctx, audit.Action{API: APIReplicaIDCollision, Subject: "user:" + w.User.ID,
+		Org: w.User.OrgID, Result: audit.ResultSuccess, Reason: ReasonIDNumberTaken, Start: s.now(),
+		Detail: map[string]string{"home_centre": origin}}))
+	return nil
 }

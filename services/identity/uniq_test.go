@@ -214,7 +214,8 @@ func auditReasons(t *testing.T, c *replicaCentre, api string) []string {
 // TestUniquenessLevelOneUnreachable: a level-2 centre whose level 1 does not
 // answer within the wait creates the person (peer_unreachable allow, the
 // default), audited UNIQUENESS_UNCHECKED; with refuse it refuses with
-// UNAVAILABLE UNIQUENESS_UNAVAILABLE and writes nothing.
+// UNAVAILABLE UNIQUENESS_UNAVAILABLE and writes nothing. A collision that
+// so reaches level 1 is applied and audited there.
 func TestUniquenessLevelOneUnreachable(t *testing.T) {
 	u := newUniqCentres(t)
 	svc := u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{CentresKey: centresKey, Peer: deadPeer{}, Wait: 20 * time.Millisecond})
@@ -232,6 +233,24 @@ func TestUniquenessLevelOneUnreachable(t *testing.T) {
 	}
 	if got := auditReasons(t, u.l2a, "user.update"); len(got) == 0 || got[len(got)-1] != identity.ReasonUniquenessUnchecked {
 		t.Fatalf("audit reasons of user.update: %v", got)
+	}
+
+	// Level 1 has a person with the same number meanwhile: the replica
+	// arrives, is applied (the person stays held there), and the
+	// collision is audited at level 1.
+	if _, err := u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "twin", DisplayName: "Twin", OrgID: evRoot(t, u.svc1).ID,
+		IDType: identity.IDTypeResidentID, IDNumber: residentID("11010519800101010")}); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := u.l2a.changes(t, 0)
+	if _, err := u.svc1.ApplyReplica(context.Background(), "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.svc1.GetUser(u.admin1, p.ID); err != nil {
+		t.Fatalf("the colliding person is not held at level 1: %v", err)
+	}
+	if got := auditReasons(t, u.l1, identity.APIReplicaIDCollision); len(got) == 0 || got[0] != identity.ReasonIDNumberTaken {
+		t.Fatalf("collision audit at level 1: %v", got)
 	}
 
 	svc = u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{CentresKey: centresKey, Peer: deadPeer{},
