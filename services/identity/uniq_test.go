@@ -267,3 +267,67 @@ func TestUniquenessLevelOneUnreachable(t *testing.T) {
 		t.Fatalf("display name: %v", err)
 	}
 }
+
+// importRows imports rows (field maps) of people into svc.
+func importRows(t *testing.T, svc *identity.Service, ctx context.Context, id string, rows ...map[string]string) *identity.ImportReport {
+	t.Helper()
+	i := 0
+	rep, err := svc.Import(ctx, identity.ImportOptions{Kind: "users", ImportID: id}, func() (*identity.ImportRow, bool, error) {
+		if i == len(rows) {
+			return nil, false, nil
+		}
+		i++
+		return &identity.ImportRow{Row: i + 1, Fields: rows[i-1]}, true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestUniquenessImport: a level-2 centre's import asks level 1 about each
+// row: a login name or ID number held at level 1 is the row's error (with
+// the reasons of a local duplicate), the other rows are written; cut off,
+// the rows are written (allow; the batches audited UNIQUENESS_UNCHECKED
+// with the count) or refused (refuse, UNIQUENESS_UNAVAILABLE).
+func TestUniquenessImport(t *testing.T) {
+	u := newUniqCentres(t)
+	idHeld := residentID("11010519800101021")
+	if _, err := u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "harbourmaster", DisplayName: "Harbour Master",
+		OrgID: evRoot(t, u.svc1).ID, IDType: identity.IDTypeResidentID, IDNumber: idHeld}); err != nil {
+		t.Fatal(err)
+	}
+	row := func(login, idNumber string) map[string]string {
+		r := map[string]string{"login_name": login, "display_name": "Person " + login, "org_code": "bureau-a"}
+		if idNumber != "" {
+			r["id_type"], r["id_number"] = "resident_id", idNumber
+		}
+		return r
+	}
+	rep := importRows(t, u.svc2a, u.admin2a, "imp-1", row("Harbourmaster", ""), row("fresh", idHeld), row("fine", residentID("11010519800101022")))
+	if rep.Written != 1 || rep.Failed != 2 || len(rep.Errors) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	if e := rep.Errors[0]; e.Row != 2 || e.Field != "login_name" || e.Reason != "ALREADY_EXISTS" || !strings.Contains(e.Message, "another centre") {
+		t.Fatalf("row of a name held at level 1: %+v", e)
+	}
+	if e := rep.Errors[1]; e.Row != 3 || e.Field != "id_number" || e.Reason != identity.ReasonIDNumberTaken || !strings.Contains(e.Message, "another centre") {
+		t.Fatalf("row of a number held at level 1: %+v", e)
+	}
+
+	svc := u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{CentresKey: centresKey, Peer: deadPeer{}, Wait: 20 * time.Millisecond})
+	admin, _ := adminCtx(t, svc, "10.0.0.2", "l2a")
+	rep = importRows(t, svc, admin, "imp-2", row("cut-1", ""), row("cut-2", ""), row("cut-3", ""))
+	if rep.Written != 3 || rep.Failed != 0 {
+		t.Fatalf("cut off, allow: %+v", rep)
+	}
+	if got := auditReasons(t, u.l2a, "user.import"); got[len(got)-1] != identity.ReasonUniquenessUnchecked {
+		t.Fatalf("audit of the unchecked import: %v", got)
+	}
+	svc = u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{CentresKey: centresKey, Peer: deadPeer{}, Wait: 20 * time.Millisecond,
+		RefuseUnreachable: true})
+	rep = importRows(t, svc, admin, "imp-3", row("cut-4", ""), row("cut-5", ""))
+	if rep.Written != 0 || rep.Failed != 2 || rep.Errors[1].Reason != identity.ReasonUniquenessUnavailable {
+		t.Fatalf("cut off, refuse: %+v", rep)
+	}
+}
