@@ -653,6 +653,23 @@ func (im *importer) claimAcross(ctx context.Context, row int, u *User) *RowError
 	if !im.s.acrossCentres() {
 		return nil
 	}
+	if im.s.homes.Level == 1 {
+		// Level 1's own import: the store's check of the chunk's login
+		// names covers the replicas it holds; ID numbers are compared with
+		// theirs by the centres key, here, without reservations (a round
+		// trip to JetStream per row).
+		if u.CentresKey == "" {
+			return nil
+		}
+		held, err := im.s.store.CentresKeyHeld(ctx, u.CentresKey, u.ID)
+		if err != nil {
+			return &RowError{Row: row, Message: messageOf(err)}
+		}
+		if held {
+			return rowErr(row, "id_number", ReasonIDNumberTaken, ErrIDNumberTaken.Message)
+		}
+		return nil
+	}
 	if im.unanswered.Load() > 0 {
 		im.unanswered.Add(1)
 		if im.s.cfg.Uniqueness.RefuseUnreachable {

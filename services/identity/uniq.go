@@ -176,6 +176,10 @@ func (s *Service) claimAcross(ctx context.Context, u *User, login, id bool) (str
 		}
 	}
 	switch {
+	case v.LoginTaken && s.homes.Level == 1: // a person here (replica or not) or a reservation
+		return "", store.Conflict("login name already exists")
+	case v.IDTaken && s.homes.Level == 1:
+		return "", ErrIDNumberTaken
 	case v.LoginTaken:
 		return "", errLoginTakenElsewhere
 	case v.IDTaken:

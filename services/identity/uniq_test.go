@@ -331,3 +331,26 @@ func TestUniquenessImport(t *testing.T) {
 		t.Fatalf("cut off, refuse: %+v", rep)
 	}
 }
+
+// TestUniquenessLevelOneImport: level 1's own import refuses a row whose ID
+// number a level-2 replica holds (the centres key), and a local duplicate
+// is answered as before.
+func TestUniquenessLevelOneImport(t *testing.T) {
+	u := newUniqCentres(t)
+	idL2 := residentID("11010519800101031")
+	if _, err := u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "deckhand", DisplayName: "Deckhand", OrgID: u.bureauA.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: idL2}); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := u.l2a.changes(t, 0)
+	if _, err := u.svc1.ApplyReplica(context.Background(), "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	rep := importRows(t, u.svc1, u.admin1, "imp-l1", map[string]string{"login_name": "deck", "display_name": "Deck", "org_code": "root",
+		"id_type": "resident_id", "id_number": idL2}, map[string]string{"login_name": "DECKHAND", "display_name": "Deck", "org_code": "root"},
+		map[string]string{"login_name": "clerk", "display_name": "Clerk", "org_code": "root"})
+	if rep.Written != 1 || len(rep.Errors) != 2 || rep.Errors[0].Reason != identity.ReasonIDNumberTaken || rep.Errors[0].Field != "id_number" ||
+		rep.Errors[1].Reason != "ALREADY_EXISTS" {
+		t.Fatalf("report %+v", rep)
+	}
+}
