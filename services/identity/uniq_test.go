@@ -354,3 +354,54 @@ func TestUniquenessLevelOneImport(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 }
+
+// TestCentresKeyBackfill: people created before the key was set get their
+// centres key at start at their home (the same as a create with the key
+// would give); other centres' people are marked, never keyed; level 1 then
+// refuses their numbers once the home's resend brings the keys.
+func TestCentresKeyBackfill(t *testing.T) {
+	u := newUniqCentres(t)
+	id := residentID("11010519800101041")
+	// Created at l2a before the key was set.
+	before := u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{Peer: directPeer{u.svc1}})
+	admin, _ := adminCtx(t, before, "10.0.0.2", "l2a")
+	p, err := before.CreateUser(admin, identity.NewUser{LoginName: "veteran", DisplayName: "Veteran", OrgID: u.bureauA.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: id})
+	if err != nil || p.CentresKey != "" {
+		t.Fatalf("created without the key: %+v %v", p, err)
+	}
+	cs, _, _ := u.l2a.changes(t, 0)
+	if _, err := u.svc1.ApplyReplica(context.Background(), "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	// The key set: each centre's start fills in its own people's.
+	svc2 := u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{CentresKey: centresKey, Peer: directPeer{u.svc1}})
+	r, err := svc2.BackfillCentresKeys(context.Background())
+	if err != nil || r.Set != 1 || r.Unreadable != 0 {
+		t.Fatalf("l2a backfill: %+v %v", r, err)
+	}
+	if r, err := svc2.BackfillCentresKeys(context.Background()); err != nil || r.Set != 0 {
+		t.Fatalf("l2a backfill again: %+v %v", r, err)
+	}
+	r, err = u.svc1.BackfillCentresKeys(context.Background())
+	if err != nil || r.Set != 0 || r.Replicas != 1 {
+		t.Fatalf("level 1 backfill (a replica): %+v %v", r, err)
+	}
+	got, err := svc2.GetUser(u.admin2a, p.ID)
+	if err != nil || len(got.CentresKey) != 32 {
+		t.Fatalf("key after the backfill: %+v %v", got, err)
+	}
+	// The resend of the bureau brings it to level 1, which then refuses
+	// the number.
+	_, last, _ := u.l2a.changes(t, 0)
+	if _, err := svc2.ResendOrg(u.admin2a, u.bureauA.ID); err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ = u.l2a.changes(t, last)
+	if _, err := u.svc1.ApplyReplica(context.Background(), "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	_, err = u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "copy", DisplayName: "Copy", OrgID: evRoot(t, u.svc1).ID,
+		IDType: identity.IDTypeResidentID, IDNumber: id})
+	wantRefused(t, "level 1 after the resend", err, apierr.AlreadyExists, identity.ReasonIDNumberTaken)
+}

@@ -199,3 +199,46 @@ func testCentresKey(t *testing.T, f *fixture) {
 	must(t, err)
 	held("ck-local", b.ID, true)
 }
+
+// The centres keys' backfill: the people with an ID number and no centres
+// key are listed (in id order, after a cursor) until they have one; a key
+// set is kept.
+func testCentresKeyBackfill(t *testing.T, f *fixture) {
+	o := f.org("")
+	with := f.newUser(o.ID)
+	with.IDNumberEnc, with.CentresKey = "sealed-1", "ck-has"
+	must(t, f.s.CreateUser(f.ctx, with, nil))
+	without := f.newUser(o.ID)
+	without.IDNumberEnc, without.IDType = "sealed-2", identity.IDTypePassport
+	must(t, f.s.CreateUser(f.ctx, without, nil))
+	_ = f.user(o.ID) // no ID number: not listed
+	list := func() []string {
+		t.Helper()
+		var ids []string
+		for after := ""; ; {
+			ps, err := f.s.UsersWithoutCentresKey(f.ctx, after, 1)
+			must(t, err)
+			if len(ps) == 0 {
+				return ids
+			}
+			after = ps[0].UserID
+			ids = append(ids, ps[0].UserID)
+			if ps[0].IDNumberEnc == "" || ps[0].OrgPath == "" {
+				t.Fatalf("pending %+v", ps[0])
+			}
+		}
+	}
+	if got := list(); !slices.Contains(got, without.ID) || slices.Contains(got, with.ID) {
+		t.Fatalf("pending %v", got)
+	}
+	must(t, f.s.SetCentresKeys(f.ctx, []identity.IDKeySet{{UserID: without.ID, Key: "ck-new"}, {UserID: with.ID, Key: "ck-other"}}))
+	if got := list(); slices.Contains(got, without.ID) {
+		t.Fatalf("still pending %v", got)
+	}
+	a, err := f.s.GetUser(f.ctx, with.ID)
+	must(t, err)
+	b, err := f.s.GetUser(f.ctx, without.ID)
+	must(t, err)
+	eq(t, "kept key", a.CentresKey, "ck-has")
+	eq(t, "new key", b.CentresKey, "ck-new")
+}

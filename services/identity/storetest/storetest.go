@@ -50,6 +50,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserIDKey", testUserIDKey},
 		{"IDKeyBackfill", testIDKeyBackfill},
 		{"CentresKey", testCentresKey},
+		{"CentresKeyBackfill", testCentresKeyBackfill},
 		{"UserList", testUserList},
 		{"UserListPasswordExpired", testUserListPasswordExpired},
 		{"UpdateUser", testUpdateUser},
