@@ -333,6 +333,10 @@ func TestNATSPermissionsOfDeployConfig(t *testing.T) {
 	if h, err := uniqpeer.NewReservations(idJS, time.Minute, 1).Reserve(ctx, "login.x", "p1"); err != nil || h != "p1" {
 		t.Fatalf("identity reserving a login name: %q %v", h, err)
 	}
+	// another instance reads the holder
+	if h, err := uniqpeer.NewReservations(idJS, time.Minute, 1).Reserve(ctx, "login.x", "p2"); err != nil || h != "p1" {
+		t.Fatalf("identity reading a reservation: %q %v", h, err)
+	}
 	// Another component may not ask (nor pose as level 1).
 	actx, c = short()
 	_, err = uniqpeer.NewClient(tkConn).Claim(actx, identity.UniqueClaim{PersonID: "p1", Login: "pilot"})
