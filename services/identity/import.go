@@ -677,7 +677,7 @@ func (im *importer) claimAcross(ctx context.Context, row int, u *User) *RowError
 		}
 		return nil
 	}
-	reason, err := im.s.claimAcross(ctx, u, true, true)
+	reason, err := im.s.claimAcrossAs(ctx, u, true, true, im.opts.DryRun)
 	if err != nil {
 		e, ok := apierr.As(err)
 		switch {

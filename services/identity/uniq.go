@@ -66,6 +66,9 @@ type UniqueClaim struct {
 	// IDKey is the centres key of the ID type and number (Service.centresKey;
 	// "": not asked).
 	IDKey string `json:"id_key,omitempty"`
+	// CheckOnly asks without reserving (an import's dry run: its people's
+	// ids are not the ones the import will write).
+	CheckOnly bool `json:"check_only,omitempty"`
 }
 
 // UniqueVerdict is level 1's answer to a UniqueClaim.
@@ -137,10 +140,15 @@ func (s *Service) acrossCentres() bool {
 // ReasonUniquenessUnchecked when level 1 did not answer and the write goes
 // ahead) or the error that refuses it.
 func (s *Service) claimAcross(ctx context.Context, u *User, login, id bool) (string, error) {
+	return s.claimAcrossAs(ctx, u, login, id, false)
+}
+
+// claimAcrossAs is claimAcross; checkOnly reserves nothing (UniqueClaim).
+func (s *Service) claimAcrossAs(ctx context.Context, u *User, login, id, checkOnly bool) (string, error) {
 	if !s.acrossCentres() {
 		return "OK", nil
 	}
-	c := UniqueClaim{PersonID: u.ID, Centre: s.homes.Self}
+	c := UniqueClaim{PersonID: u.ID, Centre: s.homes.Self, CheckOnly: checkOnly}
 	if login {
 		c.Login = strings.ToLower(u.LoginName)
 	}
@@ -218,7 +226,7 @@ func (s *Service) AnswerClaim(ctx context.Context, c UniqueClaim) (UniqueVerdict
 		}
 		v.IDTaken = held
 	}
-	if v.LoginTaken || v.IDTaken {
+	if v.LoginTaken || v.IDTaken || c.CheckOnly {
 		return v, nil
 	}
 	// Reserved until the person's replica arrives (it then holds the name
