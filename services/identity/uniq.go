@@ -24,7 +24,7 @@ import (
 // a login name or an ID number is another person's anywhere. Before a
 // level-2 centre creates a person, or gives one a new ID number, it asks
 // level 1 (UniquenessPeer, over the leaf-linked NATS); level 1 answers
-// from its store and reserves what it allowed for the asking person for a
+// from its store and reserves what it allowed for the asking centre for a
 // while (Reservations), so that two level-2 centres creating the same name
 // at once do not both pass. Level 1's own creates ask the same question of
 // itself. A level-2 centre cut off from level 1 creates anyway (or refuses,
@@ -59,8 +59,10 @@ type UniqueClaim struct {
 	// PersonID is the person who would hold them: their own names and
 	// keys are no conflict (a retry, their replica at level 1).
 	PersonID string `json:"person_id"`
-	// Centre is the asking centre (for level 1's log).
-	Centre string `json:"centre,omitempty"`
+	// Centre is the asking centre: a reservation is the centre's, so that
+	// its retry of a create that failed (a new person id) is no conflict;
+	// its own unique indexes keep its people apart.
+	Centre string `json:"centre"`
 	// Login is the login name folded to lower case ("": not asked).
 	Login string `json:"login,omitempty"`
 	// IDKey is the centres key of the ID type and number (Service.centresKey;
@@ -85,9 +87,9 @@ type UniquenessPeer interface {
 
 // Reservations hold a name or key for a person for a while (level 1).
 type Reservations interface {
-	// Reserve holds key for person unless another holds it; it returns
-	// the holder (person when held now or already by them).
-	Reserve(ctx context.Context, key, person string) (holder string, err error)
+	// Reserve holds key for holder (a centre) unless another holds it;
+	// it returns the holder (holder when held now or already by it).
+	Reserve(ctx context.Context, key, holder string) (string, error)
 }
 
 // UniquenessConfig is identity.uniqueness.
@@ -198,8 +200,8 @@ func (s *Service) claimAcrossAs(ctx context.Context, u *User, login, id, checkOn
 
 // AnswerClaim is level 1's answer to c: the login name or ID key is taken
 // when a person other than c.PersonID holds it here (a person of level 1
-// or a replica of another centre's), or another person's claim reserved
-// it; otherwise it is reserved for c.PersonID. Asked at a centre that is
+// or a replica of another centre's), or another centre's claim reserved
+// it; otherwise it is reserved for c.Centre. Asked at a centre that is
 // not level 1, it is refused.
 func (s *Service) AnswerClaim(ctx context.Context, c UniqueClaim) (UniqueVerdict, error) {
 	var v UniqueVerdict
@@ -209,6 +211,9 @@ func (s *Service) AnswerClaim(ctx context.Context, c UniqueClaim) (UniqueVerdict
 	}
 	if c.PersonID == "" {
 		return v, badField("person_id", "person_id is required")
+	}
+	if c.Centre == "" {
+		return v, badField("centre", "centre is required")
 	}
 	if c.Login != "" {
 		u, err := s.store.GetUserByLogin(ctx, c.Login)
@@ -232,18 +237,18 @@ func (s *Service) AnswerClaim(ctx context.Context, c UniqueClaim) (UniqueVerdict
 	// Reserved until the person's replica arrives (it then holds the name
 	// here itself) or the hold ends.
 	if c.Login != "" {
-		h, err := s.reservations.Reserve(ctx, reservationKey("login", c.Login), c.PersonID)
+		h, err := s.reservations.Reserve(ctx, reservationKey("login", c.Login), c.Centre)
 		if err != nil {
 			return v, err
 		}
-		v.LoginTaken = h != c.PersonID
+		v.LoginTaken = h != c.Centre
 	}
 	if c.IDKey != "" && !v.LoginTaken {
-		h, err := s.reservations.Reserve(ctx, reservationKey("id", c.IDKey), c.PersonID)
+		h, err := s.reservations.Reserve(ctx, reservationKey("id", c.IDKey), c.Centre)
 		if err != nil {
 			return v, err
 		}
-		v.IDTaken = h != c.PersonID
+		v.IDTaken = h != c.Centre
 	}
 	return v, nil
 }
@@ -265,7 +270,7 @@ type memReservations struct {
 }
 
 type memHold struct {
-	person string
+	holder string
 	until  time.Time
 }
 
@@ -273,12 +278,12 @@ func newMemReservations(hold time.Duration, now func() time.Time) *memReservatio
 	return &memReservations{hold: hold, now: now, held: map[string]memHold{}}
 }
 
-func (m *memReservations) Reserve(_ context.Context, key, person string) (string, error) {
+func (m *memReservations) Reserve(_ context.Context, key, holder string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	if h, ok := m.held[key]; ok && now.Before(h.until) && h.person != person {
-		return h.person, nil
+	if h, ok := m.held[key]; ok && now.Before(h.until) && h.holder != holder {
+		return h.holder, nil
 	}
 	if len(m.held) > 10000 { // drop the ended holds now and then
 		for k, h := range m.held {
@@ -287,8 +292,8 @@ func (m *memReservations) Reserve(_ context.Context, key, person string) (string
 			}
 		}
 	}
-	m.held[key] = memHold{person: person, until: now.Add(m.hold)}
-	return person, nil
+	m.held[key] = memHold{holder: holder, until: now.Add(m.hold)}
+	return holder, nil
 }
 
 // APIReplicaIDCollision is the audit record of a replica whose ID number

@@ -106,7 +106,7 @@ func wantRefused(t *testing.T, what string, err error, code apierr.Code, reason 
 // number that level 1 holds (its own person's or another level-2 centre's
 // replica), with the reasons of a local duplicate and a message naming no
 // one; the person's own name and number are no conflict (a retry, an
-// update); level 1 refuses a name or number held by a replica of a level-2
+// update), nor a retry of a failed create at the same centre; level 1 refuses a name or number held by a replica of a level-2
 // person; of two level-2 centres creating the same name before either's
 // replica arrives, the second is refused (level 1's reservation).
 func TestUniquenessAcrossCentres(t *testing.T) {
@@ -143,7 +143,7 @@ func TestUniquenessAcrossCentres(t *testing.T) {
 	if pilot.CentresKey == "" || pilot.CentresKey == pilot.IDKey {
 		t.Fatalf("centres key %q (ID key %q)", pilot.CentresKey, pilot.IDKey)
 	}
-	if v, err := u.svc1.AnswerClaim(ctx, identity.UniqueClaim{PersonID: pilot.ID, Login: "pilot", IDKey: pilot.CentresKey}); err != nil || v.LoginTaken || v.IDTaken {
+	if v, err := u.svc1.AnswerClaim(ctx, identity.UniqueClaim{PersonID: pilot.ID, Centre: "l2a", Login: "pilot", IDKey: pilot.CentresKey}); err != nil || v.LoginTaken || v.IDTaken {
 		t.Fatalf("the person's own claim again: %+v %v", v, err)
 	}
 	// Before the replica arrives, l2b may not take the name or number.
@@ -184,7 +184,7 @@ func TestUniquenessAcrossCentres(t *testing.T) {
 	}
 
 	// Each centre's bootstrap administrator ("admin") is its own: not asked.
-	if v, err := u.svc1.AnswerClaim(ctx, identity.UniqueClaim{PersonID: "x", Login: ""}); err != nil || v.LoginTaken {
+	if v, err := u.svc1.AnswerClaim(ctx, identity.UniqueClaim{PersonID: "x", Centre: "l2a", Login: ""}); err != nil || v.LoginTaken {
 		t.Fatalf("empty claim: %+v %v", v, err)
 	}
 	// Only level 1 answers.
@@ -192,6 +192,18 @@ func TestUniquenessAcrossCentres(t *testing.T) {
 	wantRefused(t, "asked at level 2", err, apierr.FailedPrecondition, "REPLICA_NOT_A_CENTRE")
 	_, err = u.svc1.AnswerClaim(ctx, identity.UniqueClaim{Login: "pilot"})
 	wantRefused(t, "claim without a person", err, apierr.InvalidArgument, apierr.ReasonBadRequest, "person_id")
+	_, err = u.svc1.AnswerClaim(ctx, identity.UniqueClaim{PersonID: "x", Login: "pilot"})
+	wantRefused(t, "claim without a centre", err, apierr.InvalidArgument, apierr.ReasonBadRequest, "centre")
+
+	// A create refused after level 1 was asked (a weak password) and made
+	// again (another person id) is no conflict: the reservation is the
+	// centre's.
+	_, err = u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "retry", DisplayName: "Retry", OrgID: u.bureauA.ID, Password: "weak"})
+	wantRefused(t, "weak password", err, apierr.InvalidArgument, "WEAK_PASSWORD")
+	if _, err := u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "retry", DisplayName: "Retry", OrgID: u.bureauA.ID,
+		Password: "Harbour-Pass-2026"}); err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
 }
 
 // auditReasons are the reasons of the audit records api in c's outbox.

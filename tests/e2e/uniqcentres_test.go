@@ -110,7 +110,7 @@ func TestUniquenessAcrossCentres(t *testing.T) {
 
 	// A name level 1 reserved for another centre's person being created
 	// (a second level-2 centre asking over its own leaf) is refused here;
-	// the same person's question again is no conflict.
+	// the same centre's question again is no conflict.
 	nc, _ := l2.nats.Connect(t)
 	other := uniqpeer.NewClient(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -129,7 +129,7 @@ func TestUniquenessAcrossCentres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := other.Claim(ctx, identity.UniqueClaim{PersonID: "person-of-l2b", Login: "pilot"}); err != nil || !v.LoginTaken {
+	if v, err := other.Claim(ctx, identity.UniqueClaim{PersonID: "person-of-l2b", Centre: "l2b", Login: "pilot"}); err != nil || !v.LoginTaken {
 		t.Fatalf("the other centre claiming l2a's new name: %+v %v", v, err)
 	}
 	// The person's own update (the same number again, another one) is no

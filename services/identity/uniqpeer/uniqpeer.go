@@ -135,15 +135,15 @@ func (r *Reservations) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 // Reserve implements identity.Reservations: Create when free; the holder
 // when taken (Create refused, the holder read; a holder that went between
 // the two is tried once more).
-func (r *Reservations) Reserve(ctx context.Context, key, person string) (string, error) {
+func (r *Reservations) Reserve(ctx context.Context, key, holder string) (string, error) {
 	kv, err := r.bucket(ctx)
 	if err != nil {
 		return "", err
 	}
 	for range 2 {
-		_, err := kv.Create(ctx, key, []byte(person))
+		_, err := kv.Create(ctx, key, []byte(holder))
 		if err == nil {
-			return person, nil
+			return holder, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
