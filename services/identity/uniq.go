@@ -85,7 +85,7 @@ type UniquenessPeer interface {
 	Claim(ctx context.Context, c UniqueClaim) (UniqueVerdict, error)
 }
 
-// Reservations hold a name or key for a person for a while (level 1).
+// Reservations hold a name or key for a centre for a while (level 1).
 type Reservations interface {
 	// Reserve holds key for holder (a centre) unless another holds it;
 	// it returns the holder (holder when held now or already by it).
