@@ -406,7 +406,7 @@ func validIDType(t IDType) bool {
 
 // CreateUser adds a user; the ID number and phone are encrypted at rest.
 func (s *Service) CreateUser(ctx context.Context, n NewUser) (*User, error) {
-	u, evs, err := s.newUser(ctx, n)
+	u, evs, err := s.newUser(ctx, n, true)
 	if err != nil {
 		return nil, err
 	}
@@ -449,8 +449,10 @@ func checkIDNumber(t IDType, idNumber string) error {
 }
 
 // newUser checks n and makes the user it describes (password hashed,
-// personal values sealed) with the events of its creation.
-func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event, error) {
+// personal values sealed) with the events of its creation; across: its
+// login name and ID number are checked with level 1 too (uniq.go; not for
+// each centre's own bootstrap administrators).
+func (s *Service) newUser(ctx context.Context, n NewUser, across bool) (*User, []events.Event, error) {
 	start := s.now()
 	// An ID number is compared, keyed and stored without the spaces around
 	// it (as the import reads it): " X" and "X" are one person's.
@@ -482,6 +484,14 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 	}
 	u.FeatureCode = s.featureCode(n.IDType, n.IDNumber, n.DisplayName, n.LoginName)
 	u.IDKey = s.idKey(n.IDType, n.IDNumber)
+	u.CentresKey = s.centresKey(n.IDType, n.IDNumber)
+	reason := "OK"
+	if across {
+		var err error
+		if reason, err = s.claimAcross(ctx, u, true, true); err != nil {
+			return nil, nil, err
+		}
+	}
 	if n.Password != "" {
 		if err := s.refuseDirectoryPassword(ctx, &User{OrgID: n.OrgID}); err != nil {
 			return nil, nil, err
@@ -500,7 +510,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser) (*User, []events.Event
 		levelSet = map[string]any{"min_auth_level": u.MinAuthLevel}
 	}
 	return u, []events.Event{s.replicaChange(ctx, "user", "created", u.ID, userView(u), s.withSealed(userReplica(u, true), u)),
-		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", "OK", start, userChangeDetail(u, levelSet))}, nil
+		s.audit(ctx, "user.create", "user:"+u.ID, u.OrgID, "success", reason, start, userChangeDetail(u, levelSet))}, nil
 }
 
 func (s *Service) sealPersonal(u *User, idNumber, phone string) error {
@@ -824,6 +834,13 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 			changed["id_number"] = ulog.MaskIDNumber(idNumber)
 		}
 		u.IDKey = s.idKey(u.IDType, idNumber)
+		u.CentresKey = s.centresKey(u.IDType, idNumber)
+	}
+	reason := "OK"
+	if idChanged {
+		if reason, err = s.claimAcross(ctx, u, false, true); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.sealPersonal(u, idNumber, phone); err != nil {
 		return nil, err
@@ -835,7 +852,7 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 	u.UpdatedAt = start
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
 		s.replicaChange(ctx, "user", "updated", u.ID, changed, s.withSealed(userReplica(u, false), u)),
-		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", "OK", start, changeDetail(changed)))
+		s.audit(ctx, api, "user:"+u.ID, u.OrgID, "success", reason, start, changeDetail(changed)))
 	if err != nil {
 		return u, err
 	}
@@ -1898,7 +1915,7 @@ func (s *Service) BootstrapAdmins(ctx context.Context, p FirstAdmins) (Bootstrap
 	}
 	admin, evs, err := s.newUser(bctx, NewUser{LoginName: BootstrapAdminLogin, DisplayName: "System Administrator",
 		OrgID: root.ID, Password: generate(p.AdminPassword, &res.AdminPassword), NeverExpires: true, IsAdmin: true,
-		OwnPassword: true})
+		OwnPassword: true}, false)
 	if err != nil {
 		return Bootstrapped{}, fmt.Errorf("create system administrator: %w", err)
 	}
@@ -1906,7 +1923,7 @@ func (s *Service) BootstrapAdmins(ctx context.Context, p FirstAdmins) (Bootstrap
 	if !p.NoAuditor {
 		auditor, audEvs, err := s.newUser(bctx, NewUser{LoginName: BootstrapAuditorLogin, DisplayName: "Security Auditor",
 			OrgID: root.ID, Password: generate(p.AuditorPassword, &res.AuditorPassword), NeverExpires: true,
-			OwnPassword: true})
+			OwnPassword: true}, false)
 		if err != nil {
 			return Bootstrapped{}, fmt.Errorf("create security auditor: %w", err)
 		}

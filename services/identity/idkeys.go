@@ -39,4 +39,10 @@ type IDKeyStore interface {
 	// whose key another person holds (or an earlier entry of sets) keep
 	// none and are returned.
 	SetIDKeys(ctx context.Context, sets []IDKeySet) (taken []string, err error)
+	// UsersWithoutCentresKey lists up to limit people with an ID number
+	// and no centres key (uniq.go), ids above after, in id order.
+	UsersWithoutCentresKey(ctx context.Context, after string, limit int) ([]IDKeyPending, error)
+	// SetCentresKeys gives each person their centres key unless they
+	// have one.
+	SetCentresKeys(ctx context.Context, sets []IDKeySet) error
 }

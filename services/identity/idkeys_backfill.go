@@ -104,4 +104,71 @@ func (s *Service) RunBackfillIDKeys(ctx context.Context) {
 	if r.Unreadable > 0 {
 		s.log.Warn("ID numbers the data keys do not open were left without an ID key", zap.Int("accounts", r.Unreadable))
 	}
+	s.runBackfillCentresKeys(ctx)
+}
+
+// CentresKeyBackfill is what BackfillCentresKeys did.
+type CentresKeyBackfill struct {
+	Set        int // people of this centre given their centres key
+	Unreadable int // sealed ID numbers the data keys do not open
+	Replicas   int // other centres' people: marked (ReplicaIDKeyPrefix); their home sends theirs
+}
+
+// BackfillCentresKeys gives the people of this centre stored before the
+// centres key was set (identity.uniqueness.key_file; uniq.go) theirs,
+// idKeyBatch at a time; other centres' people are marked, so that the
+// next start does not read them again. Nothing without the key or in a
+// single centre. Level 1 learns the keys of a level-2 centre's existing
+// people when that centre resends its subtree.
+func (s *Service) BackfillCentresKeys(ctx context.Context) (CentresKeyBackfill, error) {
+	var r CentresKeyBackfill
+	if s.homes == nil || len(s.cfg.Uniqueness.CentresKey) == 0 || s.cfg.Policy.SharedIDNumbers {
+		return r, nil
+	}
+	for after := ""; ; {
+		batch, err := s.store.UsersWithoutCentresKey(ctx, after, idKeyBatch)
+		if err != nil {
+			return r, err
+		}
+		if len(batch) == 0 {
+			return r, nil
+		}
+		after = batch[len(batch)-1].UserID
+		sets := make([]IDKeySet, 0, len(batch))
+		for _, p := range batch {
+			if !s.homes.Owns(p.OrgPath) {
+				sets = append(sets, IDKeySet{UserID: p.UserID, Key: ReplicaIDKeyPrefix + p.UserID})
+				r.Replicas++
+				continue
+			}
+			b, err := s.sealer.Open(p.IDNumberEnc, []byte("user.id_number"))
+			if err != nil {
+				r.Unreadable++
+				continue
+			}
+			if k := s.centresKey(p.IDType, string(b)); k != "" {
+				sets = append(sets, IDKeySet{UserID: p.UserID, Key: k})
+				r.Set++
+			}
+		}
+		if len(sets) > 0 {
+			if err := s.store.SetCentresKeys(ctx, sets); err != nil {
+				return r, err
+			}
+		}
+	}
+}
+
+func (s *Service) runBackfillCentresKeys(ctx context.Context) {
+	r, err := s.BackfillCentresKeys(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("centres keys of existing people not filled; the next start tries again", zap.Error(err))
+	case r.Set > 0:
+		s.log.Info("centres keys of existing people filled (ID numbers compared across centres): resend this centre's "+
+			"subtrees so that level 1 holds them (uias ctl org resend)", zap.Int("people", r.Set))
+	}
+	if r.Unreadable > 0 {
+		s.log.Warn("ID numbers the data keys do not open were left without a centres key", zap.Int("accounts", r.Unreadable))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -368,6 +369,9 @@ type importer struct {
 	// The writer's (flush, write). Orgs use both on one goroutine.
 	sizer     importSizer
 	writeErrs rowErrors
+	// unanswered counts the rows level 1 was not asked about, or did not
+	// answer (claimAcross); read by the writer for its audit record.
+	unanswered atomic.Int64
 }
 
 // rowErrors counts the rows one side of an import could not take and
@@ -615,6 +619,10 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 			return nil, e
 		}
 	}
+	u.CentresKey = im.s.centresKey(t, idNumber)
+	if e := im.claimAcross(ctx, r.Row, u); e != nil {
+		return nil, e
+	}
 	key := f["external_key"]
 	if key == "" {
 		key = login
@@ -634,6 +642,59 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 		it.Link = &AccountLink{ID: ids.New(), UserID: u.ID, AppID: a.ID, AppAccountID: acct, Status: StatusActive, CreatedAt: now}
 	}
 	return it, nil
+}
+
+// claimAcross asks level 1 whether the row's login name and ID number are
+// another person's at another centre (uniq.go). Once level 1 has not
+// answered, the import asks no more (each row would wait for it): the
+// rows after are written unchecked (or refused, peer_unreachable
+// refuse), counted in the batches' audit records (detail.unchecked).
+func (im *importer) claimAcross(ctx context.Context, row int, u *User) *RowError {
+	if !im.s.acrossCentres() {
+		return nil
+	}
+	if im.s.homes.Level == 1 {
+		// Level 1's own import: the store's check of the chunk's login
+		// names covers the replicas it holds; ID numbers are compared with
+		// theirs by the centres key, here, without reservations (a round
+		// trip to JetStream per row).
+		if u.CentresKey == "" {
+			return nil
+		}
+		held, err := im.s.store.CentresKeyHeld(ctx, u.CentresKey, u.ID)
+		if err != nil {
+			return &RowError{Row: row, Message: messageOf(err)}
+		}
+		if held {
+			return rowErr(row, "id_number", ReasonIDNumberTaken, ErrIDNumberTaken.Message)
+		}
+		return nil
+	}
+	if im.unanswered.Load() > 0 {
+		im.unanswered.Add(1)
+		if im.s.cfg.Uniqueness.RefuseUnreachable {
+			return rowErr(row, "login_name", ReasonUniquenessUnavailable, errUniquenessUnavailable.Message)
+		}
+		return nil
+	}
+	reason, err := im.s.claimAcrossAs(ctx, u, true, true, im.opts.DryRun)
+	if err != nil {
+		e, ok := apierr.As(err)
+		switch {
+		case ok && e.Reason == ReasonIDNumberTaken:
+			return rowErr(row, "id_number", e.Reason, e.Message)
+		case ok && e.Reason == ReasonUniquenessUnavailable:
+			im.unanswered.Add(1)
+			return rowErr(row, "login_name", e.Reason, e.Message)
+		case ok && e.Code == apierr.AlreadyExists:
+			return rowErr(row, "login_name", e.Reason, e.Message)
+		}
+		return &RowError{Row: row, Message: messageOf(err)} // level 1's storage: the import stops
+	}
+	if reason == ReasonUniquenessUnchecked {
+		im.unanswered.Add(1)
+	}
+	return nil
 }
 
 func messageOf(err error) string {
@@ -843,10 +904,14 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 			// Other centres need what was written (replica_import.go).
 			changes = im.s.importedChanges(ctx, kind, im.opts.ImportID, written)
 		}
+		detail, reason := map[string]string{"rows": fmt.Sprint(len(written)), "first_row": fmt.Sprint(written[0].Row),
+			"last_row": fmt.Sprint(written[len(written)-1].Row)}, "OK"
+		if n := im.unanswered.Load(); n > 0 && !im.s.cfg.Uniqueness.RefuseUnreachable {
+			// the rows of the import so far that level 1 did not check
+			detail["unchecked"], reason = fmt.Sprint(n), ReasonUniquenessUnchecked
+		}
 		return append(changes,
-			im.s.audit(ctx, kind+".import", "import:"+im.opts.ImportID, "", "success", "OK", start,
-				map[string]string{"rows": fmt.Sprint(len(written)), "first_row": fmt.Sprint(written[0].Row),
-					"last_row": fmt.Sprint(written[len(written)-1].Row)}))
+			im.s.audit(ctx, kind+".import", "import:"+im.opts.ImportID, "", "success", reason, start, detail))
 	})
 	if err != nil {
 		return 0, err

@@ -70,8 +70,13 @@ type User struct {
 	// number, for replicas of other centres' people (or
 	// ReplicaIDKeyPrefix and their id, once the start's backfill saw
 	// them), and while Policy.SharedIDNumbers.
-	IDKey   string
-	IsAdmin bool
+	IDKey string
+	// CentresKey is IDType + IDNumber keyed with the key every centre
+	// shares (identity.uniqueness.key_file; Service.centresKey): the ID
+	// number compared across centres at level 1 (uniq.go). Replicas carry
+	// their home's. "" without that key or an ID number.
+	CentresKey string
+	IsAdmin    bool
 
 	PasswordHash      string
 	PasswordChangedAt time.Time

@@ -242,13 +242,16 @@ type sealedRecord struct {
 	// Keys: the wrapped data keys that sealed the values, by id (absent
 	// from centres of older versions).
 	Keys map[string]string `json:"keys,omitempty"`
+	// CentresKey: the ID number's key comparable across centres
+	// (User.CentresKey; uniq.go), absent without one.
+	CentresKey string `json:"centres_key,omitempty"`
 }
 
 // withSealed adds u's sealed personal data to r: on the events of writes
 // that seal it (a person created, updated or imported), whose u holds the
 // whole row.
 func (s *Service) withSealed(r userRecord, u *User) userRecord {
-	r.Sealed = &sealedRecord{IDNumberEnc: u.IDNumberEnc, PhoneEnc: u.PhoneEnc}
+	r.Sealed = &sealedRecord{IDNumberEnc: u.IDNumberEnc, PhoneEnc: u.PhoneEnc, CentresKey: u.CentresKey}
 	if s.homes != nil {
 		r.Sealed.Keys = s.keys.wrappedFor(u.IDNumberEnc, u.PhoneEnc)
 	}
@@ -997,9 +1000,13 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			var own1, own2 bool
 			w.User.IDNumberEnc, own1 = s.arrivedSealedOwn(r.Sealed.IDNumberEnc, []byte(aadIDNumber), r.Sealed.Keys, true, b)
 			w.User.PhoneEnc, own2 = s.arrivedSealedOwn(r.Sealed.PhoneEnc, []byte(aadPhone), r.Sealed.Keys, true, b)
+			w.User.CentresKey = r.Sealed.CentresKey
 			// a value sent back is left out: the stored ones stay
 			// (review sec15 M4)
 			w.WithSealed = !own1 && !own2
+			if err := s.replicaIDCollision(ctx, origin, &w); err != nil {
+				return ReplicaWrite{}, "", err
+			}
 		}
 		w.Unlocked = ev.Op == "unlocked"
 		b.users[ev.ID] = r.OrgID

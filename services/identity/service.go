@@ -97,6 +97,8 @@ type Config struct {
 	// never, every call reads the store. The component sets it to
 	// identity.admin_decision_ttl.
 	AdminTokenCacheTTL time.Duration
+	// Uniqueness: login names and ID numbers across centres (uniq.go).
+	Uniqueness UniquenessConfig
 }
 
 // Deps are what the service needs; all required except Kick and Now.
@@ -226,6 +228,8 @@ type Service struct {
 	writesAside bool
 	// creds are the credential sources (credsource.go).
 	creds *credSources
+	// reservations hold the names and keys level 1 allowed (uniq.go).
+	reservations Reservations
 }
 
 // New validates deps and builds the service.
@@ -263,6 +267,12 @@ func New(d Deps) (*Service, error) {
 		c.AdminTokenIdle = 30 * time.Minute
 	}
 	c.Throttle = c.Throttle.withDefaults()
+	if c.Uniqueness.Wait <= 0 {
+		c.Uniqueness.Wait = 2 * time.Second
+	}
+	if c.Uniqueness.Hold <= 0 {
+		c.Uniqueness.Hold = 10 * time.Minute
+	}
 	if c.FingerFMR == 0 {
 		c.FingerFMR = DefaultFingerFMR
 	}
@@ -317,6 +327,10 @@ func New(d Deps) (*Service, error) {
 	s.probes = d.Probes
 	if s.probes == nil {
 		s.probes = caller.NewMemoryNonces(s.now)
+	}
+	s.reservations = c.Uniqueness.Reservations
+	if s.reservations == nil {
+		s.reservations = newMemReservations(c.Uniqueness.Hold, s.now)
 	}
 	s.users = cache.NewTTL[cachedUser](c.UserCacheTTL, 0)
 	switch {

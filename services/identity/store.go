@@ -57,6 +57,10 @@ type Store interface {
 	CreateUser(ctx context.Context, u *User, evs []events.Event) error
 	GetUser(ctx context.Context, id string) (*User, error)
 	GetUserByLogin(ctx context.Context, login string) (*User, error)
+	// CentresKeyHeld reports whether a person other than self (of this
+	// centre or a replica of another's) has the centres key key
+	// (User.CentresKey; uniq.go).
+	CentresKeyHeld(ctx context.Context, key, self string) (bool, error)
 	ListUsers(ctx context.Context, f UserFilter, p Page) ([]*User, string, error)
 	// UpdateUser writes every profile, status, flag and lock field
 	// (not the password hash: see SetPassword). A FailedCount of 0 also

@@ -28,6 +28,8 @@ import (
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/module"
+	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/uniqpeer"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
@@ -313,6 +315,43 @@ func TestNATSPermissionsOfDeployConfig(t *testing.T) {
 		t.Fatal("identity created another bucket")
 	}
 	eventually(t, "the server to refuse identity another bucket", func() bool { return idViol.has("$JS.API.STREAM.CREATE.KV_OTHER") })
+
+	// Uniqueness across centres: one identity (level 1's) answers the
+	// question another (a level-2 centre's, over the leaf link) asks, and
+	// keeps its reservations in its bucket.
+	answerConn, answerViol := p.connect(t, p.identity, "identity")
+	usub, err := uniqpeer.Serve(answerConn, takenLogins{"pilot": true}, zap.NewNop(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = usub.Unsubscribe() }()
+	_ = answerConn.Flush()
+	v, err := uniqpeer.NewClient(idConn).Claim(ctx, identity.UniqueClaim{PersonID: "p1", Login: "pilot"})
+	if err != nil || !v.LoginTaken || answerViol.has(uniqpeer.Subject) || idViol.has(uniqpeer.Subject) {
+		t.Fatalf("identity asking identity about uniqueness: %+v %v", v, err)
+	}
+	if h, err := uniqpeer.NewReservations(idJS, time.Minute, 1).Reserve(ctx, "login.x", "p1"); err != nil || h != "p1" {
+		t.Fatalf("identity reserving a login name: %q %v", h, err)
+	}
+	// another instance reads the holder
+	if h, err := uniqpeer.NewReservations(idJS, time.Minute, 1).Reserve(ctx, "login.x", "p2"); err != nil || h != "p1" {
+		t.Fatalf("identity reading a reservation: %q %v", h, err)
+	}
+	// Another component may not ask (nor pose as level 1).
+	actx, c = short()
+	_, err = uniqpeer.NewClient(tkConn).Claim(actx, identity.UniqueClaim{PersonID: "p1", Login: "pilot"})
+	c()
+	if err == nil {
+		t.Fatal("ticket asked about uniqueness")
+	}
+	eventually(t, "the server to refuse ticket the question", func() bool { return tkViol.has(uniqpeer.Subject) })
+}
+
+// takenLogins answers a uniqueness question from a set of taken logins.
+type takenLogins map[string]bool
+
+func (m takenLogins) AnswerClaim(_ context.Context, c identity.UniqueClaim) (identity.UniqueVerdict, error) {
+	return identity.UniqueVerdict{LoginTaken: m[c.Login]}, nil
 }
 
 // childEnv marks the child process of TestMonolithNATSOpensNoPort.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,6 +40,7 @@ import (
 	"github.com/uias/uias/services/identity/legacy"
 	"github.com/uias/uias/services/identity/server"
 	"github.com/uias/uias/services/identity/sqlstore"
+	"github.com/uias/uias/services/identity/uniqpeer"
 )
 
 // Name is the identity component's name (target, config key, etcd name).
@@ -233,6 +235,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	homes := centre.FromConfig(env.Config)
+	uniq, err := uniquenessOf(cfg, homes, nc, js, log)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := identity.New(identity.Deps{Store: st, Hasher: hasher, Keys: keys, Logger: log, PeopleCAs: peopleCAs,
 		ChallengeCAs: challengeCAs, Revocation: revocation,
 		Kick: relay.Kick, Config: identity.Config{Policy: policyOf(cfg.Policy), AdminTokenTTL: cfg.AdminTokenTTL,
@@ -243,8 +250,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 			ImportLoginShare: cfg.ImportLoginShare, AdminTokenCacheTTL: cfg.AdminDecisionTTL,
 			AppSecretLifetime: cfg.AppSecretLifetime, AppSecretLifetimeA2: cfg.AppSecretLifetimeA2,
 			SigningKeyLifetime: cfg.SigningKeyLifetime, SigningKeyLifetimeA2: cfg.SigningKeyLifetimeA2, TOTPIssuer: cfg.TOTPIssuer,
-			FingerProbeMemory: cfg.FingerProbeMemory, KerberosOrgs: krbOrgs},
-		Homes: centre.FromConfig(env.Config),
+			FingerProbeMemory: cfg.FingerProbeMemory, KerberosOrgs: krbOrgs, Uniqueness: uniq},
+		Homes: homes,
 		// identity.ldap_auth (credsource.go)
 		CredentialSources: creds,
 		// Signed requests' nonces, shared by every replica (fail closed
@@ -267,6 +274,13 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if env.Metrics != nil {
 		if err := registerSecretMetrics(env.Metrics, svc); err != nil {
 			return nil, err
+		}
+	}
+	// Level 1 answers the level-2 centres' questions about uniqueness
+	// (identity/uniq.go) over the leaf link.
+	if homes != nil && homes.Level == 1 {
+		if err := env.Subscribed(uniqpeer.Serve(nc, svc, log, cfg.Uniqueness.Wait)); err != nil {
+			return nil, fmt.Errorf("serve the questions of other centres about uniqueness: %w", err)
 		}
 	}
 	// The ID keys of people stored before them (one account per person),
@@ -595,4 +609,31 @@ func warnMissingOrgs(ctx context.Context, log *zap.Logger, svc *identity.Service
 		check(fmt.Sprintf("identity.ldap_auth[%d].orgs", i), l.Orgs,
 			"its people's passwords are checked by UIAS, not by the directory, until it exists")
 	}
+}
+
+// uniquenessOf is identity.uniqueness for this centre: a level-2 centre
+// asks level 1 over NATS; level 1 keeps its reservations in JetStream; a
+// single centre checks nothing across centres.
+func uniquenessOf(cfg *Config, homes *centre.Homes, nc *nats.Conn, js jetstream.JetStream, log *zap.Logger) (identity.UniquenessConfig, error) {
+	u := identity.UniquenessConfig{RefuseUnreachable: cfg.Uniqueness.PeerUnreachable == "refuse",
+		Wait: cfg.Uniqueness.Wait, Hold: cfg.Uniqueness.Hold}
+	if homes == nil {
+		return u, nil
+	}
+	if cfg.Uniqueness.KeyFile != "" {
+		k, err := readCentresKey(cfg.Uniqueness.KeyFile, cfg.KeyFileAllowOpenMode)
+		if err != nil {
+			return u, fmt.Errorf("identity.uniqueness.key_file: %w", err)
+		}
+		u.CentresKey = k
+	} else {
+		log.Warn("identity.uniqueness.key_file is not set: ID numbers are compared within this centre only, login names across centres")
+	}
+	switch homes.Level {
+	case 1:
+		u.Reservations = uniqpeer.NewReservations(js, cfg.Uniqueness.Hold, cfg.NonceKVReplicas)
+	case 2:
+		u.Peer = uniqpeer.NewClient(nc)
+	}
+	return u, nil
 }

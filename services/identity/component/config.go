@@ -2,6 +2,8 @@ package component
 
 import (
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -242,6 +244,56 @@ type Config struct {
 	// the people of its codes' subtrees (review sec27a H2). Empty: no
 	// limit.
 	KerberosOrgs []string `yaml:"kerberos_orgs"`
+	// Uniqueness: login names and ID numbers one person's across centres
+	// (identity/uniq.go, docs/adr/0032-uniqueness-across-centres.md).
+	Uniqueness Uniqueness `yaml:"uniqueness"`
+}
+
+// Uniqueness is identity.uniqueness: how a level-2 centre asks level 1
+// whether a login name or ID number is another person's at another centre.
+type Uniqueness struct {
+	// PeerUnreachable: what a level-2 centre does while level 1 does not
+	// answer within Wait: "allow" (default: it keeps serving its people,
+	// 004 §2.1.1; the create is audited UNIQUENESS_UNCHECKED) or "refuse"
+	// (UNIQUENESS_UNAVAILABLE).
+	PeerUnreachable string `yaml:"peer_unreachable"`
+	// Wait bounds the question to level 1 (default 2s; 100ms to 30s).
+	Wait time.Duration `yaml:"wait"`
+	// Hold is how long level 1 reserves a name or number it allowed for
+	// the asking person, until their replica arrives (default 10m; 1m to
+	// 24h).
+	Hold time.Duration `yaml:"hold"`
+	// KeyFile holds the key (32 random bytes, base64 or hex) every centre
+	// shares to compare ID numbers across centres, the same file at every
+	// centre (e.g. `openssl rand -base64 32`); empty: ID numbers are
+	// compared per centre only. Mode 600 or 440 (key_file_allow_open_mode
+	// lifts the check).
+	KeyFile string `yaml:"key_file"`
+}
+
+// readCentresKey reads identity.uniqueness.key_file: 32 bytes, base64 or
+// hex, refusing a file that others may read or its group write unless
+// allowOpen.
+func readCentresKey(path string, allowOpen bool) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o037 != 0 && !allowOpen {
+		return nil, fmt.Errorf("%s may be read by others or written by its group (mode %v): chmod 600 (or 440) it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path) // #nosec G304 -- the operator's configured key file
+	if err != nil {
+		return nil, err
+	}
+	v := strings.TrimSpace(string(b))
+	if k, err := hex.DecodeString(v); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	if k, err := base64.StdEncoding.DecodeString(v); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	return nil, fmt.Errorf("%s must hold 32 bytes in base64 or hex (openssl rand -base64 32)", path)
 }
 
 // kerberosOrgs reads identity.kerberos_orgs (validated).
@@ -286,6 +338,7 @@ func Defaults() *Config {
 		ImportLoginShare:     identity.DefaultImportLoginShare,
 		ImportCacheMiB:       sqlstore.DefaultImportCacheMiB,
 		AdminAuthz:           true,
+		Uniqueness:           Uniqueness{PeerUnreachable: "allow", Wait: 2 * time.Second, Hold: 10 * time.Minute},
 		TOTPIssuer:           identity.DefaultTOTPIssuer,
 		AdminDecisionTTL:     adminauth.DefaultDecisionTTL,
 		LoginThrottle:        LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
@@ -374,6 +427,10 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.SigningKeyLifetimeA2, "UIAS_SIGNING_KEY_LIFETIME_A2", "", "")
 	b.String(&c.TOTPIssuer, "UIAS_TOTP_ISSUER", "", "")
 	b.List(&c.KerberosOrgs, "UIAS_KERBEROS_ORGS", "", "")
+	b.String(&c.Uniqueness.PeerUnreachable, "UIAS_UNIQUENESS_PEER_UNREACHABLE", "", "")
+	b.Duration(&c.Uniqueness.Wait, "UIAS_UNIQUENESS_WAIT", "", "")
+	b.Duration(&c.Uniqueness.Hold, "UIAS_UNIQUENESS_HOLD", "", "")
+	b.String(&c.Uniqueness.KeyFile, "UIAS_UNIQUENESS_KEY_FILE", "", "")
 	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -549,6 +606,15 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if _, err := kerberosOrgs(c.KerberosOrgs); err != nil {
 		bad("kerberos_orgs", "%v", err)
+	}
+	if u := c.Uniqueness; u.PeerUnreachable != "allow" && u.PeerUnreachable != "refuse" {
+		bad("uniqueness.peer_unreachable", "must be allow or refuse, got %q", u.PeerUnreachable)
+	}
+	if w := c.Uniqueness.Wait; w < 100*time.Millisecond || w > 30*time.Second {
+		bad("uniqueness.wait", "must be 100ms to 30s, got %s", w)
+	}
+	if h := c.Uniqueness.Hold; h < time.Minute || h > 24*time.Hour {
+		bad("uniqueness.hold", "must be 1m to 24h, got %s", h)
 	}
 	names, orgs := map[string]bool{}, map[string]string{}
 	for i := range c.LDAPAuth {

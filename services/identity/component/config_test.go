@@ -109,6 +109,10 @@ func TestValidateEachProblem(t *testing.T) {
 		{"kerberos orgs no realm", func(c *Config) { c.KerberosOrgs = []string{"sz"} }, "identity.kerberos_orgs"},
 		{"kerberos orgs lower realm", func(c *Config) { c.KerberosOrgs = []string{"msa.example=sz"} }, "identity.kerberos_orgs"},
 		{"kerberos orgs no code", func(c *Config) { c.KerberosOrgs = []string{"MSA.EXAMPLE="} }, "identity.kerberos_orgs"},
+		{"uniqueness peer unreachable", func(c *Config) { c.Uniqueness.PeerUnreachable = "deny" }, "identity.uniqueness.peer_unreachable"},
+		{"uniqueness wait zero", func(c *Config) { c.Uniqueness.Wait = 0 }, "identity.uniqueness.wait"},
+		{"uniqueness wait huge", func(c *Config) { c.Uniqueness.Wait = time.Minute }, "identity.uniqueness.wait"},
+		{"uniqueness hold short", func(c *Config) { c.Uniqueness.Hold = time.Second }, "identity.uniqueness.hold"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,5 +268,57 @@ func TestKerberosOrgsSetting(t *testing.T) {
 	}, nil, nil, def)
 	if err != nil || !slices.Equal(Settings(&c).KerberosOrgs, []string{"MSA.EXAMPLE=sz", "MSA.EXAMPLE=gz"}) {
 		t.Fatalf("from the environment: %v %v", Settings(&c).KerberosOrgs, err)
+	}
+}
+
+// TestUniquenessSettings: the defaults (allow, 2s, 10m), the environment,
+// and the shared key file: base64 or hex of 32 bytes, mode checked.
+func TestUniquenessSettings(t *testing.T) {
+	c, err := config.Load("", func(k string) (string, bool) {
+		switch k {
+		case "UIAS_UNIQUENESS_PEER_UNREACHABLE":
+			return "refuse", true
+		case "UIAS_UNIQUENESS_WAIT":
+			return "500ms", true
+		}
+		return "", false
+	}, nil, nil, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := Settings(&c).Uniqueness; u.PeerUnreachable != "refuse" || u.Wait != 500*time.Millisecond || u.Hold != 10*time.Minute {
+		t.Fatalf("from the environment: %+v", u)
+	}
+	if u := Defaults().Uniqueness; u.PeerUnreachable != "allow" || u.Wait != 2*time.Second {
+		t.Fatalf("defaults: %+v", u)
+	}
+	dir := t.TempDir()
+	write := func(name, v string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(v), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	b64 := write("b64", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o600)
+	hexKey := write("hex", strings.Repeat("ab", 32), 0o440)
+	if k, err := readCentresKey(b64, false); err != nil || string(k) != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("base64: %q %v", k, err)
+	}
+	if k, err := readCentresKey(hexKey, false); err != nil || len(k) != 32 {
+		t.Fatalf("hex: %v", err)
+	}
+	if _, err := readCentresKey(write("short", "c2hvcnQ=", 0o600), false); err == nil || !strings.Contains(err.Error(), "32 bytes") {
+		t.Fatalf("short key: %v", err)
+	}
+	open := write("open", strings.Repeat("ab", 32), 0o644)
+	if _, err := readCentresKey(open, false); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("open file: %v", err)
+	}
+	if _, err := readCentresKey(open, true); err != nil {
+		t.Fatalf("open file allowed: %v", err)
 	}
 }

@@ -86,6 +86,10 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN min_auth_level INTEGER NOT NULL DEFAULT 0"); err != nil {
 				t.Fatal(err)
 			}
+			// And the centres key (0066): a stand-in column.
+			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN centres_key TEXT NULL"); err != nil {
+				t.Fatal(err)
+			}
 			// And the secret validity columns of each application (0051).
 			for _, c := range appSecretColumns {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c+" BIGINT NOT NULL DEFAULT 0"); err != nil {
@@ -152,7 +156,7 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN id_key"); err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range []string{"password_by_other", "min_auth_level"} {
+			for _, c := range []string{"password_by_other", "min_auth_level", "centres_key"} {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}

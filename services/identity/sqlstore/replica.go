@@ -396,8 +396,8 @@ func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.Repli
 		args = append(args, u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.PasswordByOther)
 	}
 	if w.WithSealed {
-		q += ", id_number_enc = ?, phone_enc = ?"
-		args = append(args, u.IDNumberEnc, u.PhoneEnc)
+		q += ", id_number_enc = ?, phone_enc = ?, centres_key = ?"
+		args = append(args, u.IDNumberEnc, u.PhoneEnc, store.NullIfEmpty(u.CentresKey))
 	}
 	if _, err := r.ps.ExecContext(ctx, s.q(q+" WHERE id = ?"), append(args, u.ID)...); err != nil {
 		return err

@@ -15,26 +15,26 @@ import (
 const userCols = "id, login_name, display_name, id_type, id_number_enc, id_number_mask, phone_enc, phone_mask, " +
 	"email, org_id, status, feature_code, is_admin, password_hash, password_changed_at, must_change, " +
 	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only, next_attempt_at, id_key, " +
-	"password_by_other, min_auth_level"
+	"password_by_other, min_auth_level, centres_key"
 
 func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	var (
 		u                             identity.User
 		idType, status, failed        int64
-		org, feature, idKey           sql.NullString
+		org, feature, idKey, centres  sql.NullString
 		changed, locked, created, upd int64
 		next, minLevel                int64
 	)
 	err := sc.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask,
 		&u.PhoneEnc, &u.PhoneMask, &u.Email, &org, &status, &feature, &u.IsAdmin, &u.PasswordHash,
 		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly, &next, &idKey,
-		&u.PasswordByOther, &minLevel)
+		&u.PasswordByOther, &minLevel, &centres)
 	if err != nil {
 		return nil, "", err
 	}
 	u.IDType, u.Status, u.FailedCount = identity.IDType(idType), identity.Status(status), int(failed)
 	u.MinAuthLevel = int(minLevel)
-	u.OrgID, u.FeatureCode, u.IDKey = org.String, feature.String, idKey.String
+	u.OrgID, u.FeatureCode, u.IDKey, u.CentresKey = org.String, feature.String, idKey.String, centres.String
 	u.PasswordChangedAt, u.LockedUntil = store.FromUnixMS(changed), store.FromUnixMS(locked)
 	u.CreatedAt, u.UpdatedAt, u.NextAttemptAt = store.FromUnixMS(created), store.FromUnixMS(upd), store.FromUnixMS(next)
 	return &u, u.ID, nil
@@ -123,12 +123,12 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, u *identity.User) 
 		return err
 	}
 	_, err = tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+", org_path) VALUES "+
-		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 		u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 		u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
 		u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt),
-		store.NullIfEmpty(u.IDKey), u.PasswordByOther, u.MinAuthLevel, orgPath)
+		store.NullIfEmpty(u.IDKey), u.PasswordByOther, u.MinAuthLevel, store.NullIfEmpty(u.CentresKey), orgPath)
 	if err != nil {
 		return err
 	}
@@ -309,11 +309,11 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			id_number_enc = ?, id_number_mask = ?, phone_enc = ?, phone_mask = ?, email = ?, org_id = ?,
 			status = ?, feature_code = ?, is_admin = ?,
 			never_expires = ?, cannot_change = ?, updated_at = ?,
-			password_only = ?, org_path = ?, id_key = ?, min_auth_level = ?`
+			password_only = ?, org_path = ?, id_key = ?, min_auth_level = ?, centres_key = ?`
 		args := []any{u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc, u.PhoneMask,
 			u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			u.NeverExpires, u.CannotChange, store.UnixMS(u.UpdatedAt), u.PasswordOnly, orgPath,
-			store.NullIfEmpty(u.IDKey), u.MinAuthLevel}
+			store.NullIfEmpty(u.IDKey), u.MinAuthLevel, store.NullIfEmpty(u.CentresKey)}
 		if u.WriteMustChange {
 			set += `, must_change = ?`
 			args = append(args, u.MustChange)
@@ -589,4 +589,11 @@ func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, deci
 		}
 		return nil
 	})
+}
+
+// CentresKeyHeld implements identity.Store: whether a person other than
+// self (of this centre or a replica) has the centres key key.
+func (s *Store) CentresKeyHeld(ctx context.Context, key, self string) (bool, error) {
+	ok, err := s.db.Exists(ctx, s.stmts, "SELECT 1 FROM users WHERE centres_key = ? AND id <> ?", key, self)
+	return ok, classify(err, "centres key", "user")
 }

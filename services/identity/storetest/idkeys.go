@@ -134,3 +134,111 @@ func testIDKeyBackfill(t *testing.T, f *fixture) {
 	must(t, err)
 	eq(t, "ID key kept", u.IDKey, "idk-fresh")
 }
+
+// The centres key (uniqueness across centres): stored on create, update
+// and a replica's write with its sealed data; CentresKeyHeld finds a
+// holder other than the person asking, of this centre or a replica; it is
+// not unique (a collision found afterwards must not stop a replica), and
+// a key given up is free.
+func testCentresKey(t *testing.T, f *fixture) {
+	o := f.org("")
+	a := f.newUser(o.ID)
+	a.CentresKey = "ck-person-1"
+	must(t, f.s.CreateUser(f.ctx, a, nil))
+	got, err := f.s.GetUser(f.ctx, a.ID)
+	must(t, err)
+	eq(t, "stored centres key", got.CentresKey, a.CentresKey)
+	held := func(key, self string, want bool) {
+		t.Helper()
+		ok, err := f.s.CentresKeyHeld(f.ctx, key, self)
+		must(t, err)
+		if ok != want {
+			t.Fatalf("CentresKeyHeld(%q, %q) = %v, want %v", key, self, ok, want)
+		}
+	}
+	held(a.CentresKey, "someone-else", true)
+	held(a.CentresKey, a.ID, false) // the person's own
+	held("ck-nobody", "someone-else", false)
+
+	// Update: a new key replaces the old; none frees it.
+	upd := *got
+	upd.CentresKey = "ck-person-1b"
+	must(t, f.s.UpdateUser(f.ctx, &upd, nil))
+	held("ck-person-1", "someone-else", false)
+	held("ck-person-1b", "someone-else", true)
+	upd.CentresKey = ""
+	must(t, f.s.UpdateUser(f.ctx, &upd, nil))
+	held("ck-person-1b", "someone-else", false)
+
+	// A replica carries its home's key, written with its sealed data (on
+	// create and update), and the same key held twice is no conflict.
+	r := f.newUser(o.ID)
+	r.CentresKey = "ck-replica"
+	w := identity.ReplicaWrite{Kind: "user", ID: r.ID, Origin: "peer", Version: 1, EventID: "ck-" + r.ID,
+		Op: identity.ReplicaUpsert, User: r, WithSealed: true}
+	out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{w})
+	must(t, err)
+	eq(t, "replica outcome", string(out[0]), string(identity.ReplicaApplied))
+	held("ck-replica", a.ID, true)
+	b := f.newUser(o.ID)
+	b.CentresKey = "ck-local"
+	must(t, f.s.CreateUser(f.ctx, b, nil))
+	r2 := *r
+	r2.CentresKey = "ck-local" // a local person's: applied all the same
+	w.User, w.Version, w.EventID = &r2, 2, "ck2-"+r.ID
+	out, err = f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{w})
+	must(t, err)
+	eq(t, "replica outcome", string(out[0]), string(identity.ReplicaApplied))
+	held("ck-replica", a.ID, false)
+	held("ck-local", b.ID, true) // the replica holds it too
+	// Without its sealed data, a replica's change keeps the key.
+	r3 := r2
+	r3.CentresKey, r3.DisplayName = "", "Renamed"
+	w.User, w.Version, w.EventID, w.WithSealed = &r3, 3, "ck3-"+r.ID, false
+	_, err = f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{w})
+	must(t, err)
+	held("ck-local", b.ID, true)
+}
+
+// The centres keys' backfill: the people with an ID number and no centres
+// key are listed (in id order, after a cursor) until they have one; a key
+// set is kept.
+func testCentresKeyBackfill(t *testing.T, f *fixture) {
+	o := f.org("")
+	with := f.newUser(o.ID)
+	with.IDNumberEnc, with.CentresKey = "sealed-1", "ck-has"
+	must(t, f.s.CreateUser(f.ctx, with, nil))
+	without := f.newUser(o.ID)
+	without.IDNumberEnc, without.IDType = "sealed-2", identity.IDTypePassport
+	must(t, f.s.CreateUser(f.ctx, without, nil))
+	_ = f.user(o.ID) // no ID number: not listed
+	list := func() []string {
+		t.Helper()
+		var ids []string
+		for after := ""; ; {
+			ps, err := f.s.UsersWithoutCentresKey(f.ctx, after, 1)
+			must(t, err)
+			if len(ps) == 0 {
+				return ids
+			}
+			after = ps[0].UserID
+			ids = append(ids, ps[0].UserID)
+			if ps[0].IDNumberEnc == "" || ps[0].OrgPath == "" {
+				t.Fatalf("pending %+v", ps[0])
+			}
+		}
+	}
+	if got := list(); !slices.Contains(got, without.ID) || slices.Contains(got, with.ID) {
+		t.Fatalf("pending %v", got)
+	}
+	must(t, f.s.SetCentresKeys(f.ctx, []identity.IDKeySet{{UserID: without.ID, Key: "ck-new"}, {UserID: with.ID, Key: "ck-other"}}))
+	if got := list(); slices.Contains(got, without.ID) {
+		t.Fatalf("still pending %v", got)
+	}
+	a, err := f.s.GetUser(f.ctx, with.ID)
+	must(t, err)
+	b, err := f.s.GetUser(f.ctx, without.ID)
+	must(t, err)
+	eq(t, "kept key", a.CentresKey, "ck-has")
+	eq(t, "new key", b.CentresKey, "ck-new")
+}

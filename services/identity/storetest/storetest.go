@@ -49,6 +49,8 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserConflicts", testUserConflicts},
 		{"UserIDKey", testUserIDKey},
 		{"IDKeyBackfill", testIDKeyBackfill},
+		{"CentresKey", testCentresKey},
+		{"CentresKeyBackfill", testCentresKeyBackfill},
 		{"UserList", testUserList},
 		{"UserListPasswordExpired", testUserListPasswordExpired},
 		{"UpdateUser", testUpdateUser},
