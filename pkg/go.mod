@@ -29,6 +29,8 @@ require (
 
 require filippo.io/edwards25519 v1.2.0
 
+require github.com/kylelemons/godebug v1.1.0 // indirect
+
 require (
 	cel.dev/cel-go v0.32.0 // indirect
 	cel.dev/expr v0.25.3 // indirect
