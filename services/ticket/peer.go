@@ -37,11 +37,8 @@ const (
 	ReasonPeerExpired       = "PEER_ASSERTION_EXPIRED"
 	ReasonPeerReplayed      = "PEER_ASSERTION_REPLAYED"
 	ReasonPeerWrongAudience = "PEER_ASSERTION_AUDIENCE"
-	// ReasonPeerNonceInvalid: /cas/peer/assert was handed something other
-	// than the hash of a browser's nonce (sec28b H1).
-	ReasonPeerNonceInvalid = "PEER_NONCE_INVALID"
-	peerAssertionType      = "uias-peer+jwt"
-	peerLogoutType         = "uias-peer-logout+jwt"
+	peerAssertionType       = "uias-peer+jwt"
+	peerLogoutType          = "uias-peer-logout+jwt"
 	// ReasonPeerLogout is the session.end reason of a session a peer's
 	// logout token ended.
 	ReasonPeerLogout        = "PEER_LOGOUT"
@@ -61,7 +58,6 @@ var (
 	errPeerExpired   = apierr.New(apierr.Unauthenticated, ReasonPeerExpired, "the other centre's sign-in has expired")
 	errPeerReplayed  = apierr.New(apierr.Unauthenticated, ReasonPeerReplayed, "the other centre's sign-in was used already")
 	errPeerAudience  = apierr.New(apierr.Unauthenticated, ReasonPeerWrongAudience, "the other centre's sign-in is for another centre")
-	errPeerNonce     = apierr.New(apierr.InvalidArgument, ReasonPeerNonceInvalid, "nonce must be the hash of a browser's nonce (64 lowercase hex)")
 	errPeerUnknownFn = func(name string) error {
 		return apierr.New(apierr.PermissionDenied, ReasonPeerUnknown, fmt.Sprintf("centre %q is not a configured peer (ticket.peers)", name))
 	}
@@ -96,21 +92,6 @@ type PeerSettings struct {
 func PeerNonceHash(nonce string) string {
 	h := sha256.Sum256([]byte(nonce))
 	return hex.EncodeToString(h[:])
-}
-
-// validPeerNonce: a browser's nonce is 32 lowercase hex characters (16
-// random bytes), its hash 64; nothing else is ever compared (no fixed or
-// empty value stands in for a missing one).
-func validPeerNonce(n string, size int) bool {
-	if len(n) != size {
-		return false
-	}
-	for _, c := range n {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // PeerKeyID is the key id of a public key in an assertion's header: the
@@ -168,16 +149,14 @@ type PeerClaims struct {
 
 // IssuePeerAssertion signs an assertion that the person of tgt's live
 // session is signed in here, for peer audience, bound to nonceHash (the
-// PeerNonceHash of the browser's nonce at the audience, 64 lowercase hex;
-// anything else is refused with InvalidArgument); it returns the
-// assertion and the peer's page that takes it.
+// PeerNonceHash of the browser's nonce at the audience; its format, 64
+// lowercase hex, is IssuePeerAssertionRequest's proto rule, checked before
+// a call reaches here); it returns the assertion and the peer's page
+// that takes it.
 func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonceHash string) (string, string, error) {
 	start := s.now()
 	if s.peers == nil || s.peers.Key == nil {
 		return "", "", ErrPeerSignInOff
-	}
-	if !validPeerNonce(nonceHash, 2*sha256.Size) {
-		return "", "", errPeerNonce
 	}
 	p, ok := s.peers.Peers[audience]
 	if !ok {
@@ -248,9 +227,10 @@ func signPeer(key ed25519.PrivateKey, typ string, c PeerClaims) (string, error) 
 }
 
 // RedeemPeerAssertion verifies a peer's assertion for this centre, bound
-// to the browser's nonce (its cookie's value, 32 lowercase hex: the
-// assertion names its PeerNonceHash; an empty or malformed nonce is
-// refused), and uses it up. A genuine assertion is used up even when it
+// to the browser's nonce (its cookie's value, 32 lowercase hex by
+// RedeemPeerAssertionRequest's proto rule: the assertion names its
+// PeerNonceHash; an empty nonce, a browser without the cookie, is refused
+// and never compared with a stand-in value), and uses it up. A genuine assertion is used up even when it
 // is refused for its nonce, so that one that reached the wrong browser
 // cannot be tried again elsewhere. Every refusal is audited.
 func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*PeerAssertion, error) {
@@ -339,7 +319,7 @@ func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims
 		!now.Before(time.Unix(c.AuthTime, 0).Add(s.cfg.TGTHard))):
 		// a sign-in from the future, or one older than a session may live
 		return &c, errPeerExpired
-	case typ == peerAssertionType && (!validPeerNonce(nonce, 32) || !validPeerNonce(c.Nonce, 2*sha256.Size) ||
+	case typ == peerAssertionType && (nonce == "" ||
 		subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(PeerNonceHash(nonce))) != 1):
 		return &c, errPeerNonceMismatch
 	case typ == peerAssertionType && (c.Acr < 1 || c.Acr > 2 || c.Amr < 0 || c.Amr > 8):

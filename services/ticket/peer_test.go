@@ -12,6 +12,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/grpcx"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
 )
@@ -330,11 +331,23 @@ func TestPeerNonceBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The peer signs only for a hash of a browser's nonce.
+	// The peer signs only for a hash of a browser's nonce: the request's
+	// proto rule, which the server chain checks before the handler (rr29
+	// A1), refuses anything else.
 	for _, n := range []string{"none", "", nonce, strings.ToUpper(nonceHash), nonceHash[:63] + "g"} {
-		_, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", n)
-		if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidArgument || ae.Reason != ticket.ReasonPeerNonceInvalid {
-			t.Errorf("assertion issued for nonce %q: %v", n, err)
+		err := grpcx.ValidateRequest(&ticketv1.IssuePeerAssertionRequest{Tgt: tgt, Audience: "l1", Nonce: n})
+		if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidArgument {
+			t.Errorf("assertion asked for nonce %q: %v", n, err)
+		}
+	}
+	if err := grpcx.ValidateRequest(&ticketv1.IssuePeerAssertionRequest{Tgt: tgt, Audience: "l1", Nonce: nonceHash}); err != nil {
+		t.Errorf("a nonce's hash refused: %v", err)
+	}
+	// A browser's nonce or none (no cookie: the domain refuses and uses
+	// the assertion up); nothing else reaches the domain.
+	for n, ok := range map[string]bool{"": true, nonce: true, "none": false, nonceHash: false, strings.ToUpper(nonce): false} {
+		if err := grpcx.ValidateRequest(&ticketv1.RedeemPeerAssertionRequest{Assertion: "a.b.c", Nonce: n}); (err == nil) != ok {
+			t.Errorf("redeem with nonce %q: %v", n, err)
 		}
 	}
 	// Hand-signed for the stand-in "none" (as a peer's key holder could):

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
@@ -266,7 +267,10 @@ func TestPeerAcceptKeepsStrongerSession(t *testing.T) {
 }
 
 // redeemTickets records the nonce the ticket component was asked with and
-// answers success whatever it is (as a faulty or older component might).
+// answers success whatever it is (as a faulty or older component might)
+// once the request passes the proto rules the server chain checks before
+// any handler (grpcx.ValidateRequest): a request the chain refuses never
+// reaches the component's domain.
 type redeemTickets struct {
 	*peerTickets
 	asked  bool
@@ -274,6 +278,9 @@ type redeemTickets struct {
 }
 
 func (z *redeemTickets) RedeemPeerAssertion(ctx context.Context, r *ticketv1.RedeemPeerAssertionRequest, o ...grpc.CallOption) (*ticketv1.RedeemPeerAssertionResponse, error) {
+	if err := grpcx.ValidateRequest(r); err != nil {
+		return nil, apierr.ToStatus(err)
+	}
 	z.asked = true
 	z.nonces = append(z.nonces, r.GetNonce())
 	return z.peerTickets.RedeemPeerAssertion(ctx, r, o...)
@@ -282,8 +289,10 @@ func (z *redeemTickets) RedeemPeerAssertion(ctx context.Context, r *ticketv1.Red
 // TestPeerAcceptWithoutCookie (sec28b H1): a browser without the nonce
 // cookie (login CSRF: the attacker's own assertion sent to a victim) is
 // refused by the page itself, never redeemed with a stand-in nonce, and
-// no session opens; the ticket component is asked with no nonce only so
-// that it audits the refusal and uses the assertion up.
+// no session opens; the ticket component is asked with no nonce, in a
+// request its validation lets through (rr29 A1), so that it audits the
+// refusal and uses the assertion up (that part through the real component:
+// component.TestPeerAcceptWithoutCookieReachesTheDomain).
 func TestPeerAcceptWithoutCookie(t *testing.T) {
 	tk := &redeemTickets{peerTickets: &peerTickets{}}
 	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
@@ -296,7 +305,7 @@ func TestPeerAcceptWithoutCookie(t *testing.T) {
 		t.Fatalf("accept without the nonce cookie: %d to %q, session %+v\n%s", res.StatusCode, res.Header.Get("Location"), tk.created, body)
 	}
 	if !tk.asked || len(tk.nonces) != 1 || tk.nonces[0] != "" {
-		t.Fatalf("ticket component asked with nonces %q", tk.nonces)
+		t.Fatalf("ticket component asked (past its validation) with nonces %q", tk.nonces)
 	}
 	if res.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("Referrer-Policy %q", res.Header.Get("Referrer-Policy"))
