@@ -481,3 +481,40 @@ func TestPeerForgeriesThinned(t *testing.T) {
 		t.Fatalf("replays of a genuine assertion audited %d times, want 3", replays)
 	}
 }
+
+// TestSessionPeerOnlyWhenSet (rr29 C1): session.create names a peer only
+// for a session a peer's assertion opened; Logout answers the session that
+// ended, with its peer (the logout page's link), nil for none.
+func TestSessionPeerOnlyWhenSet(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{Centre: "l2a"})
+	local := f.login(t, "u1")
+	viaPeer, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "bo", AuthLevel: 1, Peer: "l1", PeerSID: "sid-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := map[string]string{}
+	f.audit.mu.Lock()
+	for _, e := range f.audit.evs {
+		if e.API == "session.create" {
+			p, ok := e.Detail["peer"]
+			if !ok {
+				p = "(none)"
+			}
+			peers[e.Subject] = p
+		}
+	}
+	f.audit.mu.Unlock()
+	if peers["user:u1"] != "(none)" || peers["user:u2"] != "l1" {
+		t.Fatalf("session.create peer fields: %v, want none for the local login and l1 for the peer's", peers)
+	}
+	for tgt, want := range map[string]string{local: "", viaPeer: "l1"} {
+		sess, err := f.svc.Logout(ctx, tgt)
+		if err != nil || sess == nil || sess.Peer != want {
+			t.Fatalf("logout: %+v, %v; want peer %q", sess, err, want)
+		}
+		if sess, err := f.svc.Logout(ctx, tgt); sess != nil || err != nil {
+			t.Fatalf("second logout: %+v, %v", sess, err)
+		}
+	}
+}

@@ -259,9 +259,13 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 			Result: audit.ResultFailure, Reason: reasonOf(err), Start: start})
 		return "", nil, err
 	}
+	fields := detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel))
+	if n.Peer != "" {
+		// only a session a peer's assertion opened names its peer
+		fields = append(fields, events.DetailField{Key: "peer", Value: n.Peer})
+	}
 	s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
-		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel), "peer", n.Peer)})
+		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: fields})
 	return tgt, sess, nil
 }
 
@@ -446,34 +450,48 @@ func (s *Service) GetSession(ctx context.Context, tgt string) (*Session, error) 
 // person as a failed logout; an administrator's revocation
 // (RevokeUserSessions) reports it.
 func (s *Service) DestroySession(ctx context.Context, tgt string) (bool, error) {
+	sess, err := s.Logout(ctx, tgt)
+	return sess != nil, err
+}
+
+// Logout is DestroySession answering the session that ended (nil: none
+// was live), so that the logout page learns its peer (Session.Peer)
+// without reading the session first.
+func (s *Service) Logout(ctx context.Context, tgt string) (*Session, error) {
 	if !validTGT(tgt) {
-		return false, nil
+		return nil, nil
 	}
-	ended, err := s.endSession(ctx, SessionID(tgt), "", "LOGOUT")
-	if ended {
-		return true, nil
+	sess, err := s.endSessionOf(ctx, SessionID(tgt), "", "LOGOUT")
+	if sess != nil {
+		return sess, nil
 	}
-	return false, err
+	return nil, err
 }
 
 // endSession removes session id (of userID when not empty) and tells of it.
 func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bool, error) {
+	sess, err := s.endSessionOf(ctx, id, userID, reason)
+	return sess != nil, err
+}
+
+// endSessionOf is endSession answering the session that ended (nil: none).
+func (s *Service) endSessionOf(ctx context.Context, id, userID, reason string) (*Session, error) {
 	start := s.now()
 	if userID != "" {
 		sess, _, err := s.store.GetSession(ctx, id)
 		if errors.Is(err, ErrNotFound) || (err == nil && sess.UserID != userID) {
-			return false, nil
+			return nil, nil
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 	sess, err := s.store.DeleteSession(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	// Its tickets not yet validated end with it (a ticket never outlives
 	// its session): the instances that keep them drop them now, before the
@@ -493,7 +511,7 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 	if s.ended != nil {
 		s.ended(sess, reason)
 	}
-	return true, endErr
+	return sess, endErr
 }
 
 // IssueServiceTicket issues an ST for service from the session of tgt and

@@ -1048,20 +1048,15 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	ended, peer := false, ""
 	if tgt := tgcOf(r); tgt != "" {
 		ctx, cancel := h.ctx(r)
-		if len(h.o.Peers) > 0 {
-			// A session a peer's assertion opened: the page offers to sign
-			// out there too (its session is the peer's, not ended here).
-			if sess, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt}); err == nil {
-				peer = sess.GetPeer()
-			}
-		}
 		res, err := h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: tgt})
 		cancel()
 		if err != nil && status.Code(err) != codes.InvalidArgument {
 			h.fault(w, r, err)
 			return
 		}
-		ended = res.GetEnded()
+		// A session a peer's assertion opened: the page offers to sign out
+		// there too (its session is the peer's, not ended here).
+		ended, peer = res.GetEnded(), res.GetPeer()
 	}
 	if hint := r.URL.Query().Get("id_token_hint"); hint != "" && !ended {
 		// RP-initiated logout from a browser without the session's

@@ -431,3 +431,36 @@ type keptTickets struct{ *codeTickets }
 func (k keptTickets) GetSession(context.Context, *ticketv1.GetSessionRequest, ...grpc.CallOption) (*ticketv1.Session, error) {
 	return &ticketv1.Session{UserId: "u1", Login: "pia", AuthLevel: 2, CreatedAt: timestamppb.New(time.Now().Add(-2 * time.Hour))}, nil
 }
+
+// logoutTickets ends a session a peer's assertion opened; the logout page
+// must learn the peer from that answer, never from a read of the session.
+type logoutTickets struct {
+	*peerTickets
+	reads int
+}
+
+func (l *logoutTickets) GetSession(context.Context, *ticketv1.GetSessionRequest, ...grpc.CallOption) (*ticketv1.Session, error) {
+	l.reads++
+	return &ticketv1.Session{UserId: "u1", Peer: "l1"}, nil
+}
+
+func (l *logoutTickets) DestroySession(context.Context, *ticketv1.DestroySessionRequest, ...grpc.CallOption) (*ticketv1.DestroySessionResponse, error) {
+	return &ticketv1.DestroySessionResponse{Ended: true, Peer: "l1"}, nil
+}
+
+// TestLogoutOffersThePeerWithoutARead (rr29 C1): /cas/logout of a session
+// a peer's assertion opened offers to sign out at the peer, from
+// DestroySession's answer: no GetSession before it.
+func TestLogoutOffersThePeerWithoutARead(t *testing.T) {
+	tk := &logoutTickets{peerTickets: &peerTickets{}}
+	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example", Display: "Level 1"}}})
+	res := peerCall(h, http.MethodGet, "/cas/logout", nil, &http.Cookie{Name: TGCCookie, Value: "TGT-1-l2a"})
+	body := bodyOf(res)
+	if !strings.Contains(body, "https://l1.example/cas/logout") || !strings.Contains(body, "Level 1") {
+		t.Fatalf("logout page without the peer's link:\n%s", body)
+	}
+	if tk.reads != 0 {
+		t.Fatalf("the logout page read the session %d times before ending it", tk.reads)
+	}
+}

@@ -1695,7 +1695,11 @@ func (x *DestroySessionRequest) GetTgt() string {
 type DestroySessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ended is false when there was no live session for the TGT.
-	Ended         bool `protobuf:"varint,1,opt,name=ended" json:"ended,omitempty"`
+	Ended bool `protobuf:"varint,1,opt,name=ended" json:"ended,omitempty"`
+	// peer is the centre whose assertion opened the session that ended
+	// (ticket.peers; the logout page offers to sign out there too), empty
+	// for a session signed in here.
+	Peer          string `protobuf:"bytes,2,opt,name=peer" json:"peer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1735,6 +1739,13 @@ func (x *DestroySessionResponse) GetEnded() bool {
 		return x.Ended
 	}
 	return false
+}
+
+func (x *DestroySessionResponse) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
 }
 
 type IssueServiceTicketRequest struct {
@@ -4085,9 +4096,10 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x11GetSessionRequest\x12!\n" +
 	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\":\n" +
 	"\x15DestroySessionRequest\x12!\n" +
-	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\".\n" +
+	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\"B\n" +
 	"\x16DestroySessionResponse\x12\x14\n" +
-	"\x05ended\x18\x01 \x01(\bR\x05ended\"\xb4\x01\n" +
+	"\x05ended\x18\x01 \x01(\bR\x05ended\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\"\xb4\x01\n" +
 	"\x19IssueServiceTicketRequest\x12!\n" +
 	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12)\n" +
 	"\aservice\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\x12#\n" +
