@@ -89,9 +89,14 @@ type Options struct {
 	// peers' assertions.
 	Centre string
 	// Peers are the centres of sign-in across centres (ticket.peers,
-	// peer.go); PeerProbe how often the page checks each answers (30s).
+	// peer.go); PeerProbe how often each is checked to answer (30s).
 	Peers     []PeerPage
 	PeerProbe time.Duration
+	// Go runs the peers' probe in the background for the life of the
+	// process (module.PagesEnv.Go: the process waits for it when it
+	// stops). The login page only reads the latest probe's answers. nil:
+	// no probing, and the page offers no peer (tests probe by hand).
+	Go func(fn func(ctx context.Context))
 }
 
 // Handler serves CAS.
@@ -129,6 +134,9 @@ func New(o Options) *Handler {
 		h.csp += "; connect-src " + ao
 	}
 	h.peerUp = newPeerProbes(o)
+	if o.Go != nil && len(o.Peers) > 0 {
+		o.Go(h.peerUp.run)
+	}
 	p := o.Prefix
 	// Each endpoint with its methods. GET serves HEAD too, except where
 	// answering has an effect (a ticket used up or issued, a session

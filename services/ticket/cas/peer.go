@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -72,17 +73,18 @@ const peerCookie = "uias_peer"
 // maxPeerState bounds the login request a hop carries through the peer.
 const maxPeerState = 4096
 
-// peerProbes remembers whether each peer answered its last probe.
+// peerProbes knows which peers answered their latest probe. The probes run
+// in the background (run), all peers at once, every PeerProbe; the login
+// page only reads the latest answers (an atomic snapshot): no page waits on
+// a peer, and no page load probes (sec28b L4, rr29 C1). A peer not yet
+// probed, down, or behind a cut link is not offered: the page then offers
+// only the local form.
 type peerProbes struct {
 	client *http.Client
 	every  time.Duration
-	mu     sync.Mutex
-	last   map[string]peerState
-}
-
-type peerState struct {
-	at time.Time
-	up bool
+	peers  []PeerPage
+	// answered: the names of the peers that answered the latest probe.
+	answered atomic.Pointer[map[string]bool]
 }
 
 func newPeerProbes(o Options) *peerProbes {
@@ -90,34 +92,58 @@ func newPeerProbes(o Options) *peerProbes {
 	if every <= 0 {
 		every = 30 * time.Second
 	}
-	return &peerProbes{client: o.Client, every: every, last: map[string]peerState{}}
+	return &peerProbes{client: o.Client, every: every, peers: o.Peers}
 }
 
-// up reports whether p answered its latest probe, probing it (1s at most)
-// when that is older than the probe interval: a peer that is down, or a
-// cut link, costs a page at most one short wait per interval, and the page
-// then offers only the local form.
-func (pp *peerProbes) up(ctx context.Context, p PeerPage) bool {
-	pp.mu.Lock()
-	st, ok := pp.last[p.Name]
-	pp.mu.Unlock()
-	if ok && time.Since(st.at) < pp.every {
-		return st.up
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	up := false
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(p.URL, "/")+"/cas/peer/ping", nil)
-	if err == nil {
-		if res, err := pp.client.Do(req); err == nil {
-			_ = res.Body.Close()
-			up = res.StatusCode == http.StatusNoContent
+// up reports whether peer name answered its latest probe.
+func (pp *peerProbes) up(name string) bool {
+	m := pp.answered.Load()
+	return m != nil && (*m)[name]
+}
+
+// run probes the peers now and then every interval until ctx ends.
+func (pp *peerProbes) run(ctx context.Context) {
+	t := time.NewTicker(pp.every)
+	defer t.Stop()
+	for {
+		pp.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
-	pp.mu.Lock()
-	pp.last[p.Name] = peerState{at: time.Now(), up: up}
-	pp.mu.Unlock()
-	return up
+}
+
+// probe asks every peer's /cas/peer/ping at once (1s each at most) and
+// publishes the answers.
+func (pp *peerProbes) probe(ctx context.Context) {
+	ups := make([]bool, len(pp.peers))
+	var wg sync.WaitGroup
+	for i, p := range pp.peers {
+		wg.Go(func() { ups[i] = pp.ping(ctx, p) })
+	}
+	wg.Wait()
+	m := make(map[string]bool, len(pp.peers))
+	for i, p := range pp.peers {
+		m[p.Name] = ups[i]
+	}
+	pp.answered.Store(&m)
+}
+
+func (pp *peerProbes) ping(ctx context.Context, p PeerPage) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(p.URL, "/")+"/cas/peer/ping", nil)
+	if err != nil {
+		return false
+	}
+	res, err := pp.client.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = res.Body.Close()
+	return res.StatusCode == http.StatusNoContent
 }
 
 func (h *Handler) peer(name string) (PeerPage, bool) {
@@ -140,7 +166,7 @@ func (h *Handler) peerLinks(r *http.Request, p loginParams) []peerLink {
 	t := h.texts(r)
 	var out []peerLink
 	for _, pr := range h.o.Peers {
-		if !h.peerUp.up(r.Context(), pr) {
+		if !h.peerUp.up(pr.Name) {
 			continue
 		}
 		q := p.query()

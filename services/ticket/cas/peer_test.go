@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,6 +114,7 @@ func TestPeerPages(t *testing.T) {
 	peers := []PeerPage{{Name: "l1", URL: ping.URL, Display: "Level 1"}, {Name: "l2b", URL: "http://127.0.0.1:1"}}
 	h := New(Options{Tickets: tk, SSO: sso, Centre: "l2a", Peers: peers})
 	svc := "https://app.example/x"
+	h.peerUp.probe(context.Background())
 
 	// The login page offers the peer that answers, not the one that does
 	// not; never for renew.
@@ -345,6 +349,7 @@ func TestPeerHopKeepsMaxAge(t *testing.T) {
 	tk := &codeTickets{peerTickets: &peerTickets{}}
 	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
 		Peers: []PeerPage{{Name: "l1", URL: ping.URL}}})
+	h.peerUp.probe(context.Background())
 	oidcReq := func(maxAge string) loginParams {
 		v := url.Values{"client_id": {"c1"}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"}, "scope": {"openid"}}
 		if maxAge != "" {
@@ -462,5 +467,65 @@ func TestLogoutOffersThePeerWithoutARead(t *testing.T) {
 	}
 	if tk.reads != 0 {
 		t.Fatalf("the logout page read the session %d times before ending it", tk.reads)
+	}
+}
+
+// TestPeerProbesInTheBackground (sec28b L4, rr29 C1): login pages never
+// probe the peers themselves, however many load at once: they read the
+// background probe's latest answers; one probe round asks each peer once,
+// and the process's Go runs it until the process stops.
+func TestPeerProbesInTheBackground(t *testing.T) {
+	var hits atomic.Int32
+	ping := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer ping.Close()
+	peers := []PeerPage{{Name: "l2a", URL: ping.URL}, {Name: "l2b", URL: ping.URL}, {Name: "l2c", URL: ping.URL}}
+	var bg func(ctx context.Context)
+	h := New(Options{Tickets: &peerTickets{}, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l1", Peers: peers,
+		Go: func(fn func(ctx context.Context)) { bg = fn }})
+	if bg == nil {
+		t.Fatal("the peers' probe was not handed to the process's Go")
+	}
+	path := "/cas/login?service=" + url.QueryEscape("https://app.example/x")
+	pages := func() []string {
+		bodies := make([]string, 20)
+		var wg sync.WaitGroup
+		for i := range bodies {
+			wg.Go(func() { bodies[i] = bodyOf(peerCall(h, http.MethodGet, path, nil)) })
+		}
+		wg.Wait()
+		return bodies
+	}
+	// Not probed yet: no peer offered, and no page probes.
+	for _, b := range pages() {
+		if strings.Contains(b, "peer-link") {
+			t.Fatalf("a peer offered before any probe:\n%s", b)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("20 login pages made %d probes", n)
+	}
+	// One background round: each peer once; the pages offer them all and
+	// probe nothing more.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); bg(ctx) }()
+	for hits.Load() < 3 || !h.peerUp.up("l2c") {
+		runtime.Gosched()
+	}
+	cancel()
+	<-done // the probe ends with the process
+	n := hits.Load()
+	for _, b := range pages() {
+		for _, p := range peers {
+			if !strings.Contains(b, `id="peer-`+p.Name+`"`) {
+				t.Fatalf("peer %s not offered after its probe:\n%s", p.Name, b)
+			}
+		}
+	}
+	if hits.Load() != n || n != 3 {
+		t.Fatalf("%d probes for 3 peers, %d after 20 more pages", n, hits.Load())
 	}
 }

@@ -323,7 +323,7 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 	}
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
 		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people, FingerAgent: cfg.FingerAgentURL,
-		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos, Centre: cfg.Centre, Peers: peerPages(cfg), PeerProbe: cfg.PeerProbe}), nil
+		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos, Centre: cfg.Centre, Peers: peerPages(cfg), PeerProbe: cfg.PeerProbe, Go: env.Go}), nil
 }
 
 // outboundClient makes the component's outbound HTTPS calls (pgtUrl
