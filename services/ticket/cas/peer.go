@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/module"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
@@ -457,19 +458,42 @@ func (h *Handler) peerLogout(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.ctx(r)
 	defer cancel()
 	res, err := h.o.Tickets.PeerLogout(ctx, &ticketv1.PeerLogoutRequest{LogoutToken: r.PostFormValue("logout_token")})
-	switch {
-	case err == nil:
+	switch code := peerLogoutStatus(err); code {
+	case http.StatusOK:
 		_, _ = fmt.Fprintf(w, `{"ended":%d}`, res.GetEnded())
-	case status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.InvalidArgument ||
-		status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.FailedPrecondition:
+	case http.StatusBadRequest:
 		h.o.Log.Info("CAS peer logout refused", zap.String("reason", reasonOf(err)))
-		w.WriteHeader(http.StatusBadRequest)
+		w.WriteHeader(code)
 		_, _ = fmt.Fprintf(w, `{"error":"invalid_token","reason":%q}`, reasonOf(err))
 	default:
 		h.o.Log.Warn("CAS peer logout: the ticket component did not answer", zap.Error(err))
-		w.WriteHeader(http.StatusServiceUnavailable)
+		w.WriteHeader(code)
 		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
 	}
+}
+
+// peerLogoutStatus is /cas/peer/logout's HTTP status for the ticket
+// component's answer err, derived from its status and ErrorInfo as every
+// REST answer is (apierr.HTTPStatus), then folded into the back channel's
+// two answers: a refusal the component gave with a reason (a 4xx: the
+// token is not one, is expired, replayed, of an unknown peer, sign-in
+// across centres is off) is 400 invalid_token, which the peer does not
+// retry; anything else (a 5xx, a status without a UIAS reason such as a
+// transport failure or a deadline, a throttle's 429) is 503, which it
+// retries.
+func peerLogoutStatus(err error) int {
+	if err == nil {
+		return http.StatusOK
+	}
+	st, ok := status.FromError(err)
+	if !ok || apierr.Info(st) == nil {
+		return http.StatusServiceUnavailable
+	}
+	code := apierr.HTTPStatus(st)
+	if code >= 400 && code < 500 && code != http.StatusTooManyRequests && code != 499 {
+		return http.StatusBadRequest
+	}
+	return http.StatusServiceUnavailable
 }
 
 // withPeerMaxAge carries an OpenID Connect request's max_age through the

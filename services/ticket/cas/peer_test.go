@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -527,5 +529,36 @@ func TestPeerProbesInTheBackground(t *testing.T) {
 	}
 	if hits.Load() != n || n != 3 {
 		t.Fatalf("%d probes for 3 peers, %d after 20 more pages", n, hits.Load())
+	}
+}
+
+// TestPeerLogoutStatus (rr29 B7): /cas/peer/logout's status comes from the
+// ticket component's status and ErrorInfo (apierr.HTTPStatus): a refusal
+// with a reason is 400 (the peer does not retry), anything else 503 (it
+// retries).
+func TestPeerLogoutStatus(t *testing.T) {
+	st := func(code apierr.Code, reason string) error { return apierr.ToStatus(apierr.New(code, reason, "m")) }
+	for name, tc := range map[string]struct {
+		err  error
+		want int
+	}{
+		"ended":               {nil, http.StatusOK},
+		"invalid":             {st(apierr.Unauthenticated, ticket.ReasonPeerInvalid), http.StatusBadRequest},
+		"expired":             {st(apierr.Unauthenticated, ticket.ReasonPeerExpired), http.StatusBadRequest},
+		"replayed":            {st(apierr.Unauthenticated, ticket.ReasonPeerReplayed), http.StatusBadRequest},
+		"unknown peer":        {st(apierr.PermissionDenied, ticket.ReasonPeerUnknown), http.StatusBadRequest},
+		"sign-in off":         {apierr.ToStatus(ticket.ErrPeerSignInOff), http.StatusBadRequest},
+		"bad request":         {st(apierr.InvalidArgument, "BAD_REQUEST"), http.StatusBadRequest},
+		"store down":          {st(apierr.Unavailable, "TICKET_STORE_UNAVAILABLE"), http.StatusServiceUnavailable},
+		"internal":            {st(apierr.Internal, "INTERNAL"), http.StatusServiceUnavailable},
+		"throttled":           {st(apierr.ResourceExhausted, "RESOURCE_EXHAUSTED"), http.StatusServiceUnavailable},
+		"no reason":           {status.Error(codes.Unauthenticated, "transport"), http.StatusServiceUnavailable},
+		"unreachable":         {status.Error(codes.Unavailable, "connection refused"), http.StatusServiceUnavailable},
+		"deadline":            {context.DeadlineExceeded, http.StatusServiceUnavailable},
+		"not a status at all": {io.ErrUnexpectedEOF, http.StatusServiceUnavailable},
+	} {
+		if got := peerLogoutStatus(tc.err); got != tc.want {
+			t.Errorf("%s: %d, want %d", name, got, tc.want)
+		}
 	}
 }
