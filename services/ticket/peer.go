@@ -237,9 +237,7 @@ func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*
 	start := s.now()
 	c, err := s.verifyPeer(tok, peerAssertionType, nonce, start)
 	if c != nil && (err == nil || errors.Is(err, errPeerNonceMismatch)) {
-		// Once: the record outlives the assertion (and the skew).
-		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
-		if uerr := s.store.UseOnce(ctx, "peer."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
+		if uerr := s.useOnce(ctx, "peer", c, start); errors.Is(uerr, errPeerReplayed) {
 			if err == nil {
 				err = errPeerReplayed
 			}
@@ -271,6 +269,33 @@ var errPeerNonceMismatch = fmt.Errorf("nonce: %w", errPeerInvalid)
 // peerSkewTTL is how long past its expiry a used assertion's record
 // is kept (the clock skew accepted, and a margin).
 const peerSkewTTL = peerClockSkew + 30*time.Second
+
+// The bucket of the peers' assertions and logout tokens used (Deps.Nonces,
+// natsnonce): a record outlives its token, which lives at most
+// maxPeerAssertionLifetime from a time at most peerClockSkew ahead, by
+// peerSkewTTL.
+const (
+	PeerTokensBucket = "UIAS_PEER_TOKENS"
+	PeerTokensTTL    = maxPeerAssertionLifetime + peerClockSkew + peerSkewTTL
+)
+
+// useOnce records the use of c (an assertion, kind "peer", or a logout
+// token, "peerlogout") in the platform's store of things seen once until
+// it has expired: errPeerReplayed when it was used before, at any
+// instance; ErrStoreUnavailable when the store cannot tell (refused, never
+// accepted).
+func (s *Service) useOnce(ctx context.Context, kind string, c *PeerClaims, now time.Time) error {
+	ttl := min(time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(now), PeerTokensTTL)
+	h := sha256.Sum256([]byte(kind + "\x00" + c.Iss + "\x00" + c.Jti))
+	err := s.nonces.Remember(ctx, hex.EncodeToString(h[:]), ttl)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, caller.ErrNonceSeen):
+		return errPeerReplayed
+	}
+	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+}
 
 // verifyPeer checks tok; the claims are returned (with an error) once the
 // signature holds, so that refusals of a genuine assertion are audited
@@ -363,8 +388,7 @@ func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
 	start := s.now()
 	c, err := s.verifyPeer(tok, peerLogoutType, "", start)
 	if err == nil {
-		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
-		if uerr := s.store.UseOnce(ctx, "peerlogout."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
+		if uerr := s.useOnce(ctx, "peerlogout", c, start); errors.Is(uerr, errPeerReplayed) {
 			err = errPeerReplayed
 		} else if uerr != nil {
 			s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultDenied,

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -516,5 +517,64 @@ func TestSessionPeerOnlyWhenSet(t *testing.T) {
 		if sess, err := f.svc.Logout(ctx, tgt); sess != nil || err != nil {
 			t.Fatalf("second logout: %+v, %v", sess, err)
 		}
+	}
+}
+
+// failingNonces is a store of things seen once that cannot tell.
+type failingNonces struct{}
+
+func (failingNonces) Remember(context.Context, string, time.Duration) error {
+	return errors.New("nonces: bucket unavailable")
+}
+
+// TestPeerTokensUsedOnceInTheNonceStore (rr29 B3): an assertion's and a
+// logout token's single use is recorded in the platform's store of things
+// seen once (Deps.Nonces), so that one used at an instance is refused at
+// another with its own ticket store; a store that cannot tell refuses
+// (TICKET_STORE_UNAVAILABLE, audited), never accepts.
+func TestPeerTokensUsedOnceInTheNonceStore(t *testing.T) {
+	ctx := context.Background()
+	k := peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: k, Peers: map[string]ticket.Peer{"l1": {Name: "l1", URL: "https://l1.example"}}})
+	shared := caller.NewMemoryNonces(nil)
+	instance := func(nonces caller.NonceStore) *fixture {
+		f := newFixtureWith(t, ticket.Config{Centre: "l1"}, nil, func(d *ticket.Deps) { d.Nonces = nonces })
+		f.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{"l2a": {Name: "l2a", URL: "https://l2a.example",
+			Keys: []ed25519.PublicKey{pub(k)}}}})
+		return f
+	}
+	l1a, l1b, l1down := instance(shared), instance(shared), instance(failingNonces{})
+	tgt := l2a.login(t, "u1")
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", nonceHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1a.svc.RedeemPeerAssertion(ctx, a, nonce); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1b.svc.RedeemPeerAssertion(ctx, a, nonce)
+	wantPeerReason(t, "an assertion used at another instance", err, ticket.ReasonPeerReplayed)
+	lt, _, err := l2a.svc.PeerLogoutToken("l1", "u1", "sid-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1a.svc.PeerLogout(ctx, lt); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1b.svc.PeerLogout(ctx, lt)
+	wantPeerReason(t, "a logout token used at another instance", err, ticket.ReasonPeerReplayed)
+
+	a2, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", nonceHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1down.svc.RedeemPeerAssertion(ctx, a2, nonce)
+	wantPeerReason(t, "store cannot tell", err, "TICKET_STORE_UNAVAILABLE")
+	_, err = l1down.svc.PeerLogout(ctx, lt)
+	wantPeerReason(t, "store cannot tell (logout)", err, "TICKET_STORE_UNAVAILABLE")
+	if !l1down.audit.find("peer.assertion.redeem", "denied", "TICKET_STORE_UNAVAILABLE") ||
+		!l1down.audit.find("peer.logout", "denied", "TICKET_STORE_UNAVAILABLE") {
+		t.Fatalf("refusals not audited: %+v", l1down.audit.evs)
 	}
 }

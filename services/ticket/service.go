@@ -14,6 +14,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 )
@@ -123,6 +124,12 @@ type Deps struct {
 	IDTokens *IDTokenKeys
 	// Profiles answer the claims of a person (nil: sub and login only).
 	Profiles ProfileSource
+	// Nonces records the peers' assertions and logout tokens used, each
+	// once at every instance (peer.go): the platform's store of things
+	// seen once, natsnonce over bucket PeerTokensBucket (TTL
+	// PeerTokensTTL). nil: caller.MemoryNonces, which sees one instance
+	// only (tests).
+	Nonces caller.NonceStore
 }
 
 // Service is the ticket domain.
@@ -145,6 +152,7 @@ type Service struct {
 	release  AuthorizationSource // released roles and permissions (release.go); nil: none configured
 	idTokens *IDTokenKeys
 	profiles ProfileSource
+	nonces   caller.NonceStore // the peers' tokens used (peer.go)
 }
 
 // New returns a Service.
@@ -165,10 +173,13 @@ func New(d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Nonces == nil {
+		d.Nonces = caller.NewMemoryNonces(d.Now)
+	}
 	later, _ := d.Audit.(LaterSink)
 	return &Service{store: d.Store, mac: d.MAC, sink: d.Audit, later: later, log: d.Logger, now: d.Now, ended: d.Ended,
 		reg: d.Registry, cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now), access: d.Access,
-		idTokens: d.IDTokens, profiles: d.Profiles}, nil
+		idTokens: d.IDTokens, profiles: d.Profiles, nonces: d.Nonces}, nil
 }
 
 // Registry returns the service registry.

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/caller/natsnonce"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/cas"
 )
@@ -102,4 +105,13 @@ func readPeerPublicKeys(path string, allowOpen bool) ([]ed25519.PublicKey, error
 		return nil, fmt.Errorf("%s: no PEM PUBLIC KEY (openssl pkey -in peer.key -pubout)", path)
 	}
 	return keys, nil
+}
+
+// peerTokens is the store of the peers' assertions and logout tokens used
+// (ticket.Deps.Nonces): the platform's store of things seen once
+// (natsnonce), bucket UIAS_PEER_TOKENS, with the ticket buckets' replicas
+// and timeout.
+func peerTokens(js jetstream.JetStream, cfg *Config) *natsnonce.Store {
+	return natsnonce.New(js, natsnonce.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout, Bucket: ticket.PeerTokensBucket,
+		TTL: ticket.PeerTokensTTL, Description: "UIAS peer centres' assertions and logout tokens used (each is good once)"})
 }
