@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -47,7 +46,7 @@ func peerSettings(cfg *Config) (ticket.PeerSettings, error) {
 // readPeerKey reads an Ed25519 private key (PKCS#8 PEM), refusing a file
 // others may read unless allowOpen.
 func readPeerKey(path string, allowOpen bool) (ed25519.PrivateKey, error) {
-	data, err := readKeyFile(path, allowOpen)
+	data, err := readKeyFile(path, secretMask, allowOpen)
 	if err != nil {
 		return nil, err
 	}
@@ -70,14 +69,7 @@ func readPeerKey(path string, allowOpen bool) (ed25519.PrivateKey, error) {
 // file: at least one. A file its group or others may write is refused
 // unless allowOpen: whoever writes it adds trust (sec28b L2).
 func readPeerPublicKeys(path string, allowOpen bool) ([]ed25519.PublicKey, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o022 != 0 && !allowOpen {
-		return nil, fmt.Errorf("%s may be written by its group or others (mode %v): chmod 644 (or 444) it", path, fi.Mode().Perm())
-	}
-	data, err := os.ReadFile(path) // #nosec G304 -- the operator's configured key file
+	data, err := readKeyFile(path, publicMask, allowOpen)
 	if err != nil {
 		return nil, err
 	}
