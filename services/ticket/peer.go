@@ -120,12 +120,6 @@ type PeerAssertion struct {
 	PeerSID string
 }
 
-type peerHeader struct {
-	Alg string `json:"alg"`
-	Typ string `json:"typ"`
-	Kid string `json:"kid"`
-}
-
 // PeerClaims are an assertion's claims (JWT names): iss the signing
 // centre, aud the centre it is for, sub the person's UIAS id, jti its
 // single-use id, iat/exp/auth_time Unix seconds, acr the session's level
@@ -213,17 +207,8 @@ func (s *Service) recordVouched(ctx context.Context, id, audience string) (*Sess
 }
 
 func signPeer(key ed25519.PrivateKey, typ string, c PeerClaims) (string, error) {
-	h, err := json.Marshal(peerHeader{Alg: "EdDSA", Typ: typ, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))})
-	if err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return "", err
-	}
-	enc := base64.RawURLEncoding
-	in := enc.EncodeToString(h) + "." + enc.EncodeToString(b)
-	return in + "." + enc.EncodeToString(ed25519.Sign(key, []byte(in))), nil
+	return encodeJWS(jwsHeader{Alg: "EdDSA", Typ: typ, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))}, c,
+		func(in []byte) ([]byte, error) { return ed25519.Sign(key, in), nil })
 }
 
 // RedeemPeerAssertion verifies a peer's assertion for this centre, bound
@@ -304,18 +289,9 @@ func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims
 	if s.peers == nil || len(s.peers.Peers) == 0 {
 		return nil, ErrPeerSignInOff
 	}
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return nil, errPeerInvalid
-	}
-	enc := base64.RawURLEncoding
-	hb, err1 := enc.DecodeString(parts[0])
-	cb, err2 := enc.DecodeString(parts[1])
-	sig, err3 := enc.DecodeString(parts[2])
-	var h peerHeader
+	h, cb, in, sig, err := splitJWS(tok)
 	var c PeerClaims
-	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &h) != nil || json.Unmarshal(cb, &c) != nil ||
-		h.Alg != "EdDSA" || h.Typ != typ {
+	if err != nil || json.Unmarshal(cb, &c) != nil || h.Alg != "EdDSA" || h.Typ != typ {
 		return nil, errPeerInvalid
 	}
 	p, ok := s.peers.Peers[c.Iss]
@@ -328,7 +304,7 @@ func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims
 			key = k
 		}
 	}
-	if key == nil || !ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig) {
+	if key == nil || !ed25519.Verify(key, in, sig) {
 		// untrusted key or a forged signature
 		return nil, errPeerInvalid
 	}
