@@ -116,7 +116,7 @@ func Module() module.Module {
 					signer = m.ResponseSigner(conn)
 				}
 				if m.Pages != nil {
-					h, err := m.Pages.New(env.Context(), module.PagesEnv{Log: env.Log.Named(m.Name), Config: env.Config, Client: env.Client})
+					h, err := m.Pages.New(env.Context(), module.PagesEnv{Log: env.Log.Named(m.Name), Config: env.Config, Client: env.Client, Go: env.Go})
 					if err != nil {
 						return nil, fmt.Errorf("%s pages: %w", m.Name, err)
 					}

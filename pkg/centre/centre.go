@@ -32,6 +32,47 @@ func init() {
 		Doc: "the org subtree, person or global object is homed at another centre (named in the message): make the change there"})
 }
 
+// NameRule says what ValidName accepts, for configuration errors.
+const NameRule = "1-16 lower-case letters or digits, starting with a letter"
+
+// ValidName reports whether name is a centre's name (NameRule). One
+// centre is named the same in every setting that names it: sync.centre
+// (its JetStream domain and the suffix of its streams), ticket.centre (it
+// goes into ticket values and is the issuer and audience of the peers'
+// assertions, which identity compares with the centres of Homes) and the
+// peers' names of the ticket, sync and audit sections. A rule per setting
+// let one centre be spelled two ways ("L2A" and "l2a", or "l2-a"), which
+// made every sign-in across centres fail with no configuration error.
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > 16 || name[0] < 'a' || name[0] > 'z' {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Known reports whether name is a centre of the deployment as h knows it:
+// this one, its parent, or the home of a listed subtree (at level 1, each
+// level-2 centre). A nil h knows none.
+func (h *Homes) Known(name string) bool {
+	if h == nil || name == "" {
+		return false
+	}
+	if name == h.Self || name == h.Parent {
+		return true
+	}
+	for _, c := range h.Subtrees {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Homes are the centre settings of this centre.
 type Homes struct {
 	// Self is this centre's name, Level 1 or 2, Parent the level-1 centre

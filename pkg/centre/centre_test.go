@@ -69,3 +69,14 @@ func TestFromConfig(t *testing.T) {
 		t.Fatal("the provider's settings were not found")
 	}
 }
+
+// TestValidName (rr29 B6): the one rule of a centre's name, which
+// sync.centre, ticket.centre and the peers' names follow.
+func TestValidName(t *testing.T) {
+	for name, want := range map[string]bool{"l1": true, "l2a": true, "c1": true, "abcdefghijklmnop": true,
+		"": false, "L1": false, "1l": false, "l-1": false, "l.1": false, "abcdefghijklmnopq": false} {
+		if centre.ValidName(name) != want {
+			t.Errorf("ValidName(%q) = %v", name, !want)
+		}
+	}
+}

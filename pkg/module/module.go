@@ -136,6 +136,11 @@ type PagesEnv struct {
 	// Client returns the connection to the component itself or to one it
 	// Uses.
 	Client func(name string) (grpc.ClientConnInterface, error)
+	// Go runs fn in the background until the edge's process stops, which
+	// waits for it (Env.Go): the pages' own periodic work, e.g. CAS's
+	// probes of its peers, which no request should wait on. nil: the
+	// pages run no background work.
+	Go func(fn func(ctx context.Context))
 }
 
 // Security schemes of /openapi.json: the credentials callers present at the

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
-	"strings"
 	"sync"
 )
 
@@ -101,19 +100,10 @@ func (k *IDTokenKeys) SignTyped(typ string, claims any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	hdr, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": typ, "kid": d.kid})
-	body, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	b64 := base64.RawURLEncoding
-	msg := b64.EncodeToString(hdr) + "." + b64.EncodeToString(body)
-	h := sha256.Sum256([]byte(msg))
-	sig, err := rsa.SignPKCS1v15(nil, d.key, crypto.SHA256, h[:])
-	if err != nil {
-		return "", err
-	}
-	return msg + "." + b64.EncodeToString(sig), nil
+	return encodeJWS(jwsHeader{Alg: "RS256", Typ: typ, Kid: d.kid}, claims, func(in []byte) ([]byte, error) {
+		h := sha256.Sum256(in)
+		return rsa.SignPKCS1v15(nil, d.key, crypto.SHA256, h[:])
+	})
 }
 
 // Verify checks the signature of a compact JWS of type typ ("JWT": an ID
@@ -121,24 +111,17 @@ func (k *IDTokenKeys) SignTyped(typ string, claims any) (string, error) {
 // header's kid names) and returns its claims; it checks no claim (the
 // caller does: an expired ID token still names its session for a logout).
 func (k *IDTokenKeys) Verify(token, typ string) (map[string]any, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
+	hdr, body, in, sig, err := splitJWS(token)
+	if err != nil {
 		return nil, errors.New("not a signed JWT")
 	}
-	b64 := base64.RawURLEncoding
-	var hdr struct{ Alg, Kid, Typ string }
-	raw, err := b64.DecodeString(parts[0])
-	if err != nil || json.Unmarshal(raw, &hdr) != nil || hdr.Alg != "RS256" {
+	if hdr.Alg != "RS256" {
 		return nil, errors.New("not an RS256 JWT")
 	}
 	if hdr.Typ != typ {
 		return nil, fmt.Errorf("a token of type %q, not %q", hdr.Typ, typ)
 	}
-	sig, err := b64.DecodeString(parts[2])
-	if err != nil {
-		return nil, errors.New("the signature is not base64url")
-	}
-	h := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	h := sha256.Sum256(in)
 	for id := range k.seeds {
 		d, err := k.key(id)
 		if err != nil {
@@ -149,10 +132,6 @@ func (k *IDTokenKeys) Verify(token, typ string) (map[string]any, error) {
 		}
 		if rsa.VerifyPKCS1v15(&d.key.PublicKey, crypto.SHA256, h[:], sig) != nil {
 			return nil, errors.New("the signature does not verify")
-		}
-		body, err := b64.DecodeString(parts[1])
-		if err != nil {
-			return nil, errors.New("the claims are not base64url")
 		}
 		var claims map[string]any
 		if err := json.Unmarshal(body, &claims); err != nil {

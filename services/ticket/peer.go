@@ -37,11 +37,8 @@ const (
 	ReasonPeerExpired       = "PEER_ASSERTION_EXPIRED"
 	ReasonPeerReplayed      = "PEER_ASSERTION_REPLAYED"
 	ReasonPeerWrongAudience = "PEER_ASSERTION_AUDIENCE"
-	// ReasonPeerNonceInvalid: /cas/peer/assert was handed something other
-	// than the hash of a browser's nonce (sec28b H1).
-	ReasonPeerNonceInvalid = "PEER_NONCE_INVALID"
-	peerAssertionType      = "uias-peer+jwt"
-	peerLogoutType         = "uias-peer-logout+jwt"
+	peerAssertionType       = "uias-peer+jwt"
+	peerLogoutType          = "uias-peer-logout+jwt"
 	// ReasonPeerLogout is the session.end reason of a session a peer's
 	// logout token ended.
 	ReasonPeerLogout        = "PEER_LOGOUT"
@@ -61,7 +58,6 @@ var (
 	errPeerExpired   = apierr.New(apierr.Unauthenticated, ReasonPeerExpired, "the other centre's sign-in has expired")
 	errPeerReplayed  = apierr.New(apierr.Unauthenticated, ReasonPeerReplayed, "the other centre's sign-in was used already")
 	errPeerAudience  = apierr.New(apierr.Unauthenticated, ReasonPeerWrongAudience, "the other centre's sign-in is for another centre")
-	errPeerNonce     = apierr.New(apierr.InvalidArgument, ReasonPeerNonceInvalid, "nonce must be the hash of a browser's nonce (64 lowercase hex)")
 	errPeerUnknownFn = func(name string) error {
 		return apierr.New(apierr.PermissionDenied, ReasonPeerUnknown, fmt.Sprintf("centre %q is not a configured peer (ticket.peers)", name))
 	}
@@ -98,21 +94,6 @@ func PeerNonceHash(nonce string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// validPeerNonce: a browser's nonce is 32 lowercase hex characters (16
-// random bytes), its hash 64; nothing else is ever compared (no fixed or
-// empty value stands in for a missing one).
-func validPeerNonce(n string, size int) bool {
-	if len(n) != size {
-		return false
-	}
-	for _, c := range n {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // PeerKeyID is the key id of a public key in an assertion's header: the
 // first 16 bytes of its SHA-256, hex.
 func PeerKeyID(k ed25519.PublicKey) string {
@@ -139,12 +120,6 @@ type PeerAssertion struct {
 	PeerSID string
 }
 
-type peerHeader struct {
-	Alg string `json:"alg"`
-	Typ string `json:"typ"`
-	Kid string `json:"kid"`
-}
-
 // PeerClaims are an assertion's claims (JWT names): iss the signing
 // centre, aud the centre it is for, sub the person's UIAS id, jti its
 // single-use id, iat/exp/auth_time Unix seconds, acr the session's level
@@ -168,16 +143,14 @@ type PeerClaims struct {
 
 // IssuePeerAssertion signs an assertion that the person of tgt's live
 // session is signed in here, for peer audience, bound to nonceHash (the
-// PeerNonceHash of the browser's nonce at the audience, 64 lowercase hex;
-// anything else is refused with InvalidArgument); it returns the
-// assertion and the peer's page that takes it.
+// PeerNonceHash of the browser's nonce at the audience; its format, 64
+// lowercase hex, is IssuePeerAssertionRequest's proto rule, checked before
+// a call reaches here); it returns the assertion and the peer's page
+// that takes it.
 func (s *Service) IssuePeerAssertion(ctx context.Context, tgt, audience, nonceHash string) (string, string, error) {
 	start := s.now()
 	if s.peers == nil || s.peers.Key == nil {
 		return "", "", ErrPeerSignInOff
-	}
-	if !validPeerNonce(nonceHash, 2*sha256.Size) {
-		return "", "", errPeerNonce
 	}
 	p, ok := s.peers.Peers[audience]
 	if !ok {
@@ -234,32 +207,22 @@ func (s *Service) recordVouched(ctx context.Context, id, audience string) (*Sess
 }
 
 func signPeer(key ed25519.PrivateKey, typ string, c PeerClaims) (string, error) {
-	h, err := json.Marshal(peerHeader{Alg: "EdDSA", Typ: typ, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))})
-	if err != nil {
-		return "", err
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return "", err
-	}
-	enc := base64.RawURLEncoding
-	in := enc.EncodeToString(h) + "." + enc.EncodeToString(b)
-	return in + "." + enc.EncodeToString(ed25519.Sign(key, []byte(in))), nil
+	return encodeJWS(jwsHeader{Alg: "EdDSA", Typ: typ, Kid: PeerKeyID(key.Public().(ed25519.PublicKey))}, c,
+		func(in []byte) ([]byte, error) { return ed25519.Sign(key, in), nil })
 }
 
 // RedeemPeerAssertion verifies a peer's assertion for this centre, bound
-// to the browser's nonce (its cookie's value, 32 lowercase hex: the
-// assertion names its PeerNonceHash; an empty or malformed nonce is
-// refused), and uses it up. A genuine assertion is used up even when it
+// to the browser's nonce (its cookie's value, 32 lowercase hex by
+// RedeemPeerAssertionRequest's proto rule: the assertion names its
+// PeerNonceHash; an empty nonce, a browser without the cookie, is refused
+// and never compared with a stand-in value), and uses it up. A genuine assertion is used up even when it
 // is refused for its nonce, so that one that reached the wrong browser
 // cannot be tried again elsewhere. Every refusal is audited.
 func (s *Service) RedeemPeerAssertion(ctx context.Context, tok, nonce string) (*PeerAssertion, error) {
 	start := s.now()
 	c, err := s.verifyPeer(tok, peerAssertionType, nonce, start)
 	if c != nil && (err == nil || errors.Is(err, errPeerNonceMismatch)) {
-		// Once: the record outlives the assertion (and the skew).
-		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
-		if uerr := s.store.UseOnce(ctx, "peer."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
+		if uerr := s.useOnce(ctx, "peer", c, start); errors.Is(uerr, errPeerReplayed) {
 			if err == nil {
 				err = errPeerReplayed
 			}
@@ -292,6 +255,33 @@ var errPeerNonceMismatch = fmt.Errorf("nonce: %w", errPeerInvalid)
 // is kept (the clock skew accepted, and a margin).
 const peerSkewTTL = peerClockSkew + 30*time.Second
 
+// The bucket of the peers' assertions and logout tokens used (Deps.Nonces,
+// natsnonce): a record outlives its token, which lives at most
+// maxPeerAssertionLifetime from a time at most peerClockSkew ahead, by
+// peerSkewTTL.
+const (
+	PeerTokensBucket = "UIAS_PEER_TOKENS"
+	PeerTokensTTL    = maxPeerAssertionLifetime + peerClockSkew + peerSkewTTL
+)
+
+// useOnce records the use of c (an assertion, kind "peer", or a logout
+// token, "peerlogout") in the platform's store of things seen once until
+// it has expired: errPeerReplayed when it was used before, at any
+// instance; ErrStoreUnavailable when the store cannot tell (refused, never
+// accepted).
+func (s *Service) useOnce(ctx context.Context, kind string, c *PeerClaims, now time.Time) error {
+	ttl := min(time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(now), PeerTokensTTL)
+	h := sha256.Sum256([]byte(kind + "\x00" + c.Iss + "\x00" + c.Jti))
+	err := s.nonces.Remember(ctx, hex.EncodeToString(h[:]), ttl)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, caller.ErrNonceSeen):
+		return errPeerReplayed
+	}
+	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+}
+
 // verifyPeer checks tok; the claims are returned (with an error) once the
 // signature holds, so that refusals of a genuine assertion are audited
 // with its person and peer.
@@ -299,18 +289,9 @@ func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims
 	if s.peers == nil || len(s.peers.Peers) == 0 {
 		return nil, ErrPeerSignInOff
 	}
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return nil, errPeerInvalid
-	}
-	enc := base64.RawURLEncoding
-	hb, err1 := enc.DecodeString(parts[0])
-	cb, err2 := enc.DecodeString(parts[1])
-	sig, err3 := enc.DecodeString(parts[2])
-	var h peerHeader
+	h, cb, in, sig, err := splitJWS(tok)
 	var c PeerClaims
-	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(hb, &h) != nil || json.Unmarshal(cb, &c) != nil ||
-		h.Alg != "EdDSA" || h.Typ != typ {
+	if err != nil || json.Unmarshal(cb, &c) != nil || h.Alg != "EdDSA" || h.Typ != typ {
 		return nil, errPeerInvalid
 	}
 	p, ok := s.peers.Peers[c.Iss]
@@ -323,7 +304,7 @@ func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims
 			key = k
 		}
 	}
-	if key == nil || !ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig) {
+	if key == nil || !ed25519.Verify(key, in, sig) {
 		// untrusted key or a forged signature
 		return nil, errPeerInvalid
 	}
@@ -339,7 +320,7 @@ func (s *Service) verifyPeer(tok, typ, nonce string, now time.Time) (*PeerClaims
 		!now.Before(time.Unix(c.AuthTime, 0).Add(s.cfg.TGTHard))):
 		// a sign-in from the future, or one older than a session may live
 		return &c, errPeerExpired
-	case typ == peerAssertionType && (!validPeerNonce(nonce, 32) || !validPeerNonce(c.Nonce, 2*sha256.Size) ||
+	case typ == peerAssertionType && (nonce == "" ||
 		subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(PeerNonceHash(nonce))) != 1):
 		return &c, errPeerNonceMismatch
 	case typ == peerAssertionType && (c.Acr < 1 || c.Acr > 2 || c.Amr < 0 || c.Amr > 8):
@@ -383,8 +364,7 @@ func (s *Service) PeerLogout(ctx context.Context, tok string) (int, error) {
 	start := s.now()
 	c, err := s.verifyPeer(tok, peerLogoutType, "", start)
 	if err == nil {
-		ttl := time.Unix(c.Exp, 0).Add(peerSkewTTL).Sub(start)
-		if uerr := s.store.UseOnce(ctx, "peerlogout."+c.Iss+"."+c.Jti, ttl); errors.Is(uerr, ErrConflict) {
+		if uerr := s.useOnce(ctx, "peerlogout", c, start); errors.Is(uerr, errPeerReplayed) {
 			err = errPeerReplayed
 		} else if uerr != nil {
 			s.audit(ctx, audit.Action{API: "peer.logout", Subject: "user:" + c.Sub, Result: audit.ResultDenied,

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/grpcx"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
 )
@@ -330,11 +332,23 @@ func TestPeerNonceBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The peer signs only for a hash of a browser's nonce.
+	// The peer signs only for a hash of a browser's nonce: the request's
+	// proto rule, which the server chain checks before the handler (rr29
+	// A1), refuses anything else.
 	for _, n := range []string{"none", "", nonce, strings.ToUpper(nonceHash), nonceHash[:63] + "g"} {
-		_, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", n)
-		if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidArgument || ae.Reason != ticket.ReasonPeerNonceInvalid {
-			t.Errorf("assertion issued for nonce %q: %v", n, err)
+		err := grpcx.ValidateRequest(&ticketv1.IssuePeerAssertionRequest{Tgt: tgt, Audience: "l1", Nonce: n})
+		if ae, ok := apierr.As(err); !ok || ae.Code != apierr.InvalidArgument {
+			t.Errorf("assertion asked for nonce %q: %v", n, err)
+		}
+	}
+	if err := grpcx.ValidateRequest(&ticketv1.IssuePeerAssertionRequest{Tgt: tgt, Audience: "l1", Nonce: nonceHash}); err != nil {
+		t.Errorf("a nonce's hash refused: %v", err)
+	}
+	// A browser's nonce or none (no cookie: the domain refuses and uses
+	// the assertion up); nothing else reaches the domain.
+	for n, ok := range map[string]bool{"": true, nonce: true, "none": false, nonceHash: false, strings.ToUpper(nonce): false} {
+		if err := grpcx.ValidateRequest(&ticketv1.RedeemPeerAssertionRequest{Assertion: "a.b.c", Nonce: n}); (err == nil) != ok {
+			t.Errorf("redeem with nonce %q: %v", n, err)
 		}
 	}
 	// Hand-signed for the stand-in "none" (as a peer's key holder could):
@@ -466,5 +480,101 @@ func TestPeerForgeriesThinned(t *testing.T) {
 	}
 	if replays != 3 {
 		t.Fatalf("replays of a genuine assertion audited %d times, want 3", replays)
+	}
+}
+
+// TestSessionPeerOnlyWhenSet (rr29 C1): session.create names a peer only
+// for a session a peer's assertion opened; Logout answers the session that
+// ended, with its peer (the logout page's link), nil for none.
+func TestSessionPeerOnlyWhenSet(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{Centre: "l2a"})
+	local := f.login(t, "u1")
+	viaPeer, _, err := f.svc.CreateSession(ctx, ticket.NewSession{UserID: "u2", Login: "bo", AuthLevel: 1, Peer: "l1", PeerSID: "sid-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := map[string]string{}
+	f.audit.mu.Lock()
+	for _, e := range f.audit.evs {
+		if e.API == "session.create" {
+			p, ok := e.Detail["peer"]
+			if !ok {
+				p = "(none)"
+			}
+			peers[e.Subject] = p
+		}
+	}
+	f.audit.mu.Unlock()
+	if peers["user:u1"] != "(none)" || peers["user:u2"] != "l1" {
+		t.Fatalf("session.create peer fields: %v, want none for the local login and l1 for the peer's", peers)
+	}
+	for tgt, want := range map[string]string{local: "", viaPeer: "l1"} {
+		sess, err := f.svc.Logout(ctx, tgt)
+		if err != nil || sess == nil || sess.Peer != want {
+			t.Fatalf("logout: %+v, %v; want peer %q", sess, err, want)
+		}
+		if sess, err := f.svc.Logout(ctx, tgt); sess != nil || err != nil {
+			t.Fatalf("second logout: %+v, %v", sess, err)
+		}
+	}
+}
+
+// failingNonces is a store of things seen once that cannot tell.
+type failingNonces struct{}
+
+func (failingNonces) Remember(context.Context, string, time.Duration) error {
+	return errors.New("nonces: bucket unavailable")
+}
+
+// TestPeerTokensUsedOnceInTheNonceStore (rr29 B3): an assertion's and a
+// logout token's single use is recorded in the platform's store of things
+// seen once (Deps.Nonces), so that one used at an instance is refused at
+// another with its own ticket store; a store that cannot tell refuses
+// (TICKET_STORE_UNAVAILABLE, audited), never accepts.
+func TestPeerTokensUsedOnceInTheNonceStore(t *testing.T) {
+	ctx := context.Background()
+	k := peerKey(t)
+	l2a := newFixture(t, ticket.Config{Centre: "l2a"})
+	l2a.svc.SetPeers(ticket.PeerSettings{Key: k, Peers: map[string]ticket.Peer{"l1": {Name: "l1", URL: "https://l1.example"}}})
+	shared := caller.NewMemoryNonces(nil)
+	instance := func(nonces caller.NonceStore) *fixture {
+		f := newFixtureWith(t, ticket.Config{Centre: "l1"}, nil, func(d *ticket.Deps) { d.Nonces = nonces })
+		f.svc.SetPeers(ticket.PeerSettings{Peers: map[string]ticket.Peer{"l2a": {Name: "l2a", URL: "https://l2a.example",
+			Keys: []ed25519.PublicKey{pub(k)}}}})
+		return f
+	}
+	l1a, l1b, l1down := instance(shared), instance(shared), instance(failingNonces{})
+	tgt := l2a.login(t, "u1")
+	a, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", nonceHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1a.svc.RedeemPeerAssertion(ctx, a, nonce); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1b.svc.RedeemPeerAssertion(ctx, a, nonce)
+	wantPeerReason(t, "an assertion used at another instance", err, ticket.ReasonPeerReplayed)
+	lt, _, err := l2a.svc.PeerLogoutToken("l1", "u1", "sid-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l1a.svc.PeerLogout(ctx, lt); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1b.svc.PeerLogout(ctx, lt)
+	wantPeerReason(t, "a logout token used at another instance", err, ticket.ReasonPeerReplayed)
+
+	a2, _, err := l2a.svc.IssuePeerAssertion(ctx, tgt, "l1", nonceHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l1down.svc.RedeemPeerAssertion(ctx, a2, nonce)
+	wantPeerReason(t, "store cannot tell", err, "TICKET_STORE_UNAVAILABLE")
+	_, err = l1down.svc.PeerLogout(ctx, lt)
+	wantPeerReason(t, "store cannot tell (logout)", err, "TICKET_STORE_UNAVAILABLE")
+	if !l1down.audit.find("peer.assertion.redeem", "denied", "TICKET_STORE_UNAVAILABLE") ||
+		!l1down.audit.find("peer.logout", "denied", "TICKET_STORE_UNAVAILABLE") {
+		t.Fatalf("refusals not audited: %+v", l1down.audit.evs)
 	}
 }

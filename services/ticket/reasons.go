@@ -54,8 +54,6 @@ func init() {
 			Doc: "/cas/peer/accept: the peer's assertion was used before (each is good once): no session; the login form. /cas/peer/logout: a logout token posted again (HTTP 400)."},
 		apierr.Reason{Name: ReasonPeerWrongAudience, Code: apierr.Unauthenticated,
 			Doc: "/cas/peer/accept: the peer's assertion is for another centre: no session; the login form."},
-		apierr.Reason{Name: ReasonPeerNonceInvalid, Code: apierr.InvalidArgument,
-			Doc: "/cas/peer/assert: the nonce is not the SHA-256 (64 lowercase hex) of a browser's nonce set by the audience's /cas/peer/start: no assertion is signed (HTTP 400 page)."},
 		apierr.Reason{Name: "OAUTH_INVALID_TOKEN", Code: apierr.Unauthenticated,
 			Doc: "The userinfo endpoint: the access token is unknown, expired or revoked, or its session has ended (HTTP 401 with WWW-Authenticate: Bearer error=\"invalid_token\")."},
 	)

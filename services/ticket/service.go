@@ -14,6 +14,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 )
@@ -123,6 +124,12 @@ type Deps struct {
 	IDTokens *IDTokenKeys
 	// Profiles answer the claims of a person (nil: sub and login only).
 	Profiles ProfileSource
+	// Nonces records the peers' assertions and logout tokens used, each
+	// once at every instance (peer.go): the platform's store of things
+	// seen once, natsnonce over bucket PeerTokensBucket (TTL
+	// PeerTokensTTL). nil: caller.MemoryNonces, which sees one instance
+	// only (tests).
+	Nonces caller.NonceStore
 }
 
 // Service is the ticket domain.
@@ -145,6 +152,7 @@ type Service struct {
 	release  AuthorizationSource // released roles and permissions (release.go); nil: none configured
 	idTokens *IDTokenKeys
 	profiles ProfileSource
+	nonces   caller.NonceStore // the peers' tokens used (peer.go)
 }
 
 // New returns a Service.
@@ -165,10 +173,13 @@ func New(d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Nonces == nil {
+		d.Nonces = caller.NewMemoryNonces(d.Now)
+	}
 	later, _ := d.Audit.(LaterSink)
 	return &Service{store: d.Store, mac: d.MAC, sink: d.Audit, later: later, log: d.Logger, now: d.Now, ended: d.Ended,
 		reg: d.Registry, cfg: cfg, auditor: audit.NewBuilder("ticket", d.Now), access: d.Access,
-		idTokens: d.IDTokens, profiles: d.Profiles}, nil
+		idTokens: d.IDTokens, profiles: d.Profiles, nonces: d.Nonces}, nil
 }
 
 // Registry returns the service registry.
@@ -259,9 +270,13 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 			Result: audit.ResultFailure, Reason: reasonOf(err), Start: start})
 		return "", nil, err
 	}
+	fields := detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel))
+	if n.Peer != "" {
+		// only a session a peer's assertion opened names its peer
+		fields = append(fields, events.DetailField{Key: "peer", Value: n.Peer})
+	}
 	s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
-		Result: audit.ResultSuccess, Reason: "OK", Start: start,
-		Fields: detail("session_id", sess.ID, "auth_level", fmt.Sprint(n.AuthLevel), "peer", n.Peer)})
+		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: fields})
 	return tgt, sess, nil
 }
 
@@ -446,34 +461,48 @@ func (s *Service) GetSession(ctx context.Context, tgt string) (*Session, error) 
 // person as a failed logout; an administrator's revocation
 // (RevokeUserSessions) reports it.
 func (s *Service) DestroySession(ctx context.Context, tgt string) (bool, error) {
+	sess, err := s.Logout(ctx, tgt)
+	return sess != nil, err
+}
+
+// Logout is DestroySession answering the session that ended (nil: none
+// was live), so that the logout page learns its peer (Session.Peer)
+// without reading the session first.
+func (s *Service) Logout(ctx context.Context, tgt string) (*Session, error) {
 	if !validTGT(tgt) {
-		return false, nil
+		return nil, nil
 	}
-	ended, err := s.endSession(ctx, SessionID(tgt), "", "LOGOUT")
-	if ended {
-		return true, nil
+	sess, err := s.endSessionOf(ctx, SessionID(tgt), "", "LOGOUT")
+	if sess != nil {
+		return sess, nil
 	}
-	return false, err
+	return nil, err
 }
 
 // endSession removes session id (of userID when not empty) and tells of it.
 func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bool, error) {
+	sess, err := s.endSessionOf(ctx, id, userID, reason)
+	return sess != nil, err
+}
+
+// endSessionOf is endSession answering the session that ended (nil: none).
+func (s *Service) endSessionOf(ctx context.Context, id, userID, reason string) (*Session, error) {
 	start := s.now()
 	if userID != "" {
 		sess, _, err := s.store.GetSession(ctx, id)
 		if errors.Is(err, ErrNotFound) || (err == nil && sess.UserID != userID) {
-			return false, nil
+			return nil, nil
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 	sess, err := s.store.DeleteSession(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	// Its tickets not yet validated end with it (a ticket never outlives
 	// its session): the instances that keep them drop them now, before the
@@ -493,7 +522,7 @@ func (s *Service) endSession(ctx context.Context, id, userID, reason string) (bo
 	if s.ended != nil {
 		s.ended(sess, reason)
 	}
-	return true, endErr
+	return sess, endErr
 }
 
 // IssueServiceTicket issues an ST for service from the session of tgt and

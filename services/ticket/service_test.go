@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/caller/natsnonce"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/events/eventstest"
@@ -98,8 +99,9 @@ func newFixture(t testing.TB, cfg ticket.Config) *fixture {
 	return newFixtureWith(t, cfg, nil)
 }
 
-// newFixtureWith is newFixture whose store is wrap's (nil: the kvstore).
-func newFixtureWith(t testing.TB, cfg ticket.Config, wrap func(ticket.Store) ticket.Store) *fixture {
+// newFixtureWith is newFixture whose store is wrap's (nil: the kvstore),
+// its dependencies changed by deps.
+func newFixtureWith(t testing.TB, cfg ticket.Config, wrap func(ticket.Store) ticket.Store, deps ...func(*ticket.Deps)) *fixture {
 	t.Helper()
 	ns := eventstest.NATS(t)
 	nc, js := eventstest.Connect(t, ns, nats.ReconnectWait(100*time.Millisecond))
@@ -112,9 +114,14 @@ func newFixtureWith(t testing.TB, cfg ticket.Config, wrap func(ticket.Store) tic
 	if wrap != nil {
 		st = wrap(st)
 	}
+	d := ticket.Deps{Store: st, MAC: f.mac,
+		Audit: f.audit, Now: f.clock.now, Config: cfg, Registry: ticket.NewRegistry(f.services, 0, nil), IDTokens: testIDKeys(t),
+		Nonces: natsnonce.New(js, natsnonce.Options{Timeout: time.Second, Bucket: ticket.PeerTokensBucket, TTL: ticket.PeerTokensTTL})}
+	for _, fn := range deps {
+		fn(&d)
+	}
 	var err error
-	f.svc, err = ticket.New(ticket.Deps{Store: st, MAC: f.mac,
-		Audit: f.audit, Now: f.clock.now, Config: cfg, Registry: ticket.NewRegistry(f.services, 0, nil), IDTokens: testIDKeys(t)})
+	f.svc, err = ticket.New(d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,9 +107,6 @@ type Store interface {
 	// PasswordNoted returns the latest time NotePassword recorded for the
 	// person (zero: none, or expired).
 	PasswordNoted(ctx context.Context, userID string) (time.Time, error)
-	// UseOnce records key as used until ttl; ErrConflict when it was
-	// already (a peer centre's assertion presented again).
-	UseOnce(ctx context.Context, key string, ttl time.Duration) error
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
 }

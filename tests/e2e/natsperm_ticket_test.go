@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/caller/natsnonce"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/services/ticket"
 	ticketcomponent "github.com/uias/uias/services/ticket/component"
@@ -95,6 +97,17 @@ func TestNATSPermissionsOfTicket(t *testing.T) {
 	}
 	if _, err := st.ConsumeTicket(ctx, st.Replica(), "k2"); !errors.Is(err, ticket.ErrNotFound) {
 		t.Fatalf("a ticket of the ended session: %v", err)
+	}
+	// The peers' assertions and logout tokens used (rr29 B3): the bucket
+	// is created, a token recorded once and refused the second time at
+	// another instance.
+	used := natsnonce.New(js, natsnonce.Options{Timeout: 5 * time.Second, Bucket: ticket.PeerTokensBucket, TTL: ticket.PeerTokensTTL})
+	if err := used.Remember(ctx, "0123456789abcdef", time.Minute); err != nil {
+		t.Fatalf("record a peer's token used: %v", err)
+	}
+	usedAgain := natsnonce.New(js2, natsnonce.Options{Timeout: 5 * time.Second, Bucket: ticket.PeerTokensBucket, TTL: ticket.PeerTokensTTL})
+	if err := usedAgain.Remember(ctx, "0123456789abcdef", time.Minute); !errors.Is(err, caller.ErrNonceSeen) {
+		t.Fatalf("a peer's token used again at another instance: %v", err)
 	}
 	if _, err := js.Publish(ctx, "uias.audit.ticket.session.end", []byte(`{}`)); err != nil {
 		t.Fatalf("publish an audit record: %v", err)

@@ -3,7 +3,6 @@ package component
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"time"
 
@@ -67,9 +66,6 @@ func (c *Config) Bind(b *config.Binder) {
 // Complete implements config.Section.
 func (c *Config) Complete(*config.Config) {}
 
-// centreRE: a JetStream domain name that is also a readable stream suffix.
-var centreRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
-
 // Validate implements config.Section.
 func (c *Config) Validate(p *config.Config) error {
 	var errs []error
@@ -92,8 +88,8 @@ func (c *Config) Validate(p *config.Config) error {
 		}
 		return errors.Join(errs...)
 	}
-	if !centreRE.MatchString(c.Centre) {
-		bad("centre", "must be 1-32 lower-case letters, digits or '-', starting with a letter, got %q", c.Centre)
+	if !centre.ValidName(c.Centre) {
+		bad("centre", "must be %s, got %q", centre.NameRule, c.Centre)
 	}
 	switch c.Level {
 	case 1:
@@ -101,7 +97,7 @@ func (c *Config) Validate(p *config.Config) error {
 			bad("parent", "must be empty at level 1, got %q", c.Parent)
 		}
 	case 2:
-		if !centreRE.MatchString(c.Parent) || c.Parent == c.Centre {
+		if !centre.ValidName(c.Parent) || c.Parent == c.Centre {
 			bad("parent", "must name the level-1 centre (not this one) at level 2, got %q", c.Parent)
 		}
 		if len(c.Peers) > 0 {
@@ -133,8 +129,8 @@ func (c *Config) Validate(p *config.Config) error {
 	names := []string{c.Centre}
 	for i, pe := range c.Peers {
 		f := fmt.Sprintf("peers[%d]", i)
-		if !centreRE.MatchString(pe.Name) || slices.Contains(names, pe.Name) {
-			bad(f+".name", "must be a centre name used once (lower-case letters, digits, '-'), got %q", pe.Name)
+		if !centre.ValidName(pe.Name) || slices.Contains(names, pe.Name) {
+			bad(f+".name", "must be a centre name used once (%s), got %q", centre.NameRule, pe.Name)
 		}
 		names = append(names, pe.Name)
 		for _, o := range pe.Subtrees {

@@ -89,7 +89,7 @@ type Options struct {
 	// peers' assertions.
 	Centre string
 	// Peers are the centres of sign-in across centres (ticket.peers,
-	// peer.go); PeerProbe how often the page checks each answers (30s).
+	// peer.go); PeerProbe how often each is checked to answer (30s).
 	Peers     []PeerPage
 	PeerProbe time.Duration
 	// USBKey offers the USB key sign-in (ticket.usb_key: a certificate
@@ -103,6 +103,11 @@ type Options struct {
 	// the USB key (the vendor control's local agent;
 	// ticket.usb_key_connect, validated there).
 	USBKeyConnect []string
+	// Go runs the peers' probe in the background for the life of the
+	// process (module.PagesEnv.Go: the process waits for it when it
+	// stops). The login page only reads the latest probe's answers. nil:
+	// no probing, and the page offers no peer (tests probe by hand).
+	Go func(fn func(ctx context.Context))
 }
 
 // Handler serves CAS.
@@ -153,6 +158,9 @@ func New(o Options) *Handler {
 		h.csp += "; connect-src " + strings.Join(connect, " ")
 	}
 	h.peerUp = newPeerProbes(o)
+	if o.Go != nil && len(o.Peers) > 0 {
+		o.Go(h.peerUp.run)
+	}
 	p := o.Prefix
 	// Each endpoint with its methods. GET serves HEAD too, except where
 	// answering has an effect (a ticket used up or issued, a session
@@ -1084,20 +1092,15 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	ended, peer := false, ""
 	if tgt := tgcOf(r); tgt != "" {
 		ctx, cancel := h.ctx(r)
-		if len(h.o.Peers) > 0 {
-			// A session a peer's assertion opened: the page offers to sign
-			// out there too (its session is the peer's, not ended here).
-			if sess, err := h.o.Tickets.GetSession(ctx, &ticketv1.GetSessionRequest{Tgt: tgt}); err == nil {
-				peer = sess.GetPeer()
-			}
-		}
 		res, err := h.o.Tickets.DestroySession(ctx, &ticketv1.DestroySessionRequest{Tgt: tgt})
 		cancel()
 		if err != nil && status.Code(err) != codes.InvalidArgument {
 			h.fault(w, r, err)
 			return
 		}
-		ended = res.GetEnded()
+		// A session a peer's assertion opened: the page offers to sign out
+		// there too (its session is the peer's, not ended here).
+		ended, peer = res.GetEnded(), res.GetPeer()
 	}
 	if hint := r.URL.Query().Get("id_token_hint"); hint != "" && !ended {
 		// RP-initiated logout from a browser without the session's

@@ -38,12 +38,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/module"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
@@ -72,17 +74,18 @@ const peerCookie = "uias_peer"
 // maxPeerState bounds the login request a hop carries through the peer.
 const maxPeerState = 4096
 
-// peerProbes remembers whether each peer answered its last probe.
+// peerProbes knows which peers answered their latest probe. The probes run
+// in the background (run), all peers at once, every PeerProbe; the login
+// page only reads the latest answers (an atomic snapshot): no page waits on
+// a peer, and no page load probes (sec28b L4, rr29 C1). A peer not yet
+// probed, down, or behind a cut link is not offered: the page then offers
+// only the local form.
 type peerProbes struct {
 	client *http.Client
 	every  time.Duration
-	mu     sync.Mutex
-	last   map[string]peerState
-}
-
-type peerState struct {
-	at time.Time
-	up bool
+	peers  []PeerPage
+	// answered: the names of the peers that answered the latest probe.
+	answered atomic.Pointer[map[string]bool]
 }
 
 func newPeerProbes(o Options) *peerProbes {
@@ -90,34 +93,58 @@ func newPeerProbes(o Options) *peerProbes {
 	if every <= 0 {
 		every = 30 * time.Second
 	}
-	return &peerProbes{client: o.Client, every: every, last: map[string]peerState{}}
+	return &peerProbes{client: o.Client, every: every, peers: o.Peers}
 }
 
-// up reports whether p answered its latest probe, probing it (1s at most)
-// when that is older than the probe interval: a peer that is down, or a
-// cut link, costs a page at most one short wait per interval, and the page
-// then offers only the local form.
-func (pp *peerProbes) up(ctx context.Context, p PeerPage) bool {
-	pp.mu.Lock()
-	st, ok := pp.last[p.Name]
-	pp.mu.Unlock()
-	if ok && time.Since(st.at) < pp.every {
-		return st.up
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	up := false
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(p.URL, "/")+"/cas/peer/ping", nil)
-	if err == nil {
-		if res, err := pp.client.Do(req); err == nil {
-			_ = res.Body.Close()
-			up = res.StatusCode == http.StatusNoContent
+// up reports whether peer name answered its latest probe.
+func (pp *peerProbes) up(name string) bool {
+	m := pp.answered.Load()
+	return m != nil && (*m)[name]
+}
+
+// run probes the peers now and then every interval until ctx ends.
+func (pp *peerProbes) run(ctx context.Context) {
+	t := time.NewTicker(pp.every)
+	defer t.Stop()
+	for {
+		pp.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
-	pp.mu.Lock()
-	pp.last[p.Name] = peerState{at: time.Now(), up: up}
-	pp.mu.Unlock()
-	return up
+}
+
+// probe asks every peer's /cas/peer/ping at once (1s each at most) and
+// publishes the answers.
+func (pp *peerProbes) probe(ctx context.Context) {
+	ups := make([]bool, len(pp.peers))
+	var wg sync.WaitGroup
+	for i, p := range pp.peers {
+		wg.Go(func() { ups[i] = pp.ping(ctx, p) })
+	}
+	wg.Wait()
+	m := make(map[string]bool, len(pp.peers))
+	for i, p := range pp.peers {
+		m[p.Name] = ups[i]
+	}
+	pp.answered.Store(&m)
+}
+
+func (pp *peerProbes) ping(ctx context.Context, p PeerPage) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(p.URL, "/")+"/cas/peer/ping", nil)
+	if err != nil {
+		return false
+	}
+	res, err := pp.client.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = res.Body.Close()
+	return res.StatusCode == http.StatusNoContent
 }
 
 func (h *Handler) peer(name string) (PeerPage, bool) {
@@ -140,7 +167,7 @@ func (h *Handler) peerLinks(r *http.Request, p loginParams) []peerLink {
 	t := h.texts(r)
 	var out []peerLink
 	for _, pr := range h.o.Peers {
-		if !h.peerUp.up(r.Context(), pr) {
+		if !h.peerUp.up(pr.Name) {
 			continue
 		}
 		q := p.query()
@@ -431,19 +458,42 @@ func (h *Handler) peerLogout(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.ctx(r)
 	defer cancel()
 	res, err := h.o.Tickets.PeerLogout(ctx, &ticketv1.PeerLogoutRequest{LogoutToken: r.PostFormValue("logout_token")})
-	switch {
-	case err == nil:
+	switch code := peerLogoutStatus(err); code {
+	case http.StatusOK:
 		_, _ = fmt.Fprintf(w, `{"ended":%d}`, res.GetEnded())
-	case status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.InvalidArgument ||
-		status.Code(err) == codes.PermissionDenied || status.Code(err) == codes.FailedPrecondition:
+	case http.StatusBadRequest:
 		h.o.Log.Info("CAS peer logout refused", zap.String("reason", reasonOf(err)))
-		w.WriteHeader(http.StatusBadRequest)
+		w.WriteHeader(code)
 		_, _ = fmt.Fprintf(w, `{"error":"invalid_token","reason":%q}`, reasonOf(err))
 	default:
 		h.o.Log.Warn("CAS peer logout: the ticket component did not answer", zap.Error(err))
-		w.WriteHeader(http.StatusServiceUnavailable)
+		w.WriteHeader(code)
 		_, _ = w.Write([]byte(`{"error":"temporarily_unavailable"}`))
 	}
+}
+
+// peerLogoutStatus is /cas/peer/logout's HTTP status for the ticket
+// component's answer err, derived from its status and ErrorInfo as every
+// REST answer is (apierr.HTTPStatus), then folded into the back channel's
+// two answers: a refusal the component gave with a reason (a 4xx: the
+// token is not one, is expired, replayed, of an unknown peer, sign-in
+// across centres is off) is 400 invalid_token, which the peer does not
+// retry; anything else (a 5xx, a status without a UIAS reason such as a
+// transport failure or a deadline, a throttle's 429) is 503, which it
+// retries.
+func peerLogoutStatus(err error) int {
+	if err == nil {
+		return http.StatusOK
+	}
+	st, ok := status.FromError(err)
+	if !ok || apierr.Info(st) == nil {
+		return http.StatusServiceUnavailable
+	}
+	code := apierr.HTTPStatus(st)
+	if code >= 400 && code < 500 && code != http.StatusTooManyRequests && code != 499 {
+		return http.StatusBadRequest
+	}
+	return http.StatusServiceUnavailable
 }
 
 // withPeerMaxAge carries an OpenID Connect request's max_age through the

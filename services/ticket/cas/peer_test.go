@@ -6,14 +6,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	"github.com/uias/uias/services/ticket"
@@ -110,6 +116,7 @@ func TestPeerPages(t *testing.T) {
 	peers := []PeerPage{{Name: "l1", URL: ping.URL, Display: "Level 1"}, {Name: "l2b", URL: "http://127.0.0.1:1"}}
 	h := New(Options{Tickets: tk, SSO: sso, Centre: "l2a", Peers: peers})
 	svc := "https://app.example/x"
+	h.peerUp.probe(context.Background())
 
 	// The login page offers the peer that answers, not the one that does
 	// not; never for renew.
@@ -266,7 +273,10 @@ func TestPeerAcceptKeepsStrongerSession(t *testing.T) {
 }
 
 // redeemTickets records the nonce the ticket component was asked with and
-// answers success whatever it is (as a faulty or older component might).
+// answers success whatever it is (as a faulty or older component might)
+// once the request passes the proto rules the server chain checks before
+// any handler (grpcx.ValidateRequest): a request the chain refuses never
+// reaches the component's domain.
 type redeemTickets struct {
 	*peerTickets
 	asked  bool
@@ -274,6 +284,9 @@ type redeemTickets struct {
 }
 
 func (z *redeemTickets) RedeemPeerAssertion(ctx context.Context, r *ticketv1.RedeemPeerAssertionRequest, o ...grpc.CallOption) (*ticketv1.RedeemPeerAssertionResponse, error) {
+	if err := grpcx.ValidateRequest(r); err != nil {
+		return nil, apierr.ToStatus(err)
+	}
 	z.asked = true
 	z.nonces = append(z.nonces, r.GetNonce())
 	return z.peerTickets.RedeemPeerAssertion(ctx, r, o...)
@@ -282,8 +295,10 @@ func (z *redeemTickets) RedeemPeerAssertion(ctx context.Context, r *ticketv1.Red
 // TestPeerAcceptWithoutCookie (sec28b H1): a browser without the nonce
 // cookie (login CSRF: the attacker's own assertion sent to a victim) is
 // refused by the page itself, never redeemed with a stand-in nonce, and
-// no session opens; the ticket component is asked with no nonce only so
-// that it audits the refusal and uses the assertion up.
+// no session opens; the ticket component is asked with no nonce, in a
+// request its validation lets through (rr29 A1), so that it audits the
+// refusal and uses the assertion up (that part through the real component:
+// component.TestPeerAcceptWithoutCookieReachesTheDomain).
 func TestPeerAcceptWithoutCookie(t *testing.T) {
 	tk := &redeemTickets{peerTickets: &peerTickets{}}
 	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
@@ -296,7 +311,7 @@ func TestPeerAcceptWithoutCookie(t *testing.T) {
 		t.Fatalf("accept without the nonce cookie: %d to %q, session %+v\n%s", res.StatusCode, res.Header.Get("Location"), tk.created, body)
 	}
 	if !tk.asked || len(tk.nonces) != 1 || tk.nonces[0] != "" {
-		t.Fatalf("ticket component asked with nonces %q", tk.nonces)
+		t.Fatalf("ticket component asked (past its validation) with nonces %q", tk.nonces)
 	}
 	if res.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("Referrer-Policy %q", res.Header.Get("Referrer-Policy"))
@@ -336,6 +351,7 @@ func TestPeerHopKeepsMaxAge(t *testing.T) {
 	tk := &codeTickets{peerTickets: &peerTickets{}}
 	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
 		Peers: []PeerPage{{Name: "l1", URL: ping.URL}}})
+	h.peerUp.probe(context.Background())
 	oidcReq := func(maxAge string) loginParams {
 		v := url.Values{"client_id": {"c1"}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"}, "scope": {"openid"}}
 		if maxAge != "" {
@@ -421,4 +437,128 @@ type keptTickets struct{ *codeTickets }
 
 func (k keptTickets) GetSession(context.Context, *ticketv1.GetSessionRequest, ...grpc.CallOption) (*ticketv1.Session, error) {
 	return &ticketv1.Session{UserId: "u1", Login: "pia", AuthLevel: 2, CreatedAt: timestamppb.New(time.Now().Add(-2 * time.Hour))}, nil
+}
+
+// logoutTickets ends a session a peer's assertion opened; the logout page
+// must learn the peer from that answer, never from a read of the session.
+type logoutTickets struct {
+	*peerTickets
+	reads int
+}
+
+func (l *logoutTickets) GetSession(context.Context, *ticketv1.GetSessionRequest, ...grpc.CallOption) (*ticketv1.Session, error) {
+	l.reads++
+	return &ticketv1.Session{UserId: "u1", Peer: "l1"}, nil
+}
+
+func (l *logoutTickets) DestroySession(context.Context, *ticketv1.DestroySessionRequest, ...grpc.CallOption) (*ticketv1.DestroySessionResponse, error) {
+	return &ticketv1.DestroySessionResponse{Ended: true, Peer: "l1"}, nil
+}
+
+// TestLogoutOffersThePeerWithoutARead (rr29 C1): /cas/logout of a session
+// a peer's assertion opened offers to sign out at the peer, from
+// DestroySession's answer: no GetSession before it.
+func TestLogoutOffersThePeerWithoutARead(t *testing.T) {
+	tk := &logoutTickets{peerTickets: &peerTickets{}}
+	h := New(Options{Tickets: tk, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l2a",
+		Peers: []PeerPage{{Name: "l1", URL: "https://l1.example", Display: "Level 1"}}})
+	res := peerCall(h, http.MethodGet, "/cas/logout", nil, &http.Cookie{Name: TGCCookie, Value: "TGT-1-l2a"})
+	body := bodyOf(res)
+	if !strings.Contains(body, "https://l1.example/cas/logout") || !strings.Contains(body, "Level 1") {
+		t.Fatalf("logout page without the peer's link:\n%s", body)
+	}
+	if tk.reads != 0 {
+		t.Fatalf("the logout page read the session %d times before ending it", tk.reads)
+	}
+}
+
+// TestPeerProbesInTheBackground (sec28b L4, rr29 C1): login pages never
+// probe the peers themselves, however many load at once: they read the
+// background probe's latest answers; one probe round asks each peer once,
+// and the process's Go runs it until the process stops.
+func TestPeerProbesInTheBackground(t *testing.T) {
+	var hits atomic.Int32
+	ping := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer ping.Close()
+	peers := []PeerPage{{Name: "l2a", URL: ping.URL}, {Name: "l2b", URL: ping.URL}, {Name: "l2c", URL: ping.URL}}
+	var bg func(ctx context.Context)
+	h := New(Options{Tickets: &peerTickets{}, SSO: peerSSO{reason: identityv1.Reason_REASON_OK}, Centre: "l1", Peers: peers,
+		Go: func(fn func(ctx context.Context)) { bg = fn }})
+	if bg == nil {
+		t.Fatal("the peers' probe was not handed to the process's Go")
+	}
+	path := "/cas/login?service=" + url.QueryEscape("https://app.example/x")
+	pages := func() []string {
+		bodies := make([]string, 20)
+		var wg sync.WaitGroup
+		for i := range bodies {
+			wg.Go(func() { bodies[i] = bodyOf(peerCall(h, http.MethodGet, path, nil)) })
+		}
+		wg.Wait()
+		return bodies
+	}
+	// Not probed yet: no peer offered, and no page probes.
+	for _, b := range pages() {
+		if strings.Contains(b, "peer-link") {
+			t.Fatalf("a peer offered before any probe:\n%s", b)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("20 login pages made %d probes", n)
+	}
+	// One background round: each peer once; the pages offer them all and
+	// probe nothing more.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); bg(ctx) }()
+	for hits.Load() < 3 || !h.peerUp.up("l2c") {
+		runtime.Gosched()
+	}
+	cancel()
+	<-done // the probe ends with the process
+	n := hits.Load()
+	for _, b := range pages() {
+		for _, p := range peers {
+			if !strings.Contains(b, `id="peer-`+p.Name+`"`) {
+				t.Fatalf("peer %s not offered after its probe:\n%s", p.Name, b)
+			}
+		}
+	}
+	if hits.Load() != n || n != 3 {
+		t.Fatalf("%d probes for 3 peers, %d after 20 more pages", n, hits.Load())
+	}
+}
+
+// TestPeerLogoutStatus (rr29 B7): /cas/peer/logout's status comes from the
+// ticket component's status and ErrorInfo (apierr.HTTPStatus): a refusal
+// with a reason is 400 (the peer does not retry), anything else 503 (it
+// retries).
+func TestPeerLogoutStatus(t *testing.T) {
+	st := func(code apierr.Code, reason string) error { return apierr.ToStatus(apierr.New(code, reason, "m")) }
+	for name, tc := range map[string]struct {
+		err  error
+		want int
+	}{
+		"ended":               {nil, http.StatusOK},
+		"invalid":             {st(apierr.Unauthenticated, ticket.ReasonPeerInvalid), http.StatusBadRequest},
+		"expired":             {st(apierr.Unauthenticated, ticket.ReasonPeerExpired), http.StatusBadRequest},
+		"replayed":            {st(apierr.Unauthenticated, ticket.ReasonPeerReplayed), http.StatusBadRequest},
+		"unknown peer":        {st(apierr.PermissionDenied, ticket.ReasonPeerUnknown), http.StatusBadRequest},
+		"sign-in off":         {apierr.ToStatus(ticket.ErrPeerSignInOff), http.StatusBadRequest},
+		"bad request":         {st(apierr.InvalidArgument, "BAD_REQUEST"), http.StatusBadRequest},
+		"store down":          {st(apierr.Unavailable, "TICKET_STORE_UNAVAILABLE"), http.StatusServiceUnavailable},
+		"internal":            {st(apierr.Internal, "INTERNAL"), http.StatusServiceUnavailable},
+		"throttled":           {st(apierr.ResourceExhausted, "RESOURCE_EXHAUSTED"), http.StatusServiceUnavailable},
+		"no reason":           {status.Error(codes.Unauthenticated, "transport"), http.StatusServiceUnavailable},
+		"unreachable":         {status.Error(codes.Unavailable, "connection refused"), http.StatusServiceUnavailable},
+		"deadline":            {context.DeadlineExceeded, http.StatusServiceUnavailable},
+		"not a status at all": {io.ErrUnexpectedEOF, http.StatusServiceUnavailable},
+	} {
+		if got := peerLogoutStatus(tc.err); got != tc.want {
+			t.Errorf("%s: %d, want %d", name, got, tc.want)
+		}
+	}
 }

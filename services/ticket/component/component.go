@@ -168,7 +168,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log, Registry: registry,
 		Config: ticket.Config{STTTL: cfg.STTTL, PTTTL: cfg.PTTTL, TGTIdle: cfg.TGTIdle, TGTHard: cfg.TGTHard,
 			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre, TouchAfter: cfg.SessionTouch, CodeTTL: cfg.OIDCCodeTTL, AccessTTL: cfg.AccessTokenTTL},
-		IDTokens: idKeys})
+		IDTokens: idKeys, Nonces: peerTokens(js, cfg)})
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +323,7 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 	}
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
 		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people, FingerAgent: cfg.FingerAgentURL,
-		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos, Centre: cfg.Centre, Peers: peerPages(cfg), PeerProbe: cfg.PeerProbe,
+		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos, Centre: cfg.Centre, Peers: peerPages(cfg), PeerProbe: cfg.PeerProbe, Go: env.Go,
 		USBKey: cfg.USBKey, USBKeyScript: cfg.USBKeyScript, USBKeyConnect: cfg.USBKeyConnect}), nil
 }
 

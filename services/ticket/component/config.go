@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 	"github.com/uias/uias/services/ticket"
@@ -233,8 +233,14 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.PeerProbe, "UIAS_TICKET_PEER_PROBE", "", "")
 }
 
-// Complete implements config.Section.
-func (c *Config) Complete(*config.Config) {}
+// Complete implements config.Section: in a deployment of several centres
+// (the centre settings, sync.centre) ticket.centre left at its default is
+// this centre's name (centre.FromConfig(p).Self): one centre, one name.
+func (c *Config) Complete(p *config.Config) {
+	if h := centre.FromConfig(p); h != nil && c.Centre == ticket.DefaultCentre {
+		c.Centre = h.Self
+	}
+}
 
 // ringSource is implemented by the section that says where the
 // deployment's key ring is (identity's).
@@ -255,10 +261,8 @@ func (c *Config) RingSource(p *config.Config) crypto.RingSource {
 	return crypto.RingSource{File: filepath.Join(p.DataDir, "keyring.json")}
 }
 
-var centreRE = regexp.MustCompile(`^[A-Za-z0-9]{1,16}$`)
-
 // Validate implements config.Section.
-func (c *Config) Validate(*config.Config) error {
+func (c *Config) Validate(p *config.Config) error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, &config.FieldError{Field: Name + "." + field, Msg: fmt.Sprintf(format, a...)})
@@ -276,8 +280,14 @@ func (c *Config) Validate(*config.Config) error {
 	if c.TGTIdle > c.TGTHard {
 		bad("tgt_idle", "must not exceed tgt_hard (%s), got %s", c.TGTHard, c.TGTIdle)
 	}
-	if !centreRE.MatchString(c.Centre) {
-		bad("centre", "must be 1-16 letters or digits (it goes into ticket values), got %q", c.Centre)
+	homes := centre.FromConfig(p)
+	switch {
+	case !centre.ValidName(c.Centre):
+		bad("centre", "must be a centre name, %s (it goes into ticket values), got %q", centre.NameRule, c.Centre)
+	case homes != nil && c.Centre != homes.Self:
+		// the peers' assertions name it, and identity compares it with
+		// the centres of sync's settings (rr29 B6)
+		bad("centre", "must be this centre's sync.centre %q (or be left out: it then defaults to it), got %q", homes.Self, c.Centre)
 	}
 	if c.KVReplicas < 1 || c.KVReplicas > 5 {
 		bad("kv_replicas", "must be between 1 and 5, got %d", c.KVReplicas)
@@ -336,8 +346,11 @@ func (c *Config) Validate(*config.Config) error {
 	seen := map[string]bool{}
 	for i, p := range c.Peers {
 		f := fmt.Sprintf("peers[%d]", i)
-		if !centreRE.MatchString(p.Name) || p.Name == c.Centre || seen[p.Name] {
-			bad(f+".name", "must be another centre's ticket.centre (1-16 letters or digits), each once, got %q", p.Name)
+		switch {
+		case !centre.ValidName(p.Name) || p.Name == c.Centre || seen[p.Name]:
+			bad(f+".name", "must be another centre's ticket.centre (%s), each once, got %q", centre.NameRule, p.Name)
+		case homes != nil && !homes.Known(p.Name):
+			bad(f+".name", "must be a centre of sync's settings (sync.parent, or a sync.peers[].name at level 1), got %q", p.Name)
 		}
 		seen[p.Name] = true
 		// http only to this computer (a test or a local proxy): the

@@ -1,9 +1,9 @@
 package component
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -118,15 +118,10 @@ func (c *Config) kerberos() (*cas.Kerberos, error) {
 	if !k.Enabled {
 		return nil, nil
 	}
-	fi, err := os.Stat(k.KeytabFile)
-	if err != nil {
-		return nil, fmt.Errorf("ticket.kerberos.keytab_file: %w", err)
+	data, err := readKeyFile(k.KeytabFile, secretMask, c.KeyFileAllowOpenMode)
+	if om := (*openModeError)(nil); errors.As(err, &om) {
+		return nil, fmt.Errorf("ticket.kerberos.keytab_file %w: anyone who reads it can pose as this server to every browser of the domain", err)
 	}
-	if fi.Mode().Perm()&0o037 != 0 && !c.KeyFileAllowOpenMode {
-		return nil, fmt.Errorf("ticket.kerberos.keytab_file %s may be read by others or written by its group (mode %v): "+
-			"chmod 600 (or 440) it: anyone who reads it can pose as this server to every browser of the domain", k.KeytabFile, fi.Mode().Perm())
-	}
-	data, err := os.ReadFile(k.KeytabFile) // #nosec G304 -- the operator's configured keytab
 	if err != nil {
 		return nil, fmt.Errorf("ticket.kerberos.keytab_file: %w", err)
 	}

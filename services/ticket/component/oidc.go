@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -45,16 +46,42 @@ func idTokenKeys(cfg *Config, r *crypto.Ring) (*ticket.IDTokenKeys, error) {
 	return ticket.NewIDTokenKeys("m"+r.Master.Active, seeds)
 }
 
-// readKeyFile reads a private key file, refusing one that others may read
-// or its group may write unless allowOpen (group read is a Kubernetes
-// Secret's mode 0440 for the pod's fsGroup).
-func readKeyFile(path string, allowOpen bool) ([]byte, error) {
+// The modes a key file may not have (unless
+// ticket.key_file_allow_open_mode), for readKeyFile.
+const (
+	// secretMask: a secret (a private key, the keytab) that others may read
+	// or its group write; group read is a Kubernetes Secret's mode 0440 for
+	// the pod's fsGroup.
+	secretMask fs.FileMode = 0o037
+	// publicMask: trusted public keys that its group or others may write
+	// (whoever writes the file adds trust; sec28b L2).
+	publicMask fs.FileMode = 0o022
+)
+
+// openModeError is a key file refused for its mode.
+type openModeError struct {
+	path       string
+	mode, mask fs.FileMode
+}
+
+func (e *openModeError) Error() string {
+	if e.mask&0o004 != 0 {
+		return fmt.Sprintf("%s may be read by others or written by its group (mode %v): chmod 600 (or 440) it", e.path, e.mode)
+	}
+	return fmt.Sprintf("%s may be written by its group or others (mode %v): chmod 644 (or 444) it", e.path, e.mode)
+}
+
+// readKeyFile reads a key file, refusing one whose mode has a bit of mask
+// (secretMask, publicMask) unless allowOpen: the one reader of the
+// component's key files (OpenID Connect keys, the peer key and the peers'
+// public keys, the Kerberos keytab).
+func readKeyFile(path string, mask fs.FileMode, allowOpen bool) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	if fi.Mode().Perm()&0o037 != 0 && !allowOpen {
-		return nil, fmt.Errorf("%s may be read by others or written by its group (mode %v): chmod 600 (or 440) it", path, fi.Mode().Perm())
+	if fi.Mode().Perm()&mask != 0 && !allowOpen {
+		return nil, &openModeError{path: path, mode: fi.Mode().Perm(), mask: mask}
 	}
 	return os.ReadFile(path) // #nosec G304 -- the operator's configured key file
 }
@@ -64,7 +91,7 @@ func readKeyFile(path string, allowOpen bool) ([]byte, error) {
 // allowOpen (group read is a Kubernetes Secret's mode 0440 for the pod's
 // fsGroup).
 func readRSAKeys(path string, allowOpen bool) ([]*rsa.PrivateKey, error) {
-	data, err := readKeyFile(path, allowOpen)
+	data, err := readKeyFile(path, secretMask, allowOpen)
 	if err != nil {
 		return nil, err
 	}

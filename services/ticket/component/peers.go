@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/uias/uias/pkg/caller/natsnonce"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/cas"
 )
@@ -44,7 +46,7 @@ func peerSettings(cfg *Config) (ticket.PeerSettings, error) {
 // readPeerKey reads an Ed25519 private key (PKCS#8 PEM), refusing a file
 // others may read unless allowOpen.
 func readPeerKey(path string, allowOpen bool) (ed25519.PrivateKey, error) {
-	data, err := readKeyFile(path, allowOpen)
+	data, err := readKeyFile(path, secretMask, allowOpen)
 	if err != nil {
 		return nil, err
 	}
@@ -67,14 +69,7 @@ func readPeerKey(path string, allowOpen bool) (ed25519.PrivateKey, error) {
 // file: at least one. A file its group or others may write is refused
 // unless allowOpen: whoever writes it adds trust (sec28b L2).
 func readPeerPublicKeys(path string, allowOpen bool) ([]ed25519.PublicKey, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o022 != 0 && !allowOpen {
-		return nil, fmt.Errorf("%s may be written by its group or others (mode %v): chmod 644 (or 444) it", path, fi.Mode().Perm())
-	}
-	data, err := os.ReadFile(path) // #nosec G304 -- the operator's configured key file
+	data, err := readKeyFile(path, publicMask, allowOpen)
 	if err != nil {
 		return nil, err
 	}
@@ -102,4 +97,13 @@ func readPeerPublicKeys(path string, allowOpen bool) ([]ed25519.PublicKey, error
 		return nil, fmt.Errorf("%s: no PEM PUBLIC KEY (openssl pkey -in peer.key -pubout)", path)
 	}
 	return keys, nil
+}
+
+// peerTokens is the store of the peers' assertions and logout tokens used
+// (ticket.Deps.Nonces): the platform's store of things seen once
+// (natsnonce), bucket UIAS_PEER_TOKENS, with the ticket buckets' replicas
+// and timeout.
+func peerTokens(js jetstream.JetStream, cfg *Config) *natsnonce.Store {
+	return natsnonce.New(js, natsnonce.Options{Replicas: cfg.KVReplicas, Timeout: cfg.StoreTimeout, Bucket: ticket.PeerTokensBucket,
+		TTL: ticket.PeerTokensTTL, Description: "UIAS peer centres' assertions and logout tokens used (each is good once)"})
 }

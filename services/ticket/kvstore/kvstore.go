@@ -518,22 +518,6 @@ func (s *Store) PutSessionForward(ctx context.Context, oldID, newID string, ttl 
 	return s.putRecord(ctx, forwardKey(oldID), sessionForward{To: newID}, ttl)
 }
 
-// onceKey is where a used-once value (a peer centre's assertion id) is
-// recorded (the tickets bucket).
-func onceKey(key string) string { return "o." + hex.EncodeToString([]byte(key)) }
-
-// UseOnce implements ticket.Store: the record is written only if no record
-// of key exists (expected last sequence 0), so of two uses one wins.
-func (s *Store) UseOnce(ctx context.Context, key string, ttl time.Duration) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	if _, _, err := s.buckets(ctx); err != nil {
-		return err
-	}
-	_, err := s.publish(ctx, BucketTickets, onceKey(key), []byte("{}"), 0, ttl)
-	return s.fail(err)
-}
-
 // GetSessionForward implements ticket.Store.
 func (s *Store) GetSessionForward(ctx context.Context, oldID string) (string, error) {
 	var f sessionForward

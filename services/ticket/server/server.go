@@ -217,11 +217,14 @@ func (s *Server) GetSession(ctx context.Context, r *ticketv1.GetSessionRequest) 
 
 // DestroySession implements TicketService.
 func (s *Server) DestroySession(ctx context.Context, r *ticketv1.DestroySessionRequest) (*ticketv1.DestroySessionResponse, error) {
-	ok, err := s.svc.DestroySession(ctx, r.GetTgt())
+	sess, err := s.svc.Logout(ctx, r.GetTgt())
 	if err != nil {
 		return nil, err
 	}
-	return &ticketv1.DestroySessionResponse{Ended: ok}, nil
+	if sess == nil {
+		return &ticketv1.DestroySessionResponse{}, nil
+	}
+	return &ticketv1.DestroySessionResponse{Ended: true, Peer: sess.Peer}, nil
 }
 
 // IssueServiceTicket implements TicketService.

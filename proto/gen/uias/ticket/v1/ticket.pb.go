@@ -266,7 +266,10 @@ type IssuePeerAssertionRequest struct {
 	Tgt   string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
 	// audience is the name of the peer centre the assertion is for.
 	Audience string `protobuf:"bytes,2,opt,name=audience" json:"audience,omitempty"`
-	// nonce is the value the peer's page bound the browser to (its cookie).
+	// nonce is what the peer's page bound the browser to: the SHA-256 (64
+	// lowercase hex) of the browser's nonce (its cookie), never the cookie's
+	// value. Anything else is refused here (INVALID_ARGUMENT, BAD_REQUEST):
+	// no assertion is signed.
 	Nonce         string `protobuf:"bytes,3,opt,name=nonce" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -382,7 +385,9 @@ type RedeemPeerAssertionRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Assertion string                 `protobuf:"bytes,1,opt,name=assertion" json:"assertion,omitempty"`
 	// nonce is the browser's (the cookie the page set before it sent the
-	// browser to the peer).
+	// browser to the peer: 32 lowercase hex). Empty for a browser without
+	// the cookie: the assertion is then refused (PEER_ASSERTION_INVALID),
+	// audited and used up, never compared with a stand-in value.
 	Nonce         string `protobuf:"bytes,2,opt,name=nonce" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1690,7 +1695,11 @@ func (x *DestroySessionRequest) GetTgt() string {
 type DestroySessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ended is false when there was no live session for the TGT.
-	Ended         bool `protobuf:"varint,1,opt,name=ended" json:"ended,omitempty"`
+	Ended bool `protobuf:"varint,1,opt,name=ended" json:"ended,omitempty"`
+	// peer is the centre whose assertion opened the session that ended
+	// (ticket.peers; the logout page offers to sign out there too), empty
+	// for a session signed in here.
+	Peer          string `protobuf:"bytes,2,opt,name=peer" json:"peer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1730,6 +1739,13 @@ func (x *DestroySessionResponse) GetEnded() bool {
 		return x.Ended
 	}
 	return false
+}
+
+func (x *DestroySessionResponse) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
 }
 
 type IssueServiceTicketRequest struct {
@@ -3959,18 +3975,18 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x11PeerLogoutRequest\x122\n" +
 	"\flogout_token\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80 R\vlogoutToken\"*\n" +
 	"\x12PeerLogoutResponse\x12\x14\n" +
-	"\x05ended\x18\x01 \x01(\x05R\x05ended\"\x93\x01\n" +
+	"\x05ended\x18\x01 \x01(\x05R\x05ended\"\x9a\x01\n" +
 	"\x19IssuePeerAssertionRequest\x12!\n" +
 	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12*\n" +
-	"\baudience\x18\x02 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(\x10R\baudience\x12'\n" +
-	"\x05nonce\x18\x03 \x01(\tB\x11\xbaH\x0e\xc8\x01\x01r\t\xd0\xc6'\x01 \x10(\x80\x01R\x05nonce\"Y\n" +
+	"\baudience\x18\x02 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(\x10R\baudience\x12.\n" +
+	"\x05nonce\x18\x03 \x01(\tB\x18\xbaH\x15\xc8\x01\x01r\x102\x0e^[0-9a-f]{64}$R\x05nonce\"Y\n" +
 	"\x1aIssuePeerAssertionResponse\x12\x1c\n" +
 	"\tassertion\x18\x01 \x01(\tR\tassertion\x12\x1d\n" +
 	"\n" +
-	"accept_url\x18\x02 \x01(\tR\tacceptUrl\"r\n" +
+	"accept_url\x18\x02 \x01(\tR\tacceptUrl\"{\n" +
 	"\x1aRedeemPeerAssertionRequest\x12-\n" +
-	"\tassertion\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80 R\tassertion\x12%\n" +
-	"\x05nonce\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05nonce\"\xfa\x01\n" +
+	"\tassertion\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80 R\tassertion\x12.\n" +
+	"\x05nonce\x18\x02 \x01(\tB\x18\xbaH\x15r\x132\x11^([0-9a-f]{32})?$R\x05nonce\"\xfa\x01\n" +
 	"\x1bRedeemPeerAssertionResponse\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1d\n" +
@@ -4080,9 +4096,10 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x11GetSessionRequest\x12!\n" +
 	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\":\n" +
 	"\x15DestroySessionRequest\x12!\n" +
-	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\".\n" +
+	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\"B\n" +
 	"\x16DestroySessionResponse\x12\x14\n" +
-	"\x05ended\x18\x01 \x01(\bR\x05ended\"\xb4\x01\n" +
+	"\x05ended\x18\x01 \x01(\bR\x05ended\x12\x12\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\"\xb4\x01\n" +
 	"\x19IssueServiceTicketRequest\x12!\n" +
 	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12)\n" +
 	"\aservice\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\x12#\n" +
