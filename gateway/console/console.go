@@ -80,6 +80,9 @@ type Options struct {
 	// backup reminder); nil: the audit page says it is unavailable.
 	AuditQuery auditv1.AuditQueryServiceClient
 	AuditLog   auditv1.AuditLogServiceClient
+	// AuditReport exports records as files (the audit page's downloads);
+	// nil: they say the audit log is unavailable.
+	AuditReport auditv1.AuditReportServiceClient
 	// Authz is authz's AuthzAdminService (roles and grants); nil: those
 	// sections say they are unavailable.
 	Authz authzv1.AuthzAdminServiceClient
@@ -126,6 +129,7 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("POST "+p+"orgs", h.signed(h.createOrg))
 	h.mux.HandleFunc("POST "+p+"orgs/{id}/{action}", h.signed(h.orgAction))
 	h.mux.HandleFunc("GET "+p+"audit", h.signed(h.audit))
+	h.mux.HandleFunc("GET "+p+"audit/export", h.signed(h.auditExport))
 	h.mux.HandleFunc("GET "+p+"apps", h.signed(h.apps))
 	h.mux.HandleFunc("GET "+p+"apps/new", h.signed(h.newApp))
 	h.mux.HandleFunc("POST "+p+"apps", h.signed(h.createApp))
@@ -194,6 +198,14 @@ func (h *Handler) ctx(r *http.Request, s *session) (context.Context, context.Can
 	if s == nil || s.token == "" {
 		return ctx, cancel
 	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.token), cancel
+}
+
+// exportCtx is ctx for a file download: as long as the request lasts (a
+// large export takes longer than a page's call), the client's leaving
+// ends it.
+func (h *Handler) exportCtx(r *http.Request, s *session) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.token), cancel
 }
 

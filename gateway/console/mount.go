@@ -30,6 +30,7 @@ func OnEdge(log *zap.Logger, client func(name string) (grpc.ClientConnInterface,
 			return nil, err
 		}
 		o.AuditQuery, o.AuditLog = auditv1.NewAuditQueryServiceClient(ac), auditv1.NewAuditLogServiceClient(ac)
+		o.AuditReport = auditv1.NewAuditReportServiceClient(ac)
 	}
 	if has("authz") {
 		zc, err := client("authz")

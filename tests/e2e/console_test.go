@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -252,6 +253,34 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	run("screenshot console-audit-en.png", b.shot("console-audit-en.png"))
 	b.accessible("audit log page", "en")
+	// The page's download link: the same records as a CSV file, through
+	// the administrator's session; without the session, the sign-in page.
+	var href string
+	b.evalJS("export link", `document.querySelector("#export-csv").href`, &href)
+	if !strings.Contains(href, "format=csv") || !strings.Contains(href, "api=admin.login") || !strings.Contains(href, "result=failure") {
+		t.Fatalf("export link %q", href)
+	}
+	exportReq, err := http.NewRequest(http.MethodGet, href, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exportReq.AddCookie(&http.Cookie{Name: "uias_console", Value: consoleCookie(b).Value})
+	exportRes, err := http.DefaultClient.Do(exportReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvBody, _ := io.ReadAll(exportRes.Body)
+	exportRes.Body.Close()
+	if exportRes.StatusCode != http.StatusOK || !strings.Contains(exportRes.Header.Get("Content-Disposition"), "attachment") ||
+		strings.Count(string(csvBody), "admin.login") < 2 || strings.Contains(string(csvBody), ",success,") {
+		t.Fatalf("CSV export: %d %v\n%s", exportRes.StatusCode, exportRes.Header, csvBody)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if anon, err := noFollow.Get(href); err != nil || anon.StatusCode != http.StatusSeeOther || !strings.Contains(anon.Header.Get("Location"), "login") {
+		t.Fatalf("export without a session: %v %v", anon, err)
+	} else {
+		anon.Body.Close()
+	}
 
 	// Roles: grant the application's clerk role to li.na on her page,
 	// then revoke it.
