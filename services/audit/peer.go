@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
 )
 
@@ -37,7 +38,7 @@ const (
 
 // PeerStreamFor is the stream at level 1 that sources centre's AUDIT_LOG.
 func PeerStreamFor(centre string) string {
-	return "AUDIT_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(centre))
+	return events.PeerStreamName("AUDIT", centre)
 }
 
 // LogMessage is one message of a shared log: a record or a checkpoint of

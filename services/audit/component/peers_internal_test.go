@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -18,7 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	pstoretest "github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/sqlstore"
@@ -36,20 +34,7 @@ func peerTestStore(t *testing.T) *sqlstore.Store {
 
 func peerTestNATS(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	s, err := events.StartNATS(t.TempDir(), &server.Options{Host: "127.0.0.1", Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
 	return js
 }
 
@@ -394,16 +379,24 @@ func TestEnsureLogStream(t *testing.T) {
 
 // The receiver puts back a peer stream re-pointed at another domain
 // (sec28b M4) and reports it; the right source is left alone.
-func TestCheckSource(t *testing.T) {
-	ctx := context.Background()
+// TestReceiverSourceWatch: the receiver's watch of AUDIT_<PEER>
+// (events.SourceWatch) counts a re-pointed source as a problem of kind
+// "source" and puts it back, and counts the restarts of a silent source
+// (uias_audit_peer_source_restarts_total; the peer's domain is not
+// reachable here, so the source is never heard from).
+func TestReceiverSourceWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	js := peerTestNATS(t)
-	problems := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p"}, []string{"origin", "kind"})
-	rc := &receiver{js: js, peer: PeerConfig{Centre: "l2b", Origin: "l2b.audit"}, problems: problems}
+	problems, restarts := peerProblemMetrics(nil), peerSourceMetrics(nil)
+	rc := &receiver{js: js, peer: PeerConfig{Centre: "l2b", Origin: "l2b.audit"}, problems: problems, restarts: restarts,
+		sourceRetry: 200 * time.Millisecond}
 	cfg := PeerStreamConfig(rc.peer)
 	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if !rc.checkSource(ctx, cfg, zap.NewNop()) {
+	w := rc.sourceWatch(zap.NewNop())
+	if !w.Check(ctx) {
 		t.Fatal("the right source reported")
 	}
 	bad := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2b.audit"}) // AUDIT_L2B sourcing l2a's log
@@ -411,7 +404,7 @@ func TestCheckSource(t *testing.T) {
 	if _, err := js.UpdateStream(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
-	if rc.checkSource(ctx, cfg, zap.NewNop()) || testutil.ToFloat64(problems.WithLabelValues("l2b.audit", "source")) != 1 {
+	if w.Check(ctx) || testutil.ToFloat64(problems.WithLabelValues("l2b.audit", "source")) != 1 {
 		t.Fatal("a re-pointed source not reported")
 	}
 	st, err := js.Stream(ctx, cfg.Name)
@@ -420,10 +413,21 @@ func TestCheckSource(t *testing.T) {
 	}
 	info, err := st.Info(ctx)
 	if err != nil || len(info.Config.Sources) != 1 || info.Config.Sources[0].External == nil ||
-		info.Config.Sources[0].External.APIPrefix != "$JS.l2b.API" {
-		t.Fatalf("source after: %+v %v", info.Config.Sources, err)
+		info.Config.Sources[0].External.APIPrefix != "$JS.l2b.API" || info.Config.MaxBytes != cfg.MaxBytes {
+		t.Fatalf("stream after: %+v %v", info.Config, err)
 	}
-	if !rc.checkSource(ctx, cfg, zap.NewNop()) {
+	if !w.Check(ctx) {
 		t.Fatal("the put-back source reported")
 	}
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(restarts.WithLabelValues("l2b.audit")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the silent source's restart not counted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }
