@@ -384,9 +384,6 @@ func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Log
 	b := audit.PeerBatch{Origin: r.peer.Origin, At: r.clock().UTC(), SkipGap: skipGap}
 	masked := map[int64]bool{}
 	for _, m := range msgs {
-		if meta, err := m.Metadata(); err == nil {
-			b.StreamSeq = max(b.StreamSeq, meta.Sequence.Stream)
-		}
 		lm, err := audit.ParseLogMessage(m.Data())
 		switch {
 		case err != nil:

@@ -42,9 +42,9 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 	}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		out = audit.PeerAppended{}
-		var first, size, streamSeq, lastMS int64
-		err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT first_seq, size, stream_seq, last_record_ms FROM audit_peers WHERE origin = ?"+
-			s.db.ForUpdate()), b.Origin).Scan(&first, &size, &streamSeq, &lastMS)
+		var first, size, lastMS int64
+		err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT first_seq, size, last_record_ms FROM audit_peers WHERE origin = ?"+
+			s.db.ForUpdate()), b.Origin).Scan(&first, &size, &lastMS)
 		fresh := errors.Is(err, sql.ErrNoRows)
 		if err != nil && !fresh {
 			return classify(err, "lock the peer log")
@@ -104,16 +104,15 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 				out.Checkpoints++
 			}
 		}
-		cursor := max(uint64(streamSeq), b.StreamSeq)
 		if fresh {
-			_, err = tx.ExecContext(ctx, s.db.Rebind("INSERT INTO audit_peers (origin, first_seq, size, stream_seq, last_record_ms, received_ms) "+
-				"VALUES (?, ?, ?, ?, ?, ?)"), b.Origin, first, size, int64(cursor), lastMS, b.At.UnixMilli())
+			_, err = tx.ExecContext(ctx, s.db.Rebind("INSERT INTO audit_peers (origin, first_seq, size, last_record_ms, received_ms) "+
+				"VALUES (?, ?, ?, ?, ?)"), b.Origin, first, size, lastMS, b.At.UnixMilli())
 		} else {
-			_, err = tx.ExecContext(ctx, s.db.Rebind("UPDATE audit_peers SET size = ?, stream_seq = ?, last_record_ms = ?, received_ms = ? "+
-				"WHERE origin = ?"), size, int64(cursor), lastMS, b.At.UnixMilli(), b.Origin)
+			_, err = tx.ExecContext(ctx, s.db.Rebind("UPDATE audit_peers SET size = ?, last_record_ms = ?, received_ms = ? "+
+				"WHERE origin = ?"), size, lastMS, b.At.UnixMilli(), b.Origin)
 		}
 		if err != nil {
-			return classify(err, "peer cursor")
+			return classify(err, "peer log state")
 		}
 		out.Added, out.Size = len(add), size
 		for _, r := range add {
@@ -132,7 +131,7 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 
 // Peers implements audit.PeerStore.
 func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT p.origin, p.first_seq, p.size, p.stream_seq, p.last_record_ms, p.received_ms, p.frontier, "+
+	rows, err := s.db.QueryContext(ctx, "SELECT p.origin, p.first_seq, p.size, p.last_record_ms, p.received_ms, p.frontier, "+
 		"(SELECT COUNT(*) FROM audit_peer_checkpoints c WHERE c.origin = p.origin), "+
 		"(SELECT COALESCE(MAX(size), 0) FROM audit_peer_checkpoints c WHERE c.origin = p.origin) FROM audit_peers p ORDER BY p.origin")
 	if err != nil {
@@ -142,9 +141,9 @@ func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
 	var out []audit.Peer
 	for rows.Next() {
 		var p audit.Peer
-		var stream, lastMS, recvMS int64
+		var lastMS, recvMS int64
 		var frontier string
-		if err := rows.Scan(&p.Origin, &p.First, &p.Size, &stream, &lastMS, &recvMS, &frontier, &p.Checkpoints, &p.Signed); err != nil {
+		if err := rows.Scan(&p.Origin, &p.First, &p.Size, &lastMS, &recvMS, &frontier, &p.Checkpoints, &p.Signed); err != nil {
 			return nil, classify(err, "peers")
 		}
 		if frontier != "" {
@@ -152,7 +151,6 @@ func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
 				return nil, fmt.Errorf("audit store: the frontier of peer log %q is unreadable: %w", p.Origin, err)
 			}
 		}
-		p.StreamSeq = uint64(stream)
 		if lastMS > 0 {
 			p.LastRecord = time.UnixMilli(lastMS).UTC()
 		}
