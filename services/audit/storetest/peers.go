@@ -128,6 +128,8 @@ func testPeers(t *testing.T, s Subject) {
 		}
 	}
 
+	testPeerUnion(t, s, peer)
+
 	// A record of the peer changed in level 1's database fails its tree.
 	s.Exec(t, "UPDATE audit_peer_records SET actor = ? WHERE origin = ? AND seq = ?", "app:forged", peer, 3)
 	rep, err = audit.VerifyPeer(ctx, ps, peers[0], mustVerifiers(t, l))
@@ -156,6 +158,58 @@ func testPeers(t *testing.T, s Subject) {
 		if err != nil || on.Source != analytics.SourceTicketAndLogins || len(on.People) != 4 || !got["user:here"] || !got["user:u0"] ||
 			!got["user:u2"] || got["user:u1"] || got["user:u6"] {
 			t.Fatalf("online now with the peer's logins: %+v %v", on, err)
+		}
+	}
+}
+
+// testPeerUnion (review rr29 B12): the reads over every origin held
+// (own and peer, 10 records each) count, group, follow and export both:
+// CountRecords, analytics CountBy and Timelines, ExportRecords (CSV, each
+// row naming its origin); with Origin set, one origin only.
+func testPeerUnion(t *testing.T, s Subject, peer string) {
+	t.Helper()
+	ctx := context.Background()
+	sum := func(cs []audit.Count) (n int64) {
+		for _, c := range cs {
+			n += c.Count
+		}
+		return n
+	}
+	if rs, ok := s.Store.(audit.CountStore); ok {
+		all, err := rs.CountRecords(ctx, audit.CountQuery{By: audit.ByAPI, Limit: 100})
+		if err != nil || sum(all) != 20 {
+			t.Fatalf("CountRecords over every origin: %d %v (want 20)", sum(all), err)
+		}
+		one, err := rs.CountRecords(ctx, audit.CountQuery{By: audit.ByAPI, Limit: 100, Filter: audit.Query{Origin: peer}})
+		if err != nil || sum(one) != 10 {
+			t.Fatalf("CountRecords of the peer: %d %v (want 10)", sum(one), err)
+		}
+	}
+	if an, ok := s.Store.(analytics.Store); ok {
+		for origin, want := range map[string]int64{"": 20, peer: 10, "l1.audit": 10} {
+			cb, err := an.CountBy(ctx, analytics.Filter{Origin: origin}, analytics.BySubject, 0, 100)
+			var n int64
+			for _, c := range cb {
+				n += c.Count
+			}
+			if err != nil || n != want {
+				t.Fatalf("CountBy of origin %q: %d %v (want %d)", origin, n, err, want)
+			}
+			k := int64(0)
+			if _, err := an.Timelines(ctx, analytics.Filter{Origin: origin}, 100, func(analytics.LastSeen) error { k++; return nil }); err != nil || k != want {
+				t.Fatalf("Timelines of origin %q: %d %v (want %d)", origin, k, err, want)
+			}
+		}
+	}
+	if qs, ok := s.Store.(audit.QueryStore); ok {
+		var b strings.Builder
+		n, err := audit.ExportRecords(ctx, qs, audit.Scope{All: true}, audit.Query{}, 0, audit.CSV, &b)
+		if err != nil || n != 20 || strings.Count(b.String(), ","+peer) != 10 || strings.Count(b.String(), ",l1.audit") != 10 {
+			t.Fatalf("export of every origin: %d %v\n%s", n, err, b.String())
+		}
+		b.Reset()
+		if n, err := audit.ExportRecords(ctx, qs, audit.Scope{All: true}, audit.Query{Origin: peer}, 0, audit.CSV, &b); err != nil || n != 10 {
+			t.Fatalf("export of the peer: %d %v", n, err)
 		}
 	}
 }
