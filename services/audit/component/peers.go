@@ -293,15 +293,28 @@ func (r *receiver) run(ctx context.Context) {
 	var gaps gapWatch
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(r.batch, jetstream.FetchMaxWait(time.Second))
+		var msgs []jetstream.Msg
+		if err == nil {
+			for m := range batch.Messages() {
+				msgs = append(msgs, m)
+			}
+			if err = batch.Error(); errors.Is(err, nats.ErrTimeout) || len(msgs) > 0 {
+				err = nil // an idle wait, or what came before the error: stored, then the next fetch tells
+			}
+		}
 		if err != nil {
+			// NATS away, or the consumer gone (deleted by an operator after
+			// a restore: ADR 0029 amendment 3): set it up again.
+			if ctx.Err() == nil {
+				log.Warn("audit: the peer's log cannot be read; setting its consumer up again", zap.Error(err))
+			}
 			if !sleep(retry) {
 				return
 			}
+			if c, err := r.setup(ctx); err == nil {
+				cons = c
+			}
 			continue
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
 		}
 		if len(msgs) == 0 {
 			continue

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/events/eventstest"
 	pstoretest "github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/audit"
@@ -277,7 +278,10 @@ func TestGapWatch(t *testing.T) {
 	}
 }
 
-// The stream of a peer is bounded (sec28b M3): full, it takes nothing new.
+// The stream of a peer is bounded (sec28b M3): AUDIT_<PEER> as
+// PeerStreamConfig makes it at level 1, sourcing the AUDIT_LOG of peer
+// l2a over a leaf-node link, stops at its max_bytes; what did not fit
+// waits in the peer's AUDIT_LOG and comes once the bound is raised.
 func TestPeerStreamBounded(t *testing.T) {
 	c := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit"})
 	if c.MaxBytes != DefaultPeerMaxBytes || c.MaxAge != DefaultPeerMaxAge || c.Discard != jetstream.DiscardNew {
@@ -287,22 +291,88 @@ func TestPeerStreamBounded(t *testing.T) {
 	if c.MaxBytes != 5<<20 || c.MaxAge != 48*time.Hour {
 		t.Fatalf("configured bounds: %+v", c)
 	}
-	// NATS takes it, and refuses a message past max_bytes
-	js := peerTestNATS(t)
+
 	ctx := context.Background()
-	small := jetstream.StreamConfig{Name: "BOUNDED", Subjects: []string{"b.>"}, Storage: jetstream.FileStorage, MaxBytes: 1 << 10,
-		Discard: c.Discard}
+	l1, l2 := eventstest.Centres(t, "l1", "l2a")
+	_, js := eventstest.Connect(t, l1)
+	_, js2 := eventstest.Connect(t, l2)
+	if _, err := js2.CreateOrUpdateStream(ctx, LogStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	recs := storetest.Records("l2a", n)
+	for i := range recs {
+		recs[i].Seq = int64(i)
+		b, err := json.Marshal(audit.RecordMessage("l2a.audit", &recs[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js2.Publish(ctx, audit.SubjectLogRecord, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bound = 4 << 10
+	small := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit", MaxBytes: bound})
 	if _, err := js.CreateOrUpdateStream(ctx, small); err != nil {
 		t.Fatal(err)
 	}
-	var refused error
-	for range 20 {
-		if _, refused = js.Publish(ctx, "b.x", make([]byte, 200)); refused != nil {
-			break
+	state := func() jetstream.StreamState {
+		t.Helper()
+		st, err := js.Stream(ctx, small.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Bytes > bound {
+			t.Fatalf("AUDIT_L2A holds %d bytes past its bound %d", info.State.Bytes, bound)
+		}
+		return info.State
+	}
+	waitFor := func(what string, ok func(jetstream.StreamState) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok(state()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, state())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if refused == nil {
-		t.Fatal("a full stream with DiscardNew took more")
+	waitFor("sourcing began", func(s jetstream.StreamState) bool { return s.Msgs > 0 })
+	for range 10 { // each look checks the bound
+		if s := state(); s.Msgs >= n {
+			t.Fatalf("the bounded stream took everything: %+v", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	big := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit", MaxBytes: 1 << 20})
+	if _, err := js.UpdateStream(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	w := events.SourceWatch{JS: js, Config: big, Retry: 200 * time.Millisecond}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go w.Run(wctx) // as the receiver does: a source that backed off is restarted
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := js.Stream(ctx, big.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the bound was raised: %+v", info.State)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
