@@ -248,9 +248,22 @@ func (s *Store) PrunePeer(ctx context.Context, origin string, from, to int64, fr
 // hasPeers reports whether peer records are held (read once, then kept
 // true by AppendPeer): the reads of all origins take the union of the
 // own and the peers' records only then, and the plain own table else.
+//
+// "None" is kept for PeerRecheck (review rr29 C1: the check ran before
+// every read of a centre holding no peer logs): records another instance
+// stores meanwhile show in this one's reads within that time; this
+// instance's own AppendPeer counts at once.
 func (s *Store) hasPeers(ctx context.Context) (bool, error) {
 	if s.peers.Load() {
 		return true, nil
+	}
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	at := now()
+	if last := s.peersChecked.Load(); last != 0 && at.Sub(time.Unix(0, last)) < PeerRecheck {
+		return false, nil
 	}
 	var n int
 	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM audit_peers LIMIT 1) p").Scan(&n)
@@ -259,9 +272,15 @@ func (s *Store) hasPeers(ctx context.Context) (bool, error) {
 	}
 	if n > 0 {
 		s.peers.Store(true)
+	} else {
+		s.peersChecked.Store(at.UnixNano())
 	}
 	return n > 0, nil
 }
+
+// PeerRecheck is how long a store that found no peer logs held says so
+// without looking again.
+const PeerRecheck = time.Minute
 
 // recordSource is where a read of records of one origin or all of them
 // takes them from: From (" FROM ..."), the origin column's expression, a
