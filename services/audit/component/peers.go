@@ -385,10 +385,15 @@ func (r *receiver) setup(ctx context.Context) (jetstream.Consumer, error) {
 const PeerConsumer = "audit"
 
 // PeerConsumerConfig is its configuration (batch: the most messages
-// stored per transaction).
+// stored per transaction). One batch is out at a time (MaxAckPending:
+// batch): a batch Nak'ed after a store failure comes again before anything
+// after it. With more out, the next records of a peer's first batch were
+// stored first and the Nak'ed ones then taken for records the peer had
+// archived before it shared (below First) and dropped (review rr29 B13,
+// TestReceiverRunRetriesAndRecovers).
 func PeerConsumerConfig(batch int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{Durable: PeerConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
-		MaxAckPending: 4 * batch}
+		MaxAckPending: batch}
 }
 
 // store stores msgs (in stream order) in one transaction; skipGap passes
