@@ -81,16 +81,17 @@ func ExportCounts(q CountQuery, counts []Count, f Format, w io.Writer) error {
 const MaxExportRecords = 1_000_000
 
 // recordWeights are the relative widths of the record columns in a PDF.
-var recordWeights = []float64{8, 28, 18, 13, 12, 12, 20, 18, 18, 11, 11, 14, 9, 20, 34, 18, 18, 40}
+var recordWeights = []float64{8, 28, 18, 13, 12, 12, 20, 18, 18, 11, 11, 14, 9, 20, 34, 18, 18, 40, 16}
 
 // recordHeader are the columns of exported records. actor_name is the
 // person the actor names, as identity knows them at the export (not part
 // of the record); description says what the record records in a sentence
 // (Describe; not part of the record either); origin names the log the
 // record belongs to (ADR 0029: at level 1, a level-2 centre's too), in
-// which seq numbers it.
+// which seq numbers it. New columns go at the end (review rr29 C3: a
+// consumer reading the CSV by position keeps its columns).
 var recordHeader = []string{"seq", "time", "type", "component", "serial", "app_id", "api", "actor", "subject", "org",
-	"result", "reason", "duration_ms", "client_ip", "detail", "event_id", "origin", "actor_name", "description"}
+	"result", "reason", "duration_ms", "client_ip", "detail", "event_id", "actor_name", "description", "origin"}
 
 func recordRow(r *Record, actorName, description string) []string {
 	d := ""
@@ -100,7 +101,7 @@ func recordRow(r *Record, actorName, description string) []string {
 	}
 	return []string{strconv.FormatInt(r.Seq, 10), r.Time.UTC().Format(time.RFC3339Nano), r.Type, r.Component, r.Serial,
 		r.AppID, r.API, r.Actor, r.Subject, r.Org, r.Result, r.Reason, strconv.FormatFloat(r.DurationMS, 'f', -1, 64),
-		r.ClientIP, d, r.EventID, r.Origin, actorName, description}
+		r.ClientIP, d, r.EventID, actorName, description, r.Origin}
 }
 
 // recordTitles are the titles of a records export.

@@ -36,3 +36,20 @@ func TestPDFChartBars(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordColumns (review rr29 C3): origin, added with ADR 0029, is the
+// last column of a records export (the columns before it keep their
+// places), every column has its PDF width (the origin had none, so a PDF
+// dropped the last column), and a row has a cell per column.
+func TestRecordColumns(t *testing.T) {
+	if len(recordWeights) != len(recordHeader) {
+		t.Fatalf("%d PDF widths for %d columns", len(recordWeights), len(recordHeader))
+	}
+	if recordHeader[len(recordHeader)-1] != "origin" || recordHeader[16] != "actor_name" || recordHeader[17] != "description" {
+		t.Fatalf("columns: %v", recordHeader)
+	}
+	row := recordRow(&Record{Origin: "l2a.audit", EventID: "e"}, "ada", "what")
+	if len(row) != len(recordHeader) || row[len(row)-1] != "l2a.audit" || row[16] != "ada" || row[17] != "what" {
+		t.Fatalf("row: %v", row)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/ids"
 )
 
@@ -37,7 +38,7 @@ const (
 
 // PeerStreamFor is the stream at level 1 that sources centre's AUDIT_LOG.
 func PeerStreamFor(centre string) string {
-	return "AUDIT_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(centre))
+	return events.PeerStreamName("AUDIT", centre)
 }
 
 // LogMessage is one message of a shared log: a record or a checkpoint of
@@ -154,9 +155,6 @@ type Peer struct {
 	// and removed records before it shared its log); Size the next one
 	// expected: records [First, Size) are held.
 	First, Size int64
-	// StreamSeq is the last message of the AUDIT_<PEER> stream stored (the
-	// cursor, written in the same transaction as the records).
-	StreamSeq uint64
 	// Checkpoints held, and the largest size signed.
 	Checkpoints int64
 	Signed      int64
@@ -171,11 +169,13 @@ type Peer struct {
 	LastRecord, LastReceived time.Time
 }
 
-// PeerBatch is what the receiver stores in one transaction: the messages
-// of one peer stream up to StreamSeq.
+// PeerBatch is what the receiver stores in one transaction: messages of
+// one peer stream. Where the receiver is in that stream is the durable
+// consumer's (acknowledged after the transaction); a batch delivered again
+// after a crash between the two is told by the records' Seq, as a
+// duplicate (ADR 0029 amendment 3).
 type PeerBatch struct {
 	Origin      string
-	StreamSeq   uint64
 	Records     []Record
 	Checkpoints []Checkpoint
 	At          time.Time
@@ -243,7 +243,7 @@ type PeerStore interface {
 	// stored when not held: a skipped gap filled), one above it fails
 	// with ErrPeerGap unless b.SkipGap (only the origin's very first
 	// record may start above 0: First); checkpoints are added once by
-	// size; the cursor moves to b.StreamSeq.
+	// size.
 	AppendPeer(ctx context.Context, b PeerBatch) (PeerAppended, error)
 	// Peers returns the origins held, by name.
 	Peers(ctx context.Context) ([]Peer, error)

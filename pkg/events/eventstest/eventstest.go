@@ -5,6 +5,8 @@ package eventstest
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,6 +24,42 @@ import (
 func NATS(t testing.TB) *server.Server {
 	t.Helper()
 	return NATSIn(t, filepath.Join(t.TempDir(), "nats"), -1)
+}
+
+// Centres starts two embedded NATS servers, each its own JetStream
+// domain (hub, leaf), the second joined to the first as a leaf node with
+// uias.> kept off the link (as deploy/centres), and waits for the link: a
+// stream at the hub may source a stream of the leaf's domain, as a peer
+// stream (events.SourcedStream) does between centres. Both are shut down
+// when the test ends.
+func Centres(t testing.TB, hub, leaf string) (*server.Server, *server.Server) {
+	t.Helper()
+	start := func(name string, opts *server.Options) *server.Server {
+		opts.ServerName, opts.Host, opts.Port, opts.JetStreamDomain = name, "127.0.0.1", -1, name
+		s, err := events.StartNATS(filepath.Join(t.TempDir(), "nats"), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		return s
+	}
+	hopts := &server.Options{LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: -1}}
+	h := start(hub, hopts) // the server writes the leaf-node port it took back into hopts
+	u, err := url.Parse(fmt.Sprintf("nats-leaf://127.0.0.1:%d", hopts.LeafNode.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny := []string{"uias.>"}
+	l := start(leaf, &server.Options{LeafNode: server.LeafNodeOpts{ReconnectInterval: 200 * time.Millisecond,
+		Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{u}, DenyImports: deny, DenyExports: deny}}}})
+	deadline := time.Now().Add(time.Minute)
+	for l.NumLeafNodes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("eventstest: the leaf node %s did not join %s in a minute", leaf, hub)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return h, l
 }
 
 // NATSIn is NATS with the JetStream store in dir and the given port (-1: a

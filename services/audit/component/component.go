@@ -178,10 +178,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		sh := &sharer{js: js, st: st, origin: cfg.Origin, log: log.Named("share"), every: time.Second, published: shared}
 		env.Go(sh.run)
 	}
-	problems := peerProblemMetrics(env.Metrics)
+	problems, restarts := peerProblemMetrics(env.Metrics), peerSourceMetrics(env.Metrics)
 	for _, pe := range cfg.Peers {
 		rc := &receiver{js: js, st: st, peer: pe, batch: min(cfg.Batch, 1000), log: log.Named("peers"), sourceRetry: 5 * time.Second,
-			received: received, problems: problems, audit: func(ctx context.Context, rec audit.Record) error {
+			received: received, problems: problems, restarts: restarts, audit: func(ctx context.Context, rec audit.Record) error {
 				_, err := l.Append(ctx, []audit.Record{rec})
 				return err
 			}}

@@ -40,15 +40,15 @@ func LogStreamConfig() jetstream.StreamConfig {
 // (peers[].max_bytes, max_age): full, it takes nothing new (DiscardNew),
 // what waits stays in the peer's AUDIT_LOG (sec28b M3).
 func PeerStreamConfig(peer PeerConfig) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
+	return events.SourcedStream{
 		Name:        audit.PeerStreamFor(peer.Centre),
 		Description: "UIAS audit log of centre " + peer.Centre + " (sourced for the audit component)",
-		Storage:     jetstream.FileStorage,
-		Sources:     []*jetstream.StreamSource{{Name: audit.StreamLog, Domain: peer.Centre}},
+		Source:      audit.StreamLog,
+		Domain:      peer.Centre,
 		MaxAge:      peer.maxAge(),
 		MaxBytes:    peer.maxBytes(),
 		Discard:     jetstream.DiscardNew,
-	}
+	}.Config()
 }
 
 // ensureLogStream creates AUDIT_LOG, or takes it as it is: the audit user
@@ -252,6 +252,8 @@ type receiver struct {
 	// after a cut).
 	sourceRetry time.Duration
 	received    *prometheus.CounterVec
+	// restarts counts the restarts of the silent source, by origin.
+	restarts *prometheus.CounterVec
 	// problems counts the gaps skipped and conflicts (origin, kind); audit
 	// records them in this centre's own log (nil: logged only).
 	problems *prometheus.CounterVec
@@ -286,20 +288,33 @@ func (r *receiver) run(ctx context.Context) {
 		}
 	}
 	if r.sourceRetry > 0 {
-		go r.watchSource(ctx, log)
+		go r.sourceWatch(log).Run(ctx)
 	}
 	var gaps gapWatch
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(r.batch, jetstream.FetchMaxWait(time.Second))
+		var msgs []jetstream.Msg
+		if err == nil {
+			for m := range batch.Messages() {
+				msgs = append(msgs, m)
+			}
+			if err = batch.Error(); errors.Is(err, nats.ErrTimeout) || len(msgs) > 0 {
+				err = nil // an idle wait, or what came before the error: stored, then the next fetch tells
+			}
+		}
 		if err != nil {
+			// NATS away, or the consumer gone (deleted by an operator after
+			// a restore: ADR 0029 amendment 3): set it up again.
+			if ctx.Err() == nil {
+				log.Warn("audit: the peer's log cannot be read; setting its consumer up again", zap.Error(err))
+			}
 			if !sleep(retry) {
 				return
 			}
+			if c, err := r.setup(ctx); err == nil {
+				cons = c
+			}
 			continue
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
 		}
 		if len(msgs) == 0 {
 			continue
@@ -370,10 +385,15 @@ func (r *receiver) setup(ctx context.Context) (jetstream.Consumer, error) {
 const PeerConsumer = "audit"
 
 // PeerConsumerConfig is its configuration (batch: the most messages
-// stored per transaction).
+// stored per transaction). One batch is out at a time (MaxAckPending:
+// batch): a batch Nak'ed after a store failure comes again before anything
+// after it. With more out, the next records of a peer's first batch were
+// stored first and the Nak'ed ones then taken for records the peer had
+// archived before it shared (below First) and dropped (review rr29 B13,
+// TestReceiverRunRetriesAndRecovers).
 func PeerConsumerConfig(batch int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{Durable: PeerConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
-		MaxAckPending: 4 * batch}
+		MaxAckPending: batch}
 }
 
 // store stores msgs (in stream order) in one transaction; skipGap passes
@@ -382,9 +402,6 @@ func (r *receiver) store(ctx context.Context, msgs []jetstream.Msg, log *zap.Log
 	b := audit.PeerBatch{Origin: r.peer.Origin, At: r.clock().UTC(), SkipGap: skipGap}
 	masked := map[int64]bool{}
 	for _, m := range msgs {
-		if meta, err := m.Metadata(); err == nil {
-			b.StreamSeq = max(b.StreamSeq, meta.Sequence.Stream)
-		}
 		lm, err := audit.ParseLogMessage(m.Data())
 		switch {
 		case err != nil:
@@ -459,100 +476,28 @@ func (r *receiver) report(ctx context.Context, kind, reason string, detail map[s
 	}
 }
 
-// watchSource restarts the stream's source when it has been silent for
-// sourceRetry (see services/sync/applier/source.go).
-func (r *receiver) watchSource(ctx context.Context, log *zap.Logger) {
-	t := time.NewTicker(r.sourceRetry / 2)
-	defer t.Stop()
-	var last time.Time
-	cfg := PeerStreamConfig(r.peer)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.checkSource(ctx, cfg, log)
-		if time.Since(last) < r.sourceRetry || r.sourceHeard(ctx, cfg.Name) {
-			continue
-		}
-		last = time.Now()
-		uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		bare := cfg
-		bare.Sources = nil
-		_, err := r.js.UpdateStream(uctx, bare)
-		if err == nil {
-			_, err = r.js.UpdateStream(uctx, cfg)
-		}
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			log.Debug("audit: source not restarted", zap.Error(err))
-		}
+// sourceWatch keeps the stream's source (events.SourceWatch): restarted
+// when silent for sourceRetry (as sync's applier does: nats-server's own
+// retry backs off to minutes after a cut; counted in
+// uias_audit_peer_source_restarts_total), and put back when it is not the
+// peer's AUDIT_LOG in the peer's domain (changed by someone with JetStream
+// rights at level 1 or, over a leaf link given them, at another centre:
+// sec28b M4; counted as a problem of kind "source"): records sourced from
+// elsewhere would be stored as this peer's.
+func (r *receiver) sourceWatch(log *zap.Logger) events.SourceWatch {
+	return events.SourceWatch{
+		JS: r.js, Config: PeerStreamConfig(r.peer), Retry: r.sourceRetry, Log: log,
+		Restarted: func() {
+			if r.restarts != nil {
+				r.restarts.WithLabelValues(r.peer.Origin).Inc()
+			}
+		},
+		Repointed: func([]string) {
+			if r.problems != nil {
+				r.problems.WithLabelValues(r.peer.Origin, "source").Inc()
+			}
+		},
 	}
-}
-
-// checkSource puts back the stream's source when it is not the peer's
-// AUDIT_LOG in the peer's domain (changed by someone with JetStream rights
-// at level 1 or, over a leaf link given them, at another centre: sec28b
-// M4), and reports it: records sourced from elsewhere would be stored as
-// this peer's.
-func (r *receiver) checkSource(ctx context.Context, cfg jetstream.StreamConfig, log *zap.Logger) bool {
-	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	st, err := r.js.Stream(ictx, cfg.Name)
-	if err != nil {
-		return true // not readable now: the next tick
-	}
-	info, err := st.Info(ictx)
-	if err != nil {
-		return true
-	}
-	src := info.Config.Sources
-	prefix := func(s *jetstream.StreamSource) string { // the domain, as the server keeps it
-		switch {
-		case s.External != nil:
-			return s.External.APIPrefix
-		case s.Domain != "":
-			return "$JS." + s.Domain + ".API"
-		}
-		return ""
-	}
-	if len(src) == 1 && src[0].Name == audit.StreamLog && prefix(src[0]) == "$JS."+r.peer.Centre+".API" && src[0].FilterSubject == "" &&
-		len(src[0].SubjectTransforms) == 0 {
-		return true
-	}
-	var got []string
-	for _, s := range src {
-		got = append(got, s.Name+" via "+prefix(s))
-	}
-	log.Error("audit: the peer's stream sources something else than the peer's AUDIT_LOG: put back (check who may use level 1's "+
-		"JetStream API, and the leaf link's permissions)", zap.String("stream", cfg.Name), zap.Strings("sources", got))
-	if r.problems != nil {
-		r.problems.WithLabelValues(r.peer.Origin, "source").Inc()
-	}
-	if _, err := r.js.UpdateStream(ictx, cfg); err != nil && ctx.Err() == nil {
-		log.Error("audit: the peer's stream source could not be put back", zap.Error(err))
-	}
-	return false
-}
-
-func (r *receiver) sourceHeard(ctx context.Context, name string) bool {
-	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	st, err := r.js.Stream(ictx, name)
-	if err != nil {
-		return true
-	}
-	info, err := st.Info(ictx)
-	if err != nil || len(info.Sources) == 0 {
-		return err != nil
-	}
-	for _, si := range info.Sources {
-		if si.Active < 0 || si.Active >= r.sourceRetry {
-			return false
-		}
-	}
-	return true
 }
 
 // peerMetrics: records shared and received.
@@ -568,11 +513,23 @@ func peerMetrics(reg prometheus.Registerer) (prometheus.Counter, *prometheus.Cou
 	return shared, received
 }
 
+// peerSourceMetrics: restarts of a silent AUDIT_<PEER> source.
+func peerSourceMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_audit_peer_source_restarts_total",
+		Help: "Restarts of an AUDIT_<PEER> stream's source that had not heard from the peer (events.SourceWatch), by origin."},
+		[]string{"origin"})
+	if reg != nil {
+		_ = reg.Register(c)
+	}
+	return c
+}
+
 // peerProblemMetrics: gaps skipped and conflicting records of peer logs.
 func peerProblemMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_audit_peer_log_problems_total",
 		Help: "Problems of a level-2 centre's audit log received at level 1, by origin and kind (gap: records lost and skipped; " +
-			"conflict: a record re-sent with other content)."}, []string{"origin", "kind"})
+			"conflict: a record re-sent with other content; unmasked: personal numbers masked on arrival; source: AUDIT_<PEER> " +
+			"found sourcing something else, put back)."}, []string{"origin", "kind"})
 	if reg != nil {
 		_ = reg.Register(c)
 	}

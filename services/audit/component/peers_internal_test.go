@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -19,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/uias/uias/pkg/events"
+	"github.com/uias/uias/pkg/events/eventstest"
 	pstoretest "github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/sqlstore"
@@ -36,20 +35,7 @@ func peerTestStore(t *testing.T) *sqlstore.Store {
 
 func peerTestNATS(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	s, err := events.StartNATS(t.TempDir(), &server.Options{Host: "127.0.0.1", Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
 	return js
 }
 
@@ -162,8 +148,7 @@ func TestShareAndReceive(t *testing.T) {
 		}
 	}
 	peers, err := st1.Peers(ctx)
-	if err != nil || len(peers) != 1 || peers[0].Origin != origin || peers[0].Size != 15 || peers[0].Checkpoints != 3 ||
-		peers[0].StreamSeq != 20 {
+	if err != nil || len(peers) != 1 || peers[0].Origin != origin || peers[0].Size != 15 || peers[0].Checkpoints != 3 {
 		t.Fatalf("held: %+v %v", peers, err)
 	}
 	if n := logs.FilterMessageSnippet("names another origin").Len(); n != 3 { // each of the three stores of it
@@ -293,7 +278,10 @@ func TestGapWatch(t *testing.T) {
 	}
 }
 
-// The stream of a peer is bounded (sec28b M3): full, it takes nothing new.
+// The stream of a peer is bounded (sec28b M3): AUDIT_<PEER> as
+// PeerStreamConfig makes it at level 1, sourcing the AUDIT_LOG of peer
+// l2a over a leaf-node link, stops at its max_bytes; what did not fit
+// waits in the peer's AUDIT_LOG and comes once the bound is raised.
 func TestPeerStreamBounded(t *testing.T) {
 	c := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit"})
 	if c.MaxBytes != DefaultPeerMaxBytes || c.MaxAge != DefaultPeerMaxAge || c.Discard != jetstream.DiscardNew {
@@ -303,22 +291,88 @@ func TestPeerStreamBounded(t *testing.T) {
 	if c.MaxBytes != 5<<20 || c.MaxAge != 48*time.Hour {
 		t.Fatalf("configured bounds: %+v", c)
 	}
-	// NATS takes it, and refuses a message past max_bytes
-	js := peerTestNATS(t)
+
 	ctx := context.Background()
-	small := jetstream.StreamConfig{Name: "BOUNDED", Subjects: []string{"b.>"}, Storage: jetstream.FileStorage, MaxBytes: 1 << 10,
-		Discard: c.Discard}
+	l1, l2 := eventstest.Centres(t, "l1", "l2a")
+	_, js := eventstest.Connect(t, l1)
+	_, js2 := eventstest.Connect(t, l2)
+	if _, err := js2.CreateOrUpdateStream(ctx, LogStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	recs := storetest.Records("l2a", n)
+	for i := range recs {
+		recs[i].Seq = int64(i)
+		b, err := json.Marshal(audit.RecordMessage("l2a.audit", &recs[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js2.Publish(ctx, audit.SubjectLogRecord, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bound = 4 << 10
+	small := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit", MaxBytes: bound})
 	if _, err := js.CreateOrUpdateStream(ctx, small); err != nil {
 		t.Fatal(err)
 	}
-	var refused error
-	for range 20 {
-		if _, refused = js.Publish(ctx, "b.x", make([]byte, 200)); refused != nil {
-			break
+	state := func() jetstream.StreamState {
+		t.Helper()
+		st, err := js.Stream(ctx, small.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Bytes > bound {
+			t.Fatalf("AUDIT_L2A holds %d bytes past its bound %d", info.State.Bytes, bound)
+		}
+		return info.State
+	}
+	waitFor := func(what string, ok func(jetstream.StreamState) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok(state()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, state())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	if refused == nil {
-		t.Fatal("a full stream with DiscardNew took more")
+	waitFor("sourcing began", func(s jetstream.StreamState) bool { return s.Msgs > 0 })
+	for range 10 { // each look checks the bound
+		if s := state(); s.Msgs >= n {
+			t.Fatalf("the bounded stream took everything: %+v", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	big := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2a.audit", MaxBytes: 1 << 20})
+	if _, err := js.UpdateStream(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	w := events.SourceWatch{JS: js, Config: big, Retry: 200 * time.Millisecond}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go w.Run(wctx) // as the receiver does: a source that backed off is restarted
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := js.Stream(ctx, big.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the bound was raised: %+v", info.State)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -394,16 +448,24 @@ func TestEnsureLogStream(t *testing.T) {
 
 // The receiver puts back a peer stream re-pointed at another domain
 // (sec28b M4) and reports it; the right source is left alone.
-func TestCheckSource(t *testing.T) {
-	ctx := context.Background()
+// TestReceiverSourceWatch: the receiver's watch of AUDIT_<PEER>
+// (events.SourceWatch) counts a re-pointed source as a problem of kind
+// "source" and puts it back, and counts the restarts of a silent source
+// (uias_audit_peer_source_restarts_total; the peer's domain is not
+// reachable here, so the source is never heard from).
+func TestReceiverSourceWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	js := peerTestNATS(t)
-	problems := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "p"}, []string{"origin", "kind"})
-	rc := &receiver{js: js, peer: PeerConfig{Centre: "l2b", Origin: "l2b.audit"}, problems: problems}
+	problems, restarts := peerProblemMetrics(nil), peerSourceMetrics(nil)
+	rc := &receiver{js: js, peer: PeerConfig{Centre: "l2b", Origin: "l2b.audit"}, problems: problems, restarts: restarts,
+		sourceRetry: 200 * time.Millisecond}
 	cfg := PeerStreamConfig(rc.peer)
 	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if !rc.checkSource(ctx, cfg, zap.NewNop()) {
+	w := rc.sourceWatch(zap.NewNop())
+	if !w.Check(ctx) {
 		t.Fatal("the right source reported")
 	}
 	bad := PeerStreamConfig(PeerConfig{Centre: "l2a", Origin: "l2b.audit"}) // AUDIT_L2B sourcing l2a's log
@@ -411,7 +473,7 @@ func TestCheckSource(t *testing.T) {
 	if _, err := js.UpdateStream(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
-	if rc.checkSource(ctx, cfg, zap.NewNop()) || testutil.ToFloat64(problems.WithLabelValues("l2b.audit", "source")) != 1 {
+	if w.Check(ctx) || testutil.ToFloat64(problems.WithLabelValues("l2b.audit", "source")) != 1 {
 		t.Fatal("a re-pointed source not reported")
 	}
 	st, err := js.Stream(ctx, cfg.Name)
@@ -420,10 +482,21 @@ func TestCheckSource(t *testing.T) {
 	}
 	info, err := st.Info(ctx)
 	if err != nil || len(info.Config.Sources) != 1 || info.Config.Sources[0].External == nil ||
-		info.Config.Sources[0].External.APIPrefix != "$JS.l2b.API" {
-		t.Fatalf("source after: %+v %v", info.Config.Sources, err)
+		info.Config.Sources[0].External.APIPrefix != "$JS.l2b.API" || info.Config.MaxBytes != cfg.MaxBytes {
+		t.Fatalf("stream after: %+v %v", info.Config, err)
 	}
-	if !rc.checkSource(ctx, cfg, zap.NewNop()) {
+	if !w.Check(ctx) {
 		t.Fatal("the put-back source reported")
 	}
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(restarts.WithLabelValues("l2b.audit")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the silent source's restart not counted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }

@@ -2,6 +2,8 @@ package component
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"time"
@@ -11,7 +13,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/cache"
 	"github.com/uias/uias/pkg/centre"
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/audit"
 	"github.com/uias/uias/services/audit/analytics"
@@ -35,11 +39,21 @@ type identityPeople struct {
 	// origins are the logs of the received centres, by centre: a person
 	// homed at one counts the logins of that log only (sec28b M1).
 	origins map[string]string
+	// homesCache keeps homeCentre's answer for homesTTL per caller (their
+	// token's hash: identity answers what the caller may read), so that
+	// OnlineNow and LoginHistory do not page ListOrgs over every subtree
+	// on each call (review rr29 C1); nil: not kept. An org moved into or
+	// out of a subtree counts after at most homesTTL.
+	homesCache *cache.TTL[func(org string) string]
+	now        func() time.Time
 }
+
+// homesTTL is how long a caller's map of orgs to centres is kept.
+const homesTTL = time.Minute
 
 func newIdentityPeople(conn grpc.ClientConnInterface, homes *centre.Homes, peers []PeerConfig) identityPeople {
 	p := identityPeople{c: identityv1.NewAdminServiceClient(conn), v: identityv1.NewViewServiceClient(conn), homes: homes,
-		origins: map[string]string{}}
+		origins: map[string]string{}, homesCache: cache.NewTTL[func(string) string](homesTTL, 1000), now: time.Now}
 	for _, pe := range peers {
 		if p.received == nil {
 			p.received = map[string]bool{}
@@ -122,6 +136,23 @@ func (p identityPeople) homeCentre(ctx context.Context) (func(org string) string
 	if h == nil || len(h.Subtrees) == 0 {
 		return nil, nil
 	}
+	var key string
+	if p.homesCache != nil {
+		sum := sha256.Sum256([]byte(grpcx.BearerToken(ctx)))
+		key = hex.EncodeToString(sum[:])
+		if f, ok := p.homesCache.Get(key, p.now()); ok {
+			return f, nil
+		}
+	}
+	f, err := p.listHomes(ctx, h)
+	if err == nil && p.homesCache != nil {
+		p.homesCache.Put(key, f, p.now())
+	}
+	return f, err
+}
+
+// listHomes is homeCentre's answer, asked of identity.
+func (p identityPeople) listHomes(ctx context.Context, h *centre.Homes) (func(org string) string, error) {
 	below := map[string][]string{} // root: the orgs of its subtree
 	for root := range h.Subtrees {
 		orgs := []string{root}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/uias/uias/pkg/centre"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -136,5 +138,58 @@ func TestPeopleHomeOrigins(t *testing.T) {
 	homes, err := p.HomeOrigins(context.Background(), []string{"p-root", "p-harbour", "p-annex", "nobody"})
 	if err != nil || homes["p-harbour"] != "l2a.audit" || homes["p-root"] != "" || homes["p-annex"] != "" || len(homes) != 3 {
 		t.Fatalf("HomeOrigins %v %v", homes, err)
+	}
+}
+
+// countingTree counts the ListOrgs calls.
+type countingTree struct {
+	orgTree
+	calls *int
+}
+
+func (c countingTree) ListOrgs(ctx context.Context, r *identityv1.ListOrgsRequest, o ...grpc.CallOption) (*identityv1.ListOrgsResponse, error) {
+	*c.calls++
+	return c.orgTree.ListOrgs(ctx, r, o...)
+}
+
+// TestHomeOriginsKept (review rr29 C1): a caller's map of orgs to centres
+// is asked of identity (ListOrgs per subtree) once per homesTTL, not on
+// every report; another caller's is asked for them.
+func TestHomeOriginsKept(t *testing.T) {
+	tree := orgTree{
+		parent: map[string]string{"root": "", "bureau": "root", "harbour": "bureau", "annex": "bureau"},
+		people: map[string]string{"p-root": "root", "p-harbour": "harbour", "p-annex": "annex"},
+	}
+	h := &centre.Homes{Self: "l1", Level: 1, Subtrees: map[string]string{"bureau": "l2a", "annex": "l1"}}
+	p := newIdentityPeople(nil, h, []PeerConfig{{Centre: "l2a", Origin: "l2a.audit"}})
+	calls := 0
+	at := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	p.c, p.v, p.now = countingTree{orgTree: tree, calls: &calls}, userViews{people: tree.people}, func() time.Time { return at }
+	caller := func(tok string) context.Context {
+		return metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tok))
+	}
+	ask := func(ctx context.Context) {
+		t.Helper()
+		homes, err := p.HomeOrigins(ctx, []string{"p-root", "p-harbour", "p-annex"})
+		if err != nil || homes["p-harbour"] != "l2a.audit" || homes["p-annex"] != "" || len(homes) != 3 {
+			t.Fatalf("HomeOrigins %v %v", homes, err)
+		}
+	}
+	ask(caller("ada"))
+	if calls != 2 {
+		t.Fatalf("%d ListOrgs calls for two subtrees", calls)
+	}
+	ask(caller("ada"))
+	if calls != 2 {
+		t.Fatalf("asked again within homesTTL: %d ListOrgs calls", calls)
+	}
+	ask(caller("bob"))
+	if calls != 4 {
+		t.Fatalf("another caller's answer taken: %d ListOrgs calls", calls)
+	}
+	at = at.Add(homesTTL)
+	ask(caller("ada"))
+	if calls != 6 {
+		t.Fatalf("not asked again after homesTTL: %d ListOrgs calls", calls)
 	}
 }

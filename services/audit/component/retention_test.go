@@ -215,7 +215,7 @@ func TestPeerRetentionPass(t *testing.T) {
 	// level 1
 	st := open()
 	l := audit.NewLog(st, storetest.Signer(t), audit.LogOptions{Policy: audit.Policy{Every: 10, Interval: time.Hour}})
-	if _, err := st.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 3, Records: held, Checkpoints: cps, At: recs[24].Time}); err != nil {
+	if _, err := st.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: held, Checkpoints: cps, At: recs[24].Time}); err != nil {
 		t.Fatal(err)
 	}
 	now := recs[24].Time.Add(48 * time.Hour)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing/fstest"
+	"time"
 
 	"github.com/uias/uias/pkg/store"
 )
@@ -35,6 +36,9 @@ func MigrateBefore(ctx context.Context, db *store.DB, version int) error {
 	}
 	return store.Migrate(ctx, db, Component, old)
 }
+
+// SetClock sets the clock of s (hasPeers' re-check).
+func SetClock(s *Store, now func() time.Time) { s.now = now }
 
 // SetRowsPerInsert sets the rows per INSERT statement on SQLite and
 // returns the previous value.

@@ -12,7 +12,9 @@ import (
 // analytics (analytics.Filter) put on audit_records: the one WHERE builder
 // of both. Each condition is served by the query indexes (migration 0002):
 // time by (time_ms, seq), a subject by (subject, time_ms, seq), APIs by
-// (api, time_ms, seq), and so on.
+// (api, time_ms, seq), and so on; on audit_peer_records (the union
+// reads at level 1) by their twins (migrations 0005, 0007: the column,
+// time_ms, origin, seq; TestPeerTablesMatchTheOwn).
 type recordFilter struct {
 	// From (inclusive) and To (exclusive) bound time_ms.
 	From, To time.Time

@@ -42,9 +42,9 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 	}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		out = audit.PeerAppended{}
-		var first, size, streamSeq, lastMS int64
-		err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT first_seq, size, stream_seq, last_record_ms FROM audit_peers WHERE origin = ?"+
-			s.db.ForUpdate()), b.Origin).Scan(&first, &size, &streamSeq, &lastMS)
+		var first, size, lastMS int64
+		err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT first_seq, size, last_record_ms FROM audit_peers WHERE origin = ?"+
+			s.db.ForUpdate()), b.Origin).Scan(&first, &size, &lastMS)
 		fresh := errors.Is(err, sql.ErrNoRows)
 		if err != nil && !fresh {
 			return classify(err, "lock the peer log")
@@ -104,16 +104,15 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 				out.Checkpoints++
 			}
 		}
-		cursor := max(uint64(streamSeq), b.StreamSeq)
 		if fresh {
-			_, err = tx.ExecContext(ctx, s.db.Rebind("INSERT INTO audit_peers (origin, first_seq, size, stream_seq, last_record_ms, received_ms) "+
-				"VALUES (?, ?, ?, ?, ?, ?)"), b.Origin, first, size, int64(cursor), lastMS, b.At.UnixMilli())
+			_, err = tx.ExecContext(ctx, s.db.Rebind("INSERT INTO audit_peers (origin, first_seq, size, last_record_ms, received_ms) "+
+				"VALUES (?, ?, ?, ?, ?)"), b.Origin, first, size, lastMS, b.At.UnixMilli())
 		} else {
-			_, err = tx.ExecContext(ctx, s.db.Rebind("UPDATE audit_peers SET size = ?, stream_seq = ?, last_record_ms = ?, received_ms = ? "+
-				"WHERE origin = ?"), size, int64(cursor), lastMS, b.At.UnixMilli(), b.Origin)
+			_, err = tx.ExecContext(ctx, s.db.Rebind("UPDATE audit_peers SET size = ?, last_record_ms = ?, received_ms = ? "+
+				"WHERE origin = ?"), size, lastMS, b.At.UnixMilli(), b.Origin)
 		}
 		if err != nil {
-			return classify(err, "peer cursor")
+			return classify(err, "peer log state")
 		}
 		out.Added, out.Size = len(add), size
 		for _, r := range add {
@@ -132,7 +131,7 @@ func (s *Store) AppendPeer(ctx context.Context, b audit.PeerBatch) (audit.PeerAp
 
 // Peers implements audit.PeerStore.
 func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT p.origin, p.first_seq, p.size, p.stream_seq, p.last_record_ms, p.received_ms, p.frontier, "+
+	rows, err := s.db.QueryContext(ctx, "SELECT p.origin, p.first_seq, p.size, p.last_record_ms, p.received_ms, p.frontier, "+
 		"(SELECT COUNT(*) FROM audit_peer_checkpoints c WHERE c.origin = p.origin), "+
 		"(SELECT COALESCE(MAX(size), 0) FROM audit_peer_checkpoints c WHERE c.origin = p.origin) FROM audit_peers p ORDER BY p.origin")
 	if err != nil {
@@ -142,9 +141,9 @@ func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
 	var out []audit.Peer
 	for rows.Next() {
 		var p audit.Peer
-		var stream, lastMS, recvMS int64
+		var lastMS, recvMS int64
 		var frontier string
-		if err := rows.Scan(&p.Origin, &p.First, &p.Size, &stream, &lastMS, &recvMS, &frontier, &p.Checkpoints, &p.Signed); err != nil {
+		if err := rows.Scan(&p.Origin, &p.First, &p.Size, &lastMS, &recvMS, &frontier, &p.Checkpoints, &p.Signed); err != nil {
 			return nil, classify(err, "peers")
 		}
 		if frontier != "" {
@@ -152,7 +151,6 @@ func (s *Store) Peers(ctx context.Context) ([]audit.Peer, error) {
 				return nil, fmt.Errorf("audit store: the frontier of peer log %q is unreadable: %w", p.Origin, err)
 			}
 		}
-		p.StreamSeq = uint64(stream)
 		if lastMS > 0 {
 			p.LastRecord = time.UnixMilli(lastMS).UTC()
 		}
@@ -250,9 +248,22 @@ func (s *Store) PrunePeer(ctx context.Context, origin string, from, to int64, fr
 // hasPeers reports whether peer records are held (read once, then kept
 // true by AppendPeer): the reads of all origins take the union of the
 // own and the peers' records only then, and the plain own table else.
+//
+// "None" is kept for PeerRecheck (review rr29 C1: the check ran before
+// every read of a centre holding no peer logs): records another instance
+// stores meanwhile show in this one's reads within that time; this
+// instance's own AppendPeer counts at once.
 func (s *Store) hasPeers(ctx context.Context) (bool, error) {
 	if s.peers.Load() {
 		return true, nil
+	}
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	at := now()
+	if last := s.peersChecked.Load(); last != 0 && at.Sub(time.Unix(0, last)) < PeerRecheck {
+		return false, nil
 	}
 	var n int
 	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM audit_peers LIMIT 1) p").Scan(&n)
@@ -261,9 +272,15 @@ func (s *Store) hasPeers(ctx context.Context) (bool, error) {
 	}
 	if n > 0 {
 		s.peers.Store(true)
+	} else {
+		s.peersChecked.Store(at.UnixNano())
 	}
 	return n > 0, nil
 }
+
+// PeerRecheck is how long a store that found no peer logs held says so
+// without looking again.
+const PeerRecheck = time.Minute
 
 // recordSource is where a read of records of one origin or all of them
 // takes them from: From (" FROM ..."), the origin column's expression, a

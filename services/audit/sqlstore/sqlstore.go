@@ -35,9 +35,12 @@ type Store struct {
 	// never changes once the migration ran.
 	treeFrom atomic.Int64
 	// local names this centre's log (SetLocalOrigin); peers: peer records
-	// are held (hasPeers).
-	local atomic.Pointer[string]
-	peers atomic.Bool
+	// are held (hasPeers); peersChecked: when none were found last (unix
+	// ns; 0: not yet), now the clock (tests).
+	local        atomic.Pointer[string]
+	peers        atomic.Bool
+	peersChecked atomic.Int64
+	now          func() time.Time
 }
 
 var _ audit.Store = (*Store)(nil)

@@ -58,26 +58,26 @@ func testPeers(t *testing.T, s Subject) {
 		t.Fatalf("peer log: %d records, %d checkpoints", len(recs), len(cps))
 	}
 	at := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
-	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 6, Records: recs[:6], Checkpoints: cps[:1], At: at})
+	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[:6], Checkpoints: cps[:1], At: at})
 	if err != nil || res.Added != 6 || res.Checkpoints != 1 || res.Size != 6 {
 		t.Fatalf("first batch: %+v %v", res, err)
 	}
 	// Redelivered with more: the known records and checkpoint are skipped.
-	res, err = ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 12, Records: recs[3:], Checkpoints: cps, At: at})
+	res, err = ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[3:], Checkpoints: cps, At: at})
 	if err != nil || res.Added != 4 || res.Duplicates != 3 || res.Checkpoints != 1 || res.Size != 10 {
 		t.Fatalf("redelivered batch: %+v %v", res, err)
 	}
 	// A gap stores nothing, not even the cursor.
 	gap := recs[9]
 	gap.Seq = 12
-	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 20, Records: []audit.Record{gap}, At: at}); !errors.Is(err, audit.ErrPeerGap) {
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: []audit.Record{gap}, At: at}); !errors.Is(err, audit.ErrPeerGap) {
 		t.Fatalf("a gap: %v", err)
 	}
 	peers, err := ps.Peers(ctx)
 	if err != nil || len(peers) != 1 {
 		t.Fatalf("peers %+v %v", peers, err)
 	}
-	if p := peers[0]; p.Origin != peer || p.First != 0 || p.Size != 10 || p.StreamSeq != 12 || p.Checkpoints != 2 || p.Signed != 8 ||
+	if p := peers[0]; p.Origin != peer || p.First != 0 || p.Size != 10 || p.Checkpoints != 2 || p.Signed != 8 ||
 		!p.LastRecord.Equal(recs[9].Time) || !p.LastReceived.Equal(at) {
 		t.Fatalf("peer %+v", p)
 	}
@@ -128,6 +128,8 @@ func testPeers(t *testing.T, s Subject) {
 		}
 	}
 
+	testPeerUnion(t, s, peer)
+
 	// A record of the peer changed in level 1's database fails its tree.
 	s.Exec(t, "UPDATE audit_peer_records SET actor = ? WHERE origin = ? AND seq = ?", "app:forged", peer, 3)
 	rep, err = audit.VerifyPeer(ctx, ps, peers[0], mustVerifiers(t, l))
@@ -156,6 +158,58 @@ func testPeers(t *testing.T, s Subject) {
 		if err != nil || on.Source != analytics.SourceTicketAndLogins || len(on.People) != 4 || !got["user:here"] || !got["user:u0"] ||
 			!got["user:u2"] || got["user:u1"] || got["user:u6"] {
 			t.Fatalf("online now with the peer's logins: %+v %v", on, err)
+		}
+	}
+}
+
+// testPeerUnion (review rr29 B12): the reads over every origin held
+// (own and peer, 10 records each) count, group, follow and export both:
+// CountRecords, analytics CountBy and Timelines, ExportRecords (CSV, each
+// row naming its origin); with Origin set, one origin only.
+func testPeerUnion(t *testing.T, s Subject, peer string) {
+	t.Helper()
+	ctx := context.Background()
+	sum := func(cs []audit.Count) (n int64) {
+		for _, c := range cs {
+			n += c.Count
+		}
+		return n
+	}
+	if rs, ok := s.Store.(audit.CountStore); ok {
+		all, err := rs.CountRecords(ctx, audit.CountQuery{By: audit.ByAPI, Limit: 100})
+		if err != nil || sum(all) != 20 {
+			t.Fatalf("CountRecords over every origin: %d %v (want 20)", sum(all), err)
+		}
+		one, err := rs.CountRecords(ctx, audit.CountQuery{By: audit.ByAPI, Limit: 100, Filter: audit.Query{Origin: peer}})
+		if err != nil || sum(one) != 10 {
+			t.Fatalf("CountRecords of the peer: %d %v (want 10)", sum(one), err)
+		}
+	}
+	if an, ok := s.Store.(analytics.Store); ok {
+		for origin, want := range map[string]int64{"": 20, peer: 10, "l1.audit": 10} {
+			cb, err := an.CountBy(ctx, analytics.Filter{Origin: origin}, analytics.BySubject, 0, 100)
+			var n int64
+			for _, c := range cb {
+				n += c.Count
+			}
+			if err != nil || n != want {
+				t.Fatalf("CountBy of origin %q: %d %v (want %d)", origin, n, err, want)
+			}
+			k := int64(0)
+			if _, err := an.Timelines(ctx, analytics.Filter{Origin: origin}, 100, func(analytics.LastSeen) error { k++; return nil }); err != nil || k != want {
+				t.Fatalf("Timelines of origin %q: %d %v (want %d)", origin, k, err, want)
+			}
+		}
+	}
+	if qs, ok := s.Store.(audit.QueryStore); ok {
+		var b strings.Builder
+		n, err := audit.ExportRecords(ctx, qs, audit.Scope{All: true}, audit.Query{}, 0, audit.CSV, &b)
+		if err != nil || n != 20 || strings.Count(b.String(), ","+peer) != 10 || strings.Count(b.String(), ",l1.audit") != 10 {
+			t.Fatalf("export of every origin: %d %v\n%s", n, err, b.String())
+		}
+		b.Reset()
+		if n, err := audit.ExportRecords(ctx, qs, audit.Scope{All: true}, audit.Query{Origin: peer}, 0, audit.CSV, &b); err != nil || n != 10 {
+			t.Fatalf("export of the peer: %d %v", n, err)
 		}
 	}
 }
@@ -202,7 +256,7 @@ func testPeersBound(t *testing.T, s Subject) {
 	for i, who := range []string{"l1-admin", "l2a-person"} {
 		recs[i].Seq, recs[i].Subject, recs[i].Result, recs[i].API = int64(i), "user:"+who, "success", "authenticate"
 	}
-	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 2, Records: recs}); err != nil {
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs}); err != nil {
 		t.Fatal(err)
 	}
 	people := homesOf{"l1-admin": "", "l2a-person": peer}
@@ -313,7 +367,7 @@ func testPeersFailClosed(t *testing.T, s Subject) {
 	}
 
 	// Records held, no checkpoint yet: not verified yet, with or without keys.
-	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 3, Records: recs[:3]}); err != nil {
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[:3]}); err != nil {
 		t.Fatal(err)
 	}
 	if rep := verify(known); rep.OK() || !rep.Problem.Unverified || !strings.Contains(rep.Problem.What, "not verified yet") {
@@ -324,7 +378,7 @@ func testPeersFailClosed(t *testing.T, s Subject) {
 	}
 
 	// The whole log: OK with its keys, never without them.
-	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 12, Records: recs[3:], Checkpoints: cps}); err != nil {
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[3:], Checkpoints: cps}); err != nil {
 		t.Fatal(err)
 	}
 	if rep := verify(known); !rep.OK() || rep.Records != 10 || rep.Signed != 8 {
@@ -363,19 +417,19 @@ func testPeersGaps(t *testing.T, s Subject) {
 	for i := range recs {
 		recs[i].Seq = int64(i)
 	}
-	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 2, Records: recs[:2]}); err != nil {
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[:2]}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 6, Records: recs[4:]}); !errors.Is(err, audit.ErrPeerGap) {
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[4:]}); !errors.Is(err, audit.ErrPeerGap) {
 		t.Fatalf("a gap: %v", err)
 	}
-	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 6, Records: recs[4:], SkipGap: true})
+	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[4:], SkipGap: true})
 	if err != nil || res.Added != 2 || res.Size != 6 || len(res.Skipped) != 1 || res.Skipped[0] != (audit.SeqRange{From: 2, To: 4}) {
 		t.Fatalf("a gap skipped: %+v %v", res, err)
 	}
 	other := recs[1]
 	other.EventID = "rewritten"
-	res, err = ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 8, Records: []audit.Record{recs[2], other, recs[3], recs[5]}})
+	res, err = ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: []audit.Record{recs[2], other, recs[3], recs[5]}})
 	if err != nil || res.Added != 2 || res.Duplicates != 2 || !slices.Equal(res.Conflicts, []int64{1}) || res.Size != 6 {
 		t.Fatalf("gap filled, a conflict: %+v %v", res, err)
 	}
@@ -413,7 +467,7 @@ func testPeersRetention(t *testing.T, s Subject) {
 		t.Fatalf("checkpoints %+v", cps)
 	}
 	at := recs[0].Time
-	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 1, Records: recs[:13], Checkpoints: cps[:3], At: at}); err != nil {
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[:13], Checkpoints: cps[:3], At: at}); err != nil {
 		t.Fatal(err)
 	}
 	held := func() audit.Peer {
@@ -463,7 +517,7 @@ func testPeersRetention(t *testing.T, s Subject) {
 		}
 	}
 	// Records re-sent from before the first held are not stored again.
-	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 2, Records: recs[2:6], At: at})
+	res, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[2:6], At: at})
 	if err != nil || res.Added != 0 || res.Duplicates != 4 {
 		t.Fatalf("old records re-sent: %+v %v", res, err)
 	}
@@ -473,7 +527,7 @@ func testPeersRetention(t *testing.T, s Subject) {
 	if err != nil || a == nil || a.From != 8 || a.To != 12 {
 		t.Fatalf("to 12: %+v %v", a, err)
 	}
-	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, StreamSeq: 3, Records: recs[13:], Checkpoints: cps[3:], At: at}); err != nil {
+	if _, err := ps.AppendPeer(ctx, audit.PeerBatch{Origin: peer, Records: recs[13:], Checkpoints: cps[3:], At: at}); err != nil {
 		t.Fatal(err)
 	}
 	p := held()

@@ -67,6 +67,13 @@ func Run(t *testing.T, open func(t *testing.T) Subject) {
 // Signer returns a checkpoint signer on a fresh key ring.
 func Signer(t testing.TB) *audit.Signer {
 	t.Helper()
+	return SignerFor(t, "uias.audit/test")
+}
+
+// SignerFor is a signer of log origin with a fresh key (a peer centre's
+// log in tests across origins).
+func SignerFor(t testing.TB, origin string) *audit.Signer {
+	t.Helper()
 	ring, err := crypto.ParseRing(crypto.NewRingJSON())
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +82,7 @@ func Signer(t testing.TB) *audit.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := audit.NewSigner("uias.audit/test", keys)
+	s, err := audit.NewSigner(origin, keys)
 	if err != nil {
 		t.Fatal(err)
 	}

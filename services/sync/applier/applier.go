@@ -91,7 +91,7 @@ type Link struct {
 
 // StreamFor is the name of the stream that sources peer's CHANGES.
 func StreamFor(peer string) string {
-	return "SYNC_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(peer))
+	return events.PeerStreamName("SYNC", peer)
 }
 
 // PeerLink is the link of a peer centre whose changes of filters this
@@ -110,18 +110,14 @@ func LocalLink(self string) Link {
 // subjects, kept a week (a cut-off link catches up from the peer's own
 // CHANGES, which keep everything by default).
 func StreamConfig(l Link) jetstream.StreamConfig {
-	src := &jetstream.StreamSource{Name: events.StreamChanges, Domain: l.Origin}
-	for _, f := range l.Filters {
-		// A filter only: the subjects are kept as they are.
-		src.SubjectTransforms = append(src.SubjectTransforms, jetstream.SubjectTransformConfig{Source: f})
-	}
-	return jetstream.StreamConfig{
+	return events.SourcedStream{
 		Name:        l.Stream,
 		Description: "UIAS changes of centre " + l.Origin + " (sourced for the sync component)",
-		Storage:     jetstream.FileStorage,
-		Sources:     []*jetstream.StreamSource{src},
+		Source:      events.StreamChanges,
+		Domain:      l.Origin,
+		Filters:     l.Filters,
 		MaxAge:      7 * 24 * time.Hour,
-	}
+	}.Config()
 }
 
 // Options tune an Applier.
@@ -182,8 +178,8 @@ type Applier struct {
 	mu    gosync.Mutex
 	state map[string]*linkState
 
-	applied, skipped, replicated, sourceRestarts *prometheus.CounterVec
-	lag                                          *prometheus.HistogramVec
+	applied, skipped, replicated, sourceRestarts, sourceRepointed *prometheus.CounterVec
+	lag                                                           *prometheus.HistogramVec
 }
 
 type linkState struct {
@@ -219,6 +215,9 @@ func New(js jetstream.JetStream, st usync.Store, links []Link, o Options) *Appli
 			[]string{"link", "component", "outcome"}),
 		sourceRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_source_restarts_total",
 			Help: "Restarts of a peer link's stream source that had not heard from the peer (source.go), by link."}, []string{"link"}),
+		sourceRepointed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_sync_source_repointed_total",
+			Help: "Peer link streams found sourcing something else than the peer's CHANGES, and put back (source.go), by link."},
+			[]string{"link"}),
 		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "uias_sync_apply_lag_seconds",
 			Help:    "Time from a change's event time to its application here, by link.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}}, []string{"link"}),
@@ -227,7 +226,7 @@ func New(js jetstream.JetStream, st usync.Store, links []Link, o Options) *Appli
 		a.state[l.Name] = &linkState{}
 	}
 	if o.Metrics != nil {
-		for _, c := range []prometheus.Collector{a.applied, a.skipped, a.replicated, a.sourceRestarts, a.lag} {
+		for _, c := range []prometheus.Collector{a.applied, a.skipped, a.replicated, a.sourceRestarts, a.sourceRepointed, a.lag} {
 			if err := o.Metrics.Register(c); err != nil {
 				o.Logger.Warn("sync metrics not registered", zap.Error(err))
 			}
