@@ -4,7 +4,11 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -45,6 +49,16 @@ func (h *Handler) apps(w http.ResponseWriter, r *http.Request, s *session) {
 type appPage struct {
 	App    *identityv1.App
 	Secret string
+}
+
+// secretStamp is the rotation form's mark of the secret a page shows the
+// application with: its issue time in milliseconds ("" when unknown: no
+// check).
+func secretStamp(a *identityv1.App) string {
+	if t := a.GetSecretIssueTime(); t != nil {
+		return strconv.FormatInt(t.AsTime().UnixMilli(), 10)
+	}
+	return ""
 }
 
 // appForm is the new-application form, filled again after a refusal
@@ -116,8 +130,16 @@ func (h *Handler) appAction(w http.ResponseWriter, r *http.Request, s *session) 
 	defer cancel()
 	var err error
 	if st == identityv1.AppStatus_APP_STATUS_UNSPECIFIED {
+		// The form names the secret it replaces (its issue time when the
+		// page was shown): a double click or a reload of the answer issues
+		// no second secret, which would end the one in use (identity:
+		// SECRET_ROTATED_SINCE; review sec29b M4).
+		req := &identityv1.RotateAppSecretRequest{Id: id}
+		if ms, perr := strconv.ParseInt(r.PostForm.Get("secret_stamp"), 10, 64); perr == nil && ms > 0 {
+			req.IfSecretIssuedAt = timestamppb.New(time.UnixMilli(ms))
+		}
 		var res *identityv1.CreateAppResponse
-		if res, err = h.o.Admin.RotateAppSecret(ctx, &identityv1.RotateAppSecretRequest{Id: id}); err == nil {
+		if res, err = h.o.Admin.RotateAppSecret(ctx, req); err == nil {
 			d.Page = &appPage{App: res.GetApp(), Secret: res.GetAppSecret()}
 			d.Done = d.T("done.rotate")
 			h.render(w, r, http.StatusOK, "app", d)

@@ -58,6 +58,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 	"results":       func() []string { return []string{"success", "failure", "denied", "incomplete"} },
 	"passwordStamp": passwordStamp,
+	"secretStamp":   secretStamp,
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // Prefix is the console's path on the edge.
@@ -332,17 +333,19 @@ const (
 	reasonTOTPCodeRequired       = "TOTP_CODE_REQUIRED"
 	reasonPasswordChangeRequired = "PASSWORD_CHANGE_REQUIRED"
 	reasonPasswordChangedSince   = "PASSWORD_CHANGED_SINCE"
+	reasonSecretRotatedSince     = "SECRET_ROTATED_SINCE"
 )
 
 // ReasonsHandled lists the reasons the console acts on by name.
 func ReasonsHandled() []string {
-	return []string{reasonTOTPCodeRequired, reasonPasswordChangeRequired, reasonPasswordChangedSince}
+	return []string{reasonTOTPCodeRequired, reasonPasswordChangeRequired, reasonPasswordChangedSince, reasonSecretRotatedSince}
 }
 
 // reasonTexts are the refusals the console words itself (in the page's
 // language), by reason: those a console form provokes by design.
 var reasonTexts = map[string]string{
-	reasonPasswordChangedSince: "resetStale", // a reload of a reset's answer
+	reasonPasswordChangedSince: "resetStale",  // a reload of a reset's answer
+	reasonSecretRotatedSince:   "rotateStale", // a double click, a reload of a rotation's answer
 }
 
 func (h *Handler) clearSession(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -44,6 +45,8 @@ type fakeAdmin struct {
 	pwChanged int64
 	// logoutErr is AdminLogout's answer (nil: the token is revoked).
 	logoutErr error
+	// secretIssued is the application's secret issue time (ms).
+	secretIssued int64
 	// nested are the calls made as part of a page's call (grpcx.PartOf):
 	// they leave no access record of their own.
 	nested []string
@@ -662,8 +665,11 @@ func (f *fakeAdmin) CreateApp(ctx context.Context, in *identityv1.CreateAppReque
 	f.mu.Lock()
 	f.calls = append(f.calls, "CreateApp.ips "+strings.Join(in.GetIpAllowList(), ","))
 	f.mu.Unlock()
+	f.mu.Lock()
+	f.secretIssued = 1_700_000_000_000
+	f.mu.Unlock()
 	return &identityv1.CreateAppResponse{App: &identityv1.App{Id: "APP-1", AppType: in.GetAppType(), AppCode: in.GetAppCode(), Name: in.GetName(),
-		IpAllowList: in.GetIpAllowList()}, AppSecret: "sec-Once-1"}, nil
+		IpAllowList: in.GetIpAllowList(), SecretIssueTime: timestamppb.New(time.UnixMilli(1_700_000_000_000))}, AppSecret: "sec-Once-1"}, nil
 }
 
 func (f *fakeAdmin) RotateAppSecret(ctx context.Context, in *identityv1.RotateAppSecretRequest, _ ...grpc.CallOption) (*identityv1.CreateAppResponse, error) {
@@ -673,7 +679,14 @@ func (f *fakeAdmin) RotateAppSecret(ctx context.Context, in *identityv1.RotateAp
 	if in.GetOverlapSeconds() != 0 || in.OverlapSeconds != nil {
 		return nil, status.Error(codes.InvalidArgument, "the console asks for the default overlap")
 	}
-	return &identityv1.CreateAppResponse{App: &identityv1.App{Id: in.GetId(), Name: "Mail"}, AppSecret: "sec-Once-2"}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t := in.GetIfSecretIssuedAt(); t != nil && t.AsTime().UnixMilli() != f.secretIssued {
+		return nil, reasonErr(codes.FailedPrecondition, "SECRET_ROTATED_SINCE", "issued again since")
+	}
+	f.secretIssued++
+	return &identityv1.CreateAppResponse{App: &identityv1.App{Id: in.GetId(), Name: "Mail", SecretIssueTime: timestamppb.New(time.UnixMilli(f.secretIssued))},
+		AppSecret: fmt.Sprintf("sec-Once-%d", f.secretIssued-1_700_000_000_000+1)}, nil
 }
 
 func (f *fakeAdmin) ListApps(ctx context.Context, _ *identityv1.ListAppsRequest, _ ...grpc.CallOption) (*identityv1.ListAppsResponse, error) {
@@ -717,9 +730,19 @@ func TestAppCreateAndRotate(t *testing.T) {
 	if calls := f.called("CreateApp"); len(calls) != 2 || calls[1] != "CreateApp tok-1" {
 		t.Fatalf("CreateApp calls: %v", calls)
 	}
-	res, page = b.do("POST", "/console/apps/APP-1/rotate", url.Values{"csrf": {tok}}, nil)
+	stamp := regexp.MustCompile(`name="secret_stamp" value="([^"]+)"`).FindStringSubmatch(page)
+	if stamp == nil {
+		t.Fatalf("no secret stamp on the app page: %s", page)
+	}
+	rotate := url.Values{"csrf": {tok}, "secret_stamp": {stamp[1]}}
+	res, page = b.do("POST", "/console/apps/APP-1/rotate", rotate, nil)
 	if res.StatusCode != http.StatusOK || !strings.Contains(page, `id="app-secret">sec-Once-2<`) || strings.Contains(page, "sec-Once-1") {
 		t.Fatalf("rotate: %d %s", res.StatusCode, page)
+	}
+	// the same form again (a double click, a reload): no second secret
+	res, page = b.do("POST", "/console/apps/APP-1/rotate", rotate, nil)
+	if res.StatusCode == http.StatusOK || strings.Contains(page, "app-secret") || !strings.Contains(page, "no other secret was issued") {
+		t.Fatalf("rotation repeated: %d %s", res.StatusCode, page)
 	}
 	// without the form token nothing is created
 	n := len(f.called("CreateApp"))
@@ -727,4 +750,13 @@ func TestAppCreateAndRotate(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden || len(f.called("CreateApp")) != n {
 		t.Fatalf("create without the form token: %d", res.StatusCode)
 	}
+}
+
+func (f *fakeAdmin) GetApp(ctx context.Context, in *identityv1.GetAppRequest, _ ...grpc.CallOption) (*identityv1.App, error) {
+	if err := f.authed(ctx, "GetApp"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &identityv1.App{Id: in.GetId(), Name: "Mail", SecretIssueTime: timestamppb.New(time.UnixMilli(f.secretIssued))}, nil
 }

@@ -1674,7 +1674,12 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 const zeroOverlapSkew = 2 * time.Minute
 
 // RotateAppSecret issues a new secret; the old one stays valid for overlap.
-func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.Duration) (*App, string, error) {
+//
+// With ifIssuedAt, only if the current secret was issued at that time (to
+// the millisecond; ReasonSecretRotatedSince else, in the one write): a
+// rotation asked twice from one page (a double click, a reload) issues one
+// secret, and the secret the application runs with stays the previous one.
+func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.Duration, ifIssuedAt *time.Time) (*App, string, error) {
 	start := s.now()
 	ov := s.cfg.SecretOverlap
 	if overlap != nil {
@@ -1689,6 +1694,13 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 	}
 	if err := s.ownApp(a); err != nil {
 		return nil, "", err
+	}
+	if ifIssuedAt != nil {
+		if !a.SecretIssuedAt.Truncate(time.Millisecond).Equal(ifIssuedAt.Truncate(time.Millisecond)) {
+			return nil, "", errSecretRotatedSince
+		}
+		at := a.SecretIssuedAt
+		a.WriteIfSecretIssuedAt = &at
 	}
 	secret := crypto.RandomToken(32)
 	// The old secret keeps working for the overlap, but not beyond its own
@@ -1720,11 +1732,22 @@ func (s *Service) RotateAppSecret(ctx context.Context, id string, overlap *time.
 			"secret_expire_time": expiryText(a.SecretExpires)}))
 	s.appAuth.Forget(id)
 	s.secretsChanged()
+	if ifIssuedAt != nil && errors.Is(err, ErrConflict) {
+		return nil, "", errSecretRotatedSince
+	}
 	if err != nil {
 		return nil, "", err
 	}
+	a.WriteIfSecretIssuedAt = nil
 	return a, secret, nil
 }
+
+// ReasonSecretRotatedSince refuses a conditional rotation of a secret
+// that was issued again since (RotateAppSecret's ifIssuedAt).
+const ReasonSecretRotatedSince = "SECRET_ROTATED_SINCE"
+
+var errSecretRotatedSince = apierr.New(apierr.FailedPrecondition, ReasonSecretRotatedSince,
+	"the application's secret was issued again after the page you asked from was shown: no other secret was issued (the one shown then stays; the previous one keeps its overlap)")
 
 // DeleteApp removes a business system for good: its row with its secrets,
 // its account links and its fingerprint bypass setting (the schema's

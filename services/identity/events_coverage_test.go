@@ -540,7 +540,7 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 		}
 
 		rows = step(t, "app.rotate_secret", "app:"+app.ID, func() string {
-			_, secret, err := e.svc.RotateAppSecret(ctx, app.ID, nil)
+			_, secret, err := e.svc.RotateAppSecret(ctx, app.ID, nil, nil)
 			must(err)
 			secrets = append(secrets, secret)
 			return ""

@@ -178,6 +178,11 @@ type App struct {
 	SecretExpires     time.Time
 	PrevSecretHash    string
 	PrevSecretExpires time.Time
+	// WriteIfSecretIssuedAt, when set, makes Store.UpdateApp write only if
+	// the stored SecretIssuedAt is still this one (to the millisecond;
+	// ErrConflict else): a rotation asked from a page that showed an
+	// earlier secret does not replace the one just issued. Not stored.
+	WriteIfSecretIssuedAt *time.Time
 	// ClientCertSHA256, when set, binds the application to a client
 	// certificate (App_ID + certificate): its calls must present the
 	// verified client certificate with this SHA-256 fingerprint (64 lower

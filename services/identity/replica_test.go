@@ -162,7 +162,7 @@ func TestReplicaAppliedIntoIdentity(t *testing.T) {
 	if _, err := svc2.SetPassword(admin2, u.ID, pw2, false); err != nil {
 		t.Fatal(err)
 	}
-	_, secret2, err := svc2.RotateAppSecret(admin2, app.ID, nil)
+	_, secret2, err := svc2.RotateAppSecret(admin2, app.ID, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestReplicaAppliedIntoIdentity(t *testing.T) {
 	refused(err)
 	_, err = svc1.UpdateApp(admin1, app.ID, identity.AppUpdate{Mask: []string{"name"}, Name: "X"})
 	refused(err)
-	_, _, err = svc1.RotateAppSecret(admin1, app.ID, nil)
+	_, _, err = svc1.RotateAppSecret(admin1, app.ID, nil, nil)
 	refused(err)
 	// the person's own password change too: made at level 1 it worked
 	// there alone, the home keeping the old one (trial8 D1); and their

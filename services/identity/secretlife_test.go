@@ -153,7 +153,7 @@ func TestAppSecretExpires(t *testing.T) {
 	// the expired one is not revived by the overlap.
 	w.clk.t = w.clk.t.Add(time.Hour)
 	overlap := day
-	r, secret2, err := w.svc.RotateAppSecret(context.Background(), a.ID, &overlap)
+	r, secret2, err := w.svc.RotateAppSecret(context.Background(), a.ID, &overlap, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestAppSecretExpires(t *testing.T) {
 	// A rotation before the expiry: the previous secret works for the
 	// overlap, but not beyond its own expiry.
 	w.clk.t = r.SecretExpires.Add(-time.Hour)
-	r2, secret3, err := w.svc.RotateAppSecret(context.Background(), a.ID, &overlap)
+	r2, secret3, err := w.svc.RotateAppSecret(context.Background(), a.ID, &overlap, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestAppSecretExpires(t *testing.T) {
 	// No overlap: the previous secret stops at once, and its holder is
 	// told it was replaced.
 	none := time.Duration(0)
-	if _, secret4, err := w.svc.RotateAppSecret(context.Background(), a.ID, &none); err != nil {
+	if _, secret4, err := w.svc.RotateAppSecret(context.Background(), a.ID, &none, nil); err != nil {
 		t.Fatal(err)
 	} else if err := w.call(a.ID, secret4); err != nil {
 		t.Fatalf("new secret after a rotation without overlap: %v", err)
@@ -284,7 +284,7 @@ func TestAppSecretsDoNotExpireByDefault(t *testing.T) {
 		t.Fatalf("after the refused lifetime: %v", err)
 	}
 	// After a rotation the lifetime runs from the new secret's issue.
-	if _, secret, err = w.svc.RotateAppSecret(context.Background(), a.ID, nil); err != nil {
+	if _, secret, err = w.svc.RotateAppSecret(context.Background(), a.ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	up, err := w.svc.UpdateApp(context.Background(), a.ID, identity.AppUpdate{Mask: []string{"secret_lifetime_seconds"}, SecretLifetime: 365 * day})
@@ -468,7 +468,7 @@ func TestSecretExpiryCountsFollowRotation(t *testing.T) {
 		}
 	}
 	waitCounts("at the start", 1)
-	if _, _, err := w.svc.RotateAppSecret(context.Background(), a.ID, nil); err != nil {
+	if _, _, err := w.svc.RotateAppSecret(context.Background(), a.ID, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitCounts("after the rotation", 0)
@@ -517,5 +517,30 @@ func TestRequireIPAllowList(t *testing.T) {
 	}
 	if _, err := w.svc.UpdateApp(context.Background(), old.ID, identity.AppUpdate{Mask: []string{"name"}, Name: "Old app"}); err != nil {
 		t.Fatalf("an update that leaves the list alone: %v", err)
+	}
+}
+
+// TestRotateAppSecretIfUnchanged (review sec29b M4): a rotation naming
+// the secret it was asked from issues one secret; the same request again
+// (a double click, a reload) is refused SECRET_ROTATED_SINCE, and the
+// secret the application runs with keeps its overlap.
+func TestRotateAppSecretIfUnchanged(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	a, inUse := w.create(t, "oa", 0)
+	seen := a.SecretIssuedAt
+	w.clk.t = w.clk.t.Add(time.Second)
+	_, shown, err := w.svc.RotateAppSecret(context.Background(), a.ID, nil, &seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clk.t = w.clk.t.Add(time.Second)
+	_, _, err = w.svc.RotateAppSecret(context.Background(), a.ID, nil, &seen)
+	if e, ok := apierr.As(err); !ok || e.Reason != identity.ReasonSecretRotatedSince || e.Code != apierr.FailedPrecondition {
+		t.Fatalf("the same rotation again: %v", err)
+	}
+	for what, secret := range map[string]string{"the secret in use (overlap)": inUse, "the secret shown": shown} {
+		if err := w.call(a.ID, secret); err != nil {
+			t.Fatalf("%s refused after the repeated rotation: %v", what, err)
+		}
 	}
 }

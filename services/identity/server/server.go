@@ -562,7 +562,12 @@ func (s *Server) RotateAppSecret(ctx context.Context, r *identityv1.RotateAppSec
 		d := seconds(r.GetOverlapSeconds())
 		overlap = &d
 	}
-	a, secret, err := s.svc.RotateAppSecret(ctx, r.GetId(), overlap)
+	var ifIssued *time.Time
+	if t := r.GetIfSecretIssuedAt(); t != nil {
+		at := t.AsTime()
+		ifIssued = &at
+	}
+	a, secret, err := s.svc.RotateAppSecret(ctx, r.GetId(), overlap, ifIssued)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -208,20 +209,27 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 		if err != nil {
 			return err
 		}
+		args := []any{a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash, a.PrevSecretHash,
+			store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256,
+			int64(a.SecretLifetime / time.Second), store.UnixMS(a.SecretIssuedAt), store.UnixMS(a.SecretExpires),
+			signingKeys(a.SigningKeys), a.RequireSignatures, strings.Join(a.GrantedAPIs, ","), store.UnixMS(a.AccessFrom),
+			store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.ID}
+		cond := ""
+		if a.WriteIfSecretIssuedAt != nil {
+			cond, args = " AND secret_issued_at = ?", append(args, store.UnixMS(*a.WriteIfSecretIssuedAt))
+		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE apps SET app_type = ?, app_code = ?, name = ?, status = ?,
 			ip_allow_list = ?, rate_limit = ?, rate_burst = ?, secret_hash = ?, prev_secret_hash = ?,
 			prev_secret_expires = ?, updated_at = ?, client_cert_sha256 = ?, secret_lifetime_s = ?, secret_issued_at = ?,
 			secret_expires = ?, signing_keys = ?, require_signatures = ?, granted_apis = ?, access_from = ?, access_until = ?,
-			security_level = ?, min_auth_level = ?, max_concurrent = ? WHERE id = ?`),
-			a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.SecretHash, a.PrevSecretHash,
-			store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256,
-			int64(a.SecretLifetime/time.Second), store.UnixMS(a.SecretIssuedAt), store.UnixMS(a.SecretExpires),
-			signingKeys(a.SigningKeys), a.RequireSignatures, strings.Join(a.GrantedAPIs, ","), store.UnixMS(a.AccessFrom),
-			store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.ID)
+			security_level = ?, min_auth_level = ?, max_concurrent = ? WHERE id = ?`+cond), args...)
 		if err != nil {
 			return err
 		}
 		if err := mustAffect(res, "application"); err != nil {
+			if a.WriteIfSecretIssuedAt != nil {
+				return fmt.Errorf("the secret was issued again meanwhile: %w", store.ErrConflict)
+			}
 			return err
 		}
 		return s.addEvents(ctx, tx, evs)

@@ -1284,6 +1284,20 @@ func testApps(t *testing.T, f *fixture) {
 	missing := upd
 	missing.ID, missing.Code = "missing", "free"
 	isErr(t, f.s.UpdateApp(f.ctx, &missing, nil), identity.ErrNotFound)
+	// Conditional on the secret's issue time (a rotation).
+	stale := upd.SecretIssuedAt.Add(-time.Minute)
+	rot := upd
+	rot.SecretHash, rot.WriteIfSecretIssuedAt = "s3", &stale
+	isErr(t, f.s.UpdateApp(f.ctx, &rot, f.evs(1)), identity.ErrConflict)
+	got, err = f.s.GetApp(f.ctx, a.ID)
+	must(t, err)
+	eq(t, "secret after a refused conditional write", got.SecretHash, "s2")
+	issued := upd.SecretIssuedAt
+	rot.WriteIfSecretIssuedAt, rot.SecretIssuedAt = &issued, base.Add(2*time.Hour)
+	must(t, f.s.UpdateApp(f.ctx, &rot, nil))
+	got, err = f.s.GetApp(f.ctx, a.ID)
+	must(t, err)
+	eq(t, "secret after a conditional write", got.SecretHash, "s3")
 }
 
 // testKeyPEM is a PEM block for the store (which keeps it as text; the

@@ -4293,8 +4293,15 @@ type RotateAppSecretRequest struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// overlap_seconds the previous secret stays valid; unset means 86400.
 	OverlapSeconds *int64 `protobuf:"varint,2,opt,name=overlap_seconds,json=overlapSeconds" json:"overlap_seconds,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// if_secret_issued_at: rotate only if the current secret was issued at
+	// this time (the app's secret_issue_time, to the millisecond), else
+	// FAILED_PRECONDITION SECRET_ROTATED_SINCE and nothing changes. A form
+	// that shows the application sends it, so that a double click or a
+	// reload does not issue a second secret and end the one in use. Unset:
+	// no check.
+	IfSecretIssuedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=if_secret_issued_at,json=ifSecretIssuedAt" json:"if_secret_issued_at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RotateAppSecretRequest) Reset() {
@@ -4339,6 +4346,13 @@ func (x *RotateAppSecretRequest) GetOverlapSeconds() int64 {
 		return *x.OverlapSeconds
 	}
 	return 0
+}
+
+func (x *RotateAppSecretRequest) GetIfSecretIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IfSecretIssuedAt
+	}
+	return nil
 }
 
 type DeleteAppRequest struct {
@@ -5826,10 +5840,11 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\faccess_until\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
 	"\x0esecurity_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
 	"\x0emin_auth_level\x18\x10 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x122\n" +
-	"\x0emax_concurrent\x18\x11 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\"i\n" +
+	"\x0emax_concurrent\x18\x11 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\"\xb4\x01\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
-	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\"3\n" +
+	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\x12I\n" +
+	"\x13if_secret_issued_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x10ifSecretIssuedAt\"3\n" +
 	"\x10DeleteAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x13\n" +
 	"\x11DeleteAppResponse\"\xe2\x01\n" +
@@ -6091,154 +6106,155 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),          // 80: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
-	80, // 0: uias.identity.v1.CertificateChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	9,  // 1: uias.identity.v1.ResponseSigningKeys.keys:type_name -> uias.identity.v1.ResponseSigningKey
-	0,  // 2: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	79, // 3: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	1,  // 4: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
-	14, // 5: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	80, // 6: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 7: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
-	2,  // 8: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	80, // 9: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	80, // 10: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 11: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
-	21, // 12: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
-	2,  // 13: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
-	3,  // 14: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 15: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	80, // 16: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	80, // 17: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	80, // 18: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	80, // 19: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	80, // 20: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
-	80, // 21: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
-	3,  // 22: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 23: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	31, // 24: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
-	3,  // 25: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,  // 26: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	80, // 27: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	41, // 28: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
-	5,  // 29: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	80, // 30: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	80, // 31: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	80, // 32: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	80, // 33: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
-	48, // 34: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	80, // 35: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
-	80, // 36: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
-	80, // 37: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	80, // 38: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
-	80, // 39: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	80, // 40: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	47, // 41: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,  // 42: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	47, // 43: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,  // 44: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	80, // 45: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	80, // 46: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	2,  // 47: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	80, // 48: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	58, // 49: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	80, // 50: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
-	31, // 51: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	80, // 52: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	80, // 53: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	73, // 54: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	12, // 55: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	15, // 56: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	6,  // 57: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
-	8,  // 58: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
-	17, // 59: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	19, // 60: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	22, // 61: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	23, // 62: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	24, // 63: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	26, // 64: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	29, // 65: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	27, // 66: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	68, // 67: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	30, // 68: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	32, // 69: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	33, // 70: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	34, // 71: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	36, // 72: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	37, // 73: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	38, // 74: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	39, // 75: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	64, // 76: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	40, // 77: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	66, // 78: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	42, // 79: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	70, // 80: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	72, // 81: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	43, // 82: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	44, // 83: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	46, // 84: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	46, // 85: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	49, // 86: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	51, // 87: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	52, // 88: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	54, // 89: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	55, // 90: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	56, // 91: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	59, // 92: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	60, // 93: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	62, // 94: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	74, // 95: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	75, // 96: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	77, // 97: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	11, // 98: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	13, // 99: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	16, // 100: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	7,  // 101: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	10, // 102: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
-	18, // 103: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	20, // 104: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	21, // 105: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	21, // 106: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	25, // 107: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	21, // 108: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	21, // 109: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	28, // 110: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	69, // 111: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	21, // 112: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	31, // 113: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	31, // 114: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	35, // 115: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	31, // 116: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	31, // 117: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	31, // 118: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	31, // 119: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	65, // 120: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	31, // 121: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	67, // 122: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	41, // 123: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	71, // 124: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	41, // 125: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	41, // 126: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	45, // 127: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	41, // 128: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	41, // 129: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	50, // 130: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	47, // 131: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	53, // 132: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	47, // 133: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	50, // 134: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	57, // 135: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	58, // 136: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	61, // 137: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	63, // 138: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	73, // 139: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	76, // 140: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	78, // 141: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	31, // 142: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	99, // [99:143] is the sub-list for method output_type
-	55, // [55:99] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	80,  // 0: uias.identity.v1.CertificateChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	9,   // 1: uias.identity.v1.ResponseSigningKeys.keys:type_name -> uias.identity.v1.ResponseSigningKey
+	0,   // 2: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
+	79,  // 3: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	1,   // 4: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
+	14,  // 5: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
+	80,  // 6: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	14,  // 7: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
+	2,   // 8: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
+	80,  // 9: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 10: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	2,   // 11: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
+	21,  // 12: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
+	2,   // 13: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
+	3,   // 14: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
+	4,   // 15: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
+	80,  // 16: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	80,  // 17: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	80,  // 18: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 19: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 20: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	80,  // 21: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	3,   // 22: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,   // 23: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
+	31,  // 24: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	3,   // 25: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,   // 26: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
+	80,  // 27: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	41,  // 28: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	5,   // 29: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
+	80,  // 30: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 31: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 32: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	80,  // 33: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	48,  // 34: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
+	80,  // 35: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
+	80,  // 36: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
+	80,  // 37: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	80,  // 38: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
+	80,  // 39: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	80,  // 40: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	47,  // 41: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	5,   // 42: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	47,  // 43: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	5,   // 44: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	80,  // 45: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	80,  // 46: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	80,  // 47: uias.identity.v1.RotateAppSecretRequest.if_secret_issued_at:type_name -> google.protobuf.Timestamp
+	2,   // 48: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	80,  // 49: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	58,  // 50: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	80,  // 51: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
+	31,  // 52: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	80,  // 53: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 54: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	73,  // 55: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	12,  // 56: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	15,  // 57: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	6,   // 58: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
+	8,   // 59: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
+	17,  // 60: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	19,  // 61: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	22,  // 62: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	23,  // 63: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	24,  // 64: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	26,  // 65: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	29,  // 66: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	27,  // 67: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	68,  // 68: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	30,  // 69: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	32,  // 70: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	33,  // 71: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	34,  // 72: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	36,  // 73: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	37,  // 74: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	38,  // 75: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	39,  // 76: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	64,  // 77: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	40,  // 78: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	66,  // 79: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	42,  // 80: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	70,  // 81: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	72,  // 82: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	43,  // 83: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	44,  // 84: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	46,  // 85: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	46,  // 86: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	49,  // 87: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	51,  // 88: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	52,  // 89: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	54,  // 90: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	55,  // 91: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	56,  // 92: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	59,  // 93: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	60,  // 94: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	62,  // 95: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	74,  // 96: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	75,  // 97: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	77,  // 98: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	11,  // 99: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	13,  // 100: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	16,  // 101: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	7,   // 102: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	10,  // 103: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
+	18,  // 104: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	20,  // 105: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	21,  // 106: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	21,  // 107: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	25,  // 108: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	21,  // 109: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	21,  // 110: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	28,  // 111: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	69,  // 112: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	21,  // 113: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	31,  // 114: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	31,  // 115: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	35,  // 116: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	31,  // 117: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	31,  // 118: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	31,  // 119: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	31,  // 120: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	65,  // 121: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	31,  // 122: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	67,  // 123: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	41,  // 124: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	71,  // 125: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	41,  // 126: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	41,  // 127: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	45,  // 128: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	41,  // 129: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	41,  // 130: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	50,  // 131: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	47,  // 132: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	53,  // 133: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	47,  // 134: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	50,  // 135: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	57,  // 136: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	58,  // 137: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	61,  // 138: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	63,  // 139: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	73,  // 140: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	76,  // 141: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	78,  // 142: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	31,  // 143: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	100, // [100:144] is the sub-list for method output_type
+	56,  // [56:100] is the sub-list for method input_type
+	56,  // [56:56] is the sub-list for extension type_name
+	56,  // [56:56] is the sub-list for extension extendee
+	0,   // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
