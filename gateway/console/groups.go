@@ -188,12 +188,14 @@ func (h *Handler) personID(r *http.Request, s *session, v string) (string, error
 	if u, err := h.o.Admin.GetUser(pctx, &identityv1.GetUserRequest{Id: v}); err == nil {
 		return u.GetId(), nil
 	}
-	res, err := h.o.Admin.ListUsers(pctx, &identityv1.ListUsersRequest{Query: v, PageSize: 20})
+	// login names are one account whatever their case (identity folds
+	// them); the exact name sorts among the first hits of its search
+	res, err := h.o.Admin.ListUsers(pctx, &identityv1.ListUsersRequest{Query: v, PageSize: 100})
 	if err != nil {
 		return "", err
 	}
 	for _, u := range res.GetUsers() {
-		if u.GetLoginName() == v {
+		if strings.EqualFold(u.GetLoginName(), v) {
 			return u.GetId(), nil
 		}
 	}

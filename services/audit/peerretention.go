@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 )
+
+// peerArchiveTag ends the names of the archives of peer logs.
+const peerArchiveTag = ".peer"
 
 // PeerRetention is the retention of one peer log held here: its verifier
 // keys (note.Verifiers and their text, for the archives' header).
@@ -26,7 +30,7 @@ type PeerRetention struct {
 // the problem as the error); records are removed only up to a checkpoint
 // of the peer (the largest one at most as large as the old records), after
 // they are written to an archive file in r.Dir in the format of this
-// centre's own archives (audit-<origin>-<from>-<to>.jsonl, verifiable with
+// centre's own archives (audit-<origin>-<from>-<to>.peer.jsonl, verifiable with
 // uias ctl audit verify --archive and the peer's keys); the tree hashes of
 // the removed records are kept (Peer.Frontier), so the records still held
 // verify as before. Each archive is recorded in this centre's own log
@@ -75,8 +79,25 @@ func (l *Log) ApplyPeerRetention(ctx context.Context, st PeerStore, p PeerRetent
 	}
 	h := ArchiveHeader{Format: ArchiveFormat, Origin: p.Peer.Origin, From: from, To: to, Checkpoint: string(cp.Note),
 		VerifierKeys: p.Keys, Created: now.UTC(), Outside: p.Peer.Frontier}
-	a, err := writeArchiveFile(r.Dir, archiveName(p.Peer.Origin, from, to, ""), &h, cp, true,
-		func(fn func(r *Record) error) error { return st.ScanPeerRecords(ctx, p.Peer.Origin, fn) })
+	// ".peer": never the name of this centre's own archives, whatever the
+	// origins' names (review sec29b L1)
+	name := archiveName(p.Peer.Origin, from, to, peerArchiveTag)
+	scan := func(fn func(r *Record) error) error { return st.ScanPeerRecords(ctx, p.Peer.Origin, fn) }
+	a, err := writeArchiveFile(r.Dir, name, &h, cp, false, scan)
+	if errors.Is(err, ErrArchiveExists) {
+		// left by a stop between writing and removing (the records are
+		// still held: made again), or another instance's (it removes
+		// them: nothing to do here)
+		held, perr := st.Peers(ctx)
+		if perr != nil {
+			return nil, perr
+		}
+		i := slices.IndexFunc(held, func(h Peer) bool { return h.Origin == p.Peer.Origin })
+		if i < 0 || held[i].First != from {
+			return nil, nil
+		}
+		a, err = writeArchiveFile(r.Dir, name, &h, cp, true, scan)
+	}
 	if err != nil {
 		return nil, err
 	}
