@@ -281,6 +281,11 @@ func (c *Config) Validate(p *config.Config) error {
 		bad("tgt_idle", "must not exceed tgt_hard (%s), got %s", c.TGTHard, c.TGTIdle)
 	}
 	homes := centre.FromConfig(p)
+	if homes != nil && c.Centre == ticket.DefaultCentre {
+		// left out, in a configuration assembled after Complete (sections
+		// set by a program, as the tests do): this centre's name
+		c.Centre = homes.Self
+	}
 	switch {
 	case !centre.ValidName(c.Centre):
 		bad("centre", "must be a centre name, %s (it goes into ticket values), got %q", centre.NameRule, c.Centre)

@@ -733,7 +733,9 @@ type AuthenticateRequest struct {
 	// docs/integrators.md).
 	Otp string `protobuf:"bytes,9,opt,name=otp" json:"otp,omitempty"`
 	// challenge is the string of GetCertificateChallenge, unchanged (auth
-	// type 4).
+	// type 4). No pattern rule here: Authenticate's request keeps to the
+	// rules the fast Go check knows (pkg/grpcx/fastvalidate.go); the sealed
+	// challenge's own check refuses anything else.
 	Challenge string `protobuf:"bytes,10,opt,name=challenge" json:"challenge,omitempty"`
 	// certificate is the person's X.509 certificate (auth type 4): DER, or
 	// PEM (which may hold its intermediates after it). RSA, ECDSA P-256,
@@ -5521,7 +5523,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x13ResponseSigningKeys\x128\n" +
 	"\x04keys\x18\x01 \x03(\v2$.uias.identity.v1.ResponseSigningKeyR\x04keys\"7\n" +
 	"\x14ResetUserTotpRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xfd\x05\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xed\x05\n" +
 	"\x13AuthenticateRequest\x12&\n" +
 	"\bapp_type\x18\x01 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappType\x12&\n" +
 	"\bapp_code\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappCode\x12/\n" +
@@ -5532,9 +5534,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vextend_info\x18\a \x03(\v25.uias.identity.v1.AuthenticateRequest.ExtendInfoEntryB\x1f\xbaH\x1c\x9a\x01\x19\x10 \"\x06r\x04\xd8\xc6'\x01*\rr\v\xc8\xc6'\x01(\x80\b\xba\x01\x01|R\n" +
 	"extendInfo\x12:\n" +
 	"\x12extend_info_legacy\x18\b \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80@R\x10extendInfoLegacy\x12\x1d\n" +
-	"\x03otp\x18\t \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\x12:\n" +
+	"\x03otp\x18\t \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x03otp\x12*\n" +
 	"\tchallenge\x18\n" +
-	" \x01(\tB\x1c\xbaH\x19r\x17\xc8\xc6'\x01(\x80\b2\x0e^[\\x21-\\x7e]*$R\tchallenge\x12+\n" +
+	" \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\tchallenge\x12+\n" +
 	"\vcertificate\x18\v \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x02R\vcertificate\x12&\n" +
 	"\x05chain\x18\f \x03(\fB\x10\xbaH\r\x92\x01\n" +
 	"\x10\b\"\x06z\x04\x18\x80\x80\x01R\x05chain\x12&\n" +
