@@ -547,3 +547,61 @@ func TestUniquenessIDNumberNormalised(t *testing.T) {
 		IDType: identity.IDTypePassport, IDNumber: " e1234567 "})
 	wantRefused(t, "the same passport number", err, apierr.AlreadyExists, identity.ReasonIDNumberTaken, "another centre")
 }
+
+// TestUniquenessIDNumbersOff (review sec29b M3): a level-2 centre without
+// the centres key (identity.uniqueness.id_numbers false) compares its ID
+// numbers within itself only, and sends level 1 no centres key, not even
+// one stored before the switch.
+func TestUniquenessIDNumbersOff(t *testing.T) {
+	u := newUniqCentres(t)
+	idHeld := residentID("11010519800101031")
+	if _, err := u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "harbourmaster", DisplayName: "Harbour Master",
+		OrgID: evRoot(t, u.svc1).ID, IDType: identity.IDTypeResidentID, IDNumber: idHeld}); err != nil {
+		t.Fatal(err)
+	}
+	keyed, err := u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "keyed", DisplayName: "Keyed", OrgID: u.bureauA.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: residentID("11010519800101032")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, seq, _ := u.l2a.changes(t, 0)
+	svc := u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{Peer: directPeer{u.svc1}})
+	admin, _ := adminCtx(t, svc, "10.0.0.2", "l2a")
+	if _, err := svc.CreateUser(admin, identity.NewUser{LoginName: "unkeyed", DisplayName: "Unkeyed", OrgID: u.bureauA.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: idHeld}); err != nil {
+		t.Fatalf("a number held at level 1, not compared: %v", err)
+	}
+	if _, err := svc.UpdateUser(admin, keyed.ID, identity.UserUpdate{Mask: []string{"phone"}, Phone: "13800000000"}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range replicaPayloads(t, u.l2a, seq) {
+		n++
+		if strings.Contains(string(c), "centres_key") {
+			t.Fatalf("a centres key sent: %s", c)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no change events")
+	}
+}
+
+// replicaPayloads are the payloads of c's change events after seq.
+func replicaPayloads(t *testing.T, c *replicaCentre, after int64) [][]byte {
+	t.Helper()
+	rows, err := c.db.QueryContext(context.Background(),
+		`SELECT payload FROM events_outbox WHERE seq > ? AND subject LIKE 'uias.changes.%' ORDER BY seq`, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
