@@ -2,6 +2,8 @@ package uniqpeer_test
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -185,4 +187,93 @@ func TestServeSheds(t *testing.T) {
 	if shed["l2b shed"] != 1 {
 		t.Fatalf("counted %v", shed)
 	}
+}
+
+// TestLeafUserBindsCentre checks the leaf-user permissions that
+// deploy/centres/nats-l1.conf documents (review sec29b M1): a level-2
+// centre's leaf user at level 1, denied publishing the other centres'
+// subjects, asks as its own centre only. (A subscribe deny does not keep
+// the others' questions from it: denying centres.identity.uniqueness.>
+// also stops its own questions reaching level 1, and denying the others'
+// subjects does not filter its wildcard subscription; that remains, see
+// ADR 0032.)
+func TestLeafUserBindsCentre(t *testing.T) {
+	hubOpts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Users: []*server.User{
+			{Username: "identity", Password: "pw"},
+			{Username: "leaf-l2a", Password: "pw", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Deny: []string{uniqpeer.SubjectOf("l1"), uniqpeer.SubjectOf("l2b")}},
+			}},
+		},
+		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: -1}}
+	hub, err := server.NewServer(hubOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hub.Start()
+	if !hub.ReadyForConnections(5 * time.Second) {
+		t.Fatal("hub not ready")
+	}
+	t.Cleanup(hub.Shutdown)
+	u, err := url.Parse(fmt.Sprintf("nats-leaf://leaf-l2a:pw@127.0.0.1:%d", hubOpts.LeafNode.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		LeafNode: server.LeafNodeOpts{Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{u}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go leaf.Start()
+	if !leaf.ReadyForConnections(5 * time.Second) {
+		t.Fatal("leaf not ready")
+	}
+	t.Cleanup(leaf.Shutdown)
+	for hub.NumLeafNodes() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	l1conn, err := nats.Connect(hub.ClientURL(), nats.UserInfo("identity", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l1conn.Close)
+	l1 := &fakeLevel1{taken: map[string]bool{}}
+	if _, err := uniqpeer.Serve(l1conn, l1, zap.NewNop(), uniqpeer.Options{Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	_ = l1conn.Flush()
+	l2conn, err := nats.Connect(leaf.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l2conn.Close)
+
+	ctx := context.Background()
+	ask := func(nc *nats.Conn, centre string) error {
+		c, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		_, err := uniqpeer.NewClient(nc, centre).Claim(c, identity.UniqueClaim{PersonID: "p", Login: "pilot"})
+		return err
+	}
+	// Its own centre's subject crosses; the interest of level 1 reaches
+	// the leaf once propagated.
+	deadline := time.Now().Add(5 * time.Second)
+	for ask(l2conn, "l2a") != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("l2a's own question never answered")
+		}
+	}
+	for _, other := range []string{"l2b", "l1"} {
+		if err := ask(l2conn, other); err == nil {
+			t.Fatalf("l2a asked as %s", other)
+		}
+	}
+	l1.mu.Lock()
+	for _, q := range l1.asked {
+		if q.Centre != "l2a" {
+			t.Fatalf("level 1 answered %s", q.Centre)
+		}
+	}
+	l1.mu.Unlock()
 }
