@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/uias/uias/pkg v0.0.0
 	github.com/uias/uias/proto/gen v0.0.0
+	golang.org/x/time v0.16.0
 )
 
 replace (
@@ -76,7 +77,6 @@ require (
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
-	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect

@@ -372,6 +372,10 @@ type importer struct {
 	// unanswered counts the rows level 1 was not asked about, or did not
 	// answer (claimAcross); read by the writer for its audit record.
 	unanswered atomic.Int64
+	// dryAudit is a dry run's batch audit record, written outside its
+	// rolled-back transaction when the rows were asked across centres
+	// (review sec29b H1).
+	dryAudit *events.Event
 }
 
 // rowErrors counts the rows one side of an import could not take and
@@ -910,11 +914,25 @@ func (im *importer) write(ctx context.Context, batch []ImportItem) (int, error) 
 			// the rows of the import so far that level 1 did not check
 			detail["unchecked"], reason = fmt.Sprint(n), ReasonUniquenessUnchecked
 		}
-		return append(changes,
-			im.s.audit(ctx, kind+".import", "import:"+im.opts.ImportID, "", "success", reason, start, detail))
+		if im.opts.DryRun {
+			detail["dry_run"] = "true"
+		}
+		ev := im.s.audit(ctx, kind+".import", "import:"+im.opts.ImportID, "", "success", reason, start, detail)
+		if im.opts.DryRun {
+			im.dryAudit = &ev
+		}
+		return append(changes, ev)
 	})
 	if err != nil {
 		return 0, err
+	}
+	if ev := im.dryAudit; ev != nil && im.s.acrossCentres() {
+		// The dry run asked level 1 about its rows: audited like an
+		// import's rows, though nothing else of it is kept.
+		im.dryAudit = nil
+		if err := im.s.store.AppendEvents(context.WithoutCancel(ctx), []events.Event{*ev}); err != nil {
+			return 0, err
+		}
 	}
 	if len(results) == 0 || len(results) > len(batch) {
 		return 0, fmt.Errorf("import: the store answered %d results for %d rows", len(results), len(batch))

@@ -87,6 +87,10 @@ func init() {
 			Doc: "CreateUser, UpdateUser (a corrected ID number), import: another account already has this ID type and number (one account per person; identity.policy.unique_id_number, on by default), at this centre or, in a two-level deployment with identity.uniqueness.key_file, at another centre (the message says so). The other account is not named: find it by the ID number (administrators who may read personal data)."},
 		apierr.Reason{Name: ReasonUniquenessUnavailable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "CreateUser, UpdateUser (a new ID number), import rows, at a level-2 centre with identity.uniqueness.peer_unreachable refuse: the level-1 centre did not answer within identity.uniqueness.wait whether the login name or ID number is another person's at another centre, so nothing was written; retry when the link to level 1 is back (the default, allow, creates the person and audits it UNIQUENESS_UNCHECKED)."},
+		apierr.Reason{Name: ReasonUniquenessRefused, Code: apierr.PermissionDenied,
+			Doc: "Level 1's answer to another centre's question whether a login name or ID number is taken (never a client's): the asking centre is not one level 1 knows (sync.subtrees; the centre is the NATS subject the leaf link allows it). The asking centre treats it as an unanswered question (identity.uniqueness.peer_unreachable)."},
+		apierr.Reason{Name: ReasonUniquenessRateLimited, Code: apierr.ResourceExhausted,
+			Doc: "Level 1's answer to another centre's question whether a login name or ID number is taken (never a client's): the centre asked faster than identity.uniqueness.peer_rate (burst peer_burst, per level-1 instance). The asking centre treats it as an unanswered question (identity.uniqueness.peer_unreachable); level 1 counts it in uias_uniqueness_questions_total{outcome=\"rate_limited\"}."},
 		apierr.Reason{Name: "OWN_ACCOUNT", Code: apierr.FailedPrecondition,
 			Doc: "An administrator cannot disable, lock or delete their own account (the last system administrator would lock everyone out of administration); another administrator does it."},
 

@@ -251,7 +251,13 @@ type sealedRecord struct {
 // that seal it (a person created, updated or imported), whose u holds the
 // whole row.
 func (s *Service) withSealed(r userRecord, u *User) userRecord {
-	r.Sealed = &sealedRecord{IDNumberEnc: u.IDNumberEnc, PhoneEnc: u.PhoneEnc, CentresKey: u.CentresKey}
+	r.Sealed = &sealedRecord{IDNumberEnc: u.IDNumberEnc, PhoneEnc: u.PhoneEnc}
+	if len(s.cfg.Uniqueness.CentresKey) > 0 {
+		// Only while this centre compares ID numbers across centres: a
+		// centres key stored before identity.uniqueness.id_numbers false
+		// (or the key file removed) is no longer sent (review sec29b M3).
+		r.Sealed.CentresKey = u.CentresKey
+	}
 	if s.homes != nil {
 		r.Sealed.Keys = s.keys.wrappedFor(u.IDNumberEnc, u.PhoneEnc)
 	}

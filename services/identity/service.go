@@ -12,6 +12,7 @@ import (
 
 	"github.com/emmansun/gmsm/smx509"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/cache"
@@ -230,6 +231,10 @@ type Service struct {
 	creds *credSources
 	// reservations hold the names and keys level 1 allowed (uniq.go).
 	reservations Reservations
+	// questionLimits and questionLogs: per asking centre (AnswerPeerClaim).
+	questionsMu    sync.Mutex
+	questionLimits map[string]*rate.Limiter
+	questionLogs   map[string]*rate.Sometimes
 }
 
 // New validates deps and builds the service.
@@ -272,6 +277,12 @@ func New(d Deps) (*Service, error) {
 	}
 	if c.Uniqueness.Hold <= 0 {
 		c.Uniqueness.Hold = 10 * time.Minute
+	}
+	if c.Uniqueness.PeerRate <= 0 {
+		c.Uniqueness.PeerRate = 20
+	}
+	if c.Uniqueness.PeerBurst <= 0 {
+		c.Uniqueness.PeerBurst = 200
 	}
 	if c.FingerFMR == 0 {
 		c.FingerFMR = DefaultFingerFMR

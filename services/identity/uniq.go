@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
+	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 )
 
@@ -30,7 +32,10 @@ import (
 // itself. A level-2 centre cut off from level 1 creates anyway (or refuses,
 // UniquenessConfig.RefuseUnreachable), audited with
 // ReasonUniquenessUnchecked; a collision then shows at level 1 as a sync
-// CONFLICT (login name) or in ListCentresKeyCollisions (ID number).
+// CONFLICT (login name) or as an audit record APIReplicaIDCollision (ID
+// number). Level 1 answers only the centres it knows (its own and those of
+// centre.Homes.Subtrees), each at most at UniquenessConfig.PeerRate, and
+// audits each answered question (AnswerPeerClaim; review sec29b).
 
 // ReasonUniquenessUnchecked is the audit reason of a person created (or
 // given an ID number) at a level-2 centre while level 1 did not answer:
@@ -40,6 +45,21 @@ const ReasonUniquenessUnchecked = "UNIQUENESS_UNCHECKED"
 // ReasonUniquenessUnavailable: the refusal of such a create with
 // identity.uniqueness.peer_unreachable refuse.
 const ReasonUniquenessUnavailable = "UNIQUENESS_UNAVAILABLE"
+
+// ReasonUniquenessRefused is level 1's refusal of another centre's
+// question: the centre is not one it knows. ReasonUniquenessRateLimited:
+// it asked faster than identity.uniqueness.peer_rate. The asking centre
+// treats either as any unanswered question (peer_unreachable).
+const (
+	ReasonUniquenessRefused     = "UNIQUENESS_REFUSED"
+	ReasonUniquenessRateLimited = "UNIQUENESS_RATE_LIMITED"
+)
+
+// APIUniquenessQuestion is level 1's audit record of a question another
+// centre asked (AnswerPeerClaim): the centre, the person id it asked for,
+// what it asked (login, id_number: "true"), check_only and the answer; not
+// the login name nor the ID number's key.
+const APIUniquenessQuestion = "user.uniqueness_question"
 
 // errLoginTakenElsewhere and errIDNumberTakenElsewhere answer a login name
 // or ID number that another person holds at another centre: the reasons
@@ -110,6 +130,17 @@ type UniquenessConfig struct {
 	Reservations Reservations
 	// Hold is how long a reservation lasts in memory (default 10m).
 	Hold time.Duration
+	// PeerRate and PeerBurst limit the questions level 1 answers per
+	// asking centre (per level-1 instance; default 20/s, burst 200): they
+	// also bound the reservations a centre holds, at most PeerBurst +
+	// PeerRate × Hold per instance.
+	PeerRate  float64
+	PeerBurst int
+	// Observe, when set, counts level 1's answers to other centres
+	// (AnswerPeerClaim) by centre ("unknown" for a centre it does not
+	// know) and outcome: free, taken, refused_unknown, rate_limited,
+	// error (the component's metric).
+	Observe func(centre, outcome string)
 }
 
 // centresKeyPrefix starts what centresKey hashes (apart from idKey's).
@@ -123,7 +154,10 @@ func (s *Service) centresKey(t IDType, idNumber string) string {
 		return ""
 	}
 	m := hmac.New(sha256.New, s.cfg.Uniqueness.CentresKey)
-	fmt.Fprintf(m, "%s%d\x00%s", centresKeyPrefix, t, strings.ToUpper(strings.TrimSpace(idNumber)))
+	// The number as the local check has it (normalIDNumber: only resident
+	// IDs are upper-cased; two passport numbers differing in case are two
+	// people here, and so across centres; review sec29b I1).
+	fmt.Fprintf(m, "%s%d\x00%s", centresKeyPrefix, t, normalIDNumber(t, idNumber))
 	return hex.EncodeToString(m.Sum(nil))[:32]
 }
 
@@ -215,6 +249,9 @@ func (s *Service) AnswerClaim(ctx context.Context, c UniqueClaim) (UniqueVerdict
 	if c.Centre == "" {
 		return v, badField("centre", "centre is required")
 	}
+	if !s.knownCentre(c.Centre) {
+		return v, errUnknownCentre
+	}
 	if c.Login != "" {
 		u, err := s.store.GetUserByLogin(ctx, c.Login)
 		switch {
@@ -251,6 +288,121 @@ func (s *Service) AnswerClaim(ctx context.Context, c UniqueClaim) (UniqueVerdict
 		v.IDTaken = h != c.Centre
 	}
 	return v, nil
+}
+
+var (
+	errUnknownCentre = apierr.New(apierr.PermissionDenied, ReasonUniquenessRefused,
+		"the level-1 centre answers the centres it knows only")
+	errQuestionsRateLimited = apierr.New(apierr.ResourceExhausted, ReasonUniquenessRateLimited,
+		"the level-1 centre answers this centre's questions at identity.uniqueness.peer_rate at most; try again later")
+)
+
+// knownCentre reports whether c is this centre or a centre of one of its
+// subtrees (centre.Homes): the only centres that may hold a reservation.
+func (s *Service) knownCentre(c string) bool {
+	if c == s.homes.Self {
+		return true
+	}
+	for _, h := range s.homes.Subtrees {
+		if h == c {
+			return true
+		}
+	}
+	return false
+}
+
+// AnswerPeerClaim is level 1's answer to a question of another centre,
+// centre being the one the transport vouches for (uniqpeer: the subject,
+// which the leaf link allows each centre for its own name only); the
+// claim's own Centre is overwritten. A centre level 1 does not know, or
+// one asking faster than PeerRate, is refused ReasonUniquenessRefused or
+// ReasonUniquenessRateLimited (counted and logged, at most every 10s per centre, not audited one by
+// one); every other question is audited APIUniquenessQuestion and counted.
+func (s *Service) AnswerPeerClaim(ctx context.Context, centre string, c UniqueClaim) (UniqueVerdict, error) {
+	if s.homes == nil || s.homes.Level != 1 {
+		return UniqueVerdict{}, apierr.New(apierr.FailedPrecondition, "REPLICA_NOT_A_CENTRE",
+			"uniqueness across centres is answered by the level-1 centre only")
+	}
+	c.Centre = centre
+	if centre == "" || centre == s.homes.Self || !s.knownCentre(centre) {
+		s.observeQuestion("unknown", "refused_unknown")
+		s.questionLog("unknown").Do(func() {
+			s.log.Warn("refused a question about uniqueness from a centre this level-1 centre does not know",
+				zap.String("centre", centre))
+		})
+		return UniqueVerdict{}, errUnknownCentre
+	}
+	if !s.questionLimit(centre).Allow() {
+		s.observeQuestion(centre, "rate_limited")
+		s.questionLog(centre).Do(func() {
+			s.log.Warn("refused questions about uniqueness of a centre asking faster than identity.uniqueness.peer_rate: "+
+				"its creates go ahead unchecked (or are refused) while it does", zap.String("centre", centre))
+		})
+		return UniqueVerdict{}, errQuestionsRateLimited
+	}
+	start := s.now()
+	v, err := s.AnswerClaim(ctx, c)
+	outcome, result, reason := "free", audit.ResultSuccess, "OK"
+	switch {
+	case err != nil:
+		outcome, result, reason = "error", audit.ResultFailure, "ERROR"
+		if e, ok := apierr.As(err); ok {
+			reason = e.Reason
+		}
+	case v.LoginTaken:
+		outcome, result, reason = "taken", audit.ResultFailure, "ALREADY_EXISTS"
+	case v.IDTaken:
+		outcome, result, reason = "taken", audit.ResultFailure, ReasonIDNumberTaken
+	}
+	s.observeQuestion(centre, outcome)
+	ev := s.auditor.Event(ctx, audit.Action{API: APIUniquenessQuestion, Subject: "user:" + c.PersonID,
+		Result: result, Reason: reason, Start: start, Detail: map[string]string{"centre": centre,
+			"login": fmtBool(c.Login != ""), "id_number": fmtBool(c.IDKey != ""), "check_only": fmtBool(c.CheckOnly)}})
+	if aerr := s.store.AppendEvents(context.WithoutCancel(ctx), []events.Event{ev}); aerr != nil {
+		s.log.Warn("the audit record of a question about uniqueness was not written", zap.String("centre", centre), zap.Error(aerr))
+		if err == nil {
+			// Unaudited answers are no answers: the asker treats it as
+			// unanswered (peer_unreachable).
+			return UniqueVerdict{}, aerr
+		}
+	}
+	return v, err
+}
+
+func (s *Service) observeQuestion(centre, outcome string) {
+	if f := s.cfg.Uniqueness.Observe; f != nil {
+		f(centre, outcome)
+	}
+}
+
+// questionLimit is the rate limiter of centre's questions.
+func (s *Service) questionLimit(centre string) *rate.Limiter {
+	s.questionsMu.Lock()
+	defer s.questionsMu.Unlock()
+	if s.questionLimits == nil {
+		s.questionLimits = map[string]*rate.Limiter{}
+	}
+	l := s.questionLimits[centre]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(s.cfg.Uniqueness.PeerRate), s.cfg.Uniqueness.PeerBurst)
+		s.questionLimits[centre] = l
+	}
+	return l
+}
+
+// questionLog thins the log lines of refused questions, per centre.
+func (s *Service) questionLog(centre string) *rate.Sometimes {
+	s.questionsMu.Lock()
+	defer s.questionsMu.Unlock()
+	if s.questionLogs == nil {
+		s.questionLogs = map[string]*rate.Sometimes{}
+	}
+	l := s.questionLogs[centre]
+	if l == nil {
+		l = &rate.Sometimes{Interval: 10 * time.Second}
+		s.questionLogs[centre] = l
+	}
+	return l
 }
 
 // reservationKey names what is reserved without the name itself (a

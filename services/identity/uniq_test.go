@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,7 @@ var centresKey = []byte("0123456789abcdef0123456789abcdef")
 type directPeer struct{ l1 *identity.Service }
 
 func (p directPeer) Claim(ctx context.Context, c identity.UniqueClaim) (identity.UniqueVerdict, error) {
-	return p.l1.AnswerClaim(ctx, c)
+	return p.l1.AnswerPeerClaim(ctx, c.Centre, c)
 }
 
 // deadPeer is a level 1 that is cut off: it answers nothing until the
@@ -45,7 +46,7 @@ type uniqCentres struct {
 	svc1, svc2a, svc2b       *identity.Service
 	admin1, admin2a, admin2b context.Context
 	bureauA, bureauB         *identity.Org
-	homesA                   *centre.Homes
+	homes1, homesA           *centre.Homes
 }
 
 // uniqSealers: each centre's one sealer, kept across its services (a
@@ -75,7 +76,8 @@ func newUniqCentres(t *testing.T) *uniqCentres {
 		t.Fatal(err)
 	}
 	subtrees := map[string]string{u.bureauA.ID: "l2a", u.bureauB.ID: "l2b"}
-	u.svc1 = u.l1.withUniq(t, &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees},
+	u.homes1 = &centre.Homes{Self: "l1", Level: 1, Subtrees: subtrees}
+	u.svc1 = u.l1.withUniq(t, u.homes1,
 		identity.UniquenessConfig{CentresKey: centresKey})
 	u.homesA = &centre.Homes{Self: "l2a", Level: 2, Parent: "l1", Subtrees: subtrees}
 	u.svc2a = u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{CentresKey: centresKey, Peer: directPeer{u.svc1}})
@@ -428,4 +430,178 @@ func TestCentresKeyBackfill(t *testing.T) {
 	_, err = u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "copy", DisplayName: "Copy", OrgID: evRoot(t, u.svc1).ID,
 		IDType: identity.IDTypeResidentID, IDNumber: id})
 	wantRefused(t, "level 1 after the resend", err, apierr.AlreadyExists, identity.ReasonIDNumberTaken)
+}
+
+// TestUniquenessAskingCentre (review sec29b M1): level 1 answers the
+// centres it knows only, and takes the asking centre from the transport
+// (AnswerPeerClaim's centre), not from the question: a made-up centre
+// reserves nothing (level 1 and l2b still create the name), a question
+// naming another centre is answered as the asker's own (l2a's reservation
+// holds against l2b whatever l2b writes in it), and no peer may ask as
+// level 1 itself.
+func TestUniquenessAskingCentre(t *testing.T) {
+	ctx := context.Background()
+	u := newUniqCentres(t)
+	for _, centre := range []string{"squatter", "", "l1"} {
+		_, err := u.svc1.AnswerPeerClaim(ctx, centre, identity.UniqueClaim{PersonID: "x", Centre: "l2a", Login: "zhangwei"})
+		wantRefused(t, "centre "+centre, err, apierr.PermissionDenied, identity.ReasonUniquenessRefused)
+	}
+	_, err := u.svc1.AnswerClaim(ctx, identity.UniqueClaim{PersonID: "x", Centre: "squatter", Login: "zhangwei"})
+	wantRefused(t, "unknown centre, AnswerClaim", err, apierr.PermissionDenied, identity.ReasonUniquenessRefused)
+	if _, err := u.svc2b.CreateUser(u.admin2b, identity.NewUser{LoginName: "zhangwei", DisplayName: "Zhang Wei", OrgID: u.bureauB.ID}); err != nil {
+		t.Fatalf("l2b's create after a made-up centre's question: %v", err)
+	}
+	if _, err := u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "wangfang", DisplayName: "Wang Fang", OrgID: evRoot(t, u.svc1).ID}); err != nil {
+		t.Fatalf("level 1's create: %v", err)
+	}
+
+	// l2a reserves "pilot"; l2b's question, naming l2a, is l2b's.
+	if v, err := u.svc1.AnswerPeerClaim(ctx, "l2a", identity.UniqueClaim{PersonID: "p-l2a", Centre: "l2a", Login: "pilot"}); err != nil || v.LoginTaken {
+		t.Fatal(v, err)
+	}
+	v, err := u.svc1.AnswerPeerClaim(ctx, "l2b", identity.UniqueClaim{PersonID: "p-l2b", Centre: "l2a", Login: "pilot"})
+	if err != nil || !v.LoginTaken {
+		t.Fatalf("l2b naming l2a: %+v %v", v, err)
+	}
+}
+
+// TestUniquenessQuestionsLimited (review sec29b H1, M2): level 1 answers
+// each centre's questions at peer_rate at most (refused
+// UNIQUENESS_RATE_LIMITED beyond the burst, counted, the other centres still
+// answered), audits each answered question with the centre and what was
+// asked but neither the login name nor the key, check-only questions too,
+// and a level-2 dry run's rows are audited at level 2 although the dry run
+// writes nothing.
+func TestUniquenessQuestionsLimited(t *testing.T) {
+	ctx := context.Background()
+	u := newUniqCentres(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	svc1 := u.l1.withUniq(t, u.homes1, identity.UniquenessConfig{CentresKey: centresKey, PeerRate: 0.001, PeerBurst: 3,
+		Observe: func(centre, outcome string) { mu.Lock(); seen[centre+" "+outcome]++; mu.Unlock() }})
+	ask := func(centre, login string) error {
+		_, err := svc1.AnswerPeerClaim(ctx, centre, identity.UniqueClaim{PersonID: "probe", Login: login, IDKey: "k", CheckOnly: true})
+		return err
+	}
+	for i := range 3 {
+		if err := ask("l2b", fmt.Sprintf("probe-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantRefused(t, "over the burst", ask("l2b", "probe-3"), apierr.ResourceExhausted, identity.ReasonUniquenessRateLimited)
+	if err := ask("l2a", "other"); err != nil {
+		t.Fatalf("another centre: %v", err)
+	}
+	_ = ask("nowhere", "x")
+	mu.Lock()
+	if seen["l2b free"] != 3 || seen["l2b rate_limited"] != 1 || seen["l2a free"] != 1 || seen["unknown refused_unknown"] != 1 {
+		t.Fatalf("counted %v", seen)
+	}
+	mu.Unlock()
+	_, _, audits := u.l1.changes(t, 0)
+	n := 0
+	for _, p := range audits {
+		var r events.AuditRecord
+		if err := json.Unmarshal(p, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.API != identity.APIUniquenessQuestion {
+			continue
+		}
+		n++
+		if r.Detail["centre"] == "" || r.Detail["check_only"] != "true" || r.Detail["login"] != "true" || r.Detail["id_number"] != "true" ||
+			strings.Contains(string(p), "probe-") || strings.Contains(string(p), "other") {
+			t.Fatalf("audit record %s", p)
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d questions audited, want 4 (the refused ones are counted, not audited)", n)
+	}
+
+	// A dry run at l2a: its batch record survives the rollback.
+	before := len(auditReasons(t, u.l2a, "user.import"))
+	rep := importRowsAs(t, u.svc2a, u.admin2a, "dry-1", true,
+		map[string]string{"login_name": "drydock", "display_name": "Dry Dock", "org_code": "bureau-a"})
+	if rep.Written != 1 {
+		t.Fatalf("dry run %+v", rep)
+	}
+	if got := auditReasons(t, u.l2a, "user.import"); len(got) != before+1 {
+		t.Fatalf("dry run's audit records: %v (before %d)", got, before)
+	}
+}
+
+// TestUniquenessIDNumberNormalised (review sec29b I1): the centres key
+// normalises the number as the local check does: two passport numbers
+// differing in case are two people across centres as at one centre.
+func TestUniquenessIDNumberNormalised(t *testing.T) {
+	u := newUniqCentres(t)
+	if _, err := u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "sailor1", DisplayName: "Sailor", OrgID: evRoot(t, u.svc1).ID,
+		IDType: identity.IDTypePassport, IDNumber: "e1234567"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "sailor2", DisplayName: "Sailor", OrgID: u.bureauA.ID,
+		IDType: identity.IDTypePassport, IDNumber: "E1234567"}); err != nil {
+		t.Fatalf("a passport number differing in case: %v", err)
+	}
+	_, err := u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "sailor3", DisplayName: "Sailor", OrgID: u.bureauA.ID,
+		IDType: identity.IDTypePassport, IDNumber: " e1234567 "})
+	wantRefused(t, "the same passport number", err, apierr.AlreadyExists, identity.ReasonIDNumberTaken, "another centre")
+}
+
+// TestUniquenessIDNumbersOff (review sec29b M3): a level-2 centre without
+// the centres key (identity.uniqueness.id_numbers false) compares its ID
+// numbers within itself only, and sends level 1 no centres key, not even
+// one stored before the switch.
+func TestUniquenessIDNumbersOff(t *testing.T) {
+	u := newUniqCentres(t)
+	idHeld := residentID("11010519800101031")
+	if _, err := u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "harbourmaster", DisplayName: "Harbour Master",
+		OrgID: evRoot(t, u.svc1).ID, IDType: identity.IDTypeResidentID, IDNumber: idHeld}); err != nil {
+		t.Fatal(err)
+	}
+	keyed, err := u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "keyed", DisplayName: "Keyed", OrgID: u.bureauA.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: residentID("11010519800101032")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, seq, _ := u.l2a.changes(t, 0)
+	svc := u.l2a.withUniq(t, u.homesA, identity.UniquenessConfig{Peer: directPeer{u.svc1}})
+	admin, _ := adminCtx(t, svc, "10.0.0.2", "l2a")
+	if _, err := svc.CreateUser(admin, identity.NewUser{LoginName: "unkeyed", DisplayName: "Unkeyed", OrgID: u.bureauA.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: idHeld}); err != nil {
+		t.Fatalf("a number held at level 1, not compared: %v", err)
+	}
+	if _, err := svc.UpdateUser(admin, keyed.ID, identity.UserUpdate{Mask: []string{"phone"}, Phone: "13800000000"}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range replicaPayloads(t, u.l2a, seq) {
+		n++
+		if strings.Contains(string(c), "centres_key") {
+			t.Fatalf("a centres key sent: %s", c)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no change events")
+	}
+}
+
+// replicaPayloads are the payloads of c's change events after seq.
+func replicaPayloads(t *testing.T, c *replicaCentre, after int64) [][]byte {
+	t.Helper()
+	rows, err := c.db.QueryContext(context.Background(),
+		`SELECT payload FROM events_outbox WHERE seq > ? AND subject LIKE 'uias.changes.%' ORDER BY seq`, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
 }

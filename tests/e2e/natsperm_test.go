@@ -320,14 +320,14 @@ func TestNATSPermissionsOfDeployConfig(t *testing.T) {
 	// question another (a level-2 centre's, over the leaf link) asks, and
 	// keeps its reservations in its bucket.
 	answerConn, answerViol := p.connect(t, p.identity, "identity")
-	usub, err := uniqpeer.Serve(answerConn, takenLogins{"pilot": true}, zap.NewNop(), 2*time.Second)
+	usub, err := uniqpeer.Serve(answerConn, takenLogins{"pilot": true}, zap.NewNop(), uniqpeer.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = usub.Unsubscribe() }()
 	_ = answerConn.Flush()
-	v, err := uniqpeer.NewClient(idConn).Claim(ctx, identity.UniqueClaim{PersonID: "p1", Login: "pilot"})
-	if err != nil || !v.LoginTaken || answerViol.has(uniqpeer.Subject) || idViol.has(uniqpeer.Subject) {
+	v, err := uniqpeer.NewClient(idConn, "l2a").Claim(ctx, identity.UniqueClaim{PersonID: "p1", Login: "pilot"})
+	if l2a := uniqpeer.SubjectOf("l2a"); err != nil || !v.LoginTaken || answerViol.has(l2a) || idViol.has(l2a) {
 		t.Fatalf("identity asking identity about uniqueness: %+v %v", v, err)
 	}
 	if h, err := uniqpeer.NewReservations(idJS, time.Minute, 1).Reserve(ctx, "login.x", "p1"); err != nil || h != "p1" {
@@ -339,18 +339,18 @@ func TestNATSPermissionsOfDeployConfig(t *testing.T) {
 	}
 	// Another component may not ask (nor pose as level 1).
 	actx, c = short()
-	_, err = uniqpeer.NewClient(tkConn).Claim(actx, identity.UniqueClaim{PersonID: "p1", Login: "pilot"})
+	_, err = uniqpeer.NewClient(tkConn, "l2a").Claim(actx, identity.UniqueClaim{PersonID: "p1", Login: "pilot"})
 	c()
 	if err == nil {
 		t.Fatal("ticket asked about uniqueness")
 	}
-	eventually(t, "the server to refuse ticket the question", func() bool { return tkViol.has(uniqpeer.Subject) })
+	eventually(t, "the server to refuse ticket the question", func() bool { return tkViol.has(uniqpeer.SubjectOf("l2a")) })
 }
 
 // takenLogins answers a uniqueness question from a set of taken logins.
 type takenLogins map[string]bool
 
-func (m takenLogins) AnswerClaim(_ context.Context, c identity.UniqueClaim) (identity.UniqueVerdict, error) {
+func (m takenLogins) AnswerPeerClaim(_ context.Context, _ string, c identity.UniqueClaim) (identity.UniqueVerdict, error) {
 	return identity.UniqueVerdict{LoginTaken: m[c.Login]}, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/uias/uias/services/identity/uniqpeer"
 	synccomponent "github.com/uias/uias/services/sync/component"
 	"github.com/uias/uias/services/sync/synctest"
+	ticketcomponent "github.com/uias/uias/services/ticket/component"
 )
 
 // TestUniquenessAcrossCentres runs a level-1 centre and a level-2 centre
@@ -47,6 +48,11 @@ func TestUniquenessAcrossCentres(t *testing.T) {
 	withKey := func(cfg config.Config, refuse bool) config.Config {
 		u := &identitycomponent.Settings(&cfg).Uniqueness
 		u.KeyFile = keyFile
+		// ticket.centre must be sync.centre (rr29 B6); testConfig's "c1"
+		// is no centre of these.
+		if c := synccomponent.Settings(&cfg).Centre; c != "" {
+			ticketcomponent.Settings(&cfg).Centre = c
+		}
 		if refuse {
 			u.PeerUnreachable = "refuse"
 		}
@@ -64,8 +70,12 @@ func TestUniquenessAcrossCentres(t *testing.T) {
 	l2.stop(t)
 
 	f1 := centreFile(t, "uias-l1.yaml")
-	f1.Peers = f1.Peers[:1]
+	// l2b is known to level 1 (a subtree of its own, never linked): the
+	// questions the test asks as l2b are answered (review sec29b M1: level
+	// 1 answers the centres it knows only).
+	f1.Peers = f1.Peers[:2]
 	f1.Peers[0].Subtrees = []string{l2.bureau}
+	f1.Peers[1].Subtrees = []string{"bureau-of-l2b"}
 	l1.e = start(t, withKey(l1.config(t, func(s *synccomponent.Config) { *s = f1 }), false))
 	l1.e.login()
 	f2 := centreFile(t, "uias-l2a.yaml")
@@ -112,9 +122,14 @@ func TestUniquenessAcrossCentres(t *testing.T) {
 	// (a second level-2 centre asking over its own leaf) is refused here;
 	// the same centre's question again is no conflict.
 	nc, _ := l2.nats.Connect(t)
-	other := uniqpeer.NewClient(nc)
+	other := uniqpeer.NewClient(nc, "l2b")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// A centre level 1 does not know is refused, and reserves nothing.
+	if _, err := uniqpeer.NewClient(nc, "squatter").Claim(ctx, identity.UniqueClaim{PersonID: "x", Centre: "l2b", Login: "racer"}); err == nil ||
+		!strings.Contains(err.Error(), identity.ReasonUniquenessRefused) {
+		t.Fatalf("an unknown centre's claim: %v", err)
+	}
 	if v, err := other.Claim(ctx, identity.UniqueClaim{PersonID: "person-of-l2b", Centre: "l2b", Login: "racer"}); err != nil || v.LoginTaken {
 		t.Fatalf("the other centre's claim: %+v %v", v, err)
 	}

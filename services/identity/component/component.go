@@ -237,6 +237,9 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	}
 	homes := centre.FromConfig(env.Config)
 	uniq, err := uniquenessOf(cfg, homes, nc, js, log)
+	if err == nil && env.Metrics != nil && homes != nil && homes.Level == 1 {
+		uniq.Observe, err = registerUniquenessMetrics(env.Metrics)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +282,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	// Level 1 answers the level-2 centres' questions about uniqueness
 	// (identity/uniq.go) over the leaf link.
 	if homes != nil && homes.Level == 1 {
-		if err := env.Subscribed(uniqpeer.Serve(nc, svc, log, cfg.Uniqueness.Wait)); err != nil {
+		if err := env.Subscribed(uniqpeer.Serve(nc, svc, log, uniqpeer.Options{Timeout: cfg.Uniqueness.Wait,
+			Concurrent: cfg.Uniqueness.PeerConcurrent, Observe: uniq.Observe})); err != nil {
 			return nil, fmt.Errorf("serve the questions of other centres about uniqueness: %w", err)
 		}
 	}
@@ -616,24 +620,30 @@ func warnMissingOrgs(ctx context.Context, log *zap.Logger, svc *identity.Service
 // single centre checks nothing across centres.
 func uniquenessOf(cfg *Config, homes *centre.Homes, nc *nats.Conn, js jetstream.JetStream, log *zap.Logger) (identity.UniquenessConfig, error) {
 	u := identity.UniquenessConfig{RefuseUnreachable: cfg.Uniqueness.PeerUnreachable == "refuse",
-		Wait: cfg.Uniqueness.Wait, Hold: cfg.Uniqueness.Hold}
+		Wait: cfg.Uniqueness.Wait, Hold: cfg.Uniqueness.Hold,
+		PeerRate: cfg.Uniqueness.PeerRate, PeerBurst: cfg.Uniqueness.PeerBurst}
 	if homes == nil {
 		return u, nil
 	}
-	if cfg.Uniqueness.KeyFile != "" {
+	switch {
+	case !cfg.Uniqueness.IDNumbers:
+		// The centre keeps its people's ID numbers from level 1: no centres
+		// key is computed, stored or sent (review sec29b M3).
+		log.Info("identity.uniqueness.id_numbers is false: ID numbers are compared within this centre only, login names across centres")
+	case cfg.Uniqueness.KeyFile != "":
 		k, err := readCentresKey(cfg.Uniqueness.KeyFile, cfg.KeyFileAllowOpenMode)
 		if err != nil {
 			return u, fmt.Errorf("identity.uniqueness.key_file: %w", err)
 		}
 		u.CentresKey = k
-	} else {
+	default:
 		log.Warn("identity.uniqueness.key_file is not set: ID numbers are compared within this centre only, login names across centres")
 	}
 	switch homes.Level {
 	case 1:
 		u.Reservations = uniqpeer.NewReservations(js, cfg.Uniqueness.Hold, cfg.NonceKVReplicas)
 	case 2:
-		u.Peer = uniqpeer.NewClient(nc)
+		u.Peer = uniqpeer.NewClient(nc, homes.Self)
 	}
 	return u, nil
 }

@@ -269,6 +269,20 @@ type Uniqueness struct {
 	// compared per centre only. Mode 600 or 440 (key_file_allow_open_mode
 	// lifts the check).
 	KeyFile string `yaml:"key_file"`
+	// IDNumbers (default true) compares ID numbers across centres with
+	// the centres key. false: this centre computes, stores and sends no
+	// centres key, and its people's ID numbers are compared within it only
+	// (a level-2 centre that keeps its sealed data from level 1: level 1
+	// can reverse a centres key by trying the ID numbers; review sec29b
+	// M3, docs/adr/0032).
+	IDNumbers bool `yaml:"id_numbers"`
+	// PeerRate and PeerBurst (level 1): the questions answered per asking
+	// centre and second, per instance (default 20, burst 200); more are
+	// refused UNIQUENESS_REFUSED. PeerConcurrent: questions answered at
+	// once per instance (default 8); more are shed.
+	PeerRate       float64 `yaml:"peer_rate"`
+	PeerBurst      int     `yaml:"peer_burst"`
+	PeerConcurrent int     `yaml:"peer_concurrent"`
 }
 
 // readCentresKey reads identity.uniqueness.key_file: 32 bytes, base64 or
@@ -338,10 +352,11 @@ func Defaults() *Config {
 		ImportLoginShare:     identity.DefaultImportLoginShare,
 		ImportCacheMiB:       sqlstore.DefaultImportCacheMiB,
 		AdminAuthz:           true,
-		Uniqueness:           Uniqueness{PeerUnreachable: "allow", Wait: 2 * time.Second, Hold: 10 * time.Minute},
-		TOTPIssuer:           identity.DefaultTOTPIssuer,
-		AdminDecisionTTL:     adminauth.DefaultDecisionTTL,
-		LoginThrottle:        LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
+		Uniqueness: Uniqueness{PeerUnreachable: "allow", Wait: 2 * time.Second, Hold: 10 * time.Minute,
+			IDNumbers: true, PeerRate: 20, PeerBurst: 200, PeerConcurrent: 8},
+		TOTPIssuer:       identity.DefaultTOTPIssuer,
+		AdminDecisionTTL: adminauth.DefaultDecisionTTL,
+		LoginThrottle:    LoginThrottle{AddressFailures: 10, BaseDelay: time.Second, MaxDelay: 30 * time.Second, Decay: time.Minute},
 	}
 }
 
@@ -431,6 +446,17 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.Uniqueness.Wait, "UIAS_UNIQUENESS_WAIT", "", "")
 	b.Duration(&c.Uniqueness.Hold, "UIAS_UNIQUENESS_HOLD", "", "")
 	b.String(&c.Uniqueness.KeyFile, "UIAS_UNIQUENESS_KEY_FILE", "", "")
+	b.Bool(&c.Uniqueness.IDNumbers, "UIAS_UNIQUENESS_ID_NUMBERS", "", "")
+	b.Int(&c.Uniqueness.PeerBurst, "UIAS_UNIQUENESS_PEER_BURST", "", "")
+	b.Int(&c.Uniqueness.PeerConcurrent, "UIAS_UNIQUENESS_PEER_CONCURRENT", "", "")
+	b.Func("UIAS_UNIQUENESS_PEER_RATE", "", "", func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		c.Uniqueness.PeerRate = f
+		return nil
+	}, func() string { return strconv.FormatFloat(c.Uniqueness.PeerRate, 'g', -1, 64) })
 	b.Func("UIAS_IMPORT_LOGIN_SHARE", "", "", func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -615,6 +641,15 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if h := c.Uniqueness.Hold; h < time.Minute || h > 24*time.Hour {
 		bad("uniqueness.hold", "must be 1m to 24h, got %s", h)
+	}
+	if r := c.Uniqueness.PeerRate; r < 1 || r > 10000 {
+		bad("uniqueness.peer_rate", "must be 1 to 10000, got %g", r)
+	}
+	if b := c.Uniqueness.PeerBurst; b < 1 || b > 100000 {
+		bad("uniqueness.peer_burst", "must be 1 to 100000, got %d", b)
+	}
+	if n := c.Uniqueness.PeerConcurrent; n < 1 || n > 256 {
+		bad("uniqueness.peer_concurrent", "must be 1 to 256, got %d", n)
 	}
 	names, orgs := map[string]bool{}, map[string]string{}
 	for i := range c.LDAPAuth {

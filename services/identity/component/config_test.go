@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
 )
@@ -320,5 +321,18 @@ func TestUniquenessSettings(t *testing.T) {
 	}
 	if _, err := readCentresKey(open, true); err != nil {
 		t.Fatalf("open file allowed: %v", err)
+	}
+
+	// id_numbers false (review sec29b M3): the key file is not used, no
+	// centres key is computed; the default compares ID numbers.
+	homes := &centre.Homes{Self: "l2a", Level: 2, Parent: "l1"}
+	cfg := Defaults()
+	cfg.Uniqueness.KeyFile = b64
+	if u, err := uniquenessOf(cfg, homes, nil, nil, zap.NewNop()); err != nil || len(u.CentresKey) != 32 {
+		t.Fatalf("default: %d %v", len(u.CentresKey), err)
+	}
+	cfg.Uniqueness.IDNumbers = false
+	if u, err := uniquenessOf(cfg, homes, nil, nil, zap.NewNop()); err != nil || len(u.CentresKey) != 0 {
+		t.Fatalf("id_numbers false: %d %v", len(u.CentresKey), err)
 	}
 }

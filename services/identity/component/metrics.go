@@ -67,3 +67,17 @@ func registerSecretMetrics(reg prometheus.Registerer, svc *identity.Service) err
 	}
 	return nil
 }
+
+// registerUniquenessMetrics counts level 1's answers to the other centres'
+// questions about uniqueness (identity.Service.AnswerPeerClaim, uniqpeer
+// shedding) by centre and outcome; the centre label is a centre of
+// sync.subtrees or "unknown" (review sec29b H1, M2).
+func registerUniquenessMetrics(reg prometheus.Registerer) (func(centre, outcome string), error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_uniqueness_questions_total",
+		Help: "Questions of other centres about uniqueness answered by this level-1 instance, by asking centre and outcome: free, taken, error (not answered), refused_unknown (a centre not in sync.subtrees), rate_limited (over identity.uniqueness.peer_rate), shed (all answerers busy)."},
+		[]string{"centre", "outcome"})
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return func(centre, outcome string) { c.WithLabelValues(centre, outcome).Inc() }, nil
+}

@@ -992,7 +992,7 @@ func TestChartAlertsNameRealMetrics(t *testing.T) {
 		}
 	}
 	for _, a := range []string{"UIASComponentDown", "UIASServerErrors", "UIASSlowCalls", "UIASAuditWitnessProblem", "UIASLoginFailuresHigh",
-		"UIASAppSuccessLow", "UIASAppSlowCalls"} {
+		"UIASAppSuccessLow", "UIASAppSlowCalls", "UIASUniquenessQuestionsRefused"} {
 		if !alerts[a] {
 			t.Errorf("alert %s missing: %v", a, alerts)
 		}
