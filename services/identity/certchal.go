@@ -105,7 +105,7 @@ func init() {
 		apierr.Reason{Name: ReasonCertUntrusted, Code: apierr.Unauthenticated, Legacy: -1,
 			Doc: "Certificate sign-in by challenge: the certificate does not chain to a people's CA (tls.people_ca_file, else tls.client_ca_file; none configured: no certificate), or is not for client authentication."},
 		apierr.Reason{Name: ReasonCertRevoked, Code: apierr.Unauthenticated, Legacy: -1,
-			Doc: "Certificate sign-in by challenge: a revocation list of tls.crl_file lists the certificate (or an intermediate of its chain)."},
+			Doc: "Certificate sign-in by challenge: a revocation list (identity.cert_challenge_crl_file, else tls.crl_file) lists the certificate (or an intermediate of its chain)."},
 		apierr.Reason{Name: ReasonCertExpired, Code: apierr.Unauthenticated, Legacy: -1,
 			Doc: "Certificate sign-in by challenge: the certificate is out of its validity (expired or not valid yet)."},
 		apierr.Reason{Name: ReasonCertCheckUnavailable, Code: apierr.Unavailable, Legacy: -6,
