@@ -221,6 +221,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	if challengeCAs != nil && cfg.CertChallengeCAFile == "" && env.Config.TLS.PeopleCAFile == "" {
+		log.Warn("the certificate sign-in by challenge trusts tls.client_ca_file (the applications' and components' CAs) "+
+			"as people's CAs: set identity.cert_challenge_ca_file or tls.people_ca_file to keep them apart (ADR 0033)",
+			zap.String("client_ca_file", env.Config.TLS.ClientCAFile))
+	}
 	revocation, err := challengeRevocation(cfg, env.Config, challengeCAs != nil, challengeCACerts, log)
 	if err != nil {
 		return nil, err
