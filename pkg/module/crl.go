@@ -21,10 +21,15 @@ import (
 // the previous lists kept until it does. The file is read outside the
 // lock: handshakes meanwhile use the lists in force.
 type crlFile struct {
-	path  string
-	cas   []*x509.Certificate // the configured client and people's CAs (lists no one of them signs are logged)
-	log   *zap.Logger
-	every time.Duration
+	path     string
+	cas      []*x509.Certificate     // the configured client and people's CAs (lists no one of them signs are logged)
+	sigCheck x509cert.SignatureCheck // verifies the lists' signatures (nil: crypto/x509's)
+	// strict refuses a file holding a list that names a CA of cas but
+	// that none of them verifies (at start an error; on a change the
+	// previous lists stay in force): the challenge sign-in fails closed.
+	strict bool
+	log    *zap.Logger
+	every  time.Duration
 
 	mu         sync.Mutex
 	rev        *x509cert.Revocation
@@ -39,14 +44,22 @@ type crlFile struct {
 // newCRLFile reads path (an error when it does not hold CRLs).
 func newCRLFile(path string, cas []*x509.Certificate, log *zap.Logger) (*crlFile, error) {
 	f := &crlFile{path: path, cas: cas, log: log, every: certCheckInterval}
+	if err := f.load(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// load reads the file the first time (before f is shared).
+func (f *crlFile) load() error {
 	st, rev, err := f.read()
 	if err != nil {
-		return nil, fmt.Errorf("TLS CRL file %s: %w", path, err)
+		return fmt.Errorf("CRL file %s: %w", f.path, err)
 	}
 	f.rev, f.stamp, f.checked = rev, st, time.Now()
 	f.logLoaded(rev)
 	f.noteStale(time.Now())
-	return f, nil
+	return nil
 }
 
 func (f *crlFile) read() (fileStamp, *x509cert.Revocation, error) {
@@ -58,7 +71,13 @@ func (f *crlFile) read() (fileStamp, *x509cert.Revocation, error) {
 	if err != nil {
 		return fileStamp{}, nil, err
 	}
-	rev, err := x509cert.ParseCRLs(b)
+	rev, err := x509cert.ParseCRLsChecked(b, f.sigCheck)
+	if err == nil && f.strict {
+		if bad := rev.Unverifiable(f.cas); len(bad) > 0 {
+			err = fmt.Errorf("lists naming a configured CA whose signature that CA does not verify "+
+				"(they would revoke nothing; a re-keyed CA, a damaged or forged list?): %s", strings.Join(bad, "; "))
+		}
+	}
 	return fileStamp{mod: fi.ModTime(), size: fi.Size()}, rev, err
 }
 
@@ -162,8 +181,18 @@ func (f *crlFile) check(chains [][]*x509.Certificate) error {
 // do). cas are the CAs whose lists are expected (lists none of them signs
 // are logged). An error when path does not hold CRLs.
 func RevocationFile(path string, cas []*x509.Certificate, log *zap.Logger) (func() *x509cert.Revocation, error) {
-	f, err := newCRLFile(path, cas, log)
-	if err != nil {
+	return RevocationFileChecked(path, cas, nil, log)
+}
+
+// RevocationFileChecked is RevocationFile with the lists' signatures
+// verified by check (nil: crypto/x509's; identity passes gmsm's, which
+// verifies SM2 lists too), and fails closed: a file holding a list that
+// names a CA of cas (its distinguished name) but that none of them
+// verifies is an error at start, and when the file changes to such lists
+// the previous ones stay in force (logged).
+func RevocationFileChecked(path string, cas []*x509.Certificate, check x509cert.SignatureCheck, log *zap.Logger) (func() *x509cert.Revocation, error) {
+	f := &crlFile{path: path, cas: cas, sigCheck: check, strict: true, log: log, every: certCheckInterval}
+	if err := f.load(); err != nil {
 		return nil, err
 	}
 	return f.current, nil

@@ -31,6 +31,21 @@ func (e *RevokedError) Error() string {
 // issuer's key (the next certificate of the verified chain).
 type Revocation struct {
 	lists []*revocationList
+	check SignatureCheck
+}
+
+// SignatureCheck verifies a list's signature with its issuer's key (nil
+// when it verifies). The default is crypto/x509's CheckSignatureFrom,
+// which cannot verify SM2 signatures: a component that trusts SM2 CAs
+// passes one that can (gmsm's smx509), or an SM2 CA's lists would revoke
+// nothing.
+type SignatureCheck func(list *x509.RevocationList, issuer *x509.Certificate) error
+
+func (r *Revocation) signedBy(l *revocationList, issuer *x509.Certificate) bool {
+	if r.check != nil {
+		return r.check(l.crl, issuer) == nil
+	}
+	return l.crl.CheckSignatureFrom(issuer) == nil
 }
 
 type revocationList struct {
@@ -42,6 +57,12 @@ type revocationList struct {
 // blocks are skipped), or one DER-encoded CRL. Data that holds none is an
 // error.
 func ParseCRLs(data []byte) (*Revocation, error) {
+	return ParseCRLsChecked(data, nil)
+}
+
+// ParseCRLsChecked is ParseCRLs with the lists' signatures verified by
+// check (nil: crypto/x509's).
+func ParseCRLsChecked(data []byte, check SignatureCheck) (*Revocation, error) {
 	var ders [][]byte
 	rest := data
 	for {
@@ -60,7 +81,7 @@ func ParseCRLs(data []byte) (*Revocation, error) {
 		}
 		ders = [][]byte{data} // DER
 	}
-	r := &Revocation{}
+	r := &Revocation{check: check}
 	for i, der := range ders {
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
@@ -132,12 +153,42 @@ func (r *Revocation) Unmatched(cas []*x509.Certificate) []string {
 	for _, l := range r.lists {
 		signed := false
 		for _, ca := range cas {
-			if string(ca.RawSubject) == string(l.crl.RawIssuer) && l.crl.CheckSignatureFrom(ca) == nil {
+			if string(ca.RawSubject) == string(l.crl.RawIssuer) && r.signedBy(l, ca) {
 				signed = true
 				break
 			}
 		}
 		if !signed {
+			out = append(out, l.crl.Issuer.String())
+		}
+	}
+	return out
+}
+
+// Unverifiable names the lists (their issuers) that name a CA of cas as
+// their issuer (the same distinguished name) but whose signature no such
+// CA verifies: lists meant for a configured CA that would revoke nothing
+// (a signature algorithm the check cannot verify, a re-keyed CA, a
+// forged or damaged list). A component that must not fail open refuses
+// them.
+func (r *Revocation) Unverifiable(cas []*x509.Certificate) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range r.lists {
+		named, signed := false, false
+		for _, ca := range cas {
+			if string(ca.RawSubject) != string(l.crl.RawIssuer) {
+				continue
+			}
+			named = true
+			if r.signedBy(l, ca) {
+				signed = true
+				break
+			}
+		}
+		if named && !signed {
 			out = append(out, l.crl.Issuer.String())
 		}
 	}
@@ -158,7 +209,7 @@ func (r *Revocation) Check(chain []*x509.Certificate) error {
 			if string(l.crl.RawIssuer) != string(cert.RawIssuer) {
 				continue
 			}
-			if at, ok := l.revoked[cert.SerialNumber.String()]; ok && l.crl.CheckSignatureFrom(issuer) == nil {
+			if at, ok := l.revoked[cert.SerialNumber.String()]; ok && r.signedBy(l, issuer) {
 				return &RevokedError{Cert: cert, At: at}
 			}
 		}

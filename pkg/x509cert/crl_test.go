@@ -178,3 +178,42 @@ func TestRevocation(t *testing.T) {
 		}
 	}
 }
+
+// Unverifiable names the lists that name a given CA but that the CA does
+// not verify (a component that must fail closed refuses them; sec29a H1),
+// not those of other issuers; ParseCRLsChecked verifies with its check.
+func TestRevocationUnverifiable(t *testing.T) {
+	ca, other := newCRLCA(t, "People CA", 1), newCRLCA(t, "Other CA", 2)
+	impostor := newCRLCA(t, "People CA", 3) // the same name, another key
+	later := time.Now().Add(24 * time.Hour)
+	data := append(pemCRL(ca.crl(t, later, 100)), pemCRL(other.crl(t, later))...)
+	rev, err := ParseCRLs(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad := rev.Unverifiable([]*x509.Certificate{ca.cert}); len(bad) != 0 {
+		t.Fatalf("good lists: %v", bad)
+	}
+	forged, err := ParseCRLs(impostor.crl(t, later, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad := forged.Unverifiable([]*x509.Certificate{ca.cert}); len(bad) != 1 || bad[0] != "CN=People CA" {
+		t.Fatalf("a list naming the CA signed by another key: %v", bad)
+	}
+	if bad := forged.Unverifiable([]*x509.Certificate{other.cert}); len(bad) != 0 {
+		t.Fatalf("a list of an issuer not given: %v", bad)
+	}
+	// a check that verifies nothing: the lists revoke nothing and are named
+	never := func(*x509.RevocationList, *x509.Certificate) error { return errors.New("cannot verify") }
+	strict, err := ParseCRLsChecked(data, never)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad := strict.Unverifiable([]*x509.Certificate{ca.cert, other.cert}); len(bad) != 2 {
+		t.Fatalf("with a check that verifies nothing: %v", bad)
+	}
+	if err := strict.Check([]*x509.Certificate{ca.issue(t, 100), ca.cert}); err != nil {
+		t.Fatalf("an unverified list revoked: %v", err)
+	}
+}

@@ -83,9 +83,15 @@ var (
 		"the signature is not one of the certificate's key over the challenge (sign the challenge string's UTF-8 bytes: "+
 			"RSA PKCS#1 v1.5 or PSS with SHA-256, ECDSA P-256 with SHA-256, Ed25519, or SM2 with SM3 and the default user ID)")
 	ErrCertUntrusted = apierr.New(apierr.Unauthenticated, ReasonCertUntrusted,
-		"the certificate is not issued by a people's CA UIAS trusts (tls.people_ca_file), or is not for client authentication")
+		"the certificate is not issued by a people's CA UIAS trusts (identity.cert_challenge_ca_file, else tls.people_ca_file, "+
+			"else tls.client_ca_file), or is not for client authentication")
+	// ErrCertNoSignUsage: the certificate's key usage does not allow
+	// signatures (an SM2 encryption certificate, whose key the CA's key
+	// management centre holds too; review sec29a L1).
+	ErrCertNoSignUsage = apierr.New(apierr.Unauthenticated, ReasonCertUntrusted,
+		"the certificate's key usage does not include digitalSignature (an encryption certificate?): sign with the USB key's signing certificate")
 	ErrCertRevoked = apierr.New(apierr.Unauthenticated, ReasonCertRevoked,
-		"the certificate is revoked by its CA (tls.crl_file)")
+		"the certificate is revoked by its CA (identity.cert_challenge_crl_file, else tls.crl_file)")
 	ErrCertOutOfValidity = apierr.New(apierr.Unauthenticated, ReasonCertExpired,
 		"the certificate has expired or is not valid yet")
 	ErrCertCheckUnavailable = apierr.New(apierr.Unavailable, ReasonCertCheckUnavailable,
@@ -103,11 +109,11 @@ func init() {
 		apierr.Reason{Name: ReasonCertSignatureInvalid, Code: apierr.Unauthenticated, Legacy: -1,
 			Doc: "Certificate sign-in by challenge: the signature does not verify with the certificate's public key over the challenge string's UTF-8 bytes (RSA PKCS#1 v1.5/PSS SHA-256, ECDSA P-256 SHA-256, Ed25519, SM2 with SM3 and user ID 1234567812345678)."},
 		apierr.Reason{Name: ReasonCertUntrusted, Code: apierr.Unauthenticated, Legacy: -1,
-			Doc: "Certificate sign-in by challenge: the certificate does not chain to a people's CA (tls.people_ca_file, else tls.client_ca_file; none configured: no certificate), or is not for client authentication."},
+			Doc: "Certificate sign-in by challenge: the certificate does not chain to a people's CA (identity.cert_challenge_ca_file, else tls.people_ca_file, else tls.client_ca_file; none configured: no certificate), or is not for client authentication (an extended key usage without clientAuth or any), or its key usage does not include digitalSignature (an encryption certificate)."},
 		apierr.Reason{Name: ReasonCertRevoked, Code: apierr.Unauthenticated, Legacy: -1,
-			Doc: "Certificate sign-in by challenge: a revocation list of tls.crl_file lists the certificate (or an intermediate of its chain)."},
+			Doc: "Certificate sign-in by challenge: a revocation list (identity.cert_challenge_crl_file, else tls.crl_file) lists the certificate (or an intermediate of its chain)."},
 		apierr.Reason{Name: ReasonCertExpired, Code: apierr.Unauthenticated, Legacy: -1,
-			Doc: "Certificate sign-in by challenge: the certificate is out of its validity (expired or not valid yet)."},
+			Doc: "Certificate sign-in by challenge: the certificate, or an intermediate or root of its chain, is out of its validity (expired or not valid yet)."},
 		apierr.Reason{Name: ReasonCertCheckUnavailable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "Certificate sign-in by challenge: the answered challenges cannot be looked up (the shared store, NATS JetStream, is unreachable): refused rather than taken unchecked. Sign in with the password, or retry later."},
 	)
@@ -199,11 +205,8 @@ func (s *Service) checkCertProof(ctx context.Context, purpose string, p CertProo
 	if now.UnixMilli() > ch.Expires {
 		return nil, ErrCertChallengeExpired
 	}
-	certs, err := certsOf(p)
-	if err != nil {
-		return nil, err
-	}
-	leaf := certs[0]
+	// Used up before anything else is looked at, also when the
+	// certificate does not parse (review sec29a I1).
 	switch err := s.nonces.Remember(ctx, "certchal."+ch.Nonce, certChallengeMemory); {
 	case errors.Is(err, caller.ErrNonceSeen):
 		return nil, ErrCertChallengeReplayed
@@ -211,11 +214,19 @@ func (s *Service) checkCertProof(ctx context.Context, purpose string, p CertProo
 		s.log.Warn("answered certificate challenges cannot be looked up", zapErr(err))
 		return nil, ErrCertCheckUnavailable
 	}
+	certs, err := certsOf(p)
+	if err != nil {
+		return nil, err
+	}
+	leaf := certs[0]
 	if !verifyChallengeSignature(leaf.PublicKey, []byte(p.Challenge), p.Signature) {
 		return nil, ErrCertSignatureInvalid
 	}
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return nil, ErrCertOutOfValidity
+	}
+	if !maySign(leaf) {
+		return nil, ErrCertNoSignUsage
 	}
 	if s.challengeCAs == nil {
 		// No people's CA configured: no certificate is trusted (a
@@ -230,6 +241,11 @@ func (s *Service) checkCertProof(ctx context.Context, purpose string, p CertProo
 		chains, err := leaf.Verify(smx509.VerifyOptions{Roots: s.challengeCAs, Intermediates: inter, CurrentTime: now,
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		if err != nil {
+			var inv x509.CertificateInvalidError
+			if errors.As(err, &inv) && inv.Reason == x509.Expired {
+				// an intermediate or root out of its dates (review sec29a I2)
+				return nil, ErrCertOutOfValidity
+			}
 			return nil, ErrCertUntrusted
 		}
 		if s.revocation != nil {
@@ -247,6 +263,24 @@ func (s *Service) checkCertProof(ctx context.Context, purpose string, p CertProo
 		}
 	}
 	return leaf, nil
+}
+
+// oidKeyUsage is the key usage extension (RFC 5280 §4.2.1.3).
+var oidKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 15}
+
+// maySign reports whether c's key may make the signatures that sign a
+// person in: without a key usage extension any use is allowed; with one,
+// digitalSignature must be among them (an SM2 encryption certificate
+// carries keyEncipherment/dataEncipherment only, and its key is escrowed
+// by the CA's key management centre). The extended key usage is held to
+// client authentication (or any) by the chain's verification.
+func maySign(c *smx509.Certificate) bool {
+	for _, e := range c.Extensions {
+		if e.Id.Equal(oidKeyUsage) {
+			return c.KeyUsage&x509.KeyUsageDigitalSignature != 0
+		}
+	}
+	return true
 }
 
 // verifyChallengeSignature verifies sig over msg with pub: RSA (PKCS#1

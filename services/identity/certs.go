@@ -96,18 +96,25 @@ var errCertNotPerson = certIdentity("the certificate's subject does not name thi
 // both are looked at. Nothing of the subject is kept or logged.
 func (s *Service) checkCertIdentity(ctx context.Context, u *User, sc *smx509.Certificate) error {
 	cert := sc.ToX509()
-	if s.peopleCAs != nil {
-		var err error
+	if s.challengeCAs != nil || s.peopleCAs != nil {
+		// Every pool configured (review sec29a L2): the challenge sign-in's
+		// (identity.cert_challenge_ca_file, else the people's CAs; SM2
+		// ones included), then the TLS login's people's CAs; a binding
+		// serves both logins.
+		ok := false
 		if s.challengeCAs != nil {
-			// the same CAs, SM2 ones included
-			_, err = sc.Verify(smx509.VerifyOptions{Roots: s.challengeCAs, CurrentTime: s.now(),
+			_, err := sc.Verify(smx509.VerifyOptions{Roots: s.challengeCAs, CurrentTime: s.now(),
 				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-		} else {
-			_, err = cert.Verify(x509.VerifyOptions{Roots: s.peopleCAs, CurrentTime: s.now(),
-				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			ok = err == nil
 		}
-		if err != nil {
-			return certIdentity("the certificate is not one of a people's CA (tls.people_ca_file), or not for client authentication")
+		if !ok && s.peopleCAs != nil {
+			_, err := cert.Verify(x509.VerifyOptions{Roots: s.peopleCAs, CurrentTime: s.now(),
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			ok = err == nil
+		}
+		if !ok {
+			return certIdentity("the certificate is not one of a people's CA (identity.cert_challenge_ca_file, tls.people_ca_file, " +
+				"else tls.client_ca_file), or not for client authentication")
 		}
 	}
 	idNumber, _, err := s.openPersonal(ctx, u)
@@ -178,6 +185,10 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 		cert, err = smx509.ParseCertificate(der)
 		if err != nil {
 			return nil, certInvalid("certificate is not a DER-encoded X.509 certificate")
+		}
+		if !maySign(cert) {
+			return nil, certInvalid("the certificate's key usage does not include digitalSignature (an encryption certificate?): " +
+				"bind the person's signing certificate")
 		}
 		own := x509cert.Thumbprint(der)
 		if fp != "" && fp != own {

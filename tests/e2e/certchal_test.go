@@ -314,9 +314,17 @@ func TestCertChallengeCASPage(t *testing.T) {
 		}
 		return nil
 	}
+	// the login page links to the USB key step (the vendor script runs only there)
 	code, body, _ := br.get(casBase + "login?service=" + url.QueryEscape(strong))
+	if code != http.StatusOK || !strings.Contains(body, `id="usbkey-link"`) || strings.Contains(body, `id="usbkey-form"`) {
+		t.Fatalf("login page without the USB key link: %d %s", code, body)
+	}
+	code, body, _ = br.get(casBase + "login?usbkey=1&service=" + url.QueryEscape(strong))
 	if code != http.StatusOK || !strings.Contains(body, `id="usbkey-form"`) || !strings.Contains(body, "window.uiasSignChallenge") {
 		t.Fatalf("login page without the USB key: %d %s", code, body)
+	}
+	if csrfRE.FindStringSubmatch(body) == nil {
+		t.Fatalf("no CSRF token: %s", body)
 	}
 	csrf := csrfRE.FindStringSubmatch(body)[1]
 	getChallenge := func() string {
@@ -360,7 +368,7 @@ func TestCertChallengeCASPage(t *testing.T) {
 	// The same answer posted again (a fresh browser): refused, the page
 	// says to try again.
 	br2 := newBrowser(t)
-	_, body, _ = br2.get(casBase + "login?service=" + url.QueryEscape(strong))
+	_, body, _ = br2.get(casBase + "login?usbkey=1&service=" + url.QueryEscape(strong))
 	form.Set("csrf", csrfRE.FindStringSubmatch(body)[1])
 	code, body, _ = br2.post(casBase+"login", form)
 	if code != http.StatusUnauthorized || !strings.Contains(body, "took too long or was already used") {
@@ -405,7 +413,8 @@ func TestBrowserUSBKey(t *testing.T) {
 	}
 
 	b := newChromium(t, chromium, 760, 640)
-	b.run("open the application", chromedp.Navigate(appA.srv.URL+"/page"), chromedp.WaitVisible(chromedp.CSS("#usbkey-login")))
+	b.run("open the application", chromedp.Navigate(appA.srv.URL+"/page"), chromedp.WaitVisible(chromedp.CSS("#usbkey-link")),
+		chromedp.Click(chromedp.CSS("#usbkey-link")), chromedp.WaitVisible(chromedp.CSS("#usbkey-login")))
 	// No vendor control in this browser yet.
 	b.run("USB key without a control", chromedp.Click(chromedp.CSS("#usbkey-login")))
 	b.waitFor("missing control told", `!document.getElementById("usbkey-status").hidden`)

@@ -32,7 +32,6 @@ import (
 	"github.com/uias/uias/pkg/respsign"
 	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/pkg/store"
-	"github.com/uias/uias/pkg/x509cert"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
@@ -216,16 +215,20 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		}
 	}
 	// The certificate sign-in by challenge (ADR 0033): its CAs (SM2 ones
-	// too) and the revocation lists of tls.crl_file.
+	// too) and their revocation lists (identity.cert_challenge_crl_file,
+	// else tls.crl_file; SM2-signed ones verified, failing closed).
 	challengeCAs, challengeCACerts, err := challengeCAPool(cfg, env.Config)
 	if err != nil {
 		return nil, err
 	}
-	var revocation func() *x509cert.Revocation
-	if env.Config.TLS.CRLFile != "" && challengeCAs != nil {
-		if revocation, err = module.RevocationFile(env.Config.TLS.CRLFile, challengeCACerts, log); err != nil {
-			return nil, &config.FieldError{Field: "tls.crl_file", Msg: err.Error()}
-		}
+	if challengeCAs != nil && cfg.CertChallengeCAFile == "" && env.Config.TLS.PeopleCAFile == "" {
+		log.Warn("the certificate sign-in by challenge trusts tls.client_ca_file (the applications' and components' CAs) "+
+			"as people's CAs: set identity.cert_challenge_ca_file or tls.people_ca_file to keep them apart (ADR 0033)",
+			zap.String("client_ca_file", env.Config.TLS.ClientCAFile))
+	}
+	revocation, err := challengeRevocation(cfg, env.Config, challengeCAs != nil, challengeCACerts, log)
+	if err != nil {
+		return nil, err
 	}
 	creds, err := credentialSources(cfg, log)
 	if err != nil {

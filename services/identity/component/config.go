@@ -20,7 +20,9 @@ import (
 	"github.com/uias/uias/pkg/adminauth"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/module"
 	"github.com/uias/uias/pkg/sched"
+	"github.com/uias/uias/pkg/x509cert"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/ldapauth"
 	"github.com/uias/uias/services/identity/sqlstore"
@@ -169,6 +171,14 @@ type Config struct {
 	// therefore cannot hold SM2 CAs). Neither set: no certificate signs in
 	// by challenge.
 	CertChallengeCAFile string `yaml:"cert_challenge_ca_file"`
+	// CertChallengeCRLFile holds the revocation lists (PEM "X509 CRL"
+	// blocks, or one DER list) of the challenge sign-in's CAs, SM2-signed
+	// ones included (verified with gmsm's smx509); empty: tls.crl_file.
+	// Unlike tls.crl_file it needs no server TLS (UIAS behind a
+	// TLS-terminating balancer). A list that names a challenge CA but
+	// whose signature that CA does not verify fails the start (and a
+	// changed file holding one leaves the previous lists in force).
+	CertChallengeCRLFile string `yaml:"cert_challenge_crl_file"`
 	// BootstrapPassword is the first administrator's password, used only
 	// when the database is empty (UIAS_BOOTSTRAP_PASSWORD, environment
 	// only); empty generates one and prints it once.
@@ -434,6 +444,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.NonceKVReplicas, "UIAS_NONCE_KV_REPLICAS", "", "")
 	b.Duration(&c.FingerProbeMemory, "UIAS_FINGER_PROBE_MEMORY", "", "")
 	b.String(&c.CertChallengeCAFile, "UIAS_CERT_CHALLENGE_CA_FILE", "", "")
+	b.String(&c.CertChallengeCRLFile, "UIAS_CERT_CHALLENGE_CRL_FILE", "", "")
 	b.Bool(&c.AdminAuthz, "UIAS_ADMIN_AUTHZ", "", "")
 	b.Duration(&c.AdminDecisionTTL, "UIAS_ADMIN_DECISION_TTL", "", "")
 	b.Duration(&c.AppSecretLifetime, "UIAS_APP_SECRET_LIFETIME", "", "")
@@ -777,4 +788,48 @@ func challengeCAPool(c *Config, env *config.Config) (*smx509.CertPool, []*x509.C
 		return nil, nil, &config.FieldError{Field: field, Msg: file + ": no PEM certificates found"}
 	}
 	return pool, cas, nil
+}
+
+// challengeCRLFile is identity.cert_challenge_crl_file, else tls.crl_file,
+// with the setting's name.
+func challengeCRLFile(c *Config, env *config.Config) (string, string) {
+	if c.CertChallengeCRLFile != "" {
+		return "identity.cert_challenge_crl_file", c.CertChallengeCRLFile
+	}
+	return "tls.crl_file", env.TLS.CRLFile
+}
+
+// challengeRevocation reads the challenge sign-in's revocation lists
+// (challengeCRLFile; nil when none is set), verified against cas with
+// smCRLCheck and failing closed (module.RevocationFileChecked). It needs
+// no server TLS, but the challenge CAs (haveCAs).
+func challengeRevocation(c *Config, env *config.Config, haveCAs bool, cas []*x509.Certificate, log *zap.Logger) (func() *x509cert.Revocation, error) {
+	field, file := challengeCRLFile(c, env)
+	if file == "" {
+		return nil, nil
+	}
+	if !haveCAs {
+		return nil, &config.FieldError{Field: field, Msg: "the lists revoke the challenge sign-in's certificates: set identity.cert_challenge_ca_file (or tls.people_ca_file)"}
+	}
+	rev, err := module.RevocationFileChecked(file, cas, smCRLCheck, log)
+	if err != nil {
+		return nil, &config.FieldError{Field: field, Msg: err.Error()}
+	}
+	return rev, nil
+}
+
+// smCRLCheck verifies a revocation list's signature with gmsm's smx509,
+// which verifies SM2 signatures (with the default user ID) as well as RSA
+// and ECDSA ones: crypto/x509 cannot, and an SM2 CA's lists would revoke
+// nothing.
+func smCRLCheck(list *x509.RevocationList, issuer *x509.Certificate) error {
+	rl, err := smx509.ParseRevocationList(list.Raw)
+	if err != nil {
+		return err
+	}
+	ca, err := smx509.ParseCertificate(issuer.Raw)
+	if err != nil {
+		return err
+	}
+	return rl.CheckSignatureFrom(ca)
 }

@@ -99,6 +99,10 @@ type Options struct {
 	// browser's control defines it, e.g. an extension).
 	USBKey       bool
 	USBKeyScript string
+	// USBKeyScriptIntegrity is the vendor script's Subresource Integrity
+	// hash (ticket.usb_key_script_integrity, e.g. "sha384-..."; required
+	// for a script not on this site).
+	USBKeyScriptIntegrity string
 	// USBKeyConnect are further origins the page's scripts may reach for
 	// the USB key (the vendor control's local agent;
 	// ticket.usb_key_connect, validated there).
@@ -146,12 +150,10 @@ func New(o Options) *Handler {
 		connect = append(connect, ao)
 	}
 	if o.USBKey {
-		// the USB key's challenge (this origin), and the vendor script's
-		// origin (its control may answer there)
+		// the USB key's challenge (this origin), and the origins the
+		// operator lists for the vendor control (ticket.usb_key_connect;
+		// the script's own origin is not added: sec29a M2)
 		connect = append(connect, "'self'")
-		if so := agentOrigin(o.USBKeyScript); so != "" {
-			connect = append(connect, so)
-		}
 		connect = append(connect, o.USBKeyConnect...)
 	}
 	if len(connect) > 0 {
@@ -275,6 +277,12 @@ type pageData struct {
 	// script gets a challenge.
 	USBKey                     bool
 	USBKeyScript, ChallengeURL string
+	// USBKeyStep: this page is the USB key sign-in step (the form and the
+	// vendor script, no password field; USBKeyIntegrity the script's SRI
+	// hash, PasswordLoginLink back); USBKeyLink: the other login pages'
+	// link to it.
+	USBKeyStep                  bool
+	USBKeyIntegrity, USBKeyLink string
 	// TwoFactor: the login form carries twofactor=1; TwoFactorLink: the
 	// level-2 page's link to the password-and-code form.
 	TwoFactor                                         bool
@@ -408,6 +416,10 @@ type loginParams struct {
 	oidc *oidcRequest
 	// finger: the login page shows the fingerprint form (finger=1).
 	finger bool
+	// usbKey: the login page is the USB key sign-in step (usbkey=1): the
+	// only page that loads the vendor script, and it has no password
+	// field (review sec29a M2).
+	usbKey bool
 }
 
 // nextPages are the pages a login may return to (next=...): those that
@@ -424,7 +436,8 @@ func paramsOf(v url.Values) loginParams {
 	// person must sign in.
 	renew := truthy(v.Get("renew"))
 	p := loginParams{service: v.Get("service"), method: m, renew: renew, gateway: truthy(v.Get("gateway")) && !renew,
-		twoFactor: truthy(v.Get("twofactor")), finger: truthy(v.Get("finger"))}
+		twoFactor: truthy(v.Get("twofactor")), finger: truthy(v.Get("finger")),
+		usbKey: truthy(v.Get("usbkey"))}
 	if n := v.Get("next"); p.service == "" && nextPages[n] {
 		p.next = n
 	}
@@ -613,7 +626,35 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 			}
 		}
 	}
+	h.usbKeyStep(p, &d)
 	h.page(w, r, code, "login", d)
+}
+
+// usbKeyStep sets up d for the USB key sign-in: on its own step
+// (usbkey=1) the form and the vendor script, without the password form;
+// on the other login pages only a link to it. The vendor's script runs
+// only where no password is typed (review sec29a M2).
+func (h *Handler) usbKeyStep(p loginParams, d *pageData) {
+	if !h.o.USBKey {
+		return
+	}
+	q := p.query()
+	if p.renew {
+		q.Set("renew", "true")
+	}
+	if p.method != "" {
+		q.Set("method", p.method)
+	}
+	if !p.usbKey {
+		q.Set("usbkey", "1")
+		d.USBKeyLink = h.o.Prefix + "login?" + q.Encode()
+		return
+	}
+	if p.twoFactor {
+		q.Set("twofactor", "1")
+	}
+	d.USBKeyStep, d.HidePassword, d.CertLogin = true, true, false
+	d.USBKeyIntegrity, d.PasswordLoginLink = h.o.USBKeyScriptIntegrity, h.o.Prefix+"login?"+q.Encode()
 }
 
 // personLevelText is what the login page tells a person whose own level

@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -88,7 +89,7 @@ func TestUSBKeyPage(t *testing.T) {
 
 	br := usbBrowser()
 	for lang, want := range map[string]string{"en": "Sign in with your USB key", "zh-CN": "使用USB Key登录"} {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/cas/login?service="+url.QueryEscape(strong), nil)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/cas/login?usbkey=1&service="+url.QueryEscape(strong), nil)
 		req.Header.Set("Accept-Language", lang)
 		resp, err := br.Do(req)
 		if err != nil {
@@ -116,7 +117,7 @@ func TestUSBKeyPage(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	_, page := getPage(t, br, srv.URL+"/cas/login?service="+url.QueryEscape(strong), "en")
+	_, page := getPage(t, br, srv.URL+"/cas/login?usbkey=1&service="+url.QueryEscape(strong), "en")
 	m := csrfField.FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("no CSRF token:\n%s", page)
@@ -198,6 +199,10 @@ func TestUSBKeyStepUp(t *testing.T) {
 	u, _ := url.Parse(srv.URL + "/cas/")
 	br.Jar.SetCookies(u, []*http.Cookie{{Name: TGCCookie, Value: "TGT-1", Path: "/cas/"}})
 	code, page := getPage(t, br, srv.URL+"/cas/login?service="+url.QueryEscape(strong), "en")
+	if code != http.StatusOK || !strings.Contains(page, `id="usbkey-link"`) || strings.Contains(page, `id="usbkey-form"`) {
+		t.Fatalf("step-up page: %d\n%s", code, page)
+	}
+	code, page = getPage(t, br, srv.URL+"/cas/login?usbkey=1&service="+url.QueryEscape(strong), "en")
 	m := csrfField.FindStringSubmatch(page)
 	if code != http.StatusOK || !strings.Contains(page, `id="usbkey-form"`) || m == nil {
 		t.Fatalf("step-up page: %d\n%s", code, page)
@@ -210,5 +215,46 @@ func TestUSBKeyStepUp(t *testing.T) {
 	}
 	if len(tickets.created) != 1 || tickets.created[0].GetReplaceTgt() != "TGT-1" || tickets.created[0].GetAuthLevel() != certLevel {
 		t.Fatalf("sessions: %v", tickets.created)
+	}
+}
+
+// TestUSBKeyScriptOnlyOnItsStep (sec29a M2): the vendor's script is not on
+// the password page (only a link to the USB key step is), the step has no
+// password field and loads the script with its SRI hash, and the CSP's
+// connect-src does not add the script's origin.
+func TestUSBKeyScriptOnlyOnItsStep(t *testing.T) {
+	const script, sri = "https://vendor.example/usbkey.js", "sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC"
+	tickets, sso := &certTickets{sessions: map[string]int32{}}, &usbSSO{}
+	srv := httptest.NewServer(New(Options{Tickets: tickets, SSO: sso, USBKey: true, USBKeyScript: script, USBKeyScriptIntegrity: sri,
+		USBKeyConnect: []string{"ws://127.0.0.1:4006"}}))
+	t.Cleanup(srv.Close)
+	br := usbBrowser()
+	for _, path := range []string{"/cas/login", "/cas/login?twofactor=1", "/cas/login?renew=true&service=" + url.QueryEscape("https://app.example.com/")} {
+		resp, err := br.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := body(resp)
+		if !strings.Contains(page, `name="password"`) || strings.Contains(page, "vendor.example") || strings.Contains(page, "usbkey-form") ||
+			!strings.Contains(page, `id="usbkey-link"`) || !strings.Contains(page, "usbkey=1") {
+			t.Fatalf("%s: the password page\n%s", path, page)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, "vendor.example") || !strings.Contains(csp, "connect-src 'self' ws://127.0.0.1:4006") {
+			t.Fatalf("%s: CSP %q", path, csp)
+		}
+	}
+	resp, err := br.Get(srv.URL + "/cas/login?usbkey=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(resp)
+	csp := resp.Header.Get("Content-Security-Policy")
+	m := regexp.MustCompile(`script-src 'nonce-([^']+)'`).FindStringSubmatch(csp)
+	if m == nil || strings.Contains(csp, "vendor.example") {
+		t.Fatalf("CSP %q", csp)
+	}
+	if !strings.Contains(page, `<script src="`+script+`" integrity="`+strings.ReplaceAll(sri, "+", "&#43;")+`" crossorigin="anonymous" nonce="`+m[1]+`">`) ||
+		strings.Contains(page, `name="password"`) || !strings.Contains(page, `id="usbkey-form"`) || !strings.Contains(page, `id="password-login-link"`) {
+		t.Fatalf("the USB key step:\n%s", page)
 	}
 }

@@ -324,7 +324,7 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
 		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people, FingerAgent: cfg.FingerAgentURL,
 		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos, Centre: cfg.Centre, Peers: peerPages(cfg), PeerProbe: cfg.PeerProbe, Go: env.Go,
-		USBKey: cfg.USBKey, USBKeyScript: cfg.USBKeyScript, USBKeyConnect: cfg.USBKeyConnect}), nil
+		USBKey: cfg.USBKey, USBKeyScript: cfg.USBKeyScript, USBKeyScriptIntegrity: cfg.USBKeyScriptIntegrity, USBKeyConnect: cfg.USBKeyConnect}), nil
 }
 
 // outboundClient makes the component's outbound HTTPS calls (pgtUrl

@@ -1,6 +1,7 @@
 package component
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -104,11 +105,19 @@ type Config struct {
 	// keys whose vendor control signs (SM2 too). Default off.
 	USBKey bool `yaml:"usb_key"`
 	// USBKeyScript is the URL of the USB key vendor's script the login
-	// page loads (it defines window.uiasSignChallenge): a path on this
-	// site (/static/usbkey.js), https, or http to this computer. Empty:
-	// the browser defines the hook itself (an extension, a built-in
-	// control).
+	// page's USB key step loads (it defines window.uiasSignChallenge;
+	// the password pages never load it): a path on this site
+	// (/static/usbkey.js) or https, with USBKeyScriptIntegrity for https
+	// (http, also to this computer, is refused: whoever answers on a
+	// local port would run script in the sign-in page; a local agent
+	// belongs in usb_key_connect). Empty: the browser defines the hook
+	// itself (an extension, a built-in control).
 	USBKeyScript string `yaml:"usb_key_script"`
+	// USBKeyScriptIntegrity is the vendor script's Subresource Integrity
+	// hash (sha256-, sha384- or sha512- and the base64 digest; several
+	// separated by spaces): the browser runs the script only when its
+	// content matches. Required for an https script.
+	USBKeyScriptIntegrity string `yaml:"usb_key_script_integrity"`
 	// USBKeyConnect are further origins the login page's scripts may
 	// fetch or open (WebSocket) for the USB key: the vendor control's
 	// local agent, e.g. ws://127.0.0.1:4006. https/wss, or http/ws to this
@@ -219,6 +228,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.FingerAgentURL, "UIAS_TICKET_FINGER_AGENT_URL", "", "")
 	b.Bool(&c.USBKey, "UIAS_TICKET_USB_KEY", "", "")
 	b.String(&c.USBKeyScript, "UIAS_TICKET_USB_KEY_SCRIPT", "", "")
+	b.String(&c.USBKeyScriptIntegrity, "UIAS_TICKET_USB_KEY_SCRIPT_INTEGRITY", "", "")
 	b.List(&c.USBKeyConnect, "UIAS_TICKET_USB_KEY_CONNECT", "", "")
 	b.Bool(&c.Kerberos.Enabled, "UIAS_TICKET_KERBEROS_ENABLED", "", "")
 	b.String(&c.Kerberos.KeytabFile, "UIAS_TICKET_KERBEROS_KEYTAB_FILE", "", "")
@@ -321,13 +331,26 @@ func (c *Config) Validate(p *config.Config) error {
 	if c.USBKeyScript != "" {
 		u, err := url.Parse(c.USBKeyScript)
 		local := err == nil && u.Host == "" && u.Scheme == "" && strings.HasPrefix(c.USBKeyScript, "/") && !strings.HasPrefix(c.USBKeyScript, "//")
-		remote := err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http" && config.LoopbackHost(u.Hostname()))
+		remote := err == nil && u.Host != "" && u.Scheme == "https"
 		if (!local && !remote) || u.User != nil || u.Fragment != "" || strings.ContainsAny(c.USBKeyScript, "%;,'\" \t\r\n") {
-			bad("usb_key_script", "must be a path on this site (/static/usbkey.js), or an https URL (http only to this computer), "+
-				"without user or fragment, got %q", c.USBKeyScript)
+			bad("usb_key_script", "must be a path on this site (/static/usbkey.js), or an https URL, without user or fragment "+
+				"(http, even to this computer, is refused: list a local agent in usb_key_connect), got %q", c.USBKeyScript)
+		}
+		if remote && c.USBKeyScriptIntegrity == "" {
+			bad("usb_key_script_integrity", "is required for an https usb_key_script: the script's Subresource Integrity hash "+
+				"(e.g. sha384- and the base64 of the SHA-384 of the file: openssl dgst -sha384 -binary usbkey.js | openssl base64 -A)")
 		}
 		if !c.USBKey {
 			bad("usb_key_script", "is set but usb_key is off: set usb_key: true to offer the USB key sign-in")
+		}
+	}
+	if c.USBKeyScriptIntegrity != "" {
+		if c.USBKeyScript == "" {
+			bad("usb_key_script_integrity", "is set but usb_key_script is not")
+		}
+		if !validSRI(c.USBKeyScriptIntegrity) {
+			bad("usb_key_script_integrity", "must be Subresource Integrity hashes: sha256-, sha384- or sha512- and the base64 digest, "+
+				"separated by spaces, got %q", c.USBKeyScriptIntegrity)
 		}
 	}
 	for _, o := range c.USBKeyConnect {
@@ -380,4 +403,20 @@ func (c *Config) Validate(p *config.Config) error {
 func Settings(cfg *config.Config) *Config {
 	c, _ := cfg.Section(Name).(*Config)
 	return c
+}
+
+// validSRI reports whether v is Subresource Integrity metadata: hashes
+// (sha256-, sha384- or sha512- and the standard base64 of a digest of that
+// size) separated by spaces.
+func validSRI(v string) bool {
+	sizes := map[string]int{"sha256": 32, "sha384": 48, "sha512": 64}
+	fields := strings.Fields(v)
+	for _, f := range fields {
+		alg, digest, ok := strings.Cut(f, "-")
+		b, err := base64.StdEncoding.DecodeString(digest)
+		if !ok || err != nil || len(b) != sizes[alg] || sizes[alg] == 0 {
+			return false
+		}
+	}
+	return len(fields) > 0 && !strings.ContainsAny(v, "\"'<>")
 }

@@ -71,14 +71,31 @@ func TestFingerAgentURLs(t *testing.T) {
 }
 
 // TestUSBKeySettings: the USB key's script and agent origins operators
-// use are accepted.
+// use are accepted; an https script needs its SRI hash, and an http one
+// (even to this computer) is refused (sec29a M2).
 func TestUSBKeySettings(t *testing.T) {
-	for _, script := range []string{"/static/usbkey.js", "https://vendor.example/k.js", "http://127.0.0.1:4006/k.js", ""} {
+	const sri = "sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC"
+	for script, integrity := range map[string]string{"/static/usbkey.js": "", "https://vendor.example/k.js": sri, "": "",
+		"/static/k.js": sri + " sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="} {
 		c := Defaults()
-		c.USBKey, c.USBKeyScript = true, script
+		c.USBKey, c.USBKeyScript, c.USBKeyScriptIntegrity = true, script, integrity
 		c.USBKeyConnect = []string{"ws://127.0.0.1:4006", "wss://agent.example:8443", "http://localhost:4007", "https://vendor.example"}
 		if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
 			t.Errorf("%q: %v", script, err)
+		}
+	}
+	for _, tc := range []struct{ script, integrity, want string }{
+		{"https://vendor.example/k.js", "", "ticket.usb_key_script_integrity: is required"},
+		{"http://127.0.0.1:4006/k.js", "", "ticket.usb_key_script: must be"},
+		{"http://localhost:4006/k.js", sri, "ticket.usb_key_script: must be"},
+		{"https://vendor.example/k.js", "sha1-2jmj7l5rSw0yVb/vlWAYkK/YBwk=", "ticket.usb_key_script_integrity: must be"},
+		{"https://vendor.example/k.js", "sha384-abc", "ticket.usb_key_script_integrity: must be"},
+		{"", sri, "usb_key_script is not"},
+	} {
+		c := Defaults()
+		c.USBKey, c.USBKeyScript, c.USBKeyScriptIntegrity = true, tc.script, tc.integrity
+		if err := c.Validate(&config.Config{DataDir: "d"}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q %q: %v", tc.script, tc.integrity, err)
 		}
 	}
 }

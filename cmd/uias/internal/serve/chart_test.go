@@ -1049,3 +1049,56 @@ func TestChartAlertsNameRealMetrics(t *testing.T) {
 		}
 	}
 }
+
+// certChallenge.caSecret and certChallenge.crlSecret mount the challenge
+// sign-in's people's CAs and revocation lists in the identity pods only,
+// named in UIAS_CERT_CHALLENGE_CA_FILE and UIAS_CERT_CHALLENGE_CRL_FILE,
+// also without server TLS (behind a TLS-terminating balancer; sec29a H1,
+// I2).
+func TestChartCertChallenge(t *testing.T) {
+	helm := helmBin(t)
+	minimal := filepath.Join(chartDir(t), "ci", "minimal-values.yaml")
+	for _, f := range []struct{ set, secret, env, volume, dir, file string }{
+		{"certChallenge.caSecret", "uias-usb-ca", "UIAS_CERT_CHALLENGE_CA_FILE", "challenge-ca", "/etc/uias/challenge-ca", "ca.crt"},
+		{"certChallenge.crlSecret", "uias-usb-crl", "UIAS_CERT_CHALLENGE_CRL_FILE", "challenge-crl", "/etc/uias/challenge-crl", "crl.pem"},
+	} {
+		for _, with := range []bool{true, false} {
+			args := []string{"-f", minimal, "--set", "tls.secretName=", "--set", "tls.allowPlaintext=true"}
+			if with {
+				args = append(args, "--set", f.set+"="+f.secret)
+			}
+			docs, err := render(t, helm, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for comp, d := range byComponent(t, docs, "Deployment") {
+				c := container(t, d)
+				env, mount, secret := "", "", ""
+				for _, e := range list(get(c, "env")) {
+					if get(e, "name") == f.env {
+						env = str(get(e, "value"))
+					}
+				}
+				for _, m := range list(get(c, "volumeMounts")) {
+					if get(m, "name") == f.volume {
+						mount = str(get(m, "mountPath"))
+					}
+				}
+				for _, v := range list(get(d, "spec", "template", "spec", "volumes")) {
+					if get(v, "name") == f.volume {
+						secret = str(get(v, "secret", "secretName"))
+					}
+				}
+				if with && comp == "identity" && (env != f.dir+"/"+f.file || mount != f.dir || secret != f.secret) {
+					t.Errorf("%s, %s: env %q, mount %q, secret %q", f.set, comp, env, mount, secret)
+				}
+				if (!with || comp != "identity") && (env != "" || mount != "" || secret != "") {
+					t.Errorf("%s (%s set: %v): env %q, mount %q, secret %q", comp, f.set, with, env, mount, secret)
+				}
+			}
+		}
+	}
+	if _, err := render(t, helm, "-f", minimal, "--set", "certChallenge.caSecret=Not_A_Name"); err == nil {
+		t.Error("a Secret name the schema should refuse was accepted")
+	}
+}
