@@ -269,9 +269,19 @@ func TestSignInAcrossCentres(t *testing.T) {
 	if code, body, at := br.loginForm(l2aCas, body, "pia", pc.person.password); code != http.StatusOK || !strings.HasSuffix(at.Path, "/cas/portal") {
 		t.Fatalf("login at l2a: %d at %s\n%s", code, at, body)
 	}
-	// Level 1's application: its login page offers l2a beside the form.
-	code, body, at := br.get(pc.appL1.srv.URL + "/page")
-	link := peerLink(body, "l2a")
+	// Level 1's application: its login page offers l2a beside the form,
+	// once level 1's background probe has seen l2a answer (it probes every
+	// 100ms here; l2a may have started after its first probe).
+	var (
+		code int
+		at   *url.URL
+		link string
+	)
+	eventually(t, "level 1's login page offers l2a", func() bool {
+		code, body, at = br.get(pc.appL1.srv.URL + "/page")
+		link = peerLink(body, "l2a")
+		return link != ""
+	})
 	if code != http.StatusOK || link == "" || !strings.Contains(body, `name="password"`) ||
 		!strings.Contains(body, "Signed in at l2a? Continue without a password") {
 		t.Fatalf("level 1's login page: %d at %s, link %q\n%s", code, at, link, body)
@@ -509,6 +519,12 @@ func TestBrowserSignInAcrossCentres(t *testing.T) {
 	b.run("sign in at l2a", chromedp.Navigate(pc.l2aURL+"/cas/login"), chromedp.WaitVisible(chromedp.CSS("#username")),
 		chromedp.SendKeys(chromedp.CSS("#username"), "pia"), chromedp.SendKeys(chromedp.CSS("#password"), pc.person.password+"\r"))
 	b.waitFor("l2a's portal", `location.pathname.endsWith("/cas/portal")`)
+	// level 1's background probe has seen l2a answer (l2a may have started
+	// after its first probe)
+	eventually(t, "level 1's login page offers l2a", func() bool {
+		_, body, _ := newBrowser(t).get(pc.appL1.srv.URL + "/page")
+		return peerLink(body, "l2a") != ""
+	})
 	b.run("open level 1's application", chromedp.Navigate(pc.appL1.srv.URL+"/page"), chromedp.WaitVisible(chromedp.CSS("#peer-l2a")))
 	if text := b.textOf("#peer-l2a"); text != "Signed in at l2a? Continue without a password" {
 		t.Fatalf("the peer link: %q", text)
