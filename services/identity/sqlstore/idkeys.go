@@ -20,9 +20,15 @@ const usersWithoutIDKey = "SELECT id, id_type, id_number_enc, org_path FROM user
 
 // UsersWithoutIDKey implements identity.IDKeyStore.
 func (s *Store) UsersWithoutIDKey(ctx context.Context, after string, limit int) ([]identity.IDKeyPending, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(usersWithoutIDKey), after, limit)
+	return s.pendingIDKeys(ctx, usersWithoutIDKey, "list users without ID key", after, limit)
+}
+
+// pendingIDKeys reads, with query, the people after whose keys are to be
+// filled (the ID key's and the centres key's backfills).
+func (s *Store) pendingIDKeys(ctx context.Context, query, what, after string, limit int) ([]identity.IDKeyPending, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), after, limit)
 	if err != nil {
-		return nil, classify(err, "list users without ID key", "")
+		return nil, classify(err, what, "")
 	}
 	defer rows.Close()
 	var out []identity.IDKeyPending
@@ -32,12 +38,12 @@ func (s *Store) UsersWithoutIDKey(ctx context.Context, after string, limit int) 
 			t int64
 		)
 		if err := rows.Scan(&p.UserID, &t, &p.IDNumberEnc, &p.OrgPath); err != nil {
-			return nil, classify(err, "list users without ID key", "")
+			return nil, classify(err, what, "")
 		}
 		p.IDType = identity.IDType(t)
 		out = append(out, p)
 	}
-	return out, classify(rows.Err(), "list users without ID key", "")
+	return out, classify(rows.Err(), what, "")
 }
 
 // SetIDKeys implements identity.IDKeyStore: one look-up of the keys held
@@ -98,24 +104,7 @@ const usersWithoutCentresKey = "SELECT id, id_type, id_number_enc, org_path FROM
 
 // UsersWithoutCentresKey implements identity.IDKeyStore.
 func (s *Store) UsersWithoutCentresKey(ctx context.Context, after string, limit int) ([]identity.IDKeyPending, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(usersWithoutCentresKey), after, limit)
-	if err != nil {
-		return nil, classify(err, "list users without centres key", "")
-	}
-	defer rows.Close()
-	var out []identity.IDKeyPending
-	for rows.Next() {
-		var (
-			p identity.IDKeyPending
-			t int64
-		)
-		if err := rows.Scan(&p.UserID, &t, &p.IDNumberEnc, &p.OrgPath); err != nil {
-			return nil, classify(err, "list users without centres key", "")
-		}
-		p.IDType = identity.IDType(t)
-		out = append(out, p)
-	}
-	return out, classify(rows.Err(), "list users without centres key", "")
+	return s.pendingIDKeys(ctx, usersWithoutCentresKey, "list users without centres key", after, limit)
 }
 
 // SetCentresKeys implements identity.IDKeyStore: one transaction; a person
