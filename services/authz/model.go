@@ -129,11 +129,29 @@ type Grant struct {
 	ValidUntil time.Time  `json:"valid_until,omitzero"`
 	ScopeOrg   string     `json:"scope_org,omitempty"`
 	Delegable  bool       `json:"delegable,omitempty"`
+	// DelegationDepth: for a delegable grant, how many levels of unit
+	// administrators may be appointed below its holder, one below the
+	// other (0 and 1: one level, the holder's appointees appoint nobody;
+	// 2: they may be delegable with depth 1; ...; MaxDelegationDepth at
+	// most). Grants written before it existed read as one level.
+	DelegationDepth int `json:"delegation_depth,omitempty"`
 	// Grantable: for an administrator role granted over ScopeOrg, the roles
 	// (with their juniors) the holder may grant inside it.
 	Grantable []string  `json:"grantable,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// MaxDelegationDepth bounds Grant.DelegationDepth.
+const MaxDelegationDepth = 8
+
+// Depth is how many levels of unit administrators g lets its holder
+// appoint below them: 0 unless delegable, then DelegationDepth (at least 1).
+func (g *Grant) Depth() int {
+	if !g.Delegable {
+		return 0
+	}
+	return max(g.DelegationDepth, 1)
 }
 
 // Direct reports whether g grants a permission directly (not a role).

@@ -144,6 +144,12 @@ func (s *Service) subjectOrgs(sub authz.Subject) []string {
 
 // checkGrantShape checks the fields of administrator grants.
 func (s *Service) checkGrantShape(g authz.Grant) error {
+	if g.DelegationDepth != 0 && (!g.Delegable || g.Role != authz.RoleUnitAdmin) {
+		return badModel("delegation_depth is for delegable unit_admin grants")
+	}
+	if g.DelegationDepth < 0 || g.DelegationDepth > authz.MaxDelegationDepth {
+		return badModel(fmt.Sprintf("delegation_depth is at most %d", authz.MaxDelegationDepth))
+	}
 	switch g.Role {
 	case authz.RoleSystemAdmin, authz.RoleSecurityAuditor, authz.RolePersonalData:
 		if g.ScopeOrg != "" || g.Delegable || len(g.Grantable) > 0 {
@@ -184,7 +190,8 @@ func (s *Service) checkGrantShape(g authz.Grant) error {
 // unit administrator grants, inside their scope, the roles of their
 // grantable_roles (and the roles those include), and, when delegable,
 // appoints unit administrators strictly below their scope org with a part
-// of their grantable roles, not delegable. The security auditor role is
+// of their grantable roles, delegable only to a smaller depth than theirs
+// (one level: not delegable). The security auditor role is
 // granted and revoked only by a security auditor (see auditors), except the
 // first one.
 func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke bool) error {
@@ -274,7 +281,8 @@ func (s *Service) checkGrantAuthority(ctx context.Context, g authz.Grant, revoke
 			"your unit_admin grant, with the roles it includes), to subjects inside your scope (a group's members too)"
 	}
 	if g.Role == authz.RoleUnitAdmin {
-		why = "you may appoint unit administrators only when your grant is delegable, strictly below your scope org, with a part of your grantable roles, not delegable"
+		why = "you may appoint unit administrators only when your grant is delegable, strictly below your scope org, with a part of your grantable roles, " +
+			"and delegable only to fewer levels than your grant allows (one level: not delegable)"
 	}
 	return denied(why)
 }
@@ -346,7 +354,7 @@ func (s *Service) mayHandOn(auth, g authz.Grant) bool {
 	if g.Role != authz.RoleUnitAdmin {
 		return slices.Contains(handable, g.Role)
 	}
-	if auth.Role != authz.RoleUnitAdmin || !auth.Delegable || g.Delegable ||
+	if auth.Role != authz.RoleUnitAdmin || !auth.Delegable || g.Depth() >= auth.Depth() ||
 		g.ScopeOrg == auth.ScopeOrg || !s.idx.Within(g.ScopeOrg, auth.ScopeOrg) {
 		return false
 	}

@@ -299,6 +299,9 @@ func (s *Service) CreateGrantActivation(ctx context.Context, g authz.Grant) (aut
 	g.ID = ids.New()
 	g.CreatedAt = s.now().UTC()
 	g.CreatedBy = caller.From(ctx).Actor()
+	if g.DelegationDepth == 1 && g.Delegable {
+		g.DelegationDepth = 0 // one level is what delegable alone says
+	}
 	activation, appointed, checked := "", false, false
 	ch, err := s.write(ctx, "grant.create", g.Subject.String(), func() (authz.Change, error) {
 		if err := s.checkGrantShape(g); err != nil {
@@ -395,7 +398,7 @@ func (s *Service) sameGrant(g authz.Grant) (authz.Grant, bool) {
 		if h.Role != g.Role || h.Permission != g.Permission {
 			continue
 		}
-		if h.ScopeOrg == g.ScopeOrg && h.ValidFrom.Equal(g.ValidFrom) && h.ValidUntil.Equal(g.ValidUntil) && h.Delegable == g.Delegable &&
+		if h.ScopeOrg == g.ScopeOrg && h.ValidFrom.Equal(g.ValidFrom) && h.ValidUntil.Equal(g.ValidUntil) && h.Delegable == g.Delegable && h.Depth() == g.Depth() &&
 			slices.Equal(slices.Sorted(slices.Values(h.Grantable)), slices.Sorted(slices.Values(g.Grantable))) {
 			return h, true
 		}

@@ -749,7 +749,9 @@ func (x *Index) putGrant(g authz.Grant) {
 	_, n.zones[0], okF = timeOf(g.ValidFrom)
 	_, n.zones[1], okU = timeOf(g.ValidUntil)
 	n.created, n.zones[2], okC = timeOf(g.CreatedAt)
-	if !okF || !okU || !okC || h == nil {
+	// a grant delegable beyond one level is rare (a few administrators):
+	// kept whole rather than widening every node
+	if !okF || !okU || !okC || h == nil || g.DelegationDepth != 0 {
 		n.flags |= flagOdd
 		x.odd[gi] = g
 	}

@@ -463,7 +463,7 @@ func timeOf(t *timestamppb.Timestamp) time.Time {
 func grantPB(g authz.Grant) *authzv1.Grant {
 	out := &authzv1.Grant{Id: g.ID, RoleId: g.Role, Subject: subjectPB(g.Subject), ValidFrom: ts(g.ValidFrom),
 		ValidUntil: ts(g.ValidUntil), ScopeOrg: g.ScopeOrg, Delegable: g.Delegable, CreatedAt: ts(g.CreatedAt), CreatedBy: g.CreatedBy,
-		GrantableRoles: g.Grantable}
+		GrantableRoles: g.Grantable, DelegationDepth: uint32(g.DelegationDepth)}
 	if g.Direct() {
 		out.Permission = permPB(g.Permission)
 	}
@@ -473,7 +473,7 @@ func grantPB(g authz.Grant) *authzv1.Grant {
 func grantOf(g *authzv1.Grant) authz.Grant {
 	out := authz.Grant{Role: g.GetRoleId(), Subject: authz.Subject{Kind: authz.SubjectKind(g.GetSubject().GetKind()), ID: g.GetSubject().GetId()},
 		ValidFrom: timeOf(g.GetValidFrom()), ValidUntil: timeOf(g.GetValidUntil()), ScopeOrg: g.GetScopeOrg(), Delegable: g.GetDelegable(),
-		Grantable: g.GetGrantableRoles()}
+		Grantable: g.GetGrantableRoles(), DelegationDepth: int(g.GetDelegationDepth())}
 	if p := g.GetPermission(); p != nil {
 		out.Permission = permOf(p)
 	}

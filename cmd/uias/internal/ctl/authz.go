@@ -428,6 +428,9 @@ func grantScope(g *authzv1.Grant) string {
 	}
 	if g.GetDelegable() {
 		out += " delegable"
+		if d := g.GetDelegationDepth(); d > 1 {
+			out += fmt.Sprintf(":%d", d)
+		}
 	}
 	return out
 }
@@ -440,11 +443,12 @@ func tsText(t *timestamppb.Timestamp) string {
 }
 
 func authzGrantCmd() command {
-	return command{usage: "(--role ROLE_ID | --permission APP:RESOURCE:OPERATION) (--user ID | --group ID | --org ID) [--from RFC3339] [--until RFC3339] [--scope-org ORG_ID --grantable ROLE_ID,... [--delegable]]",
+	return command{usage: "(--role ROLE_ID | --permission APP:RESOURCE:OPERATION) (--user ID | --group ID | --org ID) [--from RFC3339] [--until RFC3339] [--scope-org ORG_ID --grantable ROLE_ID,... [--delegable [--depth N]]]",
 		help: "Grants a role to a person, a group, or an org and every org below it, optionally for a time window. " +
 			"--permission grants one permission directly instead of a role (docs/operators.md, direct grants). " +
 			"A unit administrator (--role unit_admin) is granted over an org subtree (--scope-org) with the roles they may hand on (--grantable) " +
-			"and, with --delegable, the right to appoint unit administrators below them. " +
+			"and, with --delegable, the right to appoint unit administrators below them (--depth N: N levels of them, one below the other; " +
+			"each appointee's depth below its appointer's; default 1: the appointees appoint nobody). " +
 			"Appointing a person to an administrator role replaces a password someone else set for them (or gives one to a person " +
 			"without) with an activation password, printed once: hand it over; they choose their own at their first administrator login.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
@@ -455,6 +459,7 @@ func authzGrantCmd() command {
 			scope := fs.String("scope-org", "", "unit_admin: the `ORG_ID` whose subtree they administer")
 			grantable := fs.String("grantable", "", "unit_admin: comma-separated role `IDs` they may hand on")
 			delegable := fs.Bool("delegable", false, "unit_admin: may appoint unit administrators below them")
+			depth := fs.Uint("depth", 0, "unit_admin with --delegable: how many `LEVELS` of unit administrators may be appointed below them (1-8)")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -462,7 +467,13 @@ func authzGrantCmd() command {
 				if (*role == "") == (*perm == "") {
 					return usagef("name exactly one of --role and --permission")
 				}
-				g := &authzv1.Grant{RoleId: *role, ScopeOrg: *scope, Delegable: *delegable}
+				if *depth > 0 && !*delegable {
+					return usagef("--depth goes with --delegable")
+				}
+				if *depth > 8 {
+					return usagef("--depth is at most 8")
+				}
+				g := &authzv1.Grant{RoleId: *role, ScopeOrg: *scope, Delegable: *delegable, DelegationDepth: uint32(*depth)}
 				if *perm != "" {
 					p, err := parsePermFlag("permission", *perm)
 					if err != nil {

@@ -1411,9 +1411,15 @@ type Grant struct {
 	// permission: the permission a direct grant gives (instead of a role):
 	// an operation the resource of the application declares. A direct grant
 	// has no scope_org, delegable or grantable_roles.
-	Permission    *Permission `protobuf:"bytes,11,opt,name=permission" json:"permission,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Permission *Permission `protobuf:"bytes,11,opt,name=permission" json:"permission,omitempty"`
+	// delegation_depth: for a delegable unit_admin grant, how many levels of
+	// unit administrators may be appointed below the holder, one below the
+	// other (0 or 1: one level, whose appointees appoint nobody; 2: the
+	// holder's appointees may themselves be delegable with depth 1; at most
+	// 8). An appointee's depth is always below its appointer's.
+	DelegationDepth uint32 `protobuf:"varint,12,opt,name=delegation_depth,json=delegationDepth" json:"delegation_depth,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Grant) Reset() {
@@ -1521,6 +1527,13 @@ func (x *Grant) GetPermission() *Permission {
 		return x.Permission
 	}
 	return nil
+}
+
+func (x *Grant) GetDelegationDepth() uint32 {
+	if x != nil {
+		return x.DelegationDepth
+	}
+	return 0
 }
 
 type Exclusion struct {
@@ -2734,7 +2747,7 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	"\binherits\x18\x06 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10@\"\tr\a\xc8\xc6'\x01(\x80\x01R\binherits\"N\n" +
 	"\aSubject\x12\"\n" +
 	"\x04kind\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(\x10R\x04kind\x12\x1f\n" +
-	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\x90\a\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xc4\a\n" +
 	"\x05Grant\x12\x1c\n" +
 	"\x02id\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x02id\x12%\n" +
 	"\arole_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06roleId\x128\n" +
@@ -2753,7 +2766,8 @@ const file_uias_authz_v1_authz_proto_rawDesc = "" +
 	" \x03(\tB\x13\xbaH\x10\x92\x01\r\x10@\"\tr\a\xc8\xc6'\x01(\x80\x01R\x0egrantableRoles\x129\n" +
 	"\n" +
 	"permission\x18\v \x01(\v2\x19.uias.authz.v1.PermissionR\n" +
-	"permission:\xf3\x02\xbaH\xef\x02\x1a\xc5\x01\n" +
+	"permission\x122\n" +
+	"\x10delegation_depth\x18\f \x01(\rB\a\xbaH\x04*\x02\x18\bR\x0fdelegationDepth:\xf3\x02\xbaH\xef\x02\x1a\xc5\x01\n" +
 	"\x18grant.role_or_permission\x12}names neither role_id nor permission: a grant gives a role (role_id) or one permission (permission: app, resource, operation)\x1a*this.role_id != '' || has(this.permission)\x1a\xa4\x01\n" +
 	"\x0egrant.not_both\x12enames both role_id and permission: a grant gives a role or one permission, not both (make two grants)\x1a+this.role_id == '' || !has(this.permission)\"\x9b\x01\n" +
 	"\tExclusion\x12\x1c\n" +
