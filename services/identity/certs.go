@@ -219,20 +219,7 @@ func (s *Service) BindUserCert(ctx context.Context, userID string, der []byte, s
 			return nil, err
 		}
 	}
-	c.UserID, c.CreatedAt = u.ID, s.now().UTC().Truncate(time.Millisecond)
-	err = s.write(ctx, func(evs []events.Event) error { return s.store.BindCert(ctx, c, MaxUserCerts, evs) },
-		s.changeWith(ctx, "user", "certificate_bound", u.ID, map[string]any{"sha256": c.SHA256}, s.certReplicaOf(c)),
-		s.audit(ctx, "user.certificate.bind", "user:"+u.ID, u.OrgID, "success", "OK", start, map[string]string{"sha256": c.SHA256}))
-	if errors.Is(err, ErrConflict) {
-		if _, gerr := s.store.GetCert(ctx, c.SHA256); gerr == nil {
-			return nil, errCertBound
-		}
-		return nil, errTooManyCerts
-	}
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return s.bindCert(ctx, u, c.SHA256, c.NotAfter, start, "")
 }
 
 // ListUserCerts lists the certificates bound to user id.
@@ -352,6 +339,9 @@ func (s *Service) certPerson(ctx context.Context, a *loginAttempt, fail func(sub
 	der []byte, notBefore, notAfter time.Time, detail map[string]string, start time.Time) (*CertLoginResult, error) {
 	fp := x509cert.Thumbprint(der)
 	b, err := s.store.GetCert(ctx, fp)
+	if errors.Is(err, ErrNotFound) && s.cfg.Policy.CertAutoBind {
+		b, err = s.autoBindCert(ctx, der, fp, start)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return fail("certificate", "", CertNotRegistered)
 	}

@@ -32,6 +32,9 @@ type IDKeySet struct {
 
 // IDKeyStore fills the ID keys of the people stored before them.
 type IDKeyStore interface {
+	// GetUserByIDKey returns the person whose ID key (User.IDKey) is key;
+	// ErrNotFound when none (or key is "").
+	GetUserByIDKey(ctx context.Context, key string) (*User, error)
 	// UsersWithoutIDKey lists up to limit people with an ID number and
 	// no ID key, ids above after, in id order.
 	UsersWithoutIDKey(ctx context.Context, after string, limit int) ([]IDKeyPending, error)

@@ -56,6 +56,13 @@ type Policy struct {
 	// the maritime design 2.1.2.1). Default false: an administrator's
 	// binding is trusted, by thumbprint too.
 	CertIdentityCheck bool
+	// CertAutoBind: a certificate login with a certificate bound to no
+	// one binds it first to the person of this centre it names (a people's
+	// CA's, with their ID number and display name in its subject; see
+	// certmap.go), audited user.certificate.bind by "login"
+	// (identity.policy.cert_auto_bind; needs CertIdentityCheck's CAs).
+	// Default false: only administrators bind.
+	CertAutoBind bool
 	// MinAuthLevel is the level of the people whose own User.MinAuthLevel
 	// is 0 (identity.policy.min_auth_level; 0 or AuthLevelAny: any
 	// method). See PersonLevel.

@@ -451,7 +451,7 @@ func policyOf(p PolicyDefaults) identity.Policy {
 		MaxFailures: p.MaxFailures, SourceFailures: p.SourceFailures, LockDuration: time.Duration(p.LockMinutes) * time.Minute,
 		MaxAge: time.Duration(p.MaxAgeDays) * 24 * time.Hour, SharedIDNumbers: !p.UniqueIDNumber,
 		SelfServiceDisplayName: p.SelfServiceDisplayName, AuthenticateRequiresOTP: p.AuthenticateRequiresOTP,
-		AdminRequiresOTP: p.AdminRequiresOTP, CertIdentityCheck: p.CertIdentityCheck, MinAuthLevel: p.MinAuthLevel,
+		AdminRequiresOTP: p.AdminRequiresOTP, CertIdentityCheck: p.CertIdentityCheck, CertAutoBind: p.CertAutoBind, MinAuthLevel: p.MinAuthLevel,
 		RequireIPAllowList: p.RequireIPAllowList}
 }
 

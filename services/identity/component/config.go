@@ -71,6 +71,12 @@ type PolicyDefaults struct {
 	// name and ID number. False (the default): bindings by thumbprint, and
 	// subjects unchecked.
 	CertIdentityCheck bool `yaml:"cert_identity_check"`
+	// CertAutoBind: a certificate login with a certificate bound to no one
+	// binds it to the person it names (their ID number and display name in
+	// its subject, issued by a people's CA) and signs them in. Needs
+	// cert_identity_check and one account per ID number. False (the
+	// default): administrators bind every certificate.
+	CertAutoBind bool `yaml:"cert_auto_bind"`
 	// MinAuthLevel is the level of every person whose own min_auth_level
 	// is 0 (graded authentication, ADR 0020): 1 (the default, also 0) any
 	// method, 2 two factors or a certificate.
@@ -409,6 +415,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Bool(&c.Policy.AdminRequiresOTP, "UIAS_POLICY_ADMIN_REQUIRES_OTP", "", "")
 	b.Bool(&c.Policy.RequireIPAllowList, "UIAS_POLICY_REQUIRE_IP_ALLOW_LIST", "", "")
 	b.Bool(&c.Policy.CertIdentityCheck, "UIAS_POLICY_CERT_IDENTITY_CHECK", "", "")
+	b.Bool(&c.Policy.CertAutoBind, "UIAS_POLICY_CERT_AUTO_BIND", "", "")
 	b.Int(&c.Policy.MinAuthLevel, "UIAS_POLICY_MIN_AUTH_LEVEL", "", "")
 	b.Duration(&c.AdminTokenTTL, "UIAS_ADMIN_TOKEN_TTL", "", "")
 	b.Duration(&c.AdminTokenIdle, "UIAS_ADMIN_TOKEN_IDLE", "", "")
@@ -502,6 +509,10 @@ func (c *Config) Validate(*config.Config) error {
 	}
 	if l := c.Policy.MinAuthLevel; l < 0 || l > 2 {
 		bad("policy.min_auth_level", "must be 0 or 1 (any method) or 2 (two factors or a certificate), got %d", l)
+	}
+	if c.Policy.CertAutoBind && (!c.Policy.CertIdentityCheck || !c.Policy.UniqueIDNumber) {
+		bad("policy.cert_auto_bind", "needs policy.cert_identity_check (the people's CAs a certificate must be of) and "+
+			"policy.unique_id_number (the ID number in a certificate must be one person's)")
 	}
 	if iss := c.TOTPIssuer; iss == "" || len(iss) > 64 || strings.ContainsAny(iss, ":\x00\r\n") {
 		bad("totp_issuer", "must be 1 to 64 bytes without ':' or control characters, got %q", iss)

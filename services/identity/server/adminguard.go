@@ -160,6 +160,9 @@ var globalMethods = map[string]adminauth.Perm{
 	identityv1.KeyService_ReencryptData_FullMethodName:           adminauth.KeysRotate,
 	identityv1.FingerService_SetFingerprintBypass_FullMethodName: adminauth.FingersWrite,
 	identityv1.FingerService_GetFingerprintBypass_FullMethodName: adminauth.FingersRead,
+	// Certificates bound to the people they name: whom is found, not
+	// named, so only an unscoped administrator's.
+	identityv1.AdminService_BindCertificates_FullMethodName: adminauth.UsersPassword,
 }
 
 // personMethods act on one person (the request's user_id, or the id of a

@@ -37,6 +37,22 @@ func (s *Server) UnbindUserCertificate(ctx context.Context, r *identityv1.Unbind
 	return &identityv1.UnbindUserCertificateResponse{}, nil
 }
 
+// BindCertificates implements AdminService.
+func (s *Server) BindCertificates(ctx context.Context, r *identityv1.BindCertificatesRequest) (*identityv1.BindCertificatesResponse, error) {
+	rs, err := s.svc.BindCertsByIdentity(ctx, r.GetCertificates(), r.GetDryRun())
+	if err != nil {
+		return nil, err
+	}
+	out := &identityv1.BindCertificatesResponse{Lines: make([]*identityv1.BindCertificatesResponse_Line, len(rs))}
+	for i, l := range rs {
+		out.Lines[i] = &identityv1.BindCertificatesResponse_Line{Sha256: l.SHA256, Outcome: string(l.Outcome), UserId: l.UserID, Message: l.Message}
+		if l.Outcome == identity.CertBound || l.Outcome == identity.CertWouldBind {
+			out.Bound++
+		}
+	}
+	return out, nil
+}
+
 func certOut(c *identity.UserCert) *identityv1.UserCertificate {
 	return &identityv1.UserCertificate{UserId: c.UserID, Sha256: c.SHA256, CreateTime: ts(c.CreatedAt), NotAfter: ts(c.NotAfter)}
 }

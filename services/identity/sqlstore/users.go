@@ -158,6 +158,19 @@ func (s *Store) GetUser(ctx context.Context, id string) (*identity.User, error) 
 	return u, nil
 }
 
+// GetUserByIDKey returns the person whose ID key is key (the unique
+// index users_id_key_idx); ErrNotFound when none.
+func (s *Store) GetUserByIDKey(ctx context.Context, key string) (*identity.User, error) {
+	if key == "" {
+		return nil, store.NotFound("user")
+	}
+	u, err := s.getUser(ctx, s.stmts, "id_key", key)
+	if err != nil {
+		return nil, classify(err, "get user by id key", "user")
+	}
+	return u, nil
+}
+
 // loginFold is the login name column folded to lower case, ASCII letters
 // only, as the unique index users_login_name_fold_key (migration 0062)
 // has it: SQLite's lower() folds ASCII alone; PostgreSQL's follows the

@@ -44,6 +44,16 @@ func testUserIDKey(t *testing.T, f *fixture) {
 	_, err = f.s.GetUser(f.ctx, b.ID)
 	isErr(t, err, identity.ErrNotFound)
 
+	// Found by its key (a certificate's number mapped to its person);
+	// an unknown or empty key is no one.
+	got, err = f.s.GetUserByIDKey(f.ctx, a.IDKey)
+	must(t, err)
+	eq(t, "person of the ID key", got.ID, a.ID)
+	_, err = f.s.GetUserByIDKey(f.ctx, "idk-nobody")
+	isErr(t, err, identity.ErrNotFound)
+	_, err = f.s.GetUserByIDKey(f.ctx, "")
+	isErr(t, err, identity.ErrNotFound)
+
 	// Without an ID key: as many as there are.
 	for range 3 {
 		_ = f.user(o.ID)

@@ -64,6 +64,86 @@ func userBindCertCmd() command {
 	}
 }
 
+// userBindCertsCmd is "user bind-certs FILE...": certificates the CA
+// issued, each bound to the person it names (BindCertificates).
+func userBindCertsCmd() command {
+	return command{
+		usage: "[--dry-run] FILE...",
+		help: "Binds certificates issued by the people's CA to the people they name, in bulk: each certificate whose subject\n" +
+			"carries one registered person's ID number and display name is bound to that person (as bind-cert with\n" +
+			"identity.policy.cert_identity_check). FILEs are PEM (every CERTIFICATE block: a CA's bundle) or DER. One line per\n" +
+			"certificate says what became of it (bound, already_bound, no_person, invalid, homed_elsewhere, too_many);\n" +
+			"--dry-run binds nothing and says what it would do (would_bind). A system administrator's command.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			dry := fs.Bool("dry-run", false, "bind nothing; say what would be bound")
+			return func(args []string) error {
+				if len(args) == 0 {
+					return usagef("needs one or more certificate FILEs")
+				}
+				var ders [][]byte
+				for _, f := range args {
+					ds, err := readCertsFile(f)
+					if err != nil {
+						return err
+					}
+					ders = append(ders, ds...)
+				}
+				return a.withSession(func(s *session) error {
+					all := &identityv1.BindCertificatesResponse{}
+					for len(ders) > 0 {
+						n := min(len(ders), 500)
+						r, err := s.client.BindCertificates(s.ctx, &identityv1.BindCertificatesRequest{Certificates: ders[:n], DryRun: *dry})
+						if err != nil {
+							return err
+						}
+						all.Lines = append(all.Lines, r.GetLines()...)
+						all.Bound += r.GetBound()
+						ders = ders[n:]
+					}
+					return a.output(all, func(tw *tabwriter.Writer) {
+						fmt.Fprintln(tw, "SHA-256\tOUTCOME\tUSER\tMESSAGE")
+						for _, l := range all.GetLines() {
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", dash(l.GetSha256()), l.GetOutcome(), dash(l.GetUserId()), l.GetMessage())
+						}
+						verb := "bound"
+						if *dry {
+							verb = "would be bound"
+						}
+						fmt.Fprintf(tw, "%d of %d certificates %s.\n", all.GetBound(), len(all.GetLines()), verb)
+					})
+				})
+			}
+		},
+	}
+}
+
+// readCertsFile returns every certificate of a file: the CERTIFICATE
+// blocks of a PEM file, or the file itself when it is one DER certificate.
+func readCertsFile(file string) ([][]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	var out [][]byte
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			out = append(out, blk.Bytes)
+		}
+	}
+	if len(out) == 0 {
+		if _, err := smx509.ParseCertificate(b); err != nil {
+			return nil, usagef("%s holds no PEM CERTIFICATE and is not a DER certificate", file)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
 // userUnbindCertCmd is "user unbind-cert USER --sha256 HEX".
 func userUnbindCertCmd() command {
 	return command{

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -34,6 +35,26 @@ type fakeCertAdmin struct {
 	mu     sync.Mutex
 	bind   *identityv1.BindUserCertificateRequest
 	unbind *identityv1.UnbindUserCertificateRequest
+	bulk   *identityv1.BindCertificatesRequest
+}
+
+func (f *fakeCertAdmin) BindCertificates(ctx context.Context, r *identityv1.BindCertificatesRequest) (*identityv1.BindCertificatesResponse, error) {
+	if err := f.authorize(ctx); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.bulk = r
+	f.mu.Unlock()
+	out := &identityv1.BindCertificatesResponse{}
+	for i := range r.GetCertificates() {
+		l := &identityv1.BindCertificatesResponse_Line{Sha256: fmt.Sprintf("%064d", i), Outcome: "no_person", Message: "names no one"}
+		if i == 0 {
+			l.Outcome, l.UserId, l.Message = "bound", "u1", "bound"
+			out.Bound++
+		}
+		out.Lines = append(out.Lines, l)
+	}
+	return out, nil
 }
 
 func (f *fakeCertAdmin) BindUserCertificate(ctx context.Context, r *identityv1.BindUserCertificateRequest) (*identityv1.UserCertificate, error) {
@@ -170,7 +191,22 @@ func TestCertCommands(t *testing.T) {
 	if certs.unbind.GetSha256() != "ef01" {
 		t.Fatalf("unbind by thumbprint %v", certs.unbind)
 	}
+	// bind-certs: every certificate of every file (a PEM bundle), one line
+	// each and the count.
+	bundle := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(bundle, append(pemData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: oldDER})...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = h.mustRun("user", "bind-certs", "--dry-run", bundle, smFile)
+	if n := len(certs.bulk.GetCertificates()); n != 3 || !certs.bulk.GetDryRun() || string(certs.bulk.GetCertificates()[2]) != string(smDER) {
+		t.Fatalf("bulk request: %d certificates, dry run %v", n, certs.bulk.GetDryRun())
+	}
+	if !strings.Contains(out, "bound") || !strings.Contains(out, "no_person") || !strings.Contains(out, "1 of 3 certificates would be bound.") {
+		t.Fatalf("bind-certs output %q", out)
+	}
 	for _, args := range [][]string{
+		{"user", "bind-certs"},
+		{"user", "bind-certs", junk},
 		{"user", "bind-cert", "u1"},
 		{"user", "bind-cert", "u1", "--cert", pemFile, "--sha256", fp},
 		{"user", "bind-cert", "u1", "--cert", junk},

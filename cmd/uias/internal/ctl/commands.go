@@ -62,6 +62,7 @@ func commands() map[string]map[string]command {
 			"delete":         userDeleteCmd(),
 			"finger":         userFingerCmd(),
 			"bind-cert":      userBindCertCmd(),
+			"bind-certs":     userBindCertsCmd(),
 			"unbind-cert":    userUnbindCertCmd(),
 			"certs":          userCertsCmd(),
 			"reset-totp":     userResetTOTPCmd(),

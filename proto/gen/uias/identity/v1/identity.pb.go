@@ -5325,6 +5325,112 @@ func (x *BindUserCertificateRequest) GetSha256() string {
 	return ""
 }
 
+type BindCertificatesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificates: DER encodings (base64 in JSON), at most 500.
+	Certificates  [][]byte `protobuf:"bytes,1,rep,name=certificates" json:"certificates,omitempty"`
+	DryRun        bool     `protobuf:"varint,2,opt,name=dry_run,json=dryRun" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindCertificatesRequest) Reset() {
+	*x = BindCertificatesRequest{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindCertificatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindCertificatesRequest) ProtoMessage() {}
+
+func (x *BindCertificatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindCertificatesRequest.ProtoReflect.Descriptor instead.
+func (*BindCertificatesRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *BindCertificatesRequest) GetCertificates() [][]byte {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+func (x *BindCertificatesRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type BindCertificatesResponse struct {
+	state protoimpl.MessageState           `protogen:"open.v1"`
+	Lines []*BindCertificatesResponse_Line `protobuf:"bytes,1,rep,name=lines" json:"lines,omitempty"`
+	// bound: how many were bound (would be, with dry_run).
+	Bound         int32 `protobuf:"varint,2,opt,name=bound" json:"bound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindCertificatesResponse) Reset() {
+	*x = BindCertificatesResponse{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindCertificatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindCertificatesResponse) ProtoMessage() {}
+
+func (x *BindCertificatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindCertificatesResponse.ProtoReflect.Descriptor instead.
+func (*BindCertificatesResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *BindCertificatesResponse) GetLines() []*BindCertificatesResponse_Line {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *BindCertificatesResponse) GetBound() int32 {
+	if x != nil {
+		return x.Bound
+	}
+	return 0
+}
+
 type ListUserCertificatesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
@@ -5334,7 +5440,7 @@ type ListUserCertificatesRequest struct {
 
 func (x *ListUserCertificatesRequest) Reset() {
 	*x = ListUserCertificatesRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5346,7 +5452,7 @@ func (x *ListUserCertificatesRequest) String() string {
 func (*ListUserCertificatesRequest) ProtoMessage() {}
 
 func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[69]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5359,7 +5465,7 @@ func (x *ListUserCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{69}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListUserCertificatesRequest) GetUserId() string {
@@ -5378,7 +5484,7 @@ type ListUserCertificatesResponse struct {
 
 func (x *ListUserCertificatesResponse) Reset() {
 	*x = ListUserCertificatesResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5390,7 +5496,7 @@ func (x *ListUserCertificatesResponse) String() string {
 func (*ListUserCertificatesResponse) ProtoMessage() {}
 
 func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[70]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5403,7 +5509,7 @@ func (x *ListUserCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListUserCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{70}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListUserCertificatesResponse) GetCertificates() []*UserCertificate {
@@ -5423,7 +5529,7 @@ type UnbindUserCertificateRequest struct {
 
 func (x *UnbindUserCertificateRequest) Reset() {
 	*x = UnbindUserCertificateRequest{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[71]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5435,7 +5541,7 @@ func (x *UnbindUserCertificateRequest) String() string {
 func (*UnbindUserCertificateRequest) ProtoMessage() {}
 
 func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[71]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5448,7 +5554,7 @@ func (x *UnbindUserCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateRequest.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{71}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *UnbindUserCertificateRequest) GetUserId() string {
@@ -5473,7 +5579,7 @@ type UnbindUserCertificateResponse struct {
 
 func (x *UnbindUserCertificateResponse) Reset() {
 	*x = UnbindUserCertificateResponse{}
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[72]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5485,7 +5591,7 @@ func (x *UnbindUserCertificateResponse) String() string {
 func (*UnbindUserCertificateResponse) ProtoMessage() {}
 
 func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_identity_proto_msgTypes[72]
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5498,7 +5604,81 @@ func (x *UnbindUserCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbindUserCertificateResponse.ProtoReflect.Descriptor instead.
 func (*UnbindUserCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{72}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{74}
+}
+
+// One line per certificate, in the order given.
+type BindCertificatesResponse_Line struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sha256: the certificate's thumbprint ("" when it is not one).
+	Sha256 string `protobuf:"bytes,1,opt,name=sha256" json:"sha256,omitempty"`
+	// outcome: bound, would_bind (dry run), already_bound, no_person,
+	// invalid, homed_elsewhere, too_many.
+	Outcome string `protobuf:"bytes,2,opt,name=outcome" json:"outcome,omitempty"`
+	// user_id: the person it names (bound, would_bind, homed_elsewhere,
+	// too_many) or is bound to (already_bound).
+	UserId        string `protobuf:"bytes,3,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	Message       string `protobuf:"bytes,4,opt,name=message" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindCertificatesResponse_Line) Reset() {
+	*x = BindCertificatesResponse_Line{}
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindCertificatesResponse_Line) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindCertificatesResponse_Line) ProtoMessage() {}
+
+func (x *BindCertificatesResponse_Line) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_identity_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindCertificatesResponse_Line.ProtoReflect.Descriptor instead.
+func (*BindCertificatesResponse_Line) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{70, 0}
+}
+
+func (x *BindCertificatesResponse_Line) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *BindCertificatesResponse_Line) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *BindCertificatesResponse_Line) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BindCertificatesResponse_Line) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
 }
 
 var File_uias_identity_v1_identity_proto protoreflect.FileDescriptor
@@ -5901,7 +6081,18 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1aBindUserCertificateRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12+\n" +
 	"\vcertificate\x18\x02 \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x01R\vcertificate\x12$\n" +
-	"\x06sha256\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06sha256\"G\n" +
+	"\x06sha256\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x06sha256\"m\n" +
+	"\x17BindCertificatesRequest\x129\n" +
+	"\fcertificates\x18\x01 \x03(\fB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\xf4\x03\"\bz\x06\x10\x01\x18\x80\x80\x01R\fcertificates\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xe4\x01\n" +
+	"\x18BindCertificatesResponse\x12E\n" +
+	"\x05lines\x18\x01 \x03(\v2/.uias.identity.v1.BindCertificatesResponse.LineR\x05lines\x12\x14\n" +
+	"\x05bound\x18\x02 \x01(\x05R\x05bound\x1ak\n" +
+	"\x04Line\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"G\n" +
 	"\x1bListUserCertificatesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"e\n" +
 	"\x1cListUserCertificatesResponse\x12E\n" +
@@ -5957,7 +6148,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0eChangePassword\x12'.uias.identity.v1.ChangePasswordRequest\x1a(.uias.identity.v1.ChangePasswordResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/password:change\x12\x9a\x01\n" +
 	"\x17GetCertificateChallenge\x120.uias.identity.v1.GetCertificateChallengeRequest\x1a&.uias.identity.v1.CertificateChallenge\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/authenticate:challenge2\xac\x01\n" +
 	"\x12ResponseKeyService\x12\x95\x01\n" +
-	"\x17ListResponseSigningKeys\x120.uias.identity.v1.ListResponseSigningKeysRequest\x1a%.uias.identity.v1.ResponseSigningKeys\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/keys/response-signing2\xe6#\n" +
+	"\x17ListResponseSigningKeys\x120.uias.identity.v1.ListResponseSigningKeysRequest\x1a%.uias.identity.v1.ResponseSigningKeys\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/keys/response-signing2\xf4$\n" +
 	"\fAdminService\x12s\n" +
 	"\n" +
 	"AdminLogin\x12#.uias.identity.v1.AdminLoginRequest\x1a$.uias.identity.v1.AdminLoginResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/admin/login\x12w\n" +
@@ -6007,7 +6198,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x11DeleteAccountLink\x12*.uias.identity.v1.DeleteAccountLinkRequest\x1a+.uias.identity.v1.DeleteAccountLinkResponse\"\x16\x82\xd3\xe4\x93\x02\x10*\x0e/v1/links/{id}\x12\x93\x01\n" +
 	"\x13BindUserCertificate\x12,.uias.identity.v1.BindUserCertificateRequest\x1a!.uias.identity.v1.UserCertificate\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/users/{user_id}/certificates\x12\x9f\x01\n" +
 	"\x14ListUserCertificates\x12-.uias.identity.v1.ListUserCertificatesRequest\x1a..uias.identity.v1.ListUserCertificatesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/users/{user_id}/certificates\x12\xab\x01\n" +
-	"\x15UnbindUserCertificate\x12..uias.identity.v1.UnbindUserCertificateRequest\x1a/.uias.identity.v1.UnbindUserCertificateResponse\"1\x82\xd3\xe4\x93\x02+*)/v1/users/{user_id}/certificates/{sha256}\x12t\n" +
+	"\x15UnbindUserCertificate\x12..uias.identity.v1.UnbindUserCertificateRequest\x1a/.uias.identity.v1.UnbindUserCertificateResponse\"1\x82\xd3\xe4\x93\x02+*)/v1/users/{user_id}/certificates/{sha256}\x12\x8b\x01\n" +
+	"\x10BindCertificates\x12).uias.identity.v1.BindCertificatesRequest\x1a*.uias.identity.v1.BindCertificatesResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/certificates:bind\x12t\n" +
 	"\rResetUserTotp\x12&.uias.identity.v1.ResetUserTotpRequest\x1a\x16.uias.identity.v1.User\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/users/{id}:resetTotpBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
@@ -6023,7 +6215,7 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                          // 0: uias.identity.v1.AuthType
 	(Reason)(0),                            // 1: uias.identity.v1.Reason
@@ -6100,163 +6292,169 @@ var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(*UpdateGroupRequest)(nil),             // 72: uias.identity.v1.UpdateGroupRequest
 	(*UserCertificate)(nil),                // 73: uias.identity.v1.UserCertificate
 	(*BindUserCertificateRequest)(nil),     // 74: uias.identity.v1.BindUserCertificateRequest
-	(*ListUserCertificatesRequest)(nil),    // 75: uias.identity.v1.ListUserCertificatesRequest
-	(*ListUserCertificatesResponse)(nil),   // 76: uias.identity.v1.ListUserCertificatesResponse
-	(*UnbindUserCertificateRequest)(nil),   // 77: uias.identity.v1.UnbindUserCertificateRequest
-	(*UnbindUserCertificateResponse)(nil),  // 78: uias.identity.v1.UnbindUserCertificateResponse
-	nil,                                    // 79: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*timestamppb.Timestamp)(nil),          // 80: google.protobuf.Timestamp
+	(*BindCertificatesRequest)(nil),        // 75: uias.identity.v1.BindCertificatesRequest
+	(*BindCertificatesResponse)(nil),       // 76: uias.identity.v1.BindCertificatesResponse
+	(*ListUserCertificatesRequest)(nil),    // 77: uias.identity.v1.ListUserCertificatesRequest
+	(*ListUserCertificatesResponse)(nil),   // 78: uias.identity.v1.ListUserCertificatesResponse
+	(*UnbindUserCertificateRequest)(nil),   // 79: uias.identity.v1.UnbindUserCertificateRequest
+	(*UnbindUserCertificateResponse)(nil),  // 80: uias.identity.v1.UnbindUserCertificateResponse
+	nil,                                    // 81: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*BindCertificatesResponse_Line)(nil),  // 82: uias.identity.v1.BindCertificatesResponse.Line
+	(*timestamppb.Timestamp)(nil),          // 83: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
-	80,  // 0: uias.identity.v1.CertificateChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	83,  // 0: uias.identity.v1.CertificateChallenge.expire_time:type_name -> google.protobuf.Timestamp
 	9,   // 1: uias.identity.v1.ResponseSigningKeys.keys:type_name -> uias.identity.v1.ResponseSigningKey
 	0,   // 2: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	79,  // 3: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	81,  // 3: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,   // 4: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
 	14,  // 5: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	80,  // 6: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	83,  // 6: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	14,  // 7: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,   // 8: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	80,  // 9: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 10: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	83,  // 9: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 10: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,   // 11: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
 	21,  // 12: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,   // 13: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,   // 14: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
 	4,   // 15: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	80,  // 16: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	80,  // 17: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	80,  // 18: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 19: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	80,  // 20: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
-	80,  // 21: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	83,  // 16: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	83,  // 17: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	83,  // 18: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 19: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	83,  // 20: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	83,  // 21: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	3,   // 22: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,   // 23: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
 	31,  // 24: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
 	3,   // 25: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
 	4,   // 26: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	80,  // 27: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 27: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
 	41,  // 28: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
 	5,   // 29: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	80,  // 30: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 31: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	80,  // 32: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	80,  // 33: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	83,  // 30: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 31: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	83,  // 32: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	83,  // 33: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
 	48,  // 34: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	80,  // 35: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
-	80,  // 36: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
-	80,  // 37: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	80,  // 38: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
-	80,  // 39: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	80,  // 40: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	83,  // 35: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
+	83,  // 36: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
+	83,  // 37: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	83,  // 38: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
+	83,  // 39: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	83,  // 40: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
 	47,  // 41: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
 	5,   // 42: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
 	47,  // 43: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
 	5,   // 44: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	80,  // 45: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	80,  // 46: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	80,  // 47: uias.identity.v1.RotateAppSecretRequest.if_secret_issued_at:type_name -> google.protobuf.Timestamp
+	83,  // 45: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	83,  // 46: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	83,  // 47: uias.identity.v1.RotateAppSecretRequest.if_secret_issued_at:type_name -> google.protobuf.Timestamp
 	2,   // 48: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	80,  // 49: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 49: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
 	58,  // 50: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	80,  // 51: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
+	83,  // 51: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
 	31,  // 52: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	80,  // 53: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	80,  // 54: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	73,  // 55: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	12,  // 56: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	15,  // 57: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	6,   // 58: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
-	8,   // 59: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
-	17,  // 60: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	19,  // 61: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	22,  // 62: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	23,  // 63: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	24,  // 64: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	26,  // 65: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	29,  // 66: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	27,  // 67: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	68,  // 68: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	30,  // 69: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	32,  // 70: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	33,  // 71: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	34,  // 72: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	36,  // 73: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	37,  // 74: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	38,  // 75: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	39,  // 76: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	64,  // 77: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	40,  // 78: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	66,  // 79: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	42,  // 80: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	70,  // 81: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	72,  // 82: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	43,  // 83: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	44,  // 84: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	46,  // 85: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	46,  // 86: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	49,  // 87: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	51,  // 88: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	52,  // 89: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	54,  // 90: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	55,  // 91: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	56,  // 92: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	59,  // 93: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	60,  // 94: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	62,  // 95: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	74,  // 96: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	75,  // 97: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	77,  // 98: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	11,  // 99: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	13,  // 100: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	16,  // 101: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	7,   // 102: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	10,  // 103: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
-	18,  // 104: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	20,  // 105: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	21,  // 106: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	21,  // 107: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	25,  // 108: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	21,  // 109: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	21,  // 110: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	28,  // 111: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	69,  // 112: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	21,  // 113: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	31,  // 114: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	31,  // 115: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	35,  // 116: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	31,  // 117: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	31,  // 118: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	31,  // 119: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	31,  // 120: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	65,  // 121: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	31,  // 122: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	67,  // 123: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	41,  // 124: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	71,  // 125: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	41,  // 126: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	41,  // 127: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	45,  // 128: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	41,  // 129: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	41,  // 130: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	50,  // 131: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	47,  // 132: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	53,  // 133: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	47,  // 134: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	50,  // 135: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	57,  // 136: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	58,  // 137: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	61,  // 138: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	63,  // 139: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	73,  // 140: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	76,  // 141: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	78,  // 142: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	31,  // 143: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	100, // [100:144] is the sub-list for method output_type
-	56,  // [56:100] is the sub-list for method input_type
-	56,  // [56:56] is the sub-list for extension type_name
-	56,  // [56:56] is the sub-list for extension extendee
-	0,   // [0:56] is the sub-list for field type_name
+	83,  // 53: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 54: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	82,  // 55: uias.identity.v1.BindCertificatesResponse.lines:type_name -> uias.identity.v1.BindCertificatesResponse.Line
+	73,  // 56: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	12,  // 57: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	15,  // 58: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	6,   // 59: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
+	8,   // 60: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
+	17,  // 61: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	19,  // 62: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	22,  // 63: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	23,  // 64: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	24,  // 65: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	26,  // 66: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	29,  // 67: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	27,  // 68: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	68,  // 69: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	30,  // 70: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	32,  // 71: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	33,  // 72: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	34,  // 73: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	36,  // 74: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	37,  // 75: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	38,  // 76: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	39,  // 77: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	64,  // 78: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	40,  // 79: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	66,  // 80: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	42,  // 81: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	70,  // 82: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	72,  // 83: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	43,  // 84: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	44,  // 85: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	46,  // 86: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	46,  // 87: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	49,  // 88: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	51,  // 89: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	52,  // 90: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	54,  // 91: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	55,  // 92: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	56,  // 93: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	59,  // 94: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	60,  // 95: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	62,  // 96: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	74,  // 97: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	77,  // 98: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	79,  // 99: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	75,  // 100: uias.identity.v1.AdminService.BindCertificates:input_type -> uias.identity.v1.BindCertificatesRequest
+	11,  // 101: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	13,  // 102: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	16,  // 103: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	7,   // 104: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	10,  // 105: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
+	18,  // 106: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	20,  // 107: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	21,  // 108: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	21,  // 109: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	25,  // 110: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	21,  // 111: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	21,  // 112: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	28,  // 113: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	69,  // 114: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	21,  // 115: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	31,  // 116: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	31,  // 117: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	35,  // 118: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	31,  // 119: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	31,  // 120: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	31,  // 121: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	31,  // 122: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	65,  // 123: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	31,  // 124: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	67,  // 125: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	41,  // 126: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	71,  // 127: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	41,  // 128: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	41,  // 129: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	45,  // 130: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	41,  // 131: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	41,  // 132: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	50,  // 133: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	47,  // 134: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	53,  // 135: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	47,  // 136: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	50,  // 137: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	57,  // 138: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	58,  // 139: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	61,  // 140: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	63,  // 141: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	73,  // 142: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	78,  // 143: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	80,  // 144: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	76,  // 145: uias.identity.v1.AdminService.BindCertificates:output_type -> uias.identity.v1.BindCertificatesResponse
+	31,  // 146: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	102, // [102:147] is the sub-list for method output_type
+	57,  // [57:102] is the sub-list for method input_type
+	57,  // [57:57] is the sub-list for extension type_name
+	57,  // [57:57] is the sub-list for extension extendee
+	0,   // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
@@ -6270,7 +6468,7 @@ func file_uias_identity_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   74,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

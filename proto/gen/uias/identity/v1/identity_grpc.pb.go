@@ -382,6 +382,7 @@ const (
 	AdminService_BindUserCertificate_FullMethodName   = "/uias.identity.v1.AdminService/BindUserCertificate"
 	AdminService_ListUserCertificates_FullMethodName  = "/uias.identity.v1.AdminService/ListUserCertificates"
 	AdminService_UnbindUserCertificate_FullMethodName = "/uias.identity.v1.AdminService/UnbindUserCertificate"
+	AdminService_BindCertificates_FullMethodName      = "/uias.identity.v1.AdminService/BindCertificates"
 	AdminService_ResetUserTotp_FullMethodName         = "/uias.identity.v1.AdminService/ResetUserTotp"
 )
 
@@ -489,6 +490,17 @@ type AdminServiceClient interface {
 	// certificate signs in no one any more (NOT_FOUND when the person has
 	// no such binding).
 	UnbindUserCertificate(ctx context.Context, in *UnbindUserCertificateRequest, opts ...grpc.CallOption) (*UnbindUserCertificateResponse, error)
+	// BindCertificates binds certificates the CA issued to the people they
+	// name, in bulk (the maritime design 1.3: the CA makes certificates for
+	// the people UIAS registers): each certificate of a people's CA whose
+	// subject carries one registered person's ID number and display name is
+	// bound to that person, as BindUserCertificate with
+	// identity.policy.cert_identity_check would; each line of the answer
+	// says what became of one certificate. dry_run binds nothing. Needs one
+	// account per ID number and a people's CA (FAILED_PRECONDITION
+	// CERTIFICATE_IDENTITY_MISMATCH otherwise). A system administrator's
+	// call (the people are found, not named).
+	BindCertificates(ctx context.Context, in *BindCertificatesRequest, opts ...grpc.CallOption) (*BindCertificatesResponse, error)
 	// ResetUserTotp removes a person's authenticator app (TOTP) enrolment,
 	// e.g. when they lost their phone: they sign in with the password alone
 	// again and may set up a new app on My profile. Audited as
@@ -896,6 +908,16 @@ func (c *adminServiceClient) UnbindUserCertificate(ctx context.Context, in *Unbi
 	return out, nil
 }
 
+func (c *adminServiceClient) BindCertificates(ctx context.Context, in *BindCertificatesRequest, opts ...grpc.CallOption) (*BindCertificatesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BindCertificatesResponse)
+	err := c.cc.Invoke(ctx, AdminService_BindCertificates_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ResetUserTotp(ctx context.Context, in *ResetUserTotpRequest, opts ...grpc.CallOption) (*User, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(User)
@@ -1010,6 +1032,17 @@ type AdminServiceServer interface {
 	// certificate signs in no one any more (NOT_FOUND when the person has
 	// no such binding).
 	UnbindUserCertificate(context.Context, *UnbindUserCertificateRequest) (*UnbindUserCertificateResponse, error)
+	// BindCertificates binds certificates the CA issued to the people they
+	// name, in bulk (the maritime design 1.3: the CA makes certificates for
+	// the people UIAS registers): each certificate of a people's CA whose
+	// subject carries one registered person's ID number and display name is
+	// bound to that person, as BindUserCertificate with
+	// identity.policy.cert_identity_check would; each line of the answer
+	// says what became of one certificate. dry_run binds nothing. Needs one
+	// account per ID number and a people's CA (FAILED_PRECONDITION
+	// CERTIFICATE_IDENTITY_MISMATCH otherwise). A system administrator's
+	// call (the people are found, not named).
+	BindCertificates(context.Context, *BindCertificatesRequest) (*BindCertificatesResponse, error)
 	// ResetUserTotp removes a person's authenticator app (TOTP) enrolment,
 	// e.g. when they lost their phone: they sign in with the password alone
 	// again and may set up a new app on My profile. Audited as
@@ -1143,6 +1176,9 @@ func (UnimplementedAdminServiceServer) ListUserCertificates(context.Context, *Li
 }
 func (UnimplementedAdminServiceServer) UnbindUserCertificate(context.Context, *UnbindUserCertificateRequest) (*UnbindUserCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UnbindUserCertificate not implemented")
+}
+func (UnimplementedAdminServiceServer) BindCertificates(context.Context, *BindCertificatesRequest) (*BindCertificatesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BindCertificates not implemented")
 }
 func (UnimplementedAdminServiceServer) ResetUserTotp(context.Context, *ResetUserTotpRequest) (*User, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetUserTotp not implemented")
@@ -1870,6 +1906,24 @@ func _AdminService_UnbindUserCertificate_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_BindCertificates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BindCertificatesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).BindCertificates(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_BindCertificates_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).BindCertificates(ctx, req.(*BindCertificatesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ResetUserTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ResetUserTotpRequest)
 	if err := dec(in); err != nil {
@@ -2050,6 +2104,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UnbindUserCertificate",
 			Handler:    _AdminService_UnbindUserCertificate_Handler,
+		},
+		{
+			MethodName: "BindCertificates",
+			Handler:    _AdminService_BindCertificates_Handler,
 		},
 		{
 			MethodName: "ResetUserTotp",
