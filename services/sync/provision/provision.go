@@ -176,6 +176,8 @@ func SameSelection(a, b Selection) bool {
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+var dnsNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)*[A-Za-z0-9-]{1,63}$`)
+
 // Validate checks a subscription before it is stored; its error is a
 // ValidationError naming the field.
 // InClear reports whether s delivers over plain http:// or ldap:// to
@@ -183,6 +185,9 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 // cross the network unencrypted.
 func (s *Subscription) InClear() bool {
 	u, err := url.Parse(s.Endpoint)
+	if err == nil && u.Scheme == "ldap" && s.Settings["start_tls"] == "true" {
+		return false
+	}
 	return err == nil && (u.Scheme == "http" || u.Scheme == "ldap") && !config.LoopbackHost(u.Hostname())
 }
 
@@ -195,8 +200,8 @@ func (s *Subscription) CheckInClear() error {
 		return nil
 	}
 	if s.Transport == LDAP {
-		return &ValidationError{Field: "endpoint", Msg: "must be ldaps://: plain ldap:// only to this machine (the bind password " +
-			"and people's data would cross the network in clear)"}
+		return &ValidationError{Field: "endpoint", Msg: "must be ldaps:// (or ldap:// with the setting start_tls=true): plain ldap:// " +
+			"only to this machine (the bind password and people's data would cross the network in clear)"}
 	}
 	return &ValidationError{Field: "endpoint", Msg: fmt.Sprintf("must be https: plain http only to this machine (people's data "+
 		"and the %s credentials would cross the network in clear)", s.Transport)}
@@ -242,10 +247,32 @@ func (s *Subscription) Validate() error {
 		if s.Settings["base_dn"] == "" {
 			return bad("settings.base_dn", "is required for ldap (the entry under which ou=people, ou=orgs and ou=groups are written)")
 		}
-		switch s.Settings["group_class"] {
-		case "", "groupOfNames", "groupOfUniqueNames":
+		switch s.Settings["profile"] {
+		case "", "openldap":
+			switch s.Settings["group_class"] {
+			case "", "groupOfNames", "groupOfUniqueNames":
+			default:
+				return bad("settings.group_class", "must be groupOfNames or groupOfUniqueNames, got %q", s.Settings["group_class"])
+			}
+		case "ad":
+			if gc := s.Settings["group_class"]; gc != "" && gc != "group" {
+				return bad("settings.group_class", "is group for profile ad (Active Directory's group class), got %q", gc)
+			}
+			if upn := s.Settings["upn_suffix"]; upn != "" && !dnsNameRE.MatchString(upn) {
+				return bad("settings.upn_suffix", "must be a DNS name such as example.org (the part after the @ of userPrincipalName), got %q", upn)
+			}
 		default:
-			return bad("settings.group_class", "must be groupOfNames or groupOfUniqueNames, got %q", s.Settings["group_class"])
+			return bad("settings.profile", "must be openldap (the default: inetOrgPerson entries) or ad (Active Directory), got %q",
+				s.Settings["profile"])
+		}
+		switch s.Settings["start_tls"] {
+		case "", "false":
+		case "true":
+			if u.Scheme != "ldap" {
+				return bad("settings.start_tls", "is for ldap:// endpoints; ldaps:// is TLS from the start")
+			}
+		default:
+			return bad("settings.start_tls", "must be true or false, got %q", s.Settings["start_tls"])
 		}
 	default:
 		return bad("transport", "must be webhook, scim or ldap, got %q", s.Transport)
@@ -253,8 +280,9 @@ func (s *Subscription) Validate() error {
 	switch s.Settings[SettingOnLeave] {
 	case "", LeaveDelete:
 	case LeaveDisable:
-		if s.Transport == LDAP {
-			return bad("settings.on_leave", "must be delete for ldap (an inetOrgPerson entry has no disabled state)")
+		if s.Transport == LDAP && s.Settings["profile"] != "ad" {
+			return bad("settings.on_leave", "must be delete for ldap (an inetOrgPerson entry has no disabled state; "+
+				"profile ad disables through userAccountControl)")
 		}
 	default:
 		return bad("settings.on_leave", "must be delete or disable, got %q", s.Settings[SettingOnLeave])
