@@ -22,6 +22,7 @@
 package provision
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ const (
 	Webhook = "webhook"
 	SCIM    = "scim"
 	LDAP    = "ldap"
+	// SOAP posts SOAP 1.1 operations (syncUser, deleteUser, …) described
+	// by a WSDL (package soap; docs/adr/0038).
+	SOAP = "soap"
 )
 
 // Strategies.
@@ -176,6 +180,8 @@ func SameSelection(a, b Selection) bool {
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+var headerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
+
 var dnsNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)*[A-Za-z0-9-]{1,63}$`)
 
 // Validate checks a subscription before it is stored; its error is a
@@ -240,6 +246,30 @@ func (s *Subscription) Validate() error {
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return bad("endpoint", "must be an http(s) URL for %s", s.Transport)
 		}
+	case SOAP:
+		if u.Scheme != "https" && u.Scheme != "http" {
+			return bad("endpoint", "must be an http(s) URL for soap (the business system's SOAP endpoint)")
+		}
+		switch s.Settings["auth"] {
+		case "", "header":
+			if len(s.Secret) < 16 {
+				return bad("secret", "must be at least 16 characters: the shared secret sent in the %s header",
+					cmp.Or(s.Settings["secret_header"], "X-Uias-Secret"))
+			}
+			if h := s.Settings["secret_header"]; h != "" && !headerRE.MatchString(h) {
+				return bad("settings.secret_header", "must be an HTTP header name such as X-Uias-Secret, got %q", h)
+			}
+		case "basic":
+			if s.Settings["username"] == "" || strings.Contains(s.Settings["username"], ":") {
+				return bad("settings.username", "is required for auth basic (the HTTP Basic user name, without a colon)")
+			}
+			if s.Secret == "" {
+				return bad("secret", "is required for auth basic (the HTTP Basic password)")
+			}
+		default:
+			return bad("settings.auth", "must be header (a shared secret header, the default) or basic (HTTP Basic), got %q",
+				s.Settings["auth"])
+		}
 	case LDAP:
 		if u.Scheme != "ldap" && u.Scheme != "ldaps" {
 			return bad("endpoint", "must be an ldap:// or ldaps:// URL")
@@ -275,7 +305,7 @@ func (s *Subscription) Validate() error {
 			return bad("settings.start_tls", "must be true or false, got %q", s.Settings["start_tls"])
 		}
 	default:
-		return bad("transport", "must be webhook, scim or ldap, got %q", s.Transport)
+		return bad("transport", "must be webhook, scim, ldap or soap, got %q", s.Transport)
 	}
 	switch s.Settings[SettingOnLeave] {
 	case "", LeaveDelete:
