@@ -407,3 +407,28 @@ func attrs(e *goldap.Entry) map[string][]string {
 func tlsConfig(pool *x509.CertPool) *tls.Config {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
+
+// StartTLS on ldap://: the delivery goes through; without it Samba (as
+// AD) refuses the simple bind in clear, and the delivery fails saying so.
+func TestSambaADStartTLS(t *testing.T) {
+	startSamba(t)
+	d, base := adBase(t, "starttls")
+	env := provtest.New(t, provision.Options{Dial: map[string]provision.Dialer{provision.LDAP: ldap.New}, MaxAttempts: 1000})
+	env.Start()
+	tlsSub := adSub(base, provision.Selection{Orgs: []string{"o1"}}, map[string]string{"start_tls": "true"})
+	tlsSub.Endpoint = "ldap://127.0.0.1:389"
+	ok := env.Subscribe(tlsSub)
+	clear := adSub(base, provision.Selection{Orgs: []string{"o1"}}, nil)
+	clear.Endpoint = "ldap://127.0.0.1:389"
+	clear.App = "wiki"
+	refused := env.Subscribe(clear)
+	env.Change("org", "created", "o1", map[string]any{"code": "hq"})
+	env.Wait("the org written over StartTLS", func() bool { return env.Count(ok.ID, provision.Delivered) == 1 })
+	if d.entry("OU=hq,OU=orgs,"+base) == nil {
+		t.Fatal("no org entry")
+	}
+	env.Wait("the bind in clear refused", func() bool {
+		ds := env.Deliveries(refused.ID)
+		return len(ds) > 0 && strings.Contains(ds[0].LastError, "Strong Auth Required")
+	})
+}
