@@ -60,8 +60,9 @@ func syncSubscribeCmd() command {
 			"bearer token, LDAP bind password, SOAP shared secret or Basic password) is read from standard input with\n"+
 			"--secret-stdin; it is stored encrypted and never shown. LDAP takes --setting base_dn=... and --setting\n"+
 			"bind_dn=... (Active Directory: --setting profile=ad; ca_file=PEM, start_tls=true); SOAP takes --setting\n"+
-			"auth=header|basic (secret_header=NAME, username=NAME); `uias ctl sync wsdl` prints its WSDL. --deliver-roles delivers the\n"+
-			"application's roles too (code, name, permissions, holders) and each person's roles of the application.",
+			"auth=header|basic (secret_header=NAME, username=NAME) and `uias ctl sync wsdl` prints its WSDL.\n"+
+			"--deliver-roles delivers the application's roles too (code, name, permissions, holders) and each person's\n"+
+			"roles of the application.",
 		nil, func(a *app, fs *flag.FlagSet) prepared[*syncv1.Subscription] {
 			var orgs, roles, groups verifierFlag
 			settings := settingFlag{}
