@@ -108,6 +108,13 @@ func provisionSamba() (skip, fail string) {
 		}
 	}
 	samba.lock = lock
+	// a directory left by a test binary that was killed (only the lock's
+	// holder has a live one)
+	if old, _ := filepath.Glob(filepath.Join(os.TempDir(), "uias-samba-ad-[0-9]*")); len(old) > 0 {
+		for _, d := range old {
+			_ = os.RemoveAll(d)
+		}
+	}
 	for _, port := range []string{"389", "636"} {
 		l, err := net.Listen("tcp", "127.0.0.1:"+port)
 		if err != nil {
