@@ -22,6 +22,7 @@ import (
 	"github.com/uias/uias/services/sync/provision/ldap"
 	"github.com/uias/uias/services/sync/provision/provserver"
 	"github.com/uias/uias/services/sync/provision/scim"
+	"github.com/uias/uias/services/sync/provision/soap"
 	"github.com/uias/uias/services/sync/provision/webhook"
 	"github.com/uias/uias/services/sync/sqlstore"
 )
@@ -39,6 +40,7 @@ var Transports = map[string]provision.Dialer{
 	provision.Webhook: webhook.New,
 	provision.SCIM:    scim.New,
 	provision.LDAP:    ldap.New,
+	provision.SOAP:    soap.New,
 }
 
 // Provisioning is the started provisioning part of the component.

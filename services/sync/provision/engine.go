@@ -39,7 +39,7 @@ type Options struct {
 	// JS reads the local CHANGES stream (nil: no immediate deliveries are
 	// made from changes; batches still work).
 	JS jetstream.JetStream
-	// Dial builds transports by kind (webhook, scim, ldap).
+	// Dial builds transports by kind (webhook, scim, ldap, soap).
 	Dial   map[string]Dialer
 	Logger *zap.Logger
 	// Metrics registers the engine's metrics (optional).
@@ -804,7 +804,8 @@ func (e *Engine) work(ctx context.Context, w *worker) {
 				msg = msg[:500]
 			}
 			b.failed = d
-			dead, next := attempts >= e.o.MaxAttempts, now.Add(Backoff(attempts, e.o.RetryFirst, e.o.RetryMax))
+			dead, next := attempts >= e.o.MaxAttempts || errors.As(err, new(*permanentError)),
+				now.Add(Backoff(attempts, e.o.RetryFirst, e.o.RetryMax))
 			if dead && e.o.DeadLetterRetry > 0 {
 				next = now.Add(e.o.DeadLetterRetry) // its automatic retry
 			}
@@ -934,6 +935,17 @@ var errBrokenTransport = errors.New("transport broken")
 // Broken wraps err so that the worker rebuilds its transport (a lost LDAP
 // connection).
 func Broken(err error) error { return fmt.Errorf("%w: %w", errBrokenTransport, err) }
+
+// Permanent wraps err so that the delivery is dead-lettered at once (the
+// business system refused it as malformed: a SOAP Client fault), not
+// retried; its dead letter is put back like any other (by hand, or by
+// sync.provision.dead_letter_retry) once the cause is fixed.
+func Permanent(err error) error { return &permanentError{err} }
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
 
 // batchObjects reads the objects of a batch of deliveries, one read per
 // kind (nil when that fails: each delivery then reads its own). A later

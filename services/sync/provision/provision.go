@@ -22,6 +22,7 @@
 package provision
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ const (
 	Webhook = "webhook"
 	SCIM    = "scim"
 	LDAP    = "ldap"
+	// SOAP posts SOAP 1.1 operations (syncUser, deleteUser, …) described
+	// by a WSDL (package soap; docs/adr/0038).
+	SOAP = "soap"
 )
 
 // Strategies.
@@ -176,6 +180,10 @@ func SameSelection(a, b Selection) bool {
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+var headerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
+
+var dnsNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)*[A-Za-z0-9-]{1,63}$`)
+
 // Validate checks a subscription before it is stored; its error is a
 // ValidationError naming the field.
 // InClear reports whether s delivers over plain http:// or ldap:// to
@@ -183,6 +191,9 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 // cross the network unencrypted.
 func (s *Subscription) InClear() bool {
 	u, err := url.Parse(s.Endpoint)
+	if err == nil && u.Scheme == "ldap" && s.Settings["start_tls"] == "true" {
+		return false
+	}
 	return err == nil && (u.Scheme == "http" || u.Scheme == "ldap") && !config.LoopbackHost(u.Hostname())
 }
 
@@ -195,8 +206,8 @@ func (s *Subscription) CheckInClear() error {
 		return nil
 	}
 	if s.Transport == LDAP {
-		return &ValidationError{Field: "endpoint", Msg: "must be ldaps://: plain ldap:// only to this machine (the bind password " +
-			"and people's data would cross the network in clear)"}
+		return &ValidationError{Field: "endpoint", Msg: "must be ldaps:// (or ldap:// with the setting start_tls=true): plain ldap:// " +
+			"only to this machine (the bind password and people's data would cross the network in clear)"}
 	}
 	return &ValidationError{Field: "endpoint", Msg: fmt.Sprintf("must be https: plain http only to this machine (people's data "+
 		"and the %s credentials would cross the network in clear)", s.Transport)}
@@ -235,6 +246,30 @@ func (s *Subscription) Validate() error {
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return bad("endpoint", "must be an http(s) URL for %s", s.Transport)
 		}
+	case SOAP:
+		if u.Scheme != "https" && u.Scheme != "http" {
+			return bad("endpoint", "must be an http(s) URL for soap (the business system's SOAP endpoint)")
+		}
+		switch s.Settings["auth"] {
+		case "", "header":
+			if len(s.Secret) < 16 {
+				return bad("secret", "must be at least 16 characters: the shared secret sent in the %s header",
+					cmp.Or(s.Settings["secret_header"], "X-Uias-Secret"))
+			}
+			if h := s.Settings["secret_header"]; h != "" && !headerRE.MatchString(h) {
+				return bad("settings.secret_header", "must be an HTTP header name such as X-Uias-Secret, got %q", h)
+			}
+		case "basic":
+			if s.Settings["username"] == "" || strings.Contains(s.Settings["username"], ":") {
+				return bad("settings.username", "is required for auth basic (the HTTP Basic user name, without a colon)")
+			}
+			if s.Secret == "" {
+				return bad("secret", "is required for auth basic (the HTTP Basic password)")
+			}
+		default:
+			return bad("settings.auth", "must be header (a shared secret header, the default) or basic (HTTP Basic), got %q",
+				s.Settings["auth"])
+		}
 	case LDAP:
 		if u.Scheme != "ldap" && u.Scheme != "ldaps" {
 			return bad("endpoint", "must be an ldap:// or ldaps:// URL")
@@ -242,19 +277,42 @@ func (s *Subscription) Validate() error {
 		if s.Settings["base_dn"] == "" {
 			return bad("settings.base_dn", "is required for ldap (the entry under which ou=people, ou=orgs and ou=groups are written)")
 		}
-		switch s.Settings["group_class"] {
-		case "", "groupOfNames", "groupOfUniqueNames":
+		switch s.Settings["profile"] {
+		case "", "openldap":
+			switch s.Settings["group_class"] {
+			case "", "groupOfNames", "groupOfUniqueNames":
+			default:
+				return bad("settings.group_class", "must be groupOfNames or groupOfUniqueNames, got %q", s.Settings["group_class"])
+			}
+		case "ad":
+			if gc := s.Settings["group_class"]; gc != "" && gc != "group" {
+				return bad("settings.group_class", "is group for profile ad (Active Directory's group class), got %q", gc)
+			}
+			if upn := s.Settings["upn_suffix"]; upn != "" && !dnsNameRE.MatchString(upn) {
+				return bad("settings.upn_suffix", "must be a DNS name such as example.org (the part after the @ of userPrincipalName), got %q", upn)
+			}
 		default:
-			return bad("settings.group_class", "must be groupOfNames or groupOfUniqueNames, got %q", s.Settings["group_class"])
+			return bad("settings.profile", "must be openldap (the default: inetOrgPerson entries) or ad (Active Directory), got %q",
+				s.Settings["profile"])
+		}
+		switch s.Settings["start_tls"] {
+		case "", "false":
+		case "true":
+			if u.Scheme != "ldap" {
+				return bad("settings.start_tls", "is for ldap:// endpoints; ldaps:// is TLS from the start")
+			}
+		default:
+			return bad("settings.start_tls", "must be true or false, got %q", s.Settings["start_tls"])
 		}
 	default:
-		return bad("transport", "must be webhook, scim or ldap, got %q", s.Transport)
+		return bad("transport", "must be webhook, scim, ldap or soap, got %q", s.Transport)
 	}
 	switch s.Settings[SettingOnLeave] {
 	case "", LeaveDelete:
 	case LeaveDisable:
-		if s.Transport == LDAP {
-			return bad("settings.on_leave", "must be delete for ldap (an inetOrgPerson entry has no disabled state)")
+		if s.Transport == LDAP && s.Settings["profile"] != "ad" {
+			return bad("settings.on_leave", "must be delete for ldap (an inetOrgPerson entry has no disabled state; "+
+				"profile ad disables through userAccountControl)")
 		}
 	default:
 		return bad("settings.on_leave", "must be delete or disable, got %q", s.Settings[SettingOnLeave])

@@ -16,7 +16,7 @@ import (
 // and deletes (or disables, on_leave) what left it.
 func syncSubscriptionUpdateCmd() command {
 	return verb("ID [--name NAME] [--org ORG]... [--role ROLE]... [--group GROUP]... [--linked=true|false] "+
-		"[--transport webhook|scim|ldap] [--endpoint URL] [--setting KEY=VALUE]... [--on-leave delete|disable] "+
+		"[--transport webhook|scim|ldap|soap] [--endpoint URL] [--setting KEY=VALUE]... [--on-leave delete|disable] "+
 		"[--strategy immediate|batch] [--batch-every DURATION] [--batch-at HH:MM] [--time-zone ZONE] [--enabled=true|false] "+
 		"[--deliver-roles=true|false] [--secret-stdin]",
 		"Only what the flags name changes. --org, --role and --group replace that list of the selection (an empty\n"+
@@ -33,7 +33,7 @@ func syncSubscriptionUpdateCmd() command {
 			fs.Var(&roles, "role", "role whose holders to deliver (repeatable; replaces the roles)")
 			fs.Var(&groups, "group", "group whose members to deliver (repeatable; replaces the groups)")
 			linked := fs.Bool("linked", false, "deliver the people linked to the application")
-			transport := fs.String("transport", "", "webhook, scim or ldap")
+			transport := fs.String("transport", "", "webhook, scim, ldap or soap")
 			endpoint := fs.String("endpoint", "", "webhook URL, SCIM base URL (https://) or directory URL (ldaps://); plain http:// and ldap:// only to this machine")
 			fs.Var(settings, "setting", "transport setting KEY=VALUE (repeatable; KEY= removes it)")
 			onLeave := fs.String("on-leave", "", "delete or disable the people who leave the selection")

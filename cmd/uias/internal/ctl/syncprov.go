@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	syncv1 "github.com/uias/uias/proto/gen/uias/sync/v1"
+	"github.com/uias/uias/services/sync/provision/soap"
 )
 
 // Provisioning verbs of the "sync" noun: subscriptions of business systems,
@@ -28,6 +29,7 @@ func syncProvisionCommands(m map[string]command) map[string]command {
 	m["retry"] = syncRetryCmd()
 	m["deliveries"] = syncDeliveriesCmd()
 	m["report"] = syncReportCmd()
+	m["wsdl"] = syncWSDLCmd()
 	m["status"] = withSubscriptionStatus(m["status"])
 	return m
 }
@@ -49,22 +51,25 @@ func (f settingFlag) Set(s string) error {
 }
 
 func syncSubscribeCmd() command {
-	return verb("--app APP --name NAME --transport webhook|scim|ldap --endpoint URL [--org ORG]... [--role ROLE]... "+
+	return verb("--app APP --name NAME --transport webhook|scim|ldap|soap --endpoint URL [--org ORG]... [--role ROLE]... "+
 		"[--group GROUP]... [--linked] [--strategy immediate|batch] [--batch-every DURATION] [--batch-at HH:MM [--time-zone ZONE]] "+
 		"[--setting KEY=VALUE]... [--deliver-roles] "+
 		"[--secret-stdin] [--disabled]",
 		"Subscribes an application to a selection (people inside the org subtrees, holding the roles, members of the\n"+
 			"groups, or linked to the application) delivered through a transport. The secret (webhook signing key, SCIM\n"+
-			"bearer token, LDAP bind password) is read from standard input with --secret-stdin; it is stored encrypted\n"+
-			"and never shown. LDAP takes --setting base_dn=... and --setting bind_dn=.... --deliver-roles delivers the\n"+
-			"application's roles too (code, name, permissions, holders) and each person's roles of the application.",
+			"bearer token, LDAP bind password, SOAP shared secret or Basic password) is read from standard input with\n"+
+			"--secret-stdin; it is stored encrypted and never shown. LDAP takes --setting base_dn=... and --setting\n"+
+			"bind_dn=... (Active Directory: --setting profile=ad; ca_file=PEM, start_tls=true); SOAP takes --setting\n"+
+			"auth=header|basic (secret_header=NAME, username=NAME) and `uias ctl sync wsdl` prints its WSDL.\n"+
+			"--deliver-roles delivers the application's roles too (code, name, permissions, holders) and each person's\n"+
+			"roles of the application.",
 		nil, func(a *app, fs *flag.FlagSet) prepared[*syncv1.Subscription] {
 			var orgs, roles, groups verifierFlag
 			settings := settingFlag{}
 			appID := fs.String("app", "", "the subscribing application's id")
 			name := fs.String("name", "", "a name for the subscription")
-			transport := fs.String("transport", "", "webhook, scim or ldap")
-			endpoint := fs.String("endpoint", "", "webhook URL, SCIM base URL (https://) or directory URL (ldaps://); plain http:// and ldap:// only to this machine")
+			transport := fs.String("transport", "", "webhook, scim, ldap or soap")
+			endpoint := fs.String("endpoint", "", "webhook URL, SCIM base URL, SOAP endpoint (https://) or directory URL (ldaps://); plain http:// and ldap:// only to this machine")
 			fs.Var(&orgs, "org", "org subtree to deliver (repeatable)")
 			fs.Var(&roles, "role", "role whose holders to deliver (repeatable)")
 			fs.Var(&groups, "group", "group whose members to deliver (repeatable)")
@@ -314,4 +319,23 @@ func withSubscriptionStatus(base command) command {
 		}
 	}
 	return c
+}
+
+// syncWSDLCmd prints the WSDL of the soap transport's operations, for the
+// developers of a business system that receives them (no server asked).
+func syncWSDLCmd() command {
+	return command{usage: "[--endpoint URL]",
+		help: "Prints the WSDL of the operations the soap transport posts (syncUser, deleteUser, syncOrg, deleteOrg,\n" +
+			"syncGroup, deleteGroup, syncRole, deleteRole), with --endpoint as the service's address, for the developers of\n" +
+			"the business system that implements them.",
+		setup: func(a *app, fs *flag.FlagSet) func(args []string) error {
+			endpoint := fs.String("endpoint", "", "the business system's SOAP endpoint (default: a placeholder)")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("unexpected argument %q", args[0])
+				}
+				_, err := fmt.Fprint(a.stdout, soap.WSDL(*endpoint))
+				return err
+			}
+		}}
 }

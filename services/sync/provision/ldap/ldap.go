@@ -22,14 +22,26 @@
 //     businessCategory "uias:<role id>", whose members are the DNs of the
 //     selected people who hold the role, its name as description
 //     (docs/adr/0024).
+//
+// With the setting profile=ad the same branches are written the way
+// Windows Active Directory (and Samba AD) takes them (docs/adr/0038): see
+// ad.go.
+//
+// TLS: ldaps:// from the start, or ldap:// with the setting start_tls=true;
+// the setting ca_file names the PEM file (on the sync server) of the CAs
+// the directory's certificate chains to (default: the system's).
 package ldap
 
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -57,15 +69,52 @@ type Transport struct {
 	Roots []string
 	// Roles: the subscription delivers roles (ou=roles is kept).
 	Roles bool
-	conn  *goldap.Conn
+	// AD writes the Active Directory layout (profile=ad); UPNSuffix is
+	// the part after the @ of userPrincipalName.
+	AD        bool
+	UPNSuffix string
+	// TLS is the client configuration of ldaps:// and StartTLS (nil: the
+	// system's CAs, the URL's host name); StartTLS upgrades ldap://.
+	TLS      *tls.Config
+	StartTLS bool
+	conn     *goldap.Conn
 }
 
-// New returns the transport of s (settings base_dn, bind_dn and
-// group_class; the secret is the bind password). It connects on the first
-// delivery.
+// Settings of the transport.
+const (
+	SettingProfile  = "profile"
+	ProfileAD       = "ad"
+	SettingCAFile   = "ca_file"
+	SettingStartTLS = "start_tls"
+	SettingUPN      = "upn_suffix"
+)
+
+// New returns the transport of s (settings base_dn, bind_dn, group_class,
+// profile, upn_suffix, ca_file and start_tls; the secret is the bind
+// password). It connects on the first delivery.
 func New(s *provision.Subscription) (provision.Transport, error) {
-	return &Transport{URL: s.Endpoint, BaseDN: s.Settings["base_dn"], BindDN: s.Settings["bind_dn"], Password: s.Secret,
-		GroupClass: cmp.Or(s.Settings["group_class"], GroupOfNames), Roots: s.Selection.Orgs, Roles: s.DeliverRoles}, nil
+	t := &Transport{URL: s.Endpoint, BaseDN: s.Settings["base_dn"], BindDN: s.Settings["bind_dn"], Password: s.Secret,
+		GroupClass: cmp.Or(s.Settings["group_class"], GroupOfNames), Roots: s.Selection.Orgs, Roles: s.DeliverRoles,
+		AD: s.Settings[SettingProfile] == ProfileAD, StartTLS: s.Settings[SettingStartTLS] == "true"}
+	if t.AD {
+		t.GroupClass = ADGroup
+		t.UPNSuffix = cmp.Or(s.Settings[SettingUPN], DNSDomain(t.BaseDN))
+	}
+	if u, err := url.Parse(s.Endpoint); err == nil {
+		t.TLS = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	if f := s.Settings[SettingCAFile]; f != "" && t.TLS != nil {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("ldap: settings.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ldap: settings.ca_file %s: no PEM certificates found", f)
+		}
+		t.TLS.RootCAs = pool
+	}
+	return t, nil
 }
 
 // NeedsOrgs implements provision.OrgPlaced: orgs are placed by their path.
@@ -109,11 +158,25 @@ func (t *Transport) connect(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	c, err := goldap.DialURL(t.URL, goldap.DialWithDialer(&net.Dialer{Timeout: timeout}))
+	opts := []goldap.DialOpt{goldap.DialWithDialer(&net.Dialer{Timeout: timeout})}
+	if t.TLS != nil {
+		opts = append(opts, goldap.DialWithTLSConfig(t.TLS.Clone()))
+	}
+	c, err := goldap.DialURL(t.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("ldap: connecting to the directory: %w", err)
 	}
 	c.SetTimeout(timeout)
+	if t.StartTLS && strings.HasPrefix(strings.ToLower(t.URL), "ldap:") {
+		cfg := t.TLS
+		if cfg == nil {
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if err := c.StartTLS(cfg.Clone()); err != nil {
+			_ = c.Close()
+			return fmt.Errorf("ldap: StartTLS with the directory: %w", err)
+		}
+	}
 	if t.BindDN != "" {
 		if err := c.Bind(t.BindDN, t.Password); err != nil {
 			_ = c.Close()
@@ -212,12 +275,37 @@ func first(es []*goldap.Entry) string {
 
 func anchorOf(id string) string { return "uias:" + id }
 
+// personClass is the class of people's entries.
+func (t *Transport) personClass() string {
+	if t.AD {
+		return "user"
+	}
+	return "inetOrgPerson"
+}
+
+// anchorAttr is the attribute that holds an org's or group's UIAS id:
+// Active Directory's group class has no businessCategory.
+func (t *Transport) anchorAttr() string {
+	if t.AD {
+		return "adminDescription"
+	}
+	return anchor
+}
+
+// findPerson returns the DN of the entry of the person id ("" if none).
+func (t *Transport) findPerson(id string) (string, error) {
+	return t.find(t.people(), goldap.ScopeSingleLevel,
+		"(&(objectClass="+t.personClass()+")(employeeNumber="+goldap.EscapeFilter(id)+"))")
+}
+
 func (t *Transport) person(it provision.Item) error {
 	o, d := it.Object, it.Delivery
-	cur, err := t.find(t.people(), goldap.ScopeSingleLevel,
-		"(&(objectClass=inetOrgPerson)(employeeNumber="+goldap.EscapeFilter(d.ObjectID)+"))")
+	cur, err := t.findPerson(d.ObjectID)
 	if err != nil {
 		return err
+	}
+	if t.AD && d.Op != provision.OpDelete {
+		return t.adPerson(it, cur)
 	}
 	if d.Op != provision.OpUpsert {
 		// (a disable never comes: subscriptions refuse on_leave=disable
@@ -361,9 +449,18 @@ func withPlaceholder(members []string) []string {
 	return members
 }
 
+// memberValues is what the member attribute holds: Active Directory's
+// group may have none (and refuses the empty DN).
+func (t *Transport) memberValues(members []string) []string {
+	if t.AD {
+		return slices.DeleteFunc(slices.Clone(members), func(m string) bool { return m == "" })
+	}
+	return withPlaceholder(members)
+}
+
 func (t *Transport) setMembers(group string, members []string) error {
 	mod := goldap.NewModifyRequest(group, nil)
-	mod.Replace(t.memberAttr(), withPlaceholder(members))
+	mod.Replace(t.memberAttr(), t.memberValues(members))
 	if err := t.conn.Modify(mod); err != nil {
 		return t.fail("updating the members of "+group, err)
 	}
@@ -391,7 +488,7 @@ func (t *Transport) orgDN(org *provision.Object, ancestors []*provision.Object) 
 func (t *Transport) org(it provision.Item) error {
 	o, d := it.Object, it.Delivery
 	cur, err := t.find(t.orgs(), goldap.ScopeWholeSubtree,
-		"(&(objectClass=organizationalUnit)("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+"))")
+		"(&(objectClass=organizationalUnit)("+t.anchorAttr()+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+"))")
 	if err != nil {
 		return err
 	}
@@ -404,7 +501,7 @@ func (t *Transport) org(it provision.Item) error {
 	rdn, parent := t.orgDN(o, it.Orgs)
 	_, err = t.write(cur, entry{rdn: rdn, parent: parent,
 		create: map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {cmp.Or(o.Field("code"), o.ID)},
-			anchor: {anchorOf(d.ObjectID)}},
+			t.anchorAttr(): {anchorOf(d.ObjectID)}},
 		attrs: map[string][]string{"description": nonEmpty(o.Field("name"))}})
 	return err
 }
@@ -442,7 +539,7 @@ func (t *Transport) deleteTree(dn string) error {
 // group writes a group under ou=groups, or a role under ou=roles (branch).
 func (t *Transport) group(it provision.Item, branch string) error {
 	o, d := it.Object, it.Delivery
-	cur, err := t.find(branch, goldap.ScopeSingleLevel, "("+anchor+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+")")
+	cur, err := t.find(branch, goldap.ScopeSingleLevel, "("+t.anchorAttr()+"="+goldap.EscapeFilter(anchorOf(d.ObjectID))+")")
 	if err != nil {
 		return err
 	}
@@ -457,9 +554,13 @@ func (t *Transport) group(it provision.Item, branch string) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.write(cur, entry{rdn: "cn=" + goldap.EscapeDN(cn), parent: branch,
-		create: map[string][]string{"objectClass": {t.GroupClass}, "cn": {cn}, anchor: {anchorOf(d.ObjectID)}},
-		attrs:  map[string][]string{"description": nonEmpty(o.Field("name")), t.memberAttr(): withPlaceholder(members)}})
+	e := entry{rdn: "cn=" + goldap.EscapeDN(cn), parent: branch,
+		create: map[string][]string{"objectClass": {t.GroupClass}, "cn": {cn}, t.anchorAttr(): {anchorOf(d.ObjectID)}},
+		attrs:  map[string][]string{"description": nonEmpty(o.Field("name")), t.memberAttr(): t.memberValues(members)}}
+	if t.AD {
+		e.attrs["sAMAccountName"] = []string{SAMAccountName(cn)}
+	}
+	_, err = t.write(cur, e)
 	return err
 }
 
@@ -469,7 +570,7 @@ func (t *Transport) memberDNs(ms []provision.Member) ([]string, error) {
 	var out []string
 	for chunk := range slices.Chunk(ms, 100) {
 		var f strings.Builder
-		f.WriteString("(&(objectClass=inetOrgPerson)(|")
+		f.WriteString("(&(objectClass=" + t.personClass() + ")(|")
 		for _, m := range chunk {
 			f.WriteString("(employeeNumber=" + goldap.EscapeFilter(m.ID) + ")")
 		}

@@ -105,14 +105,17 @@ type Subscription struct {
 	App       string     `protobuf:"bytes,2,opt,name=app" json:"app,omitempty"`
 	Name      string     `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Selection *Selection `protobuf:"bytes,4,opt,name=selection" json:"selection,omitempty"`
-	// transport: webhook, scim or ldap.
+	// transport: webhook, scim, ldap or soap.
 	Transport string `protobuf:"bytes,5,opt,name=transport" json:"transport,omitempty"`
-	// endpoint: the webhook URL, the SCIM base URL or the ldap:// URL.
+	// endpoint: the webhook URL, the SCIM base URL, the ldap(s):// URL or the
+	// SOAP endpoint.
 	Endpoint string `protobuf:"bytes,6,opt,name=endpoint" json:"endpoint,omitempty"`
-	// settings of the transport: ldap takes base_dn and bind_dn.
+	// settings of the transport: ldap takes base_dn and bind_dn (profile=ad
+	// for Active Directory: upn_suffix; ca_file, start_tls); soap takes auth
+	// (header or basic), secret_header and username.
 	Settings map[string]string `protobuf:"bytes,7,rep,name=settings" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// secret: the webhook signing key, the SCIM bearer token or the LDAP
-	// bind password. Write only: never answered (has_secret says whether one
+	// secret: the webhook signing key, the SCIM bearer token, the LDAP
+	// bind password or the SOAP shared secret or Basic password. Write only: never answered (has_secret says whether one
 	// is set); stored encrypted.
 	Secret    string `protobuf:"bytes,8,opt,name=secret" json:"secret,omitempty"`
 	HasSecret bool   `protobuf:"varint,9,opt,name=has_secret,json=hasSecret" json:"has_secret,omitempty"`
