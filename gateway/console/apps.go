@@ -246,8 +246,9 @@ func (h *Handler) grantAction(w http.ResponseWriter, r *http.Request, s *session
 				// exists nowhere else (review sec28a L5)
 				u = &identityv1.User{Id: id}
 			}
-			d.Page = &personPage{User: u, OneTimePass: res.GetActivationPassword(), Roles: h.rolesOf(r, s, &d, id),
-				OrgNames: h.orgNames(r, s, []*identityv1.User{u})}
+			pp := h.personPageOf(r, s, &d, u)
+			pp.OneTimePass = res.GetActivationPassword()
+			d.Page = pp
 			d.Done = d.T("done.grant")
 			h.render(w, r, http.StatusOK, "person", d)
 			return

@@ -143,6 +143,9 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("GET "+p+"groups/{id}", h.signed(h.group))
 	h.mux.HandleFunc("POST "+p+"groups/{id}/{action}", h.signed(h.groupAction))
 	h.mux.HandleFunc("POST "+p+"people/{id}/roles/{action}", h.signed(h.grantAction))
+	h.mux.HandleFunc("POST "+p+"people/{id}/certs/{action}", h.signed(h.certAction))
+	h.mux.HandleFunc("GET "+p+"certs", h.signed(h.certsPage))
+	h.mux.HandleFunc("POST "+p+"certs", h.signed(h.bindCerts))
 	return h
 }
 
@@ -250,7 +253,13 @@ func (h *Handler) signed(fn func(http.ResponseWriter, *http.Request, *session)) 
 		}
 		s := &session{token: c.Value, csrf: csrfFor(c.Value)}
 		if r.Method == http.MethodPost {
-			if err := r.ParseForm(); err != nil {
+			parse := r.ParseForm
+			if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+				// the bulk certificate upload: bounded, held in memory
+				r.Body = http.MaxBytesReader(w, r.Body, maxCertUpload+1<<20)
+				parse = func() error { return r.ParseMultipartForm(maxCertUpload + 1<<20) }
+			}
+			if err := parse(); err != nil {
 				h.forbidden(w, r, "form")
 				return
 			}

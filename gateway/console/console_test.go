@@ -119,6 +119,13 @@ func (f *fakeAdmin) ListUsers(ctx context.Context, _ *identityv1.ListUsersReques
 		IdNumberMasked: "110***********002X", PhoneMasked: "138****5678"}}, NextPageToken: "p2"}, nil
 }
 
+func (f *fakeAdmin) ListUserCertificates(ctx context.Context, in *identityv1.ListUserCertificatesRequest, _ ...grpc.CallOption) (*identityv1.ListUserCertificatesResponse, error) {
+	if err := f.authed(ctx, "ListUserCertificates"); err != nil {
+		return nil, err
+	}
+	return &identityv1.ListUserCertificatesResponse{}, nil
+}
+
 func (f *fakeAdmin) GetUser(ctx context.Context, in *identityv1.GetUserRequest, _ ...grpc.CallOption) (*identityv1.User, error) {
 	if err := f.authed(ctx, "GetUser"); err != nil {
 		return nil, err

@@ -68,8 +68,16 @@ type personPage struct {
 	User        *identityv1.User
 	OneTimePass string
 	// Roles: the person's grants and the grant form (nil: not shown).
-	Roles    *personRoles
+	Roles *personRoles
+	// Certs: the certificates bound to the person (nil: not shown).
+	Certs    *personCerts
 	OrgNames map[string]string
+}
+
+// personPageOf is person u's page (without a one-time password).
+func (h *Handler) personPageOf(r *http.Request, s *session, d *pageData, u *identityv1.User) *personPage {
+	return &personPage{User: u, Roles: h.rolesOf(r, s, d, u.GetId()), Certs: h.certsOf(r, s, d, u.GetId()),
+		OrgNames: h.orgNames(r, s, []*identityv1.User{u})}
 }
 
 // orgNames reads the names of people's orgs (one GetOrg per distinct
@@ -101,7 +109,7 @@ func (h *Handler) person(w http.ResponseWriter, r *http.Request, s *session) {
 		h.failed(w, r, err, "person", &d)
 		return
 	}
-	d.Page = &personPage{User: u, Roles: h.rolesOf(r, s, &d, u.GetId()), OrgNames: h.orgNames(r, s, []*identityv1.User{u})}
+	d.Page = h.personPageOf(r, s, &d, u)
 	h.render(w, r, http.StatusOK, "person", d)
 }
 
@@ -207,8 +215,9 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 		if err == nil {
 			// shown on this answer only (no redirect: a reload does not
 			// show it again, the page is not stored)
-			d.Page = &personPage{User: res.GetUser(), OneTimePass: res.GetTemporaryPassword(), Roles: h.rolesOf(r, s, &d, id),
-				OrgNames: h.orgNames(r, s, []*identityv1.User{res.GetUser()})}
+			pp := h.personPageOf(r, s, &d, res.GetUser())
+			pp.OneTimePass = res.GetTemporaryPassword()
+			d.Page = pp
 			d.Done = d.T("done.reset")
 			h.render(w, r, http.StatusOK, "person", d)
 			return
@@ -233,7 +242,7 @@ func (h *Handler) personRefused(w http.ResponseWriter, r *http.Request, s *sessi
 	pcancel()
 	p := &personPage{}
 	if gerr == nil {
-		p = &personPage{User: u, Roles: h.rolesOf(r, s, d, id), OrgNames: h.orgNames(r, s, []*identityv1.User{u})}
+		p = h.personPageOf(r, s, d, u)
 	}
 	d.Page = p
 	h.failed(w, r, err, "person", d)
