@@ -210,3 +210,25 @@ func TestLegacyIPOnly(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestLegacyIPOnlyBehindProxy: behind a trusted proxy (loopback here) the
+// address checked is the client's the proxy forwarded: an allow-listed
+// one is served without credentials, another refused -5.
+func TestLegacyIPOnlyBehindProxy(t *testing.T) {
+	legacyNode(t)
+	cfg := testConfig(t.TempDir())
+	cfg.TrustedProxies = []string{"127.0.0.0/8"}
+	e := start(t, cfg)
+	e.login()
+	f := e.seed("ipo", "ivy", &identityv1.CreateAppRequest{IpAllowList: []string{"192.0.2.0/24"}, LegacyIpOnly: true}, nil)
+	call := hessianCall(t, "OA", "ipo", f.account, "null", f.password, "1", "null")
+	if c := postHessian(t, e.http, map[string]string{"X-Forwarded-For": "192.0.2.7"}, call); c != 0 {
+		t.Fatalf("forwarded from an allow-listed client: %d", c)
+	}
+	if c := postHessian(t, e.http, map[string]string{"X-Forwarded-For": "198.51.100.7"}, call); c != -5 {
+		t.Fatalf("forwarded from another client: %d", c)
+	}
+	if c := postHessian(t, e.http, nil, call); c != -5 {
+		t.Fatalf("the proxy's own address: %d", c)
+	}
+}
