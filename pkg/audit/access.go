@@ -132,13 +132,16 @@ func (a *Access) event(buf *[]byte) events.Event {
 		rec.ClientIP = ip.String()
 	}
 	ev := events.Event{ID: ids.New(), Subject: accessSubject(a.component), Type: TypeAccess, Time: end}
-	detail := [3]events.DetailField{{Key: "code", Value: c.Code.String()}}
+	detail := [4]events.DetailField{{Key: "code", Value: c.Code.String()}}
 	n := 1
 	if cl.PrincipalLogin != "" {
 		detail[n], n = events.DetailField{Key: DetailActorLogin, Value: Text(cl.PrincipalLogin)}, n+1
 	}
 	if cl.Remark != "" {
 		detail[n], n = events.DetailField{Key: DetailRemark, Value: cl.Remark}, n+1 // checked text, kept whole
+	}
+	if cl.AuthMode != "" {
+		detail[n], n = events.DetailField{Key: DetailAuthMode, Value: cl.AuthMode}, n+1 // a constant
 	}
 	payloadInto(&ev, &rec, detail[:n], buf)
 	return ev

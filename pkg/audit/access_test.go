@@ -51,6 +51,20 @@ func TestAccessEvent(t *testing.T) {
 		rec.ClientIP != "2001:db8::1" || rec.AppID == "110101199003074518" || rec.AppID == "" {
 		t.Fatalf("refused call record %+v", rec)
 	}
+	// An application identified by its address alone (the legacy
+	// transports' ip_only mode): the record says so.
+	ictx := caller.With(context.Background(), &caller.Caller{App: &caller.App{ID: "oa"}, AuthMode: caller.AuthModeIPOnly})
+	rec, _ = decode(t, audit.AccessEvent(ictx, "identity", grpcx.Call{Method: "/uias.identity.v1.AuthService/Authenticate",
+		Start: start, Code: codes.OK}))
+	if rec.AppID != "oa" || rec.Detail[audit.DetailAuthMode] != "ip_only" {
+		t.Fatalf("ip_only call record %+v", rec)
+	}
+	b := audit.NewBuilder("identity", func() time.Time { return start })
+	rec, _ = decode(t, b.Event(ictx, audit.Action{API: "authenticate", Result: audit.ResultSuccess, Reason: "OK", Start: start,
+		Detail: map[string]string{audit.DetailAuthMode: "forged"}}))
+	if rec.Detail[audit.DetailAuthMode] != "ip_only" {
+		t.Fatalf("audit record of an ip_only call %+v", rec)
+	}
 	rec, _ = decode(t, audit.AccessEvent(context.Background(), "ticket", grpcx.Call{Method: "/x/y", Code: codes.Unavailable}))
 	if rec.Result != audit.ResultFailure || rec.Reason != "Unavailable" || rec.Actor != "anonymous" {
 		t.Fatalf("failed call record %+v", rec)

@@ -187,6 +187,11 @@ const DetailAppIP = "app_ip"
 // (caller.Caller.Remark).
 const DetailRemark = "remark"
 
+// DetailAuthMode is the detail key of how the calling application was
+// identified when not by App_ID and secret (caller.Caller.AuthMode:
+// caller.AuthModeIPOnly).
+const DetailAuthMode = "auth_mode"
+
 // maxDetail is how many detail fields a record is built with without a
 // heap allocation.
 const maxDetail = 12
@@ -206,12 +211,12 @@ func capped(s string, n int) string {
 // detail: a.Detail's entries (made safe, Text) are appended to detail.
 func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []events.DetailField) (events.AuditRecord, []events.DetailField) {
 	for k, v := range a.Detail {
-		if k != DetailActorLogin && k != DetailAppIP && k != DetailRemark { // the caller's alone (below)
+		if k != DetailActorLogin && k != DetailAppIP && k != DetailRemark && k != DetailAuthMode { // the caller's alone (below)
 			detail = append(detail, events.DetailField{Key: Text(k), Value: Text(v)})
 		}
 	}
 	for _, f := range a.Fields {
-		if f.Key != DetailActorLogin && f.Key != DetailAppIP && f.Key != DetailRemark {
+		if f.Key != DetailActorLogin && f.Key != DetailAppIP && f.Key != DetailRemark && f.Key != DetailAuthMode {
 			detail = append(detail, events.DetailField{Key: Text(f.Key), Value: Text(f.Value)})
 		}
 	}
@@ -225,6 +230,9 @@ func (b *Builder) record(c *caller.Caller, end time.Time, a Action, detail []eve
 	}
 	if c.Remark != "" {
 		detail = append(detail, events.DetailField{Key: DetailRemark, Value: c.Remark}) // checked text (grpcx), kept whole
+	}
+	if c.AuthMode != "" {
+		detail = append(detail, events.DetailField{Key: DetailAuthMode, Value: c.AuthMode}) // a constant
 	}
 	if c.SignedKey != "" {
 		// A signed call (caller.AuthenticateSigned): which key verified

@@ -132,6 +132,13 @@ type App struct {
 	// Authenticate calls must reach (identity's graded authentication,
 	// ADR 0020; 0: any).
 	MinAuthLevel int
+	// SecurityLevel is the application's interface level: 2 for A2 (JR/T
+	// 0185-2020 6.2), else A1.
+	SecurityLevel int
+	// LegacyIPOnly: the application may call the legacy Hessian/SOAP
+	// authenticate identified by Type and Code and its address alone
+	// (AuthenticateLegacyAddress).
+	LegacyIPOnly bool
 }
 
 // CertMatches reports whether a call with the client certificate of
@@ -416,6 +423,62 @@ func (a *AppAuthenticator) AuthenticateAddress(ctx context.Context, appID string
 	}
 	return app, nil
 }
+
+// AuthenticateLegacyAddress checks a caller of the legacy Hessian/SOAP
+// authenticate that presents no App_ID and secret and was identified by
+// its app_type and app_code as application appID (the fingerprint server
+// design's interface, 002 4.3.1, whose security is the address check,
+// 3.4.2), for a call of interface api. The application must have opted in
+// (LegacyIPOnly; else, as for a caller without credentials,
+// BAD_APP_CREDENTIALS), ip must be on its IP allow-list, which must not be
+// empty; it must be active, bound to no client certificate (its calls
+// carry its App_ID and secret over TLS with it: one the edge verified
+// does not stand in for them), neither A2 nor requiring signed requests
+// (a legacy call cannot be signed), granted api within its access period;
+// and the call counts against its rate limit. The address is checked
+// first: a caller from elsewhere learns nothing of the application (the
+// answers are one legacy code anyway; the audit record says which check
+// refused). Refusals are told to Denied.
+func (a *AppAuthenticator) AuthenticateLegacyAddress(ctx context.Context, appID string, ip netip.Addr, api string) (*App, error) {
+	start := a.now()
+	if appID == "" || len(appID) > MaxAppIDLen {
+		return nil, a.refuse(ctx, appID, ErrBadAppCredentials, start)
+	}
+	app, err := a.lookup(ctx, appID, start)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !app.Terminated.IsZero(), !app.LegacyIPOnly:
+		return nil, a.refuse(ctx, appID, errNotIPOnly, start)
+	case len(app.IPAllowList) == 0 || !app.AllowsIP(ip):
+		return nil, a.refuse(ctx, appID, ErrIPNotAllowed, start)
+	case !app.Active:
+		return nil, a.refuse(ctx, appID, ErrAppSuspended, start)
+	case app.ClientCertSHA256 != "":
+		return nil, a.refuse(ctx, appID, errLegacyCertBound, start)
+	case app.RequireSignatures || app.SecurityLevel >= 2:
+		return nil, a.refuse(ctx, appID, errLegacyUnsigned, start)
+	}
+	if err := app.Permits(api, start); err != nil {
+		return nil, a.refuse(ctx, appID, err, start)
+	}
+	if rate, burst := a.share.Rate(app.RateLimit, app.RateBurst); !a.limiter.Allow(app.ID, rate, burst, start) {
+		return nil, a.refuse(ctx, appID, ErrRateLimited, start)
+	}
+	return app, nil
+}
+
+// errNotIPOnly refuses a legacy call without App_ID and secret for an
+// application that has not opted in to being identified by its address
+// (or that was deleted): as a call without credentials.
+var errNotIPOnly = apierr.New(apierr.Unauthenticated, "BAD_APP_CREDENTIALS",
+	"no App_ID and App_Secret, and the application does not accept calls identified by app_type, app_code and address alone (legacy_ip_only)")
+
+// errLegacyCertBound refuses a legacy call without App_ID and secret for
+// an application bound to a client certificate.
+var errLegacyCertBound = apierr.New(apierr.Unauthenticated, "CLIENT_CERT_REQUIRED",
+	"this application is bound to a client certificate: it calls with its App_ID and secret over TLS with that certificate")
 
 // Authorize holds an authenticated application to its grants and access
 // period for a call of interface api (App.Permits); a refusal is told to

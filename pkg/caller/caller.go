@@ -48,6 +48,10 @@ type Caller struct {
 	// key, a third party can check the signature later (non-repudiation).
 	// nil for an unsigned call.
 	Signed *SignedRequest
+	// AuthMode is how the application was identified when not by App_ID
+	// and secret ("" for those): AuthModeIPOnly. Audit and access records
+	// keep it (detail auth_mode).
+	AuthMode string
 	// Centre: the call applies changes of this other centre (the sync
 	// component's replica calls): the records it writes name the centre
 	// as their actor ("centre:<name>").
@@ -56,6 +60,10 @@ type Caller struct {
 	// first start's bootstrap): its records name "system:<System>".
 	System string
 }
+
+// AuthModeIPOnly: the application was identified by its app_type and
+// app_code and the address of the call alone (AuthenticateLegacyAddress).
+const AuthModeIPOnly = "ip_only"
 
 type key struct{}
 

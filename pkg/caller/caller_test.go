@@ -446,6 +446,66 @@ func TestAuthenticateAddress(t *testing.T) {
 	}
 }
 
+// TestAuthenticateLegacyAddress: a legacy authenticate caller identified
+// by app_type/app_code alone is admitted only for an application that
+// opted in (legacy_ip_only), from its non-empty IP allow-list, active,
+// neither certificate-bound (even with the certificate), A2 nor requiring
+// signatures, granted the interface, within its rate limit; each refusal
+// is reported for audit.
+func TestAuthenticateLegacyAddress(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.7")
+	listed := func(id string, mod func(a *caller.App)) *caller.App {
+		a := activeApp(id)
+		a.IPAllowList, a.LegacyIPOnly = []string{"192.0.2.0/24"}, true
+		a.RateLimit, a.RateBurst = 1, 1
+		if mod != nil {
+			mod(a)
+		}
+		return a
+	}
+	const thumb = "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"
+	r := newRig(t, listed("ok", nil), listed("open", func(a *caller.App) { a.IPAllowList = nil }),
+		listed("flagless", func(a *caller.App) { a.LegacyIPOnly = false }),
+		listed("off", func(a *caller.App) { a.Active = false }), listed("signs", func(a *caller.App) { a.RequireSignatures = true }),
+		listed("a2", func(a *caller.App) { a.SecurityLevel = 2 }),
+		listed("bound", func(a *caller.App) { a.ClientCertSHA256 = thumb }),
+		listed("gone", func(a *caller.App) { a.Terminated = time.Unix(1, 0) }),
+		listed("authz", func(a *caller.App) { a.GrantedAPIs = []string{caller.APIAuthzCheck} }))
+	ctx := context.Background()
+	if app, err := r.auth.AuthenticateLegacyAddress(ctx, "ok", ip, caller.APIAuthenticate); err != nil || app.ID != "ok" {
+		t.Fatalf("an opted-in application on its list: %+v %v", app, err)
+	}
+	_, err := r.auth.AuthenticateLegacyAddress(ctx, "ok", ip, caller.APIAuthenticate)
+	r.wantRefused(t, err, "RATE_LIMITED", codes.ResourceExhausted, "-6")
+	other := netip.MustParseAddr("198.51.100.1")
+	for _, tc := range []struct {
+		id, reason string
+		code       codes.Code
+		ip         netip.Addr
+	}{
+		{"nope", "BAD_APP_CREDENTIALS", codes.Unauthenticated, ip},
+		{"", "BAD_APP_CREDENTIALS", codes.Unauthenticated, ip},
+		{"flagless", "BAD_APP_CREDENTIALS", codes.Unauthenticated, ip},
+		{"gone", "BAD_APP_CREDENTIALS", codes.Unauthenticated, ip},
+		{"open", "IP_NOT_ALLOWED", codes.PermissionDenied, ip},
+		{"ok", "IP_NOT_ALLOWED", codes.PermissionDenied, other},
+		// the address first: from elsewhere a suspended application is
+		// refused for the address
+		{"off", "IP_NOT_ALLOWED", codes.PermissionDenied, other},
+		{"off", "APP_SUSPENDED", codes.PermissionDenied, ip},
+		{"signs", "SIGNATURE_REQUIRED", codes.Unauthenticated, ip},
+		{"a2", "SIGNATURE_REQUIRED", codes.Unauthenticated, ip},
+		{"bound", "CLIENT_CERT_REQUIRED", codes.Unauthenticated, ip},
+		{"authz", "API_NOT_GRANTED", codes.PermissionDenied, ip},
+	} {
+		_, err := r.auth.AuthenticateLegacyAddress(ctx, tc.id, tc.ip, caller.APIAuthenticate)
+		r.wantRefused(t, err, tc.reason, tc.code, "")
+	}
+	withCert := caller.With(ctx, &caller.Caller{ClientCert: thumb})
+	_, err = r.auth.AuthenticateLegacyAddress(withCert, "bound", ip, caller.APIAuthenticate)
+	r.wantRefused(t, err, "CLIENT_CERT_REQUIRED", codes.Unauthenticated, "")
+}
+
 func TestNewAppAuthenticatorNeedsASource(t *testing.T) {
 	if _, err := caller.NewAppAuthenticator(caller.AuthOptions{}); err == nil {
 		t.Fatal("no error without an AppSource")

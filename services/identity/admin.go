@@ -1311,6 +1311,8 @@ type NewApp struct {
 	SecurityLevel int
 	// MinAuthLevel: see App (0: any).
 	MinAuthLevel int
+	// LegacyIPOnly: see App (checkLegacyIPOnly).
+	LegacyIPOnly bool
 }
 
 // checkAccess checks an application's interface grants and access period.
@@ -1354,6 +1356,12 @@ func createAppDetail(a *App) map[string]string {
 			d = map[string]string{}
 		}
 		accessDetail(a, d)
+	}
+	if a.LegacyIPOnly {
+		if d == nil {
+			d = map[string]string{}
+		}
+		d["legacy_ip_only"] = "true"
 	}
 	return d
 }
@@ -1459,7 +1467,12 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 		SecretHash: crypto.HashToken(secret), SecretLifetime: n.SecretLifetime, ClientCertSHA256: fp,
 		SigningKeys: keys, RequireSignatures: n.RequireSignatures, GrantedAPIs: slices.Clone(n.GrantedAPIs),
 		AccessFrom: n.AccessFrom.UTC(), AccessUntil: n.AccessUntil.UTC(), SecurityLevel: max(n.SecurityLevel, 1),
-		MinAuthLevel: n.MinAuthLevel, CreatedAt: start, UpdatedAt: start}
+		MinAuthLevel: n.MinAuthLevel, LegacyIPOnly: n.LegacyIPOnly, CreatedAt: start, UpdatedAt: start}
+	if a.LegacyIPOnly {
+		if err := checkLegacyIPOnly(a); err != nil {
+			return nil, "", err
+		}
+	}
 	if n.AccessFrom.IsZero() {
 		a.AccessFrom = time.Time{}
 	}
@@ -1470,6 +1483,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	err = s.write(ctx, func(evs []events.Event) error { return s.store.CreateApp(ctx, a, evs) },
 		s.replicaChange(ctx, "app", "created", a.ID, appView(a), appReplica(a, true)),
 		s.audit(ctx, "app.create", "app:"+a.ID, "", "success", "OK", start, createAppDetail(a)))
+	s.legacyApps.Drop(a.Type + "\x00" + a.Code) // a miss remembered for the pair
 	if !a.SecretExpires.IsZero() {
 		s.secretsChanged()
 	}
@@ -1525,6 +1539,8 @@ type AppUpdate struct {
 	SecurityLevel int
 	// MinAuthLevel (mask min_auth_level; 0: any).
 	MinAuthLevel int
+	// LegacyIPOnly (mask legacy_ip_only; checkLegacyIPOnly when set).
+	LegacyIPOnly bool
 }
 
 // UpdateApp changes the named fields.
@@ -1613,6 +1629,9 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			}
 			a.MinAuthLevel = up.MinAuthLevel
 			detail[f] = fmt.Sprint(a.MinAuthLevel)
+		case "legacy_ip_only":
+			a.LegacyIPOnly = up.LegacyIPOnly
+			detail[f] = fmt.Sprint(up.LegacyIPOnly)
 		case "access_until":
 			a.AccessUntil = time.Time{}
 			if !up.AccessUntil.IsZero() {
@@ -1640,6 +1659,16 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 	}
 	if err := checkSecurityLevel(a.SecurityLevel, a.RequireSignatures); err != nil {
 		return nil, err
+	}
+	if a.LegacyIPOnly && slices.Contains(up.Mask, "legacy_ip_only") {
+		// Checked when it is set, on the application as the update leaves
+		// it; a change made later (a certificate, signatures, A2, an
+		// empty allow-list) is not refused, but then every call without
+		// App_ID and secret is (caller.AppAuthenticator.
+		// AuthenticateLegacyAddress).
+		if err := checkLegacyIPOnly(a); err != nil {
+			return nil, err
+		}
 	}
 	if a.SecurityLevel == 2 && levelBefore < 2 {
 		// Raised to A2: keys without a validity period get A2's from now
@@ -1773,6 +1802,7 @@ func (s *Service) DeleteApp(ctx context.Context, id string) error {
 		s.change(ctx, "app", "deleted", id, map[string]any{"app_type": a.Type, "app_code": a.Code}),
 		s.audit(ctx, "app.delete", "app:"+id, "", "success", "OK", start, deletedAppDetail(a)))
 	s.appAuth.Forget(id)
+	s.legacyApps.Drop(a.Type + "\x00" + a.Code)
 	return err
 }
 

@@ -206,6 +206,11 @@ type App struct {
 	// MinAuthLevel is the lowest level Authenticate accepts for the
 	// application's people (0 or AuthLevelAny: any auth type; ADR 0020).
 	MinAuthLevel int
+	// LegacyIPOnly lets the legacy Hessian/SOAP authenticate identify the
+	// application by Type and Code alone, without a secret, from an
+	// address on its (non-empty) IP allow-list; never for an A2,
+	// signature-requiring or certificate-bound application (legacyip.go).
+	LegacyIPOnly bool
 	// Home is the centre the application is homed at (written at) in a
 	// multi-centre deployment: "" for one created at this centre, else
 	// the peer centre it is a replica of (pkg/centre, replica.go).

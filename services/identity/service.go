@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -177,6 +178,9 @@ type Service struct {
 	// appAuth authenticates application callers (with its app cache and
 	// rate limits).
 	appAuth *caller.AppAuthenticator
+	// legacyApps are the App_IDs of (app_type, app_code) pairs the legacy
+	// authenticate named ("" none; legacyip.go).
+	legacyApps *cache.TTL[string]
 	// probes remembers the fingerprint records presented (fingers.go)
 	probes caller.NonceStore
 	// nonces remembers things seen once for minutes (Deps.Nonces): the
@@ -331,6 +335,7 @@ func New(d Deps) (*Service, error) {
 		return nil, err
 	}
 	s.appAuth = appAuth
+	s.legacyApps = cache.NewTTL[string](cmp.Or(c.AppCacheTTL, legacyAppTTL), 0)
 	s.nonces = d.Nonces
 	if s.nonces == nil {
 		s.nonces = caller.NewMemoryNonces(s.now)

@@ -47,6 +47,23 @@ func TestCtlAppUpdateAndOrgRename(t *testing.T) {
 	}
 	wantAuth(t, "loopback allowed", a, id, secret, "a001", "Battery-Staple-77", identityv1.Reason_REASON_OK)
 
+	// --legacy-ip-only: on an allow-listed application, shown by app get;
+	// refused (exit 1, the reason) once the list is empty.
+	c.jsonOut(&x, "", "app", "update", id, "--legacy-ip-only")
+	if !x.GetLegacyIpOnly() {
+		t.Fatalf("after --legacy-ip-only: %v", &x)
+	}
+	if out := c.run("", "app", "get", id); !strings.Contains(out, "Legacy IP-only") || !strings.Contains(out, "yes (legacy") {
+		t.Fatalf("app get does not show legacy IP-only:\n%s", out)
+	}
+	if out := c.fail(1, "", "app", "update", id, "--allow-any", "--legacy-ip-only"); !strings.Contains(out, "no IP allow-list") {
+		t.Fatalf("--legacy-ip-only without an allow-list: %q", out)
+	}
+	c.jsonOut(&x, "", "app", "update", id, "--no-legacy-ip-only")
+	if x.GetLegacyIpOnly() {
+		t.Fatalf("after --no-legacy-ip-only: %v", &x)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		msg  string

@@ -10,7 +10,9 @@
 // Application credentials come from the X-Uias-App-Id / X-Uias-App-Secret
 // headers or from HTTP Basic authentication (user App_ID, password
 // App_Secret: HessianProxyFactory.setUser/setPassword, a SOAP client's
-// basic auth). Malformed input answers -5 (and is audited through
+// basic auth). Without them the caller is the application the call's
+// appType and appCode name, admitted by its address when it opted in
+// (legacy_ip_only: see credentials). Malformed input answers -5 (and is audited through
 // identity like a malformed Authenticate: see refuse); a failure of the
 // service -6; nothing panics.
 package legacy
@@ -92,7 +94,7 @@ func (h *Handler) hessian(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-hessian")
 	body, err := io.ReadAll(io.LimitReader(r.Body, hessian.MaxCall+1))
 	if err != nil {
-		h.refuse(r, transportHessian, identity.LegacyMalformedCall, -1)
+		h.refuse(r, nil, transportHessian, identity.LegacyMalformedCall, -1)
 		_, _ = w.Write(hessian.EncodeReply(CodeBadRequest))
 		return
 	}
@@ -103,13 +105,13 @@ func (h *Handler) hessian(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &he) {
 			off = he.Offset
 		}
-		h.refuse(r, transportHessian, identity.LegacyMalformedCall, off)
+		h.refuse(r, nil, transportHessian, identity.LegacyMalformedCall, off)
 		_, _ = w.Write(hessian.EncodeReply(CodeBadRequest))
 		return
 	}
 	args, _, err := c.Strings()
 	if c.Method != "authenticate" || len(args) != 7 || err != nil {
-		h.refuse(r, transportHessian, identity.LegacyMalformedMethod, -1)
+		h.refuse(r, nil, transportHessian, identity.LegacyMalformedMethod, -1)
 		_, _ = w.Write(hessian.EncodeFault("NoSuchMethodException",
 			"the service offers authenticate(String x7) -> int only"))
 		return
@@ -139,7 +141,7 @@ func (h *Handler) soap(w http.ResponseWriter, r *http.Request) {
 	}
 	args, err := soap.DecodeRequest(r.Body)
 	if err != nil {
-		h.refuse(r, transportSOAP, identity.LegacyMalformedEnvelope, -1)
+		h.refuse(r, nil, transportSOAP, identity.LegacyMalformedEnvelope, -1)
 		w.WriteHeader(http.StatusInternalServerError) // SOAP 1.1: faults travel with 500
 		_, _ = w.Write(soap.EncodeFault("soap:Client", err.Error()))
 		return
@@ -158,8 +160,9 @@ const (
 // caller checks and leaves the audit record of a malformed Authenticate
 // with the transport and what was wrong (never the request's content).
 // Its answer does not matter: the caller gets -5 or a fault whatever it is.
-func (h *Handler) refuse(r *http.Request, transport, kind string, offset int) {
-	ctx := metadata.AppendToOutgoingContext(credentials(r), identity.MetadataLegacyMalformed,
+// a is the call's arguments when they were read (nil: not).
+func (h *Handler) refuse(r *http.Request, a *[7]string, transport, kind string, offset int) {
+	ctx := metadata.AppendToOutgoingContext(credentials(r, a), identity.MetadataLegacyMalformed,
 		identity.LegacyMalformed(transport, kind, offset))
 	if _, err := h.auth.Authenticate(ctx, &identityv1.AuthenticateRequest{}); err != nil && codeOf(err) == CodeFault {
 		h.log.Warn("malformed legacy request not audited", zap.String("transport", transport), zap.String("kind", kind), zap.Error(err))
@@ -173,18 +176,18 @@ func (h *Handler) call(r *http.Request, transport string, a [7]string) int32 {
 	if a[3] != "" {
 		fp, err := base64.StdEncoding.DecodeString(strings.TrimSpace(a[3]))
 		if err != nil {
-			h.refuse(r, transport, identity.LegacyMalformedFingerFeature, -1)
+			h.refuse(r, &a, transport, identity.LegacyMalformedFingerFeature, -1)
 			return CodeBadRequest
 		}
 		req.FingerprintFeature = fp
 	}
 	at, err := strconv.Atoi(strings.TrimSpace(a[5]))
 	if err != nil || at < 1 || at > 3 {
-		h.refuse(r, transport, identity.LegacyMalformedAuthType, -1)
+		h.refuse(r, &a, transport, identity.LegacyMalformedAuthType, -1)
 		return CodeBadRequest
 	}
 	req.AuthType = identityv1.AuthType(at)
-	ctx := credentials(r)
+	ctx := credentials(r, &a)
 	res, err := h.auth.Authenticate(ctx, req)
 	if err != nil {
 		return codeOf(err)
@@ -193,13 +196,20 @@ func (h *Handler) call(r *http.Request, transport string, a [7]string) int32 {
 }
 
 // credentials puts the caller's application credentials into the outgoing
-// metadata of the request's context (which carries its origin).
-func credentials(r *http.Request) context.Context {
+// metadata of the request's context (which carries its origin). A caller
+// that presents none is named by the call's app_type and app_code (a, when
+// read: identity.MetadataLegacyApp), as the design's interface names it:
+// identity admits it by its address if the application opted in
+// (legacy_ip_only; docs/adr/0035-legacy-ip-only.md).
+func credentials(r *http.Request, a *[7]string) context.Context {
 	id, secret := r.Header.Get("X-Uias-App-Id"), r.Header.Get("X-Uias-App-Secret")
 	if id == "" {
 		if u, p, ok := r.BasicAuth(); ok {
 			id, secret = u, p
 		}
+	}
+	if id == "" && secret == "" && a != nil {
+		return metadata.AppendToOutgoingContext(r.Context(), identity.MetadataLegacyApp, identity.LegacyApp(a[0], a[1]))
 	}
 	return metadata.AppendToOutgoingContext(r.Context(), grpcx.MetadataAppID, id, grpcx.MetadataAppSecret, secret)
 }

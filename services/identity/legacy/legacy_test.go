@@ -151,3 +151,45 @@ func TestMalformedRequestsReported(t *testing.T) {
 		}
 	}
 }
+
+// named is a connection to identity that records, of each Authenticate
+// call, the App_ID and the legacy application name it carries.
+type named struct{ ids, apps []string }
+
+func (c *named) Invoke(ctx context.Context, _ string, _ any, out any, _ ...grpc.CallOption) error {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	c.ids = append(c.ids, strings.Join(md.Get(grpcx.MetadataAppID), ","))
+	c.apps = append(c.apps, strings.Join(md.Get(identity.MetadataLegacyApp), ","))
+	return nil
+}
+func (c *named) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Error(codes.Unavailable, "no streams")
+}
+
+// TestCallerWithoutCredentials: a call without App_ID and secret names its
+// application by the call's appType and appCode (identity admits it by
+// address when the application opted in: legacy_ip_only); one with
+// credentials sends them and no name, over both transports.
+func TestCallerWithoutCredentials(t *testing.T) {
+	call := []byte{'C'}
+	call = hessian.AppendString(call, "authenticate")
+	call = hessian.AppendInt(call, 7)
+	for _, a := range []string{"OA", "oa", "m001", "", "pw", "1", ""} {
+		call = hessian.AppendString(call, a)
+	}
+	env := `<s:Envelope xmlns:s="` + soap.EnvelopeNS + `"><s:Body><a:authenticate xmlns:a="` + soap.Namespace +
+		`"><appType>OA</appType><appCode>办公</appCode><authType>1</authType></a:authenticate></s:Body></s:Envelope>`
+	for _, c := range []struct {
+		path, body, app string
+	}{{HessianPath, string(call), "OA\x00oa"}, {SOAPPath, env, "OA\x00办公"}} {
+		rec := &named{}
+		h := New(rec, zap.NewNop())
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body)))
+		req := httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body))
+		req.SetBasicAuth("app-1", "secret-1")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if len(rec.ids) != 2 || rec.ids[0] != "" || rec.apps[0] != c.app || rec.ids[1] != "app-1" || rec.apps[1] != "" {
+			t.Errorf("%s: App_IDs %q, names %q", c.path, rec.ids, rec.apps)
+		}
+	}
+}

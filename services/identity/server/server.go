@@ -175,6 +175,11 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 		// AuthService and DirectoryService take signed requests (their
 		// methods are registered through grpcx.SignedBodies).
 		appID, secret := grpcx.AppCredentials(ctx)
+		if appID == "" && secret == "" && method == identityv1.AuthService_Authenticate_FullMethodName {
+			if typ, code, ok := legacyApp(ctx); ok {
+				return a.legacyIPOnly(ctx, c, typ, code, method)
+			}
+		}
 		sig := grpcx.RequestSignature(ctx, method)
 		app, key, err := a.Svc.AuthenticateSignedApp(ctx, appID, secret, c.ClientIP, sig)
 		if err != nil {
@@ -242,6 +247,44 @@ func (a CallerAuth) AuthenticateCaller(ctx context.Context, method string) (cont
 	if c.Principal != "" {
 		o.Principal = c.Principal
 	}
+	return grpcx.WithOrigin(ctx, o), nil
+}
+
+// legacyApp is the (app_type, app_code) the legacy transports name for a
+// caller of Authenticate without App_ID and secret
+// (identity.MetadataLegacyApp), believed from a UIAS component only.
+func legacyApp(ctx context.Context) (appType, appCode string, ok bool) {
+	if !grpcx.FromComponent(ctx) {
+		return "", "", false
+	}
+	v := metadata.ValueFromIncomingContext(ctx, identity.MetadataLegacyApp)
+	if len(v) != 1 {
+		return "", "", false
+	}
+	return identity.ParseLegacyApp(v[0])
+}
+
+// legacyIPOnly authenticates a legacy caller identified by appType and
+// appCode and its address (identity.Service.AuthenticateLegacyApp), takes
+// a slot of its concurrency limit and marks the caller as such
+// (caller.AuthModeIPOnly: the records say so).
+func (a CallerAuth) legacyIPOnly(ctx context.Context, c *caller.Caller, appType, appCode, method string) (context.Context, error) {
+	app, err := a.Svc.AuthenticateLegacyApp(ctx, appType, appCode, c.ClientIP, caller.APIOf(method))
+	if err != nil {
+		return nil, err
+	}
+	c.AuthMode = caller.AuthModeIPOnly
+	leave, err := a.Svc.EnterApp(ctx, app)
+	if err != nil {
+		c.App = app
+		return ctx, err
+	}
+	if leave != nil {
+		ctx = grpcx.WithCallEnd(ctx, leave)
+	}
+	c.App = app
+	o := grpcx.OriginFrom(ctx)
+	o.HTTPRequest, o.App = "", app.ID
 	return grpcx.WithOrigin(ctx, o), nil
 }
 
@@ -498,7 +541,7 @@ func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) 
 		ClientCertSHA256: r.GetClientCertSha256(), SecretLifetime: seconds(r.GetSecretLifetimeSeconds()),
 		SigningKeys: r.GetSigningKeys(), RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
 		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel()),
-		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent())})
+		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent()), LegacyIPOnly: r.GetLegacyIpOnly()})
 	if err != nil {
 		return nil, err
 	}
@@ -540,7 +583,7 @@ func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) 
 		SecretLifetime: seconds(r.GetSecretLifetimeSeconds()), SigningKeys: r.GetSigningKeys(),
 		RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
 		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel()),
-		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent())})
+		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent()), LegacyIPOnly: r.GetLegacyIpOnly()})
 	if err != nil {
 		return nil, err
 	}
@@ -713,7 +756,7 @@ func appPB(a *identity.App) *identityv1.App {
 		SecretIssueTime: ts(a.SecretIssuedAt), SecretExpireTime: ts(a.SecretExpires),
 		SigningKeys: signingKeysPB(a), RequireSignedRequests: a.RequireSignatures, GrantedApis: a.GrantedAPIs,
 		AccessFrom: ts(a.AccessFrom), AccessUntil: ts(a.AccessUntil), SecurityLevel: int32(max(a.SecurityLevel, 1)),
-		MinAuthLevel: int32(a.MinAuthLevel), MaxConcurrent: int32(a.MaxConcurrent)}
+		MinAuthLevel: int32(a.MinAuthLevel), MaxConcurrent: int32(a.MaxConcurrent), LegacyIpOnly: a.LegacyIPOnly}
 }
 
 // signingKeysPB shows a's request signing keys: thumbprint, algorithm, the

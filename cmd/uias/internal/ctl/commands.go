@@ -926,7 +926,7 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate]",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate] [--legacy-ip-only]",
 		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
 			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
 			"its calls must then come over TLS with that certificate.\n" +
@@ -934,7 +934,9 @@ func appCreateCmd() command {
 			"--signing-key registers a request signing public key (PEM file; at most 2); --require-signatures\n" +
 			"makes every AuthService and AuthzService call of the application be signed (docs/operators.md, Signed requests).\n" +
 			"--grant-api lists the interfaces it may call (least privilege; default: every one); --access-from and\n" +
-			"--access-until bound the period it may call (docs/operators.md, Interface grants and access periods).",
+			"--access-until bound the period it may call (docs/operators.md, Interface grants and access periods).\n" +
+			"--legacy-ip-only lets the legacy Hessian/SOAP authenticate name the application by --type and --code\n" +
+			"alone, without App_ID and secret, from an --allow address (A1 only, no certificate, no signatures).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			typ := fs.String("type", "", "application `type`")
 			code := fs.String("code", "", "application `code`")
@@ -950,6 +952,7 @@ func appCreateCmd() command {
 			var signingKeyFiles stringList
 			fs.Var(&signingKeyFiles, "signing-key", "request signing public key (PEM `file`); repeatable")
 			requireSig := fs.Bool("require-signatures", false, "every AuthService and AuthzService call must be signed")
+			ipOnly := fs.Bool("legacy-ip-only", false, "the legacy Hessian/SOAP authenticate may name it by type and code, from an allowed address, without App_ID and secret")
 			access := addAccessFlags(fs)
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -978,7 +981,7 @@ func appCreateCmd() command {
 				}
 				req := &identityv1.CreateAppRequest{AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
 					RateLimit: *rate, RateBurst: int32(*burst), MaxConcurrent: int32(*maxConc), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds(),
-					SigningKeys: keys, RequireSignedRequests: *requireSig}
+					SigningKeys: keys, RequireSignedRequests: *requireSig, LegacyIpOnly: *ipOnly}
 				if err := access.applyCreate(req); err != nil {
 					return err
 				}
@@ -1038,7 +1041,7 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate] [--legacy-ip-only | --no-legacy-ip-only]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
 			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
@@ -1049,7 +1052,9 @@ func appUpdateCmd() command {
 			"alone; --no-signing-keys removes them. --require-signatures makes every AuthService and AuthzService call of the\n" +
 			"application be signed; --no-signatures makes signing optional again (docs/operators.md).\n" +
 			"--grant-api replaces the interfaces the application may call (\"all\": every one); --access-from and\n" +
-			"--access-until set its access period (\"\" opens that end).",
+			"--access-until set its access period (\"\" opens that end).\n" +
+			"--legacy-ip-only lets the legacy Hessian/SOAP authenticate name the application by type and code alone,\n" +
+			"from an address on its (non-empty) allow-list, without App_ID and secret; --no-legacy-ip-only ends it.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			name := fs.String("name", "", "application `name`")
 			var signingKeyFiles stringList
@@ -1057,6 +1062,8 @@ func appUpdateCmd() command {
 			noKeys := fs.Bool("no-signing-keys", false, "remove the request signing keys")
 			requireSig := fs.Bool("require-signatures", false, "every AuthService and AuthzService call must be signed")
 			noSig := fs.Bool("no-signatures", false, "signed requests are no longer required")
+			ipOnly := fs.Bool("legacy-ip-only", false, "the legacy Hessian/SOAP authenticate may name it by type and code, from an allowed address, without App_ID and secret")
+			noIPOnly := fs.Bool("no-legacy-ip-only", false, "legacy calls must carry App_ID and secret again")
 			var allow stringList
 			fs.Var(&allow, "allow", "allowed caller network (`CIDR`); repeatable; replaces the list")
 			allowAny := fs.Bool("allow-any", false, "empty the allow-list: calls from any address")
@@ -1145,11 +1152,18 @@ func appUpdateCmd() command {
 					req.RequireSignedRequests = *requireSig
 					req.UpdateMask = append(req.UpdateMask, "require_signed_requests")
 				}
+				switch {
+				case *ipOnly && *noIPOnly:
+					return usagef("--legacy-ip-only and --no-legacy-ip-only exclude each other")
+				case *ipOnly || *noIPOnly:
+					req.LegacyIpOnly = *ipOnly
+					req.UpdateMask = append(req.UpdateMask, "legacy_ip_only")
+				}
 				if err := access.applyUpdate(req, set); err != nil {
 					return err
 				}
 				if len(req.UpdateMask) == 0 {
-					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level, --min-auth-level")
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level, --min-auth-level, --legacy-ip-only, --no-legacy-ip-only")
 				}
 				return sessionCall(a, func(s *session) (*identityv1.App, error) { return s.client.UpdateApp(s.ctx, req) }, appTable)
 			}

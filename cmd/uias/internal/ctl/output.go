@@ -256,6 +256,7 @@ func appTable(tw *tabwriter.Writer, x *identityv1.App) {
 		"Signed requests", signedRequests(x),
 		"Security level", securityLevel(x),
 		"Min auth level", authLevelText(x.GetMinAuthLevel(), "any"),
+		"Legacy IP-only", legacyIPOnly(x.GetLegacyIpOnly()),
 		"Interfaces", appAccess(x),
 		"Access period", appPeriod(x, time.Now()),
 		"Created", ts(x.GetCreateTime()),
@@ -356,4 +357,13 @@ func maxConcurrent(n int32) string {
 		return "no bound"
 	}
 	return strconv.Itoa(int(n)) + " calls in progress"
+}
+
+// legacyIPOnly shows whether the legacy Hessian/SOAP authenticate may name
+// the application by type and code alone.
+func legacyIPOnly(on bool) string {
+	if on {
+		return "yes (legacy Hessian/SOAP authenticate by type and code from the allow-list, no secret)"
+	}
+	return "no"
 }
