@@ -377,10 +377,11 @@ func (s *Service) oidcUses(ctx context.Context, userID string) (map[string]time.
 	return out, nil
 }
 
-// RevokeMyApplication ends the OpenID Connect access the person of tgt
-// gave to the application appID: its remembered consent is forgotten and
-// every token of the client granted to the person before now (refresh and
-// access tokens) stops working at once. ErrMyAppNotFound when the person
+// RevokeMyApplication ends the access the person of tgt gave to the
+// application appID: their account link with it is removed (identity, the
+// person the actor: CHANGES link.deleted), its remembered consent is
+// forgotten and every token of the client granted to the person before
+// now (refresh and access tokens) stops working at once. ErrMyAppNotFound when the person
 // has no such access (another person's grants are never reachable: the
 // person is the session's).
 func (s *Service) RevokeMyApplication(ctx context.Context, tgt, appID string) error {
@@ -391,28 +392,51 @@ func (s *Service) RevokeMyApplication(ctx context.Context, tgt, appID string) er
 	if err != nil {
 		return err
 	}
-	if s.consents == nil {
-		return ErrConsentUnavailable
+	linked := false
+	if s.legacy.Apps != nil {
+		links, err := s.legacy.Apps.Links(ctx, sess.UserID)
+		if err != nil {
+			return err
+		}
+		linked = slices.ContainsFunc(links, func(l PersonLink) bool { return l.AppID == appID })
 	}
-	old, err := s.getConsent(ctx, sess.UserID, appID)
-	if err != nil {
-		return err
+	revocable := false
+	if s.consents != nil {
+		old, err := s.getConsent(ctx, sess.UserID, appID)
+		if err != nil {
+			return err
+		}
+		revocable = old != nil && old.Scope != "" && s.now().Before(old.ExpiresAt)
 	}
-	now := s.now().UTC()
-	live := old != nil && old.Scope != "" && now.Before(old.ExpiresAt)
-	if !live {
+	if !revocable {
 		uses, err := s.oidcUses(ctx, sess.UserID)
 		if err != nil {
 			return err
 		}
-		if _, ok := uses[appID]; !ok {
-			return ErrMyAppNotFound
+		_, revocable = uses[appID]
+	}
+	switch {
+	case !linked && !revocable:
+		return ErrMyAppNotFound
+	case revocable && s.consents == nil:
+		return ErrConsentUnavailable
+	}
+	if revocable {
+		// The tokens first: a failure leaves the link for the retry.
+		// RevokedAt is rounded up to the store's millisecond: a grant
+		// made in the same millisecond, before this, ends too.
+		now := s.now().UTC()
+		c := &Consent{UserID: sess.UserID, ClientID: appID, RevokedAt: now.Truncate(time.Millisecond).Add(time.Millisecond)}
+		if err := s.consents.PutConsent(ctx, c, s.consentEvents(ctx, "revoked", sess, c)...); err != nil {
+			return err
 		}
 	}
-	// RevokedAt is rounded up to the store's millisecond: a grant made in
-	// the same millisecond, before this, ends too.
-	c := &Consent{UserID: sess.UserID, ClientID: appID, RevokedAt: now.Truncate(time.Millisecond).Add(time.Millisecond)}
-	return s.consents.PutConsent(ctx, c, s.consentEvents(ctx, "revoked", sess, c)...)
+	if linked {
+		if err := s.legacy.Apps.Unlink(ctx, sess.UserID, appID); err != nil && !errors.Is(err, store.ErrNotFound) && reasonOf(err) != "NOT_FOUND" {
+			return err
+		}
+	}
+	return nil
 }
 
 // grantRevoked checks that the person did not revoke the client's access

@@ -3,6 +3,8 @@ package ticket_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -232,4 +234,50 @@ func TestConsentSettingsChecked(t *testing.T) {
 	} {
 		wantReason(t, ticket.CheckService(&s), "BAD_SERVICE_DEFINITION")
 	}
+}
+
+// linkApps keeps the person's links; Unlink removes one.
+type linkApps struct {
+	clientApps
+	mu       sync.Mutex
+	links    map[string][]ticket.PersonLink
+	unlinked []string
+}
+
+func (a *linkApps) Links(_ context.Context, userID string) ([]ticket.PersonLink, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.links[userID]), nil
+}
+
+func (a *linkApps) Unlink(_ context.Context, userID, appID string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.unlinked = append(a.unlinked, userID+"/"+appID)
+	a.links[userID] = slices.DeleteFunc(a.links[userID], func(l ticket.PersonLink) bool { return l.AppID == appID })
+	return nil
+}
+
+// TestRemoveLinkedApplication: "Remove access" of an application the
+// person is linked with removes their own link (identity), never another
+// person's.
+func TestRemoveLinkedApplication(t *testing.T) {
+	ctx := context.Background()
+	f, _ := consentFixture(t)
+	apps := &linkApps{clientApps: clientApps{secrets: map[string]string{"appc": "sc"}},
+		links: map[string][]ticket.PersonLink{"u1": {{AppID: "appl", AppName: "Ledger", Account: "pia01"}},
+			"u2": {{AppID: "appl", AppName: "Ledger", Account: "bo02"}}}}
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: apps})
+	tgt := f.login(t, "u1")
+	list, err := f.svc.MyApplications(ctx, tgt)
+	if err != nil || len(list) != 1 || list[0].AppID != "appl" || list[0].Account != "pia01" || list[0].Revocable() {
+		t.Fatalf("my applications: %+v %v", list, err)
+	}
+	if err := f.svc.RevokeMyApplication(ctx, tgt, "appl"); err != nil {
+		t.Fatal(err)
+	}
+	if len(apps.unlinked) != 1 || apps.unlinked[0] != "u1/appl" || len(apps.links["u2"]) != 1 {
+		t.Fatalf("unlinked %v, links %v", apps.unlinked, apps.links)
+	}
+	wantReason(t, f.svc.RevokeMyApplication(ctx, tgt, "appl"), ticket.ReasonMyAppNotFound)
 }
