@@ -306,6 +306,7 @@ func (s *Service) myApps(ctx context.Context, sess *Session) ([]MyApp, error) {
 			a.Name, a.Account = l.AppName, l.Account
 		}
 	}
+	revoked := map[string]time.Time{}
 	if s.consents != nil {
 		cs, err := s.consents.ListConsents(ctx, sess.UserID)
 		if err != nil {
@@ -313,6 +314,7 @@ func (s *Service) myApps(ctx context.Context, sess *Session) ([]MyApp, error) {
 		}
 		now := s.now()
 		for _, c := range cs {
+			revoked[c.ClientID] = c.RevokedAt
 			if c.Scope == "" || !now.Before(c.ExpiresAt) {
 				continue
 			}
@@ -325,6 +327,9 @@ func (s *Service) myApps(ctx context.Context, sess *Session) ([]MyApp, error) {
 		return nil, err
 	}
 	for id, at := range uses {
+		if !at.After(revoked[id]) {
+			continue // revoked since
+		}
 		if a := get(id); at.After(a.SignedInAt) {
 			a.SignedInAt = at
 		}
@@ -401,19 +406,24 @@ func (s *Service) RevokeMyApplication(ctx context.Context, tgt, appID string) er
 		linked = slices.ContainsFunc(links, func(l PersonLink) bool { return l.AppID == appID })
 	}
 	revocable := false
+	var revokedAt time.Time
 	if s.consents != nil {
 		old, err := s.getConsent(ctx, sess.UserID, appID)
 		if err != nil {
 			return err
 		}
 		revocable = old != nil && old.Scope != "" && s.now().Before(old.ExpiresAt)
+		if old != nil {
+			revokedAt = old.RevokedAt
+		}
 	}
 	if !revocable {
 		uses, err := s.oidcUses(ctx, sess.UserID)
 		if err != nil {
 			return err
 		}
-		_, revocable = uses[appID]
+		at, ok := uses[appID]
+		revocable = ok && at.After(revokedAt)
 	}
 	switch {
 	case !linked && !revocable:

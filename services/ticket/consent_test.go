@@ -159,6 +159,11 @@ func TestRevokeMyApplication(t *testing.T) {
 	}
 	_, err = f.svc.Refresh(ctx, ticket.RefreshRequest{Client: client, RefreshToken: toks.RefreshToken})
 	wantReason(t, err, ticket.ErrInvalidGrant.Reason)
+	// Gone from the person's applications; nothing left to remove.
+	if apps, err := f.svc.MyApplications(ctx, tgt); err != nil || len(apps) != 0 {
+		t.Fatalf("my applications after the removal: %+v %v", apps, err)
+	}
+	wantReason(t, f.svc.RevokeMyApplication(ctx, tgt, "appc"), ticket.ReasonMyAppNotFound)
 	// The consent is forgotten: the next authorization asks again.
 	if p, err := f.svc.ConsentNeeded(ctx, q); err != nil || !p.Needed {
 		t.Fatalf("after revocation: %+v %v", p, err)
