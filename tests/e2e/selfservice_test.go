@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
@@ -151,4 +152,69 @@ func TestSelfServiceConsentAndRemoveAccess(t *testing.T) {
 		code, body, at = br.get(conf.AuthCodeURL("st-6"))
 		return false
 	})
+}
+
+// TestBrowserConsentAndMyApplications: the consent page and "My
+// applications" in headless Chromium, keyboard and mouse as a person uses
+// them: sign in, the consent page (accessible, the period shown), Deny
+// (back with access_denied), Allow (back with a code), remembered the
+// next time; the profile lists the application, Remove access with its
+// confirm step empties the list, and the next authorization asks again.
+func TestBrowserConsentAndMyApplications(t *testing.T) {
+	chromium := chromiumPath(t)
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	casBase := e.http + "/cas/"
+	f := e.seed("brwconsent", "carol", nil, nil)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "callback") }))
+	t.Cleanup(cb.Close)
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{AppId: f.appID,
+		Name: "Contracts", Url: cb.URL + "/callback", ConsentRequired: true, ConsentTtlSeconds: 30 * 24 * 3600}}); err != nil {
+		t.Fatal(err)
+	}
+	authorize := casBase + "oidc/authorize?" + url.Values{"response_type": {"code"}, "client_id": {f.appID},
+		"redirect_uri": {cb.URL + "/callback"}, "scope": {"openid profile"}, "state": {"s1"}}.Encode()
+
+	b := newChromium(t, chromium, 760, 720)
+	run, textOf, location, waitFor, accessible := b.run, b.textOf, b.location, b.waitFor, b.accessible
+	const atCallback = `document.body != null && document.body.innerText.startsWith("callback")`
+	run("authorize", chromedp.Navigate(authorize+"&locale=en"), chromedp.WaitVisible(chromedp.CSS("#username")))
+	run("sign in", chromedp.SendKeys(chromedp.CSS("#username"), "carol"), chromedp.SendKeys(chromedp.CSS("#password"), f.password+"\r"))
+	waitFor("the consent page", `document.getElementById("consent-allow") != null`)
+	if text := textOf("main"); !strings.Contains(text, "Contracts") || !strings.Contains(text, "Your login name, name and organisation") ||
+		!strings.Contains(textOf("#consent-until"), "(30 days)") {
+		t.Fatalf("consent page: %q", text)
+	}
+	accessible("consent page", "en")
+	run("deny", chromedp.Click(chromedp.CSS("#consent-deny")))
+	waitFor("back at the client", atCallback)
+	if u, _ := url.Parse(location()); u.Query().Get("error") != "access_denied" || u.Query().Get("state") != "s1" {
+		t.Fatalf("after deny: %s", u)
+	}
+	run("authorize again", chromedp.Navigate(authorize), chromedp.WaitVisible(chromedp.CSS("#consent-allow")))
+	run("allow", chromedp.Click(chromedp.CSS("#consent-allow")))
+	waitFor("back at the client", atCallback)
+	if u, _ := url.Parse(location()); u.Query().Get("code") == "" {
+		t.Fatalf("after allow: %s", u)
+	}
+	run("remembered", chromedp.Navigate(authorize))
+	waitFor("back at the client without a page", atCallback)
+	if u, _ := url.Parse(location()); u.Query().Get("code") == "" {
+		t.Fatalf("remembered consent: %s", u)
+	}
+
+	run("profile", chromedp.Navigate(casBase+"profile?locale=en"), chromedp.WaitVisible(chromedp.CSS("#myapps")))
+	if text := textOf("#myapps"); !strings.Contains(text, "acct-carol") || !strings.Contains(text, "openid profile") {
+		t.Fatalf("my applications: %q", text)
+	}
+	accessible("profile with my applications", "en")
+	run("remove access", chromedp.Click(chromedp.CSS(`a[id^="remove-"]`)), chromedp.WaitVisible(chromedp.CSS("#remove-confirm")))
+	accessible("remove access confirm page", "en")
+	run("confirm", chromedp.Click(chromedp.CSS("#remove-confirm")))
+	waitFor("the profile again", `document.querySelector("p.info[role=status]") != null`)
+	if text := textOf("main"); strings.Contains(text, "acct-carol") || !strings.Contains(text, "access has been removed") {
+		t.Fatalf("after removal: %q", text)
+	}
+	run("asked again", chromedp.Navigate(authorize), chromedp.WaitVisible(chromedp.CSS("#consent-allow")))
 }
