@@ -563,6 +563,22 @@ func TestChangeEventsCoverEveryChange(t *testing.T) {
 			return "" // DeleteLink audits without an org
 		})
 		wantChange(t, rows, "link", "deleted", link.ID, actor)
+		// The person removes their own link (their profile page): they
+		// are the actor.
+		link, err := e.svc.CreateLink(ctx, user.ID, app.ID, "z-008")
+		must(err)
+		self := *caller.From(ctx)
+		self.Principal = user.ID
+		m := e.mark(t)
+		must(e.svc.UnlinkAccount(caller.With(ctx, &self), user.ID, app.ID))
+		rows = e.outbox(t, m)
+		if rec := audit(t, rows, "link.unlink"); rec.Actor != "user:"+user.ID || rec.Subject != "user:"+user.ID || rec.Result != "success" {
+			t.Errorf("link.unlink audit: %+v (want the person as actor and subject)", rec)
+		}
+		wantChange(t, rows, "link", "deleted", link.ID, "user:"+user.ID)
+		if err := e.svc.UnlinkAccount(caller.With(ctx, &self), user.ID, app.ID); !errors.Is(err, identity.ErrNotFound) {
+			t.Errorf("unlink without a link: %v", err)
+		}
 
 		// Deleting a person: one CHANGES event (ticket ends their
 		// sessions, sync tells the business systems), audited; gone

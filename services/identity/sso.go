@@ -261,6 +261,28 @@ func (s *Service) LinkAccount(ctx context.Context, id, appID, account string) (*
 	return l, nil
 }
 
+// UnlinkAccount removes user id's own link with application appID (the
+// person at their profile page; the caller in ctx is the person).
+// NOT_FOUND when they have none.
+func (s *Service) UnlinkAccount(ctx context.Context, id, appID string) error {
+	start := s.now()
+	u, err := s.loadUser(ctx, id)
+	if err != nil {
+		return err
+	}
+	mine, _, err := s.store.ListLinks(ctx, LinkFilter{UserID: id, AppID: appID}, Page{Size: 1})
+	if err != nil {
+		return err
+	}
+	if len(mine) == 0 {
+		return ErrNotFound.WithMessage("you have no account linked with this application")
+	}
+	l := mine[0]
+	return s.write(ctx, func(evs []events.Event) error { return s.store.DeleteLink(ctx, l.ID, evs) },
+		s.change(ctx, "link", "deleted", l.ID, map[string]any{"user_id": id, "app_id": appID}),
+		s.audit(ctx, "link.unlink", "user:"+id, u.OrgID, "success", "OK", start, map[string]string{"app_id": appID}))
+}
+
 // PersonIDNumber returns the identity document number of user id in clear
 // ("" when none is recorded), for an application's validatePrincipal.
 func (s *Service) PersonIDNumber(ctx context.Context, id string) (string, error) {

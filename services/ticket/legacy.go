@@ -65,6 +65,9 @@ type LegacyApps interface {
 	// Links lists the person's active links (application id, name,
 	// account).
 	Links(ctx context.Context, userID string) ([]PersonLink, error)
+	// Unlink removes the person's own link with the application (the
+	// person is the actor; NOT_FOUND: none).
+	Unlink(ctx context.Context, userID, appID string) error
 }
 
 // PersonLink is a person's account in an application.

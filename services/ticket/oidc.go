@@ -71,6 +71,9 @@ type AccessToken struct {
 	// ends every token of it, those a refresh gave included (RFC 6749
 	// §4.1.2, RFC 7009 §2.1). Empty in records made before it was kept.
 	Grant string `json:"grant,omitempty"`
+	// GrantedAt is when the grant was made (its code redeemed): a person
+	// revoking the client's access after it ends the token (consent.go).
+	GrantedAt time.Time `json:"granted_at,omitzero"`
 }
 
 // sid is the token's session's OpenID Connect sid.
@@ -341,7 +344,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 		iss = x.Issuer
 	}
 	base := AccessToken{SessionID: t.SessionID, SID: sess.OIDCSid(), UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID, Service: t.Service,
-		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC(), Grant: grant}
+		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC(), Grant: grant, GrantedAt: s.now().UTC()}
 	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true, pre)
 	if err != nil {
 		return nil, err
@@ -590,6 +593,9 @@ func (s *Service) endGrant(ctx context.Context, grant string) {
 // grantLives checks that the grant of token t has not ended
 // (ErrInvalidToken when it has).
 func (s *Service) grantLives(ctx context.Context, t *AccessToken) error {
+	if err := s.grantRevoked(ctx, t); err != nil {
+		return err
+	}
 	if t.Grant == "" {
 		return nil
 	}

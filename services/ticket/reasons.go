@@ -54,6 +54,13 @@ func init() {
 			Doc: "/cas/peer/accept: the peer's assertion was used before (each is good once): no session; the login form. /cas/peer/logout: a logout token posted again (HTTP 400)."},
 		apierr.Reason{Name: ReasonPeerWrongAudience, Code: apierr.Unauthenticated,
 			Doc: "/cas/peer/accept: the peer's assertion is for another centre: no session; the login form."},
+		// OpenID Connect consent and a person's own applications (consent.go; ADR 0036).
+		apierr.Reason{Name: ReasonConsentRequired, Code: apierr.FailedPrecondition,
+			Doc: "/cas/oidc/authorize: the client's service asks the person's consent and no remembered, unexpired consent covers the scope: the consent page (with prompt=none: error=consent_required to the redirect_uri)."},
+		apierr.Reason{Name: ReasonConsentUnavailable, Code: apierr.Unavailable, Legacy: -6,
+			Doc: "Consents cannot be read or recorded (the ticket component's database does not answer): no code is issued to a client asking consent, and a revocation is not made. Retry later."},
+		apierr.Reason{Name: ReasonMyAppNotFound, Code: apierr.NotFound,
+			Doc: "/cas/profile \"Remove access\": the person has given no access to that application (no remembered consent, no sign-in in a live session), or it was removed already."},
 		apierr.Reason{Name: "OAUTH_INVALID_TOKEN", Code: apierr.Unauthenticated,
 			Doc: "The userinfo endpoint: the access token is unknown, expired or revoked, or its session has ended (HTTP 401 with WWW-Authenticate: Bearer error=\"invalid_token\")."},
 	)

@@ -88,6 +88,11 @@ type RegisteredService struct {
 	// (Service.SetRelease).
 	ReleaseRoles       bool
 	ReleasePermissions bool
+	// ConsentRequired: the service's OpenID Connect client gets an
+	// authorization code only after the person consented to the scopes it
+	// asks for (consent.go), remembered for ConsentTTL (0: DefaultConsentTTL).
+	ConsentRequired bool
+	ConsentTTL      time.Duration
 	// AppLevelUnknown (not stored): the registry has not yet read the
 	// level of the service's application (AppLevelUnknown); the service
 	// issues nothing.
@@ -276,6 +281,10 @@ func CheckService(s *RegisteredService) error {
 	case s.LegacyScheme != 0 && s.ReleasesAuthorization():
 		return badService("a legacy service's validation answers the account only: roles and permissions are released " +
 			"to CAS and OpenID Connect services (release_roles, release_permissions)")
+	case s.LegacyScheme != 0 && s.ConsentRequired:
+		return badService("consent is asked of OpenID Connect clients: a legacy service takes no authorization codes (consent_required)")
+	case s.ConsentTTL < 0 || s.ConsentTTL > MaxConsentTTL || s.ConsentTTL%time.Second != 0:
+		return badService("consent_ttl must be whole seconds, at most 3650 days (0: the default, 90 days)")
 	}
 	if s.RequiredPermission != "" {
 		if _, _, ok := SplitPermission(s.RequiredPermission); !ok {

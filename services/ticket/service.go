@@ -153,6 +153,7 @@ type Service struct {
 	idTokens *IDTokenKeys
 	profiles ProfileSource
 	nonces   caller.NonceStore // the peers' tokens used (peer.go)
+	consents ConsentStore      // OpenID Connect consents (consent.go); nil: none
 }
 
 // New returns a Service.
@@ -585,6 +586,11 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 		sess, rev, err = s.sessionToUpdate(ctx, id, attempt > 0)
 		if err == nil && !rs.StrongEnough(sess.AuthLevel, sess.AuthMethod) {
 			err = ErrAuthLevelTooLow
+		}
+		if err == nil && attempt == 0 && oidc != nil {
+			// A service asking consent: the person's remembered consent
+			// must cover the scope (the edge asked for it first).
+			err = s.consentCovers(ctx, sess.UserID, rs, oidc.ClientID, oidc.Scope)
 		}
 		if err == nil && attempt == 0 && rs.HasAccessRule() {
 			// The service's access rule, asked once per ticket (a retry

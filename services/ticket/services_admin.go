@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/caller"
@@ -23,7 +24,8 @@ func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredSer
 			"logout_url": r.LogoutURL, "min_auth_level": r.MinAuthLevel, "allow_proxy": r.AllowProxy, "enabled": r.Enabled,
 			"require_account_link": r.RequireAccountLink, "required_permission": r.RequiredPermission,
 			"certificate_required": r.CertificateRequired, "release_roles": r.ReleaseRoles,
-			"release_permissions": r.ReleasePermissions}})
+			"release_permissions": r.ReleasePermissions,
+			"consent_required":    r.ConsentRequired, "consent_ttl_seconds": int64(r.ConsentTTL / time.Second)}})
 	change := events.Event{ID: ids.New(), Subject: "uias.changes.ticket.service." + op, Type: "ticket.service." + op,
 		Time: now, Payload: payload}
 	return []events.Event{change, s.auditor.Event(ctx, audit.Action{API: "service." + op, Subject: "service:" + r.ID,

@@ -115,6 +115,18 @@ func (s ssoServer) LinkAccount(ctx context.Context, r *identityv1.LinkAccountReq
 	return &identityv1.LinkAccountResponse{LinkId: l.ID}, nil
 }
 
+// UnlinkAccount implements SSOService.
+func (s ssoServer) UnlinkAccount(ctx context.Context, r *identityv1.UnlinkAccountRequest) (*identityv1.UnlinkAccountResponse, error) {
+	// The person removes their own link (their profile page): they are
+	// the actor of the change and of its audit record.
+	c := *caller.From(ctx)
+	c.Principal = r.GetUserId()
+	if err := s.svc.UnlinkAccount(caller.With(ctx, &c), r.GetUserId(), r.GetAppId()); err != nil {
+		return nil, err
+	}
+	return &identityv1.UnlinkAccountResponse{}, nil
+}
+
 // PrepareAppointment implements SSOService.
 func (s ssoServer) PrepareAppointment(ctx context.Context, r *identityv1.PrepareAppointmentRequest) (*identityv1.PrepareAppointmentResponse, error) {
 	pw, err := s.svc.PrepareAppointment(ctx, r.GetUserId(), r.GetRole())

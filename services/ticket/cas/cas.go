@@ -187,10 +187,12 @@ func New(o Options) *Handler {
 		{"password", map[string]http.HandlerFunc{"GET": h.passwordForm, "POST": h.passwordPost}, true},
 		{"profile", map[string]http.HandlerFunc{"GET": h.profile, "POST": h.profilePost}, true},
 		{"profile/totp", map[string]http.HandlerFunc{"GET": h.totpForm, "POST": h.totpPost}, true},
+		{"profile/apps/remove", map[string]http.HandlerFunc{"GET": h.appRemoveForm, "POST": h.appRemovePost}, true},
 		{"ssoAuthService", map[string]http.HandlerFunc{"GET": h.ssoAuthService, "POST": h.ssoAuthService}, false},
 		{"oidc/.well-known/openid-configuration", map[string]http.HandlerFunc{"GET": h.oidcDiscovery}, true},
 		{"oidc/jwks", map[string]http.HandlerFunc{"GET": h.oidcJWKS}, true},
 		{"oidc/authorize", map[string]http.HandlerFunc{"GET": h.oidcAuthorize, "POST": h.oidcAuthorize}, false},
+		{"oidc/consent", map[string]http.HandlerFunc{"POST": h.oidcConsent}, false},
 		{"oidc/token", map[string]http.HandlerFunc{"POST": h.oidcToken}, false},
 		{"oidc/userinfo", map[string]http.HandlerFunc{"GET": h.oidcUserInfo, "POST": h.oidcUserInfo}, true},
 		{"oidc/introspect", map[string]http.HandlerFunc{"POST": h.oidcIntrospect}, false},
@@ -304,6 +306,10 @@ type pageData struct {
 	// PeerLinks: the login page's "signed in at <centre>? continue" (the
 	// peers that answer), the logout page's "sign out there too".
 	PeerLinks []peerLink
+	// Consent: the consent page's request; MyApp: the application the
+	// remove-access page confirms.
+	Consent *consentView
+	MyApp   *myAppView
 }
 
 func randomToken() string {
@@ -961,7 +967,15 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		err error
 	)
 	if p.oidc != nil {
-		err = h.sendCode(w, r, tgt, p.oidc, fresh)
+		// A client whose service asks consent: the consent page first
+		// (or consent_required with prompt=none).
+		var shown bool
+		if shown, err = h.consent(w, r, tgt, p, rs); shown {
+			return
+		}
+		if err == nil {
+			err = h.sendCode(w, r, tgt, p.oidc, fresh)
+		}
 	} else {
 		st, err = h.o.Tickets.IssueServiceTicket(ctx, &ticketv1.IssueServiceTicketRequest{Tgt: tgt, Service: service, FromNewLogin: fresh})
 	}
@@ -1011,6 +1025,23 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		case "SESSION_NOT_FOUND":
 			h.clearTGC(w, r)
 			h.loginPage(w, r, http.StatusOK, p, rs, "", "")
+		case "CONSENT_REQUIRED":
+			// The consent ended between the page and the code: ask again
+			// (prompt=none: consent_required).
+			if p.oidc == nil {
+				h.fault(w, r, err)
+				return
+			}
+			q := *p.oidc
+			q.forceConsent = true
+			p.oidc = &q
+			shown, cerr := h.consent(w, r, tgt, p, rs)
+			switch {
+			case cerr != nil:
+				h.fault(w, r, cerr)
+			case !shown:
+				h.oidcBack(w, r, p.oidc, oauthError{code: "consent_required"})
+			}
 		case "SERVICE_NOT_REGISTERED", "OAUTH_REDIRECT_NOT_OF_CLIENT":
 			h.message(w, r, http.StatusForbidden, true, t.BadServiceHead, t.BadService, "", "")
 		case "SERVICE_ACCESS_DENIED":

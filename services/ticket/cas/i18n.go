@@ -74,6 +74,13 @@ type texts struct {
 	// signed in, and an application that needs level 2.
 	KerberosFailed, KerberosRealm, KerberosUnknown, KerberosLocked, KerberosDisabled string
 	KerberosPasswordOnly, KerberosOtherPerson, KerberosLevel, KerberosUnavailable    string
+	// OpenID Connect consent (consent.go) and "My applications" on the
+	// profile page.
+	ConsentHead, ConsentIntro, ConsentUntil, ConsentRevokeHint, ConsentAllow, ConsentDeny, ConsentCSRF, Days string
+	ScopeOpenID, ScopeProfile, ScopeGroups                                                                   string
+	MyAppsHead, MyAppsNone, MyAppsUnavailable, MyAppScope, MyAppSince, MyAppUntil, MyAppSignedIn             string
+	MyAppRemove, MyAppRemoveHead, MyAppRemoveLink, MyAppRemoveTokens, MyAppRemoveConfirm, MyAppRemoved       string
+	MyAppNotFound, Cancel                                                                                    string
 }
 
 var languages = map[string]texts{
@@ -244,6 +251,33 @@ var languages = map[string]texts{
 		KerberosPasswordOnly: "Your account may sign in with its password only, not with your Windows sign-in.",
 		KerberosOtherPerson:  "You are signed in as %s, and this computer's Windows sign-in is someone else's. Sign out first.",
 		KerberosLevel:        "This application requires a stronger sign-in (level 2) than your Windows sign-in.",
+
+		ConsentHead:        "Allow access?",
+		ConsentIntro:       "asks for access to your account:",
+		ConsentUntil:       "If you allow it, your consent is remembered until",
+		ConsentRevokeHint:  "You can remove the access at any time under My applications on your profile page.",
+		ConsentAllow:       "Allow",
+		ConsentDeny:        "Deny",
+		ConsentCSRF:        "This form expired. Please choose again.",
+		Days:               "days",
+		ScopeOpenID:        "Your user ID (to sign you in)",
+		ScopeProfile:       "Your login name, name and organisation",
+		ScopeGroups:        "The groups you belong to",
+		MyAppsHead:         "My applications",
+		MyAppsNone:         "You have not linked an account or given access to any application.",
+		MyAppsUnavailable:  "Your applications cannot be shown right now. Try again later.",
+		MyAppScope:         "Access granted:",
+		MyAppSince:         "since",
+		MyAppUntil:         "until",
+		MyAppSignedIn:      "Last signed in:",
+		MyAppRemove:        "Remove access",
+		MyAppRemoveHead:    "Remove access?",
+		MyAppRemoveLink:    "Your linked account is unlinked:",
+		MyAppRemoveTokens:  "The application's access to your account ends now, and it must ask your consent again.",
+		MyAppRemoveConfirm: "Remove access",
+		MyAppRemoved:       "The application's access has been removed.",
+		MyAppNotFound:      "You have given no access to that application, or it was removed already.",
+		Cancel:             "Cancel",
 	},
 	"zh-CN": {
 		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
@@ -410,6 +444,33 @@ var languages = map[string]texts{
 		KerberosPasswordOnly: "您的账号只能使用密码登录，不能使用 Windows 域登录。",
 		KerberosOtherPerson:  "您当前以 %s 的身份登录，而本机的 Windows 域登录属于其他人。请先退出登录。",
 		KerberosLevel:        "该应用要求比 Windows 域登录更高级别（二级）的登录方式。",
+
+		ConsentHead:        "是否授权？",
+		ConsentIntro:       "请求访问您的账号：",
+		ConsentUntil:       "如您同意，本次授权的有效期至",
+		ConsentRevokeHint:  "您可随时在个人资料页的“我的应用”中取消授权。",
+		ConsentAllow:       "同意",
+		ConsentDeny:        "拒绝",
+		ConsentCSRF:        "表单已过期，请重新选择。",
+		Days:               "天",
+		ScopeOpenID:        "您的用户标识（用于登录）",
+		ScopeProfile:       "您的登录名、姓名和所属单位",
+		ScopeGroups:        "您所属的用户组",
+		MyAppsHead:         "我的应用",
+		MyAppsNone:         "您尚未关联任何应用账号，也未授权任何应用。",
+		MyAppsUnavailable:  "暂时无法显示您的应用，请稍后再试。",
+		MyAppScope:         "已授权：",
+		MyAppSince:         "自",
+		MyAppUntil:         "至",
+		MyAppSignedIn:      "最近登录：",
+		MyAppRemove:        "取消授权",
+		MyAppRemoveHead:    "确认取消授权？",
+		MyAppRemoveLink:    "解除关联的应用账号：",
+		MyAppRemoveTokens:  "该应用对您账号的访问立即终止，下次使用需重新征得您的同意。",
+		MyAppRemoveConfirm: "确认取消",
+		MyAppRemoved:       "已取消该应用的访问授权。",
+		MyAppNotFound:      "您未授权该应用，或授权已被取消。",
+		Cancel:             "取消",
 	},
 }
 

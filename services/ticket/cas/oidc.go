@@ -35,6 +35,9 @@ type oidcRequest struct {
 	// carried by the login form: a login there is fresh).
 	maxAge  int64
 	hintSub string
+	// forceConsent: prompt=consent (the consent page even when a
+	// remembered consent covers the scope).
+	forceConsent bool
 }
 
 // encode is the request as the login form carries it (the oidc field).
@@ -47,6 +50,9 @@ func (q *oidcRequest) encode() string {
 	}
 	if q.challenge != "" {
 		v.Set("code_challenge_method", "S256")
+	}
+	if q.forceConsent {
+		v.Set("prompt", "consent")
 	}
 	return v.Encode()
 }
@@ -67,7 +73,8 @@ type oauthError struct{ code, desc string }
 // form: v is what the login form carried (encode), not the client's request.
 func parseOIDC(v url.Values, form bool) (*oidcRequest, *oauthError) {
 	q := &oidcRequest{clientID: v.Get("client_id"), redirectURI: v.Get("redirect_uri"), scope: strings.Join(strings.Fields(v.Get("scope")), " "),
-		state: v.Get("state"), nonce: v.Get("nonce"), challenge: v.Get("code_challenge"), maxAge: -1, hintSub: hintSubject(v.Get("id_token_hint"))}
+		state: v.Get("state"), nonce: v.Get("nonce"), challenge: v.Get("code_challenge"), maxAge: -1, hintSub: hintSubject(v.Get("id_token_hint")),
+		forceConsent: slices.Contains(strings.Fields(v.Get("prompt")), "consent")}
 	for _, k := range slices.Sorted(maps.Keys(v)) {
 		// (RFC 8707's resource may repeat; it is not used here)
 		if len(v[k]) > 1 && k != "resource" {

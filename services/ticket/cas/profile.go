@@ -30,6 +30,9 @@ type profileView struct {
 	FormName, FormEmail, FormPhone string
 	// TOTPSince: when the person set up an authenticator app ("": none).
 	TOTPSince string
+	// Apps: "My applications" (AppsUnavailable: not read now).
+	Apps            []myAppView
+	AppsUnavailable bool
 }
 
 // profileForm is what the person typed into the form.
@@ -51,6 +54,8 @@ func (h *Handler) profile(w http.ResponseWriter, r *http.Request) {
 		msg = h.texts(r).TOTPSaved
 	case "totp-removed":
 		msg = h.texts(r).TOTPRemoved
+	case "app-removed":
+		msg = h.texts(r).MyAppRemoved
 	}
 	h.profilePage(w, r, http.StatusOK, sess, nil, "", msg)
 }
@@ -97,6 +102,8 @@ func (h *Handler) profilePage(w http.ResponseWriter, r *http.Request, code int, 
 	if form != nil {
 		v.FormName, v.FormEmail, v.FormPhone = form.name, form.email, form.phone
 	}
+	apps, ok := h.myApps(r, tgcOf(r))
+	v.Apps, v.AppsUnavailable = apps, !ok
 	h.page(w, r, code, "profile", pageData{Wide: true, CSRF: h.csrf(w, r), Action: h.o.Prefix + "profile", Username: sess.GetLogin(),
 		Error: errMsg, Message: msg, Profile: v, PortalLink: h.o.Prefix + "portal", PasswordLink: h.o.Prefix + "password",
 		LogoutLink: h.o.Prefix + "logout"})

@@ -33,6 +33,10 @@ func (profTickets) GetSession(_ context.Context, r *ticketv1.GetSessionRequest, 
 	return &ticketv1.Session{Id: "s1", UserId: "u1", Login: "pia", AuthLevel: 1}, nil
 }
 
+func (profTickets) MyApplications(context.Context, *ticketv1.MyApplicationsRequest, ...grpc.CallOption) (*ticketv1.MyApplicationsResponse, error) {
+	return &ticketv1.MyApplicationsResponse{}, nil
+}
+
 func (profTickets) PortalEntries(context.Context, *ticketv1.PortalEntriesRequest, ...grpc.CallOption) (*ticketv1.PortalEntriesResponse, error) {
 	return &ticketv1.PortalEntriesResponse{}, nil
 }

@@ -70,6 +70,11 @@ func (r relayKicking) DeleteService(ctx context.Context, id string, evs ...event
 	return r.Store.DeleteService(ctx, id, evs...)
 }
 
+func (r relayKicking) PutConsent(ctx context.Context, c *ticket.Consent, evs ...events.Event) error {
+	defer r.relay.Kick()
+	return r.Store.PutConsent(ctx, c, evs...)
+}
+
 // Module is the ticket component's registration.
 func Module() module.Module {
 	return module.Module{
@@ -190,6 +195,7 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ticket: key ring: %w", err)
 	}
+	svc.SetConsents(relayKicking{services, relay})
 	svc.SetLegacy(ticket.LegacyDeps{
 		Apps:        identityApps{callers: identityv1.NewCallerServiceClient(idConn), sso: identityv1.NewSSOServiceClient(idConn)},
 		Principals:  principalClient{client: client, attempts: 3, wait: 200 * time.Millisecond},

@@ -71,6 +71,11 @@ func (a identityApps) Link(ctx context.Context, userID, appID, account string) e
 	return domainErr(err)
 }
 
+func (a identityApps) Unlink(ctx context.Context, userID, appID string) error {
+	_, err := a.sso.UnlinkAccount(ctx, &identityv1.UnlinkAccountRequest{UserId: userID, AppId: appID})
+	return domainErr(err)
+}
+
 func (a identityApps) Links(ctx context.Context, userID string) ([]ticket.PersonLink, error) {
 	res, err := a.sso.PersonLinks(ctx, &identityv1.PersonLinksRequest{UserId: userID})
 	if err != nil {

@@ -381,7 +381,8 @@ func servicePB(r *ticket.RegisteredService) *ticketv1.RegisteredService {
 		LogoutUrl: r.LogoutURL, MinAuthLevel: int32(r.MinAuthLevel), AllowProxy: r.AllowProxy, Enabled: r.Enabled,
 		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt), LegacyScheme: int32(r.LegacyScheme),
 		LegacyRequireSecret: r.LegacyRequireSecret, RequireAccountLink: r.RequireAccountLink, RequiredPermission: r.RequiredPermission,
-		CertificateRequired: r.CertificateRequired, ReleaseRoles: r.ReleaseRoles, ReleasePermissions: r.ReleasePermissions}
+		CertificateRequired: r.CertificateRequired, ReleaseRoles: r.ReleaseRoles, ReleasePermissions: r.ReleasePermissions,
+		ConsentRequired: r.ConsentRequired, ConsentTtlSeconds: int64(r.ConsentTTL / time.Second)}
 }
 
 func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
@@ -389,7 +390,60 @@ func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
 		LogoutURL: d.GetLogoutUrl(), MinAuthLevel: int(d.GetMinAuthLevel()), AllowProxy: d.GetAllowProxy(), Enabled: !d.GetDisabled(),
 		LegacyScheme: int(d.GetLegacyScheme()), LegacyRequireSecret: d.GetLegacyRequireSecret(),
 		RequireAccountLink: d.GetRequireAccountLink(), RequiredPermission: d.GetRequiredPermission(),
-		CertificateRequired: d.GetCertificateRequired(), ReleaseRoles: d.GetReleaseRoles(), ReleasePermissions: d.GetReleasePermissions()}
+		CertificateRequired: d.GetCertificateRequired(), ReleaseRoles: d.GetReleaseRoles(), ReleasePermissions: d.GetReleasePermissions(),
+		ConsentRequired: d.GetConsentRequired(), ConsentTTL: time.Duration(d.GetConsentTtlSeconds()) * time.Second}
+}
+
+// ---- consent and the person's own applications ----
+
+func consentQuery(r *ticketv1.ConsentRequest) ticket.ConsentQuery {
+	return ticket.ConsentQuery{TGT: r.GetTgt(), ClientID: r.GetClientId(), RedirectURI: r.GetRedirectUri(), Scope: r.GetScope(),
+		Force: r.GetForce()}
+}
+
+// ConsentPrompt implements TicketService.
+func (s *Server) ConsentPrompt(ctx context.Context, r *ticketv1.ConsentRequest) (*ticketv1.ConsentPromptResponse, error) {
+	p, err := s.svc.ConsentNeeded(ctx, consentQuery(r))
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.ConsentPromptResponse{Needed: p.Needed, ServiceName: p.ServiceName, TtlSeconds: int64(p.TTL / time.Second),
+		Until: ts(p.Until), Granted: p.Granted}, nil
+}
+
+// AnswerConsent implements TicketService.
+func (s *Server) AnswerConsent(ctx context.Context, r *ticketv1.AnswerConsentRequest) (*ticketv1.AnswerConsentResponse, error) {
+	q := consentQuery(r.GetRequest())
+	if !r.GetAllow() {
+		return &ticketv1.AnswerConsentResponse{}, s.svc.DenyConsent(ctx, q)
+	}
+	c, err := s.svc.GrantConsent(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return &ticketv1.AnswerConsentResponse{Scope: c.Scope, ExpiresAt: ts(c.ExpiresAt)}, nil
+}
+
+// MyApplications implements TicketService.
+func (s *Server) MyApplications(ctx context.Context, r *ticketv1.MyApplicationsRequest) (*ticketv1.MyApplicationsResponse, error) {
+	list, err := s.svc.MyApplications(ctx, r.GetTgt())
+	if err != nil {
+		return nil, err
+	}
+	out := &ticketv1.MyApplicationsResponse{}
+	for _, a := range list {
+		out.Applications = append(out.Applications, &ticketv1.MyApplication{AppId: a.AppID, Name: a.Name, Account: a.Account,
+			Scope: a.Scope, GrantedAt: ts(a.GrantedAt), ExpiresAt: ts(a.ExpiresAt), SignedInAt: ts(a.SignedInAt), Revocable: a.Revocable()})
+	}
+	return out, nil
+}
+
+// RevokeMyApplication implements TicketService.
+func (s *Server) RevokeMyApplication(ctx context.Context, r *ticketv1.RevokeMyApplicationRequest) (*ticketv1.RevokeMyApplicationResponse, error) {
+	if err := s.svc.RevokeMyApplication(ctx, r.GetTgt(), r.GetAppId()); err != nil {
+		return nil, err
+	}
+	return &ticketv1.RevokeMyApplicationResponse{}, nil
 }
 
 // MatchService implements TicketService.

@@ -10,6 +10,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/events"
@@ -30,7 +31,10 @@ type Store struct {
 	db *store.DB
 }
 
-var _ ticket.ServiceStore = (*Store)(nil)
+var (
+	_ ticket.ServiceStore = (*Store)(nil)
+	_ ticket.ConsentStore = (*Store)(nil)
+)
 
 // New returns a Store on db. Run Migrate first.
 func New(db *store.DB) *Store { return &Store{db: db} }
@@ -82,7 +86,8 @@ func (s *Store) inTx(ctx context.Context, op string, evs []events.Event, fn func
 }
 
 const serviceCols = "id, app_id, name, url, pattern, logout_url, min_auth_level, allow_proxy, enabled, created_at, updated_at, " +
-	"legacy_scheme, legacy_require_secret, require_account_link, required_permission, certificate_required, release_roles, release_permissions"
+	"legacy_scheme, legacy_require_secret, require_account_link, required_permission, certificate_required, release_roles, release_permissions, " +
+	"consent_required, consent_ttl_seconds"
 
 func b2i(b bool) int {
 	if b {
@@ -99,10 +104,11 @@ func (s *Store) CreateService(ctx context.Context, r *ticket.RegisteredService, 
 		} else if ok {
 			return store.Conflict("service id already exists")
 		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			r.ID, r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
 			store.UnixMS(r.CreatedAt), store.UnixMS(r.UpdatedAt), r.LegacyScheme, b2i(r.LegacyRequireSecret),
-			b2i(r.RequireAccountLink), r.RequiredPermission, b2i(r.CertificateRequired), b2i(r.ReleaseRoles), b2i(r.ReleasePermissions))
+			b2i(r.RequireAccountLink), r.RequiredPermission, b2i(r.CertificateRequired), b2i(r.ReleaseRoles), b2i(r.ReleasePermissions),
+			b2i(r.ConsentRequired), int64(r.ConsentTTL/time.Second))
 		return err
 	})
 }
@@ -111,12 +117,13 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanService(row scanner) (*ticket.RegisteredService, error) {
 	var r ticket.RegisteredService
-	var proxy, enabled, secret, link, cert, roles, perms int
-	var created, updated int64
+	var proxy, enabled, secret, link, cert, roles, perms, consent int
+	var created, updated, consentTTL int64
 	if err := row.Scan(&r.ID, &r.AppID, &r.Name, &r.URL, &r.Pattern, &r.LogoutURL, &r.MinAuthLevel, &proxy, &enabled,
-		&created, &updated, &r.LegacyScheme, &secret, &link, &r.RequiredPermission, &cert, &roles, &perms); err != nil {
+		&created, &updated, &r.LegacyScheme, &secret, &link, &r.RequiredPermission, &cert, &roles, &perms, &consent, &consentTTL); err != nil {
 		return nil, err
 	}
+	r.ConsentRequired, r.ConsentTTL = consent != 0, time.Duration(consentTTL)*time.Second
 	r.AllowProxy, r.Enabled, r.LegacyRequireSecret, r.RequireAccountLink = proxy != 0, enabled != 0, secret != 0, link != 0
 	r.CertificateRequired, r.ReleaseRoles, r.ReleasePermissions = cert != 0, roles != 0, perms != 0
 	r.CreatedAt, r.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(updated)
@@ -159,10 +166,12 @@ func (s *Store) UpdateService(ctx context.Context, r *ticket.RegisteredService, 
 	return s.inTx(ctx, "update service", evs, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind("UPDATE ticket_services SET app_id = ?, name = ?, url = ?, pattern = ?, "+
 			"logout_url = ?, min_auth_level = ?, allow_proxy = ?, enabled = ?, updated_at = ?, legacy_scheme = ?, "+
-			"legacy_require_secret = ?, require_account_link = ?, required_permission = ?, certificate_required = ?, release_roles = ?, release_permissions = ? WHERE id = ?"),
+			"legacy_require_secret = ?, require_account_link = ?, required_permission = ?, certificate_required = ?, release_roles = ?, release_permissions = ?, "+
+			"consent_required = ?, consent_ttl_seconds = ? WHERE id = ?"),
 			r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
 			store.UnixMS(r.UpdatedAt), r.LegacyScheme, b2i(r.LegacyRequireSecret), b2i(r.RequireAccountLink),
-			r.RequiredPermission, b2i(r.CertificateRequired), b2i(r.ReleaseRoles), b2i(r.ReleasePermissions), r.ID)
+			r.RequiredPermission, b2i(r.CertificateRequired), b2i(r.ReleaseRoles), b2i(r.ReleasePermissions),
+			b2i(r.ConsentRequired), int64(r.ConsentTTL/time.Second), r.ID)
 		if err != nil {
 			return err
 		}
@@ -219,4 +228,60 @@ func (s *Store) GetCredential(ctx context.Context, userID, appID string) (*ticke
 	}
 	c.UpdatedAt = store.FromUnixMS(updated)
 	return &c, nil
+}
+
+const consentCols = "user_id, client_id, scope, granted_at, expires_at, revoked_at"
+
+// PutConsent implements ticket.ConsentStore.
+func (s *Store) PutConsent(ctx context.Context, c *ticket.Consent, evs ...events.Event) error {
+	return s.inTx(ctx, "put consent", evs, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind("DELETE FROM ticket_oidc_consents WHERE user_id = ? AND client_id = ?"),
+			c.UserID, c.ClientID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_oidc_consents ("+consentCols+") VALUES (?, ?, ?, ?, ?, ?)"),
+			c.UserID, c.ClientID, c.Scope, store.UnixMS(c.GrantedAt), store.UnixMS(c.ExpiresAt), store.UnixMS(c.RevokedAt))
+		return err
+	})
+}
+
+func scanConsent(row scanner) (*ticket.Consent, error) {
+	var c ticket.Consent
+	var granted, expires, revoked int64
+	if err := row.Scan(&c.UserID, &c.ClientID, &c.Scope, &granted, &expires, &revoked); err != nil {
+		return nil, err
+	}
+	c.GrantedAt, c.ExpiresAt, c.RevokedAt = store.FromUnixMS(granted), store.FromUnixMS(expires), store.FromUnixMS(revoked)
+	return &c, nil
+}
+
+// GetConsent implements ticket.ConsentStore.
+func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*ticket.Consent, error) {
+	c, err := scanConsent(s.db.QueryRowContext(ctx, s.db.Rebind("SELECT "+consentCols+" FROM ticket_oidc_consents "+
+		"WHERE user_id = ? AND client_id = ?"), userID, clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("consent")
+	}
+	if err != nil {
+		return nil, classify(err, "get consent")
+	}
+	return c, nil
+}
+
+// ListConsents implements ticket.ConsentStore.
+func (s *Store) ListConsents(ctx context.Context, userID string) ([]*ticket.Consent, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind("SELECT "+consentCols+" FROM ticket_oidc_consents WHERE user_id = ? ORDER BY client_id"), userID)
+	if err != nil {
+		return nil, classify(err, "list consents")
+	}
+	defer rows.Close()
+	var out []*ticket.Consent
+	for rows.Next() {
+		c, err := scanConsent(rows)
+		if err != nil {
+			return nil, classify(err, "list consents")
+		}
+		out = append(out, c)
+	}
+	return out, classify(rows.Err(), "list consents")
 }

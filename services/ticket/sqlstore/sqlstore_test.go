@@ -13,7 +13,7 @@ func conformance(t *testing.T, open pstoretest.Opener) {
 	storetest.Run(t, func(t *testing.T) storetest.Subject {
 		db := pstoretest.Migrated(t, open(t), sqlstore.Migrate)
 		st := sqlstore.New(db)
-		return storetest.Subject{Store: st, Credentials: st,
+		return storetest.Subject{Store: st, Credentials: st, Consents: st,
 			CountOutbox: func(t *testing.T) int { return pstoretest.Count(t, db, "events_outbox") }}
 	})
 }

@@ -20,6 +20,8 @@ type Subject struct {
 	Store ticket.ServiceStore
 	// Credentials is the store's ticket.CredentialStore (nil: skipped).
 	Credentials ticket.CredentialStore
+	// Consents is the store's ticket.ConsentStore (nil: skipped).
+	Consents ticket.ConsentStore
 	// CountOutbox returns the number of events in the store's outbox.
 	CountOutbox func(t *testing.T) int
 }
@@ -36,6 +38,8 @@ func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 		"LegacyRT":     testLegacyFields,
 		"AccessRuleRT": testAccessRule,
 		"Credentials":  testCredentials,
+		"Consents":     testConsents,
+		"ConsentRT":    testConsentSettings,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -248,4 +252,77 @@ func testCredentials(t *testing.T, s Subject) {
 	if _, err := s.Credentials.GetCredential(ctx, "u1", "a2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("another application's credential: %v", err)
 	}
+}
+
+func testConsentSettings(t *testing.T, s Subject) {
+	r := svc("c", "app9")
+	r.ConsentRequired, r.ConsentTTL = true, 30*24*time.Hour
+	if err := s.Store.CreateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "c"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: %+v %v, want %+v", got, err, r)
+	}
+	r.ConsentRequired, r.ConsentTTL, r.UpdatedAt = false, 0, r.UpdatedAt.Add(time.Second)
+	if err := s.Store.UpdateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "c"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("after update: %+v %v, want %+v", got, err, r)
+	}
+}
+
+func testConsents(t *testing.T, s Subject) {
+	if s.Consents == nil {
+		t.Skip("no consent store")
+	}
+	if _, err := s.Consents.GetConsent(ctx, "u1", "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing consent: %v", err)
+	}
+	if got, err := s.Consents.ListConsents(ctx, "u1"); err != nil || len(got) != 0 {
+		t.Fatalf("no consents: %v %v", got, err)
+	}
+	now := time.Now().Truncate(time.Millisecond).UTC()
+	c := &ticket.Consent{UserID: "u1", ClientID: "c1", Scope: "openid profile", GrantedAt: now, ExpiresAt: now.Add(time.Hour)}
+	before := count(t, s)
+	if err := s.Consents.PutConsent(ctx, c, event()); err != nil {
+		t.Fatal(err)
+	}
+	if s.CountOutbox != nil && count(t, s) != before+1 {
+		t.Fatalf("the consent's event is not in the outbox")
+	}
+	got, err := s.Consents.GetConsent(ctx, "u1", "c1")
+	if err != nil || !reflect.DeepEqual(got, c) {
+		t.Fatalf("consent: %+v %v, want %+v", got, err, c)
+	}
+	// Put replaces the person's record of the client (a revocation: no
+	// scope, no expiry, the moment).
+	rev := &ticket.Consent{UserID: "u1", ClientID: "c1", RevokedAt: now.Add(time.Minute)}
+	if err := s.Consents.PutConsent(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Consents.GetConsent(ctx, "u1", "c1"); err != nil || !reflect.DeepEqual(got, rev) {
+		t.Fatalf("after revocation: %+v %v, want %+v", got, err, rev)
+	}
+	other := &ticket.Consent{UserID: "u2", ClientID: "c1", Scope: "openid", GrantedAt: now, ExpiresAt: now.Add(time.Hour)}
+	c2 := &ticket.Consent{UserID: "u1", ClientID: "a0", Scope: "openid", GrantedAt: now, ExpiresAt: now.Add(time.Hour)}
+	for _, x := range []*ticket.Consent{other, c2} {
+		if err := s.Consents.PutConsent(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.Consents.ListConsents(ctx, "u1")
+	if err != nil || len(list) != 2 || !reflect.DeepEqual(list[0], c2) || !reflect.DeepEqual(list[1], rev) {
+		t.Fatalf("u1's consents (by client, never another person's): %+v %v", list, err)
+	}
+	if _, err := s.Consents.GetConsent(ctx, "u1", "c2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another client's consent: %v", err)
+	}
+}
+
+func count(t *testing.T, s Subject) int {
+	if s.CountOutbox == nil {
+		return 0
+	}
+	return s.CountOutbox(t)
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -37,6 +38,8 @@ type serviceFlags struct {
 	minLevel, legacyScheme                         *int
 	allowProxy, disabled, legacySecret, link       *bool
 	certRequired, releaseRoles, releasePerms       *bool
+	consent                                        *bool
+	consentTTL                                     *time.Duration
 }
 
 func addServiceFlags(fs *flag.FlagSet) serviceFlags {
@@ -59,6 +62,9 @@ func addServiceFlags(fs *flag.FlagSet) serviceFlags {
 			"validations (CAS p3/, samlValidate, OpenID Connect) release the person's roles of the application (=false stops it)"),
 		releasePerms: fs.Bool("release-permissions", false,
 			"validations release the person's permissions in the application, as RES:OP (=false stops it)"),
+		consent: fs.Bool("consent-required", false,
+			"the OpenID Connect client gets a code only after the person allowed its scopes on the consent page (=false stops it)"),
+		consentTTL: fs.Duration("consent-ttl", 0, "how long an allowed consent is remembered (`duration`, e.g. 720h; 0: 90 days)"),
 		permission: fs.String("require-permission", "",
 			"access rule: only people authz allows `RES:OP` in the application get tickets (\"\" clears it)"),
 	}
@@ -119,6 +125,12 @@ func (f serviceFlags) apply(d *ticketv1.ServiceDefinition, set map[string]bool) 
 	if set["release-permissions"] {
 		d.ReleasePermissions = *f.releasePerms
 	}
+	if set["consent-required"] {
+		d.ConsentRequired = *f.consent
+	}
+	if set["consent-ttl"] {
+		d.ConsentTtlSeconds = int64(*f.consentTTL / time.Second)
+	}
 	if set["certificate-required"] {
 		d.CertificateRequired = *f.certRequired
 		if d.CertificateRequired && !set["min-auth-level"] {
@@ -138,6 +150,8 @@ func (f serviceFlags) check(set map[string]bool) error {
 		return usagef("--certificate-required needs --min-auth-level 2 (a certificate login's level)")
 	case set["legacy-scheme"] && (*f.legacyScheme < 0 || *f.legacyScheme > 2):
 		return usagef("--legacy-scheme must be 0, 1 or 2")
+	case set["consent-ttl"] && (*f.consentTTL < 0 || *f.consentTTL > ticket.MaxConsentTTL || *f.consentTTL%time.Second != 0):
+		return usagef("--consent-ttl must be whole seconds, at most 87600h (3650 days); 0: 90 days")
 	}
 	return checkPermission(*f.permission)
 }
@@ -152,7 +166,7 @@ func serviceCreateCmd() command {
 	return command{
 		usage: "--app ID (--url PREFIX | --pattern RE) [--name N] [--logout-url URL] [--min-auth-level 1] [--allow-proxy] [--disabled] " +
 			"[--legacy-scheme 0] [--legacy-require-secret] [--require-link] [--require-permission RES:OP] [--certificate-required] " +
-			"[--release-roles] [--release-permissions]",
+			"[--release-roles] [--release-permissions] [--consent-required] [--consent-ttl D]",
 		help: "Registers a CAS service of an application: where it may receive service tickets.\n" +
 			"Its access rule says who gets them: --require-link only people with an active account link with\n" +
 			"the application, --require-permission RES:OP only people authz allows RES:OP in it (both: both);\n" +
@@ -160,7 +174,9 @@ func serviceCreateCmd() command {
 			"use the application (HTTP 403).\n" +
 			"--release-roles and --release-permissions make its validations release the person's roles and\n" +
 			"permissions in the application (attributes and claims roles, permissions), read from authz each time;\n" +
-			"while authz does not answer, its validations fail (CAS INTERNAL_ERROR) and the application retries.",
+			"while authz does not answer, its validations fail (CAS INTERNAL_ERROR) and the application retries.\n" +
+			"--consent-required makes /cas/oidc/authorize ask the person's consent to the scopes the client asks\n" +
+			"for before it gets a code, remembered for --consent-ttl (default 90 days).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			f := addServiceFlags(fs)
 			return func(args []string) error {
@@ -191,7 +207,8 @@ func serviceUpdateCmd() command {
 	return command{
 		usage: "ID [--name N] [--url PREFIX | --pattern RE] [--logout-url URL] [--min-auth-level L] [--allow-proxy[=false]] " +
 			"[--disabled[=false]] [--legacy-scheme S] [--legacy-require-secret[=false]] [--require-link[=false]] [--require-permission RES:OP] " +
-			"[--certificate-required[=false]] [--release-roles[=false]] [--release-permissions[=false]]",
+			"[--certificate-required[=false]] [--release-roles[=false]] [--release-permissions[=false]] " +
+			"[--consent-required[=false]] [--consent-ttl D]",
 		help: "Only the flags given are changed (the service is read and written back whole).\n" +
 			"--require-link=false and --require-permission \"\" clear the access rule's parts.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
@@ -231,7 +248,8 @@ func definitionOf(r *ticketv1.RegisteredService) *ticketv1.ServiceDefinition {
 		LogoutUrl: r.GetLogoutUrl(), MinAuthLevel: r.GetMinAuthLevel(), AllowProxy: r.GetAllowProxy(), Disabled: !r.GetEnabled(),
 		LegacyScheme: r.GetLegacyScheme(), LegacyRequireSecret: r.GetLegacyRequireSecret(),
 		RequireAccountLink: r.GetRequireAccountLink(), RequiredPermission: r.GetRequiredPermission(),
-		CertificateRequired: r.GetCertificateRequired(), ReleaseRoles: r.GetReleaseRoles(), ReleasePermissions: r.GetReleasePermissions()}
+		CertificateRequired: r.GetCertificateRequired(), ReleaseRoles: r.GetReleaseRoles(), ReleasePermissions: r.GetReleasePermissions(),
+		ConsentRequired: r.GetConsentRequired(), ConsentTtlSeconds: r.GetConsentTtlSeconds()}
 }
 
 func serviceGetCmd() command {
@@ -281,7 +299,7 @@ func serviceTable(tw *tabwriter.Writer, r *ticketv1.RegisteredService) {
 		"Allow proxy", yesNo(r.GetAllowProxy()), "Enabled", yesNo(r.GetEnabled()),
 		"Legacy scheme", strconv.Itoa(int(r.GetLegacyScheme())), "Legacy requires secret", yesNo(r.GetLegacyRequireSecret()),
 		"Requires account link", yesNo(r.GetRequireAccountLink()), "Required permission", r.GetRequiredPermission(),
-		"Access", accessRule(r), "Releases", released(r), "Created", ts(r.GetCreatedAt()), "Updated", ts(r.GetUpdatedAt()))
+		"Access", accessRule(r), "Releases", released(r), "Consent", consentOf(r), "Created", ts(r.GetCreatedAt()), "Updated", ts(r.GetUpdatedAt()))
 }
 
 // released words what a service's validations release of authz.
@@ -295,4 +313,19 @@ func released(r *ticketv1.RegisteredService) string {
 		return "permissions"
 	}
 	return "no roles or permissions"
+}
+
+// consentOf words whether a service's OpenID Connect client asks consent.
+func consentOf(r *ticketv1.RegisteredService) string {
+	if !r.GetConsentRequired() {
+		return "not asked"
+	}
+	ttl := time.Duration(r.GetConsentTtlSeconds()) * time.Second
+	if ttl == 0 {
+		ttl = ticket.DefaultConsentTTL
+	}
+	if ttl%(24*time.Hour) == 0 {
+		return "asked, remembered " + strconv.Itoa(int(ttl/(24*time.Hour))) + " days"
+	}
+	return "asked, remembered " + ttl.String()
 }

@@ -126,10 +126,27 @@ func TestServiceCommands(t *testing.T) {
 		t.Errorf("a service created without them:\n%s", plain)
 	}
 
+	// Consent asked of its OpenID Connect client, remembered 30 days;
+	// off again.
+	up = flat(h.mustRun("service", "update", svc.ID, "--consent-required", "--consent-ttl", "720h"))
+	if !strings.Contains(up, "Consent: asked, remembered 30 days") {
+		t.Errorf("update --consent-required --consent-ttl 720h:\n%s", up)
+	}
+	up = flat(h.mustRun("service", "update", svc.ID, "--consent-ttl", "0"))
+	if !strings.Contains(up, "Consent: asked, remembered 90 days") {
+		t.Errorf("update --consent-ttl 0:\n%s", up)
+	}
+	up = flat(h.mustRun("service", "update", svc.ID, "--consent-required=false"))
+	if !strings.Contains(up, "Consent: not asked") {
+		t.Errorf("update --consent-required=false:\n%s", up)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"service", "update", svc.ID, "--consent-ttl", "90000h"}, "--consent-ttl"},
+		{[]string{"service", "update", svc.ID, "--consent-ttl", "-1h"}, "--consent-ttl"},
 		{[]string{"service", "update", svc.ID, "--certificate-required", "--min-auth-level", "1"}, "--min-auth-level 2"},
 		{[]string{"service", "create", "--app", appID, "--url", "http://127.0.0.1:8081/x/", "--require-permission", "docs"}, "RESOURCE:OPERATION"},
 		{[]string{"service", "update", svc.ID, "--require-permission", "docs:read:x"}, "RESOURCE:OPERATION"},

@@ -1816,6 +1816,94 @@ func (x *LinkAccountResponse) GetLinkId() string {
 	return ""
 }
 
+type UnlinkAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlinkAccountRequest) Reset() {
+	*x = UnlinkAccountRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlinkAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlinkAccountRequest) ProtoMessage() {}
+
+func (x *UnlinkAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlinkAccountRequest.ProtoReflect.Descriptor instead.
+func (*UnlinkAccountRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UnlinkAccountRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UnlinkAccountRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+type UnlinkAccountResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlinkAccountResponse) Reset() {
+	*x = UnlinkAccountResponse{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlinkAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlinkAccountResponse) ProtoMessage() {}
+
+func (x *UnlinkAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlinkAccountResponse.ProtoReflect.Descriptor instead.
+func (*UnlinkAccountResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
+}
+
 type InactivePeopleRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserIds       []string               `protobuf:"bytes,1,rep,name=user_ids,json=userIds" json:"user_ids,omitempty"`
@@ -1825,7 +1913,7 @@ type InactivePeopleRequest struct {
 
 func (x *InactivePeopleRequest) Reset() {
 	*x = InactivePeopleRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +1925,7 @@ func (x *InactivePeopleRequest) String() string {
 func (*InactivePeopleRequest) ProtoMessage() {}
 
 func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +1938,7 @@ func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleRequest.ProtoReflect.Descriptor instead.
 func (*InactivePeopleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InactivePeopleRequest) GetUserIds() []string {
@@ -1874,7 +1962,7 @@ type PeerLoginRequest struct {
 
 func (x *PeerLoginRequest) Reset() {
 	*x = PeerLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +1974,7 @@ func (x *PeerLoginRequest) String() string {
 func (*PeerLoginRequest) ProtoMessage() {}
 
 func (x *PeerLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +1987,7 @@ func (x *PeerLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerLoginRequest.ProtoReflect.Descriptor instead.
 func (*PeerLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PeerLoginRequest) GetUserId() string {
@@ -1933,7 +2021,7 @@ type InactivePeopleResponse struct {
 
 func (x *InactivePeopleResponse) Reset() {
 	*x = InactivePeopleResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2033,7 @@ func (x *InactivePeopleResponse) String() string {
 func (*InactivePeopleResponse) ProtoMessage() {}
 
 func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2046,7 @@ func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleResponse.ProtoReflect.Descriptor instead.
 func (*InactivePeopleResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InactivePeopleResponse) GetUserIds() []string {
@@ -1981,7 +2069,7 @@ type PrepareAppointmentRequest struct {
 
 func (x *PrepareAppointmentRequest) Reset() {
 	*x = PrepareAppointmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2081,7 @@ func (x *PrepareAppointmentRequest) String() string {
 func (*PrepareAppointmentRequest) ProtoMessage() {}
 
 func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2094,7 @@ func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentRequest.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PrepareAppointmentRequest) GetUserId() string {
@@ -2035,7 +2123,7 @@ type PrepareAppointmentResponse struct {
 
 func (x *PrepareAppointmentResponse) Reset() {
 	*x = PrepareAppointmentResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2135,7 @@ func (x *PrepareAppointmentResponse) String() string {
 func (*PrepareAppointmentResponse) ProtoMessage() {}
 
 func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2148,7 @@ func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentResponse.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PrepareAppointmentResponse) GetActivationPassword() string {
@@ -2079,7 +2167,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2179,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2192,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -2123,7 +2211,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +2223,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +2236,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -2181,7 +2269,7 @@ type SSOChangePasswordRequest struct {
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2281,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2294,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{31}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -2252,7 +2340,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2264,7 +2352,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +2365,7 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{32}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{34}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
@@ -2414,7 +2502,11 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x06app_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x125\n" +
 	"\x0eapp_account_id\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\fappAccountId\".\n" +
 	"\x13LinkAccountResponse\x12\x17\n" +
-	"\alink_id\x18\x01 \x01(\tR\x06linkId\"H\n" +
+	"\alink_id\x18\x01 \x01(\tR\x06linkId\"h\n" +
+	"\x14UnlinkAccountRequest\x12(\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12&\n" +
+	"\x06app_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\x17\n" +
+	"\x15UnlinkAccountResponse\"H\n" +
 	"\x15InactivePeopleRequest\x12/\n" +
 	"\buser_ids\x18\x01 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x10\xe8\a\"\tr\a\xc8\xc6'\x01(\x80\x01R\auserIds\"\x8a\x01\n" +
 	"\x10PeerLoginRequest\x12(\n" +
@@ -2455,14 +2547,15 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x12.\n" +
 	"*CERTIFICATE_LOGIN_RESULT_SIGNATURE_INVALID\x10\v\x12&\n" +
 	"\"CERTIFICATE_LOGIN_RESULT_UNTRUSTED\x10\f\x12$\n" +
-	" CERTIFICATE_LOGIN_RESULT_REVOKED\x10\r2\xa4\x0f\n" +
+	" CERTIFICATE_LOGIN_RESULT_REVOKED\x10\r2\x86\x10\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
 	"\x10PersonAttributes\x12).uias.identity.v1.PersonAttributesRequest\x1a*.uias.identity.v1.PersonAttributesResponse\x12f\n" +
 	"\x0fCheckAppAddress\x12(.uias.identity.v1.CheckAppAddressRequest\x1a).uias.identity.v1.CheckAppAddressResponse\x12Z\n" +
 	"\vPersonLinks\x12$.uias.identity.v1.PersonLinksRequest\x1a%.uias.identity.v1.PersonLinksResponse\x12Z\n" +
-	"\vLinkAccount\x12$.uias.identity.v1.LinkAccountRequest\x1a%.uias.identity.v1.LinkAccountResponse\x12c\n" +
+	"\vLinkAccount\x12$.uias.identity.v1.LinkAccountRequest\x1a%.uias.identity.v1.LinkAccountResponse\x12`\n" +
+	"\rUnlinkAccount\x12&.uias.identity.v1.UnlinkAccountRequest\x1a'.uias.identity.v1.UnlinkAccountResponse\x12c\n" +
 	"\x0eInactivePeople\x12'.uias.identity.v1.InactivePeopleRequest\x1a(.uias.identity.v1.InactivePeopleResponse\x12S\n" +
 	"\tPeerLogin\x12\".uias.identity.v1.PeerLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12o\n" +
 	"\x12PrepareAppointment\x12+.uias.identity.v1.PrepareAppointmentRequest\x1a,.uias.identity.v1.PrepareAppointmentResponse\x12c\n" +
@@ -2492,7 +2585,7 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(CertificateLoginResult)(0),         // 0: uias.identity.v1.CertificateLoginResult
 	(*KerberosLoginRequest)(nil),        // 1: uias.identity.v1.KerberosLoginRequest
@@ -2519,72 +2612,76 @@ var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(*PersonLinksResponse)(nil),         // 22: uias.identity.v1.PersonLinksResponse
 	(*LinkAccountRequest)(nil),          // 23: uias.identity.v1.LinkAccountRequest
 	(*LinkAccountResponse)(nil),         // 24: uias.identity.v1.LinkAccountResponse
-	(*InactivePeopleRequest)(nil),       // 25: uias.identity.v1.InactivePeopleRequest
-	(*PeerLoginRequest)(nil),            // 26: uias.identity.v1.PeerLoginRequest
-	(*InactivePeopleResponse)(nil),      // 27: uias.identity.v1.InactivePeopleResponse
-	(*PrepareAppointmentRequest)(nil),   // 28: uias.identity.v1.PrepareAppointmentRequest
-	(*PrepareAppointmentResponse)(nil),  // 29: uias.identity.v1.PrepareAppointmentResponse
-	(*PersonIdNumberRequest)(nil),       // 30: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),      // 31: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),    // 32: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil),   // 33: uias.identity.v1.SSOChangePasswordResponse
-	(IdType)(0),                         // 34: uias.identity.v1.IdType
-	(*timestamppb.Timestamp)(nil),       // 35: google.protobuf.Timestamp
-	(Reason)(0),                         // 36: uias.identity.v1.Reason
-	(*CertificateChallenge)(nil),        // 37: uias.identity.v1.CertificateChallenge
+	(*UnlinkAccountRequest)(nil),        // 25: uias.identity.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),       // 26: uias.identity.v1.UnlinkAccountResponse
+	(*InactivePeopleRequest)(nil),       // 27: uias.identity.v1.InactivePeopleRequest
+	(*PeerLoginRequest)(nil),            // 28: uias.identity.v1.PeerLoginRequest
+	(*InactivePeopleResponse)(nil),      // 29: uias.identity.v1.InactivePeopleResponse
+	(*PrepareAppointmentRequest)(nil),   // 30: uias.identity.v1.PrepareAppointmentRequest
+	(*PrepareAppointmentResponse)(nil),  // 31: uias.identity.v1.PrepareAppointmentResponse
+	(*PersonIdNumberRequest)(nil),       // 32: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),      // 33: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),    // 34: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil),   // 35: uias.identity.v1.SSOChangePasswordResponse
+	(IdType)(0),                         // 36: uias.identity.v1.IdType
+	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
+	(Reason)(0),                         // 38: uias.identity.v1.Reason
+	(*CertificateChallenge)(nil),        // 39: uias.identity.v1.CertificateChallenge
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	34, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
-	35, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
-	35, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
-	35, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	36, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
+	37, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
+	37, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
+	37, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	35, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	36, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	35, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	37, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	38, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	37, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
 	21, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
 	14, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
 	16, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
 	18, // 11: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
 	20, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
 	23, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	25, // 14: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	26, // 15: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
-	28, // 16: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	30, // 17: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	32, // 18: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	12, // 19: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	11, // 20: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
-	8,  // 21: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	10, // 22: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	3,  // 23: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	4,  // 24: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	6,  // 25: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	7,  // 26: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	2,  // 27: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	1,  // 28: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
-	15, // 29: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	17, // 30: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	19, // 31: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	22, // 32: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	24, // 33: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	27, // 34: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	15, // 35: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	29, // 36: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	31, // 37: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	33, // 38: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	13, // 39: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	37, // 40: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	9,  // 41: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	9,  // 42: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	15, // 43: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	5,  // 44: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	9,  // 45: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	9,  // 46: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	15, // 47: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	15, // 48: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	29, // [29:49] is the sub-list for method output_type
-	9,  // [9:29] is the sub-list for method input_type
+	25, // 14: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
+	27, // 15: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	28, // 16: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
+	30, // 17: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	32, // 18: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	34, // 19: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	12, // 20: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	11, // 21: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
+	8,  // 22: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	10, // 23: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	3,  // 24: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	4,  // 25: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	6,  // 26: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	7,  // 27: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	2,  // 28: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	1,  // 29: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
+	15, // 30: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	17, // 31: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	19, // 32: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	22, // 33: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	24, // 34: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	26, // 35: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
+	29, // 36: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	15, // 37: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	31, // 38: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	33, // 39: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	35, // 40: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	13, // 41: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	39, // 42: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	9,  // 43: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	9,  // 44: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	15, // 45: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	5,  // 46: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	9,  // 47: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	9,  // 48: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	15, // 49: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	15, // 50: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	30, // [30:51] is the sub-list for method output_type
+	9,  // [9:30] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -2602,7 +2699,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	SSOService_CheckAppAddress_FullMethodName           = "/uias.identity.v1.SSOService/CheckAppAddress"
 	SSOService_PersonLinks_FullMethodName               = "/uias.identity.v1.SSOService/PersonLinks"
 	SSOService_LinkAccount_FullMethodName               = "/uias.identity.v1.SSOService/LinkAccount"
+	SSOService_UnlinkAccount_FullMethodName             = "/uias.identity.v1.SSOService/UnlinkAccount"
 	SSOService_InactivePeople_FullMethodName            = "/uias.identity.v1.SSOService/InactivePeople"
 	SSOService_PeerLogin_FullMethodName                 = "/uias.identity.v1.SSOService/PeerLogin"
 	SSOService_PrepareAppointment_FullMethodName        = "/uias.identity.v1.SSOService/PrepareAppointment"
@@ -73,6 +74,12 @@ type SSOServiceClient interface {
 	// account again is not an error; an account linked to someone else is
 	// refused (ACCOUNT_LINKED_ELSEWHERE).
 	LinkAccount(ctx context.Context, in *LinkAccountRequest, opts ...grpc.CallOption) (*LinkAccountResponse, error)
+	// UnlinkAccount removes a person's own account link with an
+	// application (the person closing the application's access from their
+	// profile page): the person is the actor of the change (CHANGES
+	// link.deleted) and of its audit record (link.unlink). NOT_FOUND when
+	// the person has no link with the application.
+	UnlinkAccount(ctx context.Context, in *UnlinkAccountRequest, opts ...grpc.CallOption) (*UnlinkAccountResponse, error)
 	// InactivePeople returns which of user_ids may no longer sign in: no
 	// such person, their account not active, or their org or one above it
 	// disabled. The ticket component asks it of the people with live
@@ -242,6 +249,16 @@ func (c *sSOServiceClient) LinkAccount(ctx context.Context, in *LinkAccountReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LinkAccountResponse)
 	err := c.cc.Invoke(ctx, SSOService_LinkAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) UnlinkAccount(ctx context.Context, in *UnlinkAccountRequest, opts ...grpc.CallOption) (*UnlinkAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlinkAccountResponse)
+	err := c.cc.Invoke(ctx, SSOService_UnlinkAccount_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -430,6 +447,12 @@ type SSOServiceServer interface {
 	// account again is not an error; an account linked to someone else is
 	// refused (ACCOUNT_LINKED_ELSEWHERE).
 	LinkAccount(context.Context, *LinkAccountRequest) (*LinkAccountResponse, error)
+	// UnlinkAccount removes a person's own account link with an
+	// application (the person closing the application's access from their
+	// profile page): the person is the actor of the change (CHANGES
+	// link.deleted) and of its audit record (link.unlink). NOT_FOUND when
+	// the person has no link with the application.
+	UnlinkAccount(context.Context, *UnlinkAccountRequest) (*UnlinkAccountResponse, error)
 	// InactivePeople returns which of user_ids may no longer sign in: no
 	// such person, their account not active, or their org or one above it
 	// disabled. The ticket component asks it of the people with live
@@ -569,6 +592,9 @@ func (UnimplementedSSOServiceServer) PersonLinks(context.Context, *PersonLinksRe
 }
 func (UnimplementedSSOServiceServer) LinkAccount(context.Context, *LinkAccountRequest) (*LinkAccountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LinkAccount not implemented")
+}
+func (UnimplementedSSOServiceServer) UnlinkAccount(context.Context, *UnlinkAccountRequest) (*UnlinkAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnlinkAccount not implemented")
 }
 func (UnimplementedSSOServiceServer) InactivePeople(context.Context, *InactivePeopleRequest) (*InactivePeopleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method InactivePeople not implemented")
@@ -722,6 +748,24 @@ func _SSOService_LinkAccount_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SSOServiceServer).LinkAccount(ctx, req.(*LinkAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_UnlinkAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlinkAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).UnlinkAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_UnlinkAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).UnlinkAccount(ctx, req.(*UnlinkAccountRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1022,6 +1066,10 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LinkAccount",
 			Handler:    _SSOService_LinkAccount_Handler,
+		},
+		{
+			MethodName: "UnlinkAccount",
+			Handler:    _SSOService_UnlinkAccount_Handler,
 		},
 		{
 			MethodName: "InactivePeople",

@@ -584,8 +584,15 @@ type RegisteredService struct {
 	// instance can tell, leaves the ticket usable for a retry.
 	ReleaseRoles       bool `protobuf:"varint,17,opt,name=release_roles,json=releaseRoles" json:"release_roles,omitempty"`
 	ReleasePermissions bool `protobuf:"varint,18,opt,name=release_permissions,json=releasePermissions" json:"release_permissions,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// consent_required: the service's OpenID Connect client gets an
+	// authorization code only after the person allowed the scopes it asks
+	// for on the consent page (/cas/oidc/authorize), remembered for
+	// consent_ttl_seconds (0: 90 days). Off: no consent page (first-party
+	// clients). CAS and legacy tickets are not affected.
+	ConsentRequired   bool  `protobuf:"varint,19,opt,name=consent_required,json=consentRequired" json:"consent_required,omitempty"`
+	ConsentTtlSeconds int64 `protobuf:"varint,20,opt,name=consent_ttl_seconds,json=consentTtlSeconds" json:"consent_ttl_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RegisteredService) Reset() {
@@ -744,6 +751,20 @@ func (x *RegisteredService) GetReleasePermissions() bool {
 	return false
 }
 
+func (x *RegisteredService) GetConsentRequired() bool {
+	if x != nil {
+		return x.ConsentRequired
+	}
+	return false
+}
+
+func (x *RegisteredService) GetConsentTtlSeconds() int64 {
+	if x != nil {
+		return x.ConsentTtlSeconds
+	}
+	return 0
+}
+
 // ServiceDefinition is what an administrator sets.
 type ServiceDefinition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -772,8 +793,12 @@ type ServiceDefinition struct {
 	// released).
 	ReleaseRoles       bool `protobuf:"varint,14,opt,name=release_roles,json=releaseRoles" json:"release_roles,omitempty"`
 	ReleasePermissions bool `protobuf:"varint,15,opt,name=release_permissions,json=releasePermissions" json:"release_permissions,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// consent_required, consent_ttl_seconds: see RegisteredService
+	// (consent_ttl_seconds at most 3650 days; 0: 90 days).
+	ConsentRequired   bool  `protobuf:"varint,16,opt,name=consent_required,json=consentRequired" json:"consent_required,omitempty"`
+	ConsentTtlSeconds int64 `protobuf:"varint,17,opt,name=consent_ttl_seconds,json=consentTtlSeconds" json:"consent_ttl_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ServiceDefinition) Reset() {
@@ -909,6 +934,20 @@ func (x *ServiceDefinition) GetReleasePermissions() bool {
 		return x.ReleasePermissions
 	}
 	return false
+}
+
+func (x *ServiceDefinition) GetConsentRequired() bool {
+	if x != nil {
+		return x.ConsentRequired
+	}
+	return false
+}
+
+func (x *ServiceDefinition) GetConsentTtlSeconds() int64 {
+	if x != nil {
+		return x.ConsentTtlSeconds
+	}
+	return 0
 }
 
 type MatchServiceRequest struct {
@@ -3140,6 +3179,551 @@ func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
 	return nil
 }
 
+type ConsentRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Tgt         string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
+	RedirectUri string                 `protobuf:"bytes,2,opt,name=redirect_uri,json=redirectUri" json:"redirect_uri,omitempty"`
+	ClientId    string                 `protobuf:"bytes,3,opt,name=client_id,json=clientId" json:"client_id,omitempty"`
+	Scope       string                 `protobuf:"bytes,4,opt,name=scope" json:"scope,omitempty"`
+	// force: ask even when a remembered consent covers the scope
+	// (prompt=consent).
+	Force         bool `protobuf:"varint,5,opt,name=force" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentRequest) Reset() {
+	*x = ConsentRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentRequest) ProtoMessage() {}
+
+func (x *ConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentRequest.ProtoReflect.Descriptor instead.
+func (*ConsentRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ConsentRequest) GetTgt() string {
+	if x != nil {
+		return x.Tgt
+	}
+	return ""
+}
+
+func (x *ConsentRequest) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
+func (x *ConsentRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ConsentRequest) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *ConsentRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type ConsentPromptResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// needed: show the consent page (false: issue the code).
+	Needed bool `protobuf:"varint,1,opt,name=needed" json:"needed,omitempty"`
+	// service_name: the client's service as registered.
+	ServiceName string `protobuf:"bytes,2,opt,name=service_name,json=serviceName" json:"service_name,omitempty"`
+	// ttl_seconds: how long an allowed consent is remembered; until: when
+	// one given now ends.
+	TtlSeconds int64                  `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds" json:"ttl_seconds,omitempty"`
+	Until      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until" json:"until,omitempty"`
+	// granted: the scope an unexpired earlier consent covers ("" none).
+	Granted       string `protobuf:"bytes,5,opt,name=granted" json:"granted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentPromptResponse) Reset() {
+	*x = ConsentPromptResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentPromptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentPromptResponse) ProtoMessage() {}
+
+func (x *ConsentPromptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentPromptResponse.ProtoReflect.Descriptor instead.
+func (*ConsentPromptResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ConsentPromptResponse) GetNeeded() bool {
+	if x != nil {
+		return x.Needed
+	}
+	return false
+}
+
+func (x *ConsentPromptResponse) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *ConsentPromptResponse) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *ConsentPromptResponse) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ConsentPromptResponse) GetGranted() string {
+	if x != nil {
+		return x.Granted
+	}
+	return ""
+}
+
+type AnswerConsentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *ConsentRequest        `protobuf:"bytes,1,opt,name=request" json:"request,omitempty"`
+	Allow         bool                   `protobuf:"varint,2,opt,name=allow" json:"allow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerConsentRequest) Reset() {
+	*x = AnswerConsentRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerConsentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerConsentRequest) ProtoMessage() {}
+
+func (x *AnswerConsentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerConsentRequest.ProtoReflect.Descriptor instead.
+func (*AnswerConsentRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AnswerConsentRequest) GetRequest() *ConsentRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *AnswerConsentRequest) GetAllow() bool {
+	if x != nil {
+		return x.Allow
+	}
+	return false
+}
+
+type AnswerConsentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// scope and expires_at: what is remembered (allow).
+	Scope         string                 `protobuf:"bytes,1,opt,name=scope" json:"scope,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerConsentResponse) Reset() {
+	*x = AnswerConsentResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerConsentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerConsentResponse) ProtoMessage() {}
+
+func (x *AnswerConsentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerConsentResponse.ProtoReflect.Descriptor instead.
+func (*AnswerConsentResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *AnswerConsentResponse) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *AnswerConsentResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type MyApplicationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tgt           string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MyApplicationsRequest) Reset() {
+	*x = MyApplicationsRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MyApplicationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MyApplicationsRequest) ProtoMessage() {}
+
+func (x *MyApplicationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MyApplicationsRequest.ProtoReflect.Descriptor instead.
+func (*MyApplicationsRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *MyApplicationsRequest) GetTgt() string {
+	if x != nil {
+		return x.Tgt
+	}
+	return ""
+}
+
+type MyApplication struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	AppId string                 `protobuf:"bytes,1,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	// account: the person's linked account ("" none).
+	Account string `protobuf:"bytes,3,opt,name=account" json:"account,omitempty"`
+	// scope, granted_at, expires_at: the remembered consent (scope "" none).
+	Scope     string                 `protobuf:"bytes,4,opt,name=scope" json:"scope,omitempty"`
+	GrantedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=granted_at,json=grantedAt" json:"granted_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt" json:"expires_at,omitempty"`
+	// signed_in_at: the client's latest authorization code in one of the
+	// person's live sessions (unset: none).
+	SignedInAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=signed_in_at,json=signedInAt" json:"signed_in_at,omitempty"`
+	// revocable: there is OpenID Connect access to revoke.
+	Revocable     bool `protobuf:"varint,8,opt,name=revocable" json:"revocable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MyApplication) Reset() {
+	*x = MyApplication{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MyApplication) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MyApplication) ProtoMessage() {}
+
+func (x *MyApplication) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MyApplication.ProtoReflect.Descriptor instead.
+func (*MyApplication) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *MyApplication) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *MyApplication) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MyApplication) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *MyApplication) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *MyApplication) GetGrantedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GrantedAt
+	}
+	return nil
+}
+
+func (x *MyApplication) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *MyApplication) GetSignedInAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedInAt
+	}
+	return nil
+}
+
+func (x *MyApplication) GetRevocable() bool {
+	if x != nil {
+		return x.Revocable
+	}
+	return false
+}
+
+type MyApplicationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Applications  []*MyApplication       `protobuf:"bytes,1,rep,name=applications" json:"applications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MyApplicationsResponse) Reset() {
+	*x = MyApplicationsResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MyApplicationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MyApplicationsResponse) ProtoMessage() {}
+
+func (x *MyApplicationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MyApplicationsResponse.ProtoReflect.Descriptor instead.
+func (*MyApplicationsResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *MyApplicationsResponse) GetApplications() []*MyApplication {
+	if x != nil {
+		return x.Applications
+	}
+	return nil
+}
+
+type RevokeMyApplicationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tgt           string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
+	AppId         string                 `protobuf:"bytes,2,opt,name=app_id,json=appId" json:"app_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeMyApplicationRequest) Reset() {
+	*x = RevokeMyApplicationRequest{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeMyApplicationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeMyApplicationRequest) ProtoMessage() {}
+
+func (x *RevokeMyApplicationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeMyApplicationRequest.ProtoReflect.Descriptor instead.
+func (*RevokeMyApplicationRequest) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *RevokeMyApplicationRequest) GetTgt() string {
+	if x != nil {
+		return x.Tgt
+	}
+	return ""
+}
+
+func (x *RevokeMyApplicationRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+type RevokeMyApplicationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeMyApplicationResponse) Reset() {
+	*x = RevokeMyApplicationResponse{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeMyApplicationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeMyApplicationResponse) ProtoMessage() {}
+
+func (x *RevokeMyApplicationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeMyApplicationResponse.ProtoReflect.Descriptor instead.
+func (*RevokeMyApplicationResponse) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{51}
+}
+
 type IssueAuthorizationCodeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Tgt   string                 `protobuf:"bytes,1,opt,name=tgt" json:"tgt,omitempty"`
@@ -3161,7 +3745,7 @@ type IssueAuthorizationCodeRequest struct {
 
 func (x *IssueAuthorizationCodeRequest) Reset() {
 	*x = IssueAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3757,7 @@ func (x *IssueAuthorizationCodeRequest) String() string {
 func (*IssueAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3770,7 @@ func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *IssueAuthorizationCodeRequest) GetTgt() string {
@@ -3255,7 +3839,7 @@ type IssueAuthorizationCodeResponse struct {
 
 func (x *IssueAuthorizationCodeResponse) Reset() {
 	*x = IssueAuthorizationCodeResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3267,7 +3851,7 @@ func (x *IssueAuthorizationCodeResponse) String() string {
 func (*IssueAuthorizationCodeResponse) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3280,7 +3864,7 @@ func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeResponse.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *IssueAuthorizationCodeResponse) GetCode() string {
@@ -3312,7 +3896,7 @@ type ExchangeAuthorizationCodeRequest struct {
 
 func (x *ExchangeAuthorizationCodeRequest) Reset() {
 	*x = ExchangeAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3908,7 @@ func (x *ExchangeAuthorizationCodeRequest) String() string {
 func (*ExchangeAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3921,7 @@ func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*ExchangeAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExchangeAuthorizationCodeRequest) GetCode() string {
@@ -3397,7 +3981,7 @@ type TokenResponse struct {
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3993,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +4006,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TokenResponse) GetAccessToken() string {
@@ -3481,7 +4065,7 @@ type RefreshAccessTokenRequest struct {
 
 func (x *RefreshAccessTokenRequest) Reset() {
 	*x = RefreshAccessTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3493,7 +4077,7 @@ func (x *RefreshAccessTokenRequest) String() string {
 func (*RefreshAccessTokenRequest) ProtoMessage() {}
 
 func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3506,7 +4090,7 @@ func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RefreshAccessTokenRequest) GetRefreshToken() string {
@@ -3553,7 +4137,7 @@ type UserInfoRequest struct {
 
 func (x *UserInfoRequest) Reset() {
 	*x = UserInfoRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +4149,7 @@ func (x *UserInfoRequest) String() string {
 func (*UserInfoRequest) ProtoMessage() {}
 
 func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +4162,7 @@ func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoRequest.ProtoReflect.Descriptor instead.
 func (*UserInfoRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *UserInfoRequest) GetAccessToken() string {
@@ -3598,7 +4182,7 @@ type UserInfoResponse struct {
 
 func (x *UserInfoResponse) Reset() {
 	*x = UserInfoResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +4194,7 @@ func (x *UserInfoResponse) String() string {
 func (*UserInfoResponse) ProtoMessage() {}
 
 func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +4207,7 @@ func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoResponse.ProtoReflect.Descriptor instead.
 func (*UserInfoResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UserInfoResponse) GetClaims() string {
@@ -3644,7 +4228,7 @@ type IntrospectTokenRequest struct {
 
 func (x *IntrospectTokenRequest) Reset() {
 	*x = IntrospectTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3656,7 +4240,7 @@ func (x *IntrospectTokenRequest) String() string {
 func (*IntrospectTokenRequest) ProtoMessage() {}
 
 func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3669,7 +4253,7 @@ func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenRequest.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *IntrospectTokenRequest) GetToken() string {
@@ -3703,7 +4287,7 @@ type IntrospectTokenResponse struct {
 
 func (x *IntrospectTokenResponse) Reset() {
 	*x = IntrospectTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +4299,7 @@ func (x *IntrospectTokenResponse) String() string {
 func (*IntrospectTokenResponse) ProtoMessage() {}
 
 func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +4312,7 @@ func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenResponse.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{51}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *IntrospectTokenResponse) GetJson() string {
@@ -3749,7 +4333,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3761,7 +4345,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3774,7 +4358,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{52}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RevokeTokenRequest) GetToken() string {
@@ -3806,7 +4390,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3818,7 +4402,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3831,7 +4415,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{53}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{62}
 }
 
 type EndSessionOfIDTokenRequest struct {
@@ -3844,7 +4428,7 @@ type EndSessionOfIDTokenRequest struct {
 
 func (x *EndSessionOfIDTokenRequest) Reset() {
 	*x = EndSessionOfIDTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3856,7 +4440,7 @@ func (x *EndSessionOfIDTokenRequest) String() string {
 func (*EndSessionOfIDTokenRequest) ProtoMessage() {}
 
 func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3869,7 +4453,7 @@ func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionOfIDTokenRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionOfIDTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{54}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *EndSessionOfIDTokenRequest) GetIdTokenHint() string {
@@ -3894,7 +4478,7 @@ type SigningKeysRequest struct {
 
 func (x *SigningKeysRequest) Reset() {
 	*x = SigningKeysRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3906,7 +4490,7 @@ func (x *SigningKeysRequest) String() string {
 func (*SigningKeysRequest) ProtoMessage() {}
 
 func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3919,7 +4503,7 @@ func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*SigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{55}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{64}
 }
 
 type SigningKeysResponse struct {
@@ -3932,7 +4516,7 @@ type SigningKeysResponse struct {
 
 func (x *SigningKeysResponse) Reset() {
 	*x = SigningKeysResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3944,7 +4528,7 @@ func (x *SigningKeysResponse) String() string {
 func (*SigningKeysResponse) ProtoMessage() {}
 
 func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3957,7 +4541,7 @@ func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*SigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{56}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SigningKeysResponse) GetJwks() string {
@@ -3995,7 +4579,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\vauth_method\x18\x04 \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
 	"authMethod\x127\n" +
 	"\tauth_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x19\n" +
-	"\bpeer_sid\x18\x06 \x01(\tR\apeerSid\"\xb5\x05\n" +
+	"\bpeer_sid\x18\x06 \x01(\tR\apeerSid\"\x90\x06\n" +
 	"\x11RegisteredService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -4019,7 +4603,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x13required_permission\x18\x0f \x01(\tR\x12requiredPermission\x121\n" +
 	"\x14certificate_required\x18\x10 \x01(\bR\x13certificateRequired\x12#\n" +
 	"\rrelease_roles\x18\x11 \x01(\bR\freleaseRoles\x12/\n" +
-	"\x13release_permissions\x18\x12 \x01(\bR\x12releasePermissions\"\x9e\x05\n" +
+	"\x13release_permissions\x18\x12 \x01(\bR\x12releasePermissions\x12)\n" +
+	"\x10consent_required\x18\x13 \x01(\bR\x0fconsentRequired\x12.\n" +
+	"\x13consent_ttl_seconds\x18\x14 \x01(\x03R\x11consentTtlSeconds\"\x88\x06\n" +
 	"\x11ServiceDefinition\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12 \n" +
 	"\x04name\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x12\x1e\n" +
@@ -4038,7 +4624,10 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x13required_permission\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xc1\x01R\x12requiredPermission\x121\n" +
 	"\x14certificate_required\x18\r \x01(\bR\x13certificateRequired\x12#\n" +
 	"\rrelease_roles\x18\x0e \x01(\bR\freleaseRoles\x12/\n" +
-	"\x13release_permissions\x18\x0f \x01(\bR\x12releasePermissions\"@\n" +
+	"\x13release_permissions\x18\x0f \x01(\bR\x12releasePermissions\x12)\n" +
+	"\x10consent_required\x18\x10 \x01(\bR\x0fconsentRequired\x12=\n" +
+	"\x13consent_ttl_seconds\x18\x11 \x01(\x03B\r\xbaH\n" +
+	"\"\b\x18\x80\x86\xb0\x96\x01(\x00R\x11consentTtlSeconds\"@\n" +
 	"\x13MatchServiceRequest\x12)\n" +
 	"\aservice\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\"[\n" +
 	"\x14CreateServiceRequest\x12C\n" +
@@ -4208,7 +4797,47 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"associable\x18\x06 \x01(\bR\n" +
 	"associable\"N\n" +
 	"\x15PortalEntriesResponse\x125\n" +
-	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries\"\xe4\x02\n" +
+	"\aentries\x18\x01 \x03(\v2\x1b.uias.ticket.v1.PortalEntryR\aentries\"\xcf\x01\n" +
+	"\x0eConsentRequest\x12!\n" +
+	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x122\n" +
+	"\fredirect_uri\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\vredirectUri\x12,\n" +
+	"\tclient_id\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\bclientId\x12\"\n" +
+	"\x05scope\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\bR\x05scope\x12\x14\n" +
+	"\x05force\x18\x05 \x01(\bR\x05force\"\xbf\x01\n" +
+	"\x15ConsentPromptResponse\x12\x16\n" +
+	"\x06needed\x18\x01 \x01(\bR\x06needed\x12!\n" +
+	"\fservice_name\x18\x02 \x01(\tR\vserviceName\x12\x1f\n" +
+	"\vttl_seconds\x18\x03 \x01(\x03R\n" +
+	"ttlSeconds\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x18\n" +
+	"\agranted\x18\x05 \x01(\tR\agranted\"n\n" +
+	"\x14AnswerConsentRequest\x12@\n" +
+	"\arequest\x18\x01 \x01(\v2\x1e.uias.ticket.v1.ConsentRequestB\x06\xbaH\x03\xc8\x01\x01R\arequest\x12\x14\n" +
+	"\x05allow\x18\x02 \x01(\bR\x05allow\"h\n" +
+	"\x15AnswerConsentResponse\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\":\n" +
+	"\x15MyApplicationsRequest\x12!\n" +
+	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\"\xbc\x02\n" +
+	"\rMyApplication\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x14\n" +
+	"\x05scope\x18\x04 \x01(\tR\x05scope\x129\n" +
+	"\n" +
+	"granted_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tgrantedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12<\n" +
+	"\fsigned_in_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"signedInAt\x12\x1c\n" +
+	"\trevocable\x18\b \x01(\bR\trevocable\"[\n" +
+	"\x16MyApplicationsResponse\x12A\n" +
+	"\fapplications\x18\x01 \x03(\v2\x1d.uias.ticket.v1.MyApplicationR\fapplications\"g\n" +
+	"\x1aRevokeMyApplicationRequest\x12!\n" +
+	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12&\n" +
+	"\x06app_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\x1d\n" +
+	"\x1bRevokeMyApplicationResponse\"\xe4\x02\n" +
 	"\x1dIssueAuthorizationCodeRequest\x12\x1e\n" +
 	"\x03tgt\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12/\n" +
 	"\fredirect_uri\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\vredirectUri\x12)\n" +
@@ -4285,7 +4914,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x17CAS_CODE_INVALID_TICKET\x10\x05\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_SERVICE\x10\x06\x12\x1b\n" +
 	"\x17CAS_CODE_INTERNAL_ERROR\x10\a\x12!\n" +
-	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xbc\x11\n" +
+	"\x1dCAS_CODE_UNAUTHORIZED_SERVICE\x10\b2\xc3\x14\n" +
 	"\rTicketService\x12\\\n" +
 	"\rCreateSession\x12$.uias.ticket.v1.CreateSessionRequest\x1a%.uias.ticket.v1.CreateSessionResponse\x12H\n" +
 	"\n" +
@@ -4298,7 +4927,11 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\fMatchService\x12#.uias.ticket.v1.MatchServiceRequest\x1a!.uias.ticket.v1.RegisteredService\x12q\n" +
 	"\x14ValidateLegacyTicket\x12+.uias.ticket.v1.ValidateLegacyTicketRequest\x1a,.uias.ticket.v1.ValidateLegacyTicketResponse\x12e\n" +
 	"\x10AssociateAccount\x12'.uias.ticket.v1.AssociateAccountRequest\x1a(.uias.ticket.v1.AssociateAccountResponse\x12\\\n" +
-	"\rPortalEntries\x12$.uias.ticket.v1.PortalEntriesRequest\x1a%.uias.ticket.v1.PortalEntriesResponse\x12w\n" +
+	"\rPortalEntries\x12$.uias.ticket.v1.PortalEntriesRequest\x1a%.uias.ticket.v1.PortalEntriesResponse\x12V\n" +
+	"\rConsentPrompt\x12\x1e.uias.ticket.v1.ConsentRequest\x1a%.uias.ticket.v1.ConsentPromptResponse\x12\\\n" +
+	"\rAnswerConsent\x12$.uias.ticket.v1.AnswerConsentRequest\x1a%.uias.ticket.v1.AnswerConsentResponse\x12_\n" +
+	"\x0eMyApplications\x12%.uias.ticket.v1.MyApplicationsRequest\x1a&.uias.ticket.v1.MyApplicationsResponse\x12n\n" +
+	"\x13RevokeMyApplication\x12*.uias.ticket.v1.RevokeMyApplicationRequest\x1a+.uias.ticket.v1.RevokeMyApplicationResponse\x12w\n" +
 	"\x16IssueAuthorizationCode\x12-.uias.ticket.v1.IssueAuthorizationCodeRequest\x1a..uias.ticket.v1.IssueAuthorizationCodeResponse\x12l\n" +
 	"\x19ExchangeAuthorizationCode\x120.uias.ticket.v1.ExchangeAuthorizationCodeRequest\x1a\x1d.uias.ticket.v1.TokenResponse\x12^\n" +
 	"\x12RefreshAccessToken\x12).uias.ticket.v1.RefreshAccessTokenRequest\x1a\x1d.uias.ticket.v1.TokenResponse\x12M\n" +
@@ -4335,7 +4968,7 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(AuthMethod)(0),                           // 0: uias.ticket.v1.AuthMethod
 	(CasCode)(0),                              // 1: uias.ticket.v1.CasCode
@@ -4382,112 +5015,136 @@ var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(*PortalEntriesRequest)(nil),              // 42: uias.ticket.v1.PortalEntriesRequest
 	(*PortalEntry)(nil),                       // 43: uias.ticket.v1.PortalEntry
 	(*PortalEntriesResponse)(nil),             // 44: uias.ticket.v1.PortalEntriesResponse
-	(*IssueAuthorizationCodeRequest)(nil),     // 45: uias.ticket.v1.IssueAuthorizationCodeRequest
-	(*IssueAuthorizationCodeResponse)(nil),    // 46: uias.ticket.v1.IssueAuthorizationCodeResponse
-	(*ExchangeAuthorizationCodeRequest)(nil),  // 47: uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	(*TokenResponse)(nil),                     // 48: uias.ticket.v1.TokenResponse
-	(*RefreshAccessTokenRequest)(nil),         // 49: uias.ticket.v1.RefreshAccessTokenRequest
-	(*UserInfoRequest)(nil),                   // 50: uias.ticket.v1.UserInfoRequest
-	(*UserInfoResponse)(nil),                  // 51: uias.ticket.v1.UserInfoResponse
-	(*IntrospectTokenRequest)(nil),            // 52: uias.ticket.v1.IntrospectTokenRequest
-	(*IntrospectTokenResponse)(nil),           // 53: uias.ticket.v1.IntrospectTokenResponse
-	(*RevokeTokenRequest)(nil),                // 54: uias.ticket.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),               // 55: uias.ticket.v1.RevokeTokenResponse
-	(*EndSessionOfIDTokenRequest)(nil),        // 56: uias.ticket.v1.EndSessionOfIDTokenRequest
-	(*SigningKeysRequest)(nil),                // 57: uias.ticket.v1.SigningKeysRequest
-	(*SigningKeysResponse)(nil),               // 58: uias.ticket.v1.SigningKeysResponse
-	(*timestamppb.Timestamp)(nil),             // 59: google.protobuf.Timestamp
+	(*ConsentRequest)(nil),                    // 45: uias.ticket.v1.ConsentRequest
+	(*ConsentPromptResponse)(nil),             // 46: uias.ticket.v1.ConsentPromptResponse
+	(*AnswerConsentRequest)(nil),              // 47: uias.ticket.v1.AnswerConsentRequest
+	(*AnswerConsentResponse)(nil),             // 48: uias.ticket.v1.AnswerConsentResponse
+	(*MyApplicationsRequest)(nil),             // 49: uias.ticket.v1.MyApplicationsRequest
+	(*MyApplication)(nil),                     // 50: uias.ticket.v1.MyApplication
+	(*MyApplicationsResponse)(nil),            // 51: uias.ticket.v1.MyApplicationsResponse
+	(*RevokeMyApplicationRequest)(nil),        // 52: uias.ticket.v1.RevokeMyApplicationRequest
+	(*RevokeMyApplicationResponse)(nil),       // 53: uias.ticket.v1.RevokeMyApplicationResponse
+	(*IssueAuthorizationCodeRequest)(nil),     // 54: uias.ticket.v1.IssueAuthorizationCodeRequest
+	(*IssueAuthorizationCodeResponse)(nil),    // 55: uias.ticket.v1.IssueAuthorizationCodeResponse
+	(*ExchangeAuthorizationCodeRequest)(nil),  // 56: uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	(*TokenResponse)(nil),                     // 57: uias.ticket.v1.TokenResponse
+	(*RefreshAccessTokenRequest)(nil),         // 58: uias.ticket.v1.RefreshAccessTokenRequest
+	(*UserInfoRequest)(nil),                   // 59: uias.ticket.v1.UserInfoRequest
+	(*UserInfoResponse)(nil),                  // 60: uias.ticket.v1.UserInfoResponse
+	(*IntrospectTokenRequest)(nil),            // 61: uias.ticket.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil),           // 62: uias.ticket.v1.IntrospectTokenResponse
+	(*RevokeTokenRequest)(nil),                // 63: uias.ticket.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),               // 64: uias.ticket.v1.RevokeTokenResponse
+	(*EndSessionOfIDTokenRequest)(nil),        // 65: uias.ticket.v1.EndSessionOfIDTokenRequest
+	(*SigningKeysRequest)(nil),                // 66: uias.ticket.v1.SigningKeysRequest
+	(*SigningKeysResponse)(nil),               // 67: uias.ticket.v1.SigningKeysResponse
+	(*timestamppb.Timestamp)(nil),             // 68: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
 	0,  // 0: uias.ticket.v1.RedeemPeerAssertionResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	59, // 1: uias.ticket.v1.RedeemPeerAssertionResponse.auth_time:type_name -> google.protobuf.Timestamp
-	59, // 2: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	59, // 3: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	68, // 1: uias.ticket.v1.RedeemPeerAssertionResponse.auth_time:type_name -> google.protobuf.Timestamp
+	68, // 2: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	68, // 3: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 4: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
 	8,  // 5: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
 	9,  // 6: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	59, // 7: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	59, // 8: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	59, // 9: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 7: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	68, // 8: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	68, // 9: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	59, // 11: uias.ticket.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	68, // 11: uias.ticket.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	59, // 13: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
-	59, // 14: uias.ticket.v1.CreateSessionRequest.auth_time:type_name -> google.protobuf.Timestamp
+	68, // 13: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
+	68, // 14: uias.ticket.v1.CreateSessionRequest.auth_time:type_name -> google.protobuf.Timestamp
 	18, // 15: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	59, // 16: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 16: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 17: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	59, // 18: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	68, // 18: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
 	29, // 19: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
 	0,  // 20: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	28, // 21: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
 	1,  // 22: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
 	18, // 23: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
 	43, // 24: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	59, // 25: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 26: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	21, // 27: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	22, // 28: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	24, // 29: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	26, // 30: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	30, // 31: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	31, // 32: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	10, // 33: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	38, // 34: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	40, // 35: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	42, // 36: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	45, // 37: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
-	47, // 38: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	49, // 39: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
-	50, // 40: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
-	52, // 41: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
-	54, // 42: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
-	57, // 43: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
-	56, // 44: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
-	4,  // 45: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
-	6,  // 46: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
-	2,  // 47: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
-	11, // 48: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	12, // 49: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	13, // 50: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	15, // 51: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	16, // 52: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	34, // 53: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	36, // 54: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	20, // 55: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	18, // 56: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	23, // 57: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	25, // 58: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	27, // 59: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	33, // 60: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	32, // 61: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	8,  // 62: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	39, // 63: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	41, // 64: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	44, // 65: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	46, // 66: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
-	48, // 67: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
-	48, // 68: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
-	51, // 69: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
-	53, // 70: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
-	55, // 71: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
-	58, // 72: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
-	23, // 73: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
-	5,  // 74: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
-	7,  // 75: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
-	3,  // 76: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
-	8,  // 77: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	8,  // 78: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	14, // 79: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	8,  // 80: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	17, // 81: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	35, // 82: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	37, // 83: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	55, // [55:84] is the sub-list for method output_type
-	26, // [26:55] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	68, // 25: uias.ticket.v1.ConsentPromptResponse.until:type_name -> google.protobuf.Timestamp
+	45, // 26: uias.ticket.v1.AnswerConsentRequest.request:type_name -> uias.ticket.v1.ConsentRequest
+	68, // 27: uias.ticket.v1.AnswerConsentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 28: uias.ticket.v1.MyApplication.granted_at:type_name -> google.protobuf.Timestamp
+	68, // 29: uias.ticket.v1.MyApplication.expires_at:type_name -> google.protobuf.Timestamp
+	68, // 30: uias.ticket.v1.MyApplication.signed_in_at:type_name -> google.protobuf.Timestamp
+	50, // 31: uias.ticket.v1.MyApplicationsResponse.applications:type_name -> uias.ticket.v1.MyApplication
+	68, // 32: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 33: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	21, // 34: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	22, // 35: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	24, // 36: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	26, // 37: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	30, // 38: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	31, // 39: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	10, // 40: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	38, // 41: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	40, // 42: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	42, // 43: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	45, // 44: uias.ticket.v1.TicketService.ConsentPrompt:input_type -> uias.ticket.v1.ConsentRequest
+	47, // 45: uias.ticket.v1.TicketService.AnswerConsent:input_type -> uias.ticket.v1.AnswerConsentRequest
+	49, // 46: uias.ticket.v1.TicketService.MyApplications:input_type -> uias.ticket.v1.MyApplicationsRequest
+	52, // 47: uias.ticket.v1.TicketService.RevokeMyApplication:input_type -> uias.ticket.v1.RevokeMyApplicationRequest
+	54, // 48: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
+	56, // 49: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	58, // 50: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
+	59, // 51: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
+	61, // 52: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
+	63, // 53: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
+	66, // 54: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
+	65, // 55: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
+	4,  // 56: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
+	6,  // 57: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
+	2,  // 58: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
+	11, // 59: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	12, // 60: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	13, // 61: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	15, // 62: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	16, // 63: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	34, // 64: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	36, // 65: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	20, // 66: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	18, // 67: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	23, // 68: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	25, // 69: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	27, // 70: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	33, // 71: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	32, // 72: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	8,  // 73: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	39, // 74: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	41, // 75: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	44, // 76: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	46, // 77: uias.ticket.v1.TicketService.ConsentPrompt:output_type -> uias.ticket.v1.ConsentPromptResponse
+	48, // 78: uias.ticket.v1.TicketService.AnswerConsent:output_type -> uias.ticket.v1.AnswerConsentResponse
+	51, // 79: uias.ticket.v1.TicketService.MyApplications:output_type -> uias.ticket.v1.MyApplicationsResponse
+	53, // 80: uias.ticket.v1.TicketService.RevokeMyApplication:output_type -> uias.ticket.v1.RevokeMyApplicationResponse
+	55, // 81: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
+	57, // 82: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
+	57, // 83: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
+	60, // 84: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
+	62, // 85: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
+	64, // 86: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
+	67, // 87: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
+	23, // 88: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
+	5,  // 89: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
+	7,  // 90: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
+	3,  // 91: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
+	8,  // 92: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 93: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	14, // 94: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	8,  // 95: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	17, // 96: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	35, // 97: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	37, // 98: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	66, // [66:99] is the sub-list for method output_type
+	33, // [33:66] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -4501,7 +5158,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   57,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

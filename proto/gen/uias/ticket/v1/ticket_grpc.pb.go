@@ -30,6 +30,10 @@ const (
 	TicketService_ValidateLegacyTicket_FullMethodName      = "/uias.ticket.v1.TicketService/ValidateLegacyTicket"
 	TicketService_AssociateAccount_FullMethodName          = "/uias.ticket.v1.TicketService/AssociateAccount"
 	TicketService_PortalEntries_FullMethodName             = "/uias.ticket.v1.TicketService/PortalEntries"
+	TicketService_ConsentPrompt_FullMethodName             = "/uias.ticket.v1.TicketService/ConsentPrompt"
+	TicketService_AnswerConsent_FullMethodName             = "/uias.ticket.v1.TicketService/AnswerConsent"
+	TicketService_MyApplications_FullMethodName            = "/uias.ticket.v1.TicketService/MyApplications"
+	TicketService_RevokeMyApplication_FullMethodName       = "/uias.ticket.v1.TicketService/RevokeMyApplication"
 	TicketService_IssueAuthorizationCode_FullMethodName    = "/uias.ticket.v1.TicketService/IssueAuthorizationCode"
 	TicketService_ExchangeAuthorizationCode_FullMethodName = "/uias.ticket.v1.TicketService/ExchangeAuthorizationCode"
 	TicketService_RefreshAccessToken_FullMethodName        = "/uias.ticket.v1.TicketService/RefreshAccessToken"
@@ -97,6 +101,26 @@ type TicketServiceClient interface {
 	// enter (their linked accounts with a registered service) and those
 	// that take account association.
 	PortalEntries(ctx context.Context, in *PortalEntriesRequest, opts ...grpc.CallOption) (*PortalEntriesResponse, error)
+	// ConsentPrompt answers whether the person of tgt must consent before
+	// client_id gets a code for redirect_uri with scope (force:
+	// prompt=consent), and what the consent page shows. Errors as
+	// IssueAuthorizationCode's; UNAVAILABLE CONSENT_UNAVAILABLE when
+	// consents cannot be read.
+	ConsentPrompt(ctx context.Context, in *ConsentRequest, opts ...grpc.CallOption) (*ConsentPromptResponse, error)
+	// AnswerConsent records the person's answer on the consent page: allow
+	// remembers consent to scope (with what an unexpired earlier consent
+	// covers) for the service's period; deny changes nothing remembered.
+	// Both are audited (oidc.consent.granted, oidc.consent.denied).
+	AnswerConsent(ctx context.Context, in *AnswerConsentRequest, opts ...grpc.CallOption) (*AnswerConsentResponse, error)
+	// MyApplications lists the applications the person of tgt gave access
+	// to: account links, remembered consents, OpenID Connect sign-ins in
+	// their live sessions (the profile page's "My applications").
+	MyApplications(ctx context.Context, in *MyApplicationsRequest, opts ...grpc.CallOption) (*MyApplicationsResponse, error)
+	// RevokeMyApplication ends the OpenID Connect access the person of tgt
+	// gave app_id: the remembered consent is forgotten and every token of
+	// the client granted to the person before now stops working at once.
+	// NOT_FOUND MY_APPLICATION_NOT_FOUND when the person gave it none.
+	RevokeMyApplication(ctx context.Context, in *RevokeMyApplicationRequest, opts ...grpc.CallOption) (*RevokeMyApplicationResponse, error)
 	// IssueAuthorizationCode issues an OpenID Connect / OAuth 2.0
 	// authorization code from the session of tgt for redirect_uri, a
 	// registered service of the application client_id (the CAS edge's
@@ -274,6 +298,46 @@ func (c *ticketServiceClient) PortalEntries(ctx context.Context, in *PortalEntri
 	return out, nil
 }
 
+func (c *ticketServiceClient) ConsentPrompt(ctx context.Context, in *ConsentRequest, opts ...grpc.CallOption) (*ConsentPromptResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConsentPromptResponse)
+	err := c.cc.Invoke(ctx, TicketService_ConsentPrompt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) AnswerConsent(ctx context.Context, in *AnswerConsentRequest, opts ...grpc.CallOption) (*AnswerConsentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AnswerConsentResponse)
+	err := c.cc.Invoke(ctx, TicketService_AnswerConsent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) MyApplications(ctx context.Context, in *MyApplicationsRequest, opts ...grpc.CallOption) (*MyApplicationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MyApplicationsResponse)
+	err := c.cc.Invoke(ctx, TicketService_MyApplications_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ticketServiceClient) RevokeMyApplication(ctx context.Context, in *RevokeMyApplicationRequest, opts ...grpc.CallOption) (*RevokeMyApplicationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeMyApplicationResponse)
+	err := c.cc.Invoke(ctx, TicketService_RevokeMyApplication_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ticketServiceClient) IssueAuthorizationCode(ctx context.Context, in *IssueAuthorizationCodeRequest, opts ...grpc.CallOption) (*IssueAuthorizationCodeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(IssueAuthorizationCodeResponse)
@@ -438,6 +502,26 @@ type TicketServiceServer interface {
 	// enter (their linked accounts with a registered service) and those
 	// that take account association.
 	PortalEntries(context.Context, *PortalEntriesRequest) (*PortalEntriesResponse, error)
+	// ConsentPrompt answers whether the person of tgt must consent before
+	// client_id gets a code for redirect_uri with scope (force:
+	// prompt=consent), and what the consent page shows. Errors as
+	// IssueAuthorizationCode's; UNAVAILABLE CONSENT_UNAVAILABLE when
+	// consents cannot be read.
+	ConsentPrompt(context.Context, *ConsentRequest) (*ConsentPromptResponse, error)
+	// AnswerConsent records the person's answer on the consent page: allow
+	// remembers consent to scope (with what an unexpired earlier consent
+	// covers) for the service's period; deny changes nothing remembered.
+	// Both are audited (oidc.consent.granted, oidc.consent.denied).
+	AnswerConsent(context.Context, *AnswerConsentRequest) (*AnswerConsentResponse, error)
+	// MyApplications lists the applications the person of tgt gave access
+	// to: account links, remembered consents, OpenID Connect sign-ins in
+	// their live sessions (the profile page's "My applications").
+	MyApplications(context.Context, *MyApplicationsRequest) (*MyApplicationsResponse, error)
+	// RevokeMyApplication ends the OpenID Connect access the person of tgt
+	// gave app_id: the remembered consent is forgotten and every token of
+	// the client granted to the person before now stops working at once.
+	// NOT_FOUND MY_APPLICATION_NOT_FOUND when the person gave it none.
+	RevokeMyApplication(context.Context, *RevokeMyApplicationRequest) (*RevokeMyApplicationResponse, error)
 	// IssueAuthorizationCode issues an OpenID Connect / OAuth 2.0
 	// authorization code from the session of tgt for redirect_uri, a
 	// registered service of the application client_id (the CAS edge's
@@ -537,6 +621,18 @@ func (UnimplementedTicketServiceServer) AssociateAccount(context.Context, *Assoc
 }
 func (UnimplementedTicketServiceServer) PortalEntries(context.Context, *PortalEntriesRequest) (*PortalEntriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PortalEntries not implemented")
+}
+func (UnimplementedTicketServiceServer) ConsentPrompt(context.Context, *ConsentRequest) (*ConsentPromptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConsentPrompt not implemented")
+}
+func (UnimplementedTicketServiceServer) AnswerConsent(context.Context, *AnswerConsentRequest) (*AnswerConsentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AnswerConsent not implemented")
+}
+func (UnimplementedTicketServiceServer) MyApplications(context.Context, *MyApplicationsRequest) (*MyApplicationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MyApplications not implemented")
+}
+func (UnimplementedTicketServiceServer) RevokeMyApplication(context.Context, *RevokeMyApplicationRequest) (*RevokeMyApplicationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeMyApplication not implemented")
 }
 func (UnimplementedTicketServiceServer) IssueAuthorizationCode(context.Context, *IssueAuthorizationCodeRequest) (*IssueAuthorizationCodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IssueAuthorizationCode not implemented")
@@ -790,6 +886,78 @@ func _TicketService_PortalEntries_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TicketService_ConsentPrompt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).ConsentPrompt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_ConsentPrompt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).ConsentPrompt(ctx, req.(*ConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_AnswerConsent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AnswerConsentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).AnswerConsent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_AnswerConsent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).AnswerConsent(ctx, req.(*AnswerConsentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_MyApplications_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MyApplicationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).MyApplications(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_MyApplications_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).MyApplications(ctx, req.(*MyApplicationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TicketService_RevokeMyApplication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeMyApplicationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TicketServiceServer).RevokeMyApplication(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TicketService_RevokeMyApplication_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TicketServiceServer).RevokeMyApplication(ctx, req.(*RevokeMyApplicationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TicketService_IssueAuthorizationCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(IssueAuthorizationCodeRequest)
 	if err := dec(in); err != nil {
@@ -1038,6 +1206,22 @@ var TicketService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PortalEntries",
 			Handler:    _TicketService_PortalEntries_Handler,
+		},
+		{
+			MethodName: "ConsentPrompt",
+			Handler:    _TicketService_ConsentPrompt_Handler,
+		},
+		{
+			MethodName: "AnswerConsent",
+			Handler:    _TicketService_AnswerConsent_Handler,
+		},
+		{
+			MethodName: "MyApplications",
+			Handler:    _TicketService_MyApplications_Handler,
+		},
+		{
+			MethodName: "RevokeMyApplication",
+			Handler:    _TicketService_RevokeMyApplication_Handler,
 		},
 		{
 			MethodName: "IssueAuthorizationCode",

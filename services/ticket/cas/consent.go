@@ -1,0 +1,247 @@
+package cas
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.uber.org/zap"
+
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+// OpenID Connect consent (the client's service asks it: consent_required)
+// and "My applications" on the profile page (ADR 0036), as Keycloak's
+// consent screen and Account Console "Applications": the person sees what
+// a client asks for and how long their consent is remembered, allows or
+// denies it, and later removes an application's access. Forms carry the
+// CSRF token; the person is always the session's, never a form field;
+// nothing needs JavaScript.
+
+// consentView is what the consent page shows.
+type consentView struct {
+	Scopes []string
+	Until  string
+	Days   int
+	// Granted: what an earlier, unexpired consent covers ("" none).
+	Granted string
+}
+
+// myAppView is an application on the profile page's "My applications".
+type myAppView struct {
+	AppID, Name, Account, Scope, GrantedAt, ExpiresAt, SignedInAt string
+	Revocable                                                     bool
+	RemoveLink                                                    string
+}
+
+// scopeTexts describes the scopes the consent page lists (others are
+// shown as they are).
+func (t texts) scopeText(scope string) string {
+	switch scope {
+	case "openid":
+		return t.ScopeOpenID
+	case "profile":
+		return t.ScopeProfile
+	case "groups":
+		return t.ScopeGroups
+	}
+	return scope
+}
+
+// consent shows the consent page (or, with prompt=none, answers
+// consent_required) when the client's service asks consent that the
+// person has not given: shown reports that the answer is written; err a
+// failure for the caller's refusal handling.
+func (h *Handler) consent(w http.ResponseWriter, r *http.Request, tgt string, p loginParams, rs *ticketv1.RegisteredService) (bool, error) {
+	if !rs.GetConsentRequired() {
+		return false, nil
+	}
+	q := p.oidc
+	ctx, cancel := h.ctx(r)
+	res, err := h.o.Tickets.ConsentPrompt(ctx, &ticketv1.ConsentRequest{Tgt: tgt, RedirectUri: q.redirectURI, ClientId: q.clientID,
+		Scope: q.scope, Force: q.forceConsent})
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	if !res.GetNeeded() {
+		return false, nil
+	}
+	if p.gateway {
+		h.oidcBack(w, r, q, oauthError{code: "consent_required", desc: "the person has not consented to the scope asked for"})
+		return true, nil
+	}
+	h.consentPage(w, r, http.StatusOK, q, rs.GetName(), res, "")
+	return true, nil
+}
+
+func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request, code int, q *oidcRequest, name string, res *ticketv1.ConsentPromptResponse, errMsg string) {
+	t := h.texts(r)
+	v := &consentView{Days: int(res.GetTtlSeconds() / (24 * 3600)), Granted: res.GetGranted()}
+	if res.GetUntil() != nil {
+		v.Until = res.GetUntil().AsTime().UTC().Format(pageTime)
+	}
+	scope := q.scope
+	if scope == "" {
+		scope = "openid"
+	}
+	for _, s := range strings.Fields(scope) {
+		v.Scopes = append(v.Scopes, t.scopeText(s))
+	}
+	// the consent page is not the one forced again once answered
+	fq := *q
+	fq.forceConsent = false
+	h.page(w, r, code, "consent", pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "oidc/consent", AppName: name,
+		OIDC: fq.encode(), Consent: v, Error: errMsg})
+}
+
+// oidcConsent is POST <prefix>oidc/consent: the person's answer.
+func (h *Handler) oidcConsent(w http.ResponseWriter, r *http.Request) {
+	t := h.texts(r)
+	if err := r.ParseForm(); err != nil {
+		h.badForm(w, r, err, h.o.Prefix+"login", t.SignIn)
+		return
+	}
+	ov, err := url.ParseQuery(r.PostForm.Get("oidc"))
+	if err != nil || ov.Get("client_id") == "" || ov.Get("redirect_uri") == "" {
+		h.message(w, r, http.StatusBadRequest, true, t.BadServiceHead, t.OIDCMissing, "", "")
+		return
+	}
+	rs, ok := h.match(w, r, ov.Get("redirect_uri"))
+	if !ok {
+		return
+	}
+	q, perr := parseOIDC(ov, true)
+	if rs.GetAppId() != q.clientID || !rs.GetConsentRequired() || perr != nil {
+		h.message(w, r, http.StatusBadRequest, true, t.BadServiceHead, t.BadService, "", "")
+		return
+	}
+	tgt, _, ok := h.session(w, r)
+	if !ok {
+		return
+	}
+	decision := r.PostForm.Get("decision")
+	if !h.csrfOK(r) || (decision != "allow" && decision != "deny") {
+		// the page again, with a fresh token: nothing was recorded
+		ctx, cancel := h.ctx(r)
+		res, err := h.o.Tickets.ConsentPrompt(ctx, &ticketv1.ConsentRequest{Tgt: tgt, RedirectUri: q.redirectURI, ClientId: q.clientID,
+			Scope: q.scope, Force: true})
+		cancel()
+		if err != nil {
+			h.fault(w, r, err)
+			return
+		}
+		h.consentPage(w, r, http.StatusForbidden, q, rs.GetName(), res, t.ConsentCSRF)
+		return
+	}
+	ctx, cancel := h.ctx(r)
+	_, err = h.o.Tickets.AnswerConsent(ctx, &ticketv1.AnswerConsentRequest{Allow: decision == "allow",
+		Request: &ticketv1.ConsentRequest{Tgt: tgt, RedirectUri: q.redirectURI, ClientId: q.clientID, Scope: q.scope}})
+	cancel()
+	if err != nil {
+		if reasonOf(err) == "SESSION_NOT_FOUND" {
+			h.clearTGC(w, r)
+			h.loginPage(w, r, http.StatusOK, loginParams{service: q.redirectURI, oidc: q}, rs, "", "")
+			return
+		}
+		h.fault(w, r, err)
+		return
+	}
+	if decision == "deny" {
+		h.o.Log.Info("OpenID Connect consent denied by the person", zap.String("client_id", q.clientID))
+		h.oidcBack(w, r, q, oauthError{code: "access_denied", desc: "the person did not consent"})
+		return
+	}
+	h.sendToService(w, r, tgt, loginParams{service: q.redirectURI, oidc: q}, rs, false)
+}
+
+// myApps reads the person's applications for the profile page (nil and
+// false when the ticket component does not answer: the page says so).
+func (h *Handler) myApps(r *http.Request, tgt string) ([]myAppView, bool) {
+	ctx, cancel := h.ctx(r)
+	res, err := h.o.Tickets.MyApplications(ctx, &ticketv1.MyApplicationsRequest{Tgt: tgt})
+	cancel()
+	if err != nil {
+		h.o.Log.Warn("profile: the person's applications were not read", zap.Error(err))
+		return nil, false
+	}
+	var out []myAppView
+	for _, a := range res.GetApplications() {
+		v := myAppView{AppID: a.GetAppId(), Name: a.GetName(), Account: a.GetAccount(), Scope: a.GetScope(), Revocable: a.GetRevocable(),
+			RemoveLink: h.o.Prefix + "profile/apps/remove?app=" + url.QueryEscape(a.GetAppId())}
+		if a.GetGrantedAt() != nil {
+			v.GrantedAt = a.GetGrantedAt().AsTime().UTC().Format(pageTime)
+		}
+		if a.GetExpiresAt() != nil {
+			v.ExpiresAt = a.GetExpiresAt().AsTime().UTC().Format(pageTime)
+		}
+		if a.GetSignedInAt() != nil {
+			v.SignedInAt = a.GetSignedInAt().AsTime().UTC().Format(pageTime)
+		}
+		out = append(out, v)
+	}
+	return out, true
+}
+
+// appRemoveForm is GET /cas/profile/apps/remove?app=ID: the confirm step.
+func (h *Handler) appRemoveForm(w http.ResponseWriter, r *http.Request) {
+	tgt, _, ok := h.session(w, r)
+	if !ok {
+		return
+	}
+	h.appRemovePage(w, r, http.StatusOK, tgt, r.URL.Query().Get("app"), "")
+}
+
+func (h *Handler) appRemovePage(w http.ResponseWriter, r *http.Request, code int, tgt, appID, errMsg string) {
+	t := h.texts(r)
+	apps, ok := h.myApps(r, tgt)
+	if !ok {
+		h.message(w, r, http.StatusServiceUnavailable, true, t.ErrorHead, t.TryLater, h.o.Prefix+"profile", t.ProfileHead)
+		return
+	}
+	for i := range apps {
+		if apps[i].AppID == appID {
+			h.page(w, r, code, "appremove", pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "profile/apps/remove",
+				AppName: apps[i].Name, MyApp: &apps[i], Error: errMsg, ProfileLink: h.o.Prefix + "profile"})
+			return
+		}
+	}
+	h.message(w, r, http.StatusNotFound, true, t.MyAppsHead, t.MyAppNotFound, h.o.Prefix+"profile", t.ProfileHead)
+}
+
+// appRemovePost is POST /cas/profile/apps/remove: the person removes an
+// application's access (their own: the session's person).
+func (h *Handler) appRemovePost(w http.ResponseWriter, r *http.Request) {
+	t := h.texts(r)
+	if err := r.ParseForm(); err != nil {
+		h.badForm(w, r, err, h.o.Prefix+"profile", t.ProfileHead)
+		return
+	}
+	tgt, _, ok := h.session(w, r)
+	if !ok {
+		return
+	}
+	appID := r.PostForm.Get("app")
+	if len(appID) > 128 || appID == "" {
+		h.message(w, r, http.StatusBadRequest, true, t.MyAppsHead, t.MyAppNotFound, h.o.Prefix+"profile", t.ProfileHead)
+		return
+	}
+	if !h.csrfOK(r) {
+		h.appRemovePage(w, r, http.StatusForbidden, tgt, appID, t.ProfileCSRF)
+		return
+	}
+	ctx, cancel := h.ctx(r)
+	_, err := h.o.Tickets.RevokeMyApplication(ctx, &ticketv1.RevokeMyApplicationRequest{Tgt: tgt, AppId: appID})
+	cancel()
+	switch reasonOf(err) {
+	case "":
+		http.Redirect(w, r, h.o.Prefix+"profile?done=app-removed", http.StatusSeeOther)
+	case "MY_APPLICATION_NOT_FOUND", "BAD_REQUEST":
+		h.message(w, r, http.StatusNotFound, true, t.MyAppsHead, t.MyAppNotFound, h.o.Prefix+"profile", t.ProfileHead)
+	case "SESSION_NOT_FOUND":
+		h.clearTGC(w, r)
+		http.Redirect(w, r, h.o.Prefix+"login", http.StatusSeeOther)
+	default:
+		h.fault(w, r, err)
+	}
+}
