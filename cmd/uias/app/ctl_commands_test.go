@@ -1009,7 +1009,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{args: []string{"user", "set-password", "X"}, msg: "new password expected on the first line of standard input, but it is empty", usage: "Usage: uias ctl user set-password ID"},
 		{args: []string{"user", "set-password"}, stdin: "Battery-Staple-77\n", msg: "missing ID", usage: "Usage: uias ctl user set-password ID"},
 		{args: []string{"user", "create", "--login", "x", "--name", "X", "--org", root.GetId(), "--id-type", "dna"},
-			msg: `--id-type must be resident_id, passport, military, other or none, not "dna"`, usage: "Usage: uias ctl user create"},
+			msg: `--id-type must be resident_id, passport, military, other, uscc, org_code or none, not "dna"`, usage: "Usage: uias ctl user create"},
 		{args: []string{"app", "create", "--type", "OA", "--code", "c", "--name", "N", "--allow", "nonsense"},
 			msg: `--allow "nonsense" is not a CIDR (like 10.0.0.0/8) or an IP address`, usage: "Usage: uias ctl app create"},
 		{args: []string{"app", "create", "--type", "OA", "--code", "c", "--name", "N", "--rate", "-1"},
