@@ -168,3 +168,26 @@ func TestUnitFeatureCode(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnitCodeAcrossCentres (ADR 0032 for units): a unit registered at
+// level 1 by its unified social credit code is refused at a level-2 centre
+// registering it by its organisation code (lower case, hyphen), and the
+// other way round between two level-2 centres; another unit's code is
+// free.
+func TestUnitCodeAcrossCentres(t *testing.T) {
+	u := newUniqCentres(t)
+	if _, err := u.svc1.CreateUser(u.admin1, identity.NewUser{LoginName: "acme", DisplayName: "某某航运有限公司", OrgID: evRoot(t, u.svc1).ID,
+		UserType: identity.UserTypeUnit, IDType: identity.IDTypeUSCC, IDNumber: unitUSCC}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "acme-a", DisplayName: "某某航运", OrgID: u.bureauA.ID,
+		UserType: identity.UserTypeUnit, IDType: identity.IDTypeOrgCode, IDNumber: strings.ToLower(unitOrgCode)})
+	wantRefused(t, "the unit's org code held at level 1", err, apierr.AlreadyExists, identity.ReasonIDNumberTaken, "another centre")
+	if _, err := u.svc2a.CreateUser(u.admin2a, identity.NewUser{LoginName: "other-a", DisplayName: "另一单位", OrgID: u.bureauA.ID,
+		UserType: identity.UserTypeUnit, IDType: identity.IDTypeOrgCode, IDNumber: "12345678-8"}); err != nil {
+		t.Fatalf("another unit: %v", err)
+	}
+	_, err = u.svc2b.CreateUser(u.admin2b, identity.NewUser{LoginName: "other-b", DisplayName: "另一单位", OrgID: u.bureauB.ID,
+		UserType: identity.UserTypeUnit, IDType: identity.IDTypeUSCC, IDNumber: "91440300123456788M"})
+	wantRefused(t, "a USCC holding the org code l2a reserved", err, apierr.AlreadyExists, identity.ReasonIDNumberTaken, "another centre")
+}
