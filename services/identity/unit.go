@@ -61,7 +61,7 @@ func checkUserIDType(ut UserType, t IDType) error {
 			WithMeta(apierr.MetaField, "id_type")
 	case ut.Norm() == UserTypePerson && unitIDType(t):
 		return apierr.New(apierr.InvalidArgument, ReasonIDTypeMismatch,
-			"a unified social credit code or organisation code is a unit's: set user_type to unit").
+			"a unified social credit code or organisation code is a unit's: set user_type to unit (or give a person's id_type and id_number with it)").
 			WithMeta(apierr.MetaField, "id_type")
 	}
 	return nil
