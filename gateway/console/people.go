@@ -116,6 +116,7 @@ func (h *Handler) person(w http.ResponseWriter, r *http.Request, s *session) {
 // personForm is the new person form, kept when the service refuses it.
 type personForm struct {
 	Login, Name, Email, Org, IDType string
+	UserType                        string
 	MustChange                      bool
 }
 
@@ -135,6 +136,10 @@ func idType(v string) identityv1.IdType {
 		return identityv1.IdType_ID_TYPE_MILITARY
 	case "other":
 		return identityv1.IdType_ID_TYPE_OTHER
+	case "uscc":
+		return identityv1.IdType_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE
+	case "org_code":
+		return identityv1.IdType_ID_TYPE_ORGANIZATION_CODE
 	}
 	return identityv1.IdType_ID_TYPE_UNSPECIFIED
 }
@@ -144,13 +149,17 @@ func (h *Handler) createPerson(w http.ResponseWriter, r *http.Request, s *sessio
 	f := r.PostForm
 	pf := &personForm{Login: strings.TrimSpace(f.Get("login_name")), Name: strings.TrimSpace(f.Get("display_name")),
 		Email: strings.TrimSpace(f.Get("email")), Org: strings.TrimSpace(f.Get("org_id")), IDType: f.Get("id_type"),
-		MustChange: f.Get("must_change") != ""}
+		UserType: f.Get("user_type"), MustChange: f.Get("must_change") != ""}
+	ut := identityv1.UserType_USER_TYPE_PERSON
+	if pf.UserType == "unit" {
+		ut = identityv1.UserType_USER_TYPE_UNIT
+	}
 	d.Page = pf
 	ctx, cancel := h.ctx(r, s)
 	defer cancel()
 	u, err := h.o.Admin.CreateUser(ctx, &identityv1.CreateUserRequest{LoginName: pf.Login, DisplayName: pf.Name, Email: pf.Email,
 		OrgId: pf.Org, IdType: idType(pf.IDType), IdNumber: strings.TrimSpace(f.Get("id_number")), Phone: strings.TrimSpace(f.Get("phone")),
-		Password: f.Get("password"), MustChangePassword: pf.MustChange})
+		Password: f.Get("password"), MustChangePassword: pf.MustChange, UserType: ut})
 	if err != nil {
 		// the ID number, phone and password are not sent back
 		h.failed(w, r, err, "newperson", &d)

@@ -379,6 +379,8 @@ func (s *Service) ClearDirectoryHashes(ctx context.Context, orgID string) (int, 
 // NewUser is the input of CreateUser.
 type NewUser struct {
 	LoginName, DisplayName string
+	// UserType: a person's account (0, UserTypePerson) or a unit's.
+	UserType               UserType
 	IDType                 IDType
 	IDNumber, Phone, Email string
 	OrgID, Password        string
@@ -398,7 +400,7 @@ type NewUser struct {
 
 func validIDType(t IDType) bool {
 	switch t {
-	case IDTypeNone, IDTypeResidentID, IDTypePassport, IDTypeMilitary, IDTypeOther:
+	case IDTypeNone, IDTypeResidentID, IDTypePassport, IDTypeMilitary, IDTypeOther, IDTypeUSCC, IDTypeOrgCode:
 		return true
 	}
 	return false
@@ -428,6 +430,9 @@ func normalIDNumber(t IDType, n string) string {
 	if t == IDTypeResidentID {
 		n = strings.ToUpper(n)
 	}
+	if unitIDType(t) {
+		n = normalUnitCode(t, n)
+	}
 	return n
 }
 
@@ -444,6 +449,10 @@ func checkIDNumber(t IDType, idNumber string) error {
 		return badField("id_number", "id_number is required with id_type (or set id_type to none)")
 	case t == IDTypeResidentID && idNumber != "" && !validResidentID(idNumber):
 		return badField("id_number", "id_number is not a valid 18-character resident ID number")
+	case t == IDTypeUSCC && idNumber != "" && !validUSCC(idNumber):
+		return badField("id_number", "id_number is not a valid 18-character unified social credit code")
+	case t == IDTypeOrgCode && idNumber != "" && !validOrgCode(idNumber):
+		return badField("id_number", "id_number is not a valid 9-character organisation code (8 characters and the check character, with or without a hyphen before it)")
 	}
 	return nil
 }
@@ -457,7 +466,7 @@ func (s *Service) newUser(ctx context.Context, n NewUser, across bool) (*User, [
 	// An ID number is compared, keyed and stored without the spaces around
 	// it (as the import reads it): " X" and "X" are one person's.
 	n.IDNumber = normalIDNumber(n.IDType, n.IDNumber)
-	if err := checkIDNumber(n.IDType, n.IDNumber); err != nil {
+	if err := checkAccountID(n.UserType, n.IDType, n.IDNumber); err != nil {
 		return nil, nil, err
 	}
 	if err := checkPhone(n.Phone); err != nil {
@@ -475,14 +484,14 @@ func (s *Service) newUser(ctx context.Context, n NewUser, across bool) (*User, [
 	if err := s.activeOrg(ctx, n.OrgID, "ORG_DISABLED", "org"); err != nil {
 		return nil, nil, err
 	}
-	u := &User{ID: ids.New(), LoginName: n.LoginName, DisplayName: n.DisplayName, IDType: n.IDType,
+	u := &User{ID: ids.New(), LoginName: n.LoginName, DisplayName: n.DisplayName, UserType: StoredUserType(n.UserType), IDType: n.IDType,
 		Email: n.Email, OrgID: n.OrgID, Status: StatusActive, IsAdmin: n.IsAdmin,
 		MustChange: n.MustChange, NeverExpires: n.NeverExpires, CannotChange: n.CannotChange,
 		PasswordOnly: n.PasswordOnly, MinAuthLevel: n.MinAuthLevel, CreatedAt: start, UpdatedAt: start}
 	if err := s.sealPersonal(u, n.IDNumber, n.Phone); err != nil {
 		return nil, nil, err
 	}
-	u.FeatureCode = s.featureCode(n.IDType, n.IDNumber, n.DisplayName, n.LoginName)
+	u.FeatureCode = s.accountFeatureCode(u.UserType, n.IDType, n.IDNumber, n.DisplayName, n.LoginName)
 	u.IDKey = s.idKey(n.IDType, n.IDNumber)
 	u.CentresKey = s.centresKey(n.IDType, n.IDNumber)
 	reason := "OK"
@@ -550,6 +559,7 @@ func (s *Service) idKey(t IDType, idNumber string) string {
 	if idNumber == "" || s.cfg.Policy.SharedIDNumbers {
 		return ""
 	}
+	t, idNumber = keyedID(t, idNumber)
 	return s.sealer.BlindIndex(fmt.Sprintf("%s%d\x00%s", idKeyPrefix, t, strings.ToUpper(strings.TrimSpace(idNumber))))[:32]
 }
 
@@ -683,6 +693,9 @@ type UserUpdate struct {
 	IDNumber string
 	// MinAuthLevel (mask min_auth_level): see User.
 	MinAuthLevel int
+	// UserType (mask user_type): a person's or a unit's account (0 a
+	// person's); the ID type must fit it (ID_TYPE_MISMATCH).
+	UserType UserType
 }
 
 // UpdateUser changes the named fields of a user.
@@ -718,6 +731,12 @@ func changeDetail(changed map[string]any) map[string]string {
 			out[k] = "changed"
 		case "email":
 			out[k] = ulog.MaskEmail(fmt.Sprint(v))
+		case "user_type":
+			if t, ok := v.(UserType); ok {
+				out[k] = userTypeNames[t.Norm()]
+				continue
+			}
+			out[k] = fmt.Sprint(v)
 		case "id_type":
 			if t, ok := v.(IDType); ok {
 				out[k] = idTypeNames[t]
@@ -818,6 +837,12 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 		case "id_number":
 			idNumber, idChanged = strings.TrimSpace(up.IDNumber), true
 			changed[f] = ulog.MaskIDNumber(idNumber)
+		case "user_type":
+			if !validUserType(up.UserType) {
+				return nil, badField("user_type", "user_type is not a known user type")
+			}
+			u.UserType, idChanged = StoredUserType(up.UserType), true
+			changed[f] = u.UserType
 		default:
 			return nil, badField("update_mask", "update_mask field %q cannot be updated", truncate(f, 40))
 		}
@@ -827,7 +852,7 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 	}
 	if idChanged {
 		idNumber = normalIDNumber(u.IDType, idNumber)
-		if err := checkIDNumber(u.IDType, idNumber); err != nil {
+		if err := checkAccountID(u.UserType, u.IDType, idNumber); err != nil {
 			return nil, err
 		}
 		if _, ok := changed["id_number"]; ok {
@@ -845,7 +870,7 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 	if err := s.sealPersonal(u, idNumber, phone); err != nil {
 		return nil, err
 	}
-	if fc := s.featureCode(u.IDType, idNumber, u.DisplayName, u.LoginName); fc != u.FeatureCode {
+	if fc := s.accountFeatureCode(u.UserType, u.IDType, idNumber, u.DisplayName, u.LoginName); fc != u.FeatureCode {
 		// the business systems that keep it learn the new one
 		u.FeatureCode, changed["feature_code"] = fc, fc
 	}

@@ -134,12 +134,39 @@ func (s *Service) checkCertIdentity(ctx context.Context, u *User, sc *smx509.Cer
 		}
 		v = strings.ToUpper(v)
 		hasName = hasName || name != "" && strings.Contains(v, name)
-		hasID = hasID || containsNumber(v, id)
+		if u.UserType.Norm() == UserTypeUnit {
+			hasID = hasID || containsUnitCode(v, u.IDType, id)
+		} else {
+			hasID = hasID || containsNumber(v, id)
+		}
 	}
 	if !hasID || !hasName {
 		return errCertNotPerson
 	}
 	return nil
+}
+
+// containsUnitCode reports whether v (upper case) holds the code of the
+// unit whose ID is (t, id): a unit's certificate carries its unified
+// social credit code or its organisation code (with or without the hyphen;
+// a USCC's characters 9-17), each the same unit's, as a word of its own.
+func containsUnitCode(v string, t IDType, id string) bool {
+	oc := orgCodeOf(t, id)
+	if oc == "" {
+		return false
+	}
+	words := strings.FieldsFunc(v, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r == '-')
+	})
+	for _, w := range words {
+		switch n := normalUnitCode(IDTypeOrgCode, w); {
+		case n == id, n == oc:
+			return true
+		case len(n) == 18 && validUSCC(n) && n[8:17] == oc:
+			return true
+		}
+	}
+	return false
 }
 
 // containsNumber reports whether v holds id with no digit right before or

@@ -448,4 +448,28 @@ func TestCertificateIdentityCheck(t *testing.T) {
 	if _, err := e.svc.BindUserCert(admin, zhang.ID, issued(pkix.Name{CommonName: "张三", SerialNumber: "11010519491231002X"}), ""); err != nil {
 		t.Fatalf("the number in serialNumber: %v", err)
 	}
+	// A unit's certificate (gap1 G18): the unit's name and its code, the
+	// registered USCC or the organisation code in it; another unit's code,
+	// or the code alone, is refused.
+	acme, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "acme", DisplayName: "某某航运有限公司", OrgID: root.ID,
+		UserType: identity.UserTypeUnit, IDType: identity.IDTypeUSCC, IDNumber: "91310115MA01A2B322"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, subject := range map[string]pkix.Name{
+		"another unit's code": {CommonName: "某某航运有限公司", SerialNumber: "91350100M000100Y43"},
+		"the code alone":      {CommonName: "91310115MA01A2B322"},
+		"a longer code":       {CommonName: "某某航运有限公司 91310115MA01A2B3220"},
+	} {
+		if _, err := e.svc.BindUserCert(admin, acme.ID, issued(subject), ""); reasonOf(err) != identity.ReasonCertIdentity {
+			t.Errorf("unit, %s: %v, want %s", name, err, identity.ReasonCertIdentity)
+		}
+	}
+	if _, err := e.svc.BindUserCert(admin, acme.ID, issued(pkix.Name{CommonName: "某某航运有限公司", SerialNumber: "91310115MA01A2B322"}), ""); err != nil {
+		t.Fatalf("the unit's USCC: %v", err)
+	}
+	if _, err := e.svc.BindUserCert(admin, acme.ID, issued(pkix.Name{Organization: []string{"某某航运有限公司"},
+		OrganizationalUnit: []string{"MA01A2B3-2"}, CommonName: "acme"}), ""); err != nil {
+		t.Fatalf("the unit's organisation code: %v", err)
+	}
 }

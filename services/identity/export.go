@@ -73,14 +73,17 @@ type ExportOptions struct {
 // import's columns (importfile.Columns) that an export fills
 // (readExportPage appends each row's values in this order).
 var ExportColumns = map[string][]string{
-	"users": {"login_name", "display_name", "org_code", "email", "phone", "id_type", "id_number", "status", "min_auth_level", "password_only"},
+	"users": {"login_name", "display_name", "org_code", "email", "phone", "id_type", "id_number", "status", "min_auth_level", "password_only", "user_type"},
 	"orgs":  {"code", "name", "parent_code", "status"},
 	"links": {"login_name", "app_type", "app_code", "app_account", "status"},
 }
 
 // idTypeNames are the id_type column's canonical values.
 var idTypeNames = map[IDType]string{IDTypeNone: "", IDTypeResidentID: "resident_id", IDTypePassport: "passport",
-	IDTypeMilitary: "military", IDTypeOther: "other"}
+	IDTypeMilitary: "military", IDTypeOther: "other", IDTypeUSCC: "uscc", IDTypeOrgCode: "org_code"}
+
+// userTypeNames are the user_type column's canonical values.
+var userTypeNames = map[UserType]string{UserTypePerson: "person", UserTypeUnit: "unit"}
 
 // levelNames are the min_auth_level column's canonical values (0: the
 // policy's, an empty cell).
@@ -305,7 +308,7 @@ func (s *Service) readExportPage(ctx context.Context, opts ExportOptions, after 
 				}
 			}
 			p.vals = append(p.vals, u.LoginName, u.DisplayName, e.OrgCode, u.Email, phone, idTypeNames[u.IDType],
-				idNumber, statusNames[u.Status], levelNames[u.MinAuthLevel], yesNoNames[u.PasswordOnly])
+				idNumber, statusNames[u.Status], levelNames[u.MinAuthLevel], yesNoNames[u.PasswordOnly], userTypeNames[u.UserType.Norm()])
 		}
 	}
 	return nil

@@ -86,12 +86,13 @@ func seedForExport(t *testing.T, iw *importWorld) {
 	if rep := iw.run(t, orgs, importfile.CSV, importfile.Orgs, "", false); rep.Written != 4 {
 		t.Fatalf("orgs %+v", rep)
 	}
-	users := writeFile(t, "users.csv", "login_name,display_name,org_code,email,phone,id_type,id_number,password_hash,app_type,app_code,app_account,status,min_auth_level,password_only\n"+
-		"zhangsan,张三,sh-pd,zs@example.org,13812345678,身份证,11010519491231002X,"+sshaOcean+",OA,oa,z001,,证书,\n"+
-		"lisi,李四,sh,,,passport,E12345678,,,,,,two-factor,\n"+
-		"wangwu,王五,nb,ww@example.org,+86-139-0000-1111,,,,OA,oa,w001,停用,,是\n"+
-		"zhaoliu,赵六,sh-old,,,,,,,,,,,\n")
-	if rep := iw.run(t, users, importfile.CSV, importfile.Users, "", false); rep.Written != 4 {
+	users := writeFile(t, "users.csv", "login_name,display_name,org_code,email,phone,id_type,id_number,password_hash,app_type,app_code,app_account,status,min_auth_level,password_only,user_type\n"+
+		"zhangsan,张三,sh-pd,zs@example.org,13812345678,身份证,11010519491231002X,"+sshaOcean+",OA,oa,z001,,证书,,\n"+
+		"lisi,李四,sh,,,passport,E12345678,,,,,,two-factor,,\n"+
+		"wangwu,王五,nb,ww@example.org,+86-139-0000-1111,,,,OA,oa,w001,停用,,是,\n"+
+		"zhaoliu,赵六,sh-old,,,,,,,,,,,,\n"+
+		"shipco,某某航运有限公司,sh,,,统一社会信用代码,91310115MA01A2B322,,,,,,,,单位\n")
+	if rep := iw.run(t, users, importfile.CSV, importfile.Users, "", false); rep.Written != 5 {
 		t.Fatalf("users %+v", rep)
 	}
 	// a hash the importer brought is a password another set
@@ -136,7 +137,9 @@ func TestExportRoundTrip(t *testing.T) {
 					t.Fatalf("%s: export after the round trip differs:\n%s\nwant\n%s", k, strings.Join(rb, "\n"), strings.Join(ra, "\n"))
 				}
 				data, _ := os.ReadFile(pa)
-				if all := strings.Join(ra, "\n"); k == importfile.Users && (len(ra) != 6 || !strings.Contains(all, "id_number=11010519491231002X|status=active|min_auth_level=certificate") ||
+				if all := strings.Join(ra, "\n"); k == importfile.Users && (len(ra) != 7 || !strings.Contains(all, "id_number=11010519491231002X|status=active|min_auth_level=certificate") ||
+					!strings.Contains(all, "login_name=shipco|display_name=某某航运有限公司|org_code=sh|email=|phone=|id_type=uscc|id_number=91310115MA01A2B322|status=active|min_auth_level=|password_only=|user_type=unit") ||
+					!strings.Contains(all, "password_only=yes|user_type=person") ||
 					!strings.Contains(all, "status=active|min_auth_level=two-factor|password_only=") ||
 					!strings.Contains(all, "status=disabled|min_auth_level=|password_only=yes")) {
 					t.Fatalf("users export:\n%s", strings.Join(ra, "\n"))
@@ -163,7 +166,7 @@ func TestExportMasksPersonalData(t *testing.T) {
 	seedForExport(t, iw)
 	p, _ := iw.export(t, iw.adminCtx(t), importfile.Users, importfile.CSV, false)
 	data, _ := os.ReadFile(p)
-	for _, clear := range []string{"11010519491231002X", "13812345678", "E12345678"} {
+	for _, clear := range []string{"11010519491231002X", "13812345678", "E12345678", "91310115MA01A2B322"} {
 		if bytes.Contains(data, []byte(clear)) {
 			t.Fatalf("masked export carries %s:\n%s", clear, data)
 		}

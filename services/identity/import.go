@@ -486,6 +486,15 @@ var idTypes = map[string]IDType{
 	"passport": IDTypePassport, "护照": IDTypePassport, "2": IDTypePassport,
 	"military": IDTypeMilitary, "军官证": IDTypeMilitary, "3": IDTypeMilitary,
 	"other": IDTypeOther, "其他": IDTypeOther, "9": IDTypeOther,
+	"uscc": IDTypeUSCC, "统一社会信用代码": IDTypeUSCC, "4": IDTypeUSCC,
+	"org_code": IDTypeOrgCode, "组织机构代码": IDTypeOrgCode, "5": IDTypeOrgCode,
+}
+
+// userTypes maps the user_type column's values ("" a person: files from
+// before unit accounts have no such column).
+var userTypes = map[string]UserType{
+	"": UserTypePerson, "person": UserTypePerson, "个人": UserTypePerson, "1": UserTypePerson,
+	"unit": UserTypeUnit, "单位": UserTypeUnit, "2": UserTypeUnit,
 }
 
 func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowError) {
@@ -550,7 +559,11 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 	}
 	t, ok := idTypes[strings.ToLower(f["id_type"])]
 	if !ok {
-		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type must be resident_id, passport, military or other")
+		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type must be resident_id, passport, military, other, uscc or org_code")
+	}
+	ut, ok := userTypes[strings.ToLower(f["user_type"])]
+	if !ok {
+		return nil, rowErr(r.Row, "user_type", ReasonImportBadField, "user_type must be person (个人) or unit (单位)")
 	}
 	idNumber := normalIDNumber(t, f["id_number"])
 	if idNumber == "" {
@@ -564,6 +577,13 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, "id_type is required with id_number")
 	case t == IDTypeResidentID && idNumber != "" && !validResidentID(idNumber):
 		return nil, rowErr(r.Row, "id_number", ReasonImportBadIDNumber, "not a valid 18-character resident ID number")
+	case t == IDTypeUSCC && !validUSCC(idNumber):
+		return nil, rowErr(r.Row, "id_number", ReasonImportBadIDNumber, "not a valid 18-character unified social credit code")
+	case t == IDTypeOrgCode && !validOrgCode(idNumber):
+		return nil, rowErr(r.Row, "id_number", ReasonImportBadIDNumber, "not a valid 9-character organisation code")
+	}
+	if err := checkUserIDType(ut, t); err != nil {
+		return nil, rowErr(r.Row, "id_type", ReasonImportBadField, messageOf(err))
 	}
 	if err := checkPhone(f["phone"]); err != nil {
 		return nil, rowErr(r.Row, "phone", ReasonImportBadField, messageOf(err))
@@ -600,7 +620,7 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 	if err := checkPersonLevel(level, passwordOnly); err != nil {
 		return nil, rowErr(r.Row, "min_auth_level", ReasonImportBadField, messageOf(err))
 	}
-	u := &User{ID: ids.New(), LoginName: login, DisplayName: f["display_name"], IDType: t, Email: f["email"],
+	u := &User{ID: ids.New(), LoginName: login, DisplayName: f["display_name"], UserType: StoredUserType(ut), IDType: t, Email: f["email"],
 		OrgID: o.ID, Status: status, PasswordHash: hash, MinAuthLevel: level, PasswordOnly: passwordOnly, CreatedAt: now, UpdatedAt: now}
 	if hash != "" {
 		// a hash the importer brought: a password the person may not be
@@ -610,7 +630,7 @@ func (im *importer) item(ctx context.Context, r *ImportRow) (*ImportItem, *RowEr
 	if err := im.s.sealPersonal(u, idNumber, f["phone"]); err != nil {
 		return nil, &RowError{Row: r.Row, Message: err.Error()}
 	}
-	u.FeatureCode = im.s.featureCode(t, idNumber, u.DisplayName, login)
+	u.FeatureCode = im.s.accountFeatureCode(ut, t, idNumber, u.DisplayName, login)
 	if e := im.once(r.Row, "id_number", "feature\x00"+u.FeatureCode); e != nil {
 		e.Reason = ReasonImportFeature
 		return nil, e

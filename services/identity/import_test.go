@@ -720,3 +720,56 @@ func TestImportLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestImportUserTypes: the user_type column makes a row a unit's (English
+// or Chinese values; a unit's code checked like a resident ID, with or
+// without the org code's hyphen); a row without it, and a file without
+// the column, are persons'; a wrong value, a unit's code on a person's row
+// and a person's document on a unit's row are the row's errors, naming
+// the column; a unit's code given twice in its two forms is one unit's.
+func TestImportUserTypes(t *testing.T) {
+	iw := newImportWorld(t)
+	root := iw.root.Code
+	p := writeFile(t, "units.csv", "login_name,display_name,org_code,id_type,id_number,user_type\n"+
+		"acme,某某航运有限公司,"+root+",uscc,91310115MA01A2B322,unit\n"+ // 2
+		"oc,另一单位,"+root+",组织机构代码,12345678-8,单位\n"+ // 3
+		"nocode,无代码,"+root+",,,unit\n"+ // 4
+		"pp,Person,"+root+",passport,E1234567,\n"+ // 5
+		"bad-type,B,"+root+",,,company\n"+ // 6
+		"bad-uscc,B,"+root+",uscc,91350100M000100Y44,unit\n"+ // 7
+		"p-uscc,B,"+root+",uscc,91350100M000100Y43,person\n"+ // 8
+		"u-pass,B,"+root+",passport,E7654321,unit\n"+ // 9
+		"acme-2,某某航运,"+root+",org_code,MA01A2B3-2,unit\n") // 10: acme's org code
+	rep := iw.run(t, p, importfile.CSV, importfile.Users, "", false)
+	if rep.Written != 4 || rep.Failed != 5 {
+		t.Fatalf("report %+v", rep)
+	}
+	want := map[int][2]string{6: {identity.ReasonImportBadField, "user_type"}, 7: {identity.ReasonImportBadIDNumber, "id_number"},
+		8: {identity.ReasonImportBadField, "id_type"}, 9: {identity.ReasonImportBadField, "id_type"},
+		10: {identity.ReasonImportDuplicate, "id_number"}}
+	for _, e := range rep.Errors {
+		w, ok := want[e.Row]
+		if !ok || e.Reason != w[0] || e.Field != w[1] || e.Message == "" {
+			t.Fatalf("row %d: %+v", e.Row, e)
+		}
+	}
+	for login, wt := range map[string]identity.UserType{"acme": identity.UserTypeUnit, "oc": identity.UserTypeUnit,
+		"nocode": identity.UserTypeUnit, "pp": 0} {
+		u, err := iw.st.GetUserByLogin(context.Background(), login)
+		if err != nil || u.UserType != wt || u.FeatureCode == "" {
+			t.Fatalf("%s: %+v %v", login, u, err)
+		}
+	}
+	if u, _ := iw.st.GetUserByLogin(context.Background(), "oc"); u.IDType != identity.IDTypeOrgCode || u.IDNumberMask == "" {
+		t.Fatalf("org code: %+v", u)
+	}
+	// A file of before unit accounts: no such column, persons.
+	old := writeFile(t, "old.csv", "login_name,display_name,org_code,id_type,id_number\n"+
+		"old1,Old,"+root+",passport,G1234567\n")
+	if rep := iw.run(t, old, importfile.CSV, importfile.Users, "", false); rep.Written != 1 || rep.Failed != 0 {
+		t.Fatalf("old file: %+v", rep)
+	}
+	if u, err := iw.st.GetUserByLogin(context.Background(), "old1"); err != nil || u.UserType.Norm() != identity.UserTypePerson {
+		t.Fatalf("old1: %+v %v", u, err)
+	}
+}

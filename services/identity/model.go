@@ -34,7 +34,21 @@ const (
 	IDTypeResidentID IDType = 1
 	IDTypePassport   IDType = 2
 	IDTypeMilitary   IDType = 3
-	IDTypeOther      IDType = 9
+	// The unit ID types (unit.go): a unit account's only ones.
+	IDTypeUSCC    IDType = 4 // 统一社会信用代码, GB 32100-2015
+	IDTypeOrgCode IDType = 5 // 组织机构代码, GB 11714-1997
+	IDTypeOther   IDType = 9
+)
+
+// UserType says whom an account is for (match the proto enum): a person
+// or a unit (单位). The zero value, what rows and replicas from before
+// unit accounts hold, is a person's (UserType.Norm).
+type UserType int
+
+// UserType values.
+const (
+	UserTypePerson UserType = 1
+	UserTypeUnit   UserType = 2
 )
 
 // Org is a node of the organisation tree. Path is the materialised list of
@@ -53,9 +67,11 @@ type Org struct {
 // User is a person's central account. Personal data is held encrypted
 // (IDNumberEnc, PhoneEnc) with a masked copy for display.
 type User struct {
-	ID           string
-	LoginName    string
-	DisplayName  string
+	ID          string
+	LoginName   string
+	DisplayName string
+	// UserType: a person's or a unit's account (0 is a person's).
+	UserType     UserType
 	IDType       IDType
 	IDNumberEnc  string
 	IDNumberMask string
@@ -296,6 +312,8 @@ type UserFilter struct {
 	// HasPassword limits the listing to the users with a password hash
 	// (the sweep of directory people's hashes: ClearDirectoryHashes).
 	HasPassword bool
+	// UserType lists only persons or only units (0: both).
+	UserType UserType
 }
 
 // GroupFilter narrows ListGroups.

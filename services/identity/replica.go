@@ -229,6 +229,10 @@ type userRecord struct {
 	// absent: the policy's default (also from a centre of an older
 	// version).
 	MinAuthLevel int `json:"min_auth_level,omitzero"`
+	// UserType: a unit's account (UserTypeUnit) on every change; absent:
+	// a person's (also from a centre of an older version, which ignores
+	// the field: it keeps a unit as a person, feature code as sent).
+	UserType UserType `json:"user_type,omitzero"`
 }
 
 // sealedRecord is a person's sealed personal data. It travels sealed with
@@ -347,6 +351,7 @@ func orgReplica(o *Org) orgRecord {
 // (only on the events that set it).
 func userReplica(u *User, withPassword bool) userRecord {
 	r := userRecord{LoginName: u.LoginName, DisplayName: u.DisplayName, IDType: u.IDType, IDNumberMask: u.IDNumberMask,
+		UserType:  StoredUserType(u.UserType),
 		PhoneMask: u.PhoneMask, Email: u.Email, OrgID: u.OrgID, Status: u.Status, FeatureCode: u.FeatureCode,
 		MustChange: u.MustChange, NeverExpires: u.NeverExpires, CannotChange: u.CannotChange, PasswordOnly: u.PasswordOnly,
 		MinAuthLevel: u.MinAuthLevel, LockedUntil: u.LockedUntil.UTC(), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
@@ -998,7 +1003,8 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		w.User = &User{ID: ev.ID, LoginName: r.LoginName, DisplayName: r.DisplayName, IDType: r.IDType,
 			IDNumberMask: r.IDNumberMask, PhoneMask: r.PhoneMask, Email: r.Email, OrgID: r.OrgID, Status: r.Status,
 			FeatureCode: r.FeatureCode, MustChange: r.MustChange, NeverExpires: r.NeverExpires, CannotChange: r.CannotChange,
-			PasswordOnly: r.PasswordOnly, MinAuthLevel: r.MinAuthLevel, LockedUntil: r.LockedUntil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+			PasswordOnly: r.PasswordOnly, MinAuthLevel: r.MinAuthLevel, LockedUntil: r.LockedUntil, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+			UserType: StoredUserType(r.UserType)}
 		if r.Password != nil {
 			w.WithPassword, w.User.PasswordHash, w.User.PasswordChangedAt = true, r.Password.Hash, r.Password.ChangedAt
 			w.User.PasswordByOther = r.Password.ByOther
@@ -1320,6 +1326,10 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 			if u.MinAuthLevel > 0 {
 				// Only when set: the row of a centre of an older version.
 				row = append(row, "L"+strconv.Itoa(u.MinAuthLevel))
+			}
+			if u.UserType.Norm() == UserTypeUnit {
+				// Only for a unit: a person's row as before.
+				row = append(row, "T"+strconv.Itoa(int(UserTypeUnit)))
 			}
 			add("users", row...)
 		}

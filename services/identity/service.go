@@ -405,11 +405,16 @@ func (s *Service) audit(ctx context.Context, api, subject, org, result, reason s
 }
 
 func userView(u *User) map[string]any {
-	return map[string]any{
+	v := map[string]any{
 		"login_name": u.LoginName, "display_name": u.DisplayName, "org_id": u.OrgID,
 		"status": u.Status, "id_type": u.IDType, "id_number": u.IDNumberMask, "phone": u.PhoneMask,
 		"email": u.Email, "feature_code": u.FeatureCode, "is_admin": u.IsAdmin, "password_only": u.PasswordOnly,
 	}
+	if u.UserType.Norm() == UserTypeUnit {
+		// A unit's account (2) says so; a person's view is as before.
+		v["user_type"] = UserTypeUnit
+	}
+	return v
 }
 
 func appView(a *App) map[string]any {

@@ -157,7 +157,8 @@ func (s *Service) centresKey(t IDType, idNumber string) string {
 	// The number as the local check has it (normalIDNumber: only resident
 	// IDs are upper-cased; two passport numbers differing in case are two
 	// people here, and so across centres; review sec29b I1).
-	fmt.Fprintf(m, "%s%d\x00%s", centresKeyPrefix, t, normalIDNumber(t, idNumber))
+	t, idNumber = keyedID(t, normalIDNumber(t, idNumber))
+	fmt.Fprintf(m, "%s%d\x00%s", centresKeyPrefix, t, idNumber)
 	return hex.EncodeToString(m.Sum(nil))[:32]
 }
 

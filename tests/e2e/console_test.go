@@ -128,6 +128,18 @@ func TestBrowserConsole(t *testing.T) {
 		strings.Contains(id, seedIDNumber(77)) || id == "" {
 		t.Fatalf("created person: %q %q %q", l, p, id)
 	}
+	// A unit's account: its type on the form, its code masked, its type on
+	// its page.
+	run("new unit", chromedp.Navigate(base+"people/new"), chromedp.WaitVisible(chromedp.CSS("#login_name")),
+		chromedp.SendKeys(chromedp.CSS("#login_name"), "acme.shipping"), chromedp.SendKeys(chromedp.CSS("#display_name"), "某某航运有限公司"),
+		chromedp.SendKeys(chromedp.CSS("#org_id"), x.east1), chromedp.SetValue(chromedp.CSS("#user_type"), "unit"),
+		chromedp.SetValue(chromedp.CSS("#id_type"), "uscc"), chromedp.SendKeys(chromedp.CSS("#id_number"), "91310115MA01A2B322"),
+		chromedp.Click(chromedp.CSS("#create")))
+	waitFor("unit created", `document.querySelector("#done") != null && document.querySelector("#p-usertype") != null`)
+	if l, ty, id := textOf("#p-login"), textOf("#p-usertype"), textOf("#p-idnumber"); l != "acme.shipping" ||
+		!strings.Contains(ty, "unit") && !strings.Contains(ty, "单位") || id != "913*************22" {
+		t.Fatalf("created unit: %q %q %q", l, ty, id)
+	}
 	// A refused creation keeps the form and says why (the login is taken).
 	run("duplicate person", chromedp.Navigate(base+"people/new"), chromedp.WaitVisible(chromedp.CSS("#login_name")),
 		chromedp.SendKeys(chromedp.CSS("#login_name"), "li.na"), chromedp.SendKeys(chromedp.CSS("#display_name"), "Li Na 2"),

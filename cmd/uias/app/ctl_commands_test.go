@@ -1010,7 +1010,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{args: []string{"user", "set-password", "X"}, msg: "new password expected on the first line of standard input, but it is empty", usage: "Usage: uias ctl user set-password ID"},
 		{args: []string{"user", "set-password"}, stdin: "Battery-Staple-77\n", msg: "missing ID", usage: "Usage: uias ctl user set-password ID"},
 		{args: []string{"user", "create", "--login", "x", "--name", "X", "--org", root.GetId(), "--id-type", "dna"},
-			msg: `--id-type must be resident_id, passport, military, other or none, not "dna"`, usage: "Usage: uias ctl user create"},
+			msg: `--id-type must be resident_id, passport, military, other, uscc, org_code or none, not "dna"`, usage: "Usage: uias ctl user create"},
 		{args: []string{"app", "create", "--type", "OA", "--code", "c", "--name", "N", "--allow", "nonsense"},
 			msg: `--allow "nonsense" is not a CIDR (like 10.0.0.0/8) or an IP address`, usage: "Usage: uias ctl app create"},
 		{args: []string{"app", "create", "--type", "OA", "--code", "c", "--name", "N", "--rate", "-1"},
@@ -1089,5 +1089,49 @@ func TestCtlSyncDeliverRoles(t *testing.T) {
 	if r := c.exec("", "sync", "subscription-update", plain.GetId(), "--deliver-roles=maybe"); r.code == 0 ||
 		!strings.Contains(r.stderr, "deliver-roles") {
 		t.Fatalf("--deliver-roles=maybe: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// TestCtlUnitCommands: uias ctl user create --type unit with a unified
+// social credit code; list --type unit and the TYPE column; user get
+// shows the type; an update of --type alone that does not fit the ID type
+// is refused with the reason, one with a fitting ID type is taken and the
+// feature code follows.
+func TestCtlUnitCommands(t *testing.T) {
+	_, c, root := ctlSetup(t)
+	var unit identityv1.User
+	c.jsonOut(&unit, "", "user", "create", "--login", "acme", "--name", "某某航运有限公司", "--org", root.GetId(),
+		"--type", "unit", "--id-type", "uscc", "--id-number", "91310115MA01A2B322")
+	if unit.GetUserType() != identityv1.UserType_USER_TYPE_UNIT || unit.GetIdNumberMasked() != "913*************22" || unit.GetFeatureCode() == "" {
+		t.Fatalf("unit created: %v", &unit)
+	}
+	var list identityv1.ListUsersResponse
+	c.jsonOut(&list, "", "user", "list", "--type", "unit")
+	if ls := userLogins(list.GetUsers()); !slices.Equal(ls, []string{"acme"}) {
+		t.Fatalf("user list --type unit: %v", ls)
+	}
+	c.jsonOut(&list, "", "user", "list", "--type", "person")
+	if ls := userLogins(list.GetUsers()); slices.Contains(ls, "acme") || len(ls) == 0 {
+		t.Fatalf("user list --type person: %v", ls)
+	}
+	if out := c.run("", "user", "list", "--type", "unit"); !strings.Contains(out, "TYPE") || !strings.Contains(out, "unit") {
+		t.Fatalf("user list table: %q", out)
+	}
+	if out := c.run("", "user", "get", unit.GetId()); !strings.Contains(out, "uscc") || !strings.Contains(out, "unit") {
+		t.Fatalf("user get: %q", out)
+	}
+	stderr := c.fail(1, "", "user", "update", unit.GetId(), "--type", "person")
+	if !strings.Contains(stderr, "set user_type to unit") || !strings.Contains(stderr, "(InvalidArgument, ID_TYPE_MISMATCH)") {
+		t.Errorf("type alone: %q", stderr)
+	}
+	stderr = c.fail(1, "", "user", "create", "--login", "bad-code", "--name", "B", "--org", root.GetId(),
+		"--type", "unit", "--id-type", "org_code", "--id-number", "12345678-9")
+	if !strings.Contains(stderr, "not a valid 9-character organisation code") {
+		t.Errorf("bad org code: %q", stderr)
+	}
+	var person identityv1.User
+	c.jsonOut(&person, "", "user", "update", unit.GetId(), "--type", "person", "--id-type", "passport", "--id-number", "E7654321")
+	if person.GetUserType() != identityv1.UserType_USER_TYPE_PERSON || person.GetFeatureCode() == unit.GetFeatureCode() {
+		t.Fatalf("updated to a person: %v", &person)
 	}
 }

@@ -54,8 +54,8 @@ var Columns = map[Kind][]Column{
 		{"org_code", "机构编码", true, "code of the person's org"},
 		{"email", "邮箱", false, ""},
 		{"phone", "手机号", false, "stored encrypted"},
-		{"id_type", "证件类型", false, "resident_id (身份证), passport (护照), military (军官证), other (其他)"},
-		{"id_number", "证件号码", false, "stored encrypted; a resident ID is checked (18 characters, check digit)"},
+		{"id_type", "证件类型", false, "resident_id (身份证), passport (护照), military (军官证), other (其他); a unit's: uscc (统一社会信用代码), org_code (组织机构代码)"},
+		{"id_number", "证件号码", false, "stored encrypted; a resident ID, unified social credit code or organisation code is checked (check character)"},
 		{"password_hash", "密码哈希", false, "the old system's hash in a documented tagged format"},
 		{"app_type", "应用类型", false, "with app_code and app_account: link the person to that application"},
 		{"app_code", "应用编码", false, ""},
@@ -64,6 +64,7 @@ var Columns = map[Kind][]Column{
 		{"status", "状态", false, "active (正常, the default) or disabled (停用)"},
 		{"min_auth_level", "认证等级", false, "the person's minimum sign-in level: default (默认: the policy's, the default), any (任意), two-factor (双因素), certificate (证书)"},
 		{"password_only", "仅密码认证", false, "yes (是): the person signs in with the password alone (no certificate, fingerprint or Windows sign-in); no (否, the default)"},
+		{"user_type", "用户类型", false, "person (个人, the default; also a file without the column) or unit (单位: display_name is the unit's name, id_type uscc or org_code or empty)"},
 	},
 	Orgs: {
 		{"code", "机构编码", true, "unique org code"},

@@ -18,7 +18,7 @@ func personPB(p *identity.DirectoryPerson) *identityv1.Person {
 	u := p.User
 	out := &identityv1.Person{UserId: u.ID, LoginName: u.LoginName, DisplayName: u.DisplayName, AppUserId: p.Link.AppAccountID,
 		OrgId: u.OrgID, Email: u.Email, PhoneMasked: u.PhoneMask, Status: identityv1.UserStatus(u.Status),
-		AccountStatus: identityv1.Status(p.Link.Status), UpdateTime: ts(u.UpdatedAt)}
+		AccountStatus: identityv1.Status(p.Link.Status), UpdateTime: ts(u.UpdatedAt), UserType: identityv1.UserType(u.UserType.Norm())}
 	if p.Org != nil {
 		out.OrgCode, out.OrgName = p.Org.Code, p.Org.Name
 	}

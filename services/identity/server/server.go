@@ -413,7 +413,7 @@ func (s *Server) CreateUser(ctx context.Context, r *identityv1.CreateUserRequest
 		IDNumber: r.GetIdNumber(), Phone: r.GetPhone(), Email: r.GetEmail(), OrgID: r.GetOrgId(),
 		Password: r.GetPassword(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
 		CannotChange: r.GetUserCannotChangePassword(), IsAdmin: r.GetIsAdmin(), PasswordOnly: r.GetPasswordOnly(),
-		MinAuthLevel: int(r.GetMinAuthLevel()),
+		MinAuthLevel: int(r.GetMinAuthLevel()), UserType: identity.UserType(r.GetUserType()),
 	}))
 }
 
@@ -441,7 +441,8 @@ func (s *Server) ResetUserTotp(ctx context.Context, r *identityv1.ResetUserTotpR
 // ListUsers implements AdminService.
 func (s *Server) ListUsers(ctx context.Context, r *identityv1.ListUsersRequest) (*identityv1.ListUsersResponse, error) {
 	list, next, err := s.svc.ListUsers(ctx, identity.UserFilter{OrgID: r.GetOrgId(), Query: r.GetQuery(),
-		Status: identity.Status(r.GetStatus()), Subtree: r.GetIncludeDescendants(), PasswordExpired: r.GetPasswordExpired()},
+		Status: identity.Status(r.GetStatus()), Subtree: r.GetIncludeDescendants(), PasswordExpired: r.GetPasswordExpired(),
+		UserType: identity.UserType(r.GetUserType())},
 		r.GetPageSize(), r.GetPageToken())
 	if err != nil {
 		return nil, err
@@ -460,6 +461,7 @@ func (s *Server) UpdateUser(ctx context.Context, r *identityv1.UpdateUserRequest
 		OrgID: r.GetOrgId(), MustChange: r.GetMustChangePassword(), NeverExpires: r.GetPasswordNeverExpires(),
 		CannotChange: r.GetUserCannotChangePassword(), PasswordOnly: r.GetPasswordOnly(),
 		IDType: identity.IDType(r.GetIdType()), IDNumber: r.GetIdNumber(), MinAuthLevel: int(r.GetMinAuthLevel()),
+		UserType: identity.UserType(r.GetUserType()),
 	}))
 }
 
@@ -719,7 +721,8 @@ func (s *Server) userPB(u *identity.User) *identityv1.User {
 		Email: u.Email, OrgId: u.OrgID, Status: identityv1.UserStatus(u.Status), FeatureCode: u.FeatureCode,
 		Locked: u.Locked(now), MustChangePassword: u.MustChange, PasswordNeverExpires: u.NeverExpires,
 		UserCannotChangePassword: u.CannotChange, PasswordChangedAt: ts(u.PasswordChangedAt), IsAdmin: u.IsAdmin,
-		CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt), PasswordOnly: u.PasswordOnly, MinAuthLevel: int32(u.MinAuthLevel)}
+		CreateTime: ts(u.CreatedAt), UpdateTime: ts(u.UpdatedAt), PasswordOnly: u.PasswordOnly, MinAuthLevel: int32(u.MinAuthLevel),
+		UserType: identityv1.UserType(u.UserType.Norm())}
 	if out.Locked {
 		out.LockedUntil = ts(u.LockedUntil)
 	}

@@ -25,7 +25,7 @@ func (w withExtra) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.ext
 // caller may see them in clear), not the whole row.
 const exportUserCols = "users.id, users.login_name, users.display_name, users.id_type, users.id_number_enc, " +
 	"users.id_number_mask, users.phone_enc, users.phone_mask, users.email, users.status, users.min_auth_level, users.password_only, " +
-	"COALESCE(orgs.code, '')"
+	"COALESCE(orgs.code, ''), users.user_type"
 
 // ExportUsers returns up to n users with ids after after, in id order, with
 // their org's code. Only the exported fields of each user are read: id,
@@ -46,15 +46,15 @@ func (s *Store) ExportUsers(ctx context.Context, after string, n int) ([]identit
 			users = append(users, identity.User{})
 		}
 		u := &users[i]
-		var idType, status, level int64
+		var idType, status, level, userType int64
 		var passwordOnly bool
 		e := identity.ExportedUser{User: u}
 		if err := rows.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask, &u.PhoneEnc,
-			&u.PhoneMask, &u.Email, &status, &level, &passwordOnly, &e.OrgCode); err != nil {
+			&u.PhoneMask, &u.Email, &status, &level, &passwordOnly, &e.OrgCode, &userType); err != nil {
 			return nil, classify(err, "export users", "")
 		}
 		u.IDType, u.Status = identity.IDType(idType), identity.Status(status)
-		u.MinAuthLevel, u.PasswordOnly = int(level), passwordOnly
+		u.MinAuthLevel, u.PasswordOnly, u.UserType = int(level), passwordOnly, identity.UserType(userType)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -387,9 +387,9 @@ func (s *Store) replicaUser(ctx context.Context, r *replicaTx, w *identity.Repli
 		lockSet, lockArgs = "locked_until = ?", []any{lock}
 	}
 	q := "UPDATE users SET " + strings.Join(append(set, ""), ", ") + `id_type = ?, id_number_mask = ?, phone_mask = ?, email = ?,
-		must_change = ?, never_expires = ?, cannot_change = ?, password_only = ?, min_auth_level = ?, ` + lockSet + `, updated_at = ?`
+		must_change = ?, never_expires = ?, cannot_change = ?, password_only = ?, min_auth_level = ?, user_type = ?, ` + lockSet + `, updated_at = ?`
 	args = append(args, int(u.IDType), u.IDNumberMask, u.PhoneMask, u.Email, u.MustChange, u.NeverExpires,
-		u.CannotChange, u.PasswordOnly, u.MinAuthLevel)
+		u.CannotChange, u.PasswordOnly, u.MinAuthLevel, int(identity.StoredUserType(u.UserType)))
 	args = append(append(args, lockArgs...), store.UnixMS(u.UpdatedAt))
 	if w.WithPassword {
 		q += ", password_hash = ?, password_changed_at = ?, password_by_other = ?"

@@ -114,6 +114,7 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	u2 := *u
 	u2.DisplayName, u2.PasswordHash = "Renamed", ""
 	u2.MinAuthLevel = identity.AuthLevelCertificate // the person's level comes with any change
+	u2.UserType = identity.UserTypeUnit             // and so does the user type
 	a2 := *a
 	a2.MinAuthLevel = identity.AuthLevelTwoFactor
 	a2.Name, a2.SecretHash = "Renamed app", ""
@@ -134,7 +135,8 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	}
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
-	if got.DisplayName != "Renamed" || got.PasswordHash != "argon-hash" || got.MinAuthLevel != identity.AuthLevelCertificate {
+	if got.DisplayName != "Renamed" || got.PasswordHash != "argon-hash" || got.MinAuthLevel != identity.AuthLevelCertificate ||
+		got.UserType != identity.UserTypeUnit {
 		t.Fatalf("replica user after update %+v", got)
 	}
 	ga, err = f.s.GetApp(f.ctx, a.ID)

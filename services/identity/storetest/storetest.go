@@ -74,6 +74,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"FirstAdmins", testFirstAdmins},
 		{"LiteralStrings", testLiteralStrings},
 		{"UserSubtree", testUserSubtree},
+		{"UserTypes", testUserTypes},
 		{"OrgSubtree", testOrgSubtree},
 		{"Within", testWithin},
 		{"Search", testSearch},

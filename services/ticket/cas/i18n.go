@@ -43,6 +43,7 @@ type texts struct {
 	// My profile
 	ProfileHead, DisplayName, Organisation, IDTypeLabel, IDNumberLabel, PhoneLabel, EmailLabel, NewPhoneLabel   string
 	PasswordChangedLabel, PasswordExpiresLabel, Never, NotRecorded, IDResident, IDPassport, IDMilitary, IDOther string
+	IDUSCC, IDOrgCode                                                                                           string
 	ProfileAdminFields, ProfileAdminFieldsName, ProfileEditHead, PhoneHint, ProfilePasswordHint, SaveButton     string
 	ProfileNoPassword                                                                                           string
 	ProfileSaved, ProfileNothing, ProfileNeedPassword, ProfileWrongPassword, ProfileCSRF, ProfileBad            string
@@ -164,7 +165,7 @@ var languages = map[string]texts{
 		IDNumberLabel: "ID number", PhoneLabel: "Mobile phone", EmailLabel: "E-mail", NewPhoneLabel: "New mobile phone",
 		PasswordChangedLabel: "Password last changed", PasswordExpiresLabel: "Password expires", Never: "Never",
 		NotRecorded: "Not recorded", IDResident: "Resident identity card", IDPassport: "Passport", IDMilitary: "Military ID",
-		IDOther:                "Other document",
+		IDOther: "Other document", IDUSCC: "Unified social credit code", IDOrgCode: "Organisation code",
 		ProfileAdminFields:     "Your login name, organisation and ID number can only be changed by your administrator.",
 		ProfileAdminFieldsName: "Your login name, name, organisation and ID number can only be changed by your administrator.",
 		ProfileEditHead:        "Change your contact details",
@@ -359,7 +360,7 @@ var languages = map[string]texts{
 		IDNumberLabel: "证件号码", PhoneLabel: "手机号码", EmailLabel: "电子邮箱", NewPhoneLabel: "新手机号码",
 		PasswordChangedLabel: "密码上次修改时间", PasswordExpiresLabel: "密码到期时间", Never: "永不过期",
 		NotRecorded: "未登记", IDResident: "居民身份证", IDPassport: "护照", IDMilitary: "军官证",
-		IDOther:                "其他证件",
+		IDOther: "其他证件", IDUSCC: "统一社会信用代码", IDOrgCode: "组织机构代码",
 		ProfileAdminFields:     "登录名、所属单位和证件号码只能由管理员修改。",
 		ProfileAdminFieldsName: "登录名、姓名、所属单位和证件号码只能由管理员修改。",
 		ProfileEditHead:        "修改联系方式",

@@ -123,6 +123,10 @@ func (t texts) idType(it identityv1.IdType) string {
 		return t.IDMilitary
 	case identityv1.IdType_ID_TYPE_OTHER:
 		return t.IDOther
+	case identityv1.IdType_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE:
+		return t.IDUSCC
+	case identityv1.IdType_ID_TYPE_ORGANIZATION_CODE:
+		return t.IDOrgCode
 	}
 	return t.NotRecorded
 }

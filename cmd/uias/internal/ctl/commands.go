@@ -488,23 +488,46 @@ func parseIDType(s string) (identityv1.IdType, bool) {
 		return identityv1.IdType_ID_TYPE_MILITARY, true
 	case "other":
 		return identityv1.IdType_ID_TYPE_OTHER, true
+	case "uscc", "unified_social_credit_code":
+		return identityv1.IdType_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE, true
+	case "org_code", "organization_code":
+		return identityv1.IdType_ID_TYPE_ORGANIZATION_CODE, true
 	}
 	return identityv1.IdType_ID_TYPE_UNSPECIFIED, false
 }
 
+// idTypeUsage lists --id-type's values.
+const idTypeUsage = "resident_id, passport, military, other (a person's); uscc, org_code (a unit's)"
+
+// userTypes are the values of --type.
+var userTypes = map[string]identityv1.UserType{
+	"person": identityv1.UserType_USER_TYPE_PERSON, "unit": identityv1.UserType_USER_TYPE_UNIT,
+}
+
+func parseUserType(s string) (identityv1.UserType, error) {
+	t, ok := userTypes[strings.ToLower(s)]
+	if !ok {
+		return 0, usagef("--type must be person or unit, not %q", s)
+	}
+	return t, nil
+}
+
 func userCreateCmd() command {
 	return command{
-		usage: "--login L --name N --org ID [--id-type resident_id|passport|military|other] [--id-number X] " +
+		usage: "--login L --name N --org ID [--type person|unit] [--id-type resident_id|passport|military|other|uscc|org_code] [--id-number X] " +
 			"[--phone P] [--email E] [--password-stdin] [--must-change] [--never-expires] [--cannot-change] [--password-only] [--admin] " +
 			"[--min-auth-level any|two-factor|certificate]",
 		help: "With --password-stdin the initial password is read from the first line of standard input;\n" +
-			"without it the user cannot log in by password until one is set with set-password.",
+			"without it the user cannot log in by password until one is set with set-password.\n" +
+			"--type unit makes a unit's (单位) account: --name is the unit's name, --id-type uscc (unified\n" +
+			"social credit code) or org_code (organisation code) or none.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			login := fs.String("login", "", "login `name`")
 			name := fs.String("name", "", "display `name`")
 			org := fs.String("org", "", "organisation `ID`")
-			idt := fs.String("id-type", "", "ID document `type`: resident_id, passport, military or other")
+			idt := fs.String("id-type", "", "ID document `type`: "+idTypeUsage)
 			idNumber := fs.String("id-number", "", "ID document `number`")
+			typ := fs.String("type", "person", "whose account: `person` or unit")
 			phone := fs.String("phone", "", "mobile `number`")
 			email := fs.String("email", "", "e-mail `address`")
 			fromStdin := fs.Bool("password-stdin", false, "read the initial password from the first line of standard input")
@@ -528,6 +551,11 @@ func userCreateCmd() command {
 					PasswordNeverExpires: *neverExpires, UserCannotChangePassword: *cannotChange, IsAdmin: *admin,
 					PasswordOnly: *passwordOnly,
 				}
+				ut, err := parseUserType(*typ)
+				if err != nil {
+					return err
+				}
+				req.UserType = ut
 				if *minLevel != "" {
 					l, err := parseAuthLevel(*minLevel)
 					if err != nil {
@@ -538,7 +566,7 @@ func userCreateCmd() command {
 				if *idt != "" && *idt != "none" { // none: no document, the default
 					t, ok := parseIDType(*idt)
 					if !ok {
-						return usagef("--id-type must be resident_id, passport, military, other or none, not %q", *idt)
+						return usagef("--id-type must be resident_id, passport, military, other, uscc, org_code or none, not %q", *idt)
 					}
 					req.IdType = t
 				}
@@ -562,21 +590,29 @@ var userStatuses = map[string]identityv1.UserStatus{
 }
 
 func userListCmd() command {
-	return listVerb("[--org ID [--descendants]] [--query Q] [--status active|disabled] [--password-expired]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.User] {
+	return listVerb("[--org ID [--descendants]] [--query Q] [--status active|disabled] [--type person|unit] [--password-expired]", identityMaxPage, func(_ *app, fs *flag.FlagSet) pageFetch[*identityv1.User] {
 		org := fs.String("org", "", "only users of this organisation `ID`")
 		desc := fs.Bool("descendants", false, "with --org: also the users of every organisation below it")
 		query := fs.String("query", "", "match login name, display name or e-mail (substring from 3 characters, "+
 			"else display-name prefix)")
 		st := fs.String("status", "", "only users of this `status`: active or disabled")
 		expired := fs.Bool("password-expired", false, "only users whose password has expired (identity.policy.max_age_days)")
+		typ := fs.String("type", "", "only accounts of this `type`: person or unit")
 		return func(s *session, size int32, tok string) ([]*identityv1.User, string, error) {
 			status, ok := userStatuses[*st]
 			if !ok {
 				return nil, "", usagef("--status must be active or disabled")
 			}
+			var ut identityv1.UserType
+			if *typ != "" {
+				var err error
+				if ut, err = parseUserType(*typ); err != nil {
+					return nil, "", err
+				}
+			}
 			r, err := s.client.ListUsers(s.ctx, &identityv1.ListUsersRequest{
 				PageSize: size, PageToken: tok, OrgId: *org, Query: *query, IncludeDescendants: *desc,
-				Status: status, PasswordExpired: *expired,
+				Status: status, PasswordExpired: *expired, UserType: ut,
 			})
 			return r.GetUsers(), r.GetNextPageToken(), err
 		}
@@ -775,18 +811,23 @@ var userUpdateFlags = []struct{ flag, field string }{
 	{"must-change", "must_change_password"}, {"never-expires", "password_never_expires"},
 	{"cannot-change", "user_cannot_change_password"}, {"password-only", "password_only"},
 	{"id-type", "id_type"}, {"id-number", "id_number"}, {"min-auth-level", "min_auth_level"},
+	{"type", "user_type"},
 }
 
 func userUpdateCmd() command {
 	return command{
 		usage: "ID [--name N] [--phone P] [--email E] [--org ID] [--must-change=true|false] " +
 			"[--never-expires=true|false] [--cannot-change=true|false] [--password-only=true|false] " +
-			"[--id-type resident_id|passport|military|other|none] [--id-number X] [--min-auth-level any|two-factor|certificate|default]",
+			"[--type person|unit] [--id-type resident_id|passport|military|other|uscc|org_code|none] [--id-number X] " +
+			"[--min-auth-level any|two-factor|certificate|default]",
 		help: "Only the flags given are changed (an empty value clears --phone or --email; --id-type none\n" +
-			"--id-number '' removes the ID document). An ID number stays one person's: another account's is refused.",
+			"--id-number '' removes the ID document). An ID number stays one person's: another account's is refused.\n" +
+			"--type changes whose account it is; give the fitting --id-type and --id-number with it\n" +
+			"(a unit's: uscc or org_code or none). The feature code is derived anew.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			req := &identityv1.UpdateUserRequest{}
-			idt := fs.String("id-type", "", "ID document `type`: resident_id, passport, military, other or none")
+			idt := fs.String("id-type", "", "ID document `type`: "+idTypeUsage+", or none")
+			typ := fs.String("type", "", "whose account: `person` or unit")
 			fs.StringVar(&req.IdNumber, "id-number", "", "ID document `number`")
 			fs.StringVar(&req.DisplayName, "name", "", "display `name`")
 			fs.StringVar(&req.Phone, "phone", "", "mobile `number`")
@@ -811,7 +852,7 @@ func userUpdateCmd() command {
 				}
 				if len(req.UpdateMask) == 0 {
 					return usagef("nothing to update: give at least one of --name, --phone, --email, --org, " +
-						"--must-change, --never-expires, --cannot-change, --password-only, --id-type, --id-number, --min-auth-level")
+						"--must-change, --never-expires, --cannot-change, --password-only, --type, --id-type, --id-number, --min-auth-level")
 				}
 				if set["min-auth-level"] {
 					l, err := parseAuthLevel(*minLevel)
@@ -823,9 +864,16 @@ func userUpdateCmd() command {
 				if set["id-type"] && *idt != "none" {
 					t, ok := parseIDType(*idt)
 					if !ok {
-						return usagef("--id-type must be resident_id, passport, military, other or none, not %q", *idt)
+						return usagef("--id-type must be resident_id, passport, military, other, uscc, org_code or none, not %q", *idt)
 					}
 					req.IdType = t
+				}
+				if set["type"] {
+					ut, err := parseUserType(*typ)
+					if err != nil {
+						return err
+					}
+					req.UserType = ut
 				}
 				req.Id = args[0]
 				return sessionCall(a, func(s *session) (*identityv1.User, error) { return s.client.UpdateUser(s.ctx, req) }, userTable)

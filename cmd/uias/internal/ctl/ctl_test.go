@@ -148,7 +148,8 @@ func (f *fakeAdmin) CreateUser(ctx context.Context, r *identityv1.CreateUserRequ
 	f.mu.Lock()
 	f.lastUser = r
 	f.mu.Unlock()
-	return &identityv1.User{Id: "user-new", LoginName: r.GetLoginName(), DisplayName: r.GetDisplayName(), OrgId: r.GetOrgId(), IdType: r.GetIdType()}, nil
+	return &identityv1.User{Id: "user-new", LoginName: r.GetLoginName(), DisplayName: r.GetDisplayName(), OrgId: r.GetOrgId(), IdType: r.GetIdType(),
+		UserType: r.GetUserType()}, nil
 }
 
 func (f *fakeAdmin) LockUser(ctx context.Context, r *identityv1.LockUserRequest) (*identityv1.User, error) {
@@ -527,6 +528,9 @@ func TestUsageErrors(t *testing.T) {
 		{"org", "list", "--timeout", "0s"},
 		{"user", "create", "--login", "l", "--name", "n", "--org", "o", "--id-type", "licence"},
 		{"user", "update", "u1", "--id-type", "licence"},
+		{"user", "create", "--login", "l", "--name", "n", "--org", "o", "--type", "company"},
+		{"user", "update", "u1", "--type", "company"},
+		{"user", "list", "--type", "company"},
 		{"app", "create", "--type", "t", "--code", "c", "--name", "n", "--allow", "not-a-cidr"},
 		{"group", "add-member", "g1"},
 		{"user", "set-password", "u1"}, // no password on stdin
@@ -730,7 +734,23 @@ func TestUserCommands(t *testing.T) {
 		!r.GetMustChangePassword() || !r.GetIsAdmin() || r.GetPasswordNeverExpires() {
 		t.Errorf("create user request %v", r)
 	}
+	if r.GetUserType() != identityv1.UserType_USER_TYPE_PERSON {
+		t.Errorf("default user type %v", r.GetUserType())
+	}
 	h.stdin = ""
+	out := h.mustRun("user", "create", "--login", "acme", "--name", "某某航运有限公司", "--org", "o1", "--type", "unit",
+		"--id-type", "uscc", "--id-number", "91310115MA01A2B322")
+	r = h.srv.lastUser
+	if r.GetUserType() != identityv1.UserType_USER_TYPE_UNIT || r.GetIdType() != identityv1.IdType_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE {
+		t.Errorf("create unit request %v", r)
+	}
+	if !strings.Contains(out, "Type") || !strings.Contains(out, "unit") || !strings.Contains(out, "uscc") {
+		t.Errorf("unit shown as %q", out)
+	}
+	h.mustRun("user", "create", "--login", "oc", "--name", "OC", "--org", "o1", "--type", "UNIT", "--id-type", "org_code", "--id-number", "12345678-8")
+	if r = h.srv.lastUser; r.GetIdType() != identityv1.IdType_ID_TYPE_ORGANIZATION_CODE || r.GetIdNumber() != "12345678-8" {
+		t.Errorf("org code request %v", r)
+	}
 	h.mustRun("user", "lock", "u1")
 	if h.srv.lastLock.GetDurationSeconds() != 1800 {
 		t.Errorf("default lock duration %d", h.srv.lastLock.GetDurationSeconds())

@@ -119,7 +119,22 @@ func appStatus(s identityv1.AppStatus) string {
 }
 
 func idType(t identityv1.IdType) string {
+	switch t {
+	case identityv1.IdType_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE:
+		return "uscc"
+	case identityv1.IdType_ID_TYPE_ORGANIZATION_CODE:
+		return "org_code"
+	}
 	return enumName(t.String(), "ID_TYPE_")
+}
+
+// userType is "person" or "unit" (an unspecified type, from a server of
+// an older version, a person's).
+func userType(t identityv1.UserType) string {
+	if t == identityv1.UserType_USER_TYPE_UNIT {
+		return "unit"
+	}
+	return "person"
 }
 
 // enumName turns STATUS_ACTIVE into "active"; unspecified into "".
@@ -179,6 +194,7 @@ func userTable(tw *tabwriter.Writer, u *identityv1.User) {
 		"Org", u.GetOrgId(),
 		"Status", userStatus(u.GetStatus()),
 		"Locked", locked,
+		"Type", userType(u.GetUserType()),
 		"ID type", idType(u.GetIdType()),
 		"ID number", u.GetIdNumberMasked(),
 		"Phone", u.GetPhoneMasked(),
@@ -211,9 +227,9 @@ func userRows(tw *tabwriter.Writer, users []*identityv1.User) {
 	// No administrator column: administrators are authz grants (uias ctl
 	// authz grants --user ID), not the legacy is_admin flag, which holds
 	// only until identity has appointed the person.
-	row(tw, "ID", "LOGIN", "NAME", "ORG", "STATUS", "LOCKED")
+	row(tw, "ID", "LOGIN", "NAME", "TYPE", "ORG", "STATUS", "LOCKED")
 	for _, u := range users {
-		row(tw, u.GetId(), u.GetLoginName(), u.GetDisplayName(), u.GetOrgId(),
+		row(tw, u.GetId(), u.GetLoginName(), u.GetDisplayName(), userType(u.GetUserType()), u.GetOrgId(),
 			userStatus(u.GetStatus()), yesNo(u.GetLocked()))
 	}
 }

@@ -89,6 +89,9 @@ type Person struct {
 	// nowhere in this application).
 	AccountStatus Status                 `protobuf:"varint,11,opt,name=account_status,json=accountStatus,enum=uias.identity.v1.Status" json:"account_status,omitempty"`
 	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime" json:"update_time,omitempty"`
+	// user_type: USER_TYPE_PERSON, or USER_TYPE_UNIT for a unit's (单位)
+	// account (display_name is then the unit's name).
+	UserType      UserType `protobuf:"varint,13,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +208,13 @@ func (x *Person) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Person) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
 }
 
 type ListPeopleRequest struct {
@@ -500,7 +510,7 @@ const file_uias_identity_v1_directory_proto_rawDesc = "" +
 	"\n" +
 	" uias/identity/v1/directory.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"C\n" +
 	"\x10GetPersonRequest\x12/\n" +
-	"\vapp_user_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tappUserId\"\xbd\x03\n" +
+	"\vapp_user_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\tappUserId\"\xf6\x03\n" +
 	"\x06Person\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -516,7 +526,8 @@ const file_uias_identity_v1_directory_proto_rawDesc = "" +
 	" \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\x12?\n" +
 	"\x0eaccount_status\x18\v \x01(\x0e2\x18.uias.identity.v1.StatusR\raccountStatus\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"i\n" +
+	"updateTime\x127\n" +
+	"\tuser_type\x18\r \x01(\x0e2\x1a.uias.identity.v1.UserTypeR\buserType\"i\n" +
 	"\x11ListPeopleRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\bpageSize\x12+\n" +
@@ -569,25 +580,27 @@ var file_uias_identity_v1_directory_proto_goTypes = []any{
 	(UserStatus)(0),                   // 7: uias.identity.v1.UserStatus
 	(Status)(0),                       // 8: uias.identity.v1.Status
 	(*timestamppb.Timestamp)(nil),     // 9: google.protobuf.Timestamp
+	(UserType)(0),                     // 10: uias.identity.v1.UserType
 }
 var file_uias_identity_v1_directory_proto_depIdxs = []int32{
-	7, // 0: uias.identity.v1.Person.status:type_name -> uias.identity.v1.UserStatus
-	8, // 1: uias.identity.v1.Person.account_status:type_name -> uias.identity.v1.Status
-	9, // 2: uias.identity.v1.Person.update_time:type_name -> google.protobuf.Timestamp
-	1, // 3: uias.identity.v1.ListPeopleResponse.people:type_name -> uias.identity.v1.Person
-	8, // 4: uias.identity.v1.DirectoryOrg.status:type_name -> uias.identity.v1.Status
-	5, // 5: uias.identity.v1.ListDirectoryOrgsResponse.orgs:type_name -> uias.identity.v1.DirectoryOrg
-	0, // 6: uias.identity.v1.DirectoryService.GetPerson:input_type -> uias.identity.v1.GetPersonRequest
-	2, // 7: uias.identity.v1.DirectoryService.ListPeople:input_type -> uias.identity.v1.ListPeopleRequest
-	4, // 8: uias.identity.v1.DirectoryService.ListOrgs:input_type -> uias.identity.v1.ListDirectoryOrgsRequest
-	1, // 9: uias.identity.v1.DirectoryService.GetPerson:output_type -> uias.identity.v1.Person
-	3, // 10: uias.identity.v1.DirectoryService.ListPeople:output_type -> uias.identity.v1.ListPeopleResponse
-	6, // 11: uias.identity.v1.DirectoryService.ListOrgs:output_type -> uias.identity.v1.ListDirectoryOrgsResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7,  // 0: uias.identity.v1.Person.status:type_name -> uias.identity.v1.UserStatus
+	8,  // 1: uias.identity.v1.Person.account_status:type_name -> uias.identity.v1.Status
+	9,  // 2: uias.identity.v1.Person.update_time:type_name -> google.protobuf.Timestamp
+	10, // 3: uias.identity.v1.Person.user_type:type_name -> uias.identity.v1.UserType
+	1,  // 4: uias.identity.v1.ListPeopleResponse.people:type_name -> uias.identity.v1.Person
+	8,  // 5: uias.identity.v1.DirectoryOrg.status:type_name -> uias.identity.v1.Status
+	5,  // 6: uias.identity.v1.ListDirectoryOrgsResponse.orgs:type_name -> uias.identity.v1.DirectoryOrg
+	0,  // 7: uias.identity.v1.DirectoryService.GetPerson:input_type -> uias.identity.v1.GetPersonRequest
+	2,  // 8: uias.identity.v1.DirectoryService.ListPeople:input_type -> uias.identity.v1.ListPeopleRequest
+	4,  // 9: uias.identity.v1.DirectoryService.ListOrgs:input_type -> uias.identity.v1.ListDirectoryOrgsRequest
+	1,  // 10: uias.identity.v1.DirectoryService.GetPerson:output_type -> uias.identity.v1.Person
+	3,  // 11: uias.identity.v1.DirectoryService.ListPeople:output_type -> uias.identity.v1.ListPeopleResponse
+	6,  // 12: uias.identity.v1.DirectoryService.ListOrgs:output_type -> uias.identity.v1.ListDirectoryOrgsResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_directory_proto_init() }

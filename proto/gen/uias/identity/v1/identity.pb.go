@@ -241,7 +241,14 @@ const (
 	IdType_ID_TYPE_RESIDENT_ID IdType = 1
 	IdType_ID_TYPE_PASSPORT    IdType = 2
 	IdType_ID_TYPE_MILITARY    IdType = 3
-	IdType_ID_TYPE_OTHER       IdType = 9
+	// The unit ID types (a USER_TYPE_UNIT account's only ones, and only
+	// theirs): the 18-character unified social credit code (统一社会信用代码,
+	// GB 32100-2015, its check character verified) and the 9-character
+	// organisation code (组织机构代码, GB 11714-1997, written with or without
+	// the hyphen before the check character, stored without it).
+	IdType_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE IdType = 4
+	IdType_ID_TYPE_ORGANIZATION_CODE          IdType = 5
+	IdType_ID_TYPE_OTHER                      IdType = 9
 )
 
 // Enum value maps for IdType.
@@ -251,14 +258,18 @@ var (
 		1: "ID_TYPE_RESIDENT_ID",
 		2: "ID_TYPE_PASSPORT",
 		3: "ID_TYPE_MILITARY",
+		4: "ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE",
+		5: "ID_TYPE_ORGANIZATION_CODE",
 		9: "ID_TYPE_OTHER",
 	}
 	IdType_value = map[string]int32{
-		"ID_TYPE_UNSPECIFIED": 0,
-		"ID_TYPE_RESIDENT_ID": 1,
-		"ID_TYPE_PASSPORT":    2,
-		"ID_TYPE_MILITARY":    3,
-		"ID_TYPE_OTHER":       9,
+		"ID_TYPE_UNSPECIFIED":                0,
+		"ID_TYPE_RESIDENT_ID":                1,
+		"ID_TYPE_PASSPORT":                   2,
+		"ID_TYPE_MILITARY":                   3,
+		"ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE": 4,
+		"ID_TYPE_ORGANIZATION_CODE":          5,
+		"ID_TYPE_OTHER":                      9,
 	}
 )
 
@@ -287,6 +298,59 @@ func (x IdType) Number() protoreflect.EnumNumber {
 // Deprecated: Use IdType.Descriptor instead.
 func (IdType) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{3}
+}
+
+// UserType says whom an account is for: a person (every account before
+// unit accounts, and the default) or a unit (单位: a company or agency that
+// signs in as itself). A unit's feature code is derived from its
+// organisation code, its name (display_name) and its login name.
+type UserType int32
+
+const (
+	UserType_USER_TYPE_UNSPECIFIED UserType = 0
+	UserType_USER_TYPE_PERSON      UserType = 1
+	UserType_USER_TYPE_UNIT        UserType = 2
+)
+
+// Enum value maps for UserType.
+var (
+	UserType_name = map[int32]string{
+		0: "USER_TYPE_UNSPECIFIED",
+		1: "USER_TYPE_PERSON",
+		2: "USER_TYPE_UNIT",
+	}
+	UserType_value = map[string]int32{
+		"USER_TYPE_UNSPECIFIED": 0,
+		"USER_TYPE_PERSON":      1,
+		"USER_TYPE_UNIT":        2,
+	}
+)
+
+func (x UserType) Enum() *UserType {
+	p := new(UserType)
+	*p = x
+	return p
+}
+
+func (x UserType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UserType) Descriptor() protoreflect.EnumDescriptor {
+	return file_uias_identity_v1_identity_proto_enumTypes[4].Descriptor()
+}
+
+func (UserType) Type() protoreflect.EnumType {
+	return &file_uias_identity_v1_identity_proto_enumTypes[4]
+}
+
+func (x UserType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UserType.Descriptor instead.
+func (UserType) EnumDescriptor() ([]byte, []int) {
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{4}
 }
 
 type UserStatus int32
@@ -322,11 +386,11 @@ func (x UserStatus) String() string {
 }
 
 func (UserStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_uias_identity_v1_identity_proto_enumTypes[4].Descriptor()
+	return file_uias_identity_v1_identity_proto_enumTypes[5].Descriptor()
 }
 
 func (UserStatus) Type() protoreflect.EnumType {
-	return &file_uias_identity_v1_identity_proto_enumTypes[4]
+	return &file_uias_identity_v1_identity_proto_enumTypes[5]
 }
 
 func (x UserStatus) Number() protoreflect.EnumNumber {
@@ -335,7 +399,7 @@ func (x UserStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UserStatus.Descriptor instead.
 func (UserStatus) EnumDescriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
 }
 
 type AppStatus int32
@@ -371,11 +435,11 @@ func (x AppStatus) String() string {
 }
 
 func (AppStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_uias_identity_v1_identity_proto_enumTypes[5].Descriptor()
+	return file_uias_identity_v1_identity_proto_enumTypes[6].Descriptor()
 }
 
 func (AppStatus) Type() protoreflect.EnumType {
-	return &file_uias_identity_v1_identity_proto_enumTypes[5]
+	return &file_uias_identity_v1_identity_proto_enumTypes[6]
 }
 
 func (x AppStatus) Number() protoreflect.EnumNumber {
@@ -384,7 +448,7 @@ func (x AppStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AppStatus.Descriptor instead.
 func (AppStatus) EnumDescriptor() ([]byte, []int) {
-	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_identity_proto_rawDescGZIP(), []int{6}
 }
 
 type GetCertificateChallengeRequest struct {
@@ -2005,8 +2069,10 @@ type User struct {
 	Email          string     `protobuf:"bytes,7,opt,name=email" json:"email,omitempty"`
 	OrgId          string     `protobuf:"bytes,8,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	Status         UserStatus `protobuf:"varint,9,opt,name=status,enum=uias.identity.v1.UserStatus" json:"status,omitempty"`
-	// feature_code is unique per person, derived from ID type, ID number,
-	// name and login name.
+	// feature_code is unique per account: a person's is derived from ID
+	// type, ID number, name and login name; a unit's from its organisation
+	// code (a unified social credit code's characters 9-17), name and login
+	// name.
 	FeatureCode              string                 `protobuf:"bytes,10,opt,name=feature_code,json=featureCode" json:"feature_code,omitempty"`
 	Locked                   bool                   `protobuf:"varint,11,opt,name=locked" json:"locked,omitempty"`
 	LockedUntil              *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=locked_until,json=lockedUntil" json:"locked_until,omitempty"`
@@ -2050,8 +2116,10 @@ type User struct {
 	// Directory), which then keeps the password: UIAS neither sets nor
 	// changes it (PASSWORD_MANAGED_BY_DIRECTORY).
 	CredentialSource string `protobuf:"bytes,26,opt,name=credential_source,json=credentialSource" json:"credential_source,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// user_type: USER_TYPE_PERSON or USER_TYPE_UNIT (never unspecified).
+	UserType      UserType `protobuf:"varint,27,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -2266,6 +2334,13 @@ func (x *User) GetCredentialSource() string {
 	return ""
 }
 
+func (x *User) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
+}
+
 type CreateUserRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	LoginName   string                 `protobuf:"bytes,1,opt,name=login_name,json=loginName" json:"login_name,omitempty"`
@@ -2285,7 +2360,11 @@ type CreateUserRequest struct {
 	PasswordOnly             bool   `protobuf:"varint,13,opt,name=password_only,json=passwordOnly" json:"password_only,omitempty"`
 	// min_auth_level: see User (not 3 with password_only: a person who may
 	// use neither a certificate nor a finger could not sign in).
-	MinAuthLevel  int32 `protobuf:"varint,14,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	MinAuthLevel int32 `protobuf:"varint,14,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	// user_type: unspecified is USER_TYPE_PERSON. A unit takes only the unit
+	// ID types (or none), a person only the others (INVALID_ARGUMENT
+	// ID_TYPE_MISMATCH).
+	UserType      UserType `protobuf:"varint,15,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2418,6 +2497,13 @@ func (x *CreateUserRequest) GetMinAuthLevel() int32 {
 	return 0
 }
 
+func (x *CreateUserRequest) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
+}
+
 type GetUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
@@ -2480,8 +2566,10 @@ type ListUsersRequest struct {
 	// users without a password, are left out). FAILED_PRECONDITION
 	// (PASSWORD_EXPIRY_OFF) when passwords do not expire (max age 0).
 	PasswordExpired bool `protobuf:"varint,7,opt,name=password_expired,json=passwordExpired" json:"password_expired,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// user_type lists only persons or only units (unspecified: both).
+	UserType      UserType `protobuf:"varint,8,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListUsersRequest) Reset() {
@@ -2563,6 +2651,13 @@ func (x *ListUsersRequest) GetPasswordExpired() bool {
 	return false
 }
 
+func (x *ListUsersRequest) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
+}
+
 type ListUsersResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Users         []*User                `protobuf:"bytes,1,rep,name=users" json:"users,omitempty"`
@@ -2621,7 +2716,7 @@ type UpdateUserRequest struct {
 	// Only fields named in update_mask are changed: display_name, phone,
 	// email, org_id, must_change_password, password_never_expires,
 	// user_cannot_change_password, password_only, id_type, id_number,
-	// min_auth_level.
+	// min_auth_level, user_type.
 	UpdateMask               []string `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	DisplayName              string   `protobuf:"bytes,3,opt,name=display_name,json=displayName" json:"display_name,omitempty"`
 	Phone                    string   `protobuf:"bytes,4,opt,name=phone" json:"phone,omitempty"`
@@ -2638,7 +2733,11 @@ type UpdateUserRequest struct {
 	IdType   IdType `protobuf:"varint,11,opt,name=id_type,json=idType,enum=uias.identity.v1.IdType" json:"id_type,omitempty"`
 	IdNumber string `protobuf:"bytes,12,opt,name=id_number,json=idNumber" json:"id_number,omitempty"`
 	// min_auth_level: see User.
-	MinAuthLevel  int32 `protobuf:"varint,13,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	MinAuthLevel int32 `protobuf:"varint,13,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
+	// user_type (update_mask user_type) makes the account a person's or a
+	// unit's; the ID type must fit the new type (change both together), and
+	// the feature code is derived anew.
+	UserType      UserType `protobuf:"varint,14,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2762,6 +2861,13 @@ func (x *UpdateUserRequest) GetMinAuthLevel() int32 {
 		return x.MinAuthLevel
 	}
 	return 0
+}
+
+func (x *UpdateUserRequest) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
 }
 
 type SetUserStatusRequest struct {
@@ -5840,7 +5946,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rnew_parent_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\vnewParentId\"h\n" +
 	"\x13SetOrgStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\x99\t\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xd2\t\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -5871,7 +5977,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rtotp_enrolled\x18\x17 \x01(\bR\ftotpEnrolled\x12D\n" +
 	"\x10totp_enrolled_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\x12$\n" +
 	"\x0emin_auth_level\x18\x19 \x01(\x05R\fminAuthLevel\x12+\n" +
-	"\x11credential_source\x18\x1a \x01(\tR\x10credentialSource\"\xfe\x04\n" +
+	"\x11credential_source\x18\x1a \x01(\tR\x10credentialSource\x127\n" +
+	"\tuser_type\x18\x1b \x01(\x0e2\x1a.uias.identity.v1.UserTypeR\buserType\"\xc1\x05\n" +
 	"\x11CreateUserRequest\x12+\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\tloginName\x122\n" +
@@ -5888,9 +5995,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1buser_cannot_change_password\x18\v \x01(\bR\x18userCannotChangePassword\x12\x19\n" +
 	"\bis_admin\x18\f \x01(\bR\aisAdmin\x12#\n" +
 	"\rpassword_only\x18\r \x01(\bR\fpasswordOnly\x12/\n" +
-	"\x0emin_auth_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\"1\n" +
+	"\x0emin_auth_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x12A\n" +
+	"\tuser_type\x18\x0f \x01(\x0e2\x1a.uias.identity.v1.UserTypeB\b\xbaH\x05\x82\x01\x02\x10\x01R\buserType\"1\n" +
 	"\x0eGetUserRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xb7\x02\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xfa\x02\n" +
 	"\x10ListUsersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12+\n" +
 	"\n" +
@@ -5899,10 +6007,11 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x05query\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05query\x124\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\x12/\n" +
 	"\x13include_descendants\x18\x06 \x01(\bR\x12includeDescendants\x12)\n" +
-	"\x10password_expired\x18\a \x01(\bR\x0fpasswordExpired\"i\n" +
+	"\x10password_expired\x18\a \x01(\bR\x0fpasswordExpired\x12A\n" +
+	"\tuser_type\x18\b \x01(\x0e2\x1a.uias.identity.v1.UserTypeB\b\xbaH\x05\x82\x01\x02\x10\x01R\buserType\"i\n" +
 	"\x11ListUsersResponse\x12,\n" +
 	"\x05users\x18\x01 \x03(\v2\x16.uias.identity.v1.UserR\x05users\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xde\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa1\x05\n" +
 	"\x11UpdateUserRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -5919,7 +6028,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	" \x01(\bR\fpasswordOnly\x121\n" +
 	"\aid_type\x18\v \x01(\x0e2\x18.uias.identity.v1.IdTypeR\x06idType\x12(\n" +
 	"\tid_number\x18\f \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bidNumber\x12/\n" +
-	"\x0emin_auth_level\x18\r \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\"m\n" +
+	"\x0emin_auth_level\x18\r \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x12A\n" +
+	"\tuser_type\x18\x0e \x01(\x0e2\x1a.uias.identity.v1.UserTypeB\b\xbaH\x05\x82\x01\x02\x10\x01R\buserType\"m\n" +
 	"\x14SetUserStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.uias.identity.v1.UserStatusR\x06status\"]\n" +
@@ -6167,13 +6277,19 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +
-	"\x0fSTATUS_DISABLED\x10\x02*y\n" +
+	"\x0fSTATUS_DISABLED\x10\x02*\xc0\x01\n" +
 	"\x06IdType\x12\x17\n" +
 	"\x13ID_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ID_TYPE_RESIDENT_ID\x10\x01\x12\x14\n" +
 	"\x10ID_TYPE_PASSPORT\x10\x02\x12\x14\n" +
-	"\x10ID_TYPE_MILITARY\x10\x03\x12\x11\n" +
-	"\rID_TYPE_OTHER\x10\t*[\n" +
+	"\x10ID_TYPE_MILITARY\x10\x03\x12&\n" +
+	"\"ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE\x10\x04\x12\x1d\n" +
+	"\x19ID_TYPE_ORGANIZATION_CODE\x10\x05\x12\x11\n" +
+	"\rID_TYPE_OTHER\x10\t*O\n" +
+	"\bUserType\x12\x19\n" +
+	"\x15USER_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10USER_TYPE_PERSON\x10\x01\x12\x12\n" +
+	"\x0eUSER_TYPE_UNIT\x10\x02*[\n" +
 	"\n" +
 	"UserStatus\x12\x1b\n" +
 	"\x17USER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -6254,247 +6370,252 @@ func file_uias_identity_v1_identity_proto_rawDescGZIP() []byte {
 	return file_uias_identity_v1_identity_proto_rawDescData
 }
 
-var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_uias_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
 var file_uias_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_uias_identity_v1_identity_proto_goTypes = []any{
 	(AuthType)(0),                          // 0: uias.identity.v1.AuthType
 	(Reason)(0),                            // 1: uias.identity.v1.Reason
 	(Status)(0),                            // 2: uias.identity.v1.Status
 	(IdType)(0),                            // 3: uias.identity.v1.IdType
-	(UserStatus)(0),                        // 4: uias.identity.v1.UserStatus
-	(AppStatus)(0),                         // 5: uias.identity.v1.AppStatus
-	(*GetCertificateChallengeRequest)(nil), // 6: uias.identity.v1.GetCertificateChallengeRequest
-	(*CertificateChallenge)(nil),           // 7: uias.identity.v1.CertificateChallenge
-	(*ListResponseSigningKeysRequest)(nil), // 8: uias.identity.v1.ListResponseSigningKeysRequest
-	(*ResponseSigningKey)(nil),             // 9: uias.identity.v1.ResponseSigningKey
-	(*ResponseSigningKeys)(nil),            // 10: uias.identity.v1.ResponseSigningKeys
-	(*ResetUserTotpRequest)(nil),           // 11: uias.identity.v1.ResetUserTotpRequest
-	(*AuthenticateRequest)(nil),            // 12: uias.identity.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil),           // 13: uias.identity.v1.AuthenticateResponse
-	(*UserSummary)(nil),                    // 14: uias.identity.v1.UserSummary
-	(*ChangePasswordRequest)(nil),          // 15: uias.identity.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),         // 16: uias.identity.v1.ChangePasswordResponse
-	(*AdminLoginRequest)(nil),              // 17: uias.identity.v1.AdminLoginRequest
-	(*AdminLoginResponse)(nil),             // 18: uias.identity.v1.AdminLoginResponse
-	(*AdminLogoutRequest)(nil),             // 19: uias.identity.v1.AdminLogoutRequest
-	(*AdminLogoutResponse)(nil),            // 20: uias.identity.v1.AdminLogoutResponse
-	(*Org)(nil),                            // 21: uias.identity.v1.Org
-	(*CreateOrgRequest)(nil),               // 22: uias.identity.v1.CreateOrgRequest
-	(*GetOrgRequest)(nil),                  // 23: uias.identity.v1.GetOrgRequest
-	(*ListOrgsRequest)(nil),                // 24: uias.identity.v1.ListOrgsRequest
-	(*ListOrgsResponse)(nil),               // 25: uias.identity.v1.ListOrgsResponse
-	(*UpdateOrgRequest)(nil),               // 26: uias.identity.v1.UpdateOrgRequest
-	(*ResendOrgRequest)(nil),               // 27: uias.identity.v1.ResendOrgRequest
-	(*ResendOrgResponse)(nil),              // 28: uias.identity.v1.ResendOrgResponse
-	(*MoveOrgRequest)(nil),                 // 29: uias.identity.v1.MoveOrgRequest
-	(*SetOrgStatusRequest)(nil),            // 30: uias.identity.v1.SetOrgStatusRequest
-	(*User)(nil),                           // 31: uias.identity.v1.User
-	(*CreateUserRequest)(nil),              // 32: uias.identity.v1.CreateUserRequest
-	(*GetUserRequest)(nil),                 // 33: uias.identity.v1.GetUserRequest
-	(*ListUsersRequest)(nil),               // 34: uias.identity.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),              // 35: uias.identity.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),              // 36: uias.identity.v1.UpdateUserRequest
-	(*SetUserStatusRequest)(nil),           // 37: uias.identity.v1.SetUserStatusRequest
-	(*LockUserRequest)(nil),                // 38: uias.identity.v1.LockUserRequest
-	(*UnlockUserRequest)(nil),              // 39: uias.identity.v1.UnlockUserRequest
-	(*SetPasswordRequest)(nil),             // 40: uias.identity.v1.SetPasswordRequest
-	(*Group)(nil),                          // 41: uias.identity.v1.Group
-	(*CreateGroupRequest)(nil),             // 42: uias.identity.v1.CreateGroupRequest
-	(*GetGroupRequest)(nil),                // 43: uias.identity.v1.GetGroupRequest
-	(*ListGroupsRequest)(nil),              // 44: uias.identity.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),             // 45: uias.identity.v1.ListGroupsResponse
-	(*GroupMemberRequest)(nil),             // 46: uias.identity.v1.GroupMemberRequest
-	(*App)(nil),                            // 47: uias.identity.v1.App
-	(*SigningKey)(nil),                     // 48: uias.identity.v1.SigningKey
-	(*CreateAppRequest)(nil),               // 49: uias.identity.v1.CreateAppRequest
-	(*CreateAppResponse)(nil),              // 50: uias.identity.v1.CreateAppResponse
-	(*GetAppRequest)(nil),                  // 51: uias.identity.v1.GetAppRequest
-	(*ListAppsRequest)(nil),                // 52: uias.identity.v1.ListAppsRequest
-	(*ListAppsResponse)(nil),               // 53: uias.identity.v1.ListAppsResponse
-	(*UpdateAppRequest)(nil),               // 54: uias.identity.v1.UpdateAppRequest
-	(*RotateAppSecretRequest)(nil),         // 55: uias.identity.v1.RotateAppSecretRequest
-	(*DeleteAppRequest)(nil),               // 56: uias.identity.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),              // 57: uias.identity.v1.DeleteAppResponse
-	(*AccountLink)(nil),                    // 58: uias.identity.v1.AccountLink
-	(*CreateAccountLinkRequest)(nil),       // 59: uias.identity.v1.CreateAccountLinkRequest
-	(*ListAccountLinksRequest)(nil),        // 60: uias.identity.v1.ListAccountLinksRequest
-	(*ListAccountLinksResponse)(nil),       // 61: uias.identity.v1.ListAccountLinksResponse
-	(*DeleteAccountLinkRequest)(nil),       // 62: uias.identity.v1.DeleteAccountLinkRequest
-	(*DeleteAccountLinkResponse)(nil),      // 63: uias.identity.v1.DeleteAccountLinkResponse
-	(*DeleteUserRequest)(nil),              // 64: uias.identity.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),             // 65: uias.identity.v1.DeleteUserResponse
-	(*ResetPasswordRequest)(nil),           // 66: uias.identity.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),          // 67: uias.identity.v1.ResetPasswordResponse
-	(*DeleteOrgRequest)(nil),               // 68: uias.identity.v1.DeleteOrgRequest
-	(*DeleteOrgResponse)(nil),              // 69: uias.identity.v1.DeleteOrgResponse
-	(*DeleteGroupRequest)(nil),             // 70: uias.identity.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),            // 71: uias.identity.v1.DeleteGroupResponse
-	(*UpdateGroupRequest)(nil),             // 72: uias.identity.v1.UpdateGroupRequest
-	(*UserCertificate)(nil),                // 73: uias.identity.v1.UserCertificate
-	(*BindUserCertificateRequest)(nil),     // 74: uias.identity.v1.BindUserCertificateRequest
-	(*BindCertificatesRequest)(nil),        // 75: uias.identity.v1.BindCertificatesRequest
-	(*BindCertificatesResponse)(nil),       // 76: uias.identity.v1.BindCertificatesResponse
-	(*ListUserCertificatesRequest)(nil),    // 77: uias.identity.v1.ListUserCertificatesRequest
-	(*ListUserCertificatesResponse)(nil),   // 78: uias.identity.v1.ListUserCertificatesResponse
-	(*UnbindUserCertificateRequest)(nil),   // 79: uias.identity.v1.UnbindUserCertificateRequest
-	(*UnbindUserCertificateResponse)(nil),  // 80: uias.identity.v1.UnbindUserCertificateResponse
-	nil,                                    // 81: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
-	(*BindCertificatesResponse_Line)(nil),  // 82: uias.identity.v1.BindCertificatesResponse.Line
-	(*timestamppb.Timestamp)(nil),          // 83: google.protobuf.Timestamp
+	(UserType)(0),                          // 4: uias.identity.v1.UserType
+	(UserStatus)(0),                        // 5: uias.identity.v1.UserStatus
+	(AppStatus)(0),                         // 6: uias.identity.v1.AppStatus
+	(*GetCertificateChallengeRequest)(nil), // 7: uias.identity.v1.GetCertificateChallengeRequest
+	(*CertificateChallenge)(nil),           // 8: uias.identity.v1.CertificateChallenge
+	(*ListResponseSigningKeysRequest)(nil), // 9: uias.identity.v1.ListResponseSigningKeysRequest
+	(*ResponseSigningKey)(nil),             // 10: uias.identity.v1.ResponseSigningKey
+	(*ResponseSigningKeys)(nil),            // 11: uias.identity.v1.ResponseSigningKeys
+	(*ResetUserTotpRequest)(nil),           // 12: uias.identity.v1.ResetUserTotpRequest
+	(*AuthenticateRequest)(nil),            // 13: uias.identity.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),           // 14: uias.identity.v1.AuthenticateResponse
+	(*UserSummary)(nil),                    // 15: uias.identity.v1.UserSummary
+	(*ChangePasswordRequest)(nil),          // 16: uias.identity.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),         // 17: uias.identity.v1.ChangePasswordResponse
+	(*AdminLoginRequest)(nil),              // 18: uias.identity.v1.AdminLoginRequest
+	(*AdminLoginResponse)(nil),             // 19: uias.identity.v1.AdminLoginResponse
+	(*AdminLogoutRequest)(nil),             // 20: uias.identity.v1.AdminLogoutRequest
+	(*AdminLogoutResponse)(nil),            // 21: uias.identity.v1.AdminLogoutResponse
+	(*Org)(nil),                            // 22: uias.identity.v1.Org
+	(*CreateOrgRequest)(nil),               // 23: uias.identity.v1.CreateOrgRequest
+	(*GetOrgRequest)(nil),                  // 24: uias.identity.v1.GetOrgRequest
+	(*ListOrgsRequest)(nil),                // 25: uias.identity.v1.ListOrgsRequest
+	(*ListOrgsResponse)(nil),               // 26: uias.identity.v1.ListOrgsResponse
+	(*UpdateOrgRequest)(nil),               // 27: uias.identity.v1.UpdateOrgRequest
+	(*ResendOrgRequest)(nil),               // 28: uias.identity.v1.ResendOrgRequest
+	(*ResendOrgResponse)(nil),              // 29: uias.identity.v1.ResendOrgResponse
+	(*MoveOrgRequest)(nil),                 // 30: uias.identity.v1.MoveOrgRequest
+	(*SetOrgStatusRequest)(nil),            // 31: uias.identity.v1.SetOrgStatusRequest
+	(*User)(nil),                           // 32: uias.identity.v1.User
+	(*CreateUserRequest)(nil),              // 33: uias.identity.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                 // 34: uias.identity.v1.GetUserRequest
+	(*ListUsersRequest)(nil),               // 35: uias.identity.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),              // 36: uias.identity.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),              // 37: uias.identity.v1.UpdateUserRequest
+	(*SetUserStatusRequest)(nil),           // 38: uias.identity.v1.SetUserStatusRequest
+	(*LockUserRequest)(nil),                // 39: uias.identity.v1.LockUserRequest
+	(*UnlockUserRequest)(nil),              // 40: uias.identity.v1.UnlockUserRequest
+	(*SetPasswordRequest)(nil),             // 41: uias.identity.v1.SetPasswordRequest
+	(*Group)(nil),                          // 42: uias.identity.v1.Group
+	(*CreateGroupRequest)(nil),             // 43: uias.identity.v1.CreateGroupRequest
+	(*GetGroupRequest)(nil),                // 44: uias.identity.v1.GetGroupRequest
+	(*ListGroupsRequest)(nil),              // 45: uias.identity.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),             // 46: uias.identity.v1.ListGroupsResponse
+	(*GroupMemberRequest)(nil),             // 47: uias.identity.v1.GroupMemberRequest
+	(*App)(nil),                            // 48: uias.identity.v1.App
+	(*SigningKey)(nil),                     // 49: uias.identity.v1.SigningKey
+	(*CreateAppRequest)(nil),               // 50: uias.identity.v1.CreateAppRequest
+	(*CreateAppResponse)(nil),              // 51: uias.identity.v1.CreateAppResponse
+	(*GetAppRequest)(nil),                  // 52: uias.identity.v1.GetAppRequest
+	(*ListAppsRequest)(nil),                // 53: uias.identity.v1.ListAppsRequest
+	(*ListAppsResponse)(nil),               // 54: uias.identity.v1.ListAppsResponse
+	(*UpdateAppRequest)(nil),               // 55: uias.identity.v1.UpdateAppRequest
+	(*RotateAppSecretRequest)(nil),         // 56: uias.identity.v1.RotateAppSecretRequest
+	(*DeleteAppRequest)(nil),               // 57: uias.identity.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),              // 58: uias.identity.v1.DeleteAppResponse
+	(*AccountLink)(nil),                    // 59: uias.identity.v1.AccountLink
+	(*CreateAccountLinkRequest)(nil),       // 60: uias.identity.v1.CreateAccountLinkRequest
+	(*ListAccountLinksRequest)(nil),        // 61: uias.identity.v1.ListAccountLinksRequest
+	(*ListAccountLinksResponse)(nil),       // 62: uias.identity.v1.ListAccountLinksResponse
+	(*DeleteAccountLinkRequest)(nil),       // 63: uias.identity.v1.DeleteAccountLinkRequest
+	(*DeleteAccountLinkResponse)(nil),      // 64: uias.identity.v1.DeleteAccountLinkResponse
+	(*DeleteUserRequest)(nil),              // 65: uias.identity.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),             // 66: uias.identity.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),           // 67: uias.identity.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),          // 68: uias.identity.v1.ResetPasswordResponse
+	(*DeleteOrgRequest)(nil),               // 69: uias.identity.v1.DeleteOrgRequest
+	(*DeleteOrgResponse)(nil),              // 70: uias.identity.v1.DeleteOrgResponse
+	(*DeleteGroupRequest)(nil),             // 71: uias.identity.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),            // 72: uias.identity.v1.DeleteGroupResponse
+	(*UpdateGroupRequest)(nil),             // 73: uias.identity.v1.UpdateGroupRequest
+	(*UserCertificate)(nil),                // 74: uias.identity.v1.UserCertificate
+	(*BindUserCertificateRequest)(nil),     // 75: uias.identity.v1.BindUserCertificateRequest
+	(*BindCertificatesRequest)(nil),        // 76: uias.identity.v1.BindCertificatesRequest
+	(*BindCertificatesResponse)(nil),       // 77: uias.identity.v1.BindCertificatesResponse
+	(*ListUserCertificatesRequest)(nil),    // 78: uias.identity.v1.ListUserCertificatesRequest
+	(*ListUserCertificatesResponse)(nil),   // 79: uias.identity.v1.ListUserCertificatesResponse
+	(*UnbindUserCertificateRequest)(nil),   // 80: uias.identity.v1.UnbindUserCertificateRequest
+	(*UnbindUserCertificateResponse)(nil),  // 81: uias.identity.v1.UnbindUserCertificateResponse
+	nil,                                    // 82: uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	(*BindCertificatesResponse_Line)(nil),  // 83: uias.identity.v1.BindCertificatesResponse.Line
+	(*timestamppb.Timestamp)(nil),          // 84: google.protobuf.Timestamp
 }
 var file_uias_identity_v1_identity_proto_depIdxs = []int32{
-	83,  // 0: uias.identity.v1.CertificateChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	9,   // 1: uias.identity.v1.ResponseSigningKeys.keys:type_name -> uias.identity.v1.ResponseSigningKey
+	84,  // 0: uias.identity.v1.CertificateChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	10,  // 1: uias.identity.v1.ResponseSigningKeys.keys:type_name -> uias.identity.v1.ResponseSigningKey
 	0,   // 2: uias.identity.v1.AuthenticateRequest.auth_type:type_name -> uias.identity.v1.AuthType
-	81,  // 3: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
+	82,  // 3: uias.identity.v1.AuthenticateRequest.extend_info:type_name -> uias.identity.v1.AuthenticateRequest.ExtendInfoEntry
 	1,   // 4: uias.identity.v1.AuthenticateResponse.reason:type_name -> uias.identity.v1.Reason
-	14,  // 5: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
-	83,  // 6: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	14,  // 7: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
+	15,  // 5: uias.identity.v1.AuthenticateResponse.user:type_name -> uias.identity.v1.UserSummary
+	84,  // 6: uias.identity.v1.AdminLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	15,  // 7: uias.identity.v1.AdminLoginResponse.user:type_name -> uias.identity.v1.UserSummary
 	2,   // 8: uias.identity.v1.Org.status:type_name -> uias.identity.v1.Status
-	83,  // 9: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 10: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
+	84,  // 9: uias.identity.v1.Org.create_time:type_name -> google.protobuf.Timestamp
+	84,  // 10: uias.identity.v1.Org.update_time:type_name -> google.protobuf.Timestamp
 	2,   // 11: uias.identity.v1.ListOrgsRequest.status:type_name -> uias.identity.v1.Status
-	21,  // 12: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
+	22,  // 12: uias.identity.v1.ListOrgsResponse.orgs:type_name -> uias.identity.v1.Org
 	2,   // 13: uias.identity.v1.SetOrgStatusRequest.status:type_name -> uias.identity.v1.Status
 	3,   // 14: uias.identity.v1.User.id_type:type_name -> uias.identity.v1.IdType
-	4,   // 15: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
-	83,  // 16: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
-	83,  // 17: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
-	83,  // 18: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 19: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	83,  // 20: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
-	83,  // 21: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
-	3,   // 22: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,   // 23: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	31,  // 24: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
-	3,   // 25: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,   // 26: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	83,  // 27: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	41,  // 28: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
-	5,   // 29: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	83,  // 30: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 31: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	83,  // 32: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	83,  // 33: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
-	48,  // 34: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	83,  // 35: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
-	83,  // 36: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
-	83,  // 37: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	83,  // 38: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
-	83,  // 39: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	83,  // 40: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	47,  // 41: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	5,   // 42: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	47,  // 43: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	5,   // 44: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	83,  // 45: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	83,  // 46: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	83,  // 47: uias.identity.v1.RotateAppSecretRequest.if_secret_issued_at:type_name -> google.protobuf.Timestamp
-	2,   // 48: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	83,  // 49: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	58,  // 50: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	83,  // 51: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
-	31,  // 52: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	83,  // 53: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 54: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	82,  // 55: uias.identity.v1.BindCertificatesResponse.lines:type_name -> uias.identity.v1.BindCertificatesResponse.Line
-	73,  // 56: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	12,  // 57: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	15,  // 58: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	6,   // 59: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
-	8,   // 60: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
-	17,  // 61: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	19,  // 62: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	22,  // 63: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	23,  // 64: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	24,  // 65: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	26,  // 66: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	29,  // 67: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	27,  // 68: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	68,  // 69: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	30,  // 70: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	32,  // 71: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	33,  // 72: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	34,  // 73: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	36,  // 74: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	37,  // 75: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	38,  // 76: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	39,  // 77: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	64,  // 78: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	40,  // 79: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	66,  // 80: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	42,  // 81: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	70,  // 82: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	72,  // 83: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	43,  // 84: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	44,  // 85: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	46,  // 86: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	46,  // 87: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	49,  // 88: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	51,  // 89: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	52,  // 90: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	54,  // 91: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	55,  // 92: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	56,  // 93: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	59,  // 94: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	60,  // 95: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	62,  // 96: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	74,  // 97: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	77,  // 98: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	79,  // 99: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	75,  // 100: uias.identity.v1.AdminService.BindCertificates:input_type -> uias.identity.v1.BindCertificatesRequest
-	11,  // 101: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	13,  // 102: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	16,  // 103: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	7,   // 104: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	10,  // 105: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
-	18,  // 106: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	20,  // 107: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	21,  // 108: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	21,  // 109: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	25,  // 110: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	21,  // 111: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	21,  // 112: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	28,  // 113: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	69,  // 114: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	21,  // 115: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	31,  // 116: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	31,  // 117: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	35,  // 118: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	31,  // 119: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	31,  // 120: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	31,  // 121: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	31,  // 122: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	65,  // 123: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	31,  // 124: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	67,  // 125: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	41,  // 126: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	71,  // 127: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	41,  // 128: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	41,  // 129: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	45,  // 130: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	41,  // 131: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	41,  // 132: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	50,  // 133: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	47,  // 134: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	53,  // 135: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	47,  // 136: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	50,  // 137: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	57,  // 138: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	58,  // 139: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	61,  // 140: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	63,  // 141: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	73,  // 142: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	78,  // 143: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	80,  // 144: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	76,  // 145: uias.identity.v1.AdminService.BindCertificates:output_type -> uias.identity.v1.BindCertificatesResponse
-	31,  // 146: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	102, // [102:147] is the sub-list for method output_type
-	57,  // [57:102] is the sub-list for method input_type
-	57,  // [57:57] is the sub-list for extension type_name
-	57,  // [57:57] is the sub-list for extension extendee
-	0,   // [0:57] is the sub-list for field type_name
+	5,   // 15: uias.identity.v1.User.status:type_name -> uias.identity.v1.UserStatus
+	84,  // 16: uias.identity.v1.User.locked_until:type_name -> google.protobuf.Timestamp
+	84,  // 17: uias.identity.v1.User.password_changed_at:type_name -> google.protobuf.Timestamp
+	84,  // 18: uias.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	84,  // 19: uias.identity.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	84,  // 20: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
+	84,  // 21: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	4,   // 22: uias.identity.v1.User.user_type:type_name -> uias.identity.v1.UserType
+	3,   // 23: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,   // 24: uias.identity.v1.CreateUserRequest.user_type:type_name -> uias.identity.v1.UserType
+	5,   // 25: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
+	4,   // 26: uias.identity.v1.ListUsersRequest.user_type:type_name -> uias.identity.v1.UserType
+	32,  // 27: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	3,   // 28: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,   // 29: uias.identity.v1.UpdateUserRequest.user_type:type_name -> uias.identity.v1.UserType
+	5,   // 30: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
+	84,  // 31: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	42,  // 32: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	6,   // 33: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
+	84,  // 34: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	84,  // 35: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	84,  // 36: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	84,  // 37: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	49,  // 38: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
+	84,  // 39: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
+	84,  // 40: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
+	84,  // 41: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	84,  // 42: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
+	84,  // 43: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	84,  // 44: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	48,  // 45: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	6,   // 46: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	48,  // 47: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	6,   // 48: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	84,  // 49: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	84,  // 50: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	84,  // 51: uias.identity.v1.RotateAppSecretRequest.if_secret_issued_at:type_name -> google.protobuf.Timestamp
+	2,   // 52: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	84,  // 53: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	59,  // 54: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	84,  // 55: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
+	32,  // 56: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	84,  // 57: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	84,  // 58: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	83,  // 59: uias.identity.v1.BindCertificatesResponse.lines:type_name -> uias.identity.v1.BindCertificatesResponse.Line
+	74,  // 60: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	13,  // 61: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	16,  // 62: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	7,   // 63: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
+	9,   // 64: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
+	18,  // 65: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	20,  // 66: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	23,  // 67: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	24,  // 68: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	25,  // 69: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	27,  // 70: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	30,  // 71: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	28,  // 72: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	69,  // 73: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	31,  // 74: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	33,  // 75: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	34,  // 76: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	35,  // 77: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	37,  // 78: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	38,  // 79: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	39,  // 80: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	40,  // 81: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	65,  // 82: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	41,  // 83: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	67,  // 84: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	43,  // 85: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	71,  // 86: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	73,  // 87: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	44,  // 88: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	45,  // 89: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	47,  // 90: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	47,  // 91: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	50,  // 92: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	52,  // 93: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	53,  // 94: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	55,  // 95: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	56,  // 96: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	57,  // 97: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	60,  // 98: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	61,  // 99: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	63,  // 100: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	75,  // 101: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	78,  // 102: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	80,  // 103: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	76,  // 104: uias.identity.v1.AdminService.BindCertificates:input_type -> uias.identity.v1.BindCertificatesRequest
+	12,  // 105: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	14,  // 106: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	17,  // 107: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	8,   // 108: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	11,  // 109: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
+	19,  // 110: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	21,  // 111: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	22,  // 112: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	22,  // 113: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	26,  // 114: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	22,  // 115: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	22,  // 116: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	29,  // 117: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	70,  // 118: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	22,  // 119: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	32,  // 120: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	32,  // 121: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	36,  // 122: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	32,  // 123: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	32,  // 124: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	32,  // 125: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	32,  // 126: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	66,  // 127: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	32,  // 128: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	68,  // 129: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	42,  // 130: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	72,  // 131: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	42,  // 132: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	42,  // 133: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	46,  // 134: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	42,  // 135: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	42,  // 136: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	51,  // 137: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	48,  // 138: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	54,  // 139: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	48,  // 140: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	51,  // 141: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	58,  // 142: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	59,  // 143: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	62,  // 144: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	64,  // 145: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	74,  // 146: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	79,  // 147: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	81,  // 148: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	77,  // 149: uias.identity.v1.AdminService.BindCertificates:output_type -> uias.identity.v1.BindCertificatesResponse
+	32,  // 150: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	106, // [106:151] is the sub-list for method output_type
+	61,  // [61:106] is the sub-list for method input_type
+	61,  // [61:61] is the sub-list for extension type_name
+	61,  // [61:61] is the sub-list for extension extendee
+	0,   // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
@@ -6507,7 +6628,7 @@ func file_uias_identity_v1_identity_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_identity_proto_rawDesc), len(file_uias_identity_v1_identity_proto_rawDesc)),
-			NumEnums:      6,
+			NumEnums:      7,
 			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   3,
