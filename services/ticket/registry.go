@@ -88,6 +88,16 @@ type RegisteredService struct {
 	// (Service.SetRelease).
 	ReleaseRoles       bool
 	ReleasePermissions bool
+	// ReleaseAttributes and MaskedAttributes are the service's attribute
+	// release policy (attrrelease.go): the attributes its validations and
+	// OpenID Connect claims release (none named: all) and those released
+	// masked (a name: its first character).
+	ReleaseAttributes []string
+	MaskedAttributes  []string
+	// OpenAccess (not stored): a service created with neither access rule
+	// stays open to anyone signed in even where new services are closed
+	// by default (Config.ServicesDefaultLinked).
+	OpenAccess bool
 	// AppLevelUnknown (not stored): the registry has not yet read the
 	// level of the service's application (AppLevelUnknown); the service
 	// issues nothing.
@@ -276,6 +286,9 @@ func CheckService(s *RegisteredService) error {
 	case s.LegacyScheme != 0 && s.ReleasesAuthorization():
 		return badService("a legacy service's validation answers the account only: roles and permissions are released " +
 			"to CAS and OpenID Connect services (release_roles, release_permissions)")
+	}
+	if err := checkPolicy(s); err != nil {
+		return err
 	}
 	if s.RequiredPermission != "" {
 		if _, _, ok := SplitPermission(s.RequiredPermission); !ok {

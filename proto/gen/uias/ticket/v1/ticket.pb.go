@@ -584,8 +584,24 @@ type RegisteredService struct {
 	// instance can tell, leaves the ticket usable for a retry.
 	ReleaseRoles       bool `protobuf:"varint,17,opt,name=release_roles,json=releaseRoles" json:"release_roles,omitempty"`
 	ReleasePermissions bool `protobuf:"varint,18,opt,name=release_permissions,json=releasePermissions" json:"release_permissions,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// release_attributes and masked_attributes are the service's attribute
+	// release policy (Apereo CAS "return allowed" and attribute value
+	// masking; ADR 0037). release_attributes names the attributes its
+	// validations (CAS 3.0 p3/serviceValidate, p3/proxyValidate,
+	// samlValidate) and its OpenID Connect tokens' claims release, of
+	// userId, authLevel, login, displayName, orgId, orgName, appAccountId,
+	// groups, memberOf, roles, permissions (claims: preferred_username,
+	// name, org_id, org_name, app_account, groups, roles, permissions);
+	// none named: all of them, as before. The CAS protocol attributes
+	// (authenticationDate, longTermAuthenticationRequestTokenUsed,
+	// isFromNewLogin), the CAS user and the OpenID Connect sub are always
+	// answered. masked_attributes names released attributes answered
+	// masked: displayName keeps its first character, every other character
+	// a '*' (张三 -> 张*, 欧阳娜娜 -> 欧***).
+	ReleaseAttributes []string `protobuf:"bytes,19,rep,name=release_attributes,json=releaseAttributes" json:"release_attributes,omitempty"`
+	MaskedAttributes  []string `protobuf:"bytes,20,rep,name=masked_attributes,json=maskedAttributes" json:"masked_attributes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RegisteredService) Reset() {
@@ -744,6 +760,20 @@ func (x *RegisteredService) GetReleasePermissions() bool {
 	return false
 }
 
+func (x *RegisteredService) GetReleaseAttributes() []string {
+	if x != nil {
+		return x.ReleaseAttributes
+	}
+	return nil
+}
+
+func (x *RegisteredService) GetMaskedAttributes() []string {
+	if x != nil {
+		return x.MaskedAttributes
+	}
+	return nil
+}
+
 // ServiceDefinition is what an administrator sets.
 type ServiceDefinition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -772,8 +802,18 @@ type ServiceDefinition struct {
 	// released).
 	ReleaseRoles       bool `protobuf:"varint,14,opt,name=release_roles,json=releaseRoles" json:"release_roles,omitempty"`
 	ReleasePermissions bool `protobuf:"varint,15,opt,name=release_permissions,json=releasePermissions" json:"release_permissions,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// release_attributes, masked_attributes: see RegisteredService (none:
+	// every attribute, in clear).
+	ReleaseAttributes []string `protobuf:"bytes,16,rep,name=release_attributes,json=releaseAttributes" json:"release_attributes,omitempty"`
+	MaskedAttributes  []string `protobuf:"bytes,17,rep,name=masked_attributes,json=maskedAttributes" json:"masked_attributes,omitempty"`
+	// open_access: at creation, a service with neither access rule stays
+	// open to anyone signed in even when the server closes new services
+	// by default (ticket.services_default_access: linked, which otherwise
+	// sets require_account_link). Not kept: an update sets what it is
+	// given.
+	OpenAccess    bool `protobuf:"varint,18,opt,name=open_access,json=openAccess" json:"open_access,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceDefinition) Reset() {
@@ -907,6 +947,27 @@ func (x *ServiceDefinition) GetReleaseRoles() bool {
 func (x *ServiceDefinition) GetReleasePermissions() bool {
 	if x != nil {
 		return x.ReleasePermissions
+	}
+	return false
+}
+
+func (x *ServiceDefinition) GetReleaseAttributes() []string {
+	if x != nil {
+		return x.ReleaseAttributes
+	}
+	return nil
+}
+
+func (x *ServiceDefinition) GetMaskedAttributes() []string {
+	if x != nil {
+		return x.MaskedAttributes
+	}
+	return nil
+}
+
+func (x *ServiceDefinition) GetOpenAccess() bool {
+	if x != nil {
+		return x.OpenAccess
 	}
 	return false
 }
@@ -2006,6 +2067,12 @@ type ValidateServiceTicketResponse struct {
 	// (RegisteredService.release_roles, release_permissions); absent
 	// otherwise.
 	Authorization *ReleasedAuthorization `protobuf:"bytes,16,opt,name=authorization" json:"authorization,omitempty"`
+	// release: the service's attribute release policy
+	// (RegisteredService.release_attributes, masked_attributes), absent
+	// when it has none (every attribute in clear). attributes and
+	// authorization above are already filtered and masked by it; the CAS
+	// edge applies it to the attributes it adds.
+	Release       *AttributeRelease `protobuf:"bytes,17,opt,name=release" json:"release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2152,6 +2219,68 @@ func (x *ValidateServiceTicketResponse) GetAuthorization() *ReleasedAuthorizatio
 	return nil
 }
 
+func (x *ValidateServiceTicketResponse) GetRelease() *AttributeRelease {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+// AttributeRelease is a service's attribute release policy.
+type AttributeRelease struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// attributes released (empty: all).
+	Attributes []string `protobuf:"bytes,1,rep,name=attributes" json:"attributes,omitempty"`
+	// masked: released masked.
+	Masked        []string `protobuf:"bytes,2,rep,name=masked" json:"masked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttributeRelease) Reset() {
+	*x = AttributeRelease{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttributeRelease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttributeRelease) ProtoMessage() {}
+
+func (x *AttributeRelease) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttributeRelease.ProtoReflect.Descriptor instead.
+func (*AttributeRelease) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AttributeRelease) GetAttributes() []string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *AttributeRelease) GetMasked() []string {
+	if x != nil {
+		return x.Masked
+	}
+	return nil
+}
+
 // ReleasedAuthorization is what a validation releases of authz's answer
 // for the person in the ticket's application.
 type ReleasedAuthorization struct {
@@ -2170,7 +2299,7 @@ type ReleasedAuthorization struct {
 
 func (x *ReleasedAuthorization) Reset() {
 	*x = ReleasedAuthorization{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2311,7 @@ func (x *ReleasedAuthorization) String() string {
 func (*ReleasedAuthorization) ProtoMessage() {}
 
 func (x *ReleasedAuthorization) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2324,7 @@ func (x *ReleasedAuthorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasedAuthorization.ProtoReflect.Descriptor instead.
 func (*ReleasedAuthorization) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReleasedAuthorization) GetRoles() []string {
@@ -2244,7 +2373,7 @@ type PersonAttributes struct {
 
 func (x *PersonAttributes) Reset() {
 	*x = PersonAttributes{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2385,7 @@ func (x *PersonAttributes) String() string {
 func (*PersonAttributes) ProtoMessage() {}
 
 func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2398,7 @@ func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributes.ProtoReflect.Descriptor instead.
 func (*PersonAttributes) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PersonAttributes) GetLogin() string {
@@ -2325,7 +2454,7 @@ type IssueProxyTicketRequest struct {
 
 func (x *IssueProxyTicketRequest) Reset() {
 	*x = IssueProxyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2337,7 +2466,7 @@ func (x *IssueProxyTicketRequest) String() string {
 func (*IssueProxyTicketRequest) ProtoMessage() {}
 
 func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2350,7 +2479,7 @@ func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketRequest.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IssueProxyTicketRequest) GetPgt() string {
@@ -2383,7 +2512,7 @@ type RevokeProxyGrantingTicketRequest struct {
 
 func (x *RevokeProxyGrantingTicketRequest) Reset() {
 	*x = RevokeProxyGrantingTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2524,7 @@ func (x *RevokeProxyGrantingTicketRequest) String() string {
 func (*RevokeProxyGrantingTicketRequest) ProtoMessage() {}
 
 func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2537,7 @@ func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProxyGrantingTicketRequest.ProtoReflect.Descriptor instead.
 func (*RevokeProxyGrantingTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokeProxyGrantingTicketRequest) GetPgt() string {
@@ -2426,7 +2555,7 @@ type RevokeProxyGrantingTicketResponse struct {
 
 func (x *RevokeProxyGrantingTicketResponse) Reset() {
 	*x = RevokeProxyGrantingTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2567,7 @@ func (x *RevokeProxyGrantingTicketResponse) String() string {
 func (*RevokeProxyGrantingTicketResponse) ProtoMessage() {}
 
 func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2580,7 @@ func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RevokeProxyGrantingTicketResponse.ProtoReflect.Descriptor instead.
 func (*RevokeProxyGrantingTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
 }
 
 type IssueProxyTicketResponse struct {
@@ -2466,7 +2595,7 @@ type IssueProxyTicketResponse struct {
 
 func (x *IssueProxyTicketResponse) Reset() {
 	*x = IssueProxyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2607,7 @@ func (x *IssueProxyTicketResponse) String() string {
 func (*IssueProxyTicketResponse) ProtoMessage() {}
 
 func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2620,7 @@ func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *IssueProxyTicketResponse) GetTicket() string {
@@ -2524,7 +2653,7 @@ type ListUserSessionsRequest struct {
 
 func (x *ListUserSessionsRequest) Reset() {
 	*x = ListUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2665,7 @@ func (x *ListUserSessionsRequest) String() string {
 func (*ListUserSessionsRequest) ProtoMessage() {}
 
 func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2678,7 @@ func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListUserSessionsRequest) GetUserId() string {
@@ -2568,7 +2697,7 @@ type ListUserSessionsResponse struct {
 
 func (x *ListUserSessionsResponse) Reset() {
 	*x = ListUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2580,7 +2709,7 @@ func (x *ListUserSessionsResponse) String() string {
 func (*ListUserSessionsResponse) ProtoMessage() {}
 
 func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2593,7 +2722,7 @@ func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListUserSessionsResponse) GetSessions() []*Session {
@@ -2613,7 +2742,7 @@ type RevokeUserSessionsRequest struct {
 
 func (x *RevokeUserSessionsRequest) Reset() {
 	*x = RevokeUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +2754,7 @@ func (x *RevokeUserSessionsRequest) String() string {
 func (*RevokeUserSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +2767,7 @@ func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeUserSessionsRequest) GetUserId() string {
@@ -2664,7 +2793,7 @@ type RevokeUserSessionsResponse struct {
 
 func (x *RevokeUserSessionsResponse) Reset() {
 	*x = RevokeUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2676,7 +2805,7 @@ func (x *RevokeUserSessionsResponse) String() string {
 func (*RevokeUserSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2689,7 +2818,7 @@ func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeUserSessionsResponse) GetEnded() int32 {
@@ -2712,7 +2841,7 @@ type ValidateLegacyTicketRequest struct {
 
 func (x *ValidateLegacyTicketRequest) Reset() {
 	*x = ValidateLegacyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +2853,7 @@ func (x *ValidateLegacyTicketRequest) String() string {
 func (*ValidateLegacyTicketRequest) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +2866,7 @@ func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketRequest.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ValidateLegacyTicketRequest) GetTicket() string {
@@ -2783,7 +2912,7 @@ type ValidateLegacyTicketResponse struct {
 
 func (x *ValidateLegacyTicketResponse) Reset() {
 	*x = ValidateLegacyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2924,7 @@ func (x *ValidateLegacyTicketResponse) String() string {
 func (*ValidateLegacyTicketResponse) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2937,7 @@ func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketResponse.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ValidateLegacyTicketResponse) GetResult() string {
@@ -2872,7 +3001,7 @@ type AssociateAccountRequest struct {
 
 func (x *AssociateAccountRequest) Reset() {
 	*x = AssociateAccountRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2884,7 +3013,7 @@ func (x *AssociateAccountRequest) String() string {
 func (*AssociateAccountRequest) ProtoMessage() {}
 
 func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2897,7 +3026,7 @@ func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountRequest.ProtoReflect.Descriptor instead.
 func (*AssociateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AssociateAccountRequest) GetTgt() string {
@@ -2936,7 +3065,7 @@ type AssociateAccountResponse struct {
 
 func (x *AssociateAccountResponse) Reset() {
 	*x = AssociateAccountResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2948,7 +3077,7 @@ func (x *AssociateAccountResponse) String() string {
 func (*AssociateAccountResponse) ProtoMessage() {}
 
 func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2961,7 +3090,7 @@ func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountResponse.ProtoReflect.Descriptor instead.
 func (*AssociateAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
 }
 
 type PortalEntriesRequest struct {
@@ -2973,7 +3102,7 @@ type PortalEntriesRequest struct {
 
 func (x *PortalEntriesRequest) Reset() {
 	*x = PortalEntriesRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2985,7 +3114,7 @@ func (x *PortalEntriesRequest) String() string {
 func (*PortalEntriesRequest) ProtoMessage() {}
 
 func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2998,7 +3127,7 @@ func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesRequest.ProtoReflect.Descriptor instead.
 func (*PortalEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PortalEntriesRequest) GetTgt() string {
@@ -3026,7 +3155,7 @@ type PortalEntry struct {
 
 func (x *PortalEntry) Reset() {
 	*x = PortalEntry{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3038,7 +3167,7 @@ func (x *PortalEntry) String() string {
 func (*PortalEntry) ProtoMessage() {}
 
 func (x *PortalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3051,7 +3180,7 @@ func (x *PortalEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntry.ProtoReflect.Descriptor instead.
 func (*PortalEntry) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PortalEntry) GetAppId() string {
@@ -3105,7 +3234,7 @@ type PortalEntriesResponse struct {
 
 func (x *PortalEntriesResponse) Reset() {
 	*x = PortalEntriesResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3246,7 @@ func (x *PortalEntriesResponse) String() string {
 func (*PortalEntriesResponse) ProtoMessage() {}
 
 func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3259,7 @@ func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesResponse.ProtoReflect.Descriptor instead.
 func (*PortalEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
@@ -3161,7 +3290,7 @@ type IssueAuthorizationCodeRequest struct {
 
 func (x *IssueAuthorizationCodeRequest) Reset() {
 	*x = IssueAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3302,7 @@ func (x *IssueAuthorizationCodeRequest) String() string {
 func (*IssueAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3315,7 @@ func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *IssueAuthorizationCodeRequest) GetTgt() string {
@@ -3255,7 +3384,7 @@ type IssueAuthorizationCodeResponse struct {
 
 func (x *IssueAuthorizationCodeResponse) Reset() {
 	*x = IssueAuthorizationCodeResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3267,7 +3396,7 @@ func (x *IssueAuthorizationCodeResponse) String() string {
 func (*IssueAuthorizationCodeResponse) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3280,7 +3409,7 @@ func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeResponse.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *IssueAuthorizationCodeResponse) GetCode() string {
@@ -3312,7 +3441,7 @@ type ExchangeAuthorizationCodeRequest struct {
 
 func (x *ExchangeAuthorizationCodeRequest) Reset() {
 	*x = ExchangeAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3453,7 @@ func (x *ExchangeAuthorizationCodeRequest) String() string {
 func (*ExchangeAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3466,7 @@ func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*ExchangeAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ExchangeAuthorizationCodeRequest) GetCode() string {
@@ -3397,7 +3526,7 @@ type TokenResponse struct {
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3538,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3551,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TokenResponse) GetAccessToken() string {
@@ -3481,7 +3610,7 @@ type RefreshAccessTokenRequest struct {
 
 func (x *RefreshAccessTokenRequest) Reset() {
 	*x = RefreshAccessTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3493,7 +3622,7 @@ func (x *RefreshAccessTokenRequest) String() string {
 func (*RefreshAccessTokenRequest) ProtoMessage() {}
 
 func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3506,7 +3635,7 @@ func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RefreshAccessTokenRequest) GetRefreshToken() string {
@@ -3553,7 +3682,7 @@ type UserInfoRequest struct {
 
 func (x *UserInfoRequest) Reset() {
 	*x = UserInfoRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3694,7 @@ func (x *UserInfoRequest) String() string {
 func (*UserInfoRequest) ProtoMessage() {}
 
 func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3707,7 @@ func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoRequest.ProtoReflect.Descriptor instead.
 func (*UserInfoRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UserInfoRequest) GetAccessToken() string {
@@ -3598,7 +3727,7 @@ type UserInfoResponse struct {
 
 func (x *UserInfoResponse) Reset() {
 	*x = UserInfoResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +3739,7 @@ func (x *UserInfoResponse) String() string {
 func (*UserInfoResponse) ProtoMessage() {}
 
 func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +3752,7 @@ func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoResponse.ProtoReflect.Descriptor instead.
 func (*UserInfoResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UserInfoResponse) GetClaims() string {
@@ -3644,7 +3773,7 @@ type IntrospectTokenRequest struct {
 
 func (x *IntrospectTokenRequest) Reset() {
 	*x = IntrospectTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3656,7 +3785,7 @@ func (x *IntrospectTokenRequest) String() string {
 func (*IntrospectTokenRequest) ProtoMessage() {}
 
 func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3669,7 +3798,7 @@ func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenRequest.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *IntrospectTokenRequest) GetToken() string {
@@ -3703,7 +3832,7 @@ type IntrospectTokenResponse struct {
 
 func (x *IntrospectTokenResponse) Reset() {
 	*x = IntrospectTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +3844,7 @@ func (x *IntrospectTokenResponse) String() string {
 func (*IntrospectTokenResponse) ProtoMessage() {}
 
 func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +3857,7 @@ func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenResponse.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{51}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *IntrospectTokenResponse) GetJson() string {
@@ -3749,7 +3878,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3761,7 +3890,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3774,7 +3903,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{52}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RevokeTokenRequest) GetToken() string {
@@ -3806,7 +3935,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3818,7 +3947,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3831,7 +3960,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{53}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{54}
 }
 
 type EndSessionOfIDTokenRequest struct {
@@ -3844,7 +3973,7 @@ type EndSessionOfIDTokenRequest struct {
 
 func (x *EndSessionOfIDTokenRequest) Reset() {
 	*x = EndSessionOfIDTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3856,7 +3985,7 @@ func (x *EndSessionOfIDTokenRequest) String() string {
 func (*EndSessionOfIDTokenRequest) ProtoMessage() {}
 
 func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3869,7 +3998,7 @@ func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionOfIDTokenRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionOfIDTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{54}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *EndSessionOfIDTokenRequest) GetIdTokenHint() string {
@@ -3894,7 +4023,7 @@ type SigningKeysRequest struct {
 
 func (x *SigningKeysRequest) Reset() {
 	*x = SigningKeysRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3906,7 +4035,7 @@ func (x *SigningKeysRequest) String() string {
 func (*SigningKeysRequest) ProtoMessage() {}
 
 func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3919,7 +4048,7 @@ func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*SigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{55}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{56}
 }
 
 type SigningKeysResponse struct {
@@ -3932,7 +4061,7 @@ type SigningKeysResponse struct {
 
 func (x *SigningKeysResponse) Reset() {
 	*x = SigningKeysResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3944,7 +4073,7 @@ func (x *SigningKeysResponse) String() string {
 func (*SigningKeysResponse) ProtoMessage() {}
 
 func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3957,7 +4086,7 @@ func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*SigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{56}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SigningKeysResponse) GetJwks() string {
@@ -3995,7 +4124,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\vauth_method\x18\x04 \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
 	"authMethod\x127\n" +
 	"\tauth_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x19\n" +
-	"\bpeer_sid\x18\x06 \x01(\tR\apeerSid\"\xb5\x05\n" +
+	"\bpeer_sid\x18\x06 \x01(\tR\apeerSid\"\x91\x06\n" +
 	"\x11RegisteredService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -4019,7 +4148,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x13required_permission\x18\x0f \x01(\tR\x12requiredPermission\x121\n" +
 	"\x14certificate_required\x18\x10 \x01(\bR\x13certificateRequired\x12#\n" +
 	"\rrelease_roles\x18\x11 \x01(\bR\freleaseRoles\x12/\n" +
-	"\x13release_permissions\x18\x12 \x01(\bR\x12releasePermissions\"\x9e\x05\n" +
+	"\x13release_permissions\x18\x12 \x01(\bR\x12releasePermissions\x12-\n" +
+	"\x12release_attributes\x18\x13 \x03(\tR\x11releaseAttributes\x12+\n" +
+	"\x11masked_attributes\x18\x14 \x03(\tR\x10maskedAttributes\"\xd5\x06\n" +
 	"\x11ServiceDefinition\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12 \n" +
 	"\x04name\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x12\x1e\n" +
@@ -4038,7 +4169,11 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x13required_permission\x18\f \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\xc1\x01R\x12requiredPermission\x121\n" +
 	"\x14certificate_required\x18\r \x01(\bR\x13certificateRequired\x12#\n" +
 	"\rrelease_roles\x18\x0e \x01(\bR\freleaseRoles\x12/\n" +
-	"\x13release_permissions\x18\x0f \x01(\bR\x12releasePermissions\"@\n" +
+	"\x13release_permissions\x18\x0f \x01(\bR\x12releasePermissions\x12J\n" +
+	"\x12release_attributes\x18\x10 \x03(\tB\x1b\xbaH\x18\x92\x01\x15\x10 \"\x11r\x0f(@2\v^[A-Za-z]+$R\x11releaseAttributes\x12H\n" +
+	"\x11masked_attributes\x18\x11 \x03(\tB\x1b\xbaH\x18\x92\x01\x15\x10 \"\x11r\x0f(@2\v^[A-Za-z]+$R\x10maskedAttributes\x12\x1f\n" +
+	"\vopen_access\x18\x12 \x01(\bR\n" +
+	"openAccess\"@\n" +
 	"\x13MatchServiceRequest\x12)\n" +
 	"\aservice\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\"[\n" +
 	"\x14CreateServiceRequest\x12C\n" +
@@ -4119,7 +4254,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\apgt_url\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x06pgtUrl\x12\x1e\n" +
 	"\n" +
 	"attributes\x18\a \x01(\bR\n" +
-	"attributes\"\xfe\x04\n" +
+	"attributes\"\xba\x05\n" +
 	"\x1dValidateServiceTicketResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12+\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.uias.ticket.v1.CasCodeR\x04code\x12\x18\n" +
@@ -4142,7 +4277,13 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"attributes\x12;\n" +
 	"\vauth_method\x18\x0f \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
 	"authMethod\x12K\n" +
-	"\rauthorization\x18\x10 \x01(\v2%.uias.ticket.v1.ReleasedAuthorizationR\rauthorization\"\xa9\x01\n" +
+	"\rauthorization\x18\x10 \x01(\v2%.uias.ticket.v1.ReleasedAuthorizationR\rauthorization\x12:\n" +
+	"\arelease\x18\x11 \x01(\v2 .uias.ticket.v1.AttributeReleaseR\arelease\"J\n" +
+	"\x10AttributeRelease\x12\x1e\n" +
+	"\n" +
+	"attributes\x18\x01 \x03(\tR\n" +
+	"attributes\x12\x16\n" +
+	"\x06masked\x18\x02 \x03(\tR\x06masked\"\xa9\x01\n" +
 	"\x15ReleasedAuthorization\x12\x14\n" +
 	"\x05roles\x18\x01 \x03(\tR\x05roles\x12 \n" +
 	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12%\n" +
@@ -4335,7 +4476,7 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(AuthMethod)(0),                           // 0: uias.ticket.v1.AuthMethod
 	(CasCode)(0),                              // 1: uias.ticket.v1.CasCode
@@ -4365,129 +4506,131 @@ var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(*IssueServiceTicketResponse)(nil),        // 25: uias.ticket.v1.IssueServiceTicketResponse
 	(*ValidateServiceTicketRequest)(nil),      // 26: uias.ticket.v1.ValidateServiceTicketRequest
 	(*ValidateServiceTicketResponse)(nil),     // 27: uias.ticket.v1.ValidateServiceTicketResponse
-	(*ReleasedAuthorization)(nil),             // 28: uias.ticket.v1.ReleasedAuthorization
-	(*PersonAttributes)(nil),                  // 29: uias.ticket.v1.PersonAttributes
-	(*IssueProxyTicketRequest)(nil),           // 30: uias.ticket.v1.IssueProxyTicketRequest
-	(*RevokeProxyGrantingTicketRequest)(nil),  // 31: uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	(*RevokeProxyGrantingTicketResponse)(nil), // 32: uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	(*IssueProxyTicketResponse)(nil),          // 33: uias.ticket.v1.IssueProxyTicketResponse
-	(*ListUserSessionsRequest)(nil),           // 34: uias.ticket.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),          // 35: uias.ticket.v1.ListUserSessionsResponse
-	(*RevokeUserSessionsRequest)(nil),         // 36: uias.ticket.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil),        // 37: uias.ticket.v1.RevokeUserSessionsResponse
-	(*ValidateLegacyTicketRequest)(nil),       // 38: uias.ticket.v1.ValidateLegacyTicketRequest
-	(*ValidateLegacyTicketResponse)(nil),      // 39: uias.ticket.v1.ValidateLegacyTicketResponse
-	(*AssociateAccountRequest)(nil),           // 40: uias.ticket.v1.AssociateAccountRequest
-	(*AssociateAccountResponse)(nil),          // 41: uias.ticket.v1.AssociateAccountResponse
-	(*PortalEntriesRequest)(nil),              // 42: uias.ticket.v1.PortalEntriesRequest
-	(*PortalEntry)(nil),                       // 43: uias.ticket.v1.PortalEntry
-	(*PortalEntriesResponse)(nil),             // 44: uias.ticket.v1.PortalEntriesResponse
-	(*IssueAuthorizationCodeRequest)(nil),     // 45: uias.ticket.v1.IssueAuthorizationCodeRequest
-	(*IssueAuthorizationCodeResponse)(nil),    // 46: uias.ticket.v1.IssueAuthorizationCodeResponse
-	(*ExchangeAuthorizationCodeRequest)(nil),  // 47: uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	(*TokenResponse)(nil),                     // 48: uias.ticket.v1.TokenResponse
-	(*RefreshAccessTokenRequest)(nil),         // 49: uias.ticket.v1.RefreshAccessTokenRequest
-	(*UserInfoRequest)(nil),                   // 50: uias.ticket.v1.UserInfoRequest
-	(*UserInfoResponse)(nil),                  // 51: uias.ticket.v1.UserInfoResponse
-	(*IntrospectTokenRequest)(nil),            // 52: uias.ticket.v1.IntrospectTokenRequest
-	(*IntrospectTokenResponse)(nil),           // 53: uias.ticket.v1.IntrospectTokenResponse
-	(*RevokeTokenRequest)(nil),                // 54: uias.ticket.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),               // 55: uias.ticket.v1.RevokeTokenResponse
-	(*EndSessionOfIDTokenRequest)(nil),        // 56: uias.ticket.v1.EndSessionOfIDTokenRequest
-	(*SigningKeysRequest)(nil),                // 57: uias.ticket.v1.SigningKeysRequest
-	(*SigningKeysResponse)(nil),               // 58: uias.ticket.v1.SigningKeysResponse
-	(*timestamppb.Timestamp)(nil),             // 59: google.protobuf.Timestamp
+	(*AttributeRelease)(nil),                  // 28: uias.ticket.v1.AttributeRelease
+	(*ReleasedAuthorization)(nil),             // 29: uias.ticket.v1.ReleasedAuthorization
+	(*PersonAttributes)(nil),                  // 30: uias.ticket.v1.PersonAttributes
+	(*IssueProxyTicketRequest)(nil),           // 31: uias.ticket.v1.IssueProxyTicketRequest
+	(*RevokeProxyGrantingTicketRequest)(nil),  // 32: uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	(*RevokeProxyGrantingTicketResponse)(nil), // 33: uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	(*IssueProxyTicketResponse)(nil),          // 34: uias.ticket.v1.IssueProxyTicketResponse
+	(*ListUserSessionsRequest)(nil),           // 35: uias.ticket.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),          // 36: uias.ticket.v1.ListUserSessionsResponse
+	(*RevokeUserSessionsRequest)(nil),         // 37: uias.ticket.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),        // 38: uias.ticket.v1.RevokeUserSessionsResponse
+	(*ValidateLegacyTicketRequest)(nil),       // 39: uias.ticket.v1.ValidateLegacyTicketRequest
+	(*ValidateLegacyTicketResponse)(nil),      // 40: uias.ticket.v1.ValidateLegacyTicketResponse
+	(*AssociateAccountRequest)(nil),           // 41: uias.ticket.v1.AssociateAccountRequest
+	(*AssociateAccountResponse)(nil),          // 42: uias.ticket.v1.AssociateAccountResponse
+	(*PortalEntriesRequest)(nil),              // 43: uias.ticket.v1.PortalEntriesRequest
+	(*PortalEntry)(nil),                       // 44: uias.ticket.v1.PortalEntry
+	(*PortalEntriesResponse)(nil),             // 45: uias.ticket.v1.PortalEntriesResponse
+	(*IssueAuthorizationCodeRequest)(nil),     // 46: uias.ticket.v1.IssueAuthorizationCodeRequest
+	(*IssueAuthorizationCodeResponse)(nil),    // 47: uias.ticket.v1.IssueAuthorizationCodeResponse
+	(*ExchangeAuthorizationCodeRequest)(nil),  // 48: uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	(*TokenResponse)(nil),                     // 49: uias.ticket.v1.TokenResponse
+	(*RefreshAccessTokenRequest)(nil),         // 50: uias.ticket.v1.RefreshAccessTokenRequest
+	(*UserInfoRequest)(nil),                   // 51: uias.ticket.v1.UserInfoRequest
+	(*UserInfoResponse)(nil),                  // 52: uias.ticket.v1.UserInfoResponse
+	(*IntrospectTokenRequest)(nil),            // 53: uias.ticket.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil),           // 54: uias.ticket.v1.IntrospectTokenResponse
+	(*RevokeTokenRequest)(nil),                // 55: uias.ticket.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),               // 56: uias.ticket.v1.RevokeTokenResponse
+	(*EndSessionOfIDTokenRequest)(nil),        // 57: uias.ticket.v1.EndSessionOfIDTokenRequest
+	(*SigningKeysRequest)(nil),                // 58: uias.ticket.v1.SigningKeysRequest
+	(*SigningKeysResponse)(nil),               // 59: uias.ticket.v1.SigningKeysResponse
+	(*timestamppb.Timestamp)(nil),             // 60: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
 	0,  // 0: uias.ticket.v1.RedeemPeerAssertionResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	59, // 1: uias.ticket.v1.RedeemPeerAssertionResponse.auth_time:type_name -> google.protobuf.Timestamp
-	59, // 2: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	59, // 3: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	60, // 1: uias.ticket.v1.RedeemPeerAssertionResponse.auth_time:type_name -> google.protobuf.Timestamp
+	60, // 2: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	60, // 3: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 4: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
 	8,  // 5: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
 	9,  // 6: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	59, // 7: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	59, // 8: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	59, // 9: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	60, // 7: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	60, // 8: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	60, // 9: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	59, // 11: uias.ticket.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	60, // 11: uias.ticket.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	59, // 13: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
-	59, // 14: uias.ticket.v1.CreateSessionRequest.auth_time:type_name -> google.protobuf.Timestamp
+	60, // 13: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
+	60, // 14: uias.ticket.v1.CreateSessionRequest.auth_time:type_name -> google.protobuf.Timestamp
 	18, // 15: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	59, // 16: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	60, // 16: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 17: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	59, // 18: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
-	29, // 19: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
+	60, // 18: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	30, // 19: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
 	0,  // 20: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	28, // 21: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
-	1,  // 22: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	18, // 23: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	43, // 24: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	59, // 25: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 26: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	21, // 27: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	22, // 28: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	24, // 29: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	26, // 30: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	30, // 31: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	31, // 32: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	10, // 33: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	38, // 34: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	40, // 35: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	42, // 36: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	45, // 37: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
-	47, // 38: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	49, // 39: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
-	50, // 40: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
-	52, // 41: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
-	54, // 42: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
-	57, // 43: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
-	56, // 44: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
-	4,  // 45: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
-	6,  // 46: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
-	2,  // 47: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
-	11, // 48: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	12, // 49: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	13, // 50: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	15, // 51: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	16, // 52: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	34, // 53: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	36, // 54: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	20, // 55: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	18, // 56: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	23, // 57: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	25, // 58: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	27, // 59: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	33, // 60: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	32, // 61: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	8,  // 62: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	39, // 63: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	41, // 64: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	44, // 65: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	46, // 66: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
-	48, // 67: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
-	48, // 68: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
-	51, // 69: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
-	53, // 70: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
-	55, // 71: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
-	58, // 72: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
-	23, // 73: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
-	5,  // 74: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
-	7,  // 75: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
-	3,  // 76: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
-	8,  // 77: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	8,  // 78: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	14, // 79: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	8,  // 80: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	17, // 81: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	35, // 82: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	37, // 83: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	55, // [55:84] is the sub-list for method output_type
-	26, // [26:55] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	29, // 21: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
+	28, // 22: uias.ticket.v1.ValidateServiceTicketResponse.release:type_name -> uias.ticket.v1.AttributeRelease
+	1,  // 23: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	18, // 24: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
+	44, // 25: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	60, // 26: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 27: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	21, // 28: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	22, // 29: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	24, // 30: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	26, // 31: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	31, // 32: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	32, // 33: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	10, // 34: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	39, // 35: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	41, // 36: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	43, // 37: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	46, // 38: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
+	48, // 39: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	50, // 40: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
+	51, // 41: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
+	53, // 42: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
+	55, // 43: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
+	58, // 44: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
+	57, // 45: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
+	4,  // 46: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
+	6,  // 47: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
+	2,  // 48: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
+	11, // 49: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	12, // 50: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	13, // 51: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	15, // 52: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	16, // 53: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	35, // 54: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	37, // 55: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	20, // 56: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	18, // 57: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	23, // 58: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	25, // 59: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	27, // 60: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	34, // 61: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	33, // 62: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	8,  // 63: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	40, // 64: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	42, // 65: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	45, // 66: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	47, // 67: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
+	49, // 68: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
+	49, // 69: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
+	52, // 70: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
+	54, // 71: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
+	56, // 72: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
+	59, // 73: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
+	23, // 74: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
+	5,  // 75: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
+	7,  // 76: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
+	3,  // 77: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
+	8,  // 78: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 79: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	14, // 80: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	8,  // 81: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	17, // 82: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	36, // 83: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	38, // 84: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	56, // [56:85] is the sub-list for method output_type
+	27, // [27:56] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -4501,7 +4644,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   57,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
