@@ -132,6 +132,10 @@ type App struct {
 	// Authenticate calls must reach (identity's graded authentication,
 	// ADR 0020; 0: any).
 	MinAuthLevel int
+	// NameRelease is what the identity component's Authenticate answers of
+	// the person's name to the application ("": in clear; "masked";
+	// "omitted"). Other components do not read it.
+	NameRelease string
 }
 
 // CertMatches reports whether a call with the client certificate of

@@ -69,7 +69,8 @@ func (a *App) CallerApp() *caller.App {
 		IPAllowList: a.IPAllowList, RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxConcurrent: a.MaxConcurrent,
 		SecretHash: a.SecretHash, SecretExpires: a.SecretExpires, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
 		ClientCertSHA256: a.ClientCertSHA256, SigningKeys: a.ParsedSigningKeys(), RequireSignatures: a.RequireSignatures,
-		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom, AccessUntil: a.AccessUntil, MinAuthLevel: a.MinAuthLevel}
+		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom, AccessUntil: a.AccessUntil, MinAuthLevel: a.MinAuthLevel,
+		NameRelease: a.NameRelease}
 }
 
 // appSource is the caller.AppSource of the identity component: its store.

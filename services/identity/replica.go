@@ -301,6 +301,7 @@ type appRecord struct {
 	RateLimit        float64   `json:"rate_limit"`
 	RateBurst        int       `json:"rate_burst"`
 	MaxConcurrent    int       `json:"max_concurrent,omitzero"`
+	NameRelease      string    `json:"name_release,omitempty"`
 	ClientCertSHA256 string    `json:"client_cert_sha256,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
@@ -367,7 +368,7 @@ func groupReplica(g *Group) groupRecord {
 // on the events that set them).
 func appReplica(a *App, withSecrets bool) appRecord {
 	r := appRecord{Type: a.Type, Code: a.Code, Name: a.Name, Status: a.Status, IPAllowList: a.IPAllowList,
-		RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxConcurrent: a.MaxConcurrent, ClientCertSHA256: a.ClientCertSHA256, CreatedAt: a.CreatedAt.UTC(),
+		RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxConcurrent: a.MaxConcurrent, NameRelease: a.NameRelease, ClientCertSHA256: a.ClientCertSHA256, CreatedAt: a.CreatedAt.UTC(),
 		UpdatedAt: a.UpdatedAt.UTC(), SecretLifetime: int64(a.SecretLifetime / time.Second),
 		SecretIssuedAt: a.SecretIssuedAt.UTC(), SecretExpires: a.SecretExpires.UTC(), RequireSignatures: a.RequireSignatures,
 		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom.UTC(), AccessUntil: a.AccessUntil.UTC()}
@@ -1104,7 +1105,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			return homed(false, nil)
 		}
 		w.App = &App{ID: ev.ID, Type: r.Type, Code: r.Code, Name: r.Name, Status: r.Status, IPAllowList: r.IPAllowList,
-			RateLimit: r.RateLimit, RateBurst: r.RateBurst, MaxConcurrent: r.MaxConcurrent, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
+			RateLimit: r.RateLimit, RateBurst: r.RateBurst, MaxConcurrent: r.MaxConcurrent, NameRelease: r.NameRelease, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, SecretLifetime: time.Duration(r.SecretLifetime) * time.Second,
 			SecretIssuedAt: r.SecretIssuedAt, SecretExpires: r.SecretExpires, SigningKeys: r.SigningKeys,
 			RequireSignatures: r.RequireSignatures, GrantedAPIs: r.GrantedAPIs, AccessFrom: r.AccessFrom, AccessUntil: r.AccessUntil,
@@ -1377,6 +1378,9 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 			}
 			if a.MaxConcurrent > 0 {
 				row = append(row, "C"+strconv.Itoa(a.MaxConcurrent))
+			}
+			if a.NameRelease != "" {
+				row = append(row, "N"+a.NameRelease)
 			}
 			add("apps", row...)
 		}

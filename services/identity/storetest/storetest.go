@@ -1236,7 +1236,7 @@ func testApps(t *testing.T, f *fixture) {
 		SigningKeys: []identity.SigningKey{{PEM: testKeyPEM("one"), AddedAt: base.Add(-time.Hour),
 			ExpiresAt: base.Add(365 * 24 * time.Hour)}},
 		RequireSignatures: true, GrantedAPIs: []string{"authenticate", "authz.check"}, AccessUntil: base.Add(365 * 24 * time.Hour),
-		SecurityLevel: 2, MinAuthLevel: identity.AuthLevelTwoFactor, MaxConcurrent: 40}
+		SecurityLevel: 2, MinAuthLevel: identity.AuthLevelTwoFactor, MaxConcurrent: 40, NameRelease: identity.NameReleaseMasked}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
@@ -1271,6 +1271,7 @@ func testApps(t *testing.T, f *fixture) {
 	upd.SecurityLevel = 1
 	upd.MinAuthLevel = identity.AuthLevelCertificate
 	upd.MaxConcurrent = 0
+	upd.NameRelease = identity.NameReleaseOmitted
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)

@@ -248,6 +248,7 @@ func appTable(tw *tabwriter.Writer, x *identityv1.App) {
 		"Rate limit", fmtFloat(x.GetRateLimit())+"/s",
 		"Burst", strconv.Itoa(int(x.GetRateBurst())),
 		"Max concurrent", maxConcurrent(x.GetMaxConcurrent()),
+		"Name to Authenticate", nameReleaseOut(x.GetNameRelease()),
 		"Client cert SHA-256", x.GetClientCertSha256(),
 		"Secret lifetime", secretLifetime(x.GetSecretLifetimeSeconds()),
 		"Secret issued", ts(x.GetSecretIssueTime()),
@@ -356,4 +357,15 @@ func maxConcurrent(n int32) string {
 		return "no bound"
 	}
 	return strconv.Itoa(int(n)) + " calls in progress"
+}
+
+// nameReleaseOut words what Authenticate answers of the person's name.
+func nameReleaseOut(v string) string {
+	switch v {
+	case "", "full":
+		return "full"
+	case "masked":
+		return "masked (first character)"
+	}
+	return v
 }

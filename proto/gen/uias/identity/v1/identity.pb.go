@@ -3411,6 +3411,12 @@ type App struct {
 	// instances that serve it: a call beyond is refused RESOURCE_EXHAUSTED
 	// CONCURRENCY_LIMITED.
 	MaxConcurrent int32 `protobuf:"varint,22,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
+	// name_release is what Authenticate answers of the person's name
+	// (user.display_name) to the application (ADR 0037; JR/T 0185-2020
+	// 7.2.2): "full" (the name, the default; "" reads as full), "masked"
+	// (its first character, every other one '*': 张三 -> 张*, 欧阳娜娜 ->
+	// 欧***) or "omitted" (empty). The legacy transports answer the same.
+	NameRelease   string `protobuf:"bytes,23,opt,name=name_release,json=nameRelease" json:"name_release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3599,6 +3605,13 @@ func (x *App) GetMaxConcurrent() int32 {
 	return 0
 }
 
+func (x *App) GetNameRelease() string {
+	if x != nil {
+		return x.NameRelease
+	}
+	return ""
+}
+
 // SigningKey is a registered request signing key of an application.
 type SigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3717,6 +3730,8 @@ type CreateAppRequest struct {
 	MinAuthLevel int32 `protobuf:"varint,15,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
 	// max_concurrent: see App (0: no bound).
 	MaxConcurrent int32 `protobuf:"varint,16,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
+	// name_release: see App ("": full).
+	NameRelease   string `protobuf:"bytes,17,opt,name=name_release,json=nameRelease" json:"name_release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3861,6 +3876,13 @@ func (x *CreateAppRequest) GetMaxConcurrent() int32 {
 		return x.MaxConcurrent
 	}
 	return 0
+}
+
+func (x *CreateAppRequest) GetNameRelease() string {
+	if x != nil {
+		return x.NameRelease
+	}
+	return ""
 }
 
 type CreateAppResponse struct {
@@ -4106,7 +4128,8 @@ type UpdateAppRequest struct {
 	// Only fields named in update_mask change: name, status, ip_allow_list,
 	// rate_limit, rate_burst, client_cert_sha256, secret_lifetime_seconds,
 	// signing_keys, require_signed_requests, granted_apis, access_from,
-	// access_until, security_level, min_auth_level, max_concurrent.
+	// access_until, security_level, min_auth_level, max_concurrent,
+	// name_release.
 	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
@@ -4137,6 +4160,8 @@ type UpdateAppRequest struct {
 	MinAuthLevel int32 `protobuf:"varint,16,opt,name=min_auth_level,json=minAuthLevel" json:"min_auth_level,omitempty"`
 	// max_concurrent: see App (0: no bound).
 	MaxConcurrent int32 `protobuf:"varint,17,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
+	// name_release: see App ("": full).
+	NameRelease   string `protobuf:"bytes,18,opt,name=name_release,json=nameRelease" json:"name_release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4288,6 +4313,13 @@ func (x *UpdateAppRequest) GetMaxConcurrent() int32 {
 		return x.MaxConcurrent
 	}
 	return 0
+}
+
+func (x *UpdateAppRequest) GetNameRelease() string {
+	if x != nil {
+		return x.NameRelease
+	}
+	return ""
 }
 
 type RotateAppSecretRequest struct {
@@ -5741,7 +5773,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xf4\a\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x97\b\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -5770,7 +5802,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\faccess_until\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x12%\n" +
 	"\x0esecurity_level\x18\x14 \x01(\x05R\rsecurityLevel\x12$\n" +
 	"\x0emin_auth_level\x18\x15 \x01(\x05R\fminAuthLevel\x12%\n" +
-	"\x0emax_concurrent\x18\x16 \x01(\x05R\rmaxConcurrent\"\xe4\x01\n" +
+	"\x0emax_concurrent\x18\x16 \x01(\x05R\rmaxConcurrent\x12!\n" +
+	"\fname_release\x18\x17 \x01(\tR\vnameRelease\"\xe4\x01\n" +
 	"\n" +
 	"SigningKey\x12\x1e\n" +
 	"\n" +
@@ -5780,7 +5813,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x125\n" +
 	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\x12;\n" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xaa\x06\n" +
+	"expireTime\"\xf3\x06\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -5801,7 +5834,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\faccess_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
 	"\x0esecurity_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
 	"\x0emin_auth_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x122\n" +
-	"\x0emax_concurrent\x18\x10 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\"[\n" +
+	"\x0emax_concurrent\x18\x10 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\x12G\n" +
+	"\fname_release\x18\x11 \x01(\tB$\xbaH!r\x1f\xc8\xc6'\x01(\x10R\x00R\x04fullR\x06maskedR\aomittedR\vnameRelease\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
@@ -5818,7 +5852,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1dsecret_expires_within_seconds\x18\x06 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x1asecretExpiresWithinSeconds\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xde\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa7\a\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -5842,7 +5876,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\faccess_until\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vaccessUntil\x120\n" +
 	"\x0esecurity_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
 	"\x0emin_auth_level\x18\x10 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x122\n" +
-	"\x0emax_concurrent\x18\x11 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\"\xb4\x01\n" +
+	"\x0emax_concurrent\x18\x11 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\x12G\n" +
+	"\fname_release\x18\x12 \x01(\tB$\xbaH!r\x1f\xc8\xc6'\x01(\x10R\x00R\x04fullR\x06maskedR\aomittedR\vnameRelease\"\xb4\x01\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\x12I\n" +
