@@ -64,3 +64,20 @@ func TestAuthenticateNameRelease(t *testing.T) {
 		t.Fatalf("created masked: %+v %v", a, err)
 	}
 }
+
+// TestAppNameReleaseAudited: a change of an application's name release is
+// in its app.update record.
+func TestAppNameReleaseAudited(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	ctx := context.Background()
+	a, _, err := w.svc.CreateApp(ctx, identity.NewApp{Type: "OA", Code: "names", Name: "Names"})
+	if err != nil || a.NameRelease != identity.NameReleaseFull {
+		t.Fatalf("created %+v %v", a, err)
+	}
+	if _, err := w.svc.UpdateApp(ctx, a.ID, identity.AppUpdate{Mask: []string{"name_release"}, NameRelease: identity.NameReleaseMasked}); err != nil {
+		t.Fatal(err)
+	}
+	if d := w.auditDetails(t, "app.update"); d[len(d)-1]["name_release"] != "masked" {
+		t.Fatalf("app.update detail %v", d[len(d)-1])
+	}
+}
