@@ -139,6 +139,10 @@ type App struct {
 	// authenticate identified by Type and Code and its address alone
 	// (AuthenticateLegacyAddress).
 	LegacyIPOnly bool
+	// NameRelease is what the identity component's Authenticate answers of
+	// the person's name to the application ("": in clear; "masked";
+	// "omitted"). Other components do not read it.
+	NameRelease string
 }
 
 // CertMatches reports whether a call with the client certificate of

@@ -29,6 +29,23 @@ func TestMaskIDNumber(t *testing.T) {
 	}
 }
 
+func TestMaskName(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"张三", "张*"},
+		{"欧阳娜娜", "欧***"},
+		{"李", "*"},
+		{" 王小明 ", "王**"},
+		{"Alice Smith", "A**********"},
+		{"", ""},
+		{"   ", ""},
+	}
+	for _, tt := range tests {
+		if got := MaskName(tt.in); got != tt.want {
+			t.Errorf("MaskName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestMaskPhone(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"13812345678", "138****5678"},

@@ -65,6 +65,24 @@ func MaskEmail(s string) string {
 	return string(r) + "***@" + domain
 }
 
+// MaskName keeps the first character of a person's name and replaces
+// every other character by '*' (张三 -> 张*, 欧阳娜娜 -> 欧***, Alice Smith
+// -> A**********): the family name of a Chinese name shows at most its
+// first character, and the length of the name is all that shows of the
+// rest. Surrounding spaces are dropped; a one-character name is "*"; the
+// empty string stays empty.
+func MaskName(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	r := []rune(s)
+	if len(r) == 1 {
+		return "*"
+	}
+	return string(r[0]) + strings.Repeat("*", len(r)-1)
+}
+
 // IDNumber is a zap field whose value is masked with MaskIDNumber.
 func IDNumber(key, v string) zap.Field { return zap.String(key, MaskIDNumber(v)) }
 

@@ -1320,6 +1320,8 @@ type NewApp struct {
 	RateLimit        float64
 	RateBurst        int
 	MaxConcurrent    int
+	// NameRelease: see App ("": the name in clear).
+	NameRelease string
 	// ClientCertSHA256 binds the app to a client certificate (see App).
 	ClientCertSHA256 string
 	// SecretLifetime is the app's own secret lifetime (zero: the server
@@ -1463,6 +1465,9 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 	if err := checkMaxConcurrent(n.MaxConcurrent); err != nil {
 		return nil, "", err
 	}
+	if err := checkNameRelease(n.NameRelease); err != nil {
+		return nil, "", err
+	}
 	fp, err := certFingerprint(n.ClientCertSHA256)
 	if err != nil {
 		return nil, "", err
@@ -1492,7 +1497,7 @@ func (s *Service) CreateApp(ctx context.Context, n NewApp) (*App, string, error)
 		SecretHash: crypto.HashToken(secret), SecretLifetime: n.SecretLifetime, ClientCertSHA256: fp,
 		SigningKeys: keys, RequireSignatures: n.RequireSignatures, GrantedAPIs: slices.Clone(n.GrantedAPIs),
 		AccessFrom: n.AccessFrom.UTC(), AccessUntil: n.AccessUntil.UTC(), SecurityLevel: max(n.SecurityLevel, 1),
-		MinAuthLevel: n.MinAuthLevel, LegacyIPOnly: n.LegacyIPOnly, CreatedAt: start, UpdatedAt: start}
+		MinAuthLevel: n.MinAuthLevel, LegacyIPOnly: n.LegacyIPOnly, NameRelease: n.NameRelease, CreatedAt: start, UpdatedAt: start}
 	if a.LegacyIPOnly {
 		if err := checkLegacyIPOnly(a); err != nil {
 			return nil, "", err
@@ -1546,6 +1551,8 @@ type AppUpdate struct {
 	RateBurst   int
 	// MaxConcurrent (mask max_concurrent; 0: no bound).
 	MaxConcurrent int
+	// NameRelease (mask name_release): see App.
+	NameRelease string
 	// ClientCertSHA256: "" removes the certificate binding.
 	ClientCertSHA256 string
 	// SecretLifetime (mask secret_lifetime_seconds; zero: the server
@@ -1604,6 +1611,12 @@ func (s *Service) UpdateApp(ctx context.Context, id string, up AppUpdate) (*App,
 			}
 			a.MaxConcurrent = up.MaxConcurrent
 			detail[f] = fmt.Sprint(a.MaxConcurrent)
+		case "name_release":
+			if err := checkNameRelease(up.NameRelease); err != nil {
+				return nil, err
+			}
+			a.NameRelease = up.NameRelease
+			detail[f] = nameReleaseWord(a.NameRelease)
 		case "client_cert_sha256":
 			fp, err := certFingerprint(up.ClientCertSHA256)
 			if err != nil {

@@ -324,7 +324,8 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 		return finish(r, nil)
 	}
 	res.MustChange = u.MustChange
-	return finish(ReasonOK, u)
+	// The name as the application's setting releases it (ADR 0037).
+	return finish(ReasonOK, releasedTo(u, c.App.NameRelease))
 }
 
 // checkPassword runs the shared password verification: status, lock, the

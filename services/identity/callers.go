@@ -70,7 +70,8 @@ func (a *App) CallerApp() *caller.App {
 		SecretHash: a.SecretHash, SecretExpires: a.SecretExpires, PrevSecretHash: a.PrevSecretHash, PrevSecretExpires: a.PrevSecretExpires,
 		ClientCertSHA256: a.ClientCertSHA256, SigningKeys: a.ParsedSigningKeys(), RequireSignatures: a.RequireSignatures,
 		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom, AccessUntil: a.AccessUntil, MinAuthLevel: a.MinAuthLevel,
-		SecurityLevel: a.SecurityLevel, LegacyIPOnly: a.LegacyIPOnly}
+		SecurityLevel: a.SecurityLevel, LegacyIPOnly: a.LegacyIPOnly,
+		NameRelease: a.NameRelease}
 }
 
 // appSource is the caller.AppSource of the identity component: its store.

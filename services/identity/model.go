@@ -181,7 +181,11 @@ type App struct {
 	// MaxConcurrent bounds the application's calls in progress (0: none;
 	// pkg/caller flow.go).
 	MaxConcurrent int
-	SecretHash    string
+	// NameRelease is what Authenticate answers of the person's name
+	// (display_name) to the application: NameReleaseFull (the name),
+	// NameReleaseMasked or NameReleaseOmitted.
+	NameRelease string
+	SecretHash  string
 	// SecretLifetime is the application's own secret lifetime (whole
 	// seconds; zero: the server default, identity.app_secret_lifetime).
 	SecretLifetime time.Duration

@@ -306,6 +306,7 @@ type appRecord struct {
 	RateBurst        int       `json:"rate_burst"`
 	MaxConcurrent    int       `json:"max_concurrent,omitzero"`
 	LegacyIPOnly     bool      `json:"legacy_ip_only,omitzero"`
+	NameRelease      string    `json:"name_release,omitempty"`
 	ClientCertSHA256 string    `json:"client_cert_sha256,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
@@ -373,7 +374,7 @@ func groupReplica(g *Group) groupRecord {
 // on the events that set them).
 func appReplica(a *App, withSecrets bool) appRecord {
 	r := appRecord{Type: a.Type, Code: a.Code, Name: a.Name, Status: a.Status, IPAllowList: a.IPAllowList,
-		RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxConcurrent: a.MaxConcurrent, LegacyIPOnly: a.LegacyIPOnly, ClientCertSHA256: a.ClientCertSHA256, CreatedAt: a.CreatedAt.UTC(),
+		RateLimit: a.RateLimit, RateBurst: a.RateBurst, MaxConcurrent: a.MaxConcurrent, LegacyIPOnly: a.LegacyIPOnly, NameRelease: a.NameRelease, ClientCertSHA256: a.ClientCertSHA256, CreatedAt: a.CreatedAt.UTC(),
 		UpdatedAt: a.UpdatedAt.UTC(), SecretLifetime: int64(a.SecretLifetime / time.Second),
 		SecretIssuedAt: a.SecretIssuedAt.UTC(), SecretExpires: a.SecretExpires.UTC(), RequireSignatures: a.RequireSignatures,
 		GrantedAPIs: a.GrantedAPIs, AccessFrom: a.AccessFrom.UTC(), AccessUntil: a.AccessUntil.UTC()}
@@ -1111,7 +1112,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 			return homed(false, nil)
 		}
 		w.App = &App{ID: ev.ID, Type: r.Type, Code: r.Code, Name: r.Name, Status: r.Status, IPAllowList: r.IPAllowList,
-			RateLimit: r.RateLimit, RateBurst: r.RateBurst, MaxConcurrent: r.MaxConcurrent, LegacyIPOnly: r.LegacyIPOnly, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
+			RateLimit: r.RateLimit, RateBurst: r.RateBurst, MaxConcurrent: r.MaxConcurrent, LegacyIPOnly: r.LegacyIPOnly, NameRelease: r.NameRelease, ClientCertSHA256: r.ClientCertSHA256, Home: origin,
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, SecretLifetime: time.Duration(r.SecretLifetime) * time.Second,
 			SecretIssuedAt: r.SecretIssuedAt, SecretExpires: r.SecretExpires, SigningKeys: r.SigningKeys,
 			RequireSignatures: r.RequireSignatures, GrantedAPIs: r.GrantedAPIs, AccessFrom: r.AccessFrom, AccessUntil: r.AccessUntil,
@@ -1391,6 +1392,9 @@ func (s *Service) ReplicaDigest(ctx context.Context, home string) ([]ReplicaTabl
 			}
 			if a.LegacyIPOnly {
 				row = append(row, "IP")
+			}
+			if a.NameRelease != "" {
+				row = append(row, "N"+a.NameRelease)
 			}
 			add("apps", row...)
 		}

@@ -423,7 +423,8 @@ func appView(a *App) map[string]any {
 		"client_cert_sha256": a.ClientCertSHA256, "secret_lifetime_seconds": int64(a.SecretLifetime / time.Second),
 		"require_signed_requests": a.RequireSignatures, "signing_keys": len(a.SigningKeys), "granted_apis": a.GrantedAPIs,
 		"access_from": optionalTime(a.AccessFrom), "access_until": optionalTime(a.AccessUntil),
-		"security_level": max(a.SecurityLevel, 1), "min_auth_level": a.MinAuthLevel}
+		"security_level": max(a.SecurityLevel, 1), "min_auth_level": a.MinAuthLevel,
+		"name_release": nameReleaseWord(a.NameRelease)}
 }
 
 // optionalTime is t for an event's data, nil when zero (unset).

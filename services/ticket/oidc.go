@@ -625,7 +625,26 @@ func hasScope(scope, s string) bool { return slices.Contains(strings.Fields(scop
 // does not answer the profile, the error is returned with the claims the
 // session itself knows (sub, login, org id): never a claim that was not
 // read, such as an empty list of groups.
+//
+// The client's service's attribute release policy (attrrelease.go)
+// filters and masks them; a registry that cannot be read leaves out every
+// claim a policy could govern (never released unchecked).
 func (s *Service) claims(ctx context.Context, t *AccessToken, rel *Authorization) (map[string]any, error) {
+	c, err := s.rawClaims(ctx, t, rel)
+	rs, merr := s.reg.Match(ctx, t.Service)
+	switch {
+	case merr == nil:
+		rs.Policy().ApplyClaims(c)
+	case errors.Is(merr, ErrServiceNotRegistered):
+		// No longer registered: its tokens are refused (liveToken).
+	default:
+		(&AttributePolicy{Release: []string{"userId"}}).ApplyClaims(c)
+	}
+	return c, err
+}
+
+// rawClaims are claims before the service's attribute release policy.
+func (s *Service) rawClaims(ctx context.Context, t *AccessToken, rel *Authorization) (map[string]any, error) {
 	c := map[string]any{"sub": t.UserID}
 	if rel != nil && rel.RolesReleased {
 		c["roles"] = append([]string{}, rel.Roles...)

@@ -93,6 +93,16 @@ type RegisteredService struct {
 	// asks for (consent.go), remembered for ConsentTTL (0: DefaultConsentTTL).
 	ConsentRequired bool
 	ConsentTTL      time.Duration
+	// ReleaseAttributes and MaskedAttributes are the service's attribute
+	// release policy (attrrelease.go): the attributes its validations and
+	// OpenID Connect claims release (none named: all) and those released
+	// masked (a name: its first character).
+	ReleaseAttributes []string
+	MaskedAttributes  []string
+	// OpenAccess (not stored): a service created with neither access rule
+	// stays open to anyone signed in even where new services are closed
+	// by default (Config.ServicesDefaultLinked).
+	OpenAccess bool
 	// AppLevelUnknown (not stored): the registry has not yet read the
 	// level of the service's application (AppLevelUnknown); the service
 	// issues nothing.
@@ -285,6 +295,9 @@ func CheckService(s *RegisteredService) error {
 		return badService("consent is asked of OpenID Connect clients: a legacy service takes no authorization codes (consent_required)")
 	case s.ConsentTTL < 0 || s.ConsentTTL > MaxConsentTTL || s.ConsentTTL%time.Second != 0:
 		return badService("consent_ttl must be whole seconds, at most 3650 days (0: the default, 90 days)")
+	}
+	if err := checkPolicy(s); err != nil {
+		return err
 	}
 	if s.RequiredPermission != "" {
 		if _, _, ok := SplitPermission(s.RequiredPermission); !ok {

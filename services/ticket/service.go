@@ -21,6 +21,11 @@ import (
 
 // Config is the ticket policy. Zero durations take the CAS defaults.
 type Config struct {
+	// ServicesDefaultLinked: a service registered with neither access
+	// rule (and not OpenAccess) requires an account link with its
+	// application (ticket.services_default_access: linked; closed by
+	// default). False: it is open to anyone signed in, as before.
+	ServicesDefaultLinked bool
 	// STTTL is the lifetime of a service ticket (CAS: 10 s).
 	STTTL time.Duration
 	// PTTTL is the lifetime of a proxy ticket (CAS: 10 s).
@@ -766,6 +771,9 @@ type Validation struct {
 	// Authorization: the person's roles and permissions, when asked for
 	// (Validate.Attributes) and the service releases them.
 	Authorization *Authorization
+	// Policy is the service's attribute release policy (nil: all
+	// attributes in clear).
+	Policy *AttributePolicy
 }
 
 // ValidateTicket consumes and checks a service (or proxy) ticket. Refusals
@@ -892,7 +900,7 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 			return s.refuseRelease(ctx, start, v, t, sig.Serial, true, err)
 		}
 	}
-	out := &Validation{Valid: true, Ticket: t, Authorization: rel}
+	out := &Validation{Valid: true, Ticket: t, Authorization: rel, Policy: rs.Policy()}
 	if v.IssuePGT {
 		pgt, iou := newOpaque(PrefixPGT, s.cfg.Centre), newOpaque(PrefixPGTIOU, s.cfg.Centre)
 		rec := &PGT{SessionID: t.SessionID, UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, AuthLevel: t.AuthLevel, AuthMethod: t.AuthMethod,

@@ -25,7 +25,8 @@ func (s *Service) serviceEvents(ctx context.Context, op string, r *RegisteredSer
 			"require_account_link": r.RequireAccountLink, "required_permission": r.RequiredPermission,
 			"certificate_required": r.CertificateRequired, "release_roles": r.ReleaseRoles,
 			"release_permissions": r.ReleasePermissions,
-			"consent_required":    r.ConsentRequired, "consent_ttl_seconds": int64(r.ConsentTTL / time.Second)}})
+			"consent_required":    r.ConsentRequired, "consent_ttl_seconds": int64(r.ConsentTTL / time.Second),
+			"release_attributes": r.ReleaseAttributes, "masked_attributes": r.MaskedAttributes}})
 	change := events.Event{ID: ids.New(), Subject: "uias.changes.ticket.service." + op, Type: "ticket.service." + op,
 		Time: now, Payload: payload}
 	return []events.Event{change, s.auditor.Event(ctx, audit.Action{API: "service." + op, Subject: "service:" + r.ID,
@@ -50,9 +51,22 @@ func (s *Service) CreateRegisteredService(ctx context.Context, def RegisteredSer
 	if err := CheckService(&def); err != nil {
 		return nil, err
 	}
+	var extra []string
+	if !def.RequireAccountLink && def.RequiredPermission == "" {
+		switch {
+		case def.OpenAccess:
+			extra = []string{"access", "open"}
+		case s.cfg.ServicesDefaultLinked:
+			// Closed by default (ticket.services_default_access: linked):
+			// only people linked to the application get its tickets.
+			def.RequireAccountLink = true
+			extra = []string{"access", "linked_by_default"}
+		}
+	}
+	def.OpenAccess = false
 	now := s.now().UTC()
 	def.ID, def.CreatedAt, def.UpdatedAt = ids.New(), now, now
-	if err := s.reg.store.CreateService(ctx, &def, s.serviceEvents(ctx, "created", &def)...); err != nil {
+	if err := s.reg.store.CreateService(ctx, &def, s.serviceEvents(ctx, "created", &def, extra...)...); err != nil {
 		return nil, err
 	}
 	s.reg.Invalidate()
@@ -79,6 +93,7 @@ func (s *Service) UpdateRegisteredService(ctx context.Context, id string, def Re
 	if err := CheckService(&def); err != nil {
 		return nil, err
 	}
+	def.OpenAccess = false
 	def.ID, def.CreatedAt, def.UpdatedAt = id, old.CreatedAt, s.now().UTC()
 	if err := s.reg.store.UpdateService(ctx, &def, s.serviceEvents(ctx, "updated", &def)...); err != nil {
 		return nil, err

@@ -597,6 +597,9 @@ func TestCtlAppCommands(t *testing.T) {
 	if oa.GetApp().GetRateLimit() != 100 || oa.GetApp().GetRateBurst() != 200 || len(oa.GetApp().GetIpAllowList()) != 0 {
 		t.Fatalf("app create defaults: %v", oa.GetApp())
 	}
+	if oa.GetApp().GetNameRelease() != "full" {
+		t.Errorf("app create: name_release %q, want full (the default)", oa.GetApp().GetNameRelease())
+	}
 
 	var got identityv1.App
 	out = c.jsonOut(&got, "", "app", "get", x.GetId())
@@ -738,6 +741,21 @@ func TestCtlAppCommands(t *testing.T) {
 	}
 	if stderr := c.fail(1, "", "app", "delete", oaID, "--yes"); !strings.Contains(stderr, "not found") {
 		t.Errorf("app deleted twice: %q", stderr)
+	}
+	// What Authenticate answers of the name (ADR 0037).
+	var named identityv1.CreateAppResponse
+	c.jsonOut(&named, "", "app", "create", "--type", "OA", "--code", "oa-names", "--name", "Names", "--name-release", "masked")
+	if named.GetApp().GetNameRelease() != "masked" {
+		t.Fatalf("app create --name-release masked: %v", named.GetApp())
+	}
+	var omitted identityv1.App
+	c.jsonOut(&omitted, "", "app", "update", named.GetApp().GetId(), "--name-release", "omitted")
+	if omitted.GetNameRelease() != "omitted" {
+		t.Fatalf("app update --name-release omitted: %v", &omitted)
+	}
+	if errs := c.fail(2, "", "app", "update", named.GetApp().GetId(), "--name-release", "hidden"); !strings.Contains(errs,
+		`--name-release must be full, masked or omitted, got "hidden"`) {
+		t.Errorf("app update --name-release hidden: %s", errs)
 	}
 }
 
@@ -989,7 +1007,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{args: []string{"group"}, msg: `"group" needs a subcommand`, usage: "uias ctl group add-member GROUP USER"},
 		{args: []string{"user", "promote", "X"}, msg: `unknown subcommand "promote" for "user"`, usage: "uias ctl user set-password ID"},
 		{args: []string{"app", "frob", "X"}, msg: `unknown subcommand "frob" for "app"`, usage: "uias ctl app suspend ID"},
-		{args: []string{"app", "update", "X"}, msg: "nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level, --min-auth-level, --legacy-ip-only, --no-legacy-ip-only", usage: "Usage: uias ctl app update ID"},
+		{args: []string{"app", "update", "X"}, msg: "nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level, --min-auth-level, --legacy-ip-only, --no-legacy-ip-only, --name-release", usage: "Usage: uias ctl app update ID"},
 		{args: []string{"app", "update", "X", "--legacy-ip-only", "--no-legacy-ip-only"}, msg: "--legacy-ip-only and --no-legacy-ip-only exclude each other", usage: "Usage: uias ctl app update ID"},
 		{args: []string{"app", "update", "X", "--client-cert-sha256", "ab", "--no-client-cert"}, msg: "--no-client-cert excludes --client-cert and --client-cert-sha256", usage: "Usage: uias ctl app update ID"},
 		{args: []string{"app", "create", "--type", "OA", "--code", "c", "--name", "N", "--client-cert", "/nonexistent/app.pem"},

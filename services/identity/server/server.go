@@ -543,7 +543,8 @@ func (s *Server) CreateApp(ctx context.Context, r *identityv1.CreateAppRequest) 
 		ClientCertSHA256: r.GetClientCertSha256(), SecretLifetime: seconds(r.GetSecretLifetimeSeconds()),
 		SigningKeys: r.GetSigningKeys(), RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
 		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel()),
-		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent()), LegacyIPOnly: r.GetLegacyIpOnly()})
+		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent()), LegacyIPOnly: r.GetLegacyIpOnly(),
+		NameRelease: nameRelease(r.GetNameRelease())})
 	if err != nil {
 		return nil, err
 	}
@@ -585,7 +586,8 @@ func (s *Server) UpdateApp(ctx context.Context, r *identityv1.UpdateAppRequest) 
 		SecretLifetime: seconds(r.GetSecretLifetimeSeconds()), SigningKeys: r.GetSigningKeys(),
 		RequireSignatures: r.GetRequireSignedRequests(), GrantedAPIs: r.GetGrantedApis(),
 		AccessFrom: timeOf(r.GetAccessFrom()), AccessUntil: timeOf(r.GetAccessUntil()), SecurityLevel: int(r.GetSecurityLevel()),
-		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent()), LegacyIPOnly: r.GetLegacyIpOnly()})
+		MinAuthLevel: int(r.GetMinAuthLevel()), MaxConcurrent: int(r.GetMaxConcurrent()), LegacyIPOnly: r.GetLegacyIpOnly(),
+		NameRelease: nameRelease(r.GetNameRelease())})
 	if err != nil {
 		return nil, err
 	}
@@ -759,7 +761,25 @@ func appPB(a *identity.App) *identityv1.App {
 		SecretIssueTime: ts(a.SecretIssuedAt), SecretExpireTime: ts(a.SecretExpires),
 		SigningKeys: signingKeysPB(a), RequireSignedRequests: a.RequireSignatures, GrantedApis: a.GrantedAPIs,
 		AccessFrom: ts(a.AccessFrom), AccessUntil: ts(a.AccessUntil), SecurityLevel: int32(max(a.SecurityLevel, 1)),
-		MinAuthLevel: int32(a.MinAuthLevel), MaxConcurrent: int32(a.MaxConcurrent), LegacyIpOnly: a.LegacyIPOnly}
+		MinAuthLevel: int32(a.MinAuthLevel), MaxConcurrent: int32(a.MaxConcurrent), LegacyIpOnly: a.LegacyIPOnly,
+		NameRelease: nameReleasePB(a.NameRelease)}
+}
+
+// nameRelease is the domain's value of an application's name_release
+// ("full" is the default, "").
+func nameRelease(v string) string {
+	if v == "full" {
+		return identity.NameReleaseFull
+	}
+	return v
+}
+
+// nameReleasePB is the wire value of an application's name release.
+func nameReleasePB(v string) string {
+	if v == identity.NameReleaseFull {
+		return "full"
+	}
+	return v
 }
 
 // signingKeysPB shows a's request signing keys: thumbprint, algorithm, the

@@ -16,7 +16,7 @@ import (
 
 const appCols = "id, app_type, app_code, name, status, ip_allow_list, rate_limit, rate_burst, secret_hash, " +
 	"prev_secret_hash, prev_secret_expires, created_at, updated_at, client_cert_sha256, home, " +
-	"secret_lifetime_s, secret_issued_at, secret_expires, signing_keys, require_signatures, granted_apis, access_from, access_until, security_level, min_auth_level, max_concurrent, legacy_ip_only"
+	"secret_lifetime_s, secret_issued_at, secret_expires, signing_keys, require_signatures, granted_apis, access_from, access_until, security_level, min_auth_level, max_concurrent, legacy_ip_only, name_release"
 
 func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	var (
@@ -31,7 +31,7 @@ func scanApp(sc store.Scanner) (*identity.App, string, error) {
 	)
 	if err := sc.Scan(&a.ID, &a.Type, &a.Code, &a.Name, &status, &ips, &a.RateLimit, &burst, &a.SecretHash,
 		&a.PrevSecretHash, &prevExp, &created, &updated, &a.ClientCertSHA256, &a.Home,
-		&lifetime, &issued, &expires, &keys, &a.RequireSignatures, &apis, &from, &until, &level, &minLevel, &maxConcurrent, &a.LegacyIPOnly); err != nil {
+		&lifetime, &issued, &expires, &keys, &a.RequireSignatures, &apis, &from, &until, &level, &minLevel, &maxConcurrent, &a.LegacyIPOnly, &a.NameRelease); err != nil {
 		return nil, "", err
 	}
 	if apis != "" {
@@ -87,7 +87,7 @@ func signingKeys(keys []identity.SigningKey) string {
 }
 
 // appValues are the placeholders of appCols.
-const appValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+const appValues = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 // appArgs are a's values of appCols, ips its allow-list as stored.
 func appArgs(a *identity.App, ips string) []any {
@@ -95,7 +95,7 @@ func appArgs(a *identity.App, ips string) []any {
 		a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.CreatedAt), store.UnixMS(a.UpdatedAt),
 		a.ClientCertSHA256, a.Home, int64(a.SecretLifetime / time.Second), store.UnixMS(a.SecretIssuedAt),
 		store.UnixMS(a.SecretExpires), signingKeys(a.SigningKeys), a.RequireSignatures, strings.Join(a.GrantedAPIs, ","),
-		store.UnixMS(a.AccessFrom), store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.LegacyIPOnly}
+		store.UnixMS(a.AccessFrom), store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.LegacyIPOnly, a.NameRelease}
 }
 
 // level is the security_level column of a level (0: 1).
@@ -213,7 +213,7 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 			store.UnixMS(a.PrevSecretExpires), store.UnixMS(a.UpdatedAt), a.ClientCertSHA256,
 			int64(a.SecretLifetime / time.Second), store.UnixMS(a.SecretIssuedAt), store.UnixMS(a.SecretExpires),
 			signingKeys(a.SigningKeys), a.RequireSignatures, strings.Join(a.GrantedAPIs, ","), store.UnixMS(a.AccessFrom),
-			store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.LegacyIPOnly, a.ID}
+			store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.LegacyIPOnly, a.NameRelease, a.ID}
 		cond := ""
 		if a.WriteIfSecretIssuedAt != nil {
 			cond, args = " AND secret_issued_at = ?", append(args, store.UnixMS(*a.WriteIfSecretIssuedAt))
@@ -222,7 +222,7 @@ func (s *Store) UpdateApp(ctx context.Context, a *identity.App, evs []events.Eve
 			ip_allow_list = ?, rate_limit = ?, rate_burst = ?, secret_hash = ?, prev_secret_hash = ?,
 			prev_secret_expires = ?, updated_at = ?, client_cert_sha256 = ?, secret_lifetime_s = ?, secret_issued_at = ?,
 			secret_expires = ?, signing_keys = ?, require_signatures = ?, granted_apis = ?, access_from = ?, access_until = ?,
-			security_level = ?, min_auth_level = ?, max_concurrent = ?, legacy_ip_only = ? WHERE id = ?`+cond), args...)
+			security_level = ?, min_auth_level = ?, max_concurrent = ?, legacy_ip_only = ?, name_release = ? WHERE id = ?`+cond), args...)
 		if err != nil {
 			return err
 		}

@@ -102,11 +102,12 @@ func TestOrgPathBackfill(t *testing.T) {
 			}
 			// And the signing key columns of each application (0053), its
 			// grants and access period (0058), its levels (0061) and its
-			// concurrency limit (0065), its legacy IP-only mode (0067).
+			// concurrency limit (0065), its legacy IP-only mode (0067) and its name release (0068).
 			for _, c := range []string{"signing_keys TEXT NOT NULL DEFAULT '[]'", "require_signatures BOOLEAN NOT NULL DEFAULT FALSE",
 				"granted_apis TEXT NOT NULL DEFAULT ''", "access_from BIGINT NOT NULL DEFAULT 0", "access_until BIGINT NOT NULL DEFAULT 0",
 				"security_level INTEGER NOT NULL DEFAULT 1", "min_auth_level INTEGER NOT NULL DEFAULT 0",
-				"max_concurrent INTEGER NOT NULL DEFAULT 0", "legacy_ip_only BOOLEAN NOT NULL DEFAULT FALSE"} {
+				"max_concurrent INTEGER NOT NULL DEFAULT 0", "legacy_ip_only BOOLEAN NOT NULL DEFAULT FALSE",
+				"name_release TEXT NOT NULL DEFAULT ''"} {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}
@@ -165,7 +166,7 @@ func TestOrgPathBackfill(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			for _, c := range append(appSecretColumns, "signing_keys", "require_signatures", "granted_apis", "access_from", "access_until", "security_level", "min_auth_level", "max_concurrent", "legacy_ip_only") {
+			for _, c := range append(appSecretColumns, "signing_keys", "require_signatures", "granted_apis", "access_from", "access_until", "security_level", "min_auth_level", "max_concurrent", "legacy_ip_only", "name_release") {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps DROP COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}

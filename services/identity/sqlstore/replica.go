@@ -446,14 +446,14 @@ func (s *Store) replicaApp(ctx context.Context, tx *sql.Tx, w *identity.ReplicaW
 	}
 	q := `UPDATE apps SET app_type = ?, app_code = ?, name = ?, status = ?, ip_allow_list = ?, rate_limit = ?,
 		rate_burst = ?, client_cert_sha256 = ?, updated_at = ?, home = ?, secret_lifetime_s = ?, secret_issued_at = ?,
-		secret_expires = ?, signing_keys = ?, require_signatures = ?, granted_apis = ?, access_from = ?, access_until = ?, security_level = ?, min_auth_level = ?, max_concurrent = ?, legacy_ip_only = ?`
+		secret_expires = ?, signing_keys = ?, require_signatures = ?, granted_apis = ?, access_from = ?, access_until = ?, security_level = ?, min_auth_level = ?, max_concurrent = ?, legacy_ip_only = ?, name_release = ?`
 	// The secret's lifetime and expiry come with every change of the
 	// application (a lifetime update recomputes the expiry), its hashes
 	// only with the changes that set them.
 	args := []any{a.Type, a.Code, a.Name, int(a.Status), ips, a.RateLimit, a.RateBurst, a.ClientCertSHA256,
 		store.UnixMS(a.UpdatedAt), a.Home, int64(a.SecretLifetime / time.Second), store.UnixMS(a.SecretIssuedAt),
 		store.UnixMS(a.SecretExpires), signingKeys(a.SigningKeys), a.RequireSignatures, strings.Join(a.GrantedAPIs, ","),
-		store.UnixMS(a.AccessFrom), store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.LegacyIPOnly}
+		store.UnixMS(a.AccessFrom), store.UnixMS(a.AccessUntil), level(a.SecurityLevel), a.MinAuthLevel, a.MaxConcurrent, a.LegacyIPOnly, a.NameRelease}
 	if w.WithSecrets {
 		q += ", secret_hash = ?, prev_secret_hash = ?, prev_secret_expires = ?"
 		args = append(args, a.SecretHash, a.PrevSecretHash, store.UnixMS(a.PrevSecretExpires))

@@ -1238,7 +1238,7 @@ func testApps(t *testing.T, f *fixture) {
 			ExpiresAt: base.Add(365 * 24 * time.Hour)}},
 		RequireSignatures: true, GrantedAPIs: []string{"authenticate", "authz.check"}, AccessUntil: base.Add(365 * 24 * time.Hour),
 		SecurityLevel: 2, MinAuthLevel: identity.AuthLevelTwoFactor, MaxConcurrent: 40,
-		LegacyIPOnly: true}
+		LegacyIPOnly: true, NameRelease: identity.NameReleaseMasked}
 	f.expectEvents(1, func() { must(t, f.s.CreateApp(f.ctx, a, f.evs(1))) })
 	got, err := f.s.GetApp(f.ctx, a.ID)
 	must(t, err)
@@ -1274,6 +1274,7 @@ func testApps(t *testing.T, f *fixture) {
 	upd.MinAuthLevel = identity.AuthLevelCertificate
 	upd.MaxConcurrent = 0
 	upd.LegacyIPOnly = false
+	upd.NameRelease = identity.NameReleaseOmitted
 	upd.UpdatedAt = base.Add(time.Hour)
 	f.expectEvents(1, func() { must(t, f.s.UpdateApp(f.ctx, &upd, f.evs(1))) })
 	got, err = f.s.GetApp(f.ctx, a.ID)

@@ -76,6 +76,8 @@ func newReleaseFixtureAt(t *testing.T, a *authzAnswers, start time.Time, attrs *
 	for _, rs := range []ticket.RegisteredService{
 		{ID: "rel", AppID: "app-rel", URL: "https://rel.example.com/", ReleaseRoles: true, ReleasePermissions: true},
 		{ID: "plain", AppID: "app-plain", URL: "https://plain.example.com/"},
+		{ID: "masked", AppID: "app-masked", URL: "https://masked.example.com/", ReleaseRoles: true, ReleasePermissions: true,
+			ReleaseAttributes: []string{"login", "displayName", "roles"}, MaskedAttributes: []string{"displayName"}},
 	} {
 		rs.Enabled, rs.MinAuthLevel = true, 1
 		if err := ticket.CheckService(&rs); err != nil {

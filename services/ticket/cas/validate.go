@@ -17,6 +17,7 @@ import (
 	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
 )
 
 // casCode is the CAS name of a wire code.
@@ -128,7 +129,7 @@ func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceT
 		pa, err := h.o.SSO.PersonAttributes(grpcx.PartOf(ctx), &identityv1.PersonAttributesRequest{UserId: res.GetUserId(), AppId: res.GetAppId()})
 		if err != nil {
 			h.o.Log.Warn("CAS attributes: identity failed; answering without the person's attributes", zap.Error(err))
-			return out
+			return releasePolicy(res).Apply(out)
 		}
 		a = &ticketv1.PersonAttributes{Login: pa.GetLogin(), DisplayName: pa.GetDisplayName(), OrgId: pa.GetOrgId(),
 			OrgName: pa.GetOrgName(), AppAccountId: pa.GetAppAccountId(), Groups: pa.GetGroups()}
@@ -145,7 +146,17 @@ func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceT
 	for _, g := range a.GetGroups() {
 		out = append(out, [2]string{"memberOf", g})
 	}
-	return out
+	return releasePolicy(res).Apply(out)
+}
+
+// releasePolicy is the attribute release policy a validation answered
+// (nil: none, every attribute in clear).
+func releasePolicy(res *ticketv1.ValidateServiceTicketResponse) *ticket.AttributePolicy {
+	r := res.GetRelease()
+	if r == nil {
+		return nil
+	}
+	return &ticket.AttributePolicy{Release: r.GetAttributes(), Masked: r.GetMasked()}
 }
 
 // appendAuthorization appends the released roles and permissions as the

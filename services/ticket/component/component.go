@@ -172,7 +172,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	env.Go(aq.run)
 	svc, err := ticket.New(ticket.Deps{Store: store, MAC: signer, Audit: aq, Logger: log, Registry: registry,
 		Config: ticket.Config{STTTL: cfg.STTTL, PTTTL: cfg.PTTTL, TGTIdle: cfg.TGTIdle, TGTHard: cfg.TGTHard,
-			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre, TouchAfter: cfg.SessionTouch, CodeTTL: cfg.OIDCCodeTTL, AccessTTL: cfg.AccessTokenTTL},
+			PGTTTL: cfg.PGTTTL, Centre: cfg.Centre, TouchAfter: cfg.SessionTouch, CodeTTL: cfg.OIDCCodeTTL, AccessTTL: cfg.AccessTokenTTL,
+			ServicesDefaultLinked: cfg.ServicesDefaultAccess == ServicesLinked},
 		IDTokens: idKeys, Nonces: peerTokens(js, cfg)})
 	if err != nil {
 		return nil, err

@@ -41,6 +41,14 @@ type Config struct {
 	// identity.key_file, identity.key_file_allow_open_mode). Service
 	// tickets are signed with its signing keys.
 	KeyFile string `yaml:"key_file"`
+	// ServicesDefaultAccess is the access of a service registered with
+	// neither access rule (require_account_link, required_permission):
+	// "open" (the default, as before) to anyone signed in; "linked" only
+	// to people with an active account link with its application
+	// (require_account_link is set at registration, unless the
+	// registration asks for open_access). Services registered before are
+	// not changed.
+	ServicesDefaultAccess string `yaml:"services_default_access"`
 	// CAS2Attributes releases the person's attributes at the CAS 2.0
 	// serviceValidate/proxyValidate too, not only at p3/ (true): clients
 	// such as gopkg.in/cas.v2 validate only at /serviceValidate.
@@ -192,11 +200,17 @@ type KerberosConfig struct {
 	Networks []string `yaml:"networks"`
 }
 
+// Values of services_default_access.
+const (
+	ServicesOpen   = "open"
+	ServicesLinked = "linked"
+)
+
 // Defaults returns the ticket defaults (CAS's).
 func Defaults() *Config {
 	return &Config{STTTL: ticket.DefaultSTTTL, PTTTL: ticket.DefaultPTTTL, TGTIdle: ticket.DefaultTGTIdle,
 		TGTHard: ticket.DefaultTGTHard, PGTTTL: ticket.DefaultPGTTTL, Centre: ticket.DefaultCentre,
-		KVReplicas: 1, StoreTimeout: 2 * time.Second, RegistryRefresh: 5 * time.Second, CAS2Attributes: true,
+		KVReplicas: 1, StoreTimeout: 2 * time.Second, ServicesDefaultAccess: ServicesOpen, RegistryRefresh: 5 * time.Second, CAS2Attributes: true,
 		SessionCache: time.Minute, AttributeCache: 5 * time.Second, InactiveSweep: 5 * time.Minute,
 		OIDCCodeTTL: ticket.DefaultCodeTTL, AccessTokenTTL: ticket.DefaultAccessTTL,
 		PeerAssertionTTL: ticket.DefaultPeerAssertionTTL, PeerProbe: 30 * time.Second}
@@ -213,6 +227,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.KVReplicas, "UIAS_TICKET_KV_REPLICAS", "", "")
 	b.Duration(&c.StoreTimeout, "UIAS_TICKET_STORE_TIMEOUT", "", "")
 	b.String(&c.KeyFile, "UIAS_TICKET_KEY_FILE", "", "")
+	b.String(&c.ServicesDefaultAccess, "UIAS_TICKET_SERVICES_DEFAULT_ACCESS", "", "")
 	b.Bool(&c.CAS2Attributes, "UIAS_TICKET_CAS2_ATTRIBUTES", "", "")
 	b.String(&c.OutboundCAFile, "UIAS_TICKET_OUTBOUND_CA_FILE", "", "")
 	b.Duration(&c.RegistryRefresh, "UIAS_TICKET_REGISTRY_REFRESH", "", "")
@@ -303,6 +318,10 @@ func (c *Config) Validate(p *config.Config) error {
 		// the peers' assertions name it, and identity compares it with
 		// the centres of sync's settings (rr29 B6)
 		bad("centre", "must be this centre's sync.centre %q (or be left out: it then defaults to it), got %q", homes.Self, c.Centre)
+	}
+	if c.ServicesDefaultAccess != ServicesOpen && c.ServicesDefaultAccess != ServicesLinked && c.ServicesDefaultAccess != "" {
+		bad("services_default_access", "must be %q (a service registered without an access rule is open to anyone signed in) "+
+			"or %q (it requires an account link with its application), got %q", ServicesOpen, ServicesLinked, c.ServicesDefaultAccess)
 	}
 	if c.KVReplicas < 1 || c.KVReplicas > 5 {
 		bad("kv_replicas", "must be between 1 and 5, got %d", c.KVReplicas)

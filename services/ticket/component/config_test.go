@@ -16,6 +16,13 @@ func TestDefaultsAreCAS(t *testing.T) {
 	if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
 		t.Fatal(err)
 	}
+	if c.ServicesDefaultAccess != ServicesOpen {
+		t.Fatalf("services_default_access %q, want open (as before)", c.ServicesDefaultAccess)
+	}
+	c.ServicesDefaultAccess = ServicesLinked
+	if err := c.Validate(&config.Config{DataDir: "d"}); err != nil {
+		t.Fatalf("linked: %v", err)
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -24,6 +31,7 @@ func TestValidate(t *testing.T) {
 		field string
 	}{
 		"st_ttl zero":      {func(c *Config) { c.STTTL = 0 }, "ticket.st_ttl"},
+		"default access":   {func(c *Config) { c.ServicesDefaultAccess = "closed" }, "ticket.services_default_access"},
 		"idle beyond hard": {func(c *Config) { c.TGTIdle, c.TGTHard = 9*time.Hour, 8*time.Hour }, "ticket.tgt_idle"},
 		"centre with dash": {func(c *Config) { c.Centre = "bj-1" }, "ticket.centre"},
 		"replicas":         {func(c *Config) { c.KVReplicas = 0 }, "ticket.kv_replicas"},

@@ -292,7 +292,37 @@ func (s *Server) ValidateServiceTicket(ctx context.Context, r *ticketv1.Validate
 			out.Attributes = a
 		}
 	}
+	if p := v.Policy; p != nil {
+		out.Release = &ticketv1.AttributeRelease{Attributes: p.Release, Masked: p.Masked}
+		applyPolicy(p, out)
+	}
 	return out, nil
+}
+
+// applyPolicy filters and masks the person's attributes and authorization
+// of a validation's answer by its service's policy (the edge applies it
+// again to the whole list it answers, with the attributes it adds).
+func applyPolicy(p *ticket.AttributePolicy, out *ticketv1.ValidateServiceTicketResponse) {
+	if a := out.GetAttributes(); a != nil {
+		c := &ticketv1.PersonAttributes{}
+		c.Login, _ = p.Value("login", a.GetLogin())
+		c.DisplayName, _ = p.Value("displayName", a.GetDisplayName())
+		c.OrgId, _ = p.Value("orgId", a.GetOrgId())
+		c.OrgName, _ = p.Value("orgName", a.GetOrgName())
+		c.AppAccountId, _ = p.Value("appAccountId", a.GetAppAccountId())
+		if p.Releases("groups") || p.Releases("memberOf") {
+			c.Groups = a.GetGroups()
+		}
+		out.Attributes = c
+	}
+	if a := out.GetAuthorization(); a != nil {
+		if !p.Releases("roles") {
+			a.Roles, a.RolesReleased = nil, false
+		}
+		if !p.Releases("permissions") {
+			a.Permissions, a.PermissionsReleased = nil, false
+		}
+	}
 }
 
 // RevokeProxyGrantingTicket implements TicketService.
@@ -382,7 +412,8 @@ func servicePB(r *ticket.RegisteredService) *ticketv1.RegisteredService {
 		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt), LegacyScheme: int32(r.LegacyScheme),
 		LegacyRequireSecret: r.LegacyRequireSecret, RequireAccountLink: r.RequireAccountLink, RequiredPermission: r.RequiredPermission,
 		CertificateRequired: r.CertificateRequired, ReleaseRoles: r.ReleaseRoles, ReleasePermissions: r.ReleasePermissions,
-		ConsentRequired: r.ConsentRequired, ConsentTtlSeconds: int64(r.ConsentTTL / time.Second)}
+		ConsentRequired: r.ConsentRequired, ConsentTtlSeconds: int64(r.ConsentTTL / time.Second),
+		ReleaseAttributes: r.ReleaseAttributes, MaskedAttributes: r.MaskedAttributes}
 }
 
 func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
@@ -391,7 +422,8 @@ func serviceDef(d *ticketv1.ServiceDefinition) ticket.RegisteredService {
 		LegacyScheme: int(d.GetLegacyScheme()), LegacyRequireSecret: d.GetLegacyRequireSecret(),
 		RequireAccountLink: d.GetRequireAccountLink(), RequiredPermission: d.GetRequiredPermission(),
 		CertificateRequired: d.GetCertificateRequired(), ReleaseRoles: d.GetReleaseRoles(), ReleasePermissions: d.GetReleasePermissions(),
-		ConsentRequired: d.GetConsentRequired(), ConsentTTL: time.Duration(d.GetConsentTtlSeconds()) * time.Second}
+		ConsentRequired: d.GetConsentRequired(), ConsentTTL: time.Duration(d.GetConsentTtlSeconds()) * time.Second,
+		ReleaseAttributes: d.GetReleaseAttributes(), MaskedAttributes: d.GetMaskedAttributes(), OpenAccess: d.GetOpenAccess()}
 }
 
 // ---- consent and the person's own applications ----

@@ -10,6 +10,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -87,7 +88,18 @@ func (s *Store) inTx(ctx context.Context, op string, evs []events.Event, fn func
 
 const serviceCols = "id, app_id, name, url, pattern, logout_url, min_auth_level, allow_proxy, enabled, created_at, updated_at, " +
 	"legacy_scheme, legacy_require_secret, require_account_link, required_permission, certificate_required, release_roles, release_permissions, " +
-	"consent_required, consent_ttl_seconds"
+	"consent_required, consent_ttl_seconds, release_attributes, masked_attributes"
+
+// joinNames and splitNames keep a list of attribute names in one column
+// (names have no commas; empty: none).
+func joinNames(n []string) string { return strings.Join(n, ",") }
+
+func splitNames(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
 
 func b2i(b bool) int {
 	if b {
@@ -104,11 +116,12 @@ func (s *Store) CreateService(ctx context.Context, r *ticket.RegisteredService, 
 		} else if ok {
 			return store.Conflict("service id already exists")
 		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_services ("+serviceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 			r.ID, r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
 			store.UnixMS(r.CreatedAt), store.UnixMS(r.UpdatedAt), r.LegacyScheme, b2i(r.LegacyRequireSecret),
 			b2i(r.RequireAccountLink), r.RequiredPermission, b2i(r.CertificateRequired), b2i(r.ReleaseRoles), b2i(r.ReleasePermissions),
-			b2i(r.ConsentRequired), int64(r.ConsentTTL/time.Second))
+			b2i(r.ConsentRequired), int64(r.ConsentTTL/time.Second),
+			joinNames(r.ReleaseAttributes), joinNames(r.MaskedAttributes))
 		return err
 	})
 }
@@ -119,11 +132,13 @@ func scanService(row scanner) (*ticket.RegisteredService, error) {
 	var r ticket.RegisteredService
 	var proxy, enabled, secret, link, cert, roles, perms, consent int
 	var created, updated, consentTTL int64
+	var release, masked string
 	if err := row.Scan(&r.ID, &r.AppID, &r.Name, &r.URL, &r.Pattern, &r.LogoutURL, &r.MinAuthLevel, &proxy, &enabled,
-		&created, &updated, &r.LegacyScheme, &secret, &link, &r.RequiredPermission, &cert, &roles, &perms, &consent, &consentTTL); err != nil {
+		&created, &updated, &r.LegacyScheme, &secret, &link, &r.RequiredPermission, &cert, &roles, &perms, &consent, &consentTTL, &release, &masked); err != nil {
 		return nil, err
 	}
 	r.ConsentRequired, r.ConsentTTL = consent != 0, time.Duration(consentTTL)*time.Second
+	r.ReleaseAttributes, r.MaskedAttributes = splitNames(release), splitNames(masked)
 	r.AllowProxy, r.Enabled, r.LegacyRequireSecret, r.RequireAccountLink = proxy != 0, enabled != 0, secret != 0, link != 0
 	r.CertificateRequired, r.ReleaseRoles, r.ReleasePermissions = cert != 0, roles != 0, perms != 0
 	r.CreatedAt, r.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(updated)
@@ -167,11 +182,12 @@ func (s *Store) UpdateService(ctx context.Context, r *ticket.RegisteredService, 
 		res, err := tx.ExecContext(ctx, s.db.Rebind("UPDATE ticket_services SET app_id = ?, name = ?, url = ?, pattern = ?, "+
 			"logout_url = ?, min_auth_level = ?, allow_proxy = ?, enabled = ?, updated_at = ?, legacy_scheme = ?, "+
 			"legacy_require_secret = ?, require_account_link = ?, required_permission = ?, certificate_required = ?, release_roles = ?, release_permissions = ?, "+
-			"consent_required = ?, consent_ttl_seconds = ? WHERE id = ?"),
+			"consent_required = ?, consent_ttl_seconds = ?, release_attributes = ?, masked_attributes = ? WHERE id = ?"),
 			r.AppID, r.Name, r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, b2i(r.AllowProxy), b2i(r.Enabled),
 			store.UnixMS(r.UpdatedAt), r.LegacyScheme, b2i(r.LegacyRequireSecret), b2i(r.RequireAccountLink),
 			r.RequiredPermission, b2i(r.CertificateRequired), b2i(r.ReleaseRoles), b2i(r.ReleasePermissions),
-			b2i(r.ConsentRequired), int64(r.ConsentTTL/time.Second), r.ID)
+			b2i(r.ConsentRequired), int64(r.ConsentTTL/time.Second),
+			joinNames(r.ReleaseAttributes), joinNames(r.MaskedAttributes), r.ID)
 		if err != nil {
 			return err
 		}

@@ -29,17 +29,18 @@ type Subject struct {
 // Run runs the suite; newSubject returns a fresh, empty store each call.
 func Run(t *testing.T, newSubject func(t *testing.T) Subject) {
 	for name, fn := range map[string]func(t *testing.T, s Subject){
-		"CRUD":         testCRUD,
-		"ListByApp":    testListByApp,
-		"Missing":      testMissing,
-		"Duplicate":    testDuplicate,
-		"EventsInTx":   testEventsInTx,
-		"AllFieldsRT":  testAllFields,
-		"LegacyRT":     testLegacyFields,
-		"AccessRuleRT": testAccessRule,
-		"Credentials":  testCredentials,
-		"Consents":     testConsents,
-		"ConsentRT":    testConsentSettings,
+		"CRUD":             testCRUD,
+		"ListByApp":        testListByApp,
+		"Missing":          testMissing,
+		"Duplicate":        testDuplicate,
+		"EventsInTx":       testEventsInTx,
+		"AllFieldsRT":      testAllFields,
+		"LegacyRT":         testLegacyFields,
+		"AccessRuleRT":     testAccessRule,
+		"Credentials":      testCredentials,
+		"Consents":         testConsents,
+		"ConsentRT":        testConsentSettings,
+		"AttributeRelease": testAttributeRelease,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -156,6 +157,7 @@ func testAllFields(t *testing.T, s Subject) {
 	r.URL, r.Pattern, r.LogoutURL, r.MinAuthLevel, r.AllowProxy, r.Name = "", `https://[a-z]+\.example\.com/.*`,
 		"https://slo.example.com/logout", 2, true, "名称 with unicode"
 	r.CertificateRequired, r.ReleaseRoles, r.ReleasePermissions = true, true, true
+	r.ReleaseAttributes, r.MaskedAttributes = []string{"displayName", "orgName"}, []string{"displayName"}
 	if err := s.Store.CreateService(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +171,47 @@ func testAllFields(t *testing.T, s Subject) {
 	}
 	if got, err := s.Store.GetService(ctx, "p"); err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("after update: %+v %v, want %+v", got, err, r)
+	}
+}
+
+// testAttributeRelease: a service's attribute release policy is kept in
+// order and replaced whole; none reads back as none (nil), so a service
+// registered before it releases everything.
+func testAttributeRelease(t *testing.T, s Subject) {
+	r := svc("ar", "app9")
+	if err := s.Store.CreateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "ar"); err != nil || got.ReleaseAttributes != nil || got.MaskedAttributes != nil {
+		t.Fatalf("no policy: %+v %v, want none", got, err)
+	}
+	r.ReleaseAttributes, r.MaskedAttributes = []string{"login", "displayName", "groups"}, []string{"displayName"}
+	r.UpdatedAt = r.UpdatedAt.Add(time.Second)
+	if err := s.Store.UpdateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "ar"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("with a policy: %+v %v, want %+v", got, err, r)
+	}
+	list, err := s.Store.ListServices(ctx, "app9")
+	if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], r) {
+		t.Fatalf("listed: %+v %v", list, err)
+	}
+	r.ReleaseAttributes, r.MaskedAttributes = nil, nil
+	if err := s.Store.UpdateService(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "ar"); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("policy removed: %+v %v, want %+v", got, err, r)
+	}
+	created := svc("ar2", "app9")
+	created.ReleaseAttributes, created.MaskedAttributes = []string{"userId"}, []string{}
+	if err := s.Store.CreateService(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Store.GetService(ctx, "ar2"); err != nil || !reflect.DeepEqual(got.ReleaseAttributes, []string{"userId"}) ||
+		len(got.MaskedAttributes) != 0 {
+		t.Fatalf("created with a policy: %+v %v", got, err)
 	}
 }
 

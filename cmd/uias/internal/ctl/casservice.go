@@ -2,7 +2,9 @@ package ctl
 
 import (
 	"flag"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -35,6 +37,7 @@ func serviceCommands() map[string]command {
 // given on the command line.
 type serviceFlags struct {
 	app, name, url, pattern, logoutURL, permission *string
+	releaseAttrs, maskAttrs                        *string
 	minLevel, legacyScheme                         *int
 	allowProxy, disabled, legacySecret, link       *bool
 	certRequired, releaseRoles, releasePerms       *bool
@@ -67,7 +70,33 @@ func addServiceFlags(fs *flag.FlagSet) serviceFlags {
 		consentTTL: fs.Duration("consent-ttl", 0, "how long an allowed consent is remembered (`duration`, e.g. 720h; 0: 90 days)"),
 		permission: fs.String("require-permission", "",
 			"access rule: only people authz allows `RES:OP` in the application get tickets (\"\" clears it)"),
+		releaseAttrs: fs.String("release-attributes", "",
+			"attribute release policy: only these `NAMES` (comma-separated, of "+strings.Join(ticket.ReleasableAttributes, ",")+
+				") are released to the service, CAS attributes and OpenID Connect claims (\"\": all)"),
+		maskAttrs: fs.String("mask-attributes", "",
+			"released masked: `NAMES` of "+strings.Join(ticket.MaskableAttributes, ",")+" (a name keeps its first character: 张三 -> 张*; \"\": none)"),
 	}
+}
+
+// names splits a comma-separated list of attribute names ("": none).
+func names(s string) []string {
+	var out []string
+	for n := range strings.SplitSeq(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// checkNames refuses an attribute name not in known.
+func checkNames(flagName, s string, known []string) error {
+	for _, n := range names(s) {
+		if !slices.Contains(known, n) {
+			return usagef("--%s: unknown attribute %q; known: %s", flagName, n, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 // checkPermission checks --require-permission before anything is dialled.
@@ -131,6 +160,12 @@ func (f serviceFlags) apply(d *ticketv1.ServiceDefinition, set map[string]bool) 
 	if set["consent-ttl"] {
 		d.ConsentTtlSeconds = int64(*f.consentTTL / time.Second)
 	}
+	if set["release-attributes"] {
+		d.ReleaseAttributes = names(*f.releaseAttrs)
+	}
+	if set["mask-attributes"] {
+		d.MaskedAttributes = names(*f.maskAttrs)
+	}
 	if set["certificate-required"] {
 		d.CertificateRequired = *f.certRequired
 		if d.CertificateRequired && !set["min-auth-level"] {
@@ -153,6 +188,12 @@ func (f serviceFlags) check(set map[string]bool) error {
 	case set["consent-ttl"] && (*f.consentTTL < 0 || *f.consentTTL > ticket.MaxConsentTTL || *f.consentTTL%time.Second != 0):
 		return usagef("--consent-ttl must be whole seconds, at most 87600h (3650 days); 0: 90 days")
 	}
+	if err := checkNames("release-attributes", *f.releaseAttrs, ticket.ReleasableAttributes); err != nil {
+		return err
+	}
+	if err := checkNames("mask-attributes", *f.maskAttrs, ticket.MaskableAttributes); err != nil {
+		return err
+	}
 	return checkPermission(*f.permission)
 }
 
@@ -166,12 +207,15 @@ func serviceCreateCmd() command {
 	return command{
 		usage: "--app ID (--url PREFIX | --pattern RE) [--name N] [--logout-url URL] [--min-auth-level 1] [--allow-proxy] [--disabled] " +
 			"[--legacy-scheme 0] [--legacy-require-secret] [--require-link] [--require-permission RES:OP] [--certificate-required] " +
-			"[--release-roles] [--release-permissions] [--consent-required] [--consent-ttl D]",
+			"[--release-roles] [--release-permissions] [--consent-required] [--consent-ttl D] [--release-attributes NAMES] [--mask-attributes NAMES] [--open]",
 		help: "Registers a CAS service of an application: where it may receive service tickets.\n" +
 			"Its access rule says who gets them: --require-link only people with an active account link with\n" +
 			"the application, --require-permission RES:OP only people authz allows RES:OP in it (both: both);\n" +
-			"without them anyone signed in. A person refused keeps their session and sees that they may not\n" +
-			"use the application (HTTP 403).\n" +
+			"without them anyone signed in, or, where the server sets ticket.services_default_access: linked,\n" +
+			"only people linked to the application (--require-link is set) unless --open is given.\n" +
+			"A person refused keeps their session and sees that they may not use the application (HTTP 403).\n" +
+			"--release-attributes login,displayName limits the attributes (and OpenID Connect claims) released to\n" +
+			"the service; --mask-attributes displayName releases the name masked (张三 -> 张*).\n" +
 			"--release-roles and --release-permissions make its validations release the person's roles and\n" +
 			"permissions in the application (attributes and claims roles, permissions), read from authz each time;\n" +
 			"while authz does not answer, its validations fail (CAS INTERNAL_ERROR) and the application retries.\n" +
@@ -179,6 +223,8 @@ func serviceCreateCmd() command {
 			"for before it gets a code, remembered for --consent-ttl (default 90 days).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			f := addServiceFlags(fs)
+			open := fs.Bool("open", false, "without --require-link or --require-permission, open to anyone signed in even where "+
+				"the server closes new services by default (ticket.services_default_access: linked)")
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
 					return err
@@ -193,7 +239,10 @@ func serviceCreateCmd() command {
 				if err := f.check(set); err != nil {
 					return err
 				}
-				d := &ticketv1.ServiceDefinition{}
+				if *open && (*f.link || *f.permission != "") {
+					return usagef("--open is for a service without an access rule: not with --require-link or --require-permission")
+				}
+				d := &ticketv1.ServiceDefinition{OpenAccess: *open}
 				f.apply(d, set)
 				return sessionCall(a, func(s *session) (*ticketv1.RegisteredService, error) {
 					return ticketv1.NewServiceRegistryServiceClient(s.conn).CreateService(s.ctx, &ticketv1.CreateServiceRequest{Service: d})
@@ -208,9 +257,10 @@ func serviceUpdateCmd() command {
 		usage: "ID [--name N] [--url PREFIX | --pattern RE] [--logout-url URL] [--min-auth-level L] [--allow-proxy[=false]] " +
 			"[--disabled[=false]] [--legacy-scheme S] [--legacy-require-secret[=false]] [--require-link[=false]] [--require-permission RES:OP] " +
 			"[--certificate-required[=false]] [--release-roles[=false]] [--release-permissions[=false]] " +
-			"[--consent-required[=false]] [--consent-ttl D]",
+			"[--consent-required[=false]] [--consent-ttl D] [--release-attributes NAMES] [--mask-attributes NAMES]",
 		help: "Only the flags given are changed (the service is read and written back whole).\n" +
-			"--require-link=false and --require-permission \"\" clear the access rule's parts.",
+			"--require-link=false and --require-permission \"\" clear the access rule's parts;\n" +
+			"--release-attributes \"\" releases every attribute again, --mask-attributes \"\" none masked.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			f := addServiceFlags(fs)
 			return func(args []string) error {
@@ -249,7 +299,8 @@ func definitionOf(r *ticketv1.RegisteredService) *ticketv1.ServiceDefinition {
 		LegacyScheme: r.GetLegacyScheme(), LegacyRequireSecret: r.GetLegacyRequireSecret(),
 		RequireAccountLink: r.GetRequireAccountLink(), RequiredPermission: r.GetRequiredPermission(),
 		CertificateRequired: r.GetCertificateRequired(), ReleaseRoles: r.GetReleaseRoles(), ReleasePermissions: r.GetReleasePermissions(),
-		ConsentRequired: r.GetConsentRequired(), ConsentTtlSeconds: r.GetConsentTtlSeconds()}
+		ConsentRequired: r.GetConsentRequired(), ConsentTtlSeconds: r.GetConsentTtlSeconds(),
+		ReleaseAttributes: r.GetReleaseAttributes(), MaskedAttributes: r.GetMaskedAttributes()}
 }
 
 func serviceGetCmd() command {
@@ -299,7 +350,19 @@ func serviceTable(tw *tabwriter.Writer, r *ticketv1.RegisteredService) {
 		"Allow proxy", yesNo(r.GetAllowProxy()), "Enabled", yesNo(r.GetEnabled()),
 		"Legacy scheme", strconv.Itoa(int(r.GetLegacyScheme())), "Legacy requires secret", yesNo(r.GetLegacyRequireSecret()),
 		"Requires account link", yesNo(r.GetRequireAccountLink()), "Required permission", r.GetRequiredPermission(),
-		"Access", accessRule(r), "Releases", released(r), "Consent", consentOf(r), "Created", ts(r.GetCreatedAt()), "Updated", ts(r.GetUpdatedAt()))
+		"Access", accessRule(r), "Releases", released(r), "Consent", consentOf(r), "Attributes released", attributePolicy(r), "Created", ts(r.GetCreatedAt()), "Updated", ts(r.GetUpdatedAt()))
+}
+
+// attributePolicy words a service's attribute release policy.
+func attributePolicy(r *ticketv1.RegisteredService) string {
+	out := "all"
+	if a := r.GetReleaseAttributes(); len(a) > 0 {
+		out = strings.Join(a, ", ")
+	}
+	if m := r.GetMaskedAttributes(); len(m) > 0 {
+		out += " (masked: " + strings.Join(m, ", ") + ")"
+	}
+	return out
 }
 
 // released words what a service's validations release of authz.

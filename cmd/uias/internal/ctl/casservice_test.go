@@ -140,6 +140,35 @@ func TestServiceCommands(t *testing.T) {
 	if !strings.Contains(up, "Consent: not asked") {
 		t.Errorf("update --consent-required=false:\n%s", up)
 	}
+	// The attribute release policy: set, shown, refused by the server when
+	// it masks what it does not release, cleared.
+	up = flat(h.mustRun("service", "update", svc.ID, "--release-attributes", "login,displayName,roles", "--mask-attributes", "displayName"))
+	if !strings.Contains(up, "Attributes released: login, displayName, roles (masked: displayName)") {
+		t.Errorf("update --release-attributes --mask-attributes:\n%s", up)
+	}
+	var pol struct {
+		ReleaseAttributes []string `json:"release_attributes"`
+		MaskedAttributes  []string `json:"masked_attributes"`
+	}
+	if err := json.Unmarshal([]byte(h.mustRun("-o", "json", "service", "get", svc.ID)), &pol); err != nil ||
+		strings.Join(pol.ReleaseAttributes, ",") != "login,displayName,roles" || strings.Join(pol.MaskedAttributes, ",") != "displayName" {
+		t.Errorf("service get -o json: %+v %v", pol, err)
+	}
+	if code, _, errs := h.run("service", "update", svc.ID, "--release-attributes", "login"); code != 1 ||
+		!strings.Contains(errs, "which release_attributes does not release") {
+		t.Errorf("masking what is not released: exit %d, %s", code, errs)
+	}
+	up = flat(h.mustRun("service", "update", svc.ID, "--release-attributes", "", "--mask-attributes", ""))
+	if !strings.Contains(up, "Attributes released: all") {
+		t.Errorf("policy cleared:\n%s", up)
+	}
+	if !strings.Contains(flat(plain), "Attributes released: all") {
+		t.Errorf("a service created without a policy:\n%s", plain)
+	}
+	open := flat(h.mustRun("service", "create", "--app", appID, "--name", "Open", "--url", "http://127.0.0.1:8081/open/", "--open"))
+	if !strings.Contains(open, "Access: anyone signed in") {
+		t.Errorf("service create --open:\n%s", open)
+	}
 
 	for _, tc := range []struct {
 		args []string
@@ -147,6 +176,9 @@ func TestServiceCommands(t *testing.T) {
 	}{
 		{[]string{"service", "update", svc.ID, "--consent-ttl", "90000h"}, "--consent-ttl"},
 		{[]string{"service", "update", svc.ID, "--consent-ttl", "-1h"}, "--consent-ttl"},
+		{[]string{"service", "update", svc.ID, "--release-attributes", "login,email"}, `unknown attribute "email"`},
+		{[]string{"service", "update", svc.ID, "--mask-attributes", "login"}, `--mask-attributes: unknown attribute "login"`},
+		{[]string{"service", "create", "--app", appID, "--url", "http://127.0.0.1:8081/y/", "--open", "--require-link"}, "--open is for a service without an access rule"},
 		{[]string{"service", "update", svc.ID, "--certificate-required", "--min-auth-level", "1"}, "--min-auth-level 2"},
 		{[]string{"service", "create", "--app", appID, "--url", "http://127.0.0.1:8081/x/", "--require-permission", "docs"}, "RESOURCE:OPERATION"},
 		{[]string{"service", "update", svc.ID, "--require-permission", "docs:read:x"}, "RESOURCE:OPERATION"},

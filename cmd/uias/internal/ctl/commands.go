@@ -974,7 +974,7 @@ func groupMemberCmd(add bool) command {
 
 func appCreateCmd() command {
 	return command{
-		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate] [--legacy-ip-only]",
+		usage: "--type T --code C --name N [--allow CIDR]... [--rate 100] [--burst 200] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--require-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate] [--legacy-ip-only] [--name-release full|masked|omitted]",
 		help: "Prints the new App_ID and App_Secret. The secret is shown only once.\n" +
 			"--client-cert binds the application to its client certificate (App_ID + certificate):\n" +
 			"its calls must then come over TLS with that certificate.\n" +
@@ -994,6 +994,7 @@ func appCreateCmd() command {
 			rate := fs.Float64("rate", 100, "requests per second (0: no limit)")
 			burst := fs.Int("burst", 200, "rate limit burst")
 			maxConc := fs.Int("max-concurrent", 0, "at most `N` calls in progress at once (0: no bound)")
+			nameRel := fs.String("name-release", "", "what Authenticate answers of the person's name: `full`, masked (张三 -> 张*) or omitted")
 			cert := certFlags(fs)
 			var lifetime days
 			fs.Var(&lifetime, "secret-lifetime", "how long each App_Secret is valid (`DURATION`: 90d, 720h; 0: the server default)")
@@ -1030,6 +1031,11 @@ func appCreateCmd() command {
 				req := &identityv1.CreateAppRequest{AppType: *typ, AppCode: *code, Name: *name, IpAllowList: cidrs,
 					RateLimit: *rate, RateBurst: int32(*burst), MaxConcurrent: int32(*maxConc), ClientCertSha256: fp, SecretLifetimeSeconds: lifetime.seconds(),
 					SigningKeys: keys, RequireSignedRequests: *requireSig, LegacyIpOnly: *ipOnly}
+				if err := checkNameRelease(*nameRel); err != nil {
+					return err
+				}
+				req.NameRelease = *nameRel
+
 				if err := access.applyCreate(req); err != nil {
 					return err
 				}
@@ -1089,7 +1095,7 @@ func appGetCmd() command {
 
 func appUpdateCmd() command {
 	return command{
-		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate] [--legacy-ip-only | --no-legacy-ip-only]",
+		usage: "ID [--name N] [--allow CIDR]... [--allow-any] [--rate R] [--burst B] [--max-concurrent N] [--client-cert FILE | --client-cert-sha256 HEX | --no-client-cert] [--secret-lifetime 90d] [--signing-key FILE.pem]... [--no-signing-keys] [--require-signatures | --no-signatures] [--grant-api LIST] [--access-from DATE] [--access-until DATE] [--security-level A1|A2] [--min-auth-level any|two-factor|certificate] [--legacy-ip-only | --no-legacy-ip-only] [--name-release full|masked|omitted]",
 		help: "Only the flags given are changed. --allow replaces the whole allow-list;\n" +
 			"--allow-any empties it (calls from any address). Use suspend/activate for the status.\n" +
 			"--client-cert binds the application to its client certificate; --no-client-cert removes the binding.\n" +
@@ -1118,6 +1124,7 @@ func appUpdateCmd() command {
 			rate := fs.Float64("rate", 0, "requests per second (0: no limit)")
 			burst := fs.Int("burst", 0, "rate limit burst")
 			maxConc := fs.Int("max-concurrent", 0, "at most `N` calls in progress at once (0: no bound)")
+			nameRel := fs.String("name-release", "", "what Authenticate answers of the person's name: `full`, masked (张三 -> 张*) or omitted")
 			cert := certFlags(fs)
 			noCert := fs.Bool("no-client-cert", false, "remove the client certificate binding")
 			var lifetime days
@@ -1176,6 +1183,13 @@ func appUpdateCmd() command {
 					req.MaxConcurrent = int32(*maxConc)
 					req.UpdateMask = append(req.UpdateMask, "max_concurrent")
 				}
+				if set["name-release"] {
+					if err := checkNameRelease(*nameRel); err != nil {
+						return err
+					}
+					req.NameRelease = *nameRel
+					req.UpdateMask = append(req.UpdateMask, "name_release")
+				}
 				if lifetime.set {
 					req.SecretLifetimeSeconds = lifetime.seconds()
 					req.UpdateMask = append(req.UpdateMask, "secret_lifetime_seconds")
@@ -1211,7 +1225,7 @@ func appUpdateCmd() command {
 					return err
 				}
 				if len(req.UpdateMask) == 0 {
-					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level, --min-auth-level, --legacy-ip-only, --no-legacy-ip-only")
+					return usagef("nothing to update: give at least one of --name, --allow, --allow-any, --rate, --burst, --client-cert, --no-client-cert, --secret-lifetime, --signing-key, --no-signing-keys, --require-signatures, --no-signatures, --grant-api, --access-from, --access-until, --security-level, --min-auth-level, --legacy-ip-only, --no-legacy-ip-only, --name-release")
 				}
 				return sessionCall(a, func(s *session) (*identityv1.App, error) { return s.client.UpdateApp(s.ctx, req) }, appTable)
 			}
@@ -1413,4 +1427,13 @@ func (c certFlag) fingerprint() (string, bool, error) {
 			return hex.EncodeToString(sum[:]), true, nil
 		}
 	}
+}
+
+// checkNameRelease checks --name-release ("": not given, full).
+func checkNameRelease(v string) error {
+	switch v {
+	case "", "full", "masked", "omitted":
+		return nil
+	}
+	return usagef("--name-release must be full, masked or omitted, got %q", v)
 }

@@ -264,6 +264,7 @@ func appTable(tw *tabwriter.Writer, x *identityv1.App) {
 		"Rate limit", fmtFloat(x.GetRateLimit())+"/s",
 		"Burst", strconv.Itoa(int(x.GetRateBurst())),
 		"Max concurrent", maxConcurrent(x.GetMaxConcurrent()),
+		"Name to Authenticate", nameReleaseOut(x.GetNameRelease()),
 		"Client cert SHA-256", x.GetClientCertSha256(),
 		"Secret lifetime", secretLifetime(x.GetSecretLifetimeSeconds()),
 		"Secret issued", ts(x.GetSecretIssueTime()),
@@ -382,4 +383,15 @@ func legacyIPOnly(on bool) string {
 		return "yes (legacy Hessian/SOAP authenticate by type and code from the allow-list, no secret)"
 	}
 	return "no"
+}
+
+// nameReleaseOut words what Authenticate answers of the person's name.
+func nameReleaseOut(v string) string {
+	switch v {
+	case "", "full":
+		return "full"
+	case "masked":
+		return "masked (first character)"
+	}
+	return v
 }

@@ -1102,3 +1102,29 @@ func TestChartCertChallenge(t *testing.T) {
 		t.Error("a Secret name the schema should refuse was accepted")
 	}
 }
+
+// TestChartServicesClosedByDefault: the chart closes newly registered
+// services by default (ticket.services_default_access: linked, ADR 0037)
+// in the ticket component's configuration.
+func TestChartServicesClosedByDefault(t *testing.T) {
+	helm := helmBin(t)
+	docs, err := render(t, helm, "-f", filepath.Join(chartDir(t), "ci", "minimal-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range docs {
+		if d["kind"] != "ConfigMap" || !strings.Contains(str(get(d, "metadata", "name")), "ticket") {
+			continue
+		}
+		data, _ := get(d, "data").(map[string]any)
+		for _, v := range data {
+			if strings.Contains(str(v), "services_default_access: linked") {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no ticket ConfigMap sets services_default_access: linked")
+	}
+}

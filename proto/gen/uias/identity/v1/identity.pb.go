@@ -3527,7 +3527,13 @@ type App struct {
 	// refused FAILED_PRECONDITION LEGACY_IP_ONLY_REFUSED; a call after the
 	// application became one is refused). See docs/integrators.md §9 and
 	// docs/adr/0035-legacy-ip-only.md.
-	LegacyIpOnly  bool `protobuf:"varint,23,opt,name=legacy_ip_only,json=legacyIpOnly" json:"legacy_ip_only,omitempty"`
+	LegacyIpOnly bool `protobuf:"varint,23,opt,name=legacy_ip_only,json=legacyIpOnly" json:"legacy_ip_only,omitempty"`
+	// name_release is what Authenticate answers of the person's name
+	// (user.display_name) to the application (ADR 0037; JR/T 0185-2020
+	// 7.2.2): "full" (the name, the default; "" reads as full), "masked"
+	// (its first character, every other one '*': 张三 -> 张*, 欧阳娜娜 ->
+	// 欧***) or "omitted" (empty). The legacy transports answer the same.
+	NameRelease   string `protobuf:"bytes,24,opt,name=name_release,json=nameRelease" json:"name_release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3723,6 +3729,13 @@ func (x *App) GetLegacyIpOnly() bool {
 	return false
 }
 
+func (x *App) GetNameRelease() string {
+	if x != nil {
+		return x.NameRelease
+	}
+	return ""
+}
+
 // SigningKey is a registered request signing key of an application.
 type SigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3842,7 +3855,9 @@ type CreateAppRequest struct {
 	// max_concurrent: see App (0: no bound).
 	MaxConcurrent int32 `protobuf:"varint,16,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
 	// legacy_ip_only: see App.
-	LegacyIpOnly  bool `protobuf:"varint,17,opt,name=legacy_ip_only,json=legacyIpOnly" json:"legacy_ip_only,omitempty"`
+	LegacyIpOnly bool `protobuf:"varint,17,opt,name=legacy_ip_only,json=legacyIpOnly" json:"legacy_ip_only,omitempty"`
+	// name_release: see App ("": full).
+	NameRelease   string `protobuf:"bytes,18,opt,name=name_release,json=nameRelease" json:"name_release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3994,6 +4009,13 @@ func (x *CreateAppRequest) GetLegacyIpOnly() bool {
 		return x.LegacyIpOnly
 	}
 	return false
+}
+
+func (x *CreateAppRequest) GetNameRelease() string {
+	if x != nil {
+		return x.NameRelease
+	}
+	return ""
 }
 
 type CreateAppResponse struct {
@@ -4241,6 +4263,7 @@ type UpdateAppRequest struct {
 	// signing_keys, require_signed_requests, granted_apis, access_from,
 	// access_until, security_level, min_auth_level, max_concurrent,
 	// legacy_ip_only.
+	// name_release.
 	UpdateMask  []string  `protobuf:"bytes,2,rep,name=update_mask,json=updateMask" json:"update_mask,omitempty"`
 	Name        string    `protobuf:"bytes,3,opt,name=name" json:"name,omitempty"`
 	Status      AppStatus `protobuf:"varint,4,opt,name=status,enum=uias.identity.v1.AppStatus" json:"status,omitempty"`
@@ -4272,7 +4295,9 @@ type UpdateAppRequest struct {
 	// max_concurrent: see App (0: no bound).
 	MaxConcurrent int32 `protobuf:"varint,17,opt,name=max_concurrent,json=maxConcurrent" json:"max_concurrent,omitempty"`
 	// legacy_ip_only: see App.
-	LegacyIpOnly  bool `protobuf:"varint,18,opt,name=legacy_ip_only,json=legacyIpOnly" json:"legacy_ip_only,omitempty"`
+	LegacyIpOnly bool `protobuf:"varint,18,opt,name=legacy_ip_only,json=legacyIpOnly" json:"legacy_ip_only,omitempty"`
+	// name_release: see App ("": full).
+	NameRelease   string `protobuf:"bytes,19,opt,name=name_release,json=nameRelease" json:"name_release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4431,6 +4456,13 @@ func (x *UpdateAppRequest) GetLegacyIpOnly() bool {
 		return x.LegacyIpOnly
 	}
 	return false
+}
+
+func (x *UpdateAppRequest) GetNameRelease() string {
+	if x != nil {
+		return x.NameRelease
+	}
+	return ""
 }
 
 type RotateAppSecretRequest struct {
@@ -6068,7 +6100,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"j\n" +
 	"\x12GroupMemberRequest\x12*\n" +
 	"\bgroup_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\agroupId\x12(\n" +
-	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\x9a\b\n" +
+	"\auser_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xbd\b\n" +
 	"\x03App\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapp_type\x18\x02 \x01(\tR\aappType\x12\x19\n" +
@@ -6098,7 +6130,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0esecurity_level\x18\x14 \x01(\x05R\rsecurityLevel\x12$\n" +
 	"\x0emin_auth_level\x18\x15 \x01(\x05R\fminAuthLevel\x12%\n" +
 	"\x0emax_concurrent\x18\x16 \x01(\x05R\rmaxConcurrent\x12$\n" +
-	"\x0elegacy_ip_only\x18\x17 \x01(\bR\flegacyIpOnly\"\xe4\x01\n" +
+	"\x0elegacy_ip_only\x18\x17 \x01(\bR\flegacyIpOnly\x12!\n" +
+	"\fname_release\x18\x18 \x01(\tR\vnameRelease\"\xe4\x01\n" +
 	"\n" +
 	"SigningKey\x12\x1e\n" +
 	"\n" +
@@ -6108,7 +6141,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x125\n" +
 	"\badd_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\x12;\n" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xd0\x06\n" +
+	"expireTime\"\x99\a\n" +
 	"\x10CreateAppRequest\x12'\n" +
 	"\bapp_type\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappType\x12'\n" +
 	"\bapp_code\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\aappCode\x12#\n" +
@@ -6130,7 +6163,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0esecurity_level\x18\x0e \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
 	"\x0emin_auth_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x122\n" +
 	"\x0emax_concurrent\x18\x10 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\x12$\n" +
-	"\x0elegacy_ip_only\x18\x11 \x01(\bR\flegacyIpOnly\"[\n" +
+	"\x0elegacy_ip_only\x18\x11 \x01(\bR\flegacyIpOnly\x12G\n" +
+	"\fname_release\x18\x12 \x01(\tB$\xbaH!r\x1f\xc8\xc6'\x01(\x10R\x00R\x04fullR\x06maskedR\aomittedR\vnameRelease\"[\n" +
 	"\x11CreateAppResponse\x12'\n" +
 	"\x03app\x18\x01 \x01(\v2\x15.uias.identity.v1.AppR\x03app\x12\x1d\n" +
 	"\n" +
@@ -6147,7 +6181,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1dsecret_expires_within_seconds\x18\x06 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x1asecretExpiresWithinSeconds\"e\n" +
 	"\x10ListAppsResponse\x12)\n" +
 	"\x04apps\x18\x01 \x03(\v2\x15.uias.identity.v1.AppR\x04apps\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcd\a\n" +
 	"\x10UpdateAppRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x121\n" +
 	"\vupdate_mask\x18\x02 \x03(\tB\x10\xbaH\r\x92\x01\n" +
@@ -6172,7 +6206,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x0esecurity_level\x18\x0f \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x02(\x00R\rsecurityLevel\x12/\n" +
 	"\x0emin_auth_level\x18\x10 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x03(\x00R\fminAuthLevel\x122\n" +
 	"\x0emax_concurrent\x18\x11 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xc0\x84=(\x00R\rmaxConcurrent\x12$\n" +
-	"\x0elegacy_ip_only\x18\x12 \x01(\bR\flegacyIpOnly\"\xb4\x01\n" +
+	"\x0elegacy_ip_only\x18\x12 \x01(\bR\flegacyIpOnly\x12G\n" +
+	"\fname_release\x18\x13 \x01(\tB$\xbaH!r\x1f\xc8\xc6'\x01(\x10R\x00R\x04fullR\x06maskedR\aomittedR\vnameRelease\"\xb4\x01\n" +
 	"\x16RotateAppSecretRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x12.\n" +
 	"\x0foverlap_seconds\x18\x02 \x01(\x03B\x05\xaa\x01\x02\b\x01R\x0eoverlapSeconds\x12I\n" +

@@ -591,6 +591,22 @@ type RegisteredService struct {
 	// clients). CAS and legacy tickets are not affected.
 	ConsentRequired   bool  `protobuf:"varint,19,opt,name=consent_required,json=consentRequired" json:"consent_required,omitempty"`
 	ConsentTtlSeconds int64 `protobuf:"varint,20,opt,name=consent_ttl_seconds,json=consentTtlSeconds" json:"consent_ttl_seconds,omitempty"`
+	// release_attributes and masked_attributes are the service's attribute
+	// release policy (Apereo CAS "return allowed" and attribute value
+	// masking; ADR 0037). release_attributes names the attributes its
+	// validations (CAS 3.0 p3/serviceValidate, p3/proxyValidate,
+	// samlValidate) and its OpenID Connect tokens' claims release, of
+	// userId, authLevel, login, displayName, orgId, orgName, appAccountId,
+	// groups, memberOf, roles, permissions (claims: preferred_username,
+	// name, org_id, org_name, app_account, groups, roles, permissions);
+	// none named: all of them, as before. The CAS protocol attributes
+	// (authenticationDate, longTermAuthenticationRequestTokenUsed,
+	// isFromNewLogin), the CAS user and the OpenID Connect sub are always
+	// answered. masked_attributes names released attributes answered
+	// masked: displayName keeps its first character, every other character
+	// a '*' (张三 -> 张*, 欧阳娜娜 -> 欧***).
+	ReleaseAttributes []string `protobuf:"bytes,21,rep,name=release_attributes,json=releaseAttributes" json:"release_attributes,omitempty"`
+	MaskedAttributes  []string `protobuf:"bytes,22,rep,name=masked_attributes,json=maskedAttributes" json:"masked_attributes,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -765,6 +781,20 @@ func (x *RegisteredService) GetConsentTtlSeconds() int64 {
 	return 0
 }
 
+func (x *RegisteredService) GetReleaseAttributes() []string {
+	if x != nil {
+		return x.ReleaseAttributes
+	}
+	return nil
+}
+
+func (x *RegisteredService) GetMaskedAttributes() []string {
+	if x != nil {
+		return x.MaskedAttributes
+	}
+	return nil
+}
+
 // ServiceDefinition is what an administrator sets.
 type ServiceDefinition struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -797,8 +827,18 @@ type ServiceDefinition struct {
 	// (consent_ttl_seconds at most 3650 days; 0: 90 days).
 	ConsentRequired   bool  `protobuf:"varint,16,opt,name=consent_required,json=consentRequired" json:"consent_required,omitempty"`
 	ConsentTtlSeconds int64 `protobuf:"varint,17,opt,name=consent_ttl_seconds,json=consentTtlSeconds" json:"consent_ttl_seconds,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// release_attributes, masked_attributes: see RegisteredService (none:
+	// every attribute, in clear).
+	ReleaseAttributes []string `protobuf:"bytes,18,rep,name=release_attributes,json=releaseAttributes" json:"release_attributes,omitempty"`
+	MaskedAttributes  []string `protobuf:"bytes,19,rep,name=masked_attributes,json=maskedAttributes" json:"masked_attributes,omitempty"`
+	// open_access: at creation, a service with neither access rule stays
+	// open to anyone signed in even when the server closes new services
+	// by default (ticket.services_default_access: linked, which otherwise
+	// sets require_account_link). Not kept: an update sets what it is
+	// given.
+	OpenAccess    bool `protobuf:"varint,20,opt,name=open_access,json=openAccess" json:"open_access,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceDefinition) Reset() {
@@ -948,6 +988,27 @@ func (x *ServiceDefinition) GetConsentTtlSeconds() int64 {
 		return x.ConsentTtlSeconds
 	}
 	return 0
+}
+
+func (x *ServiceDefinition) GetReleaseAttributes() []string {
+	if x != nil {
+		return x.ReleaseAttributes
+	}
+	return nil
+}
+
+func (x *ServiceDefinition) GetMaskedAttributes() []string {
+	if x != nil {
+		return x.MaskedAttributes
+	}
+	return nil
+}
+
+func (x *ServiceDefinition) GetOpenAccess() bool {
+	if x != nil {
+		return x.OpenAccess
+	}
+	return false
 }
 
 type MatchServiceRequest struct {
@@ -2045,6 +2106,12 @@ type ValidateServiceTicketResponse struct {
 	// (RegisteredService.release_roles, release_permissions); absent
 	// otherwise.
 	Authorization *ReleasedAuthorization `protobuf:"bytes,16,opt,name=authorization" json:"authorization,omitempty"`
+	// release: the service's attribute release policy
+	// (RegisteredService.release_attributes, masked_attributes), absent
+	// when it has none (every attribute in clear). attributes and
+	// authorization above are already filtered and masked by it; the CAS
+	// edge applies it to the attributes it adds.
+	Release       *AttributeRelease `protobuf:"bytes,17,opt,name=release" json:"release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2191,6 +2258,68 @@ func (x *ValidateServiceTicketResponse) GetAuthorization() *ReleasedAuthorizatio
 	return nil
 }
 
+func (x *ValidateServiceTicketResponse) GetRelease() *AttributeRelease {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+// AttributeRelease is a service's attribute release policy.
+type AttributeRelease struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// attributes released (empty: all).
+	Attributes []string `protobuf:"bytes,1,rep,name=attributes" json:"attributes,omitempty"`
+	// masked: released masked.
+	Masked        []string `protobuf:"bytes,2,rep,name=masked" json:"masked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttributeRelease) Reset() {
+	*x = AttributeRelease{}
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttributeRelease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttributeRelease) ProtoMessage() {}
+
+func (x *AttributeRelease) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttributeRelease.ProtoReflect.Descriptor instead.
+func (*AttributeRelease) Descriptor() ([]byte, []int) {
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AttributeRelease) GetAttributes() []string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *AttributeRelease) GetMasked() []string {
+	if x != nil {
+		return x.Masked
+	}
+	return nil
+}
+
 // ReleasedAuthorization is what a validation releases of authz's answer
 // for the person in the ticket's application.
 type ReleasedAuthorization struct {
@@ -2209,7 +2338,7 @@ type ReleasedAuthorization struct {
 
 func (x *ReleasedAuthorization) Reset() {
 	*x = ReleasedAuthorization{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2221,7 +2350,7 @@ func (x *ReleasedAuthorization) String() string {
 func (*ReleasedAuthorization) ProtoMessage() {}
 
 func (x *ReleasedAuthorization) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[26]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2234,7 +2363,7 @@ func (x *ReleasedAuthorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasedAuthorization.ProtoReflect.Descriptor instead.
 func (*ReleasedAuthorization) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{26}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReleasedAuthorization) GetRoles() []string {
@@ -2283,7 +2412,7 @@ type PersonAttributes struct {
 
 func (x *PersonAttributes) Reset() {
 	*x = PersonAttributes{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2424,7 @@ func (x *PersonAttributes) String() string {
 func (*PersonAttributes) ProtoMessage() {}
 
 func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[27]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2437,7 @@ func (x *PersonAttributes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributes.ProtoReflect.Descriptor instead.
 func (*PersonAttributes) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{27}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PersonAttributes) GetLogin() string {
@@ -2364,7 +2493,7 @@ type IssueProxyTicketRequest struct {
 
 func (x *IssueProxyTicketRequest) Reset() {
 	*x = IssueProxyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2505,7 @@ func (x *IssueProxyTicketRequest) String() string {
 func (*IssueProxyTicketRequest) ProtoMessage() {}
 
 func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[28]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2518,7 @@ func (x *IssueProxyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketRequest.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{28}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IssueProxyTicketRequest) GetPgt() string {
@@ -2422,7 +2551,7 @@ type RevokeProxyGrantingTicketRequest struct {
 
 func (x *RevokeProxyGrantingTicketRequest) Reset() {
 	*x = RevokeProxyGrantingTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2563,7 @@ func (x *RevokeProxyGrantingTicketRequest) String() string {
 func (*RevokeProxyGrantingTicketRequest) ProtoMessage() {}
 
 func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[29]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2576,7 @@ func (x *RevokeProxyGrantingTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeProxyGrantingTicketRequest.ProtoReflect.Descriptor instead.
 func (*RevokeProxyGrantingTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{29}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokeProxyGrantingTicketRequest) GetPgt() string {
@@ -2465,7 +2594,7 @@ type RevokeProxyGrantingTicketResponse struct {
 
 func (x *RevokeProxyGrantingTicketResponse) Reset() {
 	*x = RevokeProxyGrantingTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2606,7 @@ func (x *RevokeProxyGrantingTicketResponse) String() string {
 func (*RevokeProxyGrantingTicketResponse) ProtoMessage() {}
 
 func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[30]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2619,7 @@ func (x *RevokeProxyGrantingTicketResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RevokeProxyGrantingTicketResponse.ProtoReflect.Descriptor instead.
 func (*RevokeProxyGrantingTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{30}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
 }
 
 type IssueProxyTicketResponse struct {
@@ -2505,7 +2634,7 @@ type IssueProxyTicketResponse struct {
 
 func (x *IssueProxyTicketResponse) Reset() {
 	*x = IssueProxyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2646,7 @@ func (x *IssueProxyTicketResponse) String() string {
 func (*IssueProxyTicketResponse) ProtoMessage() {}
 
 func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[31]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2659,7 @@ func (x *IssueProxyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueProxyTicketResponse.ProtoReflect.Descriptor instead.
 func (*IssueProxyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{31}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *IssueProxyTicketResponse) GetTicket() string {
@@ -2563,7 +2692,7 @@ type ListUserSessionsRequest struct {
 
 func (x *ListUserSessionsRequest) Reset() {
 	*x = ListUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2704,7 @@ func (x *ListUserSessionsRequest) String() string {
 func (*ListUserSessionsRequest) ProtoMessage() {}
 
 func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[32]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2717,7 @@ func (x *ListUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{32}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListUserSessionsRequest) GetUserId() string {
@@ -2607,7 +2736,7 @@ type ListUserSessionsResponse struct {
 
 func (x *ListUserSessionsResponse) Reset() {
 	*x = ListUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2619,7 +2748,7 @@ func (x *ListUserSessionsResponse) String() string {
 func (*ListUserSessionsResponse) ProtoMessage() {}
 
 func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[33]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2632,7 +2761,7 @@ func (x *ListUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{33}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListUserSessionsResponse) GetSessions() []*Session {
@@ -2652,7 +2781,7 @@ type RevokeUserSessionsRequest struct {
 
 func (x *RevokeUserSessionsRequest) Reset() {
 	*x = RevokeUserSessionsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2793,7 @@ func (x *RevokeUserSessionsRequest) String() string {
 func (*RevokeUserSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[34]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2806,7 @@ func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{34}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevokeUserSessionsRequest) GetUserId() string {
@@ -2703,7 +2832,7 @@ type RevokeUserSessionsResponse struct {
 
 func (x *RevokeUserSessionsResponse) Reset() {
 	*x = RevokeUserSessionsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2715,7 +2844,7 @@ func (x *RevokeUserSessionsResponse) String() string {
 func (*RevokeUserSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[35]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2728,7 +2857,7 @@ func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{35}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeUserSessionsResponse) GetEnded() int32 {
@@ -2751,7 +2880,7 @@ type ValidateLegacyTicketRequest struct {
 
 func (x *ValidateLegacyTicketRequest) Reset() {
 	*x = ValidateLegacyTicketRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2763,7 +2892,7 @@ func (x *ValidateLegacyTicketRequest) String() string {
 func (*ValidateLegacyTicketRequest) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[36]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2776,7 +2905,7 @@ func (x *ValidateLegacyTicketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketRequest.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{36}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ValidateLegacyTicketRequest) GetTicket() string {
@@ -2822,7 +2951,7 @@ type ValidateLegacyTicketResponse struct {
 
 func (x *ValidateLegacyTicketResponse) Reset() {
 	*x = ValidateLegacyTicketResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +2963,7 @@ func (x *ValidateLegacyTicketResponse) String() string {
 func (*ValidateLegacyTicketResponse) ProtoMessage() {}
 
 func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[37]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +2976,7 @@ func (x *ValidateLegacyTicketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateLegacyTicketResponse.ProtoReflect.Descriptor instead.
 func (*ValidateLegacyTicketResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{37}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ValidateLegacyTicketResponse) GetResult() string {
@@ -2911,7 +3040,7 @@ type AssociateAccountRequest struct {
 
 func (x *AssociateAccountRequest) Reset() {
 	*x = AssociateAccountRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2923,7 +3052,7 @@ func (x *AssociateAccountRequest) String() string {
 func (*AssociateAccountRequest) ProtoMessage() {}
 
 func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[38]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2936,7 +3065,7 @@ func (x *AssociateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountRequest.ProtoReflect.Descriptor instead.
 func (*AssociateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{38}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AssociateAccountRequest) GetTgt() string {
@@ -2975,7 +3104,7 @@ type AssociateAccountResponse struct {
 
 func (x *AssociateAccountResponse) Reset() {
 	*x = AssociateAccountResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3116,7 @@ func (x *AssociateAccountResponse) String() string {
 func (*AssociateAccountResponse) ProtoMessage() {}
 
 func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[39]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3129,7 @@ func (x *AssociateAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssociateAccountResponse.ProtoReflect.Descriptor instead.
 func (*AssociateAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{39}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
 }
 
 type PortalEntriesRequest struct {
@@ -3012,7 +3141,7 @@ type PortalEntriesRequest struct {
 
 func (x *PortalEntriesRequest) Reset() {
 	*x = PortalEntriesRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3153,7 @@ func (x *PortalEntriesRequest) String() string {
 func (*PortalEntriesRequest) ProtoMessage() {}
 
 func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[40]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3166,7 @@ func (x *PortalEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesRequest.ProtoReflect.Descriptor instead.
 func (*PortalEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{40}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PortalEntriesRequest) GetTgt() string {
@@ -3065,7 +3194,7 @@ type PortalEntry struct {
 
 func (x *PortalEntry) Reset() {
 	*x = PortalEntry{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3077,7 +3206,7 @@ func (x *PortalEntry) String() string {
 func (*PortalEntry) ProtoMessage() {}
 
 func (x *PortalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[41]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3090,7 +3219,7 @@ func (x *PortalEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntry.ProtoReflect.Descriptor instead.
 func (*PortalEntry) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{41}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PortalEntry) GetAppId() string {
@@ -3144,7 +3273,7 @@ type PortalEntriesResponse struct {
 
 func (x *PortalEntriesResponse) Reset() {
 	*x = PortalEntriesResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3156,7 +3285,7 @@ func (x *PortalEntriesResponse) String() string {
 func (*PortalEntriesResponse) ProtoMessage() {}
 
 func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[42]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3169,7 +3298,7 @@ func (x *PortalEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalEntriesResponse.ProtoReflect.Descriptor instead.
 func (*PortalEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{42}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PortalEntriesResponse) GetEntries() []*PortalEntry {
@@ -3194,7 +3323,7 @@ type ConsentRequest struct {
 
 func (x *ConsentRequest) Reset() {
 	*x = ConsentRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3335,7 @@ func (x *ConsentRequest) String() string {
 func (*ConsentRequest) ProtoMessage() {}
 
 func (x *ConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[43]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3348,7 @@ func (x *ConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentRequest.ProtoReflect.Descriptor instead.
 func (*ConsentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{43}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ConsentRequest) GetTgt() string {
@@ -3275,7 +3404,7 @@ type ConsentPromptResponse struct {
 
 func (x *ConsentPromptResponse) Reset() {
 	*x = ConsentPromptResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3416,7 @@ func (x *ConsentPromptResponse) String() string {
 func (*ConsentPromptResponse) ProtoMessage() {}
 
 func (x *ConsentPromptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[44]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3429,7 @@ func (x *ConsentPromptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsentPromptResponse.ProtoReflect.Descriptor instead.
 func (*ConsentPromptResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{44}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ConsentPromptResponse) GetNeeded() bool {
@@ -3348,7 +3477,7 @@ type AnswerConsentRequest struct {
 
 func (x *AnswerConsentRequest) Reset() {
 	*x = AnswerConsentRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3360,7 +3489,7 @@ func (x *AnswerConsentRequest) String() string {
 func (*AnswerConsentRequest) ProtoMessage() {}
 
 func (x *AnswerConsentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[45]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3373,7 +3502,7 @@ func (x *AnswerConsentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerConsentRequest.ProtoReflect.Descriptor instead.
 func (*AnswerConsentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{45}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AnswerConsentRequest) GetRequest() *ConsentRequest {
@@ -3401,7 +3530,7 @@ type AnswerConsentResponse struct {
 
 func (x *AnswerConsentResponse) Reset() {
 	*x = AnswerConsentResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3413,7 +3542,7 @@ func (x *AnswerConsentResponse) String() string {
 func (*AnswerConsentResponse) ProtoMessage() {}
 
 func (x *AnswerConsentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[46]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3426,7 +3555,7 @@ func (x *AnswerConsentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnswerConsentResponse.ProtoReflect.Descriptor instead.
 func (*AnswerConsentResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{46}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AnswerConsentResponse) GetScope() string {
@@ -3452,7 +3581,7 @@ type MyApplicationsRequest struct {
 
 func (x *MyApplicationsRequest) Reset() {
 	*x = MyApplicationsRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3464,7 +3593,7 @@ func (x *MyApplicationsRequest) String() string {
 func (*MyApplicationsRequest) ProtoMessage() {}
 
 func (x *MyApplicationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[47]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3477,7 +3606,7 @@ func (x *MyApplicationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyApplicationsRequest.ProtoReflect.Descriptor instead.
 func (*MyApplicationsRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{47}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *MyApplicationsRequest) GetTgt() string {
@@ -3508,7 +3637,7 @@ type MyApplication struct {
 
 func (x *MyApplication) Reset() {
 	*x = MyApplication{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3649,7 @@ func (x *MyApplication) String() string {
 func (*MyApplication) ProtoMessage() {}
 
 func (x *MyApplication) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[48]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3662,7 @@ func (x *MyApplication) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyApplication.ProtoReflect.Descriptor instead.
 func (*MyApplication) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{48}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *MyApplication) GetAppId() string {
@@ -3601,7 +3730,7 @@ type MyApplicationsResponse struct {
 
 func (x *MyApplicationsResponse) Reset() {
 	*x = MyApplicationsResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3742,7 @@ func (x *MyApplicationsResponse) String() string {
 func (*MyApplicationsResponse) ProtoMessage() {}
 
 func (x *MyApplicationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[49]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3755,7 @@ func (x *MyApplicationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MyApplicationsResponse.ProtoReflect.Descriptor instead.
 func (*MyApplicationsResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{49}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MyApplicationsResponse) GetApplications() []*MyApplication {
@@ -3646,7 +3775,7 @@ type RevokeMyApplicationRequest struct {
 
 func (x *RevokeMyApplicationRequest) Reset() {
 	*x = RevokeMyApplicationRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3658,7 +3787,7 @@ func (x *RevokeMyApplicationRequest) String() string {
 func (*RevokeMyApplicationRequest) ProtoMessage() {}
 
 func (x *RevokeMyApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[50]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3671,7 +3800,7 @@ func (x *RevokeMyApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeMyApplicationRequest.ProtoReflect.Descriptor instead.
 func (*RevokeMyApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{50}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RevokeMyApplicationRequest) GetTgt() string {
@@ -3696,7 +3825,7 @@ type RevokeMyApplicationResponse struct {
 
 func (x *RevokeMyApplicationResponse) Reset() {
 	*x = RevokeMyApplicationResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3708,7 +3837,7 @@ func (x *RevokeMyApplicationResponse) String() string {
 func (*RevokeMyApplicationResponse) ProtoMessage() {}
 
 func (x *RevokeMyApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[51]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3721,7 +3850,7 @@ func (x *RevokeMyApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeMyApplicationResponse.ProtoReflect.Descriptor instead.
 func (*RevokeMyApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{51}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{52}
 }
 
 type IssueAuthorizationCodeRequest struct {
@@ -3745,7 +3874,7 @@ type IssueAuthorizationCodeRequest struct {
 
 func (x *IssueAuthorizationCodeRequest) Reset() {
 	*x = IssueAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3757,7 +3886,7 @@ func (x *IssueAuthorizationCodeRequest) String() string {
 func (*IssueAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[52]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3770,7 +3899,7 @@ func (x *IssueAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{52}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *IssueAuthorizationCodeRequest) GetTgt() string {
@@ -3839,7 +3968,7 @@ type IssueAuthorizationCodeResponse struct {
 
 func (x *IssueAuthorizationCodeResponse) Reset() {
 	*x = IssueAuthorizationCodeResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3851,7 +3980,7 @@ func (x *IssueAuthorizationCodeResponse) String() string {
 func (*IssueAuthorizationCodeResponse) ProtoMessage() {}
 
 func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[53]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3864,7 +3993,7 @@ func (x *IssueAuthorizationCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueAuthorizationCodeResponse.ProtoReflect.Descriptor instead.
 func (*IssueAuthorizationCodeResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{53}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *IssueAuthorizationCodeResponse) GetCode() string {
@@ -3896,7 +4025,7 @@ type ExchangeAuthorizationCodeRequest struct {
 
 func (x *ExchangeAuthorizationCodeRequest) Reset() {
 	*x = ExchangeAuthorizationCodeRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3908,7 +4037,7 @@ func (x *ExchangeAuthorizationCodeRequest) String() string {
 func (*ExchangeAuthorizationCodeRequest) ProtoMessage() {}
 
 func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[54]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3921,7 +4050,7 @@ func (x *ExchangeAuthorizationCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeAuthorizationCodeRequest.ProtoReflect.Descriptor instead.
 func (*ExchangeAuthorizationCodeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{54}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ExchangeAuthorizationCodeRequest) GetCode() string {
@@ -3981,7 +4110,7 @@ type TokenResponse struct {
 
 func (x *TokenResponse) Reset() {
 	*x = TokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3993,7 +4122,7 @@ func (x *TokenResponse) String() string {
 func (*TokenResponse) ProtoMessage() {}
 
 func (x *TokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[55]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +4135,7 @@ func (x *TokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenResponse.ProtoReflect.Descriptor instead.
 func (*TokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{55}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TokenResponse) GetAccessToken() string {
@@ -4065,7 +4194,7 @@ type RefreshAccessTokenRequest struct {
 
 func (x *RefreshAccessTokenRequest) Reset() {
 	*x = RefreshAccessTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4077,7 +4206,7 @@ func (x *RefreshAccessTokenRequest) String() string {
 func (*RefreshAccessTokenRequest) ProtoMessage() {}
 
 func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[56]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4090,7 +4219,7 @@ func (x *RefreshAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*RefreshAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{56}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RefreshAccessTokenRequest) GetRefreshToken() string {
@@ -4137,7 +4266,7 @@ type UserInfoRequest struct {
 
 func (x *UserInfoRequest) Reset() {
 	*x = UserInfoRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[57]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4149,7 +4278,7 @@ func (x *UserInfoRequest) String() string {
 func (*UserInfoRequest) ProtoMessage() {}
 
 func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[57]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4162,7 +4291,7 @@ func (x *UserInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoRequest.ProtoReflect.Descriptor instead.
 func (*UserInfoRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{57}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *UserInfoRequest) GetAccessToken() string {
@@ -4182,7 +4311,7 @@ type UserInfoResponse struct {
 
 func (x *UserInfoResponse) Reset() {
 	*x = UserInfoResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[58]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4323,7 @@ func (x *UserInfoResponse) String() string {
 func (*UserInfoResponse) ProtoMessage() {}
 
 func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[58]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4336,7 @@ func (x *UserInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfoResponse.ProtoReflect.Descriptor instead.
 func (*UserInfoResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{58}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *UserInfoResponse) GetClaims() string {
@@ -4228,7 +4357,7 @@ type IntrospectTokenRequest struct {
 
 func (x *IntrospectTokenRequest) Reset() {
 	*x = IntrospectTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[59]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4240,7 +4369,7 @@ func (x *IntrospectTokenRequest) String() string {
 func (*IntrospectTokenRequest) ProtoMessage() {}
 
 func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[59]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4253,7 +4382,7 @@ func (x *IntrospectTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenRequest.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{59}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *IntrospectTokenRequest) GetToken() string {
@@ -4287,7 +4416,7 @@ type IntrospectTokenResponse struct {
 
 func (x *IntrospectTokenResponse) Reset() {
 	*x = IntrospectTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[60]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4299,7 +4428,7 @@ func (x *IntrospectTokenResponse) String() string {
 func (*IntrospectTokenResponse) ProtoMessage() {}
 
 func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[60]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4312,7 +4441,7 @@ func (x *IntrospectTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectTokenResponse.ProtoReflect.Descriptor instead.
 func (*IntrospectTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{60}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *IntrospectTokenResponse) GetJson() string {
@@ -4333,7 +4462,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[61]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4345,7 +4474,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[61]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4358,7 +4487,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{61}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RevokeTokenRequest) GetToken() string {
@@ -4390,7 +4519,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[62]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4402,7 +4531,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[62]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4415,7 +4544,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{62}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{63}
 }
 
 type EndSessionOfIDTokenRequest struct {
@@ -4428,7 +4557,7 @@ type EndSessionOfIDTokenRequest struct {
 
 func (x *EndSessionOfIDTokenRequest) Reset() {
 	*x = EndSessionOfIDTokenRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[63]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4440,7 +4569,7 @@ func (x *EndSessionOfIDTokenRequest) String() string {
 func (*EndSessionOfIDTokenRequest) ProtoMessage() {}
 
 func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[63]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4453,7 +4582,7 @@ func (x *EndSessionOfIDTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndSessionOfIDTokenRequest.ProtoReflect.Descriptor instead.
 func (*EndSessionOfIDTokenRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{63}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *EndSessionOfIDTokenRequest) GetIdTokenHint() string {
@@ -4478,7 +4607,7 @@ type SigningKeysRequest struct {
 
 func (x *SigningKeysRequest) Reset() {
 	*x = SigningKeysRequest{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[64]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4490,7 +4619,7 @@ func (x *SigningKeysRequest) String() string {
 func (*SigningKeysRequest) ProtoMessage() {}
 
 func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[64]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4503,7 +4632,7 @@ func (x *SigningKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysRequest.ProtoReflect.Descriptor instead.
 func (*SigningKeysRequest) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{64}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{65}
 }
 
 type SigningKeysResponse struct {
@@ -4516,7 +4645,7 @@ type SigningKeysResponse struct {
 
 func (x *SigningKeysResponse) Reset() {
 	*x = SigningKeysResponse{}
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[65]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4528,7 +4657,7 @@ func (x *SigningKeysResponse) String() string {
 func (*SigningKeysResponse) ProtoMessage() {}
 
 func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[65]
+	mi := &file_uias_ticket_v1_ticket_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4541,7 +4670,7 @@ func (x *SigningKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeysResponse.ProtoReflect.Descriptor instead.
 func (*SigningKeysResponse) Descriptor() ([]byte, []int) {
-	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{65}
+	return file_uias_ticket_v1_ticket_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SigningKeysResponse) GetJwks() string {
@@ -4579,7 +4708,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\vauth_method\x18\x04 \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
 	"authMethod\x127\n" +
 	"\tauth_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x19\n" +
-	"\bpeer_sid\x18\x06 \x01(\tR\apeerSid\"\x90\x06\n" +
+	"\bpeer_sid\x18\x06 \x01(\tR\apeerSid\"\xec\x06\n" +
 	"\x11RegisteredService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06app_id\x18\x02 \x01(\tR\x05appId\x12\x12\n" +
@@ -4605,7 +4734,9 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\rrelease_roles\x18\x11 \x01(\bR\freleaseRoles\x12/\n" +
 	"\x13release_permissions\x18\x12 \x01(\bR\x12releasePermissions\x12)\n" +
 	"\x10consent_required\x18\x13 \x01(\bR\x0fconsentRequired\x12.\n" +
-	"\x13consent_ttl_seconds\x18\x14 \x01(\x03R\x11consentTtlSeconds\"\x88\x06\n" +
+	"\x13consent_ttl_seconds\x18\x14 \x01(\x03R\x11consentTtlSeconds\x12-\n" +
+	"\x12release_attributes\x18\x15 \x03(\tR\x11releaseAttributes\x12+\n" +
+	"\x11masked_attributes\x18\x16 \x03(\tR\x10maskedAttributes\"\xbf\a\n" +
 	"\x11ServiceDefinition\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12 \n" +
 	"\x04name\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x02R\x04name\x12\x1e\n" +
@@ -4627,7 +4758,11 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x13release_permissions\x18\x0f \x01(\bR\x12releasePermissions\x12)\n" +
 	"\x10consent_required\x18\x10 \x01(\bR\x0fconsentRequired\x12=\n" +
 	"\x13consent_ttl_seconds\x18\x11 \x01(\x03B\r\xbaH\n" +
-	"\"\b\x18\x80\x86\xb0\x96\x01(\x00R\x11consentTtlSeconds\"@\n" +
+	"\"\b\x18\x80\x86\xb0\x96\x01(\x00R\x11consentTtlSeconds\x12J\n" +
+	"\x12release_attributes\x18\x12 \x03(\tB\x1b\xbaH\x18\x92\x01\x15\x10 \"\x11r\x0f(@2\v^[A-Za-z]+$R\x11releaseAttributes\x12H\n" +
+	"\x11masked_attributes\x18\x13 \x03(\tB\x1b\xbaH\x18\x92\x01\x15\x10 \"\x11r\x0f(@2\v^[A-Za-z]+$R\x10maskedAttributes\x12\x1f\n" +
+	"\vopen_access\x18\x14 \x01(\bR\n" +
+	"openAccess\"@\n" +
 	"\x13MatchServiceRequest\x12)\n" +
 	"\aservice\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\"[\n" +
 	"\x14CreateServiceRequest\x12C\n" +
@@ -4708,7 +4843,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\apgt_url\x18\x06 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x10R\x06pgtUrl\x12\x1e\n" +
 	"\n" +
 	"attributes\x18\a \x01(\bR\n" +
-	"attributes\"\xfe\x04\n" +
+	"attributes\"\xba\x05\n" +
 	"\x1dValidateServiceTicketResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12+\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.uias.ticket.v1.CasCodeR\x04code\x12\x18\n" +
@@ -4731,7 +4866,13 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"attributes\x12;\n" +
 	"\vauth_method\x18\x0f \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
 	"authMethod\x12K\n" +
-	"\rauthorization\x18\x10 \x01(\v2%.uias.ticket.v1.ReleasedAuthorizationR\rauthorization\"\xa9\x01\n" +
+	"\rauthorization\x18\x10 \x01(\v2%.uias.ticket.v1.ReleasedAuthorizationR\rauthorization\x12:\n" +
+	"\arelease\x18\x11 \x01(\v2 .uias.ticket.v1.AttributeReleaseR\arelease\"J\n" +
+	"\x10AttributeRelease\x12\x1e\n" +
+	"\n" +
+	"attributes\x18\x01 \x03(\tR\n" +
+	"attributes\x12\x16\n" +
+	"\x06masked\x18\x02 \x03(\tR\x06masked\"\xa9\x01\n" +
 	"\x15ReleasedAuthorization\x12\x14\n" +
 	"\x05roles\x18\x01 \x03(\tR\x05roles\x12 \n" +
 	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12%\n" +
@@ -4968,7 +5109,7 @@ func file_uias_ticket_v1_ticket_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_ticket_v1_ticket_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_uias_ticket_v1_ticket_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(AuthMethod)(0),                           // 0: uias.ticket.v1.AuthMethod
 	(CasCode)(0),                              // 1: uias.ticket.v1.CasCode
@@ -4998,153 +5139,155 @@ var file_uias_ticket_v1_ticket_proto_goTypes = []any{
 	(*IssueServiceTicketResponse)(nil),        // 25: uias.ticket.v1.IssueServiceTicketResponse
 	(*ValidateServiceTicketRequest)(nil),      // 26: uias.ticket.v1.ValidateServiceTicketRequest
 	(*ValidateServiceTicketResponse)(nil),     // 27: uias.ticket.v1.ValidateServiceTicketResponse
-	(*ReleasedAuthorization)(nil),             // 28: uias.ticket.v1.ReleasedAuthorization
-	(*PersonAttributes)(nil),                  // 29: uias.ticket.v1.PersonAttributes
-	(*IssueProxyTicketRequest)(nil),           // 30: uias.ticket.v1.IssueProxyTicketRequest
-	(*RevokeProxyGrantingTicketRequest)(nil),  // 31: uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	(*RevokeProxyGrantingTicketResponse)(nil), // 32: uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	(*IssueProxyTicketResponse)(nil),          // 33: uias.ticket.v1.IssueProxyTicketResponse
-	(*ListUserSessionsRequest)(nil),           // 34: uias.ticket.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),          // 35: uias.ticket.v1.ListUserSessionsResponse
-	(*RevokeUserSessionsRequest)(nil),         // 36: uias.ticket.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil),        // 37: uias.ticket.v1.RevokeUserSessionsResponse
-	(*ValidateLegacyTicketRequest)(nil),       // 38: uias.ticket.v1.ValidateLegacyTicketRequest
-	(*ValidateLegacyTicketResponse)(nil),      // 39: uias.ticket.v1.ValidateLegacyTicketResponse
-	(*AssociateAccountRequest)(nil),           // 40: uias.ticket.v1.AssociateAccountRequest
-	(*AssociateAccountResponse)(nil),          // 41: uias.ticket.v1.AssociateAccountResponse
-	(*PortalEntriesRequest)(nil),              // 42: uias.ticket.v1.PortalEntriesRequest
-	(*PortalEntry)(nil),                       // 43: uias.ticket.v1.PortalEntry
-	(*PortalEntriesResponse)(nil),             // 44: uias.ticket.v1.PortalEntriesResponse
-	(*ConsentRequest)(nil),                    // 45: uias.ticket.v1.ConsentRequest
-	(*ConsentPromptResponse)(nil),             // 46: uias.ticket.v1.ConsentPromptResponse
-	(*AnswerConsentRequest)(nil),              // 47: uias.ticket.v1.AnswerConsentRequest
-	(*AnswerConsentResponse)(nil),             // 48: uias.ticket.v1.AnswerConsentResponse
-	(*MyApplicationsRequest)(nil),             // 49: uias.ticket.v1.MyApplicationsRequest
-	(*MyApplication)(nil),                     // 50: uias.ticket.v1.MyApplication
-	(*MyApplicationsResponse)(nil),            // 51: uias.ticket.v1.MyApplicationsResponse
-	(*RevokeMyApplicationRequest)(nil),        // 52: uias.ticket.v1.RevokeMyApplicationRequest
-	(*RevokeMyApplicationResponse)(nil),       // 53: uias.ticket.v1.RevokeMyApplicationResponse
-	(*IssueAuthorizationCodeRequest)(nil),     // 54: uias.ticket.v1.IssueAuthorizationCodeRequest
-	(*IssueAuthorizationCodeResponse)(nil),    // 55: uias.ticket.v1.IssueAuthorizationCodeResponse
-	(*ExchangeAuthorizationCodeRequest)(nil),  // 56: uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	(*TokenResponse)(nil),                     // 57: uias.ticket.v1.TokenResponse
-	(*RefreshAccessTokenRequest)(nil),         // 58: uias.ticket.v1.RefreshAccessTokenRequest
-	(*UserInfoRequest)(nil),                   // 59: uias.ticket.v1.UserInfoRequest
-	(*UserInfoResponse)(nil),                  // 60: uias.ticket.v1.UserInfoResponse
-	(*IntrospectTokenRequest)(nil),            // 61: uias.ticket.v1.IntrospectTokenRequest
-	(*IntrospectTokenResponse)(nil),           // 62: uias.ticket.v1.IntrospectTokenResponse
-	(*RevokeTokenRequest)(nil),                // 63: uias.ticket.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),               // 64: uias.ticket.v1.RevokeTokenResponse
-	(*EndSessionOfIDTokenRequest)(nil),        // 65: uias.ticket.v1.EndSessionOfIDTokenRequest
-	(*SigningKeysRequest)(nil),                // 66: uias.ticket.v1.SigningKeysRequest
-	(*SigningKeysResponse)(nil),               // 67: uias.ticket.v1.SigningKeysResponse
-	(*timestamppb.Timestamp)(nil),             // 68: google.protobuf.Timestamp
+	(*AttributeRelease)(nil),                  // 28: uias.ticket.v1.AttributeRelease
+	(*ReleasedAuthorization)(nil),             // 29: uias.ticket.v1.ReleasedAuthorization
+	(*PersonAttributes)(nil),                  // 30: uias.ticket.v1.PersonAttributes
+	(*IssueProxyTicketRequest)(nil),           // 31: uias.ticket.v1.IssueProxyTicketRequest
+	(*RevokeProxyGrantingTicketRequest)(nil),  // 32: uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	(*RevokeProxyGrantingTicketResponse)(nil), // 33: uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	(*IssueProxyTicketResponse)(nil),          // 34: uias.ticket.v1.IssueProxyTicketResponse
+	(*ListUserSessionsRequest)(nil),           // 35: uias.ticket.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),          // 36: uias.ticket.v1.ListUserSessionsResponse
+	(*RevokeUserSessionsRequest)(nil),         // 37: uias.ticket.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),        // 38: uias.ticket.v1.RevokeUserSessionsResponse
+	(*ValidateLegacyTicketRequest)(nil),       // 39: uias.ticket.v1.ValidateLegacyTicketRequest
+	(*ValidateLegacyTicketResponse)(nil),      // 40: uias.ticket.v1.ValidateLegacyTicketResponse
+	(*AssociateAccountRequest)(nil),           // 41: uias.ticket.v1.AssociateAccountRequest
+	(*AssociateAccountResponse)(nil),          // 42: uias.ticket.v1.AssociateAccountResponse
+	(*PortalEntriesRequest)(nil),              // 43: uias.ticket.v1.PortalEntriesRequest
+	(*PortalEntry)(nil),                       // 44: uias.ticket.v1.PortalEntry
+	(*PortalEntriesResponse)(nil),             // 45: uias.ticket.v1.PortalEntriesResponse
+	(*ConsentRequest)(nil),                    // 46: uias.ticket.v1.ConsentRequest
+	(*ConsentPromptResponse)(nil),             // 47: uias.ticket.v1.ConsentPromptResponse
+	(*AnswerConsentRequest)(nil),              // 48: uias.ticket.v1.AnswerConsentRequest
+	(*AnswerConsentResponse)(nil),             // 49: uias.ticket.v1.AnswerConsentResponse
+	(*MyApplicationsRequest)(nil),             // 50: uias.ticket.v1.MyApplicationsRequest
+	(*MyApplication)(nil),                     // 51: uias.ticket.v1.MyApplication
+	(*MyApplicationsResponse)(nil),            // 52: uias.ticket.v1.MyApplicationsResponse
+	(*RevokeMyApplicationRequest)(nil),        // 53: uias.ticket.v1.RevokeMyApplicationRequest
+	(*RevokeMyApplicationResponse)(nil),       // 54: uias.ticket.v1.RevokeMyApplicationResponse
+	(*IssueAuthorizationCodeRequest)(nil),     // 55: uias.ticket.v1.IssueAuthorizationCodeRequest
+	(*IssueAuthorizationCodeResponse)(nil),    // 56: uias.ticket.v1.IssueAuthorizationCodeResponse
+	(*ExchangeAuthorizationCodeRequest)(nil),  // 57: uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	(*TokenResponse)(nil),                     // 58: uias.ticket.v1.TokenResponse
+	(*RefreshAccessTokenRequest)(nil),         // 59: uias.ticket.v1.RefreshAccessTokenRequest
+	(*UserInfoRequest)(nil),                   // 60: uias.ticket.v1.UserInfoRequest
+	(*UserInfoResponse)(nil),                  // 61: uias.ticket.v1.UserInfoResponse
+	(*IntrospectTokenRequest)(nil),            // 62: uias.ticket.v1.IntrospectTokenRequest
+	(*IntrospectTokenResponse)(nil),           // 63: uias.ticket.v1.IntrospectTokenResponse
+	(*RevokeTokenRequest)(nil),                // 64: uias.ticket.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),               // 65: uias.ticket.v1.RevokeTokenResponse
+	(*EndSessionOfIDTokenRequest)(nil),        // 66: uias.ticket.v1.EndSessionOfIDTokenRequest
+	(*SigningKeysRequest)(nil),                // 67: uias.ticket.v1.SigningKeysRequest
+	(*SigningKeysResponse)(nil),               // 68: uias.ticket.v1.SigningKeysResponse
+	(*timestamppb.Timestamp)(nil),             // 69: google.protobuf.Timestamp
 }
 var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
 	0,  // 0: uias.ticket.v1.RedeemPeerAssertionResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	68, // 1: uias.ticket.v1.RedeemPeerAssertionResponse.auth_time:type_name -> google.protobuf.Timestamp
-	68, // 2: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
-	68, // 3: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
+	69, // 1: uias.ticket.v1.RedeemPeerAssertionResponse.auth_time:type_name -> google.protobuf.Timestamp
+	69, // 2: uias.ticket.v1.RegisteredService.created_at:type_name -> google.protobuf.Timestamp
+	69, // 3: uias.ticket.v1.RegisteredService.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 4: uias.ticket.v1.CreateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
 	8,  // 5: uias.ticket.v1.ListServicesResponse.services:type_name -> uias.ticket.v1.RegisteredService
 	9,  // 6: uias.ticket.v1.UpdateServiceRequest.service:type_name -> uias.ticket.v1.ServiceDefinition
-	68, // 7: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	68, // 8: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	68, // 9: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	69, // 7: uias.ticket.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	69, // 8: uias.ticket.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	69, // 9: uias.ticket.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 10: uias.ticket.v1.Session.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	68, // 11: uias.ticket.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
+	69, // 11: uias.ticket.v1.Session.auth_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	68, // 13: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
-	68, // 14: uias.ticket.v1.CreateSessionRequest.auth_time:type_name -> google.protobuf.Timestamp
+	69, // 13: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
+	69, // 14: uias.ticket.v1.CreateSessionRequest.auth_time:type_name -> google.protobuf.Timestamp
 	18, // 15: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	68, // 16: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	69, // 16: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
 	1,  // 17: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	68, // 18: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
-	29, // 19: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
+	69, // 18: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	30, // 19: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
 	0,  // 20: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	28, // 21: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
-	1,  // 22: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	18, // 23: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	43, // 24: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	68, // 25: uias.ticket.v1.ConsentPromptResponse.until:type_name -> google.protobuf.Timestamp
-	45, // 26: uias.ticket.v1.AnswerConsentRequest.request:type_name -> uias.ticket.v1.ConsentRequest
-	68, // 27: uias.ticket.v1.AnswerConsentResponse.expires_at:type_name -> google.protobuf.Timestamp
-	68, // 28: uias.ticket.v1.MyApplication.granted_at:type_name -> google.protobuf.Timestamp
-	68, // 29: uias.ticket.v1.MyApplication.expires_at:type_name -> google.protobuf.Timestamp
-	68, // 30: uias.ticket.v1.MyApplication.signed_in_at:type_name -> google.protobuf.Timestamp
-	50, // 31: uias.ticket.v1.MyApplicationsResponse.applications:type_name -> uias.ticket.v1.MyApplication
-	68, // 32: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 33: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	21, // 34: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	22, // 35: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	24, // 36: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	26, // 37: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	30, // 38: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	31, // 39: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	10, // 40: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	38, // 41: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	40, // 42: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	42, // 43: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	45, // 44: uias.ticket.v1.TicketService.ConsentPrompt:input_type -> uias.ticket.v1.ConsentRequest
-	47, // 45: uias.ticket.v1.TicketService.AnswerConsent:input_type -> uias.ticket.v1.AnswerConsentRequest
-	49, // 46: uias.ticket.v1.TicketService.MyApplications:input_type -> uias.ticket.v1.MyApplicationsRequest
-	52, // 47: uias.ticket.v1.TicketService.RevokeMyApplication:input_type -> uias.ticket.v1.RevokeMyApplicationRequest
-	54, // 48: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
-	56, // 49: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	58, // 50: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
-	59, // 51: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
-	61, // 52: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
-	63, // 53: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
-	66, // 54: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
-	65, // 55: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
-	4,  // 56: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
-	6,  // 57: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
-	2,  // 58: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
-	11, // 59: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	12, // 60: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	13, // 61: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	15, // 62: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	16, // 63: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	34, // 64: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	36, // 65: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	20, // 66: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	18, // 67: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	23, // 68: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	25, // 69: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	27, // 70: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	33, // 71: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	32, // 72: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	8,  // 73: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	39, // 74: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	41, // 75: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	44, // 76: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	46, // 77: uias.ticket.v1.TicketService.ConsentPrompt:output_type -> uias.ticket.v1.ConsentPromptResponse
-	48, // 78: uias.ticket.v1.TicketService.AnswerConsent:output_type -> uias.ticket.v1.AnswerConsentResponse
-	51, // 79: uias.ticket.v1.TicketService.MyApplications:output_type -> uias.ticket.v1.MyApplicationsResponse
-	53, // 80: uias.ticket.v1.TicketService.RevokeMyApplication:output_type -> uias.ticket.v1.RevokeMyApplicationResponse
-	55, // 81: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
-	57, // 82: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
-	57, // 83: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
-	60, // 84: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
-	62, // 85: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
-	64, // 86: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
-	67, // 87: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
-	23, // 88: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
-	5,  // 89: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
-	7,  // 90: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
-	3,  // 91: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
-	8,  // 92: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	8,  // 93: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	14, // 94: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	8,  // 95: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	17, // 96: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	35, // 97: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	37, // 98: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	66, // [66:99] is the sub-list for method output_type
-	33, // [33:66] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	29, // 21: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
+	28, // 22: uias.ticket.v1.ValidateServiceTicketResponse.release:type_name -> uias.ticket.v1.AttributeRelease
+	1,  // 23: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	18, // 24: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
+	44, // 25: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	69, // 26: uias.ticket.v1.ConsentPromptResponse.until:type_name -> google.protobuf.Timestamp
+	46, // 27: uias.ticket.v1.AnswerConsentRequest.request:type_name -> uias.ticket.v1.ConsentRequest
+	69, // 28: uias.ticket.v1.AnswerConsentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	69, // 29: uias.ticket.v1.MyApplication.granted_at:type_name -> google.protobuf.Timestamp
+	69, // 30: uias.ticket.v1.MyApplication.expires_at:type_name -> google.protobuf.Timestamp
+	69, // 31: uias.ticket.v1.MyApplication.signed_in_at:type_name -> google.protobuf.Timestamp
+	51, // 32: uias.ticket.v1.MyApplicationsResponse.applications:type_name -> uias.ticket.v1.MyApplication
+	69, // 33: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 34: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	21, // 35: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	22, // 36: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	24, // 37: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	26, // 38: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	31, // 39: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	32, // 40: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	10, // 41: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	39, // 42: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	41, // 43: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	43, // 44: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	46, // 45: uias.ticket.v1.TicketService.ConsentPrompt:input_type -> uias.ticket.v1.ConsentRequest
+	48, // 46: uias.ticket.v1.TicketService.AnswerConsent:input_type -> uias.ticket.v1.AnswerConsentRequest
+	50, // 47: uias.ticket.v1.TicketService.MyApplications:input_type -> uias.ticket.v1.MyApplicationsRequest
+	53, // 48: uias.ticket.v1.TicketService.RevokeMyApplication:input_type -> uias.ticket.v1.RevokeMyApplicationRequest
+	55, // 49: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
+	57, // 50: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	59, // 51: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
+	60, // 52: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
+	62, // 53: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
+	64, // 54: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
+	67, // 55: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
+	66, // 56: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
+	4,  // 57: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
+	6,  // 58: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
+	2,  // 59: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
+	11, // 60: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	12, // 61: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	13, // 62: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	15, // 63: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	16, // 64: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	35, // 65: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	37, // 66: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	20, // 67: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	18, // 68: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	23, // 69: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	25, // 70: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	27, // 71: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	34, // 72: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	33, // 73: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	8,  // 74: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	40, // 75: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	42, // 76: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	45, // 77: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	47, // 78: uias.ticket.v1.TicketService.ConsentPrompt:output_type -> uias.ticket.v1.ConsentPromptResponse
+	49, // 79: uias.ticket.v1.TicketService.AnswerConsent:output_type -> uias.ticket.v1.AnswerConsentResponse
+	52, // 80: uias.ticket.v1.TicketService.MyApplications:output_type -> uias.ticket.v1.MyApplicationsResponse
+	54, // 81: uias.ticket.v1.TicketService.RevokeMyApplication:output_type -> uias.ticket.v1.RevokeMyApplicationResponse
+	56, // 82: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
+	58, // 83: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
+	58, // 84: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
+	61, // 85: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
+	63, // 86: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
+	65, // 87: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
+	68, // 88: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
+	23, // 89: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
+	5,  // 90: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
+	7,  // 91: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
+	3,  // 92: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
+	8,  // 93: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 94: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	14, // 95: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	8,  // 96: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	17, // 97: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	36, // 98: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	38, // 99: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	67, // [67:100] is the sub-list for method output_type
+	34, // [34:67] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
@@ -5158,7 +5301,7 @@ func file_uias_ticket_v1_ticket_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_ticket_v1_ticket_proto_rawDesc), len(file_uias_ticket_v1_ticket_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   66,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
