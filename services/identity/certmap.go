@@ -29,38 +29,53 @@ import (
 // certificate like any binding (checkCertIdentity: the people's CA, the
 // display name and the number). Nothing of the subject is kept or logged.
 
-// certNumberTypes are the ID types a number in a certificate is tried as.
-var certNumberTypes = []IDType{IDTypeResidentID, IDTypePassport, IDTypeMilitary, IDTypeOther}
+// certID is an ID a certificate's subject may carry.
+type certID struct {
+	t IDType
+	n string
+}
 
-// maxCertNumbers bounds the numbers of one subject looked up.
+// maxCertNumbers bounds the IDs of one subject looked up.
 const maxCertNumbers = 8
 
-// certNumbers returns the runs of letters and digits in the subject's
-// attribute values that may be an ID number: 6 to 32 characters, at least
-// 5 of them digits (a resident ID, a passport or military number).
-func certNumbers(sc *smx509.Certificate) []string {
-	var out []string
-	seen := map[string]bool{}
+// certNumbers returns the IDs the subject's attribute values carry as words
+// of their own that are valid by their check character: an 18-character
+// resident ID number, a unified social credit code, an organisation code
+// (with or without its hyphen). Passport, military and other numbers have
+// no check character to tell them from any other run of digits, so a
+// certificate finds no one by them (review sec30a H1): bind those by hand.
+func certNumbers(sc *smx509.Certificate) []certID {
+	var out []certID
+	seen := map[certID]bool{}
+	add := func(c certID) bool {
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+		return len(out) == maxCertNumbers
+	}
 	for _, atv := range sc.Subject.Names {
 		v, ok := atv.Value.(string)
 		if !ok {
 			continue
 		}
-		for _, run := range strings.FieldsFunc(strings.ToUpper(v), func(r rune) bool {
-			return (r < '0' || r > '9') && (r < 'A' || r > 'Z')
+		for _, w := range strings.FieldsFunc(strings.ToUpper(v), func(r rune) bool {
+			return (r < '0' || r > '9') && (r < 'A' || r > 'Z') && r != '-'
 		}) {
-			digits := 0
-			for _, r := range run {
-				if r >= '0' && r <= '9' {
-					digits++
+			w = strings.Trim(w, "-")
+			switch oc := normalUnitCode(IDTypeOrgCode, w); {
+			case validResidentID(w):
+				if add(certID{IDTypeResidentID, w}) {
+					return out
 				}
-			}
-			if len(run) < 6 || len(run) > 32 || digits < 5 || seen[run] {
-				continue
-			}
-			seen[run] = true
-			if out = append(out, run); len(out) == maxCertNumbers {
-				return out
+			case len(w) == 18 && validUSCC(w):
+				if add(certID{IDTypeUSCC, w}) {
+					return out
+				}
+			case len(oc) == 9 && validOrgCode(oc):
+				if add(certID{IDTypeOrgCode, oc}) {
+					return out
+				}
 			}
 		}
 	}
@@ -79,30 +94,28 @@ var errCertMapOff = apierr.New(apierr.FailedPrecondition, ReasonCertIdentity,
 
 // personOfCert returns the one registered person sc names. A store
 // failure is returned as it is.
-func (s *Service) personOfCert(ctx context.Context, sc *smx509.Certificate) (*User, error) {
+func (s *Service) personOfCert(ctx context.Context, sc *smx509.Certificate, inter []*smx509.Certificate) (*User, error) {
 	if s.cfg.Policy.SharedIDNumbers || s.peopleCAs == nil && s.challengeCAs == nil {
 		return nil, errCertMapOff
 	}
 	var found *User
-	for _, n := range certNumbers(sc) {
-		for _, t := range certNumberTypes {
-			u, err := s.store.GetUserByIDKey(ctx, s.idKey(t, n))
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			if found != nil && found.ID != u.ID {
-				return nil, errCertNoPerson // two people: bind neither
-			}
-			found = u
+	for _, id := range certNumbers(sc) {
+		u, err := s.store.GetUserByIDKey(ctx, s.idKey(id.t, id.n))
+		if errors.Is(err, ErrNotFound) {
+			continue
 		}
+		if err != nil {
+			return nil, err
+		}
+		if found != nil && found.ID != u.ID {
+			return nil, errCertNoPerson // two people: bind neither
+		}
+		found = u
 	}
 	if found == nil {
 		return nil, errCertNoPerson
 	}
-	if err := s.checkCertIdentity(ctx, found, sc); err != nil {
+	if err := s.checkCertIdentityWith(ctx, found, sc, inter); err != nil {
 		if ae, ok := apierr.As(err); ok && ae.Reason == ReasonCertIdentity {
 			return nil, errCertNoPerson
 		}
@@ -123,6 +136,8 @@ const (
 	CertInvalid      CertBindOutcome = "invalid"       // not a certificate, or not a signing one
 	CertElsewhere    CertBindOutcome = "homed_elsewhere"
 	CertTooMany      CertBindOutcome = "too_many" // the person has MaxUserCerts bound
+	CertWasUnbound   CertBindOutcome = "unbound"  // an administrator unbound it: bound again only by bind-cert
+	CertCA           CertBindOutcome = "ca"       // a CA certificate of the batch: an intermediate of the others' chains
 )
 
 // CertBindResult is one certificate's line of a bulk binding.
@@ -148,9 +163,21 @@ func (s *Service) BindCertsByIdentity(ctx context.Context, ders [][]byte, dryRun
 	if s.cfg.Policy.SharedIDNumbers || s.peopleCAs == nil && s.challengeCAs == nil {
 		return nil, errCertMapOff
 	}
+	// The batch's CA certificates (a CA's bundle holds its intermediates)
+	// are the chains' intermediates, not bound (review sec30a L3).
+	parsed := make([]*smx509.Certificate, len(ders))
+	var inter []*smx509.Certificate
+	for i, der := range ders {
+		if c, err := smx509.ParseCertificate(der); err == nil {
+			parsed[i] = c
+			if c.IsCA {
+				inter = append(inter, c)
+			}
+		}
+	}
 	out := make([]CertBindResult, 0, len(ders))
-	for _, der := range ders {
-		r, err := s.bindCertByIdentity(ctx, der, dryRun)
+	for i, der := range ders {
+		r, err := s.bindCertByIdentity(ctx, der, parsed[i], inter, dryRun)
 		if err != nil {
 			return out, err
 		}
@@ -159,13 +186,17 @@ func (s *Service) BindCertsByIdentity(ctx context.Context, ders [][]byte, dryRun
 	return out, nil
 }
 
-func (s *Service) bindCertByIdentity(ctx context.Context, der []byte, dryRun bool) (CertBindResult, error) {
+func (s *Service) bindCertByIdentity(ctx context.Context, der []byte, sc *smx509.Certificate, inter []*smx509.Certificate,
+	dryRun bool) (CertBindResult, error) {
 	start := s.now()
-	sc, err := smx509.ParseCertificate(der)
-	if err != nil {
-		return CertBindResult{Outcome: CertInvalid, Message: "not a DER-encoded X.509 certificate"}, nil //nolint:nilerr // the line's outcome, not a failure
+	if sc == nil {
+		return CertBindResult{Outcome: CertInvalid, Message: "not a DER-encoded X.509 certificate"}, nil
 	}
 	r := CertBindResult{SHA256: x509cert.Thumbprint(der)}
+	if sc.IsCA {
+		r.Outcome, r.Message = CertCA, "a CA certificate: taken as an intermediate of the others' chains, not bound"
+		return r, nil
+	}
 	if !maySign(sc) {
 		r.Outcome, r.Message = CertInvalid, "the key usage does not include digitalSignature (an encryption certificate?)"
 		return r, nil
@@ -176,7 +207,13 @@ func (s *Service) bindCertByIdentity(ctx context.Context, der []byte, dryRun boo
 	} else if !errors.Is(err, ErrNotFound) {
 		return r, err
 	}
-	u, err := s.personOfCert(ctx, sc)
+	if un, err := s.store.CertUnbound(ctx, r.SHA256); err != nil {
+		return r, err
+	} else if un {
+		r.Outcome, r.Message = CertWasUnbound, "an administrator unbound it: bind it to its person with bind-cert to use it again"
+		return r, nil
+	}
+	u, err := s.personOfCert(ctx, sc, inter)
 	if err != nil {
 		if ae, ok := apierr.As(err); ok && ae.Reason == ReasonCertIdentity {
 			r.Outcome, r.Message = CertNoPerson, ae.Message
@@ -244,7 +281,14 @@ func (s *Service) autoBindCert(ctx context.Context, der []byte, fp string, start
 	if err != nil || !maySign(sc) {
 		return nil, ErrNotFound
 	}
-	u, err := s.personOfCert(ctx, sc)
+	// One an administrator unbound (a lost or replaced certificate) is
+	// not bound again by itself (review sec30a M2).
+	if un, err := s.store.CertUnbound(ctx, fp); err != nil {
+		return nil, err
+	} else if un {
+		return nil, ErrNotFound
+	}
+	u, err := s.personOfCert(ctx, sc, nil)
 	if err != nil {
 		if ae, ok := apierr.As(err); ok && ae.Reason == ReasonCertIdentity {
 			return nil, ErrNotFound
@@ -253,6 +297,13 @@ func (s *Service) autoBindCert(ctx context.Context, der []byte, fp string, start
 	}
 	if !s.homedHere(ctx, u) {
 		return nil, ErrNotFound // bound at their home, which owns them
+	}
+	// A person who cannot sign in now gets no binding: the login goes on
+	// with one not stored, to answer why (review sec30a L2).
+	if r, _, err := s.unusable(ctx, u); err != nil {
+		return nil, err
+	} else if r != 0 || u.PasswordOnly { // 0: usable
+		return &UserCert{SHA256: fp, UserID: u.ID}, nil
 	}
 	c, err := s.bindCert(ctx, u, fp, sc.NotAfter, start, "login")
 	switch {

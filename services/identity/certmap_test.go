@@ -253,3 +253,132 @@ func TestCertificateAutoBind(t *testing.T) {
 		}
 	}
 }
+
+// autoBindEnv is an identity with cert_auto_bind and a people's CA.
+func autoBindEnv(t *testing.T, ca *peopleCA) *evEnv {
+	return newEvEnvWith(t, "", func(d *identity.Deps) {
+		d.Config.Policy.CertIdentityCheck, d.Config.Policy.CertAutoBind, d.PeopleCAs = true, true, ca.pool()
+	})
+}
+
+// Review sec30a H1: a certificate finds a person only by an ID its subject
+// carries that is valid by its check character (a resident ID number, a
+// unit's code), and only with the person's name as a word of its own: a
+// namesake whose longer name holds the person's, or a run of digits equal
+// to a person's passport/other number, maps to no one.
+func TestCertificateMapsOnlyByCheckedIDAndWholeName(t *testing.T) {
+	ca := newPeopleCA(t)
+	e := autoBindEnv(t, ca)
+	admin, zhang, _ := certPeople(t, e)
+	root := evRoot(t, e.svc)
+	wei, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "zhangwei", DisplayName: "张伟", OrgID: root.ID,
+		IDType: identity.IDTypeOther, IDNumber: "100234", Password: "First-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, subject := range map[string]pkix.Name{
+		"an other-type number in OU": {CommonName: "张伟东", SerialNumber: "110101199001011234", OrganizationalUnit: []string{"100234"}},
+		"an other-type number in CN": {CommonName: "张伟 100234"},
+		"a longer name holding 张三":   {CommonName: "张三丰 11010519491231002X"},
+	} {
+		der := ca.issue(subject)
+		rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{der}, true)
+		if err != nil || len(rs) != 1 || rs[0].Outcome != identity.CertNoPerson {
+			t.Errorf("%s: bulk %+v %v", name, rs, err)
+		}
+		res, err := e.svc.CertLogin(edge(x509cert.Thumbprint(der)), der)
+		if err != nil || res.Verdict != identity.CertNotRegistered {
+			t.Errorf("%s: login %v %v", name, res, err)
+		}
+	}
+	for _, u := range []*identity.User{wei, zhang} {
+		if cs, _ := e.svc.ListUserCerts(admin, u.ID); len(cs) != 0 {
+			t.Fatalf("%s got bindings %+v", u.LoginName, cs)
+		}
+	}
+	// the name delimited by punctuation still names the person
+	der := ca.issue(pkix.Name{CommonName: "张三(11010519491231002X)"})
+	if rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{der}, true); err != nil || rs[0].Outcome != identity.CertWouldBind {
+		t.Fatalf("张三(number): %+v %v", rs, err)
+	}
+}
+
+// Review sec30a L2: a login refused (disabled person) leaves no binding.
+func TestCertificateAutoBindRefusedLoginBindsNothing(t *testing.T) {
+	ca := newPeopleCA(t)
+	e := autoBindEnv(t, ca)
+	admin, zhang, _ := certPeople(t, e)
+	if _, err := e.svc.SetUserStatus(admin, zhang.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	der := ca.issue(pkix.Name{CommonName: "张三 11010519491231002X"})
+	res, err := e.svc.CertLogin(edge(x509cert.Thumbprint(der)), der)
+	if err != nil || res.Verdict != identity.CertAccountDisabled {
+		t.Fatalf("a disabled person's login: %v %v", res, err)
+	}
+	if cs, _ := e.svc.ListUserCerts(admin, zhang.ID); len(cs) != 0 {
+		t.Fatalf("a refused login left a binding %+v", cs)
+	}
+}
+
+// Review sec30a M2: a certificate an administrator unbound (a lost one) is
+// not bound again by a login nor by a bulk binding; an administrator's
+// bind-cert binds it again (and clears the mark).
+func TestCertificateUnboundStaysUnbound(t *testing.T) {
+	ca := newPeopleCA(t)
+	e := autoBindEnv(t, ca)
+	admin, zhang, _ := certPeople(t, e)
+	der := ca.issue(pkix.Name{CommonName: "张三 11010519491231002X"})
+	fp := x509cert.Thumbprint(der)
+	if rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{der}, false); err != nil || rs[0].Outcome != identity.CertBound {
+		t.Fatalf("bulk: %+v %v", rs, err)
+	}
+	if err := e.svc.UnbindUserCert(admin, zhang.ID, fp); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.svc.CertLogin(edge(fp), der); err != nil || res.Verdict != identity.CertNotRegistered {
+		t.Fatalf("login with the unbound certificate: %v %v", res, err)
+	}
+	if rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{der}, false); err != nil || rs[0].Outcome != identity.CertWasUnbound {
+		t.Fatalf("bulk after unbinding: %+v %v", rs, err)
+	}
+	if cs, _ := e.svc.ListUserCerts(admin, zhang.ID); len(cs) != 0 {
+		t.Fatalf("bound again by itself: %+v", cs)
+	}
+	if _, err := e.svc.BindUserCert(admin, zhang.ID, der, ""); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.svc.CertLogin(edge(fp), der); err != nil || res.Verdict != identity.CertOK {
+		t.Fatalf("after bind-cert: %v %v", res, err)
+	}
+}
+
+// Review sec30a L3: a CA's bundle holds its intermediate CA: the leaves
+// issued by it chain through it; the CA certificate itself is not bound.
+func TestBindCertificatesThroughIntermediate(t *testing.T) {
+	root := newPeopleCA(t)
+	e := newEvEnvWith(t, "", func(d *identity.Deps) { d.Config.Policy.CertIdentityCheck, d.PeopleCAs = true, root.pool() })
+	admin, zhang, _ := certPeople(t, e)
+	// an intermediate CA under the root
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "People sub-CA"}, NotBefore: root.nb, NotAfter: root.na,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	subDER, err := x509.CreateCertificate(rand.Reader, tmpl, root.cert, &key.PublicKey, root.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := &peopleCA{t: t, key: key, serial: 500, nb: root.nb, na: root.na}
+	sub.cert, _ = x509.ParseCertificate(subDER)
+	leaf := sub.issue(pkix.Name{CommonName: "张三 11010519491231002X"})
+	// alone, the leaf does not chain to the root
+	if rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{leaf}, true); err != nil || rs[0].Outcome != identity.CertNoPerson {
+		t.Fatalf("leaf alone: %+v %v", rs, err)
+	}
+	rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{subDER, leaf}, false)
+	if err != nil || rs[0].Outcome != identity.CertCA || rs[1].Outcome != identity.CertBound || rs[1].UserID != zhang.ID {
+		t.Fatalf("bundle: %+v %v", rs, err)
+	}
+}

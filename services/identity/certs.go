@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/emmansun/gmsm/smx509"
 
@@ -53,9 +55,14 @@ type CertStore interface {
 	GetCert(ctx context.Context, sha string) (*UserCert, error)
 	// ListCerts returns userID's bindings, oldest first (none: empty).
 	ListCerts(ctx context.Context, userID string) ([]*UserCert, error)
-	// UnbindCert deletes userID's binding of sha with evs; ErrNotFound
+	// UnbindCert deletes userID's binding of sha with evs, and marks sha
+	// unbound (CertUnbound) until BindCert binds it again; ErrNotFound
 	// when userID has no such binding.
 	UnbindCert(ctx context.Context, userID, sha string, evs []events.Event) error
+	// CertUnbound reports whether an administrator unbound sha and nobody
+	// bound it since: a certificate that finds its person by its subject
+	// is not bound again by itself (certmap.go).
+	CertUnbound(ctx context.Context, sha string) (bool, error)
 }
 
 func init() {
@@ -95,26 +102,28 @@ var errCertNotPerson = certIdentity("the certificate's subject does not name thi
 // common name ("张三 110101199003071233") or in serialNumber (2.5.4.5);
 // both are looked at. Nothing of the subject is kept or logged.
 func (s *Service) checkCertIdentity(ctx context.Context, u *User, sc *smx509.Certificate) error {
-	cert := sc.ToX509()
+	return s.checkCertIdentityWith(ctx, u, sc, nil)
+}
+
+// checkCertIdentityWith is checkCertIdentity with intermediate CA
+// certificates to build the chain through (a CA's bundle: review sec30a
+// L3); a certificate a revocation list in force names (or an
+// intermediate of its chain) is refused too.
+func (s *Service) checkCertIdentityWith(ctx context.Context, u *User, sc *smx509.Certificate, inter []*smx509.Certificate) error {
 	if s.challengeCAs != nil || s.peopleCAs != nil {
-		// Every pool configured (review sec29a L2): the challenge sign-in's
-		// (identity.cert_challenge_ca_file, else the people's CAs; SM2
-		// ones included), then the TLS login's people's CAs; a binding
-		// serves both logins.
-		ok := false
-		if s.challengeCAs != nil {
-			_, err := sc.Verify(smx509.VerifyOptions{Roots: s.challengeCAs, CurrentTime: s.now(),
-				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-			ok = err == nil
-		}
-		if !ok && s.peopleCAs != nil {
-			_, err := cert.Verify(x509.VerifyOptions{Roots: s.peopleCAs, CurrentTime: s.now(),
-				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-			ok = err == nil
-		}
+		chains, ok := s.peopleChains(sc, inter)
 		if !ok {
 			return certIdentity("the certificate is not one of a people's CA (identity.cert_challenge_ca_file, tls.people_ca_file, " +
 				"else tls.client_ca_file), or not for client authentication")
+		}
+		if s.revocation != nil {
+			if rev := s.revocation(); rev != nil {
+				for _, chain := range chains {
+					if rev.Check(chain) != nil {
+						return certIdentity("the certificate (or a CA of its chain) is revoked")
+					}
+				}
+			}
 		}
 	}
 	idNumber, _, err := s.openPersonal(ctx, u)
@@ -127,13 +136,15 @@ func (s *Service) checkCertIdentity(ctx context.Context, u *User, sc *smx509.Cer
 	name := strings.ToUpper(strings.TrimSpace(u.DisplayName))
 	id := strings.ToUpper(idNumber)
 	var hasName, hasID bool
-	for _, atv := range cert.Subject.Names {
+	for _, atv := range sc.Subject.Names {
 		v, ok := atv.Value.(string)
 		if !ok {
 			continue
 		}
 		v = strings.ToUpper(v)
-		hasName = hasName || name != "" && strings.Contains(v, name)
+		// the name as a word of its own: 张伟 is not in 张伟东 (review
+		// sec30a H1)
+		hasName = hasName || name != "" && containsWord(v, name)
 		if u.UserType.Norm() == UserTypeUnit {
 			hasID = hasID || containsUnitCode(v, u.IDType, id)
 		} else {
@@ -144,6 +155,67 @@ func (s *Service) checkCertIdentity(ctx context.Context, u *User, sc *smx509.Cer
 		return errCertNotPerson
 	}
 	return nil
+}
+
+// peopleChains verifies sc to a people's CA (the challenge pool, SM2 CAs
+// included, then the TLS login's people's CAs), through inter, for client
+// authentication; its chains (as x509) when it does.
+func (s *Service) peopleChains(sc *smx509.Certificate, inter []*smx509.Certificate) ([][]*x509.Certificate, bool) {
+	var pool *smx509.CertPool
+	if len(inter) > 0 {
+		pool = smx509.NewCertPool()
+		for _, c := range inter {
+			pool.AddCert(c)
+		}
+	}
+	if s.challengeCAs != nil {
+		if chains, err := sc.Verify(smx509.VerifyOptions{Roots: s.challengeCAs, Intermediates: pool, CurrentTime: s.now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+			out := make([][]*x509.Certificate, len(chains))
+			for i, chain := range chains {
+				for _, c := range chain {
+					out[i] = append(out[i], c.ToX509())
+				}
+			}
+			return out, true
+		}
+	}
+	if s.peopleCAs != nil {
+		var xpool *x509.CertPool
+		if len(inter) > 0 {
+			xpool = x509.NewCertPool()
+			for _, c := range inter {
+				xpool.AddCert(c.ToX509())
+			}
+		}
+		if chains, err := sc.ToX509().Verify(x509.VerifyOptions{Roots: s.peopleCAs, Intermediates: xpool, CurrentTime: s.now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+			return chains, true
+		}
+	}
+	return nil, false
+}
+
+// containsWord reports whether v holds w with no letter or digit right
+// before or after it (a name inside a longer name is not it).
+func containsWord(v, w string) bool {
+	for from := 0; ; {
+		i := strings.Index(v[from:], w)
+		if i < 0 {
+			return false
+		}
+		i += from
+		before, _ := utf8.DecodeLastRuneInString(v[:i])
+		after, _ := utf8.DecodeRuneInString(v[i+len(w):])
+		if !wordRune(before) && !wordRune(after) {
+			return true
+		}
+		from = i + 1
+	}
+}
+
+func wordRune(r rune) bool {
+	return r != utf8.RuneError && (unicode.IsLetter(r) || unicode.IsDigit(r))
 }
 
 // containsUnitCode reports whether v (upper case) holds the code of the

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -10,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uias/uias/cmd/uias/app"
 	"github.com/uias/uias/pkg/config"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
+	"go.uber.org/zap/zaptest"
 )
 
 // TestCertificatesFindTheirPeople: certificates of the people's CA find the
@@ -109,5 +112,23 @@ func TestCertificatesFindTheirPeople(t *testing.T) {
 	b := newCertBrowser(t, p, &nobody)
 	if code, _, loc := b.certLogin(e.http+"/cas/", svc); code == http.StatusFound && strings.Contains(loc, "ticket=") {
 		t.Fatalf("a certificate naming no one signed in: %d %q", code, loc)
+	}
+}
+
+// cert_auto_bind without any people's CA would bind nothing, silently: the
+// start refuses it, naming the setting (review sec30a I5).
+func TestCertAutoBindNeedsPeopleCA(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	pol := &identitycomponent.Settings(&cfg).Policy
+	pol.CertIdentityCheck, pol.CertAutoBind = true, true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := app.Start(ctx, cfg, app.Options{Logger: zaptest.NewLogger(t, zaptestLevel()), BootstrapPassword: adminPassword})
+	if err == nil {
+		_ = a.Stop(ctx)
+		t.Fatal("started with cert_auto_bind and no people's CA")
+	}
+	if !strings.Contains(err.Error(), "cert_auto_bind") {
+		t.Fatalf("start error does not name the setting: %v", err)
 	}
 }

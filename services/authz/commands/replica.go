@@ -173,6 +173,13 @@ func (s *Service) replicaWrites(ctx context.Context, rs authz.ReplicaStore, orig
 						out[i] = authz.ReplicaIgnored
 						continue
 					}
+					if g.DelegationDepth != 0 && s.checkGrantShape(g) != nil {
+						// a depth the home's checks refuse (review sec30a I1)
+						s.log.Warn("a peer's grant carries a delegation depth this centre refuses (above 8, or without delegable unit_admin); not applied",
+							zap.String("origin", origin), zap.String("grant", ch.ID))
+						out[i] = authz.ReplicaIgnored
+						continue
+					}
 					if authz.IsBuiltinRole(g.Role) {
 						// Administrators are appointed at each centre, but
 						// for the unit administrators level 1 appoints for

@@ -43,3 +43,29 @@ func TestReplicaRefusesMalformedDirectGrants(t *testing.T) {
 		}
 	}
 }
+
+// A peer's unit_admin grant with a delegation depth the home's checks
+// refuse (above 8, or without delegable) is not applied (review sec30a I1).
+func TestReplicaRefusesMalformedDelegationDepth(t *testing.T) {
+	l1, l2 := newCentres(t)
+	l2.idx.SetOrgParent("bureau", "root2")
+	l2.idx.SetUserOrg("ann", "bureau")
+	_ = outcomes(l2.apply("l1", l1.changes()))
+	mk := func(rev int, g authz.Grant) commands.ReplicaChange {
+		d, _ := json.Marshal(g)
+		ch := authz.Change{Rev: int64(rev), Obj: authz.ObjGrant, Op: authz.OpPut, ID: g.ID, Data: d}
+		p, _ := json.Marshal(commands.ChangePayload{Change: ch, Time: time.Now()})
+		return commands.ReplicaChange{EventID: fmt.Sprintf("d-%d", rev), Subject: commands.ChangesSubjectPrefix + "grant.put",
+			Version: uint64(rev), Payload: p}
+	}
+	user := authz.Subject{Kind: authz.SubjectUser, ID: "ann"}
+	l2.apply("l1", []commands.ReplicaChange{
+		mk(101, authz.Grant{ID: "dg1", Role: authz.RoleUnitAdmin, Subject: user, ScopeOrg: "bureau", Delegable: true, DelegationDepth: 12}),
+		mk(102, authz.Grant{ID: "dg2", Role: authz.RoleUnitAdmin, Subject: user, ScopeOrg: "bureau", DelegationDepth: 3}),
+	})
+	for _, id := range []string{"dg1", "dg2"} {
+		if g, ok := l2.idx.Grant(id); ok {
+			t.Errorf("%s applied: %+v", id, g)
+		}
+	}
+}

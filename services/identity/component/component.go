@@ -221,6 +221,11 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Policy.CertAutoBind && peopleCAs == nil && challengeCAs == nil {
+		// it would bind nothing, silently (review sec30a I5)
+		return nil, &config.FieldError{Field: Name + ".policy.cert_auto_bind",
+			Msg: "needs a people's CA: identity.cert_challenge_ca_file, tls.people_ca_file or tls.client_ca_file"}
+	}
 	if challengeCAs != nil && cfg.CertChallengeCAFile == "" && env.Config.TLS.PeopleCAFile == "" {
 		log.Warn("the certificate sign-in by challenge trusts tls.client_ca_file (the applications' and components' CAs) "+
 			"as people's CAs: set identity.cert_challenge_ca_file or tls.people_ca_file to keep them apart (ADR 0033)",

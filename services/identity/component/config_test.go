@@ -75,6 +75,10 @@ func TestValidateEachProblem(t *testing.T) {
 		{"sched policy", func(c *Config) { c.SchedPolicy = "fifo" }, "identity.sched_policy"},
 		{"sched policy empty", func(c *Config) { c.SchedPolicy = "" }, "identity.sched_policy"},
 		{"key file", func(c *Config) { c.KeyFile = "" }, "identity.key_file"},
+		{"cert auto bind without the identity check", func(c *Config) { c.Policy.CertAutoBind = true }, "identity.policy.cert_auto_bind"},
+		{"cert auto bind with shared ID numbers", func(c *Config) {
+			c.Policy.CertAutoBind, c.Policy.CertIdentityCheck, c.Policy.UniqueIDNumber = true, true, false
+		}, "identity.policy.cert_auto_bind"},
 		{"policy min length", func(c *Config) { c.Policy.MinLength = -1 }, "identity.policy.min_length"},
 		{"policy classes negative", func(c *Config) { c.Policy.RequireClasses = -1 }, "identity.policy.require_classes"},
 		{"policy classes > 4", func(c *Config) { c.Policy.RequireClasses = 5 }, "identity.policy.require_classes"},

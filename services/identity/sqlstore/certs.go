@@ -38,6 +38,9 @@ func (s *Store) BindCert(ctx context.Context, c *identity.UserCert, max int, evs
 			c.SHA256, c.UserID, store.UnixMS(c.NotAfter), store.UnixMS(c.CreatedAt)); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM user_certs_unbound WHERE sha256 = ?"), c.SHA256); err != nil {
+			return err
+		}
 		return s.addEvents(ctx, tx, evs)
 	})
 }
@@ -97,6 +100,19 @@ func (s *Store) UnbindCert(ctx context.Context, userID, sha string, evs []events
 		if err := mustAffect(res, "certificate binding"); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO user_certs_unbound (sha256, user_id) VALUES (?, ?) "+
+			"ON CONFLICT (sha256) DO UPDATE SET user_id = excluded.user_id"), sha, userID); err != nil {
+			return err
+		}
 		return s.addEvents(ctx, tx, evs)
 	})
+}
+
+// CertUnbound implements identity.CertStore.
+func (s *Store) CertUnbound(ctx context.Context, sha string) (bool, error) {
+	ok, err := s.db.Exists(ctx, s.stmts, "SELECT 1 FROM user_certs_unbound WHERE sha256 = ?", sha)
+	if err != nil {
+		return false, classify(err, "read unbound certificates", "certificate")
+	}
+	return ok, nil
 }

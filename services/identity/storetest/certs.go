@@ -65,10 +65,23 @@ func testCerts(t *testing.T, f *fixture) {
 	}
 
 	// Unbind; the certificate may then be bound to someone else.
+	// It is marked unbound (not bound again by itself) until bound again.
+	if un, err := f.s.CertUnbound(f.ctx, thumb(1)); err != nil || un {
+		t.Fatalf("a bound certificate marked unbound: %v %v", un, err)
+	}
 	f.expectEvents(1, func() { must(t, f.s.UnbindCert(f.ctx, u1.ID, thumb(1), f.evs(1))) })
 	_, err = f.s.GetCert(f.ctx, thumb(1))
 	isErr(t, err, identity.ErrNotFound)
+	if un, err := f.s.CertUnbound(f.ctx, thumb(1)); err != nil || !un {
+		t.Fatalf("an unbound certificate not marked: %v %v", un, err)
+	}
+	if un, err := f.s.CertUnbound(f.ctx, thumb(9)); err != nil || un {
+		t.Fatalf("a certificate never bound marked unbound: %v %v", un, err)
+	}
 	must(t, f.s.BindCert(f.ctx, &identity.UserCert{SHA256: thumb(1), UserID: u2.ID, CreatedAt: base}, 10, f.evs(1)))
+	if un, err := f.s.CertUnbound(f.ctx, thumb(1)); err != nil || un {
+		t.Fatalf("bound again, still marked unbound: %v %v", un, err)
+	}
 
 	// Deleting a person deletes their bindings.
 	must(t, f.s.DeleteUser(f.ctx, u2.ID, f.evs(1)))
