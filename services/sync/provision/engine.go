@@ -942,6 +942,9 @@ func Broken(err error) error { return fmt.Errorf("%w: %w", errBrokenTransport, e
 // sync.provision.dead_letter_retry) once the cause is fixed.
 func Permanent(err error) error { return &permanentError{err} }
 
+// IsPermanent reports whether err was made by Permanent.
+func IsPermanent(err error) bool { return errors.As(err, new(*permanentError)) }
+
 type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
