@@ -182,6 +182,25 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 var headerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 
+// reservedHeader says why name cannot carry the SOAP secret ("": it can):
+// Go drops it or writes it itself, it is hop-by-hop (proxies drop it), or
+// the request sets it (review sec30a I3).
+func reservedHeader(name string, basic bool) string {
+	switch http.CanonicalHeaderKey(name) {
+	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+		return "Go's HTTP client writes that header itself and drops a value set for it (the secret would never be sent)"
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Te", "Upgrade", "Expect":
+		return "a hop-by-hop or protocol header (proxies drop or act on it)"
+	case "Content-Type", "Soapaction", "X-Uias-Delivery":
+		return "the request sets that header itself"
+	case "Authorization":
+		if basic {
+			return "auth basic sends HTTP Basic in it"
+		}
+	}
+	return ""
+}
+
 var dnsNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)*[A-Za-z0-9-]{1,63}$`)
 
 // Validate checks a subscription before it is stored; its error is a
@@ -249,6 +268,12 @@ func (s *Subscription) Validate() error {
 	case SOAP:
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return bad("endpoint", "must be an http(s) URL for soap (the business system's SOAP endpoint)")
+		}
+		if h := s.Settings["secret_header"]; h != "" {
+			if why := reservedHeader(h, s.Settings["auth"] == "basic"); why != "" {
+				return bad("settings.secret_header", "cannot be %s: %s; name a header of your own such as X-Uias-Secret",
+					http.CanonicalHeaderKey(h), why)
+			}
 		}
 		switch s.Settings["auth"] {
 		case "", "header":
