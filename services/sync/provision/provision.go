@@ -23,12 +23,16 @@ package provision
 
 import (
 	"cmp"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -344,6 +348,59 @@ func (s *Subscription) Validate() error {
 	}
 	if s.Transport == Webhook && len(s.Secret) < 16 {
 		return bad("secret", "must be at least 16 characters for a signed webhook")
+	}
+	return nil
+}
+
+// SettingCAFile is the ldap setting naming the PEM file of the CAs the
+// directory's certificate must chain to.
+const SettingCAFile = "ca_file"
+
+// ReadCAFile reads the CAs of an ldap subscription's ca_file: an absolute
+// path of a readable PEM file holding at least one certificate. Its error
+// is the same whatever went wrong (missing, unreadable, not PEM, no
+// certificate) and quotes nothing of the file: the setting is chosen
+// through the API, the file is on the sync server (review sec30a I4).
+func ReadCAFile(path string) (*x509.CertPool, error) {
+	bad := errors.New("must be the absolute path of a readable PEM file holding at least one CA certificate on the sync " +
+		"server (the file is missing, unreadable or holds no certificate)")
+	if !filepath.IsAbs(path) {
+		return nil, bad
+	}
+	data, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return nil, bad
+	}
+	pool, n := x509.NewCertPool(), 0
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, bad
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, bad
+	}
+	return pool, nil
+}
+
+// CheckFiles checks the server-side files a subscription names (ldap's
+// ca_file), when it is created or when they change.
+func (s *Subscription) CheckFiles() error {
+	if f := s.Settings[SettingCAFile]; s.Transport == LDAP && f != "" {
+		if _, err := ReadCAFile(f); err != nil {
+			return &ValidationError{Field: "settings." + SettingCAFile, Msg: err.Error()}
+		}
 	}
 	return nil
 }
