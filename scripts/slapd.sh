@@ -23,10 +23,32 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-# the package's post-install configures a server; it is not started here
+# the package's post-install configures a server and would start it on all
+# interfaces (and hold 389, which the Samba AD tests need): a policy-rc.d
+# answering 101 keeps invoke-rc.d from starting it (ours only when none is
+# there, removed afterwards), then the service is stopped and disabled
+# (review sec30a L5, as scripts/samba.sh)
+policy=/usr/sbin/policy-rc.d
+ours=""
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\n# scripts/slapd.sh: no service starts while it installs slapd\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	ours=1
+	trap 'rm -f "$policy"' EXIT
+fi
 { apt-get install -y --no-install-recommends slapd ldap-utils >&2 ||
 	{ apt-get update >&2 && apt-get install -y --no-install-recommends slapd ldap-utils >&2; }; } || {
 	echo "slapd.sh: installing slapd failed" >&2
 	exit 1
 }
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+	systemctl disable --now slapd >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/slapd ]; then
+	/etc/init.d/slapd stop >/dev/null 2>&1 || true
+	update-rc.d slapd disable >/dev/null 2>&1 || true
+fi
+if [ -n "$ours" ]; then
+	rm -f "$policy"
+	trap - EXIT
+fi
 find_slapd

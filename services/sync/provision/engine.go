@@ -942,6 +942,9 @@ func Broken(err error) error { return fmt.Errorf("%w: %w", errBrokenTransport, e
 // sync.provision.dead_letter_retry) once the cause is fixed.
 func Permanent(err error) error { return &permanentError{err} }
 
+// IsPermanent reports whether err was made by Permanent.
+func IsPermanent(err error) bool { return errors.As(err, new(*permanentError)) }
+
 type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
@@ -1005,11 +1008,28 @@ func (e *Engine) deliver(ctx context.Context, tr Transport, s *Subscription, d *
 	}
 	dctx, cancel := context.WithTimeout(ctx, e.o.Timeout)
 	defer cancel()
-	err = tr.Deliver(dctx, it)
+	err = e.safeDeliver(dctx, tr, s, it)
 	if err != nil && dctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		return fmt.Errorf("no answer within %s (timeout): %w", e.o.Timeout, err)
 	}
 	return err
+}
+
+// safeDeliver is tr.Deliver with a panic of the transport (a bug: review
+// sec30a H2) turned into a permanent failure of that one delivery, logged
+// with its stack: the delivery is dead-lettered, the worker and the
+// process go on (a panic would stop the process, which would take the
+// same delivery again after its restart).
+func (e *Engine) safeDeliver(ctx context.Context, tr Transport, s *Subscription, it Item) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.o.Logger.Error("provisioning: the transport panicked; the delivery is dead-lettered",
+				zap.String("subscription", s.ID), zap.String("kind", it.Delivery.Kind), zap.String("object", it.Delivery.ObjectID),
+				zap.Int64("seq", it.Delivery.Seq), zap.Any("panic", r), zap.Stack("stack"))
+			err = Permanent(fmt.Errorf("internal error of the %s transport (a bug, logged with its stack): %v", s.Transport, r))
+		}
+	}()
+	return tr.Deliver(ctx, it)
 }
 
 // roles fills, for a subscription that delivers roles, a person's roles

@@ -23,12 +23,16 @@ package provision
 
 import (
 	"cmp"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -182,6 +186,25 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 var headerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 
+// reservedHeader says why name cannot carry the SOAP secret ("": it can):
+// Go drops it or writes it itself, it is hop-by-hop (proxies drop it), or
+// the request sets it (review sec30a I3).
+func reservedHeader(name string, basic bool) string {
+	switch http.CanonicalHeaderKey(name) {
+	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+		return "Go's HTTP client writes that header itself and drops a value set for it (the secret would never be sent)"
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Te", "Upgrade", "Expect":
+		return "a hop-by-hop or protocol header (proxies drop or act on it)"
+	case "Content-Type", "Soapaction", "X-Uias-Delivery":
+		return "the request sets that header itself"
+	case "Authorization":
+		if basic {
+			return "auth basic sends HTTP Basic in it"
+		}
+	}
+	return ""
+}
+
 var dnsNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)*[A-Za-z0-9-]{1,63}$`)
 
 // Validate checks a subscription before it is stored; its error is a
@@ -249,6 +272,12 @@ func (s *Subscription) Validate() error {
 	case SOAP:
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return bad("endpoint", "must be an http(s) URL for soap (the business system's SOAP endpoint)")
+		}
+		if h := s.Settings["secret_header"]; h != "" {
+			if why := reservedHeader(h, s.Settings["auth"] == "basic"); why != "" {
+				return bad("settings.secret_header", "cannot be %s: %s; name a header of your own such as X-Uias-Secret",
+					http.CanonicalHeaderKey(h), why)
+			}
 		}
 		switch s.Settings["auth"] {
 		case "", "header":
@@ -319,6 +348,59 @@ func (s *Subscription) Validate() error {
 	}
 	if s.Transport == Webhook && len(s.Secret) < 16 {
 		return bad("secret", "must be at least 16 characters for a signed webhook")
+	}
+	return nil
+}
+
+// SettingCAFile is the ldap setting naming the PEM file of the CAs the
+// directory's certificate must chain to.
+const SettingCAFile = "ca_file"
+
+// ReadCAFile reads the CAs of an ldap subscription's ca_file: an absolute
+// path of a readable PEM file holding at least one certificate. Its error
+// is the same whatever went wrong (missing, unreadable, not PEM, no
+// certificate) and quotes nothing of the file: the setting is chosen
+// through the API, the file is on the sync server (review sec30a I4).
+func ReadCAFile(path string) (*x509.CertPool, error) {
+	bad := errors.New("must be the absolute path of a readable PEM file holding at least one CA certificate on the sync " +
+		"server (the file is missing, unreadable or holds no certificate)")
+	if !filepath.IsAbs(path) {
+		return nil, bad
+	}
+	data, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return nil, bad
+	}
+	pool, n := x509.NewCertPool(), 0
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, bad
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, bad
+	}
+	return pool, nil
+}
+
+// CheckFiles checks the server-side files a subscription names (ldap's
+// ca_file), when it is created or when they change.
+func (s *Subscription) CheckFiles() error {
+	if f := s.Settings[SettingCAFile]; s.Transport == LDAP && f != "" {
+		if _, err := ReadCAFile(f); err != nil {
+			return &ValidationError{Field: "settings." + SettingCAFile, Msg: err.Error()}
+		}
 	}
 	return nil
 }

@@ -85,6 +85,9 @@ func (s *Service) Create(ctx context.Context, sub *Subscription) (*Subscription,
 	if err := sub.CheckInClear(); err != nil {
 		return nil, badSub(err)
 	}
+	if err := sub.CheckFiles(); err != nil {
+		return nil, badSub(err)
+	}
 	if s.AppExists != nil {
 		ok, err := s.AppExists(ctx, sub.App)
 		if err != nil {
@@ -137,6 +140,11 @@ func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription,
 	}
 	if check.Endpoint != cur.Endpoint || check.Transport != cur.Transport {
 		if err := check.CheckInClear(); err != nil {
+			return nil, badSub(err)
+		}
+	}
+	if check.Transport != cur.Transport || check.Settings[SettingCAFile] != cur.Settings[SettingCAFile] {
+		if err := check.CheckFiles(); err != nil {
 			return nil, badSub(err)
 		}
 	}

@@ -25,6 +25,7 @@ func TestSOAPSettings(t *testing.T) {
 		sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "X-Erp-Key"),
 		sub("https://erp.example.com/ws", "pw", "auth", "basic", "username", "uias"),
 		sub("http://127.0.0.1:8080/ws", "shared-secret-0123456"),
+		sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "Authorization"),
 	} {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("%s %v: %v", ok.Endpoint, ok.Settings, err)
@@ -44,6 +45,17 @@ func TestSOAPSettings(t *testing.T) {
 		{sub("https://erp.example.com/ws", "", "auth", "basic", "username", "uias"), "secret", "HTTP Basic password"},
 		{sub("https://erp.example.com/ws", "pw", "auth", "wsse"), "settings.auth", "must be header"},
 		{sub("https://erp.example.com/ws", "pw", "auth", "basic", "username", "a:b"), "settings.username", "without a colon"},
+		// review sec30a I3: names Go drops or writes itself, hop-by-hop
+		// names, and those the request sets
+		{sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "host"), "settings.secret_header", "cannot be Host: Go's HTTP client writes"},
+		{sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "Content-Length"), "settings.secret_header", "drops a value"},
+		{sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "Transfer-Encoding"), "settings.secret_header", "drops a value"},
+		{sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "Connection"), "settings.secret_header", "hop-by-hop"},
+		{sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "Proxy-Authorization"), "settings.secret_header", "hop-by-hop"},
+		{sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "Content-Type"), "settings.secret_header", "the request sets"},
+		{sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "SOAPAction"), "settings.secret_header", "cannot be Soapaction"},
+		{sub("https://erp.example.com/ws", "shared-secret-0123456", "secret_header", "x-uias-delivery"), "settings.secret_header", "the request sets"},
+		{sub("https://erp.example.com/ws", "pw", "auth", "basic", "username", "uias", "secret_header", "Authorization"), "settings.secret_header", "auth basic sends HTTP Basic"},
 	} {
 		err := c.sub.Validate()
 		var ve *provision.ValidationError

@@ -101,11 +101,34 @@ func (t *Transport) UPN(login string) string {
 // maxCN is the length of Active Directory's cn.
 const maxCN = 64
 
+// cut is s cut to its first n characters ("" for n < 1), without
+// trailing spaces.
 func cut(s string, n int) string {
+	if n < 1 {
+		return ""
+	}
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
 	return strings.TrimSpace(string([]rune(s)[:n]))
+}
+
+// namesake is the CN of a person whose display name another entry has:
+// "<name> (<login>)" cut to maxCN characters by shortening the name; when
+// the login name leaves no room for the name (more than maxCN-4
+// characters), "<name> (#<the last 8 characters of the user id>)" instead ("" when
+// even that cannot be made: an empty name or id).
+func namesake(name, login, id string) string {
+	tag := login
+	if utf8.RuneCountInString(login) > maxCN-4 {
+		r := []rune(id)
+		tag = "#" + string(r[max(len(r)-8, 0):])
+	}
+	n := cut(name, maxCN-utf8.RuneCountInString(tag)-3)
+	if n == "" || id == "" {
+		return ""
+	}
+	return n + " (" + tag + ")"
 }
 
 // adPerson writes a person (an upsert or a disable) to Active Directory.
@@ -115,10 +138,14 @@ func (t *Transport) adPerson(it provision.Item, cur string) error {
 	if login == "" {
 		return fmt.Errorf("ldap: user %s has no login name in the projection", d.ObjectID)
 	}
-	name := cmp.Or(o.Field("display_name"), login)
+	name := cmp.Or(strings.TrimSpace(o.Field("display_name")), login)
 	// another entry with that CN (a namesake): "<name> (<login>)"; an
 	// entry already named either way keeps its name
-	cn, alt := cut(name, maxCN), cut(name, maxCN-len([]rune(login))-3)+" ("+login+")"
+	cn, alt := cut(name, maxCN), namesake(name, login, d.ObjectID)
+	if cn == "" || alt == "" {
+		return provision.Permanent(fmt.Errorf("ldap: user %s: no Active Directory name (cn) of at most %d characters can be made "+
+			"from display name %q and login name %q", d.ObjectID, maxCN, cut(name, maxCN), login))
+	}
 	rdnOf := func(cn string) string { return "cn=" + goldap.EscapeDN(cn) + "," + t.people() }
 	switch {
 	case cur != "" && sameDN(cur, rdnOf(cn)):

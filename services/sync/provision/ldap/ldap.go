@@ -36,12 +36,10 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -104,13 +102,9 @@ func New(s *provision.Subscription) (provision.Transport, error) {
 		t.TLS = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	}
 	if f := s.Settings[SettingCAFile]; f != "" && t.TLS != nil {
-		pem, err := os.ReadFile(f)
+		pool, err := provision.ReadCAFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("ldap: settings.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ldap: settings.ca_file %s: no PEM certificates found", f)
+			return nil, fmt.Errorf("ldap: settings.ca_file %w", err)
 		}
 		t.TLS.RootCAs = pool
 	}

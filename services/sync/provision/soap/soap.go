@@ -20,10 +20,13 @@
 // Basic with the setting username and the secret as password. https is
 // required but to this machine, as for the webhook.
 //
-// Answers: any 2xx without a Fault is delivered. A soap:Client fault (the
-// request is wrong: retrying it cannot help) dead-letters the delivery at
-// once; a soap:Server fault, another HTTP status or no answer is retried
-// with back-off, then dead-lettered (as the webhook's failures).
+// Answers (Classify): a 2xx with a SOAP envelope holding the operation's
+// response is delivered. A soap:Client fault (the request is wrong:
+// retrying it cannot help) with HTTP 500 or a 4xx other than 401, 403,
+// 408 and 429 dead-letters the delivery at once; anything else (a
+// soap:Server fault, another status, a redirect, a 2xx without the
+// response, no answer) is retried with back-off, then dead-lettered (as
+// the webhook's failures). Redirects are never followed.
 package soap
 
 import (
@@ -34,6 +37,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -205,23 +209,91 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	} else {
 		req.Header.Set(t.Header, t.Secret)
 	}
-	resp, err := t.Client.Do(req)
+	// redirects are not followed (review sec30a M1): Go would send the
+	// secret header and, after a 307/308, the envelope to wherever the
+	// answer points; a 301/302/303 would turn the POST into a GET
+	c := *t.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("soap: %s: %w", op, err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return Classify(op, resp.StatusCode, resp.Header.Get("Location"), answer)
+}
+
+// Classify is the outcome of a delivery of operation op answered with
+// HTTP status and body answer (location: a redirect's Location header):
+//
+//	2xx with a SOAP envelope whose Body holds <op>Response in NS  delivered (nil)
+//	soap:Client fault with HTTP 500 or a 4xx but 401, 403, 408, 429  permanent: a dead letter at once
+//	anything else: 3xx (redirects are not followed), 401, 403, 408,
+//	429, 5xx, a soap:Server fault, a Client fault with another status,
+//	a 2xx without the operation's response, no answer               retried with back-off, then a dead letter
+//
+// A Client fault blames the request; with 401/403 (credentials), 408/429
+// (throttling, time-outs) or another 5xx than 500 (gateways, 503
+// overload) it comes from a layer for which retrying can help, and a
+// Client fault answered with a 2xx is against SOAP 1.1 (§6.2: HTTP 500).
+func Classify(op string, status int, location string, answer []byte) error {
 	f := parseFault(answer)
 	switch {
-	case f != nil && f.client():
+	case status >= 300 && status <= 399:
+		return fmt.Errorf("soap: %s: the endpoint redirected (HTTP %d) to %s: redirects are not followed (the secret and the "+
+			"people's data would go along): set the subscription's endpoint to the right URL", op, status, where(location))
+	case f != nil && f.client() && permanentStatus(status):
 		return provision.Permanent(fmt.Errorf("soap: %s: the business system refused the request (HTTP %d, fault %s): %q",
-			op, resp.StatusCode, f.Code, snippet(f.String)))
+			op, status, f.Code, snippet(f.String)))
 	case f != nil:
-		return fmt.Errorf("soap: %s: the business system failed (HTTP %d, fault %s): %q", op, resp.StatusCode, f.Code, snippet(f.String))
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return fmt.Errorf("soap: %s: the business system answered HTTP %d: %q", op, resp.StatusCode, snippet(string(answer)))
+		return fmt.Errorf("soap: %s: the business system failed (HTTP %d, fault %s): %q", op, status, f.Code, snippet(f.String))
+	case status < 200 || status > 299:
+		return fmt.Errorf("soap: %s: the business system answered HTTP %d: %q", op, status, snippet(string(answer)))
+	case !responds(answer, op):
+		return fmt.Errorf("soap: %s: the business system answered HTTP %d without a SOAP envelope holding %sResponse "+
+			"(%s): not taken as delivered: %q", op, status, op, NS, snippet(string(answer)))
 	}
 	return nil
+}
+
+// permanentStatus: the statuses with which a soap:Client fault is
+// permanent.
+func permanentStatus(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return status == http.StatusInternalServerError || (status >= 400 && status <= 499)
+}
+
+// where is a redirect's target as its scheme, host and path (no query: it
+// may hold anything).
+func where(location string) string {
+	if location == "" {
+		return "no Location"
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return "an unreadable Location"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}
+
+// responds reports whether answer is a SOAP 1.1 envelope whose Body's
+// first element is op's response, <op>Response in NS.
+func responds(answer []byte, op string) bool {
+	var env struct {
+		XMLName xml.Name
+		Body    struct {
+			XMLName xml.Name
+			Items   []struct{ XMLName xml.Name } `xml:",any"`
+		} `xml:"Body"`
+	}
+	if err := xml.Unmarshal(answer, &env); err != nil {
+		return false
+	}
+	return env.XMLName == xml.Name{Space: EnvNS, Local: "Envelope"} && env.Body.XMLName.Space == EnvNS &&
+		len(env.Body.Items) > 0 && env.Body.Items[0].XMLName == xml.Name{Space: NS, Local: op + "Response"}
 }
 
 func snippet(s string) string {
