@@ -22,13 +22,7 @@ func TestReplicaRefusesMalformedDirectGrants(t *testing.T) {
 	l2.idx.SetUserOrg("ann", "bureau")
 	clerk, _, _ := l1.makerChecker()
 	_ = outcomes(l2.apply("l1", l1.changes()))
-	mk := func(rev int, g authz.Grant) commands.ReplicaChange {
-		d, _ := json.Marshal(g)
-		ch := authz.Change{Rev: int64(rev), Obj: authz.ObjGrant, Op: authz.OpPut, ID: g.ID, Data: d}
-		p, _ := json.Marshal(commands.ChangePayload{Change: ch, Time: time.Now()})
-		return commands.ReplicaChange{EventID: fmt.Sprintf("f-%d", rev), Subject: commands.ChangesSubjectPrefix + "grant.put",
-			Version: uint64(rev), Payload: p}
-	}
+	mk := func(rev int, g authz.Grant) commands.ReplicaChange { return grantPut("f", rev, g) }
 	user := authz.Subject{Kind: authz.SubjectUser, ID: "ann"}
 	l1.apply("l2", []commands.ReplicaChange{
 		mk(1, authz.Grant{ID: "fg1", Subject: user, Permission: authz.Permission{App: authz.AdminApp, Resource: "identity.users", Operation: "write"}}),
@@ -51,13 +45,7 @@ func TestReplicaRefusesMalformedDelegationDepth(t *testing.T) {
 	l2.idx.SetOrgParent("bureau", "root2")
 	l2.idx.SetUserOrg("ann", "bureau")
 	_ = outcomes(l2.apply("l1", l1.changes()))
-	mk := func(rev int, g authz.Grant) commands.ReplicaChange {
-		d, _ := json.Marshal(g)
-		ch := authz.Change{Rev: int64(rev), Obj: authz.ObjGrant, Op: authz.OpPut, ID: g.ID, Data: d}
-		p, _ := json.Marshal(commands.ChangePayload{Change: ch, Time: time.Now()})
-		return commands.ReplicaChange{EventID: fmt.Sprintf("d-%d", rev), Subject: commands.ChangesSubjectPrefix + "grant.put",
-			Version: uint64(rev), Payload: p}
-	}
+	mk := func(rev int, g authz.Grant) commands.ReplicaChange { return grantPut("d", rev, g) }
 	user := authz.Subject{Kind: authz.SubjectUser, ID: "ann"}
 	l2.apply("l1", []commands.ReplicaChange{
 		mk(101, authz.Grant{ID: "dg1", Role: authz.RoleUnitAdmin, Subject: user, ScopeOrg: "bureau", Delegable: true, DelegationDepth: 12}),
@@ -68,4 +56,13 @@ func TestReplicaRefusesMalformedDelegationDepth(t *testing.T) {
 			t.Errorf("%s applied: %+v", id, g)
 		}
 	}
+}
+
+// grantPut is a peer's change putting grant g at revision rev.
+func grantPut(prefix string, rev int, g authz.Grant) commands.ReplicaChange {
+	d, _ := json.Marshal(g)
+	ch := authz.Change{Rev: int64(rev), Obj: authz.ObjGrant, Op: authz.OpPut, ID: g.ID, Data: d}
+	p, _ := json.Marshal(commands.ChangePayload{Change: ch, Time: time.Now()})
+	return commands.ReplicaChange{EventID: fmt.Sprintf("%s-%d", prefix, rev), Subject: commands.ChangesSubjectPrefix + "grant.put",
+		Version: uint64(rev), Payload: p}
 }
