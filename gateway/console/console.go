@@ -37,6 +37,7 @@ import (
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
 
 //go:embed templates/*.html
@@ -58,6 +59,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 	"results":       func() []string { return []string{"success", "failure", "denied", "incomplete"} },
 	"passwordStamp": passwordStamp,
+	"join":          func(v []string) string { return strings.Join(v, ", ") },
 	"secretStamp":   secretStamp,
 }).ParseFS(templateFiles, "templates/*.html"))
 
@@ -87,7 +89,10 @@ type Options struct {
 	// Authz is authz's AuthzAdminService (roles and grants); nil: those
 	// sections say they are unavailable.
 	Authz authzv1.AuthzAdminServiceClient
-	Log   *zap.Logger
+	// Registry is ticket's ServiceRegistryService (the services pages);
+	// nil: they say the single sign-on component is unavailable.
+	Registry ticketv1.ServiceRegistryServiceClient
+	Log      *zap.Logger
 	// Prefix is where the console is mounted ("/console/").
 	Prefix string
 	// CallTimeout bounds each call to a component (default 15s).
@@ -145,6 +150,9 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("POST "+p+"people/{id}/roles/{action}", h.signed(h.grantAction))
 	h.mux.HandleFunc("POST "+p+"people/{id}/certs/{action}", h.signed(h.certAction))
 	h.mux.HandleFunc("GET "+p+"certs", h.signed(h.certsPage))
+	h.mux.HandleFunc("GET "+p+"services", h.signed(h.services))
+	h.mux.HandleFunc("GET "+p+"services/{id}", h.signed(h.service))
+	h.mux.HandleFunc("POST "+p+"services/{id}/{action}", h.signed(h.serviceAction))
 	h.mux.HandleFunc("POST "+p+"certs", h.signed(h.bindCerts))
 	return h
 }

@@ -7,6 +7,7 @@ import (
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
 
 // OnEdge is the console the edge mounts under Prefix, on the components
@@ -38,6 +39,13 @@ func OnEdge(log *zap.Logger, client func(name string) (grpc.ClientConnInterface,
 			return nil, err
 		}
 		o.Authz = authzv1.NewAuthzAdminServiceClient(zc)
+	}
+	if has("ticket") {
+		tc, err := client("ticket")
+		if err != nil {
+			return nil, err
+		}
+		o.Registry = ticketv1.NewServiceRegistryServiceClient(tc)
 	}
 	return New(o), nil
 }
