@@ -44,7 +44,31 @@ const maxCertNumbers = 8
 // (with or without its hyphen). Passport, military and other numbers have
 // no check character to tell them from any other run of digits, so a
 // certificate finds no one by them (review sec30a H1): bind those by hand.
+//
+// A certificate that carries a resident ID number is a person's (an
+// employee's certificate carries their employer's name and code beside
+// their own): its unit codes are not looked up, so it never finds a unit
+// account (review sec30c H2).
 func certNumbers(sc *smx509.Certificate) []certID {
+	ids := certIDs(sc)
+	person := false
+	for _, id := range ids {
+		person = person || id.t == IDTypeResidentID
+	}
+	if !person {
+		return ids
+	}
+	out := ids[:0]
+	for _, id := range ids {
+		if id.t == IDTypeResidentID {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// certIDs is every ID certNumbers considers, of any kind.
+func certIDs(sc *smx509.Certificate) []certID {
 	var out []certID
 	seen := map[certID]bool{}
 	add := func(c certID) bool {

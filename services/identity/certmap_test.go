@@ -382,3 +382,42 @@ func TestBindCertificatesThroughIntermediate(t *testing.T) {
 		t.Fatalf("bundle: %+v %v", rs, err)
 	}
 }
+
+// Review sec30c H2: an employee's personal certificate (their name and
+// resident ID number, their employer's name and code beside them) never
+// finds the employer's unit account; it finds the employee when they are
+// registered; the unit's own certificate (no person's number) finds the
+// unit.
+func TestEmployeeCertificateIsNotTheUnits(t *testing.T) {
+	ca := newPeopleCA(t)
+	e := newEvEnvWith(t, "", func(d *identity.Deps) { d.Config.Policy.CertIdentityCheck, d.PeopleCAs = true, ca.pool() })
+	admin, _, _ := certPeople(t, e)
+	root := evRoot(t, e.svc)
+	unit, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "acme", DisplayName: "某某航运有限公司", OrgID: root.ID,
+		UserType: identity.UserTypeUnit, IDType: identity.IDTypeUSCC, IDNumber: unitUSCC, Password: "First-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	employee := ca.issue(pkix.Name{CommonName: "王五 440301198506151238", Organization: []string{"某某航运有限公司"},
+		OrganizationalUnit: []string{unitUSCC}})
+	rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{employee}, true)
+	if err != nil || rs[0].Outcome != identity.CertNoPerson {
+		t.Fatalf("an unregistered employee's certificate: %+v %v", rs, err)
+	}
+	// binding it to the unit by hand is refused too
+	if _, err := e.svc.BindUserCert(admin, unit.ID, employee, ""); reasonOf(err) != identity.ReasonCertIdentity {
+		t.Fatalf("an employee's certificate bound to the unit by hand: %v", err)
+	}
+	wang, err := e.svc.CreateUser(admin, identity.NewUser{LoginName: "wangwu", DisplayName: "王五", OrgID: root.ID,
+		IDType: identity.IDTypeResidentID, IDNumber: "440301198506151238", Password: "First-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{employee}, true); err != nil || rs[0].Outcome != identity.CertWouldBind || rs[0].UserID != wang.ID {
+		t.Fatalf("a registered employee's certificate: %+v %v", rs, err)
+	}
+	own := ca.issue(pkix.Name{CommonName: "某某航运有限公司", OrganizationalUnit: []string{unitUSCC}})
+	if rs, err := e.svc.BindCertsByIdentity(admin, [][]byte{own}, true); err != nil || rs[0].Outcome != identity.CertWouldBind || rs[0].UserID != unit.ID {
+		t.Fatalf("the unit's own certificate: %+v %v", rs, err)
+	}
+}

@@ -154,7 +154,23 @@ func (s *Service) checkCertIdentityWith(ctx context.Context, u *User, sc *smx509
 	if !hasID || !hasName {
 		return errCertNotPerson
 	}
+	if u.UserType.Norm() == UserTypeUnit && carriesResidentID(sc) {
+		// a person's certificate (an employee's, naming the employer) is
+		// not the unit's (review sec30c H2)
+		return errCertNotPerson
+	}
 	return nil
+}
+
+// carriesResidentID reports whether sc's subject holds a resident ID
+// number (a person's certificate).
+func carriesResidentID(sc *smx509.Certificate) bool {
+	for _, id := range certIDs(sc) {
+		if id.t == IDTypeResidentID {
+			return true
+		}
+	}
+	return false
 }
 
 // peopleChains verifies sc to a people's CA (the challenge pool, SM2 CAs
