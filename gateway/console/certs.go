@@ -31,7 +31,9 @@ func (h *Handler) certsOf(r *http.Request, s *session, d *pageData, id string) *
 	return &personCerts{Certs: res.GetCertificates()}
 }
 
-// maxCertUpload bounds a bulk upload (500 certificates of a few KiB).
+// maxCertUpload bounds a bulk upload (500 certificates of a few KiB); a
+// request over it (with its form's other fields, 1 MiB more) is answered
+// 413 with the bound (console.go, signed).
 const maxCertUpload = 4 << 20
 
 // pemCerts returns the DER of every CERTIFICATE block of b.
@@ -60,8 +62,13 @@ func (h *Handler) certAction(w http.ResponseWriter, r *http.Request, s *session)
 	switch action {
 	case "bind":
 		ders := pemCerts([]byte(r.PostForm.Get("certificate")))
-		if len(ders) == 0 {
+		if len(ders) != 1 {
+			// one certificate a binding: several are not bound silently
+			// as their first (review sec30c L3)
 			d.Error = d.T("badPEM")
+			if len(ders) > 1 {
+				d.Error = d.T("onePEM")
+			}
 			h.renderPerson(w, r, s, &d, id, http.StatusBadRequest)
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -268,6 +269,13 @@ func (h *Handler) signed(fn func(http.ResponseWriter, *http.Request, *session)) 
 				parse = func() error { return r.ParseMultipartForm(maxCertUpload + 1<<20) }
 			}
 			if err := parse(); err != nil {
+				if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+					// an upload over the bound: say so (review sec30c L4)
+					d := h.data(r, nil, "")
+					d.Error = d.T("certsTooBig")
+					h.render(w, r, http.StatusRequestEntityTooLarge, "message", d)
+					return
+				}
 				h.forbidden(w, r, "form")
 				return
 			}

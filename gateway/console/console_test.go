@@ -1,9 +1,11 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -766,4 +768,32 @@ func (f *fakeAdmin) GetApp(ctx context.Context, in *identityv1.GetAppRequest, _ 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return &identityv1.App{Id: in.GetId(), Name: "Mail", SecretIssueTime: timestamppb.New(time.UnixMilli(f.secretIssued))}, nil
+}
+
+// A bulk certificate upload over the bound is answered 413 saying so, not
+// "form could not be read" (review sec30c L4); nothing is called.
+func TestCertUploadTooLarge(t *testing.T) {
+	f := &fakeAdmin{}
+	b := newConsole(t, f)
+	page := b.signIn()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("csrf", formToken(t, page))
+	fw, _ := mw.CreateFormFile("file", "bundle.pem")
+	_, _ = fw.Write(bytes.Repeat([]byte("A"), 6<<20))
+	_ = mw.Close()
+	req, _ := http.NewRequest("POST", b.base+"/console/certs", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	res, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(raw), "larger than 4 MiB") {
+		t.Fatalf("a 6 MiB upload: %d\n%s", res.StatusCode, raw)
+	}
+	if len(f.called("BindCertificates")) != 0 {
+		t.Fatal("an upload over the bound reached identity")
+	}
 }

@@ -83,6 +83,12 @@ func TestBrowserConsoleCertificates(t *testing.T) {
 	if msg := textOf("#error"); !strings.Contains(msg, "No PEM certificate") {
 		t.Fatalf("junk: %q", msg)
 	}
+	run("two at once", chromedp.Navigate(base+"people/"+u.GetId()+"?locale=en"), chromedp.WaitVisible(chromedp.CSS("#certificate")),
+		chromedp.SetValue(chromedp.CSS("#certificate"), zhangPEM+nobodyPEM), chromedp.Click(chromedp.CSS("#bind-cert")),
+		chromedp.WaitVisible(chromedp.CSS("#error")))
+	if msg := textOf("#error"); !strings.Contains(msg, "Paste one certificate") {
+		t.Fatalf("two certificates pasted: %q", msg)
+	}
 	// Bound again to the same person from the bulk page: told, not bound twice.
 	run("bulk again", chromedp.Navigate(base+"certs?locale=en"), chromedp.WaitVisible(chromedp.CSS("#certificates")),
 		chromedp.SetValue(chromedp.CSS("#certificates"), zhangPEM), chromedp.Click(chromedp.CSS("#dry_run")),
