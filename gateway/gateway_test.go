@@ -657,7 +657,7 @@ func TestBadParameters(t *testing.T) {
 	// good ones reach the service (here: not implemented).
 	r := e.do(t, http.MethodGet, "/v1/users?page_size=5&utm_source=x", nil, nil)
 	if got := e.restError(t, r); r.code != http.StatusBadRequest || got.reason != "BAD_REQUEST" || got.legacy != "-5" ||
-		got.message != `query parameter "utm_source" does not name a field of the request; it takes page_size, page_token, org_id, query, status, include_descendants, password_expired` {
+		got.message != `query parameter "utm_source" does not name a field of the request; it takes page_size, page_token, org_id, query, status, include_descendants, password_expired, user_type` {
 		t.Errorf("unknown parameter: HTTP %d %s", r.code, got.raw)
 	}
 	// a call whose path binds every field takes none (grpc-gateway does
