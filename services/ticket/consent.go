@@ -113,16 +113,7 @@ func (s *Service) consentService(ctx context.Context, rs *RegisteredService) (*R
 	if rs.ConsentRequired {
 		return rs, nil
 	}
-	all, err := s.reg.services(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range all {
-		if c.AppID == rs.AppID && c.ConsentRequired {
-			return c.RegisteredService, nil
-		}
-	}
-	return nil, nil
+	return s.reg.consentOf(ctx, rs.AppID)
 }
 
 // ConsentPrompt is what the consent page shows.
