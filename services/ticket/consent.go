@@ -99,6 +99,23 @@ func ConsentTTLOf(rs *RegisteredService) time.Duration {
 	return DefaultConsentTTL
 }
 
+// CASConsentScope is what a consent covers for a CAS (or ssoAuthService,
+// or proxy) ticket of a client asking consent: the person's identity and
+// profile, as the OpenID Connect scopes "openid profile" (review sec30c
+// H1: no protocol reaches such a client without the person's consent).
+const CASConsentScope = "openid profile"
+
+// consentService is the service whose consent settings apply to rs's
+// client (nil: it asks none). Consent is kept and enforced per client
+// (review sec30c M2): when any enabled service of rs's application asks
+// consent, all of them do (rs's own settings first).
+func (s *Service) consentService(ctx context.Context, rs *RegisteredService) (*RegisteredService, error) {
+	if rs.ConsentRequired {
+		return rs, nil
+	}
+	return s.reg.consentOf(ctx, rs.AppID)
+}
+
 // ConsentPrompt is what the consent page shows.
 type ConsentPrompt struct {
 	// Needed: the person must consent (false: go on and issue the code).
@@ -135,8 +152,10 @@ func (s *Service) consentSubject(ctx context.Context, tgt, clientID, redirect st
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := oidcService(rs, clientID, redirect); err != nil {
-		return nil, nil, err
+	// Any service of the client (its redirect URI, or a CAS service
+	// asking consent before its ticket): consent is the client's.
+	if rs.AppID != clientID {
+		return nil, nil, ErrRedirectNotOfClient
 	}
 	return sess, rs, nil
 }
@@ -153,11 +172,15 @@ func (s *Service) ConsentNeeded(ctx context.Context, q ConsentQuery) (*ConsentPr
 
 func (s *Service) consentPrompt(ctx context.Context, userID string, rs *RegisteredService, clientID, scope string, force bool) (*ConsentPrompt, error) {
 	now := s.now()
-	ttl := ConsentTTLOf(rs)
-	p := &ConsentPrompt{ClientID: clientID, ServiceName: rs.Name, Scope: scope, TTL: ttl, Until: now.Add(ttl).UTC()}
-	if !rs.ConsentRequired {
-		return p, nil
+	cs, err := s.consentService(ctx, rs)
+	if err != nil {
+		return nil, err
 	}
+	if cs == nil {
+		return &ConsentPrompt{ClientID: clientID, ServiceName: rs.Name, Scope: scope}, nil
+	}
+	ttl := ConsentTTLOf(cs)
+	p := &ConsentPrompt{ClientID: clientID, ServiceName: rs.Name, Scope: scope, TTL: ttl, Until: now.Add(ttl).UTC()}
 	c, err := s.getConsent(ctx, userID, clientID)
 	if err != nil {
 		return nil, err
@@ -181,11 +204,13 @@ func (s *Service) getConsent(ctx context.Context, userID, clientID string) (*Con
 	return c, err
 }
 
-// consentCovers checks, at code issue, that a service requiring consent
-// has the person's consent to scope (ErrConsentRequired when not).
+// consentCovers checks, at ticket or code issue, that a client asking
+// consent (any of its services does) has the person's consent to scope
+// (ErrConsentRequired when not).
 func (s *Service) consentCovers(ctx context.Context, userID string, rs *RegisteredService, clientID, scope string) error {
-	if !rs.ConsentRequired {
-		return nil
+	cs, err := s.consentService(ctx, rs)
+	if err != nil || cs == nil {
+		return err
 	}
 	c, err := s.getConsent(ctx, userID, clientID)
 	if err != nil {
@@ -223,9 +248,16 @@ func (s *Service) GrantConsent(ctx context.Context, q ConsentQuery) (*Consent, e
 	if err != nil {
 		return nil, err
 	}
+	cs, err := s.consentService(ctx, rs)
+	if err != nil {
+		return nil, err
+	}
+	if cs == nil {
+		cs = rs
+	}
 	now := s.now().UTC()
 	scopes := strings.Fields(q.Scope)
-	c := &Consent{UserID: sess.UserID, ClientID: q.ClientID, GrantedAt: now, ExpiresAt: now.Add(ConsentTTLOf(rs))}
+	c := &Consent{UserID: sess.UserID, ClientID: q.ClientID, GrantedAt: now, ExpiresAt: now.Add(ConsentTTLOf(cs))}
 	if old != nil {
 		c.RevokedAt = old.RevokedAt
 		if now.Before(old.ExpiresAt) {

@@ -71,8 +71,9 @@ type AccessToken struct {
 	// ends every token of it, those a refresh gave included (RFC 6749
 	// §4.1.2, RFC 7009 §2.1). Empty in records made before it was kept.
 	Grant string `json:"grant,omitempty"`
-	// GrantedAt is when the grant was made (its code redeemed): a person
-	// revoking the client's access after it ends the token (consent.go).
+	// GrantedAt is when the grant was made (its code issued; review
+	// sec30c M1): a person revoking the client's access after it ends the
+	// token (consent.go), and the code itself.
 	GrantedAt time.Time `json:"granted_at,omitzero"`
 }
 
@@ -321,6 +322,16 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 	// session's hard expiry, and an access token a refresh gave just
 	// before that for access_token_ttl more (the session raised, whose
 	// later hard expiry it may follow; review sec20 L4).
+	// The grant is made when the code was issued (review sec30c M1): a
+	// code issued before the person removed the application's access
+	// gives nothing after it.
+	grantedAt := t.IssuedAt.UTC()
+	if err := s.grantRevoked(ctx, &AccessToken{UserID: t.UserID, ClientID: x.ID, GrantedAt: grantedAt}); err != nil {
+		if errors.Is(err, ErrInvalidToken) {
+			return fail(ErrInvalidGrant.WithMessage("the person removed the application's access after the code was issued"), "access removed", t)
+		}
+		return nil, err
+	}
 	grant := keyOf(x.Code)
 	if err := s.store.PutCodeGrant(ctx, grant, &CodeGrant{ClientID: x.ID, UserID: t.UserID, OrgID: t.OrgID},
 		max(sess.HardExpiry.Sub(s.now())+s.cfg.AccessTTL, time.Second)); err != nil {
@@ -344,7 +355,7 @@ func (s *Service) ExchangeCode(ctx context.Context, x Exchange) (*Tokens, error)
 		iss = x.Issuer
 	}
 	base := AccessToken{SessionID: t.SessionID, SID: sess.OIDCSid(), UserID: t.UserID, Login: t.Login, OrgID: t.OrgID, ClientID: x.ID, Service: t.Service,
-		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC(), Grant: grant, GrantedAt: s.now().UTC()}
+		Scope: t.OIDC.Scope, Issuer: iss, AuthLevel: t.AuthLevel, AuthTime: t.AuthTime.UTC(), Grant: grant, GrantedAt: grantedAt}
 	out, err := s.mint(ctx, base, sess, t.OIDC.Nonce, true, pre)
 	if err != nil {
 		return nil, err

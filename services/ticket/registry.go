@@ -414,6 +414,9 @@ type Registry struct {
 	// without it. URLs that match nothing are not remembered: they take
 	// the whole check every time.
 	hits map[string]*compiled
+	// consent is, by application, an enabled service of list asking
+	// consent (its settings apply to all of the client's services).
+	consent map[string]*RegisteredService
 }
 
 // maxHits bounds Registry.hits (URLs of up to MaxServiceURLLen bytes).
@@ -536,9 +539,26 @@ func (r *Registry) services(ctx context.Context) ([]*compiled, error) {
 		}
 		return len(b.prefix.path) - len(a.prefix.path)
 	})
-	r.list, r.loaded = list, r.now()
+	consent := map[string]*RegisteredService{}
+	for _, c := range list {
+		if c.ConsentRequired && consent[c.AppID] == nil {
+			consent[c.AppID] = c.RegisteredService
+		}
+	}
+	r.list, r.consent, r.loaded = list, consent, r.now()
 	clear(r.hits)
 	return list, nil
+}
+
+// consentOf is an enabled service of application appID asking consent
+// (nil: none does).
+func (r *Registry) consentOf(ctx context.Context, appID string) (*RegisteredService, error) {
+	if _, err := r.services(ctx); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.consent[appID], nil
 }
 
 // remember notes that raw matched c of list, unless the registry has been

@@ -592,10 +592,16 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 		if err == nil && !rs.StrongEnough(sess.AuthLevel, sess.AuthMethod) {
 			err = ErrAuthLevelTooLow
 		}
-		if err == nil && attempt == 0 && oidc != nil {
-			// A service asking consent: the person's remembered consent
-			// must cover the scope (the edge asked for it first).
-			err = s.consentCovers(ctx, sess.UserID, rs, oidc.ClientID, oidc.Scope)
+		if err == nil && attempt == 0 {
+			// A client asking consent: the person's remembered consent
+			// must cover the scope (the edge asked for it first), for a
+			// code and for a CAS or ssoAuthService ticket alike (review
+			// sec30c H1; CASConsentScope).
+			if oidc != nil {
+				err = s.consentCovers(ctx, sess.UserID, rs, oidc.ClientID, oidc.Scope)
+			} else {
+				err = s.consentCovers(ctx, sess.UserID, rs, appID, CASConsentScope)
+			}
 		}
 		if err == nil && attempt == 0 && rs.HasAccessRule() {
 			// The service's access rule, asked once per ticket (a retry
@@ -1057,6 +1063,14 @@ func (s *Service) IssueProxyTicket(ctx context.Context, pgt, target string) (str
 			// said to the proxying service, not to the person (trial12 D4)
 			return "", CodeUnauthorizedService, "the person may not use the target service's application: " + denied.why(), nil
 		}
+	}
+	// A client asking consent: the person's consent covers a proxy
+	// ticket as a service ticket (review sec30c H1).
+	if err := s.consentCovers(ctx, p.UserID, rs, rs.AppID, CASConsentScope); err != nil {
+		if reasonOf(err) == ReasonConsentRequired {
+			return refuse(CodeUnauthorizedService, ReasonConsentRequired, "the person has not consented to the target service's application")
+		}
+		return "", "", "", err
 	}
 	appID := rs.AppID
 	now := s.now()

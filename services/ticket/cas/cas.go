@@ -970,7 +970,7 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 		// A client whose service asks consent: the consent page first
 		// (or consent_required with prompt=none).
 		var shown bool
-		if shown, err = h.consent(w, r, tgt, p, rs); shown {
+		if shown, err = h.consent(w, r, tgt, p, rs, false); shown {
 			return
 		}
 		if err == nil {
@@ -1026,22 +1026,34 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 			h.clearTGC(w, r)
 			h.loginPage(w, r, http.StatusOK, p, rs, "", "")
 		case "CONSENT_REQUIRED":
-			// The consent ended between the page and the code: ask again
-			// (prompt=none: consent_required).
+			// A CAS service of a client asking consent: its consent page
+			// (gateway: back without a ticket; review sec30c H1).
 			if p.oidc == nil {
-				h.fault(w, r, err)
+				h.casConsent(w, r, tgt, p, service, rs)
 				return
 			}
+			// The consent ended between the page and the code, or another
+			// service of the client asks it: ask again (prompt=none:
+			// consent_required).
 			q := *p.oidc
 			q.forceConsent = true
 			p.oidc = &q
-			shown, cerr := h.consent(w, r, tgt, p, rs)
+			shown, cerr := h.consent(w, r, tgt, p, rs, true)
 			switch {
 			case cerr != nil:
 				h.fault(w, r, cerr)
 			case !shown:
 				h.oidcBack(w, r, p.oidc, oauthError{code: "consent_required"})
 			}
+		case "CONSENT_UNAVAILABLE":
+			if p.gateway {
+				// Never a page: an OpenID Connect client is answered
+				// temporarily_unavailable (review sec30c L2), a CAS
+				// service gets the browser back without a ticket.
+				h.backWithout(w, r, p, "temporarily_unavailable")
+				return
+			}
+			h.fault(w, r, err)
 		case "SERVICE_NOT_REGISTERED", "OAUTH_REDIRECT_NOT_OF_CLIENT":
 			h.message(w, r, http.StatusForbidden, true, t.BadServiceHead, t.BadService, "", "")
 		case "SERVICE_ACCESS_DENIED":

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -48,12 +50,20 @@ func (t texts) scopeText(scope string) string {
 	return scope
 }
 
+// casConsentScope is what a CAS service's consent covers: the ticket
+// component's CASConsentScope (the person's identity and profile).
+const casConsentScope = "openid profile"
+
 // consent shows the consent page (or, with prompt=none, answers
-// consent_required) when the client's service asks consent that the
-// person has not given: shown reports that the answer is written; err a
-// failure for the caller's refusal handling.
-func (h *Handler) consent(w http.ResponseWriter, r *http.Request, tgt string, p loginParams, rs *ticketv1.RegisteredService) (bool, error) {
-	if !rs.GetConsentRequired() {
+// consent_required) when the client asks consent that the person has not
+// given: shown reports that the answer is written; err a failure for the
+// caller's refusal handling. The service's own flag is asked first; any
+// (always) asks the ticket component, which knows the client's other
+// services (review sec30c M2). With prompt=none and consents that cannot
+// be read, the client is answered temporarily_unavailable (review sec30c
+// L2).
+func (h *Handler) consent(w http.ResponseWriter, r *http.Request, tgt string, p loginParams, rs *ticketv1.RegisteredService, always bool) (bool, error) {
+	if !rs.GetConsentRequired() && !always {
 		return false, nil
 	}
 	q := p.oidc
@@ -62,6 +72,10 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request, tgt string, p 
 		Scope: q.scope, Force: q.forceConsent})
 	cancel()
 	if err != nil {
+		if p.gateway && consentDown(err) {
+			h.oidcBack(w, r, q, oauthError{code: "temporarily_unavailable", desc: "consents cannot be read now; try again later"})
+			return true, nil
+		}
 		return false, err
 	}
 	if !res.GetNeeded() {
@@ -75,24 +89,57 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request, tgt string, p 
 	return true, nil
 }
 
+// consentDown reports whether err is the ticket component's (or its
+// consent store's) passing outage.
+func consentDown(err error) bool {
+	return reasonOf(err) == "CONSENT_UNAVAILABLE" || status.Code(err) == codes.Unavailable
+}
+
+// casConsent shows the consent page of a CAS (or ssoAuthService) service
+// whose client asks consent that the person has not given (review sec30c
+// H1): the same page and record as OpenID Connect's, for casConsentScope.
+// With gateway the browser goes back to the service without a ticket, as
+// without a session.
+func (h *Handler) casConsent(w http.ResponseWriter, r *http.Request, tgt string, p loginParams, service string, rs *ticketv1.RegisteredService) {
+	if p.gateway {
+		h.backWithout(w, r, p, "consent_required")
+		return
+	}
+	ctx, cancel := h.ctx(r)
+	res, err := h.o.Tickets.ConsentPrompt(ctx, &ticketv1.ConsentRequest{Tgt: tgt, RedirectUri: service, ClientId: rs.GetAppId(),
+		Scope: casConsentScope, Force: true})
+	cancel()
+	if err != nil {
+		h.fault(w, r, err)
+		return
+	}
+	h.consentPageFor(w, r, http.StatusOK, casConsentScope, "", service, rs.GetName(), res, "")
+}
+
 func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request, code int, q *oidcRequest, name string, res *ticketv1.ConsentPromptResponse, errMsg string) {
+	// the consent page is not the one forced again once answered; its
+	// max_age is checked again when the person answers (review sec30c I2)
+	fq := *q
+	fq.forceConsent = false
+	h.consentPageFor(w, r, code, q.scope, fq.encodeWithMaxAge(), "", name, res, errMsg)
+}
+
+// consentPageFor is the consent page for scope, answering the OpenID
+// Connect request oidc (encoded) or the CAS service.
+func (h *Handler) consentPageFor(w http.ResponseWriter, r *http.Request, code int, scope, oidc, service, name string, res *ticketv1.ConsentPromptResponse, errMsg string) {
 	t := h.texts(r)
 	v := &consentView{Days: int(res.GetTtlSeconds() / (24 * 3600)), Granted: res.GetGranted()}
 	if res.GetUntil() != nil {
 		v.Until = res.GetUntil().AsTime().UTC().Format(pageTime)
 	}
-	scope := q.scope
 	if scope == "" {
 		scope = "openid"
 	}
 	for _, s := range strings.Fields(scope) {
 		v.Scopes = append(v.Scopes, t.scopeText(s))
 	}
-	// the consent page is not the one forced again once answered
-	fq := *q
-	fq.forceConsent = false
 	h.page(w, r, code, "consent", pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "oidc/consent", AppName: name,
-		OIDC: fq.encode(), Consent: v, Error: errMsg})
+		OIDC: oidc, Service: service, Consent: v, Error: errMsg})
 }
 
 // oidcConsent is POST <prefix>oidc/consent: the person's answer.
@@ -100,6 +147,10 @@ func (h *Handler) oidcConsent(w http.ResponseWriter, r *http.Request) {
 	t := h.texts(r)
 	if err := r.ParseForm(); err != nil {
 		h.badForm(w, r, err, h.o.Prefix+"login", t.SignIn)
+		return
+	}
+	if r.PostForm.Get("oidc") == "" && r.PostForm.Get("service") != "" {
+		h.casConsentAnswer(w, r)
 		return
 	}
 	ov, err := url.ParseQuery(r.PostForm.Get("oidc"))
@@ -112,11 +163,13 @@ func (h *Handler) oidcConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q, perr := parseOIDC(ov, true)
-	if rs.GetAppId() != q.clientID || !rs.GetConsentRequired() || perr != nil {
+	// (Whether the client asks consent is the ticket component's: any of
+	// its services may.)
+	if rs.GetAppId() != q.clientID || perr != nil {
 		h.message(w, r, http.StatusBadRequest, true, t.BadServiceHead, t.BadService, "", "")
 		return
 	}
-	tgt, _, ok := h.session(w, r)
+	tgt, sess, ok := h.session(w, r)
 	if !ok {
 		return
 	}
@@ -152,7 +205,58 @@ func (h *Handler) oidcConsent(w http.ResponseWriter, r *http.Request) {
 		h.oidcBack(w, r, q, oauthError{code: "access_denied", desc: "the person did not consent"})
 		return
 	}
-	h.sendToService(w, r, tgt, loginParams{service: q.redirectURI, oidc: q}, rs, false)
+	// The request's max_age weighs on the session as the code is issued
+	// (a page left open past it signs in again; review sec30c I2).
+	p := loginParams{service: q.redirectURI, oidc: q}
+	if !h.oidcSessionOK(w, r, p, rs, sess) {
+		return
+	}
+	h.sendToService(w, r, tgt, p, rs, false)
+}
+
+// casConsentAnswer is the person's answer on a CAS service's consent page
+// (review sec30c H1): allowed, the service's ticket; denied, back to the
+// service without one.
+func (h *Handler) casConsentAnswer(w http.ResponseWriter, r *http.Request) {
+	service := r.PostForm.Get("service")
+	rs, ok := h.match(w, r, service)
+	if !ok {
+		return
+	}
+	tgt, _, ok := h.session(w, r)
+	if !ok {
+		return
+	}
+	p := loginParams{service: service}
+	decision := r.PostForm.Get("decision")
+	if !h.csrfOK(r) || (decision != "allow" && decision != "deny") {
+		ctx, cancel := h.ctx(r)
+		res, err := h.o.Tickets.ConsentPrompt(ctx, &ticketv1.ConsentRequest{Tgt: tgt, RedirectUri: service, ClientId: rs.GetAppId(),
+			Scope: casConsentScope, Force: true})
+		cancel()
+		if err != nil {
+			h.fault(w, r, err)
+			return
+		}
+		h.consentPageFor(w, r, http.StatusForbidden, casConsentScope, "", service, rs.GetName(), res, h.texts(r).ConsentCSRF)
+		return
+	}
+	ctx, cancel := h.ctx(r)
+	_, err := h.o.Tickets.AnswerConsent(ctx, &ticketv1.AnswerConsentRequest{Allow: decision == "allow",
+		Request: &ticketv1.ConsentRequest{Tgt: tgt, RedirectUri: service, ClientId: rs.GetAppId(), Scope: casConsentScope}})
+	cancel()
+	switch {
+	case reasonOf(err) == "SESSION_NOT_FOUND":
+		h.clearTGC(w, r)
+		h.loginPage(w, r, http.StatusOK, p, rs, "", "")
+	case err != nil:
+		h.fault(w, r, err)
+	case decision == "deny":
+		h.o.Log.Info("CAS consent denied by the person", zap.String("app_id", rs.GetAppId()))
+		h.backWithout(w, r, p, "access_denied")
+	default:
+		h.sendToService(w, r, tgt, p, rs, false)
+	}
 }
 
 // myApps reads the person's applications for the profile page (nil and

@@ -57,6 +57,18 @@ func (q *oidcRequest) encode() string {
 	return v.Encode()
 }
 
+// encodeWithMaxAge is encode with the request's max_age: the consent
+// form carries it, checked again on the person's answer (review sec30c
+// I2). (An id_token_hint weighs only with prompt=none, which never shows
+// the consent page.)
+func (q *oidcRequest) encodeWithMaxAge() string {
+	e := q.encode()
+	if q.maxAge >= 0 {
+		e += "&max_age=" + strconv.FormatInt(q.maxAge, 10)
+	}
+	return e
+}
+
 var (
 	pkceRE  = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 	scopeRE = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
@@ -558,7 +570,7 @@ func (h *Handler) oidcDiscovery(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":               []string{"S256"},
-		"prompt_values_supported":                        []string{"none", "login"},
+		"prompt_values_supported":                        []string{"none", "login", "consent"},
 		"authorization_response_iss_parameter_supported": true,
 		"backchannel_logout_supported":                   true,
 		"backchannel_logout_session_supported":           true,

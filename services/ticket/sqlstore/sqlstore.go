@@ -251,11 +251,14 @@ const consentCols = "user_id, client_id, scope, granted_at, expires_at, revoked_
 // PutConsent implements ticket.ConsentStore.
 func (s *Store) PutConsent(ctx context.Context, c *ticket.Consent, evs ...events.Event) error {
 	return s.inTx(ctx, "put consent", evs, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind("DELETE FROM ticket_oidc_consents WHERE user_id = ? AND client_id = ?"),
-			c.UserID, c.ClientID); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_oidc_consents ("+consentCols+") VALUES (?, ?, ?, ?, ?, ?)"),
+		// One statement: the record's revocation is never moved back
+		// (the later of the stored and the new one is kept), so a consent
+		// written at the same moment as a removal (read before it) does
+		// not restore the grants it ended (review sec30c L1).
+		_, err := tx.ExecContext(ctx, s.db.Rebind("INSERT INTO ticket_oidc_consents ("+consentCols+") VALUES (?, ?, ?, ?, ?, ?) "+
+			"ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at, "+
+			"expires_at = excluded.expires_at, revoked_at = CASE WHEN ticket_oidc_consents.revoked_at > excluded.revoked_at "+
+			"THEN ticket_oidc_consents.revoked_at ELSE excluded.revoked_at END"),
 			c.UserID, c.ClientID, c.Scope, store.UnixMS(c.GrantedAt), store.UnixMS(c.ExpiresAt), store.UnixMS(c.RevokedAt))
 		return err
 	})

@@ -347,6 +347,22 @@ func testConsents(t *testing.T, s Subject) {
 	if got, err := s.Consents.GetConsent(ctx, "u1", "c1"); err != nil || !reflect.DeepEqual(got, rev) {
 		t.Fatalf("after revocation: %+v %v, want %+v", got, err, rev)
 	}
+	// A consent read before that revocation and written after it (its
+	// older RevokedAt) keeps the revocation: never moved back (review
+	// sec30c L1).
+	late := &ticket.Consent{UserID: "u1", ClientID: "c1", Scope: "openid", GrantedAt: now.Add(2 * time.Minute), ExpiresAt: now.Add(time.Hour),
+		RevokedAt: now}
+	if err := s.Consents.PutConsent(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	want := *late
+	want.RevokedAt = rev.RevokedAt
+	if got, err := s.Consents.GetConsent(ctx, "u1", "c1"); err != nil || !reflect.DeepEqual(got, &want) {
+		t.Fatalf("a consent written over a newer revocation: %+v %v, want %+v (the revocation kept)", got, err, &want)
+	}
+	if err := s.Consents.PutConsent(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
 	other := &ticket.Consent{UserID: "u2", ClientID: "c1", Scope: "openid", GrantedAt: now, ExpiresAt: now.Add(time.Hour)}
 	c2 := &ticket.Consent{UserID: "u1", ClientID: "a0", Scope: "openid", GrantedAt: now, ExpiresAt: now.Add(time.Hour)}
 	for _, x := range []*ticket.Consent{other, c2} {

@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+)
+
+var consentServiceRE = regexp.MustCompile(`name="service" value="([^"]*)"`)
+
+// TestSelfServiceConsentCAS (review sec30c H1): a client asking consent is
+// not reached over CAS without it. /cas/login?service=<its URL>&gateway=true
+// in a live session goes back without a ticket; without gateway the same
+// consent page is shown; Allow sends a ticket that validates.
+func TestSelfServiceConsentCAS(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	casBase := e.http + "/cas/"
+	f := e.seed("selfcas", "carla", nil, nil)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "callback") }))
+	t.Cleanup(cb.Close)
+	svc := cb.URL + "/callback"
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{AppId: f.appID,
+		Name: "Contracts", Url: svc, ConsentRequired: true}}); err != nil {
+		t.Fatal(err)
+	}
+	br := newBrowser(t)
+	login := casBase + "login?service=" + url.QueryEscape(svc)
+	code, body, _ := br.get(login)
+	if code != http.StatusOK {
+		t.Fatalf("login page: %d\n%s", code, body)
+	}
+	code, body, _ = br.loginForm(casBase, body, "carla", f.password)
+	if code != http.StatusOK || !strings.Contains(body, "Allow access?") || !strings.Contains(body, "Your login name, name and organisation") {
+		t.Fatalf("after the CAS login, the consent page: %d\n%s", code, body)
+	}
+	consentPage := body
+	// The bypass: gateway=true in the live session gives no ticket.
+	code, _, at := br.get(login + "&gateway=true")
+	if code != http.StatusOK || at.Path != "/callback" || at.Query().Get("ticket") != "" {
+		t.Fatalf("gateway without consent: %d at %s", code, at)
+	}
+	m, s := csrfRE.FindStringSubmatch(consentPage), consentServiceRE.FindStringSubmatch(consentPage)
+	if m == nil || s == nil {
+		t.Fatalf("no consent form for the service: %s", consentPage)
+	}
+	code, _, at = br.post(casBase+"oidc/consent", url.Values{"decision": {"allow"}, "service": {html.UnescapeString(s[1])}, "csrf": {m[1]}})
+	st := at.Query().Get("ticket")
+	if code != http.StatusOK || at.Path != "/callback" || st == "" {
+		t.Fatalf("allow: %d at %s", code, at)
+	}
+	code, body, _ = br.get(casBase + "p3/serviceValidate?service=" + url.QueryEscape(svc) + "&ticket=" + url.QueryEscape(st))
+	if code != http.StatusOK || !strings.Contains(body, "authenticationSuccess") {
+		t.Fatalf("validate: %d\n%s", code, body)
+	}
+	// Remembered: gateway now gives a ticket.
+	if code, _, at := br.get(login + "&gateway=true"); code != http.StatusOK || at.Query().Get("ticket") == "" {
+		t.Fatalf("gateway with consent: %d at %s", code, at)
+	}
+}
