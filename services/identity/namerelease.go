@@ -34,8 +34,8 @@ func nameReleaseWord(v string) string {
 	return v
 }
 
-// releasedTo is u as Authenticate answers it to an application whose
-// name release is release: a copy with the name masked or left out (u
+// releasedTo is u as Authenticate and the DirectoryService (GetPerson,
+// ListPeople) answer it to an application whose name release is release: a copy with the name masked or left out (u
 // itself, which may be shared, when in clear).
 func releasedTo(u *User, release string) *User {
 	if u == nil || release == NameReleaseFull {
