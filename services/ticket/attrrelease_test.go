@@ -225,3 +225,36 @@ func TestOIDCClaimsPolicy(t *testing.T) {
 		t.Fatalf("userinfo %v, want %v", got, want)
 	}
 }
+
+// TestOIDCIntrospectionPolicy: introspection answers username (the login)
+// only when the client's service releases login, as the ID token and
+// userinfo answer preferred_username (review sec30b I1); without a policy
+// it is answered as before. sub and the token's own fields stay.
+func TestOIDCIntrospectionPolicy(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		what    string
+		release []string
+		want    bool
+	}{{"login not released", []string{"displayName"}, false}, {"login released", []string{"login"}, true}, {"no policy", nil, true}} {
+		f := newFixture(t, ticket.Config{})
+		register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB, ReleaseAttributes: c.release})
+		f.svc.Registry().Invalidate()
+		f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+		toks := f.codeGrant(t, f.login(t, "u1"), "openid profile")
+		j, err := f.svc.Introspect(ctx, ticket.Client{ID: "app1", Secret: "s1"}, toks.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(j, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got["active"] != true || got["sub"] != "u1" || got["client_id"] != "app1" {
+			t.Fatalf("%s: %v", c.what, got)
+		}
+		if u, has := got["username"]; has != c.want || (has && u != "login-u1") {
+			t.Errorf("%s: introspection %v (username wanted: %v)", c.what, got, c.want)
+		}
+	}
+}
