@@ -247,6 +247,19 @@ func TestAttributeReleasePerService(t *testing.T) {
 	if code, body, at = hb.get(open.srv.URL + "/page"); code != http.StatusOK || !strings.HasPrefix(body, "user=hank;") {
 		t.Fatalf("hank at the open service: %d at %s\n%s", code, at, body)
 	}
+	// Its creation definition sent again as an update (UpdateService, REST
+	// PUT) keeps the closed service closed; open_access opens it (review
+	// sec30b L1).
+	up, err := registry.UpdateService(e.adm(), &ticketv1.UpdateServiceRequest{Id: allRS.GetId(),
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "All", Url: all.srv.URL + "/"}})
+	if err != nil || !up.GetRequireAccountLink() {
+		t.Fatalf("re-sent creation definition: %+v %v", up, err)
+	}
+	up, err = registry.UpdateService(e.adm(), &ticketv1.UpdateServiceRequest{Id: allRS.GetId(),
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "All", Url: all.srv.URL + "/", OpenAccess: true}})
+	if err != nil || up.GetRequireAccountLink() {
+		t.Fatalf("updated open_access: %+v %v", up, err)
+	}
 }
 
 // anyStrings is a JSON array of strings.
