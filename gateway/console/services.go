@@ -107,6 +107,10 @@ func (h *Handler) serviceAction(w http.ResponseWriter, r *http.Request, s *sessi
 	def.Disabled = f.Get("enabled") == ""
 	def.RequireAccountLink = f.Get("require_link") != ""
 	def.RequiredPermission = strings.TrimSpace(f.Get("required_permission"))
+	// The form states who may enter: neither rule is "anyone signed in",
+	// said explicitly (open_access), not left to the server's default,
+	// which would close it (review sec30b L1).
+	def.OpenAccess = !def.RequireAccountLink && def.RequiredPermission == ""
 	def.CertificateRequired = f.Get("certificate_required") != ""
 	if lvl, err := strconv.Atoi(f.Get("min_auth_level")); err == nil {
 		def.MinAuthLevel = int32(min(max(lvl, 0), 2)) //nolint:gosec // bounded above

@@ -15,7 +15,9 @@ import (
 // synchronisation; no application not authorised reads them). An
 // application granted the "directory" interface (caller.APIDirectory,
 // granted only by name) reads the people who have an account in it and the
-// org tree; never an ID number, the phone masked. Each call is audited.
+// org tree; never an ID number, the phone masked, the name as the
+// application's name_release says (releasedTo, the same as Authenticate:
+// review sec30b M1). Each call is audited.
 
 // ReasonNoSuchPerson: GetPerson names no account of the calling
 // application.
@@ -69,7 +71,7 @@ func (s *Service) DirectoryPerson(ctx context.Context, account string) (*Directo
 	if err != nil {
 		return nil, err
 	}
-	p := &DirectoryPerson{User: u, Link: link, Org: s.directoryOrg(ctx, u.OrgID, nil)}
+	p := &DirectoryPerson{User: releasedTo(u, app.NameRelease), Link: link, Org: s.directoryOrg(ctx, u.OrgID, nil)}
 	s.appendAudit(ctx, s.audit(ctx, "directory.get_person", "user:"+u.ID, u.OrgID, "success", "OK", start, nil))
 	return p, nil
 }
@@ -124,7 +126,7 @@ func (s *Service) DirectoryPeople(ctx context.Context, size int32, token string)
 		if err != nil {
 			return nil, "", err
 		}
-		out = append(out, &DirectoryPerson{User: u, Link: l, Org: s.directoryOrg(ctx, u.OrgID, orgs)})
+		out = append(out, &DirectoryPerson{User: releasedTo(u, app.NameRelease), Link: l, Org: s.directoryOrg(ctx, u.OrgID, orgs)})
 	}
 	s.appendAudit(ctx, s.audit(ctx, "directory.list_people", "app:"+app.ID, "", "success", "OK", start,
 		map[string]string{"people": strconv.Itoa(len(out)), "next_page": strconv.FormatBool(next != "")}))

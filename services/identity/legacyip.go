@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/events"
 )
 
 // The legacy Hessian/SOAP authenticate without App_ID and secret
@@ -96,18 +98,38 @@ func (s *Service) ResolveLegacyApp(ctx context.Context, appType, appCode string)
 // allow-list with ip on it, active, not A2, no required signatures, no
 // certificate binding, granted api, rate limit). Refusals are audited as
 // refused callers (caller.denied); an unknown (app_type, app_code) is
-// refused BAD_APP_CREDENTIALS as an unknown App_ID is.
+// refused BAD_APP_CREDENTIALS as an unknown App_ID is, its record naming
+// the pair claimed (claimed_app_type, claimed_app_code: codes, not
+// personal data; cut at maxLegacyCode, escaped by the audit builder). The
+// caller in ctx is marked caller.AuthModeIPOnly first, so that refusals
+// as well as admissions say how it was identified (review sec30b L2).
 func (s *Service) AuthenticateLegacyApp(ctx context.Context, appType, appCode string, ip netip.Addr, api string) (*caller.App, error) {
 	start := s.now()
+	if c := caller.From(ctx); c != nil {
+		c.AuthMode = caller.AuthModeIPOnly
+	}
 	id, err := s.ResolveLegacyApp(ctx, appType, appCode)
 	if err != nil {
 		return nil, err
 	}
 	if id == "" {
-		s.callerDenied(ctx, "", caller.ErrBadAppCredentials, start)
+		ev := s.auditor.Event(ctx, audit.Action{API: audit.APICallerDenied, Subject: "app:", Result: audit.ResultDenied,
+			Reason: caller.ErrBadAppCredentials.Reason, Start: start, Fields: []events.DetailField{{Key: "app_id"},
+				{Key: "claimed_app_type", Value: claimedCode(appType)}, {Key: "claimed_app_code", Value: claimedCode(appCode)}}})
+		s.appendAudit(ctx, ev)
 		return nil, caller.ErrBadAppCredentials
 	}
 	return s.appAuth.AuthenticateLegacyAddress(ctx, id, ip, api)
+}
+
+// claimedCode is an app_type or app_code a legacy caller claimed, for its
+// refusal's record: at most maxLegacyCode bytes (the audit builder
+// escapes what is not printable).
+func claimedCode(v string) string {
+	if len(v) > maxLegacyCode {
+		return v[:maxLegacyCode]
+	}
+	return v
 }
 
 // MetadataLegacyApp carries, on an Authenticate call the legacy

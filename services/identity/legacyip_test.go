@@ -121,3 +121,46 @@ func TestAuthenticateLegacyApp(t *testing.T) {
 		t.Fatalf("caller.denied reasons %v, want %v", got, want)
 	}
 }
+
+// TestLegacyIPOnlyRefusalRecords: a refused legacy IP-only attempt's
+// caller.denied record says auth_mode ip_only, and an unknown pair's
+// names the pair claimed (claimed_app_type, claimed_app_code, cut at 128
+// bytes); a refusal by the address check (IP_NOT_ALLOWED) names the
+// application (review sec30b L2). No personal data: codes only.
+func TestLegacyIPOnlyRefusalRecords(t *testing.T) {
+	w := newSecretWorld(t, 0)
+	out := netip.MustParseAddr("198.51.100.7")
+	a, _, err := w.svc.CreateApp(context.Background(), identity.NewApp{Type: "OA", Code: "oa", Name: "OA",
+		IPAllowList: []string{"192.0.2.0/24"}, LegacyIPOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func() context.Context {
+		return caller.With(context.Background(), &caller.Caller{ClientIP: out, RequestID: "r-l2"})
+	}
+	_, err = w.svc.AuthenticateLegacyApp(call(), "OA", "spoofed", out, caller.APIAuthenticate)
+	wantReason(t, "unknown pair", err, apierr.Unauthenticated, "BAD_APP_CREDENTIALS")
+	long := strings.Repeat("c", 200)
+	_, err = w.svc.AuthenticateLegacyApp(call(), "OA", long, out, caller.APIAuthenticate)
+	wantReason(t, "too long a pair", err, apierr.Unauthenticated, "BAD_APP_CREDENTIALS")
+	_, err = w.svc.AuthenticateLegacyApp(call(), "OA", "oa", out, caller.APIAuthenticate)
+	wantReason(t, "off the list", err, apierr.PermissionDenied, "IP_NOT_ALLOWED")
+	d := w.auditDetails(t, "caller.denied")
+	if len(d) != 3 {
+		t.Fatalf("caller.denied records %v", d)
+	}
+	for i, m := range d {
+		if m["auth_mode"] != caller.AuthModeIPOnly {
+			t.Errorf("record %d: auth_mode %q, want ip_only: %v", i, m["auth_mode"], m)
+		}
+	}
+	if d[0]["claimed_app_type"] != "OA" || d[0]["claimed_app_code"] != "spoofed" || d[0]["app_id"] != "" {
+		t.Errorf("unknown pair: %v", d[0])
+	}
+	if d[1]["claimed_app_code"] != strings.Repeat("c", 128) {
+		t.Errorf("a long code is cut at 128 bytes: %q", d[1]["claimed_app_code"])
+	}
+	if d[2]["app_id"] != a.ID {
+		t.Errorf("off the list: %v", d[2])
+	}
+}

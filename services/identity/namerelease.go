@@ -17,10 +17,18 @@ const (
 	NameReleaseOmitted = "omitted"
 )
 
-// checkNameRelease checks an application's name release.
-func checkNameRelease(v string) error {
+// knownNameRelease: v is a name release this version knows.
+func knownNameRelease(v string) bool {
 	switch v {
 	case NameReleaseFull, NameReleaseMasked, NameReleaseOmitted:
+		return true
+	}
+	return false
+}
+
+// checkNameRelease checks an application's name release.
+func checkNameRelease(v string) error {
+	if knownNameRelease(v) {
 		return nil
 	}
 	return badField("name_release", "name_release must be full (the name), masked (its first character: 张三 -> 张*) or omitted (none)")
@@ -34,8 +42,8 @@ func nameReleaseWord(v string) string {
 	return v
 }
 
-// releasedTo is u as Authenticate answers it to an application whose
-// name release is release: a copy with the name masked or left out (u
+// releasedTo is u as Authenticate and the DirectoryService (GetPerson,
+// ListPeople) answer it to an application whose name release is release: a copy with the name masked or left out (u
 // itself, which may be shared, when in clear).
 func releasedTo(u *User, release string) *User {
 	if u == nil || release == NameReleaseFull {

@@ -81,3 +81,53 @@ func TestAppNameReleaseAudited(t *testing.T) {
 		t.Fatalf("app.update detail %v", d[len(d)-1])
 	}
 }
+
+// TestDirectoryNameRelease: the DirectoryService (GetPerson, ListPeople)
+// answers the person's name as the calling application's name_release
+// says, the same as Authenticate (review sec30b M1): masked 欧***, omitted
+// none, full in clear.
+func TestDirectoryNameRelease(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	if _, err := w.svc.UpdateUser(ctx, w.user.ID, identity.UserUpdate{Mask: []string{"display_name"}, DisplayName: "欧阳娜娜"}); err != nil {
+		t.Fatal(err)
+	}
+	app := caller.From(w.ctx).App
+	for _, c := range []struct{ release, want string }{{identity.NameReleaseMasked, "欧***"},
+		{identity.NameReleaseOmitted, ""}, {identity.NameReleaseFull, "欧阳娜娜"}} {
+		if _, err := w.svc.UpdateApp(ctx, app.ID, identity.AppUpdate{Mask: []string{"name_release"}, NameRelease: c.release}); err != nil {
+			t.Fatal(err)
+		}
+		a, err := w.svc.GetApp(ctx, app.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actx := caller.With(ctx, &caller.Caller{App: a.CallerApp(), RequestID: "r3"})
+		p, err := w.svc.DirectoryPerson(actx, "m001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.User.DisplayName != c.want {
+			t.Errorf("%q: DirectoryPerson answers %q, want %q", c.release, p.User.DisplayName, c.want)
+		}
+		people, _, err := w.svc.DirectoryPeople(actx, 10, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, p := range people {
+			if p.User.ID == w.user.ID {
+				found = true
+				if p.User.DisplayName != c.want {
+					t.Errorf("%q: DirectoryPeople answers %q, want %q", c.release, p.User.DisplayName, c.want)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("%q: DirectoryPeople left the person out: %d people", c.release, len(people))
+		}
+	}
+	if u, err := w.svc.GetUser(ctx, w.user.ID); err != nil || u.DisplayName != "欧阳娜娜" {
+		t.Fatalf("the person's record: %+v %v", u, err)
+	}
+}

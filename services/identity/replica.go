@@ -1098,6 +1098,15 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		if !decoded(ev.Replica, &r) {
 			return w, ReplicaIgnored, nil
 		}
+		if !knownNameRelease(r.NameRelease) {
+			// Not a value this centre knows (a corrupt or newer peer's):
+			// not stored as it came (review sec30b I4). legacy_ip_only is
+			// a flag, re-checked at every call (it may have become unsafe
+			// at home later, which the home does not refuse either).
+			s.log.Warn("an application's replica names an unknown name_release: change ignored",
+				zap.String("app_id", ev.ID), zap.String("origin", origin), zap.String("name_release", strconv.Quote(r.NameRelease[:min(len(r.NameRelease), 64)])))
+			return w, ReplicaIgnored, nil
+		}
 		home, ok := b.apps[ev.ID]
 		if !ok {
 			a, err := s.store.GetApp(ctx, ev.ID)

@@ -86,7 +86,7 @@ func TestCheckServicePolicy(t *testing.T) {
 // TestServicesClosedByDefault: with ServicesDefaultLinked a service
 // registered without an access rule requires an account link, unless
 // registered OpenAccess or with a rule of its own; without the setting it
-// stays open (as before). An update sets what it is given.
+// stays open (as before). An update is given the same default.
 func TestServicesClosedByDefault(t *testing.T) {
 	ctx := context.Background()
 	open := newFixture(t, ticket.Config{})
@@ -112,8 +112,57 @@ func TestServicesClosedByDefault(t *testing.T) {
 		t.Fatalf("a rule of its own: %+v %v", rs, err)
 	}
 	up, err := f.svc.UpdateRegisteredService(ctx, rs.ID, ticket.RegisteredService{AppID: "app7", URL: "https://q.example.com/"})
-	if err != nil || up.RequireAccountLink || up.RequiredPermission != "" {
-		t.Fatalf("an update sets what it is given: %+v %v", up, err)
+	if err != nil || !up.RequireAccountLink || up.RequiredPermission != "" {
+		t.Fatalf("an update that drops the rule is closed by default as at registration: %+v %v", up, err)
+	}
+	up, err = f.svc.UpdateRegisteredService(ctx, rs.ID, ticket.RegisteredService{AppID: "app7", URL: "https://q.example.com/", OpenAccess: true})
+	if err != nil || up.RequireAccountLink || up.RequiredPermission != "" || up.OpenAccess {
+		t.Fatalf("an update with open_access opens it: %+v %v", up, err)
+	}
+}
+
+// TestServiceUpdateKeepsClosed: with ServicesDefaultLinked, an update
+// (a whole replace: REST PUT, gRPC UpdateService) with neither access
+// rule and without open_access keeps the service closed, as at
+// registration (review sec30b L1): re-sending the creation definition
+// does not open it. An explicit open_access opens it; without the setting
+// an update without a rule leaves it open (as before). What the update
+// leaves out of the policy is cleared (PUT semantics, integrators.md).
+func TestServiceUpdateKeepsClosed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, ticket.Config{ServicesDefaultLinked: true})
+	def := ticket.RegisteredService{AppID: "app7", URL: "https://c.example.com/", MaskedAttributes: []string{"displayName"}}
+	rs, err := f.svc.CreateRegisteredService(ctx, def)
+	if err != nil || !rs.RequireAccountLink {
+		t.Fatalf("created: %+v %v", rs, err)
+	}
+	up, err := f.svc.UpdateRegisteredService(ctx, rs.ID, def)
+	if err != nil || !up.RequireAccountLink {
+		t.Fatalf("re-sending the creation definition opened a closed-by-default service: %+v %v", up, err)
+	}
+	if got, err := f.svc.GetRegisteredService(ctx, rs.ID); err != nil || !got.RequireAccountLink {
+		t.Fatalf("stored: %+v %v", got, err)
+	}
+	up, err = f.svc.UpdateRegisteredService(ctx, rs.ID, ticket.RegisteredService{AppID: "app7", URL: "https://c.example.com/"})
+	if err != nil || !up.RequireAccountLink || len(up.MaskedAttributes) != 0 {
+		t.Fatalf("a whole replace without the policy: closed, the masking cleared: %+v %v", up, err)
+	}
+	def.OpenAccess = true
+	up, err = f.svc.UpdateRegisteredService(ctx, rs.ID, def)
+	if err != nil || up.RequireAccountLink {
+		t.Fatalf("open_access opens it: %+v %v", up, err)
+	}
+	if got, err := f.svc.GetRegisteredService(ctx, rs.ID); err != nil || got.RequireAccountLink || got.OpenAccess {
+		t.Fatalf("stored open: %+v %v", got, err)
+	}
+	open := newFixture(t, ticket.Config{})
+	rs, err = open.svc.CreateRegisteredService(ctx, ticket.RegisteredService{AppID: "app7", URL: "https://o.example.com/", RequireAccountLink: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err = open.svc.UpdateRegisteredService(ctx, rs.ID, ticket.RegisteredService{AppID: "app7", URL: "https://o.example.com/"})
+	if err != nil || up.RequireAccountLink {
+		t.Fatalf("open by default: an update without a rule opens it: %+v %v", up, err)
 	}
 }
 
@@ -174,5 +223,38 @@ func TestOIDCClaimsPolicy(t *testing.T) {
 	want := map[string]any{"sub": "u1", "preferred_username": "zhangsan", "name": "张*"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("userinfo %v, want %v", got, want)
+	}
+}
+
+// TestOIDCIntrospectionPolicy: introspection answers username (the login)
+// only when the client's service releases login, as the ID token and
+// userinfo answer preferred_username (review sec30b I1); without a policy
+// it is answered as before. sub and the token's own fields stay.
+func TestOIDCIntrospectionPolicy(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		what    string
+		release []string
+		want    bool
+	}{{"login not released", []string{"displayName"}, false}, {"login released", []string{"login"}, true}, {"no policy", nil, true}} {
+		f := newFixture(t, ticket.Config{})
+		register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB, ReleaseAttributes: c.release})
+		f.svc.Registry().Invalidate()
+		f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+		toks := f.codeGrant(t, f.login(t, "u1"), "openid profile")
+		j, err := f.svc.Introspect(ctx, ticket.Client{ID: "app1", Secret: "s1"}, toks.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(j, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got["active"] != true || got["sub"] != "u1" || got["client_id"] != "app1" {
+			t.Fatalf("%s: %v", c.what, got)
+		}
+		if u, has := got["username"]; has != c.want || (has && u != "login-u1") {
+			t.Errorf("%s: introspection %v (username wanted: %v)", c.what, got, c.want)
+		}
 	}
 }

@@ -642,6 +642,15 @@ func hasScope(scope, s string) bool { return slices.Contains(strings.Fields(scop
 // claim a policy could govern (never released unchecked).
 func (s *Service) claims(ctx context.Context, t *AccessToken, rel *Authorization) (map[string]any, error) {
 	c, err := s.rawClaims(ctx, t, rel)
+	s.applyPolicy(ctx, t, c)
+	return c, err
+}
+
+// applyPolicy filters and masks claims c of token t by its service's
+// attribute release policy (the ID token, userinfo and introspection):
+// a registry that cannot be read leaves out every claim a policy could
+// govern.
+func (s *Service) applyPolicy(ctx context.Context, t *AccessToken, c map[string]any) {
 	rs, merr := s.reg.Match(ctx, t.Service)
 	switch {
 	case merr == nil:
@@ -651,7 +660,6 @@ func (s *Service) claims(ctx context.Context, t *AccessToken, rel *Authorization
 	default:
 		(&AttributePolicy{Release: []string{"userId"}}).ApplyClaims(c)
 	}
-	return c, err
 }
 
 // rawClaims are claims before the service's attribute release policy.
@@ -764,7 +772,8 @@ func (s *Service) UserInfo(ctx context.Context, token string) ([]byte, error) {
 }
 
 // Introspect answers RFC 7662's JSON for token to client c: inactive for
-// a token of another client.
+// a token of another client; username only as the service's attribute
+// release policy releases login.
 func (s *Service) Introspect(ctx context.Context, c Client, token string) ([]byte, error) {
 	if err := s.authenticate(ctx, c); err != nil {
 		return nil, err
@@ -780,8 +789,16 @@ func (s *Service) Introspect(ctx context.Context, c Client, token string) ([]byt
 	if t.Refresh {
 		typ = "Refresh"
 	}
-	out := map[string]any{"active": true, "client_id": t.ClientID, "username": t.Login, "sub": t.UserID,
+	out := map[string]any{"active": true, "client_id": t.ClientID, "sub": t.UserID,
 		"token_type": typ, "exp": t.ExpiresAt.Unix(), "iat": t.IssuedAt.Unix(), "aud": t.ClientID, "sid": t.sid()}
+	// username (RFC 7662: optional) is the login: answered only as the
+	// service's policy releases login (preferred_username), as in the ID
+	// token and userinfo (review sec30b I1). The rest is the protocol's.
+	pc := map[string]any{"preferred_username": t.Login}
+	s.applyPolicy(ctx, t, pc)
+	if v, ok := pc["preferred_username"]; ok {
+		out["username"] = v
+	}
 	if t.Scope != "" {
 		out["scope"] = t.Scope
 	}

@@ -45,12 +45,14 @@ func defaultLevel(def RegisteredService) int {
 	return 1
 }
 
-// CreateRegisteredService registers a service.
-func (s *Service) CreateRegisteredService(ctx context.Context, def RegisteredService) (*RegisteredService, error) {
-	def.MinAuthLevel = defaultLevel(def)
-	if err := CheckService(&def); err != nil {
-		return nil, err
-	}
+// defaultAccess applies the services' default access to def, registered
+// or updated (one rule for both: review sec30b L1): a definition with
+// neither access rule gets require_account_link when the server closes
+// services by default (ticket.services_default_access: linked), unless it
+// says open_access. It returns the audit detail that says so ("access":
+// "open" or "linked_by_default"; none when def has its own rule or the
+// default is open). def.OpenAccess is cleared: it is not stored.
+func (s *Service) defaultAccess(def *RegisteredService) []string {
 	var extra []string
 	if !def.RequireAccountLink && def.RequiredPermission == "" {
 		switch {
@@ -64,6 +66,16 @@ func (s *Service) CreateRegisteredService(ctx context.Context, def RegisteredSer
 		}
 	}
 	def.OpenAccess = false
+	return extra
+}
+
+// CreateRegisteredService registers a service.
+func (s *Service) CreateRegisteredService(ctx context.Context, def RegisteredService) (*RegisteredService, error) {
+	def.MinAuthLevel = defaultLevel(def)
+	if err := CheckService(&def); err != nil {
+		return nil, err
+	}
+	extra := s.defaultAccess(&def)
 	now := s.now().UTC()
 	def.ID, def.CreatedAt, def.UpdatedAt = ids.New(), now, now
 	if err := s.reg.store.CreateService(ctx, &def, s.serviceEvents(ctx, "created", &def, extra...)...); err != nil {
@@ -83,7 +95,11 @@ func (s *Service) ListRegisteredServices(ctx context.Context, appID string) ([]*
 	return s.reg.store.ListServices(ctx, appID)
 }
 
-// UpdateRegisteredService replaces the definition of service id.
+// UpdateRegisteredService replaces the definition of service id (a whole
+// replace: what def leaves out, such as masked_attributes, is cleared). A
+// definition with neither access rule is given the services' default
+// access as at registration (defaultAccess): with the default linked it
+// stays closed unless it says open_access.
 func (s *Service) UpdateRegisteredService(ctx context.Context, id string, def RegisteredService) (*RegisteredService, error) {
 	old, err := s.reg.store.GetService(ctx, id)
 	if err != nil {
@@ -93,9 +109,9 @@ func (s *Service) UpdateRegisteredService(ctx context.Context, id string, def Re
 	if err := CheckService(&def); err != nil {
 		return nil, err
 	}
-	def.OpenAccess = false
+	extra := s.defaultAccess(&def)
 	def.ID, def.CreatedAt, def.UpdatedAt = id, old.CreatedAt, s.now().UTC()
-	if err := s.reg.store.UpdateService(ctx, &def, s.serviceEvents(ctx, "updated", &def)...); err != nil {
+	if err := s.reg.store.UpdateService(ctx, &def, s.serviceEvents(ctx, "updated", &def, extra...)...); err != nil {
 		return nil, err
 	}
 	s.reg.Invalidate()

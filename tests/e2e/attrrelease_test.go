@@ -247,6 +247,19 @@ func TestAttributeReleasePerService(t *testing.T) {
 	if code, body, at = hb.get(open.srv.URL + "/page"); code != http.StatusOK || !strings.HasPrefix(body, "user=hank;") {
 		t.Fatalf("hank at the open service: %d at %s\n%s", code, at, body)
 	}
+	// Its creation definition sent again as an update (UpdateService, REST
+	// PUT) keeps the closed service closed; open_access opens it (review
+	// sec30b L1).
+	up, err := registry.UpdateService(e.adm(), &ticketv1.UpdateServiceRequest{Id: allRS.GetId(),
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "All", Url: all.srv.URL + "/"}})
+	if err != nil || !up.GetRequireAccountLink() {
+		t.Fatalf("re-sent creation definition: %+v %v", up, err)
+	}
+	up, err = registry.UpdateService(e.adm(), &ticketv1.UpdateServiceRequest{Id: allRS.GetId(),
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "All", Url: all.srv.URL + "/", OpenAccess: true}})
+	if err != nil || up.GetRequireAccountLink() {
+		t.Fatalf("updated open_access: %+v %v", up, err)
+	}
 }
 
 // anyStrings is a JSON array of strings.
@@ -321,4 +334,40 @@ func TestAuthenticateNameRelease(t *testing.T) {
 	if code != http.StatusBadRequest {
 		t.Errorf("REST update with an unknown value: %d", code)
 	}
+}
+
+// TestDirectoryNameRelease: the DirectoryService answers an application
+// whose name_release is "masked" the person's name masked over gRPC
+// (GetPerson, ListPeople) and REST, and none once it is "omitted"
+// (review sec30b M1).
+func TestDirectoryNameRelease(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	f := e.seed("dirmasked", "mei3", &identityv1.CreateAppRequest{NameRelease: "masked", GrantedApis: []string{"directory", "authenticate"}},
+		func(r *identityv1.CreateUserRequest) { r.DisplayName = "欧阳娜娜" })
+	dir := identityv1.NewDirectoryServiceClient(e.conn)
+	check := func(want string) {
+		t.Helper()
+		p, err := dir.GetPerson(f.ctx(), &identityv1.GetPersonRequest{AppUserId: f.account})
+		if err != nil || p.GetUserId() != f.userID || p.GetDisplayName() != want {
+			t.Errorf("GetPerson: %v %v, want display_name %q", p, err, want)
+		}
+		list, err := dir.ListPeople(f.ctx(), &identityv1.ListPeopleRequest{})
+		if err != nil || len(list.GetPeople()) != 1 || list.GetPeople()[0].GetDisplayName() != want {
+			t.Errorf("ListPeople: %v %v, want display_name %q", list, err, want)
+		}
+		code, out, _ := e.rest(http.MethodGet, "/v1/directory/people/"+f.account, appHeaders(f), nil)
+		got, _ := out["display_name"].(string)
+		if alt, ok := out["displayName"].(string); ok {
+			got = alt
+		}
+		if code != http.StatusOK || got != want {
+			t.Errorf("REST GetPerson: %d %v, want display_name %q", code, out, want)
+		}
+	}
+	check("欧***")
+	if _, err := e.admin.UpdateApp(e.adm(), &identityv1.UpdateAppRequest{Id: f.appID, UpdateMask: []string{"name_release"}, NameRelease: "omitted"}); err != nil {
+		t.Fatal(err)
+	}
+	check("")
 }

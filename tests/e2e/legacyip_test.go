@@ -179,7 +179,7 @@ func TestLegacyIPOnly(t *testing.T) {
 	wantCode(t, err, codes.Unauthenticated, "BAD_APP_CREDENTIALS")
 
 	// The records: every refusal a caller.denied with its reason (the app
-	// named where one was resolved), the served calls marked ip_only.
+	// named where one was resolved) marked ip_only, as the served calls.
 	wantDenied := map[string]string{plain.appID: "BAD_APP_CREDENTIALS", far.appID: "IP_NOT_ALLOWED",
 		signs.appID: "SIGNATURE_REQUIRED", off.appID: "APP_SUSPENDED", slow.appID: "RATE_LIMITED"}
 	deadline := time.Now().Add(30 * time.Second)
@@ -192,7 +192,8 @@ func TestLegacyIPOnly(t *testing.T) {
 			switch {
 			case ev["api"] == "caller.denied":
 				subject, _ := ev["subject"].(string)
-				if id, _ := strings.CutPrefix(subject, "app:"); wantDenied[id] == ev["reason"] {
+				// refusals say auth_mode ip_only too (review sec30b L2)
+				if id, _ := strings.CutPrefix(subject, "app:"); wantDenied[id] == ev["reason"] && d["auth_mode"] == "ip_only" {
 					seen[id] = true
 				}
 			case app == ok.appID && d["auth_mode"] == "ip_only" && ev["result"] == "success":

@@ -266,14 +266,14 @@ func legacyApp(ctx context.Context) (appType, appCode string, ok bool) {
 
 // legacyIPOnly authenticates a legacy caller identified by appType and
 // appCode and its address (identity.Service.AuthenticateLegacyApp), takes
-// a slot of its concurrency limit and marks the caller as such
-// (caller.AuthModeIPOnly: the records say so).
+// a slot of its concurrency limit; AuthenticateLegacyApp marks the caller
+// as such before its checks (caller.AuthModeIPOnly: the records of
+// refusals and admissions say so).
 func (a CallerAuth) legacyIPOnly(ctx context.Context, c *caller.Caller, appType, appCode, method string) (context.Context, error) {
 	app, err := a.Svc.AuthenticateLegacyApp(ctx, appType, appCode, c.ClientIP, caller.APIOf(method))
 	if err != nil {
 		return nil, err
 	}
-	c.AuthMode = caller.AuthModeIPOnly
 	leave, err := a.Svc.EnterApp(ctx, app)
 	if err != nil {
 		c.App = app

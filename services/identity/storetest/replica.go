@@ -120,7 +120,7 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	a2.Name, a2.SecretHash = "Renamed app", ""
 	// the signing keys and the requirement come with any change
 	a2.SigningKeys = []identity.SigningKey{{PEM: "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n", AddedAt: base}}
-	a2.RequireSignatures, a2.LegacyIPOnly = true, true
+	a2.RequireSignatures, a2.LegacyIPOnly, a2.NameRelease = true, true, identity.NameReleaseMasked // (review sec30b I4)
 	a2.GrantedAPIs, a2.AccessUntil = []string{"sso"}, base.Add(time.Hour)
 	ws = []identity.ReplicaWrite{w("user", u.ID, 9, identity.ReplicaUpsert), w("user", u.ID, 5, identity.ReplicaUpsert),
 		w("app", a.ID, 10, identity.ReplicaUpsert), w("link", l.ID, 11, identity.ReplicaDelete),
@@ -144,7 +144,7 @@ func testApplyReplica(t *testing.T, f *fixture) {
 	if ga.Name != "Renamed app" || ga.SecretHash != "secret-hash" || !ga.RequireSignatures || len(ga.SigningKeys) != 1 ||
 		ga.SigningKeys[0].PEM != a2.SigningKeys[0].PEM || !ga.SigningKeys[0].AddedAt.Equal(base) ||
 		!slices.Equal(ga.GrantedAPIs, []string{"sso"}) || !ga.AccessUntil.Equal(base.Add(time.Hour)) ||
-		ga.MinAuthLevel != identity.AuthLevelTwoFactor || !ga.LegacyIPOnly {
+		ga.MinAuthLevel != identity.AuthLevelTwoFactor || !ga.LegacyIPOnly || ga.NameRelease != identity.NameReleaseMasked {
 		t.Fatalf("replica app after update %+v", ga)
 	}
 	if _, err := f.s.GetLink(f.ctx, l.ID); err == nil {

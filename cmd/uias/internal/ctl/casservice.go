@@ -257,12 +257,16 @@ func serviceUpdateCmd() command {
 		usage: "ID [--name N] [--url PREFIX | --pattern RE] [--logout-url URL] [--min-auth-level L] [--allow-proxy[=false]] " +
 			"[--disabled[=false]] [--legacy-scheme S] [--legacy-require-secret[=false]] [--require-link[=false]] [--require-permission RES:OP] " +
 			"[--certificate-required[=false]] [--release-roles[=false]] [--release-permissions[=false]] " +
-			"[--consent-required[=false]] [--consent-ttl D] [--release-attributes NAMES] [--mask-attributes NAMES]",
+			"[--consent-required[=false]] [--consent-ttl D] [--release-attributes NAMES] [--mask-attributes NAMES] [--open]",
 		help: "Only the flags given are changed (the service is read and written back whole).\n" +
-			"--require-link=false and --require-permission \"\" clear the access rule's parts;\n" +
+			"--require-link=false and --require-permission \"\" clear the access rule's parts; where the server closes\n" +
+			"services by default (ticket.services_default_access: linked) a service left with neither is closed\n" +
+			"(require_account_link) unless --open: open to anyone signed in. A service open already stays open.\n" +
 			"--release-attributes \"\" releases every attribute again, --mask-attributes \"\" none masked.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			f := addServiceFlags(fs)
+			open := fs.Bool("open", false, "clear the access rule: open to anyone signed in even where the server closes "+
+				"services by default (ticket.services_default_access: linked)")
 			return func(args []string) error {
 				if err := wantArgs(args, "ID"); err != nil {
 					return err
@@ -277,6 +281,9 @@ func serviceUpdateCmd() command {
 				if err := f.check(set); err != nil {
 					return err
 				}
+				if *open && (*f.link || *f.permission != "") {
+					return usagef("--open is for a service without an access rule: not with --require-link or --require-permission")
+				}
 				return sessionCall(a, func(s *session) (*ticketv1.RegisteredService, error) {
 					c := ticketv1.NewServiceRegistryServiceClient(s.conn)
 					cur, err := c.GetService(s.ctx, &ticketv1.GetServiceRequest{Id: args[0]})
@@ -285,6 +292,14 @@ func serviceUpdateCmd() command {
 					}
 					d := definitionOf(cur)
 					f.apply(d, set)
+					switch {
+					case *open:
+						d.RequireAccountLink, d.RequiredPermission, d.OpenAccess = false, "", true
+					case !set["require-link"] && !set["require-permission"]:
+						// Access not named: a service open stays open (the
+						// server would close it by default, review sec30b L1).
+						d.OpenAccess = !d.GetRequireAccountLink() && d.GetRequiredPermission() == ""
+					}
 					return c.UpdateService(s.ctx, &ticketv1.UpdateServiceRequest{Id: args[0], Service: d})
 				}, serviceTable)
 			}

@@ -169,6 +169,10 @@ func TestServiceCommands(t *testing.T) {
 	if !strings.Contains(open, "Access: anyone signed in") {
 		t.Errorf("service create --open:\n%s", open)
 	}
+	h.mustRun("service", "update", svc.ID, "--require-link")
+	if up := flat(h.mustRun("service", "update", svc.ID, "--open")); !strings.Contains(up, "Access: anyone signed in") {
+		t.Errorf("service update --open clears the rule:\n%s", up)
+	}
 
 	for _, tc := range []struct {
 		args []string
@@ -179,6 +183,7 @@ func TestServiceCommands(t *testing.T) {
 		{[]string{"service", "update", svc.ID, "--release-attributes", "login,email"}, `unknown attribute "email"`},
 		{[]string{"service", "update", svc.ID, "--mask-attributes", "login"}, `--mask-attributes: unknown attribute "login"`},
 		{[]string{"service", "create", "--app", appID, "--url", "http://127.0.0.1:8081/y/", "--open", "--require-link"}, "--open is for a service without an access rule"},
+		{[]string{"service", "update", svc.ID, "--open", "--require-permission", "docs:read"}, "--open is for a service without an access rule"},
 		{[]string{"service", "update", svc.ID, "--certificate-required", "--min-auth-level", "1"}, "--min-auth-level 2"},
 		{[]string{"service", "create", "--app", appID, "--url", "http://127.0.0.1:8081/x/", "--require-permission", "docs"}, "RESOURCE:OPERATION"},
 		{[]string{"service", "update", svc.ID, "--require-permission", "docs:read:x"}, "RESOURCE:OPERATION"},

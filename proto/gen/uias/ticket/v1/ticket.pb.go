@@ -831,11 +831,10 @@ type ServiceDefinition struct {
 	// every attribute, in clear).
 	ReleaseAttributes []string `protobuf:"bytes,18,rep,name=release_attributes,json=releaseAttributes" json:"release_attributes,omitempty"`
 	MaskedAttributes  []string `protobuf:"bytes,19,rep,name=masked_attributes,json=maskedAttributes" json:"masked_attributes,omitempty"`
-	// open_access: at creation, a service with neither access rule stays
-	// open to anyone signed in even when the server closes new services
-	// by default (ticket.services_default_access: linked, which otherwise
-	// sets require_account_link). Not kept: an update sets what it is
-	// given.
+	// open_access: at creation or update, a service with neither access
+	// rule stays open to anyone signed in even when the server closes
+	// services by default (ticket.services_default_access: linked, which
+	// otherwise sets require_account_link, at an update too). Not stored.
 	OpenAccess    bool `protobuf:"varint,20,opt,name=open_access,json=openAccess" json:"open_access,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
