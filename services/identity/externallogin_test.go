@@ -1,7 +1,9 @@
 package identity_test
 
 import (
+	"encoding/base32"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/identity"
@@ -58,4 +60,36 @@ func TestSSOExternalLogin(t *testing.T) {
 	w.face.Stop()
 	_, err = w.svc.SSOExternalLogin(ctx, "ann", "face", []byte(extCode), extAnnPass, "")
 	wantReason(t, "down", err, apierr.Unavailable, identity.ReasonExternalUnavailable)
+}
+
+// TestSSOExternalLoginAsksTOTP: a person with an authenticator app who
+// signs in with the face alone is asked the app's code next (the factor
+// they chose is not skipped); the code completes a level-2 login of
+// method external:face+totp that is not the password's.
+func TestSSOExternalLoginAsksTOTP(t *testing.T) {
+	w := newExtWorld(t, 0)
+	ctx := browserAt("192.0.2.1")
+	en, err := w.svc.BeginTOTPEnrolment(ctx, w.ann.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { w.clk.mu.Lock(); defer w.clk.mu.Unlock(); return w.clk.t }
+	if _, err := w.svc.ConfirmTOTPEnrolment(ctx, w.ann.ID, extAnnPass, en.Token, identity.TOTPCode(key, identity.TOTPStep(now()))); err != nil {
+		t.Fatal(err)
+	}
+	w.clk.mu.Lock()
+	w.clk.t = w.clk.t.Add(identity.TOTPPeriod)
+	w.clk.mu.Unlock()
+	res, err := w.svc.SSOExternalLogin(ctx, "ann", "face", []byte(extCode), "", "browser-1")
+	if err != nil || res.Reason != identity.ReasonOTPRequired || res.OTPToken == "" || res.User != nil {
+		t.Fatalf("face of a person with an app: %+v %v", res, err)
+	}
+	done, err := w.svc.SSOLoginOTP(ctx, res.OTPToken, identity.TOTPCode(key, identity.TOTPStep(now())), "browser-1")
+	if err != nil || done.Reason != identity.ReasonOK || done.Method != "external:face+totp" || done.Level != 2 || !done.NoPassword {
+		t.Fatalf("the code after the face: %+v %v", done, err)
+	}
 }
