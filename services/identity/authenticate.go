@@ -38,6 +38,9 @@ const (
 	// ReasonAuthLevelTooLow: the login's method does not reach the level
 	// the application or the person requires (levels.go).
 	ReasonAuthLevelTooLow Reason = 14
+	// ReasonExternalNotAllowed: the external authenticator named is not
+	// open to the person (their org is not among its orgs; external.go).
+	ReasonExternalNotAllowed Reason = 15
 )
 
 var reasonNames = map[Reason]string{
@@ -46,7 +49,7 @@ var reasonNames = map[Reason]string{
 	ReasonSystemError: "SYSTEM_ERROR", ReasonAccountLocked: "ACCOUNT_LOCKED",
 	ReasonAccountDisabled: "ACCOUNT_DISABLED", ReasonPasswordExpired: "PASSWORD_EXPIRED",
 	ReasonOTPRequired: "OTP_REQUIRED", ReasonNoOTP: "NO_OTP", ReasonOTPExpired: "OTP_EXPIRED",
-	ReasonAuthLevelTooLow: "AUTH_LEVEL_TOO_LOW",
+	ReasonAuthLevelTooLow: "AUTH_LEVEL_TOO_LOW", ReasonExternalNotAllowed: "EXTERNAL_NOT_ALLOWED",
 }
 
 func (r Reason) String() string { return reasonNames[r] }
@@ -59,7 +62,7 @@ func (r Reason) LegacyCode() int32 {
 		return 0
 	case ReasonNoSuchUser:
 		return -2
-	case ReasonPasswordOnly:
+	case ReasonPasswordOnly, ReasonExternalNotAllowed:
 		return -3
 	case ReasonNoFingerprint:
 		return -4
@@ -81,6 +84,7 @@ var reasonMessages = map[Reason]string{
 	ReasonOTPExpired:  "the sign-in has expired or was already completed; sign in again",
 	ReasonAuthLevelTooLow: "this way of signing in does not reach the required authentication level " +
 		"(two factors or a certificate)",
+	ReasonExternalNotAllowed: "this way of signing in is not open to this user",
 }
 
 // Auth types.
@@ -108,6 +112,14 @@ type AuthRequest struct {
 	Certificate []byte
 	Chain       [][]byte
 	Signature   []byte
+	// ExternalType names an external authenticator and
+	// ExternalCredential is what the person presented to it (auth type 5,
+	// AuthExternal; external.go).
+	ExternalType       string
+	ExternalCredential []byte
+
+	// ext is the authenticator ExternalType names (validateAuth).
+	ext *ExternalSource
 
 	// short: the call's auth type does not reach the person's level
 	// (levels.go): its credentials are checked and counted all the same,
@@ -173,8 +185,15 @@ func (s *Service) validateAuth(req *AuthRequest) error {
 		case req.Password != "" || len(req.Fingerprint) > 0:
 			return badField("auth_type", "auth type 4 (certificate) takes no password nor fingerprint_feature")
 		}
+	case AuthExternal:
+		if err := s.validateExternal(req); err != nil {
+			return err
+		}
 	default:
-		return badField("auth_type", "auth_type must be 1 (password), 2 (fingerprint), 3 (both) or 4 (certificate)")
+		return badField("auth_type", "auth_type must be 1 (password), 2 (fingerprint), 3 (both), 4 (certificate) or 5 (external)")
+	}
+	if req.AuthType != AuthExternal && (req.ExternalType != "" || len(req.ExternalCredential) > 0) {
+		return badField("external_type", "external_type and external_credential go with auth type 5 (external) only")
 	}
 	if req.AuthType != AuthCertificate && (req.Challenge != "" || len(req.Certificate) > 0 || len(req.Signature) > 0 || len(req.Chain) > 0) {
 		return badField("certificate", "challenge, certificate, chain and signature go with auth type 4 (certificate) only")
@@ -302,6 +321,8 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	var r Reason
 	if req.AuthType == AuthCertificate {
 		r, err = s.authenticateCert(ctx, c, &req, u, start)
+	} else if req.AuthType == AuthExternal {
+		r, err = s.authenticateExternal(ctx, c, &req, u, start)
 	} else if req.AuthType != AuthPassword {
 		r, err = s.authenticateFinger(ctx, c, &req, u, start)
 	} else if req.OTP != "" || s.cfg.Policy.AuthenticateRequiresOTP {
@@ -313,7 +334,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (*AuthResul
 	if err != nil {
 		return nil, err
 	}
-	if req.short && r != ReasonAccountDisabled && r != ReasonNoFingerprint {
+	if req.short && r != ReasonAccountDisabled && r != ReasonNoFingerprint && r != ReasonExternalNotAllowed {
 		// Every verdict of the credential (right, wrong, expired, the
 		// lock a wrong one set) is this one; a disabled account and a
 		// person without fingers are told before any credential is
@@ -478,7 +499,14 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password, api stri
 		if m := a.detail["method"]; m != "" {
 			pending["method"] = m // the finger and the password (fingerlogin.go)
 		}
-		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start, pending)
+		if n := a.detail["authenticator"]; n != "" {
+			pending["authenticator"] = n // an external authenticator's (external.go)
+		}
+		reason := ReasonOTPRequired.String()
+		if a.pending != "" {
+			reason = a.pending
+		}
+		ev = s.audit(ctx, api, subject, u.OrgID, "pending", reason, start, pending)
 	}
 	return a.succeeded(ctx, u, newHash, a.record(ev), evLocked)
 }

@@ -30,7 +30,8 @@ const (
 )
 
 // MethodLevel is the level a login by method reaches (0 for a method it
-// does not know: it reaches no level).
+// does not know: it reaches no level; an external authenticator's
+// methods are the service's, Service.methodLevel).
 func MethodLevel(method string) int {
 	switch method {
 	case MethodPassword, MethodFinger, MethodKerberos:
@@ -56,11 +57,15 @@ func (p Policy) PersonLevel(u *User) int {
 // a password with the code, or a finger and the password, two factors; a
 // password or a finger alone (also a finger's call the application's
 // bypass answers with the password), one; a certificate (auth type 4),
-// the certificate level.
+// the certificate level; an external authenticator's credential (auth
+// type 5), its configured level (two factors with the password).
 func (req *AuthRequest) authLevel() int {
 	switch {
 	case req.AuthType == AuthCertificate:
 		return AuthLevelCertificate
+	case req.AuthType == AuthExternal && req.ext != nil:
+		// the authenticator's level; two factors with the password
+		return externalLevel(req.ext, req.Password != "")
 	case req.AuthType == AuthPassword && req.OTP != "":
 		return AuthLevelTwoFactor
 	case req.AuthType == AuthPasswordFingerprint:

@@ -607,6 +607,10 @@ type loginAttempt struct {
 	// detail goes into the records checkPassword writes (a finger's login
 	// with the password: its method).
 	detail map[string]string
+	// pending is the reason of the record of a right password that is the
+	// first of two factors (partial): OTP_REQUIRED unless set (an external
+	// authenticator's credential follows: EXTERNAL_REQUIRED).
+	pending string
 }
 
 // record is the audit record of a right password as checkPassword writes

@@ -152,6 +152,9 @@ type Deps struct {
 	// the people of some org subtrees (identity.ldap_auth; credsource.go;
 	// optional: none, every password is UIAS's).
 	CredentialSources []DirectorySource
+	// ExternalAuthenticators check credentials of kinds UIAS does not
+	// know (identity.external_authenticators; external.go; optional).
+	ExternalAuthenticators []ExternalSource
 }
 
 // Service is the identity domain.
@@ -233,6 +236,8 @@ type Service struct {
 	writesAside bool
 	// creds are the credential sources (credsource.go).
 	creds *credSources
+	// ext are the external authenticators (external.go).
+	ext *externals
 	// reservations hold the names and keys level 1 allowed (uniq.go).
 	reservations Reservations
 	// questionLimits and questionLogs: per asking centre (AnswerPeerClaim).
@@ -315,6 +320,7 @@ func New(d Deps) (*Service, error) {
 		reads: newAdminReads(c.AdminReads, c.AdminReadTimeout), matcher: matcher}
 	s.secrets.recount = make(chan struct{}, 1)
 	s.creds = newCredSources(d.CredentialSources)
+	s.ext = newExternals(d.ExternalAuthenticators)
 	if s.kick == nil {
 		s.kick = func() {}
 	}

@@ -34,6 +34,10 @@ type SSOLoginResult struct {
 	// RequiredLevel is the person's level with ReasonAuthLevelTooLow
 	// (AuthLevelTwoFactor, AuthLevelCertificate).
 	RequiredLevel int
+	// Level is the level the login reached (with ReasonOK) where it is
+	// not its method's alone: an external authenticator's (external.go);
+	// 0 otherwise (MethodLevel of Method).
+	Level int
 }
 
 // levelVerdict is a sign-in page's login refused for the person's level

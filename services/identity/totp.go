@@ -453,6 +453,13 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 	// finger's and the code's, and the password's (a password change ends
 	// it); a Kerberos ticket's is not the password's (the KDC checked it)
 	withPassword := tok.Method != methodFinger && tok.Method != MethodKerberos
+	level := 0
+	if strings.HasPrefix(tok.Method, methodExternal) {
+		// an external authenticator's credential (external.go): not the
+		// password's either
+		first, withPassword, level = tok.Method, false, externalOTPLevel
+		detail["authenticator"] = strings.TrimPrefix(tok.Method, methodExternal)
+	}
 	detail["method"] = first + "+totp"
 	subject := "user:" + tok.User
 	if binding == "" || subtle.ConstantTimeCompare([]byte(binding), []byte(tok.Binding)) != 1 || s.now().UnixMilli() > tok.Expires {
@@ -489,7 +496,7 @@ func (s *Service) SSOLoginOTP(ctx context.Context, token, code, binding string) 
 		return &SSOLoginResult{Reason: r, Message: reasonMessages[r]}, nil
 	}
 	return &SSOLoginResult{Reason: ReasonOK, Message: reasonMessages[ReasonOK], User: u, SecondFactor: true,
-		Method: detail["method"], NoPassword: !withPassword}, nil
+		Method: detail["method"], NoPassword: !withPassword, Level: level}, nil
 }
 
 // otpLoginToken seals the half-done login of u.

@@ -94,3 +94,41 @@ func TestOperatorsLDAPAuthExample(t *testing.T) {
 		t.Fatalf("ldap_auth: %+v", l)
 	}
 }
+
+// TestOperatorsExternalAuthExample: the example of "External
+// authenticators" loads and validates: a face server over TLS with a
+// client certificate (level 1, one org) and an SMS gateway on loopback in
+// plain text, a second factor of level 2.
+func TestOperatorsExternalAuthExample(t *testing.T) {
+	cfg := operatorsExample(t, "external-auth-example", nil)
+	x := identitycomponent.Settings(&cfg).ExternalAuthenticators
+	if len(x) != 2 || x[0].Name != "face" || x[0].Level != 1 || x[0].CAFile == "" || x[0].CertFile == "" || x[0].Plaintext ||
+		len(x[0].Orgs) != 1 || x[1].Name != "sms" || !x[1].Plaintext || !x[1].RequirePassword || x[1].Level != 2 {
+		t.Fatalf("external_authenticators: %+v", x)
+	}
+}
+
+// TestExternalAuthConfigRefusals: plain text to another host than
+// loopback, level 3, a duplicate name and a bad name are refused at
+// validation, each naming its key.
+func TestExternalAuthConfigRefusals(t *testing.T) {
+	for _, c := range []struct{ yaml, field string }{
+		{"- {name: face, address: 'face.example.com:9443', plaintext: true, level: 1}", "external_authenticators[0].plaintext"},
+		{"- {name: face, address: '127.0.0.1:9443', plaintext: true, level: 3}", "external_authenticators[0].level"},
+		{"- {name: Face, address: '127.0.0.1:9443', level: 1}", "external_authenticators[0].name"},
+		{"- {name: face, address: 'nohost', level: 1}", "external_authenticators[0].address"},
+		{"- {name: face, address: '127.0.0.1:1', level: 1}\n    - {name: face, address: '127.0.0.1:2', level: 1}", "external_authenticators[1].name"},
+	} {
+		path := filepath.Join(t.TempDir(), "uias.yaml")
+		if err := os.WriteFile(path, []byte("identity:\n  external_authenticators:\n    "+c.yaml+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := app.LoadConfig(path, func(string) (string, bool) { return "", false }, nil, nil)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Fatalf("%s: %v, want an error naming %s", c.yaml, err, c.field)
+		}
+	}
+}

@@ -239,6 +239,17 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	var observeExt func(name, outcome string)
+	if env.Metrics != nil && len(cfg.ExternalAuthenticators) > 0 {
+		if observeExt, err = registerExternalMetrics(env.Metrics); err != nil {
+			return nil, err
+		}
+	}
+	externals, closeExternals, err := externalAuthenticators(cfg, log, observeExt)
+	if err != nil {
+		return nil, err
+	}
+	env.OnStop(func(context.Context) error { closeExternals(); return nil })
 	krbOrgs, err := kerberosOrgs(cfg.KerberosOrgs) // validated
 	if err != nil {
 		return nil, err
@@ -265,6 +276,8 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 		Homes: homes,
 		// identity.ldap_auth (credsource.go)
 		CredentialSources: creds,
+		// identity.external_authenticators (external.go)
+		ExternalAuthenticators: externals,
 		// Signed requests' nonces, shared by every replica (fail closed
 		// when NATS is down: caller.ReasonReplayUnavailable).
 		Nonces: natsnonce.New(js, natsnonce.Options{Replicas: cfg.NonceKVReplicas}),

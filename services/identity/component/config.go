@@ -24,6 +24,7 @@ import (
 	"github.com/uias/uias/pkg/sched"
 	"github.com/uias/uias/pkg/x509cert"
 	"github.com/uias/uias/services/identity"
+	"github.com/uias/uias/services/identity/extauth"
 	"github.com/uias/uias/services/identity/ldapauth"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
@@ -253,6 +254,13 @@ type Config struct {
 	// only; the service accounts' passwords come from a file or the
 	// environment.
 	LDAPAuth []ldapauth.Config `yaml:"ldap_auth"`
+	// ExternalAuthenticators are programs vendors write (face
+	// recognition, an SMS code gateway, a token server) that check
+	// credentials of kinds UIAS does not know, over the gRPC contract
+	// uias.authn.v1.ExternalAuthenticatorService (services/identity/extauth,
+	// external.go, docs/adr/0045-external-authenticators.md).
+	// Configuration file only.
+	ExternalAuthenticators []extauth.Config `yaml:"external_authenticators"`
 	// KerberosOrgs limits whom a Kerberos realm's tickets (the CAS page's
 	// Windows sign-in, ticket.kerberos) may sign in: entries
 	// "REALM=org_code", one per code, a realm may have several. With any
@@ -691,7 +699,58 @@ func (c *Config) Validate(*config.Config) error {
 			orgs[o] = l.Name
 		}
 	}
+	extNames := map[string]bool{}
+	for i := range c.ExternalAuthenticators {
+		x := &c.ExternalAuthenticators[i]
+		at := fmt.Sprintf("external_authenticators[%d].", i)
+		for _, e := range x.Validate() {
+			bad(at+e.Field, "%s", e.Msg)
+		}
+		if x.Name != "" && extNames[x.Name] {
+			bad(at+"name", "%q names another entry too", x.Name)
+		}
+		extNames[x.Name] = true
+	}
 	return errors.Join(errs...)
+}
+
+// externalAuthenticators opens identity.external_authenticators (reading
+// their CA and client certificate files), logging each; observe counts
+// each check's outcome by authenticator (nil: not counted).
+func externalAuthenticators(cfg *Config, log *zap.Logger, observe func(name, outcome string)) ([]identity.ExternalSource, func(), error) {
+	var out []identity.ExternalSource
+	var clients []*extauth.Client
+	closeAll := func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}
+	for i, x := range cfg.ExternalAuthenticators {
+		c, err := extauth.Open(x)
+		if err != nil {
+			closeAll()
+			var fe *extauth.FieldError
+			if errors.As(err, &fe) {
+				return nil, nil, &config.FieldError{Field: fmt.Sprintf("%s.external_authenticators[%d].%s", Name, i, fe.Field), Msg: fe.Msg}
+			}
+			return nil, nil, err
+		}
+		clients = append(clients, c)
+		log.Info("external authenticator", zap.String("name", x.Name), zap.String("address", x.Address), zap.Int("level", x.Level),
+			zap.Bool("tls", !x.Plaintext), zap.Bool("client_certificate", x.CertFile != ""), zap.Strings("orgs", x.Orgs))
+		label := x.Label
+		if label == "" {
+			label = x.Name
+		}
+		src := identity.ExternalSource{Name: x.Name, Label: label, Level: x.Level, RequirePassword: x.RequirePassword,
+			Orgs: x.Orgs, Auth: c}
+		if observe != nil {
+			name := x.Name
+			src.Observe = func(outcome string) { observe(name, outcome) }
+		}
+		out = append(out, src)
+	}
+	return out, closeAll, nil
 }
 
 // credentialSources opens identity.ldap_auth (reading CA files and the

@@ -81,3 +81,17 @@ func registerUniquenessMetrics(reg prometheus.Registerer) (func(centre, outcome 
 	}
 	return func(centre, outcome string) { c.WithLabelValues(centre, outcome).Inc() }, nil
 }
+
+// registerExternalMetrics counts the checks of the external authenticators
+// (identity.external_authenticators) by authenticator and outcome:
+// accepted, rejected, unavailable (no answer, an error, or "cannot
+// decide"), mismatch (an answer about another person).
+func registerExternalMetrics(reg prometheus.Registerer) (func(name, outcome string), error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "uias_external_authenticator_checks_total",
+		Help: "Checks asked of each external authenticator, by outcome: accepted, rejected, unavailable (no verdict: unreachable, too slow, an error, or it could not decide), mismatch (a verdict about another person than the one asked about, ignored)."},
+		[]string{"authenticator", "outcome"})
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return func(name, outcome string) { c.WithLabelValues(name, outcome).Inc() }, nil
+}

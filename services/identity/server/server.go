@@ -305,6 +305,7 @@ func (s *Server) Authenticate(ctx context.Context, r *identityv1.AuthenticateReq
 		Password: r.GetPassword(), Fingerprint: r.GetFingerprintFeature(), AuthType: int(r.GetAuthType()),
 		Extend: r.GetExtendInfo(), ExtendLegacy: r.GetExtendInfoLegacy(), OTP: r.GetOtp(),
 		Challenge: r.GetChallenge(), Certificate: r.GetCertificate(), Chain: r.GetChain(), Signature: r.GetSignature(),
+		ExternalType: r.GetExternalType(), ExternalCredential: r.GetExternalCredential(),
 	})
 	if err != nil {
 		return nil, err

@@ -43,6 +43,21 @@ func (s ssoServer) KerberosLogin(ctx context.Context, r *identityv1.KerberosLogi
 	return ssoLoginOut(s.svc.SSOKerberosLogin(ctx, r.GetLogin(), r.GetPrincipal(), r.GetRefusal(), r.GetOtpBinding(), r.GetAuthenticator()))
 }
 
+// ExternalLogin implements SSOService.
+func (s ssoServer) ExternalLogin(ctx context.Context, r *identityv1.SSOExternalLoginRequest) (*identityv1.SSOLoginResponse, error) {
+	return ssoLoginOut(s.svc.SSOExternalLogin(ctx, r.GetLogin(), r.GetType(), r.GetCredential(), r.GetPassword(), r.GetOtpBinding()))
+}
+
+// ExternalAuthenticators implements SSOService.
+func (s ssoServer) ExternalAuthenticators(context.Context, *identityv1.ExternalAuthenticatorsRequest) (*identityv1.ExternalAuthenticatorsResponse, error) {
+	out := &identityv1.ExternalAuthenticatorsResponse{}
+	for _, e := range s.svc.ExternalAuthenticators() {
+		out.Authenticators = append(out.Authenticators, &identityv1.ExternalAuthenticatorInfo{Name: e.Name, Label: e.Label,
+			Level: int32(e.Level), RequirePassword: e.RequirePassword})
+	}
+	return out, nil
+}
+
 // PeerLogin implements SSOService.
 func (s ssoServer) PeerLogin(ctx context.Context, r *identityv1.PeerLoginRequest) (*identityv1.SSOLoginResponse, error) {
 	return ssoLoginOut(s.svc.SSOPeerLogin(ctx, r.GetUserId(), int(r.GetAuthLevel()), r.GetPeer()))
@@ -53,7 +68,7 @@ func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginR
 		return nil, err
 	}
 	out := &identityv1.SSOLoginResponse{Reason: identityv1.Reason(res.Reason), Message: res.Message, OtpToken: res.OTPToken,
-		SecondFactor: res.SecondFactor, Method: res.Method, RequiredAuthLevel: int32(res.RequiredLevel)}
+		SecondFactor: res.SecondFactor, Method: res.Method, RequiredAuthLevel: int32(res.RequiredLevel), AuthLevel: int32(res.Level)}
 	if u := res.User; u != nil {
 		out.UserId, out.Login, out.DisplayName, out.OrgId = u.ID, u.LoginName, u.DisplayName, u.OrgID
 		out.MustChangePassword, out.PasswordOnly = u.MustChange && !res.NoPassword, u.PasswordOnly

@@ -82,6 +82,10 @@ type Options struct {
 	// the person's computer (ticket.finger_agent_url: finger.go); empty:
 	// no fingerprint sign-in.
 	FingerAgent string
+	// ListExternal lists identity's external authenticators
+	// (identity.external_authenticators; SSOService.ExternalAuthenticators;
+	// external.go), which the login page offers; nil: none.
+	ListExternal func(ctx context.Context) ([]*identityv1.ExternalAuthenticatorInfo, error)
 	// Kerberos is the Windows domain sign-in (ticket.kerberos: SPNEGO with
 	// the keytab; kerberos.go); nil: none.
 	Kerberos *Kerberos
@@ -122,6 +126,8 @@ type Handler struct {
 	peerUp *peerProbes
 	// csp is the pages' Content-Security-Policy (%[1]s: the page's nonce).
 	csp string
+	// ext: identity's external authenticators (external.go).
+	ext externalList
 }
 
 // New returns the CAS handler.
@@ -303,6 +309,13 @@ type pageData struct {
 	// password form); FingerLink: the password form's link to it.
 	Finger, FingerPassword                     bool
 	FingerAgent, FingerLink, PasswordLoginLink string
+	// External: the login page shows the form of the external
+	// authenticator of that name (ExternalLabel its label;
+	// ExternalPassword: the password is asked too); ExternalLinks: the
+	// password form's links to each (external.go).
+	External, ExternalLabel string
+	ExternalPassword        bool
+	ExternalLinks           []externalLink
 	// PeerLinks: the login page's "signed in at <centre>? continue" (the
 	// peers that answer), the logout page's "sign out there too".
 	PeerLinks []peerLink
@@ -422,6 +435,9 @@ type loginParams struct {
 	oidc *oidcRequest
 	// finger: the login page shows the fingerprint form (finger=1).
 	finger bool
+	// external: the login page shows the form of this external
+	// authenticator (external=NAME; external.go).
+	external string
 	// usbKey: the login page is the USB key sign-in step (usbkey=1): the
 	// only page that loads the vendor script, and it has no password
 	// field (review sec29a M2).
@@ -444,6 +460,9 @@ func paramsOf(v url.Values) loginParams {
 	p := loginParams{service: v.Get("service"), method: m, renew: renew, gateway: truthy(v.Get("gateway")) && !renew,
 		twoFactor: truthy(v.Get("twofactor")), finger: truthy(v.Get("finger")),
 		usbKey: truthy(v.Get("usbkey"))}
+	if x := v.Get("external"); externalNameRE.MatchString(x) {
+		p.external = x
+	}
 	if n := v.Get("next"); p.service == "" && nextPages[n] {
 		p.next = n
 	}
@@ -584,6 +603,10 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, code int, p 
 		d.Message = info[0]
 	} else if rejected != "" && errMsg == "" {
 		d.Message = rejected + " " + h.texts(r).CertRejPassword
+	}
+	if h.externalForm(r, p, rs, &d) {
+		h.page(w, r, code, "login", d)
+		return
 	}
 	if h.o.FingerAgent != "" && !rs.GetCertificateRequired() {
 		if h.fingerForm(r, p, rs, &d) {
@@ -769,6 +792,10 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.finger {
 		h.fingerLoginPost(w, r, p, rs)
+		return
+	}
+	if p.external != "" {
+		h.externalLoginPost(w, r, p, rs)
 		return
 	}
 	username := strings.TrimSpace(r.PostFormValue("username"))

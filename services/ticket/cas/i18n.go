@@ -61,6 +61,10 @@ type texts struct {
 	FingerLink, FingerIntro, FingerButton, FingerLevelTwo, FingerNeedPassword, FingerFailed  string
 	FingerPasswordFailed, FingerNone, FingerUnreadable, FingerOff, FingerAgentDown, FingerJS string
 	FingerUsePassword                                                                        string
+	// external authenticators (external.go): ExternalLink has %s for the
+	// authenticator's label
+	ExternalLink, ExternalIntro, ExternalCredential, ExternalButton, ExternalFailed string
+	ExternalNone, ExternalNeedPassword, ExternalUnavailable, ExternalOff            string
 	// sign-in across centres (peer.go): %s is the peer's name
 	PeerLink, PeerNotSignedIn, PeerInvalid, PeerExpired, PeerReplayed, PeerAudience, PeerUnknown string
 	PeerAccount, PeerLevel, PeerLogout, PeerUnavailable, PeerOwnPassword, PeerNotFresh           string
@@ -225,6 +229,15 @@ var languages = map[string]texts{
 		FingerAgentDown:        "The fingerprint reader did not answer. Check that it is connected and its program is running.",
 		FingerJS:               "Fingerprint sign-in needs JavaScript.",
 		FingerUsePassword:      "Sign in with your password instead",
+		ExternalLink:           "Sign in with %s",
+		ExternalIntro:          "Enter your login name and what the sign-in method gives you (a code, or your device's answer), then sign in.",
+		ExternalCredential:     "Code",
+		ExternalButton:         "Sign in",
+		ExternalFailed:         "The login name and the code do not match, or this sign-in method is not set up for you. Try again, or sign in with your password.",
+		ExternalNone:           "Nothing was entered or received. Enter the code (or let your device answer) and try again.",
+		ExternalNeedPassword:   "This application requires your password as well.",
+		ExternalUnavailable:    "This sign-in method does not answer at the moment. Try again later, or sign in another way.",
+		ExternalOff:            "This sign-in method is not offered here. Sign in with your password.",
 		PeerLink:               "Signed in at %s? Continue without a password",
 		PeerNotSignedIn:        "You are not signed in at %s (or your session there has ended). Sign in here.",
 		PeerInvalid:            "The sign-in from the other centre could not be verified. Sign in here.",
@@ -420,6 +433,15 @@ var languages = map[string]texts{
 		FingerAgentDown:        "指纹采集器无响应。请检查设备是否已连接、采集程序是否在运行。",
 		FingerJS:               "指纹登录需要启用 JavaScript。",
 		FingerUsePassword:      "改用密码登录",
+		ExternalLink:           "使用%s登录",
+		ExternalIntro:          "请输入登录名及该认证方式提供的内容（验证码或设备的应答），然后登录。",
+		ExternalCredential:     "验证码",
+		ExternalButton:         "登录",
+		ExternalFailed:         "登录名与验证码不匹配，或您尚未开通该认证方式。请重试，或使用密码登录。",
+		ExternalNone:           "未输入或未收到任何内容。请输入验证码（或让设备应答）后重试。",
+		ExternalNeedPassword:   "该应用还需要输入密码。",
+		ExternalUnavailable:    "该认证方式暂时无响应。请稍后重试，或使用其他方式登录。",
+		ExternalOff:            "本系统未开放该认证方式，请使用密码登录。",
 		PeerLink:               "已在%s登录？无需密码继续",
 		PeerNotSignedIn:        "您尚未在%s登录（或该处的会话已结束）。请在此登录。",
 		PeerInvalid:            "无法验证来自另一中心的登录。请在此登录。",

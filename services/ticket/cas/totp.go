@@ -126,6 +126,11 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 		h.passwordPage(w, r, http.StatusOK, p.casService(), res.GetLogin(), false, "", t.MustChange)
 		return
 	}
+	if strings.HasPrefix(res.GetMethod(), "external:") {
+		// an external authenticator's credential and the code
+		h.openExternalSession(ctx, w, r, p, rs, res)
+		return
+	}
 	if _, ok := fingerMethods[res.GetMethod()]; ok {
 		// the finger and the code
 		h.openFingerSession(ctx, w, r, p, rs, res)

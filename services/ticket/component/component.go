@@ -328,7 +328,13 @@ func pages(_ context.Context, env module.PagesEnv) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: identityv1.NewSSOServiceClient(ic),
+	sso := identityv1.NewSSOServiceClient(ic)
+	// identity.external_authenticators, offered by the login page
+	listExternal := func(ctx context.Context) ([]*identityv1.ExternalAuthenticatorInfo, error) {
+		res, err := sso.ExternalAuthenticators(ctx, &identityv1.ExternalAuthenticatorsRequest{})
+		return res.GetAuthenticators(), err
+	}
+	return cas.New(cas.Options{Tickets: ticketv1.NewTicketServiceClient(tc), SSO: sso, ListExternal: listExternal,
 		Log: env.Log, Prefix: "/cas/", Client: client, CAS2Attributes: cfg.CAS2Attributes, PeopleCAs: people, FingerAgent: cfg.FingerAgentURL,
 		OIDCIssuer: cfg.OIDCIssuer, Kerberos: kerberos, Centre: cfg.Centre, Peers: peerPages(cfg), PeerProbe: cfg.PeerProbe, Go: env.Go,
 		USBKey: cfg.USBKey, USBKeyScript: cfg.USBKeyScript, USBKeyScriptIntegrity: cfg.USBKeyScriptIntegrity, USBKeyConnect: cfg.USBKeyConnect}), nil

@@ -36,6 +36,13 @@ const (
 	// challenge of GetCertificateChallenge (challenge, certificate,
 	// signature; chain optional). The certificate level (3).
 	AuthType_AUTH_TYPE_CERTIFICATE AuthType = 4
+	// EXTERNAL: a credential an external authenticator checks (face, an SMS
+	// code, a hardware token, ...; identity.external_authenticators, ADR
+	// 0045): external_type names it, external_credential carries it; with
+	// password as well (required where the authenticator is configured
+	// require_password) both are checked, the password first. The level
+	// is the authenticator's (two factors with the password).
+	AuthType_AUTH_TYPE_EXTERNAL AuthType = 5
 )
 
 // Enum value maps for AuthType.
@@ -46,6 +53,7 @@ var (
 		2: "AUTH_TYPE_FINGERPRINT",
 		3: "AUTH_TYPE_PASSWORD_AND_FINGERPRINT",
 		4: "AUTH_TYPE_CERTIFICATE",
+		5: "AUTH_TYPE_EXTERNAL",
 	}
 	AuthType_value = map[string]int32{
 		"AUTH_TYPE_UNSPECIFIED":              0,
@@ -53,6 +61,7 @@ var (
 		"AUTH_TYPE_FINGERPRINT":              2,
 		"AUTH_TYPE_PASSWORD_AND_FINGERPRINT": 3,
 		"AUTH_TYPE_CERTIFICATE":              4,
+		"AUTH_TYPE_EXTERNAL":                 5,
 	}
 )
 
@@ -118,6 +127,10 @@ const (
 	// it never tells whether the credential was right; the sign-in pages
 	// answer it after the right password or finger only.
 	Reason_REASON_AUTH_LEVEL_TOO_LOW Reason = 14 // -1
+	// EXTERNAL_NOT_ALLOWED: the external authenticator named
+	// (external_type) is not open to this person (their org is not among
+	// its orgs, or they are set to password-only).
+	Reason_REASON_EXTERNAL_NOT_ALLOWED Reason = 15 // -3
 )
 
 // Enum value maps for Reason.
@@ -138,23 +151,25 @@ var (
 		12: "REASON_NO_OTP",
 		13: "REASON_OTP_EXPIRED",
 		14: "REASON_AUTH_LEVEL_TOO_LOW",
+		15: "REASON_EXTERNAL_NOT_ALLOWED",
 	}
 	Reason_value = map[string]int32{
-		"REASON_UNSPECIFIED":        0,
-		"REASON_OK":                 1,
-		"REASON_BAD_CREDENTIALS":    2,
-		"REASON_NO_SUCH_USER":       3,
-		"REASON_PASSWORD_ONLY":      4,
-		"REASON_NO_FINGERPRINT":     5,
-		"REASON_BAD_REQUEST":        6,
-		"REASON_SYSTEM_ERROR":       7,
-		"REASON_ACCOUNT_LOCKED":     8,
-		"REASON_ACCOUNT_DISABLED":   9,
-		"REASON_PASSWORD_EXPIRED":   10,
-		"REASON_OTP_REQUIRED":       11,
-		"REASON_NO_OTP":             12,
-		"REASON_OTP_EXPIRED":        13,
-		"REASON_AUTH_LEVEL_TOO_LOW": 14,
+		"REASON_UNSPECIFIED":          0,
+		"REASON_OK":                   1,
+		"REASON_BAD_CREDENTIALS":      2,
+		"REASON_NO_SUCH_USER":         3,
+		"REASON_PASSWORD_ONLY":        4,
+		"REASON_NO_FINGERPRINT":       5,
+		"REASON_BAD_REQUEST":          6,
+		"REASON_SYSTEM_ERROR":         7,
+		"REASON_ACCOUNT_LOCKED":       8,
+		"REASON_ACCOUNT_DISABLED":     9,
+		"REASON_PASSWORD_EXPIRED":     10,
+		"REASON_OTP_REQUIRED":         11,
+		"REASON_NO_OTP":               12,
+		"REASON_OTP_EXPIRED":          13,
+		"REASON_AUTH_LEVEL_TOO_LOW":   14,
+		"REASON_EXTERNAL_NOT_ALLOWED": 15,
 	}
 )
 
@@ -812,9 +827,18 @@ type AuthenticateRequest struct {
 	// string's UTF-8 bytes (auth type 4): RSA PKCS#1 v1.5 or PSS with
 	// SHA-256; ECDSA P-256 with SHA-256, ASN.1 DER; Ed25519; SM2 with SM3
 	// and the default user ID 1234567812345678, ASN.1 DER. base64 in JSON.
-	Signature     []byte `protobuf:"bytes,13,opt,name=signature" json:"signature,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Signature []byte `protobuf:"bytes,13,opt,name=signature" json:"signature,omitempty"`
+	// external_type names a registered external authenticator (auth type
+	// 5; identity.external_authenticators[].name). An unknown name is
+	// INVALID_ARGUMENT. No pattern rule (the fast Go check): the
+	// configured names are the check.
+	ExternalType string `protobuf:"bytes,14,opt,name=external_type,json=externalType" json:"external_type,omitempty"`
+	// external_credential is what the person presented to it (a code's
+	// UTF-8 bytes, a vendor script's capture; base64 in JSON). Passed to
+	// the authenticator unchanged; never logged nor stored.
+	ExternalCredential []byte `protobuf:"bytes,15,opt,name=external_credential,json=externalCredential" json:"external_credential,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *AuthenticateRequest) Reset() {
@@ -934,6 +958,20 @@ func (x *AuthenticateRequest) GetChain() [][]byte {
 func (x *AuthenticateRequest) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *AuthenticateRequest) GetExternalType() string {
+	if x != nil {
+		return x.ExternalType
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetExternalCredential() []byte {
+	if x != nil {
+		return x.ExternalCredential
 	}
 	return nil
 }
@@ -5878,7 +5916,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x13ResponseSigningKeys\x128\n" +
 	"\x04keys\x18\x01 \x03(\v2$.uias.identity.v1.ResponseSigningKeyR\x04keys\"7\n" +
 	"\x14ResetUserTotpRequest\x12\x1f\n" +
-	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xed\x05\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\"\xdb\x06\n" +
 	"\x13AuthenticateRequest\x12&\n" +
 	"\bapp_type\x18\x01 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappType\x12&\n" +
 	"\bapp_code\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\aappCode\x12/\n" +
@@ -5895,7 +5933,9 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\vcertificate\x18\v \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x02R\vcertificate\x12&\n" +
 	"\x05chain\x18\f \x03(\fB\x10\xbaH\r\x92\x01\n" +
 	"\x10\b\"\x06z\x04\x18\x80\x80\x01R\x05chain\x12&\n" +
-	"\tsignature\x18\r \x01(\fB\b\xbaH\x05z\x03\x18\x80\bR\tsignature\x1a=\n" +
+	"\tsignature\x18\r \x01(\fB\b\xbaH\x05z\x03\x18\x80\bR\tsignature\x120\n" +
+	"\rexternal_type\x18\x0e \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\fexternalType\x12:\n" +
+	"\x13external_credential\x18\x0f \x01(\fB\t\xbaH\x06z\x04\x18\x80\x80\x04R\x12externalCredential\x1a=\n" +
 	"\x0fExtendInfoEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
@@ -6285,13 +6325,14 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x1cUnbindUserCertificateRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12'\n" +
 	"\x06sha256\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06sha256\"\x1f\n" +
-	"\x1dUnbindUserCertificateResponse*\x9b\x01\n" +
+	"\x1dUnbindUserCertificateResponse*\xb3\x01\n" +
 	"\bAuthType\x12\x19\n" +
 	"\x15AUTH_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12AUTH_TYPE_PASSWORD\x10\x01\x12\x19\n" +
 	"\x15AUTH_TYPE_FINGERPRINT\x10\x02\x12&\n" +
 	"\"AUTH_TYPE_PASSWORD_AND_FINGERPRINT\x10\x03\x12\x19\n" +
-	"\x15AUTH_TYPE_CERTIFICATE\x10\x04*\x82\x03\n" +
+	"\x15AUTH_TYPE_CERTIFICATE\x10\x04\x12\x16\n" +
+	"\x12AUTH_TYPE_EXTERNAL\x10\x05*\xa3\x03\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tREASON_OK\x10\x01\x12\x1a\n" +
@@ -6308,7 +6349,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x13REASON_OTP_REQUIRED\x10\v\x12\x11\n" +
 	"\rREASON_NO_OTP\x10\f\x12\x16\n" +
 	"\x12REASON_OTP_EXPIRED\x10\r\x12\x1d\n" +
-	"\x19REASON_AUTH_LEVEL_TOO_LOW\x10\x0e*H\n" +
+	"\x19REASON_AUTH_LEVEL_TOO_LOW\x10\x0e\x12\x1f\n" +
+	"\x1bREASON_EXTERNAL_NOT_ALLOWED\x10\x0f*H\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_ACTIVE\x10\x01\x12\x13\n" +

@@ -117,6 +117,238 @@ func (CertificateLoginResult) EnumDescriptor() ([]byte, []int) {
 	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
 }
 
+type ExternalAuthenticatorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExternalAuthenticatorsRequest) Reset() {
+	*x = ExternalAuthenticatorsRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExternalAuthenticatorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExternalAuthenticatorsRequest) ProtoMessage() {}
+
+func (x *ExternalAuthenticatorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExternalAuthenticatorsRequest.ProtoReflect.Descriptor instead.
+func (*ExternalAuthenticatorsRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+}
+
+type ExternalAuthenticatorsResponse struct {
+	state          protoimpl.MessageState       `protogen:"open.v1"`
+	Authenticators []*ExternalAuthenticatorInfo `protobuf:"bytes,1,rep,name=authenticators" json:"authenticators,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExternalAuthenticatorsResponse) Reset() {
+	*x = ExternalAuthenticatorsResponse{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExternalAuthenticatorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExternalAuthenticatorsResponse) ProtoMessage() {}
+
+func (x *ExternalAuthenticatorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExternalAuthenticatorsResponse.ProtoReflect.Descriptor instead.
+func (*ExternalAuthenticatorsResponse) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExternalAuthenticatorsResponse) GetAuthenticators() []*ExternalAuthenticatorInfo {
+	if x != nil {
+		return x.Authenticators
+	}
+	return nil
+}
+
+// ExternalAuthenticatorInfo is what the sign-in page shows of one.
+type ExternalAuthenticatorInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	Label string                 `protobuf:"bytes,2,opt,name=label" json:"label,omitempty"`
+	// level its credential alone reaches (1 or 2); with the password 2.
+	Level int32 `protobuf:"varint,3,opt,name=level" json:"level,omitempty"`
+	// require_password: a second factor only; the form asks the password.
+	RequirePassword bool `protobuf:"varint,4,opt,name=require_password,json=requirePassword" json:"require_password,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ExternalAuthenticatorInfo) Reset() {
+	*x = ExternalAuthenticatorInfo{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExternalAuthenticatorInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExternalAuthenticatorInfo) ProtoMessage() {}
+
+func (x *ExternalAuthenticatorInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExternalAuthenticatorInfo.ProtoReflect.Descriptor instead.
+func (*ExternalAuthenticatorInfo) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ExternalAuthenticatorInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ExternalAuthenticatorInfo) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *ExternalAuthenticatorInfo) GetLevel() int32 {
+	if x != nil {
+		return x.Level
+	}
+	return 0
+}
+
+func (x *ExternalAuthenticatorInfo) GetRequirePassword() bool {
+	if x != nil {
+		return x.RequirePassword
+	}
+	return false
+}
+
+type SSOExternalLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Login string                 `protobuf:"bytes,1,opt,name=login" json:"login,omitempty"`
+	// type names the authenticator (ExternalAuthenticatorInfo.name).
+	Type string `protobuf:"bytes,2,opt,name=type" json:"type,omitempty"`
+	// credential is what the person presented (a code's UTF-8 bytes, the
+	// decoded blob of a vendor's page script).
+	Credential []byte `protobuf:"bytes,3,opt,name=credential" json:"credential,omitempty"`
+	// password, when not empty, is checked as well (first).
+	Password string `protobuf:"bytes,4,opt,name=password" json:"password,omitempty"`
+	// otp_binding: as SSOLoginRequest's.
+	OtpBinding    string `protobuf:"bytes,5,opt,name=otp_binding,json=otpBinding" json:"otp_binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SSOExternalLoginRequest) Reset() {
+	*x = SSOExternalLoginRequest{}
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SSOExternalLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SSOExternalLoginRequest) ProtoMessage() {}
+
+func (x *SSOExternalLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SSOExternalLoginRequest.ProtoReflect.Descriptor instead.
+func (*SSOExternalLoginRequest) Descriptor() ([]byte, []int) {
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SSOExternalLoginRequest) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *SSOExternalLoginRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *SSOExternalLoginRequest) GetCredential() []byte {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *SSOExternalLoginRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *SSOExternalLoginRequest) GetOtpBinding() string {
+	if x != nil {
+		return x.OtpBinding
+	}
+	return ""
+}
+
 type KerberosLoginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// login is the UIAS login name the verified principal maps to (empty
@@ -145,7 +377,7 @@ type KerberosLoginRequest struct {
 
 func (x *KerberosLoginRequest) Reset() {
 	*x = KerberosLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +389,7 @@ func (x *KerberosLoginRequest) String() string {
 func (*KerberosLoginRequest) ProtoMessage() {}
 
 func (x *KerberosLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[0]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +402,7 @@ func (x *KerberosLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KerberosLoginRequest.ProtoReflect.Descriptor instead.
 func (*KerberosLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{0}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *KerberosLoginRequest) GetLogin() string {
@@ -223,7 +455,7 @@ type SSOFingerLoginRequest struct {
 
 func (x *SSOFingerLoginRequest) Reset() {
 	*x = SSOFingerLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +467,7 @@ func (x *SSOFingerLoginRequest) String() string {
 func (*SSOFingerLoginRequest) ProtoMessage() {}
 
 func (x *SSOFingerLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[1]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +480,7 @@ func (x *SSOFingerLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOFingerLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOFingerLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{1}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SSOFingerLoginRequest) GetLogin() string {
@@ -291,7 +523,7 @@ type SSOLoginOtpRequest struct {
 
 func (x *SSOLoginOtpRequest) Reset() {
 	*x = SSOLoginOtpRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +535,7 @@ func (x *SSOLoginOtpRequest) String() string {
 func (*SSOLoginOtpRequest) ProtoMessage() {}
 
 func (x *SSOLoginOtpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[2]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +548,7 @@ func (x *SSOLoginOtpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginOtpRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginOtpRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{2}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SSOLoginOtpRequest) GetOtpToken() string {
@@ -350,7 +582,7 @@ type BeginTotpEnrolmentRequest struct {
 
 func (x *BeginTotpEnrolmentRequest) Reset() {
 	*x = BeginTotpEnrolmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +594,7 @@ func (x *BeginTotpEnrolmentRequest) String() string {
 func (*BeginTotpEnrolmentRequest) ProtoMessage() {}
 
 func (x *BeginTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[3]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +607,7 @@ func (x *BeginTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginTotpEnrolmentRequest.ProtoReflect.Descriptor instead.
 func (*BeginTotpEnrolmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{3}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BeginTotpEnrolmentRequest) GetUserId() string {
@@ -402,7 +634,7 @@ type TotpEnrolment struct {
 
 func (x *TotpEnrolment) Reset() {
 	*x = TotpEnrolment{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +646,7 @@ func (x *TotpEnrolment) String() string {
 func (*TotpEnrolment) ProtoMessage() {}
 
 func (x *TotpEnrolment) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[4]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +659,7 @@ func (x *TotpEnrolment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TotpEnrolment.ProtoReflect.Descriptor instead.
 func (*TotpEnrolment) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{4}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TotpEnrolment) GetSecret() string {
@@ -477,7 +709,7 @@ type ConfirmTotpEnrolmentRequest struct {
 
 func (x *ConfirmTotpEnrolmentRequest) Reset() {
 	*x = ConfirmTotpEnrolmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +721,7 @@ func (x *ConfirmTotpEnrolmentRequest) String() string {
 func (*ConfirmTotpEnrolmentRequest) ProtoMessage() {}
 
 func (x *ConfirmTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[5]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +734,7 @@ func (x *ConfirmTotpEnrolmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpEnrolmentRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpEnrolmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{5}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConfirmTotpEnrolmentRequest) GetUserId() string {
@@ -548,7 +780,7 @@ type RemoveOwnTotpRequest struct {
 
 func (x *RemoveOwnTotpRequest) Reset() {
 	*x = RemoveOwnTotpRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +792,7 @@ func (x *RemoveOwnTotpRequest) String() string {
 func (*RemoveOwnTotpRequest) ProtoMessage() {}
 
 func (x *RemoveOwnTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[6]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +805,7 @@ func (x *RemoveOwnTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOwnTotpRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOwnTotpRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{6}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveOwnTotpRequest) GetUserId() string {
@@ -607,7 +839,7 @@ type GetOwnProfileRequest struct {
 
 func (x *GetOwnProfileRequest) Reset() {
 	*x = GetOwnProfileRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +851,7 @@ func (x *GetOwnProfileRequest) String() string {
 func (*GetOwnProfileRequest) ProtoMessage() {}
 
 func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[7]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +864,7 @@ func (x *GetOwnProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOwnProfileRequest.ProtoReflect.Descriptor instead.
 func (*GetOwnProfileRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{7}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetOwnProfileRequest) GetUserId() string {
@@ -678,7 +910,7 @@ type OwnProfile struct {
 
 func (x *OwnProfile) Reset() {
 	*x = OwnProfile{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +922,7 @@ func (x *OwnProfile) String() string {
 func (*OwnProfile) ProtoMessage() {}
 
 func (x *OwnProfile) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[8]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +935,7 @@ func (x *OwnProfile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OwnProfile.ProtoReflect.Descriptor instead.
 func (*OwnProfile) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{8}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OwnProfile) GetUserId() string {
@@ -828,7 +1060,7 @@ type UpdateOwnProfileRequest struct {
 
 func (x *UpdateOwnProfileRequest) Reset() {
 	*x = UpdateOwnProfileRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1072,7 @@ func (x *UpdateOwnProfileRequest) String() string {
 func (*UpdateOwnProfileRequest) ProtoMessage() {}
 
 func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[9]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1085,7 @@ func (x *UpdateOwnProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateOwnProfileRequest.ProtoReflect.Descriptor instead.
 func (*UpdateOwnProfileRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{9}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateOwnProfileRequest) GetUserId() string {
@@ -906,7 +1138,7 @@ type CertificateChallengeRequest struct {
 
 func (x *CertificateChallengeRequest) Reset() {
 	*x = CertificateChallengeRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1150,7 @@ func (x *CertificateChallengeRequest) String() string {
 func (*CertificateChallengeRequest) ProtoMessage() {}
 
 func (x *CertificateChallengeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[10]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1163,7 @@ func (x *CertificateChallengeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateChallengeRequest.ProtoReflect.Descriptor instead.
 func (*CertificateChallengeRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{10}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
 }
 
 type CertificateLoginRequest struct {
@@ -956,7 +1188,7 @@ type CertificateLoginRequest struct {
 
 func (x *CertificateLoginRequest) Reset() {
 	*x = CertificateLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1200,7 @@ func (x *CertificateLoginRequest) String() string {
 func (*CertificateLoginRequest) ProtoMessage() {}
 
 func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[11]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1213,7 @@ func (x *CertificateLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginRequest.ProtoReflect.Descriptor instead.
 func (*CertificateLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{11}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CertificateLoginRequest) GetCertificate() []byte {
@@ -1028,7 +1260,7 @@ type CertificateLoginResponse struct {
 
 func (x *CertificateLoginResponse) Reset() {
 	*x = CertificateLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1272,7 @@ func (x *CertificateLoginResponse) String() string {
 func (*CertificateLoginResponse) ProtoMessage() {}
 
 func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[12]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1285,7 @@ func (x *CertificateLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateLoginResponse.ProtoReflect.Descriptor instead.
 func (*CertificateLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{12}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CertificateLoginResponse) GetResult() CertificateLoginResult {
@@ -1112,7 +1344,7 @@ type SSOLoginRequest struct {
 
 func (x *SSOLoginRequest) Reset() {
 	*x = SSOLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1356,7 @@ func (x *SSOLoginRequest) String() string {
 func (*SSOLoginRequest) ProtoMessage() {}
 
 func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[13]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1369,7 @@ func (x *SSOLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginRequest.ProtoReflect.Descriptor instead.
 func (*SSOLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{13}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SSOLoginRequest) GetLogin() string {
@@ -1185,7 +1417,8 @@ type SSOLoginResponse struct {
 	SecondFactor bool `protobuf:"varint,10,opt,name=second_factor,json=secondFactor" json:"second_factor,omitempty"`
 	// method is how the person proved who they are (with reason OK):
 	// "password", "password+totp", "finger", "finger+password",
-	// "finger+totp", "kerberos", "kerberos+totp".
+	// "finger+totp", "kerberos", "kerberos+totp", "external:NAME",
+	// "external:NAME+password", "external:NAME+totp".
 	Method string `protobuf:"bytes,11,opt,name=method" json:"method,omitempty"`
 	// password_changed_at: when the person's password was last set (with
 	// reason OK), for the session to record (CreateSessionRequest).
@@ -1194,13 +1427,18 @@ type SSOLoginResponse struct {
 	// AUTH_LEVEL_TOO_LOW: 2 (two factors or a certificate), 3 (a
 	// certificate only).
 	RequiredAuthLevel int32 `protobuf:"varint,13,opt,name=required_auth_level,json=requiredAuthLevel" json:"required_auth_level,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// auth_level is the level the login reached (with reason OK) where
+	// the method alone does not say it: an external authenticator's
+	// ("external:NAME...", its configured level; 2 with a second factor).
+	// 0 for the other methods.
+	AuthLevel     int32 `protobuf:"varint,14,opt,name=auth_level,json=authLevel" json:"auth_level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SSOLoginResponse) Reset() {
 	*x = SSOLoginResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1450,7 @@ func (x *SSOLoginResponse) String() string {
 func (*SSOLoginResponse) ProtoMessage() {}
 
 func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[14]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1463,7 @@ func (x *SSOLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOLoginResponse.ProtoReflect.Descriptor instead.
 func (*SSOLoginResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{14}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SSOLoginResponse) GetReason() Reason {
@@ -1319,6 +1557,13 @@ func (x *SSOLoginResponse) GetRequiredAuthLevel() int32 {
 	return 0
 }
 
+func (x *SSOLoginResponse) GetAuthLevel() int32 {
+	if x != nil {
+		return x.AuthLevel
+	}
+	return 0
+}
+
 type PersonAttributesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId" json:"user_id,omitempty"`
@@ -1329,7 +1574,7 @@ type PersonAttributesRequest struct {
 
 func (x *PersonAttributesRequest) Reset() {
 	*x = PersonAttributesRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1586,7 @@ func (x *PersonAttributesRequest) String() string {
 func (*PersonAttributesRequest) ProtoMessage() {}
 
 func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[15]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1599,7 @@ func (x *PersonAttributesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesRequest.ProtoReflect.Descriptor instead.
 func (*PersonAttributesRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{15}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PersonAttributesRequest) GetUserId() string {
@@ -1388,7 +1633,7 @@ type PersonAttributesResponse struct {
 
 func (x *PersonAttributesResponse) Reset() {
 	*x = PersonAttributesResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1645,7 @@ func (x *PersonAttributesResponse) String() string {
 func (*PersonAttributesResponse) ProtoMessage() {}
 
 func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[16]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1658,7 @@ func (x *PersonAttributesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonAttributesResponse.ProtoReflect.Descriptor instead.
 func (*PersonAttributesResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{16}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PersonAttributesResponse) GetUserId() string {
@@ -1479,7 +1724,7 @@ type CheckAppAddressRequest struct {
 
 func (x *CheckAppAddressRequest) Reset() {
 	*x = CheckAppAddressRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1736,7 @@ func (x *CheckAppAddressRequest) String() string {
 func (*CheckAppAddressRequest) ProtoMessage() {}
 
 func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[17]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1749,7 @@ func (x *CheckAppAddressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressRequest.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{17}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CheckAppAddressRequest) GetAppId() string {
@@ -1536,7 +1781,7 @@ type CheckAppAddressResponse struct {
 
 func (x *CheckAppAddressResponse) Reset() {
 	*x = CheckAppAddressResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1793,7 @@ func (x *CheckAppAddressResponse) String() string {
 func (*CheckAppAddressResponse) ProtoMessage() {}
 
 func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[18]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1806,7 @@ func (x *CheckAppAddressResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAppAddressResponse.ProtoReflect.Descriptor instead.
 func (*CheckAppAddressResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{18}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
 }
 
 type PersonLinksRequest struct {
@@ -1573,7 +1818,7 @@ type PersonLinksRequest struct {
 
 func (x *PersonLinksRequest) Reset() {
 	*x = PersonLinksRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1830,7 @@ func (x *PersonLinksRequest) String() string {
 func (*PersonLinksRequest) ProtoMessage() {}
 
 func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[19]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1843,7 @@ func (x *PersonLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksRequest.ProtoReflect.Descriptor instead.
 func (*PersonLinksRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{19}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PersonLinksRequest) GetUserId() string {
@@ -1619,7 +1864,7 @@ type PersonLink struct {
 
 func (x *PersonLink) Reset() {
 	*x = PersonLink{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1876,7 @@ func (x *PersonLink) String() string {
 func (*PersonLink) ProtoMessage() {}
 
 func (x *PersonLink) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[20]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1889,7 @@ func (x *PersonLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLink.ProtoReflect.Descriptor instead.
 func (*PersonLink) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{20}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PersonLink) GetAppId() string {
@@ -1677,7 +1922,7 @@ type PersonLinksResponse struct {
 
 func (x *PersonLinksResponse) Reset() {
 	*x = PersonLinksResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1934,7 @@ func (x *PersonLinksResponse) String() string {
 func (*PersonLinksResponse) ProtoMessage() {}
 
 func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[21]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1947,7 @@ func (x *PersonLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonLinksResponse.ProtoReflect.Descriptor instead.
 func (*PersonLinksResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{21}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PersonLinksResponse) GetLinks() []*PersonLink {
@@ -1723,7 +1968,7 @@ type LinkAccountRequest struct {
 
 func (x *LinkAccountRequest) Reset() {
 	*x = LinkAccountRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1980,7 @@ func (x *LinkAccountRequest) String() string {
 func (*LinkAccountRequest) ProtoMessage() {}
 
 func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[22]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1993,7 @@ func (x *LinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*LinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{22}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LinkAccountRequest) GetUserId() string {
@@ -1781,7 +2026,7 @@ type LinkAccountResponse struct {
 
 func (x *LinkAccountResponse) Reset() {
 	*x = LinkAccountResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +2038,7 @@ func (x *LinkAccountResponse) String() string {
 func (*LinkAccountResponse) ProtoMessage() {}
 
 func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[23]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +2051,7 @@ func (x *LinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*LinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{23}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LinkAccountResponse) GetLinkId() string {
@@ -1826,7 +2071,7 @@ type UnlinkAccountRequest struct {
 
 func (x *UnlinkAccountRequest) Reset() {
 	*x = UnlinkAccountRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +2083,7 @@ func (x *UnlinkAccountRequest) String() string {
 func (*UnlinkAccountRequest) ProtoMessage() {}
 
 func (x *UnlinkAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[24]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +2096,7 @@ func (x *UnlinkAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlinkAccountRequest.ProtoReflect.Descriptor instead.
 func (*UnlinkAccountRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{24}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UnlinkAccountRequest) GetUserId() string {
@@ -1876,7 +2121,7 @@ type UnlinkAccountResponse struct {
 
 func (x *UnlinkAccountResponse) Reset() {
 	*x = UnlinkAccountResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2133,7 @@ func (x *UnlinkAccountResponse) String() string {
 func (*UnlinkAccountResponse) ProtoMessage() {}
 
 func (x *UnlinkAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[25]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2146,7 @@ func (x *UnlinkAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlinkAccountResponse.ProtoReflect.Descriptor instead.
 func (*UnlinkAccountResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{25}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
 }
 
 type InactivePeopleRequest struct {
@@ -1913,7 +2158,7 @@ type InactivePeopleRequest struct {
 
 func (x *InactivePeopleRequest) Reset() {
 	*x = InactivePeopleRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2170,7 @@ func (x *InactivePeopleRequest) String() string {
 func (*InactivePeopleRequest) ProtoMessage() {}
 
 func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[26]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2183,7 @@ func (x *InactivePeopleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleRequest.ProtoReflect.Descriptor instead.
 func (*InactivePeopleRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{26}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InactivePeopleRequest) GetUserIds() []string {
@@ -1962,7 +2207,7 @@ type PeerLoginRequest struct {
 
 func (x *PeerLoginRequest) Reset() {
 	*x = PeerLoginRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2219,7 @@ func (x *PeerLoginRequest) String() string {
 func (*PeerLoginRequest) ProtoMessage() {}
 
 func (x *PeerLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[27]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2232,7 @@ func (x *PeerLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerLoginRequest.ProtoReflect.Descriptor instead.
 func (*PeerLoginRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{27}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PeerLoginRequest) GetUserId() string {
@@ -2021,7 +2266,7 @@ type InactivePeopleResponse struct {
 
 func (x *InactivePeopleResponse) Reset() {
 	*x = InactivePeopleResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2278,7 @@ func (x *InactivePeopleResponse) String() string {
 func (*InactivePeopleResponse) ProtoMessage() {}
 
 func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[28]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2291,7 @@ func (x *InactivePeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InactivePeopleResponse.ProtoReflect.Descriptor instead.
 func (*InactivePeopleResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{28}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *InactivePeopleResponse) GetUserIds() []string {
@@ -2069,7 +2314,7 @@ type PrepareAppointmentRequest struct {
 
 func (x *PrepareAppointmentRequest) Reset() {
 	*x = PrepareAppointmentRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2326,7 @@ func (x *PrepareAppointmentRequest) String() string {
 func (*PrepareAppointmentRequest) ProtoMessage() {}
 
 func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[29]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2339,7 @@ func (x *PrepareAppointmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentRequest.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{29}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PrepareAppointmentRequest) GetUserId() string {
@@ -2123,7 +2368,7 @@ type PrepareAppointmentResponse struct {
 
 func (x *PrepareAppointmentResponse) Reset() {
 	*x = PrepareAppointmentResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +2380,7 @@ func (x *PrepareAppointmentResponse) String() string {
 func (*PrepareAppointmentResponse) ProtoMessage() {}
 
 func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[30]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +2393,7 @@ func (x *PrepareAppointmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareAppointmentResponse.ProtoReflect.Descriptor instead.
 func (*PrepareAppointmentResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{30}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PrepareAppointmentResponse) GetActivationPassword() string {
@@ -2167,7 +2412,7 @@ type PersonIdNumberRequest struct {
 
 func (x *PersonIdNumberRequest) Reset() {
 	*x = PersonIdNumberRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2424,7 @@ func (x *PersonIdNumberRequest) String() string {
 func (*PersonIdNumberRequest) ProtoMessage() {}
 
 func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[31]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2437,7 @@ func (x *PersonIdNumberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberRequest.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{31}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PersonIdNumberRequest) GetUserId() string {
@@ -2211,7 +2456,7 @@ type PersonIdNumberResponse struct {
 
 func (x *PersonIdNumberResponse) Reset() {
 	*x = PersonIdNumberResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2468,7 @@ func (x *PersonIdNumberResponse) String() string {
 func (*PersonIdNumberResponse) ProtoMessage() {}
 
 func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[32]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2481,7 @@ func (x *PersonIdNumberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PersonIdNumberResponse.ProtoReflect.Descriptor instead.
 func (*PersonIdNumberResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{32}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PersonIdNumberResponse) GetIdNumber() string {
@@ -2269,7 +2514,7 @@ type SSOChangePasswordRequest struct {
 
 func (x *SSOChangePasswordRequest) Reset() {
 	*x = SSOChangePasswordRequest{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2281,7 +2526,7 @@ func (x *SSOChangePasswordRequest) String() string {
 func (*SSOChangePasswordRequest) ProtoMessage() {}
 
 func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[33]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2539,7 @@ func (x *SSOChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{33}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SSOChangePasswordRequest) GetLogin() string {
@@ -2340,7 +2585,7 @@ type SSOChangePasswordResponse struct {
 
 func (x *SSOChangePasswordResponse) Reset() {
 	*x = SSOChangePasswordResponse{}
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2597,7 @@ func (x *SSOChangePasswordResponse) String() string {
 func (*SSOChangePasswordResponse) ProtoMessage() {}
 
 func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_uias_identity_v1_sso_proto_msgTypes[34]
+	mi := &file_uias_identity_v1_sso_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,14 +2610,31 @@ func (x *SSOChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SSOChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*SSOChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{34}
+	return file_uias_identity_v1_sso_proto_rawDescGZIP(), []int{38}
 }
 
 var File_uias_identity_v1_sso_proto protoreflect.FileDescriptor
 
 const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\n" +
-	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\xff\x01\n" +
+	"\x1auias/identity/v1/sso.proto\x12\x10uias.identity.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fuias/identity/v1/identity.proto\x1a\x1cuias/validate/v1/rules.proto\"\x1f\n" +
+	"\x1dExternalAuthenticatorsRequest\"u\n" +
+	"\x1eExternalAuthenticatorsResponse\x12S\n" +
+	"\x0eauthenticators\x18\x01 \x03(\v2+.uias.identity.v1.ExternalAuthenticatorInfoR\x0eauthenticators\"\x86\x01\n" +
+	"\x19ExternalAuthenticatorInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
+	"\x05level\x18\x03 \x01(\x05R\x05level\x12)\n" +
+	"\x10require_password\x18\x04 \x01(\bR\x0frequirePassword\"\xe7\x01\n" +
+	"\x17SSOExternalLoginRequest\x12%\n" +
+	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12\"\n" +
+	"\x04type\x18\x02 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xc8\xc6'\x01(@R\x04type\x12,\n" +
+	"\n" +
+	"credential\x18\x03 \x01(\fB\f\xbaH\t\xc8\x01\x01z\x04\x18\x80\x80\x04R\n" +
+	"credential\x12$\n" +
+	"\bpassword\x18\x04 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12-\n" +
+	"\votp_binding\x18\x05 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
+	"otpBinding\"\xff\x01\n" +
 	"\x14KerberosLoginRequest\x12\"\n" +
 	"\x05login\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05login\x12-\n" +
 	"\tprincipal\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x04R\tprincipal\x12%\n" +
@@ -2456,7 +2718,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12$\n" +
 	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12-\n" +
 	"\votp_binding\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
-	"otpBinding\"\xf4\x03\n" +
+	"otpBinding\"\x93\x04\n" +
 	"\x10SSOLoginResponse\x120\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x18.uias.identity.v1.ReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x17\n" +
@@ -2471,7 +2733,9 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	" \x01(\bR\fsecondFactor\x12\x16\n" +
 	"\x06method\x18\v \x01(\tR\x06method\x12J\n" +
 	"\x13password_changed_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12.\n" +
-	"\x13required_auth_level\x18\r \x01(\x05R\x11requiredAuthLevel\"h\n" +
+	"\x13required_auth_level\x18\r \x01(\x05R\x11requiredAuthLevel\x12\x1d\n" +
+	"\n" +
+	"auth_level\x18\x0e \x01(\x05R\tauthLevel\"h\n" +
 	"\x17PersonAttributesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
 	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\xdc\x01\n" +
@@ -2547,7 +2811,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x12.\n" +
 	"*CERTIFICATE_LOGIN_RESULT_SIGNATURE_INVALID\x10\v\x12&\n" +
 	"\"CERTIFICATE_LOGIN_RESULT_UNTRUSTED\x10\f\x12$\n" +
-	" CERTIFICATE_LOGIN_RESULT_REVOKED\x10\r2\x86\x10\n" +
+	" CERTIFICATE_LOGIN_RESULT_REVOKED\x10\r2\xe3\x11\n" +
 	"\n" +
 	"SSOService\x12N\n" +
 	"\x05Login\x12!.uias.identity.v1.SSOLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12i\n" +
@@ -2570,7 +2834,9 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x14ConfirmTotpEnrolment\x12-.uias.identity.v1.ConfirmTotpEnrolmentRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12U\n" +
 	"\rRemoveOwnTotp\x12&.uias.identity.v1.RemoveOwnTotpRequest\x1a\x1c.uias.identity.v1.OwnProfile\x12Z\n" +
 	"\vFingerLogin\x12'.uias.identity.v1.SSOFingerLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12[\n" +
-	"\rKerberosLogin\x12&.uias.identity.v1.KerberosLoginRequest\x1a\".uias.identity.v1.SSOLoginResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
+	"\rKerberosLogin\x12&.uias.identity.v1.KerberosLoginRequest\x1a\".uias.identity.v1.SSOLoginResponse\x12{\n" +
+	"\x16ExternalAuthenticators\x12/.uias.identity.v1.ExternalAuthenticatorsRequest\x1a0.uias.identity.v1.ExternalAuthenticatorsResponse\x12^\n" +
+	"\rExternalLogin\x12).uias.identity.v1.SSOExternalLoginRequest\x1a\".uias.identity.v1.SSOLoginResponseBAZ:github.com/uias/uias/proto/gen/uias/identity/v1;identityv1\x92\x03\x02\b\x02b\beditionsp\xe8\a"
 
 var (
 	file_uias_identity_v1_sso_proto_rawDescOnce sync.Once
@@ -2585,106 +2851,115 @@ func file_uias_identity_v1_sso_proto_rawDescGZIP() []byte {
 }
 
 var file_uias_identity_v1_sso_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_uias_identity_v1_sso_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_uias_identity_v1_sso_proto_goTypes = []any{
-	(CertificateLoginResult)(0),         // 0: uias.identity.v1.CertificateLoginResult
-	(*KerberosLoginRequest)(nil),        // 1: uias.identity.v1.KerberosLoginRequest
-	(*SSOFingerLoginRequest)(nil),       // 2: uias.identity.v1.SSOFingerLoginRequest
-	(*SSOLoginOtpRequest)(nil),          // 3: uias.identity.v1.SSOLoginOtpRequest
-	(*BeginTotpEnrolmentRequest)(nil),   // 4: uias.identity.v1.BeginTotpEnrolmentRequest
-	(*TotpEnrolment)(nil),               // 5: uias.identity.v1.TotpEnrolment
-	(*ConfirmTotpEnrolmentRequest)(nil), // 6: uias.identity.v1.ConfirmTotpEnrolmentRequest
-	(*RemoveOwnTotpRequest)(nil),        // 7: uias.identity.v1.RemoveOwnTotpRequest
-	(*GetOwnProfileRequest)(nil),        // 8: uias.identity.v1.GetOwnProfileRequest
-	(*OwnProfile)(nil),                  // 9: uias.identity.v1.OwnProfile
-	(*UpdateOwnProfileRequest)(nil),     // 10: uias.identity.v1.UpdateOwnProfileRequest
-	(*CertificateChallengeRequest)(nil), // 11: uias.identity.v1.CertificateChallengeRequest
-	(*CertificateLoginRequest)(nil),     // 12: uias.identity.v1.CertificateLoginRequest
-	(*CertificateLoginResponse)(nil),    // 13: uias.identity.v1.CertificateLoginResponse
-	(*SSOLoginRequest)(nil),             // 14: uias.identity.v1.SSOLoginRequest
-	(*SSOLoginResponse)(nil),            // 15: uias.identity.v1.SSOLoginResponse
-	(*PersonAttributesRequest)(nil),     // 16: uias.identity.v1.PersonAttributesRequest
-	(*PersonAttributesResponse)(nil),    // 17: uias.identity.v1.PersonAttributesResponse
-	(*CheckAppAddressRequest)(nil),      // 18: uias.identity.v1.CheckAppAddressRequest
-	(*CheckAppAddressResponse)(nil),     // 19: uias.identity.v1.CheckAppAddressResponse
-	(*PersonLinksRequest)(nil),          // 20: uias.identity.v1.PersonLinksRequest
-	(*PersonLink)(nil),                  // 21: uias.identity.v1.PersonLink
-	(*PersonLinksResponse)(nil),         // 22: uias.identity.v1.PersonLinksResponse
-	(*LinkAccountRequest)(nil),          // 23: uias.identity.v1.LinkAccountRequest
-	(*LinkAccountResponse)(nil),         // 24: uias.identity.v1.LinkAccountResponse
-	(*UnlinkAccountRequest)(nil),        // 25: uias.identity.v1.UnlinkAccountRequest
-	(*UnlinkAccountResponse)(nil),       // 26: uias.identity.v1.UnlinkAccountResponse
-	(*InactivePeopleRequest)(nil),       // 27: uias.identity.v1.InactivePeopleRequest
-	(*PeerLoginRequest)(nil),            // 28: uias.identity.v1.PeerLoginRequest
-	(*InactivePeopleResponse)(nil),      // 29: uias.identity.v1.InactivePeopleResponse
-	(*PrepareAppointmentRequest)(nil),   // 30: uias.identity.v1.PrepareAppointmentRequest
-	(*PrepareAppointmentResponse)(nil),  // 31: uias.identity.v1.PrepareAppointmentResponse
-	(*PersonIdNumberRequest)(nil),       // 32: uias.identity.v1.PersonIdNumberRequest
-	(*PersonIdNumberResponse)(nil),      // 33: uias.identity.v1.PersonIdNumberResponse
-	(*SSOChangePasswordRequest)(nil),    // 34: uias.identity.v1.SSOChangePasswordRequest
-	(*SSOChangePasswordResponse)(nil),   // 35: uias.identity.v1.SSOChangePasswordResponse
-	(IdType)(0),                         // 36: uias.identity.v1.IdType
-	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
-	(Reason)(0),                         // 38: uias.identity.v1.Reason
-	(*CertificateChallenge)(nil),        // 39: uias.identity.v1.CertificateChallenge
+	(CertificateLoginResult)(0),            // 0: uias.identity.v1.CertificateLoginResult
+	(*ExternalAuthenticatorsRequest)(nil),  // 1: uias.identity.v1.ExternalAuthenticatorsRequest
+	(*ExternalAuthenticatorsResponse)(nil), // 2: uias.identity.v1.ExternalAuthenticatorsResponse
+	(*ExternalAuthenticatorInfo)(nil),      // 3: uias.identity.v1.ExternalAuthenticatorInfo
+	(*SSOExternalLoginRequest)(nil),        // 4: uias.identity.v1.SSOExternalLoginRequest
+	(*KerberosLoginRequest)(nil),           // 5: uias.identity.v1.KerberosLoginRequest
+	(*SSOFingerLoginRequest)(nil),          // 6: uias.identity.v1.SSOFingerLoginRequest
+	(*SSOLoginOtpRequest)(nil),             // 7: uias.identity.v1.SSOLoginOtpRequest
+	(*BeginTotpEnrolmentRequest)(nil),      // 8: uias.identity.v1.BeginTotpEnrolmentRequest
+	(*TotpEnrolment)(nil),                  // 9: uias.identity.v1.TotpEnrolment
+	(*ConfirmTotpEnrolmentRequest)(nil),    // 10: uias.identity.v1.ConfirmTotpEnrolmentRequest
+	(*RemoveOwnTotpRequest)(nil),           // 11: uias.identity.v1.RemoveOwnTotpRequest
+	(*GetOwnProfileRequest)(nil),           // 12: uias.identity.v1.GetOwnProfileRequest
+	(*OwnProfile)(nil),                     // 13: uias.identity.v1.OwnProfile
+	(*UpdateOwnProfileRequest)(nil),        // 14: uias.identity.v1.UpdateOwnProfileRequest
+	(*CertificateChallengeRequest)(nil),    // 15: uias.identity.v1.CertificateChallengeRequest
+	(*CertificateLoginRequest)(nil),        // 16: uias.identity.v1.CertificateLoginRequest
+	(*CertificateLoginResponse)(nil),       // 17: uias.identity.v1.CertificateLoginResponse
+	(*SSOLoginRequest)(nil),                // 18: uias.identity.v1.SSOLoginRequest
+	(*SSOLoginResponse)(nil),               // 19: uias.identity.v1.SSOLoginResponse
+	(*PersonAttributesRequest)(nil),        // 20: uias.identity.v1.PersonAttributesRequest
+	(*PersonAttributesResponse)(nil),       // 21: uias.identity.v1.PersonAttributesResponse
+	(*CheckAppAddressRequest)(nil),         // 22: uias.identity.v1.CheckAppAddressRequest
+	(*CheckAppAddressResponse)(nil),        // 23: uias.identity.v1.CheckAppAddressResponse
+	(*PersonLinksRequest)(nil),             // 24: uias.identity.v1.PersonLinksRequest
+	(*PersonLink)(nil),                     // 25: uias.identity.v1.PersonLink
+	(*PersonLinksResponse)(nil),            // 26: uias.identity.v1.PersonLinksResponse
+	(*LinkAccountRequest)(nil),             // 27: uias.identity.v1.LinkAccountRequest
+	(*LinkAccountResponse)(nil),            // 28: uias.identity.v1.LinkAccountResponse
+	(*UnlinkAccountRequest)(nil),           // 29: uias.identity.v1.UnlinkAccountRequest
+	(*UnlinkAccountResponse)(nil),          // 30: uias.identity.v1.UnlinkAccountResponse
+	(*InactivePeopleRequest)(nil),          // 31: uias.identity.v1.InactivePeopleRequest
+	(*PeerLoginRequest)(nil),               // 32: uias.identity.v1.PeerLoginRequest
+	(*InactivePeopleResponse)(nil),         // 33: uias.identity.v1.InactivePeopleResponse
+	(*PrepareAppointmentRequest)(nil),      // 34: uias.identity.v1.PrepareAppointmentRequest
+	(*PrepareAppointmentResponse)(nil),     // 35: uias.identity.v1.PrepareAppointmentResponse
+	(*PersonIdNumberRequest)(nil),          // 36: uias.identity.v1.PersonIdNumberRequest
+	(*PersonIdNumberResponse)(nil),         // 37: uias.identity.v1.PersonIdNumberResponse
+	(*SSOChangePasswordRequest)(nil),       // 38: uias.identity.v1.SSOChangePasswordRequest
+	(*SSOChangePasswordResponse)(nil),      // 39: uias.identity.v1.SSOChangePasswordResponse
+	(IdType)(0),                            // 40: uias.identity.v1.IdType
+	(*timestamppb.Timestamp)(nil),          // 41: google.protobuf.Timestamp
+	(Reason)(0),                            // 42: uias.identity.v1.Reason
+	(*CertificateChallenge)(nil),           // 43: uias.identity.v1.CertificateChallenge
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
-	36, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
-	37, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
-	37, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
-	37, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
-	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	37, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	38, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	37, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	21, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	14, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	16, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	18, // 11: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	20, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	23, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	25, // 14: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
-	27, // 15: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	28, // 16: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
-	30, // 17: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	32, // 18: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	34, // 19: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	12, // 20: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	11, // 21: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
-	8,  // 22: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	10, // 23: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	3,  // 24: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	4,  // 25: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	6,  // 26: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	7,  // 27: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	2,  // 28: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	1,  // 29: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
-	15, // 30: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	17, // 31: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	19, // 32: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	22, // 33: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	24, // 34: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	26, // 35: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
-	29, // 36: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	15, // 37: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	31, // 38: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	33, // 39: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	35, // 40: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	13, // 41: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	39, // 42: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	9,  // 43: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	9,  // 44: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	15, // 45: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	5,  // 46: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	9,  // 47: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	9,  // 48: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	15, // 49: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	15, // 50: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	30, // [30:51] is the sub-list for method output_type
-	9,  // [9:30] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 0: uias.identity.v1.ExternalAuthenticatorsResponse.authenticators:type_name -> uias.identity.v1.ExternalAuthenticatorInfo
+	40, // 1: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
+	41, // 2: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
+	41, // 3: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
+	41, // 4: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
+	0,  // 5: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
+	41, // 6: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	42, // 7: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	41, // 8: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	25, // 9: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	18, // 10: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	20, // 11: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	22, // 12: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	24, // 13: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	27, // 14: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	29, // 15: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
+	31, // 16: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	32, // 17: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
+	34, // 18: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	36, // 19: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	38, // 20: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	16, // 21: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	15, // 22: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
+	12, // 23: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	14, // 24: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	7,  // 25: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	8,  // 26: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	10, // 27: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	11, // 28: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	6,  // 29: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	5,  // 30: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
+	1,  // 31: uias.identity.v1.SSOService.ExternalAuthenticators:input_type -> uias.identity.v1.ExternalAuthenticatorsRequest
+	4,  // 32: uias.identity.v1.SSOService.ExternalLogin:input_type -> uias.identity.v1.SSOExternalLoginRequest
+	19, // 33: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	21, // 34: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	23, // 35: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	26, // 36: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	28, // 37: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	30, // 38: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
+	33, // 39: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	19, // 40: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	35, // 41: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	37, // 42: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	39, // 43: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	17, // 44: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	43, // 45: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	13, // 46: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	13, // 47: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	19, // 48: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	9,  // 49: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	13, // 50: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	13, // 51: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	19, // 52: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	19, // 53: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	2,  // 54: uias.identity.v1.SSOService.ExternalAuthenticators:output_type -> uias.identity.v1.ExternalAuthenticatorsResponse
+	19, // 55: uias.identity.v1.SSOService.ExternalLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	33, // [33:56] is the sub-list for method output_type
+	10, // [10:33] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }
@@ -2699,7 +2974,7 @@ func file_uias_identity_v1_sso_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_uias_identity_v1_sso_proto_rawDesc), len(file_uias_identity_v1_sso_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

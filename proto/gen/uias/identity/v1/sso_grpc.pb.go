@@ -40,6 +40,8 @@ const (
 	SSOService_RemoveOwnTotp_FullMethodName             = "/uias.identity.v1.SSOService/RemoveOwnTotp"
 	SSOService_FingerLogin_FullMethodName               = "/uias.identity.v1.SSOService/FingerLogin"
 	SSOService_KerberosLogin_FullMethodName             = "/uias.identity.v1.SSOService/KerberosLogin"
+	SSOService_ExternalAuthenticators_FullMethodName    = "/uias.identity.v1.SSOService/ExternalAuthenticators"
+	SSOService_ExternalLogin_FullMethodName             = "/uias.identity.v1.SSOService/ExternalLogin"
 )
 
 // SSOServiceClient is the client API for SSOService service.
@@ -195,6 +197,28 @@ type SSOServiceClient interface {
 	// login name) is audited and counted the same way, answered
 	// BAD_CREDENTIALS. Components only.
 	KerberosLogin(ctx context.Context, in *KerberosLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error)
+	// ExternalAuthenticators lists the external authenticators configured
+	// here (identity.external_authenticators), for the sign-in page's
+	// choices. Components only.
+	ExternalAuthenticators(ctx context.Context, in *ExternalAuthenticatorsRequest, opts ...grpc.CallOption) (*ExternalAuthenticatorsResponse, error)
+	// ExternalLogin signs a person in with an external authenticator's
+	// credential (a face, an SMS code, a token's code; ADR 0045), with the
+	// password as well when given (required for an authenticator that is a
+	// second factor). The checks are Authenticate's auth type 5 with the
+	// sign-in page's rules (throttled per browser address; the account's
+	// status, org and lock; a rejected credential counts towards the
+	// lockout). Reasons: OK (auth_level says the level reached),
+	// BAD_CREDENTIALS (unknown login, rejected credential, wrong
+	// password), PASSWORD_ONLY, EXTERNAL_NOT_ALLOWED, ACCOUNT_LOCKED,
+	// ACCOUNT_DISABLED, PASSWORD_EXPIRED (with a password),
+	// AUTH_LEVEL_TOO_LOW, OTP_REQUIRED (a person with an authenticator app
+	// and no password: LoginOtp completes it, method
+	// "external:NAME+totp"). An unknown type is INVALID_ARGUMENT; an
+	// authenticator without a verdict UNAVAILABLE
+	// (EXTERNAL_AUTHENTICATOR_UNAVAILABLE). Audited as sso.login with
+	// method "external:NAME" (or "+password") and authenticator.
+	// Components only.
+	ExternalLogin(ctx context.Context, in *SSOExternalLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error)
 }
 
 type sSOServiceClient struct {
@@ -415,6 +439,26 @@ func (c *sSOServiceClient) KerberosLogin(ctx context.Context, in *KerberosLoginR
 	return out, nil
 }
 
+func (c *sSOServiceClient) ExternalAuthenticators(ctx context.Context, in *ExternalAuthenticatorsRequest, opts ...grpc.CallOption) (*ExternalAuthenticatorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExternalAuthenticatorsResponse)
+	err := c.cc.Invoke(ctx, SSOService_ExternalAuthenticators_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSOServiceClient) ExternalLogin(ctx context.Context, in *SSOExternalLoginRequest, opts ...grpc.CallOption) (*SSOLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SSOLoginResponse)
+	err := c.cc.Invoke(ctx, SSOService_ExternalLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SSOServiceServer is the server API for SSOService service.
 // All implementations must embed UnimplementedSSOServiceServer
 // for forward compatibility.
@@ -568,6 +612,28 @@ type SSOServiceServer interface {
 	// login name) is audited and counted the same way, answered
 	// BAD_CREDENTIALS. Components only.
 	KerberosLogin(context.Context, *KerberosLoginRequest) (*SSOLoginResponse, error)
+	// ExternalAuthenticators lists the external authenticators configured
+	// here (identity.external_authenticators), for the sign-in page's
+	// choices. Components only.
+	ExternalAuthenticators(context.Context, *ExternalAuthenticatorsRequest) (*ExternalAuthenticatorsResponse, error)
+	// ExternalLogin signs a person in with an external authenticator's
+	// credential (a face, an SMS code, a token's code; ADR 0045), with the
+	// password as well when given (required for an authenticator that is a
+	// second factor). The checks are Authenticate's auth type 5 with the
+	// sign-in page's rules (throttled per browser address; the account's
+	// status, org and lock; a rejected credential counts towards the
+	// lockout). Reasons: OK (auth_level says the level reached),
+	// BAD_CREDENTIALS (unknown login, rejected credential, wrong
+	// password), PASSWORD_ONLY, EXTERNAL_NOT_ALLOWED, ACCOUNT_LOCKED,
+	// ACCOUNT_DISABLED, PASSWORD_EXPIRED (with a password),
+	// AUTH_LEVEL_TOO_LOW, OTP_REQUIRED (a person with an authenticator app
+	// and no password: LoginOtp completes it, method
+	// "external:NAME+totp"). An unknown type is INVALID_ARGUMENT; an
+	// authenticator without a verdict UNAVAILABLE
+	// (EXTERNAL_AUTHENTICATOR_UNAVAILABLE). Audited as sso.login with
+	// method "external:NAME" (or "+password") and authenticator.
+	// Components only.
+	ExternalLogin(context.Context, *SSOExternalLoginRequest) (*SSOLoginResponse, error)
 	mustEmbedUnimplementedSSOServiceServer()
 }
 
@@ -640,6 +706,12 @@ func (UnimplementedSSOServiceServer) FingerLogin(context.Context, *SSOFingerLogi
 }
 func (UnimplementedSSOServiceServer) KerberosLogin(context.Context, *KerberosLoginRequest) (*SSOLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method KerberosLogin not implemented")
+}
+func (UnimplementedSSOServiceServer) ExternalAuthenticators(context.Context, *ExternalAuthenticatorsRequest) (*ExternalAuthenticatorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExternalAuthenticators not implemented")
+}
+func (UnimplementedSSOServiceServer) ExternalLogin(context.Context, *SSOExternalLoginRequest) (*SSOLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExternalLogin not implemented")
 }
 func (UnimplementedSSOServiceServer) mustEmbedUnimplementedSSOServiceServer() {}
 func (UnimplementedSSOServiceServer) testEmbeddedByValue()                    {}
@@ -1040,6 +1112,42 @@ func _SSOService_KerberosLogin_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SSOService_ExternalAuthenticators_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExternalAuthenticatorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).ExternalAuthenticators(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_ExternalAuthenticators_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).ExternalAuthenticators(ctx, req.(*ExternalAuthenticatorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSOService_ExternalLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SSOExternalLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSOServiceServer).ExternalLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSOService_ExternalLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSOServiceServer).ExternalLogin(ctx, req.(*SSOExternalLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SSOService_ServiceDesc is the grpc.ServiceDesc for SSOService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1130,6 +1238,14 @@ var SSOService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KerberosLogin",
 			Handler:    _SSOService_KerberosLogin_Handler,
+		},
+		{
+			MethodName: "ExternalAuthenticators",
+			Handler:    _SSOService_ExternalAuthenticators_Handler,
+		},
+		{
+			MethodName: "ExternalLogin",
+			Handler:    _SSOService_ExternalLogin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -49,6 +49,10 @@ const (
 	// KERBEROS_OTP: a Kerberos ticket and an authenticator app's code
 	// (level 2).
 	AuthMethod_AUTH_METHOD_KERBEROS_OTP AuthMethod = 8
+	// EXTERNAL: an external authenticator's credential (face, an SMS code,
+	// a token; ADR 0045), alone or with the password or an authenticator
+	// app's code: the level says which (1 or 2).
+	AuthMethod_AUTH_METHOD_EXTERNAL AuthMethod = 9
 )
 
 // Enum value maps for AuthMethod.
@@ -63,6 +67,7 @@ var (
 		6: "AUTH_METHOD_FINGERPRINT_OTP",
 		7: "AUTH_METHOD_KERBEROS",
 		8: "AUTH_METHOD_KERBEROS_OTP",
+		9: "AUTH_METHOD_EXTERNAL",
 	}
 	AuthMethod_value = map[string]int32{
 		"AUTH_METHOD_UNSPECIFIED":          0,
@@ -74,6 +79,7 @@ var (
 		"AUTH_METHOD_FINGERPRINT_OTP":      6,
 		"AUTH_METHOD_KERBEROS":             7,
 		"AUTH_METHOD_KERBEROS_OTP":         8,
+		"AUTH_METHOD_EXTERNAL":             9,
 	}
 )
 
@@ -5033,7 +5039,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\tclient_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\bclientId\"\x14\n" +
 	"\x12SigningKeysRequest\")\n" +
 	"\x13SigningKeysResponse\x12\x12\n" +
-	"\x04jwks\x18\x01 \x01(\tR\x04jwks*\x9a\x02\n" +
+	"\x04jwks\x18\x01 \x01(\tR\x04jwks*\xb4\x02\n" +
 	"\n" +
 	"AuthMethod\x12\x1b\n" +
 	"\x17AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -5044,7 +5050,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	" AUTH_METHOD_FINGERPRINT_PASSWORD\x10\x05\x12\x1f\n" +
 	"\x1bAUTH_METHOD_FINGERPRINT_OTP\x10\x06\x12\x18\n" +
 	"\x14AUTH_METHOD_KERBEROS\x10\a\x12\x1c\n" +
-	"\x18AUTH_METHOD_KERBEROS_OTP\x10\b*\xac\x02\n" +
+	"\x18AUTH_METHOD_KERBEROS_OTP\x10\b\x12\x18\n" +
+	"\x14AUTH_METHOD_EXTERNAL\x10\t*\xac\x02\n" +
 	"\aCasCode\x12\x18\n" +
 	"\x14CAS_CODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CAS_CODE_INVALID_REQUEST\x10\x01\x12 \n" +
