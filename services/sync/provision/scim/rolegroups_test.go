@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
+	"github.com/uias/uias/pkg/store"
+	pstoretest "github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/sync/provision"
 	"github.com/uias/uias/services/sync/provision/provtest"
 )
@@ -87,15 +89,22 @@ func roleGroupsFixture(env *provtest.Env) {
 // selected org, a revocation, a rename and a removal change the Group. The
 // Users carry no roles attribute; another application's roles and global
 // roles make no Group; a subscription without deliver_roles at another
-// SCIM server gets no Group at all.
+// SCIM server gets no Group at all. On SQLite, and on PostgreSQL when
+// UIAS_TEST_PG_DSN is set.
 func TestRoleGroupsAtTheSCIMServer(t *testing.T) {
+	for name, db := range pstoretest.DBs(t) {
+		t.Run(name, func(t *testing.T) { roleGroupsAtTheSCIMServer(t, db) })
+	}
+}
+
+func roleGroupsAtTheSCIMServer(t *testing.T, db *store.DB) {
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	users, groups := newHandler(), newHandler()
 	srv := startSCIM(t, users, groups, nil)
 	users2, groups2 := newHandler(), newHandler()
 	srv2 := startSCIM(t, users2, groups2, nil)
-	env := provtest.New(t, provision.Options{Dial: dial(), Now: clock})
+	env := provtest.NewOn(t, db, provision.Options{Dial: dial(), Now: clock})
 	env.Start()
 	sel := provision.Selection{Orgs: []string{"o1"}}
 	sub := env.Subscribe(&provision.Subscription{App: "hr", Name: "HR", Selection: sel, DeliverRoles: true,
