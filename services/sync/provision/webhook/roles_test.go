@@ -478,3 +478,38 @@ func TestRolesBatchGoesToRoleSubscribers(t *testing.T) {
 		}
 	}
 }
+
+// A person disabled in UIAS holds no role at the business system: their
+// delivery carries "roles": [] and the roles they hold are delivered
+// without them as a member; enabled again, both come back (docs/adr/0044).
+// Their grants in authz are untouched.
+func TestDisabledPersonHoldsNoRole(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "crm", Name: "crm roles", Selection: provision.Selection{Orgs: []string{"o1"}},
+		DeliverRoles: true, Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	roleFixture(env)
+	env.Grant("put", "gr1", "r1", "org", "o1")
+	from := 0
+	expect := func(what, bobRoles, holders string) {
+		t.Helper()
+		env.Wait(what+env.Summary(sub.ID), func() bool {
+			got := rc.got()[from:]
+			person := slices.IndexFunc(got, func(b webhook.Body) bool {
+				return b.Kind == provision.KindUser && b.ObjectID == "u2" && roleCodes(b) == bobRoles
+			})
+			return person >= 0 && slices.ContainsFunc(got[person:], func(b webhook.Body) bool {
+				return b.Kind == provision.KindRole && b.ObjectID == "r1" && members(b) == holders
+			})
+		})
+		from = len(rc.got())
+	}
+	expect("the org's grant", "[clerk]", "[u1,u2]")
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 2})
+	expect("bob disabled", "[]", "[u1]")
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 1})
+	expect("bob enabled again", "[clerk]", "[u1,u2]")
+}
