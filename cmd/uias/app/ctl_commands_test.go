@@ -1108,6 +1108,22 @@ func TestCtlSyncDeliverRoles(t *testing.T) {
 		!strings.Contains(r.stderr, "deliver-roles") {
 		t.Fatalf("--deliver-roles=maybe: exit %d %s", r.code, r.stderr)
 	}
+
+	// A batch of the application's roles (docs/adr/0044): to a subscription
+	// that delivers roles; refused for one that does not, and with --org.
+	var batch syncv1.StartBatchResponse
+	c.jsonOut(&batch, "", "sync", "batch", "--subscription", plain.GetId(), "--roles")
+	if batch.GetBatchId() == "" || !slices.Equal(batch.GetSubscriptions(), []string{plain.GetId()}) {
+		t.Fatalf("sync batch --roles: %v", &batch)
+	}
+	if stderr := c.fail(1, "", "sync", "batch", "--subscription", sub.GetId(), "--roles"); !strings.Contains(stderr,
+		"delivers no roles") || !strings.Contains(stderr, "(FailedPrecondition, SYNC_NO_SUBSCRIPTION)") {
+		t.Fatalf("sync batch --roles of a subscription without deliver_roles: %q", stderr)
+	}
+	if stderr := c.fail(2, "", "sync", "batch", "--app", appID, "--roles", "--org", root.GetId()); !strings.Contains(stderr,
+		"--org") {
+		t.Fatalf("sync batch --roles --org: %q", stderr)
+	}
 }
 
 // TestCtlUnitCommands: uias ctl user create --type unit with a unified

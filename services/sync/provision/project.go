@@ -368,7 +368,8 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 // rolesMayChange reports whether a change of kind and op (with data) may
 // change the roles people hold while some subscription of live delivers
 // roles: a group's membership (the group's grants), a person's move to
-// another org or an org's move (the grants of the orgs on the path).
+// another org, a person disabled or enabled again, or an org's move (the
+// grants of the orgs on the path).
 func rolesMayChange(live []*Subscription, kind, op string, data json.RawMessage) bool {
 	if !slices.ContainsFunc(live, func(s *Subscription) bool { return s.DeliverRoles }) {
 		return false
@@ -377,7 +378,9 @@ func rolesMayChange(live []*Subscription, kind, op string, data json.RawMessage)
 	case KindGroup:
 		return op == "member_added" || op == "member_removed"
 	case KindUser:
-		return op != "created" && hasKey(data, "org_id")
+		// a person disabled or enabled again: a disabled person holds no
+		// role at the business system (ActivePerson)
+		return op != "created" && (hasKey(data, "org_id") || hasKey(data, "status"))
 	case KindOrg:
 		return op != "created" && hasKey(data, "parent_id")
 	}
@@ -448,11 +451,11 @@ func (w *roleWatch) changed(tx Tx, touched []ref) ([]ref, error) {
 
 // heldRoles lists the roles of an application user holds (grants to
 // them, their groups, the orgs on their path, in force at at), as id:
-// application.
+// application; none for a person disabled (ActivePerson).
 func heldRoles(tx Tx, user string, at time.Time) (map[string]string, error) {
 	out := map[string]string{}
 	u, err := tx.Object(KindUser, user)
-	if err != nil || u == nil || u.Deleted {
+	if err != nil || u == nil || u.Deleted || !ActivePerson(u) {
 		return out, err
 	}
 	path, err := OrgPath(tx, u.Field("org_id"))
@@ -637,6 +640,9 @@ func RoleHolders(tx Tx, s *Subscription, role string, at time.Time) ([]Member, e
 		if err != nil {
 			return nil, err
 		}
+		if !ActivePerson(u) {
+			continue // disabled: no role's member at the business system
+		}
 		ok, err := UserMatches(tx, s, u, Filter{})
 		if err != nil {
 			return nil, err
@@ -725,6 +731,23 @@ func kindsOf(s *Subscription) []string {
 	return []string{KindOrg, KindUser, KindGroup}
 }
 
+// batchKinds lists the kinds of objects a batch of s narrowed by f
+// delivers: those of s (kindsOf), or, for a batch of the roles
+// (Filter.RolesOnly), the roles, or the people where the business system
+// keeps the roles on them (RolesOnPeople), nothing when s delivers no
+// roles.
+func batchKinds(s *Subscription, f Filter) []string {
+	switch {
+	case !f.RolesOnly:
+		return kindsOf(s)
+	case !s.DeliverRoles:
+		return nil
+	case RolesOnPeople(s):
+		return []string{KindUser}
+	}
+	return []string{KindRole}
+}
+
 func isDelete(op string) bool {
 	switch op {
 	case "deleted", "delete", "removed":
@@ -739,7 +762,7 @@ func isDelete(op string) bool {
 // how many deliveries it added.
 func EnqueueSelection(tx Tx, s *Subscription, f Filter, batchID string, now time.Time) (int, error) {
 	n := 0
-	for _, kind := range kindsOf(s) {
+	for _, kind := range batchKinds(s, f) {
 		after := ""
 		for {
 			objs, err := tx.Objects(kind, after, 500)

@@ -269,6 +269,11 @@ func (s *Subscription) Validate() error {
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return bad("endpoint", "must be an http(s) URL for %s", s.Transport)
 		}
+		if s.Transport == SCIM {
+			if err := checkRolesAs(s.Settings); err != nil {
+				return err
+			}
+		}
 	case SOAP:
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return bad("endpoint", "must be an http(s) URL for soap (the business system's SOAP endpoint)")
@@ -563,6 +568,14 @@ func max2(a, b time.Duration) time.Duration {
 // Role (each empty: no narrowing).
 type Filter struct {
 	Org, Role string
+	// RolesOnly narrows a batch to the application's roles (design 004
+	// 2.1.5.3: "根据“应用系统”选择对应的角色，完成角色的同步"): each role with its
+	// holders, and no org, group or person, except where the business
+	// system keeps the roles on the person (RolesOnPeople: SCIM's User
+	// roles), which gets the selected people who hold a role instead.
+	// With Role, that role alone. Subscriptions that do not deliver roles
+	// get nothing.
+	RolesOnly bool
 }
 
 // Reader is what matching reads of the projection.
@@ -771,10 +784,11 @@ func RoleMatches(s *Subscription, o *Object, f Filter) bool {
 // UserRoles lists the roles of application app that user holds (granted
 // to them, to a group of theirs or to an org on their path: the
 // projection of authz's grants in force at at), by code. Roles unknown to
-// the projection or of another application are left out.
+// the projection or of another application are left out; a person
+// disabled holds none (ActivePerson).
 func UserRoles(r Reader, user, app string, at time.Time) ([]RoleRef, error) {
 	u, err := r.Object(KindUser, user)
-	if err != nil || u == nil {
+	if err != nil || u == nil || !ActivePerson(u) {
 		return []RoleRef{}, err
 	}
 	path, err := OrgPath(r, u.Field("org_id"))
@@ -799,6 +813,70 @@ func UserRoles(r Reader, user, app string, at time.Time) ([]RoleRef, error) {
 	}
 	slices.SortFunc(out, func(a, b RoleRef) int { return strings.Compare(a.Code, b.Code) })
 	return out, nil
+}
+
+// SCIM settings of role delivery (docs/adr/0044).
+const (
+	// SettingRolesAs says how a SCIM service provider receives the roles
+	// of a subscription with DeliverRoles: RolesAsAttribute (the default:
+	// the User's RFC 7643 roles attribute) or RolesAsGroups (a Group per
+	// role, its members the people who hold it).
+	SettingRolesAs   = "roles_as"
+	RolesAsAttribute = "attribute"
+	RolesAsGroups    = "groups"
+	// SettingRoleGroupPrefix starts the displayName of a role's Group
+	// (RolesAsGroups), followed by the role's code.
+	SettingRoleGroupPrefix = "role_group_prefix"
+	// DefaultRoleGroupPrefix is SettingRoleGroupPrefix's default.
+	DefaultRoleGroupPrefix = "role:"
+)
+
+// RolesOnPeople reports whether the business system of s keeps the roles
+// on the people (SCIM's User roles attribute) rather than as objects of
+// their own with members (the webhook's and SOAP's roles, LDAP's
+// ou=roles, SCIM's Groups with roles_as=groups).
+func RolesOnPeople(s *Subscription) bool {
+	return s.Transport == SCIM && s.Settings[SettingRolesAs] != RolesAsGroups
+}
+
+// RoleGroupName is the displayName of the SCIM Group of a role of code
+// (roles_as=groups).
+func RoleGroupName(s *Subscription, code string) string {
+	p, ok := s.Settings[SettingRoleGroupPrefix]
+	if !ok {
+		p = DefaultRoleGroupPrefix
+	}
+	return p + code
+}
+
+func checkRolesAs(settings map[string]string) error {
+	switch settings[SettingRolesAs] {
+	case "", RolesAsAttribute:
+		if _, ok := settings[SettingRoleGroupPrefix]; ok {
+			return &ValidationError{Field: "settings." + SettingRoleGroupPrefix,
+				Msg: "is for roles_as=groups (the start of each role's Group name)"}
+		}
+	case RolesAsGroups:
+		p := settings[SettingRoleGroupPrefix]
+		if len(p) > 64 || strings.TrimSpace(p) != p {
+			return &ValidationError{Field: "settings." + SettingRoleGroupPrefix,
+				Msg: "must be at most 64 bytes, without leading or trailing spaces (such as role: or crm-)"}
+		}
+	default:
+		return &ValidationError{Field: "settings." + SettingRolesAs,
+			Msg: fmt.Sprintf("must be attribute (the User's roles attribute, the default) or groups (a Group per role), got %q",
+				settings[SettingRolesAs])}
+	}
+	return nil
+}
+
+// ActivePerson reports whether person u is active in UIAS (identity's
+// status ACTIVE, or no status known). A person disabled keeps their grants
+// in authz but holds no role at a business system: they are no role's
+// member there and carry no roles, until enabled again (docs/adr/0044).
+func ActivePerson(u *Object) bool {
+	st := u.Field("status")
+	return st == "" || st == "1"
 }
 
 // HTTPClient is the client of the http transports (webhook, SCIM): it does

@@ -24,6 +24,8 @@ const (
 	ReasonNoSubscription = "SYNC_NO_SUBSCRIPTION"
 	// ReasonBadReport: a report's days or format are refused.
 	ReasonBadReport = "SYNC_BAD_REPORT"
+	// ReasonBadBatch: a batch's narrowing is refused.
+	ReasonBadBatch = "SYNC_BAD_BATCH"
 )
 
 func init() {
@@ -34,6 +36,8 @@ func init() {
 			Doc: "a provisioning batch named no enabled subscription (give --app or --subscription of one that exists)"},
 		apierr.Reason{Name: ReasonBadReport, Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "a delivery report was asked with days that are not YYYY-MM-DD or a format other than csv or xlsx"},
+		apierr.Reason{Name: ReasonBadBatch, Code: apierr.InvalidArgument, Legacy: -5,
+			Doc: "a provisioning batch was narrowed in a way that cannot be delivered (a batch of roles narrowed by org)"},
 	)
 }
 
@@ -138,6 +142,16 @@ func (s *Service) Update(ctx context.Context, sub *Subscription) (*Subscription,
 	if err := check.Validate(); err != nil {
 		return nil, badSub(err)
 	}
+	if cur.DeliverRoles && cur.Transport == SCIM && check.Transport == SCIM &&
+		(cur.Settings[SettingRolesAs] != check.Settings[SettingRolesAs] ||
+			cur.Settings[SettingRoleGroupPrefix] != check.Settings[SettingRoleGroupPrefix]) {
+		// the roles delivered one way would stay at the business system,
+		// never updated nor removed (an edit turning deliver_roles off is
+		// delivered with the edited settings)
+		return nil, badSub(&ValidationError{Field: "settings." + SettingRolesAs, Msg: "and role_group_prefix cannot change while " +
+			"deliver_roles is on (the roles delivered the old way would stay): turn deliver_roles off first (which withdraws " +
+			"them), then change them and turn it on again"})
+	}
 	if check.Endpoint != cur.Endpoint || check.Transport != cur.Transport {
 		if err := check.CheckInClear(); err != nil {
 			return nil, badSub(err)
@@ -211,8 +225,14 @@ func (s *Service) kick() {
 }
 
 // StartBatch enqueues the selection of one subscription (subID) or of every
-// enabled subscription of app, narrowed by f.
+// enabled subscription of app, narrowed by f. A batch of roles
+// (f.RolesOnly) goes to those that deliver roles, and is refused when
+// none does.
 func (s *Service) StartBatch(ctx context.Context, app, subID string, f Filter) (string, int, []string, error) {
+	if f.RolesOnly && f.Org != "" {
+		return "", 0, nil, apierr.New(apierr.InvalidArgument, ReasonBadBatch, "a batch of roles is not narrowed by org: "+
+			"a role's members are all the selected people who hold it (give roles_only with role, or org without roles_only)")
+	}
 	var subs []*Subscription
 	switch {
 	case subID != "":
@@ -241,6 +261,17 @@ func (s *Service) StartBatch(ctx context.Context, app, subID string, f Filter) (
 	if len(subs) == 0 {
 		return "", 0, nil, apierr.New(apierr.FailedPrecondition, ReasonNoSubscription,
 			"application "+app+" has no enabled subscription")
+	}
+	if f.RolesOnly {
+		subs = slices.DeleteFunc(subs, func(x *Subscription) bool { return !x.DeliverRoles })
+		if len(subs) == 0 {
+			what := "application " + app
+			if subID != "" {
+				what = "subscription " + subID
+			}
+			return "", 0, nil, apierr.New(apierr.FailedPrecondition, ReasonNoSubscription, what+" delivers no roles "+
+				"(deliver_roles is off): a batch of roles has nothing to deliver")
+		}
 	}
 	if s.Engine == nil {
 		return "", 0, nil, apierr.ErrUnavailable.WithMessage("provisioning is not running in this process")

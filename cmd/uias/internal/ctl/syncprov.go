@@ -162,9 +162,10 @@ func syncUnsubscribeCmd() command {
 }
 
 func syncBatchCmd(resync bool) command {
-	usage, help := "--app APP [--org ORG] [--role ROLE] [--subscription ID]",
+	usage, help := "--app APP [--org ORG] [--role ROLE] [--roles] [--subscription ID]",
 		"Delivers now the people (inside --org's subtree, holding --role), orgs and groups of the selection of every\n"+
-			"subscription of --app (or of one --subscription), whatever was delivered before."
+			"subscription of --app (or of one --subscription), whatever was delivered before. With --roles: the\n"+
+			"application's roles (only --role), each with the people who hold it, to the subscriptions that deliver roles."
 	if resync {
 		usage = "--app APP [--org ORG] [--subscription ID]"
 		help = "Resyncs after the fact: delivers again the whole selection of every subscription of --app (or of one\n" +
@@ -174,16 +175,21 @@ func syncBatchCmd(resync bool) command {
 		appID := fs.String("app", "", "the application")
 		sub := fs.String("subscription", "", "one subscription")
 		org := fs.String("org", "", "only inside this org's subtree")
-		role := new(string)
+		role, roles := new(string), new(bool)
 		if !resync {
-			role = fs.String("role", "", "only the people holding this role")
+			role = fs.String("role", "", "only the people holding this role (with --roles: only this role)")
+			roles = fs.Bool("roles", false, "the application's roles and their holders, not the people, orgs and groups")
 		}
 		return func([]string) (func(s *session) (*syncv1.StartBatchResponse, error), error) {
 			if *appID == "" && *sub == "" {
 				return nil, usagef("--app or --subscription is required")
 			}
+			if *roles && *org != "" {
+				return nil, usagef("--roles is not narrowed by --org (a role's members are all the selected people who hold it)")
+			}
 			return func(s *session) (*syncv1.StartBatchResponse, error) {
-				return provClient(s).StartBatch(s.ctx, &syncv1.StartBatchRequest{App: *appID, SubscriptionId: *sub, Org: *org, Role: *role})
+				return provClient(s).StartBatch(s.ctx, &syncv1.StartBatchRequest{App: *appID, SubscriptionId: *sub, Org: *org, Role: *role,
+					RolesOnly: *roles})
 			}, nil
 		}
 	}, func(tw *tabwriter.Writer, x *syncv1.StartBatchResponse) {

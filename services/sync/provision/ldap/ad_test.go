@@ -465,3 +465,55 @@ func TestSambaADStartTLS(t *testing.T) {
 		return len(ds) > 0 && strings.Contains(ds[0].LastError, "Strong Auth Required")
 	})
 }
+
+// TestRolesInSambaAD: with deliver_roles, the application's roles are group
+// objects under OU=roles (CN=<code>, sAMAccountName, adminDescription
+// uias:<role id>, description the name) whose member values are the
+// selected holders' DNs: an org grant reaches everyone below it, a person
+// disabled in UIAS (userAccountControl 514) leaves the role's members and
+// comes back when enabled, a revocation empties it, a removal deletes it;
+// another application's role never appears (docs/adr/0044).
+func TestRolesInSambaAD(t *testing.T) {
+	startSamba(t)
+	d, base := adBase(t, "roles")
+	env := provtest.New(t, provision.Options{Dial: map[string]provision.Dialer{provision.LDAP: ldap.New}})
+	env.Start()
+	s := adSub(base, provision.Selection{Orgs: []string{"o1"}}, nil)
+	s.DeliverRoles = true
+	sub := env.Subscribe(s)
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		env.Wait(what+env.Summary(sub.ID), func() bool {
+			return len(env.Deliveries(sub.ID)) > 0 && env.Count(sub.ID, provision.Pending) == 0 && cond()
+		})
+	}
+	people, roles := "OU=people,"+base, "OU=roles,"+base
+	ann, bob, clerk := strings.ToLower("CN=Ann Role,"+people), strings.ToLower("CN=Bob Role,"+people), "CN=clerk,"+roles
+	env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "Head office"})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "annrole", "display_name": "Ann Role", "org_id": "o1", "status": 1})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bobrole", "display_name": "Bob Role", "org_id": "o1", "status": 1})
+	env.Role("put", "r1", "mail", "clerk", "Mail clerk", "inbox:read")
+	env.Role("put", "r9", "erp", "buyer", "Buyer", "po:write")
+	env.Grant("put", "gr1", "r1", "org", "o1")
+	env.Grant("put", "gr9", "r9", "user", "u1")
+	wait("the role with its holders", func() bool { return slices.Equal(d.members(clerk, "member"), []string{ann, bob}) })
+	if e := d.entry(clerk, "objectClass", "sAMAccountName", "adminDescription", "description"); !slices.Contains(e.GetAttributeValues("objectClass"), "group") ||
+		e.GetAttributeValue("sAMAccountName") != "clerk" || e.GetAttributeValue("adminDescription") != "uias:r1" ||
+		e.GetAttributeValue("description") != "Mail clerk" {
+		t.Fatalf("the role in AD: %+v", attrs(e))
+	}
+	if got := d.dns(roles, "(objectClass=group)"); !slices.Equal(got, []string{strings.ToLower(clerk)}) {
+		t.Fatalf("OU=roles holds %v", got)
+	}
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 2})
+	wait("bob disabled", func() bool { return slices.Equal(d.members(clerk, "member"), []string{ann}) })
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 1})
+	wait("bob enabled again", func() bool { return slices.Equal(d.members(clerk, "member"), []string{ann, bob}) })
+	env.Grant("delete", "gr1", "", "", "")
+	wait("the revocation", func() bool { return len(d.members(clerk, "member")) == 0 && d.entry(clerk) != nil })
+	env.Role("delete", "r1", "", "", "")
+	wait("the removal", func() bool { return d.entry(clerk) == nil })
+	if s := env.Summary(sub.ID); strings.Contains(s, "dead") {
+		t.Fatalf("dead deliveries:%s", s)
+	}
+}

@@ -148,4 +148,14 @@ func TestRolesFollowMembershipInOpenLDAP(t *testing.T) {
 	if e := d.entry(cy, "uid"); e == nil {
 		t.Fatal("cy's entry is gone: cy never left the selection")
 	}
+	// a person disabled in UIAS holds no role in the directory (an
+	// inetOrgPerson entry has no disabled state an application would
+	// read); enabled again, the roles come back (docs/adr/0044)
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 2})
+	wait("bob disabled", func() bool { return slices.Equal(d.members(clerk, "member"), []string{""}) })
+	if e := d.entry(bob, "uid"); e == nil {
+		t.Fatal("bob's entry is gone: a disabled person stays in the selection")
+	}
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 1})
+	wait("bob enabled again", func() bool { return slices.Equal(d.members(clerk, "member"), lowerSorted(bob)) })
 }

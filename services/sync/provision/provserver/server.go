@@ -169,9 +169,13 @@ func (s *Server) StartBatch(ctx context.Context, r *syncv1.StartBatchRequest) (*
 	if err := s.allow(ctx, PermWrite); err != nil {
 		return nil, err
 	}
-	id, n, subs, err := s.svc.StartBatch(ctx, r.GetApp(), r.GetSubscriptionId(), provision.Filter{Org: r.GetOrg(), Role: r.GetRole()})
-	s.record(ctx, "provision.batch", "app:"+r.GetApp(), start, err, map[string]string{"subscription": r.GetSubscriptionId(),
-		"org": r.GetOrg(), "role": r.GetRole(), "batch": id})
+	id, n, subs, err := s.svc.StartBatch(ctx, r.GetApp(), r.GetSubscriptionId(), provision.Filter{Org: r.GetOrg(), Role: r.GetRole(),
+		RolesOnly: r.GetRolesOnly()})
+	detail := map[string]string{"subscription": r.GetSubscriptionId(), "org": r.GetOrg(), "role": r.GetRole(), "batch": id}
+	if r.GetRolesOnly() {
+		detail["roles_only"] = "true"
+	}
+	s.record(ctx, "provision.batch", "app:"+r.GetApp(), start, err, detail)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,11 @@
 //
 // A subscription with deliver_roles gives each User the roles of the
 // application the person holds in the RFC 7643 roles attribute (value: the
-// role's code, display: its name, type: the App_ID); roles themselves are
-// no SCIM resource (docs/adr/0024).
+// role's code, display: its name, type: the App_ID; docs/adr/0024), or,
+// with the setting roles_as=groups, writes a Group per role named
+// role_group_prefix (default "role:") and the role's code, externalId the
+// role's id, members the people who hold it (docs/adr/0044): for service
+// providers that authorise by group membership and keep no roles.
 //
 // Each delivery first looks the resource up (Users by userName, Groups by
 // displayName, keeping the one whose externalId is ours), so delivering
@@ -44,11 +47,16 @@ type Transport struct {
 	Base   string
 	Token  string
 	Client *http.Client
+	// RoleGroups: roles are Groups named RolePrefix + code
+	// (roles_as=groups); otherwise they are written on the Users only.
+	RoleGroups bool
+	RolePrefix string
 }
 
 // New returns the transport of s (the secret is the bearer token).
 func New(s *provision.Subscription) (provision.Transport, error) {
-	return &Transport{Base: strings.TrimRight(s.Endpoint, "/"), Token: s.Secret, Client: provision.HTTPClient()}, nil
+	return &Transport{Base: strings.TrimRight(s.Endpoint, "/"), Token: s.Secret, Client: provision.HTTPClient(),
+		RoleGroups: !provision.RolesOnPeople(s), RolePrefix: provision.RoleGroupName(s, "")}, nil
 }
 
 // Close implements provision.Transport.
@@ -61,10 +69,14 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 		return t.user(ctx, it)
 	case provision.KindGroup:
 		return t.group(ctx, it)
+	case provision.KindRole:
+		if t.RoleGroups {
+			return t.role(ctx, it)
+		}
 	}
-	// SCIM has no resource for orgs nor for roles (a role reaches the
-	// service provider as a value of its holders' roles attribute):
-	// nothing to do
+	// SCIM has no resource for orgs, and a role reaches the service
+	// provider as a value of its holders' roles attribute unless
+	// roles_as=groups: nothing to do
 	return nil
 }
 
@@ -107,7 +119,7 @@ func (t *Transport) user(ctx context.Context, it provision.Item) error {
 	if em := o.Field("email"); em != "" {
 		attrs["emails"] = []any{map[string]any{"value": em, "primary": true}}
 	}
-	if it.Roles != nil {
+	if it.Roles != nil && !t.RoleGroups {
 		// deliver_roles: the roles of the application the person holds,
 		// as RFC 7643 4.1.2's roles (replaced whole: [] when none)
 		roles := make([]any, 0, len(it.Roles))
@@ -144,16 +156,69 @@ func (t *Transport) group(ctx context.Context, it provision.Item) error {
 		}
 		return t.remove(ctx, "Groups", cur)
 	}
-	// members: the SCIM ids of the members provisioned there already
-	members := []any{}
-	for _, m := range it.Members {
+	members, err := t.members(ctx, it.Members)
+	if err != nil {
+		return err
+	}
+	attrs := map[string]any{"displayName": name, "members": members}
+	if cur == nil {
+		attrs["schemas"] = []string{SchemaGroup}
+		attrs["externalId"] = d.ObjectID
+		_, err := t.do(ctx, http.MethodPost, t.Base+"/Groups", "", attrs, http.StatusCreated)
+		return err
+	}
+	return t.patch(ctx, "Groups", cur, attrs)
+}
+
+// members lists the SCIM ids of the members provisioned there already.
+func (t *Transport) members(ctx context.Context, ms []provision.Member) ([]any, error) {
+	out := []any{}
+	for _, m := range ms {
 		u, err := t.find(ctx, "Users", "userName", m.Login, m.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if u != nil {
-			members = append(members, map[string]any{"value": u.ID})
+			out = append(out, map[string]any{"value": u.ID})
 		}
+	}
+	return out, nil
+}
+
+// role writes a role as a Group (roles_as=groups): displayName the prefix
+// and the role's code, externalId the role's id, members the selected
+// people who hold it (none disabled). A role whose code changed is found
+// by its externalId and renamed; a deleted one is removed.
+func (t *Transport) role(ctx context.Context, it provision.Item) error {
+	o, d := it.Object, it.Delivery
+	code := o.Field("code")
+	if code == "" {
+		return fmt.Errorf("scim: role %s has no code in the projection", d.ObjectID)
+	}
+	name := t.RolePrefix + code
+	cur, err := t.find(ctx, "Groups", "displayName", name, d.ObjectID)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		// its code changed since it was written (or it was never): the
+		// Group is found by its externalId
+		if cur, err = t.find(ctx, "Groups", "externalId", d.ObjectID, d.ObjectID); err != nil {
+			return err
+		}
+		if cur != nil && cur.ExternalID != d.ObjectID {
+			cur = nil // a Group without externalId is adopted by its name only
+		}
+	}
+	if d.Op == provision.OpDelete {
+		if cur == nil {
+			return nil
+		}
+		return t.remove(ctx, "Groups", cur)
+	}
+	members, err := t.members(ctx, it.Members)
+	if err != nil {
+		return err
 	}
 	attrs := map[string]any{"displayName": name, "members": members}
 	if cur == nil {

@@ -8,6 +8,7 @@ package scimsim
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -81,7 +82,12 @@ func (h *Resources) GetAll(_ *http.Request, p goscim.ListRequestParams) (goscim.
 	defer h.mu.Unlock()
 	page := goscim.Page{Resources: []goscim.Resource{}}
 	for _, res := range h.res {
-		if p.FilterValidator != nil && p.FilterValidator.PassesFilter(res.Attributes) != nil {
+		// the filter sees the common attributes too (externalId eq ...)
+		attrs := maps.Clone(res.Attributes)
+		if res.ExternalID.Present() {
+			attrs["externalId"] = res.ExternalID.Value()
+		}
+		if p.FilterValidator != nil && p.FilterValidator.PassesFilter(attrs) != nil {
 			continue
 		}
 		page.Resources = append(page.Resources, res)
@@ -153,6 +159,20 @@ func (h *Resources) ByExternal(ext string) (goscim.Resource, bool) {
 		}
 	}
 	return goscim.Resource{}, false
+}
+
+// All returns the resources held (copies of their attributes, with
+// "id" and "externalId").
+func (h *Resources) All() []map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []map[string]any
+	for id, r := range h.res {
+		m := maps.Clone(map[string]any(r.Attributes))
+		m["id"], m["externalId"] = id, r.ExternalID.Value()
+		out = append(out, m)
+	}
+	return out
 }
 
 // Stats counts the users held, the creates (and the most for one

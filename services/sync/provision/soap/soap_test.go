@@ -29,6 +29,8 @@ type object struct {
 	ParentID    string   `xml:"parentId"`
 	Active      *bool    `xml:"active"`
 	Members     []string `xml:"members>member"`
+	App         string   `xml:"app"`
+	Roles       []object `xml:"roles>role"`
 }
 
 // request is one operation as a SOAP 1.1 server reads it.
@@ -43,6 +45,7 @@ type request struct {
 	User         *object `xml:"user"`
 	Org          *object `xml:"org"`
 	Group        *object `xml:"group"`
+	Role         *object `xml:"role"`
 }
 
 // system is a business system's SOAP endpoint over a table per kind: it
@@ -58,6 +61,7 @@ type system struct {
 	calls                      []string                     // operations, in order
 	serverFaults               int                          // answer this many soap:Server faults first
 	clientFaultLogin, lastBody string
+	clientFaultRole            string // a role code answered with a soap:Client fault
 }
 
 func newSystem(t *testing.T) (*system, *httptest.Server) {
@@ -115,6 +119,10 @@ func (s *system) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fault(w, "Client", "loginName "+op.User.LoginName+" is not allowed here")
 		return
 	}
+	if op.Role != nil && s.clientFaultRole != "" && op.Role.Code == s.clientFaultRole {
+		fault(w, "Client", "role "+op.Role.Code+" is not allowed here")
+		return
+	}
 	if !s.done[op.Delivery] { // a retry after a lost answer is dropped
 		s.done[op.Delivery] = true
 		s.calls = append(s.calls, name)
@@ -122,7 +130,7 @@ func (s *system) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.rows[kind] == nil {
 			s.rows[kind] = map[string]object{}
 		}
-		switch o := cmpOr(op.User, op.Org, op.Group); {
+		switch o := cmpOr(op.User, op.Org, op.Group, op.Role); {
 		case strings.HasPrefix(name, "delete"):
 			delete(s.rows[kind], op.ID)
 		case o != nil:
@@ -326,12 +334,75 @@ func TestWSDL(t *testing.T) {
 			t.Errorf("operation %s not fully declared", op)
 		}
 	}
-	for _, op := range []string{"syncUser", "deleteUser", "syncOrg", "deleteOrg", "syncGroup", "deleteGroup"} {
+	for _, op := range []string{"syncUser", "deleteUser", "syncOrg", "deleteOrg", "syncGroup", "deleteGroup", "syncRole", "deleteRole"} {
 		if !slices.Contains(soap.Operations(), op) {
 			t.Errorf("no %s", op)
 		}
 	}
 	if w.Service.Port.Address.Location != "https://erp.example.com/uias?x=1&y=2" {
 		t.Errorf("address %q", w.Service.Port.Address.Location)
+	}
+}
+
+// TestSOAPRoles: with deliver_roles the application's roles reach the SOAP
+// endpoint as syncRole (code, name, app, members: the selected people who
+// hold it, none disabled) and leave as deleteRole; each person's syncUser
+// carries their roles of the application; another application's roles
+// never travel; a soap:Client fault on a role dead-letters it like a
+// person's.
+func TestSOAPRoles(t *testing.T) {
+	sys, srv := newSystem(t)
+	env := provtest.New(t, dial())
+	env.Start()
+	sub := soapSub(srv.URL, sys.secret, nil)
+	sub.DeliverRoles = true
+	sub = env.Subscribe(sub)
+	settled := func() bool { return len(env.Deliveries(sub.ID)) > 0 && env.Count(sub.ID, provision.Pending) == 0 }
+	env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "Head office"})
+	env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "org_id": "o1", "status": 1})
+	env.Change("user", "created", "u2", map[string]any{"login_name": "bob", "org_id": "o1", "status": 1})
+	env.Role("put", "r1", "erp", "clerk", "ERP clerk", "po:read")
+	env.Role("put", "r2", "crm", "seller", "Seller", "deal:write")
+	env.Grant("put", "gr1", "r1", "org", "o1")
+	env.Grant("put", "gr2", "r2", "user", "u1")
+	members := func(want ...string) func() bool {
+		return func() bool {
+			r, ok := sys.row("role", "r1")
+			return settled() && ok && slices.Equal(r.Members, want)
+		}
+	}
+	env.Wait("the role with its holders"+env.Summary(sub.ID), members("u1", "u2"))
+	if r, _ := sys.row("role", "r1"); r.Code != "clerk" || r.Name != "ERP clerk" || r.App != "erp" {
+		t.Fatalf("the role at the business system: %+v", r)
+	}
+	if ann, _ := sys.row("user", "u1"); len(ann.Roles) != 1 || ann.Roles[0].Code != "clerk" {
+		t.Fatalf("ann's roles at the business system: %+v", ann.Roles)
+	}
+	if _, ok := sys.row("role", "r2"); ok {
+		t.Fatal("another application's role reached the business system")
+	}
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 2})
+	env.Wait("bob disabled"+env.Summary(sub.ID), members("u1"))
+	if bob, _ := sys.row("user", "u2"); bob.Active == nil || *bob.Active || len(bob.Roles) != 0 {
+		t.Fatalf("bob disabled at the business system: %+v", bob)
+	}
+	env.Grant("delete", "gr1", "", "", "")
+	env.Wait("the revocation"+env.Summary(sub.ID), members())
+	env.Role("delete", "r1", "", "", "")
+	env.Wait("the role deleted"+env.Summary(sub.ID), func() bool { _, ok := sys.row("role", "r1"); return settled() && !ok })
+	if !slices.Contains(sys.calls, "deleteRole") {
+		t.Fatalf("no deleteRole among %v", sys.calls)
+	}
+
+	sys.mu.Lock()
+	sys.clientFaultRole = "auditor"
+	sys.mu.Unlock()
+	env.Role("put", "r3", "erp", "auditor", "Auditor")
+	env.Wait("the refused role dead-lettered", func() bool { return env.Count(sub.ID, provision.Dead) == 1 })
+	for _, d := range env.Deliveries(sub.ID) {
+		if d.Status == provision.Dead && (d.Kind != provision.KindRole || !strings.Contains(d.LastError, "syncRole") ||
+			!strings.Contains(d.LastError, "role auditor is not allowed here")) {
+			t.Fatalf("the dead letter: %+v", d)
+		}
 	}
 }

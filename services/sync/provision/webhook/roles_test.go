@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/sync/provision"
 	"github.com/uias/uias/services/sync/provision/provtest"
 	"github.com/uias/uias/services/sync/provision/webhook"
@@ -423,4 +425,91 @@ func TestRoleBatches(t *testing.T) {
 	if byOrg := batch(provision.Filter{Org: "o1"}); slices.ContainsFunc(byOrg, func(s string) bool { return strings.HasPrefix(s, "authz.role") }) {
 		t.Fatalf("a batch narrowed to an org delivered roles: %v", byOrg)
 	}
+	// a batch of the application's roles (docs/adr/0044): the roles with
+	// their holders, no person, org or group; narrowed to one role, it
+	if roles := batch(provision.Filter{RolesOnly: true}); !slices.Equal(roles, []string{"authz.role r1 upsert", "authz.role r5 upsert"}) {
+		t.Fatalf("a batch of the roles delivered %v", roles)
+	}
+	got = rc.got()
+	if r1, r5 := got[len(got)-2], got[len(got)-1]; members(r1) != "[u1]" || members(r5) != "[u2]" {
+		t.Fatalf("the roles' holders in a batch of the roles: r1 %s, r5 %s", members(r1), members(r5))
+	}
+	if one := batch(provision.Filter{RolesOnly: true, Role: "r5"}); !slices.Equal(one, []string{"authz.role r5 upsert"}) {
+		t.Fatalf("a batch of one role delivered %v", one)
+	}
+	if other := batch(provision.Filter{RolesOnly: true, Role: "r2"}); len(other) != 0 {
+		t.Fatalf("a batch of another application's role delivered %v", other)
+	}
+}
+
+// A batch of the roles (StartBatch with RolesOnly) goes to the
+// subscriptions of the application that deliver roles only; it is refused
+// when none does, and when narrowed by org.
+func TestRolesBatchGoesToRoleSubscribers(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	env.Start()
+	sel := provision.Selection{Orgs: []string{"o1"}}
+	withRoles := env.Subscribe(&provision.Subscription{App: "crm", Name: "crm roles", Selection: sel, DeliverRoles: true,
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	plain := env.Subscribe(&provision.Subscription{App: "crm", Name: "crm people", Selection: sel,
+		Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	svc := &provision.Service{Store: env.Store, Engine: env.Engine()}
+	ctx := context.Background()
+	_, _, subs, err := svc.StartBatch(ctx, "crm", "", provision.Filter{RolesOnly: true})
+	if err != nil || !slices.Equal(subs, []string{withRoles.ID}) {
+		t.Fatalf("a batch of the roles went to %v (%v), want only %s", subs, err, withRoles.ID)
+	}
+	for _, c := range []struct {
+		app, sub string
+		f        provision.Filter
+		reason   string
+	}{
+		{"", plain.ID, provision.Filter{RolesOnly: true}, provision.ReasonNoSubscription},
+		{"erp", "", provision.Filter{RolesOnly: true}, provision.ReasonNoSubscription},
+		{"crm", "", provision.Filter{RolesOnly: true, Org: "o1"}, provision.ReasonBadBatch},
+	} {
+		_, _, _, err := svc.StartBatch(ctx, c.app, c.sub, c.f)
+		var ae *apierr.Error
+		if !errors.As(err, &ae) || ae.Reason != c.reason {
+			t.Errorf("batch %+v of %q/%q: %v, want %s", c.f, c.app, c.sub, err, c.reason)
+		}
+	}
+}
+
+// A person disabled in UIAS holds no role at the business system: their
+// delivery carries "roles": [] and the roles they hold are delivered
+// without them as a member; enabled again, both come back (docs/adr/0044).
+// Their grants in authz are untouched.
+func TestDisabledPersonHoldsNoRole(t *testing.T) {
+	env := provtest.New(t, provision.Options{Dial: dial()})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	env.Start()
+	sub := env.Subscribe(&provision.Subscription{App: "crm", Name: "crm roles", Selection: provision.Selection{Orgs: []string{"o1"}},
+		DeliverRoles: true, Transport: provision.Webhook, Endpoint: srv.URL, Secret: secret})
+	roleFixture(env)
+	env.Grant("put", "gr1", "r1", "org", "o1")
+	from := 0
+	expect := func(what, bobRoles, holders string) {
+		t.Helper()
+		env.Wait(what+env.Summary(sub.ID), func() bool {
+			got := rc.got()[from:]
+			person := slices.IndexFunc(got, func(b webhook.Body) bool {
+				return b.Kind == provision.KindUser && b.ObjectID == "u2" && roleCodes(b) == bobRoles
+			})
+			return person >= 0 && slices.ContainsFunc(got[person:], func(b webhook.Body) bool {
+				return b.Kind == provision.KindRole && b.ObjectID == "r1" && members(b) == holders
+			})
+		})
+		from = len(rc.got())
+	}
+	expect("the org's grant", "[clerk]", "[u1,u2]")
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 2})
+	expect("bob disabled", "[]", "[u1]")
+	env.Change("user", "status_changed", "u2", map[string]any{"status": 1})
+	expect("bob enabled again", "[clerk]", "[u1,u2]")
 }

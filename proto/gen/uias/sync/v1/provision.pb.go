@@ -112,7 +112,8 @@ type Subscription struct {
 	Endpoint string `protobuf:"bytes,6,opt,name=endpoint" json:"endpoint,omitempty"`
 	// settings of the transport: ldap takes base_dn and bind_dn (profile=ad
 	// for Active Directory: upn_suffix; ca_file, start_tls); soap takes auth
-	// (header or basic), secret_header and username.
+	// (header or basic), secret_header and username; scim takes roles_as
+	// (attribute or groups) and role_group_prefix.
 	Settings map[string]string `protobuf:"bytes,7,rep,name=settings" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// secret: the webhook signing key, the SCIM bearer token, the LDAP
 	// bind password or the SOAP shared secret or Basic password. Write only: never answered (has_secret says whether one
@@ -143,9 +144,11 @@ type Subscription struct {
 	BatchTimeZone string `protobuf:"bytes,18,opt,name=batch_time_zone,json=batchTimeZone" json:"batch_time_zone,omitempty"`
 	// deliver_roles delivers the subscribing application's roles (kind
 	// authz.role: code, name, permissions as resource:operation, and the
-	// selected people who hold each) and, on each person delivered, the
-	// roles of the application they hold (webhook "roles", SCIM User
-	// "roles", LDAP ou=roles). Off by default (docs/adr/0024).
+	// selected people who hold each, none disabled) and, on each person
+	// delivered, the roles of the application they hold (webhook "roles",
+	// SCIM User "roles" or, with the setting roles_as=groups, a SCIM Group
+	// per role, LDAP ou=roles, SOAP syncRole). Off by default
+	// (docs/adr/0024, 0044).
 	DeliverRoles  bool `protobuf:"varint,19,opt,name=deliver_roles,json=deliverRoles" json:"deliver_roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -632,8 +635,16 @@ type StartBatchRequest struct {
 	SubscriptionId string `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId" json:"subscription_id,omitempty"`
 	// org narrows the batch to the people, orgs and groups inside that org's
 	// subtree; role to the people holding it.
-	Org           string `protobuf:"bytes,3,opt,name=org" json:"org,omitempty"`
-	Role          string `protobuf:"bytes,4,opt,name=role" json:"role,omitempty"`
+	Org  string `protobuf:"bytes,3,opt,name=org" json:"org,omitempty"`
+	Role string `protobuf:"bytes,4,opt,name=role" json:"role,omitempty"`
+	// roles_only delivers the application's roles (design 004 2.1.5.3:
+	// choose an application system's roles and synchronise them), each with
+	// the selected people who hold it, and no person, org or group (but to a
+	// SCIM subscription that keeps the roles on its Users, roles_as
+	// attribute: the selected people, holding role when given), to the
+	// subscriptions that deliver roles (refused when none does); with role,
+	// that role alone. Not with org.
+	RolesOnly     bool `protobuf:"varint,5,opt,name=roles_only,json=rolesOnly" json:"roles_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -694,6 +705,13 @@ func (x *StartBatchRequest) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *StartBatchRequest) GetRolesOnly() bool {
+	if x != nil {
+		return x.RolesOnly
+	}
+	return false
 }
 
 type StartBatchResponse struct {
@@ -1655,12 +1673,14 @@ const file_uias_sync_v1_provision_proto_rawDesc = "" +
 	"\fsubscription\x18\x02 \x01(\v2\x1a.uias.sync.v1.SubscriptionB\x06\xbaH\x03\xc8\x01\x01R\fsubscription\";\n" +
 	"\x19DeleteSubscriptionRequest\x12\x1e\n" +
 	"\x02id\x18\x01 \x01(\tB\x0e\xbaH\vr\t\xc8\xc6'\x01\x10\x01(\x80\x01R\x02id\"\x1c\n" +
-	"\x1aDeleteSubscriptionResponse\"\xac\x01\n" +
+	"\x1aDeleteSubscriptionResponse\"\xcb\x01\n" +
 	"\x11StartBatchRequest\x12\x1e\n" +
 	"\x03app\x18\x01 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03app\x125\n" +
 	"\x0fsubscription_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x0esubscriptionId\x12\x1e\n" +
 	"\x03org\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x03org\x12 \n" +
-	"\x04role\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x04role\"q\n" +
+	"\x04role\x18\x04 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x04role\x12\x1d\n" +
+	"\n" +
+	"roles_only\x18\x05 \x01(\bR\trolesOnly\"q\n" +
 	"\x12StartBatchResponse\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x1a\n" +
 	"\benqueued\x18\x02 \x01(\x03R\benqueued\x12$\n" +

@@ -53,7 +53,8 @@ type SyncProvisioningServiceClient interface {
 	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
 	// StartBatch delivers a selection now: the whole selection of one
 	// subscription or of every subscription of an application (resync), or
-	// only its people inside an org subtree or holding a role (batch).
+	// only its people inside an org subtree or holding a role (batch), or
+	// the application's roles (roles_only).
 	StartBatch(ctx context.Context, in *StartBatchRequest, opts ...grpc.CallOption) (*StartBatchResponse, error)
 	// RetryDeliveries puts dead letters back in their queues.
 	RetryDeliveries(ctx context.Context, in *RetryDeliveriesRequest, opts ...grpc.CallOption) (*RetryDeliveriesResponse, error)
@@ -196,7 +197,8 @@ type SyncProvisioningServiceServer interface {
 	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
 	// StartBatch delivers a selection now: the whole selection of one
 	// subscription or of every subscription of an application (resync), or
-	// only its people inside an org subtree or holding a role (batch).
+	// only its people inside an org subtree or holding a role (batch), or
+	// the application's roles (roles_only).
 	StartBatch(context.Context, *StartBatchRequest) (*StartBatchResponse, error)
 	// RetryDeliveries puts dead letters back in their queues.
 	RetryDeliveries(context.Context, *RetryDeliveriesRequest) (*RetryDeliveriesResponse, error)
