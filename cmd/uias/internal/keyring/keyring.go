@@ -15,7 +15,7 @@ import (
 	"github.com/uias/uias/pkg/crypto"
 )
 
-const usage = `Usage: uias keys new [--out FILE]
+const usage = `Usage: uias keys new [--suite aes|sm4] [--out FILE]
 
   new    makes a new key ring (version 2: one random master key, one random
          signing key). With --out it is written to FILE (mode 0600; an
@@ -23,6 +23,11 @@ const usage = `Usage: uias keys new [--out FILE]
          the JSON is printed, to keep in a Secret given to every identity
          replica as UIAS_KEYRING. Every replica of one database needs the
          same ring: make it once, back it up, and hand out copies.
+         --suite sm4 makes keys of the national commercial suite (SM4-GCM,
+         HKDF-SM3, HMAC-SM3; "m1": {"suite": "sm4", "key": ...}); the
+         default, aes, is AES-256-GCM, HKDF-SHA-256, HMAC-SHA-256. To move
+         an existing deployment, add one such key to its ring instead
+         (docs/operators.md, Key ring).
 `
 
 // Main runs `uias keys ...`; it returns the exit code.
@@ -41,6 +46,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("uias keys new", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	out := fset.String("out", "", "write the ring to this file (mode 0600) instead of printing it")
+	suiteName := fset.String("suite", "aes", "the keys' suite: aes (AES-256-GCM, HMAC-SHA-256) or sm4 (SM4-GCM, HMAC-SM3)")
 	if err := fset.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -51,7 +57,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "uias keys new: unexpected argument %q\n", fset.Arg(0))
 		return 2
 	}
-	ring := crypto.NewRingJSON()
+	suite, err := crypto.ParseSuite(*suiteName)
+	if err != nil || *suiteName == "" {
+		fmt.Fprintf(stderr, "uias keys new: --suite %q: want aes or sm4\n", *suiteName)
+		return 2
+	}
+	ring := crypto.NewRingJSONSuite(suite)
 	if *out == "" {
 		_, _ = stdout.Write(ring)
 		return 0
@@ -60,7 +71,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "uias keys new: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote a new key ring to %s (mode 0600): back it up, and give every identity replica the same ring\n", *out)
+	fmt.Fprintf(stdout, "wrote a new key ring (%s) to %s (mode 0600): back it up, and give every identity replica the same ring\n",
+		suite.Algorithm(), *out)
 	return 0
 }
 
