@@ -30,6 +30,7 @@ require (
 require (
 	filippo.io/edwards25519 v1.2.0
 	github.com/emmansun/gmsm v0.40.0
+	github.com/miekg/pkcs11 v1.1.2
 )
 
 require github.com/kylelemons/godebug v1.1.0 // indirect

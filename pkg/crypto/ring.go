@@ -62,6 +62,16 @@ type KeySet struct {
 	Keys   map[string][]byte
 	// Suites holds the suite of each key that is not SuiteAES.
 	Suites map[string]Suite
+	// Modules holds the master keys kept in a cipher machine (ModuleKey):
+	// they have no bytes in Keys.
+	Modules map[string]ModuleKey
+}
+
+// Has reports whether the set holds key id (bytes or in a module).
+func (ks KeySet) Has(id string) bool {
+	_, a := ks.Keys[id]
+	_, b := ks.Modules[id]
+	return a || b
 }
 
 // SuiteOf is the suite of key id (SuiteAES unless Suites says otherwise).
@@ -107,8 +117,9 @@ type keySetFile struct {
 // suiteKeyFile is a key of a suite other than the default: {"suite":
 // "sm4", "key": "<base64>"}.
 type suiteKeyFile struct {
-	Suite string `json:"suite"`
-	Key   string `json:"key"`
+	Suite  string           `json:"suite"`
+	Key    string           `json:"key"`
+	PKCS11 *ModuleKeyConfig `json:"pkcs11,omitempty"`
 }
 
 // RingSource says where LoadRing finds the ring.
@@ -224,6 +235,7 @@ func parseSet(name string, f *keySetFile, required bool) (KeySet, error) {
 	}
 	enc := make(map[string]string, len(f.Keys))
 	var suites map[string]Suite
+	var modules map[string]ModuleKey
 	for id, raw := range f.Keys {
 		var str string
 		if json.Unmarshal(raw, &str) == nil {
@@ -240,6 +252,17 @@ func parseSet(name string, f *keySetFile, required bool) (KeySet, error) {
 		if err != nil {
 			return KeySet{}, fmt.Errorf("%s key %q: %w", name, id, err)
 		}
+		if sk.PKCS11 != nil {
+			mk, err := parseModuleKey(name, id, sk, suite)
+			if err != nil {
+				return KeySet{}, err
+			}
+			if modules == nil {
+				modules = map[string]ModuleKey{}
+			}
+			modules[id] = mk
+			continue
+		}
 		enc[id] = sk.Key
 		if suite != SuiteAES {
 			if suites == nil {
@@ -252,10 +275,30 @@ func parseSet(name string, f *keySetFile, required bool) (KeySet, error) {
 	if err != nil {
 		return KeySet{}, err
 	}
-	if _, ok := keys[f.Active]; !ok {
+	ks := KeySet{Active: f.Active, Keys: keys, Suites: suites, Modules: modules}
+	if !ks.Has(f.Active) {
 		return KeySet{}, fmt.Errorf("the active %s key id %q is not among the %s keys", name, f.Active, name)
 	}
-	return KeySet{Active: f.Active, Keys: keys, Suites: suites}, nil
+	return ks, nil
+}
+
+// parseModuleKey opens the master key id kept in a cipher machine.
+func parseModuleKey(set, id string, sk suiteKeyFile, suite Suite) (ModuleKey, error) {
+	switch {
+	case set != "master":
+		return nil, fmt.Errorf("%s key %q: only master keys can be kept in a cipher machine", set, id)
+	case suite != SuiteAES || sk.Key != "":
+		return nil, fmt.Errorf(`%s key %q: a key in a cipher machine has no "key" and is AES-256 (its "suite" is aes)`, set, id)
+	case openModuleKey == nil:
+		return nil, fmt.Errorf("%s key %q: %w", set, id, ErrNoPKCS11)
+	}
+	if err := CheckKeyID(id); err != nil {
+		return nil, fmt.Errorf("%s %w", set, err)
+	}
+	if err := sk.PKCS11.check(); err != nil {
+		return nil, fmt.Errorf("%s key %q: %w", set, id, err)
+	}
+	return openModuleKey(*sk.PKCS11, id)
 }
 
 func decodeKeys(name string, in map[string]string) (map[string][]byte, error) {
@@ -360,6 +403,9 @@ func (r *Ring) Suite() Suite { return r.Master.SuiteOf(r.Master.Active) }
 // master key's suite: HKDF-SHA-256 to 32 bytes (AES-256), or HKDF-SM3 to
 // 16 bytes (SM4).
 func (r *Ring) derive(id, purpose string) ([]byte, error) {
+	if m, ok := r.Master.Modules[id]; ok {
+		return m.Derive("uias "+purpose+" v1", KeySize)
+	}
 	k, ok := r.Master.Keys[id]
 	if !ok {
 		return nil, fmt.Errorf("the key ring has no master key %q", id)
@@ -384,7 +430,7 @@ func (r *Ring) CheckValue(id string) (string, error) {
 // derivedSealer is a Sealer over the keys derived for purpose from every
 // master key, each in its master key's suite; the active one seals.
 func (r *Ring) derivedSealer(purpose string) (*Sealer, error) {
-	keys := make(map[string]SuiteKey, len(r.Master.Keys))
+	keys := make(map[string]SuiteKey, len(r.Master.Keys)+len(r.Master.Modules))
 	for id := range r.Master.Keys {
 		k, err := r.derive(id, purpose)
 		if err != nil {
@@ -392,33 +438,87 @@ func (r *Ring) derivedSealer(purpose string) (*Sealer, error) {
 		}
 		keys[id] = SuiteKey{Suite: r.Master.SuiteOf(id), Key: k}
 	}
+	for id := range r.Master.Modules {
+		k, err := r.derive(id, purpose)
+		if err != nil {
+			return nil, err
+		}
+		keys[id] = SuiteKey{Suite: SuiteAES, Key: k}
+	}
 	return NewSuiteSealer(keys, r.Master.Active, make([]byte, KeySize))
 }
 
-// wrapper is a Sealer over the wrapping keys derived from every master key.
-func (r *Ring) wrapper() (*Sealer, error) { return r.derivedSealer("wrap") }
+// wrapper is a Sealer over the wrapping keys derived from the master keys
+// the ring holds as bytes (a key in a cipher machine wraps inside it), with
+// active sealing when it is one of them.
+func (r *Ring) wrapper(active string) (*Sealer, error) {
+	keys := make(map[string]SuiteKey, len(r.Master.Keys))
+	ids := make([]string, 0, len(r.Master.Keys))
+	for id := range r.Master.Keys {
+		k, err := r.derive(id, "wrap")
+		if err != nil {
+			return nil, err
+		}
+		keys[id] = SuiteKey{Suite: r.Master.SuiteOf(id), Key: k}
+		ids = append(ids, id)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if _, ok := keys[active]; !ok {
+		slices.Sort(ids)
+		active = ids[0]
+	}
+	return NewSuiteSealer(keys, active, make([]byte, KeySize))
+}
 
 // WrapKey encrypts a data key with the active master key, binding it to
 // label (e.g. the data key's id): "<master id>:<ciphertext>" (AES-256-GCM)
 // or "<master id>:sm4:<ciphertext>" (SM4-GCM), as Sealer.Seal.
+//
+// A master key in a cipher machine wraps inside it (AES-256-GCM with the
+// key object): "<master id>:<base64url(nonce|ciphertext|tag)>".
 func (r *Ring) WrapKey(key []byte, label string) (string, error) {
-	w, err := r.wrapper()
+	aad := []byte("uias data key:" + label)
+	if m, ok := r.Master.Modules[r.Master.Active]; ok {
+		raw, err := m.Seal(key, aad)
+		if err != nil {
+			return "", err
+		}
+		return r.Master.Active + ":" + base64.RawURLEncoding.EncodeToString(raw), nil
+	}
+	w, err := r.wrapper(r.Master.Active)
 	if err != nil {
 		return "", err
 	}
-	return w.Seal(key, []byte("uias data key:"+label))
+	return w.Seal(key, aad)
 }
 
 // UnwrapKey decrypts a data key wrapped by WrapKey with any master key of
 // the ring.
 func (r *Ring) UnwrapKey(wrapped, label string) ([]byte, error) {
-	w, err := r.wrapper()
-	if err != nil {
-		return nil, err
-	}
-	k, err := w.Open(wrapped, []byte("uias data key:"+label))
-	if err != nil {
-		return nil, err
+	aad := []byte("uias data key:" + label)
+	var k []byte
+	mid, body, _ := strings.Cut(wrapped, ":")
+	if m, ok := r.Master.Modules[mid]; ok {
+		raw, err := base64.RawURLEncoding.DecodeString(body)
+		if err != nil {
+			return nil, ErrSealedFormat
+		}
+		if k, err = m.Open(raw, aad); err != nil {
+			return nil, err
+		}
+	} else {
+		w, err := r.wrapper("")
+		if err != nil {
+			return nil, err
+		}
+		if w == nil {
+			return nil, ErrUnknownKeyID
+		}
+		if k, err = w.Open(wrapped, aad); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := SuiteOfKey(k); err != nil {
 		return nil, fmt.Errorf("data key %q: %w", label, err)

@@ -407,3 +407,16 @@ func TestRingMixedSuites(t *testing.T) {
 		}
 	}
 }
+
+// Without the pkcs11 build a ring naming a key in a cipher machine is
+// refused, saying which build is needed.
+func TestModuleKeyNeedsThePKCS11Build(t *testing.T) {
+	if PKCS11Supported() {
+		t.Skip("this build has PKCS#11 (module_pkcs11_test.go)")
+	}
+	text := ringJSON(t, map[string]any{"version": 2, "master": map[string]any{"active": "m1", "keys": map[string]any{
+		"m1": map[string]any{"pkcs11": map[string]string{"module": "/usr/lib/softhsm/libsofthsm2.so", "token": "t", "label": "k", "pin_env": "X"}}}}})
+	if _, err := ParseRing([]byte(text)); !errors.Is(err, ErrNoPKCS11) {
+		t.Fatalf("a module key in the pure-Go build: %v", err)
+	}
+}

@@ -225,7 +225,7 @@ func (k *Keys) checkRing(ctx context.Context) error {
 		return fmt.Errorf("read key checks: %w", err)
 	}
 	for _, c := range checks {
-		if _, ok := k.ring.Master.Keys[c.MasterID]; !ok {
+		if !k.ring.Master.Has(c.MasterID) {
 			continue // an old master key no longer needed (checked with the data keys)
 		}
 		v, err := k.ring.CheckValue(c.MasterID)
@@ -337,7 +337,7 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 	known := map[string]DataKey{}
 	for _, dk := range dks {
 		mid := dk.MasterKeyID()
-		if _, ok := k.ring.Master.Keys[mid]; !ok {
+		if !k.ring.Master.Has(mid) {
 			return k.mismatch("data key %q is wrapped by master key %q, which the key ring (%s) does not hold; "+
 				"add that key back to the ring (keep old master keys until \"uias ctl keys rotate\" has re-wrapped every data key)",
 				dk.ID, mid, k.ring.Source)
@@ -800,7 +800,7 @@ func (k *Keys) foreignSealer(id, w string) (*crypto.Sealer, error) {
 	if s, ok := k.foreign[w]; ok {
 		return s, nil
 	}
-	if _, ok := k.ring.Master.Keys[mustKeyID(w)]; !ok {
+	if !k.ring.Master.Has(mustKeyID(w)) {
 		return nil, errForeignKey
 	}
 	raw, err := k.ring.UnwrapKey(w, id)

@@ -73,3 +73,18 @@ func TestNewSuite(t *testing.T) {
 		t.Fatal("a refused suite wrote a ring")
 	}
 }
+
+// Without the pkcs11 build, "uias keys new-pkcs11" says what is missing.
+func TestNewPKCS11WithoutTheBuild(t *testing.T) {
+	if crypto.PKCS11Supported() {
+		t.Skip("this build has PKCS#11 (pkg/crypto tests it against SoftHSM2)")
+	}
+	var out, errb bytes.Buffer
+	code := Main([]string{"new-pkcs11", "--module", "/usr/lib/softhsm/libsofthsm2.so", "--token", "t", "--label", "k", "--pin-env", "X"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "built without PKCS#11") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if code := Main([]string{"new-pkcs11", "--id", "a:b"}, &out, &errb); code != 2 {
+		t.Fatalf("a bad id: exit %d", code)
+	}
+}
