@@ -217,6 +217,18 @@ func TestPKCS11Failures(t *testing.T) {
 	try("unknown label", "master", map[string]any{"pkcs11": bad}, "no secret key")
 	try("with key bytes", "master", map[string]any{"pkcs11": c, "key": base64.StdEncoding.EncodeToString(key(3))}, "has no \"key\"")
 	try("sm4 suite", "master", map[string]any{"pkcs11": c, "suite": "sm4"}, "is AES-256")
+	// Keys made otherwise: one that may leave the token, one of AES-128.
+	for label, attrs := range map[string][]*pkcs11.Attribute{
+		"uias-extractable": {pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)},
+		"uias-aes128":      {pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 16)},
+	} {
+		generateRaw(t, c, label, attrs)
+	}
+	bad = c
+	bad.Label = "uias-extractable"
+	try("extractable key", "master", map[string]any{"pkcs11": bad}, "may leave the token")
+	bad.Label = "uias-aes128"
+	try("AES-128 key", "master", map[string]any{"pkcs11": bad}, "want an AES-256 key")
 	if err := NewPKCS11Key(c); err == nil || !strings.Contains(err.Error(), "already has a key") {
 		t.Errorf("a second key with one label: %v", err)
 	}
@@ -226,5 +238,41 @@ func TestPKCS11Failures(t *testing.T) {
 		"signing": map[string]any{"active": "s1", "keys": map[string]any{"s1": map[string]any{"pkcs11": c}}}}
 	if _, err := ParseRing([]byte(ringJSON(t, doc))); err == nil || !strings.Contains(err.Error(), "only master keys") {
 		t.Errorf("a signing key in the module: %v", err)
+	}
+}
+
+// generateRaw makes a secret key with attrs on c's token (logged in by an
+// earlier opening in this process).
+func generateRaw(t *testing.T, c ModuleKeyConfig, label string, attrs []*pkcs11.Attribute) {
+	t.Helper()
+	p, err := loadModule(c.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := findToken(p, c.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.CloseSession(s)
+	_ = p.Login(s, pkcs11.CKU_USER, hsmPIN)
+	if _, err := findKey(p, s, label); err == nil {
+		return
+	}
+	_, err = p.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, append([]*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+	}, attrs...))
+	if err != nil {
+		t.Fatal(err)
 	}
 }
