@@ -64,4 +64,20 @@ case " $GOFLAGS " in
   fi
   ;;
 esac
+# A cipher machine (master keys in a PKCS#11 token) is in the opt-in pkcs11
+# build (cgo); its tests run against SoftHSM2, which scripts/softhsm.sh
+# installs (as root) when missing: pkg/crypto and the identity keys with
+# -tags pkcs11 when a C compiler is there and SoftHSM2 is or can be had.
+cc=$(CGO_ENABLED=1 go env CC 2>/dev/null)
+if ! command -v "${cc:-gcc}" >/dev/null; then
+  echo "== pkcs11 (cipher machine): skipped: no C compiler (${cc:-gcc})"
+elif ! why=$(scripts/softhsm.sh 2>&1 >/dev/null); then
+  echo "== pkcs11 (cipher machine): skipped: $why"
+else
+  echo "== pkg/crypto, services/identity, uias keys (pkcs11, SoftHSM2)"
+  (export GOFLAGS="-buildvcs=false -tags=pkcs11" CGO_ENABLED=1 &&
+    cd pkg && go vet ./crypto && go test -count=1 ./crypto &&
+    (cd ../services/identity && go test -count=1 -run 'PKCS11|Key|Reencrypt|Rotation' .) &&
+    cd ../cmd/uias && go test -count=1 ./internal/keyring) || status=1
+fi
 exit $status

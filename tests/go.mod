@@ -45,6 +45,8 @@ require (
 	gopkg.in/cas.v2 v2.2.3
 )
 
+require github.com/miekg/pkcs11 v1.1.2 // indirect
+
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.1 // indirect
 	buf.build/go/protovalidate v1.4.0 // indirect

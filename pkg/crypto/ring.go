@@ -2,10 +2,8 @@ package crypto
 
 import (
 	"bytes"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -37,6 +35,12 @@ import (
 //	 "master":  {"active": "m1", "keys": {"m1": "<base64 of 32 bytes>"}},
 //	 "signing": {"active": "s1", "keys": {"s1": "<base64 of 32 bytes>"}}}
 //
+// A key given as a string is of SuiteAES; a key of another suite is an
+// object naming it: "m2": {"suite": "sm4", "key": "<base64 of 32 bytes>"}.
+// A master key's suite is the suite of everything made under it (wrapping,
+// key-check values, purpose keys, and the data keys made while it is
+// active); a signing key's is its MAC (HMAC-SHA-256 or HMAC-SM3).
+//
 // A version-1 file ({"active": "k1", "keys": {...}}, whose keys sealed data
 // directly) is still read: its keys become the master set and, once, the
 // database's data keys (see Legacy).
@@ -56,6 +60,26 @@ type Ring struct {
 type KeySet struct {
 	Active string
 	Keys   map[string][]byte
+	// Suites holds the suite of each key that is not SuiteAES.
+	Suites map[string]Suite
+	// Modules holds the master keys kept in a cipher machine (ModuleKey):
+	// they have no bytes in Keys.
+	Modules map[string]ModuleKey
+}
+
+// Has reports whether the set holds key id (bytes or in a module).
+func (ks KeySet) Has(id string) bool {
+	_, a := ks.Keys[id]
+	_, b := ks.Modules[id]
+	return a || b
+}
+
+// SuiteOf is the suite of key id (SuiteAES unless Suites says otherwise).
+func (ks KeySet) SuiteOf(id string) Suite {
+	if s, ok := ks.Suites[id]; ok {
+		return s
+	}
+	return SuiteAES
 }
 
 // LegacyKeys are the keys of a version-1 ring.
@@ -86,8 +110,16 @@ type ringFile struct {
 }
 
 type keySetFile struct {
-	Active string            `json:"active"`
-	Keys   map[string]string `json:"keys"`
+	Active string                     `json:"active"`
+	Keys   map[string]json.RawMessage `json:"keys"`
+}
+
+// suiteKeyFile is a key of a suite other than the default: {"suite":
+// "sm4", "key": "<base64>"}.
+type suiteKeyFile struct {
+	Suite  string           `json:"suite"`
+	Key    string           `json:"key"`
+	PKCS11 *ModuleKeyConfig `json:"pkcs11,omitempty"`
 }
 
 // RingSource says where LoadRing finds the ring.
@@ -201,14 +233,72 @@ func parseSet(name string, f *keySetFile, required bool) (KeySet, error) {
 		}
 		return KeySet{}, nil
 	}
-	keys, err := decodeKeys(name, f.Keys)
+	enc := make(map[string]string, len(f.Keys))
+	var suites map[string]Suite
+	var modules map[string]ModuleKey
+	for id, raw := range f.Keys {
+		var str string
+		if json.Unmarshal(raw, &str) == nil {
+			enc[id] = str
+			continue
+		}
+		var sk suiteKeyFile
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&sk); err != nil {
+			return KeySet{}, fmt.Errorf(`%s key %q is neither a base64 string nor {"suite": "...", "key": "<base64>"}`, name, id)
+		}
+		suite, err := ParseSuite(sk.Suite)
+		if err != nil {
+			return KeySet{}, fmt.Errorf("%s key %q: %w", name, id, err)
+		}
+		if sk.PKCS11 != nil {
+			mk, err := parseModuleKey(name, id, sk, suite)
+			if err != nil {
+				return KeySet{}, err
+			}
+			if modules == nil {
+				modules = map[string]ModuleKey{}
+			}
+			modules[id] = mk
+			continue
+		}
+		enc[id] = sk.Key
+		if suite != SuiteAES {
+			if suites == nil {
+				suites = map[string]Suite{}
+			}
+			suites[id] = suite
+		}
+	}
+	keys, err := decodeKeys(name, enc)
 	if err != nil {
 		return KeySet{}, err
 	}
-	if _, ok := keys[f.Active]; !ok {
+	ks := KeySet{Active: f.Active, Keys: keys, Suites: suites, Modules: modules}
+	if !ks.Has(f.Active) {
 		return KeySet{}, fmt.Errorf("the active %s key id %q is not among the %s keys", name, f.Active, name)
 	}
-	return KeySet{Active: f.Active, Keys: keys}, nil
+	return ks, nil
+}
+
+// parseModuleKey opens the master key id kept in a cipher machine.
+func parseModuleKey(set, id string, sk suiteKeyFile, suite Suite) (ModuleKey, error) {
+	switch {
+	case set != "master":
+		return nil, fmt.Errorf("%s key %q: only master keys can be kept in a cipher machine", set, id)
+	case suite != SuiteAES || sk.Key != "":
+		return nil, fmt.Errorf(`%s key %q: a key in a cipher machine has no "key" and is AES-256 (its "suite" is aes)`, set, id)
+	case openModuleKey == nil:
+		return nil, fmt.Errorf("%s key %q: %w", set, id, ErrNoPKCS11)
+	}
+	if err := CheckKeyID(id); err != nil {
+		return nil, fmt.Errorf("%s %w", set, err)
+	}
+	if err := sk.PKCS11.check(); err != nil {
+		return nil, fmt.Errorf("%s key %q: %w", set, id, err)
+	}
+	return openModuleKey(*sk.PKCS11, id)
 }
 
 func decodeKeys(name string, in map[string]string) (map[string][]byte, error) {
@@ -266,14 +356,7 @@ func parseV1(rf ringFile) (*Ring, error) {
 // unless the file exists; in both cases it then loads the file. Concurrent
 // callers end up with the same ring.
 func NewRingFile(path string) (*Ring, error) {
-	data, err := json.MarshalIndent(ringFile{Version: RingVersion,
-		Master:  &keySetFile{Active: "m1", Keys: map[string]string{"m1": base64.StdEncoding.EncodeToString(randomKey())}},
-		Signing: &keySetFile{Active: "s1", Keys: map[string]string{"s1": base64.StdEncoding.EncodeToString(randomKey())}},
-	}, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := createExclusive(path, append(data, '\n')); err != nil {
+	if err := createExclusive(path, NewRingJSON()); err != nil {
 		return nil, err
 	}
 	return LoadRing(RingSource{File: path})
@@ -281,12 +364,29 @@ func NewRingFile(path string) (*Ring, error) {
 
 // NewRingJSON returns a new version 2 ring as JSON (for UIAS_KEYRING or a
 // Secret; "uias keys new" prints it).
-func NewRingJSON() []byte {
+func NewRingJSON() []byte { return NewRingJSONSuite(SuiteAES) }
+
+// NewRingJSONSuite is NewRingJSON with keys of suite s ("uias keys new
+// --suite sm4").
+func NewRingJSONSuite(s Suite) []byte {
 	data, _ := json.MarshalIndent(ringFile{Version: RingVersion,
-		Master:  &keySetFile{Active: "m1", Keys: map[string]string{"m1": base64.StdEncoding.EncodeToString(randomKey())}},
-		Signing: &keySetFile{Active: "s1", Keys: map[string]string{"s1": base64.StdEncoding.EncodeToString(randomKey())}},
+		Master:  &keySetFile{Active: "m1", Keys: map[string]json.RawMessage{"m1": KeyJSON(s, randomKey())}},
+		Signing: &keySetFile{Active: "s1", Keys: map[string]json.RawMessage{"s1": KeyJSON(s, randomKey())}},
 	}, "", "  ")
 	return append(data, '\n')
+}
+
+// KeyJSON is how a ring file holds key of suite s: a base64 string for
+// SuiteAES, {"suite": "sm4", "key": "<base64>"} otherwise.
+func KeyJSON(s Suite, key []byte) json.RawMessage {
+	enc := base64.StdEncoding.EncodeToString(key)
+	var b []byte
+	if s == SuiteAES || s == "" {
+		b, _ = json.Marshal(enc)
+	} else {
+		b, _ = json.Marshal(suiteKeyFile{Suite: string(s), Key: enc})
+	}
+	return b
 }
 
 func randomKey() []byte {
@@ -295,77 +395,146 @@ func randomKey() []byte {
 	return k
 }
 
-// derive returns the key for purpose derived from master key id.
+// Suite is the suite of the active master key: the suite of new data keys
+// and of everything the ring wraps or seals from now on.
+func (r *Ring) Suite() Suite { return r.Master.SuiteOf(r.Master.Active) }
+
+// derive returns the key for purpose derived from master key id, in the
+// master key's suite: HKDF-SHA-256 to 32 bytes (AES-256), or HKDF-SM3 to
+// 16 bytes (SM4).
 func (r *Ring) derive(id, purpose string) ([]byte, error) {
+	if m, ok := r.Master.Modules[id]; ok {
+		return m.Derive("uias "+purpose+" v1", KeySize)
+	}
 	k, ok := r.Master.Keys[id]
 	if !ok {
 		return nil, fmt.Errorf("the key ring has no master key %q", id)
 	}
-	return hkdf.Key(sha256.New, k, nil, "uias "+purpose+" v1", KeySize)
+	return r.Master.SuiteOf(id).deriveKey(k, "uias "+purpose+" v1")
 }
 
-// CheckValue is the key-check value of master key id: a MAC of a fixed
-// string under a key derived from it. Stored next to the data it proves
-// that a later ring holds the same key, without revealing anything of it.
+// CheckValue is the key-check value of master key id: a MAC (HMAC-SHA-256,
+// or HMAC-SM3 for an SM4 master key) of a fixed string under a key derived
+// from it. Stored next to the data it proves that a later ring holds the
+// same key, without revealing anything of it.
 func (r *Ring) CheckValue(id string) (string, error) {
 	k, err := r.derive(id, "key-check")
 	if err != nil {
 		return "", err
 	}
-	m := hmac.New(sha256.New, k)
+	m := hmac.New(r.Master.SuiteOf(id).Hash(), k)
 	m.Write([]byte("uias key-check value"))
 	return hex.EncodeToString(m.Sum(nil)), nil
 }
 
-// wrapper is a Sealer over the wrapping keys derived from every master key.
-func (r *Ring) wrapper() (*Sealer, error) {
-	keys := make(map[string][]byte, len(r.Master.Keys))
+// derivedSealer is a Sealer over the keys derived for purpose from every
+// master key, each in its master key's suite; the active one seals.
+func (r *Ring) derivedSealer(purpose string) (*Sealer, error) {
+	keys := make(map[string]SuiteKey, len(r.Master.Keys)+len(r.Master.Modules))
+	for id := range r.Master.Keys {
+		k, err := r.derive(id, purpose)
+		if err != nil {
+			return nil, err
+		}
+		keys[id] = SuiteKey{Suite: r.Master.SuiteOf(id), Key: k}
+	}
+	for id := range r.Master.Modules {
+		k, err := r.derive(id, purpose)
+		if err != nil {
+			return nil, err
+		}
+		keys[id] = SuiteKey{Suite: SuiteAES, Key: k}
+	}
+	return NewSuiteSealer(keys, r.Master.Active, make([]byte, KeySize))
+}
+
+// wrapper is a Sealer over the wrapping keys derived from the master keys
+// the ring holds as bytes (a key in a cipher machine wraps inside it), with
+// active sealing when it is one of them.
+func (r *Ring) wrapper(active string) (*Sealer, error) {
+	keys := make(map[string]SuiteKey, len(r.Master.Keys))
+	ids := make([]string, 0, len(r.Master.Keys))
 	for id := range r.Master.Keys {
 		k, err := r.derive(id, "wrap")
 		if err != nil {
 			return nil, err
 		}
-		keys[id] = k
+		keys[id] = SuiteKey{Suite: r.Master.SuiteOf(id), Key: k}
+		ids = append(ids, id)
 	}
-	return NewSealerWithIndexKey(keys, r.Master.Active, make([]byte, KeySize))
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if _, ok := keys[active]; !ok {
+		slices.Sort(ids)
+		active = ids[0]
+	}
+	return NewSuiteSealer(keys, active, make([]byte, KeySize))
 }
 
 // WrapKey encrypts a data key with the active master key, binding it to
-// label (e.g. the data key's id): "<master id>:<ciphertext>".
+// label (e.g. the data key's id): "<master id>:<ciphertext>" (AES-256-GCM)
+// or "<master id>:sm4:<ciphertext>" (SM4-GCM), as Sealer.Seal.
+//
+// A master key in a cipher machine wraps inside it (AES-256-GCM with the
+// key object): "<master id>:<base64url(nonce|ciphertext|tag)>".
 func (r *Ring) WrapKey(key []byte, label string) (string, error) {
-	w, err := r.wrapper()
+	aad := []byte("uias data key:" + label)
+	if m, ok := r.Master.Modules[r.Master.Active]; ok {
+		raw, err := m.Seal(key, aad)
+		if err != nil {
+			return "", err
+		}
+		return r.Master.Active + ":" + base64.RawURLEncoding.EncodeToString(raw), nil
+	}
+	w, err := r.wrapper(r.Master.Active)
 	if err != nil {
 		return "", err
 	}
-	return w.Seal(key, []byte("uias data key:"+label))
+	return w.Seal(key, aad)
 }
 
 // UnwrapKey decrypts a data key wrapped by WrapKey with any master key of
 // the ring.
 func (r *Ring) UnwrapKey(wrapped, label string) ([]byte, error) {
-	w, err := r.wrapper()
-	if err != nil {
-		return nil, err
+	aad := []byte("uias data key:" + label)
+	var k []byte
+	mid, body, _ := strings.Cut(wrapped, ":")
+	if m, ok := r.Master.Modules[mid]; ok {
+		raw, err := base64.RawURLEncoding.DecodeString(body)
+		if err != nil {
+			return nil, ErrSealedFormat
+		}
+		if k, err = m.Open(raw, aad); err != nil {
+			return nil, err
+		}
+	} else {
+		w, err := r.wrapper("")
+		if err != nil {
+			return nil, err
+		}
+		if w == nil {
+			return nil, ErrUnknownKeyID
+		}
+		if k, err = w.Open(wrapped, aad); err != nil {
+			return nil, err
+		}
 	}
-	k, err := w.Open(wrapped, []byte("uias data key:"+label))
-	if err != nil {
-		return nil, err
-	}
-	if len(k) != KeySize {
-		return nil, fmt.Errorf("data key %q is %d bytes, want %d", label, len(k), KeySize)
+	if _, err := SuiteOfKey(k); err != nil {
+		return nil, fmt.Errorf("data key %q: %w", label, err)
 	}
 	return k, nil
 }
 
-// NewDataKey returns a random 32-byte data key.
+// NewDataKey returns a random 32-byte data key (AES-256).
 func NewDataKey() []byte { return randomKey() }
 
-// Signer signs messages with the ring's signing keys (HMAC-SHA256), never
-// with a master or data key. It fails when the ring has no signing keys
-// (a version-1 ring).
+// Signer signs messages with the ring's signing keys (HMAC-SHA256, or
+// HMAC-SM3 for a signing key of SuiteSM4), never with a master or data key.
+// It fails when the ring has no signing keys (a version-1 ring).
 func (r *Ring) Signer() (*Signer, error) {
 	if len(r.Signing.Keys) == 0 {
 		return nil, errors.New("the key ring has no signing keys (add a \"signing\" set)")
 	}
-	return NewSigner(r.Signing.Active, r.Signing.Keys), nil
+	return NewSuiteSigner(r.Signing.Active, r.Signing.Keys, r.Signing.Suites), nil
 }

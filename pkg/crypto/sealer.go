@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -32,10 +31,14 @@ var (
 	ErrOpenFailed   = errors.New("sealed value cannot be decrypted (tampered, wrong key or wrong associated data)")
 )
 
-// Sealer encrypts small values at rest with AES-256-GCM and a key ring. The
-// sealed form is "<key id>:<base64url(nonce|ciphertext|tag)>", so old values
-// stay readable after the active key rotates. It is safe for concurrent use;
-// SetKeys swaps its keys (after a rotation) while it is in use.
+// Sealer encrypts small values at rest with a key ring of AES-256-GCM and
+// SM4-GCM keys (each key has its Suite). The sealed form is
+// "<key id>:<base64url(nonce|ciphertext|tag)>" for AES-256-GCM (as every
+// value sealed before suites existed) and "<key id>:sm4:<base64url(...)>"
+// for SM4-GCM, so a value names its key and its algorithm: old values stay
+// readable after the active key rotates, to a key of either suite. It is
+// safe for concurrent use; SetKeys swaps its keys (after a rotation) while
+// it is in use.
 type Sealer struct {
 	state    atomic.Pointer[sealerState]
 	blindKey []byte
@@ -43,7 +46,12 @@ type Sealer struct {
 
 type sealerState struct {
 	active string
-	aeads  map[string]cipher.AEAD
+	aeads  map[string]sealKey
+}
+
+type sealKey struct {
+	aead  cipher.AEAD
+	suite Suite
 }
 
 // NewSealer builds a Sealer from a key ring of 32-byte keys; activeKeyID names
@@ -96,35 +104,64 @@ func NewSealerWithIndexKey(keys map[string][]byte, activeKeyID string, indexKey 
 	return s, nil
 }
 
-// SetKeys replaces the sealing keys and the active key id (the blind-index
-// key stays). Values sealed with a key no longer in keys cannot be opened.
+// NewSuiteSealer is NewSealerWithIndexKey over keys of either suite.
+func NewSuiteSealer(keys map[string]SuiteKey, activeKeyID string, indexKey []byte) (*Sealer, error) {
+	if len(indexKey) != KeySize {
+		return nil, fmt.Errorf("sealer: the blind-index key is %d bytes, want %d", len(indexKey), KeySize)
+	}
+	s := &Sealer{}
+	if err := s.SetSuiteKeys(keys, activeKeyID); err != nil {
+		return nil, err
+	}
+	bk, err := hkdf.Key(sha256.New, indexKey, nil, "uias blind-index v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("sealer: derive blind-index key: %w", err)
+	}
+	s.blindKey = bk
+	return s, nil
+}
+
+// SetKeys replaces the sealing keys (AES-256) and the active key id (the
+// blind-index key stays). Values sealed with a key no longer in keys
+// cannot be opened.
 func (s *Sealer) SetKeys(keys map[string][]byte, activeKeyID string) error {
+	sk := make(map[string]SuiteKey, len(keys))
+	for id, k := range keys {
+		sk[id] = SuiteKey{Suite: SuiteAES, Key: k}
+	}
+	return s.SetSuiteKeys(sk, activeKeyID)
+}
+
+// SetSuiteKeys is SetKeys over keys of either suite.
+func (s *Sealer) SetSuiteKeys(keys map[string]SuiteKey, activeKeyID string) error {
 	if activeKeyID == BlindIndexKeyID {
 		return fmt.Errorf("sealer: key %q is reserved for blind indexes and cannot be the active key", BlindIndexKeyID)
 	}
 	if _, ok := keys[activeKeyID]; !ok {
 		return fmt.Errorf("sealer: active key id %q is not in the key ring", activeKeyID)
 	}
-	st := &sealerState{active: activeKeyID, aeads: make(map[string]cipher.AEAD, len(keys))}
+	st := &sealerState{active: activeKeyID, aeads: make(map[string]sealKey, len(keys))}
 	for id, key := range keys {
 		if err := CheckKeyID(id); err != nil {
 			return fmt.Errorf("sealer: %w", err)
 		}
-		if len(key) != KeySize {
-			return fmt.Errorf("sealer: key %q is %d bytes, want %d", id, len(key), KeySize)
+		if key.Suite == "" {
+			key.Suite = SuiteAES
+		}
+		if _, err := ParseSuite(string(key.Suite)); err != nil {
+			return fmt.Errorf("sealer: key %q: %w", id, err)
+		}
+		if len(key.Key) != key.Suite.DataKeySize() {
+			return fmt.Errorf("sealer: key %q is %d bytes, want %d (%s)", id, len(key.Key), key.Suite.DataKeySize(), key.Suite.Algorithm())
 		}
 		if id == BlindIndexKeyID {
 			continue
 		}
-		block, err := aes.NewCipher(key)
+		aead, err := key.Suite.newAEAD(key.Key)
 		if err != nil {
 			return fmt.Errorf("sealer: key %q: %w", id, err)
 		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return fmt.Errorf("sealer: key %q: %w", id, err)
-		}
-		st.aeads[id] = aead
+		st.aeads[id] = sealKey{aead: aead, suite: key.Suite}
 	}
 	s.state.Store(st)
 	return nil
@@ -142,27 +179,56 @@ func CheckKeyID(id string) error {
 // ActiveKeyID returns the id of the key used by Seal.
 func (s *Sealer) ActiveKeyID() string { return s.state.Load().active }
 
+// ActiveSuite returns the suite of the key used by Seal.
+func (s *Sealer) ActiveSuite() Suite {
+	st := s.state.Load()
+	return st.aeads[st.active].suite
+}
+
 // Seal encrypts plaintext with the active key, authenticating aad (which must
 // be given again to Open — bind it to the row, e.g. "users.id_number:<user id>").
 func (s *Sealer) Seal(plaintext, aad []byte) (string, error) {
 	st := s.state.Load()
-	aead := st.aeads[st.active]
+	k := st.aeads[st.active]
+	aead := k.aead
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 	_, _ = rand.Read(nonce) // crypto/rand.Read never fails (Go >= 1.24)
 	out := aead.Seal(nonce, nonce, plaintext, aad)
+	if tag := k.suite.tag(); tag != "" {
+		return st.active + ":" + tag + ":" + base64.RawURLEncoding.EncodeToString(out), nil
+	}
 	return st.active + ":" + base64.RawURLEncoding.EncodeToString(out), nil
 }
 
-// Open decrypts a value produced by Seal with any key of the ring.
+// Open decrypts a value produced by Seal with any key of the ring. A value
+// whose algorithm tag is unknown, or is not its key's algorithm, is
+// refused (ErrUnknownSuite, ErrAlgorithmMismatch) before any decryption.
 func (s *Sealer) Open(sealed string, aad []byte) ([]byte, error) {
 	kid, body, ok := strings.Cut(sealed, ":")
 	if !ok || kid == "" {
 		return nil, ErrSealedFormat
 	}
-	aead, ok := s.state.Load().aeads[kid]
+	tag, rest, tagged := strings.Cut(body, ":")
+	if tagged {
+		body = rest
+	} else {
+		tag = ""
+	}
+	if tagged && tag == "" {
+		return nil, ErrSealedFormat
+	}
+	suite, err := suiteOfTag(tag)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := s.state.Load().aeads[kid]
 	if !ok {
 		return nil, ErrUnknownKeyID
 	}
+	if k.suite != suite {
+		return nil, fmt.Errorf("%w: the value is %s, key %q is %s", ErrAlgorithmMismatch, suite.Algorithm(), kid, k.suite.Algorithm())
+	}
+	aead := k.aead
 	raw, err := base64.RawURLEncoding.DecodeString(body)
 	if err != nil || len(raw) < aead.NonceSize()+aead.Overhead() {
 		return nil, ErrSealedFormat
@@ -176,7 +242,8 @@ func (s *Sealer) Open(sealed string, aad []byte) ([]byte, error) {
 }
 
 // KeyIDOf returns the key id a sealed value was made with, so callers can
-// re-seal values that do not use the active key.
+// re-seal values that do not use the active key. (The algorithm tag, if
+// any, follows the key id: "<key id>:sm4:...".)
 func KeyIDOf(sealed string) (string, error) {
 	kid, _, ok := strings.Cut(sealed, ":")
 	if !ok || kid == "" {

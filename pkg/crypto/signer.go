@@ -9,8 +9,9 @@ import (
 	"sync"
 )
 
-// Signer makes and checks "<key id>:<base64url MAC>" signatures (HMAC-SHA256);
-// signatures by any key of the set verify, new ones use the active key.
+// Signer makes and checks "<key id>:<base64url MAC>" signatures (HMAC-SHA256,
+// or HMAC-SM3 for a key of SuiteSM4: both 32 bytes); signatures by any key
+// of the set verify, new ones use the active key.
 //
 // It keeps, per key, a pool of keyed HMAC states: a state is reset to its
 // keyed start after each use instead of being rebuilt (hmac.New derives the
@@ -24,9 +25,19 @@ type Signer struct {
 // NewSigner returns a signer of the keys (id to key), signing with active.
 // The keys are copied. An active id that is not in keys makes Sign panic.
 func NewSigner(active string, keys map[string][]byte) *Signer {
+	return NewSuiteSigner(active, keys, nil)
+}
+
+// NewSuiteSigner is NewSigner with the suite of each key that is not
+// SuiteAES (a key of SuiteSM4 makes HMAC-SM3).
+func NewSuiteSigner(active string, keys map[string][]byte, suites map[string]Suite) *Signer {
 	s := &Signer{active: active, keys: make(map[string]*macKey, len(keys))}
 	for id, k := range keys {
-		s.keys[id] = newMACKey(k)
+		h := sha256.New
+		if suite, ok := suites[id]; ok {
+			h = suite.Hash()
+		}
+		s.keys[id] = newMACKey(h, k)
 	}
 	return s
 }
@@ -88,10 +99,10 @@ type macState struct {
 	out [sha256.Size]byte
 }
 
-func newMACKey(k []byte) *macKey {
+func newMACKey(h func() hash.Hash, k []byte) *macKey {
 	key := append([]byte(nil), k...)
 	m := &macKey{}
-	m.pool.New = func() any { return &macState{h: hmac.New(sha256.New, key), msg: make([]byte, 0, 256)} }
+	m.pool.New = func() any { return &macState{h: hmac.New(h, key), msg: make([]byte, 0, 256)} }
 	return m
 }
 

@@ -42,6 +42,9 @@ type DataKey struct {
 	Seq       int64
 	Wrapped   string // crypto.Ring.WrapKey output: "<master key id>:..."
 	CreatedAt time.Time
+	// Suite is the key's suite (its cipher), known once it is unwrapped
+	// (its length says it); not stored.
+	Suite crypto.Suite
 }
 
 // MasterKeyID is the id of the master key that wraps k.
@@ -222,7 +225,7 @@ func (k *Keys) checkRing(ctx context.Context) error {
 		return fmt.Errorf("read key checks: %w", err)
 	}
 	for _, c := range checks {
-		if _, ok := k.ring.Master.Keys[c.MasterID]; !ok {
+		if !k.ring.Master.Has(c.MasterID) {
 			continue // an old master key no longer needed (checked with the data keys)
 		}
 		v, err := k.ring.CheckValue(c.MasterID)
@@ -273,7 +276,10 @@ func (k *Keys) createFirst(ctx context.Context, hasData bool) error {
 		if err := wrap("index", KeyPurposeIndex, 0, crypto.NewDataKey()); err != nil {
 			return err
 		}
-		if err := wrap("d1", KeyPurposeSeal, 1, crypto.NewDataKey()); err != nil {
+		// The first sealing key is of the suite of the ring's active
+		// master key (the index key stays 32 bytes: blind indexes are
+		// HMAC-SHA-256 and never change).
+		if err := wrap("d1", KeyPurposeSeal, 1, crypto.NewDataKeyFor(k.ring.Suite())); err != nil {
 			return err
 		}
 	case k.ring.Legacy != nil:
@@ -325,13 +331,13 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read data keys: %w", err)
 	}
-	seal := map[string][]byte{}
+	seal := map[string]crypto.SuiteKey{}
 	var index []byte
 	var active DataKey
 	known := map[string]DataKey{}
 	for _, dk := range dks {
 		mid := dk.MasterKeyID()
-		if _, ok := k.ring.Master.Keys[mid]; !ok {
+		if !k.ring.Master.Has(mid) {
 			return k.mismatch("data key %q is wrapped by master key %q, which the key ring (%s) does not hold; "+
 				"add that key back to the ring (keep old master keys until \"uias ctl keys rotate\" has re-wrapped every data key)",
 				dk.ID, mid, k.ring.Source)
@@ -340,12 +346,18 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 		if err != nil {
 			return k.mismatch("data key %q does not decrypt with master key %q of the key ring (%s)", dk.ID, mid, k.ring.Source)
 		}
+		if dk.Suite, err = crypto.SuiteOfKey(raw); err != nil {
+			return k.mismatch("data key %q: %v", dk.ID, err)
+		}
 		known[dk.ID] = dk
 		switch dk.Purpose {
 		case KeyPurposeIndex:
+			if len(raw) != crypto.KeySize {
+				return fmt.Errorf("the index data key is %d bytes, want %d", len(raw), crypto.KeySize)
+			}
 			index = raw
 		case KeyPurposeSeal:
-			seal[dk.ID] = raw
+			seal[dk.ID] = crypto.SuiteKey{Suite: dk.Suite, Key: raw}
 			if dk.Seq >= active.Seq {
 				active = dk
 			}
@@ -355,12 +367,12 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 		return errors.New("the database lacks its index or sealing data key")
 	}
 	if k.sealer == nil {
-		s, err := crypto.NewSealerWithIndexKey(seal, active.ID, index)
+		s, err := crypto.NewSuiteSealer(seal, active.ID, index)
 		if err != nil {
 			return err
 		}
 		k.sealer = s
-	} else if err := k.sealer.SetKeys(seal, active.ID); err != nil {
+	} else if err := k.sealer.SetSuiteKeys(seal, active.ID); err != nil {
 		return err
 	}
 	k.known = known
@@ -371,7 +383,10 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 type KeyStatus struct {
 	ActiveKeyID       string
 	ActiveMasterKeyID string
-	Keys              []DataKey // sealing keys by Seq
+	// MasterSuites is the suite of each master key of the ring that wraps
+	// a data key, and of the active one.
+	MasterSuites map[string]crypto.Suite
+	Keys         []DataKey // sealing keys by Seq
 	// OnOlderKeys counts the stored values still sealed with another key
 	// than the active one (the re-encrypt job moves them).
 	OnOlderKeys int
@@ -381,11 +396,13 @@ func (k *Keys) status(ctx context.Context) (*KeyStatus, error) {
 	if err := k.Reload(ctx); err != nil {
 		return nil, err
 	}
-	st := &KeyStatus{ActiveKeyID: k.sealer.ActiveKeyID(), ActiveMasterKeyID: k.ring.Master.Active}
+	st := &KeyStatus{ActiveKeyID: k.sealer.ActiveKeyID(), ActiveMasterKeyID: k.ring.Master.Active,
+		MasterSuites: map[string]crypto.Suite{k.ring.Master.Active: k.ring.Suite()}}
 	k.mu.Lock()
 	for _, dk := range k.known {
 		if dk.Purpose == KeyPurposeSeal {
 			st.Keys = append(st.Keys, dk)
+			st.MasterSuites[dk.MasterKeyID()] = k.ring.Master.SuiteOf(dk.MasterKeyID())
 		}
 	}
 	k.mu.Unlock()
@@ -398,8 +415,10 @@ func (k *Keys) status(ctx context.Context) (*KeyStatus, error) {
 	return st, nil
 }
 
-// rotate adds a new active sealing key and re-wraps every data key not yet
-// under the active master key.
+// rotate adds a new active sealing key, of the suite of the ring's active
+// master key, and re-wraps every data key not yet under the active master
+// key (a data key keeps its own suite: values sealed with it open until
+// the re-encrypt job has moved them to the new key).
 func (k *Keys) rotate(ctx context.Context, evs func(DataKey) []events.Event) (DataKey, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -424,11 +443,12 @@ func (k *Keys) rotate(ctx context.Context, evs func(DataKey) []events.Event) (Da
 	for k.known[id].ID != "" { // an imported key may hold the name
 		id += "x"
 	}
-	w, err := k.ring.WrapKey(crypto.NewDataKey(), id)
+	suite := k.ring.Suite()
+	w, err := k.ring.WrapKey(crypto.NewDataKeyFor(suite), id)
 	if err != nil {
 		return DataKey{}, err
 	}
-	dk := DataKey{ID: id, Purpose: KeyPurposeSeal, Seq: last + 1, Wrapped: w, CreatedAt: k.now()}
+	dk := DataKey{ID: id, Purpose: KeyPurposeSeal, Seq: last + 1, Wrapped: w, CreatedAt: k.now(), Suite: suite}
 	if err := k.ensureCheck(ctx, k.ring.Master.Active); err != nil {
 		return DataKey{}, err
 	}
@@ -480,7 +500,7 @@ func (s *Service) RotateKeys(ctx context.Context) (*KeyStatus, error) {
 	}
 	dk, err := s.keys.rotate(ctx, func(dk DataKey) []events.Event {
 		return []events.Event{s.audit(ctx, "keys.rotate", "key:"+dk.ID, "", "success", "OK", start,
-			map[string]string{"master_key_id": dk.MasterKeyID()})}
+			map[string]string{"master_key_id": dk.MasterKeyID(), "algorithm": dk.Suite.Algorithm()})}
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil, apierr.New(apierr.FailedPrecondition, "ROTATION_CONFLICT", "another key rotation happened at the same time; check the key status and retry if needed")
@@ -489,7 +509,8 @@ func (s *Service) RotateKeys(ctx context.Context) (*KeyStatus, error) {
 		return nil, errKeys(err)
 	}
 	s.kick()
-	s.log.Info("data key rotated", zap.String("key_id", dk.ID), zap.String("master_key_id", dk.MasterKeyID()))
+	s.log.Info("data key rotated", zap.String("key_id", dk.ID), zap.String("master_key_id", dk.MasterKeyID()),
+		zap.String("algorithm", dk.Suite.Algorithm()))
 	return s.KeyStatus(ctx)
 }
 
@@ -779,7 +800,7 @@ func (k *Keys) foreignSealer(id, w string) (*crypto.Sealer, error) {
 	if s, ok := k.foreign[w]; ok {
 		return s, nil
 	}
-	if _, ok := k.ring.Master.Keys[mustKeyID(w)]; !ok {
+	if !k.ring.Master.Has(mustKeyID(w)) {
 		return nil, errForeignKey
 	}
 	raw, err := k.ring.UnwrapKey(w, id)
@@ -787,7 +808,11 @@ func (k *Keys) foreignSealer(id, w string) (*crypto.Sealer, error) {
 		return nil, errForeignKey
 	}
 	defer clear(raw)
-	s, err := crypto.NewSealer(map[string][]byte{id: raw}, id)
+	suite, err := crypto.SuiteOfKey(raw)
+	if err != nil {
+		return nil, errForeignKey
+	}
+	s, err := crypto.NewSuiteSealer(map[string]crypto.SuiteKey{id: {Suite: suite, Key: raw}}, id, make([]byte, crypto.KeySize))
 	if err != nil {
 		return nil, err
 	}

@@ -282,7 +282,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 	keepsPersonalData(t, c, old, "Olga O")
 	if out := c.run("", "keys", "status"); !regexp.MustCompile(`(?m)^values on older keys:\s+0$`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^d2\s+m1\s+\S+\s+yes$`).MatchString(out) {
+		!regexp.MustCompile(`(?m)^d2\s+m1\s+\S+\s+yes\s+AES-256-GCM\s+AES-256-GCM$`).MatchString(out) {
 		t.Fatalf("keys status table:\n%s", out)
 	}
 	stopApp(t, a)

@@ -40,10 +40,11 @@ func keyStatusOut(st *identity.KeyStatus, err error) (*identityv1.KeyStatus, err
 		return nil, err
 	}
 	out := &identityv1.KeyStatus{ActiveKeyId: st.ActiveKeyID, ActiveMasterKeyId: st.ActiveMasterKeyID,
-		ValuesOnOlderKeys: int64(st.OnOlderKeys)}
+		ValuesOnOlderKeys: int64(st.OnOlderKeys), ActiveMasterKeyAlgorithm: st.MasterSuites[st.ActiveMasterKeyID].Algorithm()}
 	for _, dk := range st.Keys {
 		out.Keys = append(out.Keys, &identityv1.DataKey{Id: dk.ID, MasterKeyId: dk.MasterKeyID(),
-			CreatedAt: timestamppb.New(dk.CreatedAt), Active: dk.ID == st.ActiveKeyID})
+			CreatedAt: timestamppb.New(dk.CreatedAt), Active: dk.ID == st.ActiveKeyID,
+			Algorithm: dk.Suite.Algorithm(), MasterKeyAlgorithm: st.MasterSuites[dk.MasterKeyID()].Algorithm()})
 	}
 	return out, nil
 }

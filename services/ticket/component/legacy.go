@@ -2,8 +2,6 @@ package component
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -145,20 +143,15 @@ func principalOK(body string) bool {
 	return b == string(ticket.LegacyOK) || strings.Contains(b, ">"+string(ticket.LegacyOK)+"<")
 }
 
-// credentialSealer seals kept application passwords with AES-256-GCM keys
-// derived from every master key of the ring under a label of their own
-// (never the master keys themselves); the active master key seals.
+// credentialSealer seals kept application passwords with keys derived from
+// every master key of the ring under a label of their own (never the master
+// keys themselves), in each master key's suite (AES-256-GCM from HKDF-SHA-256,
+// SM4-GCM from HKDF-SM3); the active master key seals. (For an AES master
+// key the derivation, "uias ticket app passwords v1", is the one used before
+// suites existed, so passwords kept then still open.)
 func credentialSealer(r *crypto.Ring) (*crypto.Sealer, error) {
 	if len(r.Master.Keys) == 0 {
 		return nil, errors.New("the key ring has no master keys")
 	}
-	keys := map[string][]byte{}
-	for id, k := range r.Master.Keys {
-		dk, err := hkdf.Key(sha256.New, k, nil, "uias ticket app passwords v1", crypto.KeySize)
-		if err != nil {
-			return nil, err
-		}
-		keys[id] = dk
-	}
-	return crypto.NewSealerWithIndexKey(keys, r.Master.Active, make([]byte, crypto.KeySize))
+	return r.PurposeSealer("ticket app passwords")
 }

@@ -162,10 +162,11 @@ func (a *app) reencrypt(s *session, batch int) error {
 
 func keyStatusTable(tw *tabwriter.Writer, st *identityv1.KeyStatus) {
 	fields(tw, "active data key", st.GetActiveKeyId(), "active master key", st.GetActiveMasterKeyId(),
+		"new data keys", st.GetActiveMasterKeyAlgorithm(),
 		"values on older keys", strconv.FormatInt(st.GetValuesOnOlderKeys(), 10))
 	row(tw, "")
-	row(tw, "KEY", "MASTER KEY", "CREATED", "ACTIVE")
+	row(tw, "KEY", "MASTER KEY", "CREATED", "ACTIVE", "ALGORITHM", "MASTER ALGORITHM")
 	for _, k := range st.GetKeys() {
-		row(tw, k.GetId(), k.GetMasterKeyId(), ts(k.GetCreatedAt()), yesNo(k.GetActive()))
+		row(tw, k.GetId(), k.GetMasterKeyId(), ts(k.GetCreatedAt()), yesNo(k.GetActive()), k.GetAlgorithm(), k.GetMasterKeyAlgorithm())
 	}
 }

@@ -101,11 +101,18 @@ type DataKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id" json:"id,omitempty"`
 	// master_key_id names the master key of the key ring that wraps it.
-	MasterKeyId   string                 `protobuf:"bytes,2,opt,name=master_key_id,json=masterKeyId" json:"master_key_id,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt" json:"created_at,omitempty"`
-	Active        bool                   `protobuf:"varint,4,opt,name=active" json:"active,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MasterKeyId string                 `protobuf:"bytes,2,opt,name=master_key_id,json=masterKeyId" json:"master_key_id,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt" json:"created_at,omitempty"`
+	Active      bool                   `protobuf:"varint,4,opt,name=active" json:"active,omitempty"`
+	// algorithm is the data key's cipher: "AES-256-GCM" or "SM4-GCM" (a
+	// data key keeps its algorithm; rotation makes the new key in the suite
+	// of the key ring's active master key).
+	Algorithm string `protobuf:"bytes,5,opt,name=algorithm" json:"algorithm,omitempty"`
+	// master_key_algorithm is the cipher of the master key that wraps it
+	// (its keys are derived with HKDF-SHA-256, or HKDF-SM3 for SM4-GCM).
+	MasterKeyAlgorithm string `protobuf:"bytes,6,opt,name=master_key_algorithm,json=masterKeyAlgorithm" json:"master_key_algorithm,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *DataKey) Reset() {
@@ -166,6 +173,20 @@ func (x *DataKey) GetActive() bool {
 	return false
 }
 
+func (x *DataKey) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+func (x *DataKey) GetMasterKeyAlgorithm() string {
+	if x != nil {
+		return x.MasterKeyAlgorithm
+	}
+	return ""
+}
+
 // KeyStatus is the state of the data keys.
 type KeyStatus struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -174,8 +195,11 @@ type KeyStatus struct {
 	Keys              []*DataKey             `protobuf:"bytes,3,rep,name=keys" json:"keys,omitempty"`
 	// values_on_older_keys counts stored values not yet on the active key.
 	ValuesOnOlderKeys int64 `protobuf:"varint,4,opt,name=values_on_older_keys,json=valuesOnOlderKeys" json:"values_on_older_keys,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// active_master_key_algorithm is the cipher of the active master key:
+	// the suite of the data keys the next rotation makes.
+	ActiveMasterKeyAlgorithm string `protobuf:"bytes,5,opt,name=active_master_key_algorithm,json=activeMasterKeyAlgorithm" json:"active_master_key_algorithm,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *KeyStatus) Reset() {
@@ -234,6 +258,13 @@ func (x *KeyStatus) GetValuesOnOlderKeys() int64 {
 		return x.ValuesOnOlderKeys
 	}
 	return 0
+}
+
+func (x *KeyStatus) GetActiveMasterKeyAlgorithm() string {
+	if x != nil {
+		return x.ActiveMasterKeyAlgorithm
+	}
+	return ""
 }
 
 // ReencryptDataRequest sizes one batch.
@@ -376,18 +407,21 @@ const file_uias_identity_v1_keys_proto_rawDesc = "" +
 	"\n" +
 	"\x1buias/identity/v1/keys.proto\x12\x10uias.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n" +
 	"\x13GetKeyStatusRequest\"\x13\n" +
-	"\x11RotateKeysRequest\"\x90\x01\n" +
+	"\x11RotateKeysRequest\"\xe0\x01\n" +
 	"\aDataKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\rmaster_key_id\x18\x02 \x01(\tR\vmasterKeyId\x129\n" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x16\n" +
-	"\x06active\x18\x04 \x01(\bR\x06active\"\xc0\x01\n" +
+	"\x06active\x18\x04 \x01(\bR\x06active\x12\x1c\n" +
+	"\talgorithm\x18\x05 \x01(\tR\talgorithm\x120\n" +
+	"\x14master_key_algorithm\x18\x06 \x01(\tR\x12masterKeyAlgorithm\"\xff\x01\n" +
 	"\tKeyStatus\x12\"\n" +
 	"\ractive_key_id\x18\x01 \x01(\tR\vactiveKeyId\x12/\n" +
 	"\x14active_master_key_id\x18\x02 \x01(\tR\x11activeMasterKeyId\x12-\n" +
 	"\x04keys\x18\x03 \x03(\v2\x19.uias.identity.v1.DataKeyR\x04keys\x12/\n" +
-	"\x14values_on_older_keys\x18\x04 \x01(\x03R\x11valuesOnOlderKeys\"5\n" +
+	"\x14values_on_older_keys\x18\x04 \x01(\x03R\x11valuesOnOlderKeys\x12=\n" +
+	"\x1bactive_master_key_algorithm\x18\x05 \x01(\tR\x18activeMasterKeyAlgorithm\"5\n" +
 	"\x14ReencryptDataRequest\x12\x1d\n" +
 	"\n" +
 	"batch_size\x18\x01 \x01(\x05R\tbatchSize\"\xa7\x01\n" +

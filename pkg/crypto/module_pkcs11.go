@@ -1,0 +1,276 @@
+//go:build pkcs11 && cgo
+
+package crypto
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+)
+
+func init() { openModuleKey = openPKCS11Key }
+
+// modules are the PKCS#11 libraries loaded and initialised, by path (a
+// library is initialised once per process).
+var (
+	modulesMu sync.Mutex
+	modules   = map[string]*pkcs11.Ctx{}
+)
+
+func loadModule(path string) (*pkcs11.Ctx, error) {
+	modulesMu.Lock()
+	defer modulesMu.Unlock()
+	if p, ok := modules[path]; ok {
+		return p, nil
+	}
+	p := pkcs11.New(path)
+	if p == nil {
+		return nil, fmt.Errorf("the PKCS#11 module %s does not load", path)
+	}
+	if err := p.Initialize(); err != nil {
+		var pe pkcs11.Error
+		if !errors.As(err, &pe) || pe != pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED {
+			p.Destroy()
+			return nil, fmt.Errorf("the PKCS#11 module %s: initialise: %w", path, err)
+		}
+	}
+	modules[path] = p
+	return p, nil
+}
+
+// pkcs11Key is a secret key object of a token, used through one logged-in
+// session (PKCS#11 sessions run one operation at a time: mu).
+type pkcs11Key struct {
+	name    string
+	p       *pkcs11.Ctx
+	mu      sync.Mutex
+	session pkcs11.SessionHandle
+	key     pkcs11.ObjectHandle
+}
+
+func (k *pkcs11Key) String() string { return k.name }
+
+// findToken returns the slot whose token is labelled label.
+func findToken(p *pkcs11.Ctx, label string) (uint, error) {
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		return 0, fmt.Errorf("list the slots: %w", err)
+	}
+	for _, s := range slots {
+		ti, err := p.GetTokenInfo(s)
+		if err == nil && ti.Label == label {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("no token labelled %q", label)
+}
+
+// openPKCS11Key opens the secret key labelled c.Label on the token c.Token
+// of module c.Module, logged in with the PIN. It refuses a key that may
+// leave the token (CKA_EXTRACTABLE) or is not AES.
+func openPKCS11Key(c ModuleKeyConfig, id string) (ModuleKey, error) {
+	name := fmt.Sprintf("master key %q (PKCS#11 %s, token %q, label %q)", id, c.Module, c.Token, c.Label)
+	pin, err := c.pin()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	p, err := loadModule(c.Module)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	slot, err := findToken(p, c.Token)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		return nil, fmt.Errorf("%s: open a session: %w", name, err)
+	}
+	fail := func(format string, a ...any) (ModuleKey, error) {
+		_ = p.CloseSession(s)
+		return nil, fmt.Errorf("%s: "+format, append([]any{name}, a...)...)
+	}
+	if err := p.Login(s, pkcs11.CKU_USER, pin); err != nil {
+		var pe pkcs11.Error
+		if !errors.As(err, &pe) || pe != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
+			return fail("log in: %v", err)
+		}
+	}
+	obj, err := findKey(p, s, c.Label)
+	if err != nil {
+		return fail("%v", err)
+	}
+	attrs, err := p.GetAttributeValue(s, obj, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil),
+	})
+	if err != nil {
+		return fail("read its attributes: %v", err)
+	}
+	for _, a := range attrs {
+		switch a.Type {
+		case pkcs11.CKA_KEY_TYPE:
+			if len(a.Value) == 0 || ulong(a.Value) != pkcs11.CKK_AES {
+				return fail("it is not an AES key")
+			}
+		case pkcs11.CKA_EXTRACTABLE:
+			if len(a.Value) > 0 && a.Value[0] != 0 {
+				return fail("it may leave the token (CKA_EXTRACTABLE): make it with CKA_EXTRACTABLE false, e.g. \"uias keys new-pkcs11\"")
+			}
+		case pkcs11.CKA_VALUE_LEN:
+			if ulong(a.Value) != KeySize {
+				return fail("it is %d bytes, want an AES-256 key", ulong(a.Value))
+			}
+		}
+	}
+	return &pkcs11Key{name: name, p: p, session: s, key: obj}, nil
+}
+
+// ulong reads a CK_ULONG attribute value (native byte order).
+func ulong(b []byte) uint {
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
+	}
+	return 0
+}
+
+func findKey(p *pkcs11.Ctx, s pkcs11.SessionHandle, label string) (pkcs11.ObjectHandle, error) {
+	if err := p.FindObjectsInit(s, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+	}); err != nil {
+		return 0, fmt.Errorf("find the key: %w", err)
+	}
+	objs, _, err := p.FindObjects(s, 2)
+	_ = p.FindObjectsFinal(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("find the key: %w", err)
+	case len(objs) == 0:
+		return 0, errors.New("no secret key with that label on the token")
+	case len(objs) > 1:
+		return 0, errors.New("several secret keys have that label: labels must name one key")
+	}
+	return objs[0], nil
+}
+
+const gcmNonce, gcmTag = 12, 16
+
+func (k *pkcs11Key) Seal(plaintext, aad []byte) ([]byte, error) {
+	nonce := make([]byte, gcmNonce)
+	_, _ = rand.Read(nonce)
+	params := pkcs11.NewGCMParams(nonce, aad, gcmTag*8)
+	defer params.Free()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.p.EncryptInit(k.session, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, k.key); err != nil {
+		return nil, fmt.Errorf("%s: encrypt: %w", k.name, err)
+	}
+	ct, err := k.p.Encrypt(k.session, plaintext)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encrypt: %w", k.name, err)
+	}
+	return append(nonce, ct...), nil
+}
+
+func (k *pkcs11Key) Open(sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < gcmNonce+gcmTag {
+		return nil, ErrSealedFormat
+	}
+	params := pkcs11.NewGCMParams(sealed[:gcmNonce], aad, gcmTag*8)
+	defer params.Free()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.p.DecryptInit(k.session, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, k.key); err != nil {
+		return nil, fmt.Errorf("%s: decrypt: %w", k.name, err)
+	}
+	pt, err := k.p.Decrypt(k.session, sealed[gcmNonce:])
+	if err != nil {
+		return nil, ErrOpenFailed
+	}
+	return pt, nil
+}
+
+// Derive is NIST SP 800-108 KDF in counter mode with AES-CMAC (in the
+// module) as PRF: block i = CMAC(K, [i]_32 || info || 0x00 || [8n]_32).
+func (k *pkcs11Key) Derive(info string, n int) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []byte
+	for i := uint32(1); len(out) < n; i++ {
+		msg := binary.BigEndian.AppendUint32(nil, i)
+		msg = append(msg, info...)
+		msg = append(msg, 0)
+		msg = binary.BigEndian.AppendUint32(msg, uint32(8*n))
+		if err := k.p.SignInit(k.session, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_CMAC, nil)}, k.key); err != nil {
+			return nil, fmt.Errorf("%s: derive: %w", k.name, err)
+		}
+		b, err := k.p.Sign(k.session, msg)
+		if err != nil {
+			return nil, fmt.Errorf("%s: derive: %w", k.name, err)
+		}
+		out = append(out, b...)
+	}
+	return out[:n], nil
+}
+
+// NewPKCS11Key makes a new AES-256 key labelled c.Label on the token
+// c.Token that never leaves it (CKA_SENSITIVE, not CKA_EXTRACTABLE), for
+// "uias keys new-pkcs11". It refuses a label already taken.
+func NewPKCS11Key(c ModuleKeyConfig) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	pin, err := c.pin()
+	if err != nil {
+		return err
+	}
+	p, err := loadModule(c.Module)
+	if err != nil {
+		return err
+	}
+	slot, err := findToken(p, c.Token)
+	if err != nil {
+		return err
+	}
+	s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		return fmt.Errorf("open a session: %w", err)
+	}
+	defer func() { _ = p.CloseSession(s) }()
+	if err := p.Login(s, pkcs11.CKU_USER, pin); err != nil {
+		var pe pkcs11.Error
+		if !errors.As(err, &pe) || pe != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
+			return fmt.Errorf("log in: %w", err)
+		}
+	}
+	if _, err := findKey(p, s, c.Label); err == nil {
+		return fmt.Errorf("the token already has a key labelled %q: a key is never replaced", c.Label)
+	}
+	_, err = p.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, KeySize),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, c.Label),
+	})
+	if err != nil {
+		return fmt.Errorf("generate the key: %w", err)
+	}
+	return nil
+}
