@@ -27,7 +27,10 @@ require (
 	modernc.org/sqlite v1.61.1
 )
 
-require filippo.io/edwards25519 v1.2.0
+require (
+	filippo.io/edwards25519 v1.2.0
+	github.com/emmansun/gmsm v0.40.0
+)
 
 require github.com/kylelemons/godebug v1.1.0 // indirect
 
