@@ -130,7 +130,7 @@ func rawRS(t *testing.T, der []byte) []byte {
 // refusals are those of the other algorithms: another user ID, another
 // string, a changed signature, a changed body (BAD_SIGNATURE); an SM2 key
 // marked as a P-256 key and a malformed key (SIGNING_KEY_INVALID). The
-// access record names the SM2 key's thumbprint.
+// login records name the SM2 key's thumbprint.
 func TestSM2SignedCallsWithOpenSSL(t *testing.T) {
 	needOpenSSLSM2(t)
 	cfg := testConfig(t.TempDir())
@@ -341,12 +341,12 @@ func TestSM2SignedCallsWithOpenSSL(t *testing.T) {
 		}
 	}
 
-	// The records: the access record of the signed call names the SM2
-	// key; the refusals are caller.denied records with the reason.
+	// The records: the login records of the signed calls name the SM2 key
+	// and keep the signatures (the evidence, as for the other algorithms).
 	aud := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+e.grantedAdmin(t, "auditor-sm2", "security_auditor"))
 	q := auditv1.NewAuditQueryServiceClient(e.conn)
 	eventually(t, "the SM2 signed calls' records", func() bool {
-		r, err := q.QueryRecords(aud, &auditv1.QueryRecordsRequest{Api: "uias.identity.v1.AuthService/Authenticate", AppId: f.appID, PageSize: 100})
+		r, err := q.QueryRecords(aud, &auditv1.QueryRecordsRequest{Api: "authenticate", AppId: f.appID, PageSize: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
