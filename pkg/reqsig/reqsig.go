@@ -265,17 +265,10 @@ func parseSM2(der []byte) (*Key, error) {
 }
 
 // checkSM2 holds an SM2 public key to GB/T 32918.1-2016 §6.2: a point on
-// the curve with coordinates below p, not the identity (sm2.NewPublicKey
-// checks them all).
+// the curve with coordinates below p, not the identity (the ECDH form's
+// checks, sm2.PublicKeyToECDH).
 func checkSM2(p *ecdsa.PublicKey) error {
-	if p.X == nil || p.Y == nil || p.X.Sign() < 0 || p.Y.Sign() < 0 || p.X.BitLen() > 256 || p.Y.BitLen() > 256 {
-		return apierr.New(apierr.InvalidArgument, ReasonKeyInvalid, "the SM2 signing key is not a point of the SM2 curve")
-	}
-	enc := make([]byte, 65)
-	enc[0] = 4
-	p.X.FillBytes(enc[1:33])
-	p.Y.FillBytes(enc[33:])
-	if _, err := sm2.NewPublicKey(enc); err != nil {
+	if _, err := sm2.PublicKeyToECDH(p); err != nil {
 		return apierr.New(apierr.InvalidArgument, ReasonKeyInvalid, "the SM2 signing key is not a point of the SM2 curve (or is its identity)")
 	}
 	return nil

@@ -79,6 +79,7 @@ type ResponseSigner struct {
 	keys      map[string]ed25519.PrivateKey
 	sm2Active string
 	sm2Keys   map[string]*sm2.PrivateKey
+	sm2Points map[string][]byte // the public keys, uncompressed
 	algOf     func(ctx context.Context, appID string) (string, error)
 	now       func() time.Time
 }
@@ -99,12 +100,18 @@ func (s *ResponseSigner) WithSM2(active string, keys map[string]*sm2.PrivateKey)
 	if _, ok := keys[active]; !ok {
 		return nil, fmt.Errorf("reqsig: the active SM2 response signing key %q is not among the keys", active)
 	}
-	for id := range keys {
+	points := make(map[string][]byte, len(keys))
+	for id, k := range keys {
 		if _, ok := s.keys[id]; ok {
 			return nil, fmt.Errorf("reqsig: SM2 response signing key id %q is an Ed25519 key's too", id)
 		}
+		pub, err := sm2.PublicKeyToECDH(&k.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("reqsig: SM2 response signing key %q: %w", id, err)
+		}
+		points[id] = pub.Bytes()
 	}
-	s.sm2Active, s.sm2Keys = active, keys
+	s.sm2Active, s.sm2Keys, s.sm2Points = active, keys, points
 	return s, nil
 }
 
@@ -165,7 +172,7 @@ func (s *ResponseSigner) PublicKeys() []ResponseKey {
 	}
 	if s.sm2Keys != nil {
 		for _, id := range order(s.sm2Active, slices.Collect(maps.Keys(s.sm2Keys))) {
-			out = append(out, NewSM2ResponseKey(id, &s.sm2Keys[id].PublicKey, id == s.sm2Active))
+			out = append(out, NewSM2ResponseKey(id, s.sm2Points[id], id == s.sm2Active))
 		}
 	}
 	return out
@@ -192,11 +199,14 @@ func NewResponseKey(id string, pub ed25519.PublicKey, active bool) ResponseKey {
 		Use: "sig", Alg: "EdDSA", Active: active}
 }
 
-// NewSM2ResponseKey is the published form of the SM2 public key pub, key
-// id.
-func NewSM2ResponseKey(id string, pub *ecdsa.PublicKey, active bool) ResponseKey {
-	return ResponseKey{KeyID: id, Kty: "EC", Crv: "SM2", X: base64.RawURLEncoding.EncodeToString(pub.X.FillBytes(make([]byte, 32))),
-		Y: base64.RawURLEncoding.EncodeToString(pub.Y.FillBytes(make([]byte, 32))), Use: "sig", Alg: AlgSM2, Active: active}
+// NewSM2ResponseKey is the published form of the SM2 public key point
+// (uncompressed: 0x04, x, y; 65 bytes), key id.
+func NewSM2ResponseKey(id string, point []byte, active bool) ResponseKey {
+	if len(point) != 65 {
+		return ResponseKey{KeyID: id, Kty: "EC", Crv: "SM2", Use: "sig", Alg: AlgSM2, Active: active}
+	}
+	return ResponseKey{KeyID: id, Kty: "EC", Crv: "SM2", X: base64.RawURLEncoding.EncodeToString(point[1:33]),
+		Y: base64.RawURLEncoding.EncodeToString(point[33:]), Use: "sig", Alg: AlgSM2, Active: active}
 }
 
 // Errors of ResponseVerifier.Verify.

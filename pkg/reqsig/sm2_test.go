@@ -69,12 +69,13 @@ func spki(t *testing.T, alg, param []int, point []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
-func sm2Point(p *ecdsa.PublicKey) []byte {
-	out := make([]byte, 65)
-	out[0] = 4
-	p.X.FillBytes(out[1:33])
-	p.Y.FillBytes(out[33:])
-	return out
+func sm2Point(t *testing.T, p *ecdsa.PublicKey) []byte {
+	t.Helper()
+	e, err := sm2.PublicKeyToECDH(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Bytes()
 }
 
 // TestSM2SignVerify: an SM2 key (its SubjectPublicKeyInfo in either form:
@@ -97,7 +98,7 @@ func TestSM2SignVerify(t *testing.T) {
 	}
 	// the other form names the same point (another SubjectPublicKeyInfo:
 	// another thumbprint)
-	k2, err := reqsig.ParseKey(spki(t, oidSM2, oidSM2, sm2Point(&priv.PublicKey)))
+	k2, err := reqsig.ParseKey(spki(t, oidSM2, oidSM2, sm2Point(t, &priv.PublicKey)))
 	if err != nil || k2.Algorithm != reqsig.AlgSM2 {
 		t.Fatalf("SM2 algorithm OID form: %v %v", k2, err)
 	}
@@ -181,7 +182,7 @@ func TestSM2SignVerify(t *testing.T) {
 // keys get.
 func TestSM2KeyRefusals(t *testing.T) {
 	priv, _ := sm2.GenerateKey(rand.Reader)
-	pt := sm2Point(&priv.PublicKey)
+	pt := sm2Point(t, &priv.PublicKey)
 	offCurve := append([]byte(nil), pt...)
 	offCurve[64] ^= 1
 	identity := make([]byte, 65)
@@ -189,7 +190,7 @@ func TestSM2KeyRefusals(t *testing.T) {
 	tooBig := append([]byte{4}, make([]byte, 64)...)
 	p := sm2.P256().Params().P
 	p.FillBytes(tooBig[1:33]) // x = p: not reduced
-	compressed := append([]byte{2 + byte(priv.Y.Bit(0))}, pt[1:33]...)
+	compressed := append([]byte{2 + pt[64]&1}, pt[1:33]...)
 	good := mustPEM(t, &priv.PublicKey)
 	block, _ := pem.Decode([]byte(good))
 	truncated := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: block.Bytes[:len(block.Bytes)-5]}))
