@@ -20,10 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -32,6 +35,7 @@ import (
 	"github.com/uias/uias/pkg/grpcx"
 	"github.com/uias/uias/pkg/reqsig"
 	auditv1 "github.com/uias/uias/proto/gen/uias/audit/v1"
+	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	auditcomponent "github.com/uias/uias/services/audit/component"
 	identitycomponent "github.com/uias/uias/services/identity/component"
@@ -316,6 +320,28 @@ func TestSM2SignedCallsWithOpenSSL(t *testing.T) {
 		if st, ok := status.FromError(err); !ok || st.Code() != codes.Unauthenticated || errorInfo(st).GetReason() != "BAD_SIGNATURE" {
 			t.Fatalf("gRPC, %s: %v", name, err)
 		}
+	}
+
+	// authz's answers too (authz has identity sign them): a Go client
+	// signing with the same key (gmsm reads OpenSSL's PKCS#8 file).
+	kb, _ := os.ReadFile(keyFile)
+	gk, err := smx509.ParsePKCS8PrivateKey(pemBody(t, kb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checkTrailer metadata.MD
+	azConn, err := grpc.NewClient(e.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(grpcx.SignRequests(f.appID, gk.(*sm2.PrivateKey), grpcx.VerifyAnswers(v))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer azConn.Close()
+	if _, err := authzv1.NewAuthzServiceClient(azConn).Check(f.ctx(), &authzv1.CheckRequest{Person: f.account, Resource: "docs", Operation: "read"},
+		grpc.Trailer(&checkTrailer)); err != nil {
+		t.Fatalf("Check signed with SM2 in Go, answer verified: %v", err)
+	}
+	if kid := grpcx.ResponseSignatureFrom(checkTrailer).KeyID; !strings.HasPrefix(kid, "sm2:") {
+		t.Fatalf("authz's answer to an SM2 application signed with %q", kid)
 	}
 
 	// Keys refused as the other algorithms' are: the SM2 point marked as a
