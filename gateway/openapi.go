@@ -109,7 +109,7 @@ func answerSignatureHeaders() map[string]any {
 		return map[string]any{"description": desc, "schema": map[string]any{"type": "string"}}
 	}
 	return map[string]any{
-		reqsig.HeaderResponseSignature: h("Signed answers (to a signed request): UIAS's Ed25519 signature, base64, of the lines " +
+		reqsig.HeaderResponseSignature: h("Signed answers (to a signed request): UIAS's Ed25519 signature (SM2 with SM3, ASN.1 DER, for an application that signs with SM2 where UIAS offers SM2), base64, of the lines " +
 			"UIAS-SIG-V1-RESP, App_ID, the request's method and target, the request's nonce, X-Uias-Response-Timestamp " +
 			"and the lower-case hex SHA-256 of this body, joined by newlines (docs/integrators.md, Signed answers)."),
 		reqsig.HeaderResponseKeyID:     h("Signed answers: the id (kid) of the key that signed, among GET /v1/keys/response-signing."),

@@ -24,11 +24,13 @@
 // ECDSA P-256 with SHA-256 and P-384 with SHA-384 (ASN.1 DER or the fixed
 // r||s form of WebCrypto and JWS), Ed25519 (of the string itself), RSA of
 // 2048 to 8192 bits with SHA-256 (RSASSA-PKCS1-v1_5 or RSASSA-PSS, any salt
-// length). The signature is sent base64 (standard or URL alphabet, padded
+// length), SM2 with SM3 (GB/T 32918.2, GB/T 35276: the signer's user ID
+// the default "1234567812345678"; ASN.1 DER or the fixed 64-byte r||s
+// form). The signature is sent base64 (standard or URL alphabet, padded
 // or not).
 //
-// The package uses the standard library only (and pkg/apierr for its
-// refusals).
+// The package uses the standard library, github.com/emmansun/gmsm for SM2
+// and pkg/apierr for its refusals.
 package reqsig
 
 import (
@@ -51,6 +53,10 @@ import (
 	"time"
 
 	"filippo.io/edwards25519"
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/uias/uias/pkg/apierr"
 )
@@ -86,7 +92,15 @@ const (
 	AlgECDSAP384 = "ECDSA_P384_SHA384"
 	AlgEd25519   = "ED25519"
 	AlgRSA       = "RSA_SHA256" // PKCS#1 v1.5 or PSS
+	// AlgSM2 is SM2 with SM3 (GB/T 32918.2-2016, GB/T 35276-2017) and
+	// the signer's user ID SM2UserID.
+	AlgSM2 = "SM2_SM3"
 )
+
+// SM2UserID is the user ID (distinguishing identifier) of SM2 signatures:
+// the default of GB/T 35276-2017 §5.3 (and of OpenSSL 3's distid, GmSSL,
+// sm-crypto, BouncyCastle), which enters the hash as the signer's Z value.
+const SM2UserID = "1234567812345678"
 
 // The reasons of refused keys.
 const (
@@ -104,7 +118,7 @@ func init() {
 		apierr.Reason{Name: ReasonKeyWeak, Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "An application signing key is one signatures could be forged for, or too costly to verify: an RSA key of fewer than 2048 or more than 4096 bits, an RSA modulus with a small factor or an exponent below 65537, an Ed25519 point of small order."},
 		apierr.Reason{Name: ReasonKeyUnsupported, Code: apierr.InvalidArgument, Legacy: -5,
-			Doc: "An application signing key is of an algorithm UIAS does not verify: use ECDSA P-256 or P-384, Ed25519 or RSA (2048 bits or more)."},
+			Doc: "An application signing key is of an algorithm UIAS does not verify: use ECDSA P-256 or P-384, Ed25519, RSA (2048 bits or more) or SM2."},
 		apierr.Reason{Name: ReasonTooManyKeys, Code: apierr.InvalidArgument, Legacy: -5,
 			Doc: "More than two signing keys for one application (two at once: the key being rolled over and its successor)."},
 		apierr.Reason{Name: ReasonKeyRequired, Code: apierr.FailedPrecondition,
@@ -155,8 +169,13 @@ func ParseKey(text string) (*Key, error) {
 	}
 	pub, err := x509.ParsePKIXPublicKey(b.Bytes)
 	if err != nil {
+		if namesSM2(b.Bytes) {
+			// The standard library knows no SM2: gmsm's parser, and the
+			// same checks of the point as for the other curves.
+			return parseSM2(b.Bytes)
+		}
 		if strings.Contains(err.Error(), "unknown public key algorithm") || strings.Contains(err.Error(), "unsupported elliptic curve") {
-			return nil, apierr.New(apierr.InvalidArgument, ReasonKeyUnsupported, "the signing key's algorithm is not supported: use ECDSA P-256 or P-384, Ed25519 or RSA")
+			return nil, apierr.New(apierr.InvalidArgument, ReasonKeyUnsupported, "the signing key's algorithm is not supported: use ECDSA P-256 or P-384, Ed25519, RSA or SM2")
 		}
 		return nil, apierr.New(apierr.InvalidArgument, ReasonKeyInvalid, "the signing key does not parse as a SubjectPublicKeyInfo")
 	}
@@ -188,12 +207,71 @@ func ParseKey(text string) (*Key, error) {
 		k.Algorithm = AlgRSA
 	default:
 		return nil, apierr.New(apierr.InvalidArgument, ReasonKeyUnsupported,
-			"the signing key's algorithm is not supported: use ECDSA P-256 or P-384, Ed25519 or RSA")
+			"the signing key's algorithm is not supported: use ECDSA P-256 or P-384, Ed25519, RSA or SM2")
 	}
-	sum := sha256.Sum256(b.Bytes)
-	k.Thumbprint = hex.EncodeToString(sum[:])
-	k.PEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: b.Bytes}))
+	k.setDER(b.Bytes)
 	return k, nil
+}
+
+// setDER sets k's thumbprint and PEM from its DER SubjectPublicKeyInfo.
+func (k *Key) setDER(der []byte) {
+	sum := sha256.Sum256(der)
+	k.Thumbprint = hex.EncodeToString(sum[:])
+	k.PEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// oidSM2 is the SM2 curve (GB/T 33560, 1.2.156.10197.1.301), named either
+// as the algorithm of a SubjectPublicKeyInfo or, the usual form (OpenSSL,
+// GB/T 20518 certificates), as the curve of an id-ecPublicKey.
+var oidSM2 = []byte{0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d}
+
+// namesSM2 reports whether the SubjectPublicKeyInfo der names the SM2
+// curve, as its algorithm or as its algorithm's parameter.
+func namesSM2(der []byte) bool {
+	in := cryptobyte.String(der)
+	var spki, alg cryptobyte.String
+	if !in.ReadASN1(&spki, cbasn1.SEQUENCE) || !spki.ReadASN1(&alg, cbasn1.SEQUENCE) {
+		return false
+	}
+	var algOID, param cryptobyte.String
+	if !alg.ReadASN1(&algOID, cbasn1.OBJECT_IDENTIFIER) {
+		return false
+	}
+	if bytes.Equal(algOID, oidSM2) {
+		return true
+	}
+	return alg.ReadASN1(&param, cbasn1.OBJECT_IDENTIFIER) && bytes.Equal(param, oidSM2)
+}
+
+// parseSM2 parses an SM2 SubjectPublicKeyInfo (gmsm's smx509) and checks
+// its point as the standard library checks the NIST curves': the
+// uncompressed encoding of a point on the curve (the identity has none).
+func parseSM2(der []byte) (*Key, error) {
+	pub, err := smx509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidArgument, ReasonKeyInvalid,
+			"the SM2 signing key does not parse as a SubjectPublicKeyInfo (an uncompressed point on the SM2 curve)")
+	}
+	p, ok := pub.(*ecdsa.PublicKey)
+	if !ok || !sm2.IsSM2PublicKey(p) {
+		return nil, apierr.New(apierr.InvalidArgument, ReasonKeyInvalid, "the SM2 signing key names the SM2 curve but is not an SM2 public key")
+	}
+	if err := checkSM2(p); err != nil {
+		return nil, err
+	}
+	k := &Key{Algorithm: AlgSM2, pub: p}
+	k.setDER(der)
+	return k, nil
+}
+
+// checkSM2 holds an SM2 public key to GB/T 32918.1-2016 §6.2: a point on
+// the curve with coordinates below p, not the identity (the ECDH form's
+// checks, sm2.PublicKeyToECDH).
+func checkSM2(p *ecdsa.PublicKey) error {
+	if _, err := sm2.PublicKeyToECDH(p); err != nil {
+		return apierr.New(apierr.InvalidArgument, ReasonKeyInvalid, "the SM2 signing key is not a point of the SM2 curve (or is its identity)")
+	}
+	return nil
 }
 
 // checkEd25519 refuses an Ed25519 public key for which signatures can be
@@ -282,6 +360,10 @@ func ParseKeys(texts []string) ([]*Key, error) {
 
 // Verify reports whether sig is k's signature of msg.
 func (k *Key) Verify(msg, sig []byte) bool {
+	if k.Algorithm == AlgSM2 {
+		p, ok := k.pub.(*ecdsa.PublicKey)
+		return ok && VerifySM2(p, msg, sig)
+	}
 	switch p := k.pub.(type) {
 	case ed25519.PublicKey:
 		return ed25519.Verify(p, msg, sig)
@@ -310,6 +392,22 @@ func (k *Key) Verify(msg, sig []byte) bool {
 		return rsa.VerifyPSS(p, crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
 	}
 	return false
+}
+
+// VerifySM2 reports whether sig is an SM2 signature (SM3, user ID
+// SM2UserID) of msg by pub: ASN.1 DER, or the fixed 64-byte r||s.
+func VerifySM2(pub *ecdsa.PublicKey, msg, sig []byte) bool {
+	if len(sig) == 64 { // r||s (GM/T 0009 raw form, sm-crypto's default)
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1BigInt(new(big.Int).SetBytes(sig[:32]))
+			b.AddASN1BigInt(new(big.Int).SetBytes(sig[32:]))
+		})
+		if der, err := b.Bytes(); err == nil && sm2.VerifyASN1WithSM2(pub, []byte(SM2UserID), msg, der) {
+			return true
+		}
+	}
+	return sm2.VerifyASN1WithSM2(pub, []byte(SM2UserID), msg, sig)
 }
 
 // StringToSign is the string a request's signature covers (see the
@@ -373,7 +471,8 @@ func DecodeSignature(s string) ([]byte, bool) {
 }
 
 // Sign signs the string to sign with priv (an *ecdsa.PrivateKey,
-// ed25519.PrivateKey or *rsa.PrivateKey; RSA signs PKCS#1 v1.5) and
+// ed25519.PrivateKey, *rsa.PrivateKey or *sm2.PrivateKey; RSA signs
+// PKCS#1 v1.5, SM2 ASN.1 DER with the user ID SM2UserID) and
 // returns the signature in standard base64: what a client sends. It is
 // for tests and Go clients; docs/integrators.md shows the same in a few
 // lines of the standard library.
@@ -386,7 +485,16 @@ func Sign(priv crypto.Signer, stringToSign string) (string, error) {
 	switch p := priv.(type) {
 	case ed25519.PrivateKey:
 		sig = ed25519.Sign(p, msg)
+	case *sm2.PrivateKey:
+		sig, err = p.Sign(rand.Reader, msg, sm2.NewSM2SignerOption(true, []byte(SM2UserID)))
 	case *ecdsa.PrivateKey:
+		if sm2.IsSM2PublicKey(&p.PublicKey) {
+			sk, serr := new(sm2.PrivateKey).FromECPrivateKey(p)
+			if serr != nil {
+				return "", serr
+			}
+			return Sign(sk, stringToSign)
+		}
 		if p.Curve == elliptic.P384() {
 			d := sha512.Sum384(msg)
 			sig, err = ecdsa.SignASN1(rand.Reader, p, d[:])
@@ -406,7 +514,11 @@ func Sign(priv crypto.Signer, stringToSign string) (string, error) {
 
 // PublicKeyPEM is pub as a PEM PUBLIC KEY block (for tests and tools).
 func PublicKeyPEM(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	marshal := x509.MarshalPKIXPublicKey
+	if sm2.IsSM2PublicKey(pub) {
+		marshal = smx509.MarshalPKIXPublicKey
+	}
+	der, err := marshal(pub)
 	if err != nil {
 		return "", err
 	}

@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/uias/uias/pkg/apierr"
@@ -100,6 +102,29 @@ func checkSecurityLevel(level int, requireSignatures bool) error {
 				"uias ctl app update --signing-key FILE.pem --require-signatures), or be A1")
 	}
 	return nil
+}
+
+// AnswerAlgorithm is the algorithm of UIAS's signatures of its answers to
+// application appID when SM2 is offered (identity.response_signing_sm2,
+// reqsig.ResponseSigner.AlgorithmOf; docs/adr/0043-sm2-signatures.md):
+// reqsig.AlgSM2 for an application with an SM2 request signing key
+// registered, reqsig.AlgEd25519 for any other (and for one no longer
+// stored). A store error fails the signing (the call is answered
+// UNAVAILABLE, never unsigned nor with the other algorithm).
+func (s *Service) AnswerAlgorithm(ctx context.Context, appID string) (string, error) {
+	a, err := s.store.GetApp(ctx, appID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return reqsig.AlgEd25519, nil
+	case err != nil:
+		return "", err
+	}
+	for _, k := range a.ParsedSigningKeys() {
+		if k.Algorithm == reqsig.AlgSM2 {
+			return reqsig.AlgSM2, nil
+		}
+	}
+	return reqsig.AlgEd25519, nil
 }
 
 // ParsedSigningKeys are a's keys parsed (a stored key that no longer

@@ -290,6 +290,10 @@ func start(ctx context.Context, env *module.Env) (*module.Component, error) {
 	if err != nil {
 		return nil, err
 	}
+	if answers.SM2() {
+		// SM2 answers to the applications that sign with SM2 (ADR 0043).
+		answers.AlgorithmOf(svc.AnswerAlgorithm)
+	}
 	env.Go(func(ctx context.Context) { svc.RunWrapUnsalted(ctx, float64(cfg.UnsaltedWrapRate), time.Hour) })
 	// A warning per application whose secret expires within 14 days, at
 	// start and then daily; the gauges' counts every 5 minutes and after
@@ -427,8 +431,21 @@ func openKeys(ctx context.Context, cfg *Config, st *sqlstore.Store, log *zap.Log
 	if err != nil {
 		return nil, nil, fmt.Errorf("key ring: %w", err)
 	}
+	sm2Active := ""
+	if cfg.ResponseSigningSM2 {
+		// SM2 offered beside Ed25519 (docs/adr/0043-sm2-signatures.md).
+		sk, err := ring.SM2(reqsig.ResponseKeyPurpose)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key ring: %w", err)
+		}
+		if _, err := answers.WithSM2(sk.Active, sk.Keys); err != nil {
+			return nil, nil, fmt.Errorf("key ring: %w", err)
+		}
+		sm2Active = sk.Active
+	}
 	log.Info("key ring loaded", zap.String("source", ring.Source), zap.String("master_key", ring.Master.Active),
-		zap.String("data_key", keys.Sealer().ActiveKeyID()), zap.String("response_signing_key", rk.Active))
+		zap.String("data_key", keys.Sealer().ActiveKeyID()), zap.String("response_signing_key", rk.Active),
+		zap.String("response_signing_key_sm2", sm2Active))
 	return keys, answers, nil
 }
 

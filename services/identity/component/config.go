@@ -242,6 +242,15 @@ type Config struct {
 	// applies to keys registered afterwards. At most ten years.
 	SigningKeyLifetime   time.Duration `yaml:"signing_key_lifetime"`
 	SigningKeyLifetimeA2 time.Duration `yaml:"signing_key_lifetime_a2"`
+	// ResponseSigningSM2 offers SM2 for UIAS's signatures of its answers
+	// to signed calls (docs/adr/0043-sm2-signatures.md): SM2 keys derived
+	// from the key ring (crypto.Ring.SM2, purpose "response signature")
+	// are published beside the Ed25519 keys, and the answers to an
+	// application that has an SM2 request signing key are signed with SM2
+	// (SM3, user ID 1234567812345678). False (the default): every answer
+	// is Ed25519 and no SM2 key is published. Give every identity replica
+	// the same value.
+	ResponseSigningSM2 bool `yaml:"response_signing_sm2"`
 	// TOTPIssuer names this service in people's authenticator apps (the
 	// issuer of the otpauth URI their phone scans on My profile; default
 	// "UIAS"). Changing it changes what new enrolments show; the ones made
@@ -466,6 +475,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.AppSecretLifetimeA2, "UIAS_APP_SECRET_LIFETIME_A2", "", "")
 	b.Duration(&c.SigningKeyLifetime, "UIAS_SIGNING_KEY_LIFETIME", "", "")
 	b.Duration(&c.SigningKeyLifetimeA2, "UIAS_SIGNING_KEY_LIFETIME_A2", "", "")
+	b.Bool(&c.ResponseSigningSM2, "UIAS_RESPONSE_SIGNING_SM2", "", "")
 	b.String(&c.TOTPIssuer, "UIAS_TOTP_ISSUER", "", "")
 	b.List(&c.KerberosOrgs, "UIAS_KERBEROS_ORGS", "", "")
 	b.String(&c.Uniqueness.PeerUnreachable, "UIAS_UNIQUENESS_PEER_UNREACHABLE", "", "")

@@ -72,7 +72,11 @@ func (s callerServer) SignResponse(ctx context.Context, r *identityv1.SignRespon
 	if !reqsig.ValidNonce(r.GetNonce()) || !lowerHex(r.GetResponseSha256(), 64) {
 		return nil, apierr.New(apierr.InvalidArgument, "BAD_REQUEST", "nonce must be a request nonce and response_sha256 64 lower case hex digits")
 	}
-	sig := s.answers.Sign(r.GetAppId(), r.GetTarget(), r.GetNonce(), r.GetResponseSha256())
+	// Ed25519, or SM2 for an application that signs with SM2 (ADR 0043).
+	sig, err := s.answers.SignResponse(ctx, r.GetAppId(), r.GetTarget(), r.GetNonce(), r.GetResponseSha256())
+	if err != nil {
+		return nil, apierr.ErrUnavailable.WithMessage("the answer could not be signed now")
+	}
 	return &identityv1.SignResponseResponse{Signature: sig.Signature, KeyId: sig.KeyID, Timestamp: sig.Timestamp}, nil
 }
 
@@ -103,7 +107,7 @@ func (s responseKeyServer) ListResponseSigningKeys(context.Context, *identityv1.
 		return out, nil
 	}
 	for _, k := range s.answers.PublicKeys() {
-		out.Keys = append(out.Keys, &identityv1.ResponseSigningKey{Kid: k.KeyID, Kty: k.Kty, Crv: k.Crv, X: k.X,
+		out.Keys = append(out.Keys, &identityv1.ResponseSigningKey{Kid: k.KeyID, Kty: k.Kty, Crv: k.Crv, X: k.X, Y: k.Y,
 			Use: k.Use, Alg: k.Alg, Active: k.Active})
 	}
 	return out, nil

@@ -23,10 +23,11 @@ func keysCommands() map[string]command {
 func keysResponseSigningCmd() command {
 	return command{
 		usage: "",
-		help: "Lists the public keys UIAS signs its answers to signed calls with (Ed25519; the active key\n" +
-			"first), as GET /v1/keys/response-signing publishes them. No login needed. With -o json the\n" +
-			"key set (JWKS-like: kid, kty OKP, crv Ed25519, x) to give integrators, who check answers with\n" +
-			"it (reqsig.ParseResponseKeys; docs/integrators.md, Signed answers).",
+		help: "Lists the public keys UIAS signs its answers to signed calls with (Ed25519, and SM2 with\n" +
+			"identity.response_signing_sm2; the active key of each first), as GET /v1/keys/response-signing\n" +
+			"publishes them. No login needed. With -o json the key set (JWKS-like: kid, kty OKP, crv Ed25519,\n" +
+			"x; or kty EC, crv SM2, x, y) to give integrators, who check answers with it\n" +
+			"(reqsig.ParseResponseKeys; docs/integrators.md, Signed answers).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			return func(args []string) error {
 				if err := wantArgs(args); err != nil {
@@ -42,9 +43,13 @@ func keysResponseSigningCmd() command {
 					return s.wrap(err)
 				}
 				return a.output(ks, func(tw *tabwriter.Writer) {
-					row(tw, "KID", "ALGORITHM", "ACTIVE", "PUBLIC KEY (x, base64url)")
+					row(tw, "KID", "ALGORITHM", "ACTIVE", "PUBLIC KEY (base64url x; SM2: x,y)")
 					for _, k := range ks.GetKeys() {
-						row(tw, k.GetKid(), k.GetCrv(), yesNo(k.GetActive()), k.GetX())
+						pub := k.GetX()
+						if k.GetY() != "" {
+							pub += "," + k.GetY()
+						}
+						row(tw, k.GetKid(), k.GetCrv(), yesNo(k.GetActive()), pub)
 					}
 				})
 			}

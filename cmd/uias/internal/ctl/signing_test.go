@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -366,6 +367,17 @@ func TestSignedRequestsMonolith(t *testing.T) {
 		"--require-signatures")
 	if !strings.Contains(out, reqsig.AlgECDSAP384) || !strings.Contains(out, "required") {
 		t.Fatalf("app create --signing-key --require-signatures:\n%s", out)
+	}
+	// An SM2 key (national commercial cryptography, ADR 0043) registers as
+	// the others do, beside another key during a rollover.
+	smKey, err := sm2.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = h.mustRun("app", "create", "--type", "OA", "--code", "sm2-signed", "--name", "SM2", "--signing-key", keyFile("p384", p384),
+		"--signing-key", keyFile("sm2", smKey), "--require-signatures", "--security-level", "A2")
+	if !strings.Contains(out, reqsig.AlgSM2) || !strings.Contains(out, reqsig.AlgECDSAP384) || !strings.Contains(out, ", expires ") {
+		t.Fatalf("app create with an SM2 key:\n%s", out)
 	}
 	// An A2 application's key has a validity period (a year by default,
 	// identity.signing_key_lifetime_a2); an A1's none (the default).

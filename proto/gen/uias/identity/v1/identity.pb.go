@@ -600,18 +600,23 @@ type ResponseSigningKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kid: the key id, x-uias-response-key-id of the answers it signs.
 	Kid string `protobuf:"bytes,1,opt,name=kid" json:"kid,omitempty"`
-	// kty: "OKP".
+	// kty: "OKP" (Ed25519) or "EC" (SM2, identity.response_signing_sm2;
+	// docs/adr/0043-sm2-signatures.md).
 	Kty string `protobuf:"bytes,2,opt,name=kty" json:"kty,omitempty"`
-	// crv: "Ed25519".
+	// crv: "Ed25519" or "SM2".
 	Crv string `protobuf:"bytes,3,opt,name=crv" json:"crv,omitempty"`
-	// x: the public key, base64url without padding.
+	// x: the Ed25519 public key, or the SM2 point's x coordinate (32
+	// bytes), base64url without padding.
 	X string `protobuf:"bytes,4,opt,name=x" json:"x,omitempty"`
 	// use: "sig".
 	Use string `protobuf:"bytes,5,opt,name=use" json:"use,omitempty"`
-	// alg: "EdDSA".
+	// alg: "EdDSA", or "SM2_SM3" (SM2 with SM3, user ID 1234567812345678).
 	Alg string `protobuf:"bytes,6,opt,name=alg" json:"alg,omitempty"`
-	// active: the key that signs new answers.
-	Active        bool `protobuf:"varint,7,opt,name=active" json:"active,omitempty"`
+	// active: the key that signs new answers (of its algorithm).
+	Active bool `protobuf:"varint,7,opt,name=active" json:"active,omitempty"`
+	// y: the SM2 point's y coordinate (32 bytes), base64url without
+	// padding; empty for Ed25519.
+	Y             string `protobuf:"bytes,8,opt,name=y" json:"y,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +698,13 @@ func (x *ResponseSigningKey) GetActive() bool {
 		return x.Active
 	}
 	return false
+}
+
+func (x *ResponseSigningKey) GetY() string {
+	if x != nil {
+		return x.Y
+	}
+	return ""
 }
 
 // ResponseSigningKeys are the keys, the active one first.
@@ -3780,8 +3792,9 @@ type SigningKey struct {
 	// thumbprint is the lower case hex SHA-256 of the key's DER
 	// SubjectPublicKeyInfo.
 	Thumbprint string `protobuf:"bytes,1,opt,name=thumbprint" json:"thumbprint,omitempty"`
-	// algorithm is ECDSA_P256_SHA256, ECDSA_P384_SHA384, ED25519 or
-	// RSA_SHA256 (RSASSA-PKCS1-v1_5 or RSASSA-PSS).
+	// algorithm is ECDSA_P256_SHA256, ECDSA_P384_SHA384, ED25519,
+	// RSA_SHA256 (RSASSA-PKCS1-v1_5 or RSASSA-PSS) or SM2_SM3 (SM2 with SM3,
+	// user ID 1234567812345678).
 	Algorithm string `protobuf:"bytes,2,opt,name=algorithm" json:"algorithm,omitempty"`
 	// public_key_pem is the key, PEM "PUBLIC KEY".
 	PublicKeyPem string `protobuf:"bytes,3,opt,name=public_key_pem,json=publicKeyPem" json:"public_key_pem,omitempty"`
@@ -5904,7 +5917,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\" \n" +
-	"\x1eListResponseSigningKeysRequest\"\x94\x01\n" +
+	"\x1eListResponseSigningKeysRequest\"\xa2\x01\n" +
 	"\x12ResponseSigningKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
 	"\x03kty\x18\x02 \x01(\tR\x03kty\x12\x10\n" +
@@ -5912,7 +5925,8 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x01x\x18\x04 \x01(\tR\x01x\x12\x10\n" +
 	"\x03use\x18\x05 \x01(\tR\x03use\x12\x10\n" +
 	"\x03alg\x18\x06 \x01(\tR\x03alg\x12\x16\n" +
-	"\x06active\x18\a \x01(\bR\x06active\"O\n" +
+	"\x06active\x18\a \x01(\bR\x06active\x12\f\n" +
+	"\x01y\x18\b \x01(\tR\x01y\"O\n" +
 	"\x13ResponseSigningKeys\x128\n" +
 	"\x04keys\x18\x01 \x03(\v2$.uias.identity.v1.ResponseSigningKeyR\x04keys\"7\n" +
 	"\x14ResetUserTotpRequest\x12\x1f\n" +
