@@ -18,7 +18,9 @@ var consentServiceRE = regexp.MustCompile(`name="service" value="([^"]*)"`)
 // TestSelfServiceConsentCAS (review sec30c H1): a client asking consent is
 // not reached over CAS without it. /cas/login?service=<its URL>&gateway=true
 // in a live session goes back without a ticket; without gateway the same
-// consent page is shown; Allow sends a ticket that validates.
+// consent page is shown; Allow sends a ticket that validates. The page lists
+// what the service's release policy lets it receive (the name masked, no
+// user ID), and the validation answers just that.
 func TestSelfServiceConsentCAS(t *testing.T) {
 	e := start(t, testConfig(t.TempDir()))
 	e.login()
@@ -29,7 +31,8 @@ func TestSelfServiceConsentCAS(t *testing.T) {
 	svc := cb.URL + "/callback"
 	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
 	if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: &ticketv1.ServiceDefinition{AppId: f.appID,
-		Name: "Contracts", Url: svc, ConsentRequired: true}}); err != nil {
+		Name: "Contracts", Url: svc, ConsentRequired: true, ReleaseAttributes: []string{"login", "displayName"},
+		MaskedAttributes: []string{"displayName"}}}); err != nil {
 		t.Fatal(err)
 	}
 	br := newBrowser(t)
@@ -39,7 +42,9 @@ func TestSelfServiceConsentCAS(t *testing.T) {
 		t.Fatalf("login page: %d\n%s", code, body)
 	}
 	code, body, _ = br.loginForm(casBase, body, "carla", f.password)
-	if code != http.StatusOK || !strings.Contains(body, "Allow access?") || !strings.Contains(body, "Your login name, name and organisation") {
+	if code != http.StatusOK || !strings.Contains(body, "Allow access?") || !strings.Contains(body, "<li>Your login name</li>") ||
+		!strings.Contains(body, "<li>Your name (masked: only its first character is shown)</li>") ||
+		strings.Contains(body, "Your user ID") || strings.Contains(body, "organisation") {
 		t.Fatalf("after the CAS login, the consent page: %d\n%s", code, body)
 	}
 	consentPage := body
@@ -58,7 +63,8 @@ func TestSelfServiceConsentCAS(t *testing.T) {
 		t.Fatalf("allow: %d at %s", code, at)
 	}
 	code, body, _ = br.get(casBase + "p3/serviceValidate?service=" + url.QueryEscape(svc) + "&ticket=" + url.QueryEscape(st))
-	if code != http.StatusOK || !strings.Contains(body, "authenticationSuccess") {
+	if code != http.StatusOK || !strings.Contains(body, "authenticationSuccess") || !strings.Contains(body, "<cas:login>carla</cas:login>") ||
+		!strings.Contains(body, "<cas:displayName>") || strings.Contains(body, "<cas:userId>") || strings.Contains(body, "<cas:orgName>") {
 		t.Fatalf("validate: %d\n%s", code, body)
 	}
 	// Remembered: gateway now gives a ticket.

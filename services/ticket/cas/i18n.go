@@ -79,9 +79,13 @@ type texts struct {
 	// profile page.
 	ConsentHead, ConsentIntro, ConsentUntil, ConsentRevokeHint, ConsentAllow, ConsentDeny, ConsentCSRF, Days string
 	ScopeOpenID, ScopeProfile, ScopeGroups                                                                   string
-	MyAppsHead, MyAppsNone, MyAppsUnavailable, MyAppScope, MyAppSince, MyAppUntil, MyAppSignedIn             string
-	MyAppRemove, MyAppRemoveHead, MyAppRemoveLink, MyAppRemoveTokens, MyAppRemoveConfirm, MyAppRemoved       string
-	MyAppNotFound, Cancel                                                                                    string
+	// What a CAS service's consent page lists: the attributes its release
+	// policy lets it receive (casReleased), in plain words.
+	AttrUserID, AttrLogin, AttrName, AttrOrgID, AttrOrgName, AttrAppAccount, AttrGroups                string
+	AttrRoles, AttrPermissions, AttrAuthLevel, AttrSignIn, AttrMasked, AttrLegacyPassword              string
+	MyAppsHead, MyAppsNone, MyAppsUnavailable, MyAppScope, MyAppSince, MyAppUntil, MyAppSignedIn       string
+	MyAppRemove, MyAppRemoveHead, MyAppRemoveLink, MyAppRemoveTokens, MyAppRemoveConfirm, MyAppRemoved string
+	MyAppNotFound, Cancel                                                                              string
 }
 
 var languages = map[string]texts{
@@ -264,6 +268,19 @@ var languages = map[string]texts{
 		ScopeOpenID:        "Your user ID (to sign you in)",
 		ScopeProfile:       "Your login name, name and organisation",
 		ScopeGroups:        "The groups you belong to",
+		AttrUserID:         "Your user ID",
+		AttrLogin:          "Your login name",
+		AttrName:           "Your name",
+		AttrOrgID:          "Your organisation's code",
+		AttrOrgName:        "Your organisation's name",
+		AttrAppAccount:     "Your account in this application (if you linked one)",
+		AttrGroups:         "The groups you belong to",
+		AttrRoles:          "Your roles in this application",
+		AttrPermissions:    "Your permissions in this application",
+		AttrAuthLevel:      "How strongly you signed in (level 1 or 2)",
+		AttrSignIn:         "When you signed in, and whether you just entered your credentials",
+		AttrMasked:         "masked: only its first character is shown",
+		AttrLegacyPassword: "Your password for this application (the one stored with your linked account)",
 		MyAppsHead:         "My applications",
 		MyAppsNone:         "You have not linked an account or given access to any application.",
 		MyAppsUnavailable:  "Your applications cannot be shown right now. Try again later.",
@@ -457,6 +474,19 @@ var languages = map[string]texts{
 		ScopeOpenID:        "您的用户标识（用于登录）",
 		ScopeProfile:       "您的登录名、姓名和所属单位",
 		ScopeGroups:        "您所属的用户组",
+		AttrUserID:         "您的用户标识",
+		AttrLogin:          "您的登录名",
+		AttrName:           "您的姓名",
+		AttrOrgID:          "您所属单位的代码",
+		AttrOrgName:        "您所属单位的名称",
+		AttrAppAccount:     "您在该应用中的账号（如已关联）",
+		AttrGroups:         "您所属的用户组",
+		AttrRoles:          "您在该应用中的角色",
+		AttrPermissions:    "您在该应用中的权限",
+		AttrAuthLevel:      "您本次登录的认证级别（1级或2级）",
+		AttrSignIn:         "您的登录时间，以及是否刚刚输入了凭据",
+		AttrMasked:         "脱敏：仅显示第一个字",
+		AttrLegacyPassword: "您在该应用中的密码（随关联账号保存的密码）",
 		MyAppsHead:         "我的应用",
 		MyAppsNone:         "您尚未关联任何应用账号，也未授权任何应用。",
 		MyAppsUnavailable:  "暂时无法显示您的应用，请稍后再试。",
