@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/sqlstore"
 )
 
 // Review sec30c H1: a client asking consent gets the person through no
@@ -150,7 +151,7 @@ func TestConsentPerClient(t *testing.T) {
 // the mark) is not.
 func TestConsentRenewKeepsNewLogin(t *testing.T) {
 	ctx := context.Background()
-	f, _ := consentFixture(t)
+	f, db := consentFixture(t)
 	renew := func(st, service string) *ticket.Validation {
 		t.Helper()
 		v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: service, Renew: true})
@@ -170,7 +171,7 @@ func TestConsentRenewKeepsNewLogin(t *testing.T) {
 	_, _, err := f.svc.IssueServiceTicket(ctx, tgt, consentCB, false)
 	wantReason(t, err, ticket.ReasonConsentRequired)
 	grant(tgt)
-	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid || v.Code != ticket.CodeInvalidTicket {
+	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
 		t.Fatalf("renew validation of a ticket without a new login: %+v", v)
 	}
 	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
@@ -201,8 +202,8 @@ func TestConsentRenewKeepsNewLogin(t *testing.T) {
 	tgt = f.login(t, "u1")
 	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, true)
 	wantReason(t, err, ticket.ReasonConsentRequired)
-	grant(tgt)
 	f.clock.advance(ticket.NewLoginWindow + time.Second)
+	grant(tgt)
 	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid {
 		t.Fatalf("a ticket after the window: %+v", v)
 	}
@@ -216,6 +217,7 @@ func TestConsentRenewKeepsNewLogin(t *testing.T) {
 	wantReason(t, err, ticket.ReasonConsentRequired)
 	grant(tgt)
 	other := f.replica(t)
+	other.SetConsents(sqlstore.New(db))
 	st, _, err := other.IssueServiceTicket(ctx, tgt, consentCB, false)
 	if err != nil {
 		t.Fatal(err)

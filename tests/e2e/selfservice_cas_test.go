@@ -119,7 +119,7 @@ func TestSelfServiceConsentCASRenew(t *testing.T) {
 	}
 	// The next ticket (consent remembered, no new login): refused with renew.
 	_, _, at = br.get(casBase + "login?service=" + url.QueryEscape(svc))
-	if st2 := at.Query().Get("ticket"); st2 == "" || !strings.Contains(validate(st2), "INVALID_TICKET") {
+	if st2 := at.Query().Get("ticket"); st2 == "" || !strings.Contains(validate(st2), "INVALID_TICKET_SPEC") {
 		t.Fatalf("a ticket without a new login, validated with renew: at %s", at)
 	}
 }

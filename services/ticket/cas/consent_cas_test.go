@@ -214,7 +214,7 @@ func TestConsentCASReleased(t *testing.T) {
 	// In Chinese, the masked name says so.
 	h := New(Options{Tickets: &policyTickets{rs: limited}, SSO: &profSSO{}})
 	_, body := profileCall(h, http.MethodGet, "/cas/login?service="+url.QueryEscape(consentRedirect), "TGT-live", "zh", nil)
-	if zh := languages["zh"]; !strings.Contains(body, "<li>"+zh.AttrName+" ("+zh.AttrMasked+")</li>") || strings.Contains(body, zh.AttrUserID) {
+	if zh := languages["zh-CN"]; !strings.Contains(body, "<li>"+zh.AttrName+" ("+zh.AttrMasked+")</li>") || strings.Contains(body, zh.AttrUserID) {
 		t.Fatalf("Chinese consent page:\n%s", body)
 	}
 	// The OpenID Connect consent page still lists the scopes asked for.
