@@ -73,6 +73,7 @@ var casAttrOrder = []struct {
 	{"memberOf", func(t texts) string { return t.AttrGroups }},
 	{"roles", func(t texts) string { return t.AttrRoles }},
 	{"permissions", func(t texts) string { return t.AttrPermissions }},
+	{"userType", func(t texts) string { return t.AttrUserType }},
 	{"authLevel", func(t texts) string { return t.AttrAuthLevel }},
 }
 

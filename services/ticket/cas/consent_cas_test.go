@@ -156,7 +156,7 @@ func TestConsentCASReleased(t *testing.T) {
 	}
 	en := languages["en"]
 	all := []string{en.AttrUserID, en.AttrLogin, en.AttrName, en.AttrOrgID, en.AttrOrgName, en.AttrAppAccount, en.AttrGroups,
-		en.AttrAuthLevel, en.AttrSignIn}
+		en.AttrUserType, en.AttrAuthLevel, en.AttrSignIn}
 	limited := base()
 	limited.ReleaseAttributes = []string{"login", "displayName", "orgName", "roles", "memberOf"}
 	limited.MaskedAttributes = []string{"displayName"}

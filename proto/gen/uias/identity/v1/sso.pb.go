@@ -672,8 +672,11 @@ type OwnProfile struct {
 	// totp_enrolled_at.
 	TotpEnrolled   bool                   `protobuf:"varint,14,opt,name=totp_enrolled,json=totpEnrolled" json:"totp_enrolled,omitempty"`
 	TotpEnrolledAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=totp_enrolled_at,json=totpEnrolledAt" json:"totp_enrolled_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// user_type: a person's or a unit's (单位) account (ADR 0039; shown read
+	// only). UNSPECIFIED from an identity that predates the field.
+	UserType      UserType `protobuf:"varint,16,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OwnProfile) Reset() {
@@ -809,6 +812,13 @@ func (x *OwnProfile) GetTotpEnrolledAt() *timestamppb.Timestamp {
 		return x.TotpEnrolledAt
 	}
 	return nil
+}
+
+func (x *OwnProfile) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
 }
 
 type UpdateOwnProfileRequest struct {
@@ -1380,8 +1390,13 @@ type PersonAttributesResponse struct {
 	OrgName     string                 `protobuf:"bytes,5,opt,name=org_name,json=orgName" json:"org_name,omitempty"`
 	// app_account_id is the person's account in the application (account
 	// link), empty when there is none.
-	AppAccountId  string   `protobuf:"bytes,6,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
-	Groups        []string `protobuf:"bytes,7,rep,name=groups" json:"groups,omitempty"`
+	AppAccountId string   `protobuf:"bytes,6,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
+	Groups       []string `protobuf:"bytes,7,rep,name=groups" json:"groups,omitempty"`
+	// user_type: a person's or a unit's (单位) account (ADR 0039), released
+	// as the CAS attribute userType and the OpenID Connect claim user_type
+	// under the service's release policy (ADR 0037). UNSPECIFIED from an
+	// identity that predates the field: not released.
+	UserType      UserType `protobuf:"varint,8,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1463,6 +1478,13 @@ func (x *PersonAttributesResponse) GetGroups() []string {
 		return x.Groups
 	}
 	return nil
+}
+
+func (x *PersonAttributesResponse) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
 }
 
 type CheckAppAddressRequest struct {
@@ -2409,7 +2431,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x12\x1f\n" +
 	"\x04code\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x04code\"@\n" +
 	"\x14GetOwnProfileRequest\x12(\n" +
-	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xf6\x04\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xaf\x05\n" +
 	"\n" +
 	"OwnProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
@@ -2429,7 +2451,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\vno_password\x18\r \x01(\bR\n" +
 	"noPassword\x12#\n" +
 	"\rtotp_enrolled\x18\x0e \x01(\bR\ftotpEnrolled\x12D\n" +
-	"\x10totp_enrolled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\"\xa5\x02\n" +
+	"\x10totp_enrolled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\x127\n" +
+	"\tuser_type\x18\x10 \x01(\x0e2\x1a.uias.identity.v1.UserTypeR\buserType\"\xa5\x02\n" +
 	"\x17UpdateOwnProfileRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
 	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x123\n" +
@@ -2474,7 +2497,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x13required_auth_level\x18\r \x01(\x05R\x11requiredAuthLevel\"h\n" +
 	"\x17PersonAttributesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
-	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\xdc\x01\n" +
+	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\x95\x02\n" +
 	"\x18PersonAttributesResponse\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05login\x18\x02 \x01(\tR\x05login\x12!\n" +
@@ -2482,7 +2505,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x12\x19\n" +
 	"\borg_name\x18\x05 \x01(\tR\aorgName\x12$\n" +
 	"\x0eapp_account_id\x18\x06 \x01(\tR\fappAccountId\x12\x16\n" +
-	"\x06groups\x18\a \x03(\tR\x06groups\"\xa5\x01\n" +
+	"\x06groups\x18\a \x03(\tR\x06groups\x127\n" +
+	"\tuser_type\x18\b \x01(\x0e2\x1a.uias.identity.v1.UserTypeR\buserType\"\xa5\x01\n" +
 	"\x16CheckAppAddressRequest\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12(\n" +
 	"\tclient_ip\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\x129\n" +
@@ -2625,66 +2649,69 @@ var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(*SSOChangePasswordResponse)(nil),   // 35: uias.identity.v1.SSOChangePasswordResponse
 	(IdType)(0),                         // 36: uias.identity.v1.IdType
 	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
-	(Reason)(0),                         // 38: uias.identity.v1.Reason
-	(*CertificateChallenge)(nil),        // 39: uias.identity.v1.CertificateChallenge
+	(UserType)(0),                       // 38: uias.identity.v1.UserType
+	(Reason)(0),                         // 39: uias.identity.v1.Reason
+	(*CertificateChallenge)(nil),        // 40: uias.identity.v1.CertificateChallenge
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
 	36, // 0: uias.identity.v1.OwnProfile.id_type:type_name -> uias.identity.v1.IdType
 	37, // 1: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
 	37, // 2: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
 	37, // 3: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
-	0,  // 4: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	37, // 5: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	38, // 6: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	37, // 7: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	21, // 8: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	14, // 9: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	16, // 10: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	18, // 11: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	20, // 12: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	23, // 13: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	25, // 14: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
-	27, // 15: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	28, // 16: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
-	30, // 17: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	32, // 18: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	34, // 19: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	12, // 20: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	11, // 21: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
-	8,  // 22: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	10, // 23: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	3,  // 24: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	4,  // 25: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	6,  // 26: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	7,  // 27: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	2,  // 28: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	1,  // 29: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
-	15, // 30: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	17, // 31: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	19, // 32: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	22, // 33: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	24, // 34: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	26, // 35: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
-	29, // 36: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	15, // 37: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	31, // 38: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	33, // 39: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	35, // 40: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	13, // 41: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	39, // 42: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	9,  // 43: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	9,  // 44: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	15, // 45: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	5,  // 46: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	9,  // 47: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	9,  // 48: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	15, // 49: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	15, // 50: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	30, // [30:51] is the sub-list for method output_type
-	9,  // [9:30] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	38, // 4: uias.identity.v1.OwnProfile.user_type:type_name -> uias.identity.v1.UserType
+	0,  // 5: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
+	37, // 6: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	39, // 7: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	37, // 8: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	38, // 9: uias.identity.v1.PersonAttributesResponse.user_type:type_name -> uias.identity.v1.UserType
+	21, // 10: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	14, // 11: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	16, // 12: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	18, // 13: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	20, // 14: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	23, // 15: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	25, // 16: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
+	27, // 17: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	28, // 18: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
+	30, // 19: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	32, // 20: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	34, // 21: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	12, // 22: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	11, // 23: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
+	8,  // 24: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	10, // 25: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	3,  // 26: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	4,  // 27: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	6,  // 28: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	7,  // 29: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	2,  // 30: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	1,  // 31: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
+	15, // 32: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	17, // 33: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	19, // 34: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	22, // 35: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	24, // 36: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	26, // 37: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
+	29, // 38: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	15, // 39: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	31, // 40: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	33, // 41: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	35, // 42: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	13, // 43: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	40, // 44: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	9,  // 45: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	9,  // 46: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	15, // 47: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	5,  // 48: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	9,  // 49: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	9,  // 50: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	15, // 51: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	15, // 52: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	32, // [32:53] is the sub-list for method output_type
+	11, // [11:32] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }
