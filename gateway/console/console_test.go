@@ -52,6 +52,9 @@ type fakeAdmin struct {
 	// nested are the calls made as part of a page's call (grpcx.PartOf):
 	// they leave no access record of their own.
 	nested []string
+	// updates are UpdateUser's requests, answered updateErr.
+	updates   []*identityv1.UpdateUserRequest
+	updateErr error
 }
 
 func (f *fakeAdmin) note(ctx context.Context, m string) string {

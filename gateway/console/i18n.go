@@ -86,6 +86,10 @@ var texts = map[string]map[string]string{
 		"backupLast":           "Reminder: the audit log was last backed up on %s and a backup is due. Back it up: uias ctl audit backup.",
 		"done.created":         "The person was created.", "done.lock": "The account is locked.", "done.unlock": "The account is unlocked.",
 		"done.disable": "The account is disabled.", "done.enable": "The account is enabled.", "done.edit": "The changes were saved.",
+		"done.type":  "The account type was changed.",
+		"changeType": "Account type", "changeTypeButton": "Change the account type", "idKeep": "Keep the current ID",
+		"idNone": "No ID", "typeHint": "A unit takes a unified social credit code or an organisation code (or no ID); a person any " +
+			"other ID type. When the current ID does not fit the new type, give the new ID type and number with it.",
 		"done.reset":      "The password was reset.",
 		"resetStale":      "The password was changed after this page was shown (a reload repeats the form): nothing was reset. Open the person's page again to reset it.",
 		"done.mustChange": "Your password was set by another administrator and stands until an administrator sets another.",
@@ -173,6 +177,10 @@ var texts = map[string]map[string]string{
 		"backupLast":           "提醒：审计日志上次备份于 %s，已到备份时间。请备份：uias ctl audit backup。",
 		"done.created":         "人员已创建。", "done.lock": "账号已锁定。", "done.unlock": "账号已解锁。",
 		"done.disable": "账号已停用。", "done.enable": "账号已启用。", "done.edit": "修改已保存。",
+		"done.type":  "用户类型已修改。",
+		"changeType": "用户类型", "changeTypeButton": "修改用户类型", "idKeep": "保留现有证件",
+		"idNone": "无证件", "typeHint": "单位只能使用统一社会信用代码或组织机构代码（或不登记证件）；个人使用其他证件类型。" +
+			"现有证件与新类型不符时，请同时填写新的证件类型和号码。",
 		"done.reset":      "密码已重置。",
 		"resetStale":      "此页面显示后密码已被修改（刷新会重复提交表单）：未重置任何密码。如需重置，请重新打开此人员页面。",
 		"done.mustChange": "您的密码由其他管理员设置，在管理员重新设置前保持不变。",

@@ -208,6 +208,11 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 			}
 		}
 		_, err = h.o.Admin.UpdateUser(ctx, req)
+	case "type":
+		// The account's type (ADR 0039), with its ID when given: identity
+		// refuses a type the ID type does not fit (ID_TYPE_MISMATCH) and
+		// changes nothing then.
+		_, err = h.o.Admin.UpdateUser(ctx, typeUpdate(id, r.PostForm))
 	case "reset-password":
 		// The form names the password it replaces (its change time when
 		// the page was shown): a reload of the answer re-posts it, and
@@ -240,6 +245,38 @@ func (h *Handler) personAction(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	h.redirectDone(w, r, "people/"+url.PathEscape(id), action)
+}
+
+// typeUpdate is the update of the "Account type" form: user_type, and
+// the ID type and number when the form gives them (id_type "none": no
+// ID; "": the current one kept). An unknown value is sent as one identity
+// refuses (never taken as the default).
+func typeUpdate(id string, f url.Values) *identityv1.UpdateUserRequest {
+	req := &identityv1.UpdateUserRequest{Id: id, UpdateMask: []string{"user_type"}}
+	switch f.Get("user_type") {
+	case "person":
+		req.UserType = identityv1.UserType_USER_TYPE_PERSON
+	case "unit":
+		req.UserType = identityv1.UserType_USER_TYPE_UNIT
+	default:
+		req.UserType = identityv1.UserType(-1)
+	}
+	switch v := f.Get("id_type"); v {
+	case "":
+	case "none":
+		req.UpdateMask = append(req.UpdateMask, "id_type", "id_number")
+	default:
+		req.IdType = idType(v)
+		if req.IdType == identityv1.IdType_ID_TYPE_UNSPECIFIED {
+			req.IdType = identityv1.IdType(-1)
+		}
+		req.UpdateMask = append(req.UpdateMask, "id_type")
+	}
+	if n := strings.TrimSpace(f.Get("id_number")); n != "" && f.Get("id_type") != "none" {
+		req.IdNumber = n
+		req.UpdateMask = append(req.UpdateMask, "id_number")
+	}
+	return req
 }
 
 // personRefused shows person id's page again with the refusal err of an

@@ -142,6 +142,44 @@ func (s *Service) CertChallenge(_ context.Context, purpose string) (string, time
 	return tok, exp.UTC().Truncate(time.Millisecond), nil
 }
 
+// SSOCertChallenge issues a challenge for the CAS login page's USB key
+// (GET /cas/cert/challenge, which needs no credential): through the login
+// gate's per-source rule (rule 1, loginguard.go) at the browser's address,
+// as the login form's password checks are, with the same settings
+// (identity.login_throttle) but a count of its own (challengeSource), so
+// that fetching challenges does not slow the address's password logins.
+// Each challenge counts from its issue; a certificate sign-in by
+// challenge that succeeds from the address takes one back (CertChallengeLogin),
+// so people signing in behind one NAT address are not held up. Past the
+// free ones a challenge waits (1 s, doubling); past MaxDelay it is refused
+// LOGIN_THROTTLED with retry_after_seconds (audited, thinned, as
+// sso.cert_challenge), which the page answers 429.
+func (s *Service) SSOCertChallenge(ctx context.Context) (string, time.Time, error) {
+	start := s.now()
+	a := s.newEarlyAttempt(challengeSource(ctx), "sso.cert_challenge")
+	if err := a.admitSource(ctx, "certificate", "", start); err != nil {
+		return "", time.Time{}, err
+	}
+	if err := a.wait(ctx); err != nil {
+		return "", time.Time{}, err
+	}
+	c, exp, err := s.CertChallenge(ctx, ChallengePurposeSSO)
+	if err != nil {
+		a.refund(ctx)
+	}
+	return c, exp, err
+}
+
+// challengeSource is the rule-1 source of the CAS page's challenges: the
+// browser's address (IPv6 by /64), apart from its password checks'.
+func challengeSource(ctx context.Context) loginSource {
+	src := ssoLoginSource(ctx)
+	if src.gate != "" {
+		src.gate = "challenge:" + src.gate
+	}
+	return loginSource{gate: src.gate}
+}
+
 // AppCertChallenge issues a challenge for the calling application.
 func (s *Service) AppCertChallenge(ctx context.Context) (string, time.Time, error) {
 	c := caller.From(ctx)
@@ -364,7 +402,15 @@ func (s *Service) CertChallengeLogin(ctx context.Context, p CertProof) (*CertLog
 		return fail("certificate", "", v)
 	}
 	detail["sha256"] = x509cert.Thumbprint(leaf.Raw)
-	return s.certPerson(ctx, a, fail, leaf.Raw, leaf.NotBefore, leaf.NotAfter, detail, start)
+	res, err := s.certPerson(ctx, a, fail, leaf.Raw, leaf.NotBefore, leaf.NotAfter, detail, start)
+	if err == nil && res.Verdict == CertOK {
+		// A person signed in with a challenge from this address: the
+		// challenge's count there is taken back (SSOCertChallenge).
+		if g := challengeSource(ctx).gate; g != "" {
+			s.sources.refund(g, s.now())
+		}
+	}
+	return res, err
 }
 
 // AuthCertificate is the auth type of Authenticate with a certificate

@@ -21,7 +21,7 @@ import (
 
 // Releasable attributes: the names a policy may list.
 var ReleasableAttributes = []string{"userId", "authLevel", "login", "displayName", "orgId", "orgName",
-	"appAccountId", "groups", "memberOf", "roles", "permissions"}
+	"appAccountId", "groups", "memberOf", "roles", "permissions", "userType"}
 
 // MaskableAttributes are the attributes a policy may release masked, with
 // the rule of each (MaskValue).
@@ -36,7 +36,21 @@ const MaxPolicyAttributes = 32
 // claimOf maps a CAS attribute to the OpenID Connect claim that carries
 // it ("" for none).
 var claimOf = map[string]string{"login": "preferred_username", "displayName": "name", "orgId": "org_id",
-	"orgName": "org_name", "appAccountId": "app_account", "groups": "groups", "roles": "roles", "permissions": "permissions"}
+	"orgName": "org_name", "appAccountId": "app_account", "groups": "groups", "roles": "roles", "permissions": "permissions",
+	"userType": "user_type"}
+
+// UserTypeName is the released value of an account's type (identity's
+// UserType: 1 person, 2 unit, ADR 0039): "person" or "unit"; "" for an
+// unknown or unanswered type (not released).
+func UserTypeName(t int32) string {
+	switch t {
+	case 1:
+		return "person"
+	case 2:
+		return "unit"
+	}
+	return ""
+}
 
 // AttributePolicy is a service's attribute release policy. The zero
 // value releases everything in clear.

@@ -258,3 +258,60 @@ func TestOIDCIntrospectionPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestUserTypeClaim (ADR 0039): the account's type is the profile scope's
+// user_type claim ("person" or "unit"), in the ID token and at userinfo,
+// under the service's release policy: a service whose release_attributes
+// leave out userType does not get it; an unknown type is no claim.
+func TestUserTypeClaim(t *testing.T) {
+	ctx := context.Background()
+	if ticket.UserTypeName(1) != "person" || ticket.UserTypeName(2) != "unit" || ticket.UserTypeName(0) != "" || ticket.UserTypeName(7) != "" {
+		t.Fatal("UserTypeName")
+	}
+	for _, c := range []struct {
+		name     string
+		release  []string
+		userType string
+		want     any
+	}{
+		{"no policy", nil, "unit", "unit"},
+		{"released", []string{"login", "userType"}, "unit", "unit"},
+		{"person", nil, "person", "person"},
+		{"not released", []string{"login", "displayName"}, "unit", nil},
+		{"not known", nil, "", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, ticket.Config{})
+			register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB, ReleaseAttributes: c.release})
+			f.svc.Registry().Invalidate()
+			f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+			f.svc.SetProfiles(profiles{ticket.Profile{Login: "acme", Name: "某某航运有限公司", OrgID: "o1", UserType: c.userType}})
+			toks := f.codeGrant(t, f.login(t, "u1"), "openid profile")
+			jwks, _ := f.svc.JWKS()
+			if got := verifyJWT(t, jwks, toks.IDToken)["user_type"]; got != c.want {
+				t.Errorf("ID token user_type %v, want %v", got, c.want)
+			}
+			ui, err := f.svc.UserInfo(ctx, toks.AccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(ui, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got["user_type"] != c.want {
+				t.Errorf("userinfo user_type %v, want %v", got["user_type"], c.want)
+			}
+		})
+	}
+	// Without the profile scope: no user_type.
+	f := newFixture(t, ticket.Config{})
+	register(t, f.services, "oa", ticket.RegisteredService{AppID: "app1", URL: oidcCB})
+	f.svc.Registry().Invalidate()
+	f.svc.SetLegacy(ticket.LegacyDeps{Apps: clientApps{secrets: map[string]string{"app1": "s1"}}})
+	f.svc.SetProfiles(profiles{ticket.Profile{Login: "acme", UserType: "unit"}})
+	jwks, _ := f.svc.JWKS()
+	if claims := verifyJWT(t, jwks, f.codeGrant(t, f.login(t, "u1"), "openid").IDToken); claims["user_type"] != nil {
+		t.Fatalf("user_type without the profile scope: %v", claims)
+	}
+}

@@ -3,8 +3,10 @@ package ticket_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/services/ticket"
+	"github.com/uias/uias/services/ticket/sqlstore"
 )
 
 // Review sec30c H1: a client asking consent gets the person through no
@@ -138,5 +140,92 @@ func TestConsentPerClient(t *testing.T) {
 	if _, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: consentCB,
 		Binding: ticket.OIDCBinding{ClientID: "appc", Scope: "openid", Issuer: "https://sso.example/cas/oidc"}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A CAS renew login to a client asking consent (NewLoginMark): the ticket
+// issued after the consent page is from the new login (validation with
+// renew accepts it, isFromNewLogin), once; a ticket of the same session
+// without that login (a second one, another service, after
+// NewLoginWindow, or after the session was read from a store that lacks
+// the mark) is not.
+func TestConsentRenewKeepsNewLogin(t *testing.T) {
+	ctx := context.Background()
+	f, db := consentFixture(t)
+	renew := func(st, service string) *ticket.Validation {
+		t.Helper()
+		v, err := f.svc.ValidateTicket(ctx, ticket.Validate{Ticket: st, Service: service, Renew: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	grant := func(tgt string) {
+		t.Helper()
+		if _, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tgt := f.login(t, "u1")
+	// Without a new login, no mark: the consent page's ticket is not from one.
+	_, _, err := f.svc.IssueServiceTicket(ctx, tgt, consentCB, false)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+	grant(tgt)
+	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
+		t.Fatalf("renew validation of a ticket without a new login: %+v", v)
+	}
+	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The new login (renew) is refused for consent; after it, the ticket is
+	// from the new login, once.
+	tgt = f.login(t, "u1")
+	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, true)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+	// Another service's ticket meanwhile does not take it.
+	if v := renew(f.st(t, tgt, "https://a.example.com/"), "https://a.example.com/"); v.Valid {
+		t.Fatalf("another service's ticket took the new login: %+v", v)
+	}
+	grant(tgt)
+	if v := renew(f.st(t, tgt, consentCB), consentCB); !v.Valid || !v.Ticket.FromNewLogin {
+		t.Fatalf("the ticket after the consent page, validated with renew: %+v", v)
+	}
+	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid {
+		t.Fatalf("a second ticket from one new login: %+v", v)
+	}
+
+	// A consent page answered after NewLoginWindow: not from a new login.
+	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
+		t.Fatal(err)
+	}
+	tgt = f.login(t, "u1")
+	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, true)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+	f.clock.advance(ticket.NewLoginWindow + time.Second)
+	grant(tgt)
+	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid {
+		t.Fatalf("a ticket after the window: %+v", v)
+	}
+	// The mark is the session's: another instance reading the session from
+	// the store issues the new login's ticket too, once.
+	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
+		t.Fatal(err)
+	}
+	tgt = f.login(t, "u1")
+	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, true)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+	grant(tgt)
+	other := f.replica(t)
+	other.SetConsents(sqlstore.New(db))
+	st, _, err := other.IssueServiceTicket(ctx, tgt, consentCB, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := renew(st, consentCB); !v.Valid || !v.Ticket.FromNewLogin {
+		t.Fatalf("the other instance's ticket: %+v", v)
+	}
+	if st, _, err := other.IssueServiceTicket(ctx, tgt, consentCB, false); err != nil || renew(st, consentCB).Valid {
+		t.Fatalf("a second ticket from the other instance: %v", err)
 	}
 }

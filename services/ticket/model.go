@@ -56,6 +56,31 @@ type Session struct {
 	// for (Ticket.Guarded): ending the session tells each of them before
 	// it answers (Store.EndTickets), so none of those tickets outlives it.
 	Issuers []string `json:"issuers,omitempty"`
+	// NewLogin is a fresh login's claim on a service ticket it could not
+	// get yet: the service's client asks consent, shown first (CAS renew
+	// through the consent page; NewLoginMark).
+	NewLogin NewLoginMark `json:"new_login,omitzero"`
+}
+
+// NewLoginWindow is how long a fresh login's ticket waits for the person's
+// consent (NewLoginMark): a consent page answered later gives a ticket not
+// from a new login (a service asking renew signs the person in again).
+const NewLoginWindow = 10 * time.Minute
+
+// NewLoginMark records that a login with credentials presented for a CAS
+// service ticket (from_new_login, CAS renew) was refused CONSENT_REQUIRED:
+// the next ticket of this session for Service, until Until, is issued from
+// that new login (once: issuing it clears the mark). The mark is the
+// ticket component's own record, so nothing the browser sends (a form
+// field) can make a ticket look like one from a new login.
+type NewLoginMark struct {
+	Service string    `json:"service,omitempty"`
+	Until   time.Time `json:"until,omitzero"`
+}
+
+// For reports whether the mark holds for service at now.
+func (m NewLoginMark) For(service string, now time.Time) bool {
+	return m.Service != "" && m.Service == service && now.Before(m.Until)
 }
 
 // MaxIssuersPerSession bounds a session's Issuers (instance names are new

@@ -89,6 +89,8 @@ func (t *AccessToken) sid() string {
 type Profile struct {
 	Login, Name, OrgID, OrgName, Account string
 	Groups                               []string
+	// UserType: "person" or "unit" (UserTypeName; "": not known).
+	UserType string
 }
 
 // ProfileSource answers a person's profile as an application sees it.
@@ -702,6 +704,9 @@ func (s *Service) rawClaims(ctx context.Context, t *AccessToken, rel *Authorizat
 		}
 		if p.Account != "" {
 			c["app_account"] = p.Account
+		}
+		if p.UserType != "" {
+			c["user_type"] = p.UserType
 		}
 	}
 	if groups {

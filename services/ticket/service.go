@@ -585,6 +585,10 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 		sig     signed
 		sess    *Session
 		guarded bool
+		// tookNewLogin: the ticket is from the new login a consent page
+		// stood between (Session.NewLogin), whose mark the session write
+		// below clears.
+		tookNewLogin bool
 	)
 	for attempt := 0; ; attempt++ {
 		var rev uint64
@@ -616,11 +620,22 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 			if st != "" { // kept on an earlier attempt
 				_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(st))
 			}
+			if errors.Is(err, ErrConsentRequired) && fromNewLogin && oidc == nil {
+				// The consent page comes first: the ticket issued after it
+				// is still from this login (CAS renew).
+				s.markNewLogin(ctx, id, service)
+			}
 			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
 				Reason: reasonOf(err), Start: start, Fields: detail("service", service, "app_id", appID)})
 			return "", time.Time{}, err
 		}
 		now := s.now()
+		newLogin := fromNewLogin || oidc == nil && sess.NewLogin.For(service, now)
+		if st != "" && tookNewLogin && !newLogin {
+			// Another request took the mark meanwhile: not this ticket's.
+			_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(st))
+			st, tookNewLogin = "", false
+		}
 		if st == "" {
 			// The ticket ends no later than the session as known here.
 			exp := now.Add(ttl)
@@ -632,7 +647,7 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 			// session lists this instance, as the write below makes sure.
 			guarded = slices.Contains(sess.Issuers, replica) || len(sess.Issuers) < MaxIssuersPerSession
 			rec := &Ticket{Kind: KindST, Serial: sig.Serial, Service: service, AppID: appID, SessionID: id,
-				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, AuthMethod: sess.AuthMethod, FromNewLogin: fromNewLogin,
+				UserID: sess.UserID, Login: sess.Login, OrgID: sess.OrgID, AuthLevel: sess.AuthLevel, AuthMethod: sess.AuthMethod, FromNewLogin: newLogin,
 				AuthTime: sess.AuthTime(), IssuedAt: sig.Issued.UTC(), ExpiresAt: sig.Expires.UTC(), Guarded: guarded, OIDC: oidc}
 			if err := s.store.PutTicket(ctx, keyOf(st), rec, max(sig.Expires.Sub(now), time.Second)); err != nil {
 				if errors.Is(err, ErrNotFound) { // the session ended here meanwhile
@@ -642,6 +657,7 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 				}
 				return "", time.Time{}, err
 			}
+			tookNewLogin = newLogin && !fromNewLogin
 		}
 		newIssuer := guarded && !slices.Contains(sess.Issuers, replica)
 		use := ServiceUse{Service: service, AppID: appID, Ticket: st, At: now.UTC()}
@@ -650,7 +666,8 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 			// session record keeps the code's serial, never the code.
 			use.Issuer, use.Ticket = oidc.Issuer, sig.Serial
 		}
-		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && slices.Contains(sess.Issuers, replica) {
+		if recorded(sess.Services, service) && now.Sub(sess.LastUsedAt) < s.cfg.TouchAfter && slices.Contains(sess.Issuers, replica) &&
+			!tookNewLogin {
 			// Not written: this instance remembers the service's newest
 			// ticket, handed over when the session ends (EndTickets asks
 			// the session's issuers only: an instance not listed, past
@@ -660,6 +677,9 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 		}
 		sess.LastUsedAt = now.UTC()
 		sess.Services = latestUses(sess.Services, []ServiceUse{use})
+		if tookNewLogin {
+			sess.NewLogin = NewLoginMark{} // once
+		}
 		if newIssuer {
 			sess.Issuers = append(slices.Clip(sess.Issuers), replica)
 		}
@@ -684,6 +704,33 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: f[:2], Own: f[2:]})
 	return st, sig.Expires, nil
+}
+
+// markNewLogin records on the session of id that its login, made for a
+// service ticket to service that the person's consent must precede, is
+// owed to the ticket issued after the consent page (NewLoginMark, for
+// NewLoginWindow). Best effort: a mark not written leaves the ticket not
+// from a new login, as before (a service asking renew signs the person in
+// again), and is logged.
+func (s *Service) markNewLogin(ctx context.Context, id, service string) {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var (
+			sess *Session
+			rev  uint64
+		)
+		if sess, rev, err = s.liveSession(ctx, id); err != nil {
+			break
+		}
+		sess.NewLogin = NewLoginMark{Service: service, Until: s.now().Add(NewLoginWindow).UTC()}
+		if err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(s.now())); !errors.Is(err, ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		s.log.Warn("a new login's ticket waiting for consent was not recorded: the ticket after the consent page will not be "+
+			"from a new login", zap.String("session_id", id), zapErr(err))
+	}
 }
 
 // detail is an audit record's detail from key, value, key, value...: one

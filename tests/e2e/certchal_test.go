@@ -441,3 +441,47 @@ func TestBrowserUSBKey(t *testing.T) {
 		t.Fatalf("back at the application: %q at %s", text, loc)
 	}
 }
+
+// TestCertChallengeThrottled: GET /cas/cert/challenge passes the login
+// gate's per-address rule as the login form does: past
+// identity.login_throttle's free ones and its longest wait, 429 with
+// Retry-After and a readable JSON error (no challenge). The challenges
+// keep a count of their own: the password login form from the same
+// address still signs in.
+func TestCertChallengeThrottled(t *testing.T) {
+	p := newChalPKI(t)
+	cfg := testConfig(t.TempDir())
+	id := identitycomponent.Settings(&cfg)
+	id.CertChallengeCAFile = p.caFile
+	id.LoginThrottle = identitycomponent.LoginThrottle{AddressFailures: 2, BaseDelay: 10 * time.Millisecond,
+		MaxDelay: 20 * time.Millisecond, Decay: time.Hour}
+	ticketcomponent.Settings(&cfg).USBKey = true
+	e := start(t, cfg)
+	e.login()
+	casBase := e.http + "/cas/"
+	f := e.seed("usbthr", "tian", nil, nil)
+	br := newBrowser(t)
+	var last string
+	code := 0
+	for i := 0; i < 10 && code != http.StatusTooManyRequests; i++ {
+		code, last, _ = br.get(casBase + "cert/challenge")
+	}
+	var js map[string]string
+	if err := json.Unmarshal([]byte(last), &js); err != nil || code != http.StatusTooManyRequests ||
+		!strings.Contains(js["error"], "Too many attempts") || js["retry_after_seconds"] == "" || js["challenge"] != "" {
+		t.Fatalf("challenges past the gate: %d %s", code, last)
+	}
+	resp, err := br.c.Get(casBase + "cert/challenge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("throttled answer: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The address's password login is not held up by its challenges.
+	_, body, _ := br.get(casBase + "login")
+	if code, _, at := br.loginForm(casBase, body, "tian", f.password); code != http.StatusOK || at.Path != "/cas/portal" {
+		t.Fatalf("password login from the address: %d at %s", code, at)
+	}
+}

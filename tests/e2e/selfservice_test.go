@@ -74,7 +74,7 @@ func TestSelfServiceConsentAndRemoveAccess(t *testing.T) {
 	}
 	code, body, _ = br.oidcLogin(casBase, body, "sally", f.password)
 	if code != http.StatusOK || !strings.Contains(body, "Allow access?") || !strings.Contains(body, "Contracts") ||
-		!strings.Contains(body, "Your login name, name and organisation") || !strings.Contains(body, "(30 days)") {
+		!strings.Contains(body, "Your login name, name, organisation and account type") || !strings.Contains(body, "(30 days)") {
 		t.Fatalf("after the login, the consent page: %d\n%s", code, body)
 	}
 	consentPage := body
@@ -182,7 +182,7 @@ func TestBrowserConsentAndMyApplications(t *testing.T) {
 	run("authorize", chromedp.Navigate(authorize+"&locale=en"), chromedp.WaitVisible(chromedp.CSS("#username")))
 	run("sign in", chromedp.SendKeys(chromedp.CSS("#username"), "carol"), chromedp.SendKeys(chromedp.CSS("#password"), f.password+"\r"))
 	waitFor("the consent page", `document.getElementById("consent-allow") != null`)
-	if text := textOf("main"); !strings.Contains(text, "Contracts") || !strings.Contains(text, "Your login name, name and organisation") ||
+	if text := textOf("main"); !strings.Contains(text, "Contracts") || !strings.Contains(text, "Your login name, name, organisation and account type") ||
 		!strings.Contains(textOf("#consent-until"), "(30 days)") {
 		t.Fatalf("consent page: %q", text)
 	}

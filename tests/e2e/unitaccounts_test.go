@@ -2,13 +2,17 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
 
 // TestUnitAccounts: over REST, a unit's account is created with its
@@ -105,5 +109,52 @@ func TestUnitAccounts(t *testing.T) {
 		IdType: identityv1.IdType_ID_TYPE_ORGANIZATION_CODE, IdNumber: "ma01a2b3-2"})
 	if err != nil || u.GetUserType() != identityv1.UserType_USER_TYPE_UNIT || u.GetFeatureCode() != before {
 		t.Fatalf("back to a unit by its org code (same feature code as by its USCC): %v %v", u, err)
+	}
+}
+
+// TestUnitAccountReleased (ADR 0039 amendment): a unit's account signs in
+// at the CAS page; its service's validation answers userType unit (a
+// service whose release policy leaves userType out does not get it), and
+// "My profile" shows the account type read only with the unit's code
+// masked.
+func TestUnitAccountReleased(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	casBase := e.http + "/cas/"
+	f := e.seed("unitrel", "acme-unit", nil, func(r *identityv1.CreateUserRequest) {
+		r.UserType, r.DisplayName = identityv1.UserType_USER_TYPE_UNIT, "某某航运有限公司"
+		r.IdType, r.IdNumber = identityv1.IdType_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE, "91310115MA01A2B322"
+	})
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "callback") }))
+	t.Cleanup(cb.Close)
+	all, limited := cb.URL+"/all", cb.URL+"/limited"
+	registry := ticketv1.NewServiceRegistryServiceClient(e.conn)
+	for _, def := range []*ticketv1.ServiceDefinition{{AppId: f.appID, Name: "All", Url: all},
+		{AppId: f.appID, Name: "Limited", Url: limited, ReleaseAttributes: []string{"login", "displayName"}}} {
+		if _, err := registry.CreateService(e.adm(), &ticketv1.CreateServiceRequest{Service: def}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	br := newBrowser(t)
+	_, body, _ := br.get(casBase + "login?service=" + url.QueryEscape(all))
+	code, _, at := br.loginForm(casBase, body, "acme-unit", f.password)
+	st := at.Query().Get("ticket")
+	if code != http.StatusOK || st == "" {
+		t.Fatalf("unit's CAS login: %d at %s", code, at)
+	}
+	_, body, _ = br.get(casBase + "p3/serviceValidate?service=" + url.QueryEscape(all) + "&ticket=" + url.QueryEscape(st))
+	if !strings.Contains(body, "<cas:userType>unit</cas:userType>") || strings.Contains(body, "91310115MA01A2B322") {
+		t.Fatalf("validation at the service without a policy:\n%s", body)
+	}
+	_, _, at = br.get(casBase + "login?service=" + url.QueryEscape(limited))
+	_, body, _ = br.get(casBase + "p3/serviceValidate?service=" + url.QueryEscape(limited) + "&ticket=" + url.QueryEscape(at.Query().Get("ticket")))
+	if !strings.Contains(body, "authenticationSuccess") || strings.Contains(body, "userType") {
+		t.Fatalf("validation at the service releasing login and displayName:\n%s", body)
+	}
+	code, body, _ = br.get(casBase + "profile")
+	if code != http.StatusOK || !strings.Contains(body, `<dd id="p-usertype">Unit (organisation)</dd>`) ||
+		!strings.Contains(body, `<dt>Unit code</dt><dd id="p-idnumber">913*************22</dd>`) ||
+		strings.Contains(body, "91310115MA01A2B322") || strings.Contains(body, `name="user_type"`) {
+		t.Fatalf("the unit's profile: %d\n%s", code, body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -74,9 +75,16 @@ func NewNotifier(publish func(subject string, data []byte) error, wh WebhookOpti
 	if wh.Queue <= 0 {
 		wh.Queue = 10000
 	}
-	if wh.Client == nil {
-		wh.Client = &http.Client{}
+	// No redirect is followed (as the provisioning transports, ADR 0038):
+	// Go would send the signature headers and, after a 307/308, the alert
+	// (logins, addresses) to whatever host the answer names. A redirect
+	// fails the attempt (post), retried as other failures.
+	c := http.Client{}
+	if wh.Client != nil {
+		c = *wh.Client
 	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	wh.Client = &c
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -181,8 +189,25 @@ func (n *Notifier) post(ctx context.Context, q queued) error {
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return fmt.Errorf("the webhook redirected (HTTP %d) to %s: redirects are not followed (the signed alert would go "+
+			"along): set audit.analytics.alert_webhook_url to the right URL", resp.StatusCode, redirectTarget(resp.Header.Get("Location")))
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("the webhook answered HTTP %d: %q", resp.StatusCode, snippet)
 	}
 	return nil
+}
+
+// redirectTarget is a redirect's Location as its scheme, host and path (no
+// query: it may hold anything).
+func redirectTarget(location string) string {
+	if location == "" {
+		return "no Location"
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return "an unreadable Location"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

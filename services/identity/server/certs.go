@@ -83,7 +83,7 @@ func (s ssoServer) CertificateLogin(ctx context.Context, r *identityv1.Certifica
 
 // IssueCertificateChallenge implements SSOService.
 func (s ssoServer) IssueCertificateChallenge(ctx context.Context, _ *identityv1.CertificateChallengeRequest) (*identityv1.CertificateChallenge, error) {
-	c, exp, err := s.svc.CertChallenge(ctx, identity.ChallengePurposeSSO)
+	c, exp, err := s.svc.SSOCertChallenge(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,8 @@ func ownProfile(p *identity.OwnProfile) *identityv1.OwnProfile {
 	u := p.User
 	out := &identityv1.OwnProfile{UserId: u.ID, Login: u.LoginName, DisplayName: u.DisplayName, OrgId: u.OrgID, OrgName: p.OrgName,
 		IdType: identityv1.IdType(u.IDType), IdNumberMask: u.IDNumberMask, PhoneMask: u.PhoneMask, Email: u.Email,
-		DisplayNameEditable: p.DisplayNameEditable, NoPassword: u.PasswordHash == "", TotpEnrolled: !p.TOTPEnrolledAt.IsZero()}
+		DisplayNameEditable: p.DisplayNameEditable, NoPassword: u.PasswordHash == "", TotpEnrolled: !p.TOTPEnrolledAt.IsZero(),
+		UserType: identityv1.UserType(u.UserType.Norm())}
 	if !p.TOTPEnrolledAt.IsZero() {
 		out.TotpEnrolledAt = timestamppb.New(p.TOTPEnrolledAt)
 	}

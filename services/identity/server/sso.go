@@ -85,7 +85,8 @@ func (s ssoServer) PersonAttributes(ctx context.Context, r *identityv1.PersonAtt
 	}
 	u := a.User
 	return &identityv1.PersonAttributesResponse{UserId: u.ID, Login: u.LoginName, DisplayName: u.DisplayName,
-		OrgId: u.OrgID, OrgName: a.OrgName, AppAccountId: a.AppAccountID, Groups: a.Groups}, nil
+		OrgId: u.OrgID, OrgName: a.OrgName, AppAccountId: a.AppAccountID, Groups: a.Groups,
+		UserType: identityv1.UserType(u.UserType.Norm())}, nil
 }
 
 // CheckAppAddress implements SSOService.

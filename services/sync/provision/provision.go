@@ -879,18 +879,49 @@ func ActivePerson(u *Object) bool {
 	return st == "" || st == "1"
 }
 
-// HTTPClient is the client of the http transports (webhook, SCIM): it does
-// not follow a redirect from https to plain http (the key or token and the
-// people's data would go on in clear: review sec22).
+// HTTPClient is the client of the http transports (webhook, SCIM, SOAP):
+// it follows no redirect. Go sends a redirect's target the custom headers
+// (the webhook's signature, SOAP's shared secret), after a 307/308 the
+// body (the people's data) too, to whatever host the answer names, and
+// turns a POST into a GET after a 301/302/303 (reviews sec22, sec30a M1;
+// ADR 0038). A transport answered a redirect fails the delivery
+// (Redirected), retried as its other failures.
 func HTTPClient() *http.Client {
-	return &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-			return fmt.Errorf("redirected from https to %s://%s: not followed (the credentials would cross the network in clear)",
-				req.URL.Scheme, req.URL.Host)
-		}
-		return nil
-	}}
+	return NoRedirects(&http.Client{})
+}
+
+// NoRedirects is c (a copy; nil: a default client) following no redirect:
+// the redirect's answer is the response.
+func NoRedirects(c *http.Client) *http.Client {
+	var n http.Client
+	if c != nil {
+		n = *c
+	}
+	n.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &n
+}
+
+// Redirected is the failed delivery of transport (with what it did, e.g.
+// "scim: PUT /Users/1") whose endpoint answered HTTP status, a redirect,
+// to location: not followed, retried with back-off (an endpoint moved by
+// mistake may come back), then a dead letter. The message names the
+// target without its query (it may hold anything).
+func Redirected(transport string, status int, location string) error {
+	return fmt.Errorf("%s: the endpoint redirected (HTTP %d) to %s: redirects are not followed (the credentials and the "+
+		"people's data would go along): set the subscription's endpoint to the right URL", transport, status, RedirectTarget(location))
+}
+
+// IsRedirect reports whether status is a redirect (3xx).
+func IsRedirect(status int) bool { return status >= 300 && status <= 399 }
+
+// RedirectTarget is a redirect's Location as its scheme, host and path.
+func RedirectTarget(location string) string {
+	if location == "" {
+		return "no Location"
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return "an unreadable Location"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,11 +82,13 @@ func TestSubscriptionInClearStoredBefore(t *testing.T) {
 	}
 }
 
-// TestHTTPClientKeepsHTTPS: the http transports' client follows a
-// redirect within https, not one from https to plain http (the key or
-// token would go on in clear).
-func TestHTTPClientKeepsHTTPS(t *testing.T) {
-	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+// TestHTTPClientFollowsNoRedirect: the http transports' client follows no
+// redirect, within https or from https to plain http (the key or token and
+// the people's data would go along): the redirect is the answer
+// (provision.Redirected makes it a failed delivery).
+func TestHTTPClientFollowsNoRedirect(t *testing.T) {
+	var reached atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
 	defer plain.Close()
 	var secure *httptest.Server
 	secure = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,24 +96,34 @@ func TestHTTPClientKeepsHTTPS(t *testing.T) {
 		case "/down":
 			http.Redirect(w, r, plain.URL+"/hook", http.StatusTemporaryRedirect)
 		case "/moved":
-			http.Redirect(w, r, secure.URL+"/hook", http.StatusTemporaryRedirect)
+			http.Redirect(w, r, secure.URL+"/hook?k=v", http.StatusTemporaryRedirect)
 		default:
-			w.WriteHeader(http.StatusOK)
+			reached.Add(1)
 		}
 	}))
 	defer secure.Close()
 	c := provision.HTTPClient()
 	c.Transport = secure.Client().Transport
-	resp, err := c.Post(secure.URL+"/moved", "application/json", strings.NewReader("{}"))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("a redirect within https: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	if resp, err := c.Post(secure.URL+"/down", "application/json", strings.NewReader("{}")); err == nil ||
-		!strings.Contains(err.Error(), "not followed") {
-		if resp != nil {
-			resp.Body.Close()
+	for _, path := range []string{"/moved", "/down"} {
+		resp, err := c.Post(secure.URL+path, "application/json", strings.NewReader("{}"))
+		if err != nil || resp.StatusCode != http.StatusTemporaryRedirect {
+			t.Fatalf("%s: %v %v", path, resp, err)
 		}
-		t.Fatalf("a redirect from https to http was followed: %v", err)
+		resp.Body.Close()
+		err = provision.Redirected("webhook", resp.StatusCode, resp.Header.Get("Location"))
+		if provision.IsPermanent(err) || !strings.Contains(err.Error(), "/hook: redirects are not followed") || strings.Contains(err.Error(), "k=v") {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	if reached.Load() != 0 {
+		t.Fatalf("a redirect was followed %d times", reached.Load())
+	}
+	for loc, want := range map[string]string{"": "no Location", "://bad": "an unreadable Location", "/rel?q=1": "/rel"} {
+		if got := provision.RedirectTarget(loc); got != want {
+			t.Errorf("RedirectTarget(%q) = %q, want %q", loc, got, want)
+		}
+	}
+	if provision.IsRedirect(http.StatusOK) || provision.IsRedirect(http.StatusBadRequest) || !provision.IsRedirect(http.StatusFound) {
+		t.Error("IsRedirect")
 	}
 }

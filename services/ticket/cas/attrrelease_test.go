@@ -60,3 +60,28 @@ func TestAttributeReleasePolicy(t *testing.T) {
 		t.Errorf("samlValidate attributes: %v", got)
 	}
 }
+
+// TestUserTypeReleased (ADR 0039): a unit's account type is the CAS
+// attribute userType ("unit") at p3/serviceValidate (JSON and XML) and
+// samlValidate of a service without a policy; a service whose policy does
+// not release userType does not get it.
+func TestUserTypeReleased(t *testing.T) {
+	a := &authzAnswers{roles: []string{"clerk"}}
+	f := newReleaseFixtureAt(t, a, time.Now().UTC(), &ticketv1.PersonAttributes{Login: "acme", DisplayName: "某某航运有限公司",
+		OrgId: "o1", OrgName: "某分行", UserType: "unit"})
+	all, code := jsonAttributes(t, f.get(t, validatePath("p3/serviceValidate", plainService, f.ticketFor(t, "u1", "acme", plainService), "JSON")))
+	if code != "" || !slices.Equal(all["userType"], []string{"unit"}) {
+		t.Fatalf("no policy: %v %s", all, code)
+	}
+	if body := f.get(t, validatePath("p3/serviceValidate", plainService, f.ticketFor(t, "u1", "acme", plainService), "XML")); !strings.Contains(body, "<cas:userType>unit</cas:userType>") {
+		t.Fatalf("XML: %s", body)
+	}
+	_, d := f.post(t, plainService, strings.NewReader(envelope(f.ticketFor(t, "u1", "acme", plainService))))
+	if got := d.attributes(); !slices.Equal(got["userType"], []string{"unit"}) {
+		t.Fatalf("samlValidate: %v", got)
+	}
+	limited, _ := jsonAttributes(t, f.get(t, validatePath("p3/serviceValidate", maskedService, f.ticketFor(t, "u1", "acme", maskedService), "JSON")))
+	if limited["userType"] != nil || limited["login"] == nil {
+		t.Fatalf("a policy without userType: %v", limited)
+	}
+}

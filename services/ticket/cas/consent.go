@@ -3,6 +3,7 @@ package cas
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
 )
 
 // OpenID Connect consent (the client's service asks it: consent_required)
@@ -53,6 +55,64 @@ func (t texts) scopeText(scope string) string {
 // casConsentScope is what a CAS service's consent covers: the ticket
 // component's CASConsentScope (the person's identity and profile).
 const casConsentScope = "openid profile"
+
+// casAttrOrder is the order the consent page lists a CAS service's
+// attributes in, with the text of each (attributes of one text, groups
+// and memberOf, are listed once).
+var casAttrOrder = []struct {
+	name string
+	text func(texts) string
+}{
+	{"userId", func(t texts) string { return t.AttrUserID }},
+	{"login", func(t texts) string { return t.AttrLogin }},
+	{"displayName", func(t texts) string { return t.AttrName }},
+	{"orgId", func(t texts) string { return t.AttrOrgID }},
+	{"orgName", func(t texts) string { return t.AttrOrgName }},
+	{"appAccountId", func(t texts) string { return t.AttrAppAccount }},
+	{"groups", func(t texts) string { return t.AttrGroups }},
+	{"memberOf", func(t texts) string { return t.AttrGroups }},
+	{"roles", func(t texts) string { return t.AttrRoles }},
+	{"permissions", func(t texts) string { return t.AttrPermissions }},
+	{"userType", func(t texts) string { return t.AttrUserType }},
+	{"authLevel", func(t texts) string { return t.AttrAuthLevel }},
+}
+
+// casReleased is what a CAS service's consent page lists: the attributes
+// its validations answer after its release policy (ADR 0037:
+// release_attributes, masked_attributes; roles and permissions only when
+// the service releases them), in plain words, the masked ones marked; and
+// the CAS protocol's own (when and how the person signed in), always
+// answered. The policy is the service's, so the page says what the service
+// gets, not the fixed scope its consent is recorded under
+// (casConsentScope).
+// A legacy ssoAuthService service (no policy: refused there) gets the
+// account (the linked one, else the login) and, with scheme 1, the linked
+// account's password.
+func casReleased(t texts, rs *ticketv1.RegisteredService) []string {
+	if rs.GetLegacyScheme() != 0 {
+		out := []string{t.AttrAppAccount, t.AttrLogin}
+		if rs.GetLegacyScheme() == 1 {
+			out = append(out, t.AttrLegacyPassword)
+		}
+		return out
+	}
+	policy := &ticket.AttributePolicy{Release: rs.GetReleaseAttributes(), Masked: rs.GetMaskedAttributes()}
+	var out []string
+	for _, a := range casAttrOrder {
+		if !policy.Releases(a.name) || a.name == "roles" && !rs.GetReleaseRoles() ||
+			a.name == "permissions" && !rs.GetReleasePermissions() {
+			continue
+		}
+		text := a.text(t)
+		if slices.Contains(rs.GetMaskedAttributes(), a.name) {
+			text += " (" + t.AttrMasked + ")"
+		}
+		if !slices.Contains(out, text) {
+			out = append(out, text)
+		}
+	}
+	return append(out, t.AttrSignIn)
+}
 
 // consent shows the consent page (or, with prompt=none, answers
 // consent_required) when the client asks consent that the person has not
@@ -113,7 +173,7 @@ func (h *Handler) casConsent(w http.ResponseWriter, r *http.Request, tgt string,
 		h.fault(w, r, err)
 		return
 	}
-	h.consentPageFor(w, r, http.StatusOK, casConsentScope, "", service, rs.GetName(), res, "")
+	h.consentPageFor(w, r, http.StatusOK, casConsentScope, "", service, rs, res, "")
 }
 
 func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request, code int, q *oidcRequest, name string, res *ticketv1.ConsentPromptResponse, errMsg string) {
@@ -121,12 +181,13 @@ func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request, code int, 
 	// max_age is checked again when the person answers (review sec30c I2)
 	fq := *q
 	fq.forceConsent = false
-	h.consentPageFor(w, r, code, q.scope, fq.encodeWithMaxAge(), "", name, res, errMsg)
+	h.consentPageFor(w, r, code, q.scope, fq.encodeWithMaxAge(), "", &ticketv1.RegisteredService{Name: name}, res, errMsg)
 }
 
 // consentPageFor is the consent page for scope, answering the OpenID
-// Connect request oidc (encoded) or the CAS service.
-func (h *Handler) consentPageFor(w http.ResponseWriter, r *http.Request, code int, scope, oidc, service, name string, res *ticketv1.ConsentPromptResponse, errMsg string) {
+// Connect request oidc (encoded) or the CAS service (its registration rs:
+// the page lists what it releases, casReleased).
+func (h *Handler) consentPageFor(w http.ResponseWriter, r *http.Request, code int, scope, oidc, service string, rs *ticketv1.RegisteredService, res *ticketv1.ConsentPromptResponse, errMsg string) {
 	t := h.texts(r)
 	v := &consentView{Days: int(res.GetTtlSeconds() / (24 * 3600)), Granted: res.GetGranted()}
 	if res.GetUntil() != nil {
@@ -135,10 +196,14 @@ func (h *Handler) consentPageFor(w http.ResponseWriter, r *http.Request, code in
 	if scope == "" {
 		scope = "openid"
 	}
-	for _, s := range strings.Fields(scope) {
-		v.Scopes = append(v.Scopes, t.scopeText(s))
+	if service != "" {
+		v.Scopes = casReleased(t, rs)
+	} else {
+		for _, s := range strings.Fields(scope) {
+			v.Scopes = append(v.Scopes, t.scopeText(s))
+		}
 	}
-	h.page(w, r, code, "consent", pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "oidc/consent", AppName: name,
+	h.page(w, r, code, "consent", pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "oidc/consent", AppName: rs.GetName(),
 		OIDC: oidc, Service: service, Consent: v, Error: errMsg})
 }
 
@@ -238,7 +303,7 @@ func (h *Handler) casConsentAnswer(w http.ResponseWriter, r *http.Request) {
 			h.fault(w, r, err)
 			return
 		}
-		h.consentPageFor(w, r, http.StatusForbidden, casConsentScope, "", service, rs.GetName(), res, h.texts(r).ConsentCSRF)
+		h.consentPageFor(w, r, http.StatusForbidden, casConsentScope, "", service, rs, res, h.texts(r).ConsentCSRF)
 		return
 	}
 	ctx, cancel := h.ctx(r)

@@ -2,6 +2,7 @@ package cas
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,7 +41,8 @@ func (c *casConsentTickets) ConsentPrompt(ctx context.Context, r *ticketv1.Conse
 
 // TestConsentCASLogin (review sec30c H1): a CAS login to a service of a
 // client asking consent shows the same consent page (the person's identity
-// and profile); gateway=true goes back to the service without a ticket;
+// and profile: what the service receives, TestConsentCASReleased);
+// gateway=true goes back to the service without a ticket;
 // Allow records it and sends the ticket, Deny goes back without one.
 func TestConsentCASLogin(t *testing.T) {
 	tk := &casConsentTickets{}
@@ -53,7 +55,7 @@ func TestConsentCASLogin(t *testing.T) {
 	}
 	res, body := profileCall(h, http.MethodGet, login, "TGT-live", "en", nil)
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Allow access?") || !strings.Contains(body, "Contracts") ||
-		!strings.Contains(body, "Your login name, name and organisation") || !strings.Contains(body, `name="service" value="`+consentRedirect+`"`) ||
+		!strings.Contains(body, "<li>Your login name</li>") || !strings.Contains(body, `name="service" value="`+consentRedirect+`"`) ||
 		strings.Contains(body, `name="oidc"`) || tk.sts != 0 {
 		t.Fatalf("CAS consent page: %d sts=%d\n%s", res.StatusCode, tk.sts, body)
 	}
@@ -125,5 +127,100 @@ func TestDiscoveryPromptConsent(t *testing.T) {
 	res, body := profileCall(h, http.MethodGet, "/cas/oidc/.well-known/openid-configuration", "", "en", nil)
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"prompt_values_supported":["none","login","consent"]`) {
 		t.Fatalf("discovery: %d\n%s", res.StatusCode, body)
+	}
+}
+
+// policyTickets is casConsentTickets whose service has the registration rs
+// (its release policy).
+type policyTickets struct {
+	casConsentTickets
+	rs *ticketv1.RegisteredService
+}
+
+func (c *policyTickets) MatchService(ctx context.Context, r *ticketv1.MatchServiceRequest, o ...grpc.CallOption) (*ticketv1.RegisteredService, error) {
+	if _, err := c.casConsentTickets.MatchService(ctx, r, o...); err != nil {
+		return nil, err
+	}
+	return c.rs, nil
+}
+
+// TestConsentCASReleased: a CAS service's consent page lists what the
+// service receives after its release policy (ADR 0037), in plain words,
+// masked attributes marked, roles and permissions only when released; not
+// the fixed "login name, name and organisation" of the recorded scope. The
+// page shown again (form expired) lists the same.
+func TestConsentCASReleased(t *testing.T) {
+	base := func() *ticketv1.RegisteredService {
+		return &ticketv1.RegisteredService{Id: "sc", AppId: "appc", Name: "Contracts", Url: "https://appc.example.com:443/cb",
+			Enabled: true, MinAuthLevel: 1, ConsentRequired: true}
+	}
+	en := languages["en"]
+	all := []string{en.AttrUserID, en.AttrLogin, en.AttrName, en.AttrOrgID, en.AttrOrgName, en.AttrAppAccount, en.AttrGroups,
+		en.AttrUserType, en.AttrAuthLevel, en.AttrSignIn}
+	limited := base()
+	limited.ReleaseAttributes = []string{"login", "displayName", "orgName", "roles", "memberOf"}
+	limited.MaskedAttributes = []string{"displayName"}
+	limited.ReleaseRoles, limited.ReleasePermissions = true, true
+	rolesOff := base()
+	rolesOff.ReleaseAttributes = []string{"login", "roles"}
+	everything := base()
+	everything.ReleaseRoles, everything.ReleasePermissions = true, true
+	legacy1 := base()
+	legacy1.LegacyScheme = 1
+	legacy2 := base()
+	legacy2.LegacyScheme = 2
+	for _, c := range []struct {
+		name      string
+		rs        *ticketv1.RegisteredService
+		want, not []string
+	}{
+		{"no policy", base(), all, []string{en.AttrRoles, en.AttrPermissions, en.AttrMasked, en.ScopeProfile}},
+		{"policy", limited, []string{en.AttrLogin, en.AttrName + " (" + en.AttrMasked + ")", en.AttrOrgName, en.AttrGroups, en.AttrRoles, en.AttrSignIn},
+			[]string{en.AttrUserID, en.AttrOrgID, en.AttrPermissions, en.AttrAuthLevel, en.AttrAppAccount, en.ScopeProfile}},
+		{"roles listed, not released", rolesOff, []string{en.AttrLogin, en.AttrSignIn}, []string{en.AttrRoles, en.AttrName}},
+		{"roles and permissions released", everything, append([]string{en.AttrRoles, en.AttrPermissions}, all...), []string{en.AttrMasked}},
+		{"legacy scheme 1", legacy1, []string{en.AttrAppAccount, en.AttrLogin, en.AttrLegacyPassword}, []string{en.AttrName, en.AttrSignIn}},
+		{"legacy scheme 2", legacy2, []string{en.AttrAppAccount, en.AttrLogin}, []string{en.AttrLegacyPassword, en.AttrName}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := New(Options{Tickets: &policyTickets{rs: c.rs}, SSO: &profSSO{}})
+			res, body := profileCall(h, http.MethodGet, "/cas/login?service="+url.QueryEscape(consentRedirect), "TGT-live", "en", nil)
+			if res.StatusCode != http.StatusOK || !strings.Contains(body, "Allow access?") {
+				t.Fatalf("consent page: %d\n%s", res.StatusCode, body)
+			}
+			check := func(body string) {
+				t.Helper()
+				for _, w := range c.want {
+					if !strings.Contains(body, "<li>"+template.HTMLEscapeString(w)+"</li>") {
+						t.Errorf("the page does not list %q\n%s", w, body)
+					}
+				}
+				for _, n := range c.not {
+					if strings.Contains(body, template.HTMLEscapeString(n)) {
+						t.Errorf("the page lists %q\n%s", n, body)
+					}
+				}
+			}
+			check(body)
+			// The form expired: the page again (403), the same list.
+			res, body = profileCall(h, http.MethodPost, "/cas/oidc/consent", "TGT-live", "en",
+				url.Values{"service": {consentRedirect}, "decision": {"allow"}, "csrf": {"stale"}})
+			if res.StatusCode != http.StatusForbidden {
+				t.Fatalf("expired form: %d", res.StatusCode)
+			}
+			check(body)
+		})
+	}
+	// In Chinese, the masked name says so.
+	h := New(Options{Tickets: &policyTickets{rs: limited}, SSO: &profSSO{}})
+	_, body := profileCall(h, http.MethodGet, "/cas/login?service="+url.QueryEscape(consentRedirect), "TGT-live", "zh", nil)
+	if zh := languages["zh-CN"]; !strings.Contains(body, "<li>"+zh.AttrName+" ("+zh.AttrMasked+")</li>") || strings.Contains(body, zh.AttrUserID) {
+		t.Fatalf("Chinese consent page:\n%s", body)
+	}
+	// The OpenID Connect consent page still lists the scopes asked for.
+	h = New(Options{Tickets: &policyTickets{rs: limited}, SSO: &profSSO{}})
+	if _, body := profileCall(h, http.MethodGet, authorizePath(""), "TGT-live", "en", nil); !strings.Contains(body, en.ScopeProfile) ||
+		strings.Contains(body, en.AttrMasked) {
+		t.Fatalf("OpenID Connect consent page:\n%s", body)
 	}
 }

@@ -101,7 +101,7 @@ func TestConsentPage(t *testing.T) {
 
 	res, body := profileCall(h, http.MethodGet, authorizePath(""), "TGT-live", "en", nil)
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "Allow access?") || !strings.Contains(body, "Contracts") ||
-		!strings.Contains(body, "Your login name, name and organisation") || !strings.Contains(body, "2027-01-06 11:00 UTC") ||
+		!strings.Contains(body, "Your login name, name, organisation and account type") || !strings.Contains(body, "2027-01-06 11:00 UTC") ||
 		!strings.Contains(body, "30 days") || tk.issued != 0 {
 		t.Fatalf("consent page: %d issued=%d\n%s", res.StatusCode, tk.issued, body)
 	}

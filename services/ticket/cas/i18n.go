@@ -44,10 +44,12 @@ type texts struct {
 	ProfileHead, DisplayName, Organisation, IDTypeLabel, IDNumberLabel, PhoneLabel, EmailLabel, NewPhoneLabel   string
 	PasswordChangedLabel, PasswordExpiresLabel, Never, NotRecorded, IDResident, IDPassport, IDMilitary, IDOther string
 	IDUSCC, IDOrgCode                                                                                           string
-	ProfileAdminFields, ProfileAdminFieldsName, ProfileEditHead, PhoneHint, ProfilePasswordHint, SaveButton     string
-	ProfileNoPassword                                                                                           string
-	ProfileSaved, ProfileNothing, ProfileNeedPassword, ProfileWrongPassword, ProfileCSRF, ProfileBad            string
-	ProfileBadEmail, ProfileBadPhone, ProfileBadName, ProfileNotYours, ProfileElsewhere                         string
+	// The account's type on "My profile" (ADR 0039), and a unit's labels.
+	AccountTypeLabel, AccountPerson, AccountUnit, UnitNameLabel, UnitCodeLabel                              string
+	ProfileAdminFields, ProfileAdminFieldsName, ProfileEditHead, PhoneHint, ProfilePasswordHint, SaveButton string
+	ProfileNoPassword                                                                                       string
+	ProfileSaved, ProfileNothing, ProfileNeedPassword, ProfileWrongPassword, ProfileCSRF, ProfileBad        string
+	ProfileBadEmail, ProfileBadPhone, ProfileBadName, ProfileNotYours, ProfileElsewhere                     string
 	// authenticator app (TOTP): the login's second page and the set-up
 	OTPHead, OTPIntro, OTPCodeLabel, OTPButton, OTPWrong, OTPExpired                   string
 	TOTPHead, TOTPSinceLabel, TOTPEnrolledNote, TOTPNone, TOTPSetUp, TOTPScan, TOTPKey string
@@ -83,9 +85,13 @@ type texts struct {
 	// profile page.
 	ConsentHead, ConsentIntro, ConsentUntil, ConsentRevokeHint, ConsentAllow, ConsentDeny, ConsentCSRF, Days string
 	ScopeOpenID, ScopeProfile, ScopeGroups                                                                   string
-	MyAppsHead, MyAppsNone, MyAppsUnavailable, MyAppScope, MyAppSince, MyAppUntil, MyAppSignedIn             string
-	MyAppRemove, MyAppRemoveHead, MyAppRemoveLink, MyAppRemoveTokens, MyAppRemoveConfirm, MyAppRemoved       string
-	MyAppNotFound, Cancel                                                                                    string
+	// What a CAS service's consent page lists: the attributes its release
+	// policy lets it receive (casReleased), in plain words.
+	AttrUserID, AttrLogin, AttrName, AttrOrgID, AttrOrgName, AttrAppAccount, AttrGroups                 string
+	AttrRoles, AttrPermissions, AttrAuthLevel, AttrSignIn, AttrMasked, AttrLegacyPassword, AttrUserType string
+	MyAppsHead, MyAppsNone, MyAppsUnavailable, MyAppScope, MyAppSince, MyAppUntil, MyAppSignedIn        string
+	MyAppRemove, MyAppRemoveHead, MyAppRemoveLink, MyAppRemoveTokens, MyAppRemoveConfirm, MyAppRemoved  string
+	MyAppNotFound, Cancel                                                                               string
 }
 
 var languages = map[string]texts{
@@ -170,6 +176,8 @@ var languages = map[string]texts{
 		PasswordChangedLabel: "Password last changed", PasswordExpiresLabel: "Password expires", Never: "Never",
 		NotRecorded: "Not recorded", IDResident: "Resident identity card", IDPassport: "Passport", IDMilitary: "Military ID",
 		IDOther: "Other document", IDUSCC: "Unified social credit code", IDOrgCode: "Organisation code",
+		AccountTypeLabel: "Account type", AccountPerson: "Person", AccountUnit: "Unit (organisation)",
+		UnitNameLabel: "Unit name", UnitCodeLabel: "Unit code",
 		ProfileAdminFields:     "Your login name, organisation and ID number can only be changed by your administrator.",
 		ProfileAdminFieldsName: "Your login name, name, organisation and ID number can only be changed by your administrator.",
 		ProfileEditHead:        "Change your contact details",
@@ -275,8 +283,22 @@ var languages = map[string]texts{
 		ConsentCSRF:        "This form expired. Please choose again.",
 		Days:               "days",
 		ScopeOpenID:        "Your user ID (to sign you in)",
-		ScopeProfile:       "Your login name, name and organisation",
+		ScopeProfile:       "Your login name, name, organisation and account type",
 		ScopeGroups:        "The groups you belong to",
+		AttrUserID:         "Your user ID",
+		AttrLogin:          "Your login name",
+		AttrName:           "Your name",
+		AttrOrgID:          "Your organisation's code",
+		AttrOrgName:        "Your organisation's name",
+		AttrAppAccount:     "Your account in this application (if you linked one)",
+		AttrGroups:         "The groups you belong to",
+		AttrRoles:          "Your roles in this application",
+		AttrPermissions:    "Your permissions in this application",
+		AttrAuthLevel:      "How strongly you signed in (level 1 or 2)",
+		AttrUserType:       "Whether your account is a person's or a unit's",
+		AttrSignIn:         "When you signed in, and whether you just entered your credentials",
+		AttrMasked:         "masked: only its first character is shown",
+		AttrLegacyPassword: "Your password for this application (the one stored with your linked account)",
 		MyAppsHead:         "My applications",
 		MyAppsNone:         "You have not linked an account or given access to any application.",
 		MyAppsUnavailable:  "Your applications cannot be shown right now. Try again later.",
@@ -374,6 +396,8 @@ var languages = map[string]texts{
 		PasswordChangedLabel: "密码上次修改时间", PasswordExpiresLabel: "密码到期时间", Never: "永不过期",
 		NotRecorded: "未登记", IDResident: "居民身份证", IDPassport: "护照", IDMilitary: "军官证",
 		IDOther: "其他证件", IDUSCC: "统一社会信用代码", IDOrgCode: "组织机构代码",
+		AccountTypeLabel: "账号类型", AccountPerson: "个人", AccountUnit: "单位",
+		UnitNameLabel: "单位名称", UnitCodeLabel: "单位代码",
 		ProfileAdminFields:     "登录名、所属单位和证件号码只能由管理员修改。",
 		ProfileAdminFieldsName: "登录名、姓名、所属单位和证件号码只能由管理员修改。",
 		ProfileEditHead:        "修改联系方式",
@@ -477,8 +501,22 @@ var languages = map[string]texts{
 		ConsentCSRF:        "表单已过期，请重新选择。",
 		Days:               "天",
 		ScopeOpenID:        "您的用户标识（用于登录）",
-		ScopeProfile:       "您的登录名、姓名和所属单位",
+		ScopeProfile:       "您的登录名、姓名、所属单位和账号类型",
 		ScopeGroups:        "您所属的用户组",
+		AttrUserID:         "您的用户标识",
+		AttrLogin:          "您的登录名",
+		AttrName:           "您的姓名",
+		AttrOrgID:          "您所属单位的代码",
+		AttrOrgName:        "您所属单位的名称",
+		AttrAppAccount:     "您在该应用中的账号（如已关联）",
+		AttrGroups:         "您所属的用户组",
+		AttrRoles:          "您在该应用中的角色",
+		AttrPermissions:    "您在该应用中的权限",
+		AttrAuthLevel:      "您本次登录的认证级别（1级或2级）",
+		AttrUserType:       "您的账号是个人账号还是单位账号",
+		AttrSignIn:         "您的登录时间，以及是否刚刚输入了凭据",
+		AttrMasked:         "脱敏：仅显示第一个字",
+		AttrLegacyPassword: "您在该应用中的密码（随关联账号保存的密码）",
 		MyAppsHead:         "我的应用",
 		MyAppsNone:         "您尚未关联任何应用账号，也未授权任何应用。",
 		MyAppsUnavailable:  "暂时无法显示您的应用，请稍后再试。",

@@ -565,7 +565,7 @@ func (h *Handler) oidcDiscovery(w http.ResponseWriter, r *http.Request) {
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"scopes_supported":                      []string{"openid", "profile", "groups"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "sid", "azp",
-			"preferred_username", "name", "org_id", "org_name", "app_account", "groups"},
+			"preferred_username", "name", "org_id", "org_name", "app_account", "user_type", "groups"},
 		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post"},

@@ -21,8 +21,12 @@ import (
 // profileView is what the profile page shows.
 type profileView struct {
 	Login, DisplayName, OrgName, IDType, IDNumber, Phone, Email string
-	PasswordChanged, PasswordExpires                            string
-	NameEditable                                                bool
+	// AccountType: person or unit, read only ("": identity did not say);
+	// Unit: the name and code rows are labelled a unit's (ADR 0039).
+	AccountType                      string
+	Unit                             bool
+	PasswordChanged, PasswordExpires string
+	NameEditable                     bool
 	// NoPassword: the person has no password to re-enter: no form, a
 	// sentence saying the administrator changes their details
 	NoPassword bool
@@ -75,6 +79,12 @@ func (h *Handler) profilePage(w http.ResponseWriter, r *http.Request, code int, 
 		IDNumber: p.GetIdNumberMask(), Phone: p.GetPhoneMask(), Email: p.GetEmail(), NameEditable: p.GetDisplayNameEditable(),
 		PasswordChanged: t.NotRecorded, PasswordExpires: t.Never, FormName: p.GetDisplayName(), FormEmail: p.GetEmail(),
 		NoPassword: p.GetNoPassword()}
+	switch p.GetUserType() {
+	case identityv1.UserType_USER_TYPE_PERSON:
+		v.AccountType = t.AccountPerson
+	case identityv1.UserType_USER_TYPE_UNIT:
+		v.AccountType, v.Unit = t.AccountUnit, true
+	}
 	if v.NoPassword {
 		v.PasswordExpires = t.NotRecorded
 	}

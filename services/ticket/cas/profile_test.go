@@ -50,16 +50,28 @@ type profSSO struct {
 	locked     bool
 	editable   bool // identity.policy.self_service_display_name
 	noPassword bool // a person who signs in only with a certificate
+	// unit: the account is a unit's (its code masked); person: identity
+	// says it is a person's (else the type is not answered, as an identity
+	// that predates it).
+	unit, person bool
 }
 
 const clearIDNumber = "110101199003071233"
 
 func (s *profSSO) GetOwnProfile(_ context.Context, r *identityv1.GetOwnProfileRequest, _ ...grpc.CallOption) (*identityv1.OwnProfile, error) {
 	changed := time.Date(2026, 11, 1, 8, 30, 0, 0, time.UTC)
-	return &identityv1.OwnProfile{UserId: r.GetUserId(), Login: "pia", DisplayName: "Pia <Lin>", OrgName: "Harbour Bureau",
+	p := &identityv1.OwnProfile{UserId: r.GetUserId(), Login: "pia", DisplayName: "Pia <Lin>", OrgName: "Harbour Bureau",
 		IdType: identityv1.IdType_ID_TYPE_RESIDENT_ID, IdNumberMask: "110***********1233", PhoneMask: "138****5678",
 		Email: "pia@example.org", PasswordChangedAt: timestamppb.New(changed),
-		PasswordExpiresAt: timestamppb.New(changed.Add(90 * 24 * time.Hour)), DisplayNameEditable: s.editable, NoPassword: s.noPassword}, nil
+		PasswordExpiresAt: timestamppb.New(changed.Add(90 * 24 * time.Hour)), DisplayNameEditable: s.editable, NoPassword: s.noPassword}
+	switch {
+	case s.unit:
+		p.UserType, p.DisplayName, p.IdType, p.IdNumberMask = identityv1.UserType_USER_TYPE_UNIT, "某某航运有限公司",
+			identityv1.IdType_ID_TYPE_UNIFIED_SOCIAL_CREDIT_CODE, "913*************22"
+	case s.person:
+		p.UserType = identityv1.UserType_USER_TYPE_PERSON
+	}
+	return p, nil
 }
 
 func (s *profSSO) UpdateOwnProfile(_ context.Context, r *identityv1.UpdateOwnProfileRequest, _ ...grpc.CallOption) (*identityv1.OwnProfile, error) {
@@ -295,5 +307,46 @@ func TestProfileDisplayNameByPolicy(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther || len(calls) != 1 || !slices.Equal(calls[0].GetUpdateMask(), []string{"display_name"}) ||
 		calls[0].GetDisplayName() != "Pia Lin" {
 		t.Fatalf("display name change: %d %v", res.StatusCode, calls)
+	}
+}
+
+// TestProfileAccountType (ADR 0039): "My profile" shows the account's
+// type read only: a unit's page labels its name and code a unit's and
+// shows the code masked (its type: unified social credit code), as a
+// person's shows their ID number; a person's says Person; an identity that
+// does not answer the type shows no row. Nothing on the page changes it.
+func TestProfileAccountType(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sso       *profSSO
+		lang      string
+		want, not []string
+	}{
+		{"unit", &profSSO{unit: true}, "en", []string{`<dt>Account type</dt><dd id="p-usertype">Unit (organisation)</dd>`,
+			`<dt>Unit name</dt><dd id="p-name">某某航运有限公司</dd>`, `<dd id="p-idtype">Unified social credit code</dd>`,
+			`<dt>Unit code</dt><dd id="p-idnumber">913*************22</dd>`}, []string{"<dt>ID number</dt>", `name="user_type"`}},
+		{"unit zh", &profSSO{unit: true}, "zh-CN", []string{`<dt>账号类型</dt><dd id="p-usertype">单位</dd>`, "<dt>单位名称</dt>",
+			"<dt>单位代码</dt>", "统一社会信用代码"}, nil},
+		{"person", &profSSO{person: true}, "en", []string{`<dd id="p-usertype">Person</dd>`, "<dt>Name</dt>", "<dt>ID number</dt>"},
+			[]string{"Unit code", "Unit name"}},
+		{"not answered", &profSSO{}, "en", []string{"<dt>ID number</dt>"}, []string{"p-usertype", "Account type"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := New(Options{Tickets: profTickets{}, SSO: tc.sso})
+			res, body := profileCall(h, http.MethodGet, "/cas/profile", "TGT-live", tc.lang, nil)
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("profile: %d", res.StatusCode)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("the page lacks %q\n%s", w, body)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(body, n) {
+					t.Errorf("the page has %q", n)
+				}
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/uias/uias/pkg/apierr"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 )
@@ -50,6 +51,20 @@ func (h *Handler) certChallenge(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "application/json")
 	res, err := h.o.SSO.IssueCertificateChallenge(ctx, &identityv1.CertificateChallengeRequest{})
+	if ae, ok := apierr.FromStatus(err); err != nil && ok && ae.Reason == "LOGIN_THROTTLED" {
+		// Too many challenges from the browser's address: identity's
+		// login gate at that address, as for the login form (429, with
+		// when to try again).
+		h.o.Log.Info("USB key challenge throttled", zap.String("reason", ae.Reason))
+		body := map[string]string{"error": h.texts(r).Throttled}
+		if ra := ae.Meta["retry_after_seconds"]; ra != "" {
+			w.Header().Set("Retry-After", ra)
+			body["retry_after_seconds"] = ra
+		}
+		w.WriteHeader(http.StatusTooManyRequests)
+		_ = json.NewEncoder(w).Encode(body)
+		return
+	}
 	if err != nil {
 		h.o.Log.Warn("USB key challenge not issued", zap.Error(err))
 		w.WriteHeader(http.StatusServiceUnavailable)

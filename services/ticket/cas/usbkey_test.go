@@ -26,11 +26,16 @@ type usbSSO struct {
 	mu     sync.Mutex
 	logins []*identityv1.CertificateLoginRequest
 	down   bool
+	// throttled: identity's login gate refuses the challenge.
+	throttled bool
 }
 
 func (s *usbSSO) IssueCertificateChallenge(context.Context, *identityv1.CertificateChallengeRequest, ...grpc.CallOption) (*identityv1.CertificateChallenge, error) {
 	if s.down {
 		return nil, apierr.ToStatus(apierr.New(apierr.Unavailable, "UNAVAILABLE", "identity down"))
+	}
+	if s.throttled {
+		return nil, apierr.ToStatus(apierr.New(apierr.ResourceExhausted, "LOGIN_THROTTLED", "too many").WithMeta("retry_after_seconds", "17"))
 	}
 	return &identityv1.CertificateChallenge{Challenge: "good"}, nil
 }
@@ -256,5 +261,43 @@ func TestUSBKeyScriptOnlyOnItsStep(t *testing.T) {
 	if !strings.Contains(page, `<script src="`+script+`" integrity="`+strings.ReplaceAll(sri, "+", "&#43;")+`" crossorigin="anonymous" nonce="`+m[1]+`">`) ||
 		strings.Contains(page, `name="password"`) || !strings.Contains(page, `id="usbkey-form"`) || !strings.Contains(page, `id="password-login-link"`) {
 		t.Fatalf("the USB key step:\n%s", page)
+	}
+}
+
+// TestUSBKeyChallengeThrottled: identity's login gate refusing a
+// challenge (LOGIN_THROTTLED, the browser's address) is 429 with
+// Retry-After and a JSON error the page shows, in the page's language;
+// never cached; identity down is still 503.
+func TestUSBKeyChallengeThrottled(t *testing.T) {
+	// identity's reason (registered by identity's package, not linked here)
+	if _, ok := apierr.Lookup("LOGIN_THROTTLED"); !ok {
+		apierr.Register(apierr.Reason{Name: "LOGIN_THROTTLED", Code: apierr.ResourceExhausted, Legacy: -6, Doc: "identity's"})
+	}
+	sso := &usbSSO{throttled: true}
+	srv := httptest.NewServer(New(Options{Tickets: &certTickets{sessions: map[string]int32{}}, SSO: sso, USBKey: true}))
+	t.Cleanup(srv.Close)
+	for lang, want := range map[string]string{"en": languages["en"].Throttled, "zh-CN": languages["zh-CN"].Throttled} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/cas/cert/challenge", nil)
+		req.Header.Set("Accept-Language", lang)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var js map[string]string
+		err = json.NewDecoder(resp.Body).Decode(&js)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "17" ||
+			resp.Header.Get("Cache-Control") != "no-store" || js["error"] != want || js["retry_after_seconds"] != "17" || js["challenge"] != "" {
+			t.Fatalf("%s: %d %v %v %v", lang, resp.StatusCode, resp.Header, js, err)
+		}
+	}
+	sso.throttled, sso.down = false, true
+	resp, err := http.Get(srv.URL + "/cas/cert/challenge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "" {
+		t.Fatalf("identity down: %d", resp.StatusCode)
 	}
 }

@@ -132,12 +132,18 @@ func (h *Handler) attributes(ctx context.Context, res *ticketv1.ValidateServiceT
 			return releasePolicy(res).Apply(out)
 		}
 		a = &ticketv1.PersonAttributes{Login: pa.GetLogin(), DisplayName: pa.GetDisplayName(), OrgId: pa.GetOrgId(),
-			OrgName: pa.GetOrgName(), AppAccountId: pa.GetAppAccountId(), Groups: pa.GetGroups()}
+			OrgName: pa.GetOrgName(), AppAccountId: pa.GetAppAccountId(), Groups: pa.GetGroups(),
+			UserType: ticket.UserTypeName(int32(pa.GetUserType()))}
 	}
 	out = append(out, [2]string{"login", a.GetLogin()}, [2]string{"displayName", a.GetDisplayName()},
 		[2]string{"orgId", a.GetOrgId()}, [2]string{"orgName", a.GetOrgName()})
 	if a.GetAppAccountId() != "" {
 		out = append(out, [2]string{"appAccountId", a.GetAppAccountId()})
+	}
+	// The account's type, person or unit (单位, ADR 0039): none when
+	// identity did not answer it.
+	if a.GetUserType() != "" {
+		out = append(out, [2]string{"userType", a.GetUserType()})
 	}
 	// The person's groups (their codes), under both names clients use.
 	for _, g := range a.GetGroups() {

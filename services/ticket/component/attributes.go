@@ -12,6 +12,7 @@ import (
 	"github.com/uias/uias/pkg/cache"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
+	"github.com/uias/uias/services/ticket"
 )
 
 // AttributeChangesSubjects are identity's CHANGES events that may change
@@ -99,7 +100,8 @@ func (c *attributeCache) fetch(ctx context.Context, userID, appID string, cached
 		return nil, domainErr(err)
 	}
 	a := &ticketv1.PersonAttributes{Login: res.GetLogin(), DisplayName: res.GetDisplayName(), OrgId: res.GetOrgId(),
-		OrgName: res.GetOrgName(), AppAccountId: res.GetAppAccountId(), Groups: res.GetGroups()}
+		OrgName: res.GetOrgName(), AppAccountId: res.GetAppAccountId(), Groups: res.GetGroups(),
+		UserType: ticket.UserTypeName(int32(res.GetUserType()))}
 	if c.ttl > 0 {
 		next := make(personAttributes, len(cached)+1)
 		for app, f := range cached {

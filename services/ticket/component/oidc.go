@@ -140,5 +140,5 @@ func (p profiles) Profile(ctx context.Context, userID, appID string) (ticket.Pro
 		return ticket.Profile{}, err
 	}
 	return ticket.Profile{Login: a.GetLogin(), Name: a.GetDisplayName(), OrgID: a.GetOrgId(), OrgName: a.GetOrgName(),
-		Account: a.GetAppAccountId(), Groups: a.GetGroups()}, nil
+		Account: a.GetAppAccountId(), Groups: a.GetGroups(), UserType: a.GetUserType()}, nil
 }

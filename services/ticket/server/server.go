@@ -310,6 +310,7 @@ func applyPolicy(p *ticket.AttributePolicy, out *ticketv1.ValidateServiceTicketR
 		c.OrgId, _ = p.Value("orgId", a.GetOrgId())
 		c.OrgName, _ = p.Value("orgName", a.GetOrgName())
 		c.AppAccountId, _ = p.Value("appAccountId", a.GetAppAccountId())
+		c.UserType, _ = p.Value("userType", a.GetUserType())
 		if p.Releases("groups") || p.Releases("memberOf") {
 			c.Groups = a.GetGroups()
 		}

@@ -300,7 +300,11 @@ func (t *Transport) do(ctx context.Context, method, u, ifMatch string, body any,
 	if ifMatch != "" {
 		req.Header.Set("If-Match", ifMatch)
 	}
-	resp, err := t.Client.Do(req)
+	// No redirect is followed, whatever client the transport was given
+	// (provision.HTTPClient): after a 307/308 the person's record would go
+	// to the host the answer names, and a 301/302/303 turns a write into a
+	// GET that answers 200.
+	resp, err := provision.NoRedirects(t.Client).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scim: %s %s: %w", method, pathOf(u), err)
 	}
@@ -308,6 +312,9 @@ func (t *Transport) do(ctx context.Context, method, u, ifMatch string, body any,
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return nil, fmt.Errorf("scim: %s %s: reading the answer: %w", method, pathOf(u), err)
+	}
+	if provision.IsRedirect(resp.StatusCode) {
+		return nil, provision.Redirected("scim: "+method+" "+pathOf(u), resp.StatusCode, resp.Header.Get("Location"))
 	}
 	for _, s := range ok {
 		if resp.StatusCode == s {

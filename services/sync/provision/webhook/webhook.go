@@ -92,12 +92,18 @@ func (t *Transport) Deliver(ctx context.Context, it provision.Item) error {
 	req.Header.Set("Content-Type", "application/json")
 	crypto.SignWebhook(req.Header, t.Secret, t.Now(), body)
 	req.Header.Set(HeaderDelivery, b.Delivery)
-	resp, err := t.Client.Do(req)
+	// No redirect is followed, whatever client the transport was given
+	// (provision.HTTPClient): the signed body would go to the host the
+	// answer names.
+	resp, err := provision.NoRedirects(t.Client).Do(req)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	if provision.IsRedirect(resp.StatusCode) {
+		return provision.Redirected("webhook", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("webhook: the business system answered HTTP %d: %q", resp.StatusCode, snippet)
 	}

@@ -904,8 +904,11 @@ type OwnProfile struct {
 	// totp_enrolled_at.
 	TotpEnrolled   bool                   `protobuf:"varint,14,opt,name=totp_enrolled,json=totpEnrolled" json:"totp_enrolled,omitempty"`
 	TotpEnrolledAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=totp_enrolled_at,json=totpEnrolledAt" json:"totp_enrolled_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// user_type: a person's or a unit's (单位) account (ADR 0039; shown read
+	// only). UNSPECIFIED from an identity that predates the field.
+	UserType      UserType `protobuf:"varint,16,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OwnProfile) Reset() {
@@ -1041,6 +1044,13 @@ func (x *OwnProfile) GetTotpEnrolledAt() *timestamppb.Timestamp {
 		return x.TotpEnrolledAt
 	}
 	return nil
+}
+
+func (x *OwnProfile) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
 }
 
 type UpdateOwnProfileRequest struct {
@@ -1625,8 +1635,13 @@ type PersonAttributesResponse struct {
 	OrgName     string                 `protobuf:"bytes,5,opt,name=org_name,json=orgName" json:"org_name,omitempty"`
 	// app_account_id is the person's account in the application (account
 	// link), empty when there is none.
-	AppAccountId  string   `protobuf:"bytes,6,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
-	Groups        []string `protobuf:"bytes,7,rep,name=groups" json:"groups,omitempty"`
+	AppAccountId string   `protobuf:"bytes,6,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
+	Groups       []string `protobuf:"bytes,7,rep,name=groups" json:"groups,omitempty"`
+	// user_type: a person's or a unit's (单位) account (ADR 0039), released
+	// as the CAS attribute userType and the OpenID Connect claim user_type
+	// under the service's release policy (ADR 0037). UNSPECIFIED from an
+	// identity that predates the field: not released.
+	UserType      UserType `protobuf:"varint,8,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1708,6 +1723,13 @@ func (x *PersonAttributesResponse) GetGroups() []string {
 		return x.Groups
 	}
 	return nil
+}
+
+func (x *PersonAttributesResponse) GetUserType() UserType {
+	if x != nil {
+		return x.UserType
+	}
+	return UserType_USER_TYPE_UNSPECIFIED
 }
 
 type CheckAppAddressRequest struct {
@@ -2671,7 +2693,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x12\x1f\n" +
 	"\x04code\x18\x03 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(\x10R\x04code\"@\n" +
 	"\x14GetOwnProfileRequest\x12(\n" +
-	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xf6\x04\n" +
+	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\"\xaf\x05\n" +
 	"\n" +
 	"OwnProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
@@ -2691,7 +2713,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\vno_password\x18\r \x01(\bR\n" +
 	"noPassword\x12#\n" +
 	"\rtotp_enrolled\x18\x0e \x01(\bR\ftotpEnrolled\x12D\n" +
-	"\x10totp_enrolled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\"\xa5\x02\n" +
+	"\x10totp_enrolled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\x127\n" +
+	"\tuser_type\x18\x10 \x01(\x0e2\x1a.uias.identity.v1.UserTypeR\buserType\"\xa5\x02\n" +
 	"\x17UpdateOwnProfileRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x123\n" +
 	"\x10current_password\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\x0fcurrentPassword\x123\n" +
@@ -2738,7 +2761,7 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"auth_level\x18\x0e \x01(\x05R\tauthLevel\"h\n" +
 	"\x17PersonAttributesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
-	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\xdc\x01\n" +
+	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\x95\x02\n" +
 	"\x18PersonAttributesResponse\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05login\x18\x02 \x01(\tR\x05login\x12!\n" +
@@ -2746,7 +2769,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x06org_id\x18\x04 \x01(\tR\x05orgId\x12\x19\n" +
 	"\borg_name\x18\x05 \x01(\tR\aorgName\x12$\n" +
 	"\x0eapp_account_id\x18\x06 \x01(\tR\fappAccountId\x12\x16\n" +
-	"\x06groups\x18\a \x03(\tR\x06groups\"\xa5\x01\n" +
+	"\x06groups\x18\a \x03(\tR\x06groups\x127\n" +
+	"\tuser_type\x18\b \x01(\x0e2\x1a.uias.identity.v1.UserTypeR\buserType\"\xa5\x01\n" +
 	"\x16CheckAppAddressRequest\x12&\n" +
 	"\x06app_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12(\n" +
 	"\tclient_ip\x18\x02 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\bclientIp\x129\n" +
@@ -2895,8 +2919,9 @@ var file_uias_identity_v1_sso_proto_goTypes = []any{
 	(*SSOChangePasswordResponse)(nil),      // 39: uias.identity.v1.SSOChangePasswordResponse
 	(IdType)(0),                            // 40: uias.identity.v1.IdType
 	(*timestamppb.Timestamp)(nil),          // 41: google.protobuf.Timestamp
-	(Reason)(0),                            // 42: uias.identity.v1.Reason
-	(*CertificateChallenge)(nil),           // 43: uias.identity.v1.CertificateChallenge
+	(UserType)(0),                          // 42: uias.identity.v1.UserType
+	(Reason)(0),                            // 43: uias.identity.v1.Reason
+	(*CertificateChallenge)(nil),           // 44: uias.identity.v1.CertificateChallenge
 }
 var file_uias_identity_v1_sso_proto_depIdxs = []int32{
 	3,  // 0: uias.identity.v1.ExternalAuthenticatorsResponse.authenticators:type_name -> uias.identity.v1.ExternalAuthenticatorInfo
@@ -2904,62 +2929,64 @@ var file_uias_identity_v1_sso_proto_depIdxs = []int32{
 	41, // 2: uias.identity.v1.OwnProfile.password_changed_at:type_name -> google.protobuf.Timestamp
 	41, // 3: uias.identity.v1.OwnProfile.password_expires_at:type_name -> google.protobuf.Timestamp
 	41, // 4: uias.identity.v1.OwnProfile.totp_enrolled_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
-	41, // 6: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	42, // 7: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	41, // 8: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	25, // 9: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	18, // 10: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	20, // 11: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	22, // 12: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	24, // 13: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	27, // 14: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	29, // 15: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
-	31, // 16: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	32, // 17: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
-	34, // 18: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	36, // 19: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	38, // 20: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	16, // 21: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	15, // 22: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
-	12, // 23: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	14, // 24: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	7,  // 25: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	8,  // 26: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	10, // 27: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	11, // 28: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	6,  // 29: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	5,  // 30: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
-	1,  // 31: uias.identity.v1.SSOService.ExternalAuthenticators:input_type -> uias.identity.v1.ExternalAuthenticatorsRequest
-	4,  // 32: uias.identity.v1.SSOService.ExternalLogin:input_type -> uias.identity.v1.SSOExternalLoginRequest
-	19, // 33: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	21, // 34: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	23, // 35: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	26, // 36: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	28, // 37: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	30, // 38: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
-	33, // 39: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	19, // 40: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	35, // 41: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	37, // 42: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	39, // 43: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	17, // 44: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	43, // 45: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	13, // 46: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	13, // 47: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	19, // 48: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	9,  // 49: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	13, // 50: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	13, // 51: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	19, // 52: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	19, // 53: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	2,  // 54: uias.identity.v1.SSOService.ExternalAuthenticators:output_type -> uias.identity.v1.ExternalAuthenticatorsResponse
-	19, // 55: uias.identity.v1.SSOService.ExternalLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	33, // [33:56] is the sub-list for method output_type
-	10, // [10:33] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	42, // 5: uias.identity.v1.OwnProfile.user_type:type_name -> uias.identity.v1.UserType
+	0,  // 6: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
+	41, // 7: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	43, // 8: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	41, // 9: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	42, // 10: uias.identity.v1.PersonAttributesResponse.user_type:type_name -> uias.identity.v1.UserType
+	25, // 11: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	18, // 12: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	20, // 13: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	22, // 14: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	24, // 15: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	27, // 16: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	29, // 17: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
+	31, // 18: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	32, // 19: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
+	34, // 20: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	36, // 21: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	38, // 22: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	16, // 23: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	15, // 24: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
+	12, // 25: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	14, // 26: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	7,  // 27: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	8,  // 28: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	10, // 29: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	11, // 30: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	6,  // 31: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	5,  // 32: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
+	1,  // 33: uias.identity.v1.SSOService.ExternalAuthenticators:input_type -> uias.identity.v1.ExternalAuthenticatorsRequest
+	4,  // 34: uias.identity.v1.SSOService.ExternalLogin:input_type -> uias.identity.v1.SSOExternalLoginRequest
+	19, // 35: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	21, // 36: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	23, // 37: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	26, // 38: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	28, // 39: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	30, // 40: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
+	33, // 41: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	19, // 42: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	35, // 43: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	37, // 44: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	39, // 45: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	17, // 46: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	44, // 47: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	13, // 48: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	13, // 49: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	19, // 50: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	9,  // 51: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	13, // 52: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	13, // 53: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	19, // 54: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	19, // 55: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	2,  // 56: uias.identity.v1.SSOService.ExternalAuthenticators:output_type -> uias.identity.v1.ExternalAuthenticatorsResponse
+	19, // 57: uias.identity.v1.SSOService.ExternalLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	35, // [35:58] is the sub-list for method output_type
+	12, // [12:35] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }

@@ -2409,8 +2409,11 @@ type PersonAttributes struct {
 	OrgName     string                 `protobuf:"bytes,4,opt,name=org_name,json=orgName" json:"org_name,omitempty"`
 	// app_account_id is the person's account in the application (account
 	// link), empty when there is none.
-	AppAccountId  string   `protobuf:"bytes,5,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
-	Groups        []string `protobuf:"bytes,6,rep,name=groups" json:"groups,omitempty"`
+	AppAccountId string   `protobuf:"bytes,5,opt,name=app_account_id,json=appAccountId" json:"app_account_id,omitempty"`
+	Groups       []string `protobuf:"bytes,6,rep,name=groups" json:"groups,omitempty"`
+	// user_type: "person" or "unit" (单位, ADR 0039); empty when identity did
+	// not answer it (an older identity).
+	UserType      string `protobuf:"bytes,7,opt,name=user_type,json=userType" json:"user_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2485,6 +2488,13 @@ func (x *PersonAttributes) GetGroups() []string {
 		return x.Groups
 	}
 	return nil
+}
+
+func (x *PersonAttributes) GetUserType() string {
+	if x != nil {
+		return x.UserType
+	}
+	return ""
 }
 
 type IssueProxyTicketRequest struct {
@@ -4882,14 +4892,15 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x05roles\x18\x01 \x03(\tR\x05roles\x12 \n" +
 	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12%\n" +
 	"\x0eroles_released\x18\x03 \x01(\bR\rrolesReleased\x121\n" +
-	"\x14permissions_released\x18\x04 \x01(\bR\x13permissionsReleased\"\xbb\x01\n" +
+	"\x14permissions_released\x18\x04 \x01(\bR\x13permissionsReleased\"\xd8\x01\n" +
 	"\x10PersonAttributes\x12\x14\n" +
 	"\x05login\x18\x01 \x01(\tR\x05login\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x15\n" +
 	"\x06org_id\x18\x03 \x01(\tR\x05orgId\x12\x19\n" +
 	"\borg_name\x18\x04 \x01(\tR\aorgName\x12$\n" +
 	"\x0eapp_account_id\x18\x05 \x01(\tR\fappAccountId\x12\x16\n" +
-	"\x06groups\x18\x06 \x03(\tR\x06groups\"\x99\x01\n" +
+	"\x06groups\x18\x06 \x03(\tR\x06groups\x12\x1b\n" +
+	"\tuser_type\x18\a \x01(\tR\buserType\"\x99\x01\n" +
 	"\x17IssueProxyTicketRequest\x12!\n" +
 	"\x03pgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03pgt\x126\n" +
 	"\x0etarget_service\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\rtargetService\x12#\n" +
