@@ -13,7 +13,6 @@ import (
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/cache"
 	"github.com/uias/uias/pkg/caller"
-	"github.com/uias/uias/pkg/events"
 )
 
 // External authenticators (docs/adr/0045-external-authenticators.md): a
@@ -273,30 +272,7 @@ func (s *Service) checkExternal(ctx context.Context, u *User, e *ExternalSource,
 		return 0, err
 	}
 	detail = withDetail(detail, "external_reason", ans.Reason)
-	if ans.Verdict != ExternalAccepted {
-		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, detail)
-		locked, err := a.failed(ctx, u, eventsOf(ev), start)
-		if err != nil {
-			return 0, err
-		}
-		if locked {
-			return ReasonAccountLocked, nil
-		}
-		return ReasonBadCredentials, nil
-	}
-	evLocked := func() []events.Event {
-		return eventsOf(s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAccountLocked.String(), start, detail))
-	}
-	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start, detail)
-	if a.short {
-		// The right credential of a person whose level it does not reach.
-		ev = s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, detail)
-	} else if a.partial {
-		// The first of two factors (the sign-in page's login of a person
-		// with an authenticator app): not done until the code.
-		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start, detail)
-	}
-	return a.succeeded(ctx, u, "", eventsOf(ev), evLocked)
+	return s.settleVerdict(ctx, u, ans.Verdict == ExternalAccepted, api, start, a, detail)
 }
 
 // externalLevel is the level a login with e reaches: its own, two factors

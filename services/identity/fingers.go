@@ -384,6 +384,19 @@ func (s *Service) checkFinger(ctx context.Context, u *User, matched bool, api st
 	if err := a.wait(ctx); err != nil {
 		return 0, err
 	}
+	return s.settleVerdict(ctx, u, matched, api, start, a, extra)
+}
+
+// settleVerdict ends a credential check that passed the login gate with
+// its verdict (a finger's match, an external authenticator's answer): a
+// wrong credential is a failed login (counted; the lockout falls as for a
+// wrong password); a right one signs u in, or is recorded as reaching too
+// low a level (a.short) or as the first of two factors (a.partial: a
+// sign-in page's login of a person with an authenticator app, not done
+// until the code). extra goes into the records.
+func (s *Service) settleVerdict(ctx context.Context, u *User, matched bool, api string, start time.Time, a *loginAttempt,
+	extra map[string]string) (Reason, error) {
+	subject := "user:" + u.ID
 	if !matched {
 		ev := s.audit(ctx, api, subject, u.OrgID, "failure", ReasonBadCredentials.String(), start, extra)
 		locked, err := a.failed(ctx, u, eventsOf(ev), start)
@@ -400,11 +413,8 @@ func (s *Service) checkFinger(ctx context.Context, u *User, matched bool, api st
 	}
 	ev := s.audit(ctx, api, subject, u.OrgID, "success", ReasonOK.String(), start, extra)
 	if a.short {
-		// A matching finger that cannot sign the person in (their level).
 		ev = s.audit(ctx, api, subject, u.OrgID, "failure", ReasonAuthLevelTooLow.String(), start, extra)
 	} else if a.partial {
-		// The finger was the first of two factors (a sign-in page's login
-		// of a person with an authenticator app): not done until the code.
 		ev = s.audit(ctx, api, subject, u.OrgID, "pending", ReasonOTPRequired.String(), start, extra)
 	}
 	return a.succeeded(ctx, u, "", eventsOf(ev), evLocked)

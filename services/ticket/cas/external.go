@@ -194,28 +194,7 @@ func (h *Handler) externalLoginPost(w http.ResponseWriter, r *http.Request, p lo
 		}
 		return
 	}
-	switch res.GetReason() {
-	case identityv1.Reason_REASON_OK:
-	case identityv1.Reason_REASON_OTP_REQUIRED:
-		if res.GetOtpToken() == "" {
-			h.fault(w, r, errHalfLogin)
-			return
-		}
-		setBinding(w)
-		h.otpPage(w, r, http.StatusOK, p, rs, res.GetOtpToken(), "")
-		return
-	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
-		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.Expired)
-		return
-	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
-		h.loginPage(w, r, http.StatusForbidden, p, rs, personLevelText(t, res), username)
-		return
-	default:
-		h.loginPage(w, r, http.StatusUnauthorized, p, rs, t.ExternalFailed, username)
-		return
-	}
-	if res.GetMustChangePassword() {
-		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.MustChange)
+	if !h.loginDone(w, r, p, rs, res, setBinding, username, t.ExternalFailed) {
 		return
 	}
 	h.openExternalSession(ctx, w, r, p, rs, res)

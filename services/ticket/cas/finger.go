@@ -132,30 +132,7 @@ func (h *Handler) fingerLoginPost(w http.ResponseWriter, r *http.Request, p logi
 	if password != "" {
 		failed = t.FingerPasswordFailed
 	}
-	switch res.GetReason() {
-	case identityv1.Reason_REASON_OK:
-	case identityv1.Reason_REASON_OTP_REQUIRED:
-		// The finger was right; the authenticator app's code completes
-		// the login.
-		if res.GetOtpToken() == "" {
-			h.fault(w, r, errHalfLogin)
-			return
-		}
-		setBinding(w)
-		h.otpPage(w, r, http.StatusOK, p, rs, res.GetOtpToken(), "")
-		return
-	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
-		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.Expired)
-		return
-	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
-		h.loginPage(w, r, http.StatusForbidden, p, rs, personLevelText(t, res), username)
-		return
-	default:
-		h.loginPage(w, r, http.StatusUnauthorized, p, rs, failed, username)
-		return
-	}
-	if res.GetMustChangePassword() {
-		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.MustChange)
+	if !h.loginDone(w, r, p, rs, res, setBinding, username, failed) {
 		return
 	}
 	h.openFingerSession(ctx, w, r, p, rs, res)
@@ -205,6 +182,43 @@ func (h *Handler) fingerForm(r *http.Request, p loginParams, rs *ticketv1.Regist
 				d.Message = h.texts(r).FingerLevelTwo
 			}
 		}
+	}
+	return true
+}
+
+// loginDone answers the sign-in page for a login by finger or by an
+// external authenticator that did not end in a session (the app's code
+// still to come, a password to change, a level too low, a refusal: failed
+// is the page's text for it) and reports whether res is a finished login
+// whose session may now be opened.
+func (h *Handler) loginDone(w http.ResponseWriter, r *http.Request, p loginParams, rs *ticketv1.RegisteredService,
+	res *identityv1.SSOLoginResponse, setBinding func(http.ResponseWriter), username, failed string) bool {
+	t := h.texts(r)
+	switch res.GetReason() {
+	case identityv1.Reason_REASON_OK:
+	case identityv1.Reason_REASON_OTP_REQUIRED:
+		// The first factor was right; the authenticator app's code
+		// completes the login.
+		if res.GetOtpToken() == "" {
+			h.fault(w, r, errHalfLogin)
+			return false
+		}
+		setBinding(w)
+		h.otpPage(w, r, http.StatusOK, p, rs, res.GetOtpToken(), "")
+		return false
+	case identityv1.Reason_REASON_PASSWORD_EXPIRED:
+		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.Expired)
+		return false
+	case identityv1.Reason_REASON_AUTH_LEVEL_TOO_LOW:
+		h.loginPage(w, r, http.StatusForbidden, p, rs, personLevelText(t, res), username)
+		return false
+	default:
+		h.loginPage(w, r, http.StatusUnauthorized, p, rs, failed, username)
+		return false
+	}
+	if res.GetMustChangePassword() {
+		h.passwordPage(w, r, http.StatusOK, p.casService(), username, false, "", t.MustChange)
+		return false
 	}
 	return true
 }
