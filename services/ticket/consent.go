@@ -280,6 +280,11 @@ func (s *Service) DenyConsent(ctx context.Context, q ConsentQuery) error {
 	if err != nil {
 		return err
 	}
+	if sess.NewLogin.Service != "" && sess.NewLogin.Service == q.RedirectURI {
+		// A renew login waiting for this consent is not owed a ticket any
+		// more (review sec31c M1).
+		s.setNewLogin(ctx, sess.ID, NewLoginMark{}, q.RedirectURI)
+	}
 	s.audit(ctx, audit.Action{API: "oidc.consent.denied", Subject: "user:" + sess.UserID, Org: sess.OrgID, AppID: q.ClientID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: s.now(), Fields: detail("client_id", q.ClientID, "scope", q.Scope),
 		Own: detail("session_id", sess.ID)})

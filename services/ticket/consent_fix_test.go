@@ -166,66 +166,97 @@ func TestConsentRenewKeepsNewLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	const nonce = "nonce-of-the-renew-consent-page1"
+	afterPage := func(tgt, n string) string { // the consent page's Allow
+		t.Helper()
+		st, _, err := f.svc.IssueServiceTicketConsent(ctx, tgt, consentCB, false, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	renewLogin := func() string { // a renew login, refused for consent
+		t.Helper()
+		tgt := f.login(t, "u1")
+		_, _, err := f.svc.IssueServiceTicketConsent(ctx, tgt, consentCB, true, nonce)
+		wantReason(t, err, ticket.ReasonConsentRequired)
+		return tgt
+	}
+	revoke := func(tgt string) {
+		t.Helper()
+		if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tgt := f.login(t, "u1")
 	// Without a new login, no mark: the consent page's ticket is not from one.
-	_, _, err := f.svc.IssueServiceTicket(ctx, tgt, consentCB, false)
+	_, _, err := f.svc.IssueServiceTicketConsent(ctx, tgt, consentCB, false, nonce)
 	wantReason(t, err, ticket.ReasonConsentRequired)
 	grant(tgt)
-	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
+	if v := renew(afterPage(tgt, nonce), consentCB); v.Valid || v.Code != ticket.CodeInvalidTicketSpec {
 		t.Fatalf("renew validation of a ticket without a new login: %+v", v)
 	}
-	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
-		t.Fatal(err)
-	}
+	revoke(tgt)
 
-	// The new login (renew) is refused for consent; after it, the ticket is
-	// from the new login, once.
-	tgt = f.login(t, "u1")
-	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, true)
-	wantReason(t, err, ticket.ReasonConsentRequired)
+	// The new login (renew) is refused for consent; after it, the ticket
+	// the page's Allow asks for (its nonce) is from the new login, once.
+	tgt = renewLogin()
 	// Another service's ticket meanwhile does not take it.
 	if v := renew(f.st(t, tgt, "https://a.example.com/"), "https://a.example.com/"); v.Valid {
 		t.Fatalf("another service's ticket took the new login: %+v", v)
 	}
 	grant(tgt)
-	if v := renew(f.st(t, tgt, consentCB), consentCB); !v.Valid || !v.Ticket.FromNewLogin {
+	// Nor a ticket of the service asked another way (another tab, a plain
+	// visit and its own consent page: no nonce, or another one) (sec31c M1).
+	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid {
+		t.Fatalf("a ticket without the page's nonce took the new login: %+v", v)
+	}
+	if v := renew(afterPage(tgt, "another-pages-nonce-0000000000000"), consentCB); v.Valid {
+		t.Fatalf("a ticket with another nonce took the new login: %+v", v)
+	}
+	if v := renew(afterPage(tgt, nonce), consentCB); !v.Valid || !v.Ticket.FromNewLogin {
 		t.Fatalf("the ticket after the consent page, validated with renew: %+v", v)
 	}
-	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid {
-		t.Fatalf("a second ticket from one new login: %+v", v)
+	if v := renew(afterPage(tgt, nonce), consentCB); v.Valid {
+		t.Fatalf("a second ticket from one new login (the Allow sent again): %+v", v)
 	}
 
 	// A consent page answered after NewLoginWindow: not from a new login.
-	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
-		t.Fatal(err)
-	}
-	tgt = f.login(t, "u1")
-	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, true)
-	wantReason(t, err, ticket.ReasonConsentRequired)
+	revoke(tgt)
+	tgt = renewLogin()
 	f.clock.advance(ticket.NewLoginWindow + time.Second)
 	grant(tgt)
-	if v := renew(f.st(t, tgt, consentCB), consentCB); v.Valid {
+	if v := renew(afterPage(tgt, nonce), consentCB); v.Valid {
 		t.Fatalf("a ticket after the window: %+v", v)
 	}
-	// The mark is the session's: another instance reading the session from
-	// the store issues the new login's ticket too, once.
-	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
+
+	// Denied: the page's Allow sent later (the back button) is not from the
+	// new login either (review sec31c M1).
+	revoke(tgt)
+	tgt = renewLogin()
+	if err := f.svc.DenyConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope}); err != nil {
 		t.Fatal(err)
 	}
-	tgt = f.login(t, "u1")
-	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, true)
-	wantReason(t, err, ticket.ReasonConsentRequired)
+	grant(tgt)
+	if v := renew(afterPage(tgt, nonce), consentCB); v.Valid {
+		t.Fatalf("a ticket after Deny took the new login: %+v", v)
+	}
+
+	// The mark is the session's: another instance reading the session from
+	// the store issues the new login's ticket too, once.
+	revoke(tgt)
+	tgt = renewLogin()
 	grant(tgt)
 	other := f.replica(t)
 	other.SetConsents(sqlstore.New(db))
-	st, _, err := other.IssueServiceTicket(ctx, tgt, consentCB, false)
+	st, _, err := other.IssueServiceTicketConsent(ctx, tgt, consentCB, false, nonce)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v := renew(st, consentCB); !v.Valid || !v.Ticket.FromNewLogin {
 		t.Fatalf("the other instance's ticket: %+v", v)
 	}
-	if st, _, err := other.IssueServiceTicket(ctx, tgt, consentCB, false); err != nil || renew(st, consentCB).Valid {
+	if st, _, err := other.IssueServiceTicketConsent(ctx, tgt, consentCB, false, nonce); err != nil || renew(st, consentCB).Valid {
 		t.Fatalf("a second ticket from the other instance: %v", err)
 	}
 }

@@ -5,7 +5,12 @@
 // package keeps its records in NATS JetStream key-value buckets.
 package ticket
 
-import "time"
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"time"
+)
 
 // Session is an SSO session (the record behind a TGT). The TGT itself is
 // never stored: the session is found by a hash of it (ID).
@@ -76,11 +81,29 @@ const NewLoginWindow = 10 * time.Minute
 type NewLoginMark struct {
 	Service string    `json:"service,omitempty"`
 	Until   time.Time `json:"until,omitzero"`
+	// Nonce is the hex SHA-256 of the consent page's nonce (the edge's
+	// consent_nonce): only the Allow of that page takes the mark.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // For reports whether the mark holds for service at now.
 func (m NewLoginMark) For(service string, now time.Time) bool {
 	return m.Service != "" && m.Service == service && now.Before(m.Until)
+}
+
+// Holds reports whether the mark holds for service at now and was left
+// for the consent page whose nonce is nonce.
+func (m NewLoginMark) Holds(service, nonce string, now time.Time) bool {
+	if nonce == "" || m.Nonce == "" || !m.For(service, now) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(m.Nonce), []byte(nonceHash(nonce))) == 1
+}
+
+// nonceHash is what a NewLoginMark keeps of a consent page's nonce.
+func nonceHash(nonce string) string {
+	sum := sha256.Sum256([]byte(nonce))
+	return hex.EncodeToString(sum[:])
 }
 
 // MaxIssuersPerSession bounds a session's Issuers (instance names are new

@@ -159,7 +159,7 @@ func (s *Service) IssueAuthorizationCode(ctx context.Context, a AuthorizationReq
 		return "", time.Time{}, ErrOIDCUnavailable
 	}
 	b := a.Binding
-	return s.issueTicket(ctx, a.TGT, a.RedirectURI, a.FromNewLogin, &b)
+	return s.issueTicket(ctx, a.TGT, a.RedirectURI, a.FromNewLogin, "", &b)
 }
 
 // Client is a client's credentials at the token, introspection and

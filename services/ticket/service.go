@@ -547,12 +547,22 @@ func (s *Service) endSessionOf(ctx context.Context, id, userID, reason string) (
 // then refuses to keep a ticket of it; a copy that does not list this
 // instance makes the session write, which fails for an ended session.
 func (s *Service) IssueServiceTicket(ctx context.Context, tgt, service string, fromNewLogin bool) (string, time.Time, error) {
-	return s.issueTicket(ctx, tgt, service, fromNewLogin, nil)
+	return s.issueTicket(ctx, tgt, service, fromNewLogin, "", nil)
+}
+
+// IssueServiceTicketConsent is IssueServiceTicket with the nonce of the
+// consent page a CAS renew login may need first (review sec31c M1): with
+// fromNewLogin, a refusal CONSENT_REQUIRED leaves a mark on the session
+// holding the nonce's hash (setNewLogin); without, the ticket is from
+// that new login only when nonce is the marked one (the page's Allow),
+// once, within NewLoginWindow.
+func (s *Service) IssueServiceTicketConsent(ctx context.Context, tgt, service string, fromNewLogin bool, nonce string) (string, time.Time, error) {
+	return s.issueTicket(ctx, tgt, service, fromNewLogin, nonce, nil)
 }
 
 // issueTicket issues a service ticket, or with oidc an authorization code
 // (oidc.go): a service ticket bound to the client that asked for it.
-func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewLogin bool, oidc *OIDCBinding) (string, time.Time, error) {
+func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewLogin bool, nonce string, oidc *OIDCBinding) (string, time.Time, error) {
 	start := s.now()
 	if !validTGT(tgt) {
 		return "", time.Time{}, ErrSessionNotFound
@@ -620,17 +630,17 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 			if st != "" { // kept on an earlier attempt
 				_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(st))
 			}
-			if errors.Is(err, ErrConsentRequired) && fromNewLogin && oidc == nil {
-				// The consent page comes first: the ticket issued after it
-				// is still from this login (CAS renew).
-				s.markNewLogin(ctx, id, service)
+			if errors.Is(err, ErrConsentRequired) && fromNewLogin && oidc == nil && nonce != "" {
+				// The consent page comes first: the ticket its Allow asks
+				// for is still from this login (CAS renew).
+				s.setNewLogin(ctx, id, NewLoginMark{Service: service, Until: s.now().Add(NewLoginWindow).UTC(), Nonce: nonceHash(nonce)}, "")
 			}
 			s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "session:" + id, Result: audit.ResultFailure,
 				Reason: reasonOf(err), Start: start, Fields: detail("service", service, "app_id", appID)})
 			return "", time.Time{}, err
 		}
 		now := s.now()
-		newLogin := fromNewLogin || oidc == nil && sess.NewLogin.For(service, now)
+		newLogin := fromNewLogin || oidc == nil && sess.NewLogin.Holds(service, nonce, now)
 		if st != "" && tookNewLogin && !newLogin {
 			// Another request took the mark meanwhile: not this ticket's.
 			_, _ = s.store.ConsumeTicket(ctx, sig.Replica, keyOf(st))
@@ -701,18 +711,23 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 	// The service and the application's id came from outside (a caller,
 	// the registry's administrator): made safe; the rest was made here.
 	f := detail("service", service, "app_id", appID, "kind", kind, "serial", sig.Serial, "session_id", id)
+	if tookNewLogin {
+		// The new login was made before the consent page, for this ticket.
+		f = append(f, events.DetailField{Key: "new_login", Value: "before_consent"})
+	}
 	s.audit(ctx, audit.Action{API: "ticket.issue", Subject: "user:" + sess.UserID, Org: sess.OrgID,
 		Result: audit.ResultSuccess, Reason: "OK", Start: start, Fields: f[:2], Own: f[2:]})
 	return st, sig.Expires, nil
 }
 
-// markNewLogin records on the session of id that its login, made for a
-// service ticket to service that the person's consent must precede, is
-// owed to the ticket issued after the consent page (NewLoginMark, for
-// NewLoginWindow). Best effort: a mark not written leaves the ticket not
-// from a new login, as before (a service asking renew signs the person in
-// again), and is logged.
-func (s *Service) markNewLogin(ctx context.Context, id, service string) {
+// setNewLogin records mark on the session of id: a login made for a
+// service ticket that the person's consent must precede, owed to the
+// ticket the consent page's Allow asks for (NewLoginMark, for
+// NewLoginWindow); or, with clearFor, no mark any more when the session's
+// is for that service (the person denied). Best effort: a mark not
+// written leaves the ticket not from a new login, as before (a service
+// asking renew signs the person in again), and is logged.
+func (s *Service) setNewLogin(ctx context.Context, id string, mark NewLoginMark, clearFor string) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var (
@@ -722,7 +737,10 @@ func (s *Service) markNewLogin(ctx context.Context, id, service string) {
 		if sess, rev, err = s.liveSession(ctx, id); err != nil {
 			break
 		}
-		sess.NewLogin = NewLoginMark{Service: service, Until: s.now().Add(NewLoginWindow).UTC()}
+		if clearFor != "" && sess.NewLogin.Service != clearFor {
+			return
+		}
+		sess.NewLogin = mark
 		if err = s.store.UpdateSession(ctx, sess, rev, sess.Expiry(s.cfg.TGTIdle).Sub(s.now())); !errors.Is(err, ErrConflict) {
 			break
 		}

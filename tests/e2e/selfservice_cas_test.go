@@ -104,7 +104,14 @@ func TestSelfServiceConsentCASRenew(t *testing.T) {
 	if m == nil || s == nil {
 		t.Fatalf("no consent form: %s", body)
 	}
-	code, _, at := br.post(casBase+"oidc/consent", url.Values{"decision": {"allow"}, "service": {html.UnescapeString(s[1])}, "csrf": {m[1]}})
+	// The page carries the renew login's nonce: only its Allow takes the
+	// new login (review sec31c M1).
+	n := regexp.MustCompile(`name="renew_nonce" value="([^"]+)"`).FindStringSubmatch(body)
+	if n == nil {
+		t.Fatalf("the consent page after a renew login has no renew_nonce: %s", body)
+	}
+	code, _, at := br.post(casBase+"oidc/consent", url.Values{"decision": {"allow"}, "service": {html.UnescapeString(s[1])}, "csrf": {m[1]},
+		"renew_nonce": {n[1]}})
 	st := at.Query().Get("ticket")
 	if code != http.StatusOK || st == "" {
 		t.Fatalf("allow: %d at %s", code, at)

@@ -425,6 +425,10 @@ type loginParams struct {
 	// next is the page of this server a login without a service lands on
 	// (afterLogin): one of nextPages, else the portal.
 	next string
+	// consentNonce ties a renew login to the consent page shown for it
+	// (IssueServiceTicketRequest.consent_nonce; review sec31c M1): made
+	// for a fresh login's ticket, sent back by that page's Allow.
+	consentNonce string
 	// twoFactor: the person signs in with their password and their
 	// authenticator app's code (twofactor=1): a level-2 application's
 	// login page shows the password form then.
@@ -1004,7 +1008,12 @@ func (h *Handler) sendToService(w http.ResponseWriter, r *http.Request, tgt stri
 			err = h.sendCode(w, r, tgt, p.oidc, fresh)
 		}
 	} else {
-		st, err = h.o.Tickets.IssueServiceTicket(ctx, &ticketv1.IssueServiceTicketRequest{Tgt: tgt, Service: service, FromNewLogin: fresh})
+		if fresh {
+			// The nonce of the consent page this login may need first.
+			p.consentNonce = randomToken()
+		}
+		st, err = h.o.Tickets.IssueServiceTicket(ctx, &ticketv1.IssueServiceTicketRequest{Tgt: tgt, Service: service, FromNewLogin: fresh,
+			ConsentNonce: p.consentNonce})
 	}
 	if err != nil {
 		t := h.texts(r)

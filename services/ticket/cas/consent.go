@@ -24,9 +24,11 @@ import (
 
 // consentView is what the consent page shows.
 type consentView struct {
-	Scopes []string
-	Until  string
-	Days   int
+	// RenewNonce: the page follows a renew login (loginParams.consentNonce).
+	RenewNonce string
+	Scopes     []string
+	Until      string
+	Days       int
 	// Granted: what an earlier, unexpired consent covers ("" none).
 	Granted string
 }
@@ -173,7 +175,7 @@ func (h *Handler) casConsent(w http.ResponseWriter, r *http.Request, tgt string,
 		h.fault(w, r, err)
 		return
 	}
-	h.consentPageFor(w, r, http.StatusOK, casConsentScope, "", service, rs, res, "")
+	h.consentPageFor(w, r, http.StatusOK, casConsentScope, "", service, p.consentNonce, rs, res, "")
 }
 
 func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request, code int, q *oidcRequest, name string, res *ticketv1.ConsentPromptResponse, errMsg string) {
@@ -181,15 +183,16 @@ func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request, code int, 
 	// max_age is checked again when the person answers (review sec30c I2)
 	fq := *q
 	fq.forceConsent = false
-	h.consentPageFor(w, r, code, q.scope, fq.encodeWithMaxAge(), "", &ticketv1.RegisteredService{Name: name}, res, errMsg)
+	h.consentPageFor(w, r, code, q.scope, fq.encodeWithMaxAge(), "", "", &ticketv1.RegisteredService{Name: name}, res, errMsg)
 }
 
 // consentPageFor is the consent page for scope, answering the OpenID
 // Connect request oidc (encoded) or the CAS service (its registration rs:
 // the page lists what it releases, casReleased).
-func (h *Handler) consentPageFor(w http.ResponseWriter, r *http.Request, code int, scope, oidc, service string, rs *ticketv1.RegisteredService, res *ticketv1.ConsentPromptResponse, errMsg string) {
+// renew is the nonce of the renew login the page follows ("" none).
+func (h *Handler) consentPageFor(w http.ResponseWriter, r *http.Request, code int, scope, oidc, service, renew string, rs *ticketv1.RegisteredService, res *ticketv1.ConsentPromptResponse, errMsg string) {
 	t := h.texts(r)
-	v := &consentView{Days: int(res.GetTtlSeconds() / (24 * 3600)), Granted: res.GetGranted()}
+	v := &consentView{Days: int(res.GetTtlSeconds() / (24 * 3600)), Granted: res.GetGranted(), RenewNonce: renew}
 	if res.GetUntil() != nil {
 		v.Until = res.GetUntil().AsTime().UTC().Format(pageTime)
 	}
@@ -303,7 +306,7 @@ func (h *Handler) casConsentAnswer(w http.ResponseWriter, r *http.Request) {
 			h.fault(w, r, err)
 			return
 		}
-		h.consentPageFor(w, r, http.StatusForbidden, casConsentScope, "", service, rs, res, h.texts(r).ConsentCSRF)
+		h.consentPageFor(w, r, http.StatusForbidden, casConsentScope, "", service, renewNonce(r), rs, res, h.texts(r).ConsentCSRF)
 		return
 	}
 	ctx, cancel := h.ctx(r)
@@ -320,6 +323,7 @@ func (h *Handler) casConsentAnswer(w http.ResponseWriter, r *http.Request) {
 		h.o.Log.Info("CAS consent denied by the person", zap.String("app_id", rs.GetAppId()))
 		h.backWithout(w, r, p, "access_denied")
 	default:
+		p.consentNonce = renewNonce(r)
 		h.sendToService(w, r, tgt, p, rs, false)
 	}
 }
@@ -413,4 +417,19 @@ func (h *Handler) appRemovePost(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.fault(w, r, err)
 	}
+}
+
+// renewNonce is the renew login's nonce the consent form sent back (""
+// none or not one the edge makes: randomToken's 32 characters).
+func renewNonce(r *http.Request) string {
+	n := r.PostForm.Get("renew_nonce")
+	if len(n) != 32 {
+		return ""
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return ""
+		}
+	}
+	return n
 }

@@ -229,7 +229,7 @@ func (s *Server) DestroySession(ctx context.Context, r *ticketv1.DestroySessionR
 
 // IssueServiceTicket implements TicketService.
 func (s *Server) IssueServiceTicket(ctx context.Context, r *ticketv1.IssueServiceTicketRequest) (*ticketv1.IssueServiceTicketResponse, error) {
-	st, exp, err := s.svc.IssueServiceTicket(ctx, r.GetTgt(), r.GetService(), r.GetFromNewLogin())
+	st, exp, err := s.svc.IssueServiceTicketConsent(ctx, r.GetTgt(), r.GetService(), r.GetFromNewLogin(), r.GetConsentNonce())
 	if err != nil {
 		return nil, err
 	}

@@ -1863,7 +1863,16 @@ type IssueServiceTicketRequest struct {
 	AppId string `protobuf:"bytes,3,opt,name=app_id,json=appId" json:"app_id,omitempty"`
 	// from_new_login: the credentials were presented for this ticket (CAS
 	// "renew"); validation with renew=true accepts only such tickets.
-	FromNewLogin  bool `protobuf:"varint,4,opt,name=from_new_login,json=fromNewLogin" json:"from_new_login,omitempty"`
+	FromNewLogin bool `protobuf:"varint,4,opt,name=from_new_login,json=fromNewLogin" json:"from_new_login,omitempty"`
+	// consent_nonce ties a renew=true login to the consent page shown for
+	// it (review sec31c M1). With from_new_login: a random value the edge
+	// puts in that page; when the person's consent is needed first, the
+	// session keeps its hash for NewLoginWindow. Without from_new_login:
+	// the value the page's Allow sent back; the ticket is from that new
+	// login only when it matches (once). A ticket issued any other way
+	// within the window (another tab, a plain visit and its own consent
+	// page) is not from a new login.
+	ConsentNonce  string `protobuf:"bytes,5,opt,name=consent_nonce,json=consentNonce" json:"consent_nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1924,6 +1933,13 @@ func (x *IssueServiceTicketRequest) GetFromNewLogin() bool {
 		return x.FromNewLogin
 	}
 	return false
+}
+
+func (x *IssueServiceTicketRequest) GetConsentNonce() string {
+	if x != nil {
+		return x.ConsentNonce
+	}
+	return ""
 }
 
 type IssueServiceTicketResponse struct {
@@ -4838,12 +4854,13 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\"B\n" +
 	"\x16DestroySessionResponse\x12\x14\n" +
 	"\x05ended\x18\x01 \x01(\bR\x05ended\x12\x12\n" +
-	"\x04peer\x18\x02 \x01(\tR\x04peer\"\xb4\x01\n" +
+	"\x04peer\x18\x02 \x01(\tR\x04peer\"\xe6\x01\n" +
 	"\x19IssueServiceTicketRequest\x12!\n" +
 	"\x03tgt\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x02R\x03tgt\x12)\n" +
 	"\aservice\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x10R\aservice\x12#\n" +
 	"\x06app_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\x12$\n" +
-	"\x0efrom_new_login\x18\x04 \x01(\bR\ffromNewLogin\"o\n" +
+	"\x0efrom_new_login\x18\x04 \x01(\bR\ffromNewLogin\x120\n" +
+	"\rconsent_nonce\x18\x05 \x01(\tB\v\xbaH\br\x06\xc8\xc6'\x01(@R\fconsentNonce\"o\n" +
 	"\x1aIssueServiceTicketResponse\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x129\n" +
 	"\n" +
