@@ -857,10 +857,12 @@ func checkRolesAs(settings map[string]string) error {
 				Msg: "is for roles_as=groups (the start of each role's Group name)"}
 		}
 	case RolesAsGroups:
-		p := settings[SettingRoleGroupPrefix]
-		if len(p) > 64 || strings.TrimSpace(p) != p {
+		p, set := settings[SettingRoleGroupPrefix]
+		if set && p == "" || len(p) > 64 || strings.TrimSpace(p) != p {
+			// Not empty: the prefix keeps the roles' Groups apart from the
+			// groups' (review sec31c M2).
 			return &ValidationError{Field: "settings." + SettingRoleGroupPrefix,
-				Msg: "must be at most 64 bytes, without leading or trailing spaces (such as role: or crm-)"}
+				Msg: "must be 1 to 64 bytes, without leading or trailing spaces (such as role: or crm-)"}
 		}
 	default:
 		return &ValidationError{Field: "settings." + SettingRolesAs,

@@ -146,6 +146,14 @@ func (t *Transport) group(ctx context.Context, it provision.Item) error {
 	if name == "" {
 		return fmt.Errorf("scim: group %s has no name in the projection", d.ObjectID)
 	}
+	if t.RoleGroups && d.Op != provision.OpDelete && strings.HasPrefix(name, t.RolePrefix) {
+		// Roles and groups share the business system's /Groups: a group
+		// named like a role's Group would hand its members the role
+		// wherever permissions follow Group names (review sec31c M2).
+		return provision.Permanent(fmt.Errorf("scim: group %s is named %q, which starts with the roles' Group prefix %q: "+
+			"not delivered (its members would look like the role's holders); rename the group or change role_group_prefix",
+			d.ObjectID, name, t.RolePrefix))
+	}
 	cur, err := t.find(ctx, "Groups", "displayName", name, d.ObjectID)
 	if err != nil {
 		return err
