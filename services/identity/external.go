@@ -58,7 +58,10 @@ type ExternalAnswer struct {
 
 // ExternalAuthenticator asks one external authenticator (package extauth:
 // gRPC). An error is no verdict (unreachable, too slow, a gRPC error); it
-// never holds the credential.
+// never holds the credential. Verify bounds its own time (extauth: the
+// authenticator's configured timeout): it is called with a context the
+// caller's end does not cancel, so that a verdict is counted even when
+// the caller gave up waiting for it.
 type ExternalAuthenticator interface {
 	Verify(ctx context.Context, q ExternalQuery) (ExternalAnswer, error)
 }
@@ -195,9 +198,6 @@ func (s *Service) verifyExternal(ctx context.Context, e *ExternalSource, u *User
 	ans, err = e.Auth.Verify(ctx, ExternalQuery{UserID: u.ID, Login: u.LoginName, Type: e.Name, Credential: cred,
 		ClientIP: ip, RequestID: c.RequestID})
 	if err != nil {
-		if ctx.Err() != nil {
-			return ans, "", ctx.Err()
-		}
 		observe("unavailable")
 		s.log.Warn("external authenticator did not answer", zap.String("authenticator", e.Name), zap.String("user_id", u.ID), zapErr(err))
 		return ans, "no_answer", errExternalUnavailable
@@ -262,6 +262,13 @@ func (s *Service) checkExternal(ctx context.Context, u *User, e *ExternalSource,
 	if err := a.wait(ctx); err != nil {
 		return 0, err
 	}
+	// From here the caller's end does not end the check (sec31a M1): the
+	// authenticator is asked under its own timeout only (Verify bounds
+	// it), and its verdict is settled even if the caller has left. Else a
+	// caller that gives up before a slow rejection (an authenticator that
+	// answers a wrong credential later than a right one) would have every
+	// wrong guess refunded, and guess without lockout.
+	ctx = context.WithoutCancel(ctx)
 	ans, fault, err := s.verifyExternal(ctx, e, u, cred)
 	if err != nil {
 		a.refund(ctx)
