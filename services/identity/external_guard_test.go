@@ -3,8 +3,13 @@ package identity_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 
+	gcodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/uias/uias/pkg/apierr"
 	authnv1 "github.com/uias/uias/proto/gen/uias/authn/v1"
 	"github.com/uias/uias/services/identity"
 )
@@ -60,5 +65,34 @@ func TestExternalVerdictCountedAfterCallerLeft(t *testing.T) {
 	}
 	if u, err := w.svc.GetUser(context.Background(), w.ann.ID); err != nil || u.LockedUntil.IsZero() {
 		t.Fatalf("ann not locked: %+v %v", u, err)
+	}
+}
+
+// TestExternalVendorTextNotLogged (security review sec31a L1): the
+// authenticator's gRPC status message (which a vendor may fill with the
+// request: the credential, the login) never reaches identity's log; the
+// code does.
+func TestExternalVendorTextNotLogged(t *testing.T) {
+	w := newExtWorld(t, 0)
+	w.face.Answer(func(r *authnv1.VerifyRequest) (*authnv1.VerifyResponse, error) {
+		return nil, status.Errorf(gcodes.Unavailable, "liveness backend down; credential=%q login=%s", r.GetCredential(), r.GetLogin())
+	})
+	_, err := w.svc.SSOExternalLogin(from("203.0.113.5"), "ann", "face", []byte("SECRET-CRED-4711"), "", "")
+	wantReason(t, "vendor UNAVAILABLE with its own text", err, apierr.Unavailable, identity.ReasonExternalUnavailable)
+	logged := false
+	for _, e := range w.logs.All() {
+		text := e.Message + " " + strings.Join(fieldValues(e), " ")
+		if strings.Contains(text, "SECRET-CRED") || strings.Contains(text, "liveness") || strings.Contains(text, "login=ann") {
+			t.Fatalf("the vendor's text was logged: %s", text)
+		}
+		if e.Message == "external authenticator did not answer" {
+			logged = true
+			if !strings.Contains(text, "unavailable") {
+				t.Fatalf("the code is not logged: %s", text)
+			}
+		}
+	}
+	if !logged {
+		t.Fatal("the failure was not logged")
 	}
 }
