@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -111,16 +112,33 @@ type externals struct {
 	list   []*ExternalSource
 	// ids caches org code -> id (of the codes that name an org).
 	ids *cache.TTL[string]
+	// silent: the authenticator's last check gave no verdict (set by no
+	// verdict, cleared by a verdict); see externalSilent.
+	silent map[*ExternalSource]*atomic.Bool
 }
 
 func newExternals(list []ExternalSource) *externals {
-	x := &externals{byName: map[string]*ExternalSource{}, ids: cache.NewTTL[string](orgCodeTTL, 0)}
+	x := &externals{byName: map[string]*ExternalSource{}, ids: cache.NewTTL[string](orgCodeTTL, 0),
+		silent: map[*ExternalSource]*atomic.Bool{}}
 	for i := range list {
 		e := &list[i]
 		x.byName[e.Name] = e
 		x.list = append(x.list, e)
+		x.silent[e] = new(atomic.Bool)
 	}
 	return x
+}
+
+// externalSilent says whether e gave no verdict at its last check (down,
+// overloaded, undecided). While it is, the sign-in page's logins that e
+// would not be asked about (an unknown login, a person set to passwords
+// only or outside e's orgs) are answered errExternalUnavailable, as a
+// person e is asked about is (security review sec31a L2): else the
+// page's 503 for the one and 401 for the others would tell which logins
+// exist and may use e, for free.
+func (s *Service) externalSilent(e *ExternalSource) bool {
+	b := s.ext.silent[e]
+	return b != nil && b.Load()
 }
 
 // ExternalAuthenticators lists the configured external authenticators,
@@ -270,6 +288,9 @@ func (s *Service) checkExternal(ctx context.Context, u *User, e *ExternalSource,
 	// wrong guess refunded, and guess without lockout.
 	ctx = context.WithoutCancel(ctx)
 	ans, fault, err := s.verifyExternal(ctx, e, u, cred)
+	if b := s.ext.silent[e]; b != nil {
+		b.Store(err != nil)
+	}
 	if err != nil {
 		a.refund(ctx)
 		if fault != "" {

@@ -96,3 +96,84 @@ func TestExternalVendorTextNotLogged(t *testing.T) {
 		t.Fatal("the failure was not logged")
 	}
 }
+
+// TestExternalSilentHidesWhoExists (security review sec31a L2): while an
+// authenticator gives no verdict, the sign-in page's logins it would not
+// be asked about — an unknown login, a person outside its orgs, one set
+// to passwords only, a locked account — are answered UNAVAILABLE like a
+// person it is asked about, so the page's 503/401 does not tell which
+// logins exist and may use it. With a verdict again, they are answered
+// as before; a password given still decides first.
+func TestExternalSilentHidesWhoExists(t *testing.T) {
+	w := newExtWorld(t, 0)
+	rejecting := func(r *authnv1.VerifyRequest) (*authnv1.VerifyResponse, error) {
+		return &authnv1.VerifyResponse{UserId: r.GetUserId(), Verdict: authnv1.Verdict_VERDICT_REJECTED}, nil
+	}
+	ctx := context.Background()
+	carl, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "carl", DisplayName: "carl", OrgID: w.ann.OrgID, Password: extAnnPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dora, err := w.svc.CreateUser(ctx, identity.NewUser{LoginName: "dora", DisplayName: "dora", OrgID: w.ann.OrgID, Password: extAnnPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := adminCtx(t, w.svc, "10.0.0.9", "r-admin")
+	if _, err := w.svc.UpdateUser(admin, carl.ID, identity.UserUpdate{Mask: []string{"password_only"}, PasswordOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.LockUser(admin, dora.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	login := func(l, password string) (identity.Reason, error) {
+		res, err := w.svc.SSOExternalLogin(from("203.0.113.5"), l, "face", []byte("face:guess"), password, "")
+		if err != nil {
+			return 0, err
+		}
+		return res.Reason, nil
+	}
+	// ann first: her verdict (or its absence) sets what the others get.
+	refusals := []struct {
+		login string
+		want  identity.Reason
+	}{{"ann", identity.ReasonBadCredentials}, {"nobody", identity.ReasonBadCredentials}, {"bob", identity.ReasonExternalNotAllowed},
+		{"carl", identity.ReasonPasswordOnly}, {"dora", identity.ReasonAccountLocked}}
+	check := func(when string, silent bool) {
+		t.Helper()
+		for _, c := range refusals {
+			l, want := c.login, c.want
+			r, err := login(l, "")
+			if silent {
+				wantReason(t, when+" "+l, err, apierr.Unavailable, identity.ReasonExternalUnavailable)
+			} else if err != nil || r != want {
+				t.Fatalf("%s %s: %v %v, want %v", when, l, r, err, want)
+			}
+		}
+	}
+	w.face.Answer(rejecting)
+	check("answering", false)
+	w.face.Answer(func(r *authnv1.VerifyRequest) (*authnv1.VerifyResponse, error) {
+		return &authnv1.VerifyResponse{UserId: r.GetUserId(), Verdict: authnv1.Verdict_VERDICT_UNAVAILABLE}, nil
+	})
+	_, err = login("ann", "")
+	wantReason(t, "no verdict", err, apierr.Unavailable, identity.ReasonExternalUnavailable)
+	m := w.mark(t)
+	check("no verdict", true)
+	recs := auditRecords(t, w.outbox(t, m), "sso.login")
+	found := false
+	for _, r := range recs {
+		if r.Reason == identity.ReasonNoSuchUser.String() {
+			found = r.Result == "failure" && r.Detail["answered"] == identity.ReasonExternalUnavailable
+		}
+	}
+	if !found {
+		t.Fatalf("the unknown login's record (the true reason, what was answered): %+v", recs)
+	}
+	// A password decides first: a wrong one is a wrong password for anyone.
+	if r, err := login("nobody", "Wrong-Pass-1"); err != nil || r != identity.ReasonBadCredentials {
+		t.Fatalf("no verdict, unknown login with a password: %v %v", r, err)
+	}
+	// A verdict again ends it.
+	w.face.Answer(rejecting)
+	check("answering again", false)
+}
