@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -58,7 +59,10 @@ type ExternalAnswer struct {
 
 // ExternalAuthenticator asks one external authenticator (package extauth:
 // gRPC). An error is no verdict (unreachable, too slow, a gRPC error); it
-// never holds the credential.
+// never holds the credential. Verify bounds its own time (extauth: the
+// authenticator's configured timeout): it is called with a context the
+// caller's end does not cancel, so that a verdict is counted even when
+// the caller gave up waiting for it.
 type ExternalAuthenticator interface {
 	Verify(ctx context.Context, q ExternalQuery) (ExternalAnswer, error)
 }
@@ -108,16 +112,33 @@ type externals struct {
 	list   []*ExternalSource
 	// ids caches org code -> id (of the codes that name an org).
 	ids *cache.TTL[string]
+	// silent: the authenticator's last check gave no verdict (set by no
+	// verdict, cleared by a verdict); see externalSilent.
+	silent map[*ExternalSource]*atomic.Bool
 }
 
 func newExternals(list []ExternalSource) *externals {
-	x := &externals{byName: map[string]*ExternalSource{}, ids: cache.NewTTL[string](orgCodeTTL, 0)}
+	x := &externals{byName: map[string]*ExternalSource{}, ids: cache.NewTTL[string](orgCodeTTL, 0),
+		silent: map[*ExternalSource]*atomic.Bool{}}
 	for i := range list {
 		e := &list[i]
 		x.byName[e.Name] = e
 		x.list = append(x.list, e)
+		x.silent[e] = new(atomic.Bool)
 	}
 	return x
+}
+
+// externalSilent says whether e gave no verdict at its last check (down,
+// overloaded, undecided). While it is, the sign-in page's logins that e
+// would not be asked about (an unknown login, a person set to passwords
+// only or outside e's orgs) are answered errExternalUnavailable, as a
+// person e is asked about is (security review sec31a L2): else the
+// page's 503 for the one and 401 for the others would tell which logins
+// exist and may use e, for free.
+func (s *Service) externalSilent(e *ExternalSource) bool {
+	b := s.ext.silent[e]
+	return b != nil && b.Load()
 }
 
 // ExternalAuthenticators lists the configured external authenticators,
@@ -195,9 +216,6 @@ func (s *Service) verifyExternal(ctx context.Context, e *ExternalSource, u *User
 	ans, err = e.Auth.Verify(ctx, ExternalQuery{UserID: u.ID, Login: u.LoginName, Type: e.Name, Credential: cred,
 		ClientIP: ip, RequestID: c.RequestID})
 	if err != nil {
-		if ctx.Err() != nil {
-			return ans, "", ctx.Err()
-		}
 		observe("unavailable")
 		s.log.Warn("external authenticator did not answer", zap.String("authenticator", e.Name), zap.String("user_id", u.ID), zapErr(err))
 		return ans, "no_answer", errExternalUnavailable
@@ -262,7 +280,17 @@ func (s *Service) checkExternal(ctx context.Context, u *User, e *ExternalSource,
 	if err := a.wait(ctx); err != nil {
 		return 0, err
 	}
+	// From here the caller's end does not end the check (sec31a M1): the
+	// authenticator is asked under its own timeout only (Verify bounds
+	// it), and its verdict is settled even if the caller has left. Else a
+	// caller that gives up before a slow rejection (an authenticator that
+	// answers a wrong credential later than a right one) would have every
+	// wrong guess refunded, and guess without lockout.
+	ctx = context.WithoutCancel(ctx)
 	ans, fault, err := s.verifyExternal(ctx, e, u, cred)
+	if b := s.ext.silent[e]; b != nil {
+		b.Store(err != nil)
+	}
 	if err != nil {
 		a.refund(ctx)
 		if fault != "" {

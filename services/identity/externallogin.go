@@ -16,7 +16,10 @@ import (
 // login is answered ReasonBadCredentials without asking the authenticator
 // (a password given is hashed all the same); a person set to passwords
 // only (ReasonPasswordOnly) or whose org the authenticator is not open to
-// (ReasonExternalNotAllowed) is refused before it is asked; a rejected
+// (ReasonExternalNotAllowed) is refused before it is asked — while the
+// authenticator gives no verdict (externalSilent) these three are
+// answered errExternalUnavailable instead when no password is given, as a
+// person it is asked about (sec31a L2); a rejected
 // credential counts towards the lockout; no verdict is
 // errExternalUnavailable. A person with an authenticator app enrolled who
 // gave no password is asked its code next (ReasonOTPRequired with the
@@ -52,6 +55,10 @@ func (s *Service) SSOExternalLogin(ctx context.Context, login, typ string, cred 
 		a.refund(ctx)
 		return nil, err
 	}
+	// silent: without a password (which decides first for a person e is
+	// asked about), a login e would not be asked about is answered as one
+	// it is asked about while e gives no verdict (externalSilent).
+	silent := password == "" && s.externalSilent(e)
 	if err != nil {
 		// No account: the authenticator is not asked (there is nobody to
 		// ask about); a password is hashed as for a known login.
@@ -63,11 +70,22 @@ func (s *Service) SSOExternalLogin(ctx context.Context, login, typ string, cred 
 				return nil, err
 			}
 		}
+		if silent {
+			a.refund(ctx)
+			s.appendAudit(ctx, s.audit(ctx, api, claimedAccount(login), "", "failure", ReasonNoSuchUser.String(), start,
+				withDetail(detail, "answered", ReasonExternalUnavailable)))
+			return nil, errExternalUnavailable
+		}
 		s.appendAudit(ctx, s.audit(ctx, api, claimedAccount(login), "", "failure", ReasonNoSuchUser.String(), start, detail))
 		return ssoVerdict(ReasonBadCredentials), nil
 	}
 	refuse := func(r Reason) (*SSOLoginResult, error) {
 		a.refund(ctx)
+		if silent {
+			s.appendAudit(ctx, s.audit(ctx, api, "user:"+u.ID, u.OrgID, "failure", r.String(), start,
+				withDetail(detail, "answered", ReasonExternalUnavailable)))
+			return nil, errExternalUnavailable
+		}
 		s.appendAudit(ctx, s.audit(ctx, api, "user:"+u.ID, u.OrgID, "failure", r.String(), start, detail))
 		return ssoVerdict(r), nil
 	}
@@ -106,6 +124,12 @@ func (s *Service) SSOExternalLogin(ctx context.Context, login, typ string, cred 
 	r, err := s.checkExternal(ctx, u, e, cred, api, start, a.shortOf(short), detail)
 	if err != nil {
 		return nil, err
+	}
+	if r != ReasonOK && silent && s.externalSilent(e) {
+		// Refused before e was asked (locked, disabled, ...: a verdict
+		// would have cleared silent) while e gives no verdict: answered
+		// as one it is asked about (recorded with the refusal's reason).
+		return nil, errExternalUnavailable
 	}
 	switch {
 	case short && r == ReasonOK:

@@ -173,8 +173,9 @@ func Open(c Config) (*Client, error) {
 func (c *Client) Close() error { return c.conn.Close() }
 
 // Verify asks the authenticator (identity.ExternalAuthenticator). Its
-// errors say the gRPC code (and the transport's own message for a
-// connection that failed), never the credential nor the vendor's text.
+// errors say the gRPC code (and, for UNAVAILABLE, the connection's state),
+// never the credential nor the status message: the vendor's server writes
+// that message, and may put the request in it (security review sec31a L1).
 func (c *Client) Verify(ctx context.Context, q identity.ExternalQuery) (identity.ExternalAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -184,7 +185,7 @@ func (c *Client) Verify(ctx context.Context, q identity.ExternalQuery) (identity
 		st := status.Convert(err)
 		switch st.Code() {
 		case codes.Unavailable:
-			return identity.ExternalAnswer{}, fmt.Errorf("unavailable: %s", st.Message())
+			return identity.ExternalAnswer{}, fmt.Errorf("unavailable (connection %s)", c.conn.GetState())
 		case codes.DeadlineExceeded:
 			return identity.ExternalAnswer{}, errors.New("no answer within the timeout")
 		}

@@ -31,6 +31,10 @@ import (
 // answered is used before it is asked again.
 const externalRefresh = time.Minute
 
+// externalRetry is how soon identity is asked again after it failed to
+// list the authenticators while no list was ever read (after a start).
+const externalRetry = 5 * time.Second
+
 // maxExternalCredential bounds a form's credential (identity takes 64
 // KiB; base64 of it).
 const maxExternalCredential = 4 * 65536 / 3
@@ -43,10 +47,16 @@ type externalList struct {
 	list []*identityv1.ExternalAuthenticatorInfo
 	at   time.Time
 	ok   bool
+	// read: a list was read once (an error keeps it for externalRefresh;
+	// before, for externalRetry only).
+	read bool
 }
 
 // externals is identity's list of external authenticators (the last one
 // read, asked again after externalRefresh; none until one answer came).
+// identity is asked under a context the page's request does not cancel
+// (sec31a L3): a browser that drops its connection must not fail the
+// read and leave every page without the authenticators until the next.
 func (h *Handler) externals(ctx context.Context) []*identityv1.ExternalAuthenticatorInfo {
 	if h.o.ListExternal == nil {
 		return nil
@@ -57,18 +67,22 @@ func (h *Handler) externals(ctx context.Context) []*identityv1.ExternalAuthentic
 	if x.ok && h.o.Now().Sub(x.at) < externalRefresh {
 		return x.list
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	list, err := h.o.ListExternal(ctx)
 	if err != nil {
 		if status.Code(err) != codes.Unimplemented {
 			h.o.Log.Warn("CAS page: the external authenticators could not be listed", zap.Error(err))
 		}
-		x.at = h.o.Now() // asked again after the refresh, not at every page
-		x.ok = true
+		// Asked again after the refresh, not at every page; sooner while
+		// no list was ever read (identity starting with ticket).
+		x.at, x.ok = h.o.Now(), true
+		if !x.read && status.Code(err) != codes.Unimplemented {
+			x.at = x.at.Add(externalRetry - externalRefresh)
+		}
 		return x.list
 	}
-	x.list, x.at, x.ok = list, h.o.Now(), true
+	x.list, x.at, x.ok, x.read = list, h.o.Now(), true, true
 	return x.list
 }
 
