@@ -70,8 +70,8 @@ func findToken(p *pkcs11.Ctx, label string) (uint, error) {
 }
 
 // openPKCS11Key opens the secret key labelled c.Label on the token c.Token
-// of module c.Module, logged in with the PIN. It refuses a key that may
-// leave the token (CKA_EXTRACTABLE) or is not AES.
+// of module c.Module, logged in with the PIN. It refuses a key that is not
+// AES-256 or whose value may exist outside the token (moduleKeyRefusal).
 func openPKCS11Key(c ModuleKeyConfig, id string) (ModuleKey, error) {
 	name := fmt.Sprintf("master key %q (PKCS#11 %s, token %q, label %q)", id, c.Module, c.Token, c.Label)
 	pin, err := c.pin()
@@ -106,29 +106,51 @@ func openPKCS11Key(c ModuleKeyConfig, id string) (ModuleKey, error) {
 	}
 	attrs, err := p.GetAttributeValue(s, obj, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_NEVER_EXTRACTABLE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_ALWAYS_SENSITIVE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_LOCAL, nil),
 	})
 	if err != nil {
 		return fail("read its attributes: %v", err)
 	}
-	for _, a := range attrs {
-		switch a.Type {
-		case pkcs11.CKA_KEY_TYPE:
-			if len(a.Value) == 0 || ulong(a.Value) != pkcs11.CKK_AES {
-				return fail("it is not an AES key")
-			}
-		case pkcs11.CKA_EXTRACTABLE:
-			if len(a.Value) > 0 && a.Value[0] != 0 {
-				return fail("it may leave the token (CKA_EXTRACTABLE): make it with CKA_EXTRACTABLE false, e.g. \"uias keys new-pkcs11\"")
-			}
-		case pkcs11.CKA_VALUE_LEN:
-			if ulong(a.Value) != KeySize {
-				return fail("it is %d bytes, want an AES-256 key", ulong(a.Value))
-			}
-		}
+	if why := moduleKeyRefusal(attrs); why != "" {
+		return fail("%s", why)
 	}
 	return &pkcs11Key{name: name, p: p, session: s, key: obj}, nil
+}
+
+// moduleKeyRefusal says why a key with attrs cannot be a master key, or
+// "". The key must be AES-256 and must never have been outside the token:
+// made in it (CKA_LOCAL: not imported from bytes that exist elsewhere,
+// C_CreateObject or C_UnwrapKey), sensitive and not extractable now, and
+// never otherwise (CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE: PKCS#11
+// lets a key once extractable be made unextractable). Reading CKA_EXTRACTABLE
+// alone accepted a key imported from known bytes (sec31b L1).
+func moduleKeyRefusal(attrs []*pkcs11.Attribute) string {
+	const hint = `: make the key in the token with "uias keys new-pkcs11" (or the vendor's tool: generated in it, CKA_SENSITIVE true, CKA_EXTRACTABLE false)`
+	got := map[uint][]byte{}
+	for _, a := range attrs {
+		got[a.Type] = a.Value
+	}
+	yes := func(t uint) bool { v := got[t]; return len(v) > 0 && v[0] != 0 }
+	switch {
+	case len(got[pkcs11.CKA_KEY_TYPE]) == 0 || ulong(got[pkcs11.CKA_KEY_TYPE]) != pkcs11.CKK_AES:
+		return "it is not an AES key"
+	case ulong(got[pkcs11.CKA_VALUE_LEN]) != KeySize:
+		return fmt.Sprintf("it is %d bytes, want an AES-256 key", ulong(got[pkcs11.CKA_VALUE_LEN]))
+	case len(got[pkcs11.CKA_EXTRACTABLE]) == 0 || yes(pkcs11.CKA_EXTRACTABLE):
+		return "it may leave the token (CKA_EXTRACTABLE)" + hint
+	case !yes(pkcs11.CKA_SENSITIVE):
+		return "it is not sensitive (CKA_SENSITIVE)" + hint
+	case !yes(pkcs11.CKA_LOCAL):
+		return "it was not generated in the token (CKA_LOCAL: imported or unwrapped): its value may exist outside the token" + hint
+	case !yes(pkcs11.CKA_NEVER_EXTRACTABLE) || !yes(pkcs11.CKA_ALWAYS_SENSITIVE):
+		return "it was extractable or not sensitive once (CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE): its value may exist outside the token" + hint
+	}
+	return ""
 }
 
 // ulong reads a CK_ULONG attribute value (native byte order).
@@ -223,7 +245,9 @@ func (k *pkcs11Key) Derive(info string, n int) ([]byte, error) {
 }
 
 // NewPKCS11Key makes a new AES-256 key labelled c.Label on the token
-// c.Token that never leaves it (CKA_SENSITIVE, not CKA_EXTRACTABLE), for
+// c.Token that never leaves it (generated in the token, so CKA_LOCAL,
+// CKA_SENSITIVE and not CKA_EXTRACTABLE, hence also CKA_ALWAYS_SENSITIVE and
+// CKA_NEVER_EXTRACTABLE: what moduleKeyRefusal asks), for
 // "uias keys new-pkcs11". It refuses a label already taken.
 func NewPKCS11Key(c ModuleKeyConfig) error {
 	if err := c.check(); err != nil {

@@ -116,6 +116,14 @@ func TestPKCS11MasterKey(t *testing.T) {
 	if !r.Master.Has("m2") || r.Suite() != SuiteAES || len(r.Master.Keys) != 1 {
 		t.Fatalf("ring with a module key: %+v", r.Master)
 	}
+	// "uias keys new-pkcs11" (NewPKCS11Key) makes keys that pass the
+	// opening's checks: generated in the token, always sensitive, never
+	// extractable (sec31b L1).
+	for ty, v := range keyAttrs(t, c, c.Label, pkcs11.CKA_LOCAL, pkcs11.CKA_SENSITIVE, pkcs11.CKA_ALWAYS_SENSITIVE, pkcs11.CKA_NEVER_EXTRACTABLE, pkcs11.CKA_EXTRACTABLE) {
+		if v != (ty != pkcs11.CKA_EXTRACTABLE) {
+			t.Errorf("the new key's attribute %#x is %v", ty, v)
+		}
+	}
 	for _, dk := range [][]byte{NewDataKeyFor(SuiteAES), NewDataKeyFor(SuiteSM4)} {
 		w, err := r.WrapKey(dk, "d2")
 		if err != nil || !strings.HasPrefix(w, "m2:") || strings.Count(w, ":") != 1 {
@@ -229,6 +237,20 @@ func TestPKCS11Failures(t *testing.T) {
 	try("extractable key", "master", map[string]any{"pkcs11": bad}, "may leave the token")
 	bad.Label = "uias-aes128"
 	try("AES-128 key", "master", map[string]any{"pkcs11": bad}, "want an AES-256 key")
+	// Keys whose value may exist outside the token though CKA_EXTRACTABLE
+	// is false now (sec31b L1): one imported from known bytes (what it
+	// wrapped opened in software), one extractable once and then made
+	// unextractable, one never sensitive.
+	importRaw(t, c, "uias-imported", bytes.Repeat([]byte{0x42}, KeySize))
+	bad.Label = "uias-imported"
+	try("imported key", "master", map[string]any{"pkcs11": bad}, "not generated in the token (CKA_LOCAL")
+	generateRaw(t, c, "uias-was-extractable", []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true), pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)})
+	setAttr(t, c, "uias-was-extractable", pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false))
+	bad.Label = "uias-was-extractable"
+	try("key extractable once", "master", map[string]any{"pkcs11": bad}, "was extractable or not sensitive once")
+	generateRaw(t, c, "uias-not-sensitive", []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false), pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)})
+	bad.Label = "uias-not-sensitive"
+	try("key not sensitive", "master", map[string]any{"pkcs11": bad}, "not sensitive (CKA_SENSITIVE)")
 	if err := NewPKCS11Key(c); err == nil || !strings.Contains(err.Error(), "already has a key") {
 		t.Errorf("a second key with one label: %v", err)
 	}
@@ -239,6 +261,87 @@ func TestPKCS11Failures(t *testing.T) {
 	if _, err := ParseRing([]byte(ringJSON(t, doc))); err == nil || !strings.Contains(err.Error(), "only master keys") {
 		t.Errorf("a signing key in the module: %v", err)
 	}
+}
+
+// rawSession is a logged-in read-write session on c's token.
+func rawSession(t *testing.T, c ModuleKeyConfig) (*pkcs11.Ctx, pkcs11.SessionHandle) {
+	t.Helper()
+	p, err := loadModule(c.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := findToken(p, c.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.CloseSession(s) })
+	_ = p.Login(s, pkcs11.CKU_USER, hsmPIN)
+	return p, s
+}
+
+// importRaw puts an AES key of known bytes on c's token (C_CreateObject),
+// sensitive and not extractable from now on.
+func importRaw(t *testing.T, c ModuleKeyConfig, label string, value []byte) {
+	t.Helper()
+	p, s := rawSession(t, c)
+	if _, err := findKey(p, s, label); err == nil {
+		return
+	}
+	if _, err := p.CreateObject(s, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, value),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setAttr changes an attribute of the key labelled label on c's token.
+func setAttr(t *testing.T, c ModuleKeyConfig, label string, a *pkcs11.Attribute) {
+	t.Helper()
+	p, s := rawSession(t, c)
+	obj, err := findKey(p, s, label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetAttributeValue(s, obj, []*pkcs11.Attribute{a}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keyAttrs reads the boolean attributes ts of the key labelled label.
+func keyAttrs(t *testing.T, c ModuleKeyConfig, label string, ts ...uint) map[uint]bool {
+	t.Helper()
+	p, s := rawSession(t, c)
+	obj, err := findKey(p, s, label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := make([]*pkcs11.Attribute, len(ts))
+	for i, ty := range ts {
+		q[i] = pkcs11.NewAttribute(ty, nil)
+	}
+	attrs, err := p.GetAttributeValue(s, obj, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint]bool{}
+	for _, a := range attrs {
+		out[a.Type] = len(a.Value) > 0 && a.Value[0] != 0
+	}
+	return out
 }
 
 // generateRaw makes a secret key with attrs on c's token (logged in by an
