@@ -379,3 +379,38 @@ func generateRaw(t *testing.T, c ModuleKeyConfig, label string, attrs []*pkcs11.
 		t.Fatal(err)
 	}
 }
+
+// LoadRing passes RingSource.AllowOpenFile on to a module key's PIN file
+// (sec31b L2): a PIN file group or others may read is refused though the
+// ring file is 0600, and accepted when the open mode is accepted
+// explicitly (*.key_file_allow_open_mode).
+func TestPKCS11PINFileMode(t *testing.T) {
+	c := moduleKey(t, "uias-m2")
+	dir := t.TempDir()
+	pinFile := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pinFile, []byte(hsmPIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.PinEnv, c.PinFile = "", pinFile
+	soft, _ := ParseRing(NewRingJSON())
+	ringFile := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringFile, []byte(ringJSON(t, map[string]any{"version": 2,
+		"master":  map[string]any{"active": "m2", "keys": map[string]any{"m2": map[string]any{"pkcs11": c}}},
+		"signing": map[string]any{"active": "s1", "keys": map[string]string{"s1": base64.StdEncoding.EncodeToString(soft.Signing.Keys["s1"])}},
+	})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadRing(RingSource{File: ringFile}); err != nil {
+		t.Fatalf("a 0600 PIN file: %v", err)
+	}
+	if err := os.Chmod(pinFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadRing(RingSource{File: ringFile})
+	if !errors.Is(err, ErrKeyFileOpen) || !strings.Contains(err.Error(), "the PIN file "+pinFile+" has mode 0644") {
+		t.Fatalf("a 0644 PIN file: %v", err)
+	}
+	if _, err := LoadRing(RingSource{File: ringFile, AllowOpenFile: true}); err != nil {
+		t.Fatalf("a 0644 PIN file accepted explicitly: %v", err)
+	}
+}
