@@ -51,6 +51,11 @@ type ModuleKeyConfig struct {
 	allowOpenPIN bool
 }
 
+// ErrModule reports that the cipher machine failed an operation (the
+// device, the session, the login): not that the value is wrong
+// (ErrOpenFailed). The error names the key and the module's error.
+var ErrModule = errors.New("the cipher machine failed")
+
 // ErrNoPKCS11 reports a ring naming a module key in a build without
 // PKCS#11.
 var ErrNoPKCS11 = errors.New("this uias was built without PKCS#11 (cipher machine) support: build it with the pkcs11 tag (docs/operators.md, Key ring)")

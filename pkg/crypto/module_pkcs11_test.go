@@ -414,3 +414,73 @@ func TestPKCS11PINFileMode(t *testing.T) {
 		t.Fatalf("a 0644 PIN file accepted explicitly: %v", err)
 	}
 }
+
+// A module key's session lost (a restarted cipher machine, a network module
+// that reconnected: here every session of the token is closed under it,
+// which also logs the process out) is opened again, logged in again, once
+// per operation: wrapping, unwrapping and derivation go on (sec31b I1).
+// When that fails too, the error is the module's (ErrModule, naming the
+// key and the cause), not ErrOpenFailed's "tampered, wrong key".
+func TestPKCS11SessionReopened(t *testing.T) {
+	c := moduleKey(t, "uias-m2")
+	soft, _ := ParseRing(NewRingJSON())
+	r := ringWithModule(t, soft, c, "m2")
+	dk := NewDataKey()
+	w, err := r.WrapKey(dk, "d2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcv, err := r.CheckValue("m2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadModule(c.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := findToken(p, c.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lose := func() {
+		t.Helper()
+		if err := p.CloseAllSessions(slot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lose()
+	if got, err := r.UnwrapKey(w, "d2"); err != nil || !bytes.Equal(got, dk) {
+		t.Fatalf("unwrap after the session was lost: %v", err)
+	}
+	lose()
+	if got, err := r.CheckValue("m2"); err != nil || got != kcv {
+		t.Fatalf("derive after the session was lost: %v", err)
+	}
+	lose()
+	w2, err := r.WrapKey(dk, "d3")
+	if err != nil {
+		t.Fatalf("wrap after the session was lost: %v", err)
+	}
+	if got, err := r.UnwrapKey(w2, "d3"); err != nil || !bytes.Equal(got, dk) {
+		t.Fatalf("unwrap of the new wrap: %v", err)
+	}
+	// The tag still decides what does not open.
+	if _, err := r.UnwrapKey(w2, "d4"); !errors.Is(err, ErrOpenFailed) || errors.Is(err, ErrModule) {
+		t.Fatalf("unwrap under another label: %v", err)
+	}
+	// The session lost and the new one refused (no PIN now): the module's
+	// error, for each operation.
+	t.Setenv(hsmPINV, "")
+	for name, op := range map[string]func() error{
+		"unwrap": func() error { _, err := r.UnwrapKey(w, "d2"); return err },
+		"wrap":   func() error { _, err := r.WrapKey(dk, "d5"); return err },
+		"derive": func() error { _, err := r.CheckValue("m2"); return err },
+	} {
+		lose()
+		err := op()
+		if !errors.Is(err, ErrModule) || errors.Is(err, ErrOpenFailed) ||
+			!strings.Contains(err.Error(), "opening a new session failed") || !strings.Contains(err.Error(), "uias-m2") {
+			t.Errorf("%s with the session lost and no PIN: %v", name, err)
+		}
+	}
+}
