@@ -66,7 +66,7 @@ case " $GOFLAGS " in
 esac
 # A cipher machine (master keys in a PKCS#11 token) is in the opt-in pkcs11
 # build (cgo); its tests run against SoftHSM2, which scripts/softhsm.sh
-# installs (as root) when missing: pkg/crypto and the identity keys with
+# installs (as root) when missing: pkg/crypto, the identity keys and ticket's with
 # -tags pkcs11 when a C compiler is there and SoftHSM2 is or can be had.
 cc=$(CGO_ENABLED=1 go env CC 2>/dev/null)
 if ! command -v "${cc:-gcc}" >/dev/null; then
@@ -76,10 +76,11 @@ elif ! why=$(scripts/softhsm.sh 2>&1 >/dev/null); then
   # In CI the cipher machine's tests must run, as the AD tests must.
   if [ "${CI:-}" = true ]; then echo "== pkcs11: CI=true: SoftHSM2 is required" >&2; status=1; fi
 else
-  echo "== pkg/crypto, services/identity, uias keys (pkcs11, SoftHSM2)"
+  echo "== pkg/crypto, services/identity, services/ticket, uias keys (pkcs11, SoftHSM2)"
   (export GOFLAGS="-buildvcs=false -tags=pkcs11" CGO_ENABLED=1 &&
     cd pkg && go vet ./crypto && go test -count=1 ./crypto &&
     (cd ../services/identity && go test -count=1 -run 'PKCS11|Key|Reencrypt|Rotation' .) &&
+    (cd ../services/ticket && go test -count=1 -run 'PKCS11|CredentialSealer' ./component) &&
     cd ../cmd/uias && go test -count=1 ./internal/keyring) || status=1
 fi
 exit $status

@@ -157,11 +157,20 @@ func (a *AppAuthenticator) checkSignature(app *App, sig *SignedRequest, now time
 	if used == "" {
 		// What the server verified, for the integrator to compare with
 		// what they signed (nothing secret: told only to a caller who
-		// passed the App_Secret checks).
+		// passed the App_Secret checks). An SM2 signer's usual mistake is
+		// the user ID, which OpenSSL does not set by itself (sec31b L4).
+		sm2 := ""
+		for _, k := range app.SigningKeys {
+			if k.Algorithm == reqsig.AlgSM2 {
+				sm2 = "; an SM2 signature is made with the user ID " + reqsig.SM2UserID +
+					", which OpenSSL does not apply by itself: pass -sigopt distid:" + reqsig.SM2UserID + " (EVP_PKEY_CTX_set1_id)"
+				break
+			}
+		}
 		return "", apierr.New(apierr.Unauthenticated, ReasonBadSignature,
 			"the request's signature does not verify with the application's signing keys (signed: "+reqsig.Version+
 				", the App_ID, "+sig.Target+", the timestamp, the nonce and the SHA-256 of the request's bytes, "+
-				"lines joined by \\n, no newline at the end; the server's are in this error's details)").
+				"lines joined by \\n, no newline at the end; the server's are in this error's details)"+sm2).
 			WithMeta("signed_target", sig.Target).WithMeta("body_sha256", sig.BodySHA256)
 	}
 	// The time is checked after the signature, so only the key's holder

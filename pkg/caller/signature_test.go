@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm2"
+
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	uiascrypto "github.com/uias/uias/pkg/crypto"
@@ -233,5 +235,27 @@ func TestUnsignedPathAllocations(t *testing.T) {
 	signedPath := testing.AllocsPerRun(100, func() { _, _, _ = auth.AuthenticateSigned(ctx, e.app.ID, "s3cret", ip, caller.SignedRequest{}) })
 	if signedPath != plain {
 		t.Fatalf("an unsigned call of an app without keys allocates %v, Authenticate %v", signedPath, plain)
+	}
+}
+
+// A request signature refused for an application with an SM2 key says that
+// the SM2 user ID must be given to OpenSSL explicitly (which does not apply
+// it by itself: sec31b L4); for other keys the message does not mention it.
+func TestBadSignatureSM2Hint(t *testing.T) {
+	e := newSigEnv(t, nil)
+	_, err := e.call(e.signed(genP256(t), e.now, "body"))
+	wantReason(t, "P-256 application", err, caller.ReasonBadSignature)
+	if ae, _ := apierr.As(err); strings.Contains(ae.Message, "distid") {
+		t.Fatalf("a P-256 application's message names the SM2 user ID: %q", ae.Message)
+	}
+	sk, err := sm2.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.app.SigningKeys = append(e.app.SigningKeys, parseKey(t, &sk.PublicKey))
+	_, err = e.call(e.signed(genP256(t), e.now, "body"))
+	wantReason(t, "SM2 application", err, caller.ReasonBadSignature)
+	if ae, _ := apierr.As(err); !strings.Contains(ae.Message, "user ID "+reqsig.SM2UserID) || !strings.Contains(ae.Message, "-sigopt distid:"+reqsig.SM2UserID) {
+		t.Fatalf("an SM2 application's message: %q", ae.Message)
 	}
 }

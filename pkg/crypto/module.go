@@ -46,7 +46,15 @@ type ModuleKeyConfig struct {
 	Label   string `json:"label"`
 	PinEnv  string `json:"pin_env,omitempty"`
 	PinFile string `json:"pin_file,omitempty"`
+	// allowOpenPIN accepts a PIN file that group or others may access, as
+	// RingSource.AllowOpenFile does the ring file (LoadRing passes it on).
+	allowOpenPIN bool
 }
+
+// ErrModule reports that the cipher machine failed an operation (the
+// device, the session, the login): not that the value is wrong
+// (ErrOpenFailed). The error names the key and the module's error.
+var ErrModule = errors.New("the cipher machine failed")
 
 // ErrNoPKCS11 reports a ring naming a module key in a build without
 // PKCS#11.
@@ -74,6 +82,17 @@ func (c ModuleKeyConfig) pin() (string, error) {
 		}
 		return v, nil
 	case c.PinFile != "":
+		// With the module and label in the ring, the PIN is all it takes to
+		// wrap and unwrap every data key in the module: its file gets the
+		// ring file's mode check (sec31b L2).
+		fi, err := os.Stat(c.PinFile)
+		if err != nil {
+			return "", fmt.Errorf("the PIN file: %w", err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 && !c.allowOpenPIN {
+			return "", fmt.Errorf("the PIN file %s has mode %04o: %w; make it readable by the UIAS user only "+
+				"(chmod 600, or defaultMode 0400 on a Kubernetes Secret volume), or accept it explicitly as for the key ring file", c.PinFile, perm, ErrKeyFileOpen)
+		}
 		b, err := os.ReadFile(c.PinFile)
 		if err != nil {
 			return "", fmt.Errorf("the PIN file: %w", err)

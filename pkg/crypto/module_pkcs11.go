@@ -43,13 +43,68 @@ func loadModule(path string) (*pkcs11.Ctx, error) {
 }
 
 // pkcs11Key is a secret key object of a token, used through one logged-in
-// session (PKCS#11 sessions run one operation at a time: mu).
+// session (PKCS#11 sessions run one operation at a time: mu). The session
+// is opened again, once per operation, when the module says it or the
+// token is gone (a restarted cipher machine, a network module that
+// reconnected): see do.
 type pkcs11Key struct {
 	name    string
+	c       ModuleKeyConfig // to open the session again (the PIN is read again then)
 	p       *pkcs11.Ctx
 	mu      sync.Mutex
 	session pkcs11.SessionHandle
 	key     pkcs11.ObjectHandle
+}
+
+// sessionLost reports a module error after which the session (or the key
+// handle in it) is gone, but the same key may be reached through a new one.
+func sessionLost(err error) bool {
+	var pe pkcs11.Error
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch uint(pe) {
+	case pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED, pkcs11.CKR_USER_NOT_LOGGED_IN,
+		pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED,
+		pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_OBJECT_HANDLE_INVALID:
+		return true
+	}
+	return false
+}
+
+// deviceError reports a module error that is the device's or the
+// session's, never the data's.
+func deviceError(err error) bool {
+	var pe pkcs11.Error
+	if !errors.As(err, &pe) {
+		return true
+	}
+	switch uint(pe) {
+	case pkcs11.CKR_HOST_MEMORY, pkcs11.CKR_DEVICE_MEMORY, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED:
+		return true
+	}
+	return sessionLost(err)
+}
+
+// do runs op with the key's session, holding mu. When op fails because the
+// session is lost (sessionLost), it opens a new session, logs in, finds and
+// checks the key again, and runs op once more (sec31b I1). Errors from the
+// module wrap ErrModule, so callers tell them from a value that does not
+// open (ErrOpenFailed).
+func (k *pkcs11Key) do(what string, op func(s pkcs11.SessionHandle, key pkcs11.ObjectHandle) error) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	err := op(k.session, k.key)
+	if err == nil || !sessionLost(err) {
+		return err
+	}
+	_ = k.p.CloseSession(k.session)
+	s, key, rerr := openSession(k.p, k.c, k.name)
+	if rerr != nil {
+		return fmt.Errorf("%s: %s: %w: %w; opening a new session failed: %w", k.name, what, ErrModule, err, rerr)
+	}
+	k.session, k.key = s, key
+	return op(k.session, k.key)
 }
 
 func (k *pkcs11Key) String() string { return k.name }
@@ -70,8 +125,8 @@ func findToken(p *pkcs11.Ctx, label string) (uint, error) {
 }
 
 // openPKCS11Key opens the secret key labelled c.Label on the token c.Token
-// of module c.Module, logged in with the PIN. It refuses a key that may
-// leave the token (CKA_EXTRACTABLE) or is not AES.
+// of module c.Module, logged in with the PIN. It refuses a key that is not
+// AES-256 or whose value may exist outside the token (moduleKeyRefusal).
 func openPKCS11Key(c ModuleKeyConfig, id string) (ModuleKey, error) {
 	name := fmt.Sprintf("master key %q (PKCS#11 %s, token %q, label %q)", id, c.Module, c.Token, c.Label)
 	pin, err := c.pin()
@@ -82,17 +137,35 @@ func openPKCS11Key(c ModuleKeyConfig, id string) (ModuleKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	s, obj, err := openSessionPIN(p, c, name, pin)
+	if err != nil {
+		return nil, err
+	}
+	return &pkcs11Key{name: name, c: c, p: p, session: s, key: obj}, nil
+}
+
+// openSession opens a logged-in session on c's token and finds and checks
+// its key, reading the PIN again.
+func openSession(p *pkcs11.Ctx, c ModuleKeyConfig, name string) (pkcs11.SessionHandle, pkcs11.ObjectHandle, error) {
+	pin, err := c.pin()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return openSessionPIN(p, c, name, pin)
+}
+
+func openSessionPIN(p *pkcs11.Ctx, c ModuleKeyConfig, name, pin string) (pkcs11.SessionHandle, pkcs11.ObjectHandle, error) {
 	slot, err := findToken(p, c.Token)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return 0, 0, fmt.Errorf("%s: %w", name, err)
 	}
 	s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
 	if err != nil {
-		return nil, fmt.Errorf("%s: open a session: %w", name, err)
+		return 0, 0, fmt.Errorf("%s: open a session: %w", name, err)
 	}
-	fail := func(format string, a ...any) (ModuleKey, error) {
+	fail := func(format string, a ...any) (pkcs11.SessionHandle, pkcs11.ObjectHandle, error) {
 		_ = p.CloseSession(s)
-		return nil, fmt.Errorf("%s: "+format, append([]any{name}, a...)...)
+		return 0, 0, fmt.Errorf("%s: "+format, append([]any{name}, a...)...)
 	}
 	if err := p.Login(s, pkcs11.CKU_USER, pin); err != nil {
 		var pe pkcs11.Error
@@ -106,29 +179,51 @@ func openPKCS11Key(c ModuleKeyConfig, id string) (ModuleKey, error) {
 	}
 	attrs, err := p.GetAttributeValue(s, obj, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_NEVER_EXTRACTABLE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_ALWAYS_SENSITIVE, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_LOCAL, nil),
 	})
 	if err != nil {
 		return fail("read its attributes: %v", err)
 	}
-	for _, a := range attrs {
-		switch a.Type {
-		case pkcs11.CKA_KEY_TYPE:
-			if len(a.Value) == 0 || ulong(a.Value) != pkcs11.CKK_AES {
-				return fail("it is not an AES key")
-			}
-		case pkcs11.CKA_EXTRACTABLE:
-			if len(a.Value) > 0 && a.Value[0] != 0 {
-				return fail("it may leave the token (CKA_EXTRACTABLE): make it with CKA_EXTRACTABLE false, e.g. \"uias keys new-pkcs11\"")
-			}
-		case pkcs11.CKA_VALUE_LEN:
-			if ulong(a.Value) != KeySize {
-				return fail("it is %d bytes, want an AES-256 key", ulong(a.Value))
-			}
-		}
+	if why := moduleKeyRefusal(attrs); why != "" {
+		return fail("%s", why)
 	}
-	return &pkcs11Key{name: name, p: p, session: s, key: obj}, nil
+	return s, obj, nil
+}
+
+// moduleKeyRefusal says why a key with attrs cannot be a master key, or
+// "". The key must be AES-256 and must never have been outside the token:
+// made in it (CKA_LOCAL: not imported from bytes that exist elsewhere,
+// C_CreateObject or C_UnwrapKey), sensitive and not extractable now, and
+// never otherwise (CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE: PKCS#11
+// lets a key once extractable be made unextractable). Reading CKA_EXTRACTABLE
+// alone accepted a key imported from known bytes (sec31b L1).
+func moduleKeyRefusal(attrs []*pkcs11.Attribute) string {
+	const hint = `: make the key in the token with "uias keys new-pkcs11" (or the vendor's tool: generated in it, CKA_SENSITIVE true, CKA_EXTRACTABLE false)`
+	got := map[uint][]byte{}
+	for _, a := range attrs {
+		got[a.Type] = a.Value
+	}
+	yes := func(t uint) bool { v := got[t]; return len(v) > 0 && v[0] != 0 }
+	switch {
+	case len(got[pkcs11.CKA_KEY_TYPE]) == 0 || ulong(got[pkcs11.CKA_KEY_TYPE]) != pkcs11.CKK_AES:
+		return "it is not an AES key"
+	case ulong(got[pkcs11.CKA_VALUE_LEN]) != KeySize:
+		return fmt.Sprintf("it is %d bytes, want an AES-256 key", ulong(got[pkcs11.CKA_VALUE_LEN]))
+	case len(got[pkcs11.CKA_EXTRACTABLE]) == 0 || yes(pkcs11.CKA_EXTRACTABLE):
+		return "it may leave the token (CKA_EXTRACTABLE)" + hint
+	case !yes(pkcs11.CKA_SENSITIVE):
+		return "it is not sensitive (CKA_SENSITIVE)" + hint
+	case !yes(pkcs11.CKA_LOCAL):
+		return "it was not generated in the token (CKA_LOCAL: imported or unwrapped): its value may exist outside the token" + hint
+	case !yes(pkcs11.CKA_NEVER_EXTRACTABLE) || !yes(pkcs11.CKA_ALWAYS_SENSITIVE):
+		return "it was extractable or not sensitive once (CKA_NEVER_EXTRACTABLE, CKA_ALWAYS_SENSITIVE): its value may exist outside the token" + hint
+	}
+	return ""
 }
 
 // ulong reads a CK_ULONG attribute value (native byte order).
@@ -164,19 +259,31 @@ func findKey(p *pkcs11.Ctx, s pkcs11.SessionHandle, label string) (pkcs11.Object
 
 const gcmNonce, gcmTag = 12, 16
 
+// moduleErr is err of operation what as the module's error (ErrModule),
+// unless do already made it one.
+func (k *pkcs11Key) moduleErr(what string, err error) error {
+	if errors.Is(err, ErrModule) {
+		return err
+	}
+	return fmt.Errorf("%s: %s: %w: %w", k.name, what, ErrModule, err)
+}
+
 func (k *pkcs11Key) Seal(plaintext, aad []byte) ([]byte, error) {
 	nonce := make([]byte, gcmNonce)
 	_, _ = rand.Read(nonce)
 	params := pkcs11.NewGCMParams(nonce, aad, gcmTag*8)
 	defer params.Free()
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.p.EncryptInit(k.session, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, k.key); err != nil {
-		return nil, fmt.Errorf("%s: encrypt: %w", k.name, err)
-	}
-	ct, err := k.p.Encrypt(k.session, plaintext)
+	var ct []byte
+	err := k.do("encrypt", func(s pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
+		if err := k.p.EncryptInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, key); err != nil {
+			return err
+		}
+		var err error
+		ct, err = k.p.Encrypt(s, plaintext)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: encrypt: %w", k.name, err)
+		return nil, k.moduleErr("encrypt", err)
 	}
 	return append(nonce, ct...), nil
 }
@@ -187,14 +294,28 @@ func (k *pkcs11Key) Open(sealed, aad []byte) ([]byte, error) {
 	}
 	params := pkcs11.NewGCMParams(sealed[:gcmNonce], aad, gcmTag*8)
 	defer params.Free()
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.p.DecryptInit(k.session, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, k.key); err != nil {
-		return nil, fmt.Errorf("%s: decrypt: %w", k.name, err)
-	}
-	pt, err := k.p.Decrypt(k.session, sealed[gcmNonce:])
-	if err != nil {
+	var pt []byte
+	atDecrypt := false
+	err := k.do("decrypt", func(s pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
+		atDecrypt = false
+		if err := k.p.DecryptInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, key); err != nil {
+			return err
+		}
+		var err error
+		pt, err = k.p.Decrypt(s, sealed[gcmNonce:])
+		atDecrypt = err != nil
+		return err
+	})
+	// C_Decrypt refusing the data (the tag does not verify: PKCS#11 3.0's
+	// CKR_AEAD_DECRYPT_FAILED, CKR_ENCRYPTED_DATA_INVALID, or SoftHSM2's
+	// CKR_GENERAL_ERROR) is a value that does not open; a device, session
+	// or memory error, or one from C_DecryptInit, is the module's, said as
+	// such (sec31b I1).
+	if atDecrypt && !errors.Is(err, ErrModule) && !deviceError(err) {
 		return nil, ErrOpenFailed
+	}
+	if err != nil {
+		return nil, k.moduleErr("decrypt", err)
 	}
 	return pt, nil
 }
@@ -202,28 +323,35 @@ func (k *pkcs11Key) Open(sealed, aad []byte) ([]byte, error) {
 // Derive is NIST SP 800-108 KDF in counter mode with AES-CMAC (in the
 // module) as PRF: block i = CMAC(K, [i]_32 || info || 0x00 || [8n]_32).
 func (k *pkcs11Key) Derive(info string, n int) ([]byte, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	var out []byte
-	for i := uint32(1); len(out) < n; i++ {
-		msg := binary.BigEndian.AppendUint32(nil, i)
-		msg = append(msg, info...)
-		msg = append(msg, 0)
-		msg = binary.BigEndian.AppendUint32(msg, uint32(8*n))
-		if err := k.p.SignInit(k.session, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_CMAC, nil)}, k.key); err != nil {
-			return nil, fmt.Errorf("%s: derive: %w", k.name, err)
+	err := k.do("derive", func(s pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
+		out = out[:0]
+		for i := uint32(1); len(out) < n; i++ {
+			msg := binary.BigEndian.AppendUint32(nil, i)
+			msg = append(msg, info...)
+			msg = append(msg, 0)
+			msg = binary.BigEndian.AppendUint32(msg, uint32(8*n))
+			if err := k.p.SignInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_CMAC, nil)}, key); err != nil {
+				return err
+			}
+			b, err := k.p.Sign(s, msg)
+			if err != nil {
+				return err
+			}
+			out = append(out, b...)
 		}
-		b, err := k.p.Sign(k.session, msg)
-		if err != nil {
-			return nil, fmt.Errorf("%s: derive: %w", k.name, err)
-		}
-		out = append(out, b...)
+		return nil
+	})
+	if err != nil {
+		return nil, k.moduleErr("derive", err)
 	}
 	return out[:n], nil
 }
 
 // NewPKCS11Key makes a new AES-256 key labelled c.Label on the token
-// c.Token that never leaves it (CKA_SENSITIVE, not CKA_EXTRACTABLE), for
+// c.Token that never leaves it (generated in the token, so CKA_LOCAL,
+// CKA_SENSITIVE and not CKA_EXTRACTABLE, hence also CKA_ALWAYS_SENSITIVE and
+// CKA_NEVER_EXTRACTABLE: what moduleKeyRefusal asks), for
 // "uias keys new-pkcs11". It refuses a label already taken.
 func NewPKCS11Key(c ModuleKeyConfig) error {
 	if err := c.check(); err != nil {

@@ -116,6 +116,14 @@ func TestPKCS11MasterKey(t *testing.T) {
 	if !r.Master.Has("m2") || r.Suite() != SuiteAES || len(r.Master.Keys) != 1 {
 		t.Fatalf("ring with a module key: %+v", r.Master)
 	}
+	// "uias keys new-pkcs11" (NewPKCS11Key) makes keys that pass the
+	// opening's checks: generated in the token, always sensitive, never
+	// extractable (sec31b L1).
+	for ty, v := range keyAttrs(t, c, c.Label, pkcs11.CKA_LOCAL, pkcs11.CKA_SENSITIVE, pkcs11.CKA_ALWAYS_SENSITIVE, pkcs11.CKA_NEVER_EXTRACTABLE, pkcs11.CKA_EXTRACTABLE) {
+		if v != (ty != pkcs11.CKA_EXTRACTABLE) {
+			t.Errorf("the new key's attribute %#x is %v", ty, v)
+		}
+	}
 	for _, dk := range [][]byte{NewDataKeyFor(SuiteAES), NewDataKeyFor(SuiteSM4)} {
 		w, err := r.WrapKey(dk, "d2")
 		if err != nil || !strings.HasPrefix(w, "m2:") || strings.Count(w, ":") != 1 {
@@ -229,6 +237,20 @@ func TestPKCS11Failures(t *testing.T) {
 	try("extractable key", "master", map[string]any{"pkcs11": bad}, "may leave the token")
 	bad.Label = "uias-aes128"
 	try("AES-128 key", "master", map[string]any{"pkcs11": bad}, "want an AES-256 key")
+	// Keys whose value may exist outside the token though CKA_EXTRACTABLE
+	// is false now (sec31b L1): one imported from known bytes (what it
+	// wrapped opened in software), one extractable once and then made
+	// unextractable, one never sensitive.
+	importRaw(t, c, "uias-imported", bytes.Repeat([]byte{0x42}, KeySize))
+	bad.Label = "uias-imported"
+	try("imported key", "master", map[string]any{"pkcs11": bad}, "not generated in the token (CKA_LOCAL")
+	generateRaw(t, c, "uias-was-extractable", []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true), pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)})
+	setAttr(t, c, "uias-was-extractable", pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false))
+	bad.Label = "uias-was-extractable"
+	try("key extractable once", "master", map[string]any{"pkcs11": bad}, "was extractable or not sensitive once")
+	generateRaw(t, c, "uias-not-sensitive", []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false), pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32)})
+	bad.Label = "uias-not-sensitive"
+	try("key not sensitive", "master", map[string]any{"pkcs11": bad}, "not sensitive (CKA_SENSITIVE)")
 	if err := NewPKCS11Key(c); err == nil || !strings.Contains(err.Error(), "already has a key") {
 		t.Errorf("a second key with one label: %v", err)
 	}
@@ -239,6 +261,87 @@ func TestPKCS11Failures(t *testing.T) {
 	if _, err := ParseRing([]byte(ringJSON(t, doc))); err == nil || !strings.Contains(err.Error(), "only master keys") {
 		t.Errorf("a signing key in the module: %v", err)
 	}
+}
+
+// rawSession is a logged-in read-write session on c's token.
+func rawSession(t *testing.T, c ModuleKeyConfig) (*pkcs11.Ctx, pkcs11.SessionHandle) {
+	t.Helper()
+	p, err := loadModule(c.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := findToken(p, c.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.CloseSession(s) })
+	_ = p.Login(s, pkcs11.CKU_USER, hsmPIN)
+	return p, s
+}
+
+// importRaw puts an AES key of known bytes on c's token (C_CreateObject),
+// sensitive and not extractable from now on.
+func importRaw(t *testing.T, c ModuleKeyConfig, label string, value []byte) {
+	t.Helper()
+	p, s := rawSession(t, c)
+	if _, err := findKey(p, s, label); err == nil {
+		return
+	}
+	if _, err := p.CreateObject(s, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, value),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setAttr changes an attribute of the key labelled label on c's token.
+func setAttr(t *testing.T, c ModuleKeyConfig, label string, a *pkcs11.Attribute) {
+	t.Helper()
+	p, s := rawSession(t, c)
+	obj, err := findKey(p, s, label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetAttributeValue(s, obj, []*pkcs11.Attribute{a}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keyAttrs reads the boolean attributes ts of the key labelled label.
+func keyAttrs(t *testing.T, c ModuleKeyConfig, label string, ts ...uint) map[uint]bool {
+	t.Helper()
+	p, s := rawSession(t, c)
+	obj, err := findKey(p, s, label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := make([]*pkcs11.Attribute, len(ts))
+	for i, ty := range ts {
+		q[i] = pkcs11.NewAttribute(ty, nil)
+	}
+	attrs, err := p.GetAttributeValue(s, obj, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint]bool{}
+	for _, a := range attrs {
+		out[a.Type] = len(a.Value) > 0 && a.Value[0] != 0
+	}
+	return out
 }
 
 // generateRaw makes a secret key with attrs on c's token (logged in by an
@@ -274,5 +377,110 @@ func generateRaw(t *testing.T, c ModuleKeyConfig, label string, attrs []*pkcs11.
 	}, attrs...))
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// LoadRing passes RingSource.AllowOpenFile on to a module key's PIN file
+// (sec31b L2): a PIN file group or others may read is refused though the
+// ring file is 0600, and accepted when the open mode is accepted
+// explicitly (*.key_file_allow_open_mode).
+func TestPKCS11PINFileMode(t *testing.T) {
+	c := moduleKey(t, "uias-m2")
+	dir := t.TempDir()
+	pinFile := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pinFile, []byte(hsmPIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.PinEnv, c.PinFile = "", pinFile
+	soft, _ := ParseRing(NewRingJSON())
+	ringFile := filepath.Join(dir, "ring.json")
+	if err := os.WriteFile(ringFile, []byte(ringJSON(t, map[string]any{"version": 2,
+		"master":  map[string]any{"active": "m2", "keys": map[string]any{"m2": map[string]any{"pkcs11": c}}},
+		"signing": map[string]any{"active": "s1", "keys": map[string]string{"s1": base64.StdEncoding.EncodeToString(soft.Signing.Keys["s1"])}},
+	})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadRing(RingSource{File: ringFile}); err != nil {
+		t.Fatalf("a 0600 PIN file: %v", err)
+	}
+	if err := os.Chmod(pinFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadRing(RingSource{File: ringFile})
+	if !errors.Is(err, ErrKeyFileOpen) || !strings.Contains(err.Error(), "the PIN file "+pinFile+" has mode 0644") {
+		t.Fatalf("a 0644 PIN file: %v", err)
+	}
+	if _, err := LoadRing(RingSource{File: ringFile, AllowOpenFile: true}); err != nil {
+		t.Fatalf("a 0644 PIN file accepted explicitly: %v", err)
+	}
+}
+
+// A module key's session lost (a restarted cipher machine, a network module
+// that reconnected: here every session of the token is closed under it,
+// which also logs the process out) is opened again, logged in again, once
+// per operation: wrapping, unwrapping and derivation go on (sec31b I1).
+// When that fails too, the error is the module's (ErrModule, naming the
+// key and the cause), not ErrOpenFailed's "tampered, wrong key".
+func TestPKCS11SessionReopened(t *testing.T) {
+	c := moduleKey(t, "uias-m2")
+	soft, _ := ParseRing(NewRingJSON())
+	r := ringWithModule(t, soft, c, "m2")
+	dk := NewDataKey()
+	w, err := r.WrapKey(dk, "d2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcv, err := r.CheckValue("m2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadModule(c.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := findToken(p, c.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lose := func() {
+		t.Helper()
+		if err := p.CloseAllSessions(slot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lose()
+	if got, err := r.UnwrapKey(w, "d2"); err != nil || !bytes.Equal(got, dk) {
+		t.Fatalf("unwrap after the session was lost: %v", err)
+	}
+	lose()
+	if got, err := r.CheckValue("m2"); err != nil || got != kcv {
+		t.Fatalf("derive after the session was lost: %v", err)
+	}
+	lose()
+	w2, err := r.WrapKey(dk, "d3")
+	if err != nil {
+		t.Fatalf("wrap after the session was lost: %v", err)
+	}
+	if got, err := r.UnwrapKey(w2, "d3"); err != nil || !bytes.Equal(got, dk) {
+		t.Fatalf("unwrap of the new wrap: %v", err)
+	}
+	// The tag still decides what does not open.
+	if _, err := r.UnwrapKey(w2, "d4"); !errors.Is(err, ErrOpenFailed) || errors.Is(err, ErrModule) {
+		t.Fatalf("unwrap under another label: %v", err)
+	}
+	// The session lost and the new one refused (no PIN now): the module's
+	// error, for each operation.
+	t.Setenv(hsmPINV, "")
+	for name, op := range map[string]func() error{
+		"unwrap": func() error { _, err := r.UnwrapKey(w, "d2"); return err },
+		"wrap":   func() error { _, err := r.WrapKey(dk, "d5"); return err },
+		"derive": func() error { _, err := r.CheckValue("m2"); return err },
+	} {
+		lose()
+		err := op()
+		if !errors.Is(err, ErrModule) || errors.Is(err, ErrOpenFailed) ||
+			!strings.Contains(err.Error(), "opening a new session failed") || !strings.Contains(err.Error(), "uias-m2") {
+			t.Errorf("%s with the session lost and no PIN: %v", name, err)
+		}
 	}
 }

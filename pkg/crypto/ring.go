@@ -141,7 +141,7 @@ type RingSource struct {
 // the source, never key material.
 func LoadRing(src RingSource) (*Ring, error) {
 	if strings.TrimSpace(src.Env) != "" {
-		r, err := ParseRing([]byte(src.Env))
+		r, err := parseRing([]byte(src.Env), src.AllowOpenFile)
 		if err != nil {
 			return nil, fmt.Errorf("key ring from UIAS_KEYRING: %w", err)
 		}
@@ -169,7 +169,7 @@ func LoadRing(src RingSource) (*Ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", src.File, err)
 	}
-	r, err := ParseRing(data)
+	r, err := parseRing(data, src.AllowOpenFile)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", src.File, err)
 	}
@@ -178,8 +178,13 @@ func LoadRing(src RingSource) (*Ring, error) {
 }
 
 // ParseRing decodes a ring from JSON or from base64 of JSON. Errors never
-// include key material.
-func ParseRing(data []byte) (*Ring, error) {
+// include key material. A module key's PIN file must be readable by the
+// UIAS user only (LoadRing's RingSource.AllowOpenFile accepts others).
+func ParseRing(data []byte) (*Ring, error) { return parseRing(data, false) }
+
+// parseRing is ParseRing; allowOpen accepts a module key's PIN file that
+// group or others may access.
+func parseRing(data []byte, allowOpen bool) (*Ring, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) > 0 && data[0] != '{' {
 		var dec []byte
@@ -210,10 +215,10 @@ func ParseRing(data []byte) (*Ring, error) {
 	}
 	r := &Ring{}
 	var err error
-	if r.Master, err = parseSet("master", rf.Master, true); err != nil {
+	if r.Master, err = parseSet("master", rf.Master, true, allowOpen); err != nil {
 		return nil, err
 	}
-	if r.Signing, err = parseSet("signing", rf.Signing, false); err != nil {
+	if r.Signing, err = parseSet("signing", rf.Signing, false, allowOpen); err != nil {
 		return nil, err
 	}
 	for mid, m := range r.Master.Keys {
@@ -226,7 +231,7 @@ func ParseRing(data []byte) (*Ring, error) {
 	return r, nil
 }
 
-func parseSet(name string, f *keySetFile, required bool) (KeySet, error) {
+func parseSet(name string, f *keySetFile, required, allowOpen bool) (KeySet, error) {
 	if f == nil || len(f.Keys) == 0 {
 		if required {
 			return KeySet{}, fmt.Errorf("the key ring has no %s keys", name)
@@ -253,7 +258,7 @@ func parseSet(name string, f *keySetFile, required bool) (KeySet, error) {
 			return KeySet{}, fmt.Errorf("%s key %q: %w", name, id, err)
 		}
 		if sk.PKCS11 != nil {
-			mk, err := parseModuleKey(name, id, sk, suite)
+			mk, err := parseModuleKey(name, id, sk, suite, allowOpen)
 			if err != nil {
 				return KeySet{}, err
 			}
@@ -283,7 +288,7 @@ func parseSet(name string, f *keySetFile, required bool) (KeySet, error) {
 }
 
 // parseModuleKey opens the master key id kept in a cipher machine.
-func parseModuleKey(set, id string, sk suiteKeyFile, suite Suite) (ModuleKey, error) {
+func parseModuleKey(set, id string, sk suiteKeyFile, suite Suite, allowOpen bool) (ModuleKey, error) {
 	switch {
 	case set != "master":
 		return nil, fmt.Errorf("%s key %q: only master keys can be kept in a cipher machine", set, id)
@@ -298,7 +303,9 @@ func parseModuleKey(set, id string, sk suiteKeyFile, suite Suite) (ModuleKey, er
 	if err := sk.PKCS11.check(); err != nil {
 		return nil, fmt.Errorf("%s key %q: %w", set, id, err)
 	}
-	return openModuleKey(*sk.PKCS11, id)
+	c := *sk.PKCS11
+	c.allowOpenPIN = allowOpen
+	return openModuleKey(c, id)
 }
 
 func decodeKeys(name string, in map[string]string) (map[string][]byte, error) {

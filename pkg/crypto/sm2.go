@@ -11,8 +11,9 @@ import (
 )
 
 // SM2KeyPrefix starts the ids of SM2 pairs (SM2Keys): "sm2:<id>" for the
-// pair derived from signing key id ("sm2:master:<id>" from a master key),
-// apart from the Ed25519 pairs' ids of the same ring.
+// pair derived from signing key id ("sm2:master:<id>" from master key id,
+// only in a ring without signing keys), apart from the Ed25519 pairs' ids
+// of the same ring.
 const SM2KeyPrefix = "sm2:"
 
 // SM2Keys are SM2 key pairs (GB/T 32918) derived from the ring for one
@@ -59,9 +60,17 @@ func (r *Ring) SM2(purpose string) (*SM2Keys, error) {
 			return nil, err
 		}
 	}
-	for id, k := range r.Master.Keys {
-		if err := add(MasterKeyPrefix+id, k, "uias sm2 from master "+purpose+" v1"); err != nil {
-			return nil, err
+	// From master keys only for a ring without a signing set (version 1),
+	// where they are all there is: the master key is the data-protection
+	// root, and a pair derived from it is published. Ed25519 keeps such
+	// pairs on a version-2 ring for answers signed before the upgrade; SM2
+	// answers came after the signing set, so a version-2 ring never signed
+	// under an "sm2:master:" pair (sec31b L3).
+	if len(r.Signing.Keys) == 0 {
+		for id, k := range r.Master.Keys {
+			if err := add(MasterKeyPrefix+id, k, "uias sm2 from master "+purpose+" v1"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	switch {

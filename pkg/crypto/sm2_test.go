@@ -2,6 +2,8 @@ package crypto
 
 import (
 	"crypto/rand"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/emmansun/gmsm/sm2"
@@ -20,8 +22,17 @@ func TestRingSM2(t *testing.T) {
 	}
 	b, _ := r.SM2("response signature")
 	other, _ := r.SM2("something else")
-	if a.Active != "sm2:s2" || len(a.Keys) != 3 || a.Keys["sm2:master:m1"] == nil || a.Keys["sm2:s1"] == nil {
-		t.Fatalf("keys %v active %q", len(a.Keys), a.Active)
+	// From the signing keys only: no pair from a master key (the
+	// data-protection root) on a ring with a signing set (sec31b L3).
+	if a.Active != "sm2:s2" || len(a.Keys) != 2 || a.Keys["sm2:s1"] == nil || a.Keys["sm2:s2"] == nil {
+		t.Fatalf("keys %v active %q", slices.Sorted(maps.Keys(a.Keys)), a.Active)
+	}
+	for _, suite := range []Suite{SuiteAES, SuiteSM4} {
+		fresh, _ := ParseRing(NewRingJSONSuite(suite))
+		k, err := fresh.SM2("response signature")
+		if err != nil || k.Active != "sm2:s1" || len(k.Keys) != 1 || k.Keys["sm2:s1"] == nil {
+			t.Fatalf("a new %s ring: %v %v", suite, slices.Sorted(maps.Keys(k.Keys)), err)
+		}
 	}
 	ed, _ := r.Ed25519("response signature")
 	for id := range a.Keys {
@@ -52,8 +63,13 @@ func TestRingSM2(t *testing.T) {
 	}
 	v1 := &Ring{Master: r.Master}
 	m, err := v1.SM2("response signature")
-	if err != nil || m.Active != "sm2:master:m1" || len(m.Keys) != 1 || !m.Keys["sm2:master:m1"].Equal(a.Keys["sm2:master:m1"]) {
+	if err != nil || m.Active != "sm2:master:m1" || len(m.Keys) != 1 || m.Keys["sm2:master:m1"] == nil {
 		t.Fatalf("version-1 ring: %v %v", m, err)
+	}
+	for id := range a.Keys {
+		if a.Keys[id].Equal(m.Keys["sm2:master:m1"]) {
+			t.Errorf("the master key's pair is signing key pair %s", id)
+		}
 	}
 	if _, err := (&Ring{}).SM2("response signature"); err == nil {
 		t.Error("an empty ring derived SM2 keys")

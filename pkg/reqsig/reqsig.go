@@ -97,9 +97,12 @@ const (
 	AlgSM2 = "SM2_SM3"
 )
 
-// SM2UserID is the user ID (distinguishing identifier) of SM2 signatures:
-// the default of GB/T 35276-2017 §5.3 (and of OpenSSL 3's distid, GmSSL,
-// sm-crypto, BouncyCastle), which enters the hash as the signer's Z value.
+// SM2UserID is the user ID (distinguishing identifier) of SM2 signatures,
+// which enters the hash as the signer's Z value: the default of GB/T
+// 35276-2017 §5.3 and of GmSSL, sm-crypto and BouncyCastle. OpenSSL 3 does
+// not apply it by itself: with OpenSSL it must be set explicitly (`openssl
+// dgst -sigopt distid:1234567812345678`, EVP_PKEY_CTX_set1_id), else the
+// signature does not verify (sec31b L4).
 const SM2UserID = "1234567812345678"
 
 // The reasons of refused keys.

@@ -257,6 +257,25 @@ func TestSM2SignedCallsWithOpenSSL(t *testing.T) {
 			t.Fatalf("REST, %s: %d %v", name, code, out)
 		}
 	}
+	// OpenSSL without -sigopt distid does not apply the user ID by itself
+	// (sec31b L4): refused, and the message says what to pass.
+	{
+		h := appHeaders(f)
+		ts, n := strconv.FormatInt(time.Now().Unix(), 10), "sm2nodistid-"+strconv.FormatInt(time.Now().UnixNano(), 36)
+		sum := sha256.Sum256([]byte(body))
+		cmd := exec.Command("openssl", "dgst", "-sm3", "-sign", keyFile)
+		cmd.Stdin = strings.NewReader(reqsig.StringToSign(f.appID, "POST /v1/authenticate", ts, n, hex.EncodeToString(sum[:])))
+		sig, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("openssl SM2 signature without distid: %v", err)
+		}
+		h["X-Uias-Timestamp"], h["X-Uias-Nonce"], h["X-Uias-Signature"] = ts, n, b64(sig)
+		code, out, _ := e.rest(http.MethodPost, "/v1/authenticate", h, body)
+		if code != http.StatusUnauthorized || !strings.Contains(fmt.Sprint(out), "BAD_SIGNATURE") ||
+			!strings.Contains(fmt.Sprint(out), "-sigopt distid:"+reqsig.SM2UserID) {
+			t.Fatalf("REST, OpenSSL without distid: %d %v", code, out)
+		}
+	}
 
 	// gRPC: OpenSSL signs the request's protobuf bytes.
 	method := "/uias.identity.v1.AuthService/Authenticate"

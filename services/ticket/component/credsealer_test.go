@@ -3,6 +3,7 @@ package component
 import (
 	"crypto/hkdf"
 	"crypto/sha256"
+	"errors"
 	"strings"
 	"testing"
 
@@ -51,5 +52,45 @@ func TestCredentialSealerSuites(t *testing.T) {
 		if pt, err := cs.Open(sealed, []byte("aad")); err != nil || string(pt) != want {
 			t.Fatalf("open %s: %v", want, err)
 		}
+	}
+}
+
+// fakeModule stands in for a cipher machine's key in the default build:
+// what matters here is only that the ring's master key has no bytes in
+// Master.Keys.
+type fakeModule struct{ k []byte }
+
+func (f fakeModule) Seal(p, aad []byte) ([]byte, error) { return nil, errors.New("not used") }
+func (f fakeModule) Open(s, aad []byte) ([]byte, error) { return nil, errors.New("not used") }
+func (f fakeModule) Derive(info string, n int) ([]byte, error) {
+	return hkdf.Key(sha256.New, f.k, nil, info, n)
+}
+func (f fakeModule) String() string { return "fake module" }
+
+// A ring whose master keys are all in a cipher machine (the end state of
+// operators.md "A cipher machine") still gives ticket its sealer for kept
+// application passwords (sec31b M1: ticket refused to start, "the key ring
+// has no master keys"); a ring whose active master key is missing is
+// refused, naming the reason.
+func TestCredentialSealerModuleOnlyRing(t *testing.T) {
+	r, err := crypto.ParseRing(crypto.NewRingJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Master = crypto.KeySet{Active: "m2", Modules: map[string]crypto.ModuleKey{"m2": fakeModule{k: crypto.NewDataKey()}}}
+	cs, err := credentialSealer(r)
+	if err != nil {
+		t.Fatalf("a module-only ring: %v", err)
+	}
+	v, err := cs.Seal([]byte("app-pass"), []byte("aad"))
+	if err != nil || !strings.HasPrefix(v, "m2:") {
+		t.Fatalf("sealed under the module key: %q %v", v, err)
+	}
+	if pt, err := cs.Open(v, []byte("aad")); err != nil || string(pt) != "app-pass" {
+		t.Fatalf("open: %q %v", pt, err)
+	}
+	r.Master.Active = "m9"
+	if _, err := credentialSealer(r); err == nil || !strings.Contains(err.Error(), "no active master key") {
+		t.Fatalf("a ring without its active master key: %v", err)
 	}
 }

@@ -148,10 +148,13 @@ func principalOK(body string) bool {
 // keys themselves), in each master key's suite (AES-256-GCM from HKDF-SHA-256,
 // SM4-GCM from HKDF-SM3); the active master key seals. (For an AES master
 // key the derivation, "uias ticket app passwords v1", is the one used before
-// suites existed, so passwords kept then still open.)
+// suites existed, so passwords kept then still open.) The active master key
+// may be in a cipher machine (Master.Modules, not Master.Keys): a ring whose
+// master keys are all in the module is the end state of moving into one
+// (sec31b M1).
 func credentialSealer(r *crypto.Ring) (*crypto.Sealer, error) {
-	if len(r.Master.Keys) == 0 {
-		return nil, errors.New("the key ring has no master keys")
+	if !r.Master.Has(r.Master.Active) {
+		return nil, errors.New("the key ring has no active master key")
 	}
 	return r.PurposeSealer("ticket app passwords")
 }
