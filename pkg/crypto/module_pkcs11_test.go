@@ -39,7 +39,7 @@ func softHSM(t *testing.T) string {
 	hsmOnce.Do(func() {
 		out, err := exec.Command(filepath.Join("..", "..", "scripts", "softhsm.sh")).Output()
 		if err != nil {
-			hsmErr = fmt.Errorf("scripts/softhsm.sh: %v", err)
+			hsmErr = fmt.Errorf("scripts/softhsm.sh: %w", err)
 			return
 		}
 		hsmModule = strings.TrimSpace(string(out))
@@ -64,7 +64,7 @@ func softHSM(t *testing.T) string {
 		for _, label := range []string{hsmToken, hsmToken2} {
 			if out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", label,
 				"--so-pin", "87654321", "--pin", hsmPIN).CombinedOutput(); err != nil {
-				hsmErr = fmt.Errorf("softhsm2-util --init-token: %v: %s", err, out)
+				hsmErr = fmt.Errorf("softhsm2-util --init-token: %w: %s", err, out)
 				return
 			}
 		}
