@@ -417,7 +417,7 @@ func TestMalformedJSON(t *testing.T) {
 		{`{"app_user_id":123,"password":"p","auth_type":1}`, "app_user_id", "app_user_id must be a JSON string of valid UTF-8"},
 		{`{"appUserId":123}`, "app_user_id", "app_user_id must be a JSON string of valid UTF-8"},
 		{`{"app_user_id":"a","appUserId":"b"}`, "app_user_id", "app_user_id is given twice"},
-		{`{"auth_type":"FINGER"}`, "auth_type", "auth_type must be one of AUTH_TYPE_UNSPECIFIED, AUTH_TYPE_PASSWORD, AUTH_TYPE_FINGERPRINT, AUTH_TYPE_PASSWORD_AND_FINGERPRINT, AUTH_TYPE_CERTIFICATE (or its number)"},
+		{`{"auth_type":"FINGER"}`, "auth_type", "auth_type must be one of AUTH_TYPE_UNSPECIFIED, AUTH_TYPE_PASSWORD, AUTH_TYPE_FINGERPRINT, AUTH_TYPE_PASSWORD_AND_FINGERPRINT, AUTH_TYPE_CERTIFICATE, AUTH_TYPE_EXTERNAL (or its number)"},
 		{`{"auth_type":1.5}`, "auth_type", "auth_type must be one of"},
 		{`{"fingerprint_feature":"%%%"}`, "fingerprint_feature", "fingerprint_feature must be base64 text"},
 		{`{"extend_info":[1]}`, "extend_info", "extend_info must be a JSON object"},

@@ -284,6 +284,7 @@ func TestRolesAsSetting(t *testing.T) {
 		{map[string]string{"roles_as": "entitlements"}, "settings.roles_as"},
 		{map[string]string{"role_group_prefix": "x-"}, "settings.role_group_prefix"},
 		{map[string]string{"roles_as": "groups", "role_group_prefix": " x"}, "settings.role_group_prefix"},
+		{map[string]string{"roles_as": "groups", "role_group_prefix": ""}, "settings.role_group_prefix"}, // review sec31c M2
 		{map[string]string{"roles_as": "groups", "role_group_prefix": strings.Repeat("p", 65)}, "settings.role_group_prefix"},
 	} {
 		_, err := svc.Create(ctx, mk(c.settings, true))
@@ -291,7 +292,7 @@ func TestRolesAsSetting(t *testing.T) {
 			t.Errorf("%v: %v, want %s refused", c.settings, err, c.field)
 		}
 	}
-	sub, err := svc.Create(ctx, mk(map[string]string{"roles_as": "groups", "role_group_prefix": ""}, true))
+	sub, err := svc.Create(ctx, mk(map[string]string{"roles_as": "groups", "role_group_prefix": "crm-"}, true))
 	if err != nil {
 		t.Fatal(err)
 	}
