@@ -210,6 +210,12 @@ func (w SourceWatch) Heard(ctx context.Context) bool {
 
 // Restart removes the stream's source and adds it back.
 func (w SourceWatch) Restart(ctx context.Context) error {
+	// A source re-pointed since the last look is put back and reported by
+	// Check, not silently overwritten by the restart below (which would
+	// leave it uncounted: TestRepointedSourcePutBack's flake).
+	if !w.Check(ctx) {
+		return nil
+	}
 	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	bare := w.Config
