@@ -6,48 +6,21 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/crypto/hsmtest"
 	"github.com/uias/uias/pkg/store/storetest"
 	"github.com/uias/uias/services/identity"
 	"github.com/uias/uias/services/identity/sqlstore"
 )
 
-// softHSMKey makes a token in a temporary SoftHSM2 directory and a master
-// key on it, and returns its ring entry (scripts/softhsm.sh installs
-// SoftHSM2; without it the test skips, or fails in CI).
+// softHSMKey makes a SoftHSM2 token with a master key (hsmtest.Key).
 func softHSMKey(t *testing.T) crypto.ModuleKeyConfig {
 	t.Helper()
-	out, err := exec.Command(filepath.Join("..", "..", "scripts", "softhsm.sh")).Output()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("SoftHSM2 is needed for the pkcs11 build's tests: %v", err)
-		}
-		t.Skipf("SoftHSM2 is not available: %v", err)
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "softhsm2.conf")
-	if err := os.MkdirAll(filepath.Join(dir, "tokens"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	if out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", "uias", "--so-pin", "87654321", "--pin", "12345678").CombinedOutput(); err != nil {
-		t.Fatalf("softhsm2-util: %v %s", err, out)
-	}
-	t.Setenv("UIAS_TEST_HSM_PIN", "12345678")
-	c := crypto.ModuleKeyConfig{Module: strings.TrimSpace(string(out)), Token: "uias", Label: "uias-m2", PinEnv: "UIAS_TEST_HSM_PIN"}
-	if err := crypto.NewPKCS11Key(c); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return hsmtest.Key(t, filepath.Join("..", ".."), "uias-m2")
 }
 
 // TestPKCS11RotationIntoTheModule: a database on the ring's AES master key

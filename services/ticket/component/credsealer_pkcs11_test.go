@@ -5,13 +5,11 @@ package component
 import (
 	"encoding/base64"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/uias/uias/pkg/crypto"
+	"github.com/uias/uias/pkg/crypto/hsmtest"
 )
 
 // TestPKCS11TicketModuleOnlyRing: the documented end state of moving into a
@@ -20,27 +18,7 @@ import (
 // kept application passwords (sec31b M1), the ticket signer and the ID
 // token keys. SoftHSM2 via scripts/softhsm.sh; skipped without it.
 func TestPKCS11TicketModuleOnlyRing(t *testing.T) {
-	out, err := exec.Command(filepath.Join("..", "..", "..", "scripts", "softhsm.sh")).Output()
-	if err != nil {
-		t.Skipf("SoftHSM2: %v", err)
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "softhsm2.conf")
-	if err := os.MkdirAll(filepath.Join(dir, "tokens"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	if out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", "uias", "--so-pin", "87654321", "--pin", "12345678").CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
-	t.Setenv("UIAS_TEST_HSM_PIN", "12345678")
-	c := crypto.ModuleKeyConfig{Module: strings.TrimSpace(string(out)), Token: "uias", Label: "uias-m2", PinEnv: "UIAS_TEST_HSM_PIN"}
-	if err := crypto.NewPKCS11Key(c); err != nil {
-		t.Fatal(err)
-	}
+	c := hsmtest.Key(t, filepath.Join("..", "..", ".."), "uias-m2")
 	soft, err := crypto.ParseRing(crypto.NewRingJSON())
 	if err != nil {
 		t.Fatal(err)
