@@ -61,7 +61,7 @@ func TestBrowserSingleSignOn(t *testing.T) {
 		t.Fatalf("Chinese login page heading: %q", text)
 	}
 	accessible("Chinese login page", "zh-CN")
-	run("switch to English", chromedp.Click(chromedp.CSS(`a[hreflang="en"]`)), chromedp.WaitVisible(chromedp.CSS("#username")),
+	run("switch to English", chromedp.Click(chromedp.CSS(`a[hreflang="en"]`)), chromedp.WaitReady(`html[lang="en"]`), chromedp.WaitVisible(chromedp.CSS("#username")),
 		shot("login-en.png"))
 	if text = textOf("h1"); text != "Sign in" {
 		t.Fatalf("English login page heading after the switch: %q", text)

@@ -38,7 +38,7 @@ func TestBrowserAuthenticatorApp(t *testing.T) {
 		t.Fatalf("Chinese set-up page heading: %q", text)
 	}
 	accessible("Chinese set-up page", "zh-CN")
-	run("in English", chromedp.Click(chromedp.CSS(`a[hreflang="en"]`)), chromedp.WaitVisible(chromedp.CSS("#totp-secret")))
+	run("in English", chromedp.Click(chromedp.CSS(`a[hreflang="en"]`)), chromedp.WaitReady(`html[lang="en"]`), chromedp.WaitVisible(chromedp.CSS("#totp-secret")))
 	accessible("English set-up page", "en")
 	// The QR code is drawn: the SVG has its size and a path of modules.
 	var qr struct {

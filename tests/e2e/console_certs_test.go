@@ -73,9 +73,10 @@ func TestBrowserConsoleCertificates(t *testing.T) {
 		t.Fatalf("after unbinding: %q", d)
 	}
 	// Bind by pasting it on the person's page; junk is refused.
-	run("bind on the page", chromedp.SetValue(chromedp.CSS("#certificate"), zhangPEM), chromedp.Click(chromedp.CSS("#bind-cert")),
-		chromedp.WaitVisible(chromedp.CSS("#person-certs")))
-	if d := textOf("#done"); !strings.Contains(d, "bound") {
+	run("bind on the page", chromedp.SetValue(chromedp.CSS("#certificate"), zhangPEM), chromedp.Click(chromedp.CSS("#bind-cert")))
+	// the page before showed the unbinding's note and #person-certs: wait for the new page's note
+	b.waitFor("the binding's answer", `(document.querySelector("#done")?.textContent || "").includes("was bound")`)
+	if d := textOf("#done"); !strings.Contains(d, "was bound") {
 		t.Fatalf("after binding: %q", d)
 	}
 	run("junk", chromedp.SetValue(chromedp.CSS("#certificate"), "not a certificate"), chromedp.Click(chromedp.CSS("#bind-cert")),

@@ -64,8 +64,11 @@ func TestBrowserConsoleUserType(t *testing.T) {
 		t.Fatalf("stored: %v %v", got, err)
 	}
 
-	// Back to a person with no ID.
-	run("back to a person", chromedp.SetValue(chromedp.CSS("#new_user_type"), "person"), chromedp.SetValue(chromedp.CSS("#new_id_type"), "none"),
+	// Back to a person with no ID. The page shows the last change's note
+	// (#done), so the form is opened afresh: waiting for #done on this page
+	// would return before the submitted form was answered.
+	run("back to a person", chromedp.Navigate(person+"?locale=en"), chromedp.WaitVisible(chromedp.CSS("#change-type")),
+		chromedp.SetValue(chromedp.CSS("#new_user_type"), "person"), chromedp.SetValue(chromedp.CSS("#new_id_type"), "none"),
 		chromedp.Click(chromedp.CSS("#change-type")), chromedp.WaitVisible(chromedp.CSS("#done")))
 	if ty := textOf("#p-usertype"); ty != "A person" {
 		t.Fatalf("back to a person: %q", ty)
