@@ -100,10 +100,32 @@ func ConsentTTLOf(rs *RegisteredService) time.Duration {
 }
 
 // CASConsentScope is what a consent covers for a CAS (or ssoAuthService,
-// or proxy) ticket of a client asking consent: the person's identity and
-// profile, as the OpenID Connect scopes "openid profile" (review sec30c
-// H1: no protocol reaches such a client without the person's consent).
-const CASConsentScope = "openid profile"
+// or proxy) ticket of a client asking consent (review sec30c H1: no
+// protocol reaches such a client without the person's consent). It is a
+// scope of its own (review sec31c L1): the CAS consent page lists what the
+// client's CAS services receive after their release policy (roles,
+// permissions, groups, level, account type), which the OpenID Connect page
+// of "openid profile" never shows, so an OpenID Connect consent does not
+// cover a CAS ticket, and a CAS consent grants no OpenID Connect scope. An
+// OpenID Connect client may not ask for it (ErrInvalidScope), and a consent
+// query asks it alone (ConsentScopeOK). Consents recorded before it (as
+// "openid profile") no longer cover CAS tickets: the person is asked once
+// again.
+const CASConsentScope = "cas"
+
+// errCASScope refuses an OpenID Connect request asking CASConsentScope, or
+// a consent query asking it with other scopes.
+var errCASScope = ErrInvalidScope.WithMessage("the scope " + CASConsentScope + " is the consent to the application's CAS " +
+	"services, given only on their consent page: an OpenID Connect client may not ask for it")
+
+// ConsentScopeOK checks a consent query's scope: CASConsentScope alone (the
+// CAS consent page) or OpenID Connect scopes without it (ErrInvalidScope).
+func ConsentScopeOK(scope string) error {
+	if hasScope(scope, CASConsentScope) && strings.TrimSpace(scope) != CASConsentScope {
+		return errCASScope
+	}
+	return nil
+}
 
 // consentService is the service whose consent settings apply to rs's
 // client (nil: it asks none). Consent is kept and enforced per client
@@ -163,6 +185,9 @@ func (s *Service) consentSubject(ctx context.Context, tgt, clientID, redirect st
 // ConsentNeeded answers whether q needs the person's consent, and what the
 // consent page shows.
 func (s *Service) ConsentNeeded(ctx context.Context, q ConsentQuery) (*ConsentPrompt, error) {
+	if err := ConsentScopeOK(q.Scope); err != nil {
+		return nil, err
+	}
 	sess, rs, err := s.consentSubject(ctx, q.TGT, q.ClientID, q.RedirectURI)
 	if err != nil {
 		return nil, err
@@ -240,6 +265,9 @@ func (s *Service) consentEvents(ctx context.Context, op string, sess *Session, c
 // client (with what an unexpired earlier consent covers), for the
 // service's consent period. It returns what was recorded.
 func (s *Service) GrantConsent(ctx context.Context, q ConsentQuery) (*Consent, error) {
+	if err := ConsentScopeOK(q.Scope); err != nil {
+		return nil, err
+	}
 	sess, rs, err := s.consentSubject(ctx, q.TGT, q.ClientID, q.RedirectURI)
 	if err != nil {
 		return nil, err

@@ -2,9 +2,11 @@ package ticket_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/services/ticket"
 	"github.com/uias/uias/services/ticket/sqlstore"
 )
@@ -12,8 +14,10 @@ import (
 // Review sec30c H1: a client asking consent gets the person through no
 // protocol without it: a CAS service ticket (gateway and renew alike go
 // through IssueServiceTicket) and a proxy ticket are refused
-// CONSENT_REQUIRED until the person consented to CASConsentScope; an
-// OpenID Connect consent to it covers them.
+// CONSENT_REQUIRED until the person consented to CASConsentScope. Review
+// sec31c L1: that is a scope of its own: an OpenID Connect consent, even to
+// every scope the OpenID Connect page shows, does not cover them (the CAS
+// page lists what the service receives: roles, permissions, groups).
 func TestConsentCASTicket(t *testing.T) {
 	ctx := context.Background()
 	f, _ := consentFixture(t)
@@ -36,19 +40,33 @@ func TestConsentCASTicket(t *testing.T) {
 	if pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, consentCB); pt != "" || code != ticket.CodeUnauthorizedService || err != nil {
 		t.Fatalf("PT without consent: %q %s %v", pt, code, err)
 	}
-	// The consent page's scope for a CAS service: the same record.
-	p, err := f.svc.ConsentNeeded(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope})
+	casQ := ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope}
+	// The consent page's scope for a CAS service: one of its own.
+	if ticket.CASConsentScope != "cas" {
+		t.Fatalf("CASConsentScope %q", ticket.CASConsentScope)
+	}
+	p, err := f.svc.ConsentNeeded(ctx, casQ)
 	if err != nil || !p.Needed {
 		t.Fatalf("consent prompt for CAS: %+v %v", p, err)
 	}
-	// A narrower OpenID Connect consent does not cover it.
-	if _, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: "openid"}); err != nil {
-		t.Fatal(err)
+	// OpenID Connect consents, narrow and wide, do not cover it (sec31c L1).
+	for _, scope := range []string{"openid", "openid profile", "groups openid profile"} {
+		if _, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: scope}); err != nil {
+			t.Fatal(err)
+		}
+		if st, _, err := f.svc.IssueServiceTicket(ctx, tgt, consentCB, false); st != "" || !isReason(err, ticket.ReasonConsentRequired) {
+			t.Fatalf("ST after an OpenID Connect consent to %q: %q %v, want CONSENT_REQUIRED", scope, st, err)
+		}
+		if pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, consentCB); pt != "" || code != ticket.CodeUnauthorizedService || err != nil {
+			t.Fatalf("PT after an OpenID Connect consent to %q: %q %s %v", scope, pt, code, err)
+		}
+		if p, err := f.svc.ConsentNeeded(ctx, casQ); err != nil || !p.Needed || p.Granted != scope {
+			t.Fatalf("the CAS page after an OpenID Connect consent to %q: %+v %v, want it shown", scope, p, err)
+		}
 	}
-	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, false)
-	wantReason(t, err, ticket.ReasonConsentRequired)
-	if _, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope}); err != nil {
-		t.Fatal(err)
+	c, err := f.svc.GrantConsent(ctx, casQ)
+	if err != nil || c.Scope != "cas groups openid profile" {
+		t.Fatalf("the CAS consent, kept with the OpenID Connect one: %+v %v", c, err)
 	}
 	st := f.st(t, tgt, consentCB)
 	if v := f.validate(t, st, consentCB); !v.Valid || v.Ticket.UserID != "u1" {
@@ -57,14 +75,150 @@ func TestConsentCASTicket(t *testing.T) {
 	if pt, code, _, err := f.svc.IssueProxyTicket(ctx, v.PGT, consentCB); pt == "" || code != "" || err != nil {
 		t.Fatalf("PT after consent: %q %s %v", pt, code, err)
 	}
-	// Removed: refused again.
+	// Removed: refused again, and the CAS page is shown again.
 	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, false)
 	wantReason(t, err, ticket.ReasonConsentRequired)
+	if p, err := f.svc.ConsentNeeded(ctx, casQ); err != nil || !p.Needed || p.Granted != "" {
+		t.Fatalf("the CAS page after the removal: %+v %v", p, err)
+	}
 	// Other services are not affected.
 	f.st(t, tgt, "https://a.example.com/")
+}
+
+func isReason(err error, reason string) bool {
+	ae, ok := apierr.As(err)
+	return ok && ae.Reason == reason
+}
+
+// Review sec31c L1: a CAS consent grants no OpenID Connect scope (the CAS
+// page never showed them): a code is refused CONSENT_REQUIRED and the
+// OpenID Connect page is shown; an OpenID Connect client may not ask for
+// the CAS consent's scope (invalid_scope), nor a consent query mix it with
+// others; the CAS consent is listed (scope "cas") and revocable by the
+// person, after which the CAS page asks again; its period is the client's
+// consent period.
+func TestConsentCASNotOIDC(t *testing.T) {
+	ctx := context.Background()
+	f, db := consentFixture(t)
+	tgt := f.login(t, "u1")
+	code := func(scope string) error {
+		_, _, err := f.svc.IssueAuthorizationCode(ctx, ticket.AuthorizationRequest{TGT: tgt, RedirectURI: consentCB,
+			Binding: ticket.OIDCBinding{ClientID: "appc", Scope: scope, Issuer: "https://sso.example/cas/oidc"}})
+		return err
+	}
+	c, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope})
+	if err != nil || c.Scope != "cas" || c.ExpiresAt.Sub(c.GrantedAt) != time.Minute {
+		t.Fatalf("CAS consent: %+v %v (the client's consent period, one minute)", c, err)
+	}
+	if outboxed(t, db, "ticket.consent.granted") != 1 {
+		t.Fatal("the CAS consent's CHANGES event is not written with it")
+	}
+	f.st(t, tgt, consentCB) // the CAS ticket
+	for _, scope := range []string{"openid", "openid profile"} {
+		wantReason(t, code(scope), ticket.ReasonConsentRequired)
+		if p, err := f.svc.ConsentNeeded(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: scope}); err != nil || !p.Needed || p.Granted != "cas" {
+			t.Fatalf("the OpenID Connect page after a CAS consent (%q): %+v %v, want it shown", scope, p, err)
+		}
+	}
+	// The CAS scope through OpenID Connect: refused, whatever the consent.
+	for _, scope := range []string{"cas", "openid cas", "cas openid profile"} {
+		err := code(scope)
+		wantReason(t, err, ticket.ErrInvalidScope.Reason)
+		if ae, _ := apierr.As(err); ae.Code != apierr.InvalidArgument || !strings.Contains(ae.Message, "CAS services") {
+			t.Fatalf("code with scope %q: %v", scope, err)
+		}
+	}
+	for _, scope := range []string{"openid cas", "cas profile"} {
+		q := ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: scope}
+		_, err := f.svc.ConsentNeeded(ctx, q)
+		wantReason(t, err, ticket.ErrInvalidScope.Reason)
+		_, err = f.svc.GrantConsent(ctx, q)
+		wantReason(t, err, ticket.ErrInvalidScope.Reason)
+	}
+	if outboxed(t, db, "ticket.consent.granted") != 1 {
+		t.Fatal("a refused consent query was recorded")
+	}
+	// Listed and revocable (the profile page words it: cas package).
+	apps, err := f.svc.MyApplications(ctx, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed *ticket.MyApp
+	for i := range apps {
+		if apps[i].AppID == "appc" {
+			listed = &apps[i]
+		}
+	}
+	if listed == nil || listed.Scope != "cas" || !listed.Revocable() {
+		t.Fatalf("my applications: %+v", apps)
+	}
+	if err := f.svc.RevokeMyApplication(ctx, tgt, "appc"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, false)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+	if p, err := f.svc.ConsentNeeded(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope}); err != nil || !p.Needed {
+		t.Fatalf("the CAS page after the removal: %+v %v", p, err)
+	}
+	// Expiry: a CAS consent ends with the client's consent period.
+	if _, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope}); err != nil {
+		t.Fatal(err)
+	}
+	f.st(t, tgt, consentCB)
+	f.clock.advance(time.Minute + time.Second)
+	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, consentCB, false)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+}
+
+// Review sec31c L1, upgrading: a consent recorded by the CAS page before
+// CASConsentScope was a scope of its own ("openid profile") no longer
+// covers a CAS ticket: the person is asked once again; allowed, the record
+// keeps both.
+func TestConsentCASBeforeUpgrade(t *testing.T) {
+	ctx := context.Background()
+	f, db := consentFixture(t)
+	tgt := f.login(t, "u1")
+	now := f.clock.now().UTC()
+	if err := sqlstore.New(db).PutConsent(ctx, &ticket.Consent{UserID: "u1", ClientID: "appc", Scope: "openid profile",
+		GrantedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := f.svc.IssueServiceTicket(ctx, tgt, consentCB, false)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+	c, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: ticket.CASConsentScope})
+	if err != nil || c.Scope != "cas openid profile" {
+		t.Fatalf("the CAS consent after the upgrade: %+v %v", c, err)
+	}
+	f.st(t, tgt, consentCB)
+}
+
+// Review sec31c L1: a legacy ssoAuthService service of a client asking
+// consent follows CAS: an OpenID Connect consent does not cover its ticket,
+// the CAS consent does.
+func TestConsentLegacyFollowsCAS(t *testing.T) {
+	ctx := context.Background()
+	f, _ := consentFixture(t)
+	const legacyURL = "https://consent.example.com/oa/ssoAuthService"
+	register(t, f.services, "ocl", ticket.RegisteredService{AppID: "appc", Name: "Consent app (legacy)", URL: legacyURL, LegacyScheme: 2})
+	f.svc.Registry().Invalidate()
+	tgt := f.login(t, "u1")
+	_, _, err := f.svc.IssueServiceTicket(ctx, tgt, legacyURL, false)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+	if _, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: consentCB, Scope: "openid profile groups"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = f.svc.IssueServiceTicket(ctx, tgt, legacyURL, false)
+	wantReason(t, err, ticket.ReasonConsentRequired)
+	// Its consent page's answer (the legacy service's URL): the CAS scope.
+	if _, err := f.svc.GrantConsent(ctx, ticket.ConsentQuery{TGT: tgt, ClientID: "appc", RedirectURI: legacyURL, Scope: ticket.CASConsentScope}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, err := f.svc.IssueServiceTicket(ctx, tgt, legacyURL, false); err != nil || st == "" {
+		t.Fatalf("legacy ticket after the CAS consent: %q %v", st, err)
+	}
 }
 
 // Review sec30c M1: a code issued before the person removed the

@@ -159,6 +159,11 @@ func (s *Service) IssueAuthorizationCode(ctx context.Context, a AuthorizationReq
 		return "", time.Time{}, ErrOIDCUnavailable
 	}
 	b := a.Binding
+	if hasScope(b.Scope, CASConsentScope) {
+		// The CAS consent's scope: never an OpenID Connect grant (review
+		// sec31c L1; the edge refuses it first).
+		return "", time.Time{}, errCASScope
+	}
 	return s.issueTicket(ctx, a.TGT, a.RedirectURI, a.FromNewLogin, "", &b)
 }
 

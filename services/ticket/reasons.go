@@ -28,7 +28,7 @@ func init() {
 		apierr.Reason{Name: "OAUTH_INVALID_GRANT", Code: apierr.InvalidArgument,
 			Doc: "The token endpoint: the authorization code is unknown, expired or used, was issued to another client or redirect_uri, fails PKCE, or its session has ended (OAuth invalid_grant, HTTP 400)."},
 		apierr.Reason{Name: "OAUTH_INVALID_SCOPE", Code: apierr.InvalidArgument,
-			Doc: "The token endpoint's refresh_token grant: the scope asked for is not within the scope first granted (OAuth invalid_scope, HTTP 400)."},
+			Doc: "The token endpoint's refresh_token grant: the scope asked for is not within the scope first granted (OAuth invalid_scope, HTTP 400); or an authorization code or consent asked for the scope cas, which is the consent to the application's CAS services and given only on their consent page."},
 		// The CAS login page's Windows domain sign-in (ticket.kerberos,
 		// cas/kerberos.go): refusals before identity is asked. The page
 		// shows the login form with a message (HTTP 401, no new Negotiate

@@ -36,8 +36,10 @@ type consentView struct {
 // myAppView is an application on the profile page's "My applications".
 type myAppView struct {
 	AppID, Name, Account, Scope, GrantedAt, ExpiresAt, SignedInAt string
-	Revocable                                                     bool
-	RemoveLink                                                    string
+	// ScopeText: Scope in plain words (texts.scopeTexts).
+	ScopeText  string
+	Revocable  bool
+	RemoveLink string
 }
 
 // scopeTexts describes the scopes the consent page lists (others are
@@ -50,13 +52,27 @@ func (t texts) scopeText(scope string) string {
 		return t.ScopeProfile
 	case "groups":
 		return t.ScopeGroups
+	case casConsentScope:
+		return t.ScopeCAS
 	}
 	return scope
 }
 
+// scopeTexts describes a remembered consent's scope in plain words, as
+// "My applications" lists it (the CAS consent's own scope as such: review
+// sec31c L1).
+func (t texts) scopeTexts(scope string) string {
+	var out []string
+	for _, s := range strings.Fields(scope) {
+		out = append(out, t.scopeText(s))
+	}
+	return strings.Join(out, "; ")
+}
+
 // casConsentScope is what a CAS service's consent covers: the ticket
-// component's CASConsentScope (the person's identity and profile).
-const casConsentScope = "openid profile"
+// component's CASConsentScope, a scope of its own that no OpenID Connect
+// consent covers nor a client may ask for (review sec31c L1).
+const casConsentScope = ticket.CASConsentScope
 
 // casAttrOrder is the order the consent page lists a CAS service's
 // attributes in, with the text of each (attributes of one text, groups
@@ -341,6 +357,7 @@ func (h *Handler) myApps(r *http.Request, tgt string) ([]myAppView, bool) {
 	var out []myAppView
 	for _, a := range res.GetApplications() {
 		v := myAppView{AppID: a.GetAppId(), Name: a.GetName(), Account: a.GetAccount(), Scope: a.GetScope(), Revocable: a.GetRevocable(),
+			ScopeText:  h.texts(r).scopeTexts(a.GetScope()),
 			RemoveLink: h.o.Prefix + "profile/apps/remove?app=" + url.QueryEscape(a.GetAppId())}
 		if a.GetGrantedAt() != nil {
 			v.GrantedAt = a.GetGrantedAt().AsTime().UTC().Format(pageTime)

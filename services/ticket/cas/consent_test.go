@@ -72,11 +72,12 @@ func (c *consentTickets) MyApplications(context.Context, *ticketv1.MyApplication
 	return &ticketv1.MyApplicationsResponse{Applications: []*ticketv1.MyApplication{
 		{AppId: "appc", Name: "Contracts", Scope: "openid profile", GrantedAt: granted, ExpiresAt: timestamppb.New(granted.AsTime().Add(720 * time.Hour)), Revocable: true},
 		{AppId: "appl", Name: "Ledger <old>", Account: "pia01"},
+		{AppId: "appk", Name: "Kiosk", Scope: "cas", GrantedAt: granted, ExpiresAt: timestamppb.New(granted.AsTime().Add(720 * time.Hour)), Revocable: true},
 	}}, nil
 }
 
 func (c *consentTickets) RevokeMyApplication(_ context.Context, r *ticketv1.RevokeMyApplicationRequest, _ ...grpc.CallOption) (*ticketv1.RevokeMyApplicationResponse, error) {
-	if r.GetAppId() != "appc" && r.GetAppId() != "appl" {
+	if r.GetAppId() != "appc" && r.GetAppId() != "appl" && r.GetAppId() != "appk" {
 		return nil, apierr.ToStatus(apierr.New(apierr.NotFound, "MY_APPLICATION_NOT_FOUND", "none"))
 	}
 	c.mu.Lock()
@@ -163,7 +164,8 @@ func TestMyApplications(t *testing.T) {
 	h := New(Options{Tickets: tk, SSO: &profSSO{}})
 	res, body := profileCall(h, http.MethodGet, "/cas/profile", "TGT-live", "en", nil)
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "My applications") || !strings.Contains(body, "Contracts") ||
-		!strings.Contains(body, "openid profile") || !strings.Contains(body, "2026-12-01 09:00 UTC") ||
+		!strings.Contains(body, "Your user ID (to sign you in); Your login name, name, organisation and account type") ||
+		!strings.Contains(body, "2026-12-01 09:00 UTC") ||
 		!strings.Contains(body, "Ledger &lt;old&gt;") || !strings.Contains(body, "pia01") ||
 		!strings.Contains(body, `href="/cas/profile/apps/remove?app=appc"`) {
 		t.Fatalf("my applications: %d\n%s", res.StatusCode, body)
@@ -192,5 +194,36 @@ func TestMyApplications(t *testing.T) {
 	res, _ = profileCall(h, http.MethodPost, "/cas/profile/apps/remove", "", "en", url.Values{"app": {"appc"}, "csrf": {testCSRF}})
 	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/cas/login") {
 		t.Fatalf("remove without a session: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
+// Review sec31c L1: the CAS consent (its own scope, "cas") is listed under
+// "My applications" in plain words, in both languages, never as the raw
+// scope, and the person may remove it; the CAS consent page records that
+// scope.
+func TestMyApplicationsCASConsent(t *testing.T) {
+	if casConsentScope != "cas" {
+		t.Fatalf("casConsentScope %q", casConsentScope)
+	}
+	tk := &consentTickets{}
+	h := New(Options{Tickets: tk, SSO: &profSSO{}})
+	for lang, want := range map[string]string{
+		"en":    "Single sign-on to the application, with the details about you that its consent page listed",
+		"zh-CN": "单点登录该应用，并向其提供同意页所列的您的信息",
+	} {
+		res, body := profileCall(h, http.MethodGet, "/cas/profile", "TGT-live", lang, nil)
+		i := strings.Index(body, `id="myapp-appk"`)
+		if res.StatusCode != http.StatusOK || i < 0 {
+			t.Fatalf("%s: %d\n%s", lang, res.StatusCode, body)
+		}
+		item := body[i:]
+		item = item[:strings.Index(item, "</li>")]
+		if !strings.Contains(item, `data-scope="cas">`+want+"</span>") || !strings.Contains(item, `href="/cas/profile/apps/remove?app=appk"`) {
+			t.Fatalf("%s: the CAS consent as listed:\n%s", lang, item)
+		}
+	}
+	res, _ := profileCall(h, http.MethodPost, "/cas/profile/apps/remove", "TGT-live", "en", url.Values{"app": {"appk"}, "csrf": {testCSRF}})
+	if res.StatusCode != http.StatusSeeOther || len(tk.revoked) != 1 || tk.revoked[0] != "appk" {
+		t.Fatalf("remove the CAS consent: %d %v", res.StatusCode, tk.revoked)
 	}
 }

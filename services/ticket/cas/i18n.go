@@ -85,6 +85,9 @@ type texts struct {
 	// profile page.
 	ConsentHead, ConsentIntro, ConsentUntil, ConsentRevokeHint, ConsentAllow, ConsentDeny, ConsentCSRF, Days string
 	ScopeOpenID, ScopeProfile, ScopeGroups                                                                   string
+	// ScopeCAS: the consent to the application's CAS (and ssoAuthService)
+	// services, as "My applications" lists it (review sec31c L1).
+	ScopeCAS string
 	// What a CAS service's consent page lists: the attributes its release
 	// policy lets it receive (casReleased), in plain words.
 	AttrUserID, AttrLogin, AttrName, AttrOrgID, AttrOrgName, AttrAppAccount, AttrGroups                 string
@@ -285,6 +288,7 @@ var languages = map[string]texts{
 		ScopeOpenID:        "Your user ID (to sign you in)",
 		ScopeProfile:       "Your login name, name, organisation and account type",
 		ScopeGroups:        "The groups you belong to",
+		ScopeCAS:           "Single sign-on to the application, with the details about you that its consent page listed",
 		AttrUserID:         "Your user ID",
 		AttrLogin:          "Your login name",
 		AttrName:           "Your name",
@@ -503,6 +507,7 @@ var languages = map[string]texts{
 		ScopeOpenID:        "您的用户标识（用于登录）",
 		ScopeProfile:       "您的登录名、姓名、所属单位和账号类型",
 		ScopeGroups:        "您所属的用户组",
+		ScopeCAS:           "单点登录该应用，并向其提供同意页所列的您的信息",
 		AttrUserID:         "您的用户标识",
 		AttrLogin:          "您的登录名",
 		AttrName:           "您的姓名",

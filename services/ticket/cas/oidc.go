@@ -118,6 +118,11 @@ func parseOIDC(v url.Values, form bool) (*oidcRequest, *oauthError) {
 		if !scopeRE.MatchString(f) {
 			return q, &oauthError{"invalid_scope", "the scope has characters a scope may not have"}
 		}
+		if f == casConsentScope {
+			// The consent to the client's CAS services (review sec31c L1):
+			// the OpenID Connect consent page would not list what they get.
+			return q, &oauthError{"invalid_scope", "the scope " + f + " is reserved for the consent to the application's CAS services"}
+		}
 	}
 	switch {
 	case len(q.scope) > 1024 || len(q.state) > 512 || len(q.nonce) > 512:

@@ -33,6 +33,8 @@ func TestParseOIDC(t *testing.T) {
 		"request_uri":         {"request_uri", "https://x/r", "request_not_supported"},
 		"form_post":           {"response_mode", "form_post", "invalid_request"},
 		"quote in scope":      {"scope", `openid "x"`, "invalid_scope"},
+		"CAS consent scope":   {"scope", "openid cas", "invalid_scope"},
+		"CAS consent alone":   {"scope", "cas", "invalid_scope"},
 		"long state":          {"state", strings.Repeat("s", 513), "invalid_request"},
 		"newline in nonce":    {"nonce", "a\nb", "invalid_request"},
 		"method no challenge": {"code_challenge", "", "invalid_request"},
