@@ -56,7 +56,7 @@ func init() {
 			Doc: "/cas/peer/accept: the peer's assertion is for another centre: no session; the login form."},
 		// OpenID Connect consent and a person's own applications (consent.go; ADR 0036).
 		apierr.Reason{Name: ReasonConsentRequired, Code: apierr.FailedPrecondition,
-			Doc: "/cas/oidc/authorize and /cas/login: the client (any of its services) asks the person's consent and no remembered, unexpired consent covers the scope (for a CAS, ssoAuthService or proxy ticket: openid profile): the consent page (with prompt=none: error=consent_required to the redirect_uri; CAS gateway=true: back to the service without a ticket; a proxy ticket: UNAUTHORIZED_SERVICE)."},
+			Doc: "/cas/oidc/authorize and /cas/login: the client (any of its services) asks the person's consent and no remembered, unexpired consent covers the scope (for a CAS, ssoAuthService or proxy ticket: the CAS consent, scope cas, which an OpenID Connect consent does not cover): the consent page (with prompt=none: error=consent_required to the redirect_uri; CAS gateway=true: back to the service without a ticket; a proxy ticket: UNAUTHORIZED_SERVICE)."},
 		apierr.Reason{Name: ReasonConsentUnavailable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "Consents cannot be read or recorded (the ticket component's database does not answer): no code or ticket is issued to a client asking consent (prompt=none: error=temporarily_unavailable to the redirect_uri), and a revocation is not made. Retry later."},
 		apierr.Reason{Name: ReasonMyAppNotFound, Code: apierr.NotFound,
