@@ -110,7 +110,7 @@ func TestSelfServiceConsentAndRemoveAccess(t *testing.T) {
 	// My applications: the application, its account and the grant.
 	code, body, _ = br.get(casBase + "profile")
 	if code != http.StatusOK || !strings.Contains(body, "My applications") || !strings.Contains(body, "Office automation selfsvc") ||
-		!strings.Contains(body, "acct-sally") || !strings.Contains(body, "openid profile") {
+		!strings.Contains(body, "acct-sally") || !strings.Contains(body, `data-scope="openid profile">Your user ID (to sign you in); Your login name`) {
 		t.Fatalf("profile page: %d\n%s", code, body)
 	}
 	if code, body, _ := br.post(casBase+"profile/apps/remove", url.Values{"app": {"no-such-app"}, "csrf": {csrfRE.FindStringSubmatch(body)[1]}}); code != http.StatusNotFound {
@@ -205,7 +205,8 @@ func TestBrowserConsentAndMyApplications(t *testing.T) {
 	}
 
 	run("profile", chromedp.Navigate(casBase+"profile?locale=en"), chromedp.WaitVisible(chromedp.CSS("#myapps")))
-	if text := textOf("#myapps"); !strings.Contains(text, "acct-carol") || !strings.Contains(text, "openid profile") {
+	if text := textOf("#myapps"); !strings.Contains(text, "acct-carol") ||
+		!strings.Contains(text, "Your login name, name, organisation and account type") {
 		t.Fatalf("my applications: %q", text)
 	}
 	accessible("profile with my applications", "en")
