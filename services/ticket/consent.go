@@ -335,8 +335,9 @@ type MyApp struct {
 	SignedInAt time.Time
 }
 
-// Revocable reports whether the person has OpenID Connect access of the
-// application to revoke.
+// Revocable reports whether the person has access of the application to
+// revoke: a remembered consent (OpenID Connect scopes and/or the CAS
+// consent, CASConsentScope) or OpenID Connect sign-ins.
 func (a *MyApp) Revocable() bool { return a.Scope != "" || !a.SignedInAt.IsZero() }
 
 // MyApplications lists the applications the person of tgt gave access to.

@@ -66,7 +66,8 @@ func addServiceFlags(fs *flag.FlagSet) serviceFlags {
 		releasePerms: fs.Bool("release-permissions", false,
 			"validations release the person's permissions in the application, as RES:OP (=false stops it)"),
 		consent: fs.Bool("consent-required", false,
-			"the OpenID Connect client gets a code only after the person allowed its scopes on the consent page (=false stops it)"),
+			"the application's OpenID Connect codes and CAS/ssoAuthService tickets are issued only after the person allowed them on "+
+				"the consent page; the CAS consent is its own, an OpenID Connect consent does not cover it (=false stops it)"),
 		consentTTL: fs.Duration("consent-ttl", 0, "how long an allowed consent is remembered (`duration`, e.g. 720h; 0: 90 days)"),
 		permission: fs.String("require-permission", "",
 			"access rule: only people authz allows `RES:OP` in the application get tickets (\"\" clears it)"),
@@ -220,7 +221,9 @@ func serviceCreateCmd() command {
 			"permissions in the application (attributes and claims roles, permissions), read from authz each time;\n" +
 			"while authz does not answer, its validations fail (CAS INTERNAL_ERROR) and the application retries.\n" +
 			"--consent-required makes /cas/oidc/authorize ask the person's consent to the scopes the client asks\n" +
-			"for before it gets a code, remembered for --consent-ttl (default 90 days).",
+			"for before it gets a code, and the CAS login (also ssoAuthService) ask it before a ticket, listing what\n" +
+			"the service receives; the two consents are apart (scope cas for CAS), remembered for --consent-ttl\n" +
+			"(default 90 days). The person sees and removes both under My applications on the profile page.",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			f := addServiceFlags(fs)
 			open := fs.Bool("open", false, "without --require-link or --require-permission, open to anyone signed in even where "+
@@ -393,7 +396,8 @@ func released(r *ticketv1.RegisteredService) string {
 	return "no roles or permissions"
 }
 
-// consentOf words whether a service's OpenID Connect client asks consent.
+// consentOf words whether a service's application asks consent (OpenID
+// Connect and CAS, each its own).
 func consentOf(r *ticketv1.RegisteredService) string {
 	if !r.GetConsentRequired() {
 		return "not asked"
