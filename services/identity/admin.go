@@ -977,8 +977,10 @@ func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*Use
 			return nil, err
 		}
 	}
-	return s.mutateUser(ctx, id, "status_changed", map[string]any{"status": st}, func(u *User) error {
+	data := map[string]any{"status": st}
+	return s.mutateUser(ctx, id, "status_changed", data, func(u *User) error {
 		u.Status = st
+		s.stateChanged(u, data)
 		return nil
 	})
 }
@@ -1004,8 +1006,10 @@ func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*Us
 			return s.lockHeldReplica(ctx, u, until)
 		}
 	}
-	return s.mutateUser(ctx, id, "locked", map[string]any{"locked_until": until}, func(u *User) error {
+	data := map[string]any{"locked_until": until}
+	return s.mutateUser(ctx, id, "locked", data, func(u *User) error {
 		u.LockedUntil, u.WriteGate = until, true
+		s.stateChanged(u, data)
 		return nil
 	})
 }
@@ -1026,11 +1030,11 @@ func (s *Service) lockHeldReplica(ctx context.Context, u *User, until time.Time)
 			lock = g.LockedUntil
 		}
 		w := LoginGateWrite{FailedCount: g.FailedCount, SourceFailures: g.SourceFailures, NextAttemptAt: g.NextAttemptAt,
-			LockedUntil: lock, Pending: g.Pending, PendingAt: g.PendingAt}
+			LockedUntil: lock, Pending: g.Pending, PendingAt: g.PendingAt, StateChangedAt: nextStateAt(g.StateAt, s.now())}
 		w.Events = []events.Event{
 			s.audit(ctx, "user.locked", "user:"+u.ID, u.OrgID, "success", "OK", start,
 				userChangeDetail(u, map[string]any{"locked_until": lock, "centre": s.homes.Self})),
-			s.lockChange(ctx, u, lock, false, "ADMIN_LOCKED")}
+			s.lockChange(ctx, u, lock, w.StateChangedAt, false, "ADMIN_LOCKED")}
 		return w, true
 	})
 	if err != nil {
@@ -1118,10 +1122,21 @@ func notOwnAccount(ctx context.Context, id, verb string) error {
 
 // UnlockUser clears a lock and the failure count.
 func (s *Service) UnlockUser(ctx context.Context, id string) (*User, error) {
-	return s.mutateUser(ctx, id, "unlocked", map[string]any{}, func(u *User) error {
+	data := map[string]any{}
+	return s.mutateUser(ctx, id, "unlocked", data, func(u *User) error {
 		u.LockedUntil, u.FailedCount, u.WriteGate = time.Time{}, 0, true
+		s.stateChanged(u, data)
 		return nil
 	})
+}
+
+// stateChanged gives u, whose status or lock is changing now, its new
+// state time, and names it in its change's data (state_at): the ticket
+// component ends, on a lock or disable, only the sessions whose login saw
+// an earlier state (ADR 0047).
+func (s *Service) stateChanged(u *User, data map[string]any) {
+	u.StateChangedAt = nextStateAt(u.StateAt(), s.now())
+	data["state_at"] = u.StateChangedAt
 }
 
 // byOther: the caller setting user id's password is someone else (an

@@ -785,10 +785,11 @@ func (a *loginAttempt) failed(ctx context.Context, u *User, evs []events.Event, 
 		if !lock.IsZero() {
 			locked = true
 			until := lock.UTC().Format(time.RFC3339)
+			w.StateChangedAt = nextStateAt(g.StateAt, now)
 			w.Events = append(slices.Clip(evs),
 				a.s.audit(ctx, "account.lockout", "user:"+u.ID, u.OrgID, "locked", "TOO_MANY_FAILURES", start,
 					map[string]string{"locked_until": until}),
-				a.s.lockChange(ctx, u, lock, homedHere, "TOO_MANY_FAILURES"))
+				a.s.lockChange(ctx, u, lock, w.StateChangedAt, homedHere, "TOO_MANY_FAILURES"))
 		}
 		return w, true
 	})

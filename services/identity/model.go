@@ -122,6 +122,13 @@ type User struct {
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// StateChangedAt is when the account last changed state at this
+	// centre: disabled, enabled, locked (an administrator, the login
+	// gate), unlocked (ADR 0047); zero: not since it was made. Logins
+	// answer it (StateAt) and lock and status events name it, so that the
+	// ticket component ends only the sessions opened before a lock or
+	// disable. UpdateUser never lowers it.
+	StateChangedAt time.Time
 
 	// WriteGate (not stored) tells Store.UpdateUser that this update sets
 	// the login gate's fields (FailedCount, LockedUntil, NextAttemptAt:
@@ -151,6 +158,28 @@ type PasswordSet struct {
 // LockForever is the LockedUntil value of an account locked until an
 // administrator unlocks it.
 var LockForever = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// StateAt is the account's state time as logins answer it: StateChangedAt,
+// or its creation when it never changed state (never zero for a stored
+// account, so that a session always records it).
+func (u *User) StateAt() time.Time {
+	if !u.StateChangedAt.IsZero() {
+		return u.StateChangedAt
+	}
+	return u.CreatedAt
+}
+
+// nextStateAt is the state time of a change at now of an account whose
+// state time is prev (StateAt): now to the millisecond (the store's
+// precision), and always after prev, whatever the clock did, so that a
+// login that saw prev is told from one that saw the change.
+func nextStateAt(prev, now time.Time) time.Time {
+	at := now.UTC().Truncate(time.Millisecond)
+	if p := prev.UTC().Truncate(time.Millisecond); !at.After(p) {
+		at = p.Add(time.Millisecond)
+	}
+	return at
+}
 
 // Locked reports whether the account is locked at now.
 func (u *User) Locked(now time.Time) bool {

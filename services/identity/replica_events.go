@@ -42,6 +42,9 @@ func (s *Service) replicaLocalEvent(origin string, c ReplicaChange) *events.Even
 		var data map[string]json.RawMessage
 		if json.Unmarshal(d, &data) == nil && data != nil {
 			delete(data, "is_admin")
+			// the origin's state time (ADR 0047): this centre's logins
+			// answer this centre's, which a replica change does not set
+			delete(data, "state_at")
 			p["data"], _ = json.Marshal(data)
 		}
 	}

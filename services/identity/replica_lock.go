@@ -36,8 +36,12 @@ type lockRecord struct {
 // lockChange is the change event of u locked until lock after failed
 // passwords: the person's own change when u is homed here (or on a single
 // centre), else a lock change for the home (see above).
-func (s *Service) lockChange(ctx context.Context, u *User, lock time.Time, homedHere bool, reason string) events.Event {
-	data := map[string]any{"locked_until": lock.UTC().Format(time.RFC3339), "reason": reason}
+//
+// stateAt is the person's new state time here (User.StateChangedAt, ADR
+// 0047), named in the change's data (state_at) for this centre's ticket
+// component; another centre's reads its own (replicaLocalEvent drops it).
+func (s *Service) lockChange(ctx context.Context, u *User, lock, stateAt time.Time, homedHere bool, reason string) events.Event {
+	data := map[string]any{"locked_until": lock.UTC().Format(time.RFC3339), "reason": reason, "state_at": stateAt.UTC()}
 	if homedHere {
 		return s.replicaChange(ctx, "user", "locked", u.ID, data, lockedReplica(u, lock))
 	}

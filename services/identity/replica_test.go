@@ -999,8 +999,30 @@ func TestLevelOneLocksALevelTwoPerson(t *testing.T) {
 	if len(locks) != 1 {
 		t.Fatalf("level 1's lock changes: %+v", down)
 	}
+	// Level 1's lock names level 1's new state time of the person, which
+	// its own record keeps (its ticket component judges its sessions by
+	// it, ADR 0047).
+	var lockEv struct {
+		Data struct {
+			StateAt time.Time `json:"state_at"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(locks[0].Payload, &lockEv); err != nil || lockEv.Data.StateAt.IsZero() {
+		t.Fatalf("level 1's lock names no state time: %s %v", locks[0].Payload, err)
+	}
+	if got, err := svc1.GetUser(ctx, u.ID); err != nil || !got.StateChangedAt.Equal(lockEv.Data.StateAt) {
+		t.Fatalf("level 1's record of the lock's state time: %+v %v", got, err)
+	}
+	_, homeMark, _ := l2.changes(t, 0)
 	if out, err := svc2.ApplyReplica(ctx, "l1", locks); err != nil || out[0] != identity.ReplicaApplied {
 		t.Fatalf("the lock at the home: %v %v", out, err)
+	}
+	// The home's local event of it names none (level 1's time is not the
+	// home's record): its ticket component ends every session, as before.
+	local, _, _ := l2.changes(t, homeMark)
+	if len(local) != 1 || local[0].Subject != "uias.changes.identity.lock.replica.locked" ||
+		bytes.Contains(local[0].Payload, []byte(`"state_at"`)) {
+		t.Fatalf("the home's local event of level 1's lock: %+v", local)
 	}
 	if got, err := svc2.GetUser(ctx, u.ID); err != nil || !got.Locked(time.Now()) {
 		t.Fatalf("the person at their home: %+v %v", got, err)

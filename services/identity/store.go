@@ -212,6 +212,10 @@ type LoginGate struct {
 	LockedUntil    time.Time
 	Pending        int       // counted checks admitted and not yet decided
 	PendingAt      time.Time // when the count last rose from zero (the pending period's start)
+	// StateAt is the account's state time (User.StateAt), read by
+	// UpdateLoginGate only (zero elsewhere): a lock's StateChangedAt
+	// follows it (nextStateAt).
+	StateAt time.Time
 }
 
 // LoginGateWrite is what UpdateLoginGate writes, every field at once.
@@ -226,5 +230,8 @@ type LoginGateWrite struct {
 	// Rehash, when not empty, replaces the password hash (the same
 	// password under new parameters).
 	Rehash string
-	Events []events.Event
+	// StateChangedAt, when not zero, is written as the account's state
+	// time (a lock: User.StateChangedAt); zero leaves the row's.
+	StateChangedAt time.Time
+	Events         []events.Event
 }

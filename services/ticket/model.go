@@ -32,7 +32,13 @@ type Session struct {
 	// version): a password change after it ends the session
 	// (EndUserSessionsBefore).
 	PasswordAt time.Time `json:"password_at,omitzero"`
-	Centre     string    `json:"centre"`
+	// StateAt is when the person's account last changed state (disabled,
+	// enabled, locked, unlocked) as identity answered the login (zero: not
+	// known, a session of an earlier version): a lock or disable after it
+	// ends the session, one before it does not (EndUserSessionsBefore,
+	// ADR 0047).
+	StateAt time.Time `json:"state_at,omitzero"`
+	Centre  string    `json:"centre"`
 	// Peer is the centre whose assertion opened the session (sign-in
 	// across centres, peer.go); "" for a login here.
 	Peer string `json:"peer,omitempty"`

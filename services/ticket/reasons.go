@@ -17,6 +17,8 @@ func init() {
 			Doc: "This TicketService call is made only by UIAS components (the CAS edge), not by applications."},
 		apierr.Reason{Name: "PASSWORD_CHANGED_DURING_LOGIN", Code: apierr.FailedPrecondition,
 			Doc: "CreateSession: the person's password was changed while they signed in with the previous one; no session was opened. Sign in with the new password."},
+		apierr.Reason{Name: "ACCOUNT_CHANGED_DURING_LOGIN", Code: apierr.FailedPrecondition,
+			Doc: "CreateSession: the person's account was locked or disabled while they signed in (their login saw it before); no session was opened."},
 		apierr.Reason{Name: "SESSION_NOT_OF_USER", Code: apierr.NotFound,
 			Doc: "RevokeUserSessions: the person has no live session with this id."},
 		apierr.Reason{Name: "OIDC_UNAVAILABLE", Code: apierr.FailedPrecondition,
@@ -87,5 +89,9 @@ var (
 	// that was replaced meanwhile (Store.NotePassword).
 	ErrPasswordChanged = apierr.New(apierr.FailedPrecondition, "PASSWORD_CHANGED_DURING_LOGIN",
 		"the password was changed while signing in: sign in with the new password")
+	// ErrAccountChanged refuses a session whose login saw the account
+	// before it was locked or disabled meanwhile (Store.NoteState).
+	ErrAccountChanged = apierr.New(apierr.FailedPrecondition, "ACCOUNT_CHANGED_DURING_LOGIN",
+		"the account was locked or disabled while signing in: no session was opened")
 	ErrNoSuchUserSession = apierr.New(apierr.NotFound, "SESSION_NOT_OF_USER", "the person has no live session with this id")
 )

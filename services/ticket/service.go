@@ -231,8 +231,8 @@ type NewSession struct {
 	// AuthMethod is how the person signed in (ticketv1.AuthMethod).
 	AuthMethod int
 	ClientIP   string
-	// PasswordAt: see Session.
-	PasswordAt time.Time
+	// PasswordAt, StateAt: see Session.
+	PasswordAt, StateAt time.Time
 	// Peer, PeerSID, Vouched: see Session.
 	Peer, PeerSID string
 	Vouched       []string
@@ -256,7 +256,7 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	tgt := newOpaque(PrefixTGT, s.cfg.Centre)
 	sess := &Session{ID: SessionID(tgt), UserID: n.UserID, Login: n.Login, OrgID: n.OrgID, AuthLevel: n.AuthLevel, AuthMethod: n.AuthMethod,
 		Centre: s.cfg.Centre, CreatedAt: start.UTC(), LastUsedAt: start.UTC(), HardExpiry: start.Add(s.cfg.TGTHard).UTC(),
-		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC(), Peer: n.Peer,
+		ClientIP: n.ClientIP, Services: services, SID: sid, PasswordAt: n.PasswordAt.UTC(), StateAt: n.StateAt.UTC(), Peer: n.Peer,
 		PeerSID: n.PeerSID, Vouched: n.Vouched}
 	if !n.AuthAt.IsZero() && n.AuthAt.Before(start) {
 		// Hops between centres never extend a sign-in: the hard limit
@@ -267,9 +267,12 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	if n.PasswordAt.IsZero() {
 		sess.PasswordAt = time.Time{}
 	}
+	if n.StateAt.IsZero() {
+		sess.StateAt = time.Time{}
+	}
 	err := s.store.CreateSession(ctx, sess, sess.Expiry(s.cfg.TGTIdle).Sub(start))
 	if err == nil {
-		err = s.passwordStillCurrent(ctx, sess)
+		err = s.stillCurrent(ctx, sess)
 	}
 	if err != nil {
 		s.audit(ctx, audit.Action{API: "session.create", Subject: "user:" + n.UserID, Org: n.OrgID,
@@ -286,26 +289,32 @@ func (s *Service) createSession(ctx context.Context, n NewSession, services []Se
 	return tgt, sess, nil
 }
 
-// passwordStillCurrent checks, after sess was stored, that the password its
-// login checked is still the person's: a change handled meanwhile
-// (NotePassword, before it looks for the person's sessions) would not have
-// found this session. Either the change's handler lists the session or
-// this check sees its note. A session opened with a replaced password is
-// removed again (ErrPasswordChanged), as is one whose check could not be
-// made. Sessions without a password time (none given) are not checked.
-func (s *Service) passwordStillCurrent(ctx context.Context, sess *Session) error {
-	if sess.PasswordAt.IsZero() {
+// stillCurrent checks, after sess was stored, that the password its login
+// checked is still the person's and that their account was not locked or
+// disabled since the state its login saw: a change handled meanwhile
+// (NotePassword, NoteState, before it looks for the person's sessions)
+// would not have found this session. Either the change's handler lists the
+// session or this check sees its note. A session opened with a replaced
+// password (ErrPasswordChanged) or before a lock or disable
+// (ErrAccountChanged) is removed again, as is one whose check could not be
+// made. A time a session lacks (none given) is not checked.
+func (s *Service) stillCurrent(ctx context.Context, sess *Session) error {
+	if sess.PasswordAt.IsZero() && sess.StateAt.IsZero() {
 		return nil
 	}
-	noted, err := s.store.PasswordNoted(ctx, sess.UserID)
-	if err == nil && !noted.After(sess.PasswordAt) {
-		return nil
-	}
+	noted, err := s.store.Noted(ctx, sess.UserID)
 	if err == nil {
-		err = ErrPasswordChanged
+		switch {
+		case !sess.PasswordAt.IsZero() && noted.Password.After(sess.PasswordAt):
+			err = ErrPasswordChanged
+		case !sess.StateAt.IsZero() && noted.State.After(sess.StateAt):
+			err = ErrAccountChanged
+		default:
+			return nil
+		}
 	}
 	if _, derr := s.store.DeleteSession(ctx, sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
-		s.log.Warn("a session opened with a replaced password could not be removed; it ends with the password change's event",
+		s.log.Warn("a session opened with a replaced password or before a lock could not be removed; it ends with the change's event",
 			zapErr(derr))
 	}
 	return err
@@ -317,6 +326,14 @@ func (s *Service) passwordStillCurrent(ctx context.Context, sess *Session) error
 // now is refused (passwordStillCurrent).
 func (s *Service) NotePassword(ctx context.Context, userID string, at time.Time) error {
 	return s.store.NotePassword(ctx, userID, at, s.cfg.TGTHard)
+}
+
+// NoteState records that a person's account was locked or disabled at at
+// (identity's state time, from the event), before their older sessions are
+// ended: a login that saw the account's earlier state and opens its
+// session only now is refused (stillCurrent).
+func (s *Service) NoteState(ctx context.Context, userID string, at time.Time) error {
+	return s.store.NoteState(ctx, userID, at, s.cfg.TGTHard)
 }
 
 // RaiseSession starts the session n, replacing the browser's current
@@ -1263,6 +1280,28 @@ func (s *Service) EndUserSessionsBefore(ctx context.Context, userID, keep, reaso
 		}
 		// signed in with the new password (or later)
 		return err == nil && !sess.PasswordAt.IsZero() && !sess.PasswordAt.Before(password), nil
+	})
+}
+
+// EndUserSessionsBeforeState is EndUserSessions for an account locked or
+// disabled at state (identity's state time; zero: whenever, every session
+// ends): a session whose login saw that state or a later one
+// (Session.StateAt not before it: the person was unlocked or enabled again
+// and signed in since) stays. The change's event may arrive late (the
+// outbox's relay, a busy NATS, a consumer catching up): it does not sign
+// out the person signed in again after the unlock, while every session
+// opened before the lock, and one of an earlier version that recorded no
+// state time, ends (ADR 0047).
+func (s *Service) EndUserSessionsBeforeState(ctx context.Context, userID, reason string, state time.Time) (int, error) {
+	return s.endUserSessionsBut(ctx, userID, reason, func(id string) (bool, error) {
+		if state.IsZero() {
+			return false, nil
+		}
+		sess, _, err := s.store.GetSession(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return true, nil // ended, or not yet seen: the second sweep looks again
+		}
+		return err == nil && !sess.StateAt.IsZero() && !sess.StateAt.Before(state), nil
 	})
 }
 

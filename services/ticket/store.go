@@ -15,6 +15,13 @@ var (
 	ErrConflict = errors.New("ticket: changed concurrently")
 )
 
+// Notes are what Store.Noted returns: the latest password time and the
+// latest time the account was locked or disabled that the person's change
+// events named.
+type Notes struct {
+	Password, State time.Time
+}
+
 // Store keeps sessions and tickets with a time to live per record. Every
 // method returns promptly when the backend is down (an error that is, or
 // wraps, an *apierr.Error with reason TICKET_STORE_UNAVAILABLE).
@@ -104,9 +111,13 @@ type Store interface {
 	// longest a session lives): a later time replaces an earlier one, never
 	// the reverse, so events arriving out of order keep the newest.
 	NotePassword(ctx context.Context, userID string, at time.Time, ttl time.Duration) error
-	// PasswordNoted returns the latest time NotePassword recorded for the
-	// person (zero: none, or expired).
-	PasswordNoted(ctx context.Context, userID string) (time.Time, error)
+	// NoteState records that the person's account was locked or disabled
+	// at at (identity's state time, from the event), as NotePassword: a
+	// later time replaces an earlier one, never the reverse (ADR 0047).
+	NoteState(ctx context.Context, userID string, at time.Time, ttl time.Duration) error
+	// Noted returns the latest times NotePassword and NoteState recorded
+	// for the person (zero: none, or expired), in one read.
+	Noted(ctx context.Context, userID string) (Notes, error)
 	// Ping checks that the backend answers.
 	Ping(ctx context.Context) error
 }

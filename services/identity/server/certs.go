@@ -77,6 +77,7 @@ func (s ssoServer) CertificateLogin(ctx context.Context, r *identityv1.Certifica
 	if u := res.User; u != nil {
 		out.UserId, out.Login, out.DisplayName, out.OrgId = u.ID, u.LoginName, u.DisplayName, u.OrgID
 		out.PasswordChangedAt = ts(u.PasswordChangedAt)
+		out.StateChangedAt = ts(u.StateAt())
 	}
 	return out, nil
 }

@@ -73,6 +73,7 @@ func ssoLoginOut(res *identity.SSOLoginResult, err error) (*identityv1.SSOLoginR
 		out.UserId, out.Login, out.DisplayName, out.OrgId = u.ID, u.LoginName, u.DisplayName, u.OrgID
 		out.MustChangePassword, out.PasswordOnly = u.MustChange && !res.NoPassword, u.PasswordOnly
 		out.PasswordChangedAt = ts(u.PasswordChangedAt)
+		out.StateChangedAt = ts(u.StateAt())
 	}
 	return out, nil
 }

@@ -545,14 +545,14 @@ func (s *Store) insertEach(ctx context.Context, tx *sql.Tx, table, cols string, 
 const userInsertCols = userCols + ", org_path"
 
 func (s *Store) bulkInsertUsers(ctx context.Context, tx *sql.Tx, items []identity.ImportItem, idx []int, paths importPaths) error {
-	return s.bulkInsert(ctx, tx, "users", userInsertCols, 30, len(idx), func(k int, a []any) []any {
+	return s.bulkInsert(ctx, tx, "users", userInsertCols, 31, len(idx), func(k int, a []any) []any {
 		u := items[idx[k]].User
 		return append(a, u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 			u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 			u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
 			u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly,
 			store.UnixMS(u.NextAttemptAt), store.NullIfEmpty(u.IDKey), u.PasswordByOther, u.MinAuthLevel,
-			store.NullIfEmpty(u.CentresKey), int(identity.StoredUserType(u.UserType)), paths.orgs[u.OrgID])
+			store.NullIfEmpty(u.CentresKey), int(identity.StoredUserType(u.UserType)), store.UnixMS(u.StateChangedAt), paths.orgs[u.OrgID])
 	})
 }
 

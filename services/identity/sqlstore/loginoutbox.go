@@ -138,7 +138,7 @@ func (s *Store) gateWithoutWrite(ctx context.Context, userID, source string,
 	if !ok {
 		return true, nil
 	}
-	unchanged := writeColumns(w) == c && w.Rehash == ""
+	unchanged := writeColumns(w) == c && w.Rehash == "" && w.StateChangedAt.IsZero()
 	switch {
 	case w.ClearSources:
 		unchanged = unchanged && !anySrc

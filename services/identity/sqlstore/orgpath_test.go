@@ -94,6 +94,10 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN user_type INTEGER NOT NULL DEFAULT 0"); err != nil {
 				t.Fatal(err)
 			}
+			// And the account's state time (0071): a stand-in column.
+			if _, err := db.ExecContext(ctx, "ALTER TABLE users ADD COLUMN state_changed_at BIGINT NOT NULL DEFAULT 0"); err != nil {
+				t.Fatal(err)
+			}
 			// And the secret validity columns of each application (0051).
 			for _, c := range appSecretColumns {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE apps ADD COLUMN "+c+" BIGINT NOT NULL DEFAULT 0"); err != nil {
@@ -161,7 +165,7 @@ func TestOrgPathBackfill(t *testing.T) {
 			if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN id_key"); err != nil {
 				t.Fatal(err)
 			}
-			for _, c := range []string{"password_by_other", "min_auth_level", "centres_key", "user_type"} {
+			for _, c := range []string{"password_by_other", "min_auth_level", "centres_key", "user_type", "state_changed_at"} {
 				if _, err := db.ExecContext(ctx, "ALTER TABLE users DROP COLUMN "+c); err != nil {
 					t.Fatal(err)
 				}

@@ -15,7 +15,7 @@ import (
 const userCols = "id, login_name, display_name, id_type, id_number_enc, id_number_mask, phone_enc, phone_mask, " +
 	"email, org_id, status, feature_code, is_admin, password_hash, password_changed_at, must_change, " +
 	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only, next_attempt_at, id_key, " +
-	"password_by_other, min_auth_level, centres_key, user_type"
+	"password_by_other, min_auth_level, centres_key, user_type, state_changed_at"
 
 func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	var (
@@ -24,11 +24,12 @@ func scanUser(sc store.Scanner) (*identity.User, string, error) {
 		org, feature, idKey, centres  sql.NullString
 		changed, locked, created, upd int64
 		next, minLevel, userType      int64
+		stateAt                       int64
 	)
 	err := sc.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask,
 		&u.PhoneEnc, &u.PhoneMask, &u.Email, &org, &status, &feature, &u.IsAdmin, &u.PasswordHash,
 		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly, &next, &idKey,
-		&u.PasswordByOther, &minLevel, &centres, &userType)
+		&u.PasswordByOther, &minLevel, &centres, &userType, &stateAt)
 	if err != nil {
 		return nil, "", err
 	}
@@ -37,6 +38,7 @@ func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	u.OrgID, u.FeatureCode, u.IDKey, u.CentresKey = org.String, feature.String, idKey.String, centres.String
 	u.PasswordChangedAt, u.LockedUntil = store.FromUnixMS(changed), store.FromUnixMS(locked)
 	u.CreatedAt, u.UpdatedAt, u.NextAttemptAt = store.FromUnixMS(created), store.FromUnixMS(upd), store.FromUnixMS(next)
+	u.StateChangedAt = store.FromUnixMS(stateAt)
 	return &u, u.ID, nil
 }
 
@@ -123,12 +125,12 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, u *identity.User) 
 		return err
 	}
 	_, err = tx.ExecContext(ctx, s.q("INSERT INTO users ("+userCols+", org_path) VALUES "+
-		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		u.ID, u.LoginName, u.DisplayName, int(u.IDType), u.IDNumberEnc, u.IDNumberMask, u.PhoneEnc,
 		u.PhoneMask, u.Email, store.NullIfEmpty(u.OrgID), int(u.Status), store.NullIfEmpty(u.FeatureCode), u.IsAdmin,
 		u.PasswordHash, store.UnixMS(u.PasswordChangedAt), u.MustChange, u.NeverExpires, u.CannotChange,
 		u.FailedCount, store.UnixMS(u.LockedUntil), store.UnixMS(u.CreatedAt), store.UnixMS(u.UpdatedAt), u.PasswordOnly, store.UnixMS(u.NextAttemptAt),
-		store.NullIfEmpty(u.IDKey), u.PasswordByOther, u.MinAuthLevel, store.NullIfEmpty(u.CentresKey), int(identity.StoredUserType(u.UserType)), orgPath)
+		store.NullIfEmpty(u.IDKey), u.PasswordByOther, u.MinAuthLevel, store.NullIfEmpty(u.CentresKey), int(identity.StoredUserType(u.UserType)), store.UnixMS(u.StateChangedAt), orgPath)
 	if err != nil {
 		return err
 	}
@@ -336,6 +338,12 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		if u.WriteMustChange {
 			set += `, must_change = ?`
 			args = append(args, u.MustChange)
+		}
+		if at := store.UnixMS(u.StateChangedAt); at != 0 {
+			// never lowered: a copy read before another state change
+			// leaves that change's time (ADR 0047)
+			set += `, state_changed_at = CASE WHEN state_changed_at < ? THEN ? ELSE state_changed_at END`
+			args = append(args, at, at)
 		}
 		if u.WriteGate {
 			set += `, failed_count = ?, locked_until = ?, next_attempt_at = ?`
@@ -553,8 +561,9 @@ func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, deci
 	return s.inTx(ctx, "update login gate", "user", func(tx *sql.Tx) error {
 		q := s.stmts.InTx(tx)
 		var c gateColumns
-		err := q.QueryRowContext(ctx, s.q("SELECT failed_count, next_attempt_at, locked_until, login_pending, login_pending_at FROM users WHERE id = ?"+
-			s.db.ForUpdate()), userID).Scan(c.dest()...)
+		var stateAt, created int64
+		err := q.QueryRowContext(ctx, s.q("SELECT failed_count, next_attempt_at, locked_until, login_pending, login_pending_at, state_changed_at, created_at FROM users WHERE id = ?"+
+			s.db.ForUpdate()), userID).Scan(append(c.dest(), &stateAt, &created)...)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.NotFound("user")
 		}
@@ -562,6 +571,7 @@ func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, deci
 			return err
 		}
 		g := c.gate()
+		g.StateAt = (&identity.User{StateChangedAt: store.FromUnixMS(stateAt), CreatedAt: store.FromUnixMS(created)}).StateAt()
 		if source != "" {
 			var n int64
 			err := q.QueryRowContext(ctx, s.q("SELECT failures FROM login_failure_sources WHERE user_id = ? AND source = ?"), userID, source).Scan(&n)
@@ -578,9 +588,12 @@ func (s *Store) UpdateLoginGate(ctx context.Context, userID, source string, deci
 		// A row the write leaves as it is (a right password on a clean
 		// gate: most logins) is not rewritten: the transaction then
 		// writes its events alone, one page fewer to the log.
-		if next != c || w.Rehash != "" {
+		if next != c || w.Rehash != "" || !w.StateChangedAt.IsZero() {
 			set, args := "failed_count = ?, next_attempt_at = ?, locked_until = ?, login_pending = ?, login_pending_at = ?",
 				[]any{next.failed, next.next, next.lockedUntil, next.pending, next.pendingAt}
+			if !w.StateChangedAt.IsZero() {
+				set, args = set+", state_changed_at = ?", append(args, store.UnixMS(w.StateChangedAt))
+			}
 			if w.Rehash != "" {
 				set, args = set+", password_hash = ?", append(args, w.Rehash)
 			}

@@ -54,6 +54,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserList", testUserList},
 		{"UserListPasswordExpired", testUserListPasswordExpired},
 		{"UpdateUser", testUpdateUser},
+		{"AccountStateTime", testAccountStateTime},
 		{"DeleteUser", testDeleteUser},
 		{"DeleteOrgAndGroup", testDeleteOrgAndGroup},
 		{"DeleteApp", testDeleteApp},
@@ -733,6 +734,66 @@ func testUserListPasswordExpired(t *testing.T, f *fixture) {
 	}
 }
 
+// testAccountStateTime: the account's state time (ADR 0047) is read with
+// the user (zero for a new one, whose StateAt is its creation), written by
+// UpdateUser and never lowered by a copy read before a later change, and
+// by UpdateLoginGate when a write names it (a lock of the login gate),
+// whose decide sees it under the row lock; a gate write that names none
+// leaves it.
+func testAccountStateTime(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	if !got.StateChangedAt.IsZero() {
+		t.Fatalf("new user's state time = %v", got.StateChangedAt)
+	}
+	eqTime(t, "never changed: its creation", got.StateAt(), u.CreatedAt)
+
+	t1 := base.Add(time.Hour)
+	stale := *got
+	upd := *got
+	upd.Status, upd.StateChangedAt, upd.UpdatedAt = identity.StatusDisabled, t1, t1
+	must(t, f.s.UpdateUser(f.ctx, &upd, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "after a disable", got.StateChangedAt, t1)
+	byLogin, err := f.s.GetUserByLogin(f.ctx, u.LoginName)
+	must(t, err)
+	eqTime(t, "read by login", byLogin.StateAt(), t1)
+
+	// A copy read before the change (no state time, or an older one)
+	// leaves the newer time.
+	stale.DisplayName = "Edited"
+	must(t, f.s.UpdateUser(f.ctx, &stale, nil))
+	stale.StateChangedAt = base.Add(time.Minute)
+	must(t, f.s.UpdateUser(f.ctx, &stale, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "not lowered", got.StateChangedAt, t1)
+
+	// A lock of the login gate: decide sees the time under the row lock.
+	t2 := t1.Add(time.Minute)
+	f.expectEvents(1, func() {
+		must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "src", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+			eqTime(t, "gate's state time", g.StateAt, t1)
+			return identity.LoginGateWrite{LockedUntil: identity.LockForever, StateChangedAt: t2, Events: f.evs(1)}, true
+		}))
+	})
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "after the gate's lock", got.StateChangedAt, t2)
+	eqTime(t, "locked", got.LockedUntil, identity.LockForever)
+	// A gate write naming no state time (failures counted, a clean login)
+	// leaves it.
+	must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "src", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		return identity.LoginGateWrite{FailedCount: 1, SourceFailures: 1, LockedUntil: g.LockedUntil}, true
+	}))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "kept by a gate write", got.StateChangedAt, t2)
+}
+
 func testUpdateUser(t *testing.T, f *fixture) {
 	o1, o2 := f.org(""), f.org("")
 	u := f.user(o1.ID)
@@ -973,7 +1034,7 @@ func testReadLoginGate(t *testing.T, f *fixture) {
 func testLoginGate(t *testing.T, f *fixture) {
 	o := f.org("")
 	u := f.user(o.ID)
-	if g := f.readGate(u.ID, "a"); g != (identity.LoginGate{}) {
+	if g := f.readGate(u.ID, "a"); g != (identity.LoginGate{StateAt: g.StateAt}) || !g.StateAt.Equal(u.CreatedAt) {
 		t.Fatalf("fresh gate = %+v", g)
 	}
 	// decide answering false writes nothing, not even events.
@@ -1021,7 +1082,7 @@ func testLoginGate(t *testing.T, f *fixture) {
 		}))
 	})
 	g = f.readGate(u.ID, "a")
-	if g != (identity.LoginGate{}) {
+	if g != (identity.LoginGate{StateAt: g.StateAt}) {
 		t.Fatalf("cleared gate = %+v", g)
 	}
 	got, err = f.s.GetUser(f.ctx, u.ID)
@@ -1086,12 +1147,12 @@ func testLoginGateCleared(t *testing.T, f *fixture) {
 	// The unlock (WriteGate) clears them.
 	got.FailedCount, got.NextAttemptAt, got.WriteGate = 0, time.Time{}, true
 	must(t, f.s.UpdateUser(f.ctx, got, nil))
-	if g := f.readGate(u.ID, "src"); g != (identity.LoginGate{}) {
+	if g := f.readGate(u.ID, "src"); g != (identity.LoginGate{StateAt: g.StateAt}) {
 		t.Fatalf("after unlock: %+v", g)
 	}
 	f.gate(u.ID, "src", 2)
 	must(t, f.s.SetPassword(f.ctx, u.ID, "new", base, identity.PasswordSet{}, 3, nil))
-	if g := f.readGate(u.ID, "src"); g != (identity.LoginGate{}) {
+	if g := f.readGate(u.ID, "src"); g != (identity.LoginGate{StateAt: g.StateAt}) {
 		t.Fatalf("after a new password: %+v", g)
 	}
 }

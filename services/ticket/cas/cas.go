@@ -534,6 +534,9 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, err error) {
 	case "PASSWORD_CHANGED_DURING_LOGIN":
 		code, msg = http.StatusConflict, t.PasswordReplaced
 		h.o.Log.Info("CAS page: the password changed during a login; no session opened", zap.String("reason", reason))
+	case "ACCOUNT_CHANGED_DURING_LOGIN":
+		code, msg = http.StatusConflict, t.AccountChanged
+		h.o.Log.Info("CAS page: the account was locked or disabled during a login; no session opened", zap.String("reason", reason))
 	default:
 		h.o.Log.Warn("CAS page: a component call failed", zap.Error(err))
 	}
@@ -865,7 +868,7 @@ func (h *Handler) loginPost(w http.ResponseWriter, r *http.Request) {
 	// within the session), not a logout of everything.
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: 1, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD, ReplaceTgt: old,
-		PasswordChangedAt: res.GetPasswordChangedAt()})
+		PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt()})
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -928,7 +931,7 @@ func (h *Handler) certLoginPost(w http.ResponseWriter, r *http.Request, p loginP
 	// out first.
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: certLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE,
-		PasswordChangedAt: res.GetPasswordChangedAt()}, t.CertOtherPerson)
+		PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt()}, t.CertOtherPerson)
 }
 
 // raiseSession opens the session cs of a login of level 2 (certificate,

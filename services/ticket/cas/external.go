@@ -227,5 +227,5 @@ func (h *Handler) openExternalSession(ctx context.Context, w http.ResponseWriter
 	}
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: level, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_EXTERNAL,
-		PasswordChangedAt: res.GetPasswordChangedAt()}, h.texts(r).OtherPerson)
+		PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt()}, h.texts(r).OtherPerson)
 }

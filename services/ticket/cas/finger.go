@@ -153,7 +153,7 @@ func (h *Handler) openFingerSession(ctx context.Context, w http.ResponseWriter, 
 		level = fingerLevel
 	}
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
-		AuthLevel: level, OrgId: res.GetOrgId(), AuthMethod: method, PasswordChangedAt: res.GetPasswordChangedAt()}, h.texts(r).OtherPerson)
+		AuthLevel: level, OrgId: res.GetOrgId(), AuthMethod: method, PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt()}, h.texts(r).OtherPerson)
 }
 
 // fingerForm sets up d, the login page of p, for fingerprint sign-in:

@@ -13,7 +13,10 @@ type texts struct {
 	FormTooLarge, FormUnreadable                                                                            string
 	// PasswordReplaced: the password was changed while the person signed
 	// in with the previous one (PASSWORD_CHANGED_DURING_LOGIN).
-	PasswordReplaced                                                                                      string
+	PasswordReplaced string
+	// AccountChanged: the account was locked or disabled while the person
+	// signed in (ACCOUNT_CHANGED_DURING_LOGIN).
+	AccountChanged                                                                                        string
 	LoggedOut, LoggedOutHead, SignedIn, SignedInHead, SignOut, LevelHead, LevelPassword, ErrorHead        string
 	PortalHead, SignedInAs, YourApps, NoApps, Enter, AccountIn, LinkHead, LinkIntro, Account, AppPassword string
 	LinkButton, LinkDone, LinkRefused, LinkElsewhere, LinkAlready, LinkUnavailable, LinkBad               string
@@ -107,6 +110,7 @@ var languages = map[string]texts{
 		TryLater:         "The sign-in service is busy or unavailable. Please try again in a moment.",
 		Throttled:        "Too many attempts from your network. Please wait a moment and try again.",
 		PasswordReplaced: "Your password was changed while you were signing in. Sign in with the new password.",
+		AccountChanged:   "Your account was locked or disabled while you were signing in. Contact your administrator.",
 		CSRF:             "Your sign-in form expired. Please sign in again.",
 		FormTooLarge:     "The form sent is too large to be read. Send the form of this page, without attachments.",
 		FormUnreadable:   "The form sent could not be read. Send the form of this page again.",
@@ -328,6 +332,7 @@ var languages = map[string]texts{
 		TryLater:         "登录服务繁忙或暂不可用，请稍后再试。",
 		Throttled:        "来自您网络的尝试次数过多，请稍候再试。",
 		PasswordReplaced: "您的密码在登录过程中已被修改，请使用新密码登录。",
+		AccountChanged:   "您的账号在登录过程中已被锁定或停用，请联系管理员。",
 		CSRF:             "登录表单已过期，请重新登录。",
 		FormTooLarge:     "提交的表单过大，无法读取。请只提交本页的表单。",
 		FormUnreadable:   "提交的表单无法读取，请重新提交本页的表单。",

@@ -377,6 +377,6 @@ func (h *Handler) kerberosLogin(w http.ResponseWriter, r *http.Request, p loginP
 	// another person's is not switched silently.
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: 1, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_KERBEROS,
-		PasswordChangedAt: res.GetPasswordChangedAt()}, t.KerberosOtherPerson)
+		PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt()}, t.KerberosOtherPerson)
 	return true
 }

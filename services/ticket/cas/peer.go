@@ -415,7 +415,7 @@ func (h *Handler) peerAccept(w http.ResponseWriter, r *http.Request) {
 	}
 	cs, err := h.o.Tickets.CreateSession(ctx, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: as.GetAuthLevel(), OrgId: res.GetOrgId(), AuthMethod: as.GetAuthMethod(), ReplaceTgt: old,
-		PasswordChangedAt: res.GetPasswordChangedAt(), Peer: as.GetPeer(), PeerSid: as.GetPeerSid(),
+		PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt(), Peer: as.GetPeer(), PeerSid: as.GetPeerSid(),
 		AuthTime: as.GetAuthTime()})
 	if err != nil {
 		h.fault(w, r, err)

@@ -140,14 +140,14 @@ func (h *Handler) otpLoginPost(w http.ResponseWriter, r *http.Request, p loginPa
 		// a Kerberos ticket and the code
 		h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 			AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_KERBEROS_OTP,
-			PasswordChangedAt: res.GetPasswordChangedAt()}, t.KerberosOtherPerson)
+			PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt()}, t.KerberosOtherPerson)
 		return
 	}
 	// As a certificate login: the same person's session is raised (a new
 	// TGT taking over its services), another person's is not switched.
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: twoFactorLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_PASSWORD_OTP,
-		PasswordChangedAt: res.GetPasswordChangedAt()}, t.OtherPerson)
+		PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt()}, t.OtherPerson)
 }
 
 // ---- My profile: setting up and removing the app ----

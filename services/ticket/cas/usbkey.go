@@ -152,5 +152,5 @@ func (h *Handler) usbKeyLoginPost(w http.ResponseWriter, r *http.Request, p logi
 	}
 	h.raiseSession(ctx, w, r, p, rs, &ticketv1.CreateSessionRequest{UserId: res.GetUserId(), Login: res.GetLogin(),
 		AuthLevel: certLevel, OrgId: res.GetOrgId(), AuthMethod: ticketv1.AuthMethod_AUTH_METHOD_CERTIFICATE,
-		PasswordChangedAt: res.GetPasswordChangedAt()}, t.CertOtherPerson)
+		PasswordChangedAt: res.GetPasswordChangedAt(), StateChangedAt: res.GetStateChangedAt()}, t.CertOtherPerson)
 }

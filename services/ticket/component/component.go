@@ -383,9 +383,26 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 			// keep_session: the session a person changed their password
 			// in stays (user.password_changed of the SSO pages).
 			KeepSession string `json:"keep_session"`
+			// state_at: when the account was locked or disabled
+			// (user.locked, user.status_changed, lock.locked of this
+			// centre): sessions whose login saw that state or a later
+			// one stay (ADR 0047).
+			StateAt time.Time `json:"state_at"`
 		} `json:"data"`
+		// Origin: the change was applied here as a replica of another
+		// centre's (its state time is not this centre's; identity leaves
+		// it out, and an older one's is ignored).
+		Origin string `json:"origin"`
 	}
 	if json.Unmarshal(data, &ev) != nil || ev.ID == "" {
+		return
+	}
+	if reason == "USER_LOCKED" || reason == "USER_DISABLED" {
+		state := ev.Data.StateAt
+		if ev.Origin != "" {
+			state = time.Time{}
+		}
+		endSessionsOnState(ctx, svc, log, ev.ID, reason, state)
 		return
 	}
 	keep, password := "", time.Time{}
@@ -415,6 +432,36 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 		// bucket had not shown the listing yet, or one a racing login
 		// stored when the note above could not be written, ends too
 		// (review sec25 M1, L1). Sessions of the new password stay.
+		later(ctx, sweep)
+	}
+}
+
+// endSessionsOnState ends, for a lock or disable of person id at identity's
+// state time state, the sessions whose login saw an earlier state of the
+// account (zero state, an event of an earlier version or of another
+// centre: every session). The time is noted first, as a password change's:
+// a login racing the lock that stores its session after the listing sees
+// the note and is refused; a second sweep a little later ends what a
+// lagging replica of the bucket did not list. A session opened after a
+// later unlock or enable stays, however late this event arrives.
+func endSessionsOnState(ctx context.Context, svc *ticket.Service, log *zap.Logger, id, reason string, state time.Time) {
+	if !state.IsZero() {
+		if err := svc.NoteState(ctx, id, state); err != nil {
+			log.Warn("a lock or disable was not noted for the logins in flight", zap.Error(err))
+		}
+	}
+	sweep := func() {
+		n, err := svc.EndUserSessionsBeforeState(ctx, id, reason, state)
+		if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
+			log.Warn("sessions of a changed user not ended", zap.String("reason", reason), zap.Error(err))
+			return
+		}
+		if n > 0 {
+			log.Info("ended the sessions of a changed user", zap.String("reason", reason), zap.Int("sessions", n))
+		}
+	}
+	sweep()
+	if !state.IsZero() {
 		later(ctx, sweep)
 	}
 }

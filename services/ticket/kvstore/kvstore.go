@@ -527,25 +527,49 @@ func (s *Store) GetSessionForward(ctx context.Context, oldID string) (string, er
 	return f.To, nil
 }
 
-// passwordKey is where the latest password time of a person is noted (the
-// tickets bucket).
+// passwordKey is where the latest password time and account state time of
+// a person are noted (the tickets bucket).
 func passwordKey(userID string) string { return "w." + hex.EncodeToString([]byte(userID)) }
 
-// passwordNote is the record under passwordKey.
+// passwordNote is the record under passwordKey: the latest password time
+// (at, as earlier versions wrote it alone) and the latest time the account
+// was locked or disabled (state_at, ADR 0047).
 type passwordNote struct {
-	At time.Time `json:"at"`
+	At      time.Time `json:"at"`
+	StateAt time.Time `json:"state_at,omitzero"`
 }
 
 // NotePassword implements ticket.Store: a compare-and-set on the key's
 // revision, so that of two concurrent notes the later time stays.
 func (s *Store) NotePassword(ctx context.Context, userID string, at time.Time, ttl time.Duration) error {
+	return s.note(ctx, userID, ttl, func(n *passwordNote) bool {
+		if !n.At.Before(at) {
+			return false // as new or newer already
+		}
+		n.At = at.UTC()
+		return true
+	})
+}
+
+// NoteState implements ticket.Store, as NotePassword (one record holds
+// both: a login reads them at once).
+func (s *Store) NoteState(ctx context.Context, userID string, at time.Time, ttl time.Duration) error {
+	return s.note(ctx, userID, ttl, func(n *passwordNote) bool {
+		if !n.StateAt.Before(at) {
+			return false
+		}
+		n.StateAt = at.UTC()
+		return true
+	})
+}
+
+// note changes the person's note by merge (false: nothing to write) with
+// a compare-and-set on the key's revision, so that of two concurrent notes
+// neither is lost.
+func (s *Store) note(ctx context.Context, userID string, ttl time.Duration, merge func(*passwordNote) bool) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	_, kv, err := s.buckets(ctx)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(passwordNote{At: at.UTC()})
 	if err != nil {
 		return err
 	}
@@ -553,18 +577,29 @@ func (s *Store) NotePassword(ctx context.Context, userID string, at time.Time, t
 	// Bounded: each turn is another writer's note or an expiry between
 	// the read and the write.
 	for range 16 {
+		var n passwordNote
 		e, err := kv.Get(ctx, key)
+		found := err == nil
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			// Create also takes the place of an expired (deleted) note.
-			_, err = kv.Create(ctx, key, data, jetstream.KeyTTL(ttlOf(ttl)))
 		case err != nil:
 			return s.fail(err)
 		default:
-			var old passwordNote
-			if json.Unmarshal(e.Value(), &old) == nil && !old.At.Before(at) {
-				return nil // as new or newer already
+			if json.Unmarshal(e.Value(), &n) != nil {
+				n = passwordNote{}
 			}
+		}
+		if !merge(&n) {
+			return nil
+		}
+		data, merr := json.Marshal(n)
+		if merr != nil {
+			return merr
+		}
+		if !found {
+			// Create also takes the place of an expired (deleted) note.
+			_, err = kv.Create(ctx, key, data, jetstream.KeyTTL(ttlOf(ttl)))
+		} else {
 			_, err = s.publish(ctx, BucketTickets, key, data, e.Revision(), ttl)
 		}
 		if err = s.fail(err); !errors.Is(err, ticket.ErrConflict) {
@@ -575,25 +610,37 @@ func (s *Store) NotePassword(ctx context.Context, userID string, at time.Time, t
 	return unavailable(errors.New("password note: changed concurrently 16 times"))
 }
 
-// PasswordNoted implements ticket.Store. The note is read from the
+// PasswordNoted is Noted's password time.
+func (s *Store) PasswordNoted(ctx context.Context, userID string) (time.Time, error) {
+	n, err := s.Noted(ctx, userID)
+	return n.Password, err
+}
+
+// Noted implements ticket.Store. The note is read from the
 // bucket's stream leader (the JetStream API's message get), not with the
 // KV's direct get, which any replica of a replicated bucket may answer
 // from behind (review sec25 M1): a note committed before this read is
 // seen.
-func (s *Store) PasswordNoted(ctx context.Context, userID string) (time.Time, error) {
+func (s *Store) Noted(ctx context.Context, userID string) (ticket.Notes, error) {
+	at, state, err := s.noted(ctx, userID)
+	return ticket.Notes{Password: at, State: state}, err
+}
+
+// noted reads the person's note (zero times: none).
+func (s *Store) noted(ctx context.Context, userID string) (time.Time, time.Time, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if _, _, err := s.buckets(ctx); err != nil {
-		return time.Time{}, err
+		return time.Time{}, time.Time{}, err
 	}
 	nc := s.js.Conn()
 	if nc == nil {
-		return time.Time{}, unavailable(nats.ErrConnectionClosed)
+		return time.Time{}, time.Time{}, unavailable(nats.ErrConnectionClosed)
 	}
 	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + BucketTickets + "." + passwordKey(userID)})
 	m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+BucketTickets, req)
 	if err != nil {
-		return time.Time{}, unavailable(err)
+		return time.Time{}, time.Time{}, unavailable(err)
 	}
 	var res struct {
 		Message *struct {
@@ -604,21 +651,21 @@ func (s *Store) PasswordNoted(ctx context.Context, userID string) (time.Time, er
 		} `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &res); err != nil {
-		return time.Time{}, unavailable(fmt.Errorf("password note: %w", err))
+		return time.Time{}, time.Time{}, unavailable(fmt.Errorf("password note: %w", err))
 	}
 	switch {
 	case res.Error != nil && res.Error.Code == 404:
-		return time.Time{}, nil // none
+		return time.Time{}, time.Time{}, nil // none
 	case res.Error != nil || res.Message == nil:
-		return time.Time{}, unavailable(fmt.Errorf("password note: stream message get failed (%+v)", res.Error))
+		return time.Time{}, time.Time{}, unavailable(fmt.Errorf("password note: stream message get failed (%+v)", res.Error))
 	case len(res.Message.Data) == 0:
-		return time.Time{}, nil // a deletion or expiry marker
+		return time.Time{}, time.Time{}, nil // a deletion or expiry marker
 	}
 	var n passwordNote
 	if err := json.Unmarshal(res.Message.Data, &n); err != nil {
-		return time.Time{}, fmt.Errorf("password note record: %w", err)
+		return time.Time{}, time.Time{}, fmt.Errorf("password note record: %w", err)
 	}
-	return n.At, nil
+	return n.At, n.StateAt, nil
 }
 
 // Ping implements ticket.Store.

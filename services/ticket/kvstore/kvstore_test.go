@@ -357,3 +357,42 @@ func TestPasswordNote(t *testing.T) {
 		t.Fatalf("note %v %v", at, err)
 	}
 }
+
+// A person's lock note (NoteState) and password note live in one record,
+// each keeping its latest time; a note of one never drops the other, and
+// a record an earlier version wrote (the password time alone) is read and
+// extended (ADR 0047).
+func TestStateNote(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
+	st := kvstore.New(js, kvstore.Options{})
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, at := range []time.Time{t0.Add(time.Hour), t0} {
+		if err := st.NoteState(ctx, "u1", at, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.NotePassword(ctx, "u1", t0.Add(time.Minute), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.NoteState(ctx, "u1", t0.Add(30*time.Minute), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.Noted(ctx, "u1")
+	if err != nil || !n.State.Equal(t0.Add(time.Hour)) || !n.Password.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("notes %+v %v, want the latest of each", n, err)
+	}
+	if n, err := st.Noted(ctx, "u2"); err != nil || !n.State.IsZero() || !n.Password.IsZero() {
+		t.Fatalf("another person's notes: %+v %v", n, err)
+	}
+	// An earlier version's record: the password time alone.
+	if err := st.NotePassword(ctx, "u3", t0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.NoteState(ctx, "u3", t0.Add(time.Hour), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.Noted(ctx, "u3"); err != nil || !n.State.Equal(t0.Add(time.Hour)) || !n.Password.Equal(t0) {
+		t.Fatalf("notes %+v %v", n, err)
+	}
+}

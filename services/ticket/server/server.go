@@ -164,6 +164,9 @@ func (s *Server) CreateSession(ctx context.Context, r *ticketv1.CreateSessionReq
 	if t := r.GetPasswordChangedAt(); t != nil {
 		n.PasswordAt = t.AsTime()
 	}
+	if t := r.GetStateChangedAt(); t != nil {
+		n.StateAt = t.AsTime()
+	}
 	if r.GetReplaceTgt() != "" {
 		tgt, sess, replaced, err := s.svc.RaiseSession(ctx, r.GetReplaceTgt(), n)
 		if err != nil {

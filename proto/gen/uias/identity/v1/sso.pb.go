@@ -1264,8 +1264,10 @@ type CertificateLoginResponse struct {
 	OrgId       string `protobuf:"bytes,5,opt,name=org_id,json=orgId" json:"org_id,omitempty"`
 	// password_changed_at: as SSOLoginResponse's.
 	PasswordChangedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=password_changed_at,json=passwordChangedAt" json:"password_changed_at,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// state_changed_at: as SSOLoginResponse's.
+	StateChangedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=state_changed_at,json=stateChangedAt" json:"state_changed_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CertificateLoginResponse) Reset() {
@@ -1336,6 +1338,13 @@ func (x *CertificateLoginResponse) GetOrgId() string {
 func (x *CertificateLoginResponse) GetPasswordChangedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.PasswordChangedAt
+	}
+	return nil
+}
+
+func (x *CertificateLoginResponse) GetStateChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateChangedAt
 	}
 	return nil
 }
@@ -1441,9 +1450,16 @@ type SSOLoginResponse struct {
 	// the method alone does not say it: an external authenticator's
 	// ("external:NAME...", its configured level; 2 with a second factor).
 	// 0 for the other methods.
-	AuthLevel     int32 `protobuf:"varint,14,opt,name=auth_level,json=authLevel" json:"auth_level,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AuthLevel int32 `protobuf:"varint,14,opt,name=auth_level,json=authLevel" json:"auth_level,omitempty"`
+	// state_changed_at: when the person's account last changed state at
+	// this centre's identity (disabled, enabled, locked, unlocked; their
+	// creation when never), with reason OK, for the session to record
+	// (CreateSessionRequest): a lock or disable after it (user.locked,
+	// user.status_changed, however late its event arrives) ends the
+	// session; one before it does not.
+	StateChangedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=state_changed_at,json=stateChangedAt" json:"state_changed_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SSOLoginResponse) Reset() {
@@ -1572,6 +1588,13 @@ func (x *SSOLoginResponse) GetAuthLevel() int32 {
 		return x.AuthLevel
 	}
 	return 0
+}
+
+func (x *SSOLoginResponse) GetStateChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateChangedAt
+	}
+	return nil
 }
 
 type PersonAttributesRequest struct {
@@ -2729,19 +2752,20 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\tchallenge\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\xc8\xc6'\x01(\x80\b2\x0e^[\\x21-\\x7e]*$R\tchallenge\x12&\n" +
 	"\tsignature\x18\x03 \x01(\fB\b\xbaH\x05z\x03\x18\x80\bR\tsignature\x12&\n" +
 	"\x05chain\x18\x04 \x03(\fB\x10\xbaH\r\x92\x01\n" +
-	"\x10\b\"\x06z\x04\x18\x80\x80\x01R\x05chain\"\x91\x02\n" +
+	"\x10\b\"\x06z\x04\x18\x80\x80\x01R\x05chain\"\xd7\x02\n" +
 	"\x18CertificateLoginResponse\x12@\n" +
 	"\x06result\x18\x01 \x01(\x0e2(.uias.identity.v1.CertificateLoginResultR\x06result\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05login\x18\x03 \x01(\tR\x05login\x12!\n" +
 	"\fdisplay_name\x18\x04 \x01(\tR\vdisplayName\x12\x15\n" +
 	"\x06org_id\x18\x05 \x01(\tR\x05orgId\x12J\n" +
-	"\x13password_changed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\"\x8d\x01\n" +
+	"\x13password_changed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12D\n" +
+	"\x10state_changed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0estateChangedAt\"\x8d\x01\n" +
 	"\x0fSSOLoginRequest\x12%\n" +
 	"\x05login\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12$\n" +
 	"\bpassword\x18\x02 \x01(\tB\b\xbaH\x05r\x03(\x80\bR\bpassword\x12-\n" +
 	"\votp_binding\x18\x03 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\n" +
-	"otpBinding\"\x93\x04\n" +
+	"otpBinding\"\xd9\x04\n" +
 	"\x10SSOLoginResponse\x120\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x18.uias.identity.v1.ReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x17\n" +
@@ -2758,7 +2782,8 @@ const file_uias_identity_v1_sso_proto_rawDesc = "" +
 	"\x13password_changed_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11passwordChangedAt\x12.\n" +
 	"\x13required_auth_level\x18\r \x01(\x05R\x11requiredAuthLevel\x12\x1d\n" +
 	"\n" +
-	"auth_level\x18\x0e \x01(\x05R\tauthLevel\"h\n" +
+	"auth_level\x18\x0e \x01(\x05R\tauthLevel\x12D\n" +
+	"\x10state_changed_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\x0estateChangedAt\"h\n" +
 	"\x17PersonAttributesRequest\x12(\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x06userId\x12#\n" +
 	"\x06app_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\x05appId\"\x95\x02\n" +
@@ -2932,61 +2957,63 @@ var file_uias_identity_v1_sso_proto_depIdxs = []int32{
 	42, // 5: uias.identity.v1.OwnProfile.user_type:type_name -> uias.identity.v1.UserType
 	0,  // 6: uias.identity.v1.CertificateLoginResponse.result:type_name -> uias.identity.v1.CertificateLoginResult
 	41, // 7: uias.identity.v1.CertificateLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	43, // 8: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
-	41, // 9: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
-	42, // 10: uias.identity.v1.PersonAttributesResponse.user_type:type_name -> uias.identity.v1.UserType
-	25, // 11: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
-	18, // 12: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
-	20, // 13: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
-	22, // 14: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
-	24, // 15: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
-	27, // 16: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
-	29, // 17: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
-	31, // 18: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
-	32, // 19: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
-	34, // 20: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
-	36, // 21: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
-	38, // 22: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
-	16, // 23: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
-	15, // 24: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
-	12, // 25: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
-	14, // 26: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
-	7,  // 27: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
-	8,  // 28: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
-	10, // 29: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
-	11, // 30: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
-	6,  // 31: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
-	5,  // 32: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
-	1,  // 33: uias.identity.v1.SSOService.ExternalAuthenticators:input_type -> uias.identity.v1.ExternalAuthenticatorsRequest
-	4,  // 34: uias.identity.v1.SSOService.ExternalLogin:input_type -> uias.identity.v1.SSOExternalLoginRequest
-	19, // 35: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
-	21, // 36: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
-	23, // 37: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
-	26, // 38: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
-	28, // 39: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
-	30, // 40: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
-	33, // 41: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
-	19, // 42: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	35, // 43: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
-	37, // 44: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
-	39, // 45: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
-	17, // 46: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
-	44, // 47: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	13, // 48: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	13, // 49: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
-	19, // 50: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
-	9,  // 51: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
-	13, // 52: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
-	13, // 53: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
-	19, // 54: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	19, // 55: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	2,  // 56: uias.identity.v1.SSOService.ExternalAuthenticators:output_type -> uias.identity.v1.ExternalAuthenticatorsResponse
-	19, // 57: uias.identity.v1.SSOService.ExternalLogin:output_type -> uias.identity.v1.SSOLoginResponse
-	35, // [35:58] is the sub-list for method output_type
-	12, // [12:35] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	41, // 8: uias.identity.v1.CertificateLoginResponse.state_changed_at:type_name -> google.protobuf.Timestamp
+	43, // 9: uias.identity.v1.SSOLoginResponse.reason:type_name -> uias.identity.v1.Reason
+	41, // 10: uias.identity.v1.SSOLoginResponse.password_changed_at:type_name -> google.protobuf.Timestamp
+	41, // 11: uias.identity.v1.SSOLoginResponse.state_changed_at:type_name -> google.protobuf.Timestamp
+	42, // 12: uias.identity.v1.PersonAttributesResponse.user_type:type_name -> uias.identity.v1.UserType
+	25, // 13: uias.identity.v1.PersonLinksResponse.links:type_name -> uias.identity.v1.PersonLink
+	18, // 14: uias.identity.v1.SSOService.Login:input_type -> uias.identity.v1.SSOLoginRequest
+	20, // 15: uias.identity.v1.SSOService.PersonAttributes:input_type -> uias.identity.v1.PersonAttributesRequest
+	22, // 16: uias.identity.v1.SSOService.CheckAppAddress:input_type -> uias.identity.v1.CheckAppAddressRequest
+	24, // 17: uias.identity.v1.SSOService.PersonLinks:input_type -> uias.identity.v1.PersonLinksRequest
+	27, // 18: uias.identity.v1.SSOService.LinkAccount:input_type -> uias.identity.v1.LinkAccountRequest
+	29, // 19: uias.identity.v1.SSOService.UnlinkAccount:input_type -> uias.identity.v1.UnlinkAccountRequest
+	31, // 20: uias.identity.v1.SSOService.InactivePeople:input_type -> uias.identity.v1.InactivePeopleRequest
+	32, // 21: uias.identity.v1.SSOService.PeerLogin:input_type -> uias.identity.v1.PeerLoginRequest
+	34, // 22: uias.identity.v1.SSOService.PrepareAppointment:input_type -> uias.identity.v1.PrepareAppointmentRequest
+	36, // 23: uias.identity.v1.SSOService.PersonIdNumber:input_type -> uias.identity.v1.PersonIdNumberRequest
+	38, // 24: uias.identity.v1.SSOService.ChangePassword:input_type -> uias.identity.v1.SSOChangePasswordRequest
+	16, // 25: uias.identity.v1.SSOService.CertificateLogin:input_type -> uias.identity.v1.CertificateLoginRequest
+	15, // 26: uias.identity.v1.SSOService.IssueCertificateChallenge:input_type -> uias.identity.v1.CertificateChallengeRequest
+	12, // 27: uias.identity.v1.SSOService.GetOwnProfile:input_type -> uias.identity.v1.GetOwnProfileRequest
+	14, // 28: uias.identity.v1.SSOService.UpdateOwnProfile:input_type -> uias.identity.v1.UpdateOwnProfileRequest
+	7,  // 29: uias.identity.v1.SSOService.LoginOtp:input_type -> uias.identity.v1.SSOLoginOtpRequest
+	8,  // 30: uias.identity.v1.SSOService.BeginTotpEnrolment:input_type -> uias.identity.v1.BeginTotpEnrolmentRequest
+	10, // 31: uias.identity.v1.SSOService.ConfirmTotpEnrolment:input_type -> uias.identity.v1.ConfirmTotpEnrolmentRequest
+	11, // 32: uias.identity.v1.SSOService.RemoveOwnTotp:input_type -> uias.identity.v1.RemoveOwnTotpRequest
+	6,  // 33: uias.identity.v1.SSOService.FingerLogin:input_type -> uias.identity.v1.SSOFingerLoginRequest
+	5,  // 34: uias.identity.v1.SSOService.KerberosLogin:input_type -> uias.identity.v1.KerberosLoginRequest
+	1,  // 35: uias.identity.v1.SSOService.ExternalAuthenticators:input_type -> uias.identity.v1.ExternalAuthenticatorsRequest
+	4,  // 36: uias.identity.v1.SSOService.ExternalLogin:input_type -> uias.identity.v1.SSOExternalLoginRequest
+	19, // 37: uias.identity.v1.SSOService.Login:output_type -> uias.identity.v1.SSOLoginResponse
+	21, // 38: uias.identity.v1.SSOService.PersonAttributes:output_type -> uias.identity.v1.PersonAttributesResponse
+	23, // 39: uias.identity.v1.SSOService.CheckAppAddress:output_type -> uias.identity.v1.CheckAppAddressResponse
+	26, // 40: uias.identity.v1.SSOService.PersonLinks:output_type -> uias.identity.v1.PersonLinksResponse
+	28, // 41: uias.identity.v1.SSOService.LinkAccount:output_type -> uias.identity.v1.LinkAccountResponse
+	30, // 42: uias.identity.v1.SSOService.UnlinkAccount:output_type -> uias.identity.v1.UnlinkAccountResponse
+	33, // 43: uias.identity.v1.SSOService.InactivePeople:output_type -> uias.identity.v1.InactivePeopleResponse
+	19, // 44: uias.identity.v1.SSOService.PeerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	35, // 45: uias.identity.v1.SSOService.PrepareAppointment:output_type -> uias.identity.v1.PrepareAppointmentResponse
+	37, // 46: uias.identity.v1.SSOService.PersonIdNumber:output_type -> uias.identity.v1.PersonIdNumberResponse
+	39, // 47: uias.identity.v1.SSOService.ChangePassword:output_type -> uias.identity.v1.SSOChangePasswordResponse
+	17, // 48: uias.identity.v1.SSOService.CertificateLogin:output_type -> uias.identity.v1.CertificateLoginResponse
+	44, // 49: uias.identity.v1.SSOService.IssueCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	13, // 50: uias.identity.v1.SSOService.GetOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	13, // 51: uias.identity.v1.SSOService.UpdateOwnProfile:output_type -> uias.identity.v1.OwnProfile
+	19, // 52: uias.identity.v1.SSOService.LoginOtp:output_type -> uias.identity.v1.SSOLoginResponse
+	9,  // 53: uias.identity.v1.SSOService.BeginTotpEnrolment:output_type -> uias.identity.v1.TotpEnrolment
+	13, // 54: uias.identity.v1.SSOService.ConfirmTotpEnrolment:output_type -> uias.identity.v1.OwnProfile
+	13, // 55: uias.identity.v1.SSOService.RemoveOwnTotp:output_type -> uias.identity.v1.OwnProfile
+	19, // 56: uias.identity.v1.SSOService.FingerLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	19, // 57: uias.identity.v1.SSOService.KerberosLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	2,  // 58: uias.identity.v1.SSOService.ExternalAuthenticators:output_type -> uias.identity.v1.ExternalAuthenticatorsResponse
+	19, // 59: uias.identity.v1.SSOService.ExternalLogin:output_type -> uias.identity.v1.SSOLoginResponse
+	37, // [37:60] is the sub-list for method output_type
+	14, // [14:37] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_sso_proto_init() }

@@ -1541,9 +1541,15 @@ type CreateSessionRequest struct {
 	// auth_time: when the person authenticated, if before now (the sign-in
 	// at the peer, RedeemPeerAssertionResponse.auth_time): the session's hard
 	// lifetime runs from it, so hops between centres never extend a sign-in.
-	AuthTime      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=auth_time,json=authTime" json:"auth_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AuthTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=auth_time,json=authTime" json:"auth_time,omitempty"`
+	// state_changed_at: when the person's account last changed state, as
+	// identity answered the login (SSOLoginResponse.state_changed_at): a
+	// lock or disable made after it (its event names the time, however late
+	// it arrives) ends the session; one made before it does not. Unset: any
+	// lock or disable ends it.
+	StateChangedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=state_changed_at,json=stateChangedAt" json:"state_changed_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateSessionRequest) Reset() {
@@ -1642,6 +1648,13 @@ func (x *CreateSessionRequest) GetPeerSid() string {
 func (x *CreateSessionRequest) GetAuthTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.AuthTime
+	}
+	return nil
+}
+
+func (x *CreateSessionRequest) GetStateChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StateChangedAt
 	}
 	return nil
 }
@@ -4828,7 +4841,7 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	" \x01(\x0e2\x1a.uias.ticket.v1.AuthMethodR\n" +
 	"authMethod\x12\x12\n" +
 	"\x04peer\x18\v \x01(\tR\x04peer\x127\n" +
-	"\tauth_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"\xfc\x03\n" +
+	"\tauth_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"\xc2\x04\n" +
 	"\x14CreateSessionRequest\x12'\n" +
 	"\auser_id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xc6'\x01(@R\x06userId\x12%\n" +
 	"\x05login\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x05login\x12(\n" +
@@ -4843,7 +4856,8 @@ const file_uias_ticket_v1_ticket_proto_rawDesc = "" +
 	"\x04peer\x18\b \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\xd0\xc6'\x01(\x10R\x04peer\x12'\n" +
 	"\bpeer_sid\x18\t \x01(\tB\f\xbaH\tr\a\xc8\xc6'\x01(\x80\x01R\apeerSid\x127\n" +
 	"\tauth_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\"x\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12D\n" +
+	"\x10state_changed_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0estateChangedAt\"x\n" +
 	"\x15CreateSessionResponse\x12\x10\n" +
 	"\x03tgt\x18\x01 \x01(\tR\x03tgt\x121\n" +
 	"\asession\x18\x02 \x01(\v2\x17.uias.ticket.v1.SessionR\asession\x12\x1a\n" +
@@ -5232,96 +5246,97 @@ var file_uias_ticket_v1_ticket_proto_depIdxs = []int32{
 	0,  // 12: uias.ticket.v1.CreateSessionRequest.auth_method:type_name -> uias.ticket.v1.AuthMethod
 	69, // 13: uias.ticket.v1.CreateSessionRequest.password_changed_at:type_name -> google.protobuf.Timestamp
 	69, // 14: uias.ticket.v1.CreateSessionRequest.auth_time:type_name -> google.protobuf.Timestamp
-	18, // 15: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
-	69, // 16: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 17: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	69, // 18: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
-	30, // 19: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
-	0,  // 20: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
-	29, // 21: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
-	28, // 22: uias.ticket.v1.ValidateServiceTicketResponse.release:type_name -> uias.ticket.v1.AttributeRelease
-	1,  // 23: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
-	18, // 24: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
-	44, // 25: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
-	69, // 26: uias.ticket.v1.ConsentPromptResponse.until:type_name -> google.protobuf.Timestamp
-	46, // 27: uias.ticket.v1.AnswerConsentRequest.request:type_name -> uias.ticket.v1.ConsentRequest
-	69, // 28: uias.ticket.v1.AnswerConsentResponse.expires_at:type_name -> google.protobuf.Timestamp
-	69, // 29: uias.ticket.v1.MyApplication.granted_at:type_name -> google.protobuf.Timestamp
-	69, // 30: uias.ticket.v1.MyApplication.expires_at:type_name -> google.protobuf.Timestamp
-	69, // 31: uias.ticket.v1.MyApplication.signed_in_at:type_name -> google.protobuf.Timestamp
-	51, // 32: uias.ticket.v1.MyApplicationsResponse.applications:type_name -> uias.ticket.v1.MyApplication
-	69, // 33: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 34: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
-	21, // 35: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
-	22, // 36: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
-	24, // 37: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
-	26, // 38: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
-	31, // 39: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
-	32, // 40: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
-	10, // 41: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
-	39, // 42: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
-	41, // 43: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
-	43, // 44: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
-	46, // 45: uias.ticket.v1.TicketService.ConsentPrompt:input_type -> uias.ticket.v1.ConsentRequest
-	48, // 46: uias.ticket.v1.TicketService.AnswerConsent:input_type -> uias.ticket.v1.AnswerConsentRequest
-	50, // 47: uias.ticket.v1.TicketService.MyApplications:input_type -> uias.ticket.v1.MyApplicationsRequest
-	53, // 48: uias.ticket.v1.TicketService.RevokeMyApplication:input_type -> uias.ticket.v1.RevokeMyApplicationRequest
-	55, // 49: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
-	57, // 50: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
-	59, // 51: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
-	60, // 52: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
-	62, // 53: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
-	64, // 54: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
-	67, // 55: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
-	66, // 56: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
-	4,  // 57: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
-	6,  // 58: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
-	2,  // 59: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
-	11, // 60: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
-	12, // 61: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
-	13, // 62: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
-	15, // 63: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
-	16, // 64: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
-	35, // 65: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
-	37, // 66: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
-	20, // 67: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
-	18, // 68: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
-	23, // 69: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
-	25, // 70: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
-	27, // 71: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
-	34, // 72: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
-	33, // 73: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
-	8,  // 74: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
-	40, // 75: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
-	42, // 76: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
-	45, // 77: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
-	47, // 78: uias.ticket.v1.TicketService.ConsentPrompt:output_type -> uias.ticket.v1.ConsentPromptResponse
-	49, // 79: uias.ticket.v1.TicketService.AnswerConsent:output_type -> uias.ticket.v1.AnswerConsentResponse
-	52, // 80: uias.ticket.v1.TicketService.MyApplications:output_type -> uias.ticket.v1.MyApplicationsResponse
-	54, // 81: uias.ticket.v1.TicketService.RevokeMyApplication:output_type -> uias.ticket.v1.RevokeMyApplicationResponse
-	56, // 82: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
-	58, // 83: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
-	58, // 84: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
-	61, // 85: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
-	63, // 86: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
-	65, // 87: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
-	68, // 88: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
-	23, // 89: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
-	5,  // 90: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
-	7,  // 91: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
-	3,  // 92: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
-	8,  // 93: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
-	8,  // 94: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
-	14, // 95: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
-	8,  // 96: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
-	17, // 97: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
-	36, // 98: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
-	38, // 99: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
-	67, // [67:100] is the sub-list for method output_type
-	34, // [34:67] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	69, // 15: uias.ticket.v1.CreateSessionRequest.state_changed_at:type_name -> google.protobuf.Timestamp
+	18, // 16: uias.ticket.v1.CreateSessionResponse.session:type_name -> uias.ticket.v1.Session
+	69, // 17: uias.ticket.v1.IssueServiceTicketResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 18: uias.ticket.v1.ValidateServiceTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	69, // 19: uias.ticket.v1.ValidateServiceTicketResponse.authenticated_at:type_name -> google.protobuf.Timestamp
+	30, // 20: uias.ticket.v1.ValidateServiceTicketResponse.attributes:type_name -> uias.ticket.v1.PersonAttributes
+	0,  // 21: uias.ticket.v1.ValidateServiceTicketResponse.auth_method:type_name -> uias.ticket.v1.AuthMethod
+	29, // 22: uias.ticket.v1.ValidateServiceTicketResponse.authorization:type_name -> uias.ticket.v1.ReleasedAuthorization
+	28, // 23: uias.ticket.v1.ValidateServiceTicketResponse.release:type_name -> uias.ticket.v1.AttributeRelease
+	1,  // 24: uias.ticket.v1.IssueProxyTicketResponse.code:type_name -> uias.ticket.v1.CasCode
+	18, // 25: uias.ticket.v1.ListUserSessionsResponse.sessions:type_name -> uias.ticket.v1.Session
+	44, // 26: uias.ticket.v1.PortalEntriesResponse.entries:type_name -> uias.ticket.v1.PortalEntry
+	69, // 27: uias.ticket.v1.ConsentPromptResponse.until:type_name -> google.protobuf.Timestamp
+	46, // 28: uias.ticket.v1.AnswerConsentRequest.request:type_name -> uias.ticket.v1.ConsentRequest
+	69, // 29: uias.ticket.v1.AnswerConsentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	69, // 30: uias.ticket.v1.MyApplication.granted_at:type_name -> google.protobuf.Timestamp
+	69, // 31: uias.ticket.v1.MyApplication.expires_at:type_name -> google.protobuf.Timestamp
+	69, // 32: uias.ticket.v1.MyApplication.signed_in_at:type_name -> google.protobuf.Timestamp
+	51, // 33: uias.ticket.v1.MyApplicationsResponse.applications:type_name -> uias.ticket.v1.MyApplication
+	69, // 34: uias.ticket.v1.IssueAuthorizationCodeResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 35: uias.ticket.v1.TicketService.CreateSession:input_type -> uias.ticket.v1.CreateSessionRequest
+	21, // 36: uias.ticket.v1.TicketService.GetSession:input_type -> uias.ticket.v1.GetSessionRequest
+	22, // 37: uias.ticket.v1.TicketService.DestroySession:input_type -> uias.ticket.v1.DestroySessionRequest
+	24, // 38: uias.ticket.v1.TicketService.IssueServiceTicket:input_type -> uias.ticket.v1.IssueServiceTicketRequest
+	26, // 39: uias.ticket.v1.TicketService.ValidateServiceTicket:input_type -> uias.ticket.v1.ValidateServiceTicketRequest
+	31, // 40: uias.ticket.v1.TicketService.IssueProxyTicket:input_type -> uias.ticket.v1.IssueProxyTicketRequest
+	32, // 41: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:input_type -> uias.ticket.v1.RevokeProxyGrantingTicketRequest
+	10, // 42: uias.ticket.v1.TicketService.MatchService:input_type -> uias.ticket.v1.MatchServiceRequest
+	39, // 43: uias.ticket.v1.TicketService.ValidateLegacyTicket:input_type -> uias.ticket.v1.ValidateLegacyTicketRequest
+	41, // 44: uias.ticket.v1.TicketService.AssociateAccount:input_type -> uias.ticket.v1.AssociateAccountRequest
+	43, // 45: uias.ticket.v1.TicketService.PortalEntries:input_type -> uias.ticket.v1.PortalEntriesRequest
+	46, // 46: uias.ticket.v1.TicketService.ConsentPrompt:input_type -> uias.ticket.v1.ConsentRequest
+	48, // 47: uias.ticket.v1.TicketService.AnswerConsent:input_type -> uias.ticket.v1.AnswerConsentRequest
+	50, // 48: uias.ticket.v1.TicketService.MyApplications:input_type -> uias.ticket.v1.MyApplicationsRequest
+	53, // 49: uias.ticket.v1.TicketService.RevokeMyApplication:input_type -> uias.ticket.v1.RevokeMyApplicationRequest
+	55, // 50: uias.ticket.v1.TicketService.IssueAuthorizationCode:input_type -> uias.ticket.v1.IssueAuthorizationCodeRequest
+	57, // 51: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:input_type -> uias.ticket.v1.ExchangeAuthorizationCodeRequest
+	59, // 52: uias.ticket.v1.TicketService.RefreshAccessToken:input_type -> uias.ticket.v1.RefreshAccessTokenRequest
+	60, // 53: uias.ticket.v1.TicketService.UserInfo:input_type -> uias.ticket.v1.UserInfoRequest
+	62, // 54: uias.ticket.v1.TicketService.IntrospectToken:input_type -> uias.ticket.v1.IntrospectTokenRequest
+	64, // 55: uias.ticket.v1.TicketService.RevokeToken:input_type -> uias.ticket.v1.RevokeTokenRequest
+	67, // 56: uias.ticket.v1.TicketService.SigningKeys:input_type -> uias.ticket.v1.SigningKeysRequest
+	66, // 57: uias.ticket.v1.TicketService.EndSessionOfIDToken:input_type -> uias.ticket.v1.EndSessionOfIDTokenRequest
+	4,  // 58: uias.ticket.v1.TicketService.IssuePeerAssertion:input_type -> uias.ticket.v1.IssuePeerAssertionRequest
+	6,  // 59: uias.ticket.v1.TicketService.RedeemPeerAssertion:input_type -> uias.ticket.v1.RedeemPeerAssertionRequest
+	2,  // 60: uias.ticket.v1.TicketService.PeerLogout:input_type -> uias.ticket.v1.PeerLogoutRequest
+	11, // 61: uias.ticket.v1.ServiceRegistryService.CreateService:input_type -> uias.ticket.v1.CreateServiceRequest
+	12, // 62: uias.ticket.v1.ServiceRegistryService.GetService:input_type -> uias.ticket.v1.GetServiceRequest
+	13, // 63: uias.ticket.v1.ServiceRegistryService.ListServices:input_type -> uias.ticket.v1.ListServicesRequest
+	15, // 64: uias.ticket.v1.ServiceRegistryService.UpdateService:input_type -> uias.ticket.v1.UpdateServiceRequest
+	16, // 65: uias.ticket.v1.ServiceRegistryService.DeleteService:input_type -> uias.ticket.v1.DeleteServiceRequest
+	35, // 66: uias.ticket.v1.TicketAdminService.ListUserSessions:input_type -> uias.ticket.v1.ListUserSessionsRequest
+	37, // 67: uias.ticket.v1.TicketAdminService.RevokeUserSessions:input_type -> uias.ticket.v1.RevokeUserSessionsRequest
+	20, // 68: uias.ticket.v1.TicketService.CreateSession:output_type -> uias.ticket.v1.CreateSessionResponse
+	18, // 69: uias.ticket.v1.TicketService.GetSession:output_type -> uias.ticket.v1.Session
+	23, // 70: uias.ticket.v1.TicketService.DestroySession:output_type -> uias.ticket.v1.DestroySessionResponse
+	25, // 71: uias.ticket.v1.TicketService.IssueServiceTicket:output_type -> uias.ticket.v1.IssueServiceTicketResponse
+	27, // 72: uias.ticket.v1.TicketService.ValidateServiceTicket:output_type -> uias.ticket.v1.ValidateServiceTicketResponse
+	34, // 73: uias.ticket.v1.TicketService.IssueProxyTicket:output_type -> uias.ticket.v1.IssueProxyTicketResponse
+	33, // 74: uias.ticket.v1.TicketService.RevokeProxyGrantingTicket:output_type -> uias.ticket.v1.RevokeProxyGrantingTicketResponse
+	8,  // 75: uias.ticket.v1.TicketService.MatchService:output_type -> uias.ticket.v1.RegisteredService
+	40, // 76: uias.ticket.v1.TicketService.ValidateLegacyTicket:output_type -> uias.ticket.v1.ValidateLegacyTicketResponse
+	42, // 77: uias.ticket.v1.TicketService.AssociateAccount:output_type -> uias.ticket.v1.AssociateAccountResponse
+	45, // 78: uias.ticket.v1.TicketService.PortalEntries:output_type -> uias.ticket.v1.PortalEntriesResponse
+	47, // 79: uias.ticket.v1.TicketService.ConsentPrompt:output_type -> uias.ticket.v1.ConsentPromptResponse
+	49, // 80: uias.ticket.v1.TicketService.AnswerConsent:output_type -> uias.ticket.v1.AnswerConsentResponse
+	52, // 81: uias.ticket.v1.TicketService.MyApplications:output_type -> uias.ticket.v1.MyApplicationsResponse
+	54, // 82: uias.ticket.v1.TicketService.RevokeMyApplication:output_type -> uias.ticket.v1.RevokeMyApplicationResponse
+	56, // 83: uias.ticket.v1.TicketService.IssueAuthorizationCode:output_type -> uias.ticket.v1.IssueAuthorizationCodeResponse
+	58, // 84: uias.ticket.v1.TicketService.ExchangeAuthorizationCode:output_type -> uias.ticket.v1.TokenResponse
+	58, // 85: uias.ticket.v1.TicketService.RefreshAccessToken:output_type -> uias.ticket.v1.TokenResponse
+	61, // 86: uias.ticket.v1.TicketService.UserInfo:output_type -> uias.ticket.v1.UserInfoResponse
+	63, // 87: uias.ticket.v1.TicketService.IntrospectToken:output_type -> uias.ticket.v1.IntrospectTokenResponse
+	65, // 88: uias.ticket.v1.TicketService.RevokeToken:output_type -> uias.ticket.v1.RevokeTokenResponse
+	68, // 89: uias.ticket.v1.TicketService.SigningKeys:output_type -> uias.ticket.v1.SigningKeysResponse
+	23, // 90: uias.ticket.v1.TicketService.EndSessionOfIDToken:output_type -> uias.ticket.v1.DestroySessionResponse
+	5,  // 91: uias.ticket.v1.TicketService.IssuePeerAssertion:output_type -> uias.ticket.v1.IssuePeerAssertionResponse
+	7,  // 92: uias.ticket.v1.TicketService.RedeemPeerAssertion:output_type -> uias.ticket.v1.RedeemPeerAssertionResponse
+	3,  // 93: uias.ticket.v1.TicketService.PeerLogout:output_type -> uias.ticket.v1.PeerLogoutResponse
+	8,  // 94: uias.ticket.v1.ServiceRegistryService.CreateService:output_type -> uias.ticket.v1.RegisteredService
+	8,  // 95: uias.ticket.v1.ServiceRegistryService.GetService:output_type -> uias.ticket.v1.RegisteredService
+	14, // 96: uias.ticket.v1.ServiceRegistryService.ListServices:output_type -> uias.ticket.v1.ListServicesResponse
+	8,  // 97: uias.ticket.v1.ServiceRegistryService.UpdateService:output_type -> uias.ticket.v1.RegisteredService
+	17, // 98: uias.ticket.v1.ServiceRegistryService.DeleteService:output_type -> uias.ticket.v1.DeleteServiceResponse
+	36, // 99: uias.ticket.v1.TicketAdminService.ListUserSessions:output_type -> uias.ticket.v1.ListUserSessionsResponse
+	38, // 100: uias.ticket.v1.TicketAdminService.RevokeUserSessions:output_type -> uias.ticket.v1.RevokeUserSessionsResponse
+	68, // [68:101] is the sub-list for method output_type
+	35, // [35:68] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_uias_ticket_v1_ticket_proto_init() }
