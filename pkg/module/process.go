@@ -340,6 +340,12 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	return p, nil
 }
 
+// HealthService is the name under which a process's standard gRPC health
+// service reports the module name alone ("uias.module.identity"): SERVING
+// while the module is ready. The service "" reports the whole process
+// (every module ready).
+func HealthService(name string) string { return "uias.module." + name }
+
 // How often readiness is checked: until every module has been ready once,
 // then after.
 const (
@@ -357,16 +363,30 @@ func (p *Process) serveGRPC(ctx context.Context, r *router) error {
 	p.grpcAddr = lis.Addr().String()
 	setHealth := func() bool {
 		all := healthpb.HealthCheckResponse_SERVING
+		states := map[string]healthpb.HealthCheckResponse_ServingStatus{} // by module
 		for svc, name := range r.owner {
-			st := healthpb.HealthCheckResponse_SERVING
-			if err := p.ready(p.runCtx, name); err != nil {
-				st, all = healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING
+			st, ok := states[name]
+			if !ok {
+				st = healthpb.HealthCheckResponse_SERVING
+				if err := p.ready(p.runCtx, name); err != nil {
+					st = healthpb.HealthCheckResponse_NOT_SERVING
+				}
+				states[name] = st
+			}
+			if st != healthpb.HealthCheckResponse_SERVING {
+				all = healthpb.HealthCheckResponse_NOT_SERVING
 			}
 			for _, h := range p.health {
 				h.SetServingStatus(svc, st)
 			}
 		}
 		for _, h := range p.health {
+			// Each module by its own name too (HealthService): the
+			// edge's /readyz names the one that is not ready, not every
+			// module of the process ("" is the whole process).
+			for name, st := range states {
+				h.SetServingStatus(HealthService(name), st)
+			}
 			h.SetServingStatus("", all)
 		}
 		return all == healthpb.HealthCheckResponse_SERVING
