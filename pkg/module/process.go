@@ -32,12 +32,14 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/giveway"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/pkg/store"
 )
 
 // Options are what Start needs besides the registry and the config.
@@ -478,15 +480,59 @@ func (p *Process) registered() error {
 // etcd discovery, registered).
 func (p *Process) Ready(ctx context.Context) error {
 	if err := p.registered(); err != nil {
-		return err
+		return notReady{what: "not registered in etcd yet (etcd does not answer, or the registration is being retried: see the log)", err: err}
 	}
 	var errs []error
 	for _, m := range p.mods {
 		if err := p.ready(ctx, m.Name); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+			errs = append(errs, notReady{what: m.Name + ": " + readyWords(err), err: err})
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// notReady is why a process is not ready: what says it in words fit for
+// a caller of /readyz (never the cause's text: a driver's error may name
+// hosts, files or users), err is the cause, for the log.
+type notReady struct {
+	what string
+	err  error
+}
+
+func (e notReady) Error() string { return e.what + ": " + e.err.Error() }
+func (e notReady) Unwrap() error { return e.err }
+
+// readyWords says why a module is not ready: the caller-facing message of
+// its error once classified (storage unavailable, an index loading, the
+// ticket store unavailable), else that it is not ready.
+func readyWords(err error) string {
+	if e, ok := apierr.As(store.Classify(err)); ok && e.Message != "" {
+		return e.Message
+	}
+	return "not ready (see its log)"
+}
+
+// NotReadyWords is err of Process.Ready in words for /readyz ("; "
+// between the parts), never the causes' text.
+func NotReadyWords(err error) string {
+	var parts []string
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var nr notReady
+		if errors.As(err, &nr) {
+			parts = append(parts, nr.what)
+			return
+		}
+		parts = append(parts, "a component is unavailable")
+	}
+	walk(err)
+	return strings.Join(parts, "; ")
 }
 
 // serveHTTP listens on addr and serves h (with TLS when given) until Stop.
