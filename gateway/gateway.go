@@ -28,6 +28,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/pkg/module"
 
 	// The error details sent by the identity service (ErrorInfo) must be
 	// resolvable so error bodies can be marshalled to JSON.
@@ -309,7 +310,16 @@ func (g *gateway) backendStates(ctx context.Context, names []string) ([]string, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := healthpb.NewHealthClient(g.opts.Backends[idx].Conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			// The component's own health (module.HealthService), not the
+			// whole process's: in one process with others, a component
+			// not ready (ticket, whose sessions are in NATS, while NATS
+			// is down) is named alone. A process of an earlier version
+			// knows only "" (NOT_FOUND): asked that instead.
+			hc := healthpb.NewHealthClient(g.opts.Backends[idx].Conn)
+			resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: module.HealthService(name)})
+			if status.Code(err) == codes.NotFound {
+				resp, err = hc.Check(ctx, &healthpb.HealthCheckRequest{})
+			}
 			switch {
 			case err != nil:
 				g.log.Warn("readiness: backend health check failed", zap.String("component", name), zap.Error(err))

@@ -32,12 +32,14 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/config"
 	"github.com/uias/uias/pkg/discovery"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/giveway"
 	"github.com/uias/uias/pkg/grpcx"
+	"github.com/uias/uias/pkg/store"
 )
 
 // Options are what Start needs besides the registry and the config.
@@ -340,6 +342,12 @@ func Start(ctx context.Context, reg *Registry, cfg config.Config, o Options) (_ 
 	return p, nil
 }
 
+// HealthService is the name under which a process's standard gRPC health
+// service reports the module name alone ("uias.module.identity"): SERVING
+// while the module is ready. The service "" reports the whole process
+// (every module ready).
+func HealthService(name string) string { return "uias.module." + name }
+
 // How often readiness is checked: until every module has been ready once,
 // then after.
 const (
@@ -357,16 +365,30 @@ func (p *Process) serveGRPC(ctx context.Context, r *router) error {
 	p.grpcAddr = lis.Addr().String()
 	setHealth := func() bool {
 		all := healthpb.HealthCheckResponse_SERVING
+		states := map[string]healthpb.HealthCheckResponse_ServingStatus{} // by module
 		for svc, name := range r.owner {
-			st := healthpb.HealthCheckResponse_SERVING
-			if err := p.ready(p.runCtx, name); err != nil {
-				st, all = healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING
+			st, ok := states[name]
+			if !ok {
+				st = healthpb.HealthCheckResponse_SERVING
+				if err := p.ready(p.runCtx, name); err != nil {
+					st = healthpb.HealthCheckResponse_NOT_SERVING
+				}
+				states[name] = st
+			}
+			if st != healthpb.HealthCheckResponse_SERVING {
+				all = healthpb.HealthCheckResponse_NOT_SERVING
 			}
 			for _, h := range p.health {
 				h.SetServingStatus(svc, st)
 			}
 		}
 		for _, h := range p.health {
+			// Each module by its own name too (HealthService): the
+			// edge's /readyz names the one that is not ready, not every
+			// module of the process ("" is the whole process).
+			for name, st := range states {
+				h.SetServingStatus(HealthService(name), st)
+			}
 			h.SetServingStatus("", all)
 		}
 		return all == healthpb.HealthCheckResponse_SERVING
@@ -458,15 +480,59 @@ func (p *Process) registered() error {
 // etcd discovery, registered).
 func (p *Process) Ready(ctx context.Context) error {
 	if err := p.registered(); err != nil {
-		return err
+		return notReady{what: "not registered in etcd yet (etcd does not answer, or the registration is being retried: see the log)", err: err}
 	}
 	var errs []error
 	for _, m := range p.mods {
 		if err := p.ready(ctx, m.Name); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+			errs = append(errs, notReady{what: m.Name + ": " + readyWords(err), err: err})
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// notReady is why a process is not ready: what says it in words fit for
+// a caller of /readyz (never the cause's text: a driver's error may name
+// hosts, files or users), err is the cause, for the log.
+type notReady struct {
+	what string
+	err  error
+}
+
+func (e notReady) Error() string { return e.what + ": " + e.err.Error() }
+func (e notReady) Unwrap() error { return e.err }
+
+// readyWords says why a module is not ready: the caller-facing message of
+// its error once classified (storage unavailable, an index loading, the
+// ticket store unavailable), else that it is not ready.
+func readyWords(err error) string {
+	if e, ok := apierr.As(store.Classify(err)); ok && e.Message != "" {
+		return e.Message
+	}
+	return "not ready (see its log)"
+}
+
+// NotReadyWords is err of Process.Ready in words for /readyz ("; "
+// between the parts), never the causes' text.
+func NotReadyWords(err error) string {
+	var parts []string
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var nr notReady
+		if errors.As(err, &nr) {
+			parts = append(parts, nr.what)
+			return
+		}
+		parts = append(parts, "a component is unavailable")
+	}
+	walk(err)
+	return strings.Join(parts, "; ")
 }
 
 // serveHTTP listens on addr and serves h (with TLS when given) until Stop.

@@ -289,7 +289,7 @@ func OpsHandler(reg prometheus.Gatherer, metrics bool, ready func(context.Contex
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(r.Context()); err != nil {
-			http.Error(w, "not ready: a component is unavailable", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: "+NotReadyWords(err), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

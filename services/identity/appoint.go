@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/uias/uias/pkg/caller"
 	"github.com/uias/uias/pkg/events"
 )
 
@@ -69,6 +70,14 @@ var ErrNotAppointable = errors.New("not appointable")
 // many it finished; a failed appointment is logged and left for the next
 // run (err is the last failure).
 func (s *Service) MigrateAdmins(ctx context.Context, appoint Appointer) (int, error) {
+	if caller.From(ctx).Actor() == "anonymous" {
+		// The process appoints (the first start's administrators, legacy
+		// flags): its records say so ("system:appointments"), not
+		// "anonymous", which reads as a caller nobody authenticated.
+		c := *caller.From(ctx)
+		c.System = "appointments"
+		ctx = caller.With(ctx, &c)
+	}
 	pending, err := s.store.PendingAppointments(ctx)
 	if err != nil {
 		return 0, err

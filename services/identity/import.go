@@ -741,6 +741,9 @@ func storeField(err error) string {
 	if errors.Is(err, ErrIDNumberTaken) {
 		return "id_number"
 	}
+	if e, ok := apierr.As(err); ok {
+		return e.Meta[apierr.MetaField] // the column the store named, if any
+	}
 	return ""
 }
 

@@ -131,6 +131,17 @@ func errorsByRow(rep *identity.ImportReport) map[int]string {
 	return out
 }
 
+// sameFields checks the column (field) the report names for the rows of
+// want.
+func sameFields(t *testing.T, rep *identity.ImportReport, want map[int]string) {
+	t.Helper()
+	for _, e := range rep.Errors {
+		if f, ok := want[e.Row]; ok && e.Field != f {
+			t.Errorf("row %d (%s): field %q, want %q", e.Row, e.Reason, e.Field, f)
+		}
+	}
+}
+
 func sameErrors(t *testing.T, rep *identity.ImportReport, want map[int]string) {
 	t.Helper()
 	got := errorsByRow(rep)
@@ -241,6 +252,9 @@ func TestImportUsersXLSX(t *testing.T) {
 		t.Fatalf("dry run %+v", rep)
 	}
 	sameErrors(t, rep, want)
+	// a login that exists names its column, as a duplicate in the file does
+	// (the store's check, not the row's: acceptb)
+	sameFields(t, rep, map[int]string{4: "login_name", 8: "login_name", 11: "app_account"})
 	if _, err := iw.st.GetUserByLogin(context.Background(), "zhangsan"); !errors.Is(err, identity.ErrNotFound) {
 		t.Fatalf("a dry run wrote a user: %v", err)
 	}
@@ -300,6 +314,7 @@ func TestImportLinksJSONL(t *testing.T) {
 	// mia is linked to oa already (one link per person and application).
 	sameErrors(t, rep, map[int]string{1: "ALREADY_EXISTS", 2: identity.ReasonImportUnknownUser,
 		3: identity.ReasonImportBadField, 4: identity.ReasonImportBadField, 6: "ALREADY_EXISTS"})
+	sameFields(t, rep, map[int]string{1: "app_code", 6: "app_account"})
 	if rep.ImportID == "" || rep.Rows != 5 {
 		t.Fatalf("report %+v", rep)
 	}

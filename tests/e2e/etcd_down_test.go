@@ -113,8 +113,9 @@ func TestEtcdUnreachableAtStart(t *testing.T) {
 	gw := start(t, gwCfg)
 	id := start(t, idCfg)
 	ops := "http://" + id.app.HTTPAddr()
-	if code := httpStatus(t, "GET", ops+"/readyz"); code != 503 {
-		t.Fatalf("identity /readyz before it is registered: %d, want 503", code)
+	// and says why (acceptb: it said "a component is unavailable")
+	if code, body := httpBody(t, ops+"/readyz"); code != 503 || !strings.Contains(body, "not ready: not registered in etcd yet") {
+		t.Fatalf("identity /readyz before it is registered: %d %q, want 503 naming the registration", code, body)
 	}
 	if code := httpStatus(t, "GET", gw.http+"/readyz"); code != 503 {
 		t.Fatalf("gateway /readyz without etcd: %d, want 503", code)
@@ -171,6 +172,21 @@ func TestEtcdUnreachableAtStart(t *testing.T) {
 		t.Errorf("gateway.backends naming an unknown component: %v", err)
 	}
 	stopWithin(t, gw)
+
+	// Its database gone, identity's /readyz says so (docs/operators.md,
+	// Health), in words, with no driver text.
+	if err := id.app.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var idBody string
+	eventually(t, "identity /readyz to name its storage", func() bool {
+		var code int
+		code, idBody = httpBody(t, ops+"/readyz")
+		return code == 503
+	})
+	if idBody != "not ready: identity: storage is unavailable, try again later\n" {
+		t.Errorf("identity /readyz with its database closed: %q", idBody)
+	}
 	stopWithin(t, id)
 }
 

@@ -161,3 +161,53 @@ func TestStorageDown(t *testing.T) {
 		return code == 503
 	})
 }
+
+// TestReadyzNamesWhatIsNotReady: in one process (target all) /readyz names
+// the component that is not ready, not every component of the process:
+// with NATS down ticket (its sessions and tickets are NATS key-value
+// buckets) is not serving while identity, which keeps its events in the
+// outbox, still is (and logins go on); with identity's database gone,
+// identity is not serving and ticket still is.
+func TestReadyzNamesWhatIsNotReady(t *testing.T) {
+	dir := t.TempDir()
+	ns := eventstest.NATSIn(t, filepath.Join(dir, "nats"), -1)
+	cfg := testConfig(filepath.Join(dir, "uias"))
+	cfg.NATS.URL, cfg.NATS.Embedded = ns.ClientURL(), false
+	e := start(t, cfg)
+	e.login()
+	f := e.seed("oa", "ken", nil, nil)
+	readyz := func() (int, string) {
+		code, out, _ := e.rest("GET", "/readyz", nil, nil)
+		raw, _ := out["_raw"].(string)
+		return code, raw
+	}
+	if code, body := readyz(); code != 200 || !strings.Contains(body, "identity: serving\nticket: serving\n") {
+		t.Fatalf("/readyz before: %d %q", code, body)
+	}
+
+	ns.Shutdown()
+	var body string
+	eventually(t, "readyz to report ticket not serving", func() bool {
+		var code int
+		code, body = readyz()
+		return code == 503 && strings.Contains(body, "ticket: not serving")
+	})
+	for _, c := range []string{"identity", "authz", "audit", "sync"} {
+		if !strings.Contains(body, c+": serving\n") {
+			t.Errorf("/readyz with NATS down names %s not serving (only ticket is):\n%s", c, body)
+		}
+	}
+	res, err := e.authPW(f, f.account, f.password)
+	wantResult(t, res, err, 0, identityv1.Reason_REASON_OK)
+
+	if err := e.app.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "readyz to report identity not serving", func() bool {
+		_, body = readyz()
+		return strings.Contains(body, "identity: not serving")
+	})
+	if !strings.Contains(body, "authz: serving\n") {
+		t.Errorf("/readyz with identity's storage down names authz not serving:\n%s", body)
+	}
+}

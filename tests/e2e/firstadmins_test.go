@@ -70,6 +70,11 @@ func TestFirstStartAdministrators(t *testing.T) {
 		}
 		for _, rec := range r.GetRecords() {
 			if strings.Contains(rec.String(), ids["auditor"]) {
+				// the process appointed them, and says so (not
+				// "anonymous": a caller nobody authenticated)
+				if rec.GetActor() != "system:appointments" {
+					t.Fatalf("the auditor's appointment is recorded with actor %q, want system:appointments", rec.GetActor())
+				}
 				return true
 			}
 		}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,6 +43,35 @@ func TestAppointedAuditorChoosesOwnPassword(t *testing.T) {
 	activation := res.GetActivationPassword()
 	if activation == "" || activation == known {
 		t.Fatalf("the appointment gave no activation password: %v", res)
+	}
+	// the records of the appointment (mallory's tokens revoked, the
+	// activation password set) name the auditor who appointed, not
+	// "anonymous" (acceptb)
+	me, err := identityv1.NewAdminSessionServiceClient(e.conn).WhoAmI(e.aud(), &identityv1.WhoAmIRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantActors := map[string]bool{
+		"admin.tokens_revoked user:" + me.GetUser().GetId() + " user:" + u.GetId():      true,
+		"user.appointment_password user:" + me.GetUser().GetId() + " user:" + u.GetId(): true,
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		seen := map[string]bool{}
+		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.identity.") {
+			seen[fmt.Sprintf("%v %v %v", ev["api"], ev["actor"], ev["subject"])] = true
+		}
+		missing := []string{}
+		for k := range wantActors {
+			if !seen[k] {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("appointment records missing %v; seen %v", missing, seen)
+		}
 	}
 	// what the system administrator knows opens nothing now
 	_, err = e.admin.AdminLogin(context.Background(), &identityv1.AdminLoginRequest{LoginName: "mallory", Password: known,

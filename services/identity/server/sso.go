@@ -6,6 +6,7 @@ import (
 
 	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/identity"
 )
@@ -146,6 +147,16 @@ func (s ssoServer) UnlinkAccount(ctx context.Context, r *identityv1.UnlinkAccoun
 
 // PrepareAppointment implements SSOService.
 func (s ssoServer) PrepareAppointment(ctx context.Context, r *identityv1.PrepareAppointmentRequest) (*identityv1.PrepareAppointmentResponse, error) {
+	// authz asks this while granting an administrator's role: the
+	// administrator who grants it (the call's origin, believed from a
+	// component only, as every SSOService call is) is the actor of the
+	// records it makes (the tokens revoked, the activation password set),
+	// not "anonymous".
+	if p := grpcx.OriginFrom(ctx).Principal; p != "" && caller.From(ctx).Principal == "" {
+		c := *caller.From(ctx)
+		c.Principal = p
+		ctx = caller.With(ctx, &c)
+	}
 	pw, err := s.svc.PrepareAppointment(ctx, r.GetUserId(), r.GetRole())
 	if err != nil {
 		return nil, err

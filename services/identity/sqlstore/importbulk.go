@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/events"
 	"github.com/uias/uias/pkg/store"
 	"github.com/uias/uias/services/identity"
@@ -307,7 +308,7 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 			case u.OrgID != "" && !paths.orgs.has(u.OrgID):
 				e = store.NotFound("org")
 			case loginTaken[identity.FoldLogin(u.LoginName)]:
-				e = store.Conflict("login name already exists")
+				e = conflictIn("login_name", "login name already exists")
 			case u.FeatureCode != "" && featureTaken[u.FeatureCode]:
 				e = store.Conflict("feature code already exists")
 			case u.IDKey != "" && idKeyTaken[u.IDKey]:
@@ -321,9 +322,9 @@ func (s *Store) bulkChecks(ctx context.Context, tx *sql.Tx, importID string, ite
 			case !appsThere[l.AppID]:
 				e = store.NotFound("application")
 			case accountTaken[l.AppID][l.AppAccountID]:
-				e = store.Conflict("app account is already linked")
+				e = conflictIn("app_account", "app account is already linked")
 			case it.User == nil && userLinked[l.AppID][l.UserID]:
-				e = store.Conflict("user is already linked to this app")
+				e = conflictIn("app_code", "user is already linked to this app")
 			}
 		}
 		if e != nil {
@@ -576,4 +577,11 @@ func (s *Store) bulkInsertImportRows(ctx context.Context, tx *sql.Tx, importID s
 		}
 		return append(a, importID, it.Key, kind, id, store.UnixMS(it.At))
 	})
+}
+
+// conflictIn is a row's store conflict (ALREADY_EXISTS) naming the column
+// of the row that collides (the import report's field), as the checks of
+// the rows name theirs.
+func conflictIn(field, msg string) error {
+	return store.ErrConflict.WithMessage(msg).WithMeta(apierr.MetaField, field)
 }

@@ -4,13 +4,17 @@ package server
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/audit"
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/pkg/events"
@@ -130,6 +134,9 @@ func (s *Server) GetReplicaDigest(ctx context.Context, r *syncv1.GetReplicaDiges
 	if s.homes == nil {
 		return nil, usync.ErrNotACentre
 	}
+	if err := s.checkDigestFilter(r); err != nil {
+		return nil, err
+	}
 	ds, err := s.st.Digest(ctx, usync.DigestFilter{Homes: r.GetHomes(), KindPrefixes: r.GetKinds()})
 	if err != nil {
 		return nil, err
@@ -139,6 +146,51 @@ func (s *Server) GetReplicaDigest(ctx context.Context, r *syncv1.GetReplicaDiges
 		out.Tables = append(out.Tables, &syncv1.TableDigest{Table: d.Table, Rows: d.Rows, Sha256: d.SHA256})
 	}
 	return out, nil
+}
+
+// checkDigestFilter refuses a digest filter that names a centre this
+// centre does not know or a kind no link carries: either selects nothing,
+// and the empty digests it answered at both centres looked equal (a
+// misspelt "identity.users" or "l2b" compared nothing and said so with two
+// equal sums).
+func (s *Server) checkDigestFilter(r *syncv1.GetReplicaDigestRequest) error {
+	for i, h := range r.GetHomes() {
+		if !s.homes.Known(h) {
+			return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
+				fmt.Sprintf("homes[%d]: %q is not a centre this centre knows (it knows %s)", i, h, strings.Join(s.knownCentres(), ", "))).
+				WithMeta(apierr.MetaField, fmt.Sprintf("homes[%d]", i))
+		}
+	}
+	kinds := replicaKinds()
+	for i, k := range r.GetKinds() {
+		if k == "" || !slices.ContainsFunc(kinds, func(kind string) bool { return strings.HasPrefix(kind, k) }) {
+			return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest,
+				fmt.Sprintf("kinds[%d]: %q begins no kind the links carry (%s)", i, k, strings.Join(kinds, ", "))).
+				WithMeta(apierr.MetaField, fmt.Sprintf("kinds[%d]", i))
+		}
+	}
+	return nil
+}
+
+// replicaKinds are the kinds of the replica's objects: what the links
+// carry up and down (applier.Up, applier.Down), sorted, each once.
+func replicaKinds() []string {
+	kinds := applier.KindPrefixes(append(slices.Clone(applier.Up), applier.Down...))
+	slices.Sort(kinds)
+	return slices.Compact(kinds)
+}
+
+// knownCentres are the centres s.homes knows (Homes.Known), sorted.
+func (s *Server) knownCentres() []string {
+	names := []string{s.homes.Self}
+	if s.homes.Parent != "" {
+		names = append(names, s.homes.Parent)
+	}
+	for _, c := range s.homes.Subtrees {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // Perms is the administrator permission of each sync method, asked of
