@@ -238,6 +238,12 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 				why = "the application is suspended"
 			case caller.ErrIPNotAllowed.Reason:
 				why = "the caller is not allowed: calls from this address are not on the application's IP allow-list"
+				if v.AppSecret == "" {
+					// an application that meant to send its credentials
+					// learns how they are read (its Basic header was not)
+					why += ", and no App_ID and App_Secret were presented (headers X-Uias-App-Id and X-Uias-App-Secret, " +
+						"HTTP Basic, or POST fields appId and appSecret)"
+				}
 			case caller.ErrClientCert.Reason:
 				why = "the application is bound to a client certificate: call over TLS with it"
 			case caller.ReasonSignatureRequired:
