@@ -325,3 +325,34 @@ func readAll(t *testing.T, resp *http.Response) string {
 	}
 	return b.String()
 }
+
+// TestCASUndecodableQuery: a validation or proxy request whose query
+// string does not decode (a '%' not followed by two hex digits, as in a
+// service URL sent unencoded) is INVALID_REQUEST saying so, in XML and
+// JSON, and leaves the ticket unused (it was answered "ticket and service
+// are required" although both were sent).
+func TestCASUndecodableQuery(t *testing.T) {
+	c := newCASReview(t, false)
+	ctx := context.Background()
+	tgt := c.session(t)
+	st, _, err := c.h.Service.IssueServiceTicket(ctx, tgt, c.svc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"serviceValidate?service=" + c.svc + "%zz&ticket=" + st, `<cas:authenticationFailure code="INVALID_REQUEST">the query string is not valid URL encoding`},
+		{"p3/serviceValidate?ticket=" + st + "&service=" + c.svc + "100%", `<cas:authenticationFailure code="INVALID_REQUEST">the query string is not valid URL encoding`},
+		{"p3/proxyValidate?format=JSON&service=%E4%B8&ticket=" + st + "&x=%", `{"serviceResponse":{"authenticationFailure":{"code":"INVALID_REQUEST","description":"the query string is not valid URL encoding`},
+		{"proxy?pgt=PGT-1&targetService=" + c.svc + "%g1", `<cas:proxyFailure code="INVALID_REQUEST">the query string is not valid URL encoding`},
+	} {
+		resp := c.do(t, http.MethodGet, c.casBase+tc.path, "", nil)
+		if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, tc.want) {
+			t.Errorf("GET /cas/%s: %d %s", tc.path, resp.StatusCode, body)
+		}
+	}
+	// nothing was looked up: the ticket still validates
+	body := readAll(t, c.do(t, http.MethodGet, c.casBase+"serviceValidate?service="+url.QueryEscape(c.svc)+"&ticket="+st, "", nil))
+	if !strings.Contains(body, "authenticationSuccess") {
+		t.Errorf("the ticket after the undecodable requests: %s", body)
+	}
+}
