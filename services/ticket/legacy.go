@@ -204,7 +204,7 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 	if rs == nil {
 		// Issued for a registered service that is no longer (deleted, or
 		// its application deleted in identity).
-		return refuse(LegacyInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered, or its application is suspended", t)
+		return refuse(LegacyInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered or is disabled, or its application is suspended", t)
 	}
 	if t.OIDC != nil || rs.LegacyScheme == 0 || rs.AppID != t.AppID {
 		return refuse(LegacyInvalidService, "NOT_A_LEGACY_SERVICE",

@@ -927,9 +927,9 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	}
 	if rs == nil {
 		// Issued for a registered service that is no longer (deleted, or
-		// its application deleted in identity), or whose application is
-		// suspended: it validates no more.
-		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered, or its application is suspended", t)
+		// its application deleted in identity), is disabled, or whose
+		// application is suspended: it validates no more.
+		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered or is disabled, or its application is suspended", t)
 	}
 	if t.OIDC != nil {
 		return refuse(CodeInvalidTicketSpec, "AUTHORIZATION_CODE",

@@ -356,3 +356,37 @@ func TestCASUndecodableQuery(t *testing.T) {
 		t.Errorf("the ticket after the undecodable requests: %s", body)
 	}
 }
+
+// TestCASDisabledServiceNamed: a ticket of a service an administrator has
+// since disabled is refused INVALID_SERVICE with a message that names the
+// disabling (it said only "no longer registered, or its application is
+// suspended", neither of which was true), and the login page refuses the
+// service without a redirect.
+func TestCASDisabledServiceNamed(t *testing.T) {
+	c := newCASReview(t, false)
+	ctx := context.Background()
+	registry := ticketv1.NewServiceRegistryServiceClient(c.e.conn)
+	svc := "https://off.example.com/app/"
+	def := &ticketv1.ServiceDefinition{AppId: c.f.appID, Name: "Soon off", Url: svc}
+	rs, err := registry.CreateService(c.e.adm(), &ticketv1.CreateServiceRequest{Service: def})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := c.session(t)
+	st, _, err := c.h.Service.IssueServiceTicket(ctx, tgt, svc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def.Disabled = true
+	if _, err := registry.UpdateService(c.e.adm(), &ticketv1.UpdateServiceRequest{Id: rs.GetId(), Service: def}); err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, c.do(t, http.MethodGet, c.casBase+"serviceValidate?service="+url.QueryEscape(svc)+"&ticket="+st, "", nil))
+	if !strings.Contains(body, `code="INVALID_SERVICE"`) || !strings.Contains(body, "is disabled") {
+		t.Errorf("a ticket of a disabled service: %s", body)
+	}
+	if resp := c.do(t, http.MethodGet, c.casBase+"login?service="+url.QueryEscape(svc), tgt, nil); resp.StatusCode != http.StatusForbidden ||
+		resp.Header.Get("Location") != "" {
+		t.Errorf("login for a disabled service: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
