@@ -490,7 +490,7 @@ func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry,
 		if name == "" {
 			name = l.AppName
 		}
-		out = append(out, PortalEntry{AppID: l.AppID, Name: name, LaunchURL: rs.URL, Account: l.Account,
+		out = append(out, PortalEntry{AppID: l.AppID, Name: name, LaunchURL: launchURL(rs.URL), Account: l.Account,
 			LegacyScheme: rs.LegacyScheme, Associable: rs.LegacyScheme != 0})
 	}
 	for appID, rs := range launch {
@@ -507,7 +507,7 @@ func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry,
 					continue
 				}
 			}
-			out = append(out, PortalEntry{AppID: appID, Name: rs.Name, LaunchURL: rs.URL, LegacyScheme: rs.LegacyScheme,
+			out = append(out, PortalEntry{AppID: appID, Name: rs.Name, LaunchURL: launchURL(rs.URL), LegacyScheme: rs.LegacyScheme,
 				Associable: true})
 		}
 	}

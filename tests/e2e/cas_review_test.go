@@ -390,3 +390,71 @@ func TestCASDisabledServiceNamed(t *testing.T) {
 		t.Errorf("login for a disabled service: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// TestPortalLaunchDefaultPort: an https service registered without a port
+// (kept as https://host:443/path/) is launched from the portal at the URL a
+// browser shows, without ":443", and its ticket validates for the URL the
+// application's CAS client rebuilds (it was INVALID_SERVICE: issued for
+// https://host:443/app/, validated for https://host/app/, so every portal
+// launch into such an application failed). Another port is still another
+// service.
+func TestPortalLaunchDefaultPort(t *testing.T) {
+	c := newCASReview(t, false)
+	e := c.e
+	ctx := context.Background()
+	f := e.seed("por", "paula", nil, nil)
+	const svc = "https://portal-app.example.com/app/"
+	rs, err := ticketv1.NewServiceRegistryServiceClient(e.conn).CreateService(e.adm(), &ticketv1.CreateServiceRequest{
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "Portal app", Url: svc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.GetUrl() != "https://portal-app.example.com:443/app/" {
+		t.Logf("the registry keeps %q", rs.GetUrl())
+	}
+	tgt, _, err := c.h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: f.login, AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	portal := readAll(t, c.do(t, http.MethodGet, c.casBase+"portal", tgt, nil))
+	m := regexp.MustCompile(`href="/cas/login\?service=([^"]+)"`).FindStringSubmatch(portal)
+	if m == nil {
+		t.Fatalf("no launch link on the portal: %s", portal)
+	}
+	launch, err := url.QueryUnescape(m[1])
+	if err != nil || launch != svc {
+		t.Fatalf("the portal launches %q (%v), want %q", launch, err, svc)
+	}
+	resp := c.do(t, http.MethodGet, c.casBase+"login?service="+url.QueryEscape(launch), tgt, nil)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil || loc.Query().Get("ticket") == "" {
+		t.Fatalf("launch: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	validate := func(st, service string) string {
+		t.Helper()
+		return readAll(t, c.do(t, http.MethodGet, c.casBase+"serviceValidate?service="+url.QueryEscape(service)+"&ticket="+st, "", nil))
+	}
+	if body := validate(loc.Query().Get("ticket"), svc); !strings.Contains(body, "authenticationSuccess") {
+		t.Errorf("the portal's ticket for %s: %s", svc, body)
+	}
+	// a ticket issued for the URL with ":443" validates for the one without, and the reverse
+	for _, tc := range []struct{ issued, presented string }{
+		{"https://portal-app.example.com:443/app/", svc},
+		{svc, "https://PORTAL-app.example.com:443/app/"},
+	} {
+		st, _, err := c.h.Service.IssueServiceTicket(ctx, tgt, tc.issued, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := validate(st, tc.presented); !strings.Contains(body, "authenticationSuccess") {
+			t.Errorf("issued for %s, validated for %s: %s", tc.issued, tc.presented, body)
+		}
+	}
+	st, _, err := c.h.Service.IssueServiceTicket(ctx, tgt, svc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := validate(st, "https://portal-app.example.com:8443/app/"); !strings.Contains(body, `code="INVALID_SERVICE"`) {
+		t.Errorf("another port: %s", body)
+	}
+}
