@@ -478,6 +478,13 @@ func (s *Service) newUser(ctx context.Context, n NewUser, across bool) (*User, [
 	if err := checkPersonLevel(n.MinAuthLevel, n.PasswordOnly); err != nil {
 		return nil, nil, err
 	}
+	if !n.IsAdmin {
+		// (an administrator's AdminLogin issues the token all the same,
+		// saying the change is due: TestAdminLoginCannotChangePassword)
+		if err := checkPasswordFlags(n.MustChange, n.CannotChange); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := s.ownOrg(ctx, n.OrgID, "org "+n.OrgID); err != nil {
 		return nil, nil, err
 	}
@@ -850,6 +857,23 @@ func (s *Service) updateUser(ctx context.Context, u *User, up UserUpdate, api st
 	if err := checkPersonLevel(u.MinAuthLevel, u.PasswordOnly); err != nil {
 		return nil, err
 	}
+	if _, mc := changed["must_change_password"]; u.MustChange && u.CannotChange {
+		_, cc := changed["user_cannot_change_password"]
+		switch {
+		case mc:
+			// asked for now: refused, naming the way out
+			if err := checkPasswordFlags(u.MustChange, u.CannotChange); err != nil {
+				return nil, err
+			}
+		case cc:
+			// a person who may no longer change their password is not
+			// sent to a change they would be refused (as ResetPassword
+			// and SetPassword leave it off for them)
+			u.MustChange, u.WriteMustChange = false, true
+			changed["must_change_password"] = false
+		}
+		// neither: stored so before; their other updates go on
+	}
 	if idChanged {
 		idNumber = normalIDNumber(u.IDType, idNumber)
 		if err := checkAccountID(u.UserType, u.IDType, idNumber); err != nil {
@@ -1146,7 +1170,10 @@ func byOther(ctx context.Context, id string) bool {
 	return c == nil || c.Principal != id
 }
 
-// SetPassword is an administrator setting a user's password.
+// SetPassword is an administrator setting a user's password. A person
+// who may not change their own password (CannotChange) is never made to
+// change it at the next login, whatever mustChange says (as ResetPassword
+// does): they could sign in nowhere, the change form refusing them.
 func (s *Service) SetPassword(ctx context.Context, id, password string, mustChange bool) (*User, error) {
 	start := s.now()
 	u, err := s.loadUser(ctx, id)
@@ -1156,7 +1183,7 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, mustChan
 	if err := s.ownUser(ctx, u); err != nil {
 		return nil, err
 	}
-	if err := s.setPassword(ctx, u, password, PasswordSet{MustChange: mustChange, ByOther: byOther(ctx, id)}, false, "user.set_password", start, ""); err != nil {
+	if err := s.setPassword(ctx, u, password, PasswordSet{MustChange: mustChange && !u.CannotChange, ByOther: byOther(ctx, id)}, false, "user.set_password", start, ""); err != nil {
 		return nil, err
 	}
 	return s.loadUser(ctx, id)

@@ -41,6 +41,21 @@ func badField(field, format string, a ...any) error {
 	return apierr.New(apierr.InvalidArgument, apierr.ReasonBadRequest, fmt.Sprintf(format, a...)).WithMeta(apierr.MetaField, field)
 }
 
+// checkPasswordFlags refuses a person who must change their password at
+// the next login but may not change it (only an administrator may): they
+// could sign in nowhere, the sign-in pages sending them to a change form
+// that refuses them. A password reset already leaves must-change off for
+// such a person; a create or update asking for both is refused, naming
+// the way out.
+func checkPasswordFlags(mustChange, cannotChange bool) error {
+	if mustChange && cannotChange {
+		return badField("must_change_password", "a person who may not change their own password (user_cannot_change_password) "+
+			"cannot be required to change it at the next login: they could not sign in; set must_change_password false, "+
+			"or let them change it")
+	}
+	return nil
+}
+
 var extendKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 // ParseExtendInfo parses the legacy "name1=value|name2=value" form. An empty

@@ -204,7 +204,7 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 	if rs == nil {
 		// Issued for a registered service that is no longer (deleted, or
 		// its application deleted in identity).
-		return refuse(LegacyInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered, or its application is suspended", t)
+		return refuse(LegacyInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered or is disabled, or its application is suspended", t)
 	}
 	if t.OIDC != nil || rs.LegacyScheme == 0 || rs.AppID != t.AppID {
 		return refuse(LegacyInvalidService, "NOT_A_LEGACY_SERVICE",
@@ -238,6 +238,12 @@ func (s *Service) ValidateLegacy(ctx context.Context, v LegacyValidate) (*Legacy
 				why = "the application is suspended"
 			case caller.ErrIPNotAllowed.Reason:
 				why = "the caller is not allowed: calls from this address are not on the application's IP allow-list"
+				if v.AppSecret == "" {
+					// an application that meant to send its credentials
+					// learns how they are read (its Basic header was not)
+					why += ", and no App_ID and App_Secret were presented (headers X-Uias-App-Id and X-Uias-App-Secret, " +
+						"HTTP Basic, or POST fields appId and appSecret)"
+				}
 			case caller.ErrClientCert.Reason:
 				why = "the application is bound to a client certificate: call over TLS with it"
 			case caller.ReasonSignatureRequired:
@@ -484,7 +490,7 @@ func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry,
 		if name == "" {
 			name = l.AppName
 		}
-		out = append(out, PortalEntry{AppID: l.AppID, Name: name, LaunchURL: rs.URL, Account: l.Account,
+		out = append(out, PortalEntry{AppID: l.AppID, Name: name, LaunchURL: launchURL(rs.URL), Account: l.Account,
 			LegacyScheme: rs.LegacyScheme, Associable: rs.LegacyScheme != 0})
 	}
 	for appID, rs := range launch {
@@ -501,7 +507,7 @@ func (s *Service) PortalEntries(ctx context.Context, tgt string) ([]PortalEntry,
 					continue
 				}
 			}
-			out = append(out, PortalEntry{AppID: appID, Name: rs.Name, LaunchURL: rs.URL, LegacyScheme: rs.LegacyScheme,
+			out = append(out, PortalEntry{AppID: appID, Name: rs.Name, LaunchURL: launchURL(rs.URL), LegacyScheme: rs.LegacyScheme,
 				Associable: true})
 		}
 	}

@@ -944,9 +944,9 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 	}
 	if rs == nil {
 		// Issued for a registered service that is no longer (deleted, or
-		// its application deleted in identity), or whose application is
-		// suspended: it validates no more.
-		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered, or its application is suspended", t)
+		// its application deleted in identity), is disabled, or whose
+		// application is suspended: it validates no more.
+		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered or is disabled, or its application is suspended", t)
 	}
 	if t.OIDC != nil {
 		return refuse(CodeInvalidTicketSpec, "AUTHORIZATION_CODE",
@@ -1411,13 +1411,42 @@ func zapErr(err error) zap.Field { return zap.Error(err) }
 
 // sameService reports whether the service a ticket is validated for is the
 // one it was issued for: equal, except that the scheme and host may differ
-// in case (they name the same origin; Apereo CAS compares without case).
+// in case, and the scheme's default port may be written or left out (they
+// name the same origin, RFC 3986 6.2.3; Apereo CAS compares without case).
+// A browser sent to https://a.example:443/ shows and requests
+// https://a.example/, which is what the application's CAS client then
+// validates for.
 func sameService(issued, presented string) bool {
 	if issued == presented {
 		return true
 	}
 	a, b := splitOrigin(issued), splitOrigin(presented)
-	return a[1] == b[1] && a[1] != "" && strings.EqualFold(a[0], b[0])
+	return a[1] == b[1] && a[1] != "" && strings.EqualFold(withoutDefaultPort(a[0]), withoutDefaultPort(b[0]))
+}
+
+// withoutDefaultPort is the scheme://host[:port] origin o without ":443"
+// for https or ":80" for http (the scheme compared without case).
+func withoutDefaultPort(o string) string {
+	scheme, _, _ := strings.Cut(o, "://")
+	switch strings.ToLower(scheme) {
+	case "https":
+		return strings.TrimSuffix(o, ":443")
+	case "http":
+		return strings.TrimSuffix(o, ":80")
+	}
+	return o
+}
+
+// launchURL is a registered service URL as a person is sent to it: the
+// registry keeps the scheme's default port written out (its normalized
+// prefix, https://a.example:443/app/), which browsers drop, so the
+// application would see another URL than the ticket's.
+func launchURL(registered string) string {
+	o := splitOrigin(registered)
+	if o[1] == "" {
+		return registered
+	}
+	return withoutDefaultPort(o[0]) + o[1]
 }
 
 // splitOrigin splits a URL into its scheme://host part and the rest (from

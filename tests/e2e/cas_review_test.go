@@ -325,3 +325,136 @@ func readAll(t *testing.T, resp *http.Response) string {
 	}
 	return b.String()
 }
+
+// TestCASUndecodableQuery: a validation or proxy request whose query
+// string does not decode (a '%' not followed by two hex digits, as in a
+// service URL sent unencoded) is INVALID_REQUEST saying so, in XML and
+// JSON, and leaves the ticket unused (it was answered "ticket and service
+// are required" although both were sent).
+func TestCASUndecodableQuery(t *testing.T) {
+	c := newCASReview(t, false)
+	ctx := context.Background()
+	tgt := c.session(t)
+	st, _, err := c.h.Service.IssueServiceTicket(ctx, tgt, c.svc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"serviceValidate?service=" + c.svc + "%zz&ticket=" + st, `<cas:authenticationFailure code="INVALID_REQUEST">the query string is not valid URL encoding`},
+		{"p3/serviceValidate?ticket=" + st + "&service=" + c.svc + "100%", `<cas:authenticationFailure code="INVALID_REQUEST">the query string is not valid URL encoding`},
+		{"p3/proxyValidate?format=JSON&service=%E4%B8&ticket=" + st + "&x=%", `{"serviceResponse":{"authenticationFailure":{"code":"INVALID_REQUEST","description":"the query string is not valid URL encoding`},
+		{"proxy?pgt=PGT-1&targetService=" + c.svc + "%g1", `<cas:proxyFailure code="INVALID_REQUEST">the query string is not valid URL encoding`},
+	} {
+		resp := c.do(t, http.MethodGet, c.casBase+tc.path, "", nil)
+		if body := readAll(t, resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, tc.want) {
+			t.Errorf("GET /cas/%s: %d %s", tc.path, resp.StatusCode, body)
+		}
+	}
+	// nothing was looked up: the ticket still validates
+	body := readAll(t, c.do(t, http.MethodGet, c.casBase+"serviceValidate?service="+url.QueryEscape(c.svc)+"&ticket="+st, "", nil))
+	if !strings.Contains(body, "authenticationSuccess") {
+		t.Errorf("the ticket after the undecodable requests: %s", body)
+	}
+}
+
+// TestCASDisabledServiceNamed: a ticket of a service an administrator has
+// since disabled is refused INVALID_SERVICE with a message that names the
+// disabling (it said only "no longer registered, or its application is
+// suspended", neither of which was true), and the login page refuses the
+// service without a redirect.
+func TestCASDisabledServiceNamed(t *testing.T) {
+	c := newCASReview(t, false)
+	ctx := context.Background()
+	registry := ticketv1.NewServiceRegistryServiceClient(c.e.conn)
+	svc := "https://off.example.com/app/"
+	def := &ticketv1.ServiceDefinition{AppId: c.f.appID, Name: "Soon off", Url: svc}
+	rs, err := registry.CreateService(c.e.adm(), &ticketv1.CreateServiceRequest{Service: def})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := c.session(t)
+	st, _, err := c.h.Service.IssueServiceTicket(ctx, tgt, svc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def.Disabled = true
+	if _, err := registry.UpdateService(c.e.adm(), &ticketv1.UpdateServiceRequest{Id: rs.GetId(), Service: def}); err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, c.do(t, http.MethodGet, c.casBase+"serviceValidate?service="+url.QueryEscape(svc)+"&ticket="+st, "", nil))
+	if !strings.Contains(body, `code="INVALID_SERVICE"`) || !strings.Contains(body, "is disabled") {
+		t.Errorf("a ticket of a disabled service: %s", body)
+	}
+	if resp := c.do(t, http.MethodGet, c.casBase+"login?service="+url.QueryEscape(svc), tgt, nil); resp.StatusCode != http.StatusForbidden ||
+		resp.Header.Get("Location") != "" {
+		t.Errorf("login for a disabled service: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestPortalLaunchDefaultPort: an https service registered without a port
+// (kept as https://host:443/path/) is launched from the portal at the URL a
+// browser shows, without ":443", and its ticket validates for the URL the
+// application's CAS client rebuilds (it was INVALID_SERVICE: issued for
+// https://host:443/app/, validated for https://host/app/, so every portal
+// launch into such an application failed). Another port is still another
+// service.
+func TestPortalLaunchDefaultPort(t *testing.T) {
+	c := newCASReview(t, false)
+	e := c.e
+	ctx := context.Background()
+	f := e.seed("por", "paula", nil, nil)
+	const svc = "https://portal-app.example.com/app/"
+	rs, err := ticketv1.NewServiceRegistryServiceClient(e.conn).CreateService(e.adm(), &ticketv1.CreateServiceRequest{
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "Portal app", Url: svc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.GetUrl() != "https://portal-app.example.com:443/app/" {
+		t.Logf("the registry keeps %q", rs.GetUrl())
+	}
+	tgt, _, err := c.h.Service.CreateSession(ctx, ticket.NewSession{UserID: f.userID, Login: f.login, AuthLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	portal := readAll(t, c.do(t, http.MethodGet, c.casBase+"portal", tgt, nil))
+	m := regexp.MustCompile(`href="/cas/login\?service=([^"]+)"`).FindStringSubmatch(portal)
+	if m == nil {
+		t.Fatalf("no launch link on the portal: %s", portal)
+	}
+	launch, err := url.QueryUnescape(m[1])
+	if err != nil || launch != svc {
+		t.Fatalf("the portal launches %q (%v), want %q", launch, err, svc)
+	}
+	resp := c.do(t, http.MethodGet, c.casBase+"login?service="+url.QueryEscape(launch), tgt, nil)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil || loc.Query().Get("ticket") == "" {
+		t.Fatalf("launch: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	validate := func(st, service string) string {
+		t.Helper()
+		return readAll(t, c.do(t, http.MethodGet, c.casBase+"serviceValidate?service="+url.QueryEscape(service)+"&ticket="+st, "", nil))
+	}
+	if body := validate(loc.Query().Get("ticket"), svc); !strings.Contains(body, "authenticationSuccess") {
+		t.Errorf("the portal's ticket for %s: %s", svc, body)
+	}
+	// a ticket issued for the URL with ":443" validates for the one without, and the reverse
+	for _, tc := range []struct{ issued, presented string }{
+		{"https://portal-app.example.com:443/app/", svc},
+		{svc, "https://PORTAL-app.example.com:443/app/"},
+	} {
+		st, _, err := c.h.Service.IssueServiceTicket(ctx, tgt, tc.issued, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := validate(st, tc.presented); !strings.Contains(body, "authenticationSuccess") {
+			t.Errorf("issued for %s, validated for %s: %s", tc.issued, tc.presented, body)
+		}
+	}
+	st, _, err := c.h.Service.IssueServiceTicket(ctx, tgt, svc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := validate(st, "https://portal-app.example.com:8443/app/"); !strings.Contains(body, `code="INVALID_SERVICE"`) {
+		t.Errorf("another port: %s", body)
+	}
+}

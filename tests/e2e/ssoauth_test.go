@@ -384,3 +384,72 @@ func linkTo(t *testing.T, e *env, userID, appID, account string) {
 		t.Fatalf("link: %v", err)
 	}
 }
+
+// TestLegacySSOAuthServiceBasicAuth: an application presenting its App_ID
+// and App_Secret by HTTP Basic, as the Hessian and SOAP transports of the
+// same edge take them, is served (it was refused as if it had sent nothing,
+// "not on the application's IP allow-list"); a wrong Basic secret is told
+// so; a caller that sends nothing is told how to send them.
+func TestLegacySSOAuthServiceBasicAuth(t *testing.T) {
+	e := start(t, testConfig(t.TempDir()))
+	e.login()
+	casBase := e.http + "/cas/"
+	stub := newLegacyStub(t, casBase)
+	f := e.seed("lbas", "bea", nil, nil) // no IP allow-list: only the secret admits the caller
+	app := &stubApp{appID: f.appID}
+	app.hold.Store(true)
+	u := stub.add("basic", app)
+	if _, err := ticketv1.NewServiceRegistryServiceClient(e.conn).CreateService(e.adm(), &ticketv1.CreateServiceRequest{
+		Service: &ticketv1.ServiceDefinition{AppId: f.appID, Name: "Legacy Basic", Url: u, LegacyScheme: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	br := newBrowser(t)
+	_, body, _ := br.get(casBase + "login?service=" + url.QueryEscape(u))
+	if code, body, _ := br.loginForm(casBase, body, "bea", f.password); code != http.StatusOK || body != "held" {
+		t.Fatalf("login to the legacy service: %d %s", code, body)
+	}
+	ticketOf := func() string {
+		t.Helper()
+		if _, body, _ := br.get(casBase + "login?service=" + url.QueryEscape(u)); body != "held" {
+			t.Fatalf("no ticket handed to the application: %s", body)
+		}
+		return stub.last("basic")
+	}
+	validate := func(st, user, pass string, basic bool) (int, legacyXML) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, casBase+"ssoAuthService",
+			strings.NewReader(url.Values{"verb": {"validateServiceTicket"}, "st": {st}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basic {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var ans legacyXML
+		if err := xml.Unmarshal(raw, &ans); err != nil {
+			t.Fatalf("not XML: %s", raw)
+		}
+		return resp.StatusCode, ans
+	}
+
+	if code, ans := validate(ticketOf(), f.appID, f.secret, true); code != http.StatusOK || ans.Result != "RPC_OK" ||
+		ans.Username != "acct-bea" || ans.LoggedIn != "true" {
+		t.Errorf("App_ID and secret by HTTP Basic: %d %+v", code, ans)
+	}
+	if code, ans := validate(ticketOf(), f.appID, "wrong-secret", true); code != http.StatusForbidden ||
+		ans.Result != "RPC_CALLER_NOT_ALLOWED" || !strings.Contains(ans.Message, "App_ID or App_Secret is wrong") {
+		t.Errorf("wrong secret by HTTP Basic: %d %+v", code, ans)
+	}
+	if code, ans := validate(ticketOf(), "", "", false); code != http.StatusForbidden || ans.Result != "RPC_CALLER_NOT_ALLOWED" ||
+		!strings.Contains(ans.Message, "IP allow-list") || !strings.Contains(ans.Message, "no App_ID and App_Secret were presented") ||
+		!strings.Contains(ans.Message, "HTTP Basic") {
+		t.Errorf("no credentials, no allow-list: %d %+v", code, ans)
+	}
+}

@@ -268,6 +268,49 @@ func TestQuickStart(t *testing.T) {
 		}
 	})
 
+	// The README's malformed request (no auth_type): the 400 body it shows
+	// is the one the edge answers (it named four auth types, and no field,
+	// after auth type 5 had come).
+	t.Run("malformed request", func(t *testing.T) {
+		readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^(\{"code": 3, "message": "auth_type must be .*)$`).FindSubmatch(readme)
+		if m == nil {
+			t.Fatal(`README.md shows no 400 answer ({"code": 3, "message": "auth_type must be ...)`)
+		}
+		req, err := http.NewRequest(http.MethodPost, "http://"+a.HTTPAddr()+"/v1/authenticate",
+			strings.NewReader(`{"app_user_id": "A1001", "password": "Correct-Horse-42"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Uias-App-Id", appID)
+		req.Header.Set("X-Uias-App-Secret", appSecret)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("HTTP %d, README.md shows 400: %s", resp.StatusCode, body)
+		}
+		var got, want any
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		if err := json.Unmarshal(m[1], &want); err != nil {
+			t.Fatalf("README.md's 400 answer is not JSON: %v: %s", err, m[1])
+		}
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		if !bytes.Equal(gb, wb) {
+			t.Errorf("the edge answers\n%s\nREADME.md shows\n%s", gb, wb)
+		}
+	})
+
 	// The grpcurl example: same body, same two metadata headers.
 	t.Run("grpcurl", func(t *testing.T) {
 		conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))

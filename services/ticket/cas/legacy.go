@@ -30,8 +30,8 @@ import (
 //
 // The calling application is checked by its address (its IP allow-list) and
 // by its App_ID and secret where it presents them (headers X-Uias-App-Id
-// and X-Uias-App-Secret, or POST fields appId and appSecret; never the
-// query string) or its service requires them.
+// and X-Uias-App-Secret, HTTP Basic, or POST fields appId and appSecret;
+// never the query string) or its service requires them.
 
 // maxTicketLen is the longest ticket value (ticket.MaxTicketLen).
 const maxTicketLen = 256
@@ -112,6 +112,14 @@ func (h *Handler) ssoAuthService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	appID, secret := r.Header.Get("X-Uias-App-Id"), r.Header.Get("X-Uias-App-Secret")
+	if appID == "" {
+		// HTTP Basic (user = App_ID, password = App_Secret), as the
+		// Hessian and SOAP transports of the same edge take it: an
+		// application sending it was answered about the IP allow-list.
+		if u, pw, ok := r.BasicAuth(); ok {
+			appID, secret = u, pw
+		}
+	}
 	if r.Method == http.MethodPost {
 		if appID == "" {
 			appID = r.PostForm.Get("appId")

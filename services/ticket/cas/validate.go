@@ -61,10 +61,14 @@ type validation struct {
 // validator serves serviceValidate, proxyValidate and their p3 forms.
 func (h *Handler) validator(allowProxy, attributes bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
+		q, qerr := url.ParseQuery(r.URL.RawQuery)
 		jsonOut, ok := formatOf(q)
 		if !ok {
 			h.answer(w, false, badFormat(false))
+			return
+		}
+		if qerr != nil {
+			h.answer(w, jsonOut, badQuery(false))
 			return
 		}
 		service, pgtURL := q.Get("service"), q.Get("pgtUrl")
@@ -229,10 +233,14 @@ func (h *Handler) revokePGT(ctx context.Context, pgt string) {
 
 // proxy is /proxy: a PT for targetService from a PGT.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, qerr := url.ParseQuery(r.URL.RawQuery)
 	jsonOut, ok := formatOf(q)
 	if !ok {
 		h.answer(w, false, badFormat(true))
+		return
+	}
+	if qerr != nil {
+		h.answer(w, jsonOut, badQuery(true))
 		return
 	}
 	ctx, cancel := h.ctx(r)
@@ -268,6 +276,16 @@ func formatOf(q url.Values) (jsonOut, ok bool) {
 // badFormat is the answer to an unsupported format.
 func badFormat(proxy bool) validation {
 	return validation{proxy: proxy, code: "INVALID_REQUEST", desc: "format must be XML or JSON"}
+}
+
+// badQuery is the answer to a query string that does not decode (a '%'
+// not followed by two hexadecimal digits, e.g. a service URL put in
+// unencoded): the parameters it held cannot be read, which "ticket and
+// service are required" misnamed; nothing is looked up (the ticket is not
+// used up).
+func badQuery(proxy bool) validation {
+	return validation{proxy: proxy, code: "INVALID_REQUEST",
+		desc: "the query string is not valid URL encoding: percent-encode each parameter's value (the service URL above all)"}
 }
 
 // answer writes a serviceResponse in XML (the CAS 3.0 schema) or JSON.

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"flag"
+	"fmt"
 	"strings"
 	"text/tabwriter"
 
@@ -9,12 +10,44 @@ import (
 	"github.com/uias/uias/services/ticket"
 )
 
-// The live SSO sessions of the ticket component (TicketSessionsService):
-// "sessions list".
+// The live SSO sessions of the ticket component: "sessions list"
+// (TicketSessionsService) and "sessions revoke" (TicketAdminService).
 
 // sessionCommands are the verbs of the "sessions" noun.
 func sessionCommands() map[string]command {
-	return map[string]command{"list": sessionListCmd()}
+	return map[string]command{"list": sessionListCmd(), "revoke": sessionRevokeCmd()}
+}
+
+// sessionRevokeCmd ends a person's sessions (TicketAdminService.
+// RevokeUserSessions, REST POST /v1/users/{user_id}/sessions:revoke): what
+// an operator does for a lost laptop or a person who must sign in again,
+// as Keycloak's "Sign out" of a user or Apereo CAS's SSO session
+// deletion.
+func sessionRevokeCmd() command {
+	return command{
+		usage: "USER_ID [--session ID]",
+		help: "Ends the live single sign-on sessions of person USER_ID, or only the one --session names (see\n" +
+			"\"sessions list --user USER_ID\"). The applications that got tickets in them receive the single-logout\n" +
+			"request; the person signs in again. A person without a live session: 0 ended.",
+		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
+			sid := fs.String("session", "", "only the session `ID` (default: every session of the person)")
+			return func(args []string) error {
+				if err := wantArgs(args, "USER_ID"); err != nil {
+					return err
+				}
+				return a.withSession(func(s *session) error {
+					res, err := ticketv1.NewTicketAdminServiceClient(s.conn).RevokeUserSessions(s.ctx,
+						&ticketv1.RevokeUserSessionsRequest{UserId: args[0], SessionId: *sid})
+					if err != nil {
+						return err
+					}
+					return a.output(res, func(tw *tabwriter.Writer) {
+						fields(tw, "User", args[0], "Sessions ended", fmt.Sprint(res.GetEnded()))
+					})
+				})
+			}
+		},
+	}
 }
 
 func sessionListCmd() command {
