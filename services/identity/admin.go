@@ -991,6 +991,37 @@ func userChangeDetail(u *User, data map[string]any) map[string]string {
 	return d
 }
 
+// stateTries is how often a change of an account's state (lock, unlock,
+// disable, enable) is tried when the account changes state between its
+// read and its write (ADR 0047).
+const stateTries = 5
+
+// ReasonAccountStateChanging refuses a change of an account's state that
+// kept meeting other state changes (stateTries).
+const ReasonAccountStateChanging = "ACCOUNT_STATE_CHANGING"
+
+var errAccountStateChanging = apierr.New(apierr.FailedPrecondition, ReasonAccountStateChanging,
+	"the account kept changing state (other administrators or failed logins) while this change was written: nothing was changed; look at the person again and retry")
+
+// mutateState is mutateUser for a change of the account's state: fn calls
+// stateChanged, whose new state time is computed from the copy read, and
+// the store writes it only if the row's is still the one read
+// (User.IfStateChangedAt). When another state change (an administrator's,
+// the login gate's lock) landed in between, the copy is read again and
+// the change rebuilt, so that its event names exactly the time stored,
+// after any a login answered before it commits: the ticket component ends
+// those sessions (review sec32a M1).
+func (s *Service) mutateState(ctx context.Context, id, op string, data map[string]any, fn func(u *User) error) (*User, error) {
+	for range stateTries {
+		u, err := s.mutateUser(ctx, id, op, data, fn)
+		if err == nil || !errors.Is(err, ErrConflict) {
+			return u, err
+		}
+		s.ForgetUser(id)
+	}
+	return nil, errAccountStateChanging
+}
+
 // SetUserStatus disables or re-enables a user.
 func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*User, error) {
 	if st != StatusActive && st != StatusDisabled {
@@ -1002,7 +1033,7 @@ func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*Use
 		}
 	}
 	data := map[string]any{"status": st}
-	return s.mutateUser(ctx, id, "status_changed", data, func(u *User) error {
+	return s.mutateState(ctx, id, "status_changed", data, func(u *User) error {
 		u.Status = st
 		s.stateChanged(u, data)
 		return nil
@@ -1031,7 +1062,7 @@ func (s *Service) LockUser(ctx context.Context, id string, d time.Duration) (*Us
 		}
 	}
 	data := map[string]any{"locked_until": until}
-	return s.mutateUser(ctx, id, "locked", data, func(u *User) error {
+	return s.mutateState(ctx, id, "locked", data, func(u *User) error {
 		u.LockedUntil, u.WriteGate = until, true
 		s.stateChanged(u, data)
 		return nil
@@ -1147,7 +1178,7 @@ func notOwnAccount(ctx context.Context, id, verb string) error {
 // UnlockUser clears a lock and the failure count.
 func (s *Service) UnlockUser(ctx context.Context, id string) (*User, error) {
 	data := map[string]any{}
-	return s.mutateUser(ctx, id, "unlocked", data, func(u *User) error {
+	return s.mutateState(ctx, id, "unlocked", data, func(u *User) error {
 		u.LockedUntil, u.FailedCount, u.WriteGate = time.Time{}, 0, true
 		s.stateChanged(u, data)
 		return nil
@@ -1158,7 +1189,11 @@ func (s *Service) UnlockUser(ctx context.Context, id string) (*User, error) {
 // state time, and names it in its change's data (state_at): the ticket
 // component ends, on a lock or disable, only the sessions whose login saw
 // an earlier state (ADR 0047).
+// The store writes it only if the row's is still the one u was read with
+// (IfStateChangedAt; mutateState reads again otherwise).
 func (s *Service) stateChanged(u *User, data map[string]any) {
+	read := u.StateChangedAt
+	u.IfStateChangedAt = &read
 	u.StateChangedAt = nextStateAt(u.StateAt(), s.now())
 	data["state_at"] = u.StateChangedAt
 }

@@ -141,6 +141,14 @@ type User struct {
 	// it the store keeps the row's, which a password change (SetPassword)
 	// may have cleared since this copy was read.
 	WriteMustChange bool
+	// IfStateChangedAt (not stored), when not nil, makes Store.UpdateUser
+	// write only if the row's StateChangedAt is still this one (to the
+	// millisecond; the zero time: never changed), else ErrConflict: a
+	// lock, unlock, disable or enable computes its new state time from the
+	// copy it read, and its event must name exactly the time stored, later
+	// than any a login answered before it commits (ADR 0047; review
+	// sec32a M1).
+	IfStateChangedAt *time.Time
 }
 
 // PasswordSet is how a new password is set (Store.SetPassword).

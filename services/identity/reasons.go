@@ -57,6 +57,8 @@ func init() {
 			Doc: "The new password equals the current one or one of the previous ones."},
 		apierr.Reason{Name: ReasonSecretRotatedSince, Code: apierr.FailedPrecondition, Legacy: -5,
 			Doc: "RotateAppSecret with if_secret_issued_at: the application's secret was issued again after that time (e.g. a double click or a reload of the console's answer re-posting its form); no secret was issued."},
+		apierr.Reason{Name: ReasonAccountStateChanging, Code: apierr.FailedPrecondition,
+			Doc: "LockUser, UnlockUser, SetUserStatus: the person's account kept changing state (other administrators' locks, unlocks, disables, the login gate's locks) while this change was written, retried a few times; nothing was changed. Look at the person again and retry."},
 		apierr.Reason{Name: ReasonPasswordChangedSince, Code: apierr.FailedPrecondition, Legacy: -5,
 			Doc: "ResetPassword with if_password_changed_at: the person's password changed after that time (another reset, their own change; e.g. a reload of the console's answer re-posting its form); nothing was reset."},
 

@@ -127,6 +127,20 @@ func ConsentScopeOK(scope string) error {
 	return nil
 }
 
+// oidcConsentScope is the scope an OpenID Connect (or plain OAuth)
+// authorization request asks consent to: its scope, or "openid" when it
+// names none (review sec32a L1). RFC 6749 3.3 lets the server apply a
+// default to a request without scope, and the consent page shows such a
+// request as "openid" already; so a CAS-only consent (CASConsentScope)
+// never covers it, and Allow on its page records "openid", which then
+// does. The code and tokens keep the scope the request asked (none).
+func oidcConsentScope(scope string) string {
+	if strings.TrimSpace(scope) == "" {
+		return "openid"
+	}
+	return scope
+}
+
 // consentService is the service whose consent settings apply to rs's
 // client (nil: it asks none). Consent is kept and enforced per client
 // (review sec30c M2): when any enabled service of rs's application asks
@@ -192,7 +206,7 @@ func (s *Service) ConsentNeeded(ctx context.Context, q ConsentQuery) (*ConsentPr
 	if err != nil {
 		return nil, err
 	}
-	return s.consentPrompt(ctx, sess.UserID, rs, q.ClientID, q.Scope, q.Force)
+	return s.consentPrompt(ctx, sess.UserID, rs, q.ClientID, oidcConsentScope(q.Scope), q.Force)
 }
 
 func (s *Service) consentPrompt(ctx context.Context, userID string, rs *RegisteredService, clientID, scope string, force bool) (*ConsentPrompt, error) {
@@ -284,7 +298,7 @@ func (s *Service) GrantConsent(ctx context.Context, q ConsentQuery) (*Consent, e
 		cs = rs
 	}
 	now := s.now().UTC()
-	scopes := strings.Fields(q.Scope)
+	scopes := strings.Fields(oidcConsentScope(q.Scope))
 	c := &Consent{UserID: sess.UserID, ClientID: q.ClientID, GrantedAt: now, ExpiresAt: now.Add(ConsentTTLOf(cs))}
 	if old != nil {
 		c.RevokedAt = old.RevokedAt

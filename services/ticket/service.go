@@ -629,7 +629,7 @@ func (s *Service) issueTicket(ctx context.Context, tgt, service string, fromNewL
 			// code and for a CAS or ssoAuthService ticket alike (review
 			// sec30c H1; CASConsentScope).
 			if oidc != nil {
-				err = s.consentCovers(ctx, sess.UserID, rs, oidc.ClientID, oidc.Scope)
+				err = s.consentCovers(ctx, sess.UserID, rs, oidc.ClientID, oidcConsentScope(oidc.Scope))
 			} else {
 				err = s.consentCovers(ctx, sess.UserID, rs, appID, CASConsentScope)
 			}

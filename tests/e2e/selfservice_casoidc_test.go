@@ -24,7 +24,8 @@ import (
 // person who allowed the CAS page is still shown the OpenID Connect page.
 // An OpenID Connect client asking the scope "cas" is answered
 // invalid_scope. "My applications" words both consents (en, zh-CN), and
-// "Remove access" removes both: the CAS page is shown again.
+// "Remove access" removes both: the CAS page is shown again. A request
+// without scope asks consent to openid: the CAS consent does not cover it.
 func TestSelfServiceConsentCASAndOIDCApart(t *testing.T) {
 	e := start(t, testConfig(t.TempDir()))
 	e.login()
@@ -124,6 +125,22 @@ func TestSelfServiceConsentCASAndOIDCApart(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "Allow access?") || !oidcFieldRE.MatchString(body) ||
 		!strings.Contains(body, "Your login name, name, organisation and account type") {
 		t.Fatalf("OpenID Connect with only the CAS consent, want its page: %d\n%s", code, body)
+	}
+	// No scope at all (a plain OAuth request) asks consent to openid
+	// (review sec32a L1): the CAS consent does not cover it, and Allow
+	// records openid, which then does.
+	noScope := conf.AuthCodeURL("st-5", oauth2.SetAuthURLParam("scope", ""))
+	code, body, _ = br.get(noScope)
+	if code != http.StatusOK || !strings.Contains(body, "Allow access?") || !oidcFieldRE.MatchString(body) ||
+		!strings.Contains(body, "Your user ID (to sign you in)") {
+		t.Fatalf("OAuth without scope with only the CAS consent, want the OpenID Connect page: %d\n%s", code, body)
+	}
+	code, _, at = br.consentForm(casBase, body, "allow", false)
+	if code != http.StatusOK || at.Path != "/callback" || at.Query().Get("code") == "" {
+		t.Fatalf("allow (no scope): %d at %s", code, at)
+	}
+	if code, _, at := br.get(noScope); code != http.StatusOK || at.Path != "/callback" || at.Query().Get("code") == "" {
+		t.Fatalf("OAuth without scope after its Allow, want a code without the page: %d at %s", code, at)
 	}
 }
 

@@ -302,17 +302,23 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 			oldAdmin  bool
 			oldLock   int64
 			oldPath   string
+			oldState  int64
 		)
 		var oldLogin, oldDisplay, oldEmail string
 		var oldIDKey sql.NullString
-		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until, org_path, login_name, display_name, email, id_key "+
+		err := tx.QueryRowContext(ctx, s.q("SELECT status, is_admin, locked_until, org_path, login_name, display_name, email, id_key, state_changed_at "+
 			"FROM users WHERE id = ?"+s.db.ForUpdate()), u.ID).
-			Scan(&oldStatus, &oldAdmin, &oldLock, &oldPath, &oldLogin, &oldDisplay, &oldEmail, &oldIDKey)
+			Scan(&oldStatus, &oldAdmin, &oldLock, &oldPath, &oldLogin, &oldDisplay, &oldEmail, &oldIDKey, &oldState)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.NotFound("user")
 		}
 		if err != nil {
 			return err
+		}
+		if u.IfStateChangedAt != nil && store.UnixMS(*u.IfStateChangedAt) != oldState {
+			// the account changed state since u was read: the caller
+			// re-reads it (ADR 0047)
+			return store.Conflict("the account's state changed since it was read")
 		}
 		orgPath, err := s.checkOrg(ctx, tx, u.OrgID)
 		if err != nil {

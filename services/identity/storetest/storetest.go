@@ -55,6 +55,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserListPasswordExpired", testUserListPasswordExpired},
 		{"UpdateUser", testUpdateUser},
 		{"AccountStateTime", testAccountStateTime},
+		{"AccountStateTimeConditional", testAccountStateTimeConditional},
 		{"DeleteUser", testDeleteUser},
 		{"DeleteOrgAndGroup", testDeleteOrgAndGroup},
 		{"DeleteApp", testDeleteApp},
@@ -792,6 +793,60 @@ func testAccountStateTime(t *testing.T, f *fixture) {
 	got, err = f.s.GetUser(f.ctx, u.ID)
 	must(t, err)
 	eqTime(t, "kept by a gate write", got.StateChangedAt, t2)
+}
+
+// An update naming the state time it was read with (IfStateChangedAt)
+// is written only while the row's is still that one, else ErrConflict
+// with nothing written, its events neither (ADR 0047: a lock's event
+// names exactly the time stored; review sec32a M1).
+func testAccountStateTimeConditional(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	read, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	never := time.Time{}
+
+	// never changed: the zero time matches
+	t1 := base.Add(time.Hour)
+	upd := *read
+	upd.Status, upd.StateChangedAt, upd.UpdatedAt, upd.IfStateChangedAt = identity.StatusDisabled, t1, t1, &never
+	f.expectEvents(1, func() { must(t, f.s.UpdateUser(f.ctx, &upd, f.evs(1))) })
+
+	// a copy read before that change, naming the zero time, is refused
+	stale := *read
+	t0 := base.Add(time.Minute)
+	stale.LockedUntil, stale.WriteGate, stale.StateChangedAt, stale.IfStateChangedAt = identity.LockForever, true, t0, &never
+	f.expectEvents(0, func() { isErr(t, f.s.UpdateUser(f.ctx, &stale, f.evs(1)), identity.ErrConflict) })
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "kept after a refused write", got.StateChangedAt, t1)
+	if !got.LockedUntil.IsZero() {
+		t.Errorf("a refused write locked the account until %v", got.LockedUntil)
+	}
+
+	// a gate's lock moves the time: a copy naming t1 is refused too
+	t2 := t1.Add(time.Minute)
+	must(t, f.s.UpdateLoginGate(f.ctx, u.ID, "", func(g identity.LoginGate) (identity.LoginGateWrite, bool) {
+		return identity.LoginGateWrite{LockedUntil: identity.LockForever, StateChangedAt: t2}, true
+	}))
+	again := *got
+	t3 := t2.Add(time.Minute)
+	again.LockedUntil, again.WriteGate, again.StateChangedAt, again.IfStateChangedAt = time.Time{}, true, t3, &t1
+	isErr(t, f.s.UpdateUser(f.ctx, &again, nil), identity.ErrConflict)
+
+	// read again: written, to exactly the time named
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "the gate's", got.StateChangedAt, t2)
+	fresh := *got
+	fresh.LockedUntil, fresh.WriteGate, fresh.StateChangedAt, fresh.IfStateChangedAt = time.Time{}, true, t3, &t2
+	must(t, f.s.UpdateUser(f.ctx, &fresh, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "after the conditional unlock", got.StateChangedAt, t3)
+	if !got.LockedUntil.IsZero() {
+		t.Errorf("still locked until %v", got.LockedUntil)
+	}
 }
 
 func testUpdateUser(t *testing.T, f *fixture) {
