@@ -948,6 +948,19 @@ func (s *Service) ValidateTicket(ctx context.Context, v Validate) (*Validation, 
 		// application is suspended: it validates no more.
 		return refuse(CodeInvalidService, "SERVICE_NOT_REGISTERED", "the service is no longer registered or is disabled, or its application is suspended", t)
 	}
+	// The presented URL may match another registered service than the
+	// issued one (a pattern service matching the URL with its default port
+	// written out, or in another letter case): its release policy, proxy
+	// right and application would then apply to a ticket issued under
+	// another. The issued URL's service must be this one, of the ticket's
+	// application (review sec32b M1). Match hits the registry's cache: the
+	// issue matched the same string.
+	if issued, err := s.reg.Match(ctx, t.Service); err != nil || issued.ID != rs.ID || (t.AppID != "" && issued.AppID != t.AppID) {
+		if err != nil && !errors.Is(err, ErrServiceNotRegistered) {
+			return nil, err
+		}
+		return refuse(CodeInvalidService, "WRONG_SERVICE", "the ticket was not issued for this service", t)
+	}
 	if t.OIDC != nil {
 		return refuse(CodeInvalidTicketSpec, "AUTHORIZATION_CODE",
 			"the ticket is an OpenID Connect authorization code: redeem it at the token endpoint", t)
