@@ -709,6 +709,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 		return nil, err
 	}
 	if err := s.ownUser(ctx, u); err != nil {
+		if s.levelOneAsksChange(ctx, u, up) {
+			return s.mustChangeHeldReplica(ctx, u, start)
+		}
 		return nil, err
 	}
 	return s.updateUser(ctx, u, up, "user.update", start)
