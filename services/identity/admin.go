@@ -980,6 +980,14 @@ func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*Use
 			return nil, err
 		}
 	}
+	// Level 1 disables and enables a person of a level-2 centre
+	// (replica_disable.go).
+	if held, err := s.levelOneHolds(ctx, id); err != nil || held != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.setHeldReplicaStatus(ctx, held, st)
+	}
 	data := map[string]any{"status": st}
 	return s.mutateUser(ctx, id, "status_changed", data, func(u *User) error {
 		u.Status = st

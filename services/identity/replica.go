@@ -148,6 +148,10 @@ type ReplicaWrite struct {
 	// requires the person to change their password (lock.must_change):
 	// their must_change_password is set (replica_lock.go).
 	MustChange bool
+	// CentreDisable (kind "lock", ID the person, at their home): level 1
+	// disabled (or, zero, enabled) the person (lock.disabled,
+	// lock.enabled; replica_disable.go).
+	CentreDisable *CentreDisable
 	// Finger (upsert: with its sealed template; delete: user and
 	// position), kind "finger".
 	Finger *StoredFinger
@@ -1035,6 +1039,8 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		w.Unlocked = ev.Op == "unlocked"
 		b.users[ev.ID] = r.OrgID
 		return w, "", nil
+	case ev.Entity == "lock" && (ev.Op == "disabled" || ev.Op == "enabled"):
+		return s.replicaDisableWrite(ctx, origin, w, ev, hasRep)
 	case ev.Entity == "lock" && ev.Op == "must_change":
 		return s.replicaMustChangeWrite(ctx, w, ev, hasRep)
 	case ev.Entity == "lock":
