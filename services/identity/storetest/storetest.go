@@ -55,6 +55,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UserListPasswordExpired", testUserListPasswordExpired},
 		{"UpdateUser", testUpdateUser},
 		{"AccountStateTime", testAccountStateTime},
+		{"CentreDisabled", testCentreDisabled},
 		{"DeleteUser", testDeleteUser},
 		{"DeleteOrgAndGroup", testDeleteOrgAndGroup},
 		{"DeleteApp", testDeleteApp},
@@ -2031,4 +2032,60 @@ func testDeleteApp(t *testing.T, f *fixture) {
 		SecretHash: "secret-again", CreatedAt: base, UpdatedAt: base}
 	must(t, f.s.CreateApp(f.ctx, again, nil))
 	_ = f.link(u.ID, again.ID, "acct-app-del")
+}
+
+// testCentreDisabled: a disable set by another centre (level 1's of a
+// level-2 person, ADR 0048) is read with the person (by id, login and in
+// listings), written with its events, raises the state time (never
+// lowers it), survives an UpdateUser of a copy read before it, and is
+// cleared by the zero value; an unknown person is ErrNotFound.
+func testCentreDisabled(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	t1 := base.Add(time.Hour)
+	stale, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	f.expectEvents(1, func() {
+		must(t, f.s.SetCentreDisabled(f.ctx, u.ID, identity.CentreDisable{Centre: "l1", At: t1, By: "user:adm"}, f.evs(1)))
+	})
+	check := func(what string, got *identity.User, centre string) {
+		t.Helper()
+		if got.DisabledCentre != centre || (centre != "" && (got.DisabledCentreBy != "user:adm" || !got.DisabledCentreAt.Equal(t1))) {
+			t.Fatalf("%s: disabled by %q at %v by %q, want %q", what, got.DisabledCentre, got.DisabledCentreAt, got.DisabledCentreBy, centre)
+		}
+		if got.Enabled() != (centre == "") {
+			t.Fatalf("%s: enabled %v", what, got.Enabled())
+		}
+	}
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	check("by id", got, "l1")
+	eqTime(t, "state time", got.StateChangedAt, t1)
+	byLogin, err := f.s.GetUserByLogin(f.ctx, u.LoginName)
+	must(t, err)
+	check("by login", byLogin, "l1")
+	list, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: o.ID}, identity.Page{Size: 10})
+	must(t, err)
+	if len(list) != 1 {
+		t.Fatalf("listing: %d users", len(list))
+	}
+	check("listed", list[0], "l1")
+
+	// The home's change of a copy read before it leaves it.
+	stale.DisplayName = "Edited"
+	must(t, f.s.UpdateUser(f.ctx, stale, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	check("after an update", got, "l1")
+
+	// Cleared; the state time is not lowered.
+	must(t, f.s.SetCentreDisabled(f.ctx, u.ID, identity.CentreDisable{}, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	check("cleared", got, "")
+	eqTime(t, "state time after the clear", got.StateChangedAt, t1)
+
+	if err := f.s.SetCentreDisabled(f.ctx, "nobody", identity.CentreDisable{Centre: "l1", At: t1}, nil); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("an unknown person: %v", err)
+	}
 }
