@@ -358,6 +358,24 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 			t.Fatalf("message %q does not name the home centre", st.Message())
 		}
 	}
+	// Level 1 disables a person of the cut-off centre (ADR 0048), over
+	// REST: refused at level 1 at once, at their home once the link
+	// returns, where their SSO session then ends.
+	stopped := cut.f[0]
+	tkCut := cut.e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle).Service
+	if _, _, err := tkCut.CreateSession(context.Background(), ticket.NewSession{UserID: stopped.userID, Login: stopped.login, AuthLevel: 1}); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ = l1.e.rest(http.MethodPost, "/v1/users/"+stopped.userID+":setStatus", l1admin,
+		map[string]any{"status": "USER_STATUS_DISABLED"})
+	if code != http.StatusOK || body["disabled_by_centre"] != "l1" || body["status"] != "USER_STATUS_ACTIVE" || body["disabled_by_centre_actor"] == "" {
+		t.Fatalf("level 1 disables a level-2 person: %d %v", code, body)
+	}
+	res, err = l1.e.authPW(stopped, stopped.login, stopped.password)
+	wantResult(t, res, err, -1, identityv1.Reason_REASON_ACCOUNT_DISABLED)
+	if res, err := cut.e.authPW(stopped, stopped.login, stopped.password); err != nil || res.GetResultCode() != 0 {
+		t.Fatalf("the cut-off centre refuses its person before level 1's disable arrives: %v %v", res, err)
+	}
 	// A password changed during the cut reaches level 1 after the heal.
 	moved := cut.f[1]
 	moved.password = "Cut-Off-Pass-7"
@@ -391,6 +409,36 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	cut.nats.Link.Heal()
 	synctest.WaitLeaf(t, cut.nats.Server, true)
 	converged("replicas converge after the heal")
+	// Level 1's disable made during the cut holds at the home after the
+	// heal and ends the session there; the home's enable does not lift
+	// it, level 1's does.
+	eventuallyWithin(t, 2*time.Minute, "the home refuses the person level 1 disabled", func() bool {
+		res, err := cut.e.authPW(stopped, stopped.login, stopped.password)
+		return err == nil && res.GetReason() == identityv1.Reason_REASON_ACCOUNT_DISABLED
+	})
+	eventuallyWithin(t, 2*time.Minute, "the home ends the session of the person level 1 disabled", func() bool {
+		ss, err := tkCut.UserSessions(context.Background(), stopped.userID)
+		return (err == nil || errors.Is(err, ticket.ErrNoSuchUserSession)) && len(ss) == 0
+	})
+	if u, err := cut.e.admin.GetUser(cut.e.adm(), &identityv1.GetUserRequest{Id: stopped.userID}); err != nil || u.GetDisabledByCentre() != "l1" {
+		t.Fatalf("the person at their home: %v %v", u, err)
+	}
+	if _, err := cut.e.admin.SetUserStatus(cut.e.adm(), &identityv1.SetUserStatusRequest{Id: stopped.userID,
+		Status: identityv1.UserStatus_USER_STATUS_ACTIVE}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = cut.e.authPW(stopped, stopped.login, stopped.password)
+	wantResult(t, res, err, -1, identityv1.Reason_REASON_ACCOUNT_DISABLED)
+	if _, err := l1.e.admin.SetUserStatus(l1.e.adm(), &identityv1.SetUserStatusRequest{Id: stopped.userID,
+		Status: identityv1.UserStatus_USER_STATUS_ACTIVE}); err != nil {
+		t.Fatalf("level 1 enables a level-2 person: %v", err)
+	}
+	for _, c := range []*syncCentre{cut, l1} {
+		eventuallyWithin(t, 2*time.Minute, c.name+" lets the person level 1 enabled sign in", func() bool {
+			res, err := c.e.authPW(stopped, stopped.login, stopped.password)
+			return err == nil && res.GetResultCode() == 0
+		})
+	}
 	// Level 1's requirement made during the cut holds at the home after
 	// the heal, and at level 1 with the home's change of the person.
 	for _, c := range []*syncCentre{cut, l1} {
