@@ -98,9 +98,10 @@ func (s *Service) setHeldReplicaStatus(ctx context.Context, u *User, st Status) 
 // is their home, with its audit record naming origin.
 func (s *Service) replicaDisableWrite(ctx context.Context, origin string, w ReplicaWrite, ev replicaEvent, hasRep bool) (ReplicaWrite, ReplicaOutcome, error) {
 	var r disableRecord
-	if !hasRep || json.Unmarshal(ev.Replica, &r) != nil || s.homes == nil || s.homes.Level == 1 ||
+	readable := hasRep && json.Unmarshal(ev.Replica, &r) == nil
+	if !readable || s.homes == nil || s.homes.Level == 1 ||
 		(ev.Op == "disabled") != (r.Centre != "") || (r.Centre != "" && r.Centre != origin) {
-		return w, ReplicaIgnored, nil
+		return w, ReplicaIgnored, nil // not a change this centre can apply: recorded as ignored
 	}
 	u, err := s.store.GetUser(ctx, ev.ID)
 	if err != nil {

@@ -142,8 +142,9 @@ func (s *Service) mustChangeHeldReplica(ctx context.Context, u *User, start time
 // home (a centre holding them as a replica has it from the home's change).
 func (s *Service) replicaMustChangeWrite(ctx context.Context, w ReplicaWrite, ev replicaEvent, hasRep bool) (ReplicaWrite, ReplicaOutcome, error) {
 	var r mustChangeRecord
-	if !hasRep || json.Unmarshal(ev.Replica, &r) != nil || !r.MustChange || s.homes == nil || s.homes.Level == 1 {
-		return w, ReplicaIgnored, nil
+	readable := hasRep && json.Unmarshal(ev.Replica, &r) == nil
+	if !readable || !r.MustChange || s.homes == nil || s.homes.Level == 1 {
+		return w, ReplicaIgnored, nil // not a change this centre can apply: recorded as ignored
 	}
 	u, err := s.store.GetUser(ctx, ev.ID)
 	if err != nil {
