@@ -146,3 +146,35 @@ func TestLevelOneDisablesALevelTwoPerson(t *testing.T) {
 		t.Fatal("a replayed disable disabled the person again")
 	}
 }
+
+// TestLevelOneDisableRefusals: a level-1 disable names level 1: the same
+// change from another origin is not applied; nobody disables themselves
+// (OWN_ACCOUNT).
+func TestLevelOneDisableRefusals(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-r")
+	svc2, svc1 := l2.svc, l1.svc
+	admin1, self1 := adminCtx(t, svc1, "10.0.0.1", "l1")
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "cook", DisplayName: "Cook", OrgID: bureau.ID, Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	_, mark, _ := l1.changes(t, 0)
+	if _, err := svc1.SetUserStatus(admin1, u.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	down, _, _ := l1.changes(t, mark)
+	if out, err := svc2.ApplyReplica(ctx, "l2b", down); err != nil || out[0] == identity.ReplicaApplied {
+		t.Fatalf("level 1's disable from another origin: %v %v", out, err)
+	}
+	if got, err := svc2.GetUser(ctx, u.ID); err != nil || got.DisabledCentre != "" {
+		t.Fatalf("the person at their home after a disable from another origin: %+v %v", got, err)
+	}
+	if _, err := svc1.SetUserStatus(admin1, self1.ID, identity.StatusDisabled); reasonOf(err) != "OWN_ACCOUNT" {
+		t.Fatalf("level 1's administrator disables themselves: %v", err)
+	}
+}
