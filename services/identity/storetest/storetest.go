@@ -105,6 +105,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"ApplyReplicaCert", testApplyReplicaCert},
 		{"ApplyReplica", testApplyReplica},
 		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},
+		{"ReplicaLevelOneManages", testReplicaLevelOneManages},
 		{"ReplicaSearchAndEvents", testReplicaSearchAndEvents},
 		{"ReplicaOfAnAbsentPerson", testReplicaOfAnAbsentPerson},
 		{"ReplicaDeleteOfAnOrgHeldHere", testReplicaDeleteOfAnOrgHeldHere},
