@@ -120,6 +120,12 @@ func (s *Service) levelOneAsksChange(ctx context.Context, u *User, up UserUpdate
 // The record here shows it once the home's change of the person comes
 // back; the answer is the person as held, with must_change_password set.
 func (s *Service) mustChangeHeldReplica(ctx context.Context, u *User, start time.Time) (*User, error) {
+	if u.CannotChange {
+		// they could sign in nowhere: the change form refuses them
+		return nil, badField("must_change_password", "a person who may not change their own password "+
+			"(user_cannot_change_password) cannot be required to change it at the next login: they could not sign in; "+
+			"their home centre may let them change it")
+	}
 	home, err := s.homeOfUser(ctx, u)
 	if err != nil {
 		return nil, err
@@ -155,6 +161,14 @@ func (s *Service) replicaMustChangeWrite(ctx context.Context, w ReplicaWrite, ev
 	}
 	if !s.homedHere(ctx, u) {
 		return w, ReplicaNotHomed, nil
+	}
+	if u.CannotChange {
+		// turned on here before the requirement arrived: a person who
+		// may not change their password is not sent to a change they
+		// would be refused
+		s.log.Warn("level 1 required a password change of a person who may not change their own password: not applied",
+			zap.String("user_id", u.ID))
+		return w, ReplicaIgnored, nil
 	}
 	w.Kind, w.Op, w.MustChange = "lock", ReplicaUpsert, true
 	return w, "", nil

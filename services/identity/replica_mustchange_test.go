@@ -3,6 +3,7 @@ package identity_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/uias/uias/pkg/centre"
@@ -136,5 +137,49 @@ func TestMustChangeOfLevelOneStaysAtLevelOne(t *testing.T) {
 		if c.Subject == "uias.changes.identity.lock.must_change" {
 			t.Fatalf("a lock change for level 1's own person: %+v", cs)
 		}
+	}
+}
+
+// TestLevelOneRequirementOfAPersonWhoCannotChange: a person who may not
+// change their own password is not required to change it (they could sign
+// in nowhere): refused at level 1 (INVALID_ARGUMENT, BAD_REQUEST, saying why), and
+// not applied at the home when cannot-change was turned on there before
+// the requirement arrived.
+func TestLevelOneRequirementOfAPersonWhoCannotChange(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-c")
+	svc2, svc1 := l2.svc, l1.svc
+	admin1, _ := adminCtx(t, svc1, "10.0.0.1", "l1")
+	fixed, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "kiosk", DisplayName: "Kiosk", OrgID: bureau.ID,
+		Password: "Harbour-Pass-1", CannotChange: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "deckhand", DisplayName: "Deckhand", OrgID: bureau.ID, Password: "Harbour-Pass-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	ask := identity.UserUpdate{Mask: []string{"must_change_password"}, MustChange: true}
+	if _, err := svc1.UpdateUser(admin1, fixed.ID, ask); reasonOf(err) != "BAD_REQUEST" || !strings.Contains(err.Error(), "cannot be required to change it") {
+		t.Fatalf("level 1 requires a change of a person who cannot change: %v", err)
+	}
+	_, mark, _ := l1.changes(t, 0)
+	if _, err := svc1.UpdateUser(admin1, later.ID, ask); err != nil {
+		t.Fatal(err)
+	}
+	down, _, _ := l1.changes(t, mark)
+	// meanwhile the home turns cannot-change on
+	if _, err := svc2.UpdateUser(admin2, later.ID, identity.UserUpdate{Mask: []string{"user_cannot_change_password"}, CannotChange: true}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := svc2.ApplyReplica(ctx, "l1", down); err != nil || out[0] == identity.ReplicaApplied {
+		t.Fatalf("the requirement at the home: %v %v", out, err)
+	}
+	if got, err := svc2.GetUser(ctx, later.ID); err != nil || got.MustChange {
+		t.Fatalf("the person at the home: %+v %v", got, err)
 	}
 }
