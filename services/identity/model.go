@@ -180,6 +180,11 @@ type CentreDisable struct {
 	Centre string
 	At     time.Time
 	By     string
+	// IfStateAt: written only while the person's stored state time
+	// (StateChangedAt, zero: never changed) is still this one, else
+	// ErrConflict with nothing written (so that the change's event names
+	// exactly the state time stored, ADR 0047); nil: whatever it is.
+	IfStateAt *time.Time
 }
 
 // StateAt is the account's state time as logins answer it: StateChangedAt,

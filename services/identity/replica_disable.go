@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/uias/uias/pkg/caller"
@@ -68,23 +69,40 @@ func (s *Service) setHeldReplicaStatus(ctx context.Context, u *User, st Status) 
 	}
 	var d CentreDisable
 	op := "enabled"
-	stateAt := nextStateAt(u.StateAt(), start)
-	if st == StatusDisabled {
-		op = "disabled"
-		d = CentreDisable{Centre: s.homes.Self, At: stateAt, By: caller.From(ctx).Actor()}
+	var stateAt time.Time
+	// A disable names in its event exactly the state time it stores (ADR
+	// 0047): written only while the state time read is still the row's,
+	// read again when another change moved it meanwhile.
+	for try := 0; ; try++ {
+		if st == StatusDisabled {
+			if try > 0 {
+				if u, err = s.store.GetUser(ctx, u.ID); err != nil {
+					return nil, err
+				}
+			}
+			read := u.StateChangedAt
+			stateAt = nextStateAt(u.StateAt(), s.now())
+			op = "disabled"
+			d = CentreDisable{Centre: s.homes.Self, At: stateAt, By: caller.From(ctx).Actor(), IfStateAt: &read}
+		}
+		data := map[string]any{"status": st, "centre": s.homes.Self}
+		if st == StatusDisabled {
+			data["state_at"] = stateAt.UTC()
+		}
+		detail := userChangeDetail(u, map[string]any{"status": st, "centre": s.homes.Self, "home_centre": home})
+		err = s.write(ctx, func(evs []events.Event) error { return s.store.SetCentreDisabled(ctx, u.ID, d, evs) },
+			s.changeWith(ctx, "lock", op, u.ID, data, disableRecord{Centre: d.Centre, At: d.At, By: d.By}),
+			s.audit(ctx, "user.status_changed", "user:"+u.ID, u.OrgID, "success", "OK", start, detail))
+		s.ForgetUser(u.ID)
+		if errors.Is(err, ErrConflict) && st == StatusDisabled && try < 4 {
+			continue
+		}
+		break
 	}
-	data := map[string]any{"status": st, "centre": s.homes.Self}
-	if st == StatusDisabled {
-		data["state_at"] = stateAt.UTC()
-	}
-	detail := userChangeDetail(u, map[string]any{"status": st, "centre": s.homes.Self, "home_centre": home})
-	err = s.write(ctx, func(evs []events.Event) error { return s.store.SetCentreDisabled(ctx, u.ID, d, evs) },
-		s.changeWith(ctx, "lock", op, u.ID, data, disableRecord(d)),
-		s.audit(ctx, "user.status_changed", "user:"+u.ID, u.OrgID, "success", "OK", start, detail))
-	s.ForgetUser(u.ID)
 	if err != nil {
 		return nil, err
 	}
+	d.IfStateAt = nil
 	after := *u
 	after.DisabledCentre, after.DisabledCentreAt, after.DisabledCentreBy = d.Centre, d.At, d.By
 	if st == StatusDisabled {
@@ -113,7 +131,7 @@ func (s *Service) replicaDisableWrite(ctx context.Context, origin string, w Repl
 	if !s.homedHere(ctx, u) {
 		return w, ReplicaNotHomed, nil
 	}
-	d := CentreDisable(r)
+	d := CentreDisable{Centre: r.Centre, At: r.At, By: r.By}
 	if d.Centre != "" {
 		// this centre's own state time (ADR 0047), not level 1's
 		d.At = nextStateAt(u.StateAt(), s.now())

@@ -3,7 +3,9 @@ package identity_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/uias/uias/pkg/centre"
 	"github.com/uias/uias/services/identity"
@@ -57,6 +59,18 @@ func TestLevelOneDisablesALevelTwoPerson(t *testing.T) {
 		t.Fatalf("level 1's changes: %+v", down)
 	}
 	disabled := down
+	// Its event names exactly the state time level 1 stored (ADR 0047).
+	var ev struct {
+		Data struct {
+			StateAt time.Time `json:"state_at"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(down[0].Payload, &ev); err != nil || ev.Data.StateAt.IsZero() {
+		t.Fatalf("level 1's disable names no state time: %s %v", down[0].Payload, err)
+	}
+	if got, err := svc1.GetUser(ctx, u.ID); err != nil || !got.StateChangedAt.Equal(ev.Data.StateAt) {
+		t.Fatalf("level 1's state time of the disable: %+v %v, event %v", got, err, ev.Data.StateAt)
+	}
 	if len(audits) == 0 || !bytes.Contains(audits[0], []byte(`"home_centre":"l2a"`)) || !bytes.Contains(audits[0], []byte(`"status":"disabled"`)) {
 		t.Fatalf("level 1's audit record: %s", audits)
 	}

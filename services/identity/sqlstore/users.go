@@ -400,11 +400,22 @@ func (s *Store) SetCentreDisabled(ctx context.Context, id string, d identity.Cen
 // replica's lock.disabled and lock.enabled changes).
 func (s *Store) setCentreDisabled(ctx context.Context, tx *sql.Tx, id string, d identity.CentreDisable) error {
 	at := store.UnixMS(d.At)
+	where, args := "id = ?", []any{d.Centre, at, d.By, at, at, id}
+	if d.IfStateAt != nil {
+		where += " AND state_changed_at = ?"
+		args = append(args, store.UnixMS(*d.IfStateAt))
+	}
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET disabled_centre = ?, disabled_centre_at = ?, disabled_centre_by = ?,
-		state_changed_at = CASE WHEN state_changed_at < ? THEN ? ELSE state_changed_at END WHERE id = ?`),
-		d.Centre, at, d.By, at, at, id)
+		state_changed_at = CASE WHEN state_changed_at < ? THEN ? ELSE state_changed_at END WHERE `+where), args...)
 	if err != nil {
 		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 && d.IfStateAt != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", id); err != nil {
+			return err
+		} else if ok {
+			return store.Conflict("the account's state changed meanwhile")
+		}
 	}
 	if err := mustAffect(res, "user"); err != nil {
 		return err

@@ -2089,4 +2089,27 @@ func testCentreDisabled(t *testing.T, f *fixture) {
 	if err := f.s.SetCentreDisabled(f.ctx, "nobody", identity.CentreDisable{Centre: "l1", At: t1}, nil); !errors.Is(err, identity.ErrNotFound) {
 		t.Fatalf("an unknown person: %v", err)
 	}
+
+	// Conditional on the state time read: a stale one is ErrConflict,
+	// nothing written, its events neither; the stored one writes.
+	never, t2 := time.Time{}, t1.Add(time.Minute)
+	f.expectEvents(0, func() {
+		isErr(t, f.s.SetCentreDisabled(f.ctx, u.ID, identity.CentreDisable{Centre: "l1", At: t2, By: "user:adm", IfStateAt: &never}, f.evs(1)),
+			identity.ErrConflict)
+	})
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	check("after a stale conditional disable", got, "")
+	f.expectEvents(1, func() {
+		must(t, f.s.SetCentreDisabled(f.ctx, u.ID, identity.CentreDisable{Centre: "l1", At: t2, By: "user:adm", IfStateAt: &t1}, f.evs(1)))
+	})
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "state time of the conditional disable", got.StateChangedAt, t2)
+	if got.DisabledCentre != "l1" {
+		t.Fatalf("the conditional disable: %+v", got)
+	}
+	if err := f.s.SetCentreDisabled(f.ctx, "nobody", identity.CentreDisable{Centre: "l1", At: t2, IfStateAt: &t1}, nil); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("an unknown person, conditional: %v", err)
+	}
 }
