@@ -55,6 +55,8 @@ type fakeAdmin struct {
 	// updates are UpdateUser's requests, answered updateErr.
 	updates   []*identityv1.UpdateUserRequest
 	updateErr error
+	// disabledBy: GetUser's person was disabled by this centre (ADR 0048).
+	disabledBy string
 }
 
 func (f *fakeAdmin) note(ctx context.Context, m string) string {
@@ -141,7 +143,32 @@ func (f *fakeAdmin) GetUser(ctx context.Context, in *identityv1.GetUserRequest, 
 	if f.pwChanged != 0 {
 		u.PasswordChangedAt = timestamppb.New(time.UnixMilli(f.pwChanged))
 	}
+	if f.disabledBy != "" {
+		u.DisabledByCentre, u.DisabledByCentreActor = f.disabledBy, "user:adm1"
+		u.DisabledByCentreTime = timestamppb.New(time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC))
+	}
 	return u, nil
+}
+
+// TestPersonDisabledByCentre: the person page shows a disable by level 1
+// (who and when) beside the home's status, in both languages.
+func TestPersonDisabledByCentre(t *testing.T) {
+	f := &fakeAdmin{}
+	b := newConsole(t, f)
+	b.signIn()
+	if _, page := b.do("GET", "/console/people/u1", nil, nil); strings.Contains(page, "p-disabled-centre") {
+		t.Fatalf("a person not disabled by a centre shows one:\n%s", page)
+	}
+	f.mu.Lock()
+	f.disabledBy = "l1"
+	f.mu.Unlock()
+	_, page := b.do("GET", "/console/people/u1", nil, nil)
+	if !strings.Contains(page, "Disabled by centre") || !regexp.MustCompile(`id="p-disabled-centre">l1 \(user:adm1, [^)]*2026[^)]*\)`).MatchString(page) {
+		t.Fatalf("the person page does not show level 1's disable:\n%s", page)
+	}
+	if _, page := b.do("GET", "/console/people/u1?locale=zh-CN", nil, nil); !strings.Contains(page, "由中心停用") {
+		t.Fatalf("the person page in Chinese:\n%s", page)
+	}
 }
 
 func (f *fakeAdmin) LockUser(ctx context.Context, _ *identityv1.LockUserRequest, _ ...grpc.CallOption) (*identityv1.User, error) {

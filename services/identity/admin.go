@@ -716,6 +716,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, up UserUpdate) (*Us
 		return nil, err
 	}
 	if err := s.ownUser(ctx, u); err != nil {
+		if s.levelOneAsksChange(ctx, u, up) {
+			return s.mustChangeHeldReplica(ctx, u, start)
+		}
 		return nil, err
 	}
 	return s.updateUser(ctx, u, up, "user.update", start)
@@ -1031,6 +1034,14 @@ func (s *Service) SetUserStatus(ctx context.Context, id string, st Status) (*Use
 		if err := notOwnAccount(ctx, id, "disable"); err != nil {
 			return nil, err
 		}
+	}
+	// Level 1 disables and enables a person of a level-2 centre
+	// (replica_disable.go).
+	if held, err := s.levelOneHolds(ctx, id); err != nil || held != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.setHeldReplicaStatus(ctx, held, st)
 	}
 	data := map[string]any{"status": st}
 	return s.mutateState(ctx, id, "status_changed", data, func(u *User) error {

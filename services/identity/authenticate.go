@@ -681,7 +681,7 @@ func passwordChanged(mustChange bool, keepSession string, at time.Time) map[stri
 // path (password, code, fingerprint, Kerberos, peer) asks it, so they
 // refuse and audit alike.
 func (s *Service) unusable(ctx context.Context, u *User) (Reason, string, error) {
-	if u.Status != StatusActive {
+	if !u.Enabled() {
 		return ReasonAccountDisabled, ReasonAccountDisabled.String(), nil
 	}
 	if u.OrgID != "" {

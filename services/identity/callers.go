@@ -485,7 +485,7 @@ func (s *Service) AuthenticateAdmin(ctx context.Context, token string) (*User, e
 	if err != nil {
 		return nil, err
 	}
-	if !mayAdmin || u.Status != StatusActive {
+	if !mayAdmin || !u.Enabled() {
 		return nil, s.tokenRefused(ctx, subject, u.OrgID, "NOT_ADMIN", errNotAdmin, start)
 	}
 	if now.Sub(t.LastUsedAt) >= s.tokenTouchEvery() {

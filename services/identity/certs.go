@@ -495,7 +495,7 @@ func (s *Service) certPerson(ctx context.Context, a *loginAttempt, fail func(sub
 	if now.Before(notBefore) || now.After(notAfter) {
 		return fail(subject, u.OrgID, CertExpired)
 	}
-	if u.Status != StatusActive {
+	if !u.Enabled() {
 		return fail(subject, u.OrgID, CertAccountDisabled)
 	}
 	if u.OrgID != "" {

@@ -130,6 +130,17 @@ type User struct {
 	// disable. UpdateUser never lowers it.
 	StateChangedAt time.Time
 
+	// DisabledCentre is the centre that disabled this person from outside
+	// their home (the level-1 centre, ADR 0048; "" none), when
+	// (DisabledCentreAt) and by which administrator there
+	// (DisabledCentreBy). Apart from Status, the home's own: the person
+	// may sign in nowhere while either disables them (Enabled). Only that
+	// centre clears it; Store.UpdateUser and a replica of the person
+	// never write it (Store.SetCentreDisabled does).
+	DisabledCentre   string
+	DisabledCentreAt time.Time
+	DisabledCentreBy string
+
 	// WriteGate (not stored) tells Store.UpdateUser that this update sets
 	// the login gate's fields (FailedCount, LockedUntil, NextAttemptAt:
 	// LockUser, UnlockUser). Without it the store keeps the row's, which
@@ -166,6 +177,23 @@ type PasswordSet struct {
 // LockForever is the LockedUntil value of an account locked until an
 // administrator unlocks it.
 var LockForever = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// Enabled reports whether neither the person's home (Status) nor
+// another centre (DisabledCentre) disabled them.
+func (u *User) Enabled() bool { return u.Status == StatusActive && u.DisabledCentre == "" }
+
+// CentreDisable is a disable of a person set by a centre other than their
+// home (User.DisabledCentre; the zero value: none).
+type CentreDisable struct {
+	Centre string
+	At     time.Time
+	By     string
+	// IfStateAt: written only while the person's stored state time
+	// (StateChangedAt, zero: never changed) is still this one, else
+	// ErrConflict with nothing written (so that the change's event names
+	// exactly the state time stored, ADR 0047); nil: whatever it is.
+	IfStateAt *time.Time
+}
 
 // StateAt is the account's state time as logins answer it: StateChangedAt,
 // or its creation when it never changed state (never zero for a stored

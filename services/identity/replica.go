@@ -144,6 +144,14 @@ type ReplicaWrite struct {
 	// Lock (kind "lock", ID the person): a lock set at another centre; the
 	// person's lock becomes the later of theirs and it.
 	Lock time.Time
+	// MustChange (kind "lock", ID the person, at their home): level 1
+	// requires the person to change their password (lock.must_change):
+	// their must_change_password is set (replica_lock.go).
+	MustChange bool
+	// CentreDisable (kind "lock", ID the person, at their home): level 1
+	// disabled (or, zero, enabled) the person (lock.disabled,
+	// lock.enabled; replica_disable.go).
+	CentreDisable *CentreDisable
 	// Finger (upsert: with its sealed template; delete: user and
 	// position), kind "finger".
 	Finger *StoredFinger
@@ -591,6 +599,12 @@ func (s *Service) ApplyReplicaObjects(ctx context.Context, origin string, cs []R
 	}
 	s.kick()
 	for j, oc := range res {
+		if oc == ReplicaApplied && ws[j].Kind == "lock" && ws[j].MustChange {
+			s.ForgetUser(ws[j].ID)
+			s.mustChangeApplied(ctx, origin, ws[j].ID)
+		}
+	}
+	for j, oc := range res {
 		was := oc
 		switch oc {
 		case ReplicaReplayed:
@@ -1025,6 +1039,10 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 		w.Unlocked = ev.Op == "unlocked"
 		b.users[ev.ID] = r.OrgID
 		return w, "", nil
+	case ev.Entity == "lock" && (ev.Op == "disabled" || ev.Op == "enabled"):
+		return s.replicaDisableWrite(ctx, origin, w, ev, hasRep)
+	case ev.Entity == "lock" && ev.Op == "must_change":
+		return s.replicaMustChangeWrite(ctx, w, ev, hasRep)
 	case ev.Entity == "lock":
 		return s.replicaLockWrite(ctx, w, ev, hasRep)
 	case ev.Entity == "group" && (ev.Op == "member_added" || ev.Op == "member_removed"):

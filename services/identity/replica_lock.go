@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/uias/uias/pkg/events"
 )
 
@@ -80,4 +82,112 @@ func lockUntil(replica []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return r.LockedUntil, true
+}
+
+// Level 1 asks a level-2 person to change their password (ADR 0048).
+//
+// Level 1 manages every user (004 §2.1.1): besides locking a person homed
+// at a level-2 centre (above), an administrator there may require that
+// person to change their password at their next sign-in (UpdateUser with
+// update_mask ["must_change_password"] and must_change_password true).
+// The password itself stays with the home (a password never travels from
+// level 1 down): level 1 writes a "lock.must_change" change of entity
+// lock (id: the person), which goes down with the lock changes
+// (applier.Down); the home sets the person's must_change_password (a write
+// kept to its replica version, so a replay sets nothing again) and then
+// writes it as its own change of the person (user.updated, audited with
+// detail.home_centre naming level 1), which comes back up, so that every
+// centre holding the person shows and applies it. Only a new password
+// clears it, at the home: level 1 clears nothing (HOME_CENTRE_ELSEWHERE).
+
+// mustChangeRecord is the replica part of a lock.must_change change.
+type mustChangeRecord struct {
+	MustChange bool `json:"must_change_password"`
+}
+
+// levelOneAsksChange reports whether up, refused at this centre because u
+// is homed at another, is level 1 requiring the person to change their
+// password: the only write of a level-2 person's record level 1 makes.
+func (s *Service) levelOneAsksChange(ctx context.Context, u *User, up UserUpdate) bool {
+	return s.homes != nil && s.homes.Level == 1 && up.MustChange && len(up.Mask) == 1 &&
+		up.Mask[0] == "must_change_password" && !s.homedHere(ctx, u)
+}
+
+// mustChangeHeldReplica writes level 1's requirement that person u,
+// homed at a level-2 centre, change their password: audited here
+// (user.update, detail.centre this centre, detail.home_centre the home)
+// and sent to the home as a lock.must_change change in one transaction.
+// The record here shows it once the home's change of the person comes
+// back; the answer is the person as held, with must_change_password set.
+func (s *Service) mustChangeHeldReplica(ctx context.Context, u *User, start time.Time) (*User, error) {
+	if u.CannotChange {
+		// they could sign in nowhere: the change form refuses them
+		return nil, badField("must_change_password", "a person who may not change their own password "+
+			"(user_cannot_change_password) cannot be required to change it at the next login: they could not sign in; "+
+			"their home centre may let them change it")
+	}
+	home, err := s.homeOfUser(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	detail := userChangeDetail(u, map[string]any{"must_change_password": true, "centre": s.homes.Self, "home_centre": home})
+	data := map[string]any{"must_change_password": true, "centre": s.homes.Self, "reason": "ADMIN_REQUIRED"}
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.AppendEvents(ctx, evs) },
+		s.changeWith(ctx, "lock", "must_change", u.ID, data, mustChangeRecord{MustChange: true}),
+		s.audit(ctx, "user.update", "user:"+u.ID, u.OrgID, "success", "OK", start, detail))
+	if err != nil {
+		return nil, err
+	}
+	after := *u
+	after.MustChange = true
+	return &after, nil
+}
+
+// replicaMustChangeWrite turns level 1's lock.must_change change into the
+// write of the person's must_change_password, when this centre is their
+// home (a centre holding them as a replica has it from the home's change).
+func (s *Service) replicaMustChangeWrite(ctx context.Context, w ReplicaWrite, ev replicaEvent, hasRep bool) (ReplicaWrite, ReplicaOutcome, error) {
+	var r mustChangeRecord
+	readable := hasRep && json.Unmarshal(ev.Replica, &r) == nil
+	if !readable || !r.MustChange || s.homes == nil || s.homes.Level == 1 {
+		return w, ReplicaIgnored, nil // not a change this centre can apply: recorded as ignored
+	}
+	u, err := s.store.GetUser(ctx, ev.ID)
+	if err != nil {
+		if isNotFound(err) {
+			return w, ReplicaNotHomed, nil
+		}
+		return w, "", err
+	}
+	if !s.homedHere(ctx, u) {
+		return w, ReplicaNotHomed, nil
+	}
+	if u.CannotChange {
+		// turned on here before the requirement arrived: a person who
+		// may not change their password is not sent to a change they
+		// would be refused
+		s.log.Warn("level 1 required a password change of a person who may not change their own password: not applied",
+			zap.String("user_id", u.ID))
+		return w, ReplicaIgnored, nil
+	}
+	w.Kind, w.Op, w.MustChange = "lock", ReplicaUpsert, true
+	return w, "", nil
+}
+
+// mustChangeApplied writes, at the home, level 1's requirement just
+// applied (replicaMustChangeWrite) as the home's own change of the person,
+// audited with detail.home_centre naming origin, so that it travels to
+// every centre holding them. A failure is logged: the home applies the
+// requirement all the same (its sign-ins read its own record), and the
+// person's next change at the home carries it.
+func (s *Service) mustChangeApplied(ctx context.Context, origin, id string) {
+	data := map[string]any{"must_change_password": true, "home_centre": origin}
+	_, err := s.mutateUser(ctx, id, "updated", data, func(u *User) error {
+		u.MustChange, u.WriteMustChange = true, true
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("level 1's password change requirement was applied here but not sent on as the person's change",
+			zap.String("user_id", id), zap.String("origin", origin), zap.Error(err))
+	}
 }

@@ -313,7 +313,7 @@ func (s *Service) InactivePeople(ctx context.Context, ids []string) ([]string, e
 		if err != nil {
 			return nil, err
 		}
-		if u.Status != StatusActive {
+		if !u.Enabled() {
 			out = append(out, id)
 			continue
 		}

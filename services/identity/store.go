@@ -69,6 +69,12 @@ type Store interface {
 	// one, not zero), it deletes every admin token of the user in the same
 	// transaction: such a change revokes them for good.
 	UpdateUser(ctx context.Context, u *User, evs []events.Event) error
+	// SetCentreDisabled sets the disable of person id by a centre other
+	// than their home (User.DisabledCentre; the zero CentreDisable clears
+	// it) with evs, in one transaction; a set one also deletes the
+	// person's admin tokens and raises their state time to d.At (never
+	// lowered). ErrNotFound when there is no such user.
+	SetCentreDisabled(ctx context.Context, id string, d CentreDisable, evs []events.Event) error
 	// DeleteUser deletes user id and what hangs on it (account links,
 	// fingerprints, certificate bindings, group memberships, password history, admin tokens,
 	// per-source login failures, a pending appointment), with evs;

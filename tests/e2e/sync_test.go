@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -338,6 +339,43 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if portalCheck(l1, cut.f[1].userID, "docs.contract", "approve") {
 		t.Fatal("level 1 allows what was granted at the cut-off centre during the cut")
 	}
+	// Level 1 requires a person of the cut-off centre to change their
+	// password at their next sign-in (ADR 0048), over REST; it may not
+	// clear the requirement nor change anything else of them.
+	asked := cut.f[2]
+	l1admin := map[string]string{"Authorization": "Bearer " + l1.e.token}
+	code, body, _ := l1.e.rest(http.MethodPatch, "/v1/users/"+asked.userID, l1admin,
+		map[string]any{"update_mask": []string{"must_change_password"}, "must_change_password": true})
+	if code != http.StatusOK || body["must_change_password"] != true {
+		t.Fatalf("level 1 requires a password change of a level-2 person: %d %v", code, body)
+	}
+	for _, up := range []*identityv1.UpdateUserRequest{
+		{Id: asked.userID, UpdateMask: []string{"must_change_password"}},
+		{Id: asked.userID, UpdateMask: []string{"must_change_password", "display_name"}, MustChangePassword: true, DisplayName: "X"},
+	} {
+		_, err := l1.e.admin.UpdateUser(l1.e.adm(), up)
+		if st := wantCode(t, err, codes.FailedPrecondition, centre.ReasonElsewhere); !strings.Contains(st.Message(), `"l2a"`) {
+			t.Fatalf("message %q does not name the home centre", st.Message())
+		}
+	}
+	// Level 1 disables a person of the cut-off centre (ADR 0048), over
+	// REST: refused at level 1 at once, at their home once the link
+	// returns, where their SSO session then ends.
+	stopped := cut.f[0]
+	tkCut := cut.e.app.Value(ticketcomponent.Name).(*ticketcomponent.Handle).Service
+	if _, _, err := tkCut.CreateSession(context.Background(), ticket.NewSession{UserID: stopped.userID, Login: stopped.login, AuthLevel: 1}); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ = l1.e.rest(http.MethodPost, "/v1/users/"+stopped.userID+":setStatus", l1admin,
+		map[string]any{"status": "USER_STATUS_DISABLED"})
+	if code != http.StatusOK || body["disabled_by_centre"] != "l1" || body["status"] != "USER_STATUS_ACTIVE" || body["disabled_by_centre_actor"] == "" {
+		t.Fatalf("level 1 disables a level-2 person: %d %v", code, body)
+	}
+	res, err = l1.e.authPW(stopped, stopped.login, stopped.password)
+	wantResult(t, res, err, -1, identityv1.Reason_REASON_ACCOUNT_DISABLED)
+	if res, err := cut.e.authPW(stopped, stopped.login, stopped.password); err != nil || res.GetResultCode() != 0 {
+		t.Fatalf("the cut-off centre refuses its person before level 1's disable arrives: %v %v", res, err)
+	}
 	// A password changed during the cut reaches level 1 after the heal.
 	moved := cut.f[1]
 	moved.password = "Cut-Off-Pass-7"
@@ -364,9 +402,51 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	}
 	t.Logf("status of %s during the cut: %v", cut.name, st2)
 
+	if res, err := cut.e.authPW(asked, asked.login, asked.password); err != nil || res.GetMustChangePassword() {
+		t.Fatalf("the cut-off centre has level 1's requirement before the heal: %v %v", res, err)
+	}
+
 	cut.nats.Link.Heal()
 	synctest.WaitLeaf(t, cut.nats.Server, true)
 	converged("replicas converge after the heal")
+	// Level 1's disable made during the cut holds at the home after the
+	// heal and ends the session there; the home's enable does not lift
+	// it, level 1's does.
+	eventuallyWithin(t, 2*time.Minute, "the home refuses the person level 1 disabled", func() bool {
+		res, err := cut.e.authPW(stopped, stopped.login, stopped.password)
+		return err == nil && res.GetReason() == identityv1.Reason_REASON_ACCOUNT_DISABLED
+	})
+	eventuallyWithin(t, 2*time.Minute, "the home ends the session of the person level 1 disabled", func() bool {
+		ss, err := tkCut.UserSessions(context.Background(), stopped.userID)
+		return (err == nil || errors.Is(err, ticket.ErrNoSuchUserSession)) && len(ss) == 0
+	})
+	if u, err := cut.e.admin.GetUser(cut.e.adm(), &identityv1.GetUserRequest{Id: stopped.userID}); err != nil || u.GetDisabledByCentre() != "l1" {
+		t.Fatalf("the person at their home: %v %v", u, err)
+	}
+	if _, err := cut.e.admin.SetUserStatus(cut.e.adm(), &identityv1.SetUserStatusRequest{Id: stopped.userID,
+		Status: identityv1.UserStatus_USER_STATUS_ACTIVE}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = cut.e.authPW(stopped, stopped.login, stopped.password)
+	wantResult(t, res, err, -1, identityv1.Reason_REASON_ACCOUNT_DISABLED)
+	if _, err := l1.e.admin.SetUserStatus(l1.e.adm(), &identityv1.SetUserStatusRequest{Id: stopped.userID,
+		Status: identityv1.UserStatus_USER_STATUS_ACTIVE}); err != nil {
+		t.Fatalf("level 1 enables a level-2 person: %v", err)
+	}
+	for _, c := range []*syncCentre{cut, l1} {
+		eventuallyWithin(t, 2*time.Minute, c.name+" lets the person level 1 enabled sign in", func() bool {
+			res, err := c.e.authPW(stopped, stopped.login, stopped.password)
+			return err == nil && res.GetResultCode() == 0
+		})
+	}
+	// Level 1's requirement made during the cut holds at the home after
+	// the heal, and at level 1 with the home's change of the person.
+	for _, c := range []*syncCentre{cut, l1} {
+		eventuallyWithin(t, 2*time.Minute, c.name+" asks for the password change level 1 required", func() bool {
+			res, err := c.e.authPW(asked, asked.login, asked.password)
+			return err == nil && res.GetResultCode() == 0 && res.GetMustChangePassword()
+		})
+	}
 	// Level 1 logs in, with what was changed at level 2 during the cut, a
 	// person level 1 did not hold a login for until then.
 	res, err = l1.e.authPW(moved, moved.login, moved.password)

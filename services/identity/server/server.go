@@ -729,6 +729,9 @@ func (s *Server) userPB(u *identity.User) *identityv1.User {
 	if out.Locked {
 		out.LockedUntil = ts(u.LockedUntil)
 	}
+	if u.DisabledCentre != "" {
+		out.DisabledByCentre, out.DisabledByCentreTime, out.DisabledByCentreActor = u.DisabledCentre, ts(u.DisabledCentreAt), u.DisabledCentreBy
+	}
 	if at, expired := s.svc.PasswordExpiry(u, now); !at.IsZero() {
 		out.PasswordExpireTime, out.PasswordExpired = ts(at), expired
 	}

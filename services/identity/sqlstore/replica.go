@@ -193,6 +193,11 @@ func (s *Store) applyReplicaWrite(ctx context.Context, r *replicaTx, w *identity
 		_, err := tx.ExecContext(ctx, s.q("DELETE FROM admin_tokens WHERE user_id = ? AND created_at <= ?"), w.ID,
 			store.UnixMS(w.TokensBefore))
 		return err
+	case w.Kind == "lock" && w.CentreDisable != nil:
+		return s.setCentreDisabled(ctx, tx, w.ID, *w.CentreDisable)
+	case w.Kind == "lock" && w.MustChange:
+		_, err := tx.ExecContext(ctx, s.q("UPDATE users SET must_change = ? WHERE id = ?"), true, w.ID)
+		return err
 	case w.Kind == "lock":
 		lock := store.UnixMS(w.Lock)
 		_, err := tx.ExecContext(ctx, s.q("UPDATE users SET locked_until = "+laterLock+" WHERE id = ?"), lock, lock, w.ID)

@@ -11,7 +11,7 @@ import (
 
 // ssoPersonQuery reads a person with their org's name and their link to an
 // application (one row: a person has at most one link per application).
-var ssoPersonQuery = "SELECT " + qualified("u", userCols) + ", COALESCE(o.name, ''), COALESCE(l.app_account_id, ''), " +
+var ssoPersonQuery = "SELECT " + qualified("u", userReadCols) + ", COALESCE(o.name, ''), COALESCE(l.app_account_id, ''), " +
 	"COALESCE(l.status, 0) FROM users u LEFT JOIN orgs o ON o.id = u.org_id " +
 	"LEFT JOIN account_links l ON l.app_id = ? AND l.user_id = u.id WHERE u.id = ?"
 

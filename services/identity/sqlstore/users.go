@@ -17,6 +17,10 @@ const userCols = "id, login_name, display_name, id_type, id_number_enc, id_numbe
 	"never_expires, cannot_change, failed_count, locked_until, created_at, updated_at, password_only, next_attempt_at, id_key, " +
 	"password_by_other, min_auth_level, centres_key, user_type, state_changed_at"
 
+// userReadCols are userCols and what only reads take: a disable set by
+// another centre (written by SetCentreDisabled alone).
+const userReadCols = userCols + ", disabled_centre, disabled_centre_at, disabled_centre_by"
+
 func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	var (
 		u                             identity.User
@@ -24,12 +28,12 @@ func scanUser(sc store.Scanner) (*identity.User, string, error) {
 		org, feature, idKey, centres  sql.NullString
 		changed, locked, created, upd int64
 		next, minLevel, userType      int64
-		stateAt                       int64
+		stateAt, disabledAt           int64
 	)
 	err := sc.Scan(&u.ID, &u.LoginName, &u.DisplayName, &idType, &u.IDNumberEnc, &u.IDNumberMask,
 		&u.PhoneEnc, &u.PhoneMask, &u.Email, &org, &status, &feature, &u.IsAdmin, &u.PasswordHash,
 		&changed, &u.MustChange, &u.NeverExpires, &u.CannotChange, &failed, &locked, &created, &upd, &u.PasswordOnly, &next, &idKey,
-		&u.PasswordByOther, &minLevel, &centres, &userType, &stateAt)
+		&u.PasswordByOther, &minLevel, &centres, &userType, &stateAt, &u.DisabledCentre, &disabledAt, &u.DisabledCentreBy)
 	if err != nil {
 		return nil, "", err
 	}
@@ -38,7 +42,7 @@ func scanUser(sc store.Scanner) (*identity.User, string, error) {
 	u.OrgID, u.FeatureCode, u.IDKey, u.CentresKey = org.String, feature.String, idKey.String, centres.String
 	u.PasswordChangedAt, u.LockedUntil = store.FromUnixMS(changed), store.FromUnixMS(locked)
 	u.CreatedAt, u.UpdatedAt, u.NextAttemptAt = store.FromUnixMS(created), store.FromUnixMS(upd), store.FromUnixMS(next)
-	u.StateChangedAt = store.FromUnixMS(stateAt)
+	u.StateChangedAt, u.DisabledCentreAt = store.FromUnixMS(stateAt), store.FromUnixMS(disabledAt)
 	return &u, u.ID, nil
 }
 
@@ -49,7 +53,7 @@ func (s *Store) getUser(ctx context.Context, qr store.Querier, col, v string) (*
 		// unique index users_login_name_fold_key, migration 0062).
 		where = s.loginIs("login_name")
 	}
-	u, _, err := scanUser(qr.QueryRowContext(ctx, s.q("SELECT "+userCols+" FROM users WHERE "+where), v))
+	u, _, err := scanUser(qr.QueryRowContext(ctx, s.q("SELECT "+userReadCols+" FROM users WHERE "+where), v))
 	if errors.Is(err, sql.ErrNoRows) {
 		if col == "id" {
 			return nil, store.NotFound("user")
@@ -217,7 +221,7 @@ func (s *Store) ListUsers(ctx context.Context, f identity.UserFilter, p identity
 }
 
 func (s *Store) userListing(ctx context.Context, f identity.UserFilter) (*listing, error) {
-	l := &listing{op: "list users", cols: qualified("users", userCols), from: "users", keys: []keyCol{{expr: "users.id"}}}
+	l := &listing{op: "list users", cols: qualified("users", userReadCols), from: "users", keys: []keyCol{{expr: "users.id"}}}
 	switch {
 	case f.OrgID != "" && f.Subtree:
 		o, err := s.getOrg(ctx, s.db, f.OrgID, "")
@@ -386,6 +390,46 @@ func (s *Store) UpdateUser(ctx context.Context, u *identity.User, evs []events.E
 		}
 		return s.addEvents(ctx, tx, evs)
 	})
+}
+
+// SetCentreDisabled implements identity.Store.
+func (s *Store) SetCentreDisabled(ctx context.Context, id string, d identity.CentreDisable, evs []events.Event) error {
+	return s.inTx(ctx, "set centre disable", "user", func(tx *sql.Tx) error {
+		if err := s.setCentreDisabled(ctx, tx, id, d); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
+// setCentreDisabled writes d of person id in tx (SetCentreDisabled, and a
+// replica's lock.disabled and lock.enabled changes).
+func (s *Store) setCentreDisabled(ctx context.Context, tx *sql.Tx, id string, d identity.CentreDisable) error {
+	at := store.UnixMS(d.At)
+	where, args := "id = ?", []any{d.Centre, at, d.By, at, at, id}
+	if d.IfStateAt != nil {
+		where += " AND state_changed_at = ?"
+		args = append(args, store.UnixMS(*d.IfStateAt))
+	}
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET disabled_centre = ?, disabled_centre_at = ?, disabled_centre_by = ?,
+		state_changed_at = CASE WHEN state_changed_at < ? THEN ? ELSE state_changed_at END WHERE `+where), args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 && d.IfStateAt != nil {
+		if ok, err := s.db.Exists(ctx, tx, "SELECT 1 FROM users WHERE id = ?", id); err != nil {
+			return err
+		} else if ok {
+			return store.Conflict("the account's state changed meanwhile")
+		}
+	}
+	if err := mustAffect(res, "user"); err != nil {
+		return err
+	}
+	if d.Centre != "" {
+		return s.deleteUserTokens(ctx, tx, id)
+	}
+	return nil
 }
 
 // setLinksPath gives the account links of userID the person's new org

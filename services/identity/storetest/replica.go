@@ -440,3 +440,52 @@ func testReplicaLinkOfAnotherPerson(t *testing.T, f *fixture) {
 		t.Fatalf("the link after a peer's changes naming another person: %+v %v", got, err)
 	}
 }
+
+// testReplicaLevelOneManages: level 1's changes of a person homed here
+// (kind "lock", ADR 0048) write their disable by level 1 and its lifting,
+// and their must_change_password, in version order; an older change is
+// STALE and undoes nothing; a home change of the person afterwards
+// (kind "user") leaves the disable.
+func testReplicaLevelOneManages(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	at := base.Add(time.Hour)
+	w := func(v uint64) identity.ReplicaWrite {
+		return identity.ReplicaWrite{Kind: "lock", ID: u.ID, Origin: "l1", Version: v, EventID: fmt.Sprintf("l1-%s-%d", u.ID, v),
+			Op: identity.ReplicaUpsert}
+	}
+	disable, ask, enable := w(1), w(2), w(3)
+	disable.CentreDisable = &identity.CentreDisable{Centre: "l1", At: at, By: "user:adm"}
+	ask.MustChange = true
+	enable.CentreDisable = &identity.CentreDisable{}
+	out, err := f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{disable, ask})
+	must(t, err)
+	if out[0] != identity.ReplicaApplied || out[1] != identity.ReplicaApplied {
+		t.Fatalf("outcomes %v", out)
+	}
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	if got.DisabledCentre != "l1" || got.DisabledCentreBy != "user:adm" || !got.DisabledCentreAt.Equal(at) || !got.MustChange || got.Enabled() {
+		t.Fatalf("after level 1's disable and requirement: %+v", got)
+	}
+	eqTime(t, "state time", got.StateChangedAt, at)
+	// The home changes the person (a copy without the disable).
+	got.DisplayName = "Edited"
+	must(t, f.s.UpdateUser(f.ctx, got, nil))
+	out, err = f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{enable})
+	must(t, err)
+	if out[0] != identity.ReplicaApplied {
+		t.Fatalf("enable: %v", out)
+	}
+	// the disable again, older: STALE
+	out, err = f.s.ApplyReplica(f.ctx, []identity.ReplicaWrite{disable})
+	must(t, err)
+	if out[0] == identity.ReplicaApplied {
+		t.Fatalf("an older disable after the enable: %v", out)
+	}
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	if got.DisabledCentre != "" || !got.Enabled() || got.DisplayName != "Edited" {
+		t.Fatalf("after level 1's enable and an older disable: %+v", got)
+	}
+}

@@ -56,6 +56,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"UpdateUser", testUpdateUser},
 		{"AccountStateTime", testAccountStateTime},
 		{"AccountStateTimeConditional", testAccountStateTimeConditional},
+		{"CentreDisabled", testCentreDisabled},
 		{"DeleteUser", testDeleteUser},
 		{"DeleteOrgAndGroup", testDeleteOrgAndGroup},
 		{"DeleteApp", testDeleteApp},
@@ -105,6 +106,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"ApplyReplicaCert", testApplyReplicaCert},
 		{"ApplyReplica", testApplyReplica},
 		{"ReplicaLocksAndSealed", testReplicaLocksAndSealed},
+		{"ReplicaLevelOneManages", testReplicaLevelOneManages},
 		{"ReplicaSearchAndEvents", testReplicaSearchAndEvents},
 		{"ReplicaOfAnAbsentPerson", testReplicaOfAnAbsentPerson},
 		{"ReplicaDeleteOfAnOrgHeldHere", testReplicaDeleteOfAnOrgHeldHere},
@@ -2086,4 +2088,83 @@ func testDeleteApp(t *testing.T, f *fixture) {
 		SecretHash: "secret-again", CreatedAt: base, UpdatedAt: base}
 	must(t, f.s.CreateApp(f.ctx, again, nil))
 	_ = f.link(u.ID, again.ID, "acct-app-del")
+}
+
+// testCentreDisabled: a disable set by another centre (level 1's of a
+// level-2 person, ADR 0048) is read with the person (by id, login and in
+// listings), written with its events, raises the state time (never
+// lowers it), survives an UpdateUser of a copy read before it, and is
+// cleared by the zero value; an unknown person is ErrNotFound.
+func testCentreDisabled(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	t1 := base.Add(time.Hour)
+	stale, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	f.expectEvents(1, func() {
+		must(t, f.s.SetCentreDisabled(f.ctx, u.ID, identity.CentreDisable{Centre: "l1", At: t1, By: "user:adm"}, f.evs(1)))
+	})
+	check := func(what string, got *identity.User, centre string) {
+		t.Helper()
+		if got.DisabledCentre != centre || (centre != "" && (got.DisabledCentreBy != "user:adm" || !got.DisabledCentreAt.Equal(t1))) {
+			t.Fatalf("%s: disabled by %q at %v by %q, want %q", what, got.DisabledCentre, got.DisabledCentreAt, got.DisabledCentreBy, centre)
+		}
+		if got.Enabled() != (centre == "") {
+			t.Fatalf("%s: enabled %v", what, got.Enabled())
+		}
+	}
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	check("by id", got, "l1")
+	eqTime(t, "state time", got.StateChangedAt, t1)
+	byLogin, err := f.s.GetUserByLogin(f.ctx, u.LoginName)
+	must(t, err)
+	check("by login", byLogin, "l1")
+	list, _, err := f.s.ListUsers(f.ctx, identity.UserFilter{OrgID: o.ID}, identity.Page{Size: 10})
+	must(t, err)
+	if len(list) != 1 {
+		t.Fatalf("listing: %d users", len(list))
+	}
+	check("listed", list[0], "l1")
+
+	// The home's change of a copy read before it leaves it.
+	stale.DisplayName = "Edited"
+	must(t, f.s.UpdateUser(f.ctx, stale, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	check("after an update", got, "l1")
+
+	// Cleared; the state time is not lowered.
+	must(t, f.s.SetCentreDisabled(f.ctx, u.ID, identity.CentreDisable{}, nil))
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	check("cleared", got, "")
+	eqTime(t, "state time after the clear", got.StateChangedAt, t1)
+
+	if err := f.s.SetCentreDisabled(f.ctx, "nobody", identity.CentreDisable{Centre: "l1", At: t1}, nil); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("an unknown person: %v", err)
+	}
+
+	// Conditional on the state time read: a stale one is ErrConflict,
+	// nothing written, its events neither; the stored one writes.
+	never, t2 := time.Time{}, t1.Add(time.Minute)
+	f.expectEvents(0, func() {
+		isErr(t, f.s.SetCentreDisabled(f.ctx, u.ID, identity.CentreDisable{Centre: "l1", At: t2, By: "user:adm", IfStateAt: &never}, f.evs(1)),
+			identity.ErrConflict)
+	})
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	check("after a stale conditional disable", got, "")
+	f.expectEvents(1, func() {
+		must(t, f.s.SetCentreDisabled(f.ctx, u.ID, identity.CentreDisable{Centre: "l1", At: t2, By: "user:adm", IfStateAt: &t1}, f.evs(1)))
+	})
+	got, err = f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	eqTime(t, "state time of the conditional disable", got.StateChangedAt, t2)
+	if got.DisabledCentre != "l1" {
+		t.Fatalf("the conditional disable: %+v", got)
+	}
+	if err := f.s.SetCentreDisabled(f.ctx, "nobody", identity.CentreDisable{Centre: "l1", At: t2, IfStateAt: &t1}, nil); !errors.Is(err, identity.ErrNotFound) {
+		t.Fatalf("an unknown person, conditional: %v", err)
+	}
 }

@@ -661,7 +661,9 @@ func userUnlockCmd() command {
 func userStatusCmd(st identityv1.UserStatus) command {
 	return command{
 		usage: "ID...",
-		help:  "With several IDs each user is done in turn; one that fails is reported and the others go on (exit 3).",
+		help: "With several IDs each user is done in turn; one that fails is reported and the others go on (exit 3).\n" +
+			"At the level-1 centre, a person homed at a level-2 centre is disabled (enabled) by level 1, everywhere,\n" +
+			"apart from their home's own status: only level 1 enables them again (ADR 0048).",
 		setup: func(a *app, _ *flag.FlagSet) func([]string) error {
 			return func(args []string) error {
 				if err := wantIDs(args); err != nil {
@@ -823,7 +825,9 @@ func userUpdateCmd() command {
 		help: "Only the flags given are changed (an empty value clears --phone or --email; --id-type none\n" +
 			"--id-number '' removes the ID document). An ID number stays one person's: another account's is refused.\n" +
 			"--type changes whose account it is; give the fitting --id-type and --id-number with it\n" +
-			"(a unit's: uscc or org_code or none). The feature code is derived anew.",
+			"(a unit's: uscc or org_code or none). The feature code is derived anew.\n" +
+			"At the level-1 centre, of a person homed at a level-2 centre only --must-change=true is accepted\n" +
+			"(they change their password at their next sign-in, at their home; ADR 0048).",
 		setup: func(a *app, fs *flag.FlagSet) func([]string) error {
 			req := &identityv1.UpdateUserRequest{}
 			idt := fs.String("id-type", "", "ID document `type`: "+idTypeUsage+", or none")

@@ -187,12 +187,18 @@ func userTable(tw *tabwriter.Writer, u *identityv1.User) {
 	if u.GetLocked() && ts(u.GetLockedUntil()) != "" {
 		locked += " (until " + ts(u.GetLockedUntil()) + ")"
 	}
+	status := userStatus(u.GetStatus())
+	if c := u.GetDisabledByCentre(); c != "" {
+		// level 1's disable of a level-2 person, apart from the home's
+		// status (ADR 0048)
+		status += "; disabled by centre " + c + " (" + u.GetDisabledByCentreActor() + ", " + ts(u.GetDisabledByCentreTime()) + ")"
+	}
 	fields(tw,
 		"ID", u.GetId(),
 		"Login", u.GetLoginName(),
 		"Name", u.GetDisplayName(),
 		"Org", u.GetOrgId(),
-		"Status", userStatus(u.GetStatus()),
+		"Status", status,
 		"Locked", locked,
 		"Type", userType(u.GetUserType()),
 		"ID type", idType(u.GetIdType()),

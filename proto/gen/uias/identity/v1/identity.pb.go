@@ -2167,9 +2167,18 @@ type User struct {
 	// changes it (PASSWORD_MANAGED_BY_DIRECTORY).
 	CredentialSource string `protobuf:"bytes,26,opt,name=credential_source,json=credentialSource" json:"credential_source,omitempty"`
 	// user_type: USER_TYPE_PERSON or USER_TYPE_UNIT (never unspecified).
-	UserType      UserType `protobuf:"varint,27,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UserType UserType `protobuf:"varint,27,opt,name=user_type,json=userType,enum=uias.identity.v1.UserType" json:"user_type,omitempty"`
+	// disabled_by_centre: the level-1 centre disabled this person of a
+	// level-2 centre (SetUserStatus at level 1; empty: not). Apart from
+	// status, which is the home centre's own: the person signs in nowhere
+	// while either disables them, and only that centre enables them again
+	// (ADR 0048). disabled_by_centre_time: when; disabled_by_centre_actor:
+	// who (the administrator at that centre, as audit records name them).
+	DisabledByCentre      string                 `protobuf:"bytes,28,opt,name=disabled_by_centre,json=disabledByCentre" json:"disabled_by_centre,omitempty"`
+	DisabledByCentreTime  *timestamppb.Timestamp `protobuf:"bytes,29,opt,name=disabled_by_centre_time,json=disabledByCentreTime" json:"disabled_by_centre_time,omitempty"`
+	DisabledByCentreActor string                 `protobuf:"bytes,30,opt,name=disabled_by_centre_actor,json=disabledByCentreActor" json:"disabled_by_centre_actor,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
@@ -2389,6 +2398,27 @@ func (x *User) GetUserType() UserType {
 		return x.UserType
 	}
 	return UserType_USER_TYPE_UNSPECIFIED
+}
+
+func (x *User) GetDisabledByCentre() string {
+	if x != nil {
+		return x.DisabledByCentre
+	}
+	return ""
+}
+
+func (x *User) GetDisabledByCentreTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisabledByCentreTime
+	}
+	return nil
+}
+
+func (x *User) GetDisabledByCentreActor() string {
+	if x != nil {
+		return x.DisabledByCentreActor
+	}
+	return ""
 }
 
 type CreateUserRequest struct {
@@ -6032,7 +6062,7 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\rnew_parent_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\vnewParentId\"h\n" +
 	"\x13SetOrgStatusRequest\x12\x1f\n" +
 	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xc8\xc6'\x01(\x80\x01R\x02id\x120\n" +
-	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\xd2\t\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x18.uias.identity.v1.StatusR\x06status\"\x8c\v\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -6064,7 +6094,10 @@ const file_uias_identity_v1_identity_proto_rawDesc = "" +
 	"\x10totp_enrolled_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0etotpEnrolledAt\x12$\n" +
 	"\x0emin_auth_level\x18\x19 \x01(\x05R\fminAuthLevel\x12+\n" +
 	"\x11credential_source\x18\x1a \x01(\tR\x10credentialSource\x127\n" +
-	"\tuser_type\x18\x1b \x01(\x0e2\x1a.uias.identity.v1.UserTypeR\buserType\"\xc1\x05\n" +
+	"\tuser_type\x18\x1b \x01(\x0e2\x1a.uias.identity.v1.UserTypeR\buserType\x12,\n" +
+	"\x12disabled_by_centre\x18\x1c \x01(\tR\x10disabledByCentre\x12Q\n" +
+	"\x17disabled_by_centre_time\x18\x1d \x01(\v2\x1a.google.protobuf.TimestampR\x14disabledByCentreTime\x127\n" +
+	"\x18disabled_by_centre_actor\x18\x1e \x01(\tR\x15disabledByCentreActor\"\xc1\x05\n" +
 	"\x11CreateUserRequest\x12+\n" +
 	"\n" +
 	"login_name\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xd0\xc6'\x01R\tloginName\x122\n" +
@@ -6574,139 +6607,140 @@ var file_uias_identity_v1_identity_proto_depIdxs = []int32{
 	84,  // 20: uias.identity.v1.User.password_expire_time:type_name -> google.protobuf.Timestamp
 	84,  // 21: uias.identity.v1.User.totp_enrolled_at:type_name -> google.protobuf.Timestamp
 	4,   // 22: uias.identity.v1.User.user_type:type_name -> uias.identity.v1.UserType
-	3,   // 23: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,   // 24: uias.identity.v1.CreateUserRequest.user_type:type_name -> uias.identity.v1.UserType
-	5,   // 25: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
-	4,   // 26: uias.identity.v1.ListUsersRequest.user_type:type_name -> uias.identity.v1.UserType
-	32,  // 27: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
-	3,   // 28: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
-	4,   // 29: uias.identity.v1.UpdateUserRequest.user_type:type_name -> uias.identity.v1.UserType
-	5,   // 30: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
-	84,  // 31: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
-	42,  // 32: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
-	6,   // 33: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
-	84,  // 34: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
-	84,  // 35: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
-	84,  // 36: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
-	84,  // 37: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
-	49,  // 38: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
-	84,  // 39: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
-	84,  // 40: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
-	84,  // 41: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
-	84,  // 42: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
-	84,  // 43: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	84,  // 44: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	48,  // 45: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
-	6,   // 46: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
-	48,  // 47: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
-	6,   // 48: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
-	84,  // 49: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
-	84,  // 50: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
-	84,  // 51: uias.identity.v1.RotateAppSecretRequest.if_secret_issued_at:type_name -> google.protobuf.Timestamp
-	2,   // 52: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
-	84,  // 53: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
-	59,  // 54: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
-	84,  // 55: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
-	32,  // 56: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
-	84,  // 57: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
-	84,  // 58: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
-	83,  // 59: uias.identity.v1.BindCertificatesResponse.lines:type_name -> uias.identity.v1.BindCertificatesResponse.Line
-	74,  // 60: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
-	13,  // 61: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
-	16,  // 62: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
-	7,   // 63: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
-	9,   // 64: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
-	18,  // 65: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
-	20,  // 66: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
-	23,  // 67: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
-	24,  // 68: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
-	25,  // 69: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
-	27,  // 70: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
-	30,  // 71: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
-	28,  // 72: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
-	69,  // 73: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
-	31,  // 74: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
-	33,  // 75: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
-	34,  // 76: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
-	35,  // 77: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
-	37,  // 78: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
-	38,  // 79: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
-	39,  // 80: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
-	40,  // 81: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
-	65,  // 82: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
-	41,  // 83: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
-	67,  // 84: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
-	43,  // 85: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
-	71,  // 86: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
-	73,  // 87: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
-	44,  // 88: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
-	45,  // 89: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
-	47,  // 90: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	47,  // 91: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
-	50,  // 92: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
-	52,  // 93: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
-	53,  // 94: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
-	55,  // 95: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
-	56,  // 96: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
-	57,  // 97: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
-	60,  // 98: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
-	61,  // 99: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
-	63,  // 100: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
-	75,  // 101: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
-	78,  // 102: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
-	80,  // 103: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
-	76,  // 104: uias.identity.v1.AdminService.BindCertificates:input_type -> uias.identity.v1.BindCertificatesRequest
-	12,  // 105: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
-	14,  // 106: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
-	17,  // 107: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
-	8,   // 108: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
-	11,  // 109: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
-	19,  // 110: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
-	21,  // 111: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
-	22,  // 112: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
-	22,  // 113: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
-	26,  // 114: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
-	22,  // 115: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
-	22,  // 116: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
-	29,  // 117: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
-	70,  // 118: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
-	22,  // 119: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
-	32,  // 120: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
-	32,  // 121: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
-	36,  // 122: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
-	32,  // 123: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
-	32,  // 124: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
-	32,  // 125: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
-	32,  // 126: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
-	66,  // 127: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
-	32,  // 128: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
-	68,  // 129: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
-	42,  // 130: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
-	72,  // 131: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
-	42,  // 132: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
-	42,  // 133: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
-	46,  // 134: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
-	42,  // 135: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
-	42,  // 136: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
-	51,  // 137: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
-	48,  // 138: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
-	54,  // 139: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
-	48,  // 140: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
-	51,  // 141: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
-	58,  // 142: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
-	59,  // 143: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
-	62,  // 144: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
-	64,  // 145: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
-	74,  // 146: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
-	79,  // 147: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
-	81,  // 148: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
-	77,  // 149: uias.identity.v1.AdminService.BindCertificates:output_type -> uias.identity.v1.BindCertificatesResponse
-	32,  // 150: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
-	106, // [106:151] is the sub-list for method output_type
-	61,  // [61:106] is the sub-list for method input_type
-	61,  // [61:61] is the sub-list for extension type_name
-	61,  // [61:61] is the sub-list for extension extendee
-	0,   // [0:61] is the sub-list for field type_name
+	84,  // 23: uias.identity.v1.User.disabled_by_centre_time:type_name -> google.protobuf.Timestamp
+	3,   // 24: uias.identity.v1.CreateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,   // 25: uias.identity.v1.CreateUserRequest.user_type:type_name -> uias.identity.v1.UserType
+	5,   // 26: uias.identity.v1.ListUsersRequest.status:type_name -> uias.identity.v1.UserStatus
+	4,   // 27: uias.identity.v1.ListUsersRequest.user_type:type_name -> uias.identity.v1.UserType
+	32,  // 28: uias.identity.v1.ListUsersResponse.users:type_name -> uias.identity.v1.User
+	3,   // 29: uias.identity.v1.UpdateUserRequest.id_type:type_name -> uias.identity.v1.IdType
+	4,   // 30: uias.identity.v1.UpdateUserRequest.user_type:type_name -> uias.identity.v1.UserType
+	5,   // 31: uias.identity.v1.SetUserStatusRequest.status:type_name -> uias.identity.v1.UserStatus
+	84,  // 32: uias.identity.v1.Group.create_time:type_name -> google.protobuf.Timestamp
+	42,  // 33: uias.identity.v1.ListGroupsResponse.groups:type_name -> uias.identity.v1.Group
+	6,   // 34: uias.identity.v1.App.status:type_name -> uias.identity.v1.AppStatus
+	84,  // 35: uias.identity.v1.App.create_time:type_name -> google.protobuf.Timestamp
+	84,  // 36: uias.identity.v1.App.update_time:type_name -> google.protobuf.Timestamp
+	84,  // 37: uias.identity.v1.App.secret_issue_time:type_name -> google.protobuf.Timestamp
+	84,  // 38: uias.identity.v1.App.secret_expire_time:type_name -> google.protobuf.Timestamp
+	49,  // 39: uias.identity.v1.App.signing_keys:type_name -> uias.identity.v1.SigningKey
+	84,  // 40: uias.identity.v1.App.access_from:type_name -> google.protobuf.Timestamp
+	84,  // 41: uias.identity.v1.App.access_until:type_name -> google.protobuf.Timestamp
+	84,  // 42: uias.identity.v1.SigningKey.add_time:type_name -> google.protobuf.Timestamp
+	84,  // 43: uias.identity.v1.SigningKey.expire_time:type_name -> google.protobuf.Timestamp
+	84,  // 44: uias.identity.v1.CreateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	84,  // 45: uias.identity.v1.CreateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	48,  // 46: uias.identity.v1.CreateAppResponse.app:type_name -> uias.identity.v1.App
+	6,   // 47: uias.identity.v1.ListAppsRequest.status:type_name -> uias.identity.v1.AppStatus
+	48,  // 48: uias.identity.v1.ListAppsResponse.apps:type_name -> uias.identity.v1.App
+	6,   // 49: uias.identity.v1.UpdateAppRequest.status:type_name -> uias.identity.v1.AppStatus
+	84,  // 50: uias.identity.v1.UpdateAppRequest.access_from:type_name -> google.protobuf.Timestamp
+	84,  // 51: uias.identity.v1.UpdateAppRequest.access_until:type_name -> google.protobuf.Timestamp
+	84,  // 52: uias.identity.v1.RotateAppSecretRequest.if_secret_issued_at:type_name -> google.protobuf.Timestamp
+	2,   // 53: uias.identity.v1.AccountLink.status:type_name -> uias.identity.v1.Status
+	84,  // 54: uias.identity.v1.AccountLink.create_time:type_name -> google.protobuf.Timestamp
+	59,  // 55: uias.identity.v1.ListAccountLinksResponse.links:type_name -> uias.identity.v1.AccountLink
+	84,  // 56: uias.identity.v1.ResetPasswordRequest.if_password_changed_at:type_name -> google.protobuf.Timestamp
+	32,  // 57: uias.identity.v1.ResetPasswordResponse.user:type_name -> uias.identity.v1.User
+	84,  // 58: uias.identity.v1.UserCertificate.create_time:type_name -> google.protobuf.Timestamp
+	84,  // 59: uias.identity.v1.UserCertificate.not_after:type_name -> google.protobuf.Timestamp
+	83,  // 60: uias.identity.v1.BindCertificatesResponse.lines:type_name -> uias.identity.v1.BindCertificatesResponse.Line
+	74,  // 61: uias.identity.v1.ListUserCertificatesResponse.certificates:type_name -> uias.identity.v1.UserCertificate
+	13,  // 62: uias.identity.v1.AuthService.Authenticate:input_type -> uias.identity.v1.AuthenticateRequest
+	16,  // 63: uias.identity.v1.AuthService.ChangePassword:input_type -> uias.identity.v1.ChangePasswordRequest
+	7,   // 64: uias.identity.v1.AuthService.GetCertificateChallenge:input_type -> uias.identity.v1.GetCertificateChallengeRequest
+	9,   // 65: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:input_type -> uias.identity.v1.ListResponseSigningKeysRequest
+	18,  // 66: uias.identity.v1.AdminService.AdminLogin:input_type -> uias.identity.v1.AdminLoginRequest
+	20,  // 67: uias.identity.v1.AdminService.AdminLogout:input_type -> uias.identity.v1.AdminLogoutRequest
+	23,  // 68: uias.identity.v1.AdminService.CreateOrg:input_type -> uias.identity.v1.CreateOrgRequest
+	24,  // 69: uias.identity.v1.AdminService.GetOrg:input_type -> uias.identity.v1.GetOrgRequest
+	25,  // 70: uias.identity.v1.AdminService.ListOrgs:input_type -> uias.identity.v1.ListOrgsRequest
+	27,  // 71: uias.identity.v1.AdminService.UpdateOrg:input_type -> uias.identity.v1.UpdateOrgRequest
+	30,  // 72: uias.identity.v1.AdminService.MoveOrg:input_type -> uias.identity.v1.MoveOrgRequest
+	28,  // 73: uias.identity.v1.AdminService.ResendOrg:input_type -> uias.identity.v1.ResendOrgRequest
+	69,  // 74: uias.identity.v1.AdminService.DeleteOrg:input_type -> uias.identity.v1.DeleteOrgRequest
+	31,  // 75: uias.identity.v1.AdminService.SetOrgStatus:input_type -> uias.identity.v1.SetOrgStatusRequest
+	33,  // 76: uias.identity.v1.AdminService.CreateUser:input_type -> uias.identity.v1.CreateUserRequest
+	34,  // 77: uias.identity.v1.AdminService.GetUser:input_type -> uias.identity.v1.GetUserRequest
+	35,  // 78: uias.identity.v1.AdminService.ListUsers:input_type -> uias.identity.v1.ListUsersRequest
+	37,  // 79: uias.identity.v1.AdminService.UpdateUser:input_type -> uias.identity.v1.UpdateUserRequest
+	38,  // 80: uias.identity.v1.AdminService.SetUserStatus:input_type -> uias.identity.v1.SetUserStatusRequest
+	39,  // 81: uias.identity.v1.AdminService.LockUser:input_type -> uias.identity.v1.LockUserRequest
+	40,  // 82: uias.identity.v1.AdminService.UnlockUser:input_type -> uias.identity.v1.UnlockUserRequest
+	65,  // 83: uias.identity.v1.AdminService.DeleteUser:input_type -> uias.identity.v1.DeleteUserRequest
+	41,  // 84: uias.identity.v1.AdminService.SetPassword:input_type -> uias.identity.v1.SetPasswordRequest
+	67,  // 85: uias.identity.v1.AdminService.ResetPassword:input_type -> uias.identity.v1.ResetPasswordRequest
+	43,  // 86: uias.identity.v1.AdminService.CreateGroup:input_type -> uias.identity.v1.CreateGroupRequest
+	71,  // 87: uias.identity.v1.AdminService.DeleteGroup:input_type -> uias.identity.v1.DeleteGroupRequest
+	73,  // 88: uias.identity.v1.AdminService.UpdateGroup:input_type -> uias.identity.v1.UpdateGroupRequest
+	44,  // 89: uias.identity.v1.AdminService.GetGroup:input_type -> uias.identity.v1.GetGroupRequest
+	45,  // 90: uias.identity.v1.AdminService.ListGroups:input_type -> uias.identity.v1.ListGroupsRequest
+	47,  // 91: uias.identity.v1.AdminService.AddGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	47,  // 92: uias.identity.v1.AdminService.RemoveGroupMember:input_type -> uias.identity.v1.GroupMemberRequest
+	50,  // 93: uias.identity.v1.AdminService.CreateApp:input_type -> uias.identity.v1.CreateAppRequest
+	52,  // 94: uias.identity.v1.AdminService.GetApp:input_type -> uias.identity.v1.GetAppRequest
+	53,  // 95: uias.identity.v1.AdminService.ListApps:input_type -> uias.identity.v1.ListAppsRequest
+	55,  // 96: uias.identity.v1.AdminService.UpdateApp:input_type -> uias.identity.v1.UpdateAppRequest
+	56,  // 97: uias.identity.v1.AdminService.RotateAppSecret:input_type -> uias.identity.v1.RotateAppSecretRequest
+	57,  // 98: uias.identity.v1.AdminService.DeleteApp:input_type -> uias.identity.v1.DeleteAppRequest
+	60,  // 99: uias.identity.v1.AdminService.CreateAccountLink:input_type -> uias.identity.v1.CreateAccountLinkRequest
+	61,  // 100: uias.identity.v1.AdminService.ListAccountLinks:input_type -> uias.identity.v1.ListAccountLinksRequest
+	63,  // 101: uias.identity.v1.AdminService.DeleteAccountLink:input_type -> uias.identity.v1.DeleteAccountLinkRequest
+	75,  // 102: uias.identity.v1.AdminService.BindUserCertificate:input_type -> uias.identity.v1.BindUserCertificateRequest
+	78,  // 103: uias.identity.v1.AdminService.ListUserCertificates:input_type -> uias.identity.v1.ListUserCertificatesRequest
+	80,  // 104: uias.identity.v1.AdminService.UnbindUserCertificate:input_type -> uias.identity.v1.UnbindUserCertificateRequest
+	76,  // 105: uias.identity.v1.AdminService.BindCertificates:input_type -> uias.identity.v1.BindCertificatesRequest
+	12,  // 106: uias.identity.v1.AdminService.ResetUserTotp:input_type -> uias.identity.v1.ResetUserTotpRequest
+	14,  // 107: uias.identity.v1.AuthService.Authenticate:output_type -> uias.identity.v1.AuthenticateResponse
+	17,  // 108: uias.identity.v1.AuthService.ChangePassword:output_type -> uias.identity.v1.ChangePasswordResponse
+	8,   // 109: uias.identity.v1.AuthService.GetCertificateChallenge:output_type -> uias.identity.v1.CertificateChallenge
+	11,  // 110: uias.identity.v1.ResponseKeyService.ListResponseSigningKeys:output_type -> uias.identity.v1.ResponseSigningKeys
+	19,  // 111: uias.identity.v1.AdminService.AdminLogin:output_type -> uias.identity.v1.AdminLoginResponse
+	21,  // 112: uias.identity.v1.AdminService.AdminLogout:output_type -> uias.identity.v1.AdminLogoutResponse
+	22,  // 113: uias.identity.v1.AdminService.CreateOrg:output_type -> uias.identity.v1.Org
+	22,  // 114: uias.identity.v1.AdminService.GetOrg:output_type -> uias.identity.v1.Org
+	26,  // 115: uias.identity.v1.AdminService.ListOrgs:output_type -> uias.identity.v1.ListOrgsResponse
+	22,  // 116: uias.identity.v1.AdminService.UpdateOrg:output_type -> uias.identity.v1.Org
+	22,  // 117: uias.identity.v1.AdminService.MoveOrg:output_type -> uias.identity.v1.Org
+	29,  // 118: uias.identity.v1.AdminService.ResendOrg:output_type -> uias.identity.v1.ResendOrgResponse
+	70,  // 119: uias.identity.v1.AdminService.DeleteOrg:output_type -> uias.identity.v1.DeleteOrgResponse
+	22,  // 120: uias.identity.v1.AdminService.SetOrgStatus:output_type -> uias.identity.v1.Org
+	32,  // 121: uias.identity.v1.AdminService.CreateUser:output_type -> uias.identity.v1.User
+	32,  // 122: uias.identity.v1.AdminService.GetUser:output_type -> uias.identity.v1.User
+	36,  // 123: uias.identity.v1.AdminService.ListUsers:output_type -> uias.identity.v1.ListUsersResponse
+	32,  // 124: uias.identity.v1.AdminService.UpdateUser:output_type -> uias.identity.v1.User
+	32,  // 125: uias.identity.v1.AdminService.SetUserStatus:output_type -> uias.identity.v1.User
+	32,  // 126: uias.identity.v1.AdminService.LockUser:output_type -> uias.identity.v1.User
+	32,  // 127: uias.identity.v1.AdminService.UnlockUser:output_type -> uias.identity.v1.User
+	66,  // 128: uias.identity.v1.AdminService.DeleteUser:output_type -> uias.identity.v1.DeleteUserResponse
+	32,  // 129: uias.identity.v1.AdminService.SetPassword:output_type -> uias.identity.v1.User
+	68,  // 130: uias.identity.v1.AdminService.ResetPassword:output_type -> uias.identity.v1.ResetPasswordResponse
+	42,  // 131: uias.identity.v1.AdminService.CreateGroup:output_type -> uias.identity.v1.Group
+	72,  // 132: uias.identity.v1.AdminService.DeleteGroup:output_type -> uias.identity.v1.DeleteGroupResponse
+	42,  // 133: uias.identity.v1.AdminService.UpdateGroup:output_type -> uias.identity.v1.Group
+	42,  // 134: uias.identity.v1.AdminService.GetGroup:output_type -> uias.identity.v1.Group
+	46,  // 135: uias.identity.v1.AdminService.ListGroups:output_type -> uias.identity.v1.ListGroupsResponse
+	42,  // 136: uias.identity.v1.AdminService.AddGroupMember:output_type -> uias.identity.v1.Group
+	42,  // 137: uias.identity.v1.AdminService.RemoveGroupMember:output_type -> uias.identity.v1.Group
+	51,  // 138: uias.identity.v1.AdminService.CreateApp:output_type -> uias.identity.v1.CreateAppResponse
+	48,  // 139: uias.identity.v1.AdminService.GetApp:output_type -> uias.identity.v1.App
+	54,  // 140: uias.identity.v1.AdminService.ListApps:output_type -> uias.identity.v1.ListAppsResponse
+	48,  // 141: uias.identity.v1.AdminService.UpdateApp:output_type -> uias.identity.v1.App
+	51,  // 142: uias.identity.v1.AdminService.RotateAppSecret:output_type -> uias.identity.v1.CreateAppResponse
+	58,  // 143: uias.identity.v1.AdminService.DeleteApp:output_type -> uias.identity.v1.DeleteAppResponse
+	59,  // 144: uias.identity.v1.AdminService.CreateAccountLink:output_type -> uias.identity.v1.AccountLink
+	62,  // 145: uias.identity.v1.AdminService.ListAccountLinks:output_type -> uias.identity.v1.ListAccountLinksResponse
+	64,  // 146: uias.identity.v1.AdminService.DeleteAccountLink:output_type -> uias.identity.v1.DeleteAccountLinkResponse
+	74,  // 147: uias.identity.v1.AdminService.BindUserCertificate:output_type -> uias.identity.v1.UserCertificate
+	79,  // 148: uias.identity.v1.AdminService.ListUserCertificates:output_type -> uias.identity.v1.ListUserCertificatesResponse
+	81,  // 149: uias.identity.v1.AdminService.UnbindUserCertificate:output_type -> uias.identity.v1.UnbindUserCertificateResponse
+	77,  // 150: uias.identity.v1.AdminService.BindCertificates:output_type -> uias.identity.v1.BindCertificatesResponse
+	32,  // 151: uias.identity.v1.AdminService.ResetUserTotp:output_type -> uias.identity.v1.User
+	107, // [107:152] is the sub-list for method output_type
+	62,  // [62:107] is the sub-list for method input_type
+	62,  // [62:62] is the sub-list for extension type_name
+	62,  // [62:62] is the sub-list for extension extendee
+	0,   // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_uias_identity_v1_identity_proto_init() }
