@@ -33,8 +33,10 @@ var (
 	envName    = regexp.MustCompile(`UIAS_[A-Z0-9_]+`)
 )
 
-// operatorsConfigRows parses the settings table of docs/operators.md
-// "## Configuration".
+// operatorsConfigRows parses the settings tables of docs/operators.md: the
+// table of "## Configuration" and every component's table whose header
+// starts with a key column ("YAML key", "setting", "Setting
+// (`audit.reports.`)", "key") followed by an environment column.
 func operatorsConfigRows(t *testing.T) []configRow {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "operators.md"))
@@ -42,26 +44,56 @@ func operatorsConfigRows(t *testing.T) []configRow {
 		t.Fatal(err)
 	}
 	var rows []configRow
-	in := false
+	var header []string // the current settings table's header cells; nil outside one
+	keyPrefix := ""
+	headingKey := "" // "ticket.kerberos" of "#### Settings (`ticket.kerberos`)"
 	for i, l := range strings.Split(string(data), "\n") {
-		switch {
-		case l == "## Configuration":
-			in = true
-			continue
-		case in && strings.HasPrefix(l, "## "):
-			in = false
+		if strings.HasPrefix(l, "#") {
+			headingKey = ""
+			if m := backticked.FindStringSubmatch(l); m != nil {
+				headingKey = m[1]
+			}
 		}
-		if !in || !strings.HasPrefix(l, "| ") || strings.HasPrefix(l, "| YAML key") || strings.HasPrefix(l, "|---") {
+		if !strings.HasPrefix(l, "|") {
+			header = nil
+			continue
+		}
+		if strings.HasPrefix(l, "|---") {
 			continue
 		}
 		cells := strings.Split(strings.Trim(l, "|"), " | ")
-		if len(cells) < 5 {
-			t.Fatalf("operators.md:%d: a settings row with %d cells", i+1, len(cells))
+		for j := range cells {
+			cells[j] = strings.TrimSpace(cells[j])
+		}
+		if header == nil {
+			h0 := strings.ToLower(cells[0])
+			if len(cells) >= 3 && (strings.HasPrefix(h0, "yaml key") || strings.HasPrefix(h0, "setting") || h0 == "key") &&
+				strings.HasPrefix(strings.ToLower(cells[1]), "env") {
+				header = cells
+				keyPrefix = ""
+				if m := backticked.FindStringSubmatch(cells[0]); m != nil {
+					keyPrefix = m[1] // "Setting (`audit.reports.`)"
+				}
+			} else {
+				header = []string{} // another table: skip its rows
+			}
+			continue
+		}
+		if len(header) == 0 {
+			continue
+		}
+		if len(cells) != len(header) {
+			t.Fatalf("operators.md:%d: a settings row with %d cells under a header of %d", i+1, len(cells), len(header))
 		}
 		r := configRow{line: i + 1}
 		prefix := ""
 		for _, m := range backticked.FindAllStringSubmatch(cells[0], -1) {
 			k := m[1]
+			if keyPrefix != "" && !strings.HasPrefix(k, keyPrefix) {
+				k = keyPrefix + k
+			} else if keyPrefix == "" && prefix == "" && !strings.Contains(k, ".") && headingKey != "" {
+				k = headingKey + "." + k // a table under "#### Settings (`ticket.kerberos`)"
+			}
 			if strings.Contains(k, ".") {
 				prefix = k[:strings.LastIndex(k, ".")+1]
 			} else if prefix != "" {
@@ -70,27 +102,37 @@ func operatorsConfigRows(t *testing.T) []configRow {
 			r.keys = append(r.keys, k)
 		}
 		r.envs = envName.FindAllString(cells[1], -1)
-		if m := backticked.FindStringSubmatch(cells[2]); m != nil {
-			r.flag = strings.TrimPrefix(m[1], "--")
+		defCol := -1
+		for j, h := range header {
+			switch strings.ToLower(h) {
+			case "flag":
+				if m := backticked.FindStringSubmatch(cells[j]); m != nil {
+					r.flag = strings.TrimPrefix(m[1], "--")
+				}
+			case "default":
+				defCol = j
+			}
 		}
-		def := strings.TrimSpace(cells[3])
-		if strings.HasPrefix(def, "`") {
-			ds := backticked.FindAllStringSubmatch(def, -1)
-			for j := range r.keys {
-				switch {
-				case len(r.keys) == 1:
-					r.defaults = append(r.defaults, ds[0][1])
-				case j < len(ds) && len(ds) == len(r.keys):
-					r.defaults = append(r.defaults, ds[j][1])
-				default:
-					r.defaults = append(r.defaults, "")
+		if def := ""; defCol >= 0 {
+			def = cells[defCol]
+			if strings.HasPrefix(def, "`") {
+				ds := backticked.FindAllStringSubmatch(def, -1)
+				for j := range r.keys {
+					switch {
+					case len(r.keys) == 1:
+						r.defaults = append(r.defaults, ds[0][1])
+					case j < len(ds) && len(ds) == len(r.keys):
+						r.defaults = append(r.defaults, ds[j][1])
+					default:
+						r.defaults = append(r.defaults, "")
+					}
 				}
 			}
 		}
 		rows = append(rows, r)
 	}
-	if len(rows) < 50 {
-		t.Fatalf("found %d settings rows in operators.md Configuration; the parser lost the table", len(rows))
+	if len(rows) < 100 {
+		t.Fatalf("found %d settings rows in operators.md; the parser lost the tables", len(rows))
 	}
 	return rows
 }
@@ -124,6 +166,12 @@ func flatten(prefix string, m map[string]any, out map[string]string) {
 		case map[string]any:
 			flatten(prefix+k+".", x, out)
 			out[prefix+k] = "{map}"
+		case []any:
+			parts := make([]string, len(x))
+			for i, e := range x {
+				parts[i] = fmt.Sprint(e)
+			}
+			out[prefix+k] = strings.Join(parts, ",")
 		default:
 			out[prefix+k] = fmt.Sprint(x)
 		}
@@ -138,8 +186,9 @@ var envOnly = []string{"UIAS_DB_PASSWORD", "UIAS_NATS_PASSWORD", "UIAS_ETCD_PASS
 // configuration stands for the documented default (the code applying it
 // says so).
 var zeroMeansDefault = map[string]string{
-	"gateway.institution_code":   "", // apiid.DefaultInstitution
-	"identity.nonce_kv_replicas": "0",
+	"gateway.institution_code":         "", // apiid.DefaultInstitution
+	"identity.nonce_kv_replicas":       "0",
+	"audit.reports.mail.smtp_security": "", // audit.SMTPSender: "" is starttls
 }
 
 // derived are the keys Complete derives whatever their source says.
@@ -305,10 +354,11 @@ func TestOperatorsConfigBadValues(t *testing.T) {
 				msg := err.Error()
 				named := strings.Contains(msg, e)
 				for _, k := range r.keys {
-					named = named || strings.Contains(msg, k)
-					// NATS client settings without nats.url: the message names
-					// the setting that is missing.
-					named = named || strings.HasPrefix(k, "nats.") && strings.Contains(msg, "config nats.url: NATS credentials and TLS")
+					// The setting, or (a setting that needs another one: NATS
+					// credentials without nats.url, a mail sender without
+					// recipients) the one of its section that is missing.
+					named = named || strings.Contains(msg, k) ||
+						strings.Contains(k, ".") && strings.Contains(msg, "config "+k[:strings.Index(k, ".")+1])
 				}
 				if !named {
 					t.Errorf("operators.md:%d: %s=%q is refused with %q, which names neither %s nor %v", r.line, e, v, msg, e, r.keys)
