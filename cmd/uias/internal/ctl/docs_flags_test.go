@@ -71,3 +71,29 @@ func TestDocsFlagsExist(t *testing.T) {
 		t.Errorf("only %d documented ctl flags found; is the search broken?", checked)
 	}
 }
+
+// TestUsageFlagsExist: every --flag a command's own usage line names is a
+// flag of that command or a global one (its help text also names other
+// commands' flags: "audit verify --archive").
+func TestUsageFlagsExist(t *testing.T) {
+	flagRe := regexp.MustCompile(`(?:^|[\s\[(|])(--[a-z][a-z0-9-]*)`)
+	n := 0
+	for noun, verbs := range commands() {
+		for verb, c := range verbs {
+			a := &app{ctx: context.Background(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard,
+				env: func(string) string { return "" }}
+			fs := flag.NewFlagSet("usage", flag.ContinueOnError)
+			a.g.addGlobals(fs)
+			c.setup(a, fs)
+			for _, m := range flagRe.FindAllStringSubmatch(c.usage, -1) {
+				n++
+				if fs.Lookup(strings.TrimPrefix(m[1], "--")) == nil {
+					t.Errorf("uias ctl %s %s: its usage names %s, which it does not have", noun, verb, m[1])
+				}
+			}
+		}
+	}
+	if n < 100 {
+		t.Errorf("only %d flags in the usage lines; is the search broken?", n)
+	}
+}
