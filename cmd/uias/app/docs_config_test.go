@@ -367,3 +367,23 @@ func TestOperatorsConfigBadValues(t *testing.T) {
 		}
 	}
 }
+
+// TestOperatorsNamesEveryVariable: every UIAS_* variable uias serve reads
+// is named in docs/operators.md (most in a settings table, a few in the
+// text of their section), so an operator can find what each one does
+// (UIAS_TICKET_KEY_FILE_ALLOW_OPEN_MODE was read but documented nowhere).
+func TestOperatorsNamesEveryVariable(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "operators.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	for _, e := range envName.FindAllString(string(doc), -1) {
+		named[e] = true
+	}
+	for _, e := range config.EnvVars(app.Registry().Sections()...) {
+		if !named[e] {
+			t.Errorf("%s is read by uias serve but docs/operators.md does not name it", e)
+		}
+	}
+}
