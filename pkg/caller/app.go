@@ -76,7 +76,7 @@ var (
 	// ErrAllowListRequired refuses an application without an IP
 	// allow-list where the deployment requires one.
 	ErrAllowListRequired = apierr.New(apierr.PermissionDenied, ReasonAllowListRequired,
-		"this application has no IP allow-list, which this deployment requires: an administrator sets one (uias ctl app update APP_ID --ip-allow-list LIST)")
+		"this application has no IP allow-list, which this deployment requires: an administrator sets one (uias ctl app update APP_ID --allow CIDR, repeatable)")
 	ErrClientCert  = apierr.New(apierr.Unauthenticated, "CLIENT_CERT_REQUIRED", "this application must call over TLS with its registered client certificate")
 	ErrRateLimited = apierr.New(apierr.ResourceExhausted, "RATE_LIMITED", "rate limit exceeded for this application, retry later")
 )

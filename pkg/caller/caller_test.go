@@ -541,7 +541,7 @@ func TestRequireAllowList(t *testing.T) {
 	}
 	_, err = strict.Authenticate(ctx, "open", secret, ip)
 	r.wantRefused(t, err, caller.ReasonAllowListRequired, codes.PermissionDenied, "")
-	if msg := status.Convert(apierr.ToStatus(err)).Message(); !strings.Contains(msg, "--ip-allow-list") {
+	if msg := status.Convert(apierr.ToStatus(err)).Message(); !strings.Contains(msg, "uias ctl app update APP_ID --allow CIDR") {
 		t.Fatalf("message %q", msg)
 	}
 	_, err = strict.Authenticate(ctx, "open", "wrong-secret", ip)
