@@ -371,6 +371,23 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if code, out, _ = post(t, "/token", url.Values{"grant_type": {"password"}}, f.appID, f.secret); code != http.StatusBadRequest || out["error"] != "unsupported_grant_type" {
 			t.Fatalf("grant_type=password: %d %v", code, out)
 		}
+		// a parameter given twice is refused at every back-channel
+		// endpoint, as at /authorize (RFC 6749 §3.2), not its first
+		// value used (acceptc)
+		for _, tc := range []struct {
+			path string
+			form url.Values
+		}{
+			{"/introspect", url.Values{"token": {"AT-x", tk.AccessToken}}},
+			{"/revoke", url.Values{"token": {"AT-x", tk.AccessToken}}},
+			{"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"RT-x", tk.RefreshToken}}},
+			{"/token", url.Values{"grant_type": {"refresh_token", "authorization_code"}, "refresh_token": {tk.RefreshToken}}},
+		} {
+			code, out, _ := post(t, tc.path, tc.form, f.appID, f.secret)
+			if desc, _ := out["error_description"].(string); code != http.StatusBadRequest || out["error"] != "invalid_request" || !strings.Contains(desc, "more than once") {
+				t.Fatalf("%s with %v: %d %v", tc.path, tc.form, code, out)
+			}
+		}
 	})
 	t.Run("logout ends the tokens", func(t *testing.T) {
 		var err error

@@ -381,6 +381,16 @@ func oidcForm(w http.ResponseWriter, r *http.Request) bool {
 		oidcFail(w, http.StatusBadRequest, "invalid_request", "the body must be a form (application/x-www-form-urlencoded) of at most 64 KiB")
 		return false
 	}
+	// RFC 6749 §3.2 (and RFC 7009, 7662 through it): a parameter given
+	// twice is refused, as at the authorization endpoint, rather than
+	// its first value silently used (RFC 8707's resource may repeat; it
+	// is not used here)
+	for _, k := range slices.Sorted(maps.Keys(r.PostForm)) {
+		if len(r.PostForm[k]) > 1 && k != "resource" {
+			oidcFail(w, http.StatusBadRequest, "invalid_request", "the parameter "+k+" is given more than once")
+			return false
+		}
+	}
 	return true
 }
 
