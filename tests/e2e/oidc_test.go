@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,21 @@ func TestOIDCWithGoClient(t *testing.T) {
 		t.Fatalf("discovery's Vary: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	// claims_supported names every claim integrators.md's table lists
+	// (a client that filters claims by it must not drop roles and
+	// permissions; acceptc)
+	var supported struct {
+		Claims []string `json:"claims_supported"`
+	}
+	if err := provider.Claims(&supported); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"iss", "aud", "azp", "sub", "iat", "exp", "auth_time", "nonce", "sid", "acr", "preferred_username",
+		"name", "org_id", "org_name", "app_account", "user_type", "groups", "roles", "permissions"} {
+		if !slices.Contains(supported.Claims, c) {
+			t.Fatalf("claims_supported %v lacks %q", supported.Claims, c)
+		}
 	}
 	conf := oauth2.Config{ClientID: f.appID, ClientSecret: f.secret, Endpoint: provider.Endpoint(),
 		RedirectURL: cb.URL + "/callback", Scopes: []string{oidc.ScopeOpenID, "profile", "groups"}}

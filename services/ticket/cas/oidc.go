@@ -580,7 +580,10 @@ func (h *Handler) oidcDiscovery(w http.ResponseWriter, r *http.Request) {
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"scopes_supported":                      []string{"openid", "profile", "groups"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "sid", "azp",
-			"preferred_username", "name", "org_id", "org_name", "app_account", "user_type", "groups"},
+			"preferred_username", "name", "org_id", "org_name", "app_account", "user_type", "groups",
+			// released by a service's release_roles / release_permissions
+			// (integrators.md "OpenID Connect"; acceptc)
+			"roles", "permissions"},
 		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post"},
