@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,31 @@ func TestAppInterfaceGrants(t *testing.T) {
 	}
 	if _, err := az.Check(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs.inbox", Operation: "read"}); err != nil {
 		t.Fatalf("a granted check: %v", err)
+	}
+	// The OpenID Connect token endpoint answers invalid_client (its
+	// documented error) saying why, not "present the App_ID and secret"
+	// to a client whose secret is right (acceptc); its description keeps
+	// to RFC 6749's characters (no double quotes). A wrong secret still
+	// learns nothing of the grants.
+	for _, tc := range []struct{ secret, want, not string }{
+		{f.secret, "not granted the 'oidc' interface", `"`},
+		{"wrong-" + f.secret, "present the application's App_ID and secret", "granted"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.http+"/cas/oidc/token",
+			strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"RT-x"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(f.appID, tc.secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || out["error"] != "invalid_client" ||
+			!strings.Contains(out["error_description"], tc.want) || strings.Contains(out["error_description"], tc.not) {
+			t.Fatalf("token endpoint, secret %q: %d %v", tc.secret, resp.StatusCode, out)
+		}
 	}
 	// The credentials are in authz's cache now; the grant still holds.
 	_, err = az.ListSubjects(f.ctx(), &authzv1.ListSubjectsRequest{Resource: "docs.inbox", Operation: "read"})

@@ -323,11 +323,28 @@ func oidcJSON(w http.ResponseWriter, code int, body []byte) {
 
 // oidcFail answers an OAuth error (RFC 6749 §5.2).
 func oidcFail(w http.ResponseWriter, code int, errCode, desc string) {
-	b, _ := json.Marshal(map[string]string{"error": errCode, "error_description": desc})
+	b, _ := json.Marshal(map[string]string{"error": errCode, "error_description": oauthText(desc)})
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="uias", charset="UTF-8"`)
 	}
 	oidcJSON(w, code, b)
+}
+
+// oauthText keeps an error_description within the characters RFC 6749
+// §5.2 allows (%x20-21 / %x23-5B / %x5D-7E): a message passed on from a
+// component may quote a name ("oidc"), which becomes 'oidc'.
+func oauthText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\':
+			return '/'
+		case r < 0x20 || r > 0x7e:
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // oidcFault answers an error of a ticket component call at the token,
