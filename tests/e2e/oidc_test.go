@@ -494,6 +494,31 @@ func TestOIDCWithGoClient(t *testing.T) {
 			t.Fatalf("logout token claims %+v (ID token sid %q)", lc, idc.Sid)
 		}
 	})
+	t.Run("RP-initiated logout by POST", func(t *testing.T) {
+		// The end_session_endpoint takes a form POST as well as GET
+		// (RP-Initiated Logout 1.0 §2), e.g. from a client's logout
+		// button form (acceptc): the session the hint names ends and the
+		// browser goes back with state.
+		b2 := newBrowser(t)
+		v := oauth2.GenerateVerifier()
+		_, body, _ := b2.get(conf.AuthCodeURL("st-p", oidc.Nonce("n-p"), oauth2.S256ChallengeOption(v)))
+		code, _, at := b2.oidcLogin(casBase, body, "olivia", f.password)
+		if code != http.StatusOK || at.Query().Get("code") == "" {
+			t.Fatalf("login: %d at %s", code, at)
+		}
+		tk, err := conf.Exchange(ctx, at.Query().Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hintRaw, _ := tk.Extra("id_token").(string)
+		form := url.Values{"id_token_hint": {hintRaw}, "post_logout_redirect_uri": {cb.URL + "/"}, "state": {"s10"}}
+		if code, _, at := newBrowser(t).post(casBase+"logout", form); code != http.StatusOK || at.Path != "/" || at.Query().Get("state") != "s10" {
+			t.Fatalf("POST logout: %d at %s", code, at)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tk)); err == nil {
+			t.Fatal("the session named by a POSTed id_token_hint lives on")
+		}
+	})
 	eventually(t, "token audit records", func() bool {
 		ok, denied := false, false
 		for _, ev := range appEvents(t, e.app, "AUDIT", "uias.audit.ticket.oidc.token") {
