@@ -351,6 +351,38 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "AT-forged", TokenType: "Bearer"})); err == nil {
 			t.Fatal("userinfo with a forged token answered")
 		}
+		// The token in the form of a POST answers; in the header and the
+		// form at once (or twice in the form) is invalid_request, 400
+		// (RFC 6750 §2, §3.1; acceptc).
+		tok, err := conf.Exchange(ctx, nextCode(t, pkce), oauth2.VerifierOption(pkce))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			form   url.Values
+			header bool
+			want   int
+		}{
+			{url.Values{"access_token": {tok.AccessToken}}, false, http.StatusOK},
+			{url.Values{"access_token": {tok.AccessToken}}, true, http.StatusBadRequest},
+			{url.Values{"access_token": {tok.AccessToken, tok.AccessToken}}, false, http.StatusBadRequest},
+		} {
+			req, _ := http.NewRequest(http.MethodPost, issuer+"/userinfo", strings.NewReader(tc.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.header {
+				req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || (tc.want == http.StatusBadRequest &&
+				(!strings.Contains(string(body), `"invalid_request"`) || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_request"`))) {
+				t.Fatalf("userinfo POST %v header %v: %d %v %s", tc.form, tc.header, resp.StatusCode, resp.Header, body)
+			}
+		}
 	})
 	t.Run("introspection and revocation", func(t *testing.T) {
 		tk, err := conf.Exchange(ctx, nextCode(t, pkce), oauth2.VerifierOption(pkce))

@@ -478,11 +478,22 @@ func (h *Handler) oidcToken(w http.ResponseWriter, r *http.Request) {
 // oidcUserInfo is GET and POST <prefix>oidc/userinfo (RFC 6750: the token
 // in the Authorization header, or a POST's access_token).
 func (h *Handler) oidcUserInfo(w http.ResponseWriter, r *http.Request) {
-	token := ""
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		token = strings.TrimSpace(a[7:])
-	} else if r.Method == http.MethodPost && oidcFormQuiet(w, r) {
+	token, inForm := "", false
+	if r.Method == http.MethodPost && oidcFormQuiet(w, r) {
+		inForm = len(r.PostForm["access_token"]) > 0
 		token = r.PostForm.Get("access_token")
+		if len(r.PostForm["access_token"]) > 1 {
+			userInfoBadRequest(w, "access_token is given more than once")
+			return
+		}
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		if inForm {
+			// RFC 6750 §2, §3.1: one method per request (acceptc)
+			userInfoBadRequest(w, "send the access token once: the Authorization header or the form, not both")
+			return
+		}
+		token = strings.TrimSpace(a[7:])
 	}
 	if token == "" {
 		// no credentials: no error code (RFC 6750 §3.1; trial11 D10)
@@ -503,6 +514,14 @@ func (h *Handler) oidcUserInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oidcJSON(w, http.StatusOK, []byte(res.GetClaims()))
+}
+
+// userInfoBadRequest answers a malformed userinfo request (RFC 6750
+// §3.1 invalid_request, HTTP 400).
+func userInfoBadRequest(w http.ResponseWriter, desc string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="uias", error="invalid_request"`)
+	b, _ := json.Marshal(map[string]string{"error": "invalid_request", "error_description": desc})
+	oidcJSON(w, http.StatusBadRequest, b)
 }
 
 // oidcFormQuiet parses a form for userinfo (a bad one reads as no token).
