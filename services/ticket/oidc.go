@@ -190,6 +190,12 @@ func (s *Service) authenticate(ctx context.Context, c Client) error {
 		return nil
 	}
 	if ae, ok := refused(err); ok {
+		if ae.Reason == caller.ReasonSignatureRequired {
+			// identity's message asks for signature headers, which this
+			// endpoint does not take (integrators.md "OpenID Connect")
+			return ErrInvalidClient.WithMessage("this application must sign its requests, which the OpenID Connect token, " +
+				"introspection and revocation endpoints cannot take (they authenticate the App_ID and secret): it signs people in through CAS")
+		}
 		if toldClient[ae.Reason] {
 			return ErrInvalidClient.WithMessage(ae.Message)
 		}
@@ -210,7 +216,7 @@ var toldClient = map[string]bool{
 	caller.ErrAppSuspended.Reason: true, caller.ReasonAppTerminated: true,
 	caller.ErrClientCert.Reason: true, caller.ErrIPNotAllowed.Reason: true, caller.ReasonAllowListRequired: true,
 	caller.ReasonAPINotGranted: true, caller.ReasonAppAccessExpired: true, caller.ReasonAppAccessNotBegun: true,
-	caller.ReasonSignatureRequired: true, caller.ErrRateLimited.Reason: true,
+	caller.ErrRateLimited.Reason: true,
 }
 
 // tokenRequest audits the refusals of a token endpoint call (api).

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/reqsig"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
@@ -50,21 +53,22 @@ func TestAppInterfaceGrants(t *testing.T) {
 		{f.secret, "not granted the 'oidc' interface", `"`},
 		{"wrong-" + f.secret, "present the application's App_ID and secret", "granted"},
 	} {
-		req, _ := http.NewRequest(http.MethodPost, e.http+"/cas/oidc/token",
-			strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"RT-x"}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(f.appID, tc.secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out map[string]string
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized || out["error"] != "invalid_client" ||
+		if code, out := tokenRefusal(t, e, f.appID, tc.secret); code != http.StatusUnauthorized || out["error"] != "invalid_client" ||
 			!strings.Contains(out["error_description"], tc.want) || strings.Contains(out["error_description"], tc.not) {
-			t.Fatalf("token endpoint, secret %q: %d %v", tc.secret, resp.StatusCode, out)
+			t.Fatalf("token endpoint, secret %q: %d %v", tc.secret, code, out)
 		}
+	}
+	// An application that must sign is told that the token endpoint
+	// cannot take signatures, not asked for signature headers.
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	pub, err := reqsig.PublicKeyPEM(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := e.seed("grants-signer", "sid", &identityv1.CreateAppRequest{SigningKeys: [][]byte{[]byte(pub)}, RequireSignedRequests: true}, nil)
+	if code, out := tokenRefusal(t, e, fs.appID, fs.secret); code != http.StatusUnauthorized || out["error"] != "invalid_client" ||
+		!strings.Contains(out["error_description"], "cannot take") || strings.Contains(out["error_description"], "X-Uias-Signature") {
+		t.Fatalf("token endpoint, an application that must sign: %d %v", code, out)
 	}
 	// The credentials are in authz's cache now; the grant still holds.
 	_, err = az.ListSubjects(f.ctx(), &authzv1.ListSubjectsRequest{Resource: "docs.inbox", Operation: "read"})
@@ -104,4 +108,22 @@ func TestAppInterfaceGrants(t *testing.T) {
 	if err != nil || got.GetAccessFrom() == nil || got.GetAccessUntil() != nil {
 		t.Fatalf("period: %v %v", got, err)
 	}
+}
+
+// tokenRefusal posts a refresh_token grant of an unknown token to the
+// OpenID Connect token endpoint as appID with secret (HTTP Basic).
+func tokenRefusal(t *testing.T, e *env, appID, secret string) (int, map[string]string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.http+"/cas/oidc/token",
+		strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"RT-x"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(appID, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }
