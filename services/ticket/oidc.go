@@ -190,12 +190,33 @@ func (s *Service) authenticate(ctx context.Context, c Client) error {
 		return nil
 	}
 	if ae, ok := refused(err); ok {
-		if ae.Reason == caller.ReasonAppSecretExpired {
+		if ae.Reason == caller.ReasonSignatureRequired {
+			// identity's message asks for signature headers, which this
+			// endpoint does not take (integrators.md "OpenID Connect")
+			return ErrInvalidClient.WithMessage("this application must sign its requests, which the OpenID Connect token, " +
+				"introspection and revocation endpoints cannot take (they authenticate the App_ID and secret): it signs people in through CAS")
+		}
+		if toldClient[ae.Reason] {
 			return ErrInvalidClient.WithMessage(ae.Message)
 		}
 		return ErrInvalidClient
 	}
 	return err
+}
+
+// toldClient are identity's refusals of a caller that presented the
+// application's right secret (or, APP_SECRET_REPLACED, its previous one):
+// the REST and gRPC edges tell that caller why, so the token endpoint's
+// invalid_client says it too rather than sending the developer to check a
+// secret that is right (acceptc: an application not granted "oidc" read
+// "present the application's App_ID and secret"). A wrong App_ID or secret
+// still learns nothing more.
+var toldClient = map[string]bool{
+	caller.ReasonAppSecretExpired: true, caller.ReasonAppSecretReplaced: true,
+	caller.ErrAppSuspended.Reason: true, caller.ReasonAppTerminated: true,
+	caller.ErrClientCert.Reason: true, caller.ErrIPNotAllowed.Reason: true, caller.ReasonAllowListRequired: true,
+	caller.ReasonAPINotGranted: true, caller.ReasonAppAccessExpired: true, caller.ReasonAppAccessNotBegun: true,
+	caller.ErrRateLimited.Reason: true,
 }
 
 // tokenRequest audits the refusals of a token endpoint call (api).

@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/uias/uias/pkg/reqsig"
 	authzv1 "github.com/uias/uias/proto/gen/uias/authz/v1"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 )
@@ -38,6 +43,32 @@ func TestAppInterfaceGrants(t *testing.T) {
 	}
 	if _, err := az.Check(f.ctx(), &authzv1.CheckRequest{Person: f.userID, Resource: "docs.inbox", Operation: "read"}); err != nil {
 		t.Fatalf("a granted check: %v", err)
+	}
+	// The OpenID Connect token endpoint answers invalid_client (its
+	// documented error) saying why, not "present the App_ID and secret"
+	// to a client whose secret is right (acceptc); its description keeps
+	// to RFC 6749's characters (no double quotes). A wrong secret still
+	// learns nothing of the grants.
+	for _, tc := range []struct{ secret, want, not string }{
+		{f.secret, "not granted the 'oidc' interface", `"`},
+		{"wrong-" + f.secret, "present the application's App_ID and secret", "granted"},
+	} {
+		if code, out := tokenRefusal(t, e, f.appID, tc.secret); code != http.StatusUnauthorized || out["error"] != "invalid_client" ||
+			!strings.Contains(out["error_description"], tc.want) || strings.Contains(out["error_description"], tc.not) {
+			t.Fatalf("token endpoint, secret %q: %d %v", tc.secret, code, out)
+		}
+	}
+	// An application that must sign is told that the token endpoint
+	// cannot take signatures, not asked for signature headers.
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	pub, err := reqsig.PublicKeyPEM(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := e.seed("grants-signer", "sid", &identityv1.CreateAppRequest{SigningKeys: [][]byte{[]byte(pub)}, RequireSignedRequests: true}, nil)
+	if code, out := tokenRefusal(t, e, fs.appID, fs.secret); code != http.StatusUnauthorized || out["error"] != "invalid_client" ||
+		!strings.Contains(out["error_description"], "cannot take") || strings.Contains(out["error_description"], "X-Uias-Signature") {
+		t.Fatalf("token endpoint, an application that must sign: %d %v", code, out)
 	}
 	// The credentials are in authz's cache now; the grant still holds.
 	_, err = az.ListSubjects(f.ctx(), &authzv1.ListSubjectsRequest{Resource: "docs.inbox", Operation: "read"})
@@ -77,4 +108,22 @@ func TestAppInterfaceGrants(t *testing.T) {
 	if err != nil || got.GetAccessFrom() == nil || got.GetAccessUntil() != nil {
 		t.Fatalf("period: %v %v", got, err)
 	}
+}
+
+// tokenRefusal posts a refresh_token grant of an unknown token to the
+// OpenID Connect token endpoint as appID with secret (HTTP Basic).
+func tokenRefusal(t *testing.T, e *env, appID, secret string) (int, map[string]string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.http+"/cas/oidc/token",
+		strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"RT-x"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(appID, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }

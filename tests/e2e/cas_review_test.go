@@ -165,7 +165,7 @@ func TestCASRequestForms(t *testing.T) {
 	for _, tc := range []struct{ method, path, allow string }{
 		{http.MethodPost, "serviceValidate", "GET"},
 		{http.MethodPost, "p3/serviceValidate", "GET"},
-		{http.MethodPost, "logout", "GET"},
+		{http.MethodPut, "logout", "GET, POST"}, // POST: RP-Initiated Logout 1.0 §2 (acceptc)
 		{http.MethodPut, "login", "GET, POST"},
 		{http.MethodDelete, "ssoAuthService", "GET, POST"},
 	} {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,21 @@ func TestOIDCWithGoClient(t *testing.T) {
 		t.Fatalf("discovery's Vary: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	// claims_supported names every claim integrators.md's table lists
+	// (a client that filters claims by it must not drop roles and
+	// permissions; acceptc)
+	var supported struct {
+		Claims []string `json:"claims_supported"`
+	}
+	if err := provider.Claims(&supported); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"iss", "aud", "azp", "sub", "iat", "exp", "auth_time", "nonce", "sid", "acr", "preferred_username",
+		"name", "org_id", "org_name", "app_account", "user_type", "groups", "roles", "permissions"} {
+		if !slices.Contains(supported.Claims, c) {
+			t.Fatalf("claims_supported %v lacks %q", supported.Claims, c)
+		}
 	}
 	conf := oauth2.Config{ClientID: f.appID, ClientSecret: f.secret, Endpoint: provider.Endpoint(),
 		RedirectURL: cb.URL + "/callback", Scopes: []string{oidc.ScopeOpenID, "profile", "groups"}}
@@ -335,6 +351,38 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "AT-forged", TokenType: "Bearer"})); err == nil {
 			t.Fatal("userinfo with a forged token answered")
 		}
+		// The token in the form of a POST answers; in the header and the
+		// form at once (or twice in the form) is invalid_request, 400
+		// (RFC 6750 §2, §3.1; acceptc).
+		tok, err := conf.Exchange(ctx, nextCode(t, pkce), oauth2.VerifierOption(pkce))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			form   url.Values
+			header bool
+			want   int
+		}{
+			{url.Values{"access_token": {tok.AccessToken}}, false, http.StatusOK},
+			{url.Values{"access_token": {tok.AccessToken}}, true, http.StatusBadRequest},
+			{url.Values{"access_token": {tok.AccessToken, tok.AccessToken}}, false, http.StatusBadRequest},
+		} {
+			req, _ := http.NewRequest(http.MethodPost, issuer+"/userinfo", strings.NewReader(tc.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.header {
+				req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || (tc.want == http.StatusBadRequest &&
+				(!strings.Contains(string(body), `"invalid_request"`) || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_request"`))) {
+				t.Fatalf("userinfo POST %v header %v: %d %v %s", tc.form, tc.header, resp.StatusCode, resp.Header, body)
+			}
+		}
 	})
 	t.Run("introspection and revocation", func(t *testing.T) {
 		tk, err := conf.Exchange(ctx, nextCode(t, pkce), oauth2.VerifierOption(pkce))
@@ -370,6 +418,23 @@ func TestOIDCWithGoClient(t *testing.T) {
 		}
 		if code, out, _ = post(t, "/token", url.Values{"grant_type": {"password"}}, f.appID, f.secret); code != http.StatusBadRequest || out["error"] != "unsupported_grant_type" {
 			t.Fatalf("grant_type=password: %d %v", code, out)
+		}
+		// a parameter given twice is refused at every back-channel
+		// endpoint, as at /authorize (RFC 6749 §3.2), not its first
+		// value used (acceptc)
+		for _, tc := range []struct {
+			path string
+			form url.Values
+		}{
+			{"/introspect", url.Values{"token": {"AT-x", tk.AccessToken}}},
+			{"/revoke", url.Values{"token": {"AT-x", tk.AccessToken}}},
+			{"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"RT-x", tk.RefreshToken}}},
+			{"/token", url.Values{"grant_type": {"refresh_token", "authorization_code"}, "refresh_token": {tk.RefreshToken}}},
+		} {
+			code, out, _ := post(t, tc.path, tc.form, f.appID, f.secret)
+			if desc, _ := out["error_description"].(string); code != http.StatusBadRequest || out["error"] != "invalid_request" || !strings.Contains(desc, "more than once") {
+				t.Fatalf("%s with %v: %d %v", tc.path, tc.form, code, out)
+			}
 		}
 	})
 	t.Run("logout ends the tokens", func(t *testing.T) {
@@ -459,6 +524,31 @@ func TestOIDCWithGoClient(t *testing.T) {
 		if lc.Iss != issuer || lc.Aud != f.appID || lc.Sub != f.userID || lc.Sid == "" || lc.Sid != idc.Sid || lc.Nonce != nil ||
 			lc.Events["http://schemas.openid.net/event/backchannel-logout"] == nil {
 			t.Fatalf("logout token claims %+v (ID token sid %q)", lc, idc.Sid)
+		}
+	})
+	t.Run("RP-initiated logout by POST", func(t *testing.T) {
+		// The end_session_endpoint takes a form POST as well as GET
+		// (RP-Initiated Logout 1.0 §2), e.g. from a client's logout
+		// button form (acceptc): the session the hint names ends and the
+		// browser goes back with state.
+		b2 := newBrowser(t)
+		v := oauth2.GenerateVerifier()
+		_, body, _ := b2.get(conf.AuthCodeURL("st-p", oidc.Nonce("n-p"), oauth2.S256ChallengeOption(v)))
+		code, _, at := b2.oidcLogin(casBase, body, "olivia", f.password)
+		if code != http.StatusOK || at.Query().Get("code") == "" {
+			t.Fatalf("login: %d at %s", code, at)
+		}
+		tk, err := conf.Exchange(ctx, at.Query().Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hintRaw, _ := tk.Extra("id_token").(string)
+		form := url.Values{"id_token_hint": {hintRaw}, "post_logout_redirect_uri": {cb.URL + "/"}, "state": {"s10"}}
+		if code, _, at := newBrowser(t).post(casBase+"logout", form); code != http.StatusOK || at.Path != "/" || at.Query().Get("state") != "s10" {
+			t.Fatalf("POST logout: %d at %s", code, at)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tk)); err == nil {
+			t.Fatal("the session named by a POSTed id_token_hint lives on")
 		}
 	})
 	eventually(t, "token audit records", func() bool {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -180,7 +181,7 @@ func New(o Options) *Handler {
 	}{
 		{"login", map[string]http.HandlerFunc{"GET": h.loginForm, "POST": h.loginPost}, false},
 		{"cert/challenge", map[string]http.HandlerFunc{"GET": h.certChallenge}, false},
-		{"logout", map[string]http.HandlerFunc{"GET": h.logout}, false},
+		{"logout", map[string]http.HandlerFunc{"GET": h.logout, "POST": h.logout}, false},
 		{"validate", map[string]http.HandlerFunc{"GET": h.validate1}, false},
 		{"serviceValidate", map[string]http.HandlerFunc{"GET": h.validator(false, o.CAS2Attributes)}, false},
 		{"proxyValidate", map[string]http.HandlerFunc{"GET": h.validator(true, o.CAS2Attributes)}, false},
@@ -1208,10 +1209,19 @@ func dropParams(u string, names ...string) string {
 	return base + "?" + strings.Join(kept, "&")
 }
 
-// logout is GET /cas/logout: ends the session (the ticket component tells
+// logout is GET (or POST) /cas/logout: ends the session (the ticket component tells
 // every service that got a ticket), then redirects only to a registered
 // service.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	// GET's query, or POST's form (OpenID Connect RP-Initiated Logout
+	// 1.0 §2: the end_session_endpoint takes both; acceptc). A malformed
+	// part is left out, as from a query: a logout always signs out.
+	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		_ = r.ParseForm()
+		maps.Copy(q, r.PostForm)
+	}
 	ended, peer := false, ""
 	if tgt := tgcOf(r); tgt != "" {
 		ctx, cancel := h.ctx(r)
@@ -1225,7 +1235,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		// there too (its session is the peer's, not ended here).
 		ended, peer = res.GetEnded(), res.GetPeer()
 	}
-	if hint := r.URL.Query().Get("id_token_hint"); hint != "" && !ended {
+	if hint := q.Get("id_token_hint"); hint != "" && !ended {
 		// RP-initiated logout from a browser without the session's
 		// cookie (another browser profile, the cookie cleared, or one of
 		// a session that has ended: review sec20 L2): the session the ID
@@ -1234,7 +1244,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		// ends nothing and is logged.
 		ctx, cancel := h.ctx(r)
 		_, err := h.o.Tickets.EndSessionOfIDToken(ctx, &ticketv1.EndSessionOfIDTokenRequest{IdTokenHint: hint,
-			ClientId: r.URL.Query().Get("client_id")})
+			ClientId: q.Get("client_id")})
 		cancel()
 		switch {
 		case status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.InvalidArgument:
@@ -1245,7 +1255,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.clearTGC(w, r)
-	if svc := r.URL.Query().Get("service"); svc != "" {
+	if svc := q.Get("service"); svc != "" {
 		ctx, cancel := h.ctx(r)
 		_, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: svc})
 		cancel()
@@ -1258,7 +1268,6 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	// end_session_endpoint): back to post_logout_redirect_uri with state
 	// when it is exactly a registered service URL of the client, named by
 	// client_id or by the aud of id_token_hint (one is required).
-	q := r.URL.Query()
 	client := q.Get("client_id")
 	if client == "" {
 		client = hintAudience(q.Get("id_token_hint"))
@@ -1279,7 +1288,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	t := h.texts(r)
 	// CAS 2.0 logout "url": the page links back to it, when it is a
 	// registered service (never an open redirect or link).
-	if u := r.URL.Query().Get("url"); u != "" {
+	if u := q.Get("url"); u != "" {
 		ctx, cancel := h.ctx(r)
 		_, err := h.o.Tickets.MatchService(ctx, &ticketv1.MatchServiceRequest{Service: u})
 		cancel()

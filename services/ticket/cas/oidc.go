@@ -323,11 +323,28 @@ func oidcJSON(w http.ResponseWriter, code int, body []byte) {
 
 // oidcFail answers an OAuth error (RFC 6749 §5.2).
 func oidcFail(w http.ResponseWriter, code int, errCode, desc string) {
-	b, _ := json.Marshal(map[string]string{"error": errCode, "error_description": desc})
+	b, _ := json.Marshal(map[string]string{"error": errCode, "error_description": oauthText(desc)})
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="uias", charset="UTF-8"`)
 	}
 	oidcJSON(w, code, b)
+}
+
+// oauthText keeps an error_description within the characters RFC 6749
+// §5.2 allows (%x20-21 / %x23-5B / %x5D-7E): a message passed on from a
+// component may quote a name ("oidc"), which becomes 'oidc'.
+func oauthText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\':
+			return '/'
+		case r < 0x20 || r > 0x7e:
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // oidcFault answers an error of a ticket component call at the token,
@@ -380,6 +397,16 @@ func oidcForm(w http.ResponseWriter, r *http.Request) bool {
 	if err := r.ParseForm(); err != nil {
 		oidcFail(w, http.StatusBadRequest, "invalid_request", "the body must be a form (application/x-www-form-urlencoded) of at most 64 KiB")
 		return false
+	}
+	// RFC 6749 §3.2 (and RFC 7009, 7662 through it): a parameter given
+	// twice is refused, as at the authorization endpoint, rather than
+	// its first value silently used (RFC 8707's resource may repeat; it
+	// is not used here)
+	for _, k := range slices.Sorted(maps.Keys(r.PostForm)) {
+		if len(r.PostForm[k]) > 1 && k != "resource" {
+			oidcFail(w, http.StatusBadRequest, "invalid_request", "the parameter "+k+" is given more than once")
+			return false
+		}
 	}
 	return true
 }
@@ -451,11 +478,22 @@ func (h *Handler) oidcToken(w http.ResponseWriter, r *http.Request) {
 // oidcUserInfo is GET and POST <prefix>oidc/userinfo (RFC 6750: the token
 // in the Authorization header, or a POST's access_token).
 func (h *Handler) oidcUserInfo(w http.ResponseWriter, r *http.Request) {
-	token := ""
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		token = strings.TrimSpace(a[7:])
-	} else if r.Method == http.MethodPost && oidcFormQuiet(w, r) {
+	token, inForm := "", false
+	if r.Method == http.MethodPost && oidcFormQuiet(w, r) {
+		inForm = len(r.PostForm["access_token"]) > 0
 		token = r.PostForm.Get("access_token")
+		if len(r.PostForm["access_token"]) > 1 {
+			userInfoBadRequest(w, "access_token is given more than once")
+			return
+		}
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		if inForm {
+			// RFC 6750 §2, §3.1: one method per request (acceptc)
+			userInfoBadRequest(w, "send the access token once: the Authorization header or the form, not both")
+			return
+		}
+		token = strings.TrimSpace(a[7:])
 	}
 	if token == "" {
 		// no credentials: no error code (RFC 6750 §3.1; trial11 D10)
@@ -476,6 +514,14 @@ func (h *Handler) oidcUserInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oidcJSON(w, http.StatusOK, []byte(res.GetClaims()))
+}
+
+// userInfoBadRequest answers a malformed userinfo request (RFC 6750
+// §3.1 invalid_request, HTTP 400).
+func userInfoBadRequest(w http.ResponseWriter, desc string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="uias", error="invalid_request"`)
+	b, _ := json.Marshal(map[string]string{"error": "invalid_request", "error_description": desc})
+	oidcJSON(w, http.StatusBadRequest, b)
 }
 
 // oidcFormQuiet parses a form for userinfo (a bad one reads as no token).
@@ -570,7 +616,10 @@ func (h *Handler) oidcDiscovery(w http.ResponseWriter, r *http.Request) {
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"scopes_supported":                      []string{"openid", "profile", "groups"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "sid", "azp",
-			"preferred_username", "name", "org_id", "org_name", "app_account", "user_type", "groups"},
+			"preferred_username", "name", "org_id", "org_name", "app_account", "user_type", "groups",
+			// released by a service's release_roles / release_permissions
+			// (integrators.md "OpenID Connect"; acceptc)
+			"roles", "permissions"},
 		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post"},
