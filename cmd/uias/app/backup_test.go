@@ -58,8 +58,12 @@ func TestBackupRestoreAsDocumented(t *testing.T) {
 	}
 	for _, f := range files {
 		if b := filepath.Base(f); b != "identity-search.db" {
-			if _, err := os.Stat(filepath.Join(bk, b)); err != nil {
+			st, err := os.Stat(filepath.Join(bk, b))
+			if err != nil {
 				t.Errorf("the guide's backup leaves out %s", b)
+			} else if st.Mode().Perm()&0o077 != 0 {
+				// password hashes and the audit log's personal data (review sec32c M2)
+				t.Errorf("the guide's backup leaves %s readable by others: %v", b, st.Mode().Perm())
 			}
 		}
 	}
