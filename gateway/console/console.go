@@ -333,8 +333,11 @@ func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error, d *
 }
 
 // message is what a person reads for a refusal: the service's sentence
-// (they are written for people), or a line of the console's own when
-// the service could not be reached.
+// (they are written for people, in English), or a line of the console's
+// own when the service could not be reached. On a page in another
+// language the service's sentence follows a lead in that language that
+// says what kind of refusal it is (by its gRPC code), so that a Chinese
+// page never shows an English sentence alone.
 func message(st *status.Status, d *pageData) string {
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
@@ -347,7 +350,27 @@ func message(st *status.Status, d *pageData) string {
 			return d.T(key)
 		}
 	}
+	key, ok := refusedTexts[st.Code()]
+	if !ok {
+		key = "refusedOther"
+	}
+	if lead := d.T(key); lead != "" {
+		return lead + " " + st.Message()
+	}
 	return st.Message()
+}
+
+// refusedTexts are the leads of the services' refusals, by gRPC code.
+var refusedTexts = map[codes.Code]string{
+	codes.PermissionDenied:   "refusedDenied",
+	codes.NotFound:           "refusedNotFound",
+	codes.AlreadyExists:      "refusedExists",
+	codes.InvalidArgument:    "refusedInput",
+	codes.OutOfRange:         "refusedInput",
+	codes.FailedPrecondition: "refusedState",
+	codes.Aborted:            "refusedState",
+	codes.Unauthenticated:    "refusedLogin",
+	codes.ResourceExhausted:  "refusedBusy",
 }
 
 // The services' reasons the console acts on or words itself. They are

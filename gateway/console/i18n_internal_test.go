@@ -53,6 +53,17 @@ func TestTextsComplete(t *testing.T) {
 			t.Errorf("%s asks for text %q, which is not defined", f, k)
 		}
 	}
+	for c, k := range refusedTexts {
+		if _, ok := en[k]; !ok {
+			t.Errorf("refusals with code %s are led by the undefined text %q", c, k)
+		}
+		if zh[k] == "" {
+			t.Errorf("refusals with code %s have no Chinese lead (%q)", c, k)
+		}
+	}
+	if zh["refusedOther"] == "" {
+		t.Errorf("the other refusals have no Chinese lead")
+	}
 	for k := range reasonTexts {
 		if _, ok := en[reasonTexts[k]]; !ok {
 			t.Errorf("reason %s is worded by the undefined text %q", k, reasonTexts[k])

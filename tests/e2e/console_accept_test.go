@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"google.golang.org/grpc/status"
+
+	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
+)
+
+// TestBrowserConsoleChinese walks the console in Chinese, as an
+// administrator who reads no English would: every refusal starts with
+// a Chinese sentence saying what kind of refusal it is (the service's
+// own sentence follows it), at the sign-in page, for the system
+// administrator and for a unit administrator, and a refused form keeps
+// what was typed. It runs the accessibility check on the pages the other
+// console tests check in English only.
+func TestBrowserConsoleChinese(t *testing.T) {
+	chromium := chromiumPath(t)
+	x := newEscalation(t)
+	e := x.e
+	base := e.http + "/console/"
+	b := newChromium(t, chromium, 1100, 900)
+	run, textOf, waitFor := b.run, b.textOf, b.waitFor
+	// refused: the page's error begins with the Chinese lead and holds
+	// the service's own sentence.
+	refused := func(what, lead string, err error) {
+		t.Helper()
+		msg := textOf("#error")
+		if err == nil || !strings.HasPrefix(msg, lead) || !strings.Contains(msg, statusMessage(err)) {
+			t.Fatalf("%s: %q (want %q and the service's %v)", what, msg, lead, err)
+		}
+	}
+
+	run("sign-in page in Chinese", chromedp.Navigate(base+"login?locale=zh-CN"), chromedp.WaitVisible(chromedp.CSS("#login_name")))
+	consoleSignIn(b, base, "admin", "Not-The-Password1")
+	_, err := e.admin.AdminLogin(t.Context(), &identityv1.AdminLoginRequest{LoginName: "admin", Password: "Not-The-Password1"})
+	refused("wrong password", "未能登录", err)
+	b.accessible("Chinese sign-in page with an error", "zh-CN")
+
+	consoleSignIn(b, base, "admin", adminPassword)
+	for _, p := range []struct{ path, sel, name string }{
+		{"people/new", "#login_name", "new person"}, {"people/" + x.bob, "#p-login", "person"}, {"orgs", "#tree", "org tree"},
+		{"groups", "#new-group", "groups"}, {"groups/new", "#code", "new group"}, {"apps", "#apps", "applications"},
+		{"apps/new", "#app_code", "new application"}, {"services", "main", "services"}, {"certs", "main", "certificates"},
+		{"roles", "#roles", "roles"}, {"audit", "#records", "audit log"},
+	} {
+		run(p.name, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(p.sel)))
+		b.accessible("Chinese "+p.name+" page", "zh-CN")
+	}
+
+	// A login name already taken: the form keeps what was typed.
+	run("duplicate person", chromedp.Navigate(base+"people/new"), chromedp.WaitVisible(chromedp.CSS("#login_name")),
+		chromedp.SendKeys(chromedp.CSS("#login_name"), "bob"), chromedp.SendKeys(chromedp.CSS("#display_name"), "鲍勃"),
+		chromedp.SendKeys(chromedp.CSS("#org_id"), x.east1), chromedp.Click(chromedp.CSS("#create")))
+	waitFor("duplicate refused", `document.querySelector("#error") != null`)
+	_, err = e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "bob", DisplayName: "鲍勃", OrgId: x.east1})
+	refused("duplicate login name", "已有相同的记录", err)
+	var kept string
+	b.evalJS("the refused form", `document.querySelector("#display_name").value + "|" + document.querySelector("#org_id").value`, &kept)
+	if kept != "鲍勃|"+x.east1 {
+		t.Fatalf("the refused form lost what was typed: %q", kept)
+	}
+	b.accessible("Chinese new person page with an error", "zh-CN")
+	// An org that does not exist.
+	run("unknown org", chromedp.Navigate(base+"people/new"), chromedp.WaitVisible(chromedp.CSS("#login_name")),
+		chromedp.SendKeys(chromedp.CSS("#login_name"), "zed"), chromedp.SendKeys(chromedp.CSS("#display_name"), "Zed"),
+		chromedp.SendKeys(chromedp.CSS("#org_id"), "no-such-org"), chromedp.Click(chromedp.CSS("#create")))
+	waitFor("unknown org refused", `document.querySelector("#error") != null`)
+	_, err = e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "zed", DisplayName: "Zed", OrgId: "no-such-org"})
+	refused("unknown org", "找不到要操作的对象", err)
+	consoleSignOut(b)
+
+	// A unit administrator of east, in Chinese: a person of west and a
+	// move of their own person to west are refused in words they read.
+	consoleSignIn(b, base, "unit-a", ownPassword(escalationPassword))
+	run("carol (west)", chromedp.Navigate(base+"people/"+x.carol), chromedp.WaitVisible(chromedp.CSS("#error")))
+	_, err = e.admin.GetUser(x.as("unitA"), &identityv1.GetUserRequest{Id: x.carol})
+	refused("unit administrator opening carol", "您的角色不允许此操作", err)
+	b.accessible("Chinese refusal page", "zh-CN")
+	run("applications", chromedp.Navigate(base+"apps"), chromedp.WaitVisible(chromedp.CSS("#error")))
+	_, err = e.admin.ListApps(x.as("unitA"), &identityv1.ListAppsRequest{})
+	refused("unit administrator listing applications", "您的角色不允许此操作", err)
+	consoleSignOut(b)
+}
+
+// statusMessage is the sentence of a service's refusal.
+func statusMessage(err error) string { return status.Convert(err).Message() }
