@@ -432,6 +432,18 @@ type pageData struct {
 	Error, Done  string
 	BackupReport string
 	Page         any
+	// Heading names the page in its title (set by render from the page's
+	// template), so that each page's title says which page it is.
+	Heading string
+}
+
+// pageHeadings are the text keys that name each page template in the
+// page's title; a person's, application's, group's or service's page is
+// named by its list.
+var pageHeadings = map[string]string{
+	"login": "signIn", "people": "people", "person": "people", "newperson": "newPerson", "orgs": "orgs",
+	"groups": "groups", "group": "groups", "newgroup": "newGroup", "apps": "apps", "app": "apps", "newapp": "newApp",
+	"services": "services", "service": "services", "certs": "certs", "roles": "roles", "audit": "audit",
 }
 
 // T is the page's text for key in its language.
@@ -472,6 +484,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, code int, name 
 			HttpOnly: true, Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode})
 	}
 	d.Nonce = randomToken()
+	if key, ok := pageHeadings[name]; ok {
+		d.Heading = d.T(key)
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Content-Security-Policy", fmt.Sprintf(csp, d.Nonce))

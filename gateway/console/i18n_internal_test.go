@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,16 @@ func TestTextsComplete(t *testing.T) {
 	}
 	if zh["refusedOther"] == "" {
 		t.Errorf("the other refusals have no Chinese lead")
+	}
+	for page, k := range pageHeadings {
+		if _, ok := en[k]; !ok {
+			t.Errorf("page %s is titled by the undefined text %q", page, k)
+		}
+	}
+	for _, tp := range pages.Templates() {
+		if _, ok := pageHeadings[tp.Name()]; !ok && !slices.Contains([]string{"", "head", "foot", "orgnode", "message", "console.html"}, tp.Name()) {
+			t.Errorf("page %s has no heading in its title (pageHeadings)", tp.Name())
+		}
 	}
 	for k := range reasonTexts {
 		if _, ok := en[reasonTexts[k]]; !ok {

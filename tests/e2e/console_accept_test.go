@@ -39,8 +39,14 @@ func TestBrowserConsoleChinese(t *testing.T) {
 	_, err := e.admin.AdminLogin(t.Context(), &identityv1.AdminLoginRequest{LoginName: "admin", Password: "Not-The-Password1"})
 	refused("wrong password", "未能登录", err)
 	b.accessible("Chinese sign-in page with an error", "zh-CN")
+	var title string
+	b.evalJS("title", `document.title`, &title)
+	if title != "错误 – 登录 – UIAS 管理控制台" {
+		t.Errorf("the title of the sign-in page with an error: %q", title)
+	}
 
 	consoleSignIn(b, base, "admin", adminPassword)
+	titles := map[string][]string{}
 	for _, p := range []struct{ path, sel, name string }{
 		{"people/new", "#login_name", "new person"}, {"people/" + x.bob, "#p-login", "person"}, {"orgs", "#tree", "org tree"},
 		{"groups", "#new-group", "groups"}, {"groups/new", "#code", "new group"}, {"apps", "#apps", "applications"},
@@ -49,6 +55,16 @@ func TestBrowserConsoleChinese(t *testing.T) {
 	} {
 		run(p.name, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(p.sel)))
 		b.accessible("Chinese "+p.name+" page", "zh-CN")
+		var title string
+		b.evalJS("title", `document.title`, &title)
+		titles[title] = append(titles[title], p.name)
+	}
+	// Each page's title names it (WCAG 2.4.2): a person with several
+	// tabs open, or a screen reader, tells them apart.
+	for title, names := range titles {
+		if !strings.HasSuffix(title, " – UIAS 管理控制台") || len(names) > 1 {
+			t.Errorf("pages %v share the title %q", names, title)
+		}
 	}
 
 	// A login name already taken: the form keeps what was typed.
