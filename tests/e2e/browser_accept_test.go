@@ -104,9 +104,12 @@ func TestBrowserSelfServiceChinese(t *testing.T) {
 
 	// The password form: a wrong current password, then two new ones that
 	// differ; both in Chinese, both accessible.
-	for _, c := range []struct{ name, old, n1, n2, want string }{
-		{"wrong current password", "Wrong-Old-1", "Zh0u-Changed!1", "Zh0u-Changed!1", "登录名或当前密码不正确。"},
-		{"new passwords differ", f.password, "Zh0u-Changed!1", "Zh0u-Changed!2", "两次输入的新密码不一致。"},
+	// The field the error is about is the one marked invalid, pointing at
+	// the error, and has the focus (WCAG 3.3.1).
+	for _, c := range []struct{ name, old, n1, n2, want, fields string }{
+		{"wrong current password", "Wrong-Old-1", "Zh0u-Changed!1", "Zh0u-Changed!1", "登录名或当前密码不正确。", "old:pw-error/true new:null/null new2:null/null focus:old"},
+		{"new passwords differ", f.password, "Zh0u-Changed!1", "Zh0u-Changed!2", "两次输入的新密码不一致。", "old:null/null new:pw-error/true new2:pw-error/true focus:new"},
+		{"a rule fails", f.password, "zhou-Changed!1", "zhou-Changed!1", "新密码不符合密码规则： password must not contain the login name", "old:null/null new:pw-error/true new2:pw-error/true focus:new"},
 	} {
 		run(c.name, chromedp.Navigate(casBase+"password"), chromedp.WaitVisible(chromedp.CSS("#old")),
 			chromedp.SendKeys(chromedp.CSS("#old"), c.old), chromedp.SendKeys(chromedp.CSS("#new"), c.n1),
@@ -114,6 +117,12 @@ func TestBrowserSelfServiceChinese(t *testing.T) {
 		waitFor(c.name, `document.querySelector("#pw-error") != null`)
 		if got := textOf("#pw-error"); got != c.want {
 			t.Fatalf("%s: %q", c.name, got)
+		}
+		var fields string
+		b.evalJS("fields", `["old", "new", "new2"].map(id => { const f = document.getElementById(id);
+			return id + ":" + f.getAttribute("aria-describedby") + "/" + f.getAttribute("aria-invalid"); }).join(" ") + " focus:" + document.activeElement.id`, &fields)
+		if fields != c.fields {
+			t.Errorf("%s: the fields' error state: %s (want %s)", c.name, fields, c.fields)
 		}
 		if got := title(); got != "错误 – 修改密码 – UIAS 统一身份认证" {
 			t.Errorf("%s: title %q", c.name, got)
@@ -150,10 +159,7 @@ func TestBrowserSelfServiceChinese(t *testing.T) {
 	b.accessible("Chinese change form for an expired password", "zh-CN")
 	run("choose a new password", chromedp.SendKeys(chromedp.CSS("#old"), g.password), chromedp.SendKeys(chromedp.CSS("#new"), "Harbour-New-Pass!7"),
 		chromedp.SendKeys(chromedp.CSS("#new2"), "Harbour-New-Pass!7\r"))
-	waitFor("changed", `document.querySelector('p[role="status"]') != null || document.querySelector(".error") != null`)
-	if got := textOf(`p[role="status"]`); got != "密码已修改，请使用新密码登录。" {
-		t.Fatalf("after the change of an expired password: %q", got)
-	}
+	waitFor("changed", `document.querySelector('p[role="status"]') != null && document.querySelector('p[role="status"]').innerText == "密码已修改，请使用新密码登录。"`)
 	signIn("qian", "Harbour-New-Pass!7")
 	waitFor("signed in with the new password", `document.querySelector("#who") != null`)
 }

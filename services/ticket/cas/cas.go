@@ -272,7 +272,9 @@ type pageData struct {
 	Heading, Message string
 	// PageName names the page in its title (set by page from the page's
 	// template), so that each page's title says which page it is.
-	PageName       string
+	PageName string
+	// ErrorOnNew: the password page's error is about the new password.
+	ErrorOnNew     bool
 	Link, LinkText string
 	Ticket         string
 	// OIDC is the OpenID Connect authorization request a login form
