@@ -129,6 +129,26 @@ func TestBrowserSelfServiceChinese(t *testing.T) {
 		}
 		b.accessible("Chinese password page: "+c.name, "zh-CN")
 	}
+	// My profile: the field the refusal is about is marked, has the focus,
+	// and what was typed stays.
+	for _, c := range []struct{ name, phone, pw, field string }{
+		{"wrong current password", "13987654321", "Wrong-Pw-1", "current_password"},
+		{"a phone that is not one", "not-a-phone", f.password, "phone"},
+	} {
+		run(c.name, chromedp.Navigate(casBase+"profile"), chromedp.WaitVisible(chromedp.CSS("#email")),
+			chromedp.Clear(chromedp.CSS("#email")), chromedp.SendKeys(chromedp.CSS("#email"), "zhou@example.org"),
+			chromedp.SendKeys(chromedp.CSS("#phone"), c.phone), chromedp.SendKeys(chromedp.CSS("#current_password"), c.pw+"\r"))
+		waitFor(c.name, `document.querySelector("#profile-error") != null`)
+		var st struct{ Invalid, Focus, Email, Phone string }
+		b.evalJS("profile fields", `({Invalid: [...document.querySelectorAll('[aria-invalid="true"]')].map(f => f.id + ":" +
+			f.getAttribute("aria-describedby")).join(","), Focus: document.activeElement.id,
+			Email: document.querySelector("#email").value, Phone: document.querySelector("#phone").value})`, &st)
+		if !strings.HasPrefix(st.Invalid, c.field+":") || strings.Contains(st.Invalid, ",") || !strings.Contains(st.Invalid, "profile-error") ||
+			st.Focus != c.field || st.Email != "zhou@example.org" || st.Phone != c.phone {
+			t.Errorf("%s: %+v (%q)", c.name, st, textOf("#profile-error"))
+		}
+		b.accessible("Chinese profile: "+c.name, "zh-CN")
+	}
 	for _, p := range []struct{ path, sel string }{{"password", "#old"}, {"profile", "#p-login"}, {"profile/totp", "#totp-secret"}} {
 		run(p.path, chromedp.Navigate(casBase+p.path), chromedp.WaitVisible(chromedp.CSS(p.sel)))
 		titles[p.path] = title()
