@@ -87,6 +87,31 @@ func TestBrowserConsoleChinese(t *testing.T) {
 	waitFor("unknown org refused", `document.querySelector("#error") != null`)
 	_, err = e.admin.CreateUser(e.adm(), &identityv1.CreateUserRequest{LoginName: "zed", DisplayName: "Zed", OrgId: "no-such-org"})
 	refused("unknown org", "找不到要操作的对象", err)
+	// What the administrator did: they lock and unlock bob, then find
+	// it in the audit log by their login name (as in Keycloak's admin
+	// events), not only by "user:<id>"; the export link does the same.
+	run("lock bob", chromedp.Navigate(base+"people/"+x.bob), chromedp.WaitVisible(chromedp.CSS("#lock")), chromedp.Click(chromedp.CSS("#lock")))
+	waitFor("locked", `document.querySelector("#unlock") != null`)
+	run("unlock bob", chromedp.Click(chromedp.CSS("#unlock")))
+	waitFor("unlocked", `document.querySelector("#lock") != null`)
+	var mine string
+	eventually(t, "the administrator's lock and unlock in the audit log, by login name", func() bool {
+		run("audit by login name", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(chromedp.CSS("#actor")),
+			chromedp.SendKeys(chromedp.CSS("#actor"), "admin"), chromedp.SetValue(chromedp.CSS("#api"), "user.locked"),
+			chromedp.Click(chromedp.CSS("#run")))
+		waitFor("audit answer", `location.search.includes("actor=admin") && document.querySelector("main") != null`)
+		b.evalJS("records", `(document.querySelector("#records tbody") || {innerText: ""}).innerText`, &mine)
+		return strings.Contains(mine, "user.locked")
+	})
+	if !strings.Contains(mine, "admin") || strings.Contains(mine, "user.unlocked") {
+		t.Fatalf("the administrator's records: %q", mine)
+	}
+	var typed string
+	b.evalJS("actor field", `document.querySelector("#actor").value`, &typed)
+	if typed != "admin" {
+		t.Fatalf("the actor field after the query: %q", typed)
+	}
+	b.accessible("Chinese audit log with records", "zh-CN")
 	consoleSignOut(b)
 
 	// A unit administrator of east, in Chinese: a person of west and a
