@@ -77,7 +77,7 @@ var texts = map[string]map[string]string{
 		// service's own sentence says it all (console.go message)
 		"refusedDenied": "", "refusedNotFound": "", "refusedExists": "", "refusedInput": "", "refusedState": "",
 		"refusedLogin": "", "refusedBusy": "", "refusedOther": "",
-		"errorTitle":           "Error",
+		"errorTitle": "Error", "skip": "Skip to the page's content",
 		"expired":              "Your session has ended. Please sign in again.",
 		"cookies":              "Your browser sent several console session cookies (another site of your domain may have set one). Clear this site's cookies, then sign in again.",
 		"signedOut":            "You have signed out.",
@@ -173,7 +173,7 @@ var texts = map[string]map[string]string{
 		"refusedExists": "已有相同的记录（如登录名或代码已被使用）。", "refusedInput": "输入的内容未被接受。",
 		"refusedState": "对象当前的状态不允许此操作。", "refusedLogin": "未能登录（登录名或密码不正确，或账号不可用）。",
 		"refusedBusy": "请求过于频繁，请稍后再试。", "refusedOther": "操作未完成。",
-		"errorTitle":           "错误",
+		"errorTitle": "错误", "skip": "跳到页面内容",
 		"expired":              "会话已结束，请重新登录。",
 		"cookies":              "浏览器发送了多个控制台会话 Cookie（可能由同一域名下的其他网站设置）。请清除本站 Cookie 后重新登录。",
 		"signedOut":            "您已退出。",

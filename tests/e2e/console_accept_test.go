@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"google.golang.org/grpc/status"
 
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
@@ -65,6 +66,29 @@ func TestBrowserConsoleChinese(t *testing.T) {
 		if !strings.HasSuffix(title, " – UIAS 管理控制台") || len(names) > 1 {
 			t.Errorf("pages %v share the title %q", names, title)
 		}
+	}
+
+	// Keyboard only: the first Tab reaches a link past the ten links and
+	// buttons of the header (WCAG 2.4.1); it shows when focused, and Enter
+	// puts the focus on the page's content, so the next Tab is in it.
+	run("people", chromedp.Navigate(base+"people"), chromedp.WaitVisible(chromedp.CSS("#q")), chromedp.KeyEvent(kb.Tab))
+	var skip struct {
+		ID      string
+		Visible bool
+	}
+	b.evalJS("first Tab", `(() => { const a = document.activeElement, r = a.getBoundingClientRect();
+		return {ID: a.id, Visible: r.left >= 0 && r.width > 0}; })()`, &skip)
+	if skip.ID != "skip" || !skip.Visible || textOf("#skip") != "跳到页面内容" {
+		t.Fatalf("the first Tab on the people page: %+v", skip)
+	}
+	b.accessible("Chinese people page with the skip link focused", "zh-CN")
+	run("skip", chromedp.KeyEvent(kb.Enter), chromedp.KeyEvent(kb.Tab))
+	var inMain bool
+	b.evalJS("Tab after the skip", `document.querySelector("main").contains(document.activeElement) && document.activeElement.id == "q"`, &inMain)
+	if !inMain {
+		var id string
+		b.evalJS("focus", `document.activeElement.id || document.activeElement.tagName`, &id)
+		t.Fatalf("the Tab after the skip link: at %q, not the page's first field", id)
 	}
 
 	// A login name already taken: the form keeps what was typed.
