@@ -41,7 +41,7 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, s *session) {
 		h.render(w, r, http.StatusServiceUnavailable, "audit", d)
 		return
 	}
-	req := &auditv1.QueryRecordsRequest{Actor: p.Actor, Api: p.API, Result: p.Result, Text: p.Text, PageSize: pageSize,
+	req := &auditv1.QueryRecordsRequest{Actor: h.auditActor(r, s, p.Actor), Api: p.API, Result: p.Result, Text: p.Text, PageSize: pageSize,
 		PageToken: q.Get("page"), Language: d.Lang}
 	var err error
 	if req.StartTime, req.EndTime, err = p.times(); err != nil {
@@ -128,7 +128,7 @@ func (h *Handler) auditExport(w http.ResponseWriter, r *http.Request, s *session
 		h.render(w, r, http.StatusServiceUnavailable, "audit", d)
 		return
 	}
-	f := &auditv1.RecordFilter{Actor: p.Actor, Api: p.API, Result: p.Result, Text: p.Text}
+	f := &auditv1.RecordFilter{Actor: h.auditActor(r, s, p.Actor), Api: p.API, Result: p.Result, Text: p.Text}
 	var err error
 	if f.StartTime, f.EndTime, err = p.times(); err != nil {
 		d.Error = d.T("badTime")
@@ -164,4 +164,20 @@ func (h *Handler) auditExport(w http.ResponseWriter, r *http.Request, s *session
 			return
 		}
 	}
+}
+
+// auditActor is the actor filter for what the administrator typed: a
+// person's login name (or ID) is their "user:<id>", as the records name
+// them (an administrator looking for what they or a colleague did types
+// the login name, as in Keycloak's admin events); anything with a colon
+// ("user:<id>", "app:<App_ID>") and names nobody has ("audit") are
+// passed as typed.
+func (h *Handler) auditActor(r *http.Request, s *session, actor string) string {
+	if actor == "" || strings.Contains(actor, ":") {
+		return actor
+	}
+	if id, err := h.personID(r, s, actor); err == nil && id != "" {
+		return "user:" + id
+	}
+	return actor
 }

@@ -333,8 +333,11 @@ func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error, d *
 }
 
 // message is what a person reads for a refusal: the service's sentence
-// (they are written for people), or a line of the console's own when
-// the service could not be reached.
+// (they are written for people, in English), or a line of the console's
+// own when the service could not be reached. On a page in another
+// language the service's sentence follows a lead in that language that
+// says what kind of refusal it is (by its gRPC code), so that a Chinese
+// page never shows an English sentence alone.
 func message(st *status.Status, d *pageData) string {
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
@@ -347,7 +350,27 @@ func message(st *status.Status, d *pageData) string {
 			return d.T(key)
 		}
 	}
+	key, ok := refusedTexts[st.Code()]
+	if !ok {
+		key = "refusedOther"
+	}
+	if lead := d.T(key); lead != "" {
+		return lead + " " + st.Message()
+	}
 	return st.Message()
+}
+
+// refusedTexts are the leads of the services' refusals, by gRPC code.
+var refusedTexts = map[codes.Code]string{
+	codes.PermissionDenied:   "refusedDenied",
+	codes.NotFound:           "refusedNotFound",
+	codes.AlreadyExists:      "refusedExists",
+	codes.InvalidArgument:    "refusedInput",
+	codes.OutOfRange:         "refusedInput",
+	codes.FailedPrecondition: "refusedState",
+	codes.Aborted:            "refusedState",
+	codes.Unauthenticated:    "refusedLogin",
+	codes.ResourceExhausted:  "refusedBusy",
 }
 
 // The services' reasons the console acts on or words itself. They are
@@ -409,6 +432,18 @@ type pageData struct {
 	Error, Done  string
 	BackupReport string
 	Page         any
+	// Heading names the page in its title (set by render from the page's
+	// template), so that each page's title says which page it is.
+	Heading string
+}
+
+// pageHeadings are the text keys that name each page template in the
+// page's title; a person's, application's, group's or service's page is
+// named by its list.
+var pageHeadings = map[string]string{
+	"login": "signIn", "people": "people", "person": "people", "newperson": "newPerson", "orgs": "orgs",
+	"groups": "groups", "group": "groups", "newgroup": "newGroup", "apps": "apps", "app": "apps", "newapp": "newApp",
+	"services": "services", "service": "services", "certs": "certs", "roles": "roles", "audit": "audit",
 }
 
 // T is the page's text for key in its language.
@@ -449,6 +484,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, code int, name 
 			HttpOnly: true, Secure: module.RequestHTTPS(r), SameSite: http.SameSiteStrictMode})
 	}
 	d.Nonce = randomToken()
+	if key, ok := pageHeadings[name]; ok {
+		d.Heading = d.T(key)
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Content-Security-Policy", fmt.Sprintf(csp, d.Nonce))

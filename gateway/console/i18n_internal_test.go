@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -51,6 +52,27 @@ func TestTextsComplete(t *testing.T) {
 	for k, f := range used {
 		if _, ok := en[k]; !ok {
 			t.Errorf("%s asks for text %q, which is not defined", f, k)
+		}
+	}
+	for c, k := range refusedTexts {
+		if _, ok := en[k]; !ok {
+			t.Errorf("refusals with code %s are led by the undefined text %q", c, k)
+		}
+		if zh[k] == "" {
+			t.Errorf("refusals with code %s have no Chinese lead (%q)", c, k)
+		}
+	}
+	if zh["refusedOther"] == "" {
+		t.Errorf("the other refusals have no Chinese lead")
+	}
+	for page, k := range pageHeadings {
+		if _, ok := en[k]; !ok {
+			t.Errorf("page %s is titled by the undefined text %q", page, k)
+		}
+	}
+	for _, tp := range pages.Templates() {
+		if _, ok := pageHeadings[tp.Name()]; !ok && !slices.Contains([]string{"", "head", "foot", "orgnode", "message", "console.html"}, tp.Name()) {
+			t.Errorf("page %s has no heading in its title (pageHeadings)", tp.Name())
 		}
 	}
 	for k := range reasonTexts {

@@ -270,8 +270,13 @@ type pageData struct {
 	Method           string
 	Username         string
 	Heading, Message string
-	Link, LinkText   string
-	Ticket           string
+	// PageName names the page in its title (set by page from the page's
+	// template), so that each page's title says which page it is.
+	PageName string
+	// ErrorOnNew: the password page's error is about the new password.
+	ErrorOnNew     bool
+	Link, LinkText string
+	Ticket         string
 	// OIDC is the OpenID Connect authorization request a login form
 	// carries (its service is then empty).
 	OIDC string
@@ -354,6 +359,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, code int, name st
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: d.Lang, Path: h.o.Prefix, MaxAge: 365 * 24 * 3600,
 			HttpOnly: true, Secure: module.RequestHTTPS(r), SameSite: http.SameSiteLaxMode})
 	}
+	d.PageName = pageName(name, &d)
 	d.Nonce = randomToken()
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
@@ -364,6 +370,33 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, code int, name st
 	if err := pages.ExecuteTemplate(w, name, d); err != nil {
 		h.o.Log.Warn("render page", zap.String("page", name), zap.Error(err))
 	}
+}
+
+// pageName is what the title of page template name calls it: its heading.
+func pageName(name string, d *pageData) string {
+	switch name {
+	case "login":
+		return d.T.SignIn
+	case "message":
+		return d.Heading
+	case "post":
+		return d.T.Continue
+	case "portal":
+		return d.T.PortalHead
+	case "password":
+		return d.T.ChangePassword
+	case "profile":
+		return d.T.ProfileHead
+	case "consent":
+		return d.T.ConsentHead
+	case "appremove":
+		return d.T.MyAppRemoveHead
+	case "otp":
+		return d.T.OTPHead
+	case "totp":
+		return d.T.TOTPSetUp
+	}
+	return ""
 }
 
 func (h *Handler) message(w http.ResponseWriter, r *http.Request, code int, isErr bool, heading, msg string, link, linkText string) {

@@ -8,7 +8,9 @@ import (
 
 // texts are the page strings of one language.
 type texts struct {
-	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue         string
+	Title, SignIn, SigningInTo, Username, Password, SignInButton, Language, OtherLanguage, Continue string
+	// ErrorTitle leads the title of a page that shows an error.
+	ErrorTitle                                                                                              string
 	BadCredentials, Expired, MustChange, TryLater, Throttled, CSRF, BadService, BadServiceHead, OIDCMissing string
 	FormTooLarge, FormUnreadable                                                                            string
 	// PasswordReplaced: the password was changed while the person signed
@@ -102,7 +104,7 @@ type texts struct {
 
 var languages = map[string]texts{
 	"en": {
-		Title: "UIAS sign-in", SignIn: "Sign in", SigningInTo: "You are signing in to", Username: "Login name",
+		Title: "UIAS sign-in", ErrorTitle: "Error", SignIn: "Sign in", SigningInTo: "You are signing in to", Username: "Login name",
 		Password: "Password", SignInButton: "Sign in", Language: "Language", OtherLanguage: "中文", Continue: "Continue",
 		BadCredentials:   "The login name or password is not correct.",
 		Expired:          "Your password has expired. Choose a new one to continue.",
@@ -324,7 +326,7 @@ var languages = map[string]texts{
 		Cancel:             "Cancel",
 	},
 	"zh-CN": {
-		Title: "UIAS 统一身份认证", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
+		Title: "UIAS 统一身份认证", ErrorTitle: "错误", SignIn: "登录", SigningInTo: "您正在登录", Username: "登录名",
 		Password: "密码", SignInButton: "登录", Language: "语言", OtherLanguage: "English", Continue: "继续",
 		BadCredentials:   "登录名或密码不正确。",
 		Expired:          "您的密码已过期，请设置新密码后继续。",

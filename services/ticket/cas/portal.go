@@ -145,8 +145,16 @@ func (h *Handler) portalLink(w http.ResponseWriter, r *http.Request) {
 // passwordPage renders the change-password form: signed in (the login is
 // the session's) or right after a login that must change the password.
 func (h *Handler) passwordPage(w http.ResponseWriter, r *http.Request, code int, service, username string, signedIn bool, errMsg, msg string) {
+	h.passwordPageOn(w, r, code, service, username, signedIn, errMsg, msg, false)
+}
+
+// passwordPageOn is passwordPage; errorOnNew: the error is about the new
+// password (the two differ, a rule failed), so the new password's fields
+// are the ones marked invalid and pointed at the error, not the current one.
+func (h *Handler) passwordPageOn(w http.ResponseWriter, r *http.Request, code int, service, username string, signedIn bool, errMsg, msg string,
+	errorOnNew bool) {
 	h.page(w, r, code, "password", pageData{CSRF: h.csrf(w, r), Action: h.o.Prefix + "password", Service: service,
-		Username: username, SignedIn: signedIn, Error: errMsg, Message: msg, PortalLink: h.o.Prefix + "portal"})
+		Username: username, SignedIn: signedIn, Error: errMsg, Message: msg, PortalLink: h.o.Prefix + "portal", ErrorOnNew: errorOnNew})
 }
 
 // liveLogin returns the login of the request's live session ("" when
@@ -219,7 +227,7 @@ func (h *Handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if nw != nw2 {
-		h.passwordPage(w, r, http.StatusBadRequest, svc, login, signedIn, t.PasswordMismatch, "")
+		h.passwordPageOn(w, r, http.StatusBadRequest, svc, login, signedIn, t.PasswordMismatch, "", true)
 		return
 	}
 	ctx, cancel := h.ctx(r)
@@ -252,7 +260,7 @@ func (h *Handler) passwordPost(w http.ResponseWriter, r *http.Request) {
 			h.passwordPage(w, r, http.StatusConflict, svc, login, signedIn, msg, "")
 		case status.Code(err) == codes.InvalidArgument || status.Code(err) == codes.FailedPrecondition:
 			// The password policy's refusal says which rule failed.
-			h.passwordPage(w, r, http.StatusBadRequest, svc, login, signedIn, t.PolicyFailed+" "+status.Convert(err).Message(), "")
+			h.passwordPageOn(w, r, http.StatusBadRequest, svc, login, signedIn, t.PolicyFailed+" "+status.Convert(err).Message(), "", true)
 		default:
 			h.fault(w, r, err)
 		}

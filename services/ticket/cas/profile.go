@@ -26,7 +26,11 @@ type profileView struct {
 	AccountType                      string
 	Unit                             bool
 	PasswordChanged, PasswordExpires string
-	NameEditable                     bool
+	// ErrorField is the form field the page's error is about ("": the
+	// error is about none in particular): it is marked invalid and points
+	// at the error.
+	ErrorField   string
+	NameEditable bool
 	// NoPassword: the person has no password to re-enter: no form, a
 	// sentence saying the administrator changes their details
 	NoPassword bool
@@ -111,6 +115,16 @@ func (h *Handler) profilePage(w http.ResponseWriter, r *http.Request, code int, 
 	}
 	if form != nil {
 		v.FormName, v.FormEmail, v.FormPhone = form.name, form.email, form.phone
+	}
+	switch errMsg {
+	case t.ProfileBadEmail:
+		v.ErrorField = "email"
+	case t.ProfileBadPhone:
+		v.ErrorField = "phone"
+	case t.ProfileBadName:
+		v.ErrorField = "display_name"
+	case t.ProfileNeedPassword, t.ProfileWrongPassword:
+		v.ErrorField = "current_password"
 	}
 	apps, ok := h.myApps(r, tgcOf(r))
 	v.Apps, v.AppsUnavailable = apps, !ok
