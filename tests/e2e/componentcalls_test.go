@@ -33,6 +33,19 @@ func TestComponentOnlyCallsAcrossProcesses(t *testing.T) {
 	if id.aud() == nil { // fails the test when the auditor cannot log in
 		t.Fatal("no auditor")
 	}
+	// authz records the appointment as identity does: made by the process
+	// ("system:appointments"), not by "anonymous" (it was, across processes
+	// and in one: identity's caller does not travel with the call).
+	eventually(t, "authz's records of the first start's appointments", func() bool {
+		n := 0
+		for _, ev := range streamEvents(t, d.nats.ClientURL(), "AUDIT", "uias.audit.authz.grant.appoint") {
+			if ev["actor"] != "system:appointments" {
+				t.Fatalf("authz recorded an appointment by %v, want system:appointments: %s", ev["actor"], ev["_raw"])
+			}
+			n++
+		}
+		return n >= 2 // the system administrator and the security auditor
+	})
 
 	f := id.seed("tkapp", "tess", nil, nil)
 	idCfg := d.config("identity", "identity")
