@@ -5,9 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
@@ -48,6 +51,32 @@ func TestComponentOnlyCallsAcrossProcesses(t *testing.T) {
 	})
 
 	f := id.seed("tkapp", "tess", nil, nil)
+	// A component reading views for itself (as ticket refreshes the
+	// applications' statuses every minute: signed with the internal key,
+	// for nobody who called) is recorded at identity as a component's
+	// read, not as "anonymous" (a caller nobody authenticated).
+	asComponent, err := grpc.NewClient(id.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(grpcx.UnaryClientOrigin([]byte(testInternalKey))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asComponent.Close()
+	if _, err := identityv1.NewViewServiceClient(asComponent).GetViews(context.Background(),
+		&identityv1.GetViewsRequest{Entity: "app", Ids: []string{f.appID}}); err != nil {
+		t.Fatalf("a component reads an application's view: %v", err)
+	}
+	eventually(t, "identity's access record of the component's GetViews", func() bool {
+		for _, ev := range streamEvents(t, d.nats.ClientURL(), "AUDIT", "uias.audit.identity.access") {
+			if ev["api"] != "uias.identity.v1.ViewService/GetViews" {
+				continue
+			}
+			if ev["actor"] != "system:component" {
+				t.Fatalf("identity recorded a component's GetViews by %v, want system:component: %s", ev["actor"], ev["_raw"])
+			}
+			return true
+		}
+		return false
+	})
 	idCfg := d.config("identity", "identity")
 	ticketCfg := func(data string) config.Config { // the deployment's key ring, as identity's
 		c := d.config("ticket", data)
