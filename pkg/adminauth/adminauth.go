@@ -38,7 +38,8 @@ const (
 	// RetryFor, so an administrator's call could not be checked.
 	ReasonAuthzUnavailable = "AUTHZ_UNAVAILABLE"
 	// ReasonIdentityUnavailable: the identity component did not answer,
-	// so an administrator's token could not be checked.
+	// so an administrator's token (or, at authz, an application's
+	// credentials) could not be checked.
 	ReasonIdentityUnavailable = "IDENTITY_UNAVAILABLE"
 )
 
@@ -51,7 +52,7 @@ func init() {
 		apierr.Reason{Name: ReasonSoDConflict, Code: apierr.FailedPrecondition,
 			Doc: "The grant, role, group membership, move of a person or of an org would let one person hold both roles of a separation-of-duty pair, or a new pair is already broken by somebody (authz exclusions; the three administrators are one built in)."},
 		apierr.Reason{Name: ReasonIdentityUnavailable, Code: apierr.Unavailable, Legacy: -6,
-			Doc: "An administrator's call could not be checked: the identity service, which knows administrator tokens, did not answer (stopped, unreachable). Nothing was done; retry once identity is back (its /readyz, the edge's /readyz)."},
+			Doc: "An administrator's call, or an application's call to another component (authz), could not be checked: the identity service, which knows administrator tokens and application credentials, did not answer (stopped, unreachable). Nothing was done; retry once identity is back (its /readyz, the edge's /readyz)."},
 		apierr.Reason{Name: ReasonAuthzUnavailable, Code: apierr.Unavailable, Legacy: -6,
 			Doc: "An administrator's call could not be checked: the authorization service (authz) did not answer for 10 s (stopped, unreachable, still loading its index). Nothing was done; retry once authz is back (its /readyz, the edge's /readyz)."},
 	)

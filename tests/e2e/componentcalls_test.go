@@ -5,9 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/uias/uias/pkg/config"
+	"github.com/uias/uias/pkg/grpcx"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	ticketv1 "github.com/uias/uias/proto/gen/uias/ticket/v1"
 	identitycomponent "github.com/uias/uias/services/identity/component"
@@ -33,8 +36,47 @@ func TestComponentOnlyCallsAcrossProcesses(t *testing.T) {
 	if id.aud() == nil { // fails the test when the auditor cannot log in
 		t.Fatal("no auditor")
 	}
+	// authz records the appointment as identity does: made by the process
+	// ("system:appointments"), not by "anonymous" (it was, across processes
+	// and in one: identity's caller does not travel with the call).
+	eventually(t, "authz's records of the first start's appointments", func() bool {
+		n := 0
+		for _, ev := range streamEvents(t, d.nats.ClientURL(), "AUDIT", "uias.audit.authz.grant.appoint") {
+			if ev["actor"] != "system:appointments" {
+				t.Fatalf("authz recorded an appointment by %v, want system:appointments: %s", ev["actor"], ev["_raw"])
+			}
+			n++
+		}
+		return n >= 2 // the system administrator and the security auditor
+	})
 
 	f := id.seed("tkapp", "tess", nil, nil)
+	// A component reading views for itself (as ticket refreshes the
+	// applications' statuses every minute: signed with the internal key,
+	// for nobody who called) is recorded at identity as a component's
+	// read, not as "anonymous" (a caller nobody authenticated).
+	asComponent, err := grpc.NewClient(id.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(grpcx.UnaryClientOrigin([]byte(testInternalKey))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asComponent.Close()
+	if _, err := identityv1.NewViewServiceClient(asComponent).GetViews(context.Background(),
+		&identityv1.GetViewsRequest{Entity: "app", Ids: []string{f.appID}}); err != nil {
+		t.Fatalf("a component reads an application's view: %v", err)
+	}
+	eventually(t, "identity's access record of the component's GetViews", func() bool {
+		for _, ev := range streamEvents(t, d.nats.ClientURL(), "AUDIT", "uias.audit.identity.access") {
+			if ev["api"] != "uias.identity.v1.ViewService/GetViews" {
+				continue
+			}
+			if ev["actor"] != "system:component" {
+				t.Fatalf("identity recorded a component's GetViews by %v, want system:component: %s", ev["actor"], ev["_raw"])
+			}
+			return true
+		}
+		return false
+	})
 	idCfg := d.config("identity", "identity")
 	ticketCfg := func(data string) config.Config { // the deployment's key ring, as identity's
 		c := d.config("ticket", data)

@@ -6,7 +6,11 @@ import (
 	"net/netip"
 	"strings"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/uias/uias/pkg/adminauth"
+	"github.com/uias/uias/pkg/apierr"
 	"github.com/uias/uias/pkg/caller"
 	identityv1 "github.com/uias/uias/proto/gen/uias/identity/v1"
 	"github.com/uias/uias/services/authz"
@@ -196,6 +200,13 @@ func (v identityVerifier) VerifyApp(ctx context.Context, appID, secret string, i
 		req.ClientIp = ip.String()
 	}
 	r, err := v.c.VerifyApp(ctx, req)
+	if c := status.Code(err); c == codes.Unavailable || (c == codes.DeadlineExceeded && ctx.Err() == nil) {
+		// authz is up, identity behind it is not: say so, as for an
+		// administrator's token (not the bare "service temporarily
+		// unavailable", which reads as if authz itself were down).
+		return nil, "", apierr.Wrap(err, apierr.Unavailable, adminauth.ReasonIdentityUnavailable,
+			"the identity service is unavailable, so the application's credentials cannot be checked; nothing was done, try again later")
+	}
 	if err != nil {
 		return nil, "", err
 	}

@@ -92,6 +92,14 @@ func (a *CallerAuth) AuthenticateCaller(ctx context.Context, method string) (con
 		// request names them), possibly before it has authenticated
 		// them (identity's token checks and AdminLogin).
 		c.App, c.Principal = appRef(o.App), o.Principal
+		if method == authzv1.AuthzService_AppointAdmin_FullMethodName && c.App == nil && c.Principal == "" {
+			// For nobody: identity's own appointments (the first start's
+			// administrators, legacy flags, identity.personal_data_admins),
+			// which identity records as "system:appointments"; the grant's
+			// records here say the same, not "anonymous" (a caller nobody
+			// authenticated).
+			c.System = "appointments"
+		}
 		return ctx, nil
 	case strings.HasPrefix(method, "/uias.authz.v1.AuthzReplicaService/"):
 		// The sync component applying another centre's changes.

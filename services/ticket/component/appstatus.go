@@ -299,12 +299,46 @@ func (a *appStatus) refresh(ctx context.Context, svc servicesLister, views ident
 	return nil
 }
 
+// failureLog decides which failed reads are logged: the first of a run
+// of failures, then one a minute (a read is retried every 2 s until the
+// first succeeds: an identity outage logged 30 warnings a minute per
+// ticket instance), and the read that ends the run.
+type failureLog struct {
+	failed     int       // failures since the last success
+	lastLogged time.Time // when a failure was last logged
+}
+
+// failure counts one failed read at now and reports whether to log it.
+func (f *failureLog) failure(now time.Time) bool {
+	f.failed++
+	if f.failed == 1 || now.Sub(f.lastLogged) >= time.Minute {
+		f.lastLogged = now
+		return true
+	}
+	return false
+}
+
+// success ends a run of failures and returns its length (0: none).
+func (f *failureLog) success() int {
+	n := f.failed
+	f.failed = 0
+	return n
+}
+
 // run refreshes the set now and every appStatusRefresh.
 func (a *appStatus) run(ctx context.Context, svc servicesLister, views identityv1.ViewServiceClient, log *zap.Logger) {
+	var fails failureLog
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if err := a.refresh(rctx, svc, views, log); err != nil && ctx.Err() == nil {
-			log.Warn("the status of applications with CAS services not read from identity; trying again", zap.Error(err))
+			if fails.failure(a.now()) {
+				log.Warn("the status of applications with CAS services not read from identity; trying again (logged once a minute while it fails)",
+					zap.Int("failed_reads", fails.failed), zap.Error(err))
+			}
+		} else if err == nil {
+			if n := fails.success(); n > 0 {
+				log.Info("the status of applications with CAS services read from identity again", zap.Int("failed_reads", n))
+			}
 		}
 		cancel()
 		wait := appStatusRefresh

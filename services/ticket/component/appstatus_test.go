@@ -149,3 +149,30 @@ func TestAppStatusAccessPeriod(t *testing.T) {
 		t.Error("an application whose period was lifted stays suspended")
 	}
 }
+
+// While identity is unreachable the first read is retried every 2 s: the
+// failures are logged at the first and then once a minute (an outage
+// logged 30 warnings a minute per ticket instance), and the success that
+// ends them says how many there were.
+func TestAppStatusFailuresLoggedOnceAMinute(t *testing.T) {
+	var f failureLog
+	t0 := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)
+	logged := 0
+	for i := range 60 { // two minutes of retries every 2 s
+		if f.failure(t0.Add(time.Duration(i) * 2 * time.Second)) {
+			logged++
+		}
+	}
+	if logged != 2 {
+		t.Fatalf("60 failed reads over 2 minutes logged %d times, want 2 (the first, then a minute later)", logged)
+	}
+	if n := f.success(); n != 60 {
+		t.Fatalf("the success after 60 failures reports %d", n)
+	}
+	if n := f.success(); n != 0 {
+		t.Fatalf("a success after a success reports %d failures", n)
+	}
+	if !f.failure(t0.Add(3 * time.Minute)) {
+		t.Fatal("the first failure after a success is not logged")
+	}
+}
