@@ -242,7 +242,7 @@ func TestLevelOneManagementAtTheHome(t *testing.T) {
 	if out, err := svc2.ApplyReplica(ctx, "l1", asks); err != nil || out[0] != identity.ReplicaApplied {
 		t.Fatalf("the requirement at the home: %v %v", out, err)
 	}
-	up, homeMark2, homeAudits := l2.changes(t, homeMark)
+	up, _, homeAudits := l2.changes(t, homeMark)
 	var audited bool
 	for _, a := range homeAudits {
 		if bytes.Contains(a, []byte(`"must_change_password":"true"`)) && bytes.Contains(a, by) {
@@ -261,7 +261,7 @@ func TestLevelOneManagementAtTheHome(t *testing.T) {
 	if _, err := svc2.SetPassword(admin2, u.ID, "Harbour-Pass-2", false); err != nil {
 		t.Fatal(err)
 	}
-	up, homeMark2, _ = l2.changes(t, homeMark)
+	up, homeMark2, _ := l2.changes(t, homeMark)
 	if _, err := svc1.ApplyReplica(ctx, "l2a", up); err != nil {
 		t.Fatal(err)
 	}
