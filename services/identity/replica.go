@@ -148,6 +148,9 @@ type ReplicaWrite struct {
 	// requires the person to change their password (lock.must_change):
 	// their must_change_password is set (replica_lock.go).
 	MustChange bool
+	// MustChangeBy: who required it at level 1 (the change's actor),
+	// named in the home's audit record (not stored).
+	MustChangeBy string
 	// CentreDisable (kind "lock", ID the person, at their home): level 1
 	// disabled (or, zero, enabled) the person (lock.disabled,
 	// lock.enabled; replica_disable.go).
@@ -419,6 +422,10 @@ type replicaEvent struct {
 	ID      string          `json:"id"`
 	Data    json.RawMessage `json:"data"`
 	Replica json.RawMessage `json:"replica"`
+	// Actor: who made the change at its centre ("user:<id>", ...); the
+	// audit of level 1's disable, enable and password requirement at the
+	// home names them.
+	Actor string `json:"actor"`
 }
 
 // replicaBatch remembers what the changes before the current one in a
@@ -575,6 +582,15 @@ func (s *Service) ApplyReplicaObjects(ctx context.Context, origin string, cs []R
 				continue
 			}
 			w.Event = s.replicaLocalEvent(origin, c)
+			if w.Kind == "lock" && w.CentreDisable != nil && w.CentreDisable.Centre != "" {
+				// this centre's state time of level 1's disable in the
+				// local event, which its ticket component reads for a
+				// change applied as a replica (whose own state_at is the
+				// origin's and is left out): a login racing the disable
+				// is refused as for a disable at home (ADR 0047; review
+				// sec32c L2)
+				w.setEventData(LocalStateAtKey, w.CentreDisable.At.UTC(), false)
+			}
 			if w.Kind == "user" && w.User != nil {
 				w.KeptInOrg(w.User.OrgID) // the org it is applied in
 			}
@@ -601,7 +617,7 @@ func (s *Service) ApplyReplicaObjects(ctx context.Context, origin string, cs []R
 	for j, oc := range res {
 		if oc == ReplicaApplied && ws[j].Kind == "lock" && ws[j].MustChange {
 			s.ForgetUser(ws[j].ID)
-			s.mustChangeApplied(ctx, origin, ws[j].ID)
+			s.mustChangeApplied(ctx, origin, ws[j].ID, ws[j].MustChangeBy)
 		}
 	}
 	for j, oc := range res {
@@ -1042,7 +1058,7 @@ func (s *Service) replicaWrite(ctx context.Context, origin string, c ReplicaChan
 	case ev.Entity == "lock" && (ev.Op == "disabled" || ev.Op == "enabled"):
 		return s.replicaDisableWrite(ctx, origin, w, ev, hasRep)
 	case ev.Entity == "lock" && ev.Op == "must_change":
-		return s.replicaMustChangeWrite(ctx, w, ev, hasRep)
+		return s.replicaMustChangeWrite(ctx, origin, w, ev, hasRep)
 	case ev.Entity == "lock":
 		return s.replicaLockWrite(ctx, w, ev, hasRep)
 	case ev.Entity == "group" && (ev.Op == "member_added" || ev.Op == "member_removed"):

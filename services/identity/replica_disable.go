@@ -117,7 +117,7 @@ func (s *Service) setHeldReplicaStatus(ctx context.Context, u *User, st Status) 
 func (s *Service) replicaDisableWrite(ctx context.Context, origin string, w ReplicaWrite, ev replicaEvent, hasRep bool) (ReplicaWrite, ReplicaOutcome, error) {
 	var r disableRecord
 	readable := hasRep && json.Unmarshal(ev.Replica, &r) == nil
-	if !readable || s.homes == nil || s.homes.Level == 1 ||
+	if !readable || s.homes == nil || s.homes.Level == 1 || !s.fromLevelOne(origin) ||
 		(ev.Op == "disabled") != (r.Centre != "") || (r.Centre != "" && r.Centre != origin) {
 		return w, ReplicaIgnored, nil // not a change this centre can apply: recorded as ignored
 	}
@@ -131,6 +131,11 @@ func (s *Service) replicaDisableWrite(ctx context.Context, origin string, w Repl
 	if !s.homedHere(ctx, u) {
 		return w, ReplicaNotHomed, nil
 	}
+	if r.Centre == "" && u.DisabledCentre != "" && u.DisabledCentre != origin {
+		// an enable lifts only the disable of the centre that sends it
+		// (review sec32c I1)
+		return w, ReplicaIgnored, nil
+	}
 	d := CentreDisable{Centre: r.Centre, At: r.At, By: r.By}
 	if d.Centre != "" {
 		// this centre's own state time (ADR 0047), not level 1's
@@ -141,7 +146,25 @@ func (s *Service) replicaDisableWrite(ctx context.Context, origin string, w Repl
 		st = StatusDisabled
 	}
 	w.Kind, w.Op, w.CentreDisable = "lock", ReplicaUpsert, &d
+	// who at level 1: the change's actor, for the enable too (review
+	// sec32c L3)
+	by := ev.Actor
+	if by == "" {
+		by = r.By
+	}
 	w.Events = append(w.Events, s.audit(ctx, "user.status_changed", "user:"+u.ID, u.OrgID, "success", "OK", s.now(),
-		userChangeDetail(u, map[string]any{"status": st, "centre": origin, "home_centre": origin, "by": r.By})))
+		userChangeDetail(u, map[string]any{"status": st, "centre": origin, "home_centre": origin, "by": by})))
 	return w, "", nil
+}
+
+// LocalStateAtKey is the data key of the local event of a change applied
+// as a replica that carries this centre's own state time (ADR 0047) of
+// the person, when the write set one (level 1's disable at the home).
+const LocalStateAtKey = "local_state_at"
+
+// fromLevelOne reports whether origin is this level-2 centre's level-1
+// centre (any origin when its name is not configured): only it disables,
+// enables or requires a password change of a person homed here.
+func (s *Service) fromLevelOne(origin string) bool {
+	return s.homes == nil || s.homes.Parent == "" || origin == s.homes.Parent
 }

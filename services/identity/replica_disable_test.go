@@ -192,3 +192,130 @@ func TestLevelOneDisableRefusals(t *testing.T) {
 		t.Fatalf("level 1's administrator disables themselves: %v", err)
 	}
 }
+
+// TestLevelOneManagementAtTheHome (review sec32c L1, L2, L3, I1): level
+// 1's requirement of a new password holds at level 1 at once (its stored
+// record, so its own sign-ins ask for the change while the link is cut),
+// the answer is the stored record; at the home, level 1's disable carries
+// the home's own state time in the local event its ticket component reads
+// (ADR 0047); the home's audit of level 1's enable and password
+// requirement names level 1's administrator; an enable from a centre that
+// is not the home's level 1, or lifting another centre's disable, is not
+// applied, nor is a password requirement from another origin.
+func TestLevelOneManagementAtTheHome(t *testing.T) {
+	ctx := context.Background()
+	l2, l1, admin2, bureau := newBureauCentres(t, "bureau-s")
+	svc2, svc1 := l2.svc, l1.svc
+	admin1, self1 := adminCtx(t, svc1, "10.0.0.1", "l1")
+	const pw = "Harbour-Pass-1"
+	u, err := svc2.CreateUser(admin2, identity.NewUser{LoginName: "steward", DisplayName: "Steward", OrgID: bureau.ID, Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, homeMark, _ := l2.changes(t, 0)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", cs); err != nil {
+		t.Fatal(err)
+	}
+	by := []byte(`"by":"user:` + self1.ID + `"`)
+
+	// L1: the requirement holds at level 1 at once (the link is cut).
+	_, mark, _ := l1.changes(t, 0)
+	got, err := svc1.UpdateUser(admin1, u.ID, identity.UserUpdate{Mask: []string{"must_change_password"}, MustChange: true})
+	if err != nil || !got.MustChange {
+		t.Fatalf("level 1 requires a password change: %+v %v", got, err)
+	}
+	if stored, err := svc1.GetUser(ctx, u.ID); err != nil || !stored.MustChange {
+		t.Fatalf("level 1's stored record after its requirement: %+v %v", stored, err)
+	}
+	if r, err := svc1.SSOLogin(browserAt("192.0.2.62"), "steward", pw); err != nil || r.Reason != identity.ReasonOK || r.User == nil || !r.User.MustChange {
+		t.Fatalf("a sign-in at level 1 after its requirement (link cut) is not sent to the change: %+v %v", r, err)
+	}
+	asks, _, _ := l1.changes(t, mark)
+	// I1: not from another origin
+	if out, err := svc2.ApplyReplica(ctx, "l2b", asks); err != nil || out[0] == identity.ReplicaApplied {
+		t.Fatalf("a requirement from another origin: %v %v", out, err)
+	}
+	if home, err := svc2.GetUser(ctx, u.ID); err != nil || home.MustChange {
+		t.Fatalf("the home after a requirement from another origin: %+v %v", home, err)
+	}
+	// L3: the home's audit of it names level 1's administrator
+	if out, err := svc2.ApplyReplica(ctx, "l1", asks); err != nil || out[0] != identity.ReplicaApplied {
+		t.Fatalf("the requirement at the home: %v %v", out, err)
+	}
+	up, _, homeAudits := l2.changes(t, homeMark)
+	var audited bool
+	for _, a := range homeAudits {
+		if bytes.Contains(a, []byte(`"must_change_password":"true"`)) && bytes.Contains(a, by) {
+			audited = true
+		}
+	}
+	if !audited {
+		t.Fatalf("the home's audit of the requirement names no level-1 administrator: %s", homeAudits)
+	}
+	for _, c := range up {
+		if bytes.Contains(c.Payload, []byte(`"by"`)) {
+			t.Fatalf("the administrator in the person's change: %s", c.Payload)
+		}
+	}
+	// The home's new password, coming back up, clears it at level 1.
+	if _, err := svc2.SetPassword(admin2, u.ID, "Harbour-Pass-2", false); err != nil {
+		t.Fatal(err)
+	}
+	up, homeMark2, _ := l2.changes(t, homeMark)
+	if _, err := svc1.ApplyReplica(ctx, "l2a", up); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := svc1.GetUser(ctx, u.ID); err != nil || got.MustChange {
+		t.Fatalf("level 1 after the home's new password: %+v %v", got, err)
+	}
+
+	// L2: the disable at the home carries the home's state time.
+	_, mark, _ = l1.changes(t, 0)
+	if _, err := svc1.SetUserStatus(admin1, u.ID, identity.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	disabled, _, _ := l1.changes(t, mark)
+	if out, err := svc2.ApplyReplica(ctx, "l1", disabled); err != nil || out[0] != identity.ReplicaApplied {
+		t.Fatalf("the disable at the home: %v %v", out, err)
+	}
+	home, err := svc2.GetUser(ctx, u.ID)
+	if err != nil || home.DisabledCentre != "l1" {
+		t.Fatalf("the person at their home: %+v %v", home, err)
+	}
+	local, homeMark3, _ := l2.changes(t, homeMark2)
+	var ev struct {
+		Origin string `json:"origin"`
+		Data   struct {
+			StateAt      *time.Time `json:"state_at"`
+			LocalStateAt time.Time  `json:"local_state_at"`
+		} `json:"data"`
+	}
+	if len(local) != 1 || json.Unmarshal(local[0].Payload, &ev) != nil || ev.Origin != "l1" || ev.Data.StateAt != nil ||
+		!ev.Data.LocalStateAt.Equal(home.StateChangedAt) || home.StateChangedAt.IsZero() {
+		t.Fatalf("the home's local event of level 1's disable (home state time %v): %+v", home.StateChangedAt, local)
+	}
+
+	// I1: an enable from another origin lifts nothing.
+	_, mark, _ = l1.changes(t, 0)
+	if _, err := svc1.SetUserStatus(admin1, u.ID, identity.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	enabled, _, _ := l1.changes(t, mark)
+	if out, err := svc2.ApplyReplica(ctx, "l2b", enabled); err != nil || out[0] == identity.ReplicaApplied {
+		t.Fatalf("level 1's enable from another origin: %v %v", out, err)
+	}
+	if got, err := svc2.GetUser(ctx, u.ID); err != nil || got.DisabledCentre != "l1" {
+		t.Fatalf("the home after an enable from another origin: %+v %v", got, err)
+	}
+	// L3: level 1's enable, applied, is audited naming its administrator.
+	if out, err := svc2.ApplyReplica(ctx, "l1", enabled); err != nil || out[0] != identity.ReplicaApplied {
+		t.Fatalf("the enable at the home: %v %v", out, err)
+	}
+	_, _, homeAudits = l2.changes(t, homeMark3)
+	if len(homeAudits) == 0 || !bytes.Contains(homeAudits[0], []byte(`"status":"active"`)) || !bytes.Contains(homeAudits[0], by) {
+		t.Fatalf("the home's audit of level 1's enable names no administrator: %s", homeAudits)
+	}
+	if r, err := svc2.SSOLogin(browserAt("192.0.2.63"), "steward", "Harbour-Pass-2"); err != nil || r.Reason != identity.ReasonOK {
+		t.Fatalf("the home after level 1's enable: %+v %v", r, err)
+	}
+}

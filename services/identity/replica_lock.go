@@ -117,8 +117,9 @@ func (s *Service) levelOneAsksChange(ctx context.Context, u *User, up UserUpdate
 // homed at a level-2 centre, change their password: audited here
 // (user.update, detail.centre this centre, detail.home_centre the home)
 // and sent to the home as a lock.must_change change in one transaction.
-// The record here shows it once the home's change of the person comes
-// back; the answer is the person as held, with must_change_password set.
+// Level 1's copy of the person is set in the same transaction (its
+// sign-ins ask for the change at once); the answer is the person as
+// stored after it.
 func (s *Service) mustChangeHeldReplica(ctx context.Context, u *User, start time.Time) (*User, error) {
 	if u.CannotChange {
 		// they could sign in nowhere: the change form refuses them
@@ -132,24 +133,31 @@ func (s *Service) mustChangeHeldReplica(ctx context.Context, u *User, start time
 	}
 	detail := userChangeDetail(u, map[string]any{"must_change_password": true, "centre": s.homes.Self, "home_centre": home})
 	data := map[string]any{"must_change_password": true, "centre": s.homes.Self, "reason": "ADMIN_REQUIRED"}
-	err = s.write(ctx, func(evs []events.Event) error { return s.store.AppendEvents(ctx, evs) },
+	// Written on level 1's copy of the person at once, so that level 1,
+	// which checks their password itself, sends them to the change form
+	// while the home's change has not come back (review sec32c L1); the
+	// home's later change of the person (its new password) clears it
+	// through the replica's upsert.
+	err = s.write(ctx, func(evs []events.Event) error { return s.store.SetMustChange(ctx, u.ID, evs) },
 		s.changeWith(ctx, "lock", "must_change", u.ID, data, mustChangeRecord{MustChange: true}),
 		s.audit(ctx, "user.update", "user:"+u.ID, u.OrgID, "success", "OK", start, detail))
+	s.ForgetUser(u.ID)
 	if err != nil {
 		return nil, err
 	}
-	after := *u
-	after.MustChange = true
-	return &after, nil
+	return s.loadUser(ctx, u.ID)
 }
 
 // replicaMustChangeWrite turns level 1's lock.must_change change into the
 // write of the person's must_change_password, when this centre is their
 // home (a centre holding them as a replica has it from the home's change).
-func (s *Service) replicaMustChangeWrite(ctx context.Context, w ReplicaWrite, ev replicaEvent, hasRep bool) (ReplicaWrite, ReplicaOutcome, error) {
+//
+// Only the level-1 centre's is applied (origin its parent), as only it
+// disables (review sec32c I1).
+func (s *Service) replicaMustChangeWrite(ctx context.Context, origin string, w ReplicaWrite, ev replicaEvent, hasRep bool) (ReplicaWrite, ReplicaOutcome, error) {
 	var r mustChangeRecord
 	readable := hasRep && json.Unmarshal(ev.Replica, &r) == nil
-	if !readable || !r.MustChange || s.homes == nil || s.homes.Level == 1 {
+	if !readable || !r.MustChange || s.homes == nil || s.homes.Level == 1 || !s.fromLevelOne(origin) {
 		return w, ReplicaIgnored, nil // not a change this centre can apply: recorded as ignored
 	}
 	u, err := s.store.GetUser(ctx, ev.ID)
@@ -170,7 +178,7 @@ func (s *Service) replicaMustChangeWrite(ctx context.Context, w ReplicaWrite, ev
 			zap.String("user_id", u.ID))
 		return w, ReplicaIgnored, nil
 	}
-	w.Kind, w.Op, w.MustChange = "lock", ReplicaUpsert, true
+	w.Kind, w.Op, w.MustChange, w.MustChangeBy = "lock", ReplicaUpsert, true, ev.Actor
 	return w, "", nil
 }
 
@@ -180,12 +188,28 @@ func (s *Service) replicaMustChangeWrite(ctx context.Context, w ReplicaWrite, ev
 // every centre holding them. A failure is logged: the home applies the
 // requirement all the same (its sign-ins read its own record), and the
 // person's next change at the home carries it.
-func (s *Service) mustChangeApplied(ctx context.Context, origin, id string) {
+//
+// by is the level-1 administrator who required it (the change's actor),
+// named in the audit record as the disable's is (review sec32c L3).
+func (s *Service) mustChangeApplied(ctx context.Context, origin, id, by string) {
+	start := s.now()
 	data := map[string]any{"must_change_password": true, "home_centre": origin}
-	_, err := s.mutateUser(ctx, id, "updated", data, func(u *User) error {
-		u.MustChange, u.WriteMustChange = true, true
-		return nil
-	})
+	u, err := s.loadUser(ctx, id)
+	if err == nil {
+		err = s.ownUser(ctx, u)
+	}
+	if err == nil {
+		u.MustChange, u.WriteMustChange, u.UpdatedAt = true, true, start
+		// the audit names level 1's administrator; the change (which
+		// business systems read as the person's fields) does not
+		detail := userChangeDetail(u, data)
+		if by != "" {
+			detail["by"] = by
+		}
+		err = s.write(ctx, func(evs []events.Event) error { return s.store.UpdateUser(ctx, u, evs) },
+			s.replicaChange(ctx, "user", "updated", u.ID, data, userReplica(u, false)),
+			s.audit(ctx, "user.updated", "user:"+u.ID, u.OrgID, "success", "OK", start, detail))
+	}
 	if err != nil {
 		s.log.Warn("level 1's password change requirement was applied here but not sent on as the person's change",
 			zap.String("user_id", id), zap.String("origin", origin), zap.Error(err))

@@ -75,6 +75,11 @@ type Store interface {
 	// person's admin tokens and raises their state time to d.At (never
 	// lowered). ErrNotFound when there is no such user.
 	SetCentreDisabled(ctx context.Context, id string, d CentreDisable, evs []events.Event) error
+	// SetMustChange sets person id's must_change_password with evs, in one
+	// transaction, and nothing else of the row (level 1 requiring a
+	// level-2 person to change their password, ADR 0048). ErrNotFound
+	// when there is no such user.
+	SetMustChange(ctx context.Context, id string, evs []events.Event) error
 	// DeleteUser deletes user id and what hangs on it (account links,
 	// fingerprints, certificate bindings, group memberships, password history, admin tokens,
 	// per-source login failures, a pending appointment), with evs;

@@ -349,6 +349,10 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if code != http.StatusOK || body["must_change_password"] != true {
 		t.Fatalf("level 1 requires a password change of a level-2 person: %d %v", code, body)
 	}
+	// It holds at level 1 at once, while the link is cut (review sec32c L1).
+	if res, err := l1.e.authPW(asked, asked.login, asked.password); err != nil || !res.GetMustChangePassword() {
+		t.Fatalf("level 1 does not ask for the password change it required: %v %v", res, err)
+	}
 	for _, up := range []*identityv1.UpdateUserRequest{
 		{Id: asked.userID, UpdateMask: []string{"must_change_password"}},
 		{Id: asked.userID, UpdateMask: []string{"must_change_password", "display_name"}, MustChangePassword: true, DisplayName: "X"},
@@ -373,6 +377,11 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	}
 	res, err = l1.e.authPW(stopped, stopped.login, stopped.password)
 	wantResult(t, res, err, -1, identityv1.Reason_REASON_ACCOUNT_DISABLED)
+	// Level 1's authz takes it as the person disabled: they hold nothing
+	// (review sec32c M1).
+	eventuallyWithin(t, 2*time.Minute, "level 1's authz refuses the person level 1 disabled", func() bool {
+		return !portalCheck(l1, stopped.userID, "docs.inbox", "read")
+	})
 	if res, err := cut.e.authPW(stopped, stopped.login, stopped.password); err != nil || res.GetResultCode() != 0 {
 		t.Fatalf("the cut-off centre refuses its person before level 1's disable arrives: %v %v", res, err)
 	}
@@ -423,6 +432,21 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 	if u, err := cut.e.admin.GetUser(cut.e.adm(), &identityv1.GetUserRequest{Id: stopped.userID}); err != nil || u.GetDisabledByCentre() != "l1" {
 		t.Fatalf("the person at their home: %v %v", u, err)
 	}
+	// ... and its authz and provisioning (review sec32c M1), as level 1's.
+	provisioned := func(c *syncCentre) string {
+		o, _, err := c.e.app.Value(synccomponent.Name).(*synccomponent.Handle).Provision.Store.Object(context.Background(), "identity.user", stopped.userID)
+		if err != nil || o == nil {
+			return fmt.Sprint(err)
+		}
+		return string(o.Data)
+	}
+	for _, c := range []*syncCentre{cut, l1} {
+		eventuallyWithin(t, 2*time.Minute, c.name+"'s authz and provisioning take level 1's disable", func() bool {
+			ok := !portalCheck(c, stopped.userID, "docs.inbox", "read") &&
+				strings.Contains(provisioned(c), `"disabled_by_centre":"l1"`)
+			return ok
+		})
+	}
 	if _, err := cut.e.admin.SetUserStatus(cut.e.adm(), &identityv1.SetUserStatusRequest{Id: stopped.userID,
 		Status: identityv1.UserStatus_USER_STATUS_ACTIVE}); err != nil {
 		t.Fatal(err)
@@ -437,6 +461,10 @@ func TestTwoLevelCentresCutOffAndHealed(t *testing.T) {
 		eventuallyWithin(t, 2*time.Minute, c.name+" lets the person level 1 enabled sign in", func() bool {
 			res, err := c.e.authPW(stopped, stopped.login, stopped.password)
 			return err == nil && res.GetResultCode() == 0
+		})
+		eventuallyWithin(t, 2*time.Minute, c.name+"'s authz and provisioning take level 1's enable", func() bool {
+			return portalCheck(c, stopped.userID, "docs.inbox", "read") &&
+				strings.Contains(provisioned(c), `"disabled_by_centre":""`)
 		})
 	}
 	// Level 1's requirement made during the cut holds at the home after

@@ -27,6 +27,10 @@ var identitySubjects = []string{
 	// app.deleted (app.replica.deleted at a centre holding the replica):
 	// the application's model goes (commands.ForgetApp).
 	"uias.changes.identity.app.>",
+	// lock.disabled and lock.enabled (lock.replica.* at the home): the
+	// level-1 centre's disable of a level-2 person (ADR 0048), kept
+	// beside the home's status (index.SetPersonCentreDisabled).
+	"uias.changes.identity.lock.>",
 }
 
 // identityEvent is the envelope of identity's CHANGES events.
@@ -96,6 +100,13 @@ func (c identityChange) apply(idx *index.Index) bool {
 			idx.SetPersonDisabled(c.id, *c.status != statusActive)
 			return true
 		}
+	case "lock.disabled", "lock.enabled":
+		// level 1's disable of a person homed at a level-2 centre (ADR
+		// 0048): written at level 1 as lock.disabled, at the home as
+		// lock.replica.disabled (the last token is the op either way);
+		// the home's status is not touched, so it is its own flag
+		idx.SetPersonCentreDisabled(c.id, c.op == "disabled")
+		return true
 	case "user.created", "user.updated":
 		used := false
 		if c.op == "created" {
@@ -166,7 +177,7 @@ func (c identityChange) narrows() bool {
 		return c.parentID != nil
 	case "user.updated":
 		return c.orgID != nil || c.isAdmin != nil
-	case "user.deleted", "user.status_changed", "org.status_changed", "group.deleted":
+	case "user.deleted", "user.status_changed", "org.status_changed", "group.deleted", "lock.disabled":
 		return true
 	}
 	return false

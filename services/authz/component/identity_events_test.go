@@ -314,3 +314,95 @@ func TestDeletedSubjectsTakeTheirGrants(t *testing.T) {
 		t.Fatalf("grants left: %v, want u2's only", got)
 	}
 }
+
+// The level-1 centre's disable of a person homed at a level-2 centre (ADR
+// 0048) travels as identity's lock.disabled (at level 1) and
+// lock.replica.disabled (at the home), never as a user change: authz, read
+// from the CHANGES stream, takes it as the person disabled (Check refuses,
+// they hold no permission), keeps it beside the home's status (the home
+// enabling them lifts nothing), and lock.enabled restores them (review
+// sec32c M1).
+func TestLevelOneDisableHoldsInAuthz(t *testing.T) {
+	_, js := eventstest.Connect(t, eventstest.NATS(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := events.EnsureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject, entity, op, id string, data map[string]any, origin string) {
+		t.Helper()
+		m := map[string]any{"entity": entity, "op": op, "id": id, "actor": "user:admin1", "data": data}
+		if origin != "" {
+			m["origin"] = origin
+		}
+		b, _ := json.Marshal(m)
+		if _, err := js.Publish(ctx, "uias.changes.identity."+subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("org.created", "org", "created", "east", map[string]any{"parent_id": ""}, "")
+	for _, u := range []string{"u1", "u2"} {
+		publish("user.created", "user", "created", u, map[string]any{"org_id": "east", "status": 1}, "")
+	}
+	db := storetest.Migrated(t, storetest.OpenSQLite(t), sqlstore.Migrate)
+	p := startAuthz(t, js, sqlstore.New(db))
+	svc := p.svc
+	if _, _, err := svc.PutResource(ctx, authz.Resource{App: "oa", Code: "docs", Kind: authz.KindModule,
+		Operations: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := svc.CreateRole(ctx, authz.Role{App: "oa", Code: "reader", Permissions: []authz.Permission{{App: "oa", Resource: "docs", Operation: "read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"u1", "u2"} {
+		if _, _, err := svc.CreateGrant(ctx, authz.Grant{Role: r.ID, Subject: authz.Subject{Kind: authz.SubjectUser, ID: u}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !p.allows(t, "u1", "docs", "read") || !p.allows(t, "u2", "docs", "read") {
+		t.Fatal("before: the grants do not allow")
+	}
+	// at level 1: its own lock.disabled
+	publish("lock.disabled", "lock", "disabled", "u1", map[string]any{"status": 2, "centre": "l1", "state_at": "2026-12-07T18:00:00Z"}, "")
+	// at the home: the replica of it
+	publish("lock.replica.disabled", "lock", "disabled", "u2", map[string]any{"status": 2, "centre": "l1"}, "l1")
+	eventually(t, "level 1's disable holds in authz", func() bool {
+		return !p.allows(t, "u1", "docs", "read") && !p.allows(t, "u2", "docs", "read")
+	})
+	if perms, _, err := svc.ListPermissions(ctx, "u2", "oa", 0); err != nil || len(perms) != 0 {
+		t.Fatalf("ListPermissions of a person level 1 disabled: %v %v", perms, err)
+	}
+	if e, err := svc.Explain(ctx, index.Query{Person: "u2", App: "oa", Resource: "docs", Operation: "read"}, 0); err != nil ||
+		e.Allowed || e.Reason != index.WhyPersonDisabled {
+		t.Fatalf("Explain of a person level 1 disabled: %+v %v", e, err)
+	}
+	// the home's own status (active) lifts nothing of level 1's disable
+	publish("user.status_changed", "user", "status_changed", "u2", map[string]any{"status": 1}, "")
+	publish("user.updated", "user", "updated", "u2", map[string]any{"status": 1}, "")
+	// a lock of another centre (lock.locked) is no disable nor enable
+	publish("lock.locked", "lock", "locked", "u1", map[string]any{"locked_until": "2026-12-07T19:00:00Z"}, "")
+	// a marker: once u3 exists, every event before it has been applied
+	publish("user.created", "user", "created", "u3", map[string]any{"org_id": "east", "status": 1}, "")
+	eventually(t, "the events before the marker applied", func() bool { return slices.Contains(p.idx.PeopleUnder("east"), "u3") })
+	if p.allows(t, "u2", "docs", "read") || p.allows(t, "u1", "docs", "read") {
+		t.Fatal("the home's active status or a lock lifted level 1's disable")
+	}
+	// level 1 enables them again: lock.enabled, lock.replica.enabled
+	publish("lock.enabled", "lock", "enabled", "u1", map[string]any{"status": 1, "centre": "l1"}, "")
+	publish("lock.replica.enabled", "lock", "enabled", "u2", map[string]any{"status": 1, "centre": "l1"}, "l1")
+	eventually(t, "level 1's enable restores them", func() bool {
+		return p.allows(t, "u1", "docs", "read") && p.allows(t, "u2", "docs", "read")
+	})
+	// the home's own disable still holds after level 1's enable
+	publish("user.status_changed", "user", "status_changed", "u2", map[string]any{"status": 2}, "")
+	publish("lock.replica.enabled", "lock", "enabled", "u2", map[string]any{"status": 1, "centre": "l1"}, "l1")
+	publish("user.created", "user", "created", "u4", map[string]any{"org_id": "east", "status": 1}, "")
+	eventually(t, "the events before the second marker applied", func() bool { return slices.Contains(p.idx.PeopleUnder("east"), "u4") })
+	if p.allows(t, "u2", "docs", "read") {
+		t.Fatal("level 1's enable lifted the home's own disable")
+	}
+	if c, ok := parseIdentityEvent([]byte(`{"entity":"lock","op":"disabled","id":"u1","data":{"status":2}}`)); !ok || !c.narrows() {
+		t.Fatal("level 1's disable must count as narrowing")
+	}
+}

@@ -250,6 +250,10 @@ type person struct {
 	adminFlag bool
 	// disabled in identity: the person holds nothing (disabledLocked).
 	disabled bool
+	// centreDisabled: disabled by the level-1 centre (identity's
+	// lock.disabled, ADR 0048), beside their home's status: the person
+	// holds nothing while either disables them (disabledLocked).
+	centreDisabled bool
 	// deleted in identity (ForgetPerson): the person holds nothing, also
 	// while their grants, deleted with them, are still here (the store
 	// not reached yet, or held as another centre's replica).
@@ -903,7 +907,7 @@ func (x *Index) ForgetPerson(id string) {
 	for _, g := range p.groups {
 		delete(g.members, id)
 	}
-	p.groups, p.org, p.adminFlag, p.disabled, p.deleted = nil, nil, false, false, true
+	p.groups, p.org, p.adminFlag, p.disabled, p.centreDisabled, p.deleted = nil, nil, false, false, false, true
 }
 
 // PersonCreated records that person id exists in identity (user.created):
@@ -932,6 +936,19 @@ func (x *Index) SetPersonDisabled(id string, disabled bool) {
 	p.eff.Store(nil)
 }
 
+// SetPersonCentreDisabled records whether the level-1 centre disables
+// person id (identity's lock.disabled and lock.enabled, ADR 0048): kept
+// beside their home's status (SetPersonDisabled), which neither sets nor
+// clears it; the person holds nothing while either disables them.
+func (x *Index) SetPersonCentreDisabled(id string, disabled bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	defer x.gen.Add(1)
+	p := x.personOf(id)
+	p.centreDisabled = disabled
+	p.eff.Store(nil)
+}
+
 // SetOrgDisabled records whether org id is disabled in identity: the
 // people of its subtree hold nothing here.
 func (x *Index) SetOrgDisabled(id string, disabled bool) {
@@ -945,7 +962,7 @@ func (x *Index) SetOrgDisabled(id string, disabled bool) {
 // disabledLocked reports whether p, or an org above them, is disabled, or
 // p was deleted.
 func (x *Index) disabledLocked(p *person) bool {
-	if p.disabled || p.deleted {
+	if p.disabled || p.centreDisabled || p.deleted {
 		return true
 	}
 	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {
@@ -1265,7 +1282,7 @@ func (x *Index) PersonActive(id string) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	p := x.people[id]
-	if p == nil || p.disabled || p.org == nil {
+	if p == nil || p.disabled || p.centreDisabled || p.org == nil {
 		return false
 	}
 	for o, d := p.org, 0; o != nil && d < maxOrgDepth; o, d = o.parent, d+1 {

@@ -402,6 +402,20 @@ func (s *Store) SetCentreDisabled(ctx context.Context, id string, d identity.Cen
 	})
 }
 
+// SetMustChange implements identity.Store.
+func (s *Store) SetMustChange(ctx context.Context, id string, evs []events.Event) error {
+	return s.inTx(ctx, "set must change", "user", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q("UPDATE users SET must_change = ? WHERE id = ?"), true, id)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(res, "user"); err != nil {
+			return err
+		}
+		return s.addEvents(ctx, tx, evs)
+	})
+}
+
 // setCentreDisabled writes d of person id in tx (SetCentreDisabled, and a
 // replica's lock.disabled and lock.enabled changes).
 func (s *Store) setCentreDisabled(ctx context.Context, tx *sql.Tx, id string, d identity.CentreDisable) error {

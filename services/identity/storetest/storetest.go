@@ -57,6 +57,7 @@ func RunWithOutbox(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"AccountStateTime", testAccountStateTime},
 		{"AccountStateTimeConditional", testAccountStateTimeConditional},
 		{"CentreDisabled", testCentreDisabled},
+		{"SetMustChange", testSetMustChange},
 		{"DeleteUser", testDeleteUser},
 		{"DeleteOrgAndGroup", testDeleteOrgAndGroup},
 		{"DeleteApp", testDeleteApp},
@@ -2088,6 +2089,28 @@ func testDeleteApp(t *testing.T, f *fixture) {
 		SecretHash: "secret-again", CreatedAt: base, UpdatedAt: base}
 	must(t, f.s.CreateApp(f.ctx, again, nil))
 	_ = f.link(u.ID, again.ID, "acct-app-del")
+}
+
+// testSetMustChange: level 1's requirement of a new password (ADR 0048)
+// sets must_change_password with its events and nothing else of the row;
+// an unknown person is ErrNotFound, nothing written.
+func testSetMustChange(t *testing.T, f *fixture) {
+	o := f.org("")
+	u := f.user(o.ID)
+	before, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	f.expectEvents(1, func() { must(t, f.s.SetMustChange(f.ctx, u.ID, f.evs(1))) })
+	got, err := f.s.GetUser(f.ctx, u.ID)
+	must(t, err)
+	if !got.MustChange || got.PasswordHash != before.PasswordHash || got.DisplayName != before.DisplayName ||
+		got.Status != before.Status || !got.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Fatalf("after SetMustChange: %+v, before %+v", got, before)
+	}
+	f.expectEvents(0, func() {
+		if err := f.s.SetMustChange(f.ctx, "nobody", f.evs(1)); !errors.Is(err, identity.ErrNotFound) {
+			t.Fatalf("an unknown person: %v", err)
+		}
+	})
 }
 
 // testCentreDisabled: a disable set by another centre (level 1's of a

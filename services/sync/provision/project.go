@@ -78,6 +78,37 @@ func Project(tx Tx, subs []*Subscription, c Change, now time.Time) (int, error) 
 	if json.Unmarshal(c.Payload, &p) != nil || p.ID == "" {
 		return 0, nil //nolint:nilerr // not a change provisioning understands: skipped, not a failure
 	}
+	if kind == kindLock {
+		// Level 1's disable or enable of a person homed at a level-2
+		// centre (ADR 0048; lock.replica.* at the home): a change of the
+		// person, kept beside their home's status as disabled_by_centre
+		// (the centre, "" once enabled), which ActivePerson reads. Other
+		// lock changes (lock.locked, lock.must_change) are not fields of
+		// the person a business system keeps (review sec32c M1).
+		if op != "disabled" && op != "enabled" {
+			return 0, nil
+		}
+		cur, err := tx.Object(KindUser, p.ID)
+		if err != nil {
+			return 0, err
+		}
+		if cur == nil || cur.Deleted {
+			return 0, nil // a person provisioning does not hold
+		}
+		var d struct {
+			Centre string `json:"centre"`
+		}
+		_ = json.Unmarshal(p.Data, &d)
+		by := ""
+		if op == "disabled" {
+			by = d.Centre
+			if by == "" {
+				by = "level-1"
+			}
+		}
+		kind, op, p.Resent = KindUser, "updated", false
+		p.Data, _ = json.Marshal(map[string]string{FieldDisabledByCentre: by})
+	}
 	var live []*Subscription
 	for _, s := range subs {
 		if s.Enabled && s.Strategy == Immediate {

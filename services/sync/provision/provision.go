@@ -876,10 +876,22 @@ func checkRolesAs(settings map[string]string) error {
 // status ACTIVE, or no status known). A person disabled keeps their grants
 // in authz but holds no role at a business system: they are no role's
 // member there and carry no roles, until enabled again (docs/adr/0044).
+//
+// A person disabled by the level-1 centre (ADR 0048; disabled_by_centre
+// set) is not active either, whatever their home's status.
 func ActivePerson(u *Object) bool {
 	st := u.Field("status")
-	return st == "" || st == "1"
+	return (st == "" || st == "1") && u.Field(FieldDisabledByCentre) == ""
 }
+
+// FieldDisabledByCentre is the field of a person's object naming the
+// level-1 centre that disabled them ("" or absent: none), from identity's
+// lock.disabled and lock.enabled (ADR 0048).
+const FieldDisabledByCentre = "disabled_by_centre"
+
+// kindLock is the kind of identity's lock changes (a lock or disable of a
+// person made at a centre other than their home).
+const kindLock = "identity.lock"
 
 // HTTPClient is the client of the http transports (webhook, SCIM, SOAP):
 // it follows no redirect. Go sends a redirect's target the custom headers

@@ -388,6 +388,10 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 			// centre): sessions whose login saw that state or a later
 			// one stay (ADR 0047).
 			StateAt time.Time `json:"state_at"`
+			// local_state_at: this centre's own state time of a change
+			// applied as a replica, when identity's write set one
+			// (level 1's disable at the person's home, ADR 0048).
+			LocalStateAt time.Time `json:"local_state_at"`
 		} `json:"data"`
 		// Origin: the change was applied here as a replica of another
 		// centre's (its state time is not this centre's; identity leaves
@@ -400,7 +404,7 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 	if reason == "USER_LOCKED" || reason == "USER_DISABLED" {
 		state := ev.Data.StateAt
 		if ev.Origin != "" {
-			state = time.Time{}
+			state = ev.Data.LocalStateAt
 		}
 		endSessionsOnState(ctx, svc, log, ev.ID, reason, state)
 		return

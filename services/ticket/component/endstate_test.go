@@ -192,3 +192,31 @@ func TestLockSweepsTwice(t *testing.T) {
 		t.Fatal("the session after the unlock ended")
 	}
 }
+
+// Level 1's disable applied at the person's home (lock.replica.disabled,
+// ADR 0048) names the home's own state time (data.local_state_at; the
+// origin's state_at is left out): a login at the home that saw the person
+// before the disable and stores its session after the sweep is refused, a
+// session of a login after it stays, as for a disable at home (ADR 0047;
+// review sec32c L2).
+func TestLevelOneDisableAtTheHomeRefusesLoginsInFlight(t *testing.T) {
+	svc := newSessions(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	seen := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	disabledAt := seen.Add(time.Hour)
+	before := openAt(t, svc, seen)
+	payload := []byte(`{"entity":"lock","op":"disabled","id":"u1","actor":"user:adm","origin":"l1","origin_event_id":"ev1",` +
+		`"data":{"status":2,"centre":"l1","local_state_at":"` + disabledAt.Format(time.RFC3339Nano) + `"}}`)
+	endSessionsOnChange(ctx, svc, zap.NewNop(), "uias.changes.identity.lock.replica.disabled", payload)
+	if alive(svc, before) {
+		t.Error("a session from before level 1's disable survived at the home")
+	}
+	if _, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "l-u1", AuthLevel: 1, StateAt: seen}); !errors.Is(err, ticket.ErrAccountChanged) {
+		t.Fatalf("a login at the home that saw the person before level 1's disable: %v", err)
+	}
+	if tgt, _, err := svc.CreateSession(ctx, ticket.NewSession{UserID: "u1", Login: "l-u1", AuthLevel: 1,
+		StateAt: disabledAt.Add(time.Second)}); err != nil || !alive(svc, tgt) {
+		t.Errorf("a login after level 1's enable: %v", err)
+	}
+}

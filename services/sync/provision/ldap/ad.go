@@ -161,7 +161,7 @@ func (t *Transport) adPerson(it provision.Item, cur string) error {
 		}
 	}
 	uac := UACEnabled
-	if d.Op == provision.OpDisable || (o.Field("status") != "" && o.Field("status") != "1") {
+	if d.Op == provision.OpDisable || !provision.ActivePerson(o) {
 		uac = UACDisabled
 	}
 	e := entry{rdn: "cn=" + goldap.EscapeDN(cn), parent: t.people(),

@@ -385,6 +385,13 @@ func TestPeopleGroupsAndOrgsInSambaAD(t *testing.T) {
 	wait("the disabled accounts", func() bool { return uac("CN=cy,"+people) == "514" && uac(namesake) == "514" })
 	env.Change("user", "status_changed", "u3", map[string]any{"status": 1})
 	wait("cy enabled again", func() bool { return uac("CN=cy,"+people) == "512" })
+	// disabled by the level-1 centre (ADR 0048; review sec32c M1): 514
+	// while the home says active, 512 once level 1 enables them
+	env.CentreDisable("u3", true, true)
+	wait("cy disabled by level 1", func() bool { return uac("CN=cy,"+people) == "514" })
+	env.Change("user", "status_changed", "u3", map[string]any{"status": 1})
+	env.CentreDisable("u3", false, true)
+	wait("cy enabled again by level 1", func() bool { return uac("CN=cy,"+people) == "512" })
 
 	// deleted in UIAS: removed, and from its groups
 	env.Change("user", "deleted", "u1", nil)

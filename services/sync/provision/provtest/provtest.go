@@ -172,6 +172,30 @@ func (e *Env) ResentReplica(entity, id string, data any) string {
 	return e.publish("uias.changes.identity."+entity+".replica.created", payload)
 }
 
+// CentreDisable publishes the level-1 centre's disable (or enable) of
+// person id homed at a level-2 centre (ADR 0048) as identity writes it:
+// lock.disabled at level 1 (atHome false), lock.replica.disabled naming
+// origin l1 at the home.
+func (e *Env) CentreDisable(id string, disabled, atHome bool) string {
+	e.T.Helper()
+	op, st := "enabled", 1
+	if disabled {
+		op, st = "disabled", 2
+	}
+	m := map[string]any{"entity": "lock", "op": op, "id": id, "actor": "user:adm", "time": time.Now().UTC(),
+		"data": map[string]any{"status": st, "centre": "l1"}}
+	subject := "uias.changes.identity.lock." + op
+	if atHome {
+		m["actor"], m["origin"], m["origin_event_id"] = "system", "l1", "ev-l1"
+		subject = "uias.changes.identity.lock.replica." + op
+	}
+	payload, err := json.Marshal(m)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return e.publish(subject, payload)
+}
+
 // Grant publishes an authz grant change (put or delete) as authz writes it.
 func (e *Env) Grant(op, id, role, subjectKind, subjectID string) string {
 	e.T.Helper()

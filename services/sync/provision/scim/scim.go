@@ -111,7 +111,7 @@ func (t *Transport) user(ctx context.Context, it provision.Item) error {
 		"userName":    login,
 		"displayName": o.Field("display_name"),
 		// left the selection (on_leave=disable): kept, inactive
-		"active": d.Op != provision.OpDisable && (o.Field("status") == "" || o.Field("status") == "1"),
+		"active": d.Op != provision.OpDisable && provision.ActivePerson(o),
 	}
 	if dn := o.Field("display_name"); dn != "" {
 		attrs["name"] = map[string]any{"formatted": dn}

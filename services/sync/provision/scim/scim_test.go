@@ -462,3 +462,51 @@ func TestTwoProcessesDeliverEachDeliveryOnce(t *testing.T) {
 		t.Fatalf("%d lookups and %d creates for %d people: a delivery was made twice", g, p, people)
 	}
 }
+
+// The level-1 centre's disable of a person homed at a level-2 centre (ADR
+// 0048) is no change of their status but identity's lock.disabled (at level
+// 1) or lock.replica.disabled (at the home): provisioning makes the person
+// inactive at the SCIM server all the same, keeps them so while their home
+// says active, and level 1's enable makes them active again (review
+// sec32c M1). Other lock changes and people provisioning does not hold
+// deliver nothing.
+func TestLevelOneDisableMakesInactive(t *testing.T) {
+	for _, atHome := range []bool{false, true} {
+		t.Run(fmt.Sprintf("at home %v", atHome), func(t *testing.T) {
+			users, groups := newHandler(), newHandler()
+			srv := startSCIM(t, users, groups, nil)
+			env := provtest.New(t, provision.Options{Dial: dial()})
+			env.Start()
+			sub := subscribe(env, srv.URL, provision.Immediate)
+			env.Change("org", "created", "o1", map[string]any{"code": "hq", "name": "HQ"})
+			env.Change("user", "created", "u1", map[string]any{"login_name": "ann", "display_name": "Ann", "org_id": "o1", "status": 1})
+			env.Wait("ann delivered", func() bool { _, ok := users.ByExternal("u1"); return ok })
+			base := env.Count(sub.ID, provision.Delivered)
+			active := func() any { u, _ := users.ByExternal("u1"); return u.Attributes["active"] }
+			if active() != true {
+				t.Fatalf("before: %v", active())
+			}
+			env.CentreDisable("nobody", true, atHome) // not held: nothing
+			env.Change("lock", "locked", "u1", map[string]any{"locked_until": "2026-12-07T19:00:00Z"})
+			env.CentreDisable("u1", true, atHome)
+			env.Wait("the disable delivered", func() bool { return env.Count(sub.ID, provision.Delivered) == base+1 })
+			if active() != false {
+				t.Fatalf("a person level 1 disabled is active at the SCIM server: %v (%s)", active(), env.Summary(sub.ID))
+			}
+			// the home's own status says active: level 1's disable holds
+			env.Change("user", "status_changed", "u1", map[string]any{"status": 1})
+			env.Wait("the home's status delivered", func() bool { return env.Count(sub.ID, provision.Delivered) == base+2 })
+			if active() != false {
+				t.Fatal("the home's active status lifted level 1's disable")
+			}
+			env.CentreDisable("u1", false, atHome)
+			env.Wait("the enable delivered", func() bool { return env.Count(sub.ID, provision.Delivered) == base+3 })
+			if active() != true {
+				t.Fatalf("level 1's enable: %v", active())
+			}
+			if n := env.Count(sub.ID, provision.Delivered); n != base+3 {
+				t.Fatalf("deliveries: %d (%s)", n, env.Summary(sub.ID))
+			}
+		})
+	}
+}

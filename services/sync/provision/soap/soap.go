@@ -160,8 +160,7 @@ func (t *Transport) Envelope(it provision.Item) (op string, body []byte) {
 			}
 		}
 		if k.Active {
-			st := it.Object.Field("status")
-			el("active", fmt.Sprint(d.Op != provision.OpDisable && (st == "" || st == "1")))
+			el("active", fmt.Sprint(d.Op != provision.OpDisable && provision.ActivePerson(it.Object)))
 		}
 		if k.Roles && it.Roles != nil {
 			b.WriteString("<roles>")
