@@ -422,13 +422,7 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 	}
 	sweep := func() {
 		n, err := svc.EndUserSessionsBefore(ctx, ev.ID, keep, reason, password)
-		if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
-			log.Warn("sessions of a changed user not ended", zap.String("reason", reason), zap.Error(err))
-			return
-		}
-		if n > 0 {
-			log.Info("ended the sessions of a changed user", zap.String("reason", reason), zap.Int("sessions", n))
-		}
+		loggedEnded(log, reason, n, err)
 	}
 	sweep()
 	if reason == "PASSWORD_CHANGED" && !password.IsZero() {
@@ -437,6 +431,18 @@ func endSessionsOnChange(ctx context.Context, svc *ticket.Service, log *zap.Logg
 		// stored when the note above could not be written, ends too
 		// (review sec25 M1, L1). Sessions of the new password stay.
 		later(ctx, sweep)
+	}
+}
+
+// loggedEnded logs what a sweep of a changed user's sessions did: n
+// sessions ended, or the failure (no session at all is not one).
+func loggedEnded(log *zap.Logger, reason string, n int, err error) {
+	if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
+		log.Warn("sessions of a changed user not ended", zap.String("reason", reason), zap.Error(err))
+		return
+	}
+	if n > 0 {
+		log.Info("ended the sessions of a changed user", zap.String("reason", reason), zap.Int("sessions", n))
 	}
 }
 
@@ -456,13 +462,7 @@ func endSessionsOnState(ctx context.Context, svc *ticket.Service, log *zap.Logge
 	}
 	sweep := func() {
 		n, err := svc.EndUserSessionsBeforeState(ctx, id, reason, state)
-		if err != nil && !errors.Is(err, ticket.ErrNoSuchUserSession) {
-			log.Warn("sessions of a changed user not ended", zap.String("reason", reason), zap.Error(err))
-			return
-		}
-		if n > 0 {
-			log.Info("ended the sessions of a changed user", zap.String("reason", reason), zap.Int("sessions", n))
-		}
+		loggedEnded(log, reason, n, err)
 	}
 	sweep()
 	if !state.IsZero() {
