@@ -121,15 +121,9 @@ func (s *Service) replicaDisableWrite(ctx context.Context, origin string, w Repl
 		(ev.Op == "disabled") != (r.Centre != "") || (r.Centre != "" && r.Centre != origin) {
 		return w, ReplicaIgnored, nil // not a change this centre can apply: recorded as ignored
 	}
-	u, err := s.store.GetUser(ctx, ev.ID)
-	if err != nil {
-		if isNotFound(err) {
-			return w, ReplicaNotHomed, nil
-		}
-		return w, "", err
-	}
-	if !s.homedHere(ctx, u) {
-		return w, ReplicaNotHomed, nil
+	u, out, err := s.homedPerson(ctx, ev.ID)
+	if u == nil {
+		return w, out, err
 	}
 	if r.Centre == "" && u.DisabledCentre != "" && u.DisabledCentre != origin {
 		// an enable lifts only the disable of the centre that sends it

@@ -57,6 +57,23 @@ func (s *Service) homedHere(ctx context.Context, u *User) bool {
 	return s.homes == nil || s.ownUser(ctx, u) == nil
 }
 
+// homedPerson reads person id for a level-1 change this centre applies as
+// their home: nil with NOT_HOMED when it does not hold them or is not
+// their home, nil with the error when the store fails.
+func (s *Service) homedPerson(ctx context.Context, id string) (*User, ReplicaOutcome, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, ReplicaNotHomed, nil
+		}
+		return nil, "", err
+	}
+	if !s.homedHere(ctx, u) {
+		return nil, ReplicaNotHomed, nil
+	}
+	return u, "", nil
+}
+
 // replicaLockWrite turns a lock change of origin into the write of the
 // person's lock, when this centre holds the person.
 func (s *Service) replicaLockWrite(ctx context.Context, w ReplicaWrite, ev replicaEvent, hasRep bool) (ReplicaWrite, ReplicaOutcome, error) {
@@ -160,15 +177,9 @@ func (s *Service) replicaMustChangeWrite(ctx context.Context, origin string, w R
 	if !readable || !r.MustChange || s.homes == nil || s.homes.Level == 1 || !s.fromLevelOne(origin) {
 		return w, ReplicaIgnored, nil // not a change this centre can apply: recorded as ignored
 	}
-	u, err := s.store.GetUser(ctx, ev.ID)
-	if err != nil {
-		if isNotFound(err) {
-			return w, ReplicaNotHomed, nil
-		}
-		return w, "", err
-	}
-	if !s.homedHere(ctx, u) {
-		return w, ReplicaNotHomed, nil
+	u, out, err := s.homedPerson(ctx, ev.ID)
+	if u == nil {
+		return w, out, err
 	}
 	if u.CannotChange {
 		// turned on here before the requirement arrived: a person who
