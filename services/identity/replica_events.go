@@ -45,6 +45,10 @@ func (s *Service) replicaLocalEvent(origin string, c ReplicaChange) *events.Even
 			// the origin's state time (ADR 0047): this centre's logins
 			// answer this centre's, which a replica change does not set
 			delete(data, "state_at")
+			// nor a local state time the origin sent: only this centre
+			// sets it (a past one would keep sessions a disable ends;
+			// review sec32d L1)
+			delete(data, LocalStateAtKey)
 			p["data"], _ = json.Marshal(data)
 		}
 	}
