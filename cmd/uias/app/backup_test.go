@@ -52,6 +52,14 @@ func TestBackupRestoreAsDocumented(t *testing.T) {
 
 	// The guide's backup, run while UIAS serves.
 	bk, sec := t.TempDir(), t.TempDir()
+	// over a backup an older recipe left readable by others (review
+	// sec32d L2): the recipe makes it owner-only again
+	if err := os.Chmod(bk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bk, "identity.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	script = strings.NewReplacer("/var/lib/uias", cfg.DataDir, "/backup/uias", bk, "/secure/uias", sec).Replace(script)
 	if out, err := exec.Command("bash", "-euc", script).CombinedOutput(); err != nil {
 		t.Fatalf("the guide's backup: %v\n%s", err, out)
@@ -66,6 +74,9 @@ func TestBackupRestoreAsDocumented(t *testing.T) {
 				t.Errorf("the guide's backup leaves %s readable by others: %v", b, st.Mode().Perm())
 			}
 		}
+	}
+	if st, err := os.Stat(bk); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("the guide's backup directory: %v %v", st.Mode().Perm(), err)
 	}
 	stopApp(t, a)
 
