@@ -299,11 +299,16 @@ func (s *Service) PersonIDNumber(ctx context.Context, id string) (string, error)
 }
 
 // InactivePeople returns which of ids may no longer sign in: no such
-// person, an account not active, or a disabled org at or above theirs.
-// The org chains are read once per org.
+// person, an account not active or locked now (an administrator's lock,
+// the login gate's while it lasts), or a disabled org at or above theirs.
+// The org chains are read once per org. A lock whose event the ticket
+// component missed (or one that named too early a state time before
+// review sec32a M1) would otherwise leave sessions until their hard
+// expiry: ticket.inactive_sweep catches those up (ADR 0047).
 func (s *Service) InactivePeople(ctx context.Context, ids []string) ([]string, error) {
 	var out []string
 	orgs := map[string]bool{} // org id -> disabled in its chain
+	now := s.now()
 	for _, id := range ids {
 		u, err := s.store.GetUser(ctx, id)
 		if errors.Is(err, ErrNotFound) {
@@ -313,7 +318,7 @@ func (s *Service) InactivePeople(ctx context.Context, ids []string) ([]string, e
 		if err != nil {
 			return nil, err
 		}
-		if !u.Enabled() {
+		if !u.Enabled() || u.Locked(now) {
 			out = append(out, id)
 			continue
 		}

@@ -83,9 +83,10 @@ type SSOServiceClient interface {
 	// the person has no link with the application.
 	UnlinkAccount(ctx context.Context, in *UnlinkAccountRequest, opts ...grpc.CallOption) (*UnlinkAccountResponse, error)
 	// InactivePeople returns which of user_ids may no longer sign in: no
-	// such person, their account not active, or their org or one above it
-	// disabled. The ticket component asks it of the people with live
-	// sessions when an org is disabled, to end theirs.
+	// such person, their account not active or locked now, or their org or
+	// one above it disabled. The ticket component asks it of the people
+	// with live sessions when an org is disabled, and in its
+	// inactive_sweep, to end theirs.
 	InactivePeople(ctx context.Context, in *InactivePeopleRequest, opts ...grpc.CallOption) (*InactivePeopleResponse, error)
 	// PeerLogin (the CAS pages, with a peer centre's assertion the ticket
 	// component verified): may the person, held here (home or replica), sign
@@ -498,9 +499,10 @@ type SSOServiceServer interface {
 	// the person has no link with the application.
 	UnlinkAccount(context.Context, *UnlinkAccountRequest) (*UnlinkAccountResponse, error)
 	// InactivePeople returns which of user_ids may no longer sign in: no
-	// such person, their account not active, or their org or one above it
-	// disabled. The ticket component asks it of the people with live
-	// sessions when an org is disabled, to end theirs.
+	// such person, their account not active or locked now, or their org or
+	// one above it disabled. The ticket component asks it of the people
+	// with live sessions when an org is disabled, and in its
+	// inactive_sweep, to end theirs.
 	InactivePeople(context.Context, *InactivePeopleRequest) (*InactivePeopleResponse, error)
 	// PeerLogin (the CAS pages, with a peer centre's assertion the ticket
 	// component verified): may the person, held here (home or replica), sign
