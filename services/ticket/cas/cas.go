@@ -230,6 +230,13 @@ func New(o Options) *Handler {
 			return
 		}
 		if allow, ok := allowed[r.URL.Path]; ok { // a known endpoint, another method
+			if strings.HasPrefix(r.URL.Path, p+"oidc/") && r.URL.Path != p+"oidc/authorize" && r.URL.Path != p+"oidc/consent" {
+				// the OpenID Connect endpoints programs call answer
+				// OAuth's JSON error, as their other refusals
+				w.Header().Set("Allow", allow)
+				oidcFail(w, http.StatusMethodNotAllowed, "invalid_request", "this endpoint takes "+allow)
+				return
+			}
 			notAllowed(w, allow)
 			return
 		}

@@ -662,3 +662,31 @@ func TestSAMLValidateAuthMethod(t *testing.T) {
 		}
 	}
 }
+
+// TestOIDCEndpointMethods: the OpenID Connect endpoints programs call
+// answer another method with 405, Allow and OAuth's JSON error (as their
+// other refusals), not a line of text; the CAS endpoints keep theirs.
+func TestOIDCEndpointMethods(t *testing.T) {
+	f := newSAMLFixture(t, time.Now().UTC(), &ticketv1.PersonAttributes{Login: "li"})
+	for _, tc := range []struct{ method, path, allow string }{
+		{http.MethodGet, "/cas/oidc/token", "POST"},
+		{http.MethodPut, "/cas/oidc/userinfo", "GET, POST"},
+		{http.MethodGet, "/cas/oidc/introspect", "POST"},
+		{http.MethodDelete, "/cas/oidc/revoke", "POST"},
+		{http.MethodPost, "/cas/oidc/jwks", "GET"},
+	} {
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
+		var e map[string]string
+		_ = json.Unmarshal(w.Body.Bytes(), &e)
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != tc.allow || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") ||
+			e["error"] != "invalid_request" || e["error_description"] != "this endpoint takes "+tc.allow {
+			t.Errorf("%s %s: %d Allow %q %s %s", tc.method, tc.path, w.Code, w.Header().Get("Allow"), w.Header().Get("Content-Type"), w.Body.String())
+		}
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/cas/serviceValidate", nil))
+	if w.Code != http.StatusMethodNotAllowed || strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		t.Errorf("a CAS endpoint: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+}
